@@ -1,0 +1,33 @@
+//! What a handler may use: the shared server state and the state of its own connection.
+
+use std::net::SocketAddr;
+
+use bson::Document;
+use monarch_wire::Compressor;
+
+use crate::server::Shared;
+
+/// The connection a request arrived on, as handlers see it (never the socket itself).
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// The server-wide connection number (`connectionId`, `conn12` in logs).
+    pub connection_id: u64,
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// The `client` document of the first hello, once received.
+    pub metadata: Option<Document>,
+    /// Compressors negotiated in hello, in server preference order.
+    pub compressors: Vec<Compressor>,
+}
+
+/// Everything a handler works through.
+pub struct RequestCtx<'a> {
+    /// Server-wide state.
+    pub server: &'a Shared,
+    /// This connection.
+    pub client: &'a mut ClientInfo,
+}

@@ -1,0 +1,244 @@
+//! Diagnostic and introspection commands: `ping`, `buildInfo`, `hostInfo`, `serverStatus`,
+//! `getCmdLineOpts`, `getLog`, `whatsmyuri`, `connectionStatus`, `listCommands`.
+
+use bson::{Bson, DateTime, Document, RawBsonRef, doc};
+use monarch_wire::MAX_BSON_OBJECT_SIZE;
+
+use super::{Access, COMMANDS, CommandRequest, RequestCtx};
+use crate::error::{Error, ErrorCode, Result};
+use crate::host;
+use crate::obs::stats::get;
+
+/// The MongoDB release whose behaviour Monarch matches.
+pub const COMPATIBLE_VERSION: &str = "7.0.14";
+const COMPATIBLE_VERSION_ARRAY: [i32; 4] = [7, 0, 14, 0];
+
+/// `ping`: the server is alive.
+pub fn ping(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
+    Ok(Document::new())
+}
+
+/// `buildInfo`: mongod's fields, plus `monarch` with our own version.
+pub fn build_info(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
+    Ok(doc! {
+        "version": COMPATIBLE_VERSION,
+        "gitVersion": option_env!("MONARCH_GIT_VERSION").unwrap_or("unknown"),
+        "modules": [],
+        "allocator": "system",
+        "javascriptEngine": "none",
+        "sysInfo": "deprecated",
+        "versionArray": COMPATIBLE_VERSION_ARRAY.to_vec(),
+        "openssl": { "running": "disabled", "compiled": "disabled" },
+        "buildEnvironment": {
+            "distmod": "",
+            "distarch": std::env::consts::ARCH,
+            "target_arch": std::env::consts::ARCH,
+            "target_os": std::env::consts::OS,
+            "cc": "rustc",
+        },
+        "bits": 64,
+        "debug": cfg!(debug_assertions),
+        "maxBsonObjectSize": MAX_BSON_OBJECT_SIZE as i32,
+        "storageEngines": ["monarch"],
+        "monarch": { "version": env!("CARGO_PKG_VERSION") },
+    })
+}
+
+/// `hostInfo`: the machine the server runs on.
+pub fn host_info(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
+    let memory_mb = host::memory_total_bytes().map_or(0, |b| (b / (1024 * 1024)) as i64);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as i32);
+    Ok(doc! {
+        "system": {
+            "currentTime": DateTime::now(),
+            "hostname": host::hostname(),
+            "cpuAddrSize": 64,
+            "memSizeMB": memory_mb,
+            "memLimitMB": memory_mb,
+            "numCores": cores,
+            "numCoresAvailableToProcess": cores,
+            "cpuArch": std::env::consts::ARCH,
+            "numaEnabled": false,
+        },
+        "os": {
+            "type": host::os_type(),
+            "name": host::os_name(),
+            "version": host::kernel_version(),
+        },
+        "extra": {
+            "versionString": host::kernel_version(),
+            "pageSize": 4096_i64,
+        },
+    })
+}
+
+/// `serverStatus`: live counters.
+pub fn server_status(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
+    let server = ctx.server;
+    let stats = &server.stats;
+    let uptime = server.started.elapsed();
+    let connections = &stats.connections;
+    let current = get(&connections.current);
+    let mut commands = Document::new();
+    for (spec, counter) in COMMANDS.iter().zip(&stats.commands) {
+        commands.insert(spec.name, doc! { "failed": get(&counter.failed), "total": get(&counter.total) });
+    }
+    commands.insert("<UNKNOWN>", get(&stats.unknown_commands));
+    let (resident, virtual_) = host::process_memory_mb();
+    Ok(doc! {
+        "host": format!("{}:{}", host::hostname(), server.port()),
+        "version": COMPATIBLE_VERSION,
+        // Tools tell mongod from mongos by this field; Monarch behaves as a mongod.
+        "process": "mongod",
+        "pid": i64::from(std::process::id()),
+        "uptime": uptime.as_secs_f64().floor(),
+        "uptimeMillis": i64::try_from(uptime.as_millis()).unwrap_or(i64::MAX),
+        "uptimeEstimate": i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX),
+        "localTime": DateTime::now(),
+        "asserts": { "regular": 0, "warning": 0, "msg": 0, "user": get(&stats.user_asserts), "rollovers": 0 },
+        "connections": {
+            "current": current,
+            "available": i64::try_from(server.config.max_conns).unwrap_or(i64::MAX).saturating_sub(current),
+            "totalCreated": get(&connections.total_created),
+            "rejected": get(&connections.rejected),
+            "active": get(&connections.active),
+            "threaded": current,
+            "exhaustIsMaster": 0_i64,
+            "exhaustHello": 0_i64,
+            "awaitingTopologyChanges": 0_i64,
+        },
+        "logicalSessionRecordCache": {
+            "activeSessionsCount": i64::try_from(server.sessions.len()).unwrap_or(i64::MAX),
+        },
+        "mem": { "bits": 64, "resident": resident, "virtual": virtual_, "supported": resident > 0 },
+        "network": stats.network.to_document(),
+        "opcounters": stats.opcounters.to_document(),
+        "metrics": { "commands": commands },
+    })
+}
+
+/// `getCmdLineOpts`: the command line and the options as parsed.
+pub fn get_cmd_line_opts(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
+    let config = &ctx.server.config;
+    Ok(doc! { "argv": config.argv.clone(), "parsed": config.parsed() })
+}
+
+/// `getLog`: `*` lists the logs; `global` and `startupWarnings` return recent lines.
+pub fn get_log(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let name = match req.command_value() {
+        Some(RawBsonRef::String(name)) => name,
+        Some(other) => {
+            return Err(Error::new(
+                ErrorCode::TypeMismatch,
+                format!(
+                    "Argument to getLog must be of type String; found {} of type {}",
+                    display(other),
+                    super::type_name(other.element_type())
+                ),
+            ));
+        }
+        None => return Err(Error::new(ErrorCode::FailedToParse, "getLog requires a log name")),
+    };
+    let log = match name {
+        "*" => return Ok(doc! { "names": ["global", "startupWarnings"] }),
+        "global" => ctx.server.log.global(),
+        "startupWarnings" => ctx.server.log.startup_warnings(),
+        other => return Err(Error::new(ErrorCode::OperationFailed, format!("No log named '{other}'"))),
+    };
+    Ok(doc! {
+        "totalLinesWritten": i64::try_from(log.total_lines_written).unwrap_or(i64::MAX),
+        "log": log.lines,
+    })
+}
+
+/// `whatsmyuri`: the client's own address as the server sees it.
+pub fn whats_my_uri(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
+    Ok(doc! { "you": ctx.client.remote.to_string() })
+}
+
+/// `connectionStatus`: who is authenticated on this connection (nobody, until auth exists).
+pub fn connection_status(_: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let mut auth_info = doc! { "authenticatedUsers": [], "authenticatedUserRoles": [] };
+    if req.bool_arg("showPrivileges")?.unwrap_or(false) {
+        auth_info.insert("authenticatedUserPrivileges", Vec::<Bson>::new());
+    }
+    Ok(doc! { "authInfo": auth_info })
+}
+
+/// `listCommands`: the command table.
+pub fn list_commands(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
+    let mut commands = Document::new();
+    for spec in COMMANDS {
+        commands.insert(
+            spec.name,
+            doc! {
+                "help": spec.help,
+                "requiresAuth": spec.access != Access::Anonymous,
+                "secondaryOk": true,
+                "adminOnly": matches!(spec.access, Access::Cluster(_)),
+                "apiVersions": [],
+                "deprecatedApiVersions": [],
+            },
+        );
+    }
+    Ok(doc! { "commands": commands })
+}
+
+fn display(value: RawBsonRef<'_>) -> String {
+    Bson::try_from(value).map_or_else(|_| "?".to_owned(), |b| b.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::execute;
+    use crate::server::{Shared, test_request};
+
+    fn run(shared: &Shared, body: Document) -> Document {
+        let mut client = shared.test_client();
+        let mut ctx = RequestCtx { server: shared, client: &mut client };
+        execute(&mut ctx, &test_request(body))
+    }
+
+    #[test]
+    fn unknown_command_is_59() {
+        let reply = run(&Shared::for_tests(), doc! { "atlasVersion": 1, "$db": "admin" });
+        assert_eq!(reply.get_i32("code").ok(), Some(59));
+        assert_eq!(reply.get_str("errmsg").ok(), Some("no such command: 'atlasVersion'"));
+    }
+
+    #[test]
+    fn get_log_star_and_unknown() {
+        let shared = Shared::for_tests();
+        let names = run(&shared, doc! { "getLog": "*", "$db": "admin" });
+        assert_eq!(names.get_array("names").map(Vec::len).ok(), Some(2));
+        let unknown = run(&shared, doc! { "getLog": "foo", "$db": "admin" });
+        assert_eq!(unknown.get_str("errmsg").ok(), Some("No log named 'foo'"));
+        let wrong = run(&shared, doc! { "getLog": 5, "$db": "admin" });
+        assert_eq!(wrong.get_str("codeName").ok(), Some("TypeMismatch"));
+    }
+
+    #[test]
+    fn server_status_counts_commands() -> Result<(), bson::error::Error> {
+        let shared = Shared::for_tests();
+        run(&shared, doc! { "ping": 1, "$db": "admin" });
+        run(&shared, doc! { "nope": 1, "$db": "admin" });
+        let status = run(&shared, doc! { "serverStatus": 1, "$db": "admin" });
+        assert_eq!(status.get_document("opcounters")?.get_i64("command")?, 2);
+        let commands = status.get_document("metrics")?.get_document("commands")?;
+        assert_eq!(commands.get_document("ping")?.get_i64("total")?, 1);
+        assert_eq!(commands.get_i64("<UNKNOWN>")?, 1);
+        assert_eq!(status.get_document("asserts")?.get_i64("user")?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn list_commands_covers_the_table() -> Result<(), bson::error::Error> {
+        let reply = run(&Shared::for_tests(), doc! { "listCommands": 1, "$db": "admin" });
+        let commands = reply.get_document("commands")?;
+        assert_eq!(commands.len(), COMMANDS.len());
+        assert!(!commands.get_document("hello")?.get_bool("requiresAuth")?);
+        assert!(commands.get_document("serverStatus")?.get_bool("requiresAuth")?);
+        Ok(())
+    }
+}

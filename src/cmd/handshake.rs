@@ -1,0 +1,168 @@
+//! The handshake: `hello` and the legacy `isMaster`/`ismaster`.
+
+use bson::{Bson, DateTime, Document, RawBsonRef};
+use monarch_wire::{Compressor, MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE};
+
+use super::{CommandRequest, RequestCtx};
+use crate::error::{Error, ErrorCode, Result};
+use crate::session::SESSION_TIMEOUT;
+
+/// The most documents one write command may carry.
+pub const MAX_WRITE_BATCH_SIZE: i32 = 100_000;
+
+/// Wire versions: 0 (oldest) to 21 (MongoDB 7.0).
+pub const MIN_WIRE_VERSION: i32 = 0;
+/// See [`MIN_WIRE_VERSION`].
+pub const MAX_WIRE_VERSION: i32 = 21;
+
+/// `hello`: answers with `isWritablePrimary`.
+pub fn hello(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    handshake(ctx, req, "isWritablePrimary")
+}
+
+/// `isMaster` / `ismaster`: answers with `ismaster`, plus `helloOk` when the driver asks.
+pub fn is_master(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    handshake(ctx, req, "ismaster")
+}
+
+fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str) -> Result<Document> {
+    let hello_ok = req.bool_arg("helloOk")?.unwrap_or(false);
+    // Parsed for its type only: no users exist until authentication is built, and mongod
+    // omits `saslSupportedMechs` for a user it does not know.
+    req.str_arg("saslSupportedMechs")?;
+    record_client_metadata(ctx, req)?;
+    let negotiated = match req.array_arg("compression")? {
+        Some(offered) => {
+            let offered: Vec<&str> = offered.iter().filter_map(|v| v.as_str()).collect();
+            let common: Vec<Compressor> =
+                ctx.server.config.compressors.iter().copied().filter(|c| offered.contains(&c.name())).collect();
+            ctx.client.compressors.clone_from(&common);
+            Some(common)
+        }
+        None => None,
+    };
+
+    let mut reply = Document::new();
+    if primary_field == "ismaster" && hello_ok {
+        reply.insert("helloOk", true);
+    }
+    reply.insert(primary_field, true);
+    reply.insert("maxBsonObjectSize", MAX_BSON_OBJECT_SIZE as i32);
+    reply.insert("maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32);
+    reply.insert("maxWriteBatchSize", MAX_WRITE_BATCH_SIZE);
+    reply.insert("localTime", DateTime::now());
+    reply.insert("logicalSessionTimeoutMinutes", (SESSION_TIMEOUT.as_secs() / 60) as i32);
+    reply.insert("connectionId", i32::try_from(ctx.client.connection_id).unwrap_or(i32::MAX));
+    reply.insert("minWireVersion", MIN_WIRE_VERSION);
+    reply.insert("maxWireVersion", MAX_WIRE_VERSION);
+    reply.insert("readOnly", false);
+    if let Some(common) = negotiated {
+        reply.insert("compression", common.iter().map(|c| Bson::from(c.name())).collect::<Vec<_>>());
+    }
+    Ok(reply)
+}
+
+/// Keeps the first hello's `client` document and logs it; mongod refuses a second one.
+fn record_client_metadata(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<()> {
+    let Some(client) = req.get("client") else { return Ok(()) };
+    let RawBsonRef::Document(client) = client else {
+        return Err(req.wrong_type("client", client, "object"));
+    };
+    if ctx.client.metadata.is_some() {
+        return Err(Error::new(
+            ErrorCode::ClientMetadataCannotBeMutated,
+            "The client metadata document may only be sent in the first hello",
+        ));
+    }
+    let metadata = Document::try_from(client)
+        .map_err(|e| Error::new(ErrorCode::InvalidBSON, format!("invalid client metadata: {e}")))?;
+    tracing::info!(
+        target: "NETWORK",
+        id = 51800,
+        remote = %ctx.client.remote,
+        client = format!("conn{}", ctx.client.connection_id),
+        doc = %metadata,
+        "client metadata"
+    );
+    ctx.client.metadata = Some(metadata);
+    Ok(())
+}
+
+/// The reply fields shared by `hello` and `isMaster`, for tests that check them.
+#[cfg(test)]
+pub(crate) fn required_fields() -> [&'static str; 10] {
+    [
+        "maxBsonObjectSize",
+        "maxMessageSizeBytes",
+        "maxWriteBatchSize",
+        "localTime",
+        "logicalSessionTimeoutMinutes",
+        "connectionId",
+        "minWireVersion",
+        "maxWireVersion",
+        "readOnly",
+        "ok",
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::execute;
+    use crate::server::Shared;
+    use bson::doc;
+
+    fn run(shared: &Shared, client: &mut crate::cmd::ClientInfo, body: Document) -> Document {
+        let request = crate::server::test_request(body);
+        let mut ctx = RequestCtx { server: shared, client };
+        execute(&mut ctx, &request)
+    }
+
+    #[test]
+    fn hello_reports_handshake_fields() {
+        let shared = Shared::for_tests();
+        let mut client = shared.test_client();
+        let reply = run(&shared, &mut client, doc! { "hello": 1, "$db": "admin" });
+        assert_eq!(reply.get_bool("isWritablePrimary").ok(), Some(true));
+        for field in required_fields() {
+            assert!(reply.contains_key(field), "missing {field}: {reply}");
+        }
+        assert!(!reply.contains_key("topologyVersion"));
+        assert_eq!(reply.get_i32("maxWireVersion").ok(), Some(21));
+    }
+
+    #[test]
+    fn is_master_echoes_hello_ok_and_negotiates_compression() {
+        let shared = Shared::for_tests();
+        let mut client = shared.test_client();
+        let reply = run(
+            &shared,
+            &mut client,
+            doc! {
+                "isMaster": 1, "helloOk": true, "compression": ["zlib", "lz4", "snappy"], "$db": "admin"
+            },
+        );
+        assert_eq!(reply.get_bool("ismaster").ok(), Some(true));
+        assert_eq!(reply.get_bool("helloOk").ok(), Some(true));
+        // Server preference order (snappy, zstd, zlib), restricted to what the client offered.
+        assert_eq!(reply.get_array("compression").ok(), Some(&vec![Bson::from("snappy"), Bson::from("zlib")]));
+        assert_eq!(client.compressors, vec![Compressor::Snappy, Compressor::Zlib]);
+    }
+
+    #[test]
+    fn hello_client_metadata_only_once() {
+        let shared = Shared::for_tests();
+        let mut client = shared.test_client();
+        let body = doc! { "hello": 1, "client": { "driver": { "name": "test", "version": "1" } }, "$db": "admin" };
+        assert_eq!(run(&shared, &mut client, body.clone()).get_f64("ok").ok(), Some(1.0));
+        assert_eq!(run(&shared, &mut client, body).get_i32("code").ok(), Some(186));
+    }
+
+    #[test]
+    fn hello_rejects_wrong_argument_type() {
+        let shared = Shared::for_tests();
+        let mut client = shared.test_client();
+        let reply = run(&shared, &mut client, doc! { "hello": 1, "compression": "snappy", "$db": "admin" });
+        assert_eq!(reply.get_str("codeName").ok(), Some("TypeMismatch"));
+    }
+}

@@ -1,0 +1,264 @@
+//! Commands: one static table (name, aliases, handler, access, help) and the dispatcher that
+//! looks a command up, runs its handler and turns the outcome into a reply.
+//!
+//! Handlers live one family per file and never touch the socket: they take a
+//! [`RequestCtx`] and a [`CommandRequest`] and return the reply document or an [`Error`].
+
+mod context;
+mod diagnostics;
+mod handshake;
+mod parameters;
+mod request;
+mod sessions;
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::LazyLock;
+use std::sync::atomic::Ordering;
+
+use bson::Document;
+
+pub use context::{ClientInfo, RequestCtx};
+pub use request::{CommandRequest, Protocol, type_name};
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// A command handler: builds the reply (without `ok`, which the dispatcher adds).
+pub type Handler = fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>;
+
+/// Who may run a command once authentication exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Allowed before authentication (handshake, ping, session bookkeeping).
+    Anonymous,
+    /// Requires an authenticated user holding this privilege on the cluster resource.
+    Cluster(Action),
+}
+
+/// mongod's action types, for the commands that need one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `serverStatus`.
+    ServerStatus,
+    /// `hostInfo`.
+    HostInfo,
+    /// `getParameter`.
+    GetParameter,
+    /// `getCmdLineOpts`.
+    GetCmdLineOpts,
+    /// `getLog`.
+    GetLog,
+    /// `killAllSessions`, `killSessions` of other users.
+    KillAnySession,
+}
+
+/// One row of the command table: everything the dispatcher needs to know about a command.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// mongod's exact spelling.
+    pub name: &'static str,
+    /// Other accepted spellings (`ismaster`, `buildinfo`).
+    pub aliases: &'static [&'static str],
+    /// `None`: known but not implemented yet (238 NotImplemented).
+    pub handler: Option<Handler>,
+    /// The access it needs.
+    pub access: Access,
+    /// Help text for `listCommands`.
+    pub help: &'static str,
+    /// Whether `OP_QUERY` may carry it (only the handshake).
+    pub op_query: bool,
+}
+
+impl CommandSpec {
+    const fn new(name: &'static str, handler: Handler, access: Access, help: &'static str) -> Self {
+        Self { name, aliases: &[], handler: Some(handler), access, help, op_query: false }
+    }
+
+    const fn aliases(mut self, aliases: &'static [&'static str]) -> Self {
+        self.aliases = aliases;
+        self
+    }
+
+    const fn handshake(mut self) -> Self {
+        self.op_query = true;
+        self
+    }
+}
+
+use Access::{Anonymous, Cluster};
+
+/// Every command the server knows, in `listCommands` order (alphabetical, as mongod).
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("buildInfo", diagnostics::build_info, Anonymous, "get version #, etc.\n{ buildinfo:1 }")
+        .aliases(&["buildinfo"]),
+    CommandSpec::new(
+        "connectionStatus",
+        diagnostics::connection_status,
+        Anonymous,
+        "Returns connection-specific information such as logged-in users and their roles",
+    ),
+    CommandSpec::new("endSessions", sessions::end_sessions, Anonymous, "end a set of logical sessions"),
+    CommandSpec::new("getCmdLineOpts", diagnostics::get_cmd_line_opts, Cluster(Action::GetCmdLineOpts), "get argv"),
+    CommandSpec::new(
+        "getLog",
+        diagnostics::get_log,
+        Cluster(Action::GetLog),
+        "{ getLog : '*' }  OR { getLog : 'global' }",
+    ),
+    CommandSpec::new(
+        "getParameter",
+        parameters::get_parameter,
+        Cluster(Action::GetParameter),
+        "get administrative option(s)\nexample:\n{ getParameter:1, notablescan:1 }\npass a document as the value for getParameter to request options\nexample:\n{ getParameter:{showDetails: true}, notablescan:1}\nsupported:\n{ getParameter:'*' } to get everything\n",
+    ),
+    CommandSpec::new(
+        "hello",
+        handshake::hello,
+        Anonymous,
+        "Check if this server is primary for a replica set\n{ hello : 1 }",
+    )
+    .handshake(),
+    CommandSpec::new(
+        "hostInfo",
+        diagnostics::host_info,
+        Cluster(Action::HostInfo),
+        "returns information about the daemon's host",
+    ),
+    CommandSpec::new(
+        "isMaster",
+        handshake::is_master,
+        Anonymous,
+        "Check if this server is primary for a replica set\n{ isMaster : 1 }",
+    )
+    .aliases(&["ismaster"])
+    .handshake(),
+    CommandSpec::new(
+        "killAllSessions",
+        sessions::kill_all_sessions,
+        Cluster(Action::KillAnySession),
+        "kill all logical sessions, for a user, and their operations",
+    ),
+    CommandSpec::new("killSessions", sessions::kill_sessions, Anonymous, "kill a logical session and its operations"),
+    CommandSpec::new("listCommands", diagnostics::list_commands, Anonymous, "get a list of all db commands"),
+    CommandSpec::new(
+        "ping",
+        diagnostics::ping,
+        Anonymous,
+        "a way to check that the server is alive. responds immediately even if server is in a db lock.",
+    ),
+    CommandSpec::new("refreshSessions", sessions::refresh_sessions, Anonymous, "renew a set of logical sessions"),
+    CommandSpec::new(
+        "serverStatus",
+        diagnostics::server_status,
+        Cluster(Action::ServerStatus),
+        "returns lots of administrative server statistics",
+    ),
+    CommandSpec::new("startSession", sessions::start_session, Anonymous, "start a logical session"),
+    CommandSpec::new("whatsmyuri", diagnostics::whats_my_uri, Anonymous, "{whatsmyuri:1}"),
+];
+
+static BY_NAME: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
+    let mut map = HashMap::new();
+    for (index, spec) in COMMANDS.iter().enumerate() {
+        map.insert(spec.name, index);
+        for alias in spec.aliases {
+            map.insert(*alias, index);
+        }
+    }
+    map
+});
+
+/// Finds a command by name or alias, with its row index.
+pub fn lookup(name: &str) -> Option<(usize, &'static CommandSpec)> {
+    let index = *BY_NAME.get(name)?;
+    COMMANDS.get(index).map(|spec| (index, spec))
+}
+
+/// Runs `request` and returns the complete reply: the handler's document with `ok: 1`, or
+/// mongod's error shape. A panicking handler becomes an `InternalError` reply; the server and
+/// the connection keep running.
+pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Document {
+    let stats = &ctx.server.stats;
+    if let Some(lsid) = request.lsid() {
+        ctx.server.sessions.touch(lsid);
+    }
+    let outcome = match lookup(request.name()) {
+        None => {
+            stats.unknown_commands.fetch_add(1, Ordering::Relaxed);
+            Err(Error::new(ErrorCode::CommandNotFound, format!("no such command: '{}'", request.name())))
+        }
+        Some((index, spec)) => {
+            stats.opcounters.command.fetch_add(1, Ordering::Relaxed);
+            let counter = stats.commands.get(index);
+            if let Some(counter) = counter {
+                counter.total.fetch_add(1, Ordering::Relaxed);
+            }
+            let outcome = run(ctx, spec, request);
+            if let (Some(counter), Err(_)) = (counter, &outcome) {
+                counter.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            outcome
+        }
+    };
+    match outcome {
+        Ok(mut reply) => {
+            if !reply.contains_key("ok") {
+                reply.insert("ok", 1.0);
+            }
+            reply
+        }
+        Err(error) => {
+            ctx.server.stats.user_asserts.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                target: "COMMAND",
+                id = 51803,
+                command = request.name(),
+                code = error.code().code(),
+                error = error.message(),
+                internal = error.internal().unwrap_or(""),
+                "Command failed"
+            );
+            error.to_reply()
+        }
+    }
+}
+
+fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -> Result<Document> {
+    if request.protocol() == Protocol::OpQuery && !spec.op_query {
+        return Err(request::unsupported_op_query(request.name()));
+    }
+    let Some(handler) = spec.handler else {
+        return Err(Error::new(ErrorCode::NotImplemented, format!("command {} is not implemented yet", spec.name)));
+    };
+    std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, request))).unwrap_or_else(|panic| {
+        let detail = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!(target: "COMMAND", id = 1, command = spec.name, panic = detail, "Command handler panicked");
+        Err(Error::new(ErrorCode::InternalError, format!("internal error while running {}", spec.name)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_table_names_are_unique_and_sorted() {
+        let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_by_key(|n| n.to_lowercase());
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        assert_eq!(BY_NAME.len(), COMMANDS.len() + COMMANDS.iter().map(|c| c.aliases.len()).sum::<usize>());
+    }
+
+    #[test]
+    fn command_lookup_finds_aliases() {
+        assert_eq!(lookup("ismaster").map(|(_, s)| s.name), Some("isMaster"));
+        assert_eq!(lookup("buildinfo").map(|(_, s)| s.name), Some("buildInfo"));
+        assert!(lookup("atlasVersion").is_none());
+    }
+}

@@ -1,0 +1,359 @@
+//! A command as handlers see it: name, database, body and document sequences, read from an
+//! `OP_MSG` or a legacy `OP_QUERY`, with typed argument accessors that fail like mongod.
+
+use bson::spec::ElementType;
+use bson::{RawBsonRef, RawDocument, Uuid};
+use monarch_wire::{DocumentBytes, DocumentSequence, OpMsg, OpQuery};
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// Nesting deeper than this is refused before any handler walks the document.
+const MAX_DEPTH: usize = 200;
+
+/// Which op code carried the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `OP_MSG`.
+    OpMsg,
+    /// Legacy `OP_QUERY` on `<db>.$cmd`.
+    OpQuery,
+}
+
+/// A decoded command. Its body has been validated as well-formed BSON throughout.
+#[derive(Debug)]
+pub struct CommandRequest {
+    body: DocumentBytes,
+    name: String,
+    db: String,
+    sequences: Vec<DocumentSequence>,
+    protocol: Protocol,
+}
+
+impl CommandRequest {
+    /// Reads an `OP_MSG` request.
+    ///
+    /// # Errors
+    /// 22 InvalidBSON for malformed content, 40571 when `$db` is missing.
+    pub fn from_msg(msg: OpMsg) -> Result<Self> {
+        validate(msg.body.as_raw(), 0)?;
+        for seq in &msg.sequences {
+            for doc in &seq.documents {
+                validate(doc.as_raw(), 0)?;
+            }
+        }
+        let name = command_name(msg.body.as_raw())?;
+        let db = match msg.body.as_raw().get("$db") {
+            Ok(Some(RawBsonRef::String(db))) => db.to_owned(),
+            Ok(Some(other)) => {
+                return Err(Error::new(
+                    ErrorCode::TypeMismatch,
+                    format!(
+                        "BSON field '$db' is the wrong type '{}', expected type 'string'",
+                        type_name(other.element_type())
+                    ),
+                ));
+            }
+            _ => return Err(Error::new(ErrorCode::MissingDatabase, "OP_MSG requests require a $db argument")),
+        };
+        Ok(Self { body: msg.body, name, db, sequences: msg.sequences, protocol: Protocol::OpMsg })
+    }
+
+    /// Reads a legacy `OP_QUERY` command on `<db>.$cmd`, unwrapping `$query`/`query`.
+    ///
+    /// # Errors
+    /// 22 InvalidBSON for malformed content; 352 when the namespace is not a command one.
+    pub fn from_query(query: OpQuery) -> Result<Self> {
+        validate(query.query.as_raw(), 0)?;
+        let Some(db) = query.full_collection_name.strip_suffix(".$cmd") else {
+            return Err(unsupported_op_query(&query.full_collection_name));
+        };
+        let wrapped = ["$query", "query"].iter().find_map(|key| match query.query.as_raw().get(key) {
+            Ok(Some(RawBsonRef::Document(inner))) => Some(inner.to_owned()),
+            _ => None,
+        });
+        let body = match wrapped {
+            Some(inner) => DocumentBytes::from(inner),
+            None => query.query,
+        };
+        let name = command_name(body.as_raw())?;
+        Ok(Self { body, name, db: db.to_owned(), sequences: Vec::new(), protocol: Protocol::OpQuery })
+    }
+
+    /// The command name: the body's first key, as sent.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The target database.
+    pub fn db(&self) -> &str {
+        &self.db
+    }
+
+    /// The op code that carried the command.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The whole command document.
+    pub fn body(&self) -> &RawDocument {
+        self.body.as_raw()
+    }
+
+    /// The value of the first field (e.g. `1` in `{ping: 1}`).
+    pub fn command_value(&self) -> Option<RawBsonRef<'_>> {
+        self.body().iter().next().and_then(|r| r.ok()).map(|(_, v)| v)
+    }
+
+    /// A field of the body; `None` when absent.
+    pub fn get(&self, key: &str) -> Option<RawBsonRef<'_>> {
+        self.body().get(key).ok().flatten()
+    }
+
+    /// The kind-1 document sequence named `identifier`, if sent.
+    pub fn sequence(&self, identifier: &str) -> Option<&[DocumentBytes]> {
+        self.sequences.iter().find(|s| s.identifier == identifier).map(|s| s.documents.as_slice())
+    }
+
+    /// A boolean argument; like mongod, numbers count as booleans (non-zero is true).
+    ///
+    /// # Errors
+    /// 14 TypeMismatch for other types.
+    pub fn bool_arg(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None | Some(RawBsonRef::Null) => Ok(None),
+            Some(RawBsonRef::Boolean(b)) => Ok(Some(b)),
+            Some(RawBsonRef::Int32(n)) => Ok(Some(n != 0)),
+            Some(RawBsonRef::Int64(n)) => Ok(Some(n != 0)),
+            Some(RawBsonRef::Double(n)) => Ok(Some(n != 0.0)),
+            Some(other) => Err(self.wrong_type(key, other, "bool")),
+        }
+    }
+
+    /// A string argument.
+    ///
+    /// # Errors
+    /// 14 TypeMismatch for other types.
+    pub fn str_arg(&self, key: &str) -> Result<Option<&str>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(RawBsonRef::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.wrong_type(key, other, "string")),
+        }
+    }
+
+    /// A document argument.
+    ///
+    /// # Errors
+    /// 14 TypeMismatch for other types.
+    pub fn doc_arg(&self, key: &str) -> Result<Option<&RawDocument>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(RawBsonRef::Document(d)) => Ok(Some(d)),
+            Some(other) => Err(self.wrong_type(key, other, "object")),
+        }
+    }
+
+    /// An array argument, as its elements.
+    ///
+    /// # Errors
+    /// 14 TypeMismatch for other types.
+    pub fn array_arg(&self, key: &str) -> Result<Option<Vec<RawBsonRef<'_>>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(RawBsonRef::Array(a)) => Ok(Some(a.into_iter().filter_map(|v| v.ok()).collect())),
+            Some(other) => Err(self.wrong_type(key, other, "array")),
+        }
+    }
+
+    /// The session id from `lsid: {id: UUID}`, when present and well-formed.
+    pub fn lsid(&self) -> Option<Uuid> {
+        match self.get("lsid") {
+            Some(RawBsonRef::Document(lsid)) => session_id(lsid).ok(),
+            _ => None,
+        }
+    }
+
+    /// mongod's error for an argument of the wrong type.
+    pub fn wrong_type(&self, key: &str, value: RawBsonRef<'_>, expected: &str) -> Error {
+        Error::new(
+            ErrorCode::TypeMismatch,
+            format!(
+                "BSON field '{}.{key}' is the wrong type '{}', expected type '{expected}'",
+                self.name,
+                type_name(value.element_type())
+            ),
+        )
+    }
+}
+
+/// Reads `{id: UUID}` (a session id document).
+///
+/// # Errors
+/// 14 TypeMismatch / 9 FailedToParse when the shape is wrong.
+pub fn session_id(doc: &RawDocument) -> Result<Uuid> {
+    match doc.get("id") {
+        Ok(Some(RawBsonRef::Binary(bin))) if bin.subtype == bson::spec::BinarySubtype::Uuid => {
+            let bytes: [u8; 16] = bin
+                .bytes
+                .try_into()
+                .map_err(|_| Error::new(ErrorCode::BadValue, "session id UUID must be 16 bytes"))?;
+            Ok(Uuid::from_bytes(bytes))
+        }
+        Ok(Some(other)) => Err(Error::new(
+            ErrorCode::TypeMismatch,
+            format!(
+                "BSON field 'LogicalSessionId.id' is the wrong type '{}', expected type 'binData'",
+                type_name(other.element_type())
+            ),
+        )),
+        _ => Err(Error::new(
+            ErrorCode::FailedToParse,
+            "BSON field 'LogicalSessionId.id' is missing but a required field",
+        )),
+    }
+}
+
+fn command_name(body: &RawDocument) -> Result<String> {
+    match body.iter().next() {
+        Some(Ok((name, _))) => Ok(name.as_str().to_owned()),
+        Some(Err(e)) => Err(Error::new(ErrorCode::InvalidBSON, format!("invalid BSON: {e}"))),
+        None => Err(Error::new(ErrorCode::FailedToParse, "Empty command object")),
+    }
+}
+
+/// mongod's error for commands other than the handshake sent with `OP_QUERY`.
+pub fn unsupported_op_query(what: &str) -> Error {
+    Error::new(
+        ErrorCode::UnsupportedOpQueryCommand,
+        format!(
+            "Unsupported OP_QUERY command: {what}. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal"
+        ),
+    )
+}
+
+/// Walks every element so that handlers never meet malformed bytes half-way through a write.
+fn validate(doc: &RawDocument, depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::new(
+            ErrorCode::InvalidBSON,
+            format!("BSON nesting exceeds the maximum depth of {MAX_DEPTH}"),
+        ));
+    }
+    for element in doc {
+        let (_, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, format!("invalid BSON: {e}")))?;
+        validate_value(value, depth)?;
+    }
+    Ok(())
+}
+
+fn validate_value(value: RawBsonRef<'_>, depth: usize) -> Result<()> {
+    match value {
+        RawBsonRef::Document(d) => validate(d, depth + 1),
+        RawBsonRef::Array(a) => {
+            if depth + 1 > MAX_DEPTH {
+                return Err(Error::new(ErrorCode::InvalidBSON, "BSON nesting exceeds the maximum depth"));
+            }
+            for item in a {
+                let item = item.map_err(|e| Error::new(ErrorCode::InvalidBSON, format!("invalid BSON: {e}")))?;
+                validate_value(item, depth + 1)?;
+            }
+            Ok(())
+        }
+        RawBsonRef::JavaScriptCodeWithScope(code) => validate(code.scope, depth + 1),
+        _ => Ok(()),
+    }
+}
+
+/// mongod's name for a BSON type, as used in error messages and `$type`.
+pub fn type_name(t: ElementType) -> &'static str {
+    match t {
+        ElementType::Double => "double",
+        ElementType::String => "string",
+        ElementType::EmbeddedDocument => "object",
+        ElementType::Array => "array",
+        ElementType::Binary => "binData",
+        ElementType::Undefined => "undefined",
+        ElementType::ObjectId => "objectId",
+        ElementType::Boolean => "bool",
+        ElementType::DateTime => "date",
+        ElementType::Null => "null",
+        ElementType::RegularExpression => "regex",
+        ElementType::DbPointer => "dbPointer",
+        ElementType::JavaScriptCode => "javascript",
+        ElementType::Symbol => "symbol",
+        ElementType::JavaScriptCodeWithScope => "javascriptWithScope",
+        ElementType::Int32 => "int",
+        ElementType::Timestamp => "timestamp",
+        ElementType::Int64 => "long",
+        ElementType::Decimal128 => "decimal",
+        ElementType::MinKey => "minKey",
+        ElementType::MaxKey => "maxKey",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{doc, rawdoc};
+    use bytes::Bytes;
+
+    fn msg(doc: bson::Document) -> Result<OpMsg> {
+        DocumentBytes::try_from(&doc).map(OpMsg::new).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
+    }
+
+    #[test]
+    fn request_reads_name_and_db() -> Result<()> {
+        let req = CommandRequest::from_msg(msg(doc! { "ping": 1, "$db": "admin" })?)?;
+        assert_eq!((req.name(), req.db()), ("ping", "admin"));
+        assert_eq!(req.protocol(), Protocol::OpMsg);
+        Ok(())
+    }
+
+    #[test]
+    fn request_without_db_is_40571() -> Result<()> {
+        let err = CommandRequest::from_msg(msg(doc! { "ping": 1 })?).err();
+        assert_eq!(err.map(|e| e.code().code()), Some(40571));
+        Ok(())
+    }
+
+    #[test]
+    fn request_malformed_nested_bson_is_invalid_bson() -> Result<()> {
+        // A body whose frame is right but whose nested document claims a wrong length.
+        let mut bytes = rawdoc! { "ping": 1, "x": { "a": 1 }, "$db": "admin" }.into_bytes();
+        let nested = bytes.windows(2).position(|w| w == b"x\0").map(|p| p + 2).unwrap_or(0);
+        if let Some(len) = bytes.get_mut(nested) {
+            *len = 200;
+        }
+        let body =
+            DocumentBytes::new(Bytes::from(bytes)).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let err = CommandRequest::from_msg(OpMsg::new(body)).err();
+        assert_eq!(err.map(|e| e.code()), Some(ErrorCode::InvalidBSON));
+        Ok(())
+    }
+
+    #[test]
+    fn request_wrong_type_message_matches_mongod() -> Result<()> {
+        let req = CommandRequest::from_msg(msg(doc! { "hello": 1, "helloOk": "yes", "$db": "admin" })?)?;
+        let err = req.bool_arg("helloOk").err().map(|e| e.message().to_owned());
+        assert_eq!(err.as_deref(), Some("BSON field 'hello.helloOk' is the wrong type 'string', expected type 'bool'"));
+        Ok(())
+    }
+
+    #[test]
+    fn request_op_query_unwraps_query() -> Result<()> {
+        let query = OpQuery {
+            flags: 0,
+            full_collection_name: "admin.$cmd".into(),
+            number_to_skip: 0,
+            number_to_return: -1,
+            query: DocumentBytes::try_from(
+                &doc! { "$query": { "isMaster": 1 }, "$readPreference": { "mode": "primary" } },
+            )
+            .map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?,
+            return_fields_selector: None,
+        };
+        let req = CommandRequest::from_query(query)?;
+        assert_eq!((req.name(), req.db(), req.protocol()), ("isMaster", "admin", Protocol::OpQuery));
+        Ok(())
+    }
+}

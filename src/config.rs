@@ -1,0 +1,604 @@
+//! One [`Config`], merged from command-line flags (mongod's names), `MONARCH_*` environment
+//! variables and a TOML config file, and validated once at start.
+//!
+//! Precedence, highest first: flag, environment variable, config file, default. The config
+//! file mirrors the sections of mongod's YAML file (`net`, `storage`, `systemLog`,
+//! `setParameter`) and rejects unknown keys.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bson::{Bson, Document, doc};
+use clap::Parser;
+use monarch_wire::Compressor;
+use serde::Deserialize;
+
+/// mongod flags that Monarch accepts, so existing compose files keep working, but that have
+/// no meaning here. Each one given produces a startup warning.
+const IGNORED_FLAGS: &[&str] = &[
+    "wiredTigerCacheSizeGB",
+    "wiredTigerJournalCompressor",
+    "wiredTigerCollectionBlockCompressor",
+    "wiredTigerIndexPrefixCompression",
+    "storageEngine",
+    "oplogSize",
+    "syncdelay",
+    "unixSocketPrefix",
+    "filePermissions",
+];
+
+/// mongod switches (no value) accepted and ignored, for the same reason.
+const IGNORED_SWITCHES: &[&str] = &["journal", "nojournal", "nounixsocket", "directoryperdb", "ipv6", "noprealloc"];
+
+/// Command-line flags. Every value is optional here so that the config file can fill what a
+/// flag or environment variable did not set.
+#[derive(Debug, Parser)]
+#[command(name = "monarchd", version, about = "Monarch: a database server that speaks the MongoDB wire protocol")]
+struct Flags {
+    /// TOML config file (sections as in mongod's YAML file: net, storage, systemLog, setParameter).
+    #[arg(short = 'f', long, env = "MONARCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// TCP port to listen on [default: 27017].
+    #[arg(long, env = "MONARCH_PORT")]
+    port: Option<u16>,
+    /// Comma-separated addresses or host names to listen on [default: 127.0.0.1].
+    #[arg(long = "bind_ip", env = "MONARCH_BIND_IP")]
+    bind_ip: Option<String>,
+    /// Listen on all IPv4 addresses (0.0.0.0).
+    #[arg(long = "bind_ip_all", env = "MONARCH_BIND_IP_ALL", num_args = 0..=1, default_missing_value = "true")]
+    bind_ip_all: Option<bool>,
+    /// Maximum simultaneous connections [default: 1000000].
+    #[arg(long = "maxConns", env = "MONARCH_MAX_CONNS")]
+    max_conns: Option<usize>,
+    /// Directory for the data files [default: ./data].
+    #[arg(long, env = "MONARCH_DBPATH")]
+    dbpath: Option<PathBuf>,
+    /// Log less: connection events are not logged.
+    #[arg(long, env = "MONARCH_QUIET", num_args = 0..=1, default_missing_value = "true")]
+    quiet: Option<bool>,
+    /// Write the log to this file instead of standard output.
+    #[arg(long, env = "MONARCH_LOGPATH")]
+    logpath: Option<PathBuf>,
+    /// Append to an existing log file instead of renaming it aside first.
+    #[arg(long, env = "MONARCH_LOGAPPEND", num_args = 0..=1, default_missing_value = "true")]
+    logappend: Option<bool>,
+    /// Verbosity 0..=5 as mongod's logLevel: 0 logs informational lines, 1..=5 debug lines.
+    #[arg(long = "logLevel", env = "MONARCH_LOG_LEVEL")]
+    log_level: Option<u8>,
+    /// Raise verbosity by one per `v` (`-v`, `-vv`, ...), as mongod.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Server parameter as name=value; repeatable.
+    #[arg(long = "setParameter", env = "MONARCH_SET_PARAMETER", value_delimiter = ',')]
+    set_parameter: Vec<String>,
+    /// TLS mode: disabled, allowTLS, preferTLS or requireTLS [default: disabled].
+    #[arg(long = "tlsMode", env = "MONARCH_TLS_MODE")]
+    tls_mode: Option<String>,
+    /// PEM file holding the server certificate chain and its private key.
+    #[arg(long = "tlsCertificateKeyFile", env = "MONARCH_TLS_CERTIFICATE_KEY_FILE")]
+    tls_certificate_key_file: Option<PathBuf>,
+    /// PEM file of CA certificates; when set, clients must present a certificate it signed.
+    #[arg(long = "tlsCAFile", env = "MONARCH_TLS_CA_FILE")]
+    tls_ca_file: Option<PathBuf>,
+    /// Compressors offered to clients, in preference order, or "disabled" [default: snappy,zstd,zlib].
+    #[arg(long = "networkMessageCompressors", env = "MONARCH_NETWORK_MESSAGE_COMPRESSORS")]
+    network_message_compressors: Option<String>,
+    /// mongod options with no meaning here: accepted with a warning.
+    #[arg(long = "wiredTigerCacheSizeGB", hide = true)]
+    wired_tiger_cache_size_gb: Option<String>,
+    #[arg(long = "wiredTigerJournalCompressor", hide = true)]
+    wired_tiger_journal_compressor: Option<String>,
+    #[arg(long = "wiredTigerCollectionBlockCompressor", hide = true)]
+    wired_tiger_collection_block_compressor: Option<String>,
+    #[arg(long = "wiredTigerIndexPrefixCompression", hide = true)]
+    wired_tiger_index_prefix_compression: Option<String>,
+    #[arg(long = "storageEngine", hide = true)]
+    storage_engine: Option<String>,
+    #[arg(long = "oplogSize", hide = true)]
+    oplog_size: Option<String>,
+    #[arg(long = "syncdelay", hide = true)]
+    syncdelay: Option<String>,
+    #[arg(long = "unixSocketPrefix", hide = true)]
+    unix_socket_prefix: Option<String>,
+    #[arg(long = "filePermissions", hide = true)]
+    file_permissions: Option<String>,
+    #[arg(long, hide = true)]
+    journal: bool,
+    #[arg(long, hide = true)]
+    nojournal: bool,
+    #[arg(long, hide = true)]
+    nounixsocket: bool,
+    #[arg(long, hide = true)]
+    directoryperdb: bool,
+    #[arg(long, hide = true)]
+    ipv6: bool,
+    #[arg(long, hide = true)]
+    noprealloc: bool,
+}
+
+/// The config file, shaped like mongod's YAML configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileConfig {
+    #[serde(default)]
+    net: NetSection,
+    #[serde(default)]
+    storage: StorageSection,
+    #[serde(default)]
+    system_log: SystemLogSection,
+    #[serde(default)]
+    set_parameter: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NetSection {
+    port: Option<u16>,
+    bind_ip: Option<String>,
+    bind_ip_all: Option<bool>,
+    max_incoming_connections: Option<usize>,
+    #[serde(default)]
+    tls: TlsSection,
+    #[serde(default)]
+    compression: CompressionSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TlsSection {
+    mode: Option<String>,
+    certificate_key_file: Option<PathBuf>,
+    #[serde(rename = "CAFile")]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompressionSection {
+    compressors: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StorageSection {
+    db_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SystemLogSection {
+    path: Option<PathBuf>,
+    log_append: Option<bool>,
+    quiet: Option<bool>,
+    verbosity: Option<u8>,
+}
+
+/// How the listener treats TLS (mongod's `--tlsMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain connections only.
+    Disabled,
+    /// Plain and TLS connections on the same port.
+    Allow,
+    /// Plain and TLS connections on the same port (mongod prefers TLS for its own outgoing
+    /// connections, which Monarch does not make).
+    Prefer,
+    /// TLS connections only.
+    Require,
+}
+
+impl TlsMode {
+    fn parse(text: &str) -> Result<Self, ConfigError> {
+        match text {
+            "disabled" => Ok(TlsMode::Disabled),
+            "allowTLS" => Ok(TlsMode::Allow),
+            "preferTLS" => Ok(TlsMode::Prefer),
+            "requireTLS" => Ok(TlsMode::Require),
+            other => Err(ConfigError::invalid(
+                "net.tls.mode",
+                format!("'{other}' is not one of disabled, allowTLS, preferTLS, requireTLS"),
+            )),
+        }
+    }
+
+    /// mongod's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsMode::Disabled => "disabled",
+            TlsMode::Allow => "allowTLS",
+            TlsMode::Prefer => "preferTLS",
+            TlsMode::Require => "requireTLS",
+        }
+    }
+}
+
+/// TLS settings.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The mode.
+    pub mode: TlsMode,
+    /// Certificate chain and key (PEM); required unless the mode is `disabled`.
+    pub certificate_key_file: Option<PathBuf>,
+    /// CA bundle for client certificates; when set, clients must present one.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Log file; standard output when `None`.
+    pub path: Option<PathBuf>,
+    /// Append to an existing file instead of renaming it aside.
+    pub append: bool,
+    /// Suppress connection events.
+    pub quiet: bool,
+    /// mongod's verbosity, 0..=5.
+    pub verbosity: u8,
+}
+
+/// Server parameters set at startup with `--setParameter`.
+#[derive(Debug, Clone, Default)]
+pub struct Parameters {
+    /// Allows test-only commands such as `configureFailPoint`.
+    pub enable_test_commands: bool,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses or host names to listen on.
+    pub bind_ip: Vec<String>,
+    /// The port; 0 asks the OS for a free one (tests use this).
+    pub port: u16,
+    /// The connection cap.
+    pub max_conns: usize,
+    /// The data directory.
+    pub dbpath: PathBuf,
+    /// Logging.
+    pub log: LogConfig,
+    /// TLS.
+    pub tls: TlsConfig,
+    /// Compressors offered to clients, in preference order.
+    pub compressors: Vec<Compressor>,
+    /// `--setParameter` values.
+    pub parameters: Parameters,
+    /// Startup warnings about accepted but meaningless options.
+    pub warnings: Vec<String>,
+    /// The command line as given, for `getCmdLineOpts`.
+    pub argv: Vec<String>,
+}
+
+/// A configuration problem, naming the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A flag or value could not be parsed (clap prints its own help).
+    #[error(transparent)]
+    Flags(#[from] clap::Error),
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown key.
+    #[error("invalid config file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What toml reported, with the key and position.
+        message: String,
+    },
+    /// A setting has an invalid value.
+    #[error("invalid value for {key}: {message}")]
+    Invalid {
+        /// The setting, in config-file spelling.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { key: key.to_owned(), message: message.into() }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from `argv` (program name first) and the environment.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the bad flag, key or value.
+    pub fn from_args<I, T>(argv: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let argv: Vec<std::ffi::OsString> = argv.into_iter().map(Into::into).collect();
+        let flags = Flags::try_parse_from(&argv)?;
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let argv = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        Self::merge(flags, file, argv)
+    }
+
+    fn merge(flags: Flags, file: FileConfig, argv: Vec<String>) -> Result<Self, ConfigError> {
+        let mut warnings = ignored_option_warnings(&flags);
+        let bind_ip_all = flags.bind_ip_all.or(file.net.bind_ip_all).unwrap_or(false);
+        let bind_ip = if bind_ip_all {
+            vec!["0.0.0.0".to_owned()]
+        } else {
+            let list = flags.bind_ip.or(file.net.bind_ip).unwrap_or_else(|| "127.0.0.1".to_owned());
+            let list: Vec<String> =
+                list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            if list.is_empty() {
+                return Err(ConfigError::invalid("net.bindIp", "no address given"));
+            }
+            list
+        };
+        let max_conns = flags.max_conns.or(file.net.max_incoming_connections).unwrap_or(1_000_000);
+        if max_conns == 0 {
+            return Err(ConfigError::invalid("net.maxIncomingConnections", "must be at least 1"));
+        }
+        let verbosity = flags.log_level.or(file.system_log.verbosity).unwrap_or(0).saturating_add(flags.verbose);
+        if verbosity > 5 {
+            return Err(ConfigError::invalid("systemLog.verbosity", format!("{verbosity} is outside 0..=5")));
+        }
+        let log = LogConfig {
+            path: flags.logpath.or(file.system_log.path),
+            append: flags.logappend.or(file.system_log.log_append).unwrap_or(false),
+            quiet: flags.quiet.or(file.system_log.quiet).unwrap_or(false),
+            verbosity,
+        };
+        let mode = flags.tls_mode.or(file.net.tls.mode).map(|m| TlsMode::parse(&m)).transpose()?;
+        let tls = TlsConfig {
+            mode: mode.unwrap_or(TlsMode::Disabled),
+            certificate_key_file: flags.tls_certificate_key_file.or(file.net.tls.certificate_key_file),
+            ca_file: flags.tls_ca_file.or(file.net.tls.ca_file),
+        };
+        if tls.mode != TlsMode::Disabled && tls.certificate_key_file.is_none() {
+            return Err(ConfigError::invalid(
+                "net.tls.certificateKeyFile",
+                format!("required when net.tls.mode is {}", tls.mode.name()),
+            ));
+        }
+        let compressors = parse_compressors(
+            &flags
+                .network_message_compressors
+                .or(file.net.compression.compressors)
+                .unwrap_or_else(|| "snappy,zstd,zlib".to_owned()),
+        )?;
+        let mut set_parameters: BTreeMap<String, String> =
+            file.set_parameter.into_iter().map(|(k, v)| (k, toml_scalar(&v))).collect();
+        for pair in &flags.set_parameter {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| ConfigError::invalid("setParameter", format!("'{pair}' is not name=value")))?;
+            set_parameters.insert(name.trim().to_owned(), value.trim().to_owned());
+        }
+        let parameters = parse_parameters(&set_parameters)?;
+        if log.quiet && verbosity > 0 {
+            warnings.push(
+                "systemLog.quiet and a verbosity above 0 were both given; quiet wins for connection events".into(),
+            );
+        }
+        Ok(Config {
+            bind_ip,
+            port: flags.port.or(file.net.port).unwrap_or(27017),
+            max_conns,
+            dbpath: flags.dbpath.or(file.storage.db_path).unwrap_or_else(|| PathBuf::from("./data")),
+            log,
+            tls,
+            compressors,
+            parameters,
+            warnings,
+            argv,
+        })
+    }
+
+    /// The options as mongod's `getCmdLineOpts` reports them under `parsed`.
+    pub fn parsed(&self) -> Document {
+        let mut net = doc! {
+            "bindIp": self.bind_ip.join(","),
+            "port": i32::from(self.port),
+            "maxIncomingConnections": i64::try_from(self.max_conns).unwrap_or(i64::MAX),
+            "compression": { "compressors": compressor_list(&self.compressors) },
+            "tls": { "mode": self.tls.mode.name() },
+        };
+        if let Ok(tls) = net.get_document_mut("tls") {
+            if let Some(path) = &self.tls.certificate_key_file {
+                tls.insert("certificateKeyFile", path_string(path));
+            }
+            if let Some(path) = &self.tls.ca_file {
+                tls.insert("CAFile", path_string(path));
+            }
+        }
+        let mut system_log = doc! { "quiet": self.log.quiet, "verbosity": i32::from(self.log.verbosity) };
+        if let Some(path) = &self.log.path {
+            system_log.insert("destination", "file");
+            system_log.insert("path", path_string(path));
+            system_log.insert("logAppend", self.log.append);
+        }
+        doc! {
+            "net": net,
+            "storage": { "dbPath": path_string(&self.dbpath) },
+            "systemLog": system_log,
+            "setParameter": { "enableTestCommands": if self.parameters.enable_test_commands { "1" } else { "0" } },
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File { path: path.to_owned(), message: e.to_string() })
+}
+
+fn ignored_option_warnings(flags: &Flags) -> Vec<String> {
+    let valued = [
+        &flags.wired_tiger_cache_size_gb,
+        &flags.wired_tiger_journal_compressor,
+        &flags.wired_tiger_collection_block_compressor,
+        &flags.wired_tiger_index_prefix_compression,
+        &flags.storage_engine,
+        &flags.oplog_size,
+        &flags.syncdelay,
+        &flags.unix_socket_prefix,
+        &flags.file_permissions,
+    ];
+    let switches =
+        [flags.journal, flags.nojournal, flags.nounixsocket, flags.directoryperdb, flags.ipv6, flags.noprealloc];
+    let given = IGNORED_FLAGS
+        .iter()
+        .zip(valued)
+        .filter(|(_, value)| value.is_some())
+        .map(|(name, _)| name)
+        .chain(IGNORED_SWITCHES.iter().zip(switches).filter(|(_, on)| *on).map(|(name, _)| name));
+    given.map(|name| format!("Option --{name} has no meaning in Monarch and is ignored")).collect()
+}
+
+fn parse_compressors(list: &str) -> Result<Vec<Compressor>, ConfigError> {
+    if list == "disabled" {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let compressor = Compressor::from_name(name).ok_or_else(|| {
+            ConfigError::invalid("net.compression.compressors", format!("unknown compressor '{name}'"))
+        })?;
+        if !out.contains(&compressor) {
+            out.push(compressor);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, ConfigError> {
+    let mut parameters = Parameters::default();
+    for (name, value) in values {
+        match name.as_str() {
+            "enableTestCommands" => {
+                parameters.enable_test_commands = match value.as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            "setParameter.enableTestCommands",
+                            format!("'{value}' is not a boolean (1, 0, true or false)"),
+                        ));
+                    }
+                }
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    &format!("setParameter.{name}"),
+                    "unknown server parameter".to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(parameters)
+}
+
+fn toml_scalar(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(n) => n.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Compressor names as a comma-separated list (mongod's spelling of the option).
+pub fn compressor_list(compressors: &[Compressor]) -> String {
+    if compressors.is_empty() {
+        return "disabled".to_owned();
+    }
+    compressors.iter().map(|c| c.name()).collect::<Vec<_>>().join(",")
+}
+
+fn path_string(path: &Path) -> Bson {
+    Bson::String(path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_args(std::iter::once("monarchd").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn config_defaults_match_mongod() -> Result<(), ConfigError> {
+        let c = config(&[])?;
+        assert_eq!(c.port, 27017);
+        assert_eq!(c.bind_ip, vec!["127.0.0.1"]);
+        assert_eq!(c.max_conns, 1_000_000);
+        assert_eq!(c.dbpath, PathBuf::from("./data"));
+        assert_eq!(c.compressors, vec![Compressor::Snappy, Compressor::Zstd, Compressor::Zlib]);
+        assert_eq!(c.tls.mode, TlsMode::Disabled);
+        Ok(())
+    }
+
+    #[test]
+    fn config_flags_beat_file() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("monarch.toml");
+        std::fs::write(&path, "[net]\nport = 1234\nbindIp = \"0.0.0.0\"\n[storage]\ndbPath = \"/x\"\n")?;
+        let c = config(&["--config", path.to_str().unwrap_or_default(), "--port", "4321"])?;
+        assert_eq!(c.port, 4321);
+        assert_eq!(c.bind_ip, vec!["0.0.0.0"]);
+        assert_eq!(c.dbpath, PathBuf::from("/x"));
+        Ok(())
+    }
+
+    #[test]
+    fn config_file_unknown_key_is_named() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("monarch.toml");
+        std::fs::write(&path, "[net]\nprot = 1234\n")?;
+        let err = config(&["--config", path.to_str().unwrap_or_default()]).err().ok_or("accepted")?;
+        assert!(err.to_string().contains("prot"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn config_ignored_mongod_flags_warn() -> Result<(), ConfigError> {
+        let c = config(&["--wiredTigerCacheSizeGB", "1.5", "--bind_ip_all", "--nounixsocket"])?;
+        assert_eq!(c.bind_ip, vec!["0.0.0.0"]);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings.iter().any(|w| w.contains("wiredTigerCacheSizeGB")));
+        Ok(())
+    }
+
+    #[test]
+    fn config_set_parameter_validated() -> Result<(), ConfigError> {
+        assert!(config(&["--setParameter", "enableTestCommands=1"])?.parameters.enable_test_commands);
+        assert!(config(&["--setParameter", "noSuchParameter=1"]).is_err());
+        assert!(config(&["--setParameter", "enableTestCommands=maybe"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn config_tls_needs_certificate() {
+        let err = config(&["--tlsMode", "requireTLS"]).err();
+        assert!(matches!(err, Some(ConfigError::Invalid { ref key, .. }) if key == "net.tls.certificateKeyFile"));
+        assert!(config(&["--tlsMode", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn config_compressors_parsed_in_order() -> Result<(), ConfigError> {
+        assert_eq!(
+            config(&["--networkMessageCompressors", "zlib,snappy"])?.compressors,
+            vec![Compressor::Zlib, Compressor::Snappy]
+        );
+        assert!(config(&["--networkMessageCompressors", "disabled"])?.compressors.is_empty());
+        assert!(config(&["--networkMessageCompressors", "lz4"]).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+//! One connection: optional TLS handshake, then the frame loop — decode a message, run the
+//! command, encode the reply — until the client leaves, sends garbage, or the server stops.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bson::Document;
+use futures_util::{SinkExt, StreamExt};
+use monarch_wire::{Body, Compressor, DocumentBytes, Header, Message, MessageCodec, OpMsg, OpReply};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::codec::Framed;
+use tokio_util::either::Either;
+use tokio_util::sync::CancellationToken;
+
+use super::metered::Metered;
+use super::tls::starts_with_tls;
+use crate::cmd::{self, ClientInfo, CommandRequest, RequestCtx};
+use crate::config::TlsMode;
+use crate::error::{Error, ErrorCode};
+use crate::server::Shared;
+
+/// Commands whose replies are never compressed (they carry credentials or negotiate
+/// compression itself), per the compression specification.
+const NEVER_COMPRESSED: &[&str] = &[
+    "hello",
+    "isMaster",
+    "ismaster",
+    "saslStart",
+    "saslContinue",
+    "getnonce",
+    "authenticate",
+    "createUser",
+    "updateUser",
+    "copydbSaslStart",
+    "copydbgetnonce",
+    "copydb",
+];
+
+/// Keeps the open-connection gauge right on every way out of a connection task.
+struct OpenConnection<'a> {
+    shared: &'a Shared,
+    remote: SocketAddr,
+    id: u64,
+}
+
+impl<'a> OpenConnection<'a> {
+    fn open(shared: &'a Shared, remote: SocketAddr, id: u64) -> Self {
+        let connections = &shared.stats.connections;
+        connections.total_created.fetch_add(1, Ordering::Relaxed);
+        let count = connections.current.fetch_add(1, Ordering::Relaxed) + 1;
+        if !shared.config.log.quiet {
+            tracing::info!(target: "NETWORK", id = 22943, remote = %remote, connectionId = id, connectionCount = count, "Connection accepted");
+        }
+        Self { shared, remote, id }
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        let count = self.shared.stats.connections.current.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        if !self.shared.config.log.quiet {
+            tracing::info!(target: "NETWORK", id = 22944, remote = %self.remote, connectionId = self.id, connectionCount = count, "Connection ended");
+        }
+    }
+}
+
+/// Serves one accepted connection to the end.
+pub async fn run(
+    stream: TcpStream,
+    remote: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
+    let _open = OpenConnection::open(&shared, remote, id);
+    let local = stream.local_addr().unwrap_or(remote);
+    let stream = match tls {
+        None => Either::Left(stream),
+        Some(acceptor) => {
+            let is_tls = tokio::select! {
+                () = shutdown.cancelled() => return,
+                first = starts_with_tls(&stream) => first,
+            };
+            match is_tls {
+                Ok(true) => {
+                    let handshake = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        handshake = acceptor.accept(stream) => handshake,
+                    };
+                    match handshake {
+                        Ok(tls_stream) => Either::Right(tls_stream),
+                        Err(error) => {
+                            tracing::info!(target: "NETWORK", id = 22988, remote = %remote, %error, "TLS handshake failed; ending connection");
+                            return;
+                        }
+                    }
+                }
+                Ok(false) if shared.config.tls.mode == TlsMode::Require => {
+                    tracing::info!(target: "NETWORK", id = 23256, remote = %remote, "Plain connection refused: the server requires TLS (net.tls.mode requireTLS)");
+                    return;
+                }
+                Ok(false) => Either::Left(stream),
+                Err(_) => return,
+            }
+        }
+    };
+    let client = ClientInfo {
+        connection_id: id,
+        remote,
+        local,
+        tls: matches!(stream, Either::Right(_)),
+        metadata: None,
+        compressors: Vec::new(),
+    };
+    serve_frames(Metered::new(stream, shared.clone()), client, &shared, &shutdown).await;
+}
+
+async fn serve_frames<S>(stream: S, mut client: ClientInfo, shared: &Shared, shutdown: &CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut framed = Framed::new(stream, MessageCodec::default());
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = framed.next() => next,
+        };
+        let message = match next {
+            None => return,
+            Some(Ok(message)) => message,
+            Some(Err(error)) => {
+                tracing::info!(
+                    target: "NETWORK",
+                    id = 22988,
+                    remote = %client.remote,
+                    connectionId = client.connection_id,
+                    error = %error,
+                    "Error receiving request from client. Ending connection from remote"
+                );
+                return;
+            }
+        };
+        let network = &shared.stats.network;
+        network.record_in(message.compressor, framed.codec().last_decoded_len(), message.uncompressed_len());
+        let Some(reply) = handle(message, &mut client, shared) else { continue };
+        let (compressor, logical) = (reply.compressor, reply.uncompressed_len());
+        let sent = framed.send(reply).await;
+        network.record_out(compressor, framed.codec().last_encoded_len(), logical);
+        if let Err(error) = sent {
+            tracing::info!(target: "NETWORK", id = 22989, remote = %client.remote, %error, "Error sending response to client. Ending connection from remote");
+            return;
+        }
+    }
+}
+
+/// Runs one message; `None` when no reply is due (`moreToCome`) or possible.
+fn handle(message: Message, client: &mut ClientInfo, shared: &Shared) -> Option<Message> {
+    let active = &shared.stats.connections.active;
+    active.fetch_add(1, Ordering::Relaxed);
+    let request_id = message.header.request_id;
+    let compressor = message.compressor;
+    let (request, legacy, more_to_come) = match message.body {
+        Body::Msg(msg) => {
+            let more_to_come = msg.flags.more_to_come();
+            (CommandRequest::from_msg(msg), false, more_to_come)
+        }
+        Body::Query(query) => (CommandRequest::from_query(query), true, false),
+        Body::Reply(_) => {
+            active.fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(target: "NETWORK", id = 22988, remote = %client.remote, "Client sent OP_REPLY; ending connection");
+            return None;
+        }
+    };
+    let (reply, name) = match request {
+        Ok(request) => {
+            let mut ctx = RequestCtx { server: shared, client };
+            (cmd::execute(&mut ctx, &request), Some(request.name().to_owned()))
+        }
+        Err(error) => (error.to_reply(), None),
+    };
+    active.fetch_sub(1, Ordering::Relaxed);
+    if more_to_come {
+        return None;
+    }
+    let compressor = compressor.filter(|_| name.as_deref().is_none_or(|n| !NEVER_COMPRESSED.contains(&n)));
+    Some(reply_message(shared, request_id, reply, legacy, compressor))
+}
+
+fn reply_message(
+    shared: &Shared,
+    response_to: i32,
+    reply: Document,
+    legacy: bool,
+    compressor: Option<Compressor>,
+) -> Message {
+    let document = DocumentBytes::try_from(&reply).or_else(|e| {
+        let error = Error::new(ErrorCode::InternalError, "reply could not be encoded").with_internal(e.to_string());
+        tracing::error!(target: "COMMAND", id = 1, error = %e, "Reply could not be encoded");
+        DocumentBytes::try_from(&error.to_reply())
+    });
+    let document = match document {
+        Ok(document) => document,
+        // The fixed error reply always encodes; this only keeps the type honest.
+        Err(_) => DocumentBytes::from(bson::rawdoc! { "ok": 0.0 }),
+    };
+    let body = if legacy { Body::Reply(OpReply::command_reply(document)) } else { Body::Msg(OpMsg::new(document)) };
+    Message { header: Header { request_id: shared.next_request_id(), response_to }, body, compressor }
+}

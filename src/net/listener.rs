@@ -1,0 +1,76 @@
+//! The accept loop: enforces the connection cap and starts one task per connection.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::connection;
+use crate::obs::stats::get;
+use crate::server::Shared;
+
+/// What an accept loop needs.
+pub struct AcceptContext {
+    /// Server state.
+    pub shared: Arc<Shared>,
+    /// Set unless TLS is disabled.
+    pub tls: Option<TlsAcceptor>,
+    /// One permit per allowed connection (`maxConns`).
+    pub limiter: Arc<Semaphore>,
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub connections: TaskTracker,
+    /// Cancelled at shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Accepts connections until shutdown. A connection over the cap is closed at once with a log
+/// line; accept errors (e.g. out of file descriptors) are logged and retried after a pause.
+pub async fn accept_loop(listener: TcpListener, context: AcceptContext) {
+    let shared = &context.shared;
+    loop {
+        let accepted = tokio::select! {
+            () = context.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(target: "NETWORK", id = 22955, ctx = "listener", %error, "Error accepting new connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = context.limiter.clone().try_acquire_owned() else {
+            shared.stats.connections.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                target: "NETWORK",
+                id = 22942,
+                ctx = "listener",
+                remote = %remote,
+                connectionCount = get(&shared.stats.connections.current),
+                maxConns = shared.config.max_conns,
+                "Connection refused because there are too many open connections"
+            );
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let id = shared.next_connection_id();
+        let span = tracing::info_span!("conn", ctx = format!("conn{id}"));
+        let task =
+            connection::run(stream, remote, id, context.shared.clone(), context.tls.clone(), context.shutdown.clone());
+        context.connections.spawn(
+            async move {
+                task.await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! Logging in mongod's shape: one JSON object per line
+//! (`{"t":{"$date":…},"s":"I","c":"NETWORK","id":22943,"ctx":"conn12","msg":…,"attr":{…}}`),
+//! written to standard output or `--logpath`, and kept in memory for `getLog`.
+//!
+//! Events name their component through the tracing target (`target: "NETWORK"`), their
+//! mongod-style message id through an `id` field, and their context (`conn12`) through the
+//! `ctx` field of an enclosing span; every other field becomes an attribute.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::{Map, Value};
+
+use crate::config::LogConfig;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+
+/// Lines kept for `getLog: "global"`, as mongod's in-memory log.
+const RING_CAPACITY: usize = 1024;
+
+/// Where log lines go, and the in-memory copies `getLog` reads.
+pub struct LogSink {
+    out: Mutex<Box<dyn Write + Send>>,
+    global: Mutex<Ring>,
+    startup_warnings: Mutex<Ring>,
+    starting: AtomicBool,
+}
+
+#[derive(Default)]
+struct Ring {
+    lines: VecDeque<String>,
+    total: u64,
+}
+
+impl Ring {
+    fn push(&mut self, line: String) {
+        if self.lines.len() == RING_CAPACITY {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+        self.total += 1;
+    }
+}
+
+/// A copy of one in-memory log: the retained lines and how many were ever written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSnapshot {
+    /// Lines written since start (more than `lines.len()` once the ring has wrapped).
+    pub total_lines_written: u64,
+    /// The retained lines, oldest first.
+    pub lines: Vec<String>,
+}
+
+impl LogSink {
+    /// A sink writing to `out`; warnings count as startup warnings until
+    /// [`LogSink::startup_complete`].
+    pub fn new(out: Box<dyn Write + Send>) -> Arc<Self> {
+        Arc::new(Self {
+            out: Mutex::new(out),
+            global: Mutex::default(),
+            startup_warnings: Mutex::default(),
+            starting: AtomicBool::new(true),
+        })
+    }
+
+    /// Ends the startup phase: later warnings are no longer startup warnings.
+    pub fn startup_complete(&self) {
+        self.starting.store(false, Ordering::Release);
+    }
+
+    /// The `global` log.
+    pub fn global(&self) -> LogSnapshot {
+        snapshot(&self.global)
+    }
+
+    /// The `startupWarnings` log.
+    pub fn startup_warnings(&self) -> LogSnapshot {
+        snapshot(&self.startup_warnings)
+    }
+
+    fn write(&self, line: String, startup_warning: bool) {
+        {
+            let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+            // A log write that fails has nowhere to be reported; the line stays in memory.
+            let _ = out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush());
+        }
+        if startup_warning {
+            self.startup_warnings.lock().unwrap_or_else(PoisonError::into_inner).push(line.clone());
+        }
+        self.global.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+    }
+}
+
+fn snapshot(ring: &Mutex<Ring>) -> LogSnapshot {
+    let ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
+    LogSnapshot { total_lines_written: ring.total, lines: ring.lines.iter().cloned().collect() }
+}
+
+/// Opens the log destination of `config` and installs the global subscriber.
+///
+/// Without `logAppend`, an existing log file is renamed aside with a timestamp suffix first,
+/// as mongod does.
+///
+/// # Errors
+/// The I/O error when the log file cannot be opened or renamed.
+pub fn install(config: &LogConfig) -> std::io::Result<Arc<LogSink>> {
+    let out: Box<dyn Write + Send> = match &config.path {
+        None => Box::new(std::io::stdout()),
+        Some(path) => {
+            if !config.append && path.exists() {
+                let stamp = bson::DateTime::now().try_to_rfc3339_string().unwrap_or_default().replace(':', "-");
+                let mut aside = path.clone().into_os_string();
+                aside.push(format!(".{stamp}"));
+                std::fs::rename(path, aside)?;
+            }
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            Box::new(std::io::LineWriter::new(file))
+        }
+    };
+    let sink = LogSink::new(out);
+    let subscriber = tracing_subscriber::registry().with(MongoLogLayer::new(sink.clone(), config.verbosity));
+    // Fails only if a subscriber is already installed (a second server in one process): the
+    // first one keeps logging.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+    Ok(sink)
+}
+
+/// The tracing layer that formats events as mongod log lines.
+pub struct MongoLogLayer {
+    sink: Arc<LogSink>,
+    verbosity: u8,
+}
+
+impl MongoLogLayer {
+    /// A layer writing to `sink` at mongod verbosity `verbosity` (0 = informational).
+    pub fn new(sink: Arc<LogSink>, verbosity: u8) -> Self {
+        Self { sink, verbosity }
+    }
+
+    fn enabled_for(&self, level: Level, ours: bool) -> bool {
+        let max = match (ours, self.verbosity) {
+            // Dependencies (rustls, fjall, ...) speak only at warnings unless asked for detail.
+            (false, 0..=2) => Level::WARN,
+            (false, _) => Level::DEBUG,
+            (true, 0) => Level::INFO,
+            (true, 1) => Level::DEBUG,
+            (true, _) => Level::TRACE,
+        };
+        level <= max
+    }
+}
+
+/// The span extension holding a `ctx` name such as `conn12`.
+struct LogContext(String);
+
+impl<S> Layer<S> for MongoLogLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let (Some(name), Some(span)) = (fields.ctx, ctx.span(id)) {
+            span.extensions_mut().insert(LogContext(name));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let target = meta.target();
+        let component = component_of(target);
+        if !self.enabled_for(*meta.level(), component.is_some() || target.starts_with("monarch")) {
+            return;
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let context = fields.ctx.take().or_else(|| {
+            ctx.event_scope(event)?.find_map(|span| span.extensions().get::<LogContext>().map(|c| c.0.clone()))
+        });
+        let startup_warning = *meta.level() == Level::WARN && self.sink.starting.load(Ordering::Acquire);
+        let line = format_line(&LineParts {
+            level: *meta.level(),
+            component: component.unwrap_or("-"),
+            id: fields.id.unwrap_or(0),
+            context: context.as_deref().unwrap_or("main"),
+            message: fields.message.as_deref().unwrap_or(""),
+            attr: &fields.attr,
+            startup_warning,
+        });
+        self.sink.write(line, startup_warning);
+    }
+}
+
+/// mongod's components are upper-case words; a target that is one names the component.
+fn component_of(target: &str) -> Option<&str> {
+    (!target.is_empty() && target.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')).then_some(target)
+}
+
+struct LineParts<'a> {
+    level: Level,
+    component: &'a str,
+    id: i64,
+    context: &'a str,
+    message: &'a str,
+    attr: &'a Map<String, Value>,
+    startup_warning: bool,
+}
+
+fn format_line(parts: &LineParts<'_>) -> String {
+    let severity = match parts.level {
+        Level::ERROR => "E",
+        Level::WARN => "W",
+        Level::INFO => "I",
+        Level::DEBUG => "D1",
+        Level::TRACE => "D2",
+    };
+    let now = bson::DateTime::now();
+    let time = now.try_to_rfc3339_string().unwrap_or_else(|_| now.timestamp_millis().to_string());
+    // mongod pads the short fields with spaces between them (valid JSON) so columns line up.
+    let component = Value::from(parts.component).to_string();
+    let id = parts.id.to_string();
+    let mut line = String::with_capacity(160);
+    let _ = write!(
+        line,
+        r#"{{"t":{{"$date":{}}},"s":"{severity}",{:sp$}"c":{component},{:cp$}"id":{id},{:ip$}"ctx":{},"msg":{}"#,
+        Value::from(time),
+        "",
+        "",
+        "",
+        Value::from(parts.context),
+        Value::from(parts.message),
+        sp = 3usize.saturating_sub(severity.len()),
+        cp = 11usize.saturating_sub(component.len()).max(1),
+        ip = 8usize.saturating_sub(id.len()),
+    );
+    if !parts.attr.is_empty() {
+        let _ = write!(line, r#","attr":{}"#, Value::Object(parts.attr.clone()));
+    }
+    if parts.startup_warning {
+        line.push_str(r#","tags":["startupWarnings"]"#);
+    }
+    line.push('}');
+    line
+}
+
+#[derive(Default)]
+struct Fields {
+    message: Option<String>,
+    id: Option<i64>,
+    ctx: Option<String>,
+    attr: Map<String, Value>,
+}
+
+impl Fields {
+    fn put(&mut self, field: &Field, value: Value) {
+        match (field.name(), value) {
+            ("message", Value::String(s)) => self.message = Some(s),
+            ("id", Value::Number(n)) if n.is_i64() => self.id = n.as_i64(),
+            ("ctx", Value::String(s)) => self.ctx = Some(s),
+            (name, value) => {
+                self.attr.insert(name.to_owned(), value);
+            }
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, Value::from(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, Value::from(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.put(field, Value::from(format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_line_has_mongod_shape_and_reaches_ring() -> Result<(), serde_json::Error> {
+        let sink = LogSink::new(Box::new(std::io::sink()));
+        let subscriber = tracing_subscriber::registry().with(MongoLogLayer::new(sink.clone(), 0));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("conn", ctx = "conn7").in_scope(|| {
+                tracing::info!(target: "NETWORK", id = 22943, remote = "127.0.0.1:5000", "Connection accepted");
+                tracing::debug!(target: "NETWORK", id = 1, "hidden at verbosity 0");
+            });
+            tracing::warn!(id = 2, "a warning while starting");
+        });
+        sink.startup_complete();
+        let global = sink.global();
+        assert_eq!(global.total_lines_written, 2);
+        let first: Value = serde_json::from_str(&global.lines[0])?;
+        assert_eq!(first["s"], "I");
+        assert_eq!(first["c"], "NETWORK");
+        assert!(global.lines[0].contains(r#""c":"NETWORK",  "id":22943,   "ctx""#), "{}", global.lines[0]);
+        assert_eq!(first["id"], 22943);
+        assert_eq!(first["ctx"], "conn7");
+        assert_eq!(first["msg"], "Connection accepted");
+        assert_eq!(first["attr"]["remote"], "127.0.0.1:5000");
+        assert!(first["t"]["$date"].is_string());
+        let warnings = sink.startup_warnings();
+        assert_eq!(warnings.lines.len(), 1);
+        let warning: Value = serde_json::from_str(&warnings.lines[0])?;
+        assert_eq!(warning["c"], "-");
+        assert_eq!(warning["ctx"], "main");
+        assert_eq!(warning["tags"][0], "startupWarnings");
+        Ok(())
+    }
+
+    #[test]
+    fn log_ring_keeps_the_newest_lines() {
+        let mut ring = Ring::default();
+        for i in 0..(RING_CAPACITY + 5) {
+            ring.push(i.to_string());
+        }
+        assert_eq!(ring.lines.len(), RING_CAPACITY);
+        assert_eq!(ring.total, (RING_CAPACITY + 5) as u64);
+        assert_eq!(ring.lines.front().map(String::as_str), Some("5"));
+    }
+}

@@ -1,0 +1,236 @@
+//! The running server: shared state, startup (bind, TLS, background tasks) and graceful
+//! shutdown that lets in-flight requests finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU16, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cmd::COMMANDS;
+use crate::config::{Config, TlsMode};
+use crate::net::{listener, tls};
+use crate::obs::log::LogSink;
+use crate::obs::stats::ServerStats;
+use crate::session::SessionCatalog;
+
+/// How often idle sessions are looked for (mongod's `logicalSessionRefreshMillis`).
+const SESSION_REAP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// State shared by every connection and handler.
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Config,
+    /// Counters for `serverStatus`.
+    pub stats: ServerStats,
+    /// The log, for `getLog`.
+    pub log: Arc<LogSink>,
+    /// Logical sessions.
+    pub sessions: SessionCatalog,
+    /// When the server started.
+    pub started: Instant,
+    next_connection_id: AtomicU64,
+    next_request_id: AtomicI32,
+    bound_port: AtomicU16,
+}
+
+impl Shared {
+    /// Fresh state for `config`.
+    pub fn new(config: Config, log: Arc<LogSink>) -> Self {
+        Self {
+            bound_port: AtomicU16::new(config.port),
+            config,
+            stats: ServerStats::new(COMMANDS.len()),
+            log,
+            sessions: SessionCatalog::default(),
+            started: Instant::now(),
+            next_connection_id: AtomicU64::new(1),
+            next_request_id: AtomicI32::new(1),
+        }
+    }
+
+    /// The port actually listened on (differs from the configured one when that was 0).
+    pub fn port(&self) -> u16 {
+        self.bound_port.load(Ordering::Relaxed)
+    }
+
+    /// A new connection number.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A new id for an outgoing message.
+    pub fn next_request_id(&self) -> i32 {
+        self.next_request_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create dbpath {path}: {source}")]
+    DbPath {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or CA file is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// A listening socket could not be opened.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl StartError {
+    /// mongod's exit code for this failure (48 for a network error, 100 otherwise).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Bind { .. } => 48,
+            _ => 100,
+        }
+    }
+}
+
+/// Starts the server and serves until `shutdown` completes; then stops accepting, lets each
+/// connection finish the request it is running, and returns once all have closed.
+///
+/// # Errors
+/// A [`StartError`] if the server could not start.
+pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.dbpath)
+        .map_err(|source| StartError::DbPath { path: config.dbpath.display().to_string(), source })?;
+    let acceptor = tls::acceptor(&config.tls)?;
+    let listeners = bind(&config).await?;
+    let shared = Arc::new(Shared::new(config, log));
+    if let Some(port) = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
+        shared.bound_port.store(port, Ordering::Relaxed);
+    }
+    for warning in &shared.config.warnings {
+        tracing::warn!(target: "CONTROL", id = 20998, "{warning}");
+    }
+    tracing::warn!(
+        target: "CONTROL",
+        id = 22120,
+        "Access control is not enabled for the database. Read and write access to data and configuration is unrestricted"
+    );
+    let addresses: Vec<String> =
+        listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a: SocketAddr| a.to_string()).collect();
+    tracing::info!(
+        target: "NETWORK",
+        id = 23016,
+        ctx = "listener",
+        port = shared.port(),
+        addresses = addresses.join(","),
+        ssl = if shared.config.tls.mode == TlsMode::Disabled { "off" } else { "on" },
+        "Waiting for connections"
+    );
+    shared.log.startup_complete();
+
+    let cancel = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let limiter = Arc::new(Semaphore::new(shared.config.max_conns));
+    let mut accept_loops = Vec::new();
+    for listener in listeners {
+        let context = listener::AcceptContext {
+            shared: shared.clone(),
+            tls: acceptor.clone(),
+            limiter: limiter.clone(),
+            connections: connections.clone(),
+            shutdown: cancel.clone(),
+        };
+        accept_loops.push(tokio::spawn(listener::accept_loop(listener, context)));
+    }
+    let reaper = tokio::spawn(reap_sessions(shared.clone(), cancel.clone()));
+
+    shutdown.await;
+    tracing::info!(target: "CONTROL", id = 23377, "Received signal; shutting down");
+    cancel.cancel();
+    for accept_loop in accept_loops {
+        let _ = accept_loop.await;
+    }
+    let _ = reaper.await;
+    connections.close();
+    tracing::info!(
+        target: "NETWORK",
+        id = 4784923,
+        open = connections.len(),
+        "Waiting for open connections to finish their requests"
+    );
+    connections.wait().await;
+    tracing::info!(target: "CONTROL", id = 23138, exitCode = 0, "Shutting down");
+    Ok(())
+}
+
+async fn bind(config: &Config) -> Result<Vec<TcpListener>, StartError> {
+    let mut listeners = Vec::new();
+    for host in &config.bind_ip {
+        let address = format!("{host}:{}", config.port);
+        let resolved = tokio::net::lookup_host((host.as_str(), config.port))
+            .await
+            .map_err(|source| StartError::Bind { address: address.clone(), source })?;
+        for addr in resolved {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { address: addr.to_string(), source })?;
+            listeners.push(listener);
+        }
+    }
+    Ok(listeners)
+}
+
+async fn reap_sessions(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(SESSION_REAP_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {
+                let reaped = shared.sessions.reap(Instant::now());
+                if reaped > 0 {
+                    tracing::debug!(target: "CONTROL", id = 20710, reaped, "Expired idle logical sessions");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl Shared {
+    /// State with default configuration and a silent log, for handler tests.
+    pub(crate) fn for_tests() -> Self {
+        let config = Config::from_args(["monarchd"]).unwrap_or_else(|e| panic!("default config: {e}"));
+        Self::new(config, LogSink::new(Box::new(std::io::sink())))
+    }
+
+    /// A client on loopback, for handler tests.
+    pub(crate) fn test_client(&self) -> crate::cmd::ClientInfo {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 50000));
+        crate::cmd::ClientInfo {
+            connection_id: self.next_connection_id(),
+            remote: addr,
+            local: addr,
+            tls: false,
+            metadata: None,
+            compressors: Vec::new(),
+        }
+    }
+}
+
+/// An `OP_MSG` command request for handler tests.
+#[cfg(test)]
+pub(crate) fn test_request(body: bson::Document) -> crate::cmd::CommandRequest {
+    let bytes = monarch_wire::DocumentBytes::try_from(&body).unwrap_or_else(|e| panic!("test body: {e}"));
+    crate::cmd::CommandRequest::from_msg(monarch_wire::OpMsg::new(bytes))
+        .unwrap_or_else(|e| panic!("test request: {e}"))
+}

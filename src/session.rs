@@ -1,0 +1,103 @@
+//! Logical sessions: the registry behind `startSession`, `endSessions`, `refreshSessions`,
+//! `killSessions` and the `lsid` every driver attaches to its commands.
+//!
+//! A session lives until it is ended or killed, or until it has gone unused for
+//! `logicalSessionTimeoutMinutes` (30, as mongod).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bson::Uuid;
+
+/// How long an unused session lives (`logicalSessionTimeoutMinutes`).
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The sessions this server knows, by `lsid.id`.
+#[derive(Debug, Default)]
+pub struct SessionCatalog {
+    sessions: Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl SessionCatalog {
+    /// Creates a new session and returns its id.
+    pub fn start(&self) -> Uuid {
+        let id = Uuid::new();
+        self.lock().insert(id, Instant::now());
+        id
+    }
+
+    /// Marks `id` as used now, creating it if unknown (drivers create sessions client-side and
+    /// the server learns of them from `lsid`).
+    pub fn touch(&self, id: Uuid) {
+        self.lock().insert(id, Instant::now());
+    }
+
+    /// Ends (or kills) the sessions in `ids`; unknown ids are ignored, as in mongod.
+    pub fn end(&self, ids: &[Uuid]) {
+        let mut sessions = self.lock();
+        for id in ids {
+            sessions.remove(id);
+        }
+    }
+
+    /// Kills every session.
+    pub fn kill_all(&self) {
+        self.lock().clear();
+    }
+
+    /// Forgets sessions unused for [`SESSION_TIMEOUT`] as of `now`; returns how many.
+    pub fn reap(&self, now: Instant) -> usize {
+        let mut sessions = self.lock();
+        let before = sessions.len();
+        sessions.retain(|_, last_use| now.saturating_duration_since(*last_use) < SESSION_TIMEOUT);
+        before - sessions.len()
+    }
+
+    /// Whether `id` is a live session.
+    pub fn contains(&self, id: &Uuid) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// How many sessions are live (`serverStatus.logicalSessionRecordCache.activeSessionsCount`).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Instant>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_lifecycle_start_touch_end() {
+        let catalog = SessionCatalog::default();
+        let a = catalog.start();
+        let b = Uuid::new();
+        catalog.touch(b);
+        assert!(catalog.contains(&a) && catalog.contains(&b));
+        catalog.end(&[a, Uuid::new()]);
+        assert!(!catalog.contains(&a));
+        assert_eq!(catalog.len(), 1);
+        catalog.kill_all();
+        assert!(catalog.is_empty());
+    }
+
+    #[test]
+    fn session_reaped_after_timeout() {
+        let catalog = SessionCatalog::default();
+        catalog.start();
+        assert_eq!(catalog.reap(Instant::now()), 0);
+        assert_eq!(catalog.reap(Instant::now() + SESSION_TIMEOUT + Duration::from_secs(1)), 1);
+        assert!(catalog.is_empty());
+    }
+}

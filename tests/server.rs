@@ -1,0 +1,138 @@
+//! Process-level behaviour: connection cap, graceful shutdown, configuration and logging.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{TestServer, op_msg, reply_body};
+use mongodb::bson::doc;
+
+fn ping(conn: &mut common::RawConnection, id: i32) -> bool {
+    conn.send(&op_msg(id, 0, &doc! { "ping": 1, "$db": "admin" }));
+    conn.receive().is_some_and(|m| reply_body(&m).get_f64("ok").ok() == Some(1.0))
+}
+
+#[test]
+fn server_max_conns_refuses_the_extra_connection() {
+    let server = TestServer::start(&["--maxConns", "2"]);
+    let mut first = server.raw();
+    let mut second = server.raw();
+    assert!(ping(&mut first, 1) && ping(&mut second, 2));
+    let mut third = server.raw();
+    assert!(third.is_closed(), "the third connection must be refused");
+    assert!(server.wait_for_log("too many open connections", Duration::from_secs(5)));
+
+    drop(second);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = server.raw();
+    again.send(&op_msg(3, 0, &doc! { "serverStatus": 1, "$db": "admin" }));
+    let status = reply_body(&again.receive().expect("serverStatus"));
+    let connections = status.get_document("connections").expect("connections");
+    assert_eq!(connections.get_i64("rejected").ok(), Some(1), "{connections}");
+    assert_eq!(connections.get_i64("current").ok(), Some(2), "{connections}");
+}
+
+#[test]
+fn server_sigterm_shuts_down_cleanly() {
+    let mut server = TestServer::start(&[]);
+    let mut idle = server.raw();
+    assert!(ping(&mut idle, 1));
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let lines = server.log_lines();
+    let position = |needle: &str| lines.iter().position(|l| l.contains(needle));
+    let received = position("Received signal").expect("signal line");
+    let finished = position("\"Shutting down\"").expect("shutdown line");
+    assert!(received < finished);
+    assert!(idle.is_closed(), "open connections are closed at shutdown");
+}
+
+#[test]
+fn server_rejects_bad_configuration_with_named_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("monarch.toml");
+    std::fs::write(&config, "[net]\nport = 1\nbindIpp = \"x\"\n").expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_monarchd")).arg("--config").arg(&config).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bindIpp"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_monarchd"))
+        .args(["--setParameter", "noSuchParameter=1"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("noSuchParameter"));
+}
+
+#[test]
+fn server_config_file_and_environment_apply() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("monarch.toml");
+    std::fs::write(&config, "[systemLog]\nquiet = true\n[setParameter]\nenableTestCommands = true\n").expect("write");
+    let config = config.to_str().expect("utf-8 path").to_owned();
+    let server = TestServer::start_in(dir, &["--config", &config, "--wiredTigerCacheSizeGB", "2"]);
+    let mut conn = server.raw();
+    conn.send(&op_msg(1, 0, &doc! { "getParameter": 1, "enableTestCommands": 1, "quiet": 1, "$db": "admin" }));
+    let reply = reply_body(&conn.receive().expect("reply"));
+    assert_eq!(reply.get_bool("enableTestCommands").ok(), Some(true), "{reply}");
+    assert_eq!(reply.get_bool("quiet").ok(), Some(true), "{reply}");
+    conn.send(&op_msg(2, 0, &doc! { "getLog": "startupWarnings", "$db": "admin" }));
+    let warnings = reply_body(&conn.receive().expect("reply"));
+    let text = format!("{warnings}");
+    assert!(text.contains("wiredTigerCacheSizeGB"), "{text}");
+    // Quiet: no connection lines.
+    assert!(!server.log_lines().iter().any(|l| l.contains("Connection accepted")));
+}
+
+#[test]
+fn server_environment_variables_apply_below_flags() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [("MONARCH_SET_PARAMETER", "enableTestCommands=1"), ("MONARCH_MAX_CONNS", "7"), ("MONARCH_PORT", "1")];
+    // `--port 0` (a flag) beats MONARCH_PORT; the other variables apply.
+    let server = TestServer::start_with_env(dir, &env, &[]);
+    let mut conn = server.raw();
+    conn.send(&op_msg(1, 0, &doc! { "getCmdLineOpts": 1, "$db": "admin" }));
+    let reply = reply_body(&conn.receive().expect("reply"));
+    let parsed = reply.get_document("parsed").expect("parsed");
+    let net = parsed.get_document("net").expect("net");
+    assert_eq!(net.get_i64("maxIncomingConnections").ok(), Some(7), "{parsed}");
+    assert_eq!(net.get_i32("port").ok(), Some(0), "{parsed}");
+    let parameters = parsed.get_document("setParameter").expect("setParameter");
+    assert_eq!(parameters.get_str("enableTestCommands").ok(), Some("1"), "{parsed}");
+}
+
+#[test]
+fn server_logpath_writes_json_lines() {
+    let dir = tempfile::tempdir().expect("dir");
+    let logpath = dir.path().join("monarch.log");
+    std::fs::write(&logpath, "old contents\n").expect("old log");
+    let dbpath = dir.path().join("db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_monarchd"))
+        .args(["--port", "0", "--dbpath"])
+        .arg(&dbpath)
+        .arg("--logpath")
+        .arg(&logpath)
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut text = String::new();
+    while std::time::Instant::now() < deadline && !text.contains("Waiting for connections") {
+        std::thread::sleep(Duration::from_millis(50));
+        text = std::fs::read_to_string(&logpath).unwrap_or_default();
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let status = child.wait().expect("wait");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&logpath).expect("log");
+    assert!(!text.contains("old contents"), "the old log is renamed aside without --logappend");
+    for line in text.lines() {
+        let parsed: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+        for field in ["t", "s", "c", "id", "ctx", "msg"] {
+            assert!(parsed.get(field).is_some(), "{field} missing in {line}");
+        }
+    }
+    let aside = std::fs::read_dir(dir.path()).expect("dir").filter_map(Result::ok);
+    assert!(aside.into_iter().any(|e| e.file_name().to_string_lossy().starts_with("monarch.log.")));
+}
