@@ -592,6 +592,19 @@ mod tests {
     }
 
     #[test]
+    fn config_env_example_lists_every_variable() {
+        use clap::CommandFactory;
+        let example = include_str!("../.env.example");
+        let command = Flags::command();
+        let variables: Vec<String> =
+            command.get_arguments().filter_map(|a| a.get_env()).map(|v| v.to_string_lossy().into_owned()).collect();
+        assert!(variables.len() > 10);
+        for variable in variables {
+            assert!(example.contains(&format!("{variable}=")), ".env.example lacks {variable}");
+        }
+    }
+
+    #[test]
     fn config_compressors_parsed_in_order() -> Result<(), ConfigError> {
         assert_eq!(
             config(&["--networkMessageCompressors", "zlib,snappy"])?.compressors,

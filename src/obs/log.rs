@@ -116,7 +116,10 @@ pub fn install(config: &LogConfig) -> std::io::Result<Arc<LogSink>> {
         None => Box::new(std::io::stdout()),
         Some(path) => {
             if !config.append && path.exists() {
-                let stamp = bson::DateTime::now().try_to_rfc3339_string().unwrap_or_default().replace(':', "-");
+                const SUFFIX: &[time::format_description::BorrowedFormatItem<'_>] =
+                    time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]");
+                let now = time::OffsetDateTime::now_utc();
+                let stamp = now.format(SUFFIX).unwrap_or_else(|_| now.unix_timestamp().to_string());
                 let mut aside = path.clone().into_os_string();
                 aside.push(format!(".{stamp}"));
                 std::fs::rename(path, aside)?;
@@ -222,8 +225,7 @@ fn format_line(parts: &LineParts<'_>) -> String {
         Level::DEBUG => "D1",
         Level::TRACE => "D2",
     };
-    let now = bson::DateTime::now();
-    let time = now.try_to_rfc3339_string().unwrap_or_else(|_| now.timestamp_millis().to_string());
+    let time = timestamp(time::OffsetDateTime::now_utc());
     // mongod pads the short fields with spaces between them (valid JSON) so columns line up.
     let component = Value::from(parts.component).to_string();
     let id = parts.id.to_string();
@@ -249,6 +251,14 @@ fn format_line(parts: &LineParts<'_>) -> String {
     }
     line.push('}');
     line
+}
+
+/// mongod's timestamp: UTC, milliseconds, explicit offset (`2026-11-25T18:27:03.410+00:00`).
+fn timestamp(now: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+00:00"
+    );
+    now.format(FORMAT).unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 #[derive(Default)]
@@ -330,6 +340,12 @@ mod tests {
         assert_eq!(warning["ctx"], "main");
         assert_eq!(warning["tags"][0], "startupWarnings");
         Ok(())
+    }
+
+    #[test]
+    fn log_timestamp_has_mongod_format() {
+        let moment = time::macros::datetime!(2026-11-25 18:27:03.41 UTC);
+        assert_eq!(timestamp(moment), "2026-11-25T18:27:03.410+00:00");
     }
 
     #[test]

@@ -1,0 +1,62 @@
+"""pymongo against Monarch: connect, ping, server_info, handshake fields, compressors, errors.
+
+Prints one "ok - ..." or "not ok - ..." line per check and exits 1 if any check failed.
+"""
+
+import os
+import sys
+
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
+
+URI = os.environ["MONARCH_URI"]
+failures = 0
+
+
+def check(what, condition, detail=""):
+    global failures
+    if condition:
+        print(f"ok - pymongo: {what}")
+    else:
+        failures += 1
+        print(f"not ok - pymongo: {what} {detail}")
+
+
+client = MongoClient(URI, serverSelectionTimeoutMS=5000)
+ping = client.admin.command("ping")
+check("ping returns {ok: 1}", ping == {"ok": 1.0}, ping)
+
+info = client.server_info()
+check("server_info reports a 7.0 version", str(info.get("version", "")).startswith("7.0."), info)
+check("server_info carries the monarch version", "version" in info.get("monarch", {}), info)
+
+hello = client.admin.command("hello")
+for field, expected in [
+    ("isWritablePrimary", True),
+    ("maxBsonObjectSize", 16777216),
+    ("maxMessageSizeBytes", 48000000),
+    ("maxWriteBatchSize", 100000),
+    ("logicalSessionTimeoutMinutes", 30),
+    ("maxWireVersion", 21),
+]:
+    check(f"hello.{field} == {expected}", hello.get(field) == expected, hello)
+
+try:
+    client.admin.command("atlasVersion")
+    check("unknown command fails with 59", False, "no error")
+except OperationFailure as error:
+    check("unknown command fails with 59 CommandNotFound", error.code == 59 and error.details.get("codeName") == "CommandNotFound", error.details)
+
+for compressor in ["snappy", "zlib", "zstd"]:
+    with MongoClient(URI, compressors=compressor, serverSelectionTimeoutMS=5000) as compressed:
+        compressed.admin.command("ping")
+        status = compressed.admin.command("serverStatus")
+        used = status["network"]["compression"][compressor]["decompressor"]["bytesOut"]
+        check(f"{compressor} compression negotiated and used", used > 0, status["network"]["compression"])
+
+with client.start_session() as session:
+    reply = client.admin.command("ping", session=session)
+    check("command inside an explicit session", reply.get("ok") == 1.0, reply)
+client.close()
+
+sys.exit(1 if failures else 0)
