@@ -225,12 +225,18 @@ impl Shared {
             compressors: Vec::new(),
         }
     }
-}
 
-/// An `OP_MSG` command request for handler tests.
-#[cfg(test)]
-pub(crate) fn test_request(body: bson::Document) -> crate::cmd::CommandRequest {
-    let bytes = monarch_wire::DocumentBytes::try_from(&body).unwrap_or_else(|e| panic!("test body: {e}"));
-    crate::cmd::CommandRequest::from_msg(monarch_wire::OpMsg::new(bytes))
-        .unwrap_or_else(|e| panic!("test request: {e}"))
+    /// Runs the command `body` (an `OP_MSG` body) through the dispatcher as `client`.
+    pub(crate) fn run_command_as(&self, client: &mut crate::cmd::ClientInfo, body: bson::Document) -> bson::Document {
+        let bytes = monarch_wire::DocumentBytes::try_from(&body).unwrap_or_else(|e| panic!("test body: {e}"));
+        let request = crate::cmd::CommandRequest::from_msg(monarch_wire::OpMsg::new(bytes))
+            .unwrap_or_else(|e| panic!("test request: {e}"));
+        crate::cmd::execute(&mut crate::cmd::RequestCtx { server: self, client }, &request)
+    }
+
+    /// Runs the command `body` on a fresh test connection.
+    pub(crate) fn run_command(&self, body: bson::Document) -> bson::Document {
+        let mut client = self.test_client();
+        self.run_command_as(&mut client, body)
+    }
 }

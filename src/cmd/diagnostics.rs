@@ -191,18 +191,11 @@ fn display(value: RawBsonRef<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::execute;
-    use crate::server::{Shared, test_request};
-
-    fn run(shared: &Shared, body: Document) -> Document {
-        let mut client = shared.test_client();
-        let mut ctx = RequestCtx { server: shared, client: &mut client };
-        execute(&mut ctx, &test_request(body))
-    }
+    use crate::server::Shared;
 
     #[test]
     fn unknown_command_is_59() {
-        let reply = run(&Shared::for_tests(), doc! { "atlasVersion": 1, "$db": "admin" });
+        let reply = Shared::for_tests().run_command(doc! { "atlasVersion": 1, "$db": "admin" });
         assert_eq!(reply.get_i32("code").ok(), Some(59));
         assert_eq!(reply.get_str("errmsg").ok(), Some("no such command: 'atlasVersion'"));
     }
@@ -210,20 +203,20 @@ mod tests {
     #[test]
     fn get_log_star_and_unknown() {
         let shared = Shared::for_tests();
-        let names = run(&shared, doc! { "getLog": "*", "$db": "admin" });
+        let names = shared.run_command(doc! { "getLog": "*", "$db": "admin" });
         assert_eq!(names.get_array("names").map(Vec::len).ok(), Some(2));
-        let unknown = run(&shared, doc! { "getLog": "foo", "$db": "admin" });
+        let unknown = shared.run_command(doc! { "getLog": "foo", "$db": "admin" });
         assert_eq!(unknown.get_str("errmsg").ok(), Some("No log named 'foo'"));
-        let wrong = run(&shared, doc! { "getLog": 5, "$db": "admin" });
+        let wrong = shared.run_command(doc! { "getLog": 5, "$db": "admin" });
         assert_eq!(wrong.get_str("codeName").ok(), Some("TypeMismatch"));
     }
 
     #[test]
     fn server_status_counts_commands() -> Result<(), bson::error::Error> {
         let shared = Shared::for_tests();
-        run(&shared, doc! { "ping": 1, "$db": "admin" });
-        run(&shared, doc! { "nope": 1, "$db": "admin" });
-        let status = run(&shared, doc! { "serverStatus": 1, "$db": "admin" });
+        shared.run_command(doc! { "ping": 1, "$db": "admin" });
+        shared.run_command(doc! { "nope": 1, "$db": "admin" });
+        let status = shared.run_command(doc! { "serverStatus": 1, "$db": "admin" });
         assert_eq!(status.get_document("opcounters")?.get_i64("command")?, 2);
         let commands = status.get_document("metrics")?.get_document("commands")?;
         assert_eq!(commands.get_document("ping")?.get_i64("total")?, 1);
@@ -234,7 +227,7 @@ mod tests {
 
     #[test]
     fn list_commands_covers_the_table() -> Result<(), bson::error::Error> {
-        let reply = run(&Shared::for_tests(), doc! { "listCommands": 1, "$db": "admin" });
+        let reply = Shared::for_tests().run_command(doc! { "listCommands": 1, "$db": "admin" });
         let commands = reply.get_document("commands")?;
         assert_eq!(commands.len(), COMMANDS.len());
         assert!(!commands.get_document("hello")?.get_bool("requiresAuth")?);

@@ -108,21 +108,14 @@ pub(crate) fn required_fields() -> [&'static str; 10] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::execute;
     use crate::server::Shared;
     use bson::doc;
-
-    fn run(shared: &Shared, client: &mut crate::cmd::ClientInfo, body: Document) -> Document {
-        let request = crate::server::test_request(body);
-        let mut ctx = RequestCtx { server: shared, client };
-        execute(&mut ctx, &request)
-    }
 
     #[test]
     fn hello_reports_handshake_fields() {
         let shared = Shared::for_tests();
         let mut client = shared.test_client();
-        let reply = run(&shared, &mut client, doc! { "hello": 1, "$db": "admin" });
+        let reply = shared.run_command_as(&mut client, doc! { "hello": 1, "$db": "admin" });
         assert_eq!(reply.get_bool("isWritablePrimary").ok(), Some(true));
         for field in required_fields() {
             assert!(reply.contains_key(field), "missing {field}: {reply}");
@@ -135,8 +128,7 @@ mod tests {
     fn is_master_echoes_hello_ok_and_negotiates_compression() {
         let shared = Shared::for_tests();
         let mut client = shared.test_client();
-        let reply = run(
-            &shared,
+        let reply = shared.run_command_as(
             &mut client,
             doc! {
                 "isMaster": 1, "helloOk": true, "compression": ["zlib", "lz4", "snappy"], "$db": "admin"
@@ -154,15 +146,15 @@ mod tests {
         let shared = Shared::for_tests();
         let mut client = shared.test_client();
         let body = doc! { "hello": 1, "client": { "driver": { "name": "test", "version": "1" } }, "$db": "admin" };
-        assert_eq!(run(&shared, &mut client, body.clone()).get_f64("ok").ok(), Some(1.0));
-        assert_eq!(run(&shared, &mut client, body).get_i32("code").ok(), Some(186));
+        assert_eq!(shared.run_command_as(&mut client, body.clone()).get_f64("ok").ok(), Some(1.0));
+        assert_eq!(shared.run_command_as(&mut client, body).get_i32("code").ok(), Some(186));
     }
 
     #[test]
     fn hello_rejects_wrong_argument_type() {
         let shared = Shared::for_tests();
         let mut client = shared.test_client();
-        let reply = run(&shared, &mut client, doc! { "hello": 1, "compression": "snappy", "$db": "admin" });
+        let reply = shared.run_command_as(&mut client, doc! { "hello": 1, "compression": "snappy", "$db": "admin" });
         assert_eq!(reply.get_str("codeName").ok(), Some("TypeMismatch"));
     }
 }

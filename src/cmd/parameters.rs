@@ -98,19 +98,11 @@ pub fn get_parameter(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::execute;
-    use crate::server::test_request;
-
-    fn run(body: Document) -> Document {
-        let shared = Shared::for_tests();
-        let mut client = shared.test_client();
-        let mut ctx = RequestCtx { server: &shared, client: &mut client };
-        execute(&mut ctx, &test_request(body))
-    }
 
     #[test]
     fn get_parameter_feature_compatibility_version() -> Result<(), bson::error::Error> {
-        let reply = run(doc! { "getParameter": 1, "featureCompatibilityVersion": 1, "$db": "admin" });
+        let reply = Shared::for_tests()
+            .run_command(doc! { "getParameter": 1, "featureCompatibilityVersion": 1, "$db": "admin" });
         assert_eq!(reply.get_document("featureCompatibilityVersion")?.get_str("version")?, "7.0");
         assert_eq!(reply.get_f64("ok")?, 1.0);
         Ok(())
@@ -118,7 +110,7 @@ mod tests {
 
     #[test]
     fn get_parameter_star_lists_all() {
-        let reply = run(doc! { "getParameter": "*", "$db": "admin" });
+        let reply = Shared::for_tests().run_command(doc! { "getParameter": "*", "$db": "admin" });
         assert_eq!(reply.get_bool("enableTestCommands").ok(), Some(false));
         assert_eq!(reply.len(), PARAMETERS.len() + 1);
     }
@@ -128,7 +120,7 @@ mod tests {
         for body in
             [doc! { "getParameter": 1, "foo": 1, "$db": "admin" }, doc! { "getParameter": "foo", "$db": "admin" }]
         {
-            let reply = run(body);
+            let reply = Shared::for_tests().run_command(body);
             assert_eq!(reply.get_i32("code").ok(), Some(72), "{reply}");
             assert_eq!(reply.get_str("errmsg").ok(), Some("no option found to get"));
         }
@@ -136,7 +128,8 @@ mod tests {
 
     #[test]
     fn get_parameter_show_details() -> Result<(), bson::error::Error> {
-        let reply = run(doc! { "getParameter": { "showDetails": true }, "quiet": 1, "$db": "admin" });
+        let reply = Shared::for_tests()
+            .run_command(doc! { "getParameter": { "showDetails": true }, "quiet": 1, "$db": "admin" });
         assert!(!reply.get_document("quiet")?.get_bool("settableAtRuntime")?);
         Ok(())
     }

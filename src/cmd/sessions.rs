@@ -82,25 +82,18 @@ fn session_ids(req: &CommandRequest) -> Result<Vec<Uuid>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::execute;
-    use crate::server::{Shared, test_request};
-
-    fn run(shared: &Shared, body: Document) -> Document {
-        let mut client = shared.test_client();
-        let mut ctx = RequestCtx { server: shared, client: &mut client };
-        execute(&mut ctx, &test_request(body))
-    }
+    use crate::server::Shared;
 
     #[test]
     fn sessions_start_refresh_end() -> Result<(), bson::error::Error> {
         let shared = Shared::for_tests();
-        let started = run(&shared, doc! { "startSession": 1, "$db": "admin" });
+        let started = shared.run_command(doc! { "startSession": 1, "$db": "admin" });
         assert_eq!(started.get_i32("timeoutMinutes")?, 30);
         let id = started.get_document("id")?.clone();
         assert_eq!(shared.sessions.len(), 1);
-        run(&shared, doc! { "refreshSessions": [id.clone()], "$db": "admin" });
+        shared.run_command(doc! { "refreshSessions": [id.clone()], "$db": "admin" });
         assert_eq!(shared.sessions.len(), 1);
-        let ended = run(&shared, doc! { "endSessions": [id], "$db": "admin" });
+        let ended = shared.run_command(doc! { "endSessions": [id], "$db": "admin" });
         assert_eq!(ended.get_f64("ok")?, 1.0);
         assert!(shared.sessions.is_empty());
         Ok(())
@@ -110,17 +103,20 @@ mod tests {
     fn sessions_lsid_registers_and_kill_all_clears() {
         let shared = Shared::for_tests();
         let lsid = doc! { "id": Binary::from_uuid(Uuid::new()) };
-        run(&shared, doc! { "ping": 1, "lsid": lsid, "$db": "admin" });
+        shared.run_command(doc! { "ping": 1, "lsid": lsid, "$db": "admin" });
         assert_eq!(shared.sessions.len(), 1);
-        run(&shared, doc! { "killAllSessions": [], "$db": "admin" });
+        shared.run_command(doc! { "killAllSessions": [], "$db": "admin" });
         assert!(shared.sessions.is_empty());
     }
 
     #[test]
     fn sessions_bad_arguments_are_type_errors() {
         let shared = Shared::for_tests();
-        assert_eq!(run(&shared, doc! { "endSessions": 1, "$db": "admin" }).get_i32("code").ok(), Some(14));
-        assert_eq!(run(&shared, doc! { "endSessions": [1], "$db": "admin" }).get_i32("code").ok(), Some(14));
-        assert_eq!(run(&shared, doc! { "endSessions": [{ "id": 1 }], "$db": "admin" }).get_i32("code").ok(), Some(14));
+        assert_eq!(shared.run_command(doc! { "endSessions": 1, "$db": "admin" }).get_i32("code").ok(), Some(14));
+        assert_eq!(shared.run_command(doc! { "endSessions": [1], "$db": "admin" }).get_i32("code").ok(), Some(14));
+        assert_eq!(
+            shared.run_command(doc! { "endSessions": [{ "id": 1 }], "$db": "admin" }).get_i32("code").ok(),
+            Some(14)
+        );
     }
 }

@@ -255,9 +255,8 @@ fn format_line(parts: &LineParts<'_>) -> String {
 
 /// mongod's timestamp: UTC, milliseconds, explicit offset (`2026-11-25T18:27:03.410+00:00`).
 fn timestamp(now: time::OffsetDateTime) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+00:00"
-    );
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+00:00");
     now.format(FORMAT).unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
