@@ -139,6 +139,18 @@ fn protocol_bad_frames_close_only_their_connection() {
         assert!(conn.is_closed(), "compressor {compressor} must close the connection");
     }
 
+    // A client sending a server's reply op code (OP_REPLY).
+    let mut conn = server.raw();
+    let mut reply = Vec::new();
+    let document = doc! { "ok": 1 }.to_vec().expect("encode");
+    reply.extend_from_slice(&((16 + 20 + document.len()) as i32).to_le_bytes());
+    reply.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+    reply.extend_from_slice(&[0u8; 16]);
+    reply.extend_from_slice(&1i32.to_le_bytes());
+    reply.extend_from_slice(&document);
+    conn.send(&reply);
+    assert!(conn.is_closed(), "OP_REPLY from a client must close the connection");
+
     // A truncated message, then the client goes away: the server just drops it.
     let mut conn = server.raw();
     let whole = op_msg(1, 0, &doc! { "ping": 1, "$db": "admin" });

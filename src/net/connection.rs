@@ -146,7 +146,11 @@ where
         };
         let network = &shared.stats.network;
         network.record_in(message.compressor, framed.codec().last_decoded_len(), message.uncompressed_len());
-        let Some(reply) = handle(message, &mut client, shared) else { continue };
+        let reply = match handle(message, &mut client, shared) {
+            Outcome::Reply(reply) => reply,
+            Outcome::NoReply => continue,
+            Outcome::Close => return,
+        };
         let (compressor, logical) = (reply.compressor, reply.uncompressed_len());
         let sent = framed.send(reply).await;
         network.record_out(compressor, framed.codec().last_encoded_len(), logical);
@@ -157,10 +161,18 @@ where
     }
 }
 
-/// Runs one message; `None` when no reply is due (`moreToCome`) or possible.
-fn handle(message: Message, client: &mut ClientInfo, shared: &Shared) -> Option<Message> {
-    let active = &shared.stats.connections.active;
-    active.fetch_add(1, Ordering::Relaxed);
+/// What the frame loop does after a message.
+enum Outcome {
+    /// Send this reply.
+    Reply(Message),
+    /// Send nothing (`moreToCome`).
+    NoReply,
+    /// The client broke the protocol: close the connection.
+    Close,
+}
+
+/// Runs one message.
+fn handle(message: Message, client: &mut ClientInfo, shared: &Shared) -> Outcome {
     let request_id = message.header.request_id;
     let compressor = message.compressor;
     let (request, legacy, more_to_come) = match message.body {
@@ -170,11 +182,12 @@ fn handle(message: Message, client: &mut ClientInfo, shared: &Shared) -> Option<
         }
         Body::Query(query) => (CommandRequest::from_query(query), true, false),
         Body::Reply(_) => {
-            active.fetch_sub(1, Ordering::Relaxed);
             tracing::info!(target: "NETWORK", id = 22988, remote = %client.remote, "Client sent OP_REPLY; ending connection");
-            return None;
+            return Outcome::Close;
         }
     };
+    let active = &shared.stats.connections.active;
+    active.fetch_add(1, Ordering::Relaxed);
     let (reply, name) = match request {
         Ok(request) => {
             let mut ctx = RequestCtx { server: shared, client };
@@ -184,10 +197,10 @@ fn handle(message: Message, client: &mut ClientInfo, shared: &Shared) -> Option<
     };
     active.fetch_sub(1, Ordering::Relaxed);
     if more_to_come {
-        return None;
+        return Outcome::NoReply;
     }
     let compressor = compressor.filter(|_| name.as_deref().is_none_or(|n| !NEVER_COMPRESSED.contains(&n)));
-    Some(reply_message(shared, request_id, reply, legacy, compressor))
+    Outcome::Reply(reply_message(shared, request_id, reply, legacy, compressor))
 }
 
 fn reply_message(
