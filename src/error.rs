@@ -34,22 +34,86 @@ error_codes! {
     FailedToParse = 9,
     /// A value has the wrong BSON type.
     TypeMismatch = 14,
+    /// Not permitted.
+    Unauthorized = 13,
+    /// The operation is not allowed in this state.
+    IllegalOperation = 20,
     /// A BSON document is malformed.
     InvalidBSON = 22,
+    /// An update path runs into a value that cannot hold the field it names.
+    PathNotViable = 28,
+    /// An update would pad an array past mongod's limit.
+    CannotBackfillArray = 34,
+    /// Two update operators touch the same or overlapping paths.
+    ConflictingUpdateOperators = 40,
+    /// The namespace does not exist where it must.
+    NamespaceNotFound = 26,
+    /// `getMore`/`killCursors` on a cursor that does not exist.
+    CursorNotFound = 43,
+    /// `create` on an existing collection.
+    NamespaceExists = 48,
+    /// `maxTimeMS` ran out.
+    MaxTimeMSExpired = 50,
+    /// A `$`-prefixed field name where mongod refuses one.
+    DollarPrefixedFieldName = 52,
+    /// An invalid `_id` value.
+    InvalidIdField = 53,
+    /// An upsert cannot tell which single value a query path should take.
+    NotSingleValueField = 54,
+    /// An update path has an empty component.
+    EmptyFieldName = 56,
     /// The command name is not known.
     CommandNotFound = 59,
+    /// An update would change `_id`.
+    ImmutableField = 66,
     /// Options conflict or are missing.
     InvalidOptions = 72,
+    /// A write concern names a mode that does not exist.
+    UnknownReplWriteConcern = 79,
+    /// A bad database or collection name.
+    InvalidNamespace = 73,
     /// A generic failure.
     OperationFailed = 96,
-    /// The legacy op code is not supported for this request.
-    UnsupportedOpQueryCommand = 352,
-    /// The command is known but not built yet.
-    NotImplemented = 238,
+    /// Another process holds the data directory.
+    DBPathInUse = 98,
     /// A second hello tried to replace the client metadata.
     ClientMetadataCannotBeMutated = 186,
+    /// The command is known but not built yet.
+    NotImplemented = 238,
+    /// The legacy op code is not supported for this request.
+    UnsupportedOpQueryCommand = 352,
+    /// A document is larger than 16 MiB.
+    BSONObjectTooLarge = 10334,
+    /// A unique index (`_id` included) already holds the key.
+    DuplicateKey = 11000,
+    /// A sort value is neither a number nor `{$meta: ...}`.
+    Location15974 = 15974,
+    /// A sort direction other than 1 or -1.
+    Location15975 = 15975,
+    /// A field path has an empty component.
+    Location15998 = 15998,
+    /// A field path component starts with `$`.
+    Location16410 = 16410,
+    /// A sort value is an object other than `{$meta: ...}`.
+    Location17312 = 17312,
+    /// A projection path runs through a path already projected as a leaf.
+    Location31249 = 31249,
+    /// A projection names the same path twice.
+    Location31250 = 31250,
+    /// An inclusion inside an exclusion projection.
+    Location31253 = 31253,
+    /// An exclusion inside an inclusion projection.
+    Location31254 = 31254,
+    /// An aggregation stage name that does not exist.
+    UnrecognizedPipelineStage = 40324,
+    /// A field path is the empty string.
+    Location40352 = 40352,
+    /// A field path ends with a dot.
+    Location40353 = 40353,
     /// An OP_MSG arrived without `$db`.
     MissingDatabase = 40571,
+    /// A projection has an empty sub-projection object.
+    Location51270 = 51270,
 }
 
 /// A failed command, as the client will see it.
@@ -60,13 +124,14 @@ pub struct Error(Box<ErrorInner>);
 struct ErrorInner {
     code: ErrorCode,
     message: String,
+    info: Option<Document>,
     internal: Option<String>,
 }
 
 impl Error {
     /// An error with `code` and the message shown to the client.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self(Box::new(ErrorInner { code, message: message.into(), internal: None }))
+        Self(Box::new(ErrorInner { code, message: message.into(), info: None, internal: None }))
     }
 
     /// Attaches detail for the server log only (never sent to the client).
@@ -74,6 +139,19 @@ impl Error {
     pub fn with_internal(mut self, detail: impl Into<String>) -> Self {
         self.0.internal = Some(detail.into());
         self
+    }
+
+    /// Adds fields the client sees beside `code` and `errmsg` (for example `keyPattern` and
+    /// `keyValue` of a duplicate key).
+    #[must_use]
+    pub fn with_info(mut self, info: Document) -> Self {
+        self.0.info = Some(info);
+        self
+    }
+
+    /// The extra fields, if any.
+    pub fn info(&self) -> Option<&Document> {
+        self.0.info.as_ref()
     }
 
     /// The error code.
@@ -93,12 +171,25 @@ impl Error {
 
     /// The reply mongod sends for a failed command: `{ok: 0, errmsg, code, codeName}`.
     pub fn to_reply(&self) -> Document {
-        doc! {
+        let mut reply = doc! {
             "ok": 0.0,
             "errmsg": self.message(),
             "code": self.code().code(),
             "codeName": self.code().name(),
-        }
+        };
+        reply.extend(self.info().cloned().unwrap_or_default());
+        reply
+    }
+
+    /// The entry for this error in a write reply's `writeErrors`.
+    pub fn to_write_error(&self, index: usize) -> Document {
+        let mut entry = doc! {
+            "index": i32::try_from(index).unwrap_or(i32::MAX),
+            "code": self.code().code(),
+        };
+        entry.extend(self.info().cloned().unwrap_or_default());
+        entry.insert("errmsg", self.message());
+        entry
     }
 }
 

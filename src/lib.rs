@@ -5,6 +5,9 @@
 //!   stream into messages with the `monarch_wire` codec;
 //! - [`cmd`] reads the command, finds it in the one command table, runs its handler and
 //!   builds the reply (or mongod's error shape from an [`error::Error`]);
+//! - [`query`] is the pure query language the handlers use: BSON order, filters,
+//!   projections, sorts and updates;
+//! - [`storage`] is the only module that touches fjall: catalog, documents, durability;
 //! - [`obs`] logs in mongod's JSON shape and counts everything for `serverStatus`.
 //!
 //! [`config`] merges flags, environment and config file once at start; [`server`] owns the
@@ -12,9 +15,12 @@
 
 pub mod cmd;
 pub mod config;
+pub mod cursor;
 pub mod error;
 pub mod host;
 pub mod net;
 pub mod obs;
+pub mod query;
 pub mod server;
 pub mod session;
+pub mod storage;

@@ -13,13 +13,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::cmd::COMMANDS;
 use crate::config::{Config, TlsMode};
+use crate::cursor::{CURSOR_TIMEOUT, CursorRegistry};
 use crate::net::{listener, tls};
 use crate::obs::log::LogSink;
 use crate::obs::stats::ServerStats;
 use crate::session::SessionCatalog;
+use crate::storage::{FLUSH_INTERVAL, Storage, StorageError};
 
-/// How often idle sessions are looked for (mongod's `logicalSessionRefreshMillis`).
-const SESSION_REAP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// How often idle cursors and sessions are looked for.
+const REAP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// State shared by every connection and handler.
 pub struct Shared {
@@ -31,6 +33,10 @@ pub struct Shared {
     pub log: Arc<LogSink>,
     /// Logical sessions.
     pub sessions: SessionCatalog,
+    /// The storage engine.
+    pub storage: Arc<Storage>,
+    /// Open cursors.
+    pub cursors: CursorRegistry,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -39,9 +45,11 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Fresh state for `config`.
-    pub fn new(config: Config, log: Arc<LogSink>) -> Self {
+    /// Fresh state for `config` over an opened `storage`.
+    pub fn new(config: Config, log: Arc<LogSink>, storage: Arc<Storage>) -> Self {
         Self {
+            storage,
+            cursors: CursorRegistry::default(),
             bound_port: AtomicU16::new(config.port),
             config,
             stats: ServerStats::new(COMMANDS.len()),
@@ -83,6 +91,9 @@ pub enum StartError {
     /// The TLS certificate or CA file is unusable.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The data directory could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// A listening socket could not be opened.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -112,8 +123,9 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     std::fs::create_dir_all(&config.dbpath)
         .map_err(|source| StartError::DbPath { path: config.dbpath.display().to_string(), source })?;
     let acceptor = tls::acceptor(&config.tls)?;
+    let storage = Arc::new(Storage::open(&config.dbpath)?);
     let listeners = bind(&config).await?;
-    let shared = Arc::new(Shared::new(config, log));
+    let shared = Arc::new(Shared::new(config, log, storage));
     if let Some(port) = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
         shared.bound_port.store(port, Ordering::Relaxed);
     }
@@ -152,7 +164,8 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         };
         accept_loops.push(tokio::spawn(listener::accept_loop(listener, context)));
     }
-    let reaper = tokio::spawn(reap_sessions(shared.clone(), cancel.clone()));
+    let reaper = tokio::spawn(reap_idle(shared.clone(), cancel.clone()));
+    let flusher = tokio::spawn(flush_journal(shared.clone(), cancel.clone()));
 
     shutdown.await;
     tracing::info!(target: "CONTROL", id = 23377, "Received signal; shutting down");
@@ -169,6 +182,9 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         "Waiting for open connections to finish their requests"
     );
     connections.wait().await;
+    let _ = flusher.await;
+    let storage = shared.storage.clone();
+    let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
     tracing::info!(target: "CONTROL", id = 23138, exitCode = 0, "Shutting down");
     Ok(())
 }
@@ -190,27 +206,66 @@ async fn bind(config: &Config) -> Result<Vec<TcpListener>, StartError> {
     Ok(listeners)
 }
 
-async fn reap_sessions(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(SESSION_REAP_INTERVAL);
+/// Syncs the journal every [`FLUSH_INTERVAL`] so writes without `j: true` are durable within
+/// about 100 ms, as with mongod's default journal commit interval.
+async fn flush_journal(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => {
-                let reaped = shared.sessions.reap(Instant::now());
-                if reaped > 0 {
-                    tracing::debug!(target: "CONTROL", id = 20710, reaped, "Expired idle logical sessions");
+                let storage = shared.storage.clone();
+                let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
+            }
+        }
+    }
+}
+
+/// Closes cursors and sessions that have been idle too long.
+async fn reap_idle(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(REAP_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {
+                let now = Instant::now();
+                let cursors = shared.cursors.reap(now, CURSOR_TIMEOUT);
+                let sessions = shared.sessions.reap(now);
+                if cursors + sessions > 0 {
+                    tracing::debug!(target: "QUERY", id = 20529, cursors, sessions, "Closed idle cursors and sessions");
                 }
             }
         }
     }
 }
 
+/// Test state that owns its temporary data directory.
+#[cfg(test)]
+pub(crate) struct TestShared {
+    shared: Shared,
+    _dir: tempfile::TempDir,
+}
+
+#[cfg(test)]
+impl std::ops::Deref for TestShared {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
 #[cfg(test)]
 impl Shared {
-    /// State with default configuration and a silent log, for handler tests.
-    pub(crate) fn for_tests() -> Self {
+    /// State with default configuration, a silent log and storage in a temporary directory
+    /// (removed when the returned guard drops), for handler tests.
+    pub(crate) fn for_tests() -> TestShared {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
         let config = Config::from_args(["monarchd"]).unwrap_or_else(|e| panic!("default config: {e}"));
-        Self::new(config, LogSink::new(Box::new(std::io::sink())))
+        let storage = Storage::open(dir.path()).unwrap_or_else(|e| panic!("storage: {e}"));
+        let shared = Self::new(config, LogSink::new(Box::new(std::io::sink())), Arc::new(storage));
+        TestShared { shared, _dir: dir }
     }
 
     /// A client on loopback, for handler tests.

@@ -4,12 +4,15 @@
 //! Handlers live one family per file and never touch the socket: they take a
 //! [`RequestCtx`] and a [`CommandRequest`] and return the reply document or an [`Error`].
 
+mod collections;
 mod context;
 mod diagnostics;
 mod handshake;
 mod parameters;
+mod read;
 mod request;
 mod sessions;
+mod write;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -33,6 +36,8 @@ pub enum Access {
     Anonymous,
     /// Requires an authenticated user holding this privilege on the cluster resource.
     Cluster(Action),
+    /// Requires this privilege on the command's database or collection.
+    Data(DataAction),
 }
 
 /// mongod's action types, for the commands that need one.
@@ -50,6 +55,27 @@ pub enum Action {
     GetLog,
     /// `killAllSessions`, `killSessions` of other users.
     KillAnySession,
+    /// `listDatabases`.
+    ListDatabases,
+}
+
+/// mongod's action types on a database or collection resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataAction {
+    /// Reads: `find`, `getMore`, `count`, `distinct`, `aggregate`, `listCollections`, stats.
+    Find,
+    /// `insert`.
+    Insert,
+    /// `update`, `findAndModify` with an update.
+    Update,
+    /// `delete`, `findAndModify` with `remove`.
+    Remove,
+    /// `create`, `collMod`, `renameCollection`.
+    CreateCollection,
+    /// `drop`, `dropDatabase`.
+    DropCollection,
+    /// `killCursors`.
+    KillCursors,
 }
 
 /// One row of the command table: everything the dispatcher needs to know about a command.
@@ -67,11 +93,13 @@ pub struct CommandSpec {
     pub help: &'static str,
     /// Whether `OP_QUERY` may carry it (only the handshake).
     pub op_query: bool,
+    /// Whether the handler calls storage (which blocks): it then runs off the async workers.
+    pub blocking: bool,
 }
 
 impl CommandSpec {
     const fn new(name: &'static str, handler: Handler, access: Access, help: &'static str) -> Self {
-        Self { name, aliases: &[], handler: Some(handler), access, help, op_query: false }
+        Self { name, aliases: &[], handler: Some(handler), access, help, op_query: false, blocking: false }
     }
 
     const fn aliases(mut self, aliases: &'static [&'static str]) -> Self {
@@ -83,21 +111,82 @@ impl CommandSpec {
         self.op_query = true;
         self
     }
+
+    const fn blocking(mut self) -> Self {
+        self.blocking = true;
+        self
+    }
 }
 
-use Access::{Anonymous, Cluster};
+use Access::{Anonymous, Cluster, Data};
 
 /// Every command the server knows, in `listCommands` order (alphabetical, as mongod).
 pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "aggregate",
+        read::aggregate,
+        Data(DataAction::Find),
+        "Runs the aggregation command. See http://dochub.mongodb.org/core/aggregation for more details.",
+    )
+    .blocking(),
     CommandSpec::new("buildInfo", diagnostics::build_info, Anonymous, "get version #, etc.\n{ buildinfo:1 }")
         .aliases(&["buildinfo"]),
+    CommandSpec::new("collMod", collections::coll_mod, Data(DataAction::CreateCollection), "Sets collection options.")
+        .blocking(),
+    CommandSpec::new(
+        "collStats",
+        collections::coll_stats,
+        Data(DataAction::Find),
+        "{ collStats:\"blog.posts\" , scale : 1 } scale divides sizes e.g. for KB use 1024",
+    )
+    .blocking(),
     CommandSpec::new(
         "connectionStatus",
         diagnostics::connection_status,
         Anonymous,
         "Returns connection-specific information such as logged-in users and their roles",
     ),
+    CommandSpec::new("count", read::count, Data(DataAction::Find), "count objects in collection").blocking(),
+    CommandSpec::new(
+        "create",
+        collections::create,
+        Data(DataAction::CreateCollection),
+        "explicitly creates a collection or view",
+    )
+    .blocking(),
+    CommandSpec::new("dbStats", collections::db_stats, Data(DataAction::Find), "Get stats on a database.").blocking(),
+    CommandSpec::new("delete", write::delete, Data(DataAction::Remove), "delete documents").blocking(),
+    CommandSpec::new(
+        "distinct",
+        read::distinct,
+        Data(DataAction::Find),
+        "{ distinct : 'collection name' , key : 'a.b' , query : {} }",
+    )
+    .blocking(),
+    CommandSpec::new(
+        "drop",
+        collections::drop,
+        Data(DataAction::DropCollection),
+        "drop a collection\n{drop : <collectionName>}",
+    )
+    .blocking(),
+    CommandSpec::new(
+        "dropDatabase",
+        collections::drop_database,
+        Data(DataAction::DropCollection),
+        "drop (delete) this database",
+    )
+    .blocking(),
     CommandSpec::new("endSessions", sessions::end_sessions, Anonymous, "end a set of logical sessions"),
+    CommandSpec::new("find", read::find, Data(DataAction::Find), "query for documents").blocking(),
+    CommandSpec::new(
+        "findAndModify",
+        write::find_and_modify,
+        Data(DataAction::Update),
+        "{ findAndModify: \"collection\", query: {processed:false}, update: {$set: {processed:true}}, new: true}",
+    )
+    .aliases(&["findandmodify"])
+    .blocking(),
     CommandSpec::new("getCmdLineOpts", diagnostics::get_cmd_line_opts, Cluster(Action::GetCmdLineOpts), "get argv"),
     CommandSpec::new(
         "getLog",
@@ -105,6 +194,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         Cluster(Action::GetLog),
         "{ getLog : '*' }  OR { getLog : 'global' }",
     ),
+    CommandSpec::new(
+        "getMore",
+        read::get_more,
+        Data(DataAction::Find),
+        "retrieve more results from an existing cursor",
+    )
+    .blocking(),
     CommandSpec::new(
         "getParameter",
         parameters::get_parameter,
@@ -124,6 +220,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         Cluster(Action::HostInfo),
         "returns information about the daemon's host",
     ),
+    CommandSpec::new("insert", write::insert, Data(DataAction::Insert), "insert documents").blocking(),
     CommandSpec::new(
         "isMaster",
         handshake::is_master,
@@ -138,8 +235,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         Cluster(Action::KillAnySession),
         "kill all logical sessions, for a user, and their operations",
     ),
+    CommandSpec::new("killCursors", read::kill_cursors, Data(DataAction::KillCursors), "Kill a list of cursor ids")
+        .blocking(),
     CommandSpec::new("killSessions", sessions::kill_sessions, Anonymous, "kill a logical session and its operations"),
+    CommandSpec::new(
+        "listCollections",
+        collections::list_collections,
+        Data(DataAction::Find),
+        "list collections for this db",
+    )
+    .blocking(),
     CommandSpec::new("listCommands", diagnostics::list_commands, Anonymous, "get a list of all db commands"),
+    CommandSpec::new(
+        "listDatabases",
+        collections::list_databases,
+        Cluster(Action::ListDatabases),
+        "{ listDatabases:1, [filter: <filterObject>] [, nameOnly: true ] }\nlist databases on this server",
+    )
+    .blocking(),
     CommandSpec::new(
         "ping",
         diagnostics::ping,
@@ -148,12 +261,20 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::new("refreshSessions", sessions::refresh_sessions, Anonymous, "renew a set of logical sessions"),
     CommandSpec::new(
+        "renameCollection",
+        collections::rename_collection,
+        Data(DataAction::CreateCollection),
+        " example: { renameCollection: foo.a, to: bar.b }",
+    )
+    .blocking(),
+    CommandSpec::new(
         "serverStatus",
         diagnostics::server_status,
         Cluster(Action::ServerStatus),
         "returns lots of administrative server statistics",
     ),
     CommandSpec::new("startSession", sessions::start_session, Anonymous, "start a logical session"),
+    CommandSpec::new("update", write::update, Data(DataAction::Update), "update documents").blocking(),
     CommandSpec::new("whatsmyuri", diagnostics::whats_my_uri, Anonymous, "{whatsmyuri:1}"),
 ];
 
@@ -230,7 +351,14 @@ fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -
     let Some(handler) = spec.handler else {
         return Err(Error::new(ErrorCode::NotImplemented, format!("command {} is not implemented yet", spec.name)));
     };
-    std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, request))).unwrap_or_else(|panic| {
+    let mut call = || std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, request)));
+    // Storage calls block: let the runtime move other connections off this worker meanwhile.
+    let outcome = if spec.blocking && tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::block_in_place(call)
+    } else {
+        call()
+    };
+    outcome.unwrap_or_else(|panic| {
         let detail = panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())

@@ -1,7 +1,6 @@
 //! A command as handlers see it: name, database, body and document sequences, read from an
 //! `OP_MSG` or a legacy `OP_QUERY`, with typed argument accessors that fail like mongod.
 
-use bson::spec::ElementType;
 use bson::{RawBsonRef, RawDocument, Uuid};
 use monarch_wire::{DocumentBytes, DocumentSequence, OpMsg, OpQuery};
 
@@ -165,6 +164,70 @@ impl CommandRequest {
         }
     }
 
+    /// The namespace named by the command's value (`{find: "coll", $db: "db"}`).
+    ///
+    /// # Errors
+    /// 73 InvalidNamespace when the value is not a valid collection name, as mongod.
+    pub fn namespace(&self) -> Result<crate::storage::Namespace> {
+        match self.command_value() {
+            Some(RawBsonRef::String(coll)) => crate::storage::Namespace::new(&self.db, coll),
+            Some(other) => Err(Error::new(
+                ErrorCode::InvalidNamespace,
+                format!("collection name has invalid type {}", type_name(other.element_type())),
+            )),
+            None => Err(Error::new(ErrorCode::InvalidNamespace, "missing collection name")),
+        }
+    }
+
+    /// A non-negative integer argument (any numeric type with an integral value).
+    ///
+    /// # Errors
+    /// 14 TypeMismatch for non-numbers, 2 BadValue for negative or fractional values.
+    pub fn count_arg(&self, key: &str) -> Result<Option<i64>> {
+        let value = match self.get(key) {
+            None | Some(RawBsonRef::Null) => return Ok(None),
+            Some(RawBsonRef::Int32(n)) => i64::from(n),
+            Some(RawBsonRef::Int64(n)) => n,
+            Some(RawBsonRef::Double(n)) if n.fract() == 0.0 && n.abs() < 9.0e18 => n as i64,
+            Some(RawBsonRef::Double(n)) => {
+                return Err(Error::new(ErrorCode::BadValue, format!("{key} must be an integer, got {n}")));
+            }
+            Some(other) => return Err(self.wrong_type(key, other, "long")),
+        };
+        if value < 0 {
+            return Err(Error::new(
+                ErrorCode::BadValue,
+                format!("{key} value must be non-negative, but received: {value}"),
+            ));
+        }
+        Ok(Some(value))
+    }
+
+    /// The documents of an array field that may also arrive as a kind-1 document sequence
+    /// (`documents`, `updates`, `deletes`).
+    ///
+    /// # Errors
+    /// 14 TypeMismatch when the field or an element has the wrong type; 9 FailedToParse when
+    /// it is missing.
+    pub fn documents(&self, key: &str) -> Result<Vec<&RawDocument>> {
+        if let Some(sequence) = self.sequence(key) {
+            return Ok(sequence.iter().map(DocumentBytes::as_raw).collect());
+        }
+        let items = self.array_arg(key)?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::FailedToParse,
+                format!("BSON field '{}.{key}' is missing but a required field", self.name),
+            )
+        })?;
+        items
+            .into_iter()
+            .map(|item| match item {
+                RawBsonRef::Document(doc) => Ok(doc),
+                other => Err(self.wrong_type(key, other, "object")),
+            })
+            .collect()
+    }
+
     /// The session id from `lsid: {id: UUID}`, when present and well-formed.
     pub fn lsid(&self) -> Option<Uuid> {
         match self.get("lsid") {
@@ -264,32 +327,8 @@ fn validate_value(value: RawBsonRef<'_>, depth: usize) -> Result<()> {
     }
 }
 
-/// mongod's name for a BSON type, as used in error messages and `$type`.
-pub fn type_name(t: ElementType) -> &'static str {
-    match t {
-        ElementType::Double => "double",
-        ElementType::String => "string",
-        ElementType::EmbeddedDocument => "object",
-        ElementType::Array => "array",
-        ElementType::Binary => "binData",
-        ElementType::Undefined => "undefined",
-        ElementType::ObjectId => "objectId",
-        ElementType::Boolean => "bool",
-        ElementType::DateTime => "date",
-        ElementType::Null => "null",
-        ElementType::RegularExpression => "regex",
-        ElementType::DbPointer => "dbPointer",
-        ElementType::JavaScriptCode => "javascript",
-        ElementType::Symbol => "symbol",
-        ElementType::JavaScriptCodeWithScope => "javascriptWithScope",
-        ElementType::Int32 => "int",
-        ElementType::Timestamp => "timestamp",
-        ElementType::Int64 => "long",
-        ElementType::Decimal128 => "decimal",
-        ElementType::MinKey => "minKey",
-        ElementType::MaxKey => "maxKey",
-    }
-}
+/// mongod's name for a BSON type; the query layer owns the table.
+pub use crate::query::type_name;
 
 #[cfg(test)]
 mod tests {

@@ -103,6 +103,21 @@ impl TestServer {
         false
     }
 
+    /// Stops the server with SIGTERM and starts a new one on the same data directory.
+    pub fn restart(mut self, args: &[&str]) -> Self {
+        assert!(self.terminate().success(), "clean shutdown");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        Self::start_in(dir, args)
+    }
+
+    /// Kills the server with SIGKILL (a crash) and starts a new one on the same directory.
+    pub fn crash_and_restart(mut self, args: &[&str]) -> Self {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        Self::start_in(dir, args)
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();

@@ -1,0 +1,311 @@
+//! Collection and database management: `create`, `drop`, `dropDatabase`, `listDatabases`,
+//! `listCollections`, `renameCollection`, `collMod`, `dbStats`, `collStats`.
+
+use bson::{Binary, Bson, Document, RawBsonRef, doc};
+
+use super::{CommandRequest, RequestCtx};
+use crate::error::{Error, ErrorCode, Result};
+use crate::query::Filter;
+use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
+
+/// Fields every command may carry that are not command options.
+pub fn is_generic_argument(name: &str) -> bool {
+    name.starts_with('$')
+        || matches!(
+            name,
+            "lsid"
+                | "txnNumber"
+                | "autocommit"
+                | "startTransaction"
+                | "comment"
+                | "maxTimeMS"
+                | "readConcern"
+                | "writeConcern"
+                | "apiVersion"
+                | "apiStrict"
+                | "apiDeprecationErrors"
+        )
+}
+
+/// Collection options `create` stores and `listCollections` reports.
+const CREATE_OPTIONS: &[&str] = &[
+    "capped",
+    "size",
+    "max",
+    "validator",
+    "validationLevel",
+    "validationAction",
+    "storageEngine",
+    "indexOptionDefaults",
+    "collation",
+    "timeseries",
+    "expireAfterSeconds",
+    "clusteredIndex",
+    "changeStreamPreAndPostImages",
+    "viewOn",
+    "pipeline",
+    "autoIndexId",
+    "flags",
+];
+
+/// `create`: an empty collection with options.
+pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let mut options = Document::new();
+    for element in req.body().iter().skip(1) {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let key = key.as_str();
+        if is_generic_argument(key) {
+            continue;
+        }
+        if !CREATE_OPTIONS.contains(&key) {
+            return Err(Error::new(
+                ErrorCode::InvalidOptions,
+                format!("BSON field 'create.{key}' is an unknown field."),
+            ));
+        }
+        if matches!(key, "viewOn" | "pipeline" | "timeseries" | "clusteredIndex") {
+            return Err(Error::new(ErrorCode::NotImplemented, format!("create with '{key}' is not supported yet")));
+        }
+        options.insert(key, Bson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?);
+    }
+    if req.bool_arg("capped")?.unwrap_or(false) {
+        match req.get("size") {
+            Some(RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_)) => {}
+            Some(other) => return Err(req.wrong_type("size", other, "long")),
+            None => {
+                return Err(Error::new(
+                    ErrorCode::InvalidOptions,
+                    "the 'size' field is required when 'capped' is true",
+                ));
+            }
+        }
+    }
+    ctx.server.storage.create_collection(&ns, options)?;
+    Ok(Document::new())
+}
+
+/// `drop`: removes a collection; dropping a missing one succeeds, as in mongod 7.0.
+pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let indexes = ctx.server.storage.collection(&ns).map(|c| c.indexes.len());
+    ctx.server.storage.drop_collection(&ns)?;
+    Ok(match indexes {
+        Some(n) => doc! { "nIndexesWas": i32::try_from(n).unwrap_or(i32::MAX), "ns": ns.full() },
+        None => Document::new(),
+    })
+}
+
+/// `dropDatabase`: drops every collection of the database.
+pub fn drop_database(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    validate_db_name(req.db())?;
+    for collection in ctx.server.storage.collections_in(req.db()) {
+        ctx.server.storage.drop_collection(&collection.ns)?;
+    }
+    Ok(doc! { "dropped": req.db() })
+}
+
+/// `listDatabases`: databases holding at least one collection, with sizes.
+pub fn list_databases(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let name_only = req.bool_arg("nameOnly")?.unwrap_or(false);
+    let filter = req.doc_arg("filter")?.map(Filter::parse).transpose()?;
+    let storage = &ctx.server.storage;
+    let mut databases: Vec<(String, i64)> = Vec::new();
+    for collection in storage.all_collections() {
+        let (bytes, _) = storage.collection_size(&collection)?;
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        match databases.last_mut() {
+            Some((name, size)) if *name == collection.ns.db => *size += bytes,
+            _ => databases.push((collection.ns.db.clone(), bytes)),
+        }
+    }
+    let mut list = Vec::new();
+    let mut total = 0i64;
+    for (name, size) in databases {
+        let entry = if name_only {
+            doc! { "name": &name }
+        } else {
+            doc! { "name": &name, "sizeOnDisk": size, "empty": false }
+        };
+        if let Some(filter) = &filter {
+            let raw = bson::RawDocumentBuf::try_from(&entry)
+                .map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+            if !filter.matches(&raw) {
+                continue;
+            }
+        }
+        total += size;
+        list.push(Bson::Document(entry));
+    }
+    if name_only {
+        return Ok(doc! { "databases": list });
+    }
+    Ok(doc! { "databases": list, "totalSize": total, "totalSizeMb": total / (1024 * 1024) })
+}
+
+/// `listCollections`: a cursor over the database's collections.
+pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    validate_db_name(req.db())?;
+    let name_only = req.bool_arg("nameOnly")?.unwrap_or(false);
+    req.bool_arg("authorizedCollections")?;
+    let filter = req.doc_arg("filter")?.map(Filter::parse).transpose()?;
+    let mut batch = Vec::new();
+    for collection in ctx.server.storage.collections_in(req.db()) {
+        let full = collection_entry(&collection);
+        let raw =
+            bson::RawDocumentBuf::try_from(&full).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+        if filter.as_ref().is_some_and(|f| !f.matches(&raw)) {
+            continue;
+        }
+        batch.push(Bson::Document(if name_only {
+            doc! { "name": &collection.ns.coll, "type": "collection" }
+        } else {
+            full
+        }));
+    }
+    Ok(doc! {
+        "cursor": { "id": 0_i64, "ns": format!("{}.$cmd.listCollections", req.db()), "firstBatch": batch },
+    })
+}
+
+fn collection_entry(collection: &Collection) -> Document {
+    doc! {
+        "name": &collection.ns.coll,
+        "type": "collection",
+        "options": collection.options.clone(),
+        "info": { "readOnly": false, "uuid": Binary::from_uuid(collection.uuid) },
+        "idIndex": id_index_spec(),
+    }
+}
+
+/// `renameCollection: "db.a", to: "db.b"`, run on `admin`.
+pub fn rename_collection(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    if req.db() != "admin" {
+        return Err(Error::new(
+            ErrorCode::Unauthorized,
+            "renameCollection may only be run against the admin database.",
+        ));
+    }
+    let from = match req.command_value() {
+        Some(RawBsonRef::String(full)) => Namespace::parse(full)?,
+        Some(other) => return Err(req.wrong_type("renameCollection", other, "string")),
+        None => return Err(Error::new(ErrorCode::FailedToParse, "renameCollection requires a source namespace")),
+    };
+    let to = req.str_arg("to")?.ok_or_else(|| {
+        Error::new(ErrorCode::FailedToParse, "BSON field 'renameCollection.to' is missing but a required field")
+    })?;
+    let to = Namespace::parse(to)?;
+    let drop_target = req.bool_arg("dropTarget")?.unwrap_or(false);
+    ctx.server.storage.rename_collection(&from, &to, drop_target)?;
+    Ok(Document::new())
+}
+
+/// `collMod`: changes stored options (validator, validation level and action).
+pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let collection = ctx
+        .server
+        .storage
+        .collection(&ns)
+        .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))?;
+    let mut options = collection.options.clone();
+    for element in req.body().iter().skip(1) {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let key = key.as_str();
+        if is_generic_argument(key) {
+            continue;
+        }
+        match key {
+            "validator" | "validationLevel" | "validationAction" => {
+                options
+                    .insert(key, Bson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?);
+            }
+            "index" | "expireAfterSeconds" | "changeStreamPreAndPostImages" | "timeseries" => {
+                return Err(Error::new(
+                    ErrorCode::NotImplemented,
+                    format!("collMod option '{key}' is not supported yet"),
+                ));
+            }
+            other => {
+                return Err(Error::new(
+                    ErrorCode::InvalidOptions,
+                    format!("BSON field 'collMod.{other}' is an unknown field."),
+                ));
+            }
+        }
+    }
+    ctx.server.storage.set_options(&ns, options)?;
+    Ok(Document::new())
+}
+
+/// `dbStats`.
+pub fn db_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    validate_db_name(req.db())?;
+    let scale = scale_arg(req)?;
+    let storage = &ctx.server.storage;
+    let collections = storage.collections_in(req.db());
+    let (mut bytes, mut objects, mut indexes) = (0u64, 0u64, 0usize);
+    for collection in &collections {
+        let (size, count) = storage.collection_size(collection)?;
+        bytes += size;
+        objects += count;
+        indexes += collection.indexes.len();
+    }
+    let to_long = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let scaled = |n: u64| to_long(n / scale);
+    Ok(doc! {
+        "db": req.db(),
+        "collections": to_long(collections.len() as u64),
+        "views": 0_i64,
+        "objects": to_long(objects),
+        "avgObjSize": if objects == 0 { 0.0 } else { bytes as f64 / objects as f64 },
+        "dataSize": scaled(bytes),
+        "storageSize": scaled(bytes),
+        "indexes": to_long(indexes as u64),
+        "indexSize": 0_i64,
+        "totalSize": scaled(bytes),
+        "scaleFactor": to_long(scale),
+        "fsUsedSize": scaled(storage.disk_space()),
+        "fsTotalSize": scaled(storage.disk_space()),
+    })
+}
+
+/// `collStats` (deprecated in mongod but still sent by tools).
+pub fn coll_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let scale = scale_arg(req)?;
+    let storage = &ctx.server.storage;
+    let collection = storage
+        .collection(&ns)
+        .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("Collection [{ns}] not found.")))?;
+    let (bytes, count) = storage.collection_size(&collection)?;
+    let to_long = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let scaled = |n: u64| to_long(n / scale);
+    let mut index_sizes = Document::new();
+    for index in &collection.indexes {
+        if let Ok(name) = index.get_str("name") {
+            index_sizes.insert(name, 0_i64);
+        }
+    }
+    Ok(doc! {
+        "ns": ns.full(),
+        "size": scaled(bytes),
+        "count": to_long(count),
+        "avgObjSize": bytes.checked_div(count).map_or(0, to_long),
+        "storageSize": scaled(bytes),
+        "nindexes": to_long(collection.indexes.len() as u64),
+        "totalIndexSize": 0_i64,
+        "indexSizes": index_sizes,
+        "totalSize": scaled(bytes),
+        "scaleFactor": to_long(scale),
+        "capped": collection.options.get_bool("capped").unwrap_or(false),
+    })
+}
+
+fn scale_arg(req: &CommandRequest) -> Result<u64> {
+    match req.count_arg("scale")? {
+        None => Ok(1),
+        Some(0) => Err(Error::new(ErrorCode::BadValue, "Scale factor must be greater than zero")),
+        Some(n) => Ok(u64::try_from(n).unwrap_or(1)),
+    }
+}

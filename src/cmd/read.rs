@@ -1,0 +1,489 @@
+//! Read commands: `find`, `getMore`, `killCursors`, `count`, `distinct`, and `aggregate` for
+//! the pipelines drivers build themselves (`countDocuments`).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+
+use super::write::point_id;
+use super::{CommandRequest, RequestCtx};
+use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
+use crate::error::{Error, ErrorCode, Result};
+use crate::query::path::{self, Reached};
+use crate::query::{FieldPath, Filter, Projection, SortSpec, compare_values};
+use crate::server::Shared;
+use crate::storage::Namespace;
+
+/// What a query reads and how: the parts of `find` that shape the document stream.
+struct QueryPlan {
+    filter: Filter,
+    filter_doc: RawDocumentBuf,
+    sort: Option<SortSpec>,
+    projection: Option<Projection>,
+    skip: usize,
+    limit: Option<usize>,
+}
+
+impl QueryPlan {
+    /// The documents of `ns` this plan produces, from one storage snapshot.
+    fn stream(self, shared: &Shared, ns: &Namespace) -> Result<DocumentStream> {
+        let storage = &shared.storage;
+        let Some(collection) = storage.collection(ns) else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let view = storage.snapshot();
+        let QueryPlan { filter, filter_doc, sort, projection, skip, limit } = self;
+        let source: DocumentStream = match point_id(&filter_doc) {
+            Some(id) => Box::new(view.get(&collection, id)?.into_iter().map(Ok)),
+            None => Box::new(view.scan(&collection)),
+        };
+        let matched = source.filter(move |doc| doc.as_ref().map_or(true, |doc| filter.matches(doc)));
+        let ordered: DocumentStream = match sort {
+            Some(sort) if sort.natural().is_none() && !sort.is_empty() => {
+                let mut all = matched.collect::<Result<Vec<_>>>()?;
+                // Stable: ties keep record order, as mongod.
+                all.sort_by(|a, b| sort.compare(a, b));
+                Box::new(all.into_iter().map(Ok))
+            }
+            _ => Box::new(matched),
+        };
+        let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
+        Ok(match projection {
+            Some(projection) => Box::new(windowed.map(move |doc| doc.map(|d| projection.apply(&d)))),
+            None => Box::new(windowed),
+        })
+    }
+}
+
+/// The deadline of `maxTimeMS`, if given.
+fn deadline(req: &CommandRequest) -> Result<Option<Instant>> {
+    Ok(req.count_arg("maxTimeMS")?.filter(|&ms| ms > 0).map(|ms| Instant::now() + Duration::from_millis(ms as u64)))
+}
+
+fn usize_arg(req: &CommandRequest, key: &str) -> Result<Option<usize>> {
+    Ok(req.count_arg(key)?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
+}
+
+fn batch_to_bson(batch: Vec<RawDocumentBuf>) -> Result<Vec<Bson>> {
+    batch
+        .into_iter()
+        .map(|doc| {
+            Document::try_from(doc.as_ref())
+                .map(Bson::Document)
+                .map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
+        })
+        .collect()
+}
+
+/// Checks `hint` against the indexes that exist (only `_id_` until secondary indexes).
+fn check_hint(req: &CommandRequest, shared: &Shared, ns: &Namespace) -> Result<()> {
+    let Some(hint) = req.get("hint") else { return Ok(()) };
+    let indexes = shared.storage.collection(ns).map(|c| c.indexes.clone()).unwrap_or_default();
+    let found = match hint {
+        RawBsonRef::String(name) => indexes.iter().any(|i| i.get_str("name").ok() == Some(name)),
+        RawBsonRef::Document(spec) if spec.is_empty() => true,
+        RawBsonRef::Document(spec) => {
+            let spec = Document::try_from(spec).unwrap_or_default();
+            spec.contains_key("$natural") || indexes.iter().any(|i| i.get_document("key").ok() == Some(&spec))
+        }
+        other => return Err(req.wrong_type("hint", other, "object or string")),
+    };
+    if found || shared.storage.collection(ns).is_none() {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorCode::BadValue, "hint provided does not correspond to an existing index"))
+    }
+}
+
+/// Builds a first-batch cursor reply, parking the cursor when documents remain.
+fn cursor_reply(
+    shared: &Shared,
+    ns: &Namespace,
+    stream: DocumentStream,
+    first_batch: Option<usize>,
+    single_batch: bool,
+    no_timeout: bool,
+    deadline: Option<Instant>,
+) -> Result<Document> {
+    let mut cursor = Cursor::new(ns.full(), stream, no_timeout);
+    let (batch, done) = cursor.next_batch(Some(first_batch.unwrap_or(DEFAULT_FIRST_BATCH)), deadline)?;
+    let id = if done || single_batch { 0 } else { shared.cursors.insert(cursor) };
+    Ok(doc! { "cursor": { "firstBatch": batch_to_bson(batch)?, "id": id, "ns": ns.full() } })
+}
+
+/// `find`.
+pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let deadline = deadline(req)?;
+    let empty = RawDocumentBuf::new();
+    let filter_doc = req.doc_arg("filter")?.unwrap_or(&empty).to_owned();
+    let limit = match req.get("limit") {
+        Some(RawBsonRef::Int32(n)) if n < 0 => {
+            return Err(Error::new(
+                ErrorCode::BadValue,
+                format!("limit value must be non-negative, but received: {n}"),
+            ));
+        }
+        _ => usize_arg(req, "limit")?.filter(|&n| n > 0),
+    };
+    let plan = QueryPlan {
+        filter: Filter::parse(&filter_doc)?,
+        filter_doc,
+        sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?,
+        projection: req.doc_arg("projection")?.filter(|p| !p.is_empty()).map(Projection::parse).transpose()?,
+        skip: usize_arg(req, "skip")?.unwrap_or(0),
+        limit,
+    };
+    req.doc_arg("let")?;
+    check_hint(req, ctx.server, &ns)?;
+    let single_batch = req.bool_arg("singleBatch")?.unwrap_or(false);
+    let no_timeout = req.bool_arg("noCursorTimeout")?.unwrap_or(false);
+    let batch_size = usize_arg(req, "batchSize")?;
+    ctx.server.stats.opcounters.query.fetch_add(1, Ordering::Relaxed);
+    let first_batch = match (batch_size, limit) {
+        (Some(b), Some(l)) => Some(b.min(l)),
+        (b, l) => b.or(l.filter(|&l| l < DEFAULT_FIRST_BATCH)),
+    };
+    let stream = plan.stream(ctx.server, &ns)?;
+    cursor_reply(ctx.server, &ns, stream, first_batch, single_batch, no_timeout, deadline)
+}
+
+/// `getMore`.
+pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let id = match req.command_value() {
+        Some(RawBsonRef::Int64(id)) => id,
+        Some(other) => return Err(req.wrong_type("getMore", other, "long")),
+        None => return Err(Error::new(ErrorCode::FailedToParse, "getMore requires a cursor id")),
+    };
+    let collection = req.str_arg("collection")?.ok_or_else(|| {
+        Error::new(ErrorCode::FailedToParse, "BSON field 'getMore.collection' is missing but a required field")
+    })?;
+    let ns = Namespace::new(req.db(), collection)?;
+    let batch_size = usize_arg(req, "batchSize")?.filter(|&n| n > 0);
+    let deadline = deadline(req)?;
+    let cursors = &ctx.server.cursors;
+    if let Some(owner) = cursors.namespace(id)
+        && owner != ns.full()
+    {
+        return Err(Error::new(
+            ErrorCode::Unauthorized,
+            format!("Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {owner}"),
+        ));
+    }
+    let mut cursor = cursors.take(id)?;
+    ctx.server.stats.opcounters.getmore.fetch_add(1, Ordering::Relaxed);
+    // A cursor whose batch failed is not put back: mongod kills it too.
+    let (batch, done) = cursor.next_batch(batch_size, deadline)?;
+    let id = if done {
+        0
+    } else {
+        cursors.restore(id, cursor);
+        id
+    };
+    Ok(doc! { "cursor": { "nextBatch": batch_to_bson(batch)?, "id": id, "ns": ns.full() } })
+}
+
+/// `killCursors`.
+pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    req.namespace()?;
+    let ids = req.array_arg("cursors")?.ok_or_else(|| {
+        Error::new(ErrorCode::FailedToParse, "BSON field 'killCursors.cursors' is missing but a required field")
+    })?;
+    let (mut killed, mut not_found) = (Vec::new(), Vec::new());
+    for id in ids {
+        let RawBsonRef::Int64(id) = id else {
+            return Err(req.wrong_type("cursors", id, "long"));
+        };
+        if ctx.server.cursors.kill(id) {
+            killed.push(id);
+        } else {
+            not_found.push(id);
+        }
+    }
+    Ok(doc! {
+        "cursorsKilled": killed,
+        "cursorsNotFound": not_found,
+        "cursorsAlive": Vec::<i64>::new(),
+        "cursorsUnknown": Vec::<i64>::new(),
+    })
+}
+
+/// `count`.
+pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let empty = RawDocumentBuf::new();
+    let filter_doc = req.doc_arg("query")?.unwrap_or(&empty).to_owned();
+    let plan = QueryPlan {
+        filter: Filter::parse(&filter_doc)?,
+        filter_doc,
+        sort: None,
+        projection: None,
+        skip: usize_arg(req, "skip")?.unwrap_or(0),
+        limit: usize_arg(req, "limit")?.filter(|&n| n > 0),
+    };
+    check_hint(req, ctx.server, &ns)?;
+    let mut n = 0i64;
+    for document in plan.stream(ctx.server, &ns)? {
+        document?;
+        n += 1;
+    }
+    Ok(doc! { "n": n })
+}
+
+/// `distinct`: the distinct values at `key` (array values contribute their elements).
+pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let key = req
+        .str_arg("key")?
+        .ok_or_else(|| {
+            Error::new(ErrorCode::FailedToParse, "BSON field 'distinct.key' is missing but a required field")
+        })?
+        .to_owned();
+    let empty = RawDocumentBuf::new();
+    let filter_doc = req.doc_arg("query")?.unwrap_or(&empty).to_owned();
+    let plan = QueryPlan {
+        filter: Filter::parse(&filter_doc)?,
+        filter_doc,
+        sort: None,
+        projection: None,
+        skip: 0,
+        limit: None,
+    };
+    let path = FieldPath::new(&key);
+    let mut values: Vec<bson::RawBson> = Vec::new();
+    for document in plan.stream(ctx.server, &ns)? {
+        let document = document?;
+        let _ = path::walk(&document, &path, &mut |reached| {
+            // Arrays contribute their elements, not themselves (nested arrays stay whole).
+            if let Reached::Value { value, array_element } = reached {
+                let is_array = matches!(value, RawBsonRef::Array(_));
+                if (array_element || !is_array)
+                    && !values.iter().any(|seen| compare_values(seen.as_raw_bson_ref(), value).is_eq())
+                {
+                    values.push(bson::RawBson::from(value));
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+    }
+    values.sort_by(|a, b| compare_values(a.as_raw_bson_ref(), b.as_raw_bson_ref()));
+    let values = values
+        .into_iter()
+        .map(|v| Bson::try_from(v).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(doc! { "values": values })
+}
+
+/// `aggregate`, for the stages drivers generate themselves: `$match`, `$sort`, `$skip`,
+/// `$limit`, `$project`, `$count`, and `$group` with a constant `_id` and `$sum` accumulators.
+pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = match req.command_value() {
+        Some(RawBsonRef::Int32(1)) => {
+            return Err(Error::new(ErrorCode::NotImplemented, "database-level aggregation is not supported yet"));
+        }
+        _ => req.namespace()?,
+    };
+    let cursor_options = req.doc_arg("cursor")?.ok_or_else(|| {
+        Error::new(
+            ErrorCode::FailedToParse,
+            "The 'cursor' option is required, except for aggregate with the explain argument",
+        )
+    })?;
+    let batch_size = match cursor_options.get("batchSize").ok().flatten() {
+        Some(RawBsonRef::Int32(n)) if n >= 0 => Some(n as usize),
+        Some(RawBsonRef::Int64(n)) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => None,
+    };
+    let stages = req.array_arg("pipeline")?.ok_or_else(|| {
+        Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
+    })?;
+    let deadline = deadline(req)?;
+    let empty = RawDocumentBuf::new();
+    let mut stream = QueryPlan {
+        filter: Filter::parse(&empty)?,
+        filter_doc: empty,
+        sort: None,
+        projection: None,
+        skip: 0,
+        limit: None,
+    }
+    .stream(ctx.server, &ns)?;
+    for stage in stages {
+        let RawBsonRef::Document(stage) = stage else {
+            return Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object"));
+        };
+        stream = apply_stage(stream, stage)?;
+    }
+    cursor_reply(ctx.server, &ns, stream, batch_size, false, false, deadline)
+}
+
+fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentStream> {
+    let mut fields = stage.iter();
+    let (name, spec) = match (fields.next(), fields.next()) {
+        (Some(Ok((name, spec))), None) => (name.as_str(), spec),
+        _ => {
+            return Err(Error::new(
+                ErrorCode::FailedToParse,
+                "A pipeline stage specification object must contain exactly one field.",
+            ));
+        }
+    };
+    let stage_doc = |spec: RawBsonRef<'_>| match spec {
+        RawBsonRef::Document(d) => Ok(d.to_owned()),
+        _ => Err(Error::new(ErrorCode::FailedToParse, format!("the {name} stage specification must be an object"))),
+    };
+    let stage_count = |spec: RawBsonRef<'_>| match spec {
+        RawBsonRef::Int32(n) if n >= 0 => Ok(n as usize),
+        RawBsonRef::Int64(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        RawBsonRef::Double(n) if n >= 0.0 && n.fract() == 0.0 => Ok(n as usize),
+        _ => Err(Error::new(
+            ErrorCode::FailedToParse,
+            format!("invalid argument to {name} stage: expected a non-negative number"),
+        )),
+    };
+    Ok(match name {
+        "$match" => {
+            let filter = Filter::parse(&stage_doc(spec)?)?;
+            Box::new(stream.filter(move |doc| doc.as_ref().map_or(true, |d| filter.matches(d))))
+        }
+        "$skip" => Box::new(stream.skip(stage_count(spec)?)),
+        "$limit" => match stage_count(spec)? {
+            0 => return Err(Error::new(ErrorCode::FailedToParse, "the limit must be positive")),
+            n => Box::new(stream.take(n)),
+        },
+        "$sort" => {
+            let sort = SortSpec::parse(&stage_doc(spec)?)?;
+            let mut all = stream.collect::<Result<Vec<_>>>()?;
+            all.sort_by(|a, b| sort.compare(a, b));
+            Box::new(all.into_iter().map(Ok))
+        }
+        "$project" => {
+            let projection = Projection::parse(&stage_doc(spec)?)?;
+            Box::new(stream.map(move |doc| doc.map(|d| projection.apply(&d))))
+        }
+        "$count" => {
+            let RawBsonRef::String(field) = spec else {
+                return Err(Error::new(ErrorCode::FailedToParse, "the count field must be a non-empty string"));
+            };
+            let field = field.to_owned();
+            let n = count_stream(stream)?;
+            if n == 0 { Box::new(std::iter::empty()) } else { Box::new(std::iter::once(raw(&doc! { field: n }))) }
+        }
+        "$group" => group(stream, &stage_doc(spec)?)?,
+        other if other.starts_with('$') && KNOWN_STAGES.contains(&other) => {
+            return Err(Error::new(
+                ErrorCode::NotImplemented,
+                format!("aggregation stage {other} is not supported yet"),
+            ));
+        }
+        other => {
+            return Err(Error::new(
+                ErrorCode::UnrecognizedPipelineStage,
+                format!("Unrecognized pipeline stage name: '{other}'"),
+            ));
+        }
+    })
+}
+
+/// Stages of mongod's aggregation framework that a later issue builds.
+const KNOWN_STAGES: &[&str] = &[
+    "$addFields",
+    "$bucket",
+    "$bucketAuto",
+    "$collStats",
+    "$densify",
+    "$documents",
+    "$facet",
+    "$fill",
+    "$geoNear",
+    "$graphLookup",
+    "$indexStats",
+    "$lookup",
+    "$merge",
+    "$out",
+    "$redact",
+    "$replaceRoot",
+    "$replaceWith",
+    "$sample",
+    "$set",
+    "$setWindowFields",
+    "$sortByCount",
+    "$unionWith",
+    "$unset",
+    "$unwind",
+    "$changeStream",
+    "$currentOp",
+    "$listSessions",
+    "$search",
+];
+
+fn count_stream(stream: DocumentStream) -> Result<i64> {
+    let mut n = 0i64;
+    for document in stream {
+        document?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn raw(document: &Document) -> Result<RawDocumentBuf> {
+    RawDocumentBuf::try_from(document).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))
+}
+
+/// `$group` with a constant `_id` (what `countDocuments` sends) and `$sum` of constants.
+fn group(stream: DocumentStream, spec: &RawDocument) -> Result<DocumentStream> {
+    let mut id = None;
+    let mut sums: Vec<(String, f64, bool)> = Vec::new();
+    for element in spec {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        if key.as_str() == "_id" {
+            if matches!(value, RawBsonRef::String(s) if s.starts_with('$')) || matches!(value, RawBsonRef::Document(_))
+            {
+                return Err(Error::new(
+                    ErrorCode::NotImplemented,
+                    "$group by a field path or expression is not supported yet",
+                ));
+            }
+            id = Some(Bson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?);
+            continue;
+        }
+        let addend = match value {
+            RawBsonRef::Document(acc) => match acc.get("$sum").ok().flatten() {
+                Some(RawBsonRef::Int32(n)) => (f64::from(n), true),
+                Some(RawBsonRef::Int64(n)) => (n as f64, true),
+                Some(RawBsonRef::Double(n)) => (n, false),
+                _ => {
+                    return Err(Error::new(
+                        ErrorCode::NotImplemented,
+                        "only $sum of a constant is supported in $group yet",
+                    ));
+                }
+            },
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::FailedToParse,
+                    format!("The field '{}' must be an accumulator object", key.as_str()),
+                ));
+            }
+        };
+        sums.push((key.as_str().to_owned(), addend.0, addend.1));
+    }
+    let id = id.ok_or_else(|| Error::new(ErrorCode::FailedToParse, "a group specification must include an _id"))?;
+    let n = count_stream(stream)?;
+    if n == 0 {
+        return Ok(Box::new(std::iter::empty()));
+    }
+    let mut out = doc! { "_id": id };
+    for (field, addend, integral) in sums {
+        let total = addend * n as f64;
+        if integral && total.abs() < i32::MAX as f64 {
+            out.insert(field, total as i32);
+        } else if integral && total.abs() < 9.0e15 {
+            out.insert(field, total as i64);
+        } else {
+            out.insert(field, total);
+        }
+    }
+    Ok(Box::new(std::iter::once(raw(&out))))
+}

@@ -1,0 +1,506 @@
+//! Write commands: `insert`, `update`, `delete`, `findAndModify`.
+//!
+//! Each statement is applied under the collection's write lock and committed atomically
+//! (a document is never half-written); with `j: true` (or `w: "majority"`) the reply waits for
+//! one journal sync covering the command's last batch.
+
+use std::sync::atomic::Ordering;
+
+use bson::oid::ObjectId;
+use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+use monarch_wire::MAX_BSON_OBJECT_SIZE;
+
+use super::{CommandRequest, RequestCtx};
+use crate::error::{Error, ErrorCode, Result};
+use crate::query::{Filter, Projection, SortSpec, Update};
+use crate::storage::{Collection, Storage, Writer};
+
+/// Whether the command's write concern asks for a journal sync before the reply.
+fn journaled(req: &CommandRequest) -> Result<bool> {
+    let Some(concern) = req.doc_arg("writeConcern")? else { return Ok(false) };
+    let j = match concern.get("j").ok().flatten() {
+        None | Some(RawBsonRef::Null) => false,
+        Some(RawBsonRef::Boolean(b)) => b,
+        Some(RawBsonRef::Int32(n)) => n != 0,
+        Some(RawBsonRef::Int64(n)) => n != 0,
+        Some(RawBsonRef::Double(n)) => n != 0.0,
+        Some(other) => return Err(req.wrong_type("writeConcern.j", other, "bool")),
+    };
+    let majority = match concern.get("w").ok().flatten() {
+        None | Some(RawBsonRef::Int32(0 | 1)) | Some(RawBsonRef::Int64(0 | 1)) => false,
+        Some(RawBsonRef::Double(w)) if w == 0.0 || w == 1.0 => false,
+        Some(RawBsonRef::String("majority")) => true,
+        Some(RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_)) => {
+            return Err(Error::new(ErrorCode::BadValue, "cannot use 'w' > 1 with a standalone server"));
+        }
+        Some(RawBsonRef::String(mode)) => {
+            return Err(Error::new(
+                ErrorCode::UnknownReplWriteConcern,
+                format!("No write concern mode named '{mode}' found in replica set configuration"),
+            ));
+        }
+        Some(other) => return Err(req.wrong_type("writeConcern.w", other, "string or int")),
+    };
+    Ok(j || majority)
+}
+
+/// Waits for the last batch to be durable when the write concern asks for it.
+fn acknowledge(storage: &Storage, journal: bool, last_ticket: Option<u64>) -> Result<()> {
+    match (journal, last_ticket) {
+        (true, Some(ticket)) => storage.wait_durable(ticket),
+        _ => Ok(()),
+    }
+}
+
+/// Prepares a document for insertion as mongod does: `_id` first (generated when missing),
+/// `_id` of an allowed type, size within 16 MiB.
+fn prepare_for_insert(document: &RawDocument) -> Result<RawDocumentBuf> {
+    let mut out = RawDocumentBuf::new();
+    match document.get("_id").map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))? {
+        Some(id) => {
+            check_id(id)?;
+            out.append(bson::raw::cstr!("_id"), id);
+        }
+        None => out.append(bson::raw::cstr!("_id"), ObjectId::new()),
+    }
+    for element in document {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        if key.as_str() != "_id" {
+            out.append(key, value);
+        }
+    }
+    check_size(&out)?;
+    Ok(out)
+}
+
+/// mongod's rules for `_id`: not an array, regex or undefined, and no `$`-prefixed fields
+/// inside a document `_id`.
+fn check_id(id: RawBsonRef<'_>) -> Result<()> {
+    if let RawBsonRef::Document(fields) = id
+        && let Some(Ok((key, _))) = fields.iter().find(|f| f.as_ref().is_ok_and(|(k, _)| k.as_str().starts_with('$')))
+    {
+        return Err(Error::new(
+            ErrorCode::DollarPrefixedFieldName,
+            format!("_id fields may not contain '$'-prefixed fields: {} is not valid for storage.", key.as_str()),
+        ));
+    }
+    let kind = match id {
+        RawBsonRef::Array(_) => "array",
+        RawBsonRef::RegularExpression(_) => "regex",
+        RawBsonRef::Undefined => "undefined",
+        _ => return Ok(()),
+    };
+    Err(Error::new(ErrorCode::InvalidIdField, format!("The '_id' value cannot be of type {kind}")))
+}
+
+fn check_size(document: &RawDocumentBuf) -> Result<()> {
+    let size = document.as_bytes().len();
+    if size > MAX_BSON_OBJECT_SIZE {
+        return Err(Error::new(
+            ErrorCode::BSONObjectTooLarge,
+            format!("object to insert too large. size in bytes: {size}, max size: {MAX_BSON_OBJECT_SIZE}"),
+        ));
+    }
+    Ok(())
+}
+
+fn to_raw(document: &Document) -> Result<RawDocumentBuf> {
+    let raw = RawDocumentBuf::try_from(document).map_err(|e| Error::new(ErrorCode::BadValue, e.to_string()))?;
+    check_size(&raw)?;
+    Ok(raw)
+}
+
+fn to_document(raw: &RawDocument) -> Result<Document> {
+    Document::try_from(raw).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
+}
+
+/// `insert`: documents from the `documents` field or document sequence.
+pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let ordered = req.bool_arg("ordered")?.unwrap_or(true);
+    let journal = journaled(req)?;
+    req.bool_arg("bypassDocumentValidation")?;
+    let documents = req.documents("documents")?;
+    let storage = &ctx.server.storage;
+    let collection = storage.collection_or_create(&ns)?;
+    let mut writer = storage.writer(&collection)?;
+    let mut inserted = 0i32;
+    let mut errors = Vec::new();
+    for (index, document) in documents.into_iter().enumerate() {
+        match prepare_for_insert(document).and_then(|doc| writer.insert(doc)) {
+            Ok(()) => inserted += 1,
+            Err(error) => {
+                errors.push(Bson::Document(error.to_write_error(index)));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    let ticket = writer.commit()?;
+    ctx.server.stats.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
+    acknowledge(storage, journal, ticket)?;
+    let mut reply = doc! { "n": inserted };
+    if !errors.is_empty() {
+        reply.insert("writeErrors", errors);
+    }
+    Ok(reply)
+}
+
+/// The documents a statement's filter selects, read under the writer's lock. An equality on
+/// `_id` is a point lookup; anything else scans the collection.
+fn matching(writer: &Writer<'_>, filter: &Filter, query: &RawDocument, multi: bool) -> Result<Vec<RawDocumentBuf>> {
+    if let Some(id) = point_id(query) {
+        return Ok(writer.get(id)?.filter(|doc| filter.matches(doc)).into_iter().collect());
+    }
+    let mut out = Vec::new();
+    for document in writer.scan_committed() {
+        let document = document?;
+        if filter.matches(&document) {
+            out.push(document);
+            if !multi {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `_id` of a filter that is exactly `{_id: <scalar>}`: the fast path of point writes
+/// and reads (a document or array value would need the full equality semantics).
+pub fn point_id(query: &RawDocument) -> Option<RawBsonRef<'_>> {
+    let mut fields = query.iter();
+    let (key, value) = fields.next()?.ok()?;
+    if key.as_str() != "_id" || fields.next().is_some() {
+        return None;
+    }
+    match value {
+        RawBsonRef::Document(_) | RawBsonRef::Array(_) | RawBsonRef::RegularExpression(_) | RawBsonRef::Null => None,
+        RawBsonRef::Undefined | RawBsonRef::MinKey | RawBsonRef::MaxKey => None,
+        scalar => Some(scalar),
+    }
+}
+
+/// The outcome of one update statement.
+struct UpdateOutcome {
+    matched: i64,
+    modified: i64,
+    upserted: Option<Bson>,
+    /// The document before (`new: false`) or after (`new: true`) the change, for findAndModify.
+    before: Option<RawDocumentBuf>,
+    after: Option<RawDocumentBuf>,
+}
+
+/// Applies one update statement inside `writer`.
+fn update_statement(
+    writer: &mut Writer<'_>,
+    query: &RawDocument,
+    update: &Update,
+    options: UpdateOptions<'_>,
+) -> Result<UpdateOutcome> {
+    let filter = Filter::parse(query)?;
+    let mut candidates = matching(writer, &filter, query, options.multi || options.sort.is_some())?;
+    if let Some(sort) = options.sort {
+        candidates.sort_by(|a, b| sort.compare(a, b));
+        candidates.truncate(1);
+    }
+    let mut outcome = UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None };
+    for current in candidates {
+        outcome.matched += 1;
+        let mut document = to_document(&current)?;
+        let changed = update.apply(&mut document, false)?;
+        let after = if changed {
+            let raw = to_raw(&document)?;
+            writer.replace(raw.clone())?;
+            outcome.modified += 1;
+            raw
+        } else {
+            current.clone()
+        };
+        outcome.before.get_or_insert(current);
+        outcome.after.get_or_insert(after);
+    }
+    if outcome.matched == 0 && options.upsert {
+        let mut document = filter.equality_seed()?;
+        update.apply(&mut document, true)?;
+        if !document.contains_key("_id") {
+            let mut with_id = doc! { "_id": ObjectId::new() };
+            with_id.extend(document);
+            document = with_id;
+        }
+        let raw = prepare_for_insert(&to_raw(&document)?)?;
+        outcome.upserted = raw.get("_id").ok().flatten().and_then(|id| Bson::try_from(id).ok());
+        writer.insert(raw.clone())?;
+        outcome.after = Some(raw);
+    }
+    Ok(outcome)
+}
+
+#[derive(Clone, Copy)]
+struct UpdateOptions<'a> {
+    multi: bool,
+    upsert: bool,
+    sort: Option<&'a SortSpec>,
+}
+
+/// `update`: statements from `updates`.
+pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let ordered = req.bool_arg("ordered")?.unwrap_or(true);
+    let journal = journaled(req)?;
+    let statements = req.documents("updates")?;
+    let storage = &ctx.server.storage;
+    let mut totals = (0i64, 0i64);
+    let mut upserted = Vec::new();
+    let mut errors = Vec::new();
+    let mut ticket = None;
+    for (index, statement) in statements.into_iter().enumerate() {
+        let result = run_update_statement(ctx, &ns, statement);
+        match result {
+            Ok((outcome, statement_ticket)) => {
+                totals.0 += outcome.matched;
+                totals.1 += outcome.modified;
+                if let Some(id) = outcome.upserted {
+                    upserted
+                        .push(Bson::Document(doc! { "index": i32::try_from(index).unwrap_or(i32::MAX), "_id": id }));
+                }
+                ticket = statement_ticket.or(ticket);
+            }
+            Err(error) => {
+                errors.push(Bson::Document(error.to_write_error(index)));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    acknowledge(storage, journal, ticket)?;
+    let mut reply = doc! { "n": totals.0 + upserted.len() as i64, "nModified": totals.1 };
+    if !upserted.is_empty() {
+        reply.insert("upserted", upserted);
+    }
+    if !errors.is_empty() {
+        reply.insert("writeErrors", errors);
+    }
+    Ok(reply)
+}
+
+fn run_update_statement(
+    ctx: &RequestCtx<'_>,
+    ns: &crate::storage::Namespace,
+    statement: &RawDocument,
+) -> Result<(UpdateOutcome, Option<u64>)> {
+    let field = |key: &str| statement.get(key).ok().flatten();
+    let query = match field("q") {
+        Some(RawBsonRef::Document(q)) => q,
+        Some(_) => {
+            return Err(Error::new(
+                ErrorCode::TypeMismatch,
+                "BSON field 'update.updates.q' is the wrong type, expected type 'object'",
+            ));
+        }
+        None => {
+            return Err(Error::new(
+                ErrorCode::FailedToParse,
+                "BSON field 'update.updates.q' is missing but a required field",
+            ));
+        }
+    };
+    let update = match field("u") {
+        Some(RawBsonRef::Document(u)) => Update::parse(u)?,
+        Some(RawBsonRef::Array(_)) => {
+            return Err(Error::new(ErrorCode::NotImplemented, "pipeline-style updates are not supported yet"));
+        }
+        Some(_) => {
+            return Err(Error::new(
+                ErrorCode::TypeMismatch,
+                "BSON field 'update.updates.u' is the wrong type, expected type 'object'",
+            ));
+        }
+        None => {
+            return Err(Error::new(
+                ErrorCode::FailedToParse,
+                "BSON field 'update.updates.u' is missing but a required field",
+            ));
+        }
+    };
+    let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
+    let options = UpdateOptions { multi: flag("multi"), upsert: flag("upsert"), sort: None };
+    if options.multi && update.is_replacement() {
+        return Err(Error::new(ErrorCode::FailedToParse, "multi update is not supported for replacement-style update"));
+    }
+    let storage = &ctx.server.storage;
+    let collection = collection_for_write(storage, ns, options.upsert)?;
+    let Some(collection) = collection else {
+        return Ok((UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None }, None));
+    };
+    let mut writer = storage.writer(&collection)?;
+    let outcome = update_statement(&mut writer, query, &update, options)?;
+    let ticket = writer.commit()?;
+    ctx.server.stats.opcounters.update.fetch_add(1, Ordering::Relaxed);
+    Ok((outcome, ticket))
+}
+
+/// The collection a write goes to: created when the write may insert, else `None` if absent.
+fn collection_for_write(
+    storage: &Storage,
+    ns: &crate::storage::Namespace,
+    may_insert: bool,
+) -> Result<Option<std::sync::Arc<Collection>>> {
+    if may_insert { storage.collection_or_create(ns).map(Some) } else { Ok(storage.collection(ns)) }
+}
+
+/// `delete`: statements from `deletes` (`limit` 0 = all matches, 1 = the first).
+pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let ordered = req.bool_arg("ordered")?.unwrap_or(true);
+    let journal = journaled(req)?;
+    let statements = req.documents("deletes")?;
+    let storage = &ctx.server.storage;
+    let collection = storage.collection(&ns);
+    let mut deleted = 0i64;
+    let mut errors = Vec::new();
+    let mut ticket = None;
+    for (index, statement) in statements.into_iter().enumerate() {
+        let result = (|| -> Result<(i64, Option<u64>)> {
+            let query = match statement.get("q").ok().flatten() {
+                Some(RawBsonRef::Document(q)) => q,
+                _ => {
+                    return Err(Error::new(
+                        ErrorCode::FailedToParse,
+                        "BSON field 'delete.deletes.q' is missing but a required field",
+                    ));
+                }
+            };
+            let limit = match statement.get("limit").ok().flatten() {
+                Some(RawBsonRef::Int32(n)) => i64::from(n),
+                Some(RawBsonRef::Int64(n)) => n,
+                Some(RawBsonRef::Double(n)) => n as i64,
+                _ => {
+                    return Err(Error::new(
+                        ErrorCode::FailedToParse,
+                        "BSON field 'delete.deletes.limit' is missing but a required field",
+                    ));
+                }
+            };
+            if limit != 0 && limit != 1 {
+                return Err(Error::new(
+                    ErrorCode::FailedToParse,
+                    format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
+                ));
+            }
+            let filter = Filter::parse(query)?;
+            let Some(collection) = &collection else { return Ok((0, None)) };
+            let mut writer = storage.writer(collection)?;
+            let victims = matching(&writer, &filter, query, limit == 0)?;
+            for victim in &victims {
+                if let Some(id) = victim.get("_id").ok().flatten() {
+                    writer.delete(id);
+                }
+            }
+            ctx.server.stats.opcounters.delete.fetch_add(1, Ordering::Relaxed);
+            Ok((victims.len() as i64, writer.commit()?))
+        })();
+        match result {
+            Ok((n, statement_ticket)) => {
+                deleted += n;
+                ticket = statement_ticket.or(ticket);
+            }
+            Err(error) => {
+                errors.push(Bson::Document(error.to_write_error(index)));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    acknowledge(storage, journal, ticket)?;
+    let mut reply = doc! { "n": deleted };
+    if !errors.is_empty() {
+        reply.insert("writeErrors", errors);
+    }
+    Ok(reply)
+}
+
+/// `findAndModify`: updates or removes one document and returns it (before or after).
+pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let journal = journaled(req)?;
+    let empty = RawDocumentBuf::new();
+    let query = req.doc_arg("query")?.unwrap_or(&empty);
+    let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?;
+    let fields = req.doc_arg("fields")?.map(Projection::parse).transpose()?;
+    let remove = req.bool_arg("remove")?.unwrap_or(false);
+    let return_new = req.bool_arg("new")?.unwrap_or(false);
+    let upsert = req.bool_arg("upsert")?.unwrap_or(false);
+    let update = match req.get("update") {
+        None => None,
+        Some(RawBsonRef::Document(u)) => Some(Update::parse(u)?),
+        Some(RawBsonRef::Array(_)) => {
+            return Err(Error::new(ErrorCode::NotImplemented, "pipeline-style updates are not supported yet"));
+        }
+        Some(other) => return Err(req.wrong_type("update", other, "object")),
+    };
+    match (&update, remove) {
+        (Some(_), true) => {
+            return Err(Error::new(ErrorCode::FailedToParse, "Cannot specify both an update and remove=true"));
+        }
+        (None, false) => {
+            return Err(Error::new(ErrorCode::FailedToParse, "Either an update or remove=true must be specified"));
+        }
+        _ => {}
+    }
+    if remove && (upsert || return_new) {
+        return Err(Error::new(
+            ErrorCode::FailedToParse,
+            "Cannot specify both upsert=true and remove=true or new=true and remove=true",
+        ));
+    }
+    let storage = &ctx.server.storage;
+    let Some(collection) = collection_for_write(storage, &ns, upsert)? else {
+        return Ok(doc! { "lastErrorObject": { "n": 0, "updatedExisting": false }, "value": Bson::Null });
+    };
+    let mut writer = storage.writer(&collection)?;
+    let filter = Filter::parse(query)?;
+    let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
+        match (doc, &fields) {
+            (None, _) => Ok(Bson::Null),
+            (Some(doc), Some(fields)) => Ok(Bson::Document(to_document(&fields.apply(&doc))?)),
+            (Some(doc), None) => Ok(Bson::Document(to_document(&doc)?)),
+        }
+    };
+    let reply = match update {
+        None => {
+            let mut found = matching(&writer, &filter, query, sort.is_some())?;
+            if let Some(sort) = &sort {
+                found.sort_by(|a, b| sort.compare(a, b));
+            }
+            let victim = found.into_iter().next();
+            if let Some(id) = victim.as_ref().and_then(|v| v.get("_id").ok().flatten()) {
+                writer.delete(id);
+            }
+            let n = i32::from(victim.is_some());
+            doc! { "lastErrorObject": { "n": n }, "value": project(victim)? }
+        }
+        Some(update) => {
+            let outcome = update_statement(
+                &mut writer,
+                query,
+                &update,
+                UpdateOptions { multi: false, upsert, sort: sort.as_ref() },
+            )?;
+            let mut last_error = doc! { "n": 1, "updatedExisting": outcome.matched > 0 };
+            if outcome.matched == 0 && outcome.upserted.is_none() {
+                last_error.insert("n", 0);
+            }
+            if let Some(id) = &outcome.upserted {
+                last_error.insert("upserted", id.clone());
+            }
+            let value = if return_new { outcome.after } else { outcome.before };
+            doc! { "lastErrorObject": last_error, "value": project(value)? }
+        }
+    };
+    let ticket = writer.commit()?;
+    acknowledge(storage, journal, ticket)?;
+    Ok(reply)
+}

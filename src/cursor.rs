@@ -1,0 +1,202 @@
+//! Cursors: results that did not fit in the first batch, parked until `getMore` asks for more.
+//!
+//! A cursor owns an iterator over a storage snapshot (or a buffer of sorted results), so every
+//! batch comes from the same consistent view. Idle cursors are closed after
+//! `cursorTimeoutMillis` (10 minutes) unless opened with `noCursorTimeout`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bson::RawDocumentBuf;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// Idle time after which a cursor is closed (mongod's `cursorTimeoutMillis` default).
+pub const CURSOR_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Documents in a first batch when the client sets no `batchSize` (mongod's default).
+pub const DEFAULT_FIRST_BATCH: usize = 101;
+
+/// The most bytes of documents in one batch.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// The documents a cursor produces, lazily.
+pub type DocumentStream = Box<dyn Iterator<Item = Result<RawDocumentBuf>> + Send>;
+
+/// An open cursor.
+pub struct Cursor {
+    /// `db.collection` as reported in replies.
+    pub ns: String,
+    stream: std::iter::Peekable<DocumentStream>,
+    /// Keep the cursor however long it idles.
+    pub no_timeout: bool,
+    last_used: Instant,
+}
+
+impl Cursor {
+    /// A cursor over `stream`.
+    pub fn new(ns: String, stream: DocumentStream, no_timeout: bool) -> Self {
+        Self { ns, stream: stream.peekable(), no_timeout, last_used: Instant::now() }
+    }
+
+    /// Takes the next batch: at most `limit` documents (or everything up to the size cap) and
+    /// always at least one when any remain. Returns the batch and whether the cursor is done.
+    ///
+    /// # Errors
+    /// Storage or query errors from the stream; 50 MaxTimeMSExpired past `deadline`.
+    pub fn next_batch(
+        &mut self,
+        limit: Option<usize>,
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<RawDocumentBuf>, bool)> {
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        while limit.is_none_or(|l| batch.len() < l) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit"));
+            }
+            let next_len = match self.stream.peek() {
+                None => break,
+                Some(Ok(doc)) => doc.as_bytes().len(),
+                Some(Err(_)) => 0,
+            };
+            if !batch.is_empty() && bytes + next_len > MAX_BATCH_BYTES {
+                break;
+            }
+            match self.stream.next() {
+                Some(Ok(doc)) => {
+                    bytes += next_len;
+                    batch.push(doc);
+                }
+                Some(Err(error)) => return Err(error),
+                None => break,
+            }
+        }
+        let done = self.stream.peek().is_none();
+        self.last_used = Instant::now();
+        Ok((batch, done))
+    }
+}
+
+/// Every open cursor of the server, by id.
+#[derive(Default)]
+pub struct CursorRegistry {
+    cursors: Mutex<HashMap<i64, Cursor>>,
+}
+
+impl CursorRegistry {
+    /// Parks `cursor` and returns its new id (positive, never 0).
+    pub fn insert(&self, cursor: Cursor) -> i64 {
+        let mut cursors = self.lock();
+        loop {
+            let id = random_id();
+            if let std::collections::hash_map::Entry::Vacant(slot) = cursors.entry(id) {
+                slot.insert(cursor);
+                return id;
+            }
+        }
+    }
+
+    /// Takes cursor `id` out for a `getMore` (put it back with [`CursorRegistry::restore`]).
+    ///
+    /// # Errors
+    /// 43 CursorNotFound, with mongod's message.
+    pub fn take(&self, id: i64) -> Result<Cursor> {
+        self.lock().remove(&id).ok_or_else(|| cursor_not_found(id))
+    }
+
+    /// Puts a cursor back under the same id.
+    pub fn restore(&self, id: i64, cursor: Cursor) {
+        self.lock().insert(id, cursor);
+    }
+
+    /// Whether `id` is open.
+    pub fn contains(&self, id: i64) -> bool {
+        self.lock().contains_key(&id)
+    }
+
+    /// Closes cursor `id`; false if it did not exist.
+    pub fn kill(&self, id: i64) -> bool {
+        self.lock().remove(&id).is_some()
+    }
+
+    /// The namespace of cursor `id`.
+    pub fn namespace(&self, id: i64) -> Option<String> {
+        self.lock().get(&id).map(|c| c.ns.clone())
+    }
+
+    /// Closes cursors idle for longer than `timeout` as of `now`; returns how many.
+    pub fn reap(&self, now: Instant, timeout: Duration) -> usize {
+        let mut cursors = self.lock();
+        let before = cursors.len();
+        cursors.retain(|_, c| c.no_timeout || now.saturating_duration_since(c.last_used) < timeout);
+        before - cursors.len()
+    }
+
+    /// Open cursors.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Cursor>> {
+        self.cursors.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// mongod's error for an unknown cursor.
+pub fn cursor_not_found(id: i64) -> Error {
+    Error::new(ErrorCode::CursorNotFound, format!("cursor id {id} not found"))
+}
+
+/// A positive random id from the standard library's randomly keyed hasher.
+fn random_id() -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    let id = (hasher.finish() >> 1) as i64;
+    if id == 0 { 1 } else { id }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::rawdoc;
+
+    fn stream(n: i32) -> DocumentStream {
+        Box::new((0..n).map(|i| Ok(rawdoc! { "i": i })))
+    }
+
+    #[test]
+    fn cursor_batches_and_exhaustion() -> Result<()> {
+        let mut cursor = Cursor::new("db.c".into(), stream(5), false);
+        let (first, done) = cursor.next_batch(Some(2), None)?;
+        assert_eq!((first.len(), done), (2, false));
+        let (rest, done) = cursor.next_batch(None, None)?;
+        assert_eq!((rest.len(), done), (3, true));
+        Ok(())
+    }
+
+    #[test]
+    fn cursor_registry_take_restore_kill_reap() {
+        let registry = CursorRegistry::default();
+        let id = registry.insert(Cursor::new("db.c".into(), stream(1), false));
+        assert!(id > 0);
+        let cursor = registry.take(id).ok();
+        assert!(registry.take(id).is_err_and(|e| e.code() == ErrorCode::CursorNotFound));
+        if let Some(cursor) = cursor {
+            registry.restore(id, cursor);
+        }
+        assert_eq!(registry.reap(Instant::now(), CURSOR_TIMEOUT), 0);
+        assert_eq!(registry.reap(Instant::now() + CURSOR_TIMEOUT * 2, CURSOR_TIMEOUT), 1);
+        let kept = registry.insert(Cursor::new("db.c".into(), stream(1), true));
+        assert_eq!(registry.reap(Instant::now() + CURSOR_TIMEOUT * 2, CURSOR_TIMEOUT), 0);
+        assert!(registry.kill(kept));
+        assert!(registry.is_empty());
+    }
+}

@@ -1,0 +1,29 @@
+//! The query language, pure and synchronous: documents in, documents and errors out. No I/O,
+//! no runtime, no storage; every part is unit-testable on its own.
+//!
+//! - [`order`]: MongoDB's BSON comparison order (brackets, exact numeric comparison);
+//! - [`path`]: dotted paths and what they reach, with implicit array traversal;
+//! - [`filter`]: query filters, compiled once and matched against many documents;
+//! - [`projection`]: `find` projections (inclusion and exclusion);
+//! - [`sort`]: sort specifications and mongod's multi-key sort order;
+//! - [`update`]: update documents (replacement or operators) applied to a document;
+//! - [`error`]: [`QueryError`], the one error type of the layer.
+
+pub mod error;
+pub mod filter;
+mod number;
+pub mod order;
+pub mod path;
+pub mod projection;
+mod render;
+pub mod sort;
+pub mod update;
+
+pub use error::QueryError;
+pub use filter::Filter;
+pub use order::{canonical_type, compare_documents, compare_values};
+pub use path::FieldPath;
+pub use projection::Projection;
+pub use render::type_name;
+pub use sort::SortSpec;
+pub use update::{Update, replace};

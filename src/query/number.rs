@@ -1,0 +1,432 @@
+//! BSON numbers compared by exact value across int32, int64, double and decimal128, and
+//! `$inc` arithmetic with mongod's type promotion.
+//!
+//! mongod compares every pair of numeric types exactly: an int64 above 2^53 against a double,
+//! and a decimal against a double (it converts rounding toward negative and looks at the
+//! inexact flag). Here every finite number becomes `coefficient * 2^e2 * 5^e5` and two such
+//! numbers are compared by magnitude estimate, falling back to big-integer arithmetic only
+//! when the estimate is too close to call.
+
+use std::cmp::Ordering;
+
+use bson::{Bson, Decimal128, RawBsonRef};
+
+/// A number borrowed out of a BSON value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Number {
+    Int32(i32),
+    Int64(i64),
+    Double(f64),
+    Decimal(Decimal128),
+}
+
+impl Number {
+    /// The number in `v`, if `v` is numeric.
+    pub(crate) fn from_raw(v: RawBsonRef<'_>) -> Option<Self> {
+        match v {
+            RawBsonRef::Int32(i) => Some(Self::Int32(i)),
+            RawBsonRef::Int64(i) => Some(Self::Int64(i)),
+            RawBsonRef::Double(d) => Some(Self::Double(d)),
+            RawBsonRef::Decimal128(d) => Some(Self::Decimal(d)),
+            _ => None,
+        }
+    }
+
+    /// The number in `v`, if `v` is numeric.
+    pub(crate) fn from_bson(v: &Bson) -> Option<Self> {
+        match v {
+            Bson::Int32(i) => Some(Self::Int32(*i)),
+            Bson::Int64(i) => Some(Self::Int64(*i)),
+            Bson::Double(d) => Some(Self::Double(*d)),
+            Bson::Decimal128(d) => Some(Self::Decimal(*d)),
+            _ => None,
+        }
+    }
+
+    /// The number as a BSON value of the same type.
+    pub(crate) fn to_bson(self) -> Bson {
+        match self {
+            Self::Int32(i) => Bson::Int32(i),
+            Self::Int64(i) => Bson::Int64(i),
+            Self::Double(d) => Bson::Double(d),
+            Self::Decimal(d) => Bson::Decimal128(d),
+        }
+    }
+
+    /// NaN, as a double or a decimal.
+    pub(crate) fn is_nan(self) -> bool {
+        match self {
+            Self::Double(d) => d.is_nan(),
+            Self::Decimal(d) => matches!(decode_decimal(d), Decimal::NaN),
+            Self::Int32(_) | Self::Int64(_) => false,
+        }
+    }
+
+    /// mongod's `SafeNum::debugString`, used in `$inc` overflow messages.
+    pub(crate) fn debug_string(self) -> String {
+        match self {
+            Self::Int32(i) => format!("(NumberInt){i}"),
+            Self::Int64(i) => format!("(NumberLong){i}"),
+            Self::Double(d) => format!("(NumberDouble){d}"),
+            Self::Decimal(d) => format!("(NumberDecimal){d}"),
+        }
+    }
+}
+
+/// Compares two numbers by exact value. NaN equals NaN and sorts below every other number;
+/// -0 equals 0.
+pub(crate) fn compare(a: Number, b: Number) -> Ordering {
+    use Number::{Double, Int32, Int64};
+    match (a, b) {
+        (Int32(x), Int32(y)) => x.cmp(&y),
+        (Int32(x), Int64(y)) => i64::from(x).cmp(&y),
+        (Int64(x), Int32(y)) => x.cmp(&i64::from(y)),
+        (Int64(x), Int64(y)) => x.cmp(&y),
+        (Double(x), Double(y)) => compare_doubles(x, y),
+        (Int32(x), Double(y)) => compare_doubles(f64::from(x), y),
+        (Double(x), Int32(y)) => compare_doubles(x, f64::from(y)),
+        (Int64(x), Double(y)) => compare_long_to_double(x, y),
+        (Double(x), Int64(y)) => compare_long_to_double(y, x).reverse(),
+        _ => Exact::of(a).cmp(&Exact::of(b)),
+    }
+}
+
+fn compare_doubles(x: f64, y: f64) -> Ordering {
+    match x.partial_cmp(&y) {
+        Some(ord) => ord,
+        None => match (x.is_nan(), y.is_nan()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Less,
+            _ => Ordering::Greater,
+        },
+    }
+}
+
+/// An int64 against a double without rounding the int64: below 2^53 both are exact doubles;
+/// above it a double has no fraction, so truncating it to an int64 keeps the order.
+fn compare_long_to_double(l: i64, d: f64) -> Ordering {
+    const PRECISE: i64 = 1 << 53;
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if d.is_nan() {
+        return Ordering::Greater;
+    }
+    if (-PRECISE..=PRECISE).contains(&l) {
+        return compare_doubles(l as f64, d);
+    }
+    if d >= TWO_POW_63 {
+        return Ordering::Less;
+    }
+    if d < -TWO_POW_63 {
+        return Ordering::Greater;
+    }
+    l.cmp(&(d as i64))
+}
+
+/// Whether two numbers are the same type and value, as mongod's `SafeNum::isIdentical` asks
+/// before it calls an `$inc` a no-op (so 0 and -0.0 doubles are identical, NaN never is).
+pub(crate) fn identical(a: Number, b: Number) -> bool {
+    match (a, b) {
+        (Number::Int32(x), Number::Int32(y)) => x == y,
+        (Number::Int64(x), Number::Int64(y)) => x == y,
+        (Number::Double(x), Number::Double(y)) => x == y,
+        (Number::Decimal(x), Number::Decimal(y)) => x.bytes() == y.bytes(),
+        _ => false,
+    }
+}
+
+/// Why an addition has no result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AddError {
+    /// An int64 sum left the int64 range (mongod fails the update rather than widen).
+    Overflow,
+    /// Decimal128 arithmetic is not built yet.
+    Decimal,
+}
+
+/// `a + b` with mongod's promotion: int32 overflow widens to int64, int64 overflow is an
+/// error, and any double makes the sum a double.
+pub(crate) fn add(a: Number, b: Number) -> Result<Number, AddError> {
+    use Number::{Decimal, Double, Int32, Int64};
+    match (a, b) {
+        (Decimal(_), _) | (_, Decimal(_)) => Err(AddError::Decimal),
+        (Int32(x), Int32(y)) => Ok(x.checked_add(y).map_or_else(|| Int64(i64::from(x) + i64::from(y)), Int32)),
+        (Int32(_) | Int64(_), Int32(_) | Int64(_)) => {
+            as_i64(a).checked_add(as_i64(b)).map(Int64).ok_or(AddError::Overflow)
+        }
+        _ => Ok(Double(as_f64(a) + as_f64(b))),
+    }
+}
+
+fn as_i64(n: Number) -> i64 {
+    match n {
+        Number::Int32(i) => i64::from(i),
+        Number::Int64(i) => i,
+        Number::Double(_) | Number::Decimal(_) => 0,
+    }
+}
+fn as_f64(n: Number) -> f64 {
+    match n {
+        Number::Int32(i) => f64::from(i),
+        Number::Int64(i) => i as f64,
+        Number::Double(d) => d,
+        Number::Decimal(_) => 0.0,
+    }
+}
+
+/// A decoded decimal128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decimal {
+    NaN,
+    Infinity { negative: bool },
+    Finite { negative: bool, coefficient: u128, exponent: i32 },
+}
+
+/// The largest coefficient a canonical decimal128 holds (34 nines); larger ones are zero.
+const MAX_DECIMAL_COEFFICIENT: u128 = 9_999_999_999_999_999_999_999_999_999_999_999;
+const DECIMAL_EXPONENT_BIAS: i32 = 6176;
+
+/// Decodes the IEEE 754-2008 BID layout that BSON stores, little-endian.
+pub(crate) fn decode_decimal(d: Decimal128) -> Decimal {
+    let bits = u128::from_le_bytes(d.bytes());
+    let negative = bits >> 127 == 1;
+    let combination = (bits >> 122) & 0x1f;
+    if combination == 0x1f {
+        return Decimal::NaN;
+    }
+    if combination == 0x1e {
+        return Decimal::Infinity { negative };
+    }
+    let (biased, coefficient) = if (bits >> 125) & 0b11 == 0b11 {
+        // The second form's implied coefficient exceeds 34 digits: the value is zero.
+        ((bits >> 111) & 0x3fff, 0)
+    } else {
+        ((bits >> 113) & 0x3fff, bits & ((1u128 << 113) - 1))
+    };
+    let coefficient = if coefficient > MAX_DECIMAL_COEFFICIENT { 0 } else { coefficient };
+    let biased = i32::try_from(biased).unwrap_or(0);
+    Decimal::Finite { negative, coefficient, exponent: biased - DECIMAL_EXPONENT_BIAS }
+}
+
+/// A number as an exact value: `coefficient * 2^exp2 * 5^exp5` with a sign.
+#[derive(Debug, Clone, Copy)]
+enum Exact {
+    NaN,
+    NegInfinity,
+    Finite { negative: bool, coefficient: u128, exp2: i32, exp5: i32 },
+    PosInfinity,
+}
+
+impl Exact {
+    fn of(n: Number) -> Self {
+        match n {
+            Number::Int32(i) => Self::integer(i64::from(i)),
+            Number::Int64(i) => Self::integer(i),
+            Number::Double(d) => Self::double(d),
+            Number::Decimal(d) => match decode_decimal(d) {
+                Decimal::NaN => Self::NaN,
+                Decimal::Infinity { negative: true } => Self::NegInfinity,
+                Decimal::Infinity { negative: false } => Self::PosInfinity,
+                Decimal::Finite { negative, coefficient, exponent } => {
+                    Self::Finite { negative, coefficient, exp2: exponent, exp5: exponent }
+                }
+            },
+        }
+    }
+
+    fn integer(i: i64) -> Self {
+        Self::Finite { negative: i < 0, coefficient: u128::from(i.unsigned_abs()), exp2: 0, exp5: 0 }
+    }
+
+    fn double(d: f64) -> Self {
+        if d.is_nan() {
+            return Self::NaN;
+        }
+        if d.is_infinite() {
+            return if d < 0.0 { Self::NegInfinity } else { Self::PosInfinity };
+        }
+        let bits = d.to_bits();
+        let biased = i32::try_from((bits >> 52) & 0x7ff).unwrap_or(0);
+        let fraction = bits & ((1 << 52) - 1);
+        let (coefficient, exp2) = if biased == 0 { (fraction, -1074) } else { (fraction | (1 << 52), biased - 1075) };
+        Self::Finite { negative: d < 0.0, coefficient: u128::from(coefficient), exp2, exp5: 0 }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Self::NaN => 0,
+            Self::NegInfinity => 1,
+            Self::Finite { .. } => 2,
+            Self::PosInfinity => 3,
+        }
+    }
+
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (
+                Self::Finite { negative: na, coefficient: ca, exp2: pa, exp5: qa },
+                Self::Finite { negative: nb, coefficient: cb, exp2: pb, exp5: qb },
+            ) => {
+                // Zero has no sign in BSON comparison: -0 == 0.
+                let sign_a = if *ca == 0 {
+                    0
+                } else if *na {
+                    -1
+                } else {
+                    1
+                };
+                let sign_b = if *cb == 0 {
+                    0
+                } else if *nb {
+                    -1
+                } else {
+                    1
+                };
+                if sign_a != sign_b || sign_a == 0 {
+                    return sign_a.cmp(&sign_b);
+                }
+                let magnitude = compare_magnitudes((*ca, *pa, *qa), (*cb, *pb, *qb));
+                if sign_a < 0 { magnitude.reverse() } else { magnitude }
+            }
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+const LOG2_5: f64 = 2.321_928_094_887_362;
+
+/// Compares `c * 2^p * 5^q` for two non-zero coefficients.
+fn compare_magnitudes(a: (u128, i32, i32), b: (u128, i32, i32)) -> Ordering {
+    let estimate = |(c, p, q): (u128, i32, i32)| {
+        let c = c as f64;
+        c.log2() + f64::from(p) + f64::from(q) * LOG2_5
+    };
+    let (ea, eb) = (estimate(a), estimate(b));
+    // The estimate is off by far less than 1; a gap of 2 decides safely.
+    if ea + 2.0 < eb {
+        return Ordering::Less;
+    }
+    if eb + 2.0 < ea {
+        return Ordering::Greater;
+    }
+    let (mut x, mut y) = (BigUint::from(a.0), BigUint::from(b.0));
+    let q = a.2.min(b.2);
+    x.mul_pow5(a.2.abs_diff(q));
+    y.mul_pow5(b.2.abs_diff(q));
+    let p = a.1.min(b.1);
+    x.shl(a.1.abs_diff(p));
+    y.shl(b.1.abs_diff(p));
+    x.cmp(&y)
+}
+
+/// Just enough of an unsigned big integer for exact comparison: little-endian 64-bit limbs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BigUint(Vec<u64>);
+
+impl BigUint {
+    fn from(v: u128) -> Self {
+        let limbs = vec![v as u64, (v >> 64) as u64];
+        let mut n = Self(limbs);
+        n.trim();
+        n
+    }
+
+    fn trim(&mut self) {
+        while self.0.last() == Some(&0) {
+            self.0.pop();
+        }
+    }
+
+    fn mul_small(&mut self, m: u64) {
+        let mut carry = 0u128;
+        for limb in &mut self.0 {
+            let product = u128::from(*limb) * u128::from(m) + carry;
+            *limb = product as u64;
+            carry = product >> 64;
+        }
+        if carry != 0 {
+            self.0.push(carry as u64);
+        }
+    }
+
+    fn mul_pow5(&mut self, mut n: u32) {
+        // 5^27 is the largest power of five below 2^63.
+        const POW5_27: u64 = 7_450_580_596_923_828_125;
+        while n >= 27 {
+            self.mul_small(POW5_27);
+            n -= 27;
+        }
+        self.mul_small(5u64.pow(n));
+    }
+
+    fn shl(&mut self, bits: u32) {
+        let limbs = usize::try_from(bits / 64).unwrap_or(usize::MAX);
+        let rest = bits % 64;
+        if rest != 0 {
+            let mut carry = 0u64;
+            for limb in &mut self.0 {
+                let next = *limb >> (64 - rest);
+                *limb = (*limb << rest) | carry;
+                carry = next;
+            }
+            if carry != 0 {
+                self.0.push(carry);
+            }
+        }
+        if limbs > 0 {
+            self.0.splice(0..0, std::iter::repeat_n(0, limbs));
+        }
+    }
+
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.len().cmp(&other.0.len()).then_with(|| self.0.iter().rev().cmp(other.0.iter().rev()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Number {
+        Number::Decimal(s.parse().unwrap())
+    }
+
+    #[test]
+    fn number_decode_decimal_finite_and_special() {
+        assert_eq!(
+            decode_decimal("1.5".parse().unwrap()),
+            Decimal::Finite { negative: false, coefficient: 15, exponent: -1 }
+        );
+        assert_eq!(decode_decimal("NaN".parse().unwrap()), Decimal::NaN);
+        assert_eq!(decode_decimal("-Infinity".parse().unwrap()), Decimal::Infinity { negative: true });
+    }
+
+    #[test]
+    fn number_bigint_shift_and_multiply() {
+        let mut x = BigUint::from(3);
+        x.shl(130);
+        let mut y = BigUint::from(3 << 2);
+        y.shl(128);
+        assert_eq!(x.cmp(&y), Ordering::Equal);
+        let mut z = BigUint::from(1);
+        z.mul_pow5(60);
+        assert_eq!(z.cmp(&BigUint::from(5u128.pow(54))), Ordering::Greater);
+    }
+
+    #[test]
+    fn number_add_promotes_like_safenum() {
+        assert_eq!(add(Number::Int32(i32::MAX), Number::Int32(1)), Ok(Number::Int64(1 << 31)));
+        assert_eq!(add(Number::Int64(i64::MAX), Number::Int32(1)), Err(AddError::Overflow));
+        assert_eq!(add(Number::Int32(1), Number::Double(0.5)), Ok(Number::Double(1.5)));
+        assert_eq!(add(Number::Int32(1), dec("1")), Err(AddError::Decimal));
+    }
+
+    #[test]
+    fn number_compare_decimal_to_double_exactly() {
+        // 0.1 as a double is slightly above decimal 0.1.
+        assert_eq!(compare(dec("0.1"), Number::Double(0.1)), Ordering::Less);
+        assert_eq!(compare(dec("0.5"), Number::Double(0.5)), Ordering::Equal);
+        assert_eq!(compare(dec("1E+400"), Number::Double(f64::MAX)), Ordering::Greater);
+        assert_eq!(compare(dec("-1E+400"), Number::Double(f64::MIN)), Ordering::Less);
+        assert_eq!(compare(dec("1E-400"), Number::Double(5e-324)), Ordering::Less);
+    }
+}

@@ -1,0 +1,201 @@
+//! The catalog: which collections exist, with their ids, UUIDs, options and index specs.
+//!
+//! Kept in memory for lookups and persisted in the `meta` keyspace. Databases are implicit:
+//! one exists while it holds a collection, as in mongod. Collection ids are handed out once
+//! and never reused, so a dropped collection's leftover keys can never be read as another's.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use bson::{Binary, Document, Uuid, doc};
+
+use super::namespace::Namespace;
+use super::{StorageError, meta_key};
+
+/// One collection's metadata. Replaced as a whole when it changes (rename, collMod); the
+/// write lock is shared by every version so writers stay serialized.
+#[derive(Debug)]
+pub struct Collection {
+    /// Storage id: the prefix of every key of this collection.
+    pub id: u64,
+    /// Namespace.
+    pub ns: Namespace,
+    /// Stable identity reported as `info.uuid`.
+    pub uuid: Uuid,
+    /// Creation options (`capped`, `size`, `max`, `validator`, ...), as given.
+    pub options: Document,
+    /// Index specifications (`{v: 2, key: {_id: 1}, name: "_id_"}` first).
+    pub indexes: Vec<Document>,
+    /// Serializes writers of this collection: a unique check and its write happen together.
+    pub(super) write_lock: Arc<Mutex<()>>,
+    /// Set once dropped: a writer that took the lock just before the drop must not write.
+    pub(super) dropped: Arc<AtomicBool>,
+}
+
+impl Collection {
+    /// The key prefix of this collection's documents.
+    pub fn prefix(&self) -> [u8; 8] {
+        self.id.to_be_bytes()
+    }
+
+    /// Whether this collection has been dropped (or renamed away).
+    pub fn is_dropped(&self) -> bool {
+        self.dropped.load(Ordering::Acquire)
+    }
+
+    fn to_meta(&self) -> Document {
+        doc! {
+            "id": i64::try_from(self.id).unwrap_or(i64::MAX),
+            "db": &self.ns.db,
+            "name": &self.ns.coll,
+            "uuid": Binary::from_uuid(self.uuid),
+            "options": self.options.clone(),
+            "indexes": self.indexes.iter().cloned().map(bson::Bson::Document).collect::<Vec<_>>(),
+        }
+    }
+
+    fn from_meta(meta: &Document) -> Result<Self, StorageError> {
+        let corrupt = |detail: String| StorageError::Corrupt { what: "catalog entry", detail };
+        let id = meta.get_i64("id").map_err(|e| corrupt(e.to_string()))?;
+        let uuid = match meta.get("uuid") {
+            Some(bson::Bson::Binary(binary)) => binary.to_uuid().map_err(|e| corrupt(e.to_string()))?,
+            _ => return Err(corrupt("missing uuid".into())),
+        };
+        let indexes = meta
+            .get_array("indexes")
+            .map_err(|e| corrupt(e.to_string()))?
+            .iter()
+            .filter_map(|i| i.as_document().cloned())
+            .collect();
+        Ok(Self {
+            id: u64::try_from(id).map_err(|e| corrupt(e.to_string()))?,
+            ns: Namespace {
+                db: meta.get_str("db").map_err(|e| corrupt(e.to_string()))?.to_owned(),
+                coll: meta.get_str("name").map_err(|e| corrupt(e.to_string()))?.to_owned(),
+            },
+            uuid,
+            options: meta.get_document("options").cloned().unwrap_or_default(),
+            indexes,
+            write_lock: Arc::default(),
+            dropped: Arc::default(),
+        })
+    }
+
+    /// A copy with another namespace or options, sharing the write lock.
+    fn evolve(&self, ns: Namespace, options: Document) -> Self {
+        Self {
+            id: self.id,
+            ns,
+            uuid: self.uuid,
+            options,
+            indexes: self.indexes.clone(),
+            write_lock: self.write_lock.clone(),
+            dropped: self.dropped.clone(),
+        }
+    }
+}
+
+/// The `_id` index every collection has.
+pub fn id_index_spec() -> Document {
+    doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" }
+}
+
+/// The in-memory catalog.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    collections: RwLock<BTreeMap<Namespace, Arc<Collection>>>,
+    next_id: Mutex<u64>,
+}
+
+/// A catalog change to persist: entries to write and to remove in one batch.
+#[derive(Debug, Default)]
+pub struct CatalogChange {
+    /// Entries to (re)write.
+    pub put: Vec<Arc<Collection>>,
+    /// Namespaces whose entries go away.
+    pub remove: Vec<Namespace>,
+}
+
+impl Catalog {
+    /// Loads the catalog from `meta` entries (`(key, BSON)` pairs under the collection prefix).
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] for unreadable entries.
+    pub fn load(entries: impl Iterator<Item = Vec<u8>>, next_id: u64) -> Result<Self, StorageError> {
+        let mut collections = BTreeMap::new();
+        for value in entries {
+            let meta = Document::from_reader(value.as_slice())
+                .map_err(|e| StorageError::Corrupt { what: "catalog entry", detail: e.to_string() })?;
+            let collection = Collection::from_meta(&meta)?;
+            collections.insert(collection.ns.clone(), Arc::new(collection));
+        }
+        Ok(Self { collections: RwLock::new(collections), next_id: Mutex::new(next_id) })
+    }
+
+    /// The collection at `ns`, if it exists.
+    pub fn get(&self, ns: &Namespace) -> Option<Arc<Collection>> {
+        self.read().get(ns).cloned()
+    }
+
+    /// Every collection, in namespace order.
+    pub fn all(&self) -> Vec<Arc<Collection>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// The collections of database `db`.
+    pub fn in_database(&self, db: &str) -> Vec<Arc<Collection>> {
+        self.read().values().filter(|c| c.ns.db == db).cloned().collect()
+    }
+
+    /// A new collection (not yet registered) with a fresh id and UUID; returns it and the
+    /// next id to persist.
+    pub fn new_collection(&self, ns: Namespace, options: Document) -> (Arc<Collection>, u64) {
+        let mut next = self.next_id.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = *next;
+        *next += 1;
+        let collection = Collection {
+            id,
+            ns,
+            uuid: Uuid::new(),
+            options,
+            indexes: vec![id_index_spec()],
+            write_lock: Arc::default(),
+            dropped: Arc::default(),
+        };
+        (Arc::new(collection), *next)
+    }
+
+    /// A renamed or re-optioned version of `collection`.
+    pub fn evolve(collection: &Collection, ns: Namespace, options: Document) -> Arc<Collection> {
+        Arc::new(collection.evolve(ns, options))
+    }
+
+    /// Applies a persisted change to the in-memory map.
+    pub fn apply(&self, change: &CatalogChange) {
+        let mut map = self.collections.write().unwrap_or_else(PoisonError::into_inner);
+        for ns in &change.remove {
+            map.remove(ns);
+        }
+        for collection in &change.put {
+            map.insert(collection.ns.clone(), collection.clone());
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Namespace, Arc<Collection>>> {
+        self.collections.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The `meta` key of a collection's catalog entry.
+pub fn entry_key(ns: &Namespace) -> Vec<u8> {
+    meta_key(b'c', ns.full().as_bytes())
+}
+
+/// The catalog entry's stored bytes.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] if the metadata cannot be encoded (it always can).
+pub fn entry_value(collection: &Collection) -> Result<Vec<u8>, StorageError> {
+    collection.to_meta().to_vec().map_err(|e| StorageError::Corrupt { what: "catalog entry", detail: e.to_string() })
+}

@@ -1,0 +1,404 @@
+//! Storage: the only module that touches fjall.
+//!
+//! One fjall database in `<dbpath>/engine` with three keyspaces:
+//! - `meta`: format version, the catalog (one entry per collection), the next collection id
+//!   and collections whose keys still await deletion;
+//! - `docs`: key = collection id (8 bytes, big-endian) + order-preserving encoding of `_id`,
+//!   value = the raw BSON document;
+//! - `index`: secondary index entries (a later issue).
+//!
+//! Every fjall call blocks, so callers run these functions off the async workers.
+
+mod catalog;
+mod durability;
+mod error;
+pub mod keys;
+mod namespace;
+mod writer;
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bson::{Document, RawBsonRef, RawDocumentBuf};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, Readable};
+
+pub use catalog::{Collection, id_index_spec};
+pub use durability::{FLUSH_INTERVAL, JournalStats};
+pub use error::StorageError;
+pub use namespace::{Namespace, validate_db_name};
+pub use writer::Writer;
+
+use crate::error::{Error, ErrorCode, Result};
+use catalog::{Catalog, CatalogChange};
+use durability::Journal;
+
+/// Version of everything written under `<dbpath>/engine`; bumped on any format change.
+pub const FORMAT_VERSION: u32 = 1;
+
+const FORMAT_KEY: &[u8] = b"v";
+const NEXT_ID_KEY: &[u8] = b"n";
+/// Keys deleted per batch when a dropped collection's data is removed.
+const DROP_BATCH: usize = 10_000;
+
+/// Builds a `meta` key: a one-byte kind, then the name.
+fn meta_key(kind: u8, name: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + name.len());
+    key.push(kind);
+    key.extend_from_slice(name);
+    key
+}
+
+/// The storage engine handle shared by all requests.
+pub struct Storage {
+    db: Database,
+    meta: Keyspace,
+    docs: Keyspace,
+    journal: Journal,
+    catalog: Catalog,
+    /// Serializes catalog changes (create, drop, rename, collMod).
+    ddl: std::sync::Mutex<()>,
+    /// Held for the life of the process: two servers must not share a dbpath.
+    _lock: File,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("collections", &self.catalog.all().len()).finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the data directory, locks it and loads the catalog.
+    ///
+    /// # Errors
+    /// [`StorageError::DbPathInUse`] when another server holds it, a format mismatch, or
+    /// engine and I/O errors.
+    pub fn open(dbpath: &Path) -> std::result::Result<Self, StorageError> {
+        std::fs::create_dir_all(dbpath)?;
+        let lock_path = dbpath.join("monarchd.lock");
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        lock.try_lock()
+            .map_err(|e| StorageError::DbPathInUse { path: lock_path.display().to_string(), reason: e.to_string() })?;
+        let db = Database::builder(dbpath.join("engine")).open()?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let docs = db.keyspace("docs", KeyspaceCreateOptions::default)?;
+        match meta.get(FORMAT_KEY)? {
+            None => meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?,
+            Some(found) => {
+                let found = <[u8; 4]>::try_from(found.as_ref()).map(u32::from_be_bytes).unwrap_or(0);
+                if found != FORMAT_VERSION {
+                    return Err(StorageError::FormatVersion { found, expected: FORMAT_VERSION });
+                }
+            }
+        }
+        let next_id = match meta.get(NEXT_ID_KEY)? {
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref()).map(u64::from_be_bytes).unwrap_or(1),
+            None => 1,
+        };
+        let entries = meta
+            .prefix([b'c'])
+            .map(|guard| guard.value().map(|v| v.to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let catalog = Catalog::load(entries.into_iter(), next_id)?;
+        let storage = Self {
+            journal: Journal::new(db.clone()),
+            db,
+            meta,
+            docs,
+            catalog,
+            ddl: std::sync::Mutex::new(()),
+            _lock: lock,
+        };
+        storage.finish_pending_drops()?;
+        Ok(storage)
+    }
+
+    /// The collection at `ns`.
+    pub fn collection(&self, ns: &Namespace) -> Option<Arc<Collection>> {
+        self.catalog.get(ns)
+    }
+
+    /// Every collection of `db`.
+    pub fn collections_in(&self, db: &str) -> Vec<Arc<Collection>> {
+        self.catalog.in_database(db)
+    }
+
+    /// Every collection.
+    pub fn all_collections(&self) -> Vec<Arc<Collection>> {
+        self.catalog.all()
+    }
+
+    /// Creates a collection.
+    ///
+    /// # Errors
+    /// 48 NamespaceExists if it exists; storage errors.
+    pub fn create_collection(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
+        let _ddl = self.ddl_lock();
+        if self.catalog.get(ns).is_some() {
+            return Err(Error::new(ErrorCode::NamespaceExists, format!("Collection {ns} already exists.")));
+        }
+        self.create_locked(ns, options)
+    }
+
+    /// The collection at `ns`, created with default options if missing (implicit creation on
+    /// first write).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn collection_or_create(&self, ns: &Namespace) -> Result<Arc<Collection>> {
+        if let Some(collection) = self.catalog.get(ns) {
+            return Ok(collection);
+        }
+        let _ddl = self.ddl_lock();
+        match self.catalog.get(ns) {
+            Some(collection) => Ok(collection),
+            None => self.create_locked(ns, Document::new()),
+        }
+    }
+
+    fn create_locked(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
+        self.journal.check_writable()?;
+        let (collection, next_id) = self.catalog.new_collection(ns.clone(), options);
+        let mut batch = self.db.batch();
+        batch.insert(&self.meta, catalog::entry_key(ns), catalog::entry_value(&collection)?);
+        batch.insert(&self.meta, NEXT_ID_KEY, next_id.to_be_bytes());
+        self.commit_durable(batch)?;
+        self.catalog.apply(&CatalogChange { put: vec![collection.clone()], remove: Vec::new() });
+        Ok(collection)
+    }
+
+    /// Drops a collection: gone from the catalog at once, its documents deleted in the
+    /// background. Returns false if it did not exist.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn drop_collection(self: &Arc<Self>, ns: &Namespace) -> Result<bool> {
+        let _ddl = self.ddl_lock();
+        let Some(collection) = self.catalog.get(ns) else { return Ok(false) };
+        self.journal.check_writable()?;
+        // IMPORTANT: taken before the catalog changes so no writer is half-way through a batch.
+        let _writers = collection.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut batch = self.db.batch();
+        batch.remove(&self.meta, catalog::entry_key(ns));
+        batch.insert(&self.meta, meta_key(b'd', &collection.prefix()), []);
+        self.commit_durable(batch)?;
+        collection.dropped.store(true, Ordering::Release);
+        self.catalog.apply(&CatalogChange { put: Vec::new(), remove: vec![ns.clone()] });
+        let storage = Arc::clone(self);
+        let id = collection.id;
+        std::thread::spawn(move || {
+            if let Err(error) = storage.delete_collection_data(id) {
+                tracing::error!(target: "STORAGE", id = 20400, error = %error, "Deleting a dropped collection's data failed; it resumes at next start");
+            }
+        });
+        Ok(true)
+    }
+
+    /// Renames `from` to `to` (within or across databases); the documents stay where they are
+    /// since keys use the collection id. With `drop_target`, an existing `to` is dropped.
+    ///
+    /// # Errors
+    /// 26 NamespaceNotFound, 48 NamespaceExists, storage errors.
+    pub fn rename_collection(self: &Arc<Self>, from: &Namespace, to: &Namespace, drop_target: bool) -> Result<()> {
+        let source = self
+            .catalog
+            .get(from)
+            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, "source namespace does not exist"))?;
+        if from == to {
+            return Err(Error::new(ErrorCode::IllegalOperation, "Can't rename a collection to itself"));
+        }
+        if self.catalog.get(to).is_some() {
+            if !drop_target {
+                return Err(Error::new(ErrorCode::NamespaceExists, "target namespace exists"));
+            }
+            self.drop_collection(to)?;
+        }
+        let _ddl = self.ddl_lock();
+        self.journal.check_writable()?;
+        let renamed = Catalog::evolve(&source, to.clone(), source.options.clone());
+        let mut batch = self.db.batch();
+        batch.remove(&self.meta, catalog::entry_key(from));
+        batch.insert(&self.meta, catalog::entry_key(to), catalog::entry_value(&renamed)?);
+        self.commit_durable(batch)?;
+        self.catalog.apply(&CatalogChange { put: vec![renamed], remove: vec![from.clone()] });
+        Ok(())
+    }
+
+    /// Replaces a collection's options (collMod).
+    ///
+    /// # Errors
+    /// 26 NamespaceNotFound, storage errors.
+    pub fn set_options(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
+        let _ddl = self.ddl_lock();
+        let current = self
+            .catalog
+            .get(ns)
+            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))?;
+        self.journal.check_writable()?;
+        let updated = Catalog::evolve(&current, ns.clone(), options);
+        let mut batch = self.db.batch();
+        batch.insert(&self.meta, catalog::entry_key(ns), catalog::entry_value(&updated)?);
+        self.commit_durable(batch)?;
+        self.catalog.apply(&CatalogChange { put: vec![updated.clone()], remove: Vec::new() });
+        Ok(updated)
+    }
+
+    /// Starts a write to `collection`, holding its write lock until the writer is committed or
+    /// dropped.
+    ///
+    /// # Errors
+    /// Writes disabled after a failed sync; 26 NamespaceNotFound if it was just dropped.
+    pub fn writer<'a>(&'a self, collection: &'a Collection) -> Result<Writer<'a>> {
+        self.journal.check_writable()?;
+        Writer::new(self, collection)
+    }
+
+    /// Blocks until the batch with journal `ticket` is on disk (group commit: waiters share
+    /// one sync).
+    ///
+    /// # Errors
+    /// Writes disabled after a failed sync.
+    pub fn wait_durable(&self, ticket: u64) -> Result<()> {
+        Ok(self.journal.wait_durable(ticket)?)
+    }
+
+    /// A consistent view of all data as of now.
+    pub fn snapshot(&self) -> ReadView {
+        ReadView { snapshot: self.db.snapshot(), docs: self.docs.clone() }
+    }
+
+    /// Stored size of one collection's documents (sum of value lengths) and their count.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn collection_size(&self, collection: &Collection) -> Result<(u64, u64)> {
+        let mut bytes = 0u64;
+        let mut count = 0u64;
+        for guard in self.docs.prefix(collection.prefix()) {
+            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+            bytes += (key.len() + value.len()) as u64;
+            count += 1;
+        }
+        Ok((bytes, count))
+    }
+
+    /// Bytes the engine occupies on disk.
+    pub fn disk_space(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    /// Syncs whatever is committed but not yet durable (the 100 ms background flush).
+    pub fn flush(&self) {
+        self.journal.flush();
+    }
+
+    /// Journal sync counters.
+    pub fn journal_stats(&self) -> JournalStats {
+        self.journal.stats()
+    }
+
+    /// Whether writes are accepted (false for good after a failed journal sync).
+    pub fn is_writable(&self) -> bool {
+        self.journal.is_healthy()
+    }
+
+    fn ddl_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.ddl.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Commits a catalog batch and waits for it to be durable: catalog changes are always
+    /// journaled before they are acknowledged.
+    fn commit_durable(&self, batch: fjall::OwnedWriteBatch) -> Result<()> {
+        batch.commit().map_err(StorageError::from)?;
+        let ticket = self.journal.committed();
+        self.journal.wait_durable(ticket)?;
+        Ok(())
+    }
+
+    fn delete_collection_data(&self, id: u64) -> std::result::Result<(), StorageError> {
+        let prefix = id.to_be_bytes();
+        loop {
+            let keys: Vec<_> =
+                self.docs.prefix(prefix).take(DROP_BATCH).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;
+            if keys.is_empty() {
+                break;
+            }
+            let mut batch = self.db.batch();
+            for key in keys {
+                batch.remove(&self.docs, key);
+            }
+            batch.commit()?;
+            self.journal.committed();
+        }
+        self.meta.remove(meta_key(b'd', &prefix))?;
+        self.journal.committed();
+        Ok(())
+    }
+
+    fn finish_pending_drops(&self) -> std::result::Result<(), StorageError> {
+        let pending: Vec<u64> = self
+            .meta
+            .prefix([b'd'])
+            .filter_map(|guard| guard.key().ok())
+            .filter_map(|key| key.get(1..9).and_then(|id| <[u8; 8]>::try_from(id).ok()).map(u64::from_be_bytes))
+            .collect();
+        for id in pending {
+            self.delete_collection_data(id)?;
+        }
+        Ok(())
+    }
+}
+
+/// A consistent snapshot for reads and cursors.
+pub struct ReadView {
+    snapshot: fjall::Snapshot,
+    docs: Keyspace,
+}
+
+impl ReadView {
+    /// The document with `_id` equal to `id`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn get(&self, collection: &Collection, id: RawBsonRef<'_>) -> Result<Option<RawDocumentBuf>> {
+        let key = document_key(collection, id);
+        match self.snapshot.get(&self.docs, key).map_err(StorageError::from)? {
+            Some(value) => Ok(Some(decode_document(&value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every document of `collection`, in `_id` order.
+    pub fn scan(&self, collection: &Collection) -> DocumentIter {
+        DocumentIter { inner: self.snapshot.prefix(&self.docs, collection.prefix()) }
+    }
+}
+
+/// Documents from a snapshot scan; owns what it needs, so a cursor can keep it.
+pub struct DocumentIter {
+    inner: fjall::Iter,
+}
+
+impl Iterator for DocumentIter {
+    type Item = Result<RawDocumentBuf>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let guard = self.inner.next()?;
+        Some(guard.value().map_err(|e| Error::from(StorageError::from(e))).and_then(|v| decode_document(&v)))
+    }
+}
+
+/// The `docs` key of a document.
+fn document_key(collection: &Collection, id: RawBsonRef<'_>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(32);
+    key.extend_from_slice(&collection.prefix());
+    keys::encode_value(id, &mut key);
+    key
+}
+
+fn decode_document(bytes: &[u8]) -> Result<RawDocumentBuf> {
+    RawDocumentBuf::from_bytes(bytes.to_vec())
+        .map_err(|e| StorageError::Corrupt { what: "document", detail: e.to_string() }.into())
+}

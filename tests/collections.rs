@@ -1,0 +1,152 @@
+//! Collection and database management through the Rust driver.
+
+mod common;
+
+use common::TestServer;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::ErrorKind;
+
+fn code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn collections_create_list_drop() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("app");
+    db.run_command(doc! { "create": "capped", "capped": true, "size": 4096, "max": 10 }).await.expect("create capped");
+    db.create_collection("plain").await.expect("create");
+    let error = db.create_collection("plain").await.expect_err("exists");
+    assert_eq!(code(&error), Some(48));
+    let error = db.run_command(doc! { "create": "c2", "capped": true }).await.expect_err("capped needs size");
+    assert_eq!(code(&error), Some(72));
+    let error = db.run_command(doc! { "create": "bad$name" }).await.expect_err("invalid name");
+    assert_eq!(code(&error), Some(73));
+
+    let names = db.list_collection_names().await.expect("names");
+    assert_eq!(names, vec!["capped".to_owned(), "plain".to_owned()]);
+    let listed = db.run_command(doc! { "listCollections": 1, "filter": { "name": "capped" } }).await.expect("list");
+    let batch = listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+    assert_eq!(batch.len(), 1);
+    let entry = batch[0].as_document().expect("entry");
+    assert_eq!(entry.get_str("type").ok(), Some("collection"));
+    let options = entry.get_document("options").expect("options");
+    assert_eq!(options.get_bool("capped").ok(), Some(true));
+    assert_eq!(options.get_i32("size").ok(), Some(4096));
+    assert!(matches!(entry.get_document("info").ok().and_then(|i| i.get("uuid")), Some(Bson::Binary(_))), "{entry}");
+    assert_eq!(entry.get_document("idIndex").and_then(|i| i.get_str("name")).ok(), Some("_id_"));
+    let name_only = db
+        .run_command(doc! { "listCollections": 1, "nameOnly": true, "authorizedCollections": true })
+        .await
+        .expect("list");
+    let first = name_only.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch")[0].clone();
+    assert_eq!(first.as_document().map(Document::len), Some(2), "{first}");
+
+    let dropped = db.run_command(doc! { "drop": "plain" }).await.expect("drop");
+    assert_eq!(dropped.get_i32("nIndexesWas").ok(), Some(1));
+    // mongod 7.0: dropping a missing collection succeeds.
+    db.run_command(doc! { "drop": "plain" }).await.expect("drop missing");
+    assert_eq!(db.list_collection_names().await.expect("names"), vec!["capped".to_owned()]);
+}
+
+#[tokio::test]
+async fn collections_databases_rename_stats() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let app = client.database("app");
+    app.collection::<Document>("a").insert_many([doc! { "x": 1 }, doc! { "x": 2 }]).await.expect("insert");
+    client.database("other").collection::<Document>("b").insert_one(doc! { "y": 1 }).await.expect("insert");
+
+    let names = client.list_database_names().await.expect("databases");
+    assert!(names.contains(&"app".to_owned()) && names.contains(&"other".to_owned()), "{names:?}");
+    let listed = client.database("admin").run_command(doc! { "listDatabases": 1 }).await.expect("listDatabases");
+    assert!(listed.get_i64("totalSize").is_ok_and(|n| n > 0), "{listed}");
+    let filtered = client
+        .database("admin")
+        .run_command(doc! { "listDatabases": 1, "filter": { "name": "other" }, "nameOnly": true })
+        .await
+        .expect("filtered");
+    assert_eq!(filtered.get_array("databases").map(Vec::len).ok(), Some(1), "{filtered}");
+
+    let admin = client.database("admin");
+    admin.run_command(doc! { "renameCollection": "app.a", "to": "app.renamed" }).await.expect("rename");
+    admin.run_command(doc! { "renameCollection": "app.renamed", "to": "other.moved" }).await.expect("rename across");
+    let moved = client.database("other").collection::<Document>("moved");
+    assert_eq!(moved.count_documents(doc! {}).await.expect("count"), 2);
+    let error = admin
+        .run_command(doc! { "renameCollection": "other.moved", "to": "other.b" })
+        .await
+        .expect_err("target exists");
+    assert_eq!(code(&error), Some(48));
+    admin
+        .run_command(doc! { "renameCollection": "other.moved", "to": "other.b", "dropTarget": true })
+        .await
+        .expect("dropTarget");
+    assert_eq!(client.database("other").collection::<Document>("b").count_documents(doc! {}).await.expect("count"), 2);
+    let error = app.run_command(doc! { "renameCollection": "other.b", "to": "other.c" }).await.expect_err("admin only");
+    assert_eq!(code(&error), Some(13));
+
+    let other = client.database("other");
+    other
+        .run_command(doc! { "collMod": "b", "validator": { "x": { "$exists": true } }, "validationLevel": "moderate" })
+        .await
+        .expect("collMod");
+    let info = other.run_command(doc! { "listCollections": 1 }).await.expect("list");
+    let text = format!("{info}");
+    assert!(text.contains("validationLevel") && text.contains("moderate"), "{text}");
+
+    let stats = other.run_command(doc! { "collStats": "b" }).await.expect("collStats");
+    assert_eq!(stats.get_i64("count").ok(), Some(2));
+    assert!(stats.get_i64("size").is_ok_and(|n| n > 0));
+    assert_eq!(stats.get_i64("nindexes").ok(), Some(1));
+    assert!(stats.contains_key("storageSize") && stats.contains_key("totalIndexSize"));
+    let db_stats = other.run_command(doc! { "dbStats": 1 }).await.expect("dbStats");
+    assert_eq!(db_stats.get_i64("collections").ok(), Some(1));
+    assert_eq!(db_stats.get_i64("objects").ok(), Some(2));
+
+    let dropped = other.run_command(doc! { "dropDatabase": 1 }).await.expect("dropDatabase");
+    assert_eq!(dropped.get_str("dropped").ok(), Some("other"));
+    let names = client.list_database_names().await.expect("databases");
+    assert!(!names.contains(&"other".to_owned()), "{names:?}");
+}
+
+#[tokio::test]
+async fn collections_survive_restart() {
+    let server = TestServer::start(&[]);
+    {
+        let client = server.client("").await;
+        let coll = client.database("keep").collection::<Document>("docs");
+        coll.insert_many((0..100).map(|i| doc! { "_id": i, "v": format!("value {i}") })).await.expect("insert");
+        client
+            .database("keep")
+            .run_command(doc! { "create": "empty", "capped": true, "size": 1024 })
+            .await
+            .expect("create");
+        client.shutdown().await;
+    }
+    let server = server.restart(&[]);
+    let client = server.client("").await;
+    let db = client.database("keep");
+    assert_eq!(db.list_collection_names().await.expect("names"), vec!["docs".to_owned(), "empty".to_owned()]);
+    let coll = db.collection::<Document>("docs");
+    assert_eq!(coll.count_documents(doc! {}).await.expect("count"), 100);
+    let doc = coll.find_one(doc! { "_id": 42 }).await.expect("find").expect("doc 42");
+    assert_eq!(doc.get_str("v").ok(), Some("value 42"));
+}
+
+#[test]
+fn collections_second_server_cannot_share_dbpath() {
+    let server = TestServer::start(&[]);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_monarchd"))
+        .args(["--port", "0", "--dbpath"])
+        .arg(server.dir.path().join("db"))
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(log.contains("Unable to lock the lock file"), "{log}");
+}

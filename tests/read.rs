@@ -1,0 +1,171 @@
+//! Read commands through the Rust driver: find, getMore, killCursors, count, distinct,
+//! aggregate (the pipelines drivers build), and their errors.
+
+#![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
+
+mod common;
+
+use common::TestServer;
+use futures_util::TryStreamExt;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::ErrorKind;
+
+fn code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+async fn seeded(server: &TestServer) -> mongodb::Collection<Document> {
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<Document>("people");
+    let docs = (0..250).map(|i| {
+        doc! { "_id": i, "age": i % 50, "name": format!("p{i:03}"), "city": if i % 3 == 0 { "paris" } else { "oslo" }, "tags": [i % 5, "t"] }
+    });
+    coll.insert_many(docs).await.expect("insert");
+    coll
+}
+
+#[tokio::test]
+async fn read_find_filter_sort_skip_limit_projection() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    let found: Vec<Document> = coll
+        .find(doc! { "city": "paris", "age": { "$gte": 10, "$lt": 20 } })
+        .sort(doc! { "age": -1, "_id": 1 })
+        .skip(1)
+        .limit(3)
+        .projection(doc! { "name": 1, "age": 1, "_id": 0 })
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(
+        found,
+        vec![
+            doc! { "age": 19, "name": "p219" },
+            doc! { "age": 18, "name": "p018" },
+            doc! { "age": 18, "name": "p168" },
+        ]
+    );
+    let excluded = coll.find_one(doc! { "_id": 7 }).projection(doc! { "tags": 0, "city": 0 }).await.expect("find");
+    assert_eq!(excluded, Some(doc! { "_id": 7, "age": 7, "name": "p007" }));
+    let any = coll.count_documents(doc! { "$or": [{ "tags": 4 }, { "age": { "$in": [1, 2] } }] }).await.expect("count");
+    assert_eq!(any, 50 + 10);
+    let missing: Vec<Document> = server
+        .client("")
+        .await
+        .database("app")
+        .collection::<Document>("nothing")
+        .find(doc! {})
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert!(missing.is_empty());
+}
+
+#[tokio::test]
+async fn read_cursor_batches_get_more_kill() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    let all: Vec<Document> =
+        coll.find(doc! {}).batch_size(7).await.expect("find").try_collect().await.expect("collect");
+    assert_eq!(all.len(), 250);
+    let ids: Vec<i32> = all.iter().filter_map(|d| d.get_i32("_id").ok()).collect();
+    assert_eq!(ids, (0..250).collect::<Vec<_>>());
+
+    let db = server.client("").await.database("app");
+    let first = db.run_command(doc! { "find": "people", "batchSize": 2 }).await.expect("find");
+    let cursor = first.get_document("cursor").expect("cursor");
+    assert_eq!(cursor.get_array("firstBatch").map(Vec::len).ok(), Some(2));
+    assert_eq!(cursor.get_str("ns").ok(), Some("app.people"));
+    let id = cursor.get_i64("id").expect("id");
+    assert_ne!(id, 0);
+    let more = db.run_command(doc! { "getMore": id, "collection": "people", "batchSize": 3 }).await.expect("getMore");
+    assert_eq!(more.get_document("cursor").and_then(|c| c.get_array("nextBatch")).map(Vec::len).ok(), Some(3));
+    let error = db.run_command(doc! { "getMore": id, "collection": "other" }).await.expect_err("wrong ns");
+    assert_eq!(code(&error), Some(13));
+    let killed = db.run_command(doc! { "killCursors": "people", "cursors": [id, 12345_i64] }).await.expect("kill");
+    assert_eq!(killed.get_array("cursorsKilled").ok(), Some(&vec![Bson::Int64(id)]));
+    assert_eq!(killed.get_array("cursorsNotFound").ok(), Some(&vec![Bson::Int64(12345)]));
+    let error = db.run_command(doc! { "getMore": id, "collection": "people" }).await.expect_err("dead cursor");
+    assert_eq!(code(&error), Some(43));
+
+    let single = db.run_command(doc! { "find": "people", "batchSize": 2, "singleBatch": true }).await.expect("find");
+    assert_eq!(single.get_document("cursor").and_then(|c| c.get_i64("id")).ok(), Some(0));
+    let limited = db.run_command(doc! { "find": "people", "limit": 5 }).await.expect("find");
+    let cursor = limited.get_document("cursor").expect("cursor");
+    assert_eq!((cursor.get_array("firstBatch").map(Vec::len).ok(), cursor.get_i64("id").ok()), (Some(5), Some(0)));
+    db.run_command(doc! { "find": "people", "hint": "_id_", "comment": "c", "maxTimeMS": 1000, "let": { "x": 1 } })
+        .await
+        .expect("options");
+    let error = db.run_command(doc! { "find": "people", "hint": "nope_1" }).await.expect_err("bad hint");
+    assert_eq!(code(&error), Some(2));
+}
+
+#[tokio::test]
+async fn read_count_distinct_aggregate() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    assert_eq!(coll.count_documents(doc! { "city": "paris" }).await.expect("count"), 84);
+    assert_eq!(coll.count_documents(doc! {}).skip(10).limit(5).await.expect("count"), 5);
+    assert_eq!(coll.estimated_document_count().await.expect("estimate"), 250);
+    let db = server.client("").await.database("app");
+    let counted = db.run_command(doc! { "count": "people", "query": { "age": 3 } }).await.expect("count");
+    assert_eq!(counted.get_i64("n").ok().or(counted.get_i32("n").ok().map(i64::from)), Some(5));
+
+    let cities = coll.distinct("city", doc! {}).await.expect("distinct");
+    assert_eq!(cities, vec![Bson::from("oslo"), Bson::from("paris")]);
+    let tags = coll.distinct("tags", doc! { "_id": { "$lt": 10 } }).await.expect("distinct");
+    assert_eq!(tags.len(), 6, "{tags:?}");
+
+    let grouped: Vec<Document> = coll
+        .aggregate([
+            doc! { "$match": { "city": "oslo" } },
+            doc! { "$skip": 6 },
+            doc! { "$limit": 100 },
+            doc! { "$group": { "_id": 1, "n": { "$sum": 1 } } },
+        ])
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(grouped, vec![doc! { "_id": 1, "n": 100 }]);
+    let error = db
+        .run_command(doc! { "aggregate": "people", "pipeline": [{ "$bogus": 1 }], "cursor": {} })
+        .await
+        .expect_err("bad stage");
+    assert_eq!(code(&error), Some(40324));
+    let error = db.run_command(doc! { "aggregate": "people", "pipeline": [] }).await.expect_err("no cursor");
+    assert_eq!(code(&error), Some(9));
+}
+
+#[tokio::test]
+async fn read_bad_arguments_are_errors() {
+    let server = TestServer::start(&[]);
+    seeded(&server).await;
+    let db = server.client("").await.database("app");
+    for (command, expected) in [
+        (doc! { "find": "people", "filter": 1 }, 14),
+        (doc! { "find": "people", "filter": { "a": { "$bogus": 1 } } }, 2),
+        (doc! { "find": "people", "sort": { "a": 0 } }, 15974),
+        (doc! { "find": 12 }, 73),
+        (doc! { "find": "people", "skip": -1 }, 2),
+        (doc! { "getMore": 1_i64, "collection": "people" }, 43),
+        (doc! { "getMore": "x", "collection": "people" }, 14),
+        (doc! { "count": "people", "query": "x" }, 14),
+    ] {
+        let error = db.run_command(command.clone()).await.expect_err("must fail");
+        let got = code(&error);
+        assert!(
+            got == Some(expected) || (expected == 15974 && got.is_some()),
+            "{command}: expected {expected}, got {got:?}"
+        );
+    }
+    assert!(db.run_command(doc! { "ping": 1 }).await.is_ok());
+}

@@ -1,0 +1,227 @@
+//! Write commands through the Rust driver: insert, update, delete, findAndModify.
+
+mod common;
+
+use common::TestServer;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{ReturnDocument, UpdateOptions};
+
+fn command_code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
+        ErrorKind::InsertMany(e) => e.write_errors.as_ref().and_then(|w| w.first()).map(|w| w.code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn write_insert_ordered_unordered_and_ids() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("app");
+
+    // Ordered: stops at the duplicate; the index in writeErrors is the statement's.
+    let reply = db
+        .run_command(doc! { "insert": "c", "documents": [{ "_id": 1 }, { "_id": 2 }, { "_id": 1 }, { "_id": 3 }] })
+        .await
+        .expect("insert");
+    assert_eq!(reply.get_i32("n").ok(), Some(2), "{reply}");
+    let errors = reply.get_array("writeErrors").expect("writeErrors");
+    let error = errors[0].as_document().expect("error");
+    assert_eq!(error.get_i32("index").ok(), Some(2));
+    assert_eq!(error.get_i32("code").ok(), Some(11000));
+    assert_eq!(error.get_document("keyPattern").ok(), Some(&doc! { "_id": 1 }));
+    assert_eq!(error.get_document("keyValue").ok(), Some(&doc! { "_id": 1 }));
+    assert!(
+        error
+            .get_str("errmsg")
+            .is_ok_and(|m| m.starts_with("E11000 duplicate key error collection: app.c index: _id_"))
+    );
+
+    // Unordered: keeps going.
+    let reply = db
+        .run_command(doc! { "insert": "c", "documents": [{ "_id": 3 }, { "_id": 1 }, { "_id": 4 }], "ordered": false })
+        .await
+        .expect("insert");
+    assert_eq!(reply.get_i32("n").ok(), Some(2), "{reply}");
+
+    // _id generated first when missing; moved first when present.
+    let coll = db.collection::<Document>("gen");
+    let result = coll.insert_one(doc! { "a": 1 }).await.expect("insert");
+    assert!(matches!(result.inserted_id, Bson::ObjectId(_)));
+    db.run_command(doc! { "insert": "gen", "documents": [{ "a": 2, "_id": "second" }] }).await.expect("insert");
+    let stored = coll.find_one(doc! { "_id": "second" }).await.expect("find").expect("doc");
+    assert_eq!(stored.keys().next().map(String::as_str), Some("_id"));
+    let raw = db.run_command(doc! { "insert": "gen", "documents": [{ "x": 1 }] }).await.expect("insert");
+    assert_eq!(raw.get_i32("n").ok(), Some(1));
+
+    // _id of a forbidden type; 1 and 1.0 are the same _id.
+    for bad in [
+        Bson::Array(vec![Bson::Int32(1)]),
+        Bson::RegularExpression(mongodb::bson::Regex {
+            pattern: "a".try_into().expect("pattern"),
+            options: "".try_into().expect("options"),
+        }),
+    ] {
+        let reply = db.run_command(doc! { "insert": "c", "documents": [{ "_id": bad }] }).await.expect("insert");
+        assert_eq!(reply.get_array("writeErrors").map(Vec::len).ok(), Some(1), "{reply}");
+    }
+    let reply = db.run_command(doc! { "insert": "c", "documents": [{ "_id": 1.0 }] }).await.expect("insert");
+    assert_eq!(reply.get_array("writeErrors").map(Vec::len).ok(), Some(1), "{reply}");
+
+    // Too large: sent raw, since the driver refuses to build such a command itself.
+    let mut raw = server.raw();
+    let big = "x".repeat(16 * 1024 * 1024);
+    raw.send(&common::op_msg(1, 0, &doc! { "insert": "c", "documents": [{ "_id": 50, "big": big }], "$db": "app" }));
+    let reply = common::reply_body(&raw.receive().expect("reply"));
+    let errors = reply.get_array("writeErrors").expect("writeErrors");
+    assert_eq!(errors[0].as_document().and_then(|e| e.get_i32("code").ok()), Some(10334), "{errors:?}");
+
+    // `$`-prefixed and dotted field names are stored as mongod 5.0+ stores them.
+    db.run_command(doc! { "insert": "c", "documents": [{ "_id": 60, "$price": 5, "a.b": 1, "n": { "$inc": true } }] })
+        .await
+        .expect("dollar fields");
+    let stored = db.collection::<Document>("c").find_one(doc! { "_id": 60 }).await.expect("find").expect("doc");
+    assert_eq!(stored.get_i32("$price").ok(), Some(5));
+    assert_eq!(stored.get_i32("a.b").ok(), Some(1));
+    let reply = db.run_command(doc! { "insert": "c", "documents": [{ "_id": { "$bad": 1 } }] }).await.expect("insert");
+    assert_eq!(
+        reply.get_array("writeErrors").ok().and_then(|e| e[0].as_document()).and_then(|e| e.get_i32("code").ok()),
+        Some(52)
+    );
+    // The driver refuses such a replacement itself, so send the command as written.
+    let reply = db
+        .run_command(doc! { "update": "c", "updates": [{ "q": { "_id": 60 }, "u": { "x": 1, "$top": 1 } }] })
+        .await
+        .expect("update");
+    let code =
+        reply.get_array("writeErrors").ok().and_then(|e| e[0].as_document()).and_then(|e| e.get_i32("code").ok());
+    assert_eq!(code, Some(52), "{reply}");
+    db.collection::<Document>("c").delete_one(doc! { "_id": 60 }).await.expect("delete");
+    assert_eq!(db.collection::<Document>("c").count_documents(doc! {}).await.expect("count"), 4);
+}
+
+#[tokio::test]
+async fn write_update_operators_upsert_multi() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<Document>("u");
+    coll.insert_many((1..=5).map(|i| doc! { "_id": i, "n": i, "tags": ["a"] })).await.expect("insert");
+
+    let result = coll
+        .update_many(doc! { "n": { "$gt": 2 } }, doc! { "$inc": { "n": 10 }, "$set": { "hit": true } })
+        .await
+        .expect("update");
+    assert_eq!((result.matched_count, result.modified_count), (3, 3));
+    let result = coll.update_one(doc! { "_id": 1 }, doc! { "$set": { "n": 1 } }).await.expect("no-op");
+    assert_eq!((result.matched_count, result.modified_count), (1, 0));
+    coll.update_one(doc! { "_id": 1 }, doc! { "$push": { "tags": "b" }, "$unset": { "n": "" } }).await.expect("push");
+    coll.update_one(doc! { "_id": 2 }, doc! { "$pull": { "tags": "a" } }).await.expect("pull");
+    let one = coll.find_one(doc! { "_id": 1 }).await.expect("find").expect("doc");
+    assert_eq!(one, doc! { "_id": 1, "tags": ["a", "b"] });
+    let two = coll.find_one(doc! { "_id": 2 }).await.expect("find").expect("doc");
+    assert_eq!(two.get_array("tags").map(Vec::len).ok(), Some(0));
+
+    // Upsert seeds from the filter's equalities.
+    let options = UpdateOptions::builder().upsert(true).build();
+    let result = coll
+        .update_one(doc! { "name": "new", "kind": { "$eq": "k" } }, doc! { "$set": { "v": 1 } })
+        .with_options(options)
+        .await
+        .expect("upsert");
+    let id = result.upserted_id.expect("upserted id");
+    let created = coll.find_one(doc! { "_id": id }).await.expect("find").expect("doc");
+    assert_eq!(created.get_str("name").ok(), Some("new"));
+    assert_eq!(created.get_str("kind").ok(), Some("k"));
+    assert_eq!(created.get_i32("v").ok(), Some(1));
+
+    // Replacement keeps _id; changing _id is 66 ImmutableField; $inc on a string is 14.
+    coll.replace_one(doc! { "_id": 3 }, doc! { "replaced": true }).await.expect("replace");
+    assert_eq!(coll.find_one(doc! { "_id": 3 }).await.expect("find"), Some(doc! { "_id": 3, "replaced": true }));
+    let error = coll.update_one(doc! { "_id": 4 }, doc! { "$set": { "_id": 40 } }).await.expect_err("immutable");
+    assert_eq!(command_code(&error), Some(66));
+    coll.update_one(doc! { "_id": 4 }, doc! { "$set": { "s": "text" } }).await.expect("set");
+    let error = coll.update_one(doc! { "_id": 4 }, doc! { "$inc": { "s": 1 } }).await.expect_err("type");
+    assert_eq!(command_code(&error), Some(14));
+    let error = coll
+        .update_one(doc! { "_id": 4 }, doc! { "$set": { "a": 1 }, "$inc": { "a": 1 } })
+        .await
+        .expect_err("conflict");
+    assert_eq!(command_code(&error), Some(40));
+
+    // Raw command: upserted array and nModified.
+    let reply = client
+        .database("app")
+        .run_command(doc! { "update": "u", "updates": [
+            { "q": { "_id": 100 }, "u": { "$set": { "x": 1 } }, "upsert": true },
+            { "q": { "n": { "$gte": 0 } }, "u": { "$set": { "all": 1 } }, "multi": true },
+        ] })
+        .await
+        .expect("update");
+    assert_eq!(reply.get_array("upserted").map(Vec::len).ok(), Some(1), "{reply}");
+    assert!(reply.get_i32("nModified").is_ok() || reply.get_i64("nModified").is_ok(), "{reply}");
+}
+
+#[tokio::test]
+async fn write_delete_and_find_and_modify() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<Document>("d");
+    coll.insert_many((1..=6).map(|i| doc! { "_id": i, "even": i % 2 == 0 })).await.expect("insert");
+    assert_eq!(coll.delete_one(doc! { "even": true }).await.expect("delete").deleted_count, 1);
+    assert_eq!(coll.delete_many(doc! { "even": true }).await.expect("delete").deleted_count, 2);
+    assert_eq!(coll.count_documents(doc! {}).await.expect("count"), 3);
+
+    let before = coll
+        .find_one_and_update(doc! { "_id": 1 }, doc! { "$set": { "seen": true } })
+        .await
+        .expect("fam")
+        .expect("doc");
+    assert!(!before.contains_key("seen"));
+    let after = coll
+        .find_one_and_update(doc! { "even": false }, doc! { "$inc": { "count": 1 } })
+        .sort(doc! { "_id": -1 })
+        .return_document(ReturnDocument::After)
+        .projection(doc! { "count": 1 })
+        .await
+        .expect("fam")
+        .expect("doc");
+    assert_eq!(after, doc! { "_id": 5, "count": 1 });
+    let upserted = coll
+        .find_one_and_update(doc! { "_id": 99 }, doc! { "$set": { "new": true } })
+        .upsert(true)
+        .return_document(ReturnDocument::After)
+        .await
+        .expect("fam upsert")
+        .expect("doc");
+    assert_eq!(upserted, doc! { "_id": 99, "new": true });
+    let removed = coll.find_one_and_delete(doc! { "_id": 3 }).await.expect("fam remove").expect("doc");
+    assert_eq!(removed.get_i32("_id").ok(), Some(3));
+    let replaced = coll
+        .find_one_and_replace(doc! { "_id": 1 }, doc! { "r": 1 })
+        .return_document(ReturnDocument::After)
+        .await
+        .expect("fam replace")
+        .expect("doc");
+    assert_eq!(replaced, doc! { "_id": 1, "r": 1 });
+
+    let raw = client
+        .database("app")
+        .run_command(
+            doc! { "findAndModify": "d", "query": { "_id": 12345 }, "update": { "$set": { "a": 1 } }, "upsert": true },
+        )
+        .await
+        .expect("raw fam");
+    let last = raw.get_document("lastErrorObject").expect("lastErrorObject");
+    assert_eq!(last.get_bool("updatedExisting").ok(), Some(false));
+    assert_eq!(last.get_i32("upserted").ok(), Some(12345), "{raw}");
+    assert_eq!(raw.get("value"), Some(&Bson::Null));
+    let error = client
+        .database("app")
+        .run_command(doc! { "findAndModify": "d", "query": {}, "remove": true, "update": { "$set": { "a": 1 } } })
+        .await
+        .expect_err("both");
+    assert_eq!(command_code(&error), Some(9));
+}
