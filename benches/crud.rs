@@ -97,6 +97,11 @@ async fn main() {
     })
     .await;
     println!("insert_one j:true, 64 clients:     {rate:>10.0} durable acks/s");
+    let status = client.database("admin").run_command(doc! { "serverStatus": 1 }).await.expect("serverStatus");
+    let engine = status.get_document("storageEngine").expect("storageEngine");
+    let syncs = engine.get_i64("journalSyncs").unwrap_or(0);
+    let micros = engine.get_i64("journalSyncMicros").unwrap_or(0);
+    println!("  journal syncs so far: {syncs}, mean {:.0} us each", micros as f64 / syncs.max(1) as f64);
 
     let coll: Collection<Document> = db.collection("batched");
     let rate = run(16, POINT_READS, move |i| {

@@ -237,10 +237,18 @@ pub struct LogConfig {
 }
 
 /// Server parameters set at startup with `--setParameter`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Parameters {
     /// Allows test-only commands such as `configureFailPoint`.
     pub enable_test_commands: bool,
+    /// Idle time after which a cursor is closed (`cursorTimeoutMillis`, default 10 minutes).
+    pub cursor_timeout_millis: u64,
+}
+
+impl Default for Parameters {
+    fn default() -> Self {
+        Self { enable_test_commands: false, cursor_timeout_millis: 600_000 }
+    }
 }
 
 /// The validated configuration.
@@ -427,7 +435,10 @@ impl Config {
             "net": net,
             "storage": { "dbPath": path_string(&self.dbpath) },
             "systemLog": system_log,
-            "setParameter": { "enableTestCommands": if self.parameters.enable_test_commands { "1" } else { "0" } },
+            "setParameter": {
+                "enableTestCommands": if self.parameters.enable_test_commands { "1" } else { "0" },
+                "cursorTimeoutMillis": self.parameters.cursor_timeout_millis.to_string(),
+            },
         }
     }
 }
@@ -491,6 +502,14 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
                         ));
                     }
                 }
+            }
+            "cursorTimeoutMillis" => {
+                parameters.cursor_timeout_millis = value.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "setParameter.cursorTimeoutMillis",
+                        format!("'{value}' is not a positive number of milliseconds"),
+                    )
+                })?;
             }
             _ => {
                 return Err(ConfigError::invalid(

@@ -2,7 +2,7 @@
 //!
 //! A cursor owns an iterator over a storage snapshot (or a buffer of sorted results), so every
 //! batch comes from the same consistent view. Idle cursors are closed after
-//! `cursorTimeoutMillis` (10 minutes) unless opened with `noCursorTimeout`.
+//! `cursorTimeoutMillis` (10 minutes by default) unless opened with `noCursorTimeout`.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -11,9 +11,6 @@ use std::time::{Duration, Instant};
 use bson::RawDocumentBuf;
 
 use crate::error::{Error, ErrorCode, Result};
-
-/// Idle time after which a cursor is closed (mongod's `cursorTimeoutMillis` default).
-pub const CURSOR_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// Documents in a first batch when the client sets no `batchSize` (mongod's default).
 pub const DEFAULT_FIRST_BATCH: usize = 101;
@@ -167,6 +164,8 @@ fn random_id() -> i64 {
 mod tests {
     use super::*;
     use bson::rawdoc;
+
+    const CURSOR_TIMEOUT: Duration = Duration::from_secs(600);
 
     fn stream(n: i32) -> DocumentStream {
         Box::new((0..n).map(|i| Ok(rawdoc! { "i": i })))

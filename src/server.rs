@@ -13,15 +13,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::cmd::COMMANDS;
 use crate::config::{Config, TlsMode};
-use crate::cursor::{CURSOR_TIMEOUT, CursorRegistry};
+use crate::cursor::CursorRegistry;
 use crate::net::{listener, tls};
 use crate::obs::log::LogSink;
 use crate::obs::stats::ServerStats;
 use crate::session::SessionCatalog;
 use crate::storage::{FLUSH_INTERVAL, Storage, StorageError};
 
-/// How often idle cursors and sessions are looked for.
-const REAP_INTERVAL: Duration = Duration::from_secs(60);
+/// How often idle cursors and sessions are looked for (mongod's
+/// `clientCursorMonitorFrequencySecs`).
+const REAP_INTERVAL: Duration = Duration::from_secs(4);
 
 /// State shared by every connection and handler.
 pub struct Shared {
@@ -224,13 +225,14 @@ async fn flush_journal(shared: Arc<Shared>, shutdown: CancellationToken) {
 
 /// Closes cursors and sessions that have been idle too long.
 async fn reap_idle(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(REAP_INTERVAL);
+    let cursor_timeout = Duration::from_millis(shared.config.parameters.cursor_timeout_millis);
+    let mut ticks = tokio::time::interval(REAP_INTERVAL.min(cursor_timeout / 2));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => {
                 let now = Instant::now();
-                let cursors = shared.cursors.reap(now, CURSOR_TIMEOUT);
+                let cursors = shared.cursors.reap(now, cursor_timeout);
                 let sessions = shared.sessions.reap(now);
                 if cursors + sessions > 0 {
                     tracing::debug!(target: "QUERY", id = 20529, cursors, sessions, "Closed idle cursors and sessions");

@@ -169,3 +169,25 @@ async fn read_bad_arguments_are_errors() {
     }
     assert!(db.run_command(doc! { "ping": 1 }).await.is_ok());
 }
+
+#[tokio::test]
+async fn read_idle_cursor_times_out_unless_no_cursor_timeout() {
+    let server = TestServer::start(&["--setParameter", "cursorTimeoutMillis=300"]);
+    seeded(&server).await;
+    let db = server.client("").await.database("app");
+    let open = |no_timeout: bool| {
+        let db = db.clone();
+        async move {
+            let reply = db
+                .run_command(doc! { "find": "people", "batchSize": 1, "noCursorTimeout": no_timeout })
+                .await
+                .expect("find");
+            reply.get_document("cursor").and_then(|c| c.get_i64("id")).expect("cursor id")
+        }
+    };
+    let (idle, kept) = (open(false).await, open(true).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let error = db.run_command(doc! { "getMore": idle, "collection": "people" }).await.expect_err("timed out");
+    assert_eq!(code(&error), Some(43));
+    db.run_command(doc! { "getMore": kept, "collection": "people" }).await.expect("noCursorTimeout cursor lives");
+}

@@ -113,8 +113,23 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Doc
         "mem": { "bits": 64, "resident": resident, "virtual": virtual_, "supported": resident > 0 },
         "network": stats.network.to_document(),
         "opcounters": stats.opcounters.to_document(),
+        "storageEngine": storage_engine(server),
         "metrics": { "commands": commands },
     })
+}
+
+/// `serverStatus.storageEngine`: mongod's name fields plus the journal's state and syncs.
+fn storage_engine(server: &crate::server::Shared) -> Document {
+    let journal = server.storage.journal_stats();
+    doc! {
+        "name": "monarch",
+        "supportsCommittedReads": true,
+        "persistent": true,
+        "readOnly": false,
+        "writable": server.storage.is_writable(),
+        "journalSyncs": i64::try_from(journal.syncs).unwrap_or(i64::MAX),
+        "journalSyncMicros": i64::try_from(journal.sync_time.as_micros()).unwrap_or(i64::MAX),
+    }
 }
 
 /// `getCmdLineOpts`: the command line and the options as parsed.

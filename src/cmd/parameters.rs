@@ -17,6 +17,12 @@ struct Parameter {
 /// Every parameter this server has, alphabetically.
 const PARAMETERS: &[Parameter] = &[
     Parameter {
+        name: "cursorTimeoutMillis",
+        settable_at_startup: true,
+        settable_at_runtime: false,
+        value: |s| Bson::Int64(i64::try_from(s.config.parameters.cursor_timeout_millis).unwrap_or(i64::MAX)),
+    },
+    Parameter {
         name: "enableTestCommands",
         settable_at_startup: true,
         settable_at_runtime: false,

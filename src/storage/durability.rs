@@ -16,6 +16,11 @@ use super::StorageError;
 /// How often unsynced writes are synced in the background.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
+/// A sync leader waits this long for more commits before syncing...
+const GATHER_STEP: Duration = Duration::from_micros(50);
+/// ...and never longer than this in total.
+const GATHER_MAX: Duration = Duration::from_millis(1);
+
 #[derive(Debug, Default)]
 struct SyncState {
     /// Number of the newest committed batch.
@@ -36,6 +41,7 @@ pub struct Journal {
     db: Database,
     state: Mutex<SyncState>,
     synced: Condvar,
+    committed: Condvar,
 }
 
 /// What the journal reports for `serverStatus`.
@@ -50,7 +56,7 @@ pub struct JournalStats {
 impl Journal {
     /// A journal for `db`.
     pub fn new(db: Database) -> Self {
-        Self { db, state: Mutex::default(), synced: Condvar::new() }
+        Self { db, state: Mutex::default(), synced: Condvar::new(), committed: Condvar::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, SyncState> {
@@ -77,6 +83,7 @@ impl Journal {
     pub fn committed(&self) -> u64 {
         let mut state = self.lock();
         state.committed += 1;
+        self.committed.notify_all();
         state.committed
     }
 
@@ -112,6 +119,17 @@ impl Journal {
     /// Performs one sync with the state lock released, then publishes the outcome.
     fn sync_locked<'a>(&'a self, mut state: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
         state.syncing = true;
+        // fjall holds its journal lock while it syncs, so writers queued behind us could not
+        // commit until the sync ends, and each sync would cover one or two batches. Waiting
+        // while commits keep arriving lets one sync cover everyone already in line.
+        let gathering = Instant::now();
+        loop {
+            let before = state.committed;
+            state = self.committed.wait_timeout(state, GATHER_STEP).unwrap_or_else(PoisonError::into_inner).0;
+            if state.committed == before || gathering.elapsed() >= GATHER_MAX {
+                break;
+            }
+        }
         let target = state.committed;
         drop(state);
         let started = Instant::now();

@@ -402,3 +402,32 @@ fn decode_document(bytes: &[u8]) -> Result<RawDocumentBuf> {
     RawDocumentBuf::from_bytes(bytes.to_vec())
         .map_err(|e| StorageError::Corrupt { what: "document", detail: e.to_string() }.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_refuses_another_format_version() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        {
+            let storage = Storage::open(dir.path())?;
+            storage.meta.insert(FORMAT_KEY, 999u32.to_be_bytes())?;
+            storage.db.persist(fjall::PersistMode::SyncAll)?;
+        }
+        match Storage::open(dir.path()) {
+            Err(StorageError::FormatVersion { found: 999, expected: FORMAT_VERSION }) => Ok(()),
+            other => Err(format!("expected a format error, got {other:?}").into()),
+        }
+    }
+
+    #[test]
+    fn storage_lock_keeps_a_second_opener_out() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let _first = Storage::open(dir.path())?;
+        match Storage::open(dir.path()) {
+            Err(StorageError::DbPathInUse { .. }) => Ok(()),
+            other => Err(format!("expected DbPathInUse, got {other:?}").into()),
+        }
+    }
+}
