@@ -191,3 +191,22 @@ async fn read_idle_cursor_times_out_unless_no_cursor_timeout() {
     assert_eq!(code(&error), Some(43));
     db.run_command(doc! { "getMore": kept, "collection": "people" }).await.expect("noCursorTimeout cursor lives");
 }
+
+#[tokio::test]
+async fn read_cursor_sees_one_snapshot() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    let mut cursor = coll.find(doc! {}).batch_size(10).await.expect("find");
+    let mut seen = 0;
+    // Read the first batch, then change the collection under the open cursor.
+    while seen < 10 {
+        assert!(cursor.advance().await.expect("advance"));
+        seen += 1;
+    }
+    coll.insert_many((1000..1010).map(|i| doc! { "_id": i })).await.expect("insert");
+    coll.delete_many(doc! { "_id": { "$gte": 200, "$lt": 250 } }).await.expect("delete");
+    while cursor.advance().await.expect("advance") {
+        seen += 1;
+    }
+    assert_eq!(seen, 250, "the cursor reads the collection as it was when the query started");
+}

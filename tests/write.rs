@@ -225,3 +225,36 @@ async fn write_delete_and_find_and_modify() {
         .expect_err("both");
     assert_eq!(command_code(&error), Some(9));
 }
+
+#[tokio::test]
+async fn write_bad_arguments_are_errors_and_write_nothing() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("app");
+    for (command, expected) in [
+        (doc! { "insert": "c", "documents": 1 }, 14),
+        (doc! { "insert": "c", "documents": [1] }, 14),
+        (doc! { "insert": "c" }, 9),
+        (doc! { "insert": "c", "documents": [{}], "ordered": "yes" }, 14),
+        (doc! { "update": "c" }, 9),
+        (doc! { "delete": "c", "deletes": [{ "q": {}, "limit": 5 }] }, 9),
+        (doc! { "findAndModify": "c", "query": {} }, 9),
+        (doc! { "insert": "c", "documents": [{}], "writeConcern": { "w": "fancy" } }, 79),
+    ] {
+        let outcome = db.run_command(command.clone()).await;
+        let code = match &outcome {
+            Err(error) => command_code(error),
+            Ok(reply) => reply
+                .get_array("writeErrors")
+                .ok()
+                .and_then(|errors| errors.first())
+                .and_then(|e| e.as_document())
+                .and_then(|e| e.get_i32("code").ok()),
+        };
+        assert_eq!(code, Some(expected), "{command}: {outcome:?}");
+    }
+    assert_eq!(
+        db.collection::<Document>("c").count_documents(doc! {}).await.expect("count"),
+        0,
+        "nothing half-written"
+    );
+}

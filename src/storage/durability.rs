@@ -11,6 +11,21 @@ use std::time::{Duration, Instant};
 
 use fjall::{Database, PersistMode};
 
+/// What the journal syncs: the fjall database, or a stand-in in tests (to inject failures).
+pub trait SyncTarget: Send + Sync {
+    /// Makes every committed batch durable.
+    ///
+    /// # Errors
+    /// The engine's error text.
+    fn sync(&self) -> Result<(), String>;
+}
+
+impl SyncTarget for Database {
+    fn sync(&self) -> Result<(), String> {
+        self.persist(PersistMode::SyncData).map_err(|e| e.to_string())
+    }
+}
+
 use super::StorageError;
 
 /// How often unsynced writes are synced in the background.
@@ -38,7 +53,7 @@ struct SyncState {
 
 /// Tracks which committed batches are durable and performs shared syncs.
 pub struct Journal {
-    db: Database,
+    target: Box<dyn SyncTarget>,
     state: Mutex<SyncState>,
     synced: Condvar,
     committed: Condvar,
@@ -54,9 +69,9 @@ pub struct JournalStats {
 }
 
 impl Journal {
-    /// A journal for `db`.
-    pub fn new(db: Database) -> Self {
-        Self { db, state: Mutex::default(), synced: Condvar::new(), committed: Condvar::new() }
+    /// A journal syncing `target`.
+    pub fn new(target: impl SyncTarget + 'static) -> Self {
+        Self { target: Box::new(target), state: Mutex::default(), synced: Condvar::new(), committed: Condvar::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, SyncState> {
@@ -133,7 +148,7 @@ impl Journal {
         let target = state.committed;
         drop(state);
         let started = Instant::now();
-        let outcome = self.db.persist(PersistMode::SyncData);
+        let outcome = self.target.sync();
         let elapsed = started.elapsed();
         let mut state = self.lock();
         state.syncing = false;
@@ -163,6 +178,31 @@ impl Journal {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// A sync target whose syncs fail, like a disk returning EIO.
+    struct FailingDisk;
+
+    impl SyncTarget for FailingDisk {
+        fn sync(&self) -> Result<(), String> {
+            Err("Input/output error (os error 5)".into())
+        }
+    }
+
+    #[test]
+    fn journal_failed_sync_refuses_writes_for_good() {
+        let journal = Journal::new(FailingDisk);
+        assert!(journal.check_writable().is_ok());
+        let ticket = journal.committed();
+        assert!(matches!(journal.wait_durable(ticket), Err(StorageError::WritesDisabled(_))));
+        assert!(!journal.is_healthy());
+        assert!(matches!(journal.check_writable(), Err(StorageError::WritesDisabled(_))));
+        // Never retried: a later sync could falsely succeed after the kernel dropped pages.
+        let syncs = journal.stats().syncs;
+        journal.flush();
+        let later = journal.committed();
+        assert!(journal.wait_durable(later).is_err());
+        assert_eq!(journal.stats().syncs, syncs);
+    }
 
     #[test]
     fn journal_group_commit_shares_syncs() -> Result<(), Box<dyn std::error::Error>> {
