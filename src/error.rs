@@ -21,6 +21,11 @@ macro_rules! error_codes {
             pub fn name(self) -> &'static str {
                 match self { $(ErrorCode::$name => stringify!($name),)* }
             }
+
+            /// The code with this number, if the table has it.
+            pub fn from_code(code: i32) -> Option<Self> {
+                match code { $($code => Some(ErrorCode::$name),)* _ => None }
+            }
         }
     };
 }
@@ -30,24 +35,36 @@ error_codes! {
     InternalError = 1,
     /// An argument has an invalid value.
     BadValue = 2,
+    /// A host could not be reached.
+    HostUnreachable = 6,
+    /// A host name did not resolve.
+    HostNotFound = 7,
+    /// An unclassified failure.
+    UnknownError = 8,
     /// A command or operator is malformed.
     FailedToParse = 9,
-    /// A value has the wrong BSON type.
-    TypeMismatch = 14,
+    /// No such user.
+    UserNotFound = 11,
     /// Not permitted.
     Unauthorized = 13,
+    /// A value has the wrong BSON type.
+    TypeMismatch = 14,
+    /// Wrong credentials.
+    AuthenticationFailed = 18,
     /// The operation is not allowed in this state.
     IllegalOperation = 20,
     /// A BSON document is malformed.
     InvalidBSON = 22,
+    /// A lock could not be taken in time.
+    LockTimeout = 24,
+    /// The namespace does not exist where it must.
+    NamespaceNotFound = 26,
     /// An update path runs into a value that cannot hold the field it names.
     PathNotViable = 28,
     /// An update would pad an array past mongod's limit.
     CannotBackfillArray = 34,
     /// Two update operators touch the same or overlapping paths.
     ConflictingUpdateOperators = 40,
-    /// The namespace does not exist where it must.
-    NamespaceNotFound = 26,
     /// `getMore`/`killCursors` on a cursor that does not exist.
     CursorNotFound = 43,
     /// `create` on an existing collection.
@@ -64,28 +81,60 @@ error_codes! {
     EmptyFieldName = 56,
     /// The command name is not known.
     CommandNotFound = 59,
+    /// The write concern could not be satisfied.
+    WriteConcernFailed = 64,
     /// An update would change `_id`.
     ImmutableField = 66,
     /// Options conflict or are missing.
     InvalidOptions = 72,
-    /// A write concern names a mode that does not exist.
-    UnknownReplWriteConcern = 79,
     /// A bad database or collection name.
     InvalidNamespace = 73,
+    /// A write concern names a mode that does not exist.
+    UnknownReplWriteConcern = 79,
+    /// A network operation timed out.
+    NetworkTimeout = 89,
+    /// The server is shutting down.
+    ShutdownInProgress = 91,
     /// A generic failure.
     OperationFailed = 96,
     /// Another process holds the data directory.
     DBPathInUse = 98,
+    /// The write concern cannot be satisfied by this deployment.
+    UnsatisfiableWriteConcern = 100,
+    /// A concurrent write conflicted.
+    WriteConflict = 112,
+    /// The query plan was killed.
+    QueryPlanKilled = 175,
     /// A second hello tried to replace the client metadata.
     ClientMetadataCannotBeMutated = 186,
+    /// The primary stepped down.
+    PrimarySteppedDown = 189,
+    /// The cursor was killed.
+    CursorKilled = 237,
     /// The command is known but not built yet.
     NotImplemented = 238,
+    /// The transaction does not exist.
+    NoSuchTransaction = 251,
+    /// An internal time limit was exceeded.
+    ExceededTimeLimit = 262,
     /// The legacy op code is not supported for this request.
     UnsupportedOpQueryCommand = 352,
+    /// A socket failed.
+    SocketException = 9001,
+    /// This node is not a writable primary.
+    NotWritablePrimary = 10107,
     /// A document is larger than 16 MiB.
     BSONObjectTooLarge = 10334,
     /// A unique index (`_id` included) already holds the key.
     DuplicateKey = 11000,
+    /// Interrupted by shutdown.
+    InterruptedAtShutdown = 11600,
+    /// Interrupted by a replica-set state change.
+    InterruptedDueToReplStateChange = 11602,
+    /// Not primary and secondaryOk is false.
+    NotPrimaryNoSecondaryOk = 13435,
+    /// Neither primary nor secondary.
+    NotPrimaryOrSecondary = 13436,
     /// A sort value is neither a number nor `{$meta: ...}`.
     Location15974 = 15974,
     /// A sort direction other than 1 or -1.
@@ -110,6 +159,8 @@ error_codes! {
     Location40352 = 40352,
     /// A field path ends with a dot.
     Location40353 = 40353,
+    /// An unknown field in a command or statement (mongod's IDL parser).
+    Location40415 = 40415,
     /// An OP_MSG arrived without `$db`.
     MissingDatabase = 40571,
     /// A projection has an empty sub-projection object.

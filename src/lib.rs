@@ -17,6 +17,7 @@ pub mod cmd;
 pub mod config;
 pub mod cursor;
 pub mod error;
+pub mod failpoint;
 pub mod host;
 pub mod net;
 pub mod obs;

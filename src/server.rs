@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::cmd::COMMANDS;
 use crate::config::{Config, TlsMode};
 use crate::cursor::CursorRegistry;
+use crate::failpoint::FailPoints;
 use crate::net::{listener, tls};
 use crate::obs::log::LogSink;
 use crate::obs::stats::ServerStats;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub storage: Arc<Storage>,
     /// Open cursors.
     pub cursors: CursorRegistry,
+    /// Test fail points (`configureFailPoint`).
+    pub failpoints: FailPoints,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -51,6 +54,7 @@ impl Shared {
         Self {
             storage,
             cursors: CursorRegistry::default(),
+            failpoints: FailPoints::default(),
             bound_port: AtomicU16::new(config.port),
             config,
             stats: ServerStats::new(COMMANDS.len()),
@@ -280,6 +284,7 @@ impl Shared {
             tls: false,
             metadata: None,
             compressors: Vec::new(),
+            close_requested: false,
         }
     }
 

@@ -22,6 +22,15 @@ pub struct ClientInfo {
     pub metadata: Option<Document>,
     /// Compressors negotiated in hello, in server preference order.
     pub compressors: Vec<Compressor>,
+    /// Set by a command (a test fail point) that wants the connection closed without a reply.
+    pub close_requested: bool,
+}
+
+impl ClientInfo {
+    /// The application name the driver sent in its first hello (`client.application.name`).
+    pub fn app_name(&self) -> Option<&str> {
+        self.metadata.as_ref()?.get_document("application").ok()?.get_str("name").ok()
+    }
 }
 
 /// Everything a handler works through.

@@ -12,6 +12,7 @@ mod parameters;
 mod read;
 mod request;
 mod sessions;
+mod testing;
 mod write;
 
 use std::collections::HashMap;
@@ -57,6 +58,8 @@ pub enum Action {
     KillAnySession,
     /// `listDatabases`.
     ListDatabases,
+    /// `configureFailPoint` (test only).
+    ConfigureFailPoint,
 }
 
 /// mongod's action types on a database or collection resource.
@@ -95,11 +98,22 @@ pub struct CommandSpec {
     pub op_query: bool,
     /// Whether the handler calls storage (which blocks): it then runs off the async workers.
     pub blocking: bool,
+    /// Exists only with `--setParameter enableTestCommands=1`, as in mongod.
+    pub test_only: bool,
 }
 
 impl CommandSpec {
     const fn new(name: &'static str, handler: Handler, access: Access, help: &'static str) -> Self {
-        Self { name, aliases: &[], handler: Some(handler), access, help, op_query: false, blocking: false }
+        Self {
+            name,
+            aliases: &[],
+            handler: Some(handler),
+            access,
+            help,
+            op_query: false,
+            blocking: false,
+            test_only: false,
+        }
     }
 
     const fn aliases(mut self, aliases: &'static [&'static str]) -> Self {
@@ -114,6 +128,11 @@ impl CommandSpec {
 
     const fn blocking(mut self) -> Self {
         self.blocking = true;
+        self
+    }
+
+    const fn test_only(mut self) -> Self {
+        self.test_only = true;
         self
     }
 }
@@ -140,6 +159,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         "{ collStats:\"blog.posts\" , scale : 1 } scale divides sizes e.g. for KB use 1024",
     )
     .blocking(),
+    CommandSpec::new(
+        "configureFailPoint",
+        testing::configure_fail_point,
+        Cluster(Action::ConfigureFailPoint),
+        "Configures a fail point (test only)",
+    )
+    .test_only(),
     CommandSpec::new(
         "connectionStatus",
         diagnostics::connection_status,
@@ -303,7 +329,8 @@ pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Document {
     if let Some(lsid) = request.lsid() {
         ctx.server.sessions.touch(lsid);
     }
-    let outcome = match lookup(request.name()) {
+    let test_commands = ctx.server.config.parameters.enable_test_commands;
+    let outcome = match lookup(request.name()).filter(|(_, spec)| test_commands || !spec.test_only) {
         None => {
             stats.unknown_commands.fetch_add(1, Ordering::Relaxed);
             Err(Error::new(ErrorCode::CommandNotFound, format!("no such command: '{}'", request.name())))
@@ -314,7 +341,10 @@ pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Document {
             if let Some(counter) = counter {
                 counter.total.fetch_add(1, Ordering::Relaxed);
             }
-            let outcome = run(ctx, spec, request);
+            let outcome = match ctx.server.failpoints.check(request.name(), ctx.client.app_name()) {
+                None => run(ctx, spec, request),
+                Some(action) => return testing::fail_command(ctx, spec, request, &action),
+            };
             if let (Some(counter), Err(_)) = (counter, &outcome) {
                 counter.failed.fetch_add(1, Ordering::Relaxed);
             }

@@ -285,11 +285,32 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     Ok(reply)
 }
 
+/// Fields an update statement may carry in mongod 7.0 (`sort` arrived in 8.0).
+const UPDATE_STATEMENT_FIELDS: &[&str] =
+    &["q", "u", "upsert", "multi", "arrayFilters", "hint", "collation", "c", "upsertSupplied"];
+/// Fields a delete statement may carry.
+const DELETE_STATEMENT_FIELDS: &[&str] = &["q", "limit", "hint", "collation"];
+
+/// Refuses unknown statement fields with mongod's IDL error.
+fn check_statement_fields(command: &str, array: &str, statement: &RawDocument, allowed: &[&str]) -> Result<()> {
+    for element in statement {
+        let (key, _) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        if !allowed.contains(&key.as_str()) {
+            return Err(Error::new(
+                ErrorCode::Location40415,
+                format!("BSON field '{command}.{array}.{}' is an unknown field.", key.as_str()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn run_update_statement(
     ctx: &RequestCtx<'_>,
     ns: &crate::storage::Namespace,
     statement: &RawDocument,
 ) -> Result<(UpdateOutcome, Option<u64>)> {
+    check_statement_fields("update", "updates", statement, UPDATE_STATEMENT_FIELDS)?;
     let field = |key: &str| statement.get(key).ok().flatten();
     let query = match field("q") {
         Some(RawBsonRef::Document(q)) => q,
@@ -363,6 +384,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let mut ticket = None;
     for (index, statement) in statements.into_iter().enumerate() {
         let result = (|| -> Result<(i64, Option<u64>)> {
+            check_statement_fields("delete", "deletes", statement, DELETE_STATEMENT_FIELDS)?;
             let query = match statement.get("q").ok().flatten() {
                 Some(RawBsonRef::Document(q)) => q,
                 _ => {

@@ -115,6 +115,7 @@ pub async fn run(
         tls: matches!(stream, Either::Right(_)),
         metadata: None,
         compressors: Vec::new(),
+        close_requested: false,
     };
     serve_frames(Metered::new(stream, shared.clone()), client, &shared, &shutdown).await;
 }
@@ -196,6 +197,10 @@ fn handle(message: Message, client: &mut ClientInfo, shared: &Shared) -> Outcome
         Err(error) => (error.to_reply(), None),
     };
     active.fetch_sub(1, Ordering::Relaxed);
+    if client.close_requested {
+        tracing::info!(target: "NETWORK", id = 22988, remote = %client.remote, "Closing the connection as a fail point asked");
+        return Outcome::Close;
+    }
     if more_to_come {
         return Outcome::NoReply;
     }

@@ -1,0 +1,68 @@
+//! Test-only commands (registered with `enableTestCommands`): `configureFailPoint`, and how
+//! an armed `failCommand` fail point changes a command's outcome.
+
+use bson::{Bson, Document, RawBsonRef, doc};
+
+use super::{CommandRequest, CommandSpec, RequestCtx, run};
+use crate::error::{Error, ErrorCode, Result};
+use crate::failpoint::FailCommand;
+
+/// `configureFailPoint: "failCommand", mode, data`.
+pub fn configure_fail_point(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let name = match req.command_value() {
+        Some(RawBsonRef::String(name)) => name,
+        Some(other) => return Err(req.wrong_type("configureFailPoint", other, "string")),
+        None => return Err(Error::new(ErrorCode::FailedToParse, "configureFailPoint requires a fail point name")),
+    };
+    let count = ctx.server.failpoints.configure(name, req.get("mode"), req.doc_arg("data")?)?;
+    Ok(doc! { "count": i64::try_from(count).unwrap_or(i64::MAX) })
+}
+
+/// Applies a fired `failCommand`: stall, then close the connection, fail with its error, or
+/// run the command and attach its write concern error.
+pub fn fail_command(
+    ctx: &mut RequestCtx<'_>,
+    spec: &CommandSpec,
+    req: &CommandRequest,
+    action: &FailCommand,
+) -> Document {
+    if let Some(block) = action.block {
+        let stall = || std::thread::sleep(block);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::block_in_place(stall);
+        } else {
+            stall();
+        }
+    }
+    if action.close_connection {
+        ctx.client.close_requested = true;
+        return Document::new();
+    }
+    let labels = || Bson::Array(action.error_labels.clone());
+    if let Some(code) = action.error_code {
+        let mut reply = doc! {
+            "ok": 0.0,
+            "errmsg": "Failing command via 'failCommand' failpoint",
+            "code": code,
+            "codeName": ErrorCode::from_code(code).map_or_else(|| format!("Location{code}"), |c| c.name().to_owned()),
+        };
+        if !action.error_labels.is_empty() {
+            reply.insert("errorLabels", labels());
+        }
+        return reply;
+    }
+    let mut reply = match run(ctx, spec, req) {
+        Ok(reply) => reply,
+        Err(error) => return error.to_reply(),
+    };
+    if !reply.contains_key("ok") {
+        reply.insert("ok", 1.0);
+    }
+    if let Some(error) = &action.write_concern_error {
+        reply.insert("writeConcernError", error.clone());
+        if !action.error_labels.is_empty() {
+            reply.insert("errorLabels", labels());
+        }
+    }
+    reply
+}

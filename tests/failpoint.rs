@@ -1,0 +1,91 @@
+//! Test commands: `configureFailPoint` with `failCommand`, only with enableTestCommands.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use mongodb::bson::{Document, doc};
+use mongodb::error::ErrorKind;
+
+fn code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn failpoint_refused_without_enable_test_commands() {
+    let server = TestServer::start(&[]);
+    let error = server
+        .admin(doc! { "configureFailPoint": "failCommand", "mode": "alwaysOn", "data": { "failCommands": ["ping"] } })
+        .await
+        .expect_err("no test commands");
+    assert_eq!(code(&error), Some(59));
+}
+
+#[tokio::test]
+async fn failpoint_fail_command_error_times_block_close() {
+    let server = TestServer::start(&["--setParameter", "enableTestCommands=1"]);
+    let client = server.client("appName=fp-test&retryWrites=false").await;
+    let admin = client.database("admin");
+    let coll = client.database("app").collection::<Document>("c");
+
+    let armed = admin
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["insert"], "errorCode": 91, "errorLabels": ["SomeLabel"], "appName": "fp-test" },
+        })
+        .await
+        .expect("configure");
+    assert_eq!(armed.get_i64("count").ok(), Some(0));
+    let error = coll.insert_one(doc! { "_id": 1 }).await.expect_err("fails once");
+    assert_eq!(code(&error), Some(91));
+    assert!(error.contains_label("SomeLabel"), "{error}");
+    coll.insert_one(doc! { "_id": 1 }).await.expect("then succeeds");
+
+    admin
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": "alwaysOn",
+            "data": { "failCommands": ["find"], "blockConnection": true, "blockTimeMS": 300 },
+        })
+        .await
+        .expect("configure block");
+    let started = Instant::now();
+    coll.find_one(doc! {}).await.expect("blocked find");
+    assert!(started.elapsed() >= Duration::from_millis(300), "the find was held back");
+    let off = admin.run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" }).await.expect("off");
+    assert_eq!(off.get_i64("count").ok(), Some(1));
+
+    admin
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["count"], "closeConnection": true },
+        })
+        .await
+        .expect("configure close");
+    let error = client.database("app").run_command(doc! { "count": "c" }).await.expect_err("connection closed");
+    assert!(matches!(error.kind.as_ref(), ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }), "{error}");
+    client.database("app").run_command(doc! { "count": "c" }).await.expect("works again");
+
+    admin
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["insert"], "writeConcernError": { "code": 64, "errmsg": "waiting for replication timed out" } },
+        })
+        .await
+        .expect("configure wce");
+    let reply = client.database("app").run_command(doc! { "insert": "c", "documents": [{ "_id": 2 }] }).await;
+    let text = format!("{reply:?}");
+    assert!(text.contains("64"), "{text}");
+    assert_eq!(
+        coll.count_documents(doc! {}).await.expect("count"),
+        2,
+        "the insert ran despite its write concern error"
+    );
+}
