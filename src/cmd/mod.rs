@@ -27,6 +27,12 @@ pub use request::{CommandRequest, Protocol, type_name};
 
 use crate::error::{Error, ErrorCode, Result};
 
+/// A count as mongod appends it (`appendNumber`): an int when it fits, else a long. Drivers
+/// and shells compare these with plain numbers, so the type matters.
+pub fn count_value(n: i64) -> bson::Bson {
+    i32::try_from(n).map_or(bson::Bson::Int64(n), bson::Bson::Int32)
+}
+
 /// A command handler: builds the reply (without `ok`, which the dispatcher adds).
 pub type Handler = fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>;
 

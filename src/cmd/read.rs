@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
 use super::write::point_id;
-use super::{CommandRequest, RequestCtx};
+use super::{CommandRequest, RequestCtx, count_value};
 use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::path::{self, Reached};
@@ -228,7 +228,7 @@ pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document>
         document?;
         n += 1;
     }
-    Ok(doc! { "n": n })
+    Ok(doc! { "n": count_value(n) })
 }
 
 /// `distinct`: the distinct values at `key` (array values contribute their elements).
@@ -368,7 +368,11 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
             };
             let field = field.to_owned();
             let n = count_stream(stream)?;
-            if n == 0 { Box::new(std::iter::empty()) } else { Box::new(std::iter::once(raw(&doc! { field: n }))) }
+            if n == 0 {
+                Box::new(std::iter::empty())
+            } else {
+                Box::new(std::iter::once(raw(&doc! { field: count_value(n) })))
+            }
         }
         "$group" => group(stream, &stage_doc(spec)?)?,
         other if other.starts_with('$') && KNOWN_STAGES.contains(&other) => {

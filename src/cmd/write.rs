@@ -10,7 +10,7 @@ use bson::oid::ObjectId;
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
-use super::{CommandRequest, RequestCtx};
+use super::{CommandRequest, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::{Filter, Projection, SortSpec, Update};
 use crate::storage::{Collection, Storage, Writer};
@@ -275,7 +275,7 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         }
     }
     acknowledge(storage, journal, ticket)?;
-    let mut reply = doc! { "n": totals.0 + upserted.len() as i64, "nModified": totals.1 };
+    let mut reply = doc! { "n": count_value(totals.0 + upserted.len() as i64), "nModified": count_value(totals.1) };
     if !upserted.is_empty() {
         reply.insert("upserted", upserted);
     }
@@ -437,7 +437,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         }
     }
     acknowledge(storage, journal, ticket)?;
-    let mut reply = doc! { "n": deleted };
+    let mut reply = doc! { "n": count_value(deleted) };
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);
     }
