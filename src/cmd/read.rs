@@ -26,6 +26,12 @@ struct QueryPlan {
 }
 
 impl QueryPlan {
+    /// A plan that only filters, by `filter_doc` (or everything when `None`).
+    fn filtered(filter_doc: Option<&RawDocument>) -> Result<Self> {
+        let filter_doc = filter_doc.map_or_else(RawDocumentBuf::new, ToOwned::to_owned);
+        Ok(Self { filter: Filter::parse(&filter_doc)?, filter_doc, sort: None, projection: None, skip: 0, limit: None })
+    }
+
     /// The documents of `ns` this plan produces, from one storage snapshot.
     fn stream(self, shared: &Shared, ns: &Namespace) -> Result<DocumentStream> {
         let storage = &shared.storage;
@@ -212,23 +218,13 @@ pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
 /// `count`.
 pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let empty = RawDocumentBuf::new();
-    let filter_doc = req.doc_arg("query")?.unwrap_or(&empty).to_owned();
     let plan = QueryPlan {
-        filter: Filter::parse(&filter_doc)?,
-        filter_doc,
-        sort: None,
-        projection: None,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit: usize_arg(req, "limit")?.filter(|&n| n > 0),
+        ..QueryPlan::filtered(req.doc_arg("query")?)?
     };
     check_hint(req, ctx.server, &ns)?;
-    let mut n = 0i64;
-    for document in plan.stream(ctx.server, &ns)? {
-        document?;
-        n += 1;
-    }
-    Ok(doc! { "n": count_value(n) })
+    Ok(doc! { "n": count_value(count_stream(plan.stream(ctx.server, &ns)?)?) })
 }
 
 /// `distinct`: the distinct values at `key` (array values contribute their elements).
@@ -240,16 +236,7 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             Error::new(ErrorCode::FailedToParse, "BSON field 'distinct.key' is missing but a required field")
         })?
         .to_owned();
-    let empty = RawDocumentBuf::new();
-    let filter_doc = req.doc_arg("query")?.unwrap_or(&empty).to_owned();
-    let plan = QueryPlan {
-        filter: Filter::parse(&filter_doc)?,
-        filter_doc,
-        sort: None,
-        projection: None,
-        skip: 0,
-        limit: None,
-    };
+    let plan = QueryPlan::filtered(req.doc_arg("query")?)?;
     let path = FieldPath::new(&key);
     let mut values: Vec<bson::RawBson> = Vec::new();
     for document in plan.stream(ctx.server, &ns)? {
@@ -299,16 +286,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
     })?;
     let deadline = deadline(req)?;
-    let empty = RawDocumentBuf::new();
-    let mut stream = QueryPlan {
-        filter: Filter::parse(&empty)?,
-        filter_doc: empty,
-        sort: None,
-        projection: None,
-        skip: 0,
-        limit: None,
-    }
-    .stream(ctx.server, &ns)?;
+    let mut stream = QueryPlan::filtered(None)?.stream(ctx.server, &ns)?;
     for stage in stages {
         let RawBsonRef::Document(stage) = stage else {
             return Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object"));

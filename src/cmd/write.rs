@@ -141,9 +141,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     ctx.server.stats.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     acknowledge(storage, journal, ticket)?;
     let mut reply = doc! { "n": inserted };
-    if !errors.is_empty() {
-        reply.insert("writeErrors", errors);
-    }
+    add_write_errors(&mut reply, errors);
     Ok(reply)
 }
 
@@ -250,38 +248,22 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let journal = journaled(req)?;
     let statements = req.documents("updates")?;
     let storage = &ctx.server.storage;
-    let mut totals = (0i64, 0i64);
+    let outcomes = run_statements(statements, ordered, |statement| run_update_statement(ctx, &ns, statement));
+    acknowledge(storage, journal, outcomes.last_ticket)?;
+    let (mut matched, mut modified) = (0i64, 0i64);
     let mut upserted = Vec::new();
-    let mut errors = Vec::new();
-    let mut ticket = None;
-    for (index, statement) in statements.into_iter().enumerate() {
-        let result = run_update_statement(ctx, &ns, statement);
-        match result {
-            Ok((outcome, statement_ticket)) => {
-                totals.0 += outcome.matched;
-                totals.1 += outcome.modified;
-                if let Some(id) = outcome.upserted {
-                    upserted
-                        .push(Bson::Document(doc! { "index": i32::try_from(index).unwrap_or(i32::MAX), "_id": id }));
-                }
-                ticket = statement_ticket.or(ticket);
-            }
-            Err(error) => {
-                errors.push(Bson::Document(error.to_write_error(index)));
-                if ordered {
-                    break;
-                }
-            }
+    for (index, outcome) in outcomes.results {
+        matched += outcome.matched;
+        modified += outcome.modified;
+        if let Some(id) = outcome.upserted {
+            upserted.push(Bson::Document(doc! { "index": i32::try_from(index).unwrap_or(i32::MAX), "_id": id }));
         }
     }
-    acknowledge(storage, journal, ticket)?;
-    let mut reply = doc! { "n": count_value(totals.0 + upserted.len() as i64), "nModified": count_value(totals.1) };
+    let mut reply = doc! { "n": count_value(matched + upserted.len() as i64), "nModified": count_value(modified) };
     if !upserted.is_empty() {
         reply.insert("upserted", upserted);
     }
-    if !errors.is_empty() {
-        reply.insert("writeErrors", errors);
-    }
+    add_write_errors(&mut reply, outcomes.errors);
     Ok(reply)
 }
 
@@ -371,6 +353,46 @@ fn collection_for_write(
     if may_insert { storage.collection_or_create(ns).map(Some) } else { Ok(storage.collection(ns)) }
 }
 
+/// What a command's statements produced: each success with its index, the `writeErrors`
+/// entries, and the journal ticket of the last committed batch.
+struct StatementOutcomes<T> {
+    results: Vec<(usize, T)>,
+    errors: Vec<Bson>,
+    last_ticket: Option<u64>,
+}
+
+/// Adds `writeErrors` to a reply when there are any.
+fn add_write_errors(reply: &mut Document, errors: Vec<Bson>) {
+    if !errors.is_empty() {
+        reply.insert("writeErrors", errors);
+    }
+}
+
+/// Runs statements in order. A failed statement becomes a `writeErrors` entry with its
+/// index; with `ordered`, the statements after it are not run, as in mongod.
+fn run_statements<'a, T>(
+    statements: Vec<&'a RawDocument>,
+    ordered: bool,
+    mut run: impl FnMut(&'a RawDocument) -> Result<(T, Option<u64>)>,
+) -> StatementOutcomes<T> {
+    let mut outcomes = StatementOutcomes { results: Vec::new(), errors: Vec::new(), last_ticket: None };
+    for (index, statement) in statements.into_iter().enumerate() {
+        match run(statement) {
+            Ok((result, ticket)) => {
+                outcomes.results.push((index, result));
+                outcomes.last_ticket = ticket.or(outcomes.last_ticket);
+            }
+            Err(error) => {
+                outcomes.errors.push(Bson::Document(error.to_write_error(index)));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    outcomes
+}
+
 /// `delete`: statements from `deletes` (`limit` 0 = all matches, 1 = the first).
 pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
@@ -379,68 +401,50 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let statements = req.documents("deletes")?;
     let storage = &ctx.server.storage;
     let collection = storage.collection(&ns);
-    let mut deleted = 0i64;
-    let mut errors = Vec::new();
-    let mut ticket = None;
-    for (index, statement) in statements.into_iter().enumerate() {
-        let result = (|| -> Result<(i64, Option<u64>)> {
-            check_statement_fields("delete", "deletes", statement, DELETE_STATEMENT_FIELDS)?;
-            let query = match statement.get("q").ok().flatten() {
-                Some(RawBsonRef::Document(q)) => q,
-                _ => {
-                    return Err(Error::new(
-                        ErrorCode::FailedToParse,
-                        "BSON field 'delete.deletes.q' is missing but a required field",
-                    ));
-                }
-            };
-            let limit = match statement.get("limit").ok().flatten() {
-                Some(RawBsonRef::Int32(n)) => i64::from(n),
-                Some(RawBsonRef::Int64(n)) => n,
-                Some(RawBsonRef::Double(n)) => n as i64,
-                _ => {
-                    return Err(Error::new(
-                        ErrorCode::FailedToParse,
-                        "BSON field 'delete.deletes.limit' is missing but a required field",
-                    ));
-                }
-            };
-            if limit != 0 && limit != 1 {
+    let outcomes = run_statements(statements, ordered, |statement| -> Result<(i64, Option<u64>)> {
+        check_statement_fields("delete", "deletes", statement, DELETE_STATEMENT_FIELDS)?;
+        let query = match statement.get("q").ok().flatten() {
+            Some(RawBsonRef::Document(q)) => q,
+            _ => {
                 return Err(Error::new(
                     ErrorCode::FailedToParse,
-                    format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
+                    "BSON field 'delete.deletes.q' is missing but a required field",
                 ));
             }
-            let filter = Filter::parse(query)?;
-            let Some(collection) = &collection else { return Ok((0, None)) };
-            let mut writer = storage.writer(collection)?;
-            let victims = matching(&writer, &filter, query, limit == 0)?;
-            for victim in &victims {
-                if let Some(id) = victim.get("_id").ok().flatten() {
-                    writer.delete(id);
-                }
+        };
+        let limit = match statement.get("limit").ok().flatten() {
+            Some(RawBsonRef::Int32(n)) => i64::from(n),
+            Some(RawBsonRef::Int64(n)) => n,
+            Some(RawBsonRef::Double(n)) => n as i64,
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::FailedToParse,
+                    "BSON field 'delete.deletes.limit' is missing but a required field",
+                ));
             }
-            ctx.server.stats.opcounters.delete.fetch_add(1, Ordering::Relaxed);
-            Ok((victims.len() as i64, writer.commit()?))
-        })();
-        match result {
-            Ok((n, statement_ticket)) => {
-                deleted += n;
-                ticket = statement_ticket.or(ticket);
-            }
-            Err(error) => {
-                errors.push(Bson::Document(error.to_write_error(index)));
-                if ordered {
-                    break;
-                }
+        };
+        if limit != 0 && limit != 1 {
+            return Err(Error::new(
+                ErrorCode::FailedToParse,
+                format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
+            ));
+        }
+        let filter = Filter::parse(query)?;
+        let Some(collection) = &collection else { return Ok((0, None)) };
+        let mut writer = storage.writer(collection)?;
+        let victims = matching(&writer, &filter, query, limit == 0)?;
+        for victim in &victims {
+            if let Some(id) = victim.get("_id").ok().flatten() {
+                writer.delete(id);
             }
         }
-    }
-    acknowledge(storage, journal, ticket)?;
+        ctx.server.stats.opcounters.delete.fetch_add(1, Ordering::Relaxed);
+        Ok((victims.len() as i64, writer.commit()?))
+    });
+    acknowledge(storage, journal, outcomes.last_ticket)?;
+    let deleted: i64 = outcomes.results.iter().map(|(_, n)| n).sum();
     let mut reply = doc! { "n": count_value(deleted) };
-    if !errors.is_empty() {
-        reply.insert("writeErrors", errors);
-    }
+    add_write_errors(&mut reply, outcomes.errors);
     Ok(reply)
 }
 
