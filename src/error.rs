@@ -145,6 +145,9 @@ error_codes! {
     Location16410 = 16410,
     /// A sort value is an object other than `{$meta: ...}`.
     Location17312 = 17312,
+    /// A find `$slice` projection that is not find syntax and has the wrong number of
+    /// arguments for the aggregation `$slice`.
+    Location28667 = 28667,
     /// A projection path runs through a path already projected as a leaf.
     Location31249 = 31249,
     /// A projection names the same path twice.
@@ -205,6 +208,8 @@ error_codes! {
     Location51108 = 51108,
     /// A positional projection found no matching array element.
     Location51246 = 51246,
+    /// A positional projection's matched element is not in the projected array.
+    Location51247 = 51247,
     /// A projection has an empty sub-projection object.
     Location51270 = 51270,
 }

@@ -50,7 +50,7 @@ impl QueryPlan {
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
         Ok(match projection {
-            Some(projection) => Box::new(windowed.map(move |doc| doc.map(|d| projection.apply(&d)))),
+            Some(projection) => Box::new(windowed.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?)))),
             None => Box::new(windowed),
         })
     }
@@ -127,11 +127,13 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         }
         _ => usize_arg(req, "limit")?.filter(|&n| n > 0),
     };
+    let filter = Filter::parse(&filter_doc)?;
+    let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
     let plan = QueryPlan {
-        filter: Filter::parse(&filter_doc)?,
+        projection: projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?,
+        filter,
         filter_doc,
         sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?,
-        projection: req.doc_arg("projection")?.filter(|p| !p.is_empty()).map(Projection::parse).transpose()?,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
     };
@@ -360,7 +362,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
         }
         "$project" => {
             let projection = Projection::parse(&stage_doc(spec)?)?;
-            Box::new(stream.map(move |doc| doc.map(|d| projection.apply(&d))))
+            Box::new(stream.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?))))
         }
         "$count" => {
             let RawBsonRef::String(field) = spec else {

@@ -487,7 +487,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
         match (doc, &fields) {
             (None, _) => Ok(Bson::Null),
-            (Some(doc), Some(fields)) => Ok(Bson::Document(to_document(&fields.apply(&doc))?)),
+            (Some(doc), Some(fields)) => Ok(Bson::Document(to_document(&fields.apply(&doc)?)?)),
             (Some(doc), None) => Ok(Bson::Document(to_document(&doc)?)),
         }
     };
