@@ -1832,4 +1832,68 @@ mod tests {
         let err = filter(rawdoc! { "a": 1, "a.b": 2 }).equality_seed().unwrap_err();
         assert_eq!(err.message(), "cannot infer query fields to set, both paths 'a.b' and 'a' are matched");
     }
+
+    mod comparison_properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Scalars of every comparable kind, numbers of all four types clustered around a few
+        /// values so that cross-type ties are common. NaN is left out: it is the one value
+        /// where filters and the sort order disagree on purpose (tested above).
+        fn arb_scalar() -> impl Strategy<Value = RawBson> {
+            let small = -3i64..3;
+            prop_oneof![
+                small.clone().prop_map(|i| RawBson::Int32(i32::try_from(i).unwrap_or_default())),
+                small.clone().prop_map(RawBson::Int64),
+                small.clone().prop_map(|i| RawBson::Double(i as f64)),
+                (small.clone(), 0u8..4).prop_map(|(i, q)| RawBson::Double(i as f64 + f64::from(q) / 4.0)),
+                small.prop_map(|i| RawBson::Decimal128(i.to_string().parse().unwrap())),
+                any::<i64>().prop_map(RawBson::Int64),
+                any::<f64>().prop_filter("no NaN", |d| !d.is_nan()).prop_map(RawBson::Double),
+                "[a-c]{0,3}".prop_map(RawBson::String),
+                any::<bool>().prop_map(RawBson::Boolean),
+                Just(RawBson::Null),
+                (0i64..3).prop_map(|ms| RawBson::DateTime(bson::DateTime::from_millis(ms))),
+            ]
+        }
+
+        fn expected(op: &str, doc: &RawBson, rhs: &RawBson) -> bool {
+            let (a, b) = (doc.as_raw_bson_ref(), rhs.as_raw_bson_ref());
+            if canonical_type(a) != canonical_type(b) {
+                return false;
+            }
+            let ord = compare_values(a, b);
+            match op {
+                "$eq" => ord.is_eq(),
+                "$lt" => ord.is_lt(),
+                "$lte" => ord.is_le(),
+                "$gt" => ord.is_gt(),
+                _ => ord.is_ge(),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn filter_comparison_agrees_with_compare_values(
+                value in arb_scalar(),
+                rhs in arb_scalar(),
+                op in prop::sample::select(vec!["$eq", "$lt", "$lte", "$gt", "$gte"]),
+            ) {
+                let mut doc = bson::RawDocumentBuf::new();
+                doc.append(bson::raw::cstr!("a"), value.clone());
+                let mut ops = bson::RawDocumentBuf::new();
+                ops.append(<&bson::raw::CStr>::try_from(op).unwrap(), rhs.clone());
+                let mut spec = bson::RawDocumentBuf::new();
+                spec.append(bson::raw::cstr!("a"), ops);
+                let got = Filter::parse(&spec).unwrap().matches(&doc);
+                prop_assert_eq!(got, expected(op, &value, &rhs), "{:?} {} {:?}", value, op, rhs);
+                // Implicit equality is `$eq`.
+                if op == "$eq" {
+                    let mut implicit = bson::RawDocumentBuf::new();
+                    implicit.append(bson::raw::cstr!("a"), rhs.clone());
+                    prop_assert_eq!(Filter::parse(&implicit).unwrap().matches(&doc), got);
+                }
+            }
+        }
+    }
 }
