@@ -375,9 +375,11 @@ impl RegexPredicate {
                 'x' => builder.ignore_whitespace(true),
                 'u' => &mut builder,
                 _ => {
+                    // mongod prefixes the operator name, empty for a query `$regex`, and a
+                    // space: the leading space is verbatim.
                     return Err(QueryError::new(
                         ErrorCode::Location51108,
-                        format!("invalid flag in regex options: {flag}"),
+                        format!(" invalid flag in regex options: {flag}"),
                     ));
                 }
             };
@@ -1480,7 +1482,7 @@ mod tests {
         );
         assert_eq!(
             parse_err(rawdoc! { "a": { "$regex": "x", "$options": "z" } }),
-            (51108, "invalid flag in regex options: z".into())
+            (51108, " invalid flag in regex options: z".into())
         );
         let (code, message) = parse_err(rawdoc! { "a": { "$regex": "(" } });
         assert_eq!(code, 51091);
