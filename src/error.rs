@@ -103,6 +103,8 @@ error_codes! {
     UnsatisfiableWriteConcern = 100,
     /// A concurrent write conflicted.
     WriteConflict = 112,
+    /// An aggregation operator used where it is not allowed.
+    InvalidPipelineOperator = 168,
     /// The query plan was killed.
     QueryPlanKilled = 175,
     /// A second hello tried to replace the client metadata.
@@ -186,6 +188,8 @@ error_codes! {
     Location31287 = 31287,
     /// A positional projection whose value is a literal.
     Location31308 = 31308,
+    /// A positional projection in an aggregation `$project`.
+    Location31324 = 31324,
     /// An aggregation stage name that does not exist.
     UnrecognizedPipelineStage = 40324,
     /// A field path is the empty string.

@@ -361,7 +361,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
             Box::new(all.into_iter().map(Ok))
         }
         "$project" => {
-            let projection = Projection::parse(&stage_doc(spec)?)?;
+            let projection = Projection::parse_aggregate(&stage_doc(spec)?)?;
             Box::new(stream.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?))))
         }
         "$count" => {

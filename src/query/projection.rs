@@ -62,6 +62,9 @@ struct Context<'q> {
     /// `{_id: 1}` at the top (mongod's `idIncludedEntirely`).
     id_included: bool,
     has_slice: bool,
+    /// Whether `find`'s own operators (`$slice` syntax, `$elemMatch`, positional) apply; not
+    /// in an aggregation `$project`.
+    find_features: bool,
     query: Option<&'q Filter>,
     elem_matches: Vec<(String, Filter)>,
     positional: Option<(Vec<String>, Filter)>,
@@ -74,7 +77,18 @@ impl Projection {
     /// # Errors
     /// See [`Projection::parse_with_query`]; a positional projection is 51050.
     pub fn parse(spec: &RawDocument) -> Result<Self, QueryError> {
-        Self::parse_inner(spec, None)
+        Self::parse_inner(spec, None, true)
+    }
+
+    /// Parses the spec of an aggregation `$project` stage, where `find`'s own operators do not
+    /// exist: `$slice` is the aggregation expression and `$elemMatch` and positional paths are
+    /// refused.
+    ///
+    /// # Errors
+    /// As [`Projection::parse_with_query`], plus 31324 for a positional path and 168
+    /// InvalidPipelineOperator for `$elemMatch`.
+    pub fn parse_aggregate(spec: &RawDocument) -> Result<Self, QueryError> {
+        Self::parse_inner(spec, None, false)
     }
 
     /// Parses a `find` projection spec; `query` resolves positional projections.
@@ -86,14 +100,14 @@ impl Projection {
     /// 31256/31270/31271/31276/31277/31287/31308 for positional projections; 238
     /// NotImplemented for `$meta` and expression or literal projections.
     pub fn parse_with_query(spec: &RawDocument, query: &Filter) -> Result<Self, QueryError> {
-        Self::parse_inner(spec, Some(query))
+        Self::parse_inner(spec, Some(query), true)
     }
 
-    fn parse_inner(spec: &RawDocument, query: Option<&Filter>) -> Result<Self, QueryError> {
+    fn parse_inner(spec: &RawDocument, query: Option<&Filter>, find_features: bool) -> Result<Self, QueryError> {
         if spec.is_empty() {
             return Ok(Self { mode: Mode::Whole, root: Vec::new(), elem_matches: Vec::new(), positional: None });
         }
-        let mut cx = Context { query, ..Context::default() };
+        let mut cx = Context { query, find_features, ..Context::default() };
         let mut root = Vec::new();
         for item in spec.iter() {
             let (key, value) = item.map_err(QueryError::invalid_bson)?;
@@ -225,6 +239,12 @@ fn parse_element(
     prefix: Option<&str>,
 ) -> Result<(), QueryError> {
     let positional = find_positional(key);
+    if positional.is_some() && !cx.find_features {
+        return Err(QueryError::new(
+            ErrorCode::Location31324,
+            "Cannot use positional projection in aggregation projection",
+        ));
+    }
     match value {
         RawBsonRef::Document(sub) => {
             if positional.is_some() {
@@ -342,8 +362,11 @@ fn parse_sub_object(
     };
     if first.starts_with('$') && sub_fields.next().is_none() {
         return match first {
-            "$slice" => parse_slice(cx, key, first_value, parent),
-            "$elemMatch" => parse_elem_match(cx, key, first_value, parent, prefix),
+            "$slice" if cx.find_features => parse_slice(cx, key, first_value, parent),
+            "$elemMatch" if cx.find_features => parse_elem_match(cx, key, first_value, parent, prefix),
+            "$elemMatch" => {
+                Err(QueryError::new(ErrorCode::InvalidPipelineOperator, "Cannot use $elemMatch in this context"))
+            }
             _ => Err(QueryError::not_implemented(&format!("the {first} projection"))),
         };
     }
@@ -747,6 +770,25 @@ mod tests {
         assert_eq!(parse_err(rawdoc! { "a..b": 1 }).0, 15998);
         assert_eq!(parse_err(rawdoc! { "$a": 1 }).0, 16410);
         assert_eq!(parse_err(rawdoc! { "a": {} }), (51270, "Invalid empty sub-projection: a".into()));
+    }
+
+    #[test]
+    fn projection_aggregate_has_no_find_operators() {
+        let err = |spec: RawDocumentBuf| {
+            let e = Projection::parse_aggregate(&spec).unwrap_err();
+            (e.code().code(), e.message().to_owned())
+        };
+        assert_eq!(
+            err(rawdoc! { "a.$": 1 }),
+            (31324, "Cannot use positional projection in aggregation projection".into())
+        );
+        assert_eq!(
+            err(rawdoc! { "a": { "$elemMatch": { "b": 1 } } }),
+            (168, "Cannot use $elemMatch in this context".into())
+        );
+        assert_eq!(err(rawdoc! { "a": { "$slice": 1 } }).0, 238);
+        let doc = rawdoc! { "_id": 1, "a": 2 };
+        assert_eq!(Projection::parse_aggregate(&rawdoc! { "a": 1 }).unwrap().apply(&doc).unwrap(), doc);
     }
 
     #[test]
