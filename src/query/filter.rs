@@ -332,26 +332,33 @@ fn double_to_i64(d: f64) -> Option<i64> {
 /// values (bits past 63 read as the sign), BinData is read little-endian with missing bytes
 /// clear, and everything else never matches.
 fn bits_match(test: BitTest, positions: &[u32], value: RawBsonRef<'_>) -> bool {
-    let is_set: Box<dyn Fn(u32) -> bool + '_> = match value {
-        RawBsonRef::Binary(bin) => Box::new(move |p: u32| {
-            let byte = usize::try_from(p / 8).ok().and_then(|i| bin.bytes.get(i)).copied().unwrap_or(0);
-            byte >> (p % 8) & 1 == 1
-        }),
-        other => {
-            let n = match Number::from_raw(other) {
-                Some(Number::Int32(i)) => i64::from(i),
-                Some(Number::Int64(i)) => i,
-                Some(Number::Double(d)) => match double_to_i64(d) {
-                    Some(i) => i,
-                    None => return false,
-                },
-                Some(Number::Decimal(d)) => match d.to_string().parse::<f64>().ok().and_then(double_to_i64) {
-                    Some(i) => i,
-                    None => return false,
-                },
+    /// What the bits are read from.
+    enum Bits<'a> {
+        Number(i64),
+        Binary(&'a [u8]),
+    }
+    let bits = match value {
+        RawBsonRef::Binary(bin) => Bits::Binary(bin.bytes),
+        other => match Number::from_raw(other) {
+            Some(Number::Int32(i)) => Bits::Number(i64::from(i)),
+            Some(Number::Int64(i)) => Bits::Number(i),
+            Some(Number::Double(d)) => match double_to_i64(d) {
+                Some(i) => Bits::Number(i),
                 None => return false,
-            };
-            Box::new(move |p: u32| if p >= 64 { n < 0 } else { n >> p & 1 == 1 })
+            },
+            Some(Number::Decimal(d)) => match d.to_string().parse::<f64>().ok().and_then(double_to_i64) {
+                Some(i) => Bits::Number(i),
+                None => return false,
+            },
+            None => return false,
+        },
+    };
+    let is_set = |p: u32| match bits {
+        Bits::Number(n) if p >= 64 => n < 0,
+        Bits::Number(n) => n >> p & 1 == 1,
+        Bits::Binary(bytes) => {
+            let byte = usize::try_from(p / 8).ok().and_then(|i| bytes.get(i)).copied().unwrap_or(0);
+            byte >> (p % 8) & 1 == 1
         }
     };
     match test {
