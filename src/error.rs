@@ -216,6 +216,8 @@ error_codes! {
     Location51247 = 51247,
     /// A projection has an empty sub-projection object.
     Location51270 = 51270,
+    /// `$where` without a JavaScript engine (mongod run with `--noscripting`).
+    Location6108304 = 6108304,
 }
 
 /// A failed command, as the client will see it.

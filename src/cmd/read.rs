@@ -346,7 +346,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
     };
     Ok(match name {
         "$match" => {
-            let filter = Filter::parse(&stage_doc(spec)?)?;
+            let filter = Filter::parse_match_stage(&stage_doc(spec)?)?;
             Box::new(stream.filter(move |doc| doc.as_ref().map_or(true, |d| filter.matches(d))))
         }
         "$skip" => Box::new(stream.skip(stage_count(spec)?)),

@@ -48,6 +48,9 @@ enum Expr {
     Nothing,
 }
 
+/// mongod's message for `$where` when it has no JavaScript engine.
+const NO_SCRIPT_ENGINE: &str = "no globalScriptEngine in $where parsing";
+
 /// The two forms of `$elemMatch`.
 #[derive(Debug, Clone)]
 enum ElemMatch {
@@ -131,6 +134,21 @@ impl Filter {
     /// NotImplemented for operators not built yet.
     pub fn parse(filter: &RawDocument) -> Result<Self, QueryError> {
         Ok(Self { root: parse_document(filter)? })
+    }
+
+    /// Compiles the filter of an aggregation `$match` stage, where mongod refuses `$where`
+    /// before it looks for a JavaScript engine.
+    ///
+    /// # Errors
+    /// As [`Filter::parse`], with 2 BadValue for `$where`.
+    pub fn parse_match_stage(filter: &RawDocument) -> Result<Self, QueryError> {
+        Self::parse(filter).map_err(|err| {
+            if err.code() == ErrorCode::Location6108304 {
+                QueryError::bad_value("$where is not allowed in this context")
+            } else {
+                err
+            }
+        })
     }
 
     /// Whether `doc` matches.
@@ -497,8 +515,8 @@ fn parse_top_level(key: &str, value: RawBsonRef<'_>) -> Result<Option<Expr>, Que
         "$comment" => Ok(None),
         // DBRef fields are matched as ordinary fields named "$ref", "$id" and "$db".
         "$ref" | "$id" | "$db" => Ok(Some(equality(key, value)?)),
-        // mongod answers this when JavaScript is not available to the matcher.
-        "$where" => Err(QueryError::bad_value("$where is not allowed in this context")),
+        // Monarch has no JavaScript engine: mongod started with `--noscripting` answers this.
+        "$where" => Err(QueryError::new(ErrorCode::Location6108304, NO_SCRIPT_ENGINE)),
         "$expr" | "$text" | "$jsonSchema" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => {
             Err(QueryError::not_implemented(key))
         }
@@ -950,9 +968,8 @@ fn parse_elem_match(path: &str, arg: RawBsonRef<'_>) -> Result<Expr, QueryError>
         parse_operators("", spec, &mut children)?;
         ElemMatch::Value(children)
     } else {
-        if path::fields(spec).any(|(k, _)| k == "$where") {
-            return Err(QueryError::bad_value("$elemMatch cannot contain $where expression"));
-        }
+        // mongod refuses `$where` here only after parsing it, which without JavaScript fails
+        // first; so that parse error is the answer.
         ElemMatch::Object(Box::new(parse_document(spec)?))
     };
     Ok(Expr::ElemMatch { path: FieldPath::new(path), elem })
@@ -1715,7 +1732,7 @@ mod tests {
         assert_eq!(parse_err(rawdoc! { "a": { "$elemMatch": 1 } }), (2, "$elemMatch needs an Object".into()));
         assert_eq!(
             parse_err(rawdoc! { "a": { "$elemMatch": { "b": 1, "$where": "x" } } }),
-            (2, "$elemMatch cannot contain $where expression".into())
+            (6108304, "no globalScriptEngine in $where parsing".into())
         );
         assert_eq!(
             parse_err(rawdoc! { "a": { "$elemMatch": { "$gt": 1, "b": 1 } } }),
@@ -1781,7 +1798,17 @@ mod tests {
 
     #[test]
     fn filter_where_and_unknown_operators() {
-        assert_eq!(parse_err(rawdoc! { "$where": "true" }), (2, "$where is not allowed in this context".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "$where": "true" }),
+            (6108304, "no globalScriptEngine in $where parsing".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$or": [ { "a": 1 }, { "$where": "true" } ] }),
+            (6108304, "no globalScriptEngine in $where parsing".into())
+        );
+        let in_match = Filter::parse_match_stage(&rawdoc! { "$where": "true" }).unwrap_err();
+        assert_eq!((in_match.code().code(), in_match.message()), (2, "$where is not allowed in this context"));
+        assert!(Filter::parse_match_stage(&rawdoc! { "a": 1 }).is_ok());
         assert_eq!(parse_err(rawdoc! { "a": { "$where": "x" } }), (2, "$where cannot be applied to a field".into()));
         assert_eq!(parse_err(rawdoc! { "$foo": 1 }), (2, "unknown top level operator: $foo".into()));
         assert_eq!(parse_err(rawdoc! { "a": { "$foo": 1 } }), (2, "unknown operator: $foo".into()));
