@@ -391,7 +391,7 @@ impl RegexPredicate {
     /// Compiles `pattern` with mongod's options `i m s x` (`u` is accepted: matching is always
     /// Unicode-aware here).
     fn new(pattern: &str, options: &str) -> Result<Self, QueryError> {
-        let mut builder = regex::RegexBuilder::new(pattern);
+        let mut builder = regex::RegexBuilder::new(&pcre_end_anchors(pattern, options.contains('m')));
         for flag in options.chars() {
             match flag {
                 'i' => builder.case_insensitive(true),
@@ -431,6 +431,60 @@ impl RegexPredicate {
             _ => false,
         }
     }
+}
+
+/// Rewrites PCRE's end anchors for the regex crate: without `m`, PCRE's `$` (and always its
+/// `\Z`) also matches before a newline that ends the subject, where the regex crate's `$`
+/// matches only at the very end. Escapes and character classes are copied as they are.
+fn pcre_end_anchors(pattern: &str, multi_line: bool) -> String {
+    const END_OR_FINAL_NEWLINE: &str = r"(?:\n?\z)";
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('Z') => out.push_str(END_OR_FINAL_NEWLINE),
+                Some(next) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                // A `]` first in a class (after an optional `^`) is a literal.
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                if chars.peek() == Some(&']') {
+                    out.push(']');
+                    chars.next();
+                }
+            }
+            // A POSIX class such as `[:alpha:]` inside a class does not end it.
+            '[' if chars.peek() == Some(&':') => {
+                out.push('[');
+                while let Some(inner) = chars.next() {
+                    out.push(inner);
+                    if inner == ':' && chars.peek() == Some(&']') {
+                        out.push(']');
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '$' if !in_class && !multi_line => out.push_str(END_OR_FINAL_NEWLINE),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 impl TypeSet {
@@ -1461,6 +1515,21 @@ mod tests {
             (rawdoc! { "a": { "$regex": "" } }, rawdoc! { "a": null }, false),
             (rawdoc! { "a": { "$regex": "^x" } }, rawdoc! { "a": bson::RawBson::Symbol("xy".into()) }, true),
             (rawdoc! { "a.b": { "$regex": "é" } }, rawdoc! { "a": [ { "b": "café" } ] }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_regex_end_anchor_is_pcre() {
+        table(&[
+            (rawdoc! { "a": re("abc$", "") }, rawdoc! { "a": "abc\n" }, true),
+            (rawdoc! { "a": re("abc$", "") }, rawdoc! { "a": "abc\nx" }, false),
+            (rawdoc! { "a": re("abc$", "m") }, rawdoc! { "a": "abc\nx" }, true),
+            (rawdoc! { "a": re("abc\\Z", "") }, rawdoc! { "a": "abc\n" }, true),
+            (rawdoc! { "a": re("abc\\z", "") }, rawdoc! { "a": "abc\n" }, false),
+            (rawdoc! { "a": re("a[$]b", "") }, rawdoc! { "a": "a$b" }, true),
+            (rawdoc! { "a": re("a[]$]b", "") }, rawdoc! { "a": "a]b" }, true),
+            (rawdoc! { "a": re("a\\$b", "") }, rawdoc! { "a": "a$b" }, true),
+            (rawdoc! { "a": re("a[[:digit:]$]b", "") }, rawdoc! { "a": "a$b" }, true),
         ]);
     }
 
