@@ -388,9 +388,21 @@ fn bits_match(test: BitTest, positions: &[u32], value: RawBsonRef<'_>) -> bool {
 }
 
 impl RegexPredicate {
+    /// Compiles a BSON regular expression value.
+    fn from_value(re: bson::RawRegexRef<'_>) -> Result<Self, QueryError> {
+        Self::new(re.pattern.as_str(), re.options.as_str())
+    }
+
     /// Compiles `pattern` with mongod's options `i m s x` (`u` is accepted: matching is always
     /// Unicode-aware here).
     fn new(pattern: &str, options: &str) -> Result<Self, QueryError> {
+        // mongod checks these before the options; `MaxPatternSize` is its length limit.
+        if pattern.len() > 32_764 {
+            return Err(QueryError::bad_value("Regular expression is too long"));
+        }
+        if pattern.contains('\0') {
+            return Err(QueryError::bad_value("Regular expression cannot contain an embedded null byte"));
+        }
         let mut builder = regex::RegexBuilder::new(&pcre_end_anchors(pattern, options.contains('m')));
         for flag in options.chars() {
             match flag {
@@ -408,9 +420,6 @@ impl RegexPredicate {
                     ));
                 }
             };
-        }
-        if pattern.contains('\0') {
-            return Err(QueryError::bad_value("Regular expression cannot contain an embedded null byte"));
         }
         let compiled = builder.build().map_err(|err| {
             // The regex crate explains syntax errors over several lines; the last one names
@@ -600,10 +609,7 @@ fn parse_field(path: &str, value: RawBsonRef<'_>, out: &mut Vec<Expr>) -> Result
     match value {
         RawBsonRef::Document(ops) if is_operator_document(ops) => parse_operators(path, ops, out),
         RawBsonRef::RegularExpression(re) => {
-            out.push(leaf(
-                path,
-                Predicate::Regex(Box::new(RegexPredicate::new(re.pattern.as_str(), re.options.as_str())?)),
-            ));
+            out.push(leaf(path, Predicate::Regex(Box::new(RegexPredicate::from_value(re)?))));
             Ok(())
         }
         _ => {
@@ -745,7 +751,7 @@ fn in_list(op: &str, arg: RawBsonRef<'_>) -> Result<InList, QueryError> {
                 return Err(QueryError::bad_value("cannot nest $ under $in"));
             }
             RawBsonRef::RegularExpression(re) => {
-                list.regexes.push(RegexPredicate::new(re.pattern.as_str(), re.options.as_str())?);
+                list.regexes.push(RegexPredicate::from_value(re)?);
             }
             RawBsonRef::Undefined => {
                 return Err(QueryError::bad_value("InMatchExpression equality cannot be undefined"));
@@ -763,9 +769,7 @@ fn in_list(op: &str, arg: RawBsonRef<'_>) -> Result<InList, QueryError> {
 /// `$not`: a regex, or an operator document whose conjunction is negated over the whole path.
 fn parse_not(path: &str, arg: RawBsonRef<'_>) -> Result<Expr, QueryError> {
     let inner = match arg {
-        RawBsonRef::RegularExpression(re) => {
-            leaf(path, Predicate::Regex(Box::new(RegexPredicate::new(re.pattern.as_str(), re.options.as_str())?)))
-        }
+        RawBsonRef::RegularExpression(re) => leaf(path, Predicate::Regex(Box::new(RegexPredicate::from_value(re)?))),
         RawBsonRef::Document(ops) => {
             if ops.is_empty() {
                 return Err(QueryError::bad_value("$not cannot be empty"));
@@ -945,10 +949,9 @@ fn parse_all(path: &str, arg: RawBsonRef<'_>) -> Result<Expr, QueryError> {
     } else {
         for entry in items(entries) {
             match entry {
-                RawBsonRef::RegularExpression(re) => children.push(leaf(
-                    path,
-                    Predicate::Regex(Box::new(RegexPredicate::new(re.pattern.as_str(), re.options.as_str())?)),
-                )),
+                RawBsonRef::RegularExpression(re) => {
+                    children.push(leaf(path, Predicate::Regex(Box::new(RegexPredicate::from_value(re)?))))
+                }
                 RawBsonRef::Document(_) if first_key(entry).is_some_and(|k| is_path_operator(&k)) => {
                     return Err(QueryError::bad_value("no $ expressions in $all"));
                 }
@@ -1581,6 +1584,12 @@ mod tests {
         assert_eq!(code, 51091);
         assert!(message.starts_with("Regular expression is invalid: "), "{message}");
         assert_eq!(parse_err(rawdoc! { "a": { "$regex": "(?=x)" } }).0, 51091, "lookahead is PCRE-only");
+        let long = "a".repeat(32_765);
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$regex": long.as_str(), "$options": "z" } }),
+            (2, "Regular expression is too long".into())
+        );
+        assert!(Filter::parse(&rawdoc! { "a": { "$regex": &long[1..] } }).is_ok());
     }
 
     #[test]
