@@ -583,7 +583,10 @@ fn parse_top_level(key: &str, value: RawBsonRef<'_>) -> Result<Option<Expr>, Que
         "$expr" | "$text" | "$jsonSchema" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => {
             Err(QueryError::not_implemented(key))
         }
-        _ => Err(QueryError::bad_value(format!("unknown top level operator: {key}"))),
+        _ => Err(QueryError::bad_value(format!(
+            "unknown top level operator: {key}. If you have a field name that starts with a '$' symbol, consider \
+             using $getField or $setField."
+        ))),
     }
 }
 
@@ -1452,7 +1455,15 @@ mod tests {
     fn filter_unknown_operator_is_bad_value() {
         assert_eq!(parse_err(rawdoc! { "a": { "$foo": 1 } }), (2, "unknown operator: $foo".into()));
         assert_eq!(parse_err(rawdoc! { "a": { "$gt": 1, "b": 1 } }), (2, "unknown operator: b".into()));
-        assert_eq!(parse_err(rawdoc! { "$foo": 1 }), (2, "unknown top level operator: $foo".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "$foo": 1 }),
+            (
+                2,
+                "unknown top level operator: $foo. If you have a field name that starts with a '$' symbol, \
+                 consider using $getField or $setField."
+                    .into()
+            )
+        );
     }
 
     #[test]
@@ -1888,7 +1899,15 @@ mod tests {
         assert_eq!((in_match.code().code(), in_match.message()), (2, "$where is not allowed in this context"));
         assert!(Filter::parse_match_stage(&rawdoc! { "a": 1 }).is_ok());
         assert_eq!(parse_err(rawdoc! { "a": { "$where": "x" } }), (2, "$where cannot be applied to a field".into()));
-        assert_eq!(parse_err(rawdoc! { "$foo": 1 }), (2, "unknown top level operator: $foo".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "$foo": 1 }),
+            (
+                2,
+                "unknown top level operator: $foo. If you have a field name that starts with a '$' symbol, \
+                 consider using $getField or $setField."
+                    .into()
+            )
+        );
         assert_eq!(parse_err(rawdoc! { "a": { "$foo": 1 } }), (2, "unknown operator: $foo".into()));
     }
 
