@@ -284,6 +284,27 @@ mod tests {
     }
 
     #[test]
+    fn path_walk_positions_report_the_outermost_array() {
+        let positions = |doc: &RawDocument, path: &str| {
+            let mut out = Vec::new();
+            let _ = walk_positions(doc, &FieldPath::new(path), &mut |r, at| {
+                out.push((matches!(r, Reached::Value { .. }), at));
+                ControlFlow::Continue(())
+            });
+            out
+        };
+        assert_eq!(positions(&rawdoc! { "a": 1 }, "a"), vec![(true, None)]);
+        assert_eq!(positions(&rawdoc! { "a": [7, 8] }, "a"), vec![(true, Some(0)), (true, Some(1)), (true, None)]);
+        let nested = rawdoc! { "a": [ { "b": 1 }, { "b": [2, 3] } ] };
+        assert_eq!(
+            positions(&nested, "a.b"),
+            vec![(true, Some(0)), (true, Some(1)), (true, Some(1)), (true, Some(1))],
+            "elements of the inner array keep the outer position"
+        );
+        assert_eq!(positions(&rawdoc! { "a": [5, 6] }, "a.1"), vec![(true, None)], "an explicit index is no traversal");
+    }
+
+    #[test]
     fn path_sort_keys_null_for_missing_and_scalars() {
         assert_eq!(keys(&rawdoc! {}, "a"), vec![RawBson::Null]);
         assert_eq!(keys(&rawdoc! { "a": [1, { "b": 2 }] }, "a.b"), vec![RawBson::Null, RawBson::Int32(2)]);
