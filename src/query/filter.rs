@@ -1022,7 +1022,10 @@ fn parse_elem_match(path: &str, arg: RawBsonRef<'_>) -> Result<Expr, QueryError>
                 | "$sampleRate"
         )
     );
-    let is_value_form = first.is_some_and(|k| k.starts_with('$')) && is_operator_document(spec) && !top_level;
+    // Here even part of a DBRef (`$ref`, `$id` or `$db` alone) makes a document to match
+    // (mongod's `isDBRefDocument` with incomplete DBRefs allowed).
+    let dbref = ["$ref", "$id", "$db"].iter().any(|k| has_field(spec, k));
+    let is_value_form = first.is_some_and(|k| k.starts_with('$')) && !dbref && !top_level;
     let elem = if is_value_form {
         let mut children = Vec::new();
         parse_operators("", spec, &mut children)?;
@@ -1812,6 +1815,7 @@ mod tests {
             (rawdoc! { "a": { "$elemMatch": {} } }, rawdoc! { "a": [] }, false),
             (rawdoc! { "a": { "$elemMatch": { "b": 1 } } }, rawdoc! { "a": { "b": 1 } }, false),
             (rawdoc! { "a": { "$elemMatch": { "0": 7 } } }, rawdoc! { "a": [[7]] }, true),
+            (rawdoc! { "a": { "$elemMatch": { "$id": 7 } } }, rawdoc! { "a": [ { "$ref": "c", "$id": 7 } ] }, true),
             (rawdoc! { "x.a": { "$elemMatch": { "b": 1 } } }, rawdoc! { "x": [ { "a": [ { "b": 1 } ] } ] }, true),
         ]);
     }
