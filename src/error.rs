@@ -103,6 +103,8 @@ error_codes! {
     UnsatisfiableWriteConcern = 100,
     /// A concurrent write conflicted.
     WriteConflict = 112,
+    /// An aggregation operator used where it is not allowed.
+    InvalidPipelineOperator = 168,
     /// The query plan was killed.
     QueryPlanKilled = 175,
     /// A second hello tried to replace the client metadata.
@@ -145,6 +147,9 @@ error_codes! {
     Location16410 = 16410,
     /// A sort value is an object other than `{$meta: ...}`.
     Location17312 = 17312,
+    /// A find `$slice` projection that is not find syntax and has the wrong number of
+    /// arguments for the aggregation `$slice`.
+    Location28667 = 28667,
     /// A projection path runs through a path already projected as a leaf.
     Location31249 = 31249,
     /// A projection names the same path twice.
@@ -153,6 +158,38 @@ error_codes! {
     Location31253 = 31253,
     /// An exclusion inside an inclusion projection.
     Location31254 = 31254,
+    /// A `$elemMatch` projection after a positional one.
+    Location31255 = 31255,
+    /// A positional projection after a `$elemMatch` one.
+    Location31256 = 31256,
+    /// A `$slice: [skip, limit]` whose skip is not a number.
+    Location31257 = 31257,
+    /// A `$slice: [skip, limit]` whose limit is not a number.
+    Location31258 = 31258,
+    /// A `$slice: [skip, limit]` whose limit is not positive.
+    Location31259 = 31259,
+    /// A projection path ending with `.$.`.
+    Location31270 = 31270,
+    /// A positional projection whose value is an object.
+    Location31271 = 31271,
+    /// A `$slice` array argument that is not `[skip, limit]`.
+    Location31272 = 31272,
+    /// A `$slice` argument that is neither a number nor an array.
+    Location31273 = 31273,
+    /// A `$elemMatch` projection whose argument is not an object.
+    Location31274 = 31274,
+    /// A `$elemMatch` projection on a dotted or nested field.
+    Location31275 = 31275,
+    /// More than one positional projection.
+    Location31276 = 31276,
+    /// A positional projection on a field the query does not mention.
+    Location31277 = 31277,
+    /// A positional operator used twice in one projection path.
+    Location31287 = 31287,
+    /// A positional projection whose value is a literal.
+    Location31308 = 31308,
+    /// A positional projection in an aggregation `$project`.
+    Location31324 = 31324,
     /// An aggregation stage name that does not exist.
     UnrecognizedPipelineStage = 40324,
     /// A field path is the empty string.
@@ -163,8 +200,24 @@ error_codes! {
     Location40415 = 40415,
     /// An OP_MSG arrived without `$db`.
     MissingDatabase = 40571,
+    /// A positional projection without a query to resolve it.
+    Location51050 = 51050,
+    /// `$regex` is a regex with options and `$options` is given too.
+    Location51074 = 51074,
+    /// `$options` given after a `$regex` that already had options.
+    Location51075 = 51075,
+    /// A regular expression that does not compile.
+    Location51091 = 51091,
+    /// A regular expression option that is not one of `imsxu`.
+    Location51108 = 51108,
+    /// A positional projection found no matching array element.
+    Location51246 = 51246,
+    /// A positional projection's matched element is not in the projected array.
+    Location51247 = 51247,
     /// A projection has an empty sub-projection object.
     Location51270 = 51270,
+    /// `$where` without a JavaScript engine (mongod run with `--noscripting`).
+    Location6108304 = 6108304,
 }
 
 /// A failed command, as the client will see it.

@@ -210,3 +210,39 @@ async fn read_cursor_sees_one_snapshot() {
     }
     assert_eq!(seen, 250, "the cursor reads the collection as it was when the query started");
 }
+
+#[tokio::test]
+async fn read_find_operators_and_array_projections() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    let regex = mongodb::bson::Regex {
+        pattern: "^P00[12]$".try_into().expect("pattern"),
+        options: "i".try_into().expect("options"),
+    };
+    let named =
+        coll.count_documents(doc! { "name": regex, "tags": { "$size": 2, "$all": ["t"] } }).await.expect("count");
+    assert_eq!(named, 2);
+    let typed = coll
+        .count_documents(
+            doc! { "tags": { "$elemMatch": { "$type": "number", "$gte": 4 } }, "age": { "$mod": [10, 4] } },
+        )
+        .await
+        .expect("count");
+    assert_eq!(typed, 25, "_id % 5 == 4 and _id % 10 == 4");
+    let projected = coll
+        .find_one(doc! { "_id": 3, "tags": "t" })
+        .projection(doc! { "tags.$": 1, "name": { "$slice": 1 } })
+        .await
+        .expect("find");
+    assert_eq!(projected, Some(doc! { "_id": 3, "tags": ["t"], "name": "p003" }));
+    let elem = coll
+        .find_one(doc! { "_id": 4 })
+        .projection(doc! { "_id": 0, "tags": { "$elemMatch": { "$type": "string" } } })
+        .await
+        .expect("find");
+    assert_eq!(elem, Some(doc! { "tags": ["t"] }));
+    let unknown = coll.find_one(doc! { "age": { "$foo": 1 } }).await.expect_err("unknown operator");
+    assert_eq!(code(&unknown), Some(2));
+    let unresolved = coll.find_one(doc! { "_id": 3 }).projection(doc! { "tags.$": 1 }).await.expect_err("positional");
+    assert_eq!(code(&unresolved), Some(31277));
+}

@@ -56,7 +56,7 @@ impl QueryPlan {
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
         Ok(match projection {
-            Some(projection) => Box::new(windowed.map(move |doc| doc.map(|d| projection.apply(&d)))),
+            Some(projection) => Box::new(windowed.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?)))),
             None => Box::new(windowed),
         })
     }
@@ -133,11 +133,13 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         }
         _ => usize_arg(req, "limit")?.filter(|&n| n > 0),
     };
+    let filter = Filter::parse(&filter_doc)?;
+    let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
     let plan = QueryPlan {
-        filter: Filter::parse(&filter_doc)?,
+        projection: projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?,
+        filter,
         filter_doc,
         sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?,
-        projection: req.doc_arg("projection")?.filter(|p| !p.is_empty()).map(Projection::parse).transpose()?,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
     };
@@ -322,7 +324,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
     };
     Ok(match name {
         "$match" => {
-            let filter = Filter::parse(&stage_doc(spec)?)?;
+            let filter = Filter::parse_match_stage(&stage_doc(spec)?)?;
             Box::new(stream.filter(move |doc| doc.as_ref().map_or(true, |d| filter.matches(d))))
         }
         "$skip" => Box::new(stream.skip(stage_count(spec)?)),
@@ -337,8 +339,8 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
             Box::new(all.into_iter().map(Ok))
         }
         "$project" => {
-            let projection = Projection::parse(&stage_doc(spec)?)?;
-            Box::new(stream.map(move |doc| doc.map(|d| projection.apply(&d))))
+            let projection = Projection::parse_aggregate(&stage_doc(spec)?)?;
+            Box::new(stream.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?))))
         }
         "$count" => {
             let RawBsonRef::String(field) = spec else {

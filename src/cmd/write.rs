@@ -455,7 +455,10 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let empty = RawDocumentBuf::new();
     let query = req.doc_arg("query")?.unwrap_or(&empty);
     let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?;
-    let fields = req.doc_arg("fields")?.map(Projection::parse).transpose()?;
+    let fields = match req.doc_arg("fields")? {
+        Some(fields) => Some(Projection::parse_with_query(fields, &Filter::parse(query)?)?),
+        None => None,
+    };
     let remove = req.bool_arg("remove")?.unwrap_or(false);
     let return_new = req.bool_arg("new")?.unwrap_or(false);
     let upsert = req.bool_arg("upsert")?.unwrap_or(false);
@@ -491,7 +494,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
         match (doc, &fields) {
             (None, _) => Ok(Bson::Null),
-            (Some(doc), Some(fields)) => Ok(Bson::Document(to_document(&fields.apply(&doc))?)),
+            (Some(doc), Some(fields)) => Ok(Bson::Document(to_document(&fields.apply(&doc)?)?)),
             (Some(doc), None) => Ok(Bson::Document(to_document(&doc)?)),
         }
     };

@@ -1,18 +1,24 @@
 //! Query filters: parsed once into a tree of predicates, then matched against documents.
 //!
-//! Supported now: implicit equality, `$eq $ne $gt $gte $lt $lte $in $nin $exists` on dotted
-//! paths, and `$and $or $nor`. Operators mongod knows but Monarch has not built yet answer
-//! 238 NotImplemented; unknown ones answer mongod's 2 BadValue. New leaf operators (`$regex`,
-//! `$type`, `$size`, `$mod`, ...) become new [`Predicate`] variants; `$elemMatch` and `$not`
-//! become new [`Expr`] variants next to `Not`.
+//! Supported: implicit equality (regular expressions included), `$eq $ne $gt $gte $lt $lte
+//! $in $nin $exists $regex $not $type $mod $size $all $elemMatch $bitsAllSet $bitsAnySet
+//! $bitsAllClear $bitsAnyClear` on dotted paths, and `$and $or $nor $comment`. Operators mongod
+//! knows but Monarch has not built yet (`$expr`, `$jsonSchema`, `$text`, geo) answer 238
+//! NotImplemented; unknown ones answer mongod's 2 BadValue. Leaf tests of one value are
+//! [`Predicate`]s; operators that look at arrays as a whole or negate are [`Expr`] nodes.
 
 use std::cmp::Ordering;
 
-use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument};
+use std::ops::ControlFlow;
+
+use bson::spec::ElementType;
+use bson::{Bson, Document, RawArray, RawBson, RawBsonRef, RawDocument};
 
 use super::error::QueryError;
+use super::number::Number;
 use super::order::{MISSING_BRACKET, NULL_BRACKET, canonical_type, compare_values};
-use super::path::{self, FieldPath, Reached};
+use super::path::{self, FieldPath, Reached, items};
+use super::render;
 use crate::error::ErrorCode;
 
 /// A compiled query filter.
@@ -35,6 +41,24 @@ enum Expr {
     Not(Box<Expr>),
     /// Something reached at `path` satisfies `pred`.
     Path { path: FieldPath, pred: Predicate },
+    /// `$elemMatch`: an array reached at `path` (itself, not its elements: mongod does not
+    /// expand a leaf array here) has an element satisfying `elem`.
+    ElemMatch { path: FieldPath, elem: ElemMatch },
+    /// Matches nothing (`$all: []`).
+    Nothing,
+}
+
+/// mongod's message for `$where` when it has no JavaScript engine.
+const NO_SCRIPT_ENGINE: &str = "no globalScriptEngine in $where parsing";
+
+/// The two forms of `$elemMatch`.
+#[derive(Debug, Clone)]
+enum ElemMatch {
+    /// `{$elemMatch: {$gt: 1, $lt: 5}}`: operators applied to each element itself, all by the
+    /// same element. The children are pathless and evaluated with [`Expr::matches_single`].
+    Value(Vec<Expr>),
+    /// `{$elemMatch: {b: 1}}`: a filter applied to each document (or array) element.
+    Object(Box<Expr>),
 }
 
 /// A test of one value reached at a path.
@@ -46,6 +70,41 @@ enum Predicate {
     In(InList),
     /// `$exists: true`.
     Exists,
+    /// `$regex`, or a regular expression as the value of an equality.
+    Regex(Box<RegexPredicate>),
+    /// `$type`.
+    Type(TypeSet),
+    /// `$mod: [divisor, remainder]`, both already truncated to int64.
+    Mod { divisor: i64, remainder: i64 },
+    /// `$size`: an array (not an element of one) of exactly this many elements.
+    Size(i64),
+    /// `$bitsAllSet` and friends, the mask turned into bit positions.
+    Bits { test: BitTest, positions: Vec<u32> },
+}
+
+/// A compiled regular expression with the pattern and options as written, so that a BSON
+/// regex value equal to it matches too (mongod compares those textually).
+#[derive(Debug, Clone)]
+struct RegexPredicate {
+    pattern: String,
+    options: String,
+    compiled: regex::Regex,
+}
+
+/// The types a `$type` accepts.
+#[derive(Debug, Clone, Default)]
+struct TypeSet {
+    /// The alias "number": every numeric type.
+    all_numbers: bool,
+    types: Vec<ElementType>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BitTest {
+    AllSet,
+    AnySet,
+    AllClear,
+    AnyClear,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +122,8 @@ struct InList {
     values: Vec<RawBson>,
     /// A null in the list also matches missing and undefined, as `{$eq: null}` does.
     has_null: bool,
+    /// Regular expressions in the list match strings as `$regex` does.
+    regexes: Vec<RegexPredicate>,
 }
 
 impl Filter {
@@ -75,9 +136,39 @@ impl Filter {
         Ok(Self { root: parse_document(filter)? })
     }
 
+    /// Compiles the filter of an aggregation `$match` stage, where mongod refuses `$where`
+    /// before it looks for a JavaScript engine.
+    ///
+    /// # Errors
+    /// As [`Filter::parse`], with 2 BadValue for `$where`.
+    pub fn parse_match_stage(filter: &RawDocument) -> Result<Self, QueryError> {
+        Self::parse(filter).map_err(|err| {
+            if err.code() == ErrorCode::Location6108304 {
+                QueryError::bad_value("$where is not allowed in this context")
+            } else {
+                err
+            }
+        })
+    }
+
     /// Whether `doc` matches.
     pub fn matches(&self, doc: &RawDocument) -> bool {
         self.root.matches(doc)
+    }
+
+    /// Matches `doc` and, when it matches through an array, returns the position in the
+    /// outermost array traversed of the element that made it match (mongod's `elemMatchKey`,
+    /// which a positional projection `a.$` uses). `None` when `doc` does not match or matched
+    /// without reaching into an array.
+    pub fn first_array_match(&self, doc: &RawDocument) -> Option<usize> {
+        let mut key = None;
+        if self.root.matches_keyed(doc, &mut key) { key } else { None }
+    }
+
+    /// Whether some leaf of the filter has a path whose first component is `field`: mongod's
+    /// check that a positional projection on `field` can be resolved by this query.
+    pub fn has_path_with_prefix(&self, field: &str) -> bool {
+        self.root.has_path_with_prefix(field)
     }
 
     /// The document an upsert starts from: the filter's equalities (also inside `$and`, and a
@@ -108,7 +199,101 @@ impl Expr {
             Expr::Nor(children) => !children.iter().any(|c| c.matches(doc)),
             Expr::Not(child) => !child.matches(doc),
             Expr::Path { path, pred } => path::any(doc, path, |reached| pred.matches(reached)),
+            Expr::ElemMatch { path, elem } => path::any(doc, path, |reached| match reached {
+                Reached::Value { value: RawBsonRef::Array(arr), array_element: false } => {
+                    elem.first_match(arr).is_some()
+                }
+                _ => false,
+            }),
+            Expr::Nothing => false,
         }
+    }
+
+    /// [`Expr::matches`] that also records mongod's `elemMatchKey`: a conjunction keeps the
+    /// last child's, a disjunction the first matching child's, negations none.
+    fn matches_keyed(&self, doc: &RawDocument, key: &mut Option<usize>) -> bool {
+        match self {
+            Expr::And(children) => children.iter().all(|c| c.matches_keyed(doc, key)),
+            Expr::Or(children) => children.iter().any(|c| c.matches_keyed(doc, key)),
+            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing => self.matches(doc),
+            Expr::Path { path, pred } => {
+                let found = path::walk_positions(doc, path, &mut |reached, at| {
+                    if pred.matches(reached) {
+                        record_key(key, at);
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                });
+                found.is_break()
+            }
+            Expr::ElemMatch { path, elem } => {
+                let found = path::walk_positions(doc, path, &mut |reached, at| {
+                    if let Reached::Value { value: RawBsonRef::Array(arr), array_element: false } = reached
+                        && let Some(position) = elem.first_match(arr)
+                    {
+                        // An array above the matched one takes precedence, as in mongod.
+                        *key = Some(at.unwrap_or(position));
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                });
+                found.is_break()
+            }
+        }
+    }
+
+    /// Evaluates a pathless expression (a child of a value-form `$elemMatch`) against one value,
+    /// without expanding arrays: mongod's `matchesSingleElement`.
+    fn matches_single(&self, value: RawBsonRef<'_>) -> bool {
+        match self {
+            Expr::And(children) => children.iter().all(|c| c.matches_single(value)),
+            Expr::Or(children) => children.iter().any(|c| c.matches_single(value)),
+            Expr::Nor(children) => !children.iter().any(|c| c.matches_single(value)),
+            Expr::Not(child) => !child.matches_single(value),
+            Expr::Path { pred, .. } => pred.matches(Reached::Value { value, array_element: false }),
+            Expr::ElemMatch { elem, .. } => match value {
+                RawBsonRef::Array(arr) => elem.first_match(arr).is_some(),
+                _ => false,
+            },
+            Expr::Nothing => false,
+        }
+    }
+
+    fn has_path_with_prefix(&self, field: &str) -> bool {
+        match self {
+            Expr::And(children) | Expr::Or(children) | Expr::Nor(children) => {
+                children.iter().any(|c| c.has_path_with_prefix(field))
+            }
+            Expr::Not(child) => child.has_path_with_prefix(field),
+            Expr::Path { path, .. } | Expr::ElemMatch { path, .. } => {
+                path.parts().first().is_some_and(|first| first == field)
+            }
+            Expr::Nothing => false,
+        }
+    }
+}
+
+fn record_key(key: &mut Option<usize>, at: Option<usize>) {
+    if at.is_some() {
+        *key = at;
+    }
+}
+
+impl ElemMatch {
+    /// The position of the first element of `arr` that satisfies this `$elemMatch`.
+    fn first_match(&self, arr: &RawArray) -> Option<usize> {
+        items(arr).position(|element| match self {
+            ElemMatch::Value(children) => children.iter().all(|c| c.matches_single(element)),
+            ElemMatch::Object(filter) => match element {
+                RawBsonRef::Document(doc) => filter.matches(doc),
+                // An array element is matched as a document whose fields are "0", "1", ...
+                RawBsonRef::Array(nested) => {
+                    RawDocument::from_bytes(nested.as_bytes()).is_ok_and(|doc| filter.matches(doc))
+                }
+                _ => false,
+            },
+        })
     }
 }
 
@@ -122,7 +307,198 @@ impl Predicate {
             Predicate::Compare { op, rhs } => compare_matches(*op, value, rhs.as_raw_bson_ref()),
             Predicate::In(list) => list.contains(value),
             Predicate::Exists => value.is_some(),
+            Predicate::Regex(re) => value.is_some_and(|v| re.matches(v)),
+            Predicate::Type(types) => value.is_some_and(|v| types.contains(v)),
+            Predicate::Mod { divisor, remainder } => value
+                .and_then(Number::from_raw)
+                .and_then(truncate_to_i64)
+                // wrapping_rem: i64::MIN % -1 is 0, as mongod's overflow-safe mod says.
+                .is_some_and(|dividend| dividend.wrapping_rem(*divisor) == *remainder),
+            Predicate::Size(n) => match reached {
+                Reached::Value { value: RawBsonRef::Array(arr), array_element: false } => {
+                    i64::try_from(items(arr).count()).is_ok_and(|len| len == *n)
+                }
+                _ => false,
+            },
+            Predicate::Bits { test, positions } => value.is_some_and(|v| bits_match(*test, positions, v)),
         }
+    }
+}
+
+/// A number truncated toward zero, if it is finite and fits an int64 (mongod's `$mod`
+/// dividend rule: anything else never matches).
+fn truncate_to_i64(n: Number) -> Option<i64> {
+    match n {
+        Number::Int32(i) => Some(i64::from(i)),
+        Number::Int64(i) => Some(i),
+        Number::Double(d) => double_to_i64(d.trunc()),
+        Number::Decimal(d) => d.to_string().parse::<f64>().ok().and_then(|d| double_to_i64(d.trunc())),
+    }
+}
+
+/// An integral double as an int64, if it is one exactly.
+fn double_to_i64(d: f64) -> Option<i64> {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    if !d.is_finite() || !(-TWO_POW_63..TWO_POW_63).contains(&d) || d.fract() != 0.0 {
+        return None;
+    }
+    // The range and integrality checks above make the cast exact.
+    Some(d as i64)
+}
+
+/// mongod's `BitTestMatchExpression::matchesSingleElement`: numbers must be integral int64
+/// values (bits past 63 read as the sign), BinData is read little-endian with missing bytes
+/// clear, and everything else never matches.
+fn bits_match(test: BitTest, positions: &[u32], value: RawBsonRef<'_>) -> bool {
+    /// What the bits are read from.
+    enum Bits<'a> {
+        Number(i64),
+        Binary(&'a [u8]),
+    }
+    let bits = match value {
+        RawBsonRef::Binary(bin) => Bits::Binary(bin.bytes),
+        other => match Number::from_raw(other) {
+            Some(Number::Int32(i)) => Bits::Number(i64::from(i)),
+            Some(Number::Int64(i)) => Bits::Number(i),
+            Some(Number::Double(d)) => match double_to_i64(d) {
+                Some(i) => Bits::Number(i),
+                None => return false,
+            },
+            Some(Number::Decimal(d)) => match d.to_string().parse::<f64>().ok().and_then(double_to_i64) {
+                Some(i) => Bits::Number(i),
+                None => return false,
+            },
+            None => return false,
+        },
+    };
+    let is_set = |p: u32| match bits {
+        Bits::Number(n) if p >= 64 => n < 0,
+        Bits::Number(n) => n >> p & 1 == 1,
+        Bits::Binary(bytes) => {
+            let byte = usize::try_from(p / 8).ok().and_then(|i| bytes.get(i)).copied().unwrap_or(0);
+            byte >> (p % 8) & 1 == 1
+        }
+    };
+    match test {
+        BitTest::AllSet => positions.iter().all(|&p| is_set(p)),
+        BitTest::AnySet => positions.iter().any(|&p| is_set(p)),
+        BitTest::AllClear => positions.iter().all(|&p| !is_set(p)),
+        BitTest::AnyClear => positions.iter().any(|&p| !is_set(p)),
+    }
+}
+
+impl RegexPredicate {
+    /// Compiles a BSON regular expression value.
+    fn from_value(re: bson::RawRegexRef<'_>) -> Result<Self, QueryError> {
+        Self::new(re.pattern.as_str(), re.options.as_str())
+    }
+
+    /// Compiles `pattern` with mongod's options `i m s x` (`u` is accepted: matching is always
+    /// Unicode-aware here).
+    fn new(pattern: &str, options: &str) -> Result<Self, QueryError> {
+        // mongod checks these before the options; `MaxPatternSize` is its length limit.
+        if pattern.len() > 32_764 {
+            return Err(QueryError::bad_value("Regular expression is too long"));
+        }
+        if pattern.contains('\0') {
+            return Err(QueryError::bad_value("Regular expression cannot contain an embedded null byte"));
+        }
+        let mut builder = regex::RegexBuilder::new(&pcre_end_anchors(pattern, options.contains('m')));
+        for flag in options.chars() {
+            match flag {
+                'i' => builder.case_insensitive(true),
+                'm' => builder.multi_line(true),
+                's' => builder.dot_matches_new_line(true),
+                'x' => builder.ignore_whitespace(true),
+                'u' => &mut builder,
+                _ => {
+                    // mongod prefixes the operator name, empty for a query `$regex`, and a
+                    // space: the leading space is verbatim.
+                    return Err(QueryError::new(
+                        ErrorCode::Location51108,
+                        format!(" invalid flag in regex options: {flag}"),
+                    ));
+                }
+            };
+        }
+        let compiled = builder.build().map_err(|err| {
+            // The regex crate explains syntax errors over several lines; the last one names
+            // the problem. PCRE-only syntax (lookaround, backreferences) lands here too.
+            let text = err.to_string();
+            let detail = text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&text).to_owned();
+            QueryError::new(ErrorCode::Location51091, format!("Regular expression is invalid: {detail}"))
+        })?;
+        Ok(Self { pattern: pattern.to_owned(), options: options.to_owned(), compiled })
+    }
+
+    fn matches(&self, value: RawBsonRef<'_>) -> bool {
+        match value {
+            RawBsonRef::String(s) | RawBsonRef::Symbol(s) => self.compiled.is_match(s),
+            RawBsonRef::RegularExpression(re) => {
+                re.pattern.as_str() == self.pattern && re.options.as_str() == self.options
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Rewrites PCRE's end anchors for the regex crate: without `m`, PCRE's `$` (and always its
+/// `\Z`) also matches before a newline that ends the subject, where the regex crate's `$`
+/// matches only at the very end. Escapes and character classes are copied as they are.
+fn pcre_end_anchors(pattern: &str, multi_line: bool) -> String {
+    const END_OR_FINAL_NEWLINE: &str = r"(?:\n?\z)";
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('Z') => out.push_str(END_OR_FINAL_NEWLINE),
+                Some(next) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                // A `]` first in a class (after an optional `^`) is a literal.
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                if chars.peek() == Some(&']') {
+                    out.push(']');
+                    chars.next();
+                }
+            }
+            // A POSIX class such as `[:alpha:]` inside a class does not end it.
+            '[' if chars.peek() == Some(&':') => {
+                out.push('[');
+                while let Some(inner) = chars.next() {
+                    out.push(inner);
+                    if inner == ':' && chars.peek() == Some(&']') {
+                        out.push(']');
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '$' if !in_class && !multi_line => out.push_str(END_OR_FINAL_NEWLINE),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+impl TypeSet {
+    fn contains(&self, value: RawBsonRef<'_>) -> bool {
+        (self.all_numbers && Number::from_raw(value).is_some()) || self.types.contains(&value.element_type())
     }
 }
 
@@ -169,7 +545,10 @@ impl InList {
         match value {
             None | Some(RawBsonRef::Undefined) if self.has_null => true,
             None => false,
-            Some(v) => self.values.binary_search_by(|probe| compare_values(probe.as_raw_bson_ref(), v)).is_ok(),
+            Some(v) => {
+                self.values.binary_search_by(|probe| compare_values(probe.as_raw_bson_ref(), v)).is_ok()
+                    || self.regexes.iter().any(|re| re.matches(v))
+            }
         }
     }
 }
@@ -199,10 +578,15 @@ fn parse_top_level(key: &str, value: RawBsonRef<'_>) -> Result<Option<Expr>, Que
         "$comment" => Ok(None),
         // DBRef fields are matched as ordinary fields named "$ref", "$id" and "$db".
         "$ref" | "$id" | "$db" => Ok(Some(equality(key, value)?)),
-        "$expr" | "$where" | "$text" | "$jsonSchema" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => {
+        // Monarch has no JavaScript engine: mongod started with `--noscripting` answers this.
+        "$where" => Err(QueryError::new(ErrorCode::Location6108304, NO_SCRIPT_ENGINE)),
+        "$expr" | "$text" | "$jsonSchema" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => {
             Err(QueryError::not_implemented(key))
         }
-        _ => Err(QueryError::bad_value(format!("unknown top level operator: {key}"))),
+        _ => Err(QueryError::bad_value(format!(
+            "unknown top level operator: {key}. If you have a field name that starts with a '$' symbol, consider \
+             using $getField or $setField."
+        ))),
     }
 }
 
@@ -226,14 +610,11 @@ fn parse_list(key: &str, value: RawBsonRef<'_>) -> Result<Vec<Expr>, QueryError>
 /// `{path: value}`: operators when `value` is an operator document, equality otherwise.
 fn parse_field(path: &str, value: RawBsonRef<'_>, out: &mut Vec<Expr>) -> Result<(), QueryError> {
     match value {
-        RawBsonRef::Document(ops) if is_operator_document(ops) => {
-            for item in ops.iter() {
-                let (op, arg) = item.map_err(QueryError::invalid_bson)?;
-                out.push(parse_operator(path, op.as_str(), arg)?);
-            }
+        RawBsonRef::Document(ops) if is_operator_document(ops) => parse_operators(path, ops, out),
+        RawBsonRef::RegularExpression(re) => {
+            out.push(leaf(path, Predicate::Regex(Box::new(RegexPredicate::from_value(re)?))));
             Ok(())
         }
-        RawBsonRef::RegularExpression(_) => Err(QueryError::not_implemented("$regex")),
         _ => {
             out.push(equality(path, value)?);
             Ok(())
@@ -252,8 +633,65 @@ fn has_field(doc: &RawDocument, key: &str) -> bool {
     matches!(doc.get(key), Ok(Some(_)))
 }
 
+/// The operators of one operator document, each a child of the implicit conjunction; `$regex`
+/// and `$options` together make one.
+fn parse_operators(path: &str, ops: &RawDocument, out: &mut Vec<Expr>) -> Result<(), QueryError> {
+    for item in ops.iter() {
+        let (op, arg) = item.map_err(QueryError::invalid_bson)?;
+        match op.as_str() {
+            "$regex" => out.push(leaf(path, parse_regex_document(ops)?)),
+            "$options" => {
+                // Handled with its `$regex`, which may come before or after it.
+                if !has_field(ops, "$regex") {
+                    return Err(QueryError::bad_value("$options needs a $regex"));
+                }
+            }
+            op => out.push(parse_operator(path, op, arg)?),
+        }
+    }
+    Ok(())
+}
+
+fn leaf(path: &str, pred: Predicate) -> Expr {
+    Expr::Path { path: FieldPath::new(path), pred }
+}
+
+/// mongod's `parseRegexDocument`: `$regex` (a string or a regex without conflicting options)
+/// and `$options`.
+fn parse_regex_document(ops: &RawDocument) -> Result<Predicate, QueryError> {
+    let mut pattern = "";
+    let mut options = "";
+    for (key, value) in path::fields(ops) {
+        match (key, value) {
+            ("$regex", RawBsonRef::String(s)) => pattern = s,
+            ("$regex", RawBsonRef::RegularExpression(re)) => {
+                pattern = re.pattern.as_str();
+                if !re.options.as_str().is_empty() {
+                    if !options.is_empty() {
+                        return Err(QueryError::new(
+                            ErrorCode::Location51074,
+                            "options set in both $regex and $options",
+                        ));
+                    }
+                    options = re.options.as_str();
+                }
+            }
+            ("$regex", _) => return Err(QueryError::bad_value("$regex has to be a string")),
+            ("$options", RawBsonRef::String(s)) => {
+                if !options.is_empty() {
+                    return Err(QueryError::new(ErrorCode::Location51075, "options set in both $regex and $options"));
+                }
+                options = s;
+            }
+            ("$options", _) => return Err(QueryError::bad_value("$options has to be a string")),
+            _ => {}
+        }
+    }
+    Ok(Predicate::Regex(Box::new(RegexPredicate::new(pattern, options)?)))
+}
+
 fn parse_operator(path: &str, op: &str, arg: RawBsonRef<'_>) -> Result<Expr, QueryError> {
-    let leaf = |pred| Expr::Path { path: FieldPath::new(path), pred };
+    let leaf = |pred| leaf(path, pred);
     let compare = |op| compare_predicate(path, op, arg).map(leaf);
     match op {
         "$eq" => compare(CompareOp::Eq),
@@ -274,9 +712,19 @@ fn parse_operator(path: &str, op: &str, arg: RawBsonRef<'_>) -> Result<Expr, Que
             Ok(if true_value(arg) { exists } else { Expr::Not(Box::new(exists)) })
         }
         "$where" => Err(QueryError::bad_value("$where cannot be applied to a field")),
-        "$not" | "$regex" | "$options" | "$type" | "$elemMatch" | "$all" | "$size" | "$mod" | "$bitsAllSet"
-        | "$bitsAllClear" | "$bitsAnySet" | "$bitsAnyClear" | "$geoWithin" | "$geoIntersects" | "$near"
-        | "$nearSphere" | "$within" | "$text" | "$expr" => Err(QueryError::not_implemented(op)),
+        "$not" => parse_not(path, arg),
+        "$type" => Ok(leaf(Predicate::Type(parse_type(path, arg)?))),
+        "$mod" => parse_mod(arg).map(leaf),
+        "$size" => parse_size(arg).map(leaf),
+        "$all" => parse_all(path, arg),
+        "$elemMatch" => parse_elem_match(path, arg),
+        "$bitsAllSet" => parse_bits(op, BitTest::AllSet, arg).map(leaf),
+        "$bitsAnySet" => parse_bits(op, BitTest::AnySet, arg).map(leaf),
+        "$bitsAllClear" => parse_bits(op, BitTest::AllClear, arg).map(leaf),
+        "$bitsAnyClear" => parse_bits(op, BitTest::AnyClear, arg).map(leaf),
+        "$geoWithin" | "$geoIntersects" | "$near" | "$nearSphere" | "$within" | "$text" | "$expr" => {
+            Err(QueryError::not_implemented(op))
+        }
         _ => Err(QueryError::bad_value(format!("unknown operator: {op}"))),
     }
 }
@@ -299,13 +747,15 @@ fn in_list(op: &str, arg: RawBsonRef<'_>) -> Result<InList, QueryError> {
     let RawBsonRef::Array(entries) = arg else {
         return Err(QueryError::bad_value(format!("{op} needs an array")));
     };
-    let mut list = InList { values: Vec::new(), has_null: false };
+    let mut list = InList { values: Vec::new(), has_null: false, regexes: Vec::new() };
     for entry in entries {
         match entry.map_err(QueryError::invalid_bson)? {
             RawBsonRef::Document(doc) if is_operator_document(doc) => {
                 return Err(QueryError::bad_value("cannot nest $ under $in"));
             }
-            RawBsonRef::RegularExpression(_) => return Err(QueryError::not_implemented("$regex inside $in")),
+            RawBsonRef::RegularExpression(re) => {
+                list.regexes.push(RegexPredicate::from_value(re)?);
+            }
             RawBsonRef::Undefined => {
                 return Err(QueryError::bad_value("InMatchExpression equality cannot be undefined"));
             }
@@ -317,6 +767,375 @@ fn in_list(op: &str, arg: RawBsonRef<'_>) -> Result<InList, QueryError> {
     }
     list.values.sort_by(|a, b| compare_values(a.as_raw_bson_ref(), b.as_raw_bson_ref()));
     Ok(list)
+}
+
+/// `$not`: a regex, or an operator document whose conjunction is negated over the whole path.
+fn parse_not(path: &str, arg: RawBsonRef<'_>) -> Result<Expr, QueryError> {
+    let inner = match arg {
+        RawBsonRef::RegularExpression(re) => leaf(path, Predicate::Regex(Box::new(RegexPredicate::from_value(re)?))),
+        RawBsonRef::Document(ops) => {
+            if ops.is_empty() {
+                return Err(QueryError::bad_value("$not cannot be empty"));
+            }
+            let mut children = Vec::new();
+            parse_operators(path, ops, &mut children)?;
+            if children.len() == 1 { children.remove(0) } else { Expr::And(children) }
+        }
+        _ => return Err(QueryError::bad_value("$not needs a regex or a document")),
+    };
+    Ok(Expr::Not(Box::new(inner)))
+}
+
+/// `$type`: an alias, a numeric code, or an array of them (mongod's `MatcherTypeSet::parse`).
+fn parse_type(path: &str, arg: RawBsonRef<'_>) -> Result<TypeSet, QueryError> {
+    let mut set = TypeSet::default();
+    match arg {
+        RawBsonRef::Array(entries) => {
+            for entry in items(entries) {
+                add_type(&mut set, entry)?;
+            }
+        }
+        single => add_type(&mut set, single)?,
+    }
+    if !set.all_numbers && set.types.is_empty() {
+        return Err(QueryError::failed_to_parse(format!("{path} must match at least one type")));
+    }
+    Ok(set)
+}
+
+fn add_type(set: &mut TypeSet, spec: RawBsonRef<'_>) -> Result<(), QueryError> {
+    if let RawBsonRef::String(alias) = spec {
+        if alias == "number" {
+            set.all_numbers = true;
+            return Ok(());
+        }
+        let found = ALL_TYPES.iter().find(|t| render::type_name(**t) == alias);
+        let Some(found) = found else {
+            return Err(QueryError::bad_value(format!("Unknown type name alias: {alias}")));
+        };
+        set.types.push(*found);
+        return Ok(());
+    }
+    let Some(number) = Number::from_raw(spec) else {
+        return Err(QueryError::new(ErrorCode::TypeMismatch, "type must be represented as a number or a string"));
+    };
+    let shown = match number {
+        Number::Int32(i) => i.to_string(),
+        Number::Int64(i) => i.to_string(),
+        Number::Double(d) => d.to_string(),
+        Number::Decimal(d) => d.to_string(),
+    };
+    let invalid = || QueryError::bad_value(format!("Invalid numerical type code: {shown}"));
+    let code = match number {
+        Number::Int32(i) => i64::from(i),
+        Number::Int64(i) => i,
+        Number::Double(d) => double_to_i64(d).ok_or_else(invalid)?,
+        Number::Decimal(d) => d.to_string().parse::<f64>().ok().and_then(double_to_i64).ok_or_else(invalid)?,
+    };
+    // MinKey is -1 in mongod's numbering and 0xFF on the wire.
+    let tag = match code {
+        -1 => 0xFF,
+        0x01..=0x13 | 0x7F => u8::try_from(code).map_err(|_| invalid())?,
+        _ => return Err(invalid()),
+    };
+    set.types.push(ElementType::from(tag).ok_or_else(invalid)?);
+    Ok(())
+}
+
+/// Every BSON type `$type` can name, for the alias lookup.
+const ALL_TYPES: [ElementType; 21] = [
+    ElementType::Double,
+    ElementType::String,
+    ElementType::EmbeddedDocument,
+    ElementType::Array,
+    ElementType::Binary,
+    ElementType::Undefined,
+    ElementType::ObjectId,
+    ElementType::Boolean,
+    ElementType::DateTime,
+    ElementType::Null,
+    ElementType::RegularExpression,
+    ElementType::DbPointer,
+    ElementType::JavaScriptCode,
+    ElementType::Symbol,
+    ElementType::JavaScriptCodeWithScope,
+    ElementType::Int32,
+    ElementType::Timestamp,
+    ElementType::Int64,
+    ElementType::Decimal128,
+    ElementType::MinKey,
+    ElementType::MaxKey,
+];
+
+/// `$mod: [divisor, remainder]` with mongod 7.0's checks; doubles are truncated.
+fn parse_mod(arg: RawBsonRef<'_>) -> Result<Predicate, QueryError> {
+    let RawBsonRef::Array(entries) = arg else {
+        return Err(QueryError::bad_value("malformed mod, needs to be an array"));
+    };
+    let mut it = items(entries);
+    let divisor = it.next().ok_or_else(|| QueryError::bad_value("malformed mod, not enough elements"))?;
+    let divisor =
+        Number::from_raw(divisor).ok_or_else(|| QueryError::bad_value("malformed mod, divisor not a number"))?;
+    let remainder = it.next().ok_or_else(|| QueryError::bad_value("malformed mod, not enough elements"))?;
+    let remainder =
+        Number::from_raw(remainder).ok_or_else(|| QueryError::bad_value("malformed mod, remainder not a number"))?;
+    if it.next().is_some() {
+        return Err(QueryError::bad_value("malformed mod, too many elements"));
+    }
+    let divisor = coerce_to_i64(divisor, "divisor")?;
+    let remainder = coerce_to_i64(remainder, "remainder")?;
+    if divisor == 0 {
+        return Err(QueryError::bad_value("divisor cannot be 0"));
+    }
+    Ok(Predicate::Mod { divisor, remainder })
+}
+
+/// mongod's `BSONElement::tryCoerce` to a long, with `withContext` on failure.
+fn coerce_to_i64(n: Number, what: &str) -> Result<i64, QueryError> {
+    let fail =
+        |why: &str| QueryError::bad_value(format!("malformed mod, {what} value is invalid :: caused by :: {why}"));
+    let d = match n {
+        Number::Int32(i) => return Ok(i64::from(i)),
+        Number::Int64(i) => return Ok(i),
+        Number::Double(d) => d,
+        Number::Decimal(d) => d.to_string().parse::<f64>().unwrap_or(f64::NAN),
+    };
+    if !d.is_finite() {
+        return Err(fail("Unable to coerce NaN/Inf to integral type"));
+    }
+    double_to_i64(d.trunc()).ok_or_else(|| fail("Out of bounds coercing to integral value"))
+}
+
+/// `$size`: a whole, non-negative number that fits an int32.
+fn parse_size(arg: RawBsonRef<'_>) -> Result<Predicate, QueryError> {
+    let size = match arg {
+        RawBsonRef::Int32(i) => i64::from(i),
+        RawBsonRef::Int64(i) => {
+            if i32::try_from(i).is_err() {
+                return Err(QueryError::bad_value("$size must be representable as a 32-bit integer"));
+            }
+            i
+        }
+        RawBsonRef::Double(d) => match double_to_i64(d).filter(|i| i32::try_from(*i).is_ok()) {
+            Some(i) => i,
+            None => return Err(QueryError::bad_value("$size must be a whole number")),
+        },
+        _ => return Err(QueryError::bad_value("$size needs a number")),
+    };
+    if size < 0 {
+        return Err(QueryError::bad_value("$size may not be negative"));
+    }
+    Ok(Predicate::Size(size))
+}
+
+/// `$all`: a conjunction of equalities (regexes for regex entries), or of `$elemMatch`es when
+/// the first entry is one; an empty list matches nothing.
+fn parse_all(path: &str, arg: RawBsonRef<'_>) -> Result<Expr, QueryError> {
+    let RawBsonRef::Array(entries) = arg else {
+        return Err(QueryError::bad_value("$all needs an array"));
+    };
+    let first_key = |v: RawBsonRef<'_>| match v {
+        RawBsonRef::Document(d) => path::fields(d).next().map(|(k, _)| k.to_owned()),
+        _ => None,
+    };
+    let mut children = Vec::new();
+    if items(entries).next().and_then(first_key).as_deref() == Some("$elemMatch") {
+        for entry in items(entries) {
+            let RawBsonRef::Document(d) = entry else {
+                return Err(QueryError::bad_value("$all/$elemMatch has to be consistent"));
+            };
+            match path::fields(d).next() {
+                Some(("$elemMatch", inner)) => children.push(parse_elem_match(path, inner)?),
+                _ => return Err(QueryError::bad_value("$all/$elemMatch has to be consistent")),
+            }
+        }
+    } else {
+        for entry in items(entries) {
+            match entry {
+                RawBsonRef::RegularExpression(re) => {
+                    children.push(leaf(path, Predicate::Regex(Box::new(RegexPredicate::from_value(re)?))))
+                }
+                RawBsonRef::Document(_) if first_key(entry).is_some_and(|k| is_path_operator(&k)) => {
+                    return Err(QueryError::bad_value("no $ expressions in $all"));
+                }
+                value => children.push(equality(path, value)?),
+            }
+        }
+    }
+    Ok(if children.is_empty() { Expr::Nothing } else { Expr::And(children) })
+}
+
+/// mongod's `parsePathAcceptingKeyword`: the operators that apply to a path.
+fn is_path_operator(key: &str) -> bool {
+    matches!(
+        key,
+        "$eq"
+            | "$ne"
+            | "$gt"
+            | "$gte"
+            | "$lt"
+            | "$lte"
+            | "$in"
+            | "$nin"
+            | "$exists"
+            | "$regex"
+            | "$options"
+            | "$not"
+            | "$type"
+            | "$mod"
+            | "$size"
+            | "$all"
+            | "$elemMatch"
+            | "$bitsAllSet"
+            | "$bitsAnySet"
+            | "$bitsAllClear"
+            | "$bitsAnyClear"
+            | "$geoWithin"
+            | "$geoIntersects"
+            | "$near"
+            | "$nearSphere"
+            | "$within"
+            | "$geoNear"
+    )
+}
+
+/// `$elemMatch`: the value form when the argument is an operator document whose first key is
+/// not a top-level operator (`$and`, `$or`, ...), the object form otherwise.
+fn parse_elem_match(path: &str, arg: RawBsonRef<'_>) -> Result<Expr, QueryError> {
+    let RawBsonRef::Document(spec) = arg else {
+        return Err(QueryError::bad_value("$elemMatch needs an Object"));
+    };
+    let first = path::fields(spec).next().map(|(k, _)| k);
+    let top_level = matches!(
+        first,
+        Some(
+            "$and"
+                | "$or"
+                | "$nor"
+                | "$expr"
+                | "$where"
+                | "$text"
+                | "$comment"
+                | "$jsonSchema"
+                | "$alwaysTrue"
+                | "$alwaysFalse"
+                | "$sampleRate"
+        )
+    );
+    // Here even part of a DBRef (`$ref`, `$id` or `$db` alone) makes a document to match
+    // (mongod's `isDBRefDocument` with incomplete DBRefs allowed).
+    let dbref = ["$ref", "$id", "$db"].iter().any(|k| has_field(spec, k));
+    let is_value_form = first.is_some_and(|k| k.starts_with('$')) && !dbref && !top_level;
+    let elem = if is_value_form {
+        let mut children = Vec::new();
+        parse_operators("", spec, &mut children)?;
+        ElemMatch::Value(children)
+    } else {
+        // mongod refuses `$where` here only after parsing it, which without JavaScript fails
+        // first; so that parse error is the answer.
+        ElemMatch::Object(Box::new(parse_document(spec)?))
+    };
+    Ok(Expr::ElemMatch { path: FieldPath::new(path), elem })
+}
+
+/// `$bitsAllSet` and friends: a non-negative int64 mask, an array of bit positions, or BinData.
+fn parse_bits(op: &str, test: BitTest, arg: RawBsonRef<'_>) -> Result<Predicate, QueryError> {
+    let positions = match arg {
+        RawBsonRef::Array(entries) => {
+            let mut positions = Vec::new();
+            for (index, entry) in items(entries).enumerate() {
+                positions.push(parse_bit_position(&index.to_string(), entry)?);
+            }
+            positions
+        }
+        RawBsonRef::Binary(bin) => (0u32..)
+            .zip(bin.bytes.iter().flat_map(|byte| (0..8).map(move |bit| byte >> bit & 1 == 1)))
+            .filter_map(|(position, set)| set.then_some(position))
+            .collect(),
+        value if Number::from_raw(value).is_some() => {
+            let mask = parse_non_negative_long(op, value)?;
+            (0u32..64).filter(|bit| mask >> bit & 1 == 1).collect()
+        }
+        other => {
+            return Err(QueryError::bad_value(format!(
+                "{op} takes an Array, a number, or a BinData but received: {}",
+                render::element(op, other)
+            )));
+        }
+    };
+    Ok(Predicate::Bits { test, positions })
+}
+
+/// mongod's `parseBitPositionsArray` for one entry.
+fn parse_bit_position(key: &str, entry: RawBsonRef<'_>) -> Result<u32, QueryError> {
+    let shown = || render::element(key, entry);
+    let value = match entry {
+        RawBsonRef::Int32(i) => i64::from(i),
+        RawBsonRef::Int64(i) => {
+            if i32::try_from(i).is_err() {
+                return Err(QueryError::bad_value(format!(
+                    "bit positions cannot be represented as a 32-bit signed integer: {}",
+                    shown()
+                )));
+            }
+            i
+        }
+        RawBsonRef::Double(d) => {
+            if d.is_nan() {
+                return Err(QueryError::bad_value(format!("bit positions cannot take a NaN: {}", shown())));
+            }
+            if d > f64::from(i32::MAX) || d < f64::from(i32::MIN) {
+                return Err(QueryError::bad_value(format!(
+                    "bit positions cannot be represented as a 32-bit signed integer: {}",
+                    shown()
+                )));
+            }
+            match double_to_i64(d) {
+                Some(i) => i,
+                None => {
+                    return Err(QueryError::bad_value(format!(
+                        "bit positions must be an integer but got: {}",
+                        shown()
+                    )));
+                }
+            }
+        }
+        RawBsonRef::Decimal128(d) => match d.to_string().parse::<f64>().ok().and_then(double_to_i64) {
+            Some(i) => i,
+            None => {
+                return Err(QueryError::bad_value(format!("bit positions must be an integer but got: {}", shown())));
+            }
+        },
+        _ => return Err(QueryError::bad_value(format!("bit positions must be an integer but got: {}", shown()))),
+    };
+    u32::try_from(value).map_err(|_| QueryError::bad_value(format!("bit positions must be >= 0 but got: {}", shown())))
+}
+
+/// mongod's `parseIntegerElementToNonNegativeLong` (9 FailedToParse on failure).
+fn parse_non_negative_long(op: &str, value: RawBsonRef<'_>) -> Result<i64, QueryError> {
+    let shown = || render::element(op, value);
+    let n = match value {
+        RawBsonRef::Int32(i) => i64::from(i),
+        RawBsonRef::Int64(i) => i,
+        other => {
+            let d = match other {
+                RawBsonRef::Double(d) => d,
+                RawBsonRef::Decimal128(d) => d.to_string().parse::<f64>().unwrap_or(f64::NAN),
+                _ => return Err(QueryError::failed_to_parse(format!("Expected a number in: {}", shown()))),
+            };
+            if d.is_nan() {
+                return Err(QueryError::failed_to_parse(format!("Expected an integer, but found NaN in: {}", shown())));
+            }
+            if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d) {
+                return Err(QueryError::failed_to_parse(format!("Cannot represent as a 64-bit integer: {}", shown())));
+            }
+            double_to_i64(d).ok_or_else(|| QueryError::failed_to_parse(format!("Expected an integer: {}", shown())))?
+        }
+    };
+    if n < 0 {
+        return Err(QueryError::failed_to_parse(format!("Expected a positive number in: {}", shown())));
+    }
+    Ok(n)
 }
 
 /// mongod's `BSONElement::trueValue`: false for false, zero, null and undefined.
@@ -639,7 +1458,15 @@ mod tests {
     fn filter_unknown_operator_is_bad_value() {
         assert_eq!(parse_err(rawdoc! { "a": { "$foo": 1 } }), (2, "unknown operator: $foo".into()));
         assert_eq!(parse_err(rawdoc! { "a": { "$gt": 1, "b": 1 } }), (2, "unknown operator: b".into()));
-        assert_eq!(parse_err(rawdoc! { "$foo": 1 }), (2, "unknown top level operator: $foo".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "$foo": 1 }),
+            (
+                2,
+                "unknown top level operator: $foo. If you have a field name that starts with a '$' symbol, \
+                 consider using $getField or $setField."
+                    .into()
+            )
+        );
     }
 
     #[test]
@@ -669,10 +1496,448 @@ mod tests {
 
     #[test]
     fn filter_later_operators_are_not_implemented() {
-        assert_eq!(parse_err(rawdoc! { "a": { "$elemMatch": {} } }).0, 238);
         assert_eq!(parse_err(rawdoc! { "$expr": {} }).0, 238);
-        let re = bson::Regex { pattern: "x".try_into().unwrap(), options: "".try_into().unwrap() };
-        assert_eq!(parse_err(rawdoc! { "a": re }).0, 238);
+        assert_eq!(parse_err(rawdoc! { "$jsonSchema": {} }).0, 238);
+        assert_eq!(parse_err(rawdoc! { "a": { "$near": [0, 0] } }).0, 238);
+    }
+
+    fn re(pattern: &str, options: &str) -> bson::Regex {
+        bson::Regex { pattern: pattern.try_into().unwrap(), options: options.try_into().unwrap() }
+    }
+
+    /// Runs `(filter, document, expected)` rows, naming the failing row.
+    fn table(rows: &[(bson::RawDocumentBuf, bson::RawDocumentBuf, bool)]) {
+        for (i, (spec, doc, expected)) in rows.iter().enumerate() {
+            let got = Filter::parse(spec).unwrap_or_else(|e| panic!("row {i}: {e}")).matches(doc);
+            assert_eq!(got, *expected, "row {i}: filter {spec:?} on {doc:?}");
+        }
+    }
+
+    #[test]
+    fn filter_regex_operator_and_options() {
+        table(&[
+            (rawdoc! { "a": { "$regex": "^ab" } }, rawdoc! { "a": "abc" }, true),
+            (rawdoc! { "a": { "$regex": "^ab" } }, rawdoc! { "a": "xab" }, false),
+            (rawdoc! { "a": { "$regex": "^AB", "$options": "i" } }, rawdoc! { "a": "abc" }, true),
+            (rawdoc! { "a": { "$options": "i", "$regex": "^AB" } }, rawdoc! { "a": "abc" }, true),
+            (rawdoc! { "a": { "$regex": re("^AB", "i") } }, rawdoc! { "a": "abc" }, true),
+            (rawdoc! { "a": { "$regex": re("^b", ""), "$options": "m" } }, rawdoc! { "a": "a\nb" }, true),
+            (rawdoc! { "a": { "$regex": "^b" } }, rawdoc! { "a": "a\nb" }, false),
+            (rawdoc! { "a": { "$regex": "a.b", "$options": "s" } }, rawdoc! { "a": "a\nb" }, true),
+            (rawdoc! { "a": { "$regex": "a.b" } }, rawdoc! { "a": "a\nb" }, false),
+            (rawdoc! { "a": { "$regex": "a b # comment", "$options": "x" } }, rawdoc! { "a": "ab" }, true),
+            (rawdoc! { "a": { "$regex": "b" } }, rawdoc! { "a": ["x", "abc"] }, true),
+            (rawdoc! { "a": { "$regex": "1" } }, rawdoc! { "a": 1 }, false),
+            (rawdoc! { "a": { "$regex": "" } }, rawdoc! {}, false),
+            (rawdoc! { "a": { "$regex": "" } }, rawdoc! { "a": null }, false),
+            (rawdoc! { "a": { "$regex": "^x" } }, rawdoc! { "a": bson::RawBson::Symbol("xy".into()) }, true),
+            (rawdoc! { "a.b": { "$regex": "é" } }, rawdoc! { "a": [ { "b": "café" } ] }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_regex_end_anchor_is_pcre() {
+        table(&[
+            (rawdoc! { "a": re("abc$", "") }, rawdoc! { "a": "abc\n" }, true),
+            (rawdoc! { "a": re("abc$", "") }, rawdoc! { "a": "abc\nx" }, false),
+            (rawdoc! { "a": re("abc$", "m") }, rawdoc! { "a": "abc\nx" }, true),
+            (rawdoc! { "a": re("abc\\Z", "") }, rawdoc! { "a": "abc\n" }, true),
+            (rawdoc! { "a": re("abc\\z", "") }, rawdoc! { "a": "abc\n" }, false),
+            (rawdoc! { "a": re("a[$]b", "") }, rawdoc! { "a": "a$b" }, true),
+            (rawdoc! { "a": re("a[]$]b", "") }, rawdoc! { "a": "a]b" }, true),
+            (rawdoc! { "a": re("a\\$b", "") }, rawdoc! { "a": "a$b" }, true),
+            (rawdoc! { "a": re("a[[:digit:]$]b", "") }, rawdoc! { "a": "a$b" }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_regex_value_is_implicit_regex_or_equal_regex() {
+        table(&[
+            (rawdoc! { "a": re("^x", "") }, rawdoc! { "a": "xyz" }, true),
+            (rawdoc! { "a": re("^x", "i") }, rawdoc! { "a": "XYZ" }, true),
+            (rawdoc! { "a": re("^x", "") }, rawdoc! { "a": re("^x", "") }, true),
+            (rawdoc! { "a": re("^x", "") }, rawdoc! { "a": re("^x", "i") }, false),
+            (rawdoc! { "a": re("^x", "") }, rawdoc! { "a": 5 }, false),
+        ]);
+    }
+
+    #[test]
+    fn filter_in_and_nin_with_regexes() {
+        table(&[
+            (rawdoc! { "a": { "$in": [re("^x", ""), 5] } }, rawdoc! { "a": "xa" }, true),
+            (rawdoc! { "a": { "$in": [re("^x", ""), 5] } }, rawdoc! { "a": 5.0 }, true),
+            (rawdoc! { "a": { "$in": [re("^x", ""), 5] } }, rawdoc! { "a": "ya" }, false),
+            (rawdoc! { "a": { "$in": [re("^x", "")] } }, rawdoc! { "a": ["y", "xx"] }, true),
+            (rawdoc! { "a": { "$nin": [re("^x", "")] } }, rawdoc! { "a": "xa" }, false),
+            (rawdoc! { "a": { "$nin": [re("^x", "")] } }, rawdoc! { "a": "ya" }, true),
+            (rawdoc! { "a": { "$nin": [re("^x", "")] } }, rawdoc! {}, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_regex_errors() {
+        assert_eq!(parse_err(rawdoc! { "a": { "$regex": 1 } }), (2, "$regex has to be a string".into()));
+        assert_eq!(parse_err(rawdoc! { "a": { "$options": "i" } }), (2, "$options needs a $regex".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$regex": "x", "$options": 1 } }),
+            (2, "$options has to be a string".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$regex": re("x", "i"), "$options": "m" } }),
+            (51075, "options set in both $regex and $options".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$options": "m", "$regex": re("x", "i") } }),
+            (51074, "options set in both $regex and $options".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$regex": "x", "$options": "z" } }),
+            (51108, " invalid flag in regex options: z".into())
+        );
+        let (code, message) = parse_err(rawdoc! { "a": { "$regex": "(" } });
+        assert_eq!(code, 51091);
+        assert!(message.starts_with("Regular expression is invalid: "), "{message}");
+        assert_eq!(parse_err(rawdoc! { "a": { "$regex": "(?=x)" } }).0, 51091, "lookahead is PCRE-only");
+        let long = "a".repeat(32_765);
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$regex": long.as_str(), "$options": "z" } }),
+            (2, "Regular expression is too long".into())
+        );
+        assert!(Filter::parse(&rawdoc! { "a": { "$regex": &long[1..] } }).is_ok());
+    }
+
+    #[test]
+    fn filter_not_with_regex_and_operators() {
+        table(&[
+            (rawdoc! { "a": { "$not": re("^x", "") } }, rawdoc! { "a": "xa" }, false),
+            (rawdoc! { "a": { "$not": re("^x", "") } }, rawdoc! { "a": "ya" }, true),
+            (rawdoc! { "a": { "$not": re("^x", "") } }, rawdoc! {}, true),
+            (rawdoc! { "a": { "$not": { "$gt": 5 } } }, rawdoc! { "a": 3 }, true),
+            (rawdoc! { "a": { "$not": { "$gt": 5 } } }, rawdoc! { "a": 6 }, false),
+            (rawdoc! { "a": { "$not": { "$gt": 5 } } }, rawdoc! { "a": "x" }, true),
+            (rawdoc! { "a": { "$not": { "$gt": 5 } } }, rawdoc! {}, true),
+            (rawdoc! { "a": { "$not": { "$gt": 5 } } }, rawdoc! { "a": [1, 6] }, false),
+            (rawdoc! { "a": { "$not": { "$gt": 1, "$lt": 5 } } }, rawdoc! { "a": 3 }, false),
+            (rawdoc! { "a": { "$not": { "$gt": 1, "$lt": 5 } } }, rawdoc! { "a": 7 }, true),
+            (rawdoc! { "a": { "$not": { "$regex": "^x" } } }, rawdoc! { "a": "xa" }, false),
+            (rawdoc! { "a": { "$not": { "$size": 2 } } }, rawdoc! { "a": [1] }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_not_errors() {
+        assert_eq!(parse_err(rawdoc! { "a": { "$not": 5 } }), (2, "$not needs a regex or a document".into()));
+        assert_eq!(parse_err(rawdoc! { "a": { "$not": {} } }), (2, "$not cannot be empty".into()));
+        assert_eq!(parse_err(rawdoc! { "a": { "$not": { "b": 1 } } }), (2, "unknown operator: b".into()));
+    }
+
+    #[test]
+    fn filter_type_names_codes_and_arrays() {
+        let dec: bson::Decimal128 = "1.5".parse().unwrap();
+        table(&[
+            (rawdoc! { "a": { "$type": "string" } }, rawdoc! { "a": "x" }, true),
+            (rawdoc! { "a": { "$type": 2 } }, rawdoc! { "a": "x" }, true),
+            (rawdoc! { "a": { "$type": 2.0 } }, rawdoc! { "a": "x" }, true),
+            (rawdoc! { "a": { "$type": "string" } }, rawdoc! { "a": 1 }, false),
+            (rawdoc! { "a": { "$type": "number" } }, rawdoc! { "a": 1_i64 }, true),
+            (rawdoc! { "a": { "$type": "number" } }, rawdoc! { "a": dec }, true),
+            (rawdoc! { "a": { "$type": "number" } }, rawdoc! { "a": "1" }, false),
+            (rawdoc! { "a": { "$type": "int" } }, rawdoc! { "a": 1.0 }, false),
+            (rawdoc! { "a": { "$type": "double" } }, rawdoc! { "a": 1.0 }, true),
+            (rawdoc! { "a": { "$type": ["string", 16] } }, rawdoc! { "a": 3 }, true),
+            (rawdoc! { "a": { "$type": "null" } }, rawdoc! { "a": null }, true),
+            (rawdoc! { "a": { "$type": "null" } }, rawdoc! {}, false),
+            (rawdoc! { "a": { "$type": "array" } }, rawdoc! { "a": [] }, true),
+            (rawdoc! { "a": { "$type": "array" } }, rawdoc! { "a": [[1]] }, true),
+            (rawdoc! { "a": { "$type": "array" } }, rawdoc! { "a": 1 }, false),
+            (rawdoc! { "a": { "$type": "string" } }, rawdoc! { "a": [1, "x"] }, true),
+            (rawdoc! { "a": { "$type": "object" } }, rawdoc! { "a": { "b": 1 } }, true),
+            (rawdoc! { "a": { "$type": "minKey" } }, rawdoc! { "a": bson::RawBson::MinKey }, true),
+            (rawdoc! { "a": { "$type": -1 } }, rawdoc! { "a": bson::RawBson::MinKey }, true),
+            (rawdoc! { "a": { "$type": 127 } }, rawdoc! { "a": bson::RawBson::MaxKey }, true),
+            (rawdoc! { "a": { "$type": "regex" } }, rawdoc! { "a": re("x", "") }, true),
+            (rawdoc! { "a.b": { "$type": "int" } }, rawdoc! { "a": [ { "b": "x" }, { "b": 2 } ] }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_type_errors() {
+        assert_eq!(parse_err(rawdoc! { "a": { "$type": "foo" } }), (2, "Unknown type name alias: foo".into()));
+        assert_eq!(parse_err(rawdoc! { "a": { "$type": 99 } }), (2, "Invalid numerical type code: 99".into()));
+        assert_eq!(parse_err(rawdoc! { "a": { "$type": 1.5 } }), (2, "Invalid numerical type code: 1.5".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$type": {} } }),
+            (14, "type must be represented as a number or a string".into())
+        );
+        assert_eq!(parse_err(rawdoc! { "a": { "$type": [] } }), (9, "a must match at least one type".into()));
+    }
+
+    #[test]
+    fn filter_mod_matches_truncated_numbers() {
+        let dec: bson::Decimal128 = "10.7".parse().unwrap();
+        table(&[
+            (rawdoc! { "a": { "$mod": [4, 0] } }, rawdoc! { "a": 8 }, true),
+            (rawdoc! { "a": { "$mod": [4, 0] } }, rawdoc! { "a": 9 }, false),
+            (rawdoc! { "a": { "$mod": [4, 1] } }, rawdoc! { "a": 9_i64 }, true),
+            (rawdoc! { "a": { "$mod": [4, 1] } }, rawdoc! { "a": 9.9 }, true),
+            (rawdoc! { "a": { "$mod": [4, -1] } }, rawdoc! { "a": -9 }, true),
+            (rawdoc! { "a": { "$mod": [4.5, 2.9] } }, rawdoc! { "a": 10 }, true),
+            (rawdoc! { "a": { "$mod": [4, 2] } }, rawdoc! { "a": dec }, true),
+            (rawdoc! { "a": { "$mod": [4, 0] } }, rawdoc! { "a": f64::NAN }, false),
+            (rawdoc! { "a": { "$mod": [4, 0] } }, rawdoc! { "a": f64::INFINITY }, false),
+            (rawdoc! { "a": { "$mod": [4, 0] } }, rawdoc! { "a": 1e300 }, false),
+            (rawdoc! { "a": { "$mod": [4, 0] } }, rawdoc! { "a": "8" }, false),
+            (rawdoc! { "a": { "$mod": [4, 0] } }, rawdoc! {}, false),
+            (rawdoc! { "a": { "$mod": [4, 0] } }, rawdoc! { "a": [1, 12] }, true),
+            (rawdoc! { "a": { "$mod": [-1, 0] } }, rawdoc! { "a": i64::MIN }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_mod_errors() {
+        let rows: [(bson::RawDocumentBuf, &str); 9] = [
+            (rawdoc! { "a": { "$mod": 4 } }, "malformed mod, needs to be an array"),
+            (rawdoc! { "a": { "$mod": [] } }, "malformed mod, not enough elements"),
+            (rawdoc! { "a": { "$mod": [4] } }, "malformed mod, not enough elements"),
+            (rawdoc! { "a": { "$mod": [4, 1, 2] } }, "malformed mod, too many elements"),
+            (rawdoc! { "a": { "$mod": ["4", 1] } }, "malformed mod, divisor not a number"),
+            (rawdoc! { "a": { "$mod": [4, "1"] } }, "malformed mod, remainder not a number"),
+            (rawdoc! { "a": { "$mod": [0, 1] } }, "divisor cannot be 0"),
+            (
+                rawdoc! { "a": { "$mod": [f64::NAN, 1] } },
+                "malformed mod, divisor value is invalid :: caused by :: Unable to coerce NaN/Inf to integral type",
+            ),
+            (
+                rawdoc! { "a": { "$mod": [4, 1e19] } },
+                "malformed mod, remainder value is invalid :: caused by :: Out of bounds coercing to integral value",
+            ),
+        ];
+        for (spec, message) in rows {
+            assert_eq!(parse_err(spec), (2, message.to_owned()));
+        }
+        assert_eq!(parse_err(rawdoc! { "a": { "$mod": [0.5, 1] } }), (2, "divisor cannot be 0".into()));
+    }
+
+    #[test]
+    fn filter_size_counts_arrays_only() {
+        table(&[
+            (rawdoc! { "a": { "$size": 2 } }, rawdoc! { "a": [1, 2] }, true),
+            (rawdoc! { "a": { "$size": 2.0 } }, rawdoc! { "a": [1, 2] }, true),
+            (rawdoc! { "a": { "$size": 2_i64 } }, rawdoc! { "a": [1, 2] }, true),
+            (rawdoc! { "a": { "$size": 1 } }, rawdoc! { "a": [1, 2] }, false),
+            (rawdoc! { "a": { "$size": 0 } }, rawdoc! { "a": [] }, true),
+            (rawdoc! { "a": { "$size": 0 } }, rawdoc! {}, false),
+            (rawdoc! { "a": { "$size": 0 } }, rawdoc! { "a": null }, false),
+            (rawdoc! { "a": { "$size": 1 } }, rawdoc! { "a": "x" }, false),
+            (rawdoc! { "a": { "$size": 2 } }, rawdoc! { "a": [[1, 2]] }, false),
+            (rawdoc! { "a.b": { "$size": 2 } }, rawdoc! { "a": [ { "b": [1] }, { "b": [1, 2] } ] }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_size_errors() {
+        assert_eq!(parse_err(rawdoc! { "a": { "$size": "2" } }), (2, "$size needs a number".into()));
+        assert_eq!(parse_err(rawdoc! { "a": { "$size": 1.5 } }), (2, "$size must be a whole number".into()));
+        assert_eq!(parse_err(rawdoc! { "a": { "$size": -1 } }), (2, "$size may not be negative".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$size": 1_i64 << 40 } }),
+            (2, "$size must be representable as a 32-bit integer".into())
+        );
+    }
+
+    #[test]
+    fn filter_all_values_regexes_and_elem_match() {
+        table(&[
+            (rawdoc! { "a": { "$all": [1, 2] } }, rawdoc! { "a": [2, 3, 1] }, true),
+            (rawdoc! { "a": { "$all": [1, 2] } }, rawdoc! { "a": [1, 3] }, false),
+            (rawdoc! { "a": { "$all": [1] } }, rawdoc! { "a": 1 }, true),
+            (rawdoc! { "a": { "$all": [] } }, rawdoc! { "a": [] }, false),
+            (rawdoc! { "a": { "$all": [[1, 2]] } }, rawdoc! { "a": [1, 2] }, true),
+            (rawdoc! { "a": { "$all": [[1, 2]] } }, rawdoc! { "a": [[1, 2], 3] }, true),
+            (rawdoc! { "a": { "$all": [re("^x", ""), "yy"] } }, rawdoc! { "a": ["xa", "yy"] }, true),
+            (rawdoc! { "a": { "$all": [re("^x", ""), "yy"] } }, rawdoc! { "a": ["ya", "yy"] }, false),
+            (rawdoc! { "a": { "$all": [null] } }, rawdoc! {}, true),
+            (rawdoc! { "a": { "$all": [ { "b": 1 } ] } }, rawdoc! { "a": [ { "b": 1 } ] }, true),
+            (
+                rawdoc! { "a": { "$all": [ { "$elemMatch": { "b": 1 } }, { "$elemMatch": { "c": 2 } } ] } },
+                rawdoc! { "a": [ { "b": 1 }, { "c": 2 } ] },
+                true,
+            ),
+            (
+                rawdoc! { "a": { "$all": [ { "$elemMatch": { "b": 1 } }, { "$elemMatch": { "c": 3 } } ] } },
+                rawdoc! { "a": [ { "b": 1 }, { "c": 2 } ] },
+                false,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn filter_all_errors() {
+        assert_eq!(parse_err(rawdoc! { "a": { "$all": 1 } }), (2, "$all needs an array".into()));
+        assert_eq!(parse_err(rawdoc! { "a": { "$all": [ { "$gt": 1 } ] } }), (2, "no $ expressions in $all".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$all": [ { "$elemMatch": { "b": 1 } }, 5 ] } }),
+            (2, "$all/$elemMatch has to be consistent".into())
+        );
+    }
+
+    #[test]
+    fn filter_elem_match_value_form() {
+        table(&[
+            (rawdoc! { "a": { "$elemMatch": { "$gt": 1, "$lt": 5 } } }, rawdoc! { "a": [0, 3] }, true),
+            // Without $elemMatch each bound may be met by a different element; with it, not.
+            (rawdoc! { "a": { "$elemMatch": { "$gt": 1, "$lt": 5 } } }, rawdoc! { "a": [0, 6] }, false),
+            (rawdoc! { "a": { "$gt": 1, "$lt": 5 } }, rawdoc! { "a": [0, 6] }, true),
+            (rawdoc! { "a": { "$elemMatch": { "$gt": 1 } } }, rawdoc! { "a": 3 }, false),
+            (rawdoc! { "a": { "$elemMatch": { "$gt": 1 } } }, rawdoc! { "a": [[3]] }, false),
+            (rawdoc! { "a": { "$elemMatch": { "$regex": "^x" } } }, rawdoc! { "a": ["y", "xz"] }, true),
+            (rawdoc! { "a": { "$elemMatch": { "$not": { "$gt": 1 } } } }, rawdoc! { "a": [5, 0] }, true),
+            (rawdoc! { "a": { "$elemMatch": { "$not": { "$gt": 1 } } } }, rawdoc! { "a": [5, 6] }, false),
+            (rawdoc! { "a": { "$elemMatch": { "$size": 1 } } }, rawdoc! { "a": [[1]] }, true),
+            (rawdoc! { "a": { "$elemMatch": { "$elemMatch": { "$gt": 2 } } } }, rawdoc! { "a": [[1], [3]] }, true),
+            (rawdoc! { "a": { "$elemMatch": { "$eq": null } } }, rawdoc! { "a": [null] }, true),
+            (rawdoc! { "a": { "$elemMatch": { "$eq": null } } }, rawdoc! { "a": [] }, false),
+            (rawdoc! { "a": { "$elemMatch": { "$exists": true } } }, rawdoc! { "a": [1] }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_elem_match_object_form() {
+        let doc = rawdoc! { "a": [ { "b": 1, "c": 2 }, { "b": 2, "c": 1 } ] };
+        table(&[
+            (rawdoc! { "a": { "$elemMatch": { "b": 1, "c": 2 } } }, doc.clone(), true),
+            (rawdoc! { "a": { "$elemMatch": { "b": 1, "c": 1 } } }, doc.clone(), false),
+            (rawdoc! { "a.b": 1, "a.c": 1 }, doc.clone(), true),
+            (rawdoc! { "a": { "$elemMatch": { "$or": [ { "b": 5 }, { "c": 1 } ] } } }, doc.clone(), true),
+            (rawdoc! { "a": { "$elemMatch": { "b": { "$gte": 2 } } } }, doc.clone(), true),
+            (rawdoc! { "a": { "$elemMatch": {} } }, doc.clone(), true),
+            (rawdoc! { "a": { "$elemMatch": {} } }, rawdoc! { "a": [1] }, false),
+            (rawdoc! { "a": { "$elemMatch": {} } }, rawdoc! { "a": [] }, false),
+            (rawdoc! { "a": { "$elemMatch": { "b": 1 } } }, rawdoc! { "a": { "b": 1 } }, false),
+            (rawdoc! { "a": { "$elemMatch": { "0": 7 } } }, rawdoc! { "a": [[7]] }, true),
+            (rawdoc! { "a": { "$elemMatch": { "$id": 7 } } }, rawdoc! { "a": [ { "$ref": "c", "$id": 7 } ] }, true),
+            (rawdoc! { "x.a": { "$elemMatch": { "b": 1 } } }, rawdoc! { "x": [ { "a": [ { "b": 1 } ] } ] }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_elem_match_errors() {
+        assert_eq!(parse_err(rawdoc! { "a": { "$elemMatch": 1 } }), (2, "$elemMatch needs an Object".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$elemMatch": { "b": 1, "$where": "x" } } }),
+            (6108304, "no globalScriptEngine in $where parsing".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$elemMatch": { "$gt": 1, "b": 1 } } }),
+            (2, "unknown operator: b".into())
+        );
+    }
+
+    #[test]
+    fn filter_bits_masks_positions_and_bindata() {
+        let bin = |bytes: Vec<u8>| bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes };
+        table(&[
+            (rawdoc! { "a": { "$bitsAllSet": 5 } }, rawdoc! { "a": 7 }, true),
+            (rawdoc! { "a": { "$bitsAllSet": 5 } }, rawdoc! { "a": 6 }, false),
+            (rawdoc! { "a": { "$bitsAllSet": [0, 2] } }, rawdoc! { "a": 5_i64 }, true),
+            (rawdoc! { "a": { "$bitsAnySet": [1, 3] } }, rawdoc! { "a": 8.0 }, true),
+            (rawdoc! { "a": { "$bitsAnySet": [1, 3] } }, rawdoc! { "a": 5 }, false),
+            (rawdoc! { "a": { "$bitsAllClear": [1, 3] } }, rawdoc! { "a": 5 }, true),
+            (rawdoc! { "a": { "$bitsAnyClear": [0, 1] } }, rawdoc! { "a": 1 }, true),
+            (rawdoc! { "a": { "$bitsAnyClear": [0, 1] } }, rawdoc! { "a": 3 }, false),
+            // Bits past 63 take the sign.
+            (rawdoc! { "a": { "$bitsAllSet": [100] } }, rawdoc! { "a": -1 }, true),
+            (rawdoc! { "a": { "$bitsAllClear": [100] } }, rawdoc! { "a": 1 }, true),
+            (rawdoc! { "a": { "$bitsAllSet": 1 } }, rawdoc! { "a": 1.5 }, false),
+            (rawdoc! { "a": { "$bitsAllClear": 1 } }, rawdoc! { "a": 1e19 }, false),
+            (rawdoc! { "a": { "$bitsAllClear": 1 } }, rawdoc! { "a": "x" }, false),
+            (rawdoc! { "a": { "$bitsAllClear": 1 } }, rawdoc! {}, false),
+            (rawdoc! { "a": { "$bitsAllSet": bin(vec![0x05]) } }, rawdoc! { "a": 5 }, true),
+            (rawdoc! { "a": { "$bitsAllSet": [8] } }, rawdoc! { "a": bin(vec![0x00, 0x01]) }, true),
+            (rawdoc! { "a": { "$bitsAllClear": [20] } }, rawdoc! { "a": bin(vec![0xff]) }, true),
+            (rawdoc! { "a": { "$bitsAllSet": [] } }, rawdoc! { "a": 0 }, true),
+            (rawdoc! { "a": { "$bitsAnySet": [] } }, rawdoc! { "a": 0 }, false),
+            (rawdoc! { "a": { "$bitsAnySet": 2 } }, rawdoc! { "a": [1, 2] }, true),
+        ]);
+    }
+
+    #[test]
+    fn filter_bits_errors() {
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$bitsAllSet": "x" } }),
+            (2, "$bitsAllSet takes an Array, a number, or a BinData but received: $bitsAllSet: \"x\"".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$bitsAllSet": -1 } }),
+            (9, "Expected a positive number in: $bitsAllSet: -1".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$bitsAnySet": 1.5 } }),
+            (9, "Expected an integer: $bitsAnySet: 1.5".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$bitsAnySet": 1e19 } }),
+            (9, "Cannot represent as a 64-bit integer: $bitsAnySet: 1e+19.0".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$bitsAllClear": [-1] } }),
+            (2, "bit positions must be >= 0 but got: 0: -1".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$bitsAllClear": ["x"] } }),
+            (2, "bit positions must be an integer but got: 0: \"x\"".into())
+        );
+    }
+
+    #[test]
+    fn filter_where_and_unknown_operators() {
+        assert_eq!(
+            parse_err(rawdoc! { "$where": "true" }),
+            (6108304, "no globalScriptEngine in $where parsing".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$or": [ { "a": 1 }, { "$where": "true" } ] }),
+            (6108304, "no globalScriptEngine in $where parsing".into())
+        );
+        let in_match = Filter::parse_match_stage(&rawdoc! { "$where": "true" }).unwrap_err();
+        assert_eq!((in_match.code().code(), in_match.message()), (2, "$where is not allowed in this context"));
+        assert!(Filter::parse_match_stage(&rawdoc! { "a": 1 }).is_ok());
+        assert_eq!(parse_err(rawdoc! { "a": { "$where": "x" } }), (2, "$where cannot be applied to a field".into()));
+        assert_eq!(
+            parse_err(rawdoc! { "$foo": 1 }),
+            (
+                2,
+                "unknown top level operator: $foo. If you have a field name that starts with a '$' symbol, \
+                 consider using $getField or $setField."
+                    .into()
+            )
+        );
+        assert_eq!(parse_err(rawdoc! { "a": { "$foo": 1 } }), (2, "unknown operator: $foo".into()));
+    }
+
+    #[test]
+    fn filter_comment_any_type_and_nor() {
+        table(&[
+            (rawdoc! { "$comment": { "x": [1] }, "a": 1 }, rawdoc! { "a": 1 }, true),
+            (rawdoc! { "$comment": 5 }, rawdoc! {}, true),
+            (rawdoc! { "$nor": [ { "a": 1 }, { "b": 2 } ] }, rawdoc! { "a": 2 }, true),
+            (rawdoc! { "$nor": [ { "a": { "$exists": false } } ] }, rawdoc! {}, false),
+        ]);
+    }
+
+    #[test]
+    fn filter_first_array_match_positions() {
+        let key = |spec: bson::RawDocumentBuf, doc: bson::RawDocumentBuf| filter(spec).first_array_match(&doc);
+        assert_eq!(key(rawdoc! { "a": 6 }, rawdoc! { "a": [5, 6] }), Some(1));
+        assert_eq!(key(rawdoc! { "a": 7 }, rawdoc! { "a": [5, 6] }), None);
+        assert_eq!(key(rawdoc! { "a": 5 }, rawdoc! { "a": 5 }), None);
+        assert_eq!(key(rawdoc! { "a.b": 2 }, rawdoc! { "a": [ { "b": 1 }, { "b": [0, 2] } ] }), Some(1));
+        assert_eq!(
+            key(rawdoc! { "a": { "$elemMatch": { "b": 2 } } }, rawdoc! { "a": [ { "b": 1 }, { "b": 2 } ] }),
+            Some(1)
+        );
+        assert_eq!(key(rawdoc! { "x": 1, "a": { "$gt": 4 } }, rawdoc! { "x": 1, "a": [1, 9] }), Some(1));
+        assert_eq!(key(rawdoc! { "$or": [ { "a": 9 }, { "a": 1 } ] }, rawdoc! { "a": [1, 9] }), Some(1));
     }
 
     #[test]
@@ -703,5 +1968,69 @@ mod tests {
         assert_eq!(err.message(), "cannot infer query fields to set, path 'a' is matched twice");
         let err = filter(rawdoc! { "a": 1, "a.b": 2 }).equality_seed().unwrap_err();
         assert_eq!(err.message(), "cannot infer query fields to set, both paths 'a.b' and 'a' are matched");
+    }
+
+    mod comparison_properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Scalars of every comparable kind, numbers of all four types clustered around a few
+        /// values so that cross-type ties are common. NaN is left out: it is the one value
+        /// where filters and the sort order disagree on purpose (tested above).
+        fn arb_scalar() -> impl Strategy<Value = RawBson> {
+            let small = -3i64..3;
+            prop_oneof![
+                small.clone().prop_map(|i| RawBson::Int32(i32::try_from(i).unwrap_or_default())),
+                small.clone().prop_map(RawBson::Int64),
+                small.clone().prop_map(|i| RawBson::Double(i as f64)),
+                (small.clone(), 0u8..4).prop_map(|(i, q)| RawBson::Double(i as f64 + f64::from(q) / 4.0)),
+                small.prop_map(|i| RawBson::Decimal128(i.to_string().parse().unwrap())),
+                any::<i64>().prop_map(RawBson::Int64),
+                any::<f64>().prop_filter("no NaN", |d| !d.is_nan()).prop_map(RawBson::Double),
+                "[a-c]{0,3}".prop_map(RawBson::String),
+                any::<bool>().prop_map(RawBson::Boolean),
+                Just(RawBson::Null),
+                (0i64..3).prop_map(|ms| RawBson::DateTime(bson::DateTime::from_millis(ms))),
+            ]
+        }
+
+        fn expected(op: &str, doc: &RawBson, rhs: &RawBson) -> bool {
+            let (a, b) = (doc.as_raw_bson_ref(), rhs.as_raw_bson_ref());
+            if canonical_type(a) != canonical_type(b) {
+                return false;
+            }
+            let ord = compare_values(a, b);
+            match op {
+                "$eq" => ord.is_eq(),
+                "$lt" => ord.is_lt(),
+                "$lte" => ord.is_le(),
+                "$gt" => ord.is_gt(),
+                _ => ord.is_ge(),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn filter_comparison_agrees_with_compare_values(
+                value in arb_scalar(),
+                rhs in arb_scalar(),
+                op in prop::sample::select(vec!["$eq", "$lt", "$lte", "$gt", "$gte"]),
+            ) {
+                let mut doc = bson::RawDocumentBuf::new();
+                doc.append(bson::raw::cstr!("a"), value.clone());
+                let mut ops = bson::RawDocumentBuf::new();
+                ops.append(<&bson::raw::CStr>::try_from(op).unwrap(), rhs.clone());
+                let mut spec = bson::RawDocumentBuf::new();
+                spec.append(bson::raw::cstr!("a"), ops);
+                let got = Filter::parse(&spec).unwrap().matches(&doc);
+                prop_assert_eq!(got, expected(op, &value, &rhs), "{:?} {} {:?}", value, op, rhs);
+                // Implicit equality is `$eq`.
+                if op == "$eq" {
+                    let mut implicit = bson::RawDocumentBuf::new();
+                    implicit.append(bson::raw::cstr!("a"), rhs.clone());
+                    prop_assert_eq!(Filter::parse(&implicit).unwrap().matches(&doc), got);
+                }
+            }
+        }
     }
 }

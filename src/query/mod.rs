@@ -4,7 +4,7 @@
 //! - [`order`]: MongoDB's BSON comparison order (brackets, exact numeric comparison);
 //! - [`path`]: dotted paths and what they reach, with implicit array traversal;
 //! - [`filter`]: query filters, compiled once and matched against many documents;
-//! - [`projection`]: `find` projections (inclusion and exclusion);
+//! - [`projection`]: `find` projections (inclusion, exclusion, `$slice`, `$elemMatch`, `a.$`);
 //! - [`sort`]: sort specifications and mongod's multi-key sort order;
 //! - [`update`]: update documents (replacement or operators) applied to a document;
 //! - [`error`]: [`QueryError`], the one error type of the layer.

@@ -71,7 +71,17 @@ pub fn walk<'a, F>(doc: &'a RawDocument, path: &FieldPath, visit: &mut F) -> Con
 where
     F: FnMut(Reached<'a>) -> ControlFlow<()>,
 {
-    walk_document(doc, path.parts(), visit)
+    walk_document(doc, path.parts(), None, &mut |reached, _| visit(reached))
+}
+
+/// Like [`walk`], and also hands `visit` the position, in the outermost array the path went
+/// through, of the element that led to the value (mongod's `elemMatchKey`, which positional
+/// projection uses); `None` when no array was traversed.
+pub fn walk_positions<'a, F>(doc: &'a RawDocument, path: &FieldPath, visit: &mut F) -> ControlFlow<()>
+where
+    F: FnMut(Reached<'a>, Option<usize>) -> ControlFlow<()>,
+{
+    walk_document(doc, path.parts(), None, visit)
 }
 
 /// Whether anything `path` reaches in `doc` satisfies `pred`.
@@ -80,33 +90,33 @@ pub fn any<'a>(doc: &'a RawDocument, path: &FieldPath, mut pred: impl FnMut(Reac
         .is_break()
 }
 
-fn walk_document<'a, F>(doc: &'a RawDocument, parts: &[String], visit: &mut F) -> ControlFlow<()>
+fn walk_document<'a, F>(doc: &'a RawDocument, parts: &[String], at: Option<usize>, visit: &mut F) -> ControlFlow<()>
 where
-    F: FnMut(Reached<'a>) -> ControlFlow<()>,
+    F: FnMut(Reached<'a>, Option<usize>) -> ControlFlow<()>,
 {
     let Some((first, rest)) = parts.split_first() else { return ControlFlow::Continue(()) };
     match doc.get(first) {
-        Ok(Some(value)) => walk_value(value, rest, visit),
-        _ => visit(Reached::Missing),
+        Ok(Some(value)) => walk_value(value, rest, at, visit),
+        _ => visit(Reached::Missing, at),
     }
 }
 
-fn walk_value<'a, F>(value: RawBsonRef<'a>, rest: &[String], visit: &mut F) -> ControlFlow<()>
+fn walk_value<'a, F>(value: RawBsonRef<'a>, rest: &[String], at: Option<usize>, visit: &mut F) -> ControlFlow<()>
 where
-    F: FnMut(Reached<'a>) -> ControlFlow<()>,
+    F: FnMut(Reached<'a>, Option<usize>) -> ControlFlow<()>,
 {
     if rest.is_empty() {
         if let RawBsonRef::Array(arr) = value {
-            for element in items(arr) {
-                visit(Reached::Value { value: element, array_element: true })?;
+            for (position, element) in items(arr).enumerate() {
+                visit(Reached::Value { value: element, array_element: true }, at.or(Some(position)))?;
             }
         }
-        return visit(Reached::Value { value, array_element: false });
+        return visit(Reached::Value { value, array_element: false }, at);
     }
     match value {
-        RawBsonRef::Document(doc) => walk_document(doc, rest, visit),
-        RawBsonRef::Array(arr) => walk_array(arr, rest, visit),
-        _ => visit(Reached::Missing),
+        RawBsonRef::Document(doc) => walk_document(doc, rest, at, visit),
+        RawBsonRef::Array(arr) => walk_array(arr, rest, at, visit),
+        _ => visit(Reached::Missing, at),
     }
 }
 
@@ -114,23 +124,24 @@ where
 /// numeric component names a field there), and the element whose position is the next
 /// component continues past that component. An element reached by position at the end of the
 /// path is yielded as it is, not expanded.
-fn walk_array<'a, F>(arr: &'a RawArray, rest: &[String], visit: &mut F) -> ControlFlow<()>
+fn walk_array<'a, F>(arr: &'a RawArray, rest: &[String], at: Option<usize>, visit: &mut F) -> ControlFlow<()>
 where
-    F: FnMut(Reached<'a>) -> ControlFlow<()>,
+    F: FnMut(Reached<'a>, Option<usize>) -> ControlFlow<()>,
 {
     let index = rest.first().map(String::as_str).and_then(array_index);
     let after = rest.get(1..).unwrap_or_default();
     for (position, element) in items(arr).enumerate() {
+        let here = at.or(Some(position));
         if let RawBsonRef::Document(doc) = element {
-            walk_document(doc, rest, visit)?;
+            walk_document(doc, rest, here, visit)?;
         }
         if index != Some(position) {
             continue;
         }
         match element {
-            _ if after.is_empty() => visit(Reached::Value { value: element, array_element: false })?,
-            RawBsonRef::Document(doc) => walk_document(doc, after, visit)?,
-            RawBsonRef::Array(nested) => walk_array(nested, after, visit)?,
+            _ if after.is_empty() => visit(Reached::Value { value: element, array_element: false }, at)?,
+            RawBsonRef::Document(doc) => walk_document(doc, after, at, visit)?,
+            RawBsonRef::Array(nested) => walk_array(nested, after, at, visit)?,
             _ => {}
         }
     }
@@ -270,6 +281,27 @@ mod tests {
         assert!(reached(&rawdoc! { "a": [] }, "a.b").is_empty());
         assert!(reached(&rawdoc! { "a": [1, null] }, "a.b").is_empty());
         assert!(reached(&rawdoc! { "a": [[{ "b": 1 }]] }, "a.b").is_empty());
+    }
+
+    #[test]
+    fn path_walk_positions_report_the_outermost_array() {
+        let positions = |doc: &RawDocument, path: &str| {
+            let mut out = Vec::new();
+            let _ = walk_positions(doc, &FieldPath::new(path), &mut |r, at| {
+                out.push((matches!(r, Reached::Value { .. }), at));
+                ControlFlow::Continue(())
+            });
+            out
+        };
+        assert_eq!(positions(&rawdoc! { "a": 1 }, "a"), vec![(true, None)]);
+        assert_eq!(positions(&rawdoc! { "a": [7, 8] }, "a"), vec![(true, Some(0)), (true, Some(1)), (true, None)]);
+        let nested = rawdoc! { "a": [ { "b": 1 }, { "b": [2, 3] } ] };
+        assert_eq!(
+            positions(&nested, "a.b"),
+            vec![(true, Some(0)), (true, Some(1)), (true, Some(1)), (true, Some(1))],
+            "elements of the inner array keep the outer position"
+        );
+        assert_eq!(positions(&rawdoc! { "a": [5, 6] }, "a.1"), vec![(true, None)], "an explicit index is no traversal");
     }
 
     #[test]

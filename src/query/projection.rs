@@ -3,15 +3,18 @@
 //!
 //! The spec becomes a tree of paths; applying it walks the document once, keeping the
 //! document's own field order (as mongod does) and reaching through arrays of documents.
-//! `$slice`, `$elemMatch`, `$meta`, positional `a.$` and computed (literal) fields answer
-//! 238 NotImplemented for now.
+//! The find-only operators are built: `$slice` (a node of the tree), `$elemMatch` (top-level
+//! fields appended after the walk, as mongod does) and positional `a.$` (an inclusion whose
+//! first array is then cut down to the element the query matched). `$meta` and computed
+//! (literal or expression) fields answer 238 NotImplemented for now.
 
 use bson::raw::CStr;
-use bson::{RawArray, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf};
+use bson::{RawArray, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf, rawdoc};
 
 use super::error::QueryError;
-use super::filter::true_value;
+use super::filter::{Filter, true_value};
 use super::path::{fields, items};
+use super::render;
 use crate::error::ErrorCode;
 
 /// A parsed projection.
@@ -19,6 +22,11 @@ use crate::error::ErrorCode;
 pub struct Projection {
     mode: Mode,
     root: Children,
+    /// `field: {$elemMatch: ...}` entries, in spec order: the field and the filter
+    /// `{field: {$elemMatch: ...}}` whose matching element is kept.
+    elem_matches: Vec<(String, Filter)>,
+    /// A positional projection: the path before `.$` and the query that resolves it.
+    positional: Option<(Vec<String>, Filter)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,38 +47,82 @@ enum Node {
     Leaf(bool),
     /// A prefix of longer paths.
     Inner(Children),
+    /// `$slice`: `limit` elements from `skip` (from the end when negative); without `skip`,
+    /// the first `limit` (or the last `-limit`) elements.
+    Slice { skip: Option<i32>, limit: i32 },
+    /// A top-level `$elemMatch`; applied after the walk, see [`Projection::elem_matches`].
+    ElemMatch,
 }
 
 /// What parsing has learnt so far (mongod's `ParseContext`).
 #[derive(Default)]
-struct Context {
+struct Context<'q> {
     mode: Option<Mode>,
     id_specified: bool,
+    /// `{_id: 1}` at the top (mongod's `idIncludedEntirely`).
     id_included: bool,
+    has_slice: bool,
+    /// Whether `find`'s own operators (`$slice` syntax, `$elemMatch`, positional) apply; not
+    /// in an aggregation `$project`.
+    find_features: bool,
+    query: Option<&'q Filter>,
+    elem_matches: Vec<(String, Filter)>,
+    positional: Option<(Vec<String>, Filter)>,
 }
 
 impl Projection {
-    /// Parses a projection spec.
+    /// Parses a projection spec that has no query beside it (so a positional `a.$` cannot be
+    /// resolved).
+    ///
+    /// # Errors
+    /// See [`Projection::parse_with_query`]; a positional projection is 51050.
+    pub fn parse(spec: &RawDocument) -> Result<Self, QueryError> {
+        Self::parse_inner(spec, None, true)
+    }
+
+    /// Parses the spec of an aggregation `$project` stage, where `find`'s own operators do not
+    /// exist: `$slice` is the aggregation expression and `$elemMatch` and positional paths are
+    /// refused.
+    ///
+    /// # Errors
+    /// As [`Projection::parse_with_query`], plus 31324 for a positional path and 168
+    /// InvalidPipelineOperator for `$elemMatch`.
+    pub fn parse_aggregate(spec: &RawDocument) -> Result<Self, QueryError> {
+        Self::parse_inner(spec, None, false)
+    }
+
+    /// Parses a `find` projection spec; `query` resolves positional projections.
     ///
     /// # Errors
     /// mongod's codes: 31253/31254 for mixing inclusion and exclusion, 31249/31250 for path
     /// collisions, 51270 for an empty sub-projection, 40352/40353/15998/16410 for bad field
-    /// paths; 238 NotImplemented for `$slice`, `$elemMatch`, `$meta`, positional and literal
-    /// projections.
-    pub fn parse(spec: &RawDocument) -> Result<Self, QueryError> {
+    /// paths, 31257-31259/31272/31273/28667 for `$slice`, 31274/31275/31255 for `$elemMatch`,
+    /// 31256/31270/31271/31276/31277/31287/31308 for positional projections; 238
+    /// NotImplemented for `$meta` and expression or literal projections.
+    pub fn parse_with_query(spec: &RawDocument, query: &Filter) -> Result<Self, QueryError> {
+        Self::parse_inner(spec, Some(query), true)
+    }
+
+    fn parse_inner(spec: &RawDocument, query: Option<&Filter>, find_features: bool) -> Result<Self, QueryError> {
         if spec.is_empty() {
-            return Ok(Self { mode: Mode::Whole, root: Vec::new() });
+            return Ok(Self { mode: Mode::Whole, root: Vec::new(), elem_matches: Vec::new(), positional: None });
         }
-        let mut cx = Context::default();
+        let mut cx = Context { query, find_features, ..Context::default() };
         let mut root = Vec::new();
         for item in spec.iter() {
             let (key, value) = item.map_err(QueryError::invalid_bson)?;
             let key = key.as_str();
             cx.id_specified |= key == "_id" || key.starts_with("_id.");
-            parse_element(&mut cx, key, value, &mut root, true)?;
+            parse_element(&mut cx, key, value, &mut root, None)?;
         }
-        // With no inclusion or exclusion but `_id`, `{_id: 1}` includes and `{_id: 0}` excludes.
-        let mode = cx.mode.unwrap_or(if cx.id_included { Mode::Include } else { Mode::Exclude });
+        // mongod's `computeProjectionType` for specs without a plain inclusion or exclusion.
+        let mode = cx.mode.unwrap_or(if cx.has_slice {
+            if cx.id_included { Mode::Include } else { Mode::Exclude }
+        } else if !cx.elem_matches.is_empty() || cx.id_included {
+            Mode::Include
+        } else {
+            Mode::Exclude
+        });
         if mode == Mode::Include && !cx.id_specified {
             root.push(("_id".to_owned(), Node::Leaf(true)));
         }
@@ -78,7 +130,7 @@ impl Projection {
             // `{_id: 1, a: 0}` is an exclusion that keeps `_id`: nothing to do for `_id`.
             root.retain(|(key, node)| !(key == "_id" && matches!(node, Node::Leaf(true))));
         }
-        Ok(Self { mode, root })
+        Ok(Self { mode, root, elem_matches: cx.elem_matches, positional: cx.positional })
     }
 
     /// Whether the projection returns documents unchanged.
@@ -86,47 +138,199 @@ impl Projection {
         self.mode == Mode::Whole
     }
 
-    /// The projected copy of `doc`.
-    pub fn apply(&self, doc: &RawDocument) -> RawDocumentBuf {
-        match self.mode {
-            Mode::Whole => doc.to_owned(),
+    /// The projected copy of `doc`, which must match the query the projection was parsed with.
+    ///
+    /// # Errors
+    /// 51246 when a positional projection meets an array but the query matched `doc` without
+    /// an array element, 51247 when that element is not in the projected array.
+    pub fn apply(&self, doc: &RawDocument) -> Result<RawDocumentBuf, QueryError> {
+        let mut out = match self.mode {
+            Mode::Whole => return Ok(doc.to_owned()),
             Mode::Include => include_document(doc, &self.root),
             Mode::Exclude => exclude_document(doc, &self.root),
+        };
+        if let Some((path, query)) = &self.positional {
+            out = apply_positional(&out, path, query.first_array_match(doc))?;
         }
+        for (field, filter) in &self.elem_matches {
+            let element = filter.first_array_match(doc).and_then(|position| match doc.get(field) {
+                Ok(Some(RawBsonRef::Array(arr))) => items(arr).nth(position),
+                _ => None,
+            });
+            out = set_top_level(&out, field, element);
+        }
+        Ok(out)
     }
 }
 
+/// `doc` with `field` set to `[value]` (in place when present, appended otherwise), or removed
+/// when `value` is `None`: how mongod writes an `$elemMatch` projection's result.
+fn set_top_level(doc: &RawDocument, field: &str, value: Option<RawBsonRef<'_>>) -> RawDocumentBuf {
+    let single = value.map(|v| {
+        let mut arr = RawArrayBuf::new();
+        arr.push(v);
+        arr
+    });
+    let mut out = RawDocumentBuf::new();
+    let mut placed = false;
+    for (key, existing) in doc.iter().map_while(Result::ok) {
+        if key.as_str() != field {
+            out.append(key, existing);
+        } else if let Some(arr) = &single {
+            out.append(key, arr.clone());
+            placed = true;
+        }
+    }
+    if let (false, Some(arr), Ok(key)) = (placed, single, <&CStr>::try_from(field)) {
+        out.append(key, arr);
+    }
+    out
+}
+
+/// mongod's `applyPositionalProjection`: the first array along `path` in the projected
+/// document becomes a one-element array holding the element the query matched.
+fn apply_positional(doc: &RawDocument, path: &[String], key: Option<usize>) -> Result<RawDocumentBuf, QueryError> {
+    let Some((first, rest)) = path.split_first() else { return Ok(doc.to_owned()) };
+    let mut out = RawDocumentBuf::new();
+    for (name, value) in doc.iter().map_while(Result::ok) {
+        if name.as_str() != first {
+            out.append(name, value);
+            continue;
+        }
+        match value {
+            RawBsonRef::Array(arr) => {
+                let position = key.ok_or_else(|| {
+                    QueryError::new(
+                        ErrorCode::Location51246,
+                        "positional operator '.$' couldn't find a matching element in the array",
+                    )
+                })?;
+                let element = items(arr).nth(position).ok_or_else(|| {
+                    QueryError::new(ErrorCode::Location51247, "positional operator '.$' element mismatch")
+                })?;
+                let mut single = RawArrayBuf::new();
+                single.push(element);
+                out.append(name, single);
+            }
+            RawBsonRef::Document(sub) if !rest.is_empty() => out.append(name, apply_positional(sub, rest, key)?),
+            other => out.append(name, other),
+        }
+    }
+    Ok(out)
+}
+
+/// Where the first positional operator is in a projection path: `.$.` inside, `.$` at the
+/// end, or the whole path `$` (mongod's `findFirstPositionalOperator`).
+fn find_positional(path: &str) -> Option<(usize, usize)> {
+    if let Some(at) = path.find(".$.") {
+        return Some((at, at + 3));
+    }
+    if path.ends_with(".$") {
+        return Some((path.len() - 2, path.len()));
+    }
+    (path == "$").then_some((0, path.len()))
+}
+
 fn parse_element(
-    cx: &mut Context,
+    cx: &mut Context<'_>,
     key: &str,
     value: RawBsonRef<'_>,
     parent: &mut Children,
-    at_root: bool,
+    prefix: Option<&str>,
 ) -> Result<(), QueryError> {
-    if key.ends_with(".$") || key.contains(".$.") || key == "$" {
-        return Err(QueryError::not_implemented("positional projection"));
+    let positional = find_positional(key);
+    if positional.is_some() && !cx.find_features {
+        return Err(QueryError::new(
+            ErrorCode::Location31324,
+            "Cannot use positional projection in aggregation projection",
+        ));
     }
     match value {
-        RawBsonRef::Document(sub) => parse_sub_object(cx, key, sub, parent),
+        RawBsonRef::Document(sub) => {
+            if positional.is_some() {
+                return Err(QueryError::new(
+                    ErrorCode::Location31271,
+                    "positional projection cannot be used with an expression or sub object",
+                ));
+            }
+            parse_sub_object(cx, key, sub, parent, prefix)
+        }
         RawBsonRef::Boolean(_)
         | RawBsonRef::Int32(_)
         | RawBsonRef::Int64(_)
         | RawBsonRef::Double(_)
         | RawBsonRef::Decimal128(_) => {
             let include = true_value(value);
-            add_node(parent, key, Node::Leaf(include))?;
-            let top_level_id = at_root && key == "_id";
+            let top_level_id = prefix.is_none() && key == "_id";
+            match positional {
+                Some(location) if include => parse_positional(cx, key, location, parent, prefix)?,
+                _ => add_node(parent, key, Node::Leaf(include))?,
+            }
             if top_level_id {
                 cx.id_included = include;
                 return Ok(());
             }
             set_mode(cx, key, if include { Mode::Include } else { Mode::Exclude })
         }
+        _ if positional.is_some() => {
+            Err(QueryError::new(ErrorCode::Location31308, "positional projection cannot be used with a literal"))
+        }
         _ => Err(QueryError::not_implemented("projecting a literal value")),
     }
 }
 
-fn set_mode(cx: &mut Context, key: &str, mode: Mode) -> Result<(), QueryError> {
+/// mongod's positional branch of `parseInclusion`.
+fn parse_positional(
+    cx: &mut Context<'_>,
+    key: &str,
+    (begin, end): (usize, usize),
+    parent: &mut Children,
+    prefix: Option<&str>,
+) -> Result<(), QueryError> {
+    if cx.positional.is_some() {
+        return Err(QueryError::new(
+            ErrorCode::Location31276,
+            "Cannot specify more than one positional projection per query.",
+        ));
+    }
+    if !cx.elem_matches.is_empty() {
+        return Err(QueryError::new(ErrorCode::Location31256, "Cannot specify positional operator and $elemMatch."));
+    }
+    let Some(query) = cx.query else {
+        return Err(QueryError::new(
+            ErrorCode::Location51050,
+            "Projections with a positional operator require a matcher",
+        ));
+    };
+    let full_key = match prefix {
+        Some(prefix) => format!("{prefix}.{key}"),
+        None => key.to_owned(),
+    };
+    let match_field = full_key.split('.').next().unwrap_or_default();
+    if !query.has_path_with_prefix(match_field) {
+        return Err(QueryError::new(
+            ErrorCode::Location31277,
+            format!("Positional projection '{key}' does not match the query document."),
+        ));
+    }
+    if key.ends_with(".$.") {
+        return Err(QueryError::new(ErrorCode::Location31270, "Path cannot end with '.$.'"));
+    }
+    let remaining = key.get(end..).unwrap_or_default();
+    if find_positional(remaining).is_some() || remaining == "$" {
+        return Err(QueryError::new(ErrorCode::Location31287, format!("Cannot use positional operator twice: {key}")));
+    }
+    let before = key.get(..begin).unwrap_or_default();
+    add_node(parent, before, Node::Leaf(true))?;
+    let full_before = match prefix {
+        Some(prefix) => format!("{prefix}.{before}"),
+        None => before.to_owned(),
+    };
+    cx.positional = Some((full_before.split('.').map(str::to_owned).collect(), query.clone()));
+    Ok(())
+}
+
+fn set_mode(cx: &mut Context<'_>, key: &str, mode: Mode) -> Result<(), QueryError> {
     match (cx.mode, mode) {
         (Some(Mode::Exclude), Mode::Include) => Err(QueryError::new(
             ErrorCode::Location31253,
@@ -145,13 +349,26 @@ fn set_mode(cx: &mut Context, key: &str, mode: Mode) -> Result<(), QueryError> {
 
 /// `{a: {...}}`: an expression such as `{$slice: 2}` when it has one `$` field, otherwise a
 /// sub-projection whose paths are relative to `a`.
-fn parse_sub_object(cx: &mut Context, key: &str, sub: &RawDocument, parent: &mut Children) -> Result<(), QueryError> {
+fn parse_sub_object(
+    cx: &mut Context<'_>,
+    key: &str,
+    sub: &RawDocument,
+    parent: &mut Children,
+    prefix: Option<&str>,
+) -> Result<(), QueryError> {
     let mut sub_fields = fields(sub);
-    let Some((first, _)) = sub_fields.next() else {
+    let Some((first, first_value)) = sub_fields.next() else {
         return Err(QueryError::new(ErrorCode::Location51270, format!("Invalid empty sub-projection: {key}")));
     };
     if first.starts_with('$') && sub_fields.next().is_none() {
-        return Err(QueryError::not_implemented(&format!("the {first} projection")));
+        return match first {
+            "$slice" if cx.find_features => parse_slice(cx, key, first_value, parent),
+            "$elemMatch" if cx.find_features => parse_elem_match(cx, key, first_value, parent, prefix),
+            "$elemMatch" => {
+                Err(QueryError::new(ErrorCode::InvalidPipelineOperator, "Cannot use $elemMatch in this context"))
+            }
+            _ => Err(QueryError::not_implemented(&format!("the {first} projection"))),
+        };
     }
     let parts = split_field_path(key)?;
     if inner_at(parent, &parts).is_none() {
@@ -159,10 +376,131 @@ fn parse_sub_object(cx: &mut Context, key: &str, sub: &RawDocument, parent: &mut
     }
     let children = inner_at(parent, &parts)
         .ok_or_else(|| QueryError::new(ErrorCode::InternalError, format!("projection path {key} vanished")))?;
+    let full_key = match prefix {
+        Some(prefix) => format!("{prefix}.{key}"),
+        None => key.to_owned(),
+    };
     for (child_key, child_value) in fields(sub) {
-        parse_element(cx, child_key, child_value, children, false)?;
+        parse_element(cx, child_key, child_value, children, Some(&full_key))?;
     }
     Ok(())
+}
+
+/// mongod's `attemptToParseFindSlice`. Arguments that are not find syntax fall back, as in
+/// mongod, to the aggregation `$slice` expression: its arity error when it has the wrong
+/// number of arguments, 238 NotImplemented (expressions are not built) otherwise.
+fn parse_slice(cx: &mut Context<'_>, key: &str, arg: RawBsonRef<'_>, parent: &mut Children) -> Result<(), QueryError> {
+    let find_syntax = match arg {
+        RawBsonRef::Array(arr) => {
+            let entries: Vec<RawBsonRef<'_>> = items(arr).collect();
+            match entries.as_slice() {
+                [skip, limit] => {
+                    if !is_number(*skip) {
+                        Err(QueryError::new(
+                            ErrorCode::Location31257,
+                            format!("$slice expects the skip argument to be a number, got {}", type_of(*skip)),
+                        ))
+                    } else if !is_number(*limit) {
+                        Err(QueryError::new(
+                            ErrorCode::Location31258,
+                            format!("$slice expects the limit argument to be a number, got {}", type_of(*limit)),
+                        ))
+                    } else if number_int(*limit) <= 0 {
+                        Err(QueryError::new(
+                            ErrorCode::Location31259,
+                            format!("$slice limit must be positive, got {}", number_int(*limit)),
+                        ))
+                    } else {
+                        Ok(Node::Slice { skip: Some(number_int(*skip)), limit: number_int(*limit) })
+                    }
+                }
+                _ => Err(QueryError::new(
+                    ErrorCode::Location31272,
+                    "$slice array argument should be of form [skip, limit]",
+                )),
+            }
+        }
+        value if is_number(value) => Ok(Node::Slice { skip: None, limit: number_int(value) }),
+        _ => Err(QueryError::new(ErrorCode::Location31273, "$slice only supports numbers and [skip, limit] arrays")),
+    };
+    let node = match find_syntax {
+        Ok(node) => node,
+        Err(find_error) => {
+            let arity = match arg {
+                RawBsonRef::Array(arr) => items(arr).count(),
+                _ => 1,
+            };
+            if (2..=3).contains(&arity) {
+                return Err(QueryError::not_implemented("the $slice aggregation expression in a projection"));
+            }
+            let spec = render::element("$slice", arg);
+            return Err(QueryError::new(
+                ErrorCode::Location28667,
+                format!(
+                    "Invalid $slice syntax. The given syntax {{ {spec} }} did not match the find() syntax because :: \
+                     {}: {} :: The given syntax did not match the expression $slice syntax. :: caused by :: \
+                     Expression $slice takes at least 2 arguments, and at most 3, but {arity} were passed in.",
+                    find_error.code().name(),
+                    find_error.message()
+                ),
+            ));
+        }
+    };
+    add_node(parent, key, node)?;
+    cx.has_slice = true;
+    Ok(())
+}
+
+/// A `$elemMatch` projection: checked like mongod, compiled to the filter
+/// `{key: {$elemMatch: arg}}`.
+fn parse_elem_match(
+    cx: &mut Context<'_>,
+    key: &str,
+    arg: RawBsonRef<'_>,
+    parent: &mut Children,
+    prefix: Option<&str>,
+) -> Result<(), QueryError> {
+    let RawBsonRef::Document(spec) = arg else {
+        return Err(QueryError::new(
+            ErrorCode::Location31274,
+            format!("elemMatch: Invalid argument, object required, but got {}", type_of(arg)),
+        ));
+    };
+    if cx.positional.is_some() {
+        return Err(QueryError::new(ErrorCode::Location31255, "Cannot specify positional operator and $elemMatch."));
+    }
+    if prefix.is_some() || key.contains('.') {
+        return Err(QueryError::new(ErrorCode::Location31275, "Cannot use $elemMatch projection on a nested field."));
+    }
+    let field = <&CStr>::try_from(key).map_err(QueryError::invalid_bson)?;
+    let mut filter_doc = RawDocumentBuf::new();
+    filter_doc.append(field, rawdoc! { "$elemMatch": spec.to_owned() });
+    let filter = Filter::parse(&filter_doc)?;
+    add_node(parent, key, Node::ElemMatch)?;
+    cx.elem_matches.push((key.to_owned(), filter));
+    Ok(())
+}
+
+fn is_number(v: RawBsonRef<'_>) -> bool {
+    matches!(v, RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_) | RawBsonRef::Decimal128(_))
+}
+
+/// mongod's `BSONElement::numberInt`: integers wrap to 32 bits, doubles truncate.
+fn number_int(v: RawBsonRef<'_>) -> i32 {
+    match v {
+        RawBsonRef::Int32(i) => i,
+        // Keeping the low 32 bits is what a C++ cast to int does.
+        RawBsonRef::Int64(i) => i as i32,
+        // A saturating cast: mongod's double-to-int conversion for out-of-range values is
+        // undefined, saturation is the sane reading.
+        RawBsonRef::Double(d) => d as i32,
+        RawBsonRef::Decimal128(d) => d.to_string().parse::<f64>().map_or(0, |d| d as i32),
+        _ => 0,
+    }
+}
+
+fn type_of(v: RawBsonRef<'_>) -> &'static str {
+    render::type_name(v.element_type())
 }
 
 /// The inner node at `parts`, if every step exists and is inner.
@@ -238,6 +576,8 @@ fn include_document(doc: &RawDocument, children: &Children) -> RawDocumentBuf {
         let (key, value): (&CStr, RawBsonRef<'_>) = item;
         match (child(children, key.as_str()), value) {
             (Some(Node::Leaf(true)), _) => out.append(key, value),
+            (Some(Node::Slice { skip, limit }), RawBsonRef::Array(a)) => out.append(key, slice(a, *skip, *limit)),
+            (Some(Node::Slice { .. }), _) => out.append(key, value),
             (Some(Node::Inner(sub)), RawBsonRef::Document(d)) => out.append(key, include_document(d, sub)),
             (Some(Node::Inner(sub)), RawBsonRef::Array(a)) => out.append(key, include_array(a, sub)),
             // Unlisted fields, excluded `_id`, and scalars under a sub-path are dropped.
@@ -265,10 +605,29 @@ fn exclude_document(doc: &RawDocument, children: &Children) -> RawDocumentBuf {
         let (key, value): (&CStr, RawBsonRef<'_>) = item;
         match (child(children, key.as_str()), value) {
             (Some(Node::Leaf(false)), _) => {}
+            (Some(Node::Slice { skip, limit }), RawBsonRef::Array(a)) => out.append(key, slice(a, *skip, *limit)),
             (Some(Node::Inner(sub)), RawBsonRef::Document(d)) => out.append(key, exclude_document(d, sub)),
             (Some(Node::Inner(sub)), RawBsonRef::Array(a)) => out.append(key, exclude_array(a, sub)),
             _ => out.append(key, value),
         }
+    }
+    out
+}
+
+/// The elements `$slice` keeps (mongod's `applyFindSliceProjectionToArray`).
+fn slice(arr: &RawArray, skip: Option<i32>, limit: i32) -> RawArrayBuf {
+    let all: Vec<RawBsonRef<'_>> = items(arr).collect();
+    let len = all.len();
+    let magnitude = |n: i32| usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX);
+    let (start, count) = match skip {
+        None if limit >= 0 => (0, magnitude(limit)),
+        None => (len.saturating_sub(magnitude(limit)), len),
+        Some(skip) if skip >= 0 => (magnitude(skip), magnitude(limit)),
+        Some(skip) => (len.saturating_sub(magnitude(skip)), magnitude(limit)),
+    };
+    let mut out = RawArrayBuf::new();
+    for value in all.into_iter().skip(start).take(count) {
+        out.push(value);
     }
     out
 }
@@ -291,7 +650,26 @@ mod tests {
     use bson::rawdoc;
 
     fn project(spec: RawDocumentBuf, doc: RawDocumentBuf) -> RawDocumentBuf {
-        Projection::parse(&spec).unwrap().apply(&doc)
+        Projection::parse(&spec).unwrap().apply(&doc).unwrap()
+    }
+
+    /// Projects `doc` (which must match `query`) with a query-aware projection.
+    fn project_q(
+        query: RawDocumentBuf,
+        spec: RawDocumentBuf,
+        doc: RawDocumentBuf,
+    ) -> Result<RawDocumentBuf, (i32, String)> {
+        let filter = Filter::parse(&query).unwrap();
+        assert!(filter.matches(&doc), "the document must match the query");
+        let projection =
+            Projection::parse_with_query(&spec, &filter).map_err(|e| (e.code().code(), e.message().to_owned()))?;
+        projection.apply(&doc).map_err(|e| (e.code().code(), e.message().to_owned()))
+    }
+
+    fn parse_err_q(query: RawDocumentBuf, spec: RawDocumentBuf) -> (i32, String) {
+        let filter = Filter::parse(&query).unwrap();
+        let err = Projection::parse_with_query(&spec, &filter).unwrap_err();
+        (err.code().code(), err.message().to_owned())
     }
 
     fn parse_err(spec: RawDocumentBuf) -> (i32, String) {
@@ -395,10 +773,213 @@ mod tests {
     }
 
     #[test]
-    fn projection_operators_not_implemented() {
-        assert_eq!(parse_err(rawdoc! { "a": { "$slice": 1 } }).0, 238);
-        assert_eq!(parse_err(rawdoc! { "a": { "$elemMatch": { "b": 1 } } }).0, 238);
-        assert_eq!(parse_err(rawdoc! { "a.$": 1 }).0, 238);
+    fn projection_aggregate_has_no_find_operators() {
+        let err = |spec: RawDocumentBuf| {
+            let e = Projection::parse_aggregate(&spec).unwrap_err();
+            (e.code().code(), e.message().to_owned())
+        };
+        assert_eq!(
+            err(rawdoc! { "a.$": 1 }),
+            (31324, "Cannot use positional projection in aggregation projection".into())
+        );
+        assert_eq!(
+            err(rawdoc! { "a": { "$elemMatch": { "b": 1 } } }),
+            (168, "Cannot use $elemMatch in this context".into())
+        );
+        assert_eq!(err(rawdoc! { "a": { "$slice": 1 } }).0, 238);
+        let doc = rawdoc! { "_id": 1, "a": 2 };
+        assert_eq!(Projection::parse_aggregate(&rawdoc! { "a": 1 }).unwrap().apply(&doc).unwrap(), doc);
+    }
+
+    #[test]
+    fn projection_meta_and_literals_not_implemented() {
+        assert_eq!(parse_err(rawdoc! { "a": { "$meta": "textScore" } }).0, 238);
         assert_eq!(parse_err(rawdoc! { "a": "literal" }).0, 238);
+        assert_eq!(parse_err(rawdoc! { "a": { "$add": [1, 2] } }).0, 238);
+    }
+
+    #[test]
+    fn projection_slice_forms() {
+        let doc = rawdoc! { "_id": 1, "a": [1, 2, 3, 4, 5], "b": 7 };
+        let rows: Vec<(RawDocumentBuf, RawDocumentBuf)> = vec![
+            (rawdoc! { "a": { "$slice": 2 } }, rawdoc! { "_id": 1, "a": [1, 2], "b": 7 }),
+            (rawdoc! { "a": { "$slice": -2 } }, rawdoc! { "_id": 1, "a": [4, 5], "b": 7 }),
+            (rawdoc! { "a": { "$slice": 0 } }, rawdoc! { "_id": 1, "a": [], "b": 7 }),
+            (rawdoc! { "a": { "$slice": 10 } }, rawdoc! { "_id": 1, "a": [1, 2, 3, 4, 5], "b": 7 }),
+            (rawdoc! { "a": { "$slice": -10 } }, rawdoc! { "_id": 1, "a": [1, 2, 3, 4, 5], "b": 7 }),
+            (rawdoc! { "a": { "$slice": 2.7 } }, rawdoc! { "_id": 1, "a": [1, 2], "b": 7 }),
+            (rawdoc! { "a": { "$slice": [1, 2] } }, rawdoc! { "_id": 1, "a": [2, 3], "b": 7 }),
+            (rawdoc! { "a": { "$slice": [-2, 1] } }, rawdoc! { "_id": 1, "a": [4], "b": 7 }),
+            (rawdoc! { "a": { "$slice": [-10, 2] } }, rawdoc! { "_id": 1, "a": [1, 2], "b": 7 }),
+            (rawdoc! { "a": { "$slice": [10, 2] } }, rawdoc! { "_id": 1, "a": [], "b": 7 }),
+            (rawdoc! { "b": { "$slice": 1 } }, rawdoc! { "_id": 1, "a": [1, 2, 3, 4, 5], "b": 7 }),
+            // With an inclusion the sliced field is included too.
+            (rawdoc! { "a": { "$slice": 1 }, "b": 1 }, rawdoc! { "_id": 1, "a": [1], "b": 7 }),
+            (rawdoc! { "_id": 1, "a": { "$slice": 1 } }, rawdoc! { "_id": 1, "a": [1] }),
+            (rawdoc! { "a": { "$slice": 1 }, "b": 0 }, rawdoc! { "_id": 1, "a": [1] }),
+            (rawdoc! { "_id": 0, "a": { "$slice": 1 } }, rawdoc! { "a": [1], "b": 7 }),
+        ];
+        for (i, (spec, expected)) in rows.into_iter().enumerate() {
+            assert_eq!(project(spec, doc.clone()), expected, "row {i}");
+        }
+    }
+
+    #[test]
+    fn projection_slice_dotted_through_arrays() {
+        let doc = rawdoc! { "a": [ { "b": [1, 2, 3] }, { "b": 4 }, 5 ] };
+        assert_eq!(project(rawdoc! { "a.b": { "$slice": 1 } }, doc), rawdoc! { "a": [ { "b": [1] }, { "b": 4 }, 5 ] });
+        let nested = rawdoc! { "a": { "b": [1, 2], "c": 1 } };
+        assert_eq!(project(rawdoc! { "a": { "b": { "$slice": -1 } } }, nested), rawdoc! { "a": { "b": [2], "c": 1 } });
+    }
+
+    #[test]
+    fn projection_slice_errors() {
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$slice": [1, 0] } }).0,
+            238,
+            "not find syntax but a valid $slice expression"
+        );
+        assert_eq!(parse_err(rawdoc! { "a": { "$slice": [1, 2, 3] } }).0, 238);
+        let (code, message) = parse_err(rawdoc! { "a": { "$slice": "x" } });
+        assert_eq!(code, 28667);
+        assert_eq!(
+            message,
+            "Invalid $slice syntax. The given syntax { $slice: \"x\" } did not match the find() syntax because :: \
+             Location31273: $slice only supports numbers and [skip, limit] arrays :: The given syntax did not match \
+             the expression $slice syntax. :: caused by :: Expression $slice takes at least 2 arguments, and at most \
+             3, but 1 were passed in."
+        );
+        let (code, message) = parse_err(rawdoc! { "a": { "$slice": [1] } });
+        assert_eq!(code, 28667);
+        assert!(message.contains("Location31272: $slice array argument should be of form [skip, limit]"), "{message}");
+        assert!(message.ends_with("but 1 were passed in."), "{message}");
+        assert_eq!(parse_err(rawdoc! { "a": 1, "a.b": { "$slice": 1 } }).0, 31249);
+    }
+
+    #[test]
+    fn projection_elem_match_returns_first_match_after_inclusions() {
+        let doc = rawdoc! { "_id": 1, "a": [ { "b": 1 }, { "b": 2 }, { "b": 2, "c": 1 } ], "z": 3 };
+        assert_eq!(
+            project(rawdoc! { "a": { "$elemMatch": { "b": 2 } } }, doc.clone()),
+            rawdoc! { "_id": 1, "a": [ { "b": 2 } ] }
+        );
+        assert_eq!(
+            project(rawdoc! { "a": { "$elemMatch": { "b": 2 } }, "z": 1 }, doc.clone()),
+            rawdoc! { "_id": 1, "z": 3, "a": [ { "b": 2 } ] }
+        );
+        assert_eq!(project(rawdoc! { "a": { "$elemMatch": { "b": 9 } } }, doc.clone()), rawdoc! { "_id": 1 });
+        assert_eq!(
+            project(rawdoc! { "_id": 0, "a": { "$elemMatch": { "b": 2 } } }, doc.clone()),
+            rawdoc! { "a": [ { "b": 2 } ] }
+        );
+        // In an exclusion projection the field stays where it is.
+        assert_eq!(
+            project(rawdoc! { "z": 0, "a": { "$elemMatch": { "c": 1 } } }, doc.clone()),
+            rawdoc! { "_id": 1, "a": [ { "b": 2, "c": 1 } ] }
+        );
+        assert_eq!(
+            project(rawdoc! { "x": { "$elemMatch": { "$gt": 1 } } }, rawdoc! { "_id": 1, "x": [1, 5, 7] }),
+            rawdoc! { "_id": 1, "x": [5] }
+        );
+        assert_eq!(
+            project(rawdoc! { "x": { "$elemMatch": { "$gt": 1 } } }, rawdoc! { "_id": 1, "x": 5 }),
+            rawdoc! { "_id": 1 }
+        );
+    }
+
+    #[test]
+    fn projection_elem_match_errors() {
+        assert_eq!(
+            parse_err(rawdoc! { "a": { "$elemMatch": 1 } }),
+            (31274, "elemMatch: Invalid argument, object required, but got int".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "a.b": { "$elemMatch": { "c": 1 } } }),
+            (31275, "Cannot use $elemMatch projection on a nested field.".into())
+        );
+        assert_eq!(parse_err(rawdoc! { "a": { "b": { "$elemMatch": { "c": 1 } } } }).0, 31275);
+        assert_eq!(
+            parse_err_q(rawdoc! { "a": 1 }, rawdoc! { "a.$": 1, "b": { "$elemMatch": { "c": 1 } } }),
+            (31255, "Cannot specify positional operator and $elemMatch.".into())
+        );
+        assert_eq!(
+            parse_err_q(rawdoc! { "a": 1 }, rawdoc! { "b": { "$elemMatch": { "c": 1 } }, "a.$": 1 }),
+            (31256, "Cannot specify positional operator and $elemMatch.".into())
+        );
+        assert_eq!(parse_err(rawdoc! { "a": { "$elemMatch": { "$foo": 1 } } }), (2, "unknown operator: $foo".into()));
+    }
+
+    #[test]
+    fn projection_positional_returns_matched_element() {
+        let doc = rawdoc! { "_id": 1, "a": [1, 5, 9], "b": 2 };
+        assert_eq!(
+            project_q(rawdoc! { "a": { "$gt": 4 } }, rawdoc! { "a.$": 1 }, doc.clone()),
+            Ok(rawdoc! { "_id": 1, "a": [5] })
+        );
+        assert_eq!(
+            project_q(rawdoc! { "a": 9, "b": 2 }, rawdoc! { "a.$": 1, "b": 1 }, doc.clone()),
+            Ok(rawdoc! { "_id": 1, "a": [9], "b": 2 })
+        );
+        let docs = rawdoc! { "_id": 1, "a": [ { "b": 1, "c": 1 }, { "b": 2, "c": 2 } ] };
+        assert_eq!(
+            project_q(rawdoc! { "a.b": 2 }, rawdoc! { "_id": 0, "a.$": 1 }, docs.clone()),
+            Ok(rawdoc! { "a": [ { "b": 2, "c": 2 } ] })
+        );
+        assert_eq!(
+            project_q(rawdoc! { "a": { "$elemMatch": { "c": 2 } } }, rawdoc! { "a.b.$": 1 }, docs.clone()),
+            Ok(rawdoc! { "_id": 1, "a": [ { "b": 2 } ] })
+        );
+        // Matched without an array: the field is left as the inclusion made it.
+        assert_eq!(
+            project_q(rawdoc! { "a": 3 }, rawdoc! { "a.$": 1 }, rawdoc! { "_id": 1, "a": 3 }),
+            Ok(rawdoc! { "_id": 1, "a": 3 })
+        );
+    }
+
+    #[test]
+    fn projection_positional_runtime_errors() {
+        let doc = rawdoc! { "_id": 1, "a": [1, 5, 9], "b": 2 };
+        assert_eq!(
+            project_q(rawdoc! { "a": [1, 5, 9] }, rawdoc! { "a.$": 1 }, doc.clone()),
+            Err((51246, "positional operator '.$' couldn't find a matching element in the array".into()))
+        );
+        // The whole-array equality matched without an element; a negation records none either.
+        assert_eq!(project_q(rawdoc! { "a": { "$ne": 2 } }, rawdoc! { "a.$": 1 }, doc).map_err(|e| e.0), Err(51246));
+    }
+
+    #[test]
+    fn projection_positional_parse_errors() {
+        assert_eq!(
+            parse_err(rawdoc! { "a.$": 1 }),
+            (51050, "Projections with a positional operator require a matcher".into())
+        );
+        assert_eq!(
+            parse_err_q(rawdoc! { "b": 1 }, rawdoc! { "a.$": 1 }),
+            (31277, "Positional projection 'a.$' does not match the query document.".into())
+        );
+        assert_eq!(
+            parse_err_q(rawdoc! { "a": 1, "b": 1 }, rawdoc! { "a.$": 1, "b.$": 1 }),
+            (31276, "Cannot specify more than one positional projection per query.".into())
+        );
+        assert_eq!(
+            parse_err_q(rawdoc! { "a": 1 }, rawdoc! { "a.$.b.$": 1 }),
+            (31287, "Cannot use positional operator twice: a.$.b.$".into())
+        );
+        assert_eq!(
+            parse_err_q(rawdoc! { "a": 1 }, rawdoc! { "a.$.": 1 }),
+            (31270, "Path cannot end with '.$.'".into())
+        );
+        assert_eq!(
+            parse_err_q(rawdoc! { "a": 1 }, rawdoc! { "a.$": { "$slice": 1 } }),
+            (31271, "positional projection cannot be used with an expression or sub object".into())
+        );
+        assert_eq!(
+            parse_err_q(rawdoc! { "a": 1 }, rawdoc! { "a.$": "x" }),
+            (31308, "positional projection cannot be used with a literal".into())
+        );
+        assert_eq!(parse_err_q(rawdoc! { "a": 1 }, rawdoc! { "a.$": 0 }).0, 16410);
+        assert_eq!(parse_err_q(rawdoc! { "a": 1 }, rawdoc! { "a.$": 1, "b": 0 }).0, 31254);
+        let nested_query = Filter::parse(&rawdoc! { "$and": [ { "a.b": 1 } ] }).unwrap();
+        assert!(Projection::parse_with_query(&rawdoc! { "a.$": 1 }, &nested_query).is_ok());
     }
 }
