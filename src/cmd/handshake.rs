@@ -76,6 +76,15 @@ fn record_client_metadata(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Res
     }
     let metadata = Document::try_from(client)
         .map_err(|e| Error::new(ErrorCode::InvalidBSON, format!("invalid client metadata: {e}")))?;
+    // mongod's --quiet drops connection chatter; client metadata is part of it.
+    if !ctx.server.config.log.quiet {
+        log_client_metadata(ctx, &metadata);
+    }
+    ctx.client.metadata = Some(metadata);
+    Ok(())
+}
+
+fn log_client_metadata(ctx: &RequestCtx<'_>, metadata: &Document) {
     tracing::info!(
         target: "NETWORK",
         id = 51800,
@@ -84,8 +93,6 @@ fn record_client_metadata(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Res
         doc = %metadata,
         "client metadata"
     );
-    ctx.client.metadata = Some(metadata);
-    Ok(())
 }
 
 /// The reply fields shared by `hello` and `isMaster`, for tests that check them.
