@@ -3,9 +3,9 @@
 //! Operator updates are parsed into a tree keyed by path component, as mongod's
 //! `UpdateObjectNode` is: two operators on the same or overlapping paths fail at parse time
 //! (40 ConflictingUpdateOperators), and the tree is applied in field-name order, which is why
-//! mongod appends new fields in that order. Supported now: `$set $setOnInsert $unset $inc
-//! $push $pull`; the other modifiers answer 238 NotImplemented, and new ones slot in as
-//! [`Modifier`] variants.
+//! mongod appends new fields in that order. Every field modifier of mongod 7.0 is built:
+//! `$set $setOnInsert $unset $inc $mul $min $max $rename $currentDate $push $addToSet $pop
+//! $pull $pullAll $bit`.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +14,7 @@ use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::error::QueryError;
 use super::filter::{Filter, is_operator_document, move_id_first};
-use super::number::{self, AddError, Number};
+use super::number::{self, AddError, BitOp, Number};
 use super::order::compare_values;
 use super::path::fields;
 use super::render::{self, type_name};
@@ -32,7 +32,16 @@ pub struct Update {
 #[derive(Debug, Clone)]
 enum Kind {
     Replacement(Document),
-    Operators(Tree),
+    Operators { tree: Tree, renames: Vec<Rename> },
+}
+
+/// One `$rename`: both paths also sit in the tree as [`Modifier::Renamed`] placeholders, so
+/// conflicts with other operators are found at parse time as mongod's
+/// `ConflictPlaceholderNode` finds them.
+#[derive(Debug, Clone)]
+struct Rename {
+    from: Vec<String>,
+    to: Vec<String>,
 }
 
 type Tree = BTreeMap<String, UpdateNode>;
@@ -50,8 +59,45 @@ enum Modifier {
     SetOnInsert(Bson),
     Unset,
     Inc(Number),
-    Push(Vec<Bson>),
+    Mul(Number),
+    /// `$min` (`max` false) or `$max`: the value replaces the field when it sorts beyond it.
+    Bound {
+        max: bool,
+        value: Bson,
+    },
+    CurrentDate {
+        timestamp: bool,
+    },
+    Push(PushSpec),
+    /// `$addToSet`, its values already deduplicated.
+    AddToSet(Vec<Bson>),
+    Pop {
+        front: bool,
+    },
     Pull(PullCondition),
+    PullAll(Vec<RawBson>),
+    Bit(Vec<(BitOp, Number)>),
+    /// Either end of a `$rename`; the move itself is done before the tree is applied.
+    Renamed,
+}
+
+/// `$push` with its optional `$each` clauses.
+#[derive(Debug, Clone)]
+struct PushSpec {
+    values: Vec<Bson>,
+    slice: Option<i64>,
+    sort: Option<PushSort>,
+    /// Where the values go; `None` appends.
+    position: Option<i64>,
+}
+
+/// `$push`'s `$sort`.
+#[derive(Debug, Clone)]
+enum PushSort {
+    /// `$sort: 1` or `-1`: whole elements in BSON order (true ascending).
+    Whole(bool),
+    /// `$sort: {field: 1, ...}`: by fields of document elements.
+    Fields(Vec<(Vec<String>, bool)>),
 }
 
 /// Which array elements `$pull` removes.
@@ -72,8 +118,17 @@ enum Operator {
     SetOnInsert,
     Unset,
     Inc,
+    Mul,
+    Min,
+    Max,
+    CurrentDate,
     Push,
+    AddToSet,
+    Pop,
     Pull,
+    PullAll,
+    Bit,
+    Rename,
 }
 
 impl Update {
@@ -113,8 +168,14 @@ impl Update {
                 *doc = next;
                 Ok(changed)
             }
-            Kind::Operators(tree) => {
+            Kind::Operators { tree, renames } => {
                 let mut cx = ApplyCx { inserting, changed: false, id: doc.get("_id").cloned(), path: Vec::new() };
+                // mongod moves a renamed value when its walk reaches the source path; doing
+                // the moves first differs only in where a new destination field lands among
+                // fields other operators create in the same update.
+                for rename in renames {
+                    apply_rename(rename, doc, &mut cx)?;
+                }
                 apply_in_document(tree, doc, &mut cx)?;
                 if inserting {
                     *doc = move_id_first(std::mem::take(doc));
@@ -172,6 +233,7 @@ fn parse_replacement(spec: &RawDocument) -> Result<Update, QueryError> {
 
 fn parse_operators(spec: &RawDocument) -> Result<Update, QueryError> {
     let mut tree = Tree::new();
+    let mut renames = Vec::new();
     for item in spec.iter() {
         let (op, arg) = item.map_err(QueryError::invalid_bson)?;
         let op = op.as_str();
@@ -187,11 +249,22 @@ fn parse_operators(spec: &RawDocument) -> Result<Update, QueryError> {
             let (path, value) = item.map_err(QueryError::invalid_bson)?;
             let path = path.as_str();
             let parts = check_update_path(path)?;
+            if let Operator::Rename = operator {
+                let to = parse_rename(path, value)?;
+                let to_parts = check_update_path(&to)?;
+                insert(&mut tree, &parts, path, Modifier::Renamed)?;
+                insert(&mut tree, &to_parts, &to, Modifier::Renamed)?;
+                renames.push(Rename {
+                    from: parts.iter().map(|p| (*p).to_owned()).collect(),
+                    to: to_parts.iter().map(|p| (*p).to_owned()).collect(),
+                });
+                continue;
+            }
             let modifier = parse_modifier(operator, path, value)?;
             insert(&mut tree, &parts, path, modifier)?;
         }
     }
-    Ok(Update { kind: Kind::Operators(tree) })
+    Ok(Update { kind: Kind::Operators { tree, renames } })
 }
 
 fn parse_operator_name(op: &str) -> Result<Operator, QueryError> {
@@ -200,11 +273,17 @@ fn parse_operator_name(op: &str) -> Result<Operator, QueryError> {
         "$setOnInsert" => Ok(Operator::SetOnInsert),
         "$unset" => Ok(Operator::Unset),
         "$inc" => Ok(Operator::Inc),
+        "$mul" => Ok(Operator::Mul),
+        "$min" => Ok(Operator::Min),
+        "$max" => Ok(Operator::Max),
+        "$currentDate" => Ok(Operator::CurrentDate),
         "$push" => Ok(Operator::Push),
+        "$addToSet" => Ok(Operator::AddToSet),
+        "$pop" => Ok(Operator::Pop),
         "$pull" => Ok(Operator::Pull),
-        "$addToSet" | "$pop" | "$pullAll" | "$rename" | "$min" | "$max" | "$mul" | "$currentDate" | "$bit" => {
-            Err(QueryError::not_implemented(op))
-        }
+        "$pullAll" => Ok(Operator::PullAll),
+        "$bit" => Ok(Operator::Bit),
+        "$rename" => Ok(Operator::Rename),
         _ => Err(QueryError::failed_to_parse(format!(
             "Unknown modifier: {op}. Expected a valid update modifier or pipeline-style update specified as an array"
         ))),
@@ -254,24 +333,217 @@ fn parse_modifier(operator: Operator, path: &str, value: RawBsonRef<'_>) -> Resu
                 format!("Cannot increment with non-numeric argument: {{{}}}", render::element(path, value)),
             )
         }),
+        Operator::Mul => Number::from_raw(value).map(Modifier::Mul).ok_or_else(|| {
+            QueryError::new(
+                ErrorCode::TypeMismatch,
+                format!("Cannot multiply with non-numeric argument: {{{}}}", render::element(path, value)),
+            )
+        }),
+        Operator::Min => Ok(Modifier::Bound { max: false, value: to_bson(value)? }),
+        Operator::Max => Ok(Modifier::Bound { max: true, value: to_bson(value)? }),
+        Operator::CurrentDate => parse_current_date(value),
         Operator::Push => parse_push(value).map(Modifier::Push),
+        Operator::AddToSet => parse_add_to_set(value).map(Modifier::AddToSet),
+        Operator::Pop => parse_pop(path, value),
         Operator::Pull => parse_pull(value).map(Modifier::Pull),
+        Operator::PullAll => match value {
+            RawBsonRef::Array(values) => Ok(Modifier::PullAll(super::path::items(values).map(RawBson::from).collect())),
+            other => Err(QueryError::bad_value(format!(
+                "$pullAll requires an array argument but was given a {}",
+                type_name(other.element_type())
+            ))),
+        },
+        Operator::Bit => parse_bit(value).map(Modifier::Bit),
+        // Handled by the caller, which needs both paths.
+        Operator::Rename => Ok(Modifier::Renamed),
     }
 }
 
-/// `$push` takes a value, or `{$each: [...]}`; `$slice`, `$sort` and `$position` are not
-/// built yet.
-fn parse_push(value: RawBsonRef<'_>) -> Result<Vec<Bson>, QueryError> {
-    let RawBsonRef::Document(clauses) = value else { return Ok(vec![to_bson(value)?]) };
-    if !matches!(clauses.get("$each"), Ok(Some(_))) {
-        return Ok(vec![to_bson(value)?]);
+/// The destination of `{$rename: {from: "to"}}`, with mongod's checks on the pair.
+fn parse_rename(from: &str, value: RawBsonRef<'_>) -> Result<String, QueryError> {
+    let RawBsonRef::String(to) = value else {
+        return Err(QueryError::bad_value(format!(
+            "The 'to' field for $rename must be a string: {}",
+            render::element(from, value)
+        )));
+    };
+    if from == to {
+        return Err(QueryError::bad_value(format!(
+            "The source and target field for $rename must differ: {}",
+            render::element(from, value)
+        )));
     }
+    let prefix_of = |a: &str, b: &str| b.strip_prefix(a).is_some_and(|rest| rest.starts_with('.'));
+    if prefix_of(from, to) || prefix_of(to, from) {
+        return Err(QueryError::bad_value(format!(
+            "The source and target field for $rename must not be on the same path: {}",
+            render::element(from, value)
+        )));
+    }
+    let dynamic = |path: &str| path.split('.').any(|p| p == "$" || (p.starts_with("$[") && p.ends_with(']')));
+    if dynamic(from) {
+        return Err(QueryError::bad_value(format!("The source field for $rename may not be dynamic: {from}")));
+    }
+    if dynamic(to) {
+        return Err(QueryError::bad_value(format!("The destination field for $rename may not be dynamic: {to}")));
+    }
+    Ok(to.to_owned())
+}
+
+fn parse_current_date(value: RawBsonRef<'_>) -> Result<Modifier, QueryError> {
+    match value {
+        RawBsonRef::Boolean(_) => Ok(Modifier::CurrentDate { timestamp: false }),
+        RawBsonRef::Document(options) => {
+            let mut timestamp = None;
+            for (key, option) in fields(options) {
+                if key != "$type" {
+                    return Err(QueryError::bad_value(format!("Unrecognized $currentDate option: {key}")));
+                }
+                match option {
+                    RawBsonRef::String("date") => timestamp = Some(false),
+                    RawBsonRef::String("timestamp") => timestamp = Some(true),
+                    _ => {}
+                }
+            }
+            timestamp.map(|timestamp| Modifier::CurrentDate { timestamp }).ok_or_else(|| {
+                QueryError::bad_value(
+                    "The '$type' string field is required to be 'date' or 'timestamp': \
+                     {$currentDate: {field : {$type: 'date'}}}",
+                )
+            })
+        }
+        other => Err(QueryError::bad_value(format!(
+            "{} is not valid type for $currentDate. Please use a boolean ('true') or a $type expression \
+             ({{$type: 'timestamp/date'}}).",
+            type_name(other.element_type())
+        ))),
+    }
+}
+
+/// `$addToSet` takes a value, or `{$each: [...]}` (and nothing after `$each`).
+fn parse_add_to_set(value: RawBsonRef<'_>) -> Result<Vec<Bson>, QueryError> {
     let mut values = Vec::new();
+    match value {
+        RawBsonRef::Document(clauses) if fields(clauses).next().is_some_and(|(k, _)| k == "$each") => {
+            let mut clause_iter = fields(clauses);
+            if let Some((_, each)) = clause_iter.next() {
+                let RawBsonRef::Array(each) = each else {
+                    return Err(QueryError::new(
+                        ErrorCode::TypeMismatch,
+                        format!(
+                            "The argument to $each in $addToSet must be an array but it was of type {}",
+                            type_name(each.element_type())
+                        ),
+                    ));
+                };
+                if clause_iter.next().is_some() {
+                    return Err(QueryError::bad_value(format!(
+                        "Found unexpected fields after $each in $addToSet: {}",
+                        render::element("", value).trim_start_matches(": ")
+                    )));
+                }
+                for v in super::path::items(each) {
+                    values.push(v);
+                }
+            }
+        }
+        other => values.push(other),
+    }
+    // Duplicates among the arguments are added once, the first one winning.
+    let mut unique: Vec<Bson> = Vec::with_capacity(values.len());
+    let mut seen: Vec<RawBsonRef<'_>> = Vec::with_capacity(values.len());
+    for v in values {
+        if !seen.iter().any(|s| compare_values(*s, v).is_eq()) {
+            seen.push(v);
+            unique.push(to_bson(v)?);
+        }
+    }
+    Ok(unique)
+}
+
+fn parse_pop(path: &str, value: RawBsonRef<'_>) -> Result<Modifier, QueryError> {
+    let Some(n) = Number::from_raw(value) else {
+        return Err(QueryError::failed_to_parse(format!("Expected a number in: {}", render::element(path, value))));
+    };
+    match number::compare(n, Number::Int32(1)) {
+        std::cmp::Ordering::Equal => Ok(Modifier::Pop { front: false }),
+        _ if number::compare(n, Number::Int32(-1)).is_eq() => Ok(Modifier::Pop { front: true }),
+        _ => {
+            let shown = match n {
+                Number::Int32(i) => i.to_string(),
+                Number::Int64(i) => i.to_string(),
+                Number::Double(d) => render::double(d),
+                Number::Decimal(d) => d.to_string(),
+            };
+            Err(QueryError::failed_to_parse(format!("$pop expects 1 or -1, found: {shown}")))
+        }
+    }
+}
+
+fn parse_bit(value: RawBsonRef<'_>) -> Result<Vec<(BitOp, Number)>, QueryError> {
+    let RawBsonRef::Document(ops) = value else {
+        return Err(QueryError::bad_value(format!(
+            "The $bit modifier is not compatible with a {}. You must pass in an embedded document: \
+             {{$bit: {{field: {{and/or/xor: #}}}}",
+            type_name(value.element_type())
+        )));
+    };
+    let mut list = Vec::new();
+    for (name, operand) in fields(ops) {
+        let op = match name {
+            "and" => BitOp::And,
+            "or" => BitOp::Or,
+            "xor" => BitOp::Xor,
+            _ => {
+                return Err(QueryError::bad_value(format!(
+                    "The $bit modifier only supports 'and', 'or', and 'xor', not '{name}' which is an unknown \
+                     operator: {{{}}}",
+                    render::element(name, operand)
+                )));
+            }
+        };
+        let operand = match operand {
+            RawBsonRef::Int32(i) => Number::Int32(i),
+            RawBsonRef::Int64(i) => Number::Int64(i),
+            other => {
+                return Err(QueryError::bad_value(format!(
+                    "The $bit modifier field must be an Integer(32/64 bit); a '{}' is not supported here: {{{}}}",
+                    type_name(other.element_type()),
+                    render::element(name, other)
+                )));
+            }
+        };
+        list.push((op, operand));
+    }
+    if list.is_empty() {
+        return Err(QueryError::bad_value(
+            "You must pass in at least one bitwise operation. The format is: {$bit: {field: {and/or/xor: #}}",
+        ));
+    }
+    Ok(list)
+}
+
+/// `$push` takes a value, or `{$each: [...]}` with optional `$slice`, `$sort`, `$position`.
+fn parse_push(value: RawBsonRef<'_>) -> Result<PushSpec, QueryError> {
+    let plain = |v| Ok(PushSpec { values: vec![to_bson(v)?], slice: None, sort: None, position: None });
+    let RawBsonRef::Document(clauses) = value else { return plain(value) };
+    if !matches!(clauses.get("$each"), Ok(Some(_))) {
+        return plain(value);
+    }
+    let mut spec = PushSpec { values: Vec::new(), slice: None, sort: None, position: None };
+    let mut seen: Vec<&str> = Vec::new();
     for (clause, arg) in fields(clauses) {
+        if !matches!(clause, "$each" | "$slice" | "$sort" | "$position") {
+            return Err(QueryError::bad_value(format!("Unrecognized clause in $push: {clause}")));
+        }
+        if seen.contains(&clause) {
+            return Err(QueryError::bad_value(format!("Only one {clause} is supported.")));
+        }
+        seen.push(clause);
         match (clause, arg) {
             ("$each", RawBsonRef::Array(each)) => {
-                for v in each {
-                    values.push(to_bson(v.map_err(QueryError::invalid_bson)?)?);
+                for v in super::path::items(each) {
+                    spec.values.push(to_bson(v)?);
                 }
             }
             ("$each", other) => {
@@ -280,13 +552,86 @@ fn parse_push(value: RawBsonRef<'_>) -> Result<Vec<Bson>, QueryError> {
                     type_name(other.element_type())
                 )));
             }
-            ("$slice" | "$sort" | "$position", _) => {
-                return Err(QueryError::not_implemented(&format!("$push with {clause}")));
+            ("$slice", arg) => {
+                spec.slice = Some(integer_argument(arg).ok_or_else(|| {
+                    QueryError::bad_value(format!(
+                        "The value for $slice must be an integer value but was given type: {}",
+                        type_name(arg.element_type())
+                    ))
+                })?);
             }
-            _ => return Err(QueryError::bad_value(format!("Unrecognized clause in $push: {clause}"))),
+            ("$position", arg) => {
+                spec.position = Some(integer_argument(arg).ok_or_else(|| {
+                    QueryError::bad_value(format!(
+                        "The value for $position must be an integer value, not of type: {}",
+                        type_name(arg.element_type())
+                    ))
+                })?);
+            }
+            (_, arg) => spec.sort = Some(parse_push_sort(arg)?),
         }
     }
-    Ok(values)
+    Ok(spec)
+}
+
+/// 2^63, the first double above the int64 range.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+/// mongod's `parseIntegerElementToLong`: a number with an integral value that fits an int64.
+fn integer_argument(value: RawBsonRef<'_>) -> Option<i64> {
+    match value {
+        RawBsonRef::Int32(i) => Some(i64::from(i)),
+        RawBsonRef::Int64(i) => Some(i),
+        RawBsonRef::Double(d) if d.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&d) => Some(d as i64),
+        RawBsonRef::Decimal128(d) => d.to_string().parse().ok(),
+        _ => None,
+    }
+}
+
+fn sort_direction(value: RawBsonRef<'_>) -> Option<bool> {
+    let n = match value {
+        RawBsonRef::Int32(i) => f64::from(i),
+        RawBsonRef::Int64(i) => i as f64,
+        RawBsonRef::Double(d) => d,
+        RawBsonRef::Decimal128(d) => d.to_string().parse().ok()?,
+        _ => return None,
+    };
+    if n == 1.0 {
+        Some(true)
+    } else if n == -1.0 {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn parse_push_sort(value: RawBsonRef<'_>) -> Result<PushSort, QueryError> {
+    let bad_direction = || QueryError::bad_value("The $sort element value must be either 1 or -1");
+    match value {
+        RawBsonRef::Document(pattern) => {
+            let mut keys = Vec::new();
+            for (field, direction) in fields(pattern) {
+                let ascending = sort_direction(direction).ok_or_else(bad_direction)?;
+                if field.is_empty() {
+                    return Err(QueryError::bad_value("The $sort field cannot be empty"));
+                }
+                if field.split('.').any(str::is_empty) {
+                    return Err(QueryError::bad_value(format!(
+                        "The $sort field is a dotted field but has an empty part: {field}"
+                    )));
+                }
+                keys.push((field.split('.').map(str::to_owned).collect(), ascending));
+            }
+            if keys.is_empty() {
+                return Err(QueryError::bad_value("The $sort pattern is empty when it should be a set of fields."));
+            }
+            Ok(PushSort::Fields(keys))
+        }
+        v if Number::from_raw(v).is_some() => sort_direction(v).map(PushSort::Whole).ok_or_else(bad_direction),
+        _ => Err(QueryError::bad_value(
+            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort embedded fields",
+        )),
+    }
 }
 
 fn parse_pull(value: RawBsonRef<'_>) -> Result<PullCondition, QueryError> {
@@ -370,6 +715,15 @@ impl ApplyCx<'_> {
         }
     }
 
+    /// `_id: ...` without braces, as mongod's `idElem.toString()` in `$bit` and `$rename`
+    /// messages.
+    fn id_text_bare(&self) -> String {
+        match &self.id {
+            Some(id) => render::owned_element("_id", id),
+            None => "no id".to_owned(),
+        }
+    }
+
     /// Changing an existing value under `_id` is refused.
     fn check_modify(&self) -> Result<(), QueryError> {
         if self.path.first() == Some(&"_id") {
@@ -401,21 +755,43 @@ impl Modifier {
     /// Whether the modifier creates its path when the path is missing.
     fn creates(&self, inserting: bool) -> bool {
         match self {
-            Modifier::Set(_) | Modifier::Inc(_) | Modifier::Push(_) => true,
+            Modifier::Set(_)
+            | Modifier::Inc(_)
+            | Modifier::Mul(_)
+            | Modifier::Bound { .. }
+            | Modifier::CurrentDate { .. }
+            | Modifier::Push(_)
+            | Modifier::AddToSet(_)
+            | Modifier::Bit(_) => true,
             Modifier::SetOnInsert(_) => inserting,
-            Modifier::Unset | Modifier::Pull(_) => false,
+            Modifier::Unset | Modifier::Pop { .. } | Modifier::Pull(_) | Modifier::PullAll(_) | Modifier::Renamed => {
+                false
+            }
         }
     }
 
     /// The value a missing path gets, if the modifier creates it.
-    fn created_value(&self, inserting: bool) -> Option<Bson> {
-        match self {
-            Modifier::Set(v) => Some(v.clone()),
+    fn created_value(&self, inserting: bool) -> Result<Option<Bson>, QueryError> {
+        Ok(match self {
+            Modifier::Set(v) | Modifier::Bound { value: v, .. } => Some(v.clone()),
             Modifier::SetOnInsert(v) if inserting => Some(v.clone()),
             Modifier::Inc(n) => Some(n.to_bson()),
-            Modifier::Push(values) => Some(Bson::Array(values.clone())),
-            Modifier::SetOnInsert(_) | Modifier::Unset | Modifier::Pull(_) => None,
-        }
+            // A zero of the multiplier's type, as mongod's `SafeNum(0) * value`.
+            Modifier::Mul(n) => match number::mul(Number::Int32(0), *n) {
+                Ok(product) => Some(product.to_bson()),
+                Err(_) => return Err(QueryError::not_implemented("$mul with decimal128 values")),
+            },
+            Modifier::CurrentDate { timestamp } => Some(current_date(*timestamp)),
+            Modifier::Push(spec) => Some(Bson::Array(spec.apply(&[]))),
+            Modifier::AddToSet(values) => Some(Bson::Array(values.clone())),
+            Modifier::Bit(ops) => Some(apply_bits(Number::Int32(0), ops).to_bson()),
+            Modifier::SetOnInsert(_)
+            | Modifier::Unset
+            | Modifier::Pop { .. }
+            | Modifier::Pull(_)
+            | Modifier::PullAll(_)
+            | Modifier::Renamed => None,
+        })
     }
 
     /// What the modifier does to `existing`, the value of the field named `field`.
@@ -423,23 +799,205 @@ impl Modifier {
         match self {
             Modifier::Set(v) => Ok(set_action(existing, v)),
             Modifier::SetOnInsert(v) if cx.inserting => Ok(set_action(existing, v)),
-            Modifier::SetOnInsert(_) => Ok(Action::Keep),
+            Modifier::SetOnInsert(_) | Modifier::Renamed => Ok(Action::Keep),
             Modifier::Unset => Ok(Action::Remove),
-            Modifier::Inc(by) => inc_action(*by, existing, field, cx),
-            Modifier::Push(values) => match existing {
-                Bson::Array(_) if values.is_empty() => Ok(Action::Keep),
-                Bson::Array(items) => Ok(Action::Set(Bson::Array(items.iter().chain(values).cloned().collect()))),
+            Modifier::Inc(by) => arithmetic_action("$inc", number::add, *by, existing, field, cx),
+            Modifier::Mul(by) => arithmetic_action("$mul", number::mul, *by, existing, field, cx),
+            Modifier::Bound { max, value } => {
+                let order = compare_values(to_raw(value)?.as_raw_bson_ref(), to_raw(existing)?.as_raw_bson_ref());
+                // Equal values (1 and 1.0 too) leave the field as it is.
+                let replace = if *max { order.is_gt() } else { order.is_lt() };
+                Ok(if replace { Action::Set(value.clone()) } else { Action::Keep })
+            }
+            Modifier::CurrentDate { timestamp } => Ok(Action::Set(current_date(*timestamp))),
+            Modifier::Push(spec) => match existing {
+                Bson::Array(items) => Ok(changed_array(items, spec.apply(items))),
                 other => Err(QueryError::bad_value(format!(
                     "The field '{field}' must be an array but is of type {} in document {}",
                     type_name(other.element_type()),
                     cx.id_text()
                 ))),
             },
+            Modifier::AddToSet(values) => match existing {
+                Bson::Array(items) => {
+                    let mut next = items.clone();
+                    for value in values {
+                        let raw = to_raw(value)?;
+                        let mut present = false;
+                        for item in items {
+                            if compare_values(to_raw(item)?.as_raw_bson_ref(), raw.as_raw_bson_ref()).is_eq() {
+                                present = true;
+                                break;
+                            }
+                        }
+                        if !present {
+                            next.push(value.clone());
+                        }
+                    }
+                    Ok(changed_array(items, next))
+                }
+                other => Err(QueryError::bad_value(format!(
+                    "Cannot apply $addToSet to non-array field. Field named '{field}' has non-array type {}",
+                    type_name(other.element_type())
+                ))),
+            },
+            Modifier::Pop { front } => match existing {
+                Bson::Array(items) if items.is_empty() => Ok(Action::Keep),
+                Bson::Array(items) => {
+                    let next = if *front { items.get(1..) } else { items.get(..items.len() - 1) };
+                    Ok(Action::Set(Bson::Array(next.unwrap_or_default().to_vec())))
+                }
+                other => Err(QueryError::new(
+                    ErrorCode::TypeMismatch,
+                    format!(
+                        "Path '{}' contains an element of non-array type '{}'",
+                        cx.path.join("."),
+                        type_name(other.element_type())
+                    ),
+                )),
+            },
             Modifier::Pull(cond) => match existing {
                 Bson::Array(items) => pull_action(items, cond),
                 _ => Err(QueryError::bad_value("Cannot apply $pull to a non-array value")),
             },
+            Modifier::PullAll(values) => match existing {
+                Bson::Array(items) => {
+                    let mut kept = Vec::with_capacity(items.len());
+                    for item in items {
+                        let raw = to_raw(item)?;
+                        if !values.iter().any(|v| compare_values(raw.as_raw_bson_ref(), v.as_raw_bson_ref()).is_eq()) {
+                            kept.push(item.clone());
+                        }
+                    }
+                    Ok(changed_array(items, kept))
+                }
+                _ => Err(QueryError::bad_value("Cannot apply $pull to a non-array value")),
+            },
+            Modifier::Bit(ops) => match existing {
+                Bson::Int32(_) | Bson::Int64(_) => {
+                    let current = Number::from_bson(existing).unwrap_or(Number::Int32(0));
+                    let next = apply_bits(current, ops);
+                    Ok(if number::identical(next, current) { Action::Keep } else { Action::Set(next.to_bson()) })
+                }
+                other => Err(QueryError::bad_value(format!(
+                    "Cannot apply $bit to a value of non-integral type.{} has the field {field} of non-integer type {}",
+                    cx.id_text_bare(),
+                    type_name(other.element_type())
+                ))),
+            },
         }
+    }
+}
+
+/// A new value for an array, or `Keep` when it came out identical.
+fn changed_array(items: &[Bson], next: Vec<Bson>) -> Action {
+    if next.len() == items.len() && next.iter().zip(items).all(|(a, b)| identical(a, b)) {
+        Action::Keep
+    } else {
+        Action::Set(Bson::Array(next))
+    }
+}
+
+/// Applies `$bit`'s operations in order; the operands are integers, so each step has a result.
+fn apply_bits(start: Number, ops: &[(BitOp, Number)]) -> Number {
+    ops.iter().fold(start, |value, (op, operand)| number::bit(*op, value, *operand).unwrap_or(value))
+}
+
+/// The value `$currentDate` writes: now, as a date or as a timestamp.
+fn current_date(timestamp: bool) -> Bson {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    /// Distinguishes timestamps taken within one second, as mongod's logical clock ticks.
+    static TICKS: AtomicU32 = AtomicU32::new(0);
+    let now = bson::DateTime::now();
+    if timestamp {
+        let seconds = u32::try_from(now.timestamp_millis() / 1000).unwrap_or(u32::MAX);
+        let increment = TICKS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        Bson::Timestamp(bson::Timestamp { time: seconds, increment })
+    } else {
+        Bson::DateTime(now)
+    }
+}
+
+impl PushSpec {
+    /// The array `$push` makes of `items` (mongod's `PushNode::performPush`).
+    fn apply(&self, items: &[Bson]) -> Vec<Bson> {
+        let mut out = items.to_vec();
+        if !self.values.is_empty() {
+            let len = i64::try_from(out.len()).unwrap_or(i64::MAX);
+            let position = self.position.unwrap_or(i64::MAX);
+            let at = if position >= len {
+                len
+            } else if position >= 0 {
+                position
+            } else {
+                // Negative positions count from the end; beyond the start means the front.
+                len.saturating_add(position).max(0)
+            };
+            let at = usize::try_from(at).unwrap_or(out.len()).min(out.len());
+            out.splice(at..at, self.values.iter().cloned());
+        }
+        if let Some(sort) = &self.sort {
+            out.sort_by(|a, b| sort.compare(a, b));
+        }
+        if let Some(slice) = self.slice {
+            let keep = usize::try_from(slice.unsigned_abs()).unwrap_or(usize::MAX);
+            if out.len() > keep {
+                if slice >= 0 {
+                    out.truncate(keep);
+                } else {
+                    out.drain(..out.len() - keep);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl PushSort {
+    fn compare(&self, a: &Bson, b: &Bson) -> std::cmp::Ordering {
+        match self {
+            PushSort::Whole(ascending) => {
+                let order = compare_owned(a, b);
+                if *ascending { order } else { order.reverse() }
+            }
+            PushSort::Fields(keys) => {
+                for (path, ascending) in keys {
+                    let order = compare_owned(&sort_field(a, path), &sort_field(b, path));
+                    let order = if *ascending { order } else { order.reverse() };
+                    if order.is_ne() {
+                        return order;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            }
+        }
+    }
+}
+
+/// The value a `$push` `$sort` field pattern sees in an element: a dotted lookup without
+/// array expansion (mongod's `extractElementsBasedOnTemplate`), null when missing, so
+/// non-document elements sort as null.
+fn sort_field(element: &Bson, path: &[String]) -> Bson {
+    let mut current = element;
+    for part in path {
+        let next = match current {
+            Bson::Document(doc) => doc.get(part),
+            Bson::Array(items) => update_index(part).and_then(|i| items.get(i)),
+            _ => None,
+        };
+        match next {
+            Some(value) => current = value,
+            None => return Bson::Null,
+        }
+    }
+    current.clone()
+}
+
+/// BSON order of two owned values; a value that cannot be encoded sorts as equal.
+fn compare_owned(a: &Bson, b: &Bson) -> std::cmp::Ordering {
+    match (to_raw(a), to_raw(b)) {
+        (Ok(x), Ok(y)) => compare_values(x.as_raw_bson_ref(), y.as_raw_bson_ref()),
+        _ => std::cmp::Ordering::Equal,
     }
 }
 
@@ -447,26 +1005,35 @@ fn set_action(existing: &Bson, value: &Bson) -> Action {
     if identical(existing, value) { Action::Keep } else { Action::Set(value.clone()) }
 }
 
-fn inc_action(by: Number, existing: &Bson, field: &str, cx: &ApplyCx<'_>) -> Result<Action, QueryError> {
+/// `$inc` and `$mul`: numbers only, `SafeNum` promotion, no change when the result is
+/// identical (same type and value) to the current value.
+fn arithmetic_action(
+    name: &str,
+    op: fn(Number, Number) -> Result<Number, AddError>,
+    by: Number,
+    existing: &Bson,
+    field: &str,
+    cx: &ApplyCx<'_>,
+) -> Result<Action, QueryError> {
     let Some(current) = Number::from_bson(existing) else {
         return Err(QueryError::new(
             ErrorCode::TypeMismatch,
             format!(
-                "Cannot apply $inc to a value of non-numeric type. {} has the field '{field}' of non-numeric type {}",
+                "Cannot apply {name} to a value of non-numeric type. {} has the field '{field}' of non-numeric type {}",
                 cx.id_text(),
                 type_name(existing.element_type())
             ),
         ));
     };
-    match number::add(current, by) {
-        Ok(sum) if number::identical(sum, current) => Ok(Action::Keep),
-        Ok(sum) => Ok(Action::Set(sum.to_bson())),
+    match op(current, by) {
+        Ok(result) if number::identical(result, current) => Ok(Action::Keep),
+        Ok(result) => Ok(Action::Set(result.to_bson())),
         Err(AddError::Overflow) => Err(QueryError::bad_value(format!(
-            "Failed to apply $inc operations to current value ({}) for document {}",
+            "Failed to apply {name} operations to current value ({}) for document {}",
             current.debug_string(),
             cx.id_text()
         ))),
-        Err(AddError::Decimal) => Err(QueryError::not_implemented("$inc with decimal128 values")),
+        Err(AddError::Decimal) => Err(QueryError::not_implemented(&format!("{name} with decimal128 values"))),
     }
 }
 
@@ -496,6 +1063,117 @@ impl PullCondition {
             PullCondition::Value(filter) => Ok(filter.matches(&wrap(to_raw(element)?.as_raw_bson_ref())?)),
         }
     }
+}
+
+/// Moves the value at `rename.from` to `rename.to` (mongod's `RenameNode`): a missing source
+/// is a no-op; neither path may run through an array.
+fn apply_rename(rename: &Rename, doc: &mut Document, cx: &mut ApplyCx<'_>) -> Result<(), QueryError> {
+    let from = rename.from.join(".");
+    let Some(value) = rename_source(doc, &rename.from, &from, cx)? else { return Ok(()) };
+    check_rename_destination(doc, &rename.to, cx)?;
+
+    let parts: Vec<&str> = rename.to.iter().map(String::as_str).collect();
+    let mut tree = Tree::new();
+    insert(&mut tree, &parts, &rename.to.join("."), Modifier::Set(value))?;
+    let mut set_cx = ApplyCx { inserting: cx.inserting, changed: false, id: cx.id.clone(), path: Vec::new() };
+    apply_in_document(&tree, doc, &mut set_cx)?;
+
+    if rename.from.first().map(String::as_str) == Some("_id") {
+        return Err(QueryError::new(
+            ErrorCode::ImmutableField,
+            format!("Unsetting the path '{from}' using $rename would modify the immutable field '_id'"),
+        ));
+    }
+    let Some((last, parents)) = rename.from.split_last() else { return Ok(()) };
+    let mut current = doc;
+    for part in parents {
+        match current.get_mut(part) {
+            Some(Bson::Document(sub)) => current = sub,
+            _ => return Ok(()),
+        }
+    }
+    current.remove(last);
+    cx.changed = true;
+    Ok(())
+}
+
+/// The value a `$rename` moves, or `None` when the source path is missing.
+fn rename_source(doc: &Document, parts: &[String], dotted: &str, cx: &ApplyCx<'_>) -> Result<Option<Bson>, QueryError> {
+    let mut current = doc;
+    let mut through_array: Option<&str> = None;
+    let mut value: Option<&Bson> = None;
+    let mut container: Option<(&str, &Bson)> = None;
+    for (i, part) in parts.iter().enumerate() {
+        let found = match (value, container) {
+            (None, _) => current.get(part),
+            (Some(Bson::Document(sub)), _) => {
+                current = sub;
+                current.get(part)
+            }
+            (Some(Bson::Array(items)), Some((name, array))) => match update_index(part) {
+                Some(index) => {
+                    through_array.get_or_insert(name);
+                    items.get(index)
+                }
+                None => return Err(rename_not_viable(parts, i, name, array)),
+            },
+            (Some(scalar), Some((name, _))) => return Err(rename_not_viable(parts, i, name, scalar)),
+            (Some(_), None) => None,
+        };
+        let Some(found) = found else { return Ok(None) };
+        container = Some((part.as_str(), found));
+        value = Some(found);
+    }
+    if let Some(array) = through_array {
+        return Err(QueryError::bad_value(format!(
+            "The source field cannot be an array element, '{dotted}' in doc with {} has an array field called '{array}'",
+            cx.id_text_bare()
+        )));
+    }
+    Ok(value.cloned())
+}
+
+fn rename_not_viable(parts: &[String], i: usize, name: &str, element: &Bson) -> QueryError {
+    QueryError::new(
+        ErrorCode::PathNotViable,
+        format!(
+            "cannot use the part ({} of {}) to traverse the element ({{{}}})",
+            parts.get(i).map(String::as_str).unwrap_or_default(),
+            parts.join("."),
+            render::owned_element(name, element)
+        ),
+    )
+}
+
+/// A `$rename` may not write into an array: every existing container on the destination path
+/// (the destination itself excepted) must be a document.
+fn check_rename_destination(doc: &Document, parts: &[String], cx: &ApplyCx<'_>) -> Result<(), QueryError> {
+    let mut current: Option<(&str, &Bson)> = None;
+    for (i, part) in parts.iter().enumerate() {
+        let next = match current {
+            None => doc.get(part),
+            Some((_, Bson::Document(sub))) => sub.get(part),
+            Some((_, Bson::Array(items))) => update_index(part).and_then(|index| items.get(index)),
+            Some(_) => None,
+        };
+        let is_last = i + 1 == parts.len();
+        match (current, next) {
+            // Arrays above an existing destination, or the deepest existing element when the
+            // rest of the path must be created.
+            (Some((name, Bson::Array(_))), _) => return Err(rename_destination_array(parts, name, cx)),
+            (_, Some(found)) if !is_last => current = Some((part.as_str(), found)),
+            _ => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+fn rename_destination_array(parts: &[String], array: &str, cx: &ApplyCx<'_>) -> QueryError {
+    QueryError::bad_value(format!(
+        "The destination field cannot be an array element, '{}' in doc with {} has an array field called '{array}'",
+        parts.join("."),
+        cx.id_text_bare()
+    ))
 }
 
 fn apply_in_document<'u>(tree: &'u Tree, doc: &mut Document, cx: &mut ApplyCx<'u>) -> Result<(), QueryError> {
@@ -529,7 +1207,7 @@ fn leaf_in_document(
                 doc.remove(name);
             }
         },
-        None => match modifier.created_value(cx.inserting) {
+        None => match modifier.created_value(cx.inserting)? {
             Some(value) => {
                 cx.check_create()?;
                 doc.insert(name, value);
@@ -630,7 +1308,7 @@ fn leaf_in_array(
                 *existing = Bson::Null;
             }
         },
-        None => match modifier.created_value(cx.inserting) {
+        None => match modifier.created_value(cx.inserting)? {
             Some(value) => {
                 cx.check_create()?;
                 pad_and_push(items, index, value)?;
@@ -780,7 +1458,6 @@ mod tests {
             parse_err(rawdoc! { "$set": "string" }),
             (9, r#"Modifiers operate on fields but we found type string instead. For example: {$mod: {<field>: ...}} not {$set: "string"}"#.into())
         );
-        assert_eq!(parse_err(rawdoc! { "$addToSet": { "a": 1 } }).0, 238);
     }
 
     #[test]
@@ -946,7 +1623,6 @@ mod tests {
             run_err(rawdoc! { "$push": { "a": 1 } }, doc! { "_id": "test_object", "a": 1 }),
             (2, r#"The field 'a' must be an array but is of type int in document {_id: "test_object"}"#.into())
         );
-        assert_eq!(parse_err(rawdoc! { "$push": { "a": { "$each": [1], "$slice": 1 } } }).0, 238);
     }
 
     #[test]
@@ -1016,5 +1692,511 @@ mod tests {
     fn update_empty_modifier_is_noop() {
         let (_, changed) = run(rawdoc! { "$set": {} }, doc! { "_id": 1 });
         assert!(!changed);
+    }
+
+    /// Runs table rows: (update, input, expected output, expected `changed`).
+    fn table(rows: Vec<(RawDocumentBuf, Document, Document, bool)>) {
+        for (spec, input, expected, expected_changed) in rows {
+            let label = format!("{spec:?} on {input}");
+            let (doc, changed) = run(spec, input);
+            assert_eq!(doc, expected, "{label}");
+            assert_eq!(changed, expected_changed, "changed flag of {label}");
+        }
+    }
+
+    /// Runs error rows: (update, input, code, message).
+    fn error_table(rows: Vec<(RawDocumentBuf, Document, i32, &str)>) {
+        for (spec, input, code, message) in rows {
+            let label = format!("{spec:?} on {input}");
+            assert_eq!(run_err(spec, input), (code, message.to_owned()), "{label}");
+        }
+    }
+
+    #[test]
+    fn update_mul_table() {
+        table(vec![
+            (rawdoc! { "$mul": { "a": 2 } }, doc! { "_id": 1, "a": 3 }, doc! { "_id": 1, "a": 6 }, true),
+            (rawdoc! { "$mul": { "a": 2.5 } }, doc! { "_id": 1, "a": 2 }, doc! { "_id": 1, "a": 5.0 }, true),
+            (rawdoc! { "$mul": { "a": 2_i64 } }, doc! { "_id": 1, "a": 2 }, doc! { "_id": 1, "a": 4_i64 }, true),
+            (
+                rawdoc! { "$mul": { "a": 2 } },
+                doc! { "_id": 1, "a": i32::MAX },
+                doc! { "_id": 1, "a": i64::from(i32::MAX) * 2 },
+                true,
+            ),
+            // Missing fields become a zero of the multiplier's type.
+            (rawdoc! { "$mul": { "a": 5 } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": 0 }, true),
+            (rawdoc! { "$mul": { "a": 5_i64 } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": 0_i64 }, true),
+            (rawdoc! { "$mul": { "b.c": 1.5 } }, doc! { "_id": 1 }, doc! { "_id": 1, "b": { "c": 0.0 } }, true),
+            (rawdoc! { "$mul": { "a.1": 3 } }, doc! { "_id": 1, "a": [1, 2] }, doc! { "_id": 1, "a": [1, 6] }, true),
+            // Multiplying by one of the same type changes nothing; another type does.
+            (rawdoc! { "$mul": { "a": 1 } }, doc! { "_id": 1, "a": 7 }, doc! { "_id": 1, "a": 7 }, false),
+            (rawdoc! { "$mul": { "a": 1.0 } }, doc! { "_id": 1, "a": 7 }, doc! { "_id": 1, "a": 7.0 }, true),
+        ]);
+        error_table(vec![
+            (
+                rawdoc! { "$mul": { "a": 2 } },
+                doc! { "_id": 1, "a": "x" },
+                14,
+                "Cannot apply $mul to a value of non-numeric type. {_id: 1} has the field 'a' of non-numeric type string",
+            ),
+            (
+                rawdoc! { "$mul": { "a": 2 } },
+                doc! { "_id": 1, "a": i64::MAX },
+                2,
+                "Failed to apply $mul operations to current value ((NumberLong)9223372036854775807) for document {_id: 1}",
+            ),
+            (
+                rawdoc! { "$mul": { "a": 2 } },
+                doc! { "_id": 1, "a": null },
+                14,
+                "Cannot apply $mul to a value of non-numeric type. {_id: 1} has the field 'a' of non-numeric type null",
+            ),
+        ]);
+        assert_eq!(
+            parse_err(rawdoc! { "$mul": { "a": "x" } }),
+            (14, r#"Cannot multiply with non-numeric argument: {a: "x"}"#.into())
+        );
+    }
+
+    #[test]
+    fn update_min_max_table() {
+        table(vec![
+            (rawdoc! { "$min": { "a": 1 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 1 }, true),
+            (rawdoc! { "$min": { "a": 9 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 5 }, false),
+            (rawdoc! { "$max": { "a": 9 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 9 }, true),
+            (rawdoc! { "$max": { "a": 1 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 5 }, false),
+            // Equal across numeric types is no change.
+            (rawdoc! { "$min": { "a": 5.0 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 5 }, false),
+            (rawdoc! { "$max": { "a": 5_i64 } }, doc! { "_id": 1, "a": 5.0 }, doc! { "_id": 1, "a": 5.0 }, false),
+            // BSON order across types: numbers sort below strings, null below numbers.
+            (rawdoc! { "$max": { "a": "s" } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": "s" }, true),
+            (rawdoc! { "$min": { "a": null } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": null }, true),
+            (rawdoc! { "$max": { "a": 1 } }, doc! { "_id": 1, "a": null }, doc! { "_id": 1, "a": 1 }, true),
+            // Missing fields are set.
+            (rawdoc! { "$min": { "a.b": 3 } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": { "b": 3 } }, true),
+            (rawdoc! { "$max": { "a.0": 3 } }, doc! { "_id": 1, "a": [1] }, doc! { "_id": 1, "a": [3] }, true),
+        ]);
+    }
+
+    #[test]
+    fn update_current_date_sets_date_or_timestamp() {
+        let (doc, changed) = run(
+            rawdoc! { "$currentDate": { "d": true, "t": { "$type": "timestamp" }, "e.f": { "$type": "date" } } },
+            doc! { "_id": 1, "d": 1 },
+        );
+        assert!(changed);
+        assert!(matches!(doc.get("d"), Some(Bson::DateTime(_))));
+        assert!(matches!(doc.get("t"), Some(Bson::Timestamp(_))));
+        assert!(matches!(doc.get_document("e").unwrap().get("f"), Some(Bson::DateTime(_))));
+        // `false` still sets a date, as mongod does.
+        let (doc, _) = run(rawdoc! { "$currentDate": { "d": false } }, doc! { "_id": 1 });
+        assert!(matches!(doc.get("d"), Some(Bson::DateTime(_))));
+    }
+
+    #[test]
+    fn update_current_date_bad_arguments_are_bad_value() {
+        assert_eq!(
+            parse_err(rawdoc! { "$currentDate": { "d": 1 } }),
+            (
+                2,
+                "int is not valid type for $currentDate. Please use a boolean ('true') or a $type expression \
+                 ({$type: 'timestamp/date'})."
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$currentDate": { "d": { "$type": "x" } } }),
+            (
+                2,
+                "The '$type' string field is required to be 'date' or 'timestamp': {$currentDate: {field : {$type: 'date'}}}"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$currentDate": { "d": { "x": 1 } } }),
+            (2, "Unrecognized $currentDate option: x".into())
+        );
+    }
+
+    #[test]
+    fn update_push_modifiers_table() {
+        table(vec![
+            // $position, positive, beyond the end, negative, far negative.
+            (
+                rawdoc! { "$push": { "a": { "$each": [9, 8], "$position": 1 } } },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 9, 8, 2, 3] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [9], "$position": 10 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2, 9] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [9], "$position": -1 } } },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 2, 9, 3] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [9], "$position": -5 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [9, 1, 2] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [9], "$position": 0 } } },
+                doc! { "_id": 1, "a": [1] },
+                doc! { "_id": 1, "a": [9, 1] },
+                true,
+            ),
+            // $slice keeps the front (positive) or the back (negative).
+            (
+                rawdoc! { "$push": { "a": { "$each": [4, 5], "$slice": 3 } } },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                false,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [4, 5], "$slice": -3 } } },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [3, 4, 5] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [], "$slice": 0 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$slice": 1.0 } } },
+                doc! { "_id": 1 },
+                doc! { "_id": 1, "a": [1] },
+                true,
+            ),
+            // $sort on whole values, mixed types in BSON order, then slice.
+            (
+                rawdoc! { "$push": { "a": { "$each": [3, "x", 1.5], "$sort": 1, "$slice": 3 } } },
+                doc! { "_id": 1, "a": [2, null] },
+                doc! { "_id": 1, "a": [null, 1.5, 2] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [3], "$sort": -1 } } },
+                doc! { "_id": 1, "a": [1, 5] },
+                doc! { "_id": 1, "a": [5, 3, 1] },
+                true,
+            ),
+            // $sort by fields of documents; missing fields and scalars sort as null; ties stable.
+            (
+                rawdoc! { "$push": { "a": { "$each": [ { "s": 2, "n": "c" } ], "$sort": { "s": 1 } } } },
+                doc! { "_id": 1, "a": [ { "s": 3, "n": "a" }, { "n": "b" }, { "s": 2, "n": "d" } ] },
+                doc! { "_id": 1, "a": [ { "n": "b" }, { "s": 2, "n": "d" }, { "s": 2, "n": "c" }, { "s": 3, "n": "a" } ] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [], "$sort": { "x.y": -1 } } } },
+                doc! { "_id": 1, "a": [ { "x": { "y": 1 } }, { "x": { "y": 5 } } ] },
+                doc! { "_id": 1, "a": [ { "x": { "y": 5 } }, { "x": { "y": 1 } } ] },
+                true,
+            ),
+            // Sorting an already sorted array changes nothing.
+            (
+                rawdoc! { "$push": { "a": { "$each": [], "$sort": 1 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2] },
+                false,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn update_push_modifier_errors() {
+        for (spec, message) in [
+            (rawdoc! { "$push": { "a": { "$each": [1], "$foo": 1 } } }, "Unrecognized clause in $push: $foo"),
+            (
+                rawdoc! { "$push": { "a": { "$each": 1 } } },
+                "The argument to $each in $push must be an array but it was of type: int",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$slice": "x" } } },
+                "The value for $slice must be an integer value but was given type: string",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$slice": 1.5 } } },
+                "The value for $slice must be an integer value but was given type: double",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$position": "x" } } },
+                "The value for $position must be an integer value, not of type: string",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$sort": 2 } } },
+                "The $sort element value must be either 1 or -1",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$sort": "x" } } },
+                "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort embedded fields",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$sort": {} } } },
+                "The $sort pattern is empty when it should be a set of fields.",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$sort": { "a..b": 1 } } } },
+                "The $sort field is a dotted field but has an empty part: a..b",
+            ),
+        ] {
+            assert_eq!(parse_err(spec), (2, message.to_owned()));
+        }
+        // Without $each, a document with $-fields is just a value to push.
+        let (doc, _) = run(rawdoc! { "$push": { "a": { "$slice": 1 } } }, doc! { "_id": 1 });
+        assert_eq!(doc, doc! { "_id": 1, "a": [ { "$slice": 1 } ] });
+    }
+
+    #[test]
+    fn update_add_to_set_table() {
+        table(vec![
+            (
+                rawdoc! { "$addToSet": { "a": 3 } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                true,
+            ),
+            (
+                rawdoc! { "$addToSet": { "a": 2.0 } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2] },
+                false,
+            ),
+            (
+                rawdoc! { "$addToSet": { "a": { "$each": [2, 3, 3, 4.0, 4] } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2, 3, 4.0] },
+                true,
+            ),
+            (
+                rawdoc! { "$addToSet": { "a": { "$each": [1, 1, null] } } },
+                doc! { "_id": 1 },
+                doc! { "_id": 1, "a": [1, null] },
+                true,
+            ),
+            // Documents compare by field order too; arrays are values, not $each.
+            (
+                rawdoc! { "$addToSet": { "a": { "y": 1, "x": 1 } } },
+                doc! { "_id": 1, "a": [ { "x": 1, "y": 1 } ] },
+                doc! { "_id": 1, "a": [ { "x": 1, "y": 1 }, { "y": 1, "x": 1 } ] },
+                true,
+            ),
+            (
+                rawdoc! { "$addToSet": { "a": [1] } },
+                doc! { "_id": 1, "a": [1] },
+                doc! { "_id": 1, "a": [1, [1]] },
+                true,
+            ),
+            (rawdoc! { "$addToSet": { "a": { "$each": [] } } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": [] }, true),
+        ]);
+        error_table(vec![(
+            rawdoc! { "$addToSet": { "a": 1 } },
+            doc! { "_id": 1, "a": 1 },
+            2,
+            "Cannot apply $addToSet to non-array field. Field named 'a' has non-array type int",
+        )]);
+        assert_eq!(
+            parse_err(rawdoc! { "$addToSet": { "a": { "$each": 1 } } }),
+            (14, "The argument to $each in $addToSet must be an array but it was of type int".into())
+        );
+        assert_eq!(parse_err(rawdoc! { "$addToSet": { "a": { "$each": [1], "x": 1 } } }).0, 2);
+    }
+
+    #[test]
+    fn update_pop_table() {
+        table(vec![
+            (rawdoc! { "$pop": { "a": 1 } }, doc! { "_id": 1, "a": [1, 2, 3] }, doc! { "_id": 1, "a": [1, 2] }, true),
+            (rawdoc! { "$pop": { "a": -1 } }, doc! { "_id": 1, "a": [1, 2, 3] }, doc! { "_id": 1, "a": [2, 3] }, true),
+            (rawdoc! { "$pop": { "a": 1.0 } }, doc! { "_id": 1, "a": [1] }, doc! { "_id": 1, "a": [] }, true),
+            (rawdoc! { "$pop": { "a": 1 } }, doc! { "_id": 1, "a": [] }, doc! { "_id": 1, "a": [] }, false),
+            (rawdoc! { "$pop": { "a": 1, "b.c": 1 } }, doc! { "_id": 1 }, doc! { "_id": 1 }, false),
+            (
+                rawdoc! { "$pop": { "a.b": -1 } },
+                doc! { "_id": 1, "a": { "b": [1, 2] } },
+                doc! { "_id": 1, "a": { "b": [2] } },
+                true,
+            ),
+        ]);
+        error_table(vec![(
+            rawdoc! { "$pop": { "a.b": 1 } },
+            doc! { "_id": 1, "a": { "b": 5 } },
+            14,
+            "Path 'a.b' contains an element of non-array type 'int'",
+        )]);
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": "x" } }), (9, r#"Expected a number in: a: "x""#.into()));
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": 2 } }), (9, "$pop expects 1 or -1, found: 2".into()));
+    }
+
+    #[test]
+    fn update_pull_all_table() {
+        table(vec![
+            (
+                rawdoc! { "$pullAll": { "a": [1, "x"] } },
+                doc! { "_id": 1, "a": [1, 2, 1.0, "x", [1]] },
+                doc! { "_id": 1, "a": [2, [1]] },
+                true,
+            ),
+            (rawdoc! { "$pullAll": { "a": [9] } }, doc! { "_id": 1, "a": [1] }, doc! { "_id": 1, "a": [1] }, false),
+            (rawdoc! { "$pullAll": { "a": [1] } }, doc! { "_id": 1 }, doc! { "_id": 1 }, false),
+            (
+                rawdoc! { "$pullAll": { "a": [ { "b": 1 } ] } },
+                doc! { "_id": 1, "a": [ { "b": 1 }, { "b": 1, "c": 1 } ] },
+                doc! { "_id": 1, "a": [ { "b": 1, "c": 1 } ] },
+                true,
+            ),
+        ]);
+        error_table(vec![(
+            rawdoc! { "$pullAll": { "a": [1] } },
+            doc! { "_id": 1, "a": 1 },
+            2,
+            "Cannot apply $pull to a non-array value",
+        )]);
+        assert_eq!(
+            parse_err(rawdoc! { "$pullAll": { "a": 1 } }),
+            (2, "$pullAll requires an array argument but was given a int".into())
+        );
+    }
+
+    #[test]
+    fn update_bit_table() {
+        table(vec![
+            (rawdoc! { "$bit": { "a": { "and": 3 } } }, doc! { "_id": 1, "a": 6 }, doc! { "_id": 1, "a": 2 }, true),
+            (rawdoc! { "$bit": { "a": { "or": 1 } } }, doc! { "_id": 1, "a": 6 }, doc! { "_id": 1, "a": 7 }, true),
+            (rawdoc! { "$bit": { "a": { "xor": 5 } } }, doc! { "_id": 1, "a": 6 }, doc! { "_id": 1, "a": 3 }, true),
+            (
+                rawdoc! { "$bit": { "a": { "or": 1_i64 } } },
+                doc! { "_id": 1, "a": 6 },
+                doc! { "_id": 1, "a": 7_i64 },
+                true,
+            ),
+            (
+                rawdoc! { "$bit": { "a": { "and": 1, "or": 8 } } },
+                doc! { "_id": 1, "a": 3 },
+                doc! { "_id": 1, "a": 9 },
+                true,
+            ),
+            (rawdoc! { "$bit": { "a": { "or": 2 } } }, doc! { "_id": 1, "a": 2 }, doc! { "_id": 1, "a": 2 }, false),
+            (rawdoc! { "$bit": { "a": { "or": 5 } } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": 5 }, true),
+            (rawdoc! { "$bit": { "a": { "and": 5_i64 } } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": 0_i64 }, true),
+        ]);
+        error_table(vec![(
+            rawdoc! { "$bit": { "a": { "and": 1 } } },
+            doc! { "_id": 1, "a": 1.0 },
+            2,
+            "Cannot apply $bit to a value of non-integral type._id: 1 has the field a of non-integer type double",
+        )]);
+        for (spec, message) in [
+            (
+                rawdoc! { "$bit": { "a": 1 } },
+                "The $bit modifier is not compatible with a int. You must pass in an embedded document: {$bit: {field: {and/or/xor: #}}",
+            ),
+            (
+                rawdoc! { "$bit": { "a": {} } },
+                "You must pass in at least one bitwise operation. The format is: {$bit: {field: {and/or/xor: #}}",
+            ),
+            (
+                rawdoc! { "$bit": { "a": { "not": 1 } } },
+                "The $bit modifier only supports 'and', 'or', and 'xor', not 'not' which is an unknown operator: {not: 1}",
+            ),
+            (
+                rawdoc! { "$bit": { "a": { "and": 1.0 } } },
+                "The $bit modifier field must be an Integer(32/64 bit); a 'double' is not supported here: {and: 1.0}",
+            ),
+        ] {
+            assert_eq!(parse_err(spec), (2, message.to_owned()));
+        }
+    }
+
+    #[test]
+    fn update_rename_table() {
+        table(vec![
+            (
+                rawdoc! { "$rename": { "a": "b" } },
+                doc! { "_id": 1, "a": 1, "c": 2 },
+                doc! { "_id": 1, "c": 2, "b": 1 },
+                true,
+            ),
+            (rawdoc! { "$rename": { "a": "c" } }, doc! { "_id": 1, "a": 1, "c": 2 }, doc! { "_id": 1, "c": 1 }, true),
+            (
+                rawdoc! { "$rename": { "a.b": "c.d" } },
+                doc! { "_id": 1, "a": { "b": [1], "x": 1 } },
+                doc! { "_id": 1, "a": { "x": 1 }, "c": { "d": [1] } },
+                true,
+            ),
+            (rawdoc! { "$rename": { "missing": "b" } }, doc! { "_id": 1, "b": 1 }, doc! { "_id": 1, "b": 1 }, false),
+            (rawdoc! { "$rename": { "a.b": "c" } }, doc! { "_id": 1, "a": {} }, doc! { "_id": 1, "a": {} }, false),
+        ]);
+        error_table(vec![
+            (
+                rawdoc! { "$rename": { "a.0": "b" } },
+                doc! { "_id": 1, "a": [1] },
+                2,
+                "The source field cannot be an array element, 'a.0' in doc with _id: 1 has an array field called 'a'",
+            ),
+            (
+                rawdoc! { "$rename": { "a": "b.0" } },
+                doc! { "_id": 1, "a": 1, "b": [1] },
+                2,
+                "The destination field cannot be an array element, 'b.0' in doc with _id: 1 has an array field called 'b'",
+            ),
+            (
+                rawdoc! { "$rename": { "a": "b.c" } },
+                doc! { "_id": 1, "a": 1, "b": [] },
+                2,
+                "The destination field cannot be an array element, 'b.c' in doc with _id: 1 has an array field called 'b'",
+            ),
+            (
+                rawdoc! { "$rename": { "a": "b.c" } },
+                doc! { "_id": 1, "a": 1, "b": 5 },
+                28,
+                "Cannot create field 'c' in element {b: 5}",
+            ),
+            (
+                rawdoc! { "$rename": { "_id": "b" } },
+                doc! { "_id": 1 },
+                66,
+                "Unsetting the path '_id' using $rename would modify the immutable field '_id'",
+            ),
+            (
+                rawdoc! { "$rename": { "a": "_id" } },
+                doc! { "_id": 1, "a": 2 },
+                66,
+                "Performing an update on the path '_id' would modify the immutable field '_id'",
+            ),
+        ]);
+        for (spec, code, message) in [
+            (rawdoc! { "$rename": { "a": 1 } }, 2, "The 'to' field for $rename must be a string: a: 1"),
+            (rawdoc! { "$rename": { "a": "a" } }, 2, r#"The source and target field for $rename must differ: a: "a""#),
+            (
+                rawdoc! { "$rename": { "a": "a.b" } },
+                2,
+                r#"The source and target field for $rename must not be on the same path: a: "a.b""#,
+            ),
+            (
+                rawdoc! { "$rename": { "a.b": "a" } },
+                2,
+                r#"The source and target field for $rename must not be on the same path: a.b: "a""#,
+            ),
+            (
+                rawdoc! { "$rename": { "a": "b" }, "$set": { "b": 1 } },
+                40,
+                "Updating the path 'b' would create a conflict at 'b'",
+            ),
+            (rawdoc! { "$rename": { "a": "" } }, 56, "An empty update path is not valid."),
+        ] {
+            assert_eq!(parse_err(spec), (code, message.to_owned()));
+        }
+        assert!(Update::parse(&rawdoc! { "$rename": { "a": "ab" } }).is_ok());
     }
 }
