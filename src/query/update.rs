@@ -7,10 +7,10 @@
 //! `$set $setOnInsert $unset $inc $mul $min $max $rename $currentDate $push $addToSet $pop
 //! $pull $pullAll $bit`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bson::raw::CStr;
-use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
+use bson::{Bson, Document, RawArray, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::error::QueryError;
 use super::filter::{Filter, is_operator_document, move_id_first};
@@ -27,6 +27,20 @@ const MAX_PADDING: usize = 1_500_000;
 #[derive(Debug, Clone)]
 pub struct Update {
     kind: Kind,
+    /// `arrayFilters` by identifier, for `$[<identifier>]` path components.
+    array_filters: BTreeMap<String, Filter>,
+    /// The query's conditions, kept when a path uses `$` so the matched element can be found.
+    positional: Option<Vec<PositionalCondition>>,
+}
+
+/// One condition of the query, for finding the array element `$` stands for: the path it
+/// tests and, for each split of that path, a filter on the rest of the path matched against
+/// `{e: <element>}`.
+#[derive(Debug, Clone)]
+struct PositionalCondition {
+    parts: Vec<String>,
+    /// `suffixes[k]` tests `parts[k..]` under the placeholder field `e`.
+    suffixes: Vec<Option<Filter>>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,10 +155,44 @@ impl Update {
     /// EmptyFieldName, 40 ConflictingUpdateOperators, 14 TypeMismatch for a non-numeric
     /// `$inc`, 238 NotImplemented for modifiers not built yet.
     pub fn parse(spec: &RawDocument) -> Result<Self, QueryError> {
-        match fields(spec).next() {
-            Some((first, _)) if first.starts_with('$') => parse_operators(spec),
-            _ => parse_replacement(spec),
+        Self::parse_statement(spec, &RawDocumentBuf::new(), None)
+    }
+
+    /// Parses the update of a statement with its query (for the positional `$`) and its
+    /// `arrayFilters` (for `$[<identifier>]`).
+    ///
+    /// # Errors
+    /// Those of [`Update::parse`]; for array filters, 9 FailedToParse (no or several top-level
+    /// fields, a repeated identifier, an identifier the update does not use) and 2 BadValue (an
+    /// identifier that is not a lowercase-led alphanumeric word, a path naming an identifier
+    /// with no filter, more than one `$` in a path); the filters' own parse errors.
+    pub fn parse_statement(
+        spec: &RawDocument,
+        query: &RawDocument,
+        array_filters: Option<&RawArray>,
+    ) -> Result<Self, QueryError> {
+        let filters = match array_filters {
+            Some(list) => parse_array_filters(list)?,
+            None => BTreeMap::new(),
+        };
+        let mut used = BTreeSet::new();
+        let mut update = match fields(spec).next() {
+            Some((first, _)) if first.starts_with('$') => parse_operators(spec, &filters, &mut used)?,
+            _ => parse_replacement(spec)?,
+        };
+        if let Some(unused) = filters.keys().find(|id| !used.contains(*id)) {
+            return Err(QueryError::failed_to_parse(format!(
+                "The array filter for identifier '{unused}' was not used in the update {}",
+                render::element("", RawBsonRef::Document(spec)).trim_start_matches(": ")
+            )));
         }
+        if used.contains("$") {
+            let mut conditions = Vec::new();
+            positional_conditions(query, &mut conditions)?;
+            update.positional = Some(conditions);
+        }
+        update.array_filters = filters;
+        Ok(update)
     }
 
     /// Whether this update replaces the whole document.
@@ -169,7 +217,23 @@ impl Update {
                 Ok(changed)
             }
             Kind::Operators { tree, renames } => {
-                let mut cx = ApplyCx { inserting, changed: false, id: doc.get("_id").cloned(), path: Vec::new() };
+                let positional = match &self.positional {
+                    // An inserted document matched nothing, so `$` has no element to stand for.
+                    Some(_) if inserting => return Err(positional_not_found()),
+                    Some(conditions) => {
+                        let raw = RawDocumentBuf::try_from(&*doc).map_err(QueryError::invalid_bson)?;
+                        positional_index(conditions, &raw)
+                    }
+                    None => None,
+                };
+                let mut cx = ApplyCx {
+                    inserting,
+                    changed: false,
+                    id: doc.get("_id").cloned(),
+                    path: Vec::new(),
+                    array_filters: &self.array_filters,
+                    positional,
+                };
                 // mongod moves a renamed value when its walk reaches the source path; doing
                 // the moves first differs only in where a new destination field lands among
                 // fields other operators create in the same update.
@@ -228,10 +292,14 @@ fn parse_replacement(spec: &RawDocument) -> Result<Update, QueryError> {
         }
         doc.insert(key, to_bson(value)?);
     }
-    Ok(Update { kind: Kind::Replacement(doc) })
+    Ok(Update { kind: Kind::Replacement(doc), array_filters: BTreeMap::new(), positional: None })
 }
 
-fn parse_operators(spec: &RawDocument) -> Result<Update, QueryError> {
+fn parse_operators(
+    spec: &RawDocument,
+    filters: &BTreeMap<String, Filter>,
+    used: &mut BTreeSet<String>,
+) -> Result<Update, QueryError> {
     let mut tree = Tree::new();
     let mut renames = Vec::new();
     for item in spec.iter() {
@@ -248,10 +316,10 @@ fn parse_operators(spec: &RawDocument) -> Result<Update, QueryError> {
         for item in args.iter() {
             let (path, value) = item.map_err(QueryError::invalid_bson)?;
             let path = path.as_str();
-            let parts = check_update_path(path)?;
+            let parts = check_update_path(path, filters, used)?;
             if let Operator::Rename = operator {
                 let to = parse_rename(path, value)?;
-                let to_parts = check_update_path(&to)?;
+                let to_parts = check_update_path(&to, filters, used)?;
                 insert(&mut tree, &parts, path, Modifier::Renamed)?;
                 insert(&mut tree, &to_parts, &to, Modifier::Renamed)?;
                 renames.push(Rename {
@@ -264,7 +332,7 @@ fn parse_operators(spec: &RawDocument) -> Result<Update, QueryError> {
             insert(&mut tree, &parts, path, modifier)?;
         }
     }
-    Ok(Update { kind: Kind::Operators { tree, renames } })
+    Ok(Update { kind: Kind::Operators { tree, renames }, array_filters: BTreeMap::new(), positional: None })
 }
 
 fn parse_operator_name(op: &str) -> Result<Operator, QueryError> {
@@ -290,9 +358,14 @@ fn parse_operator_name(op: &str) -> Result<Operator, QueryError> {
     }
 }
 
-/// Splits an update path, refusing empty components, positional operators (not built yet)
-/// and other `$`-prefixed components.
-fn check_update_path(path: &str) -> Result<Vec<&str>, QueryError> {
+/// Splits an update path, refusing empty components and `$`-prefixed components other than
+/// the positional `$`, `$[]` and `$[<identifier>]` (which must name one of `filters`). Records
+/// the identifiers used, and `"$"` when the path has a positional `$`.
+fn check_update_path<'p>(
+    path: &'p str,
+    filters: &BTreeMap<String, Filter>,
+    used: &mut BTreeSet<String>,
+) -> Result<Vec<&'p str>, QueryError> {
     if path.is_empty() {
         return Err(QueryError::new(ErrorCode::EmptyFieldName, "An empty update path is not valid."));
     }
@@ -303,13 +376,186 @@ fn check_update_path(path: &str) -> Result<Vec<&str>, QueryError> {
             format!("The update path '{path}' contains an empty field name, which is not allowed."),
         ));
     }
-    if parts.iter().any(|p| *p == "$" || p.starts_with("$[")) {
-        return Err(QueryError::not_implemented("the positional update operator"));
-    }
-    if let Some(part) = parts.iter().find(|p| p.starts_with('$')) {
-        return Err(dollar_prefixed(part, path));
+    if let Some((first, rest)) = parts.split_first() {
+        if first.starts_with('$') {
+            return Err(dollar_prefixed(first, path));
+        }
+        let mut dollars = 0;
+        for part in rest {
+            match array_operator(part) {
+                Some(ArrayOperator::First) => {
+                    dollars += 1;
+                    if dollars > 1 {
+                        return Err(QueryError::bad_value(format!(
+                            "Too many positional (i.e. '$') elements found in path '{path}'"
+                        )));
+                    }
+                    used.insert("$".to_owned());
+                }
+                Some(ArrayOperator::All) => {}
+                Some(ArrayOperator::Filtered(id)) => {
+                    if !filters.contains_key(id) {
+                        return Err(QueryError::bad_value(format!(
+                            "No array filter found for identifier '{id}' in path '{path}'"
+                        )));
+                    }
+                    used.insert(id.to_owned());
+                }
+                None if part.starts_with('$') => return Err(dollar_prefixed(part, path)),
+                None => {}
+            }
+        }
     }
     Ok(parts)
+}
+
+/// A path component that picks array elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArrayOperator<'a> {
+    /// `$`: the element the query matched.
+    First,
+    /// `$[]`: every element.
+    All,
+    /// `$[id]`: the elements matching the array filter `id`.
+    Filtered(&'a str),
+}
+
+fn array_operator(part: &str) -> Option<ArrayOperator<'_>> {
+    if part == "$" {
+        return Some(ArrayOperator::First);
+    }
+    match part.strip_prefix("$[").and_then(|p| p.strip_suffix(']')) {
+        Some("") => Some(ArrayOperator::All),
+        Some(id) => Some(ArrayOperator::Filtered(id)),
+        None => None,
+    }
+}
+
+/// Parses `arrayFilters` into filters keyed by their one top-level identifier.
+fn parse_array_filters(list: &RawArray) -> Result<BTreeMap<String, Filter>, QueryError> {
+    let mut filters = BTreeMap::new();
+    for item in super::path::items(list) {
+        let RawBsonRef::Document(spec) = item else {
+            return Err(QueryError::new(
+                ErrorCode::TypeMismatch,
+                format!("Each array filter must be an object, found {}", type_name(item.element_type())),
+            ));
+        };
+        let filter = Filter::parse(spec)?;
+        let mut names = BTreeSet::new();
+        top_level_names(spec, &mut names);
+        let mut names = names.into_iter();
+        let Some(id) = names.next() else {
+            return Err(QueryError::failed_to_parse(
+                "Cannot use an expression without a top-level field name in arrayFilters",
+            ));
+        };
+        if let Some(other) = names.next() {
+            return Err(QueryError::failed_to_parse(format!(
+                "Error parsing array filter :: caused by :: Expected a single top-level field name, found '{id}' and '{other}'"
+            )));
+        }
+        let mut chars = id.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(QueryError::bad_value(format!(
+                "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string \
+                 beginning with a lowercase letter, found '{id}'"
+            )));
+        }
+        if filters.contains_key(&id) {
+            return Err(QueryError::failed_to_parse(format!(
+                "Found multiple array filters with the same top-level field name {id}"
+            )));
+        }
+        filters.insert(id, filter);
+    }
+    Ok(filters)
+}
+
+/// The first components of the paths a filter tests, looking inside `$and`, `$or`, `$nor`.
+fn top_level_names(spec: &RawDocument, names: &mut BTreeSet<String>) {
+    for (key, value) in fields(spec) {
+        if let Some(operator) = key.strip_prefix('$') {
+            if let ("and" | "or" | "nor", RawBsonRef::Array(children)) = (operator, value) {
+                for child in super::path::items(children) {
+                    if let RawBsonRef::Document(child) = child {
+                        top_level_names(child, names);
+                    }
+                }
+            }
+            continue;
+        }
+        names.insert(key.split('.').next().unwrap_or_default().to_owned());
+    }
+}
+
+/// Collects the query's path conditions, at the top level and inside `$and`, for `$`.
+fn positional_conditions(query: &RawDocument, out: &mut Vec<PositionalCondition>) -> Result<(), QueryError> {
+    for (key, value) in fields(query) {
+        if key == "$and" {
+            if let RawBsonRef::Array(children) = value {
+                for child in super::path::items(children) {
+                    if let RawBsonRef::Document(child) = child {
+                        positional_conditions(child, out)?;
+                    }
+                }
+            }
+            continue;
+        }
+        if key.starts_with('$') {
+            continue;
+        }
+        let parts: Vec<String> = key.split('.').map(str::to_owned).collect();
+        let mut suffixes = Vec::with_capacity(parts.len() + 1);
+        for k in 0..=parts.len() {
+            let rest = parts.get(k..).unwrap_or_default();
+            let path = if rest.is_empty() { "e".to_owned() } else { format!("e.{}", rest.join(".")) };
+            let name = <&CStr>::try_from(path.as_str()).map_err(QueryError::invalid_bson)?;
+            let mut spec = RawDocumentBuf::new();
+            spec.append(name, value);
+            // A condition the filter language cannot express here simply records nothing.
+            suffixes.push(Filter::parse(&spec).ok());
+        }
+        out.push(PositionalCondition { parts, suffixes });
+    }
+    Ok(())
+}
+
+/// The array position `$` stands for: for each query condition whose path runs through an
+/// array, the first element that satisfies the rest of the condition; the last condition to
+/// record one wins, as mongod's matcher overwrites its `elemMatchKey`.
+fn positional_index(conditions: &[PositionalCondition], doc: &RawDocument) -> Option<usize> {
+    let mut found = None;
+    for condition in conditions {
+        let mut current = RawBsonRef::Document(doc);
+        for (k, part) in condition.parts.iter().enumerate() {
+            let next = match current {
+                RawBsonRef::Document(d) => d.get(part).ok().flatten(),
+                _ => None,
+            };
+            let Some(next) = next else { break };
+            if let RawBsonRef::Array(items) = next {
+                let Some(Some(filter)) = condition.suffixes.get(k + 1) else { break };
+                let hit = super::path::items(items)
+                    .position(|element| wrap_as("e", element).is_ok_and(|wrapped| filter.matches(&wrapped)));
+                if hit.is_some() {
+                    found = hit;
+                }
+                break;
+            }
+            current = next;
+        }
+    }
+    found
+}
+
+/// `{name: value}`.
+fn wrap_as(name: &str, value: RawBsonRef<'_>) -> Result<RawDocumentBuf, QueryError> {
+    let key = <&CStr>::try_from(name).map_err(QueryError::invalid_bson)?;
+    let mut doc = RawDocumentBuf::new();
+    doc.append(key, value);
+    Ok(doc)
 }
 
 fn dollar_prefixed(field: &str, path: &str) -> QueryError {
@@ -702,11 +948,46 @@ struct ApplyCx<'u> {
     changed: bool,
     /// The document's `_id`, for error messages.
     id: Option<Bson>,
-    /// The path being applied, component by component.
-    path: Vec<&'u str>,
+    /// The path being applied, component by component, with array operators resolved to
+    /// the positions they picked.
+    path: Vec<String>,
+    /// `arrayFilters` by identifier.
+    array_filters: &'u BTreeMap<String, Filter>,
+    /// The array position the query matched, for `$`.
+    positional: Option<usize>,
 }
 
 impl ApplyCx<'_> {
+    /// The component `name` stands for: `$` becomes the position the query matched.
+    fn resolve<'n>(&self, name: &'n str) -> Result<std::borrow::Cow<'n, str>, QueryError> {
+        if name != "$" {
+            return Ok(std::borrow::Cow::Borrowed(name));
+        }
+        match self.positional {
+            Some(index) => Ok(std::borrow::Cow::Owned(index.to_string())),
+            None => Err(positional_not_found()),
+        }
+    }
+
+    /// The positions of `items` an array operator picks.
+    fn targets(&self, operator: ArrayOperator<'_>, items: &[Bson]) -> Result<Vec<usize>, QueryError> {
+        match operator {
+            ArrayOperator::First => Ok(self.positional.into_iter().collect()),
+            ArrayOperator::All => Ok((0..items.len()).collect()),
+            ArrayOperator::Filtered(id) => {
+                let Some(filter) = self.array_filters.get(id) else { return Ok(Vec::new()) };
+                let mut picked = Vec::new();
+                for (index, item) in items.iter().enumerate() {
+                    let wrapped = wrap_as(id, to_raw(item)?.as_raw_bson_ref())?;
+                    if filter.matches(&wrapped) {
+                        picked.push(index);
+                    }
+                }
+                Ok(picked)
+            }
+        }
+    }
+
     /// `{_id: ...}` as mongod writes it in messages.
     fn id_text(&self) -> String {
         match &self.id {
@@ -726,7 +1007,7 @@ impl ApplyCx<'_> {
 
     /// Changing an existing value under `_id` is refused.
     fn check_modify(&self) -> Result<(), QueryError> {
-        if self.path.first() == Some(&"_id") {
+        if self.path.first().map(String::as_str) == Some("_id") {
             return Err(QueryError::new(
                 ErrorCode::ImmutableField,
                 format!(
@@ -1075,7 +1356,14 @@ fn apply_rename(rename: &Rename, doc: &mut Document, cx: &mut ApplyCx<'_>) -> Re
     let parts: Vec<&str> = rename.to.iter().map(String::as_str).collect();
     let mut tree = Tree::new();
     insert(&mut tree, &parts, &rename.to.join("."), Modifier::Set(value))?;
-    let mut set_cx = ApplyCx { inserting: cx.inserting, changed: false, id: cx.id.clone(), path: Vec::new() };
+    let mut set_cx = ApplyCx {
+        inserting: cx.inserting,
+        changed: false,
+        id: cx.id.clone(),
+        path: Vec::new(),
+        array_filters: cx.array_filters,
+        positional: None,
+    };
     apply_in_document(&tree, doc, &mut set_cx)?;
 
     if rename.from.first().map(String::as_str) == Some("_id") {
@@ -1176,17 +1464,31 @@ fn rename_destination_array(parts: &[String], array: &str, cx: &ApplyCx<'_>) -> 
     ))
 }
 
-fn apply_in_document<'u>(tree: &'u Tree, doc: &mut Document, cx: &mut ApplyCx<'u>) -> Result<(), QueryError> {
+fn apply_in_document(tree: &Tree, doc: &mut Document, cx: &mut ApplyCx<'_>) -> Result<(), QueryError> {
     for (name, node) in tree {
-        cx.path.push(name);
+        // In a document, `$` names the field spelled like the matched position, as in mongod.
+        let name = cx.resolve(name)?;
+        cx.path.push(name.to_string());
         let result = match node {
-            UpdateNode::Leaf(modifier) => leaf_in_document(modifier, doc, name, cx),
-            UpdateNode::Inner(children) => inner_in_document(children, doc, name, cx),
+            UpdateNode::Leaf(modifier) => leaf_in_document(modifier, doc, &name, cx),
+            UpdateNode::Inner(children) => inner_in_document(children, doc, &name, cx),
         };
         cx.path.pop();
         result?;
     }
     Ok(())
+}
+
+/// Whether a tree has `$[]` or `$[<identifier>]` children, which need an array.
+fn has_array_updates(children: &Tree) -> bool {
+    children.keys().any(|k| matches!(array_operator(k), Some(ArrayOperator::All | ArrayOperator::Filtered(_))))
+}
+
+fn non_array_element(name: &str, value: &Bson) -> QueryError {
+    QueryError::bad_value(format!(
+        "Cannot apply array updates to non-array element {}",
+        render::owned_element(name, value)
+    ))
 }
 
 fn leaf_in_document(
@@ -1219,16 +1521,14 @@ fn leaf_in_document(
     Ok(())
 }
 
-fn inner_in_document<'u>(
-    children: &'u Tree,
-    doc: &mut Document,
-    name: &str,
-    cx: &mut ApplyCx<'u>,
-) -> Result<(), QueryError> {
+fn inner_in_document(children: &Tree, doc: &mut Document, name: &str, cx: &mut ApplyCx<'_>) -> Result<(), QueryError> {
+    let array_updates = has_array_updates(children);
     match doc.get_mut(name) {
-        Some(Bson::Document(sub)) => apply_in_document(children, sub, cx),
         Some(Bson::Array(items)) => apply_in_array(children, name, items, cx),
+        Some(other) if array_updates => Err(non_array_element(name, other)),
+        Some(Bson::Document(sub)) => apply_in_document(children, sub, cx),
         Some(other) => blocked(children, name, other, cx),
+        None if array_updates => Err(missing_array(cx)),
         None => {
             // Build the missing document aside; it is attached only if something was created.
             let mut fresh = Document::new();
@@ -1241,27 +1541,59 @@ fn inner_in_document<'u>(
     }
 }
 
-fn apply_in_array<'u>(
-    tree: &'u Tree,
+fn positional_not_found() -> QueryError {
+    QueryError::bad_value("The positional operator did not find the match needed from the query.")
+}
+
+fn missing_array(cx: &ApplyCx<'_>) -> QueryError {
+    QueryError::bad_value(format!(
+        "The path '{}' must exist in the document in order to apply array updates.",
+        cx.path.join(".")
+    ))
+}
+
+fn apply_in_array(
+    tree: &Tree,
     array_name: &str,
     items: &mut Vec<Bson>,
-    cx: &mut ApplyCx<'u>,
+    cx: &mut ApplyCx<'_>,
 ) -> Result<(), QueryError> {
     for (name, node) in tree {
-        cx.path.push(name);
-        let result = node_in_array(node, name, array_name, items, cx);
-        cx.path.pop();
+        let result = match array_operator(name) {
+            Some(operator) => {
+                if operator == ArrayOperator::First && cx.positional.is_none() {
+                    return Err(positional_not_found());
+                }
+                let mut result = Ok(());
+                for index in cx.targets(operator, items)? {
+                    let position = index.to_string();
+                    cx.path.push(position.clone());
+                    result = node_in_array(node, &position, array_name, items, cx);
+                    cx.path.pop();
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                result
+            }
+            None => {
+                cx.path.push(name.clone());
+                let result = node_in_array(node, name, array_name, items, cx);
+                cx.path.pop();
+                result
+            }
+        };
         result?;
     }
     Ok(())
 }
 
-fn node_in_array<'u>(
-    node: &'u UpdateNode,
+fn node_in_array(
+    node: &UpdateNode,
     name: &str,
     array_name: &str,
     items: &mut Vec<Bson>,
-    cx: &mut ApplyCx<'u>,
+    cx: &mut ApplyCx<'_>,
 ) -> Result<(), QueryError> {
     let Some(index) = update_index(name) else {
         // A field name cannot address an array element.
@@ -1273,9 +1605,11 @@ fn node_in_array<'u>(
     match node {
         UpdateNode::Leaf(modifier) => leaf_in_array(modifier, items, index, name, cx),
         UpdateNode::Inner(children) => match items.get_mut(index) {
-            Some(Bson::Document(sub)) => apply_in_document(children, sub, cx),
             Some(Bson::Array(inner)) => apply_in_array(children, name, inner, cx),
+            Some(other) if has_array_updates(children) => Err(non_array_element(name, other)),
+            Some(Bson::Document(sub)) => apply_in_document(children, sub, cx),
             Some(other) => blocked(children, name, other, cx),
+            None if has_array_updates(children) => Err(missing_array(cx)),
             None => {
                 let mut fresh = Document::new();
                 apply_in_document(children, &mut fresh, cx)?;
@@ -1500,7 +1834,8 @@ mod tests {
     fn update_set_dollar_path_component_is_52() {
         assert_eq!(parse_err(rawdoc! { "$set": { "$a": 1 } }).0, 52);
         assert_eq!(parse_err(rawdoc! { "$set": { "a.$b": 1 } }).0, 52);
-        assert_eq!(parse_err(rawdoc! { "$set": { "a.$": 1 } }).0, 238);
+        assert_eq!(parse_err(rawdoc! { "$set": { "$": 1 } }).0, 52);
+        assert_eq!(parse_err(rawdoc! { "$set": { "a.$x": 1 } }).0, 52);
     }
 
     #[test]
@@ -2198,5 +2533,233 @@ mod tests {
             assert_eq!(parse_err(spec), (code, message.to_owned()));
         }
         assert!(Update::parse(&rawdoc! { "$rename": { "a": "ab" } }).is_ok());
+    }
+
+    /// Parses a statement with its query and array filters, applies it to `doc`.
+    fn run_statement(
+        spec: RawDocumentBuf,
+        query: RawDocumentBuf,
+        filters: Option<bson::RawArrayBuf>,
+        mut doc: Document,
+    ) -> Result<(Document, bool), (i32, String)> {
+        let update = Update::parse_statement(&spec, &query, filters.as_deref())
+            .map_err(|e| (e.code().code(), e.message().to_owned()))?;
+        let changed = update.apply(&mut doc, false).map_err(|e| (e.code().code(), e.message().to_owned()))?;
+        Ok((doc, changed))
+    }
+
+    fn filters(list: Vec<RawDocumentBuf>) -> Option<bson::RawArrayBuf> {
+        let mut array = bson::RawArrayBuf::new();
+        for doc in list {
+            array.push(doc);
+        }
+        Some(array)
+    }
+
+    #[test]
+    fn update_positional_first_match_table() {
+        let rows = vec![
+            // Scalar array matched by value.
+            (
+                rawdoc! { "$set": { "a.$": 9 } },
+                rawdoc! { "a": 2 },
+                doc! { "_id": 1, "a": [1, 2, 3, 2] },
+                doc! { "_id": 1, "a": [1, 9, 3, 2] },
+            ),
+            // Documents matched through a dotted path, and an operator condition.
+            (
+                rawdoc! { "$inc": { "a.$.n": 1 } },
+                rawdoc! { "a.k": { "$gte": 2 } },
+                doc! { "_id": 1, "a": [ { "k": 1, "n": 0 }, { "k": 2, "n": 0 }, { "k": 3, "n": 0 } ] },
+                doc! { "_id": 1, "a": [ { "k": 1, "n": 0 }, { "k": 2, "n": 1 }, { "k": 3, "n": 0 } ] },
+            ),
+            // Inside $and, next to a condition on another field.
+            (
+                rawdoc! { "$set": { "a.$.k": "x" } },
+                rawdoc! { "_id": 1, "$and": [ { "a.k": 3 } ] },
+                doc! { "_id": 1, "a": [ { "k": 1 }, { "k": 3 } ] },
+                doc! { "_id": 1, "a": [ { "k": 1 }, { "k": "x" } ] },
+            ),
+            // A nested array under a document field.
+            (
+                rawdoc! { "$unset": { "d.a.$": 1 } },
+                rawdoc! { "d.a": 5 },
+                doc! { "_id": 1, "d": { "a": [4, 5] } },
+                doc! { "_id": 1, "d": { "a": [4, null] } },
+            ),
+        ];
+        for (spec, query, input, expected) in rows {
+            let label = format!("{spec:?} with {query:?}");
+            let (doc, changed) = run_statement(spec, query, None, input).unwrap();
+            assert_eq!(doc, expected, "{label}");
+            assert!(changed, "{label}");
+        }
+    }
+
+    #[test]
+    fn update_positional_errors() {
+        assert_eq!(
+            run_statement(rawdoc! { "$set": { "a.$": 1 } }, rawdoc! { "_id": 1 }, None, doc! { "_id": 1, "a": [1] })
+                .unwrap_err(),
+            (2, "The positional operator did not find the match needed from the query.".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$set": { "a.$.b.$": 5 } }),
+            (2, "Too many positional (i.e. '$') elements found in path 'a.$.b.$'".into())
+        );
+        // An upsert's new document matched nothing.
+        let u = Update::parse_statement(&rawdoc! { "$set": { "a.$": 1 } }, &rawdoc! { "a": 1 }, None).unwrap();
+        let mut seed = doc! { "a": 1 };
+        assert_eq!(u.apply(&mut seed, true).unwrap_err().code().code(), 2);
+    }
+
+    #[test]
+    fn update_all_positional_table() {
+        table(vec![
+            (rawdoc! { "$inc": { "a.$[]": 1 } }, doc! { "_id": 1, "a": [1, 2] }, doc! { "_id": 1, "a": [2, 3] }, true),
+            (
+                rawdoc! { "$set": { "a.$[].b": 0 } },
+                doc! { "_id": 1, "a": [ { "b": 1 }, {} ] },
+                doc! { "_id": 1, "a": [ { "b": 0 }, { "b": 0 } ] },
+                true,
+            ),
+            (
+                rawdoc! { "$set": { "a.$[].$[]": 0 } },
+                doc! { "_id": 1, "a": [[1, 2], [3]] },
+                doc! { "_id": 1, "a": [[0, 0], [0]] },
+                true,
+            ),
+            (rawdoc! { "$set": { "a.$[]": 1 } }, doc! { "_id": 1, "a": [] }, doc! { "_id": 1, "a": [] }, false),
+            (rawdoc! { "$set": { "a.$[]": 1 } }, doc! { "_id": 1, "a": [1, 1] }, doc! { "_id": 1, "a": [1, 1] }, false),
+        ]);
+        error_table(vec![
+            (
+                rawdoc! { "$set": { "a.$[]": 1 } },
+                doc! { "_id": 1, "a": 5 },
+                2,
+                "Cannot apply array updates to non-array element a: 5",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[].c": 1 } },
+                doc! { "_id": 1, "a": [1] },
+                28,
+                "Cannot create field 'c' in element {0: 1}",
+            ),
+            (
+                rawdoc! { "$set": { "a.b.$[]": 1 } },
+                doc! { "_id": 1, "a": {} },
+                2,
+                "The path 'a.b' must exist in the document in order to apply array updates.",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn update_filtered_positional_table() {
+        let (doc, changed) = run_statement(
+            rawdoc! { "$set": { "a.$[x]": 0 } },
+            rawdoc! {},
+            filters(vec![rawdoc! { "x": { "$gt": 2 } }]),
+            doc! { "_id": 1, "a": [1, 5, 2, 7] },
+        )
+        .unwrap();
+        assert!(changed);
+        assert_eq!(doc, doc! { "_id": 1, "a": [1, 0, 2, 0] });
+
+        let (doc, _) = run_statement(
+            rawdoc! { "$inc": { "g.$[e].n": 10, "g.$[f].n": 1 } },
+            rawdoc! {},
+            filters(vec![rawdoc! { "e.k": "a" }, rawdoc! { "f.k": { "$in": ["b", "c"] } }]),
+            doc! { "_id": 1, "g": [ { "k": "a", "n": 1 }, { "k": "b", "n": 1 }, { "k": "c", "n": 1 } ] },
+        )
+        .unwrap();
+        assert_eq!(doc, doc! { "_id": 1, "g": [ { "k": "a", "n": 11 }, { "k": "b", "n": 2 }, { "k": "c", "n": 2 } ] });
+
+        // Nested: outer and inner identifiers.
+        let (doc, _) = run_statement(
+            rawdoc! { "$set": { "m.$[r].v.$[c]": "x" } },
+            rawdoc! {},
+            filters(vec![rawdoc! { "r.id": 2 }, rawdoc! { "c": { "$lt": 0 } }]),
+            doc! { "_id": 1, "m": [ { "id": 1, "v": [-1, 1] }, { "id": 2, "v": [-1, 1, -2] } ] },
+        )
+        .unwrap();
+        assert_eq!(doc, doc! { "_id": 1, "m": [ { "id": 1, "v": [-1, 1] }, { "id": 2, "v": ["x", 1, "x"] } ] });
+
+        // No element matches: unchanged.
+        let (_, changed) = run_statement(
+            rawdoc! { "$set": { "a.$[x]": 0 } },
+            rawdoc! {},
+            filters(vec![rawdoc! { "x": 99 }]),
+            doc! { "_id": 1, "a": [1] },
+        )
+        .unwrap();
+        assert!(!changed);
+    }
+
+    #[test]
+    fn update_array_filter_errors() {
+        let cases: Vec<(RawDocumentBuf, Vec<RawDocumentBuf>, i32, &str)> = vec![
+            (
+                rawdoc! { "$set": { "a.$[i]": 5.0 } },
+                vec![rawdoc! { "i": 0 }, rawdoc! { "j": 0 }],
+                9,
+                "The array filter for identifier 'j' was not used in the update { $set: { a.$[i]: 5.0 } }",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                vec![],
+                2,
+                "No array filter found for identifier 'i' in path 'a.$[i]'",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                vec![rawdoc! { "i": 0 }, rawdoc! { "i": 1 }],
+                9,
+                "Found multiple array filters with the same top-level field name i",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                vec![rawdoc! { "i": 0, "j": 1 }],
+                9,
+                "Error parsing array filter :: caused by :: Expected a single top-level field name, found 'i' and 'j'",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[I]": 1 } },
+                vec![rawdoc! { "I": 0 }],
+                2,
+                "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string \
+                 beginning with a lowercase letter, found 'I'",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                vec![rawdoc! {}],
+                9,
+                "Cannot use an expression without a top-level field name in arrayFilters",
+            ),
+        ];
+        for (spec, list, code, message) in cases {
+            let label = format!("{spec:?}");
+            let err = Update::parse_statement(&spec, &rawdoc! {}, filters(list).as_deref()).unwrap_err();
+            assert_eq!((err.code().code(), err.message()), (code, message), "{label}");
+        }
+        // Filters that combine conditions on one identifier are fine.
+        assert!(
+            Update::parse_statement(
+                &rawdoc! { "$set": { "a.$[i]": 1 } },
+                &rawdoc! {},
+                filters(vec![rawdoc! { "$or": [ { "i": 1 }, { "i.b": 2 } ] }]).as_deref(),
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            run_statement(
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                rawdoc! {},
+                filters(vec![rawdoc! { "i": 1 }]),
+                doc! { "_id": 1 }
+            )
+            .unwrap_err(),
+            (2, "The path 'a' must exist in the document in order to apply array updates.".into())
+        );
     }
 }
