@@ -201,6 +201,9 @@ fn update_statement(
     let filter = Filter::parse(query)?;
     let mut candidates = matching(writer, &filter, query, options.multi || options.sort.is_some())?;
     if let Some(sort) = options.sort {
+        if sort.natural() == Some(false) {
+            candidates.reverse();
+        }
         candidates.sort_by(|a, b| sort.compare(a, b));
         candidates.truncate(1);
     }
@@ -513,6 +516,9 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         None => {
             let mut found = matching(&writer, &filter, query, sort.is_some())?;
             if let Some(sort) = &sort {
+                if sort.natural() == Some(false) {
+                    found.reverse();
+                }
                 found.sort_by(|a, b| sort.compare(a, b));
             }
             let victim = found.into_iter().next();
