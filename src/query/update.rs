@@ -707,22 +707,24 @@ fn parse_add_to_set(value: RawBsonRef<'_>) -> Result<Vec<Bson>, QueryError> {
     Ok(unique)
 }
 
+/// `$pop` takes 1 or -1, read as mongod's `parseIntegerElementToLong` reads integers.
 fn parse_pop(path: &str, value: RawBsonRef<'_>) -> Result<Modifier, QueryError> {
-    let Some(n) = Number::from_raw(value) else {
-        return Err(QueryError::failed_to_parse(format!("Expected a number in: {}", render::element(path, value))));
+    let element = || render::element(path, value);
+    if Number::from_raw(value).is_none() {
+        return Err(QueryError::failed_to_parse(format!("Expected a number in: {}", element())));
+    }
+    let Some(n) = integer_argument(value) else {
+        let integral = matches!(value, RawBsonRef::Double(d) if d.fract() == 0.0);
+        return Err(QueryError::failed_to_parse(if integral {
+            format!("Cannot represent as a 64-bit integer: {}", element())
+        } else {
+            format!("Expected an integer: {}", element())
+        }));
     };
-    match number::compare(n, Number::Int32(1)) {
-        std::cmp::Ordering::Equal => Ok(Modifier::Pop { front: false }),
-        _ if number::compare(n, Number::Int32(-1)).is_eq() => Ok(Modifier::Pop { front: true }),
-        _ => {
-            let shown = match n {
-                Number::Int32(i) => i.to_string(),
-                Number::Int64(i) => i.to_string(),
-                Number::Double(d) => render::double(d),
-                Number::Decimal(d) => d.to_string(),
-            };
-            Err(QueryError::failed_to_parse(format!("$pop expects 1 or -1, found: {shown}")))
-        }
+    match n {
+        1 => Ok(Modifier::Pop { front: false }),
+        -1 => Ok(Modifier::Pop { front: true }),
+        other => Err(QueryError::failed_to_parse(format!("$pop expects 1 or -1, found: {other}"))),
     }
 }
 
@@ -1093,8 +1095,10 @@ impl Modifier {
             Modifier::CurrentDate { timestamp } => Ok(Action::Set(current_date(*timestamp))),
             Modifier::Push(spec) => match existing {
                 Bson::Array(items) => Ok(changed_array(items, spec.apply(items))),
+                // mongod names the whole path here, not just the field.
                 other => Err(QueryError::bad_value(format!(
-                    "The field '{field}' must be an array but is of type {} in document {}",
+                    "The field '{}' must be an array but is of type {} in document {}",
+                    cx.path.join("."),
                     type_name(other.element_type()),
                     cx.id_text()
                 ))),
@@ -2371,6 +2375,9 @@ mod tests {
         )]);
         assert_eq!(parse_err(rawdoc! { "$pop": { "a": "x" } }), (9, r#"Expected a number in: a: "x""#.into()));
         assert_eq!(parse_err(rawdoc! { "$pop": { "a": 2 } }), (9, "$pop expects 1 or -1, found: 2".into()));
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": -2.0 } }), (9, "$pop expects 1 or -1, found: -2".into()));
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": 1.5 } }), (9, "Expected an integer: a: 1.5".into()));
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": true } }), (9, "Expected a number in: a: true".into()));
     }
 
     #[test]
@@ -2761,5 +2768,63 @@ mod tests {
             .unwrap_err(),
             (2, "The path 'a' must exist in the document in order to apply array updates.".into())
         );
+    }
+
+    #[test]
+    fn update_push_to_nested_non_array_names_the_path() {
+        assert_eq!(
+            run_err(rawdoc! { "$push": { "a.b": 1 } }, doc! { "_id": 1, "a": { "b": 1 } }),
+            (2, "The field 'a.b' must be an array but is of type int in document {_id: 1}".into())
+        );
+    }
+
+    #[test]
+    fn update_creates_paths_and_pads_arrays() {
+        table(vec![
+            // A numeric component on a missing path names a field of a new document.
+            (rawdoc! { "$set": { "a.0": 1 } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": { "0": 1 } }, true),
+            (
+                rawdoc! { "$set": { "a.0.b": 1 } },
+                doc! { "_id": 1, "a": {} },
+                doc! { "_id": 1, "a": { "0": { "b": 1 } } },
+                true,
+            ),
+            // On an array it is a position; beyond the end the gap is filled with nulls.
+            (
+                rawdoc! { "$inc": { "a.3": 1 } },
+                doc! { "_id": 1, "a": [1] },
+                doc! { "_id": 1, "a": [1, null, null, 1] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a.2": 5 } },
+                doc! { "_id": 1, "a": [] },
+                doc! { "_id": 1, "a": [null, null, [5]] },
+                true,
+            ),
+            (
+                rawdoc! { "$set": { "a.2.b": 1 } },
+                doc! { "_id": 1, "a": [0] },
+                doc! { "_id": 1, "a": [0, null, { "b": 1 }] },
+                true,
+            ),
+            (rawdoc! { "$min": { "a.1": 1 } }, doc! { "_id": 1, "a": [0] }, doc! { "_id": 1, "a": [0, 1] }, true),
+            // Non-creating operators leave missing positions alone.
+            (
+                rawdoc! { "$unset": { "a.5": 1 }, "$pop": { "b.3": 1 } },
+                doc! { "_id": 1, "a": [0], "b": [] },
+                doc! { "_id": 1, "a": [0], "b": [] },
+                false,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn update_upsert_seed_then_set_on_insert_and_set() {
+        let filter = Filter::parse(&rawdoc! { "$and": [ { "_id": 5 }, { "a.b": 1 } ], "c": { "$gt": 1 } }).unwrap();
+        let mut seed = filter.equality_seed().unwrap();
+        let u = update(rawdoc! { "$setOnInsert": { "n": 1 }, "$inc": { "a.c": 2 }, "$push": { "l": 1 } });
+        assert!(u.apply(&mut seed, true).unwrap());
+        assert_eq!(seed, doc! { "_id": 5, "a": { "b": 1, "c": 2 }, "l": [1], "n": 1 });
     }
 }
