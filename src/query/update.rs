@@ -180,7 +180,9 @@ impl Update {
             Some((first, _)) if first.starts_with('$') => parse_operators(spec, &filters, &mut used)?,
             _ => parse_replacement(spec)?,
         };
-        if let Some(unused) = filters.keys().find(|id| !used.contains(*id)) {
+        // mongod checks identifiers only for operator updates; a replacement ignores them.
+        let unused = if update.is_replacement() { None } else { filters.keys().find(|id| !used.contains(*id)) };
+        if let Some(unused) = unused {
             return Err(QueryError::failed_to_parse(format!(
                 "The array filter for identifier '{unused}' was not used in the update {}",
                 render::element("", RawBsonRef::Document(spec)).trim_start_matches(": ")
@@ -1094,6 +1096,9 @@ impl Modifier {
             }
             Modifier::CurrentDate { timestamp } => Ok(Action::Set(current_date(*timestamp))),
             Modifier::Push(spec) => match existing {
+                // mongod's `PushNode` counts any `$sort` as a modification, even one that
+                // leaves the order as it was; nModified follows it.
+                Bson::Array(items) if spec.sort.is_some() => Ok(Action::Set(Bson::Array(spec.apply(items)))),
                 Bson::Array(items) => Ok(changed_array(items, spec.apply(items))),
                 // mongod names the whole path here, not just the field.
                 other => Err(QueryError::bad_value(format!(
@@ -2243,9 +2248,16 @@ mod tests {
                 doc! { "_id": 1, "a": [ { "x": { "y": 5 } }, { "x": { "y": 1 } } ] },
                 true,
             ),
-            // Sorting an already sorted array changes nothing.
+            // As in mongod, a $sort counts as a change even when the order stays.
             (
                 rawdoc! { "$push": { "a": { "$each": [], "$sort": 1 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2] },
+                true,
+            ),
+            // Without $sort, pushing nothing and slicing nothing off is no change.
+            (
+                rawdoc! { "$push": { "a": { "$each": [], "$slice": 5 } } },
                 doc! { "_id": 1, "a": [1, 2] },
                 doc! { "_id": 1, "a": [1, 2] },
                 false,
@@ -2749,6 +2761,11 @@ mod tests {
             let err = Update::parse_statement(&spec, &rawdoc! {}, filters(list).as_deref()).unwrap_err();
             assert_eq!((err.code().code(), err.message()), (code, message), "{label}");
         }
+        // A replacement ignores array filters, as mongod's UpdateDriver does.
+        assert!(
+            Update::parse_statement(&rawdoc! { "a": 1 }, &rawdoc! {}, filters(vec![rawdoc! { "i": 1 }]).as_deref())
+                .is_ok()
+        );
         // Filters that combine conditions on one identifier are fine.
         assert!(
             Update::parse_statement(
