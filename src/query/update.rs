@@ -6,6 +6,13 @@
 //! mongod appends new fields in that order. Every field modifier of mongod 7.0 is built:
 //! `$set $setOnInsert $unset $inc $mul $min $max $rename $currentDate $push $addToSet $pop
 //! $pull $pullAll $bit`.
+//!
+//! Paths may pick array elements: `$` (the element the statement's query matched), `$[]`
+//! (every element) and `$[<identifier>]` (the elements matching that `arrayFilters` entry).
+//! [`Update::parse_statement`] takes the query and the filters with the update. mongod's
+//! matcher records which element matched; Monarch's [`Filter`] does not, so the query's
+//! conditions (top level and `$and`) are kept and re-evaluated on the array's elements when
+//! the update is applied.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -204,12 +211,17 @@ impl Update {
 
     /// Applies the update to `doc`; `inserting` is true for an upsert's new document (it
     /// enables `$setOnInsert` and creating paths under `_id`). Returns whether `doc` changed:
-    /// an update that leaves every value identical reports false, so nModified stays 0.
+    /// an update whose every operator is a no-op in mongod's sense reports false, so
+    /// nModified stays 0 (`$currentDate`, `$rename` of an existing field and `$push` with
+    /// `$sort` always count as changes, as in mongod).
     ///
     /// # Errors
-    /// mongod's errors: 14 TypeMismatch (`$inc` on a non-number), 2 BadValue (`$push`/`$pull`
-    /// on a non-array, int64 overflow), 28 PathNotViable, 34 CannotBackfillArray, 66
-    /// ImmutableField. On error `doc` may be partly updated: apply to a copy and drop it.
+    /// mongod's errors: 14 TypeMismatch (`$inc`/`$mul` on a non-number, `$pop` on a
+    /// non-array), 2 BadValue (array operators on a non-array, int64 overflow, `$bit` on a
+    /// non-integer, `$rename` through arrays, `$` without a matched element, `$[]` on a
+    /// missing path), 28 PathNotViable, 34 CannotBackfillArray, 66 ImmutableField, 238
+    /// NotImplemented for decimal128 arithmetic. On error `doc` may be partly updated: apply
+    /// to a copy and drop it.
     pub fn apply(&self, doc: &mut Document, inserting: bool) -> Result<bool, QueryError> {
         match &self.kind {
             Kind::Replacement(replacement) => {
@@ -236,13 +248,16 @@ impl Update {
                     array_filters: &self.array_filters,
                     positional,
                 };
-                // mongod moves a renamed value when its walk reaches the source path; doing
-                // the moves first differs only in where a new destination field lands among
-                // fields other operators create in the same update.
-                for rename in renames {
-                    apply_rename(rename, doc, &mut cx)?;
+                for (name, node) in tree {
+                    // mongod moves a renamed value when its walk reaches the source path, so
+                    // the destination field lands among the fields other operators create in
+                    // path order. Moving it when the walk reaches the source's top-level field
+                    // is exact for top-level sources.
+                    for rename in renames.iter().filter(|r| r.from.first() == Some(name)) {
+                        apply_rename(rename, doc, &mut cx)?;
+                    }
+                    apply_entry(name, node, doc, &mut cx)?;
                 }
-                apply_in_document(tree, doc, &mut cx)?;
                 if inserting {
                     *doc = move_id_first(std::mem::take(doc));
                 }
@@ -1475,17 +1490,22 @@ fn rename_destination_array(parts: &[String], array: &str, cx: &ApplyCx<'_>) -> 
 
 fn apply_in_document(tree: &Tree, doc: &mut Document, cx: &mut ApplyCx<'_>) -> Result<(), QueryError> {
     for (name, node) in tree {
-        // In a document, `$` names the field spelled like the matched position, as in mongod.
-        let name = cx.resolve(name)?;
-        cx.path.push(name.to_string());
-        let result = match node {
-            UpdateNode::Leaf(modifier) => leaf_in_document(modifier, doc, &name, cx),
-            UpdateNode::Inner(children) => inner_in_document(children, doc, &name, cx),
-        };
-        cx.path.pop();
-        result?;
+        apply_entry(name, node, doc, cx)?;
     }
     Ok(())
+}
+
+/// Applies the subtree at field `name` of `doc`.
+fn apply_entry(name: &str, node: &UpdateNode, doc: &mut Document, cx: &mut ApplyCx<'_>) -> Result<(), QueryError> {
+    // In a document, `$` names the field spelled like the matched position, as in mongod.
+    let name = cx.resolve(name)?;
+    cx.path.push(name.to_string());
+    let result = match node {
+        UpdateNode::Leaf(modifier) => leaf_in_document(modifier, doc, &name, cx),
+        UpdateNode::Inner(children) => inner_in_document(children, doc, &name, cx),
+    };
+    cx.path.pop();
+    result
 }
 
 /// Whether a tree has `$[]` or `$[<identifier>]` children, which need an array.
@@ -2552,6 +2572,9 @@ mod tests {
             assert_eq!(parse_err(spec), (code, message.to_owned()));
         }
         assert!(Update::parse(&rawdoc! { "$rename": { "a": "ab" } }).is_ok());
+        // The destination lands where mongod's path-ordered walk puts it among new fields.
+        let (doc, _) = run(rawdoc! { "$set": { "a": 1, "z": 1 }, "$rename": { "m": "n" } }, doc! { "_id": 1, "m": 2 });
+        assert_eq!(doc, doc! { "_id": 1, "a": 1, "n": 2, "z": 1 });
     }
 
     /// Parses a statement with its query and array filters, applies it to `doc`.
