@@ -1626,10 +1626,17 @@ fn node_in_array(
 ) -> Result<(), QueryError> {
     let Some(index) = update_index(name) else {
         // A field name cannot address an array element.
-        if node_creates(node, cx.inserting) {
-            return Err(not_viable(name, &render::owned_element(array_name, &Bson::Array(items.clone()))));
-        }
-        return Ok(());
+        let taken = cx.path.get(..cx.path.len().saturating_sub(1)).unwrap_or_default().join(".");
+        return match blocking(node, cx.inserting) {
+            Some((_, true)) => Err(not_viable(name, &render::owned_element(array_name, &Bson::Array(items.clone())))),
+            Some((below, false)) => Err(untraversable(
+                &taken,
+                name,
+                &below,
+                &render::owned_element(array_name, &Bson::Array(items.clone())),
+            )),
+            None => Ok(()),
+        };
     };
     match node {
         UpdateNode::Leaf(modifier) => leaf_in_array(modifier, items, index, name, cx),
@@ -1684,18 +1691,49 @@ fn leaf_in_array(
 }
 
 /// The path continues through a scalar: creating modifiers fail, the others do nothing.
+/// The path continues through a scalar: creating modifiers fail, and so do `$pop`, `$pull`
+/// and `$pullAll` (mongod's `checkViability`); the others do nothing. Children are tried in
+/// path order, as mongod applies them.
 fn blocked(children: &Tree, name: &str, value: &Bson, cx: &ApplyCx<'_>) -> Result<(), QueryError> {
-    match children.iter().find(|(_, node)| node_creates(node, cx.inserting)) {
-        Some((field, _)) => Err(not_viable(field, &render::owned_element(name, value))),
-        None => Ok(()),
+    for (field, node) in children {
+        match blocking(node, cx.inserting) {
+            Some((_, true)) => return Err(not_viable(field, &render::owned_element(name, value))),
+            Some((below, false)) => {
+                return Err(untraversable(&cx.path.join("."), field, &below, &render::owned_element(name, value)));
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// The first leaf under `node` (in path order) that creates its path (`true`) or needs the
+/// path to be traversable (`false`), with the components leading to it.
+fn blocking(node: &UpdateNode, inserting: bool) -> Option<(Vec<&str>, bool)> {
+    match node {
+        UpdateNode::Leaf(modifier) if modifier.creates(inserting) => Some((Vec::new(), true)),
+        UpdateNode::Leaf(Modifier::Pop { .. } | Modifier::Pull(_) | Modifier::PullAll(_)) => Some((Vec::new(), false)),
+        UpdateNode::Leaf(_) => None,
+        UpdateNode::Inner(children) => children.iter().find_map(|(name, child)| {
+            blocking(child, inserting).map(|(mut below, creates)| {
+                below.insert(0, name.as_str());
+                (below, creates)
+            })
+        }),
     }
 }
 
-fn node_creates(node: &UpdateNode, inserting: bool) -> bool {
-    match node {
-        UpdateNode::Leaf(modifier) => modifier.creates(inserting),
-        UpdateNode::Inner(children) => children.values().any(|child| node_creates(child, inserting)),
+/// mongod's `UpdateLeafNode::checkViability` error.
+fn untraversable(taken: &str, first: &str, below: &[&str], element: &str) -> QueryError {
+    let mut rest = first.to_owned();
+    for part in below {
+        rest.push('.');
+        rest.push_str(part);
     }
+    QueryError::new(
+        ErrorCode::PathNotViable,
+        format!("Cannot use the part ({first}) of ({taken}.{rest}) to traverse the element ({{{element}}})"),
+    )
 }
 
 fn not_viable(field: &str, element: &str) -> QueryError {
@@ -2866,5 +2904,35 @@ mod tests {
         let u = update(rawdoc! { "$setOnInsert": { "n": 1 }, "$inc": { "a.c": 2 }, "$push": { "l": 1 } });
         assert!(u.apply(&mut seed, true).unwrap());
         assert_eq!(seed, doc! { "_id": 5, "a": { "b": 1, "c": 2 }, "l": [1], "n": 1 });
+    }
+
+    #[test]
+    fn update_array_removers_need_a_traversable_path() {
+        error_table(vec![
+            (
+                rawdoc! { "$pull": { "a.b": 1 } },
+                doc! { "_id": 1, "a": 5 },
+                28,
+                "Cannot use the part (b) of (a.b) to traverse the element ({a: 5})",
+            ),
+            (
+                rawdoc! { "$pop": { "a.b.c": 1 } },
+                doc! { "_id": 1, "a": { "b": 1 } },
+                28,
+                "Cannot use the part (c) of (a.b.c) to traverse the element ({b: 1})",
+            ),
+            (
+                rawdoc! { "$pullAll": { "a.b.c": [1] } },
+                doc! { "_id": 1, "a": [1] },
+                28,
+                "Cannot use the part (b) of (a.b.c) to traverse the element ({a: [ 1 ]})",
+            ),
+        ]);
+        // $unset is a no-op there, and missing documents or positions are no-ops for all.
+        table(vec![
+            (rawdoc! { "$unset": { "a.b": 1 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 5 }, false),
+            (rawdoc! { "$pull": { "a.b.c": 1 } }, doc! { "_id": 1, "a": {} }, doc! { "_id": 1, "a": {} }, false),
+            (rawdoc! { "$pull": { "a.3.c": 1 } }, doc! { "_id": 1, "a": [1] }, doc! { "_id": 1, "a": [1] }, false),
+        ]);
     }
 }
