@@ -50,6 +50,17 @@ async fn read_find_filter_sort_skip_limit_projection() {
             doc! { "age": 18, "name": "p168" },
         ]
     );
+    // `$natural: -1` walks the records backwards.
+    let last: Vec<Document> = coll
+        .find(doc! { "_id": { "$lt": 3 } })
+        .sort(doc! { "$natural": -1 })
+        .projection(doc! { "_id": 1 })
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(last, vec![doc! { "_id": 2 }, doc! { "_id": 1 }, doc! { "_id": 0 }]);
     let excluded = coll.find_one(doc! { "_id": 7 }).projection(doc! { "tags": 0, "city": 0 }).await.expect("find");
     assert_eq!(excluded, Some(doc! { "_id": 7, "age": 7, "name": "p007" }));
     let any = coll.count_documents(doc! { "$or": [{ "tags": 4 }, { "age": { "$in": [1, 2] } }] }).await.expect("count");

@@ -258,3 +258,61 @@ async fn write_bad_arguments_are_errors_and_write_nothing() {
         "nothing half-written"
     );
 }
+
+#[tokio::test]
+async fn write_update_positional_array_filters_and_upsert_seed() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("app");
+    let coll = db.collection::<Document>("p");
+    coll.insert_one(doc! { "_id": 1, "a": [1, 5, 2, 7], "g": [ { "k": "x", "n": 1 }, { "k": "y", "n": 1 } ] })
+        .await
+        .expect("insert");
+
+    // `$` is the element the query matched.
+    coll.update_one(doc! { "_id": 1, "g.k": "y" }, doc! { "$inc": { "g.$.n": 5 } }).await.expect("positional");
+    // arrayFilters through the update command.
+    let reply = db
+        .run_command(doc! { "update": "p", "updates": [
+            { "q": { "_id": 1 }, "u": { "$set": { "a.$[big]": 0 } }, "arrayFilters": [ { "big": { "$gt": 4 } } ] },
+        ] })
+        .await
+        .expect("update");
+    assert_eq!(reply.get_i32("nModified").ok(), Some(1), "{reply}");
+    let doc = coll.find_one(doc! { "_id": 1 }).await.expect("find").expect("doc");
+    assert_eq!(doc, doc! { "_id": 1, "a": [1, 0, 2, 0], "g": [ { "k": "x", "n": 1 }, { "k": "y", "n": 6 } ] });
+
+    // An unused array filter is 9 FailedToParse, in findAndModify too.
+    let reply = db
+        .run_command(doc! { "update": "p", "updates": [
+            { "q": { "_id": 1 }, "u": { "$set": { "a.$[i]": 0 } }, "arrayFilters": [ { "i": 1 }, { "j": 1 } ] },
+        ] })
+        .await
+        .expect("update");
+    let code =
+        reply.get_array("writeErrors").ok().and_then(|e| e[0].as_document()).and_then(|e| e.get_i32("code").ok());
+    assert_eq!(code, Some(9), "{reply}");
+    let modified = db
+        .run_command(doc! { "findAndModify": "p", "query": { "_id": 1 }, "update": { "$set": { "a.$[i]": 9 } },
+        "arrayFilters": [ { "i": 2 } ], "new": true })
+        .await
+        .expect("findAndModify");
+    assert_eq!(
+        modified.get_document("value").ok().and_then(|v| v.get_array("a").ok()).map(|a| a[2].clone()),
+        Some(Bson::Int32(9))
+    );
+
+    // Upsert: equalities (inside $and, dotted) seed the document, then $setOnInsert and $set.
+    let options = UpdateOptions::builder().upsert(true).build();
+    let result = coll
+        .update_one(
+            doc! { "$and": [ { "_id": 7 }, { "m.k": "v" } ], "n": { "$gt": 1 } },
+            doc! { "$setOnInsert": { "born": true }, "$set": { "s": 1 } },
+        )
+        .with_options(options)
+        .await
+        .expect("upsert");
+    assert_eq!(result.upserted_id, Some(Bson::Int32(7)));
+    let created = coll.find_one(doc! { "_id": 7 }).await.expect("find").expect("doc");
+    assert_eq!(created, doc! { "_id": 7, "m": { "k": "v" }, "born": true, "s": 1 });
+}

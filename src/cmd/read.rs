@@ -52,6 +52,12 @@ impl QueryPlan {
                 all.sort_by(|a, b| sort.compare(a, b));
                 Box::new(all.into_iter().map(Ok))
             }
+            // `{$natural: -1}` walks the records backwards.
+            Some(sort) if sort.natural() == Some(false) => {
+                let mut all = matched.collect::<Result<Vec<_>>>()?;
+                all.reverse();
+                Box::new(all.into_iter().map(Ok))
+            }
             _ => Box::new(matched),
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));

@@ -199,6 +199,9 @@ fn update_statement(
     let filter = Filter::parse(query)?;
     let mut candidates = matching(writer, &filter, query, options.multi || options.sort.is_some())?;
     if let Some(sort) = options.sort {
+        if sort.natural() == Some(false) {
+            candidates.reverse();
+        }
         candidates.sort_by(|a, b| sort.compare(a, b));
         candidates.truncate(1);
     }
@@ -309,8 +312,21 @@ fn run_update_statement(
             ));
         }
     };
+    let array_filters = match field("arrayFilters") {
+        None => None,
+        Some(RawBsonRef::Array(filters)) => Some(filters),
+        Some(other) => {
+            return Err(Error::new(
+                ErrorCode::TypeMismatch,
+                format!(
+                    "BSON field 'update.updates.arrayFilters' is the wrong type '{}', expected type 'array'",
+                    crate::query::type_name(other.element_type())
+                ),
+            ));
+        }
+    };
     let update = match field("u") {
-        Some(RawBsonRef::Document(u)) => Update::parse(u)?,
+        Some(RawBsonRef::Document(u)) => Update::parse_statement(u, query, array_filters)?,
         Some(RawBsonRef::Array(_)) => {
             return Err(Error::new(ErrorCode::NotImplemented, "pipeline-style updates are not supported yet"));
         }
@@ -462,9 +478,14 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let remove = req.bool_arg("remove")?.unwrap_or(false);
     let return_new = req.bool_arg("new")?.unwrap_or(false);
     let upsert = req.bool_arg("upsert")?.unwrap_or(false);
+    let array_filters = match req.get("arrayFilters") {
+        None => None,
+        Some(RawBsonRef::Array(filters)) => Some(filters),
+        Some(other) => return Err(req.wrong_type("arrayFilters", other, "array")),
+    };
     let update = match req.get("update") {
         None => None,
-        Some(RawBsonRef::Document(u)) => Some(Update::parse(u)?),
+        Some(RawBsonRef::Document(u)) => Some(Update::parse_statement(u, query, array_filters)?),
         Some(RawBsonRef::Array(_)) => {
             return Err(Error::new(ErrorCode::NotImplemented, "pipeline-style updates are not supported yet"));
         }
@@ -502,6 +523,9 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         None => {
             let mut found = matching(&writer, &filter, query, sort.is_some())?;
             if let Some(sort) = &sort {
+                if sort.natural() == Some(false) {
+                    found.reverse();
+                }
                 found.sort_by(|a, b| sort.compare(a, b));
             }
             let victim = found.into_iter().next();

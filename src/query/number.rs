@@ -157,6 +157,48 @@ pub(crate) fn add(a: Number, b: Number) -> Result<Number, AddError> {
     }
 }
 
+/// `a * b` with mongod's `SafeNum` promotion: int32 overflow widens to int64, int64 overflow
+/// is an error, and any double makes the product a double.
+pub(crate) fn mul(a: Number, b: Number) -> Result<Number, AddError> {
+    use Number::{Decimal, Double, Int32, Int64};
+    match (a, b) {
+        (Decimal(_), _) | (_, Decimal(_)) => Err(AddError::Decimal),
+        (Int32(x), Int32(y)) => Ok(x.checked_mul(y).map_or_else(|| Int64(i64::from(x) * i64::from(y)), Int32)),
+        (Int32(_) | Int64(_), Int32(_) | Int64(_)) => {
+            as_i64(a).checked_mul(as_i64(b)).map(Int64).ok_or(AddError::Overflow)
+        }
+        _ => Ok(Double(as_f64(a) * as_f64(b))),
+    }
+}
+
+/// A bitwise operator of `$bit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BitOp {
+    And,
+    Or,
+    Xor,
+}
+
+/// `a op b` on integers as `SafeNum` does it: two int32s stay int32, an int64 on either side
+/// makes the result int64. `None` when either side is not an integer.
+pub(crate) fn bit(op: BitOp, a: Number, b: Number) -> Option<Number> {
+    let apply = |x: i64, y: i64| match op {
+        BitOp::And => x & y,
+        BitOp::Or => x | y,
+        BitOp::Xor => x ^ y,
+    };
+    match (a, b) {
+        // Bitwise results of two sign-extended int32s always fit an int32.
+        (Number::Int32(x), Number::Int32(y)) => {
+            i32::try_from(apply(i64::from(x), i64::from(y))).ok().map(Number::Int32)
+        }
+        (Number::Int32(_) | Number::Int64(_), Number::Int32(_) | Number::Int64(_)) => {
+            Some(Number::Int64(apply(as_i64(a), as_i64(b))))
+        }
+        _ => None,
+    }
+}
+
 fn as_i64(n: Number) -> i64 {
     match n {
         Number::Int32(i) => i64::from(i),
@@ -418,6 +460,22 @@ mod tests {
         assert_eq!(add(Number::Int64(i64::MAX), Number::Int32(1)), Err(AddError::Overflow));
         assert_eq!(add(Number::Int32(1), Number::Double(0.5)), Ok(Number::Double(1.5)));
         assert_eq!(add(Number::Int32(1), dec("1")), Err(AddError::Decimal));
+    }
+
+    #[test]
+    fn number_mul_promotes_like_safenum() {
+        assert_eq!(mul(Number::Int32(i32::MAX), Number::Int32(2)), Ok(Number::Int64(i64::from(i32::MAX) * 2)));
+        assert_eq!(mul(Number::Int64(i64::MAX), Number::Int32(2)), Err(AddError::Overflow));
+        assert_eq!(mul(Number::Int32(0), Number::Double(-2.0)), Ok(Number::Double(-0.0)));
+        assert_eq!(mul(Number::Int32(3), Number::Int64(2)), Ok(Number::Int64(6)));
+    }
+
+    #[test]
+    fn number_bit_keeps_int32_unless_int64() {
+        assert_eq!(bit(BitOp::And, Number::Int32(6), Number::Int32(3)), Some(Number::Int32(2)));
+        assert_eq!(bit(BitOp::Or, Number::Int32(4), Number::Int64(1)), Some(Number::Int64(5)));
+        assert_eq!(bit(BitOp::Xor, Number::Int64(5), Number::Int32(1)), Some(Number::Int64(4)));
+        assert_eq!(bit(BitOp::And, Number::Double(1.0), Number::Int32(1)), None);
     }
 
     #[test]

@@ -263,4 +263,35 @@ mod tests {
         assert_eq!(parse_err(rawdoc! { "$a": 1 }).0, 16410);
         assert!(spec(rawdoc! { "a": 1.5, "b": -1.0 }).keys[0].ascending);
     }
+
+    #[test]
+    fn sort_array_element_without_field_sorts_as_null() {
+        // {b: 5} and {c: 1} give the keys 5 and null: ascending uses null, descending 5.
+        let docs = vec![
+            rawdoc! { "n": 1, "a": [ { "b": 5 }, { "c": 1 } ] },
+            rawdoc! { "n": 2, "a": { "b": 1 } },
+            rawdoc! { "n": 3, "a": [ { "b": 3 } ] },
+        ];
+        assert_eq!(sorted(rawdoc! { "a.b": 1 }, docs.clone()), vec![1, 2, 3]);
+        assert_eq!(sorted(rawdoc! { "a.b": -1 }, docs), vec![1, 3, 2]);
+    }
+
+    #[test]
+    fn sort_equal_numbers_of_different_types_keep_record_order() {
+        let docs = vec![
+            rawdoc! { "n": 1, "a": 1.0 },
+            rawdoc! { "n": 2, "a": 1_i64 },
+            rawdoc! { "n": 3, "a": 0 },
+            rawdoc! { "n": 4, "a": 1 },
+        ];
+        assert_eq!(sorted(rawdoc! { "a": 1 }, docs.clone()), vec![3, 1, 2, 4]);
+        assert_eq!(sorted(rawdoc! { "a": -1 }, docs), vec![1, 2, 4, 3]);
+    }
+
+    #[test]
+    fn sort_nested_array_element_is_one_value() {
+        // An array inside the array is not expanded: it compares as an array, above numbers.
+        let docs = vec![rawdoc! { "n": 1, "a": [[0]] }, rawdoc! { "n": 2, "a": [5] }];
+        assert_eq!(sorted(rawdoc! { "a": 1 }, docs), vec![2, 1]);
+    }
 }

@@ -3,18 +3,25 @@
 //! Operator updates are parsed into a tree keyed by path component, as mongod's
 //! `UpdateObjectNode` is: two operators on the same or overlapping paths fail at parse time
 //! (40 ConflictingUpdateOperators), and the tree is applied in field-name order, which is why
-//! mongod appends new fields in that order. Supported now: `$set $setOnInsert $unset $inc
-//! $push $pull`; the other modifiers answer 238 NotImplemented, and new ones slot in as
-//! [`Modifier`] variants.
+//! mongod appends new fields in that order. Every field modifier of mongod 7.0 is built:
+//! `$set $setOnInsert $unset $inc $mul $min $max $rename $currentDate $push $addToSet $pop
+//! $pull $pullAll $bit`.
+//!
+//! Paths may pick array elements: `$` (the element the statement's query matched), `$[]`
+//! (every element) and `$[<identifier>]` (the elements matching that `arrayFilters` entry).
+//! [`Update::parse_statement`] takes the query and the filters with the update. mongod's
+//! matcher records which element matched; Monarch's [`Filter`] does not, so the query's
+//! conditions (top level and `$and`) are kept and re-evaluated on the array's elements when
+//! the update is applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bson::raw::CStr;
-use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
+use bson::{Bson, Document, RawArray, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::error::QueryError;
 use super::filter::{Filter, is_operator_document, move_id_first};
-use super::number::{self, AddError, Number};
+use super::number::{self, AddError, BitOp, Number};
 use super::order::compare_values;
 use super::path::fields;
 use super::render::{self, type_name};
@@ -27,12 +34,35 @@ const MAX_PADDING: usize = 1_500_000;
 #[derive(Debug, Clone)]
 pub struct Update {
     kind: Kind,
+    /// `arrayFilters` by identifier, for `$[<identifier>]` path components.
+    array_filters: BTreeMap<String, Filter>,
+    /// The query's conditions, kept when a path uses `$` so the matched element can be found.
+    positional: Option<Vec<PositionalCondition>>,
+}
+
+/// One condition of the query, for finding the array element `$` stands for: the path it
+/// tests and, for each split of that path, a filter on the rest of the path matched against
+/// `{e: <element>}`.
+#[derive(Debug, Clone)]
+struct PositionalCondition {
+    parts: Vec<String>,
+    /// `suffixes[k]` tests `parts[k..]` under the placeholder field `e`.
+    suffixes: Vec<Option<Filter>>,
 }
 
 #[derive(Debug, Clone)]
 enum Kind {
     Replacement(Document),
-    Operators(Tree),
+    Operators { tree: Tree, renames: Vec<Rename> },
+}
+
+/// One `$rename`: both paths also sit in the tree as [`Modifier::Renamed`] placeholders, so
+/// conflicts with other operators are found at parse time as mongod's
+/// `ConflictPlaceholderNode` finds them.
+#[derive(Debug, Clone)]
+struct Rename {
+    from: Vec<String>,
+    to: Vec<String>,
 }
 
 type Tree = BTreeMap<String, UpdateNode>;
@@ -50,8 +80,45 @@ enum Modifier {
     SetOnInsert(Bson),
     Unset,
     Inc(Number),
-    Push(Vec<Bson>),
+    Mul(Number),
+    /// `$min` (`max` false) or `$max`: the value replaces the field when it sorts beyond it.
+    Bound {
+        max: bool,
+        value: Bson,
+    },
+    CurrentDate {
+        timestamp: bool,
+    },
+    Push(PushSpec),
+    /// `$addToSet`, its values already deduplicated.
+    AddToSet(Vec<Bson>),
+    Pop {
+        front: bool,
+    },
     Pull(PullCondition),
+    PullAll(Vec<RawBson>),
+    Bit(Vec<(BitOp, Number)>),
+    /// Either end of a `$rename`; the move itself is done before the tree is applied.
+    Renamed,
+}
+
+/// `$push` with its optional `$each` clauses.
+#[derive(Debug, Clone)]
+struct PushSpec {
+    values: Vec<Bson>,
+    slice: Option<i64>,
+    sort: Option<PushSort>,
+    /// Where the values go; `None` appends.
+    position: Option<i64>,
+}
+
+/// `$push`'s `$sort`.
+#[derive(Debug, Clone)]
+enum PushSort {
+    /// `$sort: 1` or `-1`: whole elements in BSON order (true ascending).
+    Whole(bool),
+    /// `$sort: {field: 1, ...}`: by fields of document elements.
+    Fields(Vec<(Vec<String>, bool)>),
 }
 
 /// Which array elements `$pull` removes.
@@ -72,8 +139,17 @@ enum Operator {
     SetOnInsert,
     Unset,
     Inc,
+    Mul,
+    Min,
+    Max,
+    CurrentDate,
     Push,
+    AddToSet,
+    Pop,
     Pull,
+    PullAll,
+    Bit,
+    Rename,
 }
 
 impl Update {
@@ -86,10 +162,46 @@ impl Update {
     /// EmptyFieldName, 40 ConflictingUpdateOperators, 14 TypeMismatch for a non-numeric
     /// `$inc`, 238 NotImplemented for modifiers not built yet.
     pub fn parse(spec: &RawDocument) -> Result<Self, QueryError> {
-        match fields(spec).next() {
-            Some((first, _)) if first.starts_with('$') => parse_operators(spec),
-            _ => parse_replacement(spec),
+        Self::parse_statement(spec, &RawDocumentBuf::new(), None)
+    }
+
+    /// Parses the update of a statement with its query (for the positional `$`) and its
+    /// `arrayFilters` (for `$[<identifier>]`).
+    ///
+    /// # Errors
+    /// Those of [`Update::parse`]; for array filters, 9 FailedToParse (no or several top-level
+    /// fields, a repeated identifier, an identifier the update does not use) and 2 BadValue (an
+    /// identifier that is not a lowercase-led alphanumeric word, a path naming an identifier
+    /// with no filter, more than one `$` in a path); the filters' own parse errors.
+    pub fn parse_statement(
+        spec: &RawDocument,
+        query: &RawDocument,
+        array_filters: Option<&RawArray>,
+    ) -> Result<Self, QueryError> {
+        let filters = match array_filters {
+            Some(list) => parse_array_filters(list)?,
+            None => BTreeMap::new(),
+        };
+        let mut used = BTreeSet::new();
+        let mut update = match fields(spec).next() {
+            Some((first, _)) if first.starts_with('$') => parse_operators(spec, &filters, &mut used)?,
+            _ => parse_replacement(spec)?,
+        };
+        // mongod checks identifiers only for operator updates; a replacement ignores them.
+        let unused = if update.is_replacement() { None } else { filters.keys().find(|id| !used.contains(*id)) };
+        if let Some(unused) = unused {
+            return Err(QueryError::failed_to_parse(format!(
+                "The array filter for identifier '{unused}' was not used in the update {}",
+                render::element("", RawBsonRef::Document(spec)).trim_start_matches(": ")
+            )));
         }
+        if used.contains("$") {
+            let mut conditions = Vec::new();
+            positional_conditions(query, &mut conditions)?;
+            update.positional = Some(conditions);
+        }
+        update.array_filters = filters;
+        Ok(update)
     }
 
     /// Whether this update replaces the whole document.
@@ -99,12 +211,17 @@ impl Update {
 
     /// Applies the update to `doc`; `inserting` is true for an upsert's new document (it
     /// enables `$setOnInsert` and creating paths under `_id`). Returns whether `doc` changed:
-    /// an update that leaves every value identical reports false, so nModified stays 0.
+    /// an update whose every operator is a no-op in mongod's sense reports false, so
+    /// nModified stays 0 (`$currentDate`, `$rename` of an existing field and `$push` with
+    /// `$sort` always count as changes, as in mongod).
     ///
     /// # Errors
-    /// mongod's errors: 14 TypeMismatch (`$inc` on a non-number), 2 BadValue (`$push`/`$pull`
-    /// on a non-array, int64 overflow), 28 PathNotViable, 34 CannotBackfillArray, 66
-    /// ImmutableField. On error `doc` may be partly updated: apply to a copy and drop it.
+    /// mongod's errors: 14 TypeMismatch (`$inc`/`$mul` on a non-number, `$pop` on a
+    /// non-array), 2 BadValue (array operators on a non-array, int64 overflow, `$bit` on a
+    /// non-integer, `$rename` through arrays, `$` without a matched element, `$[]` on a
+    /// missing path), 28 PathNotViable, 34 CannotBackfillArray, 66 ImmutableField, 238
+    /// NotImplemented for decimal128 arithmetic. On error `doc` may be partly updated: apply
+    /// to a copy and drop it.
     pub fn apply(&self, doc: &mut Document, inserting: bool) -> Result<bool, QueryError> {
         match &self.kind {
             Kind::Replacement(replacement) => {
@@ -113,9 +230,34 @@ impl Update {
                 *doc = next;
                 Ok(changed)
             }
-            Kind::Operators(tree) => {
-                let mut cx = ApplyCx { inserting, changed: false, id: doc.get("_id").cloned(), path: Vec::new() };
-                apply_in_document(tree, doc, &mut cx)?;
+            Kind::Operators { tree, renames } => {
+                let positional = match &self.positional {
+                    // An inserted document matched nothing, so `$` has no element to stand for.
+                    Some(_) if inserting => return Err(positional_not_found()),
+                    Some(conditions) => {
+                        let raw = RawDocumentBuf::try_from(&*doc).map_err(QueryError::invalid_bson)?;
+                        positional_index(conditions, &raw)
+                    }
+                    None => None,
+                };
+                let mut cx = ApplyCx {
+                    inserting,
+                    changed: false,
+                    id: doc.get("_id").cloned(),
+                    path: Vec::new(),
+                    array_filters: &self.array_filters,
+                    positional,
+                };
+                for (name, node) in tree {
+                    // mongod moves a renamed value when its walk reaches the source path, so
+                    // the destination field lands among the fields other operators create in
+                    // path order. Moving it when the walk reaches the source's top-level field
+                    // is exact for top-level sources.
+                    for rename in renames.iter().filter(|r| r.from.first() == Some(name)) {
+                        apply_rename(rename, doc, &mut cx)?;
+                    }
+                    apply_entry(name, node, doc, &mut cx)?;
+                }
                 if inserting {
                     *doc = move_id_first(std::mem::take(doc));
                 }
@@ -167,11 +309,16 @@ fn parse_replacement(spec: &RawDocument) -> Result<Update, QueryError> {
         }
         doc.insert(key, to_bson(value)?);
     }
-    Ok(Update { kind: Kind::Replacement(doc) })
+    Ok(Update { kind: Kind::Replacement(doc), array_filters: BTreeMap::new(), positional: None })
 }
 
-fn parse_operators(spec: &RawDocument) -> Result<Update, QueryError> {
+fn parse_operators(
+    spec: &RawDocument,
+    filters: &BTreeMap<String, Filter>,
+    used: &mut BTreeSet<String>,
+) -> Result<Update, QueryError> {
     let mut tree = Tree::new();
+    let mut renames = Vec::new();
     for item in spec.iter() {
         let (op, arg) = item.map_err(QueryError::invalid_bson)?;
         let op = op.as_str();
@@ -186,12 +333,23 @@ fn parse_operators(spec: &RawDocument) -> Result<Update, QueryError> {
         for item in args.iter() {
             let (path, value) = item.map_err(QueryError::invalid_bson)?;
             let path = path.as_str();
-            let parts = check_update_path(path)?;
+            let parts = check_update_path(path, filters, used)?;
+            if let Operator::Rename = operator {
+                let to = parse_rename(path, value)?;
+                let to_parts = check_update_path(&to, filters, used)?;
+                insert(&mut tree, &parts, path, Modifier::Renamed)?;
+                insert(&mut tree, &to_parts, &to, Modifier::Renamed)?;
+                renames.push(Rename {
+                    from: parts.iter().map(|p| (*p).to_owned()).collect(),
+                    to: to_parts.iter().map(|p| (*p).to_owned()).collect(),
+                });
+                continue;
+            }
             let modifier = parse_modifier(operator, path, value)?;
             insert(&mut tree, &parts, path, modifier)?;
         }
     }
-    Ok(Update { kind: Kind::Operators(tree) })
+    Ok(Update { kind: Kind::Operators { tree, renames }, array_filters: BTreeMap::new(), positional: None })
 }
 
 fn parse_operator_name(op: &str) -> Result<Operator, QueryError> {
@@ -200,20 +358,31 @@ fn parse_operator_name(op: &str) -> Result<Operator, QueryError> {
         "$setOnInsert" => Ok(Operator::SetOnInsert),
         "$unset" => Ok(Operator::Unset),
         "$inc" => Ok(Operator::Inc),
+        "$mul" => Ok(Operator::Mul),
+        "$min" => Ok(Operator::Min),
+        "$max" => Ok(Operator::Max),
+        "$currentDate" => Ok(Operator::CurrentDate),
         "$push" => Ok(Operator::Push),
+        "$addToSet" => Ok(Operator::AddToSet),
+        "$pop" => Ok(Operator::Pop),
         "$pull" => Ok(Operator::Pull),
-        "$addToSet" | "$pop" | "$pullAll" | "$rename" | "$min" | "$max" | "$mul" | "$currentDate" | "$bit" => {
-            Err(QueryError::not_implemented(op))
-        }
+        "$pullAll" => Ok(Operator::PullAll),
+        "$bit" => Ok(Operator::Bit),
+        "$rename" => Ok(Operator::Rename),
         _ => Err(QueryError::failed_to_parse(format!(
             "Unknown modifier: {op}. Expected a valid update modifier or pipeline-style update specified as an array"
         ))),
     }
 }
 
-/// Splits an update path, refusing empty components, positional operators (not built yet)
-/// and other `$`-prefixed components.
-fn check_update_path(path: &str) -> Result<Vec<&str>, QueryError> {
+/// Splits an update path, refusing empty components and `$`-prefixed components other than
+/// the positional `$`, `$[]` and `$[<identifier>]` (which must name one of `filters`). Records
+/// the identifiers used, and `"$"` when the path has a positional `$`.
+fn check_update_path<'p>(
+    path: &'p str,
+    filters: &BTreeMap<String, Filter>,
+    used: &mut BTreeSet<String>,
+) -> Result<Vec<&'p str>, QueryError> {
     if path.is_empty() {
         return Err(QueryError::new(ErrorCode::EmptyFieldName, "An empty update path is not valid."));
     }
@@ -224,13 +393,186 @@ fn check_update_path(path: &str) -> Result<Vec<&str>, QueryError> {
             format!("The update path '{path}' contains an empty field name, which is not allowed."),
         ));
     }
-    if parts.iter().any(|p| *p == "$" || p.starts_with("$[")) {
-        return Err(QueryError::not_implemented("the positional update operator"));
-    }
-    if let Some(part) = parts.iter().find(|p| p.starts_with('$')) {
-        return Err(dollar_prefixed(part, path));
+    if let Some((first, rest)) = parts.split_first() {
+        if first.starts_with('$') {
+            return Err(dollar_prefixed(first, path));
+        }
+        let mut dollars = 0;
+        for part in rest {
+            match array_operator(part) {
+                Some(ArrayOperator::First) => {
+                    dollars += 1;
+                    if dollars > 1 {
+                        return Err(QueryError::bad_value(format!(
+                            "Too many positional (i.e. '$') elements found in path '{path}'"
+                        )));
+                    }
+                    used.insert("$".to_owned());
+                }
+                Some(ArrayOperator::All) => {}
+                Some(ArrayOperator::Filtered(id)) => {
+                    if !filters.contains_key(id) {
+                        return Err(QueryError::bad_value(format!(
+                            "No array filter found for identifier '{id}' in path '{path}'"
+                        )));
+                    }
+                    used.insert(id.to_owned());
+                }
+                None if part.starts_with('$') => return Err(dollar_prefixed(part, path)),
+                None => {}
+            }
+        }
     }
     Ok(parts)
+}
+
+/// A path component that picks array elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArrayOperator<'a> {
+    /// `$`: the element the query matched.
+    First,
+    /// `$[]`: every element.
+    All,
+    /// `$[id]`: the elements matching the array filter `id`.
+    Filtered(&'a str),
+}
+
+fn array_operator(part: &str) -> Option<ArrayOperator<'_>> {
+    if part == "$" {
+        return Some(ArrayOperator::First);
+    }
+    match part.strip_prefix("$[").and_then(|p| p.strip_suffix(']')) {
+        Some("") => Some(ArrayOperator::All),
+        Some(id) => Some(ArrayOperator::Filtered(id)),
+        None => None,
+    }
+}
+
+/// Parses `arrayFilters` into filters keyed by their one top-level identifier.
+fn parse_array_filters(list: &RawArray) -> Result<BTreeMap<String, Filter>, QueryError> {
+    let mut filters = BTreeMap::new();
+    for item in super::path::items(list) {
+        let RawBsonRef::Document(spec) = item else {
+            return Err(QueryError::new(
+                ErrorCode::TypeMismatch,
+                format!("Each array filter must be an object, found {}", type_name(item.element_type())),
+            ));
+        };
+        let filter = Filter::parse(spec)?;
+        let mut names = BTreeSet::new();
+        top_level_names(spec, &mut names);
+        let mut names = names.into_iter();
+        let Some(id) = names.next() else {
+            return Err(QueryError::failed_to_parse(
+                "Cannot use an expression without a top-level field name in arrayFilters",
+            ));
+        };
+        if let Some(other) = names.next() {
+            return Err(QueryError::failed_to_parse(format!(
+                "Error parsing array filter :: caused by :: Expected a single top-level field name, found '{id}' and '{other}'"
+            )));
+        }
+        let mut chars = id.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_alphanumeric());
+        if !valid {
+            return Err(QueryError::bad_value(format!(
+                "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string \
+                 beginning with a lowercase letter, found '{id}'"
+            )));
+        }
+        if filters.contains_key(&id) {
+            return Err(QueryError::failed_to_parse(format!(
+                "Found multiple array filters with the same top-level field name {id}"
+            )));
+        }
+        filters.insert(id, filter);
+    }
+    Ok(filters)
+}
+
+/// The first components of the paths a filter tests, looking inside `$and`, `$or`, `$nor`.
+fn top_level_names(spec: &RawDocument, names: &mut BTreeSet<String>) {
+    for (key, value) in fields(spec) {
+        if let Some(operator) = key.strip_prefix('$') {
+            if let ("and" | "or" | "nor", RawBsonRef::Array(children)) = (operator, value) {
+                for child in super::path::items(children) {
+                    if let RawBsonRef::Document(child) = child {
+                        top_level_names(child, names);
+                    }
+                }
+            }
+            continue;
+        }
+        names.insert(key.split('.').next().unwrap_or_default().to_owned());
+    }
+}
+
+/// Collects the query's path conditions, at the top level and inside `$and`, for `$`.
+fn positional_conditions(query: &RawDocument, out: &mut Vec<PositionalCondition>) -> Result<(), QueryError> {
+    for (key, value) in fields(query) {
+        if key == "$and" {
+            if let RawBsonRef::Array(children) = value {
+                for child in super::path::items(children) {
+                    if let RawBsonRef::Document(child) = child {
+                        positional_conditions(child, out)?;
+                    }
+                }
+            }
+            continue;
+        }
+        if key.starts_with('$') {
+            continue;
+        }
+        let parts: Vec<String> = key.split('.').map(str::to_owned).collect();
+        let mut suffixes = Vec::with_capacity(parts.len() + 1);
+        for k in 0..=parts.len() {
+            let rest = parts.get(k..).unwrap_or_default();
+            let path = if rest.is_empty() { "e".to_owned() } else { format!("e.{}", rest.join(".")) };
+            let name = <&CStr>::try_from(path.as_str()).map_err(QueryError::invalid_bson)?;
+            let mut spec = RawDocumentBuf::new();
+            spec.append(name, value);
+            // A condition the filter language cannot express here simply records nothing.
+            suffixes.push(Filter::parse(&spec).ok());
+        }
+        out.push(PositionalCondition { parts, suffixes });
+    }
+    Ok(())
+}
+
+/// The array position `$` stands for: for each query condition whose path runs through an
+/// array, the first element that satisfies the rest of the condition; the last condition to
+/// record one wins, as mongod's matcher overwrites its `elemMatchKey`.
+fn positional_index(conditions: &[PositionalCondition], doc: &RawDocument) -> Option<usize> {
+    let mut found = None;
+    for condition in conditions {
+        let mut current = RawBsonRef::Document(doc);
+        for (k, part) in condition.parts.iter().enumerate() {
+            let next = match current {
+                RawBsonRef::Document(d) => d.get(part).ok().flatten(),
+                _ => None,
+            };
+            let Some(next) = next else { break };
+            if let RawBsonRef::Array(items) = next {
+                let Some(Some(filter)) = condition.suffixes.get(k + 1) else { break };
+                let hit = super::path::items(items)
+                    .position(|element| wrap_as("e", element).is_ok_and(|wrapped| filter.matches(&wrapped)));
+                if hit.is_some() {
+                    found = hit;
+                }
+                break;
+            }
+            current = next;
+        }
+    }
+    found
+}
+
+/// `{name: value}`.
+fn wrap_as(name: &str, value: RawBsonRef<'_>) -> Result<RawDocumentBuf, QueryError> {
+    let key = <&CStr>::try_from(name).map_err(QueryError::invalid_bson)?;
+    let mut doc = RawDocumentBuf::new();
+    doc.append(key, value);
+    Ok(doc)
 }
 
 fn dollar_prefixed(field: &str, path: &str) -> QueryError {
@@ -254,24 +596,219 @@ fn parse_modifier(operator: Operator, path: &str, value: RawBsonRef<'_>) -> Resu
                 format!("Cannot increment with non-numeric argument: {{{}}}", render::element(path, value)),
             )
         }),
+        Operator::Mul => Number::from_raw(value).map(Modifier::Mul).ok_or_else(|| {
+            QueryError::new(
+                ErrorCode::TypeMismatch,
+                format!("Cannot multiply with non-numeric argument: {{{}}}", render::element(path, value)),
+            )
+        }),
+        Operator::Min => Ok(Modifier::Bound { max: false, value: to_bson(value)? }),
+        Operator::Max => Ok(Modifier::Bound { max: true, value: to_bson(value)? }),
+        Operator::CurrentDate => parse_current_date(value),
         Operator::Push => parse_push(value).map(Modifier::Push),
+        Operator::AddToSet => parse_add_to_set(value).map(Modifier::AddToSet),
+        Operator::Pop => parse_pop(path, value),
         Operator::Pull => parse_pull(value).map(Modifier::Pull),
+        Operator::PullAll => match value {
+            RawBsonRef::Array(values) => Ok(Modifier::PullAll(super::path::items(values).map(RawBson::from).collect())),
+            other => Err(QueryError::bad_value(format!(
+                "$pullAll requires an array argument but was given a {}",
+                type_name(other.element_type())
+            ))),
+        },
+        Operator::Bit => parse_bit(value).map(Modifier::Bit),
+        // Handled by the caller, which needs both paths.
+        Operator::Rename => Ok(Modifier::Renamed),
     }
 }
 
-/// `$push` takes a value, or `{$each: [...]}`; `$slice`, `$sort` and `$position` are not
-/// built yet.
-fn parse_push(value: RawBsonRef<'_>) -> Result<Vec<Bson>, QueryError> {
-    let RawBsonRef::Document(clauses) = value else { return Ok(vec![to_bson(value)?]) };
-    if !matches!(clauses.get("$each"), Ok(Some(_))) {
-        return Ok(vec![to_bson(value)?]);
+/// The destination of `{$rename: {from: "to"}}`, with mongod's checks on the pair.
+fn parse_rename(from: &str, value: RawBsonRef<'_>) -> Result<String, QueryError> {
+    let RawBsonRef::String(to) = value else {
+        return Err(QueryError::bad_value(format!(
+            "The 'to' field for $rename must be a string: {}",
+            render::element(from, value)
+        )));
+    };
+    if from == to {
+        return Err(QueryError::bad_value(format!(
+            "The source and target field for $rename must differ: {}",
+            render::element(from, value)
+        )));
     }
+    let prefix_of = |a: &str, b: &str| b.strip_prefix(a).is_some_and(|rest| rest.starts_with('.'));
+    if prefix_of(from, to) || prefix_of(to, from) {
+        return Err(QueryError::bad_value(format!(
+            "The source and target field for $rename must not be on the same path: {}",
+            render::element(from, value)
+        )));
+    }
+    let dynamic = |path: &str| path.split('.').any(|p| p == "$" || (p.starts_with("$[") && p.ends_with(']')));
+    if dynamic(from) {
+        return Err(QueryError::bad_value(format!("The source field for $rename may not be dynamic: {from}")));
+    }
+    if dynamic(to) {
+        return Err(QueryError::bad_value(format!("The destination field for $rename may not be dynamic: {to}")));
+    }
+    Ok(to.to_owned())
+}
+
+fn parse_current_date(value: RawBsonRef<'_>) -> Result<Modifier, QueryError> {
+    match value {
+        RawBsonRef::Boolean(_) => Ok(Modifier::CurrentDate { timestamp: false }),
+        RawBsonRef::Document(options) => {
+            let mut timestamp = None;
+            for (key, option) in fields(options) {
+                if key != "$type" {
+                    return Err(QueryError::bad_value(format!("Unrecognized $currentDate option: {key}")));
+                }
+                match option {
+                    RawBsonRef::String("date") => timestamp = Some(false),
+                    RawBsonRef::String("timestamp") => timestamp = Some(true),
+                    _ => {}
+                }
+            }
+            timestamp.map(|timestamp| Modifier::CurrentDate { timestamp }).ok_or_else(|| {
+                QueryError::bad_value(
+                    "The '$type' string field is required to be 'date' or 'timestamp': \
+                     {$currentDate: {field : {$type: 'date'}}}",
+                )
+            })
+        }
+        other => Err(QueryError::bad_value(format!(
+            "{} is not valid type for $currentDate. Please use a boolean ('true') or a $type expression \
+             ({{$type: 'timestamp/date'}}).",
+            type_name(other.element_type())
+        ))),
+    }
+}
+
+/// `$addToSet` takes a value, or `{$each: [...]}` (and nothing after `$each`).
+fn parse_add_to_set(value: RawBsonRef<'_>) -> Result<Vec<Bson>, QueryError> {
     let mut values = Vec::new();
+    match value {
+        RawBsonRef::Document(clauses) if fields(clauses).next().is_some_and(|(k, _)| k == "$each") => {
+            let mut clause_iter = fields(clauses);
+            if let Some((_, each)) = clause_iter.next() {
+                let RawBsonRef::Array(each) = each else {
+                    return Err(QueryError::new(
+                        ErrorCode::TypeMismatch,
+                        format!(
+                            "The argument to $each in $addToSet must be an array but it was of type {}",
+                            type_name(each.element_type())
+                        ),
+                    ));
+                };
+                if clause_iter.next().is_some() {
+                    return Err(QueryError::bad_value(format!(
+                        "Found unexpected fields after $each in $addToSet: {}",
+                        render::element("", value).trim_start_matches(": ")
+                    )));
+                }
+                for v in super::path::items(each) {
+                    values.push(v);
+                }
+            }
+        }
+        other => values.push(other),
+    }
+    // Duplicates among the arguments are added once, the first one winning.
+    let mut unique: Vec<Bson> = Vec::with_capacity(values.len());
+    let mut seen: Vec<RawBsonRef<'_>> = Vec::with_capacity(values.len());
+    for v in values {
+        if !seen.iter().any(|s| compare_values(*s, v).is_eq()) {
+            seen.push(v);
+            unique.push(to_bson(v)?);
+        }
+    }
+    Ok(unique)
+}
+
+/// `$pop` takes 1 or -1, read as mongod's `parseIntegerElementToLong` reads integers.
+fn parse_pop(path: &str, value: RawBsonRef<'_>) -> Result<Modifier, QueryError> {
+    let element = || render::element(path, value);
+    if Number::from_raw(value).is_none() {
+        return Err(QueryError::failed_to_parse(format!("Expected a number in: {}", element())));
+    }
+    let Some(n) = integer_argument(value) else {
+        let integral = matches!(value, RawBsonRef::Double(d) if d.fract() == 0.0);
+        return Err(QueryError::failed_to_parse(if integral {
+            format!("Cannot represent as a 64-bit integer: {}", element())
+        } else {
+            format!("Expected an integer: {}", element())
+        }));
+    };
+    match n {
+        1 => Ok(Modifier::Pop { front: false }),
+        -1 => Ok(Modifier::Pop { front: true }),
+        other => Err(QueryError::failed_to_parse(format!("$pop expects 1 or -1, found: {other}"))),
+    }
+}
+
+fn parse_bit(value: RawBsonRef<'_>) -> Result<Vec<(BitOp, Number)>, QueryError> {
+    let RawBsonRef::Document(ops) = value else {
+        return Err(QueryError::bad_value(format!(
+            "The $bit modifier is not compatible with a {}. You must pass in an embedded document: \
+             {{$bit: {{field: {{and/or/xor: #}}}}",
+            type_name(value.element_type())
+        )));
+    };
+    let mut list = Vec::new();
+    for (name, operand) in fields(ops) {
+        let op = match name {
+            "and" => BitOp::And,
+            "or" => BitOp::Or,
+            "xor" => BitOp::Xor,
+            _ => {
+                return Err(QueryError::bad_value(format!(
+                    "The $bit modifier only supports 'and', 'or', and 'xor', not '{name}' which is an unknown \
+                     operator: {{{}}}",
+                    render::element(name, operand)
+                )));
+            }
+        };
+        let operand = match operand {
+            RawBsonRef::Int32(i) => Number::Int32(i),
+            RawBsonRef::Int64(i) => Number::Int64(i),
+            other => {
+                return Err(QueryError::bad_value(format!(
+                    "The $bit modifier field must be an Integer(32/64 bit); a '{}' is not supported here: {{{}}}",
+                    type_name(other.element_type()),
+                    render::element(name, other)
+                )));
+            }
+        };
+        list.push((op, operand));
+    }
+    if list.is_empty() {
+        return Err(QueryError::bad_value(
+            "You must pass in at least one bitwise operation. The format is: {$bit: {field: {and/or/xor: #}}",
+        ));
+    }
+    Ok(list)
+}
+
+/// `$push` takes a value, or `{$each: [...]}` with optional `$slice`, `$sort`, `$position`.
+fn parse_push(value: RawBsonRef<'_>) -> Result<PushSpec, QueryError> {
+    let plain = |v| Ok(PushSpec { values: vec![to_bson(v)?], slice: None, sort: None, position: None });
+    let RawBsonRef::Document(clauses) = value else { return plain(value) };
+    if !matches!(clauses.get("$each"), Ok(Some(_))) {
+        return plain(value);
+    }
+    let mut spec = PushSpec { values: Vec::new(), slice: None, sort: None, position: None };
+    let mut seen: Vec<&str> = Vec::new();
     for (clause, arg) in fields(clauses) {
+        if !matches!(clause, "$each" | "$slice" | "$sort" | "$position") {
+            return Err(QueryError::bad_value(format!("Unrecognized clause in $push: {clause}")));
+        }
+        if seen.contains(&clause) {
+            return Err(QueryError::bad_value(format!("Only one {clause} is supported.")));
+        }
+        seen.push(clause);
         match (clause, arg) {
             ("$each", RawBsonRef::Array(each)) => {
-                for v in each {
-                    values.push(to_bson(v.map_err(QueryError::invalid_bson)?)?);
+                for v in super::path::items(each) {
+                    spec.values.push(to_bson(v)?);
                 }
             }
             ("$each", other) => {
@@ -280,13 +817,86 @@ fn parse_push(value: RawBsonRef<'_>) -> Result<Vec<Bson>, QueryError> {
                     type_name(other.element_type())
                 )));
             }
-            ("$slice" | "$sort" | "$position", _) => {
-                return Err(QueryError::not_implemented(&format!("$push with {clause}")));
+            ("$slice", arg) => {
+                spec.slice = Some(integer_argument(arg).ok_or_else(|| {
+                    QueryError::bad_value(format!(
+                        "The value for $slice must be an integer value but was given type: {}",
+                        type_name(arg.element_type())
+                    ))
+                })?);
             }
-            _ => return Err(QueryError::bad_value(format!("Unrecognized clause in $push: {clause}"))),
+            ("$position", arg) => {
+                spec.position = Some(integer_argument(arg).ok_or_else(|| {
+                    QueryError::bad_value(format!(
+                        "The value for $position must be an integer value, not of type: {}",
+                        type_name(arg.element_type())
+                    ))
+                })?);
+            }
+            (_, arg) => spec.sort = Some(parse_push_sort(arg)?),
         }
     }
-    Ok(values)
+    Ok(spec)
+}
+
+/// 2^63, the first double above the int64 range.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+/// mongod's `parseIntegerElementToLong`: a number with an integral value that fits an int64.
+fn integer_argument(value: RawBsonRef<'_>) -> Option<i64> {
+    match value {
+        RawBsonRef::Int32(i) => Some(i64::from(i)),
+        RawBsonRef::Int64(i) => Some(i),
+        RawBsonRef::Double(d) if d.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&d) => Some(d as i64),
+        RawBsonRef::Decimal128(d) => d.to_string().parse().ok(),
+        _ => None,
+    }
+}
+
+fn sort_direction(value: RawBsonRef<'_>) -> Option<bool> {
+    let n = match value {
+        RawBsonRef::Int32(i) => f64::from(i),
+        RawBsonRef::Int64(i) => i as f64,
+        RawBsonRef::Double(d) => d,
+        RawBsonRef::Decimal128(d) => d.to_string().parse().ok()?,
+        _ => return None,
+    };
+    if n == 1.0 {
+        Some(true)
+    } else if n == -1.0 {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn parse_push_sort(value: RawBsonRef<'_>) -> Result<PushSort, QueryError> {
+    let bad_direction = || QueryError::bad_value("The $sort element value must be either 1 or -1");
+    match value {
+        RawBsonRef::Document(pattern) => {
+            let mut keys = Vec::new();
+            for (field, direction) in fields(pattern) {
+                let ascending = sort_direction(direction).ok_or_else(bad_direction)?;
+                if field.is_empty() {
+                    return Err(QueryError::bad_value("The $sort field cannot be empty"));
+                }
+                if field.split('.').any(str::is_empty) {
+                    return Err(QueryError::bad_value(format!(
+                        "The $sort field is a dotted field but has an empty part: {field}"
+                    )));
+                }
+                keys.push((field.split('.').map(str::to_owned).collect(), ascending));
+            }
+            if keys.is_empty() {
+                return Err(QueryError::bad_value("The $sort pattern is empty when it should be a set of fields."));
+            }
+            Ok(PushSort::Fields(keys))
+        }
+        v if Number::from_raw(v).is_some() => sort_direction(v).map(PushSort::Whole).ok_or_else(bad_direction),
+        _ => Err(QueryError::bad_value(
+            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort embedded fields",
+        )),
+    }
 }
 
 fn parse_pull(value: RawBsonRef<'_>) -> Result<PullCondition, QueryError> {
@@ -357,11 +967,46 @@ struct ApplyCx<'u> {
     changed: bool,
     /// The document's `_id`, for error messages.
     id: Option<Bson>,
-    /// The path being applied, component by component.
-    path: Vec<&'u str>,
+    /// The path being applied, component by component, with array operators resolved to
+    /// the positions they picked.
+    path: Vec<String>,
+    /// `arrayFilters` by identifier.
+    array_filters: &'u BTreeMap<String, Filter>,
+    /// The array position the query matched, for `$`.
+    positional: Option<usize>,
 }
 
 impl ApplyCx<'_> {
+    /// The component `name` stands for: `$` becomes the position the query matched.
+    fn resolve<'n>(&self, name: &'n str) -> Result<std::borrow::Cow<'n, str>, QueryError> {
+        if name != "$" {
+            return Ok(std::borrow::Cow::Borrowed(name));
+        }
+        match self.positional {
+            Some(index) => Ok(std::borrow::Cow::Owned(index.to_string())),
+            None => Err(positional_not_found()),
+        }
+    }
+
+    /// The positions of `items` an array operator picks.
+    fn targets(&self, operator: ArrayOperator<'_>, items: &[Bson]) -> Result<Vec<usize>, QueryError> {
+        match operator {
+            ArrayOperator::First => Ok(self.positional.into_iter().collect()),
+            ArrayOperator::All => Ok((0..items.len()).collect()),
+            ArrayOperator::Filtered(id) => {
+                let Some(filter) = self.array_filters.get(id) else { return Ok(Vec::new()) };
+                let mut picked = Vec::new();
+                for (index, item) in items.iter().enumerate() {
+                    let wrapped = wrap_as(id, to_raw(item)?.as_raw_bson_ref())?;
+                    if filter.matches(&wrapped) {
+                        picked.push(index);
+                    }
+                }
+                Ok(picked)
+            }
+        }
+    }
+
     /// `{_id: ...}` as mongod writes it in messages.
     fn id_text(&self) -> String {
         match &self.id {
@@ -370,9 +1015,18 @@ impl ApplyCx<'_> {
         }
     }
 
+    /// `_id: ...` without braces, as mongod's `idElem.toString()` in `$bit` and `$rename`
+    /// messages.
+    fn id_text_bare(&self) -> String {
+        match &self.id {
+            Some(id) => render::owned_element("_id", id),
+            None => "no id".to_owned(),
+        }
+    }
+
     /// Changing an existing value under `_id` is refused.
     fn check_modify(&self) -> Result<(), QueryError> {
-        if self.path.first() == Some(&"_id") {
+        if self.path.first().map(String::as_str) == Some("_id") {
             return Err(QueryError::new(
                 ErrorCode::ImmutableField,
                 format!(
@@ -401,21 +1055,43 @@ impl Modifier {
     /// Whether the modifier creates its path when the path is missing.
     fn creates(&self, inserting: bool) -> bool {
         match self {
-            Modifier::Set(_) | Modifier::Inc(_) | Modifier::Push(_) => true,
+            Modifier::Set(_)
+            | Modifier::Inc(_)
+            | Modifier::Mul(_)
+            | Modifier::Bound { .. }
+            | Modifier::CurrentDate { .. }
+            | Modifier::Push(_)
+            | Modifier::AddToSet(_)
+            | Modifier::Bit(_) => true,
             Modifier::SetOnInsert(_) => inserting,
-            Modifier::Unset | Modifier::Pull(_) => false,
+            Modifier::Unset | Modifier::Pop { .. } | Modifier::Pull(_) | Modifier::PullAll(_) | Modifier::Renamed => {
+                false
+            }
         }
     }
 
     /// The value a missing path gets, if the modifier creates it.
-    fn created_value(&self, inserting: bool) -> Option<Bson> {
-        match self {
-            Modifier::Set(v) => Some(v.clone()),
+    fn created_value(&self, inserting: bool) -> Result<Option<Bson>, QueryError> {
+        Ok(match self {
+            Modifier::Set(v) | Modifier::Bound { value: v, .. } => Some(v.clone()),
             Modifier::SetOnInsert(v) if inserting => Some(v.clone()),
             Modifier::Inc(n) => Some(n.to_bson()),
-            Modifier::Push(values) => Some(Bson::Array(values.clone())),
-            Modifier::SetOnInsert(_) | Modifier::Unset | Modifier::Pull(_) => None,
-        }
+            // A zero of the multiplier's type, as mongod's `SafeNum(0) * value`.
+            Modifier::Mul(n) => match number::mul(Number::Int32(0), *n) {
+                Ok(product) => Some(product.to_bson()),
+                Err(_) => return Err(QueryError::not_implemented("$mul with decimal128 values")),
+            },
+            Modifier::CurrentDate { timestamp } => Some(current_date(*timestamp)),
+            Modifier::Push(spec) => Some(Bson::Array(spec.apply(&[]))),
+            Modifier::AddToSet(values) => Some(Bson::Array(values.clone())),
+            Modifier::Bit(ops) => Some(apply_bits(Number::Int32(0), ops).to_bson()),
+            Modifier::SetOnInsert(_)
+            | Modifier::Unset
+            | Modifier::Pop { .. }
+            | Modifier::Pull(_)
+            | Modifier::PullAll(_)
+            | Modifier::Renamed => None,
+        })
     }
 
     /// What the modifier does to `existing`, the value of the field named `field`.
@@ -423,23 +1099,210 @@ impl Modifier {
         match self {
             Modifier::Set(v) => Ok(set_action(existing, v)),
             Modifier::SetOnInsert(v) if cx.inserting => Ok(set_action(existing, v)),
-            Modifier::SetOnInsert(_) => Ok(Action::Keep),
+            Modifier::SetOnInsert(_) | Modifier::Renamed => Ok(Action::Keep),
             Modifier::Unset => Ok(Action::Remove),
-            Modifier::Inc(by) => inc_action(*by, existing, field, cx),
-            Modifier::Push(values) => match existing {
-                Bson::Array(_) if values.is_empty() => Ok(Action::Keep),
-                Bson::Array(items) => Ok(Action::Set(Bson::Array(items.iter().chain(values).cloned().collect()))),
+            Modifier::Inc(by) => arithmetic_action("$inc", number::add, *by, existing, field, cx),
+            Modifier::Mul(by) => arithmetic_action("$mul", number::mul, *by, existing, field, cx),
+            Modifier::Bound { max, value } => {
+                let order = compare_values(to_raw(value)?.as_raw_bson_ref(), to_raw(existing)?.as_raw_bson_ref());
+                // Equal values (1 and 1.0 too) leave the field as it is.
+                let replace = if *max { order.is_gt() } else { order.is_lt() };
+                Ok(if replace { Action::Set(value.clone()) } else { Action::Keep })
+            }
+            Modifier::CurrentDate { timestamp } => Ok(Action::Set(current_date(*timestamp))),
+            Modifier::Push(spec) => match existing {
+                // mongod's `PushNode` counts any `$sort` as a modification, even one that
+                // leaves the order as it was; nModified follows it.
+                Bson::Array(items) if spec.sort.is_some() => Ok(Action::Set(Bson::Array(spec.apply(items)))),
+                Bson::Array(items) => Ok(changed_array(items, spec.apply(items))),
+                // mongod names the whole path here, not just the field.
                 other => Err(QueryError::bad_value(format!(
-                    "The field '{field}' must be an array but is of type {} in document {}",
+                    "The field '{}' must be an array but is of type {} in document {}",
+                    cx.path.join("."),
                     type_name(other.element_type()),
                     cx.id_text()
                 ))),
+            },
+            Modifier::AddToSet(values) => match existing {
+                Bson::Array(items) => {
+                    let mut next = items.clone();
+                    for value in values {
+                        let raw = to_raw(value)?;
+                        let mut present = false;
+                        for item in items {
+                            if compare_values(to_raw(item)?.as_raw_bson_ref(), raw.as_raw_bson_ref()).is_eq() {
+                                present = true;
+                                break;
+                            }
+                        }
+                        if !present {
+                            next.push(value.clone());
+                        }
+                    }
+                    Ok(changed_array(items, next))
+                }
+                other => Err(QueryError::bad_value(format!(
+                    "Cannot apply $addToSet to non-array field. Field named '{field}' has non-array type {}",
+                    type_name(other.element_type())
+                ))),
+            },
+            Modifier::Pop { front } => match existing {
+                Bson::Array(items) if items.is_empty() => Ok(Action::Keep),
+                Bson::Array(items) => {
+                    let next = if *front { items.get(1..) } else { items.get(..items.len() - 1) };
+                    Ok(Action::Set(Bson::Array(next.unwrap_or_default().to_vec())))
+                }
+                other => Err(QueryError::new(
+                    ErrorCode::TypeMismatch,
+                    format!(
+                        "Path '{}' contains an element of non-array type '{}'",
+                        cx.path.join("."),
+                        type_name(other.element_type())
+                    ),
+                )),
             },
             Modifier::Pull(cond) => match existing {
                 Bson::Array(items) => pull_action(items, cond),
                 _ => Err(QueryError::bad_value("Cannot apply $pull to a non-array value")),
             },
+            Modifier::PullAll(values) => match existing {
+                Bson::Array(items) => {
+                    let mut kept = Vec::with_capacity(items.len());
+                    for item in items {
+                        let raw = to_raw(item)?;
+                        if !values.iter().any(|v| compare_values(raw.as_raw_bson_ref(), v.as_raw_bson_ref()).is_eq()) {
+                            kept.push(item.clone());
+                        }
+                    }
+                    Ok(changed_array(items, kept))
+                }
+                _ => Err(QueryError::bad_value("Cannot apply $pull to a non-array value")),
+            },
+            Modifier::Bit(ops) => match existing {
+                Bson::Int32(_) | Bson::Int64(_) => {
+                    let current = Number::from_bson(existing).unwrap_or(Number::Int32(0));
+                    let next = apply_bits(current, ops);
+                    Ok(if number::identical(next, current) { Action::Keep } else { Action::Set(next.to_bson()) })
+                }
+                other => Err(QueryError::bad_value(format!(
+                    "Cannot apply $bit to a value of non-integral type.{} has the field {field} of non-integer type {}",
+                    cx.id_text_bare(),
+                    type_name(other.element_type())
+                ))),
+            },
         }
+    }
+}
+
+/// A new value for an array, or `Keep` when it came out identical.
+fn changed_array(items: &[Bson], next: Vec<Bson>) -> Action {
+    if next.len() == items.len() && next.iter().zip(items).all(|(a, b)| identical(a, b)) {
+        Action::Keep
+    } else {
+        Action::Set(Bson::Array(next))
+    }
+}
+
+/// Applies `$bit`'s operations in order; the operands are integers, so each step has a result.
+fn apply_bits(start: Number, ops: &[(BitOp, Number)]) -> Number {
+    ops.iter().fold(start, |value, (op, operand)| number::bit(*op, value, *operand).unwrap_or(value))
+}
+
+/// The value `$currentDate` writes: now, as a date or as a timestamp.
+fn current_date(timestamp: bool) -> Bson {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    /// Distinguishes timestamps taken within one second, as mongod's logical clock ticks.
+    static TICKS: AtomicU32 = AtomicU32::new(0);
+    let now = bson::DateTime::now();
+    if timestamp {
+        let seconds = u32::try_from(now.timestamp_millis() / 1000).unwrap_or(u32::MAX);
+        let increment = TICKS.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        Bson::Timestamp(bson::Timestamp { time: seconds, increment })
+    } else {
+        Bson::DateTime(now)
+    }
+}
+
+impl PushSpec {
+    /// The array `$push` makes of `items` (mongod's `PushNode::performPush`).
+    fn apply(&self, items: &[Bson]) -> Vec<Bson> {
+        let mut out = items.to_vec();
+        if !self.values.is_empty() {
+            let len = i64::try_from(out.len()).unwrap_or(i64::MAX);
+            let position = self.position.unwrap_or(i64::MAX);
+            let at = if position >= len {
+                len
+            } else if position >= 0 {
+                position
+            } else {
+                // Negative positions count from the end; beyond the start means the front.
+                len.saturating_add(position).max(0)
+            };
+            let at = usize::try_from(at).unwrap_or(out.len()).min(out.len());
+            out.splice(at..at, self.values.iter().cloned());
+        }
+        if let Some(sort) = &self.sort {
+            out.sort_by(|a, b| sort.compare(a, b));
+        }
+        if let Some(slice) = self.slice {
+            let keep = usize::try_from(slice.unsigned_abs()).unwrap_or(usize::MAX);
+            if out.len() > keep {
+                if slice >= 0 {
+                    out.truncate(keep);
+                } else {
+                    out.drain(..out.len() - keep);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl PushSort {
+    fn compare(&self, a: &Bson, b: &Bson) -> std::cmp::Ordering {
+        match self {
+            PushSort::Whole(ascending) => {
+                let order = compare_owned(a, b);
+                if *ascending { order } else { order.reverse() }
+            }
+            PushSort::Fields(keys) => {
+                for (path, ascending) in keys {
+                    let order = compare_owned(&sort_field(a, path), &sort_field(b, path));
+                    let order = if *ascending { order } else { order.reverse() };
+                    if order.is_ne() {
+                        return order;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            }
+        }
+    }
+}
+
+/// The value a `$push` `$sort` field pattern sees in an element: a dotted lookup without
+/// array expansion (mongod's `extractElementsBasedOnTemplate`), null when missing, so
+/// non-document elements sort as null.
+fn sort_field(element: &Bson, path: &[String]) -> Bson {
+    let mut current = element;
+    for part in path {
+        let next = match current {
+            Bson::Document(doc) => doc.get(part),
+            Bson::Array(items) => update_index(part).and_then(|i| items.get(i)),
+            _ => None,
+        };
+        match next {
+            Some(value) => current = value,
+            None => return Bson::Null,
+        }
+    }
+    current.clone()
+}
+
+/// BSON order of two owned values; a value that cannot be encoded sorts as equal.
+fn compare_owned(a: &Bson, b: &Bson) -> std::cmp::Ordering {
+    match (to_raw(a), to_raw(b)) {
+        (Ok(x), Ok(y)) => compare_values(x.as_raw_bson_ref(), y.as_raw_bson_ref()),
+        _ => std::cmp::Ordering::Equal,
     }
 }
 
@@ -447,26 +1310,35 @@ fn set_action(existing: &Bson, value: &Bson) -> Action {
     if identical(existing, value) { Action::Keep } else { Action::Set(value.clone()) }
 }
 
-fn inc_action(by: Number, existing: &Bson, field: &str, cx: &ApplyCx<'_>) -> Result<Action, QueryError> {
+/// `$inc` and `$mul`: numbers only, `SafeNum` promotion, no change when the result is
+/// identical (same type and value) to the current value.
+fn arithmetic_action(
+    name: &str,
+    op: fn(Number, Number) -> Result<Number, AddError>,
+    by: Number,
+    existing: &Bson,
+    field: &str,
+    cx: &ApplyCx<'_>,
+) -> Result<Action, QueryError> {
     let Some(current) = Number::from_bson(existing) else {
         return Err(QueryError::new(
             ErrorCode::TypeMismatch,
             format!(
-                "Cannot apply $inc to a value of non-numeric type. {} has the field '{field}' of non-numeric type {}",
+                "Cannot apply {name} to a value of non-numeric type. {} has the field '{field}' of non-numeric type {}",
                 cx.id_text(),
                 type_name(existing.element_type())
             ),
         ));
     };
-    match number::add(current, by) {
-        Ok(sum) if number::identical(sum, current) => Ok(Action::Keep),
-        Ok(sum) => Ok(Action::Set(sum.to_bson())),
+    match op(current, by) {
+        Ok(result) if number::identical(result, current) => Ok(Action::Keep),
+        Ok(result) => Ok(Action::Set(result.to_bson())),
         Err(AddError::Overflow) => Err(QueryError::bad_value(format!(
-            "Failed to apply $inc operations to current value ({}) for document {}",
+            "Failed to apply {name} operations to current value ({}) for document {}",
             current.debug_string(),
             cx.id_text()
         ))),
-        Err(AddError::Decimal) => Err(QueryError::not_implemented("$inc with decimal128 values")),
+        Err(AddError::Decimal) => Err(QueryError::not_implemented(&format!("{name} with decimal128 values"))),
     }
 }
 
@@ -498,17 +1370,154 @@ impl PullCondition {
     }
 }
 
-fn apply_in_document<'u>(tree: &'u Tree, doc: &mut Document, cx: &mut ApplyCx<'u>) -> Result<(), QueryError> {
-    for (name, node) in tree {
-        cx.path.push(name);
-        let result = match node {
-            UpdateNode::Leaf(modifier) => leaf_in_document(modifier, doc, name, cx),
-            UpdateNode::Inner(children) => inner_in_document(children, doc, name, cx),
+/// Moves the value at `rename.from` to `rename.to` (mongod's `RenameNode`): a missing source
+/// is a no-op; neither path may run through an array.
+fn apply_rename(rename: &Rename, doc: &mut Document, cx: &mut ApplyCx<'_>) -> Result<(), QueryError> {
+    let from = rename.from.join(".");
+    let Some(value) = rename_source(doc, &rename.from, &from, cx)? else { return Ok(()) };
+    check_rename_destination(doc, &rename.to, cx)?;
+
+    let parts: Vec<&str> = rename.to.iter().map(String::as_str).collect();
+    let mut tree = Tree::new();
+    insert(&mut tree, &parts, &rename.to.join("."), Modifier::Set(value))?;
+    let mut set_cx = ApplyCx {
+        inserting: cx.inserting,
+        changed: false,
+        id: cx.id.clone(),
+        path: Vec::new(),
+        array_filters: cx.array_filters,
+        positional: None,
+    };
+    apply_in_document(&tree, doc, &mut set_cx)?;
+
+    if rename.from.first().map(String::as_str) == Some("_id") {
+        return Err(QueryError::new(
+            ErrorCode::ImmutableField,
+            format!("Unsetting the path '{from}' using $rename would modify the immutable field '_id'"),
+        ));
+    }
+    let Some((last, parents)) = rename.from.split_last() else { return Ok(()) };
+    let mut current = doc;
+    for part in parents {
+        match current.get_mut(part) {
+            Some(Bson::Document(sub)) => current = sub,
+            _ => return Ok(()),
+        }
+    }
+    current.remove(last);
+    cx.changed = true;
+    Ok(())
+}
+
+/// The value a `$rename` moves, or `None` when the source path is missing.
+fn rename_source(doc: &Document, parts: &[String], dotted: &str, cx: &ApplyCx<'_>) -> Result<Option<Bson>, QueryError> {
+    let mut current = doc;
+    let mut through_array: Option<&str> = None;
+    let mut value: Option<&Bson> = None;
+    let mut container: Option<(&str, &Bson)> = None;
+    for (i, part) in parts.iter().enumerate() {
+        let found = match (value, container) {
+            (None, _) => current.get(part),
+            (Some(Bson::Document(sub)), _) => {
+                current = sub;
+                current.get(part)
+            }
+            (Some(Bson::Array(items)), Some((name, array))) => match update_index(part) {
+                Some(index) => {
+                    through_array.get_or_insert(name);
+                    items.get(index)
+                }
+                None => return Err(rename_not_viable(parts, i, name, array)),
+            },
+            (Some(scalar), Some((name, _))) => return Err(rename_not_viable(parts, i, name, scalar)),
+            (Some(_), None) => None,
         };
-        cx.path.pop();
-        result?;
+        let Some(found) = found else { return Ok(None) };
+        container = Some((part.as_str(), found));
+        value = Some(found);
+    }
+    if let Some(array) = through_array {
+        return Err(QueryError::bad_value(format!(
+            "The source field cannot be an array element, '{dotted}' in doc with {} has an array field called '{array}'",
+            cx.id_text_bare()
+        )));
+    }
+    Ok(value.cloned())
+}
+
+fn rename_not_viable(parts: &[String], i: usize, name: &str, element: &Bson) -> QueryError {
+    QueryError::new(
+        ErrorCode::PathNotViable,
+        format!(
+            "cannot use the part ({} of {}) to traverse the element ({{{}}})",
+            parts.get(i).map(String::as_str).unwrap_or_default(),
+            parts.join("."),
+            render::owned_element(name, element)
+        ),
+    )
+}
+
+/// A `$rename` may not write into an array: every existing container on the destination path
+/// (the destination itself excepted) must be a document.
+fn check_rename_destination(doc: &Document, parts: &[String], cx: &ApplyCx<'_>) -> Result<(), QueryError> {
+    let mut current: Option<(&str, &Bson)> = None;
+    for (i, part) in parts.iter().enumerate() {
+        let next = match current {
+            None => doc.get(part),
+            Some((_, Bson::Document(sub))) => sub.get(part),
+            Some((_, Bson::Array(items))) => update_index(part).and_then(|index| items.get(index)),
+            Some(_) => None,
+        };
+        let is_last = i + 1 == parts.len();
+        match (current, next) {
+            // Arrays above an existing destination, or the deepest existing element when the
+            // rest of the path must be created.
+            (Some((name, Bson::Array(_))), _) => return Err(rename_destination_array(parts, name, cx)),
+            (_, Some(found)) if !is_last => current = Some((part.as_str(), found)),
+            _ => return Ok(()),
+        }
     }
     Ok(())
+}
+
+fn rename_destination_array(parts: &[String], array: &str, cx: &ApplyCx<'_>) -> QueryError {
+    QueryError::bad_value(format!(
+        "The destination field cannot be an array element, '{}' in doc with {} has an array field called '{array}'",
+        parts.join("."),
+        cx.id_text_bare()
+    ))
+}
+
+fn apply_in_document(tree: &Tree, doc: &mut Document, cx: &mut ApplyCx<'_>) -> Result<(), QueryError> {
+    for (name, node) in tree {
+        apply_entry(name, node, doc, cx)?;
+    }
+    Ok(())
+}
+
+/// Applies the subtree at field `name` of `doc`.
+fn apply_entry(name: &str, node: &UpdateNode, doc: &mut Document, cx: &mut ApplyCx<'_>) -> Result<(), QueryError> {
+    // In a document, `$` names the field spelled like the matched position, as in mongod.
+    let name = cx.resolve(name)?;
+    cx.path.push(name.to_string());
+    let result = match node {
+        UpdateNode::Leaf(modifier) => leaf_in_document(modifier, doc, &name, cx),
+        UpdateNode::Inner(children) => inner_in_document(children, doc, &name, cx),
+    };
+    cx.path.pop();
+    result
+}
+
+/// Whether a tree has `$[]` or `$[<identifier>]` children, which need an array.
+fn has_array_updates(children: &Tree) -> bool {
+    children.keys().any(|k| matches!(array_operator(k), Some(ArrayOperator::All | ArrayOperator::Filtered(_))))
+}
+
+fn non_array_element(name: &str, value: &Bson) -> QueryError {
+    QueryError::bad_value(format!(
+        "Cannot apply array updates to non-array element {}",
+        render::owned_element(name, value)
+    ))
 }
 
 fn leaf_in_document(
@@ -529,7 +1538,7 @@ fn leaf_in_document(
                 doc.remove(name);
             }
         },
-        None => match modifier.created_value(cx.inserting) {
+        None => match modifier.created_value(cx.inserting)? {
             Some(value) => {
                 cx.check_create()?;
                 doc.insert(name, value);
@@ -541,16 +1550,14 @@ fn leaf_in_document(
     Ok(())
 }
 
-fn inner_in_document<'u>(
-    children: &'u Tree,
-    doc: &mut Document,
-    name: &str,
-    cx: &mut ApplyCx<'u>,
-) -> Result<(), QueryError> {
+fn inner_in_document(children: &Tree, doc: &mut Document, name: &str, cx: &mut ApplyCx<'_>) -> Result<(), QueryError> {
+    let array_updates = has_array_updates(children);
     match doc.get_mut(name) {
-        Some(Bson::Document(sub)) => apply_in_document(children, sub, cx),
         Some(Bson::Array(items)) => apply_in_array(children, name, items, cx),
+        Some(other) if array_updates => Err(non_array_element(name, other)),
+        Some(Bson::Document(sub)) => apply_in_document(children, sub, cx),
         Some(other) => blocked(children, name, other, cx),
+        None if array_updates => Err(missing_array(cx)),
         None => {
             // Build the missing document aside; it is attached only if something was created.
             let mut fresh = Document::new();
@@ -563,41 +1570,82 @@ fn inner_in_document<'u>(
     }
 }
 
-fn apply_in_array<'u>(
-    tree: &'u Tree,
+fn positional_not_found() -> QueryError {
+    QueryError::bad_value("The positional operator did not find the match needed from the query.")
+}
+
+fn missing_array(cx: &ApplyCx<'_>) -> QueryError {
+    QueryError::bad_value(format!(
+        "The path '{}' must exist in the document in order to apply array updates.",
+        cx.path.join(".")
+    ))
+}
+
+fn apply_in_array(
+    tree: &Tree,
     array_name: &str,
     items: &mut Vec<Bson>,
-    cx: &mut ApplyCx<'u>,
+    cx: &mut ApplyCx<'_>,
 ) -> Result<(), QueryError> {
     for (name, node) in tree {
-        cx.path.push(name);
-        let result = node_in_array(node, name, array_name, items, cx);
-        cx.path.pop();
+        let result = match array_operator(name) {
+            Some(operator) => {
+                if operator == ArrayOperator::First && cx.positional.is_none() {
+                    return Err(positional_not_found());
+                }
+                let mut result = Ok(());
+                for index in cx.targets(operator, items)? {
+                    let position = index.to_string();
+                    cx.path.push(position.clone());
+                    result = node_in_array(node, &position, array_name, items, cx);
+                    cx.path.pop();
+                    if result.is_err() {
+                        break;
+                    }
+                }
+                result
+            }
+            None => {
+                cx.path.push(name.clone());
+                let result = node_in_array(node, name, array_name, items, cx);
+                cx.path.pop();
+                result
+            }
+        };
         result?;
     }
     Ok(())
 }
 
-fn node_in_array<'u>(
-    node: &'u UpdateNode,
+fn node_in_array(
+    node: &UpdateNode,
     name: &str,
     array_name: &str,
     items: &mut Vec<Bson>,
-    cx: &mut ApplyCx<'u>,
+    cx: &mut ApplyCx<'_>,
 ) -> Result<(), QueryError> {
     let Some(index) = update_index(name) else {
         // A field name cannot address an array element.
-        if node_creates(node, cx.inserting) {
-            return Err(not_viable(name, &render::owned_element(array_name, &Bson::Array(items.clone()))));
-        }
-        return Ok(());
+        let taken = cx.path.get(..cx.path.len().saturating_sub(1)).unwrap_or_default().join(".");
+        return match blocking(node, cx.inserting) {
+            Some((_, true)) => Err(not_viable(name, &render::owned_element(array_name, &Bson::Array(items.clone())))),
+            Some((below, false)) => Err(untraversable(
+                &taken,
+                name,
+                &below,
+                &render::owned_element(array_name, &Bson::Array(items.clone())),
+            )),
+            None => Ok(()),
+        };
     };
     match node {
         UpdateNode::Leaf(modifier) => leaf_in_array(modifier, items, index, name, cx),
         UpdateNode::Inner(children) => match items.get_mut(index) {
-            Some(Bson::Document(sub)) => apply_in_document(children, sub, cx),
             Some(Bson::Array(inner)) => apply_in_array(children, name, inner, cx),
+            Some(other) if has_array_updates(children) => Err(non_array_element(name, other)),
+            Some(Bson::Document(sub)) => apply_in_document(children, sub, cx),
             Some(other) => blocked(children, name, other, cx),
+            None if has_array_updates(children) => Err(missing_array(cx)),
             None => {
                 let mut fresh = Document::new();
                 apply_in_document(children, &mut fresh, cx)?;
@@ -630,7 +1678,7 @@ fn leaf_in_array(
                 *existing = Bson::Null;
             }
         },
-        None => match modifier.created_value(cx.inserting) {
+        None => match modifier.created_value(cx.inserting)? {
             Some(value) => {
                 cx.check_create()?;
                 pad_and_push(items, index, value)?;
@@ -643,18 +1691,49 @@ fn leaf_in_array(
 }
 
 /// The path continues through a scalar: creating modifiers fail, the others do nothing.
+/// The path continues through a scalar: creating modifiers fail, and so do `$pop`, `$pull`
+/// and `$pullAll` (mongod's `checkViability`); the others do nothing. Children are tried in
+/// path order, as mongod applies them.
 fn blocked(children: &Tree, name: &str, value: &Bson, cx: &ApplyCx<'_>) -> Result<(), QueryError> {
-    match children.iter().find(|(_, node)| node_creates(node, cx.inserting)) {
-        Some((field, _)) => Err(not_viable(field, &render::owned_element(name, value))),
-        None => Ok(()),
+    for (field, node) in children {
+        match blocking(node, cx.inserting) {
+            Some((_, true)) => return Err(not_viable(field, &render::owned_element(name, value))),
+            Some((below, false)) => {
+                return Err(untraversable(&cx.path.join("."), field, &below, &render::owned_element(name, value)));
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// The first leaf under `node` (in path order) that creates its path (`true`) or needs the
+/// path to be traversable (`false`), with the components leading to it.
+fn blocking(node: &UpdateNode, inserting: bool) -> Option<(Vec<&str>, bool)> {
+    match node {
+        UpdateNode::Leaf(modifier) if modifier.creates(inserting) => Some((Vec::new(), true)),
+        UpdateNode::Leaf(Modifier::Pop { .. } | Modifier::Pull(_) | Modifier::PullAll(_)) => Some((Vec::new(), false)),
+        UpdateNode::Leaf(_) => None,
+        UpdateNode::Inner(children) => children.iter().find_map(|(name, child)| {
+            blocking(child, inserting).map(|(mut below, creates)| {
+                below.insert(0, name.as_str());
+                (below, creates)
+            })
+        }),
     }
 }
 
-fn node_creates(node: &UpdateNode, inserting: bool) -> bool {
-    match node {
-        UpdateNode::Leaf(modifier) => modifier.creates(inserting),
-        UpdateNode::Inner(children) => children.values().any(|child| node_creates(child, inserting)),
+/// mongod's `UpdateLeafNode::checkViability` error.
+fn untraversable(taken: &str, first: &str, below: &[&str], element: &str) -> QueryError {
+    let mut rest = first.to_owned();
+    for part in below {
+        rest.push('.');
+        rest.push_str(part);
     }
+    QueryError::new(
+        ErrorCode::PathNotViable,
+        format!("Cannot use the part ({first}) of ({taken}.{rest}) to traverse the element ({{{element}}})"),
+    )
 }
 
 fn not_viable(field: &str, element: &str) -> QueryError {
@@ -780,7 +1859,6 @@ mod tests {
             parse_err(rawdoc! { "$set": "string" }),
             (9, r#"Modifiers operate on fields but we found type string instead. For example: {$mod: {<field>: ...}} not {$set: "string"}"#.into())
         );
-        assert_eq!(parse_err(rawdoc! { "$addToSet": { "a": 1 } }).0, 238);
     }
 
     #[test]
@@ -823,7 +1901,8 @@ mod tests {
     fn update_set_dollar_path_component_is_52() {
         assert_eq!(parse_err(rawdoc! { "$set": { "$a": 1 } }).0, 52);
         assert_eq!(parse_err(rawdoc! { "$set": { "a.$b": 1 } }).0, 52);
-        assert_eq!(parse_err(rawdoc! { "$set": { "a.$": 1 } }).0, 238);
+        assert_eq!(parse_err(rawdoc! { "$set": { "$": 1 } }).0, 52);
+        assert_eq!(parse_err(rawdoc! { "$set": { "a.$x": 1 } }).0, 52);
     }
 
     #[test]
@@ -946,7 +2025,6 @@ mod tests {
             run_err(rawdoc! { "$push": { "a": 1 } }, doc! { "_id": "test_object", "a": 1 }),
             (2, r#"The field 'a' must be an array but is of type int in document {_id: "test_object"}"#.into())
         );
-        assert_eq!(parse_err(rawdoc! { "$push": { "a": { "$each": [1], "$slice": 1 } } }).0, 238);
     }
 
     #[test]
@@ -1016,5 +2094,845 @@ mod tests {
     fn update_empty_modifier_is_noop() {
         let (_, changed) = run(rawdoc! { "$set": {} }, doc! { "_id": 1 });
         assert!(!changed);
+    }
+
+    /// Runs table rows: (update, input, expected output, expected `changed`).
+    fn table(rows: Vec<(RawDocumentBuf, Document, Document, bool)>) {
+        for (spec, input, expected, expected_changed) in rows {
+            let label = format!("{spec:?} on {input}");
+            let (doc, changed) = run(spec, input);
+            assert_eq!(doc, expected, "{label}");
+            assert_eq!(changed, expected_changed, "changed flag of {label}");
+        }
+    }
+
+    /// Runs error rows: (update, input, code, message).
+    fn error_table(rows: Vec<(RawDocumentBuf, Document, i32, &str)>) {
+        for (spec, input, code, message) in rows {
+            let label = format!("{spec:?} on {input}");
+            assert_eq!(run_err(spec, input), (code, message.to_owned()), "{label}");
+        }
+    }
+
+    #[test]
+    fn update_mul_table() {
+        table(vec![
+            (rawdoc! { "$mul": { "a": 2 } }, doc! { "_id": 1, "a": 3 }, doc! { "_id": 1, "a": 6 }, true),
+            (rawdoc! { "$mul": { "a": 2.5 } }, doc! { "_id": 1, "a": 2 }, doc! { "_id": 1, "a": 5.0 }, true),
+            (rawdoc! { "$mul": { "a": 2_i64 } }, doc! { "_id": 1, "a": 2 }, doc! { "_id": 1, "a": 4_i64 }, true),
+            (
+                rawdoc! { "$mul": { "a": 2 } },
+                doc! { "_id": 1, "a": i32::MAX },
+                doc! { "_id": 1, "a": i64::from(i32::MAX) * 2 },
+                true,
+            ),
+            // Missing fields become a zero of the multiplier's type.
+            (rawdoc! { "$mul": { "a": 5 } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": 0 }, true),
+            (rawdoc! { "$mul": { "a": 5_i64 } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": 0_i64 }, true),
+            (rawdoc! { "$mul": { "b.c": 1.5 } }, doc! { "_id": 1 }, doc! { "_id": 1, "b": { "c": 0.0 } }, true),
+            (rawdoc! { "$mul": { "a.1": 3 } }, doc! { "_id": 1, "a": [1, 2] }, doc! { "_id": 1, "a": [1, 6] }, true),
+            // Multiplying by one of the same type changes nothing; another type does.
+            (rawdoc! { "$mul": { "a": 1 } }, doc! { "_id": 1, "a": 7 }, doc! { "_id": 1, "a": 7 }, false),
+            (rawdoc! { "$mul": { "a": 1.0 } }, doc! { "_id": 1, "a": 7 }, doc! { "_id": 1, "a": 7.0 }, true),
+        ]);
+        error_table(vec![
+            (
+                rawdoc! { "$mul": { "a": 2 } },
+                doc! { "_id": 1, "a": "x" },
+                14,
+                "Cannot apply $mul to a value of non-numeric type. {_id: 1} has the field 'a' of non-numeric type string",
+            ),
+            (
+                rawdoc! { "$mul": { "a": 2 } },
+                doc! { "_id": 1, "a": i64::MAX },
+                2,
+                "Failed to apply $mul operations to current value ((NumberLong)9223372036854775807) for document {_id: 1}",
+            ),
+            (
+                rawdoc! { "$mul": { "a": 2 } },
+                doc! { "_id": 1, "a": null },
+                14,
+                "Cannot apply $mul to a value of non-numeric type. {_id: 1} has the field 'a' of non-numeric type null",
+            ),
+        ]);
+        assert_eq!(
+            parse_err(rawdoc! { "$mul": { "a": "x" } }),
+            (14, r#"Cannot multiply with non-numeric argument: {a: "x"}"#.into())
+        );
+    }
+
+    #[test]
+    fn update_min_max_table() {
+        table(vec![
+            (rawdoc! { "$min": { "a": 1 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 1 }, true),
+            (rawdoc! { "$min": { "a": 9 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 5 }, false),
+            (rawdoc! { "$max": { "a": 9 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 9 }, true),
+            (rawdoc! { "$max": { "a": 1 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 5 }, false),
+            // Equal across numeric types is no change.
+            (rawdoc! { "$min": { "a": 5.0 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 5 }, false),
+            (rawdoc! { "$max": { "a": 5_i64 } }, doc! { "_id": 1, "a": 5.0 }, doc! { "_id": 1, "a": 5.0 }, false),
+            // BSON order across types: numbers sort below strings, null below numbers.
+            (rawdoc! { "$max": { "a": "s" } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": "s" }, true),
+            (rawdoc! { "$min": { "a": null } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": null }, true),
+            (rawdoc! { "$max": { "a": 1 } }, doc! { "_id": 1, "a": null }, doc! { "_id": 1, "a": 1 }, true),
+            // Missing fields are set.
+            (rawdoc! { "$min": { "a.b": 3 } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": { "b": 3 } }, true),
+            (rawdoc! { "$max": { "a.0": 3 } }, doc! { "_id": 1, "a": [1] }, doc! { "_id": 1, "a": [3] }, true),
+        ]);
+    }
+
+    #[test]
+    fn update_current_date_sets_date_or_timestamp() {
+        let (doc, changed) = run(
+            rawdoc! { "$currentDate": { "d": true, "t": { "$type": "timestamp" }, "e.f": { "$type": "date" } } },
+            doc! { "_id": 1, "d": 1 },
+        );
+        assert!(changed);
+        assert!(matches!(doc.get("d"), Some(Bson::DateTime(_))));
+        assert!(matches!(doc.get("t"), Some(Bson::Timestamp(_))));
+        assert!(matches!(doc.get_document("e").unwrap().get("f"), Some(Bson::DateTime(_))));
+        // `false` still sets a date, as mongod does.
+        let (doc, _) = run(rawdoc! { "$currentDate": { "d": false } }, doc! { "_id": 1 });
+        assert!(matches!(doc.get("d"), Some(Bson::DateTime(_))));
+    }
+
+    #[test]
+    fn update_current_date_bad_arguments_are_bad_value() {
+        assert_eq!(
+            parse_err(rawdoc! { "$currentDate": { "d": 1 } }),
+            (
+                2,
+                "int is not valid type for $currentDate. Please use a boolean ('true') or a $type expression \
+                 ({$type: 'timestamp/date'})."
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$currentDate": { "d": { "$type": "x" } } }),
+            (
+                2,
+                "The '$type' string field is required to be 'date' or 'timestamp': {$currentDate: {field : {$type: 'date'}}}"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$currentDate": { "d": { "x": 1 } } }),
+            (2, "Unrecognized $currentDate option: x".into())
+        );
+    }
+
+    #[test]
+    fn update_push_modifiers_table() {
+        table(vec![
+            // $position, positive, beyond the end, negative, far negative.
+            (
+                rawdoc! { "$push": { "a": { "$each": [9, 8], "$position": 1 } } },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 9, 8, 2, 3] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [9], "$position": 10 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2, 9] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [9], "$position": -1 } } },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 2, 9, 3] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [9], "$position": -5 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [9, 1, 2] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [9], "$position": 0 } } },
+                doc! { "_id": 1, "a": [1] },
+                doc! { "_id": 1, "a": [9, 1] },
+                true,
+            ),
+            // $slice keeps the front (positive) or the back (negative).
+            (
+                rawdoc! { "$push": { "a": { "$each": [4, 5], "$slice": 3 } } },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                false,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [4, 5], "$slice": -3 } } },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [3, 4, 5] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [], "$slice": 0 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$slice": 1.0 } } },
+                doc! { "_id": 1 },
+                doc! { "_id": 1, "a": [1] },
+                true,
+            ),
+            // $sort on whole values, mixed types in BSON order, then slice.
+            (
+                rawdoc! { "$push": { "a": { "$each": [3, "x", 1.5], "$sort": 1, "$slice": 3 } } },
+                doc! { "_id": 1, "a": [2, null] },
+                doc! { "_id": 1, "a": [null, 1.5, 2] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [3], "$sort": -1 } } },
+                doc! { "_id": 1, "a": [1, 5] },
+                doc! { "_id": 1, "a": [5, 3, 1] },
+                true,
+            ),
+            // $sort by fields of documents; missing fields and scalars sort as null; ties stable.
+            (
+                rawdoc! { "$push": { "a": { "$each": [ { "s": 2, "n": "c" } ], "$sort": { "s": 1 } } } },
+                doc! { "_id": 1, "a": [ { "s": 3, "n": "a" }, { "n": "b" }, { "s": 2, "n": "d" } ] },
+                doc! { "_id": 1, "a": [ { "n": "b" }, { "s": 2, "n": "d" }, { "s": 2, "n": "c" }, { "s": 3, "n": "a" } ] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [], "$sort": { "x.y": -1 } } } },
+                doc! { "_id": 1, "a": [ { "x": { "y": 1 } }, { "x": { "y": 5 } } ] },
+                doc! { "_id": 1, "a": [ { "x": { "y": 5 } }, { "x": { "y": 1 } } ] },
+                true,
+            ),
+            // As in mongod, a $sort counts as a change even when the order stays.
+            (
+                rawdoc! { "$push": { "a": { "$each": [], "$sort": 1 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2] },
+                true,
+            ),
+            // Without $sort, pushing nothing and slicing nothing off is no change.
+            (
+                rawdoc! { "$push": { "a": { "$each": [], "$slice": 5 } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2] },
+                false,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn update_push_modifier_errors() {
+        for (spec, message) in [
+            (rawdoc! { "$push": { "a": { "$each": [1], "$foo": 1 } } }, "Unrecognized clause in $push: $foo"),
+            (
+                rawdoc! { "$push": { "a": { "$each": 1 } } },
+                "The argument to $each in $push must be an array but it was of type: int",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$slice": "x" } } },
+                "The value for $slice must be an integer value but was given type: string",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$slice": 1.5 } } },
+                "The value for $slice must be an integer value but was given type: double",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$position": "x" } } },
+                "The value for $position must be an integer value, not of type: string",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$sort": 2 } } },
+                "The $sort element value must be either 1 or -1",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$sort": "x" } } },
+                "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort embedded fields",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$sort": {} } } },
+                "The $sort pattern is empty when it should be a set of fields.",
+            ),
+            (
+                rawdoc! { "$push": { "a": { "$each": [1], "$sort": { "a..b": 1 } } } },
+                "The $sort field is a dotted field but has an empty part: a..b",
+            ),
+        ] {
+            assert_eq!(parse_err(spec), (2, message.to_owned()));
+        }
+        // Without $each, a document with $-fields is just a value to push.
+        let (doc, _) = run(rawdoc! { "$push": { "a": { "$slice": 1 } } }, doc! { "_id": 1 });
+        assert_eq!(doc, doc! { "_id": 1, "a": [ { "$slice": 1 } ] });
+    }
+
+    #[test]
+    fn update_add_to_set_table() {
+        table(vec![
+            (
+                rawdoc! { "$addToSet": { "a": 3 } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                true,
+            ),
+            (
+                rawdoc! { "$addToSet": { "a": 2.0 } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2] },
+                false,
+            ),
+            (
+                rawdoc! { "$addToSet": { "a": { "$each": [2, 3, 3, 4.0, 4] } } },
+                doc! { "_id": 1, "a": [1, 2] },
+                doc! { "_id": 1, "a": [1, 2, 3, 4.0] },
+                true,
+            ),
+            (
+                rawdoc! { "$addToSet": { "a": { "$each": [1, 1, null] } } },
+                doc! { "_id": 1 },
+                doc! { "_id": 1, "a": [1, null] },
+                true,
+            ),
+            // Documents compare by field order too; arrays are values, not $each.
+            (
+                rawdoc! { "$addToSet": { "a": { "y": 1, "x": 1 } } },
+                doc! { "_id": 1, "a": [ { "x": 1, "y": 1 } ] },
+                doc! { "_id": 1, "a": [ { "x": 1, "y": 1 }, { "y": 1, "x": 1 } ] },
+                true,
+            ),
+            (
+                rawdoc! { "$addToSet": { "a": [1] } },
+                doc! { "_id": 1, "a": [1] },
+                doc! { "_id": 1, "a": [1, [1]] },
+                true,
+            ),
+            (rawdoc! { "$addToSet": { "a": { "$each": [] } } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": [] }, true),
+        ]);
+        error_table(vec![(
+            rawdoc! { "$addToSet": { "a": 1 } },
+            doc! { "_id": 1, "a": 1 },
+            2,
+            "Cannot apply $addToSet to non-array field. Field named 'a' has non-array type int",
+        )]);
+        assert_eq!(
+            parse_err(rawdoc! { "$addToSet": { "a": { "$each": 1 } } }),
+            (14, "The argument to $each in $addToSet must be an array but it was of type int".into())
+        );
+        assert_eq!(parse_err(rawdoc! { "$addToSet": { "a": { "$each": [1], "x": 1 } } }).0, 2);
+    }
+
+    #[test]
+    fn update_pop_table() {
+        table(vec![
+            (rawdoc! { "$pop": { "a": 1 } }, doc! { "_id": 1, "a": [1, 2, 3] }, doc! { "_id": 1, "a": [1, 2] }, true),
+            (rawdoc! { "$pop": { "a": -1 } }, doc! { "_id": 1, "a": [1, 2, 3] }, doc! { "_id": 1, "a": [2, 3] }, true),
+            (rawdoc! { "$pop": { "a": 1.0 } }, doc! { "_id": 1, "a": [1] }, doc! { "_id": 1, "a": [] }, true),
+            (rawdoc! { "$pop": { "a": 1 } }, doc! { "_id": 1, "a": [] }, doc! { "_id": 1, "a": [] }, false),
+            (rawdoc! { "$pop": { "a": 1, "b.c": 1 } }, doc! { "_id": 1 }, doc! { "_id": 1 }, false),
+            (
+                rawdoc! { "$pop": { "a.b": -1 } },
+                doc! { "_id": 1, "a": { "b": [1, 2] } },
+                doc! { "_id": 1, "a": { "b": [2] } },
+                true,
+            ),
+        ]);
+        error_table(vec![(
+            rawdoc! { "$pop": { "a.b": 1 } },
+            doc! { "_id": 1, "a": { "b": 5 } },
+            14,
+            "Path 'a.b' contains an element of non-array type 'int'",
+        )]);
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": "x" } }), (9, r#"Expected a number in: a: "x""#.into()));
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": 2 } }), (9, "$pop expects 1 or -1, found: 2".into()));
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": -2.0 } }), (9, "$pop expects 1 or -1, found: -2".into()));
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": 1.5 } }), (9, "Expected an integer: a: 1.5".into()));
+        assert_eq!(parse_err(rawdoc! { "$pop": { "a": true } }), (9, "Expected a number in: a: true".into()));
+    }
+
+    #[test]
+    fn update_pull_all_table() {
+        table(vec![
+            (
+                rawdoc! { "$pullAll": { "a": [1, "x"] } },
+                doc! { "_id": 1, "a": [1, 2, 1.0, "x", [1]] },
+                doc! { "_id": 1, "a": [2, [1]] },
+                true,
+            ),
+            (rawdoc! { "$pullAll": { "a": [9] } }, doc! { "_id": 1, "a": [1] }, doc! { "_id": 1, "a": [1] }, false),
+            (rawdoc! { "$pullAll": { "a": [1] } }, doc! { "_id": 1 }, doc! { "_id": 1 }, false),
+            (
+                rawdoc! { "$pullAll": { "a": [ { "b": 1 } ] } },
+                doc! { "_id": 1, "a": [ { "b": 1 }, { "b": 1, "c": 1 } ] },
+                doc! { "_id": 1, "a": [ { "b": 1, "c": 1 } ] },
+                true,
+            ),
+        ]);
+        error_table(vec![(
+            rawdoc! { "$pullAll": { "a": [1] } },
+            doc! { "_id": 1, "a": 1 },
+            2,
+            "Cannot apply $pull to a non-array value",
+        )]);
+        assert_eq!(
+            parse_err(rawdoc! { "$pullAll": { "a": 1 } }),
+            (2, "$pullAll requires an array argument but was given a int".into())
+        );
+    }
+
+    #[test]
+    fn update_bit_table() {
+        table(vec![
+            (rawdoc! { "$bit": { "a": { "and": 3 } } }, doc! { "_id": 1, "a": 6 }, doc! { "_id": 1, "a": 2 }, true),
+            (rawdoc! { "$bit": { "a": { "or": 1 } } }, doc! { "_id": 1, "a": 6 }, doc! { "_id": 1, "a": 7 }, true),
+            (rawdoc! { "$bit": { "a": { "xor": 5 } } }, doc! { "_id": 1, "a": 6 }, doc! { "_id": 1, "a": 3 }, true),
+            (
+                rawdoc! { "$bit": { "a": { "or": 1_i64 } } },
+                doc! { "_id": 1, "a": 6 },
+                doc! { "_id": 1, "a": 7_i64 },
+                true,
+            ),
+            (
+                rawdoc! { "$bit": { "a": { "and": 1, "or": 8 } } },
+                doc! { "_id": 1, "a": 3 },
+                doc! { "_id": 1, "a": 9 },
+                true,
+            ),
+            (rawdoc! { "$bit": { "a": { "or": 2 } } }, doc! { "_id": 1, "a": 2 }, doc! { "_id": 1, "a": 2 }, false),
+            (rawdoc! { "$bit": { "a": { "or": 5 } } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": 5 }, true),
+            (rawdoc! { "$bit": { "a": { "and": 5_i64 } } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": 0_i64 }, true),
+        ]);
+        error_table(vec![(
+            rawdoc! { "$bit": { "a": { "and": 1 } } },
+            doc! { "_id": 1, "a": 1.0 },
+            2,
+            "Cannot apply $bit to a value of non-integral type._id: 1 has the field a of non-integer type double",
+        )]);
+        for (spec, message) in [
+            (
+                rawdoc! { "$bit": { "a": 1 } },
+                "The $bit modifier is not compatible with a int. You must pass in an embedded document: {$bit: {field: {and/or/xor: #}}",
+            ),
+            (
+                rawdoc! { "$bit": { "a": {} } },
+                "You must pass in at least one bitwise operation. The format is: {$bit: {field: {and/or/xor: #}}",
+            ),
+            (
+                rawdoc! { "$bit": { "a": { "not": 1 } } },
+                "The $bit modifier only supports 'and', 'or', and 'xor', not 'not' which is an unknown operator: {not: 1}",
+            ),
+            (
+                rawdoc! { "$bit": { "a": { "and": 1.0 } } },
+                "The $bit modifier field must be an Integer(32/64 bit); a 'double' is not supported here: {and: 1.0}",
+            ),
+        ] {
+            assert_eq!(parse_err(spec), (2, message.to_owned()));
+        }
+    }
+
+    #[test]
+    fn update_rename_table() {
+        table(vec![
+            (
+                rawdoc! { "$rename": { "a": "b" } },
+                doc! { "_id": 1, "a": 1, "c": 2 },
+                doc! { "_id": 1, "c": 2, "b": 1 },
+                true,
+            ),
+            (rawdoc! { "$rename": { "a": "c" } }, doc! { "_id": 1, "a": 1, "c": 2 }, doc! { "_id": 1, "c": 1 }, true),
+            (
+                rawdoc! { "$rename": { "a.b": "c.d" } },
+                doc! { "_id": 1, "a": { "b": [1], "x": 1 } },
+                doc! { "_id": 1, "a": { "x": 1 }, "c": { "d": [1] } },
+                true,
+            ),
+            (rawdoc! { "$rename": { "missing": "b" } }, doc! { "_id": 1, "b": 1 }, doc! { "_id": 1, "b": 1 }, false),
+            (rawdoc! { "$rename": { "a.b": "c" } }, doc! { "_id": 1, "a": {} }, doc! { "_id": 1, "a": {} }, false),
+        ]);
+        error_table(vec![
+            (
+                rawdoc! { "$rename": { "a.0": "b" } },
+                doc! { "_id": 1, "a": [1] },
+                2,
+                "The source field cannot be an array element, 'a.0' in doc with _id: 1 has an array field called 'a'",
+            ),
+            (
+                rawdoc! { "$rename": { "a": "b.0" } },
+                doc! { "_id": 1, "a": 1, "b": [1] },
+                2,
+                "The destination field cannot be an array element, 'b.0' in doc with _id: 1 has an array field called 'b'",
+            ),
+            (
+                rawdoc! { "$rename": { "a": "b.c" } },
+                doc! { "_id": 1, "a": 1, "b": [] },
+                2,
+                "The destination field cannot be an array element, 'b.c' in doc with _id: 1 has an array field called 'b'",
+            ),
+            (
+                rawdoc! { "$rename": { "a": "b.c" } },
+                doc! { "_id": 1, "a": 1, "b": 5 },
+                28,
+                "Cannot create field 'c' in element {b: 5}",
+            ),
+            (
+                rawdoc! { "$rename": { "_id": "b" } },
+                doc! { "_id": 1 },
+                66,
+                "Unsetting the path '_id' using $rename would modify the immutable field '_id'",
+            ),
+            (
+                rawdoc! { "$rename": { "a": "_id" } },
+                doc! { "_id": 1, "a": 2 },
+                66,
+                "Performing an update on the path '_id' would modify the immutable field '_id'",
+            ),
+        ]);
+        for (spec, code, message) in [
+            (rawdoc! { "$rename": { "a": 1 } }, 2, "The 'to' field for $rename must be a string: a: 1"),
+            (rawdoc! { "$rename": { "a": "a" } }, 2, r#"The source and target field for $rename must differ: a: "a""#),
+            (
+                rawdoc! { "$rename": { "a": "a.b" } },
+                2,
+                r#"The source and target field for $rename must not be on the same path: a: "a.b""#,
+            ),
+            (
+                rawdoc! { "$rename": { "a.b": "a" } },
+                2,
+                r#"The source and target field for $rename must not be on the same path: a.b: "a""#,
+            ),
+            (
+                rawdoc! { "$rename": { "a": "b" }, "$set": { "b": 1 } },
+                40,
+                "Updating the path 'b' would create a conflict at 'b'",
+            ),
+            (rawdoc! { "$rename": { "a": "" } }, 56, "An empty update path is not valid."),
+        ] {
+            assert_eq!(parse_err(spec), (code, message.to_owned()));
+        }
+        assert!(Update::parse(&rawdoc! { "$rename": { "a": "ab" } }).is_ok());
+        // The destination lands where mongod's path-ordered walk puts it among new fields.
+        let (doc, _) = run(rawdoc! { "$set": { "a": 1, "z": 1 }, "$rename": { "m": "n" } }, doc! { "_id": 1, "m": 2 });
+        assert_eq!(doc, doc! { "_id": 1, "a": 1, "n": 2, "z": 1 });
+    }
+
+    /// Parses a statement with its query and array filters, applies it to `doc`.
+    fn run_statement(
+        spec: RawDocumentBuf,
+        query: RawDocumentBuf,
+        filters: Option<bson::RawArrayBuf>,
+        mut doc: Document,
+    ) -> Result<(Document, bool), (i32, String)> {
+        let update = Update::parse_statement(&spec, &query, filters.as_deref())
+            .map_err(|e| (e.code().code(), e.message().to_owned()))?;
+        let changed = update.apply(&mut doc, false).map_err(|e| (e.code().code(), e.message().to_owned()))?;
+        Ok((doc, changed))
+    }
+
+    fn filters(list: Vec<RawDocumentBuf>) -> Option<bson::RawArrayBuf> {
+        let mut array = bson::RawArrayBuf::new();
+        for doc in list {
+            array.push(doc);
+        }
+        Some(array)
+    }
+
+    #[test]
+    fn update_positional_first_match_table() {
+        let rows = vec![
+            // Scalar array matched by value.
+            (
+                rawdoc! { "$set": { "a.$": 9 } },
+                rawdoc! { "a": 2 },
+                doc! { "_id": 1, "a": [1, 2, 3, 2] },
+                doc! { "_id": 1, "a": [1, 9, 3, 2] },
+            ),
+            // Documents matched through a dotted path, and an operator condition.
+            (
+                rawdoc! { "$inc": { "a.$.n": 1 } },
+                rawdoc! { "a.k": { "$gte": 2 } },
+                doc! { "_id": 1, "a": [ { "k": 1, "n": 0 }, { "k": 2, "n": 0 }, { "k": 3, "n": 0 } ] },
+                doc! { "_id": 1, "a": [ { "k": 1, "n": 0 }, { "k": 2, "n": 1 }, { "k": 3, "n": 0 } ] },
+            ),
+            // Inside $and, next to a condition on another field.
+            (
+                rawdoc! { "$set": { "a.$.k": "x" } },
+                rawdoc! { "_id": 1, "$and": [ { "a.k": 3 } ] },
+                doc! { "_id": 1, "a": [ { "k": 1 }, { "k": 3 } ] },
+                doc! { "_id": 1, "a": [ { "k": 1 }, { "k": "x" } ] },
+            ),
+            // A nested array under a document field.
+            (
+                rawdoc! { "$unset": { "d.a.$": 1 } },
+                rawdoc! { "d.a": 5 },
+                doc! { "_id": 1, "d": { "a": [4, 5] } },
+                doc! { "_id": 1, "d": { "a": [4, null] } },
+            ),
+        ];
+        for (spec, query, input, expected) in rows {
+            let label = format!("{spec:?} with {query:?}");
+            let (doc, changed) = run_statement(spec, query, None, input).unwrap();
+            assert_eq!(doc, expected, "{label}");
+            assert!(changed, "{label}");
+        }
+    }
+
+    #[test]
+    fn update_positional_errors() {
+        assert_eq!(
+            run_statement(rawdoc! { "$set": { "a.$": 1 } }, rawdoc! { "_id": 1 }, None, doc! { "_id": 1, "a": [1] })
+                .unwrap_err(),
+            (2, "The positional operator did not find the match needed from the query.".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$set": { "a.$.b.$": 5 } }),
+            (2, "Too many positional (i.e. '$') elements found in path 'a.$.b.$'".into())
+        );
+        // An upsert's new document matched nothing.
+        let u = Update::parse_statement(&rawdoc! { "$set": { "a.$": 1 } }, &rawdoc! { "a": 1 }, None).unwrap();
+        let mut seed = doc! { "a": 1 };
+        assert_eq!(u.apply(&mut seed, true).unwrap_err().code().code(), 2);
+    }
+
+    #[test]
+    fn update_all_positional_table() {
+        table(vec![
+            (rawdoc! { "$inc": { "a.$[]": 1 } }, doc! { "_id": 1, "a": [1, 2] }, doc! { "_id": 1, "a": [2, 3] }, true),
+            (
+                rawdoc! { "$set": { "a.$[].b": 0 } },
+                doc! { "_id": 1, "a": [ { "b": 1 }, {} ] },
+                doc! { "_id": 1, "a": [ { "b": 0 }, { "b": 0 } ] },
+                true,
+            ),
+            (
+                rawdoc! { "$set": { "a.$[].$[]": 0 } },
+                doc! { "_id": 1, "a": [[1, 2], [3]] },
+                doc! { "_id": 1, "a": [[0, 0], [0]] },
+                true,
+            ),
+            (rawdoc! { "$set": { "a.$[]": 1 } }, doc! { "_id": 1, "a": [] }, doc! { "_id": 1, "a": [] }, false),
+            (rawdoc! { "$set": { "a.$[]": 1 } }, doc! { "_id": 1, "a": [1, 1] }, doc! { "_id": 1, "a": [1, 1] }, false),
+        ]);
+        error_table(vec![
+            (
+                rawdoc! { "$set": { "a.$[]": 1 } },
+                doc! { "_id": 1, "a": 5 },
+                2,
+                "Cannot apply array updates to non-array element a: 5",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[].c": 1 } },
+                doc! { "_id": 1, "a": [1] },
+                28,
+                "Cannot create field 'c' in element {0: 1}",
+            ),
+            (
+                rawdoc! { "$set": { "a.b.$[]": 1 } },
+                doc! { "_id": 1, "a": {} },
+                2,
+                "The path 'a.b' must exist in the document in order to apply array updates.",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn update_filtered_positional_table() {
+        let (doc, changed) = run_statement(
+            rawdoc! { "$set": { "a.$[x]": 0 } },
+            rawdoc! {},
+            filters(vec![rawdoc! { "x": { "$gt": 2 } }]),
+            doc! { "_id": 1, "a": [1, 5, 2, 7] },
+        )
+        .unwrap();
+        assert!(changed);
+        assert_eq!(doc, doc! { "_id": 1, "a": [1, 0, 2, 0] });
+
+        let (doc, _) = run_statement(
+            rawdoc! { "$inc": { "g.$[e].n": 10, "g.$[f].n": 1 } },
+            rawdoc! {},
+            filters(vec![rawdoc! { "e.k": "a" }, rawdoc! { "f.k": { "$in": ["b", "c"] } }]),
+            doc! { "_id": 1, "g": [ { "k": "a", "n": 1 }, { "k": "b", "n": 1 }, { "k": "c", "n": 1 } ] },
+        )
+        .unwrap();
+        assert_eq!(doc, doc! { "_id": 1, "g": [ { "k": "a", "n": 11 }, { "k": "b", "n": 2 }, { "k": "c", "n": 2 } ] });
+
+        // Nested: outer and inner identifiers.
+        let (doc, _) = run_statement(
+            rawdoc! { "$set": { "m.$[r].v.$[c]": "x" } },
+            rawdoc! {},
+            filters(vec![rawdoc! { "r.id": 2 }, rawdoc! { "c": { "$lt": 0 } }]),
+            doc! { "_id": 1, "m": [ { "id": 1, "v": [-1, 1] }, { "id": 2, "v": [-1, 1, -2] } ] },
+        )
+        .unwrap();
+        assert_eq!(doc, doc! { "_id": 1, "m": [ { "id": 1, "v": [-1, 1] }, { "id": 2, "v": ["x", 1, "x"] } ] });
+
+        // No element matches: unchanged.
+        let (_, changed) = run_statement(
+            rawdoc! { "$set": { "a.$[x]": 0 } },
+            rawdoc! {},
+            filters(vec![rawdoc! { "x": 99 }]),
+            doc! { "_id": 1, "a": [1] },
+        )
+        .unwrap();
+        assert!(!changed);
+    }
+
+    #[test]
+    fn update_array_filter_errors() {
+        let cases: Vec<(RawDocumentBuf, Vec<RawDocumentBuf>, i32, &str)> = vec![
+            (
+                rawdoc! { "$set": { "a.$[i]": 5.0 } },
+                vec![rawdoc! { "i": 0 }, rawdoc! { "j": 0 }],
+                9,
+                "The array filter for identifier 'j' was not used in the update { $set: { a.$[i]: 5.0 } }",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                vec![],
+                2,
+                "No array filter found for identifier 'i' in path 'a.$[i]'",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                vec![rawdoc! { "i": 0 }, rawdoc! { "i": 1 }],
+                9,
+                "Found multiple array filters with the same top-level field name i",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                vec![rawdoc! { "i": 0, "j": 1 }],
+                9,
+                "Error parsing array filter :: caused by :: Expected a single top-level field name, found 'i' and 'j'",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[I]": 1 } },
+                vec![rawdoc! { "I": 0 }],
+                2,
+                "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string \
+                 beginning with a lowercase letter, found 'I'",
+            ),
+            (
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                vec![rawdoc! {}],
+                9,
+                "Cannot use an expression without a top-level field name in arrayFilters",
+            ),
+        ];
+        for (spec, list, code, message) in cases {
+            let label = format!("{spec:?}");
+            let err = Update::parse_statement(&spec, &rawdoc! {}, filters(list).as_deref()).unwrap_err();
+            assert_eq!((err.code().code(), err.message()), (code, message), "{label}");
+        }
+        // A replacement ignores array filters, as mongod's UpdateDriver does.
+        assert!(
+            Update::parse_statement(&rawdoc! { "a": 1 }, &rawdoc! {}, filters(vec![rawdoc! { "i": 1 }]).as_deref())
+                .is_ok()
+        );
+        // Filters that combine conditions on one identifier are fine.
+        assert!(
+            Update::parse_statement(
+                &rawdoc! { "$set": { "a.$[i]": 1 } },
+                &rawdoc! {},
+                filters(vec![rawdoc! { "$or": [ { "i": 1 }, { "i.b": 2 } ] }]).as_deref(),
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            run_statement(
+                rawdoc! { "$set": { "a.$[i]": 1 } },
+                rawdoc! {},
+                filters(vec![rawdoc! { "i": 1 }]),
+                doc! { "_id": 1 }
+            )
+            .unwrap_err(),
+            (2, "The path 'a' must exist in the document in order to apply array updates.".into())
+        );
+    }
+
+    #[test]
+    fn update_push_to_nested_non_array_names_the_path() {
+        assert_eq!(
+            run_err(rawdoc! { "$push": { "a.b": 1 } }, doc! { "_id": 1, "a": { "b": 1 } }),
+            (2, "The field 'a.b' must be an array but is of type int in document {_id: 1}".into())
+        );
+    }
+
+    #[test]
+    fn update_creates_paths_and_pads_arrays() {
+        table(vec![
+            // A numeric component on a missing path names a field of a new document.
+            (rawdoc! { "$set": { "a.0": 1 } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": { "0": 1 } }, true),
+            (
+                rawdoc! { "$set": { "a.0.b": 1 } },
+                doc! { "_id": 1, "a": {} },
+                doc! { "_id": 1, "a": { "0": { "b": 1 } } },
+                true,
+            ),
+            // On an array it is a position; beyond the end the gap is filled with nulls.
+            (
+                rawdoc! { "$inc": { "a.3": 1 } },
+                doc! { "_id": 1, "a": [1] },
+                doc! { "_id": 1, "a": [1, null, null, 1] },
+                true,
+            ),
+            (
+                rawdoc! { "$push": { "a.2": 5 } },
+                doc! { "_id": 1, "a": [] },
+                doc! { "_id": 1, "a": [null, null, [5]] },
+                true,
+            ),
+            (
+                rawdoc! { "$set": { "a.2.b": 1 } },
+                doc! { "_id": 1, "a": [0] },
+                doc! { "_id": 1, "a": [0, null, { "b": 1 }] },
+                true,
+            ),
+            (rawdoc! { "$min": { "a.1": 1 } }, doc! { "_id": 1, "a": [0] }, doc! { "_id": 1, "a": [0, 1] }, true),
+            // Non-creating operators leave missing positions alone.
+            (
+                rawdoc! { "$unset": { "a.5": 1 }, "$pop": { "b.3": 1 } },
+                doc! { "_id": 1, "a": [0], "b": [] },
+                doc! { "_id": 1, "a": [0], "b": [] },
+                false,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn update_upsert_seed_then_set_on_insert_and_set() {
+        let filter = Filter::parse(&rawdoc! { "$and": [ { "_id": 5 }, { "a.b": 1 } ], "c": { "$gt": 1 } }).unwrap();
+        let mut seed = filter.equality_seed().unwrap();
+        let u = update(rawdoc! { "$setOnInsert": { "n": 1 }, "$inc": { "a.c": 2 }, "$push": { "l": 1 } });
+        assert!(u.apply(&mut seed, true).unwrap());
+        assert_eq!(seed, doc! { "_id": 5, "a": { "b": 1, "c": 2 }, "l": [1], "n": 1 });
+    }
+
+    #[test]
+    fn update_array_removers_need_a_traversable_path() {
+        error_table(vec![
+            (
+                rawdoc! { "$pull": { "a.b": 1 } },
+                doc! { "_id": 1, "a": 5 },
+                28,
+                "Cannot use the part (b) of (a.b) to traverse the element ({a: 5})",
+            ),
+            (
+                rawdoc! { "$pop": { "a.b.c": 1 } },
+                doc! { "_id": 1, "a": { "b": 1 } },
+                28,
+                "Cannot use the part (c) of (a.b.c) to traverse the element ({b: 1})",
+            ),
+            (
+                rawdoc! { "$pullAll": { "a.b.c": [1] } },
+                doc! { "_id": 1, "a": [1] },
+                28,
+                "Cannot use the part (b) of (a.b.c) to traverse the element ({a: [ 1 ]})",
+            ),
+        ]);
+        // $unset is a no-op there, and missing documents or positions are no-ops for all.
+        table(vec![
+            (rawdoc! { "$unset": { "a.b": 1 } }, doc! { "_id": 1, "a": 5 }, doc! { "_id": 1, "a": 5 }, false),
+            (rawdoc! { "$pull": { "a.b.c": 1 } }, doc! { "_id": 1, "a": {} }, doc! { "_id": 1, "a": {} }, false),
+            (rawdoc! { "$pull": { "a.3.c": 1 } }, doc! { "_id": 1, "a": [1] }, doc! { "_id": 1, "a": [1] }, false),
+        ]);
     }
 }
