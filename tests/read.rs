@@ -257,3 +257,24 @@ async fn read_find_operators_and_array_projections() {
     let unresolved = coll.find_one(doc! { "_id": 3 }).projection(doc! { "tags.$": 1 }).await.expect_err("positional");
     assert_eq!(code(&unresolved), Some(31277));
 }
+
+#[tokio::test]
+async fn read_coll_stats_stage_for_mongosh_stats() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    let stats: Vec<Document> = coll
+        .aggregate([doc! { "$collStats": { "storageStats": {}, "count": {} } }])
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    let stats = &stats[0];
+    assert_eq!(stats.get_str("ns").ok(), Some("app.people"));
+    assert_eq!(stats.get_i32("count").ok(), Some(250));
+    let storage = stats.get_document("storageStats").expect("storageStats");
+    assert_eq!(storage.get_i64("count").ok(), Some(250));
+    assert!(storage.get_i64("size").is_ok_and(|n| n > 0), "{storage}");
+    let error = coll.aggregate([doc! { "$match": {} }, doc! { "$collStats": {} }]).await.expect_err("not first");
+    assert!(code(&error).is_some(), "{error}");
+}

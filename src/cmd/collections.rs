@@ -278,7 +278,17 @@ pub fn coll_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
     let collection = storage
         .collection(&ns)
         .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("Collection [{ns}] not found.")))?;
-    let (bytes, count) = storage.collection_size(&collection)?;
+    storage_stats(storage, &collection, scale)
+}
+
+/// A collection's sizes in the shape of `collStats` (and `$collStats.storageStats`), sizes
+/// divided by `scale`.
+///
+/// # Errors
+/// Storage errors.
+pub fn storage_stats(storage: &crate::storage::Storage, collection: &Collection, scale: u64) -> Result<Document> {
+    let ns = &collection.ns;
+    let (bytes, count) = storage.collection_size(collection)?;
     let to_long = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let scaled = |n: u64| to_long(n / scale);
     let mut index_sizes = Document::new();

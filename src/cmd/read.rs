@@ -294,8 +294,13 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
     })?;
     let deadline = deadline(req)?;
-    let mut stream = QueryPlan::filtered(None)?.stream(ctx.server, &ns)?;
-    for stage in stages {
+    let (mut stream, rest) = match stages.split_first() {
+        Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
+            (coll_stats_stage(ctx, &ns, first)?, rest)
+        }
+        _ => (QueryPlan::filtered(None)?.stream(ctx.server, &ns)?, stages.as_slice()),
+    };
+    for &stage in rest {
         let RawBsonRef::Document(stage) = stage else {
             return Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object"));
         };
@@ -374,6 +379,56 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
             ));
         }
     })
+}
+
+/// `$collStats` as the first stage: one document with `storageStats` and/or `count`, as
+/// mongosh's `db.collection.stats()` asks. `latencyStats` and `queryExecStats` come with the
+/// profiler.
+fn coll_stats_stage(ctx: &RequestCtx<'_>, ns: &Namespace, stage: &RawDocument) -> Result<DocumentStream> {
+    let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$collStats") else {
+        return Err(Error::new(ErrorCode::FailedToParse, "$collStats must take a nested object"));
+    };
+    let storage = &ctx.server.storage;
+    let collection = storage.collection(ns).ok_or_else(|| {
+        Error::new(
+            ErrorCode::NamespaceNotFound,
+            format!("Unable to retrieve storageStats in $collStats stage :: caused by :: Collection [{ns}] not found."),
+        )
+    })?;
+    let mut out = doc! {
+        "ns": ns.full(),
+        "host": format!("{}:{}", crate::host::hostname(), ctx.server.port()),
+        "localTime": bson::DateTime::now(),
+    };
+    for element in spec {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        match key.as_str() {
+            "storageStats" => {
+                let scale = match value {
+                    RawBsonRef::Document(options) => match options.get("scale").ok().flatten() {
+                        Some(RawBsonRef::Int32(n)) if n > 0 => n as u64,
+                        Some(RawBsonRef::Int64(n)) if n > 0 => n as u64,
+                        Some(RawBsonRef::Double(n)) if n >= 1.0 => n as u64,
+                        None => 1,
+                        Some(_) => return Err(Error::new(ErrorCode::BadValue, "scale has to be > 0")),
+                    },
+                    _ => 1,
+                };
+                out.insert("storageStats", super::collections::storage_stats(storage, &collection, scale)?);
+            }
+            "count" => {
+                let (_, count) = storage.collection_size(&collection)?;
+                out.insert("count", count_value(i64::try_from(count).unwrap_or(i64::MAX)));
+            }
+            other => {
+                return Err(Error::new(
+                    ErrorCode::NotImplemented,
+                    format!("$collStats option '{other}' is not supported yet"),
+                ));
+            }
+        }
+    }
+    Ok(Box::new(std::iter::once(raw(&out))))
 }
 
 /// Stages of mongod's aggregation framework that a later issue builds.
