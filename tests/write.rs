@@ -237,6 +237,7 @@ async fn write_bad_arguments_are_errors_and_write_nothing() {
         (doc! { "insert": "c", "documents": [{}], "ordered": "yes" }, 14),
         (doc! { "update": "c" }, 9),
         (doc! { "delete": "c", "deletes": [{ "q": {}, "limit": 5 }] }, 9),
+        (doc! { "update": "c", "updates": [{ "q": {}, "u": { "$set": { "a": 1 } }, "sort": { "_id": 1 } }] }, 40415),
         (doc! { "findAndModify": "c", "query": {} }, 9),
         (doc! { "insert": "c", "documents": [{}], "writeConcern": { "w": "fancy" } }, 79),
     ] {

@@ -250,6 +250,7 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let ordered = req.bool_arg("ordered")?.unwrap_or(true);
     let journal = journaled(req)?;
     let statements = req.documents("updates")?;
+    check_statement_fields("update", "updates", &statements, UPDATE_STATEMENT_FIELDS)?;
     let storage = &ctx.server.storage;
     let outcomes = run_statements(statements, ordered, |statement| run_update_statement(ctx, &ns, statement));
     acknowledge(storage, journal, outcomes.last_ticket)?;
@@ -276,9 +277,10 @@ const UPDATE_STATEMENT_FIELDS: &[&str] =
 /// Fields a delete statement may carry.
 const DELETE_STATEMENT_FIELDS: &[&str] = &["q", "limit", "hint", "collation"];
 
-/// Refuses unknown statement fields with mongod's IDL error.
-fn check_statement_fields(command: &str, array: &str, statement: &RawDocument, allowed: &[&str]) -> Result<()> {
-    for element in statement {
+/// Refuses unknown statement fields with mongod's IDL error. mongod parses the whole command
+/// before running any statement, so this fails the command, not one statement.
+fn check_statement_fields(command: &str, array: &str, statements: &[&RawDocument], allowed: &[&str]) -> Result<()> {
+    for element in statements.iter().flat_map(|statement| statement.iter()) {
         let (key, _) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
         if !allowed.contains(&key.as_str()) {
             return Err(Error::new(
@@ -295,7 +297,6 @@ fn run_update_statement(
     ns: &crate::storage::Namespace,
     statement: &RawDocument,
 ) -> Result<(UpdateOutcome, Option<u64>)> {
-    check_statement_fields("update", "updates", statement, UPDATE_STATEMENT_FIELDS)?;
     let field = |key: &str| statement.get(key).ok().flatten();
     let query = match field("q") {
         Some(RawBsonRef::Document(q)) => q,
@@ -415,10 +416,10 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let ordered = req.bool_arg("ordered")?.unwrap_or(true);
     let journal = journaled(req)?;
     let statements = req.documents("deletes")?;
+    check_statement_fields("delete", "deletes", &statements, DELETE_STATEMENT_FIELDS)?;
     let storage = &ctx.server.storage;
     let collection = storage.collection(&ns);
     let outcomes = run_statements(statements, ordered, |statement| -> Result<(i64, Option<u64>)> {
-        check_statement_fields("delete", "deletes", statement, DELETE_STATEMENT_FIELDS)?;
         let query = match statement.get("q").ok().flatten() {
             Some(RawBsonRef::Document(q)) => q,
             _ => {
