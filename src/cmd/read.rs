@@ -40,11 +40,10 @@ impl QueryPlan {
         };
         let view = storage.snapshot();
         let QueryPlan { filter, filter_doc, sort, projection, skip, limit } = self;
-        let source: DocumentStream = match point_id(&filter_doc) {
-            Some(id) => Box::new(view.get(&collection, id)?.into_iter().map(Ok)),
-            None => Box::new(view.scan(&collection)),
+        let matched: DocumentStream = match point_id(&filter_doc) {
+            Some(id) => Box::new(view.get(&collection, id)?.into_iter().filter(move |doc| filter.matches(doc)).map(Ok)),
+            None => Box::new(view.scan_where(&collection, Box::new(move |doc| filter.matches(doc)))),
         };
-        let matched = source.filter(move |doc| doc.as_ref().map_or(true, |doc| filter.matches(doc)));
         let ordered: DocumentStream = match sort {
             Some(sort) if sort.natural().is_none() && !sort.is_empty() => {
                 let mut all = matched.collect::<Result<Vec<_>>>()?;

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bson::{Document, RawBsonRef, RawDocumentBuf};
+use bson::{Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, Readable};
 
 pub use catalog::{Collection, id_index_spec};
@@ -372,21 +372,48 @@ impl ReadView {
 
     /// Every document of `collection`, in `_id` order.
     pub fn scan(&self, collection: &Collection) -> DocumentIter {
-        DocumentIter { inner: self.snapshot.prefix(&self.docs, collection.prefix()) }
+        DocumentIter::new(self.snapshot.prefix(&self.docs, collection.prefix()), None)
+    }
+
+    /// The documents of `collection` that `keep` accepts, in `_id` order. `keep` sees each
+    /// document where the engine holds it, so rejected documents are never copied.
+    pub fn scan_where(&self, collection: &Collection, keep: DocumentFilter) -> DocumentIter {
+        DocumentIter::new(self.snapshot.prefix(&self.docs, collection.prefix()), Some(keep))
     }
 }
+
+/// A test run on each stored document before it is copied out of the engine.
+pub type DocumentFilter = Box<dyn FnMut(&RawDocument) -> bool + Send>;
 
 /// Documents from a snapshot scan; owns what it needs, so a cursor can keep it.
 pub struct DocumentIter {
     inner: fjall::Iter,
+    keep: Option<DocumentFilter>,
+}
+
+impl DocumentIter {
+    fn new(inner: fjall::Iter, keep: Option<DocumentFilter>) -> Self {
+        Self { inner, keep }
+    }
 }
 
 impl Iterator for DocumentIter {
     type Item = Result<RawDocumentBuf>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let guard = self.inner.next()?;
-        Some(guard.value().map_err(|e| Error::from(StorageError::from(e))).and_then(|v| decode_document(&v)))
+        loop {
+            let value = match self.inner.next()?.value() {
+                Ok(value) => value,
+                Err(error) => return Some(Err(StorageError::from(error).into())),
+            };
+            let document = match RawDocument::from_bytes(&value) {
+                Ok(document) => document,
+                Err(error) => return Some(Err(corrupt_document(&error))),
+            };
+            if self.keep.as_mut().is_none_or(|keep| keep(document)) {
+                return Some(Ok(document.to_owned()));
+            }
+        }
     }
 }
 
@@ -399,8 +426,11 @@ fn document_key(collection: &Collection, id: RawBsonRef<'_>) -> Vec<u8> {
 }
 
 fn decode_document(bytes: &[u8]) -> Result<RawDocumentBuf> {
-    RawDocumentBuf::from_bytes(bytes.to_vec())
-        .map_err(|e| StorageError::Corrupt { what: "document", detail: e.to_string() }.into())
+    RawDocumentBuf::from_bytes(bytes.to_vec()).map_err(|e| corrupt_document(&e))
+}
+
+fn corrupt_document(error: &bson::error::Error) -> Error {
+    StorageError::Corrupt { what: "document", detail: error.to_string() }.into()
 }
 
 #[cfg(test)]

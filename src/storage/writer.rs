@@ -82,7 +82,7 @@ impl<'a> Writer<'a> {
     /// Every committed document of the collection, in `_id` order (this batch excluded: a
     /// multi-document update reads what was there when it started).
     pub fn scan_committed(&self) -> super::DocumentIter {
-        super::DocumentIter { inner: self.storage.docs.prefix(self.collection.prefix()) }
+        super::DocumentIter::new(self.storage.docs.prefix(self.collection.prefix()), None)
     }
 
     /// Whether the batch holds any change.
