@@ -225,12 +225,20 @@ pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
 /// `count`.
 pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
+    let query = req.doc_arg("query")?;
     let plan = QueryPlan {
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit: usize_arg(req, "limit")?.filter(|&n| n > 0),
-        ..QueryPlan::filtered(req.doc_arg("query")?)?
+        ..QueryPlan::filtered(query)?
     };
     check_hint(req, ctx.server, &ns)?;
+    // Without a filter, skip or limit, the stored total answers, as mongod's collection
+    // metadata does for estimatedDocumentCount.
+    if query.is_none_or(RawDocument::is_empty) && plan.skip == 0 && plan.limit.is_none() {
+        let storage = &ctx.server.storage;
+        let total = storage.collection(&ns).map(|c| storage.collection_size(&c)).transpose()?.map_or(0, |(_, n)| n);
+        return Ok(doc! { "n": count_value(i64::try_from(total).unwrap_or(i64::MAX)) });
+    }
     Ok(doc! { "n": count_value(count_stream(plan.stream(ctx.server, &ns)?)?) })
 }
 

@@ -452,7 +452,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         let victims = matching(&writer, &filter, query, limit == 0)?;
         for victim in &victims {
             if let Some(id) = victim.get("_id").ok().flatten() {
-                writer.delete(id);
+                writer.delete(id)?;
             }
         }
         ctx.server.stats.opcounters.delete.fetch_add(1, Ordering::Relaxed);
@@ -531,7 +531,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
             }
             let victim = found.into_iter().next();
             if let Some(id) = victim.as_ref().and_then(|v| v.get("_id").ok().flatten()) {
-                writer.delete(id);
+                writer.delete(id)?;
             }
             let n = i32::from(victim.is_some());
             doc! { "lastErrorObject": { "n": n }, "value": project(victim)? }

@@ -112,6 +112,7 @@ impl Storage {
             _lock: lock,
         };
         storage.finish_pending_drops()?;
+        storage.backfill_totals()?;
         Ok(storage)
     }
 
@@ -164,6 +165,7 @@ impl Storage {
         let mut batch = self.db.batch();
         batch.insert(&self.meta, catalog::entry_key(ns), catalog::entry_value(&collection)?);
         batch.insert(&self.meta, NEXT_ID_KEY, next_id.to_be_bytes());
+        batch.insert(&self.meta, totals_key(&collection), Totals::default().encode());
         self.commit_durable(batch)?;
         self.catalog.apply(&CatalogChange { put: vec![collection.clone()], remove: Vec::new() });
         Ok(collection)
@@ -183,6 +185,7 @@ impl Storage {
         let mut batch = self.db.batch();
         batch.remove(&self.meta, catalog::entry_key(ns));
         batch.insert(&self.meta, meta_key(b'd', &collection.prefix()), []);
+        batch.remove(&self.meta, totals_key(&collection));
         self.commit_durable(batch)?;
         collection.dropped.store(true, Ordering::Release);
         self.catalog.apply(&CatalogChange { put: Vec::new(), remove: vec![ns.clone()] });
@@ -274,14 +277,17 @@ impl Storage {
     /// # Errors
     /// Storage errors.
     pub fn collection_size(&self, collection: &Collection) -> Result<(u64, u64)> {
-        let mut bytes = 0u64;
-        let mut count = 0u64;
-        for guard in self.docs.prefix(collection.prefix()) {
-            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
-            bytes += (key.len() + value.len()) as u64;
-            count += 1;
+        let totals = self.totals(collection)?;
+        Ok((totals.bytes, totals.count))
+    }
+
+    /// A collection's stored document count and data bytes, kept in `meta` and updated in
+    /// every write batch, so counts and sizes never need a scan.
+    fn totals(&self, collection: &Collection) -> Result<Totals> {
+        match self.meta.get(totals_key(collection)).map_err(StorageError::from)? {
+            Some(bytes) => Totals::decode(&bytes),
+            None => Ok(Totals::default()),
         }
-        Ok((bytes, count))
     }
 
     /// Bytes the engine occupies on disk.
@@ -337,6 +343,21 @@ impl Storage {
         Ok(())
     }
 
+    /// Counts collections written before totals were kept (once; later writes maintain them).
+    fn backfill_totals(&self) -> std::result::Result<(), StorageError> {
+        for collection in self.catalog.all() {
+            if self.meta.contains_key(totals_key(&collection))? {
+                continue;
+            }
+            let mut totals = Totals::default();
+            for guard in self.docs.prefix(collection.prefix()) {
+                totals = totals.apply(1, guard.value()?.len() as i64);
+            }
+            self.meta.insert(totals_key(&collection), totals.encode())?;
+        }
+        Ok(())
+    }
+
     fn finish_pending_drops(&self) -> std::result::Result<(), StorageError> {
         let pending: Vec<u64> = self
             .meta
@@ -348,6 +369,46 @@ impl Storage {
             self.delete_collection_data(id)?;
         }
         Ok(())
+    }
+}
+
+/// The `meta` key of a collection's totals.
+fn totals_key(collection: &Collection) -> Vec<u8> {
+    meta_key(b's', &collection.prefix())
+}
+
+/// A collection's document count and data bytes (the sum of its documents' BSON sizes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Totals {
+    count: u64,
+    bytes: u64,
+}
+
+impl Totals {
+    fn apply(self, count_delta: i64, bytes_delta: i64) -> Self {
+        Self {
+            count: self.count.saturating_add_signed(count_delta),
+            bytes: self.bytes.saturating_add_signed(bytes_delta),
+        }
+    }
+
+    fn encode(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.count.to_be_bytes());
+        out[8..].copy_from_slice(&self.bytes.to_be_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let field = |range: std::ops::Range<usize>| {
+            bytes.get(range).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes).ok_or_else(|| {
+                Error::from(StorageError::Corrupt {
+                    what: "collection totals",
+                    detail: format!("{} bytes", bytes.len()),
+                })
+            })
+        };
+        Ok(Self { count: field(0..8)?, bytes: field(8..16)? })
     }
 }
 
@@ -449,6 +510,36 @@ mod tests {
             Err(StorageError::FormatVersion { found: 999, expected: FORMAT_VERSION }) => Ok(()),
             other => Err(format!("expected a format error, got {other:?}").into()),
         }
+    }
+
+    #[test]
+    fn storage_totals_follow_inserts_replacements_and_deletes() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Storage::open(dir.path())?;
+        let ns = Namespace::new("db", "c")?;
+        let collection = storage.collection_or_create(&ns)?;
+        let small = bson::rawdoc! { "_id": 1, "v": "a" };
+        let other = bson::rawdoc! { "_id": 2 };
+        let mut writer = storage.writer(&collection)?;
+        writer.insert(small.clone())?;
+        writer.insert(other.clone())?;
+        writer.commit()?;
+        let (bytes, count) = storage.collection_size(&collection)?;
+        assert_eq!((count, bytes), (2, (small.as_bytes().len() + other.as_bytes().len()) as u64));
+        let bigger = bson::rawdoc! { "_id": 1, "v": "a much longer value" };
+        let mut writer = storage.writer(&collection)?;
+        writer.replace(bigger.clone())?;
+        writer.delete(bson::RawBsonRef::Int32(2))?;
+        writer.commit()?;
+        assert_eq!(storage.collection_size(&collection)?, (bigger.as_bytes().len() as u64, 1));
+        // Totals missing (data from before they were kept) are rebuilt at the next start.
+        storage.meta.remove(totals_key(&collection))?;
+        drop(collection);
+        drop(storage);
+        let storage = Storage::open(dir.path())?;
+        let collection = storage.collection(&ns).ok_or("collection")?;
+        assert_eq!(storage.collection_size(&collection)?, (bigger.as_bytes().len() as u64, 1));
+        Ok(())
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub struct Writer<'a> {
     batch: OwnedWriteBatch,
     /// This batch's own writes by key (`None` = deleted), so later statements see them.
     pending: HashMap<Vec<u8>, Option<RawDocumentBuf>>,
+    /// Change in document count and data bytes, folded into the collection's stored totals
+    /// at commit, in the same batch.
+    count_delta: i64,
+    bytes_delta: i64,
     _guard: MutexGuard<'a, ()>,
 }
 
@@ -30,7 +34,15 @@ impl<'a> Writer<'a> {
                 format!("collection {} was dropped during the write", collection.ns),
             ));
         }
-        Ok(Self { storage, collection, batch: storage.db.batch(), pending: HashMap::new(), _guard: guard })
+        Ok(Self {
+            storage,
+            collection,
+            batch: storage.db.batch(),
+            pending: HashMap::new(),
+            count_delta: 0,
+            bytes_delta: 0,
+            _guard: guard,
+        })
     }
 
     /// The current version of the document with `_id` equal to `id`, this batch included.
@@ -58,6 +70,7 @@ impl<'a> Writer<'a> {
             return Err(duplicate_key(self.collection, id));
         }
         let key = document_key(self.collection, id);
+        self.account(None, Some(&document));
         self.put(key, document);
         Ok(())
     }
@@ -67,16 +80,32 @@ impl<'a> Writer<'a> {
     /// # Errors
     /// Storage errors.
     pub fn replace(&mut self, document: RawDocumentBuf) -> Result<()> {
-        let key = document_key(self.collection, id_of(&document)?);
+        let id = id_of(&document)?;
+        let old = self.get(id)?;
+        let key = document_key(self.collection, id);
+        self.account(old.as_ref(), Some(&document));
         self.put(key, document);
         Ok(())
     }
 
     /// Deletes the document with `_id` equal to `id`.
-    pub fn delete(&mut self, id: RawBsonRef<'_>) {
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn delete(&mut self, id: RawBsonRef<'_>) -> Result<()> {
+        let old = self.get(id)?;
         let key = document_key(self.collection, id);
+        self.account(old.as_ref(), None);
         self.batch.remove(&self.storage.docs, key.clone());
         self.pending.insert(key, None);
+        Ok(())
+    }
+
+    /// Tracks how a change from `old` to `new` moves the collection's totals.
+    fn account(&mut self, old: Option<&RawDocumentBuf>, new: Option<&RawDocumentBuf>) {
+        let size = |doc: Option<&RawDocumentBuf>| doc.map_or(0, |d| d.as_bytes().len() as i64);
+        self.count_delta += i64::from(new.is_some()) - i64::from(old.is_some());
+        self.bytes_delta += size(new) - size(old);
     }
 
     /// Every committed document of the collection, in `_id` order (this batch excluded: a
@@ -96,9 +125,14 @@ impl<'a> Writer<'a> {
     /// # Errors
     /// Storage errors.
     pub fn commit(self) -> Result<Option<u64>> {
-        let Writer { storage, batch, pending, _guard, .. } = self;
+        let Writer { storage, collection, mut batch, pending, count_delta, bytes_delta, _guard } = self;
         if pending.is_empty() {
             return Ok(None);
+        }
+        if count_delta != 0 || bytes_delta != 0 {
+            // IMPORTANT: read-modify-write of the totals is safe only under the write lock.
+            let totals = storage.totals(collection)?.apply(count_delta, bytes_delta);
+            batch.insert(&storage.meta, super::totals_key(collection), totals.encode());
         }
         batch.commit().map_err(StorageError::from)?;
         Ok(Some(storage.journal.committed()))
