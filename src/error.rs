@@ -49,6 +49,8 @@ error_codes! {
     Unauthorized = 13,
     /// A value has the wrong BSON type.
     TypeMismatch = 14,
+    /// An arithmetic result left its type's range (`$add` on a date).
+    Overflow = 15,
     /// Wrong credentials.
     AuthenticationFailed = 18,
     /// The operation is not allowed in this state.
@@ -141,15 +143,63 @@ error_codes! {
     Location15974 = 15974,
     /// A sort direction other than 1 or -1.
     Location15975 = 15975,
+    /// An expression operator object with more than one field.
+    Location15983 = 15983,
     /// A field path has an empty component.
     Location15998 = 15998,
+    /// A value `$toLower`/`$toUpper` cannot turn into a string.
+    Location16007 = 16007,
+    /// An expression operator with the wrong number of arguments.
+    Location16020 = 16020,
     /// A field path component starts with `$`.
     Location16410 = 16410,
+    /// A field name with a dot in an expression object.
+    Location16412 = 16412,
+    /// `$add` on a value that is neither a number nor a date.
+    Location16554 = 16554,
+    /// `$multiply` on a value that is not a number.
+    Location16555 = 16555,
+    /// `$subtract` on types it cannot subtract.
+    Location16556 = 16556,
+    /// `$divide` on a value that is not a number.
+    Location16609 = 16609,
+    /// `$mod` by zero.
+    Location16610 = 16610,
+    /// `$mod` on a value that is not a number.
+    Location16611 = 16611,
+    /// `$add` with more than one date.
+    Location16612 = 16612,
+    /// `$subtract` of a non-number from a date.
+    Location16613 = 16613,
+    /// `$concat` on a value that is not a string.
+    Location16702 = 16702,
+    /// An empty variable name (`$$`).
+    Location16869 = 16869,
+    /// A user variable name that does not start with a lower-case letter.
+    Location16870 = 16870,
+    /// `$` alone as a field path.
+    Location16872 = 16872,
+    /// `$cond` without `if`.
+    Location17080 = 17080,
+    /// `$cond` without `then`.
+    Location17081 = 17081,
+    /// `$cond` without `else`.
+    Location17082 = 17082,
+    /// `$cond` with a parameter other than `if`, `then`, `else`.
+    Location17083 = 17083,
+    /// `$size` on a value that is not an array.
+    Location17124 = 17124,
+    /// A variable that is not bound.
+    Location17276 = 17276,
     /// A sort value is an object other than `{$meta: ...}`.
     Location17312 = 17312,
     /// A find `$slice` projection that is not find syntax and has the wrong number of
     /// arguments for the aggregation `$slice`.
     Location28667 = 28667,
+    /// `$abs` of the smallest int64.
+    Location28680 = 28680,
+    /// `$abs` on a value that is not a number.
+    Location28765 = 28765,
     /// A projection path runs through a path already projected as a leaf.
     Location31249 = 31249,
     /// A projection names the same path twice.
@@ -190,6 +240,8 @@ error_codes! {
     Location31308 = 31308,
     /// A positional projection in an aggregation `$project`.
     Location31324 = 31324,
+    /// `$in` whose second argument is not an array.
+    Location40081 = 40081,
     /// An aggregation stage name that does not exist.
     UnrecognizedPipelineStage = 40324,
     /// A field path is the empty string.
@@ -216,6 +268,8 @@ error_codes! {
     Location51247 = 51247,
     /// A projection has an empty sub-projection object.
     Location51270 = 51270,
+    /// `$ifNull` with fewer than two arguments.
+    Location1257300 = 1257300,
     /// `$where` without a JavaScript engine (mongod run with `--noscripting`).
     Location6108304 = 6108304,
 }

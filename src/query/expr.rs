@@ -1,0 +1,1104 @@
+//! Aggregation expressions, the language of `$expr` (and later of pipeline updates): parsed
+//! once into an [`Expression`] tree, then evaluated against a document.
+//!
+//! Supported: literals and `$literal`, field paths (`$a.b`), `$$ROOT`, `$$CURRENT`, `$$REMOVE`
+//! and user variables (`$$name`), expression objects and arrays, and the operators `$eq $ne $gt
+//! $gte $lt $lte $cmp $and $or $not $cond $ifNull $add $subtract $multiply $divide $mod $abs $in
+//! $size $concat $toLower $toUpper $type`. Any other `$`-name answers mongod's 168
+//! InvalidPipelineOperator. Decimal128 arithmetic answers 238 NotImplemented.
+//!
+//! A missing value (mongod's EOO) is kept apart from null: it is omitted from arrays and
+//! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
+
+use std::cmp::Ordering;
+
+use bson::{Bson, RawBson, RawBsonRef, RawDocument};
+
+use super::error::QueryError;
+use super::number::Number;
+use super::order::compare_values;
+use super::path::{fields, items};
+use super::render;
+use crate::error::ErrorCode;
+
+/// A parsed aggregation expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expression {
+    /// A constant (a plain value or the argument of `$literal`).
+    Literal(Bson),
+    /// `$path`, `$$VAR` or `$$VAR.path`: a variable and the path below it.
+    FieldPath {
+        /// The variable the path starts from (`CURRENT` for `$a.b`).
+        var: Variable,
+        /// The components below the variable, possibly none.
+        path: Vec<String>,
+    },
+    /// `{a: expr, ...}`: a document whose missing fields are left out.
+    Object(Vec<(String, Expression)>),
+    /// `[expr, ...]`: an array whose missing elements become null, as in mongod.
+    Array(Vec<Expression>),
+    /// `{$op: args}`.
+    Operator {
+        /// The operator.
+        op: Operator,
+        /// Its parsed arguments.
+        args: Vec<Expression>,
+    },
+}
+
+/// The variable a field path starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Variable {
+    /// `$$ROOT`: the document being evaluated.
+    Root,
+    /// `$$CURRENT`: the same document until something rebinds it.
+    Current,
+    /// `$$REMOVE`: always missing.
+    Remove,
+    /// A user variable bound by `let`.
+    User(String),
+}
+
+/// The operators this evaluator knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    /// `$eq`.
+    Eq,
+    /// `$ne`.
+    Ne,
+    /// `$gt`.
+    Gt,
+    /// `$gte`.
+    Gte,
+    /// `$lt`.
+    Lt,
+    /// `$lte`.
+    Lte,
+    /// `$cmp`.
+    Cmp,
+    /// `$and`.
+    And,
+    /// `$or`.
+    Or,
+    /// `$not`.
+    Not,
+    /// `$cond`, its arguments always `[if, then, else]`.
+    Cond,
+    /// `$ifNull`.
+    IfNull,
+    /// `$add`.
+    Add,
+    /// `$subtract`.
+    Subtract,
+    /// `$multiply`.
+    Multiply,
+    /// `$divide`.
+    Divide,
+    /// `$mod`.
+    Mod,
+    /// `$abs`.
+    Abs,
+    /// `$in`.
+    In,
+    /// `$size`.
+    Size,
+    /// `$concat`.
+    Concat,
+    /// `$toLower`.
+    ToLower,
+    /// `$toUpper`.
+    ToUpper,
+    /// `$type`.
+    Type,
+}
+
+impl Operator {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "$eq" => Self::Eq,
+            "$ne" => Self::Ne,
+            "$gt" => Self::Gt,
+            "$gte" => Self::Gte,
+            "$lt" => Self::Lt,
+            "$lte" => Self::Lte,
+            "$cmp" => Self::Cmp,
+            "$and" => Self::And,
+            "$or" => Self::Or,
+            "$not" => Self::Not,
+            "$cond" => Self::Cond,
+            "$ifNull" => Self::IfNull,
+            "$add" => Self::Add,
+            "$subtract" => Self::Subtract,
+            "$multiply" => Self::Multiply,
+            "$divide" => Self::Divide,
+            "$mod" => Self::Mod,
+            "$abs" => Self::Abs,
+            "$in" => Self::In,
+            "$size" => Self::Size,
+            "$concat" => Self::Concat,
+            "$toLower" => Self::ToLower,
+            "$toUpper" => Self::ToUpper,
+            "$type" => Self::Type,
+            _ => return None,
+        })
+    }
+
+    /// The exact number of arguments, for the operators that have one.
+    fn arity(self) -> Option<usize> {
+        match self {
+            Self::Eq
+            | Self::Ne
+            | Self::Gt
+            | Self::Gte
+            | Self::Lt
+            | Self::Lte
+            | Self::Cmp
+            | Self::Subtract
+            | Self::Divide
+            | Self::Mod
+            | Self::In => Some(2),
+            Self::Not | Self::Abs | Self::Size | Self::ToLower | Self::ToUpper | Self::Type => Some(1),
+            Self::Cond => Some(3),
+            Self::And | Self::Or | Self::IfNull | Self::Add | Self::Multiply | Self::Concat => None,
+        }
+    }
+}
+
+/// The user variables in scope (`let`); `ROOT` and `CURRENT` come from the document itself.
+#[derive(Debug, Clone, Default)]
+pub struct Variables {
+    bound: Vec<(String, RawBson)>,
+}
+
+impl Variables {
+    /// No user variables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Binds `name` to `value`, shadowing an earlier binding of the same name.
+    ///
+    /// # Errors
+    /// 22 InvalidBSON when `value` cannot be encoded.
+    pub fn bind(&mut self, name: &str, value: Bson) -> Result<(), QueryError> {
+        let raw = RawBson::try_from(value).map_err(QueryError::invalid_bson)?;
+        self.bound.push((name.to_owned(), raw));
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Option<&RawBson> {
+        self.bound.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// A value while evaluating: `None` is missing.
+type Value = Option<Bson>;
+
+impl Expression {
+    /// Parses an expression.
+    ///
+    /// # Errors
+    /// mongod's codes and messages: 168 InvalidPipelineOperator for an unknown `$`-operator,
+    /// 15983 for an operator object with more than one field, 16020 for a wrong number of
+    /// arguments, the FieldPath codes for malformed paths.
+    pub fn parse(value: RawBsonRef<'_>) -> Result<Self, QueryError> {
+        match value {
+            RawBsonRef::String(s) if s.starts_with('$') => parse_field_path(s),
+            RawBsonRef::Document(doc) => parse_object(doc),
+            RawBsonRef::Array(arr) => {
+                let mut out = Vec::new();
+                for item in arr {
+                    out.push(Self::parse(item.map_err(QueryError::invalid_bson)?)?);
+                }
+                Ok(Self::Array(out))
+            }
+            other => Ok(Self::Literal(to_bson(other)?)),
+        }
+    }
+
+    /// Evaluates against `root`; `None` is a missing value.
+    ///
+    /// # Errors
+    /// mongod's runtime errors: type mismatches (16554 and friends), 2 BadValue for a
+    /// division by zero, 17276 for an unbound variable.
+    pub fn evaluate(&self, root: &RawDocument, vars: &Variables) -> Result<Option<Bson>, QueryError> {
+        match self {
+            Self::Literal(v) => Ok(Some(v.clone())),
+            Self::FieldPath { var, path } => evaluate_path(var, path, root, vars),
+            Self::Object(entries) => {
+                let mut doc = bson::Document::new();
+                for (key, expr) in entries {
+                    if let Some(v) = expr.evaluate(root, vars)? {
+                        doc.insert(key.clone(), v);
+                    }
+                }
+                Ok(Some(Bson::Document(doc)))
+            }
+            Self::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for expr in items {
+                    out.push(expr.evaluate(root, vars)?.unwrap_or(Bson::Null));
+                }
+                Ok(Some(Bson::Array(out)))
+            }
+            Self::Operator { op, args } => evaluate_operator(*op, args, root, vars),
+        }
+    }
+
+    /// Evaluates and reports mongod's truthiness of the result (see [`truthy`]).
+    ///
+    /// # Errors
+    /// As [`Expression::evaluate`].
+    pub fn evaluate_truthy(&self, root: &RawDocument, vars: &Variables) -> Result<bool, QueryError> {
+        Ok(truthy(&self.evaluate(root, vars)?))
+    }
+}
+
+/// mongod's `Value::coerceToBool`: false, null, undefined, missing and numeric zero are false;
+/// everything else (NaN, empty strings and arrays included) is true.
+pub fn truthy(value: &Option<Bson>) -> bool {
+    match value {
+        None | Some(Bson::Null | Bson::Undefined | Bson::Boolean(false)) => false,
+        Some(Bson::Int32(i)) => *i != 0,
+        Some(Bson::Int64(i)) => *i != 0,
+        Some(Bson::Double(d)) => *d != 0.0,
+        Some(Bson::Decimal128(d)) => {
+            !matches!(super::number::decode_decimal(*d), super::number::Decimal::Finite { coefficient: 0, .. })
+        }
+        Some(_) => true,
+    }
+}
+
+fn to_bson(v: RawBsonRef<'_>) -> Result<Bson, QueryError> {
+    Bson::try_from(RawBson::from(v)).map_err(QueryError::invalid_bson)
+}
+
+fn parse_field_path(s: &str) -> Result<Expression, QueryError> {
+    if let Some(rest) = s.strip_prefix("$$") {
+        let mut parts = rest.split('.');
+        let name = parts.next().unwrap_or_default();
+        let var = match name {
+            "ROOT" => Variable::Root,
+            "CURRENT" => Variable::Current,
+            "REMOVE" => Variable::Remove,
+            "" => return Err(QueryError::new(ErrorCode::Location16869, "empty variable names are not allowed")),
+            // mongod reserves names starting with an upper-case letter (or anything but a
+            // lower-case letter or non-ASCII) for its own variables.
+            _ if !name.starts_with(|c: char| c.is_ascii_lowercase() || !c.is_ascii()) => {
+                return Err(QueryError::new(
+                    ErrorCode::Location16870,
+                    format!("'{name}' starts with an invalid character for a user variable name"),
+                ));
+            }
+            _ => Variable::User(name.to_owned()),
+        };
+        let path = match rest.split_once('.') {
+            Some((_, below)) => validate_path(below)?,
+            None => Vec::new(),
+        };
+        return Ok(Expression::FieldPath { var, path });
+    }
+    let below = s.strip_prefix('$').unwrap_or(s);
+    if below.is_empty() {
+        return Err(QueryError::new(ErrorCode::Location16872, "'$' by itself is not a valid FieldPath"));
+    }
+    Ok(Expression::FieldPath { var: Variable::Current, path: validate_path(below)? })
+}
+
+/// mongod's `FieldPath` checks on the part after `$`.
+fn validate_path(path: &str) -> Result<Vec<String>, QueryError> {
+    if path.ends_with('.') {
+        return Err(QueryError::new(ErrorCode::Location40353, "FieldPath must not end with a '.'."));
+    }
+    path.split('.').map(validate_field_name).collect()
+}
+
+fn validate_field_name(part: &str) -> Result<String, QueryError> {
+    if part.is_empty() {
+        return Err(QueryError::new(ErrorCode::Location15998, "FieldPath field names may not be empty strings."));
+    }
+    if part.starts_with('$') {
+        return Err(QueryError::new(
+            ErrorCode::Location16410,
+            "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
+        ));
+    }
+    Ok(part.to_owned())
+}
+
+fn parse_object(doc: &RawDocument) -> Result<Expression, QueryError> {
+    let entries: Vec<(&str, RawBsonRef<'_>)> = fields(doc).collect();
+    let Some(&(first, first_value)) = entries.first() else { return Ok(Expression::Object(Vec::new())) };
+    if first.starts_with('$') {
+        if entries.len() != 1 {
+            let shown: Vec<String> = entries.iter().map(|(k, v)| render::element(k, *v)).collect();
+            return Err(QueryError::new(
+                ErrorCode::Location15983,
+                format!("An object representing an expression must have exactly one field: {{ {} }}", shown.join(", ")),
+            ));
+        }
+        return parse_operator(first, first_value);
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        if key.contains('.') {
+            return Err(QueryError::new(ErrorCode::Location16412, "FieldPath field names may not contain '.'."));
+        }
+        out.push((validate_field_name(key)?, Expression::parse(value)?));
+    }
+    Ok(Expression::Object(out))
+}
+
+fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
+    if name == "$literal" {
+        return Ok(Expression::Literal(to_bson(arg)?));
+    }
+    let Some(op) = Operator::from_name(name) else {
+        return Err(QueryError::new(ErrorCode::InvalidPipelineOperator, format!("Unrecognized expression '{name}'")));
+    };
+    if let (Operator::Cond, RawBsonRef::Document(spec)) = (op, arg) {
+        return parse_cond_object(spec);
+    }
+    // mongod's `parseArguments`: an array is the argument list, anything else one argument.
+    let args = match arg {
+        RawBsonRef::Array(arr) => {
+            let mut out = Vec::new();
+            for item in arr {
+                out.push(Expression::parse(item.map_err(QueryError::invalid_bson)?)?);
+            }
+            out
+        }
+        other => vec![Expression::parse(other)?],
+    };
+    if let Some(n) = op.arity()
+        && args.len() != n
+    {
+        return Err(QueryError::new(
+            ErrorCode::Location16020,
+            format!("Expression {name} takes exactly {n} arguments. {} were passed in.", args.len()),
+        ));
+    }
+    if op == Operator::IfNull && args.len() < 2 {
+        return Err(QueryError::new(
+            ErrorCode::Location1257300,
+            format!("$ifNull needs at least two arguments, had: {}", args.len()),
+        ));
+    }
+    Ok(Expression::Operator { op, args })
+}
+
+/// `{$cond: {if, then, else}}`.
+fn parse_cond_object(spec: &RawDocument) -> Result<Expression, QueryError> {
+    let (mut if_, mut then, mut else_) = (None, None, None);
+    for (key, value) in fields(spec) {
+        let slot = match key {
+            "if" => &mut if_,
+            "then" => &mut then,
+            "else" => &mut else_,
+            _ => {
+                return Err(QueryError::new(
+                    ErrorCode::Location17083,
+                    format!("Unrecognized parameter to $cond: {key}"),
+                ));
+            }
+        };
+        *slot = Some(Expression::parse(value)?);
+    }
+    let missing = |code, which: &str| QueryError::new(code, format!("Missing '{which}' parameter to $cond"));
+    let if_ = if_.ok_or_else(|| missing(ErrorCode::Location17080, "if"))?;
+    let then = then.ok_or_else(|| missing(ErrorCode::Location17081, "then"))?;
+    let else_ = else_.ok_or_else(|| missing(ErrorCode::Location17082, "else"))?;
+    Ok(Expression::Operator { op: Operator::Cond, args: vec![if_, then, else_] })
+}
+
+fn evaluate_path(var: &Variable, path: &[String], root: &RawDocument, vars: &Variables) -> Result<Value, QueryError> {
+    let start = match var {
+        Variable::Root | Variable::Current => return path_in_document(root, path),
+        Variable::Remove => return Ok(None),
+        Variable::User(name) => match vars.get(name) {
+            Some(v) => v.as_raw_bson_ref(),
+            None => {
+                return Err(QueryError::new(ErrorCode::Location17276, format!("Use of undefined variable: {name}")));
+            }
+        },
+    };
+    if path.is_empty() {
+        return to_bson(start).map(Some);
+    }
+    match start {
+        RawBsonRef::Document(doc) => path_in_document(doc, path),
+        RawBsonRef::Array(arr) => path_in_array(arr, path).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// mongod's `ExpressionFieldPath::evaluatePath`: numeric components are field names, never
+/// array positions; an array on the way yields the values reached in its document elements.
+fn path_in_document(doc: &RawDocument, path: &[String]) -> Result<Value, QueryError> {
+    let Some((first, rest)) = path.split_first() else { return to_bson(RawBsonRef::Document(doc)).map(Some) };
+    let Ok(Some(value)) = doc.get(first) else { return Ok(None) };
+    if rest.is_empty() {
+        return to_bson(value).map(Some);
+    }
+    match value {
+        RawBsonRef::Document(inner) => path_in_document(inner, rest),
+        RawBsonRef::Array(arr) => path_in_array(arr, rest).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// mongod's `evaluatePathArray`: only document elements are searched, and what they lack is
+/// left out.
+fn path_in_array(arr: &bson::RawArray, path: &[String]) -> Result<Bson, QueryError> {
+    let mut out = Vec::new();
+    for element in items(arr) {
+        if let RawBsonRef::Document(doc) = element
+            && let Some(v) = path_in_document(doc, path)?
+        {
+            out.push(v);
+        }
+    }
+    Ok(Bson::Array(out))
+}
+
+/// The BSON type name of a value, "missing" for a missing one.
+fn type_of(v: &Value) -> &'static str {
+    v.as_ref().map_or("missing", |b| render::type_name(b.element_type()))
+}
+
+fn nullish(v: &Value) -> bool {
+    matches!(v, None | Some(Bson::Null | Bson::Undefined))
+}
+
+/// Compares two values in BSON order, missing as undefined (one bracket, below null).
+fn compare(a: &Value, b: &Value) -> Result<Ordering, QueryError> {
+    let raw = |v: &Value| RawBson::try_from(v.clone().unwrap_or(Bson::Undefined)).map_err(QueryError::invalid_bson);
+    let (a, b) = (raw(a)?, raw(b)?);
+    Ok(compare_values(a.as_raw_bson_ref(), b.as_raw_bson_ref()))
+}
+
+fn evaluate_operator(
+    op: Operator,
+    args: &[Expression],
+    root: &RawDocument,
+    vars: &Variables,
+) -> Result<Value, QueryError> {
+    let eval = |i: usize| -> Result<Value, QueryError> {
+        match args.get(i) {
+            Some(e) => e.evaluate(root, vars),
+            None => Ok(None),
+        }
+    };
+    let all = || args.iter().map(|e| e.evaluate(root, vars)).collect::<Result<Vec<_>, _>>();
+    let cmp = || -> Result<Ordering, QueryError> { compare(&eval(0)?, &eval(1)?) };
+    Ok(Some(match op {
+        Operator::Eq => Bson::Boolean(cmp()? == Ordering::Equal),
+        Operator::Ne => Bson::Boolean(cmp()? != Ordering::Equal),
+        Operator::Gt => Bson::Boolean(cmp()? == Ordering::Greater),
+        Operator::Gte => Bson::Boolean(cmp()? != Ordering::Less),
+        Operator::Lt => Bson::Boolean(cmp()? == Ordering::Less),
+        Operator::Lte => Bson::Boolean(cmp()? != Ordering::Greater),
+        Operator::Cmp => Bson::Int32(match cmp()? {
+            Ordering::Less => -1,
+            Ordering::Equal => 0,
+            Ordering::Greater => 1,
+        }),
+        Operator::And => {
+            for e in args {
+                if !e.evaluate_truthy(root, vars)? {
+                    return Ok(Some(Bson::Boolean(false)));
+                }
+            }
+            Bson::Boolean(true)
+        }
+        Operator::Or => {
+            for e in args {
+                if e.evaluate_truthy(root, vars)? {
+                    return Ok(Some(Bson::Boolean(true)));
+                }
+            }
+            Bson::Boolean(false)
+        }
+        Operator::Not => Bson::Boolean(!truthy(&eval(0)?)),
+        Operator::Cond => return if truthy(&eval(0)?) { eval(1) } else { eval(2) },
+        Operator::IfNull => {
+            // Every argument but the last is a candidate; the last is returned as it is.
+            let (last, candidates) = args.split_last().map_or((None, args), |(l, c)| (Some(l), c));
+            for e in candidates {
+                let v = e.evaluate(root, vars)?;
+                if !nullish(&v) {
+                    return Ok(v);
+                }
+            }
+            return match last {
+                Some(e) => e.evaluate(root, vars),
+                None => Ok(None),
+            };
+        }
+        Operator::Add => return add(&all()?),
+        Operator::Subtract => return subtract(eval(0)?, eval(1)?),
+        Operator::Multiply => return multiply(&all()?),
+        Operator::Divide => return divide(eval(0)?, eval(1)?),
+        Operator::Mod => return modulo(eval(0)?, eval(1)?),
+        Operator::Abs => return abs(eval(0)?),
+        Operator::In => {
+            let (needle, haystack) = (eval(0)?, eval(1)?);
+            let Some(Bson::Array(list)) = haystack else {
+                return Err(QueryError::new(
+                    ErrorCode::Location40081,
+                    format!("$in requires an array as a second argument, found: {}", type_of(&haystack)),
+                ));
+            };
+            for item in list {
+                if compare(&needle, &Some(item))? == Ordering::Equal {
+                    return Ok(Some(Bson::Boolean(true)));
+                }
+            }
+            Bson::Boolean(false)
+        }
+        Operator::Size => match eval(0)? {
+            Some(Bson::Array(list)) => match i32::try_from(list.len()) {
+                Ok(n) => Bson::Int32(n),
+                Err(_) => Bson::Int64(i64::try_from(list.len()).unwrap_or(i64::MAX)),
+            },
+            other => {
+                return Err(QueryError::new(
+                    ErrorCode::Location17124,
+                    format!("The argument to $size must be an array. Type of argument is {}", type_of(&other)),
+                ));
+            }
+        },
+        Operator::Concat => {
+            let mut out = String::new();
+            for v in all()? {
+                match v {
+                    Some(Bson::String(s)) => out.push_str(&s),
+                    v if nullish(&v) => return Ok(Some(Bson::Null)),
+                    v => {
+                        return Err(QueryError::new(
+                            ErrorCode::Location16702,
+                            format!("$concat only supports strings, not {}", type_of(&v)),
+                        ));
+                    }
+                }
+            }
+            Bson::String(out)
+        }
+        // mongod changes ASCII letters only.
+        Operator::ToLower => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_lowercase()),
+        Operator::ToUpper => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_uppercase()),
+        Operator::Type => Bson::String(type_of(&eval(0)?).to_owned()),
+    }))
+}
+
+/// mongod's `Value::coerceToString` for the types built so far: strings as they are, null and
+/// missing as "", integers in decimal.
+fn coerce_to_string(v: Value) -> Result<String, QueryError> {
+    match v {
+        Some(Bson::String(s) | Bson::Symbol(s)) => Ok(s),
+        Some(Bson::Int32(i)) => Ok(i.to_string()),
+        Some(Bson::Int64(i)) => Ok(i.to_string()),
+        v if nullish(&v) => Ok(String::new()),
+        Some(Bson::Double(_) | Bson::Decimal128(_) | Bson::DateTime(_) | Bson::Timestamp(_)) => {
+            Err(QueryError::not_implemented("string conversion of doubles, decimals, dates and timestamps"))
+        }
+        v => Err(QueryError::new(
+            ErrorCode::Location16007,
+            format!("can't convert from BSON type {} to String", type_of(&v)),
+        )),
+    }
+}
+
+fn number_to_bson(n: Number) -> Bson {
+    match n {
+        Number::Int32(i) => Bson::Int32(i),
+        Number::Int64(i) => Bson::Int64(i),
+        Number::Double(d) => Bson::Double(d),
+        Number::Decimal(d) => Bson::Decimal128(d),
+    }
+}
+
+fn as_f64(n: Number) -> f64 {
+    match n {
+        Number::Int32(i) => f64::from(i),
+        Number::Int64(i) => i as f64,
+        Number::Double(d) => d,
+        // Decimals are refused before any arithmetic reaches here.
+        Number::Decimal(_) => f64::NAN,
+    }
+}
+
+fn as_i64(n: Number) -> Option<i64> {
+    match n {
+        Number::Int32(i) => Some(i64::from(i)),
+        Number::Int64(i) => Some(i),
+        Number::Double(_) | Number::Decimal(_) => None,
+    }
+}
+
+fn no_decimal(a: Number, b: Number) -> Result<(), QueryError> {
+    if matches!(a, Number::Decimal(_)) || matches!(b, Number::Decimal(_)) {
+        return Err(QueryError::not_implemented("decimal arithmetic in expressions"));
+    }
+    Ok(())
+}
+
+/// `a op b` with the aggregation promotion: int32 overflow widens to int64, int64 overflow
+/// becomes a double (unlike `$inc`, which fails), and a double makes the result a double.
+fn arith(
+    a: Number,
+    b: Number,
+    int: fn(i64, i64) -> Option<i64>,
+    float: fn(f64, f64) -> f64,
+) -> Result<Number, QueryError> {
+    no_decimal(a, b)?;
+    Ok(match (a, b) {
+        (Number::Int32(_), Number::Int32(_))
+        | (Number::Int32(_) | Number::Int64(_), Number::Int32(_) | Number::Int64(_)) => {
+            let (x, y) = (as_i64(a).unwrap_or(0), as_i64(b).unwrap_or(0));
+            match int(x, y) {
+                Some(r) if matches!((a, b), (Number::Int32(_), Number::Int32(_))) => {
+                    i32::try_from(r).map_or(Number::Int64(r), Number::Int32)
+                }
+                Some(r) => Number::Int64(r),
+                None => Number::Double(float(x as f64, y as f64)),
+            }
+        }
+        _ => Number::Double(float(as_f64(a), as_f64(b))),
+    })
+}
+
+fn add(values: &[Value]) -> Result<Value, QueryError> {
+    let mut total = Number::Int32(0);
+    let mut date: Option<i64> = None;
+    for v in values {
+        match v {
+            Some(Bson::DateTime(d)) => {
+                if date.is_some() {
+                    return Err(QueryError::new(
+                        ErrorCode::Location16612,
+                        "only one date allowed in an $add expression",
+                    ));
+                }
+                date = Some(d.timestamp_millis());
+            }
+            Some(b) if Number::from_bson(b).is_some() => {
+                let n = Number::from_bson(b).unwrap_or(Number::Int32(0));
+                total = arith(total, n, i64::checked_add, |x, y| x + y)?;
+            }
+            v if nullish(v) => return Ok(Some(Bson::Null)),
+            v => {
+                return Err(QueryError::new(
+                    ErrorCode::Location16554,
+                    format!("$add only supports numeric or date types, not {}", type_of(v)),
+                ));
+            }
+        }
+    }
+    match date {
+        None => Ok(Some(number_to_bson(total))),
+        Some(millis) => {
+            // A double is rounded to whole milliseconds (mongod's llround).
+            let offset = match total {
+                Number::Double(d) => double_to_millis(d.round()),
+                n => as_i64(n),
+            };
+            let sum = offset.and_then(|o| millis.checked_add(o));
+            sum.map(|ms| Some(Bson::DateTime(bson::DateTime::from_millis(ms))))
+                .ok_or_else(|| QueryError::new(ErrorCode::Overflow, "date overflow in $add"))
+        }
+    }
+}
+
+fn double_to_millis(d: f64) -> Option<i64> {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    // The range check makes the cast exact.
+    (d.is_finite() && (-TWO_POW_63..TWO_POW_63).contains(&d)).then_some(d as i64)
+}
+
+fn subtract(a: Value, b: Value) -> Result<Value, QueryError> {
+    let (na, nb) = (a.as_ref().and_then(Number::from_bson), b.as_ref().and_then(Number::from_bson));
+    if let (Some(x), Some(y)) = (na, nb) {
+        return Ok(Some(number_to_bson(arith(x, y, i64::checked_sub, |x, y| x - y)?)));
+    }
+    if nullish(&a) || nullish(&b) {
+        return Ok(Some(Bson::Null));
+    }
+    if let Some(Bson::DateTime(lhs)) = &a {
+        let lhs = lhs.timestamp_millis();
+        return match (&b, nb) {
+            (Some(Bson::DateTime(rhs)), _) => Ok(Some(Bson::Int64(lhs.wrapping_sub(rhs.timestamp_millis())))),
+            (_, Some(n)) => {
+                no_decimal(n, n)?;
+                // mongod's coerceToLong truncates a double.
+                let offset = match n {
+                    Number::Double(d) => double_to_millis(d.trunc()).unwrap_or(0),
+                    n => as_i64(n).unwrap_or(0),
+                };
+                Ok(Some(Bson::DateTime(bson::DateTime::from_millis(lhs.wrapping_sub(offset)))))
+            }
+            _ => Err(QueryError::new(ErrorCode::Location16613, format!("can't $subtract {} from Date", type_of(&b)))),
+        };
+    }
+    Err(QueryError::new(ErrorCode::Location16556, format!("can't $subtract {} from {}", type_of(&b), type_of(&a))))
+}
+
+fn multiply(values: &[Value]) -> Result<Value, QueryError> {
+    let mut product = Number::Int32(1);
+    for v in values {
+        match v.as_ref().and_then(Number::from_bson) {
+            Some(n) => product = arith(product, n, i64::checked_mul, |x, y| x * y)?,
+            None if nullish(v) => return Ok(Some(Bson::Null)),
+            None => {
+                return Err(QueryError::new(
+                    ErrorCode::Location16555,
+                    format!("$multiply only supports numeric types, not {}", type_of(v)),
+                ));
+            }
+        }
+    }
+    Ok(Some(number_to_bson(product)))
+}
+
+fn divide(a: Value, b: Value) -> Result<Value, QueryError> {
+    match (a.as_ref().and_then(Number::from_bson), b.as_ref().and_then(Number::from_bson)) {
+        (Some(x), Some(y)) => {
+            no_decimal(x, y)?;
+            let denominator = as_f64(y);
+            if denominator == 0.0 {
+                return Err(QueryError::bad_value("can't $divide by zero"));
+            }
+            Ok(Some(Bson::Double(as_f64(x) / denominator)))
+        }
+        _ if nullish(&a) || nullish(&b) => Ok(Some(Bson::Null)),
+        _ => Err(QueryError::new(
+            ErrorCode::Location16609,
+            format!("$divide only supports numeric types, not {} and {}", type_of(&a), type_of(&b)),
+        )),
+    }
+}
+
+/// mongod's `ExpressionMod`: a double dividend or a fractional double divisor gives `fmod`;
+/// otherwise integer remainder, int64 when either side is one.
+fn modulo(a: Value, b: Value) -> Result<Value, QueryError> {
+    let (x, y) = match (a.as_ref().and_then(Number::from_bson), b.as_ref().and_then(Number::from_bson)) {
+        (Some(x), Some(y)) => (x, y),
+        _ if nullish(&a) || nullish(&b) => return Ok(Some(Bson::Null)),
+        _ => {
+            return Err(QueryError::new(
+                ErrorCode::Location16611,
+                format!("$mod only supports numeric types, not {} and {}", type_of(&a), type_of(&b)),
+            ));
+        }
+    };
+    no_decimal(x, y)?;
+    let divisor = as_f64(y);
+    if divisor == 0.0 {
+        return Err(QueryError::new(ErrorCode::Location16610, "can't $mod by zero"));
+    }
+    let integral_divisor = match y {
+        Number::Double(d) => double_to_millis(d).filter(|_| d.fract() == 0.0),
+        n => as_i64(n),
+    };
+    let dividend = as_i64(x);
+    Ok(Some(match (dividend, integral_divisor) {
+        (Some(l), Some(r)) => {
+            // wrapping_rem: i64::MIN % -1 is 0, as mongod's overflow-safe mod says.
+            let r = l.wrapping_rem(r);
+            match (x, y) {
+                (Number::Int64(_), _) | (_, Number::Int64(_)) => Bson::Int64(r),
+                _ => i32::try_from(r).map_or(Bson::Int64(r), Bson::Int32),
+            }
+        }
+        _ => Bson::Double(as_f64(x) % divisor),
+    }))
+}
+
+fn abs(v: Value) -> Result<Value, QueryError> {
+    Ok(Some(match v.as_ref().and_then(Number::from_bson) {
+        Some(Number::Int32(i)) => i.checked_abs().map_or(Bson::Int64(-i64::from(i)), Bson::Int32),
+        Some(Number::Int64(i)) => match i.checked_abs() {
+            Some(a) => Bson::Int64(a),
+            None => return Err(QueryError::new(ErrorCode::Location28680, "can't take $abs of long long min")),
+        },
+        Some(Number::Double(d)) => Bson::Double(d.abs()),
+        Some(Number::Decimal(_)) => return Err(QueryError::not_implemented("decimal arithmetic in expressions")),
+        None if nullish(&v) => Bson::Null,
+        None => {
+            return Err(QueryError::new(
+                ErrorCode::Location28765,
+                format!("$abs only supports numeric types, not {}", type_of(&v)),
+            ));
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::{DateTime, bson, doc, rawdoc};
+
+    /// Parses `expr` and evaluates it against `doc`; an error becomes its code.
+    fn eval(doc: bson::Document, expr: Bson) -> Result<Option<Bson>, i32> {
+        let root = bson::RawDocumentBuf::try_from(&doc).unwrap();
+        let raw = RawBson::try_from(expr).unwrap();
+        let parsed = Expression::parse(raw.as_raw_bson_ref()).map_err(|e| e.code().code())?;
+        parsed.evaluate(&root, &Variables::new()).map_err(|e| e.code().code())
+    }
+
+    fn err_message(doc: bson::Document, expr: Bson) -> String {
+        let root = bson::RawDocumentBuf::try_from(&doc).unwrap();
+        let raw = RawBson::try_from(expr).unwrap();
+        match Expression::parse(raw.as_raw_bson_ref()) {
+            Err(e) => e.message().to_owned(),
+            Ok(parsed) => parsed.evaluate(&root, &Variables::new()).unwrap_err().message().to_owned(),
+        }
+    }
+
+    /// Runs `(document, expression, expected)` rows; `Err(code)` expects that error code.
+    fn table(rows: Vec<(bson::Document, Bson, Result<Option<Bson>, i32>)>) {
+        for (doc, expr, expected) in rows {
+            let got = eval(doc.clone(), expr.clone());
+            assert_eq!(got, expected, "{expr} on {doc}");
+        }
+    }
+
+    fn ok(v: Bson) -> Result<Option<Bson>, i32> {
+        Ok(Some(v))
+    }
+
+    fn date(ms: i64) -> Bson {
+        Bson::DateTime(DateTime::from_millis(ms))
+    }
+
+    #[test]
+    fn expr_literals_paths_and_variables() {
+        let d = doc! { "a": { "b": 1 }, "arr": [ { "x": 1 }, { "y": 2 }, 3, { "x": [4] }, [ { "x": 5 } ] ] };
+        table(vec![
+            (d.clone(), bson!(5), ok(bson!(5))),
+            (d.clone(), bson!("plain"), ok(bson!("plain"))),
+            (d.clone(), bson!({ "$literal": "$a" }), ok(bson!("$a"))),
+            (d.clone(), bson!({ "$literal": { "$add": 1 } }), ok(bson!({ "$add": 1 }))),
+            (d.clone(), bson!("$a.b"), ok(bson!(1))),
+            (d.clone(), bson!("$a.c"), Ok(None)),
+            (d.clone(), bson!("$a.b.c"), Ok(None)),
+            (d.clone(), bson!("$arr.x"), ok(bson!([1, [4]]))),
+            (d.clone(), bson!("$arr.0"), ok(bson!([]))),
+            (d.clone(), bson!("$$ROOT.a"), ok(bson!({ "b": 1 }))),
+            (d.clone(), bson!("$$CURRENT.a.b"), ok(bson!(1))),
+            (d.clone(), bson!("$$REMOVE"), Ok(None)),
+            (d.clone(), bson!("$$nope"), Err(17276)),
+            (d.clone(), bson!("$$Upper"), Err(16870)),
+            (d.clone(), bson!("$$"), Err(16869)),
+            (d.clone(), bson!("$"), Err(16872)),
+            (d.clone(), bson!("$a."), Err(40353)),
+            (d.clone(), bson!("$a..b"), Err(15998)),
+            (d.clone(), bson!("$a.$b"), Err(16410)),
+            (d.clone(), bson!({ "k": "$a.b", "gone": "$zzz" }), ok(bson!({ "k": 1 }))),
+            (d.clone(), bson!(["$a.b", "$zzz"]), ok(bson!([1, null]))),
+            (d.clone(), bson!({ "a.b": 1 }), Err(16412)),
+            (d.clone(), bson!({ "$foo": 1 }), Err(168)),
+            (d.clone(), bson!({ "$eq": [1, 1], "b": 1 }), Err(15983)),
+        ]);
+        let root = rawdoc! { "a": 1 };
+        let mut vars = Variables::new();
+        vars.bind("v", bson!({ "n": [ { "m": 7 } ] })).unwrap();
+        let parsed = Expression::parse(RawBsonRef::String("$$v.n.m")).unwrap();
+        assert_eq!(parsed.evaluate(&root, &vars), Ok(Some(bson!([7]))));
+        assert_eq!(err_message(doc! {}, bson!({ "$foo": 1 })), "Unrecognized expression '$foo'");
+        assert_eq!(
+            err_message(doc! {}, bson!({ "$eq": [1, 1], "b": 1 })),
+            "An object representing an expression must have exactly one field: { $eq: [ 1, 1 ], b: 1 }"
+        );
+    }
+
+    #[test]
+    fn expr_comparisons_use_bson_order_without_brackets() {
+        let d = doc! { "a": 1, "s": "x", "n": null };
+        table(vec![
+            (d.clone(), bson!({ "$eq": ["$a", 1.0] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$ne": ["$a", 1] }), ok(bson!(false))),
+            (d.clone(), bson!({ "$gt": ["$s", "$a"] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$gte": ["$a", 1] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$lt": ["$n", "$a"] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$lte": ["$a", 0] }), ok(bson!(false))),
+            // Missing is below null and not equal to it.
+            (d.clone(), bson!({ "$eq": ["$missing", null] }), ok(bson!(false))),
+            (d.clone(), bson!({ "$lt": ["$missing", null] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$eq": ["$missing", "$other"] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$cmp": ["$a", 2] }), ok(bson!(-1))),
+            (d.clone(), bson!({ "$cmp": ["$s", "$a"] }), ok(bson!(1))),
+            (d.clone(), bson!({ "$cmp": [[1, 2], [1, 2]] }), ok(bson!(0))),
+            (d.clone(), bson!({ "$eq": [1] }), Err(16020)),
+            (d.clone(), bson!({ "$eq": 1 }), Err(16020)),
+            (d.clone(), bson!({ "$cmp": [1, 2, 3] }), Err(16020)),
+        ]);
+        assert_eq!(
+            err_message(doc! {}, bson!({ "$eq": [1] })),
+            "Expression $eq takes exactly 2 arguments. 1 were passed in."
+        );
+    }
+
+    #[test]
+    fn expr_logic_cond_and_if_null() {
+        let d = doc! { "t": true, "z": 0, "e": "", "n": null };
+        table(vec![
+            (d.clone(), bson!({ "$and": [] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$and": ["$t", "$e"] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$and": ["$t", "$z"] }), ok(bson!(false))),
+            (d.clone(), bson!({ "$or": [] }), ok(bson!(false))),
+            (d.clone(), bson!({ "$or": ["$n", "$missing", "$t"] }), ok(bson!(true))),
+            // Short-circuit: the failing `$divide` is never evaluated.
+            (d.clone(), bson!({ "$or": [true, { "$divide": [1, 0] }] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$not": ["$z"] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$not": "$e" }), ok(bson!(false))),
+            (d.clone(), bson!({ "$not": [1, 2] }), Err(16020)),
+            (d.clone(), bson!({ "$cond": ["$t", "yes", "no"] }), ok(bson!("yes"))),
+            (d.clone(), bson!({ "$cond": { "if": "$z", "then": "yes", "else": "no" } }), ok(bson!("no"))),
+            (d.clone(), bson!({ "$cond": { "if": true, "then": "$missing", "else": 1 } }), Ok(None)),
+            (d.clone(), bson!({ "$cond": ["$t", 1] }), Err(16020)),
+            (d.clone(), bson!({ "$cond": { "then": 1, "else": 2 } }), Err(17080)),
+            (d.clone(), bson!({ "$cond": { "if": 1, "else": 2 } }), Err(17081)),
+            (d.clone(), bson!({ "$cond": { "if": 1, "then": 2 } }), Err(17082)),
+            (d.clone(), bson!({ "$cond": { "if": 1, "then": 2, "else": 3, "x": 4 } }), Err(17083)),
+            (d.clone(), bson!({ "$ifNull": ["$n", "$missing", "fallback"] }), ok(bson!("fallback"))),
+            (d.clone(), bson!({ "$ifNull": ["$z", "fallback"] }), ok(bson!(0))),
+            (d.clone(), bson!({ "$ifNull": ["$n", "$missing"] }), Ok(None)),
+            (d.clone(), bson!({ "$ifNull": ["$n"] }), Err(1257300)),
+        ]);
+    }
+
+    #[test]
+    fn expr_add_subtract_multiply_promote_like_mongod() {
+        let d = doc! { "i": 2, "l": i64::MAX, "f": 0.5, "d": date(1_000), "s": "x", "n": null };
+        table(vec![
+            (d.clone(), bson!({ "$add": [] }), ok(bson!(0))),
+            (d.clone(), bson!({ "$add": ["$i", 3] }), ok(bson!(5))),
+            (d.clone(), bson!({ "$add": [i32::MAX, 1] }), ok(Bson::Int64(i64::from(i32::MAX) + 1))),
+            (d.clone(), bson!({ "$add": ["$l", 1] }), ok(Bson::Double(i64::MAX as f64 + 1.0))),
+            (d.clone(), bson!({ "$add": ["$i", "$f"] }), ok(bson!(2.5))),
+            (d.clone(), bson!({ "$add": ["$i", Bson::Int64(1)] }), ok(Bson::Int64(3))),
+            (d.clone(), bson!({ "$add": ["$d", 5, "$f"] }), ok(date(1_006))),
+            (d.clone(), bson!({ "$add": ["$d", "$d"] }), Err(16612)),
+            (d.clone(), bson!({ "$add": ["$i", "$n"] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$add": ["$i", "$missing"] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$add": ["$s", "$n"] }), Err(16554)),
+            (d.clone(), bson!({ "$subtract": [5, "$i"] }), ok(bson!(3))),
+            (d.clone(), bson!({ "$subtract": [i32::MIN, 1] }), ok(Bson::Int64(i64::from(i32::MIN) - 1))),
+            (d.clone(), bson!({ "$subtract": [Bson::Int64(i64::MIN), 1] }), ok(Bson::Double(i64::MIN as f64 - 1.0))),
+            (d.clone(), bson!({ "$subtract": ["$d", 1] }), ok(date(999))),
+            (d.clone(), bson!({ "$subtract": ["$d", date(400)] }), ok(Bson::Int64(600))),
+            (d.clone(), bson!({ "$subtract": [1, "$d"] }), Err(16556)),
+            (d.clone(), bson!({ "$subtract": ["$d", "$s"] }), Err(16613)),
+            (d.clone(), bson!({ "$subtract": ["$n", "$s"] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$subtract": [1] }), Err(16020)),
+            (d.clone(), bson!({ "$multiply": [] }), ok(bson!(1))),
+            (d.clone(), bson!({ "$multiply": ["$i", 3, Bson::Int64(2)] }), ok(Bson::Int64(12))),
+            (d.clone(), bson!({ "$multiply": [i32::MAX, 2] }), ok(Bson::Int64(i64::from(i32::MAX) * 2))),
+            (d.clone(), bson!({ "$multiply": ["$l", 2] }), ok(Bson::Double(i64::MAX as f64 * 2.0))),
+            (d.clone(), bson!({ "$multiply": ["$i", "$f"] }), ok(bson!(1.0))),
+            (d.clone(), bson!({ "$multiply": ["$i", "$missing"] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$multiply": ["$d", 2] }), Err(16555)),
+        ]);
+        assert_eq!(
+            err_message(d.clone(), bson!({ "$add": ["$s"] })),
+            "$add only supports numeric or date types, not string"
+        );
+        assert_eq!(err_message(d, bson!({ "$subtract": [1, "$d"] })), "can't $subtract date from int");
+    }
+
+    #[test]
+    fn expr_divide_mod_abs() {
+        let d = doc! { "i": 7, "l": Bson::Int64(7), "f": 2.5, "s": "x" };
+        table(vec![
+            (d.clone(), bson!({ "$divide": ["$i", 2] }), ok(bson!(3.5))),
+            (d.clone(), bson!({ "$divide": [6, 3] }), ok(bson!(2.0))),
+            (d.clone(), bson!({ "$divide": ["$i", 0] }), Err(2)),
+            (d.clone(), bson!({ "$divide": ["$i", 0.0] }), Err(2)),
+            (d.clone(), bson!({ "$divide": ["$i", null] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$divide": ["$s", 1] }), Err(16609)),
+            (d.clone(), bson!({ "$mod": ["$i", 3] }), ok(bson!(1))),
+            (d.clone(), bson!({ "$mod": ["$l", 3] }), ok(Bson::Int64(1))),
+            (d.clone(), bson!({ "$mod": ["$i", Bson::Int64(3)] }), ok(Bson::Int64(1))),
+            (d.clone(), bson!({ "$mod": [-7, 3] }), ok(bson!(-1))),
+            (d.clone(), bson!({ "$mod": ["$i", "$f"] }), ok(bson!(2.0))),
+            (d.clone(), bson!({ "$mod": ["$f", 2] }), ok(bson!(0.5))),
+            (d.clone(), bson!({ "$mod": ["$i", 0] }), Err(16610)),
+            (d.clone(), bson!({ "$mod": ["$i", "$missing"] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$mod": ["$i", "$s"] }), Err(16611)),
+            (d.clone(), bson!({ "$abs": -3 }), ok(bson!(3))),
+            (d.clone(), bson!({ "$abs": [i32::MIN] }), ok(Bson::Int64(-i64::from(i32::MIN)))),
+            (d.clone(), bson!({ "$abs": Bson::Int64(i64::MIN) }), Err(28680)),
+            (d.clone(), bson!({ "$abs": -2.5 }), ok(bson!(2.5))),
+            (d.clone(), bson!({ "$abs": "$missing" }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$abs": "$s" }), Err(28765)),
+            (d.clone(), bson!({ "$abs": [1, 2] }), Err(16020)),
+        ]);
+        assert_eq!(err_message(d.clone(), bson!({ "$divide": ["$i", 0] })), "can't $divide by zero");
+        assert_eq!(
+            err_message(d, bson!({ "$divide": ["$s", 1] })),
+            "$divide only supports numeric types, not string and int"
+        );
+    }
+
+    #[test]
+    fn expr_in_size_strings_and_type() {
+        let d = doc! { "a": [1, "two", null], "s": "MiXeD", "i": 42 };
+        table(vec![
+            (d.clone(), bson!({ "$in": [1.0, "$a"] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$in": ["two", "$a"] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$in": [3, "$a"] }), ok(bson!(false))),
+            (d.clone(), bson!({ "$in": [null, "$a"] }), ok(bson!(true))),
+            (d.clone(), bson!({ "$in": ["$missing", "$a"] }), ok(bson!(false))),
+            (d.clone(), bson!({ "$in": [1, "$s"] }), Err(40081)),
+            (d.clone(), bson!({ "$in": [1, "$missing"] }), Err(40081)),
+            (d.clone(), bson!({ "$size": "$a" }), ok(bson!(3))),
+            (d.clone(), bson!({ "$size": [[]] }), ok(bson!(0))),
+            (d.clone(), bson!({ "$size": "$s" }), Err(17124)),
+            (d.clone(), bson!({ "$concat": [] }), ok(bson!(""))),
+            (d.clone(), bson!({ "$concat": ["$s", "-", "x"] }), ok(bson!("MiXeD-x"))),
+            (d.clone(), bson!({ "$concat": ["$s", "$missing"] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$concat": ["$s", "$i"] }), Err(16702)),
+            (d.clone(), bson!({ "$toLower": "$s" }), ok(bson!("mixed"))),
+            (d.clone(), bson!({ "$toUpper": ["$s"] }), ok(bson!("MIXED"))),
+            (d.clone(), bson!({ "$toUpper": "$missing" }), ok(bson!(""))),
+            (d.clone(), bson!({ "$toLower": "$i" }), ok(bson!("42"))),
+            (d.clone(), bson!({ "$toLower": "$a" }), Err(16007)),
+            (d.clone(), bson!({ "$toUpper": "ÉtÉ" }), ok(bson!("ÉTÉ"))),
+            (d.clone(), bson!({ "$type": "$missing" }), ok(bson!("missing"))),
+            (d.clone(), bson!({ "$type": "$a" }), ok(bson!("array"))),
+            (d.clone(), bson!({ "$type": "$i" }), ok(bson!("int"))),
+            (d.clone(), bson!({ "$type": [null] }), ok(bson!("null"))),
+            (d.clone(), bson!({ "$type": [1, 2] }), Err(16020)),
+        ]);
+        assert_eq!(
+            err_message(d.clone(), bson!({ "$in": [1, "$missing"] })),
+            "$in requires an array as a second argument, found: missing"
+        );
+        assert_eq!(
+            err_message(d, bson!({ "$size": "$s" })),
+            "The argument to $size must be an array. Type of argument is string"
+        );
+    }
+
+    #[test]
+    fn expr_truthy_follows_coerce_to_bool() {
+        for (v, expected) in [
+            (None, false),
+            (Some(Bson::Null), false),
+            (Some(Bson::Undefined), false),
+            (Some(bson!(false)), false),
+            (Some(bson!(0)), false),
+            (Some(Bson::Int64(0)), false),
+            (Some(bson!(-0.0)), false),
+            (Some(Bson::Decimal128("0E+3".parse().unwrap())), false),
+            (Some(Bson::Decimal128("1".parse().unwrap())), true),
+            (Some(bson!(f64::NAN)), true),
+            (Some(bson!("")), true),
+            (Some(bson!([])), true),
+            (Some(bson!({})), true),
+        ] {
+            assert_eq!(truthy(&v), expected, "{v:?}");
+        }
+    }
+}
