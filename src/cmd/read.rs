@@ -25,6 +25,19 @@ struct QueryPlan {
     limit: Option<usize>,
 }
 
+/// One step of filtering a document stream: a non-matching document is dropped, and a
+/// failing `$expr` yields its error, which fails the query as in mongod.
+fn keep_matching(filter: &Filter, doc: Result<RawDocumentBuf>) -> Option<Result<RawDocumentBuf>> {
+    match doc {
+        Ok(doc) => match filter.try_matches(&doc) {
+            Ok(true) => Some(Ok(doc)),
+            Ok(false) => None,
+            Err(err) => Some(Err(err.into())),
+        },
+        Err(err) => Some(Err(err)),
+    }
+}
+
 impl QueryPlan {
     /// A plan that only filters, by `filter_doc` (or everything when `None`).
     fn filtered(filter_doc: Option<&RawDocument>) -> Result<Self> {
@@ -44,7 +57,7 @@ impl QueryPlan {
             Some(id) => Box::new(view.get(&collection, id)?.into_iter().map(Ok)),
             None => Box::new(view.scan(&collection)),
         };
-        let matched = source.filter(move |doc| doc.as_ref().map_or(true, |doc| filter.matches(doc)));
+        let matched = source.filter_map(move |doc| keep_matching(&filter, doc));
         let ordered: DocumentStream = match sort {
             Some(sort) if sort.natural().is_none() && !sort.is_empty() => {
                 let mut all = matched.collect::<Result<Vec<_>>>()?;
@@ -331,7 +344,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
     Ok(match name {
         "$match" => {
             let filter = Filter::parse_match_stage(&stage_doc(spec)?)?;
-            Box::new(stream.filter(move |doc| doc.as_ref().map_or(true, |d| filter.matches(d))))
+            Box::new(stream.filter_map(move |doc| keep_matching(&filter, doc)))
         }
         "$skip" => Box::new(stream.skip(stage_count(spec)?)),
         "$limit" => match stage_count(spec)? {

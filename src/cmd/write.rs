@@ -149,12 +149,16 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
 /// `_id` is a point lookup; anything else scans the collection.
 fn matching(writer: &Writer<'_>, filter: &Filter, query: &RawDocument, multi: bool) -> Result<Vec<RawDocumentBuf>> {
     if let Some(id) = point_id(query) {
-        return Ok(writer.get(id)?.filter(|doc| filter.matches(doc)).into_iter().collect());
+        return match writer.get(id)? {
+            Some(doc) if filter.try_matches(&doc)? => Ok(vec![doc]),
+            _ => Ok(Vec::new()),
+        };
     }
     let mut out = Vec::new();
     for document in writer.scan_committed() {
         let document = document?;
-        if filter.matches(&document) {
+        // A failing `$expr` fails the statement, as in mongod.
+        if filter.try_matches(&document)? {
             out.push(document);
             if !multi {
                 break;
