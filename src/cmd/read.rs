@@ -10,6 +10,7 @@ use super::write::point_id;
 use super::{CommandRequest, RequestCtx, count_value};
 use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
+use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
 use crate::query::{FieldPath, Filter, Projection, SortSpec, compare_values};
 use crate::server::Shared;
@@ -152,7 +153,10 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         }
         _ => usize_arg(req, "limit")?.filter(|&n| n > 0),
     };
-    let filter = Filter::parse(&filter_doc)?;
+    let mut filter = Filter::parse(&filter_doc)?;
+    if let Some(spec) = req.doc_arg("let")? {
+        filter = filter.with_variables(&Variables::from_let(spec)?);
+    }
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
     let plan = QueryPlan {
         projection: projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?,
@@ -162,7 +166,6 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
     };
-    req.doc_arg("let")?;
     check_hint(req, ctx.server, &ns)?;
     let single_batch = req.bool_arg("singleBatch")?.unwrap_or(false);
     let no_timeout = req.bool_arg("noCursorTimeout")?.unwrap_or(false);

@@ -12,6 +12,7 @@ use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
 use super::{CommandRequest, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
+use crate::query::expr::Variables;
 use crate::query::{Filter, Projection, SortSpec, Update};
 use crate::storage::{Collection, Storage, Writer};
 
@@ -200,7 +201,7 @@ fn update_statement(
     update: &Update,
     options: UpdateOptions<'_>,
 ) -> Result<UpdateOutcome> {
-    let filter = Filter::parse(query)?;
+    let filter = parse_filter(query, options.vars)?;
     let mut candidates = matching(writer, &filter, query, options.multi || options.sort.is_some())?;
     if let Some(sort) = options.sort {
         if sort.natural() == Some(false) {
@@ -246,6 +247,22 @@ struct UpdateOptions<'a> {
     multi: bool,
     upsert: bool,
     sort: Option<&'a SortSpec>,
+    /// The command's `let` variables, for `$expr` in the query.
+    vars: Option<&'a Variables>,
+}
+
+/// A statement's query, with the command's `let` variables bound for its `$expr`s.
+fn parse_filter(query: &RawDocument, vars: Option<&Variables>) -> Result<Filter> {
+    let filter = Filter::parse(query)?;
+    Ok(match vars {
+        Some(vars) => filter.with_variables(vars),
+        None => filter,
+    })
+}
+
+/// The command's `let` document as variables.
+fn let_variables(req: &CommandRequest) -> Result<Option<Variables>> {
+    Ok(req.doc_arg("let")?.map(Variables::from_let).transpose()?)
 }
 
 /// `update`: statements from `updates`.
@@ -254,8 +271,10 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let ordered = req.bool_arg("ordered")?.unwrap_or(true);
     let journal = journaled(req)?;
     let statements = req.documents("updates")?;
+    let vars = let_variables(req)?;
     let storage = &ctx.server.storage;
-    let outcomes = run_statements(statements, ordered, |statement| run_update_statement(ctx, &ns, statement));
+    let outcomes =
+        run_statements(statements, ordered, |statement| run_update_statement(ctx, &ns, statement, vars.as_ref()));
     acknowledge(storage, journal, outcomes.last_ticket)?;
     let (mut matched, mut modified) = (0i64, 0i64);
     let mut upserted = Vec::new();
@@ -298,6 +317,7 @@ fn run_update_statement(
     ctx: &RequestCtx<'_>,
     ns: &crate::storage::Namespace,
     statement: &RawDocument,
+    vars: Option<&Variables>,
 ) -> Result<(UpdateOutcome, Option<u64>)> {
     check_statement_fields("update", "updates", statement, UPDATE_STATEMENT_FIELDS)?;
     let field = |key: &str| statement.get(key).ok().flatten();
@@ -348,7 +368,7 @@ fn run_update_statement(
         }
     };
     let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
-    let options = UpdateOptions { multi: flag("multi"), upsert: flag("upsert"), sort: None };
+    let options = UpdateOptions { multi: flag("multi"), upsert: flag("upsert"), sort: None, vars };
     if options.multi && update.is_replacement() {
         return Err(Error::new(ErrorCode::FailedToParse, "multi update is not supported for replacement-style update"));
     }
@@ -419,6 +439,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let ordered = req.bool_arg("ordered")?.unwrap_or(true);
     let journal = journaled(req)?;
     let statements = req.documents("deletes")?;
+    let vars = let_variables(req)?;
     let storage = &ctx.server.storage;
     let collection = storage.collection(&ns);
     let outcomes = run_statements(statements, ordered, |statement| -> Result<(i64, Option<u64>)> {
@@ -449,7 +470,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
                 format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
             ));
         }
-        let filter = Filter::parse(query)?;
+        let filter = parse_filter(query, vars.as_ref())?;
         let Some(collection) = &collection else { return Ok((0, None)) };
         let mut writer = storage.writer(collection)?;
         let victims = matching(&writer, &filter, query, limit == 0)?;
@@ -474,6 +495,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let journal = journaled(req)?;
     let empty = RawDocumentBuf::new();
     let query = req.doc_arg("query")?.unwrap_or(&empty);
+    let vars = let_variables(req)?;
     let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?;
     let fields = match req.doc_arg("fields")? {
         Some(fields) => Some(Projection::parse_with_query(fields, &Filter::parse(query)?)?),
@@ -515,7 +537,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         return Ok(doc! { "lastErrorObject": { "n": 0, "updatedExisting": false }, "value": Bson::Null });
     };
     let mut writer = storage.writer(&collection)?;
-    let filter = Filter::parse(query)?;
+    let filter = parse_filter(query, vars.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
         match (doc, &fields) {
             (None, _) => Ok(Bson::Null),
@@ -544,7 +566,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
                 &mut writer,
                 query,
                 &update,
-                UpdateOptions { multi: false, upsert, sort: sort.as_ref() },
+                UpdateOptions { multi: false, upsert, sort: sort.as_ref(), vars: vars.as_ref() },
             )?;
             let mut last_error = doc! { "n": 1, "updatedExisting": outcome.matched > 0 };
             if outcome.matched == 0 && outcome.upserted.is_none() {

@@ -165,9 +165,10 @@ impl Operator {
 }
 
 /// The user variables in scope (`let`); `ROOT` and `CURRENT` come from the document itself.
-#[derive(Debug, Clone, Default)]
+/// A variable bound to a missing value is kept: it evaluates to missing.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Variables {
-    bound: Vec<(String, RawBson)>,
+    bound: Vec<(String, Option<RawBson>)>,
 }
 
 impl Variables {
@@ -182,11 +183,30 @@ impl Variables {
     /// 22 InvalidBSON when `value` cannot be encoded.
     pub fn bind(&mut self, name: &str, value: Bson) -> Result<(), QueryError> {
         let raw = RawBson::try_from(value).map_err(QueryError::invalid_bson)?;
-        self.bound.push((name.to_owned(), raw));
+        self.bound.push((name.to_owned(), Some(raw)));
         Ok(())
     }
 
-    fn get(&self, name: &str) -> Option<&RawBson> {
+    /// The variables of a command's `let` document: each value is an expression evaluated
+    /// once, before any document is read (so a field path in it is missing), and may use the
+    /// variables defined before it.
+    ///
+    /// # Errors
+    /// 16869/16870 for a name mongod refuses for a user variable, and any parse or evaluation
+    /// error of the values.
+    pub fn from_let(spec: &RawDocument) -> Result<Self, QueryError> {
+        let mut vars = Self::new();
+        let empty = bson::RawDocumentBuf::new();
+        for (name, value) in fields(spec) {
+            validate_user_variable(name)?;
+            let value = Expression::parse(value)?.evaluate(&empty, &vars)?;
+            let raw = value.map(RawBson::try_from).transpose().map_err(QueryError::invalid_bson)?;
+            vars.bound.push((name.to_owned(), raw));
+        }
+        Ok(vars)
+    }
+
+    fn get(&self, name: &str) -> Option<&Option<RawBson>> {
         self.bound.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 }
@@ -281,16 +301,10 @@ fn parse_field_path(s: &str) -> Result<Expression, QueryError> {
             "ROOT" => Variable::Root,
             "CURRENT" => Variable::Current,
             "REMOVE" => Variable::Remove,
-            "" => return Err(QueryError::new(ErrorCode::Location16869, "empty variable names are not allowed")),
-            // mongod reserves names starting with an upper-case letter (or anything but a
-            // lower-case letter or non-ASCII) for its own variables.
-            _ if !name.starts_with(|c: char| c.is_ascii_lowercase() || !c.is_ascii()) => {
-                return Err(QueryError::new(
-                    ErrorCode::Location16870,
-                    format!("'{name}' starts with an invalid character for a user variable name"),
-                ));
+            _ => {
+                validate_user_variable(name)?;
+                Variable::User(name.to_owned())
             }
-            _ => Variable::User(name.to_owned()),
         };
         let path = match rest.split_once('.') {
             Some((_, below)) => validate_path(below)?,
@@ -303,6 +317,21 @@ fn parse_field_path(s: &str) -> Result<Expression, QueryError> {
         return Err(QueryError::new(ErrorCode::Location16872, "'$' by itself is not a valid FieldPath"));
     }
     Ok(Expression::FieldPath { var: Variable::Current, path: validate_path(below)? })
+}
+
+/// mongod's check of a user variable name: not empty, and starting with a lower-case letter
+/// or a non-ASCII character (the rest are reserved for mongod's own variables).
+fn validate_user_variable(name: &str) -> Result<(), QueryError> {
+    if name.is_empty() {
+        return Err(QueryError::new(ErrorCode::Location16869, "empty variable names are not allowed"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase() || !c.is_ascii()) {
+        return Err(QueryError::new(
+            ErrorCode::Location16870,
+            format!("'{name}' starts with an invalid character for a user variable name"),
+        ));
+    }
+    Ok(())
 }
 
 /// mongod's `FieldPath` checks on the part after `$`.
@@ -416,7 +445,8 @@ fn evaluate_path(var: &Variable, path: &[String], root: &RawDocument, vars: &Var
         Variable::Root | Variable::Current => return path_in_document(root, path),
         Variable::Remove => return Ok(None),
         Variable::User(name) => match vars.get(name) {
-            Some(v) => v.as_raw_bson_ref(),
+            Some(Some(v)) => v.as_raw_bson_ref(),
+            Some(None) => return Ok(None),
             None => {
                 return Err(QueryError::new(ErrorCode::Location17276, format!("Use of undefined variable: {name}")));
             }
@@ -905,6 +935,14 @@ mod tests {
         vars.bind("v", bson!({ "n": [ { "m": 7 } ] })).unwrap();
         let parsed = Expression::parse(RawBsonRef::String("$$v.n.m")).unwrap();
         assert_eq!(parsed.evaluate(&root, &vars), Ok(Some(bson!([7]))));
+        let lets = Variables::from_let(&rawdoc! { "x": { "$add": [1, 2] }, "y": "$$x", "gone": "$a" }).unwrap();
+        let sum =
+            Expression::parse(RawBson::try_from(bson!({ "$add": ["$$x", "$$y", "$a"] })).unwrap().as_raw_bson_ref());
+        assert_eq!(sum.unwrap().evaluate(&root, &lets), Ok(Some(bson!(7))));
+        let gone = Expression::parse(RawBsonRef::String("$$gone")).unwrap();
+        assert_eq!(gone.evaluate(&root, &lets), Ok(None));
+        assert_eq!(Variables::from_let(&rawdoc! { "ROOT": 1 }).unwrap_err().code().code(), 16870);
+        assert_eq!(Variables::from_let(&rawdoc! { "x": { "$bad": 1 } }).unwrap_err().code().code(), 168);
         assert_eq!(err_message(doc! {}, bson!({ "$foo": 1 })), "Unrecognized expression '$foo'");
         assert_eq!(
             err_message(doc! {}, bson!({ "$eq": [1, 1], "b": 1 })),

@@ -48,8 +48,9 @@ enum Expr {
     ElemMatch { path: FieldPath, elem: ElemMatch },
     /// Matches nothing (`$all: []`).
     Nothing,
-    /// `$expr`: the aggregation expression's result is truthy for the whole document.
-    Aggregate(Box<Expression>),
+    /// `$expr`: the aggregation expression's result is truthy for the whole document, with
+    /// the command's `let` variables.
+    Aggregate(Box<(Expression, Variables)>),
 }
 
 /// mongod's message for `$where` when it has no JavaScript engine.
@@ -155,6 +156,13 @@ impl Filter {
         })
     }
 
+    /// Binds a command's `let` variables for every `$expr` of the filter.
+    #[must_use]
+    pub fn with_variables(mut self, vars: &Variables) -> Self {
+        self.root.bind_variables(vars);
+        self
+    }
+
     /// Whether `doc` matches. An `$expr` whose evaluation fails (a `$divide` by zero, say)
     /// does not match; use [`Filter::try_matches`] where mongod would fail the command.
     pub fn matches(&self, doc: &RawDocument) -> bool {
@@ -220,7 +228,18 @@ impl Expr {
             }),
             Expr::Nothing => false,
             // A failing expression does not match here; `try_matches` reports the error.
-            Expr::Aggregate(expr) => expr.evaluate_truthy(doc, &Variables::new()).unwrap_or(false),
+            Expr::Aggregate(expr) => expr.0.evaluate_truthy(doc, &expr.1).unwrap_or(false),
+        }
+    }
+
+    fn bind_variables(&mut self, vars: &Variables) {
+        match self {
+            Expr::And(children) | Expr::Or(children) | Expr::Nor(children) => {
+                children.iter_mut().for_each(|c| c.bind_variables(vars));
+            }
+            Expr::Not(child) => child.bind_variables(vars),
+            Expr::Aggregate(expr) => expr.1 = vars.clone(),
+            Expr::Path { .. } | Expr::ElemMatch { .. } | Expr::Nothing => {}
         }
     }
 
@@ -247,8 +266,7 @@ impl Expr {
                 Ok(any == matches!(self, Expr::Or(_)))
             }
             Expr::Not(child) => Ok(!child.try_matches(doc)?),
-            // `let` (find, update, delete) will bind its user variables here, once parsed.
-            Expr::Aggregate(expr) => expr.evaluate_truthy(doc, &Variables::new()),
+            Expr::Aggregate(expr) => expr.0.evaluate_truthy(doc, &expr.1),
             _ => Ok(self.matches(doc)),
         }
     }
@@ -625,7 +643,7 @@ fn parse_top_level(key: &str, value: RawBsonRef<'_>) -> Result<Option<Expr>, Que
         "$ref" | "$id" | "$db" => Ok(Some(equality(key, value)?)),
         // Monarch has no JavaScript engine: mongod started with `--noscripting` answers this.
         "$where" => Err(QueryError::new(ErrorCode::Location6108304, NO_SCRIPT_ENGINE)),
-        "$expr" => Ok(Some(Expr::Aggregate(Box::new(Expression::parse(value)?)))),
+        "$expr" => Ok(Some(Expr::Aggregate(Box::new((Expression::parse(value)?, Variables::new()))))),
         "$text" | "$jsonSchema" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => {
             Err(QueryError::not_implemented(key))
         }
@@ -1581,6 +1599,12 @@ mod tests {
         let doc = rawdoc! { "a": 1 };
         assert!(!failing.matches(&doc));
         assert_eq!(failing.try_matches(&doc).unwrap_err().code().code(), 2);
+        let with_let = Filter::parse(&rawdoc! { "$or": [ { "$expr": { "$eq": ["$a", "$$want"] } } ] }).unwrap();
+        let unbound = with_let.clone();
+        let with_let = with_let.with_variables(&Variables::from_let(&rawdoc! { "want": 1 }).unwrap());
+        assert!(with_let.matches(&doc));
+        assert!(!with_let.matches(&rawdoc! { "a": 2 }));
+        assert_eq!(unbound.try_matches(&doc).unwrap_err().code().code(), 17276);
         let ok = Filter::parse(&rawdoc! { "a": 1, "$expr": { "$lt": ["$a", 5] } }).unwrap();
         assert_eq!(ok.try_matches(&doc), Ok(true));
         assert_eq!(ok.try_matches(&rawdoc! { "a": 7 }), Ok(false));
