@@ -257,3 +257,34 @@ async fn read_find_operators_and_array_projections() {
     let unresolved = coll.find_one(doc! { "_id": 3 }).projection(doc! { "tags.$": 1 }).await.expect_err("positional");
     assert_eq!(code(&unresolved), Some(31277));
 }
+
+#[tokio::test]
+async fn read_find_expr_with_let_and_runtime_error() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    let filter = doc! { "$expr": { "$and": [
+        { "$lt": ["$_id", "$$limit"] },
+        { "$eq": [{ "$mod": ["$_id", 2] }, 0] },
+    ] } };
+    let found: Vec<Document> = coll
+        .find(filter)
+        .let_vars(doc! { "limit": { "$add": [3, 2] } })
+        .sort(doc! { "_id": 1 })
+        .projection(doc! { "_id": 1 })
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(found, vec![doc! { "_id": 0 }, doc! { "_id": 2 }, doc! { "_id": 4 }]);
+    let err = coll.find(doc! { "$expr": { "$divide": ["$age", 0] } }).await.expect_err("divide by zero");
+    assert_eq!(code(&err), Some(2));
+    let err = coll.find(doc! { "$expr": { "$bogus": 1 } }).await.expect_err("unknown operator");
+    assert_eq!(code(&err), Some(168));
+    let deleted = coll
+        .delete_many(doc! { "$expr": { "$gte": ["$_id", "$$from"] } })
+        .let_vars(doc! { "from": 240 })
+        .await
+        .expect("delete");
+    assert_eq!(deleted.deleted_count, 10);
+}
