@@ -200,6 +200,8 @@ error_codes! {
     Location28680 = 28680,
     /// `$abs` on a value that is not a number.
     Location28765 = 28765,
+    /// An `$unset` stage that is not a string or a non-empty array of strings.
+    Location31002 = 31002,
     /// A projection path runs through a path already projected as a leaf.
     Location31249 = 31249,
     /// A projection names the same path twice.
@@ -242,6 +244,12 @@ error_codes! {
     Location31324 = 31324,
     /// `$in` whose second argument is not an array.
     Location40081 = 40081,
+    /// `$replaceWith` produced something other than a document.
+    Location40228 = 40228,
+    /// A `$set`/`$addFields` stage whose argument is not a document.
+    Location40272 = 40272,
+    /// A pipeline stage that is not a document with exactly one field.
+    Location40323 = 40323,
     /// An aggregation stage name that does not exist.
     UnrecognizedPipelineStage = 40324,
     /// A field path is the empty string.

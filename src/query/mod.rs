@@ -16,6 +16,7 @@ pub mod filter;
 mod number;
 pub mod order;
 pub mod path;
+mod pipeline;
 pub mod projection;
 mod render;
 pub mod sort;
