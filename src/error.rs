@@ -139,6 +139,8 @@ error_codes! {
     NotPrimaryNoSecondaryOk = 13435,
     /// Neither primary nor secondary.
     NotPrimaryOrSecondary = 13436,
+    /// A `$project` stage whose argument is not a document.
+    Location15969 = 15969,
     /// A sort value is neither a number nor `{$meta: ...}`.
     Location15974 = 15974,
     /// A sort direction other than 1 or -1.

@@ -1,5 +1,6 @@
-//! Pipeline-style updates (`u: [stage, ...]`): the stages mongod allows in an update that
-//! Monarch has built, `$set`/`$addFields`, `$unset` and `$replaceWith`/`$replaceRoot`.
+//! Pipeline-style updates (`u: [stage, ...]`): the stages mongod allows in an update,
+//! `$set`/`$addFields`, `$unset`, `$replaceWith`/`$replaceRoot` and `$project` (inclusion or
+//! exclusion; computed fields answer 238 NotImplemented, as in `find`).
 //!
 //! Each stage sees the document the previous stage produced; expressions are evaluated
 //! against the document as it was when the stage began, as in mongod.
@@ -10,6 +11,7 @@ use super::error::QueryError;
 use super::expr::{Expression, Variables};
 use super::filter::is_operator_document;
 use super::path::{fields, items};
+use super::projection::Projection;
 use super::render;
 use crate::error::ErrorCode;
 
@@ -27,18 +29,17 @@ enum Stage {
     Unset(Vec<Vec<String>>),
     /// `$replaceWith` (or `$replaceRoot: {newRoot}`): an expression producing the document.
     ReplaceWith(Expression),
+    /// `$project`: inclusion or exclusion.
+    Project(Projection),
 }
-
-/// The stages mongod accepts in an update pipeline that are not built here yet.
-const ALLOWED_NOT_BUILT: &[&str] = &["$project"];
 
 impl UpdatePipeline {
     /// Parses the stages of an update pipeline.
     ///
     /// # Errors
     /// 40323 for a stage that is not a one-field document, 40324 for an unknown stage, 72
-    /// InvalidOptions for a stage mongod refuses in an update, 238 NotImplemented for
-    /// `$project`, and the expression parse errors.
+    /// InvalidOptions for a stage mongod refuses in an update, and the expression and
+    /// projection parse errors.
     pub(crate) fn parse(stages: &RawArray) -> Result<Self, QueryError> {
         let mut out = Vec::new();
         for stage in items(stages) {
@@ -78,6 +79,9 @@ impl UpdatePipeline {
                     }
                 }
                 Stage::Unset(paths) => paths.iter().for_each(|p| unset_path(&mut current, p)),
+                Stage::Project(projection) => {
+                    current = Document::try_from(projection.apply(&raw)?).map_err(QueryError::invalid_bson)?;
+                }
                 Stage::ReplaceWith(expr) => match expr.evaluate(&raw, &vars)? {
                     Some(Bson::Document(next)) => current = next,
                     other => {
@@ -150,7 +154,10 @@ fn parse_stage(name: &str, spec: RawBsonRef<'_>) -> Result<Stage, QueryError> {
             },
             _ => Err(QueryError::not_implemented("$replaceRoot with a non-object argument")),
         },
-        _ if ALLOWED_NOT_BUILT.contains(&name) => Err(QueryError::not_implemented(&format!("{name} in an update"))),
+        "$project" => match spec {
+            RawBsonRef::Document(spec) => Ok(Stage::Project(Projection::parse_aggregate(spec)?)),
+            _ => Err(QueryError::new(ErrorCode::Location15969, "$project specification must be an object")),
+        },
         _ if KNOWN_STAGES.contains(&name) => Err(QueryError::new(
             ErrorCode::InvalidOptions,
             format!("{name} is not allowed to be used within an update"),
@@ -335,7 +342,10 @@ mod tests {
             (bson!([1]), Err(40323)),
             (bson!([{ "$match": {} }]), Err(72)),
             (bson!([{ "$bogus": {} }]), Err(40324)),
-            (bson!([{ "$project": { "a": 1 } }]), Err(238)),
+            (bson!([{ "$project": { "a": 1, "b.d": 1 } }]), Ok(doc! { "_id": 1, "a": 2, "b": { "d": 4 } })),
+            (bson!([{ "$project": { "b": 0, "arr": 0 } }]), Ok(doc! { "_id": 1, "a": 2 })),
+            (bson!([{ "$project": { "a": 0, "b": 1 } }]), Err(31253)),
+            (bson!([{ "$project": 1 }]), Err(15969)),
             (bson!([{ "$set": { "x": { "$nope": 1 } } }]), Err(168)),
         ];
         for (stages, expected) in rows {
