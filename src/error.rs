@@ -157,22 +157,12 @@ error_codes! {
     Location16410 = 16410,
     /// A field name with a dot in an expression object.
     Location16412 = 16412,
-    /// `$add` on a value that is neither a number nor a date.
-    Location16554 = 16554,
-    /// `$multiply` on a value that is not a number.
-    Location16555 = 16555,
-    /// `$subtract` on types it cannot subtract.
-    Location16556 = 16556,
-    /// `$divide` on a value that is not a number.
-    Location16609 = 16609,
     /// `$mod` by zero.
     Location16610 = 16610,
     /// `$mod` on a value that is not a number.
     Location16611 = 16611,
     /// `$add` with more than one date.
     Location16612 = 16612,
-    /// `$subtract` of a non-number from a date.
-    Location16613 = 16613,
     /// `$concat` on a value that is not a string.
     Location16702 = 16702,
     /// An empty variable name (`$$`).

@@ -239,8 +239,9 @@ impl Expression {
     /// Evaluates against `root`; `None` is a missing value.
     ///
     /// # Errors
-    /// mongod's runtime errors: type mismatches (16554 and friends), 2 BadValue for a
-    /// division by zero, 17276 for an unbound variable.
+    /// mongod's runtime errors: 14 TypeMismatch for arithmetic on the wrong types, 2 BadValue
+    /// for a division by zero, 15 Overflow for a date out of range, 17276 for an unbound
+    /// variable.
     pub fn evaluate(&self, root: &RawDocument, vars: &Variables) -> Result<Option<Bson>, QueryError> {
         match self {
             Self::Literal(v) => Ok(Some(v.clone())),
@@ -639,15 +640,6 @@ fn coerce_to_string(v: Value) -> Result<String, QueryError> {
     }
 }
 
-fn number_to_bson(n: Number) -> Bson {
-    match n {
-        Number::Int32(i) => Bson::Int32(i),
-        Number::Int64(i) => Bson::Int64(i),
-        Number::Double(d) => Bson::Double(d),
-        Number::Decimal(d) => Bson::Decimal128(d),
-    }
-}
-
 fn as_f64(n: Number) -> f64 {
     match n {
         Number::Int32(i) => f64::from(i),
@@ -673,83 +665,132 @@ fn no_decimal(a: Number, b: Number) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// `a op b` with the aggregation promotion: int32 overflow widens to int64, int64 overflow
-/// becomes a double (unlike `$inc`, which fails), and a double makes the result a double.
-fn arith(
-    a: Number,
-    b: Number,
-    int: fn(i64, i64) -> Option<i64>,
-    float: fn(f64, f64) -> f64,
-) -> Result<Number, QueryError> {
-    no_decimal(a, b)?;
-    Ok(match (a, b) {
-        (Number::Int32(_), Number::Int32(_))
-        | (Number::Int32(_) | Number::Int64(_), Number::Int32(_) | Number::Int64(_)) => {
-            let (x, y) = (as_i64(a).unwrap_or(0), as_i64(b).unwrap_or(0));
-            match int(x, y) {
-                Some(r) if matches!((a, b), (Number::Int32(_), Number::Int32(_))) => {
-                    i32::try_from(r).map_or(Number::Int64(r), Number::Int32)
-                }
-                Some(r) => Number::Int64(r),
-                None => Number::Double(float(x as f64, y as f64)),
-            }
-        }
-        _ => Number::Double(float(as_f64(a), as_f64(b))),
-    })
+/// The widest numeric type seen so far by `$add` or `$multiply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Widest {
+    Int,
+    Long,
+    Double,
 }
 
+fn widest_of(n: Number) -> Widest {
+    match n {
+        Number::Int32(_) => Widest::Int,
+        Number::Int64(_) => Widest::Long,
+        Number::Double(_) | Number::Decimal(_) => Widest::Double,
+    }
+}
+
+/// An int64 result as mongod's `createIntOrLong` makes it for an int-typed total.
+fn int_or_long(total: i64, widest: Widest) -> Bson {
+    match widest {
+        Widest::Int => i32::try_from(total).map_or(Bson::Int64(total), Bson::Int32),
+        _ => Bson::Int64(total),
+    }
+}
+
+fn type_mismatch(message: String) -> QueryError {
+    QueryError::new(ErrorCode::TypeMismatch, message)
+}
+
+fn date_overflow() -> QueryError {
+    QueryError::new(ErrorCode::Overflow, "date overflow")
+}
+
+/// A double as whole milliseconds (mongod's `llround`), if it is inside the int64 range.
+fn double_to_millis(d: f64) -> Option<i64> {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    // The range check makes the cast exact after rounding.
+    (d.is_finite() && (-TWO_POW_63..TWO_POW_63).contains(&d)).then(|| d.round() as i64)
+}
+
+/// mongod's `AddState`: an int64 total while the operands are integers (an int64 overflow
+/// switches to a double total), a double total from the first double on; a date operand
+/// makes the result a date, doubles rounded to whole milliseconds.
 fn add(values: &[Value]) -> Result<Value, QueryError> {
-    let mut total = Number::Int32(0);
-    let mut date: Option<i64> = None;
+    let (mut widest, mut long_total, mut double_total) = (Widest::Int, 0i64, 0f64);
+    let mut date = false;
     for v in values {
-        match v {
+        if nullish(v) {
+            return Ok(Some(Bson::Null));
+        }
+        let n = match v {
             Some(Bson::DateTime(d)) => {
-                if date.is_some() {
+                if date {
                     return Err(QueryError::new(
                         ErrorCode::Location16612,
                         "only one date allowed in an $add expression",
                     ));
                 }
-                date = Some(d.timestamp_millis());
+                date = true;
+                Number::Int64(d.timestamp_millis())
             }
-            Some(b) if Number::from_bson(b).is_some() => {
-                let n = Number::from_bson(b).unwrap_or(Number::Int32(0));
-                total = arith(total, n, i64::checked_add, |x, y| x + y)?;
-            }
-            v if nullish(v) => return Ok(Some(Bson::Null)),
-            v => {
-                return Err(QueryError::new(
-                    ErrorCode::Location16554,
-                    format!("$add only supports numeric or date types, not {}", type_of(v)),
-                ));
-            }
-        }
-    }
-    match date {
-        None => Ok(Some(number_to_bson(total))),
-        Some(millis) => {
-            // A double is rounded to whole milliseconds (mongod's llround).
-            let offset = match total {
-                Number::Double(d) => double_to_millis(d.round()),
-                n => as_i64(n),
+            Some(b) => match Number::from_bson(b) {
+                Some(n) => n,
+                None => {
+                    return Err(type_mismatch(format!("$add only supports numeric or date types, not {}", type_of(v))));
+                }
+            },
+            None => return Ok(Some(Bson::Null)),
+        };
+        no_decimal(n, n)?;
+        if date {
+            // Once there is a date, everything adds up in int64 milliseconds.
+            let add = match n {
+                Number::Double(d) => double_to_millis(d).ok_or_else(date_overflow)?,
+                n => as_i64(n).unwrap_or(0),
             };
-            let sum = offset.and_then(|o| millis.checked_add(o));
-            sum.map(|ms| Some(Bson::DateTime(bson::DateTime::from_millis(ms))))
-                .ok_or_else(|| QueryError::new(ErrorCode::Overflow, "date overflow in $add"))
+            let base = if widest == Widest::Double {
+                double_to_millis(double_total).ok_or_else(date_overflow)?
+            } else {
+                long_total
+            };
+            long_total = base.checked_add(add).ok_or_else(date_overflow)?;
+            widest = Widest::Long;
+            continue;
+        }
+        let next = widest.max(widest_of(n));
+        if next == Widest::Double && widest != Widest::Double {
+            double_total = long_total as f64;
+        }
+        widest = next;
+        match widest {
+            Widest::Double => double_total += as_f64(n),
+            _ => match long_total.checked_add(as_i64(n).unwrap_or(0)) {
+                Some(t) => long_total = t,
+                None => {
+                    widest = Widest::Double;
+                    double_total = long_total as f64 + as_f64(n);
+                }
+            },
         }
     }
+    Ok(Some(if date {
+        Bson::DateTime(bson::DateTime::from_millis(long_total))
+    } else if widest == Widest::Double {
+        Bson::Double(double_total)
+    } else {
+        int_or_long(long_total, widest)
+    }))
 }
 
-fn double_to_millis(d: f64) -> Option<i64> {
-    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
-    // The range check makes the cast exact.
-    (d.is_finite() && (-TWO_POW_63..TWO_POW_63).contains(&d)).then_some(d as i64)
-}
-
+/// mongod's `evaluateSubtract`: the widest numeric type decides; an int64 overflow gives a
+/// double; a date minus a date is int64 milliseconds, a date minus a number a date.
 fn subtract(a: Value, b: Value) -> Result<Value, QueryError> {
     let (na, nb) = (a.as_ref().and_then(Number::from_bson), b.as_ref().and_then(Number::from_bson));
     if let (Some(x), Some(y)) = (na, nb) {
-        return Ok(Some(number_to_bson(arith(x, y, i64::checked_sub, |x, y| x - y)?)));
+        no_decimal(x, y)?;
+        let widest = widest_of(x).max(widest_of(y));
+        return Ok(Some(match widest {
+            Widest::Double => Bson::Double(as_f64(x) - as_f64(y)),
+            _ => {
+                let (l, r) = (as_i64(x).unwrap_or(0), as_i64(y).unwrap_or(0));
+                match l.checked_sub(r) {
+                    Some(d) => int_or_long(d, widest),
+                    None => Bson::Double(as_f64(x) - as_f64(y)),
+                }
+            }
+        }));
     }
     if nullish(&a) || nullish(&b) {
         return Ok(Some(Bson::Null));
@@ -760,34 +801,41 @@ fn subtract(a: Value, b: Value) -> Result<Value, QueryError> {
             (Some(Bson::DateTime(rhs)), _) => Ok(Some(Bson::Int64(lhs.wrapping_sub(rhs.timestamp_millis())))),
             (_, Some(n)) => {
                 no_decimal(n, n)?;
-                // mongod's coerceToLong truncates a double.
                 let offset = match n {
-                    Number::Double(d) => double_to_millis(d.trunc()).unwrap_or(0),
+                    Number::Double(d) => double_to_millis(d).ok_or_else(date_overflow)?,
                     n => as_i64(n).unwrap_or(0),
                 };
-                Ok(Some(Bson::DateTime(bson::DateTime::from_millis(lhs.wrapping_sub(offset)))))
+                let ms = lhs.checked_sub(offset).ok_or_else(date_overflow)?;
+                Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms))))
             }
-            _ => Err(QueryError::new(ErrorCode::Location16613, format!("can't $subtract {} from Date", type_of(&b)))),
+            _ => Err(type_mismatch(format!("can't $subtract {} from Date", type_of(&b)))),
         };
     }
-    Err(QueryError::new(ErrorCode::Location16556, format!("can't $subtract {} from {}", type_of(&b), type_of(&a))))
+    Err(type_mismatch(format!("can't $subtract {} from {}", type_of(&b), type_of(&a))))
 }
 
+/// mongod's `MultiplyState`: a double product kept alongside an int64 one, which is given up
+/// on overflow or a non-finite factor.
 fn multiply(values: &[Value]) -> Result<Value, QueryError> {
-    let mut product = Number::Int32(1);
+    let (mut widest, mut long_product, mut double_product) = (Widest::Int, 1i64, 1f64);
     for v in values {
-        match v.as_ref().and_then(Number::from_bson) {
-            Some(n) => product = arith(product, n, i64::checked_mul, |x, y| x * y)?,
-            None if nullish(v) => return Ok(Some(Bson::Null)),
-            None => {
-                return Err(QueryError::new(
-                    ErrorCode::Location16555,
-                    format!("$multiply only supports numeric types, not {}", type_of(v)),
-                ));
+        if nullish(v) {
+            return Ok(Some(Bson::Null));
+        }
+        let Some(n) = v.as_ref().and_then(Number::from_bson) else {
+            return Err(type_mismatch(format!("$multiply only supports numeric types, not {}", type_of(v))));
+        };
+        no_decimal(n, n)?;
+        widest = widest.max(widest_of(n));
+        double_product *= as_f64(n);
+        if widest != Widest::Double {
+            match long_product.checked_mul(as_i64(n).unwrap_or(0)) {
+                Some(p) => long_product = p,
+                None => widest = Widest::Double,
             }
         }
     }
-    Ok(Some(number_to_bson(product)))
+    Ok(Some(if widest == Widest::Double { Bson::Double(double_product) } else { int_or_long(long_product, widest) }))
 }
 
 fn divide(a: Value, b: Value) -> Result<Value, QueryError> {
@@ -801,15 +849,14 @@ fn divide(a: Value, b: Value) -> Result<Value, QueryError> {
             Ok(Some(Bson::Double(as_f64(x) / denominator)))
         }
         _ if nullish(&a) || nullish(&b) => Ok(Some(Bson::Null)),
-        _ => Err(QueryError::new(
-            ErrorCode::Location16609,
-            format!("$divide only supports numeric types, not {} and {}", type_of(&a), type_of(&b)),
-        )),
+        _ => {
+            Err(type_mismatch(format!("$divide only supports numeric types, not {} and {}", type_of(&a), type_of(&b))))
+        }
     }
 }
 
-/// mongod's `ExpressionMod`: a double dividend or a fractional double divisor gives `fmod`;
-/// otherwise integer remainder, int64 when either side is one.
+/// mongod's `evaluateMod`: a double on either side gives `fmod`; otherwise the integer
+/// remainder, int64 when either side is one.
 fn modulo(a: Value, b: Value) -> Result<Value, QueryError> {
     let (x, y) = match (a.as_ref().and_then(Number::from_bson), b.as_ref().and_then(Number::from_bson)) {
         (Some(x), Some(y)) => (x, y),
@@ -826,21 +873,11 @@ fn modulo(a: Value, b: Value) -> Result<Value, QueryError> {
     if divisor == 0.0 {
         return Err(QueryError::new(ErrorCode::Location16610, "can't $mod by zero"));
     }
-    let integral_divisor = match y {
-        Number::Double(d) => double_to_millis(d).filter(|_| d.fract() == 0.0),
-        n => as_i64(n),
-    };
-    let dividend = as_i64(x);
-    Ok(Some(match (dividend, integral_divisor) {
-        (Some(l), Some(r)) => {
-            // wrapping_rem: i64::MIN % -1 is 0, as mongod's overflow-safe mod says.
-            let r = l.wrapping_rem(r);
-            match (x, y) {
-                (Number::Int64(_), _) | (_, Number::Int64(_)) => Bson::Int64(r),
-                _ => i32::try_from(r).map_or(Bson::Int64(r), Bson::Int32),
-            }
-        }
-        _ => Bson::Double(as_f64(x) % divisor),
+    Ok(Some(match (x, y) {
+        (Number::Double(_), _) | (_, Number::Double(_)) => Bson::Double(as_f64(x) % divisor),
+        // wrapping_rem: i64::MIN % -1 is 0, as mongod's overflow-safe mod says.
+        (Number::Int32(l), Number::Int32(r)) => Bson::Int32(l.wrapping_rem(r)),
+        _ => Bson::Int64(as_i64(x).unwrap_or(0).wrapping_rem(as_i64(y).unwrap_or(1))),
     }))
 }
 
@@ -1020,14 +1057,17 @@ mod tests {
             (d.clone(), bson!({ "$add": ["$d", "$d"] }), Err(16612)),
             (d.clone(), bson!({ "$add": ["$i", "$n"] }), ok(Bson::Null)),
             (d.clone(), bson!({ "$add": ["$i", "$missing"] }), ok(Bson::Null)),
-            (d.clone(), bson!({ "$add": ["$s", "$n"] }), Err(16554)),
+            (d.clone(), bson!({ "$add": ["$s", "$n"] }), Err(14)),
+            (d.clone(), bson!({ "$add": [i32::MAX, 1, -1] }), ok(bson!(i32::MAX))),
+            (d.clone(), bson!({ "$add": ["$d", Bson::Int64(i64::MAX)] }), Err(15)),
             (d.clone(), bson!({ "$subtract": [5, "$i"] }), ok(bson!(3))),
             (d.clone(), bson!({ "$subtract": [i32::MIN, 1] }), ok(Bson::Int64(i64::from(i32::MIN) - 1))),
             (d.clone(), bson!({ "$subtract": [Bson::Int64(i64::MIN), 1] }), ok(Bson::Double(i64::MIN as f64 - 1.0))),
             (d.clone(), bson!({ "$subtract": ["$d", 1] }), ok(date(999))),
             (d.clone(), bson!({ "$subtract": ["$d", date(400)] }), ok(Bson::Int64(600))),
-            (d.clone(), bson!({ "$subtract": [1, "$d"] }), Err(16556)),
-            (d.clone(), bson!({ "$subtract": ["$d", "$s"] }), Err(16613)),
+            (d.clone(), bson!({ "$subtract": [1, "$d"] }), Err(14)),
+            (d.clone(), bson!({ "$subtract": ["$d", 0.6] }), ok(date(999))),
+            (d.clone(), bson!({ "$subtract": ["$d", "$s"] }), Err(14)),
             (d.clone(), bson!({ "$subtract": ["$n", "$s"] }), ok(Bson::Null)),
             (d.clone(), bson!({ "$subtract": [1] }), Err(16020)),
             (d.clone(), bson!({ "$multiply": [] }), ok(bson!(1))),
@@ -1036,7 +1076,8 @@ mod tests {
             (d.clone(), bson!({ "$multiply": ["$l", 2] }), ok(Bson::Double(i64::MAX as f64 * 2.0))),
             (d.clone(), bson!({ "$multiply": ["$i", "$f"] }), ok(bson!(1.0))),
             (d.clone(), bson!({ "$multiply": ["$i", "$missing"] }), ok(Bson::Null)),
-            (d.clone(), bson!({ "$multiply": ["$d", 2] }), Err(16555)),
+            (d.clone(), bson!({ "$multiply": ["$d", 2] }), Err(14)),
+            (d.clone(), bson!({ "$multiply": [i32::MAX, 2, 0.5] }), ok(bson!(f64::from(i32::MAX)))),
         ]);
         assert_eq!(
             err_message(d.clone(), bson!({ "$add": ["$s"] })),
@@ -1054,12 +1095,14 @@ mod tests {
             (d.clone(), bson!({ "$divide": ["$i", 0] }), Err(2)),
             (d.clone(), bson!({ "$divide": ["$i", 0.0] }), Err(2)),
             (d.clone(), bson!({ "$divide": ["$i", null] }), ok(Bson::Null)),
-            (d.clone(), bson!({ "$divide": ["$s", 1] }), Err(16609)),
+            (d.clone(), bson!({ "$divide": ["$s", 1] }), Err(14)),
             (d.clone(), bson!({ "$mod": ["$i", 3] }), ok(bson!(1))),
             (d.clone(), bson!({ "$mod": ["$l", 3] }), ok(Bson::Int64(1))),
             (d.clone(), bson!({ "$mod": ["$i", Bson::Int64(3)] }), ok(Bson::Int64(1))),
             (d.clone(), bson!({ "$mod": [-7, 3] }), ok(bson!(-1))),
             (d.clone(), bson!({ "$mod": ["$i", "$f"] }), ok(bson!(2.0))),
+            (d.clone(), bson!({ "$mod": ["$i", 2.0] }), ok(bson!(1.0))),
+            (d.clone(), bson!({ "$mod": ["$i", 0.0] }), Err(16610)),
             (d.clone(), bson!({ "$mod": ["$f", 2] }), ok(bson!(0.5))),
             (d.clone(), bson!({ "$mod": ["$i", 0] }), Err(16610)),
             (d.clone(), bson!({ "$mod": ["$i", "$missing"] }), ok(Bson::Null)),
