@@ -165,9 +165,13 @@ error_codes! {
     Location16612 = 16612,
     /// `$concat` on a value that is not a string.
     Location16702 = 16702,
-    /// An empty variable name (`$$`).
+    /// An empty variable name in a `let`.
+    Location16866 = 16866,
+    /// A `let` variable name that does not start with a lower-case letter.
+    Location16867 = 16867,
+    /// An empty variable name read (`$$`).
     Location16869 = 16869,
-    /// A user variable name that does not start with a lower-case letter.
+    /// A variable read (`$$name`) whose name does not start with a letter.
     Location16870 = 16870,
     /// `$` alone as a field path.
     Location16872 = 16872,
@@ -194,6 +198,10 @@ error_codes! {
     Location28765 = 28765,
     /// An `$unset` stage that is not a string or a non-empty array of strings.
     Location31002 = 31002,
+    /// An `$unset` stage with an empty array.
+    Location31119 = 31119,
+    /// An `$unset` stage whose array holds something other than strings.
+    Location31120 = 31120,
     /// A projection path runs through a path already projected as a leaf.
     Location31249 = 31249,
     /// A projection names the same path twice.

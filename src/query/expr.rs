@@ -1,4 +1,4 @@
-//! Aggregation expressions, the language of `$expr` (and later of pipeline updates): parsed
+//! Aggregation expressions, the language of `$expr` and of pipeline-style updates: parsed
 //! once into an [`Expression`] tree, then evaluated against a document.
 //!
 //! Supported: literals and `$literal`, field paths (`$a.b`), `$$ROOT`, `$$CURRENT`, `$$REMOVE`
@@ -192,13 +192,13 @@ impl Variables {
     /// variables defined before it.
     ///
     /// # Errors
-    /// 16869/16870 for a name mongod refuses for a user variable, and any parse or evaluation
+    /// 16866/16867 for a name mongod refuses for a user variable, and any parse or evaluation
     /// error of the values.
     pub fn from_let(spec: &RawDocument) -> Result<Self, QueryError> {
         let mut vars = Self::new();
         let empty = bson::RawDocumentBuf::new();
         for (name, value) in fields(spec) {
-            validate_user_variable(name)?;
+            validate_variable_name(name, true)?;
             let value = Expression::parse(value)?.evaluate(&empty, &vars)?;
             let raw = value.map(RawBson::try_from).transpose().map_err(QueryError::invalid_bson)?;
             vars.bound.push((name.to_owned(), raw));
@@ -303,7 +303,7 @@ fn parse_field_path(s: &str) -> Result<Expression, QueryError> {
             "CURRENT" => Variable::Current,
             "REMOVE" => Variable::Remove,
             _ => {
-                validate_user_variable(name)?;
+                validate_variable_name(name, false)?;
                 Variable::User(name.to_owned())
             }
         };
@@ -320,15 +320,23 @@ fn parse_field_path(s: &str) -> Result<Expression, QueryError> {
     Ok(Expression::FieldPath { var: Variable::Current, path: validate_path(below)? })
 }
 
-/// mongod's check of a user variable name: not empty, and starting with a lower-case letter
-/// or a non-ASCII character (the rest are reserved for mongod's own variables).
-fn validate_user_variable(name: &str) -> Result<(), QueryError> {
+/// mongod's `validateNameForUserWrite` (a `let` name, 16866/16867) and
+/// `validateNameForUserRead` (a `$$name`, 16869/16870): not empty, and starting with a
+/// lower-case letter or a non-ASCII character; reads also accept an upper-case letter, as
+/// mongod's own variables are spelled that way.
+fn validate_variable_name(name: &str, write: bool) -> Result<(), QueryError> {
+    let (empty, invalid) = if write {
+        (ErrorCode::Location16866, ErrorCode::Location16867)
+    } else {
+        (ErrorCode::Location16869, ErrorCode::Location16870)
+    };
     if name.is_empty() {
-        return Err(QueryError::new(ErrorCode::Location16869, "empty variable names are not allowed"));
+        return Err(QueryError::new(empty, "empty variable names are not allowed"));
     }
-    if !name.starts_with(|c: char| c.is_ascii_lowercase() || !c.is_ascii()) {
+    let first_ok = |c: char| c.is_ascii_lowercase() || !c.is_ascii() || (!write && c.is_ascii_uppercase());
+    if !name.starts_with(first_ok) {
         return Err(QueryError::new(
-            ErrorCode::Location16870,
+            invalid,
             format!("'{name}' starts with an invalid character for a user variable name"),
         ));
     }
@@ -955,7 +963,8 @@ mod tests {
             (d.clone(), bson!("$$CURRENT.a.b"), ok(bson!(1))),
             (d.clone(), bson!("$$REMOVE"), Ok(None)),
             (d.clone(), bson!("$$nope"), Err(17276)),
-            (d.clone(), bson!("$$Upper"), Err(16870)),
+            (d.clone(), bson!("$$Upper"), Err(17276)),
+            (d.clone(), bson!("$$_x"), Err(16870)),
             (d.clone(), bson!("$$"), Err(16869)),
             (d.clone(), bson!("$"), Err(16872)),
             (d.clone(), bson!("$a."), Err(40353)),
@@ -978,7 +987,8 @@ mod tests {
         assert_eq!(sum.unwrap().evaluate(&root, &lets), Ok(Some(bson!(7))));
         let gone = Expression::parse(RawBsonRef::String("$$gone")).unwrap();
         assert_eq!(gone.evaluate(&root, &lets), Ok(None));
-        assert_eq!(Variables::from_let(&rawdoc! { "ROOT": 1 }).unwrap_err().code().code(), 16870);
+        assert_eq!(Variables::from_let(&rawdoc! { "ROOT": 1 }).unwrap_err().code().code(), 16867);
+        assert_eq!(Variables::from_let(&rawdoc! { "": 1 }).unwrap_err().code().code(), 16866);
         assert_eq!(Variables::from_let(&rawdoc! { "x": { "$bad": 1 } }).unwrap_err().code().code(), 168);
         assert_eq!(err_message(doc! {}, bson!({ "$foo": 1 })), "Unrecognized expression '$foo'");
         assert_eq!(

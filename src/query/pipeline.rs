@@ -128,21 +128,33 @@ fn parse_stage(name: &str, spec: RawBsonRef<'_>) -> Result<Stage, QueryError> {
             Ok(Stage::Set(entries))
         }
         "$unset" => {
-            let bad = || QueryError::new(ErrorCode::Location31002, "$unset specification must be a string or an array");
             let paths = match spec {
                 RawBsonRef::String(s) => vec![split_path(s)?],
                 RawBsonRef::Array(list) => {
                     let mut out = Vec::new();
                     for item in items(list) {
-                        let RawBsonRef::String(s) = item else { return Err(bad()) };
+                        let RawBsonRef::String(s) = item else {
+                            return Err(QueryError::new(
+                                ErrorCode::Location31120,
+                                "$unset specification must be a string or an array containing only string values",
+                            ));
+                        };
                         out.push(split_path(s)?);
                     }
                     if out.is_empty() {
-                        return Err(bad());
+                        return Err(QueryError::new(
+                            ErrorCode::Location31119,
+                            "$unset specification must be a string or an array with at least one field",
+                        ));
                     }
                     out
                 }
-                _ => return Err(bad()),
+                _ => {
+                    return Err(QueryError::new(
+                        ErrorCode::Location31002,
+                        "$unset specification must be a string or an array",
+                    ));
+                }
             };
             Ok(Stage::Unset(paths))
         }
@@ -336,7 +348,8 @@ mod tests {
             (bson!([{ "$replaceWith": "$a" }]), Err(40228)),
             (bson!([{ "$set": { "x": { "$divide": [1, 0] } } }]), Err(2)),
             (bson!([{ "$set": 1 }]), Err(40272)),
-            (bson!([{ "$unset": [] }]), Err(31002)),
+            (bson!([{ "$unset": [] }]), Err(31119)),
+            (bson!([{ "$unset": [1] }]), Err(31120)),
             (bson!([{ "$unset": 1 }]), Err(31002)),
             (bson!([{ "$set": { "a": 1 }, "$unset": "b" }]), Err(40323)),
             (bson!([1]), Err(40323)),
