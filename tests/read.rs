@@ -287,4 +287,16 @@ async fn read_find_expr_with_let_and_runtime_error() {
         .await
         .expect("delete");
     assert_eq!(deleted.deleted_count, 10);
+    let matched: Vec<Document> = coll
+        .aggregate(vec![
+            doc! { "$match": { "$expr": { "$eq": ["$_id", "$$pick"] } } },
+            doc! { "$project": { "_id": 1 } },
+        ])
+        .let_vars(doc! { "pick": 7 })
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(matched, vec![doc! { "_id": 7 }]);
 }

@@ -310,17 +310,19 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
     })?;
     let deadline = deadline(req)?;
+    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
     let mut stream = QueryPlan::filtered(None)?.stream(ctx.server, &ns)?;
     for stage in stages {
         let RawBsonRef::Document(stage) = stage else {
             return Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object"));
         };
-        stream = apply_stage(stream, stage)?;
+        stream = apply_stage(stream, stage, vars.as_ref())?;
     }
     cursor_reply(ctx.server, &ns, stream, batch_size, false, false, deadline)
 }
 
-fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentStream> {
+/// Adds one pipeline stage; `vars` are the command's `let` variables.
+fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variables>) -> Result<DocumentStream> {
     let mut fields = stage.iter();
     let (name, spec) = match (fields.next(), fields.next()) {
         (Some(Ok((name, spec))), None) => (name.as_str(), spec),
@@ -346,7 +348,10 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
     };
     Ok(match name {
         "$match" => {
-            let filter = Filter::parse_match_stage(&stage_doc(spec)?)?;
+            let mut filter = Filter::parse_match_stage(&stage_doc(spec)?)?;
+            if let Some(vars) = vars {
+                filter = filter.with_variables(vars);
+            }
             Box::new(stream.filter_map(move |doc| keep_matching(&filter, doc)))
         }
         "$skip" => Box::new(stream.skip(stage_count(spec)?)),
