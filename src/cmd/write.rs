@@ -351,7 +351,7 @@ fn run_update_statement(
     };
     let update = match field("u") {
         Some(RawBsonRef::Document(u)) => Update::parse_statement(u, query, array_filters)?,
-        Some(RawBsonRef::Array(stages)) => Update::parse_pipeline(stages)?,
+        Some(RawBsonRef::Array(stages)) => Update::parse_pipeline(stages, &vars.cloned().unwrap_or_default())?,
         Some(_) => {
             return Err(Error::new(
                 ErrorCode::TypeMismatch,
@@ -510,7 +510,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let update = match req.get("update") {
         None => None,
         Some(RawBsonRef::Document(u)) => Some(Update::parse_statement(u, query, array_filters)?),
-        Some(RawBsonRef::Array(stages)) => Some(Update::parse_pipeline(stages)?),
+        Some(RawBsonRef::Array(stages)) => Some(Update::parse_pipeline(stages, &vars.clone().unwrap_or_default())?),
         Some(other) => return Err(req.wrong_type("update", other, "object")),
     };
     match (&update, remove) {

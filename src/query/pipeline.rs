@@ -19,6 +19,8 @@ use crate::error::ErrorCode;
 #[derive(Debug, Clone)]
 pub(crate) struct UpdatePipeline {
     stages: Vec<Stage>,
+    /// The command's `let` variables.
+    vars: Variables,
 }
 
 #[derive(Debug, Clone)]
@@ -40,7 +42,7 @@ impl UpdatePipeline {
     /// 40323 for a stage that is not a one-field document, 40324 for an unknown stage, 72
     /// InvalidOptions for a stage mongod refuses in an update, and the expression and
     /// projection parse errors.
-    pub(crate) fn parse(stages: &RawArray) -> Result<Self, QueryError> {
+    pub(crate) fn parse(stages: &RawArray, vars: &Variables) -> Result<Self, QueryError> {
         let mut out = Vec::new();
         for stage in items(stages) {
             let RawBsonRef::Document(stage) = stage else {
@@ -52,7 +54,7 @@ impl UpdatePipeline {
             };
             out.push(parse_stage(name, spec)?);
         }
-        Ok(Self { stages: out })
+        Ok(Self { stages: out, vars: vars.clone() })
     }
 
     /// Runs the stages over `doc` and returns the result (whose `_id` the caller checks).
@@ -60,7 +62,7 @@ impl UpdatePipeline {
     /// # Errors
     /// Evaluation errors of the expressions; 40228 when `$replaceWith` produces no document.
     pub(crate) fn apply(&self, doc: &Document) -> Result<Document, QueryError> {
-        let vars = Variables::new();
+        let vars = &self.vars;
         let mut current = doc.clone();
         for stage in &self.stages {
             let raw = RawDocumentBuf::try_from(&current).map_err(QueryError::invalid_bson)?;
@@ -68,7 +70,7 @@ impl UpdatePipeline {
                 Stage::Set(entries) => {
                     let mut values = Vec::with_capacity(entries.len());
                     for (path, expr) in entries {
-                        values.push((path, expr.evaluate(&raw, &vars)?));
+                        values.push((path, expr.evaluate(&raw, vars)?));
                     }
                     for (path, value) in values {
                         match value {
@@ -82,7 +84,7 @@ impl UpdatePipeline {
                 Stage::Project(projection) => {
                     current = Document::try_from(projection.apply(&raw)?).map_err(QueryError::invalid_bson)?;
                 }
-                Stage::ReplaceWith(expr) => match expr.evaluate(&raw, &vars)? {
+                Stage::ReplaceWith(expr) => match expr.evaluate(&raw, vars)? {
                     Some(Bson::Document(next)) => current = next,
                     other => {
                         let shown = other.as_ref().map_or_else(|| "missing".to_owned(), render_value);
@@ -313,7 +315,7 @@ mod tests {
     fn run(doc: Document, stages: Bson) -> Result<Document, i32> {
         let raw = bson::RawDocumentBuf::try_from(&doc! { "s": stages }).unwrap();
         let Ok(Some(RawBsonRef::Array(list))) = raw.get("s") else { panic!("stages must be an array") };
-        let update = Update::parse_pipeline(list).map_err(|e| e.code().code())?;
+        let update = Update::parse_pipeline(list, &Variables::new()).map_err(|e| e.code().code())?;
         let mut out = doc;
         update.apply(&mut out, false).map_err(|e| e.code().code())?;
         Ok(out)
@@ -367,10 +369,21 @@ mod tests {
     }
 
     #[test]
+    fn pipeline_uses_let_variables() {
+        let raw = bson::RawDocumentBuf::try_from(&doc! { "s": [ { "$set": { "a": "$$v" } } ] }).unwrap();
+        let Ok(Some(RawBsonRef::Array(list))) = raw.get("s") else { panic!("array") };
+        let vars = Variables::from_let(&bson::rawdoc! { "v": { "$add": [1, 1] } }).unwrap();
+        let update = Update::parse_pipeline(list, &vars).unwrap();
+        let mut doc = doc! { "_id": 1 };
+        assert_eq!(update.apply(&mut doc, false), Ok(true));
+        assert_eq!(doc, doc! { "_id": 1, "a": 2 });
+    }
+
+    #[test]
     fn pipeline_reports_no_change() {
         let raw = bson::RawDocumentBuf::try_from(&doc! { "s": [ { "$set": { "a": 1 } } ] }).unwrap();
         let Ok(Some(RawBsonRef::Array(list))) = raw.get("s") else { panic!("array") };
-        let update = Update::parse_pipeline(list).unwrap();
+        let update = Update::parse_pipeline(list, &Variables::new()).unwrap();
         let mut same = doc! { "_id": 1, "a": 1 };
         assert_eq!(update.apply(&mut same, false), Ok(false));
         let mut other = doc! { "_id": 1, "a": 2 };

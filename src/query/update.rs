@@ -20,6 +20,7 @@ use bson::raw::CStr;
 use bson::{Bson, Document, RawArray, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::error::QueryError;
+use super::expr::Variables;
 use super::filter::{Filter, is_operator_document, move_id_first};
 use super::number::{self, AddError, BitOp, Number};
 use super::order::compare_values;
@@ -171,15 +172,15 @@ impl Update {
         Self::parse_statement(spec, &RawDocumentBuf::new(), None)
     }
 
-    /// Parses a pipeline-style update: `$set`/`$addFields`, `$unset` and
-    /// `$replaceWith`/`$replaceRoot` stages of aggregation expressions.
+    /// Parses a pipeline-style update: `$set`/`$addFields`, `$unset`, `$replaceWith`/
+    /// `$replaceRoot` and `$project` stages, whose expressions see the command's `let` `vars`.
     ///
     /// # Errors
     /// 40323 for a malformed stage, 40324 for an unknown one, 72 InvalidOptions for a stage
-    /// not allowed in an update, 238 NotImplemented for `$project`, and expression errors.
-    pub fn parse_pipeline(stages: &RawArray) -> Result<Self, QueryError> {
+    /// not allowed in an update, and expression and projection errors.
+    pub fn parse_pipeline(stages: &RawArray, vars: &Variables) -> Result<Self, QueryError> {
         Ok(Self {
-            kind: Kind::Pipeline(UpdatePipeline::parse(stages)?),
+            kind: Kind::Pipeline(UpdatePipeline::parse(stages, vars)?),
             array_filters: BTreeMap::new(),
             positional: None,
         })
