@@ -278,6 +278,28 @@ error_codes! {
     Location51270 = 51270,
     /// `$ifNull` with fewer than two arguments.
     Location1257300 = 1257300,
+    /// `$getField` with an unknown argument.
+    Location3041701 = 3041701,
+    /// `$getField` without `field`.
+    Location3041702 = 3041702,
+    /// `$getField` whose argument is neither a string nor an object.
+    Location3041703 = 3041703,
+    /// `$getField` whose input is not a document.
+    Location3041705 = 3041705,
+    /// `$setField` whose argument is not an object.
+    Location4161100 = 4161100,
+    /// `$setField` with an unknown argument.
+    Location4161101 = 4161101,
+    /// `$setField` without `field`.
+    Location4161102 = 4161102,
+    /// `$setField` without `input`.
+    Location4161103 = 4161103,
+    /// `$setField` without `value`.
+    Location4161104 = 4161104,
+    /// `$setField` whose input is not a document.
+    Location4161105 = 4161105,
+    /// `$getField`/`$setField` whose `field` is not a constant string.
+    Location4161106 = 4161106,
     /// `$where` without a JavaScript engine (mongod run with `--noscripting`).
     Location6108304 = 6108304,
 }

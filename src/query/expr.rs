@@ -4,8 +4,8 @@
 //! Supported: literals and `$literal`, field paths (`$a.b`), `$$ROOT`, `$$CURRENT`, `$$REMOVE`
 //! and user variables (`$$name`), expression objects and arrays, and the operators `$eq $ne $gt
 //! $gte $lt $lte $cmp $and $or $not $cond $ifNull $add $subtract $multiply $divide $mod $abs $in
-//! $size $concat $toLower $toUpper $type`. Any other `$`-name answers mongod's 168
-//! InvalidPipelineOperator. Decimal128 arithmetic answers 238 NotImplemented.
+//! $size $concat $toLower $toUpper $type $getField $setField`. Any other `$`-name answers
+//! mongod's 168 InvalidPipelineOperator. Decimal128 arithmetic answers 238 NotImplemented.
 //!
 //! A missing value (mongod's EOO) is kept apart from null: it is omitted from arrays and
 //! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
@@ -110,6 +110,10 @@ pub enum Operator {
     ToUpper,
     /// `$type`.
     Type,
+    /// `$getField`, its arguments `[field, input]`.
+    GetField,
+    /// `$setField`, its arguments `[field, input, value]`.
+    SetField,
 }
 
 impl Operator {
@@ -139,6 +143,8 @@ impl Operator {
             "$toLower" => Self::ToLower,
             "$toUpper" => Self::ToUpper,
             "$type" => Self::Type,
+            "$getField" => Self::GetField,
+            "$setField" => Self::SetField,
             _ => return None,
         })
     }
@@ -158,7 +164,8 @@ impl Operator {
             | Self::Mod
             | Self::In => Some(2),
             Self::Not | Self::Abs | Self::Size | Self::ToLower | Self::ToUpper | Self::Type => Some(1),
-            Self::Cond => Some(3),
+            Self::Cond | Self::SetField => Some(3),
+            Self::GetField => Some(2),
             Self::And | Self::Or | Self::IfNull | Self::Add | Self::Multiply | Self::Concat => None,
         }
     }
@@ -397,6 +404,9 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
     if let (Operator::Cond, RawBsonRef::Document(spec)) = (op, arg) {
         return parse_cond_object(spec);
     }
+    if matches!(op, Operator::GetField | Operator::SetField) {
+        return parse_field_operator(op, name, arg);
+    }
     // mongod's `parseArguments`: an array is the argument list, anything else one argument.
     let args = match arg {
         RawBsonRef::Array(arr) => {
@@ -423,6 +433,65 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
         ));
     }
     Ok(Expression::Operator { op, args })
+}
+
+/// `$getField` (`"name"` or `{field, input}`) and `$setField` (`{field, input, value}`):
+/// `field` must be a constant string, spelled directly or through `$literal`.
+fn parse_field_operator(op: Operator, name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
+    let current = || Expression::FieldPath { var: Variable::Current, path: Vec::new() };
+    let spec = match (op, arg) {
+        (Operator::GetField, RawBsonRef::String(_)) => {
+            let field = constant_field_name(name, arg)?;
+            return Ok(Expression::Operator { op, args: vec![field, current()] });
+        }
+        (_, RawBsonRef::Document(spec)) => spec,
+        _ => {
+            let code = if op == Operator::GetField { ErrorCode::Location3041703 } else { ErrorCode::Location4161100 };
+            return Err(QueryError::new(code, format!("{name} only supports an object as its argument")));
+        }
+    };
+    let (mut field, mut input, mut value) = (None, None, None);
+    for (key, v) in fields(spec) {
+        match key {
+            "field" => field = Some(constant_field_name(name, v)?),
+            "input" => input = Some(Expression::parse(v)?),
+            "value" if op == Operator::SetField => value = Some(Expression::parse(v)?),
+            _ => {
+                let code =
+                    if op == Operator::GetField { ErrorCode::Location3041701 } else { ErrorCode::Location4161101 };
+                return Err(QueryError::new(code, format!("{name} found an unknown argument: {key}")));
+            }
+        }
+    }
+    let missing = |code, which: &str| QueryError::new(code, format!("{name} requires '{which}' to be specified"));
+    if op == Operator::GetField {
+        let field = field.ok_or_else(|| missing(ErrorCode::Location3041702, "field"))?;
+        return Ok(Expression::Operator { op, args: vec![field, input.unwrap_or_else(current)] });
+    }
+    let field = field.ok_or_else(|| missing(ErrorCode::Location4161102, "field"))?;
+    let input = input.ok_or_else(|| missing(ErrorCode::Location4161103, "input"))?;
+    let value = value.ok_or_else(|| missing(ErrorCode::Location4161104, "value"))?;
+    Ok(Expression::Operator { op, args: vec![field, input, value] })
+}
+
+/// The `field` of `$getField`/`$setField`: a string not starting with `$`, or any string
+/// wrapped in `$literal`.
+fn constant_field_name(name: &str, v: RawBsonRef<'_>) -> Result<Expression, QueryError> {
+    let literal = match v {
+        RawBsonRef::Document(doc) => match (fields(doc).next(), fields(doc).nth(1)) {
+            (Some(("$literal", RawBsonRef::String(s))), None) => Some(s),
+            _ => None,
+        },
+        RawBsonRef::String(s) if !s.starts_with('$') => Some(s),
+        _ => None,
+    };
+    match literal {
+        Some(s) => Ok(Expression::Literal(Bson::String(s.to_owned()))),
+        None => Err(QueryError::new(
+            ErrorCode::Location4161106,
+            format!("{name} requires 'field' to evaluate to a constant, but got a non-constant argument"),
+        )),
+    }
 }
 
 /// `{$cond: {if, then, else}}`.
@@ -627,6 +696,40 @@ fn evaluate_operator(
         Operator::ToLower => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_lowercase()),
         Operator::ToUpper => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_uppercase()),
         Operator::Type => Bson::String(type_of(&eval(0)?).to_owned()),
+        Operator::GetField => {
+            let (Some(Bson::String(field)), input) = (eval(0)?, eval(1)?) else { return Ok(None) };
+            return match input {
+                Some(Bson::Document(doc)) => Ok(doc.get(&field).cloned()),
+                v if nullish(&v) => Ok(None),
+                v => Err(QueryError::new(
+                    ErrorCode::Location3041705,
+                    format!("$getField requires 'input' to evaluate to type Object, but got {}", type_of(&v)),
+                )),
+            };
+        }
+        Operator::SetField => {
+            let (Some(Bson::String(field)), input, value) = (eval(0)?, eval(1)?, eval(2)?) else { return Ok(None) };
+            let mut doc = match input {
+                Some(Bson::Document(doc)) => doc,
+                v if nullish(&v) => return Ok(Some(Bson::Null)),
+                v => {
+                    return Err(QueryError::new(
+                        ErrorCode::Location4161105,
+                        format!("$setField requires 'input' to evaluate to type Object, but got {}", type_of(&v)),
+                    ));
+                }
+            };
+            // `$$REMOVE` (a missing value) takes the field away; an existing field keeps its place.
+            match value {
+                Some(v) => {
+                    doc.insert(field, v);
+                }
+                None => {
+                    doc.remove(&field);
+                }
+            }
+            Bson::Document(doc)
+        }
     }))
 }
 
@@ -1170,6 +1273,39 @@ mod tests {
             err_message(d, bson!({ "$size": "$s" })),
             "The argument to $size must be an array. Type of argument is string"
         );
+    }
+
+    #[test]
+    fn expr_get_field_and_set_field() {
+        let d = doc! { "a.b": 1, "$x": 2, "o": { "k": 1, "m": 2 } };
+        table(vec![
+            (d.clone(), bson!({ "$getField": "a.b" }), ok(bson!(1))),
+            (d.clone(), bson!({ "$getField": { "field": { "$literal": "$x" } } }), ok(bson!(2))),
+            (d.clone(), bson!({ "$getField": { "field": "k", "input": "$o" } }), ok(bson!(1))),
+            (d.clone(), bson!({ "$getField": { "field": "k", "input": "$missing" } }), Ok(None)),
+            (d.clone(), bson!({ "$getField": { "field": "k", "input": 5 } }), Err(3041705)),
+            (d.clone(), bson!({ "$getField": "$x" }), Err(4161106)),
+            (
+                d.clone(),
+                bson!({ "$setField": { "field": "k", "input": "$o", "value": 9 } }),
+                ok(bson!({ "k": 9, "m": 2 })),
+            ),
+            (
+                d.clone(),
+                bson!({ "$setField": { "field": { "$literal": "$n" }, "input": "$o", "value": 3 } }),
+                ok(bson!({ "k": 1, "m": 2, "$n": 3 })),
+            ),
+            (
+                d.clone(),
+                bson!({ "$setField": { "field": "k", "input": "$o", "value": "$$REMOVE" } }),
+                ok(bson!({ "m": 2 })),
+            ),
+            (d.clone(), bson!({ "$setField": { "field": "k", "input": null, "value": 1 } }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$setField": { "field": "k", "input": 1, "value": 1 } }), Err(4161105)),
+            (d.clone(), bson!({ "$setField": { "field": "k", "value": 1 } }), Err(4161103)),
+            (d.clone(), bson!({ "$setField": { "field": "k", "input": {}, "bad": 1 } }), Err(4161101)),
+            (d.clone(), bson!({ "$setField": 1 }), Err(4161100)),
+        ]);
     }
 
     #[test]
