@@ -49,6 +49,8 @@ error_codes! {
     Unauthorized = 13,
     /// A value has the wrong BSON type.
     TypeMismatch = 14,
+    /// An arithmetic result left its type's range (`$add` on a date).
+    Overflow = 15,
     /// Wrong credentials.
     AuthenticationFailed = 18,
     /// The operation is not allowed in this state.
@@ -137,19 +139,69 @@ error_codes! {
     NotPrimaryNoSecondaryOk = 13435,
     /// Neither primary nor secondary.
     NotPrimaryOrSecondary = 13436,
+    /// A `$project` stage whose argument is not a document.
+    Location15969 = 15969,
     /// A sort value is neither a number nor `{$meta: ...}`.
     Location15974 = 15974,
     /// A sort direction other than 1 or -1.
     Location15975 = 15975,
+    /// An expression operator object with more than one field.
+    Location15983 = 15983,
     /// A field path has an empty component.
     Location15998 = 15998,
+    /// A value `$toLower`/`$toUpper` cannot turn into a string.
+    Location16007 = 16007,
+    /// An expression operator with the wrong number of arguments.
+    Location16020 = 16020,
     /// A field path component starts with `$`.
     Location16410 = 16410,
+    /// A field name with a dot in an expression object.
+    Location16412 = 16412,
+    /// `$mod` by zero.
+    Location16610 = 16610,
+    /// `$mod` on a value that is not a number.
+    Location16611 = 16611,
+    /// `$add` with more than one date.
+    Location16612 = 16612,
+    /// `$concat` on a value that is not a string.
+    Location16702 = 16702,
+    /// An empty variable name in a `let`.
+    Location16866 = 16866,
+    /// A `let` variable name that does not start with a lower-case letter.
+    Location16867 = 16867,
+    /// An empty variable name read (`$$`).
+    Location16869 = 16869,
+    /// A variable read (`$$name`) whose name does not start with a letter.
+    Location16870 = 16870,
+    /// `$` alone as a field path.
+    Location16872 = 16872,
+    /// `$cond` without `if`.
+    Location17080 = 17080,
+    /// `$cond` without `then`.
+    Location17081 = 17081,
+    /// `$cond` without `else`.
+    Location17082 = 17082,
+    /// `$cond` with a parameter other than `if`, `then`, `else`.
+    Location17083 = 17083,
+    /// `$size` on a value that is not an array.
+    Location17124 = 17124,
+    /// A variable that is not bound.
+    Location17276 = 17276,
     /// A sort value is an object other than `{$meta: ...}`.
     Location17312 = 17312,
     /// A find `$slice` projection that is not find syntax and has the wrong number of
     /// arguments for the aggregation `$slice`.
     Location28667 = 28667,
+    /// `$abs` of the smallest int64.
+    Location28680 = 28680,
+    /// `$abs` on a value that is not a number.
+    Location28765 = 28765,
+    /// An `$unset` stage that is not a string or a non-empty array of strings.
+    Location31002 = 31002,
+    /// An `$unset` stage with an empty array.
+    Location31119 = 31119,
+    /// An `$unset` stage whose array holds something other than strings.
+    Location31120 = 31120,
     /// A projection path runs through a path already projected as a leaf.
     Location31249 = 31249,
     /// A projection names the same path twice.
@@ -190,6 +242,14 @@ error_codes! {
     Location31308 = 31308,
     /// A positional projection in an aggregation `$project`.
     Location31324 = 31324,
+    /// `$in` whose second argument is not an array.
+    Location40081 = 40081,
+    /// `$replaceWith` produced something other than a document.
+    Location40228 = 40228,
+    /// A `$set`/`$addFields` stage whose argument is not a document.
+    Location40272 = 40272,
+    /// A pipeline stage that is not a document with exactly one field.
+    Location40323 = 40323,
     /// An aggregation stage name that does not exist.
     UnrecognizedPipelineStage = 40324,
     /// A field path is the empty string.
@@ -216,6 +276,30 @@ error_codes! {
     Location51247 = 51247,
     /// A projection has an empty sub-projection object.
     Location51270 = 51270,
+    /// `$ifNull` with fewer than two arguments.
+    Location1257300 = 1257300,
+    /// `$getField` with an unknown argument.
+    Location3041701 = 3041701,
+    /// `$getField` without `field`.
+    Location3041702 = 3041702,
+    /// `$getField` whose argument is neither a string nor an object.
+    Location3041703 = 3041703,
+    /// `$getField` whose input is not a document.
+    Location3041705 = 3041705,
+    /// `$setField` whose argument is not an object.
+    Location4161100 = 4161100,
+    /// `$setField` with an unknown argument.
+    Location4161101 = 4161101,
+    /// `$setField` without `field`.
+    Location4161102 = 4161102,
+    /// `$setField` without `input`.
+    Location4161103 = 4161103,
+    /// `$setField` without `value`.
+    Location4161104 = 4161104,
+    /// `$setField` whose input is not a document.
+    Location4161105 = 4161105,
+    /// `$getField`/`$setField` whose `field` is not a constant string.
+    Location4161106 = 4161106,
     /// `$where` without a JavaScript engine (mongod run with `--noscripting`).
     Location6108304 = 6108304,
 }

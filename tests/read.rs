@@ -278,3 +278,46 @@ async fn read_coll_stats_stage_for_mongosh_stats() {
     let error = coll.aggregate([doc! { "$match": {} }, doc! { "$collStats": {} }]).await.expect_err("not first");
     assert!(code(&error).is_some(), "{error}");
 }
+
+#[tokio::test]
+async fn read_find_expr_with_let_and_runtime_error() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    let filter = doc! { "$expr": { "$and": [
+        { "$lt": ["$_id", "$$limit"] },
+        { "$eq": [{ "$mod": ["$_id", 2] }, 0] },
+    ] } };
+    let found: Vec<Document> = coll
+        .find(filter)
+        .let_vars(doc! { "limit": { "$add": [3, 2] } })
+        .sort(doc! { "_id": 1 })
+        .projection(doc! { "_id": 1 })
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(found, vec![doc! { "_id": 0 }, doc! { "_id": 2 }, doc! { "_id": 4 }]);
+    let err = coll.find(doc! { "$expr": { "$divide": ["$age", 0] } }).await.expect_err("divide by zero");
+    assert_eq!(code(&err), Some(2));
+    let err = coll.find(doc! { "$expr": { "$bogus": 1 } }).await.expect_err("unknown operator");
+    assert_eq!(code(&err), Some(168));
+    let deleted = coll
+        .delete_many(doc! { "$expr": { "$gte": ["$_id", "$$from"] } })
+        .let_vars(doc! { "from": 240 })
+        .await
+        .expect("delete");
+    assert_eq!(deleted.deleted_count, 10);
+    let matched: Vec<Document> = coll
+        .aggregate(vec![
+            doc! { "$match": { "$expr": { "$eq": ["$_id", "$$pick"] } } },
+            doc! { "$project": { "_id": 1 } },
+        ])
+        .let_vars(doc! { "pick": 7 })
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(matched, vec![doc! { "_id": 7 }]);
+}

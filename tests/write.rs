@@ -317,3 +317,41 @@ async fn write_update_positional_array_filters_and_upsert_seed() {
     let created = coll.find_one(doc! { "_id": 7 }).await.expect("find").expect("doc");
     assert_eq!(created, doc! { "_id": 7, "m": { "k": "v" }, "born": true, "s": 1 });
 }
+
+#[tokio::test]
+async fn write_update_pipeline_and_let() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<Document>("p");
+    coll.insert_many((1..=4).map(|i| doc! { "_id": i, "a": i, "b": 10 })).await.expect("insert");
+
+    let pipeline = vec![doc! { "$set": { "sum": { "$add": ["$a", "$b"] } } }, doc! { "$unset": "b" }];
+    let result = coll
+        .update_many(doc! { "$expr": { "$gt": ["$a", "$$min"] } }, pipeline)
+        .let_vars(doc! { "min": 2 })
+        .await
+        .expect("pipeline update");
+    assert_eq!((result.matched_count, result.modified_count), (2, 2));
+    assert_eq!(coll.find_one(doc! { "_id": 4 }).await.expect("find"), Some(doc! { "_id": 4, "a": 4, "sum": 14 }));
+    assert_eq!(coll.find_one(doc! { "_id": 1 }).await.expect("find"), Some(doc! { "_id": 1, "a": 1, "b": 10 }));
+
+    // An upsert runs the pipeline over the query's equalities.
+    let upserted = coll
+        .update_one(doc! { "_id": 9, "a": 5 }, vec![doc! { "$set": { "double": { "$multiply": ["$a", 2] } } }])
+        .upsert(true)
+        .await
+        .expect("pipeline upsert");
+    assert_eq!(upserted.upserted_id, Some(Bson::Int32(9)));
+    assert_eq!(coll.find_one(doc! { "_id": 9 }).await.expect("find"), Some(doc! { "_id": 9, "a": 5, "double": 10 }));
+
+    let after = coll
+        .find_one_and_update(doc! { "_id": 2 }, vec![doc! { "$replaceWith": { "only": "$a" } }])
+        .return_document(ReturnDocument::After)
+        .await
+        .expect("fam pipeline")
+        .expect("doc");
+    assert_eq!(after, doc! { "_id": 2, "only": 2 });
+
+    let err = coll.update_one(doc! {}, vec![doc! { "$match": {} }]).await.expect_err("stage refused");
+    assert_eq!(command_code(&err), Some(72));
+}

@@ -10,6 +10,7 @@ use super::write::point_id;
 use super::{CommandRequest, RequestCtx, count_value};
 use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
+use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
 use crate::query::{FieldPath, Filter, Projection, SortSpec, compare_values};
 use crate::server::Shared;
@@ -23,6 +24,19 @@ struct QueryPlan {
     projection: Option<Projection>,
     skip: usize,
     limit: Option<usize>,
+}
+
+/// One step of filtering a document stream: a non-matching document is dropped, and a
+/// failing `$expr` yields its error, which fails the query as in mongod.
+fn keep_matching(filter: &Filter, doc: Result<RawDocumentBuf>) -> Option<Result<RawDocumentBuf>> {
+    match doc {
+        Ok(doc) => match filter.try_matches(&doc) {
+            Ok(true) => Some(Ok(doc)),
+            Ok(false) => None,
+            Err(err) => Some(Err(err.into())),
+        },
+        Err(err) => Some(Err(err)),
+    }
 }
 
 impl QueryPlan {
@@ -41,8 +55,11 @@ impl QueryPlan {
         let view = storage.snapshot();
         let QueryPlan { filter, filter_doc, sort, projection, skip, limit } = self;
         let matched: DocumentStream = match point_id(&filter_doc) {
-            Some(id) => Box::new(view.get(&collection, id)?.into_iter().filter(move |doc| filter.matches(doc)).map(Ok)),
-            None => Box::new(view.scan_where(&collection, Box::new(move |doc| filter.matches(doc)))),
+            Some(id) => {
+                Box::new(view.get(&collection, id)?.into_iter().filter_map(move |doc| keep_matching(&filter, Ok(doc))))
+            }
+            // A failing `$expr` fails the query, as in mongod, rather than skipping the document.
+            None => Box::new(view.scan_where(&collection, Box::new(move |doc| Ok(filter.try_matches(doc)?)))),
         };
         let ordered: DocumentStream = match sort {
             Some(sort) if sort.natural().is_none() && !sort.is_empty() => {
@@ -138,7 +155,10 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         }
         _ => usize_arg(req, "limit")?.filter(|&n| n > 0),
     };
-    let filter = Filter::parse(&filter_doc)?;
+    let mut filter = Filter::parse(&filter_doc)?;
+    if let Some(spec) = req.doc_arg("let")? {
+        filter = filter.with_variables(&Variables::from_let(spec)?);
+    }
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
     let plan = QueryPlan {
         projection: projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?,
@@ -148,7 +168,6 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
     };
-    req.doc_arg("let")?;
     check_hint(req, ctx.server, &ns)?;
     let single_batch = req.bool_arg("singleBatch")?.unwrap_or(false);
     let no_timeout = req.bool_arg("noCursorTimeout")?.unwrap_or(false);
@@ -301,6 +320,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
     })?;
     let deadline = deadline(req)?;
+    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
     let (mut stream, rest) = match stages.split_first() {
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
             (coll_stats_stage(ctx, &ns, first)?, rest)
@@ -311,12 +331,13 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         let RawBsonRef::Document(stage) = stage else {
             return Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object"));
         };
-        stream = apply_stage(stream, stage)?;
+        stream = apply_stage(stream, stage, vars.as_ref())?;
     }
     cursor_reply(ctx.server, &ns, stream, batch_size, false, false, deadline)
 }
 
-fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentStream> {
+/// Adds one pipeline stage; `vars` are the command's `let` variables.
+fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variables>) -> Result<DocumentStream> {
     let mut fields = stage.iter();
     let (name, spec) = match (fields.next(), fields.next()) {
         (Some(Ok((name, spec))), None) => (name.as_str(), spec),
@@ -342,8 +363,11 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument) -> Result<DocumentSt
     };
     Ok(match name {
         "$match" => {
-            let filter = Filter::parse_match_stage(&stage_doc(spec)?)?;
-            Box::new(stream.filter(move |doc| doc.as_ref().map_or(true, |d| filter.matches(d))))
+            let mut filter = Filter::parse_match_stage(&stage_doc(spec)?)?;
+            if let Some(vars) = vars {
+                filter = filter.with_variables(vars);
+            }
+            Box::new(stream.filter_map(move |doc| keep_matching(&filter, doc)))
         }
         "$skip" => Box::new(stream.skip(stage_count(spec)?)),
         "$limit" => match stage_count(spec)? {

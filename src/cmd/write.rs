@@ -12,6 +12,7 @@ use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
 use super::{CommandRequest, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
+use crate::query::expr::Variables;
 use crate::query::{Filter, Projection, SortSpec, Update};
 use crate::storage::{Collection, Storage, Writer};
 
@@ -149,12 +150,16 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
 /// `_id` is a point lookup; anything else scans the collection.
 fn matching(writer: &Writer<'_>, filter: &Filter, query: &RawDocument, multi: bool) -> Result<Vec<RawDocumentBuf>> {
     if let Some(id) = point_id(query) {
-        return Ok(writer.get(id)?.filter(|doc| filter.matches(doc)).into_iter().collect());
+        return match writer.get(id)? {
+            Some(doc) if filter.try_matches(&doc)? => Ok(vec![doc]),
+            _ => Ok(Vec::new()),
+        };
     }
     let mut out = Vec::new();
     for document in writer.scan_committed() {
         let document = document?;
-        if filter.matches(&document) {
+        // A failing `$expr` fails the statement, as in mongod.
+        if filter.try_matches(&document)? {
             out.push(document);
             if !multi {
                 break;
@@ -196,7 +201,7 @@ fn update_statement(
     update: &Update,
     options: UpdateOptions<'_>,
 ) -> Result<UpdateOutcome> {
-    let filter = Filter::parse(query)?;
+    let filter = parse_filter(query, options.vars)?;
     let mut candidates = matching(writer, &filter, query, options.multi || options.sort.is_some())?;
     if let Some(sort) = options.sort {
         if sort.natural() == Some(false) {
@@ -242,6 +247,22 @@ struct UpdateOptions<'a> {
     multi: bool,
     upsert: bool,
     sort: Option<&'a SortSpec>,
+    /// The command's `let` variables, for `$expr` in the query.
+    vars: Option<&'a Variables>,
+}
+
+/// A statement's query, with the command's `let` variables bound for its `$expr`s.
+fn parse_filter(query: &RawDocument, vars: Option<&Variables>) -> Result<Filter> {
+    let filter = Filter::parse(query)?;
+    Ok(match vars {
+        Some(vars) => filter.with_variables(vars),
+        None => filter,
+    })
+}
+
+/// The command's `let` document as variables.
+fn let_variables(req: &CommandRequest) -> Result<Option<Variables>> {
+    Ok(req.doc_arg("let")?.map(Variables::from_let).transpose()?)
 }
 
 /// `update`: statements from `updates`.
@@ -251,8 +272,10 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let journal = journaled(req)?;
     let statements = req.documents("updates")?;
     check_statement_fields("update", "updates", &statements, UPDATE_STATEMENT_FIELDS)?;
+    let vars = let_variables(req)?;
     let storage = &ctx.server.storage;
-    let outcomes = run_statements(statements, ordered, |statement| run_update_statement(ctx, &ns, statement));
+    let outcomes =
+        run_statements(statements, ordered, |statement| run_update_statement(ctx, &ns, statement, vars.as_ref()));
     acknowledge(storage, journal, outcomes.last_ticket)?;
     let (mut matched, mut modified) = (0i64, 0i64);
     let mut upserted = Vec::new();
@@ -296,6 +319,7 @@ fn run_update_statement(
     ctx: &RequestCtx<'_>,
     ns: &crate::storage::Namespace,
     statement: &RawDocument,
+    vars: Option<&Variables>,
 ) -> Result<(UpdateOutcome, Option<u64>)> {
     let field = |key: &str| statement.get(key).ok().flatten();
     let query = match field("q") {
@@ -328,9 +352,7 @@ fn run_update_statement(
     };
     let update = match field("u") {
         Some(RawBsonRef::Document(u)) => Update::parse_statement(u, query, array_filters)?,
-        Some(RawBsonRef::Array(_)) => {
-            return Err(Error::new(ErrorCode::NotImplemented, "pipeline-style updates are not supported yet"));
-        }
+        Some(RawBsonRef::Array(stages)) => Update::parse_pipeline(stages, &vars.cloned().unwrap_or_default())?,
         Some(_) => {
             return Err(Error::new(
                 ErrorCode::TypeMismatch,
@@ -345,7 +367,7 @@ fn run_update_statement(
         }
     };
     let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
-    let options = UpdateOptions { multi: flag("multi"), upsert: flag("upsert"), sort: None };
+    let options = UpdateOptions { multi: flag("multi"), upsert: flag("upsert"), sort: None, vars };
     if options.multi && update.is_replacement() {
         return Err(Error::new(ErrorCode::FailedToParse, "multi update is not supported for replacement-style update"));
     }
@@ -417,6 +439,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let journal = journaled(req)?;
     let statements = req.documents("deletes")?;
     check_statement_fields("delete", "deletes", &statements, DELETE_STATEMENT_FIELDS)?;
+    let vars = let_variables(req)?;
     let storage = &ctx.server.storage;
     let collection = storage.collection(&ns);
     let outcomes = run_statements(statements, ordered, |statement| -> Result<(i64, Option<u64>)> {
@@ -446,7 +469,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
                 format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
             ));
         }
-        let filter = Filter::parse(query)?;
+        let filter = parse_filter(query, vars.as_ref())?;
         let Some(collection) = &collection else { return Ok((0, None)) };
         let mut writer = storage.writer(collection)?;
         let victims = matching(&writer, &filter, query, limit == 0)?;
@@ -471,6 +494,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let journal = journaled(req)?;
     let empty = RawDocumentBuf::new();
     let query = req.doc_arg("query")?.unwrap_or(&empty);
+    let vars = let_variables(req)?;
     let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?;
     let fields = match req.doc_arg("fields")? {
         Some(fields) => Some(Projection::parse_with_query(fields, &Filter::parse(query)?)?),
@@ -487,9 +511,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let update = match req.get("update") {
         None => None,
         Some(RawBsonRef::Document(u)) => Some(Update::parse_statement(u, query, array_filters)?),
-        Some(RawBsonRef::Array(_)) => {
-            return Err(Error::new(ErrorCode::NotImplemented, "pipeline-style updates are not supported yet"));
-        }
+        Some(RawBsonRef::Array(stages)) => Some(Update::parse_pipeline(stages, &vars.clone().unwrap_or_default())?),
         Some(other) => return Err(req.wrong_type("update", other, "object")),
     };
     match (&update, remove) {
@@ -512,7 +534,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         return Ok(doc! { "lastErrorObject": { "n": 0, "updatedExisting": false }, "value": Bson::Null });
     };
     let mut writer = storage.writer(&collection)?;
-    let filter = Filter::parse(query)?;
+    let filter = parse_filter(query, vars.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
         match (doc, &fields) {
             (None, _) => Ok(Bson::Null),
@@ -541,7 +563,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
                 &mut writer,
                 query,
                 &update,
-                UpdateOptions { multi: false, upsert, sort: sort.as_ref() },
+                UpdateOptions { multi: false, upsert, sort: sort.as_ref(), vars: vars.as_ref() },
             )?;
             let mut last_error = doc! { "n": 1, "updatedExisting": outcome.matched > 0 };
             if outcome.matched == 0 && outcome.upserted.is_none() {

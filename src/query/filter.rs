@@ -2,8 +2,9 @@
 //!
 //! Supported: implicit equality (regular expressions included), `$eq $ne $gt $gte $lt $lte
 //! $in $nin $exists $regex $not $type $mod $size $all $elemMatch $bitsAllSet $bitsAnySet
-//! $bitsAllClear $bitsAnyClear` on dotted paths, and `$and $or $nor $comment`. Operators mongod
-//! knows but Monarch has not built yet (`$expr`, `$jsonSchema`, `$text`, geo) answer 238
+//! $bitsAllClear $bitsAnyClear` on dotted paths, `$and $or $nor $comment`, and `$expr` (an
+//! aggregation [`Expression`]). Operators mongod knows but Monarch has not built yet
+//! (`$jsonSchema`, `$text`, geo) answer 238
 //! NotImplemented; unknown ones answer mongod's 2 BadValue. Leaf tests of one value are
 //! [`Predicate`]s; operators that look at arrays as a whole or negate are [`Expr`] nodes.
 
@@ -15,6 +16,7 @@ use bson::spec::ElementType;
 use bson::{Bson, Document, RawArray, RawBson, RawBsonRef, RawDocument};
 
 use super::error::QueryError;
+use super::expr::{Expression, Variables};
 use super::number::Number;
 use super::order::{MISSING_BRACKET, NULL_BRACKET, canonical_type, compare_values};
 use super::path::{self, FieldPath, Reached, items};
@@ -46,6 +48,9 @@ enum Expr {
     ElemMatch { path: FieldPath, elem: ElemMatch },
     /// Matches nothing (`$all: []`).
     Nothing,
+    /// `$expr`: the aggregation expression's result is truthy for the whole document, with
+    /// the command's `let` variables.
+    Aggregate(Box<(Expression, Variables)>),
 }
 
 /// mongod's message for `$where` when it has no JavaScript engine.
@@ -151,9 +156,25 @@ impl Filter {
         })
     }
 
-    /// Whether `doc` matches.
+    /// Binds a command's `let` variables for every `$expr` of the filter.
+    #[must_use]
+    pub fn with_variables(mut self, vars: &Variables) -> Self {
+        self.root.bind_variables(vars);
+        self
+    }
+
+    /// Whether `doc` matches. An `$expr` whose evaluation fails (a `$divide` by zero, say)
+    /// does not match; use [`Filter::try_matches`] where mongod would fail the command.
     pub fn matches(&self, doc: &RawDocument) -> bool {
         self.root.matches(doc)
+    }
+
+    /// Whether `doc` matches, failing as mongod does when an `$expr` fails to evaluate.
+    ///
+    /// # Errors
+    /// The evaluation error of an `$expr`.
+    pub fn try_matches(&self, doc: &RawDocument) -> Result<bool, QueryError> {
+        self.root.try_matches(doc)
     }
 
     /// Matches `doc` and, when it matches through an array, returns the position in the
@@ -206,6 +227,47 @@ impl Expr {
                 _ => false,
             }),
             Expr::Nothing => false,
+            // A failing expression does not match here; `try_matches` reports the error.
+            Expr::Aggregate(expr) => expr.0.evaluate_truthy(doc, &expr.1).unwrap_or(false),
+        }
+    }
+
+    fn bind_variables(&mut self, vars: &Variables) {
+        match self {
+            Expr::And(children) | Expr::Or(children) | Expr::Nor(children) => {
+                children.iter_mut().for_each(|c| c.bind_variables(vars));
+            }
+            Expr::Not(child) => child.bind_variables(vars),
+            Expr::Aggregate(expr) => expr.1 = vars.clone(),
+            Expr::Path { .. } | Expr::ElemMatch { .. } | Expr::Nothing => {}
+        }
+    }
+
+    /// [`Expr::matches`] that reports a failing `$expr` instead of not matching. Only the
+    /// logical nodes can hold an `$expr`, so the leaves fall back to [`Expr::matches`].
+    fn try_matches(&self, doc: &RawDocument) -> Result<bool, QueryError> {
+        match self {
+            Expr::And(children) => {
+                for child in children {
+                    if !child.try_matches(doc)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Expr::Or(children) | Expr::Nor(children) => {
+                let mut any = false;
+                for child in children {
+                    if child.try_matches(doc)? {
+                        any = true;
+                        break;
+                    }
+                }
+                Ok(any == matches!(self, Expr::Or(_)))
+            }
+            Expr::Not(child) => Ok(!child.try_matches(doc)?),
+            Expr::Aggregate(expr) => expr.0.evaluate_truthy(doc, &expr.1),
+            _ => Ok(self.matches(doc)),
         }
     }
 
@@ -215,7 +277,7 @@ impl Expr {
         match self {
             Expr::And(children) => children.iter().all(|c| c.matches_keyed(doc, key)),
             Expr::Or(children) => children.iter().any(|c| c.matches_keyed(doc, key)),
-            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing => self.matches(doc),
+            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) => self.matches(doc),
             Expr::Path { path, pred } => {
                 let found = path::walk_positions(doc, path, &mut |reached, at| {
                     if pred.matches(reached) {
@@ -256,7 +318,8 @@ impl Expr {
                 RawBsonRef::Array(arr) => elem.first_match(arr).is_some(),
                 _ => false,
             },
-            Expr::Nothing => false,
+            // `$expr` is a top-level operator: it never appears among pathless children.
+            Expr::Nothing | Expr::Aggregate(_) => false,
         }
     }
 
@@ -269,7 +332,7 @@ impl Expr {
             Expr::Path { path, .. } | Expr::ElemMatch { path, .. } => {
                 path.parts().first().is_some_and(|first| first == field)
             }
-            Expr::Nothing => false,
+            Expr::Nothing | Expr::Aggregate(_) => false,
         }
     }
 }
@@ -580,7 +643,8 @@ fn parse_top_level(key: &str, value: RawBsonRef<'_>) -> Result<Option<Expr>, Que
         "$ref" | "$id" | "$db" => Ok(Some(equality(key, value)?)),
         // Monarch has no JavaScript engine: mongod started with `--noscripting` answers this.
         "$where" => Err(QueryError::new(ErrorCode::Location6108304, NO_SCRIPT_ENGINE)),
-        "$expr" | "$text" | "$jsonSchema" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => {
+        "$expr" => Ok(Some(Expr::Aggregate(Box::new((Expression::parse(value)?, Variables::new()))))),
+        "$text" | "$jsonSchema" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => {
             Err(QueryError::not_implemented(key))
         }
         _ => Err(QueryError::bad_value(format!(
@@ -1496,9 +1560,54 @@ mod tests {
 
     #[test]
     fn filter_later_operators_are_not_implemented() {
-        assert_eq!(parse_err(rawdoc! { "$expr": {} }).0, 238);
         assert_eq!(parse_err(rawdoc! { "$jsonSchema": {} }).0, 238);
         assert_eq!(parse_err(rawdoc! { "a": { "$near": [0, 0] } }).0, 238);
+    }
+
+    #[test]
+    fn filter_expr_compares_fields_of_one_document() {
+        let spec = rawdoc! { "$expr": { "$gt": ["$a", "$b"] } };
+        assert!(matches(spec.clone(), rawdoc! { "a": 2, "b": 1 }));
+        assert!(!matches(spec.clone(), rawdoc! { "a": 1, "b": 1 }));
+        // No type bracketing: a string is above every number.
+        assert!(matches(spec.clone(), rawdoc! { "a": "x", "b": 5 }));
+        // Missing sorts below null, so a missing `a` is not above a null `b`.
+        assert!(!matches(spec, rawdoc! { "b": null }));
+    }
+
+    #[test]
+    fn filter_expr_truthiness_and_logic() {
+        assert!(matches(rawdoc! { "$expr": "$a" }, rawdoc! { "a": "" }));
+        assert!(!matches(rawdoc! { "$expr": "$a" }, rawdoc! { "a": 0.0 }));
+        assert!(!matches(rawdoc! { "$expr": "$a" }, rawdoc! {}));
+        assert!(matches(rawdoc! { "$expr": true, "a": 1 }, rawdoc! { "a": 1 }));
+        assert!(!matches(rawdoc! { "$expr": false, "a": 1 }, rawdoc! { "a": 1 }));
+        let either = rawdoc! { "$or": [ { "$expr": { "$eq": ["$a", 1] } }, { "b": 2 } ] };
+        assert!(matches(either.clone(), rawdoc! { "a": 1 }));
+        assert!(matches(either.clone(), rawdoc! { "b": 2 }));
+        assert!(!matches(either, rawdoc! { "a": 2 }));
+        let neither = rawdoc! { "$nor": [ { "$expr": { "$eq": ["$a", 1] } } ] };
+        assert!(matches(neither, rawdoc! { "a": 2 }));
+    }
+
+    #[test]
+    fn filter_expr_root_variable_and_errors() {
+        let spec = rawdoc! { "$expr": { "$eq": [ { "$size": { "$literal": [1, 2] } }, "$$ROOT.n" ] } };
+        assert!(matches(spec, rawdoc! { "n": 2 }));
+        assert_eq!(parse_err(rawdoc! { "$expr": { "$foo": 1 } }).0, 168);
+        let failing = Filter::parse(&rawdoc! { "$expr": { "$divide": ["$a", 0] } }).unwrap();
+        let doc = rawdoc! { "a": 1 };
+        assert!(!failing.matches(&doc));
+        assert_eq!(failing.try_matches(&doc).unwrap_err().code().code(), 2);
+        let with_let = Filter::parse(&rawdoc! { "$or": [ { "$expr": { "$eq": ["$a", "$$want"] } } ] }).unwrap();
+        let unbound = with_let.clone();
+        let with_let = with_let.with_variables(&Variables::from_let(&rawdoc! { "want": 1 }).unwrap());
+        assert!(with_let.matches(&doc));
+        assert!(!with_let.matches(&rawdoc! { "a": 2 }));
+        assert_eq!(unbound.try_matches(&doc).unwrap_err().code().code(), 17276);
+        let ok = Filter::parse(&rawdoc! { "a": 1, "$expr": { "$lt": ["$a", 5] } }).unwrap();
+        assert_eq!(ok.try_matches(&doc), Ok(true));
+        assert_eq!(ok.try_matches(&rawdoc! { "a": 7 }), Ok(false));
     }
 
     fn re(pattern: &str, options: &str) -> bson::Regex {

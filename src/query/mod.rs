@@ -3,6 +3,7 @@
 //!
 //! - [`order`]: MongoDB's BSON comparison order (brackets, exact numeric comparison);
 //! - [`path`]: dotted paths and what they reach, with implicit array traversal;
+//! - [`expr`]: aggregation expressions (`$expr`, later pipeline updates);
 //! - [`filter`]: query filters, compiled once and matched against many documents;
 //! - [`projection`]: `find` projections (inclusion, exclusion, `$slice`, `$elemMatch`, `a.$`);
 //! - [`sort`]: sort specifications and mongod's multi-key sort order;
@@ -10,10 +11,12 @@
 //! - [`error`]: [`QueryError`], the one error type of the layer.
 
 pub mod error;
+pub mod expr;
 pub mod filter;
 mod number;
 pub mod order;
 pub mod path;
+mod pipeline;
 pub mod projection;
 mod render;
 pub mod sort;

@@ -20,10 +20,12 @@ use bson::raw::CStr;
 use bson::{Bson, Document, RawArray, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::error::QueryError;
+use super::expr::Variables;
 use super::filter::{Filter, is_operator_document, move_id_first};
 use super::number::{self, AddError, BitOp, Number};
 use super::order::compare_values;
 use super::path::fields;
+use super::pipeline::UpdatePipeline;
 use super::render::{self, type_name};
 use crate::error::ErrorCode;
 
@@ -53,7 +55,12 @@ struct PositionalCondition {
 #[derive(Debug, Clone)]
 enum Kind {
     Replacement(Document),
-    Operators { tree: Tree, renames: Vec<Rename> },
+    Operators {
+        tree: Tree,
+        renames: Vec<Rename>,
+    },
+    /// A pipeline-style update (`u: [stage, ...]`).
+    Pipeline(UpdatePipeline),
 }
 
 /// One `$rename`: both paths also sit in the tree as [`Modifier::Renamed`] placeholders, so
@@ -165,6 +172,20 @@ impl Update {
         Self::parse_statement(spec, &RawDocumentBuf::new(), None)
     }
 
+    /// Parses a pipeline-style update: `$set`/`$addFields`, `$unset`, `$replaceWith`/
+    /// `$replaceRoot` and `$project` stages, whose expressions see the command's `let` `vars`.
+    ///
+    /// # Errors
+    /// 40323 for a malformed stage, 40324 for an unknown one, 72 InvalidOptions for a stage
+    /// not allowed in an update, and expression and projection errors.
+    pub fn parse_pipeline(stages: &RawArray, vars: &Variables) -> Result<Self, QueryError> {
+        Ok(Self {
+            kind: Kind::Pipeline(UpdatePipeline::parse(stages, vars)?),
+            array_filters: BTreeMap::new(),
+            positional: None,
+        })
+    }
+
     /// Parses the update of a statement with its query (for the positional `$`) and its
     /// `arrayFilters` (for `$[<identifier>]`).
     ///
@@ -224,6 +245,13 @@ impl Update {
     /// to a copy and drop it.
     pub fn apply(&self, doc: &mut Document, inserting: bool) -> Result<bool, QueryError> {
         match &self.kind {
+            Kind::Pipeline(pipeline) => {
+                // `replace` keeps `_id` first and refuses a changed one, as for a replacement.
+                let next = replace(doc, &pipeline.apply(doc)?)?;
+                let changed = !documents_identical(doc, &next);
+                *doc = next;
+                Ok(changed)
+            }
             Kind::Replacement(replacement) => {
                 let next = replace(doc, replacement)?;
                 let changed = !documents_identical(doc, &next);

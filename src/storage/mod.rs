@@ -443,8 +443,9 @@ impl ReadView {
     }
 }
 
-/// A test run on each stored document before it is copied out of the engine.
-pub type DocumentFilter = Box<dyn FnMut(&RawDocument) -> bool + Send>;
+/// A test run on each stored document before it is copied out of the engine; an error ends
+/// the scan with that error.
+pub type DocumentFilter = Box<dyn FnMut(&RawDocument) -> Result<bool> + Send>;
 
 /// Documents from a snapshot scan; owns what it needs, so a cursor can keep it.
 pub struct DocumentIter {
@@ -471,8 +472,10 @@ impl Iterator for DocumentIter {
                 Ok(document) => document,
                 Err(error) => return Some(Err(corrupt_document(&error))),
             };
-            if self.keep.as_mut().is_none_or(|keep| keep(document)) {
-                return Some(Ok(document.to_owned()));
+            match self.keep.as_mut().map_or(Ok(true), |keep| keep(document)) {
+                Ok(true) => return Some(Ok(document.to_owned())),
+                Ok(false) => {}
+                Err(error) => return Some(Err(error)),
             }
         }
     }
