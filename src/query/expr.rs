@@ -359,16 +359,7 @@ fn validate_path(path: &str) -> Result<Vec<String>, QueryError> {
 }
 
 fn validate_field_name(part: &str) -> Result<String, QueryError> {
-    if part.is_empty() {
-        return Err(QueryError::new(ErrorCode::Location15998, "FieldPath field names may not be empty strings."));
-    }
-    if part.starts_with('$') {
-        return Err(QueryError::new(
-            ErrorCode::Location16410,
-            "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
-        ));
-    }
-    Ok(part.to_owned())
+    super::path::check_field_name(part).map(|()| part.to_owned())
 }
 
 fn parse_object(doc: &RawDocument) -> Result<Expression, QueryError> {

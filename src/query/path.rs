@@ -14,6 +14,9 @@ use std::ops::ControlFlow;
 
 use bson::{RawArray, RawBsonRef, RawDocument};
 
+use super::QueryError;
+use crate::error::ErrorCode;
+
 /// The fields of a document. Raw documents reaching the query layer were validated by the
 /// request layer, so a malformed tail simply ends the iteration.
 pub(crate) fn fields(doc: &RawDocument) -> impl Iterator<Item = (&str, RawBsonRef<'_>)> {
@@ -209,6 +212,38 @@ fn sort_keys_in_value<'a>(value: RawBsonRef<'a>, rest: &[String], visit: &mut im
         }
         _ => visit(RawBsonRef::Null),
     }
+}
+
+/// Splits `path` after mongod's `FieldPath` checks: not empty (40352), no trailing dot
+/// (40353), and every component valid for [`check_field_name`].
+///
+/// # Errors
+/// The first rule `path` breaks, with mongod's code and message.
+pub fn checked_parts(path: &str) -> Result<Vec<&str>, QueryError> {
+    if path.is_empty() {
+        return Err(QueryError::new(ErrorCode::Location40352, "FieldPath cannot be constructed with empty string"));
+    }
+    if path.ends_with('.') {
+        return Err(QueryError::new(ErrorCode::Location40353, "FieldPath must not end with a '.'."));
+    }
+    path.split('.').map(|part| check_field_name(part).map(|()| part)).collect()
+}
+
+/// mongod's `FieldPath` rule for one component: not empty (15998), no leading `$` (16410).
+///
+/// # Errors
+/// As above.
+pub fn check_field_name(part: &str) -> Result<(), QueryError> {
+    if part.is_empty() {
+        return Err(QueryError::new(ErrorCode::Location15998, "FieldPath field names may not be empty strings."));
+    }
+    if part.starts_with('$') {
+        return Err(QueryError::new(
+            ErrorCode::Location16410,
+            "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -370,7 +370,7 @@ fn parse_sub_object(
             _ => Err(QueryError::not_implemented(&format!("the {first} projection"))),
         };
     }
-    let parts = split_field_path(key)?;
+    let parts = super::path::checked_parts(key)?;
     if inner_at(parent, &parts).is_none() {
         add_node(parent, key, Node::Inner(Vec::new()))?;
     }
@@ -513,7 +513,7 @@ fn inner_at<'a>(children: &'a mut Children, parts: &[&str]) -> Option<&'a mut Ch
 
 /// Adds `node` at the dotted `path` below `children`, as mongod's `addNodeAtPath`.
 fn add_node(children: &mut Children, path: &str, node: Node) -> Result<(), QueryError> {
-    let parts = split_field_path(path)?;
+    let parts = super::path::checked_parts(path)?;
     let tail = parts.get(1..).unwrap_or_default().join(".");
     add_node_at(children, &parts, path, &tail, node)
 }
@@ -541,29 +541,6 @@ fn add_node_at(children: &mut Children, parts: &[&str], full: &str, tail: &str, 
             Err(QueryError::new(ErrorCode::Location31249, format!("Path collision at {full} remaining portion {tail}")))
         }
     }
-}
-
-/// Splits a projection path, refusing what mongod's `FieldPath` refuses.
-fn split_field_path(path: &str) -> Result<Vec<&str>, QueryError> {
-    if path.is_empty() {
-        return Err(QueryError::new(ErrorCode::Location40352, "FieldPath cannot be constructed with empty string"));
-    }
-    if path.ends_with('.') {
-        return Err(QueryError::new(ErrorCode::Location40353, "FieldPath must not end with a '.'."));
-    }
-    let parts: Vec<&str> = path.split('.').collect();
-    for part in &parts {
-        if part.is_empty() {
-            return Err(QueryError::new(ErrorCode::Location15998, "FieldPath field names may not be empty strings."));
-        }
-        if part.starts_with('$') {
-            return Err(QueryError::new(
-                ErrorCode::Location16410,
-                "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
-            ));
-        }
-    }
-    Ok(parts)
 }
 
 fn child<'a>(children: &'a Children, key: &str) -> Option<&'a Node> {

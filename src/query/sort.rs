@@ -51,7 +51,7 @@ impl SortSpec {
                 natural = Some(ascending);
                 continue;
             }
-            check_field_path(key)?;
+            super::path::checked_parts(key)?;
             keys.push(SortKeyPart { path: FieldPath::new(key), ascending });
         }
         Ok(Self { keys, natural })
@@ -136,27 +136,6 @@ fn decimal_direction(d: bson::Decimal128) -> i64 {
     } else {
         0
     }
-}
-
-fn check_field_path(path: &str) -> Result<(), QueryError> {
-    if path.is_empty() {
-        return Err(QueryError::new(ErrorCode::Location40352, "FieldPath cannot be constructed with empty string"));
-    }
-    if path.ends_with('.') {
-        return Err(QueryError::new(ErrorCode::Location40353, "FieldPath must not end with a '.'."));
-    }
-    for part in path.split('.') {
-        if part.is_empty() {
-            return Err(QueryError::new(ErrorCode::Location15998, "FieldPath field names may not be empty strings."));
-        }
-        if part.starts_with('$') {
-            return Err(QueryError::new(
-                ErrorCode::Location16410,
-                "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The smallest (ascending) or largest (descending) value the path reaches.
