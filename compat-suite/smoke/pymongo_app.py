@@ -4,22 +4,14 @@ count_documents, distinct, drop. One "ok - ..." / "not ok - ..." line per check.
 """
 
 import os
-import sys
 
+from checks import Checks
 from pymongo import MongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 URI = os.environ["MONARCH_URI"]
-failures = 0
-
-
-def check(what, condition, detail=""):
-    global failures
-    if condition:
-        print(f"ok - pymongo app: {what}")
-    else:
-        failures += 1
-        print(f"not ok - pymongo app: {what} {detail}")
+checks = Checks("pymongo app")
+check = checks.check
 
 
 client = MongoClient(URI, serverSelectionTimeoutMS=5000)
@@ -64,4 +56,4 @@ check("collection listed", "orders" in db.list_collection_names())
 orders.drop()
 check("drop removes the collection", "orders" not in db.list_collection_names())
 client.close()
-sys.exit(1 if failures else 0)
+checks.exit()

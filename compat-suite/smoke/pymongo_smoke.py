@@ -4,22 +4,14 @@ Prints one "ok - ..." or "not ok - ..." line per check and exits 1 if any check 
 """
 
 import os
-import sys
 
+from checks import Checks
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
 URI = os.environ["MONARCH_URI"]
-failures = 0
-
-
-def check(what, condition, detail=""):
-    global failures
-    if condition:
-        print(f"ok - pymongo: {what}")
-    else:
-        failures += 1
-        print(f"not ok - pymongo: {what} {detail}")
+checks = Checks("pymongo")
+check = checks.check
 
 
 client = MongoClient(URI, serverSelectionTimeoutMS=5000)
@@ -59,4 +51,4 @@ with client.start_session() as session:
     check("command inside an explicit session", reply.get("ok") == 1.0, reply)
 client.close()
 
-sys.exit(1 if failures else 0)
+checks.exit()

@@ -294,6 +294,22 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     Ok(reply)
 }
 
+/// mongod's IDL error for a statement field that is missing (9) or of the wrong type (14).
+fn statement_field_error(path: &str, key: &str, value: Option<RawBsonRef<'_>>, expected: &str) -> Error {
+    match value {
+        None => {
+            Error::new(ErrorCode::FailedToParse, format!("BSON field '{path}.{key}' is missing but a required field"))
+        }
+        Some(other) => Error::new(
+            ErrorCode::TypeMismatch,
+            format!(
+                "BSON field '{path}.{key}' is the wrong type '{}', expected type '{expected}'",
+                crate::query::type_name(other.element_type())
+            ),
+        ),
+    }
+}
+
 /// Fields an update statement may carry in mongod 7.0 (`sort` arrived in 8.0).
 const UPDATE_STATEMENT_FIELDS: &[&str] =
     &["q", "u", "upsert", "multi", "arrayFilters", "hint", "collation", "c", "upsertSupplied"];
@@ -324,47 +340,17 @@ fn run_update_statement(
     let field = |key: &str| statement.get(key).ok().flatten();
     let query = match field("q") {
         Some(RawBsonRef::Document(q)) => q,
-        Some(_) => {
-            return Err(Error::new(
-                ErrorCode::TypeMismatch,
-                "BSON field 'update.updates.q' is the wrong type, expected type 'object'",
-            ));
-        }
-        None => {
-            return Err(Error::new(
-                ErrorCode::FailedToParse,
-                "BSON field 'update.updates.q' is missing but a required field",
-            ));
-        }
+        other => return Err(statement_field_error("update.updates", "q", other, "object")),
     };
     let array_filters = match field("arrayFilters") {
         None => None,
         Some(RawBsonRef::Array(filters)) => Some(filters),
-        Some(other) => {
-            return Err(Error::new(
-                ErrorCode::TypeMismatch,
-                format!(
-                    "BSON field 'update.updates.arrayFilters' is the wrong type '{}', expected type 'array'",
-                    crate::query::type_name(other.element_type())
-                ),
-            ));
-        }
+        other => return Err(statement_field_error("update.updates", "arrayFilters", other, "array")),
     };
     let update = match field("u") {
         Some(RawBsonRef::Document(u)) => Update::parse_statement(u, query, array_filters)?,
         Some(RawBsonRef::Array(stages)) => Update::parse_pipeline(stages, &vars.cloned().unwrap_or_default())?,
-        Some(_) => {
-            return Err(Error::new(
-                ErrorCode::TypeMismatch,
-                "BSON field 'update.updates.u' is the wrong type, expected type 'object'",
-            ));
-        }
-        None => {
-            return Err(Error::new(
-                ErrorCode::FailedToParse,
-                "BSON field 'update.updates.u' is missing but a required field",
-            ));
-        }
+        other => return Err(statement_field_error("update.updates", "u", other, "object")),
     };
     let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
     let options = UpdateOptions { multi: flag("multi"), upsert: flag("upsert"), sort: None, vars };
@@ -445,23 +431,13 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let outcomes = run_statements(statements, ordered, |statement| -> Result<(i64, Option<u64>)> {
         let query = match statement.get("q").ok().flatten() {
             Some(RawBsonRef::Document(q)) => q,
-            _ => {
-                return Err(Error::new(
-                    ErrorCode::FailedToParse,
-                    "BSON field 'delete.deletes.q' is missing but a required field",
-                ));
-            }
+            other => return Err(statement_field_error("delete.deletes", "q", other, "object")),
         };
         let limit = match statement.get("limit").ok().flatten() {
             Some(RawBsonRef::Int32(n)) => i64::from(n),
             Some(RawBsonRef::Int64(n)) => n,
             Some(RawBsonRef::Double(n)) => n as i64,
-            _ => {
-                return Err(Error::new(
-                    ErrorCode::FailedToParse,
-                    "BSON field 'delete.deletes.limit' is missing but a required field",
-                ));
-            }
+            other => return Err(statement_field_error("delete.deletes", "limit", other, "long")),
         };
         if limit != 0 && limit != 1 {
             return Err(Error::new(
