@@ -243,11 +243,13 @@ pub struct Parameters {
     pub enable_test_commands: bool,
     /// Idle time after which a cursor is closed (`cursorTimeoutMillis`, default 10 minutes).
     pub cursor_timeout_millis: u64,
+    /// Seconds between passes of the TTL monitor (`ttlMonitorSleepSecs`, default 60).
+    pub ttl_monitor_sleep_secs: u64,
 }
 
 impl Default for Parameters {
     fn default() -> Self {
-        Self { enable_test_commands: false, cursor_timeout_millis: 600_000 }
+        Self { enable_test_commands: false, cursor_timeout_millis: 600_000, ttl_monitor_sleep_secs: 60 }
     }
 }
 
@@ -438,6 +440,7 @@ impl Config {
             "setParameter": {
                 "enableTestCommands": if self.parameters.enable_test_commands { "1" } else { "0" },
                 "cursorTimeoutMillis": self.parameters.cursor_timeout_millis.to_string(),
+                "ttlMonitorSleepSecs": self.parameters.ttl_monitor_sleep_secs.to_string(),
             },
         }
     }
@@ -508,6 +511,14 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
                     ConfigError::invalid(
                         "setParameter.cursorTimeoutMillis",
                         format!("'{value}' is not a positive number of milliseconds"),
+                    )
+                })?;
+            }
+            "ttlMonitorSleepSecs" => {
+                parameters.ttl_monitor_sleep_secs = value.parse().ok().filter(|&s| s > 0).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "setParameter.ttlMonitorSleepSecs",
+                        format!("'{value}' is not a positive number of seconds"),
                     )
                 })?;
             }

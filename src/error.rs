@@ -51,6 +51,8 @@ error_codes! {
     TypeMismatch = 14,
     /// An arithmetic result left its type's range (`$add` on a date).
     Overflow = 15,
+    /// A list argument of the wrong length (an empty write batch).
+    InvalidLength = 16,
     /// Wrong credentials.
     AuthenticationFailed = 18,
     /// The operation is not allowed in this state.
@@ -61,6 +63,8 @@ error_codes! {
     LockTimeout = 24,
     /// The namespace does not exist where it must.
     NamespaceNotFound = 26,
+    /// No index with that name or key pattern.
+    IndexNotFound = 27,
     /// An update path runs into a value that cannot hold the field it names.
     PathNotViable = 28,
     /// An update would pad an array past mongod's limit.
@@ -87,12 +91,20 @@ error_codes! {
     WriteConcernFailed = 64,
     /// An update would change `_id`.
     ImmutableField = 66,
+    /// An index specification that cannot be built.
+    CannotCreateIndex = 67,
+    /// An index with that name already exists with other options.
+    IndexAlreadyExists = 68,
     /// Options conflict or are missing.
     InvalidOptions = 72,
     /// A bad database or collection name.
     InvalidNamespace = 73,
     /// A write concern names a mode that does not exist.
     UnknownReplWriteConcern = 79,
+    /// An index with the same key pattern exists with other options or name.
+    IndexOptionsConflict = 85,
+    /// An index with the same name exists with another key pattern.
+    IndexKeySpecsConflict = 86,
     /// A network operation timed out.
     NetworkTimeout = 89,
     /// The server is shutting down.
@@ -107,12 +119,18 @@ error_codes! {
     WriteConflict = 112,
     /// An aggregation operator used where it is not allowed.
     InvalidPipelineOperator = 168,
+    /// A compound index key meets arrays in two fields of one document.
+    CannotIndexParallelArrays = 171,
     /// The query plan was killed.
     QueryPlanKilled = 175,
     /// A second hello tried to replace the client metadata.
     ClientMetadataCannotBeMutated = 186,
     /// The primary stepped down.
     PrimarySteppedDown = 189,
+    /// An index option mongod does not know or accept.
+    InvalidIndexSpecificationOption = 197,
+    /// A key pattern that several indexes share, used to pick one.
+    AmbiguousIndexKeyPattern = 208,
     /// The cursor was killed.
     CursorKilled = 237,
     /// The command is known but not built yet.
@@ -121,6 +139,8 @@ error_codes! {
     NoSuchTransaction = 251,
     /// An internal time limit was exceeded.
     ExceededTimeLimit = 262,
+    /// An in-memory sort over the memory limit without `allowDiskUse`.
+    QueryExceededMemoryLimitNoDiskUseAllowed = 292,
     /// The legacy op code is not supported for this request.
     UnsupportedOpQueryCommand = 352,
     /// A socket failed.
@@ -165,6 +185,10 @@ error_codes! {
     Location16612 = 16612,
     /// `$concat` on a value that is not a string.
     Location16702 = 16702,
+    /// A unique hashed index.
+    Location16764 = 16764,
+    /// A hashed index field holding an array.
+    Location16766 = 16766,
     /// An empty variable name in a `let`.
     Location16866 = 16866,
     /// A `let` variable name that does not start with a lower-case letter.
@@ -238,6 +262,8 @@ error_codes! {
     Location31277 = 31277,
     /// A positional operator used twice in one projection path.
     Location31287 = 31287,
+    /// More than one hashed field in an index key pattern.
+    Location31303 = 31303,
     /// A positional projection whose value is a literal.
     Location31308 = 31308,
     /// A positional projection in an aggregation `$project`.
@@ -256,6 +282,8 @@ error_codes! {
     Location40352 = 40352,
     /// A field path ends with a dot.
     Location40353 = 40353,
+    /// A required command field is missing (IDL).
+    Location40414 = 40414,
     /// An unknown field in a command or statement (mongod's IDL parser).
     Location40415 = 40415,
     /// An OP_MSG arrived without `$db`.

@@ -41,6 +41,8 @@ pub struct Shared {
     pub cursors: CursorRegistry,
     /// Test fail points (`configureFailPoint`).
     pub failpoints: FailPoints,
+    /// Cached query plans.
+    pub plans: crate::cmd::planner::PlanCache,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -55,6 +57,7 @@ impl Shared {
             storage,
             cursors: CursorRegistry::default(),
             failpoints: FailPoints::default(),
+            plans: crate::cmd::planner::PlanCache::default(),
             bound_port: AtomicU16::new(config.port),
             config,
             stats: ServerStats::new(COMMANDS.len()),
@@ -171,6 +174,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     }
     let reaper = tokio::spawn(reap_idle(shared.clone(), cancel.clone()));
     let flusher = tokio::spawn(flush_journal(shared.clone(), cancel.clone()));
+    let ttl_monitor = tokio::spawn(monitor_ttl(shared.clone(), cancel.clone()));
 
     shutdown.await;
     tracing::info!(target: "CONTROL", id = 23377, "Received signal; shutting down");
@@ -188,6 +192,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     );
     connections.wait().await;
     let _ = flusher.await;
+    let _ = ttl_monitor.await;
     let storage = shared.storage.clone();
     let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
     tracing::info!(target: "CONTROL", id = 23138, exitCode = 0, "Shutting down");
@@ -222,6 +227,28 @@ async fn flush_journal(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = ticks.tick() => {
                 let storage = shared.storage.clone();
                 let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
+            }
+        }
+    }
+}
+
+/// The TTL monitor: every `ttlMonitorSleepSecs`, deletes documents whose TTL index date is
+/// older than its `expireAfterSeconds`.
+async fn monitor_ttl(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(shared.config.parameters.ttl_monitor_sleep_secs));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {
+                let storage = shared.storage.clone();
+                match tokio::task::spawn_blocking(move || storage.delete_expired(bson::DateTime::now())).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(deleted)) => tracing::debug!(target: "INDEX", id = 5479200, deleted, "Deleted expired documents using index"),
+                    Ok(Err(error)) => tracing::warn!(target: "INDEX", id = 22540, error = %error, "TTL monitor pass failed"),
+                    Err(_) => {}
+                }
             }
         }
     }

@@ -88,7 +88,7 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
 /// `drop`: removes a collection; dropping a missing one succeeds, as in mongod 7.0.
 pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let indexes = ctx.server.storage.collection(&ns).map(|c| c.indexes.len());
+    let indexes = ctx.server.storage.collection(&ns).map(|c| c.indexes().len());
     ctx.server.storage.drop_collection(&ns)?;
     Ok(match indexes {
         Some(n) => doc! { "nIndexesWas": i32::try_from(n).unwrap_or(i32::MAX), "ns": ns.full() },
@@ -209,6 +209,7 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         .collection(&ns)
         .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))?;
     let mut options = collection.options.clone();
+    let mut index_reply = Document::new();
     for element in req.body().iter().skip(1) {
         let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
         let key = key.as_str();
@@ -220,7 +221,11 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
                 options
                     .insert(key, Bson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?);
             }
-            "index" | "expireAfterSeconds" | "changeStreamPreAndPostImages" | "timeseries" => {
+            "index" => match value {
+                RawBsonRef::Document(spec) => index_reply = super::indexes::modify_index(ctx, &collection, spec)?,
+                other => return Err(req.wrong_type("index", other, "object")),
+            },
+            "expireAfterSeconds" | "changeStreamPreAndPostImages" | "timeseries" => {
                 return Err(Error::new(
                     ErrorCode::NotImplemented,
                     format!("collMod option '{key}' is not supported yet"),
@@ -234,8 +239,10 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             }
         }
     }
-    ctx.server.storage.set_options(&ns, options)?;
-    Ok(Document::new())
+    if options != collection.options {
+        ctx.server.storage.set_options(&ns, options)?;
+    }
+    Ok(index_reply)
 }
 
 /// `dbStats`.
@@ -249,7 +256,7 @@ pub fn db_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         let (size, count) = storage.collection_size(collection)?;
         bytes += size;
         objects += count;
-        indexes += collection.indexes.len();
+        indexes += collection.indexes().len();
     }
     let to_long = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let scaled = |n: u64| to_long(n / scale);
@@ -292,10 +299,8 @@ pub fn storage_stats(storage: &crate::storage::Storage, collection: &Collection,
     let to_long = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let scaled = |n: u64| to_long(n / scale);
     let mut index_sizes = Document::new();
-    for index in &collection.indexes {
-        if let Ok(name) = index.get_str("name") {
-            index_sizes.insert(name, 0_i64);
-        }
+    for index in collection.indexes().iter() {
+        index_sizes.insert(index.name.clone(), 0_i64);
     }
     Ok(doc! {
         "ns": ns.full(),
@@ -303,7 +308,7 @@ pub fn storage_stats(storage: &crate::storage::Storage, collection: &Collection,
         "count": to_long(count),
         "avgObjSize": bytes.checked_div(count).map_or(0, to_long),
         "storageSize": scaled(bytes),
-        "nindexes": to_long(collection.indexes.len() as u64),
+        "nindexes": to_long(collection.indexes().len() as u64),
         "totalIndexSize": 0_i64,
         "indexSizes": index_sizes,
         "totalSize": scaled(bytes),

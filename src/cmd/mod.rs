@@ -7,8 +7,11 @@
 mod collections;
 mod context;
 mod diagnostics;
+mod explain;
 mod handshake;
+mod indexes;
 mod parameters;
+pub mod planner;
 mod read;
 mod request;
 mod sessions;
@@ -83,6 +86,12 @@ pub enum DataAction {
     CreateCollection,
     /// `drop`, `dropDatabase`.
     DropCollection,
+    /// `createIndexes`.
+    CreateIndex,
+    /// `dropIndexes`.
+    DropIndex,
+    /// `listIndexes`.
+    ListIndexes,
     /// `killCursors`.
     KillCursors,
 }
@@ -186,6 +195,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         "explicitly creates a collection or view",
     )
     .blocking(),
+    CommandSpec::new(
+        "createIndexes",
+        indexes::create_indexes,
+        Data(DataAction::CreateIndex),
+        "creates one or more indexes on a collection",
+    )
+    .blocking(),
     CommandSpec::new("dbStats", collections::db_stats, Data(DataAction::Find), "Get stats on a database.").blocking(),
     CommandSpec::new("delete", write::delete, Data(DataAction::Remove), "delete documents").blocking(),
     CommandSpec::new(
@@ -203,6 +219,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .blocking(),
     CommandSpec::new(
+        "dropIndexes",
+        indexes::drop_indexes,
+        Data(DataAction::DropIndex),
+        "drop indexes for a collection",
+    )
+    .aliases(&["deleteIndexes"])
+    .blocking(),
+    CommandSpec::new(
         "dropDatabase",
         collections::drop_database,
         Data(DataAction::DropCollection),
@@ -210,6 +234,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .blocking(),
     CommandSpec::new("endSessions", sessions::end_sessions, Anonymous, "end a set of logical sessions"),
+    CommandSpec::new(
+        "explain",
+        explain::explain,
+        Data(DataAction::Find),
+        "explain the plan and cost of a find, count, distinct, update, delete or findAndModify",
+    )
+    .blocking(),
     CommandSpec::new("find", read::find, Data(DataAction::Find), "query for documents").blocking(),
     CommandSpec::new(
         "findAndModify",
@@ -275,6 +306,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         collections::list_collections,
         Data(DataAction::Find),
         "list collections for this db",
+    )
+    .blocking(),
+    CommandSpec::new(
+        "listIndexes",
+        indexes::list_indexes,
+        Data(DataAction::ListIndexes),
+        "list indexes for a collection",
     )
     .blocking(),
     CommandSpec::new("listCommands", diagnostics::list_commands, Anonymous, "get a list of all db commands"),

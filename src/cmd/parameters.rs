@@ -29,6 +29,12 @@ const PARAMETERS: &[Parameter] = &[
         value: |s| Bson::Boolean(s.config.parameters.enable_test_commands),
     },
     Parameter {
+        name: "ttlMonitorSleepSecs",
+        settable_at_startup: true,
+        settable_at_runtime: false,
+        value: |s| Bson::Int32(i32::try_from(s.config.parameters.ttl_monitor_sleep_secs).unwrap_or(i32::MAX)),
+    },
+    Parameter {
         name: "featureCompatibilityVersion",
         settable_at_startup: false,
         settable_at_runtime: false,

@@ -1,12 +1,13 @@
 //! Read commands: `find`, `getMore`, `killCursors`, `count`, `distinct`, and `aggregate` for
 //! the pipelines drivers build themselves (`countDocuments`).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
-use super::write::point_id;
+use super::planner::{self, ExecStats, Plan, QueryShape};
 use super::{CommandRequest, RequestCtx, count_value};
 use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
@@ -17,70 +18,102 @@ use crate::server::Shared;
 use crate::storage::Namespace;
 
 /// What a query reads and how: the parts of `find` that shape the document stream.
-struct QueryPlan {
-    filter: Filter,
-    filter_doc: RawDocumentBuf,
-    sort: Option<SortSpec>,
-    projection: Option<Projection>,
-    skip: usize,
-    limit: Option<usize>,
+pub(super) struct QueryPlan {
+    pub(super) filter: Filter,
+    pub(super) filter_doc: RawDocumentBuf,
+    pub(super) sort: Option<SortSpec>,
+    pub(super) projection_doc: Option<RawDocumentBuf>,
+    pub(super) projection: Option<Projection>,
+    pub(super) hint: Option<bson::RawBson>,
+    pub(super) skip: usize,
+    pub(super) limit: Option<usize>,
+    /// `allowDiskUse`: lifts the in-memory sort limit.
+    pub(super) allow_disk_use: bool,
 }
 
-/// One step of filtering a document stream: a non-matching document is dropped, and a
-/// failing `$expr` yields its error, which fails the query as in mongod.
-fn keep_matching(filter: &Filter, doc: Result<RawDocumentBuf>) -> Option<Result<RawDocumentBuf>> {
-    match doc {
-        Ok(doc) => match filter.try_matches(&doc) {
-            Ok(true) => Some(Ok(doc)),
-            Ok(false) => None,
-            Err(err) => Some(Err(err.into())),
-        },
-        Err(err) => Some(Err(err)),
-    }
-}
+/// mongod's limit on the bytes an in-memory sort may hold without `allowDiskUse`.
+pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
 
 impl QueryPlan {
     /// A plan that only filters, by `filter_doc` (or everything when `None`).
-    fn filtered(filter_doc: Option<&RawDocument>) -> Result<Self> {
+    pub(super) fn filtered(filter_doc: Option<&RawDocument>) -> Result<Self> {
         let filter_doc = filter_doc.map_or_else(RawDocumentBuf::new, ToOwned::to_owned);
-        Ok(Self { filter: Filter::parse(&filter_doc)?, filter_doc, sort: None, projection: None, skip: 0, limit: None })
+        Ok(Self {
+            filter: Filter::parse(&filter_doc)?,
+            filter_doc,
+            sort: None,
+            projection_doc: None,
+            projection: None,
+            hint: None,
+            skip: 0,
+            limit: None,
+            allow_disk_use: false,
+        })
     }
 
     /// The documents of `ns` this plan produces, from one storage snapshot.
     fn stream(self, shared: &Shared, ns: &Namespace) -> Result<DocumentStream> {
+        Ok(self.run(shared, ns, Arc::new(ExecStats::default()))?.1)
+    }
+
+    /// Plans and starts the query; returns the plan (`None` when the collection does not
+    /// exist) and the stream, counting work into `stats`.
+    pub(super) fn run(
+        self,
+        shared: &Shared,
+        ns: &Namespace,
+        stats: Arc<ExecStats>,
+    ) -> Result<(Option<Plan>, DocumentStream)> {
         let storage = &shared.storage;
         let Some(collection) = storage.collection(ns) else {
-            return Ok(Box::new(std::iter::empty()));
+            return Ok((None, Box::new(std::iter::empty())));
         };
+        // IMPORTANT: indexes before the snapshot, so every listed index is complete in it.
+        let indexes = collection.indexes();
         let view = storage.snapshot();
-        let QueryPlan { filter, filter_doc, sort, projection, skip, limit } = self;
-        let matched: DocumentStream = match point_id(&filter_doc) {
-            Some(id) => {
-                Box::new(view.get(&collection, id)?.into_iter().filter_map(move |doc| keep_matching(&filter, Ok(doc))))
-            }
-            // A failing `$expr` fails the query, as in mongod, rather than skipping the document.
-            None => Box::new(view.scan_where(&collection, Box::new(move |doc| Ok(filter.try_matches(doc)?)))),
+        let QueryPlan { filter, filter_doc, sort, projection_doc, projection, hint, skip, limit, allow_disk_use } =
+            self;
+        let shape = QueryShape {
+            filter: &filter_doc,
+            sort: sort.as_ref(),
+            projection: projection_doc.as_deref(),
+            hint: hint.as_ref().map(bson::RawBson::as_raw_bson_ref),
         };
+        let plan = planner::choose(&shared.plans, &collection, &indexes, &shape, &view)?;
+        let counted = stats.clone();
+        let matched = planner::execute(&plan, view, &collection, filter, stats)?
+            .inspect(move |_| _ = counted.matched.fetch_add(1, Ordering::Relaxed));
+        let matched: DocumentStream = Box::new(matched);
         let ordered: DocumentStream = match sort {
-            Some(sort) if sort.natural().is_none() && !sort.is_empty() => {
-                let mut all = matched.collect::<Result<Vec<_>>>()?;
+            Some(sort) if !plan.sort_provided => {
+                let mut all = Vec::new();
+                let mut bytes = 0usize;
+                for doc in matched {
+                    let doc = doc?;
+                    bytes += doc.as_bytes().len();
+                    if bytes > SORT_MEMORY_LIMIT && !allow_disk_use {
+                        return Err(Error::new(
+                            ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+                            format!(
+                                "Executor error during find command :: caused by :: Sort exceeded memory limit of \
+                                 {SORT_MEMORY_LIMIT} bytes, but did not opt in to external sorting."
+                            ),
+                        ));
+                    }
+                    all.push(doc);
+                }
                 // Stable: ties keep record order, as mongod.
                 all.sort_by(|a, b| sort.compare(a, b));
                 Box::new(all.into_iter().map(Ok))
             }
-            // `{$natural: -1}` walks the records backwards.
-            Some(sort) if sort.natural() == Some(false) => {
-                let mut all = matched.collect::<Result<Vec<_>>>()?;
-                all.reverse();
-                Box::new(all.into_iter().map(Ok))
-            }
-            _ => Box::new(matched),
+            _ => matched,
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
-        Ok(match projection {
+        let stream: DocumentStream = match projection {
             Some(projection) => Box::new(windowed.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?)))),
             None => Box::new(windowed),
-        })
+        };
+        Ok((Some(plan), stream))
     }
 }
 
@@ -104,23 +137,14 @@ fn batch_to_bson(batch: Vec<RawDocumentBuf>) -> Result<Vec<Bson>> {
         .collect()
 }
 
-/// Checks `hint` against the indexes that exist (only `_id_` until secondary indexes).
-fn check_hint(req: &CommandRequest, shared: &Shared, ns: &Namespace) -> Result<()> {
-    let Some(hint) = req.get("hint") else { return Ok(()) };
-    let indexes = shared.storage.collection(ns).map(|c| c.indexes.clone()).unwrap_or_default();
-    let found = match hint {
-        RawBsonRef::String(name) => indexes.iter().any(|i| i.get_str("name").ok() == Some(name)),
-        RawBsonRef::Document(spec) if spec.is_empty() => true,
-        RawBsonRef::Document(spec) => {
-            let spec = Document::try_from(spec).unwrap_or_default();
-            spec.contains_key("$natural") || indexes.iter().any(|i| i.get_document("key").ok() == Some(&spec))
-        }
-        other => return Err(req.wrong_type("hint", other, "object or string")),
-    };
-    if found || shared.storage.collection(ns).is_none() {
-        Ok(())
-    } else {
-        Err(Error::new(ErrorCode::BadValue, "hint provided does not correspond to an existing index"))
+/// The `hint` argument: an index name or key pattern (checked against the indexes when the
+/// query is planned).
+fn hint_arg(req: &CommandRequest) -> Result<Option<bson::RawBson>> {
+    match req.get("hint") {
+        None => Ok(None),
+        Some(RawBsonRef::Document(spec)) if spec.is_empty() => Ok(None),
+        Some(hint @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Ok(Some(bson::RawBson::from(hint))),
+        Some(other) => Err(req.wrong_type("hint", other, "object or string")),
     }
 }
 
@@ -144,6 +168,22 @@ fn cursor_reply(
 pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     let deadline = deadline(req)?;
+    let plan = find_plan(req)?;
+    let limit = plan.limit;
+    let single_batch = req.bool_arg("singleBatch")?.unwrap_or(false);
+    let no_timeout = req.bool_arg("noCursorTimeout")?.unwrap_or(false);
+    let batch_size = usize_arg(req, "batchSize")?;
+    ctx.server.stats.opcounters.query.fetch_add(1, Ordering::Relaxed);
+    let first_batch = match (batch_size, limit) {
+        (Some(b), Some(l)) => Some(b.min(l)),
+        (b, l) => b.or(l.filter(|&l| l < DEFAULT_FIRST_BATCH)),
+    };
+    let stream = plan.stream(ctx.server, &ns)?;
+    cursor_reply(ctx.server, &ns, stream, first_batch, single_batch, no_timeout, deadline)
+}
+
+/// The query a `find` command describes.
+pub(super) fn find_plan(req: &CommandRequest) -> Result<QueryPlan> {
     let empty = RawDocumentBuf::new();
     let filter_doc = req.doc_arg("filter")?.unwrap_or(&empty).to_owned();
     let limit = match req.get("limit") {
@@ -160,25 +200,17 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         filter = filter.with_variables(&Variables::from_let(spec)?);
     }
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
-    let plan = QueryPlan {
+    Ok(QueryPlan {
         projection: projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?,
+        projection_doc: projection.map(ToOwned::to_owned),
         filter,
         filter_doc,
         sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?,
+        hint: hint_arg(req)?,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
-    };
-    check_hint(req, ctx.server, &ns)?;
-    let single_batch = req.bool_arg("singleBatch")?.unwrap_or(false);
-    let no_timeout = req.bool_arg("noCursorTimeout")?.unwrap_or(false);
-    let batch_size = usize_arg(req, "batchSize")?;
-    ctx.server.stats.opcounters.query.fetch_add(1, Ordering::Relaxed);
-    let first_batch = match (batch_size, limit) {
-        (Some(b), Some(l)) => Some(b.min(l)),
-        (b, l) => b.or(l.filter(|&l| l < DEFAULT_FIRST_BATCH)),
-    };
-    let stream = plan.stream(ctx.server, &ns)?;
-    cursor_reply(ctx.server, &ns, stream, first_batch, single_batch, no_timeout, deadline)
+        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(false),
+    })
 }
 
 /// `getMore`.
@@ -244,21 +276,25 @@ pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
 /// `count`.
 pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let query = req.doc_arg("query")?;
-    let plan = QueryPlan {
-        skip: usize_arg(req, "skip")?.unwrap_or(0),
-        limit: usize_arg(req, "limit")?.filter(|&n| n > 0),
-        ..QueryPlan::filtered(query)?
-    };
-    check_hint(req, ctx.server, &ns)?;
-    // Without a filter, skip or limit, the stored total answers, as mongod's collection
+    let plan = count_plan(req)?;
+    // Without a filter, skip, limit or hint, the stored total answers, as mongod's collection
     // metadata does for estimatedDocumentCount.
-    if query.is_none_or(RawDocument::is_empty) && plan.skip == 0 && plan.limit.is_none() {
+    if plan.filter_doc.is_empty() && plan.skip == 0 && plan.limit.is_none() && plan.hint.is_none() {
         let storage = &ctx.server.storage;
         let total = storage.collection(&ns).map(|c| storage.collection_size(&c)).transpose()?.map_or(0, |(_, n)| n);
         return Ok(doc! { "n": count_value(i64::try_from(total).unwrap_or(i64::MAX)) });
     }
     Ok(doc! { "n": count_value(count_stream(plan.stream(ctx.server, &ns)?)?) })
+}
+
+/// The query a `count` command describes.
+pub(super) fn count_plan(req: &CommandRequest) -> Result<QueryPlan> {
+    Ok(QueryPlan {
+        skip: usize_arg(req, "skip")?.unwrap_or(0),
+        limit: usize_arg(req, "limit")?.filter(|&n| n > 0),
+        hint: hint_arg(req)?,
+        ..QueryPlan::filtered(req.doc_arg("query")?)?
+    })
 }
 
 /// `distinct`: the distinct values at `key` (array values contribute their elements).
@@ -367,7 +403,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variab
             if let Some(vars) = vars {
                 filter = filter.with_variables(vars);
             }
-            Box::new(stream.filter_map(move |doc| keep_matching(&filter, doc)))
+            Box::new(stream.filter_map(move |doc| planner::keep(&filter, doc)))
         }
         "$skip" => Box::new(stream.skip(stage_count(spec)?)),
         "$limit" => match stage_count(spec)? {

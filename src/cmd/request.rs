@@ -78,6 +78,21 @@ impl CommandRequest {
         Ok(Self { body, name, db: db.to_owned(), sequences: Vec::new(), protocol: Protocol::OpQuery })
     }
 
+    /// A command carried inside this one (`explain: {find: ...}`), on the same database.
+    ///
+    /// # Errors
+    /// 22 InvalidBSON for an empty or malformed body.
+    pub fn nested(&self, body: &RawDocument) -> Result<Self> {
+        let name = command_name(body)?;
+        Ok(Self {
+            body: DocumentBytes::from(body.to_owned()),
+            name,
+            db: self.db.clone(),
+            sequences: Vec::new(),
+            protocol: self.protocol,
+        })
+    }
+
     /// The command name: the body's first key, as sent.
     pub fn name(&self) -> &str {
         &self.name

@@ -4,12 +4,14 @@
 //! (a document is never half-written); with `j: true` (or `w: "majority"`) the reply waits for
 //! one journal sync covering the command's last batch.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bson::oid::ObjectId;
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
+use super::planner::{self, PlanCache, QueryShape};
 use super::{CommandRequest, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::expr::Variables;
@@ -146,27 +148,33 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     Ok(reply)
 }
 
-/// The documents a statement's filter selects, read under the writer's lock. An equality on
-/// `_id` is a point lookup; anything else scans the collection.
-fn matching(writer: &Writer<'_>, filter: &Filter, query: &RawDocument, multi: bool) -> Result<Vec<RawDocumentBuf>> {
-    if let Some(id) = point_id(query) {
-        return match writer.get(id)? {
-            Some(doc) if filter.try_matches(&doc)? => Ok(vec![doc]),
-            _ => Ok(Vec::new()),
-        };
+/// The documents a statement's filter selects, read under the writer's lock through the
+/// planner (an `_id` lookup, an index scan or a collection scan); `multi: false` stops at
+/// the first.
+fn matching(
+    plans: &PlanCache,
+    writer: &Writer<'_>,
+    filter: &Filter,
+    query: &RawDocument,
+    multi: bool,
+    hint: Option<RawBsonRef<'_>>,
+) -> Result<Vec<RawDocumentBuf>> {
+    let view = writer.snapshot();
+    let shape = QueryShape { filter: query, sort: None, projection: None, hint };
+    let plan = planner::choose(plans, writer.collection(), writer.indexes(), &shape, &view)?;
+    let stream = planner::execute(&plan, view, writer.collection(), filter.clone(), Arc::default())?;
+    // A failing `$expr` fails the statement, as in mongod.
+    stream.take(if multi { usize::MAX } else { 1 }).collect()
+}
+
+/// A statement's `hint` (an index name or key pattern; `{}` means none).
+fn statement_hint<'a>(statement: &'a RawDocument, array: &str) -> Result<Option<RawBsonRef<'a>>> {
+    match statement.get("hint").ok().flatten() {
+        None => Ok(None),
+        Some(RawBsonRef::Document(h)) if h.is_empty() => Ok(None),
+        Some(h @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Ok(Some(h)),
+        other => Err(statement_field_error(array, "hint", other, "object or string")),
     }
-    let mut out = Vec::new();
-    for document in writer.scan_committed() {
-        let document = document?;
-        // A failing `$expr` fails the statement, as in mongod.
-        if filter.try_matches(&document)? {
-            out.push(document);
-            if !multi {
-                break;
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The `_id` of a filter that is exactly `{_id: <scalar>}`: the fast path of point writes
@@ -202,7 +210,8 @@ fn update_statement(
     options: UpdateOptions<'_>,
 ) -> Result<UpdateOutcome> {
     let filter = parse_filter(query, options.vars)?;
-    let mut candidates = matching(writer, &filter, query, options.multi || options.sort.is_some())?;
+    let mut candidates =
+        matching(options.plans, writer, &filter, query, options.multi || options.sort.is_some(), options.hint)?;
     if let Some(sort) = options.sort {
         if sort.natural() == Some(false) {
             candidates.reverse();
@@ -244,6 +253,10 @@ fn update_statement(
 
 #[derive(Clone, Copy)]
 struct UpdateOptions<'a> {
+    /// The plan cache, for finding the documents to update.
+    plans: &'a PlanCache,
+    /// The statement's `hint`.
+    hint: Option<RawBsonRef<'a>>,
     multi: bool,
     upsert: bool,
     sort: Option<&'a SortSpec>,
@@ -353,7 +366,14 @@ fn run_update_statement(
         other => return Err(statement_field_error("update.updates", "u", other, "object")),
     };
     let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
-    let options = UpdateOptions { multi: flag("multi"), upsert: flag("upsert"), sort: None, vars };
+    let options = UpdateOptions {
+        plans: &ctx.server.plans,
+        hint: statement_hint(statement, "update.updates")?,
+        multi: flag("multi"),
+        upsert: flag("upsert"),
+        sort: None,
+        vars,
+    };
     if options.multi && update.is_replacement() {
         return Err(Error::new(ErrorCode::FailedToParse, "multi update is not supported for replacement-style update"));
     }
@@ -448,7 +468,8 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         let filter = parse_filter(query, vars.as_ref())?;
         let Some(collection) = &collection else { return Ok((0, None)) };
         let mut writer = storage.writer(collection)?;
-        let victims = matching(&writer, &filter, query, limit == 0)?;
+        let hint = statement_hint(statement, "delete.deletes")?;
+        let victims = matching(&ctx.server.plans, &writer, &filter, query, limit == 0, hint)?;
         for victim in &victims {
             if let Some(id) = victim.get("_id").ok().flatten() {
                 writer.delete(id)?;
@@ -477,6 +498,12 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         None => None,
     };
     let remove = req.bool_arg("remove")?.unwrap_or(false);
+    let hint = match req.get("hint") {
+        Some(RawBsonRef::Document(h)) if h.is_empty() => None,
+        Some(h @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Some(h),
+        None => None,
+        Some(other) => return Err(req.wrong_type("hint", other, "object or string")),
+    };
     let return_new = req.bool_arg("new")?.unwrap_or(false);
     let upsert = req.bool_arg("upsert")?.unwrap_or(false);
     let array_filters = match req.get("arrayFilters") {
@@ -520,7 +547,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     };
     let reply = match update {
         None => {
-            let mut found = matching(&writer, &filter, query, sort.is_some())?;
+            let mut found = matching(&ctx.server.plans, &writer, &filter, query, sort.is_some(), hint)?;
             if let Some(sort) = &sort {
                 if sort.natural() == Some(false) {
                     found.reverse();
@@ -539,7 +566,14 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
                 &mut writer,
                 query,
                 &update,
-                UpdateOptions { multi: false, upsert, sort: sort.as_ref(), vars: vars.as_ref() },
+                UpdateOptions {
+                    plans: &ctx.server.plans,
+                    hint,
+                    multi: false,
+                    upsert,
+                    sort: sort.as_ref(),
+                    vars: vars.as_ref(),
+                },
             )?;
             let mut last_error = doc! { "n": 1, "updatedExisting": outcome.matched > 0 };
             if outcome.matched == 0 && outcome.upserted.is_none() {

@@ -6,13 +6,17 @@
 //! - [`expr`]: aggregation expressions (`$expr`, later pipeline updates);
 //! - [`filter`]: query filters, compiled once and matched against many documents;
 //! - [`projection`]: `find` projections (inclusion, exclusion, `$slice`, `$elemMatch`, `a.$`);
+//! - [`bounds`]: the index bounds a filter allows;
+//! - [`index_key`]: index key patterns and the keys a document gives an index;
 //! - [`sort`]: sort specifications and mongod's multi-key sort order;
 //! - [`update`]: update documents (replacement or operators) applied to a document;
 //! - [`error`]: [`QueryError`], the one error type of the layer.
 
+pub mod bounds;
 pub mod error;
 pub mod expr;
 pub mod filter;
+pub mod index_key;
 mod number;
 pub mod order;
 pub mod path;

@@ -164,20 +164,39 @@ pub(crate) fn array_index(component: &str) -> Option<usize> {
 /// Visits the values a sort (or index key) on `path` sees in `doc`: at least one, with null
 /// for a missing field and undefined for an empty array at the end of the path.
 pub fn walk_sort_keys<'a>(doc: &'a RawDocument, path: &FieldPath, visit: &mut impl FnMut(RawBsonRef<'a>)) {
-    sort_keys_in_document(doc, path.parts(), visit);
+    walk_index_keys(doc, path, visit);
 }
 
-fn sort_keys_in_document<'a>(doc: &'a RawDocument, parts: &[String], visit: &mut impl FnMut(RawBsonRef<'a>)) {
+/// [`walk_sort_keys`], returning whether an array was met on the way (which makes an index on
+/// `path` multikey).
+pub fn walk_index_keys<'a>(doc: &'a RawDocument, path: &FieldPath, visit: &mut impl FnMut(RawBsonRef<'a>)) -> bool {
+    let mut saw_array = false;
+    sort_keys_in_document(doc, path.parts(), &mut saw_array, visit);
+    saw_array
+}
+
+fn sort_keys_in_document<'a>(
+    doc: &'a RawDocument,
+    parts: &[String],
+    saw_array: &mut bool,
+    visit: &mut impl FnMut(RawBsonRef<'a>),
+) {
     let Some((first, rest)) = parts.split_first() else { return };
     match doc.get(first) {
-        Ok(Some(value)) => sort_keys_in_value(value, rest, visit),
+        Ok(Some(value)) => sort_keys_in_value(value, rest, saw_array, visit),
         _ => visit(RawBsonRef::Null),
     }
 }
 
-fn sort_keys_in_value<'a>(value: RawBsonRef<'a>, rest: &[String], visit: &mut impl FnMut(RawBsonRef<'a>)) {
+fn sort_keys_in_value<'a>(
+    value: RawBsonRef<'a>,
+    rest: &[String],
+    saw_array: &mut bool,
+    visit: &mut impl FnMut(RawBsonRef<'a>),
+) {
     match value {
         RawBsonRef::Array(arr) if rest.is_empty() => {
+            *saw_array = true;
             let mut any = false;
             for element in items(arr) {
                 any = true;
@@ -188,12 +207,13 @@ fn sort_keys_in_value<'a>(value: RawBsonRef<'a>, rest: &[String], visit: &mut im
             }
         }
         _ if rest.is_empty() => visit(value),
-        RawBsonRef::Document(doc) => sort_keys_in_document(doc, rest, visit),
+        RawBsonRef::Document(doc) => sort_keys_in_document(doc, rest, saw_array, visit),
         RawBsonRef::Array(arr) => {
+            *saw_array = true;
             // A position after an array picks that element and nothing else.
             if let Some(index) = rest.first().map(String::as_str).and_then(array_index) {
                 match items(arr).nth(index) {
-                    Some(element) => sort_keys_in_value(element, rest.get(1..).unwrap_or_default(), visit),
+                    Some(element) => sort_keys_in_value(element, rest.get(1..).unwrap_or_default(), saw_array, visit),
                     None => visit(RawBsonRef::Null),
                 }
                 return;
@@ -202,7 +222,7 @@ fn sort_keys_in_value<'a>(value: RawBsonRef<'a>, rest: &[String], visit: &mut im
             for element in items(arr) {
                 any = true;
                 match element {
-                    RawBsonRef::Document(doc) => sort_keys_in_document(doc, rest, visit),
+                    RawBsonRef::Document(doc) => sort_keys_in_document(doc, rest, saw_array, visit),
                     _ => visit(RawBsonRef::Null),
                 }
             }

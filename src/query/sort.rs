@@ -62,6 +62,11 @@ impl SortSpec {
         self.natural
     }
 
+    /// The field keys in order: each path and whether it sorts ascending.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.keys.iter().map(|k| (k.path.dotted(), k.ascending))
+    }
+
     /// Whether the spec has no field keys (an empty spec, or only `$natural`).
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()

@@ -10,8 +10,12 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bson::{Binary, Document, Uuid, doc};
 
+use super::index::{ID_INDEX_ID, Index};
 use super::namespace::Namespace;
 use super::{StorageError, meta_key};
+
+/// The indexes of a collection at one moment.
+pub type IndexSet = Arc<[Arc<Index>]>;
 
 /// One collection's metadata. Replaced as a whole when it changes (rename, collMod); the
 /// write lock is shared by every version so writers stay serialized.
@@ -25,8 +29,9 @@ pub struct Collection {
     pub uuid: Uuid,
     /// Creation options (`capped`, `size`, `max`, `validator`, ...), as given.
     pub options: Document,
-    /// Index specifications (`{v: 2, key: {_id: 1}, name: "_id_"}` first).
-    pub indexes: Vec<Document>,
+    /// Its indexes, `_id_` first; shared by every version of the collection and swapped
+    /// whole under the write lock, so a writer sees one consistent set.
+    index_set: Arc<RwLock<IndexSet>>,
     /// Serializes writers of this collection: a unique check and its write happen together.
     pub(super) write_lock: Arc<Mutex<()>>,
     /// Set once dropped: a writer that took the lock just before the drop must not write.
@@ -51,8 +56,28 @@ impl Collection {
             "name": &self.ns.coll,
             "uuid": Binary::from_uuid(self.uuid),
             "options": self.options.clone(),
-            "indexes": self.indexes.iter().cloned().map(bson::Bson::Document).collect::<Vec<_>>(),
+            "indexes": self.indexes().iter().map(|index| bson::Bson::Document(doc! {
+                "id": i64::try_from(index.id).unwrap_or(i64::MAX),
+                "spec": index.spec.clone(),
+                "multikey": index.is_multikey(),
+            })).collect::<Vec<_>>(),
         }
+    }
+
+    /// Its indexes now, `_id_` first. Read them before taking a snapshot: an index listed
+    /// then has all its entries in any later snapshot.
+    pub fn indexes(&self) -> IndexSet {
+        self.index_set.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The index called `name`.
+    pub fn index(&self, name: &str) -> Option<Arc<Index>> {
+        self.indexes().iter().find(|index| index.name == name).cloned()
+    }
+
+    /// Replaces the index set (catalog changes, under the write lock).
+    pub(super) fn set_indexes(&self, indexes: IndexSet) {
+        *self.index_set.write().unwrap_or_else(PoisonError::into_inner) = indexes;
     }
 
     fn from_meta(meta: &Document) -> Result<Self, StorageError> {
@@ -62,12 +87,20 @@ impl Collection {
             Some(bson::Bson::Binary(binary)) => binary.to_uuid().map_err(|e| corrupt(e.to_string()))?,
             _ => return Err(corrupt("missing uuid".into())),
         };
-        let indexes = meta
-            .get_array("indexes")
-            .map_err(|e| corrupt(e.to_string()))?
-            .iter()
-            .filter_map(|i| i.as_document().cloned())
-            .collect();
+        let mut indexes = Vec::new();
+        for entry in meta.get_array("indexes").map_err(|e| corrupt(e.to_string()))? {
+            let Some(entry) = entry.as_document() else { continue };
+            // Entries from before secondary indexes hold the bare `_id_` spec.
+            let index = match entry.get_document("spec") {
+                Ok(spec) => Index::from_spec(
+                    entry.get_i64("id").ok().and_then(|id| u64::try_from(id).ok()).unwrap_or(ID_INDEX_ID),
+                    spec.clone(),
+                    entry.get_bool("multikey").unwrap_or(false),
+                ),
+                Err(_) => Index::from_spec(ID_INDEX_ID, entry.clone(), false),
+            };
+            indexes.push(Arc::new(index.map_err(|e| corrupt(e.to_string()))?));
+        }
         Ok(Self {
             id: u64::try_from(id).map_err(|e| corrupt(e.to_string()))?,
             ns: Namespace {
@@ -76,20 +109,20 @@ impl Collection {
             },
             uuid,
             options: meta.get_document("options").cloned().unwrap_or_default(),
-            indexes,
+            index_set: Arc::new(RwLock::new(indexes.into())),
             write_lock: Arc::default(),
             dropped: Arc::default(),
         })
     }
 
-    /// A copy with another namespace or options, sharing the write lock.
+    /// A copy with another namespace or options, sharing the write lock and the indexes.
     fn evolve(&self, ns: Namespace, options: Document) -> Self {
         Self {
             id: self.id,
             ns,
             uuid: self.uuid,
             options,
-            indexes: self.indexes.clone(),
+            index_set: self.index_set.clone(),
             write_lock: self.write_lock.clone(),
             dropped: self.dropped.clone(),
         }
@@ -151,19 +184,32 @@ impl Catalog {
     /// A new collection (not yet registered) with a fresh id and UUID; returns it and the
     /// next id to persist.
     pub fn new_collection(&self, ns: Namespace, options: Document) -> (Arc<Collection>, u64) {
-        let mut next = self.next_id.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = *next;
-        *next += 1;
+        let id = self.next_id();
+        let id_index = Index::from_spec(ID_INDEX_ID, id_index_spec(), false);
         let collection = Collection {
             id,
             ns,
             uuid: Uuid::new(),
             options,
-            indexes: vec![id_index_spec()],
+            index_set: Arc::new(RwLock::new(id_index.map(Arc::new).into_iter().collect())),
             write_lock: Arc::default(),
             dropped: Arc::default(),
         };
-        (Arc::new(collection), *next)
+        (Arc::new(collection), self.peek_next_id())
+    }
+
+    /// Hands out a storage id (collections and indexes share the sequence); persist
+    /// [`Catalog::peek_next_id`] in the same batch that uses it.
+    pub fn next_id(&self) -> u64 {
+        let mut next = self.next_id.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = *next;
+        *next += 1;
+        id
+    }
+
+    /// The id [`Catalog::next_id`] hands out next.
+    pub fn peek_next_id(&self) -> u64 {
+        *self.next_id.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A renamed or re-optioned version of `collection`.

@@ -5,15 +5,18 @@
 //!   and collections whose keys still await deletion;
 //! - `docs`: key = collection id (8 bytes, big-endian) + order-preserving encoding of `_id`,
 //!   value = the raw BSON document;
-//! - `index`: secondary index entries (a later issue).
+//! - `index`: secondary index entries (see [`index`]): key = index id + key tuple + record key.
 //!
 //! Every fjall call blocks, so callers run these functions off the async workers.
 
 mod catalog;
 mod durability;
 mod error;
+pub mod index;
+mod index_ddl;
 pub mod keys;
 mod namespace;
+mod ttl;
 mod writer;
 
 use std::fs::File;
@@ -24,9 +27,11 @@ use std::sync::atomic::Ordering;
 use bson::{Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, Readable};
 
-pub use catalog::{Collection, id_index_spec};
+pub use catalog::{Collection, IndexSet, id_index_spec};
 pub use durability::{FLUSH_INTERVAL, JournalStats};
 pub use error::StorageError;
+pub use index::{ID_INDEX_ID, Index, KeyRange};
+pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
 pub use namespace::{Namespace, validate_db_name};
 pub use writer::Writer;
 
@@ -55,6 +60,7 @@ pub struct Storage {
     db: Database,
     meta: Keyspace,
     docs: Keyspace,
+    index: Keyspace,
     journal: Journal,
     catalog: Catalog,
     /// Serializes catalog changes (create, drop, rename, collMod).
@@ -84,6 +90,7 @@ impl Storage {
         let db = Database::builder(dbpath.join("engine")).open()?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let docs = db.keyspace("docs", KeyspaceCreateOptions::default)?;
+        let index = db.keyspace("index", KeyspaceCreateOptions::default)?;
         match meta.get(FORMAT_KEY)? {
             None => meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?,
             Some(found) => {
@@ -107,6 +114,7 @@ impl Storage {
             db,
             meta,
             docs,
+            index,
             catalog,
             ddl: std::sync::Mutex::new(()),
             _lock: lock,
@@ -185,18 +193,25 @@ impl Storage {
         let mut batch = self.db.batch();
         batch.remove(&self.meta, catalog::entry_key(ns));
         batch.insert(&self.meta, meta_key(b'd', &collection.prefix()), []);
+        for index in collection.indexes().iter().filter(|i| i.id != ID_INDEX_ID) {
+            batch.insert(&self.meta, meta_key(b'i', &index.prefix()), []);
+        }
         batch.remove(&self.meta, totals_key(&collection));
         self.commit_durable(batch)?;
         collection.dropped.store(true, Ordering::Release);
         self.catalog.apply(&CatalogChange { put: Vec::new(), remove: vec![ns.clone()] });
+        self.delete_in_background();
+        Ok(true)
+    }
+
+    /// Deletes, on a background thread, the data of every dropped collection and index.
+    fn delete_in_background(self: &Arc<Self>) {
         let storage = Arc::clone(self);
-        let id = collection.id;
         std::thread::spawn(move || {
-            if let Err(error) = storage.delete_collection_data(id) {
-                tracing::error!(target: "STORAGE", id = 20400, error = %error, "Deleting a dropped collection's data failed; it resumes at next start");
+            if let Err(error) = storage.finish_pending_drops() {
+                tracing::error!(target: "STORAGE", id = 20400, error = %error, "Deleting dropped data failed; it resumes at next start");
             }
         });
-        Ok(true)
     }
 
     /// Renames `from` to `to` (within or across databases); the documents stay where they are
@@ -269,7 +284,7 @@ impl Storage {
 
     /// A consistent view of all data as of now.
     pub fn snapshot(&self) -> ReadView {
-        ReadView { snapshot: self.db.snapshot(), docs: self.docs.clone() }
+        ReadView { snapshot: self.db.snapshot(), docs: self.docs.clone(), index: self.index.clone() }
     }
 
     /// Stored size of one collection's documents (sum of value lengths) and their count.
@@ -323,22 +338,27 @@ impl Storage {
         Ok(())
     }
 
-    fn delete_collection_data(&self, id: u64) -> std::result::Result<(), StorageError> {
-        let prefix = id.to_be_bytes();
+    /// Deletes every key under `prefix` in `keyspace`, then the drop marker `marker`.
+    fn delete_prefix(
+        &self,
+        keyspace: &Keyspace,
+        prefix: [u8; 8],
+        marker: &[u8],
+    ) -> std::result::Result<(), StorageError> {
         loop {
             let keys: Vec<_> =
-                self.docs.prefix(prefix).take(DROP_BATCH).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;
+                keyspace.prefix(prefix).take(DROP_BATCH).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;
             if keys.is_empty() {
                 break;
             }
             let mut batch = self.db.batch();
             for key in keys {
-                batch.remove(&self.docs, key);
+                batch.remove(keyspace, key);
             }
             batch.commit()?;
             self.journal.committed();
         }
-        self.meta.remove(meta_key(b'd', &prefix))?;
+        self.meta.remove(marker)?;
         self.journal.committed();
         Ok(())
     }
@@ -358,15 +378,15 @@ impl Storage {
         Ok(())
     }
 
+    /// Deletes the data of dropped collections (marker `d` + id) and indexes (`i` + id).
     fn finish_pending_drops(&self) -> std::result::Result<(), StorageError> {
-        let pending: Vec<u64> = self
-            .meta
-            .prefix([b'd'])
-            .filter_map(|guard| guard.key().ok())
-            .filter_map(|key| key.get(1..9).and_then(|id| <[u8; 8]>::try_from(id).ok()).map(u64::from_be_bytes))
-            .collect();
-        for id in pending {
-            self.delete_collection_data(id)?;
+        for (kind, keyspace) in [(b'd', &self.docs), (b'i', &self.index)] {
+            let markers: Vec<_> = self.meta.prefix([kind]).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;
+            for marker in markers {
+                if let Some(id) = marker.get(1..9).and_then(|id| <[u8; 8]>::try_from(id).ok()) {
+                    self.delete_prefix(keyspace, id, &marker)?;
+                }
+            }
         }
         Ok(())
     }
@@ -416,6 +436,7 @@ impl Totals {
 pub struct ReadView {
     snapshot: fjall::Snapshot,
     docs: Keyspace,
+    index: Keyspace,
 }
 
 impl ReadView {
@@ -431,15 +452,45 @@ impl ReadView {
         }
     }
 
+    /// The document stored under `record` (an encoded `_id`, as index entries end with).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn get_record(&self, collection_prefix: [u8; 8], record: &[u8]) -> Result<Option<RawDocumentBuf>> {
+        let mut key = Vec::with_capacity(8 + record.len());
+        key.extend_from_slice(&collection_prefix);
+        key.extend_from_slice(record);
+        match self.snapshot.get(&self.docs, key).map_err(StorageError::from)? {
+            Some(value) => Ok(Some(decode_document(&value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The index entries in `range`, forwards or backwards.
+    pub fn index_entries(&self, range: &KeyRange, reverse: bool) -> IndexEntryIter {
+        let (start, end) = range;
+        let bounds = (std::ops::Bound::Included(start.clone()), end.clone());
+        let inner = self.snapshot.range(&self.index, bounds);
+        IndexEntryIter { inner: if reverse { DocsIter::Backward(inner.rev()) } else { DocsIter::Forward(inner) } }
+    }
+
+    /// The documents of `collection` whose `docs` keys fall in `range` (built over the
+    /// collection prefix, as for the `_id` index), forwards or backwards.
+    pub fn documents_in(&self, range: &KeyRange, reverse: bool) -> DocumentIter {
+        let (start, end) = range;
+        let inner = self.snapshot.range(&self.docs, (std::ops::Bound::Included(start.clone()), end.clone()));
+        DocumentIter::new(if reverse { DocsIter::Backward(inner.rev()) } else { DocsIter::Forward(inner) }, None)
+    }
+
     /// Every document of `collection`, in `_id` order.
     pub fn scan(&self, collection: &Collection) -> DocumentIter {
-        DocumentIter::new(self.snapshot.prefix(&self.docs, collection.prefix()), None)
+        DocumentIter::new(DocsIter::Forward(self.snapshot.prefix(&self.docs, collection.prefix())), None)
     }
 
     /// The documents of `collection` that `keep` accepts, in `_id` order. `keep` sees each
     /// document where the engine holds it, so rejected documents are never copied.
     pub fn scan_where(&self, collection: &Collection, keep: DocumentFilter) -> DocumentIter {
-        DocumentIter::new(self.snapshot.prefix(&self.docs, collection.prefix()), Some(keep))
+        DocumentIter::new(DocsIter::Forward(self.snapshot.prefix(&self.docs, collection.prefix())), Some(keep))
     }
 }
 
@@ -447,14 +498,31 @@ impl ReadView {
 /// the scan with that error.
 pub type DocumentFilter = Box<dyn FnMut(&RawDocument) -> Result<bool> + Send>;
 
+/// A fjall iterator walked forwards or backwards.
+enum DocsIter {
+    Forward(fjall::Iter),
+    Backward(std::iter::Rev<fjall::Iter>),
+}
+
+impl Iterator for DocsIter {
+    type Item = fjall::Guard;
+
+    fn next(&mut self) -> Option<fjall::Guard> {
+        match self {
+            Self::Forward(iter) => iter.next(),
+            Self::Backward(iter) => iter.next(),
+        }
+    }
+}
+
 /// Documents from a snapshot scan; owns what it needs, so a cursor can keep it.
 pub struct DocumentIter {
-    inner: fjall::Iter,
+    inner: DocsIter,
     keep: Option<DocumentFilter>,
 }
 
 impl DocumentIter {
-    fn new(inner: fjall::Iter, keep: Option<DocumentFilter>) -> Self {
+    fn new(inner: DocsIter, keep: Option<DocumentFilter>) -> Self {
         Self { inner, keep }
     }
 }
@@ -478,6 +546,46 @@ impl Iterator for DocumentIter {
                 Err(error) => return Some(Err(error)),
             }
         }
+    }
+}
+
+/// One index entry: the record it points to and its key values (`{a: 1}`).
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    /// The full entry key.
+    pub key: fjall::UserKey,
+    /// The key values, as a BSON document named by the pattern's fields.
+    pub values: fjall::UserValue,
+}
+
+impl IndexEntry {
+    /// The record key (encoded `_id`) of the document this entry points to.
+    pub fn record(&self) -> &[u8] {
+        index::record_of(&self.key).unwrap_or_default()
+    }
+
+    /// The key values.
+    pub fn values(&self) -> Option<&RawDocument> {
+        RawDocument::from_bytes(&self.values).ok()
+    }
+}
+
+/// Index entries from a snapshot, in key order (or reversed).
+pub struct IndexEntryIter {
+    inner: DocsIter,
+}
+
+impl Iterator for IndexEntryIter {
+    type Item = Result<IndexEntry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let guard = self.inner.next()?;
+        Some(
+            guard
+                .into_inner()
+                .map(|(key, values)| IndexEntry { key, values })
+                .map_err(|e| StorageError::from(e).into()),
+        )
     }
 }
 

@@ -1,12 +1,13 @@
 //! Writing documents: one collection at a time, under its write lock, in one atomic batch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{MutexGuard, PoisonError};
 
-use bson::{RawBsonRef, RawDocumentBuf, doc};
+use bson::{RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use fjall::OwnedWriteBatch;
 
-use super::{Collection, Storage, StorageError, decode_document, document_key};
+use super::index::{ID_INDEX_ID, Index, prefix_successor, record_of};
+use super::{Collection, IndexSet, Storage, StorageError, catalog, decode_document, document_key};
 use crate::error::{Error, ErrorCode, Result};
 
 /// An open write to one collection. Holds the collection's write lock, so a check ("does this
@@ -15,9 +16,16 @@ use crate::error::{Error, ErrorCode, Result};
 pub struct Writer<'a> {
     storage: &'a Storage,
     collection: &'a Collection,
+    /// The indexes to maintain, read under the lock: an index being built waits for it.
+    indexes: IndexSet,
     batch: OwnedWriteBatch,
     /// This batch's own writes by key (`None` = deleted), so later statements see them.
     pending: HashMap<Vec<u8>, Option<RawDocumentBuf>>,
+    /// This batch's index entry changes (`true` = written, `false` = removed), ordered so a
+    /// unique check can scan them by prefix.
+    pending_entries: BTreeMap<Vec<u8>, bool>,
+    /// An index became multikey in this batch: the catalog entry is rewritten with it.
+    multikey_changed: bool,
     /// Change in document count and data bytes, folded into the collection's stored totals
     /// at commit, in the same batch.
     count_delta: i64,
@@ -37,8 +45,11 @@ impl<'a> Writer<'a> {
         Ok(Self {
             storage,
             collection,
+            indexes: collection.indexes(),
             batch: storage.db.batch(),
             pending: HashMap::new(),
+            pending_entries: BTreeMap::new(),
+            multikey_changed: false,
             count_delta: 0,
             bytes_delta: 0,
             _guard: guard,
@@ -70,6 +81,7 @@ impl<'a> Writer<'a> {
             return Err(duplicate_key(self.collection, id));
         }
         let key = document_key(self.collection, id);
+        self.update_indexes(None, Some(&document), &key)?;
         self.account(None, Some(&document));
         self.put(key, document);
         Ok(())
@@ -83,6 +95,7 @@ impl<'a> Writer<'a> {
         let id = id_of(&document)?;
         let old = self.get(id)?;
         let key = document_key(self.collection, id);
+        self.update_indexes(old.as_deref(), Some(&document), &key)?;
         self.account(old.as_ref(), Some(&document));
         self.put(key, document);
         Ok(())
@@ -95,9 +108,83 @@ impl<'a> Writer<'a> {
     pub fn delete(&mut self, id: RawBsonRef<'_>) -> Result<()> {
         let old = self.get(id)?;
         let key = document_key(self.collection, id);
+        self.update_indexes(old.as_deref(), None, &key)?;
         self.account(old.as_ref(), None);
         self.batch.remove(&self.storage.docs, key.clone());
         self.pending.insert(key, None);
+        Ok(())
+    }
+
+    /// Writes the index entries that change when the document at `doc_key` goes from `old` to
+    /// `new`, after checking unique indexes. Nothing is written when a check fails, so a
+    /// failed statement leaves the batch as it was.
+    fn update_indexes(&mut self, old: Option<&RawDocument>, new: Option<&RawDocument>, doc_key: &[u8]) -> Result<()> {
+        let record = doc_key.get(self.collection.prefix().len()..).unwrap_or_default();
+        let mut removals = Vec::new();
+        let mut additions = Vec::new();
+        let mut newly_multikey = Vec::new();
+        for index in self.indexes.iter().filter(|index| index.id != ID_INDEX_ID) {
+            let old_entries = match old {
+                Some(doc) => index.entries(doc, record)?.0,
+                None => Vec::new(),
+            };
+            let (new_entries, multikey) = match new {
+                Some(doc) => index.entries(doc, record)?,
+                None => (Vec::new(), false),
+            };
+            if multikey && !index.is_multikey() {
+                newly_multikey.push(index);
+            }
+            for (key, _) in &old_entries {
+                if !new_entries.iter().any(|(k, _)| k == key) {
+                    removals.push(key.clone());
+                }
+            }
+            for (key, value) in new_entries {
+                if old_entries.iter().any(|(k, _)| *k == key) {
+                    continue;
+                }
+                if index.unique {
+                    self.check_unique(index, &key, record, &value)?;
+                }
+                additions.push((key, value));
+            }
+        }
+        for key in removals {
+            self.batch.remove(&self.storage.index, key.clone());
+            self.pending_entries.insert(key, false);
+        }
+        for (key, value) in additions {
+            self.batch.insert(&self.storage.index, key.clone(), value);
+            self.pending_entries.insert(key, true);
+        }
+        for index in newly_multikey {
+            self.multikey_changed |= index.mark_multikey();
+        }
+        Ok(())
+    }
+
+    /// Fails with 11000 DuplicateKey if another document holds `key`'s tuple in the unique
+    /// `index`, counting this batch's own changes.
+    fn check_unique(&self, index: &Index, key: &[u8], record: &[u8], value: &[u8]) -> Result<()> {
+        let tuple_len = key.len().saturating_sub(record.len() + 2);
+        let tuple = key.get(..tuple_len).unwrap_or_default();
+        let end = prefix_successor(tuple);
+        let in_batch = match &end {
+            Some(end) => self.pending_entries.range(tuple.to_vec()..end.clone()),
+            None => self.pending_entries.range(tuple.to_vec()..),
+        };
+        for (other, present) in in_batch {
+            if *present && record_of(other) != Some(record) {
+                return Err(duplicate_index_key(self.collection, index, value));
+            }
+        }
+        for guard in self.storage.index.prefix(tuple) {
+            let other = guard.key().map_err(StorageError::from)?;
+            if record_of(&other) != Some(record) && self.pending_entries.get(other.as_ref()) != Some(&false) {
+                return Err(duplicate_index_key(self.collection, index, value));
+            }
+        }
         Ok(())
     }
 
@@ -111,7 +198,23 @@ impl<'a> Writer<'a> {
     /// Every committed document of the collection, in `_id` order (this batch excluded: a
     /// multi-document update reads what was there when it started).
     pub fn scan_committed(&self) -> super::DocumentIter {
-        super::DocumentIter::new(self.storage.docs.prefix(self.collection.prefix()), None)
+        super::DocumentIter::new(super::DocsIter::Forward(self.storage.docs.prefix(self.collection.prefix())), None)
+    }
+
+    /// The collection written to.
+    pub fn collection(&self) -> &Collection {
+        self.collection
+    }
+
+    /// The indexes this write maintains.
+    pub fn indexes(&self) -> &IndexSet {
+        &self.indexes
+    }
+
+    /// A snapshot of the committed data. Taken under the write lock, it is exactly what this
+    /// collection holds before this batch.
+    pub fn snapshot(&self) -> super::ReadView {
+        self.storage.snapshot()
     }
 
     /// Whether the batch holds any change.
@@ -125,9 +228,14 @@ impl<'a> Writer<'a> {
     /// # Errors
     /// Storage errors.
     pub fn commit(self) -> Result<Option<u64>> {
-        let Writer { storage, collection, mut batch, pending, count_delta, bytes_delta, _guard } = self;
+        let Writer {
+            storage, collection, mut batch, pending, multikey_changed, count_delta, bytes_delta, _guard, ..
+        } = self;
         if pending.is_empty() {
             return Ok(None);
+        }
+        if multikey_changed {
+            batch.insert(&storage.meta, catalog::entry_key(&collection.ns), catalog::entry_value(collection)?);
         }
         if count_delta != 0 || bytes_delta != 0 {
             // IMPORTANT: read-modify-write of the totals is safe only under the write lock.
@@ -151,6 +259,21 @@ fn id_of(document: &RawDocumentBuf) -> Result<RawBsonRef<'_>> {
         .ok()
         .flatten()
         .ok_or_else(|| Error::new(ErrorCode::InternalError, "document to store has no _id"))
+}
+
+/// mongod's duplicate-key error for a secondary index; `value` is the entry's key document.
+pub(super) fn duplicate_index_key(collection: &Collection, index: &Index, value: &[u8]) -> Error {
+    let key_value =
+        RawDocument::from_bytes(value).ok().and_then(|raw| bson::Document::try_from(raw).ok()).unwrap_or_default();
+    let shown = key_value.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
+    Error::new(
+        ErrorCode::DuplicateKey,
+        format!(
+            "E11000 duplicate key error collection: {} index: {} dup key: {{ {shown} }}",
+            collection.ns, index.name
+        ),
+    )
+    .with_info(doc! { "keyPattern": index.pattern.spec().clone(), "keyValue": key_value })
 }
 
 /// mongod's duplicate-key error for the `_id` index.

@@ -1,0 +1,305 @@
+//! `explain`: the plan a command would run (`queryPlanner`), and what running it cost
+//! (`executionStats`, `allPlansExecution`), in mongod's shape. Writes are planned and their
+//! reads counted, but nothing is written, as in mongod.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bson::{Bson, Document, RawBsonRef, RawDocument, doc};
+
+use super::diagnostics::COMPATIBLE_VERSION;
+use super::planner::{Access, ExecStats, Plan};
+use super::read::{QueryPlan, SORT_MEMORY_LIMIT, count_plan, find_plan};
+use super::{CommandRequest, RequestCtx};
+use crate::error::{Error, ErrorCode, Result};
+use crate::storage::ID_INDEX_ID;
+
+/// How much `explain` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verbosity {
+    QueryPlanner,
+    ExecutionStats,
+    AllPlansExecution,
+}
+
+/// `explain: {<command>}, verbosity`.
+pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let inner = match req.command_value() {
+        Some(RawBsonRef::Document(inner)) => inner,
+        Some(other) => return Err(req.wrong_type("explain", other, "object")),
+        None => return Err(Error::new(ErrorCode::FailedToParse, "explain requires a command")),
+    };
+    let verbosity = match req.str_arg("verbosity")? {
+        None | Some("allPlansExecution") => Verbosity::AllPlansExecution,
+        Some("executionStats") => Verbosity::ExecutionStats,
+        Some("queryPlanner") => Verbosity::QueryPlanner,
+        Some(other) => {
+            return Err(Error::new(
+                ErrorCode::BadValue,
+                format!(
+                    "verbosity string must be one of {{'queryPlanner', 'executionStats', 'allPlansExecution'}}, but got {other}"
+                ),
+            ));
+        }
+    };
+    let inner_req = req.nested(inner)?;
+    let ns = inner_req.namespace()?;
+    let (plan, write_stage) = match inner_req.name() {
+        "find" => (find_plan(&inner_req)?, None),
+        "count" => (count_plan(&inner_req)?, Some("COUNT")),
+        "distinct" => (QueryPlan::filtered(inner_req.doc_arg("query")?)?, Some("DISTINCT")),
+        "delete" => (statement_plan(&inner_req, "deletes")?, Some("DELETE")),
+        "update" => (statement_plan(&inner_req, "updates")?, Some("UPDATE")),
+        "findAndModify" | "findandmodify" => {
+            let stage = if inner_req.bool_arg("remove")?.unwrap_or(false) { "DELETE" } else { "UPDATE" };
+            (QueryPlan::filtered(inner_req.doc_arg("query")?)?, Some(stage))
+        }
+        other => {
+            return Err(Error::new(
+                ErrorCode::CommandNotFound,
+                format!("Explain failed due to unknown command: {other}"),
+            ));
+        }
+    };
+    let parsed_query = Document::try_from(plan.filter_doc.as_ref()).unwrap_or_default();
+    let sort = plan.sort.clone();
+    let projection_doc = plan.projection_doc.clone();
+    let (skip, limit) = (plan.skip, plan.limit);
+    let stats = Arc::new(ExecStats::default());
+    let started = Instant::now();
+    let (chosen, stream) = plan.run(ctx.server, &ns, stats.clone())?;
+    let mut returned = 0u64;
+    if verbosity != Verbosity::QueryPlanner {
+        for doc in stream {
+            doc?;
+            returned += 1;
+        }
+    }
+    let elapsed = started.elapsed().as_millis();
+    let shape = StageShape {
+        sort: sort.as_ref().filter(|s| !s.is_empty()).map(|_| inner_req.doc_arg("sort")).transpose()?.flatten(),
+        projection: projection_doc.as_deref(),
+        skip,
+        limit,
+    };
+    let counts = (verbosity != Verbosity::QueryPlanner).then(|| Counts {
+        keys: stats.keys_examined.load(Ordering::Relaxed),
+        docs: stats.docs_examined.load(Ordering::Relaxed),
+        matched: stats.matched.load(Ordering::Relaxed),
+        returned,
+    });
+    let mut winning = match &chosen {
+        Some(plan) => plan_stages(plan, &parsed_query, &shape, counts.as_ref()),
+        None => doc! { "stage": "EOF" },
+    };
+    if let Some(stage) = write_stage {
+        winning = doc! { "stage": stage, "inputStage": winning };
+    }
+    let mut reply = doc! {
+        "explainVersion": "1",
+        "queryPlanner": {
+            "namespace": ns.full(),
+            "indexFilterSet": false,
+            "parsedQuery": parsed_query,
+            "planCacheUsed": false,
+            "maxIndexedOrSolutionsReached": false,
+            "maxIndexedAndSolutionsReached": false,
+            "maxScansToExplodeReached": false,
+            "winningPlan": winning.clone(),
+            "rejectedPlans": [],
+        },
+    };
+    if let Some(counts) = &counts {
+        let mut execution = doc! {
+            "executionSuccess": true,
+            "nReturned": to_long(if write_stage.is_some() { counts.matched } else { counts.returned }),
+            "executionTimeMillis": i64::try_from(elapsed).unwrap_or(i64::MAX),
+            "totalKeysExamined": to_long(counts.keys),
+            "totalDocsExamined": to_long(counts.docs),
+            "executionStages": winning,
+        };
+        if verbosity == Verbosity::AllPlansExecution {
+            execution.insert("allPlansExecution", Vec::<Bson>::new());
+        }
+        reply.insert("executionStats", execution);
+    }
+    reply.insert("command", Document::try_from(inner).unwrap_or_default());
+    reply.insert(
+        "serverInfo",
+        doc! {
+            "host": crate::host::hostname(),
+            "port": i32::from(ctx.server.port()),
+            "version": COMPATIBLE_VERSION,
+            "gitVersion": option_env!("MONARCH_GIT_VERSION").unwrap_or("unknown"),
+        },
+    );
+    reply.insert(
+        "serverParameters",
+        doc! { "internalQueryMaxBlockingSortMemoryUsageBytes": i32::try_from(SORT_MEMORY_LIMIT).unwrap_or(i32::MAX) },
+    );
+    Ok(reply)
+}
+
+/// The plan of the first statement of an `update` or `delete` (its read side: every match
+/// is counted, as mongod's explain of a multi-statement write shows the first).
+fn statement_plan(req: &CommandRequest, array: &str) -> Result<QueryPlan> {
+    let statements = req.documents(array)?;
+    let first = statements.first().ok_or_else(|| {
+        Error::new(ErrorCode::InvalidLength, format!("Write commands must have at least one {array} entry"))
+    })?;
+    let query = match first.get("q").ok().flatten() {
+        Some(RawBsonRef::Document(q)) => Some(q),
+        _ => None,
+    };
+    let mut plan = QueryPlan::filtered(query)?;
+    plan.hint = match first.get("hint").ok().flatten() {
+        Some(RawBsonRef::Document(h)) if h.is_empty() => None,
+        Some(h @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Some(bson::RawBson::from(h)),
+        _ => None,
+    };
+    Ok(plan)
+}
+
+/// The parts of a query that add stages above the access path.
+struct StageShape<'a> {
+    sort: Option<&'a RawDocument>,
+    projection: Option<&'a RawDocument>,
+    skip: usize,
+    limit: Option<usize>,
+}
+
+/// Work counted while running, for per-stage statistics.
+struct Counts {
+    keys: u64,
+    docs: u64,
+    matched: u64,
+    returned: u64,
+}
+
+fn to_long(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The stage tree of `plan`, innermost (the access path) first, then SORT, SKIP, LIMIT and
+/// the projection, as mongod's classic engine builds it.
+fn plan_stages(plan: &Plan, filter: &Document, shape: &StageShape<'_>, counts: Option<&Counts>) -> Document {
+    let with_stats = |mut stage: Document, returned: u64, keys: Option<u64>, docs: Option<u64>| {
+        if let Some(_counts) = counts {
+            stage.insert("nReturned", to_long(returned));
+            if let Some(keys) = keys {
+                stage.insert("keysExamined", to_long(keys));
+            }
+            if let Some(docs) = docs {
+                stage.insert("docsExamined", to_long(docs));
+            }
+        }
+        stage
+    };
+    let (keys, docs, matched, returned) = counts.map_or((0, 0, 0, 0), |c| (c.keys, c.docs, c.matched, c.returned));
+    let mut stage = match &plan.access {
+        Access::CollScan { reverse } => {
+            let mut stage = doc! { "stage": "COLLSCAN" };
+            if !filter.is_empty() {
+                stage.insert("filter", filter.clone());
+            }
+            stage.insert("direction", if *reverse { "backward" } else { "forward" });
+            with_stats(stage, matched, None, Some(docs))
+        }
+        Access::IdPoint(_) => with_stats(doc! { "stage": "IDHACK" }, matched, Some(keys), Some(docs)),
+        Access::IndexScan { index, bounds, reverse } => {
+            let pattern = index.pattern.spec().clone();
+            let multikey_paths: Document =
+                pattern.keys().map(|k| (k.clone(), Bson::Array(Vec::new()))).collect::<Document>();
+            let ixscan = with_stats(
+                doc! {
+                    "stage": "IXSCAN",
+                    "keyPattern": pattern,
+                    "indexName": &index.name,
+                    "isMultiKey": index.is_multikey(),
+                    "multiKeyPaths": multikey_paths,
+                    "isUnique": index.unique,
+                    "isSparse": index.sparse,
+                    "isPartial": index.partial.is_some(),
+                    "indexVersion": index.spec.get_i32("v").unwrap_or(2),
+                    "direction": if *reverse { "backward" } else { "forward" },
+                    "indexBounds": bounds.render(&index.pattern, *reverse),
+                },
+                keys,
+                Some(keys),
+                None,
+            );
+            if plan.covered {
+                ixscan
+            } else {
+                let mut fetch = doc! { "stage": "FETCH" };
+                if !filter.is_empty() && index.id != ID_INDEX_ID {
+                    fetch.insert("filter", filter.clone());
+                }
+                fetch.insert("inputStage", ixscan);
+                with_stats(fetch, matched, None, Some(docs))
+            }
+        }
+    };
+    if let Some(sort) = shape.sort.filter(|_| !plan.sort_provided) {
+        let mut sort_stage = doc! {
+            "stage": "SORT",
+            "sortPattern": Document::try_from(sort).unwrap_or_default(),
+            "memLimit": to_long(SORT_MEMORY_LIMIT as u64),
+            "type": "simple",
+        };
+        if let Some(limit) = shape.limit {
+            sort_stage.insert("limitAmount", to_long((limit + shape.skip) as u64));
+        }
+        sort_stage.insert("inputStage", stage);
+        stage = with_stats(sort_stage, matched, None, None);
+    }
+    if shape.skip > 0 {
+        stage = with_stats(
+            doc! { "stage": "SKIP", "skipAmount": to_long(shape.skip as u64), "inputStage": stage },
+            returned,
+            None,
+            None,
+        );
+    }
+    if let Some(limit) = shape.limit {
+        stage = with_stats(
+            doc! { "stage": "LIMIT", "limitAmount": to_long(limit as u64), "inputStage": stage },
+            returned,
+            None,
+            None,
+        );
+    }
+    if let Some(projection) = shape.projection {
+        let kind = if plan.covered {
+            "PROJECTION_COVERED"
+        } else if is_simple_projection(projection) {
+            "PROJECTION_SIMPLE"
+        } else {
+            "PROJECTION_DEFAULT"
+        };
+        stage = with_stats(
+            doc! {
+                "stage": kind,
+                "transformBy": Document::try_from(projection).unwrap_or_default(),
+                "inputStage": stage,
+            },
+            returned,
+            None,
+            None,
+        );
+    }
+    stage
+}
+
+/// Whether a projection only includes or excludes top-level fields (mongod's
+/// PROJECTION_SIMPLE).
+fn is_simple_projection(projection: &RawDocument) -> bool {
+    crate::query::path::fields(projection).all(|(name, value)| {
+        !name.contains('.')
+            && matches!(
+                value,
+                RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_) | RawBsonRef::Boolean(_)
+            )
+    })
+}

@@ -1,0 +1,292 @@
+//! Index management: `createIndexes`, `listIndexes`, `dropIndexes`, and `collMod`'s `index`
+//! option. Specifications are validated here with mongod's errors; storage builds them.
+
+use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+
+use super::{CommandRequest, RequestCtx};
+use crate::error::{Error, ErrorCode, Result};
+use crate::query::Filter;
+use crate::query::index_key::KeyPattern;
+use crate::storage::{Collection, IndexSelector};
+
+/// Options an index specification may carry (besides `key` and `name`).
+const INDEX_OPTIONS: &[&str] = &[
+    "v",
+    "unique",
+    "sparse",
+    "partialFilterExpression",
+    "expireAfterSeconds",
+    "hidden",
+    "collation",
+    "background",
+    "ns",
+    "storageEngine",
+];
+
+/// The largest `expireAfterSeconds` mongod accepts (its 32-bit limit).
+const MAX_EXPIRE_AFTER_SECONDS: i64 = i32::MAX as i64;
+
+/// `createIndexes`.
+pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let specs = req.array_arg("indexes")?.ok_or_else(|| {
+        Error::new(ErrorCode::Location40414, "BSON field 'createIndexes.indexes' is missing but a required field")
+    })?;
+    if specs.is_empty() {
+        return Err(Error::new(ErrorCode::BadValue, "Must specify at least one index to create"));
+    }
+    let mut validated = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let RawBsonRef::Document(spec) = spec else {
+            return Err(req.wrong_type("indexes", spec, "object"));
+        };
+        validated.push(validate_spec(spec)?);
+    }
+    let outcome = ctx.server.storage.create_indexes(&ns, validated)?;
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let mut reply = doc! { "numIndexesBefore": count(outcome.before), "numIndexesAfter": count(outcome.after) };
+    if outcome.before == outcome.after {
+        reply.insert("note", "all indexes already exist");
+    } else {
+        reply.insert("createdCollectionAutomatically", outcome.created_collection);
+    }
+    Ok(reply)
+}
+
+/// Checks one index specification as mongod's `index_key_validate` does and returns it in
+/// the stored shape: `v`, `key`, `name`, then the options as given.
+fn validate_spec(spec: &RawDocument) -> Result<Document> {
+    let shown = Document::try_from(spec).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+    let in_spec =
+        |code: ErrorCode, why: &str| Error::new(code, format!("Error in specification {shown} :: caused by :: {why}"));
+    for key in shown.keys() {
+        if key != "key" && key != "name" && !INDEX_OPTIONS.contains(&key.as_str()) {
+            return Err(Error::new(
+                ErrorCode::InvalidIndexSpecificationOption,
+                format!("The field '{key}' is not valid for an index specification. Specification: {shown}"),
+            ));
+        }
+    }
+    let key = match spec.get("key").ok().flatten() {
+        Some(RawBsonRef::Document(key)) => key,
+        Some(_) => return Err(in_spec(ErrorCode::TypeMismatch, "The field 'key' must be an object")),
+        None => {
+            return Err(in_spec(
+                ErrorCode::FailedToParse,
+                "The 'key' field is a required property of an index specification",
+            ));
+        }
+    };
+    let pattern = KeyPattern::parse(key).map_err(|e| in_spec(e.code(), e.message()))?;
+    let name = match shown.get("name") {
+        Some(Bson::String(name)) if name.is_empty() => {
+            return Err(in_spec(ErrorCode::CannotCreateIndex, "index name cannot be empty"));
+        }
+        Some(Bson::String(name)) => name.clone(),
+        Some(_) => return Err(in_spec(ErrorCode::TypeMismatch, "The field 'name' must be a string")),
+        None => {
+            return Err(in_spec(
+                ErrorCode::FailedToParse,
+                "The 'name' field is a required property of an index specification",
+            ));
+        }
+    };
+    let is_id_index = pattern.spec() == &doc! { "_id": 1 };
+    let version = match shown.get("v") {
+        None => 2,
+        Some(Bson::Int32(v @ (1 | 2))) => *v,
+        Some(Bson::Int64(v @ (1 | 2))) => i32::try_from(*v).unwrap_or(2),
+        Some(Bson::Double(v)) if *v == 1.0 || *v == 2.0 => *v as i32,
+        Some(other) => {
+            return Err(in_spec(ErrorCode::CannotCreateIndex, &format!("Invalid index specification version {other}")));
+        }
+    };
+    let flag = |field: &str| -> Result<bool> {
+        match shown.get(field) {
+            None => Ok(false),
+            Some(Bson::Boolean(b)) => Ok(*b),
+            Some(Bson::Int32(n)) => Ok(*n != 0),
+            Some(Bson::Int64(n)) => Ok(*n != 0),
+            Some(Bson::Double(n)) => Ok(*n != 0.0),
+            Some(_) => Err(in_spec(ErrorCode::TypeMismatch, &format!("The field '{field}' must be a boolean"))),
+        }
+    };
+    let unique = flag("unique")?;
+    let sparse = flag("sparse")?;
+    let hidden = flag("hidden")?;
+    if unique && pattern.is_hashed() {
+        return Err(in_spec(
+            ErrorCode::Location16764,
+            "Currently hashed indexes cannot guarantee uniqueness. Use a regular index.",
+        ));
+    }
+    if hidden && is_id_index {
+        return Err(in_spec(ErrorCode::BadValue, "can't hide _id index"));
+    }
+    if let Some(partial) = shown.get("partialFilterExpression") {
+        let Bson::Document(partial) = partial else {
+            return Err(in_spec(ErrorCode::TypeMismatch, "The field 'partialFilterExpression' must be an object"));
+        };
+        if sparse {
+            return Err(in_spec(
+                ErrorCode::CannotCreateIndex,
+                "cannot mix \"partialFilterExpression\" and \"sparse\" options",
+            ));
+        }
+        let raw = RawDocumentBuf::try_from(partial).map_err(|e| Error::new(ErrorCode::BadValue, e.to_string()))?;
+        Filter::parse(&raw).map_err(|e| in_spec(e.code(), e.message()))?;
+    }
+    if let Some(seconds) = shown.get("expireAfterSeconds") {
+        expire_after_seconds(seconds).map_err(|why| in_spec(ErrorCode::CannotCreateIndex, &why))?;
+        if is_id_index {
+            return Err(Error::new(
+                ErrorCode::InvalidIndexSpecificationOption,
+                format!(
+                    "The field 'expireAfterSeconds' is not valid for an _id index specification. Specification: {shown}"
+                ),
+            ));
+        }
+        if pattern.fields().len() > 1 {
+            return Err(in_spec(
+                ErrorCode::CannotCreateIndex,
+                "TTL indexes are single-field indexes, compound indexes do not support TTL",
+            ));
+        }
+    }
+    if let Some(collation) = shown.get("collation") {
+        let simple =
+            matches!(collation, Bson::Document(c) if c.get_str("locale").ok() == Some("simple") && c.len() == 1);
+        if !simple {
+            return Err(Error::new(
+                ErrorCode::NotImplemented,
+                "indexes with a non-simple collation are not implemented yet",
+            ));
+        }
+    }
+    let mut stored = doc! { "v": version, "key": pattern.spec().clone(), "name": name };
+    for (field, value) in &shown {
+        if !matches!(field.as_str(), "v" | "key" | "name" | "background" | "ns" | "collation") {
+            stored.insert(field.clone(), value.clone());
+        }
+    }
+    Ok(stored)
+}
+
+/// Reads `expireAfterSeconds`: a number from 0 to mongod's 32-bit limit.
+fn expire_after_seconds(value: &Bson) -> std::result::Result<i64, String> {
+    let seconds = match value {
+        Bson::Int32(n) => i64::from(*n),
+        Bson::Int64(n) => *n,
+        Bson::Double(n) if n.is_finite() => *n as i64,
+        other => {
+            return Err(format!(
+                "TTL index 'expireAfterSeconds' option must be numeric, but received a type of '{}'",
+                type_of(other)
+            ));
+        }
+    };
+    if !(0..=MAX_EXPIRE_AFTER_SECONDS).contains(&seconds) {
+        return Err(format!(
+            "TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number. \
+             expireAfterSeconds: {seconds}"
+        ));
+    }
+    Ok(seconds)
+}
+
+fn type_of(value: &Bson) -> &'static str {
+    crate::query::type_name(value.element_type())
+}
+
+/// `listIndexes`: a cursor over the collection's index specifications.
+pub fn list_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let collection = ctx
+        .server
+        .storage
+        .collection(&ns)
+        .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))?;
+    let batch: Vec<Bson> = collection.indexes().iter().map(|index| Bson::Document(index.spec.clone())).collect();
+    Ok(doc! {
+        "cursor": { "id": 0_i64, "ns": format!("{}.$cmd.listIndexes.{}", ns.db, ns.coll), "firstBatch": batch },
+    })
+}
+
+/// `dropIndexes` (alias `deleteIndexes`): by name, names, key pattern or `"*"`.
+pub fn drop_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    let selector = match req.get("index") {
+        Some(RawBsonRef::String("*")) => IndexSelector::All,
+        Some(RawBsonRef::String(name)) => IndexSelector::Names(vec![name.to_owned()]),
+        Some(RawBsonRef::Document(pattern)) => IndexSelector::KeyPattern(
+            Document::try_from(pattern).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?,
+        ),
+        Some(RawBsonRef::Array(names)) => {
+            let mut list = Vec::new();
+            for name in names {
+                match name.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))? {
+                    RawBsonRef::String("*") => {
+                        return Err(Error::new(
+                            ErrorCode::BadValue,
+                            "'*' is not a valid index name when dropping multiple indexes",
+                        ));
+                    }
+                    RawBsonRef::String(name) => list.push(name.to_owned()),
+                    other => return Err(req.wrong_type("index", other, "string")),
+                }
+            }
+            IndexSelector::Names(list)
+        }
+        Some(other) => return Err(req.wrong_type("index", other, "string, array or object")),
+        None => {
+            return Err(Error::new(
+                ErrorCode::Location40414,
+                "BSON field 'dropIndexes.index' is missing but a required field",
+            ));
+        }
+    };
+    let before = ctx.server.storage.drop_indexes(&ns, &selector)?;
+    Ok(doc! { "nIndexesWas": i32::try_from(before).unwrap_or(i32::MAX) })
+}
+
+/// `collMod`'s `index: {name | keyPattern, hidden, expireAfterSeconds}`: returns the reply
+/// fields (`hidden_old`, `hidden_new`, ...).
+pub fn modify_index(ctx: &RequestCtx<'_>, collection: &Collection, spec: &RawDocument) -> Result<Document> {
+    let spec = Document::try_from(spec).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+    let name = match (spec.get("name"), spec.get("keyPattern")) {
+        (Some(Bson::String(name)), None) => name.clone(),
+        (None, Some(Bson::Document(pattern))) => collection
+            .indexes()
+            .iter()
+            .find(|i| i.pattern.spec() == pattern)
+            .map(|i| i.name.clone())
+            .ok_or_else(|| {
+                Error::new(ErrorCode::IndexNotFound, format!("cannot find index {pattern} for ns {}", collection.ns))
+            })?,
+        _ => {
+            return Err(Error::new(
+                ErrorCode::InvalidOptions,
+                "must specify either index name or key pattern for collMod",
+            ));
+        }
+    };
+    let hidden = match spec.get("hidden") {
+        None => None,
+        Some(Bson::Boolean(b)) => Some(*b),
+        Some(_) => return Err(Error::new(ErrorCode::TypeMismatch, "BSON field 'hidden' must be a bool")),
+    };
+    let expire = spec
+        .get("expireAfterSeconds")
+        .map(|v| expire_after_seconds(v).map_err(|why| Error::new(ErrorCode::InvalidOptions, why)))
+        .transpose()?;
+    if hidden.is_none() && expire.is_none() {
+        return Err(Error::new(ErrorCode::InvalidOptions, "no expireAfterSeconds or hidden field"));
+    }
+    let changes = ctx.server.storage.modify_index(collection, &name, hidden, expire)?;
+    let mut reply = Document::new();
+    for (option, old, new) in changes {
+        reply.insert(format!("{option}_old"), old);
+        reply.insert(format!("{option}_new"), new);
+    }
+    Ok(reply)
+}

@@ -1,0 +1,581 @@
+//! The query planner and executor: picks how a query reads a collection (a collection scan,
+//! an `_id` lookup or an index scan), runs that access path, and describes it for `explain`.
+//!
+//! # Cost model
+//! Candidates are the visible indexes whose bounds constrain the filter or that deliver the
+//! requested sort (a sparse index only when the filter excludes missing fields; a partial one
+//! only when the filter implies its expression). With several candidates, a short trial
+//! counts each one's keys inside its bounds, up to [`TRIAL_KEYS`]: the fewest keys wins (the
+//! most selective bounds), ties going to the longer equality prefix, then to the index that
+//! delivers the sort. The choice is cached per query shape (the filter's fields and operators
+//! without values, sort and projection) until the collection's index set changes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+
+use super::write::point_id;
+use crate::cursor::DocumentStream;
+use crate::error::{Error, ErrorCode, Result};
+use crate::query::bounds::IndexBounds;
+use crate::query::index_key::KeyOrder;
+use crate::query::{Filter, SortSpec};
+use crate::storage::index::key_ranges;
+use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, ReadView};
+
+/// Keys a trial counts per candidate before it stops.
+pub const TRIAL_KEYS: usize = 1000;
+/// Query shapes the plan cache keeps before it starts over.
+const PLAN_CACHE_ENTRIES: usize = 5000;
+
+/// How a query reads its collection.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// Every document, in `_id` order (or reversed).
+    CollScan {
+        /// `$natural: -1`.
+        reverse: bool,
+    },
+    /// `{_id: <value>}`: one lookup (mongod's IDHACK).
+    IdPoint(RawBson),
+    /// The keys of an index within bounds, then the documents they point to.
+    IndexScan {
+        /// The index.
+        index: Arc<Index>,
+        /// Its bounds for the filter.
+        bounds: IndexBounds,
+        /// Walk the keys backwards (for a reversed sort).
+        reverse: bool,
+    },
+}
+
+/// A chosen plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The access path.
+    pub access: Access,
+    /// Whether the access path returns documents in the requested sort order.
+    pub sort_provided: bool,
+    /// Whether the index answers the query without reading documents.
+    pub covered: bool,
+    /// How many indexes competed.
+    pub candidates: usize,
+}
+
+impl Plan {
+    /// mongod's plan summary, as the slow-query log prints it: `COLLSCAN`, `IDHACK`,
+    /// `IXSCAN { a: 1 }`.
+    pub fn summary(&self) -> String {
+        match &self.access {
+            Access::CollScan { .. } => "COLLSCAN".into(),
+            Access::IdPoint(_) => "IDHACK".into(),
+            Access::IndexScan { index, .. } => format!("IXSCAN {}", index.pattern.spec()),
+        }
+    }
+}
+
+/// What a query asks, as far as planning goes.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryShape<'a> {
+    /// The filter document.
+    pub filter: &'a RawDocument,
+    /// The sort, if any.
+    pub sort: Option<&'a SortSpec>,
+    /// The projection, if any.
+    pub projection: Option<&'a RawDocument>,
+    /// `hint`, if any.
+    pub hint: Option<RawBsonRef<'a>>,
+}
+
+/// Work counters of one execution, for `explain`'s `executionStats`.
+#[derive(Debug, Default)]
+pub struct ExecStats {
+    /// Index keys read.
+    pub keys_examined: AtomicU64,
+    /// Documents read.
+    pub docs_examined: AtomicU64,
+    /// Documents the access path returned (matching the filter), before sort, skip, limit.
+    pub matched: AtomicU64,
+}
+
+impl ExecStats {
+    fn key(&self) {
+        self.keys_examined.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn doc(&self) {
+        self.docs_examined.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The plan cache: query shape to the chosen index name, valid for one index set.
+#[derive(Debug, Default)]
+pub struct PlanCache {
+    entries: Mutex<HashMap<String, CachedPlan>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedPlan {
+    /// Identity of the index set the choice was made with.
+    index_set: usize,
+    index: Option<String>,
+}
+
+impl PlanCache {
+    fn get(&self, key: &str, index_set: usize) -> Option<Option<String>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(key).filter(|c| c.index_set == index_set).map(|c| c.index.clone())
+    }
+
+    fn put(&self, key: String, index_set: usize, index: Option<String>) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= PLAN_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, CachedPlan { index_set, index });
+    }
+
+    /// Number of cached shapes.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Chooses how to run `shape` on `collection` whose indexes are `indexes` (read before
+/// `view` was taken).
+///
+/// # Errors
+/// 2 BadValue for a hint that names no usable index.
+pub fn choose(
+    cache: &PlanCache,
+    collection: &Collection,
+    indexes: &IndexSet,
+    shape: &QueryShape<'_>,
+    view: &ReadView,
+) -> Result<Plan> {
+    if let Some(hint) = shape.hint {
+        return hinted(indexes, shape, hint);
+    }
+    let natural = shape.sort.and_then(SortSpec::natural);
+    if natural.is_none()
+        && let Some(id) = point_id(shape.filter)
+    {
+        return Ok(Plan {
+            access: Access::IdPoint(RawBson::from(id)),
+            sort_provided: true,
+            covered: false,
+            candidates: 0,
+        });
+    }
+    let collscan = Plan {
+        access: Access::CollScan { reverse: natural == Some(false) },
+        sort_provided: natural.is_some() || shape.sort.is_none_or(SortSpec::is_empty),
+        covered: false,
+        candidates: 0,
+    };
+    if natural.is_some() {
+        return Ok(collscan);
+    }
+    let candidates: Vec<Plan> = indexes.iter().filter_map(|index| candidate(index, shape)).collect();
+    let count = candidates.len();
+    let index_set = Arc::as_ptr(indexes).cast::<()>() as usize;
+    let cache_key = format!("{}|{}", collection.ns, shape_key(shape));
+    let mut chosen = match candidates.len() {
+        0 => return Ok(collscan),
+        1 => candidates.into_iter().next(),
+        _ => match cache.get(&cache_key, index_set) {
+            Some(Some(name)) => candidates.into_iter().find(|c| index_name(c) == Some(name.as_str())),
+            _ => {
+                let best = trial(candidates, collection, view)?;
+                cache.put(cache_key, index_set, best.as_ref().and_then(index_name).map(str::to_owned));
+                best
+            }
+        },
+    };
+    if let Some(plan) = chosen.as_mut() {
+        plan.candidates = count;
+    }
+    Ok(chosen.unwrap_or(collscan))
+}
+
+fn index_name(plan: &Plan) -> Option<&str> {
+    match &plan.access {
+        Access::IndexScan { index, .. } => Some(index.name.as_str()),
+        _ => None,
+    }
+}
+
+/// The plan for an index named or described by `hint`.
+fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> Result<Plan> {
+    let found = match hint {
+        RawBsonRef::String(name) => indexes.iter().find(|i| i.name == name),
+        RawBsonRef::Document(spec) => {
+            if let Ok(Some(direction)) = spec.get("$natural") {
+                let reverse = crate::query::compare_values(direction, RawBsonRef::Int32(0)).is_lt();
+                return Ok(Plan {
+                    access: Access::CollScan { reverse },
+                    sort_provided: shape.sort.is_none_or(SortSpec::is_empty),
+                    covered: false,
+                    candidates: 0,
+                });
+            }
+            let spec = Document::try_from(spec).map_err(|e| Error::new(ErrorCode::BadValue, e.to_string()))?;
+            indexes.iter().find(|i| *i.pattern.spec() == spec)
+        }
+        _ => None,
+    };
+    let index = found
+        .filter(|i| !i.hidden)
+        .ok_or_else(|| Error::new(ErrorCode::BadValue, "hint provided does not correspond to an existing index"))?;
+    let bounds = IndexBounds::for_filter(shape.filter, &index.pattern, index.is_multikey());
+    let (sort_provided, reverse) = sort_order(index, &bounds, shape.sort);
+    Ok(Plan {
+        covered: is_covered(index, &bounds, shape),
+        access: Access::IndexScan { index: index.clone(), bounds, reverse },
+        sort_provided,
+        candidates: 1,
+    })
+}
+
+/// `index` as a candidate for `shape`, or `None` when it cannot help (or cannot be used).
+fn candidate(index: &Arc<Index>, shape: &QueryShape<'_>) -> Option<Plan> {
+    if index.hidden {
+        return None;
+    }
+    let bounds = IndexBounds::for_filter(shape.filter, &index.pattern, index.is_multikey());
+    if index.sparse && !bounds.excludes_null.iter().any(|&x| x) {
+        return None;
+    }
+    if let Some(partial) = index.spec.get_document("partialFilterExpression").ok()
+        && !implies(shape.filter, partial)
+    {
+        return None;
+    }
+    let (sort_provided, reverse) = sort_order(index, &bounds, shape.sort);
+    let sorting = shape.sort.is_some_and(|s| !s.is_empty());
+    if !(bounds.bounded || sorting && sort_provided) {
+        return None;
+    }
+    Some(Plan {
+        covered: is_covered(index, &bounds, shape),
+        access: Access::IndexScan { index: index.clone(), bounds, reverse },
+        sort_provided,
+        candidates: 1,
+    })
+}
+
+/// Whether scanning `index` within `bounds` yields documents in `sort` order, and in which
+/// direction. The sort's fields must be a run of the index's fields, all in the index's
+/// directions or all reversed, after fields bounded to one value each.
+fn sort_order(index: &Index, bounds: &IndexBounds, sort: Option<&SortSpec>) -> (bool, bool) {
+    let Some(sort) = sort.filter(|s| !s.is_empty()) else { return (true, false) };
+    if index.is_multikey() {
+        return (false, false);
+    }
+    let wanted: Vec<(&str, bool)> = sort.fields().collect();
+    let fields = index.pattern.fields();
+    for start in 0..=bounds.equality_prefix.min(fields.len()) {
+        let Some(run) = fields.get(start..start + wanted.len()) else { break };
+        let mut direction = None;
+        let mut matches = true;
+        for ((path, order), (name, ascending)) in run.iter().zip(&wanted) {
+            let forward = match order {
+                KeyOrder::Ascending => *ascending,
+                KeyOrder::Descending => !*ascending,
+                KeyOrder::Hashed => {
+                    matches = false;
+                    break;
+                }
+            };
+            if path.dotted() != *name || direction.is_some_and(|d| d != forward) {
+                matches = false;
+                break;
+            }
+            direction = Some(forward);
+        }
+        if matches {
+            return (true, direction == Some(false));
+        }
+    }
+    (false, false)
+}
+
+/// Whether the index alone answers the query: a plain inclusion projection of top-level
+/// index fields without `_id`, a filter on those fields only, a non-multikey index, and
+/// bounds that exclude a missing value for every projected field (so each key value is the
+/// document's own).
+fn is_covered(index: &Index, bounds: &IndexBounds, shape: &QueryShape<'_>) -> bool {
+    let Some(projection) = shape.projection else { return false };
+    if index.is_multikey() || index.pattern.is_hashed() || index.id == ID_INDEX_ID {
+        return false;
+    }
+    let fields = index.pattern.fields();
+    let position = |name: &str| fields.iter().position(|(f, _)| f.dotted() == name && !name.contains('.'));
+    let mut excludes_id = false;
+    let mut any = false;
+    for (name, value) in crate::query::path::fields(projection) {
+        let truthy = match value {
+            RawBsonRef::Int32(n) => n != 0,
+            RawBsonRef::Int64(n) => n != 0,
+            RawBsonRef::Double(n) => n != 0.0,
+            RawBsonRef::Boolean(b) => b,
+            _ => return false,
+        };
+        if name == "_id" {
+            excludes_id = !truthy;
+            continue;
+        }
+        match position(name) {
+            Some(i) if truthy && bounds.excludes_null.get(i) == Some(&true) => any = true,
+            _ => return false,
+        }
+    }
+    excludes_id && any && filter_fields(shape.filter).iter().all(|name| position(name).is_some())
+}
+
+/// The top-level field names a filter tests (through `$and`); `$or` and other operators
+/// count as a field that no index holds.
+fn filter_fields(filter: &RawDocument) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, value) in crate::query::path::fields(filter) {
+        match (name, value) {
+            ("$and", RawBsonRef::Array(children)) => {
+                for child in crate::query::path::items(children) {
+                    match child {
+                        RawBsonRef::Document(child) => out.extend(filter_fields(child)),
+                        _ => out.push("$".into()),
+                    }
+                }
+            }
+            (name, _) => out.push(name.to_owned()),
+        }
+    }
+    out
+}
+
+/// Whether every document matching `filter` matches the partial index expression `partial`:
+/// each of its conditions appears in the filter as written, or the filter fixes the field to
+/// a value that satisfies it.
+fn implies(filter: &RawDocument, partial: &Document) -> bool {
+    let Ok(filter_doc) = Document::try_from(filter) else { return false };
+    let mut conjuncts: Vec<(String, Bson)> = Vec::new();
+    collect_conjuncts(&filter_doc, &mut conjuncts);
+    let mut required = Vec::new();
+    collect_conjuncts(partial, &mut required);
+    required.iter().all(|(field, condition)| {
+        conjuncts.iter().any(|(f, c)| {
+            if f != field {
+                return false;
+            }
+            if c == condition {
+                return true;
+            }
+            let is_value = !matches!(c, Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')));
+            let test = RawDocumentBuf::try_from(&doc! { field.clone(): condition.clone() }).ok();
+            let probe = RawDocumentBuf::try_from(&doc! { field.clone(): c.clone() }).ok();
+            is_value
+                && matches!((test, probe), (Some(test), Some(probe))
+                    if Filter::parse(&test).is_ok_and(|f| f.matches(&probe)))
+        })
+    })
+}
+
+fn collect_conjuncts(filter: &Document, out: &mut Vec<(String, Bson)>) {
+    for (name, value) in filter {
+        match (name.as_str(), value) {
+            ("$and", Bson::Array(children)) => {
+                for child in children {
+                    if let Bson::Document(child) = child {
+                        collect_conjuncts(child, out);
+                    }
+                }
+            }
+            _ => out.push((name.clone(), value.clone())),
+        }
+    }
+}
+
+/// Runs each candidate's bounds for up to [`TRIAL_KEYS`] keys and keeps the best.
+fn trial(candidates: Vec<Plan>, collection: &Collection, view: &ReadView) -> Result<Option<Plan>> {
+    // Fewest keys, then longest equality prefix, then a plan that delivers the sort.
+    type Score = (usize, std::cmp::Reverse<usize>, bool);
+    let mut best: Option<(Score, Plan)> = None;
+    for plan in candidates {
+        let Access::IndexScan { index, bounds, .. } = &plan.access else { continue };
+        let mut keys = 0usize;
+        let prefix = scan_prefix(collection, index);
+        'ranges: for range in key_ranges(&prefix, &index.pattern, bounds) {
+            let entries: Box<dyn Iterator<Item = ()>> = if index.id == ID_INDEX_ID {
+                Box::new(view.documents_in(&range, false).map(|_| ()))
+            } else {
+                Box::new(view.index_entries(&range, false).map(|_| ()))
+            };
+            for () in entries {
+                keys += 1;
+                if keys >= TRIAL_KEYS {
+                    break 'ranges;
+                }
+            }
+        }
+        let score = (keys, std::cmp::Reverse(bounds.equality_prefix), !plan.sort_provided);
+        if best.as_ref().is_none_or(|(s, _)| score < *s) {
+            best = Some((score, plan));
+        }
+    }
+    Ok(best.map(|(_, plan)| plan))
+}
+
+/// The key prefix an index's ranges are built on: the index id, or the collection id for
+/// `_id_` (whose keys are the documents' own).
+fn scan_prefix(collection: &Collection, index: &Index) -> Vec<u8> {
+    if index.id == ID_INDEX_ID { collection.prefix().to_vec() } else { index.prefix().to_vec() }
+}
+
+/// A query's shape: fields and operators with values replaced by their type, then the sort
+/// and projection.
+fn shape_key(shape: &QueryShape<'_>) -> String {
+    fn value_shape(value: RawBsonRef<'_>, out: &mut String) {
+        match value {
+            RawBsonRef::Document(doc) => {
+                out.push('{');
+                for (name, value) in crate::query::path::fields(doc) {
+                    out.push_str(name);
+                    out.push(':');
+                    value_shape(value, out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            RawBsonRef::Array(items) => {
+                out.push('[');
+                for item in crate::query::path::items(items) {
+                    value_shape(item, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(crate::query::type_name(other.element_type())),
+        }
+    }
+    let mut out = String::new();
+    value_shape(RawBsonRef::Document(shape.filter), &mut out);
+    out.push('|');
+    if let Some(sort) = shape.sort {
+        for (name, ascending) in sort.fields() {
+            out.push_str(name);
+            out.push(if ascending { '+' } else { '-' });
+        }
+    }
+    out.push('|');
+    if let Some(projection) = shape.projection {
+        value_shape(RawBsonRef::Document(projection), &mut out);
+    }
+    out
+}
+
+/// The documents `plan` reads from `view` that `filter` matches, in the plan's order. A
+/// covered plan yields the index's key documents instead of stored documents.
+pub fn execute(
+    plan: &Plan,
+    view: ReadView,
+    collection: &Collection,
+    filter: Filter,
+    stats: Arc<ExecStats>,
+) -> Result<DocumentStream> {
+    let collection_prefix = collection.prefix();
+    Ok(match &plan.access {
+        Access::CollScan { reverse: false } => {
+            let counted = stats.clone();
+            Box::new(view.scan_where(
+                collection,
+                Box::new(move |doc| {
+                    counted.doc();
+                    Ok(filter.try_matches(doc)?)
+                }),
+            ))
+        }
+        Access::CollScan { reverse: true } => {
+            let mut all = Vec::new();
+            for doc in view.scan(collection) {
+                stats.doc();
+                let doc = doc?;
+                if filter.try_matches(&doc)? {
+                    all.push(doc);
+                }
+            }
+            all.reverse();
+            Box::new(all.into_iter().map(Ok))
+        }
+        Access::IdPoint(id) => {
+            stats.key();
+            let found = view.get(collection, id.as_raw_bson_ref())?;
+            if found.is_some() {
+                stats.doc();
+            }
+            Box::new(found.into_iter().filter_map(move |doc| keep(&filter, Ok(doc))))
+        }
+        Access::IndexScan { index, bounds, reverse } => {
+            let mut ranges = key_ranges(&scan_prefix(collection, index), &index.pattern, bounds);
+            if *reverse {
+                ranges.reverse();
+            }
+            let reverse = *reverse;
+            if index.id == ID_INDEX_ID {
+                let docs = ranges.into_iter().flat_map(move |range| view.documents_in(&range, reverse));
+                return Ok(Box::new(docs.filter_map(move |doc| {
+                    stats.key();
+                    stats.doc();
+                    keep(&filter, doc)
+                })));
+            }
+            let covered = plan.covered;
+            let dedup = index.is_multikey();
+            let mut seen: HashSet<Vec<u8>> = HashSet::new();
+            let view = Arc::new(view);
+            let entries_view = view.clone();
+            let entries = ranges.into_iter().flat_map(move |range| entries_view.index_entries(&range, reverse));
+            Box::new(entries.filter_map(move |entry| {
+                stats.key();
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(err) => return Some(Err(err)),
+                };
+                if dedup && !seen.insert(entry.record().to_vec()) {
+                    return None;
+                }
+                let doc = if covered {
+                    entry.values().map(ToOwned::to_owned)
+                } else {
+                    match view.get_record(collection_prefix, entry.record()) {
+                        Ok(doc) => {
+                            stats.doc();
+                            doc
+                        }
+                        Err(err) => return Some(Err(err)),
+                    }
+                };
+                keep(&filter, Ok(doc?))
+            }))
+        }
+    })
+}
+
+/// One step of filtering a document stream: a non-matching document is dropped, and a
+/// failing `$expr` yields its error, which fails the query as in mongod.
+pub fn keep(filter: &Filter, doc: Result<RawDocumentBuf>) -> Option<Result<RawDocumentBuf>> {
+    match doc {
+        Ok(doc) => match filter.try_matches(&doc) {
+            Ok(true) => Some(Ok(doc)),
+            Ok(false) => None,
+            Err(err) => Some(Err(err.into())),
+        },
+        Err(err) => Some(Err(err)),
+    }
+}

@@ -1,0 +1,380 @@
+//! Secondary indexes: their catalog form and their entries in the `index` keyspace.
+//!
+//! An entry's key is the index id (8 bytes, big-endian), the key tuple (each field encoded by
+//! [`keys`](super::keys), inverted for descending fields, a hash for hashed ones), the
+//! document's record key (its encoded `_id`) and that record key's length (u16, big-endian),
+//! so that the record can be cut from the end of a key. Every entry carries the record key,
+//! unique indexes included: a unique check is then a prefix scan over `index id + tuple`, the
+//! same shape for every index. The value is the key's values as a BSON document
+//! (`{a: 1, "b.c": "x"}`), for duplicate-key errors, `returnKey` and covered queries.
+//!
+//! The `_id` index has no entries: the `docs` keyspace is ordered by `_id` already.
+
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
+
+use super::keys;
+use crate::error::{Error, ErrorCode, Result};
+use crate::query::Filter;
+use crate::query::bounds::{IndexBounds, Interval};
+use crate::query::index_key::{KeyOrder, KeyPattern};
+
+/// An index entry as stored: key and value bytes.
+pub type IndexEntryBytes = (Vec<u8>, Vec<u8>);
+
+/// Index id of the `_id` index, which has no entries of its own.
+pub const ID_INDEX_ID: u64 = 0;
+
+/// One index of a collection, as the catalog keeps it.
+#[derive(Debug)]
+pub struct Index {
+    /// Storage id: the prefix of its entries (never reused); 0 for `_id_`.
+    pub id: u64,
+    /// Its name (`a_1`).
+    pub name: String,
+    /// The key pattern.
+    pub pattern: KeyPattern,
+    /// The specification as `listIndexes` shows it (`{v: 2, key, name, ...options}`).
+    pub spec: Document,
+    /// `unique: true`.
+    pub unique: bool,
+    /// `sparse: true`: documents missing every indexed field get no entry.
+    pub sparse: bool,
+    /// `partialFilterExpression`: only matching documents get entries.
+    pub partial: Option<Filter>,
+    /// `hidden: true`: maintained but never chosen by the planner.
+    pub hidden: bool,
+    /// `expireAfterSeconds` of a TTL index.
+    pub expire_after_seconds: Option<i64>,
+    /// Whether some document gave it several keys (or an array): set once, never cleared.
+    multikey: AtomicBool,
+}
+
+impl Index {
+    /// Builds an index from its specification document (validated by the command layer, or
+    /// read back from the catalog).
+    ///
+    /// # Errors
+    /// 67 CannotCreateIndex for a malformed key pattern or partial filter.
+    pub fn from_spec(id: u64, spec: Document, multikey: bool) -> Result<Self> {
+        let key = spec.get_document("key").map_err(|_| Error::new(ErrorCode::CannotCreateIndex, "index has no key"))?;
+        let pattern = KeyPattern::parse(&to_raw(key)?)?;
+        let name = spec.get_str("name").map_err(|_| Error::new(ErrorCode::CannotCreateIndex, "index has no name"))?;
+        let partial = match spec.get_document("partialFilterExpression") {
+            Ok(filter) => Some(Filter::parse(&to_raw(filter)?)?),
+            Err(_) => None,
+        };
+        let flag = |field: &str| spec.get_bool(field).unwrap_or(false);
+        let expire_after_seconds = match spec.get("expireAfterSeconds") {
+            Some(Bson::Int32(n)) => Some(i64::from(*n)),
+            Some(Bson::Int64(n)) => Some(*n),
+            Some(Bson::Double(n)) => Some(*n as i64),
+            _ => None,
+        };
+        Ok(Self {
+            id,
+            name: name.to_owned(),
+            unique: flag("unique") || id == ID_INDEX_ID,
+            sparse: flag("sparse"),
+            hidden: flag("hidden"),
+            partial,
+            expire_after_seconds,
+            pattern,
+            multikey: AtomicBool::new(multikey),
+            spec,
+        })
+    }
+
+    /// Whether some document gave this index several keys.
+    pub fn is_multikey(&self) -> bool {
+        self.multikey.load(Ordering::Acquire)
+    }
+
+    /// Records that this index is multikey; returns true if it was not before.
+    pub(super) fn mark_multikey(&self) -> bool {
+        !self.multikey.swap(true, Ordering::AcqRel)
+    }
+
+    /// The first bytes of every entry of this index.
+    pub fn prefix(&self) -> [u8; 8] {
+        self.id.to_be_bytes()
+    }
+
+    /// The entries `doc` (whose record key is `record`) gives this index, as `(key, value)`
+    /// pairs, and whether they make the index multikey. Sparse and partial indexes give
+    /// skipped documents no entry.
+    ///
+    /// # Errors
+    /// 171 CannotIndexParallelArrays, 16766 (an array in a hashed field), a partial filter's
+    /// evaluation error.
+    pub fn entries(&self, doc: &RawDocument, record: &[u8]) -> Result<(Vec<IndexEntryBytes>, bool)> {
+        if self.sparse && self.pattern.all_missing(doc) {
+            return Ok((Vec::new(), false));
+        }
+        if let Some(partial) = &self.partial
+            && !partial.try_matches(doc)?
+        {
+            return Ok((Vec::new(), false));
+        }
+        let keys = self.pattern.keys(doc)?;
+        let mut entries = Vec::with_capacity(keys.tuples.len());
+        for tuple in &keys.tuples {
+            let mut key = Vec::with_capacity(16 + record.len());
+            key.extend_from_slice(&self.prefix());
+            self.encode_tuple(tuple, &mut key);
+            key.extend_from_slice(record);
+            key.extend_from_slice(&u16::try_from(record.len()).unwrap_or(u16::MAX).to_be_bytes());
+            entries.push((key, self.key_document(tuple)?.into_bytes()));
+        }
+        Ok((entries, keys.multikey))
+    }
+
+    /// Appends the encoding of a key tuple (one value per pattern field).
+    pub fn encode_tuple(&self, tuple: &[RawBsonRef<'_>], out: &mut Vec<u8>) {
+        for ((_, order), value) in self.pattern.fields().iter().zip(tuple) {
+            encode_field(*order, *value, out);
+        }
+    }
+
+    /// A key tuple as a document named by the pattern's fields (`{a: 1}`), hashed fields
+    /// holding their hash, as mongod's `keyValue` shows it.
+    fn key_document(&self, tuple: &[RawBsonRef<'_>]) -> Result<RawDocumentBuf> {
+        let mut doc = RawDocumentBuf::new();
+        for ((field, order), value) in self.pattern.fields().iter().zip(tuple) {
+            let name = <&bson::raw::CStr>::try_from(field.dotted())
+                .map_err(|e| Error::new(ErrorCode::CannotCreateIndex, e.to_string()))?;
+            match order {
+                KeyOrder::Hashed => doc.append(name, hash_value(*value)),
+                _ => doc.append(name, *value),
+            }
+        }
+        Ok(doc)
+    }
+}
+
+/// Appends one key field's encoding in the index's order for that field.
+pub fn encode_field(order: KeyOrder, value: RawBsonRef<'_>, out: &mut Vec<u8>) {
+    match order {
+        KeyOrder::Ascending => keys::encode_value(value, out),
+        KeyOrder::Descending => keys::encode_descending(value, out),
+        KeyOrder::Hashed => keys::encode_value(RawBsonRef::Int64(hash_value(value)), out),
+    }
+}
+
+/// The 64-bit hash a hashed index stores: FNV-1a over the value's key encoding, so values
+/// that compare equal (`1`, `1.0`, `NumberLong(1)`) hash alike. Part of the on-disk format.
+pub fn hash_value(value: RawBsonRef<'_>) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut bytes = Vec::with_capacity(16);
+    keys::encode_value(value, &mut bytes);
+    let hash = bytes.iter().fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+    i64::from_be_bytes(hash.to_be_bytes())
+}
+
+/// The record key (encoded `_id`) at the end of an index entry key.
+pub fn record_of(key: &[u8]) -> Option<&[u8]> {
+    let len_at = key.len().checked_sub(2)?;
+    let len = usize::from(u16::from_be_bytes(key.get(len_at..)?.try_into().ok()?));
+    key.get(len_at.checked_sub(len)?..len_at)
+}
+
+/// The smallest byte string above every string that starts with `prefix`, or `None` when no
+/// such string exists (all `FF`).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last != 0xFF {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// A half-open byte range of index keys: inclusive start, exclusive end (`Unbounded` past the
+/// last key).
+pub type KeyRange = (Vec<u8>, Bound<Vec<u8>>);
+
+/// Maximum key prefixes built from point sets before later fields are left unbounded.
+const MAX_POINT_PREFIXES: usize = 4096;
+
+/// The byte ranges of the keys under `prefix` (an index id, or a collection id for the `_id`
+/// index) that `bounds` admit, in ascending key order. Fields after the first one that is not
+/// bounded to points are scanned whole; the matcher filters what the ranges over-include.
+pub fn key_ranges(prefix: &[u8], pattern: &KeyPattern, bounds: &IndexBounds) -> Vec<KeyRange> {
+    if bounds.is_empty() {
+        return Vec::new();
+    }
+    let mut prefixes = vec![prefix.to_vec()];
+    for ((_, order), intervals) in pattern.fields().iter().zip(&bounds.fields) {
+        let points = intervals.iter().all(Interval::is_point);
+        if points && prefixes.len().saturating_mul(intervals.len()) <= MAX_POINT_PREFIXES {
+            let mut encoded: Vec<Vec<u8>> = intervals
+                .iter()
+                .map(|i| {
+                    let mut bytes = Vec::new();
+                    encode_field(*order, i.start.as_raw_bson_ref(), &mut bytes);
+                    bytes
+                })
+                .collect();
+            // Hashing and descending order reorder the values: keep the ranges in key order.
+            encoded.sort();
+            encoded.dedup();
+            prefixes = prefixes
+                .iter()
+                .flat_map(|p| {
+                    encoded.iter().map(move |e| {
+                        let mut next = p.clone();
+                        next.extend_from_slice(e);
+                        next
+                    })
+                })
+                .collect();
+            continue;
+        }
+        if *order == KeyOrder::Hashed {
+            break;
+        }
+        let mut ranges = Vec::with_capacity(prefixes.len() * intervals.len());
+        for p in &prefixes {
+            let mut field_ranges: Vec<KeyRange> = intervals.iter().map(|i| interval_range(p, *order, i)).collect();
+            if *order == KeyOrder::Descending {
+                field_ranges.reverse();
+            }
+            ranges.extend(field_ranges);
+        }
+        return ranges;
+    }
+    prefixes.into_iter().map(prefix_range).collect()
+}
+
+/// The byte range of `prefix` followed by a value in `interval` (and anything after it).
+fn interval_range(prefix: &[u8], order: KeyOrder, interval: &Interval) -> KeyRange {
+    let encode = |value: &bson::RawBson| {
+        let mut bytes = prefix.to_vec();
+        encode_field(order, value.as_raw_bson_ref(), &mut bytes);
+        bytes
+    };
+    // Descending keys store inverted bytes: the value interval's end is the low key.
+    let ((low, low_inclusive), (high, high_inclusive)) = match order {
+        KeyOrder::Descending => ((&interval.end, interval.end_inclusive), (&interval.start, interval.start_inclusive)),
+        _ => ((&interval.start, interval.start_inclusive), (&interval.end, interval.end_inclusive)),
+    };
+    let low = encode(low);
+    let start = if low_inclusive { low } else { prefix_successor(&low).unwrap_or(low) };
+    let high = encode(high);
+    let end = if high_inclusive {
+        prefix_successor(&high).map_or(Bound::Unbounded, Bound::Excluded)
+    } else {
+        Bound::Excluded(high)
+    };
+    (start, end)
+}
+
+/// The range of every key starting with `prefix`.
+pub fn prefix_range(prefix: Vec<u8>) -> KeyRange {
+    let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    (prefix, end)
+}
+
+fn to_raw(doc: &Document) -> Result<RawDocumentBuf> {
+    RawDocumentBuf::try_from(doc).map_err(|e| Error::new(ErrorCode::BadValue, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::{doc, rawdoc};
+
+    use super::*;
+
+    #[test]
+    fn index_entries_end_with_their_record() {
+        let index = Index::from_spec(7, doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }, false).unwrap();
+        let mut record = Vec::new();
+        keys::encode_value(RawBsonRef::String("id-1"), &mut record);
+        let (mut entries, multikey) = index.entries(&rawdoc! { "_id": "id-1", "a": [3, 1] }, &record).unwrap();
+        entries.sort();
+        assert!(multikey);
+        assert_eq!(entries.len(), 2);
+        for (key, value) in &entries {
+            assert!(key.starts_with(&7u64.to_be_bytes()));
+            assert_eq!(record_of(key), Some(record.as_slice()));
+            assert!(RawDocument::from_bytes(value).unwrap().get("a").unwrap().is_some());
+        }
+        assert!(entries[0].0 < entries[1].0, "1 sorts before 3");
+    }
+
+    #[test]
+    fn index_entries_skip_sparse_and_partial_misses() {
+        let sparse = Index::from_spec(1, doc! { "key": { "a": 1 }, "name": "a_1", "sparse": true }, false).unwrap();
+        assert!(sparse.entries(&rawdoc! { "b": 1 }, b"r").unwrap().0.is_empty());
+        assert_eq!(sparse.entries(&rawdoc! { "a": null }, b"r").unwrap().0.len(), 1);
+        let partial = Index::from_spec(
+            2,
+            doc! { "key": { "a": 1 }, "name": "a_1", "partialFilterExpression": { "a": { "$gt": 5 } } },
+            false,
+        )
+        .unwrap();
+        assert!(partial.entries(&rawdoc! { "a": 1 }, b"r").unwrap().0.is_empty());
+        assert_eq!(partial.entries(&rawdoc! { "a": 6 }, b"r").unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn index_hash_is_stable_and_type_blind_for_numbers() {
+        assert_eq!(hash_value(RawBsonRef::Int32(1)), hash_value(RawBsonRef::Double(1.0)));
+        assert_ne!(hash_value(RawBsonRef::Int32(1)), hash_value(RawBsonRef::Int32(2)));
+        // Pinned: stored hashes must never change.
+        assert_eq!(hash_value(RawBsonRef::String("a")), hash_value(RawBsonRef::String("a")));
+    }
+
+    fn scan(ranges: &[KeyRange], keys: &[Vec<u8>]) -> Vec<usize> {
+        (0..keys.len())
+            .filter(|&i| {
+                ranges.iter().any(|(start, end)| {
+                    keys[i] >= *start
+                        && match end {
+                            Bound::Excluded(end) => keys[i] < *end,
+                            _ => true,
+                        }
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn index_key_ranges_select_exactly_the_bounded_keys() {
+        for spec in [doc! { "a": 1, "b": 1 }, doc! { "a": -1, "b": 1 }, doc! { "a": 1, "b": -1 }] {
+            let index = Index::from_spec(3, doc! { "key": spec.clone(), "name": "x" }, false).unwrap();
+            let docs: Vec<_> = (0..6).flat_map(|a| (0..3).map(move |b| rawdoc! { "a": a, "b": b })).collect();
+            let keys: Vec<Vec<u8>> = docs.iter().map(|d| index.entries(d, b"r").unwrap().0[0].0.clone()).collect();
+            let cases = [
+                rawdoc! { "a": 2 },
+                rawdoc! { "a": { "$gt": 1, "$lte": 3 } },
+                rawdoc! { "a": { "$in": [1, 4] }, "b": { "$lt": 2 } },
+                rawdoc! { "a": 3, "b": 1 },
+                rawdoc! { "a": { "$gt": 9 } },
+            ];
+            for filter in cases {
+                let bounds = IndexBounds::for_filter(&filter, &index.pattern, false);
+                let ranges = key_ranges(&index.prefix(), &index.pattern, &bounds);
+                let filter_compiled = Filter::parse(&filter).unwrap();
+                let expected: Vec<usize> = (0..docs.len()).filter(|&i| filter_compiled.matches(&docs[i])).collect();
+                // Point prefixes then one range: the ranges are exact.
+                assert_eq!(scan(&ranges, &keys), expected, "{spec} {filter:?}");
+                for pair in ranges.windows(2) {
+                    assert!(pair[0].0 <= pair[1].0, "ranges in key order");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn index_prefix_successor_skips_trailing_ff() {
+        assert_eq!(prefix_successor(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_successor(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xFF, 0xFF]), None);
+    }
+}

@@ -1,0 +1,316 @@
+//! Creating, dropping and changing indexes. Each change holds the collection's write lock, so
+//! no write slips between a build's scan and its commit, and commits the entries and the
+//! catalog in one batch: a failed build leaves nothing behind.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError};
+
+use bson::{Bson, Document, RawDocument};
+
+use super::index::{ID_INDEX_ID, Index, record_of};
+use super::writer::duplicate_index_key;
+use super::{Collection, NEXT_ID_KEY, Namespace, Storage, StorageError, catalog, meta_key};
+use crate::error::{Error, ErrorCode, Result};
+
+/// Which indexes `dropIndexes` removes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexSelector {
+    /// `"*"`: every index but `_id_`.
+    All,
+    /// By names (one or a list).
+    Names(Vec<String>),
+    /// By key pattern.
+    KeyPattern(Document),
+}
+
+/// What `createIndexes` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreatedIndexes {
+    /// Whether the collection was created by this call.
+    pub created_collection: bool,
+    /// Index count before and after.
+    pub before: usize,
+    /// Index count after.
+    pub after: usize,
+}
+
+/// An index change made by `collMod`: the option and its old and new values.
+pub type IndexOptionChange = Vec<(&'static str, Bson, Bson)>;
+
+impl Storage {
+    /// Builds the indexes of `specs` (validated `{key, name, ...options}` documents) on `ns`,
+    /// creating the collection if needed. Specs equal to an existing index are skipped.
+    ///
+    /// # Errors
+    /// 85 IndexOptionsConflict, 86 IndexKeySpecsConflict, 11000 DuplicateKey when existing
+    /// documents break a new unique index, key generation errors, storage errors.
+    pub fn create_indexes(&self, ns: &Namespace, specs: Vec<Document>) -> Result<CreatedIndexes> {
+        let created_collection = self.collection(ns).is_none();
+        let collection = self.collection_or_create(ns)?;
+        let _ddl = self.ddl_lock();
+        let _writers = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.journal.check_writable()?;
+        let current = collection.indexes();
+        let mut indexes: Vec<Arc<Index>> = current.to_vec();
+        let mut built = Vec::new();
+        for spec in specs {
+            if exists_already(&indexes, &spec)? {
+                continue;
+            }
+            let index = Arc::new(Index::from_spec(self.catalog.next_id(), spec, false)?);
+            indexes.push(index.clone());
+            built.push(index);
+        }
+        let outcome = CreatedIndexes { created_collection, before: current.len(), after: indexes.len() };
+        if built.is_empty() {
+            return Ok(outcome);
+        }
+        let mut batch = self.db.batch();
+        for index in &built {
+            let entries = self.build_entries(&collection, index)?;
+            for (key, value) in entries {
+                batch.insert(&self.index, key, value);
+            }
+        }
+        let updated = indexes.into();
+        let previous = collection.indexes();
+        collection.set_indexes(updated);
+        // The catalog entry is written with the new indexes; restored if the commit fails.
+        let entry = catalog::entry_value(&collection);
+        batch.insert(&self.meta, NEXT_ID_KEY, self.catalog.peek_next_id().to_be_bytes());
+        let committed = entry.map_err(Error::from).and_then(|entry| {
+            batch.insert(&self.meta, catalog::entry_key(ns), entry);
+            self.commit_durable(batch)
+        });
+        if let Err(error) = committed {
+            collection.set_indexes(previous);
+            return Err(error);
+        }
+        Ok(outcome)
+    }
+
+    /// Every entry `index` needs for the documents of `collection` now, checking uniqueness.
+    fn build_entries(&self, collection: &Collection, index: &Index) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        let mut entries = BTreeMap::new();
+        let prefix_len = collection.prefix().len();
+        for guard in self.docs.prefix(collection.prefix()) {
+            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+            let doc = RawDocument::from_bytes(&value).map_err(|e| super::corrupt_document(&e))?;
+            let record = key.get(prefix_len..).unwrap_or_default();
+            let (doc_entries, multikey) = index.entries(doc, record)?;
+            if multikey {
+                index.mark_multikey();
+            }
+            entries.extend(doc_entries);
+        }
+        if index.unique {
+            // Entries of one tuple are adjacent: any two with different records collide.
+            let mut previous: Option<(&[u8], &[u8])> = None;
+            for (key, value) in &entries {
+                let record = record_of(key).unwrap_or_default();
+                let tuple = key.get(..key.len().saturating_sub(record.len() + 2)).unwrap_or_default();
+                if let Some((prev_tuple, prev_record)) = previous
+                    && prev_tuple == tuple
+                    && prev_record != record
+                {
+                    return Err(duplicate_index_key(collection, index, value));
+                }
+                previous = Some((tuple, record));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Drops the selected indexes of `ns`; returns the index count before.
+    ///
+    /// # Errors
+    /// 26 NamespaceNotFound, 27 IndexNotFound, 72 InvalidOptions for `_id_`, storage errors.
+    pub fn drop_indexes(&self, ns: &Namespace, selector: &IndexSelector) -> Result<usize> {
+        let collection = self
+            .collection(ns)
+            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns not found {ns}")))?;
+        let _ddl = self.ddl_lock();
+        let _writers = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.journal.check_writable()?;
+        let current = collection.indexes();
+        let cannot_drop_id = || Error::new(ErrorCode::InvalidOptions, "cannot drop _id index");
+        let dropped: Vec<Arc<Index>> = match selector {
+            IndexSelector::All => current.iter().filter(|i| i.id != ID_INDEX_ID).cloned().collect(),
+            IndexSelector::Names(names) => {
+                let mut found = Vec::new();
+                for name in names {
+                    let index = current.iter().find(|i| &i.name == name).ok_or_else(|| {
+                        Error::new(ErrorCode::IndexNotFound, format!("index not found with name [{name}]"))
+                    })?;
+                    if index.id == ID_INDEX_ID {
+                        return Err(cannot_drop_id());
+                    }
+                    found.push(index.clone());
+                }
+                found
+            }
+            IndexSelector::KeyPattern(pattern) => {
+                let matching: Vec<_> = current.iter().filter(|i| i.pattern.spec() == pattern).cloned().collect();
+                match matching.as_slice() {
+                    [] => {
+                        return Err(Error::new(
+                            ErrorCode::IndexNotFound,
+                            format!("can't find index with key: {pattern}"),
+                        ));
+                    }
+                    [one] if one.id == ID_INDEX_ID => return Err(cannot_drop_id()),
+                    [_] => matching,
+                    _ => {
+                        return Err(Error::new(
+                            ErrorCode::AmbiguousIndexKeyPattern,
+                            format!(
+                                "{} indexes found for key: {pattern}, identify by name instead. Conflicting \
+                                 indexes: {}",
+                                matching.len(),
+                                matching.iter().map(|i| i.spec.to_string()).collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        if dropped.is_empty() {
+            return Ok(current.len());
+        }
+        let kept: Vec<Arc<Index>> = current.iter().filter(|i| !dropped.iter().any(|d| d.id == i.id)).cloned().collect();
+        self.replace_indexes(&collection, kept, |batch| {
+            for index in &dropped {
+                batch.insert(&self.meta, meta_key(b'i', &index.prefix()), []);
+            }
+        })?;
+        Ok(current.len())
+    }
+
+    /// Changes `hidden` or `expireAfterSeconds` of the index `name` (collMod).
+    ///
+    /// # Errors
+    /// 27 IndexNotFound, 72 InvalidOptions (hiding `_id_`, TTL on a non-TTL index), storage
+    /// errors.
+    pub fn modify_index(
+        &self,
+        collection: &Collection,
+        name: &str,
+        hidden: Option<bool>,
+        expire_after_seconds: Option<i64>,
+    ) -> Result<IndexOptionChange> {
+        let _ddl = self.ddl_lock();
+        let _writers = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.journal.check_writable()?;
+        let current = collection.indexes();
+        let index = current.iter().find(|i| i.name == name).ok_or_else(|| {
+            Error::new(ErrorCode::IndexNotFound, format!("cannot find index {name} for ns {}", collection.ns))
+        })?;
+        let mut spec = index.spec.clone();
+        let mut changes = IndexOptionChange::new();
+        if let Some(hidden) = hidden {
+            if index.id == ID_INDEX_ID {
+                return Err(Error::new(ErrorCode::BadValue, "can't hide _id index"));
+            }
+            if hidden != index.hidden {
+                changes.push(("hidden", Bson::Boolean(index.hidden), Bson::Boolean(hidden)));
+            }
+            if hidden {
+                spec.insert("hidden", true);
+            } else {
+                spec.remove("hidden");
+            }
+        }
+        if let Some(seconds) = expire_after_seconds {
+            let Some(old) = index.expire_after_seconds else {
+                return Err(Error::new(ErrorCode::InvalidOptions, "no expireAfterSeconds field to update"));
+            };
+            if old != seconds {
+                changes.push(("expireAfterSeconds", Bson::Int64(old), Bson::Int64(seconds)));
+            }
+            spec.insert("expireAfterSeconds", seconds);
+        }
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        let replacement = Arc::new(Index::from_spec(index.id, spec, index.is_multikey())?);
+        let indexes = current.iter().map(|i| if i.id == index.id { replacement.clone() } else { i.clone() }).collect();
+        self.replace_indexes(collection, indexes, |_| {})?;
+        Ok(changes)
+    }
+
+    /// Commits `collection` with `indexes` (plus whatever `extra` adds to the batch), and
+    /// swaps them in. Callers hold the DDL and write locks.
+    fn replace_indexes(
+        &self,
+        collection: &Collection,
+        indexes: Vec<Arc<Index>>,
+        extra: impl FnOnce(&mut fjall::OwnedWriteBatch),
+    ) -> Result<()> {
+        let previous = collection.indexes();
+        collection.set_indexes(indexes.into());
+        let mut batch = self.db.batch();
+        extra(&mut batch);
+        let committed = catalog::entry_value(collection).map_err(Error::from).and_then(|entry| {
+            batch.insert(&self.meta, catalog::entry_key(&collection.ns), entry);
+            self.commit_durable(batch)
+        });
+        if let Err(error) = committed {
+            collection.set_indexes(previous);
+            return Err(error);
+        }
+        Ok(())
+    }
+}
+
+/// Whether `spec` names an index that exists already with the same key and options (then it
+/// is skipped); a clash of name or key with different details is mongod's 85 or 86.
+fn exists_already(indexes: &[Arc<Index>], spec: &Document) -> Result<bool> {
+    let key = spec.get_document("key").ok();
+    let name = spec.get_str("name").unwrap_or_default();
+    let options = comparable_options(spec);
+    for index in indexes {
+        let same_key = Some(index.pattern.spec()) == key;
+        let same_name = index.name == name;
+        let same_options = comparable_options(&index.spec) == options;
+        match (same_name, same_key, same_options) {
+            (true, true, true) => return Ok(true),
+            (true, false, _) => {
+                return Err(Error::new(
+                    ErrorCode::IndexKeySpecsConflict,
+                    format!(
+                        "An existing index has the same name as the requested index. When index names are not \
+                         specified, they are auto generated and can cause conflicts. Please refer to our \
+                         documentation. Requested index: {spec}, existing index: {}",
+                        index.spec
+                    ),
+                ));
+            }
+            (true, true, false) => {
+                return Err(Error::new(
+                    ErrorCode::IndexOptionsConflict,
+                    format!(
+                        "An equivalent index already exists with the same name but different options. Requested \
+                         index: {spec}, existing index: {}",
+                        index.spec
+                    ),
+                ));
+            }
+            (false, true, true) => {
+                return Err(Error::new(
+                    ErrorCode::IndexOptionsConflict,
+                    format!("Index already exists with a different name: {}", index.name),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+/// The options that make two indexes on one key different (not `v`, `name` or `hidden`).
+fn comparable_options(spec: &Document) -> BTreeMap<String, Bson> {
+    spec.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "v" | "name" | "key" | "hidden" | "expireAfterSeconds"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}

@@ -1,0 +1,72 @@
+//! TTL deletion: documents whose indexed date is older than their TTL index's
+//! `expireAfterSeconds` are deleted, found through the index's own key order.
+
+use std::collections::HashSet;
+
+use bson::{DateTime, RawBson};
+
+use super::index::key_ranges;
+use super::{ID_INDEX_ID, Storage};
+use crate::error::Result;
+use crate::query::bounds::{IndexBounds, Interval};
+
+/// Documents deleted per batch, so one pass never holds a write lock for long.
+const TTL_BATCH: usize = 10_000;
+
+impl Storage {
+    /// Deletes every document that a TTL index says expired before `now`; returns how many.
+    /// An array of dates expires with its earliest date, as in mongod.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn delete_expired(&self, now: DateTime) -> Result<u64> {
+        let mut deleted = 0u64;
+        for collection in self.all_collections() {
+            for index in collection.indexes().iter() {
+                let Some(seconds) = index.expire_after_seconds.filter(|_| index.id != ID_INDEX_ID) else { continue };
+                let cutoff = now.timestamp_millis().saturating_sub(seconds.saturating_mul(1000));
+                let mut bounds = IndexBounds::all(&index.pattern);
+                bounds.fields = vec![vec![Interval {
+                    start: RawBson::DateTime(DateTime::from_millis(i64::MIN)),
+                    start_inclusive: true,
+                    end: RawBson::DateTime(DateTime::from_millis(cutoff)),
+                    end_inclusive: false,
+                }]];
+                let ranges = key_ranges(&index.prefix(), &index.pattern, &bounds);
+                loop {
+                    // Under the write lock, the snapshot is exactly the committed data.
+                    let mut writer = self.writer(&collection)?;
+                    let view = self.snapshot();
+                    let mut ids = Vec::new();
+                    let mut seen = HashSet::new();
+                    'ranges: for range in &ranges {
+                        for entry in view.index_entries(range, false) {
+                            let entry = entry?;
+                            if !seen.insert(entry.record().to_vec()) {
+                                continue;
+                            }
+                            if let Some(doc) = view.get_record(collection.prefix(), entry.record())?
+                                && let Ok(Some(id)) = doc.get("_id")
+                            {
+                                ids.push(RawBson::from(id));
+                            }
+                            if ids.len() >= TTL_BATCH {
+                                break 'ranges;
+                            }
+                        }
+                    }
+                    let batch = ids.len();
+                    for id in &ids {
+                        writer.delete(id.as_raw_bson_ref())?;
+                    }
+                    writer.commit()?;
+                    deleted += batch as u64;
+                    if batch < TTL_BATCH {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,360 @@
+//! Secondary indexes through the Rust driver: createIndexes/listIndexes/dropIndexes and their
+//! errors, each index kind, the planner's choices seen through explain, hint, covered queries
+//! and TTL expiry.
+
+#![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use futures_util::TryStreamExt;
+use mongodb::IndexModel;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::ErrorKind;
+use mongodb::options::IndexOptions;
+
+fn code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => Some(e.code),
+        ErrorKind::InsertMany(e) => e.write_errors.as_ref().and_then(|w| w.first()).map(|w| w.code),
+        _ => None,
+    }
+}
+
+async fn run(db: &mongodb::Database, command: Document) -> Result<Document, mongodb::error::Error> {
+    db.run_command(command).await
+}
+
+async fn explain(db: &mongodb::Database, command: Document) -> Document {
+    run(db, doc! { "explain": command, "verbosity": "executionStats" }).await.expect("explain")
+}
+
+fn stats(explained: &Document) -> (i64, i64, i64) {
+    let stats = explained.get_document("executionStats").expect("executionStats");
+    let n = |k: &str| stats.get_i64(k).expect(k);
+    (n("nReturned"), n("totalKeysExamined"), n("totalDocsExamined"))
+}
+
+fn winning_stages(explained: &Document) -> Vec<String> {
+    let mut stages = Vec::new();
+    let mut stage = explained.get_document("queryPlanner").and_then(|q| q.get_document("winningPlan")).ok();
+    while let Some(s) = stage {
+        stages.push(s.get_str("stage").unwrap_or_default().to_owned());
+        stage = s.get_document("inputStage").ok();
+    }
+    stages
+}
+
+#[tokio::test]
+async fn indexes_create_list_drop_and_their_errors() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let reply = run(
+        &db,
+        doc! { "createIndexes": "c", "indexes": [
+            { "key": { "a": 1 }, "name": "a_1" },
+            { "key": { "b": 1, "c": -1 }, "name": "b_1_c_-1", "unique": true },
+        ] },
+    )
+    .await
+    .expect("createIndexes");
+    assert_eq!(reply.get_i32("numIndexesBefore").ok(), Some(1));
+    assert_eq!(reply.get_i32("numIndexesAfter").ok(), Some(3));
+    assert_eq!(reply.get_bool("createdCollectionAutomatically").ok(), Some(true));
+    // The driver names indexes as mongod would.
+    let coll = db.collection::<Document>("c");
+    let name = coll.create_index(IndexModel::builder().keys(doc! { "d": 1, "e": -1 }).build()).await.expect("create");
+    assert_eq!(name.index_name, "d_1_e_-1");
+    let again = run(&db, doc! { "createIndexes": "c", "indexes": [{ "key": { "a": 1 }, "name": "a_1" }] })
+        .await
+        .expect("same index again");
+    assert_eq!(again.get_str("note").ok(), Some("all indexes already exist"));
+    let names: Vec<String> = coll.list_index_names().await.expect("names");
+    assert_eq!(names, ["_id_", "a_1", "b_1_c_-1", "d_1_e_-1"]);
+    let raw = run(&db, doc! { "listIndexes": "c" }).await.expect("listIndexes");
+    let first = raw.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+    let unique = first
+        .iter()
+        .filter_map(Bson::as_document)
+        .find(|d| d.get_str("name").ok() == Some("b_1_c_-1"))
+        .expect("b_1_c_-1");
+    assert_eq!(unique.get_i32("v").ok(), Some(2));
+    assert_eq!(unique.get_bool("unique").ok(), Some(true));
+    assert_eq!(unique.get_document("key").ok(), Some(&doc! { "b": 1, "c": -1 }));
+
+    let conflicts = [
+        (doc! { "key": { "a": 1 }, "name": "other" }, 85),
+        (doc! { "key": { "a": 1 }, "name": "a_1", "unique": true }, 85),
+        (doc! { "key": { "z": 1 }, "name": "a_1" }, 86),
+        (doc! { "key": { "a": 0 }, "name": "bad" }, 67),
+        (doc! { "key": { "a": 1 }, "name": "x", "bogus": true }, 197),
+        (doc! { "key": { "a": 1, "b": 1 }, "name": "ttl", "expireAfterSeconds": 5 }, 67),
+        (doc! { "key": { "h": "hashed" }, "name": "h", "unique": true }, 16764),
+    ];
+    for (spec, expected) in conflicts {
+        let err = run(&db, doc! { "createIndexes": "c", "indexes": [spec.clone()] }).await.expect_err("conflict");
+        assert_eq!(code(&err), Some(expected), "{spec}: {err}");
+    }
+    let err = run(&db, doc! { "dropIndexes": "c", "index": "_id_" }).await.expect_err("_id_");
+    assert_eq!(code(&err), Some(72));
+    let err = run(&db, doc! { "dropIndexes": "c", "index": "nope" }).await.expect_err("missing");
+    assert_eq!(code(&err), Some(27));
+    run(&db, doc! { "dropIndexes": "c", "index": { "b": 1, "c": -1 } }).await.expect("by key pattern");
+    run(&db, doc! { "dropIndexes": "c", "index": ["a_1"] }).await.expect("by list");
+    let reply = run(&db, doc! { "dropIndexes": "c", "index": "*" }).await.expect("all");
+    assert_eq!(reply.get_i32("nIndexesWas").ok(), Some(2));
+    assert_eq!(coll.list_index_names().await.expect("names"), ["_id_"]);
+}
+
+#[tokio::test]
+async fn indexes_unique_rejects_duplicates_and_failed_builds_leave_nothing() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("ix").collection::<Document>("u");
+    coll.insert_many([doc! { "_id": 1, "k": 1 }, doc! { "_id": 2, "k": 1 }]).await.expect("seed");
+    let unique =
+        IndexModel::builder().keys(doc! { "k": 1 }).options(IndexOptions::builder().unique(true).build()).build();
+    let err = coll.create_index(unique.clone()).await.expect_err("duplicates exist");
+    assert_eq!(code(&err), Some(11000), "{err}");
+    assert_eq!(coll.list_index_names().await.expect("names"), ["_id_"]);
+    coll.delete_one(doc! { "_id": 2 }).await.expect("delete");
+    coll.create_index(unique).await.expect("unique index");
+    let err = coll.insert_one(doc! { "_id": 3, "k": 1.0 }).await.expect_err("dup 1.0 == 1");
+    assert_eq!(code(&err), Some(11000));
+    let ErrorKind::Write(mongodb::error::WriteFailure::WriteError(write)) = err.kind.as_ref() else {
+        panic!("write error expected: {err}")
+    };
+    assert!(write.message.contains("index: k_1 dup key: { k: 1"), "{}", write.message);
+    // An update into a taken key fails too, and changes nothing.
+    coll.insert_one(doc! { "_id": 4, "k": 2 }).await.expect("insert");
+    let err = coll.update_one(doc! { "_id": 4 }, doc! { "$set": { "k": 1 } }).await.expect_err("dup via update");
+    assert_eq!(code(&err), Some(11000));
+    assert_eq!(coll.find_one(doc! { "_id": 4 }).await.expect("find"), Some(doc! { "_id": 4, "k": 2 }));
+    // Moving a key away frees it in the same batch.
+    coll.update_one(doc! { "_id": 1 }, doc! { "$set": { "k": 9 } }).await.expect("move");
+    coll.insert_one(doc! { "_id": 5, "k": 1 }).await.expect("freed key");
+    // Missing fields are one null key: a second document without `k` collides.
+    coll.insert_one(doc! { "_id": 6 }).await.expect("first null");
+    assert_eq!(code(&coll.insert_one(doc! { "_id": 7 }).await.expect_err("second null")), Some(11000));
+
+    // Concurrent inserts of one key: exactly one wins.
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let coll = coll.clone();
+            tokio::spawn(async move { coll.insert_one(doc! { "_id": 100 + i, "k": "race" }).await.is_ok() })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        winners += usize::from(task.await.expect("task"));
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(coll.count_documents(doc! { "k": "race" }).await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn indexes_multikey_sparse_partial_and_hashed_answer_like_a_scan() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("kinds");
+    let docs: Vec<Document> = (0..200)
+        .map(|i| {
+            let mut d = doc! { "_id": i, "n": i, "tags": [i % 7, i % 11], "s": format!("s{:03}", i % 50) };
+            if i % 4 == 0 {
+                d.insert("opt", i);
+            }
+            d
+        })
+        .collect();
+    coll.insert_many(docs).await.expect("seed");
+    let queries = [
+        doc! { "tags": 3 },
+        doc! { "tags": { "$gt": 5, "$lt": 7 } },
+        doc! { "opt": { "$gte": 100 } },
+        doc! { "n": { "$gt": 150 }, "s": { "$regex": "^s0" } },
+        doc! { "s": "s042" },
+        doc! { "n": { "$in": [3, 99, 1000] } },
+        doc! { "opt": null },
+    ];
+    let mut expected = Vec::new();
+    for query in &queries {
+        let found: Vec<Document> =
+            coll.find(query.clone()).sort(doc! { "_id": 1 }).await.expect("find").try_collect().await.expect("docs");
+        expected.push(found);
+    }
+    run(
+        &db,
+        doc! { "createIndexes": "kinds", "indexes": [
+            { "key": { "tags": 1 }, "name": "tags_1" },
+            { "key": { "opt": 1 }, "name": "opt_1", "sparse": true },
+            { "key": { "n": -1 }, "name": "n_partial", "partialFilterExpression": { "n": { "$gt": 100 } } },
+            { "key": { "s": "hashed" }, "name": "s_hashed" },
+            { "key": { "n": 1 }, "name": "n_1" },
+        ] },
+    )
+    .await
+    .expect("indexes");
+    for (query, expected) in queries.iter().zip(&expected) {
+        let found: Vec<Document> =
+            coll.find(query.clone()).sort(doc! { "_id": 1 }).await.expect("find").try_collect().await.expect("docs");
+        assert_eq!(&found, expected, "{query}");
+    }
+    let explained = explain(&db, doc! { "find": "kinds", "filter": { "tags": 3 } }).await;
+    assert_eq!(winning_stages(&explained), ["FETCH", "IXSCAN"]);
+    let ixscan = explained
+        .get_document("queryPlanner")
+        .and_then(|q| q.get_document("winningPlan"))
+        .and_then(|w| w.get_document("inputStage"))
+        .expect("ixscan");
+    assert_eq!(ixscan.get_bool("isMultiKey").ok(), Some(true));
+    // The sparse index must not answer a query that matches documents missing the field.
+    let explained = explain(&db, doc! { "find": "kinds", "filter": { "opt": null } }).await;
+    assert_eq!(winning_stages(&explained), ["COLLSCAN"]);
+    // Hashed indexes serve equality.
+    let explained = explain(&db, doc! { "find": "kinds", "filter": { "s": "s042" } }).await;
+    assert_eq!(stats(&explained).0, 4);
+    assert_eq!(stats(&explained).1, 4, "one key per match");
+    // Parallel arrays in a compound index are refused.
+    run(&db, doc! { "createIndexes": "kinds", "indexes": [{ "key": { "tags": 1, "more": 1 }, "name": "tm" }] })
+        .await
+        .expect("compound");
+    let err = coll.insert_one(doc! { "_id": 1000, "tags": [1], "more": [2] }).await.expect_err("parallel");
+    assert_eq!(code(&err), Some(171));
+}
+
+#[tokio::test]
+async fn indexes_explain_hint_hidden_sort_and_covered() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("plan");
+    let docs: Vec<Document> = (0..1000).map(|i| doc! { "_id": i, "a": i % 100, "b": i }).collect();
+    coll.insert_many(docs).await.expect("seed");
+    let before = explain(&db, doc! { "find": "plan", "filter": { "a": 7 } }).await;
+    assert_eq!(winning_stages(&before), ["COLLSCAN"]);
+    assert_eq!(stats(&before), (10, 0, 1000));
+    coll.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).await.expect("a_1");
+    let after = explain(&db, doc! { "find": "plan", "filter": { "a": 7 } }).await;
+    assert_eq!(winning_stages(&after), ["FETCH", "IXSCAN"]);
+    assert_eq!(stats(&after), (10, 10, 10), "an equality examines exactly the matches");
+    let bounds = after
+        .get_document("queryPlanner")
+        .and_then(|q| q.get_document("winningPlan"))
+        .and_then(|w| w.get_document("inputStage"))
+        .and_then(|i| i.get_document("indexBounds"))
+        .expect("bounds");
+    assert_eq!(bounds, &doc! { "a": ["[7, 7]"] });
+    // Covered: no documents read.
+    let covered =
+        explain(&db, doc! { "find": "plan", "filter": { "a": { "$gte": 98 } }, "projection": { "a": 1, "_id": 0 } })
+            .await;
+    assert_eq!(winning_stages(&covered), ["PROJECTION_COVERED", "IXSCAN"]);
+    assert_eq!(stats(&covered), (20, 20, 0));
+    let values: Vec<Document> = coll
+        .find(doc! { "a": { "$gte": 98 } })
+        .projection(doc! { "a": 1, "_id": 0 })
+        .limit(2)
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("docs");
+    assert_eq!(values, [doc! { "a": 98 }, doc! { "a": 98 }]);
+    // An index-backed sort needs no SORT stage, in either direction.
+    let sorted =
+        explain(&db, doc! { "find": "plan", "filter": { "a": { "$gt": 50 } }, "sort": { "a": -1 }, "limit": 3 }).await;
+    assert!(!winning_stages(&sorted).contains(&"SORT".to_owned()), "{:?}", winning_stages(&sorted));
+    let top: Vec<Document> = coll
+        .find(doc! { "a": { "$gt": 50 } })
+        .sort(doc! { "a": -1 })
+        .limit(3)
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("docs");
+    assert!(top.iter().all(|d| d.get_i32("a").ok() == Some(99)));
+    // hint forces an index (by name or pattern); an unknown hint is an error.
+    let hinted = explain(&db, doc! { "find": "plan", "filter": { "b": 5 }, "hint": "a_1" }).await;
+    assert_eq!(stats(&hinted).1, 1000, "full index scan");
+    let hinted: Vec<Document> = coll
+        .find(doc! { "b": 5 })
+        .hint(mongodb::options::Hint::Keys(doc! { "a": 1 }))
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("docs");
+    assert_eq!(hinted, [doc! { "_id": 5, "a": 5, "b": 5 }]);
+    let err = coll.find_one(doc! {}).hint(mongodb::options::Hint::Name("nope".into())).await.expect_err("bad hint");
+    assert_eq!(code(&err), Some(2));
+    // Hidden: maintained but not used, and not hintable.
+    let reply = run(&db, doc! { "collMod": "plan", "index": { "name": "a_1", "hidden": true } }).await.expect("hide");
+    assert_eq!(reply.get_bool("hidden_old").ok(), Some(false));
+    assert_eq!(reply.get_bool("hidden_new").ok(), Some(true));
+    let hidden = explain(&db, doc! { "find": "plan", "filter": { "a": 7 } }).await;
+    assert_eq!(winning_stages(&hidden), ["COLLSCAN"]);
+    coll.insert_one(doc! { "_id": 5000, "a": 7 }).await.expect("insert while hidden");
+    run(&db, doc! { "collMod": "plan", "index": { "name": "a_1", "hidden": false } }).await.expect("unhide");
+    let shown = explain(&db, doc! { "find": "plan", "filter": { "a": 7 } }).await;
+    assert_eq!(stats(&shown), (11, 11, 11), "the hidden index was kept up to date");
+    // Two candidates: the trial picks the more selective one.
+    coll.create_index(IndexModel::builder().keys(doc! { "b": 1 }).build()).await.expect("b_1");
+    let both = explain(&db, doc! { "find": "plan", "filter": { "a": 7, "b": 507 } }).await;
+    assert_eq!(stats(&both), (1, 1, 1));
+    // Writes use indexes too.
+    let update =
+        explain(&db, doc! { "update": "plan", "updates": [{ "q": { "b": 3 }, "u": { "$set": { "x": 1 } } }] }).await;
+    assert_eq!(winning_stages(&update), ["UPDATE", "FETCH", "IXSCAN"]);
+    let count = explain(&db, doc! { "count": "plan", "query": { "a": 3 } }).await;
+    assert_eq!(stats(&count).2, 10);
+    // In-memory sorts are limited without allowDiskUse (checked on a small limit elsewhere);
+    // a plain sort works.
+    let sorted: Vec<Document> =
+        coll.find(doc! {}).sort(doc! { "b": -1 }).limit(1).await.expect("find").try_collect().await.expect("docs");
+    assert_eq!(sorted[0].get_i32("b").ok(), Some(999));
+}
+
+#[tokio::test]
+async fn indexes_ttl_monitor_deletes_expired_documents() {
+    let server = TestServer::start(&["--setParameter", "ttlMonitorSleepSecs=1"]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("ttl");
+    let now = mongodb::bson::DateTime::now();
+    let old = mongodb::bson::DateTime::from_millis(now.timestamp_millis() - 3_600_000);
+    coll.insert_many([
+        doc! { "_id": 1, "at": old },
+        doc! { "_id": 2, "at": now },
+        doc! { "_id": 3, "at": [now, old] },
+        doc! { "_id": 4, "at": "not a date" },
+        doc! { "_id": 5 },
+    ])
+    .await
+    .expect("seed");
+    let ttl = IndexModel::builder()
+        .keys(doc! { "at": 1 })
+        .options(IndexOptions::builder().expire_after(Duration::from_secs(60)).build())
+        .build();
+    coll.create_index(ttl).await.expect("ttl index");
+    let mut remaining = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        remaining = coll.find(doc! {}).await.expect("find").try_collect::<Vec<_>>().await.expect("docs");
+        if remaining.len() == 3 {
+            break;
+        }
+    }
+    let ids: Vec<i32> = remaining.iter().filter_map(|d| d.get_i32("_id").ok()).collect();
+    assert_eq!(ids, [2, 4, 5]);
+    let reply = run(&db, doc! { "collMod": "ttl", "index": { "keyPattern": { "at": 1 }, "expireAfterSeconds": 7200 } })
+        .await
+        .expect("collMod");
+    assert_eq!(reply.get_i64("expireAfterSeconds_old").ok(), Some(60));
+    assert_eq!(reply.get_i64("expireAfterSeconds_new").ok(), Some(7200));
+}
