@@ -256,10 +256,14 @@ error_codes! {
     Location40352 = 40352,
     /// A field path ends with a dot.
     Location40353 = 40353,
+    /// A required field is missing (mongod's IDL parser).
+    Location40414 = 40414,
     /// An unknown field in a command or statement (mongod's IDL parser).
     Location40415 = 40415,
     /// An OP_MSG arrived without `$db`.
     MissingDatabase = 40571,
+    /// A numeric field outside the range mongod's IDL parser allows.
+    Location51024 = 51024,
     /// A positional projection without a query to resolve it.
     Location51050 = 51050,
     /// `$regex` is a regex with options and `$options` is given too.

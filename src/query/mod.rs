@@ -10,6 +10,7 @@
 //! - [`update`]: update documents (replacement or operators) applied to a document;
 //! - [`error`]: [`QueryError`], the one error type of the layer.
 
+pub mod collation;
 pub mod error;
 pub mod expr;
 pub mod filter;
