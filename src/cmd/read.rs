@@ -1,18 +1,20 @@
 //! Read commands: `find`, `getMore`, `killCursors`, `count`, `distinct`, and `aggregate` for
 //! the pipelines drivers build themselves (`countDocuments`).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
+use super::collation;
 use super::write::point_id;
 use super::{CommandRequest, RequestCtx, count_value};
 use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
-use crate::query::{FieldPath, Filter, Projection, SortSpec, compare_values};
+use crate::query::{Collation, FieldPath, Filter, Projection, SortSpec, compare_collated};
 use crate::server::Shared;
 use crate::storage::Namespace;
 
@@ -24,6 +26,9 @@ struct QueryPlan {
     projection: Option<Projection>,
     skip: usize,
     limit: Option<usize>,
+    /// The collation the filter and sort use; a string `_id` cannot be looked up by its
+    /// bytes under it.
+    collation: Option<Arc<Collation>>,
 }
 
 /// One step of filtering a document stream: a non-matching document is dropped, and a
@@ -40,10 +45,18 @@ fn keep_matching(filter: &Filter, doc: Result<RawDocumentBuf>) -> Option<Result<
 }
 
 impl QueryPlan {
-    /// A plan that only filters, by `filter_doc` (or everything when `None`).
-    fn filtered(filter_doc: Option<&RawDocument>) -> Result<Self> {
+    /// A plan that only filters, by `filter_doc` (or everything when `None`) under `collation`.
+    fn filtered(filter_doc: Option<&RawDocument>, collation: Option<Arc<Collation>>) -> Result<Self> {
         let filter_doc = filter_doc.map_or_else(RawDocumentBuf::new, ToOwned::to_owned);
-        Ok(Self { filter: Filter::parse(&filter_doc)?, filter_doc, sort: None, projection: None, skip: 0, limit: None })
+        Ok(Self {
+            filter: Filter::parse(&filter_doc)?.with_collation(collation.as_ref()),
+            filter_doc,
+            sort: None,
+            projection: None,
+            skip: 0,
+            limit: None,
+            collation,
+        })
     }
 
     /// The documents of `ns` this plan produces, from one storage snapshot.
@@ -53,8 +66,8 @@ impl QueryPlan {
             return Ok(Box::new(std::iter::empty()));
         };
         let view = storage.snapshot();
-        let QueryPlan { filter, filter_doc, sort, projection, skip, limit } = self;
-        let matched: DocumentStream = match point_id(&filter_doc) {
+        let QueryPlan { filter, filter_doc, sort, projection, skip, limit, collation } = self;
+        let matched: DocumentStream = match point_id(&filter_doc, collation.as_deref()) {
             Some(id) => {
                 Box::new(view.get(&collection, id)?.into_iter().filter_map(move |doc| keep_matching(&filter, Ok(doc))))
             }
@@ -155,18 +168,22 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         }
         _ => usize_arg(req, "limit")?.filter(|&n| n > 0),
     };
+    let collation =
+        collation::resolve(req.get("collation"), "find.collation", ctx.server.storage.collection(&ns).as_deref())?;
     let mut filter = Filter::parse(&filter_doc)?;
     if let Some(spec) = req.doc_arg("let")? {
         filter = filter.with_variables(&Variables::from_let(spec)?);
     }
+    let filter = filter.with_collation(collation.as_ref());
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
     let plan = QueryPlan {
         projection: projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?,
         filter,
         filter_doc,
-        sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?,
+        sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation.as_ref())),
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
+        collation,
     };
     check_hint(req, ctx.server, &ns)?;
     let single_batch = req.bool_arg("singleBatch")?.unwrap_or(false);
@@ -245,10 +262,12 @@ pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
 pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     let query = req.doc_arg("query")?;
+    let collation =
+        collation::resolve(req.get("collation"), "count.collation", ctx.server.storage.collection(&ns).as_deref())?;
     let plan = QueryPlan {
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit: usize_arg(req, "limit")?.filter(|&n| n > 0),
-        ..QueryPlan::filtered(query)?
+        ..QueryPlan::filtered(query, collation)?
     };
     check_hint(req, ctx.server, &ns)?;
     // Without a filter, skip or limit, the stored total answers, as mongod's collection
@@ -270,7 +289,10 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             Error::new(ErrorCode::FailedToParse, "BSON field 'distinct.key' is missing but a required field")
         })?
         .to_owned();
-    let plan = QueryPlan::filtered(req.doc_arg("query")?)?;
+    let collation =
+        collation::resolve(req.get("collation"), "distinct.collation", ctx.server.storage.collection(&ns).as_deref())?;
+    let plan = QueryPlan::filtered(req.doc_arg("query")?, collation.clone())?;
+    let collation = collation.as_deref();
     let path = FieldPath::new(&key);
     let mut values: Vec<bson::RawBson> = Vec::new();
     for document in plan.stream(ctx.server, &ns)? {
@@ -280,7 +302,7 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             if let Reached::Value { value, array_element } = reached {
                 let is_array = matches!(value, RawBsonRef::Array(_));
                 if (array_element || !is_array)
-                    && !values.iter().any(|seen| compare_values(seen.as_raw_bson_ref(), value).is_eq())
+                    && !values.iter().any(|seen| compare_collated(seen.as_raw_bson_ref(), value, collation).is_eq())
                 {
                     values.push(bson::RawBson::from(value));
                 }
@@ -288,7 +310,7 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             std::ops::ControlFlow::Continue(())
         });
     }
-    values.sort_by(|a, b| compare_values(a.as_raw_bson_ref(), b.as_raw_bson_ref()));
+    values.sort_by(|a, b| compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), collation));
     let values = values
         .into_iter()
         .map(|v| Bson::try_from(v).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string())))
@@ -321,23 +343,31 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
     })?;
     let deadline = deadline(req)?;
     let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
+    let collation =
+        collation::resolve(req.get("collation"), "aggregate.collation", ctx.server.storage.collection(&ns).as_deref())?;
     let (mut stream, rest) = match stages.split_first() {
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
             (coll_stats_stage(ctx, &ns, first)?, rest)
         }
-        _ => (QueryPlan::filtered(None)?.stream(ctx.server, &ns)?, stages.as_slice()),
+        _ => (QueryPlan::filtered(None, None)?.stream(ctx.server, &ns)?, stages.as_slice()),
     };
     for &stage in rest {
         let RawBsonRef::Document(stage) = stage else {
             return Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object"));
         };
-        stream = apply_stage(stream, stage, vars.as_ref())?;
+        stream = apply_stage(stream, stage, vars.as_ref(), collation.as_ref())?;
     }
     cursor_reply(ctx.server, &ns, stream, batch_size, false, false, deadline)
 }
 
-/// Adds one pipeline stage; `vars` are the command's `let` variables.
-fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variables>) -> Result<DocumentStream> {
+/// Adds one pipeline stage; `vars` are the command's `let` variables, `collation` the
+/// collation `$match` and `$sort` compare strings under.
+fn apply_stage(
+    stream: DocumentStream,
+    stage: &RawDocument,
+    vars: Option<&Variables>,
+    collation: Option<&Arc<Collation>>,
+) -> Result<DocumentStream> {
     let mut fields = stage.iter();
     let (name, spec) = match (fields.next(), fields.next()) {
         (Some(Ok((name, spec))), None) => (name.as_str(), spec),
@@ -367,6 +397,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variab
             if let Some(vars) = vars {
                 filter = filter.with_variables(vars);
             }
+            let filter = filter.with_collation(collation);
             Box::new(stream.filter_map(move |doc| keep_matching(&filter, doc)))
         }
         "$skip" => Box::new(stream.skip(stage_count(spec)?)),
@@ -375,7 +406,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variab
             n => Box::new(stream.take(n)),
         },
         "$sort" => {
-            let sort = SortSpec::parse(&stage_doc(spec)?)?;
+            let sort = SortSpec::parse(&stage_doc(spec)?)?.with_collation(collation);
             let mut all = stream.collect::<Result<Vec<_>>>()?;
             all.sort_by(|a, b| sort.compare(a, b));
             Box::new(all.into_iter().map(Ok))

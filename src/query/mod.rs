@@ -23,9 +23,10 @@ mod render;
 pub mod sort;
 pub mod update;
 
+pub use collation::Collation;
 pub use error::QueryError;
 pub use filter::Filter;
-pub use order::{canonical_type, compare_documents, compare_values};
+pub use order::{canonical_type, compare_collated, compare_documents, compare_values};
 pub use path::FieldPath;
 pub use projection::Projection;
 pub use render::type_name;
