@@ -1379,6 +1379,40 @@ mod tests {
     }
 
     #[test]
+    fn filter_comparisons_under_collation() {
+        let collation = |spec: bson::RawDocumentBuf| Arc::new(Collation::parse(&spec).unwrap().unwrap());
+        let secondary = collation(rawdoc! { "locale": "en", "strength": 2 });
+        let primary = collation(rawdoc! { "locale": "en", "strength": 1 });
+        let numeric = collation(rawdoc! { "locale": "en", "numericOrdering": true });
+        // (collation, filter, document, matches)
+        let rows = [
+            (&secondary, rawdoc! { "a": "abc" }, rawdoc! { "a": "ABC" }, true),
+            (&secondary, rawdoc! { "a": "abc" }, rawdoc! { "a": "ábc" }, false),
+            (&primary, rawdoc! { "a": "abc" }, rawdoc! { "a": "ÁBC" }, true),
+            (&secondary, rawdoc! { "a": { "$ne": "abc" } }, rawdoc! { "a": "Abc" }, false),
+            (&secondary, rawdoc! { "a": { "$in": ["x", "ABC"] } }, rawdoc! { "a": "abc" }, true),
+            (&secondary, rawdoc! { "a": { "$nin": ["x", "ABC"] } }, rawdoc! { "a": "abc" }, false),
+            (&secondary, rawdoc! { "a": { "$gt": "B" } }, rawdoc! { "a": "b" }, false),
+            (&secondary, rawdoc! { "a": { "$gte": "B" } }, rawdoc! { "a": "b" }, true),
+            (&numeric, rawdoc! { "a": { "$gt": "9" } }, rawdoc! { "a": "10" }, true),
+            (&secondary, rawdoc! { "a.b": "X" }, rawdoc! { "a": [{ "b": "x" }] }, true),
+            (&secondary, rawdoc! { "a": { "$elemMatch": { "$eq": "X" } } }, rawdoc! { "a": ["x"] }, true),
+            (&secondary, rawdoc! { "a": { "b": "X" } }, rawdoc! { "a": { "b": "x" } }, true),
+            (&secondary, rawdoc! { "$expr": { "$eq": ["$a", "ABC"] } }, rawdoc! { "a": "abc" }, true),
+            // Regular expressions ignore the collation.
+            (&primary, rawdoc! { "a": { "$regex": "^abc$" } }, rawdoc! { "a": "ABC" }, false),
+            // Numbers are untouched.
+            (&primary, rawdoc! { "a": 1 }, rawdoc! { "a": 1.0 }, true),
+        ];
+        for (collation, spec, doc, expected) in rows {
+            let filter = Filter::parse(&spec).unwrap().with_collation(Some(collation));
+            assert_eq!(filter.matches(&doc), expected, "{spec:?} on {doc:?}");
+        }
+        // Without a collation the same filter is binary.
+        assert!(!filter(rawdoc! { "a": "abc" }).matches(&rawdoc! { "a": "ABC" }));
+    }
+
+    #[test]
     fn filter_empty_matches_everything() {
         assert!(matches(rawdoc! {}, rawdoc! { "a": 1 }));
     }

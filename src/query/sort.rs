@@ -187,6 +187,24 @@ mod tests {
     }
 
     #[test]
+    fn sort_strings_under_collation() {
+        let collation = Arc::new(Collation::parse(&rawdoc! { "locale": "en" }).unwrap().unwrap());
+        let docs = vec![
+            rawdoc! { "n": 1, "a": "b" },
+            rawdoc! { "n": 2, "a": "B" },
+            rawdoc! { "n": 3, "a": "a" },
+            rawdoc! { "n": 4, "a": ["C", "A"] },
+        ];
+        let english = spec(rawdoc! { "a": 1 }).with_collation(Some(&collation));
+        let mut sorted_en = docs.clone();
+        sorted_en.sort_by(|x, y| english.compare(x, y));
+        let order: Vec<i32> = sorted_en.iter().map(|d| d.get_i32("n").unwrap()).collect();
+        // The array sorts by its smallest element under the collation ("A", after "a").
+        assert_eq!(order, vec![3, 4, 1, 2]);
+        assert_eq!(sorted(rawdoc! { "a": 1 }, docs), vec![4, 2, 3, 1]);
+    }
+
+    #[test]
     fn sort_ascending_and_descending_numbers() {
         let docs = vec![rawdoc! { "n": 1, "a": 3 }, rawdoc! { "n": 2, "a": 1.5 }, rawdoc! { "n": 3, "a": 2_i64 }];
         assert_eq!(sorted(rawdoc! { "a": 1 }, docs.clone()), vec![2, 3, 1]);

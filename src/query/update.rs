@@ -1917,6 +1917,39 @@ mod tests {
     }
 
     #[test]
+    fn update_operators_compare_under_collation() {
+        let collation = Arc::new(
+            crate::query::Collation::parse(&bson::rawdoc! { "locale": "en", "strength": 2 }).unwrap().unwrap(),
+        );
+        // (update, document before, document after)
+        let rows = [
+            (bson::rawdoc! { "$addToSet": { "t": "RED" } }, doc! { "t": ["red"] }, doc! { "t": ["red"] }),
+            (bson::rawdoc! { "$addToSet": { "t": { "$each": ["B", "b"] } } }, doc! { "t": [] }, doc! { "t": ["B"] }),
+            (bson::rawdoc! { "$pull": { "t": "RED" } }, doc! { "t": ["red", "blue"] }, doc! { "t": ["blue"] }),
+            (
+                bson::rawdoc! { "$pull": { "t": { "$in": ["BLUE"] } } },
+                doc! { "t": ["red", "blue"] },
+                doc! { "t": ["red"] },
+            ),
+            (bson::rawdoc! { "$pullAll": { "t": ["RED"] } }, doc! { "t": ["red", "blue"] }, doc! { "t": ["blue"] }),
+            // "B" sorts after "a" in English, before it in bytes.
+            (bson::rawdoc! { "$max": { "s": "B" } }, doc! { "s": "a" }, doc! { "s": "B" }),
+            (bson::rawdoc! { "$min": { "s": "A" } }, doc! { "s": "a" }, doc! { "s": "a" }),
+            (
+                bson::rawdoc! { "$push": { "t": { "$each": [], "$sort": 1 } } },
+                doc! { "t": ["b", "C", "a"] },
+                doc! { "t": ["a", "b", "C"] },
+            ),
+        ];
+        for (spec, before, after) in rows {
+            let update = Update::parse(&spec).unwrap().with_collation(Some(&collation)).unwrap();
+            let mut doc = before.clone();
+            update.apply(&mut doc, false).unwrap();
+            assert_eq!(doc, after, "{spec:?} on {before}");
+        }
+    }
+
+    #[test]
     fn update_replacement_keeps_id_first() {
         let u = update(rawdoc! { "b": 2, "a": 1 });
         assert!(u.is_replacement());
