@@ -2,6 +2,7 @@
 //! no runtime, no storage; every part is unit-testable on its own.
 //!
 //! - [`order`]: MongoDB's BSON comparison order (brackets, exact numeric comparison);
+//! - [`collation`]: collation specs and the string order they stand for;
 //! - [`path`]: dotted paths and what they reach, with implicit array traversal;
 //! - [`expr`]: aggregation expressions (`$expr`, later pipeline updates);
 //! - [`filter`]: query filters, compiled once and matched against many documents;
