@@ -1,10 +1,10 @@
 //! MongoDB's BSON comparison order, as mongod's `BSONElement::woCompare` has it.
 //!
 //! Values of different types compare by canonical type bracket first. Inside a bracket:
-//! numbers by exact value, strings and symbols by bytes (or under a [`Collation`]), documents field by field (bracket,
-//! then field name, then value; a prefix is less), arrays element by element, binData by
-//! length then subtype then bytes, timestamps unsigned, dates signed, regexes by pattern then
-//! options. Null, undefined, MinKey and MaxKey are equal to anything in their bracket.
+//! numbers by exact value, strings and symbols by bytes (or under a [`Collation`]), documents
+//! field by field (bracket, then field name, then value; a prefix is less), arrays element by
+//! element, binData by length then subtype then bytes, timestamps unsigned, dates signed,
+//! regexes by pattern then options. Null, undefined, MinKey and MaxKey are equal to anything in their bracket.
 
 use std::cmp::Ordering;
 
