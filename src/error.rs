@@ -105,6 +105,8 @@ error_codes! {
     UnsatisfiableWriteConcern = 100,
     /// A concurrent write conflicted.
     WriteConflict = 112,
+    /// A collation asks for an ICU version other than the server's.
+    IncompatibleCollationVersion = 161,
     /// An aggregation operator used where it is not allowed.
     InvalidPipelineOperator = 168,
     /// The query plan was killed.

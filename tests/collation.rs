@@ -241,7 +241,7 @@ async fn collation_unsupported_locale_and_invalid_spec_errors() {
         (doc! { "locale": "en", "bogus": 1 }, 40415),
         (doc! { "locale": "en", "strength": 9 }, 51024),
         (doc! { "locale": "en", "caseFirst": "sideways" }, 2),
-        (doc! { "locale": "simple", "strength": 2 }, 9),
+        (doc! { "locale": "en", "version": "1.0" }, 161),
     ];
     for (spec, expected) in rows {
         let err = db

@@ -132,10 +132,12 @@ impl Collation {
     /// # Errors
     /// mongod's: 40414 without `locale`, 40415 for an unknown field, 14 TypeMismatch for a
     /// field of the wrong type, 51024 for a strength outside 0..=5, 2 BadValue for a bad enum
-    /// value, strength 0, an empty locale or an invalid combination, 9 FailedToParse for
-    /// `simple` with other fields; 238 NotImplemented for a locale other than English and
-    /// for `backwards: true`.
+    /// value, strength 0, an empty locale or an invalid combination, 161
+    /// IncompatibleCollationVersion for a `version` other than the server's; 238
+    /// NotImplemented for a locale other than English and for `backwards: true`. Like
+    /// mongod, `simple` ignores the other fields once they parse.
     pub fn parse(spec: &RawDocument) -> Result<Option<Self>, QueryError> {
+        let raw = spec;
         let mut locale = None;
         let mut case_level = None;
         let mut case_first = None;
@@ -146,9 +148,7 @@ impl Collation {
         let mut normalization = None;
         let mut backwards = None;
         let mut version = None;
-        let mut count = 0usize;
         for (key, value) in fields(spec) {
-            count += 1;
             match key {
                 "locale" => locale = Some(string_field(key, value)?),
                 "caseLevel" => case_level = Some(bool_field(key, value)?),
@@ -194,12 +194,6 @@ impl Collation {
             ));
         };
         if locale == "simple" {
-            if count > 1 {
-                return Err(QueryError::failed_to_parse(format!(
-                    "If locale=simple, no other fields should be present in: {}",
-                    shown(spec)
-                )));
-            }
             return Ok(None);
         }
         if locale.is_empty() {
@@ -216,22 +210,21 @@ impl Collation {
         }
         let strength = match strength {
             None => 3,
-            Some(0) => {
-                return Err(QueryError::bad_value(format!(
-                    "Field 'strength' must be an integer 1 through 5. Got: 0 in: {}",
-                    shown(spec)
-                )));
-            }
+            // The IDL range lets 0 through; the strength enum does not.
+            Some(0) => return Err(bad_enum("strength", "0")),
             Some(n) => n,
         };
         if let Some(version) = version
             && version != ICU_VERSION
         {
-            return Err(QueryError::bad_value(format!(
-                "Requested collation version {version} but the only available collator version was {ICU_VERSION}. \
-                 Requested collation spec: {}",
-                shown(spec)
-            )));
+            return Err(QueryError::new(
+                ErrorCode::IncompatibleCollationVersion,
+                format!(
+                    "Requested collation version {version} but the only available collator version was \
+                     {ICU_VERSION}. Requested collation spec: {}",
+                    shown(spec)
+                ),
+            ));
         }
         let spec = CollationSpec {
             locale: locale.to_owned(),
@@ -244,7 +237,7 @@ impl Collation {
             normalization: normalization.unwrap_or(false),
             backwards: backwards.unwrap_or(false),
         };
-        validate_combination(&spec)?;
+        validate_combination(&spec, raw)?;
         if spec.backwards {
             // ICU4X has no backward secondary option; English never turns it on by itself.
             return Err(QueryError::not_implemented("collation with backwards: true"));
@@ -297,24 +290,18 @@ impl Collation {
 }
 
 /// mongod's checks of option combinations that have no effect.
-fn validate_combination(spec: &CollationSpec) -> Result<(), QueryError> {
+/// mongod's checks of option combinations that have no effect; `raw` is the spec as given.
+fn validate_combination(spec: &CollationSpec, raw: &RawDocument) -> Result<(), QueryError> {
     if spec.backwards && spec.strength == 1 {
-        return Err(QueryError::bad_value(format!(
-            "'backwards' is invalid with 'strength' of 1 in: {}",
-            shown(&raw_spec(spec))
-        )));
+        return Err(QueryError::bad_value(format!("'backwards' is invalid with 'strength' of 1 in: {}", shown(raw))));
     }
     if spec.case_first != CaseFirst::Off && !spec.case_level && spec.strength <= 2 {
         return Err(QueryError::bad_value(format!(
             "'caseFirst' is invalid unless 'caseLevel' is on or 'strength' is greater than 2 in: {}",
-            shown(&raw_spec(spec))
+            shown(raw)
         )));
     }
     Ok(())
-}
-
-fn raw_spec(spec: &CollationSpec) -> bson::RawDocumentBuf {
-    bson::RawDocumentBuf::try_from(&spec.to_document()).unwrap_or_default()
 }
 
 /// A document as mongod prints it in messages.
@@ -369,7 +356,7 @@ fn strength_field(value: RawBsonRef<'_>) -> Result<u8, QueryError> {
     match bound {
         Some((op, limit)) => Err(QueryError::new(
             ErrorCode::Location51024,
-            format!("BSON field 'strength' value must be {op} {limit}, actual value '{n}'"),
+            format!("BSON field 'collation.strength' value must be {op} {limit}, actual value '{n}'"),
         )),
         None => Ok(u8::try_from(n).unwrap_or(3)),
     }
@@ -477,7 +464,7 @@ mod tests {
 
     #[test]
     fn collation_parse_errors() {
-        let rows: [(bson::RawDocumentBuf, i32); 12] = [
+        let rows: [(bson::RawDocumentBuf, i32); 13] = [
             (rawdoc! {}, 40414),
             (rawdoc! { "strength": 2 }, 40414),
             (rawdoc! { "locale": "en", "foo": 1 }, 40415),
@@ -488,7 +475,8 @@ mod tests {
             (rawdoc! { "locale": "en", "caseFirst": "sideways" }, 2),
             (rawdoc! { "locale": "en", "strength": 1, "caseFirst": "upper" }, 2),
             (rawdoc! { "locale": "", }, 2),
-            (rawdoc! { "locale": "simple", "strength": 1 }, 9),
+            (rawdoc! { "locale": "simple", "strength": "1" }, 14),
+            (rawdoc! { "locale": "en", "version": "1.0" }, 161),
             (rawdoc! { "locale": "fr" }, 238),
         ];
         for (spec, code) in rows {
@@ -499,5 +487,11 @@ mod tests {
             "BSON field 'collation.foo' is an unknown field."
         );
         assert!(parse_err(rawdoc! { "locale": "fr" }).1.contains("'fr'"));
+        assert_eq!(
+            parse_err(rawdoc! { "locale": "en", "strength": 0 }).1,
+            "Enumeration value '0' for field 'collation.strength' is not a valid value."
+        );
+        // `simple` with other (valid) fields is still the simple collation.
+        assert!(Collation::parse(&rawdoc! { "locale": "simple", "strength": 1 }).unwrap().is_none());
     }
 }
