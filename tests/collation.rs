@@ -123,6 +123,14 @@ async fn collation_sort_en_differs_from_simple() {
     .await;
     // Alphabetical; lower case before upper case; the accent after the plain letter.
     assert_eq!(english, vec![1, 2, 3, 4, 5, 7, 6]);
+    // The aggregate `$sort` (and `$match`) stages use the command's collation.
+    let aggregated = ids(coll
+        .aggregate(vec![doc! { "$match": { "w": { "$ne": "BANANA" } } }, doc! { "$sort": { "w": -1, "_id": -1 } }])
+        .collation(en(CollationStrength::Secondary))
+        .await
+        .expect("aggregate"))
+    .await;
+    assert_eq!(aggregated, vec![6, 7, 3, 2, 1]);
     let numeric = client_numeric_sort(&server).await;
     assert_eq!(numeric, vec!["2", "9", "10", "100"]);
 }
