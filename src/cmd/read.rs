@@ -177,7 +177,10 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
     let filter = filter.with_collation(collation.as_ref());
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
     let plan = QueryPlan {
-        projection: projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?,
+        projection: projection
+            .map(|p| Projection::parse_with_query(p, &filter))
+            .transpose()?
+            .map(|p| p.with_collation(collation.as_ref())),
         filter,
         filter_doc,
         sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation.as_ref())),

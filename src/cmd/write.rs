@@ -503,7 +503,10 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     )?;
     let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation.as_ref()));
     let fields = match req.doc_arg("fields")? {
-        Some(fields) => Some(Projection::parse_with_query(fields, &Filter::parse(query)?)?),
+        Some(fields) => Some(
+            Projection::parse_with_query(fields, &Filter::parse(query)?.with_collation(collation.as_ref()))?
+                .with_collation(collation.as_ref()),
+        ),
         None => None,
     };
     let remove = req.bool_arg("remove")?.unwrap_or(false);
