@@ -214,7 +214,7 @@ fn update_statement(
     let collation = options.collation;
     let filter = parse_filter(query, options.vars, collation)?;
     let mut candidates =
-        matching(writer, &filter, query, options.multi || options.sort.is_some(), collation.map(|c| &**c))?;
+        matching(writer, &filter, query, options.multi || options.sort.is_some(), collation.map(Arc::as_ref))?;
     if let Some(sort) = options.sort {
         if sort.natural() == Some(false) {
             candidates.reverse();
