@@ -117,6 +117,8 @@ error_codes! {
     UnsatisfiableWriteConcern = 100,
     /// A concurrent write conflicted.
     WriteConflict = 112,
+    /// A collation asks for an ICU version other than the server's.
+    IncompatibleCollationVersion = 161,
     /// An aggregation operator used where it is not allowed.
     InvalidPipelineOperator = 168,
     /// A compound index key meets arrays in two fields of one document.
@@ -282,12 +284,14 @@ error_codes! {
     Location40352 = 40352,
     /// A field path ends with a dot.
     Location40353 = 40353,
-    /// A required command field is missing (IDL).
+    /// A required field is missing (mongod's IDL parser).
     Location40414 = 40414,
     /// An unknown field in a command or statement (mongod's IDL parser).
     Location40415 = 40415,
     /// An OP_MSG arrived without `$db`.
     MissingDatabase = 40571,
+    /// A numeric field outside the range mongod's IDL parser allows.
+    Location51024 = 51024,
     /// A positional projection without a query to resolve it.
     Location51050 = 51050,
     /// `$regex` is a regex with options and `$options` is given too.

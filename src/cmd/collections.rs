@@ -67,6 +67,14 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         if matches!(key, "viewOn" | "pipeline" | "timeseries" | "clusteredIndex") {
             return Err(Error::new(ErrorCode::NotImplemented, format!("create with '{key}' is not supported yet")));
         }
+        if key == "collation" {
+            // Stored resolved, every field filled in, as mongod reports it; the simple
+            // collation is no default at all.
+            if let Some(collation) = super::collation::resolve(Some(value), "create.collation", None)? {
+                options.insert(key, collation.spec().to_document());
+            }
+            continue;
+        }
         options.insert(key, Bson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?);
     }
     if req.bool_arg("capped")?.unwrap_or(false) {

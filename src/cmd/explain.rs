@@ -10,7 +10,7 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, doc};
 
 use super::diagnostics::COMPATIBLE_VERSION;
 use super::planner::{Access, ExecStats, Plan};
-use super::read::{QueryPlan, SORT_MEMORY_LIMIT, count_plan, find_plan};
+use super::read::{QueryPlan, SORT_MEMORY_LIMIT, count_plan, distinct_plan, find_plan};
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::storage::ID_INDEX_ID;
@@ -46,14 +46,14 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     let inner_req = req.nested(inner)?;
     let ns = inner_req.namespace()?;
     let (plan, write_stage) = match inner_req.name() {
-        "find" => (find_plan(&inner_req)?, None),
-        "count" => (count_plan(&inner_req)?, Some("COUNT")),
-        "distinct" => (QueryPlan::filtered(inner_req.doc_arg("query")?)?, Some("DISTINCT")),
+        "find" => (find_plan(&inner_req, ctx.server)?, None),
+        "count" => (count_plan(&inner_req, ctx.server)?, Some("COUNT")),
+        "distinct" => (distinct_plan(&inner_req, ctx.server)?, Some("DISTINCT")),
         "delete" => (statement_plan(&inner_req, "deletes")?, Some("DELETE")),
         "update" => (statement_plan(&inner_req, "updates")?, Some("UPDATE")),
         "findAndModify" | "findandmodify" => {
             let stage = if inner_req.bool_arg("remove")?.unwrap_or(false) { "DELETE" } else { "UPDATE" };
-            (QueryPlan::filtered(inner_req.doc_arg("query")?)?, Some(stage))
+            (QueryPlan::filtered(inner_req.doc_arg("query")?, None)?, Some(stage))
         }
         other => {
             return Err(Error::new(
@@ -152,7 +152,7 @@ fn statement_plan(req: &CommandRequest, array: &str) -> Result<QueryPlan> {
         Some(RawBsonRef::Document(q)) => Some(q),
         _ => None,
     };
-    let mut plan = QueryPlan::filtered(query)?;
+    let mut plan = QueryPlan::filtered(query, None)?;
     plan.hint = match first.get("hint").ok().flatten() {
         Some(RawBsonRef::Document(h)) if h.is_empty() => None,
         Some(h @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Some(bson::RawBson::from(h)),

@@ -21,7 +21,7 @@ use crate::cursor::DocumentStream;
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::bounds::IndexBounds;
 use crate::query::index_key::KeyOrder;
-use crate::query::{Filter, SortSpec};
+use crate::query::{Collation, Filter, SortSpec};
 use crate::storage::index::key_ranges;
 use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, ReadView};
 
@@ -87,6 +87,9 @@ pub struct QueryShape<'a> {
     pub projection: Option<&'a RawDocument>,
     /// `hint`, if any.
     pub hint: Option<RawBsonRef<'a>>,
+    /// The query's non-simple collation. Index keys compare strings by their bytes, so a
+    /// collated query reads no index (mongod would use only indexes with its collation).
+    pub collation: Option<&'a Collation>,
 }
 
 /// Work counters of one execution, for `explain`'s `executionStats`.
@@ -165,7 +168,7 @@ pub fn choose(
     }
     let natural = shape.sort.and_then(SortSpec::natural);
     if natural.is_none()
-        && let Some(id) = point_id(shape.filter)
+        && let Some(id) = point_id(shape.filter, shape.collation)
     {
         return Ok(Plan {
             access: Access::IdPoint(RawBson::from(id)),
@@ -180,7 +183,7 @@ pub fn choose(
         covered: false,
         candidates: 0,
     };
-    if natural.is_some() {
+    if natural.is_some() || shape.collation.is_some() {
         return Ok(collscan);
     }
     let candidates: Vec<Plan> = indexes.iter().filter_map(|index| candidate(index, shape)).collect();
@@ -234,8 +237,16 @@ fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> R
     let index = found
         .filter(|i| !i.hidden)
         .ok_or_else(|| Error::new(ErrorCode::BadValue, "hint provided does not correspond to an existing index"))?;
-    let bounds = IndexBounds::for_filter(shape.filter, &index.pattern, index.is_multikey());
-    let (sort_provided, reverse) = sort_order(index, &bounds, shape.sort);
+    // Under a collation the bytes of string keys do not order as the query compares: scan
+    // the whole hinted index and let the matcher decide.
+    let bounds = match shape.collation {
+        Some(_) => IndexBounds::all(&index.pattern),
+        None => IndexBounds::for_filter(shape.filter, &index.pattern, index.is_multikey()),
+    };
+    let (sort_provided, reverse) = match shape.collation {
+        Some(_) => (shape.sort.is_none_or(SortSpec::is_empty), false),
+        None => sort_order(index, &bounds, shape.sort),
+    };
     Ok(Plan {
         covered: is_covered(index, &bounds, shape),
         access: Access::IndexScan { index: index.clone(), bounds, reverse },

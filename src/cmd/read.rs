@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
+use super::collation;
 use super::planner::{self, ExecStats, Plan, QueryShape};
 use super::{CommandRequest, RequestCtx, count_value};
 use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
-use crate::query::{FieldPath, Filter, Projection, SortSpec, compare_values};
+use crate::query::{Collation, FieldPath, Filter, Projection, SortSpec, compare_collated};
 use crate::server::Shared;
 use crate::storage::Namespace;
 
@@ -29,17 +30,19 @@ pub(super) struct QueryPlan {
     pub(super) limit: Option<usize>,
     /// `allowDiskUse`: lifts the in-memory sort limit.
     pub(super) allow_disk_use: bool,
+    /// The collation the filter and sort use (`None`: simple).
+    pub(super) collation: Option<Arc<Collation>>,
 }
 
 /// mongod's limit on the bytes an in-memory sort may hold without `allowDiskUse`.
 pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
 
 impl QueryPlan {
-    /// A plan that only filters, by `filter_doc` (or everything when `None`).
-    pub(super) fn filtered(filter_doc: Option<&RawDocument>) -> Result<Self> {
+    /// A plan that only filters, by `filter_doc` (or everything when `None`) under `collation`.
+    pub(super) fn filtered(filter_doc: Option<&RawDocument>, collation: Option<Arc<Collation>>) -> Result<Self> {
         let filter_doc = filter_doc.map_or_else(RawDocumentBuf::new, ToOwned::to_owned);
         Ok(Self {
-            filter: Filter::parse(&filter_doc)?,
+            filter: Filter::parse(&filter_doc)?.with_collation(collation.as_ref()),
             filter_doc,
             sort: None,
             projection_doc: None,
@@ -48,6 +51,7 @@ impl QueryPlan {
             skip: 0,
             limit: None,
             allow_disk_use: false,
+            collation,
         })
     }
 
@@ -71,13 +75,24 @@ impl QueryPlan {
         // IMPORTANT: indexes before the snapshot, so every listed index is complete in it.
         let indexes = collection.indexes();
         let view = storage.snapshot();
-        let QueryPlan { filter, filter_doc, sort, projection_doc, projection, hint, skip, limit, allow_disk_use } =
-            self;
+        let QueryPlan {
+            filter,
+            filter_doc,
+            sort,
+            projection_doc,
+            projection,
+            hint,
+            skip,
+            limit,
+            allow_disk_use,
+            collation,
+        } = self;
         let shape = QueryShape {
             filter: &filter_doc,
             sort: sort.as_ref(),
             projection: projection_doc.as_deref(),
             hint: hint.as_ref().map(bson::RawBson::as_raw_bson_ref),
+            collation: collation.as_deref(),
         };
         let plan = planner::choose(&shared.plans, &collection, &indexes, &shape, &view)?;
         let counted = stats.clone();
@@ -168,7 +183,7 @@ fn cursor_reply(
 pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     let deadline = deadline(req)?;
-    let plan = find_plan(req)?;
+    let plan = find_plan(req, ctx.server)?;
     let limit = plan.limit;
     let single_batch = req.bool_arg("singleBatch")?.unwrap_or(false);
     let no_timeout = req.bool_arg("noCursorTimeout")?.unwrap_or(false);
@@ -183,7 +198,10 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
 }
 
 /// The query a `find` command describes.
-pub(super) fn find_plan(req: &CommandRequest) -> Result<QueryPlan> {
+pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPlan> {
+    let ns = req.namespace()?;
+    let collation =
+        collation::resolve(req.get("collation"), "find.collation", shared.storage.collection(&ns).as_deref())?;
     let empty = RawDocumentBuf::new();
     let filter_doc = req.doc_arg("filter")?.unwrap_or(&empty).to_owned();
     let limit = match req.get("limit") {
@@ -199,17 +217,22 @@ pub(super) fn find_plan(req: &CommandRequest) -> Result<QueryPlan> {
     if let Some(spec) = req.doc_arg("let")? {
         filter = filter.with_variables(&Variables::from_let(spec)?);
     }
+    let filter = filter.with_collation(collation.as_ref());
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
     Ok(QueryPlan {
-        projection: projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?,
+        projection: projection
+            .map(|p| Projection::parse_with_query(p, &filter))
+            .transpose()?
+            .map(|p| p.with_collation(collation.as_ref())),
         projection_doc: projection.map(ToOwned::to_owned),
         filter,
         filter_doc,
-        sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?,
+        sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation.as_ref())),
         hint: hint_arg(req)?,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
         allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(false),
+        collation,
     })
 }
 
@@ -276,7 +299,7 @@ pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
 /// `count`.
 pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let plan = count_plan(req)?;
+    let plan = count_plan(req, ctx.server)?;
     // Without a filter, skip, limit or hint, the stored total answers, as mongod's collection
     // metadata does for estimatedDocumentCount.
     if plan.filter_doc.is_empty() && plan.skip == 0 && plan.limit.is_none() && plan.hint.is_none() {
@@ -288,13 +311,24 @@ pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document>
 }
 
 /// The query a `count` command describes.
-pub(super) fn count_plan(req: &CommandRequest) -> Result<QueryPlan> {
+pub(super) fn count_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPlan> {
+    let ns = req.namespace()?;
+    let collation =
+        collation::resolve(req.get("collation"), "count.collation", shared.storage.collection(&ns).as_deref())?;
     Ok(QueryPlan {
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit: usize_arg(req, "limit")?.filter(|&n| n > 0),
         hint: hint_arg(req)?,
-        ..QueryPlan::filtered(req.doc_arg("query")?)?
+        ..QueryPlan::filtered(req.doc_arg("query")?, collation)?
     })
+}
+
+/// The query a `distinct` command describes.
+pub(super) fn distinct_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPlan> {
+    let ns = req.namespace()?;
+    let collation =
+        collation::resolve(req.get("collation"), "distinct.collation", shared.storage.collection(&ns).as_deref())?;
+    QueryPlan::filtered(req.doc_arg("query")?, collation)
 }
 
 /// `distinct`: the distinct values at `key` (array values contribute their elements).
@@ -306,7 +340,9 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             Error::new(ErrorCode::FailedToParse, "BSON field 'distinct.key' is missing but a required field")
         })?
         .to_owned();
-    let plan = QueryPlan::filtered(req.doc_arg("query")?)?;
+    let plan = distinct_plan(req, ctx.server)?;
+    let collation = plan.collation.clone();
+    let collation = collation.as_deref();
     let path = FieldPath::new(&key);
     let mut values: Vec<bson::RawBson> = Vec::new();
     for document in plan.stream(ctx.server, &ns)? {
@@ -316,7 +352,7 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             if let Reached::Value { value, array_element } = reached {
                 let is_array = matches!(value, RawBsonRef::Array(_));
                 if (array_element || !is_array)
-                    && !values.iter().any(|seen| compare_values(seen.as_raw_bson_ref(), value).is_eq())
+                    && !values.iter().any(|seen| compare_collated(seen.as_raw_bson_ref(), value, collation).is_eq())
                 {
                     values.push(bson::RawBson::from(value));
                 }
@@ -324,7 +360,7 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             std::ops::ControlFlow::Continue(())
         });
     }
-    values.sort_by(|a, b| compare_values(a.as_raw_bson_ref(), b.as_raw_bson_ref()));
+    values.sort_by(|a, b| compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), collation));
     let values = values
         .into_iter()
         .map(|v| Bson::try_from(v).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string())))
@@ -357,23 +393,31 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
     })?;
     let deadline = deadline(req)?;
     let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
+    let collation =
+        collation::resolve(req.get("collation"), "aggregate.collation", ctx.server.storage.collection(&ns).as_deref())?;
     let (mut stream, rest) = match stages.split_first() {
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
             (coll_stats_stage(ctx, &ns, first)?, rest)
         }
-        _ => (QueryPlan::filtered(None)?.stream(ctx.server, &ns)?, stages.as_slice()),
+        _ => (QueryPlan::filtered(None, None)?.stream(ctx.server, &ns)?, stages.as_slice()),
     };
     for &stage in rest {
         let RawBsonRef::Document(stage) = stage else {
             return Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object"));
         };
-        stream = apply_stage(stream, stage, vars.as_ref())?;
+        stream = apply_stage(stream, stage, vars.as_ref(), collation.as_ref())?;
     }
     cursor_reply(ctx.server, &ns, stream, batch_size, false, false, deadline)
 }
 
-/// Adds one pipeline stage; `vars` are the command's `let` variables.
-fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variables>) -> Result<DocumentStream> {
+/// Adds one pipeline stage; `vars` are the command's `let` variables, `collation` the
+/// collation `$match` and `$sort` compare strings under.
+fn apply_stage(
+    stream: DocumentStream,
+    stage: &RawDocument,
+    vars: Option<&Variables>,
+    collation: Option<&Arc<Collation>>,
+) -> Result<DocumentStream> {
     let mut fields = stage.iter();
     let (name, spec) = match (fields.next(), fields.next()) {
         (Some(Ok((name, spec))), None) => (name.as_str(), spec),
@@ -403,6 +447,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variab
             if let Some(vars) = vars {
                 filter = filter.with_variables(vars);
             }
+            let filter = filter.with_collation(collation);
             Box::new(stream.filter_map(move |doc| planner::keep(&filter, doc)))
         }
         "$skip" => Box::new(stream.skip(stage_count(spec)?)),
@@ -411,7 +456,7 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variab
             n => Box::new(stream.take(n)),
         },
         "$sort" => {
-            let sort = SortSpec::parse(&stage_doc(spec)?)?;
+            let sort = SortSpec::parse(&stage_doc(spec)?)?.with_collation(collation);
             let mut all = stream.collect::<Result<Vec<_>>>()?;
             all.sort_by(|a, b| sort.compare(a, b));
             Box::new(all.into_iter().map(Ok))

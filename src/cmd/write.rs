@@ -12,10 +12,10 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
 use super::planner::{self, PlanCache, QueryShape};
-use super::{CommandRequest, RequestCtx, count_value};
+use super::{CommandRequest, RequestCtx, collation, count_value};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::expr::Variables;
-use crate::query::{Filter, Projection, SortSpec, Update};
+use crate::query::{Collation, Filter, Projection, SortSpec, Update};
 use crate::storage::{Collection, Storage, Writer};
 
 /// Whether the command's write concern asks for a journal sync before the reply.
@@ -158,9 +158,10 @@ fn matching(
     query: &RawDocument,
     multi: bool,
     hint: Option<RawBsonRef<'_>>,
+    collation: Option<&Collation>,
 ) -> Result<Vec<RawDocumentBuf>> {
     let view = writer.snapshot();
-    let shape = QueryShape { filter: query, sort: None, projection: None, hint };
+    let shape = QueryShape { filter: query, sort: None, projection: None, hint, collation };
     let plan = planner::choose(plans, writer.collection(), writer.indexes(), &shape, &view)?;
     let stream = planner::execute(&plan, view, writer.collection(), filter.clone(), Arc::default())?;
     // A failing `$expr` fails the statement, as in mongod.
@@ -178,8 +179,10 @@ fn statement_hint<'a>(statement: &'a RawDocument, array: &str) -> Result<Option<
 }
 
 /// The `_id` of a filter that is exactly `{_id: <scalar>}`: the fast path of point writes
-/// and reads (a document or array value would need the full equality semantics).
-pub fn point_id(query: &RawDocument) -> Option<RawBsonRef<'_>> {
+/// and reads (a document or array value would need the full equality semantics). Under a
+/// non-simple `collation` a string `_id` may equal stored ids with other bytes, so it takes
+/// the scan.
+pub fn point_id<'a>(query: &'a RawDocument, collation: Option<&Collation>) -> Option<RawBsonRef<'a>> {
     let mut fields = query.iter();
     let (key, value) = fields.next()?.ok()?;
     if key.as_str() != "_id" || fields.next().is_some() {
@@ -188,6 +191,7 @@ pub fn point_id(query: &RawDocument) -> Option<RawBsonRef<'_>> {
     match value {
         RawBsonRef::Document(_) | RawBsonRef::Array(_) | RawBsonRef::RegularExpression(_) | RawBsonRef::Null => None,
         RawBsonRef::Undefined | RawBsonRef::MinKey | RawBsonRef::MaxKey => None,
+        RawBsonRef::String(_) | RawBsonRef::Symbol(_) if collation.is_some() => None,
         scalar => Some(scalar),
     }
 }
@@ -209,9 +213,17 @@ fn update_statement(
     update: &Update,
     options: UpdateOptions<'_>,
 ) -> Result<UpdateOutcome> {
-    let filter = parse_filter(query, options.vars)?;
-    let mut candidates =
-        matching(options.plans, writer, &filter, query, options.multi || options.sort.is_some(), options.hint)?;
+    let collation = options.collation;
+    let filter = parse_filter(query, options.vars, collation)?;
+    let mut candidates = matching(
+        options.plans,
+        writer,
+        &filter,
+        query,
+        options.multi || options.sort.is_some(),
+        options.hint,
+        collation.map(Arc::as_ref),
+    )?;
     if let Some(sort) = options.sort {
         if sort.natural() == Some(false) {
             candidates.reverse();
@@ -262,15 +274,19 @@ struct UpdateOptions<'a> {
     sort: Option<&'a SortSpec>,
     /// The command's `let` variables, for `$expr` in the query.
     vars: Option<&'a Variables>,
+    /// The statement's collation (`None`: simple).
+    collation: Option<&'a Arc<Collation>>,
 }
 
-/// A statement's query, with the command's `let` variables bound for its `$expr`s.
-fn parse_filter(query: &RawDocument, vars: Option<&Variables>) -> Result<Filter> {
+/// A statement's query, with the command's `let` variables bound for its `$expr`s and its
+/// comparisons under `collation`.
+fn parse_filter(query: &RawDocument, vars: Option<&Variables>, collation: Option<&Arc<Collation>>) -> Result<Filter> {
     let filter = Filter::parse(query)?;
-    Ok(match vars {
+    let filter = match vars {
         Some(vars) => filter.with_variables(vars),
         None => filter,
-    })
+    };
+    Ok(filter.with_collation(collation))
 }
 
 /// The command's `let` document as variables.
@@ -365,6 +381,10 @@ fn run_update_statement(
         Some(RawBsonRef::Array(stages)) => Update::parse_pipeline(stages, &vars.cloned().unwrap_or_default())?,
         other => return Err(statement_field_error("update.updates", "u", other, "object")),
     };
+    let storage = &ctx.server.storage;
+    let collation =
+        collation::resolve(field("collation"), "update.updates.collation", storage.collection(ns).as_deref())?;
+    let update = update.with_collation(collation.as_ref())?;
     let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
     let options = UpdateOptions {
         plans: &ctx.server.plans,
@@ -373,11 +393,11 @@ fn run_update_statement(
         upsert: flag("upsert"),
         sort: None,
         vars,
+        collation: collation.as_ref(),
     };
     if options.multi && update.is_replacement() {
         return Err(Error::new(ErrorCode::FailedToParse, "multi update is not supported for replacement-style update"));
     }
-    let storage = &ctx.server.storage;
     let collection = collection_for_write(storage, ns, options.upsert)?;
     let Some(collection) = collection else {
         return Ok((UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None }, None));
@@ -465,11 +485,16 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
                 format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
             ));
         }
-        let filter = parse_filter(query, vars.as_ref())?;
+        let collation = collation::resolve(
+            statement.get("collation").ok().flatten(),
+            "delete.deletes.collation",
+            collection.as_deref(),
+        )?;
+        let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
         let Some(collection) = &collection else { return Ok((0, None)) };
         let mut writer = storage.writer(collection)?;
         let hint = statement_hint(statement, "delete.deletes")?;
-        let victims = matching(&ctx.server.plans, &writer, &filter, query, limit == 0, hint)?;
+        let victims = matching(&ctx.server.plans, &writer, &filter, query, limit == 0, hint, collation.as_deref())?;
         for victim in &victims {
             if let Some(id) = victim.get("_id").ok().flatten() {
                 writer.delete(id)?;
@@ -492,9 +517,17 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let empty = RawDocumentBuf::new();
     let query = req.doc_arg("query")?.unwrap_or(&empty);
     let vars = let_variables(req)?;
-    let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?;
+    let collation = collation::resolve(
+        req.get("collation"),
+        "findAndModify.collation",
+        ctx.server.storage.collection(&ns).as_deref(),
+    )?;
+    let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation.as_ref()));
     let fields = match req.doc_arg("fields")? {
-        Some(fields) => Some(Projection::parse_with_query(fields, &Filter::parse(query)?)?),
+        Some(fields) => Some(
+            Projection::parse_with_query(fields, &Filter::parse(query)?.with_collation(collation.as_ref()))?
+                .with_collation(collation.as_ref()),
+        ),
         None => None,
     };
     let remove = req.bool_arg("remove")?.unwrap_or(false);
@@ -517,6 +550,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         Some(RawBsonRef::Array(stages)) => Some(Update::parse_pipeline(stages, &vars.clone().unwrap_or_default())?),
         Some(other) => return Err(req.wrong_type("update", other, "object")),
     };
+    let update = update.map(|u| u.with_collation(collation.as_ref())).transpose()?;
     match (&update, remove) {
         (Some(_), true) => {
             return Err(Error::new(ErrorCode::FailedToParse, "Cannot specify both an update and remove=true"));
@@ -537,7 +571,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         return Ok(doc! { "lastErrorObject": { "n": 0, "updatedExisting": false }, "value": Bson::Null });
     };
     let mut writer = storage.writer(&collection)?;
-    let filter = parse_filter(query, vars.as_ref())?;
+    let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
         match (doc, &fields) {
             (None, _) => Ok(Bson::Null),
@@ -547,7 +581,8 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     };
     let reply = match update {
         None => {
-            let mut found = matching(&ctx.server.plans, &writer, &filter, query, sort.is_some(), hint)?;
+            let mut found =
+                matching(&ctx.server.plans, &writer, &filter, query, sort.is_some(), hint, collation.as_deref())?;
             if let Some(sort) = &sort {
                 if sort.natural() == Some(false) {
                     found.reverse();
@@ -573,6 +608,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
                     upsert,
                     sort: sort.as_ref(),
                     vars: vars.as_ref(),
+                    collation: collation.as_ref(),
                 },
             )?;
             let mut last_error = doc! { "n": 1, "updatedExisting": outcome.matched > 0 };

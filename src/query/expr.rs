@@ -11,12 +11,14 @@
 //! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use bson::{Bson, RawBson, RawBsonRef, RawDocument};
 
+use super::collation::Collation;
 use super::error::QueryError;
 use super::number::Number;
-use super::order::compare_values;
+use super::order::compare_collated;
 use super::path::{fields, items};
 use super::render;
 use crate::error::ErrorCode;
@@ -176,6 +178,10 @@ impl Operator {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Variables {
     bound: Vec<(String, Option<RawBson>)>,
+    /// The collation comparison expressions (`$eq`, `$lt`, `$cmp`, ...) compare strings
+    /// under; `None` is the simple collation. It travels with the variables because both
+    /// are the evaluation's context.
+    collation: Option<Arc<Collation>>,
 }
 
 impl Variables {
@@ -211,6 +217,16 @@ impl Variables {
             vars.bound.push((name.to_owned(), raw));
         }
         Ok(vars)
+    }
+
+    /// Makes comparison expressions compare strings under `collation`.
+    pub fn set_collation(&mut self, collation: Option<Arc<Collation>>) {
+        self.collation = collation;
+    }
+
+    /// The collation of comparison expressions, `None` for the simple one.
+    pub fn collation(&self) -> Option<&Arc<Collation>> {
+        self.collation.as_ref()
     }
 
     fn get(&self, name: &str) -> Option<&Option<RawBson>> {
@@ -570,10 +586,10 @@ fn nullish(v: &Value) -> bool {
 }
 
 /// Compares two values in BSON order, missing as undefined (one bracket, below null).
-fn compare(a: &Value, b: &Value) -> Result<Ordering, QueryError> {
+fn compare(a: &Value, b: &Value, collation: Option<&Collation>) -> Result<Ordering, QueryError> {
     let raw = |v: &Value| RawBson::try_from(v.clone().unwrap_or(Bson::Undefined)).map_err(QueryError::invalid_bson);
     let (a, b) = (raw(a)?, raw(b)?);
-    Ok(compare_values(a.as_raw_bson_ref(), b.as_raw_bson_ref()))
+    Ok(compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), collation))
 }
 
 fn evaluate_operator(
@@ -589,7 +605,7 @@ fn evaluate_operator(
         }
     };
     let all = || args.iter().map(|e| e.evaluate(root, vars)).collect::<Result<Vec<_>, _>>();
-    let cmp = || -> Result<Ordering, QueryError> { compare(&eval(0)?, &eval(1)?) };
+    let cmp = || -> Result<Ordering, QueryError> { compare(&eval(0)?, &eval(1)?, vars.collation.as_deref()) };
     Ok(Some(match op {
         Operator::Eq => Bson::Boolean(cmp()? == Ordering::Equal),
         Operator::Ne => Bson::Boolean(cmp()? != Ordering::Equal),
@@ -649,7 +665,7 @@ fn evaluate_operator(
                 ));
             };
             for item in list {
-                if compare(&needle, &Some(item))? == Ordering::Equal {
+                if compare(&needle, &Some(item), vars.collation.as_deref())? == Ordering::Equal {
                     return Ok(Some(Bson::Boolean(true)));
                 }
             }

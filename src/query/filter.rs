@@ -11,14 +11,16 @@
 use std::cmp::Ordering;
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use bson::spec::ElementType;
 use bson::{Bson, Document, RawArray, RawBson, RawBsonRef, RawDocument};
 
+use super::collation::Collation;
 use super::error::QueryError;
 use super::expr::{Expression, Variables};
 use super::number::Number;
-use super::order::{MISSING_BRACKET, NULL_BRACKET, canonical_type, compare_values};
+use super::order::{MISSING_BRACKET, NULL_BRACKET, canonical_type, compare_collated, compare_values};
 use super::path::{self, FieldPath, Reached, items};
 use super::render;
 use crate::error::ErrorCode;
@@ -69,8 +71,8 @@ enum ElemMatch {
 /// A test of one value reached at a path.
 #[derive(Debug, Clone)]
 enum Predicate {
-    /// `$eq`, `$lt`, `$lte`, `$gt`, `$gte` against a value.
-    Compare { op: CompareOp, rhs: RawBson },
+    /// `$eq`, `$lt`, `$lte`, `$gt`, `$gte` against a value, strings under `collation`.
+    Compare { op: CompareOp, rhs: RawBson, collation: Option<Arc<Collation>> },
     /// `$in`: equality with any of a sorted list.
     In(InList),
     /// `$exists: true`.
@@ -129,6 +131,8 @@ struct InList {
     has_null: bool,
     /// Regular expressions in the list match strings as `$regex` does.
     regexes: Vec<RegexPredicate>,
+    /// The collation `values` are sorted and searched under.
+    collation: Option<Arc<Collation>>,
 }
 
 impl Filter {
@@ -161,6 +165,22 @@ impl Filter {
     pub fn with_variables(mut self, vars: &Variables) -> Self {
         self.root.bind_variables(vars);
         self
+    }
+
+    /// Makes the filter's comparisons (`$eq`, ranges, `$in`, and those of `$expr`) compare
+    /// strings under `collation`; `None` keeps the simple collation. `$regex` ignores the
+    /// collation, as in mongod.
+    #[must_use]
+    pub fn with_collation(mut self, collation: Option<&Arc<Collation>>) -> Self {
+        if let Some(collation) = collation {
+            self.set_collation(collation);
+        }
+        self
+    }
+
+    /// [`Filter::with_collation`] in place.
+    pub(crate) fn set_collation(&mut self, collation: &Arc<Collation>) {
+        self.root.set_collation(collation);
     }
 
     /// Whether `doc` matches. An `$expr` whose evaluation fails (a `$divide` by zero, say)
@@ -232,13 +252,33 @@ impl Expr {
         }
     }
 
+    fn set_collation(&mut self, collation: &Arc<Collation>) {
+        match self {
+            Expr::And(children) | Expr::Or(children) | Expr::Nor(children) => {
+                children.iter_mut().for_each(|c| c.set_collation(collation));
+            }
+            Expr::Not(child) => child.set_collation(collation),
+            Expr::Path { pred, .. } => pred.set_collation(collation),
+            Expr::ElemMatch { elem: ElemMatch::Value(children), .. } => {
+                children.iter_mut().for_each(|c| c.set_collation(collation));
+            }
+            Expr::ElemMatch { elem: ElemMatch::Object(filter), .. } => filter.set_collation(collation),
+            Expr::Aggregate(expr) => expr.1.set_collation(Some(Arc::clone(collation))),
+            Expr::Nothing => {}
+        }
+    }
+
     fn bind_variables(&mut self, vars: &Variables) {
         match self {
             Expr::And(children) | Expr::Or(children) | Expr::Nor(children) => {
                 children.iter_mut().for_each(|c| c.bind_variables(vars));
             }
             Expr::Not(child) => child.bind_variables(vars),
-            Expr::Aggregate(expr) => expr.1 = vars.clone(),
+            Expr::Aggregate(expr) => {
+                let collation = expr.1.collation().cloned();
+                expr.1 = vars.clone();
+                expr.1.set_collation(collation);
+            }
             Expr::Path { .. } | Expr::ElemMatch { .. } | Expr::Nothing => {}
         }
     }
@@ -361,13 +401,26 @@ impl ElemMatch {
 }
 
 impl Predicate {
+    fn set_collation(&mut self, to: &Arc<Collation>) {
+        match self {
+            Predicate::Compare { collation, .. } => *collation = Some(Arc::clone(to)),
+            Predicate::In(list) => {
+                list.values.sort_by(|a, b| compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), Some(to)));
+                list.collation = Some(Arc::clone(to));
+            }
+            _ => {}
+        }
+    }
+
     fn matches(&self, reached: Reached<'_>) -> bool {
         let value = match reached {
             Reached::Missing => None,
             Reached::Value { value, .. } => Some(value),
         };
         match self {
-            Predicate::Compare { op, rhs } => compare_matches(*op, value, rhs.as_raw_bson_ref()),
+            Predicate::Compare { op, rhs, collation } => {
+                compare_matches(*op, value, rhs.as_raw_bson_ref(), collation.as_deref())
+            }
             Predicate::In(list) => list.contains(value),
             Predicate::Exists => value.is_some(),
             Predicate::Regex(re) => value.is_some_and(|v| re.matches(v)),
@@ -566,7 +619,12 @@ impl TypeSet {
 }
 
 /// mongod's `ComparisonMatchExpression::matchesSingleElement`; `None` is a missing value.
-fn compare_matches(op: CompareOp, value: Option<RawBsonRef<'_>>, rhs: RawBsonRef<'_>) -> bool {
+fn compare_matches(
+    op: CompareOp,
+    value: Option<RawBsonRef<'_>>,
+    rhs: RawBsonRef<'_>,
+    collation: Option<&Collation>,
+) -> bool {
     let value_bracket = value.map_or(MISSING_BRACKET, canonical_type);
     let rhs_bracket = canonical_type(rhs);
     if value_bracket != rhs_bracket {
@@ -589,7 +647,7 @@ fn compare_matches(op: CompareOp, value: Option<RawBsonRef<'_>>, rhs: RawBsonRef
             return matches!(op, CompareOp::Lte | CompareOp::Gte) && value_nan && rhs_nan;
         }
     }
-    let ord = compare_values(value, rhs);
+    let ord = compare_collated(value, rhs, collation);
     match op {
         CompareOp::Eq => ord == Ordering::Equal,
         CompareOp::Lt => ord == Ordering::Less,
@@ -609,7 +667,8 @@ impl InList {
             None | Some(RawBsonRef::Undefined) if self.has_null => true,
             None => false,
             Some(v) => {
-                self.values.binary_search_by(|probe| compare_values(probe.as_raw_bson_ref(), v)).is_ok()
+                let collation = self.collation.as_deref();
+                self.values.binary_search_by(|probe| compare_collated(probe.as_raw_bson_ref(), v, collation)).is_ok()
                     || self.regexes.iter().any(|re| re.matches(v))
             }
         }
@@ -804,14 +863,14 @@ fn compare_predicate(path: &str, op: CompareOp, rhs: RawBsonRef<'_>) -> Result<P
     if rhs == RawBsonRef::Undefined {
         return Err(QueryError::bad_value("cannot compare to undefined"));
     }
-    Ok(Predicate::Compare { op, rhs: RawBson::from(rhs) })
+    Ok(Predicate::Compare { op, rhs: RawBson::from(rhs), collation: None })
 }
 
 fn in_list(op: &str, arg: RawBsonRef<'_>) -> Result<InList, QueryError> {
     let RawBsonRef::Array(entries) = arg else {
         return Err(QueryError::bad_value(format!("{op} needs an array")));
     };
-    let mut list = InList { values: Vec::new(), has_null: false, regexes: Vec::new() };
+    let mut list = InList { values: Vec::new(), has_null: false, regexes: Vec::new(), collation: None };
     for entry in entries {
         match entry.map_err(QueryError::invalid_bson)? {
             RawBsonRef::Document(doc) if is_operator_document(doc) => {
@@ -1231,7 +1290,7 @@ fn collect_equalities<'a>(expr: &'a Expr, out: &mut Vec<(&'a str, &'a RawBson)>)
                 collect_equalities(child, out)?;
             }
         }
-        Expr::Path { path, pred: Predicate::Compare { op: CompareOp::Eq, rhs } } => {
+        Expr::Path { path, pred: Predicate::Compare { op: CompareOp::Eq, rhs, .. } } => {
             add_equality(path.dotted(), rhs, out)?;
         }
         Expr::Path { path, pred: Predicate::In(list) } if list.values.len() == 1 => {
@@ -1317,6 +1376,40 @@ mod tests {
     fn parse_err(spec: bson::RawDocumentBuf) -> (i32, String) {
         let err = Filter::parse(&spec).unwrap_err();
         (err.code().code(), err.message().to_owned())
+    }
+
+    #[test]
+    fn filter_comparisons_under_collation() {
+        let collation = |spec: bson::RawDocumentBuf| Arc::new(Collation::parse(&spec).unwrap().unwrap());
+        let secondary = collation(rawdoc! { "locale": "en", "strength": 2 });
+        let primary = collation(rawdoc! { "locale": "en", "strength": 1 });
+        let numeric = collation(rawdoc! { "locale": "en", "numericOrdering": true });
+        // (collation, filter, document, matches)
+        let rows = [
+            (&secondary, rawdoc! { "a": "abc" }, rawdoc! { "a": "ABC" }, true),
+            (&secondary, rawdoc! { "a": "abc" }, rawdoc! { "a": "ábc" }, false),
+            (&primary, rawdoc! { "a": "abc" }, rawdoc! { "a": "ÁBC" }, true),
+            (&secondary, rawdoc! { "a": { "$ne": "abc" } }, rawdoc! { "a": "Abc" }, false),
+            (&secondary, rawdoc! { "a": { "$in": ["x", "ABC"] } }, rawdoc! { "a": "abc" }, true),
+            (&secondary, rawdoc! { "a": { "$nin": ["x", "ABC"] } }, rawdoc! { "a": "abc" }, false),
+            (&secondary, rawdoc! { "a": { "$gt": "B" } }, rawdoc! { "a": "b" }, false),
+            (&secondary, rawdoc! { "a": { "$gte": "B" } }, rawdoc! { "a": "b" }, true),
+            (&numeric, rawdoc! { "a": { "$gt": "9" } }, rawdoc! { "a": "10" }, true),
+            (&secondary, rawdoc! { "a.b": "X" }, rawdoc! { "a": [{ "b": "x" }] }, true),
+            (&secondary, rawdoc! { "a": { "$elemMatch": { "$eq": "X" } } }, rawdoc! { "a": ["x"] }, true),
+            (&secondary, rawdoc! { "a": { "b": "X" } }, rawdoc! { "a": { "b": "x" } }, true),
+            (&secondary, rawdoc! { "$expr": { "$eq": ["$a", "ABC"] } }, rawdoc! { "a": "abc" }, true),
+            // Regular expressions ignore the collation.
+            (&primary, rawdoc! { "a": { "$regex": "^abc$" } }, rawdoc! { "a": "ABC" }, false),
+            // Numbers are untouched.
+            (&primary, rawdoc! { "a": 1 }, rawdoc! { "a": 1.0 }, true),
+        ];
+        for (collation, spec, doc, expected) in rows {
+            let filter = Filter::parse(&spec).unwrap().with_collation(Some(collation));
+            assert_eq!(filter.matches(&doc), expected, "{spec:?} on {doc:?}");
+        }
+        // Without a collation the same filter is binary.
+        assert!(!filter(rawdoc! { "a": "abc" }).matches(&rawdoc! { "a": "ABC" }));
     }
 
     #[test]

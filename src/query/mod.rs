@@ -2,6 +2,7 @@
 //! no runtime, no storage; every part is unit-testable on its own.
 //!
 //! - [`order`]: MongoDB's BSON comparison order (brackets, exact numeric comparison);
+//! - [`collation`]: collation specs and the string order they stand for;
 //! - [`path`]: dotted paths and what they reach, with implicit array traversal;
 //! - [`expr`]: aggregation expressions (`$expr`, later pipeline updates);
 //! - [`filter`]: query filters, compiled once and matched against many documents;
@@ -13,6 +14,7 @@
 //! - [`error`]: [`QueryError`], the one error type of the layer.
 
 pub mod bounds;
+pub mod collation;
 pub mod error;
 pub mod expr;
 pub mod filter;
@@ -26,9 +28,10 @@ mod render;
 pub mod sort;
 pub mod update;
 
+pub use collation::Collation;
 pub use error::QueryError;
 pub use filter::Filter;
-pub use order::{canonical_type, compare_documents, compare_values};
+pub use order::{canonical_type, compare_collated, compare_documents, compare_values};
 pub use path::FieldPath;
 pub use projection::Projection;
 pub use render::type_name;

@@ -1,15 +1,16 @@
-//! MongoDB's BSON comparison order (no collation), as mongod's `BSONElement::woCompare` has it.
+//! MongoDB's BSON comparison order, as mongod's `BSONElement::woCompare` has it.
 //!
 //! Values of different types compare by canonical type bracket first. Inside a bracket:
-//! numbers by exact value, strings and symbols by bytes, documents field by field (bracket,
-//! then field name, then value; a prefix is less), arrays element by element, binData by
-//! length then subtype then bytes, timestamps unsigned, dates signed, regexes by pattern then
-//! options. Null, undefined, MinKey and MaxKey are equal to anything in their bracket.
+//! numbers by exact value, strings and symbols by bytes (or under a [`Collation`]), documents
+//! field by field (bracket, then field name, then value; a prefix is less), arrays element by
+//! element, binData by length then subtype then bytes, timestamps unsigned, dates signed,
+//! regexes by pattern then options. Null, undefined, MinKey and MaxKey are equal to anything in their bracket.
 
 use std::cmp::Ordering;
 
 use bson::{RawArray, RawBsonRef, RawDbPointerRef, RawDocument, RawDocumentBuf};
 
+use super::collation::Collation;
 use super::number::{self, Number};
 use super::path::{fields, items};
 
@@ -48,24 +49,32 @@ pub(crate) const NULL_BRACKET: u8 = 6;
 
 /// Compares two values in MongoDB's BSON order.
 pub fn compare_values(a: RawBsonRef<'_>, b: RawBsonRef<'_>) -> Ordering {
-    canonical_type(a).cmp(&canonical_type(b)).then_with(|| compare_in_bracket(a, b))
+    compare_collated(a, b, None)
+}
+
+/// Compares two values in MongoDB's BSON order, strings (and symbols, also inside documents
+/// and arrays) under `collation`; `None` is the simple collation. Field names always compare
+/// by bytes, as in mongod.
+pub fn compare_collated(a: RawBsonRef<'_>, b: RawBsonRef<'_>, collation: Option<&Collation>) -> Ordering {
+    canonical_type(a).cmp(&canonical_type(b)).then_with(|| compare_in_bracket(a, b, collation))
 }
 
 /// Compares two documents field by field: bracket, then field name, then value; a document
 /// that is a prefix of the other is less.
 pub fn compare_documents(a: &RawDocument, b: &RawDocument) -> Ordering {
-    compare_elements(fields(a), fields(b))
+    compare_elements(fields(a), fields(b), None)
 }
 
 /// Compares two arrays element by element; a prefix is less.
-pub(crate) fn compare_arrays(a: &RawArray, b: &RawArray) -> Ordering {
+fn compare_arrays(a: &RawArray, b: &RawArray, collation: Option<&Collation>) -> Ordering {
     // Array keys are the positions, equal at equal positions, so only values matter.
-    compare_elements(items(a).map(|v| ("", v)), items(b).map(|v| ("", v)))
+    compare_elements(items(a).map(|v| ("", v)), items(b).map(|v| ("", v)), collation)
 }
 
 fn compare_elements<'a, 'b>(
     mut a: impl Iterator<Item = (&'a str, RawBsonRef<'a>)>,
     mut b: impl Iterator<Item = (&'b str, RawBsonRef<'b>)>,
+    collation: Option<&Collation>,
 ) -> Ordering {
     loop {
         match (a.next(), b.next()) {
@@ -76,7 +85,7 @@ fn compare_elements<'a, 'b>(
                 let ord = canonical_type(va)
                     .cmp(&canonical_type(vb))
                     .then_with(|| ka.as_bytes().cmp(kb.as_bytes()))
-                    .then_with(|| compare_in_bracket(va, vb));
+                    .then_with(|| compare_in_bracket(va, vb, collation));
                 if ord != Ordering::Equal {
                     return ord;
                 }
@@ -86,12 +95,15 @@ fn compare_elements<'a, 'b>(
 }
 
 /// Compares two values already known to share a bracket.
-fn compare_in_bracket(a: RawBsonRef<'_>, b: RawBsonRef<'_>) -> Ordering {
+fn compare_in_bracket(a: RawBsonRef<'_>, b: RawBsonRef<'_>, collation: Option<&Collation>) -> Ordering {
     use RawBsonRef as V;
     match (a, b) {
-        (V::String(x) | V::Symbol(x), V::String(y) | V::Symbol(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (V::Document(x), V::Document(y)) => compare_documents(x, y),
-        (V::Array(x), V::Array(y)) => compare_arrays(x, y),
+        (V::String(x) | V::Symbol(x), V::String(y) | V::Symbol(y)) => match collation {
+            None => x.as_bytes().cmp(y.as_bytes()),
+            Some(collation) => collation.compare_str(x, y),
+        },
+        (V::Document(x), V::Document(y)) => compare_elements(fields(x), fields(y), collation),
+        (V::Array(x), V::Array(y)) => compare_arrays(x, y, collation),
         (V::Binary(x), V::Binary(y)) => x
             .bytes
             .len()

@@ -5,8 +5,11 @@
 //! Each stage sees the document the previous stage produced; expressions are evaluated
 //! against the document as it was when the stage began, as in mongod.
 
+use std::sync::Arc;
+
 use bson::{Bson, Document, RawArray, RawBsonRef, RawDocument, RawDocumentBuf};
 
+use super::collation::Collation;
 use super::error::QueryError;
 use super::expr::{Expression, Variables};
 use super::filter::is_operator_document;
@@ -55,6 +58,11 @@ impl UpdatePipeline {
             out.push(parse_stage(name, spec)?);
         }
         Ok(Self { stages: out, vars: vars.clone() })
+    }
+
+    /// Makes the stages' comparison expressions compare strings under `collation`.
+    pub(crate) fn set_collation(&mut self, collation: &Arc<Collation>) {
+        self.vars.set_collation(Some(Arc::clone(collation)));
     }
 
     /// Runs the stages over `doc` and returns the result (whose `_id` the caller checks).

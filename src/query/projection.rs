@@ -8,9 +8,12 @@
 //! first array is then cut down to the element the query matched). `$meta` and computed
 //! (literal or expression) fields answer 238 NotImplemented for now.
 
+use std::sync::Arc;
+
 use bson::raw::CStr;
 use bson::{RawArray, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf, rawdoc};
 
+use super::collation::Collation;
 use super::error::QueryError;
 use super::filter::{Filter, true_value};
 use super::path::{fields, items};
@@ -101,6 +104,16 @@ impl Projection {
     /// NotImplemented for `$meta` and expression or literal projections.
     pub fn parse_with_query(spec: &RawDocument, query: &Filter) -> Result<Self, QueryError> {
         Self::parse_inner(spec, Some(query), true)
+    }
+
+    /// Makes `$elemMatch` projections compare strings under `collation`, as the query does
+    /// (a positional projection already uses the query, collation included).
+    #[must_use]
+    pub fn with_collation(mut self, collation: Option<&Arc<Collation>>) -> Self {
+        if let Some(collation) = collation {
+            self.elem_matches.iter_mut().for_each(|(_, filter)| filter.set_collation(collation));
+        }
+        self
     }
 
     fn parse_inner(spec: &RawDocument, query: Option<&Filter>, find_features: bool) -> Result<Self, QueryError> {
@@ -831,6 +844,16 @@ mod tests {
         assert!(message.contains("Location31272: $slice array argument should be of form [skip, limit]"), "{message}");
         assert!(message.ends_with("but 1 were passed in."), "{message}");
         assert_eq!(parse_err(rawdoc! { "a": 1, "a.b": { "$slice": 1 } }).0, 31249);
+    }
+
+    #[test]
+    fn projection_elem_match_under_collation() {
+        let collation = Arc::new(Collation::parse(&rawdoc! { "locale": "en", "strength": 2 }).unwrap().unwrap());
+        let spec = rawdoc! { "a": { "$elemMatch": { "b": "X" } } };
+        let doc = rawdoc! { "_id": 1, "a": [ { "b": "y" }, { "b": "x" } ] };
+        let collated = Projection::parse(&spec).unwrap().with_collation(Some(&collation));
+        assert_eq!(collated.apply(&doc).unwrap(), rawdoc! { "_id": 1, "a": [ { "b": "x" } ] });
+        assert_eq!(project(spec, doc), rawdoc! { "_id": 1 });
     }
 
     #[test]

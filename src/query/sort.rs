@@ -6,11 +6,13 @@
 //! compare equal, so a stable sort keeps record order for ties.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use bson::{RawBsonRef, RawDocument};
 
+use super::collation::Collation;
 use super::error::QueryError;
-use super::order::compare_values;
+use super::order::compare_collated;
 use super::path::{FieldPath, walk_sort_keys};
 use super::render;
 use crate::error::ErrorCode;
@@ -20,6 +22,8 @@ use crate::error::ErrorCode;
 pub struct SortSpec {
     keys: Vec<SortKeyPart>,
     natural: Option<bool>,
+    /// The collation strings sort under; `None` is the simple collation.
+    collation: Option<Arc<Collation>>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,7 +58,14 @@ impl SortSpec {
             super::path::checked_parts(key)?;
             keys.push(SortKeyPart { path: FieldPath::new(key), ascending });
         }
-        Ok(Self { keys, natural })
+        Ok(Self { keys, natural, collation: None })
+    }
+
+    /// Sorts strings under `collation` (`None`: the simple collation).
+    #[must_use]
+    pub fn with_collation(mut self, collation: Option<&Arc<Collation>>) -> Self {
+        self.collation = collation.cloned();
+        self
     }
 
     /// `Some(ascending)` when the spec asks for `$natural` (record) order.
@@ -74,13 +85,14 @@ impl SortSpec {
 
     /// The key `doc` sorts by; compute it once per document when sorting many.
     pub fn key<'a>(&self, doc: &'a RawDocument) -> SortKey<'a> {
-        SortKey(self.keys.iter().map(|part| key_value(doc, part)).collect())
+        let collation = self.collation.as_deref();
+        SortKey(self.keys.iter().map(|part| key_value(doc, part, collation)).collect())
     }
 
     /// Compares two keys made by [`SortSpec::key`].
     pub fn compare_keys(&self, a: &SortKey<'_>, b: &SortKey<'_>) -> Ordering {
         for ((part, x), y) in self.keys.iter().zip(&a.0).zip(&b.0) {
-            let ord = compare_values(*x, *y);
+            let ord = compare_collated(*x, *y, self.collation.as_deref());
             let ord = if part.ascending { ord } else { ord.reverse() };
             if ord != Ordering::Equal {
                 return ord;
@@ -144,11 +156,11 @@ fn decimal_direction(d: bson::Decimal128) -> i64 {
 }
 
 /// The smallest (ascending) or largest (descending) value the path reaches.
-fn key_value<'a>(doc: &'a RawDocument, part: &SortKeyPart) -> RawBsonRef<'a> {
+fn key_value<'a>(doc: &'a RawDocument, part: &SortKeyPart, collation: Option<&Collation>) -> RawBsonRef<'a> {
     let mut best: Option<RawBsonRef<'a>> = None;
     walk_sort_keys(doc, &part.path, &mut |value| {
         let better = best.is_none_or(|current| {
-            let ord = compare_values(value, current);
+            let ord = compare_collated(value, current, collation);
             if part.ascending { ord.is_lt() } else { ord.is_gt() }
         });
         if better {
@@ -177,6 +189,24 @@ mod tests {
     fn parse_err(s: RawDocumentBuf) -> (i32, String) {
         let err = SortSpec::parse(&s).unwrap_err();
         (err.code().code(), err.message().to_owned())
+    }
+
+    #[test]
+    fn sort_strings_under_collation() {
+        let collation = Arc::new(Collation::parse(&rawdoc! { "locale": "en" }).unwrap().unwrap());
+        let docs = vec![
+            rawdoc! { "n": 1, "a": "b" },
+            rawdoc! { "n": 2, "a": "B" },
+            rawdoc! { "n": 3, "a": "a" },
+            rawdoc! { "n": 4, "a": ["C", "A"] },
+        ];
+        let english = spec(rawdoc! { "a": 1 }).with_collation(Some(&collation));
+        let mut sorted_en = docs.clone();
+        sorted_en.sort_by(|x, y| english.compare(x, y));
+        let order: Vec<i32> = sorted_en.iter().map(|d| d.get_i32("n").unwrap()).collect();
+        // The array sorts by its smallest element under the collation ("A", after "a").
+        assert_eq!(order, vec![3, 4, 1, 2]);
+        assert_eq!(sorted(rawdoc! { "a": 1 }, docs), vec![4, 2, 3, 1]);
     }
 
     #[test]

@@ -15,15 +15,17 @@
 //! the update is applied.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bson::raw::CStr;
 use bson::{Bson, Document, RawArray, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 
+use super::collation::Collation;
 use super::error::QueryError;
 use super::expr::Variables;
 use super::filter::{Filter, is_operator_document, move_id_first};
 use super::number::{self, AddError, BitOp, Number};
-use super::order::compare_values;
+use super::order::{compare_collated, compare_values};
 use super::path::fields;
 use super::pipeline::UpdatePipeline;
 use super::render::{self, type_name};
@@ -40,6 +42,9 @@ pub struct Update {
     array_filters: BTreeMap<String, Filter>,
     /// The query's conditions, kept when a path uses `$` so the matched element can be found.
     positional: Option<Vec<PositionalCondition>>,
+    /// The collation of `$min`/`$max`, `$addToSet`, `$pull`, `$pullAll` and `$push`'s `$sort`
+    /// comparisons; `None` is the simple collation.
+    collation: Option<Arc<Collation>>,
 }
 
 /// One condition of the query, for finding the array element `$` stands for: the path it
@@ -183,6 +188,7 @@ impl Update {
             kind: Kind::Pipeline(UpdatePipeline::parse(stages, vars)?),
             array_filters: BTreeMap::new(),
             positional: None,
+            collation: None,
         })
     }
 
@@ -223,6 +229,32 @@ impl Update {
         }
         update.array_filters = filters;
         Ok(update)
+    }
+
+    /// Applies `collation` to the update's comparisons as mongod's update nodes do: `$min`
+    /// and `$max`, `$addToSet` (its own values deduplicated again), `$pull`, `$pullAll`,
+    /// `$push`'s `$sort`, `arrayFilters`, the positional `$` match and the expressions of a
+    /// pipeline update. `None` keeps the simple collation.
+    ///
+    /// # Errors
+    /// 22 InvalidBSON for an `$addToSet` value that cannot be encoded.
+    pub fn with_collation(mut self, collation: Option<&Arc<Collation>>) -> Result<Self, QueryError> {
+        let Some(collation) = collation else { return Ok(self) };
+        for filter in self.array_filters.values_mut() {
+            filter.set_collation(collation);
+        }
+        for condition in self.positional.iter_mut().flatten() {
+            for filter in condition.suffixes.iter_mut().flatten() {
+                filter.set_collation(collation);
+            }
+        }
+        match &mut self.kind {
+            Kind::Operators { tree, .. } => collate_tree(tree, collation)?,
+            Kind::Pipeline(pipeline) => pipeline.set_collation(collation),
+            Kind::Replacement(_) => {}
+        }
+        self.collation = Some(Arc::clone(collation));
+        Ok(self)
     }
 
     /// Whether this update replaces the whole document.
@@ -275,6 +307,7 @@ impl Update {
                     path: Vec::new(),
                     array_filters: &self.array_filters,
                     positional,
+                    collation: self.collation.as_deref(),
                 };
                 for (name, node) in tree {
                     // mongod moves a renamed value when its walk reaches the source path, so
@@ -337,7 +370,7 @@ fn parse_replacement(spec: &RawDocument) -> Result<Update, QueryError> {
         }
         doc.insert(key, to_bson(value)?);
     }
-    Ok(Update { kind: Kind::Replacement(doc), array_filters: BTreeMap::new(), positional: None })
+    Ok(Update { kind: Kind::Replacement(doc), array_filters: BTreeMap::new(), positional: None, collation: None })
 }
 
 fn parse_operators(
@@ -377,7 +410,12 @@ fn parse_operators(
             insert(&mut tree, &parts, path, modifier)?;
         }
     }
-    Ok(Update { kind: Kind::Operators { tree, renames }, array_filters: BTreeMap::new(), positional: None })
+    Ok(Update {
+        kind: Kind::Operators { tree, renames },
+        array_filters: BTreeMap::new(),
+        positional: None,
+        collation: None,
+    })
 }
 
 fn parse_operator_name(op: &str) -> Result<Operator, QueryError> {
@@ -960,6 +998,36 @@ fn to_raw(value: &Bson) -> Result<RawBson, QueryError> {
     RawBson::try_from(value.clone()).map_err(QueryError::invalid_bson)
 }
 
+/// Puts `collation` into the `$pull` filters of `tree` and deduplicates `$addToSet` values
+/// under it.
+fn collate_tree(tree: &mut Tree, collation: &Arc<Collation>) -> Result<(), QueryError> {
+    for node in tree.values_mut() {
+        match node {
+            UpdateNode::Inner(children) => collate_tree(children, collation)?,
+            UpdateNode::Leaf(Modifier::Pull(PullCondition::Value(filter) | PullCondition::Query(filter))) => {
+                filter.set_collation(collation);
+            }
+            UpdateNode::Leaf(Modifier::AddToSet(values)) => {
+                let mut unique: Vec<Bson> = Vec::with_capacity(values.len());
+                let mut seen: Vec<RawBson> = Vec::with_capacity(values.len());
+                for value in values.drain(..) {
+                    let raw = to_raw(&value)?;
+                    let duplicate = seen
+                        .iter()
+                        .any(|s| compare_collated(s.as_raw_bson_ref(), raw.as_raw_bson_ref(), Some(collation)).is_eq());
+                    if !duplicate {
+                        seen.push(raw);
+                        unique.push(value);
+                    }
+                }
+                *values = unique;
+            }
+            UpdateNode::Leaf(_) => {}
+        }
+    }
+    Ok(())
+}
+
 fn values_equal(a: &Bson, b: &Bson) -> Result<bool, QueryError> {
     Ok(compare_values(to_raw(a)?.as_raw_bson_ref(), to_raw(b)?.as_raw_bson_ref()).is_eq())
 }
@@ -1002,6 +1070,8 @@ struct ApplyCx<'u> {
     array_filters: &'u BTreeMap<String, Filter>,
     /// The array position the query matched, for `$`.
     positional: Option<usize>,
+    /// The collation of the operators' comparisons.
+    collation: Option<&'u Collation>,
 }
 
 impl ApplyCx<'_> {
@@ -1110,7 +1180,7 @@ impl Modifier {
                 Err(_) => return Err(QueryError::not_implemented("$mul with decimal128 values")),
             },
             Modifier::CurrentDate { timestamp } => Some(current_date(*timestamp)),
-            Modifier::Push(spec) => Some(Bson::Array(spec.apply(&[]))),
+            Modifier::Push(spec) => Some(Bson::Array(spec.apply(&[], None))),
             Modifier::AddToSet(values) => Some(Bson::Array(values.clone())),
             Modifier::Bit(ops) => Some(apply_bits(Number::Int32(0), ops).to_bson()),
             Modifier::SetOnInsert(_)
@@ -1132,7 +1202,11 @@ impl Modifier {
             Modifier::Inc(by) => arithmetic_action("$inc", number::add, *by, existing, field, cx),
             Modifier::Mul(by) => arithmetic_action("$mul", number::mul, *by, existing, field, cx),
             Modifier::Bound { max, value } => {
-                let order = compare_values(to_raw(value)?.as_raw_bson_ref(), to_raw(existing)?.as_raw_bson_ref());
+                let order = compare_collated(
+                    to_raw(value)?.as_raw_bson_ref(),
+                    to_raw(existing)?.as_raw_bson_ref(),
+                    cx.collation,
+                );
                 // Equal values (1 and 1.0 too) leave the field as it is.
                 let replace = if *max { order.is_gt() } else { order.is_lt() };
                 Ok(if replace { Action::Set(value.clone()) } else { Action::Keep })
@@ -1141,8 +1215,10 @@ impl Modifier {
             Modifier::Push(spec) => match existing {
                 // mongod's `PushNode` counts any `$sort` as a modification, even one that
                 // leaves the order as it was; nModified follows it.
-                Bson::Array(items) if spec.sort.is_some() => Ok(Action::Set(Bson::Array(spec.apply(items)))),
-                Bson::Array(items) => Ok(changed_array(items, spec.apply(items))),
+                Bson::Array(items) if spec.sort.is_some() => {
+                    Ok(Action::Set(Bson::Array(spec.apply(items, cx.collation))))
+                }
+                Bson::Array(items) => Ok(changed_array(items, spec.apply(items, cx.collation))),
                 // mongod names the whole path here, not just the field.
                 other => Err(QueryError::bad_value(format!(
                     "The field '{}' must be an array but is of type {} in document {}",
@@ -1158,7 +1234,9 @@ impl Modifier {
                         let raw = to_raw(value)?;
                         let mut present = false;
                         for item in items {
-                            if compare_values(to_raw(item)?.as_raw_bson_ref(), raw.as_raw_bson_ref()).is_eq() {
+                            if compare_collated(to_raw(item)?.as_raw_bson_ref(), raw.as_raw_bson_ref(), cx.collation)
+                                .is_eq()
+                            {
                                 present = true;
                                 break;
                             }
@@ -1190,7 +1268,7 @@ impl Modifier {
                 )),
             },
             Modifier::Pull(cond) => match existing {
-                Bson::Array(items) => pull_action(items, cond),
+                Bson::Array(items) => pull_action(items, cond, cx.collation),
                 _ => Err(QueryError::bad_value("Cannot apply $pull to a non-array value")),
             },
             Modifier::PullAll(values) => match existing {
@@ -1198,7 +1276,11 @@ impl Modifier {
                     let mut kept = Vec::with_capacity(items.len());
                     for item in items {
                         let raw = to_raw(item)?;
-                        if !values.iter().any(|v| compare_values(raw.as_raw_bson_ref(), v.as_raw_bson_ref()).is_eq()) {
+                        let collation = cx.collation;
+                        if !values
+                            .iter()
+                            .any(|v| compare_collated(raw.as_raw_bson_ref(), v.as_raw_bson_ref(), collation).is_eq())
+                        {
                             kept.push(item.clone());
                         }
                     }
@@ -1253,7 +1335,7 @@ fn current_date(timestamp: bool) -> Bson {
 
 impl PushSpec {
     /// The array `$push` makes of `items` (mongod's `PushNode::performPush`).
-    fn apply(&self, items: &[Bson]) -> Vec<Bson> {
+    fn apply(&self, items: &[Bson], collation: Option<&Collation>) -> Vec<Bson> {
         let mut out = items.to_vec();
         if !self.values.is_empty() {
             let len = i64::try_from(out.len()).unwrap_or(i64::MAX);
@@ -1270,7 +1352,7 @@ impl PushSpec {
             out.splice(at..at, self.values.iter().cloned());
         }
         if let Some(sort) = &self.sort {
-            out.sort_by(|a, b| sort.compare(a, b));
+            out.sort_by(|a, b| sort.compare(a, b, collation));
         }
         if let Some(slice) = self.slice {
             let keep = usize::try_from(slice.unsigned_abs()).unwrap_or(usize::MAX);
@@ -1287,15 +1369,15 @@ impl PushSpec {
 }
 
 impl PushSort {
-    fn compare(&self, a: &Bson, b: &Bson) -> std::cmp::Ordering {
+    fn compare(&self, a: &Bson, b: &Bson, collation: Option<&Collation>) -> std::cmp::Ordering {
         match self {
             PushSort::Whole(ascending) => {
-                let order = compare_owned(a, b);
+                let order = compare_owned(a, b, collation);
                 if *ascending { order } else { order.reverse() }
             }
             PushSort::Fields(keys) => {
                 for (path, ascending) in keys {
-                    let order = compare_owned(&sort_field(a, path), &sort_field(b, path));
+                    let order = compare_owned(&sort_field(a, path), &sort_field(b, path), collation);
                     let order = if *ascending { order } else { order.reverse() };
                     if order.is_ne() {
                         return order;
@@ -1327,9 +1409,9 @@ fn sort_field(element: &Bson, path: &[String]) -> Bson {
 }
 
 /// BSON order of two owned values; a value that cannot be encoded sorts as equal.
-fn compare_owned(a: &Bson, b: &Bson) -> std::cmp::Ordering {
+fn compare_owned(a: &Bson, b: &Bson, collation: Option<&Collation>) -> std::cmp::Ordering {
     match (to_raw(a), to_raw(b)) {
-        (Ok(x), Ok(y)) => compare_values(x.as_raw_bson_ref(), y.as_raw_bson_ref()),
+        (Ok(x), Ok(y)) => compare_collated(x.as_raw_bson_ref(), y.as_raw_bson_ref(), collation),
         _ => std::cmp::Ordering::Equal,
     }
 }
@@ -1370,10 +1452,10 @@ fn arithmetic_action(
     }
 }
 
-fn pull_action(items: &[Bson], cond: &PullCondition) -> Result<Action, QueryError> {
+fn pull_action(items: &[Bson], cond: &PullCondition, collation: Option<&Collation>) -> Result<Action, QueryError> {
     let mut kept = Vec::with_capacity(items.len());
     for item in items {
-        if !cond.matches(item)? {
+        if !cond.matches(item, collation)? {
             kept.push(item.clone());
         }
     }
@@ -1381,10 +1463,10 @@ fn pull_action(items: &[Bson], cond: &PullCondition) -> Result<Action, QueryErro
 }
 
 impl PullCondition {
-    fn matches(&self, element: &Bson) -> Result<bool, QueryError> {
+    fn matches(&self, element: &Bson, collation: Option<&Collation>) -> Result<bool, QueryError> {
         match self {
             PullCondition::Equals(target) => {
-                Ok(compare_values(to_raw(element)?.as_raw_bson_ref(), target.as_raw_bson_ref()).is_eq())
+                Ok(compare_collated(to_raw(element)?.as_raw_bson_ref(), target.as_raw_bson_ref(), collation).is_eq())
             }
             PullCondition::Query(filter) => match element {
                 Bson::Document(doc) => {
@@ -1415,6 +1497,7 @@ fn apply_rename(rename: &Rename, doc: &mut Document, cx: &mut ApplyCx<'_>) -> Re
         path: Vec::new(),
         array_filters: cx.array_filters,
         positional: None,
+        collation: cx.collation,
     };
     apply_in_document(&tree, doc, &mut set_cx)?;
 
@@ -1831,6 +1914,39 @@ mod tests {
     fn parse_err(spec: RawDocumentBuf) -> (i32, String) {
         let err = Update::parse(&spec).unwrap_err();
         (err.code().code(), err.message().to_owned())
+    }
+
+    #[test]
+    fn update_operators_compare_under_collation() {
+        let collation = Arc::new(
+            crate::query::Collation::parse(&bson::rawdoc! { "locale": "en", "strength": 2 }).unwrap().unwrap(),
+        );
+        // (update, document before, document after)
+        let rows = [
+            (bson::rawdoc! { "$addToSet": { "t": "RED" } }, doc! { "t": ["red"] }, doc! { "t": ["red"] }),
+            (bson::rawdoc! { "$addToSet": { "t": { "$each": ["B", "b"] } } }, doc! { "t": [] }, doc! { "t": ["B"] }),
+            (bson::rawdoc! { "$pull": { "t": "RED" } }, doc! { "t": ["red", "blue"] }, doc! { "t": ["blue"] }),
+            (
+                bson::rawdoc! { "$pull": { "t": { "$in": ["BLUE"] } } },
+                doc! { "t": ["red", "blue"] },
+                doc! { "t": ["red"] },
+            ),
+            (bson::rawdoc! { "$pullAll": { "t": ["RED"] } }, doc! { "t": ["red", "blue"] }, doc! { "t": ["blue"] }),
+            // "B" sorts after "a" in English, before it in bytes.
+            (bson::rawdoc! { "$max": { "s": "B" } }, doc! { "s": "a" }, doc! { "s": "B" }),
+            (bson::rawdoc! { "$min": { "s": "A" } }, doc! { "s": "a" }, doc! { "s": "a" }),
+            (
+                bson::rawdoc! { "$push": { "t": { "$each": [], "$sort": 1 } } },
+                doc! { "t": ["b", "C", "a"] },
+                doc! { "t": ["a", "b", "C"] },
+            ),
+        ];
+        for (spec, before, after) in rows {
+            let update = Update::parse(&spec).unwrap().with_collation(Some(&collation)).unwrap();
+            let mut doc = before.clone();
+            update.apply(&mut doc, false).unwrap();
+            assert_eq!(doc, after, "{spec:?} on {before}");
+        }
     }
 
     #[test]
