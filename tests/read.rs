@@ -321,3 +321,45 @@ async fn read_find_expr_with_let_and_runtime_error() {
         .expect("collect");
     assert_eq!(matched, vec![doc! { "_id": 7 }]);
 }
+
+#[tokio::test]
+async fn read_computed_projection_in_find_and_aggregate() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    let found = coll
+        .find_one(doc! { "_id": 12 })
+        .projection(doc! {
+            "next": { "$add": ["$age", 1] },
+            "name": 1,
+            "label": "$city",
+            "lit": { "$literal": 5 },
+            "first": { "$slice": ["$tags", 1] },
+            "v": "$$v",
+        })
+        .let_vars(doc! { "v": "bound" })
+        .await
+        .expect("find")
+        .expect("a document");
+    assert_eq!(
+        found,
+        doc! { "_id": 12, "name": "p012", "next": 13, "label": "paris", "lit": 5, "first": [2], "v": "bound" }
+    );
+    let err = coll.find_one(doc! {}).projection(doc! { "a": 0, "b": "$age" }).await.expect_err("exclusion");
+    assert_eq!(code(&err), Some(31310));
+
+    let aggregated: Vec<Document> = coll
+        .aggregate(vec![
+            doc! { "$match": { "$expr": { "$eq": ["$_id", "$$id"] } } },
+            doc! { "$project": { "_id": 0, "x": "$$x", "y": "$$y", "double": { "$multiply": ["$age", 2] } } },
+            doc! { "$addFields": { "z": { "$concat": ["$x", "!"] }, "nested.w": 1 } },
+            doc! { "$set": { "double": { "$add": ["$double", 1] } } },
+            doc! { "$unset": "y" },
+        ])
+        .let_vars(doc! { "id": 12, "x": "foo", "y": { "$literal": "$bar" } })
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(aggregated, vec![doc! { "x": "foo", "double": 25, "z": "foo!", "nested": { "w": 1 } }]);
+}

@@ -12,7 +12,7 @@ use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
-use crate::query::{FieldPath, Filter, Projection, SortSpec, compare_values};
+use crate::query::{DocumentStage, FieldPath, Filter, Projection, SortSpec, compare_values};
 use crate::server::Shared;
 use crate::storage::Namespace;
 
@@ -156,12 +156,12 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         _ => usize_arg(req, "limit")?.filter(|&n| n > 0),
     };
     let mut filter = Filter::parse(&filter_doc)?;
-    if let Some(spec) = req.doc_arg("let")? {
-        filter = filter.with_variables(&Variables::from_let(spec)?);
-    }
+    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?.unwrap_or_default();
+    filter = filter.with_variables(&vars);
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
+    let projection = projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?;
     let plan = QueryPlan {
-        projection: projection.map(|p| Projection::parse_with_query(p, &filter)).transpose()?,
+        projection: projection.map(|p| p.with_variables(&vars)),
         filter,
         filter_doc,
         sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?,
@@ -297,7 +297,9 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
 }
 
 /// `aggregate`, for the stages drivers generate themselves: `$match`, `$sort`, `$skip`,
-/// `$limit`, `$project`, `$count`, and `$group` with a constant `_id` and `$sum` accumulators.
+/// `$limit`, `$project` (with computed fields), `$addFields`/`$set`, `$unset`,
+/// `$replaceWith`/`$replaceRoot`, `$count`, and `$group` with a constant `_id` and `$sum`
+/// accumulators.
 pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = match req.command_value() {
         Some(RawBsonRef::Int32(1)) => {
@@ -381,8 +383,22 @@ fn apply_stage(stream: DocumentStream, stage: &RawDocument, vars: Option<&Variab
             Box::new(all.into_iter().map(Ok))
         }
         "$project" => {
-            let projection = Projection::parse_aggregate(&stage_doc(spec)?)?;
+            let RawBsonRef::Document(spec) = spec else {
+                return Err(Error::new(ErrorCode::Location15969, "$project specification must be an object"));
+            };
+            let mut projection = Projection::parse_aggregate(spec)?;
+            if let Some(vars) = vars {
+                projection = projection.with_variables(vars);
+            }
             Box::new(stream.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?))))
+        }
+        "$addFields" | "$set" | "$unset" | "$replaceWith" | "$replaceRoot" => {
+            let vars = vars.cloned().unwrap_or_default();
+            let stage = DocumentStage::parse(name, spec, &vars)?;
+            Box::new(stream.map(move |doc| {
+                let doc = Document::try_from(doc?).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+                raw(&stage.apply(doc, &vars)?)
+            }))
         }
         "$count" => {
             let RawBsonRef::String(field) = spec else {

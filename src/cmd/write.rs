@@ -473,7 +473,10 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let vars = let_variables(req)?;
     let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?;
     let fields = match req.doc_arg("fields")? {
-        Some(fields) => Some(Projection::parse_with_query(fields, &Filter::parse(query)?)?),
+        Some(fields) => Some(
+            Projection::parse_with_query(fields, &Filter::parse(query)?)?
+                .with_variables(&vars.clone().unwrap_or_default()),
+        ),
         None => None,
     };
     let remove = req.bool_arg("remove")?.unwrap_or(false);

@@ -4,8 +4,9 @@
 //! Supported: literals and `$literal`, field paths (`$a.b`), `$$ROOT`, `$$CURRENT`, `$$REMOVE`
 //! and user variables (`$$name`), expression objects and arrays, and the operators `$eq $ne $gt
 //! $gte $lt $lte $cmp $and $or $not $cond $ifNull $add $subtract $multiply $divide $mod $abs $in
-//! $size $concat $toLower $toUpper $type $getField $setField`. Any other `$`-name answers
-//! mongod's 168 InvalidPipelineOperator. Decimal128 arithmetic answers 238 NotImplemented.
+//! $size $concat $toLower $toUpper $type $getField $setField $slice $rand`. The other operators
+//! of mongod 7.0 (and `$meta`) answer 238 NotImplemented; a name mongod does not know answers
+//! its 168 InvalidPipelineOperator. Decimal128 arithmetic answers 238 NotImplemented.
 //!
 //! A missing value (mongod's EOO) is kept apart from null: it is omitted from arrays and
 //! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
@@ -114,6 +115,10 @@ pub enum Operator {
     GetField,
     /// `$setField`, its arguments `[field, input, value]`.
     SetField,
+    /// `$slice`: `[array, n]` or `[array, position, n]`.
+    Slice,
+    /// `$rand`: a double in [0, 1), no arguments.
+    Rand,
 }
 
 impl Operator {
@@ -145,6 +150,8 @@ impl Operator {
             "$type" => Self::Type,
             "$getField" => Self::GetField,
             "$setField" => Self::SetField,
+            "$slice" => Self::Slice,
+            "$rand" => Self::Rand,
             _ => return None,
         })
     }
@@ -166,7 +173,8 @@ impl Operator {
             Self::Not | Self::Abs | Self::Size | Self::ToLower | Self::ToUpper | Self::Type => Some(1),
             Self::Cond | Self::SetField => Some(3),
             Self::GetField => Some(2),
-            Self::And | Self::Or | Self::IfNull | Self::Add | Self::Multiply | Self::Concat => None,
+            Self::Rand => Some(0),
+            Self::Slice | Self::And | Self::Or | Self::IfNull | Self::Add | Self::Multiply | Self::Concat => None,
         }
     }
 }
@@ -390,8 +398,17 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
         return Ok(Expression::Literal(to_bson(arg)?));
     }
     let Some(op) = Operator::from_name(name) else {
+        if name == "$meta" {
+            return Err(QueryError::not_implemented("$meta (text search scores and index keys)"));
+        }
+        if UNBUILT_OPERATORS.contains(&name) {
+            return Err(QueryError::not_implemented(&format!("the {name} expression")));
+        }
         return Err(QueryError::new(ErrorCode::InvalidPipelineOperator, format!("Unrecognized expression '{name}'")));
     };
+    if op == Operator::Rand {
+        return parse_rand(arg);
+    }
     if let (Operator::Cond, RawBsonRef::Document(spec)) = (op, arg) {
         return parse_cond_object(spec);
     }
@@ -417,6 +434,12 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
             format!("Expression {name} takes exactly {n} arguments. {} were passed in.", args.len()),
         ));
     }
+    if op == Operator::Slice && !(2..=3).contains(&args.len()) {
+        return Err(QueryError::new(
+            ErrorCode::Location28667,
+            format!("Expression $slice takes at least 2 arguments, and at most 3, but {} were passed in.", args.len()),
+        ));
+    }
     if op == Operator::IfNull && args.len() < 2 {
         return Err(QueryError::new(
             ErrorCode::Location1257300,
@@ -425,6 +448,153 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
     }
     Ok(Expression::Operator { op, args })
 }
+
+/// `$rand` takes no arguments: an empty document or an empty array.
+fn parse_rand(arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
+    match arg {
+        RawBsonRef::Document(d) if d.is_empty() => {}
+        RawBsonRef::Array(a) if a.is_empty() => {}
+        RawBsonRef::Document(_) | RawBsonRef::Array(_) => {
+            return Err(QueryError::new(ErrorCode::Location3040501, "$rand does not currently accept arguments"));
+        }
+        _ => {
+            return Err(QueryError::new(ErrorCode::Location10065, "invalid parameter: expected an object ($rand)"));
+        }
+    }
+    Ok(Expression::Operator { op: Operator::Rand, args: Vec::new() })
+}
+
+/// Whether `name` is an expression operator mongod 7.0 knows (built here or not): a
+/// projection reads `{a: {$name: ...}}` as an expression exactly when this holds.
+pub fn is_expression_name(name: &str) -> bool {
+    name == "$literal" || name == "$meta" || Operator::from_name(name).is_some() || UNBUILT_OPERATORS.contains(&name)
+}
+
+/// mongod 7.0's expression operators that this evaluator does not build yet: they answer 238
+/// NotImplemented, where a name mongod does not know answers 168.
+const UNBUILT_OPERATORS: &[&str] = &[
+    "$acos",
+    "$acosh",
+    "$allElementsTrue",
+    "$anyElementTrue",
+    "$arrayElemAt",
+    "$arrayToObject",
+    "$asin",
+    "$asinh",
+    "$atan",
+    "$atan2",
+    "$atanh",
+    "$avg",
+    "$binarySize",
+    "$bitAnd",
+    "$bitNot",
+    "$bitOr",
+    "$bitXor",
+    "$bsonSize",
+    "$ceil",
+    "$concatArrays",
+    "$convert",
+    "$cos",
+    "$cosh",
+    "$dateAdd",
+    "$dateDiff",
+    "$dateFromParts",
+    "$dateFromString",
+    "$dateSubtract",
+    "$dateToParts",
+    "$dateToString",
+    "$dateTrunc",
+    "$dayOfMonth",
+    "$dayOfWeek",
+    "$dayOfYear",
+    "$degreesToRadians",
+    "$exp",
+    "$filter",
+    "$first",
+    "$firstN",
+    "$floor",
+    "$function",
+    "$hour",
+    "$indexOfArray",
+    "$indexOfBytes",
+    "$indexOfCP",
+    "$isArray",
+    "$isNumber",
+    "$isoDayOfWeek",
+    "$isoWeek",
+    "$isoWeekYear",
+    "$last",
+    "$lastN",
+    "$let",
+    "$ln",
+    "$log",
+    "$log10",
+    "$ltrim",
+    "$map",
+    "$max",
+    "$maxN",
+    "$median",
+    "$mergeObjects",
+    "$millisecond",
+    "$min",
+    "$minN",
+    "$minute",
+    "$month",
+    "$objectToArray",
+    "$percentile",
+    "$pow",
+    "$radiansToDegrees",
+    "$range",
+    "$reduce",
+    "$regexFind",
+    "$regexFindAll",
+    "$regexMatch",
+    "$replaceAll",
+    "$replaceOne",
+    "$reverseArray",
+    "$round",
+    "$rtrim",
+    "$sampleRate",
+    "$second",
+    "$setDifference",
+    "$setEquals",
+    "$setIntersection",
+    "$setIsSubset",
+    "$setUnion",
+    "$sin",
+    "$sinh",
+    "$sortArray",
+    "$split",
+    "$sqrt",
+    "$stdDevPop",
+    "$stdDevSamp",
+    "$strcasecmp",
+    "$strLenBytes",
+    "$strLenCP",
+    "$substr",
+    "$substrBytes",
+    "$substrCP",
+    "$sum",
+    "$switch",
+    "$tan",
+    "$tanh",
+    "$toBool",
+    "$toDate",
+    "$toDecimal",
+    "$toDouble",
+    "$toInt",
+    "$toLong",
+    "$toObjectId",
+    "$toString",
+    "$trim",
+    "$trunc",
+    "$tsIncrement",
+    "$tsSecond",
+    "$unsetField",
+    "$week",
+    "$year",
+    "$zip",
+];
 
 /// `$getField` (`"name"` or `{field, input}`) and `$setField` (`{field, input, value}`):
 /// `field` must be a constant string, spelled directly or through `$literal`.
@@ -687,6 +857,8 @@ fn evaluate_operator(
         Operator::ToLower => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_lowercase()),
         Operator::ToUpper => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_uppercase()),
         Operator::Type => Bson::String(type_of(&eval(0)?).to_owned()),
+        Operator::Slice => return slice(eval(0)?, eval(1)?, || eval(2), args.len() == 3),
+        Operator::Rand => Bson::Double(random_unit()),
         Operator::GetField => {
             let (Some(Bson::String(field)), input) = (eval(0)?, eval(1)?) else { return Ok(None) };
             return match input {
@@ -722,6 +894,90 @@ fn evaluate_operator(
             Bson::Document(doc)
         }
     }))
+}
+
+/// mongod's `ExpressionSlice`: `[array, n]` keeps the first `n` (the last `-n`) elements;
+/// `[array, position, n]` keeps `n` elements from `position` (from the end when negative).
+fn slice(
+    array: Value,
+    second: Value,
+    third: impl FnOnce() -> Result<Value, QueryError>,
+    has_third: bool,
+) -> Result<Value, QueryError> {
+    if nullish(&array) || nullish(&second) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(Bson::Array(list)) = array else {
+        return Err(QueryError::new(
+            ErrorCode::Location28724,
+            format!("First argument to $slice must be an array, but is of type: {}", type_of(&array)),
+        ));
+    };
+    let Some(n) = second.as_ref().and_then(Number::from_bson) else {
+        return Err(QueryError::new(
+            ErrorCode::Location28725,
+            format!("Second argument to $slice must be a numeric value, but is of type: {}", type_of(&second)),
+        ));
+    };
+    let Some(n) = n.to_i32_exact() else {
+        return Err(QueryError::new(
+            ErrorCode::Location28726,
+            format!(
+                "Second argument to $slice can't be represented as a 32-bit integer: {}",
+                render::double(n.to_f64())
+            ),
+        ));
+    };
+    let len = list.len();
+    let back = |k: i32| len.saturating_sub(usize::try_from(k.unsigned_abs()).unwrap_or(usize::MAX));
+    let (start, end) = if has_third {
+        let start = if n < 0 { back(n) } else { usize::try_from(n).unwrap_or(usize::MAX).min(len) };
+        let count = third()?;
+        if nullish(&count) {
+            return Ok(Some(Bson::Null));
+        }
+        let Some(count) = count.as_ref().and_then(Number::from_bson) else {
+            return Err(QueryError::new(
+                ErrorCode::Location28727,
+                format!("Third argument to $slice must be numeric, but is of type: {}", type_of(&count)),
+            ));
+        };
+        let Some(count) = count.to_i32_exact() else {
+            return Err(QueryError::new(
+                ErrorCode::Location28728,
+                format!(
+                    "Third argument to $slice can't be represented as a 32-bit integer: {}",
+                    render::double(count.to_f64())
+                ),
+            ));
+        };
+        if count <= 0 {
+            return Err(QueryError::new(
+                ErrorCode::Location28729,
+                format!("Third argument to $slice must be positive: {count}"),
+            ));
+        }
+        (start, start.saturating_add(usize::try_from(count).unwrap_or(usize::MAX)).min(len))
+    } else if n >= 0 {
+        (0, usize::try_from(n).unwrap_or(usize::MAX).min(len))
+    } else {
+        (back(n), len)
+    };
+    Ok(Some(Bson::Array(list.into_iter().skip(start).take(end.saturating_sub(start)).collect())))
+}
+
+/// A uniformly distributed double in [0, 1) for `$rand`: 53 random bits from the standard
+/// library's randomly keyed SipHash over a counter (not for cryptography, as in mongod).
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = KEYS.get_or_init(std::collections::hash_map::RandomState::new).build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, AtomicOrdering::Relaxed));
+    // The top 53 bits fit a double's mantissa exactly.
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// mongod's `Value::coerceToString` for the types built so far: strings as they are, null and
@@ -1264,6 +1520,53 @@ mod tests {
             err_message(d, bson!({ "$size": "$s" })),
             "The argument to $size must be an array. Type of argument is string"
         );
+    }
+
+    #[test]
+    fn expr_slice() {
+        let d = doc! { "a": [1, 2, 3, 4, 5], "s": "x", "n": null };
+        table(vec![
+            (d.clone(), bson!({ "$slice": ["$a", 2] }), ok(bson!([1, 2]))),
+            (d.clone(), bson!({ "$slice": ["$a", -2] }), ok(bson!([4, 5]))),
+            (d.clone(), bson!({ "$slice": ["$a", 0] }), ok(bson!([]))),
+            (d.clone(), bson!({ "$slice": ["$a", -10] }), ok(bson!([1, 2, 3, 4, 5]))),
+            (d.clone(), bson!({ "$slice": ["$a", 1, 2] }), ok(bson!([2, 3]))),
+            (d.clone(), bson!({ "$slice": ["$a", -2, 5] }), ok(bson!([4, 5]))),
+            (d.clone(), bson!({ "$slice": ["$a", -9, 1] }), ok(bson!([1]))),
+            (d.clone(), bson!({ "$slice": ["$a", 9, 1] }), ok(bson!([]))),
+            (d.clone(), bson!({ "$slice": ["$a", 2.0] }), ok(bson!([1, 2]))),
+            (d.clone(), bson!({ "$slice": ["$n", 1] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$slice": ["$a", "$missing"] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, null] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$slice": ["$s", 1] }), Err(28724)),
+            (d.clone(), bson!({ "$slice": ["$a", "1"] }), Err(28725)),
+            (d.clone(), bson!({ "$slice": ["$a", 1.5] }), Err(28726)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, "1"] }), Err(28727)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, 1.5] }), Err(28728)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, 0] }), Err(28729)),
+            (d.clone(), bson!({ "$slice": ["$a"] }), Err(28667)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, 2, 3] }), Err(28667)),
+        ]);
+        assert_eq!(err_message(d, bson!({ "$slice": ["$a", 1, -1] })), "Third argument to $slice must be positive: -1");
+    }
+
+    #[test]
+    fn expr_rand_meta_and_unbuilt_operators() {
+        for spec in [bson!({ "$rand": {} }), bson!({ "$rand": [] })] {
+            let Ok(Some(Bson::Double(x))) = eval(doc! {}, spec) else { panic!("$rand gives a double") };
+            assert!((0.0..1.0).contains(&x));
+        }
+        let first = eval(doc! {}, bson!({ "$rand": {} }));
+        let second = eval(doc! {}, bson!({ "$rand": {} }));
+        assert_ne!(first, second, "two draws differ");
+        table(vec![
+            (doc! {}, bson!({ "$rand": { "a": 1 } }), Err(3040501)),
+            (doc! {}, bson!({ "$rand": [1] }), Err(3040501)),
+            (doc! {}, bson!({ "$rand": 1 }), Err(10065)),
+            (doc! {}, bson!({ "$meta": "textScore" }), Err(238)),
+            (doc! {}, bson!({ "$concatArrays": [[1], [2]] }), Err(238)),
+            (doc! {}, bson!({ "$notAnOperator": 1 }), Err(168)),
+        ]);
     }
 
     #[test]

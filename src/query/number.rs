@@ -62,6 +62,33 @@ impl Number {
         }
     }
 
+    /// The value as a 32-bit integer when it is one exactly (mongod's `Value::integral`).
+    pub(crate) fn to_i32_exact(self) -> Option<i32> {
+        match self {
+            Self::Int32(i) => Some(i),
+            Self::Int64(i) => i32::try_from(i).ok(),
+            Self::Double(d) => {
+                (d.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&d)).then_some(d as i32)
+            }
+            Self::Decimal(_) => {
+                let whole =
+                    compare(self, Self::Int32(i32::MIN)).is_ge() && compare(self, Self::Int32(i32::MAX)).is_le();
+                let d = self.to_f64();
+                (whole && d.fract() == 0.0).then_some(d as i32)
+            }
+        }
+    }
+
+    /// The nearest double (mongod's `coerceToDouble`).
+    pub(crate) fn to_f64(self) -> f64 {
+        match self {
+            Self::Int32(i) => f64::from(i),
+            Self::Int64(i) => i as f64,
+            Self::Double(d) => d,
+            Self::Decimal(d) => d.to_string().parse().unwrap_or(f64::NAN),
+        }
+    }
+
     /// mongod's `SafeNum::debugString`, used in `$inc` overflow messages.
     pub(crate) fn debug_string(self) -> String {
         match self {
