@@ -363,3 +363,35 @@ async fn read_computed_projection_in_find_and_aggregate() {
         .expect("collect");
     assert_eq!(aggregated, vec![doc! { "x": "foo", "double": 25, "z": "foo!", "nested": { "w": 1 } }]);
 }
+
+#[tokio::test]
+async fn read_find_json_schema() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<Document>("schema");
+    coll.insert_many(vec![
+        doc! { "_id": 1, "name": "ann", "age": 31, "tags": ["a", "b"] },
+        doc! { "_id": 2, "name": "bob", "age": "unknown" },
+        doc! { "_id": 3, "age": 40 },
+        doc! { "_id": 4, "name": "cy", "age": 17, "tags": ["a", "a"] },
+    ])
+    .await
+    .expect("insert");
+    let schema = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["name"],
+        "properties": {
+            "age": { "bsonType": "int", "minimum": 18 },
+            "tags": { "bsonType": "array", "uniqueItems": true },
+        },
+    } };
+    let found: Vec<Document> =
+        coll.find(schema).projection(doc! { "_id": 1 }).await.expect("find").try_collect().await.expect("collect");
+    assert_eq!(found, vec![doc! { "_id": 1 }]);
+    let negated = doc! { "$nor": [ { "$jsonSchema": { "required": ["name"] } } ] };
+    assert_eq!(coll.count_documents(negated).await.expect("count"), 1);
+    let err = coll.find_one(doc! { "$jsonSchema": { "type": "integer" } }).await.expect_err("integer");
+    assert_eq!(code(&err), Some(9));
+    let err = coll.find_one(doc! { "$jsonSchema": { "$ref": "#/definitions/x" } }).await.expect_err("$ref");
+    assert_eq!(code(&err), Some(9));
+}

@@ -5,6 +5,7 @@
 //! - [`path`]: dotted paths and what they reach, with implicit array traversal;
 //! - [`expr`]: aggregation expressions (`$expr`, later pipeline updates);
 //! - [`filter`]: query filters, compiled once and matched against many documents;
+//! - [`json_schema`]: `$jsonSchema`, compiled once into a matcher used by [`filter`];
 //! - [`projection`]: `find` projections (inclusion, exclusion, `$slice`, `$elemMatch`, `a.$`);
 //! - [`sort`]: sort specifications and mongod's multi-key sort order;
 //! - [`update`]: update documents (replacement or operators) applied to a document;
@@ -13,6 +14,7 @@
 pub mod error;
 pub mod expr;
 pub mod filter;
+pub mod json_schema;
 mod number;
 pub mod order;
 pub mod path;
