@@ -6,15 +6,17 @@
 //! $gte $lt $lte $cmp $and $or $not $cond $ifNull $add $subtract $multiply $divide $mod $abs $in
 //! $size $concat $toLower $toUpper $type $getField $setField $slice $rand`. The other operators
 //! of mongod 7.0 (and `$meta`) answer 238 NotImplemented; a name mongod does not know answers
-//! its 168 InvalidPipelineOperator. Decimal128 arithmetic answers 238 NotImplemented.
+//! its 168 InvalidPipelineOperator. Arithmetic promotes as mongod does: any decimal128 operand
+//! makes the result a decimal (computed exactly, rounded to 34 digits).
 //!
 //! A missing value (mongod's EOO) is kept apart from null: it is omitted from arrays and
 //! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
 
 use std::cmp::Ordering;
 
-use bson::{Bson, RawBson, RawBsonRef, RawDocument};
+use bson::{Bson, Decimal128, RawBson, RawBsonRef, RawDocument};
 
+use super::decimal;
 use super::error::QueryError;
 use super::number::Number;
 use super::order::compare_values;
@@ -999,13 +1001,7 @@ fn coerce_to_string(v: Value) -> Result<String, QueryError> {
 }
 
 fn as_f64(n: Number) -> f64 {
-    match n {
-        Number::Int32(i) => f64::from(i),
-        Number::Int64(i) => i as f64,
-        Number::Double(d) => d,
-        // Decimals are refused before any arithmetic reaches here.
-        Number::Decimal(_) => f64::NAN,
-    }
+    n.to_f64()
 }
 
 fn as_i64(n: Number) -> Option<i64> {
@@ -1016,11 +1012,13 @@ fn as_i64(n: Number) -> Option<i64> {
     }
 }
 
-fn no_decimal(a: Number, b: Number) -> Result<(), QueryError> {
-    if matches!(a, Number::Decimal(_)) || matches!(b, Number::Decimal(_)) {
-        return Err(QueryError::not_implemented("decimal arithmetic in expressions"));
-    }
-    Ok(())
+fn any_decimal(a: Number, b: Number) -> bool {
+    matches!(a, Number::Decimal(_)) || matches!(b, Number::Decimal(_))
+}
+
+/// A date plus or minus a decimal number of milliseconds, rounded half to even.
+fn decimal_to_millis(total: Decimal128) -> Result<i64, QueryError> {
+    decimal::to_i64(total).ok_or_else(date_overflow)
 }
 
 /// The widest numeric type seen so far by `$add` or `$multiply`.
@@ -1063,10 +1061,12 @@ fn double_to_millis(d: f64) -> Option<i64> {
 }
 
 /// mongod's `AddState`: an int64 total while the operands are integers (an int64 overflow
-/// switches to a double total), a double total from the first double on; a date operand
-/// makes the result a date, doubles rounded to whole milliseconds.
+/// switches to a double total), a double total from the first double on, a decimal total
+/// from the first decimal on (the total so far converted exactly, or a double to 34 digits);
+/// a date operand makes the result a date, doubles rounded to whole milliseconds.
 fn add(values: &[Value]) -> Result<Value, QueryError> {
     let (mut widest, mut long_total, mut double_total) = (Widest::Int, 0i64, 0f64);
+    let mut decimal_total: Option<Decimal128> = None;
     let mut date = false;
     for v in values {
         if nullish(v) {
@@ -1091,7 +1091,14 @@ fn add(values: &[Value]) -> Result<Value, QueryError> {
             },
             None => return Ok(Some(Bson::Null)),
         };
-        no_decimal(n, n)?;
+        if decimal_total.is_some() || matches!(n, Number::Decimal(_)) {
+            let so_far = decimal_total.unwrap_or_else(|| match widest {
+                Widest::Double if !date => decimal::from_f64(double_total),
+                _ => decimal::from_i64(long_total),
+            });
+            decimal_total = Some(decimal::add(so_far, n.to_decimal()));
+            continue;
+        }
         if date {
             // Once there is a date, everything adds up in int64 milliseconds.
             let add = match n {
@@ -1123,13 +1130,21 @@ fn add(values: &[Value]) -> Result<Value, QueryError> {
             },
         }
     }
-    Ok(Some(if date {
+    Ok(Some(match (decimal_total, date) {
+        (Some(total), true) => Bson::DateTime(bson::DateTime::from_millis(decimal_to_millis(total)?)),
+        (Some(total), false) => Bson::Decimal128(total),
+        (None, _) => add_result(widest, long_total, double_total, date),
+    }))
+}
+
+fn add_result(widest: Widest, long_total: i64, double_total: f64, date: bool) -> Bson {
+    if date {
         Bson::DateTime(bson::DateTime::from_millis(long_total))
     } else if widest == Widest::Double {
         Bson::Double(double_total)
     } else {
         int_or_long(long_total, widest)
-    }))
+    }
 }
 
 /// mongod's `evaluateSubtract`: the widest numeric type decides; an int64 overflow gives a
@@ -1137,7 +1152,9 @@ fn add(values: &[Value]) -> Result<Value, QueryError> {
 fn subtract(a: Value, b: Value) -> Result<Value, QueryError> {
     let (na, nb) = (a.as_ref().and_then(Number::from_bson), b.as_ref().and_then(Number::from_bson));
     if let (Some(x), Some(y)) = (na, nb) {
-        no_decimal(x, y)?;
+        if any_decimal(x, y) {
+            return Ok(Some(Bson::Decimal128(decimal::sub(x.to_decimal(), y.to_decimal()))));
+        }
         let widest = widest_of(x).max(widest_of(y));
         return Ok(Some(match widest {
             Widest::Double => Bson::Double(as_f64(x) - as_f64(y)),
@@ -1158,9 +1175,9 @@ fn subtract(a: Value, b: Value) -> Result<Value, QueryError> {
         return match (&b, nb) {
             (Some(Bson::DateTime(rhs)), _) => Ok(Some(Bson::Int64(lhs.wrapping_sub(rhs.timestamp_millis())))),
             (_, Some(n)) => {
-                no_decimal(n, n)?;
                 let offset = match n {
                     Number::Double(d) => double_to_millis(d).ok_or_else(date_overflow)?,
+                    Number::Decimal(d) => decimal_to_millis(d)?,
                     n => as_i64(n).unwrap_or(0),
                 };
                 let ms = lhs.checked_sub(offset).ok_or_else(date_overflow)?;
@@ -1176,6 +1193,7 @@ fn subtract(a: Value, b: Value) -> Result<Value, QueryError> {
 /// on overflow or a non-finite factor.
 fn multiply(values: &[Value]) -> Result<Value, QueryError> {
     let (mut widest, mut long_product, mut double_product) = (Widest::Int, 1i64, 1f64);
+    let mut decimal_product: Option<Decimal128> = None;
     for v in values {
         if nullish(v) {
             return Ok(Some(Bson::Null));
@@ -1183,7 +1201,15 @@ fn multiply(values: &[Value]) -> Result<Value, QueryError> {
         let Some(n) = v.as_ref().and_then(Number::from_bson) else {
             return Err(type_mismatch(format!("$multiply only supports numeric types, not {}", type_of(v))));
         };
-        no_decimal(n, n)?;
+        if decimal_product.is_some() || matches!(n, Number::Decimal(_)) {
+            // From the first decimal on, the product so far converts (a double to 34 digits).
+            let so_far = decimal_product.unwrap_or_else(|| match widest {
+                Widest::Double => decimal::from_f64(double_product),
+                _ => decimal::from_i64(long_product),
+            });
+            decimal_product = Some(decimal::mul(so_far, n.to_decimal()));
+            continue;
+        }
         widest = widest.max(widest_of(n));
         double_product *= as_f64(n);
         if widest != Widest::Double {
@@ -1193,13 +1219,23 @@ fn multiply(values: &[Value]) -> Result<Value, QueryError> {
             }
         }
     }
-    Ok(Some(if widest == Widest::Double { Bson::Double(double_product) } else { int_or_long(long_product, widest) }))
+    Ok(Some(match decimal_product {
+        Some(product) => Bson::Decimal128(product),
+        None if widest == Widest::Double => Bson::Double(double_product),
+        None => int_or_long(long_product, widest),
+    }))
 }
 
 fn divide(a: Value, b: Value) -> Result<Value, QueryError> {
     match (a.as_ref().and_then(Number::from_bson), b.as_ref().and_then(Number::from_bson)) {
+        (Some(x), Some(y)) if any_decimal(x, y) => {
+            let denominator = y.to_decimal();
+            if decimal::is_zero(denominator) {
+                return Err(QueryError::bad_value("can't $divide by zero"));
+            }
+            Ok(Some(Bson::Decimal128(decimal::div(x.to_decimal(), denominator))))
+        }
         (Some(x), Some(y)) => {
-            no_decimal(x, y)?;
             let denominator = as_f64(y);
             if denominator == 0.0 {
                 return Err(QueryError::bad_value("can't $divide by zero"));
@@ -1226,7 +1262,13 @@ fn modulo(a: Value, b: Value) -> Result<Value, QueryError> {
             ));
         }
     };
-    no_decimal(x, y)?;
+    if any_decimal(x, y) {
+        let divisor = y.to_decimal();
+        if decimal::is_zero(divisor) {
+            return Err(QueryError::new(ErrorCode::Location16610, "can't $mod by zero"));
+        }
+        return Ok(Some(Bson::Decimal128(decimal::rem(x.to_decimal(), divisor))));
+    }
     let divisor = as_f64(y);
     if divisor == 0.0 {
         return Err(QueryError::new(ErrorCode::Location16610, "can't $mod by zero"));
@@ -1247,7 +1289,7 @@ fn abs(v: Value) -> Result<Value, QueryError> {
             None => return Err(QueryError::new(ErrorCode::Location28680, "can't take $abs of long long min")),
         },
         Some(Number::Double(d)) => Bson::Double(d.abs()),
-        Some(Number::Decimal(_)) => return Err(QueryError::not_implemented("decimal arithmetic in expressions")),
+        Some(Number::Decimal(d)) => Bson::Decimal128(decimal::abs(d)),
         None if nullish(&v) => Bson::Null,
         None => {
             return Err(QueryError::new(
@@ -1444,6 +1486,37 @@ mod tests {
             "$add only supports numeric or date types, not string"
         );
         assert_eq!(err_message(d, bson!({ "$subtract": [1, "$d"] })), "can't $subtract date from int");
+    }
+
+    #[test]
+    fn expr_decimal_arithmetic_promotes_to_decimal() {
+        let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+        let d =
+            doc! { "x": dec("0.1"), "y": dec("0.2"), "i": 3, "l": i64::MAX, "f": 0.5, "z": dec("0"), "t": date(1_000) };
+        table(vec![
+            (d.clone(), bson!({ "$add": ["$x", "$y"] }), ok(dec("0.3"))),
+            (d.clone(), bson!({ "$add": ["$i", "$x"] }), ok(dec("3.1"))),
+            // The int64 total overflowed to a double (2^64) before the decimal came.
+            (d.clone(), bson!({ "$add": ["$l", "$l", "$x"] }), ok(dec("18446744073709551616.1"))),
+            (d.clone(), bson!({ "$add": ["$f", "$x"] }), ok(dec("0.6"))),
+            (d.clone(), bson!({ "$add": ["$x", "$f", 1] }), ok(dec("1.6"))),
+            (d.clone(), bson!({ "$add": ["$x", null] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$add": ["$t", dec("2.5")] }), ok(date(1_002))),
+            (d.clone(), bson!({ "$add": ["$t", dec("3.5")] }), ok(date(1_004))),
+            (d.clone(), bson!({ "$subtract": ["$y", "$x"] }), ok(dec("0.1"))),
+            (d.clone(), bson!({ "$subtract": ["$i", "$x"] }), ok(dec("2.9"))),
+            (d.clone(), bson!({ "$subtract": ["$t", dec("1000")] }), ok(date(0))),
+            (d.clone(), bson!({ "$multiply": ["$x", "$i"] }), ok(dec("0.3"))),
+            (d.clone(), bson!({ "$multiply": ["$i", "$f", "$x"] }), ok(dec("0.15"))),
+            (d.clone(), bson!({ "$divide": [1, dec("4")] }), ok(dec("0.25"))),
+            (d.clone(), bson!({ "$divide": [dec("1"), 3] }), ok(dec("0.3333333333333333333333333333333333"))),
+            (d.clone(), bson!({ "$divide": ["$i", "$z"] }), Err(2)),
+            (d.clone(), bson!({ "$mod": [dec("7.5"), 2] }), ok(dec("1.5"))),
+            (d.clone(), bson!({ "$mod": [dec("-7"), 3] }), ok(dec("-1"))),
+            (d.clone(), bson!({ "$mod": [7, "$z"] }), Err(16610)),
+            (d.clone(), bson!({ "$abs": dec("-2.50") }), ok(dec("2.50"))),
+            (d, bson!({ "$eq": [{ "$add": ["$x", "$y"] }, dec("0.3")] }), ok(bson!(true))),
+        ]);
     }
 
     #[test]

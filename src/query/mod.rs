@@ -11,6 +11,7 @@
 //! - [`update`]: update documents (replacement or operators) applied to a document;
 //! - [`error`]: [`QueryError`], the one error type of the layer.
 
+mod decimal;
 pub mod error;
 pub mod expr;
 pub mod filter;
