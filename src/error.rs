@@ -149,6 +149,8 @@ error_codes! {
     SocketException = 9001,
     /// This node is not a writable primary.
     NotWritablePrimary = 10107,
+    /// `$rand` with an argument that is neither a document nor an array.
+    Location10065 = 10065,
     /// A document is larger than 16 MiB.
     BSONObjectTooLarge = 10334,
     /// A unique index (`_id` included) already holds the key.
@@ -218,6 +220,18 @@ error_codes! {
     /// A find `$slice` projection that is not find syntax and has the wrong number of
     /// arguments for the aggregation `$slice`.
     Location28667 = 28667,
+    /// The aggregation `$slice` on a value that is not an array.
+    Location28724 = 28724,
+    /// The aggregation `$slice` with a position or count that is not a number.
+    Location28725 = 28725,
+    /// The aggregation `$slice` with a position or count that is not a 32-bit integer.
+    Location28726 = 28726,
+    /// The aggregation `$slice` with a third argument that is not a number.
+    Location28727 = 28727,
+    /// The aggregation `$slice` with a third argument that is not a 32-bit integer.
+    Location28728 = 28728,
+    /// The aggregation `$slice` with a third argument that is not positive.
+    Location28729 = 28729,
     /// `$abs` of the smallest int64.
     Location28680 = 28680,
     /// `$abs` on a value that is not a number.
@@ -232,6 +246,8 @@ error_codes! {
     Location31249 = 31249,
     /// A projection names the same path twice.
     Location31250 = 31250,
+    /// An expression other than `$meta` in an exclusion projection.
+    Location31252 = 31252,
     /// An inclusion inside an exclusion projection.
     Location31253 = 31253,
     /// An exclusion inside an inclusion projection.
@@ -268,8 +284,12 @@ error_codes! {
     Location31303 = 31303,
     /// A positional projection whose value is a literal.
     Location31308 = 31308,
+    /// A literal or field path in an exclusion projection.
+    Location31310 = 31310,
     /// A positional projection in an aggregation `$project`.
     Location31324 = 31324,
+    /// A projection sub-object whose only field is an unknown `$`-name.
+    Location31325 = 31325,
     /// `$in` whose second argument is not an array.
     Location40081 = 40081,
     /// `$replaceWith` produced something other than a document.
@@ -310,6 +330,8 @@ error_codes! {
     Location51270 = 51270,
     /// `$ifNull` with fewer than two arguments.
     Location1257300 = 1257300,
+    /// `$rand` with arguments.
+    Location3040501 = 3040501,
     /// `$getField` with an unknown argument.
     Location3041701 = 3041701,
     /// `$getField` without `field`.

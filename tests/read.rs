@@ -321,3 +321,77 @@ async fn read_find_expr_with_let_and_runtime_error() {
         .expect("collect");
     assert_eq!(matched, vec![doc! { "_id": 7 }]);
 }
+
+#[tokio::test]
+async fn read_computed_projection_in_find_and_aggregate() {
+    let server = TestServer::start(&[]);
+    let coll = seeded(&server).await;
+    let found = coll
+        .find_one(doc! { "_id": 12 })
+        .projection(doc! {
+            "next": { "$add": ["$age", 1] },
+            "name": 1,
+            "label": "$city",
+            "lit": { "$literal": 5 },
+            "first": { "$slice": ["$tags", 1] },
+            "v": "$$v",
+        })
+        .let_vars(doc! { "v": "bound" })
+        .await
+        .expect("find")
+        .expect("a document");
+    assert_eq!(
+        found,
+        doc! { "_id": 12, "name": "p012", "next": 13, "label": "paris", "lit": 5, "first": [2], "v": "bound" }
+    );
+    let err = coll.find_one(doc! {}).projection(doc! { "a": 0, "b": "$age" }).await.expect_err("exclusion");
+    assert_eq!(code(&err), Some(31310));
+
+    let aggregated: Vec<Document> = coll
+        .aggregate(vec![
+            doc! { "$match": { "$expr": { "$eq": ["$_id", "$$id"] } } },
+            doc! { "$project": { "_id": 0, "x": "$$x", "y": "$$y", "double": { "$multiply": ["$age", 2] } } },
+            doc! { "$addFields": { "z": { "$concat": ["$x", "!"] }, "nested.w": 1 } },
+            doc! { "$set": { "double": { "$add": ["$double", 1] } } },
+            doc! { "$unset": "y" },
+        ])
+        .let_vars(doc! { "id": 12, "x": "foo", "y": { "$literal": "$bar" } })
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(aggregated, vec![doc! { "x": "foo", "double": 25, "z": "foo!", "nested": { "w": 1 } }]);
+}
+
+#[tokio::test]
+async fn read_find_json_schema() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<Document>("schema");
+    coll.insert_many(vec![
+        doc! { "_id": 1, "name": "ann", "age": 31, "tags": ["a", "b"] },
+        doc! { "_id": 2, "name": "bob", "age": "unknown" },
+        doc! { "_id": 3, "age": 40 },
+        doc! { "_id": 4, "name": "cy", "age": 17, "tags": ["a", "a"] },
+    ])
+    .await
+    .expect("insert");
+    let schema = doc! { "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["name"],
+        "properties": {
+            "age": { "bsonType": "int", "minimum": 18 },
+            "tags": { "bsonType": "array", "uniqueItems": true },
+        },
+    } };
+    let found: Vec<Document> =
+        coll.find(schema).projection(doc! { "_id": 1 }).await.expect("find").try_collect().await.expect("collect");
+    assert_eq!(found, vec![doc! { "_id": 1 }]);
+    let negated = doc! { "$nor": [ { "$jsonSchema": { "required": ["name"] } } ] };
+    assert_eq!(coll.count_documents(negated).await.expect("count"), 1);
+    let err = coll.find_one(doc! { "$jsonSchema": { "type": "integer" } }).await.expect_err("integer");
+    assert_eq!(code(&err), Some(9));
+    let err = coll.find_one(doc! { "$jsonSchema": { "$ref": "#/definitions/x" } }).await.expect_err("$ref");
+    assert_eq!(code(&err), Some(9));
+}

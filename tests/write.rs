@@ -355,3 +355,23 @@ async fn write_update_pipeline_and_let() {
     let err = coll.update_one(doc! {}, vec![doc! { "$match": {} }]).await.expect_err("stage refused");
     assert_eq!(command_code(&err), Some(72));
 }
+
+#[tokio::test]
+async fn write_update_inc_and_mul_decimal() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<Document>("money");
+    let dec = |s: &str| Bson::Decimal128(s.parse().expect("decimal literal"));
+    coll.insert_one(doc! { "_id": 1, "balance": dec("10.10"), "count": 2 }).await.expect("insert");
+    let result = coll
+        .update_one(doc! { "_id": 1 }, doc! { "$inc": { "balance": dec("0.20"), "count": dec("0.5") } })
+        .await
+        .expect("update");
+    assert_eq!(result.modified_count, 1);
+    coll.update_one(doc! { "_id": 1 }, doc! { "$mul": { "balance": 3 } }).await.expect("mul");
+    let found = coll.find_one(doc! { "_id": 1 }).await.expect("find").expect("document");
+    assert_eq!(found, doc! { "_id": 1, "balance": dec("30.90"), "count": dec("2.5") });
+    // The sum is exact where a double would not be.
+    let exact = coll.find_one(doc! { "$expr": { "$eq": [{ "$add": [dec("0.1"), dec("0.2")] }, dec("0.3")] } }).await;
+    assert!(exact.expect("find").is_some());
+}

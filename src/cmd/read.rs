@@ -14,7 +14,7 @@ use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
-use crate::query::{Collation, FieldPath, Filter, Projection, SortSpec, compare_collated};
+use crate::query::{Collation, DocumentStage, FieldPath, Filter, Projection, SortSpec, compare_collated};
 use crate::server::Shared;
 use crate::storage::Namespace;
 
@@ -214,16 +214,15 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
         _ => usize_arg(req, "limit")?.filter(|&n| n > 0),
     };
     let mut filter = Filter::parse(&filter_doc)?;
-    if let Some(spec) = req.doc_arg("let")? {
-        filter = filter.with_variables(&Variables::from_let(spec)?);
-    }
+    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?.unwrap_or_default();
+    filter = filter.with_variables(&vars);
     let filter = filter.with_collation(collation.as_ref());
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
     Ok(QueryPlan {
         projection: projection
             .map(|p| Projection::parse_with_query(p, &filter))
             .transpose()?
-            .map(|p| p.with_collation(collation.as_ref())),
+            .map(|p| p.with_collation(collation.as_ref()).with_variables(&vars)),
         projection_doc: projection.map(ToOwned::to_owned),
         filter,
         filter_doc,
@@ -369,7 +368,9 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
 }
 
 /// `aggregate`, for the stages drivers generate themselves: `$match`, `$sort`, `$skip`,
-/// `$limit`, `$project`, `$count`, and `$group` with a constant `_id` and `$sum` accumulators.
+/// `$limit`, `$project` (with computed fields), `$addFields`/`$set`, `$unset`,
+/// `$replaceWith`/`$replaceRoot`, `$count`, and `$group` with a constant `_id` and `$sum`
+/// accumulators.
 pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = match req.command_value() {
         Some(RawBsonRef::Int32(1)) => {
@@ -462,8 +463,22 @@ fn apply_stage(
             Box::new(all.into_iter().map(Ok))
         }
         "$project" => {
-            let projection = Projection::parse_aggregate(&stage_doc(spec)?)?;
+            let RawBsonRef::Document(spec) = spec else {
+                return Err(Error::new(ErrorCode::Location15969, "$project specification must be an object"));
+            };
+            let mut projection = Projection::parse_aggregate(spec)?;
+            if let Some(vars) = vars {
+                projection = projection.with_variables(vars);
+            }
             Box::new(stream.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?))))
+        }
+        "$addFields" | "$set" | "$unset" | "$replaceWith" | "$replaceRoot" => {
+            let vars = vars.cloned().unwrap_or_default();
+            let stage = DocumentStage::parse(name, spec, &vars)?;
+            Box::new(stream.map(move |doc| {
+                let doc = Document::try_from(doc?).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+                raw(&stage.apply(doc, &vars)?)
+            }))
         }
         "$count" => {
             let RawBsonRef::String(field) = spec else {

@@ -526,7 +526,8 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let fields = match req.doc_arg("fields")? {
         Some(fields) => Some(
             Projection::parse_with_query(fields, &Filter::parse(query)?.with_collation(collation.as_ref()))?
-                .with_collation(collation.as_ref()),
+                .with_collation(collation.as_ref())
+                .with_variables(&vars.clone().unwrap_or_default()),
         ),
         None => None,
     };

@@ -4,8 +4,10 @@
 //! Supported: literals and `$literal`, field paths (`$a.b`), `$$ROOT`, `$$CURRENT`, `$$REMOVE`
 //! and user variables (`$$name`), expression objects and arrays, and the operators `$eq $ne $gt
 //! $gte $lt $lte $cmp $and $or $not $cond $ifNull $add $subtract $multiply $divide $mod $abs $in
-//! $size $concat $toLower $toUpper $type $getField $setField`. Any other `$`-name answers
-//! mongod's 168 InvalidPipelineOperator. Decimal128 arithmetic answers 238 NotImplemented.
+//! $size $concat $toLower $toUpper $type $getField $setField $slice $rand`. The other operators
+//! of mongod 7.0 (and `$meta`) answer 238 NotImplemented; a name mongod does not know answers
+//! its 168 InvalidPipelineOperator. Arithmetic promotes as mongod does: any decimal128 operand
+//! makes the result a decimal (computed exactly, rounded to 34 digits).
 //!
 //! A missing value (mongod's EOO) is kept apart from null: it is omitted from arrays and
 //! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
@@ -13,9 +15,10 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use bson::{Bson, RawBson, RawBsonRef, RawDocument};
+use bson::{Bson, Decimal128, RawBson, RawBsonRef, RawDocument};
 
 use super::collation::Collation;
+use super::decimal;
 use super::error::QueryError;
 use super::number::Number;
 use super::order::compare_collated;
@@ -116,6 +119,10 @@ pub enum Operator {
     GetField,
     /// `$setField`, its arguments `[field, input, value]`.
     SetField,
+    /// `$slice`: `[array, n]` or `[array, position, n]`.
+    Slice,
+    /// `$rand`: a double in [0, 1), no arguments.
+    Rand,
 }
 
 impl Operator {
@@ -147,6 +154,8 @@ impl Operator {
             "$type" => Self::Type,
             "$getField" => Self::GetField,
             "$setField" => Self::SetField,
+            "$slice" => Self::Slice,
+            "$rand" => Self::Rand,
             _ => return None,
         })
     }
@@ -168,7 +177,8 @@ impl Operator {
             Self::Not | Self::Abs | Self::Size | Self::ToLower | Self::ToUpper | Self::Type => Some(1),
             Self::Cond | Self::SetField => Some(3),
             Self::GetField => Some(2),
-            Self::And | Self::Or | Self::IfNull | Self::Add | Self::Multiply | Self::Concat => None,
+            Self::Rand => Some(0),
+            Self::Slice | Self::And | Self::Or | Self::IfNull | Self::Add | Self::Multiply | Self::Concat => None,
         }
     }
 }
@@ -406,8 +416,17 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
         return Ok(Expression::Literal(to_bson(arg)?));
     }
     let Some(op) = Operator::from_name(name) else {
+        if name == "$meta" {
+            return Err(QueryError::not_implemented("$meta (text search scores and index keys)"));
+        }
+        if UNBUILT_OPERATORS.contains(&name) {
+            return Err(QueryError::not_implemented(&format!("the {name} expression")));
+        }
         return Err(QueryError::new(ErrorCode::InvalidPipelineOperator, format!("Unrecognized expression '{name}'")));
     };
+    if op == Operator::Rand {
+        return parse_rand(arg);
+    }
     if let (Operator::Cond, RawBsonRef::Document(spec)) = (op, arg) {
         return parse_cond_object(spec);
     }
@@ -433,6 +452,12 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
             format!("Expression {name} takes exactly {n} arguments. {} were passed in.", args.len()),
         ));
     }
+    if op == Operator::Slice && !(2..=3).contains(&args.len()) {
+        return Err(QueryError::new(
+            ErrorCode::Location28667,
+            format!("Expression $slice takes at least 2 arguments, and at most 3, but {} were passed in.", args.len()),
+        ));
+    }
     if op == Operator::IfNull && args.len() < 2 {
         return Err(QueryError::new(
             ErrorCode::Location1257300,
@@ -441,6 +466,153 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
     }
     Ok(Expression::Operator { op, args })
 }
+
+/// `$rand` takes no arguments: an empty document or an empty array.
+fn parse_rand(arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
+    match arg {
+        RawBsonRef::Document(d) if d.is_empty() => {}
+        RawBsonRef::Array(a) if a.is_empty() => {}
+        RawBsonRef::Document(_) | RawBsonRef::Array(_) => {
+            return Err(QueryError::new(ErrorCode::Location3040501, "$rand does not currently accept arguments"));
+        }
+        _ => {
+            return Err(QueryError::new(ErrorCode::Location10065, "invalid parameter: expected an object ($rand)"));
+        }
+    }
+    Ok(Expression::Operator { op: Operator::Rand, args: Vec::new() })
+}
+
+/// Whether `name` is an expression operator mongod 7.0 knows (built here or not): a
+/// projection reads `{a: {$name: ...}}` as an expression exactly when this holds.
+pub fn is_expression_name(name: &str) -> bool {
+    name == "$literal" || name == "$meta" || Operator::from_name(name).is_some() || UNBUILT_OPERATORS.contains(&name)
+}
+
+/// mongod 7.0's expression operators that this evaluator does not build yet: they answer 238
+/// NotImplemented, where a name mongod does not know answers 168.
+const UNBUILT_OPERATORS: &[&str] = &[
+    "$acos",
+    "$acosh",
+    "$allElementsTrue",
+    "$anyElementTrue",
+    "$arrayElemAt",
+    "$arrayToObject",
+    "$asin",
+    "$asinh",
+    "$atan",
+    "$atan2",
+    "$atanh",
+    "$avg",
+    "$binarySize",
+    "$bitAnd",
+    "$bitNot",
+    "$bitOr",
+    "$bitXor",
+    "$bsonSize",
+    "$ceil",
+    "$concatArrays",
+    "$convert",
+    "$cos",
+    "$cosh",
+    "$dateAdd",
+    "$dateDiff",
+    "$dateFromParts",
+    "$dateFromString",
+    "$dateSubtract",
+    "$dateToParts",
+    "$dateToString",
+    "$dateTrunc",
+    "$dayOfMonth",
+    "$dayOfWeek",
+    "$dayOfYear",
+    "$degreesToRadians",
+    "$exp",
+    "$filter",
+    "$first",
+    "$firstN",
+    "$floor",
+    "$function",
+    "$hour",
+    "$indexOfArray",
+    "$indexOfBytes",
+    "$indexOfCP",
+    "$isArray",
+    "$isNumber",
+    "$isoDayOfWeek",
+    "$isoWeek",
+    "$isoWeekYear",
+    "$last",
+    "$lastN",
+    "$let",
+    "$ln",
+    "$log",
+    "$log10",
+    "$ltrim",
+    "$map",
+    "$max",
+    "$maxN",
+    "$median",
+    "$mergeObjects",
+    "$millisecond",
+    "$min",
+    "$minN",
+    "$minute",
+    "$month",
+    "$objectToArray",
+    "$percentile",
+    "$pow",
+    "$radiansToDegrees",
+    "$range",
+    "$reduce",
+    "$regexFind",
+    "$regexFindAll",
+    "$regexMatch",
+    "$replaceAll",
+    "$replaceOne",
+    "$reverseArray",
+    "$round",
+    "$rtrim",
+    "$sampleRate",
+    "$second",
+    "$setDifference",
+    "$setEquals",
+    "$setIntersection",
+    "$setIsSubset",
+    "$setUnion",
+    "$sin",
+    "$sinh",
+    "$sortArray",
+    "$split",
+    "$sqrt",
+    "$stdDevPop",
+    "$stdDevSamp",
+    "$strcasecmp",
+    "$strLenBytes",
+    "$strLenCP",
+    "$substr",
+    "$substrBytes",
+    "$substrCP",
+    "$sum",
+    "$switch",
+    "$tan",
+    "$tanh",
+    "$toBool",
+    "$toDate",
+    "$toDecimal",
+    "$toDouble",
+    "$toInt",
+    "$toLong",
+    "$toObjectId",
+    "$toString",
+    "$trim",
+    "$trunc",
+    "$tsIncrement",
+    "$tsSecond",
+    "$unsetField",
+    "$week",
+    "$year",
+    "$zip",
+];
 
 /// `$getField` (`"name"` or `{field, input}`) and `$setField` (`{field, input, value}`):
 /// `field` must be a constant string, spelled directly or through `$literal`.
@@ -703,6 +875,8 @@ fn evaluate_operator(
         Operator::ToLower => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_lowercase()),
         Operator::ToUpper => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_uppercase()),
         Operator::Type => Bson::String(type_of(&eval(0)?).to_owned()),
+        Operator::Slice => return slice(eval(0)?, eval(1)?, || eval(2), args.len() == 3),
+        Operator::Rand => Bson::Double(random_unit()),
         Operator::GetField => {
             let (Some(Bson::String(field)), input) = (eval(0)?, eval(1)?) else { return Ok(None) };
             return match input {
@@ -740,6 +914,90 @@ fn evaluate_operator(
     }))
 }
 
+/// mongod's `ExpressionSlice`: `[array, n]` keeps the first `n` (the last `-n`) elements;
+/// `[array, position, n]` keeps `n` elements from `position` (from the end when negative).
+fn slice(
+    array: Value,
+    second: Value,
+    third: impl FnOnce() -> Result<Value, QueryError>,
+    has_third: bool,
+) -> Result<Value, QueryError> {
+    if nullish(&array) || nullish(&second) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(Bson::Array(list)) = array else {
+        return Err(QueryError::new(
+            ErrorCode::Location28724,
+            format!("First argument to $slice must be an array, but is of type: {}", type_of(&array)),
+        ));
+    };
+    let Some(n) = second.as_ref().and_then(Number::from_bson) else {
+        return Err(QueryError::new(
+            ErrorCode::Location28725,
+            format!("Second argument to $slice must be a numeric value, but is of type: {}", type_of(&second)),
+        ));
+    };
+    let Some(n) = n.to_i32_exact() else {
+        return Err(QueryError::new(
+            ErrorCode::Location28726,
+            format!(
+                "Second argument to $slice can't be represented as a 32-bit integer: {}",
+                render::double(n.to_f64())
+            ),
+        ));
+    };
+    let len = list.len();
+    let back = |k: i32| len.saturating_sub(usize::try_from(k.unsigned_abs()).unwrap_or(usize::MAX));
+    let (start, end) = if has_third {
+        let start = if n < 0 { back(n) } else { usize::try_from(n).unwrap_or(usize::MAX).min(len) };
+        let count = third()?;
+        if nullish(&count) {
+            return Ok(Some(Bson::Null));
+        }
+        let Some(count) = count.as_ref().and_then(Number::from_bson) else {
+            return Err(QueryError::new(
+                ErrorCode::Location28727,
+                format!("Third argument to $slice must be numeric, but is of type: {}", type_of(&count)),
+            ));
+        };
+        let Some(count) = count.to_i32_exact() else {
+            return Err(QueryError::new(
+                ErrorCode::Location28728,
+                format!(
+                    "Third argument to $slice can't be represented as a 32-bit integer: {}",
+                    render::double(count.to_f64())
+                ),
+            ));
+        };
+        if count <= 0 {
+            return Err(QueryError::new(
+                ErrorCode::Location28729,
+                format!("Third argument to $slice must be positive: {count}"),
+            ));
+        }
+        (start, start.saturating_add(usize::try_from(count).unwrap_or(usize::MAX)).min(len))
+    } else if n >= 0 {
+        (0, usize::try_from(n).unwrap_or(usize::MAX).min(len))
+    } else {
+        (back(n), len)
+    };
+    Ok(Some(Bson::Array(list.into_iter().skip(start).take(end.saturating_sub(start)).collect())))
+}
+
+/// A uniformly distributed double in [0, 1) for `$rand`: 53 random bits from the standard
+/// library's randomly keyed SipHash over a counter (not for cryptography, as in mongod).
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = KEYS.get_or_init(std::collections::hash_map::RandomState::new).build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, AtomicOrdering::Relaxed));
+    // The top 53 bits fit a double's mantissa exactly.
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// mongod's `Value::coerceToString` for the types built so far: strings as they are, null and
 /// missing as "", integers in decimal.
 fn coerce_to_string(v: Value) -> Result<String, QueryError> {
@@ -759,13 +1017,7 @@ fn coerce_to_string(v: Value) -> Result<String, QueryError> {
 }
 
 fn as_f64(n: Number) -> f64 {
-    match n {
-        Number::Int32(i) => f64::from(i),
-        Number::Int64(i) => i as f64,
-        Number::Double(d) => d,
-        // Decimals are refused before any arithmetic reaches here.
-        Number::Decimal(_) => f64::NAN,
-    }
+    n.to_f64()
 }
 
 fn as_i64(n: Number) -> Option<i64> {
@@ -776,11 +1028,13 @@ fn as_i64(n: Number) -> Option<i64> {
     }
 }
 
-fn no_decimal(a: Number, b: Number) -> Result<(), QueryError> {
-    if matches!(a, Number::Decimal(_)) || matches!(b, Number::Decimal(_)) {
-        return Err(QueryError::not_implemented("decimal arithmetic in expressions"));
-    }
-    Ok(())
+fn any_decimal(a: Number, b: Number) -> bool {
+    matches!(a, Number::Decimal(_)) || matches!(b, Number::Decimal(_))
+}
+
+/// A date plus or minus a decimal number of milliseconds, rounded half to even.
+fn decimal_to_millis(total: Decimal128) -> Result<i64, QueryError> {
+    decimal::to_i64(total).ok_or_else(date_overflow)
 }
 
 /// The widest numeric type seen so far by `$add` or `$multiply`.
@@ -823,10 +1077,12 @@ fn double_to_millis(d: f64) -> Option<i64> {
 }
 
 /// mongod's `AddState`: an int64 total while the operands are integers (an int64 overflow
-/// switches to a double total), a double total from the first double on; a date operand
-/// makes the result a date, doubles rounded to whole milliseconds.
+/// switches to a double total), a double total from the first double on, a decimal total
+/// from the first decimal on (the total so far converted exactly, or a double to 34 digits);
+/// a date operand makes the result a date, doubles rounded to whole milliseconds.
 fn add(values: &[Value]) -> Result<Value, QueryError> {
     let (mut widest, mut long_total, mut double_total) = (Widest::Int, 0i64, 0f64);
+    let mut decimal_total: Option<Decimal128> = None;
     let mut date = false;
     for v in values {
         if nullish(v) {
@@ -851,7 +1107,14 @@ fn add(values: &[Value]) -> Result<Value, QueryError> {
             },
             None => return Ok(Some(Bson::Null)),
         };
-        no_decimal(n, n)?;
+        if decimal_total.is_some() || matches!(n, Number::Decimal(_)) {
+            let so_far = decimal_total.unwrap_or_else(|| match widest {
+                Widest::Double if !date => decimal::from_f64(double_total),
+                _ => decimal::from_i64(long_total),
+            });
+            decimal_total = Some(decimal::add(so_far, n.to_decimal()));
+            continue;
+        }
         if date {
             // Once there is a date, everything adds up in int64 milliseconds.
             let add = match n {
@@ -883,13 +1146,21 @@ fn add(values: &[Value]) -> Result<Value, QueryError> {
             },
         }
     }
-    Ok(Some(if date {
+    Ok(Some(match (decimal_total, date) {
+        (Some(total), true) => Bson::DateTime(bson::DateTime::from_millis(decimal_to_millis(total)?)),
+        (Some(total), false) => Bson::Decimal128(total),
+        (None, _) => add_result(widest, long_total, double_total, date),
+    }))
+}
+
+fn add_result(widest: Widest, long_total: i64, double_total: f64, date: bool) -> Bson {
+    if date {
         Bson::DateTime(bson::DateTime::from_millis(long_total))
     } else if widest == Widest::Double {
         Bson::Double(double_total)
     } else {
         int_or_long(long_total, widest)
-    }))
+    }
 }
 
 /// mongod's `evaluateSubtract`: the widest numeric type decides; an int64 overflow gives a
@@ -897,7 +1168,9 @@ fn add(values: &[Value]) -> Result<Value, QueryError> {
 fn subtract(a: Value, b: Value) -> Result<Value, QueryError> {
     let (na, nb) = (a.as_ref().and_then(Number::from_bson), b.as_ref().and_then(Number::from_bson));
     if let (Some(x), Some(y)) = (na, nb) {
-        no_decimal(x, y)?;
+        if any_decimal(x, y) {
+            return Ok(Some(Bson::Decimal128(decimal::sub(x.to_decimal(), y.to_decimal()))));
+        }
         let widest = widest_of(x).max(widest_of(y));
         return Ok(Some(match widest {
             Widest::Double => Bson::Double(as_f64(x) - as_f64(y)),
@@ -918,9 +1191,9 @@ fn subtract(a: Value, b: Value) -> Result<Value, QueryError> {
         return match (&b, nb) {
             (Some(Bson::DateTime(rhs)), _) => Ok(Some(Bson::Int64(lhs.wrapping_sub(rhs.timestamp_millis())))),
             (_, Some(n)) => {
-                no_decimal(n, n)?;
                 let offset = match n {
                     Number::Double(d) => double_to_millis(d).ok_or_else(date_overflow)?,
+                    Number::Decimal(d) => decimal_to_millis(d)?,
                     n => as_i64(n).unwrap_or(0),
                 };
                 let ms = lhs.checked_sub(offset).ok_or_else(date_overflow)?;
@@ -936,6 +1209,7 @@ fn subtract(a: Value, b: Value) -> Result<Value, QueryError> {
 /// on overflow or a non-finite factor.
 fn multiply(values: &[Value]) -> Result<Value, QueryError> {
     let (mut widest, mut long_product, mut double_product) = (Widest::Int, 1i64, 1f64);
+    let mut decimal_product: Option<Decimal128> = None;
     for v in values {
         if nullish(v) {
             return Ok(Some(Bson::Null));
@@ -943,7 +1217,15 @@ fn multiply(values: &[Value]) -> Result<Value, QueryError> {
         let Some(n) = v.as_ref().and_then(Number::from_bson) else {
             return Err(type_mismatch(format!("$multiply only supports numeric types, not {}", type_of(v))));
         };
-        no_decimal(n, n)?;
+        if decimal_product.is_some() || matches!(n, Number::Decimal(_)) {
+            // From the first decimal on, the product so far converts (a double to 34 digits).
+            let so_far = decimal_product.unwrap_or_else(|| match widest {
+                Widest::Double => decimal::from_f64(double_product),
+                _ => decimal::from_i64(long_product),
+            });
+            decimal_product = Some(decimal::mul(so_far, n.to_decimal()));
+            continue;
+        }
         widest = widest.max(widest_of(n));
         double_product *= as_f64(n);
         if widest != Widest::Double {
@@ -953,13 +1235,23 @@ fn multiply(values: &[Value]) -> Result<Value, QueryError> {
             }
         }
     }
-    Ok(Some(if widest == Widest::Double { Bson::Double(double_product) } else { int_or_long(long_product, widest) }))
+    Ok(Some(match decimal_product {
+        Some(product) => Bson::Decimal128(product),
+        None if widest == Widest::Double => Bson::Double(double_product),
+        None => int_or_long(long_product, widest),
+    }))
 }
 
 fn divide(a: Value, b: Value) -> Result<Value, QueryError> {
     match (a.as_ref().and_then(Number::from_bson), b.as_ref().and_then(Number::from_bson)) {
+        (Some(x), Some(y)) if any_decimal(x, y) => {
+            let denominator = y.to_decimal();
+            if decimal::is_zero(denominator) {
+                return Err(QueryError::bad_value("can't $divide by zero"));
+            }
+            Ok(Some(Bson::Decimal128(decimal::div(x.to_decimal(), denominator))))
+        }
         (Some(x), Some(y)) => {
-            no_decimal(x, y)?;
             let denominator = as_f64(y);
             if denominator == 0.0 {
                 return Err(QueryError::bad_value("can't $divide by zero"));
@@ -986,7 +1278,13 @@ fn modulo(a: Value, b: Value) -> Result<Value, QueryError> {
             ));
         }
     };
-    no_decimal(x, y)?;
+    if any_decimal(x, y) {
+        let divisor = y.to_decimal();
+        if decimal::is_zero(divisor) {
+            return Err(QueryError::new(ErrorCode::Location16610, "can't $mod by zero"));
+        }
+        return Ok(Some(Bson::Decimal128(decimal::rem(x.to_decimal(), divisor))));
+    }
     let divisor = as_f64(y);
     if divisor == 0.0 {
         return Err(QueryError::new(ErrorCode::Location16610, "can't $mod by zero"));
@@ -1007,7 +1305,7 @@ fn abs(v: Value) -> Result<Value, QueryError> {
             None => return Err(QueryError::new(ErrorCode::Location28680, "can't take $abs of long long min")),
         },
         Some(Number::Double(d)) => Bson::Double(d.abs()),
-        Some(Number::Decimal(_)) => return Err(QueryError::not_implemented("decimal arithmetic in expressions")),
+        Some(Number::Decimal(d)) => Bson::Decimal128(decimal::abs(d)),
         None if nullish(&v) => Bson::Null,
         None => {
             return Err(QueryError::new(
@@ -1207,6 +1505,37 @@ mod tests {
     }
 
     #[test]
+    fn expr_decimal_arithmetic_promotes_to_decimal() {
+        let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+        let d =
+            doc! { "x": dec("0.1"), "y": dec("0.2"), "i": 3, "l": i64::MAX, "f": 0.5, "z": dec("0"), "t": date(1_000) };
+        table(vec![
+            (d.clone(), bson!({ "$add": ["$x", "$y"] }), ok(dec("0.3"))),
+            (d.clone(), bson!({ "$add": ["$i", "$x"] }), ok(dec("3.1"))),
+            // The int64 total overflowed to a double (2^64) before the decimal came.
+            (d.clone(), bson!({ "$add": ["$l", "$l", "$x"] }), ok(dec("18446744073709551616.1"))),
+            (d.clone(), bson!({ "$add": ["$f", "$x"] }), ok(dec("0.6"))),
+            (d.clone(), bson!({ "$add": ["$x", "$f", 1] }), ok(dec("1.6"))),
+            (d.clone(), bson!({ "$add": ["$x", null] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$add": ["$t", dec("2.5")] }), ok(date(1_002))),
+            (d.clone(), bson!({ "$add": ["$t", dec("3.5")] }), ok(date(1_004))),
+            (d.clone(), bson!({ "$subtract": ["$y", "$x"] }), ok(dec("0.1"))),
+            (d.clone(), bson!({ "$subtract": ["$i", "$x"] }), ok(dec("2.9"))),
+            (d.clone(), bson!({ "$subtract": ["$t", dec("1000")] }), ok(date(0))),
+            (d.clone(), bson!({ "$multiply": ["$x", "$i"] }), ok(dec("0.3"))),
+            (d.clone(), bson!({ "$multiply": ["$i", "$f", "$x"] }), ok(dec("0.15"))),
+            (d.clone(), bson!({ "$divide": [1, dec("4")] }), ok(dec("0.25"))),
+            (d.clone(), bson!({ "$divide": [dec("1"), 3] }), ok(dec("0.3333333333333333333333333333333333"))),
+            (d.clone(), bson!({ "$divide": ["$i", "$z"] }), Err(2)),
+            (d.clone(), bson!({ "$mod": [dec("7.5"), 2] }), ok(dec("1.5"))),
+            (d.clone(), bson!({ "$mod": [dec("-7"), 3] }), ok(dec("-1"))),
+            (d.clone(), bson!({ "$mod": [7, "$z"] }), Err(16610)),
+            (d.clone(), bson!({ "$abs": dec("-2.50") }), ok(dec("2.50"))),
+            (d, bson!({ "$eq": [{ "$add": ["$x", "$y"] }, dec("0.3")] }), ok(bson!(true))),
+        ]);
+    }
+
+    #[test]
     fn expr_divide_mod_abs() {
         let d = doc! { "i": 7, "l": Bson::Int64(7), "f": 2.5, "s": "x" };
         table(vec![
@@ -1280,6 +1609,53 @@ mod tests {
             err_message(d, bson!({ "$size": "$s" })),
             "The argument to $size must be an array. Type of argument is string"
         );
+    }
+
+    #[test]
+    fn expr_slice() {
+        let d = doc! { "a": [1, 2, 3, 4, 5], "s": "x", "n": null };
+        table(vec![
+            (d.clone(), bson!({ "$slice": ["$a", 2] }), ok(bson!([1, 2]))),
+            (d.clone(), bson!({ "$slice": ["$a", -2] }), ok(bson!([4, 5]))),
+            (d.clone(), bson!({ "$slice": ["$a", 0] }), ok(bson!([]))),
+            (d.clone(), bson!({ "$slice": ["$a", -10] }), ok(bson!([1, 2, 3, 4, 5]))),
+            (d.clone(), bson!({ "$slice": ["$a", 1, 2] }), ok(bson!([2, 3]))),
+            (d.clone(), bson!({ "$slice": ["$a", -2, 5] }), ok(bson!([4, 5]))),
+            (d.clone(), bson!({ "$slice": ["$a", -9, 1] }), ok(bson!([1]))),
+            (d.clone(), bson!({ "$slice": ["$a", 9, 1] }), ok(bson!([]))),
+            (d.clone(), bson!({ "$slice": ["$a", 2.0] }), ok(bson!([1, 2]))),
+            (d.clone(), bson!({ "$slice": ["$n", 1] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$slice": ["$a", "$missing"] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, null] }), ok(Bson::Null)),
+            (d.clone(), bson!({ "$slice": ["$s", 1] }), Err(28724)),
+            (d.clone(), bson!({ "$slice": ["$a", "1"] }), Err(28725)),
+            (d.clone(), bson!({ "$slice": ["$a", 1.5] }), Err(28726)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, "1"] }), Err(28727)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, 1.5] }), Err(28728)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, 0] }), Err(28729)),
+            (d.clone(), bson!({ "$slice": ["$a"] }), Err(28667)),
+            (d.clone(), bson!({ "$slice": ["$a", 1, 2, 3] }), Err(28667)),
+        ]);
+        assert_eq!(err_message(d, bson!({ "$slice": ["$a", 1, -1] })), "Third argument to $slice must be positive: -1");
+    }
+
+    #[test]
+    fn expr_rand_meta_and_unbuilt_operators() {
+        for spec in [bson!({ "$rand": {} }), bson!({ "$rand": [] })] {
+            let Ok(Some(Bson::Double(x))) = eval(doc! {}, spec) else { panic!("$rand gives a double") };
+            assert!((0.0..1.0).contains(&x));
+        }
+        let first = eval(doc! {}, bson!({ "$rand": {} }));
+        let second = eval(doc! {}, bson!({ "$rand": {} }));
+        assert_ne!(first, second, "two draws differ");
+        table(vec![
+            (doc! {}, bson!({ "$rand": { "a": 1 } }), Err(3040501)),
+            (doc! {}, bson!({ "$rand": [1] }), Err(3040501)),
+            (doc! {}, bson!({ "$rand": 1 }), Err(10065)),
+            (doc! {}, bson!({ "$meta": "textScore" }), Err(238)),
+            (doc! {}, bson!({ "$concatArrays": [[1], [2]] }), Err(238)),
+            (doc! {}, bson!({ "$notAnOperator": 1 }), Err(168)),
+        ]);
     }
 
     #[test]

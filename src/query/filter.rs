@@ -2,9 +2,9 @@
 //!
 //! Supported: implicit equality (regular expressions included), `$eq $ne $gt $gte $lt $lte
 //! $in $nin $exists $regex $not $type $mod $size $all $elemMatch $bitsAllSet $bitsAnySet
-//! $bitsAllClear $bitsAnyClear` on dotted paths, `$and $or $nor $comment`, and `$expr` (an
-//! aggregation [`Expression`]). Operators mongod knows but Monarch has not built yet
-//! (`$jsonSchema`, `$text`, geo) answer 238
+//! $bitsAllClear $bitsAnyClear` on dotted paths, `$and $or $nor $comment`, `$expr` (an
+//! aggregation [`Expression`]) and `$jsonSchema` (a [`JsonSchema`]). Operators mongod knows
+//! but Monarch has not built yet (`$text`, geo) answer 238
 //! NotImplemented; unknown ones answer mongod's 2 BadValue. Leaf tests of one value are
 //! [`Predicate`]s; operators that look at arrays as a whole or negate are [`Expr`] nodes.
 
@@ -19,6 +19,7 @@ use bson::{Bson, Document, RawArray, RawBson, RawBsonRef, RawDocument};
 use super::collation::Collation;
 use super::error::QueryError;
 use super::expr::{Expression, Variables};
+use super::json_schema::JsonSchema;
 use super::number::Number;
 use super::order::{MISSING_BRACKET, NULL_BRACKET, canonical_type, compare_collated, compare_values};
 use super::path::{self, FieldPath, Reached, items};
@@ -53,6 +54,8 @@ enum Expr {
     /// `$expr`: the aggregation expression's result is truthy for the whole document, with
     /// the command's `let` variables.
     Aggregate(Box<(Expression, Variables)>),
+    /// `$jsonSchema`: the whole document satisfies the schema.
+    Schema(Box<JsonSchema>),
 }
 
 /// mongod's message for `$where` when it has no JavaScript engine.
@@ -92,7 +95,7 @@ enum Predicate {
 /// A compiled regular expression with the pattern and options as written, so that a BSON
 /// regex value equal to it matches too (mongod compares those textually).
 #[derive(Debug, Clone)]
-struct RegexPredicate {
+pub(super) struct RegexPredicate {
     pattern: String,
     options: String,
     compiled: regex::Regex,
@@ -115,7 +118,7 @@ enum BitTest {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CompareOp {
+pub(super) enum CompareOp {
     Eq,
     Lt,
     Lte,
@@ -249,6 +252,7 @@ impl Expr {
             Expr::Nothing => false,
             // A failing expression does not match here; `try_matches` reports the error.
             Expr::Aggregate(expr) => expr.0.evaluate_truthy(doc, &expr.1).unwrap_or(false),
+            Expr::Schema(schema) => schema.matches(doc),
         }
     }
 
@@ -264,7 +268,8 @@ impl Expr {
             }
             Expr::ElemMatch { elem: ElemMatch::Object(filter), .. } => filter.set_collation(collation),
             Expr::Aggregate(expr) => expr.1.set_collation(Some(Arc::clone(collation))),
-            Expr::Nothing => {}
+            // `$jsonSchema` compares with the simple collation, as in mongod.
+            Expr::Nothing | Expr::Schema(_) => {}
         }
     }
 
@@ -279,7 +284,7 @@ impl Expr {
                 expr.1 = vars.clone();
                 expr.1.set_collation(collation);
             }
-            Expr::Path { .. } | Expr::ElemMatch { .. } | Expr::Nothing => {}
+            Expr::Path { .. } | Expr::ElemMatch { .. } | Expr::Nothing | Expr::Schema(_) => {}
         }
     }
 
@@ -317,7 +322,7 @@ impl Expr {
         match self {
             Expr::And(children) => children.iter().all(|c| c.matches_keyed(doc, key)),
             Expr::Or(children) => children.iter().any(|c| c.matches_keyed(doc, key)),
-            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) => self.matches(doc),
+            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => self.matches(doc),
             Expr::Path { path, pred } => {
                 let found = path::walk_positions(doc, path, &mut |reached, at| {
                     if pred.matches(reached) {
@@ -358,8 +363,8 @@ impl Expr {
                 RawBsonRef::Array(arr) => elem.first_match(arr).is_some(),
                 _ => false,
             },
-            // `$expr` is a top-level operator: it never appears among pathless children.
-            Expr::Nothing | Expr::Aggregate(_) => false,
+            // `$expr` and `$jsonSchema` are top-level operators: never among pathless children.
+            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => false,
         }
     }
 
@@ -372,7 +377,7 @@ impl Expr {
             Expr::Path { path, .. } | Expr::ElemMatch { path, .. } => {
                 path.parts().first().is_some_and(|first| first == field)
             }
-            Expr::Nothing | Expr::Aggregate(_) => false,
+            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => false,
         }
     }
 }
@@ -511,7 +516,7 @@ impl RegexPredicate {
 
     /// Compiles `pattern` with mongod's options `i m s x` (`u` is accepted: matching is always
     /// Unicode-aware here).
-    fn new(pattern: &str, options: &str) -> Result<Self, QueryError> {
+    pub(super) fn new(pattern: &str, options: &str) -> Result<Self, QueryError> {
         // mongod checks these before the options; `MaxPatternSize` is its length limit.
         if pattern.len() > 32_764 {
             return Err(QueryError::bad_value("Regular expression is too long"));
@@ -547,7 +552,7 @@ impl RegexPredicate {
         Ok(Self { pattern: pattern.to_owned(), options: options.to_owned(), compiled })
     }
 
-    fn matches(&self, value: RawBsonRef<'_>) -> bool {
+    pub(super) fn matches(&self, value: RawBsonRef<'_>) -> bool {
         match value {
             RawBsonRef::String(s) | RawBsonRef::Symbol(s) => self.compiled.is_match(s),
             RawBsonRef::RegularExpression(re) => {
@@ -619,7 +624,7 @@ impl TypeSet {
 }
 
 /// mongod's `ComparisonMatchExpression::matchesSingleElement`; `None` is a missing value.
-fn compare_matches(
+pub(super) fn compare_matches(
     op: CompareOp,
     value: Option<RawBsonRef<'_>>,
     rhs: RawBsonRef<'_>,
@@ -703,9 +708,8 @@ fn parse_top_level(key: &str, value: RawBsonRef<'_>) -> Result<Option<Expr>, Que
         // Monarch has no JavaScript engine: mongod started with `--noscripting` answers this.
         "$where" => Err(QueryError::new(ErrorCode::Location6108304, NO_SCRIPT_ENGINE)),
         "$expr" => Ok(Some(Expr::Aggregate(Box::new((Expression::parse(value)?, Variables::new()))))),
-        "$text" | "$jsonSchema" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => {
-            Err(QueryError::not_implemented(key))
-        }
+        "$jsonSchema" => Ok(Some(Expr::Schema(Box::new(JsonSchema::parse(value)?)))),
+        "$text" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => Err(QueryError::not_implemented(key)),
         _ => Err(QueryError::bad_value(format!(
             "unknown top level operator: {key}. If you have a field name that starts with a '$' symbol, consider \
              using $getField or $setField."
@@ -966,7 +970,7 @@ fn add_type(set: &mut TypeSet, spec: RawBsonRef<'_>) -> Result<(), QueryError> {
 }
 
 /// Every BSON type `$type` can name, for the alias lookup.
-const ALL_TYPES: [ElementType; 21] = [
+pub(super) const ALL_TYPES: [ElementType; 21] = [
     ElementType::Double,
     ElementType::String,
     ElementType::EmbeddedDocument,
@@ -1235,7 +1239,7 @@ fn parse_bit_position(key: &str, entry: RawBsonRef<'_>) -> Result<u32, QueryErro
 }
 
 /// mongod's `parseIntegerElementToNonNegativeLong` (9 FailedToParse on failure).
-fn parse_non_negative_long(op: &str, value: RawBsonRef<'_>) -> Result<i64, QueryError> {
+pub(super) fn parse_non_negative_long(op: &str, value: RawBsonRef<'_>) -> Result<i64, QueryError> {
     let shown = || render::element(op, value);
     let n = match value {
         RawBsonRef::Int32(i) => i64::from(i),
@@ -1653,8 +1657,25 @@ mod tests {
 
     #[test]
     fn filter_later_operators_are_not_implemented() {
-        assert_eq!(parse_err(rawdoc! { "$jsonSchema": {} }).0, 238);
+        assert_eq!(parse_err(rawdoc! { "$text": { "$search": "x" } }).0, 238);
         assert_eq!(parse_err(rawdoc! { "a": { "$near": [0, 0] } }).0, 238);
+    }
+
+    #[test]
+    fn filter_json_schema_with_other_operators() {
+        let schema = rawdoc! { "$jsonSchema": { "required": ["a"], "properties": { "a": { "bsonType": "int" } } } };
+        assert!(matches(schema.clone(), rawdoc! { "a": 1 }));
+        assert!(!matches(schema.clone(), rawdoc! { "a": "x" }));
+        assert!(!matches(schema, rawdoc! { "b": 1 }));
+        let combined = rawdoc! { "$or": [ { "$jsonSchema": { "required": ["z"] } }, { "a": 2 } ] };
+        assert!(matches(combined.clone(), rawdoc! { "a": 2 }));
+        assert!(matches(combined.clone(), rawdoc! { "z": 0 }));
+        assert!(!matches(combined, rawdoc! { "a": 1 }));
+        let in_elem_match = rawdoc! { "arr": { "$elemMatch": { "$jsonSchema": { "required": ["k"] } } } };
+        assert!(matches(in_elem_match.clone(), rawdoc! { "arr": [ { "j": 1 }, { "k": 1 } ] }));
+        assert!(!matches(in_elem_match, rawdoc! { "arr": [ { "j": 1 } ] }));
+        assert_eq!(parse_err(rawdoc! { "$jsonSchema": 1 }).0, 14);
+        assert_eq!(parse_err(rawdoc! { "$jsonSchema": { "bogus": 1 } }).0, 9);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`path`]: dotted paths and what they reach, with implicit array traversal;
 //! - [`expr`]: aggregation expressions (`$expr`, later pipeline updates);
 //! - [`filter`]: query filters, compiled once and matched against many documents;
+//! - [`json_schema`]: `$jsonSchema`, compiled once into a matcher used by [`filter`];
 //! - [`projection`]: `find` projections (inclusion, exclusion, `$slice`, `$elemMatch`, `a.$`);
 //! - [`bounds`]: the index bounds a filter allows;
 //! - [`index_key`]: index key patterns and the keys a document gives an index;
@@ -15,10 +16,12 @@
 
 pub mod bounds;
 pub mod collation;
+mod decimal;
 pub mod error;
 pub mod expr;
 pub mod filter;
 pub mod index_key;
+pub mod json_schema;
 mod number;
 pub mod order;
 pub mod path;
@@ -33,6 +36,7 @@ pub use error::QueryError;
 pub use filter::Filter;
 pub use order::{canonical_type, compare_collated, compare_documents, compare_values};
 pub use path::FieldPath;
+pub(crate) use pipeline::DocumentStage;
 pub use projection::Projection;
 pub use render::type_name;
 pub use sort::SortSpec;

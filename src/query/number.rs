@@ -1,5 +1,5 @@
 //! BSON numbers compared by exact value across int32, int64, double and decimal128, and
-//! `$inc` arithmetic with mongod's type promotion.
+//! `$inc`/`$mul` arithmetic with mongod's type promotion (decimal arithmetic in [`decimal`]).
 //!
 //! mongod compares every pair of numeric types exactly: an int64 above 2^53 against a double,
 //! and a decimal against a double (it converts rounding toward negative and looks at the
@@ -10,6 +10,8 @@
 use std::cmp::Ordering;
 
 use bson::{Bson, Decimal128, RawBsonRef};
+
+use super::decimal;
 
 /// A number borrowed out of a BSON value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,6 +61,32 @@ impl Number {
             Self::Double(d) => d.is_nan(),
             Self::Decimal(d) => matches!(decode_decimal(d), Decimal::NaN),
             Self::Int32(_) | Self::Int64(_) => false,
+        }
+    }
+
+    /// The value as a 32-bit integer when it is one exactly (mongod's `Value::integral`).
+    pub(crate) fn to_i32_exact(self) -> Option<i32> {
+        match self {
+            Self::Int32(i) => Some(i),
+            Self::Int64(i) => i32::try_from(i).ok(),
+            Self::Double(d) => {
+                (d.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&d)).then_some(d as i32)
+            }
+            Self::Decimal(d) => {
+                let rounded = decimal::to_i64(d)?;
+                let integral = compare(self, Self::Int64(rounded)) == Ordering::Equal;
+                if integral { i32::try_from(rounded).ok() } else { None }
+            }
+        }
+    }
+
+    /// The nearest double (mongod's `coerceToDouble`).
+    pub(crate) fn to_f64(self) -> f64 {
+        match self {
+            Self::Int32(i) => f64::from(i),
+            Self::Int64(i) => i as f64,
+            Self::Double(d) => d,
+            Self::Decimal(d) => decimal::to_f64(d),
         }
     }
 
@@ -139,16 +167,27 @@ pub(crate) fn identical(a: Number, b: Number) -> bool {
 pub(crate) enum AddError {
     /// An int64 sum left the int64 range (mongod fails the update rather than widen).
     Overflow,
-    /// Decimal128 arithmetic is not built yet.
-    Decimal,
+}
+
+impl Number {
+    /// The value as a decimal128, as mongod's `SafeNum` and `Value::coerceToDecimal` convert:
+    /// integers exactly, doubles rounded to 34 digits.
+    pub(crate) fn to_decimal(self) -> Decimal128 {
+        match self {
+            Self::Int32(i) => decimal::from_i64(i64::from(i)),
+            Self::Int64(i) => decimal::from_i64(i),
+            Self::Double(d) => decimal::from_f64(d),
+            Self::Decimal(d) => d,
+        }
+    }
 }
 
 /// `a + b` with mongod's promotion: int32 overflow widens to int64, int64 overflow is an
-/// error, and any double makes the sum a double.
+/// error, any double makes the sum a double, and any decimal makes it a decimal.
 pub(crate) fn add(a: Number, b: Number) -> Result<Number, AddError> {
     use Number::{Decimal, Double, Int32, Int64};
     match (a, b) {
-        (Decimal(_), _) | (_, Decimal(_)) => Err(AddError::Decimal),
+        (Decimal(_), _) | (_, Decimal(_)) => Ok(Decimal(decimal::add(a.to_decimal(), b.to_decimal()))),
         (Int32(x), Int32(y)) => Ok(x.checked_add(y).map_or_else(|| Int64(i64::from(x) + i64::from(y)), Int32)),
         (Int32(_) | Int64(_), Int32(_) | Int64(_)) => {
             as_i64(a).checked_add(as_i64(b)).map(Int64).ok_or(AddError::Overflow)
@@ -158,11 +197,11 @@ pub(crate) fn add(a: Number, b: Number) -> Result<Number, AddError> {
 }
 
 /// `a * b` with mongod's `SafeNum` promotion: int32 overflow widens to int64, int64 overflow
-/// is an error, and any double makes the product a double.
+/// is an error, any double makes the product a double, and any decimal makes it a decimal.
 pub(crate) fn mul(a: Number, b: Number) -> Result<Number, AddError> {
     use Number::{Decimal, Double, Int32, Int64};
     match (a, b) {
-        (Decimal(_), _) | (_, Decimal(_)) => Err(AddError::Decimal),
+        (Decimal(_), _) | (_, Decimal(_)) => Ok(Decimal(decimal::mul(a.to_decimal(), b.to_decimal()))),
         (Int32(x), Int32(y)) => Ok(x.checked_mul(y).map_or_else(|| Int64(i64::from(x) * i64::from(y)), Int32)),
         (Int32(_) | Int64(_), Int32(_) | Int64(_)) => {
             as_i64(a).checked_mul(as_i64(b)).map(Int64).ok_or(AddError::Overflow)
@@ -459,7 +498,9 @@ mod tests {
         assert_eq!(add(Number::Int32(i32::MAX), Number::Int32(1)), Ok(Number::Int64(1 << 31)));
         assert_eq!(add(Number::Int64(i64::MAX), Number::Int32(1)), Err(AddError::Overflow));
         assert_eq!(add(Number::Int32(1), Number::Double(0.5)), Ok(Number::Double(1.5)));
-        assert_eq!(add(Number::Int32(1), dec("1")), Err(AddError::Decimal));
+        assert_eq!(add(Number::Int32(1), dec("1")), Ok(dec("2")));
+        assert_eq!(add(Number::Double(0.5), dec("1.5")), Ok(dec("2.0")));
+        assert_eq!(add(Number::Int64(i64::MAX), dec("1")), Ok(dec("9223372036854775808")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pipeline-style updates (`u: [stage, ...]`): the stages mongod allows in an update,
-//! `$set`/`$addFields`, `$unset`, `$replaceWith`/`$replaceRoot` and `$project` (inclusion or
-//! exclusion; computed fields answer 238 NotImplemented, as in `find`).
+//! `$set`/`$addFields`, `$unset`, `$replaceWith`/`$replaceRoot` and `$project` (with computed
+//! fields, as in `find`). The same stages serve `aggregate` one document at a time
+//! ([`DocumentStage`]).
 //!
 //! Each stage sees the document the previous stage produced; expressions are evaluated
 //! against the document as it was when the stage began, as in mongod.
@@ -21,13 +22,14 @@ use crate::error::ErrorCode;
 /// A parsed update pipeline.
 #[derive(Debug, Clone)]
 pub(crate) struct UpdatePipeline {
-    stages: Vec<Stage>,
+    stages: Vec<DocumentStage>,
     /// The command's `let` variables.
     vars: Variables,
 }
 
+/// One stage that turns each document into one document.
 #[derive(Debug, Clone)]
-enum Stage {
+pub(crate) enum DocumentStage {
     /// `$set`/`$addFields`: dotted paths and their expressions, in order.
     Set(Vec<(Vec<String>, Expression)>),
     /// `$unset`: dotted paths to remove.
@@ -55,7 +57,7 @@ impl UpdatePipeline {
             let (Some((name, spec)), None) = (entries.next(), entries.next()) else {
                 return Err(one_field_stage());
             };
-            out.push(parse_stage(name, spec)?);
+            out.push(DocumentStage::parse(name, spec, vars)?);
         }
         Ok(Self { stages: out, vars: vars.clone() })
     }
@@ -70,43 +72,67 @@ impl UpdatePipeline {
     /// # Errors
     /// Evaluation errors of the expressions; 40228 when `$replaceWith` produces no document.
     pub(crate) fn apply(&self, doc: &Document) -> Result<Document, QueryError> {
-        let vars = &self.vars;
         let mut current = doc.clone();
         for stage in &self.stages {
-            let raw = RawDocumentBuf::try_from(&current).map_err(QueryError::invalid_bson)?;
-            match stage {
-                Stage::Set(entries) => {
-                    let mut values = Vec::with_capacity(entries.len());
-                    for (path, expr) in entries {
-                        values.push((path, expr.evaluate(&raw, vars)?));
-                    }
-                    for (path, value) in values {
-                        match value {
-                            Some(v) => set_path(&mut current, path, v),
-                            // `$$REMOVE` (or any missing value) takes the field away.
-                            None => unset_path(&mut current, path),
-                        }
+            current = stage.apply(current, &self.vars)?;
+        }
+        Ok(current)
+    }
+}
+
+impl DocumentStage {
+    /// Parses the stage `{name: spec}`; `vars` are the command's `let` variables (for the
+    /// projection of `$project`).
+    ///
+    /// # Errors
+    /// 72 InvalidOptions for a stage mongod refuses in an update, 40324 for an unknown one,
+    /// and the expression and projection parse errors.
+    pub(crate) fn parse(name: &str, spec: RawBsonRef<'_>, vars: &Variables) -> Result<Self, QueryError> {
+        let stage = parse_stage(name, spec)?;
+        Ok(match stage {
+            Self::Project(projection) => Self::Project(projection.with_variables(vars)),
+            other => other,
+        })
+    }
+
+    /// Runs the stage over `current`; expressions see `current` as it was when the stage began.
+    ///
+    /// # Errors
+    /// Evaluation errors of the expressions; 40228 when `$replaceWith` produces no document.
+    pub(crate) fn apply(&self, mut current: Document, vars: &Variables) -> Result<Document, QueryError> {
+        let raw = RawDocumentBuf::try_from(&current).map_err(QueryError::invalid_bson)?;
+        match self {
+            Self::Set(entries) => {
+                let mut values = Vec::with_capacity(entries.len());
+                for (path, expr) in entries {
+                    values.push((path, expr.evaluate(&raw, vars)?));
+                }
+                for (path, value) in values {
+                    match value {
+                        Some(v) => set_path(&mut current, path, v),
+                        // `$$REMOVE` (or any missing value) takes the field away.
+                        None => unset_path(&mut current, path),
                     }
                 }
-                Stage::Unset(paths) => paths.iter().for_each(|p| unset_path(&mut current, p)),
-                Stage::Project(projection) => {
-                    current = Document::try_from(projection.apply(&raw)?).map_err(QueryError::invalid_bson)?;
-                }
-                Stage::ReplaceWith(expr) => match expr.evaluate(&raw, vars)? {
-                    Some(Bson::Document(next)) => current = next,
-                    other => {
-                        let shown = other.as_ref().map_or_else(|| "missing".to_owned(), render_value);
-                        let kind = other.as_ref().map_or("missing", |v| render::type_name(v.element_type()));
-                        return Err(QueryError::new(
-                            ErrorCode::Location40228,
-                            format!(
-                                "'replacement document' must evaluate to an object, but resulting value was: \
-                                 {shown}. Type of resulting value: '{kind}'."
-                            ),
-                        ));
-                    }
-                },
             }
+            Self::Unset(paths) => paths.iter().for_each(|p| unset_path(&mut current, p)),
+            Self::Project(projection) => {
+                current = Document::try_from(projection.apply(&raw)?).map_err(QueryError::invalid_bson)?;
+            }
+            Self::ReplaceWith(expr) => match expr.evaluate(&raw, vars)? {
+                Some(Bson::Document(next)) => current = next,
+                other => {
+                    let shown = other.as_ref().map_or_else(|| "missing".to_owned(), render_value);
+                    let kind = other.as_ref().map_or("missing", |v| render::type_name(v.element_type()));
+                    return Err(QueryError::new(
+                        ErrorCode::Location40228,
+                        format!(
+                            "'replacement document' must evaluate to an object, but resulting value was: \
+                             {shown}. Type of resulting value: '{kind}'."
+                        ),
+                    ));
+                }
+            },
         }
         Ok(current)
     }
@@ -121,7 +147,7 @@ fn one_field_stage() -> QueryError {
     QueryError::new(ErrorCode::Location40323, "A pipeline stage specification object must contain exactly one field.")
 }
 
-fn parse_stage(name: &str, spec: RawBsonRef<'_>) -> Result<Stage, QueryError> {
+fn parse_stage(name: &str, spec: RawBsonRef<'_>) -> Result<DocumentStage, QueryError> {
     match name {
         "$set" | "$addFields" => {
             let RawBsonRef::Document(spec) = spec else {
@@ -135,7 +161,7 @@ fn parse_stage(name: &str, spec: RawBsonRef<'_>) -> Result<Stage, QueryError> {
             };
             let mut entries = Vec::new();
             collect_set_entries(spec, &[], &mut entries)?;
-            Ok(Stage::Set(entries))
+            Ok(DocumentStage::Set(entries))
         }
         "$unset" => {
             let paths = match spec {
@@ -166,18 +192,18 @@ fn parse_stage(name: &str, spec: RawBsonRef<'_>) -> Result<Stage, QueryError> {
                     ));
                 }
             };
-            Ok(Stage::Unset(paths))
+            Ok(DocumentStage::Unset(paths))
         }
-        "$replaceWith" => Ok(Stage::ReplaceWith(Expression::parse(spec)?)),
+        "$replaceWith" => Ok(DocumentStage::ReplaceWith(Expression::parse(spec)?)),
         "$replaceRoot" => match spec {
             RawBsonRef::Document(doc) => match doc.get("newRoot") {
-                Ok(Some(root)) => Ok(Stage::ReplaceWith(Expression::parse(root)?)),
+                Ok(Some(root)) => Ok(DocumentStage::ReplaceWith(Expression::parse(root)?)),
                 _ => Err(QueryError::not_implemented("$replaceRoot without newRoot")),
             },
             _ => Err(QueryError::not_implemented("$replaceRoot with a non-object argument")),
         },
         "$project" => match spec {
-            RawBsonRef::Document(spec) => Ok(Stage::Project(Projection::parse_aggregate(spec)?)),
+            RawBsonRef::Document(spec) => Ok(DocumentStage::Project(Projection::parse_aggregate(spec)?)),
             _ => Err(QueryError::new(ErrorCode::Location15969, "$project specification must be an object")),
         },
         _ if KNOWN_STAGES.contains(&name) => Err(QueryError::new(

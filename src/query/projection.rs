@@ -5,16 +5,20 @@
 //! document's own field order (as mongod does) and reaching through arrays of documents.
 //! The find-only operators are built: `$slice` (a node of the tree), `$elemMatch` (top-level
 //! fields appended after the walk, as mongod does) and positional `a.$` (an inclusion whose
-//! first array is then cut down to the element the query matched). `$meta` and computed
-//! (literal or expression) fields answer 238 NotImplemented for now.
+//! first array is then cut down to the element the query matched). Computed fields (mongod
+//! 4.4+): an expression object (`{t: {$add: ["$a", 1]}}`) or any value that is not a number
+//! or a boolean (`{a: "$b"}`, `{s: "text"}`, `{l: [1, "$x"]}`) is evaluated against the whole
+//! document and added after the included fields, in spec order. `$meta` answers 238
+//! NotImplemented until text search exists.
 
 use std::sync::Arc;
 
 use bson::raw::CStr;
-use bson::{RawArray, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf, rawdoc};
+use bson::{Bson, Document, RawArray, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf, rawdoc};
 
 use super::collation::Collation;
 use super::error::QueryError;
+use super::expr::{Expression, Variables, is_expression_name};
 use super::filter::{Filter, true_value};
 use super::path::{fields, items};
 use super::render;
@@ -30,6 +34,10 @@ pub struct Projection {
     elem_matches: Vec<(String, Filter)>,
     /// A positional projection: the path before `.$` and the query that resolves it.
     positional: Option<(Vec<String>, Filter)>,
+    /// Whether the tree holds computed fields (only in an inclusion projection).
+    has_computed: bool,
+    /// The command's `let` variables, for computed fields.
+    vars: Variables,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +63,8 @@ enum Node {
     Slice { skip: Option<i32>, limit: i32 },
     /// A top-level `$elemMatch`; applied after the walk, see [`Projection::elem_matches`].
     ElemMatch,
+    /// A computed field: an expression evaluated against the whole document.
+    Computed(Expression),
 }
 
 /// What parsing has learnt so far (mongod's `ParseContext`).
@@ -69,6 +79,7 @@ struct Context<'q> {
     /// in an aggregation `$project`.
     find_features: bool,
     query: Option<&'q Filter>,
+    has_computed: bool,
     elem_matches: Vec<(String, Filter)>,
     positional: Option<(Vec<String>, Filter)>,
 }
@@ -100,8 +111,9 @@ impl Projection {
     /// mongod's codes: 31253/31254 for mixing inclusion and exclusion, 31249/31250 for path
     /// collisions, 51270 for an empty sub-projection, 40352/40353/15998/16410 for bad field
     /// paths, 31257-31259/31272/31273/28667 for `$slice`, 31274/31275/31255 for `$elemMatch`,
-    /// 31256/31270/31271/31276/31277/31287/31308 for positional projections; 238
-    /// NotImplemented for `$meta` and expression or literal projections.
+    /// 31256/31270/31271/31276/31277/31287/31308 for positional projections; 31252/31310
+    /// for a computed field in an exclusion projection, 31325 for an unknown `$`-name and
+    /// the expression parse errors; 238 NotImplemented for `$meta`.
     pub fn parse_with_query(spec: &RawDocument, query: &Filter) -> Result<Self, QueryError> {
         Self::parse_inner(spec, Some(query), true)
     }
@@ -118,7 +130,14 @@ impl Projection {
 
     fn parse_inner(spec: &RawDocument, query: Option<&Filter>, find_features: bool) -> Result<Self, QueryError> {
         if spec.is_empty() {
-            return Ok(Self { mode: Mode::Whole, root: Vec::new(), elem_matches: Vec::new(), positional: None });
+            return Ok(Self {
+                mode: Mode::Whole,
+                root: Vec::new(),
+                elem_matches: Vec::new(),
+                positional: None,
+                has_computed: false,
+                vars: Variables::new(),
+            });
         }
         let mut cx = Context { query, find_features, ..Context::default() };
         let mut root = Vec::new();
@@ -143,7 +162,21 @@ impl Projection {
             // `{_id: 1, a: 0}` is an exclusion that keeps `_id`: nothing to do for `_id`.
             root.retain(|(key, node)| !(key == "_id" && matches!(node, Node::Leaf(true))));
         }
-        Ok(Self { mode, root, elem_matches: cx.elem_matches, positional: cx.positional })
+        Ok(Self {
+            mode,
+            root,
+            elem_matches: cx.elem_matches,
+            positional: cx.positional,
+            has_computed: cx.has_computed,
+            vars: Variables::new(),
+        })
+    }
+
+    /// Binds a command's `let` variables for the computed fields.
+    #[must_use]
+    pub fn with_variables(mut self, vars: &Variables) -> Self {
+        self.vars = vars.clone();
+        self
     }
 
     /// Whether the projection returns documents unchanged.
@@ -155,13 +188,19 @@ impl Projection {
     ///
     /// # Errors
     /// 51246 when a positional projection meets an array but the query matched `doc` without
-    /// an array element, 51247 when that element is not in the projected array.
+    /// an array element, 51247 when that element is not in the projected array; the
+    /// evaluation errors of computed fields.
     pub fn apply(&self, doc: &RawDocument) -> Result<RawDocumentBuf, QueryError> {
         let mut out = match self.mode {
             Mode::Whole => return Ok(doc.to_owned()),
             Mode::Include => include_document(doc, &self.root),
             Mode::Exclude => exclude_document(doc, &self.root),
         };
+        if self.has_computed {
+            let mut owned = Document::try_from(out).map_err(QueryError::invalid_bson)?;
+            add_computed(&mut owned, &self.root, doc, &self.vars)?;
+            out = RawDocumentBuf::try_from(&owned).map_err(QueryError::invalid_bson)?;
+        }
         if let Some((path, query)) = &self.positional {
             out = apply_positional(&out, path, query.first_array_match(doc))?;
         }
@@ -288,8 +327,43 @@ fn parse_element(
         _ if positional.is_some() => {
             Err(QueryError::new(ErrorCode::Location31308, "positional projection cannot be used with a literal"))
         }
-        _ => Err(QueryError::not_implemented("projecting a literal value")),
+        // mongod's `parseLiteral`: a string starting with `$` is a field path, an array an
+        // array expression, anything else a constant.
+        _ => {
+            add_node(parent, key, Node::Computed(Expression::parse(value)?))?;
+            cx.has_computed = true;
+            if cx.mode == Some(Mode::Exclude) {
+                return Err(QueryError::new(
+                    ErrorCode::Location31310,
+                    format!("Cannot use an expression {} in an exclusion projection", render::element(key, value)),
+                ));
+            }
+            cx.mode = Some(Mode::Include);
+            Ok(())
+        }
     }
+}
+
+/// mongod's `attemptToParseGenericExpression`: `{key: {$op: ...}}` as a computed field.
+fn parse_expression(
+    cx: &mut Context<'_>,
+    key: &str,
+    op: &str,
+    sub: &RawDocument,
+    parent: &mut Children,
+) -> Result<(), QueryError> {
+    let is_meta = op == "$meta";
+    if cx.mode == Some(Mode::Exclude) && !is_meta {
+        return Err(QueryError::new(
+            ErrorCode::Location31252,
+            "Cannot use expression other than $meta in exclusion projection",
+        ));
+    }
+    let expr = Expression::parse(RawBsonRef::Document(sub))?;
+    add_node(parent, key, Node::Computed(expr))?;
+    cx.has_computed = true;
+    cx.mode = Some(Mode::Include);
+    Ok(())
 }
 
 /// mongod's positional branch of `parseInclusion`.
@@ -375,12 +449,14 @@ fn parse_sub_object(
     };
     if first.starts_with('$') && sub_fields.next().is_none() {
         return match first {
-            "$slice" if cx.find_features => parse_slice(cx, key, first_value, parent),
+            "$slice" if cx.find_features => parse_slice(cx, key, sub, first_value, parent),
             "$elemMatch" if cx.find_features => parse_elem_match(cx, key, first_value, parent, prefix),
             "$elemMatch" => {
                 Err(QueryError::new(ErrorCode::InvalidPipelineOperator, "Cannot use $elemMatch in this context"))
             }
-            _ => Err(QueryError::not_implemented(&format!("the {first} projection"))),
+            _ if is_expression_name(first) => parse_expression(cx, key, first, sub, parent),
+            // A `$` name is never a valid field path, so mongod's fallback always refuses it.
+            _ => Err(QueryError::new(ErrorCode::Location31325, format!("Unknown expression {first}"))),
         };
     }
     let parts = super::path::checked_parts(key)?;
@@ -400,9 +476,15 @@ fn parse_sub_object(
 }
 
 /// mongod's `attemptToParseFindSlice`. Arguments that are not find syntax fall back, as in
-/// mongod, to the aggregation `$slice` expression: its arity error when it has the wrong
-/// number of arguments, 238 NotImplemented (expressions are not built) otherwise.
-fn parse_slice(cx: &mut Context<'_>, key: &str, arg: RawBsonRef<'_>, parent: &mut Children) -> Result<(), QueryError> {
+/// mongod, to the aggregation `$slice` expression (a computed field); when that does not
+/// parse either, its error comes back with both reasons in the message.
+fn parse_slice(
+    cx: &mut Context<'_>,
+    key: &str,
+    sub: &RawDocument,
+    arg: RawBsonRef<'_>,
+    parent: &mut Children,
+) -> Result<(), QueryError> {
     let find_syntax = match arg {
         RawBsonRef::Array(arr) => {
             let entries: Vec<RawBsonRef<'_>> = items(arr).collect();
@@ -439,24 +521,20 @@ fn parse_slice(cx: &mut Context<'_>, key: &str, arg: RawBsonRef<'_>, parent: &mu
     let node = match find_syntax {
         Ok(node) => node,
         Err(find_error) => {
-            let arity = match arg {
-                RawBsonRef::Array(arr) => items(arr).count(),
-                _ => 1,
-            };
-            if (2..=3).contains(&arity) {
-                return Err(QueryError::not_implemented("the $slice aggregation expression in a projection"));
-            }
-            let spec = render::element("$slice", arg);
-            return Err(QueryError::new(
-                ErrorCode::Location28667,
-                format!(
-                    "Invalid $slice syntax. The given syntax {{ {spec} }} did not match the find() syntax because :: \
-                     {}: {} :: The given syntax did not match the expression $slice syntax. :: caused by :: \
-                     Expression $slice takes at least 2 arguments, and at most 3, but {arity} were passed in.",
-                    find_error.code().name(),
-                    find_error.message()
-                ),
-            ));
+            return parse_expression(cx, key, "$slice", sub, parent).map_err(|expr_error| {
+                let spec = render::element("$slice", arg);
+                QueryError::new(
+                    expr_error.code(),
+                    format!(
+                        "Invalid $slice syntax. The given syntax {{ {spec} }} did not match the find() syntax \
+                         because :: {}: {} :: The given syntax did not match the expression $slice syntax. :: \
+                         caused by :: {}",
+                        find_error.code().name(),
+                        find_error.message(),
+                        expr_error.message()
+                    ),
+                )
+            });
         }
     };
     add_node(parent, key, node)?;
@@ -587,6 +665,66 @@ fn include_array(arr: &RawArray, children: &Children) -> RawArrayBuf {
         }
     }
     out
+}
+
+/// mongod's `InclusionNode::applyExpressions`: after the included fields, each computed field
+/// is evaluated against `root` and set (a missing result sets nothing), and each sub-tree
+/// holding computed fields is applied to what the walk kept there.
+fn add_computed(
+    out: &mut Document,
+    children: &Children,
+    root: &RawDocument,
+    vars: &Variables,
+) -> Result<(), QueryError> {
+    for (key, node) in children {
+        match node {
+            Node::Computed(expr) => {
+                if let Some(value) = expr.evaluate(root, vars)? {
+                    out.insert(key.clone(), value);
+                }
+            }
+            Node::Inner(sub) if has_computed(sub) => {
+                let value = computed_in_value(out.get(key).cloned(), sub, root, vars)?;
+                out.insert(key.clone(), value);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// mongod's `applyExpressionsToValue`: into a document, into each element of an array, and in
+/// place of anything else (or nothing) a new document of the computed fields.
+fn computed_in_value(
+    value: Option<Bson>,
+    children: &Children,
+    root: &RawDocument,
+    vars: &Variables,
+) -> Result<Bson, QueryError> {
+    Ok(match value {
+        Some(Bson::Document(mut doc)) => {
+            add_computed(&mut doc, children, root, vars)?;
+            Bson::Document(doc)
+        }
+        Some(Bson::Array(list)) => Bson::Array(
+            list.into_iter()
+                .map(|item| computed_in_value(Some(item), children, root, vars))
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => {
+            let mut doc = Document::new();
+            add_computed(&mut doc, children, root, vars)?;
+            Bson::Document(doc)
+        }
+    })
+}
+
+fn has_computed(children: &Children) -> bool {
+    children.iter().any(|(_, node)| match node {
+        Node::Computed(_) => true,
+        Node::Inner(sub) => has_computed(sub),
+        _ => false,
+    })
 }
 
 fn exclude_document(doc: &RawDocument, children: &Children) -> RawDocumentBuf {
@@ -776,16 +914,91 @@ mod tests {
             err(rawdoc! { "a": { "$elemMatch": { "b": 1 } } }),
             (168, "Cannot use $elemMatch in this context".into())
         );
-        assert_eq!(err(rawdoc! { "a": { "$slice": 1 } }).0, 238);
+        assert_eq!(
+            err(rawdoc! { "a": { "$slice": 1 } }),
+            (28667, "Expression $slice takes at least 2 arguments, and at most 3, but 1 were passed in.".into())
+        );
+        let sliced = Projection::parse_aggregate(&rawdoc! { "a": { "$slice": ["$a", 1] } }).unwrap();
+        assert_eq!(sliced.apply(&rawdoc! { "_id": 1, "a": [5, 6] }).unwrap(), rawdoc! { "_id": 1, "a": [5] });
         let doc = rawdoc! { "_id": 1, "a": 2 };
         assert_eq!(Projection::parse_aggregate(&rawdoc! { "a": 1 }).unwrap().apply(&doc).unwrap(), doc);
     }
 
     #[test]
-    fn projection_meta_and_literals_not_implemented() {
+    fn projection_meta_not_implemented() {
         assert_eq!(parse_err(rawdoc! { "a": { "$meta": "textScore" } }).0, 238);
-        assert_eq!(parse_err(rawdoc! { "a": "literal" }).0, 238);
-        assert_eq!(parse_err(rawdoc! { "a": { "$add": [1, 2] } }).0, 238);
+        assert_eq!(parse_err(rawdoc! { "_id": 0, "a": { "$meta": "textScore" } }).0, 238);
+    }
+
+    #[test]
+    fn projection_computed_fields() {
+        let doc = rawdoc! { "_id": 7, "a": 2, "b": 3, "s": { "x": 1, "y": 2 }, "arr": [ { "x": 1 }, { "x": 2 }, 5 ] };
+        let rows: Vec<(RawDocumentBuf, RawDocumentBuf)> = vec![
+            (
+                rawdoc! { "total": { "$add": ["$a", "$b"] }, "a": 1, "lit": { "$literal": 5 } },
+                rawdoc! { "_id": 7, "a": 2, "total": 5, "lit": 5 },
+            ),
+            // Any value but a number or a boolean is an expression: a field path, a string
+            // constant, null, an array of expressions.
+            (rawdoc! { "_id": 0, "c": "$b" }, rawdoc! { "c": 3 }),
+            (rawdoc! { "_id": 0, "c": "text" }, rawdoc! { "c": "text" }),
+            (rawdoc! { "_id": 0, "c": null }, rawdoc! { "c": null }),
+            (rawdoc! { "_id": 0, "c": ["$a", "$missing", 1] }, rawdoc! { "c": [2, null, 1] }),
+            // A missing result sets nothing.
+            (rawdoc! { "_id": 0, "c": "$missing" }, rawdoc! {}),
+            (rawdoc! { "_id": 0, "c": "$$REMOVE", "a": 1 }, rawdoc! { "a": 2 }),
+            (rawdoc! { "_id": 0, "r": "$$ROOT.s.x" }, rawdoc! { "r": 1 }),
+            // Computed fields follow the included ones, in spec order.
+            (rawdoc! { "z": 1, "b": 1, "_id": 1, "a": 1 }, rawdoc! { "_id": 7, "a": 2, "b": 3 }),
+            (rawdoc! { "c": "$a", "a": 1 }, rawdoc! { "_id": 7, "a": 2, "c": 2 }),
+            // A computed `_id` replaces the stored one, after the included fields.
+            (rawdoc! { "_id": "$a", "b": 1 }, rawdoc! { "b": 3, "_id": 2 }),
+            // Nested: inside the included sub-document, into each array element, and as a new
+            // document where the path is missing or a scalar.
+            (rawdoc! { "_id": 0, "s.x": 1, "s.z": "$a" }, rawdoc! { "s": { "x": 1, "z": 2 } }),
+            (rawdoc! { "_id": 0, "s": { "z": { "$literal": 1 } } }, rawdoc! { "s": { "z": 1 } }),
+            (rawdoc! { "_id": 0, "arr.y": "$a" }, rawdoc! { "arr": [ { "y": 2 }, { "y": 2 } ] }),
+            (rawdoc! { "_id": 0, "new.y": "$a" }, rawdoc! { "new": { "y": 2 } }),
+            (rawdoc! { "_id": 0, "a.y": "$b" }, rawdoc! { "a": { "y": 3 } }),
+            // The aggregation `$slice` when the find syntax does not fit.
+            (rawdoc! { "_id": 0, "f": { "$slice": ["$arr.x", 1] } }, rawdoc! { "f": [1] }),
+            (rawdoc! { "_id": 0, "f": { "$slice": ["$arr.x", -1, 1] } }, rawdoc! { "f": [2] }),
+        ];
+        for (spec, expected) in rows {
+            assert_eq!(project(spec.clone(), doc.clone()), expected, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn projection_computed_uses_let_variables() {
+        let vars = Variables::from_let(&rawdoc! { "v": { "$add": [1, 1] } }).unwrap();
+        let projection = Projection::parse(&rawdoc! { "_id": 0, "x": "$$v" }).unwrap().with_variables(&vars);
+        assert_eq!(projection.apply(&rawdoc! { "_id": 1 }).unwrap(), rawdoc! { "x": 2 });
+        let unbound = Projection::parse(&rawdoc! { "x": "$$nope" }).unwrap();
+        assert_eq!(unbound.apply(&rawdoc! { "_id": 1 }).unwrap_err().code().code(), 17276);
+    }
+
+    #[test]
+    fn projection_computed_errors() {
+        let rows: Vec<(RawDocumentBuf, i32)> = vec![
+            (rawdoc! { "a": 0, "b": { "$add": [1, 2] } }, 31252),
+            (rawdoc! { "a": 0, "b": "x" }, 31310),
+            (rawdoc! { "b": "x", "a": 0 }, 31254),
+            (rawdoc! { "b": { "$add": [1] }, "a": 0 }, 31254),
+            (rawdoc! { "b": { "$bogus": 1 } }, 31325),
+            (rawdoc! { "b": { "$add": [{ "$bogus": 1 }] } }, 168),
+            (rawdoc! { "b": { "$concatArrays": [] } }, 238),
+            (rawdoc! { "b": { "$add": 1, "c": 1 } }, 16410),
+            (rawdoc! { "b": "$", "c": 1 }, 16872),
+            (rawdoc! { "b": "$a", "b.c": 1 }, 31249),
+        ];
+        for (spec, code) in rows {
+            assert_eq!(parse_err(spec.clone()).0, code, "{spec:?}");
+        }
+        let divide = Projection::parse(&rawdoc! { "x": { "$divide": [1, 0] } }).unwrap();
+        assert_eq!(divide.apply(&rawdoc! { "_id": 1 }).unwrap_err().code().code(), 2);
+        let err = rawdoc! { "a.$": "x" };
+        assert_eq!(parse_err_q(rawdoc! { "a": 1 }, err).0, 31308);
     }
 
     #[test]
@@ -824,12 +1037,10 @@ mod tests {
 
     #[test]
     fn projection_slice_errors() {
-        assert_eq!(
-            parse_err(rawdoc! { "a": { "$slice": [1, 0] } }).0,
-            238,
-            "not find syntax but a valid $slice expression"
-        );
-        assert_eq!(parse_err(rawdoc! { "a": { "$slice": [1, 2, 3] } }).0, 238);
+        // Not find syntax but a valid `$slice` expression, which fails on a non-array.
+        let slice = Projection::parse(&rawdoc! { "a": { "$slice": [1, 0] } }).unwrap();
+        assert_eq!(slice.apply(&rawdoc! { "a": [1] }).unwrap_err().code().code(), 28724);
+        assert!(Projection::parse(&rawdoc! { "a": { "$slice": [1, 2, 3] } }).is_ok());
         let (code, message) = parse_err(rawdoc! { "a": { "$slice": "x" } });
         assert_eq!(code, 28667);
         assert_eq!(

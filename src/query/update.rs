@@ -1177,7 +1177,8 @@ impl Modifier {
             // A zero of the multiplier's type, as mongod's `SafeNum(0) * value`.
             Modifier::Mul(n) => match number::mul(Number::Int32(0), *n) {
                 Ok(product) => Some(product.to_bson()),
-                Err(_) => return Err(QueryError::not_implemented("$mul with decimal128 values")),
+                // 0 times anything fits every type.
+                Err(AddError::Overflow) => Some(Number::Int32(0).to_bson()),
             },
             Modifier::CurrentDate { timestamp } => Some(current_date(*timestamp)),
             Modifier::Push(spec) => Some(Bson::Array(spec.apply(&[], None))),
@@ -1448,7 +1449,6 @@ fn arithmetic_action(
             current.debug_string(),
             cx.id_text()
         ))),
-        Err(AddError::Decimal) => Err(QueryError::not_implemented(&format!("{name} with decimal128 values"))),
     }
 }
 
@@ -2120,6 +2120,64 @@ mod tests {
             },
         );
         assert_eq!(doc, doc! { "_id": 1, "a": 2, "b": 2_147_483_648_i64, "c": 1.5, "d": 2_i64, "new": 3 });
+    }
+
+    #[test]
+    fn update_inc_and_mul_with_decimals() {
+        let dec = |s: &str| s.parse::<bson::Decimal128>().unwrap();
+        table(vec![
+            (
+                rawdoc! { "$inc": { "a": dec("0.1") } },
+                doc! { "_id": 1, "a": dec("0.2") },
+                doc! { "_id": 1, "a": dec("0.3") },
+                true,
+            ),
+            (
+                rawdoc! { "$inc": { "a": dec("1.5") } },
+                doc! { "_id": 1, "a": 2 },
+                doc! { "_id": 1, "a": dec("3.5") },
+                true,
+            ),
+            (
+                rawdoc! { "$inc": { "a": 1 } },
+                doc! { "_id": 1, "a": dec("1.10") },
+                doc! { "_id": 1, "a": dec("2.10") },
+                true,
+            ),
+            // A double converts to 34 digits.
+            (
+                rawdoc! { "$inc": { "a": 0.1 } },
+                doc! { "_id": 1, "a": dec("0") },
+                doc! { "_id": 1, "a": dec("0.1000000000000000055511151231257827") },
+                true,
+            ),
+            (rawdoc! { "$inc": { "a": dec("2") } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": dec("2") }, true),
+            (
+                rawdoc! { "$inc": { "a": i64::MAX } },
+                doc! { "_id": 1, "a": dec("1") },
+                doc! { "_id": 1, "a": dec("9223372036854775808") },
+                true,
+            ),
+            (
+                rawdoc! { "$mul": { "a": dec("1.5") } },
+                doc! { "_id": 1, "a": 4 },
+                doc! { "_id": 1, "a": dec("6.0") },
+                true,
+            ),
+            (
+                rawdoc! { "$mul": { "a": 3 } },
+                doc! { "_id": 1, "a": dec("0.1") },
+                doc! { "_id": 1, "a": dec("0.3") },
+                true,
+            ),
+            (rawdoc! { "$mul": { "a": dec("2.5") } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": dec("0.0") }, true),
+            (
+                rawdoc! { "$inc": { "a": dec("0") } },
+                doc! { "_id": 1, "a": dec("5") },
+                doc! { "_id": 1, "a": dec("5") },
+                false,
+            ),
+        ]);
     }
 
     #[test]
