@@ -220,19 +220,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .blocking(),
     CommandSpec::new(
+        "dropDatabase",
+        collections::drop_database,
+        Data(DataAction::DropCollection),
+        "drop (delete) this database",
+    )
+    .blocking(),
+    CommandSpec::new(
         "dropIndexes",
         indexes::drop_indexes,
         Data(DataAction::DropIndex),
         "drop indexes for a collection",
     )
     .aliases(&["deleteIndexes"])
-    .blocking(),
-    CommandSpec::new(
-        "dropDatabase",
-        collections::drop_database,
-        Data(DataAction::DropCollection),
-        "drop (delete) this database",
-    )
     .blocking(),
     CommandSpec::new("endSessions", sessions::end_sessions, Anonymous, "end a set of logical sessions"),
     CommandSpec::new(
@@ -309,19 +309,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         "list collections for this db",
     )
     .blocking(),
-    CommandSpec::new(
-        "listIndexes",
-        indexes::list_indexes,
-        Data(DataAction::ListIndexes),
-        "list indexes for a collection",
-    )
-    .blocking(),
     CommandSpec::new("listCommands", diagnostics::list_commands, Anonymous, "get a list of all db commands"),
     CommandSpec::new(
         "listDatabases",
         collections::list_databases,
         Cluster(Action::ListDatabases),
         "{ listDatabases:1, [filter: <filterObject>] [, nameOnly: true ] }\nlist databases on this server",
+    )
+    .blocking(),
+    CommandSpec::new(
+        "listIndexes",
+        indexes::list_indexes,
+        Data(DataAction::ListIndexes),
+        "list indexes for a collection",
     )
     .blocking(),
     CommandSpec::new(
