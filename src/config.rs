@@ -245,11 +245,19 @@ pub struct Parameters {
     pub cursor_timeout_millis: u64,
     /// Seconds between passes of the TTL monitor (`ttlMonitorSleepSecs`, default 60).
     pub ttl_monitor_sleep_secs: u64,
+    /// Bytes an in-memory sort may hold without `allowDiskUse`
+    /// (`internalQueryMaxBlockingSortMemoryUsageBytes`, default 100 MiB).
+    pub max_blocking_sort_bytes: u64,
 }
 
 impl Default for Parameters {
     fn default() -> Self {
-        Self { enable_test_commands: false, cursor_timeout_millis: 600_000, ttl_monitor_sleep_secs: 60 }
+        Self {
+            enable_test_commands: false,
+            cursor_timeout_millis: 600_000,
+            ttl_monitor_sleep_secs: 60,
+            max_blocking_sort_bytes: 100 * 1024 * 1024,
+        }
     }
 }
 
@@ -441,6 +449,7 @@ impl Config {
                 "enableTestCommands": if self.parameters.enable_test_commands { "1" } else { "0" },
                 "cursorTimeoutMillis": self.parameters.cursor_timeout_millis.to_string(),
                 "ttlMonitorSleepSecs": self.parameters.ttl_monitor_sleep_secs.to_string(),
+                "internalQueryMaxBlockingSortMemoryUsageBytes": self.parameters.max_blocking_sort_bytes.to_string(),
             },
         }
     }
@@ -511,6 +520,14 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
                     ConfigError::invalid(
                         "setParameter.cursorTimeoutMillis",
                         format!("'{value}' is not a positive number of milliseconds"),
+                    )
+                })?;
+            }
+            "internalQueryMaxBlockingSortMemoryUsageBytes" => {
+                parameters.max_blocking_sort_bytes = value.parse().ok().filter(|&b| b > 0).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "setParameter.internalQueryMaxBlockingSortMemoryUsageBytes",
+                        format!("'{value}' is not a positive number of bytes"),
                     )
                 })?;
             }

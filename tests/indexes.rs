@@ -358,3 +358,52 @@ async fn indexes_ttl_monitor_deletes_expired_documents() {
     assert_eq!(reply.get_i64("expireAfterSeconds_old").ok(), Some(60));
     assert_eq!(reply.get_i64("expireAfterSeconds_new").ok(), Some(7200));
 }
+
+#[tokio::test]
+async fn indexes_validate_reports_keys_per_index() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("val");
+    coll.insert_many((0..50).map(|i| doc! { "_id": i, "a": [i, i + 1], "b": i % 5 })).await.expect("seed");
+    coll.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).await.expect("a_1");
+    coll.create_index(IndexModel::builder().keys(doc! { "b": -1 }).build()).await.expect("b_-1");
+    coll.delete_many(doc! { "b": 0 }).await.expect("delete");
+    coll.update_many(doc! { "b": 1 }, doc! { "$push": { "a": 1000 } }).await.expect("update");
+    let report = run(&db, doc! { "validate": "val", "full": true }).await.expect("validate");
+    assert_eq!(report.get_bool("valid").ok(), Some(true), "{report}");
+    assert_eq!(report.get_i64("nrecords").ok(), Some(40));
+    let keys = report.get_document("keysPerIndex").expect("keysPerIndex");
+    assert_eq!(keys.get_i64("_id_").ok(), Some(40));
+    assert_eq!(keys.get_i64("a_1").ok(), Some(90), "two keys per document, three for the ten updated");
+    assert_eq!(keys.get_i64("b_-1").ok(), Some(40));
+    assert_eq!(report.get_array("errors").map(Vec::len).ok(), Some(0));
+    let err = run(&db, doc! { "validate": "missing" }).await.expect_err("missing collection");
+    assert_eq!(code(&err), Some(26));
+}
+
+#[tokio::test]
+async fn indexes_in_memory_sort_is_limited_unless_allow_disk_use() {
+    let server = TestServer::start(&["--setParameter", "internalQueryMaxBlockingSortMemoryUsageBytes=4096"]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("sorts");
+    coll.insert_many((0..200).map(|i| doc! { "_id": i, "n": 200 - i, "pad": "x".repeat(50) })).await.expect("seed");
+    let err = coll.find(doc! {}).sort(doc! { "n": 1 }).await.expect_err("over the limit");
+    assert_eq!(code(&err), Some(292), "{err}");
+    let sorted: Vec<Document> = coll
+        .find(doc! {})
+        .sort(doc! { "n": 1 })
+        .allow_disk_use(true)
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("docs");
+    assert_eq!(sorted.first().and_then(|d| d.get_i32("n").ok()), Some(1));
+    // An index delivers the order without an in-memory sort.
+    coll.create_index(IndexModel::builder().keys(doc! { "n": 1 }).build()).await.expect("n_1");
+    let sorted: Vec<Document> =
+        coll.find(doc! {}).sort(doc! { "n": 1 }).await.expect("find").try_collect().await.expect("docs");
+    assert_eq!(sorted.len(), 200);
+}

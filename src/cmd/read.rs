@@ -34,9 +34,6 @@ pub(super) struct QueryPlan {
     pub(super) collation: Option<Arc<Collation>>,
 }
 
-/// mongod's limit on the bytes an in-memory sort may hold without `allowDiskUse`.
-pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
-
 impl QueryPlan {
     /// A plan that only filters, by `filter_doc` (or everything when `None`) under `collation`.
     pub(super) fn filtered(filter_doc: Option<&RawDocument>, collation: Option<Arc<Collation>>) -> Result<Self> {
@@ -103,15 +100,17 @@ impl QueryPlan {
             Some(sort) if !plan.sort_provided => {
                 let mut all = Vec::new();
                 let mut bytes = 0usize;
+                let memory_limit =
+                    usize::try_from(shared.config.parameters.max_blocking_sort_bytes).unwrap_or(usize::MAX);
                 for doc in matched {
                     let doc = doc?;
                     bytes += doc.as_bytes().len();
-                    if bytes > SORT_MEMORY_LIMIT && !allow_disk_use {
+                    if bytes > memory_limit && !allow_disk_use {
                         return Err(Error::new(
                             ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
                             format!(
                                 "Executor error during find command :: caused by :: Sort exceeded memory limit of \
-                                 {SORT_MEMORY_LIMIT} bytes, but did not opt in to external sorting."
+                                 {memory_limit} bytes, but did not opt in to external sorting."
                             ),
                         ));
                     }
