@@ -407,3 +407,29 @@ async fn indexes_in_memory_sort_is_limited_unless_allow_disk_use() {
         coll.find(doc! {}).sort(doc! { "n": 1 }).await.expect("find").try_collect().await.expect("docs");
     assert_eq!(sorted.len(), 200);
 }
+
+#[tokio::test]
+async fn indexes_min_max_need_a_hint_and_bound_the_scan() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("minmax");
+    coll.insert_many((0..20).map(|i| doc! { "_id": i, "a": i % 10, "b": i })).await.expect("seed");
+    coll.create_index(IndexModel::builder().keys(doc! { "a": 1, "b": 1 }).build()).await.expect("a_1_b_1");
+    let found =
+        run(&db, doc! { "find": "minmax", "hint": "a_1_b_1", "min": { "a": 3, "b": 13 }, "max": { "a": 5, "b": 0 } })
+            .await
+            .expect("min/max");
+    let ids: Vec<i32> = found
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .expect("batch")
+        .iter()
+        .filter_map(|d| d.as_document().and_then(|d| d.get_i32("_id").ok()))
+        .collect();
+    assert_eq!(ids, [13, 4, 14], "from (3, 13) inclusive to (5, 0) exclusive, in index order");
+    let err = run(&db, doc! { "find": "minmax", "min": { "a": 3, "b": 0 } }).await.expect_err("no hint");
+    assert_eq!(code(&err), Some(51173));
+    let err = run(&db, doc! { "find": "minmax", "hint": "a_1_b_1", "min": { "b": 3 } }).await.expect_err("mismatch");
+    assert_eq!(code(&err), Some(51174));
+}

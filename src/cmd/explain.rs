@@ -214,7 +214,7 @@ fn plan_stages(
             with_stats(stage, matched, None, Some(docs))
         }
         Access::IdPoint(_) => with_stats(doc! { "stage": "IDHACK" }, matched, Some(keys), Some(docs)),
-        Access::IndexScan { index, bounds, reverse } => {
+        Access::IndexScan { index, bounds, reverse, .. } => {
             let pattern = index.pattern.spec().clone();
             let multikey_paths: Document =
                 pattern.keys().map(|k| (k.clone(), Bson::Array(Vec::new()))).collect::<Document>();

@@ -23,7 +23,7 @@ use crate::query::bounds::IndexBounds;
 use crate::query::index_key::KeyOrder;
 use crate::query::{Collation, Filter, SortSpec};
 use crate::storage::index::key_ranges;
-use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, ReadView};
+use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, KeyRange, ReadView};
 
 /// Keys a trial counts per candidate before it stops.
 pub const TRIAL_KEYS: usize = 1000;
@@ -48,6 +48,8 @@ pub enum Access {
         bounds: IndexBounds,
         /// Walk the keys backwards (for a reversed sort).
         reverse: bool,
+        /// `min`/`max`: one key range that replaces the bounds.
+        limits: Option<KeyRange>,
     },
 }
 
@@ -87,6 +89,10 @@ pub struct QueryShape<'a> {
     pub projection: Option<&'a RawDocument>,
     /// `hint`, if any.
     pub hint: Option<RawBsonRef<'a>>,
+    /// `min` (inclusive) and `max` (exclusive) key values, which need a `hint`.
+    pub min: Option<&'a RawDocument>,
+    /// See `min`.
+    pub max: Option<&'a RawDocument>,
     /// The query's non-simple collation. Index keys compare strings by their bytes, so a
     /// collated query reads no index (mongod would use only indexes with its collation).
     pub collation: Option<&'a Collation>,
@@ -165,6 +171,12 @@ pub fn choose(
 ) -> Result<Plan> {
     if let Some(hint) = shape.hint {
         return hinted(indexes, shape, hint);
+    }
+    if shape.min.is_some() || shape.max.is_some() {
+        return Err(Error::new(
+            ErrorCode::Location51173,
+            "When using min()/max() a hint of which index to use must be provided",
+        ));
     }
     let natural = shape.sort.and_then(SortSpec::natural);
     if natural.is_none()
@@ -247,12 +259,39 @@ fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> R
         Some(_) => (shape.sort.is_none_or(SortSpec::is_empty), false),
         None => sort_order(index, &bounds, shape.sort),
     };
+    let limits = match (shape.min, shape.max) {
+        (None, None) => None,
+        (min, max) => Some(min_max_range(index, min, max)?),
+    };
     Ok(Plan {
         covered: is_covered(index, &bounds, shape),
-        access: Access::IndexScan { index: index.clone(), bounds, reverse },
+        access: Access::IndexScan { index: index.clone(), bounds, reverse, limits },
         sort_provided,
         candidates: 1,
     })
+}
+
+/// The key range of `min` (inclusive) to `max` (exclusive) on `index`: both must name the
+/// index's fields in order, as mongod requires.
+fn min_max_range(index: &Index, min: Option<&RawDocument>, max: Option<&RawDocument>) -> Result<KeyRange> {
+    let fields = index.pattern.fields();
+    let tuple = |doc: &RawDocument| -> Result<Vec<u8>> {
+        let names: Vec<&str> = crate::query::path::fields(doc).map(|(k, _)| k).collect();
+        if names.len() != fields.len() || names.iter().zip(fields).any(|(n, (f, _))| *n != f.dotted()) {
+            return Err(Error::new(ErrorCode::Location51174, "The index chosen is not consistent with min/max"));
+        }
+        let values: Vec<RawBsonRef<'_>> = crate::query::path::fields(doc).map(|(_, v)| v).collect();
+        let mut key = if index.id == ID_INDEX_ID { Vec::new() } else { index.prefix().to_vec() };
+        index.encode_tuple(&values, &mut key);
+        Ok(key)
+    };
+    let prefix = if index.id == ID_INDEX_ID { Vec::new() } else { index.prefix().to_vec() };
+    let start = min.map(tuple).transpose()?.unwrap_or_else(|| prefix.clone());
+    let end = match max.map(tuple).transpose()? {
+        Some(end) => std::ops::Bound::Excluded(end),
+        None => crate::storage::index::prefix_range(prefix).1,
+    };
+    Ok((start, end))
 }
 
 /// `index` as a candidate for `shape`, or `None` when it cannot help (or cannot be used).
@@ -276,7 +315,7 @@ fn candidate(index: &Arc<Index>, shape: &QueryShape<'_>) -> Option<Plan> {
     }
     Some(Plan {
         covered: is_covered(index, &bounds, shape),
-        access: Access::IndexScan { index: index.clone(), bounds, reverse },
+        access: Access::IndexScan { index: index.clone(), bounds, reverse, limits: None },
         sort_provided,
         candidates: 1,
     })
@@ -532,8 +571,20 @@ pub fn execute(
             }
             Box::new(found.into_iter().filter_map(move |doc| keep(&filter, Ok(doc))))
         }
-        Access::IndexScan { index, bounds, reverse } => {
-            let mut ranges = key_ranges(&scan_prefix(collection, index), &index.pattern, bounds);
+        Access::IndexScan { index, bounds, reverse, limits } => {
+            let mut ranges = match limits {
+                // The `_id` index's keys sit under the collection prefix.
+                Some((start, end)) if index.id == ID_INDEX_ID => {
+                    let under = |key: &[u8]| [collection.prefix().as_slice(), key].concat();
+                    let end = match end {
+                        std::ops::Bound::Excluded(end) => std::ops::Bound::Excluded(under(end)),
+                        _ => crate::storage::index::prefix_range(collection.prefix().to_vec()).1,
+                    };
+                    vec![(under(start), end)]
+                }
+                Some(range) => vec![range.clone()],
+                None => key_ranges(&scan_prefix(collection, index), &index.pattern, bounds),
+            };
             if *reverse {
                 ranges.reverse();
             }

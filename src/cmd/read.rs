@@ -32,6 +32,8 @@ pub(super) struct QueryPlan {
     pub(super) allow_disk_use: bool,
     /// The collation the filter and sort use (`None`: simple).
     pub(super) collation: Option<Arc<Collation>>,
+    /// `min` and `max` key values of a hinted index scan.
+    pub(super) min_max: (Option<RawDocumentBuf>, Option<RawDocumentBuf>),
 }
 
 impl QueryPlan {
@@ -49,6 +51,7 @@ impl QueryPlan {
             limit: None,
             allow_disk_use: false,
             collation,
+            min_max: (None, None),
         })
     }
 
@@ -83,6 +86,7 @@ impl QueryPlan {
             limit,
             allow_disk_use,
             collation,
+            min_max: (min, max),
         } = self;
         let shape = QueryShape {
             filter: &filter_doc,
@@ -90,6 +94,8 @@ impl QueryPlan {
             projection: projection_doc.as_deref(),
             hint: hint.as_ref().map(bson::RawBson::as_raw_bson_ref),
             collation: collation.as_deref(),
+            min: min.as_deref(),
+            max: max.as_deref(),
         };
         let plan = planner::choose(&shared.plans, &collection, &indexes, &shape, &view)?;
         let counted = stats.clone();
@@ -231,6 +237,7 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
         limit,
         allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(false),
         collation,
+        min_max: (req.doc_arg("min")?.map(ToOwned::to_owned), req.doc_arg("max")?.map(ToOwned::to_owned)),
     })
 }
 
