@@ -1439,7 +1439,7 @@ fn floor_unit(floor: Floor) -> &'static str {
 fn workload_unit(workload: Workload) -> &'static str {
     match workload {
         Workload::Insert | Workload::InsertMany => "docs/s",
-        Workload::Scan | Workload::Count => "records/s",
+        Workload::Scan | Workload::Count | Workload::EqScan => "records/s",
         _ => "ops/s",
     }
 }
