@@ -433,3 +433,32 @@ async fn indexes_min_max_need_a_hint_and_bound_the_scan() {
     let err = run(&db, doc! { "find": "minmax", "hint": "a_1_b_1", "min": { "b": 3 } }).await.expect_err("mismatch");
     assert_eq!(code(&err), Some(51174));
 }
+
+#[tokio::test]
+async fn indexes_return_key_shows_the_index_key() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("keys");
+    coll.insert_many((0..5).map(|i| doc! { "_id": i, "a": i * 10, "b": "x" })).await.expect("seed");
+    coll.create_index(IndexModel::builder().keys(doc! { "a": -1 }).build()).await.expect("a_-1");
+    let batch = |reply: Document| -> Vec<Document> {
+        reply
+            .get_document("cursor")
+            .and_then(|c| c.get_array("firstBatch"))
+            .expect("batch")
+            .iter()
+            .filter_map(|d| d.as_document().cloned())
+            .collect()
+    };
+    let keys = batch(
+        run(&db, doc! { "find": "keys", "filter": { "a": { "$gte": 30 } }, "returnKey": true, "showRecordId": true })
+            .await
+            .expect("returnKey"),
+    );
+    assert_eq!(keys, [doc! { "a": 40 }, doc! { "a": 30 }]);
+    let ids = batch(run(&db, doc! { "find": "keys", "sort": { "_id": 1 }, "returnKey": true }).await.expect("by _id"));
+    assert_eq!(ids.first(), Some(&doc! { "_id": 0 }));
+    let none = batch(run(&db, doc! { "find": "keys", "filter": { "b": "x" }, "returnKey": true }).await.expect("scan"));
+    assert_eq!(none, vec![Document::new(); 5], "no index, empty keys");
+}

@@ -34,6 +34,9 @@ pub(super) struct QueryPlan {
     pub(super) collation: Option<Arc<Collation>>,
     /// `min` and `max` key values of a hinted index scan.
     pub(super) min_max: (Option<RawDocumentBuf>, Option<RawDocumentBuf>),
+    /// `returnKey`: return the index key of each document (`{}` without an index) instead of
+    /// the document.
+    pub(super) return_key: bool,
 }
 
 impl QueryPlan {
@@ -52,6 +55,7 @@ impl QueryPlan {
             allow_disk_use: false,
             collation,
             min_max: (None, None),
+            return_key: false,
         })
     }
 
@@ -87,6 +91,7 @@ impl QueryPlan {
             allow_disk_use,
             collation,
             min_max: (min, max),
+            return_key,
         } = self;
         let shape = QueryShape {
             filter: &filter_doc,
@@ -129,6 +134,18 @@ impl QueryPlan {
             _ => matched,
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
+        if return_key {
+            let index = match &plan.access {
+                planner::Access::IndexScan { index, .. } => Some(index.clone()),
+                planner::Access::IdPoint(_) => collection.index("_id_"),
+                planner::Access::CollScan { .. } => None,
+            };
+            let keys = windowed.map(move |doc| match &index {
+                Some(index) => doc.and_then(|d| index.key_of(&d)),
+                None => doc.map(|_| RawDocumentBuf::new()),
+            });
+            return Ok((Some(plan), Box::new(keys)));
+        }
         let stream: DocumentStream = match projection {
             Some(projection) => Box::new(windowed.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?)))),
             None => Box::new(windowed),
@@ -223,6 +240,9 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
     filter = filter.with_variables(&vars);
     let filter = filter.with_collation(collation.as_ref());
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
+    // `showRecordId` is accepted and checked; records have no numeric id to show (they are
+    // keyed by `_id`).
+    req.bool_arg("showRecordId")?;
     Ok(QueryPlan {
         projection: projection
             .map(|p| Projection::parse_with_query(p, &filter))
@@ -238,6 +258,7 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
         allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(false),
         collation,
         min_max: (req.doc_arg("min")?.map(ToOwned::to_owned), req.doc_arg("max")?.map(ToOwned::to_owned)),
+        return_key: req.bool_arg("returnKey")?.unwrap_or(false),
     })
 }
 
