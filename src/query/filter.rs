@@ -185,8 +185,21 @@ impl Filter {
     /// which a positional projection `a.$` uses). `None` when `doc` does not match or matched
     /// without reaching into an array.
     pub fn first_array_match(&self, doc: &RawDocument) -> Option<usize> {
+        if self.root.matches(doc) { self.match_key(doc) } else { None }
+    }
+
+    /// mongod's `elemMatchKey` for a document already known to match (the array position the
+    /// positional `$` of an update stands for); `$expr` is not evaluated again, so the
+    /// command's `let` variables are not needed here.
+    ///
+    /// As in mongod's matcher: a conjunction keeps the last key a child records; `$or`,
+    /// `$nor` and negations record none, except an `$or` that mongod's optimizer turns into
+    /// something else (one clause, or equalities and regexes on one path, which become an
+    /// `$in`).
+    pub fn match_key(&self, doc: &RawDocument) -> Option<usize> {
         let mut key = None;
-        if self.root.matches_keyed(doc, &mut key) { key } else { None }
+        self.root.record_key(doc, &mut key);
+        key
     }
 
     /// Whether some leaf of the filter has a path whose first component is `field`: mongod's
@@ -275,26 +288,22 @@ impl Expr {
         }
     }
 
-    /// [`Expr::matches`] that also records mongod's `elemMatchKey`: a conjunction keeps the
-    /// last child's, a disjunction the first matching child's, negations none.
-    fn matches_keyed(&self, doc: &RawDocument, key: &mut Option<usize>) -> bool {
+    /// Records mongod's `elemMatchKey` for a matching document (see [`Filter::match_key`]).
+    fn record_key(&self, doc: &RawDocument, key: &mut Option<usize>) {
         match self {
-            Expr::And(children) => children.iter().all(|c| c.matches_keyed(doc, key)),
-            Expr::Or(children) => children.iter().any(|c| c.matches_keyed(doc, key)),
-            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => self.matches(doc),
-            Expr::Path { path, pred } => {
-                let found = path::walk_positions(doc, path, &mut |reached, at| {
-                    if pred.matches(reached) {
-                        record_key(key, at);
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                });
-                found.is_break()
+            Expr::And(children) => children.iter().for_each(|c| c.record_key(doc, key)),
+            Expr::Or(children) => {
+                let mut clauses = Vec::new();
+                flatten_or(children, &mut clauses);
+                if let [only] = clauses.as_slice() {
+                    only.record_key(doc, key);
+                } else if let Some((path, preds)) = in_list_rewrite(&clauses) {
+                    record_path_key(doc, path, |reached| preds.iter().any(|p| p.matches(reached)), key);
+                }
             }
+            Expr::Path { path, pred } => record_path_key(doc, path, |reached| pred.matches(reached), key),
             Expr::ElemMatch { path, elem } => {
-                let found = path::walk_positions(doc, path, &mut |reached, at| {
+                let _ = path::walk_positions(doc, path, &mut |reached, at| {
                     if let Reached::Value { value: RawBsonRef::Array(arr), array_element: false } = reached
                         && let Some(position) = elem.first_match(arr)
                     {
@@ -304,8 +313,8 @@ impl Expr {
                     }
                     ControlFlow::Continue(())
                 });
-                found.is_break()
             }
+            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => {}
         }
     }
 
@@ -341,10 +350,54 @@ impl Expr {
     }
 }
 
-fn record_key(key: &mut Option<usize>, at: Option<usize>) {
-    if at.is_some() {
-        *key = at;
+/// Records the position of the first array element through which `test` holds at `path`.
+fn record_path_key(
+    doc: &RawDocument,
+    path: &FieldPath,
+    mut test: impl FnMut(Reached<'_>) -> bool,
+    key: &mut Option<usize>,
+) {
+    let _ = path::walk_positions(doc, path, &mut |reached, at| {
+        if test(reached) {
+            if at.is_some() {
+                *key = at;
+            }
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+}
+
+/// The clauses of nested `$or`s, as mongod's optimizer absorbs them.
+fn flatten_or<'e>(children: &'e [Expr], out: &mut Vec<&'e Expr>) {
+    for child in children {
+        match child {
+            Expr::Or(grandchildren) => flatten_or(grandchildren, out),
+            other => out.push(other),
+        }
     }
+}
+
+/// mongod's rewrite of an `$or` whose every clause is an equality (not to a regex) or a
+/// regex on the same path into one `$in`: the path and the clauses' tests.
+fn in_list_rewrite<'e>(clauses: &[&'e Expr]) -> Option<(&'e FieldPath, Vec<&'e Predicate>)> {
+    let mut path = None;
+    let mut preds = Vec::new();
+    for clause in clauses {
+        let Expr::Path { path: p, pred } = clause else { return None };
+        let eligible = match pred {
+            Predicate::Compare { op: CompareOp::Eq, rhs } => !matches!(rhs, RawBson::RegularExpression(_)),
+            Predicate::Regex(_) => true,
+            _ => false,
+        };
+        if !eligible || path.is_some_and(|seen: &FieldPath| seen.parts() != p.parts()) {
+            return None;
+        }
+        path = Some(p);
+        preds.push(pred);
+    }
+    path.map(|p| (p, preds))
 }
 
 impl ElemMatch {
@@ -2066,7 +2119,55 @@ mod tests {
             Some(1)
         );
         assert_eq!(key(rawdoc! { "x": 1, "a": { "$gt": 4 } }, rawdoc! { "x": 1, "a": [1, 9] }), Some(1));
-        assert_eq!(key(rawdoc! { "$or": [ { "a": 9 }, { "a": 1 } ] }, rawdoc! { "a": [1, 9] }), Some(1));
+        assert_eq!(key(rawdoc! { "a": 7 }, rawdoc! { "a": [5, 6] }), None, "no match, no key");
+    }
+
+    /// mongod's `elemMatchKey` as `$` sees it, by the shape of the query.
+    #[test]
+    fn filter_match_key_follows_mongod_matcher() {
+        let grades = rawdoc! { "_id": 1, "grades": [ { "grade": 80, "mean": 75 }, { "grade": 85, "mean": 90 }, { "grade": 85, "mean": 85 } ] };
+        let scores = rawdoc! { "_id": 1, "s": [80, 85, 90], "t": [1, 2] };
+        let rows: Vec<(bson::RawDocumentBuf, &bson::RawDocumentBuf, Option<usize>)> = vec![
+            (rawdoc! { "s": 85 }, &scores, Some(1)),
+            (rawdoc! { "_id": 1, "s": { "$gte": 85 } }, &scores, Some(1)),
+            (rawdoc! { "grades.grade": 85 }, &grades, Some(1)),
+            // `$elemMatch`: the element that satisfies every condition at once.
+            (
+                rawdoc! { "grades": { "$elemMatch": { "grade": { "$lte": 90 }, "mean": { "$gt": 80 } } } },
+                &grades,
+                Some(1),
+            ),
+            (rawdoc! { "grades": { "$elemMatch": { "grade": 85, "mean": 85 } } }, &grades, Some(2)),
+            // Without `$elemMatch` each condition records its own element; the last one wins.
+            (rawdoc! { "grades.grade": 85, "grades.mean": 85 }, &grades, Some(2)),
+            (rawdoc! { "grades.mean": 85, "grades.grade": 85 }, &grades, Some(1)),
+            (rawdoc! { "$and": [ { "s": 90 }, { "t": 1 } ] }, &scores, Some(0)),
+            (rawdoc! { "$and": [ { "t": 1 }, { "s": 90 } ] }, &scores, Some(2)),
+            // A condition that reaches no array leaves the key of an earlier one.
+            (rawdoc! { "s": 90, "_id": 1 }, &scores, Some(2)),
+            // `$or` records nothing, unless the optimizer makes it one clause or an `$in`.
+            (rawdoc! { "$or": [ { "s": 90 }, { "t": 2 } ] }, &scores, None),
+            (rawdoc! { "$or": [ { "s": 90 } ] }, &scores, Some(2)),
+            (rawdoc! { "$or": [ { "$or": [ { "s": 90 } ] } ] }, &scores, Some(2)),
+            (rawdoc! { "$or": [ { "s": 90 }, { "s": 85 } ] }, &scores, Some(1)),
+            (rawdoc! { "$or": [ { "s": 90 }, { "s": { "$gt": 80 } } ] }, &scores, None),
+            (rawdoc! { "s": 80, "$or": [ { "t": 2 }, { "t": 5 } ] }, &scores, Some(1)),
+            (rawdoc! { "s": 80, "$or": [ { "t": 2 }, { "_id": 5 } ] }, &scores, Some(0)),
+            (rawdoc! { "s": { "$in": [90, 85] } }, &scores, Some(1)),
+            // Negations record nothing.
+            (rawdoc! { "s": { "$ne": 1 } }, &scores, None),
+            (rawdoc! { "$nor": [ { "s": 1 } ] }, &scores, None),
+            (rawdoc! { "s": { "$not": { "$lt": 50 } } }, &scores, None),
+            // `$size` and `$elemMatch` values test the array itself, `$all` each element.
+            (rawdoc! { "s": { "$size": 3 } }, &scores, None),
+            (rawdoc! { "s": { "$elemMatch": { "$gt": 82 } } }, &scores, Some(1)),
+        ];
+        for (spec, doc, expected) in rows {
+            let f = filter(spec.clone());
+            assert!(f.matches(doc), "{spec:?} must match");
+            assert_eq!(f.match_key(doc), expected, "{spec:?}");
+            assert_eq!(f.first_array_match(doc), expected, "{spec:?}");
+        }
     }
 
     #[test]
