@@ -835,7 +835,7 @@ fn evaluate_operator(
             other => {
                 return Err(QueryError::new(
                     ErrorCode::Location17124,
-                    format!("The argument to $size must be an array. Type of argument is {}", type_of(&other)),
+                    format!("The argument to $size must be an array, but was of type: {}", type_of(&other)),
                 ));
             }
         },
@@ -1591,7 +1591,7 @@ mod tests {
         );
         assert_eq!(
             err_message(d, bson!({ "$size": "$s" })),
-            "The argument to $size must be an array. Type of argument is string"
+            "The argument to $size must be an array, but was of type: string"
         );
     }
 

@@ -587,6 +587,9 @@ fn parse_rename(from: &str, value: RawBsonRef<'_>) -> Result<String, QueryError>
             render::element(from, value)
         )));
     };
+    if to.contains('\0') {
+        return Err(QueryError::bad_value("The 'to' field for $rename cannot contain an embedded null byte"));
+    }
     if from == to {
         return Err(QueryError::bad_value(format!(
             "The source and target field for $rename must differ: {}",
@@ -2605,6 +2608,11 @@ mod tests {
         for (spec, code, message) in [
             (rawdoc! { "$rename": { "a": 1 } }, 2, "The 'to' field for $rename must be a string: a: 1"),
             (rawdoc! { "$rename": { "a": "a" } }, 2, r#"The source and target field for $rename must differ: a: "a""#),
+            (
+                rawdoc! { "$rename": { "a": "b\0c" } },
+                2,
+                "The 'to' field for $rename cannot contain an embedded null byte",
+            ),
             (
                 rawdoc! { "$rename": { "a": "a.b" } },
                 2,
