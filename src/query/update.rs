@@ -1960,12 +1960,19 @@ mod tests {
                 doc! { "_id": 1, "a": dec("2.10") },
                 true,
             ),
-            // A double converts to 34 digits.
+            // A double converts to 15 significant digits, as in mongod's `SafeNum`.
             (
                 rawdoc! { "$inc": { "a": 0.1 } },
                 doc! { "_id": 1, "a": dec("0") },
-                doc! { "_id": 1, "a": dec("0.1000000000000000055511151231257827") },
+                doc! { "_id": 1, "a": dec("0.100000000000000") },
                 true,
+            ),
+            // Numerically equal is identical for decimals: 5 + 0.00 leaves 5 as it is.
+            (
+                rawdoc! { "$inc": { "a": dec("0.00") } },
+                doc! { "_id": 1, "a": dec("5") },
+                doc! { "_id": 1, "a": dec("5") },
+                false,
             ),
             (rawdoc! { "$inc": { "a": dec("2") } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": dec("2") }, true),
             (
