@@ -409,6 +409,22 @@ async fn write_update_positional_from_elem_match_and_or() {
         .await
         .expect_err("no element for $");
     assert_eq!(command_code(&err), Some(2));
+    // mongod's manual, "update with multiple array matches": the canonical query sorts the
+    // conditions by operator and path, and the last one to reach an array (grades) decides.
+    let deans = client.database("app").collection::<Document>("deans");
+    deans
+        .insert_one(doc! { "_id": 8, "activity_ids": [1, 2], "grades": [90, 95], "deans_list": [2021, 2020] })
+        .await
+        .expect("insert");
+    deans
+        .update_one(
+            doc! { "activity_ids": 1, "grades": 95, "deans_list": 2021 },
+            doc! { "$set": { "deans_list.$": 2022 } },
+        )
+        .await
+        .expect("update");
+    let updated = deans.find_one(doc! { "_id": 8 }).await.expect("find").expect("document");
+    assert_eq!(updated.get_array("deans_list").ok(), Some(&vec![Bson::Int32(2021), Bson::Int32(2022)]));
     // A find projection takes the same element.
     let projected = coll
         .find_one(doc! { "grades": { "$elemMatch": { "mean": { "$gt": 80 }, "grade": { "$gt": 85 } } } })
