@@ -299,11 +299,9 @@ impl Expr {
         match self {
             Expr::And(children) => {
                 let mut ordered: Vec<&Expr> = Vec::new();
+                flatten_and(children, &mut ordered);
                 if canonical {
-                    flatten_and(children, &mut ordered);
                     ordered.sort_by(|a, b| a.canonical_cmp(b));
-                } else {
-                    ordered.extend(children);
                 }
                 ordered.into_iter().for_each(|c| c.record_key(doc, key, canonical));
             }
@@ -478,20 +476,25 @@ fn or_shape(children: &[Expr]) -> OrShape<'_> {
     }
 }
 
-/// The children of a conjunction as mongod's optimizer leaves them: nested conjunctions (and
-/// one-clause disjunctions) absorbed.
+/// The children of a conjunction as mongod's optimizer leaves them: a one-clause disjunction
+/// becomes its clause in place, and nested conjunctions are absorbed, their children
+/// appended after the others (as `ListOfMatchExpression::getOptimizer` does).
 fn flatten_and<'e>(children: &'e [Expr], out: &mut Vec<&'e Expr>) {
+    let mut absorbed = Vec::new();
     for child in children {
-        match child {
-            Expr::And(grandchildren) => flatten_and(grandchildren, out),
+        let optimized = match child {
             Expr::Or(clauses) => match or_shape(clauses) {
-                OrShape::Single(Expr::And(grandchildren)) => flatten_and(grandchildren, out),
-                OrShape::Single(only) => out.push(only),
-                _ => out.push(child),
+                OrShape::Single(only) => only,
+                _ => child,
             },
+            other => other,
+        };
+        match optimized {
+            Expr::And(grandchildren) => flatten_and(grandchildren, &mut absorbed),
             other => out.push(other),
         }
     }
+    out.extend(absorbed);
 }
 
 /// The clauses of nested `$or`s, as mongod's optimizer absorbs them.
@@ -2295,6 +2298,9 @@ mod tests {
             // `$size` tests the array itself; a value `$elemMatch` records its element.
             (rawdoc! { "s": { "$size": 3 } }, &scores, None, None),
             (rawdoc! { "s": { "$elemMatch": { "$gt": 82 } } }, &scores, Some(1), Some(1)),
+            // The optimizer moves the children of a nested conjunction after the others.
+            (rawdoc! { "$and": [ { "s": 90 }, { "_id": 1 } ], "t": 2 }, &scores, Some(2), Some(1)),
+            (rawdoc! { "$or": [ { "$and": [ { "s": 90 }, { "_id": 1 } ] } ], "t": 2 }, &scores, Some(2), Some(1)),
         ];
         for (spec, doc, projection, update) in rows {
             let f = filter(spec.clone());
