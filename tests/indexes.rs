@@ -313,8 +313,13 @@ async fn indexes_explain_hint_hidden_sort_and_covered() {
     assert_eq!(winning_stages(&update), ["UPDATE", "FETCH", "IXSCAN"]);
     let count = explain(&db, doc! { "count": "plan", "query": { "a": 3 } }).await;
     assert_eq!(stats(&count).2, 10);
-    // In-memory sorts are limited without allowDiskUse (checked on a small limit elsewhere);
-    // a plain sort works.
+    // Aggregations hand their leading $match and $sort to the planner.
+    assert_eq!(coll.count_documents(doc! { "a": 7 }).await.expect("countDocuments"), 11);
+    let pipeline =
+        [doc! { "$match": { "a": { "$gte": 98 } } }, doc! { "$sort": { "a": -1, "b": 1 } }, doc! { "$limit": 2 }];
+    let top: Vec<Document> = coll.aggregate(pipeline).await.expect("aggregate").try_collect().await.expect("docs");
+    assert_eq!(top.iter().map(|d| d.get_i32("b").ok()).collect::<Vec<_>>(), [Some(99), Some(199)]);
+    // A plain in-memory sort works (its limit is tested with a small limit elsewhere).
     let sorted: Vec<Document> =
         coll.find(doc! {}).sort(doc! { "b": -1 }).limit(1).await.expect("find").try_collect().await.expect("docs");
     assert_eq!(sorted[0].get_i32("b").ok(), Some(999));
@@ -383,23 +388,17 @@ async fn indexes_validate_reports_keys_per_index() {
 }
 
 #[tokio::test]
-async fn indexes_in_memory_sort_is_limited_unless_allow_disk_use() {
+async fn indexes_in_memory_sort_is_limited_when_allow_disk_use_is_false() {
     let server = TestServer::start(&["--setParameter", "internalQueryMaxBlockingSortMemoryUsageBytes=4096"]);
     let client = server.client("").await;
     let db = client.database("ix");
     let coll = db.collection::<Document>("sorts");
     coll.insert_many((0..200).map(|i| doc! { "_id": i, "n": 200 - i, "pad": "x".repeat(50) })).await.expect("seed");
-    let err = coll.find(doc! {}).sort(doc! { "n": 1 }).await.expect_err("over the limit");
+    let err = coll.find(doc! {}).sort(doc! { "n": 1 }).allow_disk_use(false).await.expect_err("over the limit");
     assert_eq!(code(&err), Some(292), "{err}");
-    let sorted: Vec<Document> = coll
-        .find(doc! {})
-        .sort(doc! { "n": 1 })
-        .allow_disk_use(true)
-        .await
-        .expect("find")
-        .try_collect()
-        .await
-        .expect("docs");
+    // mongod 6.0+ allows disk use by default (allowDiskUseByDefault).
+    let sorted: Vec<Document> =
+        coll.find(doc! {}).sort(doc! { "n": 1 }).await.expect("find").try_collect().await.expect("docs");
     assert_eq!(sorted.first().and_then(|d| d.get_i32("n").ok()), Some(1));
     // An index delivers the order without an in-memory sort.
     coll.create_index(IndexModel::builder().keys(doc! { "n": 1 }).build()).await.expect("n_1");

@@ -17,6 +17,12 @@ struct Parameter {
 /// Every parameter this server has, alphabetically.
 const PARAMETERS: &[Parameter] = &[
     Parameter {
+        name: "allowDiskUseByDefault",
+        settable_at_startup: true,
+        settable_at_runtime: false,
+        value: |s| Bson::Boolean(s.config.parameters.allow_disk_use_by_default),
+    },
+    Parameter {
         name: "cursorTimeoutMillis",
         settable_at_startup: true,
         settable_at_runtime: false,

@@ -127,18 +127,18 @@ pub struct PlanCache {
 
 #[derive(Debug, Clone)]
 struct CachedPlan {
-    /// Identity of the index set the choice was made with.
-    index_set: usize,
+    /// Signature of the index set the choice was made with.
+    index_set: u64,
     index: Option<String>,
 }
 
 impl PlanCache {
-    fn get(&self, key: &str, index_set: usize) -> Option<Option<String>> {
+    fn get(&self, key: &str, index_set: u64) -> Option<Option<String>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.get(key).filter(|c| c.index_set == index_set).map(|c| c.index.clone())
     }
 
-    fn put(&self, key: String, index_set: usize, index: Option<String>) {
+    fn put(&self, key: String, index_set: u64, index: Option<String>) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= PLAN_CACHE_ENTRIES {
             entries.clear();
@@ -200,24 +200,35 @@ pub fn choose(
     }
     let candidates: Vec<Plan> = indexes.iter().filter_map(|index| candidate(index, shape)).collect();
     let count = candidates.len();
-    let index_set = Arc::as_ptr(indexes).cast::<()>() as usize;
+    let index_set = index_set_signature(indexes);
     let cache_key = format!("{}|{}", collection.ns, shape_key(shape));
     let mut chosen = match candidates.len() {
         0 => return Ok(collscan),
         1 => candidates.into_iter().next(),
-        _ => match cache.get(&cache_key, index_set) {
-            Some(Some(name)) => candidates.into_iter().find(|c| index_name(c) == Some(name.as_str())),
-            _ => {
-                let best = trial(candidates, collection, view)?;
-                cache.put(cache_key, index_set, best.as_ref().and_then(index_name).map(str::to_owned));
-                best
+        _ => {
+            let cached = cache.get(&cache_key, index_set).flatten();
+            match cached.and_then(|name| candidates.iter().position(|c| index_name(c) == Some(name.as_str()))) {
+                Some(position) => candidates.into_iter().nth(position),
+                None => {
+                    let best = trial(candidates, collection, view)?;
+                    cache.put(cache_key, index_set, best.as_ref().and_then(index_name).map(str::to_owned));
+                    best
+                }
             }
-        },
+        }
     };
     if let Some(plan) = chosen.as_mut() {
         plan.candidates = count;
     }
     Ok(chosen.unwrap_or(collscan))
+}
+
+/// Identifies an index set for the plan cache: its index ids and hidden flags (ids are never
+/// reused, so a dropped and recreated index has another id).
+fn index_set_signature(indexes: &IndexSet) -> u64 {
+    indexes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, index| {
+        (hash ^ (index.id << 1 | u64::from(index.hidden))).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn index_name(plan: &Plan) -> Option<&str> {

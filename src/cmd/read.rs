@@ -28,7 +28,8 @@ pub(super) struct QueryPlan {
     pub(super) hint: Option<bson::RawBson>,
     pub(super) skip: usize,
     pub(super) limit: Option<usize>,
-    /// `allowDiskUse`: lifts the in-memory sort limit.
+    /// `allowDiskUse` (or `allowDiskUseByDefault`): lifts the in-memory sort limit. The sort
+    /// still runs in memory: Monarch does not spill to disk yet.
     pub(super) allow_disk_use: bool,
     /// The collation the filter and sort use (`None`: simple).
     pub(super) collation: Option<Arc<Collation>>,
@@ -255,7 +256,7 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
         hint: hint_arg(req)?,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
-        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(false),
+        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(shared.config.parameters.allow_disk_use_by_default),
         collation,
         min_max: (req.doc_arg("min")?.map(ToOwned::to_owned), req.doc_arg("max")?.map(ToOwned::to_owned)),
         return_key: req.bool_arg("returnKey")?.unwrap_or(false),
@@ -427,7 +428,12 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
             (coll_stats_stage(ctx, &ns, first)?, rest)
         }
-        _ => (QueryPlan::filtered(None, None)?.stream(ctx.server, &ns)?, stages.as_slice()),
+        _ => {
+            let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation.clone())?;
+            plan.allow_disk_use =
+                req.bool_arg("allowDiskUse")?.unwrap_or(ctx.server.config.parameters.allow_disk_use_by_default);
+            (plan.stream(ctx.server, &ns)?, stages.get(consumed..).unwrap_or_default())
+        }
     };
     for &stage in rest {
         let RawBsonRef::Document(stage) = stage else {
@@ -436,6 +442,39 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         stream = apply_stage(stream, stage, vars.as_ref(), collation.as_ref())?;
     }
     cursor_reply(ctx.server, &ns, stream, batch_size, false, false, deadline)
+}
+
+/// The query that a pipeline's leading `$match` and `$sort` stages describe, so the planner
+/// can serve them from an index; returns it and how many stages it took.
+fn pipeline_query(
+    stages: &[RawBsonRef<'_>],
+    vars: Option<&Variables>,
+    collation: Option<Arc<Collation>>,
+) -> Result<(QueryPlan, usize)> {
+    let single = |stage: Option<&RawBsonRef<'_>>, name: &str| -> Option<RawDocumentBuf> {
+        let Some(RawBsonRef::Document(stage)) = stage else { return None };
+        let mut fields = stage.iter();
+        match (fields.next(), fields.next()) {
+            (Some(Ok((key, RawBsonRef::Document(spec)))), None) if key.as_str() == name => Some(spec.to_owned()),
+            _ => None,
+        }
+    };
+    let mut plan = QueryPlan::filtered(None, collation.clone())?;
+    let mut consumed = 0;
+    if let Some(filter_doc) = single(stages.first(), "$match") {
+        let mut filter = Filter::parse_match_stage(&filter_doc)?;
+        if let Some(vars) = vars {
+            filter = filter.with_variables(vars);
+        }
+        plan.filter = filter.with_collation(collation.as_ref());
+        plan.filter_doc = filter_doc;
+        consumed = 1;
+    }
+    if let Some(sort) = single(stages.get(consumed), "$sort") {
+        plan.sort = Some(SortSpec::parse(&sort)?.with_collation(collation.as_ref()));
+        consumed += 1;
+    }
+    Ok((plan, consumed))
 }
 
 /// Adds one pipeline stage; `vars` are the command's `let` variables, `collation` the
