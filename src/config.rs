@@ -83,6 +83,22 @@ struct Flags {
     /// Compressors offered to clients, in preference order, or "disabled" [default: snappy,zstd,zlib].
     #[arg(long = "networkMessageCompressors", env = "MONARCH_NETWORK_MESSAGE_COMPRESSORS")]
     network_message_compressors: Option<String>,
+    /// Operations slower than this many milliseconds are logged (and profiled at level 1) [default: 100].
+    #[arg(long = "slowms", env = "MONARCH_SLOWMS", allow_negative_numbers = true)]
+    slowms: Option<i64>,
+    /// Fraction of slow operations logged and profiled, 0.0..=1.0 [default: 1.0].
+    #[arg(long = "slowOpSampleRate", env = "MONARCH_SLOW_OP_SAMPLE_RATE")]
+    slow_op_sample_rate: Option<f64>,
+    /// Profiling level of every database at start: 0 off, 1 slow operations, 2 all [default: 0].
+    #[arg(long = "profile", env = "MONARCH_PROFILE")]
+    profile: Option<u8>,
+    /// Replace the values of client data (commands in the slow-query log) with "###" [default: true].
+    #[arg(long = "redactClientLogData", env = "MONARCH_REDACT_CLIENT_LOG_DATA", num_args = 0..=1, default_missing_value = "true")]
+    redact_client_log_data: Option<bool>,
+    /// Port of the admin HTTP server (/metrics, /livez, /readyz, /health), on the --bind_ip
+    /// addresses, or "disabled" [default: 28017].
+    #[arg(long = "adminPort", env = "MONARCH_ADMIN_PORT")]
+    admin_port: Option<String>,
     /// mongod options with no meaning here: accepted with a warning.
     #[arg(long = "wiredTigerCacheSizeGB", hide = true)]
     wired_tiger_cache_size_gb: Option<String>,
@@ -128,6 +144,24 @@ struct FileConfig {
     system_log: SystemLogSection,
     #[serde(default)]
     set_parameter: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    operation_profiling: OperationProfilingSection,
+    #[serde(default)]
+    security: SecuritySection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct OperationProfilingSection {
+    mode: Option<String>,
+    slow_op_threshold_ms: Option<i64>,
+    slow_op_sample_rate: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SecuritySection {
+    redact_client_log_data: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +171,7 @@ struct NetSection {
     bind_ip: Option<String>,
     bind_ip_all: Option<bool>,
     max_incoming_connections: Option<usize>,
+    admin_port: Option<toml::Value>,
     #[serde(default)]
     tls: TlsSection,
     #[serde(default)]
@@ -223,6 +258,17 @@ pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+/// The slow-query log and profiler settings at start (`operationProfiling`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProfilingConfig {
+    /// Profiling level of every database: 0 off, 1 slow operations, 2 all.
+    pub level: u8,
+    /// The slow-operation threshold in milliseconds.
+    pub slow_ms: i64,
+    /// The fraction of slow operations logged and profiled.
+    pub sample_rate: f64,
+}
+
 /// Logging settings.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -284,6 +330,12 @@ pub struct Config {
     pub compressors: Vec<Compressor>,
     /// `--setParameter` values.
     pub parameters: Parameters,
+    /// The slow-query log and the profiler's starting settings.
+    pub profiling: ProfilingConfig,
+    /// Redact client data (commands) in log lines.
+    pub redact_client_log_data: bool,
+    /// The admin HTTP port; `None` when disabled (0 asks the OS for a free one).
+    pub admin_port: Option<u16>,
     /// Startup warnings about accepted but meaningless options.
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
@@ -403,6 +455,43 @@ impl Config {
             set_parameters.insert(name.trim().to_owned(), value.trim().to_owned());
         }
         let parameters = parse_parameters(&set_parameters)?;
+        let level = match (flags.profile, file.operation_profiling.mode.as_deref()) {
+            (Some(level @ 0..=2), _) => level,
+            (Some(level), _) => {
+                return Err(ConfigError::invalid(
+                    "operationProfiling.mode",
+                    format!("profile level {level} is not 0, 1 or 2"),
+                ));
+            }
+            (None, None | Some("off")) => 0,
+            (None, Some("slowOp")) => 1,
+            (None, Some("all")) => 2,
+            (None, Some(other)) => {
+                return Err(ConfigError::invalid(
+                    "operationProfiling.mode",
+                    format!("'{other}' is not one of off, slowOp, all"),
+                ));
+            }
+        };
+        let sample_rate = flags.slow_op_sample_rate.or(file.operation_profiling.slow_op_sample_rate).unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&sample_rate) {
+            return Err(ConfigError::invalid(
+                "operationProfiling.slowOpSampleRate",
+                format!("{sample_rate} is outside 0.0..=1.0"),
+            ));
+        }
+        let profiling = ProfilingConfig {
+            level,
+            slow_ms: flags.slowms.or(file.operation_profiling.slow_op_threshold_ms).unwrap_or(100),
+            sample_rate,
+        };
+        let admin_port = match flags.admin_port.or_else(|| file.net.admin_port.as_ref().map(toml_scalar)) {
+            None => Some(28017),
+            Some(text) if text == "disabled" => None,
+            Some(text) => Some(text.parse::<u16>().map_err(|_| {
+                ConfigError::invalid("net.adminPort", format!("'{text}' is not a port number or \"disabled\""))
+            })?),
+        };
         if log.quiet && verbosity > 0 {
             warnings.push(
                 "systemLog.quiet and a verbosity above 0 were both given; quiet wins for connection events".into(),
@@ -417,6 +506,12 @@ impl Config {
             tls,
             compressors,
             parameters,
+            profiling,
+            redact_client_log_data: flags
+                .redact_client_log_data
+                .or(file.security.redact_client_log_data)
+                .unwrap_or(true),
+            admin_port,
             warnings,
             argv,
         })

@@ -5,12 +5,13 @@
 //! `cursorTimeoutMillis` (10 minutes by default) unless opened with `noCursorTimeout`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bson::RawDocumentBuf;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::obs::tracker::ExecStats;
 
 /// Documents in a first batch when the client sets no `batchSize` (mongod's default).
 pub const DEFAULT_FIRST_BATCH: usize = 101;
@@ -29,12 +30,19 @@ pub struct Cursor {
     /// Keep the cursor however long it idles.
     pub no_timeout: bool,
     last_used: Instant,
+    /// The execution's progress, carried from request to request.
+    stats: Arc<ExecStats>,
 }
 
 impl Cursor {
     /// A cursor over `stream`.
-    pub fn new(ns: String, stream: DocumentStream, no_timeout: bool) -> Self {
-        Self { ns, stream: stream.peekable(), no_timeout, last_used: Instant::now() }
+    pub fn new(ns: String, stream: DocumentStream, no_timeout: bool, stats: Arc<ExecStats>) -> Self {
+        Self { ns, stream: stream.peekable(), no_timeout, last_used: Instant::now(), stats }
+    }
+
+    /// The execution's progress (keys and documents examined, plan).
+    pub fn stats(&self) -> &Arc<ExecStats> {
+        &self.stats
     }
 
     /// Takes the next batch: at most `limit` documents (or everything up to the size cap) and
@@ -173,7 +181,7 @@ mod tests {
 
     #[test]
     fn cursor_batches_and_exhaustion() -> Result<()> {
-        let mut cursor = Cursor::new("db.c".into(), stream(5), false);
+        let mut cursor = Cursor::new("db.c".into(), stream(5), false, Arc::default());
         let (first, done) = cursor.next_batch(Some(2), None)?;
         assert_eq!((first.len(), done), (2, false));
         let (rest, done) = cursor.next_batch(None, None)?;
@@ -184,7 +192,7 @@ mod tests {
     #[test]
     fn cursor_registry_take_restore_kill_reap() {
         let registry = CursorRegistry::default();
-        let id = registry.insert(Cursor::new("db.c".into(), stream(1), false));
+        let id = registry.insert(Cursor::new("db.c".into(), stream(1), false, Arc::default()));
         assert!(id > 0);
         let cursor = registry.take(id).ok();
         assert!(registry.take(id).is_err_and(|e| e.code() == ErrorCode::CursorNotFound));
@@ -193,7 +201,7 @@ mod tests {
         }
         assert_eq!(registry.reap(Instant::now(), CURSOR_TIMEOUT), 0);
         assert_eq!(registry.reap(Instant::now() + CURSOR_TIMEOUT * 2, CURSOR_TIMEOUT), 1);
-        let kept = registry.insert(Cursor::new("db.c".into(), stream(1), true));
+        let kept = registry.insert(Cursor::new("db.c".into(), stream(1), true, Arc::default()));
         assert_eq!(registry.reap(Instant::now() + CURSOR_TIMEOUT * 2, CURSOR_TIMEOUT), 0);
         assert!(registry.kill(kept));
         assert!(registry.is_empty());

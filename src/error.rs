@@ -157,6 +157,8 @@ error_codes! {
     DuplicateKey = 11000,
     /// Interrupted by shutdown.
     InterruptedAtShutdown = 11600,
+    /// The operation was killed (`killOp`).
+    Interrupted = 11601,
     /// Interrupted by a replica-set state change.
     InterruptedDueToReplStateChange = 11602,
     /// Not primary and secondaryOk is false.

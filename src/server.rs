@@ -43,6 +43,12 @@ pub struct Shared {
     pub failpoints: FailPoints,
     /// Cached query plans.
     pub plans: crate::cmd::planner::PlanCache,
+    /// Operations in flight (`currentOp`, `killOp`).
+    pub ops: crate::obs::tracker::OpRegistry,
+    /// Prometheus metrics.
+    pub metrics: crate::obs::metrics::Metrics,
+    /// The slow-query log's settings.
+    pub slow_log: crate::obs::slowlog::SlowLog,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -51,6 +57,25 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Registers `request` from `client` as an operation in flight (until the guard drops).
+    pub fn begin_op(
+        &self,
+        client: &crate::cmd::ClientInfo,
+        request: &crate::cmd::CommandRequest,
+        started: Instant,
+    ) -> crate::obs::tracker::OpGuard<'_> {
+        self.ops.begin(crate::obs::tracker::OpStart {
+            connection_id: client.connection_id,
+            client: client.remote,
+            app_name: client.app_name().map(str::to_owned),
+            started,
+            command_name: request.name().to_owned(),
+            db: request.db().to_owned(),
+            collection: request.collection_name().map(str::to_owned),
+            command: request.body().to_owned(),
+        })
+    }
+
     /// Fresh state for `config` over an opened `storage`.
     pub fn new(config: Config, log: Arc<LogSink>, storage: Arc<Storage>) -> Self {
         Self {
@@ -58,6 +83,9 @@ impl Shared {
             cursors: CursorRegistry::default(),
             failpoints: FailPoints::default(),
             plans: crate::cmd::planner::PlanCache::default(),
+            ops: crate::obs::tracker::OpRegistry::default(),
+            metrics: crate::obs::metrics::Metrics::new(),
+            slow_log: crate::obs::slowlog::SlowLog::new(&config.profiling, config.redact_client_log_data),
             bound_port: AtomicU16::new(config.port),
             config,
             stats: ServerStats::new(COMMANDS.len()),
@@ -320,7 +348,8 @@ impl Shared {
         let bytes = monarch_wire::DocumentBytes::try_from(&body).unwrap_or_else(|e| panic!("test body: {e}"));
         let request = crate::cmd::CommandRequest::from_msg(monarch_wire::OpMsg::new(bytes))
             .unwrap_or_else(|e| panic!("test request: {e}"));
-        crate::cmd::execute(&mut crate::cmd::RequestCtx { server: self, client }, &request)
+        let op = self.begin_op(client, &request, std::time::Instant::now());
+        crate::cmd::execute(&mut crate::cmd::RequestCtx { server: self, client, op: op.op() }, &request).reply
     }
 
     /// Runs the command `body` on a fresh test connection.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use bson::Document;
 use monarch_wire::Compressor;
 
+use crate::obs::tracker::Operation;
 use crate::server::Shared;
 
 /// The connection a request arrived on, as handlers see it (never the socket itself).
@@ -39,4 +40,6 @@ pub struct RequestCtx<'a> {
     pub server: &'a Shared,
     /// This connection.
     pub client: &'a mut ClientInfo,
+    /// This request, as `currentOp` sees it; handlers report their work to it.
+    pub op: &'a std::sync::Arc<Operation>,
 }

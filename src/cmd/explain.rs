@@ -67,6 +67,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     let projection_doc = plan.projection_doc.clone();
     let (skip, limit) = (plan.skip, plan.limit);
     let stats = Arc::new(ExecStats::default());
+    ctx.op.track(&stats);
     let started = Instant::now();
     let (chosen, stream) = plan.run(ctx.server, &ns, stats.clone())?;
     let mut returned = 0u64;

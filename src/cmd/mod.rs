@@ -11,6 +11,7 @@ mod diagnostics;
 mod explain;
 mod handshake;
 mod indexes;
+mod operations;
 mod parameters;
 pub mod planner;
 mod read;
@@ -70,6 +71,10 @@ pub enum Action {
     ListDatabases,
     /// `configureFailPoint` (test only).
     ConfigureFailPoint,
+    /// `currentOp`.
+    InProg,
+    /// `killOp`.
+    KillOp,
 }
 
 /// mongod's action types on a database or collection resource.
@@ -205,6 +210,12 @@ pub static COMMANDS: &[CommandSpec] = &[
         "creates one or more indexes on a collection",
     )
     .blocking(),
+    CommandSpec::new(
+        "currentOp",
+        operations::current_op,
+        Cluster(Action::InProg),
+        "report what the server is doing now: the operations in flight",
+    ),
     CommandSpec::new("dbStats", collections::db_stats, Data(DataAction::Find), "Get stats on a database.").blocking(),
     CommandSpec::new("delete", write::delete, Data(DataAction::Remove), "delete documents").blocking(),
     CommandSpec::new(
@@ -303,6 +314,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::new("killCursors", read::kill_cursors, Data(DataAction::KillCursors), "Kill a list of cursor ids")
         .blocking(),
+    CommandSpec::new("killOp", operations::kill_op, Cluster(Action::KillOp), "kill an operation in flight"),
     CommandSpec::new("killSessions", sessions::kill_sessions, Anonymous, "kill a logical session and its operations"),
     CommandSpec::new(
         "listCollections",
@@ -375,16 +387,41 @@ pub fn lookup(name: &str) -> Option<(usize, &'static CommandSpec)> {
     COMMANDS.get(index).map(|spec| (index, spec))
 }
 
+/// What running a command produced.
+#[derive(Debug)]
+pub struct Executed {
+    /// The complete reply.
+    pub reply: Document,
+    /// The command's name in the table (`"unknown"` when not found): a bounded label.
+    pub command: &'static str,
+    /// The error it answered with.
+    pub error: Option<ErrorCode>,
+}
+
 /// Runs `request` and returns the complete reply: the handler's document with `ok: 1`, or
 /// mongod's error shape. A panicking handler becomes an `InternalError` reply; the server and
 /// the connection keep running.
-pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Document {
+pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
+    let started = std::time::Instant::now();
+    let executed = dispatch(ctx, request);
+    ctx.op.add_phase(|p| &mut p.execute, started.elapsed());
+    executed
+}
+
+fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
     let stats = &ctx.server.stats;
+    if let Ok(Some(ms)) = request.count_arg("maxTimeMS")
+        && ms > 0
+    {
+        ctx.op.interrupt.set_deadline(Some(ctx.op.started + std::time::Duration::from_millis(ms as u64)));
+    }
     if let Some(lsid) = request.lsid() {
         ctx.server.sessions.touch(lsid);
     }
     let test_commands = ctx.server.config.parameters.enable_test_commands;
-    let outcome = match lookup(request.name()).filter(|(_, spec)| test_commands || !spec.test_only) {
+    let found = lookup(request.name()).filter(|(_, spec)| test_commands || !spec.test_only);
+    let command = found.map_or("unknown", |(_, spec)| spec.name);
+    let outcome = match found {
         None => {
             stats.unknown_commands.fetch_add(1, Ordering::Relaxed);
             Err(Error::new(ErrorCode::CommandNotFound, format!("no such command: '{}'", request.name())))
@@ -397,7 +434,11 @@ pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Document {
             }
             let outcome = match ctx.server.failpoints.check(request.name(), ctx.client.app_name()) {
                 None => run(ctx, spec, request),
-                Some(action) => return testing::fail_command(ctx, spec, request, &action),
+                Some(action) => {
+                    let reply = testing::fail_command(ctx, spec, request, &action);
+                    let error = reply.get_i32("code").ok().and_then(ErrorCode::from_code);
+                    return Executed { reply, command, error };
+                }
             };
             if let (Some(counter), Err(_)) = (counter, &outcome) {
                 counter.failed.fetch_add(1, Ordering::Relaxed);
@@ -410,7 +451,7 @@ pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Document {
             if !reply.contains_key("ok") {
                 reply.insert("ok", 1.0);
             }
-            reply
+            Executed { reply, command, error: None }
         }
         Err(error) => {
             ctx.server.stats.user_asserts.fetch_add(1, Ordering::Relaxed);
@@ -423,7 +464,7 @@ pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Document {
                 internal = error.internal().unwrap_or(""),
                 "Command failed"
             );
-            error.to_reply()
+            Executed { reply: error.to_reply(), command, error: Some(error.code()) }
         }
     }
 }

@@ -11,7 +11,6 @@
 //! without values, sort and projection) until the collection's index set changes.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
@@ -19,6 +18,8 @@ use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc
 use super::write::point_id;
 use crate::cursor::DocumentStream;
 use crate::error::{Error, ErrorCode, Result};
+pub use crate::obs::tracker::ExecStats;
+use crate::obs::tracker::PlanNote;
 use crate::query::bounds::IndexBounds;
 use crate::query::index_key::KeyOrder;
 use crate::query::{Collation, Filter, SortSpec};
@@ -67,6 +68,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan as logs and the profiler show it, with the hash of `shape`.
+    pub fn note(&self, shape: &QueryShape<'_>) -> PlanNote {
+        let key = shape_key(shape);
+        let hash =
+            key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+        PlanNote { summary: self.summary(), shape_hash: format!("{hash:016X}") }
+    }
+
     /// mongod's plan summary, as the slow-query log prints it: `COLLSCAN`, `IDHACK`,
     /// `IXSCAN { a: 1 }`.
     pub fn summary(&self) -> String {
@@ -96,27 +105,6 @@ pub struct QueryShape<'a> {
     /// The query's non-simple collation. Index keys compare strings by their bytes, so a
     /// collated query reads no index (mongod would use only indexes with its collation).
     pub collation: Option<&'a Collation>,
-}
-
-/// Work counters of one execution, for `explain`'s `executionStats`.
-#[derive(Debug, Default)]
-pub struct ExecStats {
-    /// Index keys read.
-    pub keys_examined: AtomicU64,
-    /// Documents read.
-    pub docs_examined: AtomicU64,
-    /// Documents the access path returned (matching the filter), before sort, skip, limit.
-    pub matched: AtomicU64,
-}
-
-impl ExecStats {
-    fn key(&self) {
-        self.keys_examined.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn doc(&self) {
-        self.docs_examined.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// The plan cache: query shape to the chosen index name, valid for one index set.
@@ -557,7 +545,7 @@ pub fn execute(
             Box::new(view.scan_where(
                 collection,
                 Box::new(move |doc| {
-                    counted.doc();
+                    counted.doc()?;
                     Ok(filter.try_matches(doc)?)
                 }),
             ))
@@ -565,7 +553,7 @@ pub fn execute(
         Access::CollScan { reverse: true } => {
             let mut all = Vec::new();
             for doc in view.scan(collection) {
-                stats.doc();
+                stats.doc()?;
                 let doc = doc?;
                 if filter.try_matches(&doc)? {
                     all.push(doc);
@@ -575,10 +563,10 @@ pub fn execute(
             Box::new(all.into_iter().map(Ok))
         }
         Access::IdPoint(id) => {
-            stats.key();
+            stats.key()?;
             let found = view.get(collection, id.as_raw_bson_ref())?;
             if found.is_some() {
-                stats.doc();
+                stats.doc()?;
             }
             Box::new(found.into_iter().filter_map(move |doc| keep(&filter, Ok(doc))))
         }
@@ -603,8 +591,9 @@ pub fn execute(
             if index.id == ID_INDEX_ID {
                 let docs = ranges.into_iter().flat_map(move |range| view.documents_in(&range, reverse));
                 return Ok(Box::new(docs.filter_map(move |doc| {
-                    stats.key();
-                    stats.doc();
+                    if let Err(err) = stats.key().and_then(|()| stats.doc()) {
+                        return Some(Err(err));
+                    }
                     keep(&filter, doc)
                 })));
             }
@@ -615,7 +604,9 @@ pub fn execute(
             let entries_view = view.clone();
             let entries = ranges.into_iter().flat_map(move |range| entries_view.index_entries(&range, reverse));
             Box::new(entries.filter_map(move |entry| {
-                stats.key();
+                if let Err(err) = stats.key() {
+                    return Some(Err(err));
+                }
                 let entry = match entry {
                     Ok(entry) => entry,
                     Err(err) => return Some(Err(err)),
@@ -628,7 +619,9 @@ pub fn execute(
                 } else {
                     match view.get_record(collection_prefix, entry.record()) {
                         Ok(doc) => {
-                            stats.doc();
+                            if let Err(err) = stats.doc() {
+                                return Some(Err(err));
+                            }
                             doc
                         }
                         Err(err) => return Some(Err(err)),

@@ -61,8 +61,10 @@ impl QueryPlan {
     }
 
     /// The documents of `ns` this plan produces, from one storage snapshot.
-    fn stream(self, shared: &Shared, ns: &Namespace) -> Result<DocumentStream> {
-        Ok(self.run(shared, ns, Arc::new(ExecStats::default()))?.1)
+    fn stream(self, ctx: &RequestCtx<'_>, ns: &Namespace) -> Result<(DocumentStream, Arc<ExecStats>)> {
+        let stats = Arc::new(ExecStats::default());
+        ctx.op.track(&stats);
+        Ok((self.run(ctx.server, ns, stats.clone())?.1, stats))
     }
 
     /// Plans and starts the query; returns the plan (`None` when the collection does not
@@ -104,6 +106,7 @@ impl QueryPlan {
             max: max.as_deref(),
         };
         let plan = planner::choose(&shared.plans, &collection, &indexes, &shape, &view)?;
+        stats.set_plan(plan.note(&shape));
         let counted = stats.clone();
         let matched = planner::execute(&plan, view, &collection, filter, stats)?
             .inspect(move |_| _ = counted.matched.fetch_add(1, Ordering::Relaxed));
@@ -188,17 +191,18 @@ fn hint_arg(req: &CommandRequest) -> Result<Option<bson::RawBson>> {
 
 /// Builds a first-batch cursor reply, parking the cursor when documents remain.
 fn cursor_reply(
-    shared: &Shared,
+    ctx: &RequestCtx<'_>,
     ns: &Namespace,
-    stream: DocumentStream,
+    (stream, stats): (DocumentStream, Arc<ExecStats>),
     first_batch: Option<usize>,
     single_batch: bool,
     no_timeout: bool,
     deadline: Option<Instant>,
 ) -> Result<Document> {
-    let mut cursor = Cursor::new(ns.full(), stream, no_timeout);
+    let mut cursor = Cursor::new(ns.full(), stream, no_timeout, stats);
     let (batch, done) = cursor.next_batch(Some(first_batch.unwrap_or(DEFAULT_FIRST_BATCH)), deadline)?;
-    let id = if done || single_batch { 0 } else { shared.cursors.insert(cursor) };
+    ctx.op.docs.returned.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    let id = if done || single_batch { 0 } else { ctx.server.cursors.insert(cursor) };
     Ok(doc! { "cursor": { "firstBatch": batch_to_bson(batch)?, "id": id, "ns": ns.full() } })
 }
 
@@ -216,8 +220,8 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         (Some(b), Some(l)) => Some(b.min(l)),
         (b, l) => b.or(l.filter(|&l| l < DEFAULT_FIRST_BATCH)),
     };
-    let stream = plan.stream(ctx.server, &ns)?;
-    cursor_reply(ctx.server, &ns, stream, first_batch, single_batch, no_timeout, deadline)
+    let stream = plan.stream(ctx, &ns)?;
+    cursor_reply(ctx, &ns, stream, first_batch, single_batch, no_timeout, deadline)
 }
 
 /// The query a `find` command describes.
@@ -287,8 +291,10 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     }
     let mut cursor = cursors.take(id)?;
     ctx.server.stats.opcounters.getmore.fetch_add(1, Ordering::Relaxed);
+    ctx.op.track(cursor.stats());
     // A cursor whose batch failed is not put back: mongod kills it too.
     let (batch, done) = cursor.next_batch(batch_size, deadline)?;
+    ctx.op.docs.returned.fetch_add(batch.len() as u64, Ordering::Relaxed);
     let id = if done {
         0
     } else {
@@ -334,7 +340,7 @@ pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document>
         let total = storage.collection(&ns).map(|c| storage.collection_size(&c)).transpose()?.map_or(0, |(_, n)| n);
         return Ok(doc! { "n": count_value(i64::try_from(total).unwrap_or(i64::MAX)) });
     }
-    Ok(doc! { "n": count_value(count_stream(plan.stream(ctx.server, &ns)?)?) })
+    Ok(doc! { "n": count_value(count_stream(plan.stream(ctx, &ns)?.0)?) })
 }
 
 /// The query a `count` command describes.
@@ -372,7 +378,7 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     let collation = collation.as_deref();
     let path = FieldPath::new(&key);
     let mut values: Vec<bson::RawBson> = Vec::new();
-    for document in plan.stream(ctx.server, &ns)? {
+    for document in plan.stream(ctx, &ns)?.0 {
         let document = document?;
         let _ = path::walk(&document, &path, &mut |reached| {
             // Arrays contribute their elements, not themselves (nested arrays stay whole).
@@ -424,15 +430,15 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
     let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
     let collation =
         collation::resolve(req.get("collation"), "aggregate.collation", ctx.server.storage.collection(&ns).as_deref())?;
-    let (mut stream, rest) = match stages.split_first() {
+    let ((mut stream, stats), rest) = match stages.split_first() {
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
-            (coll_stats_stage(ctx, &ns, first)?, rest)
+            ((coll_stats_stage(ctx, &ns, first)?, Arc::default()), rest)
         }
         _ => {
             let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation.clone())?;
             plan.allow_disk_use =
                 req.bool_arg("allowDiskUse")?.unwrap_or(ctx.server.config.parameters.allow_disk_use_by_default);
-            (plan.stream(ctx.server, &ns)?, stages.get(consumed..).unwrap_or_default())
+            (plan.stream(ctx, &ns)?, stages.get(consumed..).unwrap_or_default())
         }
     };
     for &stage in rest {
@@ -441,7 +447,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         };
         stream = apply_stage(stream, stage, vars.as_ref(), collation.as_ref())?;
     }
-    cursor_reply(ctx.server, &ns, stream, batch_size, false, false, deadline)
+    cursor_reply(ctx, &ns, (stream, stats), batch_size, false, false, deadline)
 }
 
 /// The query that a pipeline's leading `$match` and `$sort` stages describe, so the planner

@@ -93,6 +93,21 @@ impl CommandRequest {
         })
     }
 
+    /// The collection the command names (its first value, when a string), for logs and
+    /// `currentOp`.
+    pub fn collection_name(&self) -> Option<&str> {
+        if self.name == "getMore" {
+            return match self.get("collection") {
+                Some(RawBsonRef::String(coll)) => Some(coll),
+                _ => None,
+            };
+        }
+        match self.command_value() {
+            Some(RawBsonRef::String(coll)) if !coll.is_empty() => Some(coll),
+            _ => None,
+        }
+    }
+
     /// The command name: the body's first key, as sent.
     pub fn name(&self) -> &str {
         &self.name

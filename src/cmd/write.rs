@@ -11,7 +11,7 @@ use bson::oid::ObjectId;
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
-use super::planner::{self, PlanCache, QueryShape};
+use super::planner::{self, ExecStats, PlanCache, QueryShape};
 use super::{CommandRequest, RequestCtx, collation, count_value};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::expr::Variables;
@@ -142,6 +142,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     }
     let ticket = writer.commit()?;
     ctx.server.stats.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
+    ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     acknowledge(storage, journal, ticket)?;
     let mut reply = doc! { "n": inserted };
     add_write_errors(&mut reply, errors);
@@ -152,7 +153,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
 /// planner (an `_id` lookup, an index scan or a collection scan); `multi: false` stops at
 /// the first.
 fn matching(
-    plans: &PlanCache,
+    finder: Finder<'_>,
     writer: &Writer<'_>,
     filter: &Filter,
     query: &RawDocument,
@@ -162,10 +163,27 @@ fn matching(
 ) -> Result<Vec<RawDocumentBuf>> {
     let view = writer.snapshot();
     let shape = QueryShape { filter: query, sort: None, projection: None, hint, min: None, max: None, collation };
-    let plan = planner::choose(plans, writer.collection(), writer.indexes(), &shape, &view)?;
-    let stream = planner::execute(&plan, view, writer.collection(), filter.clone(), Arc::default())?;
+    let plan = planner::choose(finder.plans, writer.collection(), writer.indexes(), &shape, &view)?;
+    finder.stats.set_plan(plan.note(&shape));
+    let stream = planner::execute(&plan, view, writer.collection(), filter.clone(), finder.stats.clone())?;
     // A failing `$expr` fails the statement, as in mongod.
     stream.take(if multi { usize::MAX } else { 1 }).collect()
+}
+
+/// Where a write finds its documents: the plan cache, and the execution stats of the request
+/// (one for all its statements).
+#[derive(Clone, Copy)]
+struct Finder<'a> {
+    plans: &'a PlanCache,
+    stats: &'a Arc<ExecStats>,
+}
+
+impl<'a> Finder<'a> {
+    /// Starts tracking `ctx`'s request with `stats`.
+    fn new(ctx: &'a RequestCtx<'_>, stats: &'a Arc<ExecStats>) -> Self {
+        ctx.op.track(stats);
+        Self { plans: &ctx.server.plans, stats }
+    }
 }
 
 /// A statement's `hint` (an index name or key pattern; `{}` means none).
@@ -216,7 +234,7 @@ fn update_statement(
     let collation = options.collation;
     let filter = parse_filter(query, options.vars, collation)?;
     let mut candidates = matching(
-        options.plans,
+        options.finder,
         writer,
         &filter,
         query,
@@ -265,8 +283,8 @@ fn update_statement(
 
 #[derive(Clone, Copy)]
 struct UpdateOptions<'a> {
-    /// The plan cache, for finding the documents to update.
-    plans: &'a PlanCache,
+    /// Where the documents to update are found.
+    finder: Finder<'a>,
     /// The statement's `hint`.
     hint: Option<RawBsonRef<'a>>,
     multi: bool,
@@ -303,8 +321,11 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     check_statement_fields("update", "updates", &statements, UPDATE_STATEMENT_FIELDS)?;
     let vars = let_variables(req)?;
     let storage = &ctx.server.storage;
-    let outcomes =
-        run_statements(statements, ordered, |statement| run_update_statement(ctx, &ns, statement, vars.as_ref()));
+    let stats = Arc::new(ExecStats::default());
+    let finder = Finder::new(ctx, &stats);
+    let outcomes = run_statements(statements, ordered, |statement| {
+        run_update_statement(ctx, finder, &ns, statement, vars.as_ref())
+    });
     acknowledge(storage, journal, outcomes.last_ticket)?;
     let (mut matched, mut modified) = (0i64, 0i64);
     let mut upserted = Vec::new();
@@ -315,6 +336,9 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
             upserted.push(Bson::Document(doc! { "index": i32::try_from(index).unwrap_or(i32::MAX), "_id": id }));
         }
     }
+    let docs = &ctx.op.docs;
+    docs.updated.fetch_add(u64::try_from(modified).unwrap_or(0), Ordering::Relaxed);
+    docs.inserted.fetch_add(upserted.len() as u64, Ordering::Relaxed);
     let mut reply = doc! { "n": count_value(matched + upserted.len() as i64), "nModified": count_value(modified) };
     if !upserted.is_empty() {
         reply.insert("upserted", upserted);
@@ -362,6 +386,7 @@ fn check_statement_fields(command: &str, array: &str, statements: &[&RawDocument
 
 fn run_update_statement(
     ctx: &RequestCtx<'_>,
+    finder: Finder<'_>,
     ns: &crate::storage::Namespace,
     statement: &RawDocument,
     vars: Option<&Variables>,
@@ -387,7 +412,7 @@ fn run_update_statement(
     let update = update.with_collation(collation.as_ref())?;
     let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
     let options = UpdateOptions {
-        plans: &ctx.server.plans,
+        finder,
         hint: statement_hint(statement, "update.updates")?,
         multi: flag("multi"),
         upsert: flag("upsert"),
@@ -468,6 +493,8 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let vars = let_variables(req)?;
     let storage = &ctx.server.storage;
     let collection = storage.collection(&ns);
+    let stats = Arc::new(ExecStats::default());
+    let finder = Finder::new(ctx, &stats);
     let outcomes = run_statements(statements, ordered, |statement| -> Result<(i64, Option<u64>)> {
         let query = match statement.get("q").ok().flatten() {
             Some(RawBsonRef::Document(q)) => q,
@@ -494,7 +521,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         let Some(collection) = &collection else { return Ok((0, None)) };
         let mut writer = storage.writer(collection)?;
         let hint = statement_hint(statement, "delete.deletes")?;
-        let victims = matching(&ctx.server.plans, &writer, &filter, query, limit == 0, hint, collation.as_deref())?;
+        let victims = matching(finder, &writer, &filter, query, limit == 0, hint, collation.as_deref())?;
         for victim in &victims {
             if let Some(id) = victim.get("_id").ok().flatten() {
                 writer.delete(id)?;
@@ -505,6 +532,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     });
     acknowledge(storage, journal, outcomes.last_ticket)?;
     let deleted: i64 = outcomes.results.iter().map(|(_, n)| n).sum();
+    ctx.op.docs.deleted.fetch_add(u64::try_from(deleted).unwrap_or(0), Ordering::Relaxed);
     let mut reply = doc! { "n": count_value(deleted) };
     add_write_errors(&mut reply, outcomes.errors);
     Ok(reply)
@@ -571,6 +599,8 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let Some(collection) = collection_for_write(storage, &ns, upsert)? else {
         return Ok(doc! { "lastErrorObject": { "n": 0, "updatedExisting": false }, "value": Bson::Null });
     };
+    let stats = Arc::new(ExecStats::default());
+    let finder = Finder::new(ctx, &stats);
     let mut writer = storage.writer(&collection)?;
     let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
@@ -582,8 +612,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     };
     let reply = match update {
         None => {
-            let mut found =
-                matching(&ctx.server.plans, &writer, &filter, query, sort.is_some(), hint, collation.as_deref())?;
+            let mut found = matching(finder, &writer, &filter, query, sort.is_some(), hint, collation.as_deref())?;
             if let Some(sort) = &sort {
                 if sort.natural() == Some(false) {
                     found.reverse();
@@ -595,6 +624,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
                 writer.delete(id)?;
             }
             let n = i32::from(victim.is_some());
+            ctx.op.docs.deleted.fetch_add(u64::from(victim.is_some()), Ordering::Relaxed);
             doc! { "lastErrorObject": { "n": n }, "value": project(victim)? }
         }
         Some(update) => {
@@ -603,7 +633,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
                 query,
                 &update,
                 UpdateOptions {
-                    plans: &ctx.server.plans,
+                    finder,
                     hint,
                     multi: false,
                     upsert,
@@ -612,6 +642,8 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
                     collation: collation.as_ref(),
                 },
             )?;
+            ctx.op.docs.updated.fetch_add(u64::try_from(outcome.modified).unwrap_or(0), Ordering::Relaxed);
+            ctx.op.docs.inserted.fetch_add(u64::from(outcome.upserted.is_some()), Ordering::Relaxed);
             let mut last_error = doc! { "n": 1, "updatedExisting": outcome.matched > 0 };
             if outcome.matched == 0 && outcome.upserted.is_none() {
                 last_error.insert("n", 0);

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bson::Document;
 use futures_util::{SinkExt, StreamExt};
@@ -20,6 +21,7 @@ use super::tls::starts_with_tls;
 use crate::cmd::{self, ClientInfo, CommandRequest, RequestCtx};
 use crate::config::TlsMode;
 use crate::error::{Error, ErrorCode};
+use crate::obs::tracker::{OpGuard, OpSummary};
 use crate::server::Shared;
 
 /// Commands whose replies are never compressed (they carry credentials or negotiate
@@ -145,20 +147,79 @@ where
                 return;
             }
         };
+        let decoded_at = Instant::now();
         let network = &shared.stats.network;
-        network.record_in(message.compressor, framed.codec().last_decoded_len(), message.uncompressed_len());
-        let reply = match handle(message, &mut client, shared) {
+        let bytes_in = message.uncompressed_len();
+        network.record_in(message.compressor, framed.codec().last_decoded_len(), bytes_in);
+        let (outcome, tracked) = handle(message, &mut client, shared, decoded_at, bytes_in as u64);
+        let reply = match outcome {
             Outcome::Reply(reply) => reply,
-            Outcome::NoReply => continue,
+            Outcome::NoReply => {
+                if let Some(tracked) = tracked {
+                    tracked.finish(0);
+                }
+                continue;
+            }
             Outcome::Close => return,
         };
         let (compressor, logical) = (reply.compressor, reply.uncompressed_len());
+        let writing = Instant::now();
         let sent = framed.send(reply).await;
         network.record_out(compressor, framed.codec().last_encoded_len(), logical);
+        if let Some(tracked) = tracked {
+            tracked.guard.op().add_phase(|p| &mut p.write, writing.elapsed());
+            tracked.finish(logical as u64);
+        }
         if let Err(error) = sent {
             tracing::info!(target: "NETWORK", id = 22989, remote = %client.remote, %error, "Error sending response to client. Ending connection from remote");
             return;
         }
+    }
+}
+
+/// A request whose reply is on its way: finished (fed to every observer) once written, or
+/// when dropped on an early exit (a closed connection, a failed write).
+struct Tracked<'a> {
+    guard: OpGuard<'a>,
+    shared: &'a Shared,
+    command: &'static str,
+    error: Option<ErrorCode>,
+    bytes_in: u64,
+    done: bool,
+}
+
+impl Tracked<'_> {
+    fn finish(mut self, bytes_out: u64) {
+        self.record(bytes_out);
+    }
+
+    fn record(&mut self, bytes_out: u64) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let op = self.guard.op();
+        let (keys_examined, docs_examined, plan) = op.examined();
+        crate::obs::finish(
+            self.shared,
+            &OpSummary {
+                op,
+                command: self.command,
+                duration: op.started.elapsed(),
+                error: self.error,
+                keys_examined,
+                docs_examined,
+                plan,
+                bytes_in: self.bytes_in,
+                bytes_out,
+                phases: op.phases(),
+            },
+        );
+    }
+}
+
+impl Drop for Tracked<'_> {
+    fn drop(&mut self) {
+        self.record(0);
     }
 }
 
@@ -172,8 +233,14 @@ enum Outcome {
     Close,
 }
 
-/// Runs one message.
-fn handle(message: Message, client: &mut ClientInfo, shared: &Shared) -> Outcome {
+/// Runs one message; returns what to send and the tracked request, if one was read.
+fn handle<'a>(
+    message: Message,
+    client: &mut ClientInfo,
+    shared: &'a Shared,
+    decoded_at: Instant,
+    bytes_in: u64,
+) -> (Outcome, Option<Tracked<'a>>) {
     let request_id = message.header.request_id;
     let compressor = message.compressor;
     let (request, legacy, more_to_come) = match message.body {
@@ -184,28 +251,38 @@ fn handle(message: Message, client: &mut ClientInfo, shared: &Shared) -> Outcome
         Body::Query(query) => (CommandRequest::from_query(query), true, false),
         Body::Reply(_) => {
             tracing::info!(target: "NETWORK", id = 22988, remote = %client.remote, "Client sent OP_REPLY; ending connection");
-            return Outcome::Close;
+            return (Outcome::Close, None);
         }
     };
     let active = &shared.stats.connections.active;
     active.fetch_add(1, Ordering::Relaxed);
-    let (reply, name) = match request {
+    let (reply, name, tracked) = match request {
         Ok(request) => {
-            let mut ctx = RequestCtx { server: shared, client };
-            (cmd::execute(&mut ctx, &request), Some(request.name().to_owned()))
+            let guard = shared.begin_op(client, &request, decoded_at);
+            guard.op().add_phase(|p| &mut p.parse, decoded_at.elapsed());
+            let mut ctx = RequestCtx { server: shared, client, op: guard.op() };
+            let executed = cmd::execute(&mut ctx, &request);
+            let tracked =
+                Tracked { guard, shared, command: executed.command, error: executed.error, bytes_in, done: false };
+            (executed.reply, Some(request.name().to_owned()), Some(tracked))
         }
-        Err(error) => (error.to_reply(), None),
+        Err(error) => (error.to_reply(), None, None),
     };
     active.fetch_sub(1, Ordering::Relaxed);
     if client.close_requested {
         tracing::info!(target: "NETWORK", id = 22988, remote = %client.remote, "Closing the connection as a fail point asked");
-        return Outcome::Close;
+        return (Outcome::Close, tracked);
     }
     if more_to_come {
-        return Outcome::NoReply;
+        return (Outcome::NoReply, tracked);
     }
     let compressor = compressor.filter(|_| name.as_deref().is_none_or(|n| !NEVER_COMPRESSED.contains(&n)));
-    Outcome::Reply(reply_message(shared, request_id, reply, legacy, compressor))
+    let encoding = Instant::now();
+    let reply = reply_message(shared, request_id, reply, legacy, compressor);
+    if let Some(tracked) = &tracked {
+        tracked.guard.op().add_phase(|p| &mut p.encode, encoding.elapsed());
+    }
+    (Outcome::Reply(reply), tracked)
 }
 
 fn reply_message(

@@ -86,6 +86,21 @@ impl LogSink {
         snapshot(&self.startup_warnings)
     }
 
+    /// Writes one informational line built by the caller (the slow-query log, whose
+    /// attributes are documents rather than tracing fields).
+    pub fn write_event(&self, component: &str, id: i64, context: &str, message: &str, attr: Map<String, Value>) {
+        let line = format_line(&LineParts {
+            level: Level::INFO,
+            component,
+            id,
+            context,
+            message,
+            attr: &attr,
+            startup_warning: false,
+        });
+        self.write(line, false);
+    }
+
     fn write(&self, line: String, startup_warning: bool) {
         {
             let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);

@@ -1,4 +1,19 @@
-//! Observability: mongod-shaped logs and the counters behind `serverStatus`.
+//! Observability: mongod-shaped logs, the counters behind `serverStatus`, the request
+//! tracker, Prometheus metrics and the slow-query log.
+//!
+//! Every finished request goes through [`finish`] once, with its [`tracker::OpSummary`]:
+//! metrics, the slow-query log (and, later, the profiler) all read that one record.
 
 pub mod log;
+pub mod metrics;
+pub mod slowlog;
 pub mod stats;
+pub mod tracker;
+
+use crate::server::Shared;
+
+/// Feeds a finished request to every observer.
+pub fn finish(shared: &Shared, summary: &tracker::OpSummary<'_>) {
+    shared.metrics.record(summary);
+    shared.slow_log.observe(&shared.log, summary);
+}

@@ -1,0 +1,96 @@
+//! Operations in flight: `currentOp` lists them, `killOp` interrupts one at its next check.
+
+use std::sync::atomic::Ordering;
+
+use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, doc};
+
+use super::collections::is_generic_argument;
+use super::{CommandRequest, RequestCtx};
+use crate::error::{Error, ErrorCode, Result};
+use crate::obs::tracker::Operation;
+use crate::query::Filter;
+
+/// `currentOp`: the operations running now, filtered by the command's other fields
+/// (`{currentOp: 1, active: true, "command.find": "c"}`), in mongod's `inprog` shape.
+pub fn current_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    if req.db() != "admin" {
+        return Err(Error::new(ErrorCode::Unauthorized, "currentOp may only be run against the admin database."));
+    }
+    req.bool_arg("$all")?;
+    req.bool_arg("$ownOps")?;
+    let mut filter_doc = RawDocumentBuf::new();
+    for element in req.body().iter().skip(1) {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        if !is_generic_argument(key.as_str()) && key.as_str() != "$db" {
+            filter_doc.append(key, value);
+        }
+    }
+    let filter = Filter::parse(&filter_doc)?;
+    let mut inprog = Vec::new();
+    for op in ctx.server.ops.all() {
+        let entry = describe(&op);
+        let raw = RawDocumentBuf::try_from(&entry).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+        if filter.try_matches(&raw)? {
+            inprog.push(Bson::Document(entry));
+        }
+    }
+    Ok(doc! { "inprog": inprog })
+}
+
+/// One `inprog` entry.
+fn describe(op: &Operation) -> Document {
+    let running = op.started.elapsed();
+    let mut entry = doc! {
+        "type": "op",
+        "host": format!("{}", crate::host::hostname()),
+        "desc": format!("conn{}", op.connection_id),
+        "connectionId": i64::try_from(op.connection_id).unwrap_or(i64::MAX),
+        "client": op.client.to_string(),
+    };
+    if let Some(app) = &op.app_name {
+        entry.insert("appName", app.as_str());
+    }
+    entry.insert("active", true);
+    entry.insert("currentOpTime", bson::DateTime::now().try_to_rfc3339_string().unwrap_or_default());
+    entry.insert("opid", i64::from(op.op_id));
+    entry.insert("secs_running", i64::try_from(running.as_secs()).unwrap_or(i64::MAX));
+    entry.insert("microsecs_running", i64::try_from(running.as_micros()).unwrap_or(i64::MAX));
+    entry.insert("op", op.kind.name());
+    entry.insert("ns", op.ns.as_str());
+    let mut command = Document::try_from(op.command.as_ref()).unwrap_or_default();
+    command.remove("lsid");
+    entry.insert("command", command);
+    let (keys, docs, plan) = op.examined();
+    if let Some(plan) = plan {
+        entry.insert("planSummary", plan.summary);
+        entry.insert("queryShapeHash", plan.shape_hash);
+    }
+    entry.insert("keysExamined", i64::try_from(keys).unwrap_or(i64::MAX));
+    entry.insert("docsExamined", i64::try_from(docs).unwrap_or(i64::MAX));
+    entry.insert("nreturned", i64::try_from(op.docs.returned.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+    entry.insert("numYields", 0);
+    entry.insert("killPending", op.interrupt.is_killed());
+    entry.insert("waitingForLock", false);
+    entry.insert("locks", Document::new());
+    entry
+}
+
+/// `killOp: 1, op: <opid>`: marks the operation killed; it stops with 11601 Interrupted at its
+/// next check (every 128 keys or documents read).
+pub fn kill_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    if req.db() != "admin" {
+        return Err(Error::new(ErrorCode::Unauthorized, "killOp may only be run against the admin database."));
+    }
+    let op_id = match req.get("op") {
+        Some(RawBsonRef::Int32(n)) => i64::from(n),
+        Some(RawBsonRef::Int64(n)) => n,
+        Some(RawBsonRef::Double(n)) if n.fract() == 0.0 => n as i64,
+        Some(other) => return Err(req.wrong_type("op", other, "number")),
+        None => return Err(Error::new(ErrorCode::FailedToParse, "Did not provide \"op\" field")),
+    };
+    if let Ok(op_id) = u32::try_from(op_id) {
+        ctx.server.ops.kill(op_id);
+    }
+    tracing::info!(target: "COMMAND", id = 20482, op = op_id, "Going to kill op");
+    Ok(doc! { "info": "attempting to kill op" })
+}
