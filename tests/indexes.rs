@@ -358,3 +358,42 @@ async fn indexes_ttl_monitor_deletes_expired_documents() {
     assert_eq!(reply.get_i64("expireAfterSeconds_old").ok(), Some(60));
     assert_eq!(reply.get_i64("expireAfterSeconds_new").ok(), Some(7200));
 }
+
+#[tokio::test]
+async fn indexes_find_return_key_shows_the_index_key_the_plan_read() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("rk");
+    coll.insert_many((1..=5).map(|i| doc! { "_id": i, "x": i * 11, "tags": [i, i + 10], "s": format!("s{i}") }))
+        .await
+        .expect("seed");
+    let batch = |reply: Document| -> Vec<Document> {
+        let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+        batch.iter().filter_map(Bson::as_document).cloned().collect()
+    };
+    // The driver spec test: a sort on _id reads the _id index (showRecordId adds nothing then).
+    let reply =
+        run(&db, doc! { "find": "rk", "filter": {}, "sort": { "_id": 1 }, "showRecordId": true, "returnKey": true })
+            .await
+            .expect("find");
+    assert_eq!(batch(reply), (1..=5).map(|i| doc! { "_id": i }).collect::<Vec<_>>());
+    // A collection scan has no key.
+    let reply = run(&db, doc! { "find": "rk", "filter": { "x": 22 }, "returnKey": true }).await.expect("find");
+    assert_eq!(batch(reply), [doc! {}]);
+    coll.create_index(IndexModel::builder().keys(doc! { "x": -1 }).build()).await.expect("x_-1");
+    coll.create_index(IndexModel::builder().keys(doc! { "tags": 1 }).build()).await.expect("tags_1");
+    coll.create_index(IndexModel::builder().keys(doc! { "s": "hashed" }).build()).await.expect("s_hashed");
+    let reply =
+        run(&db, doc! { "find": "rk", "filter": { "x": { "$gt": 30 } }, "projection": { "s": 1 }, "returnKey": true })
+            .await
+            .expect("find");
+    assert_eq!(batch(reply), [doc! { "x": 55 }, doc! { "x": 44 }, doc! { "x": 33 }], "index order, projection ignored");
+    // A multikey index: the key within the bounds, not the document's first.
+    let reply = run(&db, doc! { "find": "rk", "filter": { "tags": 13 }, "returnKey": true }).await.expect("find");
+    assert_eq!(batch(reply), [doc! { "tags": 13 }]);
+    let reply = run(&db, doc! { "find": "rk", "filter": { "s": "s2" }, "returnKey": true }).await.expect("find");
+    let keys = batch(reply);
+    assert_eq!(keys.len(), 1);
+    assert!(matches!(keys[0].get("s"), Some(Bson::Int64(_))), "a hashed key is its hash: {keys:?}");
+}

@@ -32,6 +32,8 @@ pub(super) struct QueryPlan {
     pub(super) allow_disk_use: bool,
     /// The collation the filter and sort use (`None`: simple).
     pub(super) collation: Option<Arc<Collation>>,
+    /// `returnKey`: each result is the index key the plan read it through (projection ignored).
+    pub(super) return_key: bool,
 }
 
 /// mongod's limit on the bytes an in-memory sort may hold without `allowDiskUse`.
@@ -52,6 +54,7 @@ impl QueryPlan {
             limit: None,
             allow_disk_use: false,
             collation,
+            return_key: false,
         })
     }
 
@@ -86,6 +89,7 @@ impl QueryPlan {
             limit,
             allow_disk_use,
             collation,
+            return_key,
         } = self;
         let shape = QueryShape {
             filter: &filter_doc,
@@ -125,6 +129,10 @@ impl QueryPlan {
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
         let stream: DocumentStream = match projection {
+            _ if return_key => {
+                let plan = plan.clone();
+                Box::new(windowed.map(move |doc| doc.and_then(|d| planner::index_key(&plan, &d))))
+            }
             Some(projection) => Box::new(windowed.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?)))),
             None => Box::new(windowed),
         };
@@ -232,6 +240,7 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
         limit,
         allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(false),
         collation,
+        return_key: req.bool_arg("returnKey")?.unwrap_or(false),
     })
 }
 
