@@ -94,6 +94,8 @@ async fn indexes_create_list_drop_and_their_errors() {
         (doc! { "key": { "a": 1 }, "name": "x", "bogus": true }, 197),
         (doc! { "key": { "a": 1, "b": 1 }, "name": "ttl", "expireAfterSeconds": 5 }, 67),
         (doc! { "key": { "h": "hashed" }, "name": "h", "unique": true }, 16764),
+        (doc! { "key": { "a.$b": 1 }, "name": "dollar" }, 67),
+        (doc! { "key": { "q": 1 }, "name": "*" }, 2),
     ];
     for (spec, expected) in conflicts {
         let err = run(&db, doc! { "createIndexes": "c", "indexes": [spec.clone()] }).await.expect_err("conflict");
@@ -108,6 +110,16 @@ async fn indexes_create_list_drop_and_their_errors() {
     let reply = run(&db, doc! { "dropIndexes": "c", "index": "*" }).await.expect("all");
     assert_eq!(reply.get_i32("nIndexesWas").ok(), Some(2));
     assert_eq!(coll.list_index_names().await.expect("names"), ["_id_"]);
+
+    // At most 64 indexes, `_id_` included; a command that would pass the limit builds nothing.
+    let many: Vec<Document> =
+        (0..62).map(|i| doc! { "key": { format!("f{i}"): 1 }, "name": format!("f{i}") }).collect();
+    run(&db, doc! { "createIndexes": "many", "indexes": many }).await.expect("63 indexes");
+    let two = vec![doc! { "key": { "g": 1 }, "name": "g" }, doc! { "key": { "h": 1 }, "name": "h" }];
+    let err = run(&db, doc! { "createIndexes": "many", "indexes": two }).await.expect_err("65 indexes");
+    assert_eq!(code(&err), Some(67), "{err}");
+    assert_eq!(db.collection::<Document>("many").list_index_names().await.expect("names").len(), 63);
+    run(&db, doc! { "createIndexes": "many", "indexes": [{ "key": { "g": 1 }, "name": "g" }] }).await.expect("64th");
 }
 
 #[tokio::test]
