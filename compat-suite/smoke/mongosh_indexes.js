@@ -72,6 +72,8 @@ check('hint by name', access(ex).indexName === 'age_1' && figures(ex)[1] === 300
 ex = people.find({ age: 3 }).hint({ city: 1, age: -1 }).explain('executionStats');
 check('hint by key pattern', access(ex).indexName === 'city_1_age_-1', access(ex));
 check('a hinted find returns the right documents', people.find({ age: 3 }).hint({ city: 1, age: -1 }).itcount() === 10);
+const keys = people.find({ age: { $gt: 28 } }).returnKey(true).limit(2).toArray();
+check('returnKey(true) yields the index keys', same(keys, [{ age: 29 }, { age: 29 }]), keys);
 check('hint of a missing index: 2 BadValue', errorCode(() => people.find().hint('nope').toArray()) === 2);
 
 // Multikey.

@@ -104,6 +104,8 @@ check("hint by key pattern forces that index", access(hinted).get("indexName") =
 rows = list(people.find({"name": "p5"}).hint([("age", ASCENDING)]))
 check("a hinted find returns the right document", [d["_id"] for d in rows] == [5], rows)
 check("hint of a missing index fails with 2 BadValue", error_code(lambda: people.find_one({}, hint="nope")) == 2)
+keys = list(people.find({"age": {"$in": [3, 4]}}, return_key=True).limit(3))
+check("return_key yields the index keys read, in index order", keys == [{"age": 3}] * 3, keys)
 check("count_documents accepts a hint", people.count_documents({"age": 3}, hint="age_1") == 10)
 
 # Multikey index on an array field.
