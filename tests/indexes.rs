@@ -409,3 +409,37 @@ async fn indexes_find_return_key_shows_the_index_key_the_plan_read() {
     assert_eq!(keys.len(), 1);
     assert!(matches!(keys[0].get("s"), Some(Bson::Int64(_))), "a hashed key is its hash: {keys:?}");
 }
+
+#[tokio::test]
+async fn indexes_aggregate_honours_hint_and_plans_a_leading_match() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("agg");
+    coll.insert_many([doc! { "_id": 1, "a": 1 }, doc! { "_id": 2, "b": 1 }, doc! { "_id": 3, "a": null }])
+        .await
+        .expect("seed");
+    coll.create_index(
+        IndexModel::builder().keys(doc! { "a": 1 }).options(IndexOptions::builder().sparse(true).build()).build(),
+    )
+    .await
+    .expect("sparse");
+    // countDocuments is an aggregate: a hint names an existing index or fails, as in find.
+    let err = coll.count_documents(doc! {}).hint(mongodb::options::Hint::Name("nope".into())).await.expect_err("hint");
+    assert_eq!(code(&err), Some(2), "{err}");
+    // Hinting a sparse index reads only its documents (mongod's documented caveat).
+    let n = coll.count_documents(doc! {}).hint(mongodb::options::Hint::Name("a_1".into())).await.expect("count");
+    assert_eq!(n, 2);
+    // A leading $match gives the same answers with or without the index, `let` included.
+    for (filter, expected) in [(doc! { "a": 1 }, 1), (doc! { "a": null }, 2), (doc! { "a": { "$exists": false } }, 1)] {
+        assert_eq!(coll.count_documents(filter.clone()).await.expect("count"), expected, "{filter}");
+    }
+    let reply = run(
+        &db,
+        doc! { "aggregate": "agg", "pipeline": [{ "$match": { "$expr": { "$eq": ["$a", "$$v"] } } }], "cursor": {}, "let": { "v": 1 } },
+    )
+    .await
+    .expect("let");
+    let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+    assert_eq!(batch.len(), 1);
+}

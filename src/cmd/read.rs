@@ -409,7 +409,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
             (coll_stats_stage(ctx, &ns, first)?, rest)
         }
-        _ => (QueryPlan::filtered(None, None)?.stream(ctx.server, &ns)?, stages.as_slice()),
+        first => (leading_match_source(req, &ns, ctx.server, first, vars.as_ref(), &collation)?, stages.as_slice()),
     };
     for &stage in rest {
         let RawBsonRef::Document(stage) = stage else {
@@ -418,6 +418,31 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         stream = apply_stage(stream, stage, vars.as_ref(), collation.as_ref())?;
     }
     cursor_reply(ctx.server, &ns, stream, batch_size, false, false, deadline)
+}
+
+/// The documents a pipeline starts from, read through the planner with the command's `hint`
+/// and, when the pipeline starts with `$match`, that filter (so its indexes serve it, as in
+/// mongod). The `$match` stage still runs on what this returns; a filter the planner cannot
+/// take on its own (one using `let` variables, or not a plain query) reads every document.
+fn leading_match_source(
+    req: &CommandRequest,
+    ns: &Namespace,
+    shared: &Shared,
+    first: Option<(&RawBsonRef<'_>, &[RawBsonRef<'_>])>,
+    vars: Option<&Variables>,
+    collation: &Option<Arc<Collation>>,
+) -> Result<DocumentStream> {
+    let leading = match first {
+        Some((RawBsonRef::Document(stage), _)) if vars.is_none() && stage.iter().count() == 1 => {
+            match stage.get("$match").ok().flatten() {
+                Some(RawBsonRef::Document(filter)) if Filter::parse(filter).is_ok() => Some(filter),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let plan = QueryPlan { hint: hint_arg(req)?, ..QueryPlan::filtered(leading, collation.clone())? };
+    plan.stream(shared, ns)
 }
 
 /// Adds one pipeline stage; `vars` are the command's `let` variables, `collation` the
