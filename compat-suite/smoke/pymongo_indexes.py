@@ -107,6 +107,8 @@ check("hint of a missing index fails with 2 BadValue", error_code(lambda: people
 keys = list(people.find({"age": {"$in": [3, 4]}}, return_key=True).limit(3))
 check("return_key yields the index keys read, in index order", keys == [{"age": 3}] * 3, keys)
 check("count_documents accepts a hint", people.count_documents({"age": 3}, hint="age_1") == 10)
+code = error_code(lambda: people.count_documents({"age": 3}, hint="nope"))
+check("count_documents (an aggregate) with a hint of a missing index fails with 2", code == 2, code)
 
 # Multikey index on an array field.
 posts = db["posts"]
