@@ -8,10 +8,14 @@
 //!   int64 `_id` and string fields `field0`..`field9`): A is 50% reads and 50% updates, B is
 //!   95/5, C reads only. A read is `find_one({_id})`, an update `$set`s one field by `_id`;
 //!   keys are uniform over the loaded records;
-//! - `ycsb-e`: short range scans through a secondary index; reported as not available until
-//!   secondary indexes exist;
 //! - `scan`: a `find` whose filter matches nothing, so every document is read and tested;
 //! - `count`: the `count` command without a filter (the driver's `estimated_document_count`);
+//! - `eq-scan` and `eq-index`: `find_one({k: <random>})` on the records' int64 field `k`
+//!   (equal to `_id`), first with no index on `k` (each query scans the collection), then with
+//!   the index `k_1` (built before the measurement; the build time is printed). Their ratio is
+//!   what an index buys for an equality;
+//! - `ycsb-e`: YCSB's workload E through the index `k_1`: 95% short range scans
+//!   (`find({k: {$gte: <random>}}).sort({k: 1}).limit(1..=100)`), 5% inserts of new records;
 //! - `insert`: `insert_one` of new documents; `insert-many`: `insert_many` of 1,000 at a time.
 //!
 //! Floors, measured in the same run with as many clients (or threads) as the workloads:
@@ -113,23 +117,27 @@ enum Workload {
     YcsbA,
     YcsbB,
     YcsbC,
-    YcsbE,
     Scan,
     Count,
+    EqScan,
+    EqIndex,
+    YcsbE,
     Insert,
     InsertMany,
     All,
 }
 
 impl Workload {
-    const EVERY: [Workload; 9] = [
+    const EVERY: [Workload; 11] = [
         Workload::Ping,
         Workload::YcsbA,
         Workload::YcsbB,
         Workload::YcsbC,
-        Workload::YcsbE,
         Workload::Scan,
         Workload::Count,
+        Workload::EqScan,
+        Workload::EqIndex,
+        Workload::YcsbE,
         Workload::Insert,
         Workload::InsertMany,
     ];
@@ -145,6 +153,8 @@ impl Workload {
             Workload::InsertMany => "insert-many",
             Workload::Scan => "scan",
             Workload::Count => "count",
+            Workload::EqScan => "eq-scan",
+            Workload::EqIndex => "eq-index",
             Workload::All => "all",
         }
     }
@@ -155,7 +165,8 @@ impl Workload {
             Workload::Ping => Basis::Floor(Floor::Echo),
             Workload::YcsbA => Basis::Mix { read_pct: 50 },
             Workload::YcsbB => Basis::Mix { read_pct: 95 },
-            Workload::YcsbC => Basis::Floor(Floor::EngineRead),
+            Workload::YcsbC | Workload::EqIndex => Basis::Floor(Floor::EngineRead),
+            Workload::EqScan => Basis::Floor(Floor::EngineScan),
             Workload::Insert => Basis::Floor(Floor::EngineWrite),
             Workload::InsertMany => Basis::Floor(Floor::EngineBatch),
             Workload::Scan | Workload::Count => Basis::Floor(Floor::EngineScan),
@@ -165,7 +176,17 @@ impl Workload {
 
     /// Whether it reads `bench.usertable`, which must be loaded first.
     fn needs_records(self) -> bool {
-        matches!(self, Workload::YcsbA | Workload::YcsbB | Workload::YcsbC | Workload::Scan | Workload::Count)
+        matches!(
+            self,
+            Workload::YcsbA
+                | Workload::YcsbB
+                | Workload::YcsbC
+                | Workload::Scan
+                | Workload::Count
+                | Workload::EqScan
+                | Workload::EqIndex
+                | Workload::YcsbE
+        )
     }
 }
 
@@ -344,6 +365,7 @@ impl Shape {
     fn document(&self, id: u64) -> Document {
         let mut document = Document::new();
         document.insert("_id", id as i64);
+        document.insert("k", id as i64);
         for field in 0..FIELDS {
             document.insert(format!("field{field}"), filler(id * FIELDS as u64 + field as u64, self.field_len(field)));
         }
@@ -998,11 +1020,6 @@ async fn run_workloads(
             println!("monarchd exited ({status}) before {}: the remaining workloads are skipped", workload.name());
             break;
         }
-        if workload == Workload::YcsbE {
-            println!("ycsb-e: not available until secondary indexes exist (skipped)");
-            outcomes.push(Outcome { workload, measured: None });
-            continue;
-        }
         println!("running {} ...", workload.name());
         let measured = run_workload(workload, &client, &usertable, config).await?;
         outcomes.push(Outcome { workload, measured: Some(measured) });
@@ -1034,7 +1051,19 @@ async fn run_workload(
         Workload::InsertMany => insert_many(&db.collection("batches"), shape, clients, timing).await,
         Workload::Scan => scan(usertable, shape, clients, timing).await,
         Workload::Count => count(usertable, shape, clients, timing).await,
-        Workload::YcsbE | Workload::All => Err(format!("{} is not a runnable workload", workload.name()).into()),
+        Workload::EqScan => {
+            set_k_index(usertable, false).await?;
+            equality(usertable, shape, shape.records, clients, timing).await
+        }
+        Workload::EqIndex => {
+            set_k_index(usertable, true).await?;
+            equality(usertable, shape, 1, clients, timing).await
+        }
+        Workload::YcsbE => {
+            set_k_index(usertable, true).await?;
+            ycsb_e(usertable, shape, clients, timing).await
+        }
+        Workload::All => Err(format!("{} is not a runnable workload", workload.name()).into()),
     }
 }
 
@@ -1153,6 +1182,80 @@ async fn scan(coll: &Collection<Document>, shape: Shape, clients: usize, timing:
     .await
 }
 
+/// Creates (`true`) or drops (`false`) the index `k_1` on the records; prints the build time.
+async fn set_k_index(coll: &Collection<Document>, present: bool) -> BenchResult<()> {
+    let names = coll.list_index_names().await?;
+    let exists = names.iter().any(|n| n == "k_1");
+    match (present, exists) {
+        (true, false) => {
+            let started = Instant::now();
+            coll.create_index(mongodb::IndexModel::builder().keys(doc! { "k": 1 }).build()).await?;
+            println!("  built index k_1 in {:.2} s", started.elapsed().as_secs_f64());
+        }
+        (false, true) => coll.drop_index("k_1").await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `find_one({k: <random record>})`; `items_per_op` is the records one query reads.
+async fn equality(
+    coll: &Collection<Document>,
+    shape: Shape,
+    items_per_op: u64,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, items_per_op, move |worker, seq| {
+        let coll = coll.clone();
+        let k = shape.random_id(worker, seq) as i64;
+        async move {
+            match coll.find_one(doc! { "k": k }).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(format!("find_one: k {k} not found")),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    })
+    .await
+}
+
+/// YCSB-E: 95% range scans of 1 to 100 records from a random `k` through `k_1`, 5% inserts of
+/// new records.
+async fn ycsb_e(coll: &Collection<Document>, shape: Shape, clients: usize, timing: Timing) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    let next = Arc::new(AtomicU64::new(shape.records));
+    drive(clients, timing, 1, move |worker, seq| {
+        let coll = coll.clone();
+        let draw = random(worker, seq, MIX_SALT);
+        let insert = (draw % 100 < 5).then(|| shape.document(next.fetch_add(1, Ordering::Relaxed)));
+        let start = shape.random_id(worker, seq) as i64;
+        let length = (draw / 100 % 100 + 1) as i64;
+        async move {
+            if let Some(document) = insert {
+                return coll.insert_one(document).await.map(drop).map_err(|e| e.to_string());
+            }
+            let mut cursor = coll
+                .find(doc! { "k": { "$gte": start } })
+                .sort(doc! { "k": 1 })
+                .limit(length)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut seen = 0;
+            while cursor.advance().await.map_err(|e| e.to_string())? {
+                seen += 1;
+            }
+            if seen == 0 && (start as u64) < shape.records {
+                Err(format!("scan from k {start} found nothing"))
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await
+}
+
 /// The `count` command without a filter.
 async fn count(coll: &Collection<Document>, shape: Shape, clients: usize, timing: Timing) -> BenchResult<Measured> {
     let coll = coll.clone();
@@ -1233,7 +1336,25 @@ impl Report<'_> {
         println!();
         println!("ratio = Monarch's rate / its floor's rate in the same unit (1.0 = as fast as the floor);");
         println!("vs net = Monarch's operations/s / the echo server's pings/s (the round-trip ceiling).");
+        if let Some(speedup) = self.index_speedup() {
+            println!(
+                "eq-index / eq-scan = {speedup:.0}x: what the index k_1 buys an equality on {} records.",
+                self.config.shape.records
+            );
+        }
         self.print_server_notes();
+    }
+
+    /// `eq-index` operations/s over `eq-scan` operations/s, when both ran.
+    fn index_speedup(&self) -> Option<f64> {
+        let rate = |workload: Workload| {
+            self.results
+                .iter()
+                .find(|o| o.workload == workload)
+                .and_then(|o| o.measured.as_ref())
+                .map(|m| m.ops_per_sec)
+        };
+        Some(rate(Workload::EqIndex)? / rate(Workload::EqScan)?.max(f64::MIN_POSITIVE))
     }
 
     fn print_server_notes(&self) {
@@ -1278,6 +1399,7 @@ impl Report<'_> {
             },
             "floors": floors,
             "workloads": workloads,
+            "index_speedup": self.index_speedup().map(round),
             "monarchd": self.server,
         })
     }
@@ -1290,7 +1412,7 @@ impl Report<'_> {
     fn workload_json(&self, outcome: &Outcome) -> Value {
         let name = outcome.workload.name();
         let Some(measured) = &outcome.measured else {
-            return json!({ "name": name, "skipped": "not available until secondary indexes exist" });
+            return json!({ "name": name, "skipped": "monarchd exited before it" });
         };
         let mut value = measured.to_json(workload_unit(outcome.workload));
         value["name"] = json!(name);
@@ -1317,7 +1439,7 @@ fn floor_unit(floor: Floor) -> &'static str {
 fn workload_unit(workload: Workload) -> &'static str {
     match workload {
         Workload::Insert | Workload::InsertMany => "docs/s",
-        Workload::Scan | Workload::Count => "records/s",
+        Workload::Scan | Workload::Count | Workload::EqScan => "records/s",
         _ => "ops/s",
     }
 }

@@ -245,11 +245,23 @@ pub struct Parameters {
     pub cursor_timeout_millis: u64,
     /// Seconds between passes of the TTL monitor (`ttlMonitorSleepSecs`, default 60).
     pub ttl_monitor_sleep_secs: u64,
+    /// Bytes an in-memory sort may hold without `allowDiskUse`
+    /// (`internalQueryMaxBlockingSortMemoryUsageBytes`, default 100 MiB).
+    pub max_blocking_sort_bytes: u64,
+    /// Whether sorts over that limit may go on when the command does not say `allowDiskUse`
+    /// (`allowDiskUseByDefault`, default true as in mongod 6.0+).
+    pub allow_disk_use_by_default: bool,
 }
 
 impl Default for Parameters {
     fn default() -> Self {
-        Self { enable_test_commands: false, cursor_timeout_millis: 600_000, ttl_monitor_sleep_secs: 60 }
+        Self {
+            enable_test_commands: false,
+            cursor_timeout_millis: 600_000,
+            ttl_monitor_sleep_secs: 60,
+            max_blocking_sort_bytes: 100 * 1024 * 1024,
+            allow_disk_use_by_default: true,
+        }
     }
 }
 
@@ -441,6 +453,8 @@ impl Config {
                 "enableTestCommands": if self.parameters.enable_test_commands { "1" } else { "0" },
                 "cursorTimeoutMillis": self.parameters.cursor_timeout_millis.to_string(),
                 "ttlMonitorSleepSecs": self.parameters.ttl_monitor_sleep_secs.to_string(),
+                "internalQueryMaxBlockingSortMemoryUsageBytes": self.parameters.max_blocking_sort_bytes.to_string(),
+                "allowDiskUseByDefault": if self.parameters.allow_disk_use_by_default { "1" } else { "0" },
             },
         }
     }
@@ -511,6 +525,26 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
                     ConfigError::invalid(
                         "setParameter.cursorTimeoutMillis",
                         format!("'{value}' is not a positive number of milliseconds"),
+                    )
+                })?;
+            }
+            "allowDiskUseByDefault" => {
+                parameters.allow_disk_use_by_default = match value.as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            "setParameter.allowDiskUseByDefault",
+                            format!("'{value}' is not a boolean (1, 0, true or false)"),
+                        ));
+                    }
+                }
+            }
+            "internalQueryMaxBlockingSortMemoryUsageBytes" => {
+                parameters.max_blocking_sort_bytes = value.parse().ok().filter(|&b| b > 0).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "setParameter.internalQueryMaxBlockingSortMemoryUsageBytes",
+                        format!("'{value}' is not a positive number of bytes"),
                     )
                 })?;
             }

@@ -322,6 +322,10 @@ error_codes! {
     Location51091 = 51091,
     /// A regular expression option that is not one of `imsxu`.
     Location51108 = 51108,
+    /// `min`/`max` without a `hint`.
+    Location51173 = 51173,
+    /// `min`/`max` that do not match the hinted index's key pattern.
+    Location51174 = 51174,
     /// A positional projection found no matching array element.
     Location51246 = 51246,
     /// A positional projection's matched element is not in the projected array.

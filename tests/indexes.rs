@@ -325,8 +325,13 @@ async fn indexes_explain_hint_hidden_sort_and_covered() {
     assert_eq!(winning_stages(&update), ["UPDATE", "FETCH", "IXSCAN"]);
     let count = explain(&db, doc! { "count": "plan", "query": { "a": 3 } }).await;
     assert_eq!(stats(&count).2, 10);
-    // In-memory sorts are limited without allowDiskUse (checked on a small limit elsewhere);
-    // a plain sort works.
+    // Aggregations hand their leading $match and $sort to the planner.
+    assert_eq!(coll.count_documents(doc! { "a": 7 }).await.expect("countDocuments"), 11);
+    let pipeline =
+        [doc! { "$match": { "a": { "$gte": 98 } } }, doc! { "$sort": { "a": -1, "b": 1 } }, doc! { "$limit": 2 }];
+    let top: Vec<Document> = coll.aggregate(pipeline).await.expect("aggregate").try_collect().await.expect("docs");
+    assert_eq!(top.iter().map(|d| d.get_i32("b").ok()).collect::<Vec<_>>(), [Some(99), Some(199)]);
+    // A plain in-memory sort works (its limit is tested with a small limit elsewhere).
     let sorted: Vec<Document> =
         coll.find(doc! {}).sort(doc! { "b": -1 }).limit(1).await.expect("find").try_collect().await.expect("docs");
     assert_eq!(sorted[0].get_i32("b").ok(), Some(999));
@@ -442,4 +447,102 @@ async fn indexes_aggregate_honours_hint_and_plans_a_leading_match() {
     .expect("let");
     let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
     assert_eq!(batch.len(), 1);
+}
+
+#[tokio::test]
+async fn indexes_validate_reports_keys_per_index() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("val");
+    coll.insert_many((0..50).map(|i| doc! { "_id": i, "a": [i, i + 1], "b": i % 5 })).await.expect("seed");
+    coll.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).await.expect("a_1");
+    coll.create_index(IndexModel::builder().keys(doc! { "b": -1 }).build()).await.expect("b_-1");
+    coll.delete_many(doc! { "b": 0 }).await.expect("delete");
+    coll.update_many(doc! { "b": 1 }, doc! { "$push": { "a": 1000 } }).await.expect("update");
+    let report = run(&db, doc! { "validate": "val", "full": true }).await.expect("validate");
+    assert_eq!(report.get_bool("valid").ok(), Some(true), "{report}");
+    assert_eq!(report.get_i64("nrecords").ok(), Some(40));
+    let keys = report.get_document("keysPerIndex").expect("keysPerIndex");
+    assert_eq!(keys.get_i64("_id_").ok(), Some(40));
+    assert_eq!(keys.get_i64("a_1").ok(), Some(90), "two keys per document, three for the ten updated");
+    assert_eq!(keys.get_i64("b_-1").ok(), Some(40));
+    assert_eq!(report.get_array("errors").map(Vec::len).ok(), Some(0));
+    let err = run(&db, doc! { "validate": "missing" }).await.expect_err("missing collection");
+    assert_eq!(code(&err), Some(26));
+}
+
+#[tokio::test]
+async fn indexes_in_memory_sort_is_limited_when_allow_disk_use_is_false() {
+    let server = TestServer::start(&["--setParameter", "internalQueryMaxBlockingSortMemoryUsageBytes=4096"]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("sorts");
+    coll.insert_many((0..200).map(|i| doc! { "_id": i, "n": 200 - i, "pad": "x".repeat(50) })).await.expect("seed");
+    let err = coll.find(doc! {}).sort(doc! { "n": 1 }).allow_disk_use(false).await.expect_err("over the limit");
+    assert_eq!(code(&err), Some(292), "{err}");
+    // mongod 6.0+ allows disk use by default (allowDiskUseByDefault).
+    let sorted: Vec<Document> =
+        coll.find(doc! {}).sort(doc! { "n": 1 }).await.expect("find").try_collect().await.expect("docs");
+    assert_eq!(sorted.first().and_then(|d| d.get_i32("n").ok()), Some(1));
+    // An index delivers the order without an in-memory sort.
+    coll.create_index(IndexModel::builder().keys(doc! { "n": 1 }).build()).await.expect("n_1");
+    let sorted: Vec<Document> =
+        coll.find(doc! {}).sort(doc! { "n": 1 }).await.expect("find").try_collect().await.expect("docs");
+    assert_eq!(sorted.len(), 200);
+}
+
+#[tokio::test]
+async fn indexes_min_max_need_a_hint_and_bound_the_scan() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("minmax");
+    coll.insert_many((0..20).map(|i| doc! { "_id": i, "a": i % 10, "b": i })).await.expect("seed");
+    coll.create_index(IndexModel::builder().keys(doc! { "a": 1, "b": 1 }).build()).await.expect("a_1_b_1");
+    let found =
+        run(&db, doc! { "find": "minmax", "hint": "a_1_b_1", "min": { "a": 3, "b": 13 }, "max": { "a": 5, "b": 0 } })
+            .await
+            .expect("min/max");
+    let ids: Vec<i32> = found
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .expect("batch")
+        .iter()
+        .filter_map(|d| d.as_document().and_then(|d| d.get_i32("_id").ok()))
+        .collect();
+    assert_eq!(ids, [13, 4, 14], "from (3, 13) inclusive to (5, 0) exclusive, in index order");
+    let err = run(&db, doc! { "find": "minmax", "min": { "a": 3, "b": 0 } }).await.expect_err("no hint");
+    assert_eq!(code(&err), Some(51173));
+    let err = run(&db, doc! { "find": "minmax", "hint": "a_1_b_1", "min": { "b": 3 } }).await.expect_err("mismatch");
+    assert_eq!(code(&err), Some(51174));
+}
+
+#[tokio::test]
+async fn indexes_return_key_shows_the_index_key() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("keys");
+    coll.insert_many((0..5).map(|i| doc! { "_id": i, "a": i * 10, "b": "x" })).await.expect("seed");
+    coll.create_index(IndexModel::builder().keys(doc! { "a": -1 }).build()).await.expect("a_-1");
+    let batch = |reply: Document| -> Vec<Document> {
+        reply
+            .get_document("cursor")
+            .and_then(|c| c.get_array("firstBatch"))
+            .expect("batch")
+            .iter()
+            .filter_map(|d| d.as_document().cloned())
+            .collect()
+    };
+    let keys = batch(
+        run(&db, doc! { "find": "keys", "filter": { "a": { "$gte": 30 } }, "returnKey": true, "showRecordId": true })
+            .await
+            .expect("returnKey"),
+    );
+    assert_eq!(keys, [doc! { "a": 40 }, doc! { "a": 30 }]);
+    let ids = batch(run(&db, doc! { "find": "keys", "sort": { "_id": 1 }, "returnKey": true }).await.expect("by _id"));
+    assert_eq!(ids.first(), Some(&doc! { "_id": 0 }));
+    let none = batch(run(&db, doc! { "find": "keys", "filter": { "b": "x" }, "returnKey": true }).await.expect("scan"));
+    assert_eq!(none, vec![Document::new(); 5], "no index, empty keys");
 }

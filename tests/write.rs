@@ -375,3 +375,62 @@ async fn write_update_inc_and_mul_decimal() {
     let exact = coll.find_one(doc! { "$expr": { "$eq": [{ "$add": [dec("0.1"), dec("0.2")] }, dec("0.3")] } }).await;
     assert!(exact.expect("find").is_some());
 }
+
+#[tokio::test]
+async fn write_update_positional_from_elem_match_and_or() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<Document>("grades");
+    coll.insert_one(doc! { "_id": 5, "grades": [
+        { "grade": 80, "mean": 75 }, { "grade": 85, "mean": 90 }, { "grade": 90, "mean": 85 },
+    ] })
+    .await
+    .expect("insert");
+    // The element that meets both conditions at once.
+    let filter = doc! { "_id": 5, "grades": { "$elemMatch": { "grade": { "$lte": 90 }, "mean": { "$gt": 80 } } } };
+    coll.update_one(filter, doc! { "$set": { "grades.$.std": 6 } }).await.expect("elemMatch");
+    // An $or of equalities on one path is an $in to mongod: its first matching element.
+    coll.update_one(
+        doc! { "$or": [ { "grades.grade": 90 }, { "grades.grade": 80 } ] },
+        doc! { "$set": { "grades.$.first": true } },
+    )
+    .await
+    .expect("$or as $in");
+    let found = coll.find_one(doc! { "_id": 5 }).await.expect("find").expect("document");
+    assert_eq!(
+        found,
+        doc! { "_id": 5, "grades": [
+            { "grade": 80, "mean": 75, "first": true }, { "grade": 85, "mean": 90, "std": 6 }, { "grade": 90, "mean": 85 },
+        ] }
+    );
+    // An $or over different paths leaves `$` without an element.
+    let err = coll
+        .update_one(doc! { "$or": [ { "grades.grade": 90 }, { "_id": 0 } ] }, doc! { "$set": { "grades.$.x": 1 } })
+        .await
+        .expect_err("no element for $");
+    assert_eq!(command_code(&err), Some(2));
+    // mongod's manual, "update with multiple array matches": the canonical query sorts the
+    // conditions by operator and path, and the last one to reach an array (grades) decides.
+    let deans = client.database("app").collection::<Document>("deans");
+    deans
+        .insert_one(doc! { "_id": 8, "activity_ids": [1, 2], "grades": [90, 95], "deans_list": [2021, 2020] })
+        .await
+        .expect("insert");
+    deans
+        .update_one(
+            doc! { "activity_ids": 1, "grades": 95, "deans_list": 2021 },
+            doc! { "$set": { "deans_list.$": 2022 } },
+        )
+        .await
+        .expect("update");
+    let updated = deans.find_one(doc! { "_id": 8 }).await.expect("find").expect("document");
+    assert_eq!(updated.get_array("deans_list").ok(), Some(&vec![Bson::Int32(2021), Bson::Int32(2022)]));
+    // A find projection takes the same element.
+    let projected = coll
+        .find_one(doc! { "grades": { "$elemMatch": { "mean": { "$gt": 80 }, "grade": { "$gt": 85 } } } })
+        .projection(doc! { "grades.$": 1 })
+        .await
+        .expect("find")
+        .expect("document");
+    assert_eq!(projected, doc! { "_id": 5, "grades": [ { "grade": 90, "mean": 85 } ] });
+}

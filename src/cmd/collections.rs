@@ -253,6 +253,43 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     Ok(index_reply)
 }
 
+/// `validate`: checks a collection's documents and indexes, in mongod's reply shape.
+pub fn validate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let ns = req.namespace()?;
+    for flag in ["full", "background", "checkBSONConformance", "metadata", "repair", "enforceFastCount"] {
+        req.bool_arg(flag)?;
+    }
+    if req.bool_arg("repair")?.unwrap_or(false) {
+        return Err(Error::new(ErrorCode::NotImplemented, "validate with repair is not implemented yet"));
+    }
+    let storage = &ctx.server.storage;
+    let collection = storage.collection(&ns).ok_or_else(|| {
+        Error::new(ErrorCode::NamespaceNotFound, format!("Collection '{ns}' does not exist to validate."))
+    })?;
+    let report = storage.validate_collection(&collection)?;
+    let to_long = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let entries = |list: &[(String, String)]| -> Vec<Bson> {
+        list.iter().map(|(index, key)| Bson::Document(doc! { "indexName": index, "key": key })).collect()
+    };
+    Ok(doc! {
+        "ns": ns.full(),
+        "uuid": Binary::from_uuid(collection.uuid),
+        "nInvalidDocuments": to_long(report.invalid_documents),
+        "nNonCompliantDocuments": 0_i64,
+        "nrecords": to_long(report.records),
+        "nIndexes": i32::try_from(report.keys_per_index.len()).unwrap_or(i32::MAX),
+        "keysPerIndex": report.keys_per_index.iter().map(|(name, n)| (name.clone(), Bson::Int64(to_long(*n)))).collect::<Document>(),
+        "indexDetails": report.index_valid.iter().map(|(name, valid)| (name.clone(), Bson::Document(doc! { "valid": *valid }))).collect::<Document>(),
+        "valid": report.is_valid(),
+        "repaired": false,
+        "warnings": report.warnings.clone(),
+        "errors": report.errors.clone(),
+        "extraIndexEntries": entries(&report.extra_entries),
+        "missingIndexEntries": entries(&report.missing_entries),
+        "corruptRecords": Vec::<Bson>::new(),
+    })
+}
+
 /// `dbStats`.
 pub fn db_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     validate_db_name(req.db())?;

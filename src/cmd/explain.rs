@@ -10,7 +10,7 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, doc};
 
 use super::diagnostics::COMPATIBLE_VERSION;
 use super::planner::{Access, ExecStats, Plan};
-use super::read::{QueryPlan, SORT_MEMORY_LIMIT, count_plan, distinct_plan, find_plan};
+use super::read::{QueryPlan, count_plan, distinct_plan, find_plan};
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::storage::ID_INDEX_ID;
@@ -83,6 +83,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         skip,
         limit,
     };
+    let memory_limit = ctx.server.config.parameters.max_blocking_sort_bytes;
     let counts = (verbosity != Verbosity::QueryPlanner).then(|| Counts {
         keys: stats.keys_examined.load(Ordering::Relaxed),
         docs: stats.docs_examined.load(Ordering::Relaxed),
@@ -90,7 +91,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         returned,
     });
     let mut winning = match &chosen {
-        Some(plan) => plan_stages(plan, &parsed_query, &shape, counts.as_ref()),
+        Some(plan) => plan_stages(plan, &parsed_query, &shape, counts.as_ref(), memory_limit),
         None => doc! { "stage": "EOF" },
     };
     if let Some(stage) = write_stage {
@@ -136,7 +137,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     );
     reply.insert(
         "serverParameters",
-        doc! { "internalQueryMaxBlockingSortMemoryUsageBytes": i32::try_from(SORT_MEMORY_LIMIT).unwrap_or(i32::MAX) },
+        doc! { "internalQueryMaxBlockingSortMemoryUsageBytes": i64::try_from(memory_limit).unwrap_or(i64::MAX) },
     );
     Ok(reply)
 }
@@ -183,7 +184,13 @@ fn to_long(n: u64) -> i64 {
 
 /// The stage tree of `plan`, innermost (the access path) first, then SORT, SKIP, LIMIT and
 /// the projection, as mongod's classic engine builds it.
-fn plan_stages(plan: &Plan, filter: &Document, shape: &StageShape<'_>, counts: Option<&Counts>) -> Document {
+fn plan_stages(
+    plan: &Plan,
+    filter: &Document,
+    shape: &StageShape<'_>,
+    counts: Option<&Counts>,
+    memory_limit: u64,
+) -> Document {
     let with_stats = |mut stage: Document, returned: u64, keys: Option<u64>, docs: Option<u64>| {
         if let Some(_counts) = counts {
             stage.insert("nReturned", to_long(returned));
@@ -207,7 +214,7 @@ fn plan_stages(plan: &Plan, filter: &Document, shape: &StageShape<'_>, counts: O
             with_stats(stage, matched, None, Some(docs))
         }
         Access::IdPoint(_) => with_stats(doc! { "stage": "IDHACK" }, matched, Some(keys), Some(docs)),
-        Access::IndexScan { index, bounds, reverse } => {
+        Access::IndexScan { index, bounds, reverse, .. } => {
             let pattern = index.pattern.spec().clone();
             let multikey_paths: Document =
                 pattern.keys().map(|k| (k.clone(), Bson::Array(Vec::new()))).collect::<Document>();
@@ -245,7 +252,7 @@ fn plan_stages(plan: &Plan, filter: &Document, shape: &StageShape<'_>, counts: O
         let mut sort_stage = doc! {
             "stage": "SORT",
             "sortPattern": Document::try_from(sort).unwrap_or_default(),
-            "memLimit": to_long(SORT_MEMORY_LIMIT as u64),
+            "memLimit": to_long(memory_limit),
             "type": "simple",
         };
         if let Some(limit) = shape.limit {

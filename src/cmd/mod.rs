@@ -93,6 +93,8 @@ pub enum DataAction {
     DropIndex,
     /// `listIndexes`.
     ListIndexes,
+    /// `validate`.
+    Validate,
     /// `killCursors`.
     KillCursors,
 }
@@ -346,6 +348,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     CommandSpec::new("startSession", sessions::start_session, Anonymous, "start a logical session"),
     CommandSpec::new("update", write::update, Data(DataAction::Update), "update documents").blocking(),
+    CommandSpec::new(
+        "validate",
+        collections::validate,
+        Data(DataAction::Validate),
+        "Validate contents of a namespace by scanning its data structures for correctness.",
+    )
+    .blocking(),
     CommandSpec::new("whatsmyuri", diagnostics::whats_my_uri, Anonymous, "{whatsmyuri:1}"),
 ];
 

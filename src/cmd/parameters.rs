@@ -17,6 +17,12 @@ struct Parameter {
 /// Every parameter this server has, alphabetically.
 const PARAMETERS: &[Parameter] = &[
     Parameter {
+        name: "allowDiskUseByDefault",
+        settable_at_startup: true,
+        settable_at_runtime: false,
+        value: |s| Bson::Boolean(s.config.parameters.allow_disk_use_by_default),
+    },
+    Parameter {
         name: "cursorTimeoutMillis",
         settable_at_startup: true,
         settable_at_runtime: false,
@@ -27,6 +33,12 @@ const PARAMETERS: &[Parameter] = &[
         settable_at_startup: true,
         settable_at_runtime: false,
         value: |s| Bson::Boolean(s.config.parameters.enable_test_commands),
+    },
+    Parameter {
+        name: "internalQueryMaxBlockingSortMemoryUsageBytes",
+        settable_at_startup: true,
+        settable_at_runtime: false,
+        value: |s| Bson::Int64(i64::try_from(s.config.parameters.max_blocking_sort_bytes).unwrap_or(i64::MAX)),
     },
     Parameter {
         name: "ttlMonitorSleepSecs",

@@ -24,7 +24,7 @@ use crate::query::bounds::IndexBounds;
 use crate::query::index_key::KeyOrder;
 use crate::query::{Collation, Filter, SortSpec};
 use crate::storage::index::key_ranges;
-use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, ReadView};
+use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, KeyRange, ReadView};
 
 /// Keys a trial counts per candidate before it stops.
 pub const TRIAL_KEYS: usize = 1000;
@@ -49,6 +49,8 @@ pub enum Access {
         bounds: IndexBounds,
         /// Walk the keys backwards (for a reversed sort).
         reverse: bool,
+        /// `min`/`max`: one key range that replaces the bounds.
+        limits: Option<KeyRange>,
     },
 }
 
@@ -88,6 +90,10 @@ pub struct QueryShape<'a> {
     pub projection: Option<&'a RawDocument>,
     /// `hint`, if any.
     pub hint: Option<RawBsonRef<'a>>,
+    /// `min` (inclusive) and `max` (exclusive) key values, which need a `hint`.
+    pub min: Option<&'a RawDocument>,
+    /// See `min`.
+    pub max: Option<&'a RawDocument>,
     /// The query's non-simple collation. Index keys compare strings by their bytes, so a
     /// collated query reads no index (mongod would use only indexes with its collation).
     pub collation: Option<&'a Collation>,
@@ -122,18 +128,18 @@ pub struct PlanCache {
 
 #[derive(Debug, Clone)]
 struct CachedPlan {
-    /// Identity of the index set the choice was made with.
-    index_set: usize,
+    /// Signature of the index set the choice was made with.
+    index_set: u64,
     index: Option<String>,
 }
 
 impl PlanCache {
-    fn get(&self, key: &str, index_set: usize) -> Option<Option<String>> {
+    fn get(&self, key: &str, index_set: u64) -> Option<Option<String>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.get(key).filter(|c| c.index_set == index_set).map(|c| c.index.clone())
     }
 
-    fn put(&self, key: String, index_set: usize, index: Option<String>) {
+    fn put(&self, key: String, index_set: u64, index: Option<String>) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= PLAN_CACHE_ENTRIES {
             entries.clear();
@@ -167,6 +173,12 @@ pub fn choose(
     if let Some(hint) = shape.hint {
         return hinted(indexes, shape, hint);
     }
+    if shape.min.is_some() || shape.max.is_some() {
+        return Err(Error::new(
+            ErrorCode::Location51173,
+            "When using min()/max() a hint of which index to use must be provided",
+        ));
+    }
     let natural = shape.sort.and_then(SortSpec::natural);
     if natural.is_none()
         && let Some(id) = point_id(shape.filter, shape.collation)
@@ -189,24 +201,35 @@ pub fn choose(
     }
     let candidates: Vec<Plan> = indexes.iter().filter_map(|index| candidate(index, shape)).collect();
     let count = candidates.len();
-    let index_set = Arc::as_ptr(indexes).cast::<()>() as usize;
+    let index_set = index_set_signature(indexes);
     let cache_key = format!("{}|{}", collection.ns, shape_key(shape));
     let mut chosen = match candidates.len() {
         0 => return Ok(collscan),
         1 => candidates.into_iter().next(),
-        _ => match cache.get(&cache_key, index_set) {
-            Some(Some(name)) => candidates.into_iter().find(|c| index_name(c) == Some(name.as_str())),
-            _ => {
-                let best = trial(candidates, collection, view)?;
-                cache.put(cache_key, index_set, best.as_ref().and_then(index_name).map(str::to_owned));
-                best
+        _ => {
+            let cached = cache.get(&cache_key, index_set).flatten();
+            match cached.and_then(|name| candidates.iter().position(|c| index_name(c) == Some(name.as_str()))) {
+                Some(position) => candidates.into_iter().nth(position),
+                None => {
+                    let best = trial(candidates, collection, view)?;
+                    cache.put(cache_key, index_set, best.as_ref().and_then(index_name).map(str::to_owned));
+                    best
+                }
             }
-        },
+        }
     };
     if let Some(plan) = chosen.as_mut() {
         plan.candidates = count;
     }
     Ok(chosen.unwrap_or(collscan))
+}
+
+/// Identifies an index set for the plan cache: its index ids and hidden flags (ids are never
+/// reused, so a dropped and recreated index has another id).
+fn index_set_signature(indexes: &IndexSet) -> u64 {
+    indexes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, index| {
+        (hash ^ (index.id << 1 | u64::from(index.hidden))).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn index_name(plan: &Plan) -> Option<&str> {
@@ -248,12 +271,39 @@ fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> R
         Some(_) => (shape.sort.is_none_or(SortSpec::is_empty), false),
         None => sort_order(index, &bounds, shape.sort),
     };
+    let limits = match (shape.min, shape.max) {
+        (None, None) => None,
+        (min, max) => Some(min_max_range(index, min, max)?),
+    };
     Ok(Plan {
         covered: is_covered(index, &bounds, shape),
-        access: Access::IndexScan { index: index.clone(), bounds, reverse },
+        access: Access::IndexScan { index: index.clone(), bounds, reverse, limits },
         sort_provided,
         candidates: 1,
     })
+}
+
+/// The key range of `min` (inclusive) to `max` (exclusive) on `index`: both must name the
+/// index's fields in order, as mongod requires.
+fn min_max_range(index: &Index, min: Option<&RawDocument>, max: Option<&RawDocument>) -> Result<KeyRange> {
+    let fields = index.pattern.fields();
+    let tuple = |doc: &RawDocument| -> Result<Vec<u8>> {
+        let names: Vec<&str> = crate::query::path::fields(doc).map(|(k, _)| k).collect();
+        if names.len() != fields.len() || names.iter().zip(fields).any(|(n, (f, _))| *n != f.dotted()) {
+            return Err(Error::new(ErrorCode::Location51174, "The index chosen is not consistent with min/max"));
+        }
+        let values: Vec<RawBsonRef<'_>> = crate::query::path::fields(doc).map(|(_, v)| v).collect();
+        let mut key = if index.id == ID_INDEX_ID { Vec::new() } else { index.prefix().to_vec() };
+        index.encode_tuple(&values, &mut key);
+        Ok(key)
+    };
+    let prefix = if index.id == ID_INDEX_ID { Vec::new() } else { index.prefix().to_vec() };
+    let start = min.map(tuple).transpose()?.unwrap_or_else(|| prefix.clone());
+    let end = match max.map(tuple).transpose()? {
+        Some(end) => std::ops::Bound::Excluded(end),
+        None => crate::storage::index::prefix_range(prefix).1,
+    };
+    Ok((start, end))
 }
 
 /// `index` as a candidate for `shape`, or `None` when it cannot help (or cannot be used).
@@ -277,7 +327,7 @@ fn candidate(index: &Arc<Index>, shape: &QueryShape<'_>) -> Option<Plan> {
     }
     Some(Plan {
         covered: is_covered(index, &bounds, shape),
-        access: Access::IndexScan { index: index.clone(), bounds, reverse },
+        access: Access::IndexScan { index: index.clone(), bounds, reverse, limits: None },
         sort_provided,
         candidates: 1,
     })
@@ -533,8 +583,20 @@ pub fn execute(
             }
             Box::new(found.into_iter().filter_map(move |doc| keep(&filter, Ok(doc))))
         }
-        Access::IndexScan { index, bounds, reverse } => {
-            let mut ranges = key_ranges(&scan_prefix(collection, index), &index.pattern, bounds);
+        Access::IndexScan { index, bounds, reverse, limits } => {
+            let mut ranges = match limits {
+                // The `_id` index's keys sit under the collection prefix.
+                Some((start, end)) if index.id == ID_INDEX_ID => {
+                    let under = |key: &[u8]| [collection.prefix().as_slice(), key].concat();
+                    let end = match end {
+                        std::ops::Bound::Excluded(end) => std::ops::Bound::Excluded(under(end)),
+                        _ => crate::storage::index::prefix_range(collection.prefix().to_vec()).1,
+                    };
+                    vec![(under(start), end)]
+                }
+                Some(range) => vec![range.clone()],
+                None => key_ranges(&scan_prefix(collection, index), &index.pattern, bounds),
+            };
             if *reverse {
                 ranges.reverse();
             }
@@ -591,9 +653,9 @@ pub fn index_key(plan: &Plan, doc: &RawDocument) -> Result<RawDocumentBuf> {
         Access::CollScan { .. } => return Ok(RawDocumentBuf::new()),
         Access::IdPoint(_) => None,
         Access::IndexScan { index, .. } if index.id == ID_INDEX_ID => None,
-        Access::IndexScan { index, bounds, reverse } => Some((index, bounds, *reverse)),
+        Access::IndexScan { index, bounds, reverse, limits } => Some((index, bounds, *reverse, limits)),
     };
-    let Some((index, bounds, reverse)) = index else {
+    let Some((index, bounds, reverse, limits)) = index else {
         let mut key = RawDocumentBuf::new();
         if let Some(id) = doc.get("_id").ok().flatten() {
             key.append(bson::raw::cstr!("_id"), id);
@@ -606,7 +668,10 @@ pub fn index_key(plan: &Plan, doc: &RawDocument) -> Result<RawDocumentBuf> {
     if reverse {
         entries.reverse();
     }
-    let ranges = key_ranges(&index.prefix(), &index.pattern, bounds);
+    let ranges = match limits {
+        Some(range) => vec![range.clone()],
+        None => key_ranges(&index.prefix(), &index.pattern, bounds),
+    };
     let within = |key: &Vec<u8>| {
         ranges.iter().any(|(start, end)| {
             key >= start

@@ -28,16 +28,17 @@ pub(super) struct QueryPlan {
     pub(super) hint: Option<bson::RawBson>,
     pub(super) skip: usize,
     pub(super) limit: Option<usize>,
-    /// `allowDiskUse`: lifts the in-memory sort limit.
+    /// `allowDiskUse` (or `allowDiskUseByDefault`): lifts the in-memory sort limit. The sort
+    /// still runs in memory: Monarch does not spill to disk yet.
     pub(super) allow_disk_use: bool,
     /// The collation the filter and sort use (`None`: simple).
     pub(super) collation: Option<Arc<Collation>>,
-    /// `returnKey`: each result is the index key the plan read it through (projection ignored).
+    /// `min` and `max` key values of a hinted index scan.
+    pub(super) min_max: (Option<RawDocumentBuf>, Option<RawDocumentBuf>),
+    /// `returnKey`: return the index key of each document (`{}` without an index) instead of
+    /// the document.
     pub(super) return_key: bool,
 }
-
-/// mongod's limit on the bytes an in-memory sort may hold without `allowDiskUse`.
-pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
 
 impl QueryPlan {
     /// A plan that only filters, by `filter_doc` (or everything when `None`) under `collation`.
@@ -54,6 +55,7 @@ impl QueryPlan {
             limit: None,
             allow_disk_use: false,
             collation,
+            min_max: (None, None),
             return_key: false,
         })
     }
@@ -89,6 +91,7 @@ impl QueryPlan {
             limit,
             allow_disk_use,
             collation,
+            min_max: (min, max),
             return_key,
         } = self;
         let shape = QueryShape {
@@ -97,6 +100,8 @@ impl QueryPlan {
             projection: projection_doc.as_deref(),
             hint: hint.as_ref().map(bson::RawBson::as_raw_bson_ref),
             collation: collation.as_deref(),
+            min: min.as_deref(),
+            max: max.as_deref(),
         };
         let plan = planner::choose(&shared.plans, &collection, &indexes, &shape, &view)?;
         let counted = stats.clone();
@@ -107,15 +112,17 @@ impl QueryPlan {
             Some(sort) if !plan.sort_provided => {
                 let mut all = Vec::new();
                 let mut bytes = 0usize;
+                let memory_limit =
+                    usize::try_from(shared.config.parameters.max_blocking_sort_bytes).unwrap_or(usize::MAX);
                 for doc in matched {
                     let doc = doc?;
                     bytes += doc.as_bytes().len();
-                    if bytes > SORT_MEMORY_LIMIT && !allow_disk_use {
+                    if bytes > memory_limit && !allow_disk_use {
                         return Err(Error::new(
                             ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
                             format!(
                                 "Executor error during find command :: caused by :: Sort exceeded memory limit of \
-                                 {SORT_MEMORY_LIMIT} bytes, but did not opt in to external sorting."
+                                 {memory_limit} bytes, but did not opt in to external sorting."
                             ),
                         ));
                     }
@@ -128,11 +135,12 @@ impl QueryPlan {
             _ => matched,
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
+        if return_key {
+            let chosen = plan.clone();
+            let keys = windowed.map(move |doc| doc.and_then(|d| planner::index_key(&chosen, &d)));
+            return Ok((Some(plan), Box::new(keys)));
+        }
         let stream: DocumentStream = match projection {
-            _ if return_key => {
-                let plan = plan.clone();
-                Box::new(windowed.map(move |doc| doc.and_then(|d| planner::index_key(&plan, &d))))
-            }
             Some(projection) => Box::new(windowed.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?)))),
             None => Box::new(windowed),
         };
@@ -226,6 +234,9 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
     filter = filter.with_variables(&vars);
     let filter = filter.with_collation(collation.as_ref());
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
+    // `showRecordId` is accepted and checked; records have no numeric id to show (they are
+    // keyed by `_id`).
+    req.bool_arg("showRecordId")?;
     Ok(QueryPlan {
         projection: projection
             .map(|p| Projection::parse_with_query(p, &filter))
@@ -238,8 +249,9 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
         hint: hint_arg(req)?,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
-        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(false),
+        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(shared.config.parameters.allow_disk_use_by_default),
         collation,
+        min_max: (req.doc_arg("min")?.map(ToOwned::to_owned), req.doc_arg("max")?.map(ToOwned::to_owned)),
         return_key: req.bool_arg("returnKey")?.unwrap_or(false),
     })
 }
@@ -409,7 +421,13 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
             (coll_stats_stage(ctx, &ns, first)?, rest)
         }
-        first => (leading_match_source(req, &ns, ctx.server, first, vars.as_ref(), &collation)?, stages.as_slice()),
+        _ => {
+            let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation.clone())?;
+            plan.allow_disk_use =
+                req.bool_arg("allowDiskUse")?.unwrap_or(ctx.server.config.parameters.allow_disk_use_by_default);
+            plan.hint = hint_arg(req)?;
+            (plan.stream(ctx.server, &ns)?, stages.get(consumed..).unwrap_or_default())
+        }
     };
     for &stage in rest {
         let RawBsonRef::Document(stage) = stage else {
@@ -420,29 +438,37 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
     cursor_reply(ctx.server, &ns, stream, batch_size, false, false, deadline)
 }
 
-/// The documents a pipeline starts from, read through the planner with the command's `hint`
-/// and, when the pipeline starts with `$match`, that filter (so its indexes serve it, as in
-/// mongod). The `$match` stage still runs on what this returns; a filter the planner cannot
-/// take on its own (one using `let` variables, or not a plain query) reads every document.
-fn leading_match_source(
-    req: &CommandRequest,
-    ns: &Namespace,
-    shared: &Shared,
-    first: Option<(&RawBsonRef<'_>, &[RawBsonRef<'_>])>,
+/// The query that a pipeline's leading `$match` and `$sort` stages describe, so the planner
+/// can serve them from an index; returns it and how many stages it took.
+fn pipeline_query(
+    stages: &[RawBsonRef<'_>],
     vars: Option<&Variables>,
-    collation: &Option<Arc<Collation>>,
-) -> Result<DocumentStream> {
-    let leading = match first {
-        Some((RawBsonRef::Document(stage), _)) if vars.is_none() && stage.iter().count() == 1 => {
-            match stage.get("$match").ok().flatten() {
-                Some(RawBsonRef::Document(filter)) if Filter::parse(filter).is_ok() => Some(filter),
-                _ => None,
-            }
+    collation: Option<Arc<Collation>>,
+) -> Result<(QueryPlan, usize)> {
+    let single = |stage: Option<&RawBsonRef<'_>>, name: &str| -> Option<RawDocumentBuf> {
+        let Some(RawBsonRef::Document(stage)) = stage else { return None };
+        let mut fields = stage.iter();
+        match (fields.next(), fields.next()) {
+            (Some(Ok((key, RawBsonRef::Document(spec)))), None) if key.as_str() == name => Some(spec.to_owned()),
+            _ => None,
         }
-        _ => None,
     };
-    let plan = QueryPlan { hint: hint_arg(req)?, ..QueryPlan::filtered(leading, collation.clone())? };
-    plan.stream(shared, ns)
+    let mut plan = QueryPlan::filtered(None, collation.clone())?;
+    let mut consumed = 0;
+    if let Some(filter_doc) = single(stages.first(), "$match") {
+        let mut filter = Filter::parse_match_stage(&filter_doc)?;
+        if let Some(vars) = vars {
+            filter = filter.with_variables(vars);
+        }
+        plan.filter = filter.with_collation(collation.as_ref());
+        plan.filter_doc = filter_doc;
+        consumed = 1;
+    }
+    if let Some(sort) = single(stages.get(consumed), "$sort") {
+        plan.sort = Some(SortSpec::parse(&sort)?.with_collation(collation.as_ref()));
+        consumed += 1;
+    }
+    Ok((plan, consumed))
 }
 
 /// Adds one pipeline stage; `vars` are the command's `let` variables, `collation` the

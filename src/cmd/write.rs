@@ -161,7 +161,7 @@ fn matching(
     collation: Option<&Collation>,
 ) -> Result<Vec<RawDocumentBuf>> {
     let view = writer.snapshot();
-    let shape = QueryShape { filter: query, sort: None, projection: None, hint, collation };
+    let shape = QueryShape { filter: query, sort: None, projection: None, hint, min: None, max: None, collation };
     let plan = planner::choose(plans, writer.collection(), writer.indexes(), &shape, &view)?;
     let stream = planner::execute(&plan, view, writer.collection(), filter.clone(), Arc::default())?;
     // A failing `$expr` fails the statement, as in mongod.

@@ -390,8 +390,8 @@ pub(crate) fn from_i64(i: i64) -> Decimal128 {
     encode(i < 0, u128::from(i.unsigned_abs()), 0)
 }
 
-/// A double as mongod's `Decimal128(double, kRoundTo34Digits)`: its exact binary value,
-/// rounded to 34 significant digits.
+/// A double as mongod's `Decimal128(double, kRoundTo34Digits)` (what `$add` converts a
+/// running double total with): its exact binary value, rounded to 34 significant digits.
 pub(crate) fn from_f64(d: f64) -> Decimal128 {
     if d.is_nan() {
         return nan();
@@ -424,6 +424,39 @@ pub(crate) fn from_f64(d: f64) -> Decimal128 {
         exp2
     };
     round(Finite { negative, digits, exponent }, false)
+}
+
+/// A double as mongod's `Decimal128(double)` with its default precision (`kRoundTo15Digits`,
+/// which `SafeNum` and `Value::coerceToDecimal` use): the 34-digit conversion quantized to
+/// exactly 15 significant digits, trailing zeros kept (0.1 becomes 0.100000000000000).
+pub(crate) fn from_f64_15(d: f64) -> Decimal128 {
+    let converted = from_f64(d);
+    if d == 0.0 || !d.is_finite() {
+        return converted;
+    }
+    let Decimal::Finite { negative, coefficient, exponent } = decode_decimal(converted) else { return converted };
+    let digits = digits_of(coefficient);
+    let len = i64::try_from(digits.len()).unwrap_or(0);
+    // The exponent that leaves 15 digits: 14 below the leading one.
+    let quantum = i64::from(exponent) + len - 15;
+    let exponent = i64::from(exponent);
+    if quantum <= exponent {
+        let padded = with_zeros(digits, usize::try_from(exponent - quantum).unwrap_or(0));
+        return encode(negative, to_u128(&padded), quantum);
+    }
+    let mut kept = digits;
+    let dropped = kept.split_off(kept.len().saturating_sub(usize::try_from(quantum - exponent).unwrap_or(0)));
+    let first = dropped.first().copied().unwrap_or(0);
+    let rest = !is_zero_digits(dropped.get(1..).unwrap_or_default());
+    let odd = kept.last().is_some_and(|d| d % 2 == 1);
+    let mut kept = if first > 5 || (first == 5 && (rest || odd)) { add_digits(&kept, &[1]) } else { kept };
+    let mut quantum = quantum;
+    if kept.len() > 15 {
+        // Rounded up to a power of ten: one digit less, as mongod's retry with a larger quantum.
+        kept.pop();
+        quantum += 1;
+    }
+    round(Finite { negative, digits: kept, exponent: quantum }, false)
 }
 
 /// The nearest double.
@@ -612,6 +645,15 @@ mod tests {
         assert_eq!(show(from_f64(-0.0)), "-0");
         assert_eq!(show(from_f64(1e20)), "100000000000000000000");
         assert_eq!(show(from_f64(f64::INFINITY)), "Infinity");
+        assert_eq!(show(from_f64_15(0.1)), "0.100000000000000");
+        assert_eq!(show(from_f64_15(2.5)), "2.50000000000000");
+        assert_eq!(show(from_f64_15(-3.0)), "-3.00000000000000");
+        assert_eq!(show(from_f64_15(1e20)), "1.00000000000000E+20");
+        assert_eq!(show(from_f64_15(0.9999999999999994)), "0.999999999999999");
+        assert_eq!(show(from_f64_15(0.99999999999999995)), "1.00000000000000");
+        assert_eq!(show(from_f64_15(123_456_789.123_456_79)), "123456789.123457");
+        assert_eq!(show(from_f64_15(0.0)), "0");
+        assert_eq!(show(from_f64_15(f64::NAN)), "NaN");
         assert_eq!(to_f64(d("0.1")), 0.1);
         assert_eq!(to_f64(d("-2.5E+3")), -2500.0);
         assert_eq!(to_f64(d("1E+400")), f64::INFINITY);

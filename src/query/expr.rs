@@ -7,7 +7,8 @@
 //! $size $concat $toLower $toUpper $type $getField $setField $slice $rand`. The other operators
 //! of mongod 7.0 (and `$meta`) answer 238 NotImplemented; a name mongod does not know answers
 //! its 168 InvalidPipelineOperator. Arithmetic promotes as mongod does: any decimal128 operand
-//! makes the result a decimal (computed exactly, rounded to 34 digits).
+//! makes the result a decimal (computed exactly, rounded to 34 digits; a double operand
+//! converts to 15 significant digits, as mongod's `coerceToDecimal`).
 //!
 //! A missing value (mongod's EOO) is kept apart from null: it is omitted from arrays and
 //! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
@@ -851,7 +852,7 @@ fn evaluate_operator(
             other => {
                 return Err(QueryError::new(
                     ErrorCode::Location17124,
-                    format!("The argument to $size must be an array. Type of argument is {}", type_of(&other)),
+                    format!("The argument to $size must be an array, but was of type: {}", type_of(&other)),
                 ));
             }
         },
@@ -1218,9 +1219,9 @@ fn multiply(values: &[Value]) -> Result<Value, QueryError> {
             return Err(type_mismatch(format!("$multiply only supports numeric types, not {}", type_of(v))));
         };
         if decimal_product.is_some() || matches!(n, Number::Decimal(_)) {
-            // From the first decimal on, the product so far converts (a double to 34 digits).
+            // From the first decimal on, the product so far converts (a double to 15 digits).
             let so_far = decimal_product.unwrap_or_else(|| match widest {
-                Widest::Double => decimal::from_f64(double_product),
+                Widest::Double => decimal::from_f64_15(double_product),
                 _ => decimal::from_i64(long_product),
             });
             decimal_product = Some(decimal::mul(so_far, n.to_decimal()));
@@ -1515,7 +1516,9 @@ mod tests {
             // The int64 total overflowed to a double (2^64) before the decimal came.
             (d.clone(), bson!({ "$add": ["$l", "$l", "$x"] }), ok(dec("18446744073709551616.1"))),
             (d.clone(), bson!({ "$add": ["$f", "$x"] }), ok(dec("0.6"))),
-            (d.clone(), bson!({ "$add": ["$x", "$f", 1] }), ok(dec("1.6"))),
+            // A double operand after the first decimal converts to 15 digits; a double total
+            // before it to 34.
+            (d.clone(), bson!({ "$add": ["$x", "$f", 1] }), ok(dec("1.600000000000000"))),
             (d.clone(), bson!({ "$add": ["$x", null] }), ok(Bson::Null)),
             (d.clone(), bson!({ "$add": ["$t", dec("2.5")] }), ok(date(1_002))),
             (d.clone(), bson!({ "$add": ["$t", dec("3.5")] }), ok(date(1_004))),
@@ -1523,7 +1526,7 @@ mod tests {
             (d.clone(), bson!({ "$subtract": ["$i", "$x"] }), ok(dec("2.9"))),
             (d.clone(), bson!({ "$subtract": ["$t", dec("1000")] }), ok(date(0))),
             (d.clone(), bson!({ "$multiply": ["$x", "$i"] }), ok(dec("0.3"))),
-            (d.clone(), bson!({ "$multiply": ["$i", "$f", "$x"] }), ok(dec("0.15"))),
+            (d.clone(), bson!({ "$multiply": ["$i", "$f", "$x"] }), ok(dec("0.150000000000000"))),
             (d.clone(), bson!({ "$divide": [1, dec("4")] }), ok(dec("0.25"))),
             (d.clone(), bson!({ "$divide": [dec("1"), 3] }), ok(dec("0.3333333333333333333333333333333333"))),
             (d.clone(), bson!({ "$divide": ["$i", "$z"] }), Err(2)),
@@ -1607,7 +1610,7 @@ mod tests {
         );
         assert_eq!(
             err_message(d, bson!({ "$size": "$s" })),
-            "The argument to $size must be an array. Type of argument is string"
+            "The argument to $size must be an array, but was of type: string"
         );
     }
 

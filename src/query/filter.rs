@@ -206,7 +206,25 @@ impl Filter {
     /// without reaching into an array.
     pub fn first_array_match(&self, doc: &RawDocument) -> Option<usize> {
         let mut key = None;
-        if self.root.matches_keyed(doc, &mut key) { key } else { None }
+        if self.root.matches(doc) {
+            self.root.record_key(doc, &mut key, false);
+        }
+        key
+    }
+
+    /// mongod's `elemMatchKey` for a document already known to match (the array position the
+    /// positional `$` of an update stands for); `$expr` is not evaluated again, so the
+    /// command's `let` variables are not needed here.
+    ///
+    /// As in mongod's matcher: a conjunction keeps the last key a child records; `$or`,
+    /// `$nor` and negations record none, except an `$or` that mongod's optimizer turns into
+    /// something else (one clause, or equalities and regexes on one path, which become an
+    /// `$in`). An update matches with mongod's canonical query, whose conjunctions are sorted
+    /// by operator and path, so "last" is in that order, not the query's.
+    pub fn match_key(&self, doc: &RawDocument) -> Option<usize> {
+        let mut key = None;
+        self.root.record_key(doc, &mut key, true);
+        key
     }
 
     /// Whether some leaf of the filter has a path whose first component is `field`: mongod's
@@ -316,26 +334,28 @@ impl Expr {
         }
     }
 
-    /// [`Expr::matches`] that also records mongod's `elemMatchKey`: a conjunction keeps the
-    /// last child's, a disjunction the first matching child's, negations none.
-    fn matches_keyed(&self, doc: &RawDocument, key: &mut Option<usize>) -> bool {
+    /// Records mongod's `elemMatchKey` for a matching document (see [`Filter::match_key`]);
+    /// `canonical` visits conjunctions in the canonical query's order.
+    fn record_key(&self, doc: &RawDocument, key: &mut Option<usize>, canonical: bool) {
         match self {
-            Expr::And(children) => children.iter().all(|c| c.matches_keyed(doc, key)),
-            Expr::Or(children) => children.iter().any(|c| c.matches_keyed(doc, key)),
-            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => self.matches(doc),
-            Expr::Path { path, pred } => {
-                let found = path::walk_positions(doc, path, &mut |reached, at| {
-                    if pred.matches(reached) {
-                        record_key(key, at);
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                });
-                found.is_break()
+            Expr::And(children) => {
+                let mut ordered: Vec<&Expr> = Vec::new();
+                flatten_and(children, &mut ordered);
+                if canonical {
+                    ordered.sort_by(|a, b| a.canonical_cmp(b));
+                }
+                ordered.into_iter().for_each(|c| c.record_key(doc, key, canonical));
             }
+            Expr::Or(children) => match or_shape(children) {
+                OrShape::Single(only) => only.record_key(doc, key, canonical),
+                OrShape::In(path, preds) => {
+                    record_path_key(doc, path, |reached| preds.iter().any(|p| p.matches(reached)), key);
+                }
+                OrShape::Plain => {}
+            },
+            Expr::Path { path, pred } => record_path_key(doc, path, |reached| pred.matches(reached), key),
             Expr::ElemMatch { path, elem } => {
-                let found = path::walk_positions(doc, path, &mut |reached, at| {
+                let _ = path::walk_positions(doc, path, &mut |reached, at| {
                     if let Reached::Value { value: RawBsonRef::Array(arr), array_element: false } = reached
                         && let Some(position) = elem.first_match(arr)
                     {
@@ -345,8 +365,82 @@ impl Expr {
                     }
                     ControlFlow::Continue(())
                 });
-                found.is_break()
             }
+            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => {}
+        }
+    }
+
+    /// mongod's `matchExpressionComparator`, which sorts a canonical query: by operator (in
+    /// the order of its `MatchType` enum), then path, then children.
+    fn canonical_cmp(&self, other: &Expr) -> Ordering {
+        self.match_type().cmp(&other.match_type()).then_with(|| self.path_name().cmp(other.path_name())).then_with(
+            || {
+                let (mine, theirs) = (self.children(), other.children());
+                mine.iter()
+                    .zip(theirs)
+                    .map(|(a, b)| a.canonical_cmp(b))
+                    .find(|o| o.is_ne())
+                    .unwrap_or_else(|| mine.len().cmp(&theirs.len()))
+            },
+        )
+    }
+
+    /// The rank of mongod's `MatchType` for this node.
+    fn match_type(&self) -> u8 {
+        match self {
+            Expr::And(_) | Expr::Schema(_) => 0,
+            Expr::Or(children) => match or_shape(children) {
+                OrShape::Single(only) => only.match_type(),
+                OrShape::In(..) => 13,
+                OrShape::Plain => 1,
+            },
+            Expr::ElemMatch { elem: ElemMatch::Object(_), .. } => 2,
+            Expr::ElemMatch { elem: ElemMatch::Value(_), .. } => 3,
+            Expr::Path { pred, .. } => match pred {
+                Predicate::Size(_) => 4,
+                Predicate::Compare { op, .. } => match op {
+                    CompareOp::Eq => 5,
+                    CompareOp::Lte => 6,
+                    CompareOp::Lt => 7,
+                    CompareOp::Gt => 8,
+                    CompareOp::Gte => 9,
+                },
+                Predicate::Regex(_) => 10,
+                Predicate::Mod { .. } => 11,
+                Predicate::Exists => 12,
+                Predicate::In(_) => 13,
+                Predicate::Bits { test, .. } => match test {
+                    BitTest::AllSet => 14,
+                    BitTest::AllClear => 15,
+                    BitTest::AnySet => 16,
+                    BitTest::AnyClear => 17,
+                },
+                Predicate::Type(_) => 20,
+            },
+            Expr::Not(_) => 18,
+            Expr::Nor(_) => 19,
+            Expr::Aggregate(_) => 23,
+            Expr::Nothing => 24,
+        }
+    }
+
+    fn path_name(&self) -> &str {
+        match self {
+            Expr::Path { path, .. } | Expr::ElemMatch { path, .. } => path.dotted(),
+            Expr::Or(children) => match or_shape(children) {
+                OrShape::Single(only) => only.path_name(),
+                OrShape::In(path, _) => path.dotted(),
+                OrShape::Plain => "",
+            },
+            _ => "",
+        }
+    }
+
+    fn children(&self) -> &[Expr] {
+        match self {
+            Expr::And(children) | Expr::Or(children) | Expr::Nor(children) => children,
+            Expr::Not(child) => std::slice::from_ref(child.as_ref()),
+            _ => &[],
         }
     }
 
@@ -382,10 +476,97 @@ impl Expr {
     }
 }
 
-fn record_key(key: &mut Option<usize>, at: Option<usize>) {
-    if at.is_some() {
-        *key = at;
+/// Records the position of the first array element through which `test` holds at `path`.
+fn record_path_key(
+    doc: &RawDocument,
+    path: &FieldPath,
+    mut test: impl FnMut(Reached<'_>) -> bool,
+    key: &mut Option<usize>,
+) {
+    let _ = path::walk_positions(doc, path, &mut |reached, at| {
+        if test(reached) {
+            if at.is_some() {
+                *key = at;
+            }
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+}
+
+/// What mongod's optimizer makes of an `$or`.
+enum OrShape<'e> {
+    /// One clause (after absorbing nested `$or`s): the `$or` is that clause.
+    Single(&'e Expr),
+    /// Equalities and regexes on one path: an `$in`.
+    In(&'e FieldPath, Vec<&'e Predicate>),
+    /// A disjunction that stays one.
+    Plain,
+}
+
+fn or_shape(children: &[Expr]) -> OrShape<'_> {
+    let mut clauses = Vec::new();
+    flatten_or(children, &mut clauses);
+    if let [only] = clauses.as_slice() {
+        return OrShape::Single(only);
     }
+    match in_list_rewrite(&clauses) {
+        Some((path, preds)) => OrShape::In(path, preds),
+        None => OrShape::Plain,
+    }
+}
+
+/// The children of a conjunction as mongod's optimizer leaves them: a one-clause disjunction
+/// becomes its clause in place, and nested conjunctions are absorbed, their children
+/// appended after the others (as `ListOfMatchExpression::getOptimizer` does).
+fn flatten_and<'e>(children: &'e [Expr], out: &mut Vec<&'e Expr>) {
+    let mut absorbed = Vec::new();
+    for child in children {
+        let optimized = match child {
+            Expr::Or(clauses) => match or_shape(clauses) {
+                OrShape::Single(only) => only,
+                _ => child,
+            },
+            other => other,
+        };
+        match optimized {
+            Expr::And(grandchildren) => flatten_and(grandchildren, &mut absorbed),
+            other => out.push(other),
+        }
+    }
+    out.extend(absorbed);
+}
+
+/// The clauses of nested `$or`s, as mongod's optimizer absorbs them.
+fn flatten_or<'e>(children: &'e [Expr], out: &mut Vec<&'e Expr>) {
+    for child in children {
+        match child {
+            Expr::Or(grandchildren) => flatten_or(grandchildren, out),
+            other => out.push(other),
+        }
+    }
+}
+
+/// mongod's rewrite of an `$or` whose every clause is an equality (not to a regex) or a
+/// regex on the same path into one `$in`: the path and the clauses' tests.
+fn in_list_rewrite<'e>(clauses: &[&'e Expr]) -> Option<(&'e FieldPath, Vec<&'e Predicate>)> {
+    let mut path = None;
+    let mut preds = Vec::new();
+    for clause in clauses {
+        let Expr::Path { path: p, pred } = clause else { return None };
+        let eligible = match pred {
+            Predicate::Compare { op: CompareOp::Eq, rhs, .. } => !matches!(rhs, RawBson::RegularExpression(_)),
+            Predicate::Regex(_) => true,
+            _ => false,
+        };
+        if !eligible || path.is_some_and(|seen: &FieldPath| seen.parts() != p.parts()) {
+            return None;
+        }
+        path = Some(p);
+        preds.push(pred);
+    }
+    path.map(|p| (p, preds))
 }
 
 impl ElemMatch {
@@ -2160,7 +2341,67 @@ mod tests {
             Some(1)
         );
         assert_eq!(key(rawdoc! { "x": 1, "a": { "$gt": 4 } }, rawdoc! { "x": 1, "a": [1, 9] }), Some(1));
-        assert_eq!(key(rawdoc! { "$or": [ { "a": 9 }, { "a": 1 } ] }, rawdoc! { "a": [1, 9] }), Some(1));
+        assert_eq!(key(rawdoc! { "a": 7 }, rawdoc! { "a": [5, 6] }), None, "no match, no key");
+    }
+
+    /// mongod's `elemMatchKey` as `$` sees it, by the shape of the query: for a projection
+    /// (conjunctions in query order) and for an update (canonical order: operator, then path).
+    #[test]
+    fn filter_match_key_follows_mongod_matcher() {
+        let grades = rawdoc! { "_id": 1, "grades": [ { "grade": 80, "mean": 75 }, { "grade": 85, "mean": 90 }, { "grade": 85, "mean": 85 } ] };
+        let scores = rawdoc! { "_id": 1, "s": [80, 85, 90], "t": [1, 2] };
+        let deans = rawdoc! { "_id": 8, "activity_ids": [1, 2], "grades": [90, 95], "deans_list": [2021, 2020] };
+        // (query, document, projection key, update key)
+        type Row<'d> = (bson::RawDocumentBuf, &'d bson::RawDocumentBuf, Option<usize>, Option<usize>);
+        let rows: Vec<Row<'_>> = vec![
+            (rawdoc! { "s": 85 }, &scores, Some(1), Some(1)),
+            (rawdoc! { "_id": 1, "s": { "$gte": 85 } }, &scores, Some(1), Some(1)),
+            (rawdoc! { "grades.grade": 85 }, &grades, Some(1), Some(1)),
+            // `$elemMatch`: the element that satisfies every condition at once.
+            (
+                rawdoc! { "grades": { "$elemMatch": { "grade": { "$lte": 90 }, "mean": { "$gt": 80 } } } },
+                &grades,
+                Some(1),
+                Some(1),
+            ),
+            (rawdoc! { "grades": { "$elemMatch": { "grade": 85, "mean": 85 } } }, &grades, Some(2), Some(2)),
+            // Without `$elemMatch` each condition records its own element and the last one wins:
+            // in query order for a projection, by operator then path for an update.
+            (rawdoc! { "grades.grade": 85, "grades.mean": 85 }, &grades, Some(2), Some(2)),
+            (rawdoc! { "grades.mean": 85, "grades.grade": 85 }, &grades, Some(1), Some(2)),
+            (rawdoc! { "grades.mean": { "$gt": 80 }, "grades.grade": 80 }, &grades, Some(0), Some(1)),
+            // mongod's manual: deans_list.$ is set at grades' position.
+            (rawdoc! { "activity_ids": 1, "grades": 95, "deans_list": 2021 }, &deans, Some(0), Some(1)),
+            (rawdoc! { "$and": [ { "s": 90 }, { "t": 1 } ] }, &scores, Some(0), Some(0)),
+            (rawdoc! { "$and": [ { "t": 1 }, { "s": 90 } ] }, &scores, Some(2), Some(0)),
+            // A condition that reaches no array leaves the key of an earlier one.
+            (rawdoc! { "s": 90, "_id": 1 }, &scores, Some(2), Some(2)),
+            // `$or` records nothing, unless the optimizer makes it one clause or an `$in`.
+            (rawdoc! { "$or": [ { "s": 90 }, { "t": 2 } ] }, &scores, None, None),
+            (rawdoc! { "$or": [ { "s": 90 } ] }, &scores, Some(2), Some(2)),
+            (rawdoc! { "$or": [ { "$or": [ { "s": 90 } ] } ] }, &scores, Some(2), Some(2)),
+            (rawdoc! { "$or": [ { "s": 90 }, { "s": 85 } ] }, &scores, Some(1), Some(1)),
+            (rawdoc! { "$or": [ { "s": 90 }, { "s": { "$gt": 80 } } ] }, &scores, None, None),
+            (rawdoc! { "s": 80, "$or": [ { "t": 2 }, { "t": 5 } ] }, &scores, Some(1), Some(1)),
+            (rawdoc! { "s": 80, "$or": [ { "t": 2 }, { "_id": 5 } ] }, &scores, Some(0), Some(0)),
+            (rawdoc! { "s": { "$in": [90, 85] } }, &scores, Some(1), Some(1)),
+            // Negations record nothing.
+            (rawdoc! { "s": { "$ne": 1 } }, &scores, None, None),
+            (rawdoc! { "$nor": [ { "s": 1 } ] }, &scores, None, None),
+            (rawdoc! { "s": { "$not": { "$lt": 50 } } }, &scores, None, None),
+            // `$size` tests the array itself; a value `$elemMatch` records its element.
+            (rawdoc! { "s": { "$size": 3 } }, &scores, None, None),
+            (rawdoc! { "s": { "$elemMatch": { "$gt": 82 } } }, &scores, Some(1), Some(1)),
+            // The optimizer moves the children of a nested conjunction after the others.
+            (rawdoc! { "$and": [ { "s": 90 }, { "_id": 1 } ], "t": 2 }, &scores, Some(2), Some(1)),
+            (rawdoc! { "$or": [ { "$and": [ { "s": 90 }, { "_id": 1 } ] } ], "t": 2 }, &scores, Some(2), Some(1)),
+        ];
+        for (spec, doc, projection, update) in rows {
+            let f = filter(spec.clone());
+            assert!(f.matches(doc), "{spec:?} must match");
+            assert_eq!(f.first_array_match(doc), projection, "projection {spec:?}");
+            assert_eq!(f.match_key(doc), update, "update {spec:?}");
+        }
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl JsonSchema {
         let RawBsonRef::Document(spec) = value else {
             return Err(QueryError::new(ErrorCode::TypeMismatch, "$jsonSchema must be an object"));
         };
-        Ok(Self { root: Schema::parse(spec)? })
+        Ok(Self { root: Schema::parse(spec, true)? })
     }
 
     /// Whether `doc` satisfies the schema.
@@ -171,7 +171,9 @@ fn type_name(v: RawBsonRef<'_>) -> &'static str {
 }
 
 impl Schema {
-    fn parse(spec: &RawDocument) -> Result<Self, QueryError> {
+    /// Parses one schema; `top` is the schema of the document itself (or a logical keyword
+    /// or schema dependency of it), where mongod skips compiling `pattern`.
+    fn parse(spec: &RawDocument, top: bool) -> Result<Self, QueryError> {
         let mut seen: Vec<(&str, RawBsonRef<'_>)> = Vec::new();
         for (key, value) in fields(spec) {
             if !KEYWORDS.contains(&key) {
@@ -207,20 +209,27 @@ impl Schema {
             (None, Some(t)) => schema.types = Some(parse_types("bsonType", t, false)?),
             (None, None) => {}
         }
-        schema.parse_scalar_keywords(&get)?;
+        schema.parse_scalar_keywords(&get, top)?;
         schema.parse_array_keywords(&get)?;
-        schema.parse_object_keywords(&get)?;
-        schema.parse_logical_keywords(&get)?;
+        schema.parse_object_keywords(&get, top)?;
+        schema.parse_logical_keywords(&get, top)?;
         Ok(schema)
     }
 
-    fn parse_scalar_keywords<'a>(&mut self, get: &impl Fn(&str) -> Option<RawBsonRef<'a>>) -> Result<(), QueryError> {
+    fn parse_scalar_keywords<'a>(
+        &mut self,
+        get: &impl Fn(&str) -> Option<RawBsonRef<'a>>,
+        top: bool,
+    ) -> Result<(), QueryError> {
         if let Some(v) = get("pattern") {
             let RawBsonRef::String(pattern) = v else {
                 return Err(type_mismatch(keyword_error("pattern", "must be a string")));
             };
-            // JSON Schema has no regex flags.
-            self.pattern = Some(RegexPredicate::new(pattern, "")?);
+            // JSON Schema has no regex flags. A document is never a string, so mongod does not
+            // even compile a top-level pattern.
+            if !top {
+                self.pattern = Some(RegexPredicate::new(pattern, "")?);
+            }
         }
         if let Some(v) = get("maxLength") {
             self.max_length = Some(parse_non_negative_long("maxLength", v)?);
@@ -266,7 +275,7 @@ impl Schema {
         }
         if let Some(v) = get("items") {
             self.items = match v {
-                RawBsonRef::Document(sub) => Items::Each(Box::new(Self::parse(sub)?)),
+                RawBsonRef::Document(sub) => Items::Each(Box::new(Self::parse(sub, false)?)),
                 RawBsonRef::Array(list) => {
                     let mut out = Vec::new();
                     for entry in items(list) {
@@ -279,7 +288,7 @@ impl Schema {
                                 ),
                             )));
                         };
-                        out.push(Self::parse(sub)?);
+                        out.push(Self::parse(sub, false)?);
                     }
                     Items::Tuple(out)
                 }
@@ -294,7 +303,7 @@ impl Schema {
         if let Some(v) = get("additionalItems") {
             self.additional_items = Some(match v {
                 RawBsonRef::Boolean(b) => Allowed::Bool(b),
-                RawBsonRef::Document(sub) => Allowed::Schema(Box::new(Self::parse(sub)?)),
+                RawBsonRef::Document(sub) => Allowed::Schema(Box::new(Self::parse(sub, false)?)),
                 other => {
                     return Err(type_mismatch(keyword_error(
                         "additionalItems",
@@ -306,7 +315,11 @@ impl Schema {
         Ok(())
     }
 
-    fn parse_object_keywords<'a>(&mut self, get: &impl Fn(&str) -> Option<RawBsonRef<'a>>) -> Result<(), QueryError> {
+    fn parse_object_keywords<'a>(
+        &mut self,
+        get: &impl Fn(&str) -> Option<RawBsonRef<'a>>,
+        top: bool,
+    ) -> Result<(), QueryError> {
         if let Some(v) = get("required") {
             self.required = parse_required(v)?;
         }
@@ -320,7 +333,7 @@ impl Schema {
                         "Nested schema for $jsonSchema property '{name}' must be an object"
                     )));
                 };
-                self.properties.push((name.to_owned(), Self::parse(sub)?));
+                self.properties.push((name.to_owned(), Self::parse(sub, false)?));
             }
         }
         if let Some(v) = get("patternProperties") {
@@ -334,13 +347,13 @@ impl Schema {
                         &format!("has property '{pattern}' which is not an object"),
                     )));
                 };
-                self.pattern_properties.push((RegexPredicate::new(pattern, "")?, Self::parse(sub)?));
+                self.pattern_properties.push((RegexPredicate::new(pattern, "")?, Self::parse(sub, false)?));
             }
         }
         if let Some(v) = get("additionalProperties") {
             self.additional_properties = Some(match v {
                 RawBsonRef::Boolean(b) => Allowed::Bool(b),
-                RawBsonRef::Document(sub) => Allowed::Schema(Box::new(Self::parse(sub)?)),
+                RawBsonRef::Document(sub) => Allowed::Schema(Box::new(Self::parse(sub, false)?)),
                 _ => {
                     return Err(type_mismatch(keyword_error("additionalProperties", "must be an object or a boolean")));
                 }
@@ -358,7 +371,7 @@ impl Schema {
             };
             for (name, dep) in fields(deps) {
                 let dependency = match dep {
-                    RawBsonRef::Document(sub) => Dependency::Schema(Box::new(Self::parse(sub)?)),
+                    RawBsonRef::Document(sub) => Dependency::Schema(Box::new(Self::parse(sub, top)?)),
                     RawBsonRef::Array(list) => Dependency::Properties(parse_property_dependency(name, list)?),
                     _ => {
                         return Err(type_mismatch(format!(
@@ -373,15 +386,19 @@ impl Schema {
         Ok(())
     }
 
-    fn parse_logical_keywords<'a>(&mut self, get: &impl Fn(&str) -> Option<RawBsonRef<'a>>) -> Result<(), QueryError> {
+    fn parse_logical_keywords<'a>(
+        &mut self,
+        get: &impl Fn(&str) -> Option<RawBsonRef<'a>>,
+        top: bool,
+    ) -> Result<(), QueryError> {
         if let Some(v) = get("allOf") {
-            self.all_of = parse_schema_list("allOf", v)?;
+            self.all_of = parse_schema_list("allOf", v, top)?;
         }
         if let Some(v) = get("anyOf") {
-            self.any_of = Some(parse_schema_list("anyOf", v)?);
+            self.any_of = Some(parse_schema_list("anyOf", v, top)?);
         }
         if let Some(v) = get("oneOf") {
-            self.one_of = Some(parse_schema_list("oneOf", v)?);
+            self.one_of = Some(parse_schema_list("oneOf", v, top)?);
         }
         if let Some(v) = get("not") {
             let RawBsonRef::Document(sub) = v else {
@@ -390,7 +407,7 @@ impl Schema {
                     &format!("must be an object, but found an element of type {}", type_name(v)),
                 )));
             };
-            self.not = Some(Box::new(Self::parse(sub)?));
+            self.not = Some(Box::new(Self::parse(sub, top)?));
         }
         if let Some(v) = get("enum") {
             self.enumeration = Some(parse_enum(v)?);
@@ -684,7 +701,7 @@ fn parse_property_dependency(name: &str, list: &RawArray) -> Result<Vec<String>,
     Ok(names)
 }
 
-fn parse_schema_list(keyword: &str, value: RawBsonRef<'_>) -> Result<Vec<Schema>, QueryError> {
+fn parse_schema_list(keyword: &str, value: RawBsonRef<'_>, top: bool) -> Result<Vec<Schema>, QueryError> {
     let RawBsonRef::Array(list) = value else {
         return Err(type_mismatch(keyword_error(keyword, "must be an array")));
     };
@@ -696,7 +713,7 @@ fn parse_schema_list(keyword: &str, value: RawBsonRef<'_>) -> Result<Vec<Schema>
                 &format!("must be an array of objects, but found an element of type {}", type_name(entry)),
             )));
         };
-        out.push(Schema::parse(sub)?);
+        out.push(Schema::parse(sub, top)?);
     }
     if out.is_empty() {
         return Err(QueryError::bad_value(keyword_error(keyword, "must be a non-empty array")));
@@ -998,6 +1015,10 @@ mod tests {
             (p(bson!({ "pattern": "^b" })), doc! { "s": 1 }, true),
         ]);
         assert_eq!(code(bson!({ "pattern": 1 })), 14);
+        assert_eq!(code(bson!({ "properties": { "s": { "pattern": "(" } } })), 51091);
+        // A top-level pattern never applies to a document, and mongod does not compile it.
+        assert!(schema(bson!({ "pattern": "(" })).is_ok());
+        assert!(schema(bson!({ "not": { "pattern": "(" } })).is_ok());
         assert_eq!(code(bson!({ "minLength": 1.5 })), 9);
         assert_eq!(code(bson!({ "maxLength": "x" })), 9);
     }

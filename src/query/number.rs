@@ -157,7 +157,8 @@ pub(crate) fn identical(a: Number, b: Number) -> bool {
         (Number::Int32(x), Number::Int32(y)) => x == y,
         (Number::Int64(x), Number::Int64(y)) => x == y,
         (Number::Double(x), Number::Double(y)) => x == y,
-        (Number::Decimal(x), Number::Decimal(y)) => x.bytes() == y.bytes(),
+        // mongod's `Decimal128::isEqual`: numeric equality, which NaN never has.
+        (Number::Decimal(_), Number::Decimal(_)) => !a.is_nan() && compare(a, b) == Ordering::Equal,
         _ => false,
     }
 }
@@ -171,12 +172,12 @@ pub(crate) enum AddError {
 
 impl Number {
     /// The value as a decimal128, as mongod's `SafeNum` and `Value::coerceToDecimal` convert:
-    /// integers exactly, doubles rounded to 34 digits.
+    /// integers exactly, doubles to 15 significant digits.
     pub(crate) fn to_decimal(self) -> Decimal128 {
         match self {
             Self::Int32(i) => decimal::from_i64(i64::from(i)),
             Self::Int64(i) => decimal::from_i64(i),
-            Self::Double(d) => decimal::from_f64(d),
+            Self::Double(d) => decimal::from_f64_15(d),
             Self::Decimal(d) => d,
         }
     }
@@ -499,7 +500,7 @@ mod tests {
         assert_eq!(add(Number::Int64(i64::MAX), Number::Int32(1)), Err(AddError::Overflow));
         assert_eq!(add(Number::Int32(1), Number::Double(0.5)), Ok(Number::Double(1.5)));
         assert_eq!(add(Number::Int32(1), dec("1")), Ok(dec("2")));
-        assert_eq!(add(Number::Double(0.5), dec("1.5")), Ok(dec("2.0")));
+        assert_eq!(add(Number::Double(0.5), dec("1.5")), Ok(dec("2.000000000000000")));
         assert_eq!(add(Number::Int64(i64::MAX), dec("1")), Ok(dec("9223372036854775808")));
     }
 

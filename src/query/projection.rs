@@ -924,6 +924,45 @@ mod tests {
         assert_eq!(Projection::parse_aggregate(&rawdoc! { "a": 1 }).unwrap().apply(&doc).unwrap(), doc);
     }
 
+    /// The element `a.$` keeps comes from the part of the query that matched the array.
+    #[test]
+    fn projection_positional_follows_match_key() {
+        let doc =
+            rawdoc! { "_id": 1, "g": [ { "k": 1, "m": 9 }, { "k": 2, "m": 8 }, { "k": 2, "m": 7 } ], "x": [5, 6] };
+        let rows: Vec<(RawDocumentBuf, RawDocumentBuf, Result<RawDocumentBuf, i32>)> = vec![
+            (rawdoc! { "g.k": 2 }, rawdoc! { "g.$": 1 }, Ok(rawdoc! { "_id": 1, "g": [ { "k": 2, "m": 8 } ] })),
+            (
+                rawdoc! { "g": { "$elemMatch": { "k": 2, "m": { "$lt": 8 } } } },
+                rawdoc! { "g.$": 1 },
+                Ok(rawdoc! { "_id": 1, "g": [ { "k": 2, "m": 7 } ] }),
+            ),
+            // The last condition to reach an array decides, even another array's.
+            (rawdoc! { "g.k": 2, "x": 6 }, rawdoc! { "g.$": 1 }, Ok(rawdoc! { "_id": 1, "g": [ { "k": 2, "m": 8 } ] })),
+            (rawdoc! { "x": 6, "g.k": 1 }, rawdoc! { "x.$": 1 }, Ok(rawdoc! { "_id": 1, "x": [5] })),
+            (
+                rawdoc! { "$and": [ { "g.m": 9 }, { "g.m": { "$lt": 9 } } ] },
+                rawdoc! { "g.$": 1 },
+                Ok(rawdoc! { "_id": 1, "g": [ { "k": 2, "m": 8 } ] }),
+            ),
+            (
+                rawdoc! { "$or": [ { "g.m": 7 } ] },
+                rawdoc! { "g.$": 1 },
+                Ok(rawdoc! { "_id": 1, "g": [ { "k": 2, "m": 7 } ] }),
+            ),
+            (
+                rawdoc! { "$or": [ { "g.m": 7 }, { "g.m": 8 } ] },
+                rawdoc! { "g.$": 1 },
+                Ok(rawdoc! { "_id": 1, "g": [ { "k": 2, "m": 8 } ] }),
+            ),
+            // An `$or` over different paths records no element.
+            (rawdoc! { "$or": [ { "g.m": 7 }, { "x": 0 } ] }, rawdoc! { "g.$": 1 }, Err(51246)),
+        ];
+        for (query, spec, expected) in rows {
+            let label = format!("{query:?} {spec:?}");
+            assert_eq!(project_q(query, spec, doc.clone()).map_err(|e| e.0), expected, "{label}");
+        }
+    }
+
     #[test]
     fn projection_meta_not_implemented() {
         assert_eq!(parse_err(rawdoc! { "a": { "$meta": "textScore" } }).0, 238);

@@ -40,21 +40,12 @@ pub struct Update {
     kind: Kind,
     /// `arrayFilters` by identifier, for `$[<identifier>]` path components.
     array_filters: BTreeMap<String, Filter>,
-    /// The query's conditions, kept when a path uses `$` so the matched element can be found.
-    positional: Option<Vec<PositionalCondition>>,
+    /// The statement's query, kept when a path uses `$`: its `elemMatchKey` on the matched
+    /// document is the element `$` stands for.
+    positional: Option<Filter>,
     /// The collation of `$min`/`$max`, `$addToSet`, `$pull`, `$pullAll` and `$push`'s `$sort`
     /// comparisons; `None` is the simple collation.
     collation: Option<Arc<Collation>>,
-}
-
-/// One condition of the query, for finding the array element `$` stands for: the path it
-/// tests and, for each split of that path, a filter on the rest of the path matched against
-/// `{e: <element>}`.
-#[derive(Debug, Clone)]
-struct PositionalCondition {
-    parts: Vec<String>,
-    /// `suffixes[k]` tests `parts[k..]` under the placeholder field `e`.
-    suffixes: Vec<Option<Filter>>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,9 +214,7 @@ impl Update {
             )));
         }
         if used.contains("$") {
-            let mut conditions = Vec::new();
-            positional_conditions(query, &mut conditions)?;
-            update.positional = Some(conditions);
+            update.positional = Some(Filter::parse(query)?);
         }
         update.array_filters = filters;
         Ok(update)
@@ -243,10 +232,8 @@ impl Update {
         for filter in self.array_filters.values_mut() {
             filter.set_collation(collation);
         }
-        for condition in self.positional.iter_mut().flatten() {
-            for filter in condition.suffixes.iter_mut().flatten() {
-                filter.set_collation(collation);
-            }
+        if let Some(filter) = self.positional.as_mut() {
+            filter.set_collation(collation);
         }
         match &mut self.kind {
             Kind::Operators { tree, .. } => collate_tree(tree, collation)?,
@@ -294,9 +281,9 @@ impl Update {
                 let positional = match &self.positional {
                     // An inserted document matched nothing, so `$` has no element to stand for.
                     Some(_) if inserting => return Err(positional_not_found()),
-                    Some(conditions) => {
+                    Some(query) => {
                         let raw = RawDocumentBuf::try_from(&*doc).map_err(QueryError::invalid_bson)?;
-                        positional_index(conditions, &raw)
+                        query.match_key(&raw)
                     }
                     None => None,
                 };
@@ -573,66 +560,6 @@ fn top_level_names(spec: &RawDocument, names: &mut BTreeSet<String>) {
     }
 }
 
-/// Collects the query's path conditions, at the top level and inside `$and`, for `$`.
-fn positional_conditions(query: &RawDocument, out: &mut Vec<PositionalCondition>) -> Result<(), QueryError> {
-    for (key, value) in fields(query) {
-        if key == "$and" {
-            if let RawBsonRef::Array(children) = value {
-                for child in super::path::items(children) {
-                    if let RawBsonRef::Document(child) = child {
-                        positional_conditions(child, out)?;
-                    }
-                }
-            }
-            continue;
-        }
-        if key.starts_with('$') {
-            continue;
-        }
-        let parts: Vec<String> = key.split('.').map(str::to_owned).collect();
-        let mut suffixes = Vec::with_capacity(parts.len() + 1);
-        for k in 0..=parts.len() {
-            let rest = parts.get(k..).unwrap_or_default();
-            let path = if rest.is_empty() { "e".to_owned() } else { format!("e.{}", rest.join(".")) };
-            let name = <&CStr>::try_from(path.as_str()).map_err(QueryError::invalid_bson)?;
-            let mut spec = RawDocumentBuf::new();
-            spec.append(name, value);
-            // A condition the filter language cannot express here simply records nothing.
-            suffixes.push(Filter::parse(&spec).ok());
-        }
-        out.push(PositionalCondition { parts, suffixes });
-    }
-    Ok(())
-}
-
-/// The array position `$` stands for: for each query condition whose path runs through an
-/// array, the first element that satisfies the rest of the condition; the last condition to
-/// record one wins, as mongod's matcher overwrites its `elemMatchKey`.
-fn positional_index(conditions: &[PositionalCondition], doc: &RawDocument) -> Option<usize> {
-    let mut found = None;
-    for condition in conditions {
-        let mut current = RawBsonRef::Document(doc);
-        for (k, part) in condition.parts.iter().enumerate() {
-            let next = match current {
-                RawBsonRef::Document(d) => d.get(part).ok().flatten(),
-                _ => None,
-            };
-            let Some(next) = next else { break };
-            if let RawBsonRef::Array(items) = next {
-                let Some(Some(filter)) = condition.suffixes.get(k + 1) else { break };
-                let hit = super::path::items(items)
-                    .position(|element| wrap_as("e", element).is_ok_and(|wrapped| filter.matches(&wrapped)));
-                if hit.is_some() {
-                    found = hit;
-                }
-                break;
-            }
-            current = next;
-        }
-    }
-    found
-}
-
 /// `{name: value}`.
 fn wrap_as(name: &str, value: RawBsonRef<'_>) -> Result<RawDocumentBuf, QueryError> {
     let key = <&CStr>::try_from(name).map_err(QueryError::invalid_bson)?;
@@ -696,6 +623,9 @@ fn parse_rename(from: &str, value: RawBsonRef<'_>) -> Result<String, QueryError>
             render::element(from, value)
         )));
     };
+    if to.contains('\0') {
+        return Err(QueryError::bad_value("The 'to' field for $rename cannot contain an embedded null byte"));
+    }
     if from == to {
         return Err(QueryError::bad_value(format!(
             "The source and target field for $rename must differ: {}",
@@ -2144,12 +2074,19 @@ mod tests {
                 doc! { "_id": 1, "a": dec("2.10") },
                 true,
             ),
-            // A double converts to 34 digits.
+            // A double converts to 15 significant digits, as in mongod's `SafeNum`.
             (
                 rawdoc! { "$inc": { "a": 0.1 } },
                 doc! { "_id": 1, "a": dec("0") },
-                doc! { "_id": 1, "a": dec("0.1000000000000000055511151231257827") },
+                doc! { "_id": 1, "a": dec("0.100000000000000") },
                 true,
+            ),
+            // Numerically equal is identical for decimals: 5 + 0.00 leaves 5 as it is.
+            (
+                rawdoc! { "$inc": { "a": dec("0.00") } },
+                doc! { "_id": 1, "a": dec("5") },
+                doc! { "_id": 1, "a": dec("5") },
+                false,
             ),
             (rawdoc! { "$inc": { "a": dec("2") } }, doc! { "_id": 1 }, doc! { "_id": 1, "a": dec("2") }, true),
             (
@@ -2793,6 +2730,11 @@ mod tests {
             (rawdoc! { "$rename": { "a": 1 } }, 2, "The 'to' field for $rename must be a string: a: 1"),
             (rawdoc! { "$rename": { "a": "a" } }, 2, r#"The source and target field for $rename must differ: a: "a""#),
             (
+                rawdoc! { "$rename": { "a": "b\0c" } },
+                2,
+                "The 'to' field for $rename cannot contain an embedded null byte",
+            ),
+            (
                 rawdoc! { "$rename": { "a": "a.b" } },
                 2,
                 r#"The source and target field for $rename must not be on the same path: a: "a.b""#,
@@ -2869,6 +2811,46 @@ mod tests {
                 doc! { "_id": 1, "d": { "a": [4, 5] } },
                 doc! { "_id": 1, "d": { "a": [4, null] } },
             ),
+            // `$elemMatch`: the element meeting every condition at once (mongod's manual).
+            (
+                rawdoc! { "$set": { "g.$.std": 6 } },
+                rawdoc! { "g": { "$elemMatch": { "grade": { "$lte": 90 }, "mean": { "$gt": 80 } } } },
+                doc! { "_id": 1, "g": [ { "grade": 80, "mean": 75 }, { "grade": 85, "mean": 90 }, { "grade": 85, "mean": 85 } ] },
+                doc! { "_id": 1, "g": [ { "grade": 80, "mean": 75 }, { "grade": 85, "mean": 90, "std": 6 }, { "grade": 85, "mean": 85 } ] },
+            ),
+            // Two conditions on the array without `$elemMatch`: the last one's element.
+            (
+                rawdoc! { "$set": { "g.$.std": 6 } },
+                rawdoc! { "g.grade": { "$lte": 90 }, "g.mean": { "$gt": 80 } },
+                doc! { "_id": 1, "g": [ { "grade": 80, "mean": 75 }, { "grade": 85, "mean": 90 } ] },
+                doc! { "_id": 1, "g": [ { "grade": 80, "mean": 75 }, { "grade": 85, "mean": 90, "std": 6 } ] },
+            ),
+            (
+                rawdoc! { "$set": { "a.$": 0 } },
+                rawdoc! { "$and": [ { "a": { "$gt": 1 } }, { "a": { "$gt": 2 } } ] },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 2, 0] },
+            ),
+            // An `$or` of one clause, or of equalities on one path (mongod makes it an `$in`).
+            (
+                rawdoc! { "$set": { "a.$": 0 } },
+                rawdoc! { "$or": [ { "a": 3 } ] },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 2, 0] },
+            ),
+            (
+                rawdoc! { "$set": { "a.$": 0 } },
+                rawdoc! { "$or": [ { "a": 3 }, { "a": 2 } ] },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 0, 3] },
+            ),
+            // An `$or` next to a condition on the array leaves that condition's element.
+            (
+                rawdoc! { "$set": { "a.$": 0 } },
+                rawdoc! { "a": 2, "$or": [ { "_id": 1 }, { "b": 1 } ] },
+                doc! { "_id": 1, "a": [1, 2, 3] },
+                doc! { "_id": 1, "a": [1, 0, 3] },
+            ),
         ];
         for (spec, query, input, expected) in rows {
             let label = format!("{spec:?} with {query:?}");
@@ -2888,6 +2870,18 @@ mod tests {
         assert_eq!(
             parse_err(rawdoc! { "$set": { "a.$.b.$": 5 } }),
             (2, "Too many positional (i.e. '$') elements found in path 'a.$.b.$'".into())
+        );
+        // mongod's `$or` records no element: several clauses on different paths leave none.
+        assert_eq!(
+            run_statement(
+                rawdoc! { "$set": { "a.$": 1 } },
+                rawdoc! { "$or": [ { "a": 1 }, { "b": 1 } ] },
+                None,
+                doc! { "_id": 1, "a": [1] }
+            )
+            .unwrap_err()
+            .0,
+            2
         );
         // An upsert's new document matched nothing.
         let u = Update::parse_statement(&rawdoc! { "$set": { "a.$": 1 } }, &rawdoc! { "a": 1 }, None).unwrap();

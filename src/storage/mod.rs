@@ -17,6 +17,7 @@ mod index_ddl;
 pub mod keys;
 mod namespace;
 mod ttl;
+mod validate;
 mod writer;
 
 use std::fs::File;
@@ -33,6 +34,7 @@ pub use error::StorageError;
 pub use index::{ID_INDEX_ID, Index, KeyRange};
 pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
 pub use namespace::{Namespace, validate_db_name};
+pub use validate::ValidateReport;
 pub use writer::Writer;
 
 use crate::error::{Error, ErrorCode, Result};

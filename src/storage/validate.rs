@@ -1,0 +1,161 @@
+//! `validate`: checks that a collection's documents are readable and stored under their own
+//! `_id`, that its stored totals match them, and that every index holds exactly the entries
+//! its documents give it.
+
+use std::collections::BTreeMap;
+
+use bson::RawDocument;
+
+use super::index::ID_INDEX_ID;
+use super::{Collection, Storage, StorageError, document_key};
+use crate::error::Result;
+
+/// What `validate` found in one collection.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ValidateReport {
+    /// Documents read.
+    pub records: u64,
+    /// Documents that are not valid BSON or sit under another `_id`'s key.
+    pub invalid_documents: u64,
+    /// Entries per index name (`_id_` counts the documents).
+    pub keys_per_index: Vec<(String, u64)>,
+    /// Per index name: whether its entries match the documents.
+    pub index_valid: Vec<(String, bool)>,
+    /// Index entries no document accounts for (index name, hex key).
+    pub extra_entries: Vec<(String, String)>,
+    /// Entries a document needs that the index lacks (index name, hex key).
+    pub missing_entries: Vec<(String, String)>,
+    /// Problems, in mongod's words where it has them.
+    pub errors: Vec<String>,
+    /// Non-fatal findings.
+    pub warnings: Vec<String>,
+}
+
+impl ValidateReport {
+    /// Whether nothing is wrong.
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// How many extra or missing entries a report lists (mongod also caps these lists).
+const MAX_LISTED_ENTRIES: usize = 100;
+
+impl Storage {
+    /// Validates `collection` (reads every document and every index entry).
+    ///
+    /// # Errors
+    /// Storage errors while reading.
+    pub fn validate_collection(&self, collection: &Collection) -> Result<ValidateReport> {
+        let _writers = collection.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let indexes = collection.indexes();
+        let secondary: Vec<_> = indexes.iter().filter(|i| i.id != ID_INDEX_ID).cloned().collect();
+        let mut expected: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(); secondary.len()];
+        let mut report = ValidateReport::default();
+        let prefix_len = collection.prefix().len();
+        for guard in self.docs.prefix(collection.prefix()) {
+            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+            report.records += 1;
+            let Ok(doc) = RawDocument::from_bytes(&value) else {
+                report.invalid_documents += 1;
+                continue;
+            };
+            let id_matches = match doc.get("_id") {
+                Ok(Some(id)) => document_key(collection, id) == key.as_ref(),
+                _ => false,
+            };
+            if !id_matches || doc.iter().any(|e| e.is_err()) {
+                report.invalid_documents += 1;
+                continue;
+            }
+            let record = key.get(prefix_len..).unwrap_or_default();
+            for (index, entries) in secondary.iter().zip(expected.iter_mut()) {
+                match index.entries(doc, record) {
+                    Ok((doc_entries, _)) => entries.extend(doc_entries),
+                    Err(error) => report.errors.push(format!("index {} cannot index a document: {error}", index.name)),
+                }
+            }
+        }
+        if report.invalid_documents > 0 {
+            report.errors.push(format!("Detected {} invalid documents.", report.invalid_documents));
+        }
+        report.keys_per_index.push(("_id_".into(), report.records));
+        report.index_valid.push(("_id_".into(), report.invalid_documents == 0));
+        for (index, mut wanted) in secondary.iter().zip(expected) {
+            let mut stored = 0u64;
+            let mut valid = true;
+            for guard in self.index.prefix(index.prefix()) {
+                let key = guard.key().map_err(StorageError::from)?;
+                stored += 1;
+                if wanted.remove(key.as_ref()).is_none() {
+                    valid = false;
+                    if report.extra_entries.len() < MAX_LISTED_ENTRIES {
+                        report.extra_entries.push((index.name.clone(), hex(&key)));
+                    }
+                }
+            }
+            for key in wanted.keys() {
+                valid = false;
+                if report.missing_entries.len() < MAX_LISTED_ENTRIES {
+                    report.missing_entries.push((index.name.clone(), hex(key)));
+                }
+            }
+            if !valid {
+                report.errors.push(format!("Index {} is inconsistent with the collection's documents", index.name));
+            }
+            report.keys_per_index.push((index.name.clone(), stored));
+            report.index_valid.push((index.name.clone(), valid));
+        }
+        let (_, count) = self.collection_size(collection)?;
+        if count != report.records {
+            report.warnings.push(format!(
+                "The collection's stored count {count} differs from the {} documents found",
+                report.records
+            ));
+        }
+        Ok(report)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::{doc, rawdoc};
+
+    use super::*;
+    use crate::storage::Namespace;
+
+    #[test]
+    fn validate_finds_missing_and_extra_index_entries() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Storage::open(dir.path())?;
+        let ns = Namespace::new("db", "v")?;
+        let collection = storage.collection_or_create(&ns)?;
+        let mut writer = storage.writer(&collection)?;
+        for i in 0..10 {
+            writer.insert(rawdoc! { "_id": i, "a": i % 3 })?;
+        }
+        writer.commit()?;
+        storage.create_indexes(&ns, vec![doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }])?;
+        let report = storage.validate_collection(&collection)?;
+        assert!(report.is_valid(), "{report:?}");
+        assert_eq!(report.keys_per_index, vec![("_id_".to_owned(), 10), ("a_1".to_owned(), 10)]);
+
+        // Lose one entry and plant a stray one: both are reported.
+        let index = collection.index("a_1").ok_or("a_1")?;
+        let first = storage.index.prefix(index.prefix()).next().ok_or("entry")?.key()?;
+        storage.index.remove(first.clone())?;
+        let mut stray = first.to_vec();
+        stray.push(0);
+        storage.index.insert(stray, [])?;
+        let report = storage.validate_collection(&collection)?;
+        assert!(!report.is_valid());
+        assert_eq!(report.missing_entries.len(), 1);
+        assert_eq!(report.extra_entries.len(), 1);
+        assert_eq!(report.index_valid[1], ("a_1".to_owned(), false));
+        Ok(())
+    }
+}
