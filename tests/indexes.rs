@@ -94,6 +94,8 @@ async fn indexes_create_list_drop_and_their_errors() {
         (doc! { "key": { "a": 1 }, "name": "x", "bogus": true }, 197),
         (doc! { "key": { "a": 1, "b": 1 }, "name": "ttl", "expireAfterSeconds": 5 }, 67),
         (doc! { "key": { "h": "hashed" }, "name": "h", "unique": true }, 16764),
+        (doc! { "key": { "a.$b": 1 }, "name": "dollar" }, 67),
+        (doc! { "key": { "q": 1 }, "name": "*" }, 2),
     ];
     for (spec, expected) in conflicts {
         let err = run(&db, doc! { "createIndexes": "c", "indexes": [spec.clone()] }).await.expect_err("conflict");
@@ -108,6 +110,16 @@ async fn indexes_create_list_drop_and_their_errors() {
     let reply = run(&db, doc! { "dropIndexes": "c", "index": "*" }).await.expect("all");
     assert_eq!(reply.get_i32("nIndexesWas").ok(), Some(2));
     assert_eq!(coll.list_index_names().await.expect("names"), ["_id_"]);
+
+    // At most 64 indexes, `_id_` included; a command that would pass the limit builds nothing.
+    let many: Vec<Document> =
+        (0..62).map(|i| doc! { "key": { format!("f{i}"): 1 }, "name": format!("f{i}") }).collect();
+    run(&db, doc! { "createIndexes": "many", "indexes": many }).await.expect("63 indexes");
+    let two = vec![doc! { "key": { "g": 1 }, "name": "g" }, doc! { "key": { "h": 1 }, "name": "h" }];
+    let err = run(&db, doc! { "createIndexes": "many", "indexes": two }).await.expect_err("65 indexes");
+    assert_eq!(code(&err), Some(67), "{err}");
+    assert_eq!(db.collection::<Document>("many").list_index_names().await.expect("names").len(), 63);
+    run(&db, doc! { "createIndexes": "many", "indexes": [{ "key": { "g": 1 }, "name": "g" }] }).await.expect("64th");
 }
 
 #[tokio::test]
@@ -362,6 +374,79 @@ async fn indexes_ttl_monitor_deletes_expired_documents() {
         .expect("collMod");
     assert_eq!(reply.get_i64("expireAfterSeconds_old").ok(), Some(60));
     assert_eq!(reply.get_i64("expireAfterSeconds_new").ok(), Some(7200));
+}
+
+#[tokio::test]
+async fn indexes_find_return_key_shows_the_index_key_the_plan_read() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("rk");
+    coll.insert_many((1..=5).map(|i| doc! { "_id": i, "x": i * 11, "tags": [i, i + 10], "s": format!("s{i}") }))
+        .await
+        .expect("seed");
+    let batch = |reply: Document| -> Vec<Document> {
+        let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+        batch.iter().filter_map(Bson::as_document).cloned().collect()
+    };
+    // The driver spec test: a sort on _id reads the _id index (showRecordId adds nothing then).
+    let reply =
+        run(&db, doc! { "find": "rk", "filter": {}, "sort": { "_id": 1 }, "showRecordId": true, "returnKey": true })
+            .await
+            .expect("find");
+    assert_eq!(batch(reply), (1..=5).map(|i| doc! { "_id": i }).collect::<Vec<_>>());
+    // A collection scan has no key.
+    let reply = run(&db, doc! { "find": "rk", "filter": { "x": 22 }, "returnKey": true }).await.expect("find");
+    assert_eq!(batch(reply), [doc! {}]);
+    coll.create_index(IndexModel::builder().keys(doc! { "x": -1 }).build()).await.expect("x_-1");
+    coll.create_index(IndexModel::builder().keys(doc! { "tags": 1 }).build()).await.expect("tags_1");
+    coll.create_index(IndexModel::builder().keys(doc! { "s": "hashed" }).build()).await.expect("s_hashed");
+    let reply =
+        run(&db, doc! { "find": "rk", "filter": { "x": { "$gt": 30 } }, "projection": { "s": 1 }, "returnKey": true })
+            .await
+            .expect("find");
+    assert_eq!(batch(reply), [doc! { "x": 55 }, doc! { "x": 44 }, doc! { "x": 33 }], "index order, projection ignored");
+    // A multikey index: the key within the bounds, not the document's first.
+    let reply = run(&db, doc! { "find": "rk", "filter": { "tags": 13 }, "returnKey": true }).await.expect("find");
+    assert_eq!(batch(reply), [doc! { "tags": 13 }]);
+    let reply = run(&db, doc! { "find": "rk", "filter": { "s": "s2" }, "returnKey": true }).await.expect("find");
+    let keys = batch(reply);
+    assert_eq!(keys.len(), 1);
+    assert!(matches!(keys[0].get("s"), Some(Bson::Int64(_))), "a hashed key is its hash: {keys:?}");
+}
+
+#[tokio::test]
+async fn indexes_aggregate_honours_hint_and_plans_a_leading_match() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("agg");
+    coll.insert_many([doc! { "_id": 1, "a": 1 }, doc! { "_id": 2, "b": 1 }, doc! { "_id": 3, "a": null }])
+        .await
+        .expect("seed");
+    coll.create_index(
+        IndexModel::builder().keys(doc! { "a": 1 }).options(IndexOptions::builder().sparse(true).build()).build(),
+    )
+    .await
+    .expect("sparse");
+    // countDocuments is an aggregate: a hint names an existing index or fails, as in find.
+    let err = coll.count_documents(doc! {}).hint(mongodb::options::Hint::Name("nope".into())).await.expect_err("hint");
+    assert_eq!(code(&err), Some(2), "{err}");
+    // Hinting a sparse index reads only its documents (mongod's documented caveat).
+    let n = coll.count_documents(doc! {}).hint(mongodb::options::Hint::Name("a_1".into())).await.expect("count");
+    assert_eq!(n, 2);
+    // A leading $match gives the same answers with or without the index, `let` included.
+    for (filter, expected) in [(doc! { "a": 1 }, 1), (doc! { "a": null }, 2), (doc! { "a": { "$exists": false } }, 1)] {
+        assert_eq!(coll.count_documents(filter.clone()).await.expect("count"), expected, "{filter}");
+    }
+    let reply = run(
+        &db,
+        doc! { "aggregate": "agg", "pipeline": [{ "$match": { "$expr": { "$eq": ["$a", "$$v"] } } }], "cursor": {}, "let": { "v": 1 } },
+    )
+    .await
+    .expect("let");
+    let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+    assert_eq!(batch.len(), 1);
 }
 
 #[tokio::test]

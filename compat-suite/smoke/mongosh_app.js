@@ -12,6 +12,8 @@ function check(what, condition, detail) {
 
 const shop = db.getSiblingDB('shell_app');
 shop.items.drop();
+check('createIndex (unique)', shop.items.createIndex({ name: 1 }, { unique: true }) === 'name_1');
+check('getIndexes lists it', shop.items.getIndexes().some((ix) => ix.name === 'name_1' && ix.unique === true), shop.items.getIndexes());
 const res = shop.items.insertMany([
   { _id: 1, name: 'apple', qty: 5, tags: ['fruit'] },
   { _id: 2, name: 'bread', qty: 0, tags: ['bakery'] },
@@ -19,6 +21,11 @@ const res = shop.items.insertMany([
   { _id: 4, name: 'dates', qty: 7, tags: ['fruit', 'dried'] },
 ]);
 check('insertMany', Object.keys(res.insertedIds).length === 4, res);
+
+const plan = shop.items.find({ name: 'cheese' }).explain('executionStats');
+const { totalKeysExamined: keys, totalDocsExamined: docs, nReturned } = plan.executionStats;
+check('a lookup by name uses the index (1 key, 1 document)',
+  plan.queryPlanner.winningPlan.inputStage?.indexName === 'name_1' && [keys, docs, nReturned].join() === '1,1,1', plan.queryPlanner.winningPlan);
 
 const inStock = shop.items.find({ qty: { $gt: 0 } }, { name: 1, _id: 0 }).sort({ qty: -1 }).limit(2).toArray();
 check('find with sort and limit', EJSON.stringify(inStock) === EJSON.stringify([{ name: 'cheese' }, { name: 'dates' }]), inStock);

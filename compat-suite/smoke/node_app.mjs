@@ -1,4 +1,4 @@
-// A typical Node.js application flow against Monarch: insertMany, find with sort/limit,
+// A typical Node.js application flow against Monarch: createIndex (unique), insertMany, find with sort/limit,
 // updateOne/updateMany, countDocuments (an aggregate), findOneAndUpdate, deleteMany, drop.
 // One "ok - ..." / "not ok - ..." line per check; exits 1 on any mismatch.
 import { MongoClient } from 'mongodb';
@@ -17,10 +17,20 @@ const client = new MongoClient(process.env.MONARCH_URI, { serverSelectionTimeout
 try {
   const tasks = client.db('todo').collection('tasks');
   await tasks.drop().catch(() => {});
+  const index = await tasks.createIndex({ title: 1 }, { unique: true });
+  const listed = await tasks.listIndexes().toArray();
+  check('createIndex (unique) is listed', index === 'title_1' && listed.some((ix) => ix.name === 'title_1' && ix.unique === true), listed);
   const inserted = await tasks.insertMany(
     Array.from({ length: 30 }, (_, i) => ({ _id: i, title: `task ${i}`, priority: i % 4, done: i % 3 === 0 })),
   );
   check('insertMany inserts 30 documents', inserted.insertedCount === 30, inserted);
+
+  const plan = await tasks.find({ title: 'task 7' }).explain('executionStats');
+  const { totalKeysExamined: keys, totalDocsExamined: docs, nReturned } = plan.executionStats;
+  check('a lookup by title uses the index (1 key, 1 document)',
+    plan.queryPlanner.winningPlan.inputStage?.indexName === 'title_1' && [keys, docs, nReturned].join() === '1,1,1', plan.queryPlanner.winningPlan);
+  const dup = await tasks.insertOne({ title: 'task 7' }).catch((error) => error);
+  check('a taken title fails with 11000', dup.code === 11000, String(dup));
 
   const top = await tasks.find({ done: false }).sort({ priority: -1, _id: 1 }).limit(3).project({ title: 1 }).toArray();
   check('find with filter, sort, limit and projection', JSON.stringify(top) === JSON.stringify([

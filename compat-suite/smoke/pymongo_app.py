@@ -1,5 +1,5 @@
-"""A typical pymongo application flow against Monarch: insert_many, find with
-filter/sort/skip/limit, update_one with upsert, find_one_and_update, delete_many,
+"""A typical pymongo application flow against Monarch: create_index (unique), insert_many,
+find with filter/sort/skip/limit, update_one with upsert, find_one_and_update, delete_many,
 count_documents, distinct, drop. One "ok - ..." / "not ok - ..." line per check.
 """
 
@@ -19,8 +19,11 @@ db = client["shop"]
 orders = db["orders"]
 orders.drop()
 
+check("create_index (unique) returns its name", orders.create_index("ref", unique=True) == "ref_1")
+check("the index is listed", orders.index_information().get("ref_1", {}).get("unique") is True, orders.index_information())
+
 result = orders.insert_many(
-    [{"_id": i, "customer": f"c{i % 7}", "total": i * 10, "status": "new" if i % 2 else "paid", "items": [i % 3, "x"]} for i in range(100)]
+    [{"_id": i, "ref": f"R{i:04d}", "customer": f"c{i % 7}", "total": i * 10, "status": "new" if i % 2 else "paid", "items": [i % 3, "x"]} for i in range(100)]
 )
 check("insert_many acknowledges 100 ids", len(result.inserted_ids) == 100)
 
@@ -29,6 +32,17 @@ try:
     check("duplicate _id raises DuplicateKeyError", False, "no error")
 except DuplicateKeyError as error:
     check("duplicate _id raises DuplicateKeyError (11000)", error.code == 11000, error.details)
+
+plan = orders.find({"ref": "R0042"}).explain()
+stats = plan["executionStats"]
+check("a lookup by ref uses the index (1 key, 1 document)",
+      plan["queryPlanner"]["winningPlan"]["inputStage"].get("indexName") == "ref_1" and (stats["totalKeysExamined"], stats["totalDocsExamined"], stats["nReturned"]) == (1, 1, 1),
+      plan["queryPlanner"]["winningPlan"])
+try:
+    orders.insert_one({"_id": 500, "ref": "R0042"})
+    check("a taken ref raises DuplicateKeyError", False, "no error")
+except DuplicateKeyError as error:
+    check("a taken ref raises DuplicateKeyError (11000)", error.code == 11000, error.details)
 
 page = list(orders.find({"status": "paid", "total": {"$gte": 100}}, {"_id": 1, "total": 1}).sort([("total", -1)]).skip(2).limit(3))
 check("find with filter/projection/sort/skip/limit", page == [{"_id": 94, "total": 940}, {"_id": 92, "total": 920}, {"_id": 90, "total": 900}], page)

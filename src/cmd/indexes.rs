@@ -82,6 +82,9 @@ fn validate_spec(spec: &RawDocument) -> Result<Document> {
         Some(Bson::String(name)) if name.is_empty() => {
             return Err(in_spec(ErrorCode::CannotCreateIndex, "index name cannot be empty"));
         }
+        Some(Bson::String(name)) if name == "*" => {
+            return Err(in_spec(ErrorCode::BadValue, "The index name '*' is not valid."));
+        }
         Some(Bson::String(name)) => name.clone(),
         Some(_) => return Err(in_spec(ErrorCode::TypeMismatch, "The field 'name' must be a string")),
         None => {

@@ -11,6 +11,7 @@
 //! without values, sort and projection) until the collection's index set changes.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
@@ -630,6 +631,56 @@ pub fn execute(
                 keep(&filter, Ok(doc?))
             }))
         }
+    })
+}
+
+/// The index key `plan` read `doc` through, as `find`'s `returnKey` shows it: `{}` for a
+/// collection scan, `{_id: <value>}` through the `_id` index, and the index entry's values
+/// otherwise (hashed fields as their hash). Of a multikey document's keys, the first within the
+/// bounds in scan order is the one the scan found.
+///
+/// # Errors
+/// The document's key extraction errors (it was indexed, so none in practice).
+pub fn index_key(plan: &Plan, doc: &RawDocument) -> Result<RawDocumentBuf> {
+    let index = match &plan.access {
+        Access::CollScan { .. } => return Ok(RawDocumentBuf::new()),
+        Access::IdPoint(_) => None,
+        Access::IndexScan { index, .. } if index.id == ID_INDEX_ID => None,
+        Access::IndexScan { index, bounds, reverse, limits } => Some((index, bounds, *reverse, limits)),
+    };
+    let Some((index, bounds, reverse, limits)) = index else {
+        let mut key = RawDocumentBuf::new();
+        if let Some(id) = doc.get("_id").ok().flatten() {
+            key.append(bson::raw::cstr!("_id"), id);
+        }
+        return Ok(key);
+    };
+    // The record key only follows the key tuple: any bytes serve to place a key in a range.
+    let (mut entries, _) = index.entries(doc, &[])?;
+    entries.sort();
+    if reverse {
+        entries.reverse();
+    }
+    let ranges = match limits {
+        Some(range) => vec![range.clone()],
+        None => key_ranges(&index.prefix(), &index.pattern, bounds),
+    };
+    let within = |key: &Vec<u8>| {
+        ranges.iter().any(|(start, end)| {
+            key >= start
+                && match end {
+                    Bound::Included(end) => key <= end,
+                    Bound::Excluded(end) => key < end,
+                    Bound::Unbounded => true,
+                }
+        })
+    };
+    let chosen = entries.iter().find(|(key, _)| within(key)).or_else(|| entries.first());
+    Ok(match chosen {
+        Some((_, values)) => {
+            RawDocumentBuf::from_bytes(values.clone()).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?
+        }
+        None => RawDocumentBuf::new(),
     })
 }
 

@@ -139,15 +139,8 @@ impl QueryPlan {
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
         if return_key {
-            let index = match &plan.access {
-                planner::Access::IndexScan { index, .. } => Some(index.clone()),
-                planner::Access::IdPoint(_) => collection.index("_id_"),
-                planner::Access::CollScan { .. } => None,
-            };
-            let keys = windowed.map(move |doc| match &index {
-                Some(index) => doc.and_then(|d| index.key_of(&d)),
-                None => doc.map(|_| RawDocumentBuf::new()),
-            });
+            let chosen = plan.clone();
+            let keys = windowed.map(move |doc| doc.and_then(|d| planner::index_key(&chosen, &d)));
             return Ok((Some(plan), Box::new(keys)));
         }
         let stream: DocumentStream = match projection {
@@ -438,6 +431,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
             let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation.clone())?;
             plan.allow_disk_use =
                 req.bool_arg("allowDiskUse")?.unwrap_or(ctx.server.config.parameters.allow_disk_use_by_default);
+            plan.hint = hint_arg(req)?;
             (plan.stream(ctx, &ns)?, stages.get(consumed..).unwrap_or_default())
         }
     };

@@ -58,7 +58,7 @@ impl KeyPattern {
             if name == "$**" || name.ends_with(".$**") {
                 return Err(QueryError::not_implemented("wildcard indexes"));
             }
-            if name.starts_with('$') {
+            if name.split('.').any(|part| part.starts_with('$')) {
                 return Err(cannot(format!(
                     "Index key contains an illegal field name: field name starts with '$'. {}",
                     render_spec(spec)

@@ -138,19 +138,6 @@ impl Index {
         }
     }
 
-    /// The first key `doc` gives this index, as a document named by the pattern's fields
-    /// (what `find` with `returnKey` shows); `_id_` gives `{_id: ...}`.
-    ///
-    /// # Errors
-    /// Key generation errors (parallel arrays, arrays in a hashed field).
-    pub fn key_of(&self, doc: &RawDocument) -> Result<RawDocumentBuf> {
-        let keys = self.pattern.keys(doc)?;
-        match keys.tuples.first() {
-            Some(tuple) => self.key_document(tuple),
-            None => Ok(RawDocumentBuf::new()),
-        }
-    }
-
     /// A key tuple as a document named by the pattern's fields (`{a: 1}`), hashed fields
     /// holding their hash, as mongod's `keyValue` shows it.
     fn key_document(&self, tuple: &[RawBsonRef<'_>]) -> Result<RawDocumentBuf> {

@@ -12,6 +12,9 @@ use super::writer::duplicate_index_key;
 use super::{Collection, NEXT_ID_KEY, Namespace, Storage, StorageError, catalog, meta_key};
 use crate::error::{Error, ErrorCode, Result};
 
+/// mongod's limit on a collection's indexes, `_id_` included.
+pub const MAX_INDEXES: usize = 64;
+
 /// Which indexes `dropIndexes` removes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexSelector {
@@ -56,6 +59,13 @@ impl Storage {
         for spec in specs {
             if exists_already(&indexes, &spec)? {
                 continue;
+            }
+            if indexes.len() >= MAX_INDEXES {
+                let key = spec.get_document("key").map(ToString::to_string).unwrap_or_default();
+                return Err(Error::new(
+                    ErrorCode::CannotCreateIndex,
+                    format!("add index fails, too many indexes for {ns} key:{key}"),
+                ));
             }
             let index = Arc::new(Index::from_spec(self.catalog.next_id(), spec, false)?);
             indexes.push(index.clone());
