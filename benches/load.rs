@@ -882,7 +882,7 @@ impl ServerProcess {
     fn monarchd() -> BenchResult<Self> {
         let dir = tempfile::tempdir()?;
         let mut command = Command::new(env!("CARGO_BIN_EXE_monarchd"));
-        command.args(["--port", "0", "--quiet", "--dbpath"]).arg(dir.path());
+        command.args(["--port", "0", "--adminPort", "disabled", "--quiet", "--dbpath"]).arg(dir.path());
         Self::spawn(command, Some(dir))
     }
 

@@ -180,6 +180,11 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         id = 22120,
         "Access control is not enabled for the database. Read and write access to data and configuration is unrestricted"
     );
+    if let Some(port) = admin_listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
+        let addresses: Vec<String> =
+            admin_listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+        tracing::info!(target: "NETWORK", id = 7_000_100, port, addresses = addresses.join(","), "Admin HTTP server listening");
+    }
     let addresses: Vec<String> =
         listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a: SocketAddr| a.to_string()).collect();
     tracing::info!(
@@ -191,11 +196,6 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         ssl = if shared.config.tls.mode == TlsMode::Disabled { "off" } else { "on" },
         "Waiting for connections"
     );
-    if let Some(port) = admin_listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
-        let addresses: Vec<String> =
-            admin_listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
-        tracing::info!(target: "NETWORK", id = 7_000_100, port, addresses = addresses.join(","), "Admin HTTP server listening");
-    }
     shared.log.startup_complete();
 
     let cancel = CancellationToken::new();

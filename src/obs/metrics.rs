@@ -133,10 +133,14 @@ impl Metrics {
     /// The registry's metrics and `extra` families, in the Prometheus text format.
     pub fn encode_with(&self, extra: Vec<MetricFamily>) -> String {
         let mut families = self.registry.gather();
-        families.extend(extra);
+        // IMPORTANT: the text encoder stops at a family without samples (a labeled gauge with
+        // no rows, e.g. no database yet) and drops everything after it.
+        families.extend(extra.into_iter().filter(|family| !family.get_metric().is_empty()));
         let mut out = Vec::new();
-        // Encoding into a Vec cannot fail for well-formed metric families.
-        let _ = TextEncoder::new().encode(&families, &mut out);
+        if let Err(error) = TextEncoder::new().encode(&families, &mut out) {
+            // Families are built here from fixed definitions; a failure is a bug to see.
+            tracing::warn!(target: "FTDC", id = 7_000_003, error = %error, "Cannot encode metrics");
+        }
         String::from_utf8(out).unwrap_or_default()
     }
 }
@@ -363,6 +367,14 @@ mod tests {
             text.contains("monarch_command_duration_seconds_bucket{command=\"find\",result=\"ok\",le=\"0.00005\"}"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn metrics_scrape_without_databases_keeps_later_families() {
+        let shared = Shared::for_tests();
+        let text = scrape(&shared);
+        assert!(!text.contains("monarch_database_data_bytes"), "{text}");
+        assert!(text.contains("monarch_process_threads"), "{text}");
     }
 
     #[test]
