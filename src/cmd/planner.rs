@@ -83,9 +83,15 @@ impl Plan {
         match &self.access {
             Access::CollScan { .. } => "COLLSCAN".into(),
             Access::IdPoint(_) => "IDHACK".into(),
-            Access::IndexScan { index, .. } => format!("IXSCAN {}", index.pattern.spec()),
+            Access::IndexScan { index, .. } => format!("IXSCAN {}", pattern_summary(index.pattern.spec())),
         }
     }
+}
+
+/// A key pattern as mongod's plan summaries print it: `{ a: 1, b: -1 }`, field names bare.
+fn pattern_summary(pattern: &Document) -> String {
+    let fields: Vec<String> = pattern.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+    format!("{{ {} }}", fields.join(", "))
 }
 
 /// What a query asks, as far as planning goes.
@@ -694,5 +700,18 @@ pub fn keep(filter: &Filter, doc: Result<RawDocumentBuf>) -> Option<Result<RawDo
             Err(err) => Some(Err(err.into())),
         },
         Err(err) => Some(Err(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::*;
+
+    #[test]
+    fn planner_summary_prints_patterns_as_mongod() {
+        assert_eq!(pattern_summary(&doc! { "a": 1, "b.c": -1 }), "{ a: 1, b.c: -1 }");
+        assert_eq!(pattern_summary(&doc! { "h": "hashed" }), "{ h: \"hashed\" }");
     }
 }
