@@ -64,16 +64,19 @@ impl Shared {
         request: &crate::cmd::CommandRequest,
         started: Instant,
     ) -> crate::obs::tracker::OpGuard<'_> {
-        self.ops.begin(crate::obs::tracker::OpStart {
-            connection_id: client.connection_id,
-            client: client.remote,
-            app_name: client.app_name().map(str::to_owned),
-            started,
-            command_name: request.name().to_owned(),
-            db: request.db().to_owned(),
-            collection: request.collection_name().map(str::to_owned),
-            command: request.body().to_owned(),
-        })
+        self.ops.begin(
+            crate::obs::tracker::OpStart {
+                connection_id: client.connection_id,
+                client: client.remote,
+                app_name: client.app_name().map(str::to_owned),
+                started,
+                command_name: request.name().to_owned(),
+                db: request.db().to_owned(),
+                collection: request.collection_name().map(str::to_owned),
+                command: request.body().to_owned(),
+            },
+            self.config.parameters.observability,
+        )
     }
 
     /// Fresh state for `config` over an opened `storage`.
