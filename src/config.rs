@@ -617,6 +617,13 @@ fn parameter_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// A positive integer server parameter, counted in `unit`.
+fn parameter_positive(name: &str, value: &str, unit: &str) -> Result<u64, ConfigError> {
+    value.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+        ConfigError::invalid(&format!("setParameter.{name}"), format!("'{value}' is not a positive number of {unit}"))
+    })
+}
+
 fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, ConfigError> {
     let mut parameters = Parameters::default();
     for (name, value) in values {
@@ -624,30 +631,13 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
             "enableTestCommands" => parameters.enable_test_commands = parameter_bool(name, value)?,
             "monarchObservability" => parameters.observability = parameter_bool(name, value)?,
             "cursorTimeoutMillis" => {
-                parameters.cursor_timeout_millis = value.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "setParameter.cursorTimeoutMillis",
-                        format!("'{value}' is not a positive number of milliseconds"),
-                    )
-                })?;
+                parameters.cursor_timeout_millis = parameter_positive(name, value, "milliseconds")?
             }
             "allowDiskUseByDefault" => parameters.allow_disk_use_by_default = parameter_bool(name, value)?,
             "internalQueryMaxBlockingSortMemoryUsageBytes" => {
-                parameters.max_blocking_sort_bytes = value.parse().ok().filter(|&b| b > 0).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "setParameter.internalQueryMaxBlockingSortMemoryUsageBytes",
-                        format!("'{value}' is not a positive number of bytes"),
-                    )
-                })?;
+                parameters.max_blocking_sort_bytes = parameter_positive(name, value, "bytes")?
             }
-            "ttlMonitorSleepSecs" => {
-                parameters.ttl_monitor_sleep_secs = value.parse().ok().filter(|&s| s > 0).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "setParameter.ttlMonitorSleepSecs",
-                        format!("'{value}' is not a positive number of seconds"),
-                    )
-                })?;
-            }
+            "ttlMonitorSleepSecs" => parameters.ttl_monitor_sleep_secs = parameter_positive(name, value, "seconds")?,
             _ => {
                 return Err(ConfigError::invalid(
                     &format!("setParameter.{name}"),

@@ -204,11 +204,7 @@ fn type_of(value: &Bson) -> &'static str {
 /// `listIndexes`: a cursor over the collection's index specifications.
 pub fn list_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let collection = ctx
-        .server
-        .storage
-        .collection(&ns)
-        .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))?;
+    let collection = ctx.server.storage.existing_collection(&ns)?;
     let batch: Vec<Bson> = collection.indexes().iter().map(|index| Bson::Document(index.spec.clone())).collect();
     Ok(doc! {
         "cursor": { "id": 0_i64, "ns": format!("{}.$cmd.listIndexes.{}", ns.db, ns.coll), "firstBatch": batch },
