@@ -325,6 +325,19 @@ async fn indexes_explain_hint_hidden_sort_and_covered() {
     assert_eq!(winning_stages(&update), ["UPDATE", "FETCH", "IXSCAN"]);
     let count = explain(&db, doc! { "count": "plan", "query": { "a": 3 } }).await;
     assert_eq!(stats(&count).2, 10);
+    // explain of an aggregation: the query alone has mongod's find shape; with more stages it
+    // is the first stage, `$cursor`.
+    let pushed = explain(&db, doc! { "aggregate": "plan", "pipeline": [{ "$match": { "a": 7 } }], "cursor": {} }).await;
+    assert_eq!(winning_stages(&pushed), ["FETCH", "IXSCAN"]);
+    let staged = explain(
+        &db,
+        doc! { "aggregate": "plan", "pipeline": [{ "$match": { "a": 7 } }, { "$group": { "_id": null, "n": { "$sum": 1 } } }], "cursor": {} },
+    )
+    .await;
+    let stages = staged.get_array("stages").expect("stages");
+    let cursor = stages[0].as_document().and_then(|s| s.get_document("$cursor").ok()).expect("$cursor");
+    assert_eq!(winning_stages(cursor), ["FETCH", "IXSCAN"]);
+    assert!(stages[1].as_document().is_some_and(|s| s.contains_key("$group")));
     // Aggregations hand their leading $match and $sort to the planner.
     assert_eq!(coll.count_documents(doc! { "a": 7 }).await.expect("countDocuments"), 11);
     let pipeline =
