@@ -103,6 +103,10 @@ struct Args {
     /// Also write the JSON report to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// An extra argument for monarchd (repeatable), e.g.
+    /// `--server-arg=--setParameter --server-arg=monarchObservability=0`.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long = "bench", hide = true)]
     _bench: bool,
@@ -261,7 +265,7 @@ fn main() -> BenchResult<()> {
     let floors = measure_floors(&config, &floors_needed(&workloads))?;
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut server = ServerProcess::monarchd()?;
+    let mut server = ServerProcess::monarchd(&config.server_args)?;
     let outcome = runtime.block_on(run_workloads(&config, &mut server, &workloads));
     server.stop();
     let results = outcome?;
@@ -306,6 +310,8 @@ struct Config {
     shape: Shape,
     clients: usize,
     timing: Timing,
+    /// Extra monarchd arguments.
+    server_args: Vec<String>,
 }
 
 impl Config {
@@ -321,7 +327,12 @@ impl Config {
             warmup: seconds("warmup", args.warmup, 0.0)?,
             duration: seconds("duration", args.duration, 0.01)?,
         };
-        Ok(Self { shape: Shape::new(args.records, args.doc_size)?, clients: usize::from(args.clients), timing })
+        Ok(Self {
+            shape: Shape::new(args.records, args.doc_size)?,
+            clients: usize::from(args.clients),
+            timing,
+            server_args: args.server_args.clone(),
+        })
     }
 
     fn print_header(&self, workloads: &[Workload]) {
@@ -336,6 +347,9 @@ impl Config {
             self.timing.warmup.as_secs_f64(),
         );
         println!("workloads: {}", names.join(", "));
+        if !self.server_args.is_empty() {
+            println!("monarchd arguments: {}", self.server_args.join(" "));
+        }
     }
 }
 
@@ -879,10 +893,15 @@ struct LogSummary {
 
 impl ServerProcess {
     /// The release `monarchd` that cargo built next to this bench.
-    fn monarchd() -> BenchResult<Self> {
+    fn monarchd(extra: &[String]) -> BenchResult<Self> {
         let dir = tempfile::tempdir()?;
         let mut command = Command::new(env!("CARGO_BIN_EXE_monarchd"));
-        command.args(["--port", "0", "--adminPort", "disabled", "--quiet", "--dbpath"]).arg(dir.path());
+        command.args(["--port", "0", "--quiet", "--dbpath"]).arg(dir.path());
+        // Many servers may run at once: no admin HTTP port unless the caller asks for one.
+        if !extra.iter().any(|arg| arg == "--adminPort") {
+            command.args(["--adminPort", "disabled"]);
+        }
+        command.args(extra);
         Self::spawn(command, Some(dir))
     }
 
@@ -1396,6 +1415,7 @@ impl Report<'_> {
                 "duration_s": self.config.timing.duration.as_secs_f64(),
                 "warmup_s": self.config.timing.warmup.as_secs_f64(),
                 "cores": std::thread::available_parallelism().map_or(0, usize::from),
+                "server_args": self.config.server_args,
             },
             "floors": floors,
             "workloads": workloads,

@@ -297,6 +297,10 @@ pub struct Parameters {
     /// Whether sorts over that limit may go on when the command does not say `allowDiskUse`
     /// (`allowDiskUseByDefault`, default true as in mongod 6.0+).
     pub allow_disk_use_by_default: bool,
+    /// Monarch's own switch for the request tracker's observers (metrics, slow-query log,
+    /// profiler, latency histograms) and the `currentOp` registry (`monarchObservability`,
+    /// default true). Off only to measure their cost.
+    pub observability: bool,
 }
 
 impl Default for Parameters {
@@ -307,6 +311,7 @@ impl Default for Parameters {
             ttl_monitor_sleep_secs: 60,
             max_blocking_sort_bytes: 100 * 1024 * 1024,
             allow_disk_use_by_default: true,
+            observability: true,
         }
     }
 }
@@ -550,6 +555,7 @@ impl Config {
                 "ttlMonitorSleepSecs": self.parameters.ttl_monitor_sleep_secs.to_string(),
                 "internalQueryMaxBlockingSortMemoryUsageBytes": self.parameters.max_blocking_sort_bytes.to_string(),
                 "allowDiskUseByDefault": if self.parameters.allow_disk_use_by_default { "1" } else { "0" },
+                "monarchObservability": if self.parameters.observability { "1" } else { "0" },
             },
         }
     }
@@ -599,58 +605,39 @@ fn parse_compressors(list: &str) -> Result<Vec<Compressor>, ConfigError> {
     Ok(out)
 }
 
+/// A boolean server parameter: `1`, `0`, `true` or `false`.
+fn parameter_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(ConfigError::invalid(
+            &format!("setParameter.{name}"),
+            format!("'{value}' is not a boolean (1, 0, true or false)"),
+        )),
+    }
+}
+
+/// A positive integer server parameter, counted in `unit`.
+fn parameter_positive(name: &str, value: &str, unit: &str) -> Result<u64, ConfigError> {
+    value.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+        ConfigError::invalid(&format!("setParameter.{name}"), format!("'{value}' is not a positive number of {unit}"))
+    })
+}
+
 fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, ConfigError> {
     let mut parameters = Parameters::default();
     for (name, value) in values {
         match name.as_str() {
-            "enableTestCommands" => {
-                parameters.enable_test_commands = match value.as_str() {
-                    "1" | "true" => true,
-                    "0" | "false" => false,
-                    _ => {
-                        return Err(ConfigError::invalid(
-                            "setParameter.enableTestCommands",
-                            format!("'{value}' is not a boolean (1, 0, true or false)"),
-                        ));
-                    }
-                }
-            }
+            "enableTestCommands" => parameters.enable_test_commands = parameter_bool(name, value)?,
+            "monarchObservability" => parameters.observability = parameter_bool(name, value)?,
             "cursorTimeoutMillis" => {
-                parameters.cursor_timeout_millis = value.parse().ok().filter(|&ms| ms > 0).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "setParameter.cursorTimeoutMillis",
-                        format!("'{value}' is not a positive number of milliseconds"),
-                    )
-                })?;
+                parameters.cursor_timeout_millis = parameter_positive(name, value, "milliseconds")?
             }
-            "allowDiskUseByDefault" => {
-                parameters.allow_disk_use_by_default = match value.as_str() {
-                    "1" | "true" => true,
-                    "0" | "false" => false,
-                    _ => {
-                        return Err(ConfigError::invalid(
-                            "setParameter.allowDiskUseByDefault",
-                            format!("'{value}' is not a boolean (1, 0, true or false)"),
-                        ));
-                    }
-                }
-            }
+            "allowDiskUseByDefault" => parameters.allow_disk_use_by_default = parameter_bool(name, value)?,
             "internalQueryMaxBlockingSortMemoryUsageBytes" => {
-                parameters.max_blocking_sort_bytes = value.parse().ok().filter(|&b| b > 0).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "setParameter.internalQueryMaxBlockingSortMemoryUsageBytes",
-                        format!("'{value}' is not a positive number of bytes"),
-                    )
-                })?;
+                parameters.max_blocking_sort_bytes = parameter_positive(name, value, "bytes")?
             }
-            "ttlMonitorSleepSecs" => {
-                parameters.ttl_monitor_sleep_secs = value.parse().ok().filter(|&s| s > 0).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "setParameter.ttlMonitorSleepSecs",
-                        format!("'{value}' is not a positive number of seconds"),
-                    )
-                })?;
-            }
+            "ttlMonitorSleepSecs" => parameters.ttl_monitor_sleep_secs = parameter_positive(name, value, "seconds")?,
             _ => {
                 return Err(ConfigError::invalid(
                     &format!("setParameter.{name}"),

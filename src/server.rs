@@ -56,6 +56,25 @@ pub struct Shared {
     bound_port: AtomicU16,
 }
 
+/// Commands larger than this are kept in `currentOp`, logs and the profiler as their name
+/// and size only, so tracking never copies a large insert batch.
+const MAX_TRACKED_COMMAND: usize = 16 * 1024;
+
+/// The command as the tracker keeps it: whole when small, else name, collection and size.
+fn tracked_command(request: &crate::cmd::CommandRequest) -> bson::RawDocumentBuf {
+    let body = request.body();
+    let size = body.as_bytes().len();
+    if size <= MAX_TRACKED_COMMAND {
+        return body.to_owned();
+    }
+    let mut summary = bson::RawDocumentBuf::new();
+    if let Ok(name) = <&bson::raw::CStr>::try_from(request.name()) {
+        summary.append(name, request.collection_name().unwrap_or(""));
+    }
+    summary.append(bson::raw::cstr!("$truncated"), format!("command of {size} bytes"));
+    summary
+}
+
 impl Shared {
     /// Registers `request` from `client` as an operation in flight (until the guard drops).
     pub fn begin_op(
@@ -64,16 +83,19 @@ impl Shared {
         request: &crate::cmd::CommandRequest,
         started: Instant,
     ) -> crate::obs::tracker::OpGuard<'_> {
-        self.ops.begin(crate::obs::tracker::OpStart {
-            connection_id: client.connection_id,
-            client: client.remote,
-            app_name: client.app_name().map(str::to_owned),
-            started,
-            command_name: request.name().to_owned(),
-            db: request.db().to_owned(),
-            collection: request.collection_name().map(str::to_owned),
-            command: request.body().to_owned(),
-        })
+        self.ops.begin(
+            crate::obs::tracker::OpStart {
+                connection_id: client.connection_id,
+                client: client.remote,
+                app_name: client.app_name().map(str::to_owned),
+                started,
+                command_name: request.name().to_owned(),
+                db: request.db().to_owned(),
+                collection: request.collection_name().map(str::to_owned),
+                command: tracked_command(request),
+            },
+            self.config.parameters.observability,
+        )
     }
 
     /// Fresh state for `config` over an opened `storage`.

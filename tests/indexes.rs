@@ -325,6 +325,19 @@ async fn indexes_explain_hint_hidden_sort_and_covered() {
     assert_eq!(winning_stages(&update), ["UPDATE", "FETCH", "IXSCAN"]);
     let count = explain(&db, doc! { "count": "plan", "query": { "a": 3 } }).await;
     assert_eq!(stats(&count).2, 10);
+    // explain of an aggregation: the query alone has mongod's find shape; with more stages it
+    // is the first stage, `$cursor`.
+    let pushed = explain(&db, doc! { "aggregate": "plan", "pipeline": [{ "$match": { "a": 7 } }], "cursor": {} }).await;
+    assert_eq!(winning_stages(&pushed), ["FETCH", "IXSCAN"]);
+    let staged = explain(
+        &db,
+        doc! { "aggregate": "plan", "pipeline": [{ "$match": { "a": 7 } }, { "$group": { "_id": null, "n": { "$sum": 1 } } }], "cursor": {} },
+    )
+    .await;
+    let stages = staged.get_array("stages").expect("stages");
+    let cursor = stages[0].as_document().and_then(|s| s.get_document("$cursor").ok()).expect("$cursor");
+    assert_eq!(winning_stages(cursor), ["FETCH", "IXSCAN"]);
+    assert!(stages[1].as_document().is_some_and(|s| s.contains_key("$group")));
     // Aggregations hand their leading $match and $sort to the planner.
     assert_eq!(coll.count_documents(doc! { "a": 7 }).await.expect("countDocuments"), 11);
     let pipeline =
@@ -545,4 +558,74 @@ async fn indexes_return_key_shows_the_index_key() {
     assert_eq!(ids.first(), Some(&doc! { "_id": 0 }));
     let none = batch(run(&db, doc! { "find": "keys", "filter": { "b": "x" }, "returnKey": true }).await.expect("scan"));
     assert_eq!(none, vec![Document::new(); 5], "no index, empty keys");
+}
+
+#[tokio::test]
+async fn indexes_with_a_collation_serve_queries_with_the_same_collation() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("collated");
+    coll.insert_many([
+        doc! { "_id": 1, "name": "Zoë" },
+        doc! { "_id": 2, "name": "zoe" },
+        doc! { "_id": 3, "name": "adam" },
+    ])
+    .await
+    .expect("seed");
+    let strength2 = doc! { "locale": "en", "strength": 2 };
+    run(
+        &db,
+        doc! { "createIndexes": "collated", "indexes": [
+            { "key": { "name": 1 }, "name": "name_ci", "collation": strength2.clone() },
+        ] },
+    )
+    .await
+    .expect("collated index");
+    let listed = run(&db, doc! { "listIndexes": "collated" }).await.expect("listIndexes");
+    let specs = listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+    let spec =
+        specs.iter().filter_map(Bson::as_document).find(|s| s.get_str("name").ok() == Some("name_ci")).expect("spec");
+    let collation = spec.get_document("collation").expect("collation");
+    assert_eq!(collation.get_str("locale").ok(), Some("en"));
+    assert_eq!(collation.get_i32("strength").ok(), Some(2));
+    assert_eq!(collation.get_str("version").ok(), Some("57.1"), "stored in full, as mongod");
+    // Same collation: the index bounds the query; strength 2 ignores case, not accents.
+    let explained =
+        explain(&db, doc! { "find": "collated", "filter": { "name": "ZOE" }, "collation": strength2.clone() }).await;
+    assert_eq!(winning_stages(&explained), ["FETCH", "IXSCAN"]);
+    assert_eq!(stats(&explained), (1, 1, 1));
+    // Another collation (here simple) cannot use its string keys.
+    let simple = explain(&db, doc! { "find": "collated", "filter": { "name": "zoe" } }).await;
+    assert_eq!(winning_stages(&simple), ["COLLSCAN"]);
+    // A sort under the index's collation comes from the index.
+    let sorted =
+        explain(&db, doc! { "find": "collated", "filter": {}, "sort": { "name": 1 }, "collation": strength2.clone() })
+            .await;
+    assert!(!winning_stages(&sorted).contains(&"SORT".to_owned()));
+    // Uniqueness follows the collation.
+    run(&db, doc! { "createIndexes": "u", "indexes": [{ "key": { "k": 1 }, "name": "k_ci", "unique": true, "collation": strength2.clone() }] })
+        .await
+        .expect("unique collated");
+    let u = db.collection::<Document>("u");
+    u.insert_one(doc! { "k": "Hello" }).await.expect("first");
+    let err = u.insert_one(doc! { "k": "hello" }).await.expect_err("equal under strength 2");
+    assert_eq!(code(&err), Some(11000));
+    // An index without its own collation takes the collection's default.
+    db.create_collection("defaulted")
+        .collation(
+            mongodb::options::Collation::builder()
+                .locale("en")
+                .strength(mongodb::options::CollationStrength::Secondary)
+                .build(),
+        )
+        .await
+        .expect("create");
+    run(&db, doc! { "createIndexes": "defaulted", "indexes": [{ "key": { "x": 1 }, "name": "x_1" }] })
+        .await
+        .expect("index");
+    let listed = run(&db, doc! { "listIndexes": "defaulted" }).await.expect("listIndexes");
+    let specs = listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+    let x = specs.iter().filter_map(Bson::as_document).find(|s| s.get_str("name").ok() == Some("x_1")).expect("x_1");
+    assert_eq!(x.get_document("collation").and_then(|c| c.get_i32("strength")).ok(), Some(2));
 }

@@ -211,11 +211,7 @@ pub fn rename_collection(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
 /// `collMod`: changes stored options (validator, validation level and action).
 pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let collection = ctx
-        .server
-        .storage
-        .collection(&ns)
-        .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))?;
+    let collection = ctx.server.storage.existing_collection(&ns)?;
     let mut options = collection.options.clone();
     let mut index_reply = Document::new();
     for element in req.body().iter().skip(1) {

@@ -10,7 +10,7 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, doc};
 
 use super::diagnostics::COMPATIBLE_VERSION;
 use super::planner::{Access, ExecStats, Plan};
-use super::read::{QueryPlan, count_plan, distinct_plan, find_plan};
+use super::read::{QueryPlan, count_plan, distinct_plan, find_plan, hint_arg, pipeline_query};
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::storage::ID_INDEX_ID;
@@ -45,8 +45,15 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     };
     let inner_req = req.nested(inner)?;
     let ns = inner_req.namespace()?;
+    // For aggregate: the stages after those the query answers (`$match`, `$sort`).
+    let mut later_stages: Vec<Bson> = Vec::new();
     let (plan, write_stage) = match inner_req.name() {
         "find" => (find_plan(&inner_req, ctx.server)?, None),
+        "aggregate" => {
+            let (plan, rest) = aggregate_plan(&inner_req, ctx.server)?;
+            later_stages = rest;
+            (plan, None)
+        }
         "count" => (count_plan(&inner_req, ctx.server)?, Some("COUNT")),
         "distinct" => (distinct_plan(&inner_req, ctx.server)?, Some("DISTINCT")),
         "delete" => (statement_plan(&inner_req, "deletes")?, Some("DELETE")),
@@ -98,9 +105,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     if let Some(stage) = write_stage {
         winning = doc! { "stage": stage, "inputStage": winning };
     }
-    let mut reply = doc! {
-        "explainVersion": "1",
-        "queryPlanner": {
+    let query_planner = doc! {
             "namespace": ns.full(),
             "indexFilterSet": false,
             "parsedQuery": parsed_query,
@@ -110,8 +115,9 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
             "maxScansToExplodeReached": false,
             "winningPlan": winning.clone(),
             "rejectedPlans": [],
-        },
     };
+    let mut reply = doc! { "explainVersion": "1" };
+    let mut execution_stats = None;
     if let Some(counts) = &counts {
         let mut execution = doc! {
             "executionSuccess": true,
@@ -124,7 +130,23 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         if verbosity == Verbosity::AllPlansExecution {
             execution.insert("allPlansExecution", Vec::<Bson>::new());
         }
-        reply.insert("executionStats", execution);
+        execution_stats = Some(execution);
+    }
+    if later_stages.is_empty() {
+        reply.insert("queryPlanner", query_planner);
+        if let Some(execution) = execution_stats {
+            reply.insert("executionStats", execution);
+        }
+    } else {
+        // mongod's shape when a pipeline goes on past its query: the query as a `$cursor`
+        // stage, then the other stages as given.
+        let mut cursor = doc! { "queryPlanner": query_planner };
+        if let Some(execution) = execution_stats {
+            cursor.insert("executionStats", execution);
+        }
+        let mut stages = vec![Bson::Document(doc! { "$cursor": cursor })];
+        stages.extend(later_stages);
+        reply.insert("stages", stages);
     }
     reply.insert("command", Document::try_from(inner).unwrap_or_default());
     reply.insert(
@@ -141,6 +163,32 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         doc! { "internalQueryMaxBlockingSortMemoryUsageBytes": i64::try_from(memory_limit).unwrap_or(i64::MAX) },
     );
     Ok(reply)
+}
+
+/// The query an `aggregate` pipeline starts with, and the stages after it.
+fn aggregate_plan(req: &CommandRequest, shared: &crate::server::Shared) -> Result<(QueryPlan, Vec<Bson>)> {
+    let stages = req.array_arg("pipeline")?.ok_or_else(|| {
+        Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
+    })?;
+    let ns = req.namespace()?;
+    let collation = super::collation::resolve(
+        req.get("collation"),
+        "aggregate.collation",
+        shared.storage.collection(&ns).as_deref(),
+    )?;
+    let vars = req.doc_arg("let")?.map(crate::query::expr::Variables::from_let).transpose()?;
+    let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation)?;
+    plan.hint = hint_arg(req)?;
+    let rest = stages
+        .get(consumed..)
+        .unwrap_or_default()
+        .iter()
+        .map(|stage| match stage {
+            RawBsonRef::Document(stage) => Document::try_from(*stage).map(Bson::Document).unwrap_or(Bson::Null),
+            _ => Bson::Null,
+        })
+        .collect();
+    Ok((plan, rest))
 }
 
 /// The plan of the first statement of an `update` or `delete` (its read side: every match

@@ -6,6 +6,7 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
+use crate::query::collation::Collation;
 use crate::query::index_key::KeyPattern;
 use crate::storage::{Collection, IndexSelector};
 
@@ -35,12 +36,18 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
     if specs.is_empty() {
         return Err(Error::new(ErrorCode::BadValue, "Must specify at least one index to create"));
     }
+    let default_collation =
+        ctx.server.storage.collection(&ns).and_then(|c| c.options.get_document("collation").ok().cloned());
     let mut validated = Vec::with_capacity(specs.len());
     for spec in specs {
         let RawBsonRef::Document(spec) = spec else {
             return Err(req.wrong_type("indexes", spec, "object"));
         };
-        validated.push(validate_spec(spec)?);
+        let ValidatedSpec { mut stored, collation } = validate_spec(spec)?;
+        if let Some(collation) = collation.unwrap_or_else(|| default_collation.clone()) {
+            stored.insert("collation", collation);
+        }
+        validated.push(stored);
     }
     let outcome = ctx.server.storage.create_indexes(&ns, validated)?;
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
@@ -55,7 +62,7 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
 
 /// Checks one index specification as mongod's `index_key_validate` does and returns it in
 /// the stored shape: `v`, `key`, `name`, then the options as given.
-fn validate_spec(spec: &RawDocument) -> Result<Document> {
+fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
     let shown = Document::try_from(spec).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
     let in_spec =
         |code: ErrorCode, why: &str| Error::new(code, format!("Error in specification {shown} :: caused by :: {why}"));
@@ -156,23 +163,29 @@ fn validate_spec(spec: &RawDocument) -> Result<Document> {
             ));
         }
     }
-    if let Some(collation) = shown.get("collation") {
-        let simple =
-            matches!(collation, Bson::Document(c) if c.get_str("locale").ok() == Some("simple") && c.len() == 1);
-        if !simple {
-            return Err(Error::new(
-                ErrorCode::NotImplemented,
-                "indexes with a non-simple collation are not implemented yet",
-            ));
-        }
-    }
+    // The collation as mongod stores it: every field filled in, nothing for `simple`; a spec
+    // without one takes the collection's default.
+    let collation = match spec.get("collation").ok().flatten() {
+        Some(RawBsonRef::Document(collation)) => Some(
+            Collation::parse(collation).map_err(|e| in_spec(e.code(), e.message()))?.map(|c| c.spec().to_document()),
+        ),
+        Some(_) => return Err(in_spec(ErrorCode::TypeMismatch, "The field 'collation' must be an object")),
+        None => None,
+    };
     let mut stored = doc! { "v": version, "key": pattern.spec().clone(), "name": name };
     for (field, value) in &shown {
         if !matches!(field.as_str(), "v" | "key" | "name" | "background" | "ns" | "collation") {
             stored.insert(field.clone(), value.clone());
         }
     }
-    Ok(stored)
+    Ok(ValidatedSpec { stored, collation })
+}
+
+/// A checked index specification, and its collation: `None` when the spec has none (the
+/// collection's default applies), `Some(None)` for an explicit `simple`.
+struct ValidatedSpec {
+    stored: Document,
+    collation: Option<Option<Document>>,
 }
 
 /// Reads `expireAfterSeconds`: a number from 0 to mongod's 32-bit limit.
@@ -204,11 +217,7 @@ fn type_of(value: &Bson) -> &'static str {
 /// `listIndexes`: a cursor over the collection's index specifications.
 pub fn list_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let collection = ctx
-        .server
-        .storage
-        .collection(&ns)
-        .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))?;
+    let collection = ctx.server.storage.existing_collection(&ns)?;
     let batch: Vec<Bson> = collection.indexes().iter().map(|index| Bson::Document(index.spec.clone())).collect();
     Ok(doc! {
         "cursor": { "id": 0_i64, "ns": format!("{}.$cmd.listIndexes.{}", ns.db, ns.coll), "firstBatch": batch },

@@ -41,6 +41,12 @@ const PARAMETERS: &[Parameter] = &[
         value: |s| Bson::Int64(i64::try_from(s.config.parameters.max_blocking_sort_bytes).unwrap_or(i64::MAX)),
     },
     Parameter {
+        name: "monarchObservability",
+        settable_at_startup: true,
+        settable_at_runtime: false,
+        value: |s| Bson::Boolean(s.config.parameters.observability),
+    },
+    Parameter {
         name: "ttlMonitorSleepSecs",
         settable_at_startup: true,
         settable_at_runtime: false,

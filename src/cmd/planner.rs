@@ -24,7 +24,6 @@ use crate::obs::tracker::PlanNote;
 use crate::query::bounds::IndexBounds;
 use crate::query::index_key::KeyOrder;
 use crate::query::{Collation, Filter, SortSpec};
-use crate::storage::index::key_ranges;
 use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, KeyRange, ReadView};
 
 /// Keys a trial counts per candidate before it stops.
@@ -83,9 +82,15 @@ impl Plan {
         match &self.access {
             Access::CollScan { .. } => "COLLSCAN".into(),
             Access::IdPoint(_) => "IDHACK".into(),
-            Access::IndexScan { index, .. } => format!("IXSCAN {}", index.pattern.spec()),
+            Access::IndexScan { index, .. } => format!("IXSCAN {}", pattern_summary(index.pattern.spec())),
         }
     }
+}
+
+/// A key pattern as mongod's plan summaries print it: `{ a: 1, b: -1 }`, field names bare.
+fn pattern_summary(pattern: &Document) -> String {
+    let fields: Vec<String> = pattern.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+    format!("{{ {} }}", fields.join(", "))
 }
 
 /// What a query asks, as far as planning goes.
@@ -184,7 +189,7 @@ pub fn choose(
         covered: false,
         candidates: 0,
     };
-    if natural.is_some() || shape.collation.is_some() {
+    if natural.is_some() {
         return Ok(collscan);
     }
     let candidates: Vec<Plan> = indexes.iter().filter_map(|index| candidate(index, shape)).collect();
@@ -249,15 +254,16 @@ fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> R
     let index = found
         .filter(|i| !i.hidden)
         .ok_or_else(|| Error::new(ErrorCode::BadValue, "hint provided does not correspond to an existing index"))?;
-    // Under a collation the bytes of string keys do not order as the query compares: scan
-    // the whole hinted index and let the matcher decide.
-    let bounds = match shape.collation {
-        Some(_) => IndexBounds::all(&index.pattern),
-        None => IndexBounds::for_filter(shape.filter, &index.pattern, index.is_multikey()),
+    // An index under another collation than the query's orders strings differently: scan it
+    // whole and let the matcher decide.
+    let same_collation = index.collation.as_deref() == shape.collation;
+    let bounds = match same_collation {
+        true => bounds_for(index, shape),
+        false => IndexBounds::all(&index.pattern),
     };
-    let (sort_provided, reverse) = match shape.collation {
-        Some(_) => (shape.sort.is_none_or(SortSpec::is_empty), false),
-        None => sort_order(index, &bounds, shape.sort),
+    let (sort_provided, reverse) = match same_collation {
+        true => sort_order(index, &bounds, shape.sort),
+        false => (shape.sort.is_none_or(SortSpec::is_empty), false),
     };
     let limits = match (shape.min, shape.max) {
         (None, None) => None,
@@ -296,10 +302,11 @@ fn min_max_range(index: &Index, min: Option<&RawDocument>, max: Option<&RawDocum
 
 /// `index` as a candidate for `shape`, or `None` when it cannot help (or cannot be used).
 fn candidate(index: &Arc<Index>, shape: &QueryShape<'_>) -> Option<Plan> {
-    if index.hidden {
+    // Only an index whose keys follow the query's collation can bound or order its strings.
+    if index.hidden || index.collation.as_deref() != shape.collation {
         return None;
     }
-    let bounds = IndexBounds::for_filter(shape.filter, &index.pattern, index.is_multikey());
+    let bounds = bounds_for(index, shape);
     if index.sparse && !bounds.excludes_null.iter().any(|&x| x) {
         return None;
     }
@@ -319,6 +326,12 @@ fn candidate(index: &Arc<Index>, shape: &QueryShape<'_>) -> Option<Plan> {
         sort_provided,
         candidates: 1,
     })
+}
+
+/// The bounds of `index` for the query (an index under a collation gets no regex bounds: its
+/// string keys are collation keys, not the strings a prefix names).
+fn bounds_for(index: &Index, shape: &QueryShape<'_>) -> IndexBounds {
+    IndexBounds::for_filter(shape.filter, &index.pattern, index.is_multikey(), index.collation.is_some())
 }
 
 /// Whether scanning `index` within `bounds` yields documents in `sort` order, and in which
@@ -461,7 +474,7 @@ fn trial(candidates: Vec<Plan>, collection: &Collection, view: &ReadView) -> Res
         let Access::IndexScan { index, bounds, .. } = &plan.access else { continue };
         let mut keys = 0usize;
         let prefix = scan_prefix(collection, index);
-        'ranges: for range in key_ranges(&prefix, &index.pattern, bounds) {
+        'ranges: for range in index.key_ranges(&prefix, bounds) {
             let entries: Box<dyn Iterator<Item = ()>> = if index.id == ID_INDEX_ID {
                 Box::new(view.documents_in(&range, false).map(|_| ()))
             } else {
@@ -583,7 +596,7 @@ pub fn execute(
                     vec![(under(start), end)]
                 }
                 Some(range) => vec![range.clone()],
-                None => key_ranges(&scan_prefix(collection, index), &index.pattern, bounds),
+                None => index.key_ranges(&scan_prefix(collection, index), bounds),
             };
             if *reverse {
                 ranges.reverse();
@@ -663,7 +676,7 @@ pub fn index_key(plan: &Plan, doc: &RawDocument) -> Result<RawDocumentBuf> {
     }
     let ranges = match limits {
         Some(range) => vec![range.clone()],
-        None => key_ranges(&index.prefix(), &index.pattern, bounds),
+        None => index.key_ranges(&index.prefix(), bounds),
     };
     let within = |key: &Vec<u8>| {
         ranges.iter().any(|(start, end)| {
@@ -694,5 +707,18 @@ pub fn keep(filter: &Filter, doc: Result<RawDocumentBuf>) -> Option<Result<RawDo
             Err(err) => Some(Err(err.into())),
         },
         Err(err) => Some(Err(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::*;
+
+    #[test]
+    fn planner_summary_prints_patterns_as_mongod() {
+        assert_eq!(pattern_summary(&doc! { "a": 1, "b.c": -1 }), "{ a: 1, b.c: -1 }");
+        assert_eq!(pattern_summary(&doc! { "h": "hashed" }), "{ h: \"hashed\" }");
     }
 }

@@ -173,7 +173,7 @@ fn batch_to_bson(batch: Vec<RawDocumentBuf>) -> Result<Vec<Bson>> {
 
 /// The `hint` argument: an index name or key pattern (checked against the indexes when the
 /// query is planned).
-fn hint_arg(req: &CommandRequest) -> Result<Option<bson::RawBson>> {
+pub(super) fn hint_arg(req: &CommandRequest) -> Result<Option<bson::RawBson>> {
     match req.get("hint") {
         None => Ok(None),
         Some(RawBsonRef::Document(spec)) if spec.is_empty() => Ok(None),
@@ -446,7 +446,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
 
 /// The query that a pipeline's leading `$match` and `$sort` stages describe, so the planner
 /// can serve them from an index; returns it and how many stages it took.
-fn pipeline_query(
+pub(super) fn pipeline_query(
     stages: &[RawBsonRef<'_>],
     vars: Option<&Variables>,
     collation: Option<Arc<Collation>>,

@@ -16,6 +16,9 @@ use crate::server::Shared;
 
 /// Feeds a finished request to every observer.
 pub fn finish(shared: &Shared, summary: &tracker::OpSummary<'_>) {
+    if !shared.config.parameters.observability {
+        return;
+    }
     shared.metrics.record(summary);
     shared.slow_log.observe(&shared.log, summary);
 }

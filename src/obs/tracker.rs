@@ -308,8 +308,9 @@ pub struct OpStart {
 }
 
 impl OpRegistry {
-    /// Registers a new operation; it leaves the registry when the returned guard drops.
-    pub fn begin(&self, start: OpStart) -> OpGuard<'_> {
+    /// Registers a new operation (listed only when `listed`); it leaves the registry when the
+    /// returned guard drops.
+    pub fn begin(&self, start: OpStart, listed: bool) -> OpGuard<'_> {
         // mongod's opids are positive 32-bit ints.
         let op_id = self.next.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & 0x7fff_ffff;
         let kind = OpKind::of(&start.command_name);
@@ -334,8 +335,10 @@ impl OpRegistry {
             docs: DocCounts::default(),
             phases: Mutex::default(),
         });
-        self.lock().insert(op_id, op.clone());
-        OpGuard { registry: self, op }
+        if listed {
+            self.lock().insert(op_id, op.clone());
+        }
+        OpGuard { registry: self, op, listed }
     }
 
     /// The operations in flight now.
@@ -366,6 +369,7 @@ impl OpRegistry {
 pub struct OpGuard<'a> {
     registry: &'a OpRegistry,
     op: Arc<Operation>,
+    listed: bool,
 }
 
 impl OpGuard<'_> {
@@ -377,7 +381,9 @@ impl OpGuard<'_> {
 
 impl Drop for OpGuard<'_> {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.op.op_id);
+        if self.listed {
+            self.registry.lock().remove(&self.op.op_id);
+        }
     }
 }
 
@@ -433,7 +439,7 @@ mod tests {
     #[test]
     fn tracker_registry_lists_and_kills_operations() {
         let registry = OpRegistry::default();
-        let guard = registry.begin(start("find"));
+        let guard = registry.begin(start("find"), true);
         let id = guard.op().op_id;
         assert_eq!(registry.all().len(), 1);
         assert_eq!(guard.op().ns, "db.c");
@@ -453,13 +459,13 @@ mod tests {
     fn tracker_counts_are_per_request() {
         let registry = OpRegistry::default();
         let stats = Arc::new(ExecStats::default());
-        let first = registry.begin(start("find"));
+        let first = registry.begin(start("find"), true);
         first.op().track(&stats);
         for _ in 0..10 {
             stats.doc().unwrap();
         }
         assert_eq!(first.op().examined().1, 10);
-        let more = registry.begin(start("getMore"));
+        let more = registry.begin(start("getMore"), true);
         more.op().track(&stats);
         for _ in 0..5 {
             stats.doc().unwrap();

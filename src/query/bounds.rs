@@ -110,8 +110,9 @@ pub struct IndexBounds {
 
 impl IndexBounds {
     /// Bounds of `pattern` for `filter`; `multikey` indexes get no intersections and only
-    /// their first field bounded.
-    pub fn for_filter(filter: &RawDocument, pattern: &KeyPattern, multikey: bool) -> Self {
+    /// their first field bounded; a `collated` index (string keys are collation keys) gets no
+    /// bounds from regexes.
+    pub fn for_filter(filter: &RawDocument, pattern: &KeyPattern, multikey: bool, collated: bool) -> Self {
         let mut conjuncts = Vec::new();
         collect_conjuncts(filter, &mut conjuncts);
         let mut fields = Vec::with_capacity(pattern.fields().len());
@@ -125,7 +126,7 @@ impl IndexBounds {
                     if *name != field.dotted() {
                         continue;
                     }
-                    let Some(found) = condition_intervals(*condition, *order, multikey) else { continue };
+                    let Some(found) = condition_intervals(*condition, *order, multikey, collated) else { continue };
                     intervals = if constrained { intersect_all(&intervals, &found) } else { found };
                     constrained = true;
                     if multikey {
@@ -207,20 +208,27 @@ fn collect_conjuncts<'a>(filter: &'a RawDocument, out: &mut Vec<(&'a str, RawBso
 
 /// The intervals one field condition allows, or `None` when it does not bound the field.
 /// On a `multikey` index only the first bounding operator counts.
-fn condition_intervals(condition: RawBsonRef<'_>, order: KeyOrder, multikey: bool) -> Option<Vec<Interval>> {
+fn condition_intervals(
+    condition: RawBsonRef<'_>,
+    order: KeyOrder,
+    multikey: bool,
+    collated: bool,
+) -> Option<Vec<Interval>> {
+    // A regex under a collated index bounds nothing (its keys are not the strings).
+    let regex_order = if collated { KeyOrder::Hashed } else { order };
     let operators = match condition {
         RawBsonRef::Document(doc) if path::fields(doc).next().is_some_and(|(k, _)| k.starts_with('$')) => doc,
-        value => return equality_intervals(value, order),
+        value => return equality_intervals(value, order, regex_order),
     };
     let mut result: Option<Vec<Interval>> = None;
     for (op, value) in path::fields(operators) {
         let found = match op {
-            "$eq" => equality_intervals(value, order),
+            "$eq" => equality_intervals(value, order, regex_order),
             "$in" => match value {
                 RawBsonRef::Array(values) => {
                     let mut all = Vec::new();
                     for v in path::items(values) {
-                        all.extend(equality_intervals(v, order)?);
+                        all.extend(equality_intervals(v, order, regex_order)?);
                     }
                     Some(normalize(all))
                 }
@@ -231,7 +239,7 @@ fn condition_intervals(condition: RawBsonRef<'_>, order: KeyOrder, multikey: boo
                 RawBsonRef::Boolean(false) => Some(vec![Interval::point(RawBson::Null)]),
                 _ => None,
             },
-            "$regex" if order != KeyOrder::Hashed => match value {
+            "$regex" if regex_order != KeyOrder::Hashed => match value {
                 RawBsonRef::String(pattern) => {
                     let options = path::fields(operators)
                         .find(|(k, _)| *k == "$options")
@@ -262,9 +270,10 @@ fn condition_intervals(condition: RawBsonRef<'_>, order: KeyOrder, multikey: boo
 /// An equality's intervals: the value itself; for an array, also its first element (the
 /// index holds elements); for a regex, the strings it can match. Hashed fields hold hashes, so
 /// only scalars that hash alike can be looked up.
-fn equality_intervals(value: RawBsonRef<'_>, order: KeyOrder) -> Option<Vec<Interval>> {
+/// `regex_order` is `Hashed` where a regex cannot bound (hashed or collated keys).
+fn equality_intervals(value: RawBsonRef<'_>, order: KeyOrder, regex_order: KeyOrder) -> Option<Vec<Interval>> {
     match value {
-        RawBsonRef::RegularExpression(regex) if order != KeyOrder::Hashed => {
+        RawBsonRef::RegularExpression(regex) if regex_order != KeyOrder::Hashed => {
             Some(regex_intervals(regex.pattern.as_str(), regex.options.as_str()))
         }
         RawBsonRef::RegularExpression(_) => None,
@@ -463,7 +472,7 @@ mod tests {
 
     fn rendered(filter: bson::RawDocumentBuf, pattern: bson::RawDocumentBuf, multikey: bool) -> bson::Document {
         let pattern = KeyPattern::parse(&pattern).unwrap();
-        IndexBounds::for_filter(&filter, &pattern, multikey).render(&pattern, false)
+        IndexBounds::for_filter(&filter, &pattern, multikey, false).render(&pattern, false)
     }
 
     #[test]
@@ -500,7 +509,7 @@ mod tests {
     #[test]
     fn bounds_of_compound_and_descending_fields() {
         let pattern = KeyPattern::parse(&rawdoc! { "a": 1, "b": -1 }).unwrap();
-        let bounds = IndexBounds::for_filter(&rawdoc! { "a": 1, "b": { "$gt": 2 } }, &pattern, false);
+        let bounds = IndexBounds::for_filter(&rawdoc! { "a": 1, "b": { "$gt": 2 } }, &pattern, false, false);
         assert_eq!(bounds.equality_prefix, 1);
         assert!(bounds.bounded);
         let shown = bounds.render(&pattern, false);

@@ -283,6 +283,13 @@ impl Collation {
         &self.spec
     }
 
+    /// Appends the sort key of `s`: byte order of sort keys is this collation's order, and
+    /// strings it calls equal get equal keys (what index keys under a collation store).
+    pub fn write_sort_key(&self, s: &str, out: &mut Vec<u8>) {
+        // Writing into a Vec cannot fail (its error type is Infallible).
+        let _ = self.collator.write_sort_key_to(s, out);
+    }
+
     /// Compares two strings under this collation.
     pub fn compare_str(&self, a: &str, b: &str) -> Ordering {
         self.collator.compare(a, b)

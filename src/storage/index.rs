@@ -11,6 +11,7 @@
 //! The `_id` index has no entries: the `docs` keyspace is ordered by `_id` already.
 
 use std::ops::Bound;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
@@ -19,6 +20,7 @@ use super::keys;
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
 use crate::query::bounds::{IndexBounds, Interval};
+use crate::query::collation::Collation;
 use crate::query::index_key::{KeyOrder, KeyPattern};
 
 /// An index entry as stored: key and value bytes.
@@ -48,6 +50,8 @@ pub struct Index {
     pub hidden: bool,
     /// `expireAfterSeconds` of a TTL index.
     pub expire_after_seconds: Option<i64>,
+    /// The index's collation: its string keys are collation keys (`None`: simple).
+    pub collation: Option<Arc<Collation>>,
     /// Whether some document gave it several keys (or an array): set once, never cleared.
     multikey: AtomicBool,
 }
@@ -66,6 +70,10 @@ impl Index {
             Ok(filter) => Some(Filter::parse(&to_raw(filter)?)?),
             Err(_) => None,
         };
+        let collation = match spec.get_document("collation") {
+            Ok(collation) => Collation::parse(&to_raw(collation)?)?.map(Arc::new),
+            Err(_) => None,
+        };
         let flag = |field: &str| spec.get_bool(field).unwrap_or(false);
         let expire_after_seconds = match spec.get("expireAfterSeconds") {
             Some(Bson::Int32(n)) => Some(i64::from(*n)),
@@ -81,6 +89,7 @@ impl Index {
             hidden: flag("hidden"),
             partial,
             expire_after_seconds,
+            collation,
             pattern,
             multikey: AtomicBool::new(multikey),
             spec,
@@ -133,9 +142,16 @@ impl Index {
 
     /// Appends the encoding of a key tuple (one value per pattern field).
     pub fn encode_tuple(&self, tuple: &[RawBsonRef<'_>], out: &mut Vec<u8>) {
+        let collation = self.collation.as_deref();
         for ((_, order), value) in self.pattern.fields().iter().zip(tuple) {
-            encode_field(*order, *value, out);
+            encode_field(*order, *value, out, collation);
         }
+    }
+
+    /// The byte ranges of this index's keys under `prefix` (its id, or a collection id for
+    /// `_id_`) that `bounds` admit, in ascending key order (see [`key_ranges`]).
+    pub fn key_ranges(&self, prefix: &[u8], bounds: &IndexBounds) -> Vec<KeyRange> {
+        key_ranges(prefix, &self.pattern, bounds, self.collation.as_deref())
     }
 
     /// A key tuple as a document named by the pattern's fields (`{a: 1}`), hashed fields
@@ -146,7 +162,7 @@ impl Index {
             let name = <&bson::raw::CStr>::try_from(field.dotted())
                 .map_err(|e| Error::new(ErrorCode::CannotCreateIndex, e.to_string()))?;
             match order {
-                KeyOrder::Hashed => doc.append(name, hash_value(*value)),
+                KeyOrder::Hashed => doc.append(name, hash_value(*value, self.collation.as_deref())),
                 _ => doc.append(name, *value),
             }
         }
@@ -154,22 +170,35 @@ impl Index {
     }
 }
 
-/// Appends one key field's encoding in the index's order for that field.
-pub fn encode_field(order: KeyOrder, value: RawBsonRef<'_>, out: &mut Vec<u8>) {
+/// Appends one key field's encoding in the index's order for that field, strings by their
+/// collation key under `collation`.
+fn encode_field(order: KeyOrder, value: RawBsonRef<'_>, out: &mut Vec<u8>, collation: Option<&Collation>) {
+    let sort_key = |s: &str, key: &mut Vec<u8>| {
+        if let Some(collation) = collation {
+            collation.write_sort_key(s, key);
+        }
+    };
+    let strings: Option<keys::StringKey<'_>> = collation.map(|_| &sort_key as keys::StringKey<'_>);
     match order {
-        KeyOrder::Ascending => keys::encode_value(value, out),
-        KeyOrder::Descending => keys::encode_descending(value, out),
-        KeyOrder::Hashed => keys::encode_value(RawBsonRef::Int64(hash_value(value)), out),
+        KeyOrder::Ascending => keys::encode_value_with(value, out, strings),
+        KeyOrder::Descending => keys::encode_descending_with(value, out, strings),
+        KeyOrder::Hashed => keys::encode_value(RawBsonRef::Int64(hash_value(value, collation)), out),
     }
 }
 
-/// The 64-bit hash a hashed index stores: FNV-1a over the value's key encoding, so values
-/// that compare equal (`1`, `1.0`, `NumberLong(1)`) hash alike. Part of the on-disk format.
-pub fn hash_value(value: RawBsonRef<'_>) -> i64 {
+/// The 64-bit hash a hashed index stores: FNV-1a over the value's key encoding (under the
+/// index's collation), so values that compare equal (`1`, `1.0`, `NumberLong(1)`) hash
+/// alike. Part of the on-disk format.
+pub fn hash_value(value: RawBsonRef<'_>, collation: Option<&Collation>) -> i64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut bytes = Vec::with_capacity(16);
-    keys::encode_value(value, &mut bytes);
+    let sort_key = |s: &str, key: &mut Vec<u8>| {
+        if let Some(collation) = collation {
+            collation.write_sort_key(s, key);
+        }
+    };
+    keys::encode_value_with(value, &mut bytes, collation.map(|_| &sort_key as keys::StringKey<'_>));
     let hash = bytes.iter().fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
     i64::from_be_bytes(hash.to_be_bytes())
 }
@@ -204,7 +233,12 @@ const MAX_POINT_PREFIXES: usize = 4096;
 /// The byte ranges of the keys under `prefix` (an index id, or a collection id for the `_id`
 /// index) that `bounds` admit, in ascending key order. Fields after the first one that is not
 /// bounded to points are scanned whole; the matcher filters what the ranges over-include.
-pub fn key_ranges(prefix: &[u8], pattern: &KeyPattern, bounds: &IndexBounds) -> Vec<KeyRange> {
+fn key_ranges(
+    prefix: &[u8],
+    pattern: &KeyPattern,
+    bounds: &IndexBounds,
+    collation: Option<&Collation>,
+) -> Vec<KeyRange> {
     if bounds.is_empty() {
         return Vec::new();
     }
@@ -216,7 +250,7 @@ pub fn key_ranges(prefix: &[u8], pattern: &KeyPattern, bounds: &IndexBounds) -> 
                 .iter()
                 .map(|i| {
                     let mut bytes = Vec::new();
-                    encode_field(*order, i.start.as_raw_bson_ref(), &mut bytes);
+                    encode_field(*order, i.start.as_raw_bson_ref(), &mut bytes, collation);
                     bytes
                 })
                 .collect();
@@ -240,7 +274,8 @@ pub fn key_ranges(prefix: &[u8], pattern: &KeyPattern, bounds: &IndexBounds) -> 
         }
         let mut ranges = Vec::with_capacity(prefixes.len() * intervals.len());
         for p in &prefixes {
-            let mut field_ranges: Vec<KeyRange> = intervals.iter().map(|i| interval_range(p, *order, i)).collect();
+            let mut field_ranges: Vec<KeyRange> =
+                intervals.iter().map(|i| interval_range(p, *order, i, collation)).collect();
             if *order == KeyOrder::Descending {
                 field_ranges.reverse();
             }
@@ -252,10 +287,10 @@ pub fn key_ranges(prefix: &[u8], pattern: &KeyPattern, bounds: &IndexBounds) -> 
 }
 
 /// The byte range of `prefix` followed by a value in `interval` (and anything after it).
-fn interval_range(prefix: &[u8], order: KeyOrder, interval: &Interval) -> KeyRange {
+fn interval_range(prefix: &[u8], order: KeyOrder, interval: &Interval, collation: Option<&Collation>) -> KeyRange {
     let encode = |value: &bson::RawBson| {
         let mut bytes = prefix.to_vec();
-        encode_field(order, value.as_raw_bson_ref(), &mut bytes);
+        encode_field(order, value.as_raw_bson_ref(), &mut bytes, collation);
         bytes
     };
     // Descending keys store inverted bytes: the value interval's end is the low key.
@@ -324,10 +359,10 @@ mod tests {
 
     #[test]
     fn index_hash_is_stable_and_type_blind_for_numbers() {
-        assert_eq!(hash_value(RawBsonRef::Int32(1)), hash_value(RawBsonRef::Double(1.0)));
-        assert_ne!(hash_value(RawBsonRef::Int32(1)), hash_value(RawBsonRef::Int32(2)));
+        assert_eq!(hash_value(RawBsonRef::Int32(1), None), hash_value(RawBsonRef::Double(1.0), None));
+        assert_ne!(hash_value(RawBsonRef::Int32(1), None), hash_value(RawBsonRef::Int32(2), None));
         // Pinned: stored hashes must never change.
-        assert_eq!(hash_value(RawBsonRef::String("a")), hash_value(RawBsonRef::String("a")));
+        assert_eq!(hash_value(RawBsonRef::String("a"), None), -8_896_302_815_381_821_051);
     }
 
     fn scan(ranges: &[KeyRange], keys: &[Vec<u8>]) -> Vec<usize> {
@@ -358,8 +393,8 @@ mod tests {
                 rawdoc! { "a": { "$gt": 9 } },
             ];
             for filter in cases {
-                let bounds = IndexBounds::for_filter(&filter, &index.pattern, false);
-                let ranges = key_ranges(&index.prefix(), &index.pattern, &bounds);
+                let bounds = IndexBounds::for_filter(&filter, &index.pattern, false, false);
+                let ranges = index.key_ranges(&index.prefix(), &bounds);
                 let filter_compiled = Filter::parse(&filter).unwrap();
                 let expected: Vec<usize> = (0..docs.len()).filter(|&i| filter_compiled.matches(&docs[i])).collect();
                 // Point prefixes then one range: the ranges are exact.

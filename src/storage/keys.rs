@@ -108,13 +108,23 @@ const BINARY_OLD_SUBTYPE: u8 = 0x02;
 /// panics: a malformed embedded document (which should have been refused when it arrived)
 /// simply ends at its first unreadable element.
 pub fn encode_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) {
+    encode_value_with(value, out, None);
+}
+
+/// Writes the collation key of a string (the bytes whose order is the collation's).
+pub type StringKey<'k> = &'k dyn Fn(&str, &mut Vec<u8>);
+
+/// [`encode_value`] under a collation: every string (and symbol), at any depth, is encoded by
+/// its collation key from `strings` instead of its bytes, so `memcmp` follows the collation
+/// and strings the collation calls equal get identical bytes. `None` is [`encode_value`].
+pub fn encode_value_with(value: RawBsonRef<'_>, out: &mut Vec<u8>, strings: Option<StringKey<'_>>) {
     // IMPORTANT: nesting is walked with an explicit stack, not by recursion, so that a hostile
     // document nested a million levels deep costs heap (bounded by its size), not the stack.
     let mut open: Vec<Container<'_>> = Vec::new();
     let mut pending = Some(value);
     loop {
         if let Some(value) = pending.take()
-            && let Some(container) = push_head(value, out)
+            && let Some(container) = push_head(value, out, strings)
         {
             open.push(container);
         }
@@ -132,8 +142,13 @@ pub fn encode_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) {
 /// Appends the encoding of `value` for a descending index field: the ascending encoding with
 /// every byte inverted, so `memcmp` order is reversed.
 pub fn encode_descending(value: RawBsonRef<'_>, out: &mut Vec<u8>) {
+    encode_descending_with(value, out, None);
+}
+
+/// [`encode_descending`] under a collation (see [`encode_value_with`]).
+pub fn encode_descending_with(value: RawBsonRef<'_>, out: &mut Vec<u8>, strings: Option<StringKey<'_>>) {
     let start = out.len();
-    encode_value(value, out);
+    encode_value_with(value, out, strings);
     invert_from(out, start);
 }
 
@@ -187,7 +202,7 @@ fn bracket(value: RawBsonRef<'_>) -> u8 {
 }
 
 /// Writes a scalar whole, or the head of an object or array and returns it to be walked.
-fn push_head<'a>(value: RawBsonRef<'a>, out: &mut Vec<u8>) -> Option<Container<'a>> {
+fn push_head<'a>(value: RawBsonRef<'a>, out: &mut Vec<u8>, strings: Option<StringKey<'_>>) -> Option<Container<'a>> {
     match value {
         RawBsonRef::MinKey => out.push(MIN_KEY),
         RawBsonRef::Undefined => out.push(UNDEFINED),
@@ -198,7 +213,14 @@ fn push_head<'a>(value: RawBsonRef<'a>, out: &mut Vec<u8>) -> Option<Container<'
         RawBsonRef::Decimal128(v) => push_number(out, Number::from_decimal128(v.bytes())),
         RawBsonRef::String(s) | RawBsonRef::Symbol(s) => {
             out.push(STRING);
-            push_escaped(out, s.as_bytes());
+            match strings {
+                None => push_escaped(out, s.as_bytes()),
+                Some(key_of) => {
+                    let mut key = Vec::with_capacity(s.len() * 2);
+                    key_of(s, &mut key);
+                    push_escaped(out, &key);
+                }
+            }
         }
         RawBsonRef::Document(doc) => {
             out.push(OBJECT);

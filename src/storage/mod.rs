@@ -169,6 +169,14 @@ impl Storage {
         self.catalog.get(ns)
     }
 
+    /// The collection at `ns`, or mongod's 26 NamespaceNotFound `ns does not exist: <ns>`.
+    ///
+    /// # Errors
+    /// As described.
+    pub fn existing_collection(&self, ns: &Namespace) -> Result<Arc<Collection>> {
+        self.catalog.get(ns).ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))
+    }
+
     /// Every collection of `db`.
     pub fn collections_in(&self, db: &str) -> Vec<Arc<Collection>> {
         self.catalog.in_database(db)
@@ -290,10 +298,7 @@ impl Storage {
     /// 26 NamespaceNotFound, storage errors.
     pub fn set_options(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
         let _ddl = self.ddl_lock();
-        let current = self
-            .catalog
-            .get(ns)
-            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))?;
+        let current = self.existing_collection(ns)?;
         self.journal.check_writable()?;
         let updated = Catalog::evolve(&current, ns.clone(), options);
         let mut batch = self.db.batch();

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use bson::{DateTime, RawBson};
 
-use super::index::key_ranges;
 use super::{ID_INDEX_ID, Storage};
 use crate::error::Result;
 use crate::query::bounds::{IndexBounds, Interval};
@@ -32,7 +31,7 @@ impl Storage {
                     end: RawBson::DateTime(DateTime::from_millis(cutoff)),
                     end_inclusive: false,
                 }]];
-                let ranges = key_ranges(&index.prefix(), &index.pattern, &bounds);
+                let ranges = index.key_ranges(&index.prefix(), &bounds);
                 loop {
                     // Under the write lock, the snapshot is exactly the committed data.
                     let mut writer = self.writer(&collection)?;
