@@ -175,6 +175,20 @@ fn admin_port_disabled_serves_nothing() {
     assert!(!server.log_lines().iter().any(|l| l.contains("Admin HTTP server listening")));
 }
 
+#[test]
+fn admin_port_in_use_stops_startup() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_monarchd"))
+        .args(["--port", "0", "--adminPort", &port, "--dbpath"])
+        .arg(dir.path().join("db"))
+        .output()
+        .expect("run");
+    // mongod's exit code for a socket it cannot listen on.
+    assert_eq!(output.status.code(), Some(48), "{}", String::from_utf8_lossy(&output.stdout));
+}
+
 /// Every metric the server exports: the list dashboards and alert rules are built from.
 const METRICS: &[&str] = &[
     "monarch_command_duration_seconds_bucket",

@@ -212,7 +212,14 @@ async fn health(state: &AdminState) -> Response<Full<Bytes>> {
     let ready = readiness(state).await.is_ok();
     let shared = &state.shared;
     let storage = shared.storage.clone();
-    let disk_bytes = tokio::task::spawn_blocking(move || storage.disk_space()).await.unwrap_or(0);
+    let disk_bytes = match tokio::task::spawn_blocking(move || storage.engine_stats()).await {
+        Ok(Ok(engine)) => engine.disk_bytes,
+        Ok(Err(error)) => {
+            tracing::warn!(target: "STORAGE", id = 7_000_001, error = %error, "Cannot read storage engine figures for /health");
+            0
+        }
+        Err(_) => 0,
+    };
     let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
     let connections = &shared.stats.connections;
     let body = Health {

@@ -724,6 +724,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn storage_probe_fails_after_a_failed_sync() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Storage::open(dir.path())?;
+        let observed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = observed.clone();
+        storage.set_sync_observer(Box::new(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }));
+        storage.probe()?;
+        storage.fail_journal_syncs(true);
+        let ticket = storage.journal.committed();
+        assert!(storage.wait_durable(ticket).is_err());
+        assert!(!storage.is_writable());
+        assert!(matches!(storage.probe(), Err(StorageError::WritesDisabled(_))));
+        assert_eq!(observed.load(Ordering::Relaxed), 1, "the failed sync is timed too");
+        let stats = storage.engine_stats()?;
+        assert_eq!(stats.keyspaces.map(|k| k.name), ["meta", "docs", "index"]);
+        Ok(())
+    }
+
+    #[test]
     fn storage_refuses_another_format_version() -> std::result::Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         {
