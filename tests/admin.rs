@@ -329,7 +329,7 @@ async fn admin_readyz_unavailable_while_draining() {
         .admin(doc! {
             "configureFailPoint": "failCommand",
             "mode": { "times": 1 },
-            "data": { "failCommands": ["find"], "blockConnection": true, "blockTimeMS": 2000 },
+            "data": { "failCommands": ["find"], "blockConnection": true, "blockTimeMS": 4000 },
         })
         .await
         .expect("fail point");
@@ -341,7 +341,7 @@ async fn admin_readyz_unavailable_while_draining() {
     assert_eq!(get(port, "/readyz").status, 200);
     server.signal_terminate();
     let mut last = String::new();
-    let drained = eventually(Duration::from_secs(2), || {
+    let drained = eventually(Duration::from_secs(3), || {
         let answer = get(port, "/readyz");
         last = answer.body.clone();
         answer.status == 503 && last.contains("shutting down")
