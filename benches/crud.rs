@@ -48,7 +48,7 @@ where
 async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut server = Command::new(env!("CARGO_BIN_EXE_monarchd"))
-        .args(["--port", "0", "--quiet", "--dbpath"])
+        .args(["--port", "0", "--adminPort", "disabled", "--quiet", "--dbpath"])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .spawn()

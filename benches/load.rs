@@ -896,7 +896,12 @@ impl ServerProcess {
     fn monarchd(extra: &[String]) -> BenchResult<Self> {
         let dir = tempfile::tempdir()?;
         let mut command = Command::new(env!("CARGO_BIN_EXE_monarchd"));
-        command.args(["--port", "0", "--quiet", "--dbpath"]).arg(dir.path()).args(extra);
+        command.args(["--port", "0", "--quiet", "--dbpath"]).arg(dir.path());
+        // Many servers may run at once: no admin HTTP port unless the caller asks for one.
+        if !extra.iter().any(|arg| arg == "--adminPort") {
+            command.args(["--adminPort", "disabled"]);
+        }
+        command.args(extra);
         Self::spawn(command, Some(dir))
     }
 

@@ -88,6 +88,8 @@ impl Cursor {
 #[derive(Default)]
 pub struct CursorRegistry {
     cursors: Mutex<HashMap<i64, Cursor>>,
+    /// Cursors closed by the idle reaper since start.
+    timed_out: std::sync::atomic::AtomicU64,
 }
 
 impl CursorRegistry {
@@ -136,7 +138,14 @@ impl CursorRegistry {
         let mut cursors = self.lock();
         let before = cursors.len();
         cursors.retain(|_, c| c.no_timeout || now.saturating_duration_since(c.last_used) < timeout);
-        before - cursors.len()
+        let reaped = before - cursors.len();
+        crate::obs::stats::add(&self.timed_out, reaped);
+        reaped
+    }
+
+    /// Cursors closed for being idle too long, since start.
+    pub fn timed_out(&self) -> u64 {
+        self.timed_out.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Open cursors.

@@ -100,13 +100,16 @@ impl Shared {
 
     /// Fresh state for `config` over an opened `storage`.
     pub fn new(config: Config, log: Arc<LogSink>, storage: Arc<Storage>) -> Self {
+        let metrics = crate::obs::metrics::Metrics::new();
+        let journal_sync = metrics.journal_sync();
+        storage.set_sync_observer(Box::new(move |elapsed| journal_sync.observe(elapsed.as_secs_f64())));
         Self {
             storage,
             cursors: CursorRegistry::default(),
             failpoints: FailPoints::default(),
             plans: crate::cmd::planner::PlanCache::default(),
             ops: crate::obs::tracker::OpRegistry::default(),
-            metrics: crate::obs::metrics::Metrics::new(),
+            metrics,
             slow_log: crate::obs::slowlog::SlowLog::new(&config.profiling, config.redact_client_log_data),
             bound_port: AtomicU16::new(config.port),
             config,
@@ -182,7 +185,11 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         .map_err(|source| StartError::DbPath { path: config.dbpath.display().to_string(), source })?;
     let acceptor = tls::acceptor(&config.tls)?;
     let storage = Arc::new(Storage::open(&config.dbpath)?);
-    let listeners = bind(&config).await?;
+    let listeners = bind(&config.bind_ip, config.port).await?;
+    let admin_listeners = match config.admin_port {
+        Some(port) => bind(&config.bind_ip, port).await?,
+        None => Vec::new(),
+    };
     let shared = Arc::new(Shared::new(config, log, storage));
     if let Some(port) = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
         shared.bound_port.store(port, Ordering::Relaxed);
@@ -195,6 +202,11 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         id = 22120,
         "Access control is not enabled for the database. Read and write access to data and configuration is unrestricted"
     );
+    if let Some(port) = admin_listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
+        let addresses: Vec<String> =
+            admin_listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+        tracing::info!(target: "NETWORK", id = 7_000_100, port, addresses = addresses.join(","), "Admin HTTP server listening");
+    }
     let addresses: Vec<String> =
         listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a: SocketAddr| a.to_string()).collect();
     tracing::info!(
@@ -225,6 +237,10 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let reaper = tokio::spawn(reap_idle(shared.clone(), cancel.clone()));
     let flusher = tokio::spawn(flush_journal(shared.clone(), cancel.clone()));
     let ttl_monitor = tokio::spawn(monitor_ttl(shared.clone(), cancel.clone()));
+    // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
+    let admin_stop = CancellationToken::new();
+    let admin =
+        tokio::spawn(crate::obs::admin::serve(admin_listeners, shared.clone(), cancel.clone(), admin_stop.clone()));
 
     shutdown.await;
     tracing::info!(target: "CONTROL", id = 23377, "Received signal; shutting down");
@@ -243,23 +259,30 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     connections.wait().await;
     let _ = flusher.await;
     let _ = ttl_monitor.await;
+    admin_stop.cancel();
+    let _ = admin.await;
     let storage = shared.storage.clone();
     let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
     tracing::info!(target: "CONTROL", id = 23138, exitCode = 0, "Shutting down");
     Ok(())
 }
 
-async fn bind(config: &Config) -> Result<Vec<TcpListener>, StartError> {
+/// Listens on `port` on every `--bind_ip` address (port 0: a free port, the same one for
+/// every address after the first).
+async fn bind(hosts: &[String], mut port: u16) -> Result<Vec<TcpListener>, StartError> {
     let mut listeners = Vec::new();
-    for host in &config.bind_ip {
-        let address = format!("{host}:{}", config.port);
-        let resolved = tokio::net::lookup_host((host.as_str(), config.port))
+    for host in hosts {
+        let address = format!("{host}:{port}");
+        let resolved = tokio::net::lookup_host((host.as_str(), port))
             .await
             .map_err(|source| StartError::Bind { address: address.clone(), source })?;
         for addr in resolved {
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|source| StartError::Bind { address: addr.to_string(), source })?;
+            if port == 0 {
+                port = listener.local_addr().map_or(0, |a| a.port());
+            }
             listeners.push(listener);
         }
     }

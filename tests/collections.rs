@@ -142,7 +142,7 @@ async fn collections_survive_restart() {
 fn collections_second_server_cannot_share_dbpath() {
     let server = TestServer::start(&[]);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_monarchd"))
-        .args(["--port", "0", "--dbpath"])
+        .args(["--port", "0", "--adminPort", "disabled", "--dbpath"])
         .arg(server.dir.path().join("db"))
         .output()
         .expect("run");

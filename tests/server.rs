@@ -110,7 +110,7 @@ fn server_logpath_writes_json_lines() {
     std::fs::write(&logpath, "old contents\n").expect("old log");
     let dbpath = dir.path().join("db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_monarchd"))
-        .args(["--port", "0", "--dbpath"])
+        .args(["--port", "0", "--adminPort", "0", "--dbpath"])
         .arg(&dbpath)
         .arg("--logpath")
         .arg(&logpath)

@@ -94,7 +94,7 @@ fn tls_bad_certificate_file_stops_startup() {
     let bogus = dir.path().join("bogus.pem");
     std::fs::write(&bogus, "not a certificate").expect("write");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_monarchd"))
-        .args(["--port", "0", "--dbpath"])
+        .args(["--port", "0", "--adminPort", "disabled", "--dbpath"])
         .arg(dir.path().join("db"))
         .args(["--tlsMode", "requireTLS", "--tlsCertificateKeyFile"])
         .arg(&bogus)

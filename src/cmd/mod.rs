@@ -28,6 +28,7 @@ use std::sync::atomic::Ordering;
 use bson::Document;
 
 pub use context::{ClientInfo, RequestCtx};
+pub use diagnostics::COMPATIBLE_VERSION;
 pub use request::{CommandRequest, Protocol, type_name};
 
 use crate::error::{Error, ErrorCode, Result};

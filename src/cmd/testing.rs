@@ -14,6 +14,17 @@ pub fn configure_fail_point(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> R
         Some(other) => return Err(req.wrong_type("configureFailPoint", other, "string")),
         None => return Err(Error::new(ErrorCode::FailedToParse, "configureFailPoint requires a fail point name")),
     };
+    if name == "failJournalSync" {
+        // Makes journal syncs fail as a disk error would, so tests can see the server turn
+        // unwritable and unready. Not in mongod; only `alwaysOn` and `off`.
+        let on = match req.get("mode") {
+            Some(RawBsonRef::String("alwaysOn")) => true,
+            Some(RawBsonRef::String("off")) => false,
+            _ => return Err(Error::new(ErrorCode::BadValue, "failJournalSync supports only mode alwaysOn or off")),
+        };
+        ctx.server.storage.fail_journal_syncs(on);
+        return Ok(doc! { "count": 0_i64 });
+    }
     let count = ctx.server.failpoints.configure(name, req.get("mode"), req.doc_arg("data")?)?;
     Ok(doc! { "count": i64::try_from(count).unwrap_or(i64::MAX) })
 }

@@ -1,20 +1,38 @@
 //! Prometheus metrics, fed from each finished request's [`OpSummary`] and, at scrape time,
 //! from the server's own counters (so no figure is counted twice). No label carries a user
 //! value: commands are the command table's names (or `unknown`), results are error code
-//! names.
+//! names. The one exception is `monarch_database_data_bytes{db}`: database names, bounded by
+//! the databases that exist.
+//!
+//! Figures kept elsewhere (`ServerStats`, cursors, the engine, `/proc/self`) are read at
+//! scrape time into fresh, unregistered metrics ([`Metrics::encode_with`]), never mirrored
+//! into counters of their own.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::core::Collector;
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Counter, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+    Registry, TextEncoder,
+};
 
+use super::process::ProcessStats;
 use super::tracker::OpSummary;
+use crate::server::Shared;
 
 /// Latency buckets of `monarch_command_duration_seconds`: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Buckets of `monarch_journal_sync_duration_seconds`: 100 µs to 5 s (a healthy fsync takes
+/// about a millisecond; seconds mean a failing or saturated disk).
+const SYNC_BUCKETS: &[f64] =
+    &[0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
 /// The server's metrics registry.
 pub struct Metrics {
     registry: Registry,
+    journal_sync: Histogram,
     command_duration: HistogramVec,
     errors: IntCounterVec,
     documents: IntCounterVec,
@@ -51,8 +69,14 @@ impl Metrics {
         let documents =
             counter("monarch_documents_total", "Documents inserted, updated, deleted and returned to clients", &["op"]);
         let examined = counter("monarch_examined_total", "Index keys and documents read to answer queries", &["kind"]);
+        let journal_sync = Histogram::with_opts(
+            HistogramOpts::new("monarch_journal_sync_duration_seconds", "Journal fsyncs and their latency")
+                .buckets(SYNC_BUCKETS.to_vec()),
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         for collector in [
-            Box::new(command_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(journal_sync.clone()) as Box<dyn Collector>,
+            Box::new(command_duration.clone()),
             Box::new(errors.clone()),
             Box::new(documents.clone()),
             Box::new(examined.clone()),
@@ -60,7 +84,12 @@ impl Metrics {
             // Names are fixed and distinct: registration cannot fail.
             let _ = registry.register(collector);
         }
-        Self { registry, command_duration, errors, documents, examined }
+        Self { registry, journal_sync, command_duration, errors, documents, examined }
+    }
+
+    /// The journal sync histogram, handed to storage as its sync observer.
+    pub fn journal_sync(&self) -> Histogram {
+        self.journal_sync.clone()
     }
 
     /// Records a finished request.
@@ -98,10 +127,220 @@ impl Metrics {
 
     /// Everything in the Prometheus text format.
     pub fn encode(&self) -> String {
+        self.encode_with(Vec::new())
+    }
+
+    /// The registry's metrics and `extra` families, in the Prometheus text format.
+    pub fn encode_with(&self, extra: Vec<MetricFamily>) -> String {
+        let mut families = self.registry.gather();
+        // IMPORTANT: the text encoder stops at a family without samples (a labeled gauge with
+        // no rows, e.g. no database yet) and drops everything after it.
+        families.extend(extra.into_iter().filter(|family| !family.get_metric().is_empty()));
         let mut out = Vec::new();
-        // Encoding into a Vec cannot fail for well-formed metric families.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        if let Err(error) = TextEncoder::new().encode(&families, &mut out) {
+            // Families are built here from fixed definitions; a failure is a bug to see.
+            tracing::warn!(target: "FTDC", id = 7_000_003, error = %error, "Cannot encode metrics");
+        }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Everything `/metrics` serves: the registry plus the figures read now from the server's
+/// counters, the engine and the process. Blocking (engine calls): run it off the async
+/// workers.
+pub fn scrape(shared: &Shared) -> String {
+    let mut out = Families::default();
+    let stats = &shared.stats;
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    out.gauge_labeled(
+        "monarch_build_info",
+        "Always 1; the labels carry the reported mongod version and Monarch's own",
+        &["version", "monarch_version"],
+        [(vec![crate::cmd::COMPATIBLE_VERSION, env!("CARGO_PKG_VERSION")], 1.0)],
+    );
+    out.gauge("monarch_uptime_seconds", "Seconds since the server started", shared.started.elapsed().as_secs_f64());
+    let connections = &stats.connections;
+    out.gauge("monarch_connections_current", "Client connections open now", load(&connections.current) as f64);
+    out.gauge(
+        "monarch_connections_active",
+        "Client connections running a request now",
+        load(&connections.active) as f64,
+    );
+    out.counter(
+        "monarch_connections_created_total",
+        "Client connections accepted since start",
+        load(&connections.total_created),
+    );
+    out.counter(
+        "monarch_connections_rejected_total",
+        "Client connections refused at the maxConns limit",
+        load(&connections.rejected),
+    );
+    let network = &stats.network;
+    out.counter(
+        "monarch_network_received_bytes_total",
+        "Message bytes received, as if uncompressed",
+        load(&network.bytes_in),
+    );
+    out.counter("monarch_network_sent_bytes_total", "Message bytes sent, as if uncompressed", load(&network.bytes_out));
+    out.counter(
+        "monarch_network_physical_received_bytes_total",
+        "Bytes read from client sockets",
+        load(&network.physical_bytes_in),
+    );
+    out.counter(
+        "monarch_network_physical_sent_bytes_total",
+        "Bytes written to client sockets",
+        load(&network.physical_bytes_out),
+    );
+    out.counter("monarch_network_requests_total", "Messages received", load(&network.num_requests));
+    out.gauge("monarch_cursors_open", "Cursors open now", shared.cursors.len() as f64);
+    out.counter(
+        "monarch_cursors_timed_out_total",
+        "Cursors closed for being idle too long",
+        shared.cursors.timed_out(),
+    );
+    storage_families(&mut out, shared);
+    process_families(&mut out, ProcessStats::read());
+    shared.metrics.encode_with(out.0)
+}
+
+fn storage_families(out: &mut Families, shared: &Shared) {
+    let storage = &shared.storage;
+    out.gauge(
+        "monarch_storage_writable",
+        "1 while the storage accepts writes, 0 after a failed journal sync",
+        f64::from(u8::from(storage.is_writable())),
+    );
+    match storage.engine_stats() {
+        Ok(engine) => {
+            out.gauge(
+                "monarch_storage_disk_bytes",
+                "Bytes the storage engine occupies on disk",
+                engine.disk_bytes as f64,
+            );
+            out.gauge(
+                "monarch_storage_journal_disk_bytes",
+                "Bytes of the engine's journal",
+                engine.journal_disk_bytes as f64,
+            );
+            out.gauge("monarch_storage_journal_files", "Journal files on disk", engine.journal_files as f64);
+            out.gauge(
+                "monarch_storage_write_buffer_bytes",
+                "Bytes in memtables not yet flushed to disk",
+                engine.write_buffer_bytes as f64,
+            );
+            out.gauge("monarch_storage_flushes_pending", "Memtable flushes queued", engine.pending_flushes as f64);
+            out.counter(
+                "monarch_storage_compactions_total",
+                "Compactions finished since start",
+                engine.compactions_completed as u64,
+            );
+            out.gauge(
+                "monarch_storage_compactions_running",
+                "Compactions running now",
+                engine.compactions_running as f64,
+            );
+            out.counter_f64(
+                "monarch_storage_compaction_seconds_total",
+                "Time spent compacting since start",
+                engine.compaction_time.as_secs_f64(),
+            );
+            // The keyspace label is one of three fixed names.
+            out.gauge_labeled(
+                "monarch_storage_keyspace_disk_bytes",
+                "Bytes on disk of each engine keyspace",
+                &["keyspace"],
+                engine.keyspaces.iter().map(|k| (vec![k.name], k.disk_bytes as f64)),
+            );
+            out.gauge_labeled(
+                "monarch_storage_l0_tables",
+                "Level-0 tables per keyspace; the engine slows, then stalls, writes as they pile up",
+                &["keyspace"],
+                engine.keyspaces.iter().map(|k| (vec![k.name], k.l0_tables as f64)),
+            );
+            out.gauge_labeled(
+                "monarch_storage_tables",
+                "Tables in all levels per keyspace",
+                &["keyspace"],
+                engine.keyspaces.iter().map(|k| (vec![k.name], k.tables as f64)),
+            );
+        }
+        Err(error) => {
+            tracing::warn!(target: "STORAGE", id = 7_000_001, error = %error, "Cannot read storage engine figures for metrics")
+        }
+    }
+    match storage.database_sizes() {
+        // Database names as a label: bounded by the databases that exist, and the only way
+        // to see which database grows.
+        Ok(sizes) => {
+            out.gauge_labeled(
+                "monarch_database_data_bytes",
+                "BSON bytes of the documents stored in each database (databases share the engine's files; monarch_storage_disk_bytes is the total on disk)",
+                &["db"],
+                sizes.iter().map(|(db, bytes)| (vec![db.as_str()], *bytes as f64)),
+            );
+        }
+        Err(error) => {
+            tracing::warn!(target: "STORAGE", id = 7_000_002, error = %error, "Cannot read database sizes for metrics")
+        }
+    }
+}
+
+fn process_families(out: &mut Families, process: ProcessStats) {
+    if let Some(bytes) = process.resident_bytes {
+        out.gauge("monarch_process_resident_memory_bytes", "Resident set size of the server process", bytes as f64);
+    }
+    if let Some(seconds) = process.cpu_seconds {
+        out.counter_f64("monarch_process_cpu_seconds_total", "User and system CPU time of the server process", seconds);
+    }
+    if let Some(fds) = process.open_fds {
+        out.gauge("monarch_process_open_fds", "Open file descriptors of the server process", fds as f64);
+    }
+    if let Some(threads) = process.threads {
+        out.gauge("monarch_process_threads", "OS threads of the server process", threads as f64);
+    }
+}
+
+/// Metric families built at scrape time from values read now: each is a fresh metric, never
+/// registered, so nothing is kept between scrapes.
+#[derive(Default)]
+struct Families(Vec<MetricFamily>);
+
+impl Families {
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        let metric = IntCounter::new(name, help).unwrap_or_else(|_| unreachable_metric());
+        metric.inc_by(value);
+        self.0.extend(metric.collect());
+    }
+
+    fn counter_f64(&mut self, name: &str, help: &str, value: f64) {
+        let metric = Counter::new(name, help).unwrap_or_else(|_| unreachable_metric());
+        metric.inc_by(value);
+        self.0.extend(metric.collect());
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, value: f64) {
+        let metric = Gauge::new(name, help).unwrap_or_else(|_| unreachable_metric());
+        metric.set(value);
+        self.0.extend(metric.collect());
+    }
+
+    fn gauge_labeled<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        rows: impl IntoIterator<Item = (Vec<&'a str>, f64)>,
+    ) {
+        let metric = GaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
+        for (values, value) in rows {
+            // A label count mismatch is a programming error; the unit tests cover every call.
+            if let Ok(gauge) = metric.get_metric_with_label_values(&values) {
+                gauge.set(value);
+            }
+        }
+        self.0.extend(metric.collect());
     }
 }
 
@@ -128,5 +367,36 @@ mod tests {
             text.contains("monarch_command_duration_seconds_bucket{command=\"find\",result=\"ok\",le=\"0.00005\"}"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn metrics_scrape_without_databases_keeps_later_families() {
+        let shared = Shared::for_tests();
+        let text = scrape(&shared);
+        assert!(!text.contains("monarch_database_data_bytes"), "{text}");
+        assert!(text.contains("monarch_process_threads"), "{text}");
+    }
+
+    #[test]
+    fn metrics_scrape_reads_server_figures() {
+        let shared = Shared::for_tests();
+        shared.stats.connections.rejected.fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        shared.run_command(bson::doc! { "insert": "c", "documents": [{ "_id": 1 }], "$db": "shop" });
+        shared.storage.flush();
+        let text = scrape(&shared);
+        for needle in [
+            "monarch_connections_rejected_total 3",
+            "# TYPE monarch_connections_rejected_total counter",
+            "# TYPE monarch_connections_current gauge",
+            "monarch_database_data_bytes{db=\"shop\"}",
+            "monarch_storage_keyspace_disk_bytes{keyspace=\"docs\"}",
+            "monarch_storage_l0_tables{keyspace=\"index\"}",
+            "monarch_storage_writable 1",
+            "monarch_journal_sync_duration_seconds_count",
+            "monarch_build_info{monarch_version=",
+            "monarch_cursors_timed_out_total 0",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! without a sync and numbered; a writer that needs durability waits until a sync covering its
 //! number completes. The first waiter performs the sync for everyone waiting at that moment.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use fjall::{Database, PersistMode};
@@ -51,9 +52,16 @@ struct SyncState {
     sync_time: Duration,
 }
 
+/// Told how long each journal sync took (the metrics' sync latency histogram), so storage
+/// needs no metrics library.
+pub type SyncObserver = Box<dyn Fn(Duration) + Send + Sync>;
+
 /// Tracks which committed batches are durable and performs shared syncs.
 pub struct Journal {
     target: Box<dyn SyncTarget>,
+    observer: OnceLock<SyncObserver>,
+    /// The `failJournalSync` fail point: the next sync fails as a disk error would.
+    fail_syncs: AtomicBool,
     state: Mutex<SyncState>,
     synced: Condvar,
     committed: Condvar,
@@ -71,7 +79,26 @@ pub struct JournalStats {
 impl Journal {
     /// A journal syncing `target`.
     pub fn new(target: impl SyncTarget + 'static) -> Self {
-        Self { target: Box::new(target), state: Mutex::default(), synced: Condvar::new(), committed: Condvar::new() }
+        Self {
+            target: Box::new(target),
+            observer: OnceLock::new(),
+            fail_syncs: AtomicBool::new(false),
+            state: Mutex::default(),
+            synced: Condvar::new(),
+            committed: Condvar::new(),
+        }
+    }
+
+    /// Sets the observer told each sync's duration; only the first call has an effect (one
+    /// metrics registry per server).
+    pub fn set_observer(&self, observer: SyncObserver) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Arms or disarms the `failJournalSync` fail point (test commands only): while armed,
+    /// syncs fail through the same path as a real disk error.
+    pub fn fail_syncs(&self, on: bool) {
+        self.fail_syncs.store(on, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, SyncState> {
@@ -148,8 +175,15 @@ impl Journal {
         let target = state.committed;
         drop(state);
         let started = Instant::now();
-        let outcome = self.target.sync();
+        let outcome = if self.fail_syncs.load(Ordering::Relaxed) {
+            Err("Input/output error (injected by the failJournalSync fail point)".to_owned())
+        } else {
+            self.target.sync()
+        };
         let elapsed = started.elapsed();
+        if let Some(observe) = self.observer.get() {
+            observe(elapsed);
+        }
         let mut state = self.lock();
         state.syncing = false;
         state.syncs += 1;

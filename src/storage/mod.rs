@@ -29,7 +29,7 @@ use bson::{Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, Readable};
 
 pub use catalog::{Collection, IndexSet, id_index_spec};
-pub use durability::{FLUSH_INTERVAL, JournalStats};
+pub use durability::{FLUSH_INTERVAL, JournalStats, SyncObserver};
 pub use error::StorageError;
 pub use index::{ID_INDEX_ID, Index, KeyRange};
 pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
@@ -46,6 +46,8 @@ pub const FORMAT_VERSION: u32 = 1;
 
 const FORMAT_KEY: &[u8] = b"v";
 const NEXT_ID_KEY: &[u8] = b"n";
+/// Written and read back by [`Storage::probe`] (the readiness check).
+const PROBE_KEY: &[u8] = b"hprobe";
 /// Keys deleted per batch when a dropped collection's data is removed.
 const DROP_BATCH: usize = 10_000;
 
@@ -55,6 +57,42 @@ fn meta_key(kind: u8, name: &[u8]) -> Vec<u8> {
     key.push(kind);
     key.extend_from_slice(name);
     key
+}
+
+/// The engine's figures at one moment (see [`Storage::engine_stats`]).
+#[derive(Debug, Clone)]
+pub struct EngineStats {
+    /// Bytes of the whole engine directory.
+    pub disk_bytes: u64,
+    /// Bytes of the journal.
+    pub journal_disk_bytes: u64,
+    /// Journal files on disk.
+    pub journal_files: usize,
+    /// Bytes in memtables not yet flushed.
+    pub write_buffer_bytes: u64,
+    /// Memtable flushes queued.
+    pub pending_flushes: usize,
+    /// Compactions finished since start.
+    pub compactions_completed: usize,
+    /// Compactions running now.
+    pub compactions_running: usize,
+    /// Time spent compacting since start.
+    pub compaction_time: std::time::Duration,
+    /// One entry per keyspace.
+    pub keyspaces: [KeyspaceStats; 3],
+}
+
+/// One keyspace's figures.
+#[derive(Debug, Clone)]
+pub struct KeyspaceStats {
+    /// `meta`, `docs` or `index`.
+    pub name: &'static str,
+    /// Bytes on disk.
+    pub disk_bytes: u64,
+    /// Tables in level 0: fjall slows, then halts, writes as these pile up.
+    pub l0_tables: usize,
+    /// Tables in all levels.
+    pub tables: usize,
 }
 
 /// The storage engine handle shared by all requests.
@@ -315,6 +353,75 @@ impl Storage {
     /// Bytes the engine occupies on disk.
     pub fn disk_space(&self) -> u64 {
         self.db.disk_space().unwrap_or(0)
+    }
+
+    /// Checks that the engine accepts writes with a real round trip: writes a small value to
+    /// `meta` and reads it back. Not synced: readiness must not cost an fsync per probe.
+    ///
+    /// # Errors
+    /// [`StorageError::WritesDisabled`] after a failed journal sync, the engine's error, or
+    /// [`StorageError::Corrupt`] if the value read back differs.
+    pub fn probe(&self) -> std::result::Result<(), StorageError> {
+        self.journal.check_writable()?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let value = nanos.to_be_bytes();
+        self.meta.insert(PROBE_KEY, value)?;
+        match self.meta.get(PROBE_KEY)? {
+            Some(read) if read.as_ref() == value => Ok(()),
+            _ => Err(StorageError::Corrupt { what: "readiness probe", detail: "value read back differs".into() }),
+        }
+    }
+
+    /// The engine's own figures, for metrics.
+    ///
+    /// # Errors
+    /// Engine errors reading disk usage.
+    pub fn engine_stats(&self) -> std::result::Result<EngineStats, StorageError> {
+        let keyspaces = [("meta", &self.meta), ("docs", &self.docs), ("index", &self.index)].map(|(name, keyspace)| {
+            KeyspaceStats {
+                name,
+                disk_bytes: keyspace.disk_space(),
+                l0_tables: keyspace.l0_table_count(),
+                tables: keyspace.table_count(),
+            }
+        });
+        // fjall marks these figures experimental (`doc(hidden)`): they may move in a minor
+        // release, and then only this function changes.
+        Ok(EngineStats {
+            disk_bytes: self.db.disk_space()?,
+            journal_disk_bytes: self.db.journal_disk_space()?,
+            journal_files: self.db.journal_count(),
+            write_buffer_bytes: self.db.write_buffer_size(),
+            pending_flushes: self.db.outstanding_flushes(),
+            compactions_completed: self.db.compactions_completed(),
+            compactions_running: self.db.active_compactions(),
+            compaction_time: self.db.time_compacting(),
+            keyspaces,
+        })
+    }
+
+    /// BSON bytes of the documents stored in each database, from the per-collection totals
+    /// kept in `meta` (no scan).
+    ///
+    /// # Errors
+    /// Storage errors reading the totals.
+    pub fn database_sizes(&self) -> Result<Vec<(String, u64)>> {
+        let mut sizes: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for collection in self.catalog.all() {
+            let bytes = self.totals(&collection)?.bytes;
+            *sizes.entry(collection.ns.db.clone()).or_default() += bytes;
+        }
+        Ok(sizes.into_iter().collect())
+    }
+
+    /// Sets the observer told each journal sync's duration.
+    pub fn set_sync_observer(&self, observer: SyncObserver) {
+        self.journal.set_observer(observer);
+    }
+
+    /// Arms or disarms the `failJournalSync` fail point (test commands only).
+    pub fn fail_journal_syncs(&self, on: bool) {
+        self.journal.fail_syncs(on);
     }
 
     /// Syncs whatever is committed but not yet durable (the 100 ms background flush).
@@ -615,6 +722,27 @@ fn corrupt_document(error: &bson::error::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_probe_fails_after_a_failed_sync() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Storage::open(dir.path())?;
+        let observed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = observed.clone();
+        storage.set_sync_observer(Box::new(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }));
+        storage.probe()?;
+        storage.fail_journal_syncs(true);
+        let ticket = storage.journal.committed();
+        assert!(storage.wait_durable(ticket).is_err());
+        assert!(!storage.is_writable());
+        assert!(matches!(storage.probe(), Err(StorageError::WritesDisabled(_))));
+        assert_eq!(observed.load(Ordering::Relaxed), 1, "the failed sync is timed too");
+        let stats = storage.engine_stats()?;
+        assert_eq!(stats.keyspaces.map(|k| k.name), ["meta", "docs", "index"]);
+        Ok(())
+    }
 
     #[test]
     fn storage_refuses_another_format_version() -> std::result::Result<(), Box<dyn std::error::Error>> {

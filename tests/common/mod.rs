@@ -18,13 +18,16 @@ pub struct TestServer {
     child: Child,
     /// The port it listens on.
     pub port: u16,
+    /// The admin HTTP server's port (`None` when started with `--adminPort disabled`).
+    pub admin_port: Option<u16>,
     /// Its data and scratch directory.
     pub dir: tempfile::TempDir,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl TestServer {
-    /// Starts a server with `args` added to `--port 0 --dbpath <tmp>`.
+    /// Starts a server with `args` added to `--port 0 --dbpath <tmp>` (and `--adminPort 0`
+    /// unless `args` set it: many servers run at once).
     pub fn start(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         Self::start_in(dir, args)
@@ -38,10 +41,12 @@ impl TestServer {
     /// Starts a server with extra environment variables.
     pub fn start_with_env(dir: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Self {
         let dbpath = dir.path().join("db");
+        let admin_port: &[&str] = if args.contains(&"--adminPort") { &[] } else { &["--adminPort", "0"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_monarchd"))
             .envs(env.iter().copied())
             .args(["--port", "0", "--dbpath"])
             .arg(&dbpath)
+            .args(admin_port)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -52,22 +57,28 @@ impl TestServer {
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let sink = lines.clone();
         std::thread::spawn(move || {
+            // The admin server's line comes first; both ports are sent together.
+            let mut admin_port = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("\"Admin HTTP server listening\"") {
+                    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                    admin_port = parsed["attr"]["port"].as_u64().map(|p| p as u16);
+                }
                 if line.contains("\"Waiting for connections\"") {
                     let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-                    let _ = port_tx.send(parsed["attr"]["port"].as_u64().unwrap_or(0) as u16);
+                    let _ = port_tx.send((parsed["attr"]["port"].as_u64().unwrap_or(0) as u16, admin_port));
                 }
                 sink.lock().expect("log lines").push(line);
             }
         });
-        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(port) => port,
+        let (port, admin_port) = match port_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(ports) => ports,
             Err(_) => {
                 let _ = child.kill();
                 panic!("server did not start; log: {:?}", lines.lock().expect("log lines"));
             }
         };
-        Self { child, port, dir, lines }
+        Self { child, port, admin_port, dir, lines }
     }
 
     /// `mongodb://127.0.0.1:<port>/?<options>`.
@@ -116,6 +127,23 @@ impl TestServer {
         self.child.wait().expect("wait");
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
         Self::start_in(dir, args)
+    }
+
+    /// Sends SIGTERM without waiting (the server begins its drain).
+    pub fn signal_terminate(&self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+    }
+
+    /// Waits for the process to exit, up to 20 s.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits for the process to exit.

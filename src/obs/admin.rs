@@ -1,0 +1,251 @@
+//! The admin HTTP server (`--adminPort`, default 28017): `/metrics` for Prometheus, `/livez`
+//! and `/readyz` for orchestrators' probes, `/health` for people. The bodies are described in
+//! `openapi.yaml` at the repository root; `tests/admin.rs` holds the two together.
+//!
+//! HTTP/1.1 through `hyper`; every storage call runs on the blocking pool, so a slow disk
+//! never stalls the async workers that serve clients.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::server::Shared;
+
+/// Admin connections served at once; more are closed on accept. Probes and scrapes are few,
+/// so this only bounds what a misbehaving client can hold.
+const MAX_CONNECTIONS: usize = 64;
+/// A client must send its request headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The content type of Prometheus' text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const JSON: &str = "application/json";
+
+/// What the admin handlers read.
+struct AdminState {
+    shared: Arc<Shared>,
+    /// Cancelled when shutdown begins: `/readyz` turns 503 while connections drain.
+    draining: CancellationToken,
+}
+
+/// `/livez`'s body; also the `status` of the others.
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+/// `/readyz`'s body when not ready, and the body of 404 and 405 answers.
+#[derive(Serialize)]
+struct Unavailable {
+    status: &'static str,
+    reason: String,
+}
+
+/// `/health`'s body.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    status: &'static str,
+    version: HealthVersion,
+    uptime_seconds: f64,
+    connections: HealthConnections,
+    storage: HealthStorage,
+    ready: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthVersion {
+    /// The mongod version reported to clients.
+    mongodb: &'static str,
+    /// Monarch's own version.
+    monarch: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthConnections {
+    current: u64,
+    total_created: u64,
+    rejected: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthStorage {
+    writable: bool,
+    disk_bytes: u64,
+}
+
+/// Serves `listeners` until `stop` is cancelled. `draining` is the server's shutdown signal:
+/// the admin server outlives it so that `/readyz` can report the drain.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    shared: Arc<Shared>,
+    draining: CancellationToken,
+    stop: CancellationToken,
+) {
+    let state = Arc::new(AdminState { shared, draining });
+    let limiter = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = TaskTracker::new();
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            tokio::spawn(accept_loop(listener, state.clone(), limiter.clone(), connections.clone(), stop.clone()))
+        })
+        .collect();
+    for accept in loops {
+        let _ = accept.await;
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    limiter: Arc<Semaphore>,
+    connections: TaskTracker,
+    stop: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(target: "NETWORK", id = 22988, error = %error, "Error accepting admin HTTP connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limiter.clone().try_acquire_owned() else {
+            continue;
+        };
+        let state = state.clone();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                // A client that hangs up mid-request is its own business.
+                _ = connection => {}
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+async fn handle(state: Arc<AdminState>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path();
+    if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health") {
+        return Ok(json(
+            StatusCode::NOT_FOUND,
+            &Unavailable { status: "error", reason: format!("no endpoint {path}") },
+        ));
+    }
+    if request.method() != Method::GET {
+        let mut response = json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &Unavailable { status: "error", reason: format!("{} supports only GET", path) },
+        );
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET"));
+        return Ok(response);
+    }
+    Ok(match path {
+        "/metrics" => metrics(&state).await,
+        "/livez" => json(StatusCode::OK, &Status { status: "ok" }),
+        "/readyz" => match readiness(&state).await {
+            Ok(()) => json(StatusCode::OK, &Status { status: "ok" }),
+            Err(reason) => json(StatusCode::SERVICE_UNAVAILABLE, &Unavailable { status: "unavailable", reason }),
+        },
+        _ => health(&state).await,
+    })
+}
+
+async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
+    let shared = state.shared.clone();
+    match tokio::task::spawn_blocking(move || crate::obs::metrics::scrape(&shared)).await {
+        Ok(text) => response(StatusCode::OK, PROMETHEUS_TEXT, Bytes::from(text)),
+        Err(error) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &Unavailable { status: "error", reason: format!("metrics collection failed: {error}") },
+        ),
+    }
+}
+
+/// Ready: not shutting down, storage writable, and a write and read through the engine
+/// succeed. Otherwise the reason.
+async fn readiness(state: &AdminState) -> Result<(), String> {
+    if state.draining.is_cancelled() {
+        return Err("shutting down: draining connections".into());
+    }
+    let storage = state.shared.storage.clone();
+    if !storage.is_writable() {
+        return Err("storage is not writable after a failed journal sync; restart the server".into());
+    }
+    match tokio::task::spawn_blocking(move || storage.probe()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("storage probe failed: {error}")),
+        Err(error) => Err(format!("storage probe did not finish: {error}")),
+    }
+}
+
+async fn health(state: &AdminState) -> Response<Full<Bytes>> {
+    let ready = readiness(state).await.is_ok();
+    let shared = &state.shared;
+    let storage = shared.storage.clone();
+    let disk_bytes = match tokio::task::spawn_blocking(move || storage.engine_stats()).await {
+        Ok(Ok(engine)) => engine.disk_bytes,
+        Ok(Err(error)) => {
+            tracing::warn!(target: "STORAGE", id = 7_000_001, error = %error, "Cannot read storage engine figures for /health");
+            0
+        }
+        Err(_) => 0,
+    };
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    let connections = &shared.stats.connections;
+    let body = Health {
+        status: "ok",
+        version: HealthVersion { mongodb: crate::cmd::COMPATIBLE_VERSION, monarch: env!("CARGO_PKG_VERSION") },
+        uptime_seconds: shared.started.elapsed().as_secs_f64(),
+        connections: HealthConnections {
+            current: load(&connections.current),
+            total_created: load(&connections.total_created),
+            rejected: load(&connections.rejected),
+        },
+        storage: HealthStorage { writable: shared.storage.is_writable(), disk_bytes },
+        ready,
+    };
+    json(StatusCode::OK, &body)
+}
+
+fn json(status: StatusCode, body: &impl Serialize) -> Response<Full<Bytes>> {
+    // These bodies are plain structs of strings, numbers and booleans: serializing cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    response(status, JSON, Bytes::from(bytes))
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

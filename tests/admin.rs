@@ -1,0 +1,353 @@
+//! The admin HTTP server: each endpoint's status, content type and body, the JSON bodies
+//! checked property for property against `openapi.yaml`, metrics that move with commands, and
+//! `/readyz` turning 503 when storage is unwritable or the server drains.
+
+#![expect(clippy::expect_used, reason = "a failed test step must fail the test loudly")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use futures_util::TryStreamExt;
+use mongodb::bson::doc;
+use serde_json::Value as Json;
+use serde_norway::Value as Yaml;
+
+/// One HTTP answer.
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Json {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// Sends one request over a fresh connection (`Connection: close`) and reads the answer.
+fn request(port: u16, method: &str, path: &str) -> Answer {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect admin port");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        .expect("send request");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read answer");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("header end");
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status line");
+    let content_type = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        .map(|(_, value)| value.trim().to_owned())
+        .unwrap_or_default();
+    Answer { status, content_type, body: body.to_owned() }
+}
+
+fn get(port: u16, path: &str) -> Answer {
+    request(port, "GET", path)
+}
+
+fn admin_port(server: &TestServer) -> u16 {
+    server.admin_port.expect("admin server port in the log")
+}
+
+/// The repository's `openapi.yaml`.
+fn openapi() -> Yaml {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).expect("openapi.yaml");
+    serde_norway::from_str(&text).expect("openapi.yaml parses")
+}
+
+/// The schema of `path`'s `status` answer with `content_type`, with `$ref`s resolved.
+fn response_schema<'a>(spec: &'a Yaml, path: &str, status: &str, content_type: &str) -> &'a Yaml {
+    let schema = &spec["paths"][path]["get"]["responses"][status]["content"][content_type]["schema"];
+    assert!(!schema.is_null(), "openapi.yaml has no {content_type} schema for {status} {path}");
+    resolve(spec, schema)
+}
+
+fn resolve<'a>(spec: &'a Yaml, schema: &'a Yaml) -> &'a Yaml {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.strip_prefix("#/components/schemas/").expect("local schema reference");
+            &spec["components"]["schemas"][name]
+        }
+        None => schema,
+    }
+}
+
+/// Checks that `value` has exactly the properties `schema` declares (all required, no
+/// others), with the declared types and enum values, recursively.
+fn check(spec: &Yaml, schema: &Yaml, value: &Json, at: &str) {
+    let schema = resolve(spec, schema);
+    let kind = schema["type"].as_str().expect("schema type");
+    match kind {
+        "object" => {
+            let object = value.as_object().unwrap_or_else(|| panic!("{at}: expected an object, got {value}"));
+            let properties = schema["properties"].as_mapping().expect("object schema has properties");
+            let declared: BTreeSet<&str> = properties.keys().filter_map(Yaml::as_str).collect();
+            let present: BTreeSet<&str> = object.keys().map(String::as_str).collect();
+            assert_eq!(present, declared, "{at}: properties differ from openapi.yaml");
+            let required: BTreeSet<&str> =
+                schema["required"].as_sequence().expect("required list").iter().filter_map(Yaml::as_str).collect();
+            assert_eq!(required, declared, "{at}: openapi.yaml should require every property");
+            assert_eq!(schema["additionalProperties"].as_bool(), Some(false), "{at}: closed schema");
+            for (name, property) in properties {
+                let name = name.as_str().expect("property name");
+                check(spec, property, &object[name], &format!("{at}.{name}"));
+            }
+        }
+        "string" => {
+            let text = value.as_str().unwrap_or_else(|| panic!("{at}: expected a string, got {value}"));
+            if let Some(allowed) = schema["enum"].as_sequence() {
+                assert!(allowed.iter().any(|a| a.as_str() == Some(text)), "{at}: {text} not in {allowed:?}");
+            }
+        }
+        "integer" => assert!(value.is_u64() || value.is_i64(), "{at}: expected an integer, got {value}"),
+        "number" => assert!(value.is_number(), "{at}: expected a number, got {value}"),
+        "boolean" => assert!(value.is_boolean(), "{at}: expected a boolean, got {value}"),
+        other => panic!("{at}: schema type {other} not handled by this check"),
+    }
+}
+
+/// A sample's value in Prometheus text (`name{labels} value`), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Polls `f` until it returns true, up to `timeout`.
+fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[tokio::test]
+async fn admin_endpoints_match_openapi() {
+    let server = TestServer::start(&[]);
+    let port = admin_port(&server);
+    assert_ne!(port, server.port);
+    let spec = openapi();
+
+    for (path, status) in [("/livez", "200"), ("/readyz", "200"), ("/health", "200")] {
+        let answer = get(port, path);
+        assert_eq!(answer.status.to_string(), status, "{path}: {}", answer.body);
+        assert_eq!(answer.content_type, "application/json", "{path}");
+        check(&spec, response_schema(&spec, path, status, "application/json"), &answer.json(), path);
+    }
+    let health = get(port, "/health").json();
+    assert_eq!(health["ready"], Json::Bool(true));
+    assert_eq!(health["storage"]["writable"], Json::Bool(true));
+    assert_eq!(health["version"]["monarch"], Json::from(env!("CARGO_PKG_VERSION")));
+    assert!(health["connections"]["totalCreated"].as_u64().is_some());
+
+    let metrics = get(port, "/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.content_type.starts_with("text/plain; version=0.0.4"), "{}", metrics.content_type);
+    // A fresh server has no database: the families after the empty per-database one remain.
+    assert!(metrics.body.contains("\nmonarch_process_threads "), "{}", metrics.body);
+    assert!(!spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]["text/plain; version=0.0.4"].is_null());
+
+    let problem = &spec["components"]["schemas"]["Problem"];
+    let missing = get(port, "/nope");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.content_type, "application/json");
+    check(&spec, problem, &missing.json(), "404");
+    let wrong_method = request(port, "POST", "/livez");
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.content_type, "application/json");
+    check(&spec, problem, &wrong_method.json(), "405");
+}
+
+#[test]
+fn admin_port_disabled_serves_nothing() {
+    let server = TestServer::start(&["--adminPort", "disabled"]);
+    assert_eq!(server.admin_port, None);
+    assert!(!server.log_lines().iter().any(|l| l.contains("Admin HTTP server listening")));
+}
+
+#[test]
+fn admin_port_in_use_stops_startup() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let dir = tempfile::tempdir().expect("dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_monarchd"))
+        .args(["--port", "0", "--adminPort", &port, "--dbpath"])
+        .arg(dir.path().join("db"))
+        .output()
+        .expect("run");
+    // mongod's exit code for a socket it cannot listen on.
+    assert_eq!(output.status.code(), Some(48), "{}", String::from_utf8_lossy(&output.stdout));
+}
+
+/// Every metric the server exports: the list dashboards and alert rules are built from.
+const METRICS: &[&str] = &[
+    "monarch_command_duration_seconds_bucket",
+    "monarch_command_duration_seconds_count",
+    "monarch_command_duration_seconds_sum",
+    "monarch_command_errors_total",
+    "monarch_documents_total",
+    "monarch_examined_total",
+    "monarch_build_info",
+    "monarch_uptime_seconds",
+    "monarch_connections_current",
+    "monarch_connections_active",
+    "monarch_connections_created_total",
+    "monarch_connections_rejected_total",
+    "monarch_network_received_bytes_total",
+    "monarch_network_sent_bytes_total",
+    "monarch_network_physical_received_bytes_total",
+    "monarch_network_physical_sent_bytes_total",
+    "monarch_network_requests_total",
+    "monarch_cursors_open",
+    "monarch_cursors_timed_out_total",
+    "monarch_storage_writable",
+    "monarch_storage_disk_bytes",
+    "monarch_storage_journal_disk_bytes",
+    "monarch_storage_journal_files",
+    "monarch_storage_write_buffer_bytes",
+    "monarch_storage_flushes_pending",
+    "monarch_storage_compactions_total",
+    "monarch_storage_compactions_running",
+    "monarch_storage_compaction_seconds_total",
+    "monarch_storage_keyspace_disk_bytes",
+    "monarch_storage_l0_tables",
+    "monarch_storage_tables",
+    "monarch_database_data_bytes",
+    "monarch_journal_sync_duration_seconds_bucket",
+    "monarch_journal_sync_duration_seconds_count",
+    "monarch_process_resident_memory_bytes",
+    "monarch_process_cpu_seconds_total",
+    "monarch_process_open_fds",
+    "monarch_process_threads",
+];
+
+#[tokio::test]
+async fn admin_metrics_move_with_commands() {
+    let server = TestServer::start(&[]);
+    let port = admin_port(&server);
+    let before = get(port, "/metrics").body;
+    let client = server.client("").await;
+    let coll = client.database("shop").collection::<mongodb::bson::Document>("orders");
+    coll.insert_many([doc! { "_id": 1, "n": 1 }, doc! { "_id": 2, "n": 2 }]).await.expect("insert");
+    let found: Vec<_> = coll.find(doc! { "n": { "$gte": 1 } }).await.expect("find").try_collect().await.expect("docs");
+    assert_eq!(found.len(), 2);
+    let error = client
+        .database("shop")
+        .run_command(doc! { "find": "orders", "filter": { "$nope": 1 } })
+        .await
+        .expect_err("unknown top-level operator");
+    assert!(error.to_string().contains("BadValue"), "{error}");
+    // Wait out the 100 ms background flush so a journal sync is recorded too.
+    let after = {
+        let mut text = String::new();
+        assert!(eventually(Duration::from_secs(5), || {
+            text = get(port, "/metrics").body;
+            sample(&text, "monarch_journal_sync_duration_seconds_count").is_some_and(|n| n > 0.0)
+        }));
+        text
+    };
+
+    for series in [
+        "monarch_command_duration_seconds_count{command=\"insert\",result=\"ok\"}",
+        "monarch_command_duration_seconds_count{command=\"find\",result=\"ok\"}",
+        "monarch_command_duration_seconds_bucket{command=\"find\",result=\"ok\",le=\"+Inf\"}",
+        "monarch_documents_total{op=\"inserted\"}",
+        "monarch_documents_total{op=\"returned\"}",
+        "monarch_command_errors_total{code=\"BadValue\"}",
+        "monarch_command_duration_seconds_count{command=\"find\",result=\"BadValue\"}",
+        "monarch_examined_total{kind=\"documents\"}",
+    ] {
+        let old = sample(&before, series).unwrap_or(0.0);
+        let new = sample(&after, series).unwrap_or_else(|| panic!("{series} missing after commands:\n{after}"));
+        assert!(new > old, "{series}: {old} -> {new}");
+    }
+    assert_eq!(sample(&after, "monarch_documents_total{op=\"inserted\"}"), Some(2.0));
+    assert!(sample(&after, "monarch_connections_current").is_some_and(|n| n >= 1.0));
+    assert!(sample(&after, "monarch_database_data_bytes{db=\"shop\"}").is_some_and(|n| n > 0.0));
+    assert_eq!(sample(&after, "monarch_storage_writable"), Some(1.0));
+    assert!(sample(&after, "monarch_process_resident_memory_bytes").is_some_and(|n| n > 0.0));
+    for name in METRICS {
+        assert!(after.lines().any(|l| l.starts_with(name)), "{name} missing from /metrics:\n{after}");
+    }
+    // Every exported family is in the list above, so the list stays the reference.
+    for line in after.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = line.split(' ').next().unwrap_or_default();
+        assert!(METRICS.iter().any(|m| m.starts_with(name)), "{name} is exported but not listed");
+        assert!(name.starts_with("monarch_"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn admin_readyz_unavailable_when_storage_unwritable() {
+    let server = TestServer::start(&["--setParameter", "enableTestCommands=1"]);
+    let port = admin_port(&server);
+    assert_eq!(get(port, "/readyz").status, 200);
+    server.admin(doc! { "configureFailPoint": "failJournalSync", "mode": "alwaysOn" }).await.expect("fail point");
+    let client = server.client("").await;
+    let coll = client.database("db").collection::<mongodb::bson::Document>("c");
+    let write = coll
+        .insert_one(doc! { "x": 1 })
+        .with_options(
+            mongodb::options::InsertOneOptions::builder()
+                .write_concern(mongodb::options::WriteConcern::builder().journal(true).build())
+                .build(),
+        )
+        .await;
+    assert!(write.is_err(), "a journaled write must fail once syncs fail");
+
+    let ready = get(port, "/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.content_type, "application/json");
+    let spec = openapi();
+    check(&spec, response_schema(&spec, "/readyz", "503", "application/json"), &ready.json(), "/readyz 503");
+    assert_eq!(ready.json()["status"], Json::from("unavailable"));
+    assert!(ready.json()["reason"].as_str().is_some_and(|r| r.contains("journal sync")), "{}", ready.body);
+
+    let health = get(port, "/health").json();
+    assert_eq!(health["ready"], Json::Bool(false));
+    assert_eq!(health["storage"]["writable"], Json::Bool(false));
+    assert_eq!(sample(&get(port, "/metrics").body, "monarch_storage_writable"), Some(0.0));
+    // Alive all the same: the orchestrator should stop routing, not restart in a loop.
+    assert_eq!(get(port, "/livez").status, 200);
+}
+
+#[tokio::test]
+async fn admin_readyz_unavailable_while_draining() {
+    let mut server = TestServer::start(&["--setParameter", "enableTestCommands=1"]);
+    let port = admin_port(&server);
+    server
+        .admin(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["find"], "blockConnection": true, "blockTimeMS": 4000 },
+        })
+        .await
+        .expect("fail point");
+    let client = server.client("").await;
+    let coll = client.database("db").collection::<mongodb::bson::Document>("c");
+    // A request in flight keeps the server draining after SIGTERM.
+    let slow = tokio::spawn(async move { coll.find_one(doc! {}).await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get(port, "/readyz").status, 200);
+    server.signal_terminate();
+    let mut last = String::new();
+    let drained = eventually(Duration::from_secs(3), || {
+        let answer = get(port, "/readyz");
+        last = answer.body.clone();
+        answer.status == 503 && last.contains("shutting down")
+    });
+    assert!(drained, "readyz during the drain: {last}");
+    assert_eq!(get(port, "/livez").status, 200, "alive while draining");
+    slow.await.expect("join").expect("the in-flight find finishes");
+    assert!(server.wait_exit().success());
+}
