@@ -574,9 +574,9 @@ fn apply_stage(
     })
 }
 
-/// `$collStats` as the first stage: one document with `storageStats` and/or `count`, as
-/// mongosh's `db.collection.stats()` asks. `latencyStats` and `queryExecStats` come with the
-/// profiler.
+/// `$collStats` as the first stage: one document with `storageStats`, `count` and/or
+/// `latencyStats` (`{histograms: true}` adds the histograms), as mongosh's
+/// `db.collection.stats()` and `db.collection.latencyStats()` ask.
 fn coll_stats_stage(ctx: &RequestCtx<'_>, ns: &Namespace, stage: &RawDocument) -> Result<DocumentStream> {
     let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$collStats") else {
         return Err(Error::new(ErrorCode::FailedToParse, "$collStats must take a nested object"));
@@ -608,6 +608,15 @@ fn coll_stats_stage(ctx: &RequestCtx<'_>, ns: &Namespace, stage: &RawDocument) -
                     _ => 1,
                 };
                 out.insert("storageStats", super::collections::storage_stats(storage, &collection, scale)?);
+            }
+            "latencyStats" => {
+                let histograms = match value {
+                    RawBsonRef::Document(options) => {
+                        matches!(options.get("histograms"), Ok(Some(RawBsonRef::Boolean(true))))
+                    }
+                    _ => false,
+                };
+                out.insert("latencyStats", ctx.server.latency.collection_document(&ns.full(), histograms));
             }
             "count" => {
                 let (_, count) = storage.collection_size(&collection)?;

@@ -1,11 +1,14 @@
 //! Observability: mongod-shaped logs, the counters behind `serverStatus`, the request
-//! tracker, Prometheus metrics and the slow-query log.
+//! tracker, Prometheus metrics, the slow-query log, the profiler and latency statistics.
 //!
 //! Every finished request goes through [`finish`] once, with its [`tracker::OpSummary`]:
-//! metrics, the slow-query log (and, later, the profiler) all read that one record.
+//! metrics, the slow-query log, the profiler and the latency histograms all read that one
+//! record.
 
+pub mod latency;
 pub mod log;
 pub mod metrics;
+pub mod profiler;
 pub mod slowlog;
 pub mod stats;
 pub mod tracker;
@@ -16,4 +19,6 @@ use crate::server::Shared;
 pub fn finish(shared: &Shared, summary: &tracker::OpSummary<'_>) {
     shared.metrics.record(summary);
     shared.slow_log.observe(&shared.log, summary);
+    shared.latency.record(summary);
+    shared.profiler.observe(&shared.slow_log, summary);
 }
