@@ -399,11 +399,13 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
 /// `$replaceWith`/`$replaceRoot`, `$count`, and `$group` with a constant `_id` and `$sum`
 /// accumulators.
 pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = match req.command_value() {
-        Some(RawBsonRef::Int32(1)) => {
-            return Err(Error::new(ErrorCode::NotImplemented, "database-level aggregation is not supported yet"));
-        }
-        _ => req.namespace()?,
+    let db_level = matches!(req.command_value(), Some(RawBsonRef::Int32(1) | RawBsonRef::Int64(1)))
+        || matches!(req.command_value(), Some(RawBsonRef::Double(n)) if n == 1.0);
+    let ns = if db_level {
+        // Not a collection: `db.$cmd.aggregate`, the namespace mongod gives such cursors.
+        Namespace { db: req.db().to_owned(), coll: "$cmd.aggregate".to_owned() }
+    } else {
+        req.namespace()?
     };
     let cursor_options = req.doc_arg("cursor")?.ok_or_else(|| {
         Error::new(
@@ -424,6 +426,21 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
     let collation =
         collation::resolve(req.get("collation"), "aggregate.collation", ctx.server.storage.collection(&ns).as_deref())?;
     let ((mut stream, stats), rest) = match stages.split_first() {
+        Some((RawBsonRef::Document(first), rest)) if first.get("$currentOp").ok().flatten().is_some() => {
+            if !db_level || req.db() != "admin" {
+                return Err(Error::new(
+                    ErrorCode::InvalidNamespace,
+                    "$currentOp must be run against the 'admin' database with {aggregate: 1}",
+                ));
+            }
+            ((super::operations::current_op_stage(ctx, first)?, Arc::default()), rest)
+        }
+        _ if db_level => {
+            return Err(Error::new(
+                ErrorCode::NotImplemented,
+                "database-level aggregation is only supported with $currentOp yet",
+            ));
+        }
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
             ((coll_stats_stage(ctx, &ns, first)?, Arc::default()), rest)
         }
