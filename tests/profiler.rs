@@ -215,8 +215,7 @@ async fn server_status_op_latencies_move_and_show_histograms() {
     assert!(reads.get_i64("latency").expect("latency") > 0);
     let histogram = reads.get_array("histogram").expect("histogram");
     assert!(!histogram.is_empty());
-    let total: i64 =
-        histogram.iter().filter_map(|b| b.as_document()).map(|b| b.get_i64("count").expect("count")).sum();
+    let total: i64 = histogram.iter().filter_map(|b| b.as_document()).map(|b| b.get_i64("count").expect("count")).sum();
     assert_eq!(total, count(&after, "reads"), "every read lands in a bucket");
     let first = histogram[0].as_document().expect("bucket");
     assert!(first.get_i64("micros").is_ok());

@@ -72,7 +72,9 @@ pub fn current_op_stage(ctx: &RequestCtx<'_>, stage: &bson::RawDocument) -> Resu
         .ops
         .all()
         .iter()
-        .map(|op| RawDocumentBuf::try_from(&describe(op)).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string())))
+        .map(|op| {
+            RawDocumentBuf::try_from(&describe(op)).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))
+        })
         .collect::<Vec<_>>();
     Ok(Box::new(entries.into_iter()))
 }

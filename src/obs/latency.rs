@@ -472,7 +472,10 @@ mod tests {
         assert!((990..=1000).contains(&shape.p99_micros), "{}", shape.p99_micros);
         assert_eq!(shape.docs_examined_per_returned, 10.0);
         assert_eq!(shape.command.get_str("find").ok(), Some("###"));
-        assert_eq!(stats.collection_document("db.c", false).get_document("reads").unwrap().get_i64("ops").ok(), Some(100));
+        assert_eq!(
+            stats.collection_document("db.c", false).get_document("reads").unwrap().get_i64("ops").ok(),
+            Some(100)
+        );
         for n in 0..MAX_SHAPES + 10 {
             record(&format!("s{n}"), 1);
         }
