@@ -104,6 +104,10 @@ async fn profile_level_2_records_every_operation_in_mongod_shape() {
     let remove = entries(&db, doc! { "op": "remove", "ns": "prof2.c" }, 1).await;
     assert_eq!(remove.first().and_then(|r| r.get_i64("ndeleted").ok()), Some(1));
 
+    let write = db.collection::<Document>("system.profile").insert_one(doc! { "x": 1 }).await;
+    let error = write.map(|_| ()).expect_err("clients cannot write to system.profile");
+    assert!(error.to_string().contains("cannot write to 'prof2.system.profile'"), "{error}");
+
     // Another database keeps its own level.
     let other = client.database("prof2other");
     other.collection::<Document>("c").insert_one(doc! { "a": 1 }).await.expect("insert other");
