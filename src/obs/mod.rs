@@ -18,7 +18,12 @@ use crate::server::Shared;
 /// Feeds a finished request to every observer.
 pub fn finish(shared: &Shared, summary: &tracker::OpSummary<'_>) {
     shared.metrics.record(summary);
-    shared.slow_log.observe(&shared.log, summary);
+    // One draw decides for the log and the profiler's level 1, so with a sample rate below 1
+    // both see the same operations, as in mongod.
+    let slow = shared.slow_log.is_slow_and_sampled(summary);
+    if slow {
+        shared.slow_log.write(&shared.log, summary);
+    }
     shared.latency.record(summary);
-    shared.profiler.observe(&shared.slow_log, summary);
+    shared.profiler.observe(slow, summary);
 }

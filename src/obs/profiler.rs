@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bson::oid::ObjectId;
 use bson::{Bson, DateTime, Document, RawBsonRef, RawDocumentBuf, doc};
 
-use super::slowlog::SlowLog;
 use super::tracker::{OpKind, OpSummary};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
@@ -139,9 +138,9 @@ impl Profiler {
     }
 
     /// Profiles `summary` if its database's level asks for it: level 2 always; level 1 when
-    /// the filter matches the entry, or, without a filter, when the slow log's threshold and
-    /// sample rate pick it.
-    pub fn observe(&self, slow_log: &SlowLog, summary: &OpSummary<'_>) {
+    /// the filter matches the entry, or, without a filter, when it is `slow` (over the slow
+    /// log's threshold and drawn by its sample rate).
+    pub fn observe(&self, slow: bool, summary: &OpSummary<'_>) {
         if !self.enabled.load(Ordering::Relaxed) || !profiled_command(summary) {
             return;
         }
@@ -149,7 +148,7 @@ impl Profiler {
         let chosen = match (settings.level, &settings.filter) {
             (2, _) => true,
             (1, Some(_)) => true,
-            (1, None) => slow_log.is_slow_and_sampled(summary),
+            (1, None) => slow,
             _ => false,
         };
         if !chosen {
