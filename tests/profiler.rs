@@ -68,6 +68,8 @@ async fn profile_level_2_records_every_operation_in_mongod_shape() {
     let options = listed[0].as_document().and_then(|d| d.get_document("options").ok()).expect("options");
     assert_eq!(options.get_bool("capped").ok(), Some(true));
     assert_eq!(options.get_i64("size").ok(), Some(1024 * 1024));
+    let dropped = db.collection::<Document>("system.profile").drop().await.map(|_| ());
+    assert!(dropped.expect_err("drop while profiling").to_string().contains("turn off profiling"));
 
     let coll = db.collection::<Document>("c");
     coll.insert_many(vec![doc! { "_id": 1, "a": 1 }, doc! { "_id": 2, "a": 2 }]).await.expect("insert");
