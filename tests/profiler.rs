@@ -318,3 +318,16 @@ async fn current_op_stage_lists_operations_in_flight() {
         .expect_err("$currentOp outside admin");
     assert!(elsewhere.to_string().contains("admin"));
 }
+
+#[tokio::test]
+async fn profile_start_level_applies_to_every_database() {
+    let server = TestServer::start(&["--profile", "2"]);
+    let client = server.client("").await;
+    for name in ["startA", "startB"] {
+        let db = client.database(name);
+        db.collection::<Document>("c").find_one(doc! { "x": 1 }).await.expect("find");
+        let found = entries(&db, doc! { "op": "query", "ns": format!("{name}.c") }, 1).await;
+        assert_eq!(found.len(), 1, "{name}");
+        assert_eq!(db.run_command(doc! { "profile": -1 }).await.expect("status").get_i32("was").ok(), Some(2));
+    }
+}
