@@ -49,6 +49,10 @@ pub struct Shared {
     pub metrics: crate::obs::metrics::Metrics,
     /// The slow-query log's settings.
     pub slow_log: crate::obs::slowlog::SlowLog,
+    /// Latency histograms (`opLatencies`, `latencyStats`) and per-query-shape statistics.
+    pub latency: crate::obs::latency::LatencyStats,
+    /// The database profiler (`profile`, `system.profile`).
+    pub profiler: crate::obs::profiler::Profiler,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -103,6 +107,7 @@ impl Shared {
         let metrics = crate::obs::metrics::Metrics::new();
         let journal_sync = metrics.journal_sync();
         storage.set_sync_observer(Box::new(move |elapsed| journal_sync.observe(elapsed.as_secs_f64())));
+        let profiler = crate::obs::profiler::Profiler::new(config.profiling.level, storage.clone());
         Self {
             storage,
             cursors: CursorRegistry::default(),
@@ -111,6 +116,8 @@ impl Shared {
             ops: crate::obs::tracker::OpRegistry::default(),
             metrics,
             slow_log: crate::obs::slowlog::SlowLog::new(&config.profiling, config.redact_client_log_data),
+            latency: crate::obs::latency::LatencyStats::default(),
+            profiler,
             bound_port: AtomicU16::new(config.port),
             config,
             stats: ServerStats::new(COMMANDS.len()),

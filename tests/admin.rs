@@ -86,6 +86,16 @@ fn check(spec: &Yaml, schema: &Yaml, value: &Json, at: &str) {
     let schema = resolve(spec, schema);
     let kind = schema["type"].as_str().expect("schema type");
     match kind {
+        // An open object (an example command): any properties.
+        "object" if schema["properties"].is_null() => {
+            assert!(value.is_object(), "{at}: expected an object, got {value}");
+        }
+        "array" => {
+            let items = value.as_array().unwrap_or_else(|| panic!("{at}: expected an array, got {value}"));
+            for (i, item) in items.iter().enumerate() {
+                check(spec, &schema["items"], item, &format!("{at}[{i}]"));
+            }
+        }
         "object" => {
             let object = value.as_object().unwrap_or_else(|| panic!("{at}: expected an object, got {value}"));
             let properties = schema["properties"].as_mapping().expect("object schema has properties");
@@ -144,6 +154,20 @@ async fn admin_endpoints_match_openapi() {
         assert_eq!(answer.content_type, "application/json", "{path}");
         check(&spec, response_schema(&spec, path, status, "application/json"), &answer.json(), path);
     }
+    // /queryStats lists the shapes the server has run, in the declared shape.
+    let client = server.client("").await;
+    let coll = client.database("qs").collection::<mongodb::bson::Document>("c");
+    coll.insert_one(mongodb::bson::doc! { "a": 1 }).await.expect("insert");
+    for _ in 0..3 {
+        coll.find_one(mongodb::bson::doc! { "a": 1 }).await.expect("find");
+    }
+    let stats = get(port, "/queryStats?limit=5");
+    assert_eq!(stats.status, 200);
+    let stats_json = stats.json();
+    check(&spec, response_schema(&spec, "/queryStats", "200", "application/json"), &stats_json, "/queryStats");
+    let shapes = stats_json["queryStats"].as_array().expect("queryStats");
+    assert!(shapes.iter().any(|s| s["ns"] == "qs.c" && s["count"].as_u64() >= Some(3)), "{stats_json}");
+
     let health = get(port, "/health").json();
     assert_eq!(health["ready"], Json::Bool(true));
     assert_eq!(health["storage"]["writable"], Json::Bool(true));

@@ -5,6 +5,7 @@ use bson::{Binary, Bson, Document, RawBsonRef, doc};
 
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
+use crate::obs::profiler::PROFILE_COLLECTION;
 use crate::query::Filter;
 use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
 
@@ -96,6 +97,12 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
 /// `drop`: removes a collection; dropping a missing one succeeds, as in mongod 7.0.
 pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
+    if ns.coll == PROFILE_COLLECTION && ctx.server.profiler.settings(&ns.db).level > 0 {
+        return Err(Error::new(
+            ErrorCode::IllegalOperation,
+            "turn off profiling before dropping system.profile collection",
+        ));
+    }
     let indexes = ctx.server.storage.collection(&ns).map(|c| c.indexes().len());
     ctx.server.storage.drop_collection(&ns)?;
     Ok(match indexes {
@@ -177,13 +184,17 @@ pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
 }
 
 fn collection_entry(collection: &Collection) -> Document {
-    doc! {
+    let mut entry = doc! {
         "name": &collection.ns.coll,
         "type": "collection",
         "options": collection.options.clone(),
         "info": { "readOnly": false, "uuid": Binary::from_uuid(collection.uuid) },
-        "idIndex": id_index_spec(),
+    };
+    // mongod builds no `_id` index on the profile collection, and lists none.
+    if collection.ns.coll != PROFILE_COLLECTION {
+        entry.insert("idIndex", id_index_spec());
     }
+    entry
 }
 
 /// `renameCollection: "db.a", to: "db.b"`, run on `admin`.

@@ -72,8 +72,13 @@ pub fn host_info(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document>
     })
 }
 
-/// `serverStatus`: live counters.
-pub fn server_status(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
+/// `serverStatus`: live counters. `opLatencies: {histograms: true}` adds the latency
+/// histograms, as mongod.
+pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let histograms = match req.get("opLatencies") {
+        Some(RawBsonRef::Document(options)) => matches!(options.get("histograms"), Ok(Some(RawBsonRef::Boolean(true)))),
+        _ => false,
+    };
     let server = ctx.server;
     let stats = &server.stats;
     let uptime = server.started.elapsed();
@@ -113,6 +118,7 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Doc
         "mem": { "bits": 64, "resident": resident, "virtual": virtual_, "supported": resident > 0 },
         "network": stats.network.to_document(),
         "opcounters": stats.opcounters.to_document(),
+        "opLatencies": server.latency.server_document(histograms),
         "storageEngine": storage_engine(server),
         "metrics": { "commands": commands },
     })

@@ -14,6 +14,7 @@ mod indexes;
 mod operations;
 mod parameters;
 pub mod planner;
+mod profiling;
 mod read;
 mod request;
 mod sessions;
@@ -103,6 +104,8 @@ pub enum DataAction {
     Validate,
     /// `killCursors`.
     KillCursors,
+    /// `profile` (mongod's `enableProfiler`).
+    EnableProfiler,
 }
 
 /// One row of the command table: everything the dispatcher needs to know about a command.
@@ -340,11 +343,24 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .blocking(),
     CommandSpec::new(
+        "monarchQueryStats",
+        profiling::monarch_query_stats,
+        Cluster(Action::ServerStatus),
+        "query shapes with the most total time: count, percentiles, documents examined per returned\n{ monarchQueryStats: 1, limit: 20 }",
+    ),
+    CommandSpec::new(
         "ping",
         diagnostics::ping,
         Anonymous,
         "a way to check that the server is alive. responds immediately even if server is in a db lock.",
     ),
+    CommandSpec::new(
+        "profile",
+        profiling::profile,
+        Data(DataAction::EnableProfiler),
+        "controls the behaviour of the performance profiler, the fraction of eligible operations which are sampled for logging/profiling, and the threshold duration at which ops become eligible. See http://docs.mongodb.org/manual/reference/command/profile",
+    )
+    .blocking(),
     CommandSpec::new("refreshSessions", sessions::refresh_sessions, Anonymous, "renew a set of logical sessions"),
     CommandSpec::new(
         "renameCollection",

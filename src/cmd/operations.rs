@@ -37,6 +37,48 @@ pub fn current_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
     Ok(doc! { "inprog": inprog })
 }
 
+/// `$currentOp` as the first stage of `aggregate: 1` on `admin` (what mongosh's
+/// `db.currentOp()` sends): one document per operation in flight, in `currentOp`'s shape.
+/// `allUsers`, `idleConnections`, `truncateOps`, `localOps` and `backtrace` are accepted;
+/// without authentication every operation is the user's own, and idle connections are not
+/// listed.
+pub fn current_op_stage(ctx: &RequestCtx<'_>, stage: &bson::RawDocument) -> Result<crate::cursor::DocumentStream> {
+    let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$currentOp") else {
+        return Err(Error::new(ErrorCode::FailedToParse, "$currentOp options must be specified in an object"));
+    };
+    for element in spec {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        match (key.as_str(), value) {
+            ("allUsers" | "idleConnections" | "truncateOps" | "localOps" | "backtrace", RawBsonRef::Boolean(_)) => {}
+            ("allUsers" | "idleConnections" | "truncateOps" | "localOps" | "backtrace", other) => {
+                return Err(Error::new(
+                    ErrorCode::FailedToParse,
+                    format!(
+                        "The '{key}' parameter of the $currentOp stage must be a boolean value, but found: {}",
+                        super::type_name(other.element_type())
+                    ),
+                ));
+            }
+            (other, _) => {
+                return Err(Error::new(
+                    ErrorCode::FailedToParse,
+                    format!("Unrecognized option '{other}' in $currentOp stage."),
+                ));
+            }
+        }
+    }
+    let entries = ctx
+        .server
+        .ops
+        .all()
+        .iter()
+        .map(|op| {
+            RawDocumentBuf::try_from(&describe(op)).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))
+        })
+        .collect::<Vec<_>>();
+    Ok(Box::new(entries.into_iter()))
+}
+
 /// One `inprog` entry.
 fn describe(op: &Operation) -> Document {
     let running = op.started.elapsed();

@@ -399,11 +399,13 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
 /// `$replaceWith`/`$replaceRoot`, `$count`, and `$group` with a constant `_id` and `$sum`
 /// accumulators.
 pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = match req.command_value() {
-        Some(RawBsonRef::Int32(1)) => {
-            return Err(Error::new(ErrorCode::NotImplemented, "database-level aggregation is not supported yet"));
-        }
-        _ => req.namespace()?,
+    let db_level = matches!(req.command_value(), Some(RawBsonRef::Int32(1) | RawBsonRef::Int64(1)))
+        || matches!(req.command_value(), Some(RawBsonRef::Double(n)) if n == 1.0);
+    let ns = if db_level {
+        // Not a collection: `db.$cmd.aggregate`, the namespace mongod gives such cursors.
+        Namespace { db: req.db().to_owned(), coll: "$cmd.aggregate".to_owned() }
+    } else {
+        req.namespace()?
     };
     let cursor_options = req.doc_arg("cursor")?.ok_or_else(|| {
         Error::new(
@@ -424,6 +426,21 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
     let collation =
         collation::resolve(req.get("collation"), "aggregate.collation", ctx.server.storage.collection(&ns).as_deref())?;
     let ((mut stream, stats), rest) = match stages.split_first() {
+        Some((RawBsonRef::Document(first), rest)) if first.get("$currentOp").ok().flatten().is_some() => {
+            if !db_level || req.db() != "admin" {
+                return Err(Error::new(
+                    ErrorCode::InvalidNamespace,
+                    "$currentOp must be run against the 'admin' database with {aggregate: 1}",
+                ));
+            }
+            ((super::operations::current_op_stage(ctx, first)?, Arc::default()), rest)
+        }
+        _ if db_level => {
+            return Err(Error::new(
+                ErrorCode::NotImplemented,
+                "database-level aggregation is only supported with $currentOp yet",
+            ));
+        }
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
             ((coll_stats_stage(ctx, &ns, first)?, Arc::default()), rest)
         }
@@ -574,9 +591,9 @@ fn apply_stage(
     })
 }
 
-/// `$collStats` as the first stage: one document with `storageStats` and/or `count`, as
-/// mongosh's `db.collection.stats()` asks. `latencyStats` and `queryExecStats` come with the
-/// profiler.
+/// `$collStats` as the first stage: one document with `storageStats`, `count` and/or
+/// `latencyStats` (`{histograms: true}` adds the histograms), as mongosh's
+/// `db.collection.stats()` and `db.collection.latencyStats()` ask.
 fn coll_stats_stage(ctx: &RequestCtx<'_>, ns: &Namespace, stage: &RawDocument) -> Result<DocumentStream> {
     let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$collStats") else {
         return Err(Error::new(ErrorCode::FailedToParse, "$collStats must take a nested object"));
@@ -608,6 +625,15 @@ fn coll_stats_stage(ctx: &RequestCtx<'_>, ns: &Namespace, stage: &RawDocument) -
                     _ => 1,
                 };
                 out.insert("storageStats", super::collections::storage_stats(storage, &collection, scale)?);
+            }
+            "latencyStats" => {
+                let histograms = match value {
+                    RawBsonRef::Document(options) => {
+                        matches!(options.get("histograms"), Ok(Some(RawBsonRef::Boolean(true))))
+                    }
+                    _ => false,
+                };
+                out.insert("latencyStats", ctx.server.latency.collection_document(&ns.full(), histograms));
             }
             "count" => {
                 let (_, count) = storage.collection_size(&collection)?;

@@ -117,9 +117,19 @@ fn to_document(raw: &RawDocument) -> Result<Document> {
     Document::try_from(raw).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
 }
 
+/// The namespace a write command names, which clients may write to: not `system.profile`,
+/// which only the profiler writes (mongod's `userAllowedWriteNS`).
+fn writable_namespace(req: &CommandRequest) -> Result<crate::storage::Namespace> {
+    let ns = req.namespace()?;
+    if ns.coll == crate::obs::profiler::PROFILE_COLLECTION {
+        return Err(Error::new(ErrorCode::InvalidNamespace, format!("cannot write to '{ns}'")));
+    }
+    Ok(ns)
+}
+
 /// `insert`: documents from the `documents` field or document sequence.
 pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = req.namespace()?;
+    let ns = writable_namespace(req)?;
     let ordered = req.bool_arg("ordered")?.unwrap_or(true);
     let journal = journaled(req)?;
     req.bool_arg("bypassDocumentValidation")?;
@@ -314,7 +324,7 @@ fn let_variables(req: &CommandRequest) -> Result<Option<Variables>> {
 
 /// `update`: statements from `updates`.
 pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = req.namespace()?;
+    let ns = writable_namespace(req)?;
     let ordered = req.bool_arg("ordered")?.unwrap_or(true);
     let journal = journaled(req)?;
     let statements = req.documents("updates")?;
@@ -485,7 +495,7 @@ fn run_statements<'a, T>(
 
 /// `delete`: statements from `deletes` (`limit` 0 = all matches, 1 = the first).
 pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = req.namespace()?;
+    let ns = writable_namespace(req)?;
     let ordered = req.bool_arg("ordered")?.unwrap_or(true);
     let journal = journaled(req)?;
     let statements = req.documents("deletes")?;
@@ -540,7 +550,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
 
 /// `findAndModify`: updates or removes one document and returns it (before or after).
 pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = req.namespace()?;
+    let ns = writable_namespace(req)?;
     let journal = journaled(req)?;
     let empty = RawDocumentBuf::new();
     let query = req.doc_arg("query")?.unwrap_or(&empty);

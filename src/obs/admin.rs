@@ -153,9 +153,12 @@ async fn accept_loop(
     }
 }
 
+/// Query shapes `/queryStats` lists unless `?limit=` says otherwise.
+const DEFAULT_QUERY_STATS: usize = 20;
+
 async fn handle(state: Arc<AdminState>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
-    if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health") {
+    if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats") {
         return Ok(json(
             StatusCode::NOT_FOUND,
             &Unavailable { status: "error", reason: format!("no endpoint {path}") },
@@ -176,8 +179,20 @@ async fn handle(state: Arc<AdminState>, request: Request<Incoming>) -> Result<Re
             Ok(()) => json(StatusCode::OK, &Status { status: "ok" }),
             Err(reason) => json(StatusCode::SERVICE_UNAVAILABLE, &Unavailable { status: "unavailable", reason }),
         },
+        "/queryStats" => query_stats(&state, request.uri().query()),
         _ => health(&state).await,
     })
+}
+
+/// Query shapes that took the most total time (`?limit=N`, default 20): the same list as the
+/// `monarchQueryStats` command.
+fn query_stats(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> {
+    let limit = query
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("limit=")))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_QUERY_STATS);
+    let body = serde_json::json!({ "queryStats": state.shared.latency.top_shapes_json(limit) });
+    response(StatusCode::OK, "application/json", Bytes::from(body.to_string()))
 }
 
 async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {

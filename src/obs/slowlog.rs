@@ -76,11 +76,8 @@ impl SlowLog {
         ((x >> 11) as f64 / (1u64 << 53) as f64) < rate
     }
 
-    /// Logs `summary` if it is slow.
-    pub fn observe(&self, sink: &LogSink, summary: &OpSummary<'_>) {
-        if !self.is_slow_and_sampled(summary) {
-            return;
-        }
+    /// Logs `summary`'s slow-query line (the caller decided it is slow and sampled).
+    pub fn write(&self, sink: &LogSink, summary: &OpSummary<'_>) {
         sink.write_event(
             "COMMAND",
             51803,
