@@ -160,12 +160,13 @@ async fn profile_collection_is_capped_at_one_mebibyte() {
     let db = client.database("profcap");
     db.run_command(doc! { "profile": 2 }).await.expect("profile 2");
     let coll = db.collection::<Document>("c");
-    let pad = "x".repeat(100_000);
-    // Each entry holds its command's filter: about 100 KB.
-    for n in 0..25 {
+    // Each entry holds its command's filter: about 10 KB (commands over 16 KB are kept as
+    // their name and size only).
+    let pad = "x".repeat(10_000);
+    for n in 0..150 {
         coll.find_one(doc! { "n": n, "pad": &pad }).await.expect("find");
     }
-    let last = entries(&db, doc! { "op": "query", "command.filter.n": 24 }, 1).await;
+    let last = entries(&db, doc! { "op": "query", "command.filter.n": 149 }, 1).await;
     assert_eq!(last.len(), 1, "the newest entry is kept");
     assert!(entries(&db, doc! { "op": "query", "command.filter.n": 0 }, 0).await.is_empty(), "the oldest went");
     let stats: Vec<Document> = db

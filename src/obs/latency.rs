@@ -437,16 +437,19 @@ mod tests {
         let registry = OpRegistry::default();
         let stats = LatencyStats::default();
         let record = |hash: &str, micros: u64| {
-            let guard = registry.begin(OpStart {
-                connection_id: 1,
-                client: SocketAddr::from(([127, 0, 0, 1], 5000)),
-                app_name: None,
-                started: Instant::now(),
-                command_name: "find".into(),
-                db: "db".into(),
-                collection: Some("c".into()),
-                command: RawDocumentBuf::try_from(&doc! { "find": "c", "filter": { "a": 1 } }).unwrap(),
-            });
+            let guard = registry.begin(
+                OpStart {
+                    connection_id: 1,
+                    client: SocketAddr::from(([127, 0, 0, 1], 5000)),
+                    app_name: None,
+                    started: Instant::now(),
+                    command_name: "find".into(),
+                    db: "db".into(),
+                    collection: Some("c".into()),
+                    command: RawDocumentBuf::try_from(&doc! { "find": "c", "filter": { "a": 1 } }).unwrap(),
+                },
+                true,
+            );
             guard.op().docs.returned.store(1, Ordering::Relaxed);
             stats.record(&OpSummary {
                 op: guard.op(),
