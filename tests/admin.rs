@@ -221,6 +221,7 @@ const METRICS: &[&str] = &[
     "monarch_command_errors_total",
     "monarch_documents_total",
     "monarch_examined_total",
+    "monarch_slow_queries_total",
     "monarch_build_info",
     "monarch_uptime_seconds",
     "monarch_connections_current",
@@ -236,6 +237,8 @@ const METRICS: &[&str] = &[
     "monarch_cursors_timed_out_total",
     "monarch_storage_writable",
     "monarch_storage_disk_bytes",
+    "monarch_storage_filesystem_size_bytes",
+    "monarch_storage_filesystem_available_bytes",
     "monarch_storage_journal_disk_bytes",
     "monarch_storage_journal_files",
     "monarch_storage_write_buffer_bytes",
@@ -257,7 +260,7 @@ const METRICS: &[&str] = &[
 
 #[tokio::test]
 async fn admin_metrics_move_with_commands() {
-    let server = TestServer::start(&[]);
+    let server = TestServer::start(&["--slowms", "0"]);
     let port = admin_port(&server);
     let before = get(port, "/metrics").body;
     let client = server.client("").await;
@@ -290,6 +293,7 @@ async fn admin_metrics_move_with_commands() {
         "monarch_command_errors_total{code=\"BadValue\"}",
         "monarch_command_duration_seconds_count{command=\"find\",result=\"BadValue\"}",
         "monarch_examined_total{kind=\"documents\"}",
+        "monarch_slow_queries_total",
     ] {
         let old = sample(&before, series).unwrap_or(0.0);
         let new = sample(&after, series).unwrap_or_else(|| panic!("{series} missing after commands:\n{after}"));

@@ -37,6 +37,7 @@ pub struct Metrics {
     errors: IntCounterVec,
     documents: IntCounterVec,
     examined: IntCounterVec,
+    slow_queries: prometheus::IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,6 +70,11 @@ impl Metrics {
         let documents =
             counter("monarch_documents_total", "Documents inserted, updated, deleted and returned to clients", &["op"]);
         let examined = counter("monarch_examined_total", "Index keys and documents read to answer queries", &["kind"]);
+        let slow_queries = prometheus::IntCounter::new(
+            "monarch_slow_queries_total",
+            "Operations at least slowms long (and sampled): the lines of the slow-query log",
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         let journal_sync = Histogram::with_opts(
             HistogramOpts::new("monarch_journal_sync_duration_seconds", "Journal fsyncs and their latency")
                 .buckets(SYNC_BUCKETS.to_vec()),
@@ -80,16 +86,22 @@ impl Metrics {
             Box::new(errors.clone()),
             Box::new(documents.clone()),
             Box::new(examined.clone()),
+            Box::new(slow_queries.clone()),
         ] {
             // Names are fixed and distinct: registration cannot fail.
             let _ = registry.register(collector);
         }
-        Self { registry, journal_sync, command_duration, errors, documents, examined }
+        Self { registry, journal_sync, command_duration, errors, documents, examined, slow_queries }
     }
 
     /// The journal sync histogram, handed to storage as its sync observer.
     pub fn journal_sync(&self) -> Histogram {
         self.journal_sync.clone()
+    }
+
+    /// Counts a slow (logged) operation.
+    pub fn record_slow(&self) {
+        self.slow_queries.inc();
     }
 
     /// Records a finished request.
@@ -268,6 +280,24 @@ fn storage_families(out: &mut Families, shared: &Shared) {
         }
         Err(error) => {
             tracing::warn!(target: "STORAGE", id = 7_000_001, error = %error, "Cannot read storage engine figures for metrics")
+        }
+    }
+    match rustix::fs::statvfs(&shared.config.dbpath) {
+        Ok(fs) => {
+            let block = fs.f_frsize as f64;
+            out.gauge(
+                "monarch_storage_filesystem_size_bytes",
+                "Size of the filesystem holding --dbpath",
+                fs.f_blocks as f64 * block,
+            );
+            out.gauge(
+                "monarch_storage_filesystem_available_bytes",
+                "Bytes still available to the server on the filesystem holding --dbpath",
+                fs.f_bavail as f64 * block,
+            );
+        }
+        Err(error) => {
+            tracing::warn!(target: "STORAGE", id = 7_000_003, error = %error, "Cannot read the dbpath filesystem's size for metrics")
         }
     }
     match storage.database_sizes() {

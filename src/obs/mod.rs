@@ -28,6 +28,7 @@ pub fn finish(shared: &Shared, summary: &tracker::OpSummary<'_>) {
     // both see the same operations, as in mongod.
     let slow = shared.slow_log.is_slow_and_sampled(summary);
     if slow {
+        shared.metrics.record_slow();
         shared.slow_log.write(&shared.log, summary);
     }
     shared.latency.record(summary);
