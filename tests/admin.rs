@@ -379,3 +379,56 @@ async fn admin_readyz_unavailable_while_draining() {
     slow.await.expect("join").expect("the in-flight find finishes");
     assert!(server.wait_exit().success());
 }
+
+/// The `monarch_*` names a PromQL text uses.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let pattern = regex::Regex::new(r"\bmonarch_[a-z0-9_]+").expect("pattern");
+    pattern.find_iter(text).map(|m| m.as_str().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn admin_dashboard_and_alert_rules_use_only_exported_metrics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dashboard = std::fs::read_to_string(root.join("grafana/dashboards/monarch.json")).expect("dashboard");
+    let parsed: Json = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    let mut exprs = String::new();
+    for panel in parsed["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push_str(target["expr"].as_str().unwrap_or_default());
+            exprs.push('\n');
+        }
+    }
+    let rules: Yaml =
+        serde_norway::from_str(&std::fs::read_to_string(root.join("grafana/alerts.yml")).expect("alert rules"))
+            .expect("alert rules YAML");
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            exprs.push_str(rule["expr"].as_str().expect("expr"));
+            exprs.push('\n');
+        }
+    }
+    let used = metric_names(&exprs);
+    assert!(used.len() >= 20, "the dashboard and rules cover the metrics: {used:?}");
+
+    // A server that has stored data and synced its journal exports every family.
+    let server = TestServer::start(&["--slowms", "0"]);
+    let port = admin_port(&server);
+    let client = server.client("").await;
+    let coll = client.database("d").collection::<mongodb::bson::Document>("c");
+    coll.insert_one(doc! { "a": 1 }).await.expect("insert");
+    coll.find_one(doc! { "a": 1 }).await.expect("find");
+    // Labelled counters export series once they have one: make an error happen.
+    let failed = client.database("d").run_command(doc! { "find": "c", "filter": { "$nope": 1 } }).await;
+    assert!(failed.is_err());
+    let mut text = String::new();
+    assert!(eventually(Duration::from_secs(5), || {
+        text = get(port, "/metrics").body;
+        sample(&text, "monarch_journal_sync_duration_seconds_count").is_some_and(|n| n > 0.0)
+    }));
+    for name in &used {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{"))),
+            "{name} is used by grafana/ but not exported"
+        );
+    }
+}
