@@ -105,7 +105,9 @@ impl QueryPlan {
             min: min.as_deref(),
             max: max.as_deref(),
         };
+        let planning = Instant::now();
         let plan = planner::choose(&shared.plans, &collection, &indexes, &shape, &view)?;
+        stats.add_plan_time(planning.elapsed());
         stats.set_plan(plan.note(&shape));
         let counted = stats.clone();
         let matched = planner::execute(&plan, view, &collection, filter, stats)?

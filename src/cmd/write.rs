@@ -173,7 +173,9 @@ fn matching(
 ) -> Result<Vec<RawDocumentBuf>> {
     let view = writer.snapshot();
     let shape = QueryShape { filter: query, sort: None, projection: None, hint, min: None, max: None, collation };
+    let planning = std::time::Instant::now();
     let plan = planner::choose(finder.plans, writer.collection(), writer.indexes(), &shape, &view)?;
+    finder.stats.add_plan_time(planning.elapsed());
     finder.stats.set_plan(plan.note(&shape));
     let stream = planner::execute(&plan, view, writer.collection(), filter.clone(), finder.stats.clone())?;
     // A failing `$expr` fails the statement, as in mongod.

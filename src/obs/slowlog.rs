@@ -127,6 +127,20 @@ impl SlowLog {
         attr.insert("reslen".into(), Value::from(summary.bytes_out));
         attr.insert("remote".into(), Value::from(op.client.to_string()));
         attr.insert("protocol".into(), Value::from("op_msg"));
+        let micros = |d: std::time::Duration| Value::from(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let phases = &summary.phases;
+        let mut split = Map::new();
+        for (name, spent) in [
+            ("parse", phases.parse),
+            ("plan", phases.plan),
+            ("execute", phases.execute),
+            ("encode", phases.encode),
+            ("write", phases.write),
+        ] {
+            split.insert(name.into(), micros(spent));
+        }
+        // Monarch's own: where the time went (mongod has no such field; parsers skip it).
+        attr.insert("phasesMicros".into(), Value::Object(split));
         attr.insert(
             "durationMillis".into(),
             Value::from(u64::try_from(summary.duration.as_millis()).unwrap_or(u64::MAX)),

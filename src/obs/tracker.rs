@@ -66,6 +66,8 @@ pub struct ExecStats {
     pub docs_examined: AtomicU64,
     /// Documents the access path returned (matching the filter), before sort, skip, limit.
     pub matched: AtomicU64,
+    /// Nanoseconds spent choosing plans.
+    plan_nanos: AtomicU64,
     plan: Mutex<Option<PlanNote>>,
     interrupt: Mutex<Option<Arc<Interrupt>>>,
 }
@@ -117,6 +119,11 @@ impl ExecStats {
     /// Makes `interrupt` (the running request's) stop this execution.
     pub fn attach(&self, interrupt: Arc<Interrupt>) {
         *self.interrupt.lock().unwrap_or_else(PoisonError::into_inner) = Some(interrupt);
+    }
+
+    /// Adds the time a plan choice took.
+    pub fn add_plan_time(&self, spent: Duration) {
+        self.plan_nanos.fetch_add(u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Records the chosen plan.
@@ -273,9 +280,13 @@ impl Operation {
         *phase(&mut phases) += spent;
     }
 
-    /// The phases so far.
+    /// The phases so far (planning as the tracked execution recorded it).
     pub fn phases(&self) -> Phases {
-        *self.phases.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut phases = *self.phases.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tracking) = &*self.exec.lock().unwrap_or_else(PoisonError::into_inner) {
+            phases.plan = Duration::from_nanos(tracking.stats.plan_nanos.load(Ordering::Relaxed));
+        }
+        phases
     }
 }
 
