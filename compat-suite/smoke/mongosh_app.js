@@ -1,14 +1,7 @@
 // mongosh --file: an operator's session against Monarch. Prints "ok - ..." lines and exits
 // non-zero (quit(1)) on any mismatch.
-let failures = 0;
-function check(what, condition, detail) {
-  if (condition) {
-    print(`ok - mongosh app: ${what}`);
-  } else {
-    failures += 1;
-    print(`not ok - mongosh app: ${what} ${EJSON.stringify(detail)}`);
-  }
-}
+load(__dirname + "/mongosh_checks.js");
+const check = makeCheck("mongosh app");
 
 const shop = db.getSiblingDB('shell_app');
 shop.items.drop();
@@ -42,6 +35,4 @@ check('aggregate with $count', counted.length === 1 && counted[0].n === 3, count
 check('show collections lists it', shop.getCollectionNames().includes('items'));
 check('drop', shop.items.drop() === true);
 check('dropDatabase', shop.dropDatabase().ok === 1);
-if (failures > 0) {
-  quit(1);
-}
+finish();

@@ -3,15 +3,8 @@
 // errors with mongod's codes, explain("executionStats") figures, hint, hidden indexes and TTL
 // expiry (the server runs with --setParameter ttlMonitorSleepSecs=1). Prints "ok - ..." lines
 // and exits non-zero (quit(1)) on any mismatch.
-let failures = 0;
-function check(what, condition, detail) {
-  if (condition) {
-    print(`ok - mongosh indexes: ${what}`);
-  } else {
-    failures += 1;
-    print(`not ok - mongosh indexes: ${what} ${EJSON.stringify(detail)}`);
-  }
-}
+load(__dirname + "/mongosh_checks.js");
+const check = makeCheck("mongosh indexes");
 const same = (a, b) => EJSON.stringify(a) === EJSON.stringify(b);
 // The stage names of the winning plan, root first.
 function stages(explained) {
@@ -175,6 +168,4 @@ for (const deadline = Date.now() + 10000; Date.now() < deadline;) {
 check('the TTL monitor deletes the expired document within 10 s', same(left, ['fresh']), left);
 
 ixdb.dropDatabase();
-if (failures > 0) {
-  quit(1);
-}
+finish();

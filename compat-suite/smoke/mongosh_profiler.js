@@ -3,15 +3,8 @@
 // db.currentOp() (an aggregate with $currentOp on admin in current mongosh),
 // db.serverStatus().opLatencies and db.collection.latencyStats(). Prints "ok - ..." lines and
 // exits non-zero (quit(1)) on any mismatch.
-let failures = 0;
-function check(what, condition, detail) {
-  if (condition) {
-    print(`ok - mongosh profiler: ${what}`);
-  } else {
-    failures += 1;
-    print(`not ok - mongosh profiler: ${what} ${EJSON.stringify(detail)}`);
-  }
-}
+load(__dirname + "/mongosh_checks.js");
+const check = makeCheck("mongosh profiler");
 // Profile entries are written just after each reply: poll for them.
 function profiled(pdb, filter, n) {
   let found = [];
@@ -74,6 +67,4 @@ const collLatency = (Array.isArray(latencyResult) ? latencyResult : latencyResul
 check('latencyStats() per collection', collLatency && Number(collLatency.latencyStats.reads.ops) >= 1, collLatency);
 
 pdb.dropDatabase();
-if (failures > 0) {
-  quit(1);
-}
+finish();
