@@ -14,6 +14,7 @@ use monarch_wire::MAX_BSON_OBJECT_SIZE;
 use super::planner::{self, ExecStats, PlanCache, QueryShape};
 use super::{CommandRequest, RequestCtx, collation, count_value};
 use crate::error::{Error, ErrorCode, Result};
+use crate::obs::tracker::Operation;
 use crate::query::expr::Variables;
 use crate::query::{Collation, Filter, Projection, SortSpec, Update};
 use crate::storage::{Collection, Storage, Writer};
@@ -48,7 +49,22 @@ fn journaled(req: &CommandRequest) -> Result<bool> {
 }
 
 /// Waits for the last batch to be durable when the write concern asks for it.
-fn acknowledge(storage: &Storage, journal: bool, last_ticket: Option<u64>) -> Result<()> {
+/// Commits `writer`, counting the time as the request's storage phase.
+fn commit(op: &Operation, writer: Writer<'_>) -> Result<Option<u64>> {
+    let started = std::time::Instant::now();
+    let ticket = writer.commit();
+    op.add_phase(|p| &mut p.storage, started.elapsed());
+    ticket
+}
+
+fn acknowledge(op: &Operation, storage: &Storage, journal: bool, last_ticket: Option<u64>) -> Result<()> {
+    let started = std::time::Instant::now();
+    let acknowledged = acknowledge_untimed(storage, journal, last_ticket);
+    op.add_phase(|p| &mut p.storage, started.elapsed());
+    acknowledged
+}
+
+fn acknowledge_untimed(storage: &Storage, journal: bool, last_ticket: Option<u64>) -> Result<()> {
     match (journal, last_ticket) {
         (true, Some(ticket)) => storage.wait_durable(ticket),
         _ => Ok(()),
@@ -150,10 +166,10 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
             }
         }
     }
-    let ticket = writer.commit()?;
+    let ticket = commit(ctx.op, writer)?;
     ctx.server.stats.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
-    acknowledge(storage, journal, ticket)?;
+    acknowledge(ctx.op, storage, journal, ticket)?;
     let mut reply = doc! { "n": inserted };
     add_write_errors(&mut reply, errors);
     Ok(reply)
@@ -338,7 +354,7 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let outcomes = run_statements(statements, ordered, |statement| {
         run_update_statement(ctx, finder, &ns, statement, vars.as_ref())
     });
-    acknowledge(storage, journal, outcomes.last_ticket)?;
+    acknowledge(ctx.op, storage, journal, outcomes.last_ticket)?;
     let (mut matched, mut modified) = (0i64, 0i64);
     let mut upserted = Vec::new();
     for (index, outcome) in outcomes.results {
@@ -441,7 +457,7 @@ fn run_update_statement(
     };
     let mut writer = storage.writer(&collection)?;
     let outcome = update_statement(&mut writer, query, &update, options)?;
-    let ticket = writer.commit()?;
+    let ticket = commit(ctx.op, writer)?;
     ctx.server.stats.opcounters.update.fetch_add(1, Ordering::Relaxed);
     Ok((outcome, ticket))
 }
@@ -540,9 +556,9 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
             }
         }
         ctx.server.stats.opcounters.delete.fetch_add(1, Ordering::Relaxed);
-        Ok((victims.len() as i64, writer.commit()?))
+        Ok((victims.len() as i64, commit(ctx.op, writer)?))
     });
-    acknowledge(storage, journal, outcomes.last_ticket)?;
+    acknowledge(ctx.op, storage, journal, outcomes.last_ticket)?;
     let deleted: i64 = outcomes.results.iter().map(|(_, n)| n).sum();
     ctx.op.docs.deleted.fetch_add(u64::try_from(deleted).unwrap_or(0), Ordering::Relaxed);
     let mut reply = doc! { "n": count_value(deleted) };
@@ -667,7 +683,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
             doc! { "lastErrorObject": last_error, "value": project(value)? }
         }
     };
-    let ticket = writer.commit()?;
-    acknowledge(storage, journal, ticket)?;
+    let ticket = commit(ctx.op, writer)?;
+    acknowledge(ctx.op, storage, journal, ticket)?;
     Ok(reply)
 }

@@ -122,7 +122,7 @@ pub async fn run(
     serve_frames(Metered::new(stream, shared.clone()), client, &shared, &shutdown).await;
 }
 
-async fn serve_frames<S>(stream: S, mut client: ClientInfo, shared: &Shared, shutdown: &CancellationToken)
+async fn serve_frames<S>(stream: Metered<S>, mut client: ClientInfo, shared: &Shared, shutdown: &CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -148,10 +148,14 @@ where
             }
         };
         let decoded_at = Instant::now();
+        let first_byte = framed.get_mut().take_first_byte().unwrap_or(decoded_at);
         let network = &shared.stats.network;
         let bytes_in = message.uncompressed_len();
         network.record_in(message.compressor, framed.codec().last_decoded_len(), bytes_in);
         let (outcome, tracked) = handle(message, &mut client, shared, decoded_at, bytes_in as u64);
+        if let Some(tracked) = &tracked {
+            tracked.guard.op().add_phase(|p| &mut p.read, decoded_at.saturating_duration_since(first_byte));
+        }
         let reply = match outcome {
             Outcome::Reply(reply) => reply,
             Outcome::NoReply => {

@@ -1,8 +1,10 @@
-//! A stream wrapper that counts the bytes crossing the socket (`physicalBytesIn/Out`).
+//! A stream wrapper that counts the bytes crossing the socket (`physicalBytesIn/Out`) and
+//! notes when the first bytes of a request arrived (the tracker's `read` phase).
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -13,12 +15,20 @@ use crate::server::Shared;
 pub struct Metered<S> {
     inner: S,
     shared: Arc<Shared>,
+    /// When bytes first arrived since the last [`Metered::take_first_byte`].
+    first_byte: Option<Instant>,
 }
 
 impl<S> Metered<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+        Self { inner, shared, first_byte: None }
+    }
+
+    /// When the bytes of the message just decoded began to arrive (`None` when they came with
+    /// the previous message's read); starts the next message's watch.
+    pub fn take_first_byte(&mut self) -> Option<Instant> {
+        self.first_byte.take()
     }
 }
 
@@ -27,6 +37,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         let read = buf.filled().len().saturating_sub(before);
+        if read > 0 && self.first_byte.is_none() {
+            self.first_byte = Some(Instant::now());
+        }
         add(&self.shared.stats.network.physical_bytes_in, read);
         poll
     }

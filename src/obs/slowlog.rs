@@ -131,9 +131,11 @@ impl SlowLog {
         let phases = &summary.phases;
         let mut split = Map::new();
         for (name, spent) in [
+            ("read", phases.read),
             ("parse", phases.parse),
             ("plan", phases.plan),
             ("execute", phases.execute),
+            ("storage", phases.storage),
             ("encode", phases.encode),
             ("write", phases.write),
         ] {

@@ -243,12 +243,17 @@ pub struct Operation {
 /// Time spent in each phase of a request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Phases {
+    /// Receiving the message: from its first bytes to the whole message.
+    pub read: Duration,
     /// Decoding the message and reading the command.
     pub parse: Duration,
     /// Choosing the plan.
     pub plan: Duration,
     /// Running the handler (plan included).
     pub execute: Duration,
+    /// Committing writes and waiting for their journal sync (inside `execute`; a read's
+    /// storage time is not separated from its execution).
+    pub storage: Duration,
     /// Encoding the reply.
     pub encode: Duration,
     /// Writing the reply to the socket.
