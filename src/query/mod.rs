@@ -14,6 +14,7 @@
 //! - [`update`]: update documents (replacement or operators) applied to a document;
 //! - [`error`]: [`QueryError`], the one error type of the layer.
 
+pub(crate) mod biguint;
 pub mod bounds;
 pub mod collation;
 mod decimal;

@@ -11,6 +11,7 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Decimal128, RawBsonRef};
 
+use super::biguint::BigUint;
 use super::decimal;
 
 /// A number borrowed out of a BSON value.
@@ -390,78 +391,14 @@ fn compare_magnitudes(a: (u128, i32, i32), b: (u128, i32, i32)) -> Ordering {
     if eb + 2.0 < ea {
         return Ordering::Greater;
     }
-    let (mut x, mut y) = (BigUint::from(a.0), BigUint::from(b.0));
+    let (mut x, mut y) = (BigUint::from_u128(a.0), BigUint::from_u128(b.0));
     let q = a.2.min(b.2);
     x.mul_pow5(a.2.abs_diff(q));
     y.mul_pow5(b.2.abs_diff(q));
     let p = a.1.min(b.1);
-    x.shl(a.1.abs_diff(p));
-    y.shl(b.1.abs_diff(p));
+    x.shl(u64::from(a.1.abs_diff(p)));
+    y.shl(u64::from(b.1.abs_diff(p)));
     x.cmp(&y)
-}
-
-/// Just enough of an unsigned big integer for exact comparison: little-endian 64-bit limbs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct BigUint(Vec<u64>);
-
-impl BigUint {
-    fn from(v: u128) -> Self {
-        let limbs = vec![v as u64, (v >> 64) as u64];
-        let mut n = Self(limbs);
-        n.trim();
-        n
-    }
-
-    fn trim(&mut self) {
-        while self.0.last() == Some(&0) {
-            self.0.pop();
-        }
-    }
-
-    fn mul_small(&mut self, m: u64) {
-        let mut carry = 0u128;
-        for limb in &mut self.0 {
-            let product = u128::from(*limb) * u128::from(m) + carry;
-            *limb = product as u64;
-            carry = product >> 64;
-        }
-        if carry != 0 {
-            self.0.push(carry as u64);
-        }
-    }
-
-    fn mul_pow5(&mut self, mut n: u32) {
-        // 5^27 is the largest power of five below 2^63.
-        const POW5_27: u64 = 7_450_580_596_923_828_125;
-        while n >= 27 {
-            self.mul_small(POW5_27);
-            n -= 27;
-        }
-        self.mul_small(5u64.pow(n));
-    }
-
-    fn shl(&mut self, bits: u32) {
-        let limbs = usize::try_from(bits / 64).unwrap_or(usize::MAX);
-        let rest = bits % 64;
-        if rest != 0 {
-            let mut carry = 0u64;
-            for limb in &mut self.0 {
-                let next = *limb >> (64 - rest);
-                *limb = (*limb << rest) | carry;
-                carry = next;
-            }
-            if carry != 0 {
-                self.0.push(carry);
-            }
-        }
-        if limbs > 0 {
-            self.0.splice(0..0, std::iter::repeat_n(0, limbs));
-        }
-    }
-
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.len().cmp(&other.0.len()).then_with(|| self.0.iter().rev().cmp(other.0.iter().rev()))
-    }
 }
 
 #[cfg(test)]
@@ -480,18 +417,6 @@ mod tests {
         );
         assert_eq!(decode_decimal("NaN".parse().unwrap()), Decimal::NaN);
         assert_eq!(decode_decimal("-Infinity".parse().unwrap()), Decimal::Infinity { negative: true });
-    }
-
-    #[test]
-    fn number_bigint_shift_and_multiply() {
-        let mut x = BigUint::from(3);
-        x.shl(130);
-        let mut y = BigUint::from(3 << 2);
-        y.shl(128);
-        assert_eq!(x.cmp(&y), Ordering::Equal);
-        let mut z = BigUint::from(1);
-        z.mul_pow5(60);
-        assert_eq!(z.cmp(&BigUint::from(5u128.pow(54))), Ordering::Greater);
     }
 
     #[test]

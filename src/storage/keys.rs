@@ -64,6 +64,8 @@
 use bson::RawBsonRef;
 use bson::raw::{CStr, RawDbPointerRef, RawDocumentBuf, RawIter};
 
+use crate::query::biguint::BigUint;
+
 /// The version of the key layout described in this module. The catalog is meant to record it,
 /// so that a data directory written with another layout is refused (or its indexes rebuilt).
 pub const KEY_FORMAT_VERSION: u32 = 1;
@@ -489,7 +491,7 @@ impl Decimal {
             (t as i64 + i64::from(k), remainder)
         };
         let width = scaled.bit_len() as i64;
-        let (significand, lost) = scaled.top53();
+        let (significand, lost) = top53(&scaled);
         let exponent = (width - 1 - scale).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         Magnitude { exponent, significand, rest: (remainder || lost).then_some(self) }
     }
@@ -547,120 +549,23 @@ fn biased_u16(exponent: i32) -> u16 {
     (exponent.clamp(-EXPONENT_BIAS, EXPONENT_BIAS - 1) + EXPONENT_BIAS) as u16
 }
 
-/// An unsigned big integer (little-endian 64-bit limbs, no high zero limbs): just enough
-/// arithmetic to place a decimal128 exactly on the binary scale.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct BigUint(Vec<u64>);
-
-impl BigUint {
-    fn from_u128(v: u128) -> Self {
-        let mut n = BigUint(vec![v as u64, (v >> 64) as u64]);
-        n.trim();
-        n
+/// The top 53 bits of `n` (left-aligned to bit 52 when it is shorter), and whether any
+/// bit below them is set.
+fn top53(n: &BigUint) -> (u64, bool) {
+    let width = n.bit_len();
+    if width <= u64::from(SIGNIFICAND_BITS) {
+        let low = n.limbs().first().copied().unwrap_or(0);
+        return (low << (u64::from(SIGNIFICAND_BITS) - width), false);
     }
-
-    fn trim(&mut self) {
-        while self.0.last() == Some(&0) {
-            self.0.pop();
-        }
-    }
-
-    fn bit_len(&self) -> u64 {
-        match self.0.last() {
-            None => 0,
-            Some(top) => (self.0.len() as u64 - 1) * 64 + u64::from(u64::BITS - top.leading_zeros()),
-        }
-    }
-
-    fn mul_small(&mut self, factor: u64) {
-        let mut carry = 0u128;
-        for limb in &mut self.0 {
-            // Cannot overflow: (2^64-1)^2 + (2^64-1) < 2^128.
-            let product = u128::from(*limb) * u128::from(factor) + carry;
-            *limb = product as u64;
-            carry = product >> 64;
-        }
-        if carry != 0 {
-            self.0.push(carry as u64);
-        }
-    }
-
-    fn mul_pow10(&mut self, mut k: u32) {
-        const TEN_POW_19: u64 = 10_000_000_000_000_000_000;
-        while k >= 19 {
-            self.mul_small(TEN_POW_19);
-            k -= 19;
-        }
-        if k > 0 {
-            self.mul_small(10u64.pow(k));
-        }
-    }
-
-    fn shl(&mut self, bits: u64) {
-        let shift = (bits % 64) as u32;
-        if shift > 0 {
-            let mut carry = 0u64;
-            for limb in &mut self.0 {
-                let next_carry = *limb >> (64 - shift);
-                *limb = (*limb << shift) | carry;
-                carry = next_carry;
-            }
-            if carry != 0 {
-                self.0.push(carry);
-            }
-        }
-        let whole_limbs = usize::try_from(bits / 64).unwrap_or(usize::MAX);
-        if !self.0.is_empty() && whole_limbs > 0 {
-            self.0.splice(0..0, std::iter::repeat_n(0, whole_limbs));
-        }
-    }
-
-    /// Divides in place by a non-zero `divisor`, rounding down; returns the remainder.
-    fn div_small(&mut self, divisor: u64) -> u64 {
-        let divisor = u128::from(divisor.max(1));
-        let mut remainder = 0u128;
-        for limb in self.0.iter_mut().rev() {
-            let current = (remainder << 64) | u128::from(*limb);
-            *limb = (current / divisor) as u64; // < 2^64 because remainder < divisor
-            remainder = current % divisor;
-        }
-        self.trim();
-        remainder as u64
-    }
-
-    /// Divides in place by 5^k, rounding down; returns whether anything was dropped. Dividing
-    /// in steps is exact for the floor: floor(floor(x / a) / b) = floor(x / (a·b)).
-    fn div_pow5(&mut self, mut k: u32) -> bool {
-        const FIVE_POW_27: u64 = 7_450_580_596_923_828_125; // the largest power of 5 in a u64
-        let mut dropped = false;
-        while k >= 27 {
-            dropped |= self.div_small(FIVE_POW_27) != 0;
-            k -= 27;
-        }
-        if k > 0 {
-            dropped |= self.div_small(5u64.pow(k)) != 0;
-        }
-        dropped
-    }
-
-    /// The top 53 bits (left-aligned to bit 52 when the number is shorter), and whether any bit
-    /// below them is set.
-    fn top53(&self) -> (u64, bool) {
-        let width = self.bit_len();
-        if width <= u64::from(SIGNIFICAND_BITS) {
-            let low = self.0.first().copied().unwrap_or(0);
-            return (low << (u64::from(SIGNIFICAND_BITS) - width), false);
-        }
-        let shift = width - u64::from(SIGNIFICAND_BITS);
-        let index = usize::try_from(shift / 64).unwrap_or(usize::MAX);
-        let offset = (shift % 64) as u32;
-        let low = self.0.get(index).copied().unwrap_or(0);
-        let high = self.0.get(index.saturating_add(1)).copied().unwrap_or(0);
-        let window = if offset == 0 { low } else { (low >> offset) | (high << (64 - offset)) };
-        let lost_in_low = offset > 0 && low & ((1u64 << offset) - 1) != 0;
-        let lost_below = self.0.iter().take(index).any(|&limb| limb != 0);
-        (window & ((1u64 << SIGNIFICAND_BITS) - 1), lost_in_low || lost_below)
-    }
+    let shift = width - u64::from(SIGNIFICAND_BITS);
+    let index = usize::try_from(shift / 64).unwrap_or(usize::MAX);
+    let offset = (shift % 64) as u32;
+    let low = n.limbs().get(index).copied().unwrap_or(0);
+    let high = n.limbs().get(index.saturating_add(1)).copied().unwrap_or(0);
+    let window = if offset == 0 { low } else { (low >> offset) | (high << (64 - offset)) };
+    let lost_in_low = offset > 0 && low & ((1u64 << offset) - 1) != 0;
+    let lost_below = n.limbs().iter().take(index).any(|&limb| limb != 0);
+    (window & ((1u64 << SIGNIFICAND_BITS) - 1), lost_in_low || lost_below)
 }
 
 #[cfg(test)]
@@ -1311,20 +1216,10 @@ mod tests {
     }
 
     #[test]
-    fn keys_big_integer_helpers_are_exact() {
+    fn keys_top53_keeps_the_leading_bits_and_notes_the_rest() {
         let mut n = BigUint::from_u128(u128::MAX);
-        n.mul_pow10(40);
-        n.shl(130);
-        let dropped = n.div_pow5(40);
-        assert!(!dropped);
-        // u128::MAX × 10^40 × 2^130 / 5^40 = u128::MAX × 2^170
-        assert_eq!(n.bit_len(), 128 + 170);
-        let (top, lost) = n.top53();
-        assert_eq!((top, lost), ((1 << 53) - 1, true));
-        let mut three = BigUint::from_u128(3);
-        assert_eq!(three.div_small(2), 1);
-        assert_eq!(three, BigUint::from_u128(1));
-        assert_eq!(BigUint::from_u128(0).bit_len(), 0);
+        n.shl(170);
+        assert_eq!(top53(&n), ((1 << 53) - 1, true));
     }
 
     // ---- on-disk fixtures -------------------------------------------------------------------
