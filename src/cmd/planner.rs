@@ -24,7 +24,8 @@ use crate::obs::tracker::PlanNote;
 use crate::query::bounds::IndexBounds;
 use crate::query::index_key::KeyOrder;
 use crate::query::{Collation, Filter, SortSpec};
-use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, KeyRange, ReadView};
+use crate::storage::index::fnv1a;
+use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, KeyRange, Namespace, ReadView};
 
 /// Keys a trial counts per candidate before it stops.
 pub const TRIAL_KEYS: usize = 1000;
@@ -68,11 +69,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan as logs and the profiler show it, with the hash of `shape`.
-    pub fn note(&self, shape: &QueryShape<'_>) -> PlanNote {
-        let key = shape_key(shape);
-        let hash =
-            key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    /// The plan as logs and the profiler show it, with the hash of the query shape on `ns`.
+    pub fn note(&self, ns: &Namespace, shape: &QueryShape<'_>) -> PlanNote {
+        let hash = fnv1a(shape_cache_key(ns, shape).as_bytes());
         PlanNote { summary: self.summary(), shape_hash: format!("{hash:016X}") }
     }
 
@@ -194,12 +193,12 @@ pub fn choose(
     }
     let candidates: Vec<Plan> = indexes.iter().filter_map(|index| candidate(index, shape)).collect();
     let count = candidates.len();
-    let index_set = index_set_signature(indexes);
-    let cache_key = format!("{}|{}", collection.ns, shape_key(shape));
     let mut chosen = match candidates.len() {
         0 => return Ok(collscan),
         1 => candidates.into_iter().next(),
         _ => {
+            let index_set = index_set_signature(indexes);
+            let cache_key = shape_cache_key(&collection.ns, shape);
             let cached = cache.get(&cache_key, index_set).flatten();
             match cached.and_then(|name| candidates.iter().position(|c| index_name(c) == Some(name.as_str()))) {
                 Some(position) => candidates.into_iter().nth(position),
@@ -220,9 +219,14 @@ pub fn choose(
 /// Identifies an index set for the plan cache: its index ids and hidden flags (ids are never
 /// reused, so a dropped and recreated index has another id).
 fn index_set_signature(indexes: &IndexSet) -> u64 {
-    indexes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, index| {
-        (hash ^ (index.id << 1 | u64::from(index.hidden))).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let bytes: Vec<u8> =
+        indexes.iter().flat_map(|index| (index.id << 1 | u64::from(index.hidden)).to_be_bytes()).collect();
+    fnv1a(&bytes)
+}
+
+/// A query shape on a namespace: the plan cache's key, and what the shape hash hashes.
+fn shape_cache_key(ns: &Namespace, shape: &QueryShape<'_>) -> String {
+    format!("{ns}|{}", shape_key(shape))
 }
 
 fn index_name(plan: &Plan) -> Option<&str> {

@@ -108,7 +108,7 @@ impl QueryPlan {
         let planning = Instant::now();
         let plan = planner::choose(&shared.plans, &collection, &indexes, &shape, &view)?;
         stats.add_plan_time(planning.elapsed());
-        stats.set_plan(plan.note(&shape));
+        stats.set_plan(plan.note(ns, &shape));
         let counted = stats.clone();
         let matched = planner::execute(&plan, view, &collection, filter, stats)?
             .inspect(move |_| _ = counted.matched.fetch_add(1, Ordering::Relaxed));

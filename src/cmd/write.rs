@@ -192,7 +192,7 @@ fn matching(
     let planning = std::time::Instant::now();
     let plan = planner::choose(finder.plans, writer.collection(), writer.indexes(), &shape, &view)?;
     finder.stats.add_plan_time(planning.elapsed());
-    finder.stats.set_plan(plan.note(&shape));
+    finder.stats.set_plan(plan.note(&writer.collection().ns, &shape));
     let stream = planner::execute(&plan, view, writer.collection(), filter.clone(), finder.stats.clone())?;
     // A failing `$expr` fails the statement, as in mongod.
     stream.take(if multi { usize::MAX } else { 1 }).collect()

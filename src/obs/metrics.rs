@@ -178,34 +178,22 @@ pub fn scrape(shared: &Shared) -> String {
         "Client connections running a request now",
         load(&connections.active) as f64,
     );
-    out.counter(
-        "monarch_connections_created_total",
-        "Client connections accepted since start",
-        load(&connections.total_created),
-    );
-    out.counter(
-        "monarch_connections_rejected_total",
-        "Client connections refused at the maxConns limit",
-        load(&connections.rejected),
-    );
     let network = &stats.network;
-    out.counter(
-        "monarch_network_received_bytes_total",
-        "Message bytes received, as if uncompressed",
-        load(&network.bytes_in),
-    );
-    out.counter("monarch_network_sent_bytes_total", "Message bytes sent, as if uncompressed", load(&network.bytes_out));
-    out.counter(
-        "monarch_network_physical_received_bytes_total",
-        "Bytes read from client sockets",
-        load(&network.physical_bytes_in),
-    );
-    out.counter(
-        "monarch_network_physical_sent_bytes_total",
-        "Bytes written to client sockets",
-        load(&network.physical_bytes_out),
-    );
-    out.counter("monarch_network_requests_total", "Messages received", load(&network.num_requests));
+    for (name, help, value) in [
+        ("monarch_connections_created_total", "Client connections accepted since start", &connections.total_created),
+        (
+            "monarch_connections_rejected_total",
+            "Client connections refused at the maxConns limit",
+            &connections.rejected,
+        ),
+        ("monarch_network_received_bytes_total", "Message bytes received, as if uncompressed", &network.bytes_in),
+        ("monarch_network_sent_bytes_total", "Message bytes sent, as if uncompressed", &network.bytes_out),
+        ("monarch_network_physical_received_bytes_total", "Bytes read from client sockets", &network.physical_bytes_in),
+        ("monarch_network_physical_sent_bytes_total", "Bytes written to client sockets", &network.physical_bytes_out),
+        ("monarch_network_requests_total", "Messages received", &network.num_requests),
+    ] {
+        out.counter(name, help, load(value));
+    }
     out.gauge("monarch_cursors_open", "Cursors open now", shared.cursors.len() as f64);
     out.counter(
         "monarch_cursors_timed_out_total",

@@ -173,34 +173,44 @@ impl Index {
 /// Appends one key field's encoding in the index's order for that field, strings by their
 /// collation key under `collation`.
 fn encode_field(order: KeyOrder, value: RawBsonRef<'_>, out: &mut Vec<u8>, collation: Option<&Collation>) {
+    match order {
+        KeyOrder::Ascending => encode_collated(value, out, collation, false),
+        KeyOrder::Descending => encode_collated(value, out, collation, true),
+        KeyOrder::Hashed => keys::encode_value(RawBsonRef::Int64(hash_value(value, collation)), out),
+    }
+}
+
+/// Appends `value`'s key encoding (inverted when `descending`), its strings as `collation`'s
+/// sort keys.
+fn encode_collated(value: RawBsonRef<'_>, out: &mut Vec<u8>, collation: Option<&Collation>, descending: bool) {
     let sort_key = |s: &str, key: &mut Vec<u8>| {
         if let Some(collation) = collation {
             collation.write_sort_key(s, key);
         }
     };
     let strings: Option<keys::StringKey<'_>> = collation.map(|_| &sort_key as keys::StringKey<'_>);
-    match order {
-        KeyOrder::Ascending => keys::encode_value_with(value, out, strings),
-        KeyOrder::Descending => keys::encode_descending_with(value, out, strings),
-        KeyOrder::Hashed => keys::encode_value(RawBsonRef::Int64(hash_value(value, collation)), out),
+    if descending {
+        keys::encode_descending_with(value, out, strings);
+    } else {
+        keys::encode_value_with(value, out, strings);
     }
 }
 
-/// The 64-bit hash a hashed index stores: FNV-1a over the value's key encoding (under the
+/// The 64-bit hash a hashed index stores: [`fnv1a`] over the value's key encoding (under the
 /// index's collation), so values that compare equal (`1`, `1.0`, `NumberLong(1)`) hash
 /// alike. Part of the on-disk format.
 pub fn hash_value(value: RawBsonRef<'_>, collation: Option<&Collation>) -> i64 {
+    let mut bytes = Vec::with_capacity(16);
+    encode_collated(value, &mut bytes, collation, false);
+    i64::from_be_bytes(fnv1a(&bytes).to_be_bytes())
+}
+
+/// FNV-1a, 64 bits: a fixed hash (part of the on-disk format for hashed indexes, and the
+/// query-shape hash logs and the profiler show).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut bytes = Vec::with_capacity(16);
-    let sort_key = |s: &str, key: &mut Vec<u8>| {
-        if let Some(collation) = collation {
-            collation.write_sort_key(s, key);
-        }
-    };
-    keys::encode_value_with(value, &mut bytes, collation.map(|_| &sort_key as keys::StringKey<'_>));
-    let hash = bytes.iter().fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
-    i64::from_be_bytes(hash.to_be_bytes())
+    bytes.iter().fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
 }
 
 /// The record key (encoded `_id`) at the end of an index entry key.
