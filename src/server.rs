@@ -93,7 +93,7 @@ impl Shared {
                 client: client.remote,
                 app_name: client.app_name().map(str::to_owned),
                 started,
-                command_name: request.name().to_owned(),
+                command_name: request.name(),
                 db: request.db().to_owned(),
                 collection: request.collection_name().map(str::to_owned),
                 command: tracked_command(request),

@@ -443,7 +443,7 @@ mod tests {
                     client: SocketAddr::from(([127, 0, 0, 1], 5000)),
                     app_name: None,
                     started: Instant::now(),
-                    command_name: "find".into(),
+                    command_name: "find",
                     db: "db".into(),
                     collection: Some("c".into()),
                     command: RawDocumentBuf::try_from(&doc! { "find": "c", "filter": { "a": 1 } }).unwrap(),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bson::{DateTime, RawDocumentBuf};
+use bson::RawDocumentBuf;
 
 use crate::error::{Error, ErrorCode, Result};
 
@@ -218,10 +218,6 @@ pub struct Operation {
     pub app_name: Option<String>,
     /// When its message was decoded.
     pub started: Instant,
-    /// The same, as a wall-clock date.
-    pub started_at: DateTime,
-    /// The command name as sent.
-    pub command_name: String,
     /// The database (`$db`).
     pub db: String,
     /// `db.collection` when the command names a collection, else `db.$cmd`.
@@ -304,7 +300,7 @@ pub struct OpRegistry {
 
 /// What a new operation is, before it is registered.
 #[derive(Debug)]
-pub struct OpStart {
+pub struct OpStart<'a> {
     /// The connection.
     pub connection_id: u64,
     /// The client's address.
@@ -314,7 +310,7 @@ pub struct OpStart {
     /// When the message was decoded.
     pub started: Instant,
     /// The command name as sent.
-    pub command_name: String,
+    pub command_name: &'a str,
     /// `$db`.
     pub db: String,
     /// The collection the command names, if any.
@@ -326,10 +322,10 @@ pub struct OpStart {
 impl OpRegistry {
     /// Registers a new operation (listed only when `listed`); it leaves the registry when the
     /// returned guard drops.
-    pub fn begin(&self, start: OpStart, listed: bool) -> OpGuard<'_> {
+    pub fn begin(&self, start: OpStart<'_>, listed: bool) -> OpGuard<'_> {
         // mongod's opids are positive 32-bit ints.
         let op_id = self.next.fetch_add(1, Ordering::Relaxed).wrapping_add(1) & 0x7fff_ffff;
-        let kind = OpKind::of(&start.command_name);
+        let kind = OpKind::of(start.command_name);
         let ns = match &start.collection {
             Some(coll) => format!("{}.{coll}", start.db),
             None => format!("{}.$cmd", start.db),
@@ -340,8 +336,6 @@ impl OpRegistry {
             client: start.client,
             app_name: start.app_name,
             started: start.started,
-            started_at: DateTime::now(),
-            command_name: start.command_name,
             db: start.db,
             ns,
             command: start.command,
@@ -439,13 +433,13 @@ impl OpSummary<'_> {
 mod tests {
     use super::*;
 
-    fn start(name: &str) -> OpStart {
+    fn start(name: &str) -> OpStart<'_> {
         OpStart {
             connection_id: 1,
             client: SocketAddr::from(([127, 0, 0, 1], 5000)),
             app_name: None,
             started: Instant::now(),
-            command_name: name.into(),
+            command_name: name,
             db: "db".into(),
             collection: Some("c".into()),
             command: RawDocumentBuf::new(),
