@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bson::oid::ObjectId;
 use bson::{Bson, DateTime, Document, RawBsonRef, RawDocumentBuf, doc};
 
-use super::tracker::{OpKind, OpSummary};
+use super::tracker::OpSummary;
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
 use crate::storage::{Namespace, Storage};
@@ -187,18 +187,8 @@ pub fn entry(summary: &OpSummary<'_>) -> Document {
         entry.insert("docsExamined", long(summary.docs_examined));
     }
     entry.insert("numYield", 0);
-    let docs = &op.docs;
-    let reads = matches!(op.kind, OpKind::Query | OpKind::GetMore) || summary.plan.is_some();
-    for (name, n, always) in [
-        ("nreturned", &docs.returned, reads),
-        ("ninserted", &docs.inserted, op.kind == OpKind::Insert),
-        ("nModified", &docs.updated, op.kind == OpKind::Update),
-        ("ndeleted", &docs.deleted, op.kind == OpKind::Remove),
-    ] {
-        let n = n.load(Ordering::Relaxed);
-        if n > 0 || always {
-            entry.insert(name, long(n));
-        }
+    for (name, n) in summary.doc_counts() {
+        entry.insert(name, long(n));
     }
     if let Some(plan) = &summary.plan {
         entry.insert("queryShapeHash", plan.shape_hash.as_str());

@@ -107,17 +107,8 @@ impl SlowLog {
             attr.insert("keysExamined".into(), Value::from(summary.keys_examined));
             attr.insert("docsExamined".into(), Value::from(summary.docs_examined));
         }
-        let docs = &op.docs;
-        for (name, n) in [
-            ("nreturned", &docs.returned),
-            ("ninserted", &docs.inserted),
-            ("nModified", &docs.updated),
-            ("ndeleted", &docs.deleted),
-        ] {
-            let n = n.load(Ordering::Relaxed);
-            if n > 0 || (name == "nreturned" && summary.plan.is_some()) {
-                attr.insert(name.into(), Value::from(n));
-            }
+        for (name, n) in summary.doc_counts() {
+            attr.insert(name.into(), Value::from(n));
         }
         if let Some(code) = summary.error {
             attr.insert("ok".into(), Value::from(0));

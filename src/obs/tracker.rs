@@ -427,6 +427,24 @@ impl OpSummary<'_> {
     pub fn returned(&self) -> u64 {
         self.op.docs.returned.load(Ordering::Relaxed)
     }
+
+    /// The document counts logs and the profiler show (`nreturned`, `ninserted`, `nModified`,
+    /// `ndeleted`): those above zero, and always the one the operation's kind reports.
+    pub fn doc_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        let op = self.op;
+        let docs = &op.docs;
+        let reads = matches!(op.kind, OpKind::Query | OpKind::GetMore) || self.plan.is_some();
+        [
+            ("nreturned", &docs.returned, reads),
+            ("ninserted", &docs.inserted, op.kind == OpKind::Insert),
+            ("nModified", &docs.updated, op.kind == OpKind::Update),
+            ("ndeleted", &docs.deleted, op.kind == OpKind::Remove),
+        ]
+        .into_iter()
+        .map(|(name, n, always)| (name, n.load(Ordering::Relaxed), always))
+        .filter(|(_, n, always)| *n > 0 || *always)
+        .map(|(name, n, _)| (name, n))
+    }
 }
 
 #[cfg(test)]
