@@ -598,6 +598,13 @@ async fn indexes_with_a_collation_serve_queries_with_the_same_collation() {
     // Another collation (here simple) cannot use its string keys.
     let simple = explain(&db, doc! { "find": "collated", "filter": { "name": "zoe" } }).await;
     assert_eq!(winning_stages(&simple), ["COLLSCAN"]);
+    // Writes are explained under their own collation too.
+    let delete = explain(
+        &db,
+        doc! { "delete": "collated", "deletes": [{ "q": { "name": "ZOE" }, "limit": 1, "collation": strength2.clone() }] },
+    )
+    .await;
+    assert_eq!(winning_stages(&delete), ["DELETE", "FETCH", "IXSCAN"]);
     // A sort under the index's collation comes from the index.
     let sorted =
         explain(&db, doc! { "find": "collated", "filter": {}, "sort": { "name": 1 }, "collation": strength2.clone() })

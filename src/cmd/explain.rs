@@ -56,11 +56,13 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         }
         "count" => (count_plan(&inner_req, ctx.server)?, Some("COUNT")),
         "distinct" => (distinct_plan(&inner_req, ctx.server)?, Some("DISTINCT")),
-        "delete" => (statement_plan(&inner_req, "deletes")?, Some("DELETE")),
-        "update" => (statement_plan(&inner_req, "updates")?, Some("UPDATE")),
+        "delete" => (statement_plan(&inner_req, "deletes", ctx.server)?, Some("DELETE")),
+        "update" => (statement_plan(&inner_req, "updates", ctx.server)?, Some("UPDATE")),
         "findAndModify" | "findandmodify" => {
             let stage = if inner_req.bool_arg("remove")?.unwrap_or(false) { "DELETE" } else { "UPDATE" };
-            (QueryPlan::filtered(inner_req.doc_arg("query")?, None)?, Some(stage))
+            let collation =
+                write_collation(&inner_req, inner_req.get("collation"), "findAndModify.collation", ctx.server)?;
+            (QueryPlan::filtered(inner_req.doc_arg("query")?, collation)?, Some(stage))
         }
         other => {
             return Err(Error::new(
@@ -191,9 +193,21 @@ fn aggregate_plan(req: &CommandRequest, shared: &crate::server::Shared) -> Resul
     Ok((plan, rest))
 }
 
+/// The collation a write would run under: its own, else the collection's default, so the
+/// explained plan is the one the write would use.
+fn write_collation(
+    req: &CommandRequest,
+    spec: Option<RawBsonRef<'_>>,
+    field: &str,
+    shared: &crate::server::Shared,
+) -> Result<Option<Arc<crate::query::Collation>>> {
+    let ns = req.namespace()?;
+    super::collation::resolve(spec, field, shared.storage.collection(&ns).as_deref())
+}
+
 /// The plan of the first statement of an `update` or `delete` (its read side: every match
 /// is counted, as mongod's explain of a multi-statement write shows the first).
-fn statement_plan(req: &CommandRequest, array: &str) -> Result<QueryPlan> {
+fn statement_plan(req: &CommandRequest, array: &str, shared: &crate::server::Shared) -> Result<QueryPlan> {
     let statements = req.documents(array)?;
     let first = statements.first().ok_or_else(|| {
         Error::new(ErrorCode::InvalidLength, format!("Write commands must have at least one {array} entry"))
@@ -202,7 +216,13 @@ fn statement_plan(req: &CommandRequest, array: &str) -> Result<QueryPlan> {
         Some(RawBsonRef::Document(q)) => Some(q),
         _ => None,
     };
-    let mut plan = QueryPlan::filtered(query, None)?;
+    let collation = write_collation(
+        req,
+        first.get("collation").ok().flatten(),
+        &format!("{}.{array}.collation", req.name()),
+        shared,
+    )?;
+    let mut plan = QueryPlan::filtered(query, collation)?;
     plan.hint = match first.get("hint").ok().flatten() {
         Some(RawBsonRef::Document(h)) if h.is_empty() => None,
         Some(h @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Some(bson::RawBson::from(h)),
