@@ -223,11 +223,7 @@ fn statement_plan(req: &CommandRequest, array: &str, shared: &crate::server::Sha
         shared,
     )?;
     let mut plan = QueryPlan::filtered(query, collation)?;
-    plan.hint = match first.get("hint").ok().flatten() {
-        Some(RawBsonRef::Document(h)) if h.is_empty() => None,
-        Some(h @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Some(bson::RawBson::from(h)),
-        _ => None,
-    };
+    plan.hint = super::planner::hint_of(first.get("hint").ok().flatten()).ok().flatten().map(bson::RawBson::from);
     Ok(plan)
 }
 

@@ -150,6 +150,17 @@ impl PlanCache {
     }
 }
 
+/// A `hint` value as the planner takes it: an index name or key pattern, `None` for none (or
+/// `{}`); `Err` carries a value of another type, for the caller's type error.
+pub fn hint_of(value: Option<RawBsonRef<'_>>) -> std::result::Result<Option<RawBsonRef<'_>>, RawBsonRef<'_>> {
+    match value {
+        None => Ok(None),
+        Some(RawBsonRef::Document(spec)) if spec.is_empty() => Ok(None),
+        Some(hint @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Ok(Some(hint)),
+        Some(other) => Err(other),
+    }
+}
+
 /// Chooses how to run `shape` on `collection` whose indexes are `indexes` (read before
 /// `view` was taken).
 ///

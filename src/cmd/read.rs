@@ -176,12 +176,9 @@ fn batch_to_bson(batch: Vec<RawDocumentBuf>) -> Result<Vec<Bson>> {
 /// The `hint` argument: an index name or key pattern (checked against the indexes when the
 /// query is planned).
 pub(super) fn hint_arg(req: &CommandRequest) -> Result<Option<bson::RawBson>> {
-    match req.get("hint") {
-        None => Ok(None),
-        Some(RawBsonRef::Document(spec)) if spec.is_empty() => Ok(None),
-        Some(hint @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Ok(Some(bson::RawBson::from(hint))),
-        Some(other) => Err(req.wrong_type("hint", other, "object or string")),
-    }
+    planner::hint_of(req.get("hint"))
+        .map(|hint| hint.map(bson::RawBson::from))
+        .map_err(|other| req.wrong_type("hint", other, "object or string"))
 }
 
 /// Builds a first-batch cursor reply, parking the cursor when documents remain.

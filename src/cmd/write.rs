@@ -216,12 +216,8 @@ impl<'a> Finder<'a> {
 
 /// A statement's `hint` (an index name or key pattern; `{}` means none).
 fn statement_hint<'a>(statement: &'a RawDocument, array: &str) -> Result<Option<RawBsonRef<'a>>> {
-    match statement.get("hint").ok().flatten() {
-        None => Ok(None),
-        Some(RawBsonRef::Document(h)) if h.is_empty() => Ok(None),
-        Some(h @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Ok(Some(h)),
-        other => Err(statement_field_error(array, "hint", other, "object or string")),
-    }
+    planner::hint_of(statement.get("hint").ok().flatten())
+        .map_err(|other| statement_field_error(array, "hint", Some(other), "object or string"))
 }
 
 /// The `_id` of a filter that is exactly `{_id: <scalar>}`: the fast path of point writes
@@ -588,12 +584,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         None => None,
     };
     let remove = req.bool_arg("remove")?.unwrap_or(false);
-    let hint = match req.get("hint") {
-        Some(RawBsonRef::Document(h)) if h.is_empty() => None,
-        Some(h @ (RawBsonRef::String(_) | RawBsonRef::Document(_))) => Some(h),
-        None => None,
-        Some(other) => return Err(req.wrong_type("hint", other, "object or string")),
-    };
+    let hint = planner::hint_of(req.get("hint")).map_err(|other| req.wrong_type("hint", other, "object or string"))?;
     let return_new = req.bool_arg("new")?.unwrap_or(false);
     let upsert = req.bool_arg("upsert")?.unwrap_or(false);
     let array_filters = match req.get("arrayFilters") {
