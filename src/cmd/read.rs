@@ -38,6 +38,8 @@ pub(super) struct QueryPlan {
     /// `returnKey`: return the index key of each document (`{}` without an index) instead of
     /// the document.
     pub(super) return_key: bool,
+    /// `showRecordId`: add each document's `$recordId`.
+    pub(super) show_record_id: bool,
 }
 
 impl QueryPlan {
@@ -57,6 +59,7 @@ impl QueryPlan {
             collation,
             min_max: (None, None),
             return_key: false,
+            show_record_id: false,
         })
     }
 
@@ -95,6 +98,7 @@ impl QueryPlan {
             collation,
             min_max: (min, max),
             return_key,
+            show_record_id,
         } = self;
         let shape = QueryShape {
             filter: &filter_doc,
@@ -118,7 +122,7 @@ impl QueryPlan {
                 let mut all = Vec::new();
                 let mut bytes = 0usize;
                 let memory_limit =
-                    usize::try_from(shared.config.parameters.max_blocking_sort_bytes).unwrap_or(usize::MAX);
+                    usize::try_from(shared.params.max_blocking_sort_bytes()).unwrap_or(usize::MAX);
                 for doc in matched {
                     let doc = doc?;
                     bytes += doc.as_bytes().len();
@@ -140,6 +144,28 @@ impl QueryPlan {
             _ => matched,
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
+        if show_record_id {
+            // The record id comes from the stored document, before the key or projection
+            // replaces it.
+            let chosen = plan.clone();
+            let shaped = windowed.map(move |doc| {
+                let doc = doc?;
+                let mut out = match (&projection, return_key) {
+                    (_, true) => planner::index_key(&chosen, &doc)?,
+                    (Some(projection), false) => projection.apply(&doc)?,
+                    (None, false) => doc.clone(),
+                };
+                if let Some(id) = doc.get("_id").ok().flatten() {
+                    let bytes = crate::storage::record_id(id);
+                    out.append(
+                        bson::raw::cstr!("$recordId"),
+                        bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes },
+                    );
+                }
+                Ok(out)
+            });
+            return Ok((Some(plan), Box::new(shaped)));
+        }
         if return_key {
             let chosen = plan.clone();
             let keys = windowed.map(move |doc| doc.and_then(|d| planner::index_key(&chosen, &d)));
@@ -237,9 +263,7 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
     filter = filter.with_variables(&vars);
     let filter = filter.with_collation(collation.as_ref());
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
-    // `showRecordId` is accepted and checked; records have no numeric id to show (they are
-    // keyed by `_id`).
-    req.bool_arg("showRecordId")?;
+    check_tailable(req, shared, &ns, &filter_doc)?;
     Ok(QueryPlan {
         projection: projection
             .map(|p| Projection::parse_with_query(p, &filter))
@@ -252,11 +276,49 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
         hint: hint_arg(req)?,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
-        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(shared.config.parameters.allow_disk_use_by_default),
+        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(shared.params.allow_disk_use_by_default()),
         collation,
         min_max: (req.doc_arg("min")?.map(ToOwned::to_owned), req.doc_arg("max")?.map(ToOwned::to_owned)),
         return_key: req.bool_arg("returnKey")?.unwrap_or(false),
+        show_record_id: req.bool_arg("showRecordId")?.unwrap_or(false),
     })
+}
+
+/// `tailable` and `awaitData`, as mongod checks them. Tailable cursors on capped collections
+/// are not built yet (238); on other collections mongod refuses them.
+fn check_tailable(req: &CommandRequest, shared: &Shared, ns: &Namespace, filter: &RawDocument) -> Result<()> {
+    let tailable = req.bool_arg("tailable")?.unwrap_or(false);
+    if req.bool_arg("awaitData")?.unwrap_or(false) && !tailable {
+        return Err(Error::new(ErrorCode::FailedToParse, "Cannot set 'awaitData' without also setting 'tailable'"));
+    }
+    // mongod answers an empty batch for a missing collection before it looks at `tailable`.
+    let Some(collection) = shared.storage.collection(ns).filter(|_| tailable) else { return Ok(()) };
+    if collection.options.get_bool("capped").unwrap_or(false) {
+        return Err(Error::new(ErrorCode::NotImplemented, "tailable cursors are not supported yet"));
+    }
+    // mongod prints its canonical query here; an empty filter is `$and`.
+    let tree = if filter.is_empty() {
+        "$and".to_owned()
+    } else {
+        Document::try_from(filter).map_or_else(|_| "?".to_owned(), |d| d.to_string())
+    };
+    let mut options = String::new();
+    for key in ["batchSize", "limit", "skip"] {
+        if let Some(n) = req.count_arg(key)?.filter(|&n| n > 0) {
+            options.push_str(&format!(" {key}={n}"));
+        }
+    }
+    let sort = req.doc_arg("sort")?.map_or_else(|| "{}".to_owned(), |s| Document::try_from(s).map_or_else(|_| "?".to_owned(), |d| d.to_string()));
+    let projection = req
+        .doc_arg("projection")?
+        .map_or_else(|| "{}".to_owned(), |p| Document::try_from(p).map_or_else(|_| "?".to_owned(), |d| d.to_string()));
+    Err(Error::new(
+        ErrorCode::BadValue,
+        format!(
+            "error processing query: ns={ns}{options}Tree: {tree}\nSort: {sort}\nProj: {projection}\n tailable cursor \
+             requested on non capped collection"
+        ),
+    ))
 }
 
 /// `getMore`.
@@ -269,7 +331,15 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     let collection = req.str_arg("collection")?.ok_or_else(|| {
         Error::new(ErrorCode::FailedToParse, "BSON field 'getMore.collection' is missing but a required field")
     })?;
-    let ns = Namespace::new(req.db(), collection)?;
+    let ns = match collection.strip_prefix("$cmd.") {
+        // The cursors of listCollections, listIndexes and database aggregates live on
+        // `<db>.$cmd.<command>` namespaces, as in mongod.
+        Some(_) => {
+            crate::storage::validate_db_name(req.db())?;
+            Namespace { db: req.db().to_owned(), coll: collection.to_owned() }
+        }
+        None => Namespace::new(req.db(), collection)?,
+    };
     let batch_size = usize_arg(req, "batchSize")?.filter(|&n| n > 0);
     let deadline = deadline(req)?;
     let cursors = &ctx.server.cursors;
@@ -282,6 +352,15 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         ));
     }
     let mut cursor = cursors.take(id)?;
+    if req.get("maxTimeMS").is_some() {
+        // Only awaitData cursors take a time limit per getMore in mongod, and Monarch has none
+        // yet; the cursor stays open, as in mongod.
+        cursors.restore(id, cursor);
+        return Err(Error::new(
+            ErrorCode::BadValue,
+            "cannot set maxTimeMS on getMore command for a non-awaitData cursor",
+        ));
+    }
     ctx.server.stats.opcounters.getmore.fetch_add(1, Ordering::Relaxed);
     ctx.op.track(cursor.stats());
     // A cursor whose batch failed is not put back: mongod kills it too.
@@ -446,7 +525,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         _ => {
             let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation.clone())?;
             plan.allow_disk_use =
-                req.bool_arg("allowDiskUse")?.unwrap_or(ctx.server.config.parameters.allow_disk_use_by_default);
+                req.bool_arg("allowDiskUse")?.unwrap_or(ctx.server.params.allow_disk_use_by_default());
             plan.hint = hint_arg(req)?;
             (plan.stream(ctx, &ns)?, stages.get(consumed..).unwrap_or_default())
         }
