@@ -23,11 +23,6 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
              is specified",
         ));
     }
-    if let Some(RawBsonRef::Document(images)) = req.get("changeStreamPreAndPostImages")
-        && matches!(images.get("enabled"), Ok(Some(RawBsonRef::Boolean(true))))
-    {
-        return Err(Error::new(ErrorCode::NotImplemented, "change streams are not supported yet"));
-    }
     let mut options = Document::new();
     for element in req.body().iter().skip(1) {
         let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
@@ -166,7 +161,11 @@ pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         if filter.as_ref().is_some_and(|f| !f.matches(&raw)) {
             continue;
         }
-        batch.push(if name_only { doc! { "name": &collection.ns.coll, "type": "collection" } } else { full });
+        batch.push(if name_only {
+            doc! { "name": &collection.ns.coll, "type": "collection" }
+        } else {
+            full
+        });
     }
     super::listing::first_batch(ctx, req, format!("{}.$cmd.listCollections", req.db()), batch)
 }
@@ -220,7 +219,7 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             continue;
         }
         match key {
-            "validator" | "validationLevel" | "validationAction" => {
+            "validator" | "validationLevel" | "validationAction" | "changeStreamPreAndPostImages" => {
                 options
                     .insert(key, Bson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?);
             }

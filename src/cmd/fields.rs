@@ -56,7 +56,10 @@ pub const COLL_MOD: CommandOptions = CommandOptions::strict(&[
     F::honoured("validationAction", "stored with the validator"),
     F::honoured("index", "changes `hidden` or `expireAfterSeconds` of one index"),
     F::not_built("expireAfterSeconds", "collection-level TTL (time-series and clustered collections)"),
-    F::not_built("changeStreamPreAndPostImages", "change streams"),
+    F::honoured(
+        "changeStreamPreAndPostImages",
+        "stored and reported; the images serve change streams, which are not built (`$changeStream` answers 238)",
+    ),
     F::not_built("timeseries", "time-series collections"),
     F::not_built("viewOn", "views"),
     F::not_built("pipeline", "views"),
@@ -126,13 +129,16 @@ pub const CREATE: CommandOptions = CommandOptions::strict(&[
     ),
     F::not_built("timeseries", "time-series collections"),
     F::not_built("clusteredIndex", "clustered collections"),
-    F::checked("changeStreamPreAndPostImages", "238 NotImplemented when enabled: change streams are not built yet"),
+    F::honoured(
+        "changeStreamPreAndPostImages",
+        "stored and reported; the images serve change streams, which are not built (`$changeStream` answers 238)",
+    ),
     F::not_built("viewOn", "views"),
     F::not_built("pipeline", "views"),
     F::ignored("autoIndexId", "deprecated; the `_id` index is always built"),
     F::ignored("flags", "MMAPv1's allocation flags, which mongod no longer uses"),
     F::not_built("encryptedFields", "queryable encryption"),
-    F::internal("idIndex"),
+    F::not_built("idIndex", "custom `_id` index specifications"),
     F::internal("temp"),
 ])
 .writes()
@@ -233,7 +239,7 @@ pub const FIND: CommandOptions = CommandOptions::strict(&[
     F::honoured(
         "showRecordId",
         "adds `$recordId`: the document's key in Monarch's `_id`-ordered storage, as binary data (mongod's \
-         clustered collections are keyed the same way)",
+         clustered collections are keyed the same way); with `returnKey` the key alone, as mongod",
     ),
     F::checked(
         "tailable",

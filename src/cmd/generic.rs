@@ -303,11 +303,16 @@ fn check_read_concern(spec: &CommandSpec, req: &CommandRequest) -> Result<()> {
         Some(_) => return Err(Error::new(ErrorCode::FailedToParse, "readConcern field should be an object")),
     };
     let level = concern.level.as_deref().unwrap_or("local");
-    let specified = concern.level.is_some() || concern.after_cluster_time.is_some() || concern.at_cluster_time.is_some();
+    let specified =
+        concern.level.is_some() || concern.after_cluster_time.is_some() || concern.at_cluster_time.is_some();
     if specified && !spec.options.read_concern.supports(level) {
         return Err(Error::new(
             ErrorCode::InvalidOptions,
-            format!("Command {} does not support {} :: caused by :: read concern not supported", spec.name, concern.shown()),
+            format!(
+                "Command {} does not support {} :: caused by :: read concern not supported",
+                spec.name,
+                concern.shown()
+            ),
         ));
     }
     match level {
@@ -503,7 +508,6 @@ fn parse_w(value: RawBsonRef<'_>) -> Result<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::server::Shared;
     use bson::doc;
 
@@ -567,7 +571,8 @@ mod tests {
         let (code, message) = error_of(doc! { "find": "c", "writeConcern": { "w": 1 }, "$db": "t" });
         assert_eq!((code, message.as_str()), (72, "Command does not support writeConcern"));
         for ok in [doc! { "w": "majority" }, doc! { "w": 1, "j": true }, doc! { "w": 0 }, doc! {}] {
-            let (code, message) = error_of(doc! { "insert": "c", "documents": [{}], "writeConcern": ok.clone(), "$db": "t" });
+            let (code, message) =
+                error_of(doc! { "insert": "c", "documents": [{}], "writeConcern": ok.clone(), "$db": "t" });
             assert_eq!(code, 0, "{ok}: {message}");
         }
     }

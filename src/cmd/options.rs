@@ -77,7 +77,11 @@ impl Field {
 
     /// Refused with 238 NotImplemented whenever present.
     pub const fn not_built(name: &'static str, what: &'static str) -> Self {
-        Self { name, treatment: Treatment::Refused(Refusal::NotImplemented { when_true: false, what }), sequence: false }
+        Self {
+            name,
+            treatment: Treatment::Refused(Refusal::NotImplemented { when_true: false, what }),
+            sequence: false,
+        }
     }
 
     /// Refused with 238 NotImplemented when true.
@@ -452,7 +456,11 @@ pub fn render_markdown() -> String {
         out.push_str("\n| option | list | treatment |\n|---|---|---|\n");
         for field in options.fields {
             let (list, text) = describe(field);
-            let name = if field.sequence { format!("`{}` (or document sequence)", field.name) } else { format!("`{}`", field.name) };
+            let name = if field.sequence {
+                format!("`{}` (or document sequence)", field.name)
+            } else {
+                format!("`{}`", field.name)
+            };
             let _ = writeln!(out, "| {name} | {list} | {} |", escape(&text));
         }
     }

@@ -156,7 +156,10 @@ fn coerce_bool(name: &str, value: RawBsonRef<'_>) -> Result<bool> {
         RawBsonRef::Int32(n) => Ok(n != 0),
         RawBsonRef::Int64(n) => Ok(n != 0),
         RawBsonRef::Double(n) => Ok(n != 0.0),
-        _ => Err(Error::new(ErrorCode::TypeMismatch, format!("Failed validating {name}: Unable to coerce value to bool"))),
+        _ => Err(Error::new(
+            ErrorCode::TypeMismatch,
+            format!("Failed validating {name}: Unable to coerce value to bool"),
+        )),
     }
 }
 
@@ -361,8 +364,8 @@ mod tests {
         assert_eq!(tree.get_i32("verbosity")?, 1);
         assert_eq!(tree.get_document("storage")?.get_document("journal")?.get_i32("verbosity")?, 2);
         assert_eq!(tree.get_document("query")?.get_i32("verbosity")?, -1);
-        let reply = shared
-            .run_command(doc! { "setParameter": 1, "logComponentVerbosity": { "nonsense": 1 }, "$db": "admin" });
+        let reply =
+            shared.run_command(doc! { "setParameter": 1, "logComponentVerbosity": { "nonsense": 1 }, "$db": "admin" });
         assert_eq!(reply.get_i32("code").ok(), Some(2), "{reply}");
         Ok(())
     }

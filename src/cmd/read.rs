@@ -121,8 +121,7 @@ impl QueryPlan {
             Some(sort) if !plan.sort_provided => {
                 let mut all = Vec::new();
                 let mut bytes = 0usize;
-                let memory_limit =
-                    usize::try_from(shared.params.max_blocking_sort_bytes()).unwrap_or(usize::MAX);
+                let memory_limit = usize::try_from(shared.params.max_blocking_sort_bytes()).unwrap_or(usize::MAX);
                 for doc in matched {
                     let doc = doc?;
                     bytes += doc.as_bytes().len();
@@ -144,16 +143,14 @@ impl QueryPlan {
             _ => matched,
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
-        if show_record_id {
-            // The record id comes from the stored document, before the key or projection
-            // replaces it.
-            let chosen = plan.clone();
+        // With `returnKey`, mongod returns the key alone, `showRecordId` or not.
+        if show_record_id && !return_key {
+            // The record id comes from the stored document, before the projection replaces it.
             let shaped = windowed.map(move |doc| {
                 let doc = doc?;
-                let mut out = match (&projection, return_key) {
-                    (_, true) => planner::index_key(&chosen, &doc)?,
-                    (Some(projection), false) => projection.apply(&doc)?,
-                    (None, false) => doc.clone(),
+                let mut out = match &projection {
+                    Some(projection) => projection.apply(&doc)?,
+                    None => doc.clone(),
                 };
                 if let Some(id) = doc.get("_id").ok().flatten() {
                     let bytes = crate::storage::record_id(id);
@@ -308,7 +305,9 @@ fn check_tailable(req: &CommandRequest, shared: &Shared, ns: &Namespace, filter:
             options.push_str(&format!(" {key}={n}"));
         }
     }
-    let sort = req.doc_arg("sort")?.map_or_else(|| "{}".to_owned(), |s| Document::try_from(s).map_or_else(|_| "?".to_owned(), |d| d.to_string()));
+    let sort = req
+        .doc_arg("sort")?
+        .map_or_else(|| "{}".to_owned(), |s| Document::try_from(s).map_or_else(|_| "?".to_owned(), |d| d.to_string()));
     let projection = req
         .doc_arg("projection")?
         .map_or_else(|| "{}".to_owned(), |p| Document::try_from(p).map_or_else(|_| "?".to_owned(), |d| d.to_string()));
