@@ -398,4 +398,10 @@ async fn options_api_and_listing_batches() {
     let rest = more.get_document("cursor").and_then(|c| c.get_array("nextBatch")).expect("next");
     assert_eq!(rest.len(), 2);
     assert!(rest.iter().all(|d| matches!(d, Bson::Document(_))));
+    // A listing cursor left open is killed as any other.
+    let reply = db.run_command(doc! { "listIndexes": "a", "cursor": { "batchSize": 0 } }).await.expect("listIndexes");
+    let id = reply.get_document("cursor").and_then(|c| c.get_i64("id")).expect("id");
+    assert_ne!(id, 0);
+    let killed = db.run_command(doc! { "killCursors": "$cmd.listIndexes.a", "cursors": [id] }).await.expect("kill");
+    assert_eq!(killed.get_array("cursorsKilled").map(Vec::len).ok(), Some(1), "{killed}");
 }

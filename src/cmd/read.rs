@@ -148,12 +148,12 @@ impl QueryPlan {
             // The record id comes from the stored document, before the projection replaces it.
             let shaped = windowed.map(move |doc| {
                 let doc = doc?;
+                let record_id = doc.get("_id").ok().flatten().map(crate::storage::record_id);
                 let mut out = match &projection {
                     Some(projection) => projection.apply(&doc)?,
-                    None => doc.clone(),
+                    None => doc,
                 };
-                if let Some(id) = doc.get("_id").ok().flatten() {
-                    let bytes = crate::storage::record_id(id);
+                if let Some(bytes) = record_id {
                     out.append(
                         bson::raw::cstr!("$recordId"),
                         bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes },
@@ -293,24 +293,19 @@ fn check_tailable(req: &CommandRequest, shared: &Shared, ns: &Namespace, filter:
     if collection.options.get_bool("capped").unwrap_or(false) {
         return Err(Error::new(ErrorCode::NotImplemented, "tailable cursors are not supported yet"));
     }
-    // mongod prints its canonical query here; an empty filter is `$and`.
-    let tree = if filter.is_empty() {
-        "$and".to_owned()
-    } else {
-        Document::try_from(filter).map_or_else(|_| "?".to_owned(), |d| d.to_string())
+    // mongod prints its canonical query here: exact for an empty filter (`$and`), close for
+    // others (mongod prints its parsed expression tree).
+    let shown = |doc: Option<&RawDocument>| {
+        doc.and_then(|d| Document::try_from(d).ok()).map_or_else(|| "{}".to_owned(), |d| d.to_string())
     };
+    let tree = if filter.is_empty() { "$and".to_owned() } else { shown(Some(filter)) };
     let mut options = String::new();
     for key in ["batchSize", "limit", "skip"] {
         if let Some(n) = req.count_arg(key)?.filter(|&n| n > 0) {
             options.push_str(&format!(" {key}={n}"));
         }
     }
-    let sort = req
-        .doc_arg("sort")?
-        .map_or_else(|| "{}".to_owned(), |s| Document::try_from(s).map_or_else(|_| "?".to_owned(), |d| d.to_string()));
-    let projection = req
-        .doc_arg("projection")?
-        .map_or_else(|| "{}".to_owned(), |p| Document::try_from(p).map_or_else(|_| "?".to_owned(), |d| d.to_string()));
+    let (sort, projection) = (shown(req.doc_arg("sort")?), shown(req.doc_arg("projection")?));
     Err(Error::new(
         ErrorCode::BadValue,
         format!(
@@ -330,15 +325,7 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     let collection = req.str_arg("collection")?.ok_or_else(|| {
         Error::new(ErrorCode::FailedToParse, "BSON field 'getMore.collection' is missing but a required field")
     })?;
-    let ns = match collection.strip_prefix("$cmd.") {
-        // The cursors of listCollections, listIndexes and database aggregates live on
-        // `<db>.$cmd.<command>` namespaces, as in mongod.
-        Some(_) => {
-            crate::storage::validate_db_name(req.db())?;
-            Namespace { db: req.db().to_owned(), coll: collection.to_owned() }
-        }
-        None => Namespace::new(req.db(), collection)?,
-    };
+    let ns = cursor_namespace(req.db(), collection)?;
     let batch_size = usize_arg(req, "batchSize")?.filter(|&n| n > 0);
     let deadline = deadline(req)?;
     let cursors = &ctx.server.cursors;
@@ -374,9 +361,23 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     Ok(doc! { "cursor": { "nextBatch": batch_to_bson(batch)?, "id": id, "ns": ns.full() } })
 }
 
+/// The namespace of a cursor named by `getMore` or `killCursors`: a collection, or the
+/// `<db>.$cmd.<command>` namespace of a listCollections, listIndexes or database aggregate
+/// cursor, as in mongod.
+fn cursor_namespace(db: &str, collection: &str) -> Result<Namespace> {
+    if collection.starts_with("$cmd.") {
+        crate::storage::validate_db_name(db)?;
+        return Ok(Namespace { db: db.to_owned(), coll: collection.to_owned() });
+    }
+    Namespace::new(db, collection)
+}
+
 /// `killCursors`.
 pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    req.namespace()?;
+    match req.command_value() {
+        Some(RawBsonRef::String(collection)) => cursor_namespace(req.db(), collection)?,
+        _ => req.namespace()?,
+    };
     let ids = req.array_arg("cursors")?.ok_or_else(|| {
         Error::new(ErrorCode::FailedToParse, "BSON field 'killCursors.cursors' is missing but a required field")
     })?;
