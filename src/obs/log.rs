@@ -541,6 +541,27 @@ mod tests {
     }
 
     #[test]
+    fn log_component_verbosity_applies_to_the_next_line() -> Result<(), String> {
+        let sink = LogSink::new(Box::new(std::io::sink()));
+        let subscriber = tracing_subscriber::registry().with(MongoLogLayer::new(sink.clone(), 0));
+        tracing::subscriber::with_default(subscriber, || -> Result<(), String> {
+            tracing::debug!(target: "QUERY", id = 1, "hidden");
+            sink.set_component_verbosity(bson::rawdoc! { "query": { "verbosity": 1 } }.as_ref())?;
+            tracing::debug!(target: "QUERY", id = 2, "shown: query is at 1");
+            tracing::debug!(target: "NETWORK", id = 3, "hidden: network inherits 0");
+            sink.set_component_verbosity(bson::rawdoc! { "query": -1 }.as_ref())?;
+            tracing::debug!(target: "QUERY", id = 4, "hidden: query inherits 0 again");
+            sink.set_verbosity(1);
+            tracing::debug!(target: "NETWORK", id = 5, "shown: the default is 1");
+            Ok(())
+        })?;
+        let ids: Vec<i64> =
+            sink.global().lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()?["id"].as_i64()).collect();
+        assert_eq!(ids, [2, 5]);
+        Ok(())
+    }
+
+    #[test]
     fn log_timestamp_has_mongod_format() {
         let moment = time::macros::datetime!(2026-11-25 18:27:03.41 UTC);
         assert_eq!(timestamp(moment), "2026-11-25T18:27:03.410+00:00");
