@@ -117,6 +117,10 @@ error_codes! {
     UnsatisfiableWriteConcern = 100,
     /// A concurrent write conflicted.
     WriteConflict = 112,
+    /// Needs a replica set member (read concerns `linearizable` and `snapshot` on a standalone).
+    NotAReplicaSet = 123,
+    /// A command failed in its own terms (`commitTransaction` outside a transaction).
+    CommandFailed = 125,
     /// A collation asks for an ICU version other than the server's.
     IncompatibleCollationVersion = 161,
     /// An aggregation operator used where it is not allowed.
@@ -141,8 +145,16 @@ error_codes! {
     NoSuchTransaction = 251,
     /// An internal time limit was exceeded.
     ExceededTimeLimit = 262,
+    /// The command may not run inside a transaction (`autocommit` on a command that takes none).
+    OperationNotSupportedInTransaction = 263,
     /// An in-memory sort over the memory limit without `allowDiskUse`.
     QueryExceededMemoryLimitNoDiskUseAllowed = 292,
+    /// `apiVersion` other than "1".
+    APIVersionError = 322,
+    /// `apiStrict: true` on a command outside the requested API version.
+    APIStrictError = 323,
+    /// `apiDeprecationErrors: true` on a command deprecated in the requested API version.
+    APIDeprecationError = 324,
     /// The legacy op code is not supported for this request.
     UnsupportedOpQueryCommand = 352,
     /// A socket failed.
@@ -306,14 +318,22 @@ error_codes! {
     Location40352 = 40352,
     /// A field path ends with a dot.
     Location40353 = 40353,
+    /// A field given twice (mongod's IDL parser), in the body or as body and sequence.
+    Location40413 = 40413,
     /// A required field is missing (mongod's IDL parser).
     Location40414 = 40414,
     /// An unknown field in a command or statement (mongod's IDL parser).
     Location40415 = 40415,
+    /// Two kind-1 document sequences with one name in an `OP_MSG`.
+    Location40431 = 40431,
+    /// A document sequence sent to a command that takes none.
+    Location40472 = 40472,
     /// An OP_MSG arrived without `$db`.
     MissingDatabase = 40571,
     /// A numeric field outside the range mongod's IDL parser allows.
     Location51024 = 51024,
+    /// `txnNumber` on a command that takes no session (`hello`, `ping`, ...).
+    Location50889 = 50889,
     /// A positional projection without a query to resolve it.
     Location51050 = 51050,
     /// `$regex` is a regex with options and `$options` is given too.
@@ -360,6 +380,8 @@ error_codes! {
     Location4161105 = 4161105,
     /// `$getField`/`$setField` whose `field` is not a constant string.
     Location4161106 = 4161106,
+    /// `apiStrict` or `apiDeprecationErrors` without `apiVersion`.
+    Location4886600 = 4886600,
     /// `$where` without a JavaScript engine (mongod run with `--noscripting`).
     Location6108304 = 6108304,
 }

@@ -1,6 +1,7 @@
 //! Fail points for tests (`configureFailPoint`, only with `enableTestCommands`): mongod's
-//! `failCommand`, which makes chosen commands fail, stall or drop the connection. Drivers'
-//! specification tests use it to exercise retries and error handling.
+//! `failCommand`, which makes chosen commands fail, stall or drop the connection, and
+//! `maxTimeAlwaysTimeOut`, which makes every operation with a `maxTimeMS` time out. Drivers'
+//! specification tests use them to exercise retries, error handling and time limits.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -45,11 +46,13 @@ struct Armed {
     action: FailCommand,
 }
 
-/// The server's fail points (only `failCommand` exists).
+/// The server's fail points.
 #[derive(Debug, Default)]
 pub struct FailPoints {
     fail_command: Mutex<Option<Armed>>,
     entered: Mutex<u64>,
+    max_time_always_time_out: Mutex<Option<Mode>>,
+    max_time_entered: Mutex<u64>,
 }
 
 impl FailPoints {
@@ -59,6 +62,11 @@ impl FailPoints {
     /// # Errors
     /// 2 BadValue for unknown fail points, modes or malformed data.
     pub fn configure(&self, name: &str, mode: Option<RawBsonRef<'_>>, data: Option<&RawDocument>) -> Result<u64> {
+        if name == "maxTimeAlwaysTimeOut" {
+            *self.max_time_always_time_out.lock().unwrap_or_else(PoisonError::into_inner) = parse_mode(mode)?;
+            let mut entered = self.max_time_entered.lock().unwrap_or_else(PoisonError::into_inner);
+            return Ok(std::mem::take(&mut *entered));
+        }
         if name != "failCommand" {
             return Err(Error::new(ErrorCode::BadValue, format!("Cannot find fail point named '{name}'")));
         }
@@ -72,6 +80,21 @@ impl FailPoints {
         Ok(std::mem::take(&mut *entered))
     }
 
+    /// Whether `maxTimeAlwaysTimeOut` fires for an operation with a time limit; counts the
+    /// firing and advances `times`/`skip`.
+    pub fn max_time_always_times_out(&self) -> bool {
+        let mut slot = self.max_time_always_time_out.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(mode) = slot.as_mut() else { return false };
+        if !fires(mode) {
+            return false;
+        }
+        if *mode == Mode::Times(0) {
+            *slot = None;
+        }
+        *self.max_time_entered.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        true
+    }
+
     /// Whether the fail point fires for `command` from a client named `app_name`; counts the
     /// firing and advances `times`/`skip`.
     pub fn check(&self, command: &str, app_name: Option<&str>) -> Option<FailCommand> {
@@ -83,21 +106,7 @@ impl FailPoints {
         if armed.action.app_name.as_deref().is_some_and(|wanted| Some(wanted) != app_name) {
             return None;
         }
-        let fires = match &mut armed.mode {
-            Mode::AlwaysOn => true,
-            Mode::Times(0) => false,
-            Mode::Times(n) => {
-                *n -= 1;
-                true
-            }
-            Mode::Skip(0) => true,
-            Mode::Skip(n) => {
-                *n -= 1;
-                false
-            }
-            Mode::Probability(p) => random_unit() < *p,
-        };
-        if !fires {
+        if !fires(&mut armed.mode) {
             return None;
         }
         let action = armed.action.clone();
@@ -106,6 +115,24 @@ impl FailPoints {
         }
         *self.entered.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         Some(action)
+    }
+}
+
+/// Whether a fail point in `mode` fires now; advances `times` and `skip`.
+fn fires(mode: &mut Mode) -> bool {
+    match mode {
+        Mode::AlwaysOn => true,
+        Mode::Times(0) => false,
+        Mode::Times(n) => {
+            *n -= 1;
+            true
+        }
+        Mode::Skip(0) => true,
+        Mode::Skip(n) => {
+            *n -= 1;
+            false
+        }
+        Mode::Probability(p) => random_unit() < *p,
     }
 }
 

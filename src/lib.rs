@@ -11,7 +11,8 @@
 //! - [`obs`] logs in mongod's JSON shape and counts everything for `serverStatus`.
 //!
 //! [`config`] merges flags, environment and config file once at start; [`server`] owns the
-//! shared state, startup and graceful shutdown; [`session`] keeps logical sessions.
+//! shared state, startup and graceful shutdown; [`session`] keeps logical sessions;
+//! [`parameters`] holds the server parameters `setParameter` changes at runtime.
 
 pub mod cmd;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod failpoint;
 pub mod host;
 pub mod net;
 pub mod obs;
+pub mod parameters;
 pub mod query;
 pub mod server;
 pub mod session;

@@ -29,6 +29,8 @@ const REAP_INTERVAL: Duration = Duration::from_secs(4);
 pub struct Shared {
     /// The validated configuration.
     pub config: Config,
+    /// Server parameters that `setParameter` changes while the server runs.
+    pub params: crate::parameters::RuntimeParameters,
     /// Counters for `serverStatus`.
     pub stats: ServerStats,
     /// The log, for `getLog`.
@@ -119,6 +121,7 @@ impl Shared {
             latency: crate::obs::latency::LatencyStats::default(),
             profiler,
             bound_port: AtomicU16::new(config.port),
+            params: crate::parameters::RuntimeParameters::new(&config),
             config,
             stats: ServerStats::new(COMMANDS.len()),
             log,
@@ -315,13 +318,15 @@ async fn flush_journal(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// The TTL monitor: every `ttlMonitorSleepSecs`, deletes documents whose TTL index date is
 /// older than its `expireAfterSeconds`.
 async fn monitor_ttl(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(shared.config.parameters.ttl_monitor_sleep_secs));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
     loop {
+        // Registered before the period is read, so a new `ttlMonitorSleepSecs` set meanwhile
+        // wakes this sleep and the next one uses it.
+        let changed = shared.params.changed();
+        let period = Duration::from_secs(shared.params.ttl_monitor_sleep_secs().max(1));
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {
+            () = changed => continue,
+            () = tokio::time::sleep(period) => {
                 let storage = shared.storage.clone();
                 match tokio::task::spawn_blocking(move || storage.delete_expired(bson::DateTime::now())).await {
                     Ok(Ok(0)) => {}
@@ -336,12 +341,16 @@ async fn monitor_ttl(shared: Arc<Shared>, shutdown: CancellationToken) {
 
 /// Closes cursors and sessions that have been idle too long.
 async fn reap_idle(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let cursor_timeout = Duration::from_millis(shared.config.parameters.cursor_timeout_millis);
-    let mut ticks = tokio::time::interval(REAP_INTERVAL.min(cursor_timeout / 2));
     loop {
+        // The timeout is read every pass: `setParameter` may change `cursorTimeoutMillis`
+        // (and wakes this wait when it does).
+        let changed = shared.params.changed();
+        let cursor_timeout = Duration::from_millis(shared.params.cursor_timeout_millis());
+        let period = REAP_INTERVAL.min(cursor_timeout / 2).max(Duration::from_millis(10));
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {
+            () = changed => continue,
+            () = tokio::time::sleep(period) => {
                 let now = Instant::now();
                 let cursors = shared.cursors.reap(now, cursor_timeout);
                 let sessions = shared.sessions.reap(now);

@@ -3,70 +3,32 @@
 
 use bson::{Binary, Bson, Document, RawBsonRef, doc};
 
+use super::options::is_generic_argument;
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::obs::profiler::PROFILE_COLLECTION;
 use crate::query::Filter;
 use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
 
-/// Fields every command may carry that are not command options.
-pub fn is_generic_argument(name: &str) -> bool {
-    name.starts_with('$')
-        || matches!(
-            name,
-            "lsid"
-                | "txnNumber"
-                | "autocommit"
-                | "startTransaction"
-                | "comment"
-                | "maxTimeMS"
-                | "readConcern"
-                | "writeConcern"
-                | "apiVersion"
-                | "apiStrict"
-                | "apiDeprecationErrors"
-        )
-}
-
-/// Collection options `create` stores and `listCollections` reports.
-const CREATE_OPTIONS: &[&str] = &[
-    "capped",
-    "size",
-    "max",
-    "validator",
-    "validationLevel",
-    "validationAction",
-    "storageEngine",
-    "indexOptionDefaults",
-    "collation",
-    "timeseries",
-    "expireAfterSeconds",
-    "clusteredIndex",
-    "changeStreamPreAndPostImages",
-    "viewOn",
-    "pipeline",
-    "autoIndexId",
-    "flags",
-];
-
-/// `create`: an empty collection with options.
+/// `create`: an empty collection with options. The dispatcher has refused unknown fields
+/// and the options that are not built (views, time-series, clustered collections), so every
+/// other field is an option to store.
 pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
+    check_system_namespace(&ns)?;
+    if req.get("expireAfterSeconds").is_some() {
+        return Err(Error::new(
+            ErrorCode::InvalidOptions,
+            "'expireAfterSeconds' is only supported on time-series collections or when the 'clusteredIndex' option \
+             is specified",
+        ));
+    }
     let mut options = Document::new();
     for element in req.body().iter().skip(1) {
         let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
         let key = key.as_str();
         if is_generic_argument(key) {
             continue;
-        }
-        if !CREATE_OPTIONS.contains(&key) {
-            return Err(Error::new(
-                ErrorCode::InvalidOptions,
-                format!("BSON field 'create.{key}' is an unknown field."),
-            ));
-        }
-        if matches!(key, "viewOn" | "pipeline" | "timeseries" | "clusteredIndex") {
-            return Err(Error::new(ErrorCode::NotImplemented, format!("create with '{key}' is not supported yet")));
         }
         if key == "collation" {
             // Stored resolved, every field filled in, as mongod reports it; the simple
@@ -92,6 +54,33 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     }
     ctx.server.storage.create_collection(&ns, options)?;
     Ok(Document::new())
+}
+
+/// The `system.*` collections clients may create and write, as mongod's
+/// `isLegalClientSystemNS` (every database: `system.js`, `system.users`, `system.views`,
+/// `system.buckets.*`; plus a few in `admin`, `config` and `local`).
+fn legal_system_collection(ns: &Namespace) -> bool {
+    let coll = ns.coll.as_str();
+    match (ns.db.as_str(), coll) {
+        (_, "system.js" | "system.users" | "system.views" | "system.profile") => true,
+        ("admin", "system.roles" | "system.version" | "system.keys" | "system.backup_users" | "system.new_users") => {
+            true
+        }
+        ("config", "system.sessions" | "system.indexBuilds") => true,
+        ("local", "system.replset" | "system.healthlog") => true,
+        _ => coll.strip_prefix("system.buckets.").is_some_and(|rest| !rest.is_empty()),
+    }
+}
+
+/// mongod's `userAllowedCreateNS`: a `system.*` collection must be one clients may use.
+///
+/// # Errors
+/// 73 InvalidNamespace "Invalid system namespace: <ns>".
+pub fn check_system_namespace(ns: &Namespace) -> Result<()> {
+    if ns.coll.starts_with("system.") && !legal_system_collection(ns) {
+        return Err(Error::new(ErrorCode::InvalidNamespace, format!("Invalid system namespace: {ns}")));
+    }
+    Ok(())
 }
 
 /// `drop`: removes a collection; dropping a missing one succeeds, as in mongod 7.0.
@@ -172,15 +161,13 @@ pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         if filter.as_ref().is_some_and(|f| !f.matches(&raw)) {
             continue;
         }
-        batch.push(Bson::Document(if name_only {
+        batch.push(if name_only {
             doc! { "name": &collection.ns.coll, "type": "collection" }
         } else {
             full
-        }));
+        });
     }
-    Ok(doc! {
-        "cursor": { "id": 0_i64, "ns": format!("{}.$cmd.listCollections", req.db()), "firstBatch": batch },
-    })
+    super::listing::first_batch(ctx, req, format!("{}.$cmd.listCollections", req.db()), batch)
 }
 
 fn collection_entry(collection: &Collection) -> Document {
@@ -232,7 +219,7 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             continue;
         }
         match key {
-            "validator" | "validationLevel" | "validationAction" => {
+            "validator" | "validationLevel" | "validationAction" | "changeStreamPreAndPostImages" => {
                 options
                     .insert(key, Bson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?);
             }
@@ -240,18 +227,8 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
                 RawBsonRef::Document(spec) => index_reply = super::indexes::modify_index(ctx, &collection, spec)?,
                 other => return Err(req.wrong_type("index", other, "object")),
             },
-            "expireAfterSeconds" | "changeStreamPreAndPostImages" | "timeseries" => {
-                return Err(Error::new(
-                    ErrorCode::NotImplemented,
-                    format!("collMod option '{key}' is not supported yet"),
-                ));
-            }
-            other => {
-                return Err(Error::new(
-                    ErrorCode::InvalidOptions,
-                    format!("BSON field 'collMod.{other}' is an unknown field."),
-                ));
-            }
+            // The dispatcher refused the options that are not built yet and unknown ones.
+            _ => {}
         }
     }
     if options != collection.options {
@@ -312,7 +289,7 @@ pub fn db_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     }
     let to_long = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let scaled = |n: u64| to_long(n / scale);
-    Ok(doc! {
+    let mut reply = doc! {
         "db": req.db(),
         "collections": to_long(collections.len() as u64),
         "views": 0_i64,
@@ -326,7 +303,14 @@ pub fn db_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         "scaleFactor": to_long(scale),
         "fsUsedSize": scaled(storage.disk_space()),
         "fsTotalSize": scaled(storage.disk_space()),
-    })
+    };
+    if req.bool_arg("freeStorage")?.unwrap_or(false) {
+        // Space freed by deletes is reused by the engine's compactions; none sits reserved.
+        for key in ["freeStorageSize", "indexFreeStorageSize", "totalFreeStorageSize"] {
+            reply.insert(key, 0_i64);
+        }
+    }
+    Ok(reply)
 }
 
 /// `collStats` (deprecated in mongod but still sent by tools).

@@ -90,7 +90,7 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
     }
     commands.insert("<UNKNOWN>", get(&stats.unknown_commands));
     let (resident, virtual_) = host::process_memory_mb();
-    Ok(doc! {
+    let mut reply = doc! {
         "host": format!("{}:{}", host::hostname(), server.port()),
         "version": COMPATIBLE_VERSION,
         // Tools tell mongod from mongos by this field; Monarch behaves as a mongod.
@@ -121,7 +121,27 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         "opLatencies": server.latency.server_document(histograms),
         "storageEngine": storage_engine(server),
         "metrics": { "commands": commands },
-    })
+    };
+    // Section switches, as mongod: `{serverStatus: 1, opcounters: 0}` leaves the section out;
+    // the fields before the sections are always there.
+    for element in req.body().iter().skip(1) {
+        let Ok((key, value)) = element else { continue };
+        let off = match value {
+            RawBsonRef::Boolean(b) => !b,
+            RawBsonRef::Int32(n) => n == 0,
+            RawBsonRef::Int64(n) => n == 0,
+            RawBsonRef::Double(n) => n == 0.0,
+            _ => false,
+        };
+        let header = matches!(
+            key.as_str(),
+            "host" | "version" | "process" | "pid" | "uptime" | "uptimeMillis" | "uptimeEstimate" | "localTime"
+        );
+        if off && !header && !super::options::is_generic_argument(key.as_str()) {
+            reply.remove(key.as_str());
+        }
+    }
+    Ok(reply)
 }
 
 /// `serverStatus.storageEngine`: mongod's name fields plus the journal's state and syncs.

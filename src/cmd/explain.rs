@@ -23,6 +23,25 @@ enum Verbosity {
     AllPlansExecution,
 }
 
+/// `aggregate`: with `explain: true`, the plan, as the `explain` command gives it at
+/// `queryPlanner` verbosity (mongod answers both the same way); otherwise the pipeline runs.
+pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    if !req.bool_arg("explain")?.unwrap_or(false) {
+        return super::read::aggregate(ctx, req);
+    }
+    let mut inner = bson::RawDocumentBuf::new();
+    for element in req.body() {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        if key.as_str() != "explain" && !super::options::is_generic_argument(key.as_str()) {
+            inner.append(key, value);
+        }
+    }
+    let mut body = bson::RawDocumentBuf::new();
+    body.append(bson::raw::cstr!("explain"), inner);
+    body.append(bson::raw::cstr!("verbosity"), "queryPlanner");
+    explain(ctx, &req.nested(&body)?)
+}
+
 /// `explain: {<command>}, verbosity`.
 pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let inner = match req.command_value() {
@@ -44,6 +63,10 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         }
     };
     let inner_req = req.nested(inner)?;
+    // mongod parses the explained command as that command, with its unknown-field errors.
+    if let Some((_, spec)) = super::lookup(inner_req.name()) {
+        super::options::check_fields(spec, &inner_req)?;
+    }
     let ns = inner_req.namespace()?;
     // For aggregate: the stages after those the query answers (`$match`, `$sort`).
     let mut later_stages: Vec<Bson> = Vec::new();
@@ -93,7 +116,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         skip,
         limit,
     };
-    let memory_limit = ctx.server.config.parameters.max_blocking_sort_bytes;
+    let memory_limit = ctx.server.params.max_blocking_sort_bytes();
     let counts = (verbosity != Verbosity::QueryPlanner).then(|| Counts {
         keys: stats.keys_examined.load(Ordering::Relaxed),
         docs: stats.docs_examined.load(Ordering::Relaxed),

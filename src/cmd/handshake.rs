@@ -77,7 +77,7 @@ fn record_client_metadata(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Res
     let metadata = Document::try_from(client)
         .map_err(|e| Error::new(ErrorCode::InvalidBSON, format!("invalid client metadata: {e}")))?;
     // mongod's --quiet drops connection chatter; client metadata is part of it.
-    if !ctx.server.config.log.quiet {
+    if !ctx.server.params.quiet() {
         log_client_metadata(ctx, &metadata);
     }
     ctx.client.metadata = Some(metadata);

@@ -30,6 +30,9 @@ const MAX_EXPIRE_AFTER_SECONDS: i64 = i32::MAX as i64;
 /// `createIndexes`.
 pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
+    if req.get("commitQuorum").is_some() {
+        return Err(Error::new(ErrorCode::BadValue, "Standalones can't specify commitQuorum"));
+    }
     let specs = req.array_arg("indexes")?.ok_or_else(|| {
         Error::new(ErrorCode::Location40414, "BSON field 'createIndexes.indexes' is missing but a required field")
     })?;
@@ -218,10 +221,8 @@ fn type_of(value: &Bson) -> &'static str {
 pub fn list_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     let collection = ctx.server.storage.existing_collection(&ns)?;
-    let batch: Vec<Bson> = collection.indexes().iter().map(|index| Bson::Document(index.spec.clone())).collect();
-    Ok(doc! {
-        "cursor": { "id": 0_i64, "ns": format!("{}.$cmd.listIndexes.{}", ns.db, ns.coll), "firstBatch": batch },
-    })
+    let specs: Vec<Document> = collection.indexes().iter().map(|index| index.spec.clone()).collect();
+    super::listing::first_batch(ctx, req, format!("{}.$cmd.listIndexes.{}", ns.db, ns.coll), specs)
 }
 
 /// `dropIndexes` (alias `deleteIndexes`): by name, names, key pattern or `"*"`.

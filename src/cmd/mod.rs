@@ -9,9 +9,13 @@ mod collections;
 mod context;
 mod diagnostics;
 mod explain;
+mod fields;
+pub mod generic;
 mod handshake;
 mod indexes;
+mod listing;
 mod operations;
+pub mod options;
 mod parameters;
 pub mod planner;
 mod profiling;
@@ -19,6 +23,7 @@ mod read;
 mod request;
 mod sessions;
 mod testing;
+mod transactions;
 mod write;
 
 use std::collections::HashMap;
@@ -63,6 +68,8 @@ pub enum Action {
     HostInfo,
     /// `getParameter`.
     GetParameter,
+    /// `setParameter`.
+    SetParameter,
     /// `getCmdLineOpts`.
     GetCmdLineOpts,
     /// `getLog`.
@@ -127,6 +134,9 @@ pub struct CommandSpec {
     pub blocking: bool,
     /// Exists only with `--setParameter enableTestCommands=1`, as in mongod.
     pub test_only: bool,
+    /// The fields it takes and how each is treated, how mongod parses it, and which read
+    /// and write concerns it takes (see `options.rs`, `fields.rs`).
+    pub options: options::CommandOptions,
 }
 
 impl CommandSpec {
@@ -140,7 +150,13 @@ impl CommandSpec {
             op_query: false,
             blocking: false,
             test_only: false,
+            options: fields::DEFAULT,
         }
+    }
+
+    const fn options(mut self, options: options::CommandOptions) -> Self {
+        self.options = options;
+        self
     }
 
     const fn aliases(mut self, aliases: &'static [&'static str]) -> Self {
@@ -169,15 +185,25 @@ use Access::{Anonymous, Cluster, Data};
 /// Every command the server knows, in `listCommands` order (alphabetical, as mongod).
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
+        "abortTransaction",
+        transactions::abort_transaction,
+        Anonymous,
+        "Aborts a transaction",
+    )
+    .options(fields::END_TRANSACTION),
+    CommandSpec::new(
         "aggregate",
-        read::aggregate,
+        explain::aggregate,
         Data(DataAction::Find),
         "Runs the aggregation command. See http://dochub.mongodb.org/core/aggregation for more details.",
     )
+    .options(fields::AGGREGATE)
     .blocking(),
     CommandSpec::new("buildInfo", diagnostics::build_info, Anonymous, "get version #, etc.\n{ buildinfo:1 }")
+        .options(fields::BUILD_INFO)
         .aliases(&["buildinfo"]),
     CommandSpec::new("collMod", collections::coll_mod, Data(DataAction::CreateCollection), "Sets collection options.")
+        .options(fields::COLL_MOD)
         .blocking(),
     CommandSpec::new(
         "collStats",
@@ -185,27 +211,40 @@ pub static COMMANDS: &[CommandSpec] = &[
         Data(DataAction::Find),
         "{ collStats:\"blog.posts\" , scale : 1 } scale divides sizes e.g. for KB use 1024",
     )
+    .options(fields::COLL_STATS)
     .blocking(),
+    CommandSpec::new(
+        "commitTransaction",
+        transactions::commit_transaction,
+        Anonymous,
+        "Commits a transaction",
+    )
+    .options(fields::END_TRANSACTION),
     CommandSpec::new(
         "configureFailPoint",
         testing::configure_fail_point,
         Cluster(Action::ConfigureFailPoint),
         "Configures a fail point (test only)",
     )
+    .options(fields::CONFIGURE_FAIL_POINT)
     .test_only(),
     CommandSpec::new(
         "connectionStatus",
         diagnostics::connection_status,
         Anonymous,
         "Returns connection-specific information such as logged-in users and their roles",
-    ),
-    CommandSpec::new("count", read::count, Data(DataAction::Find), "count objects in collection").blocking(),
+    )
+    .options(fields::CONNECTION_STATUS),
+    CommandSpec::new("count", read::count, Data(DataAction::Find), "count objects in collection")
+        .options(fields::COUNT)
+        .blocking(),
     CommandSpec::new(
         "create",
         collections::create,
         Data(DataAction::CreateCollection),
         "explicitly creates a collection or view",
     )
+    .options(fields::CREATE)
     .blocking(),
     CommandSpec::new(
         "createIndexes",
@@ -213,21 +252,28 @@ pub static COMMANDS: &[CommandSpec] = &[
         Data(DataAction::CreateIndex),
         "creates one or more indexes on a collection",
     )
+    .options(fields::CREATE_INDEXES)
     .blocking(),
     CommandSpec::new(
         "currentOp",
         operations::current_op,
         Cluster(Action::InProg),
         "report what the server is doing now: the operations in flight",
-    ),
-    CommandSpec::new("dbStats", collections::db_stats, Data(DataAction::Find), "Get stats on a database.").blocking(),
-    CommandSpec::new("delete", write::delete, Data(DataAction::Remove), "delete documents").blocking(),
+    )
+    .options(fields::CURRENT_OP),
+    CommandSpec::new("dbStats", collections::db_stats, Data(DataAction::Find), "Get stats on a database.")
+        .options(fields::DB_STATS)
+        .blocking(),
+    CommandSpec::new("delete", write::delete, Data(DataAction::Remove), "delete documents")
+        .options(fields::DELETE)
+        .blocking(),
     CommandSpec::new(
         "distinct",
         read::distinct,
         Data(DataAction::Find),
         "{ distinct : 'collection name' , key : 'a.b' , query : {} }",
     )
+    .options(fields::DISTINCT)
     .blocking(),
     CommandSpec::new(
         "drop",
@@ -235,6 +281,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         Data(DataAction::DropCollection),
         "drop a collection\n{drop : <collectionName>}",
     )
+    .options(fields::DROP)
     .blocking(),
     CommandSpec::new(
         "dropDatabase",
@@ -242,6 +289,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         Data(DataAction::DropCollection),
         "drop (delete) this database",
     )
+    .options(fields::DROP_DATABASE)
     .blocking(),
     CommandSpec::new(
         "dropIndexes",
@@ -249,65 +297,80 @@ pub static COMMANDS: &[CommandSpec] = &[
         Data(DataAction::DropIndex),
         "drop indexes for a collection",
     )
+    .options(fields::DROP_INDEXES)
     .aliases(&["deleteIndexes"])
     .blocking(),
-    CommandSpec::new("endSessions", sessions::end_sessions, Anonymous, "end a set of logical sessions"),
+    CommandSpec::new("endSessions", sessions::end_sessions, Anonymous, "end a set of logical sessions")
+        .options(fields::END_SESSIONS),
     CommandSpec::new(
         "explain",
         explain::explain,
         Data(DataAction::Find),
         "explain the plan and cost of a find, count, distinct, update, delete or findAndModify",
     )
+    .options(fields::EXPLAIN)
     .blocking(),
-    CommandSpec::new("find", read::find, Data(DataAction::Find), "query for documents").blocking(),
+    CommandSpec::new("find", read::find, Data(DataAction::Find), "query for documents")
+        .options(fields::FIND)
+        .blocking(),
     CommandSpec::new(
         "findAndModify",
         write::find_and_modify,
         Data(DataAction::Update),
         "{ findAndModify: \"collection\", query: {processed:false}, update: {$set: {processed:true}}, new: true}",
     )
+    .options(fields::FIND_AND_MODIFY)
     .aliases(&["findandmodify"])
     .blocking(),
-    CommandSpec::new("getCmdLineOpts", diagnostics::get_cmd_line_opts, Cluster(Action::GetCmdLineOpts), "get argv"),
+    CommandSpec::new("getCmdLineOpts", diagnostics::get_cmd_line_opts, Cluster(Action::GetCmdLineOpts), "get argv")
+        .options(fields::GET_CMD_LINE_OPTS),
     CommandSpec::new(
         "getLog",
         diagnostics::get_log,
         Cluster(Action::GetLog),
         "{ getLog : '*' }  OR { getLog : 'global' }",
-    ),
+    )
+    .options(fields::GET_LOG),
     CommandSpec::new(
         "getMore",
         read::get_more,
         Data(DataAction::Find),
         "retrieve more results from an existing cursor",
     )
+    .options(fields::GET_MORE)
     .blocking(),
     CommandSpec::new(
         "getParameter",
         parameters::get_parameter,
         Cluster(Action::GetParameter),
         "get administrative option(s)\nexample:\n{ getParameter:1, notablescan:1 }\npass a document as the value for getParameter to request options\nexample:\n{ getParameter:{showDetails: true}, notablescan:1}\nsupported:\n{ getParameter:'*' } to get everything\n",
-    ),
+    )
+    .options(fields::GET_PARAMETER),
     CommandSpec::new(
         "hello",
         handshake::hello,
         Anonymous,
         "Check if this server is primary for a replica set\n{ hello : 1 }",
     )
+    .options(fields::HELLO)
     .handshake(),
     CommandSpec::new(
         "hostInfo",
         diagnostics::host_info,
         Cluster(Action::HostInfo),
         "returns information about the daemon's host",
-    ),
-    CommandSpec::new("insert", write::insert, Data(DataAction::Insert), "insert documents").blocking(),
+    )
+    .options(fields::HOST_INFO),
+    CommandSpec::new("insert", write::insert, Data(DataAction::Insert), "insert documents")
+        .options(fields::INSERT)
+        .blocking(),
     CommandSpec::new(
         "isMaster",
         handshake::is_master,
         Anonymous,
         "Check if this server is primary for a replica set\n{ isMaster : 1 }",
     )
+    .options(fields::IS_MASTER)
     .aliases(&["ismaster"])
     .handshake(),
     CommandSpec::new(
@@ -315,25 +378,32 @@ pub static COMMANDS: &[CommandSpec] = &[
         sessions::kill_all_sessions,
         Cluster(Action::KillAnySession),
         "kill all logical sessions, for a user, and their operations",
-    ),
+    )
+    .options(fields::KILL_ALL_SESSIONS),
     CommandSpec::new("killCursors", read::kill_cursors, Data(DataAction::KillCursors), "Kill a list of cursor ids")
+        .options(fields::KILL_CURSORS)
         .blocking(),
-    CommandSpec::new("killOp", operations::kill_op, Cluster(Action::KillOp), "kill an operation in flight"),
-    CommandSpec::new("killSessions", sessions::kill_sessions, Anonymous, "kill a logical session and its operations"),
+    CommandSpec::new("killOp", operations::kill_op, Cluster(Action::KillOp), "kill an operation in flight")
+        .options(fields::KILL_OP),
+    CommandSpec::new("killSessions", sessions::kill_sessions, Anonymous, "kill a logical session and its operations")
+        .options(fields::KILL_SESSIONS),
     CommandSpec::new(
         "listCollections",
         collections::list_collections,
         Data(DataAction::Find),
         "list collections for this db",
     )
+    .options(fields::LIST_COLLECTIONS)
     .blocking(),
-    CommandSpec::new("listCommands", diagnostics::list_commands, Anonymous, "get a list of all db commands"),
+    CommandSpec::new("listCommands", diagnostics::list_commands, Anonymous, "get a list of all db commands")
+        .options(fields::LIST_COMMANDS),
     CommandSpec::new(
         "listDatabases",
         collections::list_databases,
         Cluster(Action::ListDatabases),
         "{ listDatabases:1, [filter: <filterObject>] [, nameOnly: true ] }\nlist databases on this server",
     )
+    .options(fields::LIST_DATABASES)
     .blocking(),
     CommandSpec::new(
         "listIndexes",
@@ -341,50 +411,69 @@ pub static COMMANDS: &[CommandSpec] = &[
         Data(DataAction::ListIndexes),
         "list indexes for a collection",
     )
+    .options(fields::LIST_INDEXES)
     .blocking(),
     CommandSpec::new(
         "monarchQueryStats",
         profiling::monarch_query_stats,
         Cluster(Action::ServerStatus),
         "query shapes with the most total time: count, percentiles, documents examined per returned\n{ monarchQueryStats: 1, limit: 20 }",
-    ),
+    )
+    .options(fields::MONARCH_QUERY_STATS),
     CommandSpec::new(
         "ping",
         diagnostics::ping,
         Anonymous,
         "a way to check that the server is alive. responds immediately even if server is in a db lock.",
-    ),
+    )
+    .options(fields::PING),
     CommandSpec::new(
         "profile",
         profiling::profile,
         Data(DataAction::EnableProfiler),
         "controls the behaviour of the performance profiler, the fraction of eligible operations which are sampled for logging/profiling, and the threshold duration at which ops become eligible. See http://docs.mongodb.org/manual/reference/command/profile",
     )
+    .options(fields::PROFILE)
     .blocking(),
-    CommandSpec::new("refreshSessions", sessions::refresh_sessions, Anonymous, "renew a set of logical sessions"),
+    CommandSpec::new("refreshSessions", sessions::refresh_sessions, Anonymous, "renew a set of logical sessions")
+        .options(fields::REFRESH_SESSIONS),
     CommandSpec::new(
         "renameCollection",
         collections::rename_collection,
         Data(DataAction::CreateCollection),
         " example: { renameCollection: foo.a, to: bar.b }",
     )
+    .options(fields::RENAME_COLLECTION)
     .blocking(),
     CommandSpec::new(
         "serverStatus",
         diagnostics::server_status,
         Cluster(Action::ServerStatus),
         "returns lots of administrative server statistics",
-    ),
-    CommandSpec::new("startSession", sessions::start_session, Anonymous, "start a logical session"),
-    CommandSpec::new("update", write::update, Data(DataAction::Update), "update documents").blocking(),
+    )
+    .options(fields::SERVER_STATUS),
+    CommandSpec::new(
+        "setParameter",
+        parameters::set_parameter,
+        Cluster(Action::SetParameter),
+        "set administrative option(s)\n{ setParameter:1, <param>:<value> }\n",
+    )
+    .options(fields::SET_PARAMETER),
+    CommandSpec::new("startSession", sessions::start_session, Anonymous, "start a logical session")
+        .options(fields::START_SESSION),
+    CommandSpec::new("update", write::update, Data(DataAction::Update), "update documents")
+        .options(fields::UPDATE)
+        .blocking(),
     CommandSpec::new(
         "validate",
         collections::validate,
         Data(DataAction::Validate),
         "Validate contents of a namespace by scanning its data structures for correctness.",
     )
+    .options(fields::VALIDATE)
     .blocking(),
-    CommandSpec::new("whatsmyuri", diagnostics::whats_my_uri, Anonymous, "{whatsmyuri:1}"),
+    CommandSpec::new("whatsmyuri", diagnostics::whats_my_uri, Anonymous, "{whatsmyuri:1}")
+        .options(fields::WHATS_MY_URI),
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
@@ -449,13 +538,16 @@ fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
             if let Some(counter) = counter {
                 counter.total.fetch_add(1, Ordering::Relaxed);
             }
-            let outcome = match ctx.server.failpoints.check(request.name(), ctx.client.app_name()) {
-                None => run(ctx, spec, request),
-                Some(action) => {
-                    let reply = testing::fail_command(ctx, spec, request, &action);
-                    let error = reply.get_i32("code").ok().and_then(ErrorCode::from_code);
-                    return Executed { reply, command, error };
-                }
+            let outcome = match parse(spec, request) {
+                Err(error) => Err(error),
+                Ok(()) => match ctx.server.failpoints.check(request.name(), ctx.client.app_name()) {
+                    None => run(ctx, spec, request),
+                    Some(action) => {
+                        let reply = testing::fail_command(ctx, spec, request, &action);
+                        let error = reply.get_i32("code").ok().and_then(ErrorCode::from_code);
+                        return Executed { reply, command, error };
+                    }
+                },
             };
             if let (Some(counter), Err(_)) = (counter, &outcome) {
                 counter.failed.fetch_add(1, Ordering::Relaxed);
@@ -486,9 +578,24 @@ fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
     }
 }
 
-fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -> Result<Document> {
+/// What mongod checks before its `failCommand` fail point: the op code, the body's fields
+/// and document sequences against the command's declaration, the Stable API parameters and
+/// the session arguments.
+fn parse(spec: &CommandSpec, request: &CommandRequest) -> Result<()> {
     if request.protocol() == Protocol::OpQuery && !spec.op_query {
         return Err(request::unsupported_op_query(request.name()));
+    }
+    options::check_fields(spec, request)?;
+    generic::check_before_fail_point(spec, request)
+}
+
+/// Checks the concerns and runs the handler (on the blocking pool when it touches storage).
+fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -> Result<Document> {
+    generic::check_concerns(spec, request)?;
+    if generic::max_time_ms(request)?.is_some() && ctx.server.failpoints.max_time_always_times_out() {
+        // mongod's `maxTimeAlwaysTimeOut`: an operation with a time limit fails at its first
+        // interruption check, so drivers can test `maxTimeMS` on every command.
+        return Err(Error::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit"));
     }
     let Some(handler) = spec.handler else {
         return Err(Error::new(ErrorCode::NotImplemented, format!("command {} is not implemented yet", spec.name)));

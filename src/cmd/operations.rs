@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, doc};
 
-use super::collections::is_generic_argument;
+use super::options::is_generic_argument;
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::obs::tracker::Operation;
@@ -21,7 +21,8 @@ pub fn current_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
     let mut filter_doc = RawDocumentBuf::new();
     for element in req.body().iter().skip(1) {
         let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
-        if !is_generic_argument(key.as_str()) && key.as_str() != "$db" {
+        // Every field but the generic arguments and the two switches is a filter.
+        if !is_generic_argument(key.as_str()) && !matches!(key.as_str(), "$all" | "$ownOps") {
             filter_doc.append(key, value);
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bson::{Bson, Document, RawBsonRef, doc};
 
-use super::collections::is_generic_argument;
+use super::options::is_generic_argument;
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::obs::profiler::{DbSettings, ProfileFilter, ensure_collection, level_of};

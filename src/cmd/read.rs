@@ -38,6 +38,8 @@ pub(super) struct QueryPlan {
     /// `returnKey`: return the index key of each document (`{}` without an index) instead of
     /// the document.
     pub(super) return_key: bool,
+    /// `showRecordId`: add each document's `$recordId`.
+    pub(super) show_record_id: bool,
 }
 
 impl QueryPlan {
@@ -57,6 +59,7 @@ impl QueryPlan {
             collation,
             min_max: (None, None),
             return_key: false,
+            show_record_id: false,
         })
     }
 
@@ -95,6 +98,7 @@ impl QueryPlan {
             collation,
             min_max: (min, max),
             return_key,
+            show_record_id,
         } = self;
         let shape = QueryShape {
             filter: &filter_doc,
@@ -117,8 +121,7 @@ impl QueryPlan {
             Some(sort) if !plan.sort_provided => {
                 let mut all = Vec::new();
                 let mut bytes = 0usize;
-                let memory_limit =
-                    usize::try_from(shared.config.parameters.max_blocking_sort_bytes).unwrap_or(usize::MAX);
+                let memory_limit = usize::try_from(shared.params.max_blocking_sort_bytes()).unwrap_or(usize::MAX);
                 for doc in matched {
                     let doc = doc?;
                     bytes += doc.as_bytes().len();
@@ -140,6 +143,26 @@ impl QueryPlan {
             _ => matched,
         };
         let windowed = ordered.skip(skip).take(limit.unwrap_or(usize::MAX));
+        // With `returnKey`, mongod returns the key alone, `showRecordId` or not.
+        if show_record_id && !return_key {
+            // The record id comes from the stored document, before the projection replaces it.
+            let shaped = windowed.map(move |doc| {
+                let doc = doc?;
+                let record_id = doc.get("_id").ok().flatten().map(crate::storage::record_id);
+                let mut out = match &projection {
+                    Some(projection) => projection.apply(&doc)?,
+                    None => doc,
+                };
+                if let Some(bytes) = record_id {
+                    out.append(
+                        bson::raw::cstr!("$recordId"),
+                        bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes },
+                    );
+                }
+                Ok(out)
+            });
+            return Ok((Some(plan), Box::new(shaped)));
+        }
         if return_key {
             let chosen = plan.clone();
             let keys = windowed.map(move |doc| doc.and_then(|d| planner::index_key(&chosen, &d)));
@@ -237,9 +260,7 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
     filter = filter.with_variables(&vars);
     let filter = filter.with_collation(collation.as_ref());
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
-    // `showRecordId` is accepted and checked; records have no numeric id to show (they are
-    // keyed by `_id`).
-    req.bool_arg("showRecordId")?;
+    check_tailable(req, shared, &ns, &filter_doc)?;
     Ok(QueryPlan {
         projection: projection
             .map(|p| Projection::parse_with_query(p, &filter))
@@ -252,11 +273,46 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
         hint: hint_arg(req)?,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
-        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(shared.config.parameters.allow_disk_use_by_default),
+        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(shared.params.allow_disk_use_by_default()),
         collation,
         min_max: (req.doc_arg("min")?.map(ToOwned::to_owned), req.doc_arg("max")?.map(ToOwned::to_owned)),
         return_key: req.bool_arg("returnKey")?.unwrap_or(false),
+        show_record_id: req.bool_arg("showRecordId")?.unwrap_or(false),
     })
+}
+
+/// `tailable` and `awaitData`, as mongod checks them. Tailable cursors on capped collections
+/// are not built yet (238); on other collections mongod refuses them.
+fn check_tailable(req: &CommandRequest, shared: &Shared, ns: &Namespace, filter: &RawDocument) -> Result<()> {
+    let tailable = req.bool_arg("tailable")?.unwrap_or(false);
+    if req.bool_arg("awaitData")?.unwrap_or(false) && !tailable {
+        return Err(Error::new(ErrorCode::FailedToParse, "Cannot set 'awaitData' without also setting 'tailable'"));
+    }
+    // mongod answers an empty batch for a missing collection before it looks at `tailable`.
+    let Some(collection) = shared.storage.collection(ns).filter(|_| tailable) else { return Ok(()) };
+    if collection.options.get_bool("capped").unwrap_or(false) {
+        return Err(Error::new(ErrorCode::NotImplemented, "tailable cursors are not supported yet"));
+    }
+    // mongod prints its canonical query here: exact for an empty filter (`$and`), close for
+    // others (mongod prints its parsed expression tree).
+    let shown = |doc: Option<&RawDocument>| {
+        doc.and_then(|d| Document::try_from(d).ok()).map_or_else(|| "{}".to_owned(), |d| d.to_string())
+    };
+    let tree = if filter.is_empty() { "$and".to_owned() } else { shown(Some(filter)) };
+    let mut options = String::new();
+    for key in ["batchSize", "limit", "skip"] {
+        if let Some(n) = req.count_arg(key)?.filter(|&n| n > 0) {
+            options.push_str(&format!(" {key}={n}"));
+        }
+    }
+    let (sort, projection) = (shown(req.doc_arg("sort")?), shown(req.doc_arg("projection")?));
+    Err(Error::new(
+        ErrorCode::BadValue,
+        format!(
+            "error processing query: ns={ns}{options}Tree: {tree}\nSort: {sort}\nProj: {projection}\n tailable cursor \
+             requested on non capped collection"
+        ),
+    ))
 }
 
 /// `getMore`.
@@ -269,7 +325,7 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     let collection = req.str_arg("collection")?.ok_or_else(|| {
         Error::new(ErrorCode::FailedToParse, "BSON field 'getMore.collection' is missing but a required field")
     })?;
-    let ns = Namespace::new(req.db(), collection)?;
+    let ns = cursor_namespace(req.db(), collection)?;
     let batch_size = usize_arg(req, "batchSize")?.filter(|&n| n > 0);
     let deadline = deadline(req)?;
     let cursors = &ctx.server.cursors;
@@ -282,6 +338,15 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         ));
     }
     let mut cursor = cursors.take(id)?;
+    if req.get("maxTimeMS").is_some() {
+        // Only awaitData cursors take a time limit per getMore in mongod, and Monarch has none
+        // yet; the cursor stays open, as in mongod.
+        cursors.restore(id, cursor);
+        return Err(Error::new(
+            ErrorCode::BadValue,
+            "cannot set maxTimeMS on getMore command for a non-awaitData cursor",
+        ));
+    }
     ctx.server.stats.opcounters.getmore.fetch_add(1, Ordering::Relaxed);
     ctx.op.track(cursor.stats());
     // A cursor whose batch failed is not put back: mongod kills it too.
@@ -296,9 +361,23 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     Ok(doc! { "cursor": { "nextBatch": batch_to_bson(batch)?, "id": id, "ns": ns.full() } })
 }
 
+/// The namespace of a cursor named by `getMore` or `killCursors`: a collection, or the
+/// `<db>.$cmd.<command>` namespace of a listCollections, listIndexes or database aggregate
+/// cursor, as in mongod.
+fn cursor_namespace(db: &str, collection: &str) -> Result<Namespace> {
+    if collection.starts_with("$cmd.") {
+        crate::storage::validate_db_name(db)?;
+        return Ok(Namespace { db: db.to_owned(), coll: collection.to_owned() });
+    }
+    Namespace::new(db, collection)
+}
+
 /// `killCursors`.
 pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    req.namespace()?;
+    match req.command_value() {
+        Some(RawBsonRef::String(collection)) => cursor_namespace(req.db(), collection)?,
+        _ => req.namespace()?,
+    };
     let ids = req.array_arg("cursors")?.ok_or_else(|| {
         Error::new(ErrorCode::FailedToParse, "BSON field 'killCursors.cursors' is missing but a required field")
     })?;
@@ -446,7 +525,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         _ => {
             let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation.clone())?;
             plan.allow_disk_use =
-                req.bool_arg("allowDiskUse")?.unwrap_or(ctx.server.config.parameters.allow_disk_use_by_default);
+                req.bool_arg("allowDiskUse")?.unwrap_or(ctx.server.params.allow_disk_use_by_default());
             plan.hint = hint_arg(req)?;
             (plan.stream(ctx, &ns)?, stages.get(consumed..).unwrap_or_default())
         }

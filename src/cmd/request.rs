@@ -32,10 +32,17 @@ impl CommandRequest {
     /// Reads an `OP_MSG` request.
     ///
     /// # Errors
-    /// 22 InvalidBSON for malformed content, 40571 when `$db` is missing.
+    /// 22 InvalidBSON for malformed content, 40571 when `$db` is missing, 40431 when two
+    /// document sequences share a name.
     pub fn from_msg(msg: OpMsg) -> Result<Self> {
         validate(msg.body.as_raw(), 0)?;
-        for seq in &msg.sequences {
+        for (i, seq) in msg.sequences.iter().enumerate() {
+            if msg.sequences.iter().take(i).any(|earlier| earlier.identifier == seq.identifier) {
+                return Err(Error::new(
+                    ErrorCode::Location40431,
+                    format!("Duplicate document sequence: {}", seq.identifier),
+                ));
+            }
             for doc in &seq.documents {
                 validate(doc.as_raw(), 0)?;
             }
@@ -133,14 +140,37 @@ impl CommandRequest {
         self.body().iter().next().and_then(|r| r.ok()).map(|(_, v)| v)
     }
 
-    /// A field of the body; `None` when absent.
+    /// A field of the body; `None` when absent. Every typed accessor reads through here.
     pub fn get(&self, key: &str) -> Option<RawBsonRef<'_>> {
+        self.assert_declared(key);
         self.body().get(key).ok().flatten()
     }
 
     /// The kind-1 document sequence named `identifier`, if sent.
     pub fn sequence(&self, identifier: &str) -> Option<&[DocumentBytes]> {
+        self.assert_declared(identifier);
         self.sequences.iter().find(|s| s.identifier == identifier).map(|s| s.documents.as_slice())
+    }
+
+    /// The names of the kind-1 document sequences sent, in order.
+    pub fn sequence_names(&self) -> impl Iterator<Item = &str> {
+        self.sequences.iter().map(|s| s.identifier.as_str())
+    }
+
+    /// In debug builds (the test suite), fails when a handler reads an option its command
+    /// does not declare in `fields.rs`: every option must be honoured, refused or ignored
+    /// knowingly, and listed in `docs/compat/command-options.md`.
+    fn assert_declared(&self, key: &str) {
+        #[cfg(debug_assertions)]
+        if let Some((_, spec)) = super::lookup(&self.name) {
+            debug_assert!(
+                super::options::is_declared(spec, key),
+                "the {} handler reads '{key}', which src/cmd/fields.rs does not declare for it",
+                spec.name
+            );
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = key;
     }
 
     /// A boolean argument; like mongod, numbers count as booleans (non-zero is true).

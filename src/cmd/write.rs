@@ -19,33 +19,10 @@ use crate::query::expr::Variables;
 use crate::query::{Collation, Filter, Projection, SortSpec, Update};
 use crate::storage::{Collection, Storage, Writer};
 
-/// Whether the command's write concern asks for a journal sync before the reply.
+/// Whether the command's write concern asks for a journal sync before the reply (the
+/// dispatcher has validated it).
 fn journaled(req: &CommandRequest) -> Result<bool> {
-    let Some(concern) = req.doc_arg("writeConcern")? else { return Ok(false) };
-    let j = match concern.get("j").ok().flatten() {
-        None | Some(RawBsonRef::Null) => false,
-        Some(RawBsonRef::Boolean(b)) => b,
-        Some(RawBsonRef::Int32(n)) => n != 0,
-        Some(RawBsonRef::Int64(n)) => n != 0,
-        Some(RawBsonRef::Double(n)) => n != 0.0,
-        Some(other) => return Err(req.wrong_type("writeConcern.j", other, "bool")),
-    };
-    let majority = match concern.get("w").ok().flatten() {
-        None | Some(RawBsonRef::Int32(0 | 1)) | Some(RawBsonRef::Int64(0 | 1)) => false,
-        Some(RawBsonRef::Double(w)) if w == 0.0 || w == 1.0 => false,
-        Some(RawBsonRef::String("majority")) => true,
-        Some(RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_)) => {
-            return Err(Error::new(ErrorCode::BadValue, "cannot use 'w' > 1 with a standalone server"));
-        }
-        Some(RawBsonRef::String(mode)) => {
-            return Err(Error::new(
-                ErrorCode::UnknownReplWriteConcern,
-                format!("No write concern mode named '{mode}' found in replica set configuration"),
-            ));
-        }
-        Some(other) => return Err(req.wrong_type("writeConcern.w", other, "string or int")),
-    };
-    Ok(j || majority)
+    Ok(super::generic::write_concern(req)?.journaled())
 }
 
 /// Waits for the last batch to be durable when the write concern asks for it.
@@ -133,12 +110,20 @@ fn to_document(raw: &RawDocument) -> Result<Document> {
     Document::try_from(raw).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
 }
 
-/// The namespace a write command names, which clients may write to: not `system.profile`,
-/// which only the profiler writes (mongod's `userAllowedWriteNS`).
+/// The namespace a write command names, which clients may write to (mongod's
+/// `userAllowedWriteNS`): not `system.profile`, which only the profiler writes, nor
+/// `system.views`, and no `system.*` collection clients may not use.
 fn writable_namespace(req: &CommandRequest) -> Result<crate::storage::Namespace> {
     let ns = req.namespace()?;
-    if ns.coll == crate::obs::profiler::PROFILE_COLLECTION {
-        return Err(Error::new(ErrorCode::InvalidNamespace, format!("cannot write to '{ns}'")));
+    if ns.coll == crate::obs::profiler::PROFILE_COLLECTION || ns.coll == "system.views" {
+        return Err(Error::new(ErrorCode::InvalidNamespace, format!("cannot write to {ns}")));
+    }
+    super::collections::check_system_namespace(&ns)?;
+    if ns.coll == "system.js" && req.bool_arg("apiStrict")? == Some(true) {
+        return Err(Error::new(
+            ErrorCode::APIStrictError,
+            format!("Provided apiStrict:true, but the command {} attempts to write to system.js", req.name()),
+        ));
     }
     Ok(ns)
 }

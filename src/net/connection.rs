@@ -53,7 +53,7 @@ impl<'a> OpenConnection<'a> {
         let connections = &shared.stats.connections;
         connections.total_created.fetch_add(1, Ordering::Relaxed);
         let count = connections.current.fetch_add(1, Ordering::Relaxed) + 1;
-        if !shared.config.log.quiet {
+        if !shared.params.quiet() {
             tracing::info!(target: "NETWORK", id = 22943, remote = %remote, connectionId = id, connectionCount = count, "Connection accepted");
         }
         Self { shared, remote, id }
@@ -63,7 +63,7 @@ impl<'a> OpenConnection<'a> {
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
         let count = self.shared.stats.connections.current.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-        if !self.shared.config.log.quiet {
+        if !self.shared.params.quiet() {
             tracing::info!(target: "NETWORK", id = 22944, remote = %self.remote, connectionId = self.id, connectionCount = count, "Connection ended");
         }
     }

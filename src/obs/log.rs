@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
@@ -26,12 +26,59 @@ use tracing_subscriber::registry::LookupSpan;
 /// Lines kept for `getLog: "global"`, as mongod's in-memory log.
 const RING_CAPACITY: usize = 1024;
 
-/// Where log lines go, and the in-memory copies `getLog` reads.
+/// mongod's log components, as `logComponentVerbosity` names them: the short name and the
+/// index of the parent (`None`: a child of the default component). Monarch's tracing targets
+/// are the upper-case short names (`NETWORK`, `COMMAND`, ...).
+const COMPONENTS: &[(&str, Option<usize>)] = &[
+    ("accessControl", None),
+    ("assert", None),
+    ("command", None),
+    ("control", None),
+    ("executor", None),
+    ("geo", None),
+    ("globalIndex", None),
+    ("index", None),
+    ("network", None),
+    ("processHealth", None),
+    ("query", None),
+    ("queryStats", None),
+    ("replication", None),
+    ("sharding", None),
+    ("storage", None),
+    ("write", None),
+    ("ftdc", None),
+    ("tracking", None),
+    ("transaction", None),
+    ("tenantMigration", None),
+    ("test", None),
+    ("resourceConsumption", None),
+    ("streams", None),
+    ("asio", Some(8)),
+    ("bridge", Some(8)),
+    ("connectionPool", Some(8)),
+    ("election", Some(12)),
+    ("heartbeats", Some(12)),
+    ("initialSync", Some(12)),
+    ("rollback", Some(12)),
+    ("rangeDeleter", Some(13)),
+    ("shardingCatalogRefresh", Some(13)),
+    ("migration", Some(13)),
+    ("recovery", Some(14)),
+    ("journal", Some(14)),
+    ("wt", Some(14)),
+];
+
+/// Where log lines go, the in-memory copies `getLog` reads, and the verbosity settings
+/// (`logLevel`, `logComponentVerbosity`), which `setParameter` changes while the server runs.
 pub struct LogSink {
     out: Mutex<Box<dyn Write + Send>>,
     global: Mutex<Ring>,
     startup_warnings: Mutex<Ring>,
     starting: AtomicBool,
+    /// The default component's verbosity (`logLevel`).
+    verbosity: AtomicI32,
+    /// Per component, in [`COMPONENTS`] order: -1 inherits from the parent.
+    component_verbosity: Vec<AtomicI32>,
 }
 
 #[derive(Default)]
@@ -68,7 +115,79 @@ impl LogSink {
             global: Mutex::default(),
             startup_warnings: Mutex::default(),
             starting: AtomicBool::new(true),
+            verbosity: AtomicI32::new(0),
+            component_verbosity: COMPONENTS.iter().map(|_| AtomicI32::new(-1)).collect(),
         })
+    }
+
+    /// The default verbosity (`logLevel`): 0 logs informational lines, 1..=5 debug lines.
+    pub fn verbosity(&self) -> i32 {
+        self.verbosity.load(Ordering::Relaxed)
+    }
+
+    /// Sets the default verbosity (`setParameter: {logLevel}`); it applies to the next line.
+    pub fn set_verbosity(&self, level: i32) {
+        self.verbosity.store(level.max(0), Ordering::Relaxed);
+    }
+
+    /// The verbosity a component logs at: its own, else its parent's, else the default.
+    fn effective_verbosity(&self, component: &str) -> i32 {
+        let mut index = COMPONENTS.iter().position(|(name, _)| name.eq_ignore_ascii_case(component));
+        while let Some(i) = index {
+            let level = self.component_verbosity.get(i).map_or(-1, |v| v.load(Ordering::Relaxed));
+            if level >= 0 {
+                return level;
+            }
+            index = COMPONENTS.get(i).and_then(|(_, parent)| *parent);
+        }
+        self.verbosity()
+    }
+
+    /// `logComponentVerbosity` as mongod reports it: the default `verbosity`, then every
+    /// component with its own `verbosity` (-1: inherited) and its children.
+    pub fn component_verbosity(&self) -> bson::Document {
+        fn level_of(sink: &LogSink, i: usize) -> i32 {
+            sink.component_verbosity.get(i).map_or(-1, |v| v.load(Ordering::Relaxed))
+        }
+        fn subtree(sink: &LogSink, i: usize) -> bson::Document {
+            let mut doc = bson::doc! { "verbosity": level_of(sink, i) };
+            for (child, (name, parent)) in COMPONENTS.iter().enumerate() {
+                if *parent == Some(i) {
+                    doc.insert(*name, subtree(sink, child));
+                }
+            }
+            doc
+        }
+        let mut doc = bson::doc! { "verbosity": self.verbosity() };
+        for (i, (name, parent)) in COMPONENTS.iter().enumerate() {
+            if parent.is_none() {
+                doc.insert(*name, subtree(self, i));
+            }
+        }
+        doc
+    }
+
+    /// Applies a `logComponentVerbosity` document: `verbosity` sets the default, a component
+    /// takes a number or a document with its own `verbosity` and children; a negative level
+    /// clears a component's setting (it inherits again). Nothing changes when the document
+    /// is invalid.
+    ///
+    /// # Errors
+    /// mongod's message (as text) for an unknown component or a value of the wrong type.
+    pub fn set_component_verbosity(&self, settings: &bson::RawDocument) -> Result<(), String> {
+        let mut levels: Vec<(Option<usize>, i32)> = Vec::new();
+        collect_levels(settings, None, &mut levels)?;
+        for (component, level) in levels {
+            match component {
+                None => self.set_verbosity(level),
+                Some(i) => {
+                    if let Some(slot) = self.component_verbosity.get(i) {
+                        slot.store(level.max(-1), Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Ends the startup phase: later warnings are no longer startup warnings.
@@ -114,6 +233,65 @@ impl LogSink {
     }
 }
 
+/// The dotted name mongod uses in messages (`default`, `storage.journal`).
+fn dotted_name(component: Option<usize>) -> String {
+    match component.and_then(|i| COMPONENTS.get(i).map(|c| (i, c))) {
+        None => "default".to_owned(),
+        Some((_, (name, None))) => (*name).to_owned(),
+        Some((_, (name, Some(parent)))) => format!("{}.{name}", dotted_name(Some(*parent))),
+    }
+}
+
+fn level_value(value: bson::RawBsonRef<'_>) -> Option<i32> {
+    match value {
+        bson::RawBsonRef::Int32(n) => Some(n),
+        bson::RawBsonRef::Int64(n) => Some(i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })),
+        bson::RawBsonRef::Double(n) => Some(n as i32),
+        _ => None,
+    }
+}
+
+/// Reads one level of a `logComponentVerbosity` document under `parent` (`None`: the root).
+fn collect_levels(
+    settings: &bson::RawDocument,
+    parent: Option<usize>,
+    levels: &mut Vec<(Option<usize>, i32)>,
+) -> Result<(), String> {
+    for element in settings {
+        let (key, value) = element.map_err(|e| e.to_string())?;
+        let key = key.as_str();
+        if key == "verbosity" {
+            let level = level_value(value).ok_or_else(|| {
+                format!(
+                    "Expected {}.verbosity to be a number, but found {}",
+                    dotted_name(parent),
+                    crate::query::type_name(value.element_type())
+                )
+            })?;
+            levels.push((parent, level));
+            continue;
+        }
+        let child = COMPONENTS.iter().position(|(name, up)| *name == key && *up == parent);
+        let Some(child) = child else {
+            return Err(format!("Invalid component name {}.{key}", dotted_name(parent)));
+        };
+        match value {
+            bson::RawBsonRef::Document(inner) => collect_levels(inner, Some(child), levels)?,
+            other => match level_value(other) {
+                Some(level) => levels.push((Some(child), level)),
+                None => {
+                    return Err(format!(
+                        "Invalid type {} for component {}.{key}",
+                        crate::query::type_name(other.element_type()),
+                        dotted_name(parent)
+                    ));
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
 fn snapshot(ring: &Mutex<Ring>) -> LogSnapshot {
     let ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
     LogSnapshot { total_lines_written: ring.total, lines: ring.lines.iter().cloned().collect() }
@@ -154,23 +332,28 @@ pub fn install(config: &LogConfig) -> std::io::Result<Arc<LogSink>> {
 /// The tracing layer that formats events as mongod log lines.
 pub struct MongoLogLayer {
     sink: Arc<LogSink>,
-    verbosity: u8,
 }
 
 impl MongoLogLayer {
-    /// A layer writing to `sink` at mongod verbosity `verbosity` (0 = informational).
+    /// A layer writing to `sink`, starting at mongod verbosity `verbosity` (0 =
+    /// informational); `setParameter` changes the sink's verbosity later.
     pub fn new(sink: Arc<LogSink>, verbosity: u8) -> Self {
-        Self { sink, verbosity }
+        sink.set_verbosity(i32::from(verbosity));
+        Self { sink }
     }
 
-    fn enabled_for(&self, level: Level, ours: bool) -> bool {
-        let max = match (ours, self.verbosity) {
-            // Dependencies (rustls, fjall, ...) speak only at warnings unless asked for detail.
-            (false, 0..=2) => Level::WARN,
-            (false, _) => Level::DEBUG,
-            (true, 0) => Level::INFO,
-            (true, 1) => Level::DEBUG,
-            (true, _) => Level::TRACE,
+    /// Whether an event at `level` is logged: `component` is its mongod component, `None`
+    /// for a dependency's event (rustls, fjall, ...), which follows the default verbosity.
+    fn enabled_for(&self, level: Level, component: Option<&str>) -> bool {
+        let max = match (component, self.sink.verbosity()) {
+            // Dependencies speak only at warnings unless asked for detail.
+            (None, ..=2) => Level::WARN,
+            (None, _) => Level::DEBUG,
+            (Some(component), _) => match self.sink.effective_verbosity(component) {
+                ..=0 => Level::INFO,
+                1 => Level::DEBUG,
+                _ => Level::TRACE,
+            },
         };
         level <= max
     }
@@ -195,7 +378,8 @@ where
         let meta = event.metadata();
         let target = meta.target();
         let component = component_of(target);
-        if !self.enabled_for(*meta.level(), component.is_some() || target.starts_with("monarch")) {
+        let ours = component.or_else(|| target.starts_with("monarch").then_some("-"));
+        if !self.enabled_for(*meta.level(), ours) {
             return;
         }
         let mut fields = Fields::default();
@@ -353,6 +537,27 @@ mod tests {
         assert_eq!(warning["c"], "-");
         assert_eq!(warning["ctx"], "main");
         assert_eq!(warning["tags"][0], "startupWarnings");
+        Ok(())
+    }
+
+    #[test]
+    fn log_component_verbosity_applies_to_the_next_line() -> Result<(), String> {
+        let sink = LogSink::new(Box::new(std::io::sink()));
+        let subscriber = tracing_subscriber::registry().with(MongoLogLayer::new(sink.clone(), 0));
+        tracing::subscriber::with_default(subscriber, || -> Result<(), String> {
+            tracing::debug!(target: "QUERY", id = 1, "hidden");
+            sink.set_component_verbosity(bson::rawdoc! { "query": { "verbosity": 1 } }.as_ref())?;
+            tracing::debug!(target: "QUERY", id = 2, "shown: query is at 1");
+            tracing::debug!(target: "NETWORK", id = 3, "hidden: network inherits 0");
+            sink.set_component_verbosity(bson::rawdoc! { "query": -1 }.as_ref())?;
+            tracing::debug!(target: "QUERY", id = 4, "hidden: query inherits 0 again");
+            sink.set_verbosity(1);
+            tracing::debug!(target: "NETWORK", id = 5, "shown: the default is 1");
+            Ok(())
+        })?;
+        let ids: Vec<i64> =
+            sink.global().lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()?["id"].as_i64()).collect();
+        assert_eq!(ids, [2, 5]);
         Ok(())
     }
 

@@ -703,6 +703,15 @@ impl Iterator for IndexEntryIter {
     }
 }
 
+/// A document's record id as `showRecordId` reports it: the ordered encoding of its `_id`,
+/// which keys it in storage (as mongod's clustered collections, whose record id is the `_id`
+/// key).
+pub fn record_id(id: RawBsonRef<'_>) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16);
+    keys::encode_value(id, &mut key);
+    key
+}
+
 /// The `docs` key of a document.
 fn document_key(collection: &Collection, id: RawBsonRef<'_>) -> Vec<u8> {
     let mut key = Vec::with_capacity(32);

@@ -1,0 +1,473 @@
+//! Each command's declared fields, from mongod 7.0's IDL files (`find_command.idl`,
+//! `write_ops.idl`, `aggregate_command.idl`, ...) and hand-written commands, with how Monarch
+//! treats each one. The command table in `mod.rs` names these; `options.rs` checks requests
+//! against them and renders `docs/compat/command-options.md` from them.
+
+use super::options::CommandOptions;
+use super::options::Field as F;
+use super::options::ReadConcernSupport::{All, AllButSnapshot, LocalAndSnapshot};
+
+const COLLECTION_UUID: F = F::not_built("collectionUUID", "checking the collection's UUID");
+const ENCRYPTION: F = F::not_built("encryptionInformation", "queryable encryption");
+const STMT_IDS: F =
+    F::ignored("stmtIds", "statement ids only number the statements of retryable writes and transactions");
+const BYPASS_VALIDATION: F =
+    F::honoured("bypassDocumentValidation", "writes skip the collection's validator when true");
+const ORDERED: F = F::honoured("ordered", "false runs every statement and reports each failure");
+const LET: F = F::honoured("let", "variables for `$expr`, pipelines and projections");
+const COLLATION: F = F::honoured("collation", "");
+const HINT: F = F::honoured("hint", "an index name or key pattern; unknown indexes are refused as mongod");
+
+/// `aggregate`.
+pub const AGGREGATE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("pipeline", "the stages drivers build (others answer 238)"),
+    F::honoured("cursor", "`batchSize` of the first batch"),
+    F::honoured("explain", "true answers the plan, as the explain command at `queryPlanner`"),
+    F::honoured("allowDiskUse", "lifts the blocking-sort memory limit"),
+    F::ignored("bypassDocumentValidation", "only `$out` and `$merge` write, and they are not built (238)"),
+    COLLATION,
+    HINT,
+    LET,
+    F::internal("needsMerge"),
+    F::internal("fromMongos"),
+    F::internal("exchange"),
+    F::internal("runtimeConstants"),
+    F::internal("isMapReduceCommand"),
+    F::internal("$_requestReshardingResumeToken"),
+    F::internal("$_passthroughToShard"),
+    F::internal("$_isClusterQueryWithoutShardKeyCmd"),
+    F::internal("$_requestResumeToken"),
+    F::internal("$_resumeAfter"),
+    F::internal("sampleId"),
+    COLLECTION_UUID,
+    ENCRYPTION,
+])
+.reads(All)
+.writes()
+.api_v1();
+
+/// `buildInfo`.
+pub const BUILD_INFO: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").sessionless();
+
+/// `collMod`.
+pub const COLL_MOD: CommandOptions = CommandOptions::strict(&[
+    F::honoured("validator", "stored; validation is applied to later writes"),
+    F::honoured("validationLevel", "stored with the validator"),
+    F::honoured("validationAction", "stored with the validator"),
+    F::honoured("index", "changes `hidden` or `expireAfterSeconds` of one index"),
+    F::not_built("expireAfterSeconds", "collection-level TTL (time-series and clustered collections)"),
+    F::honoured(
+        "changeStreamPreAndPostImages",
+        "stored and reported; the images serve change streams, which are not built (`$changeStream` answers 238)",
+    ),
+    F::not_built("timeseries", "time-series collections"),
+    F::not_built("viewOn", "views"),
+    F::not_built("pipeline", "views"),
+    F::not_built("cappedSize", "resizing capped collections"),
+    F::not_built("cappedMax", "resizing capped collections"),
+    F::internal("isTimeseriesNamespace"),
+    COLLECTION_UUID,
+])
+.writes()
+.api_v1();
+
+/// `collStats`.
+pub const COLL_STATS: CommandOptions = CommandOptions::basic(
+    &[
+        F::honoured("scale", "divides the sizes"),
+        F::ignored("verbose", "adds WiredTiger's per-index detail; Monarch has no such engine internals"),
+        F::ignored("indexDetails", "WiredTiger's per-index detail; Monarch has no such engine internals"),
+        F::ignored("indexDetailsKey", "selects WiredTiger's per-index detail"),
+        F::ignored("indexDetailsName", "selects WiredTiger's per-index detail"),
+    ],
+    "ignored, as mongod",
+);
+
+/// `configureFailPoint`.
+pub const CONFIGURE_FAIL_POINT: CommandOptions = CommandOptions::basic(
+    &[
+        F::honoured("mode", "`alwaysOn`, `off`, `{times}`, `{skip}`, `{activationProbability}`"),
+        F::honoured("data", ""),
+    ],
+    "ignored, as mongod",
+);
+
+/// `connectionStatus`.
+pub const CONNECTION_STATUS: CommandOptions =
+    CommandOptions::basic(&[F::honoured("showPrivileges", "")], "ignored, as mongod").sessionless();
+
+/// `count`.
+pub const COUNT: CommandOptions = CommandOptions::strict(&[
+    F::honoured("query", ""),
+    F::honoured("limit", ""),
+    F::honoured("skip", ""),
+    HINT,
+    COLLATION,
+    F::ignored("fields", "mongod parses it and never uses it"),
+    F::internal("mirrored"),
+    F::internal("sampleId"),
+    COLLECTION_UUID,
+    ENCRYPTION,
+])
+.reads(AllButSnapshot)
+.api_v1();
+
+/// `create`.
+pub const CREATE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("capped", "stored and reported; documents are not evicted at `size` or `max` yet"),
+    F::honoured("size", "required with `capped`, stored"),
+    F::honoured("max", "stored"),
+    F::honoured("validator", "stored; validation is applied to later writes"),
+    F::honoured("validationLevel", "stored with the validator"),
+    F::honoured("validationAction", "stored with the validator"),
+    F::ignored("storageEngine", "engine-specific options; Monarch has one engine"),
+    F::ignored("indexOptionDefaults", "holds only engine-specific index options; Monarch has one engine"),
+    F::honoured("collation", "the collection's default collation"),
+    F::checked(
+        "expireAfterSeconds",
+        "72 InvalidOptions without `timeseries` or `clusteredIndex` (which are not built yet)",
+    ),
+    F::not_built("timeseries", "time-series collections"),
+    F::not_built("clusteredIndex", "clustered collections"),
+    F::honoured(
+        "changeStreamPreAndPostImages",
+        "stored and reported; the images serve change streams, which are not built (`$changeStream` answers 238)",
+    ),
+    F::not_built("viewOn", "views"),
+    F::not_built("pipeline", "views"),
+    F::ignored("autoIndexId", "deprecated; the `_id` index is always built"),
+    F::ignored("flags", "MMAPv1's allocation flags, which mongod no longer uses"),
+    F::not_built("encryptedFields", "queryable encryption"),
+    F::not_built("idIndex", "custom `_id` index specifications"),
+    F::internal("temp"),
+])
+.writes()
+.api_v1();
+
+/// `createIndexes`.
+pub const CREATE_INDEXES: CommandOptions = CommandOptions::strict(&[
+    F::honoured("indexes", "the index specifications"),
+    F::checked("commitQuorum", "2 BadValue \"Standalones can't specify commitQuorum\""),
+    F::not_built_if_true("ignoreUnknownIndexOptions", "dropping unknown index options"),
+    F::internal("isTimeseriesNamespace"),
+    COLLECTION_UUID,
+])
+.writes()
+.api_v1();
+
+/// `currentOp`.
+pub const CURRENT_OP: CommandOptions = CommandOptions::basic(
+    &[
+        F::honoured("$all", "without authentication every operation is listed"),
+        F::honoured("$ownOps", "without authentication every operation is the client's own"),
+    ],
+    "a filter on the operations, as mongod",
+);
+
+/// `dbStats`.
+pub const DB_STATS: CommandOptions = CommandOptions::strict(&[
+    F::honoured("scale", "divides the sizes"),
+    F::honoured("freeStorage", "adds the free-space figures (0: Monarch reuses space as it goes)"),
+]);
+
+/// `delete`.
+pub const DELETE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("deletes", "the statements: `q`, `limit`, `hint`, `collation`").sequence(),
+    LET,
+    ORDERED,
+    BYPASS_VALIDATION,
+    STMT_IDS,
+    F::internal("runtimeConstants"),
+    F::internal("isTimeseriesNamespace"),
+    COLLECTION_UUID,
+    ENCRYPTION,
+])
+.reads(LocalAndSnapshot)
+.writes()
+.api_v1();
+
+/// `distinct`.
+pub const DISTINCT: CommandOptions = CommandOptions::strict(&[
+    F::honoured("key", ""),
+    F::honoured("query", ""),
+    COLLATION,
+    F::internal("mirrored"),
+    F::internal("sampleId"),
+    COLLECTION_UUID,
+])
+.reads(All);
+
+/// `drop`.
+pub const DROP: CommandOptions = CommandOptions::strict(&[COLLECTION_UUID]).writes().api_v1();
+
+/// `dropDatabase`.
+pub const DROP_DATABASE: CommandOptions = CommandOptions::strict(&[]).writes().api_v1();
+
+/// `dropIndexes`.
+pub const DROP_INDEXES: CommandOptions =
+    CommandOptions::strict(&[F::honoured("index", "a name, key pattern, `*` or list of names"), COLLECTION_UUID])
+        .writes()
+        .api_v1();
+
+/// `endSessions`.
+pub const END_SESSIONS: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").api_v1();
+
+/// `explain`.
+pub const EXPLAIN: CommandOptions = CommandOptions::strict(&[F::honoured(
+    "verbosity",
+    "`queryPlanner`, `executionStats` or `allPlansExecution`; the explained command's own fields are checked as \
+     that command's",
+)])
+.reads(All)
+.api_v1();
+
+/// `find`.
+pub const FIND: CommandOptions = CommandOptions::strict(&[
+    F::honoured("filter", ""),
+    F::honoured("projection", ""),
+    F::honoured("sort", ""),
+    HINT,
+    COLLATION,
+    F::honoured("skip", ""),
+    F::honoured("limit", ""),
+    F::honoured("batchSize", ""),
+    F::honoured("singleBatch", ""),
+    F::honoured("allowDiskUse", "lifts the blocking-sort memory limit"),
+    F::honoured("min", "with a hinted index"),
+    F::honoured("max", "with a hinted index"),
+    F::honoured("returnKey", ""),
+    F::honoured(
+        "showRecordId",
+        "adds `$recordId`: the document's key in Monarch's `_id`-ordered storage, as binary data (mongod's \
+         clustered collections are keyed the same way); with `returnKey` the key alone, as mongod",
+    ),
+    F::checked(
+        "tailable",
+        "2 BadValue \"error processing query: ... tailable cursor requested on non capped collection\"; on capped \
+         collections 238 NotImplemented (tailable cursors are not built yet)",
+    ),
+    F::checked("awaitData", "9 FailedToParse \"Cannot set 'awaitData' without also setting 'tailable'\""),
+    F::ignored("oplogReplay", "deprecated; mongod ignores it since 4.4"),
+    F::honoured("noCursorTimeout", "the cursor is never reaped for idleness"),
+    F::ignored("allowPartialResults", "only matters when a shard is down; a standalone holds all the data"),
+    LET,
+    F::ignored("readOnce", "a storage cache hint with no visible effect"),
+    F::internal("ntoreturn"),
+    F::internal("term"),
+    F::internal("allowSpeculativeMajorityRead"),
+    F::internal("runtimeConstants"),
+    F::internal("$_requestResumeToken"),
+    F::internal("$_resumeAfter"),
+    F::internal("$_startAt"),
+    F::internal("mirrored"),
+    F::internal("sampleId"),
+    COLLECTION_UUID,
+    ENCRYPTION,
+])
+.reads(All)
+.api_v1();
+
+/// `findAndModify`.
+pub const FIND_AND_MODIFY: CommandOptions = CommandOptions::strict(&[
+    F::honoured("query", ""),
+    F::honoured("sort", ""),
+    F::honoured("remove", ""),
+    F::honoured("update", "an update document or pipeline"),
+    F::honoured("new", ""),
+    F::honoured("fields", "a projection of the returned document"),
+    F::honoured("upsert", ""),
+    BYPASS_VALIDATION,
+    F::honoured("arrayFilters", ""),
+    HINT,
+    COLLATION,
+    LET,
+    F::internal("runtimeConstants"),
+    F::internal("sampleId"),
+    F::internal("$_fromMongos"),
+    ENCRYPTION,
+])
+.reads(LocalAndSnapshot)
+.writes()
+.api_v1();
+
+/// `getCmdLineOpts`.
+pub const GET_CMD_LINE_OPTS: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
+/// `getLog`.
+pub const GET_LOG: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
+/// `getMore`.
+pub const GET_MORE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("collection", "must be the cursor's"),
+    F::honoured("batchSize", ""),
+    F::internal("term"),
+    F::internal("lastKnownCommittedOpTime"),
+    F::internal("includeQueryStatsMetrics"),
+])
+.api_v1();
+
+/// `getParameter`.
+pub const GET_PARAMETER: CommandOptions = CommandOptions::basic(&[], "parameter names to report, as mongod");
+
+/// `hello`.
+pub const HELLO: CommandOptions = CommandOptions::lax(
+    &[
+        F::honoured("helloOk", "answered with `helloOk: true` (legacy `isMaster`)"),
+        F::honoured("client", "the client metadata of the connection's first hello"),
+        F::honoured("compression", "negotiates the compressor"),
+        F::honoured("saslSupportedMechs", "no users exist, so none are listed, as mongod for an unknown user"),
+        F::ignored("speculativeAuthenticate", "no users exist; mongod answers nothing for an unknown user"),
+        F::not_built("topologyVersion", "awaitable hello (this server sends no topologyVersion, so drivers never ask)"),
+        F::not_built("maxAwaitTimeMS", "awaitable hello (this server sends no topologyVersion, so drivers never ask)"),
+        F::ignored("internalClient", "marks mongod-to-mongod connections; wire versions do not depend on it here"),
+        F::ignored("hostInfo", "informational, as in mongod"),
+        F::ignored("loadBalanced", "only meaningful behind a load balancer"),
+    ],
+    "ignored, as mongod (its hello is not strict)",
+)
+.sessionless()
+.api_v1();
+
+/// `hostInfo`.
+pub const HOST_INFO: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
+/// `insert`.
+pub const INSERT: CommandOptions = CommandOptions::strict(&[
+    F::honoured("documents", "").sequence(),
+    ORDERED,
+    BYPASS_VALIDATION,
+    STMT_IDS,
+    F::internal("isTimeseriesNamespace"),
+    COLLECTION_UUID,
+    ENCRYPTION,
+])
+.reads(LocalAndSnapshot)
+.writes()
+.api_v1();
+
+/// `isMaster` (not in the Stable API: `hello` replaced it).
+pub const IS_MASTER: CommandOptions = CommandOptions { api_v1: false, ..HELLO };
+
+/// `killAllSessions`.
+pub const KILL_ALL_SESSIONS: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
+/// `killCursors`.
+pub const KILL_CURSORS: CommandOptions = CommandOptions::strict(&[F::honoured("cursors", "")]).api_v1();
+
+/// `killOp`.
+pub const KILL_OP: CommandOptions = CommandOptions::basic(&[F::honoured("op", "")], "ignored, as mongod");
+
+/// `killSessions`.
+pub const KILL_SESSIONS: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
+/// `listCollections`.
+pub const LIST_COLLECTIONS: CommandOptions = CommandOptions::strict(&[
+    F::honoured("filter", ""),
+    F::honoured("nameOnly", ""),
+    F::honoured("authorizedCollections", "without authentication every collection is authorized"),
+    F::honoured("cursor", "`batchSize` of the first batch"),
+    F::internal("includePendingDrops"),
+])
+.api_v1();
+
+/// `listCommands`.
+pub const LIST_COMMANDS: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
+/// `listDatabases`.
+pub const LIST_DATABASES: CommandOptions = CommandOptions::strict(&[
+    F::honoured("filter", ""),
+    F::honoured("nameOnly", ""),
+    F::ignored("authorizedDatabases", "without authentication every database is authorized"),
+])
+.api_v1();
+
+/// `listIndexes`.
+pub const LIST_INDEXES: CommandOptions = CommandOptions::strict(&[
+    F::honoured("cursor", "`batchSize` of the first batch"),
+    F::internal("includeBuildUUIDs"),
+    F::internal("includeIndexBuildInfo"),
+    COLLECTION_UUID,
+])
+.api_v1();
+
+/// `monarchQueryStats` (Monarch's own).
+pub const MONARCH_QUERY_STATS: CommandOptions =
+    CommandOptions::strict(&[F::honoured("limit", "how many query shapes to list")]);
+
+/// `ping`.
+pub const PING: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").sessionless().api_v1();
+
+/// `profile`.
+pub const PROFILE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("slowms", "the server-wide slow-operation threshold"),
+    F::honoured("sampleRate", "the server-wide sample rate"),
+    F::honoured("filter", "this database's profile filter, or \"unset\""),
+]);
+
+/// `refreshSessions`.
+pub const REFRESH_SESSIONS: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").api_v1();
+
+/// `renameCollection`.
+pub const RENAME_COLLECTION: CommandOptions = CommandOptions::strict(&[
+    F::honoured("to", ""),
+    F::honoured("dropTarget", ""),
+    F::ignored("stayTemp", "temporary collections exist only inside mongod (mapReduce output)"),
+    COLLECTION_UUID,
+])
+.writes();
+
+/// `serverStatus`.
+pub const SERVER_STATUS: CommandOptions = CommandOptions::basic(
+    &[F::honoured("opLatencies", "`{histograms: true}` adds the latency histograms; false leaves the section out")],
+    "section switches, as mongod: a false value leaves that section out of the reply, other values are ignored",
+);
+
+/// `setParameter`.
+pub const SET_PARAMETER: CommandOptions = CommandOptions::basic(&[], "parameter names and values, as mongod");
+
+/// `startSession`.
+pub const START_SESSION: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
+/// `commitTransaction` and `abortTransaction`.
+pub const END_TRANSACTION: CommandOptions = CommandOptions::strict(&[
+    F::ignored("recoveryToken", "mongos's token to recover a sharded transaction's coordinator"),
+    F::internal("commitTimestamp"),
+])
+.writes()
+.api_v1();
+
+/// `update`.
+pub const UPDATE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("updates", "the statements: `q`, `u`, `c`, `upsert`, `multi`, `arrayFilters`, `hint`, `collation`")
+        .sequence(),
+    LET,
+    ORDERED,
+    BYPASS_VALIDATION,
+    STMT_IDS,
+    F::internal("runtimeConstants"),
+    F::internal("isTimeseriesNamespace"),
+    COLLECTION_UUID,
+    ENCRYPTION,
+])
+.reads(LocalAndSnapshot)
+.writes()
+.api_v1();
+
+/// `validate`.
+pub const VALIDATE: CommandOptions = CommandOptions::basic(
+    &[
+        F::honoured("full", "every validation is full"),
+        F::ignored("background", "validation reads a snapshot and never blocks writers, whichever is asked"),
+        F::honoured("checkBSONConformance", "every document is always checked"),
+        F::not_built_if_true("metadata", "metadata-only validation"),
+        F::not_built_if_true("repair", "repair"),
+        F::honoured("enforceFastCount", "the stored count is always compared with the documents"),
+    ],
+    "ignored, as mongod",
+);
+
+/// `whatsmyuri`.
+pub const WHATS_MY_URI: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
+/// A command without a declaration of its own: hand-written, with no options.
+pub const DEFAULT: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");

@@ -1,0 +1,63 @@
+//! The cursor replies of the listing commands (`listCollections`, `listIndexes`): a first
+//! batch of `cursor.batchSize` entries (all by default), the rest parked as a cursor that
+//! `getMore` reads, as mongod.
+
+use std::sync::Arc;
+
+use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, doc};
+
+use super::{CommandRequest, RequestCtx, type_name};
+use crate::cursor::{Cursor, DocumentStream};
+use crate::error::{Error, ErrorCode, Result};
+
+/// `cursor.batchSize` of a listing command.
+fn batch_size(req: &CommandRequest) -> Result<Option<usize>> {
+    let Some(cursor) = req.doc_arg("cursor")? else { return Ok(None) };
+    let value = match cursor.get("batchSize").ok().flatten() {
+        None => return Ok(None),
+        Some(RawBsonRef::Int32(n)) => i64::from(n),
+        Some(RawBsonRef::Int64(n)) => n,
+        Some(RawBsonRef::Double(n)) => n as i64,
+        Some(other) => {
+            return Err(Error::new(
+                ErrorCode::TypeMismatch,
+                format!(
+                    "BSON field '{}.cursor.batchSize' is the wrong type '{}', expected types '[long, int, decimal, \
+                     double]'",
+                    req.name(),
+                    type_name(other.element_type())
+                ),
+            ));
+        }
+    };
+    if value < 0 {
+        return Err(Error::new(
+            ErrorCode::Location51024,
+            format!("BSON field 'batchSize' value must be >= 0, actual value '{value}'"),
+        ));
+    }
+    Ok(Some(usize::try_from(value).unwrap_or(usize::MAX)))
+}
+
+/// The reply `{cursor: {id, ns, firstBatch}}` over `entries`, parking a cursor on `ns` when
+/// they do not all fit the first batch.
+///
+/// # Errors
+/// 14 / 51024 for a malformed `cursor.batchSize`.
+pub fn first_batch(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: String, entries: Vec<Document>) -> Result<Document> {
+    let batch_size = batch_size(req)?;
+    let raw = entries
+        .iter()
+        .map(|entry| RawDocumentBuf::try_from(entry).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    let stream: DocumentStream = Box::new(raw.into_iter().map(Ok));
+    let mut cursor = Cursor::new(ns.clone(), stream, false, Arc::default());
+    let (batch, done) = cursor.next_batch(Some(batch_size.unwrap_or(usize::MAX)), None)?;
+    let id = if done { 0 } else { ctx.server.cursors.insert(cursor) };
+    let batch = batch
+        .into_iter()
+        .map(|doc| Document::try_from(doc.as_ref()).map(Bson::Document))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+    Ok(doc! { "cursor": { "id": id, "ns": ns, "firstBatch": batch } })
+}
