@@ -636,3 +636,119 @@ async fn indexes_with_a_collation_serve_queries_with_the_same_collation() {
     let x = specs.iter().filter_map(Bson::as_document).find(|s| s.get_str("name").ok() == Some("x_1")).expect("x_1");
     assert_eq!(x.get_document("collation").and_then(|c| c.get_i32("strength")).ok(), Some(2));
 }
+
+#[tokio::test]
+async fn indexes_covered_projection_with_a_descending_field() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("cover");
+    // Fifty documents with a: 3, their b numbers of each type, strings and nested documents,
+    // the rest spread over other values of a.
+    let b_of = |i: i32| match i % 5 {
+        0 => Bson::Int32(i),
+        1 => Bson::Int64(i64::from(i) * 1_000_000_000_000),
+        2 => Bson::Double(f64::from(i) + 0.5),
+        3 => Bson::String(format!("s{i:03}")),
+        _ => Bson::Document(doc! { "n": i, "t": "x" }),
+    };
+    let docs: Vec<Document> = (0..250).map(|i| doc! { "_id": i, "a": i / 50 + 1, "b": b_of(i) }).collect();
+    coll.insert_many(docs.clone()).await.expect("seed");
+    coll.create_index(IndexModel::builder().keys(doc! { "a": 1, "b": -1 }).build()).await.expect("a_1_b_-1");
+    let find = |projection: Document| doc! { "find": "cover", "filter": { "a": 3 }, "projection": projection };
+
+    // Both projections are covered, as mongod: the index holds every projected field.
+    for projection in [doc! { "a": 1, "_id": 0 }, doc! { "a": 1, "b": 1, "_id": 0 }, doc! { "b": 1, "_id": 0 }] {
+        let explained = explain(&db, find(projection.clone())).await;
+        assert_eq!(winning_stages(&explained), ["PROJECTION_COVERED", "IXSCAN"], "{projection}");
+        assert_eq!(stats(&explained), (50, 50, 0), "{projection}");
+    }
+    // The values come back as stored (types kept), in the index's order (b descending).
+    let covered: Vec<Document> = coll
+        .find(doc! { "a": 3 })
+        .projection(doc! { "a": 1, "b": 1, "_id": 0 })
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("docs");
+    let mut expected: Vec<Document> =
+        docs.iter().filter(|d| d.get_i32("a").ok() == Some(3)).map(|d| doc! { "a": 3, "b": d.get("b").cloned() }).collect();
+    let fetched: Vec<Document> = coll
+        .find(doc! { "a": 3 })
+        .projection(doc! { "a": 1, "b": 1, "_id": 0 })
+        .sort(doc! { "b": -1 })
+        .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
+        .await
+        .expect("find by scan")
+        .try_collect()
+        .await
+        .expect("docs");
+    assert_eq!(covered, fetched, "the covered read returns what a scan and sort return");
+    expected.sort_by_key(|d| d.get("b").map(ToString::to_string));
+    let mut sorted_covered = covered.clone();
+    sorted_covered.sort_by_key(|d| d.get("b").map(ToString::to_string));
+    assert_eq!(sorted_covered, expected);
+
+    // A document without b: the key holds null, and a covered read returns it (mongod's
+    // covered projection copies the key's elements).
+    coll.insert_one(doc! { "_id": 1000, "a": 3 }).await.expect("no b");
+    let without_b: Vec<Document> = coll
+        .find(doc! { "a": 3, "b": { "$exists": false } })
+        .projection(doc! { "a": 1, "_id": 0 })
+        .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("docs");
+    assert_eq!(without_b, [doc! { "a": 3 }]);
+    let nulls = coll
+        .find(doc! { "a": 3 })
+        .projection(doc! { "a": 1, "b": 1, "_id": 0 })
+        .await
+        .expect("find")
+        .try_collect::<Vec<Document>>()
+        .await
+        .expect("docs");
+    assert!(nulls.contains(&doc! { "a": 3, "b": Bson::Null }), "{nulls:?}");
+
+    // A predicate on a projected field whose bounds hold null needs the document: the index
+    // cannot tell null from missing (mongod's cover_null_queries).
+    let null_eq = explain(&db, doc! { "find": "cover", "filter": { "a": 3, "b": null }, "projection": { "b": 1, "_id": 0 } }).await;
+    assert_eq!(winning_stages(&null_eq), ["PROJECTION_SIMPLE", "FETCH", "IXSCAN"]);
+    // `_id` is not in the index: including it needs the document.
+    let with_id = explain(&db, doc! { "find": "cover", "filter": { "a": 3 }, "projection": { "a": 1 } }).await;
+    assert_eq!(winning_stages(&with_id), ["PROJECTION_SIMPLE", "FETCH", "IXSCAN"]);
+
+    // Under a collation the keys of strings are collation keys: a field whose bounds may hold
+    // strings (or documents and arrays, which hold strings) is not covered, one bounded to
+    // numbers is (mongod's getFieldsWithStringBounds).
+    let collated = db.collection::<Document>("cover_collated");
+    coll.delete_one(doc! { "_id": 1000 }).await.expect("delete");
+    collated.insert_many(docs).await.expect("seed collated");
+    let strength2 = doc! { "locale": "en", "strength": 2 };
+    run(
+        &db,
+        doc! { "createIndexes": "cover_collated", "indexes": [
+            { "key": { "a": 1, "b": -1 }, "name": "a_b_ci", "collation": strength2.clone() },
+        ] },
+    )
+    .await
+    .expect("collated index");
+    let collated_find = |projection: Document| {
+        doc! { "find": "cover_collated", "filter": { "a": 3 }, "projection": projection, "collation": strength2.clone() }
+    };
+    let only_a = explain(&db, collated_find(doc! { "a": 1, "_id": 0 })).await;
+    assert_eq!(winning_stages(&only_a), ["PROJECTION_COVERED", "IXSCAN"]);
+    assert_eq!(stats(&only_a), (50, 50, 0));
+    let with_b = explain(&db, collated_find(doc! { "a": 1, "b": 1, "_id": 0 })).await;
+    assert_eq!(winning_stages(&with_b), ["PROJECTION_SIMPLE", "FETCH", "IXSCAN"]);
+    assert_eq!(stats(&with_b), (50, 50, 50));
+    let numeric_b = explain(
+        &db,
+        doc! { "find": "cover_collated", "filter": { "a": 3, "b": { "$gt": 0 } }, "projection": { "b": 1, "_id": 0 }, "collation": strength2.clone() },
+    )
+    .await;
+    assert_eq!(winning_stages(&numeric_b), ["PROJECTION_COVERED", "IXSCAN"]);
+}
