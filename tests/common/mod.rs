@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 use mongodb::Client;
 use mongodb::bson::Document;
 
+/// How long a raw connection waits for a reply.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`RawConnection::is_closed`] waits for the server to close: a close follows a bad
+/// frame at once, so this only bounds how long a hanging server takes to fail a test.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running server process.
 pub struct TestServer {
     child: Child,
@@ -162,7 +168,7 @@ impl TestServer {
     /// A raw TCP connection to the server.
     pub fn raw(&self) -> RawConnection {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
         RawConnection { stream }
     }
 }
@@ -197,10 +203,25 @@ impl RawConnection {
         Some(message)
     }
 
-    /// Whether the server has closed the connection (reads EOF or a reset).
+    /// Whether the server closes the connection without answering: the next read sees EOF or
+    /// a reset within [`CLOSE_TIMEOUT`]. Silence until then (a server that hangs instead of
+    /// closing) and a reply both count as not closed.
     pub fn is_closed(&mut self) -> bool {
+        self.stream.set_read_timeout(Some(CLOSE_TIMEOUT)).expect("timeout");
         let mut buf = [0u8; 1];
-        matches!(self.stream.read(&mut buf), Ok(0) | Err(_))
+        let closed = loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => break false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+                    break matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
+                }
+            }
+        };
+        self.stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        closed
     }
 }
 
