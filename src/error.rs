@@ -312,6 +312,8 @@ error_codes! {
     Location40415 = 40415,
     /// An OP_MSG arrived without `$db`.
     MissingDatabase = 40571,
+    /// A stage that must come first in a pipeline (`$collStats`, `$currentOp`, ...) does not.
+    Location40602 = 40602,
     /// A numeric field outside the range mongod's IDL parser allows.
     Location51024 = 51024,
     /// A positional projection without a query to resolve it.

@@ -498,11 +498,23 @@ async fn indexes_in_memory_sort_is_limited_when_allow_disk_use_is_false() {
     let sorted: Vec<Document> =
         coll.find(doc! {}).sort(doc! { "n": 1 }).await.expect("find").try_collect().await.expect("docs");
     assert_eq!(sorted.first().and_then(|d| d.get_i32("n").ok()), Some(1));
-    // An index delivers the order without an in-memory sort.
+    // An index delivers the order without an in-memory sort: with disk use refused and the
+    // same memory limit, the sort that failed above now succeeds, and explain has no SORT.
     coll.create_index(IndexModel::builder().keys(doc! { "n": 1 }).build()).await.expect("n_1");
-    let sorted: Vec<Document> =
-        coll.find(doc! {}).sort(doc! { "n": 1 }).await.expect("find").try_collect().await.expect("docs");
-    assert_eq!(sorted.len(), 200);
+    let sorted: Vec<Document> = coll
+        .find(doc! {})
+        .sort(doc! { "n": 1 })
+        .allow_disk_use(false)
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("docs");
+    let order: Vec<i32> = sorted.iter().map(|d| d.get_i32("n").expect("n")).collect();
+    assert_eq!(order, (1..=200).collect::<Vec<_>>());
+    let explained =
+        explain(&db, doc! { "find": "sorts", "filter": {}, "sort": { "n": 1 }, "allowDiskUse": false }).await;
+    assert!(!winning_stages(&explained).contains(&"SORT".to_owned()), "{:?}", winning_stages(&explained));
 }
 
 #[tokio::test]

@@ -176,6 +176,7 @@ fn protocol_bad_bson_and_arguments_get_error_replies() {
     body[nested] = 200;
     conn.send(&op_msg_raw(1, 0, &body));
     let reply = reply_body(&conn.receive().expect("reply"));
+    assert_eq!(reply.get_i32("code").ok(), Some(22), "{reply}");
     assert_eq!(reply.get_str("codeName").ok(), Some("InvalidBSON"), "{reply}");
 
     // Missing $db.
@@ -189,9 +190,11 @@ fn protocol_bad_bson_and_arguments_get_error_replies() {
     conn.send(&op_msg(4, 0, &doc! { "getLog": 3, "$db": "admin" }));
     assert_eq!(reply_body(&conn.receive().expect("reply")).get_i32("code").ok(), Some(14));
 
-    // An empty command.
+    // An empty command: mongod looks the (empty) name up before it reads `$db`.
     conn.send(&op_msg(5, 0, &doc! {}));
-    assert_eq!(reply_body(&conn.receive().expect("reply")).get_f64("ok").ok(), Some(0.0));
+    let reply = reply_body(&conn.receive().expect("reply"));
+    assert_eq!(reply.get_i32("code").ok(), Some(59), "{reply}");
+    assert_eq!(reply.get_str("errmsg").ok(), Some("no such command: ''"), "{reply}");
 
     // Same connection, still fine.
     conn.send(&op_msg(6, 0, &doc! { "ping": 1, "$db": "admin" }));

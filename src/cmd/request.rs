@@ -35,6 +35,10 @@ impl CommandRequest {
     /// 22 InvalidBSON for malformed content, 40571 when `$db` is missing.
     pub fn from_msg(msg: OpMsg) -> Result<Self> {
         validate(msg.body.as_raw(), 0)?;
+        if msg.body.as_raw().is_empty() {
+            // mongod looks the command up by its (here empty) name before it reads `$db`.
+            return Err(Error::new(ErrorCode::CommandNotFound, "no such command: ''"));
+        }
         for seq in &msg.sequences {
             for doc in &seq.documents {
                 validate(doc.as_raw(), 0)?;
