@@ -11,7 +11,17 @@ use std::time::{Duration, Instant};
 use common::TestServer;
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::ErrorKind;
 use mongodb::{Client, Database};
+
+/// The server's code and message for a command error.
+fn command_error(error: &mongodb::error::Error) -> Option<(i32, String)> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some((e.code, e.message.clone())),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => Some((e.code, e.message.clone())),
+        _ => None,
+    }
+}
 
 /// The profile entries `filter` matches. mongod writes an entry before it replies, so no
 /// waiting: an entry that is not there now is missing.
@@ -60,7 +70,12 @@ async fn profile_level_2_records_every_operation_in_mongod_shape() {
     assert_eq!(options.get_bool("capped").ok(), Some(true));
     assert_eq!(options.get_i64("size").ok(), Some(1024 * 1024));
     let dropped = db.collection::<Document>("system.profile").drop().await.map(|_| ());
-    assert!(dropped.expect_err("drop while profiling").to_string().contains("turn off profiling"));
+    let error = dropped.expect_err("drop while profiling");
+    assert_eq!(
+        command_error(&error),
+        Some((20, "turn off profiling before dropping system.profile collection".into())),
+        "mongod's IllegalOperation"
+    );
 
     let coll = db.collection::<Document>("c");
     coll.insert_many(vec![doc! { "_id": 1, "a": 1 }, doc! { "_id": 2, "a": 2 }]).await.expect("insert");
@@ -99,7 +114,7 @@ async fn profile_level_2_records_every_operation_in_mongod_shape() {
 
     let write = db.collection::<Document>("system.profile").insert_one(doc! { "x": 1 }).await;
     let error = write.map(|_| ()).expect_err("clients cannot write to system.profile");
-    assert!(error.to_string().contains("cannot write to 'prof2.system.profile'"), "{error}");
+    assert_eq!(command_error(&error), Some((73, "cannot write to 'prof2.system.profile'".into())), "{error}");
 
     // Another database keeps its own level.
     let other = client.database("prof2other");
@@ -280,7 +295,8 @@ async fn monarch_query_stats_lists_a_repeated_shape() {
     let filter = row.get_document("command").and_then(|c| c.get_document("filter")).expect("command.filter");
     assert_eq!(filter.get_str("a").ok(), Some("###"), "the example is redacted");
     let wrong_db = client.database("qs").run_command(doc! { "monarchQueryStats": 1 }).await;
-    assert!(wrong_db.is_err());
+    let error = wrong_db.expect_err("monarchQueryStats outside admin");
+    assert_eq!(command_error(&error).map(|(code, _)| code), Some(13), "{error}");
 }
 
 #[tokio::test]
@@ -308,7 +324,9 @@ async fn current_op_stage_lists_operations_in_flight() {
         .await
         .map(|_| ())
         .expect_err("$currentOp outside admin");
-    assert!(elsewhere.to_string().contains("admin"));
+    // mongod: 73 InvalidNamespace, "$currentOp must be run against the 'admin' database with
+    // {aggregate: 1}".
+    assert_eq!(command_error(&elsewhere).map(|(code, _)| code), Some(73), "{elsewhere}");
 }
 
 #[tokio::test]
