@@ -1,10 +1,21 @@
 """MongoDB's unified-format specification tests, run by pymongo's own runner against Monarch.
 
 Downloads the pinned pymongo source release (checked against its sha256, cached in .cache/),
-runs the unified tests of each area with pytest against DB_IP/DB_PORT, and compares the
-outcome with expected-failures.txt. Prints a table per area, writes results.json, and ends
-with "N passed, N failed, N skipped". Exits 1 when a test fails that is not listed as an
-expected failure, when a listed test passes (so the list stays true), or when nothing ran.
+runs the unified tests of each area with pytest against DB_IP/DB_PORT, and holds the outcome
+to two committed files:
+
+- expected-failures.txt: the tests that fail today, each with the words its failure message
+  must contain and the issue or reason behind it;
+- skip-baseline.txt: how many tests each area skips, by skip reason.
+
+The run fails (exit 1) on any of: a failure that is not listed; a listed test that fails with
+another message; a listed test that passes, is skipped or no longer exists; more skips than
+the baseline for an area and reason, or a reason the baseline does not have; fewer skips than
+the baseline (lower it, so a later rise is seen); nothing passing. Each problem is printed with
+the line to change. Prints a table per area, writes results.json, and ends with
+"spec: N passed, N failed, N skipped".
+
+`python3 spec.py --self-test` checks these gates on made-up results, without a server.
 
 Nothing of pymongo is committed: its test files are fetched at run time.
 """
@@ -19,6 +30,7 @@ import pathlib
 import subprocess
 import sys
 import tarfile
+import typing
 import urllib.request
 import xml.etree.ElementTree as ET
 
@@ -56,16 +68,116 @@ def fetch_sources() -> pathlib.Path:
     return root
 
 
-def expected_failures() -> dict[str, str]:
-    """Test id -> the issue (or reason) that explains why it fails today."""
+class Listed(typing.NamedTuple):
+    """An expected failure: the words its message must contain, and why it fails."""
+
+    message: str
+    why: str
+
+
+def parse_expected_failures(text: str) -> dict[str, Listed]:
+    """`<test id> | <words of the failure message> | <issue or reason>`, one per line."""
     listed = {}
-    for line in (HERE / "expected-failures.txt").read_text().splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        test_id, _, why = line.partition(" ")
-        listed[test_id] = why.strip()
+        parts = [part.strip() for part in line.split(" | ")]
+        if len(parts) != 3 or not all(parts):
+            sys.exit(f"expected-failures.txt:{number}: want '<test id> | <message words> | <why>', got: {line}")
+        listed[parts[0]] = Listed(parts[1], parts[2])
     return listed
+
+
+def parse_skip_baseline(text: str) -> dict[tuple[str, str], int]:
+    """`<area> <count> <reason>`, one per line: how many tests an area skips for a reason."""
+    baseline = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        area, count, reason = (line.split(" ", 2) + ["", ""])[:3]
+        if not count.isdigit():
+            sys.exit(f"skip-baseline.txt:{number}: want '<area> <count> <reason>', got: {line}")
+        baseline[(area, reason.strip())] = int(count)
+    return baseline
+
+
+def skip_counts(results: list[dict]) -> collections.Counter:
+    """Skips per (area, reason)."""
+    return collections.Counter((r["area"], r["detail"]) for r in results if r["outcome"] == "skipped")
+
+
+def judge(results: list[dict], listed: dict[str, Listed], baseline: dict[tuple[str, str], int]) -> list[str]:
+    """Every reason the run must fail, each with what to change; empty when the run is good."""
+    problems = []
+    by_id = {r["id"]: r for r in results}
+    for r in results:
+        entry = listed.get(r["id"])
+        if r["outcome"] != "failed":
+            continue
+        if entry is None:
+            problems.append(f"UNEXPECTED FAILURE {r['id']}: {r['detail']}")
+        elif entry.message not in r["detail"]:
+            problems.append(
+                f"FAILS FOR ANOTHER REASON {r['id']}: expected a message containing {entry.message!r}, "
+                f"got: {r['detail']} (fix the regression, or update its line in expected-failures.txt)"
+            )
+    for test_id, entry in listed.items():
+        found = by_id.get(test_id)
+        if found is None:
+            problems.append(f"NO SUCH TEST (remove from expected-failures.txt) {test_id}")
+        elif found["outcome"] == "passed":
+            problems.append(f"NOW PASSING (remove from expected-failures.txt) {test_id}")
+        elif found["outcome"] == "skipped":
+            problems.append(f"NOW SKIPPED ({found['detail']}; remove from expected-failures.txt) {test_id}")
+    counts = skip_counts(results)
+    for key in sorted(set(counts) | set(baseline)):
+        area, reason = key
+        now, then = counts.get(key, 0), baseline.get(key, 0)
+        line = f"'{area} {now} {reason}'" if now else "nothing"
+        if now > then:
+            problems.append(
+                f"MORE SKIPS in {area} for {reason!r}: {now}, baseline {then} (find what stopped these tests "
+                f"from running; if intended, put {line} in skip-baseline.txt)"
+            )
+        elif now < then:
+            problems.append(
+                f"FEWER SKIPS in {area} for {reason!r}: {now}, baseline {then} (lower the baseline: "
+                f"put {line} in skip-baseline.txt)"
+            )
+    return problems
+
+
+def self_test() -> int:
+    """Checks `judge` on made-up results: each gate must trip, and a matching run must pass."""
+    def result(test_id, outcome, detail=""):
+        return {"id": test_id, "area": test_id.split("::")[0], "outcome": outcome, "detail": detail}
+
+    listed = {"a::T::f": Listed("not supported yet", "#1")}
+    baseline = {("a", "runOnRequirements not satisfied"): 1}
+    good = [result("a::T::p", "passed"), result("a::T::f", "failed", "stage $out is not supported yet"),
+            result("a::T::s", "skipped", "runOnRequirements not satisfied")]
+    cases = {
+        "a matching run": (good, 0),
+        "a new failure": (good + [result("a::T::x", "failed", "boom")], 1),
+        "a listed test failing for another reason": ([good[0], result("a::T::f", "failed", "boom"), good[2]], 1),
+        "a listed test passing": ([good[0], result("a::T::f", "passed"), good[2]], 1),
+        "a listed test skipped": ([good[0], result("a::T::f", "skipped", "x"), good[2]], 2),
+        "a listed test gone": ([good[0], good[2]], 1),
+        "a pass turned into a skip": ([result("a::T::p", "skipped", "runOnRequirements not satisfied")] + good[1:], 1),
+        "a skip with a new reason": (good + [result("a::T::q", "skipped", "new reason")], 1),
+        "a skip turned into a pass": (good[:2] + [result("a::T::s", "passed")], 1),
+    }
+    failed = 0
+    for name, (results, expected) in cases.items():
+        problems = judge(results, listed, baseline)
+        if len(problems) != expected:
+            failed += 1
+            print(f"not ok - spec gate: {name}: {len(problems)} problems, expected {expected}: {problems}")
+        else:
+            print(f"ok - spec gate: {name}")
+    return 1 if failed else 0
 
 
 def run_area(root: pathlib.Path, area: str, path: str, workdir: pathlib.Path) -> list[dict]:
@@ -94,48 +206,49 @@ def run_area(root: pathlib.Path, area: str, path: str, workdir: pathlib.Path) ->
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
+    listed = parse_expected_failures((HERE / "expected-failures.txt").read_text())
+    baseline = parse_skip_baseline((HERE / "skip-baseline.txt").read_text())
     root = fetch_sources()
     workdir = pathlib.Path(os.environ.get("SPEC_WORKDIR", HERE / ".cache" / "reports"))
     workdir.mkdir(parents=True, exist_ok=True)
-    listed = expected_failures()
     results = []
     for area, path in AREAS.items():
         results.extend(run_area(root, area, path, workdir))
-
-    unexpected = [r for r in results if r["outcome"] == "failed" and r["id"] not in listed]
-    fixed = [r for r in results if r["outcome"] == "passed" and r["id"] in listed]
     for r in results:
-        r["expected_failure"] = r["id"] in listed
-        if r["id"] in listed:
-            r["tracked_by"] = listed[r["id"]]
+        entry = listed.get(r["id"])
+        r["expected_failure"] = entry is not None and r["outcome"] == "failed" and entry.message in r["detail"]
+        if entry is not None:
+            r["tracked_by"] = entry.why
 
     print(f"{'area':<24}{'run':>6}{'passed':>8}{'failed':>8}{'skipped':>9}{'expected':>10}")
     for area in AREAS:
         mine = [r for r in results if r["area"] == area]
         count = collections.Counter(r["outcome"] for r in mine)
-        known = sum(1 for r in mine if r["outcome"] == "failed" and r["expected_failure"])
+        known = sum(1 for r in mine if r["expected_failure"])
         run = count["passed"] + count["failed"]
         print(f"{area:<24}{run:>6}{count['passed']:>8}{count['failed']:>8}{count['skipped']:>9}{known:>10}")
-    skips = collections.Counter(r["detail"] for r in results if r["outcome"] == "skipped")
+    skips = skip_counts(results)
     if skips:
-        print("\nskipped, by reason:")
-        for reason, n in skips.most_common(12):
-            print(f"  {n:>4}  {reason or '(no reason given)'}")
-    for r in unexpected:
-        print(f"UNEXPECTED FAILURE {r['id']}: {r['detail']}")
-    for r in fixed:
-        print(f"NOW PASSING (remove from expected-failures.txt) {r['id']}")
+        print("\nskipped, by area and reason (held to skip-baseline.txt):")
+        for (area, reason), n in sorted(skips.items()):
+            print(f"  {n:>4}  {area}: {reason or '(no reason given)'}")
 
+    problems = judge(results, listed, baseline)
+    for problem in problems:
+        print(problem)
     total = collections.Counter(r["outcome"] for r in results)
-    known = sum(1 for r in results if r["outcome"] == "failed" and r["expected_failure"])
+    known = sum(1 for r in results if r["expected_failure"])
+    unexpected = total["failed"] - known
     summary = {"pymongo": PYMONGO_VERSION, "totals": dict(total), "expected_failures": known,
-               "unexpected_failures": len(unexpected), "now_passing": len(fixed), "tests": results}
+               "unexpected_failures": unexpected, "problems": len(problems), "tests": results}
     (HERE / "results.json").write_text(json.dumps(summary, indent=1))
     print(f"\nspec: {total['passed']} passed, {total['failed']} failed ({known} expected), {total['skipped']} skipped")
     if total["passed"] == 0:
         print("nothing passed: is the server reachable?")
         return 1
-    return 1 if unexpected or fixed else 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

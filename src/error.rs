@@ -330,6 +330,8 @@ error_codes! {
     Location40472 = 40472,
     /// An OP_MSG arrived without `$db`.
     MissingDatabase = 40571,
+    /// A stage that must come first in a pipeline (`$collStats`, `$currentOp`, ...) does not.
+    Location40602 = 40602,
     /// A numeric field outside the range mongod's IDL parser allows.
     Location51024 = 51024,
     /// `txnNumber` on a command that takes no session (`hello`, `ping`, ...).

@@ -9,9 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, eventually};
 use futures_util::TryStreamExt;
 use mongodb::bson::doc;
 use serde_json::Value as Json;
@@ -129,16 +129,13 @@ fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// Polls `f` until it returns true, up to `timeout`.
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// The server's error code, for a command error.
+fn code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(e) => Some(e.code),
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => Some(e.code),
+        _ => None,
     }
-    false
 }
 
 #[tokio::test]
@@ -203,12 +200,7 @@ fn admin_port_disabled_serves_nothing() {
 fn admin_port_in_use_stops_startup() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
-    let dir = tempfile::tempdir().expect("dir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_monarchd"))
-        .args(["--port", "0", "--adminPort", &port, "--dbpath"])
-        .arg(dir.path().join("db"))
-        .output()
-        .expect("run");
+    let output = common::run_to_exit(&["--adminPort", &port]);
     // mongod's exit code for a socket it cannot listen on.
     assert_eq!(output.status.code(), Some(48), "{}", String::from_utf8_lossy(&output.stdout));
 }
@@ -273,7 +265,7 @@ async fn admin_metrics_move_with_commands() {
         .run_command(doc! { "find": "orders", "filter": { "$nope": 1 } })
         .await
         .expect_err("unknown top-level operator");
-    assert!(error.to_string().contains("BadValue"), "{error}");
+    assert_eq!(code(&error), Some(2), "mongod's BadValue: {error}");
     // Wait out the 100 ms background flush so a journal sync is recorded too.
     let after = {
         let mut text = String::new();
@@ -331,7 +323,11 @@ async fn admin_readyz_unavailable_when_storage_unwritable() {
                 .build(),
         )
         .await;
-    assert!(write.is_err(), "a journaled write must fail once syncs fail");
+    // mongod has no reply for this (it stops the process after a failed fsync); Monarch keeps
+    // serving reads and answers writes with 1 InternalError, saying why.
+    let error = write.expect_err("a journaled write must fail once syncs fail");
+    assert_eq!(code(&error), Some(1), "{error:?}");
+    assert!(error.to_string().contains("writes are disabled after a failed journal sync"), "{error}");
 
     let ready = get(port, "/readyz");
     assert_eq!(ready.status, 503, "{}", ready.body);
@@ -365,7 +361,14 @@ async fn admin_readyz_unavailable_while_draining() {
     let coll = client.database("db").collection::<mongodb::bson::Document>("c");
     // A request in flight keeps the server draining after SIGTERM.
     let slow = tokio::spawn(async move { coll.find_one(doc! {}).await.map(|_| ()) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the find is in flight (held by the fail point), so SIGTERM finds it there.
+    let admin = client.database("admin");
+    let in_flight = common::eventually_async(Duration::from_secs(10), || async {
+        let reply = admin.run_command(doc! { "currentOp": 1, "ns": "db.c" }).await.expect("currentOp");
+        !reply.get_array("inprog").expect("inprog").is_empty()
+    })
+    .await;
+    assert!(in_flight, "the find never showed in currentOp");
     assert_eq!(get(port, "/readyz").status, 200);
     server.signal_terminate();
     let mut last = String::new();
@@ -419,7 +422,7 @@ async fn admin_dashboard_and_alert_rules_use_only_exported_metrics() {
     coll.find_one(doc! { "a": 1 }).await.expect("find");
     // Labelled counters export series once they have one: make an error happen.
     let failed = client.database("d").run_command(doc! { "find": "c", "filter": { "$nope": 1 } }).await;
-    assert!(failed.is_err());
+    assert_eq!(failed.as_ref().map_err(code).err(), Some(Some(2)), "mongod's BadValue: {failed:?}");
     let mut text = String::new();
     assert!(eventually(Duration::from_secs(5), || {
         text = get(port, "/metrics").body;

@@ -141,11 +141,8 @@ async fn collections_survive_restart() {
 #[test]
 fn collections_second_server_cannot_share_dbpath() {
     let server = TestServer::start(&[]);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_monarchd"))
-        .args(["--port", "0", "--adminPort", "disabled", "--dbpath"])
-        .arg(server.dir.path().join("db"))
-        .output()
-        .expect("run");
+    let dbpath = server.dir.path().join("db");
+    let output = common::run_to_exit(&["--adminPort", "disabled", "--dbpath", dbpath.to_str().expect("utf-8 path")]);
     assert!(!output.status.success());
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(log.contains("Unable to lock the lock file"), "{log}");

@@ -27,7 +27,12 @@ async fn durability_write_concerns() {
         .run_command(doc! { "insert": "wc", "documents": [{ "_id": 3 }], "writeConcern": { "w": 2 } })
         .await
         .expect_err("w: 2 on a standalone");
-    assert!(format!("{error}").contains("w"), "{error}");
+    match error.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(e) => {
+            assert_eq!((e.code, e.message.as_str()), (2, "cannot use 'w' > 1 when a host is not replicated"));
+        }
+        other => panic!("expected mongod's BadValue command error, got {other:?}"),
+    }
 
     // w: 0 is sent with moreToCome and gets no reply (the Rust driver refuses w: 0, so this
     // speaks raw OP_MSG); the write still happens.

@@ -80,9 +80,18 @@ async fn failpoint_fail_command_error_times_block_close() {
         })
         .await
         .expect("configure wce");
-    let reply = client.database("app").run_command(doc! { "insert": "c", "documents": [{ "_id": 2 }] }).await;
-    let text = format!("{reply:?}");
-    assert!(text.contains("64"), "{text}");
+    // Raw, so the reply is seen as sent: `ok: 1`, the insert done, and the write concern
+    // error exactly as the fail point's data gave it.
+    let mut raw = server.raw();
+    raw.send(&common::op_msg(1, 0, &doc! { "insert": "c", "documents": [{ "_id": 2 }], "$db": "app" }));
+    let reply = common::reply_body(&raw.receive().expect("insert reply"));
+    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply}");
+    assert_eq!(reply.get_i32("n").ok(), Some(1), "{reply}");
+    assert_eq!(
+        reply.get_document("writeConcernError").ok(),
+        Some(&doc! { "code": 64, "errmsg": "waiting for replication timed out" }),
+        "{reply}"
+    );
     assert_eq!(
         coll.count_documents(doc! {}).await.expect("count"),
         2,

@@ -50,12 +50,16 @@ async fn handshake_list_commands_and_unknown_command() {
         assert!(commands.contains_key(name), "listCommands lacks {name}");
     }
 
-    let error = server.admin(doc! { "atlasVersion": 1 }).await.expect_err("atlasVersion must fail");
+    // One connection throughout: the error must leave it open and serving.
+    let client = server.client("maxPoolSize=1").await;
+    let admin = client.database("admin");
+    let connection_id = |hello: mongodb::bson::Document| hello.get_i32("connectionId").expect("connectionId");
+    let before = connection_id(admin.run_command(doc! { "hello": 1 }).await.expect("hello"));
+    let error = admin.run_command(doc! { "atlasVersion": 1 }).await.expect_err("atlasVersion must fail");
     let (code, name, message) = command_error(&error).expect("command error");
     assert_eq!((code, name.as_str(), message.as_str()), (59, "CommandNotFound", "no such command: 'atlasVersion'"));
-
-    // The connection survives the error.
-    assert!(server.admin(doc! { "ping": 1 }).await.is_ok());
+    let after = connection_id(admin.run_command(doc! { "hello": 1 }).await.expect("hello after the error"));
+    assert_eq!(after, before, "the same connection answers after the error");
 }
 
 #[tokio::test]

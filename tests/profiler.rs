@@ -11,26 +11,28 @@ use std::time::{Duration, Instant};
 use common::TestServer;
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::ErrorKind;
 use mongodb::{Client, Database};
 
-/// Profile entries are written after the reply, on a background thread: waits until `filter`
-/// matches at least `n` of them (or five seconds pass) and returns what it found.
-async fn entries(db: &Database, filter: Document, n: usize) -> Vec<Document> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let found: Vec<Document> = db
-            .collection::<Document>("system.profile")
-            .find(filter.clone())
-            .await
-            .expect("find system.profile")
-            .try_collect()
-            .await
-            .expect("read system.profile");
-        if found.len() >= n || Instant::now() > deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// The server's code and message for a command error.
+fn command_error(error: &mongodb::error::Error) -> Option<(i32, String)> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some((e.code, e.message.clone())),
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => Some((e.code, e.message.clone())),
+        _ => None,
     }
+}
+
+/// The profile entries `filter` matches. mongod writes an entry before it replies, so no
+/// waiting: an entry that is not there now is missing.
+async fn entries(db: &Database, filter: Document) -> Vec<Document> {
+    db.collection::<Document>("system.profile")
+        .find(filter)
+        .await
+        .expect("find system.profile")
+        .try_collect()
+        .await
+        .expect("read system.profile")
 }
 
 async fn collection_names(db: &Database) -> Vec<String> {
@@ -49,7 +51,6 @@ async fn profile_level_0_writes_no_entries() {
     let coll = db.collection::<Document>("c");
     coll.insert_one(doc! { "a": 1 }).await.expect("insert");
     coll.find_one(doc! { "a": 1 }).await.expect("find");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!collection_names(&db).await.contains(&"system.profile".to_owned()));
 }
 
@@ -69,7 +70,12 @@ async fn profile_level_2_records_every_operation_in_mongod_shape() {
     assert_eq!(options.get_bool("capped").ok(), Some(true));
     assert_eq!(options.get_i64("size").ok(), Some(1024 * 1024));
     let dropped = db.collection::<Document>("system.profile").drop().await.map(|_| ());
-    assert!(dropped.expect_err("drop while profiling").to_string().contains("turn off profiling"));
+    let error = dropped.expect_err("drop while profiling");
+    assert_eq!(
+        command_error(&error),
+        Some((20, "turn off profiling before dropping system.profile collection".into())),
+        "mongod's IllegalOperation"
+    );
 
     let coll = db.collection::<Document>("c");
     coll.insert_many(vec![doc! { "_id": 1, "a": 1 }, doc! { "_id": 2, "a": 2 }]).await.expect("insert");
@@ -77,12 +83,12 @@ async fn profile_level_2_records_every_operation_in_mongod_shape() {
     coll.update_one(doc! { "_id": 1 }, doc! { "$set": { "b": 1 } }).await.expect("update");
     coll.delete_one(doc! { "_id": 2 }).await.expect("delete");
 
-    let insert = entries(&db, doc! { "op": "insert", "ns": "prof2.c" }, 1).await;
+    let insert = entries(&db, doc! { "op": "insert", "ns": "prof2.c" }).await;
     assert_eq!(insert.len(), 1, "one insert entry");
     assert_eq!(insert[0].get_i64("ninserted").ok(), Some(2));
     assert_eq!(insert[0].get_document("command").and_then(|c| c.get_str("insert")).ok(), Some("c"));
 
-    let query = entries(&db, doc! { "op": "query", "ns": "prof2.c" }, 1).await;
+    let query = entries(&db, doc! { "op": "query", "ns": "prof2.c" }).await;
     let query = query.first().expect("query entry");
     let filter = query.get_document("command").and_then(|c| c.get_document("filter")).expect("command.filter");
     assert_eq!(filter, &doc! { "a": { "$gte": 1 } }, "the profiler keeps values, as mongod's");
@@ -101,19 +107,18 @@ async fn profile_level_2_records_every_operation_in_mongod_shape() {
     assert_eq!(query.get_i32("numYield").ok(), Some(0));
     assert!(query.get_document("locks").is_ok());
 
-    let update = entries(&db, doc! { "op": "update", "ns": "prof2.c" }, 1).await;
+    let update = entries(&db, doc! { "op": "update", "ns": "prof2.c" }).await;
     assert_eq!(update.first().and_then(|u| u.get_i64("nModified").ok()), Some(1));
-    let remove = entries(&db, doc! { "op": "remove", "ns": "prof2.c" }, 1).await;
+    let remove = entries(&db, doc! { "op": "remove", "ns": "prof2.c" }).await;
     assert_eq!(remove.first().and_then(|r| r.get_i64("ndeleted").ok()), Some(1));
 
     let write = db.collection::<Document>("system.profile").insert_one(doc! { "x": 1 }).await;
     let error = write.map(|_| ()).expect_err("clients cannot write to system.profile");
-    assert!(error.to_string().contains("cannot write to prof2.system.profile"), "{error}");
+    assert_eq!(command_error(&error), Some((73, "cannot write to prof2.system.profile".into())), "{error}");
 
     // Another database keeps its own level.
     let other = client.database("prof2other");
     other.collection::<Document>("c").insert_one(doc! { "a": 1 }).await.expect("insert other");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!collection_names(&other).await.contains(&"system.profile".to_owned()));
 }
 
@@ -126,14 +131,13 @@ async fn profile_level_1_records_only_slow_operations() {
     coll.insert_one(doc! { "a": 1 }).await.expect("insert");
     db.run_command(doc! { "profile": 1, "slowms": 1_000_000 }).await.expect("profile 1");
     coll.find_one(doc! { "fast": 1 }).await.expect("fast find");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(entries(&db, doc! { "command.filter.fast": 1 }, 0).await.is_empty(), "nothing is that slow");
+    assert!(entries(&db, doc! { "command.filter.fast": 1 }).await.is_empty(), "nothing is that slow");
 
     let reply = db.run_command(doc! { "profile": 1, "slowms": 0 }).await.expect("profile 1, slowms 0");
     assert_eq!(reply.get_i32("was").ok(), Some(1));
     assert_eq!(reply.get_i32("slowms").ok(), Some(1_000_000), "the reply holds the previous threshold");
     coll.find_one(doc! { "slow": 1 }).await.expect("slow find");
-    let found = entries(&db, doc! { "command.filter.slow": 1 }, 1).await;
+    let found = entries(&db, doc! { "command.filter.slow": 1 }).await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].get_str("op").ok(), Some("query"));
 
@@ -148,9 +152,9 @@ async fn profile_level_1_records_only_slow_operations() {
     coll.find_one(doc! { "filtered": 1 }).await.expect("find");
     // The driver sends the documents as a document sequence, outside the command body the
     // entry shows (as mongod's does).
-    let found = entries(&db, doc! { "op": "insert", "ns": "prof1.c" }, 1).await;
+    let found = entries(&db, doc! { "op": "insert", "ns": "prof1.c" }).await;
     assert_eq!(found.len(), 1);
-    assert!(entries(&db, doc! { "op": "query", "command.filter.filtered": 1 }, 0).await.is_empty());
+    assert!(entries(&db, doc! { "op": "query", "command.filter.filtered": 1 }).await.is_empty());
 }
 
 #[tokio::test]
@@ -166,9 +170,9 @@ async fn profile_collection_is_capped_at_one_mebibyte() {
     for n in 0..150 {
         coll.find_one(doc! { "n": n, "pad": &pad }).await.expect("find");
     }
-    let last = entries(&db, doc! { "op": "query", "command.filter.n": 149 }, 1).await;
+    let last = entries(&db, doc! { "op": "query", "command.filter.n": 149 }).await;
     assert_eq!(last.len(), 1, "the newest entry is kept");
-    assert!(entries(&db, doc! { "op": "query", "command.filter.n": 0 }, 0).await.is_empty(), "the oldest went");
+    assert!(entries(&db, doc! { "op": "query", "command.filter.n": 0 }).await.is_empty(), "the oldest went");
     let stats: Vec<Document> = db
         .collection::<Document>("system.profile")
         .aggregate(vec![doc! { "$collStats": { "storageStats": {} } }])
@@ -231,13 +235,15 @@ async fn server_status_op_latencies_move_and_show_histograms() {
 #[tokio::test]
 async fn coll_stats_latency_stats_per_collection() {
     let server = TestServer::start(&[]);
-    let client = server.client("").await;
+    // One connection: a request's latency is recorded once its reply is written, before the
+    // server reads the next message on that connection, so `$collStats` below sees all three
+    // finds without waiting.
+    let client = server.client("maxPoolSize=1").await;
     let coll = client.database("lat").collection::<Document>("c");
     coll.insert_one(doc! { "a": 1 }).await.expect("insert");
     for _ in 0..3 {
         coll.find_one(doc! { "a": 1 }).await.expect("find");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let stats: Vec<Document> = coll
         .aggregate(vec![doc! { "$collStats": { "latencyStats": { "histograms": true } } }])
         .await
@@ -289,7 +295,8 @@ async fn monarch_query_stats_lists_a_repeated_shape() {
     let filter = row.get_document("command").and_then(|c| c.get_document("filter")).expect("command.filter");
     assert_eq!(filter.get_str("a").ok(), Some("###"), "the example is redacted");
     let wrong_db = client.database("qs").run_command(doc! { "monarchQueryStats": 1 }).await;
-    assert!(wrong_db.is_err());
+    let error = wrong_db.expect_err("monarchQueryStats outside admin");
+    assert_eq!(command_error(&error).map(|(code, _)| code), Some(13), "{error}");
 }
 
 #[tokio::test]
@@ -317,7 +324,9 @@ async fn current_op_stage_lists_operations_in_flight() {
         .await
         .map(|_| ())
         .expect_err("$currentOp outside admin");
-    assert!(elsewhere.to_string().contains("admin"));
+    // mongod: 73 InvalidNamespace, "$currentOp must be run against the 'admin' database with
+    // {aggregate: 1}".
+    assert_eq!(command_error(&elsewhere).map(|(code, _)| code), Some(73), "{elsewhere}");
 }
 
 #[tokio::test]
@@ -327,8 +336,51 @@ async fn profile_start_level_applies_to_every_database() {
     for name in ["startA", "startB"] {
         let db = client.database(name);
         db.collection::<Document>("c").find_one(doc! { "x": 1 }).await.expect("find");
-        let found = entries(&db, doc! { "op": "query", "ns": format!("{name}.c") }, 1).await;
+        let found = entries(&db, doc! { "op": "query", "ns": format!("{name}.c") }).await;
         assert_eq!(found.len(), 1, "{name}");
         assert_eq!(db.run_command(doc! { "profile": -1 }).await.expect("status").get_i32("was").ok(), Some(2));
+    }
+}
+
+#[tokio::test]
+async fn profile_entry_exists_when_the_reply_arrives() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let other = server.client("").await;
+    let db = client.database("profnow");
+    db.run_command(doc! { "profile": 2 }).await.expect("profile 2");
+    let coll = db.collection::<Document>("c");
+    coll.insert_one(doc! { "a": 1 }).await.expect("insert");
+    // No polling here: mongod writes the entry before it replies, and tools read
+    // `system.profile` right after an operation. Several rounds, so a writer that merely
+    // tends to be quick enough does not pass by luck. First through one raw connection with both messages in one write: the server reads
+    // the count only after it has answered the find, with no network round trip between them
+    // for a late writer to hide in.
+    let mut raw = server.raw();
+    for n in 0..20 {
+        let find = doc! { "find": "c", "filter": { "raw": n }, "$db": "profnow" };
+        let count = doc! { "count": "system.profile", "query": { "command.filter.raw": n }, "$db": "profnow" };
+        let mut both = common::op_msg(1, 0, &find);
+        both.extend(common::op_msg(2, 0, &count));
+        raw.send(&both);
+        let found = raw.receive().map(|m| common::reply_body(&m)).expect("find reply");
+        assert_eq!(found.get_f64("ok").ok(), Some(1.0), "{found}");
+        let counted = raw.receive().map(|m| common::reply_body(&m)).expect("count reply");
+        assert_eq!(counted.get_i32("n").ok(), Some(1), "round {n}: {counted}");
+    }
+
+    // Then through the driver, reading with the same client and with another one.
+    for n in 0..20 {
+        coll.find_one(doc! { "round": n }).await.expect("find");
+        let filter = doc! { "op": "query", "command.filter.round": n };
+        for (who, reader) in [("same client", &client), ("another client", &other)] {
+            let found = reader
+                .database("profnow")
+                .collection::<Document>("system.profile")
+                .count_documents(filter.clone())
+                .await
+                .expect("count system.profile");
+            assert_eq!(found, 1, "round {n}: the entry is visible through {who} once the find replied");
+        }
     }
 }

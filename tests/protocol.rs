@@ -176,6 +176,7 @@ fn protocol_bad_bson_and_arguments_get_error_replies() {
     body[nested] = 200;
     conn.send(&op_msg_raw(1, 0, &body));
     let reply = reply_body(&conn.receive().expect("reply"));
+    assert_eq!(reply.get_i32("code").ok(), Some(22), "{reply}");
     assert_eq!(reply.get_str("codeName").ok(), Some("InvalidBSON"), "{reply}");
 
     // Missing $db.
@@ -189,9 +190,11 @@ fn protocol_bad_bson_and_arguments_get_error_replies() {
     conn.send(&op_msg(4, 0, &doc! { "getLog": 3, "$db": "admin" }));
     assert_eq!(reply_body(&conn.receive().expect("reply")).get_i32("code").ok(), Some(14));
 
-    // An empty command.
+    // An empty command: mongod looks the (empty) name up before it reads `$db`.
     conn.send(&op_msg(5, 0, &doc! {}));
-    assert_eq!(reply_body(&conn.receive().expect("reply")).get_f64("ok").ok(), Some(0.0));
+    let reply = reply_body(&conn.receive().expect("reply"));
+    assert_eq!(reply.get_i32("code").ok(), Some(59), "{reply}");
+    assert_eq!(reply.get_str("errmsg").ok(), Some("no such command: ''"), "{reply}");
 
     // Same connection, still fine.
     conn.send(&op_msg(6, 0, &doc! { "ping": 1, "$db": "admin" }));
@@ -208,4 +211,200 @@ fn crc32c(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+// ---- OP_COMPRESSED, checked against codecs that share no code with the server's ----------
+//
+// The server compresses with the wire crate's codecs (snap, flate2 on miniz_oxide, zstd on
+// libzstd). Requests here are built by hand in each format's simplest valid form (snappy
+// literals, zlib stored blocks, a zstd raw block), and replies are read with a snappy decoder
+// written below from the format description, zune-inflate and ruzstd: a codec that only
+// agrees with itself would fail here.
+
+/// Appends `n` as a little-endian base-128 varint (snappy's length prefix).
+fn push_varint(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Snappy raw format, literals only (valid snappy that any decoder must accept).
+fn snappy_literals(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_varint(&mut out, data.len());
+    for chunk in data.chunks(65_536) {
+        // Tag 61 << 2: a literal whose length - 1 follows in two bytes.
+        out.push(61 << 2);
+        out.extend_from_slice(&((chunk.len() - 1) as u16).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+/// Decodes snappy's raw format (literals and the three copy forms), or `None` if malformed.
+fn snappy_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut at = 0;
+    let mut length = 0usize;
+    for shift in (0..35).step_by(7) {
+        let byte = *input.get(at)?;
+        at += 1;
+        length |= usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(length);
+    let take = |at: &mut usize, n: usize| -> Option<usize> {
+        let bytes = input.get(*at..*at + n)?;
+        *at += n;
+        Some(bytes.iter().rev().fold(0usize, |v, b| (v << 8) | usize::from(*b)))
+    };
+    while at < input.len() {
+        let tag = input[at];
+        at += 1;
+        let (len, offset) = match tag & 3 {
+            0 => {
+                let small = usize::from(tag >> 2);
+                let len = if small < 60 { small + 1 } else { take(&mut at, small - 59)? + 1 };
+                out.extend_from_slice(input.get(at..at + len)?);
+                at += len;
+                continue;
+            }
+            1 => (usize::from((tag >> 2) & 7) + 4, (usize::from(tag >> 5) << 8) | take(&mut at, 1)?),
+            2 => (usize::from(tag >> 2) + 1, take(&mut at, 2)?),
+            _ => (usize::from(tag >> 2) + 1, take(&mut at, 4)?),
+        };
+        if offset == 0 || offset > out.len() {
+            return None;
+        }
+        // Byte by byte: a copy may overlap what it produces.
+        for _ in 0..len {
+            out.push(out[out.len() - offset]);
+        }
+    }
+    (out.len() == length).then_some(out)
+}
+
+/// zlib (RFC 1950) with stored deflate blocks and its Adler-32.
+fn zlib_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x78, 0x01];
+    let chunks: Vec<&[u8]> = data.chunks(65_535).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        out.push(u8::from(i + 1 == chunks.len()));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for byte in data {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out
+}
+
+/// One zstd frame holding `data` as a single raw block (at most 128 KiB).
+fn zstd_raw(data: &[u8]) -> Vec<u8> {
+    assert!(data.len() < 128 * 1024);
+    let mut out = 0xFD2F_B528u32.to_le_bytes().to_vec();
+    // Single segment, a 4-byte content size, no checksum, no dictionary.
+    out.push(0b1010_0000);
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    // Block header: last block, raw, its size.
+    let header = ((data.len() as u32) << 3) | 1;
+    out.extend_from_slice(&header.to_le_bytes()[..3]);
+    out.extend_from_slice(data);
+    out
+}
+
+/// Wraps `message` (a whole OP_MSG) in OP_COMPRESSED with `compressor` (id) and `payload`.
+fn op_compressed(message: &[u8], compressor: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&((16 + 9 + payload.len()) as i32).to_le_bytes());
+    out.extend_from_slice(&message[4..8]);
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&2012i32.to_le_bytes());
+    out.extend_from_slice(&message[12..16]);
+    out.extend_from_slice(&((message.len() - 16) as i32).to_le_bytes());
+    out.push(compressor);
+    out.extend_from_slice(payload);
+    out
+}
+
+fn i32_at(bytes: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+#[test]
+fn protocol_op_compressed_replies_decode_with_independent_codecs() {
+    let server = TestServer::start(&[]);
+    // Repetitive values, so a real compressor has something to do (and uses copies).
+    let seed: Vec<Document> =
+        (0..60).map(|i| doc! { "_id": i, "text": "the same words again and ".repeat(8) }).collect();
+    let mut setup = server.raw();
+    setup.send(&op_msg(1, 0, &doc! { "insert": "z", "documents": seed, "$db": "cmp" }));
+    assert_eq!(reply_body(&setup.receive().expect("insert reply")).get_i32("n").ok(), Some(60));
+
+    type Encode = fn(&[u8]) -> Vec<u8>;
+    type Decode = fn(&[u8]) -> Option<Vec<u8>>;
+    let codecs: [(&str, u8, Encode, Decode); 3] = [
+        ("snappy", 1, snappy_literals, snappy_decode),
+        ("zlib", 2, zlib_stored, |data| zune_inflate::DeflateDecoder::new(data).decode_zlib().ok()),
+        ("zstd", 3, zstd_raw, |data| {
+            let mut out = Vec::new();
+            let mut decoder = ruzstd::decoding::StreamingDecoder::new(data).ok()?;
+            std::io::Read::read_to_end(&mut decoder, &mut out).ok()?;
+            Some(out)
+        }),
+    ];
+    for (name, id, encode, decode) in codecs {
+        let mut conn = server.raw();
+        conn.send(&op_msg(1, 0, &doc! { "hello": 1, "compression": [name], "$db": "admin" }));
+        let hello = reply_body(&conn.receive().expect("hello reply"));
+        assert_eq!(hello.get_array("compression").ok(), Some(&vec![name.into()]), "{hello}");
+
+        let find = op_msg(7, 0, &doc! { "find": "z", "filter": {}, "batchSize": 60, "$db": "cmp" });
+        conn.send(&op_compressed(&find, id, &encode(&find[16..])));
+        let reply = conn.receive().expect("compressed reply");
+        assert_eq!(i32_at(&reply, 8), 7, "{name}: responseTo");
+        assert_eq!(i32_at(&reply, 12), 2012, "{name}: a compressed request gets a compressed reply");
+        assert_eq!(i32_at(&reply, 16), 2013, "{name}: original op code");
+        assert_eq!(reply[24], id, "{name}: compressor id");
+        let payload = &reply[25..];
+        let body = decode(payload).unwrap_or_else(|| panic!("{name}: the reply does not decode"));
+        assert_eq!(body.len(), i32_at(&reply, 20) as usize, "{name}: uncompressed size");
+        assert!(payload.len() < body.len() / 2, "{name}: {} bytes for {}: not compressed", payload.len(), body.len());
+        // flags, then a kind-0 section holding the reply document.
+        assert_eq!((i32_at(&body, 0), body[4]), (0, 0), "{name}: flags and section kind");
+        let document = Document::from_reader(&body[5..]).expect("reply document");
+        assert_eq!(document.get_f64("ok").ok(), Some(1.0), "{name}: {document}");
+        let batch = document.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("firstBatch");
+        assert_eq!(batch.len(), 60, "{name}");
+        assert_eq!(batch[59].as_document().and_then(|d| d.get_i32("_id").ok()), Some(59), "{name}");
+    }
+}
+
+#[test]
+fn protocol_compression_negotiation_keeps_the_clients_order() {
+    let server = TestServer::start(&[]);
+    let mut conn = server.raw();
+    // The server's own list is snappy, zstd, zlib; mongod answers in the client's order.
+    conn.send(&op_msg(1, 0, &doc! { "hello": 1, "compression": ["zlib", "lz4", "zstd", "snappy"], "$db": "admin" }));
+    let hello = reply_body(&conn.receive().expect("hello reply"));
+    assert_eq!(hello.get_array("compression").ok(), Some(&vec!["zlib".into(), "zstd".into(), "snappy".into()]));
+    // With a server that offers one compressor, only that one.
+    let zlib_only = TestServer::start(&["--networkMessageCompressors", "zlib"]);
+    let mut conn = zlib_only.raw();
+    conn.send(&op_msg(1, 0, &doc! { "hello": 1, "compression": ["snappy", "zlib"], "$db": "admin" }));
+    let hello = reply_body(&conn.receive().expect("hello reply"));
+    assert_eq!(hello.get_array("compression").ok(), Some(&vec!["zlib".into()]));
+    // Nothing in common: no `compression` field.
+    let mut conn = zlib_only.raw();
+    conn.send(&op_msg(1, 0, &doc! { "hello": 1, "compression": ["snappy"], "$db": "admin" }));
+    let hello = reply_body(&conn.receive().expect("hello reply"));
+    assert!(!hello.contains_key("compression"), "{hello}");
 }

@@ -23,8 +23,15 @@ fn server_max_conns_refuses_the_extra_connection() {
     assert!(third.is_closed(), "the third connection must be refused");
     assert!(server.wait_for_log("too many open connections", Duration::from_secs(5)));
 
+    // The slot frees once the server has seen the close: wait for that through the first
+    // connection (each poll there is one more request, never one more connection).
     drop(second);
-    std::thread::sleep(Duration::from_millis(200));
+    let current = |conn: &mut common::RawConnection| {
+        conn.send(&op_msg(9, 0, &doc! { "serverStatus": 1, "$db": "admin" }));
+        let status = reply_body(&conn.receive().expect("serverStatus"));
+        status.get_document("connections").and_then(|c| c.get_i64("current")).expect("current")
+    };
+    assert!(common::eventually(Duration::from_secs(5), || current(&mut first) == 1), "the closed slot is freed");
     let mut again = server.raw();
     again.send(&op_msg(3, 0, &doc! { "serverStatus": 1, "$db": "admin" }));
     let status = reply_body(&again.receive().expect("serverStatus"));
@@ -53,15 +60,13 @@ fn server_rejects_bad_configuration_with_named_key() {
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("monarch.toml");
     std::fs::write(&config, "[net]\nport = 1\nbindIpp = \"x\"\n").expect("write config");
-    let output = Command::new(env!("CARGO_BIN_EXE_monarchd")).arg("--config").arg(&config).output().expect("run");
+    let config = config.to_str().expect("utf-8 path");
+    let output = common::run_to_exit(&["--config", config]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bindIpp"), "{stderr}");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_monarchd"))
-        .args(["--setParameter", "noSuchParameter=1"])
-        .output()
-        .expect("run");
+    let output = common::run_to_exit(&["--setParameter", "noSuchParameter=1"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("noSuchParameter"));
 }

@@ -3,11 +3,17 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::TestServer;
-use mongodb::bson::doc;
+use mongodb::bson::{Document, doc};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 struct Pki {
     ca: PathBuf,
@@ -45,6 +51,66 @@ fn tls_uri(server: &TestServer, pki: &Pki, client_cert: bool) -> String {
     uri
 }
 
+/// How a TLS client's `hello` ended.
+#[derive(Debug)]
+enum Outcome {
+    /// The session was set up and the server answered.
+    Served(Document),
+    /// The server ended the attempt (a TLS alert, a reset or EOF): the text says how.
+    Refused(String),
+    /// Nothing came back in time: neither served nor refused, so a test failure.
+    TimedOut,
+}
+
+/// Opens a TLS session to 127.0.0.1:`port` as "localhost", trusting `ca`, presenting the
+/// certificate and key in `client` if given, and sends `hello` as raw OP_MSG. rustls's client
+/// sees the server's alert, so a refusal is told apart from a hang.
+fn tls_hello(port: u16, ca: &Path, client: Option<&Path>) -> Outcome {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("read CA") {
+        roots.add(cert.expect("CA certificate")).expect("trust CA");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(pem) => {
+            let chain: Vec<_> = CertificateDer::pem_file_iter(pem).expect("read").map(|c| c.expect("cert")).collect();
+            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(pem).expect("key")).expect("client auth")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let name = ServerName::try_from("localhost").expect("server name");
+    let session = rustls::ClientConnection::new(Arc::new(config), name).expect("client session");
+    let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut tls = rustls::StreamOwned::new(session, tcp);
+    let ended = |error: std::io::Error| match error.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Outcome::TimedOut,
+        _ => Outcome::Refused(error.to_string()),
+    };
+    if let Err(error) = tls.write_all(&common::op_msg(1, 0, &doc! { "hello": 1, "$db": "admin" })) {
+        return ended(error);
+    }
+    let mut length = [0u8; 4];
+    if let Err(error) = tls.read_exact(&mut length) {
+        return ended(error);
+    }
+    let mut message = length.to_vec();
+    message.resize(i32::from_le_bytes(length) as usize, 0);
+    if let Err(error) = tls.read_exact(&mut message[4..]) {
+        return ended(error);
+    }
+    Outcome::Served(common::reply_body(&message))
+}
+
+/// Asserts `outcome` is a refusal by a TLS alert (not a timeout, not a reply).
+fn assert_alert(outcome: &Outcome, why: &str) {
+    assert!(matches!(outcome, Outcome::Refused(text) if text.contains("alert")), "{why}: {outcome:?}");
+}
+
 async fn ping(uri: &str) -> mongodb::error::Result<()> {
     let client = mongodb::Client::with_uri_str(uri).await?;
     client.database("admin").run_command(doc! { "ping": 1 }).await.map(|_| ())
@@ -57,9 +123,12 @@ async fn tls_require_accepts_tls_and_refuses_plain() {
     let server_pem = pki.server.to_str().expect("path").to_owned();
     let server = TestServer::start_in(dir, &["--tlsMode", "requireTLS", "--tlsCertificateKeyFile", &server_pem]);
     ping(&tls_uri(&server, &pki, false)).await.expect("TLS ping");
-    let plain = format!("mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=1500", server.port);
-    assert!(ping(&plain).await.is_err(), "plain must be refused");
-    assert!(server.wait_for_log("requires TLS", std::time::Duration::from_secs(5)));
+    assert!(matches!(tls_hello(server.port, &pki.ca, None), Outcome::Served(_)));
+    // A plain client is closed on, not left waiting.
+    let mut plain = server.raw();
+    plain.send(&common::op_msg(1, 0, &doc! { "hello": 1, "$db": "admin" }));
+    assert!(plain.is_closed(), "plain must be refused");
+    assert!(server.wait_for_log("requires TLS", Duration::from_secs(5)));
 }
 
 #[tokio::test]
@@ -85,7 +154,14 @@ async fn tls_ca_file_requires_client_certificate() {
         &["--tlsMode", "requireTLS", "--tlsCertificateKeyFile", &server_pem, "--tlsCAFile", &ca_pem],
     );
     ping(&tls_uri(&server, &pki, true)).await.expect("ping with a client certificate");
-    assert!(ping(&tls_uri(&server, &pki, false)).await.is_err(), "no client certificate must be refused");
+    let served = tls_hello(server.port, &pki.ca, Some(&pki.client));
+    assert!(matches!(&served, Outcome::Served(hello) if hello.get_bool("isWritablePrimary").ok() == Some(true)));
+    assert_alert(&tls_hello(server.port, &pki.ca, None), "no client certificate must be refused");
+    // A certificate from another CA is refused just the same.
+    let elsewhere = tempfile::tempdir().expect("dir");
+    let other = make_pki(elsewhere.path());
+    assert_alert(&tls_hello(server.port, &pki.ca, Some(&other.client)), "a certificate of another CA must be refused");
+    assert!(server.wait_for_log("TLS handshake failed", Duration::from_secs(5)));
 }
 
 #[test]
@@ -93,13 +169,8 @@ fn tls_bad_certificate_file_stops_startup() {
     let dir = tempfile::tempdir().expect("dir");
     let bogus = dir.path().join("bogus.pem");
     std::fs::write(&bogus, "not a certificate").expect("write");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_monarchd"))
-        .args(["--port", "0", "--adminPort", "disabled", "--dbpath"])
-        .arg(dir.path().join("db"))
-        .args(["--tlsMode", "requireTLS", "--tlsCertificateKeyFile"])
-        .arg(&bogus)
-        .output()
-        .expect("run");
+    let bogus = bogus.to_str().expect("utf-8 path");
+    let output = common::run_to_exit(&["--tlsMode", "requireTLS", "--tlsCertificateKeyFile", bogus]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("bogus.pem"));
 }

@@ -13,7 +13,10 @@ use super::planner::{Access, ExecStats, Plan};
 use super::read::{QueryPlan, count_plan, distinct_plan, find_plan, hint_arg, pipeline_query};
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::ID_INDEX_ID;
+use crate::query::bounds::{IndexBounds, Interval};
+use crate::query::index_key::KeyOrder;
+use crate::storage::index::hash_value;
+use crate::storage::{ID_INDEX_ID, Index};
 
 /// How much `explain` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,7 +321,7 @@ fn plan_stages(
                     "isPartial": index.partial.is_some(),
                     "indexVersion": index.spec.get_i32("v").unwrap_or(2),
                     "direction": if *reverse { "backward" } else { "forward" },
-                    "indexBounds": bounds.render(&index.pattern, *reverse),
+                    "indexBounds": render_bounds(index, bounds, *reverse),
                 },
                 keys,
                 Some(keys),
@@ -397,4 +400,25 @@ fn is_simple_projection(projection: &RawDocument) -> bool {
                 RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_) | RawBsonRef::Boolean(_)
             )
     })
+}
+
+/// The bounds as mongod's explain shows them: a hashed field's points are the hashes the
+/// index holds (in key order), not the values the query named.
+fn render_bounds(index: &Index, bounds: &IndexBounds, reverse: bool) -> Document {
+    let mut rendered = bounds.render(&index.pattern, reverse);
+    for ((field, order), intervals) in index.pattern.fields().iter().zip(&bounds.fields) {
+        if *order != KeyOrder::Hashed || !intervals.iter().all(Interval::is_point) {
+            continue;
+        }
+        let collation = index.collation.as_deref();
+        let mut hashes: Vec<i64> = intervals.iter().map(|i| hash_value(i.start.as_raw_bson_ref(), collation)).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        if reverse {
+            hashes.reverse();
+        }
+        let points = hashes.into_iter().map(|h| Bson::String(format!("[{h}, {h}]"))).collect::<Vec<_>>();
+        rendered.insert(field.dotted(), points);
+    }
+    rendered
 }

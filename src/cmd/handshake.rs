@@ -1,7 +1,7 @@
 //! The handshake: `hello` and the legacy `isMaster`/`ismaster`.
 
 use bson::{Bson, DateTime, Document, RawBsonRef};
-use monarch_wire::{Compressor, MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE};
+use monarch_wire::{MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE};
 
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
@@ -31,16 +31,18 @@ fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str
     // omits `saslSupportedMechs` for a user it does not know.
     req.str_arg("saslSupportedMechs")?;
     record_client_metadata(ctx, req)?;
-    let negotiated = match req.array_arg("compression")? {
-        Some(offered) => {
-            let offered: Vec<&str> = offered.iter().filter_map(|v| v.as_str()).collect();
-            let common: Vec<Compressor> =
-                ctx.server.config.compressors.iter().copied().filter(|c| offered.contains(&c.name())).collect();
-            ctx.client.compressors.clone_from(&common);
-            Some(common)
-        }
-        None => None,
-    };
+    // As mongod's MessageCompressorManager::serverNegotiate: the client's list in the client's
+    // order, keeping the compressors this server has enabled; without a list, the connection's
+    // earlier result. An empty result is left out of the reply.
+    if let Some(offered) = req.array_arg("compression")? {
+        let enabled = &ctx.server.config.compressors;
+        ctx.client.compressors = offered
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter_map(|name| enabled.iter().copied().find(|c| c.name() == name))
+            .collect();
+    }
+    let negotiated = &ctx.client.compressors;
 
     let mut reply = Document::new();
     if primary_field == "ismaster" && hello_ok {
@@ -56,8 +58,8 @@ fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str
     reply.insert("minWireVersion", MIN_WIRE_VERSION);
     reply.insert("maxWireVersion", MAX_WIRE_VERSION);
     reply.insert("readOnly", false);
-    if let Some(common) = negotiated {
-        reply.insert("compression", common.iter().map(|c| Bson::from(c.name())).collect::<Vec<_>>());
+    if !negotiated.is_empty() {
+        reply.insert("compression", negotiated.iter().map(|c| Bson::from(c.name())).collect::<Vec<_>>());
     }
     Ok(reply)
 }
@@ -117,6 +119,7 @@ mod tests {
     use super::*;
     use crate::server::Shared;
     use bson::doc;
+    use monarch_wire::Compressor;
 
     #[test]
     fn hello_reports_handshake_fields() {
@@ -143,9 +146,18 @@ mod tests {
         );
         assert_eq!(reply.get_bool("ismaster").ok(), Some(true));
         assert_eq!(reply.get_bool("helloOk").ok(), Some(true));
-        // Server preference order (snappy, zstd, zlib), restricted to what the client offered.
-        assert_eq!(reply.get_array("compression").ok(), Some(&vec![Bson::from("snappy"), Bson::from("zlib")]));
-        assert_eq!(client.compressors, vec![Compressor::Snappy, Compressor::Zlib]);
+        // The client's order (zlib before snappy), restricted to what the server has: mongod
+        // keeps the client's preference, whatever its own list's order (snappy, zstd, zlib).
+        assert_eq!(reply.get_array("compression").ok(), Some(&vec![Bson::from("zlib"), Bson::from("snappy")]));
+        assert_eq!(client.compressors, vec![Compressor::Zlib, Compressor::Snappy]);
+        // A later hello without a list reports the connection's result, as mongod.
+        let again = shared.run_command_as(&mut client, doc! { "hello": 1, "$db": "admin" });
+        assert_eq!(again.get_array("compression").ok(), Some(&vec![Bson::from("zlib"), Bson::from("snappy")]));
+        // Nothing in common: no `compression` field at all.
+        let mut other = shared.test_client();
+        let none = shared.run_command_as(&mut other, doc! { "hello": 1, "compression": ["lz4"], "$db": "admin" });
+        assert!(!none.contains_key("compression"), "{none}");
+        assert!(other.compressors.is_empty());
     }
 
     #[test]

@@ -499,6 +499,18 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
     let stages = req.array_arg("pipeline")?.ok_or_else(|| {
         Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
     })?;
+    // As mongod, stage positions are checked before anything runs.
+    for stage in stages.iter().skip(1) {
+        if let RawBsonRef::Document(stage) = stage
+            && let Some((name, _)) = crate::query::path::fields(stage).next()
+            && FIRST_STAGE_ONLY.contains(&name)
+        {
+            return Err(Error::new(
+                ErrorCode::Location40602,
+                format!("{name} is only valid as the first stage in a pipeline."),
+            ));
+        }
+    }
     let deadline = deadline(req)?;
     let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
     let collation =
@@ -727,6 +739,10 @@ fn coll_stats_stage(ctx: &RequestCtx<'_>, ns: &Namespace, stage: &RawDocument) -
     }
     Ok(Box::new(std::iter::once(raw(&out))))
 }
+
+/// Stages that read from a source of their own, so mongod accepts them only first (its
+/// `kFirst` position requirement).
+const FIRST_STAGE_ONLY: &[&str] = &["$collStats", "$currentOp", "$geoNear", "$indexStats"];
 
 /// Stages of mongod's aggregation framework that a later issue builds.
 const KNOWN_STAGES: &[&str] = &[

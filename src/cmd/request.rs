@@ -36,6 +36,10 @@ impl CommandRequest {
     /// document sequences share a name.
     pub fn from_msg(msg: OpMsg) -> Result<Self> {
         validate(msg.body.as_raw(), 0)?;
+        if msg.body.as_raw().is_empty() {
+            // mongod looks the command up by its (here empty) name before it reads `$db`.
+            return Err(Error::new(ErrorCode::CommandNotFound, "no such command: ''"));
+        }
         for (i, seq) in msg.sequences.iter().enumerate() {
             if msg.sequences.iter().take(i).any(|earlier| earlier.identifier == seq.identifier) {
                 return Err(Error::new(

@@ -492,6 +492,27 @@ fn run_statements<'a, T>(
     outcomes
 }
 
+/// A delete statement's `limit`: 0 (every match) or 1 (the first), as mongod's
+/// `readMultiDeleteProperty` reads it (as a double, so 0.5 is refused too).
+fn delete_limit(statement: &RawDocument) -> Result<i64> {
+    let limit = match statement.get("limit").ok().flatten() {
+        Some(RawBsonRef::Int32(n)) => f64::from(n),
+        Some(RawBsonRef::Int64(n)) => n as f64,
+        Some(RawBsonRef::Double(n)) => n,
+        other => return Err(statement_field_error("delete.deletes", "limit", other, "long")),
+    };
+    if limit == 0.0 {
+        Ok(0)
+    } else if limit == 1.0 {
+        Ok(1)
+    } else {
+        Err(Error::new(
+            ErrorCode::FailedToParse,
+            format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
+        ))
+    }
+}
+
 /// `delete`: statements from `deletes` (`limit` 0 = all matches, 1 = the first).
 pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = writable_namespace(req)?;
@@ -499,6 +520,10 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let journal = journaled(req)?;
     let statements = req.documents("deletes")?;
     check_statement_fields("delete", "deletes", &statements, DELETE_STATEMENT_FIELDS)?;
+    // mongod reads `limit` while parsing the command: a bad one fails the whole command.
+    for statement in &statements {
+        delete_limit(statement)?;
+    }
     let vars = let_variables(req)?;
     let storage = &ctx.server.storage;
     let collection = storage.collection(&ns);
@@ -509,18 +534,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
             Some(RawBsonRef::Document(q)) => q,
             other => return Err(statement_field_error("delete.deletes", "q", other, "object")),
         };
-        let limit = match statement.get("limit").ok().flatten() {
-            Some(RawBsonRef::Int32(n)) => i64::from(n),
-            Some(RawBsonRef::Int64(n)) => n,
-            Some(RawBsonRef::Double(n)) => n as i64,
-            other => return Err(statement_field_error("delete.deletes", "limit", other, "long")),
-        };
-        if limit != 0 && limit != 1 {
-            return Err(Error::new(
-                ErrorCode::FailedToParse,
-                format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
-            ));
-        }
+        let limit = delete_limit(statement)?;
         let collation = collation::resolve(
             statement.get("collation").ok().flatten(),
             "delete.deletes.collation",

@@ -181,18 +181,30 @@ where
     }
 }
 
-/// A request whose reply is on its way: finished (fed to every observer) once written, or
-/// when dropped on an early exit (a closed connection, a failed write).
+/// A request whose reply is on its way: profiled before the reply is sent, finished (fed to
+/// every observer) once written, or when dropped on an early exit (a closed connection, a
+/// failed write).
 struct Tracked<'a> {
     guard: OpGuard<'a>,
     shared: &'a Shared,
     command: &'static str,
     error: Option<ErrorCode>,
     bytes_in: u64,
+    /// The profiler's slow-operation draw, once it has seen the request.
+    profiled: Option<bool>,
     done: bool,
 }
 
 impl Tracked<'_> {
+    /// Writes the profile entry of a request whose reply of `bytes_out` bytes is ready.
+    fn profile(&mut self, bytes_out: u64) {
+        if !self.shared.profiler.active() {
+            return;
+        }
+        let summary = self.summary(bytes_out);
+        self.profiled = crate::obs::before_reply(self.shared, &summary);
+    }
+
     fn finish(mut self, bytes_out: u64) {
         self.record(bytes_out);
     }
@@ -201,23 +213,24 @@ impl Tracked<'_> {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        crate::obs::finish(self.shared, &self.summary(bytes_out), self.profiled);
+    }
+
+    fn summary(&self, bytes_out: u64) -> OpSummary<'_> {
         let op = self.guard.op();
         let (keys_examined, docs_examined, plan) = op.examined();
-        crate::obs::finish(
-            self.shared,
-            &OpSummary {
-                op,
-                command: self.command,
-                duration: op.started.elapsed(),
-                error: self.error,
-                keys_examined,
-                docs_examined,
-                plan,
-                bytes_in: self.bytes_in,
-                bytes_out,
-                phases: op.phases(),
-            },
-        );
+        OpSummary {
+            op,
+            command: self.command,
+            duration: op.started.elapsed(),
+            error: self.error,
+            keys_examined,
+            docs_examined,
+            plan,
+            bytes_in: self.bytes_in,
+            bytes_out,
+            phases: op.phases(),
+        }
     }
 }
 
@@ -266,8 +279,15 @@ fn handle<'a>(
             guard.op().add_phase(|p| &mut p.parse, decoded_at.elapsed());
             let mut ctx = RequestCtx { server: shared, client, op: guard.op() };
             let executed = cmd::execute(&mut ctx, &request);
-            let tracked =
-                Tracked { guard, shared, command: executed.command, error: executed.error, bytes_in, done: false };
+            let tracked = Tracked {
+                guard,
+                shared,
+                command: executed.command,
+                error: executed.error,
+                bytes_in,
+                profiled: None,
+                done: false,
+            };
             (executed.reply, Some(request.name().to_owned()), Some(tracked))
         }
         Err(error) => (error.to_reply(), None, None),
@@ -283,8 +303,11 @@ fn handle<'a>(
     let compressor = compressor.filter(|_| name.as_deref().is_none_or(|n| !NEVER_COMPRESSED.contains(&n)));
     let encoding = Instant::now();
     let reply = reply_message(shared, request_id, reply, legacy, compressor);
-    if let Some(tracked) = &tracked {
+    let mut tracked = tracked;
+    if let Some(tracked) = &mut tracked {
         tracked.guard.op().add_phase(|p| &mut p.encode, encoding.elapsed());
+        // IMPORTANT: before the reply leaves; clients read `system.profile` right after it.
+        tracked.profile(reply.uncompressed_len() as u64);
     }
     (Outcome::Reply(reply), tracked)
 }

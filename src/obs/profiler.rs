@@ -2,9 +2,10 @@
 //! and entries in mongod's `system.profile` shape, written to each database's
 //! `system.profile` collection.
 //!
-//! Entries are built when a request finishes (after its reply is sent) and handed to one
-//! background writer thread through a bounded channel, so no request waits on storage for
-//! the profiler; when the channel is full the entry is dropped and counted.
+//! An entry is written before the request's reply is sent, as mongod does: a client (or a
+//! test, or a tool) that reads `system.profile` right after an operation's reply finds its
+//! entry. The cost falls only on profiled requests: when no database is profiled, the check
+//! is one atomic load.
 //!
 //! `system.profile` is capped by size, as mongod's default: before an entry goes in, the
 //! oldest entries are deleted until the collection stays within [`PROFILE_CAP_BYTES`]. Monarch
@@ -14,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bson::oid::ObjectId;
@@ -29,8 +29,6 @@ use crate::storage::{Namespace, Storage};
 pub const PROFILE_CAP_BYTES: u64 = 1024 * 1024;
 /// The profile collection's name.
 pub const PROFILE_COLLECTION: &str = "system.profile";
-/// Entries waiting for the writer; past it, new entries are dropped (and counted).
-const QUEUE: usize = 4096;
 
 /// A profile filter (`profile: 1, filter: {...}`): the query as given and compiled.
 #[derive(Debug)]
@@ -61,12 +59,6 @@ pub struct DbSettings {
     pub filter: Option<Arc<ProfileFilter>>,
 }
 
-/// An entry on its way to storage.
-struct Entry {
-    db: String,
-    document: RawDocumentBuf,
-}
-
 /// The profiler's state, shared by all connections.
 pub struct Profiler {
     /// The `--profile` level: every database's until `profile` changes it.
@@ -74,9 +66,9 @@ pub struct Profiler {
     overrides: Mutex<HashMap<String, DbSettings>>,
     /// Whether any database may be profiled: the fast path when nothing is.
     enabled: AtomicBool,
-    queue: SyncSender<Entry>,
-    dropped: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
+    storage: Arc<Storage>,
+    dropped: AtomicU64,
+    written: AtomicU64,
 }
 
 impl std::fmt::Debug for Profiler {
@@ -86,27 +78,22 @@ impl std::fmt::Debug for Profiler {
 }
 
 impl Profiler {
-    /// A profiler at `level` for every database, writing through `storage` on its own
-    /// thread (which ends when the profiler is dropped).
+    /// A profiler at `level` for every database, writing through `storage`.
     pub fn new(level: u8, storage: Arc<Storage>) -> Self {
-        let (queue, receiver) = sync_channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let written = Arc::new(AtomicU64::new(0));
-        let (thread_dropped, thread_written) = (dropped.clone(), written.clone());
-        let spawned = std::thread::Builder::new()
-            .name("profiler".into())
-            .spawn(move || write_entries(&storage, &receiver, &thread_dropped, &thread_written));
-        if let Err(error) = spawned {
-            tracing::error!(target: "COMMAND", id = 20700, error = %error, "Cannot start the profiler's writer; entries are dropped");
-        }
         Self {
             default: DbSettings { level: i32::from(level), filter: None },
             overrides: Mutex::default(),
             enabled: AtomicBool::new(level > 0),
-            queue,
-            dropped,
-            written,
+            storage,
+            dropped: AtomicU64::new(0),
+            written: AtomicU64::new(0),
         }
+    }
+
+    /// Whether any database is profiled now: one atomic load, so a request pays nothing
+    /// more for the profiler while it is off.
+    pub fn active(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
     }
 
     /// The settings of `db`.
@@ -123,7 +110,7 @@ impl Profiler {
         previous
     }
 
-    /// Entries dropped because the writer fell behind, or could not be stored.
+    /// Entries not stored: larger than the cap, or refused by storage.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -139,9 +126,10 @@ impl Profiler {
 
     /// Profiles `summary` if its database's level asks for it: level 2 always; level 1 when
     /// the filter matches the entry, or, without a filter, when it is `slow` (over the slow
-    /// log's threshold and drawn by its sample rate).
+    /// log's threshold and drawn by its sample rate). The entry is stored before this
+    /// returns, so the caller calls it before sending the reply.
     pub fn observe(&self, slow: bool, summary: &OpSummary<'_>) {
-        if !self.enabled.load(Ordering::Relaxed) || !profiled_command(summary) {
+        if !self.active() || !profiled_command(summary) {
             return;
         }
         let settings = self.settings(&summary.op.db);
@@ -161,12 +149,30 @@ impl Profiler {
         {
             return;
         }
-        match self.queue.try_send(Entry { db: summary.op.db.clone(), document }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+        let db = summary.op.db.as_str();
+        match blocking(|| write_entry(&self.storage, db, document)) {
+            Ok(true) => {
+                self.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            Err(error) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target: "COMMAND", id = 20701, db, error = %error, "Cannot write a profile entry");
+            }
         }
+    }
+}
+
+/// Runs storage work from a request: on the multi-threaded runtime the worker hands its other
+/// connections to the rest of the pool meanwhile, as blocking command handlers do.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
@@ -233,24 +239,6 @@ pub fn ensure_collection(storage: &Storage, db: &str) -> Result<Arc<crate::stora
     match storage.create_collection(&ns, profile_collection_options()) {
         Err(error) if error.code() == ErrorCode::NamespaceExists => storage.collection(&ns).ok_or(error),
         other => other,
-    }
-}
-
-/// The writer thread: stores entries until every sender is gone.
-fn write_entries(storage: &Storage, receiver: &Receiver<Entry>, dropped: &AtomicU64, written: &AtomicU64) {
-    while let Ok(Entry { db, document }) = receiver.recv() {
-        match write_entry(storage, &db, document) {
-            Ok(true) => {
-                written.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(false) => {
-                dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(error) => {
-                dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(target: "COMMAND", id = 20701, db, error = %error, "Cannot write a profile entry");
-            }
-        }
     }
 }
 

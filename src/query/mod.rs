@@ -33,6 +33,7 @@ pub mod sort;
 pub mod update;
 
 pub use collation::Collation;
+pub(crate) use decimal::to_i64 as decimal_to_i64;
 pub use error::QueryError;
 pub use filter::Filter;
 pub use order::{canonical_type, compare_collated, compare_documents, compare_values};

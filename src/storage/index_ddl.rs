@@ -100,7 +100,7 @@ impl Storage {
     }
 
     /// Every entry `index` needs for the documents of `collection` now, checking uniqueness.
-    fn build_entries(&self, collection: &Collection, index: &Index) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+    pub(super) fn build_entries(&self, collection: &Collection, index: &Index) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
         let mut entries = BTreeMap::new();
         let prefix_len = collection.prefix().len();
         for guard in self.docs.prefix(collection.prefix()) {

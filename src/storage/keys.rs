@@ -326,7 +326,7 @@ fn flip_sign(mut bytes: [u8; 8]) -> [u8; 8] {
 /// The bson crate keeps both fields private, so the value is written into a one-element
 /// document and read back from its bytes: `i32 size, 0x0C, "" (00), i32 len(ns)+1, ns, 00,
 /// 12-byte id, 00`. DBPointer is deprecated and rare, so the allocation does not matter.
-fn db_pointer_parts(pointer: RawDbPointerRef<'_>) -> Option<(Vec<u8>, [u8; 12])> {
+pub(super) fn db_pointer_parts(pointer: RawDbPointerRef<'_>) -> Option<(Vec<u8>, [u8; 12])> {
     let key = <&CStr>::try_from("").ok()?;
     let mut doc = RawDocumentBuf::new();
     doc.append(key, RawBsonRef::DbPointer(pointer));

@@ -12,6 +12,7 @@
 mod catalog;
 mod durability;
 mod error;
+pub mod hashed;
 pub mod index;
 mod index_ddl;
 pub mod keys;
@@ -42,7 +43,13 @@ use catalog::{Catalog, CatalogChange};
 use durability::Journal;
 
 /// Version of everything written under `<dbpath>/engine`; bumped on any format change.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: the first layout.
+/// - 2: hashed index keys are mongod's hash (MD5-based) instead of FNV-1a; a version 1
+///   directory is upgraded when opened, by rebuilding its hashed indexes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The one older version [`Storage::open`] upgrades from.
+const HASHED_FNV_FORMAT_VERSION: u32 = 1;
 
 const FORMAT_KEY: &[u8] = b"v";
 const NEXT_ID_KEY: &[u8] = b"n";
@@ -131,15 +138,20 @@ impl Storage {
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let docs = db.keyspace("docs", KeyspaceCreateOptions::default)?;
         let index = db.keyspace("index", KeyspaceCreateOptions::default)?;
-        match meta.get(FORMAT_KEY)? {
-            None => meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?,
+        let upgrade_hashed = match meta.get(FORMAT_KEY)? {
+            None => {
+                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
+                false
+            }
             Some(found) => {
                 let found = <[u8; 4]>::try_from(found.as_ref()).map(u32::from_be_bytes).unwrap_or(0);
-                if found != FORMAT_VERSION {
-                    return Err(StorageError::FormatVersion { found, expected: FORMAT_VERSION });
+                match found {
+                    FORMAT_VERSION => false,
+                    HASHED_FNV_FORMAT_VERSION => true,
+                    _ => return Err(StorageError::FormatVersion { found, expected: FORMAT_VERSION }),
                 }
             }
-        }
+        };
         let next_id = match meta.get(NEXT_ID_KEY)? {
             Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref()).map(u64::from_be_bytes).unwrap_or(1),
             None => 1,
@@ -161,7 +173,40 @@ impl Storage {
         };
         storage.finish_pending_drops()?;
         storage.backfill_totals()?;
+        if upgrade_hashed {
+            storage.rebuild_hashed_indexes()?;
+        }
         Ok(storage)
+    }
+
+    /// Upgrades a format 1 directory: every hashed index's entries are rebuilt with mongod's
+    /// hash, then the new version is recorded. An interrupted upgrade leaves version 1 on disk
+    /// and starts over at the next open (the rebuild deletes what it finds first).
+    fn rebuild_hashed_indexes(&self) -> std::result::Result<(), StorageError> {
+        let to_storage = |error: Error| StorageError::Corrupt { what: "hashed index", detail: error.to_string() };
+        for collection in self.catalog.all() {
+            for index in collection.indexes().iter().filter(|i| i.pattern.is_hashed()) {
+                self.delete_keys(&self.index, index.prefix())?;
+                let entries = self.build_entries(&collection, index).map_err(to_storage)?;
+                let count = entries.len();
+                let mut batch = self.db.batch();
+                for (key, value) in entries {
+                    batch.insert(&self.index, key, value);
+                }
+                batch.commit()?;
+                tracing::info!(
+                    target: "STORAGE",
+                    id = 20401,
+                    namespace = %collection.ns,
+                    index = index.name,
+                    keys = count,
+                    "Rebuilt a hashed index with mongod's hash (data format 1 to 2)"
+                );
+            }
+        }
+        self.meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
     }
 
     /// The collection at `ns`.
@@ -459,6 +504,14 @@ impl Storage {
         prefix: [u8; 8],
         marker: &[u8],
     ) -> std::result::Result<(), StorageError> {
+        self.delete_keys(keyspace, prefix)?;
+        self.meta.remove(marker)?;
+        self.journal.committed();
+        Ok(())
+    }
+
+    /// Deletes every key under `prefix` in `keyspace`, in batches.
+    fn delete_keys(&self, keyspace: &Keyspace, prefix: [u8; 8]) -> std::result::Result<(), StorageError> {
         loop {
             let keys: Vec<_> =
                 keyspace.prefix(prefix).take(DROP_BATCH).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;
@@ -472,8 +525,6 @@ impl Storage {
             batch.commit()?;
             self.journal.committed();
         }
-        self.meta.remove(marker)?;
-        self.journal.committed();
         Ok(())
     }
 
@@ -794,6 +845,59 @@ mod tests {
         let storage = Storage::open(dir.path())?;
         let collection = storage.collection(&ns).ok_or("collection")?;
         assert_eq!(storage.collection_size(&collection)?, (bigger.as_bytes().len() as u64, 1));
+        Ok(())
+    }
+
+    #[test]
+    fn storage_upgrades_format_1_by_rebuilding_hashed_indexes() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let ns = Namespace::new("db", "c")?;
+        let (hashed, plain) = {
+            let storage = Storage::open(dir.path())?;
+            let collection = storage.collection_or_create(&ns)?;
+            let mut writer = storage.writer(&collection)?;
+            for n in 0..50 {
+                writer.insert(bson::rawdoc! { "_id": n, "h": n, "p": n })?;
+            }
+            writer.commit()?;
+            storage.create_indexes(
+                &ns,
+                vec![
+                    bson::doc! { "v": 2, "key": { "h": "hashed" }, "name": "h_hashed" },
+                    bson::doc! { "v": 2, "key": { "p": 1 }, "name": "p_1" },
+                ],
+            )?;
+            let collection = storage.collection(&ns).ok_or("collection")?;
+            let index = |name: &str| collection.indexes().iter().find(|i| i.name == name).map(|i| i.prefix());
+            let (hashed, plain) = (index("h_hashed").ok_or("h_hashed")?, index("p_1").ok_or("p_1")?);
+            // What a format 1 server left: other hash values under the hashed index.
+            let old: Vec<_> =
+                storage.index.prefix(hashed).map(|g| g.into_inner()).collect::<std::result::Result<_, _>>()?;
+            for (key, value) in old {
+                storage.index.remove(key.clone())?;
+                let mut stale = key.to_vec();
+                if let Some(byte) = stale.get_mut(9) {
+                    *byte ^= 0x5a;
+                }
+                storage.index.insert(stale, value)?;
+            }
+            storage.meta.insert(FORMAT_KEY, HASHED_FNV_FORMAT_VERSION.to_be_bytes())?;
+            storage.db.persist(fjall::PersistMode::SyncAll)?;
+            (hashed, plain)
+        };
+        let storage = Storage::open(dir.path())?;
+        let version = storage.meta.get(FORMAT_KEY)?.ok_or("version")?;
+        assert_eq!(version.as_ref(), FORMAT_VERSION.to_be_bytes());
+        let collection = storage.collection(&ns).ok_or("collection")?;
+        let index = collection.indexes().iter().find(|i| i.name == "h_hashed").cloned().ok_or("h_hashed")?;
+        let mut stored: Vec<Vec<u8>> =
+            storage.index.prefix(hashed).map(|g| g.key().map(|k| k.to_vec())).collect::<std::result::Result<_, _>>()?;
+        let mut expected: Vec<Vec<u8>> = storage.build_entries(&collection, &index)?.into_keys().collect();
+        stored.sort();
+        expected.sort();
+        assert_eq!(stored.len(), 50);
+        assert_eq!(stored, expected, "the hashed index holds exactly mongod-hash entries");
+        assert_eq!(storage.index.prefix(plain).count(), 50, "other indexes are left as they were");
         Ok(())
     }
 

@@ -6,12 +6,18 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mongodb::Client;
 use mongodb::bson::Document;
+
+/// How long a raw connection waits for a reply.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`RawConnection::is_closed`] waits for the server to close: a close follows a bad
+/// frame at once, so this only bounds how long a hanging server takes to fail a test.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running server process.
 pub struct TestServer {
@@ -159,10 +165,23 @@ impl TestServer {
         }
     }
 
+    /// `GET path` on the admin HTTP port: the status code and the body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        let port = self.admin_port.expect("the admin HTTP port is enabled");
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the admin port");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+        let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
     /// A raw TCP connection to the server.
     pub fn raw(&self) -> RawConnection {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
         RawConnection { stream }
     }
 }
@@ -172,6 +191,82 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Polls `check` every 20 ms until it holds, up to `timeout`; returns whether it held.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`eventually`] for an async check.
+pub async fn eventually_async<F: Future<Output = bool>>(timeout: Duration, mut check: impl FnMut() -> F) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How long a `monarchd` expected to stop at startup may take before the test fails.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `monarchd` with `args` until it exits, for tests of a startup that must fail. Unless
+/// `args` set them, it gets `--port 0`, `--adminPort 0` and a `--dbpath` in a temporary
+/// directory, so a startup that wrongly succeeds binds no fixed port and writes nothing into
+/// the working directory; it is killed, and the test fails, if it is still running after
+/// [`EXIT_TIMEOUT`].
+pub fn run_to_exit(args: &[&str]) -> Output {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_monarchd"));
+    if !args.contains(&"--port") {
+        command.args(["--port", "0"]);
+    }
+    if !args.contains(&"--adminPort") {
+        command.args(["--adminPort", "0"]);
+    }
+    if !args.contains(&"--dbpath") {
+        command.arg("--dbpath").arg(scratch.path().join("db"));
+    }
+    let mut child = command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn monarchd");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = stdout.join().unwrap_or_default();
+            panic!("monarchd {args:?} was still running after {EXIT_TIMEOUT:?}: {}", String::from_utf8_lossy(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
 /// A plain socket speaking raw wire-protocol bytes.
@@ -197,10 +292,25 @@ impl RawConnection {
         Some(message)
     }
 
-    /// Whether the server has closed the connection (reads EOF or a reset).
+    /// Whether the server closes the connection without answering: the next read sees EOF or
+    /// a reset within [`CLOSE_TIMEOUT`]. Silence until then (a server that hangs instead of
+    /// closing) and a reply both count as not closed.
     pub fn is_closed(&mut self) -> bool {
+        self.stream.set_read_timeout(Some(CLOSE_TIMEOUT)).expect("timeout");
         let mut buf = [0u8; 1];
-        matches!(self.stream.read(&mut buf), Ok(0) | Err(_))
+        let closed = loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(_) => break false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+                    break matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
+                }
+            }
+        };
+        self.stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
+        closed
     }
 }
 
