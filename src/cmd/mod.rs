@@ -19,6 +19,7 @@ mod read;
 mod request;
 mod sessions;
 mod testing;
+mod validation;
 mod write;
 
 use std::collections::HashMap;

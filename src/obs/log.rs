@@ -89,15 +89,18 @@ impl LogSink {
     /// Writes one informational line built by the caller (the slow-query log, whose
     /// attributes are documents rather than tracing fields).
     pub fn write_event(&self, component: &str, id: i64, context: &str, message: &str, attr: Map<String, Value>) {
-        let line = format_line(&LineParts {
-            level: Level::INFO,
-            component,
-            id,
-            context,
-            message,
-            attr: &attr,
-            startup_warning: false,
-        });
+        self.write_at(Level::INFO, component, id, context, message, attr);
+    }
+
+    /// Writes one warning line built by the caller (a document that would fail validation,
+    /// whose attributes are documents).
+    pub fn write_warning(&self, component: &str, id: i64, context: &str, message: &str, attr: Map<String, Value>) {
+        self.write_at(Level::WARN, component, id, context, message, attr);
+    }
+
+    fn write_at(&self, level: Level, component: &str, id: i64, context: &str, message: &str, attr: Map<String, Value>) {
+        let line =
+            format_line(&LineParts { level, component, id, context, message, attr: &attr, startup_warning: false });
         self.write(line, false);
     }
 
