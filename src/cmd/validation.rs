@@ -3,8 +3,7 @@
 //! `validationAction`): 121 DocumentValidationFailure with mongod's `errInfo`, or mongod's
 //! warning line 20294 "Document would fail validation" and the write goes through.
 
-use bson::{Bson, Document, RawDocument, doc};
-use serde_json::{Map, Value};
+use bson::{Document, RawDocument, doc};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::obs::slowlog::redact;
@@ -83,16 +82,13 @@ impl<'a> Validation<'a> {
     fn warn(&self, doc: &RawDocument, info: Document) {
         let document = Document::try_from(doc).unwrap_or_default();
         let document = if self.server.config.redact_client_log_data { redact(&document) } else { document };
-        let mut attr = Map::new();
-        attr.insert("namespace".into(), Value::from(self.collection.ns.full()));
-        attr.insert("document".into(), Bson::Document(document).into_relaxed_extjson());
-        attr.insert("errInfo".into(), Bson::Document(info).into_relaxed_extjson());
+        let attr = doc! { "namespace": self.collection.ns.full(), "document": document, "errInfo": info };
         self.server.log.write_warning(
             "STORAGE",
             20294,
             &format!("conn{}", self.connection_id),
             "Document would fail validation",
-            attr,
+            &attr,
         );
     }
 }
