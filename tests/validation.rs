@@ -341,6 +341,10 @@ async fn validation_options_refused_as_mongod_refuses_them() {
     assert_eq!(refused(doc! { "create": "c", "validator": { "$text": { "$search": "bob" } } }).await.0, 2);
     assert_eq!(refused(doc! { "create": "c", "validator": { "loc": { "$near": [0, 0] } } }).await.0, 5626500);
     assert_eq!(
+        refused(doc! { "create": "c", "validator": { "$expr": { "$eq": ["$a", "$$unbound"] } } }).await,
+        (17276, "Use of undefined variable: unbound".to_owned())
+    );
+    assert_eq!(
         refused(doc! { "create": "c", "validator": { "$jsonSchema": { "invalid": 1 } } }).await,
         (9, "Unknown $jsonSchema keyword: invalid".to_owned())
     );

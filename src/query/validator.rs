@@ -106,8 +106,8 @@ impl Validator {
     /// filter without `$where`, `$text`, `$near`, `$nearSphere` or `$geoNear`.
     ///
     /// # Errors
-    /// 2 BadValue for `$where` and `$text`, 5626500 for the geospatial sorts, and the errors
-    /// of [`Filter::parse`].
+    /// 2 BadValue for `$where` and `$text`, 5626500 for the geospatial sorts, 17276 for an
+    /// `$expr` reading a variable nothing binds, and the errors of [`Filter::parse`].
     pub fn compile(spec: &RawDocument) -> Result<Filter, QueryError> {
         refuse_disallowed(spec)?;
         Filter::parse(spec)
@@ -149,6 +149,7 @@ fn refuse_disallowed(spec: &RawDocument) -> Result<(), QueryError> {
     for (key, value) in fields(spec) {
         match key {
             "$where" | "$text" => return Err(QueryError::bad_value(format!("{key} is not allowed in this context"))),
+            "$expr" => refuse_unbound_variables(value, &mut Vec::new())?,
             "$and" | "$or" | "$nor" => {
                 if let RawBsonRef::Array(entries) = value {
                     for entry in items(entries) {
@@ -170,6 +171,69 @@ fn refuse_disallowed(spec: &RawDocument) -> Result<(), QueryError> {
         }
     }
     Ok(())
+}
+
+/// The variables every expression may read.
+const SYSTEM_VARIABLES: &[&str] =
+    &["ROOT", "CURRENT", "REMOVE", "NOW", "CLUSTER_TIME", "DESCEND", "PRUNE", "KEEP", "SEARCH_META", "USER_ROLES"];
+
+/// mongod resolves an expression's variables when it parses it, so a validator naming one
+/// that neither the system nor an enclosing `$let`, `$map`, `$filter` or `$reduce` binds is
+/// refused when it is set (17276), not when a document meets it. `bound` holds the names the
+/// enclosing operators bind.
+fn refuse_unbound_variables(value: RawBsonRef<'_>, bound: &mut Vec<String>) -> Result<(), QueryError> {
+    match value {
+        RawBsonRef::String(text) => {
+            let Some(name) = text.strip_prefix("$$").and_then(|rest| rest.split('.').next()) else { return Ok(()) };
+            if name.is_empty() || SYSTEM_VARIABLES.contains(&name) || bound.iter().any(|b| b == name) {
+                return Ok(());
+            }
+            Err(QueryError::new(ErrorCode::Location17276, format!("Use of undefined variable: {name}")))
+        }
+        RawBsonRef::Array(list) => items(list).try_for_each(|item| refuse_unbound_variables(item, bound)),
+        RawBsonRef::Document(spec) => {
+            if fields(spec).next().is_some_and(|(operator, _)| operator == "$literal") {
+                return Ok(());
+            }
+            let Some((operator, RawBsonRef::Document(args))) = fields(spec).next() else {
+                return fields(spec).try_for_each(|(_, v)| refuse_unbound_variables(v, bound));
+            };
+            let arg = |name: &str| args.get(name).ok().flatten();
+            // The names the operator binds, and the arguments that see them.
+            let (names, scoped): (Vec<String>, &[&str]) = match operator {
+                "$let" => match arg("vars") {
+                    Some(RawBsonRef::Document(vars)) => {
+                        for (_, definition) in fields(vars) {
+                            refuse_unbound_variables(definition, bound)?;
+                        }
+                        (fields(vars).map(|(name, _)| name.to_owned()).collect(), &["in"])
+                    }
+                    _ => (Vec::new(), &["in"]),
+                },
+                "$map" | "$filter" => {
+                    let name = match arg("as") {
+                        Some(RawBsonRef::String(name)) => name,
+                        _ => "this",
+                    };
+                    (vec![name.to_owned()], &["in", "cond"])
+                }
+                "$reduce" => (vec!["value".to_owned(), "this".to_owned()], &["in"]),
+                _ => return fields(spec).try_for_each(|(_, v)| refuse_unbound_variables(v, bound)),
+            };
+            for (name, value) in fields(args) {
+                if !scoped.contains(&name) && name != "vars" {
+                    refuse_unbound_variables(value, bound)?;
+                }
+            }
+            let depth = bound.len();
+            bound.extend(names);
+            let checked =
+                scoped.iter().filter_map(|name| arg(name)).try_for_each(|v| refuse_unbound_variables(v, bound));
+            bound.truncate(depth);
+            checked
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +266,30 @@ mod tests {
         assert_eq!(code(rawdoc! { "loc": { "$near": [0, 0] } }), Err(5626500));
         assert_eq!(code(rawdoc! { "$jsonSchema": { "invalid": 1 } }), Err(9));
         assert_eq!(code(rawdoc! { "a": { "$exists": true } }), Ok(()));
+        assert_eq!(code(rawdoc! { "$expr": { "$eq": ["$a", "$$unbound"] } }), Err(17276));
+        assert_eq!(code(rawdoc! { "$and": [{ "$expr": { "$eq": ["$a", "$$ROOT.a"] } }] }), Ok(()));
+        assert_eq!(code(rawdoc! { "$expr": { "$literal": "$$anything" } }), Ok(()));
+    }
+
+    #[test]
+    fn validator_variables_bound_by_enclosing_operators() {
+        // `$let`, `$map` and friends are not built yet, so their scoping is checked alone.
+        let unbound = |spec: bson::RawDocumentBuf| {
+            refuse_unbound_variables(RawBsonRef::Document(&spec), &mut Vec::new()).map_err(|e| e.code().code())
+        };
+        assert_eq!(
+            unbound(rawdoc! { "$let": { "vars": { "x": "$a" }, "in": { "$eq": ["$$x", "$$CURRENT.a"] } } }),
+            Ok(())
+        );
+        assert_eq!(unbound(rawdoc! { "$let": { "vars": { "x": "$$x" }, "in": true } }), Err(17276));
+        assert_eq!(unbound(rawdoc! { "$map": { "input": "$a", "as": "e", "in": "$$e.ok" } }), Ok(()));
+        assert_eq!(unbound(rawdoc! { "$filter": { "input": "$a", "cond": "$$this" } }), Ok(()));
+        assert_eq!(unbound(rawdoc! { "$map": { "input": "$$e", "as": "e", "in": 1 } }), Err(17276));
+        assert_eq!(
+            unbound(rawdoc! { "$reduce": { "input": "$a", "initialValue": 0, "in": ["$$value", "$$this"] } }),
+            Ok(())
+        );
+        assert_eq!(unbound(rawdoc! { "$add": [1, { "$let": { "vars": {}, "in": "$$y" } }] }), Err(17276));
     }
 
     #[test]
