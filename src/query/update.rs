@@ -267,10 +267,9 @@ impl Update {
         match &self.kind {
             Kind::Pipeline(pipeline) => {
                 // `replace` keeps `_id` first and refuses a changed one, as for a replacement.
+                // Unlike a replacement document, a pipeline may store top-level `$` fields
+                // (mongod's advice for them is `$replaceWith`).
                 let next = replace(doc, &pipeline.apply(doc)?)?;
-                if !inserting {
-                    check_top_level_dollar_fields(&next, next.keys())?;
-                }
                 let changed = !documents_identical(doc, &next);
                 *doc = next;
                 Ok(changed)
@@ -2106,6 +2105,14 @@ mod tests {
         let mut inserted = Document::new();
         update(rawdoc! { "$set": { "$myKey": 1 } }).apply(&mut inserted, true).unwrap();
         assert_eq!(inserted, doc! { "$myKey": 1 });
+        // A pipeline may store them (mongod's advice for them).
+        let stages = bson::rawdoc! { "s": [
+            { "$replaceWith": { "$setField": { "field": { "$literal": "$a" }, "value": 1, "input": "$$ROOT" } } },
+        ] };
+        let Ok(Some(RawBsonRef::Array(stages))) = stages.get("s") else { panic!("stages") };
+        let mut doc = doc! { "_id": 1 };
+        Update::parse_pipeline(stages, &Variables::default()).unwrap().apply(&mut doc, false).unwrap();
+        assert_eq!(doc, doc! { "_id": 1, "$a": 1 });
         // The positional forms may not come first.
         assert_eq!(
             parse_err(rawdoc! { "$set": { "$": 1 } }),
