@@ -83,6 +83,8 @@ error_codes! {
     InvalidIdField = 53,
     /// An upsert cannot tell which single value a query path should take.
     NotSingleValueField = 54,
+    /// A DBRef (`$ref`, `$id`, `$db`) out of order or of the wrong type.
+    InvalidDBRef = 55,
     /// An update path has an empty component.
     EmptyFieldName = 56,
     /// The command name is not known.
@@ -121,6 +123,8 @@ error_codes! {
     NotAReplicaSet = 123,
     /// A command failed in its own terms (`commitTransaction` outside a transaction).
     CommandFailed = 125,
+    /// A document does not pass the collection's validator.
+    DocumentValidationFailure = 121,
     /// A collation asks for an ICU version other than the server's.
     IncompatibleCollationVersion = 161,
     /// An aggregation operator used where it is not allowed.
@@ -384,6 +388,8 @@ error_codes! {
     Location4161106 = 4161106,
     /// `apiStrict` or `apiDeprecationErrors` without `apiVersion`.
     Location4886600 = 4886600,
+    /// `$geoNear`, `$near` or `$nearSphere` where no geospatial sort can run (a validator).
+    Location5626500 = 5626500,
     /// `$where` without a JavaScript engine (mongod run with `--noscripting`).
     Location6108304 = 6108304,
 }

@@ -810,3 +810,62 @@ async fn indexes_hashed_keys_are_mongods_hashes() {
         assert_eq!(bounds, &doc! { "k": [format!("[{hash}, {hash}]")] }, "explain bounds of {value}");
     }
 }
+
+#[tokio::test]
+async fn indexes_keep_background_and_drop_dups_as_mongod() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    run(
+        &db,
+        doc! { "createIndexes": "c", "indexes": [
+            { "key": { "a": 1 }, "name": "a_1", "background": true },
+            { "key": { "b": 1 }, "name": "b_1", "unique": true, "dropDups": true },
+        ] },
+    )
+    .await
+    .expect("createIndexes");
+    let listed = run(&db, doc! { "listIndexes": "c" }).await.expect("listIndexes");
+    let batch = listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+    assert_eq!(
+        batch.iter().skip(1).cloned().collect::<Vec<_>>(),
+        vec![
+            Bson::Document(doc! { "v": 2, "key": { "a": 1 }, "name": "a_1", "background": true }),
+            Bson::Document(doc! { "v": 2, "key": { "b": 1 }, "name": "b_1", "unique": true, "dropDups": true }),
+        ]
+    );
+    // Neither makes an index different: asking again without them finds the same indexes.
+    let reply = run(
+        &db,
+        doc! { "createIndexes": "c", "indexes": [
+            { "key": { "a": 1 }, "name": "a_1" },
+            { "key": { "b": 1 }, "name": "b_1", "unique": true, "background": false },
+        ] },
+    )
+    .await
+    .expect("createIndexes again");
+    assert_eq!(reply.get_str("note").ok(), Some("all indexes already exist"), "{reply}");
+    // dropDups is ignored: a unique index build still fails on duplicates.
+    db.collection::<Document>("d").insert_many([doc! { "x": 1 }, doc! { "x": 1 }]).await.expect("insert");
+    let error = run(
+        &db,
+        doc! { "createIndexes": "d", "indexes": [{ "key": { "x": 1 }, "name": "x_1", "unique": true, "dropDups": true }] },
+    )
+    .await
+    .expect_err("duplicates");
+    assert_eq!(code(&error), Some(11000));
+    // They must read as booleans.
+    let error =
+        run(&db, doc! { "createIndexes": "c", "indexes": [{ "key": { "e": 1 }, "name": "e_1", "background": "yes" }] })
+            .await
+            .expect_err("not a boolean");
+    assert_eq!(code(&error), Some(14));
+    let ErrorKind::Command(command) = error.kind.as_ref() else { panic!("command error expected") };
+    assert!(
+        command.message.ends_with(
+            ":: caused by :: The field 'background has value background: \"yes\", which is not convertible to bool"
+        ),
+        "{}",
+        command.message
+    );
+}

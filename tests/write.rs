@@ -435,3 +435,65 @@ async fn write_update_positional_from_elem_match_and_or() {
         .expect("document");
     assert_eq!(projected, doc! { "_id": 5, "grades": [ { "grade": 90, "mean": 85 } ] });
 }
+
+#[tokio::test]
+async fn write_update_dollar_prefixed_fields_as_mongod_5() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("app");
+    let coll = db.collection::<Document>("d");
+    db.run_command(doc! { "insert": "d", "documents": [
+        { "_id": 1, "preferences": {}, "nested": { "data": { "$*": { "_id": 1, "k": 2 } } } },
+    ] })
+    .await
+    .expect("insert");
+    // Sent as written: the driver refuses some of these shapes itself.
+    let update = |statement: Document| {
+        let db = db.clone();
+        async move { db.run_command(doc! { "update": "d", "updates": [statement] }).await.expect("update") }
+    };
+    let write_error = |reply: &Document| {
+        let error = reply.get_array("writeErrors").ok().and_then(|e| e.first()).and_then(Bson::as_document);
+        error.map(|e| (e.get_i32("code").unwrap_or_default(), e.get_str("errmsg").unwrap_or_default().to_owned()))
+    };
+
+    // Nested `$` fields may be set and unset on an existing document.
+    let reply = update(doc! { "q": { "_id": 1 }, "u": { "$set": { "preferences.$each": 42 } } }).await;
+    assert_eq!((reply.get_i32("nModified").ok(), write_error(&reply)), (Some(1), None), "{reply}");
+    let reply = update(doc! { "q": { "_id": 1 }, "u": { "$unset": { "nested.data.$*._id": 1 } } }).await;
+    assert_eq!((reply.get_i32("nModified").ok(), write_error(&reply)), (Some(1), None), "{reply}");
+    let stored = coll.find_one(doc! { "_id": 1 }).await.expect("find").expect("doc");
+    assert_eq!(stored, doc! { "_id": 1, "preferences": { "$each": 42 }, "nested": { "data": { "$*": { "k": 2 } } } });
+
+    // An upsert that inserts is validated as an insert: top-level `$` fields are stored.
+    let reply = update(doc! { "q": { "_id": 2 }, "u": { "$set": { "$myKey": 1 } }, "upsert": true }).await;
+    assert_eq!((reply.get_i32("n").ok(), write_error(&reply)), (Some(1), None), "{reply}");
+    let reply = update(doc! { "q": { "_id": 3 }, "u": { "a": 1, "$top": 2 }, "upsert": true }).await;
+    assert_eq!((reply.get_i32("n").ok(), write_error(&reply)), (Some(1), None), "{reply}");
+    assert_eq!(coll.find_one(doc! { "_id": 2 }).await.expect("find"), Some(doc! { "_id": 2, "$myKey": 1 }));
+    assert_eq!(coll.find_one(doc! { "_id": 3 }).await.expect("find"), Some(doc! { "_id": 3, "a": 1, "$top": 2 }));
+
+    // Setting a top-level `$` field of an existing document is refused.
+    let refused = |field: &str| {
+        format!(
+            "The dollar ($) prefixed field '{field}' in '{field}' is not allowed in the context of an update's \
+             replacement document. Consider using an aggregation pipeline with $replaceWith."
+        )
+    };
+    let reply = update(doc! { "q": { "_id": 1 }, "u": { "$set": { "$myKey": 1 } } }).await;
+    assert_eq!(write_error(&reply), Some((52, refused("$myKey"))), "{reply}");
+    let reply = update(doc! { "q": { "_id": 2 }, "u": { "$set": { "$myKey": 5 } } }).await;
+    assert_eq!(write_error(&reply), Some((52, refused("$myKey"))), "{reply}");
+    let error = db
+        .run_command(doc! { "findAndModify": "d", "query": { "_id": 1 }, "update": { "$set": { "$x": 1 } } })
+        .await
+        .expect_err("refused");
+    assert_eq!(command_code(&error), Some(52));
+    // A positional `$` first in a path is a parse error of the statement.
+    let reply = update(doc! { "q": { "_id": 1 }, "u": { "$set": { "$": 1 } } }).await;
+    assert_eq!(
+        write_error(&reply),
+        Some((2, "Cannot have positional (i.e. '$') element in the first position in path '$'".to_owned()))
+    );
+    assert_eq!(coll.find_one(doc! { "_id": 1 }).await.expect("find"), Some(stored));
+}

@@ -7,7 +7,7 @@ use super::options::is_generic_argument;
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::obs::profiler::PROFILE_COLLECTION;
-use crate::query::Filter;
+use crate::query::{Filter, ValidationAction, ValidationLevel, Validator};
 use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
 
 /// `create`: an empty collection with options. The dispatcher has refused unknown fields
@@ -38,7 +38,18 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
             }
             continue;
         }
+        check_validation_option(req, key, value)?;
+        if key == "validator" && matches!(value, RawBsonRef::Document(v) if v.is_empty()) {
+            // `validator: {}` is no validator, and mongod lists none.
+            continue;
+        }
         options.insert(key, Bson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?);
+    }
+    if let Some(RawBsonRef::Document(validator)) = req.get("validator")
+        && !validator.is_empty()
+    {
+        check_validator_namespace(&ns, bson::Uuid::new())?;
+        Validator::compile(validator)?;
     }
     if req.bool_arg("capped")?.unwrap_or(false) {
         match req.get("size") {
@@ -79,6 +90,51 @@ fn legal_system_collection(ns: &Namespace) -> bool {
 pub fn check_system_namespace(ns: &Namespace) -> Result<()> {
     if ns.coll.starts_with("system.") && !legal_system_collection(ns) {
         return Err(Error::new(ErrorCode::InvalidNamespace, format!("Invalid system namespace: {ns}")));
+    }
+    Ok(())
+}
+
+/// Checks the type and value of `validator`, `validationLevel` and `validationAction` as
+/// mongod's IDL parser does for `create` and `collMod`; other keys pass.
+fn check_validation_option(req: &CommandRequest, key: &str, value: RawBsonRef<'_>) -> Result<()> {
+    let known = match (key, value) {
+        ("validator", RawBsonRef::Document(_)) => true,
+        ("validator", other) => return Err(req.wrong_type(key, other, "object")),
+        ("validationLevel", RawBsonRef::String(level)) => ValidationLevel::parse(level).is_some(),
+        ("validationAction", RawBsonRef::String(action)) => ValidationAction::parse(action).is_some(),
+        ("validationLevel" | "validationAction", other) => return Err(req.wrong_type(key, other, "string")),
+        _ => true,
+    };
+    if known {
+        return Ok(());
+    }
+    let shown = match value {
+        RawBsonRef::String(s) => s,
+        _ => "",
+    };
+    Err(Error::new(
+        ErrorCode::BadValue,
+        format!("Enumeration value '{shown}' for field '{}.{key}' is not a valid value.", req.name()),
+    ))
+}
+
+/// mongod refuses validators on `system.*` collections and in the `admin`, `local` and
+/// `config` databases (72 InvalidOptions).
+fn check_validator_namespace(ns: &Namespace, uuid: bson::Uuid) -> Result<()> {
+    if ns.coll.starts_with("system.") {
+        return Err(Error::new(
+            ErrorCode::InvalidOptions,
+            format!("Document validators not allowed on system collection {ns} with UUID {uuid}"),
+        ));
+    }
+    if matches!(ns.db.as_str(), "admin" | "local" | "config") {
+        return Err(Error::new(
+            ErrorCode::InvalidOptions,
+            format!(
+                "Document validators are not allowed on collection {ns} with UUID {uuid} in the {} internal database",
+                ns.db
+            ),
+        ));
     }
     Ok(())
 }
@@ -220,6 +276,21 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         }
         match key {
             "validator" | "validationLevel" | "validationAction" | "changeStreamPreAndPostImages" => {
+                check_validation_option(req, key, value)?;
+                if let RawBsonRef::Document(validator) = value {
+                    if validator.is_empty() {
+                        // `validator: {}` removes the validator.
+                        options.remove(key);
+                        continue;
+                    }
+                    check_validator_namespace(&ns, collection.uuid)?;
+                    Validator::compile(validator).map_err(|e| {
+                        Error::new(
+                            e.code(),
+                            format!("Parsing of collection validator failed :: caused by :: {}", e.message()),
+                        )
+                    })?;
+                }
                 options
                     .insert(key, Bson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?);
             }

@@ -20,6 +20,7 @@ const INDEX_OPTIONS: &[&str] = &[
     "hidden",
     "collation",
     "background",
+    "dropDups",
     "ns",
     "storageEngine",
 ];
@@ -124,6 +125,22 @@ fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
             Some(_) => Err(in_spec(ErrorCode::TypeMismatch, &format!("The field '{field}' must be a boolean"))),
         }
     };
+    // mongod keeps these as given (listIndexes echoes them) once they read as booleans;
+    // `background` is a creation-time option and `dropDups` has been ignored since 3.0.
+    for field in ["unique", "sparse", "background", "dropDups"] {
+        if let Some(value) = shown.get(field)
+            && !matches!(
+                value,
+                Bson::Boolean(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
+            )
+        {
+            // mongod's message, with its unclosed quote.
+            return Err(in_spec(
+                ErrorCode::TypeMismatch,
+                &format!("The field '{field} has value {field}: {value}, which is not convertible to bool"),
+            ));
+        }
+    }
     let unique = flag("unique")?;
     let sparse = flag("sparse")?;
     let hidden = flag("hidden")?;
@@ -177,7 +194,7 @@ fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
     };
     let mut stored = doc! { "v": version, "key": pattern.spec().clone(), "name": name };
     for (field, value) in &shown {
-        if !matches!(field.as_str(), "v" | "key" | "name" | "background" | "ns" | "collation") {
+        if !matches!(field.as_str(), "v" | "key" | "name" | "ns" | "collation") {
             stored.insert(field.clone(), value.clone());
         }
     }

@@ -24,6 +24,7 @@ mod request;
 mod sessions;
 mod testing;
 mod transactions;
+mod validation;
 mod write;
 
 use std::collections::HashMap;

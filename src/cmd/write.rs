@@ -12,6 +12,7 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
 use super::planner::{self, ExecStats, PlanCache, QueryShape};
+use super::validation::Validation;
 use super::{CommandRequest, RequestCtx, collation, count_value};
 use crate::error::{Error, ErrorCode, Result};
 use crate::obs::tracker::Operation;
@@ -133,15 +134,20 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let ns = writable_namespace(req)?;
     let ordered = req.bool_arg("ordered")?.unwrap_or(true);
     let journal = journaled(req)?;
-    req.bool_arg("bypassDocumentValidation")?;
+    let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
     let documents = req.documents("documents")?;
     let storage = &ctx.server.storage;
     let collection = storage.collection_or_create(&ns)?;
+    let validation = Validation::new(ctx.server, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let mut inserted = 0i32;
     let mut errors = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
-        match prepare_for_insert(document).and_then(|doc| writer.insert(doc)) {
+        let stored = prepare_for_insert(document).and_then(|doc| {
+            validation.check_insert(&doc)?;
+            writer.insert(doc)
+        });
+        match stored {
             Ok(()) => inserted += 1,
             Err(error) => {
                 errors.push(Bson::Document(error.to_write_error(index)));
@@ -233,12 +239,14 @@ struct UpdateOutcome {
     after: Option<RawDocumentBuf>,
 }
 
-/// Applies one update statement inside `writer`.
+/// Applies one update statement inside `writer`, checking the documents it stores with
+/// `validation`.
 fn update_statement(
     writer: &mut Writer<'_>,
     query: &RawDocument,
     update: &Update,
     options: UpdateOptions<'_>,
+    validation: &Validation<'_>,
 ) -> Result<UpdateOutcome> {
     let collation = options.collation;
     let filter = parse_filter(query, options.vars, collation)?;
@@ -265,6 +273,7 @@ fn update_statement(
         let changed = update.apply(&mut document, false)?;
         let after = if changed {
             let raw = to_raw(&document)?;
+            validation.check_update(&current, &raw)?;
             writer.replace(raw.clone())?;
             outcome.modified += 1;
             raw
@@ -283,6 +292,7 @@ fn update_statement(
             document = with_id;
         }
         let raw = prepare_for_insert(&to_raw(&document)?)?;
+        validation.check_insert(&raw)?;
         outcome.upserted = raw.get("_id").ok().flatten().and_then(|id| Bson::try_from(id).ok());
         writer.insert(raw.clone())?;
         outcome.after = Some(raw);
@@ -326,6 +336,7 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let ns = writable_namespace(req)?;
     let ordered = req.bool_arg("ordered")?.unwrap_or(true);
     let journal = journaled(req)?;
+    let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
     let statements = req.documents("updates")?;
     check_statement_fields("update", "updates", &statements, UPDATE_STATEMENT_FIELDS)?;
     let vars = let_variables(req)?;
@@ -333,7 +344,7 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let outcomes = run_statements(statements, ordered, |statement| {
-        run_update_statement(ctx, finder, &ns, statement, vars.as_ref())
+        run_update_statement(ctx, finder, &ns, statement, vars.as_ref(), bypass)
     });
     acknowledge(ctx.op, storage, journal, outcomes.last_ticket)?;
     let (mut matched, mut modified) = (0i64, 0i64);
@@ -399,6 +410,7 @@ fn run_update_statement(
     ns: &crate::storage::Namespace,
     statement: &RawDocument,
     vars: Option<&Variables>,
+    bypass: bool,
 ) -> Result<(UpdateOutcome, Option<u64>)> {
     let field = |key: &str| statement.get(key).ok().flatten();
     let query = match field("q") {
@@ -436,8 +448,9 @@ fn run_update_statement(
     let Some(collection) = collection else {
         return Ok((UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None }, None));
     };
+    let validation = Validation::new(ctx.server, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
-    let outcome = update_statement(&mut writer, query, &update, options)?;
+    let outcome = update_statement(&mut writer, query, &update, options, &validation)?;
     let ticket = commit(ctx.op, writer)?;
     ctx.server.stats.opcounters.update.fetch_add(1, Ordering::Relaxed);
     Ok((outcome, ticket))
@@ -586,6 +599,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let hint = planner::hint_of(req.get("hint")).map_err(|other| req.wrong_type("hint", other, "object or string"))?;
     let return_new = req.bool_arg("new")?.unwrap_or(false);
     let upsert = req.bool_arg("upsert")?.unwrap_or(false);
+    let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
     let array_filters = match req.get("arrayFilters") {
         None => None,
         Some(RawBsonRef::Array(filters)) => Some(filters),
@@ -619,6 +633,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     };
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
+    let validation = Validation::new(ctx.server, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
@@ -659,6 +674,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
                     vars: vars.as_ref(),
                     collation: collation.as_ref(),
                 },
+                &validation,
             )?;
             ctx.op.docs.updated.fetch_add(u64::try_from(outcome.modified).unwrap_or(0), Ordering::Relaxed);
             ctx.op.docs.inserted.fetch_add(u64::from(outcome.upserted.is_some()), Ordering::Relaxed);

@@ -208,15 +208,22 @@ impl LogSink {
     /// Writes one informational line built by the caller (the slow-query log, whose
     /// attributes are documents rather than tracing fields).
     pub fn write_event(&self, component: &str, id: i64, context: &str, message: &str, attr: Map<String, Value>) {
-        let line = format_line(&LineParts {
-            level: Level::INFO,
-            component,
-            id,
-            context,
-            message,
-            attr: &attr,
-            startup_warning: false,
-        });
+        self.write_at(Level::INFO, component, id, context, message, attr);
+    }
+
+    /// Writes one warning line whose attributes are a document (a document that would fail
+    /// validation), kept in the document's field order as mongod writes them.
+    pub fn write_warning(&self, component: &str, id: i64, context: &str, message: &str, attr: &bson::Document) {
+        let attr = serde_json::to_string(attr).unwrap_or_default();
+        let parts =
+            LineParts { level: Level::WARN, component, id, context, message, attr: &attr, startup_warning: false };
+        self.write(format_line(&parts), false);
+    }
+
+    fn write_at(&self, level: Level, component: &str, id: i64, context: &str, message: &str, attr: Map<String, Value>) {
+        let attr = render_attr(attr);
+        let line =
+            format_line(&LineParts { level, component, id, context, message, attr: &attr, startup_warning: false });
         self.write(line, false);
     }
 
@@ -394,7 +401,7 @@ where
             id: fields.id.unwrap_or(0),
             context: context.as_deref().unwrap_or("main"),
             message: fields.message.as_deref().unwrap_or(""),
-            attr: &fields.attr,
+            attr: &render_attr(fields.attr),
             startup_warning,
         });
         self.sink.write(line, startup_warning);
@@ -412,7 +419,8 @@ struct LineParts<'a> {
     id: i64,
     context: &'a str,
     message: &'a str,
-    attr: &'a Map<String, Value>,
+    /// The attributes as a JSON object, or empty for none.
+    attr: &'a str,
     startup_warning: bool,
 }
 
@@ -443,13 +451,18 @@ fn format_line(parts: &LineParts<'_>) -> String {
         ip = 8usize.saturating_sub(id.len()),
     );
     if !parts.attr.is_empty() {
-        let _ = write!(line, r#","attr":{}"#, Value::Object(parts.attr.clone()));
+        let _ = write!(line, r#","attr":{}"#, parts.attr);
     }
     if parts.startup_warning {
         line.push_str(r#","tags":["startupWarnings"]"#);
     }
     line.push('}');
     line
+}
+
+/// Attributes as the JSON object of a line; empty when there are none.
+fn render_attr(attr: Map<String, Value>) -> String {
+    if attr.is_empty() { String::new() } else { Value::Object(attr).to_string() }
 }
 
 /// mongod's timestamp: UTC, milliseconds, explicit offset (`2026-11-25T18:27:03.410+00:00`).
@@ -576,5 +589,20 @@ mod tests {
         assert_eq!(ring.lines.len(), RING_CAPACITY);
         assert_eq!(ring.total, (RING_CAPACITY + 5) as u64);
         assert_eq!(ring.lines.front().map(String::as_str), Some("5"));
+    }
+
+    #[test]
+    fn log_warning_keeps_document_attributes_in_order() {
+        let sink = LogSink::new(Box::new(std::io::sink()));
+        let attr = bson::doc! { "namespace": "db.c", "document": { "_id": 7, "b": 1, "a": 2 }, "errInfo": { "z": 1 } };
+        sink.write_warning("STORAGE", 20294, "conn3", "Document would fail validation", &attr);
+        let line = sink.global().lines.pop().unwrap_or_default();
+        assert!(line.contains(r#""s":"W""#), "{line}");
+        assert!(
+            line.ends_with(
+                r#""ctx":"conn3","msg":"Document would fail validation","attr":{"namespace":"db.c","document":{"_id":7,"b":1,"a":2},"errInfo":{"z":1}}}"#
+            ),
+            "{line}"
+        );
     }
 }

@@ -50,6 +50,21 @@ impl JsonSchema {
     pub fn matches(&self, doc: &RawDocument) -> bool {
         self.root.matches(RawBsonRef::Document(doc))
     }
+
+    /// Compiles a subschema (a `properties` entry, an `items` schema, one keyword) to match
+    /// single values with [`JsonSchema::matches_value`]; `top` when it applies to the whole
+    /// document, where mongod does not compile `pattern`.
+    ///
+    /// # Errors
+    /// As [`JsonSchema::parse`].
+    pub(crate) fn parse_subschema(spec: &RawDocument, top: bool) -> Result<Self, QueryError> {
+        Ok(Self { root: Schema::parse(spec, top)? })
+    }
+
+    /// Whether a present value satisfies the schema.
+    pub(crate) fn matches_value(&self, value: RawBsonRef<'_>) -> bool {
+        self.root.matches(value)
+    }
 }
 
 /// The keywords mongod knows, in no particular order.
@@ -743,7 +758,7 @@ fn parse_enum(value: RawBsonRef<'_>) -> Result<Vec<RawBson>, QueryError> {
 
 /// mongod's `UnorderedFieldsBSONElementComparator` equality: BSON comparison, except that
 /// documents are equal when they hold equal values under the same names in any order.
-fn equal_unordered(a: RawBsonRef<'_>, b: RawBsonRef<'_>) -> bool {
+pub(crate) fn equal_unordered(a: RawBsonRef<'_>, b: RawBsonRef<'_>) -> bool {
     match (a, b) {
         (RawBsonRef::Document(x), RawBsonRef::Document(y)) => {
             let (xs, ys): (Vec<_>, Vec<_>) = (fields(x).collect(), fields(y).collect());

@@ -12,6 +12,7 @@
 //! - [`index_key`]: index key patterns and the keys a document gives an index;
 //! - [`sort`]: sort specifications and mongod's multi-key sort order;
 //! - [`update`]: update documents (replacement or operators) applied to a document;
+//! - [`validator`]: collection validators, and [`validation_error`] for why a document fails;
 //! - [`error`]: [`QueryError`], the one error type of the layer.
 
 pub(crate) mod biguint;
@@ -31,6 +32,8 @@ pub mod projection;
 mod render;
 pub mod sort;
 pub mod update;
+pub mod validation_error;
+pub mod validator;
 
 pub use collation::Collation;
 pub(crate) use decimal::to_i64 as decimal_to_i64;
@@ -43,3 +46,4 @@ pub use projection::Projection;
 pub use render::type_name;
 pub use sort::SortSpec;
 pub use update::{Update, replace};
+pub use validator::{ValidationAction, ValidationLevel, Validator};

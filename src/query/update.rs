@@ -161,7 +161,7 @@ impl Update {
     ///
     /// # Errors
     /// 9 FailedToParse for an unknown modifier or a modifier whose argument is not a document,
-    /// 52 DollarPrefixedFieldName for `$` fields in a replacement or an update path, 56
+    /// 2 BadValue for a positional `$` or `$[...]` first in a path, 56
     /// EmptyFieldName, 40 ConflictingUpdateOperators, 14 TypeMismatch for a non-numeric
     /// `$inc`, 238 NotImplemented for modifiers not built yet.
     pub fn parse(spec: &RawDocument) -> Result<Self, QueryError> {
@@ -256,8 +256,9 @@ impl Update {
     /// `$sort` always count as changes, as in mongod).
     ///
     /// # Errors
-    /// mongod's errors: 14 TypeMismatch (`$inc`/`$mul` on a non-number, `$pop` on a
-    /// non-array), 2 BadValue (array operators on a non-array, int64 overflow, `$bit` on a
+    /// mongod's errors: 52 DollarPrefixedFieldName (and 55 InvalidDBRef) for a top-level
+    /// `$`-prefixed field an update of an existing document (`inserting` false) would store,
+    /// 14 TypeMismatch (`$inc`/`$mul` on a non-number, `$pop` on a non-array), 2 BadValue (array operators on a non-array, int64 overflow, `$bit` on a
     /// non-integer, `$rename` through arrays, `$` without a matched element, `$[]` on a
     /// missing path), 28 PathNotViable, 34 CannotBackfillArray, 66 ImmutableField, 238
     /// NotImplemented for decimal128 arithmetic. On error `doc` may be partly updated: apply
@@ -266,6 +267,8 @@ impl Update {
         match &self.kind {
             Kind::Pipeline(pipeline) => {
                 // `replace` keeps `_id` first and refuses a changed one, as for a replacement.
+                // Unlike a replacement document, a pipeline may store top-level `$` fields
+                // (mongod's advice for them is `$replaceWith`).
                 let next = replace(doc, &pipeline.apply(doc)?)?;
                 let changed = !documents_identical(doc, &next);
                 *doc = next;
@@ -273,11 +276,23 @@ impl Update {
             }
             Kind::Replacement(replacement) => {
                 let next = replace(doc, replacement)?;
+                if !inserting {
+                    check_top_level_dollar_fields(&next, next.keys())?;
+                }
                 let changed = !documents_identical(doc, &next);
                 *doc = next;
                 Ok(changed)
             }
             Kind::Operators { tree, renames } => {
+                // The top-level `$` fields the operators reach, as they were before.
+                let dollar_fields: Vec<(&String, Option<Bson>)> = if inserting {
+                    Vec::new()
+                } else {
+                    tree.keys()
+                        .filter(|name| name.starts_with('$'))
+                        .map(|name| (name, doc.get(name).cloned()))
+                        .collect()
+                };
                 let positional = match &self.positional {
                     // An inserted document matched nothing, so `$` has no element to stand for.
                     Some(_) if inserting => return Err(positional_not_found()),
@@ -309,6 +324,21 @@ impl Update {
                 if inserting {
                     *doc = move_id_first(std::mem::take(doc));
                 }
+                // mongod validates for storage each element an update creates or sets, at its
+                // depth, and refuses `$` names at the top level only: a top-level `$` field
+                // created, or set whole, fails; one changed deeper inside does not.
+                let stored: Vec<&String> = dollar_fields
+                    .into_iter()
+                    .filter(|(name, before)| match (before, doc.get(*name)) {
+                        (_, None) => false,
+                        (None, Some(_)) => true,
+                        (Some(before), Some(after)) => {
+                            matches!(tree.get(*name), Some(UpdateNode::Leaf(_))) && !identical(before, after)
+                        }
+                    })
+                    .map(|(name, _)| name)
+                    .collect();
+                check_top_level_dollar_fields(doc, stored.into_iter())?;
                 Ok(cx.changed)
             }
         }
@@ -347,15 +377,62 @@ pub fn replace(current: &Document, replacement: &Document) -> Result<Document, Q
     Ok(out)
 }
 
+/// mongod's storage rule for the top-level fields `names` of `doc`, which an update of an
+/// existing document stores: a `$`-prefixed name is refused unless it is part of a DBRef
+/// (`$ref` then `$id`, then an optional `$db`) in that order and with string `$ref`/`$db`.
+fn check_top_level_dollar_fields<'a>(
+    doc: &Document,
+    names: impl Iterator<Item = &'a String>,
+) -> Result<(), QueryError> {
+    let keys: Vec<&String> = doc.keys().collect();
+    for name in names.filter(|name| name.starts_with('$')) {
+        let Some(mut at) = keys.iter().position(|k| *k == name) else { continue };
+        let dbref = |message: String| QueryError::new(ErrorCode::InvalidDBRef, message);
+        let key_at = |i: Option<usize>| i.and_then(|i| keys.get(i)).map(|k| k.as_str());
+        let mut current = name.as_str();
+        if current == "$db" {
+            if let Some(value) = doc.get(current).filter(|v| !matches!(v, Bson::String(_))) {
+                return Err(dbref(format!(
+                    "The DBRef $db field must be a String, not a {}",
+                    type_name(value.element_type())
+                )));
+            }
+            if key_at(at.checked_sub(1)) != Some("$id") {
+                return Err(dbref("Found $db field without a $id before it, which is invalid.".into()));
+            }
+            at -= 1;
+            current = "$id";
+        }
+        if current == "$id" {
+            if key_at(at.checked_sub(1)) != Some("$ref") {
+                return Err(dbref("Found $id field without a $ref before it, which is invalid.".into()));
+            }
+            at -= 1;
+            current = "$ref";
+        }
+        if current != "$ref" {
+            return Err(dollar_prefixed(name, name));
+        }
+        if let Some(value) = doc.get("$ref").filter(|v| !matches!(v, Bson::String(_))) {
+            return Err(dbref(format!(
+                "The DBRef $ref field must be a String, not a {}",
+                type_name(value.element_type())
+            )));
+        }
+        if key_at(at.checked_add(1)) != Some("$id") {
+            return Err(dbref("The DBRef $ref field must be followed by a $id field".into()));
+        }
+    }
+    Ok(())
+}
+
+/// A replacement document. Its `$`-prefixed top-level fields are refused when it replaces an
+/// existing document, not here: an upsert that inserts it accepts them, as in mongod 5.0+.
 fn parse_replacement(spec: &RawDocument) -> Result<Update, QueryError> {
     let mut doc = Document::new();
     for item in spec.iter() {
         let (key, value) = item.map_err(QueryError::invalid_bson)?;
-        let key = key.as_str();
-        if key.starts_with('$') {
-            return Err(dollar_prefixed(key, key));
-        }
-        doc.insert(key, to_bson(value)?);
+        doc.insert(key.as_str(), to_bson(value)?);
     }
     Ok(Update { kind: Kind::Replacement(doc), array_filters: BTreeMap::new(), positional: None, collation: None })
 }
@@ -428,9 +505,11 @@ fn parse_operator_name(op: &str) -> Result<Operator, QueryError> {
     }
 }
 
-/// Splits an update path, refusing empty components and `$`-prefixed components other than
-/// the positional `$`, `$[]` and `$[<identifier>]` (which must name one of `filters`). Records
-/// the identifiers used, and `"$"` when the path has a positional `$`.
+/// Splits an update path, refusing empty components, more than one positional `$`, a
+/// positional `$`, `$[]` or `$[<identifier>]` first, and identifiers naming none of
+/// `filters`. Other `$`-prefixed components are field names (mongod 5.0+), checked when the
+/// update is applied. Records the identifiers used, and `"$"` when the path has a positional
+/// `$`.
 fn check_update_path<'p>(
     path: &'p str,
     filters: &BTreeMap<String, Filter>,
@@ -446,20 +525,27 @@ fn check_update_path<'p>(
             format!("The update path '{path}' contains an empty field name, which is not allowed."),
         ));
     }
+    if parts.iter().filter(|part| **part == "$").count() > 1 {
+        return Err(QueryError::bad_value(format!("Too many positional (i.e. '$') elements found in path '{path}'")));
+    }
     if let Some((first, rest)) = parts.split_first() {
-        if first.starts_with('$') {
-            return Err(dollar_prefixed(first, path));
+        match array_operator(first) {
+            Some(ArrayOperator::First) => {
+                return Err(QueryError::bad_value(format!(
+                    "Cannot have positional (i.e. '$') element in the first position in path '{path}'"
+                )));
+            }
+            Some(ArrayOperator::All | ArrayOperator::Filtered(_)) => {
+                return Err(QueryError::bad_value(format!(
+                    "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path \
+                     '{path}'"
+                )));
+            }
+            None => {}
         }
-        let mut dollars = 0;
         for part in rest {
             match array_operator(part) {
                 Some(ArrayOperator::First) => {
-                    dollars += 1;
-                    if dollars > 1 {
-                        return Err(QueryError::bad_value(format!(
-                            "Too many positional (i.e. '$') elements found in path '{path}'"
-                        )));
-                    }
                     used.insert("$".to_owned());
                 }
                 Some(ArrayOperator::All) => {}
@@ -471,7 +557,6 @@ fn check_update_path<'p>(
                     }
                     used.insert(id.to_owned());
                 }
-                None if part.starts_with('$') => return Err(dollar_prefixed(part, path)),
                 None => {}
             }
         }
@@ -1907,15 +1992,33 @@ mod tests {
     }
 
     #[test]
-    fn update_replacement_with_operator_field_is_52() {
+    fn update_replacement_with_top_level_dollar_field_is_52_on_existing_documents_only() {
+        let replacement = rawdoc! { "a": 1, "$set": { "b": 1 } };
         assert_eq!(
-            parse_err(rawdoc! { "a": 1, "$set": { "b": 1 } }),
+            run_err(replacement.clone(), doc! { "_id": 1 }),
             (
                 52,
                 "The dollar ($) prefixed field '$set' in '$set' is not allowed in the context of an update's \
                  replacement document. Consider using an aggregation pipeline with $replaceWith."
                     .into()
             )
+        );
+        // An upsert that inserts is checked as an insert.
+        let mut inserted = Document::new();
+        update(replacement).apply(&mut inserted, true).unwrap();
+        assert_eq!(inserted, doc! { "a": 1, "$set": { "b": 1 } });
+        // Nested `$` fields and DBRefs are storable.
+        let (doc, _) = run(rawdoc! { "a": { "$b": 1 }, "r": { "$ref": "c", "$id": 1 } }, doc! { "_id": 1 });
+        assert_eq!(doc, doc! { "_id": 1, "a": { "$b": 1 }, "r": { "$ref": "c", "$id": 1 } });
+        let (doc, _) = run(rawdoc! { "a": 1, "$ref": "c", "$id": 1, "$db": "d" }, doc! { "_id": 1 });
+        assert_eq!(doc, doc! { "_id": 1, "a": 1, "$ref": "c", "$id": 1, "$db": "d" });
+        assert_eq!(
+            run_err(rawdoc! { "a": 1, "$id": 1 }, doc! { "_id": 1 }),
+            (55, "Found $id field without a $ref before it, which is invalid.".into())
+        );
+        assert_eq!(
+            run_err(rawdoc! { "a": 1, "$ref": 1, "$id": 1 }, doc! { "_id": 1 }),
+            (55, "The DBRef $ref field must be a String, not a int".into())
         );
     }
 
@@ -1972,11 +2075,61 @@ mod tests {
     }
 
     #[test]
-    fn update_set_dollar_path_component_is_52() {
-        assert_eq!(parse_err(rawdoc! { "$set": { "$a": 1 } }).0, 52);
-        assert_eq!(parse_err(rawdoc! { "$set": { "a.$b": 1 } }).0, 52);
-        assert_eq!(parse_err(rawdoc! { "$set": { "$": 1 } }).0, 52);
-        assert_eq!(parse_err(rawdoc! { "$set": { "a.$x": 1 } }).0, 52);
+    fn update_dollar_path_components_follow_mongod_5() {
+        // Nested `$` fields may be set and unset on existing documents.
+        let (doc, _) = run(rawdoc! { "$set": { "preferences.$each": 42 } }, doc! { "_id": 1, "preferences": {} });
+        assert_eq!(doc, doc! { "_id": 1, "preferences": { "$each": 42 } });
+        let (doc, changed) = run(
+            rawdoc! { "$unset": { "nested.data.$*._id": 1 } },
+            doc! { "_id": 1, "nested": { "data": { "$*": { "_id": 1, "k": 2 } } } },
+        );
+        assert!(changed);
+        assert_eq!(doc, doc! { "_id": 1, "nested": { "data": { "$*": { "k": 2 } } } });
+        // Inside an existing top-level `$` field too; creating or setting one is refused.
+        let (doc, _) = run(rawdoc! { "$set": { "$a.b": 2 } }, doc! { "_id": 1, "$a": { "b": 1 } });
+        assert_eq!(doc, doc! { "_id": 1, "$a": { "b": 2 } });
+        let refused = (
+            52,
+            "The dollar ($) prefixed field '$myKey' in '$myKey' is not allowed in the context of an update's \
+             replacement document. Consider using an aggregation pipeline with $replaceWith."
+                .to_owned(),
+        );
+        assert_eq!(run_err(rawdoc! { "$set": { "$myKey": 1 } }, doc! { "_id": 1 }), refused);
+        assert_eq!(run_err(rawdoc! { "$set": { "$myKey": 2 } }, doc! { "_id": 1, "$myKey": 1 }), refused);
+        assert_eq!(run_err(rawdoc! { "$set": { "$myKey.x": 2 } }, doc! { "_id": 1 }), refused);
+        assert_eq!(run_err(rawdoc! { "$rename": { "a": "$myKey" } }, doc! { "_id": 1, "a": 1 }), refused);
+        // Setting it to the value it has is no change, so nothing is stored or checked.
+        let (_, changed) = run(rawdoc! { "$set": { "$myKey": 1 } }, doc! { "_id": 1, "$myKey": 1 });
+        assert!(!changed);
+        // An upsert that inserts accepts them.
+        let mut inserted = Document::new();
+        update(rawdoc! { "$set": { "$myKey": 1 } }).apply(&mut inserted, true).unwrap();
+        assert_eq!(inserted, doc! { "$myKey": 1 });
+        // A pipeline may store them (mongod's advice for them).
+        let stages = bson::rawdoc! { "s": [
+            { "$replaceWith": { "$setField": { "field": { "$literal": "$a" }, "value": 1, "input": "$$ROOT" } } },
+        ] };
+        let Ok(Some(RawBsonRef::Array(stages))) = stages.get("s") else { panic!("stages") };
+        let mut doc = doc! { "_id": 1 };
+        Update::parse_pipeline(stages, &Variables::default()).unwrap().apply(&mut doc, false).unwrap();
+        assert_eq!(doc, doc! { "_id": 1, "$a": 1 });
+        // The positional forms may not come first.
+        assert_eq!(
+            parse_err(rawdoc! { "$set": { "$": 1 } }),
+            (2, "Cannot have positional (i.e. '$') element in the first position in path '$'".into())
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$set": { "$[].a": 1 } }),
+            (
+                2,
+                "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '$[].a'"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_err(rawdoc! { "$set": { "$.a.$": 1 } }).1,
+            "Too many positional (i.e. '$') elements found in path '$.a.$'"
+        );
     }
 
     #[test]

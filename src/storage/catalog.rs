@@ -13,6 +13,7 @@ use bson::{Binary, Document, Uuid, doc};
 use super::index::{ID_INDEX_ID, Index};
 use super::namespace::Namespace;
 use super::{StorageError, meta_key};
+use crate::query::{QueryError, Validator};
 
 /// The indexes of a collection at one moment.
 pub type IndexSet = Arc<[Arc<Index>]>;
@@ -29,6 +30,10 @@ pub struct Collection {
     pub uuid: Uuid,
     /// Creation options (`capped`, `size`, `max`, `validator`, ...), as given.
     pub options: Document,
+    /// The `validator` option compiled with its level and action, once per version of the
+    /// collection; the parse error of a stored validator that no longer compiles, which
+    /// fails every write as in mongod.
+    validator: Result<Option<Arc<Validator>>, QueryError>,
     /// Its indexes, `_id_` first; shared by every version of the collection and swapped
     /// whole under the write lock, so a writer sees one consistent set.
     index_set: Arc<RwLock<IndexSet>>,
@@ -39,6 +44,14 @@ pub struct Collection {
 }
 
 impl Collection {
+    /// The compiled validator, `None` when the collection has none.
+    ///
+    /// # Errors
+    /// The stored validator's parse error, with mongod's context.
+    pub fn validator(&self) -> Result<Option<&Arc<Validator>>, &QueryError> {
+        self.validator.as_ref().map(Option::as_ref)
+    }
+
     /// The key prefix of this collection's documents.
     pub fn prefix(&self) -> [u8; 8] {
         self.id.to_be_bytes()
@@ -87,6 +100,7 @@ impl Collection {
             Some(bson::Bson::Binary(binary)) => binary.to_uuid().map_err(|e| corrupt(e.to_string()))?,
             _ => return Err(corrupt("missing uuid".into())),
         };
+        let options = meta.get_document("options").cloned().unwrap_or_default();
         let mut indexes = Vec::new();
         for entry in meta.get_array("indexes").map_err(|e| corrupt(e.to_string()))? {
             let Some(entry) = entry.as_document() else { continue };
@@ -108,7 +122,8 @@ impl Collection {
                 coll: meta.get_str("name").map_err(|e| corrupt(e.to_string()))?.to_owned(),
             },
             uuid,
-            options: meta.get_document("options").cloned().unwrap_or_default(),
+            validator: compile_validator(&options),
+            options,
             index_set: Arc::new(RwLock::new(indexes.into())),
             write_lock: Arc::default(),
             dropped: Arc::default(),
@@ -121,12 +136,24 @@ impl Collection {
             id: self.id,
             ns,
             uuid: self.uuid,
+            validator: compile_validator(&options),
             options,
             index_set: self.index_set.clone(),
             write_lock: self.write_lock.clone(),
             dropped: self.dropped.clone(),
         }
     }
+}
+
+/// Compiles the validator of `options`; a stored validator that does not compile (written
+/// before validators were checked) keeps mongod's error for the writes it will fail.
+fn compile_validator(options: &Document) -> Result<Option<Arc<Validator>>, QueryError> {
+    Validator::from_options(options).map(|v| v.map(Arc::new)).map_err(|error| {
+        QueryError::new(
+            error.code(),
+            format!("Parsing of collection validator failed :: caused by :: {}", error.message()),
+        )
+    })
 }
 
 /// The `_id` index every collection has.
@@ -190,6 +217,7 @@ impl Catalog {
             id,
             ns,
             uuid: Uuid::new(),
+            validator: compile_validator(&options),
             options,
             index_set: Arc::new(RwLock::new(id_index.map(Arc::new).into_iter().collect())),
             write_lock: Arc::default(),

@@ -317,10 +317,13 @@ fn exists_already(indexes: &[Arc<Index>], spec: &Document) -> Result<bool> {
     Ok(false)
 }
 
-/// The options that make two indexes on one key different (not `v`, `name` or `hidden`).
+/// The options that make two indexes on one key different (not `v`, `name`, `hidden`, nor
+/// the creation-time `background` and the ignored `dropDups`, as in mongod).
 fn comparable_options(spec: &Document) -> BTreeMap<String, Bson> {
     spec.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "v" | "name" | "key" | "hidden" | "expireAfterSeconds"))
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "v" | "name" | "key" | "hidden" | "expireAfterSeconds" | "background" | "dropDups")
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
