@@ -18,25 +18,28 @@ async fn collections_create_list_drop() {
     let server = TestServer::start(&[]);
     let client = server.client("").await;
     let db = client.database("app");
-    db.run_command(doc! { "create": "capped", "capped": true, "size": 4096, "max": 10 }).await.expect("create capped");
+    // Capped collections are not built (#16): refused rather than created without eviction.
+    let error = db
+        .run_command(doc! { "create": "capped", "capped": true, "size": 4096, "max": 10 })
+        .await
+        .expect_err("capped is not built");
+    assert_eq!(code(&error), Some(238));
+    db.run_command(doc! { "create": "checked", "validator": { "a": { "$exists": true } } }).await.expect("create");
     db.create_collection("plain").await.expect("create");
     let error = db.create_collection("plain").await.expect_err("exists");
     assert_eq!(code(&error), Some(48));
-    let error = db.run_command(doc! { "create": "c2", "capped": true }).await.expect_err("capped needs size");
-    assert_eq!(code(&error), Some(72));
     let error = db.run_command(doc! { "create": "bad$name" }).await.expect_err("invalid name");
     assert_eq!(code(&error), Some(73));
 
     let names = db.list_collection_names().await.expect("names");
-    assert_eq!(names, vec!["capped".to_owned(), "plain".to_owned()]);
-    let listed = db.run_command(doc! { "listCollections": 1, "filter": { "name": "capped" } }).await.expect("list");
+    assert_eq!(names, vec!["checked".to_owned(), "plain".to_owned()]);
+    let listed = db.run_command(doc! { "listCollections": 1, "filter": { "name": "checked" } }).await.expect("list");
     let batch = listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
     assert_eq!(batch.len(), 1);
     let entry = batch[0].as_document().expect("entry");
     assert_eq!(entry.get_str("type").ok(), Some("collection"));
     let options = entry.get_document("options").expect("options");
-    assert_eq!(options.get_bool("capped").ok(), Some(true));
-    assert_eq!(options.get_i32("size").ok(), Some(4096));
+    assert_eq!(options.get_document("validator").ok(), Some(&doc! { "a": { "$exists": true } }));
     assert!(matches!(entry.get_document("info").ok().and_then(|i| i.get("uuid")), Some(Bson::Binary(_))), "{entry}");
     assert_eq!(entry.get_document("idIndex").and_then(|i| i.get_str("name")).ok(), Some("_id_"));
     let name_only = db
@@ -50,7 +53,7 @@ async fn collections_create_list_drop() {
     assert_eq!(dropped.get_i32("nIndexesWas").ok(), Some(1));
     // mongod 7.0: dropping a missing collection succeeds.
     db.run_command(doc! { "drop": "plain" }).await.expect("drop missing");
-    assert_eq!(db.list_collection_names().await.expect("names"), vec!["capped".to_owned()]);
+    assert_eq!(db.list_collection_names().await.expect("names"), vec!["checked".to_owned()]);
 }
 
 #[tokio::test]
@@ -123,7 +126,7 @@ async fn collections_survive_restart() {
         coll.insert_many((0..100).map(|i| doc! { "_id": i, "v": format!("value {i}") })).await.expect("insert");
         client
             .database("keep")
-            .run_command(doc! { "create": "empty", "capped": true, "size": 1024 })
+            .run_command(doc! { "create": "empty", "validator": { "a": { "$exists": true } } })
             .await
             .expect("create");
         client.shutdown().await;

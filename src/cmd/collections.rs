@@ -51,18 +51,6 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         check_validator_namespace(&ns, bson::Uuid::new())?;
         Validator::compile(validator)?;
     }
-    if req.bool_arg("capped")?.unwrap_or(false) {
-        match req.get("size") {
-            Some(RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_)) => {}
-            Some(other) => return Err(req.wrong_type("size", other, "long")),
-            None => {
-                return Err(Error::new(
-                    ErrorCode::InvalidOptions,
-                    "the 'size' field is required when 'capped' is true",
-                ));
-            }
-        }
-    }
     ctx.server.storage.create_collection(&ns, options)?;
     Ok(Document::new())
 }

@@ -114,9 +114,9 @@ pub const COUNT: CommandOptions = CommandOptions::strict(&[
 
 /// `create`.
 pub const CREATE: CommandOptions = CommandOptions::strict(&[
-    F::honoured("capped", "stored and reported; documents are not evicted at `size` or `max` yet"),
-    F::honoured("size", "required with `capped`, stored"),
-    F::honoured("max", "stored"),
+    F::not_built_if_true("capped", "capped collections (#16)"),
+    F::ignored("size", "it applies only to capped collections"),
+    F::ignored("max", "it applies only to capped collections"),
     F::honoured("validator", "stored; validation is applied to later writes"),
     F::honoured("validationLevel", "stored with the validator"),
     F::honoured("validationAction", "stored with the validator"),
