@@ -119,12 +119,14 @@ error_codes! {
     UnsatisfiableWriteConcern = 100,
     /// A concurrent write conflicted.
     WriteConflict = 112,
+    /// A document does not pass the collection's validator.
+    DocumentValidationFailure = 121,
     /// Needs a replica set member (read concerns `linearizable` and `snapshot` on a standalone).
     NotAReplicaSet = 123,
     /// A command failed in its own terms (`commitTransaction` outside a transaction).
     CommandFailed = 125,
-    /// A document does not pass the collection's validator.
-    DocumentValidationFailure = 121,
+    /// An operation needed more memory than its limit allows.
+    ExceededMemoryLimit = 146,
     /// A collation asks for an ICU version other than the server's.
     IncompatibleCollationVersion = 161,
     /// An aggregation operator used where it is not allowed.
@@ -181,6 +183,8 @@ error_codes! {
     NotPrimaryNoSecondaryOk = 13435,
     /// Neither primary nor secondary.
     NotPrimaryOrSecondary = 13436,
+    /// A string or buffer being built grew past 64 MiB (mongod's `BufBuilder`).
+    Location13548 = 13548,
     /// A `$project` stage whose argument is not a document.
     Location15969 = 15969,
     /// A sort value is neither a number nor `{$meta: ...}`.
@@ -199,6 +203,8 @@ error_codes! {
     Location16410 = 16410,
     /// A field name with a dot in an expression object.
     Location16412 = 16412,
+    /// A string value longer than 16 MiB.
+    Location16493 = 16493,
     /// `$mod` by zero.
     Location16610 = 16610,
     /// `$mod` on a value that is not a number.
@@ -390,6 +396,8 @@ error_codes! {
     Location4886600 = 4886600,
     /// `$geoNear`, `$near` or `$nearSphere` where no geospatial sort can run (a validator).
     Location5626500 = 5626500,
+    /// A filter path with more components than a stored document can nest.
+    Location5729100 = 5729100,
     /// `$where` without a JavaScript engine (mongod run with `--noscripting`).
     Location6108304 = 6108304,
 }

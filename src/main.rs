@@ -24,7 +24,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(server::THREAD_STACK_BYTES)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(target: "CONTROL", id = 1, %error, "Cannot start the async runtime");

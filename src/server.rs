@@ -25,6 +25,13 @@ use crate::storage::{FLUSH_INTERVAL, Storage, StorageError};
 /// `clientCursorMonitorFrequencySecs`).
 const REAP_INTERVAL: Duration = Duration::from_secs(4);
 
+/// The stack of the runtime's threads, which run the command handlers (`block_in_place`).
+/// Handlers recurse through documents, filters and expressions only up to mongod's nesting
+/// limits (`query::limits`), but at several kilobytes a level in unoptimised builds that
+/// needs more than tokio's 2 MiB default. It is a reservation: pages are used only when
+/// touched.
+pub const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
+
 /// State shared by every connection and handler.
 pub struct Shared {
     /// The validated configuration.

@@ -15,6 +15,7 @@ use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::bounds::{IndexBounds, Interval};
 use crate::query::index_key::KeyOrder;
+use crate::query::limits::{self, MAX_INTERNAL_SIZE, MAX_USER_SIZE};
 use crate::storage::index::hash_value;
 use crate::storage::{ID_INDEX_ID, Index};
 
@@ -97,7 +98,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
             ));
         }
     };
-    let parsed_query = Document::try_from(plan.filter_doc.as_ref()).unwrap_or_default();
+    let filter_doc = plan.filter_doc.clone();
     let sort = plan.sort.clone();
     let projection_doc = plan.projection_doc.clone();
     let (skip, limit) = (plan.skip, plan.limit);
@@ -105,6 +106,16 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     ctx.op.track(&stats);
     let started = Instant::now();
     let (chosen, stream) = plan.run(ctx.server, &ns, stats.clone())?;
+    // mongod builds the whole reply, then refuses it past its internal object size (10334).
+    // The raw pieces copied into it verbatim give a floor on its size before anything is
+    // built: past the limit the answer is known, and a huge filter (a `$in` of a million
+    // values) is neither executed nor copied into several owned documents first.
+    let floor = reply_size_floor(filter_doc.as_bytes().len(), chosen.as_ref(), verbosity != Verbosity::QueryPlanner);
+    if floor > MAX_INTERNAL_SIZE {
+        return Err(limits::object_too_large(floor, "explainVersion: \"1\"").into());
+    }
+    let parsed_query = limits::to_document(&filter_doc).unwrap_or_default();
+    drop(filter_doc);
     let mut returned = 0u64;
     if verbosity != Verbosity::QueryPlanner {
         for doc in stream {
@@ -176,7 +187,12 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         stages.extend(later_stages);
         reply.insert("stages", stages);
     }
-    reply.insert("command", Document::try_from(inner).unwrap_or_default());
+    // mongod's `appendIfRoom`: the command is echoed only when the reply has room for it.
+    if floor.saturating_add(inner.as_bytes().len()) < MAX_USER_SIZE {
+        reply.insert("command", limits::to_document(inner).unwrap_or_default());
+    } else {
+        reply.insert("warning", "'command' has been omitted due to BSON size limit");
+    }
     reply.insert(
         "serverInfo",
         doc! {
@@ -191,6 +207,29 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         doc! { "internalQueryMaxBlockingSortMemoryUsageBytes": i64::try_from(memory_limit).unwrap_or(i64::MAX) },
     );
     Ok(reply)
+}
+
+/// The least a rendered index interval adds to a reply: an array element (type, a one-digit
+/// key) holding the shortest interval string, `[x, x]`.
+const MIN_RENDERED_INTERVAL: usize = 1 + 2 + 4 + "[x, x]".len() + 1;
+
+/// A floor on the size of the explain reply of `plan`: the filter as `parsedQuery`, and in
+/// each stage tree (the winning plan, and again as `executionStages` with execution stats)
+/// the filter of the stage that applies it and the rendered index bounds.
+fn reply_size_floor(filter_len: usize, plan: Option<&Plan>, with_execution: bool) -> usize {
+    // An empty filter is not shown in a stage.
+    let filter_len = if filter_len <= 5 { 0 } else { filter_len };
+    let in_stages = match plan {
+        Some(Plan { access: Access::CollScan { .. }, .. }) => filter_len,
+        Some(Plan { access: Access::IndexScan { index, bounds, .. }, covered, .. }) => {
+            let fetch_filter = if *covered || index.id == ID_INDEX_ID { 0 } else { filter_len };
+            let intervals: usize = bounds.fields.iter().map(Vec::len).sum();
+            fetch_filter.saturating_add(intervals.saturating_mul(MIN_RENDERED_INTERVAL))
+        }
+        _ => 0,
+    };
+    let copies = if with_execution { 2 } else { 1 };
+    filter_len.saturating_add(in_stages.saturating_mul(copies))
 }
 
 /// The query an `aggregate` pipeline starts with, and the stages after it.

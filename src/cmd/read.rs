@@ -14,7 +14,7 @@ use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
-use crate::query::{Collation, DocumentStage, FieldPath, Filter, Projection, SortSpec, compare_collated};
+use crate::query::{Collation, DocumentStage, FieldPath, Filter, Projection, SortSpec, compare_collated, limits};
 use crate::server::Shared;
 use crate::storage::Namespace;
 
@@ -185,15 +185,10 @@ fn usize_arg(req: &CommandRequest, key: &str) -> Result<Option<usize>> {
     Ok(req.count_arg(key)?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
 }
 
+/// The documents of a batch as reply values; a stored document nested deeper than mongod
+/// reads (written by an older version) fails the batch with 15 Overflow naming its `_id`.
 fn batch_to_bson(batch: Vec<RawDocumentBuf>) -> Result<Vec<Bson>> {
-    batch
-        .into_iter()
-        .map(|doc| {
-            Document::try_from(doc.as_ref())
-                .map(Bson::Document)
-                .map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
-        })
-        .collect()
+    batch.into_iter().map(|doc| Ok(Bson::Document(limits::to_document(&doc)?))).collect()
 }
 
 /// The `hint` argument: an index name or key pattern (checked against the indexes when the
@@ -465,10 +460,7 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         });
     }
     values.sort_by(|a, b| compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), collation));
-    let values = values
-        .into_iter()
-        .map(|v| Bson::try_from(v).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string())))
-        .collect::<Result<Vec<_>>>()?;
+    let values = values.into_iter().map(|v| Ok(limits::to_bson(v.as_raw_bson_ref())?)).collect::<Result<Vec<_>>>()?;
     Ok(doc! { "values": values })
 }
 
@@ -649,7 +641,7 @@ fn apply_stage(
             let vars = vars.cloned().unwrap_or_default();
             let stage = DocumentStage::parse(name, spec, &vars)?;
             Box::new(stream.map(move |doc| {
-                let doc = Document::try_from(doc?).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+                let doc = limits::to_document(&doc?)?;
                 raw(&stage.apply(doc, &vars)?)
             }))
         }

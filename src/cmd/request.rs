@@ -6,8 +6,9 @@ use monarch_wire::{DocumentBytes, DocumentSequence, OpMsg, OpQuery};
 
 use crate::error::{Error, ErrorCode, Result};
 
-/// Nesting deeper than this is refused before any handler walks the document.
-const MAX_DEPTH: usize = 200;
+/// Nesting deeper than this is refused before any handler walks the document (mongod's
+/// `validateBSON`, 200 levels below the top document).
+const MAX_DEPTH: usize = crate::query::limits::MAX_BSON_DEPTH;
 
 /// Which op code carried the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +33,8 @@ impl CommandRequest {
     /// Reads an `OP_MSG` request.
     ///
     /// # Errors
-    /// 22 InvalidBSON for malformed content, 40571 when `$db` is missing, 40431 when two
-    /// document sequences share a name.
+    /// 22 InvalidBSON for malformed content, 15 Overflow for nesting deeper than mongod reads,
+    /// 40571 when `$db` is missing, 40431 when two document sequences share a name.
     pub fn from_msg(msg: OpMsg) -> Result<Self> {
         validate(msg.body.as_raw(), 0)?;
         if msg.body.as_raw().is_empty() {
@@ -358,13 +359,11 @@ pub fn unsupported_op_query(what: &str) -> Error {
     )
 }
 
-/// Walks every element so that handlers never meet malformed bytes half-way through a write.
+/// Walks every element so that handlers never meet malformed bytes half-way through a write,
+/// nor nesting deeper than [`MAX_DEPTH`] (which every recursive walk above relies on).
 fn validate(doc: &RawDocument, depth: usize) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::new(
-            ErrorCode::InvalidBSON,
-            format!("BSON nesting exceeds the maximum depth of {MAX_DEPTH}"),
-        ));
+        return Err(too_deep());
     }
     for element in doc {
         let (_, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, format!("invalid BSON: {e}")))?;
@@ -378,7 +377,7 @@ fn validate_value(value: RawBsonRef<'_>, depth: usize) -> Result<()> {
         RawBsonRef::Document(d) => validate(d, depth + 1),
         RawBsonRef::Array(a) => {
             if depth + 1 > MAX_DEPTH {
-                return Err(Error::new(ErrorCode::InvalidBSON, "BSON nesting exceeds the maximum depth"));
+                return Err(too_deep());
             }
             for item in a {
                 let item = item.map_err(|e| Error::new(ErrorCode::InvalidBSON, format!("invalid BSON: {e}")))?;
@@ -389,6 +388,11 @@ fn validate_value(value: RawBsonRef<'_>, depth: usize) -> Result<()> {
         RawBsonRef::JavaScriptCodeWithScope(code) => validate(code.scope, depth + 1),
         _ => Ok(()),
     }
+}
+
+/// mongod's `validateBSON` error for a message nested too deep.
+fn too_deep() -> Error {
+    Error::new(ErrorCode::Overflow, "BSONObj exceeds maximum nested object depth")
 }
 
 /// mongod's name for a BSON type; the query layer owns the table.
@@ -431,6 +435,25 @@ mod tests {
             DocumentBytes::new(Bytes::from(bytes)).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
         let err = CommandRequest::from_msg(OpMsg::new(body)).err();
         assert_eq!(err.map(|e| e.code()), Some(ErrorCode::InvalidBSON));
+        Ok(())
+    }
+
+    #[test]
+    fn request_nested_deeper_than_200_is_overflow() -> Result<()> {
+        let nest = |levels: usize| {
+            let mut inner = doc! { "a": 1 };
+            for _ in 0..levels {
+                inner = doc! { "a": inner };
+            }
+            doc! { "ping": 1, "x": inner, "$db": "admin" }
+        };
+        // `x` is one level below the body; its innermost document 1 + `levels` levels below.
+        assert!(CommandRequest::from_msg(msg(nest(199))?).is_ok());
+        let err = CommandRequest::from_msg(msg(nest(200))?).err();
+        assert_eq!(
+            err.map(|e| (e.code(), e.message().to_owned())),
+            Some((ErrorCode::Overflow, "BSONObj exceeds maximum nested object depth".to_owned()))
+        );
         Ok(())
     }
 

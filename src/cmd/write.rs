@@ -17,7 +17,7 @@ use super::{CommandRequest, RequestCtx, collation, count_value};
 use crate::error::{Error, ErrorCode, Result};
 use crate::obs::tracker::Operation;
 use crate::query::expr::Variables;
-use crate::query::{Collation, Filter, Projection, SortSpec, Update};
+use crate::query::{Collation, Filter, Projection, SortSpec, Update, limits};
 use crate::storage::{Collection, Storage, Writer};
 
 /// Whether the command's write concern asks for a journal sync before the reply (the
@@ -50,7 +50,7 @@ fn acknowledge_untimed(storage: &Storage, journal: bool, last_ticket: Option<u64
 }
 
 /// Prepares a document for insertion as mongod does: `_id` first (generated when missing),
-/// `_id` of an allowed type, size within 16 MiB.
+/// `_id` of an allowed type, size within 16 MiB, nesting within 180 levels.
 fn prepare_for_insert(document: &RawDocument) -> Result<RawDocumentBuf> {
     let mut out = RawDocumentBuf::new();
     match document.get("_id").map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))? {
@@ -67,6 +67,8 @@ fn prepare_for_insert(document: &RawDocument) -> Result<RawDocumentBuf> {
         }
     }
     check_size(&out)?;
+    // mongod checks the nesting right after the size (`fixDocumentForInsert`).
+    limits::check_insert_depth(&out)?;
     Ok(out)
 }
 
@@ -101,14 +103,19 @@ fn check_size(document: &RawDocumentBuf) -> Result<()> {
     Ok(())
 }
 
+/// Encodes an update's result, refusing one nested deeper than mongod stores (before the
+/// encoder, which recurses, walks it).
 fn to_raw(document: &Document) -> Result<RawDocumentBuf> {
+    limits::check_update_depth(document)?;
     let raw = RawDocumentBuf::try_from(document).map_err(|e| Error::new(ErrorCode::BadValue, e.to_string()))?;
     check_size(&raw)?;
     Ok(raw)
 }
 
+/// A stored document as an owned one; one nested deeper than mongod reads (stored by an older
+/// version) is refused with 15 Overflow instead of being walked.
 fn to_document(raw: &RawDocument) -> Result<Document> {
-    Document::try_from(raw).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
+    Ok(limits::to_document(raw)?)
 }
 
 /// The namespace a write command names, which clients may write to (mongod's

@@ -312,6 +312,22 @@ fn handle<'a>(
     (Outcome::Reply(reply), tracked)
 }
 
+/// The first element of `reply` for an error message: a scalar as mongod prints it (cut at
+/// 256 bytes), a document or array elided, as the reply it heads is too large to print.
+fn first_element(reply: &Document) -> String {
+    let Some((key, value)) = reply.iter().next() else { return String::new() };
+    let mut shown = match value {
+        bson::Bson::Document(_) => format!("{key}: {{ ... }}"),
+        bson::Bson::Array(_) => format!("{key}: [ ... ]"),
+        other => format!("{key}: {other}"),
+    };
+    if shown.len() > 256 {
+        let cut = (0..=256).rev().find(|&i| shown.is_char_boundary(i)).unwrap_or(0);
+        shown.truncate(cut);
+    }
+    shown
+}
+
 fn reply_message(
     shared: &Shared,
     response_to: i32,
@@ -320,8 +336,16 @@ fn reply_message(
     compressor: Option<Compressor>,
 ) -> Message {
     let document = DocumentBytes::try_from(&reply).or_else(|e| {
-        let error = Error::new(ErrorCode::InternalError, "reply could not be encoded").with_internal(e.to_string());
-        tracing::error!(target: "COMMAND", id = 1, error = %e, "Reply could not be encoded");
+        let error = match e {
+            // mongod refuses a reply over its internal object size the same way.
+            monarch_wire::WireError::DocumentTooLarge { size, .. } => {
+                Error::from(crate::query::limits::object_too_large(size, &first_element(&reply)))
+            }
+            e => {
+                tracing::error!(target: "COMMAND", id = 1, error = %e, "Reply could not be encoded");
+                Error::new(ErrorCode::InternalError, "reply could not be encoded").with_internal(e.to_string())
+            }
+        };
         DocumentBytes::try_from(&error.to_reply())
     });
     let document = match document {
@@ -331,4 +355,20 @@ fn reply_message(
     };
     let body = if legacy { Body::Reply(OpReply::command_reply(document)) } else { Body::Msg(OpMsg::new(document)) };
     Message { header: Header { request_id: shared.next_request_id(), response_to }, body, compressor }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::*;
+
+    #[test]
+    fn connection_oversized_reply_names_its_first_element_briefly() {
+        assert_eq!(first_element(&doc! { "explainVersion": "1", "x": 1 }), "explainVersion: \"1\"");
+        assert_eq!(first_element(&doc! { "cursor": { "firstBatch": [] } }), "cursor: { ... }");
+        assert_eq!(first_element(&doc! { "values": [1, 2] }), "values: [ ... ]");
+        assert_eq!(first_element(&doc! { "s": "é".repeat(1000) }).len(), 256);
+        assert_eq!(first_element(&doc! {}), "");
+    }
 }

@@ -226,7 +226,7 @@ fn condition_intervals(
             "$eq" => equality_intervals(value, order, regex_order),
             "$in" => match value {
                 RawBsonRef::Array(values) => {
-                    let mut all = Vec::new();
+                    let mut all = Vec::with_capacity(path::items(values).count());
                     for v in path::items(values) {
                         all.extend(equality_intervals(v, order, regex_order)?);
                     }
@@ -399,33 +399,41 @@ fn successor_string(s: &mut String) -> bool {
     false
 }
 
-/// Sorts intervals and merges overlapping ones; drops empty ones.
+/// Sorts intervals and merges overlapping ones; drops empty ones. The merge happens in place,
+/// so a `$in` of a million values holds one list of intervals, not two.
 fn normalize(mut intervals: Vec<Interval>) -> Vec<Interval> {
     intervals.retain(|i| !i.is_empty());
     intervals.sort_by(|a, b| cmp(&a.start, &b.start).then_with(|| b.start_inclusive.cmp(&a.start_inclusive)));
-    let mut merged: Vec<Interval> = Vec::with_capacity(intervals.len());
-    for interval in intervals {
-        if let Some(last) = merged.last_mut() {
-            let touching = match cmp(&interval.start, &last.end) {
-                Ordering::Less => true,
-                Ordering::Equal => interval.start_inclusive || last.end_inclusive,
-                Ordering::Greater => false,
-            };
-            if touching {
-                match cmp(&interval.end, &last.end) {
-                    Ordering::Greater => {
-                        last.end = interval.end;
-                        last.end_inclusive = interval.end_inclusive;
-                    }
-                    Ordering::Equal => last.end_inclusive |= interval.end_inclusive,
-                    Ordering::Less => {}
-                }
-                continue;
-            }
+    // `intervals[..kept]` are merged; the next one either extends the last of them or joins.
+    let mut kept: usize = 0;
+    for next in 0..intervals.len() {
+        let (merged, rest) = intervals.split_at_mut(next);
+        let (Some(last), Some(interval)) = (merged.get_mut(kept.wrapping_sub(1)), rest.first_mut()) else {
+            intervals.swap(kept, next);
+            kept += 1;
+            continue;
+        };
+        let touching = match cmp(&interval.start, &last.end) {
+            Ordering::Less => true,
+            Ordering::Equal => interval.start_inclusive || last.end_inclusive,
+            Ordering::Greater => false,
+        };
+        if !touching {
+            intervals.swap(kept, next);
+            kept += 1;
+            continue;
         }
-        merged.push(interval);
+        match cmp(&interval.end, &last.end) {
+            Ordering::Greater => {
+                last.end = std::mem::replace(&mut interval.end, RawBson::Null);
+                last.end_inclusive = interval.end_inclusive;
+            }
+            Ordering::Equal => last.end_inclusive |= interval.end_inclusive,
+            Ordering::Less => {}
+        }
     }
-    merged
+    intervals.truncate(kept);
+    intervals
 }
 
 /// The intersection of two sorted interval lists.
@@ -515,6 +523,35 @@ mod tests {
         let shown = bounds.render(&pattern, false);
         assert_eq!(shown.get_array("b").unwrap()[0].as_str(), Some("[inf.0, 2)"));
         assert_eq!(bounds.excludes_null, vec![true, true]);
+    }
+
+    #[test]
+    fn bounds_normalize_sorts_and_merges_in_place() {
+        let range = |a: i32, ai: bool, b: i32, bi: bool| Interval {
+            start: RawBson::Int32(a),
+            start_inclusive: ai,
+            end: RawBson::Int32(b),
+            end_inclusive: bi,
+        };
+        let merged = normalize(vec![
+            range(7, true, 7, true),
+            range(2, true, 5, false),
+            range(1, true, 3, true),
+            range(5, true, 6, true),
+            range(9, false, 9, false),
+            range(7, true, 7, true),
+            range(10, false, 11, true),
+            range(8, true, 10, false),
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                range(1, true, 6, true),
+                range(7, true, 7, true),
+                range(8, true, 10, false),
+                range(10, false, 11, true)
+            ]
+        );
     }
 
     #[test]

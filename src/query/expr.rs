@@ -21,6 +21,7 @@ use bson::{Bson, Decimal128, RawBson, RawBsonRef, RawDocument};
 use super::collation::Collation;
 use super::decimal;
 use super::error::QueryError;
+use super::limits::{self, MAX_BUILDER_SIZE, MAX_USER_SIZE};
 use super::number::Number;
 use super::order::compare_collated;
 use super::path::{fields, items};
@@ -274,16 +275,28 @@ impl Expression {
     ///
     /// # Errors
     /// mongod's runtime errors: 14 TypeMismatch for arithmetic on the wrong types, 2 BadValue
-    /// for a division by zero, 15 Overflow for a date out of range, 17276 for an unbound
-    /// variable.
+    /// for a division by zero, 15 Overflow for a date out of range or a value nested deeper
+    /// than mongod reads, 17276 for an unbound variable, 16493/13548 for a string over 16 MiB
+    /// (64 MiB while `$concat` builds it), 146 ExceededMemoryLimit when the values copied out
+    /// of the document pass [`MAX_COPIED_BYTES`].
     pub fn evaluate(&self, root: &RawDocument, vars: &Variables) -> Result<Option<Bson>, QueryError> {
+        self.evaluate_in(root, vars, &mut Budget::default())
+    }
+
+    /// [`Expression::evaluate`], counting what it copies in `budget`, which the caller shares
+    /// between the expressions it evaluates for one document (a projection's computed fields,
+    /// a `$set` stage's values).
+    ///
+    /// # Errors
+    /// As [`Expression::evaluate`].
+    pub fn evaluate_in(&self, root: &RawDocument, vars: &Variables, budget: &mut Budget) -> Result<Value, QueryError> {
         match self {
             Self::Literal(v) => Ok(Some(v.clone())),
-            Self::FieldPath { var, path } => evaluate_path(var, path, root, vars),
+            Self::FieldPath { var, path } => evaluate_path(var, path, root, vars, budget),
             Self::Object(entries) => {
                 let mut doc = bson::Document::new();
                 for (key, expr) in entries {
-                    if let Some(v) = expr.evaluate(root, vars)? {
+                    if let Some(v) = expr.evaluate_in(root, vars, budget)? {
                         doc.insert(key.clone(), v);
                     }
                 }
@@ -292,11 +305,11 @@ impl Expression {
             Self::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for expr in items {
-                    out.push(expr.evaluate(root, vars)?.unwrap_or(Bson::Null));
+                    out.push(expr.evaluate_in(root, vars, budget)?.unwrap_or(Bson::Null));
                 }
                 Ok(Some(Bson::Array(out)))
             }
-            Self::Operator { op, args } => evaluate_operator(*op, args, root, vars),
+            Self::Operator { op, args } => evaluate_operator(*op, args, root, vars, budget),
         }
     }
 
@@ -306,6 +319,63 @@ impl Expression {
     /// As [`Expression::evaluate`].
     pub fn evaluate_truthy(&self, root: &RawDocument, vars: &Variables) -> Result<bool, QueryError> {
         Ok(truthy(&self.evaluate(root, vars)?))
+    }
+}
+
+/// The most memory the values one evaluation copies out of the document may take: 100 MiB,
+/// the limit mongod gives its other in-memory work (`internalQueryMaxBlockingSortMemoryUsageBytes`,
+/// `$push`, `$range`). mongod shares values by reference; Monarch copies them, so an
+/// expression naming a large field many times (`[$s, $s, ...]`) is bounded here.
+///
+/// Every expression node is evaluated at most once per evaluation (no operator iterates), so
+/// what an evaluation holds is at most these copies, its literals (part of the request) and
+/// the results built from them: counting the copies as they are made bounds it, at constant
+/// cost per copy.
+pub const MAX_COPIED_BYTES: usize = 100 * 1024 * 1024;
+
+/// The memory an evaluation has copied out of the document and its variables so far.
+#[derive(Debug, Default)]
+pub struct Budget {
+    copied: usize,
+}
+
+impl Budget {
+    /// Counts a copy of `raw_bytes` holding `values` owned values.
+    ///
+    /// # Errors
+    /// 146 ExceededMemoryLimit past [`MAX_COPIED_BYTES`].
+    fn charge(&mut self, raw_bytes: usize, values: usize) -> Result<(), QueryError> {
+        let cost = raw_bytes.saturating_add(values.saturating_mul(std::mem::size_of::<Bson>()));
+        self.copied = self.copied.saturating_add(cost);
+        if self.copied > MAX_COPIED_BYTES {
+            return Err(QueryError::new(
+                ErrorCode::ExceededMemoryLimit,
+                format!(
+                    "Expression evaluation used too much memory ({} bytes) and cannot spill to disk. Memory limit: \
+                     {MAX_COPIED_BYTES} bytes",
+                    self.copied
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Copies `value` out of the document (or a variable), counting the copy.
+    ///
+    /// # Errors
+    /// 146 ExceededMemoryLimit past [`MAX_COPIED_BYTES`]; those of [`limits::to_bson`].
+    fn copy(&mut self, value: RawBsonRef<'_>) -> Result<Bson, QueryError> {
+        let raw_bytes = match value {
+            RawBsonRef::Document(d) => d.as_bytes().len(),
+            RawBsonRef::Array(a) => a.as_bytes().len(),
+            RawBsonRef::String(s) | RawBsonRef::Symbol(s) | RawBsonRef::JavaScriptCode(s) => s.len(),
+            RawBsonRef::Binary(b) => b.bytes.len(),
+            RawBsonRef::JavaScriptCodeWithScope(c) => c.code.len() + c.scope.as_bytes().len(),
+            _ => 0,
+        };
+        let (copy, values) = limits::to_bson_counted(value)?;
+        self.charge(raw_bytes, values)?;
+        Ok(copy)
     }
 }
 
@@ -324,8 +394,9 @@ pub fn truthy(value: &Option<Bson>) -> bool {
     }
 }
 
+/// A value of the document (or a variable) as an owned one; see [`limits::to_bson`].
 fn to_bson(v: RawBsonRef<'_>) -> Result<Bson, QueryError> {
-    Bson::try_from(RawBson::from(v)).map_err(QueryError::invalid_bson)
+    limits::to_bson(v)
 }
 
 fn parse_field_path(s: &str) -> Result<Expression, QueryError> {
@@ -382,6 +453,7 @@ fn validate_path(path: &str) -> Result<Vec<String>, QueryError> {
     if path.ends_with('.') {
         return Err(QueryError::new(ErrorCode::Location40353, "FieldPath must not end with a '.'."));
     }
+    super::limits::check_field_path_parts(path.split('.').count())?;
     path.split('.').map(validate_field_name).collect()
 }
 
@@ -698,9 +770,15 @@ fn parse_cond_object(spec: &RawDocument) -> Result<Expression, QueryError> {
     Ok(Expression::Operator { op: Operator::Cond, args: vec![if_, then, else_] })
 }
 
-fn evaluate_path(var: &Variable, path: &[String], root: &RawDocument, vars: &Variables) -> Result<Value, QueryError> {
+fn evaluate_path(
+    var: &Variable,
+    path: &[String],
+    root: &RawDocument,
+    vars: &Variables,
+    budget: &mut Budget,
+) -> Result<Value, QueryError> {
     let start = match var {
-        Variable::Root | Variable::Current => return path_in_document(root, path),
+        Variable::Root | Variable::Current => return path_in_document(root, path, budget),
         Variable::Remove => return Ok(None),
         Variable::User(name) => match vars.get(name) {
             Some(Some(v)) => v.as_raw_bson_ref(),
@@ -711,37 +789,37 @@ fn evaluate_path(var: &Variable, path: &[String], root: &RawDocument, vars: &Var
         },
     };
     if path.is_empty() {
-        return to_bson(start).map(Some);
+        return budget.copy(start).map(Some);
     }
     match start {
-        RawBsonRef::Document(doc) => path_in_document(doc, path),
-        RawBsonRef::Array(arr) => path_in_array(arr, path).map(Some),
+        RawBsonRef::Document(doc) => path_in_document(doc, path, budget),
+        RawBsonRef::Array(arr) => path_in_array(arr, path, budget).map(Some),
         _ => Ok(None),
     }
 }
 
 /// mongod's `ExpressionFieldPath::evaluatePath`: numeric components are field names, never
 /// array positions; an array on the way yields the values reached in its document elements.
-fn path_in_document(doc: &RawDocument, path: &[String]) -> Result<Value, QueryError> {
-    let Some((first, rest)) = path.split_first() else { return to_bson(RawBsonRef::Document(doc)).map(Some) };
+fn path_in_document(doc: &RawDocument, path: &[String], budget: &mut Budget) -> Result<Value, QueryError> {
+    let Some((first, rest)) = path.split_first() else { return budget.copy(RawBsonRef::Document(doc)).map(Some) };
     let Ok(Some(value)) = doc.get(first) else { return Ok(None) };
     if rest.is_empty() {
-        return to_bson(value).map(Some);
+        return budget.copy(value).map(Some);
     }
     match value {
-        RawBsonRef::Document(inner) => path_in_document(inner, rest),
-        RawBsonRef::Array(arr) => path_in_array(arr, rest).map(Some),
+        RawBsonRef::Document(inner) => path_in_document(inner, rest, budget),
+        RawBsonRef::Array(arr) => path_in_array(arr, rest, budget).map(Some),
         _ => Ok(None),
     }
 }
 
 /// mongod's `evaluatePathArray`: only document elements are searched, and what they lack is
 /// left out.
-fn path_in_array(arr: &bson::RawArray, path: &[String]) -> Result<Bson, QueryError> {
+fn path_in_array(arr: &bson::RawArray, path: &[String], budget: &mut Budget) -> Result<Bson, QueryError> {
     let mut out = Vec::new();
     for element in items(arr) {
         if let RawBsonRef::Document(doc) = element
-            && let Some(v) = path_in_document(doc, path)?
+            && let Some(v) = path_in_document(doc, path, budget)?
         {
             out.push(v);
         }
@@ -765,35 +843,38 @@ fn compare(a: &Value, b: &Value, collation: Option<&Collation>) -> Result<Orderi
     Ok(compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), collation))
 }
 
+/// Evaluates `op` over `args`, counting what they copy in `budget`.
 fn evaluate_operator(
     op: Operator,
     args: &[Expression],
     root: &RawDocument,
     vars: &Variables,
+    budget: &mut Budget,
 ) -> Result<Value, QueryError> {
-    let eval = |i: usize| -> Result<Value, QueryError> {
-        match args.get(i) {
-            Some(e) => e.evaluate(root, vars),
-            None => Ok(None),
-        }
+    let eval = |i: usize, budget: &mut Budget| -> Result<Value, QueryError> {
+        let Some(e) = args.get(i) else { return Ok(None) };
+        e.evaluate_in(root, vars, budget)
     };
-    let all = || args.iter().map(|e| e.evaluate(root, vars)).collect::<Result<Vec<_>, _>>();
-    let cmp = || -> Result<Ordering, QueryError> { compare(&eval(0)?, &eval(1)?, vars.collation.as_deref()) };
+    let collation = vars.collation.as_deref();
+    let cmp = |budget: &mut Budget| -> Result<Ordering, QueryError> {
+        let a = eval(0, budget)?;
+        compare(&a, &eval(1, budget)?, collation)
+    };
     Ok(Some(match op {
-        Operator::Eq => Bson::Boolean(cmp()? == Ordering::Equal),
-        Operator::Ne => Bson::Boolean(cmp()? != Ordering::Equal),
-        Operator::Gt => Bson::Boolean(cmp()? == Ordering::Greater),
-        Operator::Gte => Bson::Boolean(cmp()? != Ordering::Less),
-        Operator::Lt => Bson::Boolean(cmp()? == Ordering::Less),
-        Operator::Lte => Bson::Boolean(cmp()? != Ordering::Greater),
-        Operator::Cmp => Bson::Int32(match cmp()? {
+        Operator::Eq => Bson::Boolean(cmp(budget)? == Ordering::Equal),
+        Operator::Ne => Bson::Boolean(cmp(budget)? != Ordering::Equal),
+        Operator::Gt => Bson::Boolean(cmp(budget)? == Ordering::Greater),
+        Operator::Gte => Bson::Boolean(cmp(budget)? != Ordering::Less),
+        Operator::Lt => Bson::Boolean(cmp(budget)? == Ordering::Less),
+        Operator::Lte => Bson::Boolean(cmp(budget)? != Ordering::Greater),
+        Operator::Cmp => Bson::Int32(match cmp(budget)? {
             Ordering::Less => -1,
             Ordering::Equal => 0,
             Ordering::Greater => 1,
         }),
         Operator::And => {
             for e in args {
-                if !e.evaluate_truthy(root, vars)? {
+                if !truthy(&e.evaluate_in(root, vars, budget)?) {
                     return Ok(Some(Bson::Boolean(false)));
                 }
             }
@@ -801,36 +882,39 @@ fn evaluate_operator(
         }
         Operator::Or => {
             for e in args {
-                if e.evaluate_truthy(root, vars)? {
+                if truthy(&e.evaluate_in(root, vars, budget)?) {
                     return Ok(Some(Bson::Boolean(true)));
                 }
             }
             Bson::Boolean(false)
         }
-        Operator::Not => Bson::Boolean(!truthy(&eval(0)?)),
-        Operator::Cond => return if truthy(&eval(0)?) { eval(1) } else { eval(2) },
+        Operator::Not => Bson::Boolean(!truthy(&eval(0, budget)?)),
+        Operator::Cond => return if truthy(&eval(0, budget)?) { eval(1, budget) } else { eval(2, budget) },
         Operator::IfNull => {
             // Every argument but the last is a candidate; the last is returned as it is.
             let (last, candidates) = args.split_last().map_or((None, args), |(l, c)| (Some(l), c));
             for e in candidates {
-                let v = e.evaluate(root, vars)?;
+                let v = e.evaluate_in(root, vars, budget)?;
                 if !nullish(&v) {
                     return Ok(v);
                 }
             }
             return match last {
-                Some(e) => e.evaluate(root, vars),
+                Some(e) => e.evaluate_in(root, vars, budget),
                 None => Ok(None),
             };
         }
-        Operator::Add => return add(&all()?),
-        Operator::Subtract => return subtract(eval(0)?, eval(1)?),
-        Operator::Multiply => return multiply(&all()?),
-        Operator::Divide => return divide(eval(0)?, eval(1)?),
-        Operator::Mod => return modulo(eval(0)?, eval(1)?),
-        Operator::Abs => return abs(eval(0)?),
+        Operator::Add => return add(&(0..args.len()).map(|i| eval(i, budget)).collect::<Result<Vec<_>, _>>()?),
+        Operator::Subtract => return subtract(eval(0, budget)?, eval(1, budget)?),
+        Operator::Multiply => {
+            return multiply(&(0..args.len()).map(|i| eval(i, budget)).collect::<Result<Vec<_>, _>>()?);
+        }
+        Operator::Divide => return divide(eval(0, budget)?, eval(1, budget)?),
+        Operator::Mod => return modulo(eval(0, budget)?, eval(1, budget)?),
+        Operator::Abs => return abs(eval(0, budget)?),
         Operator::In => {
-            let (needle, haystack) = (eval(0)?, eval(1)?);
+            let needle = eval(0, budget)?;
+            let haystack = eval(1, budget)?;
             let Some(Bson::Array(list)) = haystack else {
                 return Err(QueryError::new(
                     ErrorCode::Location40081,
@@ -844,7 +928,7 @@ fn evaluate_operator(
             }
             Bson::Boolean(false)
         }
-        Operator::Size => match eval(0)? {
+        Operator::Size => match eval(0, budget)? {
             Some(Bson::Array(list)) => match i32::try_from(list.len()) {
                 Ok(n) => Bson::Int32(n),
                 Err(_) => Bson::Int64(i64::try_from(list.len()).unwrap_or(i64::MAX)),
@@ -856,30 +940,19 @@ fn evaluate_operator(
                 ));
             }
         },
-        Operator::Concat => {
-            let mut out = String::new();
-            for v in all()? {
-                match v {
-                    Some(Bson::String(s)) => out.push_str(&s),
-                    v if nullish(&v) => return Ok(Some(Bson::Null)),
-                    v => {
-                        return Err(QueryError::new(
-                            ErrorCode::Location16702,
-                            format!("$concat only supports strings, not {}", type_of(&v)),
-                        ));
-                    }
-                }
-            }
-            Bson::String(out)
-        }
+        Operator::Concat => return concat(args, root, vars, budget),
         // mongod changes ASCII letters only.
-        Operator::ToLower => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_lowercase()),
-        Operator::ToUpper => Bson::String(coerce_to_string(eval(0)?)?.to_ascii_uppercase()),
-        Operator::Type => Bson::String(type_of(&eval(0)?).to_owned()),
-        Operator::Slice => return slice(eval(0)?, eval(1)?, || eval(2), args.len() == 3),
+        Operator::ToLower => Bson::String(coerce_to_string(eval(0, budget)?)?.to_ascii_lowercase()),
+        Operator::ToUpper => Bson::String(coerce_to_string(eval(0, budget)?)?.to_ascii_uppercase()),
+        Operator::Type => Bson::String(type_of(&eval(0, budget)?).to_owned()),
+        Operator::Slice => {
+            let (array, second) = (eval(0, budget)?, eval(1, budget)?);
+            return slice(array, second, || eval(2, budget), args.len() == 3);
+        }
         Operator::Rand => Bson::Double(random_unit()),
         Operator::GetField => {
-            let (Some(Bson::String(field)), input) = (eval(0)?, eval(1)?) else { return Ok(None) };
+            let field = eval(0, budget)?;
+            let (Some(Bson::String(field)), input) = (field, eval(1, budget)?) else { return Ok(None) };
             return match input {
                 Some(Bson::Document(doc)) => Ok(doc.get(&field).cloned()),
                 v if nullish(&v) => Ok(None),
@@ -890,7 +963,8 @@ fn evaluate_operator(
             };
         }
         Operator::SetField => {
-            let (Some(Bson::String(field)), input, value) = (eval(0)?, eval(1)?, eval(2)?) else { return Ok(None) };
+            let (field, input) = (eval(0, budget)?, eval(1, budget)?);
+            let (Some(Bson::String(field)), input, value) = (field, input, eval(2, budget)?) else { return Ok(None) };
             let mut doc = match input {
                 Some(Bson::Document(doc)) => doc,
                 v if nullish(&v) => return Ok(Some(Bson::Null)),
@@ -913,6 +987,42 @@ fn evaluate_operator(
             Bson::Document(doc)
         }
     }))
+}
+
+/// mongod's `ExpressionConcat`: the strings in order, null at the first nullish argument. The
+/// result is built as the arguments come, so a failing one stops it early: past 64 MiB the
+/// builder gives up (13548) and a result of 16 MiB or more is refused (16493), as mongod's
+/// `StringBuilder` and `RCString` do.
+fn concat(args: &[Expression], root: &RawDocument, vars: &Variables, budget: &mut Budget) -> Result<Value, QueryError> {
+    let mut out = String::new();
+    for e in args {
+        match e.evaluate_in(root, vars, budget)? {
+            Some(Bson::String(s)) => {
+                let len = out.len().saturating_add(s.len());
+                if len > MAX_BUILDER_SIZE {
+                    return Err(QueryError::new(
+                        ErrorCode::Location13548,
+                        format!("BufBuilder attempted to grow() to {len} bytes, past the 64MB limit."),
+                    ));
+                }
+                out.push_str(&s);
+            }
+            v if nullish(&v) => return Ok(Some(Bson::Null)),
+            v => {
+                return Err(QueryError::new(
+                    ErrorCode::Location16702,
+                    format!("$concat only supports strings, not {}", type_of(&v)),
+                ));
+            }
+        }
+    }
+    if out.len() >= MAX_USER_SIZE {
+        return Err(QueryError::new(
+            ErrorCode::Location16493,
+            format!("Tried to create string longer than {}MB", MAX_USER_SIZE / 1024 / 1024),
+        ));
+    }
+    Ok(Some(Bson::String(out)))
 }
 
 /// mongod's `ExpressionSlice`: `[array, n]` keeps the first `n` (the last `-n`) elements;
@@ -1713,5 +1823,49 @@ mod tests {
         ] {
             assert_eq!(truthy(&v), expected, "{v:?}");
         }
+    }
+
+    #[test]
+    fn expr_field_paths_past_200_components_are_overflow() {
+        let path = |n: usize| format!("${}", vec!["a"; n].join("."));
+        let err = Expression::parse(RawBsonRef::String(&path(201))).unwrap_err();
+        assert_eq!((err.code(), err.message()), (ErrorCode::Overflow, "FieldPath is too long"));
+        assert!(Expression::parse(RawBsonRef::String(&path(200))).is_ok());
+        assert_eq!(
+            Expression::parse(RawBsonRef::String(&format!("$$v.{}", &path(201)[1..]))).unwrap_err().code(),
+            ErrorCode::Overflow
+        );
+    }
+
+    #[test]
+    fn expr_concat_is_bounded_like_mongods_string_builder() {
+        let doc = doc! { "s": "x".repeat(1 << 20) };
+        let concat = |n: usize| bson!({ "$concat": vec![Bson::from("$s"); n] });
+        assert_eq!(eval(doc.clone(), concat(65)), Err(13548));
+        assert_eq!(
+            err_message(doc.clone(), concat(65)),
+            "BufBuilder attempted to grow() to 68157440 bytes, past the 64MB limit."
+        );
+        assert_eq!(eval(doc.clone(), concat(16)), Err(16493));
+        assert_eq!(err_message(doc.clone(), concat(16)), "Tried to create string longer than 16MB");
+        assert!(matches!(eval(doc.clone(), concat(15)), Ok(Some(Bson::String(s))) if s.len() == 15 << 20));
+        // As in mongod, a nullish argument ends it before the later ones are evaluated.
+        assert_eq!(eval(doc, bson!({ "$concat": ["a", null, { "$add": ["x"] }] })), Ok(Some(Bson::Null)));
+    }
+
+    #[test]
+    fn expr_values_copied_out_of_the_document_are_bounded() {
+        let doc = doc! { "s": "x".repeat(1 << 20) };
+        let copies = |n: usize| Bson::Array(vec![Bson::from("$s"); n]);
+        assert_eq!(eval(doc.clone(), copies(101)), Err(146));
+        assert!(eval(doc.clone(), copies(90)).is_ok());
+        // Every copy of one evaluation counts, wherever it is made: each node is evaluated
+        // once, so the count bounds what the evaluation holds without tracking its lifetime.
+        assert_eq!(eval(doc.clone(), Bson::Array(vec![copies(60), copies(60)])), Err(146));
+        assert_eq!(eval(doc.clone(), bson!({ "$eq": [copies(60), copies(60)] })), Err(146));
+        assert_eq!(eval(doc.clone(), bson!({ "$eq": ["$$ROOT", copies(100)] })), Err(146));
+        // Small values cost their count: a copy is charged its owned size, not only its bytes.
+        let many = doc! { "a": (0..500_000).collect::<Vec<i32>>() };
+        assert_eq!(eval(many, Bson::Array(vec![Bson::from("$a"); 3])), Err(146));
     }
 }

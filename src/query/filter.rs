@@ -917,6 +917,9 @@ fn parse_list(key: &str, value: RawBsonRef<'_>) -> Result<Vec<Expr>, QueryError>
 
 /// `{path: value}`: operators when `value` is an operator document, equality otherwise.
 fn parse_field(path: &str, value: RawBsonRef<'_>, out: &mut Vec<Expr>) -> Result<(), QueryError> {
+    // mongod checks the length first, so no walk ever follows a path deeper than a stored
+    // document can nest.
+    super::limits::check_match_path_parts(path.split('.').count())?;
     match value {
         RawBsonRef::Document(ops) if is_operator_document(ops) => parse_operators(path, ops, out),
         RawBsonRef::RegularExpression(re) => {
@@ -2496,5 +2499,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn filter_paths_past_180_components_are_5729100() {
+        let spec = |n: usize| {
+            let mut spec = bson::RawDocumentBuf::new();
+            spec.append(<&bson::raw::CStr>::try_from(vec!["a"; n].join(".").as_str()).unwrap(), 1);
+            spec
+        };
+        assert_eq!(parse_err(spec(181)), (5_729_100, "FieldPath is too long".to_owned()));
+        assert_eq!(parse_err(spec(10_000)).0, 5_729_100);
+        assert!(Filter::parse(&spec(180)).is_ok());
+        let mut elem_match = bson::RawDocumentBuf::new();
+        elem_match.append(bson::raw::cstr!("x"), bson::rawdoc! { "$elemMatch": spec(181) });
+        assert_eq!(parse_err(elem_match).0, 5_729_100);
     }
 }

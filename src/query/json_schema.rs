@@ -759,15 +759,25 @@ fn parse_enum(value: RawBsonRef<'_>) -> Result<Vec<RawBson>, QueryError> {
 /// mongod's `UnorderedFieldsBSONElementComparator` equality: BSON comparison, except that
 /// documents are equal when they hold equal values under the same names in any order.
 pub(crate) fn equal_unordered(a: RawBsonRef<'_>, b: RawBsonRef<'_>) -> bool {
+    equal_unordered_at(a, b, 0)
+}
+
+/// [`equal_unordered`] for values `depth` levels down. The recursion goes as deep as both
+/// values nest; past mongod's depth limit (two documents stored by an older version) nested
+/// values are equal only when byte-identical, which keeps the stack safe.
+fn equal_unordered_at(a: RawBsonRef<'_>, b: RawBsonRef<'_>, depth: usize) -> bool {
+    let too_deep = depth > super::limits::MAX_BSON_DEPTH;
     match (a, b) {
+        (RawBsonRef::Document(x), RawBsonRef::Document(y)) if too_deep => x.as_bytes() == y.as_bytes(),
+        (RawBsonRef::Array(x), RawBsonRef::Array(y)) if too_deep => x.as_bytes() == y.as_bytes(),
         (RawBsonRef::Document(x), RawBsonRef::Document(y)) => {
             let (xs, ys): (Vec<_>, Vec<_>) = (fields(x).collect(), fields(y).collect());
             xs.len() == ys.len()
-                && xs.iter().all(|(name, v)| ys.iter().any(|(n, w)| n == name && equal_unordered(*v, *w)))
+                && xs.iter().all(|(name, v)| ys.iter().any(|(n, w)| n == name && equal_unordered_at(*v, *w, depth + 1)))
         }
         (RawBsonRef::Array(x), RawBsonRef::Array(y)) => {
             let (xs, ys): (Vec<_>, Vec<_>) = (items(x).collect(), items(y).collect());
-            xs.len() == ys.len() && xs.iter().zip(&ys).all(|(v, w)| equal_unordered(*v, *w))
+            xs.len() == ys.len() && xs.iter().zip(&ys).all(|(v, w)| equal_unordered_at(*v, *w, depth + 1))
         }
         _ => compare_values(a, b).is_eq(),
     }

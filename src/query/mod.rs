@@ -7,6 +7,7 @@
 //! - [`expr`]: aggregation expressions (`$expr`, later pipeline updates);
 //! - [`filter`]: query filters, compiled once and matched against many documents;
 //! - [`json_schema`]: `$jsonSchema`, compiled once into a matcher used by [`filter`];
+//! - [`limits`]: mongod's nesting and size limits, and the depth-safe walks that enforce them;
 //! - [`projection`]: `find` projections (inclusion, exclusion, `$slice`, `$elemMatch`, `a.$`);
 //! - [`bounds`]: the index bounds a filter allows;
 //! - [`index_key`]: index key patterns and the keys a document gives an index;
@@ -24,6 +25,7 @@ pub mod expr;
 pub mod filter;
 pub mod index_key;
 pub mod json_schema;
+pub mod limits;
 mod number;
 pub mod order;
 pub mod path;

@@ -11,6 +11,7 @@ use std::cmp::Ordering;
 use bson::{RawArray, RawBsonRef, RawDbPointerRef, RawDocument, RawDocumentBuf};
 
 use super::collation::Collation;
+use super::limits::MAX_BSON_DEPTH;
 use super::number::{self, Number};
 use super::path::{fields, items};
 
@@ -56,25 +57,26 @@ pub fn compare_values(a: RawBsonRef<'_>, b: RawBsonRef<'_>) -> Ordering {
 /// and arrays) under `collation`; `None` is the simple collation. Field names always compare
 /// by bytes, as in mongod.
 pub fn compare_collated(a: RawBsonRef<'_>, b: RawBsonRef<'_>, collation: Option<&Collation>) -> Ordering {
-    canonical_type(a).cmp(&canonical_type(b)).then_with(|| compare_in_bracket(a, b, collation))
+    canonical_type(a).cmp(&canonical_type(b)).then_with(|| compare_in_bracket(a, b, collation, 0))
 }
 
 /// Compares two documents field by field: bracket, then field name, then value; a document
 /// that is a prefix of the other is less.
 pub fn compare_documents(a: &RawDocument, b: &RawDocument) -> Ordering {
-    compare_elements(fields(a), fields(b), None)
+    compare_elements(fields(a), fields(b), None, 0)
 }
 
 /// Compares two arrays element by element; a prefix is less.
-fn compare_arrays(a: &RawArray, b: &RawArray, collation: Option<&Collation>) -> Ordering {
+fn compare_arrays(a: &RawArray, b: &RawArray, collation: Option<&Collation>, depth: usize) -> Ordering {
     // Array keys are the positions, equal at equal positions, so only values matter.
-    compare_elements(items(a).map(|v| ("", v)), items(b).map(|v| ("", v)), collation)
+    compare_elements(items(a).map(|v| ("", v)), items(b).map(|v| ("", v)), collation, depth)
 }
 
 fn compare_elements<'a, 'b>(
     mut a: impl Iterator<Item = (&'a str, RawBsonRef<'a>)>,
     mut b: impl Iterator<Item = (&'b str, RawBsonRef<'b>)>,
     collation: Option<&Collation>,
+    depth: usize,
 ) -> Ordering {
     loop {
         match (a.next(), b.next()) {
@@ -85,7 +87,7 @@ fn compare_elements<'a, 'b>(
                 let ord = canonical_type(va)
                     .cmp(&canonical_type(vb))
                     .then_with(|| ka.as_bytes().cmp(kb.as_bytes()))
-                    .then_with(|| compare_in_bracket(va, vb, collation));
+                    .then_with(|| compare_in_bracket(va, vb, collation, depth + 1));
                 if ord != Ordering::Equal {
                     return ord;
                 }
@@ -94,16 +96,26 @@ fn compare_elements<'a, 'b>(
     }
 }
 
-/// Compares two values already known to share a bracket.
-fn compare_in_bracket(a: RawBsonRef<'_>, b: RawBsonRef<'_>, collation: Option<&Collation>) -> Ordering {
+/// Compares two values already known to share a bracket; `depth` is how many documents and
+/// arrays both are nested in.
+fn compare_in_bracket(a: RawBsonRef<'_>, b: RawBsonRef<'_>, collation: Option<&Collation>, depth: usize) -> Ordering {
     use RawBsonRef as V;
+    // IMPORTANT: the recursion below goes only as deep as both values nest. Documents within
+    // mongod's limits never come near this bound; two nested deeper (stored by an older
+    // version) compare by their bytes from here on, a total order that keeps the stack safe.
+    let too_deep = depth > MAX_BSON_DEPTH;
     match (a, b) {
+        (V::Document(x), V::Document(y)) if too_deep => x.as_bytes().cmp(y.as_bytes()),
+        (V::Array(x), V::Array(y)) if too_deep => x.as_bytes().cmp(y.as_bytes()),
+        (V::JavaScriptCodeWithScope(x), V::JavaScriptCodeWithScope(y)) if too_deep => {
+            x.code.as_bytes().cmp(y.code.as_bytes()).then_with(|| x.scope.as_bytes().cmp(y.scope.as_bytes()))
+        }
         (V::String(x) | V::Symbol(x), V::String(y) | V::Symbol(y)) => match collation {
             None => x.as_bytes().cmp(y.as_bytes()),
             Some(collation) => collation.compare_str(x, y),
         },
-        (V::Document(x), V::Document(y)) => compare_elements(fields(x), fields(y), collation),
-        (V::Array(x), V::Array(y)) => compare_arrays(x, y, collation),
+        (V::Document(x), V::Document(y)) => compare_elements(fields(x), fields(y), collation, depth),
+        (V::Array(x), V::Array(y)) => compare_arrays(x, y, collation, depth),
         (V::Binary(x), V::Binary(y)) => x
             .bytes
             .len()
@@ -127,7 +139,8 @@ fn compare_in_bracket(a: RawBsonRef<'_>, b: RawBsonRef<'_>, collation: Option<&C
         }
         (V::JavaScriptCode(x), V::JavaScriptCode(y)) => x.as_bytes().cmp(y.as_bytes()),
         (V::JavaScriptCodeWithScope(x), V::JavaScriptCodeWithScope(y)) => {
-            x.code.as_bytes().cmp(y.code.as_bytes()).then_with(|| compare_documents(x.scope, y.scope))
+            let scope = || compare_elements(fields(x.scope), fields(y.scope), None, depth);
+            x.code.as_bytes().cmp(y.code.as_bytes()).then_with(scope)
         }
         _ => match (Number::from_raw(a), Number::from_raw(b)) {
             (Some(x), Some(y)) => number::compare(x, y),
@@ -309,5 +322,20 @@ mod tests {
         assert_eq!(cmp(Bson::Null, Bson::Null), Ordering::Equal);
         assert_eq!(cmp(Bson::MaxKey, Bson::MaxKey), Ordering::Equal);
         assert_eq!(cmp(Bson::MinKey, Bson::Double(f64::NAN)), Ordering::Less);
+    }
+
+    #[test]
+    fn order_documents_deeper_than_any_stack_compare_without_overflow() {
+        let a = crate::query::limits::nested_for_tests(100_000);
+        let mut bytes = a.as_bytes().to_vec();
+        // The innermost value, 1, becomes 2.
+        let innermost = bytes.len() - 100_000 - 4;
+        bytes[innermost] = 2;
+        let b = RawDocumentBuf::from_bytes(bytes).unwrap();
+        assert_eq!(compare_documents(&a, &a), Ordering::Equal);
+        assert_ne!(compare_values(RawBsonRef::Document(&a), RawBsonRef::Document(&b)), Ordering::Equal);
+        // Within mongod's limits, values still compare field by field.
+        let shallow = |v: i32| rawdoc! { "a": { "a": { "a": v } } };
+        assert_eq!(compare_documents(&shallow(2), &shallow(10)), Ordering::Less);
     }
 }

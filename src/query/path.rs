@@ -93,22 +93,87 @@ pub fn any<'a>(doc: &'a RawDocument, path: &FieldPath, mut pred: impl FnMut(Reac
         .is_break()
 }
 
+/// One step of a walk still to take, kept on an explicit stack so that a deep document
+/// costs heap, not call stack.
+enum Step<'a> {
+    /// `parts[from..]` looked up in a document.
+    Document { doc: &'a RawDocument, from: usize, at: Option<usize> },
+    /// An array with `parts[from..]` left over, resumed at its next element.
+    Array { iter: bson::raw::RawArrayIter<'a>, position: usize, from: usize, at: Option<usize> },
+    /// A value to hand to the visitor once the steps pushed after it are done.
+    Visit(Reached<'a>, Option<usize>),
+}
+
 fn walk_document<'a, F>(doc: &'a RawDocument, parts: &[String], at: Option<usize>, visit: &mut F) -> ControlFlow<()>
 where
     F: FnMut(Reached<'a>, Option<usize>) -> ControlFlow<()>,
 {
-    let Some((first, rest)) = parts.split_first() else { return ControlFlow::Continue(()) };
-    match doc.get(first) {
-        Ok(Some(value)) => walk_value(value, rest, at, visit),
-        _ => visit(Reached::Missing, at),
+    let mut steps = vec![Step::Document { doc, from: 0, at }];
+    while let Some(step) = steps.last_mut() {
+        match step {
+            Step::Document { doc, from, at } => {
+                let (doc, from, at) = (*doc, *from, *at);
+                steps.pop();
+                let Some(first) = parts.get(from) else { continue };
+                match doc.get(first) {
+                    Ok(Some(value)) => walk_value(value, parts, from + 1, at, &mut steps, visit)?,
+                    _ => visit(Reached::Missing, at)?,
+                }
+            }
+            Step::Array { iter, position, from, at } => {
+                // An array with path left over: each document element is searched for the
+                // rest (so a numeric component names a field there), and the element whose
+                // position is the next component continues past that component. An element
+                // reached by position at the end of the path is yielded as it is.
+                let Some(Ok(element)) = iter.next() else {
+                    steps.pop();
+                    continue;
+                };
+                let (here, index_from, at) = (*position, *from, *at);
+                *position += 1;
+                let index = parts.get(index_from).map(String::as_str).and_then(array_index);
+                let after = index_from + 1;
+                // Pushed in reverse: the document search runs first, then the positional step.
+                if index == Some(here) {
+                    match element {
+                        _ if after >= parts.len() => {
+                            steps.push(Step::Visit(Reached::Value { value: element, array_element: false }, at));
+                        }
+                        RawBsonRef::Document(doc) => steps.push(Step::Document { doc, from: after, at }),
+                        RawBsonRef::Array(nested) => {
+                            steps.push(Step::Array { iter: nested.into_iter(), position: 0, from: after, at });
+                        }
+                        _ => {}
+                    }
+                }
+                if let RawBsonRef::Document(doc) = element {
+                    steps.push(Step::Document { doc, from: index_from, at: at.or(Some(here)) });
+                }
+            }
+            Step::Visit(reached, at) => {
+                let (reached, at) = (*reached, *at);
+                steps.pop();
+                visit(reached, at)?;
+            }
+        }
     }
+    ControlFlow::Continue(())
 }
 
-fn walk_value<'a, F>(value: RawBsonRef<'a>, rest: &[String], at: Option<usize>, visit: &mut F) -> ControlFlow<()>
+/// `value` reached with `parts[from..]` left: the end of the path visits it (an array's
+/// elements first), a document or array continues the walk, anything else is missing.
+fn walk_value<'a, F>(
+    value: RawBsonRef<'a>,
+    parts: &[String],
+    from: usize,
+    at: Option<usize>,
+    steps: &mut Vec<Step<'a>>,
+    visit: &mut F,
+) -> ControlFlow<()>
 where
     F: FnMut(Reached<'a>, Option<usize>) -> ControlFlow<()>,
 {
-    if rest.is_empty() {
+    if from >= parts.len() {
         if let RawBsonRef::Array(arr) = value {
             for (position, element) in items(arr).enumerate() {
                 visit(Reached::Value { value: element, array_element: true }, at.or(Some(position)))?;
@@ -117,36 +182,9 @@ where
         return visit(Reached::Value { value, array_element: false }, at);
     }
     match value {
-        RawBsonRef::Document(doc) => walk_document(doc, rest, at, visit),
-        RawBsonRef::Array(arr) => walk_array(arr, rest, at, visit),
-        _ => visit(Reached::Missing, at),
-    }
-}
-
-/// An array with path left over: each document element is searched for the rest (so a
-/// numeric component names a field there), and the element whose position is the next
-/// component continues past that component. An element reached by position at the end of the
-/// path is yielded as it is, not expanded.
-fn walk_array<'a, F>(arr: &'a RawArray, rest: &[String], at: Option<usize>, visit: &mut F) -> ControlFlow<()>
-where
-    F: FnMut(Reached<'a>, Option<usize>) -> ControlFlow<()>,
-{
-    let index = rest.first().map(String::as_str).and_then(array_index);
-    let after = rest.get(1..).unwrap_or_default();
-    for (position, element) in items(arr).enumerate() {
-        let here = at.or(Some(position));
-        if let RawBsonRef::Document(doc) = element {
-            walk_document(doc, rest, here, visit)?;
-        }
-        if index != Some(position) {
-            continue;
-        }
-        match element {
-            _ if after.is_empty() => visit(Reached::Value { value: element, array_element: false }, at)?,
-            RawBsonRef::Document(doc) => walk_document(doc, after, at, visit)?,
-            RawBsonRef::Array(nested) => walk_array(nested, after, at, visit)?,
-            _ => {}
-        }
+        RawBsonRef::Document(doc) => steps.push(Step::Document { doc, from, at }),
+        RawBsonRef::Array(arr) => steps.push(Step::Array { iter: arr.into_iter(), position: 0, from, at }),
+        _ => return visit(Reached::Missing, at),
     }
     ControlFlow::Continue(())
 }
@@ -170,72 +208,95 @@ pub fn walk_sort_keys<'a>(doc: &'a RawDocument, path: &FieldPath, visit: &mut im
 /// [`walk_sort_keys`], returning whether an array was met on the way (which makes an index on
 /// `path` multikey).
 pub fn walk_index_keys<'a>(doc: &'a RawDocument, path: &FieldPath, visit: &mut impl FnMut(RawBsonRef<'a>)) -> bool {
+    /// A step of the sort-key walk, on an explicit stack as in [`walk_document`].
+    enum KeyStep<'a> {
+        /// `parts[from..]` looked up in a document.
+        Document(&'a RawDocument, usize),
+        /// `parts[from..]` searched in each document element of an array (null for the
+        /// others, and once for an empty array).
+        Elements { iter: bson::raw::RawArrayIter<'a>, from: usize, any: bool },
+    }
+    let parts = path.parts();
     let mut saw_array = false;
-    sort_keys_in_document(doc, path.parts(), &mut saw_array, visit);
+    let mut steps = vec![KeyStep::Document(doc, 0)];
+    while let Some(step) = steps.last_mut() {
+        let (doc, from) = match step {
+            KeyStep::Document(doc, from) => {
+                let found = (*doc, *from);
+                steps.pop();
+                found
+            }
+            KeyStep::Elements { iter, from, any } => {
+                let from = *from;
+                match iter.next() {
+                    Some(Ok(RawBsonRef::Document(element))) => {
+                        *any = true;
+                        steps.push(KeyStep::Document(element, from));
+                    }
+                    Some(Ok(_)) => {
+                        *any = true;
+                        visit(RawBsonRef::Null);
+                    }
+                    _ => {
+                        if !*any {
+                            visit(RawBsonRef::Null);
+                        }
+                        steps.pop();
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(first) = parts.get(from) else { continue };
+        let Ok(Some(mut value)) = doc.get(first) else {
+            visit(RawBsonRef::Null);
+            continue;
+        };
+        let mut from = from + 1;
+        // Positions after arrays pick one element each, without a new step.
+        loop {
+            let rest_empty = from >= parts.len();
+            match value {
+                RawBsonRef::Array(arr) if rest_empty => {
+                    saw_array = true;
+                    let mut any = false;
+                    for element in items(arr) {
+                        any = true;
+                        visit(element);
+                    }
+                    if !any {
+                        visit(RawBsonRef::Undefined);
+                    }
+                }
+                _ if rest_empty => visit(value),
+                RawBsonRef::Document(doc) => steps.push(KeyStep::Document(doc, from)),
+                RawBsonRef::Array(arr) => {
+                    saw_array = true;
+                    // A position after an array picks that element and nothing else.
+                    if let Some(index) = parts.get(from).map(String::as_str).and_then(array_index) {
+                        match items(arr).nth(index) {
+                            Some(element) => {
+                                value = element;
+                                from += 1;
+                                continue;
+                            }
+                            None => visit(RawBsonRef::Null),
+                        }
+                    } else {
+                        steps.push(KeyStep::Elements { iter: arr.into_iter(), from, any: false });
+                    }
+                }
+                _ => visit(RawBsonRef::Null),
+            }
+            break;
+        }
+    }
     saw_array
 }
 
-fn sort_keys_in_document<'a>(
-    doc: &'a RawDocument,
-    parts: &[String],
-    saw_array: &mut bool,
-    visit: &mut impl FnMut(RawBsonRef<'a>),
-) {
-    let Some((first, rest)) = parts.split_first() else { return };
-    match doc.get(first) {
-        Ok(Some(value)) => sort_keys_in_value(value, rest, saw_array, visit),
-        _ => visit(RawBsonRef::Null),
-    }
-}
-
-fn sort_keys_in_value<'a>(
-    value: RawBsonRef<'a>,
-    rest: &[String],
-    saw_array: &mut bool,
-    visit: &mut impl FnMut(RawBsonRef<'a>),
-) {
-    match value {
-        RawBsonRef::Array(arr) if rest.is_empty() => {
-            *saw_array = true;
-            let mut any = false;
-            for element in items(arr) {
-                any = true;
-                visit(element);
-            }
-            if !any {
-                visit(RawBsonRef::Undefined);
-            }
-        }
-        _ if rest.is_empty() => visit(value),
-        RawBsonRef::Document(doc) => sort_keys_in_document(doc, rest, saw_array, visit),
-        RawBsonRef::Array(arr) => {
-            *saw_array = true;
-            // A position after an array picks that element and nothing else.
-            if let Some(index) = rest.first().map(String::as_str).and_then(array_index) {
-                match items(arr).nth(index) {
-                    Some(element) => sort_keys_in_value(element, rest.get(1..).unwrap_or_default(), saw_array, visit),
-                    None => visit(RawBsonRef::Null),
-                }
-                return;
-            }
-            let mut any = false;
-            for element in items(arr) {
-                any = true;
-                match element {
-                    RawBsonRef::Document(doc) => sort_keys_in_document(doc, rest, saw_array, visit),
-                    _ => visit(RawBsonRef::Null),
-                }
-            }
-            if !any {
-                visit(RawBsonRef::Null);
-            }
-        }
-        _ => visit(RawBsonRef::Null),
-    }
-}
-
 /// Splits `path` after mongod's `FieldPath` checks: not empty (40352), no trailing dot
-/// (40353), and every component valid for [`check_field_name`].
+/// (40353), at most 200 components (15 Overflow), and every component valid for
+/// [`check_field_name`].
 ///
 /// # Errors
 /// The first rule `path` breaks, with mongod's code and message.
@@ -246,6 +307,7 @@ pub fn checked_parts(path: &str) -> Result<Vec<&str>, QueryError> {
     if path.ends_with('.') {
         return Err(QueryError::new(ErrorCode::Location40353, "FieldPath must not end with a '.'."));
     }
+    super::limits::check_field_path_parts(path.split('.').count())?;
     path.split('.').map(|part| check_field_name(part).map(|()| part)).collect()
 }
 
@@ -366,5 +428,23 @@ mod tests {
         assert_eq!(keys(&rawdoc! { "a": [] }, "a"), vec![RawBson::Undefined]);
         assert_eq!(keys(&rawdoc! { "a": [3, 1] }, "a"), vec![RawBson::Int32(3), RawBson::Int32(1)]);
         assert_eq!(keys(&rawdoc! { "a": [{ "b": 1 }, { "b": 2 }] }, "a.1.b"), vec![RawBson::Int32(2)]);
+    }
+
+    #[test]
+    fn path_walks_documents_deeper_than_any_stack_without_recursion() {
+        // 100,000 levels (an older version could store such a document): a recursive walk
+        // would overflow the test thread's stack long before the bottom.
+        let levels = 100_000;
+        let doc = crate::query::limits::nested_for_tests(levels);
+        let path = FieldPath::new(&vec!["a"; levels].join("."));
+        let mut found = Vec::new();
+        let _ = walk(&doc, &path, &mut |r| {
+            found.push(r);
+            ControlFlow::Continue(())
+        });
+        assert_eq!(found, vec![Reached::Value { value: RawBsonRef::Int32(1), array_element: false }]);
+        let mut keys = Vec::new();
+        assert!(!walk_index_keys(&doc, &path, &mut |v| keys.push(RawBson::from(v))));
+        assert_eq!(keys, vec![RawBson::Int32(1)]);
     }
 }

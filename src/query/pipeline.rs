@@ -12,7 +12,7 @@ use bson::{Bson, Document, RawArray, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::collation::Collation;
 use super::error::QueryError;
-use super::expr::{Expression, Variables};
+use super::expr::{Budget, Expression, Variables};
 use super::filter::is_operator_document;
 use super::path::{fields, items};
 use super::projection::Projection;
@@ -103,9 +103,11 @@ impl DocumentStage {
         let raw = RawDocumentBuf::try_from(&current).map_err(QueryError::invalid_bson)?;
         match self {
             Self::Set(entries) => {
+                // The values are all kept until they are set, so they share one budget.
+                let mut budget = Budget::default();
                 let mut values = Vec::with_capacity(entries.len());
                 for (path, expr) in entries {
-                    values.push((path, expr.evaluate(&raw, vars)?));
+                    values.push((path, expr.evaluate_in(&raw, vars, &mut budget)?));
                 }
                 for (path, value) in values {
                     match value {
@@ -117,7 +119,7 @@ impl DocumentStage {
             }
             Self::Unset(paths) => paths.iter().for_each(|p| unset_path(&mut current, p)),
             Self::Project(projection) => {
-                current = Document::try_from(projection.apply(&raw)?).map_err(QueryError::invalid_bson)?;
+                current = super::limits::to_document(&projection.apply(&raw)?)?;
             }
             Self::ReplaceWith(expr) => match expr.evaluate(&raw, vars)? {
                 Some(Bson::Document(next)) => current = next,
@@ -257,6 +259,8 @@ fn collect_set_entries(
     for (key, value) in fields(spec) {
         let mut path = prefix.to_vec();
         path.extend(split_path(key)?);
+        // A nested object continues its parent's path, which must stay one `FieldPath`.
+        super::limits::check_field_path_parts(path.len())?;
         match value {
             RawBsonRef::Document(inner) if !inner.is_empty() && !is_operator_document(inner) => {
                 collect_set_entries(inner, &path, out)?;
@@ -275,6 +279,7 @@ fn split_path(path: &str) -> Result<Vec<String>, QueryError> {
     if path.ends_with('.') {
         return Err(QueryError::new(ErrorCode::Location40353, "FieldPath must not end with a '.'."));
     }
+    super::limits::check_field_path_parts(path.split('.').count())?;
     path.split('.')
         .map(|part| {
             if part.is_empty() {
@@ -423,5 +428,27 @@ mod tests {
         let mut other = doc! { "_id": 1, "a": 2 };
         assert_eq!(update.apply(&mut other, false), Ok(true));
         assert_eq!(other, doc! { "_id": 1, "a": 1 });
+    }
+
+    #[test]
+    fn pipeline_paths_past_200_components_are_overflow() {
+        let long = |n: usize| vec!["a"; n].join(".");
+        let mut inner = Document::new();
+        inner.insert(long(51), 1);
+        let mut set = Document::new();
+        set.insert(long(150), inner);
+        assert_eq!(run(doc! { "_id": 0 }, bson!([{ "$set": set }])), Err(15));
+        let mut set = Document::new();
+        set.insert("x", format!("${}", long(201)));
+        assert_eq!(run(doc! { "_id": 0 }, bson!([{ "$set": set }])), Err(15));
+        assert_eq!(run(doc! { "_id": 0 }, bson!([{ "$unset": long(201) }])), Err(15));
+    }
+
+    #[test]
+    fn pipeline_stages_may_not_nest_past_200_levels() {
+        // Each stage nests `a` one level deeper: once it is deeper than mongod reads, `$a` is
+        // refused instead of being copied (the copy used to recurse as deep as the value).
+        let stages: Vec<Bson> = (0..2000).map(|_| bson!({ "$set": { "a": { "a": "$a" } } })).collect();
+        assert_eq!(run(doc! { "_id": 0, "a": 1 }, Bson::Array(stages)), Err(15));
     }
 }

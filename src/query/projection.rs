@@ -18,8 +18,9 @@ use bson::{Bson, Document, RawArray, RawArrayBuf, RawBsonRef, RawDocument, RawDo
 
 use super::collation::Collation;
 use super::error::QueryError;
-use super::expr::{Expression, Variables, is_expression_name};
+use super::expr::{Budget, Expression, Variables, is_expression_name};
 use super::filter::{Filter, true_value};
+use super::limits::MAX_BSON_DEPTH;
 use super::path::{fields, items};
 use super::render;
 use crate::error::ErrorCode;
@@ -193,12 +194,12 @@ impl Projection {
     pub fn apply(&self, doc: &RawDocument) -> Result<RawDocumentBuf, QueryError> {
         let mut out = match self.mode {
             Mode::Whole => return Ok(doc.to_owned()),
-            Mode::Include => include_document(doc, &self.root),
-            Mode::Exclude => exclude_document(doc, &self.root),
+            Mode::Include => include_document(doc, &self.root, 0),
+            Mode::Exclude => exclude_document(doc, &self.root, 0),
         };
         if self.has_computed {
-            let mut owned = Document::try_from(out).map_err(QueryError::invalid_bson)?;
-            add_computed(&mut owned, &self.root, doc, &self.vars)?;
+            let mut owned = super::limits::to_document(&out)?;
+            add_computed(&mut owned, &self.root, doc, &self.vars, &mut Budget::default())?;
             out = RawDocumentBuf::try_from(&owned).map_err(QueryError::invalid_bson)?;
         }
         if let Some((path, query)) = &self.positional {
@@ -290,6 +291,10 @@ fn parse_element(
     parent: &mut Children,
     prefix: Option<&str>,
 ) -> Result<(), QueryError> {
+    // The full path (a sub-object's keys continue its parent's) is one `FieldPath`, so the
+    // projection tree and every walk over it stay within 200 levels.
+    let prefix_parts = prefix.map_or(0, |p| p.split('.').count());
+    super::limits::check_field_path_parts(prefix_parts + key.split('.').count())?;
     let positional = find_positional(key);
     if positional.is_some() && !cx.find_features {
         return Err(QueryError::new(
@@ -638,7 +643,8 @@ fn child<'a>(children: &'a Children, key: &str) -> Option<&'a Node> {
     children.iter().find(|(name, _)| name == key).map(|(_, node)| node)
 }
 
-fn include_document(doc: &RawDocument, children: &Children) -> RawDocumentBuf {
+/// The included part of `doc`, `depth` documents and arrays down.
+fn include_document(doc: &RawDocument, children: &Children, depth: usize) -> RawDocumentBuf {
     let mut out = RawDocumentBuf::new();
     for item in doc.iter().map_while(Result::ok) {
         let (key, value): (&CStr, RawBsonRef<'_>) = item;
@@ -646,8 +652,8 @@ fn include_document(doc: &RawDocument, children: &Children) -> RawDocumentBuf {
             (Some(Node::Leaf(true)), _) => out.append(key, value),
             (Some(Node::Slice { skip, limit }), RawBsonRef::Array(a)) => out.append(key, slice(a, *skip, *limit)),
             (Some(Node::Slice { .. }), _) => out.append(key, value),
-            (Some(Node::Inner(sub)), RawBsonRef::Document(d)) => out.append(key, include_document(d, sub)),
-            (Some(Node::Inner(sub)), RawBsonRef::Array(a)) => out.append(key, include_array(a, sub)),
+            (Some(Node::Inner(sub)), RawBsonRef::Document(d)) => out.append(key, include_document(d, sub, depth + 1)),
+            (Some(Node::Inner(sub)), RawBsonRef::Array(a)) => out.append(key, include_array(a, sub, depth + 1)),
             // Unlisted fields, excluded `_id`, and scalars under a sub-path are dropped.
             _ => {}
         }
@@ -655,12 +661,16 @@ fn include_document(doc: &RawDocument, children: &Children) -> RawDocumentBuf {
     out
 }
 
-fn include_array(arr: &RawArray, children: &Children) -> RawArrayBuf {
+/// [`include_document`] applied to the elements of an array. Nested arrays keep the same
+/// sub-projection, so this recursion follows the document rather than the projection: past
+/// mongod's depth limit (only a document stored by an older version goes there) nested
+/// arrays are left out.
+fn include_array(arr: &RawArray, children: &Children, depth: usize) -> RawArrayBuf {
     let mut out = RawArrayBuf::new();
     for value in items(arr) {
         match value {
-            RawBsonRef::Document(d) => out.push(include_document(d, children)),
-            RawBsonRef::Array(a) => out.push(include_array(a, children)),
+            RawBsonRef::Document(d) => out.push(include_document(d, children, depth + 1)),
+            RawBsonRef::Array(a) if depth < MAX_BSON_DEPTH => out.push(include_array(a, children, depth + 1)),
             _ => {}
         }
     }
@@ -670,21 +680,23 @@ fn include_array(arr: &RawArray, children: &Children) -> RawArrayBuf {
 /// mongod's `InclusionNode::applyExpressions`: after the included fields, each computed field
 /// is evaluated against `root` and set (a missing result sets nothing), and each sub-tree
 /// holding computed fields is applied to what the walk kept there.
+/// The computed fields of one document share one `budget`.
 fn add_computed(
     out: &mut Document,
     children: &Children,
     root: &RawDocument,
     vars: &Variables,
+    budget: &mut Budget,
 ) -> Result<(), QueryError> {
     for (key, node) in children {
         match node {
             Node::Computed(expr) => {
-                if let Some(value) = expr.evaluate(root, vars)? {
+                if let Some(value) = expr.evaluate_in(root, vars, budget)? {
                     out.insert(key.clone(), value);
                 }
             }
             Node::Inner(sub) if has_computed(sub) => {
-                let value = computed_in_value(out.get(key).cloned(), sub, root, vars)?;
+                let value = computed_in_value(out.get(key).cloned(), sub, root, vars, budget)?;
                 out.insert(key.clone(), value);
             }
             _ => {}
@@ -700,20 +712,21 @@ fn computed_in_value(
     children: &Children,
     root: &RawDocument,
     vars: &Variables,
+    budget: &mut Budget,
 ) -> Result<Bson, QueryError> {
     Ok(match value {
         Some(Bson::Document(mut doc)) => {
-            add_computed(&mut doc, children, root, vars)?;
+            add_computed(&mut doc, children, root, vars, budget)?;
             Bson::Document(doc)
         }
         Some(Bson::Array(list)) => Bson::Array(
             list.into_iter()
-                .map(|item| computed_in_value(Some(item), children, root, vars))
+                .map(|item| computed_in_value(Some(item), children, root, vars, budget))
                 .collect::<Result<_, _>>()?,
         ),
         _ => {
             let mut doc = Document::new();
-            add_computed(&mut doc, children, root, vars)?;
+            add_computed(&mut doc, children, root, vars, budget)?;
             Bson::Document(doc)
         }
     })
@@ -727,15 +740,16 @@ fn has_computed(children: &Children) -> bool {
     })
 }
 
-fn exclude_document(doc: &RawDocument, children: &Children) -> RawDocumentBuf {
+/// `doc` without its excluded parts, `depth` documents and arrays down.
+fn exclude_document(doc: &RawDocument, children: &Children, depth: usize) -> RawDocumentBuf {
     let mut out = RawDocumentBuf::new();
     for item in doc.iter().map_while(Result::ok) {
         let (key, value): (&CStr, RawBsonRef<'_>) = item;
         match (child(children, key.as_str()), value) {
             (Some(Node::Leaf(false)), _) => {}
             (Some(Node::Slice { skip, limit }), RawBsonRef::Array(a)) => out.append(key, slice(a, *skip, *limit)),
-            (Some(Node::Inner(sub)), RawBsonRef::Document(d)) => out.append(key, exclude_document(d, sub)),
-            (Some(Node::Inner(sub)), RawBsonRef::Array(a)) => out.append(key, exclude_array(a, sub)),
+            (Some(Node::Inner(sub)), RawBsonRef::Document(d)) => out.append(key, exclude_document(d, sub, depth + 1)),
+            (Some(Node::Inner(sub)), RawBsonRef::Array(a)) => out.append(key, exclude_array(a, sub, depth + 1)),
             _ => out.append(key, value),
         }
     }
@@ -760,12 +774,14 @@ fn slice(arr: &RawArray, skip: Option<i32>, limit: i32) -> RawArrayBuf {
     out
 }
 
-fn exclude_array(arr: &RawArray, children: &Children) -> RawArrayBuf {
+/// [`exclude_document`] applied to the elements of an array; past mongod's depth limit (see
+/// [`include_array`]) nested arrays are kept as they are.
+fn exclude_array(arr: &RawArray, children: &Children, depth: usize) -> RawArrayBuf {
     let mut out = RawArrayBuf::new();
     for value in items(arr) {
         match value {
-            RawBsonRef::Document(d) => out.push(exclude_document(d, children)),
-            RawBsonRef::Array(a) => out.push(exclude_array(a, children)),
+            RawBsonRef::Document(d) => out.push(exclude_document(d, children, depth + 1)),
+            RawBsonRef::Array(a) if depth < MAX_BSON_DEPTH => out.push(exclude_array(a, children, depth + 1)),
             _ => out.push(value),
         }
     }
@@ -1231,5 +1247,23 @@ mod tests {
         assert_eq!(parse_err_q(rawdoc! { "a": 1 }, rawdoc! { "a.$": 1, "b": 0 }).0, 31254);
         let nested_query = Filter::parse(&rawdoc! { "$and": [ { "a.b": 1 } ] }).unwrap();
         assert!(Projection::parse_with_query(&rawdoc! { "a.$": 1 }, &nested_query).is_ok());
+    }
+
+    #[test]
+    fn projection_paths_past_200_components_are_overflow() {
+        let long = |n: usize| vec!["a"; n].join(".");
+        let spec = |path: &str| {
+            let mut spec = RawDocumentBuf::new();
+            spec.append(<&CStr>::try_from(path).unwrap(), 1);
+            spec
+        };
+        let too_long = (15, "FieldPath is too long".to_owned());
+        assert_eq!(parse_err(spec(&long(50_000))), too_long);
+        assert_eq!(parse_err(spec(&long(201))), too_long);
+        assert!(Projection::parse(&spec(&long(200))).is_ok());
+        // A sub-object continues its parent's path.
+        let mut nested = RawDocumentBuf::new();
+        nested.append(<&CStr>::try_from(long(150).as_str()).unwrap(), spec(&long(51)));
+        assert_eq!(parse_err(nested), too_long);
     }
 }

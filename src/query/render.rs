@@ -41,9 +41,12 @@ pub(crate) fn element(key: &str, value: RawBsonRef<'_>) -> String {
     let mut out = String::with_capacity(key.len() + 16);
     out.push_str(key);
     out.push_str(": ");
-    write_value(&mut out, value);
+    write_value(&mut out, value, 0);
     out
 }
+
+/// mongod's `BSONObj::maxToStringRecursionDepth`: elements nested deeper print as `...`.
+const MAX_DEPTH: usize = 100;
 
 /// An owned element as mongod prints it; see [`element`].
 pub(crate) fn owned_element(key: &str, value: &Bson) -> String {
@@ -55,7 +58,8 @@ pub(crate) fn owned_element(key: &str, value: &Bson) -> String {
     }
 }
 
-fn write_value(out: &mut String, v: RawBsonRef<'_>) {
+/// Writes `v`, an element's value `depth` levels down.
+fn write_value(out: &mut String, v: RawBsonRef<'_>, depth: usize) {
     match v {
         RawBsonRef::Double(x) => out.push_str(&double(x)),
         RawBsonRef::String(s) | RawBsonRef::Symbol(s) => {
@@ -63,8 +67,8 @@ fn write_value(out: &mut String, v: RawBsonRef<'_>) {
             out.push_str(s);
             out.push('"');
         }
-        RawBsonRef::Document(d) => write_document(out, d),
-        RawBsonRef::Array(a) => write_array(out, a),
+        RawBsonRef::Document(d) => write_document(out, d, depth + 1),
+        RawBsonRef::Array(a) => write_array(out, a, depth + 1),
         RawBsonRef::Boolean(b) => out.push_str(if b { "true" } else { "false" }),
         RawBsonRef::Null => out.push_str("null"),
         RawBsonRef::Undefined => out.push_str("undefined"),
@@ -103,31 +107,41 @@ fn write_value(out: &mut String, v: RawBsonRef<'_>) {
             out.push_str("CodeWScope( ");
             out.push_str(cws.code);
             out.push_str(", ");
-            write_document(out, cws.scope);
+            write_document(out, cws.scope, depth + 1);
             out.push(')');
         }
         RawBsonRef::DbPointer(p) => write_db_pointer(out, &db_pointer_value(p)),
     }
 }
 
-fn write_document(out: &mut String, doc: &RawDocument) {
+/// Writes a document whose elements are `depth` levels down.
+fn write_document(out: &mut String, doc: &RawDocument, depth: usize) {
     let mut first = true;
     for (key, v) in fields(doc) {
         out.push_str(if first { "{ " } else { ", " });
         first = false;
+        if depth > MAX_DEPTH {
+            out.push_str("...");
+            continue;
+        }
         out.push_str(key);
         out.push_str(": ");
-        write_value(out, v);
+        write_value(out, v, depth);
     }
     out.push_str(if first { "{}" } else { " }" });
 }
 
-fn write_array(out: &mut String, arr: &RawArray) {
+/// Writes an array whose elements are `depth` levels down.
+fn write_array(out: &mut String, arr: &RawArray, depth: usize) {
     let mut first = true;
     for v in items(arr) {
         out.push_str(if first { "[ " } else { ", " });
         first = false;
-        write_value(out, v);
+        if depth > MAX_DEPTH {
+            out.push_str("...");
+            continue;
+        }
+        write_value(out, v, depth);
     }
     out.push_str(if first { "[]" } else { " ]" });
 }
@@ -216,5 +230,16 @@ mod tests {
         assert_eq!(element("a", RawBsonRef::Null), "a: null");
         assert_eq!(element("a", RawBsonRef::Boolean(true)), "a: true");
         assert_eq!(owned_element("_id", &Bson::String("x".into())), r#"_id: "x""#);
+    }
+
+    #[test]
+    fn render_stops_at_mongods_recursion_depth() {
+        let deep = crate::query::limits::nested_for_tests(150);
+        let shown = element("x", RawBsonRef::Document(&deep));
+        // `x` is level 0, as in mongod's `BSONElement::toString`: the elements of levels 1 to
+        // 100 print, the one below them is `...`.
+        assert_eq!(shown.matches("a: ").count(), 100);
+        assert!(shown.contains("{ ... }"), "{shown}");
+        assert!(!element("x", RawBsonRef::Document(&crate::query::limits::nested_for_tests(100))).contains("..."));
     }
 }

@@ -24,6 +24,7 @@ use super::collation::Collation;
 use super::error::QueryError;
 use super::expr::Variables;
 use super::filter::{Filter, is_operator_document, move_id_first};
+use super::limits::{MAX_STORAGE_DEPTH, update_too_deep};
 use super::number::{self, AddError, BitOp, Number};
 use super::order::{compare_collated, compare_values};
 use super::path::fields;
@@ -1006,7 +1007,7 @@ fn wrap(value: RawBsonRef<'_>) -> Result<RawDocumentBuf, QueryError> {
 }
 
 fn to_bson(value: RawBsonRef<'_>) -> Result<Bson, QueryError> {
-    Bson::try_from(value).map_err(QueryError::invalid_bson)
+    super::limits::to_bson(value)
 }
 
 fn to_raw(value: &Bson) -> Result<RawBson, QueryError> {
@@ -1049,7 +1050,14 @@ fn values_equal(a: &Bson, b: &Bson) -> Result<bool, QueryError> {
 
 /// Adds a modifier at `parts`, refusing a path that equals, extends or prefixes one already
 /// in the tree.
+///
+/// A path longer than [`MAX_STORAGE_DEPTH`] components addresses a level no stored document
+/// reaches: it is kept only to the first level beyond, where [`apply_entry`] refuses to create
+/// anything (mongod's storage validation would refuse the result) and finds nothing to
+/// change. So the tree, and every walk over it, stays within that depth. (Two such paths
+/// that differ only beyond it count as one for conflict checks.)
 fn insert(tree: &mut Tree, parts: &[&str], dotted: &str, modifier: Modifier) -> Result<(), QueryError> {
+    let parts = parts.get(..parts.len().min(MAX_STORAGE_DEPTH + 1)).unwrap_or(parts);
     let Some((last, prefix)) = parts.split_last() else { return Ok(()) };
     let mut current = tree;
     for (i, part) in prefix.iter().enumerate() {
@@ -1626,12 +1634,27 @@ fn apply_entry(name: &str, node: &UpdateNode, doc: &mut Document, cx: &mut Apply
     // In a document, `$` names the field spelled like the matched position, as in mongod.
     let name = cx.resolve(name)?;
     cx.path.push(name.to_string());
-    let result = match node {
-        UpdateNode::Leaf(modifier) => leaf_in_document(modifier, doc, &name, cx),
-        UpdateNode::Inner(children) => inner_in_document(children, doc, &name, cx),
+    let result = if cx.path.len() > MAX_STORAGE_DEPTH {
+        beyond_storage_depth(node, doc.contains_key(&*name), cx)
+    } else {
+        match node {
+            UpdateNode::Leaf(modifier) => leaf_in_document(modifier, doc, &name, cx),
+            UpdateNode::Inner(children) => inner_in_document(children, doc, &name, cx),
+        }
     };
     cx.path.pop();
     result
+}
+
+/// A path reaching below [`MAX_STORAGE_DEPTH`] levels (`cx.path` is that deep): creating
+/// anything there would make a document mongod refuses to store, so it is refused before it
+/// is built; a value already there (a document stored too deep by an older version) is not
+/// walked into; otherwise nothing changes, as the path is missing.
+fn beyond_storage_depth(node: &UpdateNode, exists: bool, cx: &ApplyCx<'_>) -> Result<(), QueryError> {
+    if exists || blocking(node, cx.inserting).is_some_and(|(_, creates)| creates) {
+        return Err(update_too_deep());
+    }
+    Ok(())
 }
 
 /// Whether a tree has `$[]` or `$[<identifier>]` children, which need an array.
@@ -1750,6 +1773,10 @@ fn node_in_array(
     items: &mut Vec<Bson>,
     cx: &mut ApplyCx<'_>,
 ) -> Result<(), QueryError> {
+    if cx.path.len() > MAX_STORAGE_DEPTH {
+        let exists = update_index(name).is_some_and(|index| index < items.len());
+        return beyond_storage_depth(node, exists, cx);
+    }
     let Some(index) = update_index(name) else {
         // A field name cannot address an array element.
         let taken = cx.path.get(..cx.path.len().saturating_sub(1)).unwrap_or_default().join(".");
@@ -3283,5 +3310,44 @@ mod tests {
             (rawdoc! { "$pull": { "a.b.c": 1 } }, doc! { "_id": 1, "a": {} }, doc! { "_id": 1, "a": {} }, false),
             (rawdoc! { "$pull": { "a.3.c": 1 } }, doc! { "_id": 1, "a": [1] }, doc! { "_id": 1, "a": [1] }, false),
         ]);
+    }
+
+    /// `{op: {path: value}}`.
+    fn one(op: &str, path: &str, value: impl Into<RawBson>) -> RawDocumentBuf {
+        let mut args = RawDocumentBuf::new();
+        args.append(<&CStr>::try_from(path).unwrap(), value.into());
+        let mut spec = RawDocumentBuf::new();
+        spec.append(<&CStr>::try_from(op).unwrap(), args);
+        spec
+    }
+
+    #[test]
+    fn update_paths_past_the_storage_depth_create_nothing() {
+        let long = |n: usize| vec!["a"; n].join(".");
+        let too_deep = (15, "Document exceeds maximum nesting depth of 180".to_owned());
+        // Creating any part of a 5,000-level path is refused before it is built.
+        for op in ["$set", "$inc", "$max", "$push", "$addToSet"] {
+            assert_eq!(run_err(one(op, &long(5000), 1), doc! { "_id": 0 }), too_deep, "{op}");
+        }
+        // Nothing can be there to remove or change.
+        for op in ["$unset", "$pop", "$pull"] {
+            assert_eq!(run(one(op, &long(5000), 1), doc! { "_id": 0 }), (doc! { "_id": 0 }, false), "{op}");
+        }
+        assert_eq!(run(one("$setOnInsert", &long(5000), 1), doc! { "_id": 0 }), (doc! { "_id": 0 }, false));
+        let mut inserting = doc! {};
+        let err = update(one("$setOnInsert", &long(5000), 1)).apply(&mut inserting, true).unwrap_err();
+        assert_eq!((err.code().code(), err.message().to_owned()), too_deep);
+        // The limit is mongod's: level 180 may be written, 181 not, also through arrays.
+        assert_eq!(run_err(one("$set", &long(181), 1), doc! { "_id": 0 }), too_deep);
+        let (done, changed) = run(one("$set", &long(180), 1), doc! { "_id": 0 });
+        assert!(changed && !crate::query::limits::owned_depth_exceeds(&done, 180));
+        let through_array = format!("a.0.{}", long(179));
+        assert_eq!(run_err(one("$set", &through_array, 1), doc! { "_id": 0, "a": [{}] }), too_deep);
+        // A rename to a path that deep is refused the same way.
+        assert_eq!(run_err(one("$rename", "x", long(5000)), doc! { "_id": 0, "x": 1 }), too_deep);
+        // Paths that deep still conflict with their prefixes.
+        let mut spec = one("$set", &long(5000), 1);
+        spec.append(bson::raw::cstr!("$unset"), rawdoc! { "a": 1 });
+        assert_eq!(parse_err(spec).0, 40);
     }
 }

@@ -9,6 +9,7 @@ use bson::RawDocument;
 use super::index::ID_INDEX_ID;
 use super::{Collection, Storage, StorageError, document_key};
 use crate::error::Result;
+use crate::query::limits;
 
 /// What `validate` found in one collection.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -75,6 +76,23 @@ impl Storage {
                     Err(error) => report.errors.push(format!("index {} cannot index a document: {error}", index.name)),
                 }
             }
+            // Older versions stored documents nested deeper than mongod allows: none of them
+            // can be updated, and past the depth reads allow they cannot be returned.
+            if limits::raw_depth_exceeds(doc, limits::MAX_STORAGE_DEPTH) {
+                let id = doc.get("_id").ok().flatten().map(|id| render_id(id)).unwrap_or_default();
+                if limits::raw_depth_exceeds(doc, limits::MAX_READ_DEPTH + 1) {
+                    report.invalid_documents += 1;
+                    report.errors.push(format!(
+                        "Document with {id} exceeds the maximum nested object depth of {}; delete it by _id",
+                        limits::MAX_READ_DEPTH
+                    ));
+                } else {
+                    report.warnings.push(format!(
+                        "Document with {id} nests deeper than the {} levels a document may be stored with",
+                        limits::MAX_STORAGE_DEPTH
+                    ));
+                }
+            }
         }
         if report.invalid_documents > 0 {
             report.errors.push(format!("Detected {} invalid documents.", report.invalid_documents));
@@ -114,6 +132,14 @@ impl Storage {
             ));
         }
         Ok(report)
+    }
+}
+
+/// `_id: <value>` as mongod prints it in validate messages.
+fn render_id(id: bson::RawBsonRef<'_>) -> String {
+    match limits::to_bson(id) {
+        Ok(value) => format!("_id: {value}"),
+        Err(_) => "an _id nested too deep to print".to_owned(),
     }
 }
 

@@ -263,8 +263,10 @@ fn id_of(document: &RawDocumentBuf) -> Result<RawBsonRef<'_>> {
 
 /// mongod's duplicate-key error for a secondary index; `value` is the entry's key document.
 pub(super) fn duplicate_index_key(collection: &Collection, index: &Index, value: &[u8]) -> Error {
-    let key_value =
-        RawDocument::from_bytes(value).ok().and_then(|raw| bson::Document::try_from(raw).ok()).unwrap_or_default();
+    let key_value = RawDocument::from_bytes(value)
+        .ok()
+        .and_then(|raw| crate::query::limits::to_document(raw).ok())
+        .unwrap_or_default();
     let shown = key_value.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
     Error::new(
         ErrorCode::DuplicateKey,

@@ -178,6 +178,16 @@ impl TestServer {
         (status, body)
     }
 
+    /// The server's peak resident memory so far (`VmHWM` in `/proc`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("process status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
     /// A raw TCP connection to the server.
     pub fn raw(&self) -> RawConnection {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
