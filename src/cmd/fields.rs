@@ -114,7 +114,7 @@ pub const COUNT: CommandOptions = CommandOptions::strict(&[
 
 /// `create`.
 pub const CREATE: CommandOptions = CommandOptions::strict(&[
-    F::not_built_if_true("capped", "capped collections (#16)"),
+    F::not_built_if_true("capped", "capped collections"),
     F::ignored("size", "it applies only to capped collections"),
     F::ignored("max", "it applies only to capped collections"),
     F::honoured("validator", "stored; validation is applied to later writes"),
