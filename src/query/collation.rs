@@ -16,7 +16,7 @@ use icu_collator::preferences::{CollationCaseFirst, CollationNumericOrdering};
 use icu_collator::{CollatorBorrowed, CollatorPreferences};
 
 use super::error::QueryError;
-use super::path::fields;
+use super::elements::fields;
 use super::render;
 use crate::error::ErrorCode;
 

@@ -8,12 +8,12 @@
 
 use std::cmp::Ordering;
 
-use bson::{RawArray, RawBsonRef, RawDbPointerRef, RawDocument, RawDocumentBuf};
+use bson::{RawArray, RawBsonRef, RawDocument};
 
 use super::collation::Collation;
 use super::limits::MAX_BSON_DEPTH;
 use super::number::{self, Number};
-use super::path::{fields, items};
+use super::elements::{db_pointer_value, fields, items};
 
 /// The canonical type bracket of `v`: mongod's `canonicalizeBSONType` number plus one, so
 /// that MinKey (-1 in mongod) fits a `u8`. Undefined shares bracket 1 with a missing value.
@@ -150,22 +150,11 @@ fn compare_in_bracket(a: RawBsonRef<'_>, b: RawBsonRef<'_>, collation: Option<&C
     }
 }
 
-/// The encoded value bytes of a DBPointer (namespace string, then ObjectId), which mongod
-/// compares by size then bytes. bson keeps the parts private, so the value is encoded once.
-pub(crate) fn db_pointer_value(p: RawDbPointerRef<'_>) -> Vec<u8> {
-    let mut doc = RawDocumentBuf::new();
-    let Ok(key) = <&bson::raw::CStr>::try_from("") else { return Vec::new() };
-    doc.append(key, RawBsonRef::DbPointer(p));
-    let bytes = doc.as_bytes();
-    // length (4) + type (1) + empty key's terminator (1) ... value ... document terminator (1)
-    bytes.get(6..bytes.len().saturating_sub(1)).unwrap_or_default().to_vec()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bson::spec::BinarySubtype;
-    use bson::{Binary, Bson, Decimal128, RawBson, Timestamp, rawdoc};
+    use bson::{Binary, Bson, Decimal128, RawBson, RawDocumentBuf, Timestamp, rawdoc};
 
     fn raw(b: Bson) -> RawBson {
         RawBson::try_from(b).unwrap()
