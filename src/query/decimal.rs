@@ -11,15 +11,14 @@
 
 use bson::Decimal128;
 
-use super::number::{Decimal, decode_decimal};
+use super::exact::decimal128::{self, encode, infinity, nan};
+use super::exact::{Decimal, binary_parts, decode_decimal};
 
 /// Significant digits a decimal128 holds.
 const PRECISION: usize = 34;
-/// The largest exponent of a decimal128 coefficient (`emax - (precision - 1)`).
-const MAX_EXPONENT: i64 = 6111;
-/// The smallest exponent (`emin - (precision - 1)`).
-const MIN_EXPONENT: i64 = -6176;
-const EXPONENT_BIAS: i64 = 6176;
+/// The exponent range of a coefficient, widened for the digit arithmetic here.
+const MIN_EXPONENT: i64 = decimal128::MIN_EXPONENT as i64;
+const MAX_EXPONENT: i64 = decimal128::MAX_EXPONENT as i64;
 
 /// A finite decimal during a computation: digits most significant first.
 #[derive(Debug, Clone)]
@@ -136,20 +135,6 @@ fn with_zeros(mut digits: Vec<u8>, zeros: usize) -> Vec<u8> {
         digits.resize(digits.len() + zeros, 0);
     }
     digits
-}
-
-fn nan() -> Decimal128 {
-    Decimal128::from_bytes((0x1fu128 << 122).to_le_bytes())
-}
-
-fn infinity(negative: bool) -> Decimal128 {
-    Decimal128::from_bytes(((u128::from(negative) << 127) | (0x1eu128 << 122)).to_le_bytes())
-}
-
-/// Encodes a coefficient below 10^34 and an exponent in range.
-fn encode(negative: bool, coefficient: u128, exponent: i64) -> Decimal128 {
-    let biased = u128::try_from(exponent + EXPONENT_BIAS).unwrap_or(0) & 0x3fff;
-    Decimal128::from_bytes(((u128::from(negative) << 127) | (biased << 113) | coefficient).to_le_bytes())
 }
 
 /// Rounds an exact result (plus `sticky`: a non-zero remainder below the last digit) to a
@@ -399,11 +384,9 @@ pub(crate) fn from_f64(d: f64) -> Decimal128 {
     if d.is_infinite() {
         return infinity(d < 0.0);
     }
-    let bits = d.to_bits();
-    let negative = bits >> 63 == 1;
-    let biased = i64::try_from((bits >> 52) & 0x7ff).unwrap_or(0);
-    let fraction = bits & ((1 << 52) - 1);
-    let (mut mantissa, mut exp2) = if biased == 0 { (fraction, -1074) } else { (fraction | (1 << 52), biased - 1075) };
+    let negative = d.is_sign_negative();
+    let (mut mantissa, exp2) = binary_parts(d);
+    let mut exp2 = i64::from(exp2);
     if mantissa == 0 {
         return encode(negative, 0, 0);
     }

@@ -24,7 +24,7 @@ use super::error::QueryError;
 use super::limits::{self, MAX_BUILDER_SIZE, MAX_USER_SIZE};
 use super::number::Number;
 use super::order::compare_collated;
-use super::path::{fields, items};
+use super::elements::{fields, items};
 use super::render;
 use crate::error::ErrorCode;
 
@@ -388,7 +388,7 @@ pub fn truthy(value: &Option<Bson>) -> bool {
         Some(Bson::Int64(i)) => *i != 0,
         Some(Bson::Double(d)) => *d != 0.0,
         Some(Bson::Decimal128(d)) => {
-            !matches!(super::number::decode_decimal(*d), super::number::Decimal::Finite { coefficient: 0, .. })
+            !decimal::is_zero(*d)
         }
         Some(_) => true,
     }

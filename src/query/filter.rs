@@ -1458,7 +1458,7 @@ pub(crate) fn true_value(v: RawBsonRef<'_>) -> bool {
         RawBsonRef::Int64(i) => i != 0,
         RawBsonRef::Double(d) => d != 0.0,
         RawBsonRef::Decimal128(d) => {
-            !matches!(super::number::decode_decimal(d), super::number::Decimal::Finite { coefficient: 0, .. })
+            !super::decimal::is_zero(d)
         }
         _ => true,
     }

@@ -20,9 +20,10 @@ use bson::{RawArray, RawBson, RawBsonRef, RawDocument};
 
 use super::error::QueryError;
 use super::filter::{ALL_TYPES, CompareOp, RegexPredicate, compare_matches, parse_non_negative_long};
-use super::number::{Decimal, Number, decode_decimal};
+use super::exact::{Decimal, decode_decimal};
+use super::number::Number;
 use super::order::compare_values;
-use super::path::{fields, items};
+use super::elements::{fields, items};
 use super::render;
 use crate::error::ErrorCode;
 

@@ -16,11 +16,12 @@
 //! - [`validator`]: collection validators, and [`validation_error`] for why a document fails;
 //! - [`error`]: [`QueryError`], the one error type of the layer.
 
-pub(crate) mod biguint;
 pub mod bounds;
 pub mod collation;
 mod decimal;
+mod elements;
 pub mod error;
+pub(crate) mod exact;
 pub mod expr;
 pub mod filter;
 pub mod index_key;

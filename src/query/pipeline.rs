@@ -14,7 +14,7 @@ use super::collation::Collation;
 use super::error::QueryError;
 use super::expr::{Budget, Expression, Variables};
 use super::filter::is_operator_document;
-use super::path::{fields, items};
+use super::elements::{fields, items};
 use super::projection::Projection;
 use super::render;
 use crate::error::ErrorCode;

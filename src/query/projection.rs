@@ -21,7 +21,7 @@ use super::error::QueryError;
 use super::expr::{Budget, Expression, Variables, is_expression_name};
 use super::filter::{Filter, true_value};
 use super::limits::MAX_BSON_DEPTH;
-use super::path::{fields, items};
+use super::elements::{fields, items};
 use super::render;
 use crate::error::ErrorCode;
 

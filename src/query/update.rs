@@ -27,7 +27,7 @@ use super::filter::{Filter, is_operator_document, move_id_first};
 use super::limits::{MAX_STORAGE_DEPTH, update_too_deep};
 use super::number::{self, AddError, BitOp, Number};
 use super::order::{compare_collated, compare_values};
-use super::path::fields;
+use super::elements::fields;
 use super::pipeline::UpdatePipeline;
 use super::render::{self, type_name};
 use crate::error::ErrorCode;
@@ -590,7 +590,7 @@ fn array_operator(part: &str) -> Option<ArrayOperator<'_>> {
 /// Parses `arrayFilters` into filters keyed by their one top-level identifier.
 fn parse_array_filters(list: &RawArray) -> Result<BTreeMap<String, Filter>, QueryError> {
     let mut filters = BTreeMap::new();
-    for item in super::path::items(list) {
+    for item in super::elements::items(list) {
         let RawBsonRef::Document(spec) = item else {
             return Err(QueryError::new(
                 ErrorCode::TypeMismatch,
@@ -634,7 +634,7 @@ fn top_level_names(spec: &RawDocument, names: &mut BTreeSet<String>) {
     for (key, value) in fields(spec) {
         if let Some(operator) = key.strip_prefix('$') {
             if let ("and" | "or" | "nor", RawBsonRef::Array(children)) = (operator, value) {
-                for child in super::path::items(children) {
+                for child in super::elements::items(children) {
                     if let RawBsonRef::Document(child) = child {
                         top_level_names(child, names);
                     }
@@ -689,7 +689,7 @@ fn parse_modifier(operator: Operator, path: &str, value: RawBsonRef<'_>) -> Resu
         Operator::Pop => parse_pop(path, value),
         Operator::Pull => parse_pull(value).map(Modifier::Pull),
         Operator::PullAll => match value {
-            RawBsonRef::Array(values) => Ok(Modifier::PullAll(super::path::items(values).map(RawBson::from).collect())),
+            RawBsonRef::Array(values) => Ok(Modifier::PullAll(super::elements::items(values).map(RawBson::from).collect())),
             other => Err(QueryError::bad_value(format!(
                 "$pullAll requires an array argument but was given a {}",
                 type_name(other.element_type())
@@ -787,7 +787,7 @@ fn parse_add_to_set(value: RawBsonRef<'_>) -> Result<Vec<Bson>, QueryError> {
                         render::element("", value).trim_start_matches(": ")
                     )));
                 }
-                for v in super::path::items(each) {
+                for v in super::elements::items(each) {
                     values.push(v);
                 }
             }
@@ -889,7 +889,7 @@ fn parse_push(value: RawBsonRef<'_>) -> Result<PushSpec, QueryError> {
         seen.push(clause);
         match (clause, arg) {
             ("$each", RawBsonRef::Array(each)) => {
-                for v in super::path::items(each) {
+                for v in super::elements::items(each) {
                     spec.values.push(to_bson(v)?);
                 }
             }

@@ -27,7 +27,8 @@ use super::expr::{Expression, Variables};
 use super::filter::{Filter, is_operator_document, true_value};
 use super::json_schema::{JsonSchema, equal_unordered};
 use super::number::Number;
-use super::path::{self, FieldPath, Reached, fields, items};
+use super::elements::{fields, items};
+use super::path::{self, FieldPath, Reached};
 use super::render::type_name;
 
 /// At most this many values are listed in `consideredValues` (mongod's

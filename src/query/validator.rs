@@ -14,7 +14,7 @@ use bson::{Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use super::collation::Collation;
 use super::error::QueryError;
 use super::filter::{Filter, is_operator_document};
-use super::path::{fields, items};
+use super::elements::{fields, items};
 use super::validation_error;
 use crate::error::ErrorCode;
 
