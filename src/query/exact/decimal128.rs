@@ -97,11 +97,10 @@ mod tests {
     #[test]
     fn decimal128_encode_round_trips() {
         assert_eq!(encode(true, 15, -1).to_string(), "-1.5");
-        assert_eq!(decode_decimal(encode(false, MAX_COEFFICIENT, i64::from(MAX_EXPONENT))), Decimal::Finite {
-            negative: false,
-            coefficient: MAX_COEFFICIENT,
-            exponent: MAX_EXPONENT
-        });
+        assert_eq!(
+            decode_decimal(encode(false, MAX_COEFFICIENT, i64::from(MAX_EXPONENT))),
+            Decimal::Finite { negative: false, coefficient: MAX_COEFFICIENT, exponent: MAX_EXPONENT }
+        );
         assert_eq!(decode_decimal(nan()), Decimal::NaN);
         assert_eq!(infinity(true).to_string(), "-Infinity");
     }

@@ -18,7 +18,7 @@ mod tests {
     #[test]
     fn double_binary_parts_are_exact() {
         assert_eq!(binary_parts(1.0), (1 << 52, -52));
-        assert_eq!(binary_parts(-0.75), (3 << 51, -52));
+        assert_eq!(binary_parts(-0.75), (3 << 51, -53));
         assert_eq!(binary_parts(5e-324), (1, -1074));
         assert_eq!(binary_parts(0.0), (0, -1074));
         let (mantissa, exponent) = binary_parts(f64::MAX);
