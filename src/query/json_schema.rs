@@ -18,12 +18,14 @@
 use bson::spec::ElementType;
 use bson::{RawArray, RawBson, RawBsonRef, RawDocument};
 
+use super::elements::{fields, items};
 use super::error::QueryError;
-use super::filter::{ALL_TYPES, CompareOp, RegexPredicate, compare_matches, parse_non_negative_long};
 use super::exact::{Decimal, decode_decimal};
+use super::filter::argument::parse_non_negative_long;
+use super::filter::predicate::{ALL_TYPES, CompareOp, compare_matches};
+use super::filter::regex::RegexPredicate;
 use super::number::Number;
 use super::order::compare_values;
-use super::elements::{fields, items};
 use super::render;
 use crate::error::ErrorCode;
 
