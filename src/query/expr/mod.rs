@@ -12,7 +12,6 @@
 //!
 //! A missing value (mongod's EOO) is kept apart from null: it is omitted from arrays and
 //! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
-
 //!
 //! The layers, each importing only those below it: `value` (values while evaluating),
 //! `arithmetic` (the arithmetic operators on values), `syntax` (the parsed tree and the
