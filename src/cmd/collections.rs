@@ -51,7 +51,7 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         check_validator_namespace(&ns, bson::Uuid::new())?;
         Validator::compile(validator)?;
     }
-    ctx.server.storage.create_collection(&ns, options)?;
+    ctx.state.storage.create_collection(&ns, options)?;
     Ok(Document::new())
 }
 
@@ -130,14 +130,14 @@ fn check_validator_namespace(ns: &Namespace, uuid: bson::Uuid) -> Result<()> {
 /// `drop`: removes a collection; dropping a missing one succeeds, as in mongod 7.0.
 pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    if ns.coll == PROFILE_COLLECTION && ctx.server.profiler.settings(&ns.db).level > 0 {
+    if ns.coll == PROFILE_COLLECTION && ctx.observers.profiler.settings(&ns.db).level > 0 {
         return Err(Error::new(
             ErrorCode::IllegalOperation,
             "turn off profiling before dropping system.profile collection",
         ));
     }
-    let indexes = ctx.server.storage.collection(&ns).map(|c| c.indexes().len());
-    ctx.server.storage.drop_collection(&ns)?;
+    let indexes = ctx.state.storage.collection(&ns).map(|c| c.indexes().len());
+    ctx.state.storage.drop_collection(&ns)?;
     Ok(match indexes {
         Some(n) => doc! { "nIndexesWas": i32::try_from(n).unwrap_or(i32::MAX), "ns": ns.full() },
         None => Document::new(),
@@ -147,8 +147,8 @@ pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
 /// `dropDatabase`: drops every collection of the database.
 pub fn drop_database(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     validate_db_name(req.db())?;
-    for collection in ctx.server.storage.collections_in(req.db()) {
-        ctx.server.storage.drop_collection(&collection.ns)?;
+    for collection in ctx.state.storage.collections_in(req.db()) {
+        ctx.state.storage.drop_collection(&collection.ns)?;
     }
     Ok(doc! { "dropped": req.db() })
 }
@@ -157,7 +157,7 @@ pub fn drop_database(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
 pub fn list_databases(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let name_only = req.bool_arg("nameOnly")?.unwrap_or(false);
     let filter = req.doc_arg("filter")?.map(Filter::parse).transpose()?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let mut databases: Vec<(String, i64)> = Vec::new();
     for collection in storage.all_collections() {
         let (bytes, _) = storage.collection_size(&collection)?;
@@ -198,7 +198,7 @@ pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     req.bool_arg("authorizedCollections")?;
     let filter = req.doc_arg("filter")?.map(Filter::parse).transpose()?;
     let mut batch = Vec::new();
-    for collection in ctx.server.storage.collections_in(req.db()) {
+    for collection in ctx.state.storage.collections_in(req.db()) {
         let full = collection_entry(&collection);
         let raw =
             bson::RawDocumentBuf::try_from(&full).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
@@ -246,14 +246,14 @@ pub fn rename_collection(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
     })?;
     let to = Namespace::parse(to)?;
     let drop_target = req.bool_arg("dropTarget")?.unwrap_or(false);
-    ctx.server.storage.rename_collection(&from, &to, drop_target)?;
+    ctx.state.storage.rename_collection(&from, &to, drop_target)?;
     Ok(Document::new())
 }
 
 /// `collMod`: changes stored options (validator, validation level and action).
 pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let collection = ctx.server.storage.existing_collection(&ns)?;
+    let collection = ctx.state.storage.existing_collection(&ns)?;
     let mut options = collection.options.clone();
     let mut index_reply = Document::new();
     for element in req.body().iter().skip(1) {
@@ -291,7 +291,7 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         }
     }
     if options != collection.options {
-        ctx.server.storage.set_options(&ns, options)?;
+        ctx.state.storage.set_options(&ns, options)?;
     }
     Ok(index_reply)
 }
@@ -305,7 +305,7 @@ pub fn validate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     if req.bool_arg("repair")?.unwrap_or(false) {
         return Err(Error::new(ErrorCode::NotImplemented, "validate with repair is not implemented yet"));
     }
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collection = storage.collection(&ns).ok_or_else(|| {
         Error::new(ErrorCode::NamespaceNotFound, format!("Collection '{ns}' does not exist to validate."))
     })?;
@@ -337,7 +337,7 @@ pub fn validate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
 pub fn db_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     validate_db_name(req.db())?;
     let scale = scale_arg(req)?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collections = storage.collections_in(req.db());
     let (mut bytes, mut objects, mut indexes) = (0u64, 0u64, 0usize);
     for collection in &collections {
@@ -376,7 +376,7 @@ pub fn db_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
 pub fn coll_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     let scale = scale_arg(req)?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collection = storage
         .collection(&ns)
         .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("Collection [{ns}] not found.")))?;

@@ -8,11 +8,10 @@ use std::time::Instant;
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, doc};
 
-use super::diagnostics::COMPATIBLE_VERSION;
-use super::planner::{Access, ExecStats, Plan};
 use super::read::{QueryPlan, count_plan, distinct_plan, find_plan, hint_arg, pipeline_query};
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::planner::{Access, ExecStats, Plan};
 use crate::query::bounds::{IndexBounds, Interval};
 use crate::query::index_key::KeyOrder;
 use crate::query::limits::{self, MAX_INTERNAL_SIZE, MAX_USER_SIZE};
@@ -75,20 +74,20 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     // For aggregate: the stages after those the query answers (`$match`, `$sort`).
     let mut later_stages: Vec<Bson> = Vec::new();
     let (plan, write_stage) = match inner_req.name() {
-        "find" => (find_plan(&inner_req, ctx.server)?, None),
+        "find" => (find_plan(&inner_req, ctx.state)?, None),
         "aggregate" => {
-            let (plan, rest) = aggregate_plan(&inner_req, ctx.server)?;
+            let (plan, rest) = aggregate_plan(&inner_req, ctx.state)?;
             later_stages = rest;
             (plan, None)
         }
-        "count" => (count_plan(&inner_req, ctx.server)?, Some("COUNT")),
-        "distinct" => (distinct_plan(&inner_req, ctx.server)?, Some("DISTINCT")),
-        "delete" => (statement_plan(&inner_req, "deletes", ctx.server)?, Some("DELETE")),
-        "update" => (statement_plan(&inner_req, "updates", ctx.server)?, Some("UPDATE")),
+        "count" => (count_plan(&inner_req, ctx.state)?, Some("COUNT")),
+        "distinct" => (distinct_plan(&inner_req, ctx.state)?, Some("DISTINCT")),
+        "delete" => (statement_plan(&inner_req, "deletes", ctx.state)?, Some("DELETE")),
+        "update" => (statement_plan(&inner_req, "updates", ctx.state)?, Some("UPDATE")),
         "findAndModify" | "findandmodify" => {
             let stage = if inner_req.bool_arg("remove")?.unwrap_or(false) { "DELETE" } else { "UPDATE" };
             let collation =
-                write_collation(&inner_req, inner_req.get("collation"), "findAndModify.collation", ctx.server)?;
+                write_collation(&inner_req, inner_req.get("collation"), "findAndModify.collation", ctx.state)?;
             (QueryPlan::filtered(inner_req.doc_arg("query")?, collation)?, Some(stage))
         }
         other => {
@@ -105,7 +104,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     let stats = Arc::new(ExecStats::default());
     ctx.op.track(&stats);
     let started = Instant::now();
-    let (chosen, stream) = plan.run(ctx.server, &ns, stats.clone())?;
+    let (chosen, stream) = plan.run(ctx.state, &ns, stats.clone())?;
     // mongod builds the whole reply, then refuses it past its internal object size (10334).
     // The raw pieces copied into it verbatim give a floor on its size before anything is
     // built: past the limit the answer is known, and a huge filter (a `$in` of a million
@@ -130,7 +129,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         skip,
         limit,
     };
-    let memory_limit = ctx.server.params.max_blocking_sort_bytes();
+    let memory_limit = ctx.state.params.max_blocking_sort_bytes();
     let counts = (verbosity != Verbosity::QueryPlanner).then(|| Counts {
         keys: stats.keys_examined.load(Ordering::Relaxed),
         docs: stats.docs_examined.load(Ordering::Relaxed),
@@ -197,9 +196,9 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         "serverInfo",
         doc! {
             "host": crate::host::hostname(),
-            "port": i32::from(ctx.server.port()),
-            "version": COMPATIBLE_VERSION,
-            "gitVersion": option_env!("MONARCH_GIT_VERSION").unwrap_or("unknown"),
+            "port": i32::from(ctx.state.port()),
+            "version": crate::version::COMPATIBLE_VERSION,
+            "gitVersion": crate::version::GIT_VERSION,
         },
     );
     reply.insert(
@@ -233,7 +232,7 @@ fn reply_size_floor(filter_len: usize, plan: Option<&Plan>, with_execution: bool
 }
 
 /// The query an `aggregate` pipeline starts with, and the stages after it.
-fn aggregate_plan(req: &CommandRequest, shared: &crate::server::Shared) -> Result<(QueryPlan, Vec<Bson>)> {
+fn aggregate_plan(req: &CommandRequest, state: &crate::state::State) -> Result<(QueryPlan, Vec<Bson>)> {
     let stages = req.array_arg("pipeline")?.ok_or_else(|| {
         Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
     })?;
@@ -241,7 +240,7 @@ fn aggregate_plan(req: &CommandRequest, shared: &crate::server::Shared) -> Resul
     let collation = super::collation::resolve(
         req.get("collation"),
         "aggregate.collation",
-        shared.storage.collection(&ns).as_deref(),
+        state.storage.collection(&ns).as_deref(),
     )?;
     let vars = req.doc_arg("let")?.map(crate::query::expr::Variables::from_let).transpose()?;
     let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation)?;
@@ -264,15 +263,15 @@ fn write_collation(
     req: &CommandRequest,
     spec: Option<RawBsonRef<'_>>,
     field: &str,
-    shared: &crate::server::Shared,
+    state: &crate::state::State,
 ) -> Result<Option<Arc<crate::query::Collation>>> {
     let ns = req.namespace()?;
-    super::collation::resolve(spec, field, shared.storage.collection(&ns).as_deref())
+    super::collation::resolve(spec, field, state.storage.collection(&ns).as_deref())
 }
 
 /// The plan of the first statement of an `update` or `delete` (its read side: every match
 /// is counted, as mongod's explain of a multi-statement write shows the first).
-fn statement_plan(req: &CommandRequest, array: &str, shared: &crate::server::Shared) -> Result<QueryPlan> {
+fn statement_plan(req: &CommandRequest, array: &str, state: &crate::state::State) -> Result<QueryPlan> {
     let statements = req.documents(array)?;
     let first = statements.first().ok_or_else(|| {
         Error::new(ErrorCode::InvalidLength, format!("Write commands must have at least one {array} entry"))
@@ -285,10 +284,10 @@ fn statement_plan(req: &CommandRequest, array: &str, shared: &crate::server::Sha
         req,
         first.get("collation").ok().flatten(),
         &format!("{}.{array}.collation", req.name()),
-        shared,
+        state,
     )?;
     let mut plan = QueryPlan::filtered(query, collation)?;
-    plan.hint = super::planner::hint_of(first.get("hint").ok().flatten()).ok().flatten().map(bson::RawBson::from);
+    plan.hint = crate::exec::planner::hint_of(first.get("hint").ok().flatten()).ok().flatten().map(bson::RawBson::from);
     Ok(plan)
 }
 

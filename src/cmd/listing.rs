@@ -7,8 +7,8 @@ use std::sync::Arc;
 use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, doc};
 
 use super::{CommandRequest, RequestCtx, type_name};
-use crate::cursor::{Cursor, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
+use crate::state::cursors::{Cursor, DocumentStream};
 
 /// `cursor.batchSize` of a listing command.
 fn batch_size(req: &CommandRequest) -> Result<Option<usize>> {
@@ -53,7 +53,7 @@ pub fn first_batch(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: String, entri
     let stream: DocumentStream = Box::new(raw.into_iter().map(Ok));
     let mut cursor = Cursor::new(ns.clone(), stream, false, Arc::default());
     let (batch, done) = cursor.next_batch(Some(batch_size.unwrap_or(usize::MAX)), None)?;
-    let id = if done { 0 } else { ctx.server.cursors.insert(cursor) };
+    let id = if done { 0 } else { ctx.state.cursors.insert(cursor) };
     let batch = batch
         .into_iter()
         .map(|doc| Document::try_from(doc.as_ref()).map(Bson::Document))

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
 use super::collation;
-use super::planner::{self, ExecStats, Plan, QueryShape};
 use super::{CommandRequest, RequestCtx, count_value};
-use crate::cursor::{Cursor, DEFAULT_FIRST_BATCH, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::cursor::DEFAULT_FIRST_BATCH;
+use crate::exec::planner::{self, ExecStats, Plan, QueryShape};
 use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
 use crate::query::{Collation, DocumentStage, FieldPath, Filter, Projection, SortSpec, compare_collated, limits};
-use crate::server::Shared;
+use crate::state::State;
+use crate::state::cursors::{Cursor, DocumentStream};
 use crate::storage::Namespace;
 
 /// What a query reads and how: the parts of `find` that shape the document stream.
@@ -67,18 +68,18 @@ impl QueryPlan {
     fn stream(self, ctx: &RequestCtx<'_>, ns: &Namespace) -> Result<(DocumentStream, Arc<ExecStats>)> {
         let stats = Arc::new(ExecStats::default());
         ctx.op.track(&stats);
-        Ok((self.run(ctx.server, ns, stats.clone())?.1, stats))
+        Ok((self.run(ctx.state, ns, stats.clone())?.1, stats))
     }
 
     /// Plans and starts the query; returns the plan (`None` when the collection does not
     /// exist) and the stream, counting work into `stats`.
     pub(super) fn run(
         self,
-        shared: &Shared,
+        state: &State,
         ns: &Namespace,
         stats: Arc<ExecStats>,
     ) -> Result<(Option<Plan>, DocumentStream)> {
-        let storage = &shared.storage;
+        let storage = &state.storage;
         let Some(collection) = storage.collection(ns) else {
             return Ok((None, Box::new(std::iter::empty())));
         };
@@ -110,7 +111,7 @@ impl QueryPlan {
             max: max.as_deref(),
         };
         let planning = Instant::now();
-        let plan = planner::choose(&shared.plans, &collection, &indexes, &shape, &view)?;
+        let plan = planner::choose(&state.plans, &collection, &indexes, &shape, &view)?;
         stats.add_plan_time(planning.elapsed());
         stats.set_plan(plan.note(ns, &shape));
         let counted = stats.clone();
@@ -121,7 +122,7 @@ impl QueryPlan {
             Some(sort) if !plan.sort_provided => {
                 let mut all = Vec::new();
                 let mut bytes = 0usize;
-                let memory_limit = usize::try_from(shared.params.max_blocking_sort_bytes()).unwrap_or(usize::MAX);
+                let memory_limit = usize::try_from(state.params.max_blocking_sort_bytes()).unwrap_or(usize::MAX);
                 for doc in matched {
                     let doc = doc?;
                     bytes += doc.as_bytes().len();
@@ -212,7 +213,7 @@ fn cursor_reply(
     let mut cursor = Cursor::new(ns.full(), stream, no_timeout, stats);
     let (batch, done) = cursor.next_batch(Some(first_batch.unwrap_or(DEFAULT_FIRST_BATCH)), deadline)?;
     ctx.op.docs.returned.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    let id = if done || single_batch { 0 } else { ctx.server.cursors.insert(cursor) };
+    let id = if done || single_batch { 0 } else { ctx.state.cursors.insert(cursor) };
     Ok(doc! { "cursor": { "firstBatch": batch_to_bson(batch)?, "id": id, "ns": ns.full() } })
 }
 
@@ -220,12 +221,12 @@ fn cursor_reply(
 pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     let deadline = deadline(req)?;
-    let plan = find_plan(req, ctx.server)?;
+    let plan = find_plan(req, ctx.state)?;
     let limit = plan.limit;
     let single_batch = req.bool_arg("singleBatch")?.unwrap_or(false);
     let no_timeout = req.bool_arg("noCursorTimeout")?.unwrap_or(false);
     let batch_size = usize_arg(req, "batchSize")?;
-    ctx.server.stats.opcounters.query.fetch_add(1, Ordering::Relaxed);
+    ctx.state.counters.opcounters.query.fetch_add(1, Ordering::Relaxed);
     let first_batch = match (batch_size, limit) {
         (Some(b), Some(l)) => Some(b.min(l)),
         (b, l) => b.or(l.filter(|&l| l < DEFAULT_FIRST_BATCH)),
@@ -235,10 +236,10 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
 }
 
 /// The query a `find` command describes.
-pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPlan> {
+pub(super) fn find_plan(req: &CommandRequest, state: &State) -> Result<QueryPlan> {
     let ns = req.namespace()?;
     let collation =
-        collation::resolve(req.get("collation"), "find.collation", shared.storage.collection(&ns).as_deref())?;
+        collation::resolve(req.get("collation"), "find.collation", state.storage.collection(&ns).as_deref())?;
     let empty = RawDocumentBuf::new();
     let filter_doc = req.doc_arg("filter")?.unwrap_or(&empty).to_owned();
     let limit = match req.get("limit") {
@@ -255,7 +256,7 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
     filter = filter.with_variables(&vars);
     let filter = filter.with_collation(collation.as_ref());
     let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
-    check_tailable(req, shared, &ns, &filter_doc)?;
+    check_tailable(req, state, &ns, &filter_doc)?;
     Ok(QueryPlan {
         projection: projection
             .map(|p| Projection::parse_with_query(p, &filter))
@@ -268,7 +269,7 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
         hint: hint_arg(req)?,
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit,
-        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(shared.params.allow_disk_use_by_default()),
+        allow_disk_use: req.bool_arg("allowDiskUse")?.unwrap_or(state.params.allow_disk_use_by_default()),
         collation,
         min_max: (req.doc_arg("min")?.map(ToOwned::to_owned), req.doc_arg("max")?.map(ToOwned::to_owned)),
         return_key: req.bool_arg("returnKey")?.unwrap_or(false),
@@ -278,13 +279,13 @@ pub(super) fn find_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPl
 
 /// `tailable` and `awaitData`, as mongod checks them. Tailable cursors on capped collections
 /// are not built yet (238); on other collections mongod refuses them.
-fn check_tailable(req: &CommandRequest, shared: &Shared, ns: &Namespace, filter: &RawDocument) -> Result<()> {
+fn check_tailable(req: &CommandRequest, state: &State, ns: &Namespace, filter: &RawDocument) -> Result<()> {
     let tailable = req.bool_arg("tailable")?.unwrap_or(false);
     if req.bool_arg("awaitData")?.unwrap_or(false) && !tailable {
         return Err(Error::new(ErrorCode::FailedToParse, "Cannot set 'awaitData' without also setting 'tailable'"));
     }
     // mongod answers an empty batch for a missing collection before it looks at `tailable`.
-    let Some(collection) = shared.storage.collection(ns).filter(|_| tailable) else { return Ok(()) };
+    let Some(collection) = state.storage.collection(ns).filter(|_| tailable) else { return Ok(()) };
     if collection.options.get_bool("capped").unwrap_or(false) {
         return Err(Error::new(ErrorCode::NotImplemented, "tailable cursors are not supported yet"));
     }
@@ -323,7 +324,7 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     let ns = cursor_namespace(req.db(), collection)?;
     let batch_size = usize_arg(req, "batchSize")?.filter(|&n| n > 0);
     let deadline = deadline(req)?;
-    let cursors = &ctx.server.cursors;
+    let cursors = &ctx.state.cursors;
     if let Some(owner) = cursors.namespace(id)
         && owner != ns.full()
     {
@@ -342,7 +343,7 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             "cannot set maxTimeMS on getMore command for a non-awaitData cursor",
         ));
     }
-    ctx.server.stats.opcounters.getmore.fetch_add(1, Ordering::Relaxed);
+    ctx.state.counters.opcounters.getmore.fetch_add(1, Ordering::Relaxed);
     ctx.op.track(cursor.stats());
     // A cursor whose batch failed is not put back: mongod kills it too.
     let (batch, done) = cursor.next_batch(batch_size, deadline)?;
@@ -381,7 +382,7 @@ pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
         let RawBsonRef::Int64(id) = id else {
             return Err(req.wrong_type("cursors", id, "long"));
         };
-        if ctx.server.cursors.kill(id) {
+        if ctx.state.cursors.kill(id) {
             killed.push(id);
         } else {
             not_found.push(id);
@@ -398,11 +399,11 @@ pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
 /// `count`.
 pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let plan = count_plan(req, ctx.server)?;
+    let plan = count_plan(req, ctx.state)?;
     // Without a filter, skip, limit or hint, the stored total answers, as mongod's collection
     // metadata does for estimatedDocumentCount.
     if plan.filter_doc.is_empty() && plan.skip == 0 && plan.limit.is_none() && plan.hint.is_none() {
-        let storage = &ctx.server.storage;
+        let storage = &ctx.state.storage;
         let total = storage.collection(&ns).map(|c| storage.collection_size(&c)).transpose()?.map_or(0, |(_, n)| n);
         return Ok(doc! { "n": count_value(i64::try_from(total).unwrap_or(i64::MAX)) });
     }
@@ -410,10 +411,10 @@ pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document>
 }
 
 /// The query a `count` command describes.
-pub(super) fn count_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPlan> {
+pub(super) fn count_plan(req: &CommandRequest, state: &State) -> Result<QueryPlan> {
     let ns = req.namespace()?;
     let collation =
-        collation::resolve(req.get("collation"), "count.collation", shared.storage.collection(&ns).as_deref())?;
+        collation::resolve(req.get("collation"), "count.collation", state.storage.collection(&ns).as_deref())?;
     Ok(QueryPlan {
         skip: usize_arg(req, "skip")?.unwrap_or(0),
         limit: usize_arg(req, "limit")?.filter(|&n| n > 0),
@@ -423,10 +424,10 @@ pub(super) fn count_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryP
 }
 
 /// The query a `distinct` command describes.
-pub(super) fn distinct_plan(req: &CommandRequest, shared: &Shared) -> Result<QueryPlan> {
+pub(super) fn distinct_plan(req: &CommandRequest, state: &State) -> Result<QueryPlan> {
     let ns = req.namespace()?;
     let collation =
-        collation::resolve(req.get("collation"), "distinct.collation", shared.storage.collection(&ns).as_deref())?;
+        collation::resolve(req.get("collation"), "distinct.collation", state.storage.collection(&ns).as_deref())?;
     QueryPlan::filtered(req.doc_arg("query")?, collation)
 }
 
@@ -439,7 +440,7 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             Error::new(ErrorCode::FailedToParse, "BSON field 'distinct.key' is missing but a required field")
         })?
         .to_owned();
-    let plan = distinct_plan(req, ctx.server)?;
+    let plan = distinct_plan(req, ctx.state)?;
     let collation = plan.collation.clone();
     let collation = collation.as_deref();
     let path = FieldPath::new(&key);
@@ -506,7 +507,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
     let deadline = deadline(req)?;
     let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
     let collation =
-        collation::resolve(req.get("collation"), "aggregate.collation", ctx.server.storage.collection(&ns).as_deref())?;
+        collation::resolve(req.get("collation"), "aggregate.collation", ctx.state.storage.collection(&ns).as_deref())?;
     let ((mut stream, stats), rest) = match stages.split_first() {
         Some((RawBsonRef::Document(first), rest)) if first.get("$currentOp").ok().flatten().is_some() => {
             if !db_level || req.db() != "admin" {
@@ -528,8 +529,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
         }
         _ => {
             let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation.clone())?;
-            plan.allow_disk_use =
-                req.bool_arg("allowDiskUse")?.unwrap_or(ctx.server.params.allow_disk_use_by_default());
+            plan.allow_disk_use = req.bool_arg("allowDiskUse")?.unwrap_or(ctx.state.params.allow_disk_use_by_default());
             plan.hint = hint_arg(req)?;
             (plan.stream(ctx, &ns)?, stages.get(consumed..).unwrap_or_default())
         }
@@ -680,7 +680,7 @@ fn coll_stats_stage(ctx: &RequestCtx<'_>, ns: &Namespace, stage: &RawDocument) -
     let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$collStats") else {
         return Err(Error::new(ErrorCode::FailedToParse, "$collStats must take a nested object"));
     };
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collection = storage.collection(ns).ok_or_else(|| {
         Error::new(
             ErrorCode::NamespaceNotFound,
@@ -689,7 +689,7 @@ fn coll_stats_stage(ctx: &RequestCtx<'_>, ns: &Namespace, stage: &RawDocument) -
     })?;
     let mut out = doc! {
         "ns": ns.full(),
-        "host": format!("{}:{}", crate::host::hostname(), ctx.server.port()),
+        "host": format!("{}:{}", crate::host::hostname(), ctx.state.port()),
         "localTime": bson::DateTime::now(),
     };
     for element in spec {
@@ -715,7 +715,7 @@ fn coll_stats_stage(ctx: &RequestCtx<'_>, ns: &Namespace, stage: &RawDocument) -
                     }
                     _ => false,
                 };
-                out.insert("latencyStats", ctx.server.latency.collection_document(&ns.full(), histograms));
+                out.insert("latencyStats", ctx.observers.latency.collection_document(&ns.full(), histograms));
             }
             "count" => {
                 let (_, count) = storage.collection_size(&collection)?;

@@ -11,13 +11,14 @@ use bson::oid::ObjectId;
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
-use super::planner::{self, ExecStats, PlanCache, QueryShape};
 use super::validation::Validation;
 use super::{CommandRequest, RequestCtx, collation, count_value};
 use crate::error::{Error, ErrorCode, Result};
-use crate::obs::tracker::Operation;
+use crate::exec::planner::{self, ExecStats, QueryShape};
+use crate::op::Operation;
 use crate::query::expr::Variables;
 use crate::query::{Collation, Filter, Projection, SortSpec, Update, limits};
+use crate::state::plan_cache::PlanCache;
 use crate::storage::{Collection, Storage, Writer};
 
 /// Whether the command's write concern asks for a journal sync before the reply (the
@@ -143,9 +144,9 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let journal = journaled(req)?;
     let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
     let documents = req.documents("documents")?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collection = storage.collection_or_create(&ns)?;
-    let validation = Validation::new(ctx.server, ctx.client.connection_id, &collection, bypass);
+    let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let mut inserted = 0i32;
     let mut errors = Vec::new();
@@ -165,7 +166,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         }
     }
     let ticket = commit(ctx.op, writer)?;
-    ctx.server.stats.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
+    ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     acknowledge(ctx.op, storage, journal, ticket)?;
     let mut reply = doc! { "n": inserted };
@@ -208,7 +209,7 @@ impl<'a> Finder<'a> {
     /// Starts tracking `ctx`'s request with `stats`.
     fn new(ctx: &'a RequestCtx<'_>, stats: &'a Arc<ExecStats>) -> Self {
         ctx.op.track(stats);
-        Self { plans: &ctx.server.plans, stats }
+        Self { plans: &ctx.state.plans, stats }
     }
 }
 
@@ -216,24 +217,6 @@ impl<'a> Finder<'a> {
 fn statement_hint<'a>(statement: &'a RawDocument, array: &str) -> Result<Option<RawBsonRef<'a>>> {
     planner::hint_of(statement.get("hint").ok().flatten())
         .map_err(|other| statement_field_error(array, "hint", Some(other), "object or string"))
-}
-
-/// The `_id` of a filter that is exactly `{_id: <scalar>}`: the fast path of point writes
-/// and reads (a document or array value would need the full equality semantics). Under a
-/// non-simple `collation` a string `_id` may equal stored ids with other bytes, so it takes
-/// the scan.
-pub fn point_id<'a>(query: &'a RawDocument, collation: Option<&Collation>) -> Option<RawBsonRef<'a>> {
-    let mut fields = query.iter();
-    let (key, value) = fields.next()?.ok()?;
-    if key.as_str() != "_id" || fields.next().is_some() {
-        return None;
-    }
-    match value {
-        RawBsonRef::Document(_) | RawBsonRef::Array(_) | RawBsonRef::RegularExpression(_) | RawBsonRef::Null => None,
-        RawBsonRef::Undefined | RawBsonRef::MinKey | RawBsonRef::MaxKey => None,
-        RawBsonRef::String(_) | RawBsonRef::Symbol(_) if collation.is_some() => None,
-        scalar => Some(scalar),
-    }
 }
 
 /// The outcome of one update statement.
@@ -347,7 +330,7 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let statements = req.documents("updates")?;
     check_statement_fields("update", "updates", &statements, UPDATE_STATEMENT_FIELDS)?;
     let vars = let_variables(req)?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let outcomes = run_statements(statements, ordered, |statement| {
@@ -434,7 +417,7 @@ fn run_update_statement(
         Some(RawBsonRef::Array(stages)) => Update::parse_pipeline(stages, &vars.cloned().unwrap_or_default())?,
         other => return Err(statement_field_error("update.updates", "u", other, "object")),
     };
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collation =
         collation::resolve(field("collation"), "update.updates.collation", storage.collection(ns).as_deref())?;
     let update = update.with_collation(collation.as_ref())?;
@@ -455,11 +438,11 @@ fn run_update_statement(
     let Some(collection) = collection else {
         return Ok((UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None }, None));
     };
-    let validation = Validation::new(ctx.server, ctx.client.connection_id, &collection, bypass);
+    let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let outcome = update_statement(&mut writer, query, &update, options, &validation)?;
     let ticket = commit(ctx.op, writer)?;
-    ctx.server.stats.opcounters.update.fetch_add(1, Ordering::Relaxed);
+    ctx.state.counters.opcounters.update.fetch_add(1, Ordering::Relaxed);
     Ok((outcome, ticket))
 }
 
@@ -545,7 +528,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         delete_limit(statement)?;
     }
     let vars = let_variables(req)?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collection = storage.collection(&ns);
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
@@ -570,7 +553,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
                 writer.delete(id)?;
             }
         }
-        ctx.server.stats.opcounters.delete.fetch_add(1, Ordering::Relaxed);
+        ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
         Ok((victims.len() as i64, commit(ctx.op, writer)?))
     });
     acknowledge(ctx.op, storage, journal, outcomes.last_ticket)?;
@@ -591,7 +574,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let collation = collation::resolve(
         req.get("collation"),
         "findAndModify.collation",
-        ctx.server.storage.collection(&ns).as_deref(),
+        ctx.state.storage.collection(&ns).as_deref(),
     )?;
     let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation.as_ref()));
     let fields = match req.doc_arg("fields")? {
@@ -634,13 +617,13 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
             "Cannot specify both upsert=true and remove=true or new=true and remove=true",
         ));
     }
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let Some(collection) = collection_for_write(storage, &ns, upsert)? else {
         return Ok(doc! { "lastErrorObject": { "n": 0, "updatedExisting": false }, "value": Bson::Null });
     };
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
-    let validation = Validation::new(ctx.server, ctx.client.connection_id, &collection, bypass);
+    let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {

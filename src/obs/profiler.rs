@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bson::oid::ObjectId;
 use bson::{Bson, DateTime, Document, RawBsonRef, RawDocumentBuf, doc};
 
-use super::tracker::OpSummary;
+use super::summary::OpSummary;
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
 use crate::storage::{Namespace, Storage};

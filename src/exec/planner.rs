@@ -10,27 +10,25 @@
 //! delivers the sort. The choice is cached per query shape (the filter's fields and operators
 //! without values, sort and projection) until the collection's index set changes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
-use super::write::point_id;
-use crate::cursor::DocumentStream;
 use crate::error::{Error, ErrorCode, Result};
-pub use crate::obs::tracker::ExecStats;
-use crate::obs::tracker::PlanNote;
+pub use crate::op::ExecStats;
+use crate::op::PlanNote;
 use crate::query::bounds::{IndexBounds, Interval};
 use crate::query::index_key::KeyOrder;
 use crate::query::{Collation, Filter, SortSpec};
+use crate::state::cursors::DocumentStream;
+use crate::state::plan_cache::PlanCache;
 use crate::storage::index::fnv1a;
 use crate::storage::{Collection, ID_INDEX_ID, Index, IndexSet, KeyRange, Namespace, ReadView};
 
 /// Keys a trial counts per candidate before it stops.
 pub const TRIAL_KEYS: usize = 1000;
-/// Query shapes the plan cache keeps before it starts over.
-const PLAN_CACHE_ENTRIES: usize = 5000;
 
 /// How a query reads its collection.
 #[derive(Debug, Clone)]
@@ -112,44 +110,6 @@ pub struct QueryShape<'a> {
     pub collation: Option<&'a Collation>,
 }
 
-/// The plan cache: query shape to the chosen index name, valid for one index set.
-#[derive(Debug, Default)]
-pub struct PlanCache {
-    entries: Mutex<HashMap<String, CachedPlan>>,
-}
-
-#[derive(Debug, Clone)]
-struct CachedPlan {
-    /// Signature of the index set the choice was made with.
-    index_set: u64,
-    index: Option<String>,
-}
-
-impl PlanCache {
-    fn get(&self, key: &str, index_set: u64) -> Option<Option<String>> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.get(key).filter(|c| c.index_set == index_set).map(|c| c.index.clone())
-    }
-
-    fn put(&self, key: String, index_set: u64, index: Option<String>) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= PLAN_CACHE_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(key, CachedPlan { index_set, index });
-    }
-
-    /// Number of cached shapes.
-    pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).len()
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// A `hint` value as the planner takes it: an index name or key pattern, `None` for none (or
 /// `{}`); `Err` carries a value of another type, for the caller's type error.
 pub fn hint_of(value: Option<RawBsonRef<'_>>) -> std::result::Result<Option<RawBsonRef<'_>>, RawBsonRef<'_>> {
@@ -225,6 +185,24 @@ pub fn choose(
         plan.candidates = count;
     }
     Ok(chosen.unwrap_or(collscan))
+}
+
+/// The `_id` of a filter that is exactly `{_id: <scalar>}`: the fast path of point writes
+/// and reads (a document or array value would need the full equality semantics). Under a
+/// non-simple `collation` a string `_id` may equal stored ids with other bytes, so it takes
+/// the scan.
+pub fn point_id<'a>(query: &'a RawDocument, collation: Option<&Collation>) -> Option<RawBsonRef<'a>> {
+    let mut fields = query.iter();
+    let (key, value) = fields.next()?.ok()?;
+    if key.as_str() != "_id" || fields.next().is_some() {
+        return None;
+    }
+    match value {
+        RawBsonRef::Document(_) | RawBsonRef::Array(_) | RawBsonRef::RegularExpression(_) | RawBsonRef::Null => None,
+        RawBsonRef::Undefined | RawBsonRef::MinKey | RawBsonRef::MaxKey => None,
+        RawBsonRef::String(_) | RawBsonRef::Symbol(_) if collation.is_some() => None,
+        scalar => Some(scalar),
+    }
 }
 
 /// Identifies an index set for the plan cache: its index ids and hidden flags (ids are never

@@ -1,0 +1,4 @@
+//! Planning and execution.
+
+pub mod cursor;
+pub mod planner;
