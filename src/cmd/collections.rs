@@ -1,13 +1,17 @@
 //! Collection and database management: `create`, `drop`, `dropDatabase`, `listDatabases`,
-//! `listCollections`, `renameCollection`, `collMod`, `dbStats`, `collStats`.
+//! `listCollections`, `renameCollection`, `collMod`, `dbStats`, `collStats` and the
+//! `$collStats` aggregation stage.
 
-use bson::{Binary, Bson, Document, RawBsonRef, doc};
+use bson::{Binary, Bson, Document, RawBsonRef, RawDocument, doc};
 
 use super::options::is_generic_argument;
-use super::{CommandRequest, RequestCtx};
+use super::target::Target;
+use super::{CommandRequest, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::pipeline;
 use crate::obs::profiler::PROFILE_COLLECTION;
 use crate::query::{Filter, ValidationAction, ValidationLevel, Validator};
+use crate::state::cursors::DocumentStream;
 use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
 
 /// `create`: an empty collection with options. The dispatcher has refused unknown fields
@@ -418,4 +422,64 @@ fn scale_arg(req: &CommandRequest) -> Result<u64> {
         Some(0) => Err(Error::new(ErrorCode::BadValue, "Scale factor must be greater than zero")),
         Some(n) => Ok(u64::try_from(n).unwrap_or(1)),
     }
+}
+
+/// `$collStats` as the first stage: one document with `storageStats`, `count` and/or
+/// `latencyStats` (`{histograms: true}` adds the histograms), as mongosh's
+/// `db.collection.stats()` and `db.collection.latencyStats()` ask.
+pub(super) fn coll_stats_stage(ctx: &RequestCtx<'_>, target: &Target, stage: &RawDocument) -> Result<DocumentStream> {
+    let ns = &target.ns;
+    let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$collStats") else {
+        return Err(Error::new(ErrorCode::FailedToParse, "$collStats must take a nested object"));
+    };
+    let storage = &ctx.state.storage;
+    let collection = target.collection.as_ref().ok_or_else(|| {
+        Error::new(
+            ErrorCode::NamespaceNotFound,
+            format!("Unable to retrieve storageStats in $collStats stage :: caused by :: Collection [{ns}] not found."),
+        )
+    })?;
+    let mut out = doc! {
+        "ns": ns.full(),
+        "host": format!("{}:{}", crate::host::hostname(), ctx.state.port()),
+        "localTime": bson::DateTime::now(),
+    };
+    for element in spec {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        match key.as_str() {
+            "storageStats" => {
+                let scale = match value {
+                    RawBsonRef::Document(options) => match options.get("scale").ok().flatten() {
+                        Some(RawBsonRef::Int32(n)) if n > 0 => n as u64,
+                        Some(RawBsonRef::Int64(n)) if n > 0 => n as u64,
+                        Some(RawBsonRef::Double(n)) if n >= 1.0 => n as u64,
+                        None => 1,
+                        Some(_) => return Err(Error::new(ErrorCode::BadValue, "scale has to be > 0")),
+                    },
+                    _ => 1,
+                };
+                out.insert("storageStats", storage_stats(storage, collection, scale)?);
+            }
+            "latencyStats" => {
+                let histograms = match value {
+                    RawBsonRef::Document(options) => {
+                        matches!(options.get("histograms"), Ok(Some(RawBsonRef::Boolean(true))))
+                    }
+                    _ => false,
+                };
+                out.insert("latencyStats", ctx.observers.latency.collection_document(&ns.full(), histograms));
+            }
+            "count" => {
+                let (_, count) = storage.collection_size(collection)?;
+                out.insert("count", count_value(i64::try_from(count).unwrap_or(i64::MAX)));
+            }
+            other => {
+                return Err(Error::new(
+                    ErrorCode::NotImplemented,
+                    format!("$collStats option '{other}' is not supported yet"),
+                ));
+            }
+        }
+    }
+    Ok(Box::new(std::iter::once(pipeline::raw(&out))))
 }

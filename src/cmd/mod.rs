@@ -21,6 +21,7 @@ mod profiling;
 mod read;
 mod request;
 mod sessions;
+mod target;
 mod testing;
 mod transactions;
 mod validation;
@@ -38,11 +39,7 @@ pub use request::{CommandRequest, Protocol, type_name};
 
 use crate::error::{Error, ErrorCode, Result};
 
-/// A count as mongod appends it (`appendNumber`): an int when it fits, else a long. Drivers
-/// and shells compare these with plain numbers, so the type matters.
-pub fn count_value(n: i64) -> bson::Bson {
-    i32::try_from(n).map_or(bson::Bson::Int64(n), bson::Bson::Int32)
-}
+pub use crate::exec::pipeline::count_value;
 
 /// A command handler: builds the reply (without `ok`, which the dispatcher adds).
 pub type Handler = fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>;
@@ -515,11 +512,6 @@ pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
 
 fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
     let stats = &ctx.state.counters;
-    if let Ok(Some(ms)) = request.count_arg("maxTimeMS")
-        && ms > 0
-    {
-        ctx.op.interrupt.set_deadline(Some(ctx.op.started + std::time::Duration::from_millis(ms as u64)));
-    }
     if let Some(lsid) = request.lsid() {
         ctx.state.sessions.touch(lsid);
     }
@@ -591,10 +583,15 @@ fn parse(spec: &CommandSpec, request: &CommandRequest) -> Result<()> {
 /// Checks the concerns and runs the handler (on the blocking pool when it touches storage).
 fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -> Result<Document> {
     generic::check_concerns(spec, request)?;
-    if generic::max_time_ms(request)?.is_some() && ctx.state.failpoints.max_time_always_times_out() {
-        // mongod's `maxTimeAlwaysTimeOut`: an operation with a time limit fails at its first
-        // interruption check, so drivers can test `maxTimeMS` on every command.
-        return Err(Error::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit"));
+    if let Some(ms) = generic::max_time_ms(request)? {
+        // The one deadline of the operation, from when its message was decoded: the executor's
+        // interrupt checks and the cursor's batches both read it.
+        ctx.op.interrupt.set_deadline(Some(ctx.op.started + std::time::Duration::from_millis(ms)));
+        if ctx.state.failpoints.max_time_always_times_out() {
+            // mongod's `maxTimeAlwaysTimeOut`: an operation with a time limit fails at its first
+            // interruption check, so drivers can test `maxTimeMS` on every command.
+            return Err(crate::op::time_limit_exceeded());
+        }
     }
     let Some(handler) = spec.handler else {
         return Err(Error::new(ErrorCode::NotImplemented, format!("command {} is not implemented yet", spec.name)));
