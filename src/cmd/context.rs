@@ -1,4 +1,4 @@
-//! What a handler may use: the state server state, the observers' settings and statistics,
+//! What a handler may use: the shared server state, the observers' settings and statistics,
 //! its own connection and its own operation. Never the socket, the codec or the metrics
 //! registry. Everything here is `Send`, so a handler may run on another thread.
 

@@ -177,13 +177,6 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     Ok(reply)
 }
 
-/// The documents a statement's filter selects, read under the writer's lock through the
-/// executor (an `_id` lookup, an index scan or a collection scan); `multi: false` stops at
-/// the first.
-fn matching(finder: Finder<'_>, writer: &Writer<'_>, selection: &WriteSelection<'_>) -> Result<Vec<RawDocumentBuf>> {
-    select_for_write(finder.plans, writer, selection, finder.stats)
-}
-
 /// Where a write finds its documents: the plan cache, and the execution stats of the request
 /// (one for all its statements).
 #[derive(Clone, Copy)]
@@ -197,6 +190,12 @@ impl<'a> Finder<'a> {
     fn new(ctx: &'a RequestCtx<'_>, stats: &'a Arc<ExecStats>) -> Self {
         ctx.op.track(stats);
         Self { plans: &ctx.state.plans, stats }
+    }
+
+    /// The documents a statement selects, read under `writer`'s lock through the executor (an
+    /// `_id` lookup, an index scan or a collection scan).
+    fn select(self, writer: &Writer<'_>, selection: &WriteSelection<'_>) -> Result<Vec<RawDocumentBuf>> {
+        select_for_write(self.plans, writer, selection, self.stats)
     }
 }
 
@@ -234,7 +233,7 @@ fn update_statement(
         collation: collation.map(Arc::as_ref),
         multi: options.multi || options.sort.is_some(),
     };
-    let mut candidates = matching(options.finder, writer, &selection)?;
+    let mut candidates = options.finder.select(writer, &selection)?;
     if let Some(sort) = options.sort {
         if sort.natural() == Some(false) {
             candidates.reverse();
@@ -522,7 +521,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         let hint = statement_hint(statement, "delete.deletes")?;
         let selection =
             WriteSelection { query, filter: &filter, hint, collation: collation.as_deref(), multi: limit == 0 };
-        let victims = matching(finder, &writer, &selection)?;
+        let victims = finder.select(&writer, &selection)?;
         for victim in &victims {
             if let Some(id) = victim.get("_id").ok().flatten() {
                 writer.delete(id)?;
@@ -639,7 +638,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         None => {
             let selection =
                 WriteSelection { query, filter: &filter, hint, collation: collation.as_deref(), multi: sort.is_some() };
-            let mut found = matching(finder, &writer, &selection)?;
+            let mut found = finder.select(&writer, &selection)?;
             if let Some(sort) = &sort {
                 if sort.natural() == Some(false) {
                     found.reverse();

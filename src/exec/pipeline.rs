@@ -79,22 +79,22 @@ pub fn leading_query(
             _ => None,
         }
     };
-    let mut plan = Query::filtered(None, collation.clone())?;
+    let mut query = Query::filtered(None, collation.clone())?;
     let mut consumed = 0;
     if let Some(filter_doc) = single(stages.first(), "$match") {
         let mut filter = Filter::parse_match_stage(&filter_doc)?;
         if let Some(vars) = vars {
             filter = filter.with_variables(vars);
         }
-        plan.filter = filter.with_collation(collation.as_ref());
-        plan.filter_doc = filter_doc;
+        query.filter = filter.with_collation(collation.as_ref());
+        query.filter_doc = filter_doc;
         consumed = 1;
     }
     if let Some(sort) = single(stages.get(consumed), "$sort") {
-        plan.sort = Some(SortSpec::parse(&sort)?.with_collation(collation.as_ref()));
+        query.sort = Some(SortSpec::parse(&sort)?.with_collation(collation.as_ref()));
         consumed += 1;
     }
-    Ok((plan, consumed))
+    Ok((query, consumed))
 }
 
 /// Adds one pipeline stage; `vars` are the command's `let` variables, `collation` the
