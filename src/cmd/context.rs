@@ -49,3 +49,10 @@ pub struct RequestCtx<'a> {
     /// This request, as `currentOp` sees it; handlers report their work to it.
     pub op: &'a std::sync::Arc<Operation>,
 }
+
+// A handler may later run on another thread than its connection's task: keep the context
+// `Send` (no `Rc`, no borrow of something tied to the connection's task).
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<RequestCtx<'static>>();
+};
