@@ -58,7 +58,7 @@ async fn main() {
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         if line.contains("\"Waiting for connections\"") {
             let parsed: serde_json::Value = serde_json::from_str(&line).expect("log line");
-            port = parsed["attr"]["port"].as_u64().expect("port") as u16;
+            port = parsed.pointer("/attr/port").and_then(serde_json::Value::as_u64).expect("port") as u16;
             break;
         }
     }

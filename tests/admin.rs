@@ -64,12 +64,14 @@ fn openapi() -> Yaml {
 }
 
 /// The schema of `path`'s `status` answer with `content_type`, with `$ref`s resolved.
+#[allow(clippy::indexing_slicing)] // YAML indexing by key never panics (Null when missing)
 fn response_schema<'a>(spec: &'a Yaml, path: &str, status: &str, content_type: &str) -> &'a Yaml {
     let schema = &spec["paths"][path]["get"]["responses"][status]["content"][content_type]["schema"];
     assert!(!schema.is_null(), "openapi.yaml has no {content_type} schema for {status} {path}");
     resolve(spec, schema)
 }
 
+#[allow(clippy::indexing_slicing)] // YAML indexing by key never panics (Null when missing)
 fn resolve<'a>(spec: &'a Yaml, schema: &'a Yaml) -> &'a Yaml {
     match schema["$ref"].as_str() {
         Some(reference) => {

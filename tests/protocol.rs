@@ -35,9 +35,9 @@ fn op_query(request_id: i32, namespace: &str, query: &Document) -> Vec<u8> {
 }
 
 fn op_reply_document(message: &[u8]) -> Document {
-    assert_eq!(i32::from_le_bytes(message[12..16].try_into().expect("op")), 1, "expected OP_REPLY");
-    assert_eq!(i32::from_le_bytes(message[32..36].try_into().expect("n")), 1, "numberReturned");
-    Document::from_reader(&message[36..]).expect("reply document")
+    assert_eq!(i32_at(message, 12), 1, "expected OP_REPLY");
+    assert_eq!(i32_at(message, 32), 1, "numberReturned");
+    Document::from_reader(message.get(36..).expect("reply document")).expect("reply document")
 }
 
 #[test]
@@ -262,7 +262,7 @@ fn snappy_decode(input: &[u8]) -> Option<Vec<u8>> {
         Some(bytes.iter().rev().fold(0usize, |v, b| (v << 8) | usize::from(*b)))
     };
     while at < input.len() {
-        let tag = input[at];
+        let tag = *input.get(at)?;
         at += 1;
         let (len, offset) = match tag & 3 {
             0 => {
@@ -281,7 +281,8 @@ fn snappy_decode(input: &[u8]) -> Option<Vec<u8>> {
         }
         // Byte by byte: a copy may overlap what it produces.
         for _ in 0..len {
-            out.push(out[out.len() - offset]);
+            let byte = *out.get(out.len() - offset)?;
+            out.push(byte);
         }
     }
     (out.len() == length).then_some(out)
@@ -316,7 +317,7 @@ fn zstd_raw(data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
     // Block header: last block, raw, its size.
     let header = ((data.len() as u32) << 3) | 1;
-    out.extend_from_slice(&header.to_le_bytes()[..3]);
+    out.extend_from_slice(header.to_le_bytes().get(..3).expect("3 of 4 bytes"));
     out.extend_from_slice(data);
     out
 }
@@ -325,10 +326,10 @@ fn zstd_raw(data: &[u8]) -> Vec<u8> {
 fn op_compressed(message: &[u8], compressor: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&((16 + 9 + payload.len()) as i32).to_le_bytes());
-    out.extend_from_slice(&message[4..8]);
+    out.extend_from_slice(message.get(4..8).expect("request id"));
     out.extend_from_slice(&0i32.to_le_bytes());
     out.extend_from_slice(&2012i32.to_le_bytes());
-    out.extend_from_slice(&message[12..16]);
+    out.extend_from_slice(message.get(12..16).expect("op code"));
     out.extend_from_slice(&((message.len() - 16) as i32).to_le_bytes());
     out.push(compressor);
     out.extend_from_slice(payload);
@@ -336,7 +337,7 @@ fn op_compressed(message: &[u8], compressor: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 fn i32_at(bytes: &[u8], at: usize) -> i32 {
-    i32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+    i32::from_le_bytes(bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).expect("4 bytes"))
 }
 
 #[test]

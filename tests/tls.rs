@@ -100,7 +100,7 @@ fn tls_hello(port: u16, ca: &Path, client: Option<&Path>) -> Outcome {
     }
     let mut message = length.to_vec();
     message.resize(i32::from_le_bytes(length) as usize, 0);
-    if let Err(error) = tls.read_exact(&mut message[4..]) {
+    if let Err(error) = tls.read_exact(message.get_mut(4..).expect("a length prefix")) {
         return ended(error);
     }
     Outcome::Served(common::reply_body(&message))
