@@ -16,29 +16,47 @@
 //!   what an index buys for an equality;
 //! - `ycsb-e`: YCSB's workload E through the index `k_1`: 95% short range scans
 //!   (`find({k: {$gte: <random>}}).sort({k: 1}).limit(1..=100)`), 5% inserts of new records;
-//! - `insert`: `insert_one` of new documents; `insert-many`: `insert_many` of 1,000 at a time.
+//! - `insert`: `insert_one` of new documents;
+//! - `insert-j`: `insert_one` with write concern `{j: true}` from `--j-clients` (64) clients;
+//! - `insert-many`: `insert_many` of 1,000 documents of `--many-doc-size` (1,024) bytes;
+//! - `rss`: a separate `monarchd --cacheSizeGB 0.25` is loaded with `--rss-load-mb` (1,024) of
+//!   1 KB documents, then read; its `VmRSS` and `VmHWM` are reported after each phase.
 //!
-//! Floors, measured in the same run with as many clients (or threads) as the workloads:
+//! `goals` runs the workloads of issue 12's goals (`ycsb-c`, `ycsb-a`, `insert`, `insert-j`,
+//! `insert-many`, `rss`) with only the floors those goals use, and a goals table closes every
+//! run that measured one of them; `--guard` makes the run fail when a goal falls below half of
+//! its target (the CI smoke in `.ci/run`).
+//!
+//! Floors, measured in the same run with as many clients (or threads) as the workloads they are
+//! compared with:
 //! - network floor: a minimal `OP_MSG` echo server in this harness (built on `monarch_wire`'s
 //!   codec, run as a separate process like `monarchd`) answers the handshake like a standalone
-//!   mongod and every other command with `{ok: 1}`; the driver pings it. `ping`'s ratio is
-//!   Monarch's ping rate over this one.
+//!   mongod and every other command with `{ok: 1}`; the driver pings it, once per client count
+//!   in use (`--clients`, and `--j-clients` for `insert-j`).
 //! - engine floor: fjall driven directly (one `Database` in a temp dir), with Monarch's keys
 //!   (an 8-byte collection prefix and the order-preserving `_id` encoding) and the same
 //!   documents: one-record batches without sync (what Monarch commits for a `w: 1` insert),
-//!   random point gets, full scans of the keyspace and batches of 1,000. Every other workload's
-//!   ratio is its rate over the matching engine rate (for YCSB mixes, the engine's read and
-//!   write rates blended in the same proportions); scans and counts compare records per second.
+//!   random point gets, full scans of the keyspace, batches of 1,000 `--many-doc-size`
+//!   documents without sync, and group commit (one-record batches whose writers wait for a
+//!   shared `persist(SyncData)`, one leader syncing for every writer waiting).
 //!
-//! The network floor is measured whenever a workload runs, and every workload also shows its
-//! operations per second over the echo server's pings per second (`vs net`): no request can
-//! beat a round trip, so that column tells the network's share from the server's.
+//! Every workload shows two ratios: `ratio`, its rate over the matching engine rate (for YCSB
+//! mixes, the engine's read and write rates blended in the same proportions; scans and counts
+//! compare records per second), and `vs echo`, its operations per second over the echo
+//! server's pings per second at the same client count. No request can beat a round trip, so
+//! `vs echo` tells the server's own cost from the network's; it is the goal ratio of point
+//! reads, updates and inserts.
 //!
 //! Each operation's latency goes into a per-worker `hdrhistogram` (microseconds). Building a
 //! request (documents, keys) is not timed; sending it, the driver's serialization and the reply
 //! are. The output is a table, then one line `JSON:` followed by every figure as one JSON
 //! document (also written to `--json PATH`). Run with `cargo bench --bench load -- --help`
 //! for the flags; BENCHMARKS.md has the latest figures.
+
+#[path = "load/goals.rs"]
+mod goals;
+#[path = "load/rss.rs"]
+mod rss;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -47,15 +65,16 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bson::{Document, RawBsonRef, RawDocument, doc};
 use clap::{Parser, ValueEnum};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use monarch_wire::{Body, DocumentBytes, Header, Message, MessageCodec, OpMsg, OpReply};
+use mongodb::options::{CollectionOptions, WriteConcern};
 use mongodb::{Client, Collection};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -94,12 +113,32 @@ struct Args {
     /// Concurrent driver tasks (and engine floor threads).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     clients: u16,
+    /// Concurrent driver tasks of `insert-j` (and threads of its echo and group-commit floors).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    j_clients: u16,
+    /// BSON size of the documents of `insert-many` and of the engine batch floor.
+    #[arg(long, default_value_t = 1024)]
+    many_doc_size: usize,
+    /// MiB of 1 KB documents the `rss` check loads; 0 skips the check.
+    #[arg(long, default_value_t = 1024)]
+    rss_load_mb: u64,
+    /// `--cacheSizeGB` given to the `rss` check's monarchd; 0 leaves the flag out.
+    #[arg(long, default_value_t = 0.25)]
+    rss_cache_gb: f64,
+    /// Exits with a failure status when a goal measured in this run falls below half of its
+    /// target, or was asked for and could not be measured (the CI smoke).
+    #[arg(long)]
+    guard: bool,
     /// Measured seconds per workload and per floor.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
     /// Unmeasured seconds before each measurement (connections, caches).
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Slices each workload's duration is cut into, each after a slice of echo pings at the
+    /// same client count, so that the workload and its echo floor share the machine's moods.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// Also write the JSON report to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -127,12 +166,15 @@ enum Workload {
     EqIndex,
     YcsbE,
     Insert,
+    InsertJ,
     InsertMany,
+    Rss,
     All,
+    Goals,
 }
 
 impl Workload {
-    const EVERY: [Workload; 11] = [
+    const EVERY: [Workload; 13] = [
         Workload::Ping,
         Workload::YcsbA,
         Workload::YcsbB,
@@ -143,7 +185,9 @@ impl Workload {
         Workload::EqIndex,
         Workload::YcsbE,
         Workload::Insert,
+        Workload::InsertJ,
         Workload::InsertMany,
+        Workload::Rss,
     ];
 
     fn name(self) -> &'static str {
@@ -154,12 +198,15 @@ impl Workload {
             Workload::YcsbC => "ycsb-c",
             Workload::YcsbE => "ycsb-e",
             Workload::Insert => "insert",
+            Workload::InsertJ => "insert-j",
             Workload::InsertMany => "insert-many",
+            Workload::Rss => "rss",
             Workload::Scan => "scan",
             Workload::Count => "count",
             Workload::EqScan => "eq-scan",
             Workload::EqIndex => "eq-index",
             Workload::All => "all",
+            Workload::Goals => "goals",
         }
     }
 
@@ -172,10 +219,34 @@ impl Workload {
             Workload::YcsbC | Workload::EqIndex => Basis::Floor(Floor::EngineRead),
             Workload::EqScan => Basis::Floor(Floor::EngineScan),
             Workload::Insert => Basis::Floor(Floor::EngineWrite),
+            Workload::InsertJ => Basis::Floor(Floor::EngineGroupCommit),
             Workload::InsertMany => Basis::Floor(Floor::EngineBatch),
             Workload::Scan | Workload::Count => Basis::Floor(Floor::EngineScan),
-            Workload::YcsbE | Workload::All => Basis::None,
+            Workload::YcsbE | Workload::Rss | Workload::All | Workload::Goals => Basis::None,
         }
+    }
+
+    /// The floors this workload is compared with when only its goal matters: the echo floor
+    /// stands for the goals of reads, updates and single inserts, so their engine floors are
+    /// left out; `insert-j` keeps the group-commit rate its goal quotes beside it.
+    fn goal_basis(self) -> Basis {
+        match self {
+            Workload::InsertJ | Workload::InsertMany => self.basis(),
+            _ => Basis::None,
+        }
+    }
+
+    /// Concurrent clients (and floor threads) this workload runs with.
+    fn clients(self, config: &Config) -> usize {
+        match self {
+            Workload::InsertJ => config.j_clients,
+            _ => config.clients,
+        }
+    }
+
+    /// Whether it is measured through `drive` against the shared server (`rss` runs its own).
+    fn is_driven(self) -> bool {
+        !matches!(self, Workload::Rss | Workload::All | Workload::Goals)
     }
 
     /// Whether it reads `bench.usertable`, which must be loaded first.
@@ -222,6 +293,7 @@ enum Floor {
     EngineScan,
     EngineWrite,
     EngineBatch,
+    EngineGroupCommit,
 }
 
 impl Floor {
@@ -232,6 +304,7 @@ impl Floor {
             Floor::EngineRead => "engine read",
             Floor::EngineScan => "engine scan",
             Floor::EngineBatch => "engine batch",
+            Floor::EngineGroupCommit => "engine group commit",
         }
     }
 
@@ -242,8 +315,22 @@ impl Floor {
             Floor::EngineRead => "engine_read",
             Floor::EngineScan => "engine_scan",
             Floor::EngineBatch => "engine_batch",
+            Floor::EngineGroupCommit => "engine_group_commit",
         }
     }
+
+    /// Whether it reads the engine's loaded records.
+    fn needs_records(self) -> bool {
+        matches!(self, Floor::EngineRead | Floor::EngineScan)
+    }
+}
+
+/// A floor measured with a given number of clients or threads: a workload is only compared
+/// with a floor measured at its own concurrency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct FloorRun {
+    floor: Floor,
+    threads: usize,
 }
 
 /// Measurement window: a warm-up that is not recorded, then the measured duration.
@@ -251,6 +338,25 @@ impl Floor {
 struct Timing {
     warmup: Duration,
     duration: Duration,
+    /// The first operation number of every worker: each slice of an interleaved measurement
+    /// starts further on, so it draws fresh random keys.
+    first_seq: u64,
+}
+
+/// The warm-up of every slice after the first: the connections and caches are warm by then,
+/// this only keeps the switch between servers out of the figures.
+const SLICE_WARMUP: Duration = Duration::from_millis(200);
+
+impl Timing {
+    /// Slice `round` of `rounds`: an equal share of the duration, the whole warm-up only in the
+    /// first.
+    fn slice(self, round: u32, rounds: u32) -> Self {
+        Self {
+            warmup: if round == 0 { self.warmup } else { self.warmup.min(SLICE_WARMUP) },
+            duration: self.duration / rounds.max(1),
+            first_seq: u64::from(round) << 40,
+        }
+    }
 }
 
 fn main() -> BenchResult<()> {
@@ -259,59 +365,108 @@ fn main() -> BenchResult<()> {
         return serve_echo();
     }
     let config = Config::from_args(&args)?;
-    let workloads = selected(&args.workloads);
-    config.print_header(&workloads);
+    let selection = Selection::new(&args.workloads);
+    config.print_header(&selection.workloads);
 
-    let floors = measure_floors(&config, &floors_needed(&workloads))?;
+    let mut floors = measure_floors(&config, &selection.engine_floors_needed(&config))?;
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let mut server = ServerProcess::monarchd(&config.server_args)?;
-    let outcome = runtime.block_on(run_workloads(&config, &mut server, &workloads));
-    server.stop();
-    let results = outcome?;
+    let driven: Vec<Workload> = selection.workloads.iter().copied().filter(|w| w.is_driven()).collect();
+    let mut results = Vec::new();
+    let mut server_summary = Value::Null;
+    if !driven.is_empty() {
+        // Both servers run for the whole phase: the echo floor is measured in slices
+        // interleaved with each workload's.
+        let mut echo = ServerProcess::echo()?;
+        let mut server = ServerProcess::monarchd(&config.server_args)?;
+        let outcome = runtime.block_on(run_workloads(&config, &mut server, &echo, &driven));
+        server.stop();
+        echo.stop();
+        results = outcome?;
+        server_summary = server.summary();
+        floors.add_echo(&results, &config)?;
+    }
+    if selection.workloads.contains(&Workload::Rss) {
+        results.push(runtime.block_on(rss::run(&config))?);
+    }
 
-    let report = Report { config: &config, floors, results, server: server.summary() };
+    let report = Report { config: &config, floors, results, server: server_summary };
     report.print_table();
-    let json = report.to_json();
+    let goals = goals::evaluate(&report, &selection.workloads);
+    goals::print_table(&goals, config.guard);
+    let mut json = report.to_json();
+    json["goals"] = goals::to_json(&goals);
     println!("JSON:");
     println!("{json}");
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
     }
+    if config.guard {
+        goals::guard(&goals)?;
+    }
     Ok(())
 }
 
-/// The workloads to run, deduplicated, in canonical order.
-fn selected(asked: &[Workload]) -> Vec<Workload> {
-    if asked.is_empty() || asked.contains(&Workload::All) {
-        return Workload::EVERY.to_vec();
-    }
-    let mut workloads = asked.to_vec();
-    workloads.sort();
-    workloads.dedup();
-    workloads
+/// The workloads to run and which floors they are compared with.
+struct Selection {
+    /// Deduplicated, in canonical order.
+    workloads: Vec<Workload>,
+    /// Only `goals` was asked for: measure only the floors the goals use.
+    goals_only: bool,
 }
 
-/// The floors `workloads` are compared with; the network floor always, since no request can
-/// beat it.
-fn floors_needed(workloads: &[Workload]) -> Vec<Floor> {
-    let mut floors: Vec<Floor> = workloads.iter().flat_map(|w| w.basis().floors()).collect();
-    if !floors.is_empty() {
-        floors.push(Floor::Echo);
+impl Selection {
+    fn new(asked: &[Workload]) -> Self {
+        if asked.is_empty() || asked.contains(&Workload::All) {
+            return Self { workloads: Workload::EVERY.to_vec(), goals_only: false };
+        }
+        let goals_only = asked.iter().all(|w| *w == Workload::Goals);
+        let mut workloads: Vec<Workload> = asked
+            .iter()
+            .flat_map(|w| if *w == Workload::Goals { goals::WORKLOADS.to_vec() } else { vec![*w] })
+            .collect();
+        workloads.sort();
+        workloads.dedup();
+        Self { workloads, goals_only }
     }
-    floors.sort();
-    floors.dedup();
-    floors
+
+    /// The engine floors the workloads are compared with, each at the workload's concurrency.
+    /// (Every driven workload is also compared with the echo floor, which is measured with it.)
+    fn engine_floors_needed(&self, config: &Config) -> Vec<FloorRun> {
+        let mut runs = Vec::new();
+        for &workload in self.workloads.iter().filter(|w| w.is_driven()) {
+            let threads = workload.clients(config);
+            let basis = if self.goals_only { workload.goal_basis() } else { workload.basis() };
+            runs.extend(
+                basis.floors().into_iter().filter(|f| *f != Floor::Echo).map(|floor| FloorRun { floor, threads }),
+            );
+        }
+        runs.sort();
+        runs.dedup();
+        runs
+    }
 }
 
 /// The validated settings of one run.
 #[derive(Debug)]
 struct Config {
     shape: Shape,
+    /// The documents of `insert-many` and the engine batch floor.
+    many_shape: Shape,
     clients: usize,
+    /// Clients of `insert-j`.
+    j_clients: usize,
     timing: Timing,
+    /// Slices per workload, interleaved with echo slices.
+    rounds: u32,
     /// Extra monarchd arguments.
     server_args: Vec<String>,
+    /// Bytes of documents the `rss` check loads (0: skipped).
+    rss_load_bytes: u64,
+    /// `--cacheSizeGB` of the `rss` check's server, if given.
+    rss_cache_gb: Option<f64>,
+    /// Fail the run when a goal falls below half of its target.
+    guard: bool,
 }
 
 impl Config {
@@ -326,12 +481,28 @@ impl Config {
         let timing = Timing {
             warmup: seconds("warmup", args.warmup, 0.0)?,
             duration: seconds("duration", args.duration, 0.01)?,
+            first_seq: 0,
         };
+        if !(args.rss_cache_gb.is_finite() && args.rss_cache_gb >= 0.0) {
+            return Err(format!(
+                "--rss-cache-gb must be a number of GB (0 leaves the flag out), not {}",
+                args.rss_cache_gb
+            )
+            .into());
+        }
         Ok(Self {
             shape: Shape::new(args.records, args.doc_size)?,
+            // The batch floor and insert-many write fresh ids past this count; only the size
+            // matters here.
+            many_shape: Shape::new(BATCH, args.many_doc_size)?,
             clients: usize::from(args.clients),
+            j_clients: usize::from(args.j_clients),
             timing,
+            rounds: args.rounds,
             server_args: args.server_args.clone(),
+            rss_load_bytes: args.rss_load_mb.saturating_mul(1 << 20),
+            rss_cache_gb: (args.rss_cache_gb > 0.0).then_some(args.rss_cache_gb),
+            guard: args.guard,
         })
     }
 
@@ -347,6 +518,12 @@ impl Config {
             self.timing.warmup.as_secs_f64(),
         );
         println!("workloads: {}", names.join(", "));
+        if workloads.contains(&Workload::InsertJ) {
+            println!("insert-j: {} clients", self.j_clients);
+        }
+        if workloads.contains(&Workload::InsertMany) {
+            println!("insert-many: batches of {BATCH} documents of {} bytes", self.many_shape.doc_size);
+        }
         if !self.server_args.is_empty() {
             println!("monarchd arguments: {}", self.server_args.join(" "));
         }
@@ -501,7 +678,7 @@ impl Recorder {
 }
 
 /// The merged figures of one workload or floor.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Measured {
     ops: u64,
     errors: u64,
@@ -525,6 +702,22 @@ impl Measured {
             first_error = first_error.or(recorder.first_error);
         }
         Ok(Self { ops: latency.len(), errors, first_error, ops_per_sec, latency, items_per_op })
+    }
+
+    /// The figures of equally long slices of one measurement: the mean rate, every latency.
+    fn combine(slices: Vec<Measured>) -> BenchResult<Self> {
+        let count = slices.len();
+        let mut slices = slices.into_iter();
+        let mut combined = slices.next().ok_or("no slice was measured")?;
+        for slice in slices {
+            combined.latency.add(&slice.latency)?;
+            combined.ops += slice.ops;
+            combined.errors += slice.errors;
+            combined.ops_per_sec += slice.ops_per_sec;
+            combined.first_error = combined.first_error.or(slice.first_error);
+        }
+        combined.ops_per_sec /= count as f64;
+        Ok(combined)
     }
 
     /// Documents (or records) per second.
@@ -570,7 +763,7 @@ where
         let op = op.clone();
         let mut recorder = Recorder::new(start, timing)?;
         tasks.push(tokio::spawn(async move {
-            let mut seq = 0;
+            let mut seq = timing.first_seq;
             while recorder.running() {
                 let request = op(worker, seq);
                 let started = Instant::now();
@@ -604,7 +797,7 @@ where
             .map(|(worker, mut recorder)| {
                 let op = &op;
                 scope.spawn(move || {
-                    let mut seq = 0;
+                    let mut seq = timing.first_seq;
                     while recorder.running() {
                         let work = op(worker, seq);
                         let started = Instant::now();
@@ -629,21 +822,36 @@ where
 /// The floors measured in this run.
 #[derive(Debug, Default)]
 struct Floors {
-    measured: Vec<(Floor, Measured)>,
+    measured: Vec<(FloorRun, Measured)>,
 }
 
 impl Floors {
-    fn get(&self, floor: Floor) -> Option<&Measured> {
-        self.measured.iter().find(|(f, _)| *f == floor).map(|(_, m)| m)
+    /// Adds the echo floor at each client count: every echo slice of the run at that count.
+    fn add_echo(&mut self, outcomes: &[Outcome], config: &Config) -> BenchResult<()> {
+        let clients = |outcome: &Outcome| outcome.workload.clients(config);
+        let mut counts: Vec<usize> = outcomes.iter().filter(|o| o.echo().is_some()).map(clients).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        for threads in counts {
+            let slices: Vec<Measured> =
+                outcomes.iter().filter(|o| clients(o) == threads).filter_map(|o| o.echo().cloned()).collect();
+            self.measured.push((FloorRun { floor: Floor::Echo, threads }, Measured::combine(slices)?));
+        }
+        self.measured.sort_by_key(|(run, _)| *run);
+        Ok(())
     }
 
-    /// The floor rate `basis` stands for, and how to name it.
-    fn rate(&self, basis: Basis) -> Option<(String, f64)> {
+    fn get(&self, floor: Floor, threads: usize) -> Option<&Measured> {
+        self.measured.iter().find(|(run, _)| *run == FloorRun { floor, threads }).map(|(_, m)| m)
+    }
+
+    /// The floor rate `basis` stands for at `threads`, and how to name it.
+    fn rate(&self, basis: Basis, threads: usize) -> Option<(String, f64)> {
         match basis {
-            Basis::Floor(floor) => self.get(floor).map(|m| (floor.name().to_owned(), m.item_rate())),
+            Basis::Floor(floor) => self.get(floor, threads).map(|m| (floor.name().to_owned(), m.item_rate())),
             Basis::Mix { read_pct } => {
-                let read = self.get(Floor::EngineRead)?.item_rate();
-                let write = self.get(Floor::EngineWrite)?.item_rate();
+                let read = self.get(Floor::EngineRead, threads)?.item_rate();
+                let write = self.get(Floor::EngineWrite, threads)?.item_rate();
                 let r = read_pct as f64 / 100.0;
                 let blended = 1.0 / (r / read + (1.0 - r) / write);
                 Some((format!("engine {read_pct}/{} read/write", 100 - read_pct), blended))
@@ -653,22 +861,22 @@ impl Floors {
     }
 }
 
-/// Measures the floors in `needs`: the echo server first, then the engine.
-fn measure_floors(config: &Config, needs: &[Floor]) -> BenchResult<Floors> {
+/// Measures the engine floors in `engine_needs`, before Monarch starts: interleaving them with
+/// Monarch's workloads would let each side's background flushes and compactions run during
+/// the other's measurement.
+fn measure_floors(config: &Config, engine_needs: &[FloorRun]) -> BenchResult<Floors> {
     let mut floors = Floors::default();
-    if needs.contains(&Floor::Echo) {
-        println!("measuring the network floor (echo server) ...");
-        floors.measured.push((Floor::Echo, echo_floor(config)?));
-    }
-    let engine_needs: Vec<Floor> = needs.iter().copied().filter(|f| *f != Floor::Echo).collect();
     if engine_needs.is_empty() {
         return Ok(floors);
     }
-    println!("loading the engine floor ({} records) ...", config.shape.records);
-    let engine = Engine::open(config.shape)?;
-    for floor in engine_needs {
-        println!("measuring the {} floor ...", floor.name());
-        floors.measured.push((floor, engine.measure(floor, config.clients, config.timing)?));
+    let load = engine_needs.iter().any(|r| r.floor.needs_records());
+    if load {
+        println!("loading the engine floor ({} records) ...", config.shape.records);
+    }
+    let engine = Engine::open(config.shape, config.many_shape, load)?;
+    for &run in engine_needs {
+        println!("measuring the {} floor, {} threads ...", run.floor.name(), run.threads);
+        floors.measured.push((run, engine.measure(run.floor, run.threads, config.timing)?));
     }
     Ok(floors)
 }
@@ -682,23 +890,33 @@ struct Engine {
     writes: Keyspace,
     /// Receives batches.
     batches: Keyspace,
+    /// Receives the group commit floor's durable writes.
+    durable: Keyspace,
     /// The encoded document of every record.
     values: Vec<Vec<u8>>,
+    /// One batch's worth of encoded documents of the batch floor's size.
+    batch_values: Vec<Vec<u8>>,
     records: u64,
     /// Declared last: removed after the database is closed.
     _dir: tempfile::TempDir,
 }
 
 impl Engine {
-    fn open(shape: Shape) -> BenchResult<Self> {
+    /// Opens a fresh database; `load` writes the records that reads and scans need.
+    fn open(shape: Shape, many_shape: Shape, load: bool) -> BenchResult<Self> {
         let dir = tempfile::tempdir()?;
         let db = Database::builder(dir.path().join("engine")).open()?;
         let docs = db.keyspace("docs", KeyspaceCreateOptions::default)?;
         let writes = db.keyspace("writes", KeyspaceCreateOptions::default)?;
         let batches = db.keyspace("batches", KeyspaceCreateOptions::default)?;
+        let durable = db.keyspace("durable", KeyspaceCreateOptions::default)?;
         let values = (0..shape.records).map(|id| shape.bytes(id)).collect::<BenchResult<Vec<_>>>()?;
-        let engine = Self { db, docs, writes, batches, values, records: shape.records, _dir: dir };
-        engine.load()?;
+        let batch_values = (0..BATCH).map(|id| many_shape.bytes(id)).collect::<BenchResult<Vec<_>>>()?;
+        let engine =
+            Self { db, docs, writes, batches, durable, values, batch_values, records: shape.records, _dir: dir };
+        if load {
+            engine.load()?;
+        }
         Ok(engine)
     }
 
@@ -717,12 +935,17 @@ impl Engine {
         self.values.get((id % self.records) as usize).map_or(&[], Vec::as_slice)
     }
 
+    fn batch_value(&self, id: u64) -> &[u8] {
+        self.batch_values.get((id % BATCH) as usize).map_or(&[], Vec::as_slice)
+    }
+
     fn measure(&self, floor: Floor, threads: usize, timing: Timing) -> BenchResult<Measured> {
         match floor {
             Floor::EngineWrite => self.single_writes(threads, timing),
             Floor::EngineRead => self.point_reads(threads, timing),
             Floor::EngineScan => self.scans(threads, timing),
             Floor::EngineBatch => self.batch_writes(threads, timing),
+            Floor::EngineGroupCommit => self.group_commits(threads, timing),
             Floor::Echo => Err("the echo floor is not an engine floor".into()),
         }
     }
@@ -736,6 +959,24 @@ impl Engine {
                 let mut batch = self.db.batch();
                 batch.insert(&self.writes, key, value);
                 batch.commit().map_err(|e| e.to_string())
+            }
+        })
+    }
+
+    /// One-record batches committed without sync, each writer then waiting until a shared
+    /// `persist(SyncData)` covers its batch: what `j: true` costs at best.
+    fn group_commits(&self, threads: usize, timing: Timing) -> BenchResult<Measured> {
+        let next = AtomicU64::new(0);
+        let group = GroupCommit::new(threads);
+        drive_threads(threads, timing, 1, |_, _| {
+            let id = next.fetch_add(1, Ordering::Relaxed);
+            let (key, value) = (engine_key(id), self.value(id).to_vec());
+            let group = &group;
+            move || {
+                let mut batch = self.db.batch();
+                batch.insert(&self.durable, key, value);
+                batch.commit().map_err(|e| e.to_string())?;
+                group.wait_durable(&self.db)
             }
         })
     }
@@ -771,7 +1012,8 @@ impl Engine {
         let next = AtomicU64::new(0);
         drive_threads(threads, timing, BATCH, |_, _| {
             let first = next.fetch_add(BATCH, Ordering::Relaxed);
-            let records: Vec<_> = (first..first + BATCH).map(|id| (engine_key(id), self.value(id).to_vec())).collect();
+            let records: Vec<_> =
+                (first..first + BATCH).map(|id| (engine_key(id), self.batch_value(id).to_vec())).collect();
             move || {
                 let mut batch = self.db.batch();
                 for (key, value) in records {
@@ -783,19 +1025,73 @@ impl Engine {
     }
 }
 
-/// Pings the echo server (this harness run as a separate process, as `monarchd` is) from as
-/// many clients as the workloads use.
-fn echo_floor(config: &Config) -> BenchResult<Measured> {
-    let mut echo = ServerProcess::echo()?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let measured = runtime.block_on(async {
-        let client = connect(echo.port, config.clients).await?;
-        let measured = ping(&client, config.clients, config.timing).await;
-        client.shutdown().await;
-        measured
-    });
-    echo.stop();
-    measured
+/// The group commit floor's bookkeeping: which committed batches a finished sync covers.
+struct GroupCommit {
+    /// The writers taking part: a sync that covers this many pending batches covers everyone.
+    writers: u64,
+    state: Mutex<GroupState>,
+    /// Signalled when a sync ends.
+    synced: Condvar,
+    /// Signalled when a batch is committed (the gathering leader waits on it).
+    committed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    /// Batches committed (and numbered) so far.
+    committed: u64,
+    /// Every batch up to this number is on disk.
+    synced: u64,
+    /// A leader is gathering or syncing.
+    syncing: bool,
+}
+
+/// The longest a group commit leader waits for the other writers before it syncs (Monarch's
+/// own journal gathers for at most as long).
+const GROUP_GATHER_MAX: Duration = Duration::from_millis(1);
+
+impl GroupCommit {
+    fn new(writers: usize) -> Self {
+        Self { writers: writers as u64, state: Mutex::default(), synced: Condvar::new(), committed: Condvar::new() }
+    }
+
+    /// Numbers the batch its caller just committed and returns once it is on disk. The first
+    /// writer to find no sync running leads: it waits until every writer has a batch pending
+    /// (or 1 ms has passed, so writers that stopped cannot stall it), then syncs once for all
+    /// of them. fjall holds its journal lock while it syncs, so a leader that synced at once
+    /// would cover only the one or two writers that had committed by then, and block the rest
+    /// behind the sync: this is the best case, one sync per round of writers.
+    fn wait_durable(&self, db: &Database) -> Result<(), String> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.committed += 1;
+        self.committed.notify_all();
+        // IMPORTANT: numbered after the commit, so a sync that starts once this number is
+        // taken covers the batch.
+        let ticket = state.committed;
+        while state.synced < ticket {
+            if state.syncing {
+                state = self.synced.wait(state).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.syncing = true;
+            let gathering = Instant::now();
+            while state.committed - state.synced < self.writers {
+                let Some(left) = GROUP_GATHER_MAX.checked_sub(gathering.elapsed()) else { break };
+                state = self.committed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
+            }
+            let target = state.committed;
+            drop(state);
+            let outcome = db.persist(PersistMode::SyncData).map_err(|e| e.to_string());
+            state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.syncing = false;
+            if outcome.is_ok() {
+                state.synced = state.synced.max(target);
+            }
+            self.synced.notify_all();
+            outcome?;
+        }
+        Ok(())
+    }
 }
 
 /// The echo server's process: announces its port in a log line shaped like `monarchd`'s and
@@ -1018,71 +1314,176 @@ async fn connect(port: u16, clients: usize) -> BenchResult<Client> {
     Ok(Client::with_uri_str(uri).await?)
 }
 
-/// Runs `workloads` against `server`, loading `bench.usertable` first if one needs it.
+/// Driver clients by pool size: a pool must be as large as its workload's concurrency, or the
+/// driver queues requests.
+#[derive(Default)]
+struct Clients {
+    pools: Vec<(usize, Client)>,
+}
+
+impl Clients {
+    async fn get(&mut self, port: u16, size: usize) -> BenchResult<Client> {
+        if let Some((_, client)) = self.pools.iter().find(|(s, _)| *s == size) {
+            return Ok(client.clone());
+        }
+        let client = connect(port, size).await?;
+        self.pools.push((size, client.clone()));
+        Ok(client)
+    }
+
+    async fn shutdown(self) {
+        for (_, client) in self.pools {
+            client.shutdown().await;
+        }
+    }
+}
+
+/// Runs `workloads` against `server`, loading `bench.usertable` first if one needs it. Each
+/// workload is measured in `config.rounds` slices, each right after a slice of pings to the
+/// echo server at the same client count, so that both see the same machine.
 async fn run_workloads(
     config: &Config,
     server: &mut ServerProcess,
+    echo: &ServerProcess,
     workloads: &[Workload],
 ) -> BenchResult<Vec<Outcome>> {
-    let client = connect(server.port, config.clients).await?;
-    let usertable: Collection<Document> = client.database("bench").collection("usertable");
+    let (mut monarch, mut echoes) = (Clients::default(), Clients::default());
     if workloads.iter().any(|w| w.needs_records()) {
         println!("loading {} records into Monarch ...", config.shape.records);
+        let client = monarch.get(server.port, config.clients).await?;
         let started = Instant::now();
-        load(&usertable, config.shape, config.clients).await?;
+        load(&client.database("bench").collection("usertable"), config.shape, config.clients).await?;
         let seconds = started.elapsed().as_secs_f64();
         println!("  loaded in {seconds:.1} s ({} docs/s)", thousands(config.shape.records as f64 / seconds));
     }
     let mut outcomes = Vec::with_capacity(workloads.len());
     for &workload in workloads {
         if let Some(status) = server.exited() {
-            println!("monarchd exited ({status}) before {}: the remaining workloads are skipped", workload.name());
+            let reason = format!("monarchd exited ({status}) before it");
+            println!("{reason}: {} and the remaining workloads are skipped", workload.name());
+            outcomes.extend(workloads.iter().skip(outcomes.len()).map(|&w| Outcome::skipped(w, &reason)));
             break;
         }
         println!("running {} ...", workload.name());
-        let measured = run_workload(workload, &client, &usertable, config).await?;
-        outcomes.push(Outcome { workload, measured: Some(measured) });
+        let clients = workload.clients(config);
+        let run = WorkloadRun::prepare(workload, monarch.get(server.port, clients).await?, config).await?;
+        let echo_client = echoes.get(echo.port, clients).await?;
+        let (mut slices, mut echo_slices) = (Vec::new(), Vec::new());
+        for round in 0..config.rounds {
+            let timing = config.timing.slice(round, config.rounds);
+            echo_slices.push(ping(&echo_client, clients, timing).await?);
+            slices.push(run.measure(timing).await?);
+        }
+        let figures = Figures::Rate { measured: Measured::combine(slices)?, echo: Measured::combine(echo_slices)? };
+        outcomes.push(Outcome { workload, figures });
     }
-    client.shutdown().await;
+    monarch.shutdown().await;
+    echoes.shutdown().await;
     Ok(outcomes)
 }
 
-/// One workload's result; `None` when it was skipped.
+/// One workload's result.
 struct Outcome {
     workload: Workload,
-    measured: Option<Measured>,
+    figures: Figures,
 }
 
-async fn run_workload(
+/// What a workload produced.
+enum Figures {
+    /// Rates and latencies of a driven workload, and of the echo pings interleaved with it.
+    Rate { measured: Measured, echo: Measured },
+    /// The `rss` check's memory readings.
+    Memory(rss::Memory),
+    /// Not measured, and why.
+    Skipped(String),
+    /// Left out on purpose by a flag, and which.
+    Omitted(String),
+}
+
+impl Outcome {
+    fn skipped(workload: Workload, reason: &str) -> Self {
+        Self { workload, figures: Figures::Skipped(reason.to_owned()) }
+    }
+
+    /// The rates, if it was a driven workload that ran.
+    fn measured(&self) -> Option<&Measured> {
+        match &self.figures {
+            Figures::Rate { measured, .. } => Some(measured),
+            Figures::Memory(_) | Figures::Skipped(_) | Figures::Omitted(_) => None,
+        }
+    }
+
+    /// The echo pings interleaved with it, if it was a driven workload that ran.
+    fn echo(&self) -> Option<&Measured> {
+        match &self.figures {
+            Figures::Rate { echo, .. } => Some(echo),
+            Figures::Memory(_) | Figures::Skipped(_) | Figures::Omitted(_) => None,
+        }
+    }
+}
+
+/// A workload ready to be measured, slice after slice: its collection, index and the next new
+/// `_id` it inserts outlive each slice.
+struct WorkloadRun {
     workload: Workload,
-    client: &Client,
-    usertable: &Collection<Document>,
-    config: &Config,
-) -> BenchResult<Measured> {
-    let (shape, clients, timing) = (config.shape, config.clients, config.timing);
-    let db = client.database("bench");
-    match workload {
-        Workload::Ping => ping(client, clients, timing).await,
-        Workload::YcsbA => ycsb(usertable, shape, 50, clients, timing).await,
-        Workload::YcsbB => ycsb(usertable, shape, 95, clients, timing).await,
-        Workload::YcsbC => ycsb(usertable, shape, 100, clients, timing).await,
-        Workload::Insert => insert(&db.collection("inserts"), shape, clients, timing).await,
-        Workload::InsertMany => insert_many(&db.collection("batches"), shape, clients, timing).await,
-        Workload::Scan => scan(usertable, shape, clients, timing).await,
-        Workload::Count => count(usertable, shape, clients, timing).await,
-        Workload::EqScan => {
-            set_k_index(usertable, false).await?;
-            equality(usertable, shape, shape.records, clients, timing).await
+    client: Client,
+    coll: Collection<Document>,
+    shape: Shape,
+    clients: usize,
+    next_id: Arc<AtomicU64>,
+}
+
+impl WorkloadRun {
+    /// Picks the collection and sets up the index the workload needs (not timed).
+    async fn prepare(workload: Workload, client: Client, config: &Config) -> BenchResult<Self> {
+        let db = client.database("bench");
+        let usertable = db.collection("usertable");
+        let (coll, shape, first_id) = match workload {
+            Workload::Insert => (db.collection("inserts"), config.shape, 0),
+            Workload::InsertJ => {
+                let journaled = WriteConcern::builder().journal(true).build();
+                let options = CollectionOptions::builder().write_concern(journaled).build();
+                (db.collection_with_options("journaled", options), config.shape, 0)
+            }
+            Workload::InsertMany => (db.collection("batches"), config.many_shape, 0),
+            Workload::EqScan => {
+                set_k_index(&usertable, false).await?;
+                (usertable, config.shape, 0)
+            }
+            Workload::EqIndex => {
+                set_k_index(&usertable, true).await?;
+                (usertable, config.shape, 0)
+            }
+            Workload::YcsbE => {
+                set_k_index(&usertable, true).await?;
+                // Its inserts add records after the loaded ones.
+                (usertable, config.shape, config.shape.records)
+            }
+            _ => (usertable, config.shape, 0),
+        };
+        let clients = workload.clients(config);
+        Ok(Self { workload, client, coll, shape, clients, next_id: Arc::new(AtomicU64::new(first_id)) })
+    }
+
+    async fn measure(&self, timing: Timing) -> BenchResult<Measured> {
+        let (coll, shape, clients) = (&self.coll, self.shape, self.clients);
+        let next = Arc::clone(&self.next_id);
+        match self.workload {
+            Workload::Ping => ping(&self.client, clients, timing).await,
+            Workload::YcsbA => ycsb(coll, shape, 50, clients, timing).await,
+            Workload::YcsbB => ycsb(coll, shape, 95, clients, timing).await,
+            Workload::YcsbC => ycsb(coll, shape, 100, clients, timing).await,
+            Workload::Insert | Workload::InsertJ => insert(coll, shape, next, clients, timing).await,
+            Workload::InsertMany => insert_many(coll, shape, next, clients, timing).await,
+            Workload::Scan => scan(coll, shape, clients, timing).await,
+            Workload::Count => count(coll, shape, clients, timing).await,
+            Workload::EqScan => equality(coll, shape, shape.records, clients, timing).await,
+            Workload::EqIndex => equality(coll, shape, 1, clients, timing).await,
+            Workload::YcsbE => ycsb_e(coll, shape, next, clients, timing).await,
+            Workload::Rss | Workload::All | Workload::Goals => {
+                Err(format!("{} is not a driven workload", self.workload.name()).into())
+            }
         }
-        Workload::EqIndex => {
-            set_k_index(usertable, true).await?;
-            equality(usertable, shape, 1, clients, timing).await
-        }
-        Workload::YcsbE => {
-            set_k_index(usertable, true).await?;
-            ycsb_e(usertable, shape, clients, timing).await
-        }
-        Workload::All => Err(format!("{} is not a runnable workload", workload.name()).into()),
     }
 }
 
@@ -1150,9 +1551,15 @@ async fn ycsb(
     .await
 }
 
-async fn insert(coll: &Collection<Document>, shape: Shape, clients: usize, timing: Timing) -> BenchResult<Measured> {
+/// `insert_one` of new documents, numbered from `next` on.
+async fn insert(
+    coll: &Collection<Document>,
+    shape: Shape,
+    next: Arc<AtomicU64>,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
     let coll = coll.clone();
-    let next = Arc::new(AtomicU64::new(0));
     drive(clients, timing, 1, move |_, _| {
         let coll = coll.clone();
         let document = shape.document(next.fetch_add(1, Ordering::Relaxed));
@@ -1161,14 +1568,15 @@ async fn insert(coll: &Collection<Document>, shape: Shape, clients: usize, timin
     .await
 }
 
+/// `insert_many` of `BATCH` new documents at a time, numbered from `next` on.
 async fn insert_many(
     coll: &Collection<Document>,
     shape: Shape,
+    next: Arc<AtomicU64>,
     clients: usize,
     timing: Timing,
 ) -> BenchResult<Measured> {
     let coll = coll.clone();
-    let next = Arc::new(AtomicU64::new(0));
     drive(clients, timing, BATCH, move |_, _| {
         let coll = coll.clone();
         let first = next.fetch_add(BATCH, Ordering::Relaxed);
@@ -1242,9 +1650,14 @@ async fn equality(
 
 /// YCSB-E: 95% range scans of 1 to 100 records from a random `k` through `k_1`, 5% inserts of
 /// new records.
-async fn ycsb_e(coll: &Collection<Document>, shape: Shape, clients: usize, timing: Timing) -> BenchResult<Measured> {
+async fn ycsb_e(
+    coll: &Collection<Document>,
+    shape: Shape,
+    next: Arc<AtomicU64>,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
     let coll = coll.clone();
-    let next = Arc::new(AtomicU64::new(shape.records));
     drive(clients, timing, 1, move |worker, seq| {
         let coll = coll.clone();
         let draw = random(worker, seq, MIX_SALT);
@@ -1301,14 +1714,20 @@ struct Report<'a> {
 }
 
 impl Report<'_> {
-    fn floor_description(&self, floor: Floor) -> String {
-        let threads = self.config.clients;
-        match floor {
+    fn floor_description(&self, run: FloorRun) -> String {
+        let threads = run.threads;
+        match run.floor {
             Floor::Echo => format!("driver ping to the harness's OP_MSG echo server process, {threads} clients"),
             Floor::EngineWrite => format!("fjall one-record batch, no sync, {threads} threads"),
             Floor::EngineRead => format!("fjall point get by random key, {threads} threads"),
             Floor::EngineScan => format!("fjall full scan of {} records, {threads} threads", self.config.shape.records),
-            Floor::EngineBatch => format!("fjall batch of {BATCH} records, no sync, {threads} threads"),
+            Floor::EngineBatch => format!(
+                "fjall batch of {BATCH} records of {} bytes, no sync, {threads} threads",
+                self.config.many_shape.doc_size
+            ),
+            Floor::EngineGroupCommit => format!(
+                "fjall one-record batch, then a persist(SyncData) shared by every waiting writer, {threads} threads"
+            ),
         }
     }
 
@@ -1316,67 +1735,107 @@ impl Report<'_> {
         println!();
         println!("Floors (same run; latencies in µs)");
         println!(
-            "  {:<13} {:>10} {:>12} {:<10} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}  what",
-            "floor", "ops/s", "rate", "unit", "p50", "p95", "p99", "p99.9", "max", "errors"
+            "  {:<20} {:>7} {:>10} {:>12} {:<10} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}  what",
+            "floor", "clients", "ops/s", "rate", "unit", "p50", "p95", "p99", "p99.9", "max", "errors"
         );
-        for (floor, measured) in &self.floors.measured {
+        for (run, measured) in &self.floors.measured {
             println!(
-                "  {:<13} {}  {}",
-                floor.name(),
-                figures(measured, floor_unit(*floor)),
-                self.floor_description(*floor)
+                "  {:<20} {:>7} {}  {}",
+                run.floor.name(),
+                run.threads,
+                figures(measured, floor_unit(run.floor)),
+                self.floor_description(*run)
             );
         }
         println!();
-        println!("Workloads: Monarch through the mongodb driver, {} clients (latencies in µs)", self.config.clients);
+        println!("Workloads: Monarch through the mongodb driver (latencies in µs)");
         println!(
-            "  {:<13} {:>10} {:>12} {:<10} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>7} {:>7}  ratio's floor",
-            "workload", "ops/s", "rate", "unit", "p50", "p95", "p99", "p99.9", "max", "errors", "ratio", "vs net"
+            "  {:<13} {:>7} {:>10} {:>12} {:<10} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>7} {:>7} {:>9}  ratio's floor",
+            "workload",
+            "clients",
+            "ops/s",
+            "rate",
+            "unit",
+            "p50",
+            "p95",
+            "p99",
+            "p99.9",
+            "max",
+            "errors",
+            "ratio",
+            "vs echo",
+            "echo"
         );
         for outcome in &self.results {
             let name = outcome.workload.name();
-            let Some(measured) = &outcome.measured else {
-                println!("  {name:<13} not available until secondary indexes exist");
-                continue;
-            };
-            let unit = workload_unit(outcome.workload);
-            let (ratio, floor) = match self.floors.rate(outcome.workload.basis()) {
-                Some((floor, rate)) => {
-                    (format!("{:.3}", measured.item_rate() / rate), format!("{floor} ({} {unit})", thousands(rate)))
+            let (measured, echo) = match &outcome.figures {
+                Figures::Rate { measured, echo } => (measured, echo),
+                Figures::Memory(_) => continue,
+                Figures::Skipped(reason) => {
+                    println!("  {name:<13} not measured: {reason}");
+                    continue;
                 }
+                Figures::Omitted(reason) => {
+                    println!("  {name:<13} omitted: {reason}");
+                    continue;
+                }
+            };
+            let clients = outcome.workload.clients(self.config);
+            let unit = workload_unit(outcome.workload);
+            let (ratio, floor) = match self.floor_ratio(outcome) {
+                Some((floor, rate, ratio)) => (format!("{ratio:.3}"), format!("{floor} ({} {unit})", thousands(rate))),
                 None => ("-".to_owned(), "-".to_owned()),
             };
-            let net = self.ratio_to_net(measured).map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
-            println!("  {name:<13} {} {ratio:>7} {net:>7}  {floor}", figures(measured, unit));
+            let vs_echo = measured.ops_per_sec / echo.ops_per_sec;
+            println!(
+                "  {name:<13} {clients:>7} {} {ratio:>7} {vs_echo:>7.3} {:>9}  {floor}",
+                figures(measured, unit),
+                thousands(echo.ops_per_sec)
+            );
             if let Some(error) = &measured.first_error {
                 println!("  {:<13} first error: {error}", "");
             }
         }
         println!();
-        println!("ratio = Monarch's rate / its floor's rate in the same unit (1.0 = as fast as the floor);");
-        println!("vs net = Monarch's operations/s / the echo server's pings/s (the round-trip ceiling).");
+        println!(
+            "ratio = Monarch's rate / its floor's rate in the same unit, same clients (1.0 = as fast as the floor);"
+        );
+        println!(
+            "vs echo = Monarch's operations/s / the echo server's pings/s (column echo) at the same client count,"
+        );
+        println!(
+            "measured in {} slices interleaved with the workload's: the goal ratio of ycsb-c, ycsb-a, insert and insert-j.",
+            self.config.rounds
+        );
         if let Some(speedup) = self.index_speedup() {
             println!(
                 "eq-index / eq-scan = {speedup:.0}x: what the index k_1 buys an equality on {} records.",
                 self.config.shape.records
             );
         }
+        for outcome in &self.results {
+            if let Figures::Memory(memory) = &outcome.figures {
+                memory.print();
+            }
+        }
         self.print_server_notes();
+    }
+
+    /// The measured figures of `workload`, if it ran.
+    fn measured(&self, workload: Workload) -> Option<&Measured> {
+        self.results.iter().find(|o| o.workload == workload).and_then(Outcome::measured)
     }
 
     /// `eq-index` operations/s over `eq-scan` operations/s, when both ran.
     fn index_speedup(&self) -> Option<f64> {
-        let rate = |workload: Workload| {
-            self.results
-                .iter()
-                .find(|o| o.workload == workload)
-                .and_then(|o| o.measured.as_ref())
-                .map(|m| m.ops_per_sec)
-        };
+        let rate = |workload: Workload| self.measured(workload).map(|m| m.ops_per_sec);
         Some(rate(Workload::EqIndex)? / rate(Workload::EqScan)?.max(f64::MIN_POSITIVE))
     }
 
     fn print_server_notes(&self) {
+        if self.server.is_null() {
+            return;
+        }
         if !self.server["clean_exit"].as_bool().unwrap_or(false) {
             println!("monarchd: {}; its last log lines:", self.server["exit"].as_str().unwrap_or("still running"));
             for line in self.server["last_log_lines"].as_array().into_iter().flatten() {
@@ -1397,10 +1856,11 @@ impl Report<'_> {
             .floors
             .measured
             .iter()
-            .map(|(floor, measured)| {
-                let mut value = measured.to_json(floor_unit(*floor));
-                value["name"] = json!(floor.key());
-                value["what"] = json!(self.floor_description(*floor));
+            .map(|(run, measured)| {
+                let mut value = measured.to_json(floor_unit(run.floor));
+                value["name"] = json!(run.floor.key());
+                value["clients"] = json!(run.threads);
+                value["what"] = json!(self.floor_description(*run));
                 value
             })
             .collect();
@@ -1410,9 +1870,12 @@ impl Report<'_> {
             "config": {
                 "records": shape.records,
                 "doc_size": shape.doc_size,
+                "many_doc_size": self.config.many_shape.doc_size,
                 "fields": FIELDS,
                 "clients": self.config.clients,
+                "j_clients": self.config.j_clients,
                 "duration_s": self.config.timing.duration.as_secs_f64(),
+                "rounds": self.config.rounds,
                 "warmup_s": self.config.timing.warmup.as_secs_f64(),
                 "cores": std::thread::available_parallelism().map_or(0, usize::from),
                 "server_args": self.config.server_args,
@@ -1424,26 +1887,45 @@ impl Report<'_> {
         })
     }
 
-    /// Operations per second over the echo server's pings per second.
-    fn ratio_to_net(&self, measured: &Measured) -> Option<f64> {
-        self.floors.get(Floor::Echo).map(|echo| measured.ops_per_sec / echo.ops_per_sec)
+    /// The floor `outcome`'s workload is compared with (its name and rate at the workload's
+    /// client count; for `ping`, the echo pings interleaved with it), and the workload's rate
+    /// over it.
+    fn floor_ratio(&self, outcome: &Outcome) -> Option<(String, f64, f64)> {
+        let measured = outcome.measured()?;
+        let (floor, rate) = match outcome.workload.basis() {
+            Basis::Floor(Floor::Echo) => (Floor::Echo.name().to_owned(), outcome.echo()?.item_rate()),
+            basis => self.floors.rate(basis, outcome.workload.clients(self.config))?,
+        };
+        Some((floor, rate, measured.item_rate() / rate))
+    }
+
+    /// Operations per second over the interleaved echo pings per second (same client count).
+    fn ratio_to_echo(outcome: &Outcome) -> Option<f64> {
+        Some(outcome.measured()?.ops_per_sec / outcome.echo()?.ops_per_sec)
     }
 
     fn workload_json(&self, outcome: &Outcome) -> Value {
         let name = outcome.workload.name();
-        let Some(measured) = &outcome.measured else {
-            return json!({ "name": name, "skipped": "monarchd exited before it" });
+        let (measured, echo) = match &outcome.figures {
+            Figures::Rate { measured, echo } => (measured, echo),
+            Figures::Memory(memory) => {
+                let mut value = memory.to_json();
+                value["name"] = json!(name);
+                return value;
+            }
+            Figures::Skipped(reason) => return json!({ "name": name, "skipped": reason }),
+            Figures::Omitted(reason) => return json!({ "name": name, "omitted": reason }),
         };
         let mut value = measured.to_json(workload_unit(outcome.workload));
         value["name"] = json!(name);
-        if let Some((floor, rate)) = self.floors.rate(outcome.workload.basis()) {
+        value["clients"] = json!(outcome.workload.clients(self.config));
+        if let Some((floor, rate, ratio)) = self.floor_ratio(outcome) {
             value["floor"] = json!(floor);
             value["floor_rate"] = json!(round(rate));
-            value["ratio"] = json!(round_ratio(measured.item_rate() / rate));
+            value["ratio"] = json!(round_ratio(ratio));
         }
-        if let Some(ratio) = self.ratio_to_net(measured) {
-            value["ratio_to_net_floor"] = json!(round_ratio(ratio));
-        }
+        value["echo_ops_per_sec"] = json!(round(echo.ops_per_sec));
+        value["ratio_to_echo_floor"] = json!(round_ratio(measured.ops_per_sec / echo.ops_per_sec));
         value
     }
 }
@@ -1451,14 +1933,14 @@ impl Report<'_> {
 fn floor_unit(floor: Floor) -> &'static str {
     match floor {
         Floor::Echo => "ops/s",
-        Floor::EngineWrite | Floor::EngineBatch => "docs/s",
+        Floor::EngineWrite | Floor::EngineBatch | Floor::EngineGroupCommit => "docs/s",
         Floor::EngineRead | Floor::EngineScan => "records/s",
     }
 }
 
 fn workload_unit(workload: Workload) -> &'static str {
     match workload {
-        Workload::Insert | Workload::InsertMany => "docs/s",
+        Workload::Insert | Workload::InsertJ | Workload::InsertMany => "docs/s",
         Workload::Scan | Workload::Count | Workload::EqScan => "records/s",
         _ => "ops/s",
     }
