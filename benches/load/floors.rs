@@ -30,7 +30,7 @@ impl Floors {
         Ok(())
     }
 
-    pub(crate) fn get(&self, floor: Floor, threads: usize) -> Option<&Measured> {
+    fn get(&self, floor: Floor, threads: usize) -> Option<&Measured> {
         self.measured.iter().find(|(run, _)| *run == FloorRun { floor, threads }).map(|(_, m)| m)
     }
 

@@ -145,13 +145,10 @@ fn judge(report: &Report<'_>, goal: &'static Goal) -> Verdict {
     if measured.errors > 0 {
         detail.push_str(&format!("; {} errors", measured.errors));
     }
-    verdict(goal, Some(value), detail)
+    verdict(goal, value, detail)
 }
 
-fn verdict(goal: &'static Goal, value: Option<f64>, detail: String) -> Verdict {
-    let Some(value) = value else {
-        return Verdict { goal, value: None, status: Status::NotMeasured(detail), detail: String::new() };
-    };
+fn verdict(goal: &'static Goal, value: f64, detail: String) -> Verdict {
     let status = if value >= goal.target.bound() {
         Status::Met
     } else if value >= goal.target.guard() {
