@@ -1,12 +1,13 @@
-//! The floors measured in one run: the engine's, before Monarch starts, and the echo
-//! server's, gathered from the slices interleaved with the workloads.
+//! The floors measured in one run: the engine's, before Monarch starts (its batch floor after
+//! Monarch stops, for the bytes `insert-many` wrote), and the echo server's, gathered from the
+//! slices interleaved with the workloads.
 
 use crate::BenchResult;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::measure::Measured;
 use crate::run::Outcome;
-use crate::workload::{Basis, Floor, FloorRun};
+use crate::workload::{Basis, Floor, FloorRun, Workload};
 
 /// The floors measured in this run.
 #[derive(Debug, Default)]
@@ -47,6 +48,27 @@ impl Floors {
             }
             Basis::None => None,
         }
+    }
+
+    /// Measures fjall's batch floor for the same bytes as `insert-many` wrote in its measured
+    /// window (as many batches of as many documents of the same size, from as many threads),
+    /// once Monarch has stopped: a floor measured for a fixed time would write more or fewer
+    /// bytes than Monarch did, and meet more or fewer of fjall's flushes and compactions.
+    pub(crate) fn add_engine_batch(&mut self, config: &Config, outcomes: &[Outcome]) -> BenchResult<()> {
+        let Some(measured) = outcomes.iter().find(|o| o.workload == Workload::InsertMany).and_then(Outcome::measured)
+        else {
+            return Ok(());
+        };
+        if measured.ops == 0 {
+            return Ok(());
+        }
+        let threads = Workload::InsertMany.clients(config);
+        println!("measuring the engine batch floor, {} batches from {threads} threads ...", measured.ops);
+        let engine = Engine::open(config.shape, config.many_shape, false)?;
+        let run = FloorRun { floor: Floor::EngineBatch, threads };
+        self.measured.push((run, engine.batch_writes(threads, measured.ops)?));
+        self.measured.sort_by_key(|(run, _)| *run);
+        Ok(())
     }
 
     /// Measures the engine floors in `engine_needs`, before Monarch starts: interleaving them

@@ -87,6 +87,7 @@ fn main() -> BenchResult<()> {
     echo.stop();
     let results = outcome?;
     floors.add_echo(&results, &config)?;
+    floors.add_engine_batch(&config, &results)?;
 
     let report = Report { config: &config, floors, results, server: server.summary() };
     report.print_table();
@@ -128,15 +129,20 @@ impl Selection {
         Self { workloads, goals_only }
     }
 
-    /// The engine floors the workloads are compared with, each at the workload's concurrency.
-    /// (Every workload is also compared with the echo floor, which is measured with it.)
+    /// The engine floors measured before Monarch starts, each at the concurrency of the workload
+    /// compared with it. (The echo floor is measured with each workload, the batch floor after
+    /// them all.)
     fn engine_floors_needed(&self, config: &Config) -> Vec<FloorRun> {
         let mut runs = Vec::new();
         for &workload in &self.workloads {
             let threads = workload.clients(config);
             let basis = if self.goals_only { workload.goal_basis() } else { workload.basis() };
             runs.extend(
-                basis.floors().into_iter().filter(|f| *f != Floor::Echo).map(|floor| FloorRun { floor, threads }),
+                basis
+                    .floors()
+                    .into_iter()
+                    .filter(|f| !matches!(f, Floor::Echo | Floor::EngineBatch))
+                    .map(|floor| FloorRun { floor, threads }),
             );
         }
         runs.sort();

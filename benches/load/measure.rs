@@ -4,6 +4,7 @@
 //! serialization and the reply are.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -205,6 +206,34 @@ where
     F: Fn(usize, u64) -> W + Sync,
     W: FnOnce() -> Result<(), String>,
 {
+    drive_threads_limited(threads, timing, None, items_per_op, op)
+}
+
+/// Runs `op` from `threads` threads, without a warm-up, until `total` operations are done in
+/// all: a floor that does the same work as a workload did.
+pub(crate) fn drive_threads_total<F, W>(threads: usize, total: u64, items_per_op: u64, op: F) -> BenchResult<Measured>
+where
+    F: Fn(usize, u64) -> W + Sync,
+    W: FnOnce() -> Result<(), String>,
+{
+    let timing = Timing { warmup: Duration::ZERO, duration: Duration::from_secs(3600), first_seq: 0 };
+    drive_threads_limited(threads, timing, Some(total), items_per_op, op)
+}
+
+/// `drive_threads`, stopping early once `limit` operations have been started in all threads.
+fn drive_threads_limited<F, W>(
+    threads: usize,
+    timing: Timing,
+    limit: Option<u64>,
+    items_per_op: u64,
+    op: F,
+) -> BenchResult<Measured>
+where
+    F: Fn(usize, u64) -> W + Sync,
+    W: FnOnce() -> Result<(), String>,
+{
+    let started_ops = AtomicU64::new(0);
+    let within_limit = || limit.is_none_or(|limit| started_ops.fetch_add(1, Ordering::Relaxed) < limit);
     let start = Instant::now();
     let recorders = (0..threads).map(|_| Recorder::new(start, timing)).collect::<BenchResult<Vec<_>>>()?;
     let recorders = std::thread::scope(|scope| {
@@ -212,10 +241,10 @@ where
             .into_iter()
             .enumerate()
             .map(|(worker, mut recorder)| {
-                let op = &op;
+                let (op, within_limit) = (&op, &within_limit);
                 scope.spawn(move || {
                     let mut seq = timing.first_seq;
-                    while recorder.running() {
+                    while recorder.running() && within_limit() {
                         let work = op(worker, seq);
                         let started = Instant::now();
                         let outcome = work();

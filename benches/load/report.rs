@@ -26,7 +26,7 @@ impl Report<'_> {
             Floor::EngineRead => format!("fjall point get by random key, {threads} threads"),
             Floor::EngineScan => format!("fjall full scan of {} records, {threads} threads", self.config.shape.records),
             Floor::EngineBatch => format!(
-                "fjall batch of {BATCH} records of {} bytes, no sync, {threads} threads",
+                "fjall batch of {BATCH} records of {} bytes, no sync, {threads} threads, as many batches as insert-many wrote",
                 self.config.many_shape.doc_size
             ),
             Floor::EngineGroupCommit => format!(
