@@ -1,0 +1,241 @@
+//! The operations the workloads repeat, each through the official driver, each checking
+//! its reply (a read that finds nothing, an update that matches nothing, a short insert are
+//! errors).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bson::{Document, doc};
+use mongodb::{Client, Collection};
+
+use crate::BenchResult;
+use crate::measure::{Measured, Timing, drive};
+use crate::shape::{BATCH, MIX_SALT, Shape, random};
+
+/// Inserts the records with `insert_many` batches from `clients` tasks.
+pub(crate) async fn load(coll: &Collection<Document>, shape: Shape, clients: usize) -> BenchResult<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (coll, next) = (coll.clone(), Arc::clone(&next));
+            tokio::spawn(async move {
+                loop {
+                    let first = next.fetch_add(BATCH, Ordering::Relaxed);
+                    if first >= shape.records {
+                        return Ok::<_, mongodb::error::Error>(());
+                    }
+                    let documents = (first..shape.records.min(first + BATCH)).map(|id| shape.document(id));
+                    coll.insert_many(documents).await?;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+pub(crate) async fn ping(client: &Client, clients: usize, timing: Timing) -> BenchResult<Measured> {
+    let admin = client.database("admin");
+    drive(clients, timing, 1, move |_, _| {
+        let admin = admin.clone();
+        async move { admin.run_command(doc! { "ping": 1 }).await.map(drop).map_err(|e| e.to_string()) }
+    })
+    .await
+}
+
+/// YCSB reads (`find_one` by `_id`) and updates (`$set` of one field by `_id`).
+pub(crate) async fn ycsb(
+    coll: &Collection<Document>,
+    shape: Shape,
+    read_pct: u64,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, 1, move |worker, seq| {
+        let coll = coll.clone();
+        let id = shape.random_id(worker, seq) as i64;
+        let update = (random(worker, seq, MIX_SALT) % 100 >= read_pct).then(|| shape.update(worker, seq));
+        async move {
+            match update {
+                None => match coll.find_one(doc! { "_id": id }).await {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err(format!("find_one: _id {id} not found")),
+                    Err(error) => Err(error.to_string()),
+                },
+                Some(update) => match coll.update_one(doc! { "_id": id }, update).await {
+                    Ok(result) if result.matched_count == 1 => Ok(()),
+                    Ok(result) => Err(format!("update_one: _id {id} matched {}", result.matched_count)),
+                    Err(error) => Err(error.to_string()),
+                },
+            }
+        }
+    })
+    .await
+}
+
+/// `insert_one` of new documents, numbered from `next` on.
+pub(crate) async fn insert(
+    coll: &Collection<Document>,
+    shape: Shape,
+    next: Arc<AtomicU64>,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, 1, move |_, _| {
+        let coll = coll.clone();
+        let document = shape.document(next.fetch_add(1, Ordering::Relaxed));
+        async move { coll.insert_one(document).await.map(drop).map_err(|e| e.to_string()) }
+    })
+    .await
+}
+
+/// `insert_many` of `BATCH` new documents at a time, numbered from `next` on.
+pub(crate) async fn insert_many(
+    coll: &Collection<Document>,
+    shape: Shape,
+    next: Arc<AtomicU64>,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, BATCH, move |_, _| {
+        let coll = coll.clone();
+        let first = next.fetch_add(BATCH, Ordering::Relaxed);
+        let documents: Vec<_> = (first..first + BATCH).map(|id| shape.document(id)).collect();
+        async move {
+            match coll.insert_many(documents).await {
+                Ok(result) if result.inserted_ids.len() as u64 == BATCH => Ok(()),
+                Ok(result) => Err(format!("insert_many inserted {} of {BATCH}", result.inserted_ids.len())),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    })
+    .await
+}
+
+/// A `find` on a field no document has: reads and tests every document, returns none.
+pub(crate) async fn scan(
+    coll: &Collection<Document>,
+    shape: Shape,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, shape.records, move |_, _| {
+        let coll = coll.clone();
+        async move {
+            let mut cursor = coll.find(doc! { "absentField": 1 }).await.map_err(|e| e.to_string())?;
+            match cursor.advance().await {
+                Ok(false) => Ok(()),
+                Ok(true) => Err("the scan filter matched a document".to_owned()),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    })
+    .await
+}
+
+/// Creates (`true`) or drops (`false`) the index `k_1` on the records; prints the build time.
+pub(crate) async fn set_k_index(coll: &Collection<Document>, present: bool) -> BenchResult<()> {
+    let names = coll.list_index_names().await?;
+    let exists = names.iter().any(|n| n == "k_1");
+    match (present, exists) {
+        (true, false) => {
+            let started = Instant::now();
+            coll.create_index(mongodb::IndexModel::builder().keys(doc! { "k": 1 }).build()).await?;
+            println!("  built index k_1 in {:.2} s", started.elapsed().as_secs_f64());
+        }
+        (false, true) => coll.drop_index("k_1").await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `find_one({k: <random record>})`; `items_per_op` is the records one query reads.
+pub(crate) async fn equality(
+    coll: &Collection<Document>,
+    shape: Shape,
+    items_per_op: u64,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, items_per_op, move |worker, seq| {
+        let coll = coll.clone();
+        let k = shape.random_id(worker, seq) as i64;
+        async move {
+            match coll.find_one(doc! { "k": k }).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(format!("find_one: k {k} not found")),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    })
+    .await
+}
+
+/// YCSB-E: 95% range scans of 1 to 100 records from a random `k` through `k_1`, 5% inserts of
+/// new records.
+pub(crate) async fn ycsb_e(
+    coll: &Collection<Document>,
+    shape: Shape,
+    next: Arc<AtomicU64>,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, 1, move |worker, seq| {
+        let coll = coll.clone();
+        let draw = random(worker, seq, MIX_SALT);
+        let insert = (draw % 100 < 5).then(|| shape.document(next.fetch_add(1, Ordering::Relaxed)));
+        let start = shape.random_id(worker, seq) as i64;
+        let length = (draw / 100 % 100 + 1) as i64;
+        async move {
+            if let Some(document) = insert {
+                return coll.insert_one(document).await.map(drop).map_err(|e| e.to_string());
+            }
+            let mut cursor = coll
+                .find(doc! { "k": { "$gte": start } })
+                .sort(doc! { "k": 1 })
+                .limit(length)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut seen = 0;
+            while cursor.advance().await.map_err(|e| e.to_string())? {
+                seen += 1;
+            }
+            if seen == 0 && (start as u64) < shape.records {
+                Err(format!("scan from k {start} found nothing"))
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await
+}
+
+/// The `count` command without a filter.
+pub(crate) async fn count(
+    coll: &Collection<Document>,
+    shape: Shape,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, shape.records, move |_, _| {
+        let coll = coll.clone();
+        async move {
+            match coll.estimated_document_count().await {
+                Ok(n) if n == shape.records => Ok(()),
+                Ok(n) => Err(format!("count returned {n}, expected {}", shape.records)),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    })
+    .await
+}
