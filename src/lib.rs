@@ -1,29 +1,39 @@
 //! Monarch: a database server that speaks the MongoDB wire protocol.
 //!
-//! A request walks down the modules in this order:
-//! - [`net`] accepts a connection (within `maxConns`), terminates TLS, and frames the byte
-//!   stream into messages with the `monarch_wire` codec;
-//! - [`cmd`] reads the command, finds it in the one command table, runs its handler and
-//!   builds the reply (or mongod's error shape from an [`error::Error`]);
-//! - [`query`] is the pure query language the handlers use: BSON order, filters,
-//!   projections, sorts and updates;
-//! - [`storage`] is the only module that touches fjall: catalog, documents, durability;
-//! - [`obs`] logs in mongod's JSON shape and counts everything for `serverStatus`.
+//! A request walks down the layers in this order (each imports only those below it):
+//! - [`net`] accepts a connection (within `maxConns`), terminates TLS, frames the byte stream
+//!   into messages with the `monarch_wire` codec, and serves the admin HTTP port;
+//! - [`cmd`] reads the command, finds it in the one command table, parses its typed arguments
+//!   once, runs its handler and builds the reply (or mongod's error shape from an
+//!   [`error::Error`]);
+//! - [`exec`] plans and runs queries: the planner and its cache, scans, executor stages,
+//!   cursors and the aggregation pipeline runner;
+//! - [`obs`] feeds each finished request's summary to metrics, the slow-query log, the
+//!   profiler and the latency statistics;
+//! - [`state`] is the shared server state (storage handle, configuration, registries), with
+//!   [`op`] (the operations in flight) and [`log`] below it;
+//! - [`storage`] is the only module that touches fjall: catalog, documents, indexes,
+//!   durability, behind an engine-shaped boundary;
+//! - [`query`] is the pure query language: BSON order, filters, projections, sorts, updates.
 //!
-//! [`config`] merges flags, environment and config file once at start; [`server`] owns the
-//! shared state, startup and graceful shutdown; [`session`] keeps logical sessions;
-//! [`parameters`] holds the server parameters `setParameter` changes at runtime.
+//! [`config`] merges flags, environment and config file once at start; [`server`] builds the
+//! state and the observers, starts the listeners and background tasks, and shuts down
+//! gracefully.
 
 pub mod cmd;
 pub mod config;
-pub mod cursor;
 pub mod error;
-pub mod failpoint;
+pub mod exec;
 pub mod host;
+pub mod log;
 pub mod net;
 pub mod obs;
-pub mod parameters;
+pub mod op;
 pub mod query;
 pub mod server;
-pub mod session;
+pub mod state;
 pub mod storage;
+pub mod version;
+
+#[cfg(test)]
+mod testkit;

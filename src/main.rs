@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use monarch::config::{Config, ConfigError};
-use monarch::obs::log;
+use monarch::log;
 use monarch::server;
 
 fn main() -> ExitCode {

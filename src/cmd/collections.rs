@@ -1,13 +1,17 @@
 //! Collection and database management: `create`, `drop`, `dropDatabase`, `listDatabases`,
-//! `listCollections`, `renameCollection`, `collMod`, `dbStats`, `collStats`.
+//! `listCollections`, `renameCollection`, `collMod`, `dbStats`, `collStats` and the
+//! `$collStats` aggregation stage.
 
-use bson::{Binary, Bson, Document, RawBsonRef, doc};
+use bson::{Binary, Bson, Document, RawBsonRef, RawDocument, doc};
 
 use super::options::is_generic_argument;
-use super::{CommandRequest, RequestCtx};
+use super::target::Target;
+use super::{CommandRequest, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::pipeline;
 use crate::obs::profiler::PROFILE_COLLECTION;
 use crate::query::{Filter, ValidationAction, ValidationLevel, Validator};
+use crate::state::cursors::DocumentStream;
 use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
 
 /// `create`: an empty collection with options. The dispatcher has refused unknown fields
@@ -51,7 +55,7 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         check_validator_namespace(&ns, bson::Uuid::new())?;
         Validator::compile(validator)?;
     }
-    ctx.server.storage.create_collection(&ns, options)?;
+    ctx.state.storage.create_collection(&ns, options)?;
     Ok(Document::new())
 }
 
@@ -130,14 +134,14 @@ fn check_validator_namespace(ns: &Namespace, uuid: bson::Uuid) -> Result<()> {
 /// `drop`: removes a collection; dropping a missing one succeeds, as in mongod 7.0.
 pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    if ns.coll == PROFILE_COLLECTION && ctx.server.profiler.settings(&ns.db).level > 0 {
+    if ns.coll == PROFILE_COLLECTION && ctx.observers.profiler.settings(&ns.db).level > 0 {
         return Err(Error::new(
             ErrorCode::IllegalOperation,
             "turn off profiling before dropping system.profile collection",
         ));
     }
-    let indexes = ctx.server.storage.collection(&ns).map(|c| c.indexes().len());
-    ctx.server.storage.drop_collection(&ns)?;
+    let indexes = ctx.state.storage.collection(&ns).map(|c| c.indexes().len());
+    ctx.state.storage.drop_collection(&ns)?;
     Ok(match indexes {
         Some(n) => doc! { "nIndexesWas": i32::try_from(n).unwrap_or(i32::MAX), "ns": ns.full() },
         None => Document::new(),
@@ -147,8 +151,8 @@ pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
 /// `dropDatabase`: drops every collection of the database.
 pub fn drop_database(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     validate_db_name(req.db())?;
-    for collection in ctx.server.storage.collections_in(req.db()) {
-        ctx.server.storage.drop_collection(&collection.ns)?;
+    for collection in ctx.state.storage.collections_in(req.db()) {
+        ctx.state.storage.drop_collection(&collection.ns)?;
     }
     Ok(doc! { "dropped": req.db() })
 }
@@ -157,7 +161,7 @@ pub fn drop_database(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
 pub fn list_databases(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let name_only = req.bool_arg("nameOnly")?.unwrap_or(false);
     let filter = req.doc_arg("filter")?.map(Filter::parse).transpose()?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let mut databases: Vec<(String, i64)> = Vec::new();
     for collection in storage.all_collections() {
         let (bytes, _) = storage.collection_size(&collection)?;
@@ -198,7 +202,7 @@ pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     req.bool_arg("authorizedCollections")?;
     let filter = req.doc_arg("filter")?.map(Filter::parse).transpose()?;
     let mut batch = Vec::new();
-    for collection in ctx.server.storage.collections_in(req.db()) {
+    for collection in ctx.state.storage.collections_in(req.db()) {
         let full = collection_entry(&collection);
         let raw =
             bson::RawDocumentBuf::try_from(&full).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
@@ -246,14 +250,14 @@ pub fn rename_collection(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
     })?;
     let to = Namespace::parse(to)?;
     let drop_target = req.bool_arg("dropTarget")?.unwrap_or(false);
-    ctx.server.storage.rename_collection(&from, &to, drop_target)?;
+    ctx.state.storage.rename_collection(&from, &to, drop_target)?;
     Ok(Document::new())
 }
 
 /// `collMod`: changes stored options (validator, validation level and action).
 pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let collection = ctx.server.storage.existing_collection(&ns)?;
+    let collection = ctx.state.storage.existing_collection(&ns)?;
     let mut options = collection.options.clone();
     let mut index_reply = Document::new();
     for element in req.body().iter().skip(1) {
@@ -291,7 +295,7 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         }
     }
     if options != collection.options {
-        ctx.server.storage.set_options(&ns, options)?;
+        ctx.state.storage.set_options(&ns, options)?;
     }
     Ok(index_reply)
 }
@@ -305,7 +309,7 @@ pub fn validate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     if req.bool_arg("repair")?.unwrap_or(false) {
         return Err(Error::new(ErrorCode::NotImplemented, "validate with repair is not implemented yet"));
     }
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collection = storage.collection(&ns).ok_or_else(|| {
         Error::new(ErrorCode::NamespaceNotFound, format!("Collection '{ns}' does not exist to validate."))
     })?;
@@ -337,7 +341,7 @@ pub fn validate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
 pub fn db_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     validate_db_name(req.db())?;
     let scale = scale_arg(req)?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collections = storage.collections_in(req.db());
     let (mut bytes, mut objects, mut indexes) = (0u64, 0u64, 0usize);
     for collection in &collections {
@@ -376,7 +380,7 @@ pub fn db_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
 pub fn coll_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     let scale = scale_arg(req)?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collection = storage
         .collection(&ns)
         .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("Collection [{ns}] not found.")))?;
@@ -418,4 +422,64 @@ fn scale_arg(req: &CommandRequest) -> Result<u64> {
         Some(0) => Err(Error::new(ErrorCode::BadValue, "Scale factor must be greater than zero")),
         Some(n) => Ok(u64::try_from(n).unwrap_or(1)),
     }
+}
+
+/// `$collStats` as the first stage: one document with `storageStats`, `count` and/or
+/// `latencyStats` (`{histograms: true}` adds the histograms), as mongosh's
+/// `db.collection.stats()` and `db.collection.latencyStats()` ask.
+pub(super) fn coll_stats_stage(ctx: &RequestCtx<'_>, target: &Target, stage: &RawDocument) -> Result<DocumentStream> {
+    let ns = &target.ns;
+    let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$collStats") else {
+        return Err(Error::new(ErrorCode::FailedToParse, "$collStats must take a nested object"));
+    };
+    let storage = &ctx.state.storage;
+    let collection = target.collection.as_ref().ok_or_else(|| {
+        Error::new(
+            ErrorCode::NamespaceNotFound,
+            format!("Unable to retrieve storageStats in $collStats stage :: caused by :: Collection [{ns}] not found."),
+        )
+    })?;
+    let mut out = doc! {
+        "ns": ns.full(),
+        "host": format!("{}:{}", crate::host::hostname(), ctx.state.port()),
+        "localTime": bson::DateTime::now(),
+    };
+    for element in spec {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        match key.as_str() {
+            "storageStats" => {
+                let scale = match value {
+                    RawBsonRef::Document(options) => match options.get("scale").ok().flatten() {
+                        Some(RawBsonRef::Int32(n)) if n > 0 => n as u64,
+                        Some(RawBsonRef::Int64(n)) if n > 0 => n as u64,
+                        Some(RawBsonRef::Double(n)) if n >= 1.0 => n as u64,
+                        None => 1,
+                        Some(_) => return Err(Error::new(ErrorCode::BadValue, "scale has to be > 0")),
+                    },
+                    _ => 1,
+                };
+                out.insert("storageStats", storage_stats(storage, collection, scale)?);
+            }
+            "latencyStats" => {
+                let histograms = match value {
+                    RawBsonRef::Document(options) => {
+                        matches!(options.get("histograms"), Ok(Some(RawBsonRef::Boolean(true))))
+                    }
+                    _ => false,
+                };
+                out.insert("latencyStats", ctx.observers.latency.collection_document(&ns.full(), histograms));
+            }
+            "count" => {
+                let (_, count) = storage.collection_size(collection)?;
+                out.insert("count", count_value(i64::try_from(count).unwrap_or(i64::MAX)));
+            }
+            other => {
+                return Err(Error::new(
+                    ErrorCode::NotImplemented,
+                    format!("$collStats option '{other}' is not supported yet"),
+                ));
+            }
+        }
+    }
+    Ok(Box::new(std::iter::once(pipeline::raw(&out))))
 }

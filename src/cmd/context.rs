@@ -1,12 +1,15 @@
-//! What a handler may use: the shared server state and the state of its own connection.
+//! What a handler may use: the shared server state, the observers' settings and statistics,
+//! its own connection and its own operation. Never the socket, the codec or the metrics
+//! registry. Everything here is `Send`, so a handler may run on another thread.
 
 use std::net::SocketAddr;
 
 use bson::Document;
 use monarch_wire::Compressor;
 
-use crate::obs::tracker::Operation;
-use crate::server::Shared;
+use crate::obs::Observers;
+use crate::op::Operation;
+use crate::state::State;
 
 /// The connection a request arrived on, as handlers see it (never the socket itself).
 #[derive(Debug, Clone)]
@@ -36,10 +39,20 @@ impl ClientInfo {
 
 /// Everything a handler works through.
 pub struct RequestCtx<'a> {
-    /// Server-wide state.
-    pub server: &'a Shared,
+    /// Server-wide state: storage, configuration, cursors, sessions, plan cache, registries.
+    pub state: &'a State,
+    /// The profiler's and slow-query log's settings and the latency statistics (`profile`,
+    /// `serverStatus.opLatencies`, `monarchQueryStats`, `$collStats`).
+    pub observers: &'a Observers,
     /// This connection.
     pub client: &'a mut ClientInfo,
     /// This request, as `currentOp` sees it; handlers report their work to it.
     pub op: &'a std::sync::Arc<Operation>,
 }
+
+// A handler may later run on another thread than its connection's task: keep the context
+// `Send` (no `Rc`, no borrow of something tied to the connection's task).
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<RequestCtx<'static>>();
+};

@@ -7,11 +7,8 @@ use monarch_wire::MAX_BSON_OBJECT_SIZE;
 use super::{Access, COMMANDS, CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::host;
-use crate::obs::stats::get;
-
-/// The MongoDB release whose behaviour Monarch matches.
-pub const COMPATIBLE_VERSION: &str = "7.0.14";
-const COMPATIBLE_VERSION_ARRAY: [i32; 4] = [7, 0, 14, 0];
+use crate::state::counters::get;
+use crate::version::{COMPATIBLE_VERSION, COMPATIBLE_VERSION_ARRAY, GIT_VERSION};
 
 /// `ping`: the server is alive.
 pub fn ping(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
@@ -22,7 +19,7 @@ pub fn ping(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
 pub fn build_info(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
     Ok(doc! {
         "version": COMPATIBLE_VERSION,
-        "gitVersion": option_env!("MONARCH_GIT_VERSION").unwrap_or("unknown"),
+        "gitVersion": GIT_VERSION,
         "modules": [],
         "allocator": "system",
         "javascriptEngine": "none",
@@ -80,8 +77,8 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         Some(RawBsonRef::Document(options)) => matches!(options.get("histograms"), Ok(Some(RawBsonRef::Boolean(true)))),
         _ => false,
     };
-    let server = ctx.server;
-    let stats = &server.stats;
+    let server = ctx.state;
+    let stats = &server.counters;
     let uptime = server.started.elapsed();
     let connections = &stats.connections;
     let current = get(&connections.current);
@@ -119,7 +116,7 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         "mem": { "bits": 64, "resident": resident, "virtual": virtual_, "supported": resident > 0 },
         "network": stats.network.to_document(),
         "opcounters": stats.opcounters.to_document(),
-        "opLatencies": server.latency.server_document(histograms),
+        "opLatencies": ctx.observers.latency.server_document(histograms),
         "storageEngine": storage_engine(server),
         "wiredTiger": { "cache": cache_section(server) },
         "metrics": { "commands": commands },
@@ -147,7 +144,7 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
 }
 
 /// `serverStatus.storageEngine`: mongod's name fields plus the journal's state and syncs.
-fn storage_engine(server: &crate::server::Shared) -> Document {
+fn storage_engine(server: &crate::state::State) -> Document {
     let journal = server.storage.journal_stats();
     doc! {
         "name": "monarch",
@@ -176,7 +173,7 @@ fn cache_section(server: &crate::server::Shared) -> Document {
 
 /// `getCmdLineOpts`: the command line and the options as parsed.
 pub fn get_cmd_line_opts(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
-    let config = &ctx.server.config;
+    let config = &ctx.state.config;
     Ok(doc! { "argv": config.argv.clone(), "parsed": config.parsed() })
 }
 
@@ -198,8 +195,8 @@ pub fn get_log(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     };
     let log = match name {
         "*" => return Ok(doc! { "names": ["global", "startupWarnings"] }),
-        "global" => ctx.server.log.global(),
-        "startupWarnings" => ctx.server.log.startup_warnings(),
+        "global" => ctx.state.log.global(),
+        "startupWarnings" => ctx.state.log.startup_warnings(),
         other => return Err(Error::new(ErrorCode::OperationFailed, format!("No log named '{other}'"))),
     };
     Ok(doc! {
@@ -224,7 +221,7 @@ pub fn connection_status(_: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
 
 /// `listCommands`: the command table.
 pub fn list_commands(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
-    let test_commands = ctx.server.config.parameters.enable_test_commands;
+    let test_commands = ctx.state.config.parameters.enable_test_commands;
     let mut commands = Document::new();
     for spec in COMMANDS.iter().filter(|spec| test_commands || !spec.test_only) {
         commands.insert(
@@ -249,18 +246,18 @@ fn display(value: RawBsonRef<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Shared;
+    use crate::testkit::TestServer;
 
     #[test]
     fn unknown_command_is_59() {
-        let reply = Shared::for_tests().run_command(doc! { "atlasVersion": 1, "$db": "admin" });
+        let reply = TestServer::new().run_command(doc! { "atlasVersion": 1, "$db": "admin" });
         assert_eq!(reply.get_i32("code").ok(), Some(59));
         assert_eq!(reply.get_str("errmsg").ok(), Some("no such command: 'atlasVersion'"));
     }
 
     #[test]
     fn get_log_star_and_unknown() {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let names = shared.run_command(doc! { "getLog": "*", "$db": "admin" });
         assert_eq!(names.get_array("names").map(Vec::len).ok(), Some(2));
         let unknown = shared.run_command(doc! { "getLog": "foo", "$db": "admin" });
@@ -271,7 +268,7 @@ mod tests {
 
     #[test]
     fn server_status_counts_commands() -> Result<(), bson::error::Error> {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         shared.run_command(doc! { "ping": 1, "$db": "admin" });
         shared.run_command(doc! { "nope": 1, "$db": "admin" });
         let status = shared.run_command(doc! { "serverStatus": 1, "$db": "admin" });
@@ -285,7 +282,7 @@ mod tests {
 
     #[test]
     fn list_commands_covers_the_table() -> Result<(), bson::error::Error> {
-        let reply = Shared::for_tests().run_command(doc! { "listCommands": 1, "$db": "admin" });
+        let reply = TestServer::new().run_command(doc! { "listCommands": 1, "$db": "admin" });
         let commands = reply.get_document("commands")?;
         assert_eq!(commands.len(), COMMANDS.iter().filter(|c| !c.test_only).count());
         assert!(!commands.get_document("hello")?.get_bool("requiresAuth")?);

@@ -6,18 +6,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bson::{Bson, Document, RawBsonRef, RawDocument, doc};
+use bson::{Bson, Document, RawBsonRef, doc};
 
-use super::diagnostics::COMPATIBLE_VERSION;
-use super::planner::{Access, ExecStats, Plan};
-use super::read::{QueryPlan, count_plan, distinct_plan, find_plan, hint_arg, pipeline_query};
+use super::read::{CountArgs, FindArgs, distinct_query, hint_arg, pipeline_arg};
+use super::target::Target;
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
-use crate::query::bounds::{IndexBounds, Interval};
-use crate::query::index_key::KeyOrder;
+use crate::exec::explain::{Counts, StageShape, plan_stages, reply_size_floor, to_long};
+use crate::exec::{Query, pipeline};
+use crate::op::ExecStats;
+use crate::query::expr::Variables;
 use crate::query::limits::{self, MAX_INTERNAL_SIZE, MAX_USER_SIZE};
-use crate::storage::index::hash_value;
-use crate::storage::{ID_INDEX_ID, Index};
+use crate::storage::Namespace;
 
 /// How much `explain` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,22 +74,28 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     let ns = inner_req.namespace()?;
     // For aggregate: the stages after those the query answers (`$match`, `$sort`).
     let mut later_stages: Vec<Bson> = Vec::new();
-    let (plan, write_stage) = match inner_req.name() {
-        "find" => (find_plan(&inner_req, ctx.server)?, None),
-        "aggregate" => {
-            let (plan, rest) = aggregate_plan(&inner_req, ctx.server)?;
-            later_stages = rest;
-            (plan, None)
+    let ((target, plan), write_stage) = match inner_req.name() {
+        "find" => {
+            let FindArgs { target, query, .. } = FindArgs::parse(ctx, &inner_req, ns)?;
+            ((target, query), None)
         }
-        "count" => (count_plan(&inner_req, ctx.server)?, Some("COUNT")),
-        "distinct" => (distinct_plan(&inner_req, ctx.server)?, Some("DISTINCT")),
-        "delete" => (statement_plan(&inner_req, "deletes", ctx.server)?, Some("DELETE")),
-        "update" => (statement_plan(&inner_req, "updates", ctx.server)?, Some("UPDATE")),
+        "aggregate" => {
+            let (target, plan, rest) = aggregate_plan(ctx, &inner_req, ns)?;
+            later_stages = rest;
+            ((target, plan), None)
+        }
+        "count" => {
+            let CountArgs { target, query } = CountArgs::parse(ctx, &inner_req, ns)?;
+            ((target, query), Some("COUNT"))
+        }
+        "distinct" => (distinct_query(ctx, &inner_req, ns)?, Some("DISTINCT")),
+        "delete" => (statement_plan(ctx, &inner_req, ns, "deletes")?, Some("DELETE")),
+        "update" => (statement_plan(ctx, &inner_req, ns, "updates")?, Some("UPDATE")),
         "findAndModify" | "findandmodify" => {
             let stage = if inner_req.bool_arg("remove")?.unwrap_or(false) { "DELETE" } else { "UPDATE" };
-            let collation =
-                write_collation(&inner_req, inner_req.get("collation"), "findAndModify.collation", ctx.server)?;
-            (QueryPlan::filtered(inner_req.doc_arg("query")?, collation)?, Some(stage))
+            let target = Target::resolve(ctx, ns, inner_req.get("collation"), "findAndModify.collation")?;
+            let query = Query::filtered(inner_req.doc_arg("query")?, target.collation.clone())?;
+            ((target, query), Some(stage))
         }
         other => {
             return Err(Error::new(
@@ -105,7 +111,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     let stats = Arc::new(ExecStats::default());
     ctx.op.track(&stats);
     let started = Instant::now();
-    let (chosen, stream) = plan.run(ctx.server, &ns, stats.clone())?;
+    let (chosen, stream) = plan.run(ctx.state, target.collection.as_ref(), stats.clone())?;
     // mongod builds the whole reply, then refuses it past its internal object size (10334).
     // The raw pieces copied into it verbatim give a floor on its size before anything is
     // built: past the limit the answer is known, and a huge filter (a `$in` of a million
@@ -130,7 +136,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         skip,
         limit,
     };
-    let memory_limit = ctx.server.params.max_blocking_sort_bytes();
+    let memory_limit = ctx.state.params.max_blocking_sort_bytes();
     let counts = (verbosity != Verbosity::QueryPlanner).then(|| Counts {
         keys: stats.keys_examined.load(Ordering::Relaxed),
         docs: stats.docs_examined.load(Ordering::Relaxed),
@@ -145,7 +151,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         winning = doc! { "stage": stage, "inputStage": winning };
     }
     let query_planner = doc! {
-            "namespace": ns.full(),
+            "namespace": target.ns.full(),
             "indexFilterSet": false,
             "parsedQuery": parsed_query,
             "planCacheUsed": false,
@@ -197,9 +203,9 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         "serverInfo",
         doc! {
             "host": crate::host::hostname(),
-            "port": i32::from(ctx.server.port()),
-            "version": COMPATIBLE_VERSION,
-            "gitVersion": option_env!("MONARCH_GIT_VERSION").unwrap_or("unknown"),
+            "port": i32::from(ctx.state.port()),
+            "version": crate::version::COMPATIBLE_VERSION,
+            "gitVersion": crate::version::GIT_VERSION,
         },
     );
     reply.insert(
@@ -209,43 +215,13 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     Ok(reply)
 }
 
-/// The least a rendered index interval adds to a reply: an array element (type, a one-digit
-/// key) holding the shortest interval string, `[x, x]`.
-const MIN_RENDERED_INTERVAL: usize = 1 + 2 + 4 + "[x, x]".len() + 1;
-
-/// A floor on the size of the explain reply of `plan`: the filter as `parsedQuery`, and in
-/// each stage tree (the winning plan, and again as `executionStages` with execution stats)
-/// the filter of the stage that applies it and the rendered index bounds.
-fn reply_size_floor(filter_len: usize, plan: Option<&Plan>, with_execution: bool) -> usize {
-    // An empty filter is not shown in a stage.
-    let filter_len = if filter_len <= 5 { 0 } else { filter_len };
-    let in_stages = match plan {
-        Some(Plan { access: Access::CollScan { .. }, .. }) => filter_len,
-        Some(Plan { access: Access::IndexScan { index, bounds, .. }, covered, .. }) => {
-            let fetch_filter = if *covered || index.id == ID_INDEX_ID { 0 } else { filter_len };
-            let intervals: usize = bounds.fields.iter().map(Vec::len).sum();
-            fetch_filter.saturating_add(intervals.saturating_mul(MIN_RENDERED_INTERVAL))
-        }
-        _ => 0,
-    };
-    let copies = if with_execution { 2 } else { 1 };
-    filter_len.saturating_add(in_stages.saturating_mul(copies))
-}
-
-/// The query an `aggregate` pipeline starts with, and the stages after it.
-fn aggregate_plan(req: &CommandRequest, shared: &crate::server::Shared) -> Result<(QueryPlan, Vec<Bson>)> {
-    let stages = req.array_arg("pipeline")?.ok_or_else(|| {
-        Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
-    })?;
-    let ns = req.namespace()?;
-    let collation = super::collation::resolve(
-        req.get("collation"),
-        "aggregate.collation",
-        shared.storage.collection(&ns).as_deref(),
-    )?;
-    let vars = req.doc_arg("let")?.map(crate::query::expr::Variables::from_let).transpose()?;
-    let (mut plan, consumed) = pipeline_query(&stages, vars.as_ref(), collation)?;
-    plan.hint = hint_arg(req)?;
+/// The target and query an `aggregate` pipeline on `ns` starts with, and the stages after it.
+fn aggregate_plan(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: Namespace) -> Result<(Target, Query, Vec<Bson>)> {
+    let stages = pipeline_arg(req)?;
+    let target = Target::resolve(ctx, ns, req.get("collation"), "aggregate.collation")?;
+    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
+    let (mut query, consumed) = pipeline::leading_query(&stages, vars.as_ref(), target.collation.clone())?;
+    query.hint = hint_arg(req)?;
     let rest = stages
         .get(consumed..)
         .unwrap_or_default()
@@ -255,24 +231,14 @@ fn aggregate_plan(req: &CommandRequest, shared: &crate::server::Shared) -> Resul
             _ => Bson::Null,
         })
         .collect();
-    Ok((plan, rest))
+    Ok((target, query, rest))
 }
 
-/// The collation a write would run under: its own, else the collection's default, so the
-/// explained plan is the one the write would use.
-fn write_collation(
-    req: &CommandRequest,
-    spec: Option<RawBsonRef<'_>>,
-    field: &str,
-    shared: &crate::server::Shared,
-) -> Result<Option<Arc<crate::query::Collation>>> {
-    let ns = req.namespace()?;
-    super::collation::resolve(spec, field, shared.storage.collection(&ns).as_deref())
-}
-
-/// The plan of the first statement of an `update` or `delete` (its read side: every match
-/// is counted, as mongod's explain of a multi-statement write shows the first).
-fn statement_plan(req: &CommandRequest, array: &str, shared: &crate::server::Shared) -> Result<QueryPlan> {
+/// The target and query of the first statement of an `update` or `delete` on `ns` (its read
+/// side: every match is counted, as mongod's explain of a multi-statement write shows the
+/// first), under the collation the write would run under, so the explained plan is the one
+/// it would use.
+fn statement_plan(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: Namespace, array: &str) -> Result<(Target, Query)> {
     let statements = req.documents(array)?;
     let first = statements.first().ok_or_else(|| {
         Error::new(ErrorCode::InvalidLength, format!("Write commands must have at least one {array} entry"))
@@ -281,183 +247,9 @@ fn statement_plan(req: &CommandRequest, array: &str, shared: &crate::server::Sha
         Some(RawBsonRef::Document(q)) => Some(q),
         _ => None,
     };
-    let collation = write_collation(
-        req,
-        first.get("collation").ok().flatten(),
-        &format!("{}.{array}.collation", req.name()),
-        shared,
-    )?;
-    let mut plan = QueryPlan::filtered(query, collation)?;
-    plan.hint = super::planner::hint_of(first.get("hint").ok().flatten()).ok().flatten().map(bson::RawBson::from);
-    Ok(plan)
-}
-
-/// The parts of a query that add stages above the access path.
-struct StageShape<'a> {
-    sort: Option<&'a RawDocument>,
-    projection: Option<&'a RawDocument>,
-    skip: usize,
-    limit: Option<usize>,
-}
-
-/// Work counted while running, for per-stage statistics.
-struct Counts {
-    keys: u64,
-    docs: u64,
-    matched: u64,
-    returned: u64,
-}
-
-fn to_long(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// The stage tree of `plan`, innermost (the access path) first, then SORT, SKIP, LIMIT and
-/// the projection, as mongod's classic engine builds it.
-fn plan_stages(
-    plan: &Plan,
-    filter: &Document,
-    shape: &StageShape<'_>,
-    counts: Option<&Counts>,
-    memory_limit: u64,
-) -> Document {
-    let with_stats = |mut stage: Document, returned: u64, keys: Option<u64>, docs: Option<u64>| {
-        if let Some(_counts) = counts {
-            stage.insert("nReturned", to_long(returned));
-            if let Some(keys) = keys {
-                stage.insert("keysExamined", to_long(keys));
-            }
-            if let Some(docs) = docs {
-                stage.insert("docsExamined", to_long(docs));
-            }
-        }
-        stage
-    };
-    let (keys, docs, matched, returned) = counts.map_or((0, 0, 0, 0), |c| (c.keys, c.docs, c.matched, c.returned));
-    let mut stage = match &plan.access {
-        Access::CollScan { reverse } => {
-            let mut stage = doc! { "stage": "COLLSCAN" };
-            if !filter.is_empty() {
-                stage.insert("filter", filter.clone());
-            }
-            stage.insert("direction", if *reverse { "backward" } else { "forward" });
-            with_stats(stage, matched, None, Some(docs))
-        }
-        Access::IdPoint(_) => with_stats(doc! { "stage": "IDHACK" }, matched, Some(keys), Some(docs)),
-        Access::IndexScan { index, bounds, reverse, .. } => {
-            let pattern = index.pattern.spec().clone();
-            let multikey_paths: Document =
-                pattern.keys().map(|k| (k.clone(), Bson::Array(Vec::new()))).collect::<Document>();
-            let ixscan = with_stats(
-                doc! {
-                    "stage": "IXSCAN",
-                    "keyPattern": pattern,
-                    "indexName": &index.name,
-                    "isMultiKey": index.is_multikey(),
-                    "multiKeyPaths": multikey_paths,
-                    "isUnique": index.unique,
-                    "isSparse": index.sparse,
-                    "isPartial": index.partial.is_some(),
-                    "indexVersion": index.spec.get_i32("v").unwrap_or(2),
-                    "direction": if *reverse { "backward" } else { "forward" },
-                    "indexBounds": render_bounds(index, bounds, *reverse),
-                },
-                keys,
-                Some(keys),
-                None,
-            );
-            if plan.covered {
-                ixscan
-            } else {
-                let mut fetch = doc! { "stage": "FETCH" };
-                if !filter.is_empty() && index.id != ID_INDEX_ID {
-                    fetch.insert("filter", filter.clone());
-                }
-                fetch.insert("inputStage", ixscan);
-                with_stats(fetch, matched, None, Some(docs))
-            }
-        }
-    };
-    if let Some(sort) = shape.sort.filter(|_| !plan.sort_provided) {
-        let mut sort_stage = doc! {
-            "stage": "SORT",
-            "sortPattern": Document::try_from(sort).unwrap_or_default(),
-            "memLimit": to_long(memory_limit),
-            "type": "simple",
-        };
-        if let Some(limit) = shape.limit {
-            sort_stage.insert("limitAmount", to_long((limit + shape.skip) as u64));
-        }
-        sort_stage.insert("inputStage", stage);
-        stage = with_stats(sort_stage, matched, None, None);
-    }
-    if shape.skip > 0 {
-        stage = with_stats(
-            doc! { "stage": "SKIP", "skipAmount": to_long(shape.skip as u64), "inputStage": stage },
-            returned,
-            None,
-            None,
-        );
-    }
-    if let Some(limit) = shape.limit {
-        stage = with_stats(
-            doc! { "stage": "LIMIT", "limitAmount": to_long(limit as u64), "inputStage": stage },
-            returned,
-            None,
-            None,
-        );
-    }
-    if let Some(projection) = shape.projection {
-        let kind = if plan.covered {
-            "PROJECTION_COVERED"
-        } else if is_simple_projection(projection) {
-            "PROJECTION_SIMPLE"
-        } else {
-            "PROJECTION_DEFAULT"
-        };
-        stage = with_stats(
-            doc! {
-                "stage": kind,
-                "transformBy": Document::try_from(projection).unwrap_or_default(),
-                "inputStage": stage,
-            },
-            returned,
-            None,
-            None,
-        );
-    }
-    stage
-}
-
-/// Whether a projection only includes or excludes top-level fields (mongod's
-/// PROJECTION_SIMPLE).
-fn is_simple_projection(projection: &RawDocument) -> bool {
-    crate::query::path::fields(projection).all(|(name, value)| {
-        !name.contains('.')
-            && matches!(
-                value,
-                RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_) | RawBsonRef::Boolean(_)
-            )
-    })
-}
-
-/// The bounds as mongod's explain shows them: a hashed field's points are the hashes the
-/// index holds (in key order), not the values the query named.
-fn render_bounds(index: &Index, bounds: &IndexBounds, reverse: bool) -> Document {
-    let mut rendered = bounds.render(&index.pattern, reverse);
-    for ((field, order), intervals) in index.pattern.fields().iter().zip(&bounds.fields) {
-        if *order != KeyOrder::Hashed || !intervals.iter().all(Interval::is_point) {
-            continue;
-        }
-        let collation = index.collation.as_deref();
-        let mut hashes: Vec<i64> = intervals.iter().map(|i| hash_value(i.start.as_raw_bson_ref(), collation)).collect();
-        hashes.sort_unstable();
-        hashes.dedup();
-        if reverse {
-            hashes.reverse();
-        }
-        let points = hashes.into_iter().map(|h| Bson::String(format!("[{h}, {h}]"))).collect::<Vec<_>>();
-        rendered.insert(field.dotted(), points);
-    }
-    rendered
+    let field = format!("{}.{array}.collation", req.name());
+    let target = Target::resolve(ctx, ns, first.get("collation").ok().flatten(), &field)?;
+    let mut plan = Query::filtered(query, target.collation.clone())?;
+    plan.hint = crate::exec::planner::hint_of(first.get("hint").ok().flatten()).ok().flatten().map(bson::RawBson::from);
+    Ok((target, plan))
 }

@@ -508,11 +508,11 @@ fn parse_w(value: RawBsonRef<'_>) -> Result<W> {
 
 #[cfg(test)]
 mod tests {
-    use crate::server::Shared;
+    use crate::testkit::TestServer;
     use bson::doc;
 
     fn error_of(body: bson::Document) -> (i32, String) {
-        let reply = Shared::for_tests().run_command(body);
+        let reply = TestServer::new().run_command(body);
         (reply.get_i32("code").unwrap_or(0), reply.get_str("errmsg").unwrap_or("").to_owned())
     }
 

@@ -5,7 +5,7 @@ use monarch_wire::{MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE};
 
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
-use crate::session::SESSION_TIMEOUT;
+use crate::state::sessions::SESSION_TIMEOUT;
 
 /// The most documents one write command may carry.
 pub const MAX_WRITE_BATCH_SIZE: i32 = 100_000;
@@ -35,7 +35,7 @@ fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str
     // order, keeping the compressors this server has enabled; without a list, the connection's
     // earlier result. An empty result is left out of the reply.
     if let Some(offered) = req.array_arg("compression")? {
-        let enabled = &ctx.server.config.compressors;
+        let enabled = &ctx.state.config.compressors;
         ctx.client.compressors = offered
             .iter()
             .filter_map(|v| v.as_str())
@@ -79,7 +79,7 @@ fn record_client_metadata(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Res
     let metadata = Document::try_from(client)
         .map_err(|e| Error::new(ErrorCode::InvalidBSON, format!("invalid client metadata: {e}")))?;
     // mongod's --quiet drops connection chatter; client metadata is part of it.
-    if !ctx.server.params.quiet() {
+    if !ctx.state.params.quiet() {
         log_client_metadata(ctx, &metadata);
     }
     ctx.client.metadata = Some(metadata);
@@ -97,7 +97,7 @@ fn log_client_metadata(ctx: &RequestCtx<'_>, metadata: &Document) {
     );
 }
 
-/// The reply fields shared by `hello` and `isMaster`, for tests that check them.
+/// The reply fields state by `hello` and `isMaster`, for tests that check them.
 #[cfg(test)]
 pub(crate) fn required_fields() -> [&'static str; 10] {
     [
@@ -117,13 +117,13 @@ pub(crate) fn required_fields() -> [&'static str; 10] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Shared;
+    use crate::testkit::TestServer;
     use bson::doc;
     use monarch_wire::Compressor;
 
     #[test]
     fn hello_reports_handshake_fields() {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let mut client = shared.test_client();
         let reply = shared.run_command_as(&mut client, doc! { "hello": 1, "$db": "admin" });
         assert_eq!(reply.get_bool("isWritablePrimary").ok(), Some(true));
@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn is_master_echoes_hello_ok_and_negotiates_compression() {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let mut client = shared.test_client();
         let reply = shared.run_command_as(
             &mut client,
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn hello_client_metadata_only_once() {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let mut client = shared.test_client();
         let body = doc! { "hello": 1, "client": { "driver": { "name": "test", "version": "1" } }, "$db": "admin" };
         assert_eq!(shared.run_command_as(&mut client, body.clone()).get_f64("ok").ok(), Some(1.0));
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn hello_rejects_wrong_argument_type() {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let mut client = shared.test_client();
         let reply = shared.run_command_as(&mut client, doc! { "hello": 1, "compression": "snappy", "$db": "admin" });
         assert_eq!(reply.get_str("codeName").ok(), Some("TypeMismatch"));

@@ -41,7 +41,7 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
         return Err(Error::new(ErrorCode::BadValue, "Must specify at least one index to create"));
     }
     let default_collation =
-        ctx.server.storage.collection(&ns).and_then(|c| c.options.get_document("collation").ok().cloned());
+        ctx.state.storage.collection(&ns).and_then(|c| c.options.get_document("collation").ok().cloned());
     let mut validated = Vec::with_capacity(specs.len());
     for spec in specs {
         let RawBsonRef::Document(spec) = spec else {
@@ -53,7 +53,7 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
         }
         validated.push(stored);
     }
-    let outcome = ctx.server.storage.create_indexes(&ns, validated)?;
+    let outcome = ctx.state.storage.create_indexes(&ns, validated)?;
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let mut reply = doc! { "numIndexesBefore": count(outcome.before), "numIndexesAfter": count(outcome.after) };
     if outcome.before == outcome.after {
@@ -237,7 +237,7 @@ fn type_of(value: &Bson) -> &'static str {
 /// `listIndexes`: a cursor over the collection's index specifications.
 pub fn list_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
-    let collection = ctx.server.storage.existing_collection(&ns)?;
+    let collection = ctx.state.storage.existing_collection(&ns)?;
     let specs: Vec<Document> = collection.indexes().iter().map(|index| index.spec.clone()).collect();
     super::listing::first_batch(ctx, req, format!("{}.$cmd.listIndexes.{}", ns.db, ns.coll), specs)
 }
@@ -275,7 +275,7 @@ pub fn drop_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
             ));
         }
     };
-    let before = ctx.server.storage.drop_indexes(&ns, &selector)?;
+    let before = ctx.state.storage.drop_indexes(&ns, &selector)?;
     Ok(doc! { "nIndexesWas": i32::try_from(before).unwrap_or(i32::MAX) })
 }
 
@@ -312,7 +312,7 @@ pub fn modify_index(ctx: &RequestCtx<'_>, collection: &Collection, spec: &RawDoc
     if hidden.is_none() && expire.is_none() {
         return Err(Error::new(ErrorCode::InvalidOptions, "no expireAfterSeconds or hidden field"));
     }
-    let changes = ctx.server.storage.modify_index(collection, &name, hidden, expire)?;
+    let changes = ctx.state.storage.modify_index(collection, &name, hidden, expire)?;
     let mut reply = Document::new();
     for (option, old, new) in changes {
         reply.insert(format!("{option}_old"), old);

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, doc};
 
 use super::{CommandRequest, RequestCtx, type_name};
-use crate::cursor::{Cursor, DocumentStream};
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::cursor::{self, Batch, FirstBatch};
+use crate::state::cursors::DocumentStream;
 
 /// `cursor.batchSize` of a listing command.
 fn batch_size(req: &CommandRequest) -> Result<Option<usize>> {
@@ -51,10 +52,10 @@ pub fn first_batch(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: String, entri
         .map(|entry| RawDocumentBuf::try_from(entry).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string())))
         .collect::<Result<Vec<_>>>()?;
     let stream: DocumentStream = Box::new(raw.into_iter().map(Ok));
-    let mut cursor = Cursor::new(ns.clone(), stream, false, Arc::default());
-    let (batch, done) = cursor.next_batch(Some(batch_size.unwrap_or(usize::MAX)), None)?;
-    let id = if done { 0 } else { ctx.server.cursors.insert(cursor) };
-    let batch = batch
+    let first = FirstBatch { size: Some(batch_size.unwrap_or(usize::MAX)), ..FirstBatch::default() };
+    let Batch { documents, cursor_id: id } =
+        cursor::open(&ctx.state.cursors, ns.clone(), stream, Arc::default(), first)?;
+    let batch = documents
         .into_iter()
         .map(|doc| Document::try_from(doc.as_ref()).map(Bson::Document))
         .collect::<std::result::Result<Vec<_>, _>>()

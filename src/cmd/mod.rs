@@ -17,11 +17,11 @@ mod listing;
 mod operations;
 pub mod options;
 mod parameters;
-pub mod planner;
 mod profiling;
 mod read;
 mod request;
 mod sessions;
+mod target;
 mod testing;
 mod transactions;
 mod validation;
@@ -35,16 +35,11 @@ use std::sync::atomic::Ordering;
 use bson::Document;
 
 pub use context::{ClientInfo, RequestCtx};
-pub use diagnostics::COMPATIBLE_VERSION;
 pub use request::{CommandRequest, Protocol, type_name};
 
 use crate::error::{Error, ErrorCode, Result};
 
-/// A count as mongod appends it (`appendNumber`): an int when it fits, else a long. Drivers
-/// and shells compare these with plain numbers, so the type matters.
-pub fn count_value(n: i64) -> bson::Bson {
-    i32::try_from(n).map_or(bson::Bson::Int64(n), bson::Bson::Int32)
-}
+pub use crate::exec::pipeline::count_value;
 
 /// A command handler: builds the reply (without `ok`, which the dispatcher adds).
 pub type Handler = fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>;
@@ -516,16 +511,11 @@ pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
 }
 
 fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
-    let stats = &ctx.server.stats;
-    if let Ok(Some(ms)) = request.count_arg("maxTimeMS")
-        && ms > 0
-    {
-        ctx.op.interrupt.set_deadline(Some(ctx.op.started + std::time::Duration::from_millis(ms as u64)));
-    }
+    let stats = &ctx.state.counters;
     if let Some(lsid) = request.lsid() {
-        ctx.server.sessions.touch(lsid);
+        ctx.state.sessions.touch(lsid);
     }
-    let test_commands = ctx.server.config.parameters.enable_test_commands;
+    let test_commands = ctx.state.config.parameters.enable_test_commands;
     let found = lookup(request.name()).filter(|(_, spec)| test_commands || !spec.test_only);
     let command = found.map_or("unknown", |(_, spec)| spec.name);
     let outcome = match found {
@@ -541,7 +531,7 @@ fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
             }
             let outcome = match parse(spec, request) {
                 Err(error) => Err(error),
-                Ok(()) => match ctx.server.failpoints.check(request.name(), ctx.client.app_name()) {
+                Ok(()) => match ctx.state.failpoints.check(request.name(), ctx.client.app_name()) {
                     None => run(ctx, spec, request),
                     Some(action) => {
                         let reply = testing::fail_command(ctx, spec, request, &action);
@@ -564,7 +554,7 @@ fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
             Executed { reply, command, error: None }
         }
         Err(error) => {
-            ctx.server.stats.user_asserts.fetch_add(1, Ordering::Relaxed);
+            ctx.state.counters.user_asserts.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 target: "COMMAND",
                 id = 51803,
@@ -593,10 +583,15 @@ fn parse(spec: &CommandSpec, request: &CommandRequest) -> Result<()> {
 /// Checks the concerns and runs the handler (on the blocking pool when it touches storage).
 fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -> Result<Document> {
     generic::check_concerns(spec, request)?;
-    if generic::max_time_ms(request)?.is_some() && ctx.server.failpoints.max_time_always_times_out() {
-        // mongod's `maxTimeAlwaysTimeOut`: an operation with a time limit fails at its first
-        // interruption check, so drivers can test `maxTimeMS` on every command.
-        return Err(Error::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit"));
+    if let Some(ms) = generic::max_time_ms(request)? {
+        // The one deadline of the operation, from when its message was decoded: the executor's
+        // interrupt checks and the cursor's batches both read it.
+        ctx.op.interrupt.set_deadline(Some(ctx.op.started + std::time::Duration::from_millis(ms)));
+        if ctx.state.failpoints.max_time_always_times_out() {
+            // mongod's `maxTimeAlwaysTimeOut`: an operation with a time limit fails at its first
+            // interruption check, so drivers can test `maxTimeMS` on every command.
+            return Err(crate::op::time_limit_exceeded());
+        }
     }
     let Some(handler) = spec.handler else {
         return Err(Error::new(ErrorCode::NotImplemented, format!("command {} is not implemented yet", spec.name)));

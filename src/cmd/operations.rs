@@ -7,7 +7,7 @@ use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, doc};
 use super::options::is_generic_argument;
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
-use crate::obs::tracker::Operation;
+use crate::op::Operation;
 use crate::query::Filter;
 
 /// `currentOp`: the operations running now, filtered by the command's other fields
@@ -28,7 +28,7 @@ pub fn current_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
     }
     let filter = Filter::parse(&filter_doc)?;
     let mut inprog = Vec::new();
-    for op in ctx.server.ops.all() {
+    for op in ctx.state.ops.all() {
         let entry = describe(&op);
         let raw = RawDocumentBuf::try_from(&entry).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
         if filter.try_matches(&raw)? {
@@ -43,7 +43,10 @@ pub fn current_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
 /// `allUsers`, `idleConnections`, `truncateOps`, `localOps` and `backtrace` are accepted;
 /// without authentication every operation is the user's own, and idle connections are not
 /// listed.
-pub fn current_op_stage(ctx: &RequestCtx<'_>, stage: &bson::RawDocument) -> Result<crate::cursor::DocumentStream> {
+pub fn current_op_stage(
+    ctx: &RequestCtx<'_>,
+    stage: &bson::RawDocument,
+) -> Result<crate::state::cursors::DocumentStream> {
     let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$currentOp") else {
         return Err(Error::new(ErrorCode::FailedToParse, "$currentOp options must be specified in an object"));
     };
@@ -69,7 +72,7 @@ pub fn current_op_stage(ctx: &RequestCtx<'_>, stage: &bson::RawDocument) -> Resu
         }
     }
     let entries = ctx
-        .server
+        .state
         .ops
         .all()
         .iter()
@@ -132,7 +135,7 @@ pub fn kill_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         None => return Err(Error::new(ErrorCode::FailedToParse, "Did not provide \"op\" field")),
     };
     if let Ok(op_id) = u32::try_from(op_id) {
-        ctx.server.ops.kill(op_id);
+        ctx.state.ops.kill(op_id);
     }
     tracing::info!(target: "COMMAND", id = 20482, op = op_id, "Going to kill op");
     Ok(doc! { "info": "attempting to kill op" })

@@ -1,5 +1,5 @@
 //! `getParameter` and `setParameter`: server parameters, as mongod reports and changes them.
-//! Runtime-settable parameters live in [`crate::parameters::RuntimeParameters`] (and the log
+//! Runtime-settable parameters live in [`crate::state::parameters::RuntimeParameters`] (and the log
 //! sink for verbosity), whose readers see a new value at once.
 
 use bson::{Bson, Document, RawBsonRef, doc};
@@ -7,16 +7,16 @@ use bson::{Bson, Document, RawBsonRef, doc};
 use super::options::is_generic_argument;
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
-use crate::server::Shared;
+use crate::state::State;
 
 /// How a parameter takes a new value at runtime (`None` in [`Parameter::set`]: startup only).
-type Setter = fn(&Shared, &str, RawBsonRef<'_>) -> Result<()>;
+type Setter = fn(&State, &str, RawBsonRef<'_>) -> Result<()>;
 
 /// One server parameter: its name, how it may be set, and how to read and change it.
 struct Parameter {
     name: &'static str,
     settable_at_startup: bool,
-    value: fn(&Shared) -> Bson,
+    value: fn(&State) -> Bson,
     set: Option<Setter>,
 }
 
@@ -182,7 +182,7 @@ pub fn get_parameter(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         _ => (false, false),
     };
     let describe = |p: &Parameter| {
-        let value = (p.value)(ctx.server);
+        let value = (p.value)(ctx.state);
         if details {
             Bson::Document(doc! {
                 "value": value,
@@ -261,8 +261,8 @@ pub fn set_parameter(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
     chosen.sort_by_key(|(p, _, _)| p.name);
     let mut reply = Document::new();
     for (parameter, setter, value) in chosen {
-        let old = (parameter.value)(ctx.server);
-        setter(ctx.server, parameter.name, value)?;
+        let old = (parameter.value)(ctx.state);
+        setter(ctx.state, parameter.name, value)?;
         if reply.is_empty() {
             reply.insert("was", old.clone());
         }
@@ -281,11 +281,12 @@ pub fn set_parameter(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::TestServer;
 
     #[test]
     fn get_parameter_feature_compatibility_version() -> Result<(), bson::error::Error> {
-        let reply = Shared::for_tests()
-            .run_command(doc! { "getParameter": 1, "featureCompatibilityVersion": 1, "$db": "admin" });
+        let reply =
+            TestServer::new().run_command(doc! { "getParameter": 1, "featureCompatibilityVersion": 1, "$db": "admin" });
         assert_eq!(reply.get_document("featureCompatibilityVersion")?.get_str("version")?, "7.0");
         assert_eq!(reply.get_f64("ok")?, 1.0);
         Ok(())
@@ -293,7 +294,7 @@ mod tests {
 
     #[test]
     fn get_parameter_star_lists_all() {
-        let reply = Shared::for_tests().run_command(doc! { "getParameter": "*", "$db": "admin" });
+        let reply = TestServer::new().run_command(doc! { "getParameter": "*", "$db": "admin" });
         assert_eq!(reply.get_bool("enableTestCommands").ok(), Some(false));
         assert_eq!(reply.len(), PARAMETERS.len() + 1);
     }
@@ -303,7 +304,7 @@ mod tests {
         for body in
             [doc! { "getParameter": 1, "foo": 1, "$db": "admin" }, doc! { "getParameter": "foo", "$db": "admin" }]
         {
-            let reply = Shared::for_tests().run_command(body);
+            let reply = TestServer::new().run_command(body);
             assert_eq!(reply.get_i32("code").ok(), Some(72), "{reply}");
             assert_eq!(reply.get_str("errmsg").ok(), Some("no option found to get"));
         }
@@ -311,7 +312,7 @@ mod tests {
 
     #[test]
     fn get_parameter_show_details() -> Result<(), bson::error::Error> {
-        let reply = Shared::for_tests()
+        let reply = TestServer::new()
             .run_command(doc! { "getParameter": { "showDetails": true }, "enableTestCommands": 1, "$db": "admin" });
         assert!(!reply.get_document("enableTestCommands")?.get_bool("settableAtRuntime")?);
         Ok(())
@@ -319,7 +320,7 @@ mod tests {
 
     #[test]
     fn set_parameter_changes_and_reports_was() -> Result<(), bson::error::Error> {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let reply = shared.run_command(doc! { "setParameter": 1, "cursorTimeoutMillis": 1234, "$db": "admin" });
         assert_eq!(reply.get_i64("was")?, 600_000, "{reply}");
         assert_eq!(shared.params.cursor_timeout_millis(), 1234);
@@ -330,7 +331,7 @@ mod tests {
 
     #[test]
     fn set_parameter_refuses_as_mongod() {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let cases = [
             (
                 doc! { "setParameter": 1, "noSuchParameter": 1, "$db": "admin" },
@@ -354,7 +355,7 @@ mod tests {
 
     #[test]
     fn set_parameter_log_component_verbosity() -> Result<(), bson::error::Error> {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let reply = shared.run_command(
             doc! { "setParameter": 1, "logComponentVerbosity": { "verbosity": 1, "storage": { "journal": 2 } }, "$db": "admin" },
         );

@@ -69,28 +69,28 @@ pub fn profile(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
             }
         }
     }
-    let server = ctx.server;
+    let observers = ctx.observers;
     let db = req.db();
-    let current = server.profiler.settings(db);
-    let reply = settings_reply(&current, server.slow_log.slow_ms(), server.slow_log.sample_rate());
+    let current = observers.profiler.settings(db);
+    let reply = settings_reply(&current, observers.slow_log.slow_ms(), observers.slow_log.sample_rate());
     if level == -1 {
         return Ok(reply);
     }
     let level = i32::try_from(level).unwrap_or(0);
     if level > 0 {
-        ensure_collection(&server.storage, db)?;
+        ensure_collection(&ctx.state.storage, db)?;
     }
     let filter = filter.unwrap_or_else(|| current.filter.clone());
-    server.slow_log.set(slow_ms, sample_rate);
-    server.profiler.set(db, DbSettings { level, filter: filter.clone() });
+    observers.slow_log.set(slow_ms, sample_rate);
+    observers.profiler.set(db, DbSettings { level, filter: filter.clone() });
     tracing::info!(
         target: "COMMAND",
         id = 48742,
         db,
         from_level = current.level,
         to_level = level,
-        slowms = server.slow_log.slow_ms(),
-        sampleRate = server.slow_log.sample_rate(),
+        slowms = observers.slow_log.slow_ms(),
+        sampleRate = observers.slow_log.sample_rate(),
         filter = filter.as_ref().map(|f| f.spec.to_string()).unwrap_or_default(),
         "Profiler settings changed"
     );
@@ -124,18 +124,18 @@ pub fn monarch_query_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Re
     let limit =
         usize::try_from(limit).map_err(|_| Error::new(ErrorCode::BadValue, "limit must be a non-negative number"))?;
     let rows: Vec<Bson> =
-        ctx.server.latency.top_shapes(limit).iter().map(|row| Bson::Document(row.to_document())).collect();
+        ctx.observers.latency.top_shapes(limit).iter().map(|row| Bson::Document(row.to_document())).collect();
     Ok(doc! { "queryStats": rows })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Shared;
+    use crate::testkit::TestServer;
 
     #[test]
     fn profile_sets_the_level_of_one_database() -> std::result::Result<(), bson::error::Error> {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let read = shared.run_command(doc! { "profile": -1, "$db": "a" });
         assert_eq!(read.get_i32("was")?, 0);
         assert_eq!(read.get_i32("slowms")?, 100);
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn profile_rejects_bad_arguments() {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let code = |body: Document| shared.run_command(body).get_i32("code").ok();
         assert_eq!(code(doc! { "profile": 3, "$db": "a" }), Some(2));
         assert_eq!(code(doc! { "profile": "x", "$db": "a" }), Some(14));
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn profile_filter_is_echoed_with_the_note() -> std::result::Result<(), bson::error::Error> {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         shared.run_command(doc! { "profile": 1, "filter": { "millis": { "$gt": 5 } }, "$db": "a" });
         let read = shared.run_command(doc! { "profile": -1, "$db": "a" });
         assert_eq!(read.get_document("filter")?, &doc! { "millis": { "$gt": 5 } });

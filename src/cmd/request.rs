@@ -4,7 +4,13 @@
 use bson::{RawBsonRef, RawDocument, Uuid};
 use monarch_wire::{DocumentBytes, DocumentSequence, OpMsg, OpQuery};
 
+use super::ClientInfo;
 use crate::error::{Error, ErrorCode, Result};
+use crate::op::OpStart;
+
+/// Commands larger than this are kept in `currentOp`, logs and the profiler as their name
+/// and size only, so tracking never copies a large insert batch.
+const MAX_TRACKED_COMMAND: usize = 16 * 1024;
 
 /// Nesting deeper than this is refused before any handler walks the document (mongod's
 /// `validateBSON`, 200 levels below the top document).
@@ -118,6 +124,35 @@ impl CommandRequest {
             Some(RawBsonRef::String(coll)) if !coll.is_empty() => Some(coll),
             _ => None,
         }
+    }
+
+    /// This request from `client`, decoded at `started`, as an operation to register.
+    pub fn op_start(&self, client: &ClientInfo, started: std::time::Instant) -> OpStart<'_> {
+        OpStart {
+            connection_id: client.connection_id,
+            client: client.remote,
+            app_name: client.app_name().map(str::to_owned),
+            started,
+            command_name: self.name(),
+            db: self.db().to_owned(),
+            collection: self.collection_name().map(str::to_owned),
+            command: self.tracked_body(),
+        }
+    }
+
+    /// The command as its operation keeps it: whole when small, else name, collection and size.
+    fn tracked_body(&self) -> bson::RawDocumentBuf {
+        let body = self.body();
+        let size = body.as_bytes().len();
+        if size <= MAX_TRACKED_COMMAND {
+            return body.to_owned();
+        }
+        let mut summary = bson::RawDocumentBuf::new();
+        if let Ok(name) = <&bson::raw::CStr>::try_from(self.name()) {
+            summary.append(name, self.collection_name().unwrap_or(""));
+        }
+        summary.append(bson::raw::cstr!("$truncated"), format!("command of {size} bytes"));
+        summary
     }
 
     /// The command name: the body's first key, as sent.

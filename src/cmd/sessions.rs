@@ -6,11 +6,11 @@ use bson::{Binary, Document, RawBsonRef, Uuid, doc};
 use super::request::session_id;
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
-use crate::session::SESSION_TIMEOUT;
+use crate::state::sessions::SESSION_TIMEOUT;
 
 /// `startSession`: a new server-side session id.
 pub fn start_session(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
-    let id = ctx.server.sessions.start();
+    let id = ctx.state.sessions.start();
     Ok(doc! {
         "id": { "id": Binary::from_uuid(id) },
         "timeoutMinutes": (SESSION_TIMEOUT.as_secs() / 60) as i32,
@@ -19,14 +19,14 @@ pub fn start_session(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Doc
 
 /// `endSessions: [{id}, ...]`.
 pub fn end_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    ctx.server.sessions.end(&session_ids(req)?);
+    ctx.state.sessions.end(&session_ids(req)?);
     Ok(Document::new())
 }
 
 /// `refreshSessions: [{id}, ...]`: keeps the sessions alive.
 pub fn refresh_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     for id in session_ids(req)? {
-        ctx.server.sessions.touch(id);
+        ctx.state.sessions.touch(id);
     }
     Ok(Document::new())
 }
@@ -36,9 +36,9 @@ pub fn refresh_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
 pub fn kill_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ids = session_ids(req)?;
     if ids.is_empty() {
-        ctx.server.sessions.kill_all();
+        ctx.state.sessions.kill_all();
     } else {
-        ctx.server.sessions.end(&ids);
+        ctx.state.sessions.end(&ids);
     }
     Ok(Document::new())
 }
@@ -53,7 +53,7 @@ pub fn kill_all_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
         }
     }
     if patterns.is_empty() {
-        ctx.server.sessions.kill_all();
+        ctx.state.sessions.kill_all();
     }
     Ok(Document::new())
 }
@@ -82,11 +82,11 @@ fn session_ids(req: &CommandRequest) -> Result<Vec<Uuid>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Shared;
+    use crate::testkit::TestServer;
 
     #[test]
     fn sessions_start_refresh_end() -> Result<(), bson::error::Error> {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let started = shared.run_command(doc! { "startSession": 1, "$db": "admin" });
         assert_eq!(started.get_i32("timeoutMinutes")?, 30);
         let id = started.get_document("id")?.clone();
@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn sessions_lsid_registers_and_kill_all_clears() {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         let lsid = doc! { "id": Binary::from_uuid(Uuid::new()) };
         shared.run_command(doc! { "ping": 1, "lsid": lsid, "$db": "admin" });
         assert_eq!(shared.sessions.len(), 1);
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn sessions_bad_arguments_are_type_errors() {
-        let shared = Shared::for_tests();
+        let shared = TestServer::new();
         assert_eq!(shared.run_command(doc! { "endSessions": 1, "$db": "admin" }).get_i32("code").ok(), Some(14));
         assert_eq!(shared.run_command(doc! { "endSessions": [1], "$db": "admin" }).get_i32("code").ok(), Some(14));
         assert_eq!(

@@ -5,7 +5,7 @@ use bson::{Bson, Document, RawBsonRef, doc};
 
 use super::{CommandRequest, CommandSpec, RequestCtx, run};
 use crate::error::{Error, ErrorCode, Result};
-use crate::failpoint::FailCommand;
+use crate::state::failpoints::FailCommand;
 
 /// `configureFailPoint: "failCommand", mode, data`.
 pub fn configure_fail_point(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
@@ -22,10 +22,10 @@ pub fn configure_fail_point(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> R
             Some(RawBsonRef::String("off")) => false,
             _ => return Err(Error::new(ErrorCode::BadValue, "failJournalSync supports only mode alwaysOn or off")),
         };
-        ctx.server.storage.fail_journal_syncs(on);
+        ctx.state.storage.fail_journal_syncs(on);
         return Ok(doc! { "count": 0_i64 });
     }
-    let count = ctx.server.failpoints.configure(name, req.get("mode"), req.doc_arg("data")?)?;
+    let count = ctx.state.failpoints.configure(name, req.get("mode"), req.doc_arg("data")?)?;
     Ok(doc! { "count": i64::try_from(count).unwrap_or(i64::MAX) })
 }
 

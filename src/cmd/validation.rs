@@ -8,7 +8,7 @@ use bson::{Document, RawDocument, doc};
 use crate::error::{Error, ErrorCode, Result};
 use crate::obs::slowlog::redact;
 use crate::query::{ValidationAction, ValidationLevel, Validator};
-use crate::server::Shared;
+use crate::state::State;
 use crate::storage::Collection;
 
 /// How one write command checks the documents it stores in one collection. Built once per
@@ -19,20 +19,20 @@ pub(super) struct Validation<'a> {
     /// as in mongod).
     validator: std::result::Result<Option<&'a Validator>, Error>,
     collection: &'a Collection,
-    server: &'a Shared,
+    state: &'a State,
     connection_id: u64,
 }
 
 impl<'a> Validation<'a> {
     /// The checks of a write to `collection`; `bypass` is the command's
     /// `bypassDocumentValidation`.
-    pub(super) fn new(server: &'a Shared, connection_id: u64, collection: &'a Collection, bypass: bool) -> Self {
+    pub(super) fn new(state: &'a State, connection_id: u64, collection: &'a Collection, bypass: bool) -> Self {
         let validator = match collection.validator() {
             Err(error) => Err(Error::from(error.clone())),
             Ok(Some(validator)) if !bypass && validator.level() != ValidationLevel::Off => Ok(Some(validator.as_ref())),
             Ok(_) => Ok(None),
         };
-        Self { validator, collection, server, connection_id }
+        Self { validator, collection, state, connection_id }
     }
 
     /// Checks a document about to be inserted (an upsert's too).
@@ -81,9 +81,9 @@ impl<'a> Validation<'a> {
     /// is redacted under `redactClientLogData`; the explanation is not, as in mongod 7.0.
     fn warn(&self, doc: &RawDocument, info: Document) {
         let document = Document::try_from(doc).unwrap_or_default();
-        let document = if self.server.config.redact_client_log_data { redact(&document) } else { document };
+        let document = if self.state.config.redact_client_log_data { redact(&document) } else { document };
         let attr = doc! { "namespace": self.collection.ns.full(), "document": document, "errInfo": info };
-        self.server.log.write_warning(
+        self.state.log.write_warning(
             "STORAGE",
             20294,
             &format!("conn{}", self.connection_id),

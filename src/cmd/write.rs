@@ -4,6 +4,7 @@
 //! (a document is never half-written); with `j: true` (or `w: "majority"`) the reply waits for
 //! one journal sync covering the command's last batch.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -11,14 +12,17 @@ use bson::oid::ObjectId;
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
-use super::planner::{self, ExecStats, PlanCache, QueryShape};
+use super::target::Target;
 use super::validation::Validation;
-use super::{CommandRequest, RequestCtx, collation, count_value};
+use super::{CommandRequest, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
-use crate::obs::tracker::Operation;
+use crate::exec::planner::hint_of;
+use crate::exec::{WriteSelection, select_for_write};
+use crate::op::{ExecStats, Operation};
 use crate::query::expr::Variables;
 use crate::query::{Collation, Filter, Projection, SortSpec, Update, limits};
-use crate::storage::{Collection, Storage, Writer};
+use crate::state::plan_cache::PlanCache;
+use crate::storage::{DurabilityTicket, Storage, Writer};
 
 /// Whether the command's write concern asks for a journal sync before the reply (the
 /// dispatcher has validated it).
@@ -28,21 +32,21 @@ fn journaled(req: &CommandRequest) -> Result<bool> {
 
 /// Waits for the last batch to be durable when the write concern asks for it.
 /// Commits `writer`, counting the time as the request's storage phase.
-fn commit(op: &Operation, writer: Writer<'_>) -> Result<Option<u64>> {
+fn commit(op: &Operation, writer: Writer<'_>) -> Result<Option<DurabilityTicket>> {
     let started = std::time::Instant::now();
     let ticket = writer.commit();
     op.add_phase(|p| &mut p.storage, started.elapsed());
     ticket
 }
 
-fn acknowledge(op: &Operation, storage: &Storage, journal: bool, last_ticket: Option<u64>) -> Result<()> {
+fn acknowledge(op: &Operation, storage: &Storage, journal: bool, last_ticket: Option<DurabilityTicket>) -> Result<()> {
     let started = std::time::Instant::now();
     let acknowledged = acknowledge_untimed(storage, journal, last_ticket);
     op.add_phase(|p| &mut p.storage, started.elapsed());
     acknowledged
 }
 
-fn acknowledge_untimed(storage: &Storage, journal: bool, last_ticket: Option<u64>) -> Result<()> {
+fn acknowledge_untimed(storage: &Storage, journal: bool, last_ticket: Option<DurabilityTicket>) -> Result<()> {
     match (journal, last_ticket) {
         (true, Some(ticket)) => storage.wait_durable(ticket),
         _ => Ok(()),
@@ -143,9 +147,9 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let journal = journaled(req)?;
     let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
     let documents = req.documents("documents")?;
-    let storage = &ctx.server.storage;
+    let storage = &ctx.state.storage;
     let collection = storage.collection_or_create(&ns)?;
-    let validation = Validation::new(ctx.server, ctx.client.connection_id, &collection, bypass);
+    let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let mut inserted = 0i32;
     let mut errors = Vec::new();
@@ -165,35 +169,12 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         }
     }
     let ticket = commit(ctx.op, writer)?;
-    ctx.server.stats.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
+    ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     acknowledge(ctx.op, storage, journal, ticket)?;
     let mut reply = doc! { "n": inserted };
     add_write_errors(&mut reply, errors);
     Ok(reply)
-}
-
-/// The documents a statement's filter selects, read under the writer's lock through the
-/// planner (an `_id` lookup, an index scan or a collection scan); `multi: false` stops at
-/// the first.
-fn matching(
-    finder: Finder<'_>,
-    writer: &Writer<'_>,
-    filter: &Filter,
-    query: &RawDocument,
-    multi: bool,
-    hint: Option<RawBsonRef<'_>>,
-    collation: Option<&Collation>,
-) -> Result<Vec<RawDocumentBuf>> {
-    let view = writer.snapshot();
-    let shape = QueryShape { filter: query, sort: None, projection: None, hint, min: None, max: None, collation };
-    let planning = std::time::Instant::now();
-    let plan = planner::choose(finder.plans, writer.collection(), writer.indexes(), &shape, &view)?;
-    finder.stats.add_plan_time(planning.elapsed());
-    finder.stats.set_plan(plan.note(&writer.collection().ns, &shape));
-    let stream = planner::execute(&plan, view, writer.collection(), filter.clone(), finder.stats.clone())?;
-    // A failing `$expr` fails the statement, as in mongod.
-    stream.take(if multi { usize::MAX } else { 1 }).collect()
 }
 
 /// Where a write finds its documents: the plan cache, and the execution stats of the request
@@ -208,32 +189,20 @@ impl<'a> Finder<'a> {
     /// Starts tracking `ctx`'s request with `stats`.
     fn new(ctx: &'a RequestCtx<'_>, stats: &'a Arc<ExecStats>) -> Self {
         ctx.op.track(stats);
-        Self { plans: &ctx.server.plans, stats }
+        Self { plans: &ctx.state.plans, stats }
+    }
+
+    /// The documents a statement selects, read under `writer`'s lock through the executor (an
+    /// `_id` lookup, an index scan or a collection scan).
+    fn select(self, writer: &Writer<'_>, selection: &WriteSelection<'_>) -> Result<Vec<RawDocumentBuf>> {
+        select_for_write(self.plans, writer, selection, self.stats)
     }
 }
 
 /// A statement's `hint` (an index name or key pattern; `{}` means none).
 fn statement_hint<'a>(statement: &'a RawDocument, array: &str) -> Result<Option<RawBsonRef<'a>>> {
-    planner::hint_of(statement.get("hint").ok().flatten())
+    hint_of(statement.get("hint").ok().flatten())
         .map_err(|other| statement_field_error(array, "hint", Some(other), "object or string"))
-}
-
-/// The `_id` of a filter that is exactly `{_id: <scalar>}`: the fast path of point writes
-/// and reads (a document or array value would need the full equality semantics). Under a
-/// non-simple `collation` a string `_id` may equal stored ids with other bytes, so it takes
-/// the scan.
-pub fn point_id<'a>(query: &'a RawDocument, collation: Option<&Collation>) -> Option<RawBsonRef<'a>> {
-    let mut fields = query.iter();
-    let (key, value) = fields.next()?.ok()?;
-    if key.as_str() != "_id" || fields.next().is_some() {
-        return None;
-    }
-    match value {
-        RawBsonRef::Document(_) | RawBsonRef::Array(_) | RawBsonRef::RegularExpression(_) | RawBsonRef::Null => None,
-        RawBsonRef::Undefined | RawBsonRef::MinKey | RawBsonRef::MaxKey => None,
-        RawBsonRef::String(_) | RawBsonRef::Symbol(_) if collation.is_some() => None,
-        scalar => Some(scalar),
-    }
 }
 
 /// The outcome of one update statement.
@@ -257,15 +226,14 @@ fn update_statement(
 ) -> Result<UpdateOutcome> {
     let collation = options.collation;
     let filter = parse_filter(query, options.vars, collation)?;
-    let mut candidates = matching(
-        options.finder,
-        writer,
-        &filter,
+    let selection = WriteSelection {
         query,
-        options.multi || options.sort.is_some(),
-        options.hint,
-        collation.map(Arc::as_ref),
-    )?;
+        filter: &filter,
+        hint: options.hint,
+        collation: collation.map(Arc::as_ref),
+        multi: options.multi || options.sort.is_some(),
+    };
+    let mut candidates = options.finder.select(writer, &selection)?;
     if let Some(sort) = options.sort {
         if sort.natural() == Some(false) {
             candidates.reverse();
@@ -347,11 +315,12 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let statements = req.documents("updates")?;
     check_statement_fields("update", "updates", &statements, UPDATE_STATEMENT_FIELDS)?;
     let vars = let_variables(req)?;
-    let storage = &ctx.server.storage;
+    let mut target = Target::for_write(ctx, ns);
+    let storage = &ctx.state.storage;
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let outcomes = run_statements(statements, ordered, |statement| {
-        run_update_statement(ctx, finder, &ns, statement, vars.as_ref(), bypass)
+        run_update_statement(ctx, finder, &mut target, statement, vars.as_ref(), bypass)
     });
     acknowledge(ctx.op, storage, journal, outcomes.last_ticket)?;
     let (mut matched, mut modified) = (0i64, 0i64);
@@ -414,11 +383,11 @@ fn check_statement_fields(command: &str, array: &str, statements: &[&RawDocument
 fn run_update_statement(
     ctx: &RequestCtx<'_>,
     finder: Finder<'_>,
-    ns: &crate::storage::Namespace,
+    target: &mut Target,
     statement: &RawDocument,
     vars: Option<&Variables>,
     bypass: bool,
-) -> Result<(UpdateOutcome, Option<u64>)> {
+) -> Result<(UpdateOutcome, Option<DurabilityTicket>)> {
     let field = |key: &str| statement.get(key).ok().flatten();
     let query = match field("q") {
         Some(RawBsonRef::Document(q)) => q,
@@ -434,9 +403,8 @@ fn run_update_statement(
         Some(RawBsonRef::Array(stages)) => Update::parse_pipeline(stages, &vars.cloned().unwrap_or_default())?,
         other => return Err(statement_field_error("update.updates", "u", other, "object")),
     };
-    let storage = &ctx.server.storage;
-    let collation =
-        collation::resolve(field("collation"), "update.updates.collation", storage.collection(ns).as_deref())?;
+    let storage = &ctx.state.storage;
+    let collation = target.statement_collation(field("collation"), "update.updates.collation")?;
     let update = update.with_collation(collation.as_ref())?;
     let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
     let options = UpdateOptions {
@@ -451,25 +419,15 @@ fn run_update_statement(
     if options.multi && update.is_replacement() {
         return Err(Error::new(ErrorCode::FailedToParse, "multi update is not supported for replacement-style update"));
     }
-    let collection = collection_for_write(storage, ns, options.upsert)?;
-    let Some(collection) = collection else {
+    let Some(collection) = target.collection_for_write(storage, options.upsert)? else {
         return Ok((UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None }, None));
     };
-    let validation = Validation::new(ctx.server, ctx.client.connection_id, &collection, bypass);
+    let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let outcome = update_statement(&mut writer, query, &update, options, &validation)?;
     let ticket = commit(ctx.op, writer)?;
-    ctx.server.stats.opcounters.update.fetch_add(1, Ordering::Relaxed);
+    ctx.state.counters.opcounters.update.fetch_add(1, Ordering::Relaxed);
     Ok((outcome, ticket))
-}
-
-/// The collection a write goes to: created when the write may insert, else `None` if absent.
-fn collection_for_write(
-    storage: &Storage,
-    ns: &crate::storage::Namespace,
-    may_insert: bool,
-) -> Result<Option<std::sync::Arc<Collection>>> {
-    if may_insert { storage.collection_or_create(ns).map(Some) } else { Ok(storage.collection(ns)) }
 }
 
 /// What a command's statements produced: each success with its index, the `writeErrors`
@@ -477,7 +435,7 @@ fn collection_for_write(
 struct StatementOutcomes<T> {
     results: Vec<(usize, T)>,
     errors: Vec<Bson>,
-    last_ticket: Option<u64>,
+    last_ticket: Option<DurabilityTicket>,
 }
 
 /// Adds `writeErrors` to a reply when there are any.
@@ -492,7 +450,7 @@ fn add_write_errors(reply: &mut Document, errors: Vec<Bson>) {
 fn run_statements<'a, T>(
     statements: Vec<&'a RawDocument>,
     ordered: bool,
-    mut run: impl FnMut(&'a RawDocument) -> Result<(T, Option<u64>)>,
+    mut run: impl FnMut(&'a RawDocument) -> Result<(T, Option<DurabilityTicket>)>,
 ) -> StatementOutcomes<T> {
     let mut outcomes = StatementOutcomes { results: Vec::new(), errors: Vec::new(), last_ticket: None };
     for (index, statement) in statements.into_iter().enumerate() {
@@ -545,32 +503,31 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         delete_limit(statement)?;
     }
     let vars = let_variables(req)?;
-    let storage = &ctx.server.storage;
-    let collection = storage.collection(&ns);
+    let target = Target::for_write(ctx, ns);
+    let storage = &ctx.state.storage;
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
-    let outcomes = run_statements(statements, ordered, |statement| -> Result<(i64, Option<u64>)> {
+    let outcomes = run_statements(statements, ordered, |statement| -> Result<(i64, Option<DurabilityTicket>)> {
         let query = match statement.get("q").ok().flatten() {
             Some(RawBsonRef::Document(q)) => q,
             other => return Err(statement_field_error("delete.deletes", "q", other, "object")),
         };
         let limit = delete_limit(statement)?;
-        let collation = collation::resolve(
-            statement.get("collation").ok().flatten(),
-            "delete.deletes.collation",
-            collection.as_deref(),
-        )?;
+        let collation =
+            target.statement_collation(statement.get("collation").ok().flatten(), "delete.deletes.collation")?;
         let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
-        let Some(collection) = &collection else { return Ok((0, None)) };
+        let Some(collection) = &target.collection else { return Ok((0, None)) };
         let mut writer = storage.writer(collection)?;
         let hint = statement_hint(statement, "delete.deletes")?;
-        let victims = matching(finder, &writer, &filter, query, limit == 0, hint, collation.as_deref())?;
+        let selection =
+            WriteSelection { query, filter: &filter, hint, collation: collation.as_deref(), multi: limit == 0 };
+        let victims = finder.select(&writer, &selection)?;
         for victim in &victims {
             if let Some(id) = victim.get("_id").ok().flatten() {
                 writer.delete(id)?;
             }
         }
-        ctx.server.stats.opcounters.delete.fetch_add(1, Ordering::Relaxed);
+        ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
         Ok((victims.len() as i64, commit(ctx.op, writer)?))
     });
     acknowledge(ctx.op, storage, journal, outcomes.last_ticket)?;
@@ -581,66 +538,93 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     Ok(reply)
 }
 
+/// A `findAndModify`, parsed once.
+struct FindAndModifyArgs<'a> {
+    /// Where it writes, under which collation (its own, else the collection's).
+    target: Target,
+    journal: bool,
+    /// The query selecting the document (`{}` when absent).
+    query: Cow<'a, RawDocument>,
+    vars: Option<Variables>,
+    sort: Option<SortSpec>,
+    /// `fields`: the projection of the returned document.
+    fields: Option<Projection>,
+    hint: Option<RawBsonRef<'a>>,
+    /// `new`: return the document after the update.
+    return_new: bool,
+    upsert: bool,
+    bypass: bool,
+    /// The update; `None` for `remove: true`.
+    update: Option<Update>,
+}
+
+impl<'a> FindAndModifyArgs<'a> {
+    /// Parses `req`, checking its arguments in mongod's order.
+    fn parse(ctx: &RequestCtx<'_>, req: &'a CommandRequest) -> Result<Self> {
+        let ns = writable_namespace(req)?;
+        let journal = journaled(req)?;
+        let query = req.doc_arg("query")?.map_or_else(|| Cow::Owned(RawDocumentBuf::new()), Cow::Borrowed);
+        let vars = let_variables(req)?;
+        let target = Target::resolve(ctx, ns, req.get("collation"), "findAndModify.collation")?;
+        let collation = target.collation.as_ref();
+        let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation));
+        let fields = match req.doc_arg("fields")? {
+            Some(fields) => Some(
+                Projection::parse_with_query(fields, &Filter::parse(&query)?.with_collation(collation))?
+                    .with_collation(collation)
+                    .with_variables(&vars.clone().unwrap_or_default()),
+            ),
+            None => None,
+        };
+        let remove = req.bool_arg("remove")?.unwrap_or(false);
+        let hint = hint_of(req.get("hint")).map_err(|other| req.wrong_type("hint", other, "object or string"))?;
+        let return_new = req.bool_arg("new")?.unwrap_or(false);
+        let upsert = req.bool_arg("upsert")?.unwrap_or(false);
+        let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
+        let array_filters = match req.get("arrayFilters") {
+            None => None,
+            Some(RawBsonRef::Array(filters)) => Some(filters),
+            Some(other) => return Err(req.wrong_type("arrayFilters", other, "array")),
+        };
+        let update = match req.get("update") {
+            None => None,
+            Some(RawBsonRef::Document(u)) => Some(Update::parse_statement(u, &query, array_filters)?),
+            Some(RawBsonRef::Array(stages)) => Some(Update::parse_pipeline(stages, &vars.clone().unwrap_or_default())?),
+            Some(other) => return Err(req.wrong_type("update", other, "object")),
+        };
+        let update = update.map(|u| u.with_collation(collation)).transpose()?;
+        match (&update, remove) {
+            (Some(_), true) => {
+                return Err(Error::new(ErrorCode::FailedToParse, "Cannot specify both an update and remove=true"));
+            }
+            (None, false) => {
+                return Err(Error::new(ErrorCode::FailedToParse, "Either an update or remove=true must be specified"));
+            }
+            _ => {}
+        }
+        if remove && (upsert || return_new) {
+            return Err(Error::new(
+                ErrorCode::FailedToParse,
+                "Cannot specify both upsert=true and remove=true or new=true and remove=true",
+            ));
+        }
+        Ok(Self { target, journal, query, vars, sort, fields, hint, return_new, upsert, bypass, update })
+    }
+}
+
 /// `findAndModify`: updates or removes one document and returns it (before or after).
 pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = writable_namespace(req)?;
-    let journal = journaled(req)?;
-    let empty = RawDocumentBuf::new();
-    let query = req.doc_arg("query")?.unwrap_or(&empty);
-    let vars = let_variables(req)?;
-    let collation = collation::resolve(
-        req.get("collation"),
-        "findAndModify.collation",
-        ctx.server.storage.collection(&ns).as_deref(),
-    )?;
-    let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation.as_ref()));
-    let fields = match req.doc_arg("fields")? {
-        Some(fields) => Some(
-            Projection::parse_with_query(fields, &Filter::parse(query)?.with_collation(collation.as_ref()))?
-                .with_collation(collation.as_ref())
-                .with_variables(&vars.clone().unwrap_or_default()),
-        ),
-        None => None,
-    };
-    let remove = req.bool_arg("remove")?.unwrap_or(false);
-    let hint = planner::hint_of(req.get("hint")).map_err(|other| req.wrong_type("hint", other, "object or string"))?;
-    let return_new = req.bool_arg("new")?.unwrap_or(false);
-    let upsert = req.bool_arg("upsert")?.unwrap_or(false);
-    let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
-    let array_filters = match req.get("arrayFilters") {
-        None => None,
-        Some(RawBsonRef::Array(filters)) => Some(filters),
-        Some(other) => return Err(req.wrong_type("arrayFilters", other, "array")),
-    };
-    let update = match req.get("update") {
-        None => None,
-        Some(RawBsonRef::Document(u)) => Some(Update::parse_statement(u, query, array_filters)?),
-        Some(RawBsonRef::Array(stages)) => Some(Update::parse_pipeline(stages, &vars.clone().unwrap_or_default())?),
-        Some(other) => return Err(req.wrong_type("update", other, "object")),
-    };
-    let update = update.map(|u| u.with_collation(collation.as_ref())).transpose()?;
-    match (&update, remove) {
-        (Some(_), true) => {
-            return Err(Error::new(ErrorCode::FailedToParse, "Cannot specify both an update and remove=true"));
-        }
-        (None, false) => {
-            return Err(Error::new(ErrorCode::FailedToParse, "Either an update or remove=true must be specified"));
-        }
-        _ => {}
-    }
-    if remove && (upsert || return_new) {
-        return Err(Error::new(
-            ErrorCode::FailedToParse,
-            "Cannot specify both upsert=true and remove=true or new=true and remove=true",
-        ));
-    }
-    let storage = &ctx.server.storage;
-    let Some(collection) = collection_for_write(storage, &ns, upsert)? else {
+    let FindAndModifyArgs { mut target, journal, query, vars, sort, fields, hint, return_new, upsert, bypass, update } =
+        FindAndModifyArgs::parse(ctx, req)?;
+    let query: &RawDocument = &query;
+    let collation = target.collation.clone();
+    let storage = &ctx.state.storage;
+    let Some(collection) = target.collection_for_write(storage, upsert)? else {
         return Ok(doc! { "lastErrorObject": { "n": 0, "updatedExisting": false }, "value": Bson::Null });
     };
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
-    let validation = Validation::new(ctx.server, ctx.client.connection_id, &collection, bypass);
+    let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
@@ -652,7 +636,9 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     };
     let reply = match update {
         None => {
-            let mut found = matching(finder, &writer, &filter, query, sort.is_some(), hint, collation.as_deref())?;
+            let selection =
+                WriteSelection { query, filter: &filter, hint, collation: collation.as_deref(), multi: sort.is_some() };
+            let mut found = finder.select(&writer, &selection)?;
             if let Some(sort) = &sort {
                 if sort.natural() == Some(false) {
                     found.reverse();

@@ -21,8 +21,9 @@ use super::tls::starts_with_tls;
 use crate::cmd::{self, ClientInfo, CommandRequest, RequestCtx};
 use crate::config::TlsMode;
 use crate::error::{Error, ErrorCode};
-use crate::obs::tracker::{OpGuard, OpSummary};
-use crate::server::Shared;
+use crate::obs::{Observers, OpSummary};
+use crate::op::OpGuard;
+use crate::state::State;
 
 /// Commands whose replies are never compressed (they carry credentials or negotiate
 /// compression itself), per the compression specification.
@@ -41,29 +42,39 @@ const NEVER_COMPRESSED: &[&str] = &[
     "copydb",
 ];
 
+/// What a connection works with: the shared state (for the handlers and the counters) and the
+/// observers its finished requests feed.
+#[derive(Clone)]
+pub struct Services {
+    /// The shared server state.
+    pub state: Arc<State>,
+    /// The observers.
+    pub observers: Arc<Observers>,
+}
+
 /// Keeps the open-connection gauge right on every way out of a connection task.
 struct OpenConnection<'a> {
-    shared: &'a Shared,
+    state: &'a State,
     remote: SocketAddr,
     id: u64,
 }
 
 impl<'a> OpenConnection<'a> {
-    fn open(shared: &'a Shared, remote: SocketAddr, id: u64) -> Self {
-        let connections = &shared.stats.connections;
+    fn open(state: &'a State, remote: SocketAddr, id: u64) -> Self {
+        let connections = &state.counters.connections;
         connections.total_created.fetch_add(1, Ordering::Relaxed);
         let count = connections.current.fetch_add(1, Ordering::Relaxed) + 1;
-        if !shared.params.quiet() {
+        if !state.params.quiet() {
             tracing::info!(target: "NETWORK", id = 22943, remote = %remote, connectionId = id, connectionCount = count, "Connection accepted");
         }
-        Self { shared, remote, id }
+        Self { state, remote, id }
     }
 }
 
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
-        let count = self.shared.stats.connections.current.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-        if !self.shared.params.quiet() {
+        let count = self.state.counters.connections.current.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        if !self.state.params.quiet() {
             tracing::info!(target: "NETWORK", id = 22944, remote = %self.remote, connectionId = self.id, connectionCount = count, "Connection ended");
         }
     }
@@ -74,11 +85,11 @@ pub async fn run(
     stream: TcpStream,
     remote: SocketAddr,
     id: u64,
-    shared: Arc<Shared>,
+    services: Services,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
-    let _open = OpenConnection::open(&shared, remote, id);
+    let _open = OpenConnection::open(&services.state, remote, id);
     let local = stream.local_addr().unwrap_or(remote);
     let stream = match tls {
         None => Either::Left(stream),
@@ -101,7 +112,7 @@ pub async fn run(
                         }
                     }
                 }
-                Ok(false) if shared.config.tls.mode == TlsMode::Require => {
+                Ok(false) if services.state.config.tls.mode == TlsMode::Require => {
                     tracing::info!(target: "NETWORK", id = 23256, remote = %remote, "Plain connection refused: the server requires TLS (net.tls.mode requireTLS)");
                     return;
                 }
@@ -119,11 +130,16 @@ pub async fn run(
         compressors: Vec::new(),
         close_requested: false,
     };
-    serve_frames(Metered::new(stream, shared.clone()), client, &shared, &shutdown).await;
+    let stream = Metered::new(stream, &services.state.counters.network);
+    serve_frames(stream, client, &services, &shutdown).await;
 }
 
-async fn serve_frames<S>(stream: Metered<S>, mut client: ClientInfo, shared: &Shared, shutdown: &CancellationToken)
-where
+async fn serve_frames<S>(
+    stream: Metered<'_, S>,
+    mut client: ClientInfo,
+    services: &Services,
+    shutdown: &CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut framed = Framed::new(stream, MessageCodec::default());
@@ -149,10 +165,10 @@ where
         };
         let decoded_at = Instant::now();
         let first_byte = framed.get_mut().take_first_byte().unwrap_or(decoded_at);
-        let network = &shared.stats.network;
+        let network = &services.state.counters.network;
         let bytes_in = message.uncompressed_len();
         network.record_in(message.compressor, framed.codec().last_decoded_len(), bytes_in);
-        let (outcome, tracked) = handle(message, &mut client, shared, decoded_at, bytes_in as u64);
+        let (outcome, tracked) = handle(message, &mut client, services, decoded_at, bytes_in as u64);
         if let Some(tracked) = &tracked {
             tracked.guard.op().add_phase(|p| &mut p.read, decoded_at.saturating_duration_since(first_byte));
         }
@@ -186,7 +202,7 @@ where
 /// failed write).
 struct Tracked<'a> {
     guard: OpGuard<'a>,
-    shared: &'a Shared,
+    observers: &'a Observers,
     command: &'static str,
     error: Option<ErrorCode>,
     bytes_in: u64,
@@ -198,11 +214,11 @@ struct Tracked<'a> {
 impl Tracked<'_> {
     /// Writes the profile entry of a request whose reply of `bytes_out` bytes is ready.
     fn profile(&mut self, bytes_out: u64) {
-        if !self.shared.profiler.active() {
+        if !self.observers.profiling() {
             return;
         }
         let summary = self.summary(bytes_out);
-        self.profiled = crate::obs::before_reply(self.shared, &summary);
+        self.profiled = self.observers.before_reply(&summary);
     }
 
     fn finish(mut self, bytes_out: u64) {
@@ -213,24 +229,11 @@ impl Tracked<'_> {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        crate::obs::finish(self.shared, &self.summary(bytes_out), self.profiled);
+        self.observers.finish(&self.summary(bytes_out), self.profiled);
     }
 
     fn summary(&self, bytes_out: u64) -> OpSummary<'_> {
-        let op = self.guard.op();
-        let (keys_examined, docs_examined, plan) = op.examined();
-        OpSummary {
-            op,
-            command: self.command,
-            duration: op.started.elapsed(),
-            error: self.error,
-            keys_examined,
-            docs_examined,
-            plan,
-            bytes_in: self.bytes_in,
-            bytes_out,
-            phases: op.phases(),
-        }
+        OpSummary::of(self.guard.op(), self.command, self.error, self.bytes_in, bytes_out)
     }
 }
 
@@ -254,10 +257,11 @@ enum Outcome {
 fn handle<'a>(
     message: Message,
     client: &mut ClientInfo,
-    shared: &'a Shared,
+    services: &'a Services,
     decoded_at: Instant,
     bytes_in: u64,
 ) -> (Outcome, Option<Tracked<'a>>) {
+    let state = &*services.state;
     let request_id = message.header.request_id;
     let compressor = message.compressor;
     let (request, legacy, more_to_come) = match message.body {
@@ -271,17 +275,18 @@ fn handle<'a>(
             return (Outcome::Close, None);
         }
     };
-    let active = &shared.stats.connections.active;
+    let active = &state.counters.connections.active;
     active.fetch_add(1, Ordering::Relaxed);
     let (reply, name, tracked) = match request {
         Ok(request) => {
-            let guard = shared.begin_op(client, &request, decoded_at);
+            let guard = state.ops.begin(request.op_start(client, decoded_at), state.config.parameters.observability);
             guard.op().add_phase(|p| &mut p.parse, decoded_at.elapsed());
-            let mut ctx = RequestCtx { server: shared, client, op: guard.op() };
+            let observers = &*services.observers;
+            let mut ctx = RequestCtx { state, observers, client, op: guard.op() };
             let executed = cmd::execute(&mut ctx, &request);
             let tracked = Tracked {
                 guard,
-                shared,
+                observers,
                 command: executed.command,
                 error: executed.error,
                 bytes_in,
@@ -302,7 +307,7 @@ fn handle<'a>(
     }
     let compressor = compressor.filter(|_| name.as_deref().is_none_or(|n| !NEVER_COMPRESSED.contains(&n)));
     let encoding = Instant::now();
-    let reply = reply_message(shared, request_id, reply, legacy, compressor);
+    let reply = reply_message(state, request_id, reply, legacy, compressor);
     let mut tracked = tracked;
     if let Some(tracked) = &mut tracked {
         tracked.guard.op().add_phase(|p| &mut p.encode, encoding.elapsed());
@@ -329,7 +334,7 @@ fn first_element(reply: &Document) -> String {
 }
 
 fn reply_message(
-    shared: &Shared,
+    state: &State,
     response_to: i32,
     reply: Document,
     legacy: bool,
@@ -354,7 +359,7 @@ fn reply_message(
         Err(_) => DocumentBytes::from(bson::rawdoc! { "ok": 0.0 }),
     };
     let body = if legacy { Body::Reply(OpReply::command_reply(document)) } else { Body::Msg(OpMsg::new(document)) };
-    Message { header: Header { request_id: shared.next_request_id(), response_to }, body, compressor }
+    Message { header: Header { request_id: state.next_request_id(), response_to }, body, compressor }
 }
 
 #[cfg(test)]

@@ -12,13 +12,16 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::connection;
-use crate::obs::stats::get;
-use crate::server::Shared;
+use crate::obs::Observers;
+use crate::state::State;
+use crate::state::counters::get;
 
 /// What an accept loop needs.
 pub struct AcceptContext {
     /// Server state.
-    pub shared: Arc<Shared>,
+    pub state: Arc<State>,
+    /// The observers finished requests feed.
+    pub observers: Arc<Observers>,
     /// Set unless TLS is disabled.
     pub tls: Option<TlsAcceptor>,
     /// One permit per allowed connection (`maxConns`).
@@ -32,7 +35,7 @@ pub struct AcceptContext {
 /// Accepts connections until shutdown. A connection over the cap is closed at once with a log
 /// line; accept errors (e.g. out of file descriptors) are logged and retried after a pause.
 pub async fn accept_loop(listener: TcpListener, context: AcceptContext) {
-    let shared = &context.shared;
+    let state = &context.state;
     loop {
         let accepted = tokio::select! {
             () = context.shutdown.cancelled() => return,
@@ -47,24 +50,30 @@ pub async fn accept_loop(listener: TcpListener, context: AcceptContext) {
             }
         };
         let Ok(permit) = context.limiter.clone().try_acquire_owned() else {
-            shared.stats.connections.rejected.fetch_add(1, Ordering::Relaxed);
+            state.counters.connections.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 target: "NETWORK",
                 id = 22942,
                 ctx = "listener",
                 remote = %remote,
-                connectionCount = get(&shared.stats.connections.current),
-                maxConns = shared.config.max_conns,
+                connectionCount = get(&state.counters.connections.current),
+                maxConns = state.config.max_conns,
                 "Connection refused because there are too many open connections"
             );
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let id = shared.next_connection_id();
+        let id = state.next_connection_id();
         let span = tracing::info_span!("conn", ctx = format!("conn{id}"));
-        let task =
-            connection::run(stream, remote, id, context.shared.clone(), context.tls.clone(), context.shutdown.clone());
+        let task = connection::run(
+            stream,
+            remote,
+            id,
+            connection::Services { state: state.clone(), observers: context.observers.clone() },
+            context.tls.clone(),
+            context.shutdown.clone(),
+        );
         context.connections.spawn(
             async move {
                 task.await;

@@ -1,6 +1,8 @@
-//! Networking: the accept loop with its connection cap, TLS termination, and the per-connection
-//! frame loop. Nothing here interprets commands.
+//! Networking: the listeners (the wire port with its connection cap, and the admin HTTP
+//! port), TLS termination, and the per-connection frame loop that hands each request to the
+//! command layer and its summary to the observers. Nothing here interprets commands.
 
+pub mod admin;
 pub mod connection;
 pub mod listener;
 mod metered;

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
 use super::slowlog::redact;
-use super::tracker::OpSummary;
+use super::summary::OpSummary;
 
 /// The inclusive lower bound, in microseconds, of each bucket of mongod's latency histogram.
 const BUCKET_LOWER_BOUNDS: [u64; 51] = [
@@ -393,7 +393,7 @@ mod tests {
     use bson::RawDocumentBuf;
 
     use super::*;
-    use crate::obs::tracker::{OpRegistry, OpStart, PlanNote};
+    use crate::op::{OpRegistry, OpStart, PlanNote};
 
     #[test]
     fn latency_buckets_match_mongod() {

@@ -4,9 +4,9 @@
 //! names. The one exception is `monarch_database_data_bytes{db}`: database names, bounded by
 //! the databases that exist.
 //!
-//! Figures kept elsewhere (`ServerStats`, cursors, the engine, `/proc/self`) are read at
-//! scrape time into fresh, unregistered metrics ([`Metrics::encode_with`]), never mirrored
-//! into counters of their own.
+//! Figures kept elsewhere (the server's counters and cursors as [`ServerFigures`], the engine,
+//! `/proc/self`) are read at scrape time into fresh, unregistered metrics
+//! ([`Metrics::encode_with`]), never mirrored into counters of their own.
 
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
@@ -15,9 +15,13 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use std::path::Path;
+use std::time::Duration;
+
 use super::process::ProcessStats;
-use super::tracker::OpSummary;
-use crate::server::Shared;
+use super::summary::OpSummary;
+use crate::storage::Storage;
+use crate::version::COMPATIBLE_VERSION;
 
 /// Latency buckets of `monarch_command_duration_seconds`: 50 µs to 10 s.
 const DURATION_BUCKETS: &[f64] = &[
@@ -157,56 +161,76 @@ impl Metrics {
     }
 }
 
-/// Everything `/metrics` serves: the registry plus the figures read now from the server's
-/// counters, the engine and the process. Blocking (engine calls): run it off the async
-/// workers.
-pub fn scrape(shared: &Shared) -> String {
+/// The server's own figures at scrape time, read by the caller from its counters and
+/// registries: observability does not reach into the shared state.
+#[derive(Debug, Clone, Default)]
+pub struct ServerFigures {
+    /// Time since the server started.
+    pub uptime: Duration,
+    /// Client connections open now.
+    pub connections_current: u64,
+    /// Client connections running a request now.
+    pub connections_active: u64,
+    /// Client connections accepted since start.
+    pub connections_created: u64,
+    /// Client connections refused at the `maxConns` limit.
+    pub connections_rejected: u64,
+    /// Message bytes received, as if uncompressed.
+    pub bytes_in: u64,
+    /// Message bytes sent, as if uncompressed.
+    pub bytes_out: u64,
+    /// Bytes read from client sockets.
+    pub physical_bytes_in: u64,
+    /// Bytes written to client sockets.
+    pub physical_bytes_out: u64,
+    /// Messages received.
+    pub requests: u64,
+    /// Cursors open now.
+    pub cursors_open: usize,
+    /// Cursors closed for being idle too long, since start.
+    pub cursors_timed_out: u64,
+}
+
+/// Everything `/metrics` serves: the registry plus `figures`, the engine's figures and the
+/// process's, read now. Blocking (engine calls): run it off the async workers.
+pub fn scrape(metrics: &Metrics, figures: &ServerFigures, storage: &Storage, dbpath: &Path) -> String {
     let mut out = Families::default();
-    let stats = &shared.stats;
-    let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
     out.gauge_labeled(
         "monarch_build_info",
         "Always 1; the labels carry the reported mongod version and Monarch's own",
         &["version", "monarch_version"],
-        [(vec![crate::cmd::COMPATIBLE_VERSION, env!("CARGO_PKG_VERSION")], 1.0)],
+        [(vec![COMPATIBLE_VERSION, env!("CARGO_PKG_VERSION")], 1.0)],
     );
-    out.gauge("monarch_uptime_seconds", "Seconds since the server started", shared.started.elapsed().as_secs_f64());
-    let connections = &stats.connections;
-    out.gauge("monarch_connections_current", "Client connections open now", load(&connections.current) as f64);
+    out.gauge("monarch_uptime_seconds", "Seconds since the server started", figures.uptime.as_secs_f64());
+    out.gauge("monarch_connections_current", "Client connections open now", figures.connections_current as f64);
     out.gauge(
         "monarch_connections_active",
         "Client connections running a request now",
-        load(&connections.active) as f64,
+        figures.connections_active as f64,
     );
-    let network = &stats.network;
     for (name, help, value) in [
-        ("monarch_connections_created_total", "Client connections accepted since start", &connections.total_created),
+        ("monarch_connections_created_total", "Client connections accepted since start", figures.connections_created),
         (
             "monarch_connections_rejected_total",
             "Client connections refused at the maxConns limit",
-            &connections.rejected,
+            figures.connections_rejected,
         ),
-        ("monarch_network_received_bytes_total", "Message bytes received, as if uncompressed", &network.bytes_in),
-        ("monarch_network_sent_bytes_total", "Message bytes sent, as if uncompressed", &network.bytes_out),
-        ("monarch_network_physical_received_bytes_total", "Bytes read from client sockets", &network.physical_bytes_in),
-        ("monarch_network_physical_sent_bytes_total", "Bytes written to client sockets", &network.physical_bytes_out),
-        ("monarch_network_requests_total", "Messages received", &network.num_requests),
+        ("monarch_network_received_bytes_total", "Message bytes received, as if uncompressed", figures.bytes_in),
+        ("monarch_network_sent_bytes_total", "Message bytes sent, as if uncompressed", figures.bytes_out),
+        ("monarch_network_physical_received_bytes_total", "Bytes read from client sockets", figures.physical_bytes_in),
+        ("monarch_network_physical_sent_bytes_total", "Bytes written to client sockets", figures.physical_bytes_out),
+        ("monarch_network_requests_total", "Messages received", figures.requests),
     ] {
-        out.counter(name, help, load(value));
+        out.counter(name, help, value);
     }
-    out.gauge("monarch_cursors_open", "Cursors open now", shared.cursors.len() as f64);
-    out.counter(
-        "monarch_cursors_timed_out_total",
-        "Cursors closed for being idle too long",
-        shared.cursors.timed_out(),
-    );
-    storage_families(&mut out, shared);
+    out.gauge("monarch_cursors_open", "Cursors open now", figures.cursors_open as f64);
+    out.counter("monarch_cursors_timed_out_total", "Cursors closed for being idle too long", figures.cursors_timed_out);
+    storage_families(&mut out, storage, dbpath);
     process_families(&mut out, ProcessStats::read());
-    shared.metrics.encode_with(out.0)
+    metrics.encode_with(out.0)
 }
 
-fn storage_families(out: &mut Families, shared: &Shared) {
-    let storage = &shared.storage;
+fn storage_families(out: &mut Families, storage: &Storage, dbpath: &Path) {
     out.gauge(
         "monarch_storage_writable",
         "1 while the storage accepts writes, 0 after a failed journal sync",
@@ -297,7 +321,7 @@ fn storage_families(out: &mut Families, shared: &Shared) {
             tracing::warn!(target: "STORAGE", id = 7_000_001, error = %error, "Cannot read storage engine figures for metrics")
         }
     }
-    match rustix::fs::statvfs(&shared.config.dbpath) {
+    match rustix::fs::statvfs(dbpath) {
         Ok(fs) => {
             let block = fs.f_frsize as f64;
             out.gauge(
@@ -416,19 +440,19 @@ mod tests {
 
     #[test]
     fn metrics_scrape_without_databases_keeps_later_families() {
-        let shared = Shared::for_tests();
-        let text = scrape(&shared);
+        let server = crate::testkit::TestServer::new();
+        let text = server.metrics_text();
         assert!(!text.contains("monarch_database_data_bytes"), "{text}");
         assert!(text.contains("monarch_process_threads"), "{text}");
     }
 
     #[test]
     fn metrics_scrape_reads_server_figures() {
-        let shared = Shared::for_tests();
-        shared.stats.connections.rejected.fetch_add(3, std::sync::atomic::Ordering::Relaxed);
-        shared.run_command(bson::doc! { "insert": "c", "documents": [{ "_id": 1 }], "$db": "shop" });
-        shared.storage.flush();
-        let text = scrape(&shared);
+        let server = crate::testkit::TestServer::new();
+        server.counters.connections.rejected.fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        server.run_command(bson::doc! { "insert": "c", "documents": [{ "_id": 1 }], "$db": "shop" });
+        server.storage.flush();
+        let text = server.metrics_text();
         for needle in [
             "monarch_connections_rejected_total 3",
             "# TYPE monarch_connections_rejected_total counter",

@@ -1,54 +1,108 @@
-//! Observability: mongod-shaped logs, the counters behind `serverStatus`, the request
-//! tracker, Prometheus metrics, the slow-query log, the profiler, latency statistics and the
-//! admin HTTP server.
+//! Observability: the observers every finished request feeds (Prometheus metrics, the
+//! slow-query log, the profiler, latency statistics), owned together by [`Observers`].
 //!
-//! Every finished request goes through [`finish`] once, with its [`tracker::OpSummary`]:
-//! metrics, the slow-query log, the profiler and the latency histograms all read that one
-//! record.
+//! Observers see a request only through its [`OpSummary`], built once by the connection: they
+//! never reach into the shared state or the command layer. Server-wide figures for `/metrics`
+//! come in the same way, as a [`metrics::ServerFigures`] the caller reads.
 
-pub mod admin;
 pub mod latency;
-pub mod log;
 pub mod metrics;
 pub mod process;
 pub mod profiler;
 pub mod slowlog;
-pub mod stats;
-pub mod tracker;
+pub mod summary;
 
-use crate::server::Shared;
+use std::path::Path;
+use std::sync::Arc;
 
-/// Feeds a request whose reply is ready (not yet sent) to the profiler: mongod writes the
-/// `system.profile` entry before it replies. Returns the slow-operation draw when the profiler
-/// used one, for [`finish`] to reuse; `None` (and no work past one atomic load) while nothing
-/// is profiled.
-pub fn before_reply(shared: &Shared, summary: &tracker::OpSummary<'_>) -> Option<bool> {
-    if !shared.profiler.active() || !shared.config.parameters.observability {
-        return None;
-    }
-    let slow = shared.slow_log.is_slow_and_sampled(summary);
-    shared.profiler.observe(slow, summary);
-    Some(slow)
+pub use summary::OpSummary;
+
+use crate::config::Config;
+use crate::log::LogSink;
+use crate::storage::Storage;
+use latency::LatencyStats;
+use metrics::{Metrics, ServerFigures};
+use profiler::Profiler;
+use slowlog::SlowLog;
+
+/// Every observer of finished requests. Handlers may read and change the settings and
+/// statistics commands expose (`profile`, `monarchQueryStats`, `opLatencies`); the metrics
+/// registry stays private, fed only here and read only by [`Observers::metrics_text`].
+pub struct Observers {
+    metrics: Metrics,
+    /// The slow-query log's threshold and sample rate.
+    pub slow_log: SlowLog,
+    /// Latency histograms (`opLatencies`, `latencyStats`) and per-query-shape statistics.
+    pub latency: LatencyStats,
+    /// The database profiler (`profile`, `system.profile`).
+    pub profiler: Profiler,
+    /// Where slow-query lines go.
+    log: Arc<LogSink>,
+    /// `monarchObservability`: off only to measure what the observers cost.
+    enabled: bool,
 }
 
-/// Feeds a finished request to every observer. `profiled` is what [`before_reply`] returned:
-/// when it is set the profiler has seen this request already, and its slow-operation draw
-/// decides for the log too.
-pub fn finish(shared: &Shared, summary: &tracker::OpSummary<'_>, profiled: Option<bool>) {
-    if !shared.config.parameters.observability {
-        return;
+impl Observers {
+    /// Observers configured by `config`, logging to `log`; the profiler writes through
+    /// `storage`, whose journal syncs are timed into the metrics.
+    pub fn new(config: &Config, log: Arc<LogSink>, storage: Arc<Storage>) -> Self {
+        let metrics = Metrics::new();
+        let journal_sync = metrics.journal_sync();
+        storage.set_sync_observer(Box::new(move |elapsed| journal_sync.observe(elapsed.as_secs_f64())));
+        Self {
+            metrics,
+            slow_log: SlowLog::new(&config.profiling, config.redact_client_log_data),
+            latency: LatencyStats::default(),
+            profiler: Profiler::new(config.profiling.level, storage),
+            log,
+            enabled: config.parameters.observability,
+        }
     }
-    shared.metrics.record(summary);
-    // One draw decides for the log and the profiler's level 1, so with a sample rate below 1
-    // both see the same operations, as in mongod.
-    let slow = profiled.unwrap_or_else(|| shared.slow_log.is_slow_and_sampled(summary));
-    if slow {
-        shared.metrics.record_slow();
-        shared.slow_log.write(&shared.log, summary);
+
+    /// Whether the profiler may want a request before its reply is sent: one atomic load, so
+    /// a request pays nothing more while no database is profiled.
+    pub fn profiling(&self) -> bool {
+        self.enabled && self.profiler.active()
     }
-    shared.latency.record(summary);
-    if profiled.is_none() {
-        // A request that ended without a reply (moreToCome, a closed connection).
-        shared.profiler.observe(slow, summary);
+
+    /// Feeds a request whose reply is ready (not yet sent) to the profiler: mongod writes the
+    /// `system.profile` entry before it replies. Returns the slow-operation draw when the
+    /// profiler used one, for [`Observers::finish`] to reuse; `None` while nothing is profiled.
+    pub fn before_reply(&self, summary: &OpSummary<'_>) -> Option<bool> {
+        if !self.profiling() {
+            return None;
+        }
+        let slow = self.slow_log.is_slow_and_sampled(summary);
+        self.profiler.observe(slow, summary);
+        Some(slow)
+    }
+
+    /// Feeds a finished request to every observer. `profiled` is what
+    /// [`Observers::before_reply`] returned: when it is set the profiler has seen this request
+    /// already, and its slow-operation draw decides for the log too.
+    pub fn finish(&self, summary: &OpSummary<'_>, profiled: Option<bool>) {
+        if !self.enabled {
+            return;
+        }
+        self.metrics.record(summary);
+        // One draw decides for the log and the profiler's level 1, so with a sample rate below 1
+        // both see the same operations, as in mongod.
+        let slow = profiled.unwrap_or_else(|| self.slow_log.is_slow_and_sampled(summary));
+        if slow {
+            self.metrics.record_slow();
+            self.slow_log.write(&self.log, summary);
+        }
+        self.latency.record(summary);
+        if profiled.is_none() {
+            // A request that ended without a reply (moreToCome, a closed connection).
+            self.profiler.observe(slow, summary);
+        }
+    }
+
+    /// Everything `/metrics` serves, in the Prometheus text format: the request metrics, then
+    /// `figures`, the engine's figures from `storage` and the filesystem holding `dbpath`, and
+    /// the process's. Blocking (engine calls): run it off the async workers.
+    pub fn metrics_text(&self, figures: &ServerFigures, storage: &Storage, dbpath: &Path) -> String {
+        metrics::scrape(&self.metrics, figures, storage, dbpath)
     }
 }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bson::oid::ObjectId;
 use bson::{Bson, DateTime, Document, RawBsonRef, RawDocumentBuf, doc};
 
-use super::tracker::OpSummary;
+use super::summary::OpSummary;
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
 use crate::storage::{Namespace, Storage};
@@ -304,7 +304,12 @@ mod tests {
         let (bytes, count) = storage.collection_size(&collection)?;
         assert!(bytes <= PROFILE_CAP_BYTES, "{bytes}");
         assert_eq!(count, 10);
-        let first = storage.snapshot().scan(&collection).next().transpose()?.map(|d| d.get_i32("n").ok());
+        let first = storage
+            .snapshot()
+            .scan(&collection, crate::storage::Direction::Forward)
+            .next()
+            .transpose()?
+            .map(|d| d.get_i32("n").ok());
         assert_eq!(first, Some(Some(15)), "the oldest entries went first");
         assert_eq!(collection.options.get_bool("capped").ok(), Some(true));
         Ok(())

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use bson::{Bson, Document};
 use serde_json::{Map, Value};
 
-use super::log::LogSink;
-use super::tracker::OpSummary;
+use super::summary::OpSummary;
 use crate::config::ProfilingConfig;
+use crate::log::LogSink;
 
 /// What redaction puts in place of a value, as mongod.
 const REDACTED: &str = "###";

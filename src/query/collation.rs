@@ -15,8 +15,8 @@ use icu_collator::options::{AlternateHandling, CaseLevel, CollatorOptions, MaxVa
 use icu_collator::preferences::{CollationCaseFirst, CollationNumericOrdering};
 use icu_collator::{CollatorBorrowed, CollatorPreferences};
 
+use super::elements::fields;
 use super::error::QueryError;
-use super::path::fields;
 use super::render;
 use crate::error::ErrorCode;
 

@@ -11,8 +11,8 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Decimal128, RawBsonRef};
 
-use super::biguint::BigUint;
 use super::decimal;
+use super::exact::{BigUint, Decimal, binary_parts, decode_decimal};
 
 /// A number borrowed out of a BSON value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -256,40 +256,6 @@ fn as_f64(n: Number) -> f64 {
     }
 }
 
-/// A decoded decimal128.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decimal {
-    NaN,
-    Infinity { negative: bool },
-    Finite { negative: bool, coefficient: u128, exponent: i32 },
-}
-
-/// The largest coefficient a canonical decimal128 holds (34 nines); larger ones are zero.
-const MAX_DECIMAL_COEFFICIENT: u128 = 9_999_999_999_999_999_999_999_999_999_999_999;
-const DECIMAL_EXPONENT_BIAS: i32 = 6176;
-
-/// Decodes the IEEE 754-2008 BID layout that BSON stores, little-endian.
-pub(crate) fn decode_decimal(d: Decimal128) -> Decimal {
-    let bits = u128::from_le_bytes(d.bytes());
-    let negative = bits >> 127 == 1;
-    let combination = (bits >> 122) & 0x1f;
-    if combination == 0x1f {
-        return Decimal::NaN;
-    }
-    if combination == 0x1e {
-        return Decimal::Infinity { negative };
-    }
-    let (biased, coefficient) = if (bits >> 125) & 0b11 == 0b11 {
-        // The second form's implied coefficient exceeds 34 digits: the value is zero.
-        ((bits >> 111) & 0x3fff, 0)
-    } else {
-        ((bits >> 113) & 0x3fff, bits & ((1u128 << 113) - 1))
-    };
-    let coefficient = if coefficient > MAX_DECIMAL_COEFFICIENT { 0 } else { coefficient };
-    let biased = i32::try_from(biased).unwrap_or(0);
-    Decimal::Finite { negative, coefficient, exponent: biased - DECIMAL_EXPONENT_BIAS }
-}
-
 /// A number as an exact value: `coefficient * 2^exp2 * 5^exp5` with a sign.
 #[derive(Debug, Clone, Copy)]
 enum Exact {
@@ -327,10 +293,7 @@ impl Exact {
         if d.is_infinite() {
             return if d < 0.0 { Self::NegInfinity } else { Self::PosInfinity };
         }
-        let bits = d.to_bits();
-        let biased = i32::try_from((bits >> 52) & 0x7ff).unwrap_or(0);
-        let fraction = bits & ((1 << 52) - 1);
-        let (coefficient, exp2) = if biased == 0 { (fraction, -1074) } else { (fraction | (1 << 52), biased - 1075) };
+        let (coefficient, exp2) = binary_parts(d);
         Self::Finite { negative: d < 0.0, coefficient: u128::from(coefficient), exp2, exp5: 0 }
     }
 
@@ -407,16 +370,6 @@ mod tests {
 
     fn dec(s: &str) -> Number {
         Number::Decimal(s.parse().unwrap())
-    }
-
-    #[test]
-    fn number_decode_decimal_finite_and_special() {
-        assert_eq!(
-            decode_decimal("1.5".parse().unwrap()),
-            Decimal::Finite { negative: false, coefficient: 15, exponent: -1 }
-        );
-        assert_eq!(decode_decimal("NaN".parse().unwrap()), Decimal::NaN);
-        assert_eq!(decode_decimal("-Infinity".parse().unwrap()), Decimal::Infinity { negative: true });
     }
 
     #[test]

@@ -12,21 +12,14 @@
 
 use std::ops::ControlFlow;
 
-use bson::{RawArray, RawBsonRef, RawDocument};
+use bson::{RawBsonRef, RawDocument};
 
 use super::QueryError;
 use crate::error::ErrorCode;
 
-/// The fields of a document. Raw documents reaching the query layer were validated by the
-/// request layer, so a malformed tail simply ends the iteration.
-pub(crate) fn fields(doc: &RawDocument) -> impl Iterator<Item = (&str, RawBsonRef<'_>)> {
-    doc.iter().map_while(Result::ok).map(|(key, value)| (key.as_str(), value))
-}
-
-/// The elements of an array; see [`fields`] for malformed input.
-pub(crate) fn items(arr: &RawArray) -> impl Iterator<Item = RawBsonRef<'_>> {
-    arr.into_iter().map_while(Result::ok)
-}
+// Paths were the first home of these readers; code outside the query layer still names
+// them here.
+pub(crate) use super::elements::{fields, items};
 
 /// A dotted field path, split once.
 #[derive(Debug, Clone, PartialEq, Eq)]

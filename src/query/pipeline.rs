@@ -11,10 +11,10 @@ use std::sync::Arc;
 use bson::{Bson, Document, RawArray, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::collation::Collation;
+use super::elements::{fields, items};
 use super::error::QueryError;
 use super::expr::{Budget, Expression, Variables};
 use super::filter::is_operator_document;
-use super::path::{fields, items};
 use super::projection::Projection;
 use super::render;
 use crate::error::ErrorCode;

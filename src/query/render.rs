@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 use bson::spec::ElementType;
 use bson::{Bson, RawArray, RawBson, RawBsonRef, RawDocument};
 
-use super::order::db_pointer_value;
-use super::path::{fields, items};
+use super::elements::{db_pointer_value, fields, items};
 
 /// mongod's name for a BSON type, as used in error messages and `$type`.
 pub fn type_name(t: ElementType) -> &'static str {

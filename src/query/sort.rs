@@ -111,7 +111,7 @@ impl SortSpec {
 fn parse_direction(key: &str, value: RawBsonRef<'_>) -> Result<bool, QueryError> {
     let direction = match value {
         RawBsonRef::Document(meta) => {
-            let first = super::path::fields(meta).next().map(|(k, _)| k);
+            let first = super::elements::fields(meta).next().map(|(k, _)| k);
             if first != Some("$meta") {
                 return Err(QueryError::new(
                     ErrorCode::Location17312,

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use bson::{Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::collation::Collation;
+use super::elements::{fields, items};
 use super::error::QueryError;
 use super::filter::{Filter, is_operator_document};
-use super::path::{fields, items};
 use super::validation_error;
 use crate::error::ErrorCode;
 

@@ -53,7 +53,7 @@ impl Collection {
     }
 
     /// The key prefix of this collection's documents.
-    pub fn prefix(&self) -> [u8; 8] {
+    pub(super) fn prefix(&self) -> [u8; 8] {
         self.id.to_be_bytes()
     }
 

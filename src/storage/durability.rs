@@ -52,6 +52,13 @@ struct SyncState {
     sync_time: Duration,
 }
 
+/// A committed write batch's place in the journal: [`Storage::wait_durable`] blocks until it
+/// is on disk. What the write concern's `j: true` waits for.
+///
+/// [`Storage::wait_durable`]: super::Storage::wait_durable
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DurabilityTicket(pub(super) u64);
+
 /// Told how long each journal sync took (the metrics' sync latency histogram), so storage
 /// needs no metrics library.
 pub type SyncObserver = Box<dyn Fn(Duration) + Send + Sync>;

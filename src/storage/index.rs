@@ -27,7 +27,49 @@ use crate::query::index_key::{KeyOrder, KeyPattern};
 pub type IndexEntryBytes = (Vec<u8>, Vec<u8>);
 
 /// Index id of the `_id` index, which has no entries of its own.
-pub const ID_INDEX_ID: u64 = 0;
+pub(super) const ID_INDEX_ID: u64 = 0;
+
+/// Which way a scan walks the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending key order.
+    Forward,
+    /// Descending key order.
+    Backward,
+}
+
+impl Direction {
+    /// [`Direction::Backward`] when `backward`, else forward.
+    pub fn backward_if(backward: bool) -> Self {
+        if backward { Self::Backward } else { Self::Forward }
+    }
+
+    /// Whether this is [`Direction::Backward`].
+    pub fn is_backward(self) -> bool {
+        self == Self::Backward
+    }
+}
+
+/// `min` and `max` of a hinted index scan: one key range (`min` inclusive, `max` exclusive)
+/// that replaces the query's bounds. Holds the encoded key tuples, without the prefix that
+/// places them in the engine.
+#[derive(Debug, Clone)]
+pub struct KeyLimits {
+    start: Vec<u8>,
+    end: Option<Vec<u8>>,
+}
+
+impl KeyLimits {
+    /// The limits as a byte range of the keys under `prefix`.
+    pub(super) fn range_under(&self, prefix: &[u8]) -> KeyRange {
+        let under = |key: &[u8]| [prefix, key].concat();
+        let end = match &self.end {
+            Some(end) => Bound::Excluded(under(end)),
+            None => prefix_range(prefix.to_vec()).1,
+        };
+        (under(&self.start), end)
+    }
+}
 
 /// One index of a collection, as the catalog keeps it.
 #[derive(Debug)]
@@ -96,6 +138,11 @@ impl Index {
         })
     }
 
+    /// Whether this is the `_id` index (`_id_`), which every collection has.
+    pub fn is_id_index(&self) -> bool {
+        self.id == ID_INDEX_ID
+    }
+
     /// Whether some document gave this index several keys.
     pub fn is_multikey(&self) -> bool {
         self.multikey.load(Ordering::Acquire)
@@ -107,7 +154,7 @@ impl Index {
     }
 
     /// The first bytes of every entry of this index.
-    pub fn prefix(&self) -> [u8; 8] {
+    pub(super) fn prefix(&self) -> [u8; 8] {
         self.id.to_be_bytes()
     }
 
@@ -118,7 +165,7 @@ impl Index {
     /// # Errors
     /// 171 CannotIndexParallelArrays, 16766 (an array in a hashed field), a partial filter's
     /// evaluation error.
-    pub fn entries(&self, doc: &RawDocument, record: &[u8]) -> Result<(Vec<IndexEntryBytes>, bool)> {
+    pub(super) fn entries(&self, doc: &RawDocument, record: &[u8]) -> Result<(Vec<IndexEntryBytes>, bool)> {
         if self.sparse && self.pattern.all_missing(doc) {
             return Ok((Vec::new(), false));
         }
@@ -141,7 +188,7 @@ impl Index {
     }
 
     /// Appends the encoding of a key tuple (one value per pattern field).
-    pub fn encode_tuple(&self, tuple: &[RawBsonRef<'_>], out: &mut Vec<u8>) {
+    fn encode_tuple(&self, tuple: &[RawBsonRef<'_>], out: &mut Vec<u8>) {
         let collation = self.collation.as_deref();
         for ((_, order), value) in self.pattern.fields().iter().zip(tuple) {
             encode_field(*order, *value, out, collation);
@@ -150,8 +197,71 @@ impl Index {
 
     /// The byte ranges of this index's keys under `prefix` (its id, or a collection id for
     /// `_id_`) that `bounds` admit, in ascending key order (see [`key_ranges`]).
-    pub fn key_ranges(&self, prefix: &[u8], bounds: &IndexBounds) -> Vec<KeyRange> {
+    pub(super) fn key_ranges(&self, prefix: &[u8], bounds: &IndexBounds) -> Vec<KeyRange> {
         key_ranges(prefix, &self.pattern, bounds, self.collation.as_deref())
+    }
+
+    /// The limits of a scan from `min` (inclusive) to `max` (exclusive) key values: both
+    /// must name this index's fields in order, as mongod requires.
+    ///
+    /// # Errors
+    /// 51174 when they do not.
+    pub fn key_limits(&self, min: Option<&RawDocument>, max: Option<&RawDocument>) -> Result<KeyLimits> {
+        let fields = self.pattern.fields();
+        let tuple = |doc: &RawDocument| -> Result<Vec<u8>> {
+            let names: Vec<&str> = crate::query::path::fields(doc).map(|(k, _)| k).collect();
+            if names.len() != fields.len() || names.iter().zip(fields).any(|(n, (f, _))| *n != f.dotted()) {
+                return Err(Error::new(ErrorCode::Location51174, "The index chosen is not consistent with min/max"));
+            }
+            let values: Vec<RawBsonRef<'_>> = crate::query::path::fields(doc).map(|(_, v)| v).collect();
+            let mut key = Vec::new();
+            self.encode_tuple(&values, &mut key);
+            Ok(key)
+        };
+        Ok(KeyLimits { start: min.map(tuple).transpose()?.unwrap_or_default(), end: max.map(tuple).transpose()? })
+    }
+
+    /// The key values `doc` has in this secondary index, as a scan within `bounds` (or
+    /// `limits`) walking in `direction` meets it first: `find`'s `returnKey`. Of a multikey
+    /// document's keys, the first within the bounds in scan order; hashed fields hold their
+    /// hash.
+    ///
+    /// # Errors
+    /// The document's key extraction errors (it was indexed, so none in practice).
+    pub fn scanned_key(
+        &self,
+        doc: &RawDocument,
+        bounds: &IndexBounds,
+        limits: Option<&KeyLimits>,
+        direction: Direction,
+    ) -> Result<RawDocumentBuf> {
+        // The record key only follows the key tuple: any bytes serve to place a key in a range.
+        let (mut entries, _) = self.entries(doc, &[])?;
+        entries.sort();
+        if direction.is_backward() {
+            entries.reverse();
+        }
+        let prefix = self.prefix();
+        let ranges = match limits {
+            Some(limits) => vec![limits.range_under(&prefix)],
+            None => self.key_ranges(&prefix, bounds),
+        };
+        let within = |key: &Vec<u8>| {
+            ranges.iter().any(|(start, end)| {
+                key >= start
+                    && match end {
+                        Bound::Included(end) => key <= end,
+                        Bound::Excluded(end) => key < end,
+                        Bound::Unbounded => true,
+                    }
+            })
+        };
+        let chosen = entries.iter().find(|(key, _)| within(key)).or_else(|| entries.first());
+        Ok(match chosen {
+            Some((_, values)) => RawDocumentBuf::from_bytes(values.clone())
+                .map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?,
+            None => RawDocumentBuf::new(),
+        })
     }
 
     /// A key tuple as a document named by the pattern's fields (`{a: 1}`), hashed fields
@@ -216,7 +326,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The record key (encoded `_id`) at the end of an index entry key.
-pub fn record_of(key: &[u8]) -> Option<&[u8]> {
+pub(super) fn record_of(key: &[u8]) -> Option<&[u8]> {
     let len_at = key.len().checked_sub(2)?;
     let len = usize::from(u16::from_be_bytes(key.get(len_at..)?.try_into().ok()?));
     key.get(len_at.checked_sub(len)?..len_at)
@@ -224,7 +334,7 @@ pub fn record_of(key: &[u8]) -> Option<&[u8]> {
 
 /// The smallest byte string above every string that starts with `prefix`, or `None` when no
 /// such string exists (all `FF`).
-pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut out = prefix.to_vec();
     while let Some(last) = out.pop() {
         if last != 0xFF {
@@ -237,7 +347,7 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 
 /// A half-open byte range of index keys: inclusive start, exclusive end (`Unbounded` past the
 /// last key).
-pub type KeyRange = (Vec<u8>, Bound<Vec<u8>>);
+pub(super) type KeyRange = (Vec<u8>, Bound<Vec<u8>>);
 
 /// Maximum key prefixes built from point sets before later fields are left unbounded.
 const MAX_POINT_PREFIXES: usize = 4096;
@@ -322,7 +432,7 @@ fn interval_range(prefix: &[u8], order: KeyOrder, interval: &Interval, collation
 }
 
 /// The range of every key starting with `prefix`.
-pub fn prefix_range(prefix: Vec<u8>) -> KeyRange {
+pub(super) fn prefix_range(prefix: Vec<u8>) -> KeyRange {
     let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
     (prefix, end)
 }

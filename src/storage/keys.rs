@@ -61,10 +61,10 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use bson::RawBsonRef;
 use bson::raw::{CStr, RawDbPointerRef, RawDocumentBuf, RawIter};
+use bson::{Decimal128, RawBsonRef};
 
-use crate::query::biguint::BigUint;
+use crate::query::exact::{self, BigUint, binary_parts, decode_decimal};
 
 /// The version of the key layout described in this module. The catalog is meant to record it,
 /// so that a data directory written with another layout is refused (or its indexes rebuilt).
@@ -212,7 +212,7 @@ fn push_head<'a>(value: RawBsonRef<'a>, out: &mut Vec<u8>, strings: Option<Strin
         RawBsonRef::Int32(v) => push_number(out, Number::from_i64(i64::from(v))),
         RawBsonRef::Int64(v) => push_number(out, Number::from_i64(v)),
         RawBsonRef::Double(v) => push_number(out, Number::from_f64(v)),
-        RawBsonRef::Decimal128(v) => push_number(out, Number::from_decimal128(v.bytes())),
+        RawBsonRef::Decimal128(v) => push_number(out, Number::from_decimal128(v)),
         RawBsonRef::String(s) | RawBsonRef::Symbol(s) => {
             out.push(STRING);
             match strings {
@@ -378,9 +378,6 @@ struct Decimal {
 
 const SIGNIFICAND_BITS: u32 = 53;
 const FRACTION_MASK: u64 = (1 << 52) - 1;
-/// The largest canonical decimal128 coefficient, 10^34 - 1.
-const DECIMAL128_MAX_COEFFICIENT: u128 = 9_999_999_999_999_999_999_999_999_999_999_999;
-const DECIMAL128_EXPONENT_BIAS: i32 = 6176;
 
 impl Number {
     fn from_i64(v: i64) -> Self {
@@ -415,50 +412,29 @@ impl Number {
         if v == 0.0 {
             return Number::Zero; // also -0.0, which compares equal to 0
         }
-        let bits = v.to_bits();
-        let biased_exponent = ((bits >> 52) & 0x7FF) as i32;
-        let fraction = bits & FRACTION_MASK;
-        let magnitude = if biased_exponent == 0 {
-            // Subnormal: fraction × 2^-1074; renormalize so bit 52 is set.
-            let width = u64::BITS - fraction.leading_zeros(); // 1..=52
-            Magnitude {
-                exponent: width as i32 - 1 - 1074,
-                significand: fraction << (SIGNIFICAND_BITS - width),
-                rest: None,
-            }
-        } else {
-            Magnitude { exponent: biased_exponent - 1023, significand: fraction | (1 << 52), rest: None }
+        // Renormalized so bit 52 is set (a subnormal's fraction is shorter).
+        let (mantissa, exponent) = binary_parts(v);
+        let width = u64::BITS - mantissa.leading_zeros(); // 1..=53
+        let magnitude = Magnitude {
+            exponent: exponent + width as i32 - 1,
+            significand: mantissa << (SIGNIFICAND_BITS - width),
+            rest: None,
         };
         Number::Finite { negative: v.is_sign_negative(), magnitude }
     }
 
-    /// Reads a decimal128 in BSON's byte order (little-endian), in the IEEE 754-2008 binary
-    /// integer decimal (BID) layout, bits numbered from the most significant (127):
-    ///
-    /// - bit 127: sign;
-    /// - bits 126..122 = `11111`: NaN (bit 121 tells a signaling NaN, which compares the same);
-    /// - bits 126..122 = `11110`: infinity (the remaining bits are ignored);
-    /// - bits 126..125 = `11` otherwise: exponent in bits 124..111 and significand
-    ///   `0b100 << 111 | bits 110..0`, always above 10^34 - 1, so non-canonical: the value is 0;
-    /// - else: biased exponent in bits 126..113 (bias 6176, so -6176..=6111) and significand in
-    ///   bits 112..0; a significand above 10^34 - 1 is non-canonical and reads as 0.
-    fn from_decimal128(bytes: [u8; 16]) -> Self {
-        let bits = u128::from_le_bytes(bytes);
-        let negative = bits >> 127 != 0;
-        match (bits >> 122) & 0x1F {
-            0x1F => return Number::NaN,
-            0x1E => return if negative { Number::NegInfinity } else { Number::PosInfinity },
-            _ => {}
+    /// Reads a decimal128 (the layout is documented on [`decode_decimal`]); a non-canonical
+    /// coefficient reads as zero, as IEEE 754 and mongod's decimal library read it.
+    fn from_decimal128(v: Decimal128) -> Self {
+        match decode_decimal(v) {
+            exact::Decimal::NaN => Number::NaN,
+            exact::Decimal::Infinity { negative: true } => Number::NegInfinity,
+            exact::Decimal::Infinity { negative: false } => Number::PosInfinity,
+            exact::Decimal::Finite { coefficient: 0, .. } => Number::Zero,
+            exact::Decimal::Finite { negative, coefficient, exponent } => {
+                Number::Finite { negative, magnitude: Decimal::normalized(coefficient, exponent).magnitude() }
+            }
         }
-        if (bits >> 125) & 0b11 == 0b11 {
-            return Number::Zero;
-        }
-        let exponent = ((bits >> 113) & 0x3FFF) as i32 - DECIMAL128_EXPONENT_BIAS;
-        let coefficient = bits & ((1u128 << 113) - 1);
-        if coefficient == 0 || coefficient > DECIMAL128_MAX_COEFFICIENT {
-            return Number::Zero;
-        }
-        Number::Finite { negative, magnitude: Decimal::normalized(coefficient, exponent).magnitude() }
     }
 }
 
@@ -618,10 +594,10 @@ mod tests {
         RawBson::Decimal128(Decimal128::from_bytes(bits.to_le_bytes()))
     }
 
-    /// A canonical decimal128 from its parts (the BID layout documented on `from_decimal128`).
+    /// A canonical decimal128 from its parts (the BID layout documented on `decode_decimal`).
     fn dec_parts(negative: bool, coefficient: u128, exponent: i32) -> RawBson {
-        assert!(coefficient <= DECIMAL128_MAX_COEFFICIENT && (-6176..=6111).contains(&exponent));
-        let biased = (exponent + DECIMAL128_EXPONENT_BIAS) as u128;
+        assert!(coefficient <= exact::decimal128::MAX_COEFFICIENT && (-6176..=6111).contains(&exponent));
+        let biased = (exponent + exact::decimal128::EXPONENT_BIAS) as u128;
         dec_bits((u128::from(negative) << 127) | (biased << 113) | coefficient)
     }
 
@@ -990,7 +966,7 @@ mod tests {
                 dec("0E+6111"),
                 dec_bits(0x6000 << 112), // the `11` form: non-canonical
                 dec_parts(false, 0, 0),  // explicit zero
-                dec_bits((6176u128 << 113) | (DECIMAL128_MAX_COEFFICIENT + 1)), // coefficient 10^34: non-canonical
+                dec_bits((6176u128 << 113) | (exact::decimal128::MAX_COEFFICIENT + 1)), // coefficient 10^34: non-canonical
             ],
             one(dec("1E-6176")),
             one(dec("4.940656458412465441765687928682213E-324")),
@@ -1391,7 +1367,7 @@ mod tests {
     /// trailing zeros), plus int64/int32 when the value is an integer in range.
     fn decimal_renderings(negative: bool, coefficient: u128, exponent: i32) -> Vec<RawBson> {
         let mut out = Vec::new();
-        let fits = |c: u128, e: i32| c <= DECIMAL128_MAX_COEFFICIENT && (-6176..=6111).contains(&e);
+        let fits = |c: u128, e: i32| c <= exact::decimal128::MAX_COEFFICIENT && (-6176..=6111).contains(&e);
         if fits(coefficient, exponent) {
             out.push(dec_parts(negative, coefficient, exponent));
         }
@@ -1486,7 +1462,7 @@ mod tests {
                 dec_parts(false, 0, 6111),
                 dec_bits(0x6000 << 112),
                 dec_bits((1 << 127) | (0x6FFF << 112) | 5),
-                dec_bits((6176u128 << 113) | (DECIMAL128_MAX_COEFFICIENT + 1)),
+                dec_bits((6176u128 << 113) | (exact::decimal128::MAX_COEFFICIENT + 1)),
                 dec_bits((1u128 << 113) - 1),
             ],
             NumberModel::DoubleBits(bits) => vec![dbl(f64::from_bits(bits))],
@@ -1543,7 +1519,7 @@ mod tests {
     ];
 
     const COEFFICIENT_EDGES: &[u128] = &[
-        DECIMAL128_MAX_COEFFICIENT,
+        exact::decimal128::MAX_COEFFICIENT,
         1_000_000_000_000_000_000_000_000_000_000_000,
         9_007_199_254_740_992,
         9_007_199_254_740_993,
@@ -1585,7 +1561,7 @@ mod tests {
         };
         let coefficient = match variant % 3 {
             0 => coefficient,
-            1 => coefficient.saturating_add(1).min(DECIMAL128_MAX_COEFFICIENT),
+            1 => coefficient.saturating_add(1).min(exact::decimal128::MAX_COEFFICIENT),
             _ => coefficient.saturating_sub(1),
         };
         NumberModel::Decimal(negative, coefficient, exponent)
@@ -1596,7 +1572,7 @@ mod tests {
             0u128..20,
             0u128..1_000_000,
             any::<u64>().prop_map(u128::from),
-            0u128..=DECIMAL128_MAX_COEFFICIENT,
+            0u128..=exact::decimal128::MAX_COEFFICIENT,
             prop::sample::select(COEFFICIENT_EDGES),
         ];
         let exponent = prop_oneof![

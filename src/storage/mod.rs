@@ -1,10 +1,39 @@
-//! Storage: the only module that touches fjall.
+//! Storage: the only module that touches fjall, and the boundary every storage engine
+//! implements.
 //!
+//! # The boundary
+//! Nothing above this module sees a key byte, a keyspace or an engine type. What it offers is
+//! what a second engine (a PostgreSQL-protocol one, later) must offer too:
+//! - **catalog operations** on [`Storage`]: collections by [`Namespace`] ([`Collection`],
+//!   with its [`IndexSet`]), create / drop / rename / set options, index builds, drops and
+//!   changes, per-collection totals (count and data size), `validate`;
+//! - **snapshot reads** through a [`ReadView`] ([`Storage::snapshot`]): a point
+//!   [`ReadView::get`] by `_id`; collection scans in `_id` order either way
+//!   ([`ReadView::scan`], [`ReadView::scan_where`] filtering in place); index scans
+//!   ([`ReadView::index_scan`]) within the query's [`IndexBounds`](crate::query::bounds) or
+//!   `min`/`max` [`KeyLimits`], in a [`Direction`], yielding [`IndexEntry`]s that
+//!   [`ReadView::fetch`] turns into documents; [`ReadView::count_keys`] for the planner's
+//!   trials; and an index's key for `returnKey` ([`Index::scanned_key`]);
+//! - **write batches**: a [`Writer`] per collection, which checks unique keys, maintains every
+//!   index entry and the totals, and commits the document changes atomically;
+//! - **durability tickets**: a commit returns a [`DurabilityTicket`]; [`Storage::wait_durable`]
+//!   waits for it (group commit), the background flush makes everything durable within
+//!   [`FLUSH_INTERVAL`], and a failed sync stops writes for good;
+//! - **background work**: dropped collections' and indexes' keys are deleted after the catalog
+//!   forgets them, the TTL monitor's [`Storage::delete_expired`];
+//! - **transactions** (not built yet): an engine transaction with conflict detection will sit
+//!   beside [`Writer`] for the multi-document case; no caller depends on fjall's.
+//!
+//! It stays a set of concrete types rather than a trait until a second engine exists: the
+//! shape is what matters now, and a trait over borrowed iterators and writers would cost more
+//! than it says.
+//!
+//! # fjall layout
 //! One fjall database in `<dbpath>/engine` with three keyspaces:
 //! - `meta`: format versions (of the data and of the key encoding), the catalog (one entry per collection), the next collection id
 //!   and collections whose keys still await deletion;
 //! - `docs`: key = collection id (8 bytes, big-endian) + order-preserving encoding of `_id`,
-//!   value = the raw BSON document;
+//!   value = the raw BSON document: the `_id` index is this order, with no entries of its own;
 //! - `index`: secondary index entries (see [`index`]): key = index id + key tuple + record key.
 //!
 //! Every fjall call blocks, so callers run these functions off the async workers.
@@ -18,6 +47,7 @@ mod index_ddl;
 pub mod keys;
 mod memory;
 mod namespace;
+mod read;
 mod ttl;
 mod validate;
 mod writer;
@@ -27,22 +57,25 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bson::{Document, RawBsonRef, RawDocument, RawDocumentBuf};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, Readable};
+use bson::Document;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 pub use catalog::{Collection, IndexSet, id_index_spec};
-pub use durability::{FLUSH_INTERVAL, JournalStats, SyncObserver};
+pub use durability::{DurabilityTicket, FLUSH_INTERVAL, JournalStats, SyncObserver};
 pub use error::StorageError;
-pub use index::{ID_INDEX_ID, Index, KeyRange};
+pub use index::{Direction, Index, KeyLimits};
 pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
 pub use memory::{MemoryBudget, MemoryUsage};
 pub use namespace::{Namespace, validate_db_name};
+pub use read::{DocumentFilter, DocumentIter, IndexEntry, IndexScan, ReadView, RecordId, record_id};
 pub use validate::ValidateReport;
 pub use writer::Writer;
 
 use crate::error::{Error, ErrorCode, Result};
 use catalog::{Catalog, CatalogChange};
 use durability::Journal;
+use index::ID_INDEX_ID;
+use read::{corrupt_document, decode_document, document_key};
 
 /// Version of everything written under `<dbpath>/engine`; bumped on any format change.
 ///
@@ -384,7 +417,7 @@ impl Storage {
     ///
     /// # Errors
     /// Writes disabled after a failed sync; 26 NamespaceNotFound if it was just dropped.
-    pub fn writer<'a>(&'a self, collection: &'a Collection) -> Result<Writer<'a>> {
+    pub fn writer<'a>(&'a self, collection: &'a Arc<Collection>) -> Result<Writer<'a>> {
         self.journal.check_writable()?;
         Writer::new(self, collection)
     }
@@ -394,13 +427,13 @@ impl Storage {
     ///
     /// # Errors
     /// Writes disabled after a failed sync.
-    pub fn wait_durable(&self, ticket: u64) -> Result<()> {
-        Ok(self.journal.wait_durable(ticket)?)
+    pub fn wait_durable(&self, ticket: DurabilityTicket) -> Result<()> {
+        Ok(self.journal.wait_durable(ticket.0)?)
     }
 
     /// A consistent view of all data as of now.
     pub fn snapshot(&self) -> ReadView {
-        ReadView { snapshot: self.db.snapshot(), docs: self.docs.clone(), index: self.index.clone() }
+        ReadView::new(self.db.snapshot(), self.docs.clone(), self.index.clone())
     }
 
     /// Stored size of one collection's documents (sum of value lengths) and their count.
@@ -647,188 +680,6 @@ impl Totals {
     }
 }
 
-/// A consistent snapshot for reads and cursors.
-pub struct ReadView {
-    snapshot: fjall::Snapshot,
-    docs: Keyspace,
-    index: Keyspace,
-}
-
-impl ReadView {
-    /// The document with `_id` equal to `id`.
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub fn get(&self, collection: &Collection, id: RawBsonRef<'_>) -> Result<Option<RawDocumentBuf>> {
-        let key = document_key(collection, id);
-        match self.snapshot.get(&self.docs, key).map_err(StorageError::from)? {
-            Some(value) => Ok(Some(decode_document(&value)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The document stored under `record` (an encoded `_id`, as index entries end with).
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub fn get_record(&self, collection_prefix: [u8; 8], record: &[u8]) -> Result<Option<RawDocumentBuf>> {
-        let mut key = Vec::with_capacity(8 + record.len());
-        key.extend_from_slice(&collection_prefix);
-        key.extend_from_slice(record);
-        match self.snapshot.get(&self.docs, key).map_err(StorageError::from)? {
-            Some(value) => Ok(Some(decode_document(&value)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The index entries in `range`, forwards or backwards.
-    pub fn index_entries(&self, range: &KeyRange, reverse: bool) -> IndexEntryIter {
-        let (start, end) = range;
-        let bounds = (std::ops::Bound::Included(start.clone()), end.clone());
-        let inner = self.snapshot.range(&self.index, bounds);
-        IndexEntryIter { inner: if reverse { DocsIter::Backward(inner.rev()) } else { DocsIter::Forward(inner) } }
-    }
-
-    /// The documents of `collection` whose `docs` keys fall in `range` (built over the
-    /// collection prefix, as for the `_id` index), forwards or backwards.
-    pub fn documents_in(&self, range: &KeyRange, reverse: bool) -> DocumentIter {
-        let (start, end) = range;
-        let inner = self.snapshot.range(&self.docs, (std::ops::Bound::Included(start.clone()), end.clone()));
-        DocumentIter::new(if reverse { DocsIter::Backward(inner.rev()) } else { DocsIter::Forward(inner) }, None)
-    }
-
-    /// Every document of `collection`, in `_id` order.
-    pub fn scan(&self, collection: &Collection) -> DocumentIter {
-        DocumentIter::new(DocsIter::Forward(self.snapshot.prefix(&self.docs, collection.prefix())), None)
-    }
-
-    /// The documents of `collection` that `keep` accepts, in `_id` order. `keep` sees each
-    /// document where the engine holds it, so rejected documents are never copied.
-    pub fn scan_where(&self, collection: &Collection, keep: DocumentFilter) -> DocumentIter {
-        DocumentIter::new(DocsIter::Forward(self.snapshot.prefix(&self.docs, collection.prefix())), Some(keep))
-    }
-}
-
-/// A test run on each stored document before it is copied out of the engine; an error ends
-/// the scan with that error.
-pub type DocumentFilter = Box<dyn FnMut(&RawDocument) -> Result<bool> + Send>;
-
-/// A fjall iterator walked forwards or backwards.
-enum DocsIter {
-    Forward(fjall::Iter),
-    Backward(std::iter::Rev<fjall::Iter>),
-}
-
-impl Iterator for DocsIter {
-    type Item = fjall::Guard;
-
-    fn next(&mut self) -> Option<fjall::Guard> {
-        match self {
-            Self::Forward(iter) => iter.next(),
-            Self::Backward(iter) => iter.next(),
-        }
-    }
-}
-
-/// Documents from a snapshot scan; owns what it needs, so a cursor can keep it.
-pub struct DocumentIter {
-    inner: DocsIter,
-    keep: Option<DocumentFilter>,
-}
-
-impl DocumentIter {
-    fn new(inner: DocsIter, keep: Option<DocumentFilter>) -> Self {
-        Self { inner, keep }
-    }
-}
-
-impl Iterator for DocumentIter {
-    type Item = Result<RawDocumentBuf>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let value = match self.inner.next()?.value() {
-                Ok(value) => value,
-                Err(error) => return Some(Err(StorageError::from(error).into())),
-            };
-            let document = match RawDocument::from_bytes(&value) {
-                Ok(document) => document,
-                Err(error) => return Some(Err(corrupt_document(&error))),
-            };
-            match self.keep.as_mut().map_or(Ok(true), |keep| keep(document)) {
-                Ok(true) => return Some(Ok(document.to_owned())),
-                Ok(false) => {}
-                Err(error) => return Some(Err(error)),
-            }
-        }
-    }
-}
-
-/// One index entry: the record it points to and its key values (`{a: 1}`).
-#[derive(Debug, Clone)]
-pub struct IndexEntry {
-    /// The full entry key.
-    pub key: fjall::UserKey,
-    /// The key values, as a BSON document named by the pattern's fields.
-    pub values: fjall::UserValue,
-}
-
-impl IndexEntry {
-    /// The record key (encoded `_id`) of the document this entry points to.
-    pub fn record(&self) -> &[u8] {
-        index::record_of(&self.key).unwrap_or_default()
-    }
-
-    /// The key values.
-    pub fn values(&self) -> Option<&RawDocument> {
-        RawDocument::from_bytes(&self.values).ok()
-    }
-}
-
-/// Index entries from a snapshot, in key order (or reversed).
-pub struct IndexEntryIter {
-    inner: DocsIter,
-}
-
-impl Iterator for IndexEntryIter {
-    type Item = Result<IndexEntry>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let guard = self.inner.next()?;
-        Some(
-            guard
-                .into_inner()
-                .map(|(key, values)| IndexEntry { key, values })
-                .map_err(|e| StorageError::from(e).into()),
-        )
-    }
-}
-
-/// A document's record id as `showRecordId` reports it: the ordered encoding of its `_id`,
-/// which keys it in storage (as mongod's clustered collections, whose record id is the `_id`
-/// key).
-pub fn record_id(id: RawBsonRef<'_>) -> Vec<u8> {
-    let mut key = Vec::with_capacity(16);
-    keys::encode_value(id, &mut key);
-    key
-}
-
-/// The `docs` key of a document.
-fn document_key(collection: &Collection, id: RawBsonRef<'_>) -> Vec<u8> {
-    let mut key = Vec::with_capacity(32);
-    key.extend_from_slice(&collection.prefix());
-    keys::encode_value(id, &mut key);
-    key
-}
-
-fn decode_document(bytes: &[u8]) -> Result<RawDocumentBuf> {
-    RawDocumentBuf::from_bytes(bytes.to_vec()).map_err(|e| corrupt_document(&e))
-}
-
-fn corrupt_document(error: &bson::error::Error) -> Error {
-    StorageError::Corrupt { what: "document", detail: error.to_string() }.into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -844,7 +695,7 @@ mod tests {
         }));
         storage.probe()?;
         storage.fail_journal_syncs(true);
-        let ticket = storage.journal.committed();
+        let ticket = DurabilityTicket(storage.journal.committed());
         assert!(storage.wait_durable(ticket).is_err());
         assert!(!storage.is_writable());
         assert!(matches!(storage.probe(), Err(StorageError::WritesDisabled(_))));

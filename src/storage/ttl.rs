@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use bson::{DateTime, RawBson};
 
-use super::{ID_INDEX_ID, Storage};
+use super::{Direction, Storage};
 use crate::error::Result;
 use crate::query::bounds::{IndexBounds, Interval};
 
@@ -22,7 +22,7 @@ impl Storage {
         let mut deleted = 0u64;
         for collection in self.all_collections() {
             for index in collection.indexes().iter() {
-                let Some(seconds) = index.expire_after_seconds.filter(|_| index.id != ID_INDEX_ID) else { continue };
+                let Some(seconds) = index.expire_after_seconds.filter(|_| !index.is_id_index()) else { continue };
                 let cutoff = now.timestamp_millis().saturating_sub(seconds.saturating_mul(1000));
                 let mut bounds = IndexBounds::all(&index.pattern);
                 bounds.fields = vec![vec![Interval {
@@ -31,27 +31,24 @@ impl Storage {
                     end: RawBson::DateTime(DateTime::from_millis(cutoff)),
                     end_inclusive: false,
                 }]];
-                let ranges = index.key_ranges(&index.prefix(), &bounds);
                 loop {
                     // Under the write lock, the snapshot is exactly the committed data.
                     let mut writer = self.writer(&collection)?;
                     let view = self.snapshot();
                     let mut ids = Vec::new();
                     let mut seen = HashSet::new();
-                    'ranges: for range in &ranges {
-                        for entry in view.index_entries(range, false) {
-                            let entry = entry?;
-                            if !seen.insert(entry.record().to_vec()) {
-                                continue;
-                            }
-                            if let Some(doc) = view.get_record(collection.prefix(), entry.record())?
-                                && let Ok(Some(id)) = doc.get("_id")
-                            {
-                                ids.push(RawBson::from(id));
-                            }
-                            if ids.len() >= TTL_BATCH {
-                                break 'ranges;
-                            }
+                    for entry in view.index_scan(&collection, index, &bounds, Direction::Forward, None) {
+                        let entry = entry?;
+                        if !seen.insert(entry.record_id()) {
+                            continue;
+                        }
+                        if let Some(doc) = view.fetch(&collection, entry)?
+                            && let Ok(Some(id)) = doc.get("_id")
+                        {
+                            ids.push(RawBson::from(id));
+                        }
+                        if ids.len() >= TTL_BATCH {
+                            break;
                         }
                     }
                     let batch = ids.len();

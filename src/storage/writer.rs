@@ -1,13 +1,13 @@
 //! Writing documents: one collection at a time, under its write lock, in one atomic batch.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard, PoisonError};
 
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use fjall::OwnedWriteBatch;
 
-use super::index::{ID_INDEX_ID, Index, prefix_successor, record_of};
-use super::{Collection, IndexSet, Storage, StorageError, catalog, decode_document, document_key};
+use super::index::{Direction, ID_INDEX_ID, Index, prefix_successor, record_of};
+use super::{Collection, DurabilityTicket, IndexSet, Storage, StorageError, catalog, decode_document, document_key};
 use crate::error::{Error, ErrorCode, Result};
 
 /// An open write to one collection. Holds the collection's write lock, so a check ("does this
@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorCode, Result};
 /// Nothing is visible to readers until [`Writer::commit`].
 pub struct Writer<'a> {
     storage: &'a Storage,
-    collection: &'a Collection,
+    collection: &'a Arc<Collection>,
     /// The indexes to maintain, read under the lock: an index being built waits for it.
     indexes: IndexSet,
     batch: OwnedWriteBatch,
@@ -34,7 +34,7 @@ pub struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    pub(super) fn new(storage: &'a Storage, collection: &'a Collection) -> Result<Self> {
+    pub(super) fn new(storage: &'a Storage, collection: &'a Arc<Collection>) -> Result<Self> {
         let guard = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
         if collection.is_dropped() {
             return Err(Error::new(
@@ -198,11 +198,12 @@ impl<'a> Writer<'a> {
     /// Every committed document of the collection, in `_id` order (this batch excluded: a
     /// multi-document update reads what was there when it started).
     pub fn scan_committed(&self) -> super::DocumentIter {
-        super::DocumentIter::new(super::DocsIter::Forward(self.storage.docs.prefix(self.collection.prefix())), None)
+        let keys = super::read::DocsIter::new(self.storage.docs.prefix(self.collection.prefix()), Direction::Forward);
+        super::DocumentIter::new(keys, None)
     }
 
     /// The collection written to.
-    pub fn collection(&self) -> &Collection {
+    pub fn collection(&self) -> &Arc<Collection> {
         self.collection
     }
 
@@ -227,7 +228,7 @@ impl<'a> Writer<'a> {
     ///
     /// # Errors
     /// Storage errors.
-    pub fn commit(self) -> Result<Option<u64>> {
+    pub fn commit(self) -> Result<Option<DurabilityTicket>> {
         let Writer {
             storage, collection, mut batch, pending, multikey_changed, count_delta, bytes_delta, _guard, ..
         } = self;
@@ -243,7 +244,7 @@ impl<'a> Writer<'a> {
             batch.insert(&storage.meta, super::totals_key(collection), totals.encode());
         }
         batch.commit().map_err(StorageError::from)?;
-        let ticket = storage.journal.committed();
+        let ticket = DurabilityTicket(storage.journal.committed());
         // Other writers to this collection need not wait for a memtable to be sealed.
         drop(_guard);
         storage.bound_write_buffers();

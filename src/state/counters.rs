@@ -1,5 +1,5 @@
-//! Server-wide counters behind `serverStatus`: connections, network traffic, op counters and
-//! per-command totals. Plain atomics: every request touches them.
+//! Server-wide counters behind `serverStatus` and `/metrics`: connections, network traffic, op
+//! counters and per-command totals. Plain atomics: every request touches them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -21,7 +21,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::server::Shared;
+use crate::obs::Observers;
+use crate::obs::metrics::ServerFigures;
+use crate::state::State;
+use crate::state::counters::ServerStats;
 
 /// Admin connections served at once; more are closed on accept. Probes and scrapes are few,
 /// so this only bounds what a misbehaving client can hold.
@@ -33,8 +36,9 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const JSON: &str = "application/json";
 
 /// What the admin handlers read.
-struct AdminState {
-    shared: Arc<Shared>,
+struct AdminContext {
+    state: Arc<State>,
+    observers: Arc<Observers>,
     /// Cancelled when shutdown begins: `/readyz` turns 503 while connections drain.
     draining: CancellationToken,
 }
@@ -92,17 +96,18 @@ struct HealthStorage {
 /// the admin server outlives it so that `/readyz` can report the drain.
 pub async fn serve(
     listeners: Vec<TcpListener>,
-    shared: Arc<Shared>,
+    state: Arc<State>,
+    observers: Arc<Observers>,
     draining: CancellationToken,
     stop: CancellationToken,
 ) {
-    let state = Arc::new(AdminState { shared, draining });
+    let admin = Arc::new(AdminContext { state, observers, draining });
     let limiter = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let connections = TaskTracker::new();
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            tokio::spawn(accept_loop(listener, state.clone(), limiter.clone(), connections.clone(), stop.clone()))
+            tokio::spawn(accept_loop(listener, admin.clone(), limiter.clone(), connections.clone(), stop.clone()))
         })
         .collect();
     for accept in loops {
@@ -114,7 +119,7 @@ pub async fn serve(
 
 async fn accept_loop(
     listener: TcpListener,
-    state: Arc<AdminState>,
+    admin: Arc<AdminContext>,
     limiter: Arc<Semaphore>,
     connections: TaskTracker,
     stop: CancellationToken,
@@ -136,11 +141,11 @@ async fn accept_loop(
         let Ok(permit) = limiter.clone().try_acquire_owned() else {
             continue;
         };
-        let state = state.clone();
+        let admin = admin.clone();
         let stop = stop.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |request| handle(state.clone(), request));
+            let service = hyper::service::service_fn(move |request| handle(admin.clone(), request));
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
@@ -156,7 +161,7 @@ async fn accept_loop(
 /// Query shapes `/queryStats` lists unless `?limit=` says otherwise.
 const DEFAULT_QUERY_STATS: usize = 20;
 
-async fn handle(state: Arc<AdminState>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(admin: Arc<AdminContext>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats") {
         return Ok(json(
@@ -173,31 +178,32 @@ async fn handle(state: Arc<AdminState>, request: Request<Incoming>) -> Result<Re
         return Ok(response);
     }
     Ok(match path {
-        "/metrics" => metrics(&state).await,
+        "/metrics" => metrics(&admin).await,
         "/livez" => json(StatusCode::OK, &Status { status: "ok" }),
-        "/readyz" => match readiness(&state).await {
+        "/readyz" => match readiness(&admin).await {
             Ok(()) => json(StatusCode::OK, &Status { status: "ok" }),
             Err(reason) => json(StatusCode::SERVICE_UNAVAILABLE, &Unavailable { status: "unavailable", reason }),
         },
-        "/queryStats" => query_stats(&state, request.uri().query()),
-        _ => health(&state).await,
+        "/queryStats" => query_stats(&admin, request.uri().query()),
+        _ => health(&admin).await,
     })
 }
 
 /// Query shapes that took the most total time (`?limit=N`, default 20): the same list as the
 /// `monarchQueryStats` command.
-fn query_stats(state: &AdminState, query: Option<&str>) -> Response<Full<Bytes>> {
+fn query_stats(admin: &AdminContext, query: Option<&str>) -> Response<Full<Bytes>> {
     let limit = query
         .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("limit=")))
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(DEFAULT_QUERY_STATS);
-    let body = serde_json::json!({ "queryStats": state.shared.latency.top_shapes_json(limit) });
+    let body = serde_json::json!({ "queryStats": admin.observers.latency.top_shapes_json(limit) });
     response(StatusCode::OK, "application/json", Bytes::from(body.to_string()))
 }
 
-async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
-    let shared = state.shared.clone();
-    match tokio::task::spawn_blocking(move || crate::obs::metrics::scrape(&shared)).await {
+async fn metrics(admin: &AdminContext) -> Response<Full<Bytes>> {
+    let (server, observers) = (admin.state.clone(), admin.observers.clone());
+    let scrape = move || observers.metrics_text(&figures(&server), &server.storage, &server.config.dbpath);
+    match tokio::task::spawn_blocking(scrape).await {
         Ok(text) => response(StatusCode::OK, PROMETHEUS_TEXT, Bytes::from(text)),
         Err(error) => json(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -208,11 +214,11 @@ async fn metrics(state: &AdminState) -> Response<Full<Bytes>> {
 
 /// Ready: not shutting down, storage writable, and a write and read through the engine
 /// succeed. Otherwise the reason.
-async fn readiness(state: &AdminState) -> Result<(), String> {
-    if state.draining.is_cancelled() {
+async fn readiness(admin: &AdminContext) -> Result<(), String> {
+    if admin.draining.is_cancelled() {
         return Err("shutting down: draining connections".into());
     }
-    let storage = state.shared.storage.clone();
+    let storage = admin.state.storage.clone();
     if !storage.is_writable() {
         return Err("storage is not writable after a failed journal sync; restart the server".into());
     }
@@ -223,10 +229,10 @@ async fn readiness(state: &AdminState) -> Result<(), String> {
     }
 }
 
-async fn health(state: &AdminState) -> Response<Full<Bytes>> {
-    let ready = readiness(state).await.is_ok();
-    let shared = &state.shared;
-    let storage = shared.storage.clone();
+async fn health(admin: &AdminContext) -> Response<Full<Bytes>> {
+    let ready = readiness(admin).await.is_ok();
+    let state = &admin.state;
+    let storage = state.storage.clone();
     let disk_bytes = match tokio::task::spawn_blocking(move || storage.engine_stats()).await {
         Ok(Ok(engine)) => engine.disk_bytes,
         Ok(Err(error)) => {
@@ -236,20 +242,40 @@ async fn health(state: &AdminState) -> Response<Full<Bytes>> {
         Err(_) => 0,
     };
     let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
-    let connections = &shared.stats.connections;
+    let connections = &state.counters.connections;
     let body = Health {
         status: "ok",
-        version: HealthVersion { mongodb: crate::cmd::COMPATIBLE_VERSION, monarch: env!("CARGO_PKG_VERSION") },
-        uptime_seconds: shared.started.elapsed().as_secs_f64(),
+        version: HealthVersion { mongodb: crate::version::COMPATIBLE_VERSION, monarch: env!("CARGO_PKG_VERSION") },
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
         connections: HealthConnections {
             current: load(&connections.current),
             total_created: load(&connections.total_created),
             rejected: load(&connections.rejected),
         },
-        storage: HealthStorage { writable: shared.storage.is_writable(), disk_bytes },
+        storage: HealthStorage { writable: state.storage.is_writable(), disk_bytes },
         ready,
     };
     json(StatusCode::OK, &body)
+}
+
+/// The server's figures `/metrics` exports, read now from its counters and cursors.
+pub(crate) fn figures(state: &State) -> ServerFigures {
+    let ServerStats { connections, network, .. } = &state.counters;
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    ServerFigures {
+        uptime: state.started.elapsed(),
+        connections_current: load(&connections.current),
+        connections_active: load(&connections.active),
+        connections_created: load(&connections.total_created),
+        connections_rejected: load(&connections.rejected),
+        bytes_in: load(&network.bytes_in),
+        bytes_out: load(&network.bytes_out),
+        physical_bytes_in: load(&network.physical_bytes_in),
+        physical_bytes_out: load(&network.physical_bytes_out),
+        requests: load(&network.num_requests),
+        cursors_open: state.cursors.len(),
+        cursors_timed_out: state.cursors.timed_out(),
+    }
 }
 
 fn json(status: StatusCode, body: &impl Serialize) -> Response<Full<Bytes>> {

@@ -1,4 +1,5 @@
-//! Cursors: results that did not fit in the first batch, parked until `getMore` asks for more.
+//! Parked cursors: results that did not fit in the first batch, kept until `getMore` asks for
+//! more. The executor opens and continues them (`exec::cursor`); this registry only holds them.
 //!
 //! A cursor owns an iterator over a storage snapshot (or a buffer of sorted results), so every
 //! batch comes from the same consistent view. Idle cursors are closed after
@@ -11,10 +12,7 @@ use std::time::{Duration, Instant};
 use bson::RawDocumentBuf;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::obs::tracker::ExecStats;
-
-/// Documents in a first batch when the client sets no `batchSize` (mongod's default).
-pub const DEFAULT_FIRST_BATCH: usize = 101;
+use crate::op::{ExecStats, check_deadline};
 
 /// The most bytes of documents in one batch.
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
@@ -58,9 +56,7 @@ impl Cursor {
         let mut batch = Vec::new();
         let mut bytes = 0usize;
         while limit.is_none_or(|l| batch.len() < l) {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit"));
-            }
+            check_deadline(deadline)?;
             let next_len = match self.stream.peek() {
                 None => break,
                 Some(Ok(doc)) => doc.as_bytes().len(),
@@ -139,7 +135,7 @@ impl CursorRegistry {
         let before = cursors.len();
         cursors.retain(|_, c| c.no_timeout || now.saturating_duration_since(c.last_used) < timeout);
         let reaped = before - cursors.len();
-        crate::obs::stats::add(&self.timed_out, reaped);
+        super::counters::add(&self.timed_out, reaped);
         reaped
     }
 

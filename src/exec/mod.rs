@@ -1,0 +1,210 @@
+//! Planning and execution: the layer between the command handlers (which parse arguments and
+//! build replies) and the query language and storage (which match documents and hold them).
+//!
+//! - [`planner`]: how a query reads its collection (collection scan, `_id` lookup, index scan
+//!   with bounds), chosen by a short trial and cached per query shape;
+//! - [`access`]: the access paths, reading through a storage snapshot;
+//! - [`stages`]: filter, blocking sort with its memory limit, skip and limit, projection,
+//!   `returnKey`, `showRecordId`;
+//! - [`cursor`]: first batches and `getMore` batches, parking what remains;
+//! - [`pipeline`]: the aggregation pipeline runner, applying the query language's stages to a
+//!   document stream;
+//! - [`explain`]: the description of a plan as `explain` shows it.
+//!
+//! A [`Query`] is what a handler hands over: the typed query, parsed once. [`Query::run`]
+//! plans it and returns the document stream; writes find their documents through
+//! [`select_for_write`].
+
+pub mod access;
+pub mod cursor;
+pub mod explain;
+pub mod pipeline;
+pub mod planner;
+pub mod stages;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bson::{RawBson, RawDocument, RawDocumentBuf};
+
+use crate::error::Result;
+use crate::op::ExecStats;
+use crate::query::{Collation, Filter, Projection, SortSpec};
+use crate::state::State;
+use crate::state::cursors::DocumentStream;
+use crate::state::plan_cache::PlanCache;
+use crate::storage::{Collection, Writer};
+use planner::{Plan, QueryShape};
+
+/// What a query reads and how: the parts of a `find` (and of `count`, `distinct`, a
+/// pipeline's leading `$match` and `$sort`) that shape the document stream.
+pub struct Query {
+    /// The compiled filter.
+    pub filter: Filter,
+    /// The filter as given (for the plan's bounds, the shape and `explain`).
+    pub filter_doc: RawDocumentBuf,
+    /// The sort, if any.
+    pub sort: Option<SortSpec>,
+    /// The projection as given.
+    pub projection_doc: Option<RawDocumentBuf>,
+    /// The compiled projection.
+    pub projection: Option<Projection>,
+    /// `hint`: an index name or key pattern.
+    pub hint: Option<RawBson>,
+    /// Documents to skip.
+    pub skip: usize,
+    /// The most documents to return (`None`: all).
+    pub limit: Option<usize>,
+    /// `allowDiskUse` (or `allowDiskUseByDefault`): lifts the in-memory sort limit. The sort
+    /// still runs in memory: Monarch does not spill to disk yet.
+    pub allow_disk_use: bool,
+    /// The collation the filter and sort use (`None`: simple).
+    pub collation: Option<Arc<Collation>>,
+    /// `min` and `max` key values of a hinted index scan.
+    pub min_max: (Option<RawDocumentBuf>, Option<RawDocumentBuf>),
+    /// `returnKey`: return the index key of each document (`{}` without an index) instead of
+    /// the document.
+    pub return_key: bool,
+    /// `showRecordId`: add each document's `$recordId`.
+    pub show_record_id: bool,
+}
+
+impl Query {
+    /// A query that only filters, by `filter_doc` (or everything when `None`) under
+    /// `collation`.
+    ///
+    /// # Errors
+    /// The filter's parse errors.
+    pub fn filtered(filter_doc: Option<&RawDocument>, collation: Option<Arc<Collation>>) -> Result<Self> {
+        let filter_doc = filter_doc.map_or_else(RawDocumentBuf::new, ToOwned::to_owned);
+        Ok(Self {
+            filter: Filter::parse(&filter_doc)?.with_collation(collation.as_ref()),
+            filter_doc,
+            sort: None,
+            projection_doc: None,
+            projection: None,
+            hint: None,
+            skip: 0,
+            limit: None,
+            allow_disk_use: false,
+            collation,
+            min_max: (None, None),
+            return_key: false,
+            show_record_id: false,
+        })
+    }
+
+    /// Plans and starts the query on `collection` (`None`: it does not exist, and nothing is
+    /// read), from one storage snapshot, counting work into `stats`. Returns the plan (`None`
+    /// without a collection) and the stream.
+    ///
+    /// # Errors
+    /// Planning errors (a bad hint, `min`/`max`), and a blocking sort over its memory limit.
+    pub fn run(
+        self,
+        state: &State,
+        collection: Option<&Arc<Collection>>,
+        stats: Arc<ExecStats>,
+    ) -> Result<(Option<Plan>, DocumentStream)> {
+        let Some(collection) = collection else {
+            return Ok((None, Box::new(std::iter::empty())));
+        };
+        // IMPORTANT: indexes before the snapshot, so every listed index is complete in it.
+        let indexes = collection.indexes();
+        let view = state.storage.snapshot();
+        let Query {
+            filter,
+            filter_doc,
+            sort,
+            projection_doc,
+            projection,
+            hint,
+            skip,
+            limit,
+            allow_disk_use,
+            collation,
+            min_max: (min, max),
+            return_key,
+            show_record_id,
+        } = self;
+        let shape = QueryShape {
+            filter: &filter_doc,
+            sort: sort.as_ref(),
+            projection: projection_doc.as_deref(),
+            hint: hint.as_ref().map(RawBson::as_raw_bson_ref),
+            collation: collation.as_deref(),
+            min: min.as_deref(),
+            max: max.as_deref(),
+        };
+        let planning = Instant::now();
+        let plan = planner::choose(&state.plans, collection, &indexes, &shape, &view)?;
+        stats.add_plan_time(planning.elapsed());
+        stats.set_plan(plan.note(&collection.ns, &shape));
+        let counted = stats.clone();
+        let matched: DocumentStream = Box::new(
+            access::scan(&plan, view, collection, filter, stats)?
+                .inspect(move |_| _ = counted.matched.fetch_add(1, Ordering::Relaxed)),
+        );
+        let ordered = match sort {
+            Some(sort) if !plan.sort_provided => {
+                stages::sort(matched, &sort, state.params.max_blocking_sort_bytes(), allow_disk_use)?
+            }
+            _ => matched,
+        };
+        let windowed: DocumentStream = Box::new(ordered.skip(skip).take(limit.unwrap_or(usize::MAX)));
+        // With `returnKey`, mongod returns the key alone, `showRecordId` or not.
+        let shaped = if return_key {
+            stages::return_key(windowed, plan.clone())
+        } else if show_record_id {
+            stages::with_record_id(windowed, projection)
+        } else {
+            stages::project(windowed, projection)
+        };
+        Ok((Some(plan), shaped))
+    }
+}
+
+/// What a write statement selects and how: its filter as given and compiled, its hint and
+/// collation, and how many documents it takes.
+pub struct WriteSelection<'a> {
+    /// The statement's query.
+    pub query: &'a RawDocument,
+    /// The compiled query.
+    pub filter: &'a Filter,
+    /// The statement's `hint`.
+    pub hint: Option<bson::RawBsonRef<'a>>,
+    /// The statement's collation.
+    pub collation: Option<&'a Collation>,
+    /// Every match (`true`), or the first only.
+    pub multi: bool,
+}
+
+/// The documents a write statement selects, read under `writer`'s lock through the planner
+/// (an `_id` lookup, an index scan or a collection scan), counting into `stats`.
+///
+/// # Errors
+/// Planning and storage errors; a failing `$expr` fails the statement, as in mongod.
+pub fn select_for_write(
+    plans: &PlanCache,
+    writer: &Writer<'_>,
+    selection: &WriteSelection<'_>,
+    stats: &Arc<ExecStats>,
+) -> Result<Vec<RawDocumentBuf>> {
+    let view = writer.snapshot();
+    let shape = QueryShape {
+        filter: selection.query,
+        sort: None,
+        projection: None,
+        hint: selection.hint,
+        min: None,
+        max: None,
+        collation: selection.collation,
+    };
+    let planning = Instant::now();
+    let plan = planner::choose(plans, writer.collection(), writer.indexes(), &shape, &view)?;
+    stats.add_plan_time(planning.elapsed());
+    stats.set_plan(plan.note(&writer.collection().ns, &shape));
+    let stream = access::scan(&plan, view, writer.collection(), selection.filter.clone(), stats.clone())?;
+    stream.take(if selection.multi { usize::MAX } else { 1 }).collect()
+}

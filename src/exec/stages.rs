@@ -1,0 +1,109 @@
+//! The executor's stages above the access path: filter, blocking sort under its memory limit,
+//! skip and limit, and the shaping of what is returned (projection, `returnKey`,
+//! `showRecordId`). Each takes a document stream and gives one back.
+
+use bson::{RawDocument, RawDocumentBuf};
+
+use super::planner::{Access, Plan};
+use crate::error::{Error, ErrorCode, Result};
+use crate::query::{Filter, Projection, SortSpec};
+use crate::state::cursors::DocumentStream;
+use crate::storage::Direction;
+
+/// One step of filtering a document stream: a non-matching document is dropped, and a
+/// failing `$expr` yields its error, which fails the query as in mongod.
+pub fn keep(filter: &Filter, doc: Result<RawDocumentBuf>) -> Option<Result<RawDocumentBuf>> {
+    match doc {
+        Ok(doc) => match filter.try_matches(&doc) {
+            Ok(true) => Some(Ok(doc)),
+            Ok(false) => None,
+            Err(err) => Some(Err(err.into())),
+        },
+        Err(err) => Some(Err(err)),
+    }
+}
+
+/// Sorts `stream` in memory, stably (ties keep the order they came in, as mongod). Past
+/// `memory_limit` bytes of documents the sort fails unless `allow_disk_use`; Monarch does not
+/// spill to disk yet, so with it the sort goes on in memory.
+///
+/// # Errors
+/// 292 QueryExceededMemoryLimitNoDiskUseAllowed, and the stream's errors.
+pub fn sort(
+    stream: DocumentStream,
+    sort: &SortSpec,
+    memory_limit: u64,
+    allow_disk_use: bool,
+) -> Result<DocumentStream> {
+    let memory_limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
+    let mut all = Vec::new();
+    let mut bytes = 0usize;
+    for doc in stream {
+        let doc = doc?;
+        bytes += doc.as_bytes().len();
+        if bytes > memory_limit && !allow_disk_use {
+            return Err(Error::new(
+                ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+                format!(
+                    "Executor error during find command :: caused by :: Sort exceeded memory limit of \
+                     {memory_limit} bytes, but did not opt in to external sorting."
+                ),
+            ));
+        }
+        all.push(doc);
+    }
+    all.sort_by(|a, b| sort.compare(a, b));
+    Ok(Box::new(all.into_iter().map(Ok)))
+}
+
+/// Applies `projection` to every document, if there is one.
+pub fn project(stream: DocumentStream, projection: Option<Projection>) -> DocumentStream {
+    match projection {
+        Some(projection) => Box::new(stream.map(move |doc| doc.and_then(|d| Ok(projection.apply(&d)?)))),
+        None => stream,
+    }
+}
+
+/// `showRecordId`: projects each document and adds its `$recordId`, taken from the stored
+/// document before the projection replaces it.
+pub fn with_record_id(stream: DocumentStream, projection: Option<Projection>) -> DocumentStream {
+    Box::new(stream.map(move |doc| {
+        let doc = doc?;
+        let record_id = doc.get("_id").ok().flatten().map(crate::storage::record_id);
+        let mut out = match &projection {
+            Some(projection) => projection.apply(&doc)?,
+            None => doc,
+        };
+        if let Some(bytes) = record_id {
+            out.append(
+                bson::raw::cstr!("$recordId"),
+                bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes },
+            );
+        }
+        Ok(out)
+    }))
+}
+
+/// `returnKey`: each document replaced by the index key `plan` read it through.
+pub fn return_key(stream: DocumentStream, plan: Plan) -> DocumentStream {
+    Box::new(stream.map(move |doc| doc.and_then(|d| returned_key(&plan, &d))))
+}
+
+/// The index key `plan` read `doc` through, as `find`'s `returnKey` shows it: `{}` for a
+/// collection scan, `{_id: <value>}` through the `_id` index, and the index entry's values
+/// otherwise (hashed fields as their hash).
+fn returned_key(plan: &Plan, doc: &RawDocument) -> Result<RawDocumentBuf> {
+    match &plan.access {
+        Access::CollScan { .. } => Ok(RawDocumentBuf::new()),
+        Access::IndexScan { index, bounds, reverse, limits } if !index.is_id_index() => {
+            index.scanned_key(doc, bounds, limits.as_ref(), Direction::backward_if(*reverse))
+        }
+        Access::IdPoint(_) | Access::IndexScan { .. } => {
+            let mut key = RawDocumentBuf::new();
+            if let Some(id) = doc.get("_id").ok().flatten() {
+                key.append(bson::raw::cstr!("_id"), id);
+            }
+            Ok(key)
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Aggregation expressions, the language of `$expr` and of pipeline-style updates: parsed
+//! once into an [`Expression`] tree, then evaluated against a document.
+//!
+//! Supported: literals and `$literal`, field paths (`$a.b`), `$$ROOT`, `$$CURRENT`, `$$REMOVE`
+//! and user variables (`$$name`), expression objects and arrays, and the operators `$eq $ne $gt
+//! $gte $lt $lte $cmp $and $or $not $cond $ifNull $add $subtract $multiply $divide $mod $abs $in
+//! $size $concat $toLower $toUpper $type $getField $setField $slice $rand`. The other operators
+//! of mongod 7.0 (and `$meta`) answer 238 NotImplemented; a name mongod does not know answers
+//! its 168 InvalidPipelineOperator. Arithmetic promotes as mongod does: any decimal128 operand
+//! makes the result a decimal (computed exactly, rounded to 34 digits; a double operand
+//! converts to 15 significant digits, as mongod's `coerceToDecimal`).
+//!
+//! A missing value (mongod's EOO) is kept apart from null: it is omitted from arrays and
+//! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
+//!
+//! The layers, each importing only those below it: `value` (values while evaluating),
+//! `arithmetic` (the arithmetic operators on values), `syntax` (the parsed tree and the
+//! variables in scope), `parse` (BSON into the tree), `eval` (the tree against a document).
+
+mod arithmetic;
+mod eval;
+mod parse;
+mod syntax;
+#[cfg(test)]
+mod tests;
+mod value;
+
+pub use eval::{Budget, MAX_COPIED_BYTES};
+pub use parse::is_expression_name;
+pub use syntax::{Expression, Operator, Variable, Variables};
+pub use value::truthy;

@@ -1,0 +1,208 @@
+//! What a parsed expression is: the [`Expression`] tree, its operators and variables, and the
+//! [`Variables`] in scope when it is evaluated.
+
+use std::sync::Arc;
+
+use bson::{Bson, RawBson};
+
+use crate::query::collation::Collation;
+use crate::query::error::QueryError;
+
+/// A parsed aggregation expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expression {
+    /// A constant (a plain value or the argument of `$literal`).
+    Literal(Bson),
+    /// `$path`, `$$VAR` or `$$VAR.path`: a variable and the path below it.
+    FieldPath {
+        /// The variable the path starts from (`CURRENT` for `$a.b`).
+        var: Variable,
+        /// The components below the variable, possibly none.
+        path: Vec<String>,
+    },
+    /// `{a: expr, ...}`: a document whose missing fields are left out.
+    Object(Vec<(String, Expression)>),
+    /// `[expr, ...]`: an array whose missing elements become null, as in mongod.
+    Array(Vec<Expression>),
+    /// `{$op: args}`.
+    Operator {
+        /// The operator.
+        op: Operator,
+        /// Its parsed arguments.
+        args: Vec<Expression>,
+    },
+}
+
+/// The variable a field path starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Variable {
+    /// `$$ROOT`: the document being evaluated.
+    Root,
+    /// `$$CURRENT`: the same document until something rebinds it.
+    Current,
+    /// `$$REMOVE`: always missing.
+    Remove,
+    /// A user variable bound by `let`.
+    User(String),
+}
+
+/// The operators this evaluator knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    /// `$eq`.
+    Eq,
+    /// `$ne`.
+    Ne,
+    /// `$gt`.
+    Gt,
+    /// `$gte`.
+    Gte,
+    /// `$lt`.
+    Lt,
+    /// `$lte`.
+    Lte,
+    /// `$cmp`.
+    Cmp,
+    /// `$and`.
+    And,
+    /// `$or`.
+    Or,
+    /// `$not`.
+    Not,
+    /// `$cond`, its arguments always `[if, then, else]`.
+    Cond,
+    /// `$ifNull`.
+    IfNull,
+    /// `$add`.
+    Add,
+    /// `$subtract`.
+    Subtract,
+    /// `$multiply`.
+    Multiply,
+    /// `$divide`.
+    Divide,
+    /// `$mod`.
+    Mod,
+    /// `$abs`.
+    Abs,
+    /// `$in`.
+    In,
+    /// `$size`.
+    Size,
+    /// `$concat`.
+    Concat,
+    /// `$toLower`.
+    ToLower,
+    /// `$toUpper`.
+    ToUpper,
+    /// `$type`.
+    Type,
+    /// `$getField`, its arguments `[field, input]`.
+    GetField,
+    /// `$setField`, its arguments `[field, input, value]`.
+    SetField,
+    /// `$slice`: `[array, n]` or `[array, position, n]`.
+    Slice,
+    /// `$rand`: a double in [0, 1), no arguments.
+    Rand,
+}
+
+impl Operator {
+    pub(super) fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "$eq" => Self::Eq,
+            "$ne" => Self::Ne,
+            "$gt" => Self::Gt,
+            "$gte" => Self::Gte,
+            "$lt" => Self::Lt,
+            "$lte" => Self::Lte,
+            "$cmp" => Self::Cmp,
+            "$and" => Self::And,
+            "$or" => Self::Or,
+            "$not" => Self::Not,
+            "$cond" => Self::Cond,
+            "$ifNull" => Self::IfNull,
+            "$add" => Self::Add,
+            "$subtract" => Self::Subtract,
+            "$multiply" => Self::Multiply,
+            "$divide" => Self::Divide,
+            "$mod" => Self::Mod,
+            "$abs" => Self::Abs,
+            "$in" => Self::In,
+            "$size" => Self::Size,
+            "$concat" => Self::Concat,
+            "$toLower" => Self::ToLower,
+            "$toUpper" => Self::ToUpper,
+            "$type" => Self::Type,
+            "$getField" => Self::GetField,
+            "$setField" => Self::SetField,
+            "$slice" => Self::Slice,
+            "$rand" => Self::Rand,
+            _ => return None,
+        })
+    }
+
+    /// The exact number of arguments, for the operators that have one.
+    pub(super) fn arity(self) -> Option<usize> {
+        match self {
+            Self::Eq
+            | Self::Ne
+            | Self::Gt
+            | Self::Gte
+            | Self::Lt
+            | Self::Lte
+            | Self::Cmp
+            | Self::Subtract
+            | Self::Divide
+            | Self::Mod
+            | Self::In => Some(2),
+            Self::Not | Self::Abs | Self::Size | Self::ToLower | Self::ToUpper | Self::Type => Some(1),
+            Self::Cond | Self::SetField => Some(3),
+            Self::GetField => Some(2),
+            Self::Rand => Some(0),
+            Self::Slice | Self::And | Self::Or | Self::IfNull | Self::Add | Self::Multiply | Self::Concat => None,
+        }
+    }
+}
+
+/// The user variables in scope (`let`); `ROOT` and `CURRENT` come from the document itself.
+/// A variable bound to a missing value is kept: it evaluates to missing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Variables {
+    pub(super) bound: Vec<(String, Option<RawBson>)>,
+    /// The collation comparison expressions (`$eq`, `$lt`, `$cmp`, ...) compare strings
+    /// under; `None` is the simple collation. It travels with the variables because both
+    /// are the evaluation's context.
+    pub(super) collation: Option<Arc<Collation>>,
+}
+
+impl Variables {
+    /// No user variables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Binds `name` to `value`, shadowing an earlier binding of the same name.
+    ///
+    /// # Errors
+    /// 22 InvalidBSON when `value` cannot be encoded.
+    pub fn bind(&mut self, name: &str, value: Bson) -> Result<(), QueryError> {
+        let raw = RawBson::try_from(value).map_err(QueryError::invalid_bson)?;
+        self.bound.push((name.to_owned(), Some(raw)));
+        Ok(())
+    }
+
+    /// Makes comparison expressions compare strings under `collation`.
+    pub fn set_collation(&mut self, collation: Option<Arc<Collation>>) {
+        self.collation = collation;
+    }
+
+    /// The collation of comparison expressions, `None` for the simple one.
+    pub fn collation(&self) -> Option<&Arc<Collation>> {
+        self.collation.as_ref()
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&Option<RawBson>> {
+        self.bound.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}

@@ -1,0 +1,125 @@
+//! Regular expressions in filters (`$regex`, regex values in equalities and `$in`, and
+//! `$jsonSchema`'s `pattern`): compiled with mongod's options and PCRE's end anchors.
+
+use bson::RawBsonRef;
+
+use crate::error::ErrorCode;
+use crate::query::error::QueryError;
+
+/// A compiled regular expression with the pattern and options as written, so that a BSON
+/// regex value equal to it matches too (mongod compares those textually).
+#[derive(Debug, Clone)]
+pub(in crate::query) struct RegexPredicate {
+    pattern: String,
+    options: String,
+    compiled: regex::Regex,
+}
+
+impl RegexPredicate {
+    /// Compiles a BSON regular expression value.
+    pub(super) fn from_value(re: bson::RawRegexRef<'_>) -> Result<Self, QueryError> {
+        Self::new(re.pattern.as_str(), re.options.as_str())
+    }
+
+    /// Compiles `pattern` with mongod's options `i m s x` (`u` is accepted: matching is always
+    /// Unicode-aware here).
+    pub(in crate::query) fn new(pattern: &str, options: &str) -> Result<Self, QueryError> {
+        // mongod checks these before the options; `MaxPatternSize` is its length limit.
+        if pattern.len() > 32_764 {
+            return Err(QueryError::bad_value("Regular expression is too long"));
+        }
+        if pattern.contains('\0') {
+            return Err(QueryError::bad_value("Regular expression cannot contain an embedded null byte"));
+        }
+        let mut builder = regex::RegexBuilder::new(&pcre_end_anchors(pattern, options.contains('m')));
+        for flag in options.chars() {
+            match flag {
+                'i' => builder.case_insensitive(true),
+                'm' => builder.multi_line(true),
+                's' => builder.dot_matches_new_line(true),
+                'x' => builder.ignore_whitespace(true),
+                'u' => &mut builder,
+                _ => {
+                    // mongod prefixes the operator name, empty for a query `$regex`, and a
+                    // space: the leading space is verbatim.
+                    return Err(QueryError::new(
+                        ErrorCode::Location51108,
+                        format!(" invalid flag in regex options: {flag}"),
+                    ));
+                }
+            };
+        }
+        let compiled = builder.build().map_err(|err| {
+            // The regex crate explains syntax errors over several lines; the last one names
+            // the problem. PCRE-only syntax (lookaround, backreferences) lands here too.
+            let text = err.to_string();
+            let detail = text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&text).to_owned();
+            QueryError::new(ErrorCode::Location51091, format!("Regular expression is invalid: {detail}"))
+        })?;
+        Ok(Self { pattern: pattern.to_owned(), options: options.to_owned(), compiled })
+    }
+
+    pub(in crate::query) fn matches(&self, value: RawBsonRef<'_>) -> bool {
+        match value {
+            RawBsonRef::String(s) | RawBsonRef::Symbol(s) => self.compiled.is_match(s),
+            RawBsonRef::RegularExpression(re) => {
+                re.pattern.as_str() == self.pattern && re.options.as_str() == self.options
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Rewrites PCRE's end anchors for the regex crate: without `m`, PCRE's `$` (and always its
+/// `\Z`) also matches before a newline that ends the subject, where the regex crate's `$`
+/// matches only at the very end. Escapes and character classes are copied as they are.
+fn pcre_end_anchors(pattern: &str, multi_line: bool) -> String {
+    const END_OR_FINAL_NEWLINE: &str = r"(?:\n?\z)";
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('Z') => out.push_str(END_OR_FINAL_NEWLINE),
+                Some(next) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                None => out.push('\\'),
+            },
+            '[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                // A `]` first in a class (after an optional `^`) is a literal.
+                if chars.peek() == Some(&'^') {
+                    out.push('^');
+                    chars.next();
+                }
+                if chars.peek() == Some(&']') {
+                    out.push(']');
+                    chars.next();
+                }
+            }
+            // A POSIX class such as `[:alpha:]` inside a class does not end it.
+            '[' if chars.peek() == Some(&':') => {
+                out.push('[');
+                while let Some(inner) = chars.next() {
+                    out.push(inner);
+                    if inner == ':' && chars.peek() == Some(&']') {
+                        out.push(']');
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(']');
+            }
+            '$' if !in_class && !multi_line => out.push_str(END_OR_FINAL_NEWLINE),
+            _ => out.push(c),
+        }
+    }
+    out
+}

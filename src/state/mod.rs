@@ -1,0 +1,103 @@
+//! The shared server state: what every connection and handler works with, below the network,
+//! command, executor and observability layers and importing none of them.
+//!
+//! [`State`] holds the storage handle, the configuration and the registries, each a leaf module
+//! here: [`counters`] (`serverStatus`), [`cursors`] (parked cursors), [`plan_cache`],
+//! [`sessions`], [`failpoints`] and [`parameters`] (what `setParameter` changes). The
+//! operations in flight live in [`crate::op`], whose types the executor and observability use
+//! too; the log sink is [`crate::log`]. Observers (metrics, slow-query log, latency, profiler)
+//! are not here: `obs` owns them, and the server hands them to the connections beside this.
+
+pub mod counters;
+pub mod cursors;
+pub mod failpoints;
+pub mod parameters;
+pub mod plan_cache;
+pub mod sessions;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU16, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::log::LogSink;
+use crate::op::OpRegistry;
+use crate::storage::Storage;
+use counters::ServerStats;
+use cursors::CursorRegistry;
+use failpoints::FailPoints;
+use parameters::RuntimeParameters;
+use plan_cache::PlanCache;
+use sessions::SessionCatalog;
+
+/// State shared by every connection and handler.
+pub struct State {
+    /// The validated configuration.
+    pub config: Config,
+    /// Server parameters that `setParameter` changes while the server runs.
+    pub params: RuntimeParameters,
+    /// Counters for `serverStatus` and `/metrics`.
+    pub counters: ServerStats,
+    /// The log, for `getLog` and the log lines handlers write themselves.
+    pub log: Arc<LogSink>,
+    /// Logical sessions.
+    pub sessions: SessionCatalog,
+    /// The storage engine.
+    pub storage: Arc<Storage>,
+    /// Open cursors.
+    pub cursors: CursorRegistry,
+    /// Test fail points (`configureFailPoint`).
+    pub failpoints: FailPoints,
+    /// Cached query plans.
+    pub plans: PlanCache,
+    /// Operations in flight (`currentOp`, `killOp`).
+    pub ops: OpRegistry,
+    /// When the server started.
+    pub started: Instant,
+    next_connection_id: AtomicU64,
+    next_request_id: AtomicI32,
+    bound_port: AtomicU16,
+}
+
+impl State {
+    /// Fresh state for `config` over an opened `storage`, with counters for a command table
+    /// of `commands` rows.
+    pub fn new(config: Config, log: Arc<LogSink>, storage: Arc<Storage>, commands: usize) -> Self {
+        Self {
+            storage,
+            cursors: CursorRegistry::default(),
+            failpoints: FailPoints::default(),
+            plans: PlanCache::default(),
+            ops: OpRegistry::default(),
+            bound_port: AtomicU16::new(config.port),
+            params: RuntimeParameters::new(&config),
+            config,
+            counters: ServerStats::new(commands),
+            log,
+            sessions: SessionCatalog::default(),
+            started: Instant::now(),
+            next_connection_id: AtomicU64::new(1),
+            next_request_id: AtomicI32::new(1),
+        }
+    }
+
+    /// The port actually listened on (differs from the configured one when that was 0).
+    pub fn port(&self) -> u16 {
+        self.bound_port.load(Ordering::Relaxed)
+    }
+
+    /// Records the port the wire listener was bound to.
+    pub fn set_port(&self, port: u16) {
+        self.bound_port.store(port, Ordering::Relaxed);
+    }
+
+    /// A new connection number.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A new id for an outgoing message.
+    pub fn next_request_id(&self) -> i32 {
+        self.next_request_id.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,55 @@
+//! The plan cache: a query shape's key to the index the planner chose for it, valid while the
+//! collection's index set is the one it was chosen with. The planner (`exec::planner`) decides
+//! the keys and when an entry applies; this is only the bounded map behind it.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+/// Query shapes the plan cache keeps before it starts over.
+const PLAN_CACHE_ENTRIES: usize = 5000;
+
+/// The cached choices of every collection, by shape key.
+#[derive(Debug, Default)]
+pub struct PlanCache {
+    entries: Mutex<HashMap<String, CachedPlan>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedPlan {
+    /// Signature of the index set the choice was made with.
+    index_set: u64,
+    /// The chosen index, `None` for a collection scan.
+    index: Option<String>,
+}
+
+impl PlanCache {
+    /// The choice cached for `key` under the index set `index_set`: `Some(None)` for a
+    /// collection scan, `None` when nothing (valid) is cached.
+    pub fn get(&self, key: &str, index_set: u64) -> Option<Option<String>> {
+        let entries = self.lock();
+        entries.get(key).filter(|c| c.index_set == index_set).map(|c| c.index.clone())
+    }
+
+    /// Caches `index` as the choice for `key` under `index_set`.
+    pub fn put(&self, key: String, index_set: u64, index: Option<String>) {
+        let mut entries = self.lock();
+        if entries.len() >= PLAN_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, CachedPlan { index_set, index });
+    }
+
+    /// Number of cached shapes.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedPlan>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

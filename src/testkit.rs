@@ -1,0 +1,77 @@
+//! A server for unit tests, without sockets: the shared state and the observers over storage
+//! in a temporary directory, and commands run through the dispatcher as a connection would.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::cmd::{self, ClientInfo, CommandRequest, RequestCtx};
+use crate::config::Config;
+use crate::log::LogSink;
+use crate::obs::Observers;
+use crate::state::State;
+use crate::storage::Storage;
+
+/// Test state that owns its temporary data directory (removed when dropped).
+pub(crate) struct TestServer {
+    state: State,
+    observers: Observers,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl TestServer {
+    /// Default configuration, a silent log and storage in a temporary directory.
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let config = Config::from_args(["monarchd"]).unwrap_or_else(|e| panic!("default config: {e}"));
+        let storage = Arc::new(Storage::open(dir.path()).unwrap_or_else(|e| panic!("storage: {e}")));
+        let log = LogSink::new(Box::new(std::io::sink()));
+        let observers = Observers::new(&config, log.clone(), storage.clone());
+        let state = State::new(config, log, storage, cmd::COMMANDS.len());
+        Self { state, observers, _dir: dir }
+    }
+
+    /// A client on loopback.
+    pub(crate) fn test_client(&self) -> ClientInfo {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 50000));
+        ClientInfo {
+            connection_id: self.state.next_connection_id(),
+            remote: addr,
+            local: addr,
+            tls: false,
+            metadata: None,
+            compressors: Vec::new(),
+            close_requested: false,
+        }
+    }
+
+    /// Runs the command `body` (an `OP_MSG` body) through the dispatcher as `client`.
+    pub(crate) fn run_command_as(&self, client: &mut ClientInfo, body: bson::Document) -> bson::Document {
+        let bytes = monarch_wire::DocumentBytes::try_from(&body).unwrap_or_else(|e| panic!("test body: {e}"));
+        let request =
+            CommandRequest::from_msg(monarch_wire::OpMsg::new(bytes)).unwrap_or_else(|e| panic!("test request: {e}"));
+        let listed = self.state.config.parameters.observability;
+        let guard = self.state.ops.begin(request.op_start(client, std::time::Instant::now()), listed);
+        let mut ctx = RequestCtx { state: &self.state, observers: &self.observers, client, op: guard.op() };
+        cmd::execute(&mut ctx, &request).reply
+    }
+
+    /// Runs the command `body` on a fresh test connection.
+    pub(crate) fn run_command(&self, body: bson::Document) -> bson::Document {
+        let mut client = self.test_client();
+        self.run_command_as(&mut client, body)
+    }
+
+    /// What `/metrics` would serve now.
+    pub(crate) fn metrics_text(&self) -> String {
+        let figures = crate::net::admin::figures(&self.state);
+        self.observers.metrics_text(&figures, &self.state.storage, &self.state.config.dbpath)
+    }
+}
