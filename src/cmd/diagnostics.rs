@@ -161,7 +161,7 @@ fn storage_engine(server: &crate::state::State) -> Document {
 /// exporters) read to show cache use, from the engine's memory budget: the block cache and
 /// the write buffers together play the part of WiredTiger's cache, and the write buffers
 /// (memtables not yet flushed) that of its dirty pages.
-fn cache_section(server: &crate::server::Shared) -> Document {
+fn cache_section(server: &crate::state::State) -> Document {
     let usage = server.storage.memory_usage();
     let to_i64 = |bytes: u64| i64::try_from(bytes).unwrap_or(i64::MAX);
     doc! {
