@@ -46,10 +46,10 @@ def status_kib(pid, field):
 def metrics(admin_port):
     text = urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=10).read().decode()
     wanted = {
-        "monarch_storage_cache_capacity_bytes",
+        "monarch_storage_cache_size_bytes",
         "monarch_storage_cache_bytes",
+        "monarch_storage_block_cache_bytes",
         "monarch_storage_write_buffer_bytes",
-        "monarch_storage_write_buffer_budget_bytes",
     }
     found = {}
     for line in text.splitlines():
@@ -156,7 +156,11 @@ def main():
                 collection.insert_many([document(n, pad_len) for n in range(first, last)])
                 if first and first % (BATCH * 100) == 0:
                     snapshot(f"loaded {first}", child.pid, admin_port, started)
+            loaded = time.monotonic() - started
             snapshot("after load", child.pid, admin_port, started)
+            print(json.dumps({"load docs_per_s": round(args.records / loaded),
+                              "load mib_per_s": round(args.records * args.doc_size / 1048576 / loaded, 1)}),
+                  flush=True)
             scanned = sum(1 for _ in collection.find({}, batch_size=1_000))
             if scanned != args.records:
                 raise RuntimeError(f"scanned {scanned} of {args.records}")

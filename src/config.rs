@@ -345,13 +345,17 @@ impl CacheSize {
 
     /// Parses and range-checks a `cacheSizeGB` value, with mongod's messages.
     fn parse(text: &str) -> Result<Self, ConfigError> {
-        let invalid = |message: String| ConfigError::invalid(CACHE_SIZE_KEY, message);
-        let gb: f64 = text.trim().parse().map_err(|_| invalid(format!("'{text}' is not a number")))?;
+        let gb: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::invalid(CACHE_SIZE_KEY, format!("'{text}' is not a number")))?;
+        let out_of_range = |message: String| ConfigError::OutOfRange { key: CACHE_SIZE_KEY, message };
+        // NaN fails mongod's `gte` check too.
         if gb.is_nan() || gb < *CACHE_SIZE_GB_RANGE.start() {
-            return Err(invalid(format!("cacheSizeGB must be greater than or equal to {}", CACHE_SIZE_GB_RANGE.start())));
+            return Err(out_of_range(format!("must be greater than or equal to {}", CACHE_SIZE_GB_RANGE.start())));
         }
         if gb > *CACHE_SIZE_GB_RANGE.end() {
-            return Err(invalid(format!("cacheSizeGB must be less than or equal to {}", CACHE_SIZE_GB_RANGE.end())));
+            return Err(out_of_range(format!("must be less than or equal to {}", CACHE_SIZE_GB_RANGE.end())));
         }
         Ok(Self::configured(gb))
     }
@@ -457,11 +461,30 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A number outside the range mongod accepts for the setting; the text is mongod's
+    /// (`<key> must be greater than or equal to <min>`).
+    #[error("{key} {message}")]
+    OutOfRange {
+        /// The setting, in config-file spelling.
+        key: &'static str,
+        /// The bound it crosses.
+        message: String,
+    },
 }
 
 impl ConfigError {
     fn invalid(key: &str, message: impl Into<String>) -> Self {
         ConfigError::Invalid { key: key.to_owned(), message: message.into() }
+    }
+
+    /// The process exit code for this error, as mongod's: 2 (bad options) for a value it
+    /// cannot parse, 1 for one its validators reject after parsing (mongod fails its global
+    /// initialization then).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConfigError::OutOfRange { .. } => 1,
+            _ => 2,
+        }
     }
 }
 
@@ -577,7 +600,10 @@ impl Config {
                 ConfigError::invalid("net.adminPort", format!("'{text}' is not a port number or \"disabled\""))
             })?),
         };
-        let cache_size = match flags.cache_size_gb.or_else(|| file.storage.wired_tiger.engine_config.cache_size_gb.as_ref().map(toml_scalar)) {
+        let cache_size = match flags
+            .cache_size_gb
+            .or_else(|| file.storage.wired_tiger.engine_config.cache_size_gb.as_ref().map(toml_scalar))
+        {
             Some(text) => CacheSize::parse(&text)?,
             None => CacheSize::default_for(crate::host::memory_available_bytes()),
         };
@@ -826,7 +852,11 @@ mod tests {
         assert_eq!(config(&["--config", file, "--cacheSizeGB", "0.5"])?.cache_size.bytes, 512 * MIB);
         let parsed = config(&["--config", file])?.parsed();
         assert_eq!(
-            parsed.get_document("storage")?.get_document("wiredTiger")?.get_document("engineConfig")?.get_f64("cacheSizeGB")?,
+            parsed
+                .get_document("storage")?
+                .get_document("wiredTiger")?
+                .get_document("engineConfig")?
+                .get_f64("cacheSizeGB")?,
             1.0
         );
         Ok(())
@@ -834,20 +864,29 @@ mod tests {
 
     #[test]
     fn config_cache_size_range_is_mongods() {
-        for (value, message) in [
-            ("0.2", "cacheSizeGB must be greater than or equal to 0.25"),
-            ("-1", "cacheSizeGB must be greater than or equal to 0.25"),
-            ("NaN", "cacheSizeGB must be greater than or equal to 0.25"),
-            ("10000.5", "cacheSizeGB must be less than or equal to 10000"),
-            ("inf", "cacheSizeGB must be less than or equal to 10000"),
-            ("lots", "'lots' is not a number"),
+        for (value, text) in [
+            ("0.2", "storage.wiredTiger.engineConfig.cacheSizeGB must be greater than or equal to 0.25"),
+            ("-1", "storage.wiredTiger.engineConfig.cacheSizeGB must be greater than or equal to 0.25"),
+            ("NaN", "storage.wiredTiger.engineConfig.cacheSizeGB must be greater than or equal to 0.25"),
+            ("10000.5", "storage.wiredTiger.engineConfig.cacheSizeGB must be less than or equal to 10000"),
+            ("inf", "storage.wiredTiger.engineConfig.cacheSizeGB must be less than or equal to 10000"),
         ] {
             match config(&["--cacheSizeGB", value]) {
-                Err(ConfigError::Invalid { key, message: got }) => {
-                    assert_eq!((key.as_str(), got.as_str()), (CACHE_SIZE_KEY, message), "{value}");
+                Err(error @ ConfigError::OutOfRange { .. }) => {
+                    assert_eq!((error.to_string().as_str(), error.exit_code()), (text, 1), "{value}");
                 }
                 other => panic!("{value}: {other:?}"),
             }
+        }
+        match config(&["--cacheSizeGB", "lots"]) {
+            Err(error @ ConfigError::Invalid { .. }) => {
+                assert_eq!(
+                    error.to_string(),
+                    "invalid value for storage.wiredTiger.engineConfig.cacheSizeGB: 'lots' is not a number"
+                );
+                assert_eq!(error.exit_code(), 2);
+            }
+            other => panic!("lots: {other:?}"),
         }
     }
 

@@ -134,10 +134,16 @@ mod tests {
             }
         );
         let gib = MemoryBudget::split(1024 * MIB);
-        assert_eq!((gib.block_cache_bytes, gib.write_buffer_bytes, gib.memtable_bytes), (768 * MIB, 256 * MIB, 64 * MIB));
+        assert_eq!(
+            (gib.block_cache_bytes, gib.write_buffer_bytes, gib.memtable_bytes),
+            (768 * MIB, 256 * MIB, 64 * MIB)
+        );
         // Past 1 GiB, everything more goes to the block cache.
         let big = MemoryBudget::split(8 * 1024 * MIB);
-        assert_eq!((big.block_cache_bytes, big.write_buffer_bytes, big.memtable_bytes), (7936 * MIB, 256 * MIB, 64 * MIB));
+        assert_eq!(
+            (big.block_cache_bytes, big.write_buffer_bytes, big.memtable_bytes),
+            (7936 * MIB, 256 * MIB, 64 * MIB)
+        );
     }
 
     #[test]

@@ -736,7 +736,8 @@ mod tests {
     }
 
     #[test]
-    fn storage_directory_without_a_recorded_key_format_is_version_1() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    fn storage_directory_without_a_recorded_key_format_is_version_1()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let ns = Namespace::new("db", "c")?;
         {
