@@ -35,7 +35,8 @@ import pymongo
 BATCH = 1_000
 
 
-def status_kib(pid, field):
+def status_number(pid, field):
+    """A number from /proc/<pid>/status (sizes there are in KiB)."""
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
             if line.startswith(field + ":"):
@@ -63,8 +64,11 @@ def snapshot(label, pid, admin_port, started):
     figures = {
         "at": label,
         "seconds": round(time.monotonic() - started, 1),
-        "rss_mib": round(status_kib(pid, "VmRSS") / 1024, 1),
-        "hwm_mib": round(status_kib(pid, "VmHWM") / 1024, 1),
+        "rss_mib": round(status_number(pid, "VmRSS") / 1024, 1),
+        "hwm_mib": round(status_number(pid, "VmHWM") / 1024, 1),
+        # Virtual size: each thread reserves its stack (8 MiB) here, resident only as touched.
+        "vsz_mib": round(status_number(pid, "VmSize") / 1024, 1),
+        "threads": status_number(pid, "Threads"),
     }
     figures.update({k: round(v / 1048576, 1) for k, v in metrics(admin_port).items()})
     print(json.dumps(figures), flush=True)
@@ -172,20 +176,20 @@ def main():
                     raise RuntimeError(f"_id {n} missing")
             snapshot("after point reads", child.pid, admin_port, started)
             if args.cursors:
-                before = status_kib(child.pid, "VmRSS")
+                before = status_number(child.pid, "VmRSS")
                 cursors = []
                 for n in range(args.cursors):
                     reply = client.bench.command({"find": "memory", "filter": {"_id": {"$gte": n % args.records}},
                                                   "batchSize": 1})
                     cursors.append(reply["cursor"]["id"])
-                after = status_kib(child.pid, "VmRSS")
+                after = status_number(child.pid, "VmRSS")
                 print(json.dumps({"open cursors": args.cursors,
                                   "kib_each": per_item_kib(before, after, args.cursors)}), flush=True)
                 client.bench.command({"killCursors": "memory", "cursors": cursors})
             if args.connections:
-                before = status_kib(child.pid, "VmRSS")
+                before = status_number(child.pid, "VmRSS")
                 sockets = open_connections(port, args.connections)
-                after = status_kib(child.pid, "VmRSS")
+                after = status_number(child.pid, "VmRSS")
                 print(json.dumps({"idle connections": args.connections,
                                   "kib_each": per_item_kib(before, after, args.connections)}), flush=True)
                 for sock in sockets:
