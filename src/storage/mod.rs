@@ -622,6 +622,9 @@ impl Storage {
 /// Refuses a directory whose keys were written in another layout than [`keys`] encodes, and
 /// records the layout where it is not recorded yet: in a new directory (`fresh`), and in one
 /// written before the version was kept, whose keys are the first layout by construction.
+/// A newer layout is refused (an older build cannot read it). When [`keys::KEY_FORMAT_VERSION`]
+/// is bumped, the older layouts it can convert become an upgrade here (rewriting the keys of
+/// `docs` and `index`), as [`FORMAT_VERSION`] 1 rebuilds hashed indexes at open.
 fn check_key_format(meta: &Keyspace, fresh: bool) -> std::result::Result<(), StorageError> {
     let stored = meta.get(KEY_FORMAT_KEY)?;
     let found = match (&stored, fresh) {
