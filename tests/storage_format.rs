@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::TestServer;
 use mongodb::bson::{Document, doc};
@@ -34,13 +34,20 @@ fn key_format(dbpath: &Path) -> Option<Vec<u8>> {
     meta.get(KEY_FORMAT_KEY).expect("read the version").map(|v| v.to_vec())
 }
 
-#[tokio::test]
-async fn storage_format_another_key_format_is_refused_at_start() {
+/// A server that stored `{_id: 1}` in `d.c` and stopped, and its data directory.
+async fn stopped_server_with_a_document() -> (TestServer, PathBuf) {
     let mut server = TestServer::start(&[]);
     let client = server.client("").await;
     client.database("d").collection::<Document>("c").insert_one(doc! { "_id": 1 }).await.expect("insert");
     assert!(server.terminate().success());
     let dbpath = server.dir.path().join("db");
+    (server, dbpath)
+}
+
+#[tokio::test]
+async fn storage_format_another_key_format_is_refused_at_start() {
+    // `_server` owns the temporary directory: it must live to the end.
+    let (_server, dbpath) = stopped_server_with_a_document().await;
     assert_eq!(key_format(&dbpath), Some(1u32.to_be_bytes().to_vec()), "a new directory records format 1");
 
     set_key_format(&dbpath, Some(9));
@@ -58,11 +65,7 @@ async fn storage_format_another_key_format_is_refused_at_start() {
 
 #[tokio::test]
 async fn storage_format_directory_from_before_the_key_format_opens_as_format_1() {
-    let mut server = TestServer::start(&[]);
-    let client = server.client("").await;
-    client.database("d").collection::<Document>("c").insert_one(doc! { "_id": 1 }).await.expect("insert");
-    assert!(server.terminate().success());
-    let dbpath = server.dir.path().join("db");
+    let (server, dbpath) = stopped_server_with_a_document().await;
     set_key_format(&dbpath, None);
 
     let server = server.restart(&[]);
