@@ -16,7 +16,6 @@ use serde::Deserialize;
 /// mongod flags that Monarch accepts, so existing compose files keep working, but that have
 /// no meaning here. Each one given produces a startup warning.
 const IGNORED_FLAGS: &[&str] = &[
-    "wiredTigerCacheSizeGB",
     "wiredTigerJournalCompressor",
     "wiredTigerCollectionBlockCompressor",
     "wiredTigerIndexPrefixCompression",
@@ -99,9 +98,17 @@ struct Flags {
     /// addresses, or "disabled" [default: 28017].
     #[arg(long = "adminPort", env = "MONARCH_ADMIN_PORT")]
     admin_port: Option<String>,
+    /// Memory for the storage engine's block cache and write buffers, in GiB, 0.25..=10000
+    /// (mongod's --wiredTigerCacheSizeGB, also accepted) [default: 50% of (RAM - 1 GiB), at
+    /// least 0.25, where RAM is the smaller of physical memory and the cgroup limit].
+    #[arg(
+        long = "cacheSizeGB",
+        visible_alias = "wiredTigerCacheSizeGB",
+        env = "MONARCH_CACHE_SIZE_GB",
+        allow_negative_numbers = true
+    )]
+    cache_size_gb: Option<String>,
     /// mongod options with no meaning here: accepted with a warning.
-    #[arg(long = "wiredTigerCacheSizeGB", hide = true)]
-    wired_tiger_cache_size_gb: Option<String>,
     #[arg(long = "wiredTigerJournalCompressor", hide = true)]
     wired_tiger_journal_compressor: Option<String>,
     #[arg(long = "wiredTigerCollectionBlockCompressor", hide = true)]
@@ -197,6 +204,23 @@ struct CompressionSection {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct StorageSection {
     db_path: Option<PathBuf>,
+    #[serde(default)]
+    wired_tiger: WiredTigerSection,
+}
+
+/// `storage.wiredTiger`: of mongod's engine settings, only the cache size has a meaning here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct WiredTigerSection {
+    #[serde(default)]
+    engine_config: EngineConfigSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct EngineConfigSection {
+    #[serde(rename = "cacheSizeGB")]
+    cache_size_gb: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,6 +306,64 @@ pub struct LogConfig {
     pub verbosity: u8,
 }
 
+/// The smallest and largest `cacheSizeGB` mongod accepts.
+const CACHE_SIZE_GB_RANGE: std::ops::RangeInclusive<f64> = 0.25..=10_000.0;
+/// mongod's ceiling on the cache in MiB (10,000 GiB is a little more; mongod caps it here).
+const MAX_CACHE_MB: u64 = 10_000_000;
+/// The smallest default cache, in MiB.
+const MIN_DEFAULT_CACHE_MB: f64 = 256.0;
+const MIB: u64 = 1024 * 1024;
+
+/// The storage engine's memory budget (`--cacheSizeGB`): what the block cache and the write
+/// buffers may hold together (see `storage::MemoryBudget` for the split).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheSize {
+    /// The budget in bytes: a whole number of MiB, as mongod sizes its cache.
+    pub bytes: u64,
+    /// `cacheSizeGB` as given; `None` when the default applies.
+    pub configured_gb: Option<f64>,
+    /// The memory the default was derived from (the smaller of physical memory and the
+    /// cgroup limit); `None` when given, or when the host does not tell.
+    pub memory_bytes: Option<u64>,
+}
+
+impl CacheSize {
+    /// `gb` GiB, truncated to whole MiB and capped as mongod does.
+    fn configured(gb: f64) -> Self {
+        // Truncation is intended: mongod converts to whole megabytes the same way.
+        let mb = ((gb * 1024.0) as u64).min(MAX_CACHE_MB);
+        Self { bytes: mb * MIB, configured_gb: Some(gb), memory_bytes: None }
+    }
+
+    /// mongod's default: 50% of (memory - 1 GiB), at least 256 MiB; the minimum when the
+    /// memory is unknown.
+    pub fn default_for(memory_bytes: Option<u64>) -> Self {
+        let memory_mb = memory_bytes.map_or(0, |bytes| bytes / MIB);
+        let mb = ((memory_mb as f64 - 1024.0) * 0.5).max(MIN_DEFAULT_CACHE_MB) as u64;
+        Self { bytes: mb.min(MAX_CACHE_MB) * MIB, configured_gb: None, memory_bytes }
+    }
+
+    /// Parses and range-checks a `cacheSizeGB` value, with mongod's messages.
+    fn parse(text: &str) -> Result<Self, ConfigError> {
+        let gb: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::invalid(CACHE_SIZE_KEY, format!("'{text}' is not a number")))?;
+        let out_of_range = |message: String| ConfigError::OutOfRange { key: CACHE_SIZE_KEY, message };
+        // NaN fails mongod's `gte` check too.
+        if gb.is_nan() || gb < *CACHE_SIZE_GB_RANGE.start() {
+            return Err(out_of_range(format!("must be greater than or equal to {}", CACHE_SIZE_GB_RANGE.start())));
+        }
+        if gb > *CACHE_SIZE_GB_RANGE.end() {
+            return Err(out_of_range(format!("must be less than or equal to {}", CACHE_SIZE_GB_RANGE.end())));
+        }
+        Ok(Self::configured(gb))
+    }
+}
+
+/// The config-file key of the cache size, mongod's spelling.
+const CACHE_SIZE_KEY: &str = "storage.wiredTiger.engineConfig.cacheSizeGB";
+
 /// Server parameters set at startup with `--setParameter`.
 #[derive(Debug, Clone)]
 pub struct Parameters {
@@ -327,6 +409,8 @@ pub struct Config {
     pub max_conns: usize,
     /// The data directory.
     pub dbpath: PathBuf,
+    /// The storage engine's memory budget.
+    pub cache_size: CacheSize,
     /// Logging.
     pub log: LogConfig,
     /// TLS.
@@ -377,11 +461,30 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A number outside the range mongod accepts for the setting; the text is mongod's
+    /// (`<key> must be greater than or equal to <min>`).
+    #[error("{key} {message}")]
+    OutOfRange {
+        /// The setting, in config-file spelling.
+        key: &'static str,
+        /// The bound it crosses.
+        message: String,
+    },
 }
 
 impl ConfigError {
     fn invalid(key: &str, message: impl Into<String>) -> Self {
         ConfigError::Invalid { key: key.to_owned(), message: message.into() }
+    }
+
+    /// The process exit code for this error, as mongod's: 2 (bad options) for a value it
+    /// cannot parse, 1 for one its validators reject after parsing (mongod fails its global
+    /// initialization then).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ConfigError::OutOfRange { .. } => 1,
+            _ => 2,
+        }
     }
 }
 
@@ -497,6 +600,13 @@ impl Config {
                 ConfigError::invalid("net.adminPort", format!("'{text}' is not a port number or \"disabled\""))
             })?),
         };
+        let cache_size = match flags
+            .cache_size_gb
+            .or_else(|| file.storage.wired_tiger.engine_config.cache_size_gb.as_ref().map(toml_scalar))
+        {
+            Some(text) => CacheSize::parse(&text)?,
+            None => CacheSize::default_for(crate::host::memory_available_bytes()),
+        };
         if log.quiet && verbosity > 0 {
             warnings.push(
                 "systemLog.quiet and a verbosity above 0 were both given; quiet wins for connection events".into(),
@@ -507,6 +617,7 @@ impl Config {
             port: flags.port.or(file.net.port).unwrap_or(27017),
             max_conns,
             dbpath: flags.dbpath.or(file.storage.db_path).unwrap_or_else(|| PathBuf::from("./data")),
+            cache_size,
             log,
             tls,
             compressors,
@@ -545,9 +656,13 @@ impl Config {
             system_log.insert("path", path_string(path));
             system_log.insert("logAppend", self.log.append);
         }
+        let mut storage = doc! { "dbPath": path_string(&self.dbpath) };
+        if let Some(gb) = self.cache_size.configured_gb {
+            storage.insert("wiredTiger", doc! { "engineConfig": { "cacheSizeGB": gb } });
+        }
         doc! {
             "net": net,
-            "storage": { "dbPath": path_string(&self.dbpath) },
+            "storage": storage,
             "systemLog": system_log,
             "setParameter": {
                 "enableTestCommands": if self.parameters.enable_test_commands { "1" } else { "0" },
@@ -568,7 +683,6 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 fn ignored_option_warnings(flags: &Flags) -> Vec<String> {
     let valued = [
-        &flags.wired_tiger_cache_size_gb,
         &flags.wired_tiger_journal_compressor,
         &flags.wired_tiger_collection_block_compressor,
         &flags.wired_tiger_index_prefix_compression,
@@ -715,11 +829,79 @@ mod tests {
 
     #[test]
     fn config_ignored_mongod_flags_warn() -> Result<(), ConfigError> {
-        let c = config(&["--wiredTigerCacheSizeGB", "1.5", "--bind_ip_all", "--nounixsocket"])?;
+        let c = config(&["--wiredTigerJournalCompressor", "zstd", "--bind_ip_all", "--nounixsocket"])?;
         assert_eq!(c.bind_ip, vec!["0.0.0.0"]);
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-        assert!(c.warnings.iter().any(|w| w.contains("wiredTigerCacheSizeGB")));
+        assert!(c.warnings.iter().any(|w| w.contains("wiredTigerJournalCompressor")));
         Ok(())
+    }
+
+    #[test]
+    fn config_cache_size_from_flag_alias_and_file() -> Result<(), Box<dyn std::error::Error>> {
+        let c = config(&["--cacheSizeGB", "0.3"])?;
+        // 0.3 GiB is 307.2 MiB; mongod keeps whole MiB.
+        assert_eq!(c.cache_size, CacheSize { bytes: 307 * MIB, configured_gb: Some(0.3), memory_bytes: None });
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(config(&["--wiredTigerCacheSizeGB", "2"])?.cache_size.bytes, 2048 * MIB);
+        assert_eq!(config(&["--cacheSizeGB", "10000"])?.cache_size.bytes, MAX_CACHE_MB * MIB);
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("monarch.toml");
+        std::fs::write(&path, "[storage.wiredTiger.engineConfig]\ncacheSizeGB = 1\n")?;
+        let file = path.to_str().unwrap_or_default();
+        assert_eq!(config(&["--config", file])?.cache_size.bytes, 1024 * MIB);
+        assert_eq!(config(&["--config", file, "--cacheSizeGB", "0.5"])?.cache_size.bytes, 512 * MIB);
+        let parsed = config(&["--config", file])?.parsed();
+        assert_eq!(
+            parsed
+                .get_document("storage")?
+                .get_document("wiredTiger")?
+                .get_document("engineConfig")?
+                .get_f64("cacheSizeGB")?,
+            1.0
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn config_cache_size_range_is_mongods() {
+        for (value, text) in [
+            ("0.2", "storage.wiredTiger.engineConfig.cacheSizeGB must be greater than or equal to 0.25"),
+            ("-1", "storage.wiredTiger.engineConfig.cacheSizeGB must be greater than or equal to 0.25"),
+            ("NaN", "storage.wiredTiger.engineConfig.cacheSizeGB must be greater than or equal to 0.25"),
+            ("10000.5", "storage.wiredTiger.engineConfig.cacheSizeGB must be less than or equal to 10000"),
+            ("inf", "storage.wiredTiger.engineConfig.cacheSizeGB must be less than or equal to 10000"),
+        ] {
+            match config(&["--cacheSizeGB", value]) {
+                Err(error @ ConfigError::OutOfRange { .. }) => {
+                    assert_eq!((error.to_string().as_str(), error.exit_code()), (text, 1), "{value}");
+                }
+                other => panic!("{value}: {other:?}"),
+            }
+        }
+        match config(&["--cacheSizeGB", "lots"]) {
+            Err(error @ ConfigError::Invalid { .. }) => {
+                assert_eq!(
+                    error.to_string(),
+                    "invalid value for storage.wiredTiger.engineConfig.cacheSizeGB: 'lots' is not a number"
+                );
+                assert_eq!(error.exit_code(), 2);
+            }
+            other => panic!("lots: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_cache_size_default_is_mongods_rule() {
+        let gib = 1024 * MIB;
+        // 50% of (RAM - 1 GiB) ...
+        assert_eq!(CacheSize::default_for(Some(16 * gib)).bytes, 7680 * MIB);
+        assert_eq!(CacheSize::default_for(Some(4 * gib)).bytes, 1536 * MIB);
+        // ... at least 256 MiB, also when the memory is unknown ...
+        assert_eq!(CacheSize::default_for(Some(gib + gib / 4)).bytes, 256 * MIB);
+        assert_eq!(CacheSize::default_for(Some(512 * MIB)).bytes, 256 * MIB);
+        assert_eq!(CacheSize::default_for(None).bytes, 256 * MIB);
+        // ... in whole MiB.
+        assert_eq!(CacheSize::default_for(Some(2 * gib + 3 * MIB + 12345)).bytes, 513 * MIB);
     }
 
     #[test]

@@ -13,8 +13,7 @@ fn main() -> ExitCode {
         Err(ConfigError::Flags(error)) => error.exit(),
         Err(error) => {
             eprintln!("monarchd: {error}");
-            // mongod's exit code for bad options.
-            return ExitCode::from(2);
+            return ExitCode::from(error.exit_code());
         }
     };
     let sink = match log::install(&config.log) {

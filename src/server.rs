@@ -16,7 +16,7 @@ use crate::log::LogSink;
 use crate::net::{admin, listener, tls};
 use crate::obs::Observers;
 use crate::state::State;
-use crate::storage::{FLUSH_INTERVAL, Storage, StorageError};
+use crate::storage::{FLUSH_INTERVAL, MemoryBudget, Storage, StorageError};
 
 /// How often idle cursors and sessions are looked for (mongod's
 /// `clientCursorMonitorFrequencySecs`).
@@ -75,7 +75,9 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     std::fs::create_dir_all(&config.dbpath)
         .map_err(|source| StartError::DbPath { path: config.dbpath.display().to_string(), source })?;
     let acceptor = tls::acceptor(&config.tls)?;
-    let storage = Arc::new(Storage::open(&config.dbpath)?);
+    let budget = MemoryBudget::split(config.cache_size.bytes);
+    log_memory_budget(&config.cache_size, &budget);
+    let storage = Arc::new(Storage::open_with_budget(&config.dbpath, budget)?);
     let listeners = bind(&config.bind_ip, config.port).await?;
     let admin_listeners = match config.admin_port {
         Some(port) => bind(&config.bind_ip, port).await?,
@@ -163,6 +165,26 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
     tracing::info!(target: "CONTROL", id = 23138, exitCode = 0, "Shutting down");
     Ok(())
+}
+
+/// Logs the storage engine's memory budget and its split before the engine opens, as mongod
+/// logs its cache size when it opens WiredTiger.
+fn log_memory_budget(cache_size: &crate::config::CacheSize, budget: &MemoryBudget) {
+    let source = match cache_size.configured_gb {
+        Some(_) => "cacheSizeGB",
+        None => "default: 50% of (memory - 1 GiB), at least 256 MiB",
+    };
+    tracing::info!(
+        target: "STORAGE",
+        id = 22315,
+        cacheSizeBytes = budget.total_bytes,
+        blockCacheBytes = budget.block_cache_bytes,
+        writeBufferBytes = budget.write_buffer_bytes,
+        memtableBytes = budget.memtable_bytes,
+        memoryBytes = cache_size.memory_bytes,
+        source,
+        "Opening the storage engine"
+    );
 }
 
 /// Listens on `port` on every `--bind_ip` address (port 0: a free port, the same one for

@@ -44,6 +44,7 @@ pub fn build_info(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document
 /// `hostInfo`: the machine the server runs on.
 pub fn host_info(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
     let memory_mb = host::memory_total_bytes().map_or(0, |b| (b / (1024 * 1024)) as i64);
+    let limit_mb = host::memory_available_bytes().map_or(0, |b| (b / (1024 * 1024)) as i64);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as i32);
     Ok(doc! {
         "system": {
@@ -51,7 +52,7 @@ pub fn host_info(_: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document>
             "hostname": host::hostname(),
             "cpuAddrSize": 64,
             "memSizeMB": memory_mb,
-            "memLimitMB": memory_mb,
+            "memLimitMB": limit_mb,
             "numCores": cores,
             "numCoresAvailableToProcess": cores,
             "cpuArch": std::env::consts::ARCH,
@@ -117,6 +118,7 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         "opcounters": stats.opcounters.to_document(),
         "opLatencies": ctx.observers.latency.server_document(histograms),
         "storageEngine": storage_engine(server),
+        "wiredTiger": { "cache": cache_section(server) },
         "metrics": { "commands": commands },
     };
     // Section switches, as mongod: `{serverStatus: 1, opcounters: 0}` leaves the section out;
@@ -152,6 +154,20 @@ fn storage_engine(server: &crate::state::State) -> Document {
         "writable": server.storage.is_writable(),
         "journalSyncs": i64::try_from(journal.syncs).unwrap_or(i64::MAX),
         "journalSyncMicros": i64::try_from(journal.sync_time.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// `serverStatus.wiredTiger.cache`: the three figures of mongod's that tools (mongostat,
+/// exporters) read to show cache use, from the engine's memory budget: the block cache and
+/// the write buffers together play the part of WiredTiger's cache, and the write buffers
+/// (memtables not yet flushed) that of its dirty pages.
+fn cache_section(server: &crate::state::State) -> Document {
+    let usage = server.storage.memory_usage();
+    let to_i64 = |bytes: u64| i64::try_from(bytes).unwrap_or(i64::MAX);
+    doc! {
+        "maximum bytes configured": to_i64(server.storage.memory_budget().total_bytes),
+        "bytes currently in the cache": to_i64(usage.total_bytes()),
+        "tracked dirty bytes in the cache": to_i64(usage.write_buffer_bytes),
     }
 }
 

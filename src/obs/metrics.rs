@@ -254,6 +254,33 @@ fn storage_families(out: &mut Families, storage: &Storage, dbpath: &Path) {
                 "Bytes in memtables not yet flushed to disk",
                 engine.write_buffer_bytes as f64,
             );
+            let budget = storage.memory_budget();
+            let usage = storage.memory_usage();
+            out.gauge(
+                "monarch_storage_cache_size_bytes",
+                "The storage engine's memory budget (--cacheSizeGB): block cache and write buffers together",
+                budget.total_bytes as f64,
+            );
+            out.gauge(
+                "monarch_storage_cache_bytes",
+                "Bytes in the block cache and the write buffers now",
+                usage.total_bytes() as f64,
+            );
+            out.gauge(
+                "monarch_storage_block_cache_capacity_bytes",
+                "The block cache's share of the memory budget",
+                budget.block_cache_bytes as f64,
+            );
+            out.gauge(
+                "monarch_storage_block_cache_bytes",
+                "Bytes of table blocks in the block cache",
+                usage.block_cache_bytes as f64,
+            );
+            out.gauge(
+                "monarch_storage_write_buffer_limit_bytes",
+                "The write buffers' share of the memory budget",
+                budget.write_buffer_bytes as f64,
+            );
             out.gauge("monarch_storage_flushes_pending", "Memtable flushes queued", engine.pending_flushes as f64);
             out.counter(
                 "monarch_storage_compactions_total",
@@ -437,6 +464,11 @@ mod tests {
             "monarch_journal_sync_duration_seconds_count",
             "monarch_build_info{monarch_version=",
             "monarch_cursors_timed_out_total 0",
+            "monarch_storage_cache_size_bytes 268435456",
+            "monarch_storage_block_cache_capacity_bytes 201326592",
+            "monarch_storage_write_buffer_limit_bytes 67108864",
+            "# TYPE monarch_storage_block_cache_bytes gauge",
+            "# TYPE monarch_storage_cache_bytes gauge",
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }

@@ -27,6 +27,16 @@ pub enum StorageError {
         /// Understood by this build.
         expected: u32,
     },
+    /// The data directory's keys were written in another layout than this build encodes.
+    #[error(
+        "data files use key format version {found}, this server reads key format version {expected}; start the Monarch version that wrote them, or move the data with mongodump and mongorestore"
+    )]
+    KeyFormatVersion {
+        /// On disk.
+        found: u32,
+        /// Encoded by this build.
+        expected: u32,
+    },
     /// A journal sync failed earlier: the server no longer accepts writes.
     #[error("writes are disabled after a failed journal sync ({0}); restart the server")]
     WritesDisabled(String),

@@ -30,7 +30,7 @@
 //!
 //! # fjall layout
 //! One fjall database in `<dbpath>/engine` with three keyspaces:
-//! - `meta`: format version, the catalog (one entry per collection), the next collection id
+//! - `meta`: format versions (of the data and of the key encoding), the catalog (one entry per collection), the next collection id
 //!   and collections whose keys still await deletion;
 //! - `docs`: key = collection id (8 bytes, big-endian) + order-preserving encoding of `_id`,
 //!   value = the raw BSON document: the `_id` index is this order, with no entries of its own;
@@ -45,6 +45,7 @@ pub mod hashed;
 pub mod index;
 mod index_ddl;
 pub mod keys;
+mod memory;
 mod namespace;
 mod read;
 mod ttl;
@@ -64,6 +65,7 @@ pub use durability::{DurabilityTicket, FLUSH_INTERVAL, JournalStats, SyncObserve
 pub use error::StorageError;
 pub use index::{Direction, Index, KeyLimits};
 pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
+pub use memory::{MemoryBudget, MemoryUsage};
 pub use namespace::{Namespace, validate_db_name};
 pub use read::{DocumentFilter, DocumentIter, IndexEntry, IndexScan, ReadView, RecordId, record_id};
 pub use validate::ValidateReport;
@@ -85,6 +87,11 @@ pub const FORMAT_VERSION: u32 = 2;
 const HASHED_FNV_FORMAT_VERSION: u32 = 1;
 
 const FORMAT_KEY: &[u8] = b"v";
+/// Holds [`keys::KEY_FORMAT_VERSION`] as written: keys in `docs` and `index` sort only with
+/// keys of the same layout.
+const KEY_FORMAT_KEY: &[u8] = b"k";
+/// The key format of directories written before it was recorded: the first layout.
+const UNRECORDED_KEY_FORMAT_VERSION: u32 = 1;
 const NEXT_ID_KEY: &[u8] = b"n";
 /// Written and read back by [`Storage::probe`] (the readiness check).
 const PROBE_KEY: &[u8] = b"hprobe";
@@ -143,6 +150,8 @@ pub struct Storage {
     index: Keyspace,
     journal: Journal,
     catalog: Catalog,
+    /// The memory budget and its split (see [`memory`]).
+    budget: MemoryBudget,
     /// Serializes catalog changes (create, drop, rename, collMod).
     ddl: std::sync::Mutex<()>,
     /// Held for the life of the process: two servers must not share a dbpath.
@@ -156,22 +165,38 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
-    /// Opens (or creates) the data directory, locks it and loads the catalog.
+    /// Opens (or creates) the data directory with the smallest memory budget
+    /// ([`MemoryBudget::MIN_BYTES`]); see [`Storage::open_with_budget`].
     ///
     /// # Errors
-    /// [`StorageError::DbPathInUse`] when another server holds it, a format mismatch, or
-    /// engine and I/O errors.
+    /// As [`Storage::open_with_budget`].
     pub fn open(dbpath: &Path) -> std::result::Result<Self, StorageError> {
+        Self::open_with_budget(dbpath, MemoryBudget::split(MemoryBudget::MIN_BYTES))
+    }
+
+    /// Opens (or creates) the data directory, locks it and loads the catalog; the engine's
+    /// block cache and memtables are sized from `budget`.
+    ///
+    /// # Errors
+    /// [`StorageError::DbPathInUse`] when another server holds it, a data or key format
+    /// mismatch, or engine and I/O errors.
+    pub fn open_with_budget(dbpath: &Path, budget: MemoryBudget) -> std::result::Result<Self, StorageError> {
         std::fs::create_dir_all(dbpath)?;
         let lock_path = dbpath.join("monarchd.lock");
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
         lock.try_lock()
             .map_err(|e| StorageError::DbPathInUse { path: lock_path.display().to_string(), reason: e.to_string() })?;
-        let db = Database::builder(dbpath.join("engine")).open()?;
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
-        let docs = db.keyspace("docs", KeyspaceCreateOptions::default)?;
-        let index = db.keyspace("index", KeyspaceCreateOptions::default)?;
-        let upgrade_hashed = match meta.get(FORMAT_KEY)? {
+        let db = Database::builder(dbpath.join("engine")).cache_size(budget.block_cache_bytes).open()?;
+        // IMPORTANT: fjall applies these options only when it creates a keyspace; an existing
+        // one keeps its own memtable size (`bound_write_buffers` covers it).
+        let options = || KeyspaceCreateOptions::default().max_memtable_size(budget.memtable_bytes);
+        let meta = db.keyspace("meta", options)?;
+        let docs = db.keyspace("docs", options)?;
+        let index = db.keyspace("index", options)?;
+        let stored_format = meta.get(FORMAT_KEY)?;
+        // Before anything is upgraded or rewritten: keys of another layout must not be touched.
+        check_key_format(&meta, stored_format.is_none())?;
+        let upgrade_hashed = match stored_format {
             None => {
                 meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
                 false
@@ -201,6 +226,7 @@ impl Storage {
             docs,
             index,
             catalog,
+            budget,
             ddl: std::sync::Mutex::new(()),
             _lock: lock,
         };
@@ -502,9 +528,12 @@ impl Storage {
         self.journal.fail_syncs(on);
     }
 
-    /// Syncs whatever is committed but not yet durable (the 100 ms background flush).
+    /// Syncs whatever is committed but not yet durable (the 100 ms background flush), and
+    /// keeps the write buffers within the memory budget after writes that do not check it
+    /// themselves (catalog changes, index builds, background deletes).
     pub fn flush(&self) {
         self.journal.flush();
+        self.bound_write_buffers();
     }
 
     /// Journal sync counters.
@@ -590,6 +619,30 @@ impl Storage {
     }
 }
 
+/// Refuses a directory whose keys were written in another layout than [`keys`] encodes, and
+/// records the layout where it is not recorded yet: in a new directory (`fresh`), and in one
+/// written before the version was kept, whose keys are the first layout by construction.
+/// A newer layout is refused (an older build cannot read it). When [`keys::KEY_FORMAT_VERSION`]
+/// is bumped, the older layouts it can convert become an upgrade here (rewriting the keys of
+/// `docs` and `index`), as [`FORMAT_VERSION`] 1 rebuilds hashed indexes at open.
+fn check_key_format(meta: &Keyspace, fresh: bool) -> std::result::Result<(), StorageError> {
+    let stored = meta.get(KEY_FORMAT_KEY)?;
+    let found = match (&stored, fresh) {
+        (Some(bytes), _) => <[u8; 4]>::try_from(bytes.as_ref()).map(u32::from_be_bytes).map_err(|_| {
+            StorageError::Corrupt { what: "key format version", detail: format!("{} bytes", bytes.len()) }
+        })?,
+        (None, true) => keys::KEY_FORMAT_VERSION,
+        (None, false) => UNRECORDED_KEY_FORMAT_VERSION,
+    };
+    if found != keys::KEY_FORMAT_VERSION {
+        return Err(StorageError::KeyFormatVersion { found, expected: keys::KEY_FORMAT_VERSION });
+    }
+    if stored.is_none() {
+        meta.insert(KEY_FORMAT_KEY, found.to_be_bytes())?;
+    }
+    Ok(())
+}
+
 /// The `meta` key of a collection's totals.
 fn totals_key(collection: &Collection) -> Vec<u8> {
     meta_key(b's', &collection.prefix())
@@ -667,6 +720,45 @@ mod tests {
             Err(StorageError::FormatVersion { found: 999, expected: FORMAT_VERSION }) => Ok(()),
             other => Err(format!("expected a format error, got {other:?}").into()),
         }
+    }
+
+    #[test]
+    fn storage_records_the_key_format_and_refuses_another() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        {
+            let storage = Storage::open(dir.path())?;
+            let recorded = storage.meta.get(KEY_FORMAT_KEY)?.ok_or("key format not recorded")?;
+            assert_eq!(recorded.as_ref(), keys::KEY_FORMAT_VERSION.to_be_bytes());
+            storage.meta.insert(KEY_FORMAT_KEY, 7u32.to_be_bytes())?;
+            storage.db.persist(fjall::PersistMode::SyncAll)?;
+        }
+        match Storage::open(dir.path()) {
+            Err(StorageError::KeyFormatVersion { found: 7, expected: keys::KEY_FORMAT_VERSION }) => Ok(()),
+            other => Err(format!("expected a key format error, got {other:?}").into()),
+        }
+    }
+
+    #[test]
+    fn storage_directory_without_a_recorded_key_format_is_version_1()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let ns = Namespace::new("db", "c")?;
+        {
+            let storage = Storage::open(dir.path())?;
+            let collection = storage.collection_or_create(&ns)?;
+            let mut writer = storage.writer(&collection)?;
+            writer.insert(bson::rawdoc! { "_id": 1 })?;
+            writer.commit()?;
+            // What a server from before the key format was recorded left.
+            storage.meta.remove(KEY_FORMAT_KEY)?;
+            storage.db.persist(fjall::PersistMode::SyncAll)?;
+        }
+        let storage = Storage::open(dir.path())?;
+        let recorded = storage.meta.get(KEY_FORMAT_KEY)?.ok_or("key format not recorded")?;
+        assert_eq!(recorded.as_ref(), UNRECORDED_KEY_FORMAT_VERSION.to_be_bytes());
+        let collection = storage.collection(&ns).ok_or("collection")?;
+        assert_eq!(storage.collection_size(&collection)?.1, 1);
+        Ok(())
     }
 
     #[test]

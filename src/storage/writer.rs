@@ -244,7 +244,11 @@ impl<'a> Writer<'a> {
             batch.insert(&storage.meta, super::totals_key(collection), totals.encode());
         }
         batch.commit().map_err(StorageError::from)?;
-        Ok(Some(DurabilityTicket(storage.journal.committed())))
+        let ticket = DurabilityTicket(storage.journal.committed());
+        // Other writers to this collection need not wait for a memtable to be sealed.
+        drop(_guard);
+        storage.bound_write_buffers();
+        Ok(Some(ticket))
     }
 
     fn put(&mut self, key: Vec<u8>, document: RawDocumentBuf) {
