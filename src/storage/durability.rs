@@ -459,7 +459,8 @@ mod tests {
         assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
         assert_eq!(journal.stats().syncs, 1);
         // Already durable: no new sync.
-        assert!(runtime()?.block_on(journal.durable(tickets[0])).is_ok());
+        let first = tickets.first().copied().unwrap_or_default();
+        assert!(runtime()?.block_on(journal.durable(first)).is_ok());
         assert_eq!(journal.stats().syncs, 1);
         Ok(())
     }
