@@ -85,6 +85,13 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let observers = Arc::new(Observers::new(&config, log.clone(), storage.clone()));
     let pool = BlockingPool::for_host().map_err(StartError::Threads)?;
     let pool_size = pool.stats();
+    tracing::info!(
+        target: "CONTROL",
+        id = 7_000_110,
+        workers = pool_size.workers,
+        queueCapacity = pool_size.capacity,
+        "Blocking pool started"
+    );
     let state = Arc::new(State::new(config, log, storage, pool, COMMANDS.len()));
     if let Some(port) = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
         state.set_port(port);
@@ -112,13 +119,6 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         addresses = addresses.join(","),
         ssl = if state.config.tls.mode == TlsMode::Disabled { "off" } else { "on" },
         "Waiting for connections"
-    );
-    tracing::info!(
-        target: "CONTROL",
-        id = 7_000_110,
-        workers = pool_size.workers,
-        queueCapacity = pool_size.capacity,
-        "Blocking pool started"
     );
     state.log.startup_complete();
 
