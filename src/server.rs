@@ -16,18 +16,16 @@ use crate::log::LogSink;
 use crate::net::{admin, listener, tls};
 use crate::obs::Observers;
 use crate::state::State;
+use crate::state::pool::BlockingPool;
 use crate::storage::{FLUSH_INTERVAL, MemoryBudget, Storage, StorageError};
 
 /// How often idle cursors and sessions are looked for (mongod's
 /// `clientCursorMonitorFrequencySecs`).
 const REAP_INTERVAL: Duration = Duration::from_secs(4);
 
-/// The stack of the runtime's threads, which run the command handlers (`block_in_place`).
-/// Handlers recurse through documents, filters and expressions only up to mongod's nesting
-/// limits (`query::limits`), but at several kilobytes a level in unoptimised builds that
-/// needs more than tokio's 2 MiB default. It is a reservation: pages are used only when
-/// touched.
-pub const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
+/// The stack of the runtime's threads (and the blocking pool's): see the constant's own
+/// documentation.
+pub use crate::state::pool::THREAD_STACK_BYTES;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +44,9 @@ pub enum StartError {
     /// The data directory could not be opened.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The blocking pool's threads could not be started.
+    #[error("cannot start the blocking pool's threads: {0}")]
+    Threads(std::io::Error),
     /// A listening socket could not be opened.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -84,7 +85,16 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         None => Vec::new(),
     };
     let observers = Arc::new(Observers::new(&config, log.clone(), storage.clone()));
-    let state = Arc::new(State::new(config, log, storage, COMMANDS.len()));
+    let pool = BlockingPool::for_host().map_err(StartError::Threads)?;
+    let pool_size = pool.stats();
+    tracing::info!(
+        target: "CONTROL",
+        id = 7_000_110,
+        workers = pool_size.workers,
+        queueCapacity = pool_size.capacity,
+        "Blocking pool started"
+    );
+    let state = Arc::new(State::new(config, log, storage, pool, COMMANDS.len()));
     if let Some(port) = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
         state.set_port(port);
     }
@@ -209,18 +219,16 @@ async fn bind(hosts: &[String], mut port: u16) -> Result<Vec<TcpListener>, Start
     Ok(listeners)
 }
 
-/// Syncs the journal every [`FLUSH_INTERVAL`] so writes without `j: true` are durable within
-/// about 100 ms, as with mongod's default journal commit interval.
+/// Has the journal synced every [`FLUSH_INTERVAL`] so writes without `j: true` are durable
+/// within about 100 ms, as with mongod's default journal commit interval. The journal's own
+/// thread syncs; this only asks.
 async fn flush_journal(state: Arc<State>, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(FLUSH_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {
-                let storage = state.storage.clone();
-                let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
-            }
+            _ = ticks.tick() => state.storage.request_flush(),
         }
     }
 }

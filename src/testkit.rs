@@ -2,19 +2,22 @@
 //! in a temporary directory, and commands run through the dispatcher as a connection would.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::cmd::{self, ClientInfo, CommandRequest, RequestCtx};
+use crate::cmd::{self, ClientInfo, CommandRequest, OwnedCtx};
 use crate::config::Config;
 use crate::log::LogSink;
 use crate::obs::Observers;
 use crate::state::State;
+use crate::state::pool::BlockingPool;
 use crate::storage::Storage;
 
 /// Test state that owns its temporary data directory (removed when dropped).
 pub(crate) struct TestServer {
-    state: State,
-    observers: Observers,
+    state: Arc<State>,
+    observers: Arc<Observers>,
+    /// Drives the dispatcher, which awaits the blocking pool and journal syncs.
+    runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
@@ -34,8 +37,13 @@ impl TestServer {
         let storage = Arc::new(Storage::open(dir.path()).unwrap_or_else(|e| panic!("storage: {e}")));
         let log = LogSink::new(Box::new(std::io::sink()));
         let observers = Observers::new(&config, log.clone(), storage.clone());
-        let state = State::new(config, log, storage, cmd::COMMANDS.len());
-        Self { state, observers, _dir: dir }
+        let pool = BlockingPool::new(2, 16).unwrap_or_else(|e| panic!("pool: {e}"));
+        let state = Arc::new(State::new(config, log, storage, pool, cmd::COMMANDS.len()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        Self { state, observers: Arc::new(observers), runtime, _dir: dir }
     }
 
     /// A client on loopback.
@@ -59,8 +67,15 @@ impl TestServer {
             CommandRequest::from_msg(monarch_wire::OpMsg::new(bytes)).unwrap_or_else(|e| panic!("test request: {e}"));
         let listed = self.state.config.parameters.observability;
         let guard = self.state.ops.begin(request.op_start(client, std::time::Instant::now()), listed);
-        let mut ctx = RequestCtx { state: &self.state, observers: &self.observers, client, op: guard.op() };
-        cmd::execute(&mut ctx, &request).reply
+        let ctx = OwnedCtx {
+            state: self.state.clone(),
+            observers: self.observers.clone(),
+            client: Arc::new(Mutex::new(client.clone())),
+            op: guard.op().clone(),
+        };
+        let reply = self.runtime.block_on(cmd::execute(&ctx, Arc::new(request))).reply;
+        *client = ctx.lock_client().clone();
+        reply
     }
 
     /// Runs the command `body` on a fresh test connection.

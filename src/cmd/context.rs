@@ -1,8 +1,10 @@
 //! What a handler may use: the shared server state, the observers' settings and statistics,
 //! its own connection and its own operation. Never the socket, the codec or the metrics
-//! registry. Everything here is `Send`, so a handler may run on another thread.
+//! registry. Everything here is `Send`, so a handler may run on another thread: handlers that
+//! may touch storage run on the blocking pool, from an [`OwnedCtx`] their job holds.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bson::Document;
 use monarch_wire::Compressor;
@@ -10,6 +12,7 @@ use monarch_wire::Compressor;
 use crate::obs::Observers;
 use crate::op::Operation;
 use crate::state::State;
+use crate::storage::DurabilityTicket;
 
 /// The connection a request arrived on, as handlers see it (never the socket itself).
 #[derive(Debug, Clone)]
@@ -47,7 +50,73 @@ pub struct RequestCtx<'a> {
     /// This connection.
     pub client: &'a mut ClientInfo,
     /// This request, as `currentOp` sees it; handlers report their work to it.
-    pub op: &'a std::sync::Arc<Operation>,
+    pub op: &'a Arc<Operation>,
+    /// What the reply waits for once the handler has returned (see [`ReplyWait`]); set
+    /// through [`RequestCtx::reply_after_sync`].
+    pub wait: Option<ReplyWait>,
+}
+
+impl RequestCtx<'_> {
+    /// Makes the reply wait until the batch with journal `ticket` is on disk (`j: true`). The
+    /// wait happens after the handler returns, without holding a thread; if the sync fails, the
+    /// reply becomes its error.
+    pub fn reply_after_sync(&mut self, ticket: DurabilityTicket) {
+        self.wait = Some(ReplyWait::Durable(ticket));
+    }
+}
+
+/// What a reply waits for after its handler has returned and before it is sent. The
+/// connection's task awaits it, so the wait holds no thread: neither a runtime worker nor a
+/// pool worker.
+///
+/// Today that is a journal sync (`j: true`). Operations that wait for an event are meant to
+/// use the same seam when they come: an `awaitData` `getMore` returns "wait for an insert
+/// into this collection or `maxAwaitTimeMS`, then fill the batch" (a notification future and a
+/// continuation run on the pool again); an awaitable `hello` (`topologyVersion` with
+/// `maxAwaitTimeMS`) returns "wait for a topology change or the deadline, then build the
+/// reply". Each becomes a variant here carrying the future to await and what finishes the
+/// reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyWait {
+    /// The batch with this journal ticket is on disk.
+    Durable(DurabilityTicket),
+}
+
+/// A request's context in owned form: what a handler's job on the blocking pool holds, so the
+/// handler borrows nothing from its connection's task, which may go away (a closed connection,
+/// shutdown) while the job runs. Cloning it is cheap (shared pointers).
+#[derive(Clone)]
+pub struct OwnedCtx {
+    /// Server-wide state.
+    pub state: Arc<State>,
+    /// The observers' settings and statistics.
+    pub observers: Arc<Observers>,
+    /// This connection; locked for the handler's run (one request at a time per connection).
+    pub client: Arc<Mutex<ClientInfo>>,
+    /// This request.
+    pub op: Arc<Operation>,
+}
+
+impl OwnedCtx {
+    /// Runs `f` with the borrowed context; returns its result and what the reply must wait for.
+    pub fn with<R>(&self, f: impl FnOnce(&mut RequestCtx<'_>) -> R) -> (R, Option<ReplyWait>) {
+        let mut client = self.lock_client();
+        let mut ctx = RequestCtx {
+            state: &self.state,
+            observers: &self.observers,
+            client: &mut client,
+            op: &self.op,
+            wait: None,
+        };
+        let result = f(&mut ctx);
+        (result, ctx.wait)
+    }
+
+    /// The connection, for a moment (never across an `await`).
+    pub fn lock_client(&self) -> std::sync::MutexGuard<'_, ClientInfo> {
+        // A handler that panicked while holding it left it consistent: fields are only set.
+        self.client.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 // A handler may later run on another thread than its connection's task: keep the context
@@ -55,4 +124,5 @@ pub struct RequestCtx<'a> {
 const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<RequestCtx<'static>>();
+    assert_send::<OwnedCtx>();
 };

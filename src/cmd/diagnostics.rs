@@ -120,6 +120,7 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         "storageEngine": storage_engine(server),
         "wiredTiger": { "cache": cache_section(server) },
         "metrics": { "commands": commands },
+        "monarchPool": pool_document(server),
     };
     // Section switches, as mongod: `{serverStatus: 1, opcounters: 0}` leaves the section out;
     // the fields before the sections are always there.
@@ -141,6 +142,22 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         }
     }
     Ok(reply)
+}
+
+/// `serverStatus.monarchPool`: the blocking pool that runs every handler that may touch
+/// storage (not a mongod section; its analogue is `queues.execution`).
+fn pool_document(server: &crate::state::State) -> Document {
+    let pool = server.pool.stats();
+    let long = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    doc! {
+        "workers": long(pool.workers),
+        "busy": long(pool.busy),
+        "queued": long(pool.queued),
+        "queueCapacity": long(pool.capacity),
+        "waiting": long(pool.waiting),
+        "jobs": i64::try_from(pool.jobs).unwrap_or(i64::MAX),
+        "queueFullWaits": i64::try_from(pool.queue_full).unwrap_or(i64::MAX),
+    }
 }
 
 /// `serverStatus.storageEngine`: mongod's name fields plus the journal's state and syncs.

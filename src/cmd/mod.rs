@@ -29,12 +29,12 @@ mod write;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::LazyLock;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 
 use bson::Document;
 
-pub use context::{ClientInfo, RequestCtx};
+pub use context::{ClientInfo, OwnedCtx, ReplyWait, RequestCtx};
 pub use request::{CommandRequest, Protocol, type_name};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -126,8 +126,10 @@ pub struct CommandSpec {
     pub help: &'static str,
     /// Whether `OP_QUERY` may carry it (only the handshake).
     pub op_query: bool,
-    /// Whether the handler calls storage (which blocks): it then runs off the async workers.
-    pub blocking: bool,
+    /// Whether the handler is pure (reads no storage, does no blocking I/O) and runs inline on
+    /// the connection's task. Every other handler runs on the blocking pool: storage work
+    /// stays off the async workers by construction.
+    pub inline: bool,
     /// Exists only with `--setParameter enableTestCommands=1`, as in mongod.
     pub test_only: bool,
     /// The fields it takes and how each is treated, how mongod parses it, and which read
@@ -144,7 +146,7 @@ impl CommandSpec {
             access,
             help,
             op_query: false,
-            blocking: false,
+            inline: false,
             test_only: false,
             options: fields::DEFAULT,
         }
@@ -165,8 +167,9 @@ impl CommandSpec {
         self
     }
 
-    const fn blocking(mut self) -> Self {
-        self.blocking = true;
+    /// Marks a pure command (see [`CommandSpec::inline`]).
+    const fn inline(mut self) -> Self {
+        self.inline = true;
         self
     }
 
@@ -193,22 +196,20 @@ pub static COMMANDS: &[CommandSpec] = &[
         Data(DataAction::Find),
         "Runs the aggregation command. See http://dochub.mongodb.org/core/aggregation for more details.",
     )
-    .options(fields::AGGREGATE)
-    .blocking(),
+    .options(fields::AGGREGATE),
     CommandSpec::new("buildInfo", diagnostics::build_info, Anonymous, "get version #, etc.\n{ buildinfo:1 }")
         .options(fields::BUILD_INFO)
+        .inline()
         .aliases(&["buildinfo"]),
     CommandSpec::new("collMod", collections::coll_mod, Data(DataAction::CreateCollection), "Sets collection options.")
-        .options(fields::COLL_MOD)
-        .blocking(),
+        .options(fields::COLL_MOD),
     CommandSpec::new(
         "collStats",
         collections::coll_stats,
         Data(DataAction::Find),
         "{ collStats:\"blog.posts\" , scale : 1 } scale divides sizes e.g. for KB use 1024",
     )
-    .options(fields::COLL_STATS)
-    .blocking(),
+    .options(fields::COLL_STATS),
     CommandSpec::new(
         "commitTransaction",
         transactions::commit_transaction,
@@ -230,26 +231,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         Anonymous,
         "Returns connection-specific information such as logged-in users and their roles",
     )
-    .options(fields::CONNECTION_STATUS),
+    .options(fields::CONNECTION_STATUS)
+    .inline(),
     CommandSpec::new("count", read::count, Data(DataAction::Find), "count objects in collection")
-        .options(fields::COUNT)
-        .blocking(),
+        .options(fields::COUNT),
     CommandSpec::new(
         "create",
         collections::create,
         Data(DataAction::CreateCollection),
         "explicitly creates a collection or view",
     )
-    .options(fields::CREATE)
-    .blocking(),
+    .options(fields::CREATE),
     CommandSpec::new(
         "createIndexes",
         indexes::create_indexes,
         Data(DataAction::CreateIndex),
         "creates one or more indexes on a collection",
     )
-    .options(fields::CREATE_INDEXES)
-    .blocking(),
+    .options(fields::CREATE_INDEXES),
     CommandSpec::new(
         "currentOp",
         operations::current_op,
@@ -258,35 +257,30 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::CURRENT_OP),
     CommandSpec::new("dbStats", collections::db_stats, Data(DataAction::Find), "Get stats on a database.")
-        .options(fields::DB_STATS)
-        .blocking(),
+        .options(fields::DB_STATS),
     CommandSpec::new("delete", write::delete, Data(DataAction::Remove), "delete documents")
-        .options(fields::DELETE)
-        .blocking(),
+        .options(fields::DELETE),
     CommandSpec::new(
         "distinct",
         read::distinct,
         Data(DataAction::Find),
         "{ distinct : 'collection name' , key : 'a.b' , query : {} }",
     )
-    .options(fields::DISTINCT)
-    .blocking(),
+    .options(fields::DISTINCT),
     CommandSpec::new(
         "drop",
         collections::drop,
         Data(DataAction::DropCollection),
         "drop a collection\n{drop : <collectionName>}",
     )
-    .options(fields::DROP)
-    .blocking(),
+    .options(fields::DROP),
     CommandSpec::new(
         "dropDatabase",
         collections::drop_database,
         Data(DataAction::DropCollection),
         "drop (delete) this database",
     )
-    .options(fields::DROP_DATABASE)
-    .blocking(),
+    .options(fields::DROP_DATABASE),
     CommandSpec::new(
         "dropIndexes",
         indexes::drop_indexes,
@@ -294,21 +288,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         "drop indexes for a collection",
     )
     .options(fields::DROP_INDEXES)
-    .aliases(&["deleteIndexes"])
-    .blocking(),
+    .aliases(&["deleteIndexes"]),
     CommandSpec::new("endSessions", sessions::end_sessions, Anonymous, "end a set of logical sessions")
-        .options(fields::END_SESSIONS),
+        .options(fields::END_SESSIONS)
+        .inline(),
     CommandSpec::new(
         "explain",
         explain::explain,
         Data(DataAction::Find),
         "explain the plan and cost of a find, count, distinct, update, delete or findAndModify",
     )
-    .options(fields::EXPLAIN)
-    .blocking(),
+    .options(fields::EXPLAIN),
     CommandSpec::new("find", read::find, Data(DataAction::Find), "query for documents")
-        .options(fields::FIND)
-        .blocking(),
+        .options(fields::FIND),
     CommandSpec::new(
         "findAndModify",
         write::find_and_modify,
@@ -316,32 +308,33 @@ pub static COMMANDS: &[CommandSpec] = &[
         "{ findAndModify: \"collection\", query: {processed:false}, update: {$set: {processed:true}}, new: true}",
     )
     .options(fields::FIND_AND_MODIFY)
-    .aliases(&["findandmodify"])
-    .blocking(),
+    .aliases(&["findandmodify"]),
     CommandSpec::new("getCmdLineOpts", diagnostics::get_cmd_line_opts, Cluster(Action::GetCmdLineOpts), "get argv")
-        .options(fields::GET_CMD_LINE_OPTS),
+        .options(fields::GET_CMD_LINE_OPTS)
+        .inline(),
     CommandSpec::new(
         "getLog",
         diagnostics::get_log,
         Cluster(Action::GetLog),
         "{ getLog : '*' }  OR { getLog : 'global' }",
     )
-    .options(fields::GET_LOG),
+    .options(fields::GET_LOG)
+    .inline(),
     CommandSpec::new(
         "getMore",
         read::get_more,
         Data(DataAction::Find),
         "retrieve more results from an existing cursor",
     )
-    .options(fields::GET_MORE)
-    .blocking(),
+    .options(fields::GET_MORE),
     CommandSpec::new(
         "getParameter",
         parameters::get_parameter,
         Cluster(Action::GetParameter),
         "get administrative option(s)\nexample:\n{ getParameter:1, notablescan:1 }\npass a document as the value for getParameter to request options\nexample:\n{ getParameter:{showDetails: true}, notablescan:1}\nsupported:\n{ getParameter:'*' } to get everything\n",
     )
-    .options(fields::GET_PARAMETER),
+    .options(fields::GET_PARAMETER)
+    .inline(),
     CommandSpec::new(
         "hello",
         handshake::hello,
@@ -349,6 +342,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Check if this server is primary for a replica set\n{ hello : 1 }",
     )
     .options(fields::HELLO)
+    .inline()
     .handshake(),
     CommandSpec::new(
         "hostInfo",
@@ -358,8 +352,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::HOST_INFO),
     CommandSpec::new("insert", write::insert, Data(DataAction::Insert), "insert documents")
-        .options(fields::INSERT)
-        .blocking(),
+        .options(fields::INSERT),
     CommandSpec::new(
         "isMaster",
         handshake::is_master,
@@ -367,6 +360,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Check if this server is primary for a replica set\n{ isMaster : 1 }",
     )
     .options(fields::IS_MASTER)
+    .inline()
     .aliases(&["ismaster"])
     .handshake(),
     CommandSpec::new(
@@ -375,40 +369,40 @@ pub static COMMANDS: &[CommandSpec] = &[
         Cluster(Action::KillAnySession),
         "kill all logical sessions, for a user, and their operations",
     )
-    .options(fields::KILL_ALL_SESSIONS),
+    .options(fields::KILL_ALL_SESSIONS)
+    .inline(),
     CommandSpec::new("killCursors", read::kill_cursors, Data(DataAction::KillCursors), "Kill a list of cursor ids")
-        .options(fields::KILL_CURSORS)
-        .blocking(),
+        .options(fields::KILL_CURSORS),
     CommandSpec::new("killOp", operations::kill_op, Cluster(Action::KillOp), "kill an operation in flight")
-        .options(fields::KILL_OP),
+        .options(fields::KILL_OP)
+        .inline(),
     CommandSpec::new("killSessions", sessions::kill_sessions, Anonymous, "kill a logical session and its operations")
-        .options(fields::KILL_SESSIONS),
+        .options(fields::KILL_SESSIONS)
+        .inline(),
     CommandSpec::new(
         "listCollections",
         collections::list_collections,
         Data(DataAction::Find),
         "list collections for this db",
     )
-    .options(fields::LIST_COLLECTIONS)
-    .blocking(),
+    .options(fields::LIST_COLLECTIONS),
     CommandSpec::new("listCommands", diagnostics::list_commands, Anonymous, "get a list of all db commands")
-        .options(fields::LIST_COMMANDS),
+        .options(fields::LIST_COMMANDS)
+        .inline(),
     CommandSpec::new(
         "listDatabases",
         collections::list_databases,
         Cluster(Action::ListDatabases),
         "{ listDatabases:1, [filter: <filterObject>] [, nameOnly: true ] }\nlist databases on this server",
     )
-    .options(fields::LIST_DATABASES)
-    .blocking(),
+    .options(fields::LIST_DATABASES),
     CommandSpec::new(
         "listIndexes",
         indexes::list_indexes,
         Data(DataAction::ListIndexes),
         "list indexes for a collection",
     )
-    .options(fields::LIST_INDEXES)
-    .blocking(),
+    .options(fields::LIST_INDEXES),
     CommandSpec::new(
         "monarchQueryStats",
         profiling::monarch_query_stats,
@@ -422,25 +416,25 @@ pub static COMMANDS: &[CommandSpec] = &[
         Anonymous,
         "a way to check that the server is alive. responds immediately even if server is in a db lock.",
     )
-    .options(fields::PING),
+    .options(fields::PING)
+    .inline(),
     CommandSpec::new(
         "profile",
         profiling::profile,
         Data(DataAction::EnableProfiler),
         "controls the behaviour of the performance profiler, the fraction of eligible operations which are sampled for logging/profiling, and the threshold duration at which ops become eligible. See http://docs.mongodb.org/manual/reference/command/profile",
     )
-    .options(fields::PROFILE)
-    .blocking(),
+    .options(fields::PROFILE),
     CommandSpec::new("refreshSessions", sessions::refresh_sessions, Anonymous, "renew a set of logical sessions")
-        .options(fields::REFRESH_SESSIONS),
+        .options(fields::REFRESH_SESSIONS)
+        .inline(),
     CommandSpec::new(
         "renameCollection",
         collections::rename_collection,
         Data(DataAction::CreateCollection),
         " example: { renameCollection: foo.a, to: bar.b }",
     )
-    .options(fields::RENAME_COLLECTION)
-    .blocking(),
+    .options(fields::RENAME_COLLECTION),
     CommandSpec::new(
         "serverStatus",
         diagnostics::server_status,
@@ -454,22 +448,23 @@ pub static COMMANDS: &[CommandSpec] = &[
         Cluster(Action::SetParameter),
         "set administrative option(s)\n{ setParameter:1, <param>:<value> }\n",
     )
-    .options(fields::SET_PARAMETER),
+    .options(fields::SET_PARAMETER)
+    .inline(),
     CommandSpec::new("startSession", sessions::start_session, Anonymous, "start a logical session")
-        .options(fields::START_SESSION),
+        .options(fields::START_SESSION)
+        .inline(),
     CommandSpec::new("update", write::update, Data(DataAction::Update), "update documents")
-        .options(fields::UPDATE)
-        .blocking(),
+        .options(fields::UPDATE),
     CommandSpec::new(
         "validate",
         collections::validate,
         Data(DataAction::Validate),
         "Validate contents of a namespace by scanning its data structures for correctness.",
     )
-    .options(fields::VALIDATE)
-    .blocking(),
+    .options(fields::VALIDATE),
     CommandSpec::new("whatsmyuri", diagnostics::whats_my_uri, Anonymous, "{whatsmyuri:1}")
-        .options(fields::WHATS_MY_URI),
+        .options(fields::WHATS_MY_URI)
+        .inline(),
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
@@ -502,15 +497,17 @@ pub struct Executed {
 
 /// Runs `request` and returns the complete reply: the handler's document with `ok: 1`, or
 /// mongod's error shape. A panicking handler becomes an `InternalError` reply; the server and
-/// the connection keep running.
-pub fn execute(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
+/// the connection keep running. A handler that may touch storage runs on the blocking pool
+/// while this awaits it; what its reply waits for (a journal sync) is awaited here too, so no
+/// thread is held.
+pub async fn execute(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     let started = std::time::Instant::now();
-    let executed = dispatch(ctx, request);
+    let executed = dispatch(ctx, request).await;
     ctx.op.add_phase(|p| &mut p.execute, started.elapsed());
     executed
 }
 
-fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
+async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     let stats = &ctx.state.counters;
     if let Some(lsid) = request.lsid() {
         ctx.state.sessions.touch(lsid);
@@ -529,16 +526,19 @@ fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
             if let Some(counter) = counter {
                 counter.total.fetch_add(1, Ordering::Relaxed);
             }
-            let outcome = match parse(spec, request) {
+            let outcome = match parse(spec, &request) {
                 Err(error) => Err(error),
-                Ok(()) => match ctx.state.failpoints.check(request.name(), ctx.client.app_name()) {
-                    None => run(ctx, spec, request),
-                    Some(action) => {
-                        let reply = testing::fail_command(ctx, spec, request, &action);
-                        let error = reply.get_i32("code").ok().and_then(ErrorCode::from_code);
-                        return Executed { reply, command, error };
+                Ok(()) => {
+                    let fired = ctx.state.failpoints.check(request.name(), ctx.lock_client().app_name());
+                    match fired {
+                        None => run(ctx, spec, &request).await,
+                        Some(action) => {
+                            let reply = testing::fail_command(ctx, spec, &request, &action).await;
+                            let error = reply.get_i32("code").ok().and_then(ErrorCode::from_code);
+                            return Executed { reply, command, error };
+                        }
                     }
-                },
+                }
             };
             if let (Some(counter), Err(_)) = (counter, &outcome) {
                 counter.failed.fetch_add(1, Ordering::Relaxed);
@@ -580,8 +580,9 @@ fn parse(spec: &CommandSpec, request: &CommandRequest) -> Result<()> {
     generic::check_before_fail_point(spec, request)
 }
 
-/// Checks the concerns and runs the handler (on the blocking pool when it touches storage).
-fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -> Result<Document> {
+/// Checks the concerns and runs the handler: inline when the command is pure, else on the
+/// blocking pool; then awaits what its reply waits for.
+async fn run(ctx: &OwnedCtx, spec: &'static CommandSpec, request: &Arc<CommandRequest>) -> Result<Document> {
     generic::check_concerns(spec, request)?;
     if let Some(ms) = generic::max_time_ms(request)? {
         // The one deadline of the operation, from when its message was decoded: the executor's
@@ -596,22 +597,53 @@ fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -
     let Some(handler) = spec.handler else {
         return Err(Error::new(ErrorCode::NotImplemented, format!("command {} is not implemented yet", spec.name)));
     };
-    let mut call = || std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, request)));
-    // Storage calls block: let the runtime move other connections off this worker meanwhile.
-    let outcome = if spec.blocking && tokio::runtime::Handle::try_current().is_ok() {
-        tokio::task::block_in_place(call)
+    let (reply, wait) = if spec.inline {
+        call(ctx, spec, handler, request)
     } else {
-        call()
+        let (job_ctx, job_request) = (ctx.clone(), request.clone());
+        match ctx.state.pool.run(move || call(&job_ctx, spec, handler, &job_request)).await {
+            Ok(done) => done,
+            // `call` catches the handler's panics; this is the pool shutting down.
+            Err(error) => {
+                return Err(Error::new(
+                    ErrorCode::InternalError,
+                    format!("internal error while running {}", spec.name),
+                )
+                .with_internal(error.to_string()));
+            }
+        }
     };
-    outcome.unwrap_or_else(|panic| {
-        let detail = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        tracing::error!(target: "COMMAND", id = 1, command = spec.name, panic = detail, "Command handler panicked");
-        Err(Error::new(ErrorCode::InternalError, format!("internal error while running {}", spec.name)))
+    let reply = reply?;
+    if let Some(wait) = wait {
+        finish_wait(ctx, wait).await?;
+    }
+    Ok(reply)
+}
+
+/// Runs `handler`, turning a panic into an `InternalError`.
+fn call(
+    ctx: &OwnedCtx,
+    spec: &CommandSpec,
+    handler: Handler,
+    request: &CommandRequest,
+) -> (Result<Document>, Option<ReplyWait>) {
+    ctx.with(|ctx| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, request))).unwrap_or_else(|panic| {
+            let detail = crate::state::pool::panic_message(panic.as_ref());
+            tracing::error!(target: "COMMAND", id = 1, command = spec.name, panic = detail, "Command handler panicked");
+            Err(Error::new(ErrorCode::InternalError, format!("internal error while running {}", spec.name)))
+        })
     })
+}
+
+/// Awaits what a reply waits for, counting the time as the request's storage phase.
+async fn finish_wait(ctx: &OwnedCtx, wait: ReplyWait) -> Result<()> {
+    let started = std::time::Instant::now();
+    let outcome = match wait {
+        ReplyWait::Durable(ticket) => ctx.state.storage.durable(ticket).await,
+    };
+    ctx.op.add_phase(|p| &mut p.storage, started.elapsed());
+    outcome
 }
 
 #[cfg(test)]
@@ -626,6 +658,35 @@ mod tests {
         sorted.dedup();
         assert_eq!(names, sorted);
         assert_eq!(BY_NAME.len(), COMMANDS.len() + COMMANDS.iter().map(|c| c.aliases.len()).sum::<usize>());
+    }
+
+    /// Every handler runs on the blocking pool unless listed here: adding a command to this
+    /// list is a decision that it reads no storage and does no blocking I/O.
+    #[test]
+    fn command_table_runs_only_pure_commands_inline() {
+        let inline: Vec<&str> = COMMANDS.iter().filter(|c| c.inline).map(|c| c.name).collect();
+        assert_eq!(
+            inline,
+            [
+                "buildInfo",
+                "connectionStatus",
+                "endSessions",
+                "getCmdLineOpts",
+                "getLog",
+                "getParameter",
+                "hello",
+                "isMaster",
+                "killAllSessions",
+                "killOp",
+                "killSessions",
+                "listCommands",
+                "ping",
+                "refreshSessions",
+                "setParameter",
+                "startSession",
+                "whatsmyuri",
+            ]
+        );
     }
 
     #[test]

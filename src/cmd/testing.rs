@@ -3,7 +3,7 @@
 
 use bson::{Bson, Document, RawBsonRef, doc};
 
-use super::{CommandRequest, CommandSpec, RequestCtx, run};
+use super::{CommandRequest, CommandSpec, OwnedCtx, RequestCtx, run};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::failpoints::FailCommand;
 
@@ -30,23 +30,20 @@ pub fn configure_fail_point(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> R
 }
 
 /// Applies a fired `failCommand`: stall, then close the connection, fail with its error, or
-/// run the command and attach its write concern error.
-pub fn fail_command(
-    ctx: &mut RequestCtx<'_>,
-    spec: &CommandSpec,
-    req: &CommandRequest,
+/// run the command and attach its write concern error. The stall (`blockConnection`) is an
+/// async sleep of this connection's task, as mongod blocks only the connection's own thread:
+/// it holds no thread here.
+pub async fn fail_command(
+    ctx: &OwnedCtx,
+    spec: &'static CommandSpec,
+    req: &std::sync::Arc<CommandRequest>,
     action: &FailCommand,
 ) -> Document {
     if let Some(block) = action.block {
-        let stall = || std::thread::sleep(block);
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::block_in_place(stall);
-        } else {
-            stall();
-        }
+        tokio::time::sleep(block).await;
     }
     if action.close_connection {
-        ctx.client.close_requested = true;
+        ctx.lock_client().close_requested = true;
         return Document::new();
     }
     let labels = || Bson::Array(action.error_labels.clone());
@@ -62,7 +59,7 @@ pub fn fail_command(
         }
         return reply;
     }
-    let mut reply = match run(ctx, spec, req) {
+    let mut reply = match run(ctx, spec, req).await {
         Ok(reply) => reply,
         Err(error) => return error.to_reply(),
     };

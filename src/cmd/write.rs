@@ -22,7 +22,7 @@ use crate::op::{ExecStats, Operation};
 use crate::query::expr::Variables;
 use crate::query::{Collation, Filter, Projection, SortSpec, Update, limits};
 use crate::state::plan_cache::PlanCache;
-use crate::storage::{DurabilityTicket, Storage, Writer};
+use crate::storage::{DurabilityTicket, Writer};
 
 /// Whether the command's write concern asks for a journal sync before the reply (the
 /// dispatcher has validated it).
@@ -30,7 +30,6 @@ fn journaled(req: &CommandRequest) -> Result<bool> {
     Ok(super::generic::write_concern(req)?.journaled())
 }
 
-/// Waits for the last batch to be durable when the write concern asks for it.
 /// Commits `writer`, counting the time as the request's storage phase.
 fn commit(op: &Operation, writer: Writer<'_>) -> Result<Option<DurabilityTicket>> {
     let started = std::time::Instant::now();
@@ -39,17 +38,11 @@ fn commit(op: &Operation, writer: Writer<'_>) -> Result<Option<DurabilityTicket>
     ticket
 }
 
-fn acknowledge(op: &Operation, storage: &Storage, journal: bool, last_ticket: Option<DurabilityTicket>) -> Result<()> {
-    let started = std::time::Instant::now();
-    let acknowledged = acknowledge_untimed(storage, journal, last_ticket);
-    op.add_phase(|p| &mut p.storage, started.elapsed());
-    acknowledged
-}
-
-fn acknowledge_untimed(storage: &Storage, journal: bool, last_ticket: Option<DurabilityTicket>) -> Result<()> {
-    match (journal, last_ticket) {
-        (true, Some(ticket)) => storage.wait_durable(ticket),
-        _ => Ok(()),
+/// Makes the reply wait for the last batch to be durable when the write concern asks for it
+/// (after the handler returns, holding no thread).
+fn acknowledge(ctx: &mut RequestCtx<'_>, journal: bool, last_ticket: Option<DurabilityTicket>) {
+    if let (true, Some(ticket)) = (journal, last_ticket) {
+        ctx.reply_after_sync(ticket);
     }
 }
 
@@ -171,7 +164,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let ticket = commit(ctx.op, writer)?;
     ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
-    acknowledge(ctx.op, storage, journal, ticket)?;
+    acknowledge(ctx, journal, ticket);
     let mut reply = doc! { "n": inserted };
     add_write_errors(&mut reply, errors);
     Ok(reply)
@@ -316,13 +309,12 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     check_statement_fields("update", "updates", &statements, UPDATE_STATEMENT_FIELDS)?;
     let vars = let_variables(req)?;
     let mut target = Target::for_write(ctx, ns);
-    let storage = &ctx.state.storage;
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let outcomes = run_statements(statements, ordered, |statement| {
         run_update_statement(ctx, finder, &mut target, statement, vars.as_ref(), bypass)
     });
-    acknowledge(ctx.op, storage, journal, outcomes.last_ticket)?;
+    acknowledge(ctx, journal, outcomes.last_ticket);
     let (mut matched, mut modified) = (0i64, 0i64);
     let mut upserted = Vec::new();
     for (index, outcome) in outcomes.results {
@@ -530,7 +522,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
         Ok((victims.len() as i64, commit(ctx.op, writer)?))
     });
-    acknowledge(ctx.op, storage, journal, outcomes.last_ticket)?;
+    acknowledge(ctx, journal, outcomes.last_ticket);
     let deleted: i64 = outcomes.results.iter().map(|(_, n)| n).sum();
     ctx.op.docs.deleted.fetch_add(u64::try_from(deleted).unwrap_or(0), Ordering::Relaxed);
     let mut reply = doc! { "n": count_value(deleted) };
@@ -683,6 +675,6 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         }
     };
     let ticket = commit(ctx.op, writer)?;
-    acknowledge(ctx.op, storage, journal, ticket)?;
+    acknowledge(ctx, journal, ticket);
     Ok(reply)
 }

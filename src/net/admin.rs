@@ -262,6 +262,7 @@ async fn health(admin: &AdminContext) -> Response<Full<Bytes>> {
 pub(crate) fn figures(state: &State) -> ServerFigures {
     let ServerStats { connections, network, .. } = &state.counters;
     let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    let pool = state.pool.stats();
     ServerFigures {
         uptime: state.started.elapsed(),
         connections_current: load(&connections.current),
@@ -275,6 +276,13 @@ pub(crate) fn figures(state: &State) -> ServerFigures {
         requests: load(&network.num_requests),
         cursors_open: state.cursors.len(),
         cursors_timed_out: state.cursors.timed_out(),
+        pool_workers: pool.workers as u64,
+        pool_busy: pool.busy as u64,
+        pool_queued: pool.queued as u64,
+        pool_queue_capacity: pool.capacity as u64,
+        pool_waiting: pool.waiting as u64,
+        pool_jobs: pool.jobs,
+        pool_queue_full: pool.queue_full,
     }
 }
 

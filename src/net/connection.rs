@@ -2,8 +2,8 @@
 //! command, encode the reply — until the client leaves, sends garbage, or the server stops.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bson::Document;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::metered::Metered;
 use super::tls::starts_with_tls;
-use crate::cmd::{self, ClientInfo, CommandRequest, RequestCtx};
+use crate::cmd::{self, ClientInfo, CommandRequest, OwnedCtx};
 use crate::config::TlsMode;
 use crate::error::{Error, ErrorCode};
 use crate::obs::{Observers, OpSummary};
@@ -134,14 +134,14 @@ pub async fn run(
     serve_frames(stream, client, &services, &shutdown).await;
 }
 
-async fn serve_frames<S>(
-    stream: Metered<'_, S>,
-    mut client: ClientInfo,
-    services: &Services,
-    shutdown: &CancellationToken,
-) where
+async fn serve_frames<S>(stream: Metered<'_, S>, client: ClientInfo, services: &Services, shutdown: &CancellationToken)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let remote = client.remote;
+    let connection_id = client.connection_id;
+    // Shared with the handler's job on the blocking pool, one request at a time.
+    let client = Arc::new(Mutex::new(client));
     let mut framed = Framed::new(stream, MessageCodec::default());
     loop {
         let next = tokio::select! {
@@ -155,8 +155,8 @@ async fn serve_frames<S>(
                 tracing::info!(
                     target: "NETWORK",
                     id = 22988,
-                    remote = %client.remote,
-                    connectionId = client.connection_id,
+                    remote = %remote,
+                    connectionId = connection_id,
                     error = %error,
                     "Error receiving request from client. Ending connection from remote"
                 );
@@ -168,7 +168,7 @@ async fn serve_frames<S>(
         let network = &services.state.counters.network;
         let bytes_in = message.uncompressed_len();
         network.record_in(message.compressor, framed.codec().last_decoded_len(), bytes_in);
-        let (outcome, tracked) = handle(message, &mut client, services, decoded_at, bytes_in as u64);
+        let (outcome, tracked) = handle(message, &client, services, decoded_at, bytes_in as u64).await;
         if let Some(tracked) = &tracked {
             tracked.guard.op().add_phase(|p| &mut p.read, decoded_at.saturating_duration_since(first_byte));
         }
@@ -191,7 +191,7 @@ async fn serve_frames<S>(
             tracked.finish(logical as u64);
         }
         if let Err(error) = sent {
-            tracing::info!(target: "NETWORK", id = 22989, remote = %client.remote, %error, "Error sending response to client. Ending connection from remote");
+            tracing::info!(target: "NETWORK", id = 22989, remote = %remote, %error, "Error sending response to client. Ending connection from remote");
             return;
         }
     }
@@ -202,7 +202,7 @@ async fn serve_frames<S>(
 /// failed write).
 struct Tracked<'a> {
     guard: OpGuard<'a>,
-    observers: &'a Observers,
+    services: &'a Services,
     command: &'static str,
     error: Option<ErrorCode>,
     bytes_in: u64,
@@ -212,13 +212,22 @@ struct Tracked<'a> {
 }
 
 impl Tracked<'_> {
-    /// Writes the profile entry of a request whose reply of `bytes_out` bytes is ready.
-    fn profile(&mut self, bytes_out: u64) {
-        if !self.observers.profiling() {
+    /// Writes the profile entry of a request whose reply of `bytes_out` bytes is ready, on the
+    /// blocking pool (storage), and waits for it.
+    async fn profile(&mut self, bytes_out: u64) {
+        let observers = &self.services.observers;
+        if !observers.profiling() {
             return;
         }
-        let summary = self.summary(bytes_out);
-        self.profiled = self.observers.before_reply(&summary);
+        let (profiled, entry) = observers.before_reply(&self.summary(bytes_out));
+        self.profiled = profiled;
+        if let Some(entry) = entry {
+            let observers = observers.clone();
+            let written = self.services.state.pool.run(move || observers.profiler.write(entry)).await;
+            if let Err(error) = written {
+                tracing::warn!(target: "COMMAND", id = 20701, error = %error, "Cannot write a profile entry");
+            }
+        }
     }
 
     fn finish(mut self, bytes_out: u64) {
@@ -229,7 +238,15 @@ impl Tracked<'_> {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.observers.finish(&self.summary(bytes_out), self.profiled);
+        let observers = &self.services.observers;
+        if let Some(entry) = observers.finish(&self.summary(bytes_out), self.profiled) {
+            // No reply waits for this entry (and a `Drop` cannot wait): queued without waiting;
+            // with the pool's queue full it is dropped and counted.
+            let writer = observers.clone();
+            if !self.services.state.pool.try_spawn(move || writer.profiler.write(entry)) {
+                observers.profiler.count_dropped();
+            }
+        }
     }
 
     fn summary(&self, bytes_out: u64) -> OpSummary<'_> {
@@ -254,9 +271,9 @@ enum Outcome {
 }
 
 /// Runs one message; returns what to send and the tracked request, if one was read.
-fn handle<'a>(
+async fn handle<'a>(
     message: Message,
-    client: &mut ClientInfo,
+    client: &Arc<Mutex<ClientInfo>>,
     services: &'a Services,
     decoded_at: Instant,
     bytes_in: u64,
@@ -271,7 +288,8 @@ fn handle<'a>(
         }
         Body::Query(query) => (CommandRequest::from_query(query), true, false),
         Body::Reply(_) => {
-            tracing::info!(target: "NETWORK", id = 22988, remote = %client.remote, "Client sent OP_REPLY; ending connection");
+            let remote = lock(client).remote;
+            tracing::info!(target: "NETWORK", id = 22988, remote = %remote, "Client sent OP_REPLY; ending connection");
             return (Outcome::Close, None);
         }
     };
@@ -279,27 +297,37 @@ fn handle<'a>(
     active.fetch_add(1, Ordering::Relaxed);
     let (reply, name, tracked) = match request {
         Ok(request) => {
-            let guard = state.ops.begin(request.op_start(client, decoded_at), state.config.parameters.observability);
+            let start = request.op_start(&lock(client), decoded_at);
+            let guard = state.ops.begin(start, state.config.parameters.observability);
             guard.op().add_phase(|p| &mut p.parse, decoded_at.elapsed());
-            let observers = &*services.observers;
-            let mut ctx = RequestCtx { state, observers, client, op: guard.op() };
-            let executed = cmd::execute(&mut ctx, &request);
+            let name = request.name().to_owned();
+            let ctx = OwnedCtx {
+                state: services.state.clone(),
+                observers: services.observers.clone(),
+                client: client.clone(),
+                op: guard.op().clone(),
+            };
+            let executed = cmd::execute(&ctx, Arc::new(request)).await;
             let tracked = Tracked {
                 guard,
-                observers,
+                services,
                 command: executed.command,
                 error: executed.error,
                 bytes_in,
                 profiled: None,
                 done: false,
             };
-            (executed.reply, Some(request.name().to_owned()), Some(tracked))
+            (executed.reply, Some(name), Some(tracked))
         }
         Err(error) => (error.to_reply(), None, None),
     };
     active.fetch_sub(1, Ordering::Relaxed);
-    if client.close_requested {
-        tracing::info!(target: "NETWORK", id = 22988, remote = %client.remote, "Closing the connection as a fail point asked");
+    let (close_requested, remote) = {
+        let client = lock(client);
+        (client.close_requested, client.remote)
+    };
+    if close_requested {
+        tracing::info!(target: "NETWORK", id = 22988, remote = %remote, "Closing the connection as a fail point asked");
         return (Outcome::Close, tracked);
     }
     if more_to_come {
@@ -312,9 +340,14 @@ fn handle<'a>(
     if let Some(tracked) = &mut tracked {
         tracked.guard.op().add_phase(|p| &mut p.encode, encoding.elapsed());
         // IMPORTANT: before the reply leaves; clients read `system.profile` right after it.
-        tracked.profile(reply.uncompressed_len() as u64);
+        tracked.profile(reply.uncompressed_len() as u64).await;
     }
     (Outcome::Reply(reply), tracked)
+}
+
+/// The connection's client record, for a moment (never across an `await`).
+fn lock(client: &Mutex<ClientInfo>) -> std::sync::MutexGuard<'_, ClientInfo> {
+    client.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The first element of `reply` for an error message: a scalar as mongod prints it (cut at

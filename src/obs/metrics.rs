@@ -189,6 +189,20 @@ pub struct ServerFigures {
     pub cursors_open: usize,
     /// Cursors closed for being idle too long, since start.
     pub cursors_timed_out: u64,
+    /// The blocking pool's worker threads.
+    pub pool_workers: u64,
+    /// Of them, running a job now.
+    pub pool_busy: u64,
+    /// Jobs queued for a worker.
+    pub pool_queued: u64,
+    /// The queue's slots.
+    pub pool_queue_capacity: u64,
+    /// Requests waiting for a queue slot (the queue was full).
+    pub pool_waiting: u64,
+    /// Jobs run since start.
+    pub pool_jobs: u64,
+    /// Submissions that found the queue full, since start.
+    pub pool_queue_full: u64,
 }
 
 /// Everything `/metrics` serves: the registry plus `figures`, the engine's figures and the
@@ -225,9 +239,30 @@ pub fn scrape(metrics: &Metrics, figures: &ServerFigures, storage: &Storage, dbp
     }
     out.gauge("monarch_cursors_open", "Cursors open now", figures.cursors_open as f64);
     out.counter("monarch_cursors_timed_out_total", "Cursors closed for being idle too long", figures.cursors_timed_out);
+    pool_families(&mut out, figures);
     storage_families(&mut out, storage, dbpath);
     process_families(&mut out, ProcessStats::read());
     metrics.encode_with(out.0)
+}
+
+/// The blocking pool that runs storage work: a growing queue depth (or waiting requests) with
+/// every worker busy means storage cannot keep up.
+fn pool_families(out: &mut Families, figures: &ServerFigures) {
+    for (name, help, value) in [
+        ("monarch_pool_workers", "Worker threads of the blocking pool that runs storage work", figures.pool_workers),
+        ("monarch_pool_busy_workers", "Blocking pool workers running a job now", figures.pool_busy),
+        ("monarch_pool_queue_depth", "Jobs queued for a blocking pool worker", figures.pool_queued),
+        ("monarch_pool_queue_capacity", "Slots of the blocking pool's queue", figures.pool_queue_capacity),
+        ("monarch_pool_waiting", "Requests waiting for a slot in the blocking pool's full queue", figures.pool_waiting),
+    ] {
+        out.gauge(name, help, value as f64);
+    }
+    out.counter("monarch_pool_jobs_total", "Jobs run on the blocking pool", figures.pool_jobs);
+    out.counter(
+        "monarch_pool_queue_full_total",
+        "Blocking pool submissions that found the queue full and waited",
+        figures.pool_queue_full,
+    );
 }
 
 fn storage_families(out: &mut Families, storage: &Storage, dbpath: &Path) {

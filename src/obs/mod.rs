@@ -22,7 +22,7 @@ use crate::log::LogSink;
 use crate::storage::Storage;
 use latency::LatencyStats;
 use metrics::{Metrics, ServerFigures};
-use profiler::Profiler;
+use profiler::{ProfileEntry, Profiler};
 use slowlog::SlowLog;
 
 /// Every observer of finished requests. Handlers may read and change the settings and
@@ -67,22 +67,25 @@ impl Observers {
 
     /// Feeds a request whose reply is ready (not yet sent) to the profiler: mongod writes the
     /// `system.profile` entry before it replies. Returns the slow-operation draw when the
-    /// profiler used one, for [`Observers::finish`] to reuse; `None` while nothing is profiled.
-    pub fn before_reply(&self, summary: &OpSummary<'_>) -> Option<bool> {
+    /// profiler used one, for [`Observers::finish`] to reuse (`None` while nothing is
+    /// profiled), and the entry the caller must store with [`Profiler::write`] before replying.
+    pub fn before_reply(&self, summary: &OpSummary<'_>) -> (Option<bool>, Option<ProfileEntry>) {
         if !self.profiling() {
-            return None;
+            return (None, None);
         }
         let slow = self.slow_log.is_slow_and_sampled(summary);
-        self.profiler.observe(slow, summary);
-        Some(slow)
+        (Some(slow), self.profiler.observe(slow, summary))
     }
 
     /// Feeds a finished request to every observer. `profiled` is what
     /// [`Observers::before_reply`] returned: when it is set the profiler has seen this request
-    /// already, and its slow-operation draw decides for the log too.
-    pub fn finish(&self, summary: &OpSummary<'_>, profiled: Option<bool>) {
+    /// already, and its slow-operation draw decides for the log too. Returns a profile entry
+    /// for a request that ended without a reply, for the caller to store with
+    /// [`Profiler::write`].
+    #[must_use]
+    pub fn finish(&self, summary: &OpSummary<'_>, profiled: Option<bool>) -> Option<ProfileEntry> {
         if !self.enabled {
-            return;
+            return None;
         }
         self.metrics.record(summary);
         // One draw decides for the log and the profiler's level 1, so with a sample rate below 1
@@ -93,10 +96,8 @@ impl Observers {
             self.slow_log.write(&self.log, summary);
         }
         self.latency.record(summary);
-        if profiled.is_none() {
-            // A request that ended without a reply (moreToCome, a closed connection).
-            self.profiler.observe(slow, summary);
-        }
+        // A request that ended without a reply (moreToCome, a closed connection).
+        profiled.is_none().then(|| self.profiler.observe(slow, summary)).flatten()
     }
 
     /// Everything `/metrics` serves, in the Prometheus text format: the request metrics, then

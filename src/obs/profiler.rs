@@ -124,13 +124,13 @@ impl Profiler {
         self.overrides.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Profiles `summary` if its database's level asks for it: level 2 always; level 1 when
-    /// the filter matches the entry, or, without a filter, when it is `slow` (over the slow
-    /// log's threshold and drawn by its sample rate). The entry is stored before this
-    /// returns, so the caller calls it before sending the reply.
-    pub fn observe(&self, slow: bool, summary: &OpSummary<'_>) {
+    /// The entry of `summary` if its database's level asks for it: level 2 always; level 1
+    /// when the filter matches the entry, or, without a filter, when it is `slow` (over the
+    /// slow log's threshold and drawn by its sample rate). Pure: [`Profiler::write`] stores
+    /// it (on a storage thread), before the reply is sent.
+    pub fn observe(&self, slow: bool, summary: &OpSummary<'_>) -> Option<ProfileEntry> {
         if !self.active() || !profiled_command(summary) {
-            return;
+            return None;
         }
         let settings = self.settings(&summary.op.db);
         let chosen = match (settings.level, &settings.filter) {
@@ -140,17 +140,23 @@ impl Profiler {
             _ => false,
         };
         if !chosen {
-            return;
+            return None;
         }
-        let Ok(document) = RawDocumentBuf::try_from(&entry(summary)) else { return };
+        let document = RawDocumentBuf::try_from(&entry(summary)).ok()?;
         if settings.level == 1
             && let Some(filter) = &settings.filter
             && !filter.filter.matches(&document)
         {
-            return;
+            return None;
         }
-        let db = summary.op.db.as_str();
-        match blocking(|| write_entry(&self.storage, db, document)) {
+        Some(ProfileEntry { db: summary.op.db.clone(), document })
+    }
+
+    /// Stores `entry` in its database's `system.profile`. Blocking (storage): run it on the
+    /// blocking pool.
+    pub fn write(&self, entry: ProfileEntry) {
+        let db = entry.db.as_str();
+        match write_entry(&self.storage, db, entry.document) {
             Ok(true) => {
                 self.written.fetch_add(1, Ordering::Relaxed);
             }
@@ -163,17 +169,19 @@ impl Profiler {
             }
         }
     }
+
+    /// Counts an entry that could not even be queued for writing.
+    pub fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
-/// Runs storage work from a request: on the multi-threaded runtime the worker hands its other
-/// connections to the rest of the pool meanwhile, as blocking command handlers do.
-fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
-    }
+/// A `system.profile` entry chosen by [`Profiler::observe`], to be stored by
+/// [`Profiler::write`].
+#[derive(Debug)]
+pub struct ProfileEntry {
+    db: String,
+    document: RawDocumentBuf,
 }
 
 /// Whether a command may be profiled: not the `profile` command (its level change would

@@ -3,7 +3,8 @@
 //!
 //! [`State`] holds the storage handle, the configuration and the registries, each a leaf module
 //! here: [`counters`] (`serverStatus`), [`cursors`] (parked cursors), [`plan_cache`],
-//! [`sessions`], [`failpoints`] and [`parameters`] (what `setParameter` changes). The
+//! [`sessions`], [`failpoints`], [`parameters`] (what `setParameter` changes) and [`pool`]
+//! (the threads storage work runs on). The
 //! operations in flight live in [`crate::op`], whose types the executor and observability use
 //! too; the log sink is [`crate::log`]. Observers (metrics, slow-query log, latency, profiler)
 //! are not here: `obs` owns them, and the server hands them to the connections beside this.
@@ -13,6 +14,7 @@ pub mod cursors;
 pub mod failpoints;
 pub mod parameters;
 pub mod plan_cache;
+pub mod pool;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use cursors::CursorRegistry;
 use failpoints::FailPoints;
 use parameters::RuntimeParameters;
 use plan_cache::PlanCache;
+use pool::BlockingPool;
 use sessions::SessionCatalog;
 
 /// State shared by every connection and handler.
@@ -52,6 +55,8 @@ pub struct State {
     pub plans: PlanCache,
     /// Operations in flight (`currentOp`, `killOp`).
     pub ops: OpRegistry,
+    /// The threads every handler that may touch storage runs on.
+    pub pool: BlockingPool,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -60,11 +65,12 @@ pub struct State {
 }
 
 impl State {
-    /// Fresh state for `config` over an opened `storage`, with counters for a command table
-    /// of `commands` rows.
-    pub fn new(config: Config, log: Arc<LogSink>, storage: Arc<Storage>, commands: usize) -> Self {
+    /// Fresh state for `config` over an opened `storage`, running storage work on `pool`, with
+    /// counters for a command table of `commands` rows.
+    pub fn new(config: Config, log: Arc<LogSink>, storage: Arc<Storage>, pool: BlockingPool, commands: usize) -> Self {
         Self {
             storage,
+            pool,
             cursors: CursorRegistry::default(),
             failpoints: FailPoints::default(),
             plans: PlanCache::default(),

@@ -3,14 +3,21 @@
 //!
 //! fjall fsyncs while holding its journal lock, so writers that each asked for a sync would
 //! queue behind one another (about 3,300 syncs/s here). Instead every batch is committed
-//! without a sync and numbered; a writer that needs durability waits until a sync covering its
-//! number completes. The first waiter performs the sync for everyone waiting at that moment.
+//! without a sync and numbered; a writer that needs durability asks for a sync covering its
+//! number and waits until one completes. One syncer thread performs the syncs: each covers
+//! every batch committed when it starts, so all writers waiting at that moment share it.
+//!
+//! Waiting holds no thread: [`Journal::durable`] is a future woken through a `watch` channel
+//! the syncer publishes the synced number (or the failure) to. [`Journal::wait_durable`]
+//! blocks, for callers already on a storage thread (catalog changes, shutdown).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fjall::{Database, PersistMode};
+use tokio::sync::watch;
 
 /// What the journal syncs: the fjall database, or a stand-in in tests (to inject failures).
 pub trait SyncTarget: Send + Sync {
@@ -32,7 +39,7 @@ use super::StorageError;
 /// How often unsynced writes are synced in the background.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A sync leader waits this long for more commits before syncing...
+/// The syncer waits this long for more commits before syncing...
 const GATHER_STEP: Duration = Duration::from_micros(50);
 /// ...and never longer than this in total.
 const GATHER_MAX: Duration = Duration::from_millis(1);
@@ -43,18 +50,33 @@ struct SyncState {
     committed: u64,
     /// Every batch up to this number is on disk.
     synced: u64,
-    /// A sync is running.
-    syncing: bool,
+    /// The newest batch someone asked to be synced.
+    requested: u64,
+    /// The syncer is gathering commits: tell it about each one.
+    gathering: bool,
     /// Set for good after a sync failed: the journal can no longer be trusted.
     failed: Option<String>,
+    /// The journal is being dropped: the syncer exits.
+    stopping: bool,
     /// Syncs performed and their total time (for metrics).
     syncs: u64,
     sync_time: Duration,
 }
 
-/// A committed write batch's place in the journal: [`Storage::wait_durable`] blocks until it
-/// is on disk. What the write concern's `j: true` waits for.
+/// What the syncer publishes after each sync, for the async waiters.
+#[derive(Debug, Clone, Default)]
+struct Synced {
+    /// Every batch up to this number is on disk.
+    through: u64,
+    /// Why writes are refused, after a failed sync.
+    failed: Option<Arc<str>>,
+}
+
+/// A committed write batch's place in the journal: [`Storage::durable`] completes (and
+/// [`Storage::wait_durable`] returns) once it is on disk. What the write concern's `j: true`
+/// waits for.
 ///
+/// [`Storage::durable`]: super::Storage::durable
 /// [`Storage::wait_durable`]: super::Storage::wait_durable
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DurabilityTicket(pub(super) u64);
@@ -63,15 +85,27 @@ pub struct DurabilityTicket(pub(super) u64);
 /// needs no metrics library.
 pub type SyncObserver = Box<dyn Fn(Duration) + Send + Sync>;
 
-/// Tracks which committed batches are durable and performs shared syncs.
-pub struct Journal {
+/// What the journal and its syncer thread share.
+struct Inner {
     target: Box<dyn SyncTarget>,
     observer: OnceLock<SyncObserver>,
     /// The `failJournalSync` fail point: the next sync fails as a disk error would.
     fail_syncs: AtomicBool,
     state: Mutex<SyncState>,
-    synced: Condvar,
+    /// Wakes the syncer: a sync was asked for, or the journal is stopping.
+    requested: Condvar,
+    /// Wakes the syncer while it gathers: a batch was committed.
     committed: Condvar,
+    /// Wakes blocking waiters after each sync.
+    synced: Condvar,
+    /// Wakes async waiters after each sync.
+    published: watch::Sender<Synced>,
+}
+
+/// Tracks which committed batches are durable; its syncer thread performs shared syncs.
+pub struct Journal {
+    inner: Arc<Inner>,
+    syncer: Option<JoinHandle<()>>,
 }
 
 /// What the journal reports for `serverStatus`.
@@ -84,32 +118,38 @@ pub struct JournalStats {
 }
 
 impl Journal {
-    /// A journal syncing `target`.
-    pub fn new(target: impl SyncTarget + 'static) -> Self {
-        Self {
+    /// A journal syncing `target`, with its syncer thread started.
+    ///
+    /// # Errors
+    /// The operating system refused the thread.
+    pub fn new(target: impl SyncTarget + 'static) -> std::io::Result<Self> {
+        let inner = Arc::new(Inner {
             target: Box::new(target),
             observer: OnceLock::new(),
             fail_syncs: AtomicBool::new(false),
             state: Mutex::default(),
-            synced: Condvar::new(),
+            requested: Condvar::new(),
             committed: Condvar::new(),
-        }
+            synced: Condvar::new(),
+            published: watch::Sender::new(Synced::default()),
+        });
+        let syncer = {
+            let inner = inner.clone();
+            std::thread::Builder::new().name("monarch-journal".to_owned()).spawn(move || inner.run_syncer())?
+        };
+        Ok(Self { inner, syncer: Some(syncer) })
     }
 
     /// Sets the observer told each sync's duration; only the first call has an effect (one
     /// metrics registry per server).
     pub fn set_observer(&self, observer: SyncObserver) {
-        let _ = self.observer.set(observer);
+        let _ = self.inner.observer.set(observer);
     }
 
     /// Arms or disarms the `failJournalSync` fail point (test commands only): while armed,
     /// syncs fail through the same path as a real disk error.
     pub fn fail_syncs(&self, on: bool) {
-        self.fail_syncs.store(on, Ordering::Relaxed);
-    }
-
-    fn lock(&self) -> MutexGuard<'_, SyncState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.fail_syncs.store(on, Ordering::Relaxed);
     }
 
     /// Fails when a sync has failed before: writes must stop.
@@ -117,7 +157,7 @@ impl Journal {
     /// # Errors
     /// [`StorageError::WritesDisabled`].
     pub fn check_writable(&self) -> Result<(), StorageError> {
-        match &self.lock().failed {
+        match &self.inner.lock().failed {
             Some(reason) => Err(StorageError::WritesDisabled(reason.clone())),
             None => Ok(()),
         }
@@ -125,23 +165,49 @@ impl Journal {
 
     /// Whether writes are still accepted.
     pub fn is_healthy(&self) -> bool {
-        self.lock().failed.is_none()
+        self.inner.lock().failed.is_none()
     }
 
-    /// Numbers a batch that was just committed; pass the number to [`Journal::wait_durable`].
+    /// Numbers a batch that was just committed; pass the number to [`Journal::durable`] or
+    /// [`Journal::wait_durable`].
     pub fn committed(&self) -> u64 {
-        let mut state = self.lock();
+        let mut state = self.inner.lock();
         state.committed += 1;
-        self.committed.notify_all();
+        if state.gathering {
+            self.inner.committed.notify_one();
+        }
         state.committed
     }
 
-    /// Blocks until batch `ticket` is on disk, joining or starting a shared sync.
+    /// Completes once batch `ticket` is on disk, joining the next shared sync; waiting holds
+    /// no thread.
+    ///
+    /// # Errors
+    /// [`StorageError::WritesDisabled`] when the sync (or an earlier one) failed.
+    pub async fn durable(&self, ticket: u64) -> Result<(), StorageError> {
+        let mut synced = self.inner.published.subscribe();
+        if self.inner.request(ticket)? {
+            return Ok(());
+        }
+        let outcome = synced.wait_for(|s| s.through >= ticket || s.failed.is_some()).await;
+        match outcome.as_deref() {
+            Ok(Synced { failed: Some(reason), .. }) => Err(StorageError::WritesDisabled(reason.to_string())),
+            Ok(_) => Ok(()),
+            // The sender lives as long as `self`, which this future borrows.
+            Err(_) => Err(StorageError::WritesDisabled("the journal is closed".to_owned())),
+        }
+    }
+
+    /// Blocks until batch `ticket` is on disk, joining the next shared sync: for callers
+    /// already on a storage thread.
     ///
     /// # Errors
     /// [`StorageError::WritesDisabled`] when the sync (or an earlier one) failed.
     pub fn wait_durable(&self, ticket: u64) -> Result<(), StorageError> {
-        let mut state = self.lock();
+        if self.inner.request(ticket)? {
+            return Ok(());
+        }
+        let mut state = self.inner.lock();
         loop {
             if let Some(reason) = &state.failed {
                 return Err(StorageError::WritesDisabled(reason.clone()));
@@ -149,36 +215,94 @@ impl Journal {
             if state.synced >= ticket {
                 return Ok(());
             }
-            if state.syncing {
-                state = self.synced.wait(state).unwrap_or_else(PoisonError::into_inner);
-            } else {
-                state = self.sync_locked(state);
-            }
+            state = self.inner.synced.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
     }
 
-    /// Syncs everything committed so far, if anything is pending and no sync is running.
+    /// Asks for a sync of everything committed so far, without waiting for it (the background
+    /// flush).
+    pub fn request_flush(&self) {
+        let committed = self.inner.lock().committed;
+        let _ = self.inner.request(committed);
+    }
+
+    /// Syncs everything committed so far and waits for it (shutdown). A failed sync was
+    /// logged and has made writes refused.
     pub fn flush(&self) {
-        let state = self.lock();
-        if state.failed.is_none() && !state.syncing && state.synced < state.committed {
-            drop(self.sync_locked(state));
+        let committed = self.inner.lock().committed;
+        let _ = self.wait_durable(committed);
+    }
+
+    /// Sync counters.
+    pub fn stats(&self) -> JournalStats {
+        let state = self.inner.lock();
+        JournalStats { syncs: state.syncs, sync_time: state.sync_time }
+    }
+}
+
+impl Drop for Journal {
+    /// Stops the syncer thread and waits for the sync it is running, if any.
+    fn drop(&mut self) {
+        self.inner.lock().stopping = true;
+        self.inner.requested.notify_one();
+        if let Some(syncer) = self.syncer.take() {
+            let _ = syncer.join();
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the syncer to cover batch `ticket`. Returns whether it is durable already.
+    fn request(&self, ticket: u64) -> Result<bool, StorageError> {
+        let mut state = self.lock();
+        if let Some(reason) = &state.failed {
+            return Err(StorageError::WritesDisabled(reason.clone()));
+        }
+        if state.synced >= ticket {
+            return Ok(true);
+        }
+        if ticket > state.requested {
+            state.requested = ticket;
+            drop(state);
+            self.requested.notify_one();
+        }
+        Ok(false)
+    }
+
+    /// The syncer thread: waits for requests and performs one sync for all of them, until the
+    /// journal is dropped.
+    fn run_syncer(&self) {
+        let mut state = self.lock();
+        loop {
+            while !state.stopping && (state.failed.is_some() || state.requested <= state.synced) {
+                state = self.requested.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+            if state.stopping {
+                return;
+            }
+            state = self.sync(state);
         }
     }
 
     /// Performs one sync with the state lock released, then publishes the outcome.
-    fn sync_locked<'a>(&'a self, mut state: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
-        state.syncing = true;
+    fn sync<'a>(&'a self, mut state: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
         // fjall holds its journal lock while it syncs, so writers queued behind us could not
         // commit until the sync ends, and each sync would cover one or two batches. Waiting
         // while commits keep arriving lets one sync cover everyone already in line.
+        state.gathering = true;
         let gathering = Instant::now();
         loop {
             let before = state.committed;
             state = self.committed.wait_timeout(state, GATHER_STEP).unwrap_or_else(PoisonError::into_inner).0;
-            if state.committed == before || gathering.elapsed() >= GATHER_MAX {
+            if state.committed == before || gathering.elapsed() >= GATHER_MAX || state.stopping {
                 break;
             }
         }
+        state.gathering = false;
         let target = state.committed;
         drop(state);
         let started = Instant::now();
@@ -192,7 +316,6 @@ impl Journal {
             observe(elapsed);
         }
         let mut state = self.lock();
-        state.syncing = false;
         state.syncs += 1;
         state.sync_time += elapsed;
         match outcome {
@@ -201,24 +324,19 @@ impl Journal {
                 // IMPORTANT: never retried or cleared: after a failed fsync the kernel may have
                 // dropped the dirty pages, so later syncs could falsely succeed.
                 tracing::error!(target: "STORAGE", id = 22435, error = %error, "Journal sync failed; writes are now refused");
-                state.failed = Some(error.to_string());
+                state.failed = Some(error);
             }
         }
         self.synced.notify_all();
+        let published = Synced { through: state.synced, failed: state.failed.as_deref().map(Arc::from) };
+        self.published.send_replace(published);
         state
-    }
-
-    /// Sync counters.
-    pub fn stats(&self) -> JournalStats {
-        let state = self.lock();
-        JournalStats { syncs: state.syncs, sync_time: state.sync_time }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     /// A sync target whose syncs fail, like a disk returning EIO.
     struct FailingDisk;
@@ -230,8 +348,8 @@ mod tests {
     }
 
     #[test]
-    fn journal_failed_sync_refuses_writes_for_good() {
-        let journal = Journal::new(FailingDisk);
+    fn journal_failed_sync_refuses_writes_for_good() -> Result<(), Box<dyn std::error::Error>> {
+        let journal = Journal::new(FailingDisk)?;
         assert!(journal.check_writable().is_ok());
         let ticket = journal.committed();
         assert!(matches!(journal.wait_durable(ticket), Err(StorageError::WritesDisabled(_))));
@@ -243,6 +361,7 @@ mod tests {
         let later = journal.committed();
         assert!(journal.wait_durable(later).is_err());
         assert_eq!(journal.stats().syncs, syncs);
+        Ok(())
     }
 
     /// A disk whose syncs take a while, as a real fsync does.
@@ -259,7 +378,7 @@ mod tests {
     fn journal_group_commit_shares_syncs() -> Result<(), Box<dyn std::error::Error>> {
         const WRITERS: u32 = 16;
         const WRITES: u32 = 50;
-        let journal = Arc::new(Journal::new(SlowDisk));
+        let journal = Arc::new(Journal::new(SlowDisk)?);
         let writers: Vec<_> = (0..WRITERS)
             .map(|_| {
                 let journal = journal.clone();
@@ -292,11 +411,103 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let db = Database::builder(dir.path()).open()?;
         let keyspace = db.keyspace("t", fjall::KeyspaceCreateOptions::default)?;
-        let journal = Journal::new(db);
+        let journal = Journal::new(db)?;
         keyspace.insert("k", "v")?;
         let ticket = journal.committed();
         journal.wait_durable(ticket)?;
         assert_eq!(journal.stats().syncs, 1);
         Ok(())
+    }
+
+    fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    }
+
+    /// A disk whose syncs wait until the test lets them finish, counting them.
+    struct GatedDisk {
+        gate: Mutex<std::sync::mpsc::Receiver<Result<(), String>>>,
+    }
+
+    impl SyncTarget for GatedDisk {
+        fn sync(&self) -> Result<(), String> {
+            let gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+            gate.recv().unwrap_or_else(|_| Err("gate closed".to_owned()))
+        }
+    }
+
+    fn gated() -> std::io::Result<(Journal, std::sync::mpsc::Sender<Result<(), String>>)> {
+        let (open, gate) = std::sync::mpsc::channel();
+        Ok((Journal::new(GatedDisk { gate: Mutex::new(gate) })?, open))
+    }
+
+    /// Many async waiters, none holding a thread, share one sync.
+    #[test]
+    fn journal_async_waiters_share_one_sync() -> Result<(), Box<dyn std::error::Error>> {
+        const WAITERS: usize = 64;
+        let (journal, gate) = gated()?;
+        let tickets: Vec<u64> = (0..WAITERS).map(|_| journal.committed()).collect();
+        // All waiters are registered (polled once) before the disk lets the sync finish, and
+        // all run on this one thread.
+        let outcomes = runtime()?.block_on(async {
+            let waits = futures_util::future::join_all(tickets.iter().map(|&t| journal.durable(t)));
+            let release = async {
+                tokio::task::yield_now().await;
+                let _ = gate.send(Ok(()));
+            };
+            tokio::join!(waits, release).0
+        });
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        assert_eq!(journal.stats().syncs, 1);
+        // Already durable: no new sync.
+        let first = tickets.first().copied().unwrap_or_default();
+        assert!(runtime()?.block_on(journal.durable(first)).is_ok());
+        assert_eq!(journal.stats().syncs, 1);
+        Ok(())
+    }
+
+    /// A failed sync wakes every waiter, async and blocking, with the error.
+    #[test]
+    fn journal_failed_sync_wakes_every_waiter_with_the_error() -> Result<(), Box<dyn std::error::Error>> {
+        let (journal, gate) = gated()?;
+        let journal = Arc::new(journal);
+        let ticket = journal.committed();
+        let blocking = std::thread::spawn({
+            let journal = journal.clone();
+            move || journal.wait_durable(ticket)
+        });
+        let outcomes = runtime()?.block_on(async {
+            let waits = futures_util::future::join_all((0..8).map(|_| journal.durable(ticket)));
+            let release = async {
+                tokio::task::yield_now().await;
+                let _ = gate.send(Err("Input/output error (os error 5)".to_owned()));
+            };
+            tokio::join!(waits, release).0
+        });
+        for outcome in outcomes.into_iter().chain([blocking.join().map_err(|_| "waiter panicked")?]) {
+            match outcome {
+                Err(StorageError::WritesDisabled(reason)) => assert_eq!(reason, "Input/output error (os error 5)"),
+                other => panic!("expected WritesDisabled, got {other:?}"),
+            }
+        }
+        // Later waiters fail at once, without another sync.
+        let later = journal.committed();
+        assert!(matches!(runtime()?.block_on(journal.durable(later)), Err(StorageError::WritesDisabled(_))));
+        assert_eq!(journal.stats().syncs, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn journal_flush_request_syncs_in_the_background() -> Result<(), Box<dyn std::error::Error>> {
+        let (journal, gate) = gated()?;
+        journal.committed();
+        journal.request_flush();
+        gate.send(Ok(()))?;
+        for _ in 0..1000 {
+            if journal.stats().syncs == 1 {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the requested flush never ran");
     }
 }

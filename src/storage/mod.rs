@@ -220,7 +220,7 @@ impl Storage {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let catalog = Catalog::load(entries.into_iter(), next_id)?;
         let storage = Self {
-            journal: Journal::new(db.clone()),
+            journal: Journal::new(db.clone())?,
             db,
             meta,
             docs,
@@ -423,12 +423,22 @@ impl Storage {
     }
 
     /// Blocks until the batch with journal `ticket` is on disk (group commit: waiters share
-    /// one sync).
+    /// one sync). For callers on a storage thread; a request's reply awaits
+    /// [`Storage::durable`] instead.
     ///
     /// # Errors
     /// Writes disabled after a failed sync.
     pub fn wait_durable(&self, ticket: DurabilityTicket) -> Result<()> {
         Ok(self.journal.wait_durable(ticket.0)?)
+    }
+
+    /// Completes once the batch with journal `ticket` is on disk (group commit: waiters share
+    /// one sync); waiting holds no thread.
+    ///
+    /// # Errors
+    /// Writes disabled after a failed sync.
+    pub async fn durable(&self, ticket: DurabilityTicket) -> Result<()> {
+        Ok(self.journal.durable(ticket.0).await?)
     }
 
     /// A consistent view of all data as of now.
@@ -528,11 +538,18 @@ impl Storage {
         self.journal.fail_syncs(on);
     }
 
-    /// Syncs whatever is committed but not yet durable (the 100 ms background flush), and
-    /// keeps the write buffers within the memory budget after writes that do not check it
-    /// themselves (catalog changes, index builds, background deletes).
+    /// Syncs whatever is committed but not yet durable, and waits for it (shutdown).
     pub fn flush(&self) {
         self.journal.flush();
+        self.bound_write_buffers();
+    }
+
+    /// Asks for a sync of whatever is committed but not yet durable, without waiting (the
+    /// 100 ms background flush), and keeps the write buffers within the memory budget after
+    /// writes that do not check it themselves (catalog changes, index builds, background
+    /// deletes).
+    pub fn request_flush(&self) {
+        self.journal.request_flush();
         self.bound_write_buffers();
     }
 
