@@ -60,7 +60,7 @@ impl TestServer {
         let listed = self.state.config.parameters.observability;
         let guard = self.state.ops.begin(request.op_start(client, std::time::Instant::now()), listed);
         let mut ctx = RequestCtx { state: &self.state, observers: &self.observers, client, op: guard.op() };
-        cmd::execute(&mut ctx, &request).reply
+        cmd::execute(&mut ctx, &request).reply.to_document().unwrap_or_else(|e| panic!("test reply: {e}"))
     }
 
     /// Runs the command `body` on a fresh test connection.

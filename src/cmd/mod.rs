@@ -19,6 +19,7 @@ pub mod options;
 mod parameters;
 mod profiling;
 mod read;
+mod reply;
 mod request;
 mod sessions;
 mod target;
@@ -35,14 +36,35 @@ use std::sync::atomic::Ordering;
 use bson::Document;
 
 pub use context::{ClientInfo, RequestCtx};
+pub use reply::{Reply, ReplyBuilder};
 pub use request::{CommandRequest, Protocol, type_name};
 
 use crate::error::{Error, ErrorCode, Result};
 
 pub use crate::exec::pipeline::count_value;
 
-/// A command handler: builds the reply (without `ok`, which the dispatcher adds).
-pub type Handler = fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>;
+/// A command handler: builds the reply (without `ok`, which the dispatcher adds), as an owned
+/// document (small replies) or as raw bytes (replies that carry stored documents).
+#[derive(Debug, Clone, Copy)]
+pub enum Handler {
+    /// Builds a [`Document`].
+    Document(fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>),
+    /// Builds a [`Reply`] itself.
+    Reply(fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Reply>),
+}
+
+impl Handler {
+    /// Runs the handler.
+    ///
+    /// # Errors
+    /// The handler's.
+    pub fn call(self, ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Result<Reply> {
+        match self {
+            Self::Document(handler) => handler(ctx, request).map(Reply::from),
+            Self::Reply(handler) => handler(ctx, request),
+        }
+    }
+}
 
 /// Who may run a command once authentication exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +158,26 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
-    const fn new(name: &'static str, handler: Handler, access: Access, help: &'static str) -> Self {
+    const fn new(
+        name: &'static str,
+        handler: fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>,
+        access: Access,
+        help: &'static str,
+    ) -> Self {
+        Self::with_handler(name, Handler::Document(handler), access, help)
+    }
+
+    /// A command whose handler builds its [`Reply`] itself (raw replies).
+    const fn raw(
+        name: &'static str,
+        handler: fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Reply>,
+        access: Access,
+        help: &'static str,
+    ) -> Self {
+        Self::with_handler(name, Handler::Reply(handler), access, help)
+    }
+
+    const fn with_handler(name: &'static str, handler: Handler, access: Access, help: &'static str) -> Self {
         Self {
             name,
             aliases: &[],
@@ -187,7 +228,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Aborts a transaction",
     )
     .options(fields::END_TRANSACTION),
-    CommandSpec::new(
+    CommandSpec::raw(
         "aggregate",
         explain::aggregate,
         Data(DataAction::Find),
@@ -260,7 +301,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("dbStats", collections::db_stats, Data(DataAction::Find), "Get stats on a database.")
         .options(fields::DB_STATS)
         .blocking(),
-    CommandSpec::new("delete", write::delete, Data(DataAction::Remove), "delete documents")
+    CommandSpec::raw("delete", write::delete, Data(DataAction::Remove), "delete documents")
         .options(fields::DELETE)
         .blocking(),
     CommandSpec::new(
@@ -306,10 +347,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::EXPLAIN)
     .blocking(),
-    CommandSpec::new("find", read::find, Data(DataAction::Find), "query for documents")
+    CommandSpec::raw("find", read::find, Data(DataAction::Find), "query for documents")
         .options(fields::FIND)
         .blocking(),
-    CommandSpec::new(
+    CommandSpec::raw(
         "findAndModify",
         write::find_and_modify,
         Data(DataAction::Update),
@@ -327,7 +368,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "{ getLog : '*' }  OR { getLog : 'global' }",
     )
     .options(fields::GET_LOG),
-    CommandSpec::new(
+    CommandSpec::raw(
         "getMore",
         read::get_more,
         Data(DataAction::Find),
@@ -357,7 +398,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "returns information about the daemon's host",
     )
     .options(fields::HOST_INFO),
-    CommandSpec::new("insert", write::insert, Data(DataAction::Insert), "insert documents")
+    CommandSpec::raw("insert", write::insert, Data(DataAction::Insert), "insert documents")
         .options(fields::INSERT)
         .blocking(),
     CommandSpec::new(
@@ -457,7 +498,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     .options(fields::SET_PARAMETER),
     CommandSpec::new("startSession", sessions::start_session, Anonymous, "start a logical session")
         .options(fields::START_SESSION),
-    CommandSpec::new("update", write::update, Data(DataAction::Update), "update documents")
+    CommandSpec::raw("update", write::update, Data(DataAction::Update), "update documents")
         .options(fields::UPDATE)
         .blocking(),
     CommandSpec::new(
@@ -493,7 +534,7 @@ pub fn lookup(name: &str) -> Option<(usize, &'static CommandSpec)> {
 #[derive(Debug)]
 pub struct Executed {
     /// The complete reply.
-    pub reply: Document,
+    pub reply: Reply,
     /// The command's name in the table (`"unknown"` when not found): a bounded label.
     pub command: &'static str,
     /// The error it answered with.
@@ -534,8 +575,8 @@ fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
                 Ok(()) => match ctx.state.failpoints.check(request.name(), ctx.client.app_name()) {
                     None => run(ctx, spec, request),
                     Some(action) => {
-                        let reply = testing::fail_command(ctx, spec, request, &action);
-                        let error = reply.get_i32("code").ok().and_then(ErrorCode::from_code);
+                        let reply = Reply::from(testing::fail_command(ctx, spec, request, &action));
+                        let error = reply.code().and_then(ErrorCode::from_code);
                         return Executed { reply, command, error };
                     }
                 },
@@ -547,12 +588,7 @@ fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
         }
     };
     match outcome {
-        Ok(mut reply) => {
-            if !reply.contains_key("ok") {
-                reply.insert("ok", 1.0);
-            }
-            Executed { reply, command, error: None }
-        }
+        Ok(reply) => Executed { reply: reply.with_ok(), command, error: None },
         Err(error) => {
             ctx.state.counters.user_asserts.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
@@ -564,7 +600,7 @@ fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
                 internal = error.internal().unwrap_or(""),
                 "Command failed"
             );
-            Executed { reply: error.to_reply(), command, error: Some(error.code()) }
+            Executed { reply: Reply::from(error.to_reply()), command, error: Some(error.code()) }
         }
     }
 }
@@ -581,9 +617,8 @@ fn parse(spec: &CommandSpec, request: &CommandRequest) -> Result<()> {
 }
 
 /// Checks the concerns and runs the handler (on the blocking pool when it touches storage).
-fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -> Result<Document> {
-    generic::check_concerns(spec, request)?;
-    if let Some(ms) = generic::max_time_ms(request)? {
+fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -> Result<Reply> {
+    if let Some(ms) = generic::check_concerns(spec, request)? {
         // The one deadline of the operation, from when its message was decoded: the executor's
         // interrupt checks and the cursor's batches both read it.
         ctx.op.interrupt.set_deadline(Some(ctx.op.started + std::time::Duration::from_millis(ms)));
@@ -596,7 +631,7 @@ fn run(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, request: &CommandRequest) -
     let Some(handler) = spec.handler else {
         return Err(Error::new(ErrorCode::NotImplemented, format!("command {} is not implemented yet", spec.name)));
     };
-    let mut call = || std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, request)));
+    let mut call = || std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx, request)));
     // Storage calls block: let the runtime move other connections off this worker meanwhile.
     let outcome = if spec.blocking && tokio::runtime::Handle::try_current().is_ok() {
         tokio::task::block_in_place(call)

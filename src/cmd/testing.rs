@@ -1,9 +1,10 @@
 //! Test-only commands (registered with `enableTestCommands`): `configureFailPoint`, and how
 //! an armed `failCommand` fail point changes a command's outcome.
 
+use bson::raw::cstr;
 use bson::{Bson, Document, RawBsonRef, doc};
 
-use super::{CommandRequest, CommandSpec, RequestCtx, run};
+use super::{CommandRequest, CommandSpec, Reply, RequestCtx, run};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::failpoints::FailCommand;
 
@@ -31,12 +32,7 @@ pub fn configure_fail_point(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> R
 
 /// Applies a fired `failCommand`: stall, then close the connection, fail with its error, or
 /// run the command and attach its write concern error.
-pub fn fail_command(
-    ctx: &mut RequestCtx<'_>,
-    spec: &CommandSpec,
-    req: &CommandRequest,
-    action: &FailCommand,
-) -> Document {
+pub fn fail_command(ctx: &mut RequestCtx<'_>, spec: &CommandSpec, req: &CommandRequest, action: &FailCommand) -> Reply {
     if let Some(block) = action.block {
         let stall = || std::thread::sleep(block);
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -47,7 +43,7 @@ pub fn fail_command(
     }
     if action.close_connection {
         ctx.client.close_requested = true;
-        return Document::new();
+        return Reply::from(Document::new());
     }
     let labels = || Bson::Array(action.error_labels.clone());
     if let Some(code) = action.error_code {
@@ -60,19 +56,19 @@ pub fn fail_command(
         if !action.error_labels.is_empty() {
             reply.insert("errorLabels", labels());
         }
-        return reply;
+        return Reply::from(reply);
     }
     let mut reply = match run(ctx, spec, req) {
-        Ok(reply) => reply,
-        Err(error) => return error.to_reply(),
+        Ok(reply) => reply.with_ok(),
+        Err(error) => return Reply::from(error.to_reply()),
     };
-    if !reply.contains_key("ok") {
-        reply.insert("ok", 1.0);
-    }
     if let Some(error) = &action.write_concern_error {
-        reply.insert("writeConcernError", error.clone());
+        let mut appended = reply.append(cstr!("writeConcernError"), Bson::Document(error.clone()));
         if !action.error_labels.is_empty() {
-            reply.insert("errorLabels", labels());
+            appended = appended.and_then(|()| reply.append(cstr!("errorLabels"), labels()));
+        }
+        if let Err(error) = appended {
+            return Reply::from(error.to_reply());
         }
     }
     reply
