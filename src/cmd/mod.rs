@@ -575,7 +575,7 @@ fn dispatch(ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Executed {
                 Ok(()) => match ctx.state.failpoints.check(request.name(), ctx.client.app_name()) {
                     None => run(ctx, spec, request),
                     Some(action) => {
-                        let reply = Reply::from(testing::fail_command(ctx, spec, request, &action));
+                        let reply = testing::fail_command(ctx, spec, request, &action);
                         let error = reply.code().and_then(ErrorCode::from_code);
                         return Executed { reply, command, error };
                     }
