@@ -74,6 +74,7 @@ impl TestServer {
             op: guard.op().clone(),
         };
         let reply = self.runtime.block_on(cmd::execute(&ctx, Arc::new(request))).reply;
+        let reply = reply.to_document().unwrap_or_else(|e| panic!("test reply: {e}"));
         *client = ctx.lock_client().clone();
         reply
     }

@@ -399,3 +399,98 @@ async fn read_find_json_schema() {
     let err = coll.find_one(doc! { "$jsonSchema": { "$ref": "#/definitions/x" } }).await.expect_err("$ref");
     assert_eq!(code(&err), Some(9));
 }
+
+/// A stored document holding every BSON type, `_id` first.
+fn every_type(id: i32) -> mongodb::bson::RawDocumentBuf {
+    use mongodb::bson::{Binary, DateTime, Decimal128, JavaScriptCodeWithScope, Regex, Timestamp, oid::ObjectId};
+    let doc = doc! {
+        "_id": id,
+        "double": -0.0,
+        "string": "é\u{1F600}",
+        "doc": { "a": { "b": [] } },
+        "array": [1, "two", { "three": 3.5 }, []],
+        "binary": Binary { subtype: mongodb::bson::spec::BinarySubtype::UserDefined(0x80), bytes: vec![0, 1, 2] },
+        "undefined": Bson::Undefined,
+        "oid": ObjectId::from_bytes([9; 12]),
+        "bool": false,
+        "date": DateTime::from_millis(-1),
+        "null": Bson::Null,
+        "regex": Regex { pattern: mongodb::bson::raw::cstr!("^a.c$").into(), options: mongodb::bson::raw::cstr!("imx").into() },
+        "code": Bson::JavaScriptCode("f()".into()),
+        "symbol": Bson::Symbol("s".into()),
+        "scope": JavaScriptCodeWithScope { code: "g()".into(), scope: doc! { "x": 1 } },
+        "int": i32::MIN,
+        "timestamp": Timestamp { time: 7, increment: 9 },
+        "long": i64::MAX,
+        "decimal": Decimal128::from_bytes([3; 16]),
+        "min": Bson::MinKey,
+        "max": Bson::MaxKey,
+    };
+    let mut raw = mongodb::bson::RawDocumentBuf::try_from(&doc).expect("encode");
+    // No public constructor makes a DBPointer: `{p: DBPointer("db.c", ObjectId)}` by hand.
+    let mut pointer = Vec::new();
+    pointer.extend_from_slice(&29i32.to_le_bytes());
+    pointer.extend_from_slice(&[0x0c, b'p', 0]);
+    pointer.extend_from_slice(&5i32.to_le_bytes());
+    pointer.extend_from_slice(b"db.c\0");
+    pointer.extend_from_slice(&[1; 12]);
+    pointer.push(0);
+    let pointer = mongodb::bson::RawDocumentBuf::from_bytes(pointer).expect("pointer");
+    raw.append(mongodb::bson::raw::cstr!("dbPointer"), pointer.get("p").expect("p").expect("p"));
+    raw
+}
+
+#[tokio::test]
+async fn read_every_bson_type_comes_back_byte_identical() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<mongodb::bson::RawDocumentBuf>("types");
+    let stored: Vec<_> = (1..=3).map(every_type).collect();
+    coll.insert_many(&stored).await.expect("insert");
+    // First batch, getMore batches, aggregate and findAndModify all carry the stored bytes.
+    let found: Vec<_> = coll
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .batch_size(1)
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("collect");
+    let bytes = |docs: &[mongodb::bson::RawDocumentBuf]| docs.iter().map(|d| d.as_bytes().to_vec()).collect::<Vec<_>>();
+    assert_eq!(bytes(&found), bytes(&stored));
+    let aggregated: Vec<_> = coll
+        .aggregate([doc! { "$match": { "_id": { "$gte": 2 } } }])
+        .with_type::<mongodb::bson::RawDocumentBuf>()
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(bytes(&aggregated), bytes(&stored[1..]));
+    let deleted = coll.find_one_and_delete(doc! { "_id": 3 }).await.expect("findAndModify");
+    assert_eq!(deleted.map(|d| d.as_bytes().to_vec()), Some(stored[2].as_bytes().to_vec()));
+}
+
+#[tokio::test]
+async fn read_batch_stops_before_16_mib() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("app");
+    // Three documents of 6 MiB: two fit a batch's 16 MiB, the third waits for getMore.
+    let big = |id: i32| {
+        doc! { "_id": id, "b": mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Generic, bytes: vec![id as u8; 6 << 20] } }
+    };
+    db.collection::<Document>("big").insert_many((1..=3).map(big)).await.expect("insert");
+    let first = db.run_command(doc! { "find": "big", "sort": { "_id": 1 } }).await.expect("find");
+    let cursor = first.get_document("cursor").expect("cursor");
+    let batch = cursor.get_array("firstBatch").expect("firstBatch");
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch.first().and_then(Bson::as_document), Some(&big(1)));
+    let id = cursor.get_i64("id").expect("id");
+    assert_ne!(id, 0);
+    let more = db.run_command(doc! { "getMore": id, "collection": "big" }).await.expect("getMore");
+    let cursor = more.get_document("cursor").expect("cursor");
+    assert_eq!(cursor.get_array("nextBatch").expect("nextBatch"), &vec![Bson::Document(big(3))]);
+    assert_eq!(cursor.get_i64("id").expect("id"), 0);
+}

@@ -10,7 +10,7 @@ use bson::{Bson, Document, RawBsonRef, doc};
 
 use super::read::{CountArgs, FindArgs, distinct_query, hint_arg, pipeline_arg};
 use super::target::Target;
-use super::{CommandRequest, RequestCtx};
+use super::{CommandRequest, Reply, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::explain::{Counts, StageShape, plan_stages, reply_size_floor, to_long};
 use crate::exec::{Query, pipeline};
@@ -29,7 +29,7 @@ enum Verbosity {
 
 /// `aggregate`: with `explain: true`, the plan, as the `explain` command gives it at
 /// `queryPlanner` verbosity (mongod answers both the same way); otherwise the pipeline runs.
-pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     if !req.bool_arg("explain")?.unwrap_or(false) {
         return super::read::aggregate(ctx, req);
     }
@@ -43,7 +43,7 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
     let mut body = bson::RawDocumentBuf::new();
     body.append(bson::raw::cstr!("explain"), inner);
     body.append(bson::raw::cstr!("verbosity"), "queryPlanner");
-    explain(ctx, &req.nested(&body)?)
+    explain(ctx, &req.nested(&body)?).map(Reply::from)
 }
 
 /// `explain: {<command>}, verbosity`.

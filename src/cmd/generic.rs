@@ -25,17 +25,19 @@ pub fn check_before_fail_point(spec: &CommandSpec, req: &CommandRequest) -> Resu
 }
 
 /// Checks `maxTimeMS`, `readConcern` and `writeConcern`: what mongod checks after the
-/// `failCommand` fail point and before the command runs.
+/// `failCommand` fail point and before the command runs. Returns `maxTimeMS`, parsed here
+/// once.
 ///
 /// # Errors
 /// mongod's error for the first argument it refuses.
-pub fn check_concerns(spec: &CommandSpec, req: &CommandRequest) -> Result<()> {
-    max_time_ms(req)?;
+pub fn check_concerns(spec: &CommandSpec, req: &CommandRequest) -> Result<Option<u64>> {
+    let max_time_ms = max_time_ms(req)?;
     check_read_concern(spec, req)?;
     if req.get("writeConcern").is_some() && !spec.options.write_concern {
         return Err(Error::new(ErrorCode::InvalidOptions, "Command does not support writeConcern"));
     }
-    write_concern(req)?.validate_for_standalone()
+    write_concern(req)?.validate_for_standalone()?;
+    Ok(max_time_ms)
 }
 
 fn api_field_type(req: &CommandRequest, key: &str, expected: &str) -> Error {

@@ -53,12 +53,14 @@ pub fn first_batch(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: String, entri
         .collect::<Result<Vec<_>>>()?;
     let stream: DocumentStream = Box::new(raw.into_iter().map(Ok));
     let first = FirstBatch { size: Some(batch_size.unwrap_or(usize::MAX)), ..FirstBatch::default() };
-    let Batch { documents, cursor_id: id } =
-        cursor::open(&ctx.state.cursors, ns.clone(), stream, Arc::default(), first)?;
-    let batch = documents
-        .into_iter()
-        .map(|doc| Document::try_from(doc.as_ref()).map(Bson::Document))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+    // mongod puts `id` before the batch here: the batch is taken before the reply is built.
+    let mut batch = Vec::new();
+    let take = |doc: &bson::RawDocument| {
+        let entry = Document::try_from(doc).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+        batch.push(Bson::Document(entry));
+        Ok(())
+    };
+    let Batch { cursor_id: id, .. } =
+        cursor::open(&ctx.state.cursors, ns.clone(), stream, Arc::default(), first, take)?;
     Ok(doc! { "cursor": { "id": id, "ns": ns, "firstBatch": batch } })
 }

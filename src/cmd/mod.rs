@@ -19,6 +19,7 @@ pub mod options;
 mod parameters;
 mod profiling;
 mod read;
+mod reply;
 mod request;
 mod sessions;
 mod target;
@@ -35,14 +36,35 @@ use std::sync::{Arc, LazyLock};
 use bson::Document;
 
 pub use context::{ClientInfo, OwnedCtx, ReplyWait, RequestCtx};
+pub use reply::{Reply, ReplyBuilder};
 pub use request::{CommandRequest, Protocol, type_name};
 
 use crate::error::{Error, ErrorCode, Result};
 
 pub use crate::exec::pipeline::count_value;
 
-/// A command handler: builds the reply (without `ok`, which the dispatcher adds).
-pub type Handler = fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>;
+/// A command handler: builds the reply (without `ok`, which the dispatcher adds), as an owned
+/// document (small replies) or as raw bytes (replies that carry stored documents).
+#[derive(Debug, Clone, Copy)]
+pub enum Handler {
+    /// Builds a [`Document`].
+    Document(fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>),
+    /// Builds a [`Reply`] itself.
+    Reply(fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Reply>),
+}
+
+impl Handler {
+    /// Runs the handler.
+    ///
+    /// # Errors
+    /// The handler's.
+    pub fn call(self, ctx: &mut RequestCtx<'_>, request: &CommandRequest) -> Result<Reply> {
+        match self {
+            Self::Document(handler) => handler(ctx, request).map(Reply::from),
+            Self::Reply(handler) => handler(ctx, request),
+        }
+    }
+}
 
 /// Who may run a command once authentication exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +160,26 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
-    const fn new(name: &'static str, handler: Handler, access: Access, help: &'static str) -> Self {
+    const fn new(
+        name: &'static str,
+        handler: fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Document>,
+        access: Access,
+        help: &'static str,
+    ) -> Self {
+        Self::with_handler(name, Handler::Document(handler), access, help)
+    }
+
+    /// A command whose handler builds its [`Reply`] itself (raw replies).
+    const fn raw(
+        name: &'static str,
+        handler: fn(&mut RequestCtx<'_>, &CommandRequest) -> Result<Reply>,
+        access: Access,
+        help: &'static str,
+    ) -> Self {
+        Self::with_handler(name, Handler::Reply(handler), access, help)
+    }
+
+    const fn with_handler(name: &'static str, handler: Handler, access: Access, help: &'static str) -> Self {
         Self {
             name,
             aliases: &[],
@@ -190,7 +231,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Aborts a transaction",
     )
     .options(fields::END_TRANSACTION),
-    CommandSpec::new(
+    CommandSpec::raw(
         "aggregate",
         explain::aggregate,
         Data(DataAction::Find),
@@ -258,7 +299,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     .options(fields::CURRENT_OP),
     CommandSpec::new("dbStats", collections::db_stats, Data(DataAction::Find), "Get stats on a database.")
         .options(fields::DB_STATS),
-    CommandSpec::new("delete", write::delete, Data(DataAction::Remove), "delete documents")
+    CommandSpec::raw("delete", write::delete, Data(DataAction::Remove), "delete documents")
         .options(fields::DELETE),
     CommandSpec::new(
         "distinct",
@@ -299,9 +340,9 @@ pub static COMMANDS: &[CommandSpec] = &[
         "explain the plan and cost of a find, count, distinct, update, delete or findAndModify",
     )
     .options(fields::EXPLAIN),
-    CommandSpec::new("find", read::find, Data(DataAction::Find), "query for documents")
+    CommandSpec::raw("find", read::find, Data(DataAction::Find), "query for documents")
         .options(fields::FIND),
-    CommandSpec::new(
+    CommandSpec::raw(
         "findAndModify",
         write::find_and_modify,
         Data(DataAction::Update),
@@ -320,7 +361,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::GET_LOG)
     .inline(),
-    CommandSpec::new(
+    CommandSpec::raw(
         "getMore",
         read::get_more,
         Data(DataAction::Find),
@@ -351,7 +392,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "returns information about the daemon's host",
     )
     .options(fields::HOST_INFO),
-    CommandSpec::new("insert", write::insert, Data(DataAction::Insert), "insert documents")
+    CommandSpec::raw("insert", write::insert, Data(DataAction::Insert), "insert documents")
         .options(fields::INSERT),
     CommandSpec::new(
         "isMaster",
@@ -453,7 +494,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("startSession", sessions::start_session, Anonymous, "start a logical session")
         .options(fields::START_SESSION)
         .inline(),
-    CommandSpec::new("update", write::update, Data(DataAction::Update), "update documents")
+    CommandSpec::raw("update", write::update, Data(DataAction::Update), "update documents")
         .options(fields::UPDATE),
     CommandSpec::new(
         "validate",
@@ -488,7 +529,7 @@ pub fn lookup(name: &str) -> Option<(usize, &'static CommandSpec)> {
 #[derive(Debug)]
 pub struct Executed {
     /// The complete reply.
-    pub reply: Document,
+    pub reply: Reply,
     /// The command's name in the table (`"unknown"` when not found): a bounded label.
     pub command: &'static str,
     /// The error it answered with.
@@ -534,7 +575,7 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
                         None => run(ctx, spec, &request).await,
                         Some(action) => {
                             let reply = testing::fail_command(ctx, spec, &request, &action).await;
-                            let error = reply.get_i32("code").ok().and_then(ErrorCode::from_code);
+                            let error = reply.code().and_then(ErrorCode::from_code);
                             return Executed { reply, command, error };
                         }
                     }
@@ -547,12 +588,7 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
         }
     };
     match outcome {
-        Ok(mut reply) => {
-            if !reply.contains_key("ok") {
-                reply.insert("ok", 1.0);
-            }
-            Executed { reply, command, error: None }
-        }
+        Ok(reply) => Executed { reply: reply.with_ok(), command, error: None },
         Err(error) => {
             ctx.state.counters.user_asserts.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
@@ -564,7 +600,7 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
                 internal = error.internal().unwrap_or(""),
                 "Command failed"
             );
-            Executed { reply: error.to_reply(), command, error: Some(error.code()) }
+            Executed { reply: Reply::from(error.to_reply()), command, error: Some(error.code()) }
         }
     }
 }
@@ -582,9 +618,8 @@ fn parse(spec: &CommandSpec, request: &CommandRequest) -> Result<()> {
 
 /// Checks the concerns and runs the handler: inline when the command is pure, else on the
 /// blocking pool; then awaits what its reply waits for.
-async fn run(ctx: &OwnedCtx, spec: &'static CommandSpec, request: &Arc<CommandRequest>) -> Result<Document> {
-    generic::check_concerns(spec, request)?;
-    if let Some(ms) = generic::max_time_ms(request)? {
+async fn run(ctx: &OwnedCtx, spec: &'static CommandSpec, request: &Arc<CommandRequest>) -> Result<Reply> {
+    if let Some(ms) = generic::check_concerns(spec, request)? {
         // The one deadline of the operation, from when its message was decoded: the executor's
         // interrupt checks and the cursor's batches both read it.
         ctx.op.interrupt.set_deadline(Some(ctx.op.started + std::time::Duration::from_millis(ms)));
@@ -626,9 +661,9 @@ fn call(
     spec: &CommandSpec,
     handler: Handler,
     request: &CommandRequest,
-) -> (Result<Document>, Option<ReplyWait>) {
+) -> (Result<Reply>, Option<ReplyWait>) {
     ctx.with(|ctx| {
-        std::panic::catch_unwind(AssertUnwindSafe(|| handler(ctx, request))).unwrap_or_else(|panic| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx, request))).unwrap_or_else(|panic| {
             let detail = crate::state::pool::panic_message(panic.as_ref());
             tracing::error!(target: "COMMAND", id = 1, command = spec.name, panic = detail, "Command handler panicked");
             Err(Error::new(ErrorCode::InternalError, format!("internal error while running {}", spec.name)))

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+use bson::raw::{CStr, cstr};
+use bson::{Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
 use super::target::Target;
-use super::{CommandRequest, RequestCtx, count_value};
+use super::{CommandRequest, Reply, ReplyBuilder, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::cursor::{self, Batch, FirstBatch};
 use crate::exec::planner::hint_of;
@@ -33,12 +34,6 @@ fn usize_arg(req: &CommandRequest, key: &str) -> Result<Option<usize>> {
     Ok(req.count_arg(key)?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
 }
 
-/// The documents of a batch as reply values; a stored document nested deeper than mongod
-/// reads (written by an older version) fails the batch with 15 Overflow naming its `_id`.
-fn batch_to_bson(batch: Vec<RawDocumentBuf>) -> Result<Vec<Bson>> {
-    batch.into_iter().map(|doc| Ok(Bson::Document(limits::to_document(&doc)?))).collect()
-}
-
 /// The `hint` argument: an index name or key pattern (checked against the indexes when the
 /// query is planned).
 pub(super) fn hint_arg(req: &CommandRequest) -> Result<Option<bson::RawBson>> {
@@ -47,16 +42,49 @@ pub(super) fn hint_arg(req: &CommandRequest) -> Result<Option<bson::RawBson>> {
         .map_err(|other| req.wrong_type("hint", other, "object or string"))
 }
 
+/// A cursor reply, `{cursor: {firstBatch | nextBatch: [...], id, ns}}`, built as its batch is
+/// taken: each document goes from the bytes the executor produced into the reply, once.
+struct CursorReply(ReplyBuilder);
+
+impl CursorReply {
+    /// Starts the reply; `batch` names the batch (`firstBatch` or `nextBatch`).
+    fn start(batch: &CStr) -> Self {
+        let mut builder = ReplyBuilder::with_capacity(256);
+        builder.open_document(cstr!("cursor"));
+        builder.open_array(batch);
+        Self(builder)
+    }
+
+    /// Adds a document to the batch. One nested deeper than mongod reads (stored by an older
+    /// version) fails the batch with 15 Overflow naming its `_id`, as mongod's `validateBSON`.
+    fn take(&mut self, document: &RawDocument) -> Result<()> {
+        limits::check_read_depth(document)?;
+        self.0.push_document(document);
+        Ok(())
+    }
+
+    /// Ends the batch and the reply, with the cursor to continue with on `ns`.
+    fn finish(mut self, cursor_id: i64, ns: &str) -> Result<Reply> {
+        self.0.close();
+        self.0.append(cstr!("id"), cursor_id);
+        self.0.append(cstr!("ns"), ns);
+        Ok(Reply::from(self.0.finish()?))
+    }
+}
+
 /// Builds a first-batch cursor reply, parking the cursor when documents remain.
 fn cursor_reply(
     ctx: &RequestCtx<'_>,
     ns: &Namespace,
     (stream, stats): (DocumentStream, Arc<ExecStats>),
     first: FirstBatch,
-) -> Result<Document> {
-    let Batch { documents, cursor_id } = cursor::open(&ctx.state.cursors, ns.full(), stream, stats, first)?;
-    ctx.op.docs.returned.fetch_add(documents.len() as u64, Ordering::Relaxed);
-    Ok(doc! { "cursor": { "firstBatch": batch_to_bson(documents)?, "id": cursor_id, "ns": ns.full() } })
+) -> Result<Reply> {
+    let mut reply = CursorReply::start(cstr!("firstBatch"));
+    let full = ns.full();
+    let Batch { count, cursor_id } =
+        cursor::open(&ctx.state.cursors, full.clone(), stream, stats, first, |doc| reply.take(doc))?;
+    ctx.op.docs.returned.fetch_add(count as u64, Ordering::Relaxed);
+    reply.finish(cursor_id, &full)
 }
 
 /// A `find`, parsed once.
@@ -126,7 +154,7 @@ impl FindArgs {
 }
 
 /// `find`.
-pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let FindArgs { target, query, single_batch, no_timeout, batch_size } = FindArgs::parse(ctx, req, req.namespace()?)?;
     ctx.state.counters.opcounters.query.fetch_add(1, Ordering::Relaxed);
     let first = FirstBatch {
@@ -197,7 +225,7 @@ impl GetMoreArgs {
 }
 
 /// `getMore`.
-pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let GetMoreArgs { id, ns, batch_size } = GetMoreArgs::parse(req)?;
     let cursors = &ctx.state.cursors;
     if let Some(owner) = cursors.namespace(id)
@@ -219,9 +247,10 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         ));
     }
     ctx.state.counters.opcounters.getmore.fetch_add(1, Ordering::Relaxed);
-    let Batch { documents, cursor_id } = cursor::get_more(cursors, id, parked, ctx.op, batch_size)?;
-    ctx.op.docs.returned.fetch_add(documents.len() as u64, Ordering::Relaxed);
-    Ok(doc! { "cursor": { "nextBatch": batch_to_bson(documents)?, "id": cursor_id, "ns": ns.full() } })
+    let mut reply = CursorReply::start(cstr!("nextBatch"));
+    let Batch { count, cursor_id } = cursor::get_more(cursors, id, parked, ctx.op, batch_size, |doc| reply.take(doc))?;
+    ctx.op.docs.returned.fetch_add(count as u64, Ordering::Relaxed);
+    reply.finish(cursor_id, &ns.full())
 }
 
 /// The namespace of a cursor named by `getMore` or `killCursors`: a collection, or the
@@ -349,7 +378,7 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
 /// `$limit`, `$project` (with computed fields), `$addFields`/`$set`, `$unset`,
 /// `$replaceWith`/`$replaceRoot`, `$count`, and `$group` with a constant `_id` and `$sum`
 /// accumulators; `$collStats` and `$currentOp` as the first stage.
-pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let db_level = matches!(req.command_value(), Some(RawBsonRef::Int32(1) | RawBsonRef::Int64(1)))
         || matches!(req.command_value(), Some(RawBsonRef::Double(n)) if n == 1.0);
     let ns = if db_level {

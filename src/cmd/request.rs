@@ -16,6 +16,37 @@ const MAX_TRACKED_COMMAND: usize = 16 * 1024;
 /// `validateBSON`, 200 levels below the top document).
 const MAX_DEPTH: usize = crate::query::limits::MAX_BSON_DEPTH;
 
+/// The keys of a command body as a 128-bit Bloom filter (one bit per key): a handler asks for
+/// some twenty optional arguments of which a request carries a few, and each lookup would
+/// otherwise walk the body from its start.
+#[derive(Debug, Clone, Copy)]
+struct KeySet(u128);
+
+impl KeySet {
+    fn of(body: &RawDocument) -> Self {
+        let mut bits = 0;
+        for element in body.iter_elements() {
+            match element {
+                Ok(element) => bits |= Self::bit(element.key().as_str()),
+                // Validated bodies do not fail; if one did, every lookup walks the body.
+                Err(_) => return Self(u128::MAX),
+            }
+        }
+        Self(bits)
+    }
+
+    fn may_contain(self, key: &str) -> bool {
+        self.0 & Self::bit(key) != 0
+    }
+
+    /// The key's bit, from its FNV-1a hash.
+    fn bit(key: &str) -> u128 {
+        let hash =
+            key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        1 << (hash >> 57)
+    }
+}
+
 /// Which op code carried the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -29,6 +60,8 @@ pub enum Protocol {
 #[derive(Debug)]
 pub struct CommandRequest {
     body: DocumentBytes,
+    /// The body's keys, so that looking up an absent argument (most lookups) walks nothing.
+    keys: KeySet,
     name: String,
     db: String,
     sequences: Vec<DocumentSequence>,
@@ -72,7 +105,8 @@ impl CommandRequest {
             }
             _ => return Err(Error::new(ErrorCode::MissingDatabase, "OP_MSG requests require a $db argument")),
         };
-        Ok(Self { body: msg.body, name, db, sequences: msg.sequences, protocol: Protocol::OpMsg })
+        let keys = KeySet::of(msg.body.as_raw());
+        Ok(Self { body: msg.body, keys, name, db, sequences: msg.sequences, protocol: Protocol::OpMsg })
     }
 
     /// Reads a legacy `OP_QUERY` command on `<db>.$cmd`, unwrapping `$query`/`query`.
@@ -93,7 +127,8 @@ impl CommandRequest {
             None => query.query,
         };
         let name = command_name(body.as_raw())?;
-        Ok(Self { body, name, db: db.to_owned(), sequences: Vec::new(), protocol: Protocol::OpQuery })
+        let keys = KeySet::of(body.as_raw());
+        Ok(Self { body, keys, name, db: db.to_owned(), sequences: Vec::new(), protocol: Protocol::OpQuery })
     }
 
     /// A command carried inside this one (`explain: {find: ...}`), on the same database.
@@ -104,6 +139,7 @@ impl CommandRequest {
         let name = command_name(body)?;
         Ok(Self {
             body: DocumentBytes::from(body.to_owned()),
+            keys: KeySet::of(body),
             name,
             db: self.db.clone(),
             sequences: Vec::new(),
@@ -183,6 +219,9 @@ impl CommandRequest {
     /// A field of the body; `None` when absent. Every typed accessor reads through here.
     pub fn get(&self, key: &str) -> Option<RawBsonRef<'_>> {
         self.assert_declared(key);
+        if !self.keys.may_contain(key) {
+            return None;
+        }
         self.body().get(key).ok().flatten()
     }
 
@@ -449,6 +488,19 @@ mod tests {
         assert_eq!((req.name(), req.db()), ("ping", "admin"));
         assert_eq!(req.protocol(), Protocol::OpMsg);
         Ok(())
+    }
+
+    #[test]
+    fn request_key_set_finds_every_present_key_and_skips_absent_ones() {
+        let body = rawdoc! { "find": "c", "filter": {}, "limit": 1, "singleBatch": true, "lsid": {}, "$db": "d" };
+        let keys = KeySet::of(&body);
+        for element in body.iter() {
+            let Ok((key, _)) = element else { continue };
+            assert!(keys.may_contain(key.as_str()), "{}", key.as_str());
+        }
+        let absent = ["skip", "sort", "projection", "hint", "batchSize", "let", "collation", "maxTimeMS", "comment"];
+        assert!(absent.iter().filter(|key| keys.may_contain(key)).count() < absent.len() / 2);
+        assert!(!KeySet::of(&rawdoc! {}).may_contain("find"));
     }
 
     #[test]

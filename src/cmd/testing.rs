@@ -1,9 +1,10 @@
 //! Test-only commands (registered with `enableTestCommands`): `configureFailPoint`, and how
 //! an armed `failCommand` fail point changes a command's outcome.
 
+use bson::raw::cstr;
 use bson::{Bson, Document, RawBsonRef, doc};
 
-use super::{CommandRequest, CommandSpec, OwnedCtx, RequestCtx, run};
+use super::{CommandRequest, CommandSpec, OwnedCtx, Reply, RequestCtx, run};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::failpoints::FailCommand;
 
@@ -38,13 +39,13 @@ pub async fn fail_command(
     spec: &'static CommandSpec,
     req: &std::sync::Arc<CommandRequest>,
     action: &FailCommand,
-) -> Document {
+) -> Reply {
     if let Some(block) = action.block {
         tokio::time::sleep(block).await;
     }
     if action.close_connection {
         ctx.lock_client().close_requested = true;
-        return Document::new();
+        return Reply::from(Document::new());
     }
     let labels = || Bson::Array(action.error_labels.clone());
     if let Some(code) = action.error_code {
@@ -57,19 +58,19 @@ pub async fn fail_command(
         if !action.error_labels.is_empty() {
             reply.insert("errorLabels", labels());
         }
-        return reply;
+        return Reply::from(reply);
     }
     let mut reply = match run(ctx, spec, req).await {
-        Ok(reply) => reply,
-        Err(error) => return error.to_reply(),
+        Ok(reply) => reply.with_ok(),
+        Err(error) => return Reply::from(error.to_reply()),
     };
-    if !reply.contains_key("ok") {
-        reply.insert("ok", 1.0);
-    }
     if let Some(error) = &action.write_concern_error {
-        reply.insert("writeConcernError", error.clone());
+        let mut appended = reply.append(cstr!("writeConcernError"), Bson::Document(error.clone()));
         if !action.error_labels.is_empty() {
-            reply.insert("errorLabels", labels());
+            appended = appended.and_then(|()| reply.append(cstr!("errorLabels"), labels()));
+        }
+        if let Err(error) = appended {
+            return Reply::from(error.to_reply());
         }
     }
     reply

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bson::oid::ObjectId;
-use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+use bson::raw::{CStr, cstr};
+use bson::{Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
 use super::target::Target;
 use super::validation::Validation;
-use super::{CommandRequest, RequestCtx, count_value};
+use super::{CommandRequest, Reply, ReplyBuilder, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::planner::hint_of;
 use crate::exec::{WriteSelection, select_for_write};
@@ -22,7 +23,7 @@ use crate::op::{ExecStats, Operation};
 use crate::query::expr::Variables;
 use crate::query::{Collation, Filter, Projection, SortSpec, Update, limits};
 use crate::state::plan_cache::PlanCache;
-use crate::storage::{DurabilityTicket, Writer};
+use crate::storage::{DurabilityTicket, Namespace, Writer};
 
 /// Whether the command's write concern asks for a journal sync before the reply (the
 /// dispatcher has validated it).
@@ -118,7 +119,7 @@ fn to_document(raw: &RawDocument) -> Result<Document> {
 /// The namespace a write command names, which clients may write to (mongod's
 /// `userAllowedWriteNS`): not `system.profile`, which only the profiler writes, nor
 /// `system.views`, and no `system.*` collection clients may not use.
-fn writable_namespace(req: &CommandRequest) -> Result<crate::storage::Namespace> {
+fn writable_namespace(req: &CommandRequest) -> Result<Namespace> {
     let ns = req.namespace()?;
     if ns.coll == crate::obs::profiler::PROFILE_COLLECTION || ns.coll == "system.views" {
         return Err(Error::new(ErrorCode::InvalidNamespace, format!("cannot write to {ns}")));
@@ -133,18 +134,47 @@ fn writable_namespace(req: &CommandRequest) -> Result<crate::storage::Namespace>
     Ok(ns)
 }
 
+/// What every write command reads first, in mongod's order: its namespace (one a client may
+/// write to), `ordered` and whether the write concern asks for a journal sync.
+struct WriteCommon {
+    ns: Namespace,
+    ordered: bool,
+    journal: bool,
+}
+
+impl WriteCommon {
+    fn parse(req: &CommandRequest) -> Result<Self> {
+        Ok(Self {
+            ns: writable_namespace(req)?,
+            ordered: req.bool_arg("ordered")?.unwrap_or(true),
+            journal: journaled(req)?,
+        })
+    }
+}
+
+/// An `insert`, parsed once.
+struct InsertArgs<'a> {
+    common: WriteCommon,
+    bypass: bool,
+    documents: Vec<&'a RawDocument>,
+}
+
+impl<'a> InsertArgs<'a> {
+    fn parse(req: &'a CommandRequest) -> Result<Self> {
+        let common = WriteCommon::parse(req)?;
+        let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
+        Ok(Self { common, bypass, documents: req.documents("documents")? })
+    }
+}
+
 /// `insert`: documents from the `documents` field or document sequence.
-pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = writable_namespace(req)?;
-    let ordered = req.bool_arg("ordered")?.unwrap_or(true);
-    let journal = journaled(req)?;
-    let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
-    let documents = req.documents("documents")?;
+pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
+    let InsertArgs { common: WriteCommon { ns, ordered, journal }, bypass, documents } = InsertArgs::parse(req)?;
     let storage = &ctx.state.storage;
     let collection = storage.collection_or_create(&ns)?;
     let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
-    let mut inserted = 0i32;
+    let mut inserted = 0i64;
     let mut errors = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
         let stored = prepare_for_insert(document).and_then(|doc| {
@@ -154,7 +184,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         match stored {
             Ok(()) => inserted += 1,
             Err(error) => {
-                errors.push(Bson::Document(error.to_write_error(index)));
+                errors.push(error.to_write_error(index));
                 if ordered {
                     break;
                 }
@@ -165,9 +195,56 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     acknowledge(ctx, journal, ticket);
-    let mut reply = doc! { "n": inserted };
-    add_write_errors(&mut reply, errors);
-    Ok(reply)
+    let mut reply = WriteReply::new();
+    // mongod's insert reply counts in an int32 whatever the number.
+    reply.0.append(cstr!("n"), i32::try_from(inserted).unwrap_or(i32::MAX));
+    reply.finish(&errors)
+}
+
+/// The reply of a write command, `{n, ..., upserted, writeErrors}`, built raw.
+struct WriteReply(ReplyBuilder);
+
+impl WriteReply {
+    fn new() -> Self {
+        Self(ReplyBuilder::new())
+    }
+
+    /// Appends a count as mongod does: an int32 when it fits, else an int64.
+    fn count(&mut self, key: &CStr, n: i64) {
+        match i32::try_from(n) {
+            Ok(n) => self.0.append(key, n),
+            Err(_) => self.0.append(key, n),
+        }
+    }
+
+    /// Appends `upserted: [{index, _id}]` when a statement inserted.
+    fn upserted(&mut self, upserted: &[(usize, RawBson)]) {
+        if upserted.is_empty() {
+            return;
+        }
+        self.0.open_array(cstr!("upserted"));
+        for (index, id) in upserted {
+            self.0.open_document(cstr!(""));
+            self.0.append(cstr!("index"), i32::try_from(*index).unwrap_or(i32::MAX));
+            self.0.append(cstr!("_id"), id);
+            self.0.close();
+        }
+        self.0.close();
+    }
+
+    /// Appends `writeErrors` when there are any, and ends the reply.
+    fn finish(mut self, errors: &[Document]) -> Result<Reply> {
+        if !errors.is_empty() {
+            self.0.open_array(cstr!("writeErrors"));
+            for error in errors {
+                let error =
+                    RawDocumentBuf::try_from(error).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+                self.0.push_document(&error);
+            }
+            self.0.close();
+        }
+        Ok(Reply::from(self.0.finish()?))
+    }
 }
 
 /// Where a write finds its documents: the plan cache, and the execution stats of the request
@@ -199,11 +276,13 @@ fn statement_hint<'a>(statement: &'a RawDocument, array: &str) -> Result<Option<
 }
 
 /// The outcome of one update statement.
+#[derive(Default)]
 struct UpdateOutcome {
     matched: i64,
     modified: i64,
-    upserted: Option<Bson>,
-    /// The document before (`new: false`) or after (`new: true`) the change, for findAndModify.
+    upserted: Option<RawBson>,
+    /// The document before and after the change, kept for findAndModify only
+    /// ([`UpdateOptions::keep_documents`]).
     before: Option<RawDocumentBuf>,
     after: Option<RawDocumentBuf>,
 }
@@ -234,7 +313,7 @@ fn update_statement(
         candidates.sort_by(|a, b| sort.compare(a, b));
         candidates.truncate(1);
     }
-    let mut outcome = UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None };
+    let mut outcome = UpdateOutcome::default();
     for current in candidates {
         outcome.matched += 1;
         let mut document = to_document(&current)?;
@@ -242,14 +321,21 @@ fn update_statement(
         let after = if changed {
             let raw = to_raw(&document)?;
             validation.check_update(&current, &raw)?;
-            writer.replace(raw.clone())?;
             outcome.modified += 1;
-            raw
+            if options.keep_documents {
+                writer.replace(raw.clone())?;
+                Some(raw)
+            } else {
+                writer.replace(raw)?;
+                None
+            }
         } else {
-            current.clone()
+            options.keep_documents.then(|| current.clone())
         };
-        outcome.before.get_or_insert(current);
-        outcome.after.get_or_insert(after);
+        if options.keep_documents {
+            outcome.before.get_or_insert(current);
+            outcome.after = outcome.after.or(after);
+        }
     }
     if outcome.matched == 0 && options.upsert {
         let mut document = filter.equality_seed()?;
@@ -261,9 +347,13 @@ fn update_statement(
         }
         let raw = prepare_for_insert(&to_raw(&document)?)?;
         validation.check_insert(&raw)?;
-        outcome.upserted = raw.get("_id").ok().flatten().and_then(|id| Bson::try_from(id).ok());
-        writer.insert(raw.clone())?;
-        outcome.after = Some(raw);
+        outcome.upserted = raw.get("_id").ok().flatten().map(RawBson::from);
+        if options.keep_documents {
+            writer.insert(raw.clone())?;
+            outcome.after = Some(raw);
+        } else {
+            writer.insert(raw)?;
+        }
     }
     Ok(outcome)
 }
@@ -281,6 +371,8 @@ struct UpdateOptions<'a> {
     vars: Option<&'a Variables>,
     /// The statement's collation (`None`: simple).
     collation: Option<&'a Arc<Collation>>,
+    /// Keep the document before and after the change (findAndModify returns one of them).
+    keep_documents: bool,
 }
 
 /// A statement's query, with the command's `let` variables bound for its `$expr`s and its
@@ -299,20 +391,34 @@ fn let_variables(req: &CommandRequest) -> Result<Option<Variables>> {
     Ok(req.doc_arg("let")?.map(Variables::from_let).transpose()?)
 }
 
+/// An `update`, parsed once: its statements are parsed one by one as they run, since a bad
+/// statement is a write error of its own ([`UpdateStatement`]).
+struct UpdateArgs<'a> {
+    common: WriteCommon,
+    bypass: bool,
+    statements: Vec<&'a RawDocument>,
+    vars: Option<Variables>,
+}
+
+impl<'a> UpdateArgs<'a> {
+    fn parse(req: &'a CommandRequest) -> Result<Self> {
+        let common = WriteCommon::parse(req)?;
+        let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
+        let statements = req.documents("updates")?;
+        check_statement_fields("update", "updates", &statements, UPDATE_STATEMENT_FIELDS)?;
+        Ok(Self { common, bypass, statements, vars: let_variables(req)? })
+    }
+}
+
 /// `update`: statements from `updates`.
-pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = writable_namespace(req)?;
-    let ordered = req.bool_arg("ordered")?.unwrap_or(true);
-    let journal = journaled(req)?;
-    let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
-    let statements = req.documents("updates")?;
-    check_statement_fields("update", "updates", &statements, UPDATE_STATEMENT_FIELDS)?;
-    let vars = let_variables(req)?;
+pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
+    let UpdateArgs { common: WriteCommon { ns, ordered, journal }, bypass, statements, vars } = UpdateArgs::parse(req)?;
     let mut target = Target::for_write(ctx, ns);
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let outcomes = run_statements(statements, ordered, |statement| {
-        run_update_statement(ctx, finder, &mut target, statement, vars.as_ref(), bypass)
+        let statement = UpdateStatement::parse(statement, &target, vars.as_ref())?;
+        run_update_statement(ctx, finder, &mut target, &statement, vars.as_ref(), bypass)
     });
     acknowledge(ctx, journal, outcomes.last_ticket);
     let (mut matched, mut modified) = (0i64, 0i64);
@@ -321,18 +427,17 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         matched += outcome.matched;
         modified += outcome.modified;
         if let Some(id) = outcome.upserted {
-            upserted.push(Bson::Document(doc! { "index": i32::try_from(index).unwrap_or(i32::MAX), "_id": id }));
+            upserted.push((index, id));
         }
     }
     let docs = &ctx.op.docs;
     docs.updated.fetch_add(u64::try_from(modified).unwrap_or(0), Ordering::Relaxed);
     docs.inserted.fetch_add(upserted.len() as u64, Ordering::Relaxed);
-    let mut reply = doc! { "n": count_value(matched + upserted.len() as i64), "nModified": count_value(modified) };
-    if !upserted.is_empty() {
-        reply.insert("upserted", upserted);
-    }
-    add_write_errors(&mut reply, outcomes.errors);
-    Ok(reply)
+    let mut reply = WriteReply::new();
+    reply.count(cstr!("n"), matched + upserted.len() as i64);
+    reply.count(cstr!("nModified"), modified);
+    reply.upserted(&upserted);
+    reply.finish(&outcomes.errors)
 }
 
 /// mongod's IDL error for a statement field that is missing (9) or of the wrong type (14).
@@ -372,51 +477,75 @@ fn check_statement_fields(command: &str, array: &str, statements: &[&RawDocument
     Ok(())
 }
 
+/// One statement of `updates`, parsed once.
+struct UpdateStatement<'a> {
+    query: &'a RawDocument,
+    update: Update,
+    /// Its own collation, else the collection's.
+    collation: Option<Arc<Collation>>,
+    hint: Option<RawBsonRef<'a>>,
+    multi: bool,
+    upsert: bool,
+}
+
+impl<'a> UpdateStatement<'a> {
+    /// Parses `statement` of a command on `target`, in mongod's order.
+    fn parse(statement: &'a RawDocument, target: &Target, vars: Option<&Variables>) -> Result<Self> {
+        let field = |key: &str| statement.get(key).ok().flatten();
+        let query = match field("q") {
+            Some(RawBsonRef::Document(q)) => q,
+            other => return Err(statement_field_error("update.updates", "q", other, "object")),
+        };
+        let array_filters = match field("arrayFilters") {
+            None => None,
+            Some(RawBsonRef::Array(filters)) => Some(filters),
+            other => return Err(statement_field_error("update.updates", "arrayFilters", other, "array")),
+        };
+        let update = match field("u") {
+            Some(RawBsonRef::Document(u)) => Update::parse_statement(u, query, array_filters)?,
+            Some(RawBsonRef::Array(stages)) => Update::parse_pipeline(stages, &vars.cloned().unwrap_or_default())?,
+            other => return Err(statement_field_error("update.updates", "u", other, "object")),
+        };
+        let collation = target.statement_collation(field("collation"), "update.updates.collation")?;
+        let update = update.with_collation(collation.as_ref())?;
+        let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
+        let (multi, upsert) = (flag("multi"), flag("upsert"));
+        let hint = statement_hint(statement, "update.updates")?;
+        if multi && update.is_replacement() {
+            return Err(Error::new(
+                ErrorCode::FailedToParse,
+                "multi update is not supported for replacement-style update",
+            ));
+        }
+        Ok(Self { query, update, collation, hint, multi, upsert })
+    }
+}
+
 fn run_update_statement(
     ctx: &RequestCtx<'_>,
     finder: Finder<'_>,
     target: &mut Target,
-    statement: &RawDocument,
+    statement: &UpdateStatement<'_>,
     vars: Option<&Variables>,
     bypass: bool,
 ) -> Result<(UpdateOutcome, Option<DurabilityTicket>)> {
-    let field = |key: &str| statement.get(key).ok().flatten();
-    let query = match field("q") {
-        Some(RawBsonRef::Document(q)) => q,
-        other => return Err(statement_field_error("update.updates", "q", other, "object")),
-    };
-    let array_filters = match field("arrayFilters") {
-        None => None,
-        Some(RawBsonRef::Array(filters)) => Some(filters),
-        other => return Err(statement_field_error("update.updates", "arrayFilters", other, "array")),
-    };
-    let update = match field("u") {
-        Some(RawBsonRef::Document(u)) => Update::parse_statement(u, query, array_filters)?,
-        Some(RawBsonRef::Array(stages)) => Update::parse_pipeline(stages, &vars.cloned().unwrap_or_default())?,
-        other => return Err(statement_field_error("update.updates", "u", other, "object")),
-    };
     let storage = &ctx.state.storage;
-    let collation = target.statement_collation(field("collation"), "update.updates.collation")?;
-    let update = update.with_collation(collation.as_ref())?;
-    let flag = |key: &str| matches!(field(key), Some(RawBsonRef::Boolean(true)));
     let options = UpdateOptions {
         finder,
-        hint: statement_hint(statement, "update.updates")?,
-        multi: flag("multi"),
-        upsert: flag("upsert"),
+        hint: statement.hint,
+        multi: statement.multi,
+        upsert: statement.upsert,
         sort: None,
         vars,
-        collation: collation.as_ref(),
+        collation: statement.collation.as_ref(),
+        keep_documents: false,
     };
-    if options.multi && update.is_replacement() {
-        return Err(Error::new(ErrorCode::FailedToParse, "multi update is not supported for replacement-style update"));
-    }
     let Some(collection) = target.collection_for_write(storage, options.upsert)? else {
-        return Ok((UpdateOutcome { matched: 0, modified: 0, upserted: None, before: None, after: None }, None));
+        return Ok((UpdateOutcome::default(), None));
     };
     let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
-    let outcome = update_statement(&mut writer, query, &update, options, &validation)?;
+    let outcome = update_statement(&mut writer, statement.query, &statement.update, options, &validation)?;
     let ticket = commit(ctx.op, writer)?;
     ctx.state.counters.opcounters.update.fetch_add(1, Ordering::Relaxed);
     Ok((outcome, ticket))
@@ -426,23 +555,16 @@ fn run_update_statement(
 /// entries, and the journal ticket of the last committed batch.
 struct StatementOutcomes<T> {
     results: Vec<(usize, T)>,
-    errors: Vec<Bson>,
+    errors: Vec<Document>,
     last_ticket: Option<DurabilityTicket>,
-}
-
-/// Adds `writeErrors` to a reply when there are any.
-fn add_write_errors(reply: &mut Document, errors: Vec<Bson>) {
-    if !errors.is_empty() {
-        reply.insert("writeErrors", errors);
-    }
 }
 
 /// Runs statements in order. A failed statement becomes a `writeErrors` entry with its
 /// index; with `ordered`, the statements after it are not run, as in mongod.
-fn run_statements<'a, T>(
-    statements: Vec<&'a RawDocument>,
+fn run_statements<S, T>(
+    statements: impl IntoIterator<Item = S>,
     ordered: bool,
-    mut run: impl FnMut(&'a RawDocument) -> Result<(T, Option<DurabilityTicket>)>,
+    mut run: impl FnMut(S) -> Result<(T, Option<DurabilityTicket>)>,
 ) -> StatementOutcomes<T> {
     let mut outcomes = StatementOutcomes { results: Vec::new(), errors: Vec::new(), last_ticket: None };
     for (index, statement) in statements.into_iter().enumerate() {
@@ -452,7 +574,7 @@ fn run_statements<'a, T>(
                 outcomes.last_ticket = ticket.or(outcomes.last_ticket);
             }
             Err(error) => {
-                outcomes.errors.push(Bson::Document(error.to_write_error(index)));
+                outcomes.errors.push(error.to_write_error(index));
                 if ordered {
                     break;
                 }
@@ -483,51 +605,62 @@ fn delete_limit(statement: &RawDocument) -> Result<i64> {
     }
 }
 
-/// `delete`: statements from `deletes` (`limit` 0 = all matches, 1 = the first).
-pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = writable_namespace(req)?;
-    let ordered = req.bool_arg("ordered")?.unwrap_or(true);
-    let journal = journaled(req)?;
-    let statements = req.documents("deletes")?;
-    check_statement_fields("delete", "deletes", &statements, DELETE_STATEMENT_FIELDS)?;
-    // mongod reads `limit` while parsing the command: a bad one fails the whole command.
-    for statement in &statements {
-        delete_limit(statement)?;
+/// A `delete`, parsed once. mongod reads each statement's `limit` while parsing the command
+/// (a bad one fails the whole command); the rest of a statement is a write error of its own.
+struct DeleteArgs<'a> {
+    common: WriteCommon,
+    /// Each statement with its `limit`: 0 = every match, 1 = the first.
+    statements: Vec<(&'a RawDocument, i64)>,
+    vars: Option<Variables>,
+}
+
+impl<'a> DeleteArgs<'a> {
+    fn parse(req: &'a CommandRequest) -> Result<Self> {
+        let common = WriteCommon::parse(req)?;
+        let statements = req.documents("deletes")?;
+        check_statement_fields("delete", "deletes", &statements, DELETE_STATEMENT_FIELDS)?;
+        let statements =
+            statements.into_iter().map(|statement| Ok((statement, delete_limit(statement)?))).collect::<Result<_>>()?;
+        Ok(Self { common, statements, vars: let_variables(req)? })
     }
-    let vars = let_variables(req)?;
+}
+
+/// `delete`: statements from `deletes` (`limit` 0 = all matches, 1 = the first).
+pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
+    let DeleteArgs { common: WriteCommon { ns, ordered, journal }, statements, vars } = DeleteArgs::parse(req)?;
     let target = Target::for_write(ctx, ns);
     let storage = &ctx.state.storage;
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
-    let outcomes = run_statements(statements, ordered, |statement| -> Result<(i64, Option<DurabilityTicket>)> {
-        let query = match statement.get("q").ok().flatten() {
-            Some(RawBsonRef::Document(q)) => q,
-            other => return Err(statement_field_error("delete.deletes", "q", other, "object")),
-        };
-        let limit = delete_limit(statement)?;
-        let collation =
-            target.statement_collation(statement.get("collation").ok().flatten(), "delete.deletes.collation")?;
-        let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
-        let Some(collection) = &target.collection else { return Ok((0, None)) };
-        let mut writer = storage.writer(collection)?;
-        let hint = statement_hint(statement, "delete.deletes")?;
-        let selection =
-            WriteSelection { query, filter: &filter, hint, collation: collation.as_deref(), multi: limit == 0 };
-        let victims = finder.select(&writer, &selection)?;
-        for victim in &victims {
-            if let Some(id) = victim.get("_id").ok().flatten() {
-                writer.delete(id)?;
+    let outcomes =
+        run_statements(statements, ordered, |(statement, limit)| -> Result<(i64, Option<DurabilityTicket>)> {
+            let query = match statement.get("q").ok().flatten() {
+                Some(RawBsonRef::Document(q)) => q,
+                other => return Err(statement_field_error("delete.deletes", "q", other, "object")),
+            };
+            let collation =
+                target.statement_collation(statement.get("collation").ok().flatten(), "delete.deletes.collation")?;
+            let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
+            let Some(collection) = &target.collection else { return Ok((0, None)) };
+            let mut writer = storage.writer(collection)?;
+            let hint = statement_hint(statement, "delete.deletes")?;
+            let selection =
+                WriteSelection { query, filter: &filter, hint, collation: collation.as_deref(), multi: limit == 0 };
+            let victims = finder.select(&writer, &selection)?;
+            for victim in &victims {
+                if let Some(id) = victim.get("_id").ok().flatten() {
+                    writer.delete(id)?;
+                }
             }
-        }
-        ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
-        Ok((victims.len() as i64, commit(ctx.op, writer)?))
-    });
+            ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
+            Ok((victims.len() as i64, commit(ctx.op, writer)?))
+        });
     acknowledge(ctx, journal, outcomes.last_ticket);
     let deleted: i64 = outcomes.results.iter().map(|(_, n)| n).sum();
     ctx.op.docs.deleted.fetch_add(u64::try_from(deleted).unwrap_or(0), Ordering::Relaxed);
-    let mut reply = doc! { "n": count_value(deleted) };
-    add_write_errors(&mut reply, outcomes.errors);
-    Ok(reply)
+    let mut reply = WriteReply::new();
+    reply.count(cstr!("n"), deleted);
+    reply.finish(&outcomes.errors)
 }
 
 /// A `findAndModify`, parsed once.
@@ -605,28 +738,27 @@ impl<'a> FindAndModifyArgs<'a> {
 }
 
 /// `findAndModify`: updates or removes one document and returns it (before or after).
-pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let FindAndModifyArgs { mut target, journal, query, vars, sort, fields, hint, return_new, upsert, bypass, update } =
         FindAndModifyArgs::parse(ctx, req)?;
     let query: &RawDocument = &query;
     let collation = target.collation.clone();
     let storage = &ctx.state.storage;
     let Some(collection) = target.collection_for_write(storage, upsert)? else {
-        return Ok(doc! { "lastErrorObject": { "n": 0, "updatedExisting": false }, "value": Bson::Null });
+        return find_and_modify_reply(LastError { n: 0, updated_existing: Some(false), upserted: None }, None);
     };
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
-    let project = |doc: Option<RawDocumentBuf>| -> Result<Bson> {
+    let project = |doc: Option<RawDocumentBuf>| -> Result<Option<RawDocumentBuf>> {
         match (doc, &fields) {
-            (None, _) => Ok(Bson::Null),
-            (Some(doc), Some(fields)) => Ok(Bson::Document(to_document(&fields.apply(&doc)?)?)),
-            (Some(doc), None) => Ok(Bson::Document(to_document(&doc)?)),
+            (Some(doc), Some(fields)) => Ok(Some(fields.apply(&doc)?)),
+            (doc, _) => Ok(doc),
         }
     };
-    let reply = match update {
+    let (last_error, value) = match update {
         None => {
             let selection =
                 WriteSelection { query, filter: &filter, hint, collation: collation.as_deref(), multi: sort.is_some() };
@@ -641,9 +773,9 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
             if let Some(id) = victim.as_ref().and_then(|v| v.get("_id").ok().flatten()) {
                 writer.delete(id)?;
             }
-            let n = i32::from(victim.is_some());
             ctx.op.docs.deleted.fetch_add(u64::from(victim.is_some()), Ordering::Relaxed);
-            doc! { "lastErrorObject": { "n": n }, "value": project(victim)? }
+            let last_error = LastError { n: i32::from(victim.is_some()), updated_existing: None, upserted: None };
+            (last_error, project(victim)?)
         }
         Some(update) => {
             let outcome = update_statement(
@@ -658,23 +790,50 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
                     sort: sort.as_ref(),
                     vars: vars.as_ref(),
                     collation: collation.as_ref(),
+                    keep_documents: true,
                 },
                 &validation,
             )?;
             ctx.op.docs.updated.fetch_add(u64::try_from(outcome.modified).unwrap_or(0), Ordering::Relaxed);
             ctx.op.docs.inserted.fetch_add(u64::from(outcome.upserted.is_some()), Ordering::Relaxed);
-            let mut last_error = doc! { "n": 1, "updatedExisting": outcome.matched > 0 };
-            if outcome.matched == 0 && outcome.upserted.is_none() {
-                last_error.insert("n", 0);
-            }
-            if let Some(id) = &outcome.upserted {
-                last_error.insert("upserted", id.clone());
-            }
+            let n = i32::from(outcome.matched > 0 || outcome.upserted.is_some());
+            let last_error = LastError { n, updated_existing: Some(outcome.matched > 0), upserted: outcome.upserted };
             let value = if return_new { outcome.after } else { outcome.before };
-            doc! { "lastErrorObject": last_error, "value": project(value)? }
+            (last_error, project(value)?)
         }
     };
     let ticket = commit(ctx.op, writer)?;
     acknowledge(ctx, journal, ticket);
-    Ok(reply)
+    find_and_modify_reply(last_error, value.as_deref())
+}
+
+/// findAndModify's `lastErrorObject`.
+struct LastError {
+    n: i32,
+    /// Absent for a remove.
+    updated_existing: Option<bool>,
+    upserted: Option<RawBson>,
+}
+
+/// `{lastErrorObject, value}`, the document (or null) copied into the reply as it is.
+fn find_and_modify_reply(last_error: LastError, value: Option<&RawDocument>) -> Result<Reply> {
+    let mut reply = ReplyBuilder::new();
+    reply.open_document(cstr!("lastErrorObject"));
+    reply.append(cstr!("n"), last_error.n);
+    if let Some(updated_existing) = last_error.updated_existing {
+        reply.append(cstr!("updatedExisting"), updated_existing);
+    }
+    if let Some(id) = &last_error.upserted {
+        reply.append(cstr!("upserted"), id);
+    }
+    reply.close();
+    match value {
+        Some(value) => {
+            // A document stored too deep by an older version is refused, as mongod does.
+            limits::check_read_depth(value)?;
+            reply.append_document(cstr!("value"), value);
+        }
+        None => reply.append(cstr!("value"), RawBsonRef::Null),
+    }
+    Ok(Reply::from(reply.finish()?))
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bson::RawDocumentBuf;
+use bson::RawDocument;
 
 use crate::error::Result;
 use crate::op::{ExecStats, Operation};
@@ -13,11 +13,11 @@ use crate::state::cursors::{Cursor, CursorRegistry, DocumentStream};
 /// Documents in a first batch when the client sets no `batchSize` (mongod's default).
 pub const DEFAULT_FIRST_BATCH: usize = 101;
 
-/// One batch of a cursor reply.
-#[derive(Debug)]
+/// What taking a batch left: how many documents it had and the cursor to continue with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batch {
-    /// The documents, in order.
-    pub documents: Vec<RawDocumentBuf>,
+    /// Documents in the batch.
+    pub count: usize,
     /// The cursor to continue with: 0 once exhausted (or not kept).
     pub cursor_id: i64,
 }
@@ -45,45 +45,48 @@ pub fn find_first_batch(batch_size: Option<usize>, limit: Option<usize>) -> usiz
     size.unwrap_or(DEFAULT_FIRST_BATCH)
 }
 
-/// Opens a cursor on `ns` over `stream` (whose work `stats` counts): takes its first batch
-/// and parks the rest in `cursors`, unless it is exhausted or a single batch was asked for.
+/// Opens a cursor on `ns` over `stream` (whose work `stats` counts): hands its first batch to
+/// `take` and parks the rest in `cursors`, unless it is exhausted or a single batch was asked
+/// for.
 ///
 /// # Errors
-/// The stream's errors; 50 MaxTimeMSExpired past the deadline.
+/// The stream's errors and `take`'s; 50 MaxTimeMSExpired past the deadline.
 pub fn open(
     cursors: &CursorRegistry,
     ns: String,
     stream: DocumentStream,
     stats: Arc<ExecStats>,
     first: FirstBatch,
+    take: impl FnMut(&RawDocument) -> Result<()>,
 ) -> Result<Batch> {
     let mut cursor = Cursor::new(ns, stream, first.no_timeout, stats);
-    let (documents, done) = cursor.next_batch(first.size, first.deadline)?;
+    let (count, done) = cursor.next_batch(first.size, first.deadline, take)?;
     let cursor_id = if done || first.single_batch { 0 } else { cursors.insert(cursor) };
-    Ok(Batch { documents, cursor_id })
+    Ok(Batch { count, cursor_id })
 }
 
-/// The next batch of at most `size` documents of `cursor` (taken out of `cursors` as `id`),
-/// for a `getMore` run as `op` (whose counts the cursor's work goes to from now on). The
-/// cursor is parked again unless exhausted; one whose batch failed is not put back: mongod
-/// kills it too.
+/// Hands the next batch of at most `size` documents of `cursor` (taken out of `cursors` as
+/// `id`) to `take`, for a `getMore` run as `op` (whose counts the cursor's work goes to from
+/// now on). The cursor is parked again unless exhausted; one whose batch failed is not put
+/// back: mongod kills it too.
 ///
 /// # Errors
-/// The stream's errors; 50 MaxTimeMSExpired past `op`'s deadline.
+/// The stream's errors and `take`'s; 50 MaxTimeMSExpired past `op`'s deadline.
 pub fn get_more(
     cursors: &CursorRegistry,
     id: i64,
     mut cursor: Cursor,
     op: &Operation,
     size: Option<usize>,
+    take: impl FnMut(&RawDocument) -> Result<()>,
 ) -> Result<Batch> {
     op.track(cursor.stats());
-    let (documents, done) = cursor.next_batch(size, op.deadline())?;
+    let (count, done) = cursor.next_batch(size, op.deadline(), take)?;
     let cursor_id = if done {
         0
     } else {
         cursors.restore(id, cursor);
         id
     };
-    Ok(Batch { documents, cursor_id })
+    Ok(Batch { count, cursor_id })
 }

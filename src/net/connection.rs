@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bson::Document;
 use futures_util::{SinkExt, StreamExt};
 use monarch_wire::{Body, Compressor, DocumentBytes, Header, Message, MessageCodec, OpMsg, OpReply};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -20,7 +19,7 @@ use super::metered::Metered;
 use super::tls::starts_with_tls;
 use crate::cmd::{self, ClientInfo, CommandRequest, OwnedCtx};
 use crate::config::TlsMode;
-use crate::error::{Error, ErrorCode};
+use crate::error::ErrorCode;
 use crate::obs::{Observers, OpSummary};
 use crate::op::OpGuard;
 use crate::state::State;
@@ -319,7 +318,7 @@ async fn handle<'a>(
             };
             (executed.reply, Some(name), Some(tracked))
         }
-        Err(error) => (error.to_reply(), None, None),
+        Err(error) => (cmd::Reply::from(error.to_reply()), None, None),
     };
     active.fetch_sub(1, Ordering::Relaxed);
     let (close_requested, remote) = {
@@ -350,63 +349,22 @@ fn lock(client: &Mutex<ClientInfo>) -> std::sync::MutexGuard<'_, ClientInfo> {
     client.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The first element of `reply` for an error message: a scalar as mongod prints it (cut at
-/// 256 bytes), a document or array elided, as the reply it heads is too large to print.
-fn first_element(reply: &Document) -> String {
-    let Some((key, value)) = reply.iter().next() else { return String::new() };
-    let mut shown = match value {
-        bson::Bson::Document(_) => format!("{key}: {{ ... }}"),
-        bson::Bson::Array(_) => format!("{key}: [ ... ]"),
-        other => format!("{key}: {other}"),
-    };
-    if shown.len() > 256 {
-        let cut = (0..=256).rev().find(|&i| shown.is_char_boundary(i)).unwrap_or(0);
-        shown.truncate(cut);
-    }
-    shown
-}
-
 fn reply_message(
     state: &State,
     response_to: i32,
-    reply: Document,
+    reply: cmd::Reply,
     legacy: bool,
     compressor: Option<Compressor>,
 ) -> Message {
-    let document = DocumentBytes::try_from(&reply).or_else(|e| {
-        let error = match e {
-            // mongod refuses a reply over its internal object size the same way.
-            monarch_wire::WireError::DocumentTooLarge { size, .. } => {
-                Error::from(crate::query::limits::object_too_large(size, &first_element(&reply)))
-            }
-            e => {
-                tracing::error!(target: "COMMAND", id = 1, error = %e, "Reply could not be encoded");
-                Error::new(ErrorCode::InternalError, "reply could not be encoded").with_internal(e.to_string())
-            }
-        };
-        DocumentBytes::try_from(&error.to_reply())
-    });
-    let document = match document {
-        Ok(document) => document,
-        // The fixed error reply always encodes; this only keeps the type honest.
-        Err(_) => DocumentBytes::from(bson::rawdoc! { "ok": 0.0 }),
+    // Raw replies (cursor batches) go out as built; owned ones are encoded here, once.
+    let document = match reply.encode() {
+        Ok(raw) => DocumentBytes::from(raw),
+        Err(error) => match DocumentBytes::try_from(&error.to_reply()) {
+            Ok(document) => document,
+            // The fixed error reply always encodes; this only keeps the type honest.
+            Err(_) => DocumentBytes::from(bson::rawdoc! { "ok": 0.0 }),
+        },
     };
     let body = if legacy { Body::Reply(OpReply::command_reply(document)) } else { Body::Msg(OpMsg::new(document)) };
     Message { header: Header { request_id: state.next_request_id(), response_to }, body, compressor }
-}
-
-#[cfg(test)]
-mod tests {
-    use bson::doc;
-
-    use super::*;
-
-    #[test]
-    fn connection_oversized_reply_names_its_first_element_briefly() {
-        assert_eq!(first_element(&doc! { "explainVersion": "1", "x": 1 }), "explainVersion: \"1\"");
-        assert_eq!(first_element(&doc! { "cursor": { "firstBatch": [] } }), "cursor: { ... }");
-        assert_eq!(first_element(&doc! { "values": [1, 2] }), "values: [ ... ]");
-        assert_eq!(first_element(&doc! { "s": "é".repeat(1000) }).len(), 256);
-        assert_eq!(first_element(&doc! {}), "");
-    }
 }

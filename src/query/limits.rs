@@ -119,6 +119,42 @@ pub fn update_too_deep() -> QueryError {
 /// itself is level 1, each non-empty embedded document or array one more (an empty one holds
 /// no element, so it adds none).
 pub fn raw_depth_exceeds(doc: &RawDocument, max: usize) -> bool {
+    depth_exceeds(doc, max, false)
+}
+
+/// 15 Overflow unless a stored document fits [`MAX_READ_DEPTH`] levels below its top, with
+/// [`to_document`]'s message: replies carry stored documents as they are, so this is the check
+/// their conversion to owned documents used to make (only a document stored by an older
+/// version fails it).
+///
+/// # Errors
+/// As described.
+pub fn check_read_depth(doc: &RawDocument) -> Result<(), QueryError> {
+    // `to_bson_counted` refuses to open a container (even an empty one) below MAX_READ_DEPTH
+    // levels under the top.
+    if depth_exceeds(doc, MAX_READ_DEPTH + 1, true) {
+        return Err(too_deep_to_read(doc, "BSONObj exceeds maximum nested object depth"));
+    }
+    Ok(())
+}
+
+/// mongod's `validateBSON` error for a document too deep to read, naming its `_id`.
+fn too_deep_to_read(doc: &RawDocument, message: &str) -> QueryError {
+    let id = match doc.get("_id") {
+        Ok(Some(id)) => render::element("_id", id),
+        _ => "unknown _id".to_owned(),
+    };
+    QueryError::new(ErrorCode::Overflow, format!("{message} in object with {id}"))
+}
+
+/// Whether `doc` nests more than `max` levels; empty containers count as a level only with
+/// `count_empty`.
+fn depth_exceeds(doc: &RawDocument, max: usize, count_empty: bool) -> bool {
+    // Each level below the top costs at least 7 bytes (type, empty name, length, terminator):
+    // a short document cannot be too deep, and most are short.
+    if doc.as_bytes().len() < 5 + 7 * max {
+        return false;
+    }
     enum Frame<'a> {
         Doc(RawIter<'a>),
         Arr(RawArrayIter<'a>),
@@ -135,9 +171,11 @@ pub fn raw_depth_exceeds(doc: &RawDocument, max: usize) -> bool {
             continue;
         };
         let child = match value {
-            RawBsonRef::Document(d) if !d.is_empty() => Frame::Doc(d.iter_elements()),
-            RawBsonRef::Array(a) if !a.is_empty() => Frame::Arr(a.into_iter()),
-            RawBsonRef::JavaScriptCodeWithScope(c) if !c.scope.is_empty() => Frame::Doc(c.scope.iter_elements()),
+            RawBsonRef::Document(d) if count_empty || !d.is_empty() => Frame::Doc(d.iter_elements()),
+            RawBsonRef::Array(a) if count_empty || !a.is_empty() => Frame::Arr(a.into_iter()),
+            RawBsonRef::JavaScriptCodeWithScope(c) if count_empty || !c.scope.is_empty() => {
+                Frame::Doc(c.scope.iter_elements())
+            }
             _ => continue,
         };
         if frames.len() >= max {
@@ -190,13 +228,7 @@ pub fn to_document(doc: &RawDocument) -> Result<Document, QueryError> {
     match to_bson(RawBsonRef::Document(doc)) {
         Ok(Bson::Document(out)) => Ok(out),
         Ok(_) => Ok(Document::new()),
-        Err(e) if e.code() == ErrorCode::Overflow => {
-            let id = match doc.get("_id") {
-                Ok(Some(id)) => render::element("_id", id),
-                _ => "unknown _id".to_owned(),
-            };
-            Err(QueryError::new(ErrorCode::Overflow, format!("{} in object with {id}", e.message())))
-        }
+        Err(e) if e.code() == ErrorCode::Overflow => Err(too_deep_to_read(doc, e.message())),
         Err(e) => Err(e),
     }
 }
@@ -391,6 +423,24 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::Overflow);
         assert_eq!(err.message(), "BSONObj exceeds maximum nested object depth in object with _id: 7");
         assert!(raw_depth_exceeds(&top, MAX_STORAGE_DEPTH));
+    }
+
+    #[test]
+    fn limits_read_depth_check_matches_owned_conversion() {
+        // An empty document as the deepest level counts, as in the owned conversion.
+        let mut empty_at_bottom = rawdoc! { "a": {} };
+        for _ in 0..MAX_READ_DEPTH - 1 {
+            let mut outer = RawDocumentBuf::new();
+            outer.append(bson::raw::cstr!("a"), empty_at_bottom);
+            empty_at_bottom = outer;
+        }
+        let mut top = rawdoc! { "_id": 7 };
+        top.append(bson::raw::cstr!("a"), empty_at_bottom);
+        for doc in [nested(1), nested(MAX_READ_DEPTH + 1), nested(MAX_READ_DEPTH + 2), top, rawdoc! { "x": [[], {}] }] {
+            let read = check_read_depth(&doc).map_err(|e| (e.code(), e.message().to_owned()));
+            let owned = to_document(&doc).map(|_| ()).map_err(|e| (e.code(), e.message().to_owned()));
+            assert_eq!(read, owned);
+        }
     }
 
     #[test]

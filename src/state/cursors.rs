@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bson::RawDocumentBuf;
+use bson::{RawDocument, RawDocumentBuf};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::op::{ExecStats, check_deadline};
@@ -44,31 +44,35 @@ impl Cursor {
     }
 
     /// Takes the next batch: at most `limit` documents (or everything up to the size cap) and
-    /// always at least one when any remain. Returns the batch and whether the cursor is done.
+    /// always at least one when any remain, handing each to `take` (which copies it into the
+    /// reply) as it comes. Returns how many it took and whether the cursor is done.
     ///
     /// # Errors
-    /// Storage or query errors from the stream; 50 MaxTimeMSExpired past `deadline`.
+    /// Storage or query errors from the stream, and `take`'s; 50 MaxTimeMSExpired past
+    /// `deadline`.
     pub fn next_batch(
         &mut self,
         limit: Option<usize>,
         deadline: Option<Instant>,
-    ) -> Result<(Vec<RawDocumentBuf>, bool)> {
-        let mut batch = Vec::new();
+        mut take: impl FnMut(&RawDocument) -> Result<()>,
+    ) -> Result<(usize, bool)> {
+        let mut taken = 0usize;
         let mut bytes = 0usize;
-        while limit.is_none_or(|l| batch.len() < l) {
+        while limit.is_none_or(|l| taken < l) {
             check_deadline(deadline)?;
             let next_len = match self.stream.peek() {
                 None => break,
                 Some(Ok(doc)) => doc.as_bytes().len(),
                 Some(Err(_)) => 0,
             };
-            if !batch.is_empty() && bytes + next_len > MAX_BATCH_BYTES {
+            if taken > 0 && bytes + next_len > MAX_BATCH_BYTES {
                 break;
             }
             match self.stream.next() {
                 Some(Ok(doc)) => {
                     bytes += next_len;
-                    batch.push(doc);
+                    taken += 1;
+                    take(&doc)?;
                 }
                 Some(Err(error)) => return Err(error),
                 None => break,
@@ -76,7 +80,7 @@ impl Cursor {
         }
         let done = self.stream.peek().is_none();
         self.last_used = Instant::now();
-        Ok((batch, done))
+        Ok((taken, done))
     }
 }
 
@@ -187,10 +191,36 @@ mod tests {
     #[test]
     fn cursor_batches_and_exhaustion() -> Result<()> {
         let mut cursor = Cursor::new("db.c".into(), stream(5), false, Arc::default());
-        let (first, done) = cursor.next_batch(Some(2), None)?;
-        assert_eq!((first.len(), done), (2, false));
-        let (rest, done) = cursor.next_batch(None, None)?;
-        assert_eq!((rest.len(), done), (3, true));
+        let mut seen = Vec::new();
+        let mut take = |doc: &RawDocument| {
+            seen.push(doc.get_i32("i").unwrap_or(-1));
+            Ok(())
+        };
+        assert_eq!(cursor.next_batch(Some(2), None, &mut take)?, (2, false));
+        assert_eq!(cursor.next_batch(None, None, &mut take)?, (3, true));
+        assert_eq!(seen, [0, 1, 2, 3, 4]);
+        Ok(())
+    }
+
+    #[test]
+    fn cursor_batch_stops_before_16_mib_but_takes_one_larger() -> Result<()> {
+        // Documents of 6 MiB: two fit 16 MiB of documents, the third waits for the next batch.
+        let big = |i: i32| {
+            let mut doc = rawdoc! { "i": i };
+            doc.append(
+                bson::raw::cstr!("b"),
+                bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![0; 6 << 20] },
+            );
+            doc
+        };
+        let mut cursor = Cursor::new("db.c".into(), Box::new((0..3).map(move |i| Ok(big(i)))), false, Arc::default());
+        let mut take = |_: &RawDocument| Ok(());
+        assert_eq!(cursor.next_batch(None, None, &mut take)?, (2, false));
+        assert_eq!(cursor.next_batch(None, None, &mut take)?, (1, true));
+        // A document over the batch size alone still goes out, one per batch.
+        let huge = |_| Ok(rawdoc! { "s": "x".repeat(MAX_BATCH_BYTES) });
+        let mut cursor = Cursor::new("db.c".into(), Box::new((0..2).map(huge)), false, Arc::default());
+        assert_eq!(cursor.next_batch(None, None, &mut take)?, (1, false));
         Ok(())
     }
 
