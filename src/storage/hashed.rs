@@ -47,27 +47,10 @@ pub fn hash64(value: RawBsonRef<'_>, seed: i32, strings: Option<StringKey<'_>>) 
     i64::from_le_bytes(first)
 }
 
-/// mongod's `canonicalizeBSONType`: one number per comparison bracket.
+/// mongod's `canonicalizeBSONType`: one number per comparison bracket
+/// (the query order's bracket, which shifts it by one to fit MinKey in a `u8`).
 fn canonical_type(value: RawBsonRef<'_>) -> i32 {
-    match value {
-        RawBsonRef::MinKey => -1,
-        RawBsonRef::Undefined => 0,
-        RawBsonRef::Null => 5,
-        RawBsonRef::Double(_) | RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Decimal128(_) => 10,
-        RawBsonRef::String(_) | RawBsonRef::Symbol(_) => 15,
-        RawBsonRef::Document(_) => 20,
-        RawBsonRef::Array(_) => 25,
-        RawBsonRef::Binary(_) => 30,
-        RawBsonRef::ObjectId(_) => 35,
-        RawBsonRef::Boolean(_) => 40,
-        RawBsonRef::DateTime(_) => 45,
-        RawBsonRef::Timestamp(_) => 47,
-        RawBsonRef::RegularExpression(_) => 50,
-        RawBsonRef::DbPointer(_) => 55,
-        RawBsonRef::JavaScriptCode(_) => 60,
-        RawBsonRef::JavaScriptCodeWithScope(_) => 65,
-        RawBsonRef::MaxKey => 127,
-    }
+    i32::from(crate::query::order::canonical_type(value)) - 1
 }
 
 /// Hashes what follows a value's canonical type (and field name, inside a document).

@@ -130,25 +130,7 @@ fn db_pointer(namespace: &str, id: [u8; 12]) -> RawBson {
 
 /// mongod's `canonicalizeBSONType`.
 fn canonical_rank(v: RawBsonRef<'_>) -> i32 {
-    match v {
-        RawBsonRef::MinKey => -1,
-        RawBsonRef::Undefined => 0,
-        RawBsonRef::Null => 5,
-        RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_) | RawBsonRef::Decimal128(_) => 10,
-        RawBsonRef::String(_) | RawBsonRef::Symbol(_) => 15,
-        RawBsonRef::Document(_) => 20,
-        RawBsonRef::Array(_) => 25,
-        RawBsonRef::Binary(_) => 30,
-        RawBsonRef::ObjectId(_) => 35,
-        RawBsonRef::Boolean(_) => 40,
-        RawBsonRef::DateTime(_) => 45,
-        RawBsonRef::Timestamp(_) => 47,
-        RawBsonRef::RegularExpression(_) => 50,
-        RawBsonRef::DbPointer(_) => 55,
-        RawBsonRef::JavaScriptCode(_) => 60,
-        RawBsonRef::JavaScriptCodeWithScope(_) => 65,
-        RawBsonRef::MaxKey => 127,
-    }
+    i32::from(crate::query::order::canonical_type(v)) - 1
 }
 
 /// The comparison the encoding must agree with: a direct transcription of mongod's
