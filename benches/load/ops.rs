@@ -62,11 +62,7 @@ pub(crate) async fn ycsb(
         let update = (random(worker, seq, MIX_SALT) % 100 >= read_pct).then(|| shape.update(worker, seq));
         async move {
             match update {
-                None => match coll.find_one(doc! { "_id": id }).await {
-                    Ok(Some(_)) => Ok(()),
-                    Ok(None) => Err(format!("find_one: _id {id} not found")),
-                    Err(error) => Err(error.to_string()),
-                },
+                None => find_existing(&coll, "_id", id).await,
                 Some(update) => match coll.update_one(doc! { "_id": id }, update).await {
                     Ok(result) if result.matched_count == 1 => Ok(()),
                     Ok(result) => Err(format!("update_one: _id {id} matched {}", result.matched_count)),
@@ -76,6 +72,15 @@ pub(crate) async fn ycsb(
         }
     })
     .await
+}
+
+/// `find_one({field: value})` for a record that exists: finding nothing is an error.
+async fn find_existing(coll: &Collection<Document>, field: &str, value: i64) -> Result<(), String> {
+    match coll.find_one(doc! { field: value }).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!("find_one: {field} {value} not found")),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// `insert_one` of new documents, numbered from `next` on.
@@ -188,13 +193,7 @@ pub(crate) async fn equality(
     drive(clients, timing, items_per_op, move |worker, seq| {
         let coll = coll.clone();
         let k = shape.random_id(worker, seq) as i64;
-        async move {
-            match coll.find_one(doc! { "k": k }).await {
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => Err(format!("find_one: k {k} not found")),
-                Err(error) => Err(error.to_string()),
-            }
-        }
+        async move { find_existing(&coll, "k", k).await }
     })
     .await
 }
