@@ -639,13 +639,7 @@ async fn run(ctx: &OwnedCtx, spec: &'static CommandSpec, request: &Arc<CommandRe
         match ctx.state.pool.run(move || call(&job_ctx, spec, handler, &job_request)).await {
             Ok(done) => done,
             // `call` catches the handler's panics; this is the pool shutting down.
-            Err(error) => {
-                return Err(Error::new(
-                    ErrorCode::InternalError,
-                    format!("internal error while running {}", spec.name),
-                )
-                .with_internal(error.to_string()));
-            }
+            Err(error) => return Err(internal_error(spec).with_internal(error.to_string())),
         }
     };
     let reply = reply?;
@@ -666,9 +660,14 @@ fn call(
         std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx, request))).unwrap_or_else(|panic| {
             let detail = crate::state::pool::panic_message(panic.as_ref());
             tracing::error!(target: "COMMAND", id = 1, command = spec.name, panic = detail, "Command handler panicked");
-            Err(Error::new(ErrorCode::InternalError, format!("internal error while running {}", spec.name)))
+            Err(internal_error(spec))
         })
     })
+}
+
+/// What the client sees when a command could not run to its end (a bug, or shutdown).
+fn internal_error(spec: &CommandSpec) -> Error {
+    Error::new(ErrorCode::InternalError, format!("internal error while running {}", spec.name))
 }
 
 /// Awaits what a reply waits for, counting the time as the request's storage phase.
