@@ -7,6 +7,12 @@ use monarch::config::{Config, ConfigError};
 use monarch::log;
 use monarch::server;
 
+/// jemalloc instead of the system allocator: the request path allocates small buffers on one
+/// thread and frees them on another (the runtime and the blocking pool), which glibc's malloc
+/// handles poorly.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let config = match Config::from_args(std::env::args_os()) {
         Ok(config) => config,
