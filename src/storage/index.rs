@@ -320,9 +320,32 @@ pub fn hash_value(value: RawBsonRef<'_>, collation: Option<&Collation>) -> i64 {
 
 /// FNV-1a, 64 bits: a fixed, fast hash (the query-shape hash logs and the profiler show).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME))
+    let mut hash = Fnv1a::default();
+    hash.write(bytes);
+    hash.finish()
+}
+
+/// [`fnv1a`] over bytes given piece by piece: the same hash as of their concatenation.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    /// Hashes `bytes` after what was written before.
+    pub fn write(&mut self, bytes: &[u8]) {
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        self.0 = bytes.iter().fold(self.0, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
+    }
+
+    /// The hash of everything written.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
 }
 
 /// The record key (encoded `_id`) at the end of an index entry key.

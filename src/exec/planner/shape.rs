@@ -4,7 +4,7 @@
 use bson::{RawBsonRef, RawDocument};
 
 use crate::query::{Collation, SortSpec};
-use crate::storage::index::fnv1a;
+use crate::storage::index::{Fnv1a, fnv1a};
 use crate::storage::{IndexSet, Namespace};
 
 /// What a query asks, as far as planning goes.
@@ -37,52 +37,104 @@ pub(super) fn index_set_signature(indexes: &IndexSet) -> u64 {
 
 /// A query shape on a namespace: the plan cache's key, and what the shape hash hashes.
 pub(super) fn cache_key(ns: &Namespace, shape: &QueryShape<'_>) -> String {
-    format!("{ns}|{}", shape_key(shape))
+    let mut key = String::new();
+    write_cache_key(ns, shape, &mut key);
+    key
 }
 
-/// The hash of a query shape on a namespace, 16 hex digits.
+/// The hash of a query shape on a namespace, 16 hex digits: the FNV-1a of [`cache_key`],
+/// hashed as it is written (every operation records its shape, so no key string is built).
 pub(super) fn shape_hash(ns: &Namespace, shape: &QueryShape<'_>) -> String {
-    format!("{:016X}", fnv1a(cache_key(ns, shape).as_bytes()))
+    let mut hash = Fnv1a::default();
+    write_cache_key(ns, shape, &mut hash);
+    format!("{:016X}", hash.finish())
 }
 
-/// A query's shape: fields and operators with values replaced by their type, then the sort
-/// and projection.
-fn shape_key(shape: &QueryShape<'_>) -> String {
-    fn value_shape(value: RawBsonRef<'_>, out: &mut String) {
+/// Where a shape key is written: a string (the plan cache's key) or a running hash.
+trait KeySink {
+    fn put(&mut self, text: &str);
+}
+
+impl KeySink for String {
+    fn put(&mut self, text: &str) {
+        self.push_str(text);
+    }
+}
+
+impl KeySink for Fnv1a {
+    fn put(&mut self, text: &str) {
+        self.write(text.as_bytes());
+    }
+}
+
+/// `db.coll|` then the query's shape: fields and operators with values replaced by their
+/// type, then the sort and projection.
+fn write_cache_key(ns: &Namespace, shape: &QueryShape<'_>, out: &mut impl KeySink) {
+    fn value_shape(value: RawBsonRef<'_>, out: &mut impl KeySink) {
         match value {
             RawBsonRef::Document(doc) => {
-                out.push('{');
+                out.put("{");
                 for (name, value) in crate::query::path::fields(doc) {
-                    out.push_str(name);
-                    out.push(':');
+                    out.put(name);
+                    out.put(":");
                     value_shape(value, out);
-                    out.push(',');
+                    out.put(",");
                 }
-                out.push('}');
+                out.put("}");
             }
             RawBsonRef::Array(items) => {
-                out.push('[');
+                out.put("[");
                 for item in crate::query::path::items(items) {
                     value_shape(item, out);
-                    out.push(',');
+                    out.put(",");
                 }
-                out.push(']');
+                out.put("]");
             }
-            other => out.push_str(crate::query::type_name(other.element_type())),
+            other => out.put(crate::query::type_name(other.element_type())),
         }
     }
-    let mut out = String::new();
-    value_shape(RawBsonRef::Document(shape.filter), &mut out);
-    out.push('|');
+    out.put(&ns.db);
+    out.put(".");
+    out.put(&ns.coll);
+    out.put("|");
+    value_shape(RawBsonRef::Document(shape.filter), out);
+    out.put("|");
     if let Some(sort) = shape.sort {
         for (name, ascending) in sort.fields() {
-            out.push_str(name);
-            out.push(if ascending { '+' } else { '-' });
+            out.put(name);
+            out.put(if ascending { "+" } else { "-" });
         }
     }
-    out.push('|');
+    out.put("|");
     if let Some(projection) = shape.projection {
-        value_shape(RawBsonRef::Document(projection), &mut out);
+        value_shape(RawBsonRef::Document(projection), out);
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::SortSpec;
+    use bson::rawdoc;
+
+    #[test]
+    fn the_shape_hash_is_the_hash_of_the_cache_key() -> Result<(), Box<dyn std::error::Error>> {
+        let ns = Namespace::new("db", "coll")?;
+        let filter = rawdoc! { "a": { "$gt": 1 }, "b": [1, "x"] };
+        let projection = rawdoc! { "a": 1 };
+        let sort = SortSpec::parse(&rawdoc! { "a": -1 })?;
+        let shape = QueryShape {
+            filter: &filter,
+            sort: Some(&sort),
+            projection: Some(&projection),
+            hint: None,
+            min: None,
+            max: None,
+            collation: None,
+        };
+        let key = cache_key(&ns, &shape);
+        assert_eq!(key, "db.coll|{a:{$gt:int,},b:[int,string,],}|a-|{a:int,}");
+        assert_eq!(shape_hash(&ns, &shape), format!("{:016X}", fnv1a(key.as_bytes())));
+        Ok(())
+    }
 }
