@@ -7,8 +7,10 @@
 //! number and waits until one completes. One syncer thread performs the syncs: each covers
 //! every batch committed when it starts, so all writers waiting at that moment share it.
 //!
-//! Waiting holds no thread: [`Journal::durable`] is a future woken through a `watch` channel
-//! the syncer publishes the synced number (or the failure) to. [`Journal::wait_durable`]
+//! Waiting holds no thread: [`Journal::durable`] is a future that registers its batch number
+//! with a one-shot channel, and the syncer completes exactly the waiters a sync covered (or
+//! all of them, with the error, after a failure): with 64 writers, a sync no longer wakes the
+//! half that committed during it only for them to wait again. [`Journal::wait_durable`]
 //! blocks, for callers already on a storage thread (catalog changes, shutdown).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fjall::{Database, PersistMode};
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 /// What the journal syncs: the fjall database, or a stand-in in tests (to inject failures).
 pub trait SyncTarget: Send + Sync {
@@ -61,16 +63,12 @@ struct SyncState {
     /// Syncs performed and their total time (for metrics).
     syncs: u64,
     sync_time: Duration,
+    /// The async waiters: the batch each waits for, and where to say it is durable.
+    waiters: Vec<(u64, SyncedSender)>,
 }
 
-/// What the syncer publishes after each sync, for the async waiters.
-#[derive(Debug, Clone, Default)]
-struct Synced {
-    /// Every batch up to this number is on disk.
-    through: u64,
-    /// Why writes are refused, after a failed sync.
-    failed: Option<Arc<str>>,
-}
+/// Where the syncer tells an async waiter that its batch is durable, or why it never will be.
+type SyncedSender = oneshot::Sender<Result<(), Arc<str>>>;
 
 /// A committed write batch's place in the journal: [`Storage::durable`] completes (and
 /// [`Storage::wait_durable`] returns) once it is on disk. What the write concern's `j: true`
@@ -98,8 +96,6 @@ struct Inner {
     committed: Condvar,
     /// Wakes blocking waiters after each sync.
     synced: Condvar,
-    /// Wakes async waiters after each sync.
-    published: watch::Sender<Synced>,
 }
 
 /// Tracks which committed batches are durable; its syncer thread performs shared syncs.
@@ -131,7 +127,6 @@ impl Journal {
             requested: Condvar::new(),
             committed: Condvar::new(),
             synced: Condvar::new(),
-            published: watch::Sender::new(Synced::default()),
         });
         let syncer = {
             let inner = inner.clone();
@@ -185,15 +180,14 @@ impl Journal {
     /// # Errors
     /// [`StorageError::WritesDisabled`] when the sync (or an earlier one) failed.
     pub async fn durable(&self, ticket: u64) -> Result<(), StorageError> {
-        let mut synced = self.inner.published.subscribe();
-        if self.inner.request(ticket)? {
+        let (waiter, synced) = oneshot::channel();
+        if self.inner.request_with(ticket, |state| state.waiters.push((ticket, waiter)))? {
             return Ok(());
         }
-        let outcome = synced.wait_for(|s| s.through >= ticket || s.failed.is_some()).await;
-        match outcome.as_deref() {
-            Ok(Synced { failed: Some(reason), .. }) => Err(StorageError::WritesDisabled(reason.to_string())),
-            Ok(_) => Ok(()),
-            // The sender lives as long as `self`, which this future borrows.
+        match synced.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(StorageError::WritesDisabled(reason.to_string())),
+            // The syncer keeps every waiter until it is answered, as long as `self` lives.
             Err(_) => Err(StorageError::WritesDisabled("the journal is closed".to_owned())),
         }
     }
@@ -258,6 +252,12 @@ impl Inner {
 
     /// Asks the syncer to cover batch `ticket`. Returns whether it is durable already.
     fn request(&self, ticket: u64) -> Result<bool, StorageError> {
+        self.request_with(ticket, |_| {})
+    }
+
+    /// [`Inner::request`], running `register` under the state lock when the batch is not
+    /// durable yet (so no sync can complete between the check and the registration).
+    fn request_with(&self, ticket: u64, register: impl FnOnce(&mut SyncState)) -> Result<bool, StorageError> {
         let mut state = self.lock();
         if let Some(reason) = &state.failed {
             return Err(StorageError::WritesDisabled(reason.clone()));
@@ -265,6 +265,7 @@ impl Inner {
         if state.synced >= ticket {
             return Ok(true);
         }
+        register(&mut state);
         if ticket > state.requested {
             state.requested = ticket;
             drop(state);
@@ -328,9 +329,18 @@ impl Inner {
             }
         }
         self.synced.notify_all();
-        let published = Synced { through: state.synced, failed: state.failed.as_deref().map(Arc::from) };
-        self.published.send_replace(published);
-        state
+        let failed: Option<Arc<str>> = state.failed.as_deref().map(Arc::from);
+        let through = state.synced;
+        let answered: Vec<_> =
+            state.waiters.extract_if(.., |(ticket, _)| failed.is_some() || *ticket <= through).collect();
+        // Waking a task may wake a runtime thread: not while committers wait for the lock.
+        drop(state);
+        let outcome = failed.map_or(Ok(()), Err);
+        for (_, waiter) in answered {
+            // A waiter whose request ended (its connection closed) no longer listens.
+            let _ = waiter.send(outcome.clone());
+        }
+        self.lock()
     }
 }
 
@@ -462,6 +472,49 @@ mod tests {
         let first = tickets.first().copied().unwrap_or_default();
         assert!(runtime()?.block_on(journal.durable(first)).is_ok());
         assert_eq!(journal.stats().syncs, 1);
+        Ok(())
+    }
+
+    /// A disk whose syncs say when they start, then wait until the test lets them finish.
+    struct SignallingDisk {
+        entered: Mutex<std::sync::mpsc::Sender<()>>,
+        gate: Mutex<std::sync::mpsc::Receiver<Result<(), String>>>,
+    }
+
+    impl SyncTarget for SignallingDisk {
+        fn sync(&self) -> Result<(), String> {
+            let _ = self.entered.lock().unwrap_or_else(PoisonError::into_inner).send(());
+            let gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+            gate.recv().unwrap_or_else(|_| Err("gate closed".to_owned()))
+        }
+    }
+
+    /// A batch committed while a sync runs is not covered by it: its waiter completes only
+    /// when the next sync does, while the sync's own waiter completes at once.
+    #[test]
+    fn journal_waiters_complete_only_once_their_batch_is_synced() -> Result<(), Box<dyn std::error::Error>> {
+        use futures_util::FutureExt;
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (open, gate) = std::sync::mpsc::channel();
+        let journal = Journal::new(SignallingDisk { entered: Mutex::new(entered_tx), gate: Mutex::new(gate) })?;
+        // Dropped before the journal, so a failing assertion ends a sync instead of hanging.
+        let open = open;
+        let runtime = runtime()?;
+        let first = journal.committed();
+        let mut first_wait = Box::pin(journal.durable(first));
+        assert!(first_wait.as_mut().now_or_never().is_none(), "nothing is synced yet");
+        // The syncer is inside the sync of `first`: what commits now waits for the next one.
+        entered.recv_timeout(Duration::from_secs(10))?;
+        let second = journal.committed();
+        let mut second_wait = Box::pin(journal.durable(second));
+        assert!(second_wait.as_mut().now_or_never().is_none());
+        open.send(Ok(()))?;
+        runtime.block_on(first_wait)?;
+        entered.recv_timeout(Duration::from_secs(10))?;
+        assert!(second_wait.as_mut().now_or_never().is_none(), "the first sync did not cover the second batch");
+        open.send(Ok(()))?;
+        runtime.block_on(second_wait)?;
+        assert_eq!(journal.stats().syncs, 2);
         Ok(())
     }
 
