@@ -10,6 +10,7 @@
 //!
 //! The `_id` index has no entries: the `docs` keyspace is ordered by `_id` already.
 
+use std::hash::Hasher;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -325,7 +326,8 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     hash.finish()
 }
 
-/// [`fnv1a`] over bytes given piece by piece: the same hash as of their concatenation.
+/// [`fnv1a`] as a [`Hasher`], for bytes given piece by piece: the same hash as of their
+/// concatenation.
 #[derive(Debug, Clone, Copy)]
 pub struct Fnv1a(u64);
 
@@ -335,15 +337,13 @@ impl Default for Fnv1a {
     }
 }
 
-impl Fnv1a {
-    /// Hashes `bytes` after what was written before.
-    pub fn write(&mut self, bytes: &[u8]) {
+impl Hasher for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
         const PRIME: u64 = 0x0000_0100_0000_01b3;
         self.0 = bytes.iter().fold(self.0, |h, b| (h ^ u64::from(*b)).wrapping_mul(PRIME));
     }
 
-    /// The hash of everything written.
-    pub fn finish(self) -> u64 {
+    fn finish(&self) -> u64 {
         self.0
     }
 }

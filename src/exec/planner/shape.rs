@@ -1,6 +1,8 @@
 //! Query shapes: a query's fields and operators without their values, the key of the plan
 //! cache and the hash logs and the profiler show (`queryShapeHash`).
 
+use std::hash::Hasher;
+
 use bson::{RawBsonRef, RawDocument};
 
 use crate::query::{Collation, SortSpec};
