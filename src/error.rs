@@ -323,7 +323,7 @@ error_codes! {
     /// A pipeline stage that is not a document with exactly one field.
     Location40323 = 40323,
     /// An aggregation stage name that does not exist.
-    UnrecognizedPipelineStage = 40324,
+    Location40324 = 40324,
     /// A field path is the empty string.
     Location40352 = 40352,
     /// A field path ends with a dot.
@@ -400,6 +400,120 @@ error_codes! {
     Location5729100 = 5729100,
     /// `$where` without a JavaScript engine (mongod run with `--noscripting`).
     Location6108304 = 6108304,
+    // Aggregation stages (issue 13): `$group` and its accumulators, `$unwind`, `$lookup`,
+    // `$facet`, `$bucket`, `$sortByCount`, `$count`, `$sample`, `$documents`.
+    /// A `$limit` of 0.
+    Location15958 = 15958,
+    /// A `$match` whose argument is not a document.
+    Location15959 = 15959,
+    /// A `$sort` stage whose argument is not a document.
+    Location15973 = 15973,
+    /// A `$documents` expression that is not an array.
+    Location5858203 = 5858203,
+    /// A `$group` whose argument is not a document.
+    Location15947 = 15947,
+    /// An unknown `$group` accumulator.
+    Location15952 = 15952,
+    /// A `$group` without `_id`.
+    Location15955 = 15955,
+    /// A `$unwind` whose argument is neither a string nor a document.
+    Location15981 = 15981,
+    /// A `$sample` whose argument is not a document.
+    Location28745 = 28745,
+    /// A `$sample` size that is not a number.
+    Location28746 = 28746,
+    /// A negative `$sample` size.
+    Location28747 = 28747,
+    /// An unknown `$sample` option.
+    Location28748 = 28748,
+    /// A `$sample` without `size`.
+    Location28749 = 28749,
+    /// A `$unwind` path that is not a string.
+    Location28808 = 28808,
+    /// A `$unwind` `preserveNullAndEmptyArrays` that is not a bool.
+    Location28809 = 28809,
+    /// A `$unwind` `includeArrayIndex` that is not a non-empty string.
+    Location28810 = 28810,
+    /// An unknown `$unwind` option.
+    Location28811 = 28811,
+    /// A `$unwind` without `path`.
+    Location28812 = 28812,
+    /// A `$unwind` path without its `$` prefix.
+    Location28818 = 28818,
+    /// A `$unwind` `includeArrayIndex` starting with `$`.
+    Location28822 = 28822,
+    /// A value outside every `$bucket` boundary and no `default` (also `$switch` without a match).
+    Location40066 = 40066,
+    /// A `$sortByCount` argument that is neither a `$`-path nor an expression object.
+    Location40148 = 40148,
+    /// A `$sortByCount` object that is not an operator expression.
+    Location40149 = 40149,
+    /// A `$count` field that is not a non-empty string.
+    Location40156 = 40156,
+    /// A `$count` field starting with `$`.
+    Location40157 = 40157,
+    /// A `$count` field containing `.`.
+    Location40158 = 40158,
+    /// A `$count` stage whose argument is not a string.
+    Location40160 = 40160,
+    /// A `$facet` argument that is not a non-empty document.
+    Location40169 = 40169,
+    /// A `$facet` field that is not an array.
+    Location40170 = 40170,
+    /// A `$facet` sub-pipeline element that is not a document.
+    Location40171 = 40171,
+    /// The `$count` accumulator with arguments.
+    Location40180 = 40180,
+    /// A `$bucket` argument that is not a document.
+    Location40201 = 40201,
+    /// An unknown `$bucket` option.
+    Location40197 = 40197,
+    /// A `$bucket` without `groupBy` or `boundaries`.
+    Location40198 = 40198,
+    /// A `$bucket` `groupBy` that is not a `$`-path or an expression object.
+    Location40202 = 40202,
+    /// `$bucket` boundaries that are not an array of at least two values.
+    Location40192 = 40192,
+    /// `$bucket` boundaries that are not constants.
+    Location40191 = 40191,
+    /// `$bucket` boundaries of different types.
+    Location40193 = 40193,
+    /// `$bucket` boundaries that are not ascending.
+    Location40194 = 40194,
+    /// A `$bucket` `default` that is not a constant.
+    Location40195 = 40195,
+    /// A `$bucket` `default` between the boundaries.
+    Location40199 = 40199,
+    /// A `$bucket` `output` that is not a document.
+    Location40196 = 40196,
+    /// A `$replaceRoot` whose argument is not a document.
+    Location40229 = 40229,
+    /// An unknown `$replaceRoot` option.
+    Location40230 = 40230,
+    /// A `$replaceRoot` without `newRoot`.
+    Location40231 = 40231,
+    /// A `$group` output that is not an accumulator object.
+    Location40234 = 40234,
+    /// A `$group` output name containing `.`.
+    Location40235 = 40235,
+    /// A `$group` output name starting with `$`.
+    Location40236 = 40236,
+    /// A `$group` accumulator given an array.
+    Location40237 = 40237,
+    /// A `$group` output with several accumulators.
+    Location40238 = 40238,
+    /// `$mergeObjects` of a value that is not a document.
+    Location40400 = 40400,
+    /// `$changeStream` on a standalone.
+    Location40573 = 40573,
+    /// A stage that `$facet` does not allow.
+    Location40600 = 40600,
+    /// `$out`/`$merge` before the last stage.
+    Location40601 = 40601,
+    /// A `$facet` output document past its size limit.
+    Location4031700 = 4031700,
+    /// A stage that a `$lookup` sub-pipeline does not allow.
+    Location51047 = 51047,
 }
 
 /// A failed command, as the client will see it.

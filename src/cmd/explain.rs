@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use bson::{Bson, Document, RawBsonRef, doc};
 
-use super::read::{CountArgs, FindArgs, distinct_query, hint_arg, pipeline_arg};
+use super::aggregate::pipeline_arg;
+use super::read::{CountArgs, FindArgs, distinct_query, hint_arg};
 use super::target::Target;
 use super::{CommandRequest, Reply, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
@@ -31,7 +32,7 @@ enum Verbosity {
 /// `queryPlanner` verbosity (mongod answers both the same way); otherwise the pipeline runs.
 pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     if !req.bool_arg("explain")?.unwrap_or(false) {
-        return super::read::aggregate(ctx, req);
+        return super::aggregate::aggregate(ctx, req);
     }
     let mut inner = bson::RawDocumentBuf::new();
     for element in req.body() {

@@ -4,6 +4,7 @@
 //! Handlers live one family per file and never touch the socket: they take a
 //! [`RequestCtx`] and a [`CommandRequest`] and return the reply document or an [`Error`].
 
+mod aggregate;
 mod collation;
 mod collections;
 mod context;

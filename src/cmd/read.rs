@@ -73,7 +73,7 @@ impl CursorReply {
 }
 
 /// Builds a first-batch cursor reply, parking the cursor when documents remain.
-fn cursor_reply(
+pub(super) fn cursor_reply(
     ctx: &RequestCtx<'_>,
     ns: &Namespace,
     (stream, stats): (DocumentStream, Arc<ExecStats>),
@@ -372,80 +372,4 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     values.sort_by(|a, b| compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), collation));
     let values = values.into_iter().map(|v| Ok(limits::to_bson(v.as_raw_bson_ref())?)).collect::<Result<Vec<_>>>()?;
     Ok(doc! { "values": values })
-}
-
-/// `aggregate`, for the stages drivers generate themselves: `$match`, `$sort`, `$skip`,
-/// `$limit`, `$project` (with computed fields), `$addFields`/`$set`, `$unset`,
-/// `$replaceWith`/`$replaceRoot`, `$count`, and `$group` with a constant `_id` and `$sum`
-/// accumulators; `$collStats` and `$currentOp` as the first stage.
-pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
-    let db_level = matches!(req.command_value(), Some(RawBsonRef::Int32(1) | RawBsonRef::Int64(1)))
-        || matches!(req.command_value(), Some(RawBsonRef::Double(n)) if n == 1.0);
-    let ns = if db_level {
-        // Not a collection: `db.$cmd.aggregate`, the namespace mongod gives such cursors.
-        Namespace { db: req.db().to_owned(), coll: "$cmd.aggregate".to_owned() }
-    } else {
-        req.namespace()?
-    };
-    let cursor_options = req.doc_arg("cursor")?.ok_or_else(|| {
-        Error::new(
-            ErrorCode::FailedToParse,
-            "The 'cursor' option is required, except for aggregate with the explain argument",
-        )
-    })?;
-    let batch_size = match cursor_options.get("batchSize").ok().flatten() {
-        Some(RawBsonRef::Int32(n)) if n >= 0 => Some(n as usize),
-        Some(RawBsonRef::Int64(n)) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-        _ => None,
-    };
-    let stages = pipeline_arg(req)?;
-    // As mongod, stage positions are checked before anything runs.
-    pipeline::check_positions(&stages)?;
-    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
-    let target = Target::resolve(ctx, ns, req.get("collation"), "aggregate.collation")?;
-    let (source, rest) = match stages.split_first() {
-        Some((RawBsonRef::Document(first), rest)) if first.get("$currentOp").ok().flatten().is_some() => {
-            if !db_level || req.db() != "admin" {
-                return Err(Error::new(
-                    ErrorCode::InvalidNamespace,
-                    "$currentOp must be run against the 'admin' database with {aggregate: 1}",
-                ));
-            }
-            ((super::operations::current_op_stage(ctx, first)?, Arc::default()), rest)
-        }
-        _ if db_level => {
-            return Err(Error::new(
-                ErrorCode::NotImplemented,
-                "database-level aggregation is only supported with $currentOp yet",
-            ));
-        }
-        Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
-            ((super::collections::coll_stats_stage(ctx, &target, first)?, Arc::default()), rest)
-        }
-        _ => {
-            let (mut query, consumed) = pipeline::leading_query(&stages, vars.as_ref(), target.collation.clone())?;
-            query.allow_disk_use =
-                req.bool_arg("allowDiskUse")?.unwrap_or(ctx.state.params.allow_disk_use_by_default());
-            query.hint = hint_arg(req)?;
-            (stream(ctx, &target, query)?, stages.get(consumed..).unwrap_or_default())
-        }
-    };
-    let (stream, stats) = source;
-    let stream = pipeline::run(stream, rest, vars.as_ref(), target.collation.as_ref())?;
-    let first = FirstBatch {
-        size: Some(batch_size.unwrap_or(cursor::DEFAULT_FIRST_BATCH)),
-        deadline: target.deadline,
-        ..FirstBatch::default()
-    };
-    cursor_reply(ctx, &target.ns, (stream, stats), first)
-}
-
-/// An `aggregate`'s `pipeline`, which it requires.
-///
-/// # Errors
-/// 9 FailedToParse when missing, 14 TypeMismatch when not an array.
-pub(super) fn pipeline_arg<'a>(req: &'a CommandRequest) -> Result<Vec<RawBsonRef<'a>>> {
-    req.array_arg("pipeline")?.ok_or_else(|| {
-        Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
-    })
 }

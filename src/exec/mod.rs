@@ -34,7 +34,7 @@ use crate::query::{Collation, Filter, Projection, SortSpec};
 use crate::state::State;
 use crate::state::cursors::DocumentStream;
 use crate::state::plan_cache::PlanCache;
-use crate::storage::{Collection, Writer};
+use crate::storage::{Collection, IndexSet, ReadView, Writer};
 use planner::{Plan, QueryShape};
 
 /// What a query reads and how: the parts of a `find` (and of `count`, `distinct`, a
@@ -113,6 +113,26 @@ impl Query {
         // IMPORTANT: indexes before the snapshot, so every listed index is complete in it.
         let indexes = collection.indexes();
         let view = state.storage.snapshot();
+        let max_sort_bytes = state.params.max_blocking_sort_bytes();
+        let (plan, stream) = self.run_in(&state.plans, collection, &indexes, view, stats, max_sort_bytes)?;
+        Ok((Some(plan), stream))
+    }
+
+    /// Plans and starts the query on `collection` over `view`, a snapshot taken after
+    /// `indexes` was listed, with the plan cache `plans` and `max_sort_bytes` for a blocking
+    /// sort, counting work into `stats`.
+    ///
+    /// # Errors
+    /// As [`Query::run`].
+    pub fn run_in(
+        self,
+        plans: &PlanCache,
+        collection: &Arc<Collection>,
+        indexes: &IndexSet,
+        view: ReadView,
+        stats: Arc<ExecStats>,
+        max_sort_bytes: u64,
+    ) -> Result<(Plan, DocumentStream)> {
         let Query {
             filter,
             filter_doc,
@@ -138,7 +158,7 @@ impl Query {
             max: max.as_deref(),
         };
         let planning = Instant::now();
-        let plan = planner::choose(&state.plans, collection, &indexes, &shape, &view)?;
+        let plan = planner::choose(plans, collection, indexes, &shape, &view)?;
         stats.add_plan_time(planning.elapsed());
         stats.set_plan(plan.note(&collection.ns, &shape));
         let counted = stats.clone();
@@ -148,7 +168,7 @@ impl Query {
         );
         let ordered = match sort {
             Some(sort) if !plan.sort_provided => {
-                stages::sort(matched, &sort, state.params.max_blocking_sort_bytes(), allow_disk_use)?
+                stages::sort(matched, &sort, max_sort_bytes, allow_disk_use, stages::SortContext::Find)?
             }
             _ => matched,
         };
@@ -161,7 +181,7 @@ impl Query {
         } else {
             stages::project(windowed, projection)
         };
-        Ok((Some(plan), shaped))
+        Ok((plan, shaped))
     }
 }
 

@@ -34,6 +34,7 @@ pub fn sort(
     sort: &SortSpec,
     memory_limit: u64,
     allow_disk_use: bool,
+    context: SortContext,
 ) -> Result<DocumentStream> {
     let memory_limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
     let mut all = Vec::new();
@@ -45,8 +46,9 @@ pub fn sort(
             return Err(Error::new(
                 ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
                 format!(
-                    "Executor error during find command :: caused by :: Sort exceeded memory limit of \
-                     {memory_limit} bytes, but did not opt in to external sorting."
+                    "{} :: caused by :: Sort exceeded memory limit of {memory_limit} bytes, but did not opt in to \
+                     external sorting.",
+                    context.prefix()
                 ),
             ));
         }
@@ -54,6 +56,24 @@ pub fn sort(
     }
     all.sort_by(|a, b| sort.compare(a, b));
     Ok(Box::new(all.into_iter().map(Ok)))
+}
+
+/// The command a blocking sort runs for, which names it in its errors as mongod does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortContext {
+    /// `find`.
+    Find,
+    /// `aggregate`.
+    Aggregate,
+}
+
+impl SortContext {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Find => "Executor error during find command",
+            Self::Aggregate => "PlanExecutor error during aggregation",
+        }
+    }
 }
 
 /// Applies `projection` to every document, if there is one.

@@ -25,6 +25,7 @@
 //! - [`validation_error`]: why a document fails a validator; [`validator`]: collection
 //!   validators.
 
+pub mod agg;
 pub mod bounds;
 pub mod collation;
 mod decimal;
@@ -41,7 +42,7 @@ pub mod order;
 pub mod path;
 mod pipeline;
 pub mod projection;
-mod render;
+pub(crate) mod render;
 pub mod sort;
 pub mod update;
 pub mod validation_error;

@@ -141,8 +141,7 @@ impl DocumentStage {
 }
 
 fn render_value(v: &Bson) -> String {
-    let shown = render::owned_element("", v);
-    shown.strip_prefix(": ").unwrap_or(&shown).to_owned()
+    render::owned_value(v)
 }
 
 fn one_field_stage() -> QueryError {
@@ -200,53 +199,39 @@ fn parse_stage(name: &str, spec: RawBsonRef<'_>) -> Result<DocumentStage, QueryE
         "$replaceRoot" => match spec {
             RawBsonRef::Document(doc) => match doc.get("newRoot") {
                 Ok(Some(root)) => Ok(DocumentStage::ReplaceWith(Expression::parse(root)?)),
-                _ => Err(QueryError::not_implemented("$replaceRoot without newRoot")),
+                _ => replace_root_options(doc),
             },
-            _ => Err(QueryError::not_implemented("$replaceRoot with a non-object argument")),
+            other => Err(QueryError::new(
+                ErrorCode::Location40229,
+                format!(
+                    "expected an object as specification for $replaceRoot stage, got {}",
+                    crate::query::render::type_name(other.element_type())
+                ),
+            )),
         },
         "$project" => match spec {
             RawBsonRef::Document(spec) => Ok(DocumentStage::Project(Projection::parse_aggregate(spec)?)),
             _ => Err(QueryError::new(ErrorCode::Location15969, "$project specification must be an object")),
         },
-        _ if KNOWN_STAGES.contains(&name) => Err(QueryError::new(
+        _ if super::agg::stages::is_stage_name(name) => Err(QueryError::new(
             ErrorCode::InvalidOptions,
             format!("{name} is not allowed to be used within an update"),
         )),
-        _ => Err(QueryError::new(
-            ErrorCode::UnrecognizedPipelineStage,
-            format!("Unrecognized pipeline stage name: '{name}'"),
-        )),
+        _ => Err(QueryError::new(ErrorCode::Location40324, format!("Unrecognized pipeline stage name: '{name}'"))),
     }
 }
 
-/// Aggregation stages mongod knows but refuses in an update pipeline.
-const KNOWN_STAGES: &[&str] = &[
-    "$match",
-    "$group",
-    "$sort",
-    "$limit",
-    "$skip",
-    "$lookup",
-    "$unwind",
-    "$count",
-    "$facet",
-    "$out",
-    "$merge",
-    "$bucket",
-    "$bucketAuto",
-    "$sortByCount",
-    "$sample",
-    "$geoNear",
-    "$graphLookup",
-    "$redact",
-    "$unionWith",
-    "$densify",
-    "$fill",
-    "$setWindowFields",
-    "$documents",
-    "$collStats",
-    "$indexStats",
-];
+/// The error of a `$replaceRoot` document without `newRoot`: an unknown option (40230), else
+/// the missing `newRoot` (40231).
+fn replace_root_options(spec: &RawDocument) -> Result<DocumentStage, QueryError> {
+    match fields(spec).map(|(k, _)| k).find(|k| *k != "newRoot") {
+        Some(other) => Err(QueryError::new(
+            ErrorCode::Location40230,
+            format!("unrecognized option to $replaceRoot stage: {other}, only valid option is 'newRoot'."),
+        )),
+        None => Err(QueryError::new(ErrorCode::Location40231, "no newRoot specified for the $replaceRoot stage")),
+    }
+}
 
 /// `$set: {a: {b: expr}}` sets `a.b` and keeps `a`'s other fields, as mongod reads a nested
 /// object without operators as more fields to set; an operator object or an empty one is an

@@ -57,6 +57,18 @@ pub(crate) fn owned_element(key: &str, value: &Bson) -> String {
     }
 }
 
+/// An owned value as mongod prints it.
+pub(crate) fn owned_value(value: &Bson) -> String {
+    match RawBson::try_from(value.clone()) {
+        Ok(raw) => {
+            let mut out = String::new();
+            write_value(&mut out, raw.as_raw_bson_ref(), 0);
+            out
+        }
+        Err(_) => value.to_string(),
+    }
+}
+
 /// Writes `v`, an element's value `depth` levels down.
 fn write_value(out: &mut String, v: RawBsonRef<'_>, depth: usize) {
     match v {

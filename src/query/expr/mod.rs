@@ -18,6 +18,7 @@
 //! variables in scope), `parse` (BSON into the tree), `eval` (the tree against a document).
 
 mod arithmetic;
+mod bindings;
 mod eval;
 mod parse;
 mod syntax;
@@ -25,6 +26,7 @@ mod syntax;
 mod tests;
 mod value;
 
+pub use bindings::LetBindings;
 pub use eval::{Budget, MAX_COPIED_BYTES};
 pub use parse::is_expression_name;
 pub use syntax::{Expression, Operator, Variable, Variables};

@@ -1,0 +1,105 @@
+//! `aggregate`: a pipeline over a collection (or, with `aggregate: 1`, over a source of its
+//! own), run by the pipeline runner of `exec` and answered as a cursor.
+
+use std::sync::Arc;
+
+use bson::RawBsonRef;
+
+use super::read::{cursor_reply, hint_arg, stream};
+use super::target::Target;
+use super::{CommandRequest, Reply, RequestCtx};
+use crate::error::{Error, ErrorCode, Result};
+use crate::exec::cursor::{self, FirstBatch};
+use crate::exec::pipeline::{self, PipelineEnv};
+use crate::query::expr::Variables;
+use crate::state::cursors::DocumentStream;
+use crate::state::plan_cache::PlanCache;
+use crate::storage::Namespace;
+
+/// `aggregate`: the stages of [`pipeline::registry`]; `$collStats` and `$currentOp` as the
+/// first stage; with `aggregate: 1`, a pipeline starting with `$documents` or (on `admin`)
+/// `$currentOp`.
+pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
+    let db_level = matches!(req.command_value(), Some(RawBsonRef::Int32(1) | RawBsonRef::Int64(1)))
+        || matches!(req.command_value(), Some(RawBsonRef::Double(n)) if n == 1.0);
+    let ns = if db_level {
+        // Not a collection: `db.$cmd.aggregate`, the namespace mongod gives such cursors.
+        Namespace { db: req.db().to_owned(), coll: "$cmd.aggregate".to_owned() }
+    } else {
+        req.namespace()?
+    };
+    let cursor_options = req.doc_arg("cursor")?.ok_or_else(|| {
+        Error::new(
+            ErrorCode::FailedToParse,
+            "The 'cursor' option is required, except for aggregate with the explain argument",
+        )
+    })?;
+    let batch_size = match cursor_options.get("batchSize").ok().flatten() {
+        Some(RawBsonRef::Int32(n)) if n >= 0 => Some(n as usize),
+        Some(RawBsonRef::Int64(n)) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => None,
+    };
+    let stages = pipeline_arg(req)?;
+    // As mongod, stage positions are checked before anything runs.
+    pipeline::check_positions(&stages)?;
+    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
+    let target = Target::resolve(ctx, ns, req.get("collation"), "aggregate.collation")?;
+    let allow_disk_use = req.bool_arg("allowDiskUse")?.unwrap_or(ctx.state.params.allow_disk_use_by_default());
+    let (source, rest) = match stages.split_first() {
+        Some((RawBsonRef::Document(first), rest)) if first.get("$currentOp").ok().flatten().is_some() => {
+            if !db_level || req.db() != "admin" {
+                return Err(Error::new(
+                    ErrorCode::InvalidNamespace,
+                    "$currentOp must be run against the 'admin' database with {aggregate: 1}",
+                ));
+            }
+            ((super::operations::current_op_stage(ctx, first)?, Arc::default()), rest)
+        }
+        Some((RawBsonRef::Document(first), _)) if db_level && first.get("$documents").ok().flatten().is_some() => {
+            ((Box::new(std::iter::empty()) as DocumentStream, Arc::default()), &stages[..])
+        }
+        _ if db_level => {
+            return Err(Error::new(
+                ErrorCode::NotImplemented,
+                "database-level aggregation is only supported with $documents and $currentOp yet",
+            ));
+        }
+        Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
+            ((super::collections::coll_stats_stage(ctx, &target, first)?, Arc::default()), rest)
+        }
+        _ => {
+            let (mut query, consumed) = pipeline::leading_query(&stages, vars.as_ref(), target.collation.clone())?;
+            query.allow_disk_use = allow_disk_use;
+            query.hint = hint_arg(req)?;
+            (stream(ctx, &target, query)?, stages.get(consumed..).unwrap_or_default())
+        }
+    };
+    let (stream, stats) = source;
+    let env = Arc::new(PipelineEnv {
+        storage: ctx.state.storage.clone(),
+        db: req.db().to_owned(),
+        vars: vars.unwrap_or_default(),
+        collation: target.collation.clone(),
+        allow_disk_use,
+        max_memory_bytes: ctx.state.params.max_blocking_sort_bytes(),
+        stats: stats.clone(),
+        plans: Arc::new(PlanCache::default()),
+    });
+    let stream = pipeline::run(stream, rest, &env)?;
+    let first = FirstBatch {
+        size: Some(batch_size.unwrap_or(cursor::DEFAULT_FIRST_BATCH)),
+        deadline: target.deadline,
+        ..FirstBatch::default()
+    };
+    cursor_reply(ctx, &target.ns, (stream, stats), first)
+}
+
+/// An `aggregate`'s `pipeline`, which it requires.
+///
+/// # Errors
+/// 9 FailedToParse when missing, 14 TypeMismatch when not an array.
+pub(super) fn pipeline_arg<'a>(req: &'a CommandRequest) -> Result<Vec<RawBsonRef<'a>>> {
+    req.array_arg("pipeline")?.ok_or_else(|| {
+        Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
+    })
+}

@@ -1,0 +1,346 @@
+//! `$group` and the stages mongod builds on it: `$sortByCount` (a group counted, then sorted by
+//! the count) and `$bucket` (a group by the boundary range a value falls in).
+
+use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, doc};
+
+use super::{PipelineEnv, StageArgs, deferred, raw};
+use crate::error::{Error, ErrorCode, Result};
+use crate::query::agg::{Accumulator, AccumulatorSpec, GroupKeys};
+use crate::query::expr::{Expression, Variables};
+use crate::query::{compare_values, render};
+use crate::state::cursors::DocumentStream;
+
+/// A parsed `$group`: the key expression and the output accumulators.
+struct GroupSpec {
+    id: Expression,
+    outputs: Vec<AccumulatorSpec>,
+}
+
+impl GroupSpec {
+    fn parse(spec: RawBsonRef<'_>) -> Result<Self> {
+        let RawBsonRef::Document(spec) = spec else {
+            return Err(Error::new(ErrorCode::Location15947, "a group's fields must be specified in an object"));
+        };
+        let mut id = None;
+        let mut outputs = Vec::new();
+        for element in spec {
+            let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+            if key.as_str() == "_id" {
+                id = Some(Expression::parse(value)?);
+            } else {
+                outputs.push(AccumulatorSpec::parse(key.as_str(), value)?);
+            }
+        }
+        let id = id.ok_or_else(|| Error::new(ErrorCode::Location15955, "a group specification must include an _id"))?;
+        Ok(Self { id, outputs })
+    }
+}
+
+/// The key a document groups under.
+type KeyOf<'a> = dyn FnMut(&RawDocument, &Variables) -> Result<Bson> + 'a;
+
+/// Runs `spec` over `stream`: one document per distinct key, in the order keys first appear.
+fn run_group(stream: DocumentStream, spec: &GroupSpec, env: &PipelineEnv) -> Result<Vec<Document>> {
+    // A missing key groups with null, as in mongod.
+    let mut key_of =
+        |document: &RawDocument, vars: &Variables| Ok(spec.id.evaluate(document, vars)?.unwrap_or(Bson::Null));
+    group_by_key(stream, &mut key_of, &spec.outputs, env)
+}
+
+/// Groups `stream` by `key_of`, accumulating `outputs` per group.
+fn group_by_key(
+    stream: DocumentStream,
+    key_of: &mut KeyOf<'_>,
+    outputs: &[AccumulatorSpec],
+    env: &PipelineEnv,
+) -> Result<Vec<Document>> {
+    let vars = with_collation(env);
+    let mut keys = GroupKeys::new(env.collation.clone());
+    let mut groups: Vec<Vec<Accumulator>> = Vec::new();
+    let mut bytes = 0usize;
+    for document in stream {
+        let document = document?;
+        let key = key_of(&document, &vars)?;
+        let key = RawBson::try_from(key).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let key_bytes = key_size(&key);
+        let (group, new) = keys.group_of(key);
+        if new {
+            groups.push(outputs.iter().map(AccumulatorSpec::start).collect());
+            bytes += key_bytes + GROUP_OVERHEAD;
+        }
+        let Some(accumulators) = groups.get_mut(group) else { continue };
+        for (output, acc) in outputs.iter().zip(accumulators.iter_mut()) {
+            let before = acc.memory();
+            output.add(acc, &document, &vars)?;
+            bytes = bytes.saturating_add(acc.memory().saturating_sub(before));
+        }
+        env.check_memory(bytes, |limit| {
+            format!(
+                "Exceeded memory limit for $group, but didn't allow external sort. Pass allowDiskUse:true to opt \
+                 in. (limit: {limit} bytes)"
+            )
+        })?;
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (key, accumulators) in keys.into_keys().into_iter().zip(groups) {
+        let id = Bson::try_from(key).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let mut document = doc! { "_id": id };
+        for (output, acc) in outputs.iter().zip(accumulators) {
+            document.insert(output.field.clone(), acc.finish(output.op));
+        }
+        out.push(document);
+    }
+    Ok(out)
+}
+
+/// What one group costs besides its key and values: its slot in the tables.
+const GROUP_OVERHEAD: usize = 64;
+
+fn key_size(value: &RawBson) -> usize {
+    match value {
+        RawBson::Document(d) => d.as_bytes().len(),
+        RawBson::Array(a) => a.as_bytes().len(),
+        RawBson::String(s) => s.len(),
+        _ => 16,
+    }
+}
+
+/// The pipeline's variables, with its collation for the comparisons of `$min`, `$max` and
+/// `$addToSet`.
+fn with_collation(env: &PipelineEnv) -> Variables {
+    let mut vars = env.vars.clone();
+    vars.set_collation(env.collation.clone());
+    vars
+}
+
+fn to_stream(documents: Vec<Document>) -> DocumentStream {
+    Box::new(documents.into_iter().map(|d| raw(&d)))
+}
+
+/// `$group`: blocking.
+pub(super) fn group(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
+    let spec = GroupSpec::parse(args.spec)?;
+    let env = args.env.clone();
+    Ok(deferred(move || Ok(to_stream(run_group(stream, &spec, &env)?))))
+}
+
+/// `$sortByCount: expr`: `{$group: {_id: expr, count: {$sum: 1}}}`, then by count descending.
+pub(super) fn sort_by_count(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
+    let id = match args.spec {
+        RawBsonRef::String(s) if s.starts_with('$') => Expression::parse(args.spec)?,
+        RawBsonRef::Document(d)
+            if d.iter().next().is_some_and(|e| e.is_ok_and(|(k, _)| k.as_str().starts_with('$'))) =>
+        {
+            Expression::parse(args.spec)?
+        }
+        RawBsonRef::Document(_) => {
+            return Err(Error::new(
+                ErrorCode::Location40149,
+                "the sortByCount field must be specified as an object with an operator expression",
+            ));
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorCode::Location40148,
+                "the sortByCount field must be defined as a $-prefixed path or an expression",
+            ));
+        }
+    };
+    let count = bson::rawdoc! { "$sum": 1 };
+    let spec = GroupSpec { id, outputs: vec![AccumulatorSpec::parse("count", RawBsonRef::Document(&count))?] };
+    let env = args.env.clone();
+    Ok(deferred(move || {
+        let mut groups = run_group(stream, &spec, &env)?;
+        // Stable: equal counts keep the order their keys first appeared in.
+        groups.sort_by(|a, b| {
+            let count =
+                |d: &Document| d.get("count").and_then(Bson::as_i64).or_else(|| d.get_i32("count").ok().map(i64::from));
+            count(b).cmp(&count(a))
+        });
+        Ok(to_stream(groups))
+    }))
+}
+
+/// A parsed `$bucket`.
+struct BucketSpec {
+    group_by: Expression,
+    boundaries: Vec<RawBson>,
+    default: Option<RawBson>,
+    outputs: Vec<AccumulatorSpec>,
+}
+
+impl BucketSpec {
+    fn parse(spec: RawBsonRef<'_>) -> Result<Self> {
+        let RawBsonRef::Document(spec) = spec else {
+            return Err(Error::new(
+                ErrorCode::Location40201,
+                format!(
+                    "Argument to $bucket stage must be an object, but found type: {}",
+                    render::type_name(spec.element_type())
+                ),
+            ));
+        };
+        let (mut group_by, mut boundaries, mut default, mut outputs) = (None, None, None, None);
+        for element in spec {
+            let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+            match key.as_str() {
+                "groupBy" => group_by = Some(parse_group_by(value)?),
+                "boundaries" => boundaries = Some(parse_boundaries(value)?),
+                "default" => default = Some(constant(value, ErrorCode::Location40195, "default")?),
+                "output" => outputs = Some(parse_outputs(value)?),
+                other => {
+                    return Err(Error::new(
+                        ErrorCode::Location40197,
+                        format!("Unrecognized option to $bucket: {other}."),
+                    ));
+                }
+            }
+        }
+        let (Some(group_by), Some(boundaries)) = (group_by, boundaries) else {
+            return Err(Error::new(
+                ErrorCode::Location40198,
+                "$bucket requires 'groupBy' and 'boundaries' to be specified.",
+            ));
+        };
+        if let (Some(default), Some(lowest), Some(highest)) = (&default, boundaries.first(), boundaries.last()) {
+            let default = default.as_raw_bson_ref();
+            let inside = compare_values(default, lowest.as_raw_bson_ref()).is_ge()
+                && compare_values(default, highest.as_raw_bson_ref()).is_lt();
+            if inside {
+                return Err(Error::new(
+                    ErrorCode::Location40199,
+                    "The $bucket 'default' field must be less than the lowest boundary or greater than or equal to the \
+                     highest boundary.",
+                ));
+            }
+        }
+        let outputs = match outputs {
+            Some(outputs) => outputs,
+            None => {
+                let count = bson::rawdoc! { "$sum": 1 };
+                vec![AccumulatorSpec::parse("count", RawBsonRef::Document(&count))?]
+            }
+        };
+        Ok(Self { group_by, boundaries, default, outputs })
+    }
+
+    /// The `_id` of the bucket `value` falls in: the lower boundary of its range, else the
+    /// default.
+    fn bucket_of(&self, value: &Bson) -> Result<RawBson> {
+        let value = RawBson::try_from(value.clone()).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let v = value.as_raw_bson_ref();
+        // Boundaries are ascending: the range is the last lower boundary at or below the value.
+        let below = self.boundaries.partition_point(|b| compare_values(b.as_raw_bson_ref(), v).is_le());
+        let in_range = below > 0 && below < self.boundaries.len();
+        if in_range && let Some(lower) = self.boundaries.get(below - 1) {
+            return Ok(lower.clone());
+        }
+        self.default.clone().ok_or_else(|| {
+            Error::new(
+                ErrorCode::Location40066,
+                "PlanExecutor error during aggregation :: caused by :: $switch could not find a matching branch for an \
+                 input, and no default was specified.",
+            )
+        })
+    }
+}
+
+fn parse_group_by(value: RawBsonRef<'_>) -> Result<Expression> {
+    let is_operator =
+        |d: &RawDocument| d.iter().next().is_some_and(|e| e.is_ok_and(|(k, _)| k.as_str().starts_with('$')));
+    match value {
+        RawBsonRef::String(s) if s.starts_with('$') => Ok(Expression::parse(value)?),
+        RawBsonRef::Document(d) if is_operator(d) => Ok(Expression::parse(value)?),
+        other => Err(Error::new(
+            ErrorCode::Location40202,
+            format!(
+                "The $bucket 'groupBy' field must be defined as a $-prefixed path or an expression, but found: {}",
+                render::element("", other).trim_start_matches(": ")
+            ),
+        )),
+    }
+}
+
+fn parse_boundaries(value: RawBsonRef<'_>) -> Result<Vec<RawBson>> {
+    let items: Vec<RawBson> = match value {
+        RawBsonRef::Array(a) => a
+            .into_iter()
+            .map(|v| v.map(RawBson::from).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string())))
+            .collect::<Result<_>>()?,
+        _ => Vec::new(),
+    };
+    if items.len() < 2 {
+        return Err(Error::new(
+            ErrorCode::Location40192,
+            "The $bucket 'boundaries' field must be an array with at least two values",
+        ));
+    }
+    for item in &items {
+        constant(item.as_raw_bson_ref(), ErrorCode::Location40191, "boundaries")?;
+    }
+    for (a, b) in items.iter().zip(items.iter().skip(1)) {
+        let (a, b) = (a.as_raw_bson_ref(), b.as_raw_bson_ref());
+        if crate::query::canonical_type(a) != crate::query::canonical_type(b) {
+            return Err(Error::new(
+                ErrorCode::Location40193,
+                "All values in the the 'boundaries' option to $bucket must have the same type.",
+            ));
+        }
+        if !compare_values(a, b).is_lt() {
+            return Err(Error::new(
+                ErrorCode::Location40194,
+                "The 'boundaries' option to $bucket must be sorted in ascending order",
+            ));
+        }
+    }
+    Ok(items)
+}
+
+/// A constant argument: anything but a field path or an expression object.
+fn constant(value: RawBsonRef<'_>, code: ErrorCode, field: &str) -> Result<RawBson> {
+    let is_path = matches!(value, RawBsonRef::String(s) if s.starts_with('$'));
+    let is_expression = matches!(value, RawBsonRef::Document(d) if d.iter().next().is_some_and(|e| e.is_ok_and(|(k, _)| k.as_str().starts_with('$'))));
+    if is_path || is_expression {
+        return Err(Error::new(code, format!("The $bucket '{field}' field must be a constant")));
+    }
+    Ok(RawBson::from(value))
+}
+
+fn parse_outputs(value: RawBsonRef<'_>) -> Result<Vec<AccumulatorSpec>> {
+    let RawBsonRef::Document(outputs) = value else {
+        return Err(Error::new(
+            ErrorCode::Location40196,
+            format!(
+                "The $bucket 'output' field must be an object, but found type: {}",
+                render::type_name(value.element_type())
+            ),
+        ));
+    };
+    let mut specs = Vec::new();
+    for element in outputs {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        specs.push(AccumulatorSpec::parse(key.as_str(), value)?);
+    }
+    Ok(specs)
+}
+
+/// `$bucket`: blocking; one document per non-empty bucket, ordered by `_id`.
+pub(super) fn bucket(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
+    let spec = BucketSpec::parse(args.spec)?;
+    let env = args.env.clone();
+    Ok(deferred(move || {
+        let mut key_of = |document: &RawDocument, vars: &Variables| {
+            let value = spec.group_by.evaluate(document, vars)?.unwrap_or(Bson::Null);
+            Bson::try_from(spec.bucket_of(&value)?).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
+        };
+        let mut groups = group_by_key(stream, &mut key_of, &spec.outputs, &env)?;
+        groups.sort_by(|a, b| {
+            let (Some(a), Some(b)) = (a.get("_id"), b.get("_id")) else { return std::cmp::Ordering::Equal };
+            match (RawBson::try_from(a.clone()), RawBson::try_from(b.clone())) {
+                (Ok(a), Ok(b)) => compare_values(a.as_raw_bson_ref(), b.as_raw_bson_ref()),
+                _ => std::cmp::Ordering::Equal,
+            }
+        });
+        Ok(to_stream(groups))
+    }))
+}

@@ -1,0 +1,272 @@
+//! The aggregation pipeline runner: applies a pipeline's stages, one after the other, to a
+//! document stream. What a stage does to one document is the query language's
+//! ([`DocumentStage`](crate::query::DocumentStage), [`Filter`], projections, accumulators);
+//! running it over a stream is here, one stage family per file, every stage registered in
+//! [`registry`]. Stages that read from a source of their own (`$collStats`, `$currentOp`) are
+//! built by their commands, which hand the rest here.
+//!
+//! Stages are lazy iterator adaptors. A blocking stage (`$sort`, `$group`, `$facet`, ...)
+//! reads its whole input only when its first document is asked for, so the work happens in the
+//! cursor's batches, under the operation's interrupt checks, and not while the pipeline is
+//! built.
+
+mod facet;
+mod group;
+mod lookup;
+pub mod registry;
+mod transform;
+mod unwind;
+
+use std::sync::Arc;
+
+use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
+
+use super::Query;
+use crate::error::{Error, ErrorCode, Result};
+use crate::op::ExecStats;
+use crate::query::expr::Variables;
+use crate::query::{Collation, Filter, SortSpec};
+use crate::state::cursors::DocumentStream;
+use crate::state::plan_cache::PlanCache;
+use crate::storage::Storage;
+
+/// What the stages of one pipeline share: the command's variables and collation, its memory
+/// settings, and the storage that joining stages read.
+pub struct PipelineEnv {
+    /// The storage (`$lookup` and `$unionWith` read other collections of it).
+    pub storage: Arc<Storage>,
+    /// The database the pipeline runs in.
+    pub db: String,
+    /// The command's `let` variables.
+    pub vars: Variables,
+    /// The collation of `$match`, `$sort`, grouping and comparisons (`None`: simple).
+    pub collation: Option<Arc<Collation>>,
+    /// `allowDiskUse` (or `allowDiskUseByDefault`): lifts the in-memory limits of blocking
+    /// stages. They still run in memory: Monarch does not spill to disk yet.
+    pub allow_disk_use: bool,
+    /// The memory a blocking stage (`$sort`, `$group`) may use without `allowDiskUse`.
+    pub max_memory_bytes: u64,
+    /// The execution's counters and interrupt: joins count the documents they read into it.
+    pub stats: Arc<ExecStats>,
+    /// The plans of the queries joins run, cached for the pipeline's lifetime.
+    pub plans: Arc<PlanCache>,
+}
+
+impl PipelineEnv {
+    /// The same environment with `vars` as its variables (a `$lookup` sub-pipeline's).
+    fn with_vars(&self, vars: Variables) -> Self {
+        Self {
+            storage: self.storage.clone(),
+            db: self.db.clone(),
+            vars,
+            collation: self.collation.clone(),
+            allow_disk_use: self.allow_disk_use,
+            max_memory_bytes: self.max_memory_bytes,
+            stats: self.stats.clone(),
+            plans: self.plans.clone(),
+        }
+    }
+
+    /// 292 for a blocking stage named `stage` past its memory limit, when disk use is not
+    /// allowed; `bytes` is what it holds.
+    fn check_memory(&self, bytes: usize, message: impl FnOnce(u64) -> String) -> Result<()> {
+        let limit = self.max_memory_bytes;
+        if !self.allow_disk_use && u64::try_from(bytes).unwrap_or(u64::MAX) > limit {
+            return Err(Error::new(
+                ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+                format!("PlanExecutor error during aggregation :: caused by :: {}", message(limit)),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a stage is built from: its name and argument, the pipeline's environment, and where
+/// the pipeline runs.
+pub(super) struct StageArgs<'a> {
+    name: &'a str,
+    spec: RawBsonRef<'a>,
+    env: &'a Arc<PipelineEnv>,
+    context: Context,
+}
+
+/// Where a pipeline runs, for the stages that only some places allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// The command's own pipeline.
+    Top,
+    /// Inside `$facet`.
+    Facet,
+    /// Inside `$lookup`.
+    Lookup,
+}
+
+/// Checks stage positions before anything runs, as mongod: a stage that reads from a source
+/// of its own may only come first, and one that writes only last.
+///
+/// # Errors
+/// 40602 for such a stage after the first; 40601 for `$out`/`$merge` before the last.
+pub fn check_positions(stages: &[RawBsonRef<'_>]) -> Result<()> {
+    let last = stages.len().saturating_sub(1);
+    for (i, stage) in stages.iter().enumerate() {
+        let RawBsonRef::Document(stage) = stage else { continue };
+        let Some((name, _)) = crate::query::path::fields(stage).next() else { continue };
+        if i > 0 && registry::FIRST_STAGE_ONLY.contains(&name) {
+            return Err(Error::new(
+                ErrorCode::Location40602,
+                format!("{name} is only valid as the first stage in a pipeline."),
+            ));
+        }
+        if i < last && registry::LAST_STAGE_ONLY.contains(&name) {
+            return Err(Error::new(
+                ErrorCode::Location40601,
+                format!("{name} can only be the final stage in the pipeline"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `stages` over `stream` in `env`.
+///
+/// # Errors
+/// 14 TypeMismatch for a stage that is not a document, and each stage's parse errors.
+pub fn run(stream: DocumentStream, stages: &[RawBsonRef<'_>], env: &Arc<PipelineEnv>) -> Result<DocumentStream> {
+    run_in(stream, stages, env, Context::Top)
+}
+
+fn run_in(
+    mut stream: DocumentStream,
+    stages: &[RawBsonRef<'_>],
+    env: &Arc<PipelineEnv>,
+    context: Context,
+) -> Result<DocumentStream> {
+    for &stage in stages {
+        let RawBsonRef::Document(stage) = stage else {
+            return Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object"));
+        };
+        let (name, spec) = single_field(stage)?;
+        stream = registry::apply(stream, &StageArgs { name, spec, env, context })?;
+    }
+    Ok(stream)
+}
+
+/// The one field of a stage document.
+///
+/// # Errors
+/// 40323 for a document without exactly one field.
+fn single_field(stage: &RawDocument) -> Result<(&str, RawBsonRef<'_>)> {
+    let mut fields = stage.iter();
+    match (fields.next(), fields.next()) {
+        (Some(Ok((name, spec))), None) => Ok((name.as_str(), spec)),
+        _ => Err(Error::new(
+            ErrorCode::Location40323,
+            "A pipeline stage specification object must contain exactly one field.",
+        )),
+    }
+}
+
+/// A count as mongod appends it (`appendNumber`): an int when it fits, else a long. Drivers
+/// and shells compare these with plain numbers, so the type matters.
+pub fn count_value(n: i64) -> Bson {
+    i32::try_from(n).map_or(Bson::Int64(n), Bson::Int32)
+}
+
+/// The query that a pipeline's leading `$match` and `$sort` stages describe, so the planner
+/// can serve them from an index; returns it and how many stages it took.
+///
+/// # Errors
+/// The stages' parse errors.
+pub fn leading_query(
+    stages: &[RawBsonRef<'_>],
+    vars: Option<&Variables>,
+    collation: Option<Arc<Collation>>,
+) -> Result<(Query, usize)> {
+    let single = |stage: Option<&RawBsonRef<'_>>, name: &str| -> Option<RawDocumentBuf> {
+        let Some(RawBsonRef::Document(stage)) = stage else { return None };
+        let mut fields = stage.iter();
+        match (fields.next(), fields.next()) {
+            (Some(Ok((key, RawBsonRef::Document(spec)))), None) if key.as_str() == name => Some(spec.to_owned()),
+            _ => None,
+        }
+    };
+    let mut query = Query::filtered(None, collation.clone())?;
+    let mut consumed = 0;
+    if let Some(filter_doc) = single(stages.first(), "$match") {
+        let mut filter = Filter::parse_match_stage(&filter_doc)?;
+        if let Some(vars) = vars {
+            filter = filter.with_variables(vars);
+        }
+        query.filter = filter.with_collation(collation.as_ref());
+        query.filter_doc = filter_doc;
+        consumed = 1;
+    }
+    if let Some(sort) = single(stages.get(consumed), "$sort") {
+        query.sort = Some(SortSpec::parse(&sort)?.with_collation(collation.as_ref()));
+        consumed += 1;
+    }
+    Ok((query, consumed))
+}
+
+/// Counts the documents of `stream`.
+///
+/// # Errors
+/// The stream's errors.
+pub fn count(stream: DocumentStream) -> Result<i64> {
+    let mut n = 0i64;
+    for document in stream {
+        document?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// `document` as raw BSON, for a stream.
+///
+/// # Errors
+/// 1 InternalError if it does not encode.
+pub fn raw(document: &Document) -> Result<RawDocumentBuf> {
+    RawDocumentBuf::try_from(document).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))
+}
+
+/// Sets `path` to `value`, creating documents on the way, keeping an existing field's place.
+pub(super) fn set_path(document: &mut Document, path: &[String], value: Bson) {
+    let Some((first, rest)) = path.split_first() else { return };
+    if rest.is_empty() {
+        document.insert(first.clone(), value);
+        return;
+    }
+    match document.get_mut(first) {
+        Some(Bson::Document(inner)) => set_path(inner, rest, value),
+        _ => {
+            let mut inner = Document::new();
+            set_path(&mut inner, rest, value);
+            document.insert(first.clone(), Bson::Document(inner));
+        }
+    }
+}
+
+/// A blocking stage's output, computed from its input when the first document is asked for.
+struct Deferred {
+    build: Option<Box<dyn FnOnce() -> Result<DocumentStream> + Send>>,
+    output: Option<DocumentStream>,
+}
+
+impl Iterator for Deferred {
+    type Item = Result<RawDocumentBuf>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(build) = self.build.take() {
+            match build() {
+                Ok(output) => self.output = Some(output),
+                Err(error) => return Some(Err(error)),
+            }
+        }
+        self.output.as_mut()?.next()
+    }
+}
+
+/// A stream whose documents `build` produces, run on the first `next()`.
+fn deferred(build: impl FnOnce() -> Result<DocumentStream> + Send + 'static) -> DocumentStream {
+    Box::new(Deferred { build: Some(Box::new(build)), output: None })
+}

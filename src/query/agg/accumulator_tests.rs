@@ -1,0 +1,112 @@
+use bson::{Bson, Decimal128, RawDocumentBuf, bson, doc};
+
+use super::*;
+
+/// Runs the accumulator `{op: input}` over `values` (each the document `{v: value}`; `None`
+/// leaves `v` missing) and returns the result.
+fn run(op: &str, values: &[Option<Bson>]) -> Result<Bson, QueryError> {
+    let spec_doc = RawDocumentBuf::try_from(&doc! { op: "$v" }).map_err(QueryError::invalid_bson)?;
+    let spec = AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc))?;
+    let mut acc = spec.start();
+    let vars = Variables::new();
+    for value in values {
+        let mut d = doc! {};
+        if let Some(v) = value {
+            d.insert("v", v.clone());
+        }
+        let raw = RawDocumentBuf::try_from(&d).map_err(QueryError::invalid_bson)?;
+        spec.add(&mut acc, &raw, &vars)?;
+    }
+    Ok(acc.finish(spec.op))
+}
+
+fn ok(op: &str, values: &[Option<Bson>]) -> Bson {
+    run(op, values).unwrap_or_else(|e| panic!("{op}: {e}"))
+}
+
+fn some(values: &[Bson]) -> Vec<Option<Bson>> {
+    values.iter().cloned().map(Some).collect()
+}
+
+#[test]
+fn sum_keeps_ints_widens_on_overflow_and_skips_non_numbers() {
+    assert_eq!(ok("$sum", &some(&[bson!(1), bson!(2), bson!("x"), Bson::Null])), bson!(3));
+    assert_eq!(ok("$sum", &[]), bson!(0));
+    assert_eq!(ok("$sum", &some(&[bson!(i32::MAX), bson!(1)])), Bson::Int64(i64::from(i32::MAX) + 1));
+    assert_eq!(ok("$sum", &some(&[bson!(1), Bson::Int64(2)])), Bson::Int64(3));
+    assert_eq!(ok("$sum", &some(&[bson!(1), bson!(0.5)])), bson!(1.5));
+    assert_eq!(ok("$sum", &some(&[Bson::Int64(i64::MAX), Bson::Int64(1)])), Bson::Double(i64::MAX as f64 + 1.0));
+    let dec = |s: &str| Bson::Decimal128(s.parse::<Decimal128>().unwrap_or_else(|_| panic!("{s}")));
+    assert_eq!(ok("$sum", &[Some(bson!(1)), Some(dec("0.1")), Some(dec("0.2"))]), dec("1.3"));
+    // Arrays are not numbers in $group's $sum.
+    assert_eq!(ok("$sum", &some(&[bson!([1, 2]), bson!(4)])), bson!(4));
+}
+
+#[test]
+fn avg_is_a_double_or_null_when_nothing_is_numeric() {
+    assert_eq!(ok("$avg", &some(&[bson!(1), bson!(2)])), bson!(1.5));
+    assert_eq!(ok("$avg", &[None, Some(Bson::Null), Some(bson!("a"))]), Bson::Null);
+    assert_eq!(ok("$avg", &some(&[Bson::Int64(4), bson!(2)])), bson!(3.0));
+}
+
+#[test]
+fn min_and_max_ignore_null_and_missing_and_compare_across_types() {
+    let values = [Some(bson!(3)), None, Some(Bson::Null), Some(bson!("a")), Some(bson!(1.5))];
+    assert_eq!(ok("$min", &values), bson!(1.5));
+    assert_eq!(ok("$max", &values), bson!("a"));
+    assert_eq!(ok("$min", &[None, Some(Bson::Null)]), Bson::Null);
+}
+
+#[test]
+fn first_and_last_turn_missing_into_null() {
+    assert_eq!(ok("$first", &[None, Some(bson!(2))]), Bson::Null);
+    assert_eq!(ok("$last", &[Some(bson!(2)), None]), Bson::Null);
+    assert_eq!(ok("$first", &some(&[bson!(7), bson!(8)])), bson!(7));
+    assert_eq!(ok("$last", &some(&[bson!(7), bson!(8)])), bson!(8));
+}
+
+#[test]
+fn push_skips_missing_and_add_to_set_keeps_one_of_each_value() {
+    assert_eq!(ok("$push", &[Some(bson!(1)), None, Some(Bson::Null), Some(bson!(1))]), bson!([1, null, 1]));
+    assert_eq!(
+        ok("$addToSet", &[Some(bson!(1)), Some(bson!(1.0)), None, Some(bson!({"a": 1})), Some(bson!({"a": 1}))]),
+        bson!([1, {"a": 1}])
+    );
+}
+
+#[test]
+fn std_dev_population_and_sample() {
+    let values = some(&[bson!(2), bson!(4), bson!(4), bson!(4), bson!(5), bson!(5), bson!(7), bson!(9)]);
+    assert_eq!(ok("$stdDevPop", &values), bson!(2.0));
+    let Bson::Double(samp) = ok("$stdDevSamp", &values) else { panic!("not a double") };
+    assert!((samp - 2.138_089_935_299_395).abs() < 1e-12, "{samp}");
+    assert_eq!(ok("$stdDevSamp", &some(&[bson!(1)])), Bson::Null);
+    assert_eq!(ok("$stdDevPop", &[]), Bson::Null);
+}
+
+#[test]
+fn merge_objects_overrides_in_order_and_refuses_non_documents() {
+    let values = [Some(bson!({"a": 1, "b": 1})), None, Some(Bson::Null), Some(bson!({"b": 2}))];
+    assert_eq!(ok("$mergeObjects", &values), bson!({"a": 1, "b": 2}));
+    let err = run("$mergeObjects", &some(&[bson!(5)])).err().map(|e| e.code());
+    assert_eq!(err, Some(ErrorCode::Location40400));
+}
+
+#[test]
+fn parse_errors_carry_mongods_codes() {
+    let code = |field: &str, spec: Bson| {
+        let d = RawDocumentBuf::try_from(&doc! { "f": spec }).unwrap_or_default();
+        let value = d.get("f").ok().flatten().unwrap_or(RawBsonRef::Null);
+        AccumulatorSpec::parse(field, value).err().map(|e| e.code())
+    };
+    assert_eq!(code("a", bson!(1)), Some(ErrorCode::Location40234));
+    assert_eq!(code("a", bson!({"sum": 1})), Some(ErrorCode::Location40234));
+    assert_eq!(code("a.b", bson!({"$sum": 1})), Some(ErrorCode::Location40235));
+    assert_eq!(code("$a", bson!({"$sum": 1})), Some(ErrorCode::Location40236));
+    assert_eq!(code("a", bson!({"$sum": [1, 2]})), Some(ErrorCode::Location40237));
+    assert_eq!(code("a", bson!({"$sum": 1, "$avg": 1})), Some(ErrorCode::Location40238));
+    assert_eq!(code("a", bson!({"$bogus": 1})), Some(ErrorCode::Location15952));
+    assert_eq!(code("a", bson!({"$topN": {}})), Some(ErrorCode::NotImplemented));
+    assert_eq!(code("a", bson!({"$count": 1})), Some(ErrorCode::Location40180));
+    assert_eq!(code("a", bson!({"$count": {}})), None);
+}
