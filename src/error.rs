@@ -173,6 +173,8 @@ error_codes! {
     BSONObjectTooLarge = 10334,
     /// A unique index (`_id` included) already holds the key.
     DuplicateKey = 11000,
+    /// `$merge` with `whenNotMatched: fail` met a document without a match.
+    MergeStageNoMatchingDocument = 13113,
     /// Interrupted by shutdown.
     InterruptedAtShutdown = 11600,
     /// The operation was killed (`killOp`).
@@ -512,6 +514,32 @@ error_codes! {
     Location40601 = 40601,
     /// A `$facet` output document past its size limit.
     Location4031700 = 4031700,
+    /// `$out` to a capped collection.
+    Location17152 = 17152,
+    /// `$out` to a `system.` collection.
+    Location17385 = 17385,
+    /// `$merge` to a `system.` collection.
+    Location31319 = 31319,
+    /// `$merge` to `admin`, `local` or `config`.
+    Location31320 = 31320,
+    /// A `$merge` `on` field named twice.
+    Location31465 = 31465,
+    /// A `$merge` output document whose `on` field is missing or null.
+    Location51132 = 51132,
+    /// A `$merge` `on` array element that is not a string.
+    Location51134 = 51134,
+    /// A `$merge` whose `whenMatched`/`whenNotMatched` pair mongod does not run.
+    Location51181 = 51181,
+    /// A `$merge` argument that is neither a string nor a document.
+    Location51182 = 51182,
+    /// `$merge` `on` fields without a unique index over exactly them.
+    Location51183 = 51183,
+    /// A `$merge` output document whose `on` field is an array.
+    Location51185 = 51185,
+    /// A `$merge` with an empty `on` array.
+    Location51187 = 51187,
+    /// `$merge` `let` with a `whenMatched` that is not a pipeline.
+    Location51199 = 51199,
     /// A stage that a `$lookup` sub-pipeline does not allow.
     Location51047 = 51047,
 }

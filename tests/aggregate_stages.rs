@@ -337,3 +337,163 @@ async fn blocking_stages_keep_their_memory_limit_without_allow_disk_use() {
         assert_eq!(all, vec![doc! { "n": 200 }]);
     }
 }
+
+#[tokio::test]
+async fn out_replaces_the_target_at_once_with_its_indexes_and_validator() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("shop");
+    let orders = orders(&db).await;
+    let report = db.collection::<Document>("report");
+    report.insert_one(doc! { "_id": "old" }).await.expect("insert");
+    db.run_command(doc! { "createIndexes": "report", "indexes": [{ "key": { "total": -1 }, "name": "total_-1" }] })
+        .await
+        .expect("index");
+    let written = run(
+        &orders,
+        vec![
+            doc! { "$group": { "_id": "$cust", "total": { "$sum": 1 } } },
+            doc! { "$sort": { "_id": 1 } },
+            doc! { "$out": "report" },
+        ],
+    )
+    .await;
+    assert!(written.is_empty(), "$out returns no documents");
+    let stored: Vec<Document> =
+        report.find(doc! {}).sort(doc! { "_id": 1 }).await.expect("find").try_collect().await.expect("collect");
+    assert_eq!(
+        stored,
+        vec![doc! { "_id": "ann", "total": 2 }, doc! { "_id": "bob", "total": 2 }, doc! { "_id": "cy", "total": 1 }]
+    );
+    let names = report.list_index_names().await.expect("indexes");
+    assert_eq!(names, vec!["_id_".to_owned(), "total_-1".to_owned()]);
+    let collections = db.list_collection_names().await.expect("list");
+    assert!(!collections.iter().any(|c| c.starts_with("tmp.agg_out.")), "{collections:?}");
+
+    // A failure half-way (a duplicate _id) leaves the old target whole and no temporary.
+    let error = run_err(&db, "orders", vec![doc! { "$project": { "_id": "$cust" } }, doc! { "$out": "report" }]).await;
+    assert_eq!(error.map(|e| e.0), Some(11000));
+    assert_eq!(report.count_documents(doc! {}).await.expect("count"), 3);
+    let collections = db.list_collection_names().await.expect("list");
+    assert!(!collections.iter().any(|c| c.starts_with("tmp.agg_out.")), "{collections:?}");
+
+    // The target's validator applies unless bypassDocumentValidation.
+    db.run_command(doc! { "collMod": "report", "validator": { "total": { "$type": "int" } } }).await.expect("collMod");
+    let bad = vec![doc! { "$project": { "total": "$cust" } }, doc! { "$out": "report" }];
+    assert_eq!(run_err(&db, "orders", bad.clone()).await.map(|e| e.0), Some(121));
+    let bypass = doc! { "aggregate": "orders", "pipeline": bad, "cursor": {}, "bypassDocumentValidation": true };
+    db.run_command(bypass).await.expect("bypassed");
+    assert_eq!(report.count_documents(doc! { "total": "ann" }).await.expect("count"), 2);
+
+    let error = run_err(&db, "orders", vec![doc! { "$out": "report" }, doc! { "$match": {} }]).await;
+    assert_eq!(error, Some((40601, "Location40601".to_owned())));
+    let error = run_err(&db, "orders", vec![doc! { "$out": "system.x" }]).await;
+    assert_eq!(error.map(|e| e.0), Some(17385));
+}
+
+#[tokio::test]
+async fn merge_applies_each_mode_pair() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("shop");
+    let orders = orders(&db).await;
+    let totals = db.collection::<Document>("totals");
+    totals
+        .insert_many([doc! { "_id": "ann", "total": 0, "note": "vip" }, doc! { "_id": "zed", "total": 1 }])
+        .await
+        .expect("insert");
+    let group = doc! { "$group": { "_id": "$cust", "total": { "$sum": 1 } } };
+    let all = |c: &Collection<Document>| {
+        let c = c.clone();
+        async move {
+            c.find(doc! {})
+                .sort(doc! { "_id": 1 })
+                .await
+                .expect("find")
+                .try_collect::<Vec<Document>>()
+                .await
+                .expect("collect")
+        }
+    };
+
+    // Defaults: merge into matches, insert the rest.
+    run(&orders, vec![group.clone(), doc! { "$merge": "totals" }]).await;
+    assert_eq!(
+        all(&totals).await,
+        vec![
+            doc! { "_id": "ann", "total": 2, "note": "vip" },
+            doc! { "_id": "bob", "total": 2 },
+            doc! { "_id": "cy", "total": 1 },
+            doc! { "_id": "zed", "total": 1 },
+        ]
+    );
+    // replace + discard: matches are replaced, the rest dropped.
+    let merge = doc! { "$merge": { "into": "totals", "whenMatched": "replace", "whenNotMatched": "discard" } };
+    run(&orders, vec![doc! { "$match": { "cust": "ann" } }, group.clone(), merge]).await;
+    assert_eq!(all(&totals).await.first(), Some(&doc! { "_id": "ann", "total": 2 }));
+    // A pipeline whenMatched with $$new.
+    let merge = doc! { "$merge": { "into": "totals", "whenMatched": [{ "$set": { "total": { "$add": ["$total", "$$new.total"] } } }] } };
+    run(&orders, vec![group.clone(), merge]).await;
+    assert_eq!(all(&totals).await.first(), Some(&doc! { "_id": "ann", "total": 4 }));
+    // keepExisting keeps, fail fails on the first match with a DuplicateKey.
+    let keep = doc! { "$merge": { "into": "totals", "whenMatched": "keepExisting" } };
+    run(&orders, vec![group.clone(), keep]).await;
+    assert_eq!(all(&totals).await.first(), Some(&doc! { "_id": "ann", "total": 4 }));
+    let fail = doc! { "$merge": { "into": "totals", "whenMatched": "fail" } };
+    assert_eq!(run_err(&db, "orders", vec![group.clone(), fail]).await.map(|e| e.0), Some(11000));
+    let no_match = doc! { "$merge": { "into": "totals", "whenNotMatched": "fail" } };
+    let error = run_err(&db, "orders", vec![doc! { "$project": { "_id": "new" } }, no_match]).await;
+    assert_eq!(error, Some((13113, "MergeStageNoMatchingDocument".to_owned())));
+
+    // Other `on` fields need a unique index over exactly them.
+    let by_name = doc! { "$merge": { "into": "totals", "on": "name" } };
+    assert_eq!(run_err(&db, "orders", vec![by_name.clone()]).await.map(|e| e.0), Some(51183));
+    db.run_command(doc! { "createIndexes": "totals", "indexes": [{ "key": { "name": 1 }, "name": "name_1", "unique": true, "partialFilterExpression": { "name": { "$exists": true } } }] })
+        .await
+        .expect("index");
+    assert_eq!(
+        run_err(&db, "orders", vec![by_name]).await.map(|e| e.0),
+        Some(51183),
+        "a partial index does not qualify"
+    );
+    let bad_pair = doc! { "$merge": { "into": "totals", "whenMatched": "keepExisting", "whenNotMatched": "discard" } };
+    assert_eq!(run_err(&db, "orders", vec![bad_pair]).await.map(|e| e.0), Some(51181));
+    let let_without_pipeline = doc! { "$merge": { "into": "totals", "let": { "x": 1 } } };
+    assert_eq!(run_err(&db, "orders", vec![let_without_pipeline]).await.map(|e| e.0), Some(51199));
+}
+
+#[tokio::test]
+async fn a_temporary_out_collection_left_by_a_crash_is_dropped_at_restart() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    // What a crash in the middle of `$out` leaves: a temporary collection with documents.
+    let temp = db.collection::<Document>("tmp.agg_out.crashed");
+    temp.insert_many((0..50).map(|i| doc! { "_id": i })).await.expect("insert");
+    db.collection::<Document>("kept").insert_one(doc! { "_id": 1 }).await.expect("insert");
+    let server = server.crash_and_restart(&[]);
+    let db = server.client("").await.database("shop");
+    let names = db.list_collection_names().await.expect("list");
+    assert_eq!(names, vec!["kept".to_owned()]);
+}
+
+#[tokio::test]
+async fn list_local_sessions_lists_the_sessions_drivers_used() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let mut session = client.start_session().await.expect("session");
+    let db = client.database("shop");
+    db.run_command(doc! { "ping": 1 }).session(&mut session).await.expect("ping");
+    let id = session.id().get("id").cloned().expect("lsid");
+    let listed: Vec<Document> = db
+        .aggregate(vec![doc! { "$listLocalSessions": { "allUsers": true } }, doc! { "$match": { "_id.id": id } }])
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let entry = listed.first().expect("one session");
+    assert!(entry.get_datetime("lastUse").is_ok(), "{entry}");
+    let error = run_err(&db, "orders", vec![doc! { "$listLocalSessions": {} }]).await;
+    assert_eq!(error.map(|e| e.0), Some(73));
+}

@@ -55,13 +55,22 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
             }
             ((super::operations::current_op_stage(ctx, first)?, Arc::default()), rest)
         }
+        Some((RawBsonRef::Document(first), rest)) if first.get("$listLocalSessions").ok().flatten().is_some() => {
+            if !db_level {
+                return Err(Error::new(
+                    ErrorCode::InvalidNamespace,
+                    "$listLocalSessions must be run against the database with {aggregate: 1}, not a collection",
+                ));
+            }
+            ((super::sessions::list_local_sessions_stage(ctx, first)?, Arc::default()), rest)
+        }
         Some((RawBsonRef::Document(first), _)) if db_level && first.get("$documents").ok().flatten().is_some() => {
             ((Box::new(std::iter::empty()) as DocumentStream, Arc::default()), &stages[..])
         }
         _ if db_level => {
             return Err(Error::new(
                 ErrorCode::NotImplemented,
-                "database-level aggregation is only supported with $documents and $currentOp yet",
+                "database-level aggregation is only supported with $documents, $currentOp and $listLocalSessions yet",
             ));
         }
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
@@ -84,6 +93,10 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         max_memory_bytes: ctx.state.params.max_blocking_sort_bytes(),
         stats: stats.clone(),
         plans: Arc::new(PlanCache::default()),
+        log: ctx.state.log.clone(),
+        redact_log: ctx.state.config.redact_client_log_data,
+        connection_id: ctx.client.connection_id,
+        bypass_validation: req.bool_arg("bypassDocumentValidation")?.unwrap_or(false),
     });
     let stream = pipeline::run(stream, rest, &env)?;
     let first = FirstBatch {

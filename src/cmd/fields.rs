@@ -20,11 +20,11 @@ const HINT: F = F::honoured("hint", "an index name or key pattern; unknown index
 
 /// `aggregate`.
 pub const AGGREGATE: CommandOptions = CommandOptions::strict(&[
-    F::honoured("pipeline", "the stages drivers build (others answer 238)"),
+    F::honoured("pipeline", "the stages of `exec::pipeline::registry` (known others answer 238)"),
     F::honoured("cursor", "`batchSize` of the first batch"),
     F::honoured("explain", "true answers the plan, as the explain command at `queryPlanner`"),
-    F::honoured("allowDiskUse", "lifts the blocking-sort memory limit"),
-    F::ignored("bypassDocumentValidation", "only `$out` and `$merge` write, and they are not built (238)"),
+    F::honoured("allowDiskUse", "lifts the memory limit of `$sort` and `$group`"),
+    F::honoured("bypassDocumentValidation", "`$out` and `$merge` skip the target's validator when true"),
     COLLATION,
     HINT,
     LET,

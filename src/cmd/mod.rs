@@ -26,7 +26,6 @@ mod sessions;
 mod target;
 mod testing;
 mod transactions;
-mod validation;
 mod write;
 
 use std::collections::HashMap;

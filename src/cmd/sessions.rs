@@ -8,6 +8,64 @@ use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::sessions::SESSION_TIMEOUT;
 
+/// SHA-256 of the empty user name: the `uid` of every session on a server without
+/// authentication (mongod hashes the authenticated user's name, and there is none).
+const UNAUTHENTICATED_UID: [u8; 32] = [
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41,
+    0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+];
+
+/// The `$listLocalSessions` stage: `{}` and `{allUsers: true}` list every live session (all
+/// are the unauthenticated user's); `{users: [...]}` names users who own none here.
+///
+/// # Errors
+/// 14 TypeMismatch / 40415 for a malformed specification.
+pub fn list_local_sessions_stage(
+    ctx: &RequestCtx<'_>,
+    stage: &bson::RawDocument,
+) -> Result<crate::state::cursors::DocumentStream> {
+    let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$listLocalSessions") else {
+        return Err(Error::new(ErrorCode::TypeMismatch, "$listLocalSessions options must be specified in an object"));
+    };
+    let mut named_users = false;
+    for element in spec {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        match (key.as_str(), value) {
+            ("allUsers", RawBsonRef::Boolean(_)) => {}
+            ("users", RawBsonRef::Array(users)) => named_users = users.into_iter().next().is_some(),
+            (field @ ("allUsers" | "users"), other) => {
+                return Err(Error::new(
+                    ErrorCode::TypeMismatch,
+                    format!(
+                        "BSON field '$listLocalSessions.{field}' is the wrong type '{}'",
+                        super::type_name(other.element_type())
+                    ),
+                ));
+            }
+            (other, _) => {
+                return Err(Error::new(
+                    ErrorCode::Location40415,
+                    format!("BSON field '$listLocalSessions.{other}' is an unknown field."),
+                ));
+            }
+        }
+    }
+    let sessions = if named_users { Vec::new() } else { ctx.state.sessions.list(std::time::Instant::now()) };
+    let now = bson::DateTime::now().timestamp_millis();
+    let uid = Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: UNAUTHENTICATED_UID.to_vec() };
+    let documents: Vec<_> = sessions
+        .into_iter()
+        .map(|(id, idle)| {
+            let last_use = now.saturating_sub(i64::try_from(idle.as_millis()).unwrap_or(i64::MAX));
+            crate::exec::pipeline::raw(&doc! {
+                "_id": { "id": Binary::from_uuid(id), "uid": uid.clone() },
+                "lastUse": bson::DateTime::from_millis(last_use),
+            })
+        })
+        .collect();
+    Ok(Box::new(documents.into_iter()))
+}
+
 /// `startSession`: a new server-side session id.
 pub fn start_session(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
     let id = ctx.state.sessions.start();

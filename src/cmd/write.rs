@@ -11,13 +11,13 @@ use std::sync::atomic::Ordering;
 use bson::oid::ObjectId;
 use bson::raw::{CStr, cstr};
 use bson::{Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
-use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
 use super::target::Target;
-use super::validation::Validation;
 use super::{CommandRequest, Reply, ReplyBuilder, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::insert::{check_size, prepare_for_insert};
 use crate::exec::planner::hint_of;
+use crate::exec::validate::Validation;
 use crate::exec::{WriteSelection, select_for_write};
 use crate::op::{ExecStats, Operation};
 use crate::query::expr::Variables;
@@ -45,95 +45,6 @@ fn acknowledge(ctx: &mut RequestCtx<'_>, journal: bool, last_ticket: Option<Dura
     if let (true, Some(ticket)) = (journal, last_ticket) {
         ctx.reply_after_sync(ticket);
     }
-}
-
-/// Prepares a document for insertion as mongod does: `_id` first (generated when missing),
-/// `_id` of an allowed type, size within 16 MiB, nesting within 180 levels.
-fn prepare_for_insert(document: &RawDocument) -> Result<RawDocumentBuf> {
-    let stored = match stored_as_sent(document)? {
-        Some(stored) => stored,
-        None => with_id_first(document)?,
-    };
-    check_size(&stored)?;
-    // mongod checks the nesting right after the size (`fixDocumentForInsert`).
-    limits::check_insert_depth(&stored)?;
-    Ok(stored)
-}
-
-/// The document's bytes as they are, when its `_id` comes first and only once: drivers send
-/// documents so, and a copy of the bytes is much cheaper than rebuilding them field by field.
-/// Every element is still parsed, so malformed BSON gets the same error as on the slow path.
-fn stored_as_sent(document: &RawDocument) -> Result<Option<RawDocumentBuf>> {
-    let mut elements = document.iter();
-    let Some(first) = elements.next() else {
-        return Ok(None);
-    };
-    let (key, id) = first.map_err(invalid_bson)?;
-    if key.as_str() != "_id" {
-        return Ok(None);
-    }
-    check_id(id)?;
-    for element in elements {
-        let (key, _) = element.map_err(invalid_bson)?;
-        if key.as_str() == "_id" {
-            return Ok(None);
-        }
-    }
-    Ok(Some(document.to_owned()))
-}
-
-fn invalid_bson(error: bson::error::Error) -> Error {
-    Error::new(ErrorCode::InvalidBSON, error.to_string())
-}
-
-/// The document rebuilt with its (first, or generated) `_id` in front and no other `_id`.
-fn with_id_first(document: &RawDocument) -> Result<RawDocumentBuf> {
-    let mut out = RawDocumentBuf::new();
-    match document.get("_id").map_err(invalid_bson)? {
-        Some(id) => {
-            check_id(id)?;
-            out.append(bson::raw::cstr!("_id"), id);
-        }
-        None => out.append(bson::raw::cstr!("_id"), ObjectId::new()),
-    }
-    for element in document {
-        let (key, value) = element.map_err(invalid_bson)?;
-        if key.as_str() != "_id" {
-            out.append(key, value);
-        }
-    }
-    Ok(out)
-}
-
-/// mongod's rules for `_id`: not an array, regex or undefined, and no `$`-prefixed fields
-/// inside a document `_id`.
-fn check_id(id: RawBsonRef<'_>) -> Result<()> {
-    if let RawBsonRef::Document(fields) = id
-        && let Some(Ok((key, _))) = fields.iter().find(|f| f.as_ref().is_ok_and(|(k, _)| k.as_str().starts_with('$')))
-    {
-        return Err(Error::new(
-            ErrorCode::DollarPrefixedFieldName,
-            format!("_id fields may not contain '$'-prefixed fields: {} is not valid for storage.", key.as_str()),
-        ));
-    }
-    let kind = match id {
-        RawBsonRef::Array(_) => "array",
-        RawBsonRef::RegularExpression(_) => "regex",
-        RawBsonRef::Undefined => "undefined",
-        _ => return Ok(()),
-    };
-    Err(Error::new(ErrorCode::InvalidIdField, format!("The '_id' value cannot be of type {kind}")))
-}
-
-fn check_size(document: &RawDocumentBuf) -> Result<()> {
-    let size = document.as_bytes().len();
-    if size > MAX_BSON_OBJECT_SIZE {
-        return Err(Error::new(
-            ErrorCode::BSONObjectTooLarge,
-            format!("object to insert too large. size in bytes: {size}, max size: {MAX_BSON_OBJECT_SIZE}"),
-        ));
-    }
-    Ok(())
 }
 
 /// Encodes an update's result, refusing one nested deeper than mongod stores (before the
@@ -207,7 +118,13 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let InsertArgs { common: WriteCommon { ns, ordered, journal }, bypass, documents } = InsertArgs::parse(req)?;
     let storage = &ctx.state.storage;
     let collection = storage.collection_or_create(&ns)?;
-    let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
+    let validation = Validation::new(
+        &ctx.state.log,
+        ctx.state.config.redact_client_log_data,
+        ctx.client.connection_id,
+        &collection,
+        bypass,
+    );
     let mut writer = storage.writer(&collection)?;
     let mut inserted = 0i64;
     let mut errors = Vec::new();
@@ -578,7 +495,13 @@ fn run_update_statement(
     let Some(collection) = target.collection_for_write(storage, options.upsert)? else {
         return Ok((UpdateOutcome::default(), None));
     };
-    let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
+    let validation = Validation::new(
+        &ctx.state.log,
+        ctx.state.config.redact_client_log_data,
+        ctx.client.connection_id,
+        &collection,
+        bypass,
+    );
     let mut writer = storage.writer(&collection)?;
     let outcome = update_statement(&mut writer, statement.query, &statement.update, options, &validation)?;
     let ticket = commit(ctx.op, writer)?;
@@ -784,7 +707,13 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     };
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
-    let validation = Validation::new(ctx.state, ctx.client.connection_id, &collection, bypass);
+    let validation = Validation::new(
+        &ctx.state.log,
+        ctx.state.config.redact_client_log_data,
+        ctx.client.connection_id,
+        &collection,
+        bypass,
+    );
     let mut writer = storage.writer(&collection)?;
     let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Option<RawDocumentBuf>> {
@@ -871,48 +800,4 @@ fn find_and_modify_reply(last_error: LastError, value: Option<&RawDocument>) -> 
         None => reply.append(cstr!("value"), RawBsonRef::Null),
     }
     Ok(Reply::from(reply.finish()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bson::rawdoc;
-
-    #[test]
-    fn a_document_with_its_id_first_is_stored_byte_for_byte() -> Result<()> {
-        let sent = rawdoc! { "_id": 7, "a": "x", "b": { "c": [1, 2] } };
-        assert_eq!(prepare_for_insert(&sent)?.as_bytes(), sent.as_bytes());
-        Ok(())
-    }
-
-    #[test]
-    fn the_id_moves_first_and_only_the_first_id_is_kept() -> Result<()> {
-        let later = rawdoc! { "a": 1, "_id": 2 };
-        assert_eq!(prepare_for_insert(&later)?, rawdoc! { "_id": 2, "a": 1 });
-        let twice = rawdoc! { "_id": 1, "a": 1, "_id": 2 };
-        assert_eq!(prepare_for_insert(&twice)?, rawdoc! { "_id": 1, "a": 1 });
-        let generated = prepare_for_insert(&rawdoc! { "a": 1 })?;
-        let first = generated.iter().next().transpose().map_err(invalid_bson)?;
-        assert!(matches!(first, Some((key, RawBsonRef::ObjectId(_))) if key.as_str() == "_id"));
-        Ok(())
-    }
-
-    #[test]
-    fn malformed_bson_after_a_leading_id_is_refused() {
-        let mut bytes = rawdoc! { "_id": 1, "s": "ok" }.into_bytes();
-        // The string's last byte before its terminator becomes invalid UTF-8.
-        let at = bytes.len() - 3;
-        if let Some(byte) = bytes.get_mut(at) {
-            *byte = 0xff;
-        }
-        let document = RawDocument::from_bytes(&bytes).map_err(invalid_bson);
-        let code = document.and_then(prepare_for_insert).err().map(|e| e.code());
-        assert_eq!(code, Some(ErrorCode::InvalidBSON));
-    }
-
-    #[test]
-    fn an_array_id_is_refused_on_the_fast_path_too() {
-        let code = prepare_for_insert(&rawdoc! { "_id": [1], "a": 1 }).err().map(|e| e.code());
-        assert_eq!(code, Some(ErrorCode::InvalidIdField));
-    }
 }

@@ -18,9 +18,11 @@
 pub mod access;
 pub mod cursor;
 pub mod explain;
+pub mod insert;
 pub mod pipeline;
 pub mod planner;
 pub mod stages;
+pub mod validate;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -54,7 +54,7 @@ pub use error::QueryError;
 pub use filter::Filter;
 pub use order::{canonical_type, compare_collated, compare_documents, compare_values};
 pub use path::FieldPath;
-pub(crate) use pipeline::DocumentStage;
+pub(crate) use pipeline::{DocumentStage, UpdatePipeline};
 pub use projection::Projection;
 pub use render::type_name;
 pub use sort::SortSpec;

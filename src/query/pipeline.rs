@@ -72,9 +72,18 @@ impl UpdatePipeline {
     /// # Errors
     /// Evaluation errors of the expressions; 40228 when `$replaceWith` produces no document.
     pub(crate) fn apply(&self, doc: &Document) -> Result<Document, QueryError> {
+        self.apply_with(doc, &self.vars)
+    }
+
+    /// [`UpdatePipeline::apply`] with `vars` in scope instead of those it was parsed with
+    /// (`$merge` binds `$$new` per document).
+    ///
+    /// # Errors
+    /// As [`UpdatePipeline::apply`].
+    pub(crate) fn apply_with(&self, doc: &Document, vars: &Variables) -> Result<Document, QueryError> {
         let mut current = doc.clone();
         for stage in &self.stages {
-            current = stage.apply(current, &self.vars)?;
+            current = stage.apply(current, vars)?;
         }
         Ok(current)
     }

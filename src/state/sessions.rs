@@ -54,6 +54,11 @@ impl SessionCatalog {
         before - sessions.len()
     }
 
+    /// Every live session with how long ago it was last used, as of `now`.
+    pub fn list(&self, now: Instant) -> Vec<(Uuid, Duration)> {
+        self.lock().iter().map(|(id, last_use)| (*id, now.saturating_duration_since(*last_use))).collect()
+    }
+
     /// Whether `id` is a live session.
     pub fn contains(&self, id: &Uuid) -> bool {
         self.lock().contains_key(id)

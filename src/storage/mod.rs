@@ -230,6 +230,7 @@ impl Storage {
             ddl: std::sync::Mutex::new(()),
             _lock: lock,
         };
+        storage.drop_temporary_collections()?;
         storage.finish_pending_drops()?;
         storage.backfill_totals()?;
         if upgrade_hashed {
@@ -343,17 +344,76 @@ impl Storage {
         // IMPORTANT: taken before the catalog changes so no writer is half-way through a batch.
         let _writers = collection.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut batch = self.db.batch();
-        batch.remove(&self.meta, catalog::entry_key(ns));
-        batch.insert(&self.meta, meta_key(b'd', &collection.prefix()), []);
-        for index in collection.indexes().iter().filter(|i| i.id != ID_INDEX_ID) {
-            batch.insert(&self.meta, meta_key(b'i', &index.prefix()), []);
-        }
-        batch.remove(&self.meta, totals_key(&collection));
+        self.drop_into(&mut batch, &collection);
         self.commit_durable(batch)?;
         collection.dropped.store(true, Ordering::Release);
         self.catalog.apply(&CatalogChange { put: Vec::new(), remove: vec![ns.clone()] });
         self.delete_in_background();
         Ok(true)
+    }
+
+    /// Adds to `batch` the removal of `collection`'s catalog entry and the markers that have its
+    /// documents and index entries deleted (in the background, or at the next start).
+    fn drop_into(&self, batch: &mut fjall::OwnedWriteBatch, collection: &Collection) {
+        batch.remove(&self.meta, catalog::entry_key(&collection.ns));
+        batch.insert(&self.meta, meta_key(b'd', &collection.prefix()), []);
+        for index in collection.indexes().iter().filter(|i| i.id != ID_INDEX_ID) {
+            batch.insert(&self.meta, meta_key(b'i', &index.prefix()), []);
+        }
+        batch.remove(&self.meta, totals_key(collection));
+    }
+
+    /// Puts the collection `temp` in `target`'s place in one durable batch: `target` (if it
+    /// exists) is dropped and `temp` takes its name, so a reader sees the old collection or
+    /// the new one, never neither and never half of one (`$out`).
+    ///
+    /// # Errors
+    /// 26 NamespaceNotFound when `temp` is gone; storage errors.
+    pub fn replace_collection(self: &Arc<Self>, temp: &Namespace, target: &Namespace) -> Result<()> {
+        let _ddl = self.ddl_lock();
+        self.journal.check_writable()?;
+        let source = self
+            .catalog
+            .get(temp)
+            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("{temp} does not exist")))?;
+        let old = self.catalog.get(target);
+        // IMPORTANT: the old collection's writers finish their batches before it goes.
+        let _writers = old.as_ref().map(|c| c.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let renamed = Catalog::evolve(&source, target.clone(), source.options.clone());
+        let mut batch = self.db.batch();
+        if let Some(old) = &old {
+            self.drop_into(&mut batch, old);
+        }
+        batch.remove(&self.meta, catalog::entry_key(temp));
+        batch.insert(&self.meta, catalog::entry_key(target), catalog::entry_value(&renamed)?);
+        self.commit_durable(batch)?;
+        if let Some(old) = &old {
+            old.dropped.store(true, Ordering::Release);
+        }
+        self.catalog.apply(&CatalogChange { put: vec![renamed], remove: vec![temp.clone(), target.clone()] });
+        if old.is_some() {
+            self.delete_in_background();
+        }
+        Ok(())
+    }
+
+    /// Drops the temporary collections a crash left behind (`$out` writes into
+    /// `tmp.agg_out.*` and renames it at the end), as mongod does at startup.
+    fn drop_temporary_collections(&self) -> std::result::Result<(), StorageError> {
+        let leftovers: Vec<_> = self.catalog.all().into_iter().filter(|c| is_temporary(&c.ns)).collect();
+        if leftovers.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for collection in &leftovers {
+            self.drop_into(&mut batch, collection);
+            tracing::info!(target: "STORAGE", id = 20315, namespace = %collection.ns, "Dropping a temporary collection left by an earlier run");
+        }
+        batch.commit()?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        self.catalog
+            .apply(&CatalogChange { put: Vec::new(), remove: leftovers.iter().map(|c| c.ns.clone()).collect() });
+        Ok(())
     }
 
     /// Deletes, on a background thread, the data of every dropped collection and index.
@@ -658,6 +718,14 @@ fn check_key_format(meta: &Keyspace, fresh: bool) -> std::result::Result<(), Sto
         meta.insert(KEY_FORMAT_KEY, found.to_be_bytes())?;
     }
     Ok(())
+}
+
+/// The prefix of the temporary collections `$out` writes into before renaming them.
+pub const TEMPORARY_PREFIX: &str = "tmp.agg_out.";
+
+/// Whether `ns` is a temporary collection of `$out`.
+pub fn is_temporary(ns: &Namespace) -> bool {
+    ns.coll.starts_with(TEMPORARY_PREFIX)
 }
 
 /// The `meta` key of a collection's totals.

@@ -13,6 +13,7 @@
 mod facet;
 mod group;
 mod lookup;
+mod output;
 pub mod registry;
 mod transform;
 mod unwind;
@@ -23,12 +24,14 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::Query;
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::validate::Validation;
+use crate::log::LogSink;
 use crate::op::ExecStats;
 use crate::query::expr::Variables;
 use crate::query::{Collation, Filter, SortSpec};
 use crate::state::cursors::DocumentStream;
 use crate::state::plan_cache::PlanCache;
-use crate::storage::Storage;
+use crate::storage::{Collection, Storage};
 
 /// What the stages of one pipeline share: the command's variables and collation, its memory
 /// settings, and the storage that joining stages read.
@@ -50,6 +53,14 @@ pub struct PipelineEnv {
     pub stats: Arc<ExecStats>,
     /// The plans of the queries joins run, cached for the pipeline's lifetime.
     pub plans: Arc<PlanCache>,
+    /// Where `$out`'s and `$merge`'s validation warnings go.
+    pub log: Arc<LogSink>,
+    /// `redactClientLogData`.
+    pub redact_log: bool,
+    /// The connection the pipeline runs for (named in validation warnings).
+    pub connection_id: u64,
+    /// `bypassDocumentValidation`.
+    pub bypass_validation: bool,
 }
 
 impl PipelineEnv {
@@ -64,7 +75,16 @@ impl PipelineEnv {
             max_memory_bytes: self.max_memory_bytes,
             stats: self.stats.clone(),
             plans: self.plans.clone(),
+            log: self.log.clone(),
+            redact_log: self.redact_log,
+            connection_id: self.connection_id,
+            bypass_validation: self.bypass_validation,
         }
+    }
+
+    /// How `$out` and `$merge` check the documents they write into `collection`.
+    fn validation<'a>(&'a self, collection: &'a Collection) -> Validation<'a> {
+        Validation::new(&self.log, self.redact_log, self.connection_id, collection, self.bypass_validation)
     }
 
     /// 292 for a blocking stage named `stage` past its memory limit, when disk use is not

@@ -1,7 +1,7 @@
 //! The stage table: every stage name mongod 7.0 knows, either built here (with the function
 //! that adds it to a stream) or refused with the error this server gives for it.
 
-use super::{Context, StageArgs, facet, group, lookup, transform, unwind};
+use super::{Context, StageArgs, facet, group, lookup, output, transform, unwind};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::cursors::DocumentStream;
 
@@ -19,6 +19,8 @@ const BUILT: &[(&str, StageFn)] = &[
     ("$limit", transform::limit),
     ("$lookup", lookup::lookup),
     ("$match", transform::match_stage),
+    ("$merge", output::merge),
+    ("$out", output::out),
     ("$project", transform::project),
     ("$replaceRoot", transform::document_stage),
     ("$replaceWith", transform::document_stage),
@@ -72,12 +74,11 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     ("$graphLookup", Unsupported::NotYet),
     ("$indexStats", Unsupported::NotYet),
     ("$listCatalog", Unsupported::NotYet),
+    // Run by `aggregate: 1` as a pipeline's first stage, never through this table.
     ("$listLocalSessions", Unsupported::NotYet),
     ("$listSampledQueries", Unsupported::NotYet),
     ("$listSearchIndexes", Unsupported::NotYet),
     ("$listSessions", Unsupported::NotYet),
-    ("$merge", Unsupported::NotYet),
-    ("$out", Unsupported::NotYet),
     ("$planCacheStats", Unsupported::NotYet),
     ("$redact", Unsupported::NotYet),
     ("$sample", Unsupported::NotYet),

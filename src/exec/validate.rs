@@ -6,40 +6,42 @@
 use bson::{Document, RawDocument, doc};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::log::LogSink;
 use crate::obs::slowlog::redact;
 use crate::query::{ValidationAction, ValidationLevel, Validator};
-use crate::state::State;
 use crate::storage::Collection;
 
 /// How one write command checks the documents it stores in one collection. Built once per
 /// command; a collection without a validator costs nothing more.
-pub(super) struct Validation<'a> {
+pub struct Validation<'a> {
     /// `Ok(None)` when nothing is checked: no validator, level `off`, or bypassed. The error
     /// of a stored validator that no longer compiles, which fails every write (bypass too,
     /// as in mongod).
     validator: std::result::Result<Option<&'a Validator>, Error>,
     collection: &'a Collection,
-    state: &'a State,
+    log: &'a LogSink,
+    /// `redactClientLogData`: warnings show documents redacted.
+    redact: bool,
     connection_id: u64,
 }
 
 impl<'a> Validation<'a> {
     /// The checks of a write to `collection`; `bypass` is the command's
-    /// `bypassDocumentValidation`.
-    pub(super) fn new(state: &'a State, connection_id: u64, collection: &'a Collection, bypass: bool) -> Self {
+    /// `bypassDocumentValidation`. Warnings go to `log`, documents redacted when `redact`.
+    pub fn new(log: &'a LogSink, redact: bool, connection_id: u64, collection: &'a Collection, bypass: bool) -> Self {
         let validator = match collection.validator() {
             Err(error) => Err(Error::from(error.clone())),
             Ok(Some(validator)) if !bypass && validator.level() != ValidationLevel::Off => Ok(Some(validator.as_ref())),
             Ok(_) => Ok(None),
         };
-        Self { validator, collection, state, connection_id }
+        Self { validator, collection, log, redact, connection_id }
     }
 
     /// Checks a document about to be inserted (an upsert's too).
     ///
     /// # Errors
     /// 121 DocumentValidationFailure, or the stored validator's parse error.
-    pub(super) fn check_insert(&self, doc: &RawDocument) -> Result<()> {
+    pub fn check_insert(&self, doc: &RawDocument) -> Result<()> {
         let Some(validator) = self.validator.clone()? else { return Ok(()) };
         self.check(validator, doc, None)
     }
@@ -49,7 +51,7 @@ impl<'a> Validation<'a> {
     ///
     /// # Errors
     /// As [`Validation::check_insert`].
-    pub(super) fn check_update(&self, old: &RawDocument, new: &RawDocument) -> Result<()> {
+    pub fn check_update(&self, old: &RawDocument, new: &RawDocument) -> Result<()> {
         let Some(validator) = self.validator.clone()? else { return Ok(()) };
         self.check(validator, new, Some(old))
     }
@@ -81,9 +83,9 @@ impl<'a> Validation<'a> {
     /// is redacted under `redactClientLogData`; the explanation is not, as in mongod 7.0.
     fn warn(&self, doc: &RawDocument, info: Document) {
         let document = Document::try_from(doc).unwrap_or_default();
-        let document = if self.state.config.redact_client_log_data { redact(&document) } else { document };
+        let document = if self.redact { redact(&document) } else { document };
         let attr = doc! { "namespace": self.collection.ns.full(), "document": document, "errInfo": info };
-        self.state.log.write_warning(
+        self.log.write_warning(
             "STORAGE",
             20294,
             &format!("conn{}", self.connection_id),
