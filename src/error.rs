@@ -99,6 +99,14 @@ error_codes! {
     IndexAlreadyExists = 68,
     /// Options conflict or are missing.
     InvalidOptions = 72,
+    /// A view defined on itself through other views.
+    GraphContainsCycle = 5,
+    /// A chain of views deeper than 20.
+    ViewDepthLimitExceeded = 165,
+    /// A command that needs a collection run on a view.
+    CommandNotSupportedOnView = 166,
+    /// An option or stage a view does not allow.
+    OptionNotSupportedOnView = 167,
     /// A bad database or collection name.
     InvalidNamespace = 73,
     /// A write concern names a mode that does not exist.

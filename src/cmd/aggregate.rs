@@ -11,6 +11,8 @@ use super::{CommandRequest, Reply, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::cursor::{self, FirstBatch};
 use crate::exec::pipeline::{self, PipelineEnv};
+use crate::exec::views::{self, ResolvedView};
+use crate::op::ExecStats;
 use crate::query::expr::Variables;
 use crate::state::cursors::DocumentStream;
 use crate::state::plan_cache::PlanCache;
@@ -39,11 +41,19 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         Some(RawBsonRef::Int64(n)) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         _ => None,
     };
-    let stages = pipeline_arg(req)?;
+    let given = pipeline_arg(req)?;
     // As mongod, stage positions are checked before anything runs.
-    pipeline::check_positions(&stages)?;
+    pipeline::check_positions(&given)?;
+    let view = if db_level { None } else { ViewRead::of(ctx, req, &ns, "aggregate.collation")? };
+    let stages: Vec<RawBsonRef<'_>> = match &view {
+        Some(view) => view.stages().chain(given.iter().copied()).collect(),
+        None => given,
+    };
     let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
-    let target = Target::resolve(ctx, ns, req.get("collation"), "aggregate.collation")?;
+    let target = match &view {
+        Some(view) => view.target(ctx)?,
+        None => Target::resolve(ctx, ns, req.get("collation"), "aggregate.collation")?,
+    };
     let allow_disk_use = req.bool_arg("allowDiskUse")?.unwrap_or(ctx.state.params.allow_disk_use_by_default());
     let (source, rest) = match stages.split_first() {
         Some((RawBsonRef::Document(first), rest)) if first.get("$currentOp").ok().flatten().is_some() => {
@@ -84,27 +94,121 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         }
     };
     let (stream, stats) = source;
-    let env = Arc::new(PipelineEnv {
-        storage: ctx.state.storage.clone(),
-        db: req.db().to_owned(),
-        vars: vars.unwrap_or_default(),
-        collation: target.collation.clone(),
-        allow_disk_use,
-        max_memory_bytes: ctx.state.params.max_blocking_sort_bytes(),
-        stats: stats.clone(),
-        plans: Arc::new(PlanCache::default()),
-        log: ctx.state.log.clone(),
-        redact_log: ctx.state.config.redact_client_log_data,
-        connection_id: ctx.client.connection_id,
-        bypass_validation: req.bool_arg("bypassDocumentValidation")?.unwrap_or(false),
-    });
+    let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
+    let env = environment(ctx, req, &target, vars.unwrap_or_default(), stats.clone(), (allow_disk_use, bypass));
     let stream = pipeline::run(stream, rest, &env)?;
     let first = FirstBatch {
         size: Some(batch_size.unwrap_or(cursor::DEFAULT_FIRST_BATCH)),
         deadline: target.deadline,
         ..FirstBatch::default()
     };
-    cursor_reply(ctx, &target.ns, (stream, stats), first)
+    let reply_ns = view.map_or(target.ns, |v| v.ns);
+    cursor_reply(ctx, &reply_ns, (stream, stats), first)
+}
+
+/// A read of a view: its resolved stages, run over its backing collection under its
+/// collation, answered under the view's name.
+pub(super) struct ViewRead {
+    /// The view's namespace.
+    pub(super) ns: Namespace,
+    resolved: ResolvedView,
+    /// The collation to read under: the command's, which must equal the view's, or the view's.
+    collation: Option<bson::RawDocumentBuf>,
+}
+
+impl ViewRead {
+    /// The view at `ns`, when `ns` names one (and no collection).
+    ///
+    /// # Errors
+    /// 167 OptionNotSupportedOnView for a command collation other than the view's; view
+    /// resolution errors (165).
+    pub(super) fn of(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: &Namespace, field: &str) -> Result<Option<Self>> {
+        if ctx.state.storage.collection(ns).is_some() {
+            return Ok(None);
+        }
+        let Some(resolved) = views::resolve(&ctx.state.storage, ns)? else { return Ok(None) };
+        let to_raw = |d: &bson::Document| {
+            bson::RawDocumentBuf::try_from(d).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
+        };
+        // The view's default collation; a view without one reads under the simple collation,
+        // whatever its backing collection's default.
+        let own = match &resolved.collation {
+            Some(collation) => to_raw(collation)?,
+            None => bson::rawdoc! { "locale": "simple" },
+        };
+        if let Some(given) = req.get("collation") {
+            let given = super::collation::resolve(Some(given), field, None)?;
+            let own = super::collation::resolve(Some(RawBsonRef::Document(&own)), field, None)?;
+            if given.as_ref().map(|c| c.spec().to_document()) != own.as_ref().map(|c| c.spec().to_document()) {
+                return Err(Error::new(
+                    ErrorCode::OptionNotSupportedOnView,
+                    "Cannot override a view's default collation",
+                ));
+            }
+        }
+        Ok(Some(Self { ns: ns.clone(), resolved, collation: Some(own) }))
+    }
+
+    /// The view's stages, innermost view first.
+    pub(super) fn stages(&self) -> impl Iterator<Item = RawBsonRef<'_>> {
+        self.resolved.pipeline.iter().map(|stage| RawBsonRef::Document(stage))
+    }
+
+    /// The backing collection, under the view's collation.
+    ///
+    /// # Errors
+    /// The collation's errors.
+    pub(super) fn target(&self, ctx: &RequestCtx<'_>) -> Result<Target> {
+        let collation = self.collation.as_deref().map(RawBsonRef::Document);
+        Target::resolve(ctx, self.resolved.backing.clone(), collation, "collation")
+    }
+
+    /// Runs the view's stages and then `more` over the backing collection, with the
+    /// command's `let` variables and `allowDiskUse`; returns the stream and its counters.
+    ///
+    /// # Errors
+    /// The stages' errors.
+    pub(super) fn run(
+        &self,
+        ctx: &RequestCtx<'_>,
+        req: &CommandRequest,
+        more: &[bson::RawDocumentBuf],
+        (vars, allow_disk_use): (Variables, bool),
+    ) -> Result<(Target, DocumentStream, Arc<ExecStats>)> {
+        let stages: Vec<RawBsonRef<'_>> = self.stages().chain(more.iter().map(|d| RawBsonRef::Document(d))).collect();
+        let target = self.target(ctx)?;
+        let (query, consumed) = pipeline::leading_query(&stages, Some(&vars), target.collation.clone())?;
+        let (stream, stats) = super::read::stream(ctx, &target, query)?;
+        let env = environment(ctx, req, &target, vars, stats.clone(), (allow_disk_use, false));
+        let stream = pipeline::run(stream, stages.get(consumed..).unwrap_or_default(), &env)?;
+        Ok((target, stream, stats))
+    }
+}
+
+/// The environment of a pipeline a request runs on `target`, with its `allowDiskUse` and
+/// `bypassDocumentValidation`.
+fn environment(
+    ctx: &RequestCtx<'_>,
+    req: &CommandRequest,
+    target: &Target,
+    vars: Variables,
+    stats: Arc<ExecStats>,
+    (allow_disk_use, bypass_validation): (bool, bool),
+) -> Arc<PipelineEnv> {
+    Arc::new(PipelineEnv {
+        storage: ctx.state.storage.clone(),
+        db: req.db().to_owned(),
+        vars,
+        collation: target.collation.clone(),
+        allow_disk_use,
+        max_memory_bytes: ctx.state.params.max_blocking_sort_bytes(),
+        stats,
+        plans: Arc::new(PlanCache::default()),
+        log: ctx.state.log.clone(),
+        redact_log: ctx.state.config.redact_client_log_data,
+        connection_id: ctx.client.connection_id,
+        bypass_validation,
+    })
 }
 
 /// An `aggregate`'s `pipeline`, which it requires.

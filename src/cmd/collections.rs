@@ -8,7 +8,7 @@ use super::options::is_generic_argument;
 use super::target::Target;
 use super::{CommandRequest, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
-use crate::exec::pipeline;
+use crate::exec::{pipeline, views};
 use crate::obs::profiler::PROFILE_COLLECTION;
 use crate::query::{Filter, ValidationAction, ValidationLevel, Validator};
 use crate::state::cursors::DocumentStream;
@@ -20,6 +20,9 @@ use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
 pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     check_system_namespace(&ns)?;
+    if req.get("viewOn").is_some() || req.get("pipeline").is_some() {
+        return create_view(ctx, req, ns);
+    }
     if req.get("expireAfterSeconds").is_some() {
         return Err(Error::new(
             ErrorCode::InvalidOptions,
@@ -57,6 +60,52 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     }
     ctx.state.storage.create_collection(&ns, options)?;
     Ok(Document::new())
+}
+
+/// `create` with `viewOn`: a view, with `pipeline` (default none) and `collation`; no other
+/// collection option applies to a view.
+fn create_view(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: Namespace) -> Result<Document> {
+    let view_on = match req.get("viewOn") {
+        Some(RawBsonRef::String(on)) if !on.is_empty() => on.to_owned(),
+        Some(RawBsonRef::String(_)) => {
+            return Err(Error::new(ErrorCode::BadValue, "'viewOn' cannot be empty"));
+        }
+        Some(other) => return Err(req.wrong_type("viewOn", other, "string")),
+        None => return Err(Error::new(ErrorCode::BadValue, "'pipeline' requires 'viewOn' to also be specified")),
+    };
+    let pipeline = view_pipeline(req)?;
+    for element in req.body().iter().skip(1) {
+        let (key, _) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let key = key.as_str();
+        if !is_generic_argument(key) && !matches!(key, "viewOn" | "pipeline" | "collation") {
+            return Err(Error::new(ErrorCode::InvalidOptions, format!("option not supported on a view: {key}")));
+        }
+    }
+    let collation =
+        super::collation::resolve(req.get("collation"), "create.collation", None)?.map(|c| c.spec().to_document());
+    let view = views::ViewDefinition { ns, view_on, pipeline, collation };
+    views::store(&ctx.state.storage, &view, false)?;
+    Ok(Document::new())
+}
+
+/// A view's `pipeline`: an array of stage documents, checked as an aggregate's.
+fn view_pipeline(req: &CommandRequest) -> Result<Vec<bson::RawDocumentBuf>> {
+    let stages = match req.get("pipeline") {
+        None => Vec::new(),
+        Some(RawBsonRef::Array(stages)) => stages
+            .into_iter()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?,
+        Some(other) => return Err(req.wrong_type("pipeline", other, "array")),
+    };
+    pipeline::check_positions(&stages)?;
+    stages
+        .into_iter()
+        .map(|stage| match stage {
+            RawBsonRef::Document(stage) => Ok(stage.to_owned()),
+            _ => Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object")),
+        })
+        .collect()
 }
 
 /// The `system.*` collections clients may create and write, as mongod's
@@ -141,6 +190,9 @@ pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         ));
     }
     let indexes = ctx.state.storage.collection(&ns).map(|c| c.indexes().len());
+    if indexes.is_none() && views::remove(&ctx.state.storage, &ns)? {
+        return Ok(doc! { "ns": ns.full() });
+    }
     ctx.state.storage.drop_collection(&ns)?;
     Ok(match indexes {
         Some(n) => doc! { "nIndexesWas": i32::try_from(n).unwrap_or(i32::MAX), "ns": ns.full() },
@@ -202,15 +254,26 @@ pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     req.bool_arg("authorizedCollections")?;
     let filter = req.doc_arg("filter")?.map(Filter::parse).transpose()?;
     let mut batch = Vec::new();
-    for collection in ctx.state.storage.collections_in(req.db()) {
-        let full = collection_entry(&collection);
+    let collections = ctx
+        .state
+        .storage
+        .collections_in(req.db())
+        .into_iter()
+        .map(|c| (c.ns.coll.clone(), "collection", collection_entry(&c)));
+    let views = views::list(&ctx.state.storage, req.db())?.into_iter().map(|v| {
+        let entry = doc! { "name": &v.ns.coll, "type": "view", "options": v.options()?, "info": { "readOnly": true } };
+        Ok((v.ns.coll, "view", entry))
+    });
+    let mut entries: Vec<(String, &str, Document)> = collections.map(Ok).chain(views).collect::<Result<_>>()?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, kind, full) in entries {
         let raw =
             bson::RawDocumentBuf::try_from(&full).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
         if filter.as_ref().is_some_and(|f| !f.matches(&raw)) {
             continue;
         }
         batch.push(if name_only {
-            doc! { "name": &collection.ns.coll, "type": "collection" }
+            doc! { "name": name, "type": kind }
         } else {
             full
         });
@@ -230,6 +293,30 @@ fn collection_entry(collection: &Collection) -> Document {
         entry.insert("idIndex", id_index_spec());
     }
     entry
+}
+
+/// `collMod` of a view: a new `viewOn` and `pipeline`, given together, as mongod requires.
+fn modify_view(ctx: &RequestCtx<'_>, req: &CommandRequest, mut view: views::ViewDefinition) -> Result<Document> {
+    for element in req.body().iter().skip(1) {
+        let (key, _) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let key = key.as_str();
+        if !is_generic_argument(key) && !matches!(key, "viewOn" | "pipeline") {
+            return Err(Error::new(ErrorCode::InvalidOptions, format!("option not supported on a view: {key}")));
+        }
+    }
+    match (req.get("viewOn"), req.get("pipeline")) {
+        (Some(RawBsonRef::String(on)), Some(_)) => view.view_on = on.to_owned(),
+        (Some(RawBsonRef::String(_)) | None, None) | (None, Some(_)) => {
+            return Err(Error::new(
+                ErrorCode::InvalidOptions,
+                "must specify both 'viewOn' and 'pipeline' when modifying a view",
+            ));
+        }
+        (Some(other), _) => return Err(req.wrong_type("viewOn", other, "string")),
+    }
+    view.pipeline = view_pipeline(req)?;
+    views::store(&ctx.state.storage, &view, true)?;
+    Ok(Document::new())
 }
 
 /// `renameCollection: "db.a", to: "db.b"`, run on `admin`.
@@ -257,6 +344,20 @@ pub fn rename_collection(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
 /// `collMod`: changes stored options (validator, validation level and action).
 pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
+    if ctx.state.storage.collection(&ns).is_none()
+        && let Some(view) = views::definition(&ctx.state.storage, &ns)?
+    {
+        return modify_view(ctx, req, view);
+    }
+    if req.get("viewOn").is_some() || req.get("pipeline").is_some() {
+        return Err(Error::new(
+            ErrorCode::InvalidOptions,
+            format!(
+                "option only supported on a view: {}",
+                if req.get("viewOn").is_some() { "viewOn" } else { "pipeline" }
+            ),
+        ));
+    }
     let collection = ctx.state.storage.existing_collection(&ns)?;
     let mut options = collection.options.clone();
     let mut index_reply = Document::new();

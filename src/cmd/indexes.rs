@@ -31,6 +31,7 @@ const MAX_EXPIRE_AFTER_SECONDS: i64 = i32::MAX as i64;
 /// `createIndexes`.
 pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
+    crate::exec::views::refuse_view(&ctx.state.storage, &ns)?;
     if req.get("commitQuorum").is_some() {
         return Err(Error::new(ErrorCode::BadValue, "Standalones can't specify commitQuorum"));
     }
@@ -237,6 +238,7 @@ fn type_of(value: &Bson) -> &'static str {
 /// `listIndexes`: a cursor over the collection's index specifications.
 pub fn list_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
+    crate::exec::views::refuse_view(&ctx.state.storage, &ns)?;
     let collection = ctx.state.storage.existing_collection(&ns)?;
     let specs: Vec<Document> = collection.indexes().iter().map(|index| index.spec.clone()).collect();
     super::listing::first_batch(ctx, req, format!("{}.$cmd.listIndexes.{}", ns.db, ns.coll), specs)
@@ -245,6 +247,7 @@ pub fn list_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
 /// `dropIndexes` (alias `deleteIndexes`): by name, names, key pattern or `"*"`.
 pub fn drop_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
+    crate::exec::views::refuse_view(&ctx.state.storage, &ns)?;
     let selector = match req.get("index") {
         Some(RawBsonRef::String("*")) => IndexSelector::All,
         Some(RawBsonRef::String(name)) => IndexSelector::Names(vec![name.to_owned()]),

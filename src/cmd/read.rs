@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bson::raw::{CStr, cstr};
-use bson::{Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc, rawdoc};
 
+use super::aggregate::ViewRead;
 use super::target::Target;
 use super::{CommandRequest, Reply, ReplyBuilder, RequestCtx, count_value};
 use crate::error::{Error, ErrorCode, Result};
@@ -155,7 +156,11 @@ impl FindArgs {
 
 /// `find`.
 pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
-    let FindArgs { target, query, single_batch, no_timeout, batch_size } = FindArgs::parse(ctx, req, req.namespace()?)?;
+    let ns = req.namespace()?;
+    if let Some(view) = ViewRead::of(ctx, req, &ns, "find.collation")? {
+        return find_on_view(ctx, req, &view);
+    }
+    let FindArgs { target, query, single_batch, no_timeout, batch_size } = FindArgs::parse(ctx, req, ns)?;
     ctx.state.counters.opcounters.query.fetch_add(1, Ordering::Relaxed);
     let first = FirstBatch {
         size: Some(cursor::find_first_batch(batch_size, query.limit)),
@@ -165,6 +170,63 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     };
     let stream = stream(ctx, &target, query)?;
     cursor_reply(ctx, &target.ns, stream, first)
+}
+
+/// The options of `find` a view cannot run, as mongod's `asAggregationCommand` refuses them.
+const NOT_ON_VIEWS: &[&str] =
+    &["min", "max", "returnKey", "showRecordId", "noCursorTimeout", "allowPartialResults", "readOnce", "awaitData"];
+
+/// `find` on a view: an aggregation of the view's stages and the find's `$match`, `$sort`,
+/// `$skip`, `$limit` and `$project`, as mongod rewrites it.
+fn find_on_view(ctx: &mut RequestCtx<'_>, req: &CommandRequest, view: &ViewRead) -> Result<Reply> {
+    for option in NOT_ON_VIEWS {
+        if req.get(option).is_some_and(|v| !matches!(v, RawBsonRef::Boolean(false))) {
+            return Err(Error::new(
+                ErrorCode::InvalidPipelineOperator,
+                format!("Option {option} not supported in aggregation."),
+            ));
+        }
+    }
+    if req.bool_arg("tailable")?.unwrap_or(false) {
+        return Err(Error::new(
+            ErrorCode::InvalidPipelineOperator,
+            "Tailable cursors are not supported in aggregation.",
+        ));
+    }
+    let mut stages = Vec::new();
+    let mut add = |name: &str, value: Bson| stages.push(doc! { name: value });
+    if let Some(filter) = req.doc_arg("filter")?.filter(|f| !f.is_empty()) {
+        add("$match", Bson::Document(limits::to_document(filter)?));
+    }
+    if let Some(sort) = req.doc_arg("sort")?.filter(|s| !s.is_empty()) {
+        add("$sort", Bson::Document(limits::to_document(sort)?));
+    }
+    if let Some(skip) = req.count_arg("skip")?.filter(|n| *n > 0) {
+        add("$skip", Bson::Int64(skip));
+    }
+    let limit = req.count_arg("limit")?.filter(|n| *n > 0);
+    if let Some(limit) = limit {
+        add("$limit", Bson::Int64(limit));
+    }
+    if let Some(projection) = req.doc_arg("projection")?.filter(|p| !p.is_empty()) {
+        add("$project", Bson::Document(limits::to_document(projection)?));
+    }
+    let stages = stages
+        .iter()
+        .map(|d| RawDocumentBuf::try_from(d).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    let allow_disk_use = req.bool_arg("allowDiskUse")?.unwrap_or(ctx.state.params.allow_disk_use_by_default());
+    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?.unwrap_or_default();
+    let (target, stream, stats) = view.run(ctx, req, &stages, (vars, allow_disk_use))?;
+    ctx.state.counters.opcounters.query.fetch_add(1, Ordering::Relaxed);
+    let batch_size = req.count_arg("batchSize")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let first = FirstBatch {
+        size: Some(cursor::find_first_batch(batch_size, limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)))),
+        single_batch: req.bool_arg("singleBatch")?.unwrap_or(false),
+        no_timeout: false,
+        deadline: target.deadline,
+    };
+    cursor_reply(ctx, &view.ns, (stream, stats), first)
 }
 
 /// `tailable` and `awaitData`, as mongod checks them. Tailable cursors on capped collections
@@ -319,7 +381,23 @@ impl CountArgs {
 
 /// `count`.
 pub fn count(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let CountArgs { target, query } = CountArgs::parse(ctx, req, req.namespace()?)?;
+    let ns = req.namespace()?;
+    if let Some(view) = ViewRead::of(ctx, req, &ns, "count.collation")? {
+        let mut stages = Vec::new();
+        if let Some(query) = req.doc_arg("query")?.filter(|q| !q.is_empty()) {
+            stages.push(rawdoc! { "$match": query.to_owned() });
+        }
+        if let Some(skip) = req.count_arg("skip")?.filter(|n| *n > 0) {
+            stages.push(rawdoc! { "$skip": skip });
+        }
+        if let Some(limit) = req.count_arg("limit")?.filter(|n| *n != 0) {
+            stages.push(rawdoc! { "$limit": limit.saturating_abs() });
+        }
+        let (_, stream, _) =
+            view.run(ctx, req, &stages, (Variables::new(), ctx.state.params.allow_disk_use_by_default()))?;
+        return Ok(doc! { "n": count_value(pipeline::count(stream)?) });
+    }
+    let CountArgs { target, query } = CountArgs::parse(ctx, req, ns)?;
     // Without a filter, skip, limit or hint, the stored total answers, as mongod's collection
     // metadata does for estimatedDocumentCount.
     if query.filter_doc.is_empty() && query.skip == 0 && query.limit.is_none() && query.hint.is_none() {
@@ -349,12 +427,25 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             Error::new(ErrorCode::FailedToParse, "BSON field 'distinct.key' is missing but a required field")
         })?
         .to_owned();
-    let (target, query) = distinct_query(ctx, req, ns)?;
-    let collation = target.collation.clone();
+    let (collation, documents) = match ViewRead::of(ctx, req, &ns, "distinct.collation")? {
+        Some(view) => {
+            let stages = match req.doc_arg("query")?.filter(|q| !q.is_empty()) {
+                Some(query) => vec![rawdoc! { "$match": query.to_owned() }],
+                None => Vec::new(),
+            };
+            let (target, stream, _) =
+                view.run(ctx, req, &stages, (Variables::new(), ctx.state.params.allow_disk_use_by_default()))?;
+            (target.collation, stream)
+        }
+        None => {
+            let (target, query) = distinct_query(ctx, req, ns)?;
+            (target.collation.clone(), stream(ctx, &target, query)?.0)
+        }
+    };
     let collation = collation.as_deref();
     let path = FieldPath::new(&key);
     let mut values: Vec<bson::RawBson> = Vec::new();
-    for document in stream(ctx, &target, query)?.0 {
+    for document in documents {
         let document = document?;
         let _ = path::walk(&document, &path, &mut |reached| {
             // Arrays contribute their elements, not themselves (nested arrays stay whole).

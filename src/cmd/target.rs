@@ -54,14 +54,18 @@ impl Target {
     /// if it does not exist.
     ///
     /// # Errors
-    /// Storage errors creating it.
+    /// 166 CommandNotSupportedOnView for a view; storage errors creating it.
     pub(super) fn collection_for_write(
         &mut self,
         storage: &Storage,
         may_insert: bool,
     ) -> Result<Option<Arc<Collection>>> {
-        if self.collection.is_none() && may_insert {
-            self.collection = Some(storage.collection_or_create(&self.ns)?);
+        if self.collection.is_none() {
+            // No collection of that name: it may be a view, which takes no writes.
+            crate::exec::views::refuse_view(storage, &self.ns)?;
+            if may_insert {
+                self.collection = Some(storage.collection_or_create(&self.ns)?);
+            }
         }
         Ok(self.collection.clone())
     }

@@ -117,7 +117,14 @@ impl<'a> InsertArgs<'a> {
 pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let InsertArgs { common: WriteCommon { ns, ordered, journal }, bypass, documents } = InsertArgs::parse(req)?;
     let storage = &ctx.state.storage;
-    let collection = storage.collection_or_create(&ns)?;
+    let collection = match storage.collection(&ns) {
+        Some(collection) => collection,
+        None => {
+            // No collection of that name: it may be a view, which takes no writes.
+            crate::exec::views::refuse_view(storage, &ns)?;
+            storage.collection_or_create(&ns)?
+        }
+    };
     let validation = Validation::new(
         &ctx.state.log,
         ctx.state.config.redact_client_log_data,
@@ -588,6 +595,9 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let DeleteArgs { common: WriteCommon { ns, ordered, journal }, statements, vars } = DeleteArgs::parse(req)?;
     let target = Target::for_write(ctx, ns);
     let storage = &ctx.state.storage;
+    if target.collection.is_none() {
+        crate::exec::views::refuse_view(storage, &target.ns)?;
+    }
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let outcomes =

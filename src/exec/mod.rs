@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod stages;
 pub mod validate;
+pub mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
