@@ -37,7 +37,7 @@ pub mod filter;
 pub mod index_key;
 pub mod json_schema;
 pub mod limits;
-mod number;
+pub(crate) mod number;
 pub mod order;
 pub mod path;
 mod pipeline;

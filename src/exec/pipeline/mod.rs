@@ -17,6 +17,7 @@ mod output;
 pub mod registry;
 mod transform;
 mod unwind;
+mod window;
 
 use std::sync::Arc;
 

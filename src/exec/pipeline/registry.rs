@@ -1,7 +1,7 @@
 //! The stage table: every stage name mongod 7.0 knows, either built here (with the function
 //! that adds it to a stream) or refused with the error this server gives for it.
 
-use super::{Context, StageArgs, facet, group, lookup, output, transform, unwind};
+use super::{Context, StageArgs, facet, group, lookup, output, transform, unwind, window};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::cursors::DocumentStream;
 
@@ -25,6 +25,7 @@ const BUILT: &[(&str, StageFn)] = &[
     ("$replaceRoot", transform::document_stage),
     ("$replaceWith", transform::document_stage),
     ("$set", transform::document_stage),
+    ("$setWindowFields", window::set_window_fields),
     ("$skip", transform::skip),
     ("$sort", transform::sort),
     ("$sortByCount", group::sort_by_count),
@@ -84,7 +85,6 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     ("$sample", Unsupported::NotYet),
     ("$search", Unsupported::NotYet),
     ("$searchMeta", Unsupported::NotYet),
-    ("$setWindowFields", Unsupported::NotYet),
     ("$shardedDataDistribution", Unsupported::NotYet),
     ("$vectorSearch", Unsupported::NotYet),
 ];

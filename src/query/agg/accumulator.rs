@@ -181,14 +181,14 @@ impl AccumulatorSpec {
 }
 
 /// One group's running state of one accumulator.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Accumulator {
     state: State,
     /// The bytes its collected values take (`$push`, `$addToSet`).
     bytes: usize,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum State {
     Sum(Sum),
     Avg(Sum, u64),
@@ -296,6 +296,11 @@ impl Accumulator {
         self.bytes + std::mem::size_of::<Self>()
     }
 
+    /// The result so far, leaving the accumulator as it is (a window that only grows).
+    pub fn current(&self, op: AccumulatorOp) -> Bson {
+        self.clone().finish(op)
+    }
+
     /// The group's result.
     pub fn finish(self, op: AccumulatorOp) -> Bson {
         match self.state {
@@ -378,7 +383,7 @@ enum Widest {
 /// mongod's `$sum`: integers add up exactly in an int64 (the result an int while every input
 /// was an int and the total fits one); an int64 overflow or any double switches to a
 /// compensated double sum; any decimal to an exact decimal sum.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Sum {
     widest: Widest,
     long: i64,
