@@ -497,3 +497,45 @@ async fn list_local_sessions_lists_the_sessions_drivers_used() {
     let error = run_err(&db, "orders", vec![doc! { "$listLocalSessions": {} }]).await;
     assert_eq!(error.map(|e| e.0), Some(73));
 }
+
+#[tokio::test]
+async fn explain_shows_each_stage_with_its_counts() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    orders(&db).await;
+    db.run_command(doc! { "createIndexes": "orders", "indexes": [{ "key": { "cust": 1 }, "name": "cust_1" }] })
+        .await
+        .expect("index");
+    let pipeline = vec![
+        doc! { "$match": { "cust": { "$in": ["ann", "bob"] } } },
+        doc! { "$group": { "_id": "$cust", "n": { "$sum": 1 } } },
+        doc! { "$match": { "n": { "$gte": 2 } } },
+    ];
+    let explained = db
+        .run_command(doc! { "explain": { "aggregate": "orders", "pipeline": pipeline.clone(), "cursor": {} }, "verbosity": "executionStats" })
+        .await
+        .expect("explain");
+    let stages = explained.get_array("stages").expect("stages");
+    assert_eq!(stages.len(), 3, "{explained}");
+    let cursor = stages.first().and_then(Bson::as_document).expect("$cursor");
+    assert_eq!(cursor.get_i64("nReturned").ok(), Some(4));
+    let winning = cursor
+        .get_document("$cursor")
+        .and_then(|c| c.get_document("queryPlanner"))
+        .and_then(|q| q.get_document("winningPlan"))
+        .expect("plan");
+    assert_eq!(winning.get_document("inputStage").and_then(|i| i.get_str("stage")).ok(), Some("IXSCAN"), "{winning}");
+    let group = stages.get(1).and_then(Bson::as_document).expect("$group");
+    assert!(group.contains_key("$group"));
+    assert_eq!(group.get_i64("nReturned").ok(), Some(2));
+    assert!(group.get_i64("executionTimeMillisEstimate").is_ok(), "{group}");
+    let last = stages.get(2).and_then(Bson::as_document).expect("$match");
+    assert_eq!(last.get_i64("nReturned").ok(), Some(2));
+    // At queryPlanner verbosity nothing runs and no stage has counts.
+    let planned = db
+        .run_command(doc! { "explain": { "aggregate": "orders", "pipeline": pipeline, "cursor": {} }, "verbosity": "queryPlanner" })
+        .await
+        .expect("explain");
+    let group = planned.get_array("stages").ok().and_then(|s| s.get(1)).and_then(Bson::as_document).expect("$group");
+    assert!(!group.contains_key("nReturned"), "{group}");
+}

@@ -187,7 +187,7 @@ impl ViewRead {
 
 /// The environment of a pipeline a request runs on `target`, with its `allowDiskUse` and
 /// `bypassDocumentValidation`.
-fn environment(
+pub(super) fn environment(
     ctx: &RequestCtx<'_>,
     req: &CommandRequest,
     target: &Target,

@@ -73,16 +73,19 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         super::options::check_fields(spec, &inner_req)?;
     }
     let ns = inner_req.namespace()?;
-    // For aggregate: the stages after those the query answers (`$match`, `$sort`).
-    let mut later_stages: Vec<Bson> = Vec::new();
+    // For aggregate: the stages after those the query answers (`$match`, `$sort`), and the
+    // command's variables they run with.
+    let mut later_stages: Vec<bson::RawDocumentBuf> = Vec::new();
+    let mut vars = Variables::new();
     let ((target, plan), write_stage) = match inner_req.name() {
         "find" => {
             let FindArgs { target, query, .. } = FindArgs::parse(ctx, &inner_req, ns)?;
             ((target, query), None)
         }
         "aggregate" => {
-            let (target, plan, rest) = aggregate_plan(ctx, &inner_req, ns)?;
+            let (target, plan, rest, let_vars) = aggregate_plan(ctx, &inner_req, ns)?;
             later_stages = rest;
+            vars = let_vars;
             ((target, plan), None)
         }
         "count" => {
@@ -124,7 +127,31 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     let parsed_query = limits::to_document(&filter_doc).unwrap_or_default();
     drop(filter_doc);
     let mut returned = 0u64;
+    // The pipeline's own stages, each counted when the pipeline runs.
+    let cursor_counter = Arc::new(pipeline::StageCounter::default());
+    let mut stage_counters = Vec::new();
     if verbosity != Verbosity::QueryPlanner {
+        let mut stream = stream;
+        if !later_stages.is_empty() {
+            if later_stages
+                .iter()
+                .any(|s| s.get("$out").ok().flatten().is_some() || s.get("$merge").ok().flatten().is_some())
+            {
+                return Err(Error::new(
+                    ErrorCode::NotImplemented,
+                    "explain at executionStats of a pipeline that writes ($out, $merge) is not supported yet",
+                ));
+            }
+            let default = ctx.state.params.allow_disk_use_by_default();
+            let allow_disk_use = inner_req.bool_arg("allowDiskUse")?.unwrap_or(default);
+            let env =
+                super::aggregate::environment(ctx, &inner_req, &target, vars, stats.clone(), (allow_disk_use, false));
+            let raw_stages: Vec<RawBsonRef<'_>> = later_stages.iter().map(|s| RawBsonRef::Document(s)).collect();
+            let (counted, counters) =
+                pipeline::run_counted(pipeline::counted(stream, &cursor_counter), &raw_stages, &env)?;
+            stream = counted;
+            stage_counters = counters;
+        }
         for doc in stream {
             doc?;
             returned += 1;
@@ -187,11 +214,24 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         // mongod's shape when a pipeline goes on past its query: the query as a `$cursor`
         // stage, then the other stages as given.
         let mut cursor = doc! { "queryPlanner": query_planner };
+        let counted = execution_stats.is_some();
         if let Some(execution) = execution_stats {
             cursor.insert("executionStats", execution);
         }
-        let mut stages = vec![Bson::Document(doc! { "$cursor": cursor })];
-        stages.extend(later_stages);
+        let mut cursor = doc! { "$cursor": cursor };
+        if counted {
+            cursor.insert("nReturned", to_long(cursor_counter.returned.load(Ordering::Relaxed)));
+            cursor.insert("executionTimeMillisEstimate", cursor_counter.millis());
+        }
+        let mut stages = vec![Bson::Document(cursor)];
+        for (i, stage) in later_stages.iter().enumerate() {
+            let mut shown = limits::to_document(stage).unwrap_or_default();
+            if let Some(counter) = stage_counters.get(i) {
+                shown.insert("nReturned", to_long(counter.returned.load(Ordering::Relaxed)));
+                shown.insert("executionTimeMillisEstimate", counter.millis());
+            }
+            stages.push(Bson::Document(shown));
+        }
         reply.insert("stages", stages);
     }
     // mongod's `appendIfRoom`: the command is echoed only when the reply has room for it.
@@ -216,23 +256,29 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     Ok(reply)
 }
 
-/// The target and query an `aggregate` pipeline on `ns` starts with, and the stages after it.
-fn aggregate_plan(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: Namespace) -> Result<(Target, Query, Vec<Bson>)> {
+/// The target and query an `aggregate` pipeline on `ns` starts with, the stages after it,
+/// and its `let` variables.
+fn aggregate_plan(
+    ctx: &RequestCtx<'_>,
+    req: &CommandRequest,
+    ns: Namespace,
+) -> Result<(Target, Query, Vec<bson::RawDocumentBuf>, Variables)> {
     let stages = pipeline_arg(req)?;
+    pipeline::check_positions(&stages)?;
     let target = Target::resolve(ctx, ns, req.get("collation"), "aggregate.collation")?;
-    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
-    let (mut query, consumed) = pipeline::leading_query(&stages, vars.as_ref(), target.collation.clone())?;
+    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?.unwrap_or_default();
+    let (mut query, consumed) = pipeline::leading_query(&stages, Some(&vars), target.collation.clone())?;
     query.hint = hint_arg(req)?;
     let rest = stages
         .get(consumed..)
         .unwrap_or_default()
         .iter()
         .map(|stage| match stage {
-            RawBsonRef::Document(stage) => Document::try_from(*stage).map(Bson::Document).unwrap_or(Bson::Null),
-            _ => Bson::Null,
+            RawBsonRef::Document(stage) => Ok((*stage).to_owned()),
+            _ => Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object")),
         })
-        .collect();
-    Ok((target, query, rest))
+        .collect::<Result<_>>()?;
+    Ok((target, query, rest, vars))
 }
 
 /// The target and query of the first statement of an `update` or `delete` on `ns` (its read

@@ -20,6 +20,8 @@ mod unwind;
 mod window;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
@@ -170,6 +172,68 @@ fn run_in(
         stream = registry::apply(stream, &StageArgs { name, spec, env, context })?;
     }
     Ok(stream)
+}
+
+/// What one stage did, for `explain`: the documents it returned and the time spent producing
+/// them, its input's included (mongod's `executionTimeMillisEstimate` is cumulative too).
+#[derive(Debug, Default)]
+pub struct StageCounter {
+    /// Documents returned.
+    pub returned: AtomicU64,
+    /// Nanoseconds spent in `next()`, upstream included.
+    pub nanos: AtomicU64,
+}
+
+impl StageCounter {
+    /// `executionTimeMillisEstimate`.
+    pub fn millis(&self) -> i64 {
+        i64::try_from(self.nanos.load(Ordering::Relaxed) / 1_000_000).unwrap_or(i64::MAX)
+    }
+}
+
+/// A stream that counts into `counter` what it returns and how long it took.
+struct Counted {
+    inner: DocumentStream,
+    counter: Arc<StageCounter>,
+}
+
+impl Iterator for Counted {
+    type Item = Result<RawDocumentBuf>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let started = Instant::now();
+        let next = self.inner.next();
+        let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.counter.nanos.fetch_add(spent, Ordering::Relaxed);
+        if matches!(next, Some(Ok(_))) {
+            self.counter.returned.fetch_add(1, Ordering::Relaxed);
+        }
+        next
+    }
+}
+
+/// `stream`, counted into `counter`.
+pub fn counted(stream: DocumentStream, counter: &Arc<StageCounter>) -> DocumentStream {
+    Box::new(Counted { inner: stream, counter: counter.clone() })
+}
+
+/// [`run`], with each stage's output counted, for `explain`.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_counted(
+    mut stream: DocumentStream,
+    stages: &[RawBsonRef<'_>],
+    env: &Arc<PipelineEnv>,
+) -> Result<(DocumentStream, Vec<Arc<StageCounter>>)> {
+    let mut counters = Vec::with_capacity(stages.len());
+    for &stage in stages {
+        stream = run_in(stream, &[stage], env, Context::Top)?;
+        let counter = Arc::new(StageCounter::default());
+        stream = counted(stream, &counter);
+        counters.push(counter);
+    }
+    Ok((stream, counters))
 }
 
 /// The one field of a stage document.
