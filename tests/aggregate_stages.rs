@@ -304,7 +304,8 @@ async fn documents_and_stage_errors_have_mongods_codes() {
         (doc! { "$unwind": "items" }, 28818, "Location28818"),
         (doc! { "$sortByCount": "cust" }, 40148, "Location40148"),
         (doc! { "$replaceRoot": {} }, 40231, "Location40231"),
-        (doc! { "$setWindowFields": {} }, 238, "NotImplemented"),
+        (doc! { "$setWindowFields": {} }, 40414, "Location40414"),
+        (doc! { "$bucketAuto": {} }, 238, "NotImplemented"),
     ];
     for (stage, expected, name) in cases {
         let error = run_err(&db, "orders", vec![stage.clone()]).await;
@@ -538,4 +539,65 @@ async fn explain_shows_each_stage_with_its_counts() {
         .expect("explain");
     let group = planned.get_array("stages").ok().and_then(|s| s.get(1)).and_then(Bson::as_document).expect("$group");
     assert!(!group.contains_key("nReturned"), "{group}");
+}
+
+/// The spill files under the server's `_tmp`.
+fn spill_files(server: &TestServer) -> usize {
+    std::fs::read_dir(server.dir.path().join("db").join("_tmp")).map_or(0, |entries| entries.count())
+}
+
+#[tokio::test]
+async fn a_sort_past_its_memory_limit_spills_with_allow_disk_use_and_cleans_up() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("shop");
+    let coll = db.collection::<Document>("big");
+    let filler = "x".repeat(500);
+    coll.insert_many((0..400).map(|i| doc! { "_id": i, "k": (i * 7919) % 397, "s": &filler })).await.expect("insert");
+    server
+        .admin(doc! { "setParameter": 1, "internalQueryMaxBlockingSortMemoryUsageBytes": 20_000 })
+        .await
+        .expect("setParameter");
+    let sorted = run(&coll, vec![doc! { "$sort": { "k": -1, "_id": 1 } }, doc! { "$project": { "k": 1 } }]).await;
+    assert_eq!(sorted.len(), 400);
+    let keys: Vec<i32> = sorted.iter().filter_map(|d| d.get_i32("k").ok()).collect();
+    assert!(keys.windows(2).all(|w| w[0] >= w[1]), "sorted descending");
+    assert_eq!(sorted.first(), Some(&doc! { "_id": 208, "k": 396 }));
+    assert_eq!(spill_files(&server), 0, "the runs are deleted once read");
+    // A cursor left half-read keeps its runs until it is killed.
+    let mut cursor = coll.aggregate(vec![doc! { "$sort": { "k": 1 } }]).batch_size(10).await.expect("aggregate");
+    assert!(cursor.try_next().await.expect("first").is_some());
+    assert!(spill_files(&server) > 0, "runs exist while the cursor lives");
+    drop(cursor);
+    let gone =
+        common::eventually_async(std::time::Duration::from_secs(5), || std::future::ready(spill_files(&server) == 0))
+            .await;
+    assert!(gone, "killCursors deletes them");
+    // find spills the same way.
+    let found: Vec<Document> = coll
+        .find(doc! {})
+        .sort(doc! { "k": 1, "_id": 1 })
+        .allow_disk_use(true)
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(found.len(), 400);
+    let error = db
+        .run_command(doc! { "find": "big", "sort": { "k": 1 }, "allowDiskUse": false })
+        .await
+        .expect_err("over the limit");
+    assert_eq!(code(&error).map(|e| e.0), Some(292));
+}
+
+#[tokio::test]
+async fn spill_files_left_by_a_crash_are_deleted_at_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let tmp = dir.path().join("db").join("_tmp");
+    std::fs::create_dir_all(&tmp).expect("mkdir");
+    std::fs::write(tmp.join("sort-1-1.bson"), b"left over").expect("write");
+    let server = TestServer::start_in(dir, &[]);
+    server.client("").await.database("x").run_command(doc! { "ping": 1 }).await.expect("ping");
+    assert_eq!(spill_files(&server), 0);
 }

@@ -21,6 +21,7 @@ pub mod explain;
 pub mod insert;
 pub mod pipeline;
 pub mod planner;
+pub mod spill;
 pub mod stages;
 pub mod validate;
 pub mod views;
@@ -59,8 +60,8 @@ pub struct Query {
     pub skip: usize,
     /// The most documents to return (`None`: all).
     pub limit: Option<usize>,
-    /// `allowDiskUse` (or `allowDiskUseByDefault`): lifts the in-memory sort limit. The sort
-    /// still runs in memory: Monarch does not spill to disk yet.
+    /// `allowDiskUse` (or `allowDiskUseByDefault`): a blocking sort past its memory limit
+    /// spills sorted runs to disk instead of failing.
     pub allow_disk_use: bool,
     /// The collation the filter and sort use (`None`: simple).
     pub collation: Option<Arc<Collation>>,
@@ -117,13 +118,14 @@ impl Query {
         let indexes = collection.indexes();
         let view = state.storage.snapshot();
         let max_sort_bytes = state.params.max_blocking_sort_bytes();
-        let (plan, stream) = self.run_in(&state.plans, collection, &indexes, view, stats, max_sort_bytes)?;
+        let sorting = (max_sort_bytes, state.storage.temp_dir());
+        let (plan, stream) = self.run_in(&state.plans, collection, &indexes, view, stats, sorting)?;
         Ok((Some(plan), stream))
     }
 
     /// Plans and starts the query on `collection` over `view`, a snapshot taken after
-    /// `indexes` was listed, with the plan cache `plans` and `max_sort_bytes` for a blocking
-    /// sort, counting work into `stats`.
+    /// `indexes` was listed, with the plan cache `plans`, counting work into `stats`; a
+    /// blocking sort keeps to `max_sort_bytes` and spills under `spill_dir`.
     ///
     /// # Errors
     /// As [`Query::run`].
@@ -134,7 +136,7 @@ impl Query {
         indexes: &IndexSet,
         view: ReadView,
         stats: Arc<ExecStats>,
-        max_sort_bytes: u64,
+        (max_sort_bytes, spill_dir): (u64, &std::path::Path),
     ) -> Result<(Plan, DocumentStream)> {
         let Query {
             filter,
@@ -171,7 +173,7 @@ impl Query {
         );
         let ordered = match sort {
             Some(sort) if !plan.sort_provided => {
-                stages::sort(matched, &sort, max_sort_bytes, allow_disk_use, stages::SortContext::Find)?
+                stages::sort(matched, &sort, max_sort_bytes, allow_disk_use, stages::SortContext::Find, spill_dir)?
             }
             _ => matched,
         };

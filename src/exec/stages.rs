@@ -2,6 +2,8 @@
 //! skip and limit, and the shaping of what is returned (projection, `returnKey`,
 //! `showRecordId`). Each takes a document stream and gives one back.
 
+use std::path::Path;
+
 use bson::{RawDocument, RawDocumentBuf};
 
 use super::planner::{Access, Plan};
@@ -23,9 +25,9 @@ pub fn keep(filter: &Filter, doc: Result<RawDocumentBuf>) -> Option<Result<RawDo
     }
 }
 
-/// Sorts `stream` in memory, stably (ties keep the order they came in, as mongod). Past
-/// `memory_limit` bytes of documents the sort fails unless `allow_disk_use`; Monarch does not
-/// spill to disk yet, so with it the sort goes on in memory.
+/// Sorts `stream` stably (ties keep the order they came in, as mongod). Past `memory_limit`
+/// bytes of documents the sort fails, or with `allow_disk_use` spills sorted runs under
+/// `spill_dir` and merges them.
 ///
 /// # Errors
 /// 292 QueryExceededMemoryLimitNoDiskUseAllowed, and the stream's errors.
@@ -35,8 +37,12 @@ pub fn sort(
     memory_limit: u64,
     allow_disk_use: bool,
     context: SortContext,
+    spill_dir: &Path,
 ) -> Result<DocumentStream> {
     let memory_limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
+    if allow_disk_use {
+        return super::spill::sort(stream, sort.clone(), memory_limit, spill_dir);
+    }
     let mut all = Vec::new();
     let mut bytes = 0usize;
     for doc in stream {

@@ -53,7 +53,7 @@ mod validate;
 mod writer;
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -154,6 +154,8 @@ pub struct Storage {
     budget: MemoryBudget,
     /// Serializes catalog changes (create, drop, rename, collMod).
     ddl: std::sync::Mutex<()>,
+    /// `<dbpath>/_tmp`: where blocking stages spill; emptied at every start.
+    temp_dir: PathBuf,
     /// Held for the life of the process: two servers must not share a dbpath.
     _lock: File,
 }
@@ -219,7 +221,13 @@ impl Storage {
             .map(|guard| guard.value().map(|v| v.to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let catalog = Catalog::load(entries.into_iter(), next_id)?;
+        // Spill files of a previous run (a crash mid-sort) are worthless now.
+        let temp_dir = dbpath.join(TEMP_DIR);
+        if temp_dir.exists() {
+            std::fs::remove_dir_all(&temp_dir)?;
+        }
         let storage = Self {
+            temp_dir,
             journal: Journal::new(db.clone())?,
             db,
             meta,
@@ -361,6 +369,12 @@ impl Storage {
             batch.insert(&self.meta, meta_key(b'i', &index.prefix()), []);
         }
         batch.remove(&self.meta, totals_key(collection));
+    }
+
+    /// Where blocking stages write their spill files (`<dbpath>/_tmp`, created on demand and
+    /// emptied at every start).
+    pub fn temp_dir(&self) -> &Path {
+        &self.temp_dir
     }
 
     /// Puts the collection `temp` in `target`'s place in one durable batch: `target` (if it
@@ -719,6 +733,9 @@ fn check_key_format(meta: &Keyspace, fresh: bool) -> std::result::Result<(), Sto
     }
     Ok(())
 }
+
+/// The folder under the dbpath where spill files go, as mongod's `_tmp`.
+pub const TEMP_DIR: &str = "_tmp";
 
 /// The prefix of the temporary collections `$out` writes into before renaming them.
 pub const TEMPORARY_PREFIX: &str = "tmp.agg_out.";

@@ -42,7 +42,7 @@ impl Foreign {
             &self.indexes,
             self.view.clone(),
             env.stats.clone(),
-            env.max_memory_bytes,
+            (env.max_memory_bytes, env.storage.temp_dir()),
         )?;
         Ok(stream)
     }

@@ -48,7 +48,7 @@ pub struct PipelineEnv {
     /// The collation of `$match`, `$sort`, grouping and comparisons (`None`: simple).
     pub collation: Option<Arc<Collation>>,
     /// `allowDiskUse` (or `allowDiskUseByDefault`): lifts the in-memory limits of blocking
-    /// stages. They still run in memory: Monarch does not spill to disk yet.
+    /// stages. `$sort` spills to disk; the others do not spill yet and go on in memory.
     pub allow_disk_use: bool,
     /// The memory a blocking stage (`$sort`, `$group`) may use without `allowDiskUse`.
     pub max_memory_bytes: u64,

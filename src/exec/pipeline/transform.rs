@@ -55,8 +55,10 @@ pub(super) fn sort(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Docum
         return Err(Error::new(ErrorCode::Location15973, "the $sort key specification must be an object"));
     };
     let sort = SortSpec::parse(spec)?.with_collation(env.collation.as_ref());
-    let (limit, allow_disk_use) = (env.max_memory_bytes, env.allow_disk_use);
-    Ok(deferred(move || stages::sort(stream, &sort, limit, allow_disk_use, stages::SortContext::Aggregate)))
+    let (limit, allow_disk_use, storage) = (env.max_memory_bytes, env.allow_disk_use, env.storage.clone());
+    Ok(deferred(move || {
+        stages::sort(stream, &sort, limit, allow_disk_use, stages::SortContext::Aggregate, storage.temp_dir())
+    }))
 }
 
 /// `$project`.
