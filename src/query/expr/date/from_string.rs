@@ -1,0 +1,349 @@
+//! `$dateFromString`: ISO 8601 and the common date forms mongod's timelib reads, or a `%`
+//! format, with an offset or zone in the string or a `timezone` argument. Every failure to
+//! read the string is 241 ConversionFailure, which `onError` catches.
+
+use bson::Bson;
+
+use super::civil::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, days_from_civil, days_in_month, iso_week_one_monday};
+use super::format::{MONTHS, validate};
+use super::tz::Zone;
+use super::{Args, date_value, nullish, shown};
+use crate::error::ErrorCode;
+use crate::query::error::QueryError;
+use crate::query::expr::value::{Value, type_of};
+
+/// The specifiers a `$dateFromString` format may use.
+const FROM_STRING_SPECIFIERS: &str = "bBdGHjLmMSuVYzZ%";
+
+/// `$dateFromString`: a nullish `dateString` answers `onNull` (null when not given), after
+/// the format and zone are checked; a string that does not read answers `onError` when given.
+pub(super) fn date_from_string(args: &mut Args<'_>) -> Result<Value, QueryError> {
+    let input = args.get(0)?.flatten();
+    let format = match args.get(1)? {
+        None => None,
+        Some(v) if nullish(&v) => Some(None),
+        Some(Some(Bson::String(f))) => {
+            validate(&f, FROM_STRING_SPECIFIERS)?;
+            Some(Some(f))
+        }
+        Some(v) => {
+            return Err(QueryError::new(
+                ErrorCode::Location40684,
+                format!("$dateFromString requires that 'format' be a string, found: {} with value {}", type_of(&v), shown(&v)),
+            ));
+        }
+    };
+    let zone = args.zone(2)?;
+    let zone_given = args.given(2);
+    if nullish(&input) {
+        return Ok(args.get(4)?.unwrap_or(Some(Bson::Null)));
+    }
+    let result = match (&input, zone, format) {
+        (Some(Bson::String(text)), Some(zone), Some(Some(format))) => {
+            parse_with_format(text, &format, &zone, zone_given).map(date_value)
+        }
+        (Some(Bson::String(text)), Some(zone), None) => parse_free(text, &zone, zone_given).map(date_value),
+        (Some(Bson::String(_)), _, _) => Ok(Some(Bson::Null)),
+        _ => Err(QueryError::new(
+            ErrorCode::ConversionFailure,
+            format!(
+                "$dateFromString requires that 'dateString' be a string, found: {} with value {}",
+                type_of(&input),
+                shown(&input)
+            ),
+        )),
+    };
+    match result {
+        Err(e) if e.code() == ErrorCode::ConversionFailure && args.given(3) => Ok(args.get(3)?.flatten()),
+        other => other,
+    }
+}
+
+/// A zone written in the date string.
+enum StringZone {
+    Offset(i64),
+    Named(Zone),
+}
+
+/// What a date string spelled: the wall-clock time and any zone.
+#[derive(Default)]
+struct Fields {
+    year: Option<i64>,
+    month: Option<i64>,
+    day: Option<i64>,
+    day_of_year: Option<i64>,
+    iso_year: Option<i64>,
+    iso_week: Option<i64>,
+    iso_day: Option<i64>,
+    hour: i64,
+    minute: i64,
+    second: i64,
+    millisecond: i64,
+    zone: Option<StringZone>,
+}
+
+fn failure(text: &str, pos: usize, reason: &str) -> QueryError {
+    QueryError::new(ErrorCode::ConversionFailure, format!("Error parsing date string '{text}'; {pos}: {reason}"))
+}
+
+impl Fields {
+    /// The instant: the string's own zone wins, and may not be combined with a `timezone`
+    /// argument other than UTC.
+    fn resolve(self, text: &str, zone: &Zone, zone_given: bool) -> Result<i64, QueryError> {
+        let days = if let Some(iso_year) = self.iso_year {
+            iso_week_one_monday(iso_year) + (self.iso_week.unwrap_or(1) - 1) * 7 + (self.iso_day.unwrap_or(1) - 1)
+        } else {
+            let year = self.year.ok_or_else(|| failure(text, 0, "an incomplete date/time string has been found, with elements missing"))?;
+            if let Some(doy) = self.day_of_year {
+                days_from_civil(year, 1, 1) + doy - 1
+            } else {
+                let (month, day) = (self.month.unwrap_or(1), self.day.unwrap_or(1));
+                if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+                    return Err(failure(text, 0, "The parsed date was invalid"));
+                }
+                days_from_civil(year, month, day)
+            }
+        };
+        if self.hour > 24 || self.minute > 59 || self.second > 59 {
+            return Err(failure(text, 0, "The parsed time was invalid"));
+        }
+        let local = days * DAY_MS + self.hour * HOUR_MS + self.minute * MINUTE_MS + self.second * SECOND_MS + self.millisecond;
+        match self.zone {
+            None => Ok(zone.from_local(local)),
+            Some(_) if zone_given && !zone.is_utc() => Err(QueryError::new(
+                ErrorCode::ConversionFailure,
+                "you cannot pass in a date/time string with time zone information together with a timezone argument",
+            )),
+            Some(StringZone::Offset(seconds)) => Ok(local - seconds * 1000),
+            Some(StringZone::Named(z)) => Ok(z.from_local(local)),
+        }
+    }
+}
+
+/// A cursor over the date string.
+struct Reader<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn rest(&self) -> &'a str {
+        self.text.get(self.pos..).unwrap_or_default()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Between `min` and `max` ASCII digits.
+    fn number(&mut self, min: usize, max: usize) -> Option<i64> {
+        let len = self.rest().bytes().take(max).take_while(u8::is_ascii_digit).count();
+        if len < min {
+            return None;
+        }
+        let n = self.rest().get(..len)?.parse().ok()?;
+        self.pos += len;
+        Some(n)
+    }
+
+    /// Digits of a fraction of a second, as milliseconds (extra digits dropped).
+    fn fraction_ms(&mut self) -> Option<i64> {
+        let digits: String = self.rest().chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            return None;
+        }
+        self.pos += digits.len();
+        let padded: String = digits.chars().chain("000".chars()).take(3).collect();
+        padded.parse().ok()
+    }
+
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.pos += 1;
+        }
+    }
+
+    fn fail(&self, reason: &str) -> QueryError {
+        failure(self.text, self.pos, reason)
+    }
+
+    /// `Z`, `UTC`/`GMT` (maybe followed by an offset), `±hh[[:]mm]` or an Olson name.
+    fn zone(&mut self) -> Result<Option<StringZone>, QueryError> {
+        let rest = self.rest();
+        if rest.is_empty() {
+            return Ok(None);
+        }
+        if rest == "Z" || rest == "z" {
+            self.pos += 1;
+            return Ok(Some(StringZone::Offset(0)));
+        }
+        for name in ["UTC", "GMT"] {
+            if let Some(after) = rest.strip_prefix(name) {
+                self.pos += name.len();
+                if after.is_empty() {
+                    return Ok(Some(StringZone::Offset(0)));
+                }
+                return self.offset().map(|o| Some(StringZone::Offset(o)));
+            }
+        }
+        if rest.starts_with(['+', '-']) {
+            return self.offset().map(|o| Some(StringZone::Offset(o)));
+        }
+        match Zone::parse(rest) {
+            Ok(zone) => {
+                self.pos = self.text.len();
+                Ok(Some(StringZone::Named(zone)))
+            }
+            Err(_) => Err(self.fail("The timezone could not be found in the database")),
+        }
+    }
+
+    /// `±hh`, `±hhmm` or `±hh:mm`, in seconds.
+    fn offset(&mut self) -> Result<i64, QueryError> {
+        let sign = match self.peek() {
+            Some(b'+') => 1,
+            Some(b'-') => -1,
+            _ => return Err(self.fail("Unexpected character")),
+        };
+        self.pos += 1;
+        let hours = self.number(2, 2).ok_or_else(|| self.fail("Unexpected character"))?;
+        self.eat(b':');
+        let minutes = self.number(2, 2).unwrap_or(0);
+        Ok(sign * (hours * 3600 + minutes * 60))
+    }
+}
+
+/// A date string without a format: `YYYY-MM-DD`, `YYYY/MM/DD` or `MM/DD/YYYY`, then
+/// optionally `T` or spaces and `hh:mm[:ss[.fff]]`, then optionally a zone.
+fn parse_free(text: &str, zone: &Zone, zone_given: bool) -> Result<i64, QueryError> {
+    let mut r = Reader { text, pos: 0 };
+    let mut f = Fields::default();
+    r.skip_spaces();
+    let first = r.number(1, 4).ok_or_else(|| r.fail("Unexpected character"))?;
+    let sep = r.peek();
+    if r.pos >= 4 && (sep == Some(b'-') || sep == Some(b'/')) {
+        let sep = sep.unwrap_or(b'-');
+        r.pos += 1;
+        f.year = Some(first);
+        f.month = Some(r.number(1, 2).ok_or_else(|| r.fail("Unexpected character"))?);
+        if !r.eat(sep) {
+            return Err(r.fail("an incomplete date/time string has been found, with elements missing"));
+        }
+        f.day = Some(r.number(1, 2).ok_or_else(|| r.fail("Unexpected character"))?);
+    } else if sep == Some(b'/') {
+        r.pos += 1;
+        f.month = Some(first);
+        f.day = Some(r.number(1, 2).ok_or_else(|| r.fail("Unexpected character"))?);
+        if !r.eat(b'/') {
+            return Err(r.fail("Unexpected character"));
+        }
+        f.year = Some(r.number(4, 4).ok_or_else(|| r.fail("Unexpected character"))?);
+    } else {
+        return Err(r.fail("Unexpected character"));
+    }
+    let before_time = r.pos;
+    if !r.eat(b'T') && !r.eat(b't') {
+        r.skip_spaces();
+    }
+    if let Some(hour) = r.number(1, 2) {
+        f.hour = hour;
+        if !r.eat(b':') {
+            return Err(r.fail("Unexpected character"));
+        }
+        f.minute = r.number(2, 2).ok_or_else(|| r.fail("Unexpected character"))?;
+        if r.eat(b':') {
+            f.second = r.number(2, 2).ok_or_else(|| r.fail("Unexpected character"))?;
+            if r.eat(b'.') || r.eat(b',') {
+                f.millisecond = r.fraction_ms().ok_or_else(|| r.fail("Unexpected character"))?;
+            }
+        }
+        r.skip_spaces();
+    } else if r.pos != before_time && r.rest().is_empty() {
+        return Err(r.fail("Unexpected character"));
+    }
+    f.zone = r.zone()?;
+    r.skip_spaces();
+    if !r.rest().is_empty() {
+        return Err(r.fail("Unexpected data found."));
+    }
+    f.resolve(text, zone, zone_given)
+}
+
+/// A date string read with a validated `%` format: literal characters must match exactly.
+fn parse_with_format(text: &str, format: &str, zone: &Zone, zone_given: bool) -> Result<i64, QueryError> {
+    let mut r = Reader { text, pos: 0 };
+    let mut f = Fields::default();
+    let mut spec = format.chars();
+    while let Some(c) = spec.next() {
+        if c != '%' {
+            let mut buf = [0u8; 4];
+            let lit = c.encode_utf8(&mut buf);
+            if !r.rest().starts_with(&*lit) {
+                return Err(r.fail("The format separator does not match"));
+            }
+            r.pos += lit.len();
+            continue;
+        }
+        let Some(s) = spec.next() else { break };
+        let missing = |r: &Reader<'_>, what: &str| r.fail(&format!("{what} could not be found"));
+        match s {
+            'Y' => f.year = Some(r.number(4, 4).ok_or_else(|| missing(&r, "A four digit year"))?),
+            'G' => f.iso_year = Some(r.number(4, 4).ok_or_else(|| missing(&r, "A four digit ISO year"))?),
+            'm' => f.month = Some(r.number(1, 2).ok_or_else(|| missing(&r, "A two digit month"))?),
+            'd' => f.day = Some(r.number(1, 2).ok_or_else(|| missing(&r, "A two digit day"))?),
+            'j' => f.day_of_year = Some(r.number(1, 3).ok_or_else(|| missing(&r, "A three digit day-of-year"))?),
+            'V' => f.iso_week = Some(r.number(1, 2).ok_or_else(|| missing(&r, "A two digit ISO week"))?),
+            'u' => f.iso_day = Some(r.number(1, 1).ok_or_else(|| missing(&r, "A single digit day of week"))?),
+            'H' => f.hour = r.number(1, 2).ok_or_else(|| missing(&r, "A two digit hour"))?,
+            'M' => f.minute = r.number(1, 2).ok_or_else(|| missing(&r, "A two digit minute"))?,
+            'S' => f.second = r.number(1, 2).ok_or_else(|| missing(&r, "A two digit second"))?,
+            'L' => f.millisecond = r.fraction_ms().ok_or_else(|| missing(&r, "A three digit millisecond"))?,
+            'z' => {
+                if r.eat(b'Z') {
+                    f.zone = Some(StringZone::Offset(0));
+                } else {
+                    f.zone = Some(StringZone::Offset(r.offset()?));
+                }
+            }
+            'Z' => {
+                let sign = if r.eat(b'-') {
+                    -1
+                } else {
+                    r.eat(b'+');
+                    1
+                };
+                let minutes = r.number(1, 4).ok_or_else(|| missing(&r, "A minutes offset"))?;
+                f.zone = Some(StringZone::Offset(sign * minutes * 60));
+            }
+            'b' | 'B' => {
+                let rest = r.rest().to_ascii_lowercase();
+                let found = MONTHS.iter().enumerate().find_map(|(i, name)| {
+                    let name = name.to_ascii_lowercase();
+                    let len = if s == 'b' { 3 } else { name.len() };
+                    rest.starts_with(name.get(..len)?).then_some((i, len))
+                });
+                let (i, len) = found.ok_or_else(|| missing(&r, "A textual month"))?;
+                f.month = i64::try_from(i).ok().map(|m| m + 1);
+                r.pos += len;
+            }
+            _ => {
+                if !r.eat(b'%') {
+                    return Err(r.fail("The escaped character could not be found"));
+                }
+            }
+        }
+    }
+    if !r.rest().is_empty() {
+        return Err(r.fail("Trailing data"));
+    }
+    f.resolve(text, zone, zone_given)
+}
