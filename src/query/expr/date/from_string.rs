@@ -298,14 +298,20 @@ fn parse_with_format(text: &str, format: &str, zone: &Zone, zone_given: bool) ->
         match s {
             'Y' => f.year = Some(r.number(4, 4).ok_or_else(|| missing(&r, "A four digit year"))?),
             'G' => f.iso_year = Some(r.number(4, 4).ok_or_else(|| missing(&r, "A four digit ISO year"))?),
-            'm' => f.month = Some(r.number(1, 2).ok_or_else(|| missing(&r, "A two digit month"))?),
-            'd' => f.day = Some(r.number(1, 2).ok_or_else(|| missing(&r, "A two digit day"))?),
+            'm' => f.month = Some(r.number(2, 2).ok_or_else(|| missing(&r, "A two digit month"))?),
+            'd' => f.day = Some(r.number(2, 2).ok_or_else(|| missing(&r, "A two digit day"))?),
             'j' => f.day_of_year = Some(r.number(1, 3).ok_or_else(|| missing(&r, "A three digit day-of-year"))?),
-            'V' => f.iso_week = Some(r.number(1, 2).ok_or_else(|| missing(&r, "A two digit ISO week"))?),
-            'u' => f.iso_day = Some(r.number(1, 1).ok_or_else(|| missing(&r, "A single digit day of week"))?),
-            'H' => f.hour = r.number(1, 2).ok_or_else(|| missing(&r, "A two digit hour"))?,
-            'M' => f.minute = r.number(1, 2).ok_or_else(|| missing(&r, "A two digit minute"))?,
-            'S' => f.second = r.number(1, 2).ok_or_else(|| missing(&r, "A two digit second"))?,
+            'V' => {
+                let week = r.number(2, 2).filter(|w| (1..=53).contains(w));
+                f.iso_week = Some(week.ok_or_else(|| missing(&r, "A two digit ISO week"))?);
+            }
+            'u' => {
+                let day = r.number(1, 1).filter(|d| (1..=7).contains(d));
+                f.iso_day = Some(day.ok_or_else(|| missing(&r, "A single digit day of week"))?);
+            }
+            'H' => f.hour = r.number(2, 2).ok_or_else(|| missing(&r, "A two digit hour"))?,
+            'M' => f.minute = r.number(2, 2).ok_or_else(|| missing(&r, "A two digit minute"))?,
+            'S' => f.second = r.number(2, 2).ok_or_else(|| missing(&r, "A two digit second"))?,
             'L' => f.millisecond = r.fraction_ms().ok_or_else(|| missing(&r, "A three digit millisecond"))?,
             'z' => {
                 if r.eat(b'Z') {
@@ -315,13 +321,15 @@ fn parse_with_format(text: &str, format: &str, zone: &Zone, zone_given: bool) ->
                 }
             }
             'Z' => {
+                // `±mmm`: the sign is required.
                 let sign = if r.eat(b'-') {
                     -1
-                } else {
-                    r.eat(b'+');
+                } else if r.eat(b'+') {
                     1
+                } else {
+                    return Err(missing(&r, "A sign of the minutes offset"));
                 };
-                let minutes = r.number(1, 4).ok_or_else(|| missing(&r, "A minutes offset"))?;
+                let minutes = r.number(3, 3).ok_or_else(|| missing(&r, "A three digit minutes offset"))?;
                 f.zone = Some(StringZone::Offset(sign * minutes * 60));
             }
             'b' | 'B' => {

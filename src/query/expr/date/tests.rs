@@ -445,6 +445,11 @@ fn date_from_string_with_format() {
         ok(date("2018-06-15T09:12:13.456Z"))
     );
     assert_eq!(parse(doc! { "dateString": "2018 W24 5", "format": "%G W%V %u" }), ok(date("2018-06-15T00:00:00Z")));
+    // A date written back by the same format reads as itself.
+    assert_eq!(
+        parse(doc! { "dateString": "2017-07-04T10:56:02Z", "format": "%Y-%m-%dT%H:%M:%SZ" }),
+        ok(date("2017-07-04T10:56:02Z"))
+    );
     assert_eq!(parse(doc! { "dateString": "15 Jun 2018", "format": "%d %b %Y" }), ok(date("2018-06-15T00:00:00Z")));
     assert_eq!(parse(doc! { "dateString": "2018-166", "format": "%Y-%j" }), ok(date("2018-06-15T00:00:00Z")));
     assert_eq!(
@@ -468,6 +473,24 @@ fn date_from_string_nulls_and_errors() {
     assert_eq!(parse(doc! { "dateString": 5, "onError": "bad" }), ok("bad"));
     assert_eq!(parse(doc! { "dateString": "2017-02-08Z", "timezone": "Europe/London" }), Err(241));
     assert_eq!(parse(doc! { "dateString": "15-06-2018", "format": "%Y-%m-%d" }), Err(241));
+    // mongod's own rejections: digit counts, ranges, the sign of %Z, an empty format.
+    for (input, format) in [
+        ("201", "%Y"),
+        ("20i7", "%Y"),
+        ("2017-01-01T00:1:00", "%Y-%m-%dT%H:%M:%S"),
+        ("2017-01-01T00:00:1", "%Y-%m-%dT%H:%M:%S"),
+        ("2017-01-01T00:00:00.i", "%Y-%m-%dT%H:%M:%S.%L"),
+        ("2017-55", "%G-%V"),
+        ("2017-8", "%G-%u"),
+        ("2017-11", "%G-%u"),
+        ("2017 500", "%G %Z"),
+        ("2017 +i00", "%G %Z"),
+        ("1/1/2017", ""),
+        ("", ""),
+    ] {
+        assert_eq!(parse(doc! { "dateString": input, "format": format }), Err(241), "{input} as {format}");
+    }
+    assert_eq!(parse(doc! { "dateString": "2017 +330", "format": "%G %Z" }), ok(date("2017-01-01T18:30:00Z")));
     // The format and zone are checked before the input; onError does not catch them.
     assert_eq!(parse(doc! { "dateString": null, "format": 5 }), Err(40684));
     assert_eq!(parse(doc! { "dateString": "x", "format": "%Q", "onError": 1 }), Err(18536));
@@ -490,4 +513,89 @@ fn units_api_for_windows_and_densify() {
     assert_eq!(TimeUnit::parse("hours").unwrap_err().code().code(), 9);
     assert_eq!(StartOfWeek::parse("sat"), Some(StartOfWeek(6)));
     assert_eq!(StartOfWeek::parse("satur"), None);
+}
+
+/// The instant of a wall-clock time in `zone`, as `$dateFromParts` reads it.
+fn at(zone: &Zone, y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, milli: i64) -> i64 {
+    let days = super::civil::days_from_civil(y, mo, d);
+    zone.from_local(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + milli)
+}
+
+#[test]
+fn units_diff_matches_mongods_cases() {
+    let ny = Zone::parse("America/New_York").unwrap();
+    let eucla = Zone::parse("Australia/Eucla").unwrap();
+    let sun = StartOfWeek::SUNDAY;
+    let diff = |a: i64, b: i64, unit: TimeUnit, zone: &Zone, sow: StartOfWeek| units::diff(a, b, unit, zone, sow).unwrap();
+    // Hours across both of New York's changes are elapsed hours.
+    assert_eq!(diff(ms("2020-11-01T05:00:00Z"), ms("2020-11-01T06:00:00Z"), TimeUnit::Hour, &ny, sun), 1);
+    assert_eq!(diff(ms("2020-11-01T06:00:00Z"), ms("2020-11-01T05:00:00Z"), TimeUnit::Hour, &ny, sun), -1);
+    assert_eq!(diff(ms("2020-03-08T06:45:00Z"), ms("2020-03-08T07:00:00Z"), TimeUnit::Hour, &ny, sun), 1);
+    assert_eq!(diff(ms("2020-03-08T07:00:00Z"), ms("2020-03-08T06:45:00Z"), TimeUnit::Hour, &ny, sun), -1);
+    // Eucla is UTC+08:45: 20:55 to 21:05 local crosses an hour.
+    assert_eq!(diff(ms("2020-11-10T12:10:00Z"), ms("2020-11-10T12:20:00Z"), TimeUnit::Hour, &eucla, sun), 1);
+    assert_eq!(diff(at(&ny, 1999, 1, 1, 0, 0, 0, 0), at(&ny, 2001, 1, 1, 1, 0, 0, 0), TimeUnit::Hour, &ny, sun), 17545);
+    assert_eq!(
+        diff(at(&ny, 1585, 11, 8, 1, 55, 0, 0), at(&ny, 2030, 11, 8, 1, 30, 59, 999), TimeUnit::Minute, &ny, sun),
+        234_047_495
+    );
+    assert_eq!(
+        diff(at(&ny, 2020, 11, 8, 2, 10, 16, 999), at(&ny, 2020, 11, 8, 1, 30, 15, 999), TimeUnit::Second, &ny, sun),
+        -2401
+    );
+    assert_eq!(diff(at(&ny, 1583, 1, 1, 0, 0, 0, 0), at(&ny, 1601, 1, 1, 0, 0, 0, 0), TimeUnit::Day, &ny, sun), 6575);
+    assert_eq!(diff(at(&ny, 520, 3, 1, 0, 0, 0, 0), at(&ny, 2020, 3, 1, 0, 0, 0, 0), TimeUnit::Month, &ny, sun), 18000);
+    assert_eq!(
+        diff(at(&ny, 2000, 12, 31, 23, 59, 59, 500), at(&ny, 1500, 9, 30, 23, 59, 59, 999), TimeUnit::Quarter, &ny, sun),
+        -2001
+    );
+    let mon = StartOfWeek::parse("monday").unwrap();
+    let wed = StartOfWeek::parse("wednesday").unwrap();
+    let week = |a: (i64, i64), b: (i64, i64), sow| {
+        diff(at(&ny, 2020, a.0, a.1, 0, 0, 0, 0), at(&ny, 2020, b.0, b.1, 0, 0, 0, 0), TimeUnit::Week, &ny, sow)
+    };
+    assert_eq!(week((11, 2), (11, 15), mon), 1);
+    assert_eq!(week((11, 8), (11, 9), mon), 1);
+    assert_eq!(week((11, 10), (10, 8), mon), -5);
+    assert_eq!(week((11, 7), (11, 15), sun), 2);
+    assert_eq!(week((11, 4), (11, 10), wed), 0);
+}
+
+#[test]
+fn units_add_keeps_the_wall_clock_across_dst() {
+    let ams = Zone::parse("Europe/Amsterdam").unwrap();
+    let ny = Zone::parse("America/New_York").unwrap();
+    let add = |start: &str, unit: TimeUnit, n: i64, zone: &Zone| units::add(ms(start), unit, n, zone).unwrap();
+    // Amsterdam falls back at 2020-10-25T01:00Z.
+    assert_eq!(add("2020-10-25T00:50:05Z", TimeUnit::Hour, 1, &ams), ms("2020-10-25T01:50:05Z"));
+    assert_eq!(add("2020-10-25T00:50:05Z", TimeUnit::Day, 1, &ams), ms("2020-10-26T01:50:05Z"));
+    assert_eq!(add("2020-10-25T01:10:05Z", TimeUnit::Day, -1, &ams), ms("2020-10-24T00:10:05Z"));
+    // Month ends in the zone's calendar.
+    assert_eq!(add("2021-05-30T22:30:00Z", TimeUnit::Month, -1, &ams), ms("2021-04-29T22:30:00Z"));
+    assert_eq!(add("2021-05-30T22:30:00Z", TimeUnit::Quarter, -5, &ams), ms("2020-02-28T23:30:00Z"));
+    assert_eq!(add("2020-12-31T03:00:00Z", TimeUnit::Month, 2, &ny), ms("2021-03-01T03:00:00Z"));
+    // New York springs forward at 2020-03-08T07:00Z.
+    assert_eq!(add("2020-03-08T06:50:00Z", TimeUnit::Day, 1, &ny), ms("2020-03-09T05:50:00Z"));
+    assert_eq!(add("2020-03-08T07:20:00Z", TimeUnit::Day, -1, &ny), ms("2020-03-07T08:20:00Z"));
+    assert_eq!(add("2020-03-08T07:20:00Z", TimeUnit::Minute, -25, &ny), ms("2020-03-08T06:55:00Z"));
+}
+
+#[test]
+fn date_to_string_before_the_epoch() {
+    // mongod's own formatting cases: Tuesday 1969-12-30T13:42:23.211Z.
+    let format = "%Y/%m/%d %H:%M:%S:%L, dayOfYear: %j, dayOfWeek: %w, week: %U, isoYear: %G, isoWeek: %V, isoDayOfWeek: %u";
+    let d = Bson::DateTime(DateTime::from_millis(-123_456_789));
+    assert_eq!(
+        eval(bson!({ "$dateToString": { "date": d.clone(), "format": format } })),
+        ok("1969/12/30 13:42:23:211, dayOfYear: 364, dayOfWeek: 3, week: 52, isoYear: 1970, isoWeek: 01, isoDayOfWeek: 2")
+    );
+    assert_eq!(
+        eval(bson!({ "$dateToString": { "date": d, "format": format, "timezone": "America/New_York" } })),
+        ok("1969/12/30 08:42:23:211, dayOfYear: 364, dayOfWeek: 3, week: 52, isoYear: 1970, isoWeek: 01, isoDayOfWeek: 2")
+    );
+    let epoch = Bson::DateTime(DateTime::from_millis(0));
+    assert_eq!(
+        eval(bson!({ "$dateToString": { "date": epoch, "format": format, "timezone": "America/New_York" } })),
+        ok("1969/12/31 19:00:00:000, dayOfYear: 365, dayOfWeek: 4, week: 52, isoYear: 1970, isoWeek: 01, isoDayOfWeek: 3")
+    );
 }

@@ -180,9 +180,7 @@ fn week_reference(start_of_week: StartOfWeek) -> i64 {
 }
 
 /// The number of `unit` boundaries crossed from `start` to `end` in `zone` (negative when
-/// `end` is earlier). Calendar units compare the wall-clock dates; hours, minutes and seconds
-/// count boundaries of the start's wall clock, so a daylight-saving change does not count as
-/// an hour passed.
+/// `end` is earlier), on the zone's wall clock.
 ///
 /// # Errors
 /// 5166308 when the milliseconds between the dates do not fit a long.
@@ -196,13 +194,16 @@ pub(crate) fn diff(
     if unit == TimeUnit::Millisecond {
         return end.checked_sub(start).ok_or_else(|| overflow("dateDiff"));
     }
-    if let Some(len) = unit.fixed_ms() {
-        let shift = i128::from(zone.offset_seconds(start)) * 1000;
-        let boundary = |t: i64| (i128::from(t) + shift).div_euclid(i128::from(len));
-        return i64::try_from(boundary(end) - boundary(start)).map_err(|_| overflow("dateDiff"));
-    }
     let (a, b) = (Civil::from_local_ms(zone.to_local(start)), Civil::from_local_ms(zone.to_local(end)));
+    // mongod's `dateDiffHour`: the wall-clock hours, corrected by the whole hours the offset
+    // changed (so a daylight-saving change is not an hour passed); minutes and seconds build on
+    // it with the wall clock's minutes and seconds.
+    let hours = || (b.days - a.days) * 24 + (b.hour - a.hour) + (zone.offset_seconds(start) - zone.offset_seconds(end)) / 3600;
+    let minutes = || hours() * 60 + (b.minute - a.minute);
     Ok(match unit {
+        TimeUnit::Hour => hours(),
+        TimeUnit::Minute => minutes(),
+        TimeUnit::Second => minutes() * 60 + (b.second - a.second),
         TimeUnit::Year => b.year - a.year,
         TimeUnit::Quarter => (b.year * 4 + (b.month - 1) / 3) - (a.year * 4 + (a.month - 1) / 3),
         TimeUnit::Month => (b.year * 12 + b.month) - (a.year * 12 + a.month),
