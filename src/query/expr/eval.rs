@@ -5,10 +5,10 @@ use std::cmp::Ordering;
 
 use bson::{Bson, RawBson, RawBsonRef, RawDocument};
 
-use super::{arithmetic, date};
 use super::parse::validate_variable_name;
 use super::syntax::{Expression, Operator, Variable, Variables};
 use super::value::{Value, nullish, truthy, type_of};
+use super::{arithmetic, date};
 use crate::error::ErrorCode;
 use crate::query::collation::Collation;
 use crate::query::elements::{fields, items};

@@ -46,14 +46,20 @@ fn start_of_week(args: &mut Args<'_>, slot: usize, op: &str) -> Result<Option<St
 /// The zone of slot `slot`, its errors prefixed as `$dateDiff` and `$dateTrunc` do.
 fn zone_in_context(args: &mut Args<'_>, slot: usize, op: &str) -> Result<Option<Zone>, QueryError> {
     args.zone(slot).map_err(|e| {
-        QueryError::new(e.code(), format!("{op} parameter 'timezone' value parsing failed :: caused by :: {}", e.message()))
+        QueryError::new(
+            e.code(),
+            format!("{op} parameter 'timezone' value parsing failed :: caused by :: {}", e.message()),
+        )
     })
 }
 
 /// mongod's `convertDate` for `$dateDiff` and `$dateTrunc`.
 fn date_param(v: &Value, op: &str, name: &str) -> Result<i64, QueryError> {
     v.as_ref().and_then(super::coerce_to_date).ok_or_else(|| {
-        QueryError::new(ErrorCode::Location5166307, format!("{op} requires '{name}' to be a date, but got {}", type_of(v)))
+        QueryError::new(
+            ErrorCode::Location5166307,
+            format!("{op} requires '{name}' to be a date, but got {}", type_of(v)),
+        )
     })
 }
 
@@ -76,14 +82,20 @@ pub(super) fn date_add(args: &mut Args<'_>, negate: bool) -> Result<Value, Query
     }
     let Some(zone) = args.zone(3)? else { return null };
     let Some(start) = start.as_ref().and_then(super::coerce_to_date) else {
-        return Err(QueryError::new(ErrorCode::Location5166403, format!("{op} requires startDate to be convertible to a date")));
+        return Err(QueryError::new(
+            ErrorCode::Location5166403,
+            format!("{op} requires startDate to be convertible to a date"),
+        ));
     };
     let Some(mut amount) = integral(&amount) else {
         return Err(QueryError::new(ErrorCode::Location5166405, format!("{op} expects integer amount of time units")));
     };
     if negate {
         amount = amount.checked_neg().ok_or_else(|| {
-            QueryError::new(ErrorCode::Location6045000, format!("invalid $dateSubtract 'amount' parameter value: {amount}"))
+            QueryError::new(
+                ErrorCode::Location6045000,
+                format!("invalid $dateSubtract 'amount' parameter value: {amount}"),
+            )
         })?;
     }
     Ok(date_value(units::add(start, unit, amount, &zone)?))
@@ -105,7 +117,10 @@ pub(super) fn date_trunc(args: &mut Args<'_>) -> Result<Value, QueryError> {
                 let shown = shown(&v);
                 return Err(QueryError::new(
                     ErrorCode::Location5439017,
-                    format!("{OP} requires 'binSize' to be a 64-bit integer, but got value '{shown}' of type {}", type_of(&v)),
+                    format!(
+                        "{OP} requires 'binSize' to be a 64-bit integer, but got value '{shown}' of type {}",
+                        type_of(&v)
+                    ),
                 ));
             };
             u64::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {

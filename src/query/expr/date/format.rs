@@ -16,8 +16,20 @@ const ISO_FORMAT_Z: &str = "%Y-%m-%dT%H:%M:%S.%LZ";
 const ISO_FORMAT_LOCAL: &str = "%Y-%m-%dT%H:%M:%S.%L";
 
 /// The English month names of `%b` and `%B`.
-pub(super) const MONTHS: [&str; 12] =
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+pub(super) const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 /// The specifiers `$dateToString` knows (mongod 7.0 added `%b` and `%B`).
 const TO_STRING_SPECIFIERS: &str = "bBdGHjLmMSuUVwYzZ%";
@@ -60,7 +72,11 @@ pub(super) fn date_to_string(args: &mut Args<'_>) -> Result<Value, QueryError> {
         Some(v) => {
             return Err(QueryError::new(
                 ErrorCode::Location18533,
-                format!("$dateToString requires that 'format' be a string, found: {} with value {}", type_of(&v), shown(&v)),
+                format!(
+                    "$dateToString requires that 'format' be a string, found: {} with value {}",
+                    type_of(&v),
+                    shown(&v)
+                ),
             ));
         }
     };
@@ -134,7 +150,9 @@ fn four_digits(year: i64) -> Result<String, QueryError> {
     if !(0..=9999).contains(&year) {
         return Err(QueryError::new(
             ErrorCode::Location18537,
-            format!("Could not convert date to string: date component was outside the supported range of 0-9999: {year}"),
+            format!(
+                "Could not convert date to string: date component was outside the supported range of 0-9999: {year}"
+            ),
         ));
     }
     Ok(format!("{year:04}"))

@@ -29,7 +29,11 @@ pub(super) fn date_from_string(args: &mut Args<'_>) -> Result<Value, QueryError>
         Some(v) => {
             return Err(QueryError::new(
                 ErrorCode::Location40684,
-                format!("$dateFromString requires that 'format' be a string, found: {} with value {}", type_of(&v), shown(&v)),
+                format!(
+                    "$dateFromString requires that 'format' be a string, found: {} with value {}",
+                    type_of(&v),
+                    shown(&v)
+                ),
             ));
         }
     };
@@ -93,7 +97,9 @@ impl Fields {
         let days = if let Some(iso_year) = self.iso_year {
             iso_week_one_monday(iso_year) + (self.iso_week.unwrap_or(1) - 1) * 7 + (self.iso_day.unwrap_or(1) - 1)
         } else {
-            let year = self.year.ok_or_else(|| failure(text, 0, "an incomplete date/time string has been found, with elements missing"))?;
+            let year = self.year.ok_or_else(|| {
+                failure(text, 0, "an incomplete date/time string has been found, with elements missing")
+            })?;
             if let Some(doy) = self.day_of_year {
                 days_from_civil(year, 1, 1) + doy - 1
             } else {
@@ -107,15 +113,16 @@ impl Fields {
         if self.hour > 24 || self.minute > 59 || self.second > 59 {
             return Err(failure(text, 0, "The parsed time was invalid"));
         }
-        let local = days * DAY_MS + self.hour * HOUR_MS + self.minute * MINUTE_MS + self.second * SECOND_MS + self.millisecond;
+        let local =
+            days * DAY_MS + self.hour * HOUR_MS + self.minute * MINUTE_MS + self.second * SECOND_MS + self.millisecond;
         match self.zone {
-            None => Ok(zone.from_local(local)),
+            None => Ok(zone.local_to_utc(local)),
             Some(_) if zone_given && !zone.is_utc() => Err(QueryError::new(
                 ErrorCode::ConversionFailure,
                 "you cannot pass in a date/time string with time zone information together with a timezone argument",
             )),
             Some(StringZone::Offset(seconds)) => Ok(local - seconds * 1000),
-            Some(StringZone::Named(z)) => Ok(z.from_local(local)),
+            Some(StringZone::Named(z)) => Ok(z.local_to_utc(local)),
         }
     }
 }

@@ -201,7 +201,8 @@ fn parse_part(name: &str, part: parts::Part, arg: RawBsonRef<'_>) -> Result<Expr
             Ok(node(kind, given, args))
         }
         RawBsonRef::Array(items) => {
-            let items: Vec<RawBsonRef<'_>> = items.into_iter().collect::<Result<_, _>>().map_err(QueryError::invalid_bson)?;
+            let items: Vec<RawBsonRef<'_>> =
+                items.into_iter().collect::<Result<_, _>>().map_err(QueryError::invalid_bson)?;
             let [only] = items.as_slice() else {
                 return Err(QueryError::new(
                     ErrorCode::Location40536,
@@ -215,7 +216,12 @@ fn parse_part(name: &str, part: parts::Part, arg: RawBsonRef<'_>) -> Result<Expr
 }
 
 /// The operators whose argument is an object of named arguments.
-fn parse_object(name: &str, kind: DateKind, arg: RawBsonRef<'_>, errors: &SpecErrors) -> Result<Expression, QueryError> {
+fn parse_object(
+    name: &str,
+    kind: DateKind,
+    arg: RawBsonRef<'_>,
+    errors: &SpecErrors,
+) -> Result<Expression, QueryError> {
     let prefixed = |text: &str| if text.starts_with(' ') { format!("{name}{text}") } else { text.to_owned() };
     let RawBsonRef::Document(doc) = arg else {
         let (code, text) = errors.not_object;
@@ -227,7 +233,11 @@ fn parse_object(name: &str, kind: DateKind, arg: RawBsonRef<'_>, errors: &SpecEr
     };
     let (args, given) = parse_slots(kind, doc, |field| {
         let (code, prefix, suffix) = errors.unknown;
-        let prefix = if kind == DateKind::Add || kind == DateKind::Subtract { format!("{prefix}{name}: ") } else { prefix.to_owned() };
+        let prefix = if kind == DateKind::Add || kind == DateKind::Subtract {
+            format!("{prefix}{name}: ")
+        } else {
+            prefix.to_owned()
+        };
         QueryError::new(code, format!("{prefix}{field}{suffix}"))
     })?;
     for &(slot, code, text) in errors.required {
@@ -241,13 +251,19 @@ fn parse_object(name: &str, kind: DateKind, arg: RawBsonRef<'_>, errors: &SpecEr
 /// `$dateFromParts`: calendar parts or ISO week parts, never both.
 fn parse_from_parts(arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
     let RawBsonRef::Document(doc) = arg else {
-        return Err(QueryError::new(ErrorCode::Location40519, "$dateFromParts only supports an object as its argument"));
+        return Err(QueryError::new(
+            ErrorCode::Location40519,
+            "$dateFromParts only supports an object as its argument",
+        ));
     };
     let has = |f: &str| fields(doc).any(|(k, _)| k == f);
     let known = DateKind::FromParts.slots().iter().chain(DateKind::FromIsoParts.slots());
     let known: Vec<&str> = known.copied().collect();
     if let Some((field, _)) = fields(doc).find(|(k, _)| !known.contains(k)) {
-        return Err(QueryError::new(ErrorCode::Location40518, format!("Unrecognized argument to $dateFromParts: {field}")));
+        return Err(QueryError::new(
+            ErrorCode::Location40518,
+            format!("Unrecognized argument to $dateFromParts: {field}"),
+        ));
     }
     let (year, iso_year) = (has("year"), has("isoWeekYear"));
     if !year && !iso_year {
@@ -257,10 +273,16 @@ fn parse_from_parts(arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
         ));
     }
     if year && (iso_year || has("isoWeek") || has("isoDayOfWeek")) {
-        return Err(QueryError::new(ErrorCode::Location40489, "$dateFromParts does not allow mixing natural dates with ISO dates"));
+        return Err(QueryError::new(
+            ErrorCode::Location40489,
+            "$dateFromParts does not allow mixing natural dates with ISO dates",
+        ));
     }
     if iso_year && (has("month") || has("day")) {
-        return Err(QueryError::new(ErrorCode::Location40525, "$dateFromParts does not allow mixing ISO dates with natural dates"));
+        return Err(QueryError::new(
+            ErrorCode::Location40525,
+            "$dateFromParts does not allow mixing ISO dates with natural dates",
+        ));
     }
     let kind = if year { DateKind::FromParts } else { DateKind::FromIsoParts };
     let (args, given) = parse_slots(kind, doc, |field| {
@@ -335,7 +357,10 @@ impl Args<'_> {
 ///
 /// # Errors
 /// mongod's codes for arguments of the wrong type or out of range.
-pub(super) fn evaluate(op: DateOp, eval: &mut dyn FnMut(usize) -> Result<Value, QueryError>) -> Result<Value, QueryError> {
+pub(super) fn evaluate(
+    op: DateOp,
+    eval: &mut dyn FnMut(usize) -> Result<Value, QueryError>,
+) -> Result<Value, QueryError> {
     let mut args = Args { op, eval };
     match op.kind {
         DateKind::Part(part) => parts::evaluate_part(part, &mut args),
@@ -373,7 +398,6 @@ fn require_date(v: &Value) -> Result<i64, QueryError> {
 fn date_value(ms: i64) -> Value {
     Some(Bson::DateTime(bson::DateTime::from_millis(ms)))
 }
-
 
 /// mongod's `Value::integral64Bit`: an integer, or a double or decimal with an integral value
 /// that fits a long.

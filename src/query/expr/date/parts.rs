@@ -189,11 +189,9 @@ pub(super) fn from_parts(args: &mut Args<'_>, iso: bool) -> Result<Value, QueryE
         }
         iso_week_one_monday(year) + (week - 1) * 7 + (dow - 1)
     } else {
-        let (Some(year), Some(month), Some(day)) = (
-            part(args, 0, "year", 1970, false)?,
-            part(args, 1, "month", 1, true)?,
-            part(args, 2, "day", 1, true)?,
-        ) else {
+        let (Some(year), Some(month), Some(day)) =
+            (part(args, 0, "year", 1970, false)?, part(args, 1, "month", 1, true)?, part(args, 2, "day", 1, true)?)
+        else {
             return null;
         };
         if !(1..=9999).contains(&year) {
@@ -211,8 +209,7 @@ pub(super) fn from_parts(args: &mut Args<'_>, iso: bool) -> Result<Value, QueryE
         + i128::from(minute) * i128::from(MINUTE_MS)
         + i128::from(second) * i128::from(SECOND_MS)
         + i128::from(ms);
-    let local = i64::try_from(local).map_err(|_| {
-        QueryError::new(ErrorCode::Overflow, "date overflow in $dateFromParts".to_owned())
-    })?;
-    Ok(date_value(zone.from_local(local)))
+    let local = i64::try_from(local)
+        .map_err(|_| QueryError::new(ErrorCode::Overflow, "date overflow in $dateFromParts".to_owned()))?;
+    Ok(date_value(zone.local_to_utc(local)))
 }

@@ -118,10 +118,16 @@ fn date_parts_null_and_errors() {
         "unrecognized time zone identifier: \"Mars/Base\""
     );
     // Olson names are case-sensitive in mongod; offsets need two-digit hours.
-    assert_eq!(eval(bson!({ "$year": { "date": date("2020-01-01T00:00:00Z"), "timezone": "america/new_york" } })), Err(40485));
+    assert_eq!(
+        eval(bson!({ "$year": { "date": date("2020-01-01T00:00:00Z"), "timezone": "america/new_york" } })),
+        Err(40485)
+    );
     assert_eq!(eval(bson!({ "$year": { "date": date("2020-01-01T00:00:00Z"), "timezone": "+5:30" } })), Err(40485));
     assert_eq!(eval(bson!({ "$year": [1, 2] })), Err(40536));
-    assert_eq!(message(bson!({ "$year": [1, 2] })), "$year accepts exactly one argument if given an array, but was given 2");
+    assert_eq!(
+        message(bson!({ "$year": [1, 2] })),
+        "$year accepts exactly one argument if given an array, but was given 2"
+    );
     assert_eq!(eval(bson!({ "$year": { "date": 1, "zone": "UTC" } })), Err(40535));
     assert_eq!(message(bson!({ "$year": { "date": 1, "zone": "UTC" } })), "unrecognized option to $year: \"zone\"");
     assert_eq!(eval(bson!({ "$year": { "timezone": "UTC" } })), Err(40539));
@@ -147,12 +153,16 @@ fn date_to_string_specifiers_and_defaults() {
         ok("13:45 +0530 330")
     );
     assert_eq!(
-        eval(bson!({ "$dateToString": { "date": d.clone(), "format": "%H:%M %z %Z", "timezone": "America/New_York" } })),
+        eval(
+            bson!({ "$dateToString": { "date": d.clone(), "format": "%H:%M %z %Z", "timezone": "America/New_York" } })
+        ),
         ok("03:15 -0500 -300")
     );
     // Summer time in New York.
     assert_eq!(
-        eval(bson!({ "$dateToString": { "date": date("2021-07-01T12:00:00Z"), "format": "%H %z", "timezone": "America/New_York" } })),
+        eval(
+            bson!({ "$dateToString": { "date": date("2021-07-01T12:00:00Z"), "format": "%H %z", "timezone": "America/New_York" } })
+        ),
         ok("08 -0400")
     );
 }
@@ -168,7 +178,10 @@ fn date_to_string_nulls_and_errors() {
     // The format and zone are checked even when the date is null.
     assert_eq!(eval(bson!({ "$dateToString": { "date": null, "format": 1 } })), Err(18533));
     assert_eq!(eval(bson!({ "$dateToString": { "date": null, "format": "%Q" } })), Err(18536));
-    assert_eq!(message(bson!({ "$dateToString": { "date": null, "format": "%Q" } })), "Invalid format character '%Q' in format string");
+    assert_eq!(
+        message(bson!({ "$dateToString": { "date": null, "format": "%Q" } })),
+        "Invalid format character '%Q' in format string"
+    );
     assert_eq!(eval(bson!({ "$dateToString": { "date": null, "format": "%Y%" } })), Err(18535));
     assert_eq!(eval(bson!({ "$dateToString": { "date": null, "timezone": "Nowhere" } })), Err(40485));
     assert_eq!(eval(bson!({ "$dateToString": { "date": "x" } })), Err(16006));
@@ -193,7 +206,9 @@ fn date_to_parts_both_forms() {
     );
     assert_eq!(
         eval(bson!({ "$dateToParts": { "date": d.clone(), "iso8601": true } })),
-        ok(doc! { "isoWeekYear": 2016, "isoWeek": 52, "isoDayOfWeek": 7, "hour": 1, "minute": 29, "second": 9, "millisecond": 123 })
+        ok(
+            doc! { "isoWeekYear": 2016, "isoWeek": 52, "isoDayOfWeek": 7, "hour": 1, "minute": 29, "second": 9, "millisecond": 123 }
+        )
     );
     assert_eq!(eval(bson!({ "$dateToParts": { "date": d.clone(), "iso8601": null } })), NULL);
     assert_eq!(eval(bson!({ "$dateToParts": { "date": null } })), NULL);
@@ -211,7 +226,9 @@ fn date_from_parts_calendar_iso_and_carry() {
         ok(date("2017-02-08T12:00:00Z"))
     );
     assert_eq!(
-        eval(bson!({ "$dateFromParts": { "year": 2016, "month": 12, "day": 31, "hour": 23, "minute": 46, "second": 12, "timezone": "America/New_York" } })),
+        eval(
+            bson!({ "$dateFromParts": { "year": 2016, "month": 12, "day": 31, "hour": 23, "minute": 46, "second": 12, "timezone": "America/New_York" } })
+        ),
         ok(date("2017-01-01T04:46:12Z"))
     );
     assert_eq!(
@@ -219,15 +236,29 @@ fn date_from_parts_calendar_iso_and_carry() {
         ok(date("2017-02-08T00:00:00Z"))
     );
     // Out-of-range parts carry, as in mongod's docs.
-    assert_eq!(eval(bson!({ "$dateFromParts": { "year": 2017, "month": 14, "day": 1 } })), ok(date("2018-02-01T00:00:00Z")));
-    assert_eq!(eval(bson!({ "$dateFromParts": { "year": 2017, "month": 0, "day": 1 } })), ok(date("2016-12-01T00:00:00Z")));
-    assert_eq!(eval(bson!({ "$dateFromParts": { "year": 2017, "month": 1, "day": 0 } })), ok(date("2016-12-31T00:00:00Z")));
+    assert_eq!(
+        eval(bson!({ "$dateFromParts": { "year": 2017, "month": 14, "day": 1 } })),
+        ok(date("2018-02-01T00:00:00Z"))
+    );
+    assert_eq!(
+        eval(bson!({ "$dateFromParts": { "year": 2017, "month": 0, "day": 1 } })),
+        ok(date("2016-12-01T00:00:00Z"))
+    );
+    assert_eq!(
+        eval(bson!({ "$dateFromParts": { "year": 2017, "month": 1, "day": 0 } })),
+        ok(date("2016-12-31T00:00:00Z"))
+    );
     assert_eq!(eval(bson!({ "$dateFromParts": { "year": 2017, "hour": -1 } })), ok(date("2016-12-31T23:00:00Z")));
-    assert_eq!(eval(bson!({ "$dateFromParts": { "year": 2017, "millisecond": 3_600_000_i64 } })), ok(date("2017-01-01T01:00:00Z")));
+    assert_eq!(
+        eval(bson!({ "$dateFromParts": { "year": 2017, "millisecond": 3_600_000_i64 } })),
+        ok(date("2017-01-01T01:00:00Z"))
+    );
     assert_eq!(eval(bson!({ "$dateFromParts": { "year": 2017.0, "month": 2.0 } })), ok(date("2017-02-01T00:00:00Z")));
     // A wall-clock time skipped by the spring-forward lands after it.
     assert_eq!(
-        eval(bson!({ "$dateFromParts": { "year": 2021, "month": 3, "day": 14, "hour": 2, "minute": 30, "timezone": "America/New_York" } })),
+        eval(
+            bson!({ "$dateFromParts": { "year": 2021, "month": 3, "day": 14, "hour": 2, "minute": 30, "timezone": "America/New_York" } })
+        ),
         ok(date("2021-03-14T07:30:00Z"))
     );
     assert_eq!(eval(bson!({ "$dateFromParts": { "year": null } })), NULL);
@@ -282,10 +313,16 @@ fn date_add_nulls_and_errors() {
     assert_eq!(eval(bson!({ "$dateAdd": { "startDate": null, "unit": "day", "amount": 1 } })), NULL);
     assert_eq!(eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": null, "amount": 1 } })), NULL);
     assert_eq!(eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "day", "amount": null } })), NULL);
-    assert_eq!(eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "day", "amount": 1, "timezone": null } })), NULL);
+    assert_eq!(
+        eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "day", "amount": 1, "timezone": null } })),
+        NULL
+    );
     assert_eq!(eval(bson!({ "$dateAdd": 1 })), Err(5166400));
     assert_eq!(message(bson!({ "$dateSubtract": 1 })), "$dateSubtract expects an object as its argument");
-    assert_eq!(eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "day", "amount": 1, "x": 1 } })), Err(5166401));
+    assert_eq!(
+        eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "day", "amount": 1, "x": 1 } })),
+        Err(5166401)
+    );
     assert_eq!(
         message(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "day", "amount": 1, "x": 1 } })),
         "Unrecognized argument to $dateAdd: x. Expected arguments are startDate, unit, amount, and optionally timezone."
@@ -299,7 +336,10 @@ fn date_add_nulls_and_errors() {
         message(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "days", "amount": 1 } })),
         "$dateAdd parameter 'unit' value parsing failed :: caused by :: unknown time unit value: days"
     );
-    assert_eq!(eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "year", "amount": i64::MAX } })), Err(5166406));
+    assert_eq!(
+        eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "year", "amount": i64::MAX } })),
+        Err(5166406)
+    );
     assert_eq!(eval(bson!({ "$dateSubtract": { "startDate": d, "unit": "day", "amount": i64::MIN } })), Err(6045000));
 }
 
@@ -433,7 +473,10 @@ fn date_from_string_free_form() {
     assert_eq!(parse(doc! { "dateString": "2017-07-12T22:23:55+05:30" }), ok(date("2017-07-12T16:53:55Z")));
     assert_eq!(parse(doc! { "dateString": "2017-07-12T22:23:55 GMT+0530" }), ok(date("2017-07-12T16:53:55Z")));
     assert_eq!(parse(doc! { "dateString": "2017-07-12 22:23:55 Asia/Kolkata" }), ok(date("2017-07-12T16:53:55Z")));
-    assert_eq!(parse(doc! { "dateString": "2017-07-12T22:23:55Z", "timezone": "UTC" }), ok(date("2017-07-12T22:23:55Z")));
+    assert_eq!(
+        parse(doc! { "dateString": "2017-07-12T22:23:55Z", "timezone": "UTC" }),
+        ok(date("2017-07-12T22:23:55Z"))
+    );
 }
 
 #[test]
@@ -516,9 +559,9 @@ fn units_api_for_windows_and_densify() {
 }
 
 /// The instant of a wall-clock time in `zone`, as `$dateFromParts` reads it.
-fn at(zone: &Zone, y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, milli: i64) -> i64 {
+fn at(zone: &Zone, (y, mo, d): (i64, i64, i64), (h, mi, s, milli): (i64, i64, i64, i64)) -> i64 {
     let days = super::civil::days_from_civil(y, mo, d);
-    zone.from_local(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + milli)
+    zone.local_to_utc(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + milli)
 }
 
 #[test]
@@ -526,7 +569,8 @@ fn units_diff_matches_mongods_cases() {
     let ny = Zone::parse("America/New_York").unwrap();
     let eucla = Zone::parse("Australia/Eucla").unwrap();
     let sun = StartOfWeek::SUNDAY;
-    let diff = |a: i64, b: i64, unit: TimeUnit, zone: &Zone, sow: StartOfWeek| units::diff(a, b, unit, zone, sow).unwrap();
+    let diff =
+        |a: i64, b: i64, unit: TimeUnit, zone: &Zone, sow: StartOfWeek| units::diff(a, b, unit, zone, sow).unwrap();
     // Hours across both of New York's changes are elapsed hours.
     assert_eq!(diff(ms("2020-11-01T05:00:00Z"), ms("2020-11-01T06:00:00Z"), TimeUnit::Hour, &ny, sun), 1);
     assert_eq!(diff(ms("2020-11-01T06:00:00Z"), ms("2020-11-01T05:00:00Z"), TimeUnit::Hour, &ny, sun), -1);
@@ -534,25 +578,52 @@ fn units_diff_matches_mongods_cases() {
     assert_eq!(diff(ms("2020-03-08T07:00:00Z"), ms("2020-03-08T06:45:00Z"), TimeUnit::Hour, &ny, sun), -1);
     // Eucla is UTC+08:45: 20:55 to 21:05 local crosses an hour.
     assert_eq!(diff(ms("2020-11-10T12:10:00Z"), ms("2020-11-10T12:20:00Z"), TimeUnit::Hour, &eucla, sun), 1);
-    assert_eq!(diff(at(&ny, 1999, 1, 1, 0, 0, 0, 0), at(&ny, 2001, 1, 1, 1, 0, 0, 0), TimeUnit::Hour, &ny, sun), 17545);
     assert_eq!(
-        diff(at(&ny, 1585, 11, 8, 1, 55, 0, 0), at(&ny, 2030, 11, 8, 1, 30, 59, 999), TimeUnit::Minute, &ny, sun),
+        diff(at(&ny, (1999, 1, 1), (0, 0, 0, 0)), at(&ny, (2001, 1, 1), (1, 0, 0, 0)), TimeUnit::Hour, &ny, sun),
+        17545
+    );
+    assert_eq!(
+        diff(
+            at(&ny, (1585, 11, 8), (1, 55, 0, 0)),
+            at(&ny, (2030, 11, 8), (1, 30, 59, 999)),
+            TimeUnit::Minute,
+            &ny,
+            sun
+        ),
         234_047_495
     );
     assert_eq!(
-        diff(at(&ny, 2020, 11, 8, 2, 10, 16, 999), at(&ny, 2020, 11, 8, 1, 30, 15, 999), TimeUnit::Second, &ny, sun),
+        diff(
+            at(&ny, (2020, 11, 8), (2, 10, 16, 999)),
+            at(&ny, (2020, 11, 8), (1, 30, 15, 999)),
+            TimeUnit::Second,
+            &ny,
+            sun
+        ),
         -2401
     );
-    assert_eq!(diff(at(&ny, 1583, 1, 1, 0, 0, 0, 0), at(&ny, 1601, 1, 1, 0, 0, 0, 0), TimeUnit::Day, &ny, sun), 6575);
-    assert_eq!(diff(at(&ny, 520, 3, 1, 0, 0, 0, 0), at(&ny, 2020, 3, 1, 0, 0, 0, 0), TimeUnit::Month, &ny, sun), 18000);
     assert_eq!(
-        diff(at(&ny, 2000, 12, 31, 23, 59, 59, 500), at(&ny, 1500, 9, 30, 23, 59, 59, 999), TimeUnit::Quarter, &ny, sun),
+        diff(at(&ny, (1583, 1, 1), (0, 0, 0, 0)), at(&ny, (1601, 1, 1), (0, 0, 0, 0)), TimeUnit::Day, &ny, sun),
+        6575
+    );
+    assert_eq!(
+        diff(at(&ny, (520, 3, 1), (0, 0, 0, 0)), at(&ny, (2020, 3, 1), (0, 0, 0, 0)), TimeUnit::Month, &ny, sun),
+        18000
+    );
+    assert_eq!(
+        diff(
+            at(&ny, (2000, 12, 31), (23, 59, 59, 500)),
+            at(&ny, (1500, 9, 30), (23, 59, 59, 999)),
+            TimeUnit::Quarter,
+            &ny,
+            sun
+        ),
         -2001
     );
     let mon = StartOfWeek::parse("monday").unwrap();
     let wed = StartOfWeek::parse("wednesday").unwrap();
     let week = |a: (i64, i64), b: (i64, i64), sow| {
-        diff(at(&ny, 2020, a.0, a.1, 0, 0, 0, 0), at(&ny, 2020, b.0, b.1, 0, 0, 0, 0), TimeUnit::Week, &ny, sow)
+        diff(at(&ny, (2020, a.0, a.1), (0, 0, 0, 0)), at(&ny, (2020, b.0, b.1), (0, 0, 0, 0)), TimeUnit::Week, &ny, sow)
     };
     assert_eq!(week((11, 2), (11, 15), mon), 1);
     assert_eq!(week((11, 8), (11, 9), mon), 1);
@@ -583,19 +654,26 @@ fn units_add_keeps_the_wall_clock_across_dst() {
 #[test]
 fn date_to_string_before_the_epoch() {
     // mongod's own formatting cases: Tuesday 1969-12-30T13:42:23.211Z.
-    let format = "%Y/%m/%d %H:%M:%S:%L, dayOfYear: %j, dayOfWeek: %w, week: %U, isoYear: %G, isoWeek: %V, isoDayOfWeek: %u";
+    let format =
+        "%Y/%m/%d %H:%M:%S:%L, dayOfYear: %j, dayOfWeek: %w, week: %U, isoYear: %G, isoWeek: %V, isoDayOfWeek: %u";
     let d = Bson::DateTime(DateTime::from_millis(-123_456_789));
     assert_eq!(
         eval(bson!({ "$dateToString": { "date": d.clone(), "format": format } })),
-        ok("1969/12/30 13:42:23:211, dayOfYear: 364, dayOfWeek: 3, week: 52, isoYear: 1970, isoWeek: 01, isoDayOfWeek: 2")
+        ok(
+            "1969/12/30 13:42:23:211, dayOfYear: 364, dayOfWeek: 3, week: 52, isoYear: 1970, isoWeek: 01, isoDayOfWeek: 2"
+        )
     );
     assert_eq!(
         eval(bson!({ "$dateToString": { "date": d, "format": format, "timezone": "America/New_York" } })),
-        ok("1969/12/30 08:42:23:211, dayOfYear: 364, dayOfWeek: 3, week: 52, isoYear: 1970, isoWeek: 01, isoDayOfWeek: 2")
+        ok(
+            "1969/12/30 08:42:23:211, dayOfYear: 364, dayOfWeek: 3, week: 52, isoYear: 1970, isoWeek: 01, isoDayOfWeek: 2"
+        )
     );
     let epoch = Bson::DateTime(DateTime::from_millis(0));
     assert_eq!(
         eval(bson!({ "$dateToString": { "date": epoch, "format": format, "timezone": "America/New_York" } })),
-        ok("1969/12/31 19:00:00:000, dayOfYear: 365, dayOfWeek: 4, week: 52, isoYear: 1970, isoWeek: 01, isoDayOfWeek: 3")
+        ok(
+            "1969/12/31 19:00:00:000, dayOfYear: 365, dayOfWeek: 4, week: 52, isoYear: 1970, isoWeek: 01, isoDayOfWeek: 3"
+        )
     );
 }

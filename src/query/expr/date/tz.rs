@@ -69,7 +69,7 @@ impl Zone {
     /// The instant a wall-clock time names. A time skipped by a daylight-saving change is
     /// read with the offset before it (so it lands after the change) and a repeated time is
     /// the earlier one, as timelib resolves them for mongod.
-    pub(super) fn from_local(&self, local_ms: i64) -> i64 {
+    pub(super) fn local_to_utc(&self, local_ms: i64) -> i64 {
         match self {
             Self::Utc => local_ms,
             Self::Fixed(s) => local_ms.saturating_sub(s * 1000),

@@ -110,7 +110,8 @@ pub(crate) fn add(date: i64, unit: TimeUnit, amount: i64, zone: &Zone) -> Result
     let local = zone.to_local(date);
     let c = Civil::from_local_ms(local);
     let new_local = if let Some(months) = unit.months() {
-        let total = amount.checked_mul(months).and_then(|m| (c.year * 12 + c.month - 1).checked_add(m)).ok_or_else(err)?;
+        let total =
+            amount.checked_mul(months).and_then(|m| (c.year * 12 + c.month - 1).checked_add(m)).ok_or_else(err)?;
         let (year, month) = (total.div_euclid(12), total.rem_euclid(12) + 1);
         let day = c.day.min(days_in_month(year, month));
         days_from_civil(year, month, day).checked_mul(DAY_MS).and_then(|d| d.checked_add(c.time_of_day_ms()))
@@ -123,7 +124,7 @@ pub(crate) fn add(date: i64, unit: TimeUnit, amount: i64, zone: &Zone) -> Result
     if !(-MAX_DATE_MS..=MAX_DATE_MS).contains(&new_local) {
         return Err(err());
     }
-    Ok(zone.from_local(new_local))
+    Ok(zone.local_to_utc(new_local))
 }
 
 /// Dates further than this from the epoch (about 290 million years) overflow date arithmetic.
@@ -170,8 +171,9 @@ pub(crate) fn truncate(
             days_from_civil(year, month, 1)
         }
     };
-    let start_local = start_days.checked_mul(DAY_MS).filter(|v| v.abs() <= MAX_DATE_MS).ok_or_else(|| overflow("dateTrunc"))?;
-    Ok(zone.from_local(start_local))
+    let start_local =
+        start_days.checked_mul(DAY_MS).filter(|v| v.abs() <= MAX_DATE_MS).ok_or_else(|| overflow("dateTrunc"))?;
+    Ok(zone.local_to_utc(start_local))
 }
 
 /// The first `start_of_week` day on or after 2000-01-01 (a Saturday).
@@ -198,7 +200,8 @@ pub(crate) fn diff(
     // mongod's `dateDiffHour`: the wall-clock hours, corrected by the whole hours the offset
     // changed (so a daylight-saving change is not an hour passed); minutes and seconds build on
     // it with the wall clock's minutes and seconds.
-    let hours = || (b.days - a.days) * 24 + (b.hour - a.hour) + (zone.offset_seconds(start) - zone.offset_seconds(end)) / 3600;
+    let hours =
+        || (b.days - a.days) * 24 + (b.hour - a.hour) + (zone.offset_seconds(start) - zone.offset_seconds(end)) / 3600;
     let minutes = || hours() * 60 + (b.minute - a.minute);
     Ok(match unit {
         TimeUnit::Hour => hours(),
