@@ -100,6 +100,10 @@ fn date_parts_of_timestamps_object_ids_and_old_dates() {
     assert_eq!(eval(bson!({ "$isoWeek": date("2021-01-01T00:00:00Z") })), ok(53));
     assert_eq!(eval(bson!({ "$isoWeek": date("2024-12-30T00:00:00Z") })), ok(1));
     assert_eq!(eval(bson!({ "$week": date("2023-01-01T00:00:00Z") })), ok(1));
+    // 2018 began on a Monday: week 1 starts on its first Sunday, January 7th.
+    assert_eq!(eval(bson!({ "$week": date("2018-01-06T23:59:59Z") })), ok(0));
+    assert_eq!(eval(bson!({ "$week": date("2018-01-07T00:00:00Z") })), ok(1));
+    assert_eq!(eval(bson!({ "$week": date("2018-12-31T00:00:00Z") })), ok(52));
     assert_eq!(eval(bson!({ "$dayOfYear": date("2020-12-31T00:00:00Z") })), ok(366));
 }
 
