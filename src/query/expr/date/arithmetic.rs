@@ -8,19 +8,21 @@ use super::{Args, Zone, date_value, integral, nullish, shown};
 use crate::error::ErrorCode;
 use crate::query::error::QueryError;
 use crate::query::expr::value::{Value, type_of};
+use crate::query::render;
 
-/// mongod's `parseTimeUnit` for expression `op`: a string naming a unit.
+/// The `unit` slot (mongod's `parseTimeUnit` for expression `op`); `None` when nullish.
 ///
 /// # Errors
 /// 5439013 for a value other than a string; 9 FailedToParse for an unknown name.
-fn unit(v: &Value, op: &str) -> Result<TimeUnit, QueryError> {
-    let Some(Bson::String(name)) = v else {
+fn unit(args: &mut Args<'_>, slot: usize, op: &str) -> Result<Option<TimeUnit>, QueryError> {
+    let Some(v) = args.present(slot)? else { return Ok(None) };
+    let Bson::String(name) = v else {
         return Err(QueryError::new(
             ErrorCode::Location5439013,
-            format!("{op} requires 'unit' to be a string, but got {}", type_of(v)),
+            format!("{op} requires 'unit' to be a string, but got {}", type_of(&Some(v))),
         ));
     };
-    TimeUnit::parse(name).map_err(|e| {
+    TimeUnit::parse(&name).map(Some).map_err(|e| {
         QueryError::new(e.code(), format!("{op} parameter 'unit' value parsing failed :: caused by :: {}", e.message()))
     })
 }
@@ -53,13 +55,19 @@ fn zone_in_context(args: &mut Args<'_>, slot: usize, op: &str) -> Result<Option<
     })
 }
 
+/// The `startOfWeek` (read only for weeks) and `timezone` slots of `$dateTrunc` and
+/// `$dateDiff`, in mongod's order; `None` when either is nullish.
+fn week_and_zone(args: &mut Args<'_>, unit: TimeUnit, op: &str) -> Result<Option<(StartOfWeek, Zone)>, QueryError> {
+    let sow = if unit == TimeUnit::Week { start_of_week(args, 4, op)? } else { Some(StartOfWeek::SUNDAY) };
+    let Some(sow) = sow else { return Ok(None) };
+    Ok(zone_in_context(args, 3, op)?.map(|zone| (sow, zone)))
+}
+
 /// mongod's `convertDate` for `$dateDiff` and `$dateTrunc`.
-fn date_param(v: &Value, op: &str, name: &str) -> Result<i64, QueryError> {
-    v.as_ref().and_then(super::coerce_to_date).ok_or_else(|| {
-        QueryError::new(
-            ErrorCode::Location5166307,
-            format!("{op} requires '{name}' to be a date, but got {}", type_of(v)),
-        )
+fn date_param(v: &Bson, op: &str, name: &str) -> Result<i64, QueryError> {
+    super::coerce_to_date(v).ok_or_else(|| {
+        let found = render::type_name(v.element_type());
+        QueryError::new(ErrorCode::Location5166307, format!("{op} requires '{name}' to be a date, but got {found}"))
     })
 }
 
@@ -67,27 +75,17 @@ fn date_param(v: &Value, op: &str, name: &str) -> Result<i64, QueryError> {
 pub(super) fn date_add(args: &mut Args<'_>, negate: bool) -> Result<Value, QueryError> {
     let op = if negate { "$dateSubtract" } else { "$dateAdd" };
     let null = Ok(Some(Bson::Null));
-    let start = args.get(0)?.flatten();
-    if nullish(&start) {
-        return null;
-    }
-    let unit_value = args.get(1)?.flatten();
-    if nullish(&unit_value) {
-        return null;
-    }
-    let unit = unit(&unit_value, op)?;
-    let amount = args.get(2)?.flatten();
-    if nullish(&amount) {
-        return null;
-    }
+    let Some(start) = args.present(0)? else { return null };
+    let Some(unit) = unit(args, 1, op)? else { return null };
+    let Some(amount) = args.present(2)? else { return null };
     let Some(zone) = args.zone(3)? else { return null };
-    let Some(start) = start.as_ref().and_then(super::coerce_to_date) else {
+    let Some(start) = super::coerce_to_date(&start) else {
         return Err(QueryError::new(
             ErrorCode::Location5166403,
             format!("{op} requires startDate to be convertible to a date"),
         ));
     };
-    let Some(mut amount) = integral(&amount) else {
+    let Some(mut amount) = integral(&Some(amount)) else {
         return Err(QueryError::new(ErrorCode::Location5166405, format!("{op} expects integer amount of time units")));
     };
     if negate {
@@ -105,10 +103,7 @@ pub(super) fn date_add(args: &mut Args<'_>, negate: bool) -> Result<Value, Query
 pub(super) fn date_trunc(args: &mut Args<'_>) -> Result<Value, QueryError> {
     const OP: &str = "$dateTrunc";
     let null = Ok(Some(Bson::Null));
-    let date = args.get(0)?.flatten();
-    if nullish(&date) {
-        return null;
-    }
+    let Some(date) = args.present(0)? else { return null };
     let bin_size = match args.get(2)? {
         None => 1,
         Some(v) if nullish(&v) => return null,
@@ -131,14 +126,8 @@ pub(super) fn date_trunc(args: &mut Args<'_>) -> Result<Value, QueryError> {
             })?
         }
     };
-    let unit_value = args.get(1)?.flatten();
-    if nullish(&unit_value) {
-        return null;
-    }
-    let unit = unit(&unit_value, OP)?;
-    let sow = if unit == TimeUnit::Week { start_of_week(args, 4, OP)? } else { Some(StartOfWeek::SUNDAY) };
-    let Some(sow) = sow else { return null };
-    let Some(zone) = zone_in_context(args, 3, OP)? else { return null };
+    let Some(unit) = unit(args, 1, OP)? else { return null };
+    let Some((sow, zone)) = week_and_zone(args, unit, OP)? else { return null };
     let date = date_param(&date, OP, "date")?;
     Ok(date_value(units::truncate(date, unit, bin_size, &zone, sow)?))
 }
@@ -147,22 +136,10 @@ pub(super) fn date_trunc(args: &mut Args<'_>) -> Result<Value, QueryError> {
 pub(super) fn date_diff(args: &mut Args<'_>) -> Result<Value, QueryError> {
     const OP: &str = "$dateDiff";
     let null = Ok(Some(Bson::Null));
-    let start = args.get(0)?.flatten();
-    if nullish(&start) {
-        return null;
-    }
-    let end = args.get(1)?.flatten();
-    if nullish(&end) {
-        return null;
-    }
-    let unit_value = args.get(2)?.flatten();
-    if nullish(&unit_value) {
-        return null;
-    }
-    let unit = unit(&unit_value, OP)?;
-    let sow = if unit == TimeUnit::Week { start_of_week(args, 4, OP)? } else { Some(StartOfWeek::SUNDAY) };
-    let Some(sow) = sow else { return null };
-    let Some(zone) = zone_in_context(args, 3, OP)? else { return null };
+    let Some(start) = args.present(0)? else { return null };
+    let Some(end) = args.present(1)? else { return null };
+    let Some(unit) = unit(args, 2, OP)? else { return null };
+    let Some((sow, zone)) = week_and_zone(args, unit, OP)? else { return null };
     let start = date_param(&start, OP, "startDate")?;
     let end = date_param(&end, OP, "endDate")?;
     Ok(Some(Bson::Int64(units::diff(start, end, unit, &zone, sow)?)))

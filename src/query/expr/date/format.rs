@@ -58,28 +58,36 @@ pub(super) fn validate(format: &str, known: &str) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// The `format` slot (1) of `$dateToString` and `$dateFromString`: `None` when not spelled,
+/// `Some(None)` when nullish, else a string checked against the `known` specifiers.
+///
+/// # Errors
+/// `not_string` for a value other than a string; 18535/18536 for a malformed format.
+pub(super) fn format_arg(
+    args: &mut Args<'_>,
+    op: &str,
+    not_string: ErrorCode,
+    known: &str,
+) -> Result<Option<Option<String>>, QueryError> {
+    match args.get(1)? {
+        None => Ok(None),
+        Some(v) if nullish(&v) => Ok(Some(None)),
+        Some(Some(Bson::String(f))) => {
+            validate(&f, known)?;
+            Ok(Some(Some(f)))
+        }
+        Some(v) => Err(QueryError::new(
+            not_string,
+            format!("{op} requires that 'format' be a string, found: {} with value {}", type_of(&v), shown(&v)),
+        )),
+    }
+}
+
 /// `$dateToString`: the format is checked before the date, and a nullish date answers
 /// `onNull` (null when not given) before a nullish zone or format answers null.
 pub(super) fn date_to_string(args: &mut Args<'_>) -> Result<Value, QueryError> {
     let date = args.get(0)?.flatten();
-    let format = match args.get(1)? {
-        None => None,
-        Some(v) if nullish(&v) => Some(None),
-        Some(Some(Bson::String(f))) => {
-            validate(&f, TO_STRING_SPECIFIERS)?;
-            Some(Some(f))
-        }
-        Some(v) => {
-            return Err(QueryError::new(
-                ErrorCode::Location18533,
-                format!(
-                    "$dateToString requires that 'format' be a string, found: {} with value {}",
-                    type_of(&v),
-                    shown(&v)
-                ),
-            ));
-        }
-    };
+    let format = format_arg(args, "$dateToString", ErrorCode::Location18533, TO_STRING_SPECIFIERS)?;
     let zone = args.zone(2)?;
     if nullish(&date) {
         return Ok(args.get(3)?.unwrap_or(Some(Bson::Null)));

@@ -5,7 +5,7 @@
 use bson::Bson;
 
 use super::civil::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, days_from_civil, days_in_month, iso_week_one_monday};
-use super::format::{MONTHS, validate};
+use super::format::{MONTHS, format_arg};
 use super::tz::Zone;
 use super::{Args, date_value, nullish, shown};
 use crate::error::ErrorCode;
@@ -19,24 +19,7 @@ const FROM_STRING_SPECIFIERS: &str = "bBdGHjLmMSuVYzZ%";
 /// the format and zone are checked; a string that does not read answers `onError` when given.
 pub(super) fn date_from_string(args: &mut Args<'_>) -> Result<Value, QueryError> {
     let input = args.get(0)?.flatten();
-    let format = match args.get(1)? {
-        None => None,
-        Some(v) if nullish(&v) => Some(None),
-        Some(Some(Bson::String(f))) => {
-            validate(&f, FROM_STRING_SPECIFIERS)?;
-            Some(Some(f))
-        }
-        Some(v) => {
-            return Err(QueryError::new(
-                ErrorCode::Location40684,
-                format!(
-                    "$dateFromString requires that 'format' be a string, found: {} with value {}",
-                    type_of(&v),
-                    shown(&v)
-                ),
-            ));
-        }
-    };
+    let format = format_arg(args, "$dateFromString", ErrorCode::Location40684, FROM_STRING_SPECIFIERS)?;
     let zone = args.zone(2)?;
     let zone_given = args.given(2);
     if nullish(&input) {

@@ -336,6 +336,11 @@ impl Args<'_> {
         if self.given(i) { (self.eval)(i).map(Some) } else { Ok(None) }
     }
 
+    /// The value of slot `i` when it is neither nullish nor absent.
+    fn present(&mut self, i: usize) -> Result<Option<Bson>, QueryError> {
+        Ok(self.get(i)?.flatten().filter(|v| !matches!(v, Bson::Null | Bson::Undefined)))
+    }
+
     /// The zone of slot `i`: UTC when not spelled, `None` when nullish.
     ///
     /// # Errors
