@@ -681,3 +681,19 @@ fn date_to_string_before_the_epoch() {
         )
     );
 }
+
+#[test]
+fn zones_accept_links_and_legacy_names() {
+    // Backward-compatible links and legacy names are in mongod's table too.
+    let offsets =
+        [("US/Eastern", -18_000), ("Asia/Calcutta", 19_800), ("GMT", 0), ("Etc/GMT+5", -18_000), ("EST5EDT", -18_000)];
+    for (name, offset) in offsets {
+        assert_eq!(Zone::parse(name).map(|z| z.offset_seconds(0)).ok(), Some(offset), "{name}");
+    }
+    assert!(Zone::parse("UTC").unwrap().is_utc());
+    assert!(Zone::parse("+00:00").unwrap().is_utc());
+    assert!(!Zone::parse("Etc/UTC").unwrap().is_utc());
+    for bad in ["Z", "", "+5", "+05:3", "+05-30", "utc"] {
+        assert_eq!(Zone::parse(bad).unwrap_err().code().code(), 40485, "{bad:?}");
+    }
+}
