@@ -507,6 +507,8 @@ error_codes! {
     Location5439017 = 5439017,
     /// `$dateTrunc` whose `binSize` is not positive.
     Location5439018 = 5439018,
+    /// `$dateAdd`/`$dateSubtract` with an amount far outside the range of a date.
+    Location5976500 = 5976500,
     /// `$dateSubtract` of the smallest long.
     Location6045000 = 6045000,
 }

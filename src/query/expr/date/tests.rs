@@ -342,6 +342,14 @@ fn date_add_nulls_and_errors() {
     );
     assert_eq!(
         eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "year", "amount": i64::MAX } })),
+        Err(5976500)
+    );
+    assert_eq!(
+        message(bson!({ "$dateSubtract": { "startDate": d.clone(), "unit": "day", "amount": i64::MAX } })),
+        "invalid dateAdd 'amount' parameter value: -9223372036854775807 day"
+    );
+    assert_eq!(
+        eval(bson!({ "$dateAdd": { "startDate": d.clone(), "unit": "year", "amount": 300_000_000 } })),
         Err(5166406)
     );
     assert_eq!(eval(bson!({ "$dateSubtract": { "startDate": d, "unit": "day", "amount": i64::MIN } })), Err(6045000));
@@ -383,6 +391,14 @@ fn date_trunc_units_bins_and_zones() {
     assert_eq!(
         trunc(doc! { "date": date("2021-03-14T12:00:00Z"), "unit": "day", "timezone": "America/New_York" }),
         ok(date("2021-03-14T05:00:00Z"))
+    );
+    // Hour bins count from 2000-01-01T00:00 EST: in summer, two-hour bins start at odd hours
+    // of the wall clock (as in mongod).
+    assert_eq!(
+        trunc(
+            doc! { "date": date("2021-07-01T12:30:00Z"), "unit": "hour", "binSize": 2, "timezone": "America/New_York" }
+        ),
+        ok(date("2021-07-01T11:00:00Z"))
     );
 }
 

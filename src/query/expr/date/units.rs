@@ -101,9 +101,16 @@ fn overflow(op: &str) -> QueryError {
 /// the day of the month, down to the last day of a shorter month (Jan 31 + 1 month = Feb 28).
 ///
 /// # Errors
-/// 5166406 when the result is outside the range of a date.
+/// 5976500 for an amount far outside the range of a date, 5166406 when the result is outside it.
 pub(crate) fn add(date: i64, unit: TimeUnit, amount: i64, zone: &Zone) -> Result<i64, QueryError> {
     let err = || overflow("dateAdd");
+    if unit != TimeUnit::Millisecond && !amount_in_range(amount, unit) {
+        let name = format!("{unit:?}").to_ascii_lowercase();
+        return Err(QueryError::new(
+            ErrorCode::Location5976500,
+            format!("invalid dateAdd 'amount' parameter value: {amount} {name}"),
+        ));
+    }
     if let Some(len) = unit.fixed_ms() {
         return amount.checked_mul(len).and_then(|d| date.checked_add(d)).ok_or_else(err);
     }
@@ -127,6 +134,24 @@ pub(crate) fn add(date: i64, unit: TimeUnit, amount: i64, zone: &Zone) -> Result
     Ok(zone.local_to_utc(new_local))
 }
 
+/// mongod's `isDateAddAmountValid`: the amount of `unit`s roughly fits the range of a date (the
+/// days in 2^64 milliseconds, and the years, weeks, hours, ... in as many days).
+fn amount_in_range(amount: i64, unit: TimeUnit) -> bool {
+    const MAX_DAYS: i64 = (u64::MAX / 86_400_000 + 1) as i64;
+    const MAX_YEARS: i64 = MAX_DAYS / 365 + 1;
+    let max = match unit {
+        TimeUnit::Year => MAX_YEARS,
+        TimeUnit::Quarter => MAX_YEARS * 4,
+        TimeUnit::Month => MAX_YEARS * 12,
+        TimeUnit::Week => MAX_DAYS / 7,
+        TimeUnit::Day => MAX_DAYS,
+        TimeUnit::Hour => MAX_DAYS * 24,
+        TimeUnit::Minute => MAX_DAYS * 24 * 60,
+        TimeUnit::Second | TimeUnit::Millisecond => MAX_DAYS * 24 * 60 * 60,
+    };
+    -max < amount && amount < max
+}
+
 /// Dates further than this from the epoch (about 290 million years) overflow date arithmetic.
 const MAX_DATE_MS: i64 = i64::MAX / 1024;
 
@@ -146,16 +171,17 @@ pub(crate) fn truncate(
     start_of_week: StartOfWeek,
 ) -> Result<i64, QueryError> {
     let bin = i64::try_from(bin_size).unwrap_or(i64::MAX);
-    let local = zone.to_local(date);
     if let Some(len) = unit.fixed_ms() {
-        // Bins of a fixed length, aligned on the zone's wall clock (whole local hours in
-        // +05:30, say); the instant keeps its own offset.
+        // Bins of a fixed length counted from 2000-01-01T00:00 in the zone, taken with the
+        // zone's offset then (mongod's `defaultReferencePointForDateTrunc`), so an offset change
+        // since does not move them.
         let Some(width) = len.checked_mul(bin) else { return Ok(date) };
-        let reference = REFERENCE_DAY * DAY_MS;
-        let into = (i128::from(local) - i128::from(reference)).rem_euclid(i128::from(width));
+        let reference_utc = REFERENCE_DAY * DAY_MS;
+        let reference = reference_utc - zone.offset_seconds(reference_utc) * 1000;
+        let into = (i128::from(date) - i128::from(reference)).rem_euclid(i128::from(width));
         return i64::try_from(i128::from(date) - into).map_err(|_| overflow("dateTrunc"));
     }
-    let c = Civil::from_local_ms(local);
+    let c = Civil::from_local_ms(zone.to_local(date));
     let floor_to_bin = |n: i64| n.div_euclid(bin).saturating_mul(bin);
     let start_days = match unit {
         TimeUnit::Day => REFERENCE_DAY.saturating_add(floor_to_bin(c.days - REFERENCE_DAY)),
