@@ -156,6 +156,25 @@ impl<'a> Reader<'a> {
         padded.parse().ok()
     }
 
+    /// The ASCII letters at the cursor (possibly none).
+    fn word(&mut self) -> String {
+        let word: String = self.rest().chars().take_while(char::is_ascii_alphabetic).collect();
+        self.pos += word.len();
+        word
+    }
+
+    /// A month name, full or in three letters, as its number 1-12; the cursor stays put when
+    /// there is none.
+    fn month_word(&mut self) -> Option<i64> {
+        let start = self.pos;
+        let word = self.word();
+        let found = MONTHS.iter().position(|m| names_match(m, &word)).and_then(|i| i64::try_from(i).ok());
+        if found.is_none() {
+            self.pos = start;
+        }
+        found.map(|i| i + 1)
+    }
+
     fn skip_spaces(&mut self) {
         while self.peek() == Some(b' ') {
             self.pos += 1;
@@ -212,34 +231,13 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A date string without a format: `YYYY-MM-DD`, `YYYY/MM/DD` or `MM/DD/YYYY`, then
-/// optionally `T` or spaces and `hh:mm[:ss[.fff]]`, then optionally a zone.
+/// A date string without a format: a date (see [`free_date`]), then optionally `T` or spaces
+/// and `hh:mm[:ss[.fff]]`, then optionally a zone.
 fn parse_free(text: &str, zone: &Zone, zone_given: bool) -> Result<i64, QueryError> {
     let mut r = Reader { text, pos: 0 };
     let mut f = Fields::default();
     r.skip_spaces();
-    let first = r.number(1, 4).ok_or_else(|| r.fail("Unexpected character"))?;
-    let sep = r.peek();
-    if r.pos >= 4 && (sep == Some(b'-') || sep == Some(b'/')) {
-        let sep = sep.unwrap_or(b'-');
-        r.pos += 1;
-        f.year = Some(first);
-        f.month = Some(r.number(1, 2).ok_or_else(|| r.fail("Unexpected character"))?);
-        if !r.eat(sep) {
-            return Err(r.fail("an incomplete date/time string has been found, with elements missing"));
-        }
-        f.day = Some(r.number(1, 2).ok_or_else(|| r.fail("Unexpected character"))?);
-    } else if sep == Some(b'/') {
-        r.pos += 1;
-        f.month = Some(first);
-        f.day = Some(r.number(1, 2).ok_or_else(|| r.fail("Unexpected character"))?);
-        if !r.eat(b'/') {
-            return Err(r.fail("Unexpected character"));
-        }
-        f.year = Some(r.number(4, 4).ok_or_else(|| r.fail("Unexpected character"))?);
-    } else {
-        return Err(r.fail("Unexpected character"));
-    }
+    free_date(&mut r, &mut f)?;
     let before_time = r.pos;
     if !r.eat(b'T') && !r.eat(b't') {
         r.skip_spaces();
@@ -266,6 +264,69 @@ fn parse_free(text: &str, zone: &Zone, zone_given: bool) -> Result<i64, QueryErr
         return Err(r.fail("Unexpected data found."));
     }
     f.resolve(text, zone, zone_given)
+}
+
+/// The date of a free-form string: `YYYY-MM-DD`, `YYYY/MM/DD`, `MM/DD/YYYY`, `Month D[,] YYYY`
+/// or `D Month YYYY` (English month names, full or three letters, in any case), after an
+/// optional weekday name (`Wed, ...`).
+fn free_date(r: &mut Reader<'_>, f: &mut Fields) -> Result<(), QueryError> {
+    let unexpected = |r: &Reader<'_>| r.fail("Unexpected character");
+    let start = r.pos;
+    let word = r.word();
+    if !word.is_empty() && WEEKDAYS.iter().any(|d| names_match(d, &word)) {
+        r.eat(b',');
+        r.skip_spaces();
+    } else {
+        r.pos = start;
+    }
+    if let Some(month) = r.month_word() {
+        r.skip_spaces();
+        f.month = Some(month);
+        f.day = Some(r.number(1, 2).ok_or_else(|| unexpected(r))?);
+        r.eat(b',');
+        r.skip_spaces();
+        f.year = Some(r.number(4, 4).ok_or_else(|| unexpected(r))?);
+        return Ok(());
+    }
+    let number_start = r.pos;
+    let first = r.number(1, 4).ok_or_else(|| unexpected(r))?;
+    let first_len = r.pos - number_start;
+    let sep = r.peek();
+    if sep == Some(b' ') {
+        r.skip_spaces();
+        let month = r.month_word().ok_or_else(|| unexpected(r))?;
+        r.skip_spaces();
+        (f.day, f.month) = (Some(first), Some(month));
+        f.year = Some(r.number(4, 4).ok_or_else(|| unexpected(r))?);
+    } else if first_len == 4 && (sep == Some(b'-') || sep == Some(b'/')) {
+        let sep = sep.unwrap_or(b'-');
+        r.pos += 1;
+        f.year = Some(first);
+        f.month = Some(r.number(1, 2).ok_or_else(|| unexpected(r))?);
+        if !r.eat(sep) {
+            return Err(r.fail("an incomplete date/time string has been found, with elements missing"));
+        }
+        f.day = Some(r.number(1, 2).ok_or_else(|| unexpected(r))?);
+    } else if sep == Some(b'/') {
+        r.pos += 1;
+        f.month = Some(first);
+        f.day = Some(r.number(1, 2).ok_or_else(|| unexpected(r))?);
+        if !r.eat(b'/') {
+            return Err(unexpected(r));
+        }
+        f.year = Some(r.number(4, 4).ok_or_else(|| unexpected(r))?);
+    } else {
+        return Err(unexpected(r));
+    }
+    Ok(())
+}
+
+/// The English weekday names a free-form date may start with.
+const WEEKDAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+
+/// Whether `word` is `name` or its three-letter abbreviation, in any case.
+fn names_match(name: &str, word: &str) -> bool {
+    word.eq_ignore_ascii_case(name) || (word.len() == 3 && name.get(..3).is_some_and(|a| a.eq_ignore_ascii_case(word)))
 }
 
 /// A date string read with a validated `%` format: literal characters must match exactly.

@@ -497,6 +497,11 @@ fn date_from_string_free_form() {
         parse(doc! { "dateString": "2017-07-12T22:23:55Z", "timezone": "UTC" }),
         ok(date("2017-07-12T22:23:55Z"))
     );
+    assert_eq!(parse(doc! { "dateString": "July 4, 2017" }), ok(date("2017-07-04T00:00:00Z")));
+    assert_eq!(parse(doc! { "dateString": "Tuesday 2017-07-04" }), ok(date("2017-07-04T00:00:00Z")));
+    assert_eq!(parse(doc! { "dateString": "4 jul 2017 10:56" }), ok(date("2017-07-04T10:56:00Z")));
+    assert_eq!(parse(doc! { "dateString": "Tue, 04 Jul 2017 10:56:02 GMT" }), ok(date("2017-07-04T10:56:02Z")));
+    assert_eq!(parse(doc! { "dateString": "Tue Jul 04 2017 12:56:02 GMT+0200" }), ok(date("2017-07-04T10:56:02Z")));
 }
 
 #[test]
@@ -531,6 +536,8 @@ fn date_from_string_nulls_and_errors() {
     assert_eq!(parse(doc! { "dateString": "nonsense" }), Err(241));
     assert_eq!(parse(doc! { "dateString": "2017-01" }), Err(241));
     assert_eq!(parse(doc! { "dateString": "2017-02-30" }), Err(241));
+    assert_eq!(parse(doc! { "dateString": "Smarch 4, 2017" }), Err(241));
+    assert_eq!(parse(doc! { "dateString": "17-07-04" }), Err(241));
     assert_eq!(parse(doc! { "dateString": 5 }), Err(241));
     assert_eq!(parse(doc! { "dateString": "nonsense", "onError": "bad" }), ok("bad"));
     assert_eq!(parse(doc! { "dateString": 5, "onError": "bad" }), ok("bad"));
