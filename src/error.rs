@@ -550,6 +550,117 @@ error_codes! {
     Location51199 = 51199,
     /// A stage that a `$lookup` sub-pipeline does not allow.
     Location51047 = 51047,
+    // The date expressions (`query/expr/date`), kept together so their codes merge as one block.
+    /// A `$dateFromString` input or format that does not parse.
+    ConversionFailure = 241,
+    /// A date expression's input that is not a date, timestamp or ObjectId.
+    Location16006 = 16006,
+    /// `$dateToString` whose `format` is not a string.
+    Location18533 = 18533,
+    /// `$dateToString` with an unknown argument.
+    Location18534 = 18534,
+    /// A date format ending in a lone `%`.
+    Location18535 = 18535,
+    /// A date format with an unknown `%` specifier.
+    Location18536 = 18536,
+    /// A year outside 0-9999 formatted with `%Y` or `%G`.
+    Location18537 = 18537,
+    /// `$dateToString` without `date`.
+    Location18628 = 18628,
+    /// `$dateToString` whose argument is not an object.
+    Location18629 = 18629,
+    /// A `$dateFromParts` part outside [-32768, 32767].
+    Location31034 = 31034,
+    /// A `$dateFromParts` `isoWeekYear` outside 1-9999.
+    Location31095 = 31095,
+    /// A time zone that is neither an Olson name nor a UTC offset.
+    Location40485 = 40485,
+    /// `$dateFromParts` mixing calendar and ISO week parts (`year` given).
+    Location40489 = 40489,
+    /// A `$dateFromParts` part that is not an integer.
+    Location40515 = 40515,
+    /// `$dateFromParts` with neither `year` nor `isoWeekYear`.
+    Location40516 = 40516,
+    /// A `timezone` that is not a string.
+    Location40517 = 40517,
+    /// `$dateFromParts` with an unknown argument.
+    Location40518 = 40518,
+    /// `$dateFromParts` whose argument is not an object.
+    Location40519 = 40519,
+    /// `$dateToParts` with an unknown argument.
+    Location40520 = 40520,
+    /// `$dateToParts` whose `iso8601` is not a bool.
+    Location40521 = 40521,
+    /// `$dateToParts` without `date`.
+    Location40522 = 40522,
+    /// A `$dateFromParts` `year` outside 1-9999.
+    Location40523 = 40523,
+    /// `$dateToParts` whose argument is not an object.
+    Location40524 = 40524,
+    /// `$dateFromParts` mixing ISO week and calendar parts (`isoWeekYear` given).
+    Location40525 = 40525,
+    /// `{$year: {...}}` and its kin with an unknown option.
+    Location40535 = 40535,
+    /// `{$year: [...]}` and its kin with other than one element.
+    Location40536 = 40536,
+    /// `{$year: {...}}` and its kin without `date`.
+    Location40539 = 40539,
+    /// `$dateFromString` whose argument is not an object.
+    Location40540 = 40540,
+    /// `$dateFromString` with an unknown argument.
+    Location40541 = 40541,
+    /// `$dateFromString` without `dateString`.
+    Location40542 = 40542,
+    /// `$dateFromString` whose `format` is not a string.
+    Location40684 = 40684,
+    /// `$dateDiff` whose argument is not an object.
+    Location5166301 = 5166301,
+    /// `$dateDiff` with an unknown argument.
+    Location5166302 = 5166302,
+    /// `$dateDiff` without `startDate`.
+    Location5166303 = 5166303,
+    /// `$dateDiff` without `endDate`.
+    Location5166304 = 5166304,
+    /// `$dateDiff` without `unit`.
+    Location5166305 = 5166305,
+    /// `$dateDiff`/`$dateTrunc` whose date is not a date.
+    Location5166307 = 5166307,
+    /// `$dateDiff` whose result does not fit a long.
+    Location5166308 = 5166308,
+    /// `$dateAdd`/`$dateSubtract` whose argument is not an object.
+    Location5166400 = 5166400,
+    /// `$dateAdd`/`$dateSubtract` with an unknown argument.
+    Location5166401 = 5166401,
+    /// `$dateAdd`/`$dateSubtract` without `startDate`, `unit` or `amount`.
+    Location5166402 = 5166402,
+    /// `$dateAdd`/`$dateSubtract` whose `startDate` is not a date.
+    Location5166403 = 5166403,
+    /// `$dateAdd`/`$dateSubtract` whose `amount` is not an integer.
+    Location5166405 = 5166405,
+    /// `$dateAdd`/`$dateSubtract` whose result is out of the date range.
+    Location5166406 = 5166406,
+    /// `$dateTrunc` whose argument is not an object.
+    Location5439007 = 5439007,
+    /// `$dateTrunc` with an unknown argument.
+    Location5439008 = 5439008,
+    /// `$dateTrunc` without `date`.
+    Location5439009 = 5439009,
+    /// `$dateTrunc` without `unit`.
+    Location5439010 = 5439010,
+    /// A date `unit` that is not a string.
+    Location5439013 = 5439013,
+    /// A `startOfWeek` that is not a string.
+    Location5439015 = 5439015,
+    /// A `startOfWeek` that names no day of the week.
+    Location5439016 = 5439016,
+    /// `$dateTrunc` whose `binSize` is not an integer.
+    Location5439017 = 5439017,
+    /// `$dateTrunc` whose `binSize` is not positive.
+    Location5439018 = 5439018,
+    /// `$dateAdd`/`$dateSubtract` with an amount far outside the range of a date.
+    Location5976500 = 5976500,
+    /// `$dateSubtract` of the smallest long.
+    Location6045000 = 6045000,
 }
 
 /// A failed command, as the client will see it.

@@ -5,10 +5,10 @@ use std::cmp::Ordering;
 
 use bson::{Bson, RawBson, RawBsonRef, RawDocument};
 
-use super::arithmetic;
 use super::parse::validate_variable_name;
 use super::syntax::{Expression, Operator, Variable, Variables};
 use super::value::{Value, nullish, truthy, type_of};
+use super::{arithmetic, date};
 use crate::error::ErrorCode;
 use crate::query::collation::Collation;
 use crate::query::elements::{fields, items};
@@ -321,6 +321,7 @@ fn evaluate_operator(
             return slice(array, second, || eval(2, budget), args.len() == 3);
         }
         Operator::Rand => Bson::Double(random_unit()),
+        Operator::Date(op) => return date::evaluate(op, &mut |i| eval(i, budget)),
         Operator::GetField => {
             let field = eval(0, budget)?;
             let (Some(Bson::String(field)), input) = (field, eval(1, budget)?) else { return Ok(None) };

@@ -4,7 +4,8 @@
 //! Supported: literals and `$literal`, field paths (`$a.b`), `$$ROOT`, `$$CURRENT`, `$$REMOVE`
 //! and user variables (`$$name`), expression objects and arrays, and the operators `$eq $ne $gt
 //! $gte $lt $lte $cmp $and $or $not $cond $ifNull $add $subtract $multiply $divide $mod $abs $in
-//! $size $concat $toLower $toUpper $type $getField $setField $slice $rand`. The other operators
+//! $size $concat $toLower $toUpper $type $getField $setField $slice $rand` and the date
+//! operators of [`date`] (with time zones). The other operators
 //! of mongod 7.0 (and `$meta`) answer 238 NotImplemented; a name mongod does not know answers
 //! its 168 InvalidPipelineOperator. Arithmetic promotes as mongod does: any decimal128 operand
 //! makes the result a decimal (computed exactly, rounded to 34 digits; a double operand
@@ -19,6 +20,7 @@
 
 mod arithmetic;
 mod bindings;
+pub(crate) mod date;
 mod eval;
 mod parse;
 mod syntax;

@@ -3,6 +3,7 @@
 
 use bson::{Bson, RawBsonRef, RawDocument};
 
+use super::date;
 use super::syntax::{Expression, Operator, Variable};
 use crate::error::ErrorCode;
 use crate::query::elements::fields;
@@ -126,6 +127,9 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
     if name == "$literal" {
         return Ok(Expression::Literal(to_bson(arg)?));
     }
+    if let Some(parsed) = date::parse(name, arg) {
+        return parsed;
+    }
     let Some(op) = Operator::from_name(name) else {
         if name == "$meta" {
             return Err(QueryError::not_implemented("$meta (text search scores and index keys)"));
@@ -196,7 +200,11 @@ fn parse_rand(arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
 /// Whether `name` is an expression operator mongod 7.0 knows (built here or not): a
 /// projection reads `{a: {$name: ...}}` as an expression exactly when this holds.
 pub fn is_expression_name(name: &str) -> bool {
-    name == "$literal" || name == "$meta" || Operator::from_name(name).is_some() || UNBUILT_OPERATORS.contains(&name)
+    name == "$literal"
+        || name == "$meta"
+        || Operator::from_name(name).is_some()
+        || date::is_date_operator(name)
+        || UNBUILT_OPERATORS.contains(&name)
 }
 
 /// mongod 7.0's expression operators that this evaluator does not build yet: they answer 238
@@ -225,17 +233,6 @@ const UNBUILT_OPERATORS: &[&str] = &[
     "$convert",
     "$cos",
     "$cosh",
-    "$dateAdd",
-    "$dateDiff",
-    "$dateFromParts",
-    "$dateFromString",
-    "$dateSubtract",
-    "$dateToParts",
-    "$dateToString",
-    "$dateTrunc",
-    "$dayOfMonth",
-    "$dayOfWeek",
-    "$dayOfYear",
     "$degreesToRadians",
     "$exp",
     "$filter",
@@ -243,15 +240,11 @@ const UNBUILT_OPERATORS: &[&str] = &[
     "$firstN",
     "$floor",
     "$function",
-    "$hour",
     "$indexOfArray",
     "$indexOfBytes",
     "$indexOfCP",
     "$isArray",
     "$isNumber",
-    "$isoDayOfWeek",
-    "$isoWeek",
-    "$isoWeekYear",
     "$last",
     "$lastN",
     "$let",
@@ -264,11 +257,8 @@ const UNBUILT_OPERATORS: &[&str] = &[
     "$maxN",
     "$median",
     "$mergeObjects",
-    "$millisecond",
     "$min",
     "$minN",
-    "$minute",
-    "$month",
     "$objectToArray",
     "$percentile",
     "$pow",
@@ -284,7 +274,6 @@ const UNBUILT_OPERATORS: &[&str] = &[
     "$round",
     "$rtrim",
     "$sampleRate",
-    "$second",
     "$setDifference",
     "$setEquals",
     "$setIntersection",
@@ -320,8 +309,6 @@ const UNBUILT_OPERATORS: &[&str] = &[
     "$tsIncrement",
     "$tsSecond",
     "$unsetField",
-    "$week",
-    "$year",
     "$zip",
 ];
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bson::{Bson, RawBson};
 
+use super::date::DateOp;
 use crate::query::collation::Collation;
 use crate::query::error::QueryError;
 
@@ -105,6 +106,9 @@ pub enum Operator {
     Slice,
     /// `$rand`: a double in [0, 1), no arguments.
     Rand,
+    /// A date expression (`$year`, `$dateToString`, ...), its arguments in the slots
+    /// [`DateOp`] describes.
+    Date(DateOp),
 }
 
 impl Operator {
@@ -160,6 +164,7 @@ impl Operator {
             Self::Cond | Self::SetField => Some(3),
             Self::GetField => Some(2),
             Self::Rand => Some(0),
+            Self::Date(_) => None,
             Self::Slice | Self::And | Self::Or | Self::IfNull | Self::Add | Self::Multiply | Self::Concat => None,
         }
     }
