@@ -502,6 +502,18 @@ error_codes! {
     Location40230 = 40230,
     /// A `$replaceRoot` without `newRoot`.
     Location40231 = 40231,
+    /// A `$bucketAuto` `groupBy` that is not a `$`-path or an expression object.
+    Location40239 = 40239,
+    /// A `$bucketAuto` argument that is not a document.
+    Location40240 = 40240,
+    /// A `$bucketAuto` `buckets` that is not an integer.
+    Location40242 = 40242,
+    /// A `$bucketAuto` `buckets` below 1.
+    Location40243 = 40243,
+    /// An unknown `$bucketAuto` option.
+    Location40245 = 40245,
+    /// A `$bucketAuto` without `groupBy` or `buckets`.
+    Location40246 = 40246,
     /// A `$group` output that is not an accumulator object.
     Location40234 = 40234,
     /// A `$group` output name containing `.`.
@@ -516,6 +528,18 @@ error_codes! {
     Location40400 = 40400,
     /// `$changeStream` on a standalone.
     Location40573 = 40573,
+    /// A `$graphLookup` `maxDepth` that is not a number.
+    Location40100 = 40100,
+    /// A negative or fractional `$graphLookup` `maxDepth`.
+    Location40101 = 40101,
+    /// A `$graphLookup` argument that must be a string and is not.
+    Location40103 = 40103,
+    /// An unknown `$graphLookup` argument.
+    Location40104 = 40104,
+    /// A `$graphLookup` without one of its required arguments.
+    Location40105 = 40105,
+    /// A `$graphLookup` `restrictSearchWithMatch` that is not a document.
+    Location40185 = 40185,
     /// A stage that `$facet` does not allow.
     Location40600 = 40600,
     /// `$out`/`$merge` before the last stage.

@@ -305,7 +305,8 @@ async fn documents_and_stage_errors_have_mongods_codes() {
         (doc! { "$sortByCount": "cust" }, 40148, "Location40148"),
         (doc! { "$replaceRoot": {} }, 40231, "Location40231"),
         (doc! { "$setWindowFields": {} }, 40414, "Location40414"),
-        (doc! { "$bucketAuto": {} }, 238, "NotImplemented"),
+        (doc! { "$bucketAuto": {} }, 40246, "Location40246"),
+        (doc! { "$densify": {} }, 238, "NotImplemented"),
     ];
     for (stage, expected, name) in cases {
         let error = run_err(&db, "orders", vec![stage.clone()]).await;
@@ -600,4 +601,68 @@ async fn spill_files_left_by_a_crash_are_deleted_at_start() {
     let server = TestServer::start_in(dir, &[]);
     server.client("").await.database("x").run_command(doc! { "ping": 1 }).await.expect("ping");
     assert_eq!(spill_files(&server), 0);
+}
+
+#[tokio::test]
+async fn sample_bucket_auto_and_graph_lookup() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    let numbers = db.collection::<Document>("numbers");
+    numbers.insert_many((0..100).map(|i| doc! { "_id": i, "v": i / 10 })).await.expect("insert");
+    let sampled = run(&numbers, vec![doc! { "$sample": { "size": 7 } }]).await;
+    assert_eq!(sampled.len(), 7);
+    let mut ids: Vec<i32> = sampled.iter().filter_map(|d| d.get_i32("_id").ok()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 7, "seven distinct documents");
+    assert_eq!(run(&numbers, vec![doc! { "$sample": { "size": 500 } }]).await.len(), 100);
+    assert_eq!(run_err(&db, "numbers", vec![doc! { "$sample": { "size": -1 } }]).await.map(|e| e.0), Some(28747));
+    assert_eq!(run_err(&db, "numbers", vec![doc! { "$sample": {} }]).await.map(|e| e.0), Some(28749));
+
+    // Ten values, ten documents each: three buckets keep equal values together.
+    let buckets = run(&numbers, vec![doc! { "$bucketAuto": { "groupBy": "$v", "buckets": 3 } }]).await;
+    assert_eq!(
+        buckets,
+        vec![
+            doc! { "_id": { "min": 0, "max": 4 }, "count": 40 },
+            doc! { "_id": { "min": 4, "max": 8 }, "count": 40 },
+            doc! { "_id": { "min": 8, "max": 9 }, "count": 20 },
+        ]
+    );
+    assert_eq!(
+        run_err(&db, "numbers", vec![doc! { "$bucketAuto": { "groupBy": "$v" } }]).await.map(|e| e.0),
+        Some(40246)
+    );
+
+    let staff = db.collection::<Document>("staff");
+    staff
+        .insert_many([
+            doc! { "_id": 1, "name": "Dev" },
+            doc! { "_id": 2, "name": "Eliot", "reportsTo": "Dev" },
+            doc! { "_id": 3, "name": "Ron", "reportsTo": "Eliot" },
+            doc! { "_id": 4, "name": "Andrew", "reportsTo": "Eliot" },
+            doc! { "_id": 5, "name": "Asya", "reportsTo": "Ron" },
+        ])
+        .await
+        .expect("insert staff");
+    let limited = run(
+        &staff,
+        vec![
+            doc! { "$match": { "name": "Asya" } },
+            doc! { "$graphLookup": {
+                "from": "staff", "startWith": "$reportsTo", "connectFromField": "reportsTo",
+                "connectToField": "name", "as": "chain", "maxDepth": 1, "depthField": "d",
+            } },
+            doc! { "$unwind": "$chain" },
+            doc! { "$sort": { "chain.d": 1 } },
+            doc! { "$project": { "_id": 0, "name": "$chain.name", "d": "$chain.d" } },
+        ],
+    )
+    .await;
+    assert_eq!(
+        limited,
+        vec![doc! { "name": "Ron", "d": Bson::Int64(0) }, doc! { "name": "Eliot", "d": Bson::Int64(1) }]
+    );
+    let error = run_err(&db, "staff", vec![doc! { "$graphLookup": { "from": "staff", "as": "x" } }]).await;
+    assert_eq!(error.map(|e| e.0), Some(40105));
 }

@@ -94,3 +94,44 @@ async fn window_functions_over_partitions() {
     assert_eq!(bad(doc! { "$setWindowFields": { "output": {}, "bogus": 1 } }).await, Some(40415));
     assert_eq!(bad(doc! { "$setWindowFields": { "output": { "r": { "$rank": {} } } } }).await, Some(9));
 }
+
+#[tokio::test]
+async fn fill_fills_gaps_by_value_locf_and_linear() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("w");
+    let readings = db.collection::<Document>("readings");
+    readings
+        .insert_many([
+            doc! { "_id": 1, "t": 1, "temp": 10, "unit": "C", "note": "a" },
+            doc! { "_id": 2, "t": 2, "temp": Bson::Null },
+            doc! { "_id": 3, "t": 3, "temp": Bson::Null, "note": Bson::Null },
+            doc! { "_id": 4, "t": 4, "temp": 40, "note": "d" },
+        ])
+        .await
+        .expect("insert");
+    let filled: Vec<Document> = readings
+        .aggregate(vec![
+            doc! { "$fill": { "sortBy": { "t": 1 }, "output": {
+                "temp": { "method": "linear" },
+                "note": { "method": "locf" },
+                "unit": { "value": "F" },
+            } } },
+            doc! { "$project": { "t": 0 } },
+        ])
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(
+        filled,
+        vec![
+            doc! { "_id": 1, "temp": 10, "unit": "C", "note": "a" },
+            doc! { "_id": 2, "temp": 20.0, "note": "a", "unit": "F" },
+            doc! { "_id": 3, "temp": 30.0, "note": "a", "unit": "F" },
+            doc! { "_id": 4, "temp": 40, "note": "d", "unit": "F" },
+        ]
+    );
+    let command = doc! { "aggregate": "readings", "pipeline": [{ "$fill": { "sortBy": { "t": 1 } } }], "cursor": {} };
+    assert_eq!(db.run_command(command).await.err().as_ref().and_then(code), Some(40414));
+}

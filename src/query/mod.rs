@@ -42,6 +42,7 @@ pub mod order;
 pub mod path;
 mod pipeline;
 pub mod projection;
+pub(crate) mod random;
 pub(crate) mod render;
 pub mod sort;
 pub mod update;

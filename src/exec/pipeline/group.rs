@@ -344,3 +344,124 @@ pub(super) fn bucket(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Doc
         Ok(to_stream(groups))
     }))
 }
+
+/// `$bucketAuto`: blocking; `buckets` buckets of about equal counts over the sorted `groupBy`
+/// values, equal values always in one bucket, each `_id` the `{min, max}` of its range.
+pub(super) fn bucket_auto(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
+    let RawBsonRef::Document(spec) = args.spec else {
+        return Err(Error::new(
+            ErrorCode::Location40240,
+            format!(
+                "The argument to $bucketAuto must be an object, but found type: {}",
+                render::type_name(args.spec.element_type())
+            ),
+        ));
+    };
+    let (mut group_by, mut buckets, mut outputs) = (None, None, None);
+    for element in spec {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        match key.as_str() {
+            "groupBy" => {
+                group_by = Some(parse_group_by(value).map_err(|e| {
+                    Error::new(ErrorCode::Location40239, e.message().replace("$bucket ", "$bucketAuto "))
+                })?)
+            }
+            "buckets" => {
+                let n =
+                    crate::query::number::Number::from_raw(value).and_then(|n| n.to_i32_exact()).ok_or_else(|| {
+                        Error::new(ErrorCode::Location40242, "The $bucketAuto 'buckets' field must be an integer")
+                    })?;
+                if n <= 0 {
+                    return Err(Error::new(
+                        ErrorCode::Location40243,
+                        format!("The $bucketAuto 'buckets' field must be greater than 0, but found: {n}"),
+                    ));
+                }
+                buckets = Some(usize::try_from(n).unwrap_or(1));
+            }
+            "output" => outputs = Some(parse_outputs(value)?),
+            "granularity" => {
+                return Err(Error::new(ErrorCode::NotImplemented, "$bucketAuto granularity is not supported yet"));
+            }
+            other => {
+                return Err(Error::new(
+                    ErrorCode::Location40245,
+                    format!("Unrecognized option to $bucketAuto: {other}."),
+                ));
+            }
+        }
+    }
+    let (Some(group_by), Some(buckets)) = (group_by, buckets) else {
+        return Err(Error::new(
+            ErrorCode::Location40246,
+            "$bucketAuto requires 'groupBy' and 'buckets' to be specified",
+        ));
+    };
+    let outputs = match outputs {
+        Some(outputs) => outputs,
+        None => {
+            let count = bson::rawdoc! { "$sum": 1 };
+            vec![AccumulatorSpec::parse("count", RawBsonRef::Document(&count))?]
+        }
+    };
+    let env = args.env.clone();
+    Ok(deferred(move || {
+        let vars = with_collation(&env);
+        let mut keyed: Vec<(RawBson, bson::RawDocumentBuf)> = Vec::new();
+        let mut bytes = 0usize;
+        for document in stream {
+            let document = document?;
+            let value = group_by.evaluate(&document, &vars)?.unwrap_or(Bson::Null);
+            bytes += document.as_bytes().len();
+            env.check_memory(bytes, |limit| {
+                format!(
+                    "$bucketAuto exceeded its memory limit of {limit} bytes, but did not opt in to external sorting."
+                )
+            })?;
+            keyed.push((
+                RawBson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?,
+                document,
+            ));
+        }
+        let collation = env.collation.clone();
+        keyed.sort_by(|a, b| {
+            crate::query::compare_collated(a.0.as_raw_bson_ref(), b.0.as_raw_bson_ref(), collation.as_deref())
+        });
+        let n = keyed.len();
+        let size = ((n as f64 / buckets as f64).round() as usize).max(1);
+        let same = |a: &RawBson, b: &RawBson| {
+            crate::query::compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), collation.as_deref()).is_eq()
+        };
+        // Bucket boundaries: [start, end) ranges of `keyed`.
+        let mut ranges = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let mut end = if ranges.len() + 1 == buckets { n } else { (start + size).min(n) };
+            while end < n && keyed.get(end - 1).zip(keyed.get(end)).is_some_and(|(a, b)| same(&a.0, &b.0)) {
+                end += 1;
+            }
+            ranges.push((start, end));
+            start = end;
+        }
+        let mut out = Vec::with_capacity(ranges.len());
+        for (i, &(from, to)) in ranges.iter().enumerate() {
+            let min = keyed.get(from).map(|k| k.0.clone()).unwrap_or(RawBson::Null);
+            let max = match ranges.get(i + 1) {
+                Some(&(next, _)) => keyed.get(next).map(|k| k.0.clone()),
+                None => keyed.get(to - 1).map(|k| k.0.clone()),
+            }
+            .unwrap_or(RawBson::Null);
+            let to_bson = |v: RawBson| Bson::try_from(v).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()));
+            let mut document = doc! { "_id": { "min": to_bson(min)?, "max": to_bson(max)? } };
+            for output in &outputs {
+                let mut acc = output.start();
+                for (_, member) in keyed.get(from..to).unwrap_or_default() {
+                    output.add(&mut acc, member, &vars)?;
+                }
+                document.insert(output.field.clone(), acc.finish(output.op));
+            }
+            out.push(document);
+        }
+        Ok(to_stream(out))
+    }))
+}

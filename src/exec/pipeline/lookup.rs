@@ -17,7 +17,7 @@ use crate::state::cursors::DocumentStream;
 use crate::storage::{Collection, IndexSet, Namespace, ReadView};
 
 /// Another collection as a join reads it: its indexes, listed before the snapshot.
-struct Foreign {
+pub(super) struct Foreign {
     collection: Arc<Collection>,
     indexes: IndexSet,
     view: ReadView,
@@ -25,7 +25,7 @@ struct Foreign {
 
 impl Foreign {
     /// `coll` in the pipeline's database, `None` when it does not exist.
-    fn open(env: &PipelineEnv, coll: &str) -> Option<Self> {
+    pub(super) fn open(env: &PipelineEnv, coll: &str) -> Option<Self> {
         let collection = env.storage.collection(&Namespace { db: env.db.clone(), coll: coll.to_owned() })?;
         // IMPORTANT: indexes before the snapshot, so every listed index is complete in it.
         let indexes = collection.indexes();
@@ -34,7 +34,7 @@ impl Foreign {
     }
 
     /// The documents matching `filter`, through the planner.
-    fn read(&self, filter: &RawDocument, env: &PipelineEnv) -> Result<DocumentStream> {
+    pub(super) fn read(&self, filter: &RawDocument, env: &PipelineEnv) -> Result<DocumentStream> {
         let query = Query::filtered(Some(filter), env.collation.clone())?;
         let (_, stream) = query.run_in(
             &env.plans,

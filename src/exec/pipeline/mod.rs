@@ -11,10 +11,12 @@
 //! built.
 
 mod facet;
+mod graph_lookup;
 mod group;
 mod lookup;
 mod output;
 pub mod registry;
+mod sample;
 mod transform;
 mod unwind;
 mod window;

@@ -1,7 +1,7 @@
 //! The stage table: every stage name mongod 7.0 knows, either built here (with the function
 //! that adds it to a stream) or refused with the error this server gives for it.
 
-use super::{Context, StageArgs, facet, group, lookup, output, transform, unwind, window};
+use super::{Context, StageArgs, facet, graph_lookup, group, lookup, output, sample, transform, unwind, window};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::cursors::DocumentStream;
 
@@ -12,9 +12,12 @@ type StageFn = fn(DocumentStream, &StageArgs<'_>) -> Result<DocumentStream>;
 const BUILT: &[(&str, StageFn)] = &[
     ("$addFields", transform::document_stage),
     ("$bucket", group::bucket),
+    ("$bucketAuto", group::bucket_auto),
     ("$count", transform::count_stage),
     ("$documents", transform::documents),
     ("$facet", facet::facet),
+    ("$fill", window::fill),
+    ("$graphLookup", graph_lookup::graph_lookup),
     ("$group", group::group),
     ("$limit", transform::limit),
     ("$lookup", lookup::lookup),
@@ -24,6 +27,7 @@ const BUILT: &[(&str, StageFn)] = &[
     ("$project", transform::project),
     ("$replaceRoot", transform::document_stage),
     ("$replaceWith", transform::document_stage),
+    ("$sample", sample::sample),
     ("$set", transform::document_stage),
     ("$setWindowFields", window::set_window_fields),
     ("$skip", transform::skip),
@@ -60,7 +64,6 @@ pub(super) const LAST_STAGE_ONLY: &[&str] = &["$merge", "$out"];
 
 /// Known stages that this server does not run (yet), and the error each answers.
 const UNSUPPORTED: &[(&str, Unsupported)] = &[
-    ("$bucketAuto", Unsupported::NotYet),
     (
         "$changeStream",
         Unsupported::Error(ErrorCode::Location40573, "The $changeStream stage is only supported on replica sets"),
@@ -70,9 +73,7 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     ("$collStats", Unsupported::NotYet),
     ("$currentOp", Unsupported::NotYet),
     ("$densify", Unsupported::NotYet),
-    ("$fill", Unsupported::NotYet),
     ("$geoNear", Unsupported::NotYet),
-    ("$graphLookup", Unsupported::NotYet),
     ("$indexStats", Unsupported::NotYet),
     ("$listCatalog", Unsupported::NotYet),
     // Run by `aggregate: 1` as a pipeline's first stage, never through this table.
@@ -82,7 +83,6 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     ("$listSessions", Unsupported::NotYet),
     ("$planCacheStats", Unsupported::NotYet),
     ("$redact", Unsupported::NotYet),
-    ("$sample", Unsupported::NotYet),
     ("$search", Unsupported::NotYet),
     ("$searchMeta", Unsupported::NotYet),
     ("$shardedDataDistribution", Unsupported::NotYet),

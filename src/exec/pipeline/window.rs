@@ -707,3 +707,91 @@ pub(super) fn set_window_fields(stream: DocumentStream, args: &StageArgs<'_>) ->
     let env = args.env.clone();
     Ok(deferred(move || Ok(Box::new(spec.run(stream, &env)?.into_iter().map(Ok)))))
 }
+
+/// `$fill`, as mongod runs it: `method` outputs through `$setWindowFields` (`$locf`,
+/// `$linearFill`), then `value` outputs through `$addFields` with `$ifNull`.
+pub(super) fn fill(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
+    let RawBsonRef::Document(spec) = args.spec else {
+        return Err(Error::new(ErrorCode::TypeMismatch, "the $fill stage specification must be an object"));
+    };
+    let (mut partition_by, mut sort_by, mut output) = (None, None, None);
+    for element in spec {
+        let (key, value) = element.map_err(invalid_bson)?;
+        match (key.as_str(), value) {
+            ("partitionBy", value) => partition_by = Some(RawBson::from(value)),
+            ("partitionByFields", RawBsonRef::Array(fields)) => {
+                let mut by = RawDocumentBuf::new();
+                for field in fields {
+                    let RawBsonRef::String(field) = field.map_err(invalid_bson)? else {
+                        return Err(Error::new(
+                            ErrorCode::TypeMismatch,
+                            "'partitionByFields' must be an array of strings",
+                        ));
+                    };
+                    let name = <&bson::raw::CStr>::try_from(field).map_err(invalid_bson)?;
+                    by.append(name, format!("${field}"));
+                }
+                partition_by = Some(RawBson::Document(by));
+            }
+            ("sortBy", RawBsonRef::Document(sort)) => sort_by = Some(sort.to_owned()),
+            ("output", RawBsonRef::Document(out)) => output = Some(out.to_owned()),
+            (field @ ("partitionByFields" | "sortBy" | "output"), other) => {
+                return Err(Error::new(
+                    ErrorCode::TypeMismatch,
+                    format!(
+                        "BSON field '$fill.{field}' is the wrong type '{}'",
+                        render::type_name(other.element_type())
+                    ),
+                ));
+            }
+            (other, _) => {
+                return Err(Error::new(
+                    ErrorCode::Location40415,
+                    format!("BSON field '$fill.{other}' is an unknown field."),
+                ));
+            }
+        }
+    }
+    let output = output.ok_or_else(|| {
+        Error::new(ErrorCode::Location40414, "BSON field '$fill.output' is missing but a required field")
+    })?;
+    let (mut methods, mut values) = (RawDocumentBuf::new(), RawDocumentBuf::new());
+    for element in &output {
+        let (field, how) = element.map_err(invalid_bson)?;
+        let RawBsonRef::Document(how) = how else {
+            return Err(parse_error(format!("The fill output for '{}' must be an object", field.as_str())));
+        };
+        let path = format!("${}", field.as_str());
+        match (how.get("method").map_err(invalid_bson)?, how.get("value").map_err(invalid_bson)?) {
+            (Some(RawBsonRef::String("locf")), None) => methods.append(field, bson::rawdoc! { "$locf": path }),
+            (Some(RawBsonRef::String("linear")), None) => methods.append(field, bson::rawdoc! { "$linearFill": path }),
+            (Some(_), None) => return Err(parse_error("Method must be either locf or linear")),
+            (None, Some(value)) => values.append(field, bson::rawdoc! { "$ifNull": [path, RawBson::from(value)] }),
+            _ => return Err(parse_error("Exactly one of 'value' and 'method' must be specified per fill output")),
+        }
+    }
+    let mut stream = stream;
+    if !methods.is_empty() {
+        let mut window = RawDocumentBuf::new();
+        if let Some(partition_by) = partition_by {
+            window.append(bson::raw::cstr!("partitionBy"), partition_by);
+        }
+        if let Some(sort_by) = sort_by {
+            window.append(bson::raw::cstr!("sortBy"), sort_by);
+        }
+        window.append(bson::raw::cstr!("output"), methods);
+        let window_args = StageArgs {
+            name: "$setWindowFields",
+            spec: RawBsonRef::Document(&window),
+            env: args.env,
+            context: args.context,
+        };
+        stream = set_window_fields(stream, &window_args)?;
+    }
+    if !values.is_empty() {
+        let add_args =
+            StageArgs { name: "$addFields", spec: RawBsonRef::Document(&values), env: args.env, context: args.context };
+        stream = super::transform::document_stage(stream, &add_args)?;
+    }
+    Ok(stream)
+}

@@ -320,7 +320,7 @@ fn evaluate_operator(
             let (array, second) = (eval(0, budget)?, eval(1, budget)?);
             return slice(array, second, || eval(2, budget), args.len() == 3);
         }
-        Operator::Rand => Bson::Double(random_unit()),
+        Operator::Rand => Bson::Double(crate::query::random::random_unit()),
         Operator::Date(op) => return date::evaluate(op, &mut |i| eval(i, budget)),
         Operator::GetField => {
             let field = eval(0, budget)?;
@@ -465,20 +465,6 @@ fn slice(
         (back(n), len)
     };
     Ok(Some(Bson::Array(list.into_iter().skip(start).take(end.saturating_sub(start)).collect())))
-}
-
-/// A uniformly distributed double in [0, 1) for `$rand`: 53 random bits from the standard
-/// library's randomly keyed SipHash over a counter (not for cryptography, as in mongod).
-fn random_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
-    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = KEYS.get_or_init(std::collections::hash_map::RandomState::new).build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, AtomicOrdering::Relaxed));
-    // The top 53 bits fit a double's mantissa exactly.
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// mongod's `Value::coerceToString` for the types built so far: strings as they are, null and
