@@ -258,3 +258,99 @@ pub(crate) async fn count(
     })
     .await
 }
+
+/// Orders the `$lookup` workload joins to the records: each names a random record as `cust`.
+pub(crate) const LOOKUP_ORDERS: u64 = 10_000;
+
+/// `$group` of every record by `k % 16` (16 groups), counting each group.
+pub(crate) async fn aggregate_group(
+    coll: &Collection<Document>,
+    shape: Shape,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, shape.records, move |_, _| {
+        let coll = coll.clone();
+        async move {
+            let pipeline = vec![doc! { "$group": { "_id": { "$mod": ["$k", 16] }, "n": { "$sum": 1 } } }];
+            let mut cursor = coll.aggregate(pipeline).await.map_err(|e| e.to_string())?;
+            let mut groups = 0;
+            while cursor.advance().await.map_err(|e| e.to_string())? {
+                groups += 1;
+            }
+            if groups == 16.min(shape.records) { Ok(()) } else { Err(format!("$group gave {groups} groups")) }
+        }
+    })
+    .await
+}
+
+/// An indexed `$match` + `$sort` + `$limit` of 10 from a random `k` through `k_1`.
+pub(crate) async fn aggregate_top(
+    coll: &Collection<Document>,
+    shape: Shape,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let coll = coll.clone();
+    drive(clients, timing, 1, move |worker, seq| {
+        let coll = coll.clone();
+        let start = shape.random_id(worker, seq) as i64;
+        async move {
+            let pipeline = vec![
+                doc! { "$match": { "k": { "$gte": start } } },
+                doc! { "$sort": { "k": 1 } },
+                doc! { "$limit": 10 },
+            ];
+            let mut cursor = coll.aggregate(pipeline).await.map_err(|e| e.to_string())?;
+            let mut seen = 0;
+            while cursor.advance().await.map_err(|e| e.to_string())? {
+                seen += 1;
+            }
+            if seen == 0 { Err(format!("no record from k {start}")) } else { Ok(()) }
+        }
+    })
+    .await
+}
+
+/// Loads [`LOOKUP_ORDERS`] orders into `orders` (once), each naming a random record.
+pub(crate) async fn load_orders(orders: &Collection<Document>, shape: Shape) -> BenchResult<()> {
+    if orders.estimated_document_count().await? == LOOKUP_ORDERS {
+        return Ok(());
+    }
+    orders.drop().await?;
+    let docs: Vec<Document> =
+        (0..LOOKUP_ORDERS).map(|i| doc! { "_id": i as i64, "cust": shape.random_id(0, i) as i64 }).collect();
+    for chunk in docs.chunks(1000) {
+        orders.insert_many(chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// `$lookup` of every order to its record by `_id` (the records' index), counted.
+pub(crate) async fn aggregate_lookup(
+    orders: &Collection<Document>,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let orders = orders.clone();
+    drive(clients, timing, LOOKUP_ORDERS, move |_, _| {
+        let orders = orders.clone();
+        async move {
+            let pipeline = vec![
+                doc! { "$lookup": { "from": "usertable", "localField": "cust", "foreignField": "_id", "as": "c" } },
+                doc! { "$match": { "c": { "$size": 1 } } },
+                doc! { "$count": "n" },
+            ];
+            let mut cursor = orders.aggregate(pipeline).await.map_err(|e| e.to_string())?;
+            let found = cursor.advance().await.map_err(|e| e.to_string())?;
+            let n = if found {
+                cursor.deserialize_current().map_err(|e| e.to_string())?.get_i32("n").unwrap_or(0)
+            } else {
+                0
+            };
+            if n as u64 == LOOKUP_ORDERS { Ok(()) } else { Err(format!("$lookup joined {n} orders")) }
+        }
+    })
+    .await
+}

@@ -15,7 +15,10 @@ use mongodb::{Client, Collection};
 use crate::BenchResult;
 use crate::config::Config;
 use crate::measure::{Measured, Timing, median, spread};
-use crate::ops::{count, equality, insert, insert_many, load, ping, scan, set_k_index, ycsb, ycsb_e};
+use crate::ops::{
+    aggregate_group, aggregate_lookup, aggregate_top, count, equality, insert, insert_many, load, load_orders, ping,
+    scan, set_k_index, ycsb, ycsb_e,
+};
 use crate::process::ServerProcess;
 use crate::report::thousands;
 use crate::shape::Shape;
@@ -188,6 +191,15 @@ impl WorkloadRun {
                 set_k_index(&usertable, true).await?;
                 (usertable, config.shape, 0)
             }
+            Workload::AggTop => {
+                set_k_index(&usertable, true).await?;
+                (usertable, config.shape, 0)
+            }
+            Workload::AggLookup => {
+                let orders = db.collection("orders");
+                load_orders(&orders, config.shape).await?;
+                (orders, config.shape, 0)
+            }
             Workload::YcsbE => {
                 set_k_index(&usertable, true).await?;
                 // Its inserts add records after the loaded ones.
@@ -214,6 +226,9 @@ impl WorkloadRun {
             Workload::EqScan => equality(coll, shape, shape.records, clients, timing).await,
             Workload::EqIndex => equality(coll, shape, 1, clients, timing).await,
             Workload::YcsbE => ycsb_e(coll, shape, next, clients, timing).await,
+            Workload::AggGroup => aggregate_group(coll, shape, clients, timing).await,
+            Workload::AggTop => aggregate_top(coll, shape, clients, timing).await,
+            Workload::AggLookup => aggregate_lookup(coll, clients, timing).await,
             Workload::All | Workload::Goals => Err(format!("{} is not a driven workload", self.workload.name()).into()),
         }
     }

@@ -19,12 +19,15 @@ pub(crate) enum Workload {
     Insert,
     InsertJ,
     InsertMany,
+    AggGroup,
+    AggTop,
+    AggLookup,
     All,
     Goals,
 }
 
 impl Workload {
-    pub(crate) const EVERY: [Workload; 12] = [
+    pub(crate) const EVERY: [Workload; 15] = [
         Workload::Ping,
         Workload::YcsbA,
         Workload::YcsbB,
@@ -34,6 +37,9 @@ impl Workload {
         Workload::EqScan,
         Workload::EqIndex,
         Workload::YcsbE,
+        Workload::AggGroup,
+        Workload::AggTop,
+        Workload::AggLookup,
         Workload::Insert,
         Workload::InsertJ,
         Workload::InsertMany,
@@ -53,6 +59,9 @@ impl Workload {
             Workload::Count => "count",
             Workload::EqScan => "eq-scan",
             Workload::EqIndex => "eq-index",
+            Workload::AggGroup => "agg-group",
+            Workload::AggTop => "agg-top",
+            Workload::AggLookup => "agg-lookup",
             Workload::All => "all",
             Workload::Goals => "goals",
         }
@@ -64,12 +73,14 @@ impl Workload {
             Workload::Ping => Basis::Floor(Floor::Echo),
             Workload::YcsbA => Basis::Mix { read_pct: 50 },
             Workload::YcsbB => Basis::Mix { read_pct: 95 },
-            Workload::YcsbC | Workload::EqIndex => Basis::Floor(Floor::EngineRead),
+            Workload::YcsbC | Workload::EqIndex | Workload::AggTop | Workload::AggLookup => {
+                Basis::Floor(Floor::EngineRead)
+            }
             Workload::EqScan => Basis::Floor(Floor::EngineScan),
             Workload::Insert => Basis::Floor(Floor::EngineWrite),
             Workload::InsertJ => Basis::Floor(Floor::EngineGroupCommit),
             Workload::InsertMany => Basis::Floor(Floor::EngineBatch),
-            Workload::Scan | Workload::Count => Basis::Floor(Floor::EngineScan),
+            Workload::Scan | Workload::Count | Workload::AggGroup => Basis::Floor(Floor::EngineScan),
             Workload::YcsbE | Workload::All | Workload::Goals => Basis::None,
         }
     }
@@ -97,7 +108,12 @@ impl Workload {
     /// operations per client to measure them, and their ratio that counts is to an engine floor.
     pub(crate) fn rounds(self, config: &Config) -> u32 {
         match self {
-            Workload::InsertMany | Workload::Scan | Workload::Count | Workload::EqScan => 1,
+            Workload::InsertMany
+            | Workload::Scan
+            | Workload::Count
+            | Workload::EqScan
+            | Workload::AggGroup
+            | Workload::AggLookup => 1,
             _ => config.rounds,
         }
     }
@@ -114,6 +130,9 @@ impl Workload {
                 | Workload::EqScan
                 | Workload::EqIndex
                 | Workload::YcsbE
+                | Workload::AggGroup
+                | Workload::AggTop
+                | Workload::AggLookup
         )
     }
 }
