@@ -666,3 +666,39 @@ async fn sample_bucket_auto_and_graph_lookup() {
     let error = run_err(&db, "staff", vec![doc! { "$graphLookup": { "from": "staff", "as": "x" } }]).await;
     assert_eq!(error.map(|e| e.0), Some(40105));
 }
+
+#[tokio::test]
+async fn a_sort_before_a_limit_keeps_only_the_top_documents() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("shop");
+    let coll = db.collection::<Document>("big");
+    let filler = "x".repeat(1000);
+    coll.insert_many((0..200).map(|i| doc! { "_id": i, "k": (i * 37) % 200, "s": &filler })).await.expect("insert");
+    server
+        .admin(doc! { "setParameter": 1, "internalQueryMaxBlockingSortMemoryUsageBytes": 20_000 })
+        .await
+        .expect("setParameter");
+    // 200 KB of input against a 20 KB limit: only the top three are held, so no 292.
+    let top = vec![
+        doc! { "$match": { "_id": { "$gte": 0 } } },
+        doc! { "$project": { "k": 1 } },
+        doc! { "$sort": { "k": -1 } },
+        doc! { "$limit": 3 },
+    ];
+    let command = doc! { "aggregate": "big", "pipeline": [doc! { "$addFields": { "t": 1 } }, doc! { "$sort": { "k": -1 } }, doc! { "$limit": 3 }, doc! { "$project": { "k": 1 } }], "cursor": {}, "allowDiskUse": false };
+    let reply = db.run_command(command).await.expect("top three");
+    let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch").clone();
+    assert_eq!(
+        batch,
+        vec![
+            Bson::Document(doc! { "_id": 27, "k": 199 }),
+            Bson::Document(doc! { "_id": 54, "k": 198 }),
+            Bson::Document(doc! { "_id": 81, "k": 197 })
+        ]
+    );
+    assert_eq!(run(&coll, top).await.len(), 3);
+    // Without the limit the same sort passes the limit.
+    let command = doc! { "aggregate": "big", "pipeline": [doc! { "$addFields": { "t": 1 } }, doc! { "$sort": { "k": -1 } }], "cursor": {}, "allowDiskUse": false };
+    assert_eq!(code(&db.run_command(command).await.expect_err("over")).map(|e| e.0), Some(292));
+}

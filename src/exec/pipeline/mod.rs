@@ -113,6 +113,24 @@ pub(super) struct StageArgs<'a> {
     spec: RawBsonRef<'a>,
     env: &'a Arc<PipelineEnv>,
     context: Context,
+    /// The stage after this one, which a stage may fold in as mongod's optimizer does
+    /// (`$sort` keeps only the top N documents before a `$limit` of N).
+    next: Option<RawBsonRef<'a>>,
+}
+
+impl StageArgs<'_> {
+    /// The count of a `$limit` right after this stage.
+    fn following_limit(&self) -> Option<usize> {
+        let Some(RawBsonRef::Document(next)) = self.next else { return None };
+        let (name, spec) = single_field(next).ok()?;
+        if name != "$limit" {
+            return None;
+        }
+        crate::query::number::Number::from_raw(spec)
+            .map(crate::query::number::Number::to_f64)
+            .filter(|n| *n >= 1.0 && n.fract() == 0.0)
+            .map(|n| if n >= usize::MAX as f64 { usize::MAX } else { n as usize })
+    }
 }
 
 /// Where a pipeline runs, for the stages that only some places allow.
@@ -166,12 +184,13 @@ fn run_in(
     env: &Arc<PipelineEnv>,
     context: Context,
 ) -> Result<DocumentStream> {
-    for &stage in stages {
+    for (i, &stage) in stages.iter().enumerate() {
         let RawBsonRef::Document(stage) = stage else {
             return Err(Error::new(ErrorCode::TypeMismatch, "Each element of the 'pipeline' array must be an object"));
         };
         let (name, spec) = single_field(stage)?;
-        stream = registry::apply(stream, &StageArgs { name, spec, env, context })?;
+        let next = stages.get(i + 1).copied();
+        stream = registry::apply(stream, &StageArgs { name, spec, env, context, next })?;
     }
     Ok(stream)
 }

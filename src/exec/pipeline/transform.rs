@@ -1,9 +1,9 @@
 //! The stages that take documents one at a time (`$match`, `$project`, `$addFields` and its
 //! kin, `$skip`, `$limit`), the blocking `$sort` and `$count`, and the `$documents` source.
 
-use bson::{RawBsonRef, doc};
+use bson::{RawBsonRef, RawDocumentBuf, doc};
 
-use super::{StageArgs, count, count_value, deferred, raw};
+use super::{PipelineEnv, StageArgs, count, count_value, deferred, raw};
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::stages::{self, keep};
 use crate::query::expr::Expression;
@@ -55,10 +55,40 @@ pub(super) fn sort(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Docum
         return Err(Error::new(ErrorCode::Location15973, "the $sort key specification must be an object"));
     };
     let sort = SortSpec::parse(spec)?.with_collation(env.collation.as_ref());
+    if let Some(n) = args.following_limit() {
+        let env = env.clone();
+        return Ok(deferred(move || top(stream, &sort, n, &env)));
+    }
     let (limit, allow_disk_use, storage) = (env.max_memory_bytes, env.allow_disk_use, env.storage.clone());
     Ok(deferred(move || {
         stages::sort(stream, &sort, limit, allow_disk_use, stages::SortContext::Aggregate, storage.temp_dir())
     }))
+}
+
+/// The first `n` documents of `stream` in `sort` order, holding only `n` at a time: a `$sort`
+/// followed by `$limit: n`.
+fn top(stream: DocumentStream, sort: &SortSpec, n: usize, env: &PipelineEnv) -> Result<DocumentStream> {
+    let mut kept: Vec<RawDocumentBuf> = Vec::new();
+    let mut bytes = 0usize;
+    for document in stream {
+        let document = document?;
+        // After every equal document: the sort stays stable.
+        let at = kept.partition_point(|k| sort.compare(k, &document).is_le());
+        if at >= n {
+            continue;
+        }
+        bytes += document.as_bytes().len();
+        kept.insert(at, document);
+        if kept.len() > n
+            && let Some(dropped) = kept.pop()
+        {
+            bytes -= dropped.as_bytes().len();
+        }
+        env.check_memory(bytes, |limit| {
+            format!("Sort exceeded memory limit of {limit} bytes, but did not opt in to external sorting.")
+        })?;
+    }
+    Ok(Box::new(kept.into_iter().map(Ok)))
 }
 
 /// `$project`.

@@ -785,12 +785,18 @@ pub(super) fn fill(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Docum
             spec: RawBsonRef::Document(&window),
             env: args.env,
             context: args.context,
+            next: None,
         };
         stream = set_window_fields(stream, &window_args)?;
     }
     if !values.is_empty() {
-        let add_args =
-            StageArgs { name: "$addFields", spec: RawBsonRef::Document(&values), env: args.env, context: args.context };
+        let add_args = StageArgs {
+            name: "$addFields",
+            spec: RawBsonRef::Document(&values),
+            env: args.env,
+            context: args.context,
+            next: None,
+        };
         stream = super::transform::document_stage(stream, &add_args)?;
     }
     Ok(stream)
