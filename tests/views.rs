@@ -140,3 +140,33 @@ async fn views_refuse_writes_indexes_cycles_and_foreign_options() {
     let min = db.run_command(doc! { "find": "adults", "min": { "_id": 1 } }).await;
     assert_eq!(min.err().as_ref().and_then(code), Some(168));
 }
+
+#[tokio::test]
+async fn joins_read_views_through_their_pipelines() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("app");
+    let people = seeded(&db).await;
+    let joined: Vec<Document> = people
+        .aggregate(vec![
+            doc! { "$match": { "_id": { "$in": [1, 4] } } },
+            doc! { "$lookup": { "from": "adults", "localField": "_id", "foreignField": "_id", "as": "adult" } },
+            doc! { "$project": { "adult": 1 } },
+        ])
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(
+        joined,
+        vec![doc! { "_id": 1, "adult": [] }, doc! { "_id": 4, "adult": [{ "_id": 4, "name": "p4", "age": 40 }] }]
+    );
+    let unioned: Vec<Document> = people
+        .aggregate(vec![doc! { "$match": { "_id": 1 } }, doc! { "$unionWith": "adults" }, doc! { "$count": "n" }])
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(unioned, vec![doc! { "n": 5 }]);
+}

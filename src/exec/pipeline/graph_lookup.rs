@@ -95,7 +95,12 @@ impl GraphLookup {
     }
 
     /// The documents `document` reaches, each once, with its depth when `depthField` is set.
-    fn search(&self, document: &RawDocumentBuf, foreign: Option<&Foreign>, env: &PipelineEnv) -> Result<Vec<Bson>> {
+    fn search(
+        &self,
+        document: &RawDocumentBuf,
+        foreign: Option<&Foreign>,
+        env: &Arc<PipelineEnv>,
+    ) -> Result<Vec<Bson>> {
         let Some(foreign) = foreign else { return Ok(Vec::new()) };
         let mut frontier = Vec::new();
         match self.start_with.evaluate(document, &env.vars)? {
@@ -155,7 +160,7 @@ fn path(dotted: &str) -> Result<Vec<String>> {
 pub(super) fn graph_lookup(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
     let lookup = GraphLookup::parse(args.spec)?;
     let env: Arc<PipelineEnv> = args.env.clone();
-    let foreign = Foreign::open(&env, &lookup.from);
+    let foreign = Foreign::open(&env, &lookup.from)?;
     Ok(Box::new(stream.map(move |document| {
         let document = document?;
         let found = lookup.search(&document, foreign.as_ref(), &env)?;

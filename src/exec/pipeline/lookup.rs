@@ -16,35 +16,59 @@ use crate::query::{limits, render};
 use crate::state::cursors::DocumentStream;
 use crate::storage::{Collection, IndexSet, Namespace, ReadView};
 
-/// Another collection as a join reads it: its indexes, listed before the snapshot.
+/// Another collection (or view) as a join reads it: its indexes, listed before the snapshot,
+/// and for a view, the view's stages over its backing collection.
 pub(super) struct Foreign {
-    collection: Arc<Collection>,
+    /// `None`: a view on a collection that does not exist.
+    collection: Option<Arc<Collection>>,
     indexes: IndexSet,
     view: ReadView,
+    /// The resolved stages of a view (empty for a collection).
+    view_stages: Vec<RawDocumentBuf>,
 }
 
 impl Foreign {
-    /// `coll` in the pipeline's database, `None` when it does not exist.
-    pub(super) fn open(env: &PipelineEnv, coll: &str) -> Option<Self> {
-        let collection = env.storage.collection(&Namespace { db: env.db.clone(), coll: coll.to_owned() })?;
+    /// `coll` in the pipeline's database, `None` when neither a collection nor a view has
+    /// that name.
+    ///
+    /// # Errors
+    /// View resolution errors (165).
+    pub(super) fn open(env: &PipelineEnv, coll: &str) -> Result<Option<Self>> {
+        let ns = Namespace { db: env.db.clone(), coll: coll.to_owned() };
+        let (collection, view_stages) = match env.storage.collection(&ns) {
+            Some(collection) => (Some(collection), Vec::new()),
+            None => match crate::exec::views::resolve(&env.storage, &ns)? {
+                Some(resolved) => (env.storage.collection(&resolved.backing), resolved.pipeline),
+                None => return Ok(None),
+            },
+        };
         // IMPORTANT: indexes before the snapshot, so every listed index is complete in it.
-        let indexes = collection.indexes();
+        let indexes = collection.as_ref().map(|c| c.indexes()).unwrap_or_default();
         let view = env.storage.snapshot();
-        Some(Self { collection, indexes, view })
+        Ok(Some(Self { collection, indexes, view, view_stages }))
     }
 
-    /// The documents matching `filter`, through the planner.
-    pub(super) fn read(&self, filter: &RawDocument, env: &PipelineEnv) -> Result<DocumentStream> {
-        let query = Query::filtered(Some(filter), env.collation.clone())?;
+    /// The documents matching `filter`: through the planner on a collection; after the view's
+    /// stages on a view.
+    pub(super) fn read(&self, filter: &RawDocument, env: &Arc<PipelineEnv>) -> Result<DocumentStream> {
+        let Some(collection) = &self.collection else { return Ok(Box::new(std::iter::empty())) };
+        let direct = if self.view_stages.is_empty() { filter } else { &RawDocumentBuf::new() };
+        let query = Query::filtered(Some(direct), env.collation.clone())?;
         let (_, stream) = query.run_in(
             &env.plans,
-            &self.collection,
+            collection,
             &self.indexes,
             self.view.clone(),
             env.stats.clone(),
             (env.max_memory_bytes, env.storage.temp_dir()),
         )?;
-        Ok(stream)
+        if self.view_stages.is_empty() {
+            return Ok(stream);
+        }
+        let matched = rawdoc! { "$match": filter.to_owned() };
+        let stages: Vec<RawBsonRef<'_>> =
+            self.view_stages.iter().chain(std::iter::once(&matched)).map(|s| RawBsonRef::Document(s)).collect();
+        run_in(stream, &stages, env, Context::Top)
     }
 }
 
@@ -216,7 +240,10 @@ pub(super) fn lookup(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Doc
         super::check_positions(&stages)?;
     }
     let env = args.env.clone();
-    let foreign = lookup.from.as_deref().and_then(|coll| Foreign::open(&env, coll));
+    let foreign = match lookup.from.as_deref() {
+        Some(coll) => Foreign::open(&env, coll)?,
+        None => None,
+    };
     Ok(Box::new(stream.map(move |document| {
         let document = document?;
         let joined = lookup.matches(&document, foreign.as_ref(), &env)?;
@@ -279,7 +306,11 @@ pub(super) fn union_with(stream: DocumentStream, args: &StageArgs<'_>) -> Result
         }
     };
     let env = args.env.clone();
-    let source = match coll.as_deref().and_then(|c| Foreign::open(&env, c)) {
+    let foreign = match coll.as_deref() {
+        Some(coll) => Foreign::open(&env, coll)?,
+        None => None,
+    };
+    let source = match foreign {
         Some(foreign) => foreign.read(&RawDocumentBuf::new(), &env)?,
         None => Box::new(std::iter::empty()),
     };
