@@ -572,6 +572,8 @@ error_codes! {
     Location51187 = 51187,
     /// `$merge` `let` with a `whenMatched` that is not a pipeline.
     Location51199 = 51199,
+    /// `$densify` over values of the wrong type (dates without `unit`, numbers with it).
+    Location5733201 = 5733201,
     /// A stage that a `$lookup` sub-pipeline does not allow.
     Location51047 = 51047,
     // The date expressions (`query/expr/date`), kept together so their codes merge as one block.

@@ -306,7 +306,8 @@ async fn documents_and_stage_errors_have_mongods_codes() {
         (doc! { "$replaceRoot": {} }, 40231, "Location40231"),
         (doc! { "$setWindowFields": {} }, 40414, "Location40414"),
         (doc! { "$bucketAuto": {} }, 40246, "Location40246"),
-        (doc! { "$densify": {} }, 238, "NotImplemented"),
+        (doc! { "$densify": {} }, 40414, "Location40414"),
+        (doc! { "$redact": "$$KEEP" }, 238, "NotImplemented"),
     ];
     for (stage, expected, name) in cases {
         let error = run_err(&db, "orders", vec![stage.clone()]).await;

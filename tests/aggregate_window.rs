@@ -135,3 +135,74 @@ async fn fill_fills_gaps_by_value_locf_and_linear() {
     let command = doc! { "aggregate": "readings", "pipeline": [{ "$fill": { "sortBy": { "t": 1 } } }], "cursor": {} };
     assert_eq!(db.run_command(command).await.err().as_ref().and_then(code), Some(40414));
 }
+
+#[tokio::test]
+async fn densify_fills_missing_steps_per_partition() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("w");
+    let points = db.collection::<Document>("points");
+    points
+        .insert_many([
+            doc! { "_id": 1, "p": "a", "v": 1 },
+            doc! { "_id": 2, "p": "a", "v": 4 },
+            doc! { "_id": 3, "p": "b", "v": 2 },
+            doc! { "_id": 4, "p": "b" },
+        ])
+        .await
+        .expect("insert");
+    let run = |stage: Document| {
+        let points = points.clone();
+        async move {
+            let pipeline = vec![stage, doc! { "$sort": { "p": 1, "v": 1 } }, doc! { "$project": { "_id": 0 } }];
+            points.aggregate(pipeline).await.expect("aggregate").try_collect::<Vec<Document>>().await.expect("collect")
+        }
+    };
+    let full = run(
+        doc! { "$densify": { "field": "v", "partitionByFields": ["p"], "range": { "step": 1, "bounds": "full" } } },
+    )
+    .await;
+    assert_eq!(
+        full,
+        vec![
+            doc! { "p": "a", "v": 1 },
+            doc! { "p": "a", "v": 2 },
+            doc! { "p": "a", "v": 3 },
+            doc! { "p": "a", "v": 4 },
+            doc! { "p": "b" },
+            doc! { "p": "b", "v": 1 },
+            doc! { "p": "b", "v": 2 },
+            doc! { "p": "b", "v": 3 },
+            doc! { "p": "b", "v": 4 },
+        ]
+    );
+    let explicit = run(doc! { "$densify": { "field": "v", "range": { "step": 2, "bounds": [0, 5] } } }).await;
+    assert_eq!(
+        explicit,
+        // 2 and 4 exist (in no partition here), so only 0 is missing from the grid.
+        vec![
+            doc! { "v": 0 },
+            doc! { "p": "a", "v": 1 },
+            doc! { "p": "a", "v": 4 },
+            doc! { "p": "b" },
+            doc! { "p": "b", "v": 2 },
+        ]
+    );
+    let days = db.collection::<Document>("days");
+    days.insert_many([doc! { "t": DateTime::from_millis(0) }, doc! { "t": DateTime::from_millis(3 * DAY) }])
+        .await
+        .expect("insert");
+    let filled: Vec<Document> = days
+        .aggregate(vec![
+            doc! { "$densify": { "field": "t", "range": { "step": 1, "unit": "day", "bounds": "full" } } },
+            doc! { "$project": { "_id": 0 } },
+        ])
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    let want: Vec<Document> = (0..4).map(|d| doc! { "t": DateTime::from_millis(d * DAY) }).collect();
+    assert_eq!(filled, want);
+    let command = doc! { "aggregate": "days", "pipeline": [{ "$densify": { "field": "t", "range": { "step": 1, "bounds": "full" } } }], "cursor": {} };
+    assert_eq!(db.run_command(command).await.err().as_ref().and_then(code), Some(5733201));
+}

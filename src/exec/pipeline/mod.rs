@@ -10,6 +10,7 @@
 //! cursor's batches, under the operation's interrupt checks, and not while the pipeline is
 //! built.
 
+mod densify;
 mod facet;
 mod graph_lookup;
 mod group;

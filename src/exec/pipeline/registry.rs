@@ -1,7 +1,9 @@
 //! The stage table: every stage name mongod 7.0 knows, either built here (with the function
 //! that adds it to a stream) or refused with the error this server gives for it.
 
-use super::{Context, StageArgs, facet, graph_lookup, group, lookup, output, sample, transform, unwind, window};
+use super::{
+    Context, StageArgs, densify, facet, graph_lookup, group, lookup, output, sample, transform, unwind, window,
+};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::cursors::DocumentStream;
 
@@ -14,6 +16,7 @@ const BUILT: &[(&str, StageFn)] = &[
     ("$bucket", group::bucket),
     ("$bucketAuto", group::bucket_auto),
     ("$count", transform::count_stage),
+    ("$densify", densify::densify),
     ("$documents", transform::documents),
     ("$facet", facet::facet),
     ("$fill", window::fill),
@@ -72,7 +75,6 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     // Run by their commands as a pipeline's first stage, never through this table.
     ("$collStats", Unsupported::NotYet),
     ("$currentOp", Unsupported::NotYet),
-    ("$densify", Unsupported::NotYet),
     ("$geoNear", Unsupported::NotYet),
     ("$indexStats", Unsupported::NotYet),
     ("$listCatalog", Unsupported::NotYet),
