@@ -703,3 +703,42 @@ async fn a_sort_before_a_limit_keeps_only_the_top_documents() {
     let command = doc! { "aggregate": "big", "pipeline": [doc! { "$addFields": { "t": 1 } }, doc! { "$sort": { "k": -1 } }], "cursor": {}, "allowDiskUse": false };
     assert_eq!(code(&db.run_command(command).await.expect_err("over")).map(|e| e.0), Some(292));
 }
+
+#[tokio::test]
+async fn a_whole_collection_count_reads_the_stored_total() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("shop");
+    let orders = orders(&db).await;
+    db.run_command(doc! { "profile": 2 }).await.expect("profile");
+    // What countDocuments({}) sends.
+    let counted = run(
+        &orders,
+        vec![doc! { "$match": {} }, doc! { "$group": { "_id": 1, "n": { "$sum": 1 }, "twice": { "$sum": 2.0 } } }],
+    )
+    .await;
+    assert_eq!(counted, vec![doc! { "_id": 1, "n": 5, "twice": 10.0 }]);
+    assert_eq!(orders.count_documents(doc! {}).await.expect("count"), 5);
+    db.run_command(doc! { "profile": 0 }).await.expect("profile off");
+    let profiled: Vec<Document> = db
+        .collection::<Document>("system.profile")
+        .find(doc! { "command.aggregate": "orders" })
+        .await
+        .expect("profile")
+        .try_collect()
+        .await
+        .expect("collect");
+    assert_eq!(profiled.len(), 2, "{profiled:?}");
+    for entry in &profiled {
+        // No document was read: the profile shows no scan at all.
+        let examined = entry
+            .get("docsExamined")
+            .and_then(Bson::as_i64)
+            .or_else(|| entry.get_i32("docsExamined").ok().map(i64::from));
+        assert_eq!(examined.unwrap_or(0), 0, "{entry}");
+    }
+    // A filtered count reads the documents.
+    assert_eq!(orders.count_documents(doc! { "cust": "ann" }).await.expect("count"), 2);
+    let empty = db.collection::<Document>("nothing");
+    assert_eq!(empty.count_documents(doc! {}).await.expect("count"), 0);
+}

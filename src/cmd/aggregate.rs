@@ -90,7 +90,22 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
             let (mut query, consumed) = pipeline::leading_query(&stages, vars.as_ref(), target.collation.clone())?;
             query.allow_disk_use = allow_disk_use;
             query.hint = hint_arg(req)?;
-            (stream(ctx, &target, query)?, stages.get(consumed..).unwrap_or_default())
+            let rest = stages.get(consumed..).unwrap_or_default();
+            // A count of the whole collection (`countDocuments({})`) reads the stored total.
+            let counting = match rest {
+                [group] if query.filter_doc.is_empty() && query.sort.is_none() && query.hint.is_none() => {
+                    pipeline::CountOnlyGroup::of(*group)
+                }
+                _ => None,
+            };
+            match counting {
+                Some(group) => {
+                    let storage = &ctx.state.storage;
+                    let total = target.collection.as_ref().map(|c| storage.collection_size(c)).transpose()?;
+                    ((group.documents(total.map_or(0, |(_, n)| n))?, Arc::default()), &[][..])
+                }
+                None => (stream(ctx, &target, query)?, rest),
+            }
         }
     };
     let (stream, stats) = source;

@@ -465,3 +465,65 @@ pub(super) fn bucket_auto(stream: DocumentStream, args: &StageArgs<'_>) -> Resul
         Ok(to_stream(out))
     }))
 }
+
+/// A `$group` that only counts: a constant `_id` and `$sum`s of constant numbers (or
+/// `$count`), as drivers' `countDocuments` sends. Over a whole collection it is answered from
+/// the stored document count, as mongod answers it from its collection metadata.
+pub struct CountOnlyGroup {
+    id: Bson,
+    sums: Vec<(String, crate::query::number::Number)>,
+}
+
+impl CountOnlyGroup {
+    /// The counting `$group` of `stage` (a whole stage document), if it is one.
+    pub fn of(stage: RawBsonRef<'_>) -> Option<Self> {
+        use crate::query::number::Number;
+        let RawBsonRef::Document(stage) = stage else { return None };
+        let (name, spec) = super::single_field(stage).ok()?;
+        let RawBsonRef::Document(spec) = spec else { return None };
+        if name != "$group" {
+            return None;
+        }
+        let mut id = None;
+        let mut sums = Vec::new();
+        for element in spec {
+            let (key, value) = element.ok()?;
+            if key.as_str() == "_id" {
+                // A constant: not a path, not an expression object or array.
+                let constant = !matches!(value, RawBsonRef::String(s) if s.starts_with('$'))
+                    && !matches!(value, RawBsonRef::Document(_) | RawBsonRef::Array(_));
+                id = constant.then(|| Bson::try_from(value).ok()).flatten();
+                continue;
+            }
+            let RawBsonRef::Document(accumulator) = value else { return None };
+            let (op, arg) = super::single_field(accumulator).ok()?;
+            let addend = match (op, arg) {
+                ("$sum", arg) => Number::from_raw(arg)?,
+                ("$count", RawBsonRef::Document(d)) if d.is_empty() => Number::Int32(1),
+                _ => return None,
+            };
+            sums.push((key.as_str().to_owned(), addend));
+        }
+        Some(Self { id: id?, sums })
+    }
+
+    /// The group's documents over `count` documents: none for none.
+    ///
+    /// # Errors
+    /// 1 InternalError if a document does not encode.
+    pub fn documents(&self, count: u64) -> Result<DocumentStream> {
+        use crate::query::number::{Number, mul};
+        if count == 0 {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let n = i64::try_from(count).unwrap_or(i64::MAX);
+        let n = i32::try_from(n).map_or(Number::Int64(n), Number::Int32);
+        let mut document = doc! { "_id": self.id.clone() };
+        for (field, addend) in &self.sums {
+            // An int64 overflow is a double, as `$sum` widens.
+            let total = mul(*addend, n).unwrap_or_else(|_| Number::Double(addend.to_f64() * n.to_f64()));
+            document.insert(field.clone(), total.to_bson());
+        }
+        Ok(Box::new(std::iter::once(raw(&document))))
+    }
+}

@@ -28,6 +28,8 @@ use std::time::Instant;
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
+pub use group::CountOnlyGroup;
+
 use super::Query;
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::validate::Validation;
