@@ -742,3 +742,24 @@ async fn a_whole_collection_count_reads_the_stored_total() {
     let empty = db.collection::<Document>("nothing");
     assert_eq!(empty.count_documents(doc! {}).await.expect("count"), 0);
 }
+
+#[tokio::test]
+async fn index_stats_count_the_queries_that_scanned_each_index() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    let orders = orders(&db).await;
+    db.run_command(doc! { "createIndexes": "orders", "indexes": [{ "key": { "cust": 1 }, "name": "cust_1" }] })
+        .await
+        .expect("index");
+    for _ in 0..3 {
+        orders.find_one(doc! { "cust": "ann" }).await.expect("find");
+    }
+    let stats = run(&orders, vec![doc! { "$indexStats": {} }, doc! { "$sort": { "name": 1 } }]).await;
+    assert_eq!(stats.len(), 2, "{stats:?}");
+    let cust = stats.iter().find(|s| s.get_str("name").ok() == Some("cust_1")).expect("cust_1");
+    assert_eq!(cust.get_document("accesses").and_then(|a| a.get_i64("ops")).ok(), Some(3), "{cust}");
+    assert_eq!(cust.get_document("key").ok(), Some(&doc! { "cust": 1 }));
+    assert!(cust.get_document("accesses").and_then(|a| a.get_datetime("since")).is_ok());
+    let error = run_err(&db, "orders", vec![doc! { "$match": {} }, doc! { "$indexStats": {} }]).await;
+    assert_eq!(error.map(|e| e.0), Some(40602));
+}

@@ -323,3 +323,46 @@ pub fn modify_index(ctx: &RequestCtx<'_>, collection: &Collection, spec: &RawDoc
     }
     Ok(reply)
 }
+
+/// `$indexStats` as the first stage: one document per index with its name, key, host, the
+/// queries that scanned it since it was created or the server started (`accesses`; `_id`
+/// lookups by value do not scan the `_id_` index here and are not counted), and its spec.
+///
+/// # Errors
+/// 40415 for an argument other than `{}`.
+pub(super) fn index_stats_stage(
+    ctx: &RequestCtx<'_>,
+    collection: Option<&std::sync::Arc<crate::storage::Collection>>,
+    stage: &bson::RawDocument,
+) -> Result<crate::state::cursors::DocumentStream> {
+    match stage.get("$indexStats") {
+        Ok(Some(RawBsonRef::Document(spec))) if spec.is_empty() => {}
+        Ok(Some(RawBsonRef::Document(spec))) => {
+            let field = spec
+                .iter()
+                .next()
+                .and_then(std::result::Result::ok)
+                .map(|(k, _)| k.as_str().to_owned())
+                .unwrap_or_default();
+            return Err(Error::new(
+                ErrorCode::Location40415,
+                format!("BSON field '$indexStats.{field}' is an unknown field."),
+            ));
+        }
+        _ => return Err(Error::new(ErrorCode::TypeMismatch, "$indexStats must take a nested object")),
+    }
+    let host = format!("{}:{}", crate::host::hostname(), ctx.state.port());
+    let mut documents = Vec::new();
+    for index in collection.map(|c| c.indexes()).unwrap_or_default().iter() {
+        let (ops, since) = index.accesses();
+        let document = doc! {
+            "name": &index.name,
+            "key": index.spec.get_document("key").cloned().unwrap_or_default(),
+            "host": &host,
+            "accesses": { "ops": i64::try_from(ops).unwrap_or(i64::MAX), "since": since },
+            "spec": index.spec.clone(),
+        };
+        documents.push(crate::exec::pipeline::raw(&document));
+    }
+    Ok(Box::new(documents.into_iter()))
+}

@@ -44,6 +44,7 @@ pub fn scan(
             Box::new(found.into_iter().filter_map(move |doc| keep(&filter, Ok(doc))))
         }
         Access::IndexScan { index, bounds, reverse, limits } => {
+            index.record_access();
             let entries = view.index_scan(collection, index, bounds, Direction::backward_if(*reverse), limits.as_ref());
             let covered = plan.covered;
             // A multikey index holds several entries per document; each is returned once.

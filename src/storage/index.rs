@@ -13,7 +13,7 @@
 use std::hash::Hasher;
 use std::ops::Bound;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
@@ -97,6 +97,10 @@ pub struct Index {
     pub collation: Option<Arc<Collation>>,
     /// Whether some document gave it several keys (or an array): set once, never cleared.
     multikey: AtomicBool,
+    /// Queries that scanned it since `accesses_since` (`$indexStats`).
+    accesses: AtomicU64,
+    /// When the count started: the index's creation or the server's start.
+    accesses_since: bson::DateTime,
 }
 
 impl Index {
@@ -135,8 +139,20 @@ impl Index {
             collation,
             pattern,
             multikey: AtomicBool::new(multikey),
+            accesses: AtomicU64::new(0),
+            accesses_since: bson::DateTime::now(),
             spec,
         })
+    }
+
+    /// Counts one query that scans this index.
+    pub fn record_access(&self) {
+        self.accesses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queries that scanned this index, and since when (`$indexStats`' `accesses`).
+    pub fn accesses(&self) -> (u64, bson::DateTime) {
+        (self.accesses.load(Ordering::Relaxed), self.accesses_since)
     }
 
     /// Whether this is the `_id` index (`_id_`), which every collection has.

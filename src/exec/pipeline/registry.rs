@@ -76,6 +76,7 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     ("$collStats", Unsupported::NotYet),
     ("$currentOp", Unsupported::NotYet),
     ("$geoNear", Unsupported::NotYet),
+    // Run by `aggregate` as a pipeline's first stage, never through this table.
     ("$indexStats", Unsupported::NotYet),
     ("$listCatalog", Unsupported::NotYet),
     // Run by `aggregate: 1` as a pipeline's first stage, never through this table.
