@@ -206,3 +206,36 @@ async fn densify_fills_missing_steps_per_partition() {
     let command = doc! { "aggregate": "days", "pipeline": [{ "$densify": { "field": "t", "range": { "step": 1, "bounds": "full" } } }], "cursor": {} };
     assert_eq!(db.run_command(command).await.err().as_ref().and_then(code), Some(5733201));
 }
+
+#[tokio::test]
+async fn range_windows_move_dates_by_calendar_months() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("w");
+    let sales = db.collection::<Document>("monthly");
+    let at = |s: &str| DateTime::parse_rfc3339_str(s).expect("date");
+    sales
+        .insert_many([
+            doc! { "_id": 1, "at": at("2023-01-31T00:00:00Z"), "amt": 1 },
+            doc! { "_id": 2, "at": at("2023-02-28T00:00:00Z"), "amt": 2 },
+            doc! { "_id": 3, "at": at("2023-03-31T00:00:00Z"), "amt": 3 },
+        ])
+        .await
+        .expect("insert");
+    let rows: Vec<Document> = sales
+        .aggregate(vec![
+            doc! { "$setWindowFields": { "sortBy": { "at": 1 }, "output": {
+                "lastMonth": { "$sum": "$amt", "window": { "range": [-1, "current"], "unit": "month" } },
+            } } },
+            doc! { "$project": { "lastMonth": 1 } },
+        ])
+        .await
+        .expect("aggregate")
+        .try_collect()
+        .await
+        .expect("collect");
+    // 31 March minus a month is 28 February (the month's last day), so February counts.
+    assert_eq!(
+        rows,
+        vec![doc! { "_id": 1, "lastMonth": 1 }, doc! { "_id": 2, "lastMonth": 3 }, doc! { "_id": 3, "lastMonth": 5 }]
+    );
+}

@@ -7,6 +7,8 @@ use bson::{Bson, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 use super::{PipelineEnv, StageArgs, deferred, raw, set_path};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::agg::{AccumulatorSpec, GroupKeys};
+use crate::query::expr::date::tz::Zone;
+use crate::query::expr::date::units::{self, TimeUnit};
 use crate::query::expr::{Expression, Variables};
 use crate::query::number::Number;
 use crate::query::{SortSpec, compare_values, limits, render};
@@ -40,8 +42,8 @@ enum RangeBound {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Window {
     Documents(Bound, Bound),
-    /// Bounds in `sortBy` units, or in `unit` milliseconds for a date `sortBy`.
-    Range(RangeBound, RangeBound, Option<f64>),
+    /// Bounds in `sortBy` units, or in `unit`s (calendar units included) for a date `sortBy`.
+    Range(RangeBound, RangeBound, Option<TimeUnit>),
 }
 
 impl Window {
@@ -58,7 +60,7 @@ impl Window {
                 "documents" => documents = Some(pair(value, "documents")?),
                 "range" => range = Some(pair(value, "range")?),
                 "unit" => match value {
-                    RawBsonRef::String(u) => unit = Some(unit_millis(u)?),
+                    RawBsonRef::String(u) => unit = Some(TimeUnit::parse(u)?),
                     _ => return Err(parse_error("'unit' must be a string")),
                 },
                 other => return Err(parse_error(format!("'window' has an invalid field: {other}"))),
@@ -123,17 +125,22 @@ impl Window {
                 let to = (at(upper, n as i64 - 1) + 1).clamp(0, n as i64) as usize;
                 (from, to.max(from))
             }
-            Self::Range(lower, upper, _) => {
+            Self::Range(lower, upper, unit) => {
                 let Some(Some(here)) = keys.get(i) else { return (i, i + 1) };
+                // A date bound moves the date by whole units (months have their own lengths).
+                let shifted = |d: f64| match unit {
+                    Some(unit) => units::add(*here as i64, unit, d as i64, &Zone::Utc).map_or(f64::NAN, |ms| ms as f64),
+                    None => here + d,
+                };
                 let low = match lower {
                     RangeBound::Unbounded => f64::NEG_INFINITY,
                     RangeBound::Current => *here,
-                    RangeBound::Offset(d) => here + d,
+                    RangeBound::Offset(d) => shifted(d),
                 };
                 let high = match upper {
                     RangeBound::Unbounded => f64::INFINITY,
                     RangeBound::Current => *here,
-                    RangeBound::Offset(d) => here + d,
+                    RangeBound::Offset(d) => shifted(d),
                 };
                 let inside = |k: &Option<f64>| k.is_some_and(|k| k >= low && k <= high);
                 let from = keys.iter().position(inside).unwrap_or(n);
@@ -159,8 +166,8 @@ fn pair<'a>(value: RawBsonRef<'a>, name: &str) -> Result<[RawBsonRef<'a>; 2]> {
     }
 }
 
-/// The length of a time unit of a date window, in milliseconds (calendar units vary in
-/// length and are not built yet).
+/// The length of a time unit of `$derivative` and `$integral`, in milliseconds (mongod
+/// refuses calendar units there, which have no fixed length).
 fn unit_millis(unit: &str) -> Result<f64> {
     Ok(match unit {
         "week" => 7.0 * 86_400_000.0,
@@ -170,7 +177,7 @@ fn unit_millis(unit: &str) -> Result<f64> {
         "second" => 1000.0,
         "millisecond" => 1.0,
         "month" | "quarter" | "year" => {
-            return Err(Error::new(ErrorCode::NotImplemented, format!("window unit '{unit}' is not supported yet")));
+            return Err(parse_error(format!("unit must be a fixed-length unit, but got '{unit}'")));
         }
         other => return Err(parse_error(format!("unknown time unit value: {other}"))),
     })
@@ -629,10 +636,7 @@ impl SetWindowFields {
                 let scale = unit.unwrap_or(1.0);
                 let scaled: Vec<Option<f64>> = axis.iter().map(|x| x.map(|x| x / scale)).collect();
                 let derivative = matches!(function, Function::Derivative { .. });
-                let keys = match window {
-                    Window::Range(_, _, Some(unit)) => axis.iter().map(|x| x.map(|x| x / unit)).collect(),
-                    _ => axis.clone(),
-                };
+                let keys = axis.clone();
                 (0..n)
                     .map(|i| {
                         let (from, to) = window.span(i, n, &keys);
@@ -664,9 +668,6 @@ impl SetWindowFields {
             }
             Function::Accumulate(spec, window) => {
                 let keys = match window {
-                    Window::Range(_, _, Some(unit)) => {
-                        self.axis(partition).iter().map(|x| x.map(|x| x / unit)).collect()
-                    }
                     Window::Range(..) => self.axis(partition),
                     Window::Documents(..) => Vec::new(),
                 };
