@@ -714,6 +714,16 @@ impl Error {
         self
     }
 
+    /// The same error raised while running `context`: mongod's `<context> :: caused by ::
+    /// <message>` (once, however often it is wrapped).
+    #[must_use]
+    pub fn caused_by(mut self, context: &str) -> Self {
+        if !self.0.message.starts_with(context) {
+            self.0.message = format!("{context} :: caused by :: {}", self.0.message);
+        }
+        self
+    }
+
     /// Adds fields the client sees beside `code` and `errmsg` (for example `keyPattern` and
     /// `keyValue` of a duplicate key).
     #[must_use]

@@ -331,10 +331,16 @@ async fn blocking_stages_keep_their_memory_limit_without_allow_disk_use() {
         .expect("setParameter");
     let group = doc! { "$group": { "_id": "$_id", "s": { "$first": "$s" } } };
     let sort = doc! { "$sort": { "s": 1, "_id": -1 } };
-    for stage in [group, sort] {
+    let messages = [
+        "PlanExecutor error during aggregation :: caused by :: Exceeded memory limit for $group",
+        "PlanExecutor error during aggregation :: caused by :: Sort exceeded memory limit of 50000 bytes",
+    ];
+    for (stage, message) in [group, sort].into_iter().zip(messages) {
         let command = doc! { "aggregate": "big", "pipeline": [stage.clone()], "cursor": {}, "allowDiskUse": false };
         let error = db.run_command(command).await.expect_err("over the limit");
         assert_eq!(code(&error), Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned())), "{stage}");
+        let ErrorKind::Command(failure) = error.kind.as_ref() else { panic!("{error}") };
+        assert!(failure.message.starts_with(message), "{}", failure.message);
         // With allowDiskUse (the default) the stage runs to the end.
         let all = run(&coll, vec![stage, doc! { "$count": "n" }]).await;
         assert_eq!(all, vec![doc! { "n": 200 }]);

@@ -115,6 +115,9 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
     let env = environment(ctx, req, &target, vars.unwrap_or_default(), stats.clone(), (allow_disk_use, bypass));
     let stream = pipeline::run(stream, rest, &env)?;
+    // mongod names the aggregation in every error raised while it runs (not while it parses).
+    let stream: DocumentStream =
+        Box::new(stream.map(|document| document.map_err(|e| e.caused_by("PlanExecutor error during aggregation"))));
     let first = FirstBatch {
         size: Some(batch_size.unwrap_or(cursor::DEFAULT_FIRST_BATCH)),
         deadline: target.deadline,

@@ -143,6 +143,7 @@ impl FindArgs {
             min_max: (req.doc_arg("min")?.map(ToOwned::to_owned), req.doc_arg("max")?.map(ToOwned::to_owned)),
             return_key: req.bool_arg("returnKey")?.unwrap_or(false),
             show_record_id: req.bool_arg("showRecordId")?.unwrap_or(false),
+            sort_context: crate::exec::stages::SortContext::Find,
         };
         Ok(Self {
             target,

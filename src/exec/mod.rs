@@ -72,6 +72,8 @@ pub struct Query {
     pub return_key: bool,
     /// `showRecordId`: add each document's `$recordId`.
     pub show_record_id: bool,
+    /// The command a blocking sort runs for (its errors name it as mongod's do).
+    pub sort_context: stages::SortContext,
 }
 
 impl Query {
@@ -96,6 +98,7 @@ impl Query {
             min_max: (None, None),
             return_key: false,
             show_record_id: false,
+            sort_context: stages::SortContext::Find,
         })
     }
 
@@ -152,6 +155,7 @@ impl Query {
             min_max: (min, max),
             return_key,
             show_record_id,
+            sort_context,
         } = self;
         let shape = QueryShape {
             filter: &filter_doc,
@@ -173,7 +177,10 @@ impl Query {
         );
         let ordered = match sort {
             Some(sort) if !plan.sort_provided => {
-                stages::sort(matched, &sort, max_sort_bytes, allow_disk_use, stages::SortContext::Find, spill_dir)?
+                let spill_dir = spill_dir.to_owned();
+                stages::deferred(move || {
+                    stages::sort(matched, &sort, max_sort_bytes, allow_disk_use, sort_context, &spill_dir)
+                })
             }
             _ => matched,
         };

@@ -52,8 +52,7 @@ pub fn sort(
             return Err(Error::new(
                 ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
                 format!(
-                    "{} :: caused by :: Sort exceeded memory limit of {memory_limit} bytes, but did not opt in to \
-                     external sorting.",
+                    "{}Sort exceeded memory limit of {memory_limit} bytes, but did not opt in to external sorting.",
                     context.prefix()
                 ),
             ));
@@ -62,6 +61,32 @@ pub fn sort(
     }
     all.sort_by(|a, b| sort.compare(a, b));
     Ok(Box::new(all.into_iter().map(Ok)))
+}
+
+/// A blocking stage's output, computed from its input when the first document is asked for.
+struct Deferred {
+    build: Option<Box<dyn FnOnce() -> Result<DocumentStream> + Send>>,
+    output: Option<DocumentStream>,
+}
+
+impl Iterator for Deferred {
+    type Item = Result<RawDocumentBuf>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(build) = self.build.take() {
+            match build() {
+                Ok(output) => self.output = Some(output),
+                Err(error) => return Some(Err(error)),
+            }
+        }
+        self.output.as_mut()?.next()
+    }
+}
+
+/// A stream whose documents `build` produces, run on the first `next()`: a blocking stage
+/// does its work in the cursor's batches, under the operation's interrupt checks.
+pub fn deferred(build: impl FnOnce() -> Result<DocumentStream> + Send + 'static) -> DocumentStream {
+    Box::new(Deferred { build: Some(Box::new(build)), output: None })
 }
 
 /// The command a blocking sort runs for, which names it in its errors as mongod does.
@@ -74,10 +99,11 @@ pub enum SortContext {
 }
 
 impl SortContext {
+    /// The prefix of the sort's errors; an aggregate adds its own to every runtime error.
     fn prefix(self) -> &'static str {
         match self {
-            Self::Find => "Executor error during find command",
-            Self::Aggregate => "PlanExecutor error during aggregation",
+            Self::Find => "Executor error during find command :: caused by :: ",
+            Self::Aggregate => "",
         }
     }
 }

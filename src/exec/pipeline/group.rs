@@ -238,8 +238,7 @@ impl BucketSpec {
         self.default.clone().ok_or_else(|| {
             Error::new(
                 ErrorCode::Location40066,
-                "PlanExecutor error during aggregation :: caused by :: $switch could not find a matching branch for an \
-                 input, and no default was specified.",
+                "$switch could not find a matching branch for an input, and no default was specified.",
             )
         })
     }

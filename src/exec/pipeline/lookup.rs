@@ -53,7 +53,8 @@ impl Foreign {
     pub(super) fn read(&self, filter: &RawDocument, env: &Arc<PipelineEnv>) -> Result<DocumentStream> {
         let Some(collection) = &self.collection else { return Ok(Box::new(std::iter::empty())) };
         let direct = if self.view_stages.is_empty() { filter } else { &RawDocumentBuf::new() };
-        let query = Query::filtered(Some(direct), env.collation.clone())?;
+        let mut query = Query::filtered(Some(direct), env.collation.clone())?;
+        query.sort_context = crate::exec::stages::SortContext::Aggregate;
         let (_, stream) = query.run_in(
             &env.plans,
             collection,

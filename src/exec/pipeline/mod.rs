@@ -31,6 +31,7 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 pub use group::CountOnlyGroup;
 
 use super::Query;
+use super::stages::deferred;
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::validate::Validation;
 use crate::log::LogSink;
@@ -100,10 +101,7 @@ impl PipelineEnv {
     fn check_memory(&self, bytes: usize, message: impl FnOnce(u64) -> String) -> Result<()> {
         let limit = self.max_memory_bytes;
         if !self.allow_disk_use && u64::try_from(bytes).unwrap_or(u64::MAX) > limit {
-            return Err(Error::new(
-                ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
-                format!("PlanExecutor error during aggregation :: caused by :: {}", message(limit)),
-            ));
+            return Err(Error::new(ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed, message(limit)));
         }
         Ok(())
     }
@@ -300,6 +298,7 @@ pub fn leading_query(
         }
     };
     let mut query = Query::filtered(None, collation.clone())?;
+    query.sort_context = super::stages::SortContext::Aggregate;
     let mut consumed = 0;
     if let Some(filter_doc) = single(stages.first(), "$match") {
         let mut filter = Filter::parse_match_stage(&filter_doc)?;
@@ -353,29 +352,4 @@ pub(super) fn set_path(document: &mut Document, path: &[String], value: Bson) {
             document.insert(first.clone(), Bson::Document(inner));
         }
     }
-}
-
-/// A blocking stage's output, computed from its input when the first document is asked for.
-struct Deferred {
-    build: Option<Box<dyn FnOnce() -> Result<DocumentStream> + Send>>,
-    output: Option<DocumentStream>,
-}
-
-impl Iterator for Deferred {
-    type Item = Result<RawDocumentBuf>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(build) = self.build.take() {
-            match build() {
-                Ok(output) => self.output = Some(output),
-                Err(error) => return Some(Err(error)),
-            }
-        }
-        self.output.as_mut()?.next()
-    }
-}
-
-/// A stream whose documents `build` produces, run on the first `next()`.
-fn deferred(build: impl FnOnce() -> Result<DocumentStream> + Send + 'static) -> DocumentStream {
-    Box::new(Deferred { build: Some(Box::new(build)), output: None })
 }
