@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bson::RawBsonRef;
 
-use super::read::{cursor_reply, hint_arg, stream};
+use super::results::{cursor_reply, hint_arg, stream};
 use super::target::Target;
 use super::{CommandRequest, Reply, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
@@ -199,7 +199,7 @@ impl ViewRead {
         let stages: Vec<RawBsonRef<'_>> = self.stages().chain(more.iter().map(|d| RawBsonRef::Document(d))).collect();
         let target = self.target(ctx)?;
         let (query, consumed) = pipeline::leading_query(&stages, Some(&vars), target.collation.clone())?;
-        let (stream, stats) = super::read::stream(ctx, &target, query)?;
+        let (stream, stats) = stream(ctx, &target, query)?;
         let env = environment(ctx, req, &target, vars, stats.clone(), (allow_disk_use, false));
         let stream = pipeline::run(stream, stages.get(consumed..).unwrap_or_default(), &env)?;
         Ok((target, stream, stats))

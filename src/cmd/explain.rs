@@ -9,7 +9,8 @@ use std::time::Instant;
 use bson::{Bson, Document, RawBsonRef, doc};
 
 use super::aggregate::pipeline_arg;
-use super::read::{CountArgs, FindArgs, distinct_query, hint_arg};
+use super::read::{CountArgs, FindArgs, distinct_query};
+use super::results::hint_arg;
 use super::target::Target;
 use super::{CommandRequest, Reply, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};

@@ -22,6 +22,7 @@ mod profiling;
 mod read;
 mod reply;
 mod request;
+mod results;
 mod sessions;
 mod target;
 mod testing;

@@ -21,7 +21,7 @@ pub(super) fn facet(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Docu
         for stage in &stages {
             let RawBsonRef::Document(stage) = stage else { continue };
             let (name, _) = super::single_field(stage)?;
-            super::registry::check_context(name, Context::Facet)?;
+            super::context::check(name, Context::Facet)?;
         }
     }
     let env = args.env.clone();

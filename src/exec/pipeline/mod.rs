@@ -10,6 +10,7 @@
 //! cursor's batches, under the operation's interrupt checks, and not while the pipeline is
 //! built.
 
+mod context;
 mod densify;
 mod facet;
 mod graph_lookup;
@@ -29,6 +30,8 @@ use std::time::Instant;
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
 pub use group::CountOnlyGroup;
+
+pub use context::Context;
 
 use super::Query;
 use super::stages::deferred;
@@ -134,17 +137,6 @@ impl StageArgs<'_> {
     }
 }
 
-/// Where a pipeline runs, for the stages that only some places allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Context {
-    /// The command's own pipeline.
-    Top,
-    /// Inside `$facet`.
-    Facet,
-    /// Inside `$lookup`.
-    Lookup,
-}
-
 /// Checks stage positions before anything runs, as mongod: a stage that reads from a source
 /// of its own may only come first, and one that writes only last.
 ///
@@ -155,13 +147,13 @@ pub fn check_positions(stages: &[RawBsonRef<'_>]) -> Result<()> {
     for (i, stage) in stages.iter().enumerate() {
         let RawBsonRef::Document(stage) = stage else { continue };
         let Some((name, _)) = crate::query::path::fields(stage).next() else { continue };
-        if i > 0 && registry::FIRST_STAGE_ONLY.contains(&name) {
+        if i > 0 && context::FIRST_STAGE_ONLY.contains(&name) {
             return Err(Error::new(
                 ErrorCode::Location40602,
                 format!("{name} is only valid as the first stage in a pipeline."),
             ));
         }
-        if i < last && registry::LAST_STAGE_ONLY.contains(&name) {
+        if i < last && context::LAST_STAGE_ONLY.contains(&name) {
             return Err(Error::new(
                 ErrorCode::Location40601,
                 format!("{name} can only be the final stage in the pipeline"),

@@ -1,9 +1,7 @@
 //! The stage table: every stage name mongod 7.0 knows, either built here (with the function
 //! that adds it to a stream) or refused with the error this server gives for it.
 
-use super::{
-    Context, StageArgs, densify, facet, graph_lookup, group, lookup, output, sample, transform, unwind, window,
-};
+use super::{StageArgs, densify, facet, graph_lookup, group, lookup, output, sample, transform, unwind, window};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::cursors::DocumentStream;
 
@@ -40,30 +38,6 @@ const BUILT: &[(&str, StageFn)] = &[
     ("$unset", transform::document_stage),
     ("$unwind", unwind::unwind),
 ];
-
-/// Stages that read from a source of their own, so mongod accepts them only first (its
-/// `kFirst` position requirement). `$collStats` and `$currentOp` are built by their commands.
-pub(super) const FIRST_STAGE_ONLY: &[&str] = &[
-    "$changeStream",
-    "$collStats",
-    "$currentOp",
-    "$documents",
-    "$geoNear",
-    "$indexStats",
-    "$listCatalog",
-    "$listLocalSessions",
-    "$listSampledQueries",
-    "$listSearchIndexes",
-    "$listSessions",
-    "$planCacheStats",
-    "$search",
-    "$searchMeta",
-    "$shardedDataDistribution",
-    "$vectorSearch",
-];
-
-/// Stages that write their input somewhere, so mongod accepts them only last.
-pub(super) const LAST_STAGE_ONLY: &[&str] = &["$merge", "$out"];
 
 /// Known stages that this server does not run (yet), and the error each answers.
 const UNSUPPORTED: &[(&str, Unsupported)] = &[
@@ -109,7 +83,7 @@ enum Unsupported {
 /// errors.
 pub(super) fn apply(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
     let name = args.name;
-    check_context(name, args.context)?;
+    super::context::check(name, args.context)?;
     if let Some((_, add)) = BUILT.iter().find(|(n, _)| *n == name) {
         return add(stream, args);
     }
@@ -119,22 +93,6 @@ pub(super) fn apply(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Docu
             Err(Error::new(ErrorCode::NotImplemented, format!("aggregation stage {name} is not supported yet")))
         }
         None => Err(Error::new(ErrorCode::Location40324, format!("Unrecognized pipeline stage name: '{name}'"))),
-    }
-}
-
-/// Checks that the stage `name` may run in `context`.
-///
-/// # Errors
-/// 40600 for a stage `$facet` does not allow, 51047 for one `$lookup` does not allow.
-pub(super) fn check_context(name: &str, context: Context) -> Result<()> {
-    match context {
-        Context::Facet if name == "$facet" || FIRST_STAGE_ONLY.contains(&name) || LAST_STAGE_ONLY.contains(&name) => {
-            Err(Error::new(ErrorCode::Location40600, format!("{name} is not allowed to be used within a $facet stage")))
-        }
-        Context::Lookup if LAST_STAGE_ONLY.contains(&name) => {
-            Err(Error::new(ErrorCode::Location51047, format!("{name} is not allowed within a $lookup's sub-pipeline")))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -151,7 +109,7 @@ mod tests {
         let mut covered: Vec<&str> = BUILT.iter().map(|(n, _)| *n).chain(UNSUPPORTED.iter().map(|(n, _)| *n)).collect();
         covered.sort_unstable();
         assert_eq!(covered, STAGE_NAMES, "the stage table and the stage names differ");
-        for name in FIRST_STAGE_ONLY.iter().chain(LAST_STAGE_ONLY) {
+        for name in super::super::context::FIRST_STAGE_ONLY.iter().chain(super::super::context::LAST_STAGE_ONLY) {
             assert!(STAGE_NAMES.contains(name), "{name} is not a stage");
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bson::{Bson, RawBson};
 
-use super::date::DateOp;
+use super::date::op::DateOp;
 use crate::query::collation::Collation;
 use crate::query::error::QueryError;
 

@@ -16,6 +16,7 @@ mod arithmetic;
 mod civil;
 mod format;
 mod from_string;
+pub(super) mod op;
 mod parts;
 #[cfg(test)]
 mod tests;
@@ -32,64 +33,13 @@ use crate::query::error::QueryError;
 use crate::query::number::{self, Number};
 use crate::query::{decimal, render};
 
+use op::Part;
+pub use op::{DateKind, DateOp};
 use tz::Zone;
-
-/// Which date expression a node is, and which of its argument slots were given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DateOp {
-    kind: DateKind,
-    /// Bit `i` is set when slot `i` was spelled in the expression.
-    given: u16,
-}
-
-/// The date expressions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DateKind {
-    /// `$year` ... `$isoDayOfWeek`: slots `date, timezone`.
-    Part(parts::Part),
-    /// `$dateToString`: `date, format, timezone, onNull`.
-    ToString,
-    /// `$dateFromString`: `dateString, format, timezone, onError, onNull`.
-    FromString,
-    /// `$dateToParts`: `date, timezone, iso8601`.
-    ToParts,
-    /// `$dateFromParts` with `year`: `year, month, day, hour, minute, second, millisecond, timezone`.
-    FromParts,
-    /// `$dateFromParts` with `isoWeekYear`: `isoWeekYear, isoWeek, isoDayOfWeek, hour, minute,
-    /// second, millisecond, timezone`.
-    FromIsoParts,
-    /// `$dateTrunc`: `date, unit, binSize, timezone, startOfWeek`.
-    Trunc,
-    /// `$dateAdd`: `startDate, unit, amount, timezone`.
-    Add,
-    /// `$dateSubtract`: as `$dateAdd`.
-    Subtract,
-    /// `$dateDiff`: `startDate, endDate, unit, timezone, startOfWeek`.
-    Diff,
-}
-
-impl DateKind {
-    /// The argument names, in slot order.
-    fn slots(self) -> &'static [&'static str] {
-        match self {
-            Self::Part(_) => &["date", "timezone"],
-            Self::ToString => &["date", "format", "timezone", "onNull"],
-            Self::FromString => &["dateString", "format", "timezone", "onError", "onNull"],
-            Self::ToParts => &["date", "timezone", "iso8601"],
-            Self::FromParts => &["year", "month", "day", "hour", "minute", "second", "millisecond", "timezone"],
-            Self::FromIsoParts => {
-                &["isoWeekYear", "isoWeek", "isoDayOfWeek", "hour", "minute", "second", "millisecond", "timezone"]
-            }
-            Self::Trunc => &["date", "unit", "binSize", "timezone", "startOfWeek"],
-            Self::Add | Self::Subtract => &["startDate", "unit", "amount", "timezone"],
-            Self::Diff => &["startDate", "endDate", "unit", "timezone", "startOfWeek"],
-        }
-    }
-}
 
 /// Whether `name` is one of the date expressions.
 pub(super) fn is_date_operator(name: &str) -> bool {
-    parts::Part::from_name(name).is_some()
+    Part::from_name(name).is_some()
         || matches!(
             name,
             "$dateToString"
@@ -105,7 +55,7 @@ pub(super) fn is_date_operator(name: &str) -> bool {
 
 /// Parses `{name: arg}` when `name` is a date expression; `None` for other names.
 pub(super) fn parse(name: &str, arg: RawBsonRef<'_>) -> Option<Result<Expression, QueryError>> {
-    if let Some(part) = parts::Part::from_name(name) {
+    if let Some(part) = Part::from_name(name) {
         return Some(parse_part(name, part, arg));
     }
     let result = match name {
@@ -185,7 +135,7 @@ impl SpecErrors {
 }
 
 /// `{date, timezone}`, `[date]`, or the date expression itself.
-fn parse_part(name: &str, part: parts::Part, arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
+fn parse_part(name: &str, part: Part, arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
     let kind = DateKind::Part(part);
     match arg {
         RawBsonRef::Document(doc) if !fields(doc).next().is_some_and(|(k, _)| k.starts_with('$')) => {

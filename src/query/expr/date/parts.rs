@@ -4,62 +4,13 @@
 use bson::{Bson, doc};
 
 use super::civil::{Civil, DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, days_from_civil, iso_week_one_monday};
+use super::op::Part;
 use super::{Args, date_value, integral, nullish, require_date, shown};
 use crate::error::ErrorCode;
 use crate::query::error::QueryError;
 use crate::query::expr::value::{Value, type_of};
 
-/// The single-part operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// `$year`.
-    Year,
-    /// `$month`: 1 to 12.
-    Month,
-    /// `$dayOfMonth`: 1 to 31.
-    DayOfMonth,
-    /// `$dayOfWeek`: 1 (Sunday) to 7 (Saturday).
-    DayOfWeek,
-    /// `$dayOfYear`: 1 to 366.
-    DayOfYear,
-    /// `$hour`.
-    Hour,
-    /// `$minute`.
-    Minute,
-    /// `$second`: 0 to 59 (a BSON date has no leap seconds).
-    Second,
-    /// `$millisecond`.
-    Millisecond,
-    /// `$week`: 0 to 53, weeks starting on Sunday.
-    Week,
-    /// `$isoWeek`: 1 to 53.
-    IsoWeek,
-    /// `$isoWeekYear`.
-    IsoWeekYear,
-    /// `$isoDayOfWeek`: 1 (Monday) to 7 (Sunday).
-    IsoDayOfWeek,
-}
-
 impl Part {
-    pub(super) fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "$year" => Self::Year,
-            "$month" => Self::Month,
-            "$dayOfMonth" => Self::DayOfMonth,
-            "$dayOfWeek" => Self::DayOfWeek,
-            "$dayOfYear" => Self::DayOfYear,
-            "$hour" => Self::Hour,
-            "$minute" => Self::Minute,
-            "$second" => Self::Second,
-            "$millisecond" => Self::Millisecond,
-            "$week" => Self::Week,
-            "$isoWeek" => Self::IsoWeek,
-            "$isoWeekYear" => Self::IsoWeekYear,
-            "$isoDayOfWeek" => Self::IsoDayOfWeek,
-            _ => return None,
-        })
-    }
-
     fn of(self, c: &Civil) -> i64 {
         match self {
             Self::Year => c.year,
