@@ -31,6 +31,18 @@ fn journaled(req: &CommandRequest) -> Result<bool> {
     Ok(super::generic::write_concern(req)?.journaled())
 }
 
+/// How a write command checks the documents it stores in `collection` (its validator, the
+/// command's `bypassDocumentValidation`).
+fn validation<'a>(ctx: &RequestCtx<'a>, collection: &'a crate::storage::Collection, bypass: bool) -> Validation<'a> {
+    Validation::new(
+        &ctx.state.log,
+        ctx.state.config.redact_client_log_data,
+        ctx.client.connection_id,
+        collection,
+        bypass,
+    )
+}
+
 /// Commits `writer`, counting the time as the request's storage phase.
 fn commit(op: &Operation, writer: Writer<'_>) -> Result<Option<DurabilityTicket>> {
     let started = std::time::Instant::now();
@@ -125,13 +137,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
             storage.collection_or_create(&ns)?
         }
     };
-    let validation = Validation::new(
-        &ctx.state.log,
-        ctx.state.config.redact_client_log_data,
-        ctx.client.connection_id,
-        &collection,
-        bypass,
-    );
+    let validation = validation(ctx, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let mut inserted = 0i64;
     let mut errors = Vec::new();
@@ -502,13 +508,7 @@ fn run_update_statement(
     let Some(collection) = target.collection_for_write(storage, options.upsert)? else {
         return Ok((UpdateOutcome::default(), None));
     };
-    let validation = Validation::new(
-        &ctx.state.log,
-        ctx.state.config.redact_client_log_data,
-        ctx.client.connection_id,
-        &collection,
-        bypass,
-    );
+    let validation = validation(ctx, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let outcome = update_statement(&mut writer, statement.query, &statement.update, options, &validation)?;
     let ticket = commit(ctx.op, writer)?;
@@ -717,13 +717,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     };
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
-    let validation = Validation::new(
-        &ctx.state.log,
-        ctx.state.config.redact_client_log_data,
-        ctx.client.connection_id,
-        &collection,
-        bypass,
-    );
+    let validation = validation(ctx, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Option<RawDocumentBuf>> {

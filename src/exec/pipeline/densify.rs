@@ -67,19 +67,12 @@ impl Densify {
                     ));
                 }
                 (other, _) => {
-                    return Err(Error::new(
-                        ErrorCode::Location40415,
-                        format!("BSON field '$densify.{other}' is an unknown field."),
-                    ));
+                    return Err(super::unknown_field(&format!("$densify.{other}")));
                 }
             }
         }
-        let field = field.ok_or_else(|| {
-            Error::new(ErrorCode::Location40414, "BSON field '$densify.field' is missing but a required field")
-        })?;
-        let range = range.ok_or_else(|| {
-            Error::new(ErrorCode::Location40414, "BSON field '$densify.range' is missing but a required field")
-        })?;
+        let field = field.ok_or_else(|| super::missing_field("$densify.field"))?;
+        let range = range.ok_or_else(|| super::missing_field("$densify.range"))?;
         if field.starts_with('$') {
             return Err(parse_error("Cannot densify field starting with '$'"));
         }
@@ -120,19 +113,12 @@ impl Densify {
                     });
                 }
                 other => {
-                    return Err(Error::new(
-                        ErrorCode::Location40415,
-                        format!("BSON field '$densify.range.{other}' is an unknown field."),
-                    ));
+                    return Err(super::unknown_field(&format!("$densify.range.{other}")));
                 }
             }
         }
-        let step = step.ok_or_else(|| {
-            Error::new(ErrorCode::Location40414, "BSON field '$densify.range.step' is missing but a required field")
-        })?;
-        let bounds = bounds.ok_or_else(|| {
-            Error::new(ErrorCode::Location40414, "BSON field '$densify.range.bounds' is missing but a required field")
-        })?;
+        let step = step.ok_or_else(|| super::missing_field("$densify.range.step"))?;
+        let bounds = bounds.ok_or_else(|| super::missing_field("$densify.range.bounds"))?;
         if step.to_f64().is_nan() || step.to_f64() <= 0.0 {
             return Err(parse_error(
                 "The step parameter in a range statement must be a strictly positive numeric value",

@@ -281,10 +281,7 @@ pub(super) fn union_with(stream: DocumentStream, args: &StageArgs<'_>) -> Result
                         ));
                     }
                     (other, _) => {
-                        return Err(Error::new(
-                            ErrorCode::Location40415,
-                            format!("BSON field '$unionWith.{other}' is an unknown field."),
-                        ));
+                        return Err(super::unknown_field(&format!("$unionWith.{other}")));
                     }
                 }
             }

@@ -265,6 +265,17 @@ fn single_field(stage: &RawDocument) -> Result<(&str, RawBsonRef<'_>)> {
     }
 }
 
+/// 40415 for a field a stage's specification does not have, as mongod's IDL parser says it;
+/// `path` is the field with its stage (`$merge.foo`).
+fn unknown_field(path: &str) -> Error {
+    Error::new(ErrorCode::Location40415, format!("BSON field '{path}' is an unknown field."))
+}
+
+/// 40414 for a required field missing from a stage's specification (`$merge.into`).
+fn missing_field(path: &str) -> Error {
+    Error::new(ErrorCode::Location40414, format!("BSON field '{path}' is missing but a required field"))
+}
+
 /// A count as mongod appends it (`appendNumber`): an int when it fits, else a long. Drivers
 /// and shells compare these with plain numbers, so the type matters.
 pub fn count_value(n: i64) -> Bson {

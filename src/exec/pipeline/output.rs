@@ -48,10 +48,7 @@ fn target(stage: &str, spec: RawBsonRef<'_>, db: &str) -> Result<Namespace> {
             match d.get("coll").map_err(invalid_bson)? {
                 Some(RawBsonRef::String(coll)) => (db, coll.to_owned()),
                 _ => {
-                    return Err(Error::new(
-                        ErrorCode::Location40414,
-                        format!("BSON field '{stage}.coll' is missing but a required field"),
-                    ));
+                    return Err(super::missing_field(&format!("{stage}.coll")));
                 }
             }
         }
@@ -272,16 +269,11 @@ impl Merge {
                     ));
                 }
                 (other, _) => {
-                    return Err(Error::new(
-                        ErrorCode::Location40415,
-                        format!("BSON field '$merge.{other}' is an unknown field."),
-                    ));
+                    return Err(super::unknown_field(&format!("$merge.{other}")));
                 }
             }
         }
-        let into = into.ok_or_else(|| {
-            Error::new(ErrorCode::Location40414, "BSON field '$merge.into' is missing but a required field")
-        })?;
+        let into = into.ok_or_else(|| super::missing_field("$merge.into"))?;
         let when_matched = when_matched.unwrap_or(WhenMatched::Merge);
         let supported = matches!(
             (&when_matched, when_not_matched),

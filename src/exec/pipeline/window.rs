@@ -391,16 +391,11 @@ impl SetWindowFields {
                     outputs = Some(parsed);
                 }
                 other => {
-                    return Err(Error::new(
-                        ErrorCode::Location40415,
-                        format!("BSON field '$setWindowFields.{other}' is an unknown field."),
-                    ));
+                    return Err(super::unknown_field(&format!("$setWindowFields.{other}")));
                 }
             }
         }
-        let outputs = outputs.ok_or_else(|| {
-            Error::new(ErrorCode::Location40414, "BSON field '$setWindowFields.output' is missing but a required field")
-        })?;
+        let outputs = outputs.ok_or_else(|| super::missing_field("$setWindowFields.output"))?;
         let needs_sort = |o: &Output| {
             matches!(
                 o.function,
@@ -746,16 +741,11 @@ pub(super) fn fill(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Docum
                 ));
             }
             (other, _) => {
-                return Err(Error::new(
-                    ErrorCode::Location40415,
-                    format!("BSON field '$fill.{other}' is an unknown field."),
-                ));
+                return Err(super::unknown_field(&format!("$fill.{other}")));
             }
         }
     }
-    let output = output.ok_or_else(|| {
-        Error::new(ErrorCode::Location40414, "BSON field '$fill.output' is missing but a required field")
-    })?;
+    let output = output.ok_or_else(|| super::missing_field("$fill.output"))?;
     let (mut methods, mut values) = (RawDocumentBuf::new(), RawDocumentBuf::new());
     for element in &output {
         let (field, how) = element.map_err(invalid_bson)?;
