@@ -540,6 +540,8 @@ error_codes! {
     Location40105 = 40105,
     /// A `$graphLookup` `restrictSearchWithMatch` that is not a document.
     Location40185 = 40185,
+    /// A `$redact` expression that gave something other than `$$KEEP`, `$$PRUNE` or `$$DESCEND`.
+    Location17053 = 17053,
     /// A stage that `$facet` does not allow.
     Location40600 = 40600,
     /// `$out`/`$merge` before the last stage.

@@ -307,7 +307,7 @@ async fn documents_and_stage_errors_have_mongods_codes() {
         (doc! { "$setWindowFields": {} }, 40414, "Location40414"),
         (doc! { "$bucketAuto": {} }, 40246, "Location40246"),
         (doc! { "$densify": {} }, 40414, "Location40414"),
-        (doc! { "$redact": "$$KEEP" }, 238, "NotImplemented"),
+        (doc! { "$listCatalog": {} }, 238, "NotImplemented"),
     ];
     for (stage, expected, name) in cases {
         let error = run_err(&db, "orders", vec![stage.clone()]).await;
@@ -768,4 +768,27 @@ async fn index_stats_count_the_queries_that_scanned_each_index() {
     assert!(cust.get_document("accesses").and_then(|a| a.get_datetime("since")).is_ok());
     let error = run_err(&db, "orders", vec![doc! { "$match": {} }, doc! { "$indexStats": {} }]).await;
     assert_eq!(error.map(|e| e.0), Some(40602));
+}
+
+#[tokio::test]
+async fn redact_keeps_prunes_and_descends_level_by_level() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    let docs = db.collection::<Document>("docs");
+    docs.insert_many([
+        doc! { "_id": 1, "level": 1, "a": { "level": 5, "x": 1 }, "b": [{ "level": 1, "y": 2 }, { "level": 9, "z": 3 }, 7] },
+        doc! { "_id": 2, "level": 5 },
+    ])
+    .await
+    .expect("insert");
+    let redacted = run(
+        &docs,
+        vec![doc! { "$redact": { "$cond": { "if": { "$lte": ["$level", 3] }, "then": "$$DESCEND", "else": "$$PRUNE" } } }],
+    )
+    .await;
+    assert_eq!(redacted, vec![doc! { "_id": 1, "level": 1, "b": [{ "level": 1, "y": 2 }, 7] }]);
+    let kept = run(&docs, vec![doc! { "$redact": "$$KEEP" }, doc! { "$count": "n" }]).await;
+    assert_eq!(kept, vec![doc! { "n": 2 }]);
+    let error = run_err(&db, "docs", vec![doc! { "$redact": "$level" }]).await;
+    assert_eq!(error.map(|e| e.0), Some(17053));
 }

@@ -17,6 +17,7 @@ mod graph_lookup;
 mod group;
 mod lookup;
 mod output;
+mod redact;
 pub mod registry;
 mod sample;
 mod transform;

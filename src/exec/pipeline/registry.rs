@@ -1,7 +1,9 @@
 //! The stage table: every stage name mongod 7.0 knows, either built here (with the function
 //! that adds it to a stream) or refused with the error this server gives for it.
 
-use super::{StageArgs, densify, facet, graph_lookup, group, lookup, output, sample, transform, unwind, window};
+use super::{
+    StageArgs, densify, facet, graph_lookup, group, lookup, output, redact, sample, transform, unwind, window,
+};
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::cursors::DocumentStream;
 
@@ -26,6 +28,7 @@ const BUILT: &[(&str, StageFn)] = &[
     ("$merge", output::merge),
     ("$out", output::out),
     ("$project", transform::project),
+    ("$redact", redact::redact),
     ("$replaceRoot", transform::document_stage),
     ("$replaceWith", transform::document_stage),
     ("$sample", sample::sample),
@@ -59,7 +62,6 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     ("$listSearchIndexes", Unsupported::NotYet),
     ("$listSessions", Unsupported::NotYet),
     ("$planCacheStats", Unsupported::NotYet),
-    ("$redact", Unsupported::NotYet),
     ("$search", Unsupported::NotYet),
     ("$searchMeta", Unsupported::NotYet),
     ("$shardedDataDistribution", Unsupported::NotYet),
