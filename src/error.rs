@@ -542,6 +542,60 @@ error_codes! {
     Location40185 = 40185,
     /// A `$redact` expression that gave something other than `$$KEEP`, `$$PRUNE` or `$$DESCEND`.
     Location17053 = 17053,
+    // Array expressions: `$arrayElemAt`, `$first`, `$last`, `$concatArrays`, `$filter`, `$map`,
+    // `$reduce`, `$let`.
+    /// A `$let` argument that is not a document.
+    Location16874 = 16874,
+    /// An unknown `$let` argument.
+    Location16875 = 16875,
+    /// A `$let` without `vars`.
+    Location16876 = 16876,
+    /// A `$let` without `in`.
+    Location16877 = 16877,
+    /// A `$map` argument that is not a document.
+    Location16878 = 16878,
+    /// An unknown `$map` argument.
+    Location16879 = 16879,
+    /// A `$map` without `input`.
+    Location16880 = 16880,
+    /// A `$map` without `in`.
+    Location16882 = 16882,
+    /// A `$map` input that is not an array.
+    Location16883 = 16883,
+    /// A `$filter` argument that is not a document.
+    Location28646 = 28646,
+    /// An unknown `$filter` argument.
+    Location28647 = 28647,
+    /// A `$filter` without `input`.
+    Location28648 = 28648,
+    /// A `$filter` without `cond`.
+    Location28650 = 28650,
+    /// A `$filter` input that is not an array.
+    Location28651 = 28651,
+    /// `$concatArrays` of something other than arrays.
+    Location28664 = 28664,
+    /// `$arrayElemAt`, `$first` or `$last` of something other than an array.
+    Location28689 = 28689,
+    /// An `$arrayElemAt` index that is not a number.
+    Location28690 = 28690,
+    /// An `$arrayElemAt` index outside the 32-bit integers.
+    Location28691 = 28691,
+    /// A `$reduce` argument that is not a document.
+    Location40075 = 40075,
+    /// An unknown `$reduce` argument.
+    Location40076 = 40076,
+    /// A `$reduce` without `input`.
+    Location40077 = 40077,
+    /// A `$reduce` without `initialValue`.
+    Location40078 = 40078,
+    /// A `$reduce` without `in`.
+    Location40079 = 40079,
+    /// A `$reduce` input that is not an array.
+    Location40080 = 40080,
+    /// A `$filter` limit below 1.
+    Location327391 = 327391,
+    /// A `$filter` limit that is not a 32-bit integer.
+    Location327392 = 327392,
     /// A stage that `$facet` does not allow.
     Location40600 = 40600,
     /// `$out`/`$merge` before the last stage.

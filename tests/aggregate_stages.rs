@@ -792,3 +792,50 @@ async fn redact_keeps_prunes_and_descends_level_by_level() {
     let error = run_err(&db, "docs", vec![doc! { "$redact": "$level" }]).await;
     assert_eq!(error.map(|e| e.0), Some(17053));
 }
+
+#[tokio::test]
+async fn array_expressions_and_variable_scopes() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    let coll = db.collection::<Document>("arrays");
+    coll.insert_one(doc! { "_id": 1, "a": [1, 2, 3, 4], "b": [5], "n": Bson::Null }).await.expect("insert");
+    let shaped = run(
+        &coll,
+        vec![doc! { "$project": {
+            "_id": 0,
+            "second": { "$arrayElemAt": ["$a", 1] },
+            "fromEnd": { "$arrayElemAt": ["$a", -1] },
+            "outside": { "$arrayElemAt": ["$a", 9] },
+            "first": { "$first": "$a" },
+            "last": { "$last": "$a" },
+            "both": { "$concatArrays": ["$a", "$b"] },
+            "nullCat": { "$concatArrays": ["$a", "$n"] },
+            "isArray": { "$isArray": "$a" },
+            "even": { "$filter": { "input": "$a", "as": "x", "cond": { "$eq": [{ "$mod": ["$$x", 2] }, 0] } } },
+            "firstEven": { "$filter": { "input": "$a", "cond": { "$eq": [{ "$mod": ["$$this", 2] }, 0] }, "limit": 1 } },
+            "doubled": { "$map": { "input": "$a", "in": { "$multiply": ["$$this", 2] } } },
+            "sum": { "$reduce": { "input": "$a", "initialValue": 0, "in": { "$add": ["$$value", "$$this"] } } },
+            "scoped": { "$let": { "vars": { "k": 10, "a": "$b" }, "in": { "$add": ["$$k", { "$first": "$$a" }] } } },
+            "nullMap": { "$map": { "input": "$n", "in": 1 } },
+        } }],
+    )
+    .await;
+    assert_eq!(
+        shaped,
+        vec![doc! {
+            "second": 2, "fromEnd": 4, "first": 1, "last": 4, "both": [1, 2, 3, 4, 5], "nullCat": Bson::Null,
+            "isArray": true, "even": [2, 4], "firstEven": [2], "doubled": [2, 4, 6, 8], "sum": 10, "scoped": 15,
+            "nullMap": Bson::Null,
+        }]
+    );
+    let bad = |expression: Document| {
+        let db = db.clone();
+        async move { run_err(&db, "arrays", vec![doc! { "$project": { "x": expression } }]).await.map(|e| e.0) }
+    };
+    assert_eq!(bad(doc! { "$arrayElemAt": [1, 0] }).await, Some(28689));
+    assert_eq!(bad(doc! { "$map": { "input": "$a" } }).await, Some(16882));
+    assert_eq!(bad(doc! { "$filter": { "input": "$a", "cond": true, "bogus": 1 } }).await, Some(28647));
+    assert_eq!(bad(doc! { "$reduce": { "input": "$a", "in": 1 } }).await, Some(40078));
+    assert_eq!(bad(doc! { "$concatArrays": ["$a", 1] }).await, Some(28664));
+    assert_eq!(bad(doc! { "$map": { "input": 5, "in": 1 } }).await, Some(16883));
+}

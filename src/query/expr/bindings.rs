@@ -3,7 +3,7 @@
 
 use bson::RawDocument;
 
-use super::parse::validate_variable_name;
+use super::names::validate_variable_name;
 use super::syntax::{Expression, Variables};
 use crate::query::elements::fields;
 use crate::query::error::QueryError;

@@ -4,8 +4,9 @@
 //! Supported: literals and `$literal`, field paths (`$a.b`), `$$ROOT`, `$$CURRENT`, `$$REMOVE`
 //! and user variables (`$$name`), expression objects and arrays, and the operators `$eq $ne $gt
 //! $gte $lt $lte $cmp $and $or $not $cond $ifNull $add $subtract $multiply $divide $mod $abs $in
-//! $size $concat $toLower $toUpper $type $getField $setField $slice $rand` and the date
-//! operators of [`date`] (with time zones). The other operators
+//! $size $concat $toLower $toUpper $type $getField $setField $slice $rand`, the array operators
+//! `$arrayElemAt $first $last $concatArrays $isArray $filter $map $reduce` and `$let` (`array`),
+//! and the date operators of [`date`] (with time zones). The other operators
 //! of mongod 7.0 (and `$meta`) answer 238 NotImplemented; a name mongod does not know answers
 //! its 168 InvalidPipelineOperator. Arithmetic promotes as mongod does: any decimal128 operand
 //! makes the result a decimal (computed exactly, rounded to 34 digits; a double operand
@@ -15,13 +16,18 @@
 //! objects, and compares equal to undefined and below null, as mongod's `Value::compare` has it.
 //!
 //! The layers, each importing only those below it: `value` (values while evaluating),
-//! `arithmetic` (the arithmetic operators on values), `syntax` (the parsed tree and the
-//! variables in scope), `parse` (BSON into the tree), `eval` (the tree against a document).
+//! `names` (variable name rules), `budget` (the memory an evaluation may copy), `arithmetic`
+//! (the arithmetic operators on values), `syntax` (the parsed tree and the variables in
+//! scope), the operator families (`array`, `date`), `parse` (BSON into the tree), `eval` (the
+//! tree against a document).
 
 mod arithmetic;
+mod array;
 mod bindings;
+mod budget;
 pub(crate) mod date;
 mod eval;
+mod names;
 mod parse;
 mod syntax;
 #[cfg(test)]
@@ -29,7 +35,7 @@ mod tests;
 mod value;
 
 pub use bindings::LetBindings;
-pub use eval::{Budget, MAX_COPIED_BYTES};
+pub use budget::{Budget, MAX_COPIED_BYTES};
 pub use parse::is_expression_name;
 pub use syntax::{Expression, Operator, Variable, Variables};
 pub use value::truthy;

@@ -4,6 +4,7 @@
 use bson::{Bson, RawBsonRef, RawDocument};
 
 use super::date;
+use super::names::validate_variable_name;
 use super::syntax::{Expression, Operator, Variable};
 use crate::error::ErrorCode;
 use crate::query::elements::fields;
@@ -64,29 +65,6 @@ fn parse_field_path(s: &str) -> Result<Expression, QueryError> {
     Ok(Expression::FieldPath { var: Variable::Current, path: validate_path(below)? })
 }
 
-/// mongod's `validateNameForUserWrite` (a `let` name, 16866/16867) and
-/// `validateNameForUserRead` (a `$$name`, 16869/16870): not empty, and starting with a
-/// lower-case letter or a non-ASCII character; reads also accept an upper-case letter, as
-/// mongod's own variables are spelled that way.
-pub(super) fn validate_variable_name(name: &str, write: bool) -> Result<(), QueryError> {
-    let (empty, invalid) = if write {
-        (ErrorCode::Location16866, ErrorCode::Location16867)
-    } else {
-        (ErrorCode::Location16869, ErrorCode::Location16870)
-    };
-    if name.is_empty() {
-        return Err(QueryError::new(empty, "empty variable names are not allowed"));
-    }
-    let first_ok = |c: char| c.is_ascii_lowercase() || !c.is_ascii() || (!write && c.is_ascii_uppercase());
-    if !name.starts_with(first_ok) {
-        return Err(QueryError::new(
-            invalid,
-            format!("'{name}' starts with an invalid character for a user variable name"),
-        ));
-    }
-    Ok(())
-}
-
 /// mongod's `FieldPath` checks on the part after `$`.
 fn validate_path(path: &str) -> Result<Vec<String>, QueryError> {
     if path.ends_with('.') {
@@ -141,6 +119,9 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
     };
     if op == Operator::Rand {
         return parse_rand(arg);
+    }
+    if let Some(parsed) = super::array::parse(op, arg) {
+        return parsed;
     }
     if let (Operator::Cond, RawBsonRef::Document(spec)) = (op, arg) {
         return parse_cond_object(spec);
@@ -214,7 +195,6 @@ const UNBUILT_OPERATORS: &[&str] = &[
     "$acosh",
     "$allElementsTrue",
     "$anyElementTrue",
-    "$arrayElemAt",
     "$arrayToObject",
     "$asin",
     "$asinh",
@@ -229,30 +209,23 @@ const UNBUILT_OPERATORS: &[&str] = &[
     "$bitXor",
     "$bsonSize",
     "$ceil",
-    "$concatArrays",
     "$convert",
     "$cos",
     "$cosh",
     "$degreesToRadians",
     "$exp",
-    "$filter",
-    "$first",
     "$firstN",
     "$floor",
     "$function",
     "$indexOfArray",
     "$indexOfBytes",
     "$indexOfCP",
-    "$isArray",
     "$isNumber",
-    "$last",
     "$lastN",
-    "$let",
     "$ln",
     "$log",
     "$log10",
     "$ltrim",
-    "$map",
     "$max",
     "$maxN",
     "$median",
@@ -264,7 +237,6 @@ const UNBUILT_OPERATORS: &[&str] = &[
     "$pow",
     "$radiansToDegrees",
     "$range",
-    "$reduce",
     "$regexFind",
     "$regexFindAll",
     "$regexMatch",

@@ -106,6 +106,24 @@ pub enum Operator {
     Slice,
     /// `$rand`: a double in [0, 1), no arguments.
     Rand,
+    /// `$arrayElemAt`: `[array, index]`.
+    ArrayElemAt,
+    /// `$first` of an array.
+    First,
+    /// `$last` of an array.
+    Last,
+    /// `$concatArrays`.
+    ConcatArrays,
+    /// `$isArray`.
+    IsArray,
+    /// `$filter`: `[input, as (a name literal), cond, limit?]`.
+    Filter,
+    /// `$map`: `[input, as (a name literal), in]`.
+    Map,
+    /// `$reduce`: `[input, initialValue, in]`, binding `value` and `this`.
+    Reduce,
+    /// `$let`: `[in, name, value, name, value, ...]`, names as literals.
+    Let,
     /// A date expression (`$year`, `$dateToString`, ...), its arguments in the slots
     /// [`DateOp`] describes.
     Date(DateOp),
@@ -142,6 +160,15 @@ impl Operator {
             "$setField" => Self::SetField,
             "$slice" => Self::Slice,
             "$rand" => Self::Rand,
+            "$arrayElemAt" => Self::ArrayElemAt,
+            "$first" => Self::First,
+            "$last" => Self::Last,
+            "$concatArrays" => Self::ConcatArrays,
+            "$isArray" => Self::IsArray,
+            "$filter" => Self::Filter,
+            "$map" => Self::Map,
+            "$reduce" => Self::Reduce,
+            "$let" => Self::Let,
             _ => return None,
         })
     }
@@ -159,13 +186,33 @@ impl Operator {
             | Self::Subtract
             | Self::Divide
             | Self::Mod
-            | Self::In => Some(2),
-            Self::Not | Self::Abs | Self::Size | Self::ToLower | Self::ToUpper | Self::Type => Some(1),
+            | Self::In
+            | Self::ArrayElemAt => Some(2),
+            Self::Not
+            | Self::Abs
+            | Self::Size
+            | Self::ToLower
+            | Self::ToUpper
+            | Self::Type
+            | Self::First
+            | Self::Last
+            | Self::IsArray => Some(1),
             Self::Cond | Self::SetField => Some(3),
             Self::GetField => Some(2),
             Self::Rand => Some(0),
             Self::Date(_) => None,
-            Self::Slice | Self::And | Self::Or | Self::IfNull | Self::Add | Self::Multiply | Self::Concat => None,
+            Self::Slice
+            | Self::And
+            | Self::Or
+            | Self::IfNull
+            | Self::Add
+            | Self::Multiply
+            | Self::Concat
+            | Self::ConcatArrays
+            | Self::Filter
+            | Self::Map
+            | Self::Reduce
+            | Self::Let => None,
         }
     }
 }
@@ -205,6 +252,16 @@ impl Variables {
     /// The collation of comparison expressions, `None` for the simple one.
     pub fn collation(&self) -> Option<&Arc<Collation>> {
         self.collation.as_ref()
+    }
+
+    /// Binds `name` to `value`, which may be missing (then `$$name` is missing too).
+    ///
+    /// # Errors
+    /// 22 InvalidBSON when `value` cannot be encoded.
+    pub fn bind_value(&mut self, name: &str, value: Option<Bson>) -> Result<(), QueryError> {
+        let raw = value.map(RawBson::try_from).transpose().map_err(QueryError::invalid_bson)?;
+        self.bound.push((name.to_owned(), raw));
+        Ok(())
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&Option<RawBson>> {

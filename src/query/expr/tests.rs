@@ -335,7 +335,8 @@ fn expr_rand_meta_and_unbuilt_operators() {
         (doc! {}, bson!({ "$rand": [1] }), Err(3040501)),
         (doc! {}, bson!({ "$rand": 1 }), Err(10065)),
         (doc! {}, bson!({ "$meta": "textScore" }), Err(238)),
-        (doc! {}, bson!({ "$concatArrays": [[1], [2]] }), Err(238)),
+        (doc! {}, bson!({ "$concatArrays": [[1], [2]] }), Ok(Some(bson!([1, 2])))),
+        (doc! {}, bson!({ "$zip": { "inputs": [] } }), Err(238)),
         (doc! {}, bson!({ "$notAnOperator": 1 }), Err(168)),
     ]);
 }
