@@ -596,6 +596,8 @@ error_codes! {
     Location327391 = 327391,
     /// A `$filter` limit that is not a 32-bit integer.
     Location327392 = 327392,
+    /// Sub-pipelines (`$lookup`, `$facet`, `$unionWith`) nested deeper than 20.
+    MaxSubPipelineDepthExceeded = 232,
     /// A stage that `$facet` does not allow.
     Location40600 = 40600,
     /// `$out`/`$merge` before the last stage.

@@ -839,3 +839,24 @@ async fn array_expressions_and_variable_scopes() {
     assert_eq!(bad(doc! { "$concatArrays": ["$a", 1] }).await, Some(28664));
     assert_eq!(bad(doc! { "$map": { "input": 5, "in": 1 } }).await, Some(16883));
 }
+
+#[tokio::test]
+async fn sub_pipelines_nest_at_most_twenty_deep() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    orders(&db).await;
+    // Each level reads one document, so twenty levels stay cheap.
+    let nest = |levels: usize| {
+        let mut pipeline: Vec<Document> = vec![doc! { "$limit": 1 }];
+        for _ in 0..levels {
+            pipeline =
+                vec![doc! { "$limit": 1 }, doc! { "$lookup": { "from": "orders", "pipeline": pipeline, "as": "x" } }];
+        }
+        pipeline
+    };
+    // Twenty levels run; twenty-one are refused before anything runs.
+    let ran = run(&db.collection::<Document>("orders"), [nest(20), vec![doc! { "$count": "n" }]].concat()).await;
+    assert_eq!(ran, vec![doc! { "n": 1 }]);
+    let error = run_err(&db, "orders", nest(21)).await;
+    assert_eq!(error, Some((232, "MaxSubPipelineDepthExceeded".to_owned())));
+}

@@ -169,7 +169,47 @@ pub fn check_positions(stages: &[RawBsonRef<'_>]) -> Result<()> {
 /// # Errors
 /// 14 TypeMismatch for a stage that is not a document, and each stage's parse errors.
 pub fn run(stream: DocumentStream, stages: &[RawBsonRef<'_>], env: &Arc<PipelineEnv>) -> Result<DocumentStream> {
+    check_nesting(stages, 0)?;
     run_in(stream, stages, env, Context::Top)
+}
+
+/// mongod's `internalPipelineLengthLimit` for nesting: sub-pipelines (`$lookup`, `$facet`,
+/// `$unionWith`) at most 20 deep.
+const MAX_SUB_PIPELINE_DEPTH: usize = 20;
+
+/// Checks that no sub-pipeline of `stages` nests deeper than [`MAX_SUB_PIPELINE_DEPTH`],
+/// before anything runs, as mongod's parser does.
+///
+/// # Errors
+/// 232 MaxSubPipelineDepthExceeded.
+fn check_nesting(stages: &[RawBsonRef<'_>], depth: usize) -> Result<()> {
+    let nested = |value: Option<RawBsonRef<'_>>| -> Result<()> {
+        if let Some(RawBsonRef::Array(inner)) = value {
+            if depth + 1 > MAX_SUB_PIPELINE_DEPTH {
+                return Err(Error::new(
+                    ErrorCode::MaxSubPipelineDepthExceeded,
+                    format!("Maximum number of nested sub-pipelines exceeded. Limit is {MAX_SUB_PIPELINE_DEPTH}"),
+                ));
+            }
+            let inner: Vec<RawBsonRef<'_>> = inner.into_iter().filter_map(std::result::Result::ok).collect();
+            check_nesting(&inner, depth + 1)?;
+        }
+        Ok(())
+    };
+    for stage in stages {
+        let RawBsonRef::Document(stage) = stage else { continue };
+        let Ok((name, RawBsonRef::Document(spec))) = single_field(stage) else { continue };
+        match name {
+            "$lookup" | "$unionWith" => nested(spec.get("pipeline").ok().flatten())?,
+            "$facet" => {
+                for facet in spec.iter().filter_map(std::result::Result::ok) {
+                    nested(Some(facet.1))?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn run_in(
