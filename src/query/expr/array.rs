@@ -212,16 +212,10 @@ pub(super) fn evaluate(
             Ok(Some(Bson::Array(out)))
         }
         Operator::Filter => {
-            let input = eval(0, vars, budget)?;
-            let items = match input {
-                v if nullish(&v) => return Ok(Some(Bson::Null)),
-                Some(Bson::Array(items)) => items,
-                other => {
-                    return Err(error(
-                        ErrorCode::Location28651,
-                        format!("input to $filter must be an array not {}", type_of(&other)),
-                    ));
-                }
+            let Some(items) =
+                input_array(eval(0, vars, budget)?, ErrorCode::Location28651, "input to $filter must be an array not")?
+            else {
+                return Ok(Some(Bson::Null));
             };
             let limit = match args.get(3) {
                 None => usize::MAX,
@@ -260,16 +254,10 @@ pub(super) fn evaluate(
             Ok(Some(Bson::Array(out)))
         }
         Operator::Map => {
-            let input = eval(0, vars, budget)?;
-            let items = match input {
-                v if nullish(&v) => return Ok(Some(Bson::Null)),
-                Some(Bson::Array(items)) => items,
-                other => {
-                    return Err(error(
-                        ErrorCode::Location16883,
-                        format!("input to $map must be an array not {}", type_of(&other)),
-                    ));
-                }
+            let Some(items) =
+                input_array(eval(0, vars, budget)?, ErrorCode::Location16883, "input to $map must be an array not")?
+            else {
+                return Ok(Some(Bson::Null));
             };
             let name = slot_name(args, 1);
             let mut out = Vec::with_capacity(items.len());
@@ -281,16 +269,13 @@ pub(super) fn evaluate(
             Ok(Some(Bson::Array(out)))
         }
         Operator::Reduce => {
-            let input = eval(0, vars, budget)?;
-            let items = match input {
-                v if nullish(&v) => return Ok(Some(Bson::Null)),
-                Some(Bson::Array(items)) => items,
-                other => {
-                    return Err(error(
-                        ErrorCode::Location40080,
-                        format!("$reduce requires that 'input' be an array, found: {}", type_of(&other)),
-                    ));
-                }
+            let Some(items) = input_array(
+                eval(0, vars, budget)?,
+                ErrorCode::Location40080,
+                "$reduce requires that 'input' be an array, found:",
+            )?
+            else {
+                return Ok(Some(Bson::Null));
             };
             let mut value = eval(1, vars, budget)?;
             for item in items {
@@ -313,6 +298,16 @@ pub(super) fn evaluate(
             eval(0, &scope, budget)
         }
         _ => Ok(None),
+    }
+}
+
+/// The array an operator iterates: `None` for null or missing (the operator answers null),
+/// else `code` with `message` and the type found.
+fn input_array(input: Value, code: ErrorCode, message: &str) -> Result<Option<Vec<Bson>>, QueryError> {
+    match input {
+        v if nullish(&v) => Ok(None),
+        Some(Bson::Array(items)) => Ok(Some(items)),
+        other => Err(error(code, format!("{message} {}", type_of(&other)))),
     }
 }
 
