@@ -598,6 +598,22 @@ error_codes! {
     Location327392 = 327392,
     /// Sub-pipelines (`$lookup`, `$facet`, `$unionWith`) nested deeper than 20.
     MaxSubPipelineDepthExceeded = 232,
+    /// A `$switch` argument that is not a document.
+    Location40060 = 40060,
+    /// `$switch` `branches` that is not an array.
+    Location40061 = 40061,
+    /// A `$switch` branch that is not a document.
+    Location40062 = 40062,
+    /// An unknown argument in a `$switch` branch.
+    Location40063 = 40063,
+    /// A `$switch` branch without `case`.
+    Location40064 = 40064,
+    /// A `$switch` branch without `then`.
+    Location40065 = 40065,
+    /// An unknown `$switch` argument.
+    Location40067 = 40067,
+    /// A `$switch` without branches.
+    Location40068 = 40068,
     /// A stage that `$facet` does not allow.
     Location40600 = 40600,
     /// `$out`/`$merge` before the last stage.

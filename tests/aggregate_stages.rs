@@ -860,3 +860,32 @@ async fn sub_pipelines_nest_at_most_twenty_deep() {
     let error = run_err(&db, "orders", nest(21)).await;
     assert_eq!(error, Some((232, "MaxSubPipelineDepthExceeded".to_owned())));
 }
+
+#[tokio::test]
+async fn switch_takes_the_first_true_branch_or_the_default() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    let orders = orders(&db).await;
+    let sized = run(
+        &orders,
+        vec![
+            doc! { "$match": { "amt": { "$type": "number" } } },
+            doc! { "$project": { "size": { "$switch": {
+                "branches": [
+                    { "case": { "$gte": ["$amt", 10] }, "then": "big" },
+                    { "case": { "$gte": ["$amt", 5] }, "then": "medium" },
+                ],
+                "default": "small",
+            } } } },
+        ],
+    )
+    .await;
+    let sizes: Vec<&str> = sized.iter().filter_map(|d| d.get_str("size").ok()).collect();
+    assert_eq!(sizes, vec!["big", "small", "medium", "medium"]);
+    let no_default = doc! { "$project": { "s": { "$switch": { "branches": [{ "case": false, "then": 1 }] } } } };
+    assert_eq!(run_err(&db, "orders", vec![no_default]).await.map(|e| e.0), Some(40066));
+    let no_branch = doc! { "$project": { "s": { "$switch": { "branches": [] } } } };
+    assert_eq!(run_err(&db, "orders", vec![no_branch]).await.map(|e| e.0), Some(40068));
+    let no_then = doc! { "$project": { "s": { "$switch": { "branches": [{ "case": true }] } } } };
+    assert_eq!(run_err(&db, "orders", vec![no_then]).await.map(|e| e.0), Some(40065));
+}

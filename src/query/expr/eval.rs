@@ -274,6 +274,7 @@ fn evaluate_operator(
         | Operator::Map
         | Operator::Reduce
         | Operator::Let => return super::array::evaluate(op, args, root, vars, budget),
+        Operator::Switch => return super::switch::evaluate(args, root, vars, budget),
         Operator::Date(op) => return date::evaluate(op, &mut |i| eval(i, budget)),
         Operator::GetField => {
             let field = eval(0, budget)?;

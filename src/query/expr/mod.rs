@@ -6,6 +6,7 @@
 //! $gte $lt $lte $cmp $and $or $not $cond $ifNull $add $subtract $multiply $divide $mod $abs $in
 //! $size $concat $toLower $toUpper $type $getField $setField $slice $rand`, the array operators
 //! `$arrayElemAt $first $last $concatArrays $isArray $filter $map $reduce` and `$let` (`array`),
+//! `$switch` (`switch`),
 //! and the date operators of [`date`] (with time zones). The other operators
 //! of mongod 7.0 (and `$meta`) answer 238 NotImplemented; a name mongod does not know answers
 //! its 168 InvalidPipelineOperator. Arithmetic promotes as mongod does: any decimal128 operand
@@ -29,6 +30,7 @@ pub(crate) mod date;
 mod eval;
 mod names;
 mod parse;
+mod switch;
 mod syntax;
 #[cfg(test)]
 mod tests;

@@ -123,6 +123,9 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
     if let Some(parsed) = super::array::parse(op, arg) {
         return parsed;
     }
+    if op == Operator::Switch {
+        return super::switch::parse(arg);
+    }
     if let (Operator::Cond, RawBsonRef::Document(spec)) = (op, arg) {
         return parse_cond_object(spec);
     }
@@ -265,7 +268,6 @@ const UNBUILT_OPERATORS: &[&str] = &[
     "$substrBytes",
     "$substrCP",
     "$sum",
-    "$switch",
     "$tan",
     "$tanh",
     "$toBool",

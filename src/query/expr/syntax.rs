@@ -124,6 +124,8 @@ pub enum Operator {
     Reduce,
     /// `$let`: `[in, name, value, name, value, ...]`, names as literals.
     Let,
+    /// `$switch`: `[case, then, ..., default?]`.
+    Switch,
     /// A date expression (`$year`, `$dateToString`, ...), its arguments in the slots
     /// [`DateOp`] describes.
     Date(DateOp),
@@ -169,6 +171,7 @@ impl Operator {
             "$map" => Self::Map,
             "$reduce" => Self::Reduce,
             "$let" => Self::Let,
+            "$switch" => Self::Switch,
             _ => return None,
         })
     }
@@ -212,7 +215,8 @@ impl Operator {
             | Self::Filter
             | Self::Map
             | Self::Reduce
-            | Self::Let => None,
+            | Self::Let
+            | Self::Switch => None,
         }
     }
 }
