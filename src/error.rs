@@ -761,6 +761,226 @@ error_codes! {
     Location5976500 = 5976500,
     /// `$dateSubtract` of the smallest long.
     Location6045000 = 6045000,
+    /// `$substrBytes` whose starting index is not a number.
+    Location16034 = 16034,
+    /// `$substrBytes` whose length is not a number.
+    Location16035 = 16035,
+    /// `$allElementsTrue` of a non-array.
+    Location17040 = 17040,
+    /// `$anyElementTrue` of a non-array.
+    Location17041 = 17041,
+    /// `$setIsSubset` whose second operand is not an array.
+    Location17042 = 17042,
+    /// `$setUnion` of a non-array.
+    Location17043 = 17043,
+    /// `$setEquals` of a non-array.
+    Location17044 = 17044,
+    /// `$setEquals` with fewer than two operands.
+    Location17045 = 17045,
+    /// `$setIsSubset` whose first operand is not an array.
+    Location17046 = 17046,
+    /// `$setIntersection` of a non-array.
+    Location17047 = 17047,
+    /// `$setDifference` whose first operand is not an array.
+    Location17048 = 17048,
+    /// `$setDifference` whose second operand is not an array.
+    Location17049 = 17049,
+    /// `$substrBytes` starting inside a UTF-8 character.
+    Location28656 = 28656,
+    /// `$substrBytes` ending inside a UTF-8 character.
+    Location28657 = 28657,
+    /// `$sqrt` of a negative number.
+    Location28714 = 28714,
+    /// `$log` of a non-number.
+    Location28756 = 28756,
+    /// `$log` with a non-numeric base.
+    Location28757 = 28757,
+    /// `$log` of a number that is not positive.
+    Location28758 = 28758,
+    /// `$log` with a base that is not positive or is 1.
+    Location28759 = 28759,
+    /// `$log10` of a number that is not positive.
+    Location28761 = 28761,
+    /// `$pow` with a non-numeric base.
+    Location28762 = 28762,
+    /// `$pow` with a non-numeric exponent.
+    Location28763 = 28763,
+    /// `$pow` of zero to a negative exponent.
+    Location28764 = 28764,
+    /// `$ln` of a number that is not positive.
+    Location28766 = 28766,
+    /// A regular expression operator without `input`.
+    Location31022 = 31022,
+    /// A regular expression operator without `regex`.
+    Location31023 = 31023,
+    /// A regular expression operator with an unknown argument.
+    Location31024 = 31024,
+    /// `$bsonSize` of a non-document.
+    Location31393 = 31393,
+    /// `$reverseArray` of a non-array.
+    Location34435 = 34435,
+    /// `$range` with a non-numeric start.
+    Location34443 = 34443,
+    /// `$range` with a start past 32 bits.
+    Location34444 = 34444,
+    /// `$range` with a non-numeric end.
+    Location34445 = 34445,
+    /// `$range` with an end past 32 bits.
+    Location34446 = 34446,
+    /// `$range` with a non-numeric step.
+    Location34447 = 34447,
+    /// `$range` with a step past 32 bits.
+    Location34448 = 34448,
+    /// `$range` with a zero step.
+    Location34449 = 34449,
+    /// `$substrCP` with a non-numeric start.
+    Location34450 = 34450,
+    /// `$substrCP` with a start that is not a 32-bit integer.
+    Location34451 = 34451,
+    /// `$substrCP` with a non-numeric length.
+    Location34452 = 34452,
+    /// `$substrCP` with a length that is not a 32-bit integer.
+    Location34453 = 34453,
+    /// `$substrCP` with a negative length.
+    Location34454 = 34454,
+    /// `$substrCP` with a negative start.
+    Location34455 = 34455,
+    /// `$zip` whose argument is not an object.
+    Location34460 = 34460,
+    /// `$zip` whose `inputs` is not an array.
+    Location34461 = 34461,
+    /// `$zip` whose `defaults` is not an array.
+    Location34462 = 34462,
+    /// `$zip` whose `useLongestLength` is not a bool.
+    Location34463 = 34463,
+    /// `$zip` with an unknown argument.
+    Location34464 = 34464,
+    /// `$zip` without inputs.
+    Location34465 = 34465,
+    /// `$zip` with `defaults` but not `useLongestLength`.
+    Location34466 = 34466,
+    /// `$zip` with as many defaults as inputs.
+    Location34467 = 34467,
+    /// `$zip` of a non-array input.
+    Location34468 = 34468,
+    /// `$strLenCP` of a non-string.
+    Location34471 = 34471,
+    /// `$strLenBytes` of a non-string.
+    Location34473 = 34473,
+    /// `$split` of a non-string.
+    Location40085 = 40085,
+    /// `$split` by a non-string.
+    Location40086 = 40086,
+    /// `$split` by an empty separator.
+    Location40087 = 40087,
+    /// `$indexOfArray` in a non-array.
+    Location40090 = 40090,
+    /// `$indexOfBytes` in a non-string.
+    Location40091 = 40091,
+    /// `$indexOfBytes` of a non-string.
+    Location40092 = 40092,
+    /// `$indexOfCP` in a non-string.
+    Location40093 = 40093,
+    /// `$indexOfCP` of a non-string.
+    Location40094 = 40094,
+    /// A search index that is not an integer.
+    Location40096 = 40096,
+    /// A negative search index.
+    Location40097 = 40097,
+    /// `$arrayToObject` of a non-array.
+    Location40386 = 40386,
+    /// `$objectToArray` of a non-document.
+    Location40390 = 40390,
+    /// `$arrayToObject` of mixed pairs and documents.
+    Location40391 = 40391,
+    /// `$arrayToObject` of a document with other than two fields.
+    Location40392 = 40392,
+    /// `$arrayToObject` of a document without `k` and `v`.
+    Location40393 = 40393,
+    /// `$arrayToObject` of a document whose `k` is not a string.
+    Location40394 = 40394,
+    /// `$arrayToObject` of a pair whose key is not a string.
+    Location40395 = 40395,
+    /// `$arrayToObject` of a pair that is not two long.
+    Location40397 = 40397,
+    /// `$arrayToObject` of elements neither pairs nor documents.
+    Location40398 = 40398,
+    /// A trim with an unknown argument.
+    Location50694 = 50694,
+    /// A trim without `input`.
+    Location50695 = 50695,
+    /// A trim whose argument is not an object.
+    Location50696 = 50696,
+    /// A trim of a non-string.
+    Location50699 = 50699,
+    /// A trim whose `chars` is not a string.
+    Location50700 = 50700,
+    /// `$substrBytes` with a negative start.
+    Location50752 = 50752,
+    /// A trigonometric operator outside its domain.
+    Location50989 = 50989,
+    /// `$atan2` of a non-number.
+    Location51044 = 51044,
+    /// `$round`/`$trunc` of an integer whose result leaves the int64 range.
+    Location51080 = 51080,
+    /// `$round`/`$trunc` of a non-number.
+    Location51081 = 51081,
+    /// `$round`/`$trunc` with a place that is not an integer.
+    Location51082 = 51082,
+    /// `$round`/`$trunc` with a place outside [-20, 100].
+    Location51083 = 51083,
+    /// A regular expression operator whose argument is not an object.
+    Location51103 = 51103,
+    /// A regular expression operator whose `regex` is not a string or regex.
+    Location51104 = 51104,
+    /// A regular expression operator whose `options` is not a string.
+    Location51105 = 51105,
+    /// A regular expression operator whose `input` is not a string.
+    Location51106 = 51106,
+    /// A regular expression operator with options in both `regex` and `options`.
+    Location51107 = 51107,
+    /// A regular expression operator whose pattern holds a NUL byte.
+    Location51109 = 51109,
+    /// A regular expression operator whose options hold a NUL byte.
+    Location51110 = 51110,
+    /// A regular expression operator whose pattern does not compile.
+    Location51111 = 51111,
+    /// `$binarySize` of a value that is neither string nor binData.
+    Location51276 = 51276,
+    /// A replace whose `replacement` is not a string.
+    Location51744 = 51744,
+    /// A replace whose `find` is not a string.
+    Location51745 = 51745,
+    /// A replace whose `input` is not a string.
+    Location51746 = 51746,
+    /// A replace without `replacement`.
+    Location51747 = 51747,
+    /// A replace without `find`.
+    Location51748 = 51748,
+    /// A replace without `input`.
+    Location51749 = 51749,
+    /// A replace with an unknown argument.
+    Location51750 = 51750,
+    /// A replace whose argument is not an object.
+    Location51751 = 51751,
+    /// `$sortArray` whose argument is not an object.
+    Location2942500 = 2942500,
+    /// `$sortArray` with an unknown argument.
+    Location2942501 = 2942501,
+    /// `$sortArray` without `input`.
+    Location2942502 = 2942502,
+    /// `$sortArray` without `sortBy`.
+    Location2942503 = 2942503,
+    /// `$sortArray` of a non-array.
+    Location2942504 = 2942504,
+    /// `$sortArray` with a malformed `sortBy`.
+    Location2942505 = 2942505,
+    /// `$arrayToObject` with a key holding a NUL byte.
+    Location4940400 = 4940400,
+    /// `$tsSecond` of a non-timestamp.
+    Location5687301 = 5687301,
+    /// `$tsIncrement` of a non-timestamp.
+    Location5687302 = 5687302,
 }
 
 /// A failed command, as the client will see it.

@@ -497,6 +497,48 @@ pub(crate) fn to_i64(d: Decimal128) -> Option<i64> {
     if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
 }
 
+/// How [`quantize`] rounds away the digits it drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rounding {
+    /// To the nearest, ties to the even digit (`$round`).
+    HalfEven,
+    /// Toward zero (`$trunc`).
+    TowardZero,
+    /// Toward negative infinity (`$floor`).
+    Floor,
+    /// Toward positive infinity (`$ceil`).
+    Ceiling,
+}
+
+/// `d` rounded to `places` digits after the point (before it when negative), as IEEE's
+/// quantize: the result's exponent is `-places` unless `d` already has fewer digits there.
+/// NaN and infinities are returned as they are.
+pub(crate) fn quantize(d: Decimal128, places: i64, mode: Rounding) -> Decimal128 {
+    let Decimal::Finite { negative, coefficient, exponent } = decode_decimal(d) else { return d };
+    let target = -places;
+    let exponent = i64::from(exponent);
+    if exponent >= target {
+        return d;
+    }
+    let drop = u32::try_from(target - exponent).unwrap_or(u32::MAX);
+    let (kept, dropped_nonzero, half) = if drop > 38 {
+        (0u128, coefficient != 0, std::cmp::Ordering::Less)
+    } else {
+        let scale = 10u128.pow(drop);
+        let rest = coefficient % scale;
+        (coefficient / scale, rest != 0, (rest * 2).cmp(&scale))
+    };
+    let up = match mode {
+        Rounding::TowardZero => false,
+        Rounding::Floor => negative && dropped_nonzero,
+        Rounding::Ceiling => !negative && dropped_nonzero,
+        Rounding::HalfEven => half.is_gt() || (half.is_eq() && kept % 2 == 1),
+    };
+    let kept = if up { kept + 1 } else { kept };
+    let target = target.clamp(MIN_EXPONENT, MAX_EXPONENT);
+    encode(negative, kept, target)
+}
+
 /// Whether the value is a zero of either sign.
 pub(crate) fn is_zero(d: Decimal128) -> bool {
     matches!(decode_decimal(d), Decimal::Finite { coefficient: 0, .. })

@@ -181,9 +181,15 @@ pub(crate) fn double(x: f64) -> String {
     s
 }
 
-/// C's `%.16g`: 16 significant digits, trailing zeros dropped, scientific notation when the
-/// decimal exponent is below -4 or at least 16.
+/// C's `%.16g`.
 fn format_g16(x: f64) -> String {
+    format_g(x, 16)
+}
+
+/// C's `%.Ng` (`%g` is `%.6g`): `precision` significant digits, trailing zeros dropped,
+/// scientific notation when the decimal exponent is below -4 or at least `precision`.
+pub(crate) fn format_g(x: f64, precision: usize) -> String {
+    let precision = precision.max(1);
     if x.is_nan() {
         return if x.is_sign_negative() { "-nan".into() } else { "nan".into() };
     }
@@ -193,15 +199,15 @@ fn format_g16(x: f64) -> String {
     if x == 0.0 {
         return if x.is_sign_negative() { "-0".into() } else { "0".into() };
     }
-    let sci = format!("{x:.15e}");
+    let sci = format!("{x:.digits$e}", digits = precision - 1);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..16).contains(&exp) {
+    if !(-4..i32::try_from(precision).unwrap_or(i32::MAX)).contains(&exp) {
         let mantissa = trim_fraction(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         return format!("{mantissa}e{sign}{:02}", exp.unsigned_abs());
     }
-    let decimals = usize::try_from(15 - exp).unwrap_or(0);
+    let decimals = usize::try_from(i32::try_from(precision).unwrap_or(i32::MAX) - 1 - exp).unwrap_or(0);
     trim_fraction(&format!("{x:.decimals$}")).to_owned()
 }
 

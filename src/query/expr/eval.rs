@@ -6,10 +6,11 @@ use std::cmp::Ordering;
 use bson::{Bson, RawBson, RawBsonRef, RawDocument};
 
 use super::budget::Budget;
+use super::convert::coerce_to_string;
 use super::names::validate_variable_name;
 use super::syntax::{Expression, Operator, Variable, Variables};
 use super::value::{Value, nullish, truthy, type_of};
-use super::{arithmetic, date};
+use super::{arithmetic, convert, date, math, misc, object, sequence, set, string};
 use crate::error::ErrorCode;
 use crate::query::collation::Collation;
 use crate::query::elements::{fields, items};
@@ -102,6 +103,8 @@ fn evaluate_path(
     let start = match var {
         Variable::Root | Variable::Current => return path_in_document(root, path, budget),
         Variable::Remove => return Ok(None),
+        Variable::Now if path.is_empty() => return Ok(Some(Bson::DateTime(vars.now))),
+        Variable::Now => return Ok(None),
         Variable::User(name) => match vars.get(name) {
             Some(Some(v)) => v.as_raw_bson_ref(),
             Some(None) => return Ok(None),
@@ -276,6 +279,15 @@ fn evaluate_operator(
         | Operator::Let => return super::array::evaluate(op, args, root, vars, budget),
         Operator::Switch => return super::switch::evaluate(args, root, vars, budget),
         Operator::Date(op) => return date::evaluate(op, &mut |i| eval(i, budget)),
+        Operator::Str(op) => return string::evaluate(op, args, &mut |i| eval(i, budget)),
+        Operator::Math(op) => return math::evaluate(op, args, &mut |i| eval(i, budget)),
+        Operator::Convert(op) => return convert::evaluate(op, args, &mut |i| eval(i, budget)),
+        Operator::Set(op) => return set::evaluate(op, args, collation, &mut |i| eval(i, budget)),
+        Operator::Object(op) => return object::evaluate(op, args, &mut |i| eval(i, budget)),
+        Operator::Sequence(op) => {
+            return sequence::evaluate(op, args, vars.collation.as_ref(), &mut |i| eval(i, budget));
+        }
+        Operator::Misc(op) => return misc::evaluate(op, eval(0, budget)?),
         Operator::GetField => {
             let field = eval(0, budget)?;
             let (Some(Bson::String(field)), input) = (field, eval(1, budget)?) else { return Ok(None) };
@@ -419,22 +431,4 @@ fn slice(
         (back(n), len)
     };
     Ok(Some(Bson::Array(list.into_iter().skip(start).take(end.saturating_sub(start)).collect())))
-}
-
-/// mongod's `Value::coerceToString` for the types built so far: strings as they are, null and
-/// missing as "", integers in decimal.
-fn coerce_to_string(v: Value) -> Result<String, QueryError> {
-    match v {
-        Some(Bson::String(s) | Bson::Symbol(s)) => Ok(s),
-        Some(Bson::Int32(i)) => Ok(i.to_string()),
-        Some(Bson::Int64(i)) => Ok(i.to_string()),
-        v if nullish(&v) => Ok(String::new()),
-        Some(Bson::Double(_) | Bson::Decimal128(_) | Bson::DateTime(_) | Bson::Timestamp(_)) => {
-            Err(QueryError::not_implemented("string conversion of doubles, decimals, dates and timestamps"))
-        }
-        v => Err(QueryError::new(
-            ErrorCode::Location16007,
-            format!("can't convert from BSON type {} to String", type_of(&v)),
-        )),
-    }
 }

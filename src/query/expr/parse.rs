@@ -3,9 +3,10 @@
 
 use bson::{Bson, RawBsonRef, RawDocument};
 
-use super::date;
 use super::names::validate_variable_name;
+use super::ops::{ConvertOp, MathOp, MiscOp, ObjectOp, SequenceOp, SetOp, StringOp};
 use super::syntax::{Expression, Operator, Variable};
+use super::{convert, date, math, misc, object, sequence, set, string};
 use crate::error::ErrorCode;
 use crate::query::elements::fields;
 use crate::query::error::QueryError;
@@ -47,6 +48,7 @@ fn parse_field_path(s: &str) -> Result<Expression, QueryError> {
             "ROOT" => Variable::Root,
             "CURRENT" => Variable::Current,
             "REMOVE" => Variable::Remove,
+            "NOW" => Variable::Now,
             _ => {
                 validate_variable_name(name, false)?;
                 Variable::User(name.to_owned())
@@ -107,6 +109,12 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
     }
     if let Some(parsed) = date::parse(name, arg) {
         return parsed;
+    }
+    if let Some(parsed) = parse_family(name, arg) {
+        return parsed;
+    }
+    if name == "$unsetField" {
+        return parse_field_operator(Operator::SetField, name, arg);
     }
     let Some(op) = Operator::from_name(name) else {
         if name == "$meta" {
@@ -181,6 +189,40 @@ fn parse_rand(arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
     Ok(Expression::Operator { op: Operator::Rand, args: Vec::new() })
 }
 
+/// Parses `{name: arg}` when `name` belongs to one of the operator families that have their
+/// own module; `None` for other names.
+fn parse_family(name: &str, arg: RawBsonRef<'_>) -> Option<Result<Expression, QueryError>> {
+    if let Some(op) = StringOp::from_name(name) {
+        return Some(string::parse(op, arg));
+    }
+    if let Some(op) = MathOp::from_name(name) {
+        return Some(math::parse(op, arg));
+    }
+    if let Some(op) = ConvertOp::from_name(name) {
+        return Some(convert::parse(op, arg));
+    }
+    if let Some(op) = SetOp::from_name(name) {
+        return Some(set::parse(op, arg));
+    }
+    if let Some(op) = ObjectOp::from_name(name) {
+        return Some(object::parse(op, arg));
+    }
+    if let Some(op) = SequenceOp::from_name(name) {
+        return Some(sequence::parse(op, arg));
+    }
+    MiscOp::from_name(name).map(|op| misc::parse(op, arg))
+}
+
+fn is_family_name(name: &str) -> bool {
+    StringOp::from_name(name).is_some()
+        || MathOp::from_name(name).is_some()
+        || ConvertOp::from_name(name).is_some()
+        || SetOp::from_name(name).is_some()
+        || ObjectOp::from_name(name).is_some()
+        || SequenceOp::from_name(name).is_some()
+        || MiscOp::from_name(name).is_some()
+}
+
 /// Whether `name` is an expression operator mongod 7.0 knows (built here or not): a
 /// projection reads `{a: {$name: ...}}` as an expression exactly when this holds.
 pub fn is_expression_name(name: &str) -> bool {
@@ -188,102 +230,28 @@ pub fn is_expression_name(name: &str) -> bool {
         || name == "$meta"
         || Operator::from_name(name).is_some()
         || date::is_date_operator(name)
+        || is_family_name(name)
+        || name == "$unsetField"
         || UNBUILT_OPERATORS.contains(&name)
 }
 
 /// mongod 7.0's expression operators that this evaluator does not build yet: they answer 238
 /// NotImplemented, where a name mongod does not know answers 168.
 const UNBUILT_OPERATORS: &[&str] = &[
-    "$acos",
-    "$acosh",
-    "$allElementsTrue",
-    "$anyElementTrue",
-    "$arrayToObject",
-    "$asin",
-    "$asinh",
-    "$atan",
-    "$atan2",
-    "$atanh",
     "$avg",
-    "$binarySize",
-    "$bitAnd",
-    "$bitNot",
-    "$bitOr",
-    "$bitXor",
-    "$bsonSize",
-    "$ceil",
-    "$convert",
-    "$cos",
-    "$cosh",
-    "$degreesToRadians",
-    "$exp",
     "$firstN",
-    "$floor",
     "$function",
-    "$indexOfArray",
-    "$indexOfBytes",
-    "$indexOfCP",
-    "$isNumber",
     "$lastN",
-    "$ln",
-    "$log",
-    "$log10",
-    "$ltrim",
     "$max",
     "$maxN",
     "$median",
-    "$mergeObjects",
     "$min",
     "$minN",
-    "$objectToArray",
     "$percentile",
-    "$pow",
-    "$radiansToDegrees",
-    "$range",
-    "$regexFind",
-    "$regexFindAll",
-    "$regexMatch",
-    "$replaceAll",
-    "$replaceOne",
-    "$reverseArray",
-    "$round",
-    "$rtrim",
     "$sampleRate",
-    "$setDifference",
-    "$setEquals",
-    "$setIntersection",
-    "$setIsSubset",
-    "$setUnion",
-    "$sin",
-    "$sinh",
-    "$sortArray",
-    "$split",
-    "$sqrt",
     "$stdDevPop",
     "$stdDevSamp",
-    "$strcasecmp",
-    "$strLenBytes",
-    "$strLenCP",
-    "$substr",
-    "$substrBytes",
-    "$substrCP",
     "$sum",
-    "$tan",
-    "$tanh",
-    "$toBool",
-    "$toDate",
-    "$toDecimal",
-    "$toDouble",
-    "$toInt",
-    "$toLong",
-    "$toObjectId",
-    "$toString",
-    "$trim",
-    "$trunc",
-    "$tsIncrement",
-    "$tsSecond",
-    "$unsetField",
-    "$zip",
 ];
 
 /// `$getField` (`"name"` or `{field, input}`) and `$setField` (`{field, input, value}`):
@@ -302,11 +270,12 @@ fn parse_field_operator(op: Operator, name: &str, arg: RawBsonRef<'_>) -> Result
         }
     };
     let (mut field, mut input, mut value) = (None, None, None);
+    let unset = name == "$unsetField";
     for (key, v) in fields(spec) {
         match key {
             "field" => field = Some(constant_field_name(name, v)?),
             "input" => input = Some(Expression::parse(v)?),
-            "value" if op == Operator::SetField => value = Some(Expression::parse(v)?),
+            "value" if op == Operator::SetField && !unset => value = Some(Expression::parse(v)?),
             _ => {
                 let code =
                     if op == Operator::GetField { ErrorCode::Location3041701 } else { ErrorCode::Location4161101 };
@@ -321,7 +290,12 @@ fn parse_field_operator(op: Operator, name: &str, arg: RawBsonRef<'_>) -> Result
     }
     let field = field.ok_or_else(|| missing(ErrorCode::Location4161102, "field"))?;
     let input = input.ok_or_else(|| missing(ErrorCode::Location4161103, "input"))?;
-    let value = value.ok_or_else(|| missing(ErrorCode::Location4161104, "value"))?;
+    // `$unsetField` is `$setField` with `$$REMOVE` as the value, as mongod parses it.
+    let value = if unset {
+        Expression::FieldPath { var: Variable::Remove, path: Vec::new() }
+    } else {
+        value.ok_or_else(|| missing(ErrorCode::Location4161104, "value"))?
+    };
     Ok(Expression::Operator { op, args: vec![field, input, value] })
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bson::{Bson, RawBson};
 
 use super::date::op::DateOp;
+use super::ops::{ConvertOp, MathOp, MiscOp, ObjectOp, SequenceOp, SetOp, StringOp};
 use crate::query::collation::Collation;
 use crate::query::error::QueryError;
 
@@ -43,6 +44,9 @@ pub enum Variable {
     Current,
     /// `$$REMOVE`: always missing.
     Remove,
+    /// `$$NOW`: the time the evaluation's variables were made, the same for every document
+    /// of a command.
+    Now,
     /// A user variable bound by `let`.
     User(String),
 }
@@ -129,6 +133,20 @@ pub enum Operator {
     /// A date expression (`$year`, `$dateToString`, ...), its arguments in the slots
     /// [`DateOp`] describes.
     Date(DateOp),
+    /// A string operator (`$split`, `$trim`, `$regexFind`, ...).
+    Str(StringOp),
+    /// A numeric operator (`$round`, `$pow`, `$sin`, `$bitAnd`, ...).
+    Math(MathOp),
+    /// A type conversion (`$convert`, `$toInt`, ...).
+    Convert(ConvertOp),
+    /// A set operator (`$setUnion`, ...).
+    Set(SetOp),
+    /// An object operator (`$objectToArray`, `$arrayToObject`, `$mergeObjects`).
+    Object(ObjectOp),
+    /// An array builder or search (`$zip`, `$range`, `$sortArray`, ...).
+    Sequence(SequenceOp),
+    /// `$bsonSize`, `$binarySize`, `$tsSecond`, `$tsIncrement`.
+    Misc(MiscOp),
 }
 
 impl Operator {
@@ -203,7 +221,14 @@ impl Operator {
             Self::Cond | Self::SetField => Some(3),
             Self::GetField => Some(2),
             Self::Rand => Some(0),
-            Self::Date(_) => None,
+            Self::Date(_)
+            | Self::Str(_)
+            | Self::Math(_)
+            | Self::Convert(_)
+            | Self::Set(_)
+            | Self::Object(_)
+            | Self::Sequence(_)
+            | Self::Misc(_) => None,
             Self::Slice
             | Self::And
             | Self::Or
@@ -223,17 +248,25 @@ impl Operator {
 
 /// The user variables in scope (`let`); `ROOT` and `CURRENT` come from the document itself.
 /// A variable bound to a missing value is kept: it evaluates to missing.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Variables {
     pub(super) bound: Vec<(String, Option<RawBson>)>,
+    /// What `$$NOW` reads: taken once, when the command makes its variables.
+    pub(super) now: bson::DateTime,
     /// The collation comparison expressions (`$eq`, `$lt`, `$cmp`, ...) compare strings
     /// under; `None` is the simple collation. It travels with the variables because both
     /// are the evaluation's context.
     pub(super) collation: Option<Arc<Collation>>,
 }
 
+impl Default for Variables {
+    fn default() -> Self {
+        Self { bound: Vec::new(), now: bson::DateTime::now(), collation: None }
+    }
+}
+
 impl Variables {
-    /// No user variables.
+    /// No user variables; `$$NOW` is the current time.
     pub fn new() -> Self {
         Self::default()
     }

@@ -24,37 +24,17 @@ impl RegexPredicate {
     /// Compiles `pattern` with mongod's options `i m s x` (`u` is accepted: matching is always
     /// Unicode-aware here).
     pub(in crate::query) fn new(pattern: &str, options: &str) -> Result<Self, QueryError> {
-        // mongod checks these before the options; `MaxPatternSize` is its length limit.
-        if pattern.len() > 32_764 {
-            return Err(QueryError::bad_value("Regular expression is too long"));
-        }
-        if pattern.contains('\0') {
-            return Err(QueryError::bad_value("Regular expression cannot contain an embedded null byte"));
-        }
-        let mut builder = regex::RegexBuilder::new(&pcre_end_anchors(pattern, options.contains('m')));
-        for flag in options.chars() {
-            match flag {
-                'i' => builder.case_insensitive(true),
-                'm' => builder.multi_line(true),
-                's' => builder.dot_matches_new_line(true),
-                'x' => builder.ignore_whitespace(true),
-                'u' => &mut builder,
-                _ => {
-                    // mongod prefixes the operator name, empty for a query `$regex`, and a
-                    // space: the leading space is verbatim.
-                    return Err(QueryError::new(
-                        ErrorCode::Location51108,
-                        format!(" invalid flag in regex options: {flag}"),
-                    ));
-                }
-            };
-        }
-        let compiled = builder.build().map_err(|err| {
-            // The regex crate explains syntax errors over several lines; the last one names
-            // the problem. PCRE-only syntax (lookaround, backreferences) lands here too.
-            let text = err.to_string();
-            let detail = text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&text).to_owned();
-            QueryError::new(ErrorCode::Location51091, format!("Regular expression is invalid: {detail}"))
+        let compiled = compile(pattern, options).map_err(|err| match err {
+            // mongod prefixes the operator name, empty for a query `$regex`, and a space: the
+            // leading space is verbatim.
+            RegexError::BadFlag(flag) => {
+                QueryError::new(ErrorCode::Location51108, format!(" invalid flag in regex options: {flag}"))
+            }
+            RegexError::Invalid(detail) => {
+                QueryError::new(ErrorCode::Location51091, format!("Regular expression is invalid: {detail}"))
+            }
+            RegexError::TooLong => QueryError::bad_value("Regular expression is too long"),
+            RegexError::NullByte => QueryError::bad_value("Regular expression cannot contain an embedded null byte"),
         })?;
         Ok(Self { pattern: pattern.to_owned(), options: options.to_owned(), compiled })
     }
@@ -68,6 +48,48 @@ impl RegexPredicate {
             _ => false,
         }
     }
+}
+
+/// Why a pattern did not compile; each user maps it onto its own codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::query) enum RegexError {
+    /// Longer than mongod's `MaxPatternSize`.
+    TooLong,
+    /// The pattern holds a NUL byte.
+    NullByte,
+    /// An option letter mongod does not know.
+    BadFlag(char),
+    /// The syntax error, as the regex crate names it.
+    Invalid(String),
+}
+
+/// Compiles `pattern` with mongod's options `i m s x` (`u` is accepted: matching is always
+/// Unicode-aware here), rewriting PCRE's end anchors.
+pub(in crate::query) fn compile(pattern: &str, options: &str) -> Result<regex::Regex, RegexError> {
+    // mongod checks these before the options; `MaxPatternSize` is its length limit.
+    if pattern.len() > 32_764 {
+        return Err(RegexError::TooLong);
+    }
+    if pattern.contains('\0') {
+        return Err(RegexError::NullByte);
+    }
+    let mut builder = regex::RegexBuilder::new(&pcre_end_anchors(pattern, options.contains('m')));
+    for flag in options.chars() {
+        match flag {
+            'i' => builder.case_insensitive(true),
+            'm' => builder.multi_line(true),
+            's' => builder.dot_matches_new_line(true),
+            'x' => builder.ignore_whitespace(true),
+            'u' => &mut builder,
+            _ => return Err(RegexError::BadFlag(flag)),
+        };
+    }
+    builder.build().map_err(|err| {
+        // The regex crate explains syntax errors over several lines; the last one names the
+        // problem. PCRE-only syntax (lookaround, backreferences) lands here too.
+        let text = err.to_string();
+        RegexError::Invalid(text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&text).to_owned())
+    })
 }
 
 /// Rewrites PCRE's end anchors for the regex crate: without `m`, PCRE's `$` (and always its

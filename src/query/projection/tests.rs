@@ -246,7 +246,7 @@ fn projection_computed_errors() {
         (rawdoc! { "b": { "$add": [1] }, "a": 0 }, 31254),
         (rawdoc! { "b": { "$bogus": 1 } }, 31325),
         (rawdoc! { "b": { "$add": [{ "$bogus": 1 }] } }, 168),
-        (rawdoc! { "b": { "$zip": { "inputs": [] } } }, 238),
+        (rawdoc! { "b": { "$zip": { "inputs": [] } } }, 34465),
         (rawdoc! { "b": { "$add": 1, "c": 1 } }, 16410),
         (rawdoc! { "b": "$", "c": 1 }, 16872),
         (rawdoc! { "b": "$a", "b.c": 1 }, 31249),

@@ -92,7 +92,7 @@ pub(super) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// The date of a day counted from 1970-01-01.
-pub(super) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(in crate::query::expr) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

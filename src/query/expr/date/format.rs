@@ -103,6 +103,15 @@ pub(super) fn date_to_string(args: &mut Args<'_>) -> Result<Value, QueryError> {
     format_date(&format, date, &zone).map(|s| Some(Bson::String(s)))
 }
 
+/// `date` as mongod writes a date it converts to a string: ISO 8601 in UTC with
+/// milliseconds and `Z`.
+///
+/// # Errors
+/// 18537 for a year outside 0-9999.
+pub(crate) fn iso_utc(date: i64) -> Result<String, QueryError> {
+    format_date(ISO_FORMAT_Z, date, &Zone::Utc)
+}
+
 /// Formats `date` in `zone` under a validated format.
 ///
 /// # Errors

@@ -46,6 +46,15 @@ pub(super) fn date_from_string(args: &mut Args<'_>) -> Result<Value, QueryError>
     }
 }
 
+/// A date string read as `$dateFromString` without a format or zone reads it (what
+/// `$convert` to a date does).
+///
+/// # Errors
+/// 241 ConversionFailure when the string does not read as a date.
+pub(crate) fn read_date(text: &str) -> Result<i64, QueryError> {
+    parse_free(text, &Zone::Utc, false)
+}
+
 /// A zone written in the date string.
 enum StringZone {
     Offset(i64),

@@ -13,9 +13,9 @@
 //! `$dateSubtract`, `$dateTrunc`, `$dateDiff`).
 
 mod arithmetic;
-mod civil;
-mod format;
-mod from_string;
+pub(super) mod civil;
+pub(super) mod format;
+pub(super) mod from_string;
 pub(super) mod op;
 mod parts;
 #[cfg(test)]
