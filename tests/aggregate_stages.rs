@@ -549,6 +549,50 @@ async fn explain_shows_each_stage_with_its_counts() {
     assert!(!group.contains_key("nReturned"), "{group}");
 }
 
+#[tokio::test]
+async fn a_match_after_a_set_or_unwind_moves_ahead_and_uses_the_index() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    let orders = orders(&db).await;
+    db.run_command(doc! { "createIndexes": "orders", "indexes": [{ "key": { "cust": 1 }, "name": "cust_1" }] })
+        .await
+        .expect("index");
+    let pipeline = vec![
+        doc! { "$set": { "double": { "$multiply": ["$day", 2] } } },
+        doc! { "$unwind": "$items" },
+        doc! { "$match": { "cust": "bob", "items": "pen", "double": { "$gte": 2 } } },
+        doc! { "$project": { "_id": 1, "items": 1, "double": 1 } },
+    ];
+    let got = run(&orders, pipeline.clone()).await;
+    assert_eq!(
+        got,
+        vec![doc! { "_id": 2, "items": "pen", "double": 2 }, doc! { "_id": 5, "items": "pen", "double": 6 }]
+    );
+    let explained = db
+        .run_command(doc! { "explain": { "aggregate": "orders", "pipeline": pipeline, "cursor": {} }, "verbosity": "queryPlanner" })
+        .await
+        .expect("explain");
+    let stages = explained.get_array("stages").expect("stages");
+    let cursor =
+        stages.first().and_then(Bson::as_document).and_then(|c| c.get_document("$cursor").ok()).expect("$cursor");
+    let planner = cursor.get_document("queryPlanner").expect("queryPlanner");
+    let winning = planner.get_document("winningPlan").expect("plan");
+    assert_eq!(winning.get_document("inputStage").and_then(|i| i.get_str("stage")).ok(), Some("IXSCAN"), "{winning}");
+    assert_eq!(winning.get_document("inputStage").and_then(|i| i.get_str("indexName")).ok(), Some("cust_1"));
+    // The rest of the filter waits only for the stage that writes its field.
+    let shown: Vec<&Document> = stages.iter().skip(1).filter_map(Bson::as_document).collect();
+    assert_eq!(
+        shown,
+        vec![
+            &doc! { "$set": { "double": { "$multiply": ["$day", 2] } } },
+            &doc! { "$match": { "double": { "$gte": 2 } } },
+            &doc! { "$unwind": "$items" },
+            &doc! { "$match": { "items": "pen" } },
+            &doc! { "$project": { "_id": 1, "items": 1, "double": 1 } },
+        ]
+    );
+}
+
 /// The spill files under the server's `_tmp`.
 fn spill_files(server: &TestServer) -> usize {
     std::fs::read_dir(server.dir.path().join("db").join("_tmp")).map_or(0, |entries| entries.count())

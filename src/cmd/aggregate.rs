@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bson::RawBsonRef;
+use bson::{RawBsonRef, RawDocumentBuf};
 
 use super::results::{cursor_reply, hint_arg, stream};
 use super::target::Target;
@@ -49,6 +49,8 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         Some(view) => view.stages().chain(given.iter().copied()).collect(),
         None => given,
     };
+    let optimized = pipeline::optimize(&stages);
+    let stages = rewritten(stages, optimized.as_deref());
     let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
     let target = match &view {
         Some(view) => view.target(ctx)?,
@@ -197,6 +199,8 @@ impl ViewRead {
         (vars, allow_disk_use): (Variables, bool),
     ) -> Result<(Target, DocumentStream, Arc<ExecStats>)> {
         let stages: Vec<RawBsonRef<'_>> = self.stages().chain(more.iter().map(|d| RawBsonRef::Document(d))).collect();
+        let optimized = pipeline::optimize(&stages);
+        let stages = rewritten(stages, optimized.as_deref());
         let target = self.target(ctx)?;
         let (query, consumed) = pipeline::leading_query(&stages, Some(&vars), target.collation.clone())?;
         let (stream, stats) = stream(ctx, &target, query)?;
@@ -230,6 +234,18 @@ pub(super) fn environment(
         connection_id: ctx.client.connection_id,
         bypass_validation,
     })
+}
+
+/// The stages to run: `optimized` (mongod's rewrites of `stages`, see
+/// [`pipeline::optimize`]) when there is one.
+pub(super) fn rewritten<'a>(
+    stages: Vec<RawBsonRef<'a>>,
+    optimized: Option<&'a [RawDocumentBuf]>,
+) -> Vec<RawBsonRef<'a>> {
+    match optimized {
+        Some(optimized) => optimized.iter().map(|d| RawBsonRef::Document(d)).collect(),
+        None => stages,
+    }
 }
 
 /// An `aggregate`'s `pipeline`, which it requires.

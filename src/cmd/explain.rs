@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bson::{Bson, Document, RawBsonRef, doc};
 
-use super::aggregate::pipeline_arg;
+use super::aggregate::{pipeline_arg, rewritten};
 use super::read::{CountArgs, FindArgs, distinct_query};
 use super::results::hint_arg;
 use super::target::Target;
@@ -266,6 +266,8 @@ fn aggregate_plan(
 ) -> Result<(Target, Query, Vec<bson::RawDocumentBuf>, Variables)> {
     let stages = pipeline_arg(req)?;
     pipeline::check_positions(&stages)?;
+    let optimized = pipeline::optimize(&stages);
+    let stages = rewritten(stages, optimized.as_deref());
     let target = Target::resolve(ctx, ns, req.get("collation"), "aggregate.collation")?;
     let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?.unwrap_or_default();
     let (mut query, consumed) = pipeline::leading_query(&stages, Some(&vars), target.collation.clone())?;

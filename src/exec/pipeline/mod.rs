@@ -16,6 +16,7 @@ mod facet;
 mod graph_lookup;
 mod group;
 mod lookup;
+mod optimize;
 mod output;
 mod redact;
 pub mod registry;
@@ -31,6 +32,7 @@ use std::time::Instant;
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
 pub use group::CountOnlyGroup;
+pub use optimize::optimize;
 
 pub use context::Context;
 
