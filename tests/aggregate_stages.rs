@@ -593,6 +593,63 @@ async fn a_match_after_a_set_or_unwind_moves_ahead_and_uses_the_index() {
     );
 }
 
+#[tokio::test]
+async fn a_group_past_its_memory_limit_spills_with_allow_disk_use_and_merges_exactly() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("shop");
+    let coll = db.collection::<Document>("big");
+    let filler = "y".repeat(200);
+    coll.insert_many((0..600).map(|i| {
+        doc! { "_id": i, "k": format!("{}{filler}", i % 37), "v": i, "half": f64::from(i) / 2.0, "t": i % 3 }
+    }))
+    .await
+    .expect("insert");
+    server
+        .admin(doc! { "setParameter": 1, "internalQueryMaxBlockingSortMemoryUsageBytes": 20_000 })
+        .await
+        .expect("setParameter");
+    let group = doc! { "$group": {
+        "_id": "$k",
+        "n": { "$sum": 1 },
+        "total": { "$sum": "$v" },
+        "avg": { "$avg": "$half" },
+        "first": { "$first": "$v" },
+        "last": { "$last": "$v" },
+        "all": { "$push": "$v" },
+        "kinds": { "$addToSet": "$t" },
+        "top": { "$max": "$v" },
+    } };
+    let command = doc! { "aggregate": "big", "pipeline": [group.clone()], "cursor": {}, "allowDiskUse": false };
+    let error = db.run_command(command).await.expect_err("over the limit");
+    assert_eq!(code(&error), Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned())));
+    let got = run(
+        &coll,
+        vec![
+            group,
+            doc! { "$set": { "kinds": { "$sortArray": { "input": "$kinds", "sortBy": 1 } } } },
+            doc! { "$sort": { "first": 1 } },
+        ],
+    )
+    .await;
+    let expected: Vec<Document> = (0..37)
+        .map(|g: i32| {
+            let members: Vec<i32> = (0..600).filter(|i| i % 37 == g).collect();
+            let total: i32 = members.iter().sum();
+            let avg = members.iter().map(|&i| f64::from(i) / 2.0).sum::<f64>() / members.len() as f64;
+            let kinds: Vec<i32> =
+                if members.len() >= 3 { vec![0, 1, 2] } else { members.iter().map(|i| i % 3).collect() };
+            doc! {
+                "_id": format!("{g}{filler}"), "n": members.len() as i32, "total": total, "avg": avg,
+                "first": members.first().copied(), "last": members.last().copied(), "all": members.clone(),
+                "kinds": kinds, "top": members.last().copied(),
+            }
+        })
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(spill_files(&server), 0, "the group's runs are deleted");
+}
+
 /// The spill files under the server's `_tmp`.
 fn spill_files(server: &TestServer) -> usize {
     std::fs::read_dir(server.dir.path().join("db").join("_tmp")).map_or(0, |entries| entries.count())

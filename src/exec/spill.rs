@@ -1,5 +1,6 @@
 //! Spilling: a blocking sort whose input passes its memory limit (with `allowDiskUse`) writes
-//! sorted runs to files under `<dbpath>/_tmp` and merges them. Each file is deleted when the
+//! sorted runs to files under `<dbpath>/_tmp` and merges them; [`Runs`] gives the same to
+//! stages that write their own runs (`$group`). Each file is deleted when the
 //! sort no longer needs it (finished, failed or abandoned with its cursor); the storage layer
 //! empties the folder at every start, for files a crash left behind.
 
@@ -101,6 +102,46 @@ pub fn sort(stream: DocumentStream, sort: SortSpec, memory_limit: usize, dir: &P
         return Ok(Box::new(buffer.into_iter().map(Ok)));
     }
     Merge::new(runs, buffer, sort).map(|m| Box::new(m) as DocumentStream)
+}
+
+/// Sorted runs a stage writes itself (a `$group` flushing its groups when it passes its
+/// memory limit), merged in sort order at the end; documents that compare equal come back in
+/// the order they were written.
+pub struct Runs {
+    dir: PathBuf,
+    sort: SortSpec,
+    runs: Vec<Run>,
+}
+
+impl Runs {
+    /// No runs yet; they go under `dir`, sorted by `sort`.
+    pub fn new(dir: &Path, sort: SortSpec) -> Self {
+        Self { dir: dir.to_owned(), sort, runs: Vec::new() }
+    }
+
+    /// Sorts `documents` and writes them as one run.
+    ///
+    /// # Errors
+    /// I/O errors writing the run.
+    pub fn write(&mut self, mut documents: Vec<RawDocumentBuf>) -> Result<()> {
+        documents.sort_by(|a, b| self.sort.compare(a, b));
+        self.runs.push(Run::write(&self.dir, &documents)?);
+        Ok(())
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Every run and `last` (the documents still in memory, written after the runs) merged.
+    ///
+    /// # Errors
+    /// I/O errors reading the runs.
+    pub fn merge(self, mut last: Vec<RawDocumentBuf>) -> Result<DocumentStream> {
+        last.sort_by(|a, b| self.sort.compare(a, b));
+        Merge::new(self.runs, last, self.sort).map(|m| Box::new(m) as DocumentStream)
+    }
 }
 
 /// The k-way merge of the runs and the last in-memory batch. Ties go to the earlier source,

@@ -1,13 +1,14 @@
 //! `$group` and the stages mongod builds on it: `$sortByCount` (a group counted, then sorted by
 //! the count) and `$bucket` (a group by the boundary range a value falls in).
 
-use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, doc};
+use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
 use super::{PipelineEnv, StageArgs, deferred, raw};
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::spill::Runs;
 use crate::query::agg::{Accumulator, AccumulatorSpec, GroupKeys};
 use crate::query::expr::{Expression, Variables};
-use crate::query::{compare_values, render};
+use crate::query::{SortSpec, compare_values, render};
 use crate::state::cursors::DocumentStream;
 
 /// A parsed `$group`: the key expression and the output accumulators.
@@ -39,58 +40,178 @@ impl GroupSpec {
 /// The key a document groups under.
 type KeyOf<'a> = dyn FnMut(&RawDocument, &Variables) -> Result<Bson> + 'a;
 
-/// Runs `spec` over `stream`: one document per distinct key, in the order keys first appear.
-fn run_group(stream: DocumentStream, spec: &GroupSpec, env: &PipelineEnv) -> Result<Vec<Document>> {
+/// Runs `spec` over `stream`: one document per distinct key, in the order keys first appear
+/// (in key order when the groups spilled to disk).
+fn run_group(stream: DocumentStream, spec: &GroupSpec, env: &PipelineEnv) -> Result<DocumentStream> {
     // A missing key groups with null, as in mongod.
     let mut key_of =
         |document: &RawDocument, vars: &Variables| Ok(spec.id.evaluate(document, vars)?.unwrap_or(Bson::Null));
     group_by_key(stream, &mut key_of, &spec.outputs, env)
 }
 
-/// Groups `stream` by `key_of`, accumulating `outputs` per group.
+/// Groups `stream` by `key_of`, accumulating `outputs` per group. Past the memory limit it
+/// fails with 292, or with `allowDiskUse` writes every group's partial state to a sorted run
+/// under the dbpath and starts over; the runs are then merged group by group.
 fn group_by_key(
     stream: DocumentStream,
     key_of: &mut KeyOf<'_>,
     outputs: &[AccumulatorSpec],
     env: &PipelineEnv,
-) -> Result<Vec<Document>> {
+) -> Result<DocumentStream> {
     let vars = with_collation(env);
-    let mut keys = GroupKeys::new(env.collation.clone());
-    let mut groups: Vec<Vec<Accumulator>> = Vec::new();
-    let mut bytes = 0usize;
+    let mut table = GroupTable::new(env);
+    let mut runs = Runs::new(env.storage.temp_dir(), spill_order(env)?);
     for document in stream {
         let document = document?;
         let key = key_of(&document, &vars)?;
         let key = RawBson::try_from(key).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
-        let key_bytes = key_size(&key);
-        let (group, new) = keys.group_of(key);
-        if new {
-            groups.push(outputs.iter().map(AccumulatorSpec::start).collect());
-            bytes += key_bytes + GROUP_OVERHEAD;
-        }
-        let Some(accumulators) = groups.get_mut(group) else { continue };
-        for (output, acc) in outputs.iter().zip(accumulators.iter_mut()) {
-            let before = acc.memory();
-            output.add(acc, &document, &vars)?;
-            bytes = bytes.saturating_add(acc.memory().saturating_sub(before));
-        }
-        env.check_memory(bytes, |limit| {
+        table.add(key, &document, outputs, &vars)?;
+        env.check_memory(table.bytes, |limit| {
             format!(
                 "Exceeded memory limit for $group, but didn't allow external sort. Pass allowDiskUse:true to opt \
                  in. (limit: {limit} bytes)"
             )
         })?;
+        if u64::try_from(table.bytes).unwrap_or(u64::MAX) > env.max_memory_bytes {
+            runs.write(std::mem::replace(&mut table, GroupTable::new(env)).into_partials()?)?;
+        }
     }
-    let mut out = Vec::with_capacity(groups.len());
-    for (key, accumulators) in keys.into_keys().into_iter().zip(groups) {
+    if runs.is_empty() {
+        return Ok(to_stream(table.finish(outputs)?));
+    }
+    let merged = runs.merge(table.into_partials()?)?;
+    Ok(Box::new(MergedGroups { merged, outputs: outputs.to_vec(), vars, pending: None }))
+}
+
+/// The groups held in memory: their keys, accumulators and the bytes they take.
+struct GroupTable {
+    keys: GroupKeys,
+    groups: Vec<Vec<Accumulator>>,
+    bytes: usize,
+}
+
+impl GroupTable {
+    fn new(env: &PipelineEnv) -> Self {
+        Self { keys: GroupKeys::new(env.collation.clone()), groups: Vec::new(), bytes: 0 }
+    }
+
+    fn add(
+        &mut self,
+        key: RawBson,
+        document: &RawDocument,
+        outputs: &[AccumulatorSpec],
+        vars: &Variables,
+    ) -> Result<()> {
+        let key_bytes = key_size(&key);
+        let (group, new) = self.keys.group_of(key);
+        if new {
+            self.groups.push(outputs.iter().map(AccumulatorSpec::start).collect());
+            self.bytes += key_bytes + GROUP_OVERHEAD;
+        }
+        let Some(accumulators) = self.groups.get_mut(group) else { return Ok(()) };
+        for (output, acc) in outputs.iter().zip(accumulators.iter_mut()) {
+            let before = acc.memory();
+            output.add(acc, document, vars)?;
+            self.bytes = self.bytes.saturating_add(acc.memory().saturating_sub(before));
+        }
+        Ok(())
+    }
+
+    /// One result document per group, in the order keys first appeared.
+    fn finish(self, outputs: &[AccumulatorSpec]) -> Result<Vec<Document>> {
+        let mut out = Vec::with_capacity(self.groups.len());
+        for (key, accumulators) in self.keys.into_keys().into_iter().zip(self.groups) {
+            let id = Bson::try_from(key).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+            let mut document = doc! { "_id": id };
+            for (output, acc) in outputs.iter().zip(accumulators) {
+                document.insert(output.field.clone(), acc.finish(output.op));
+            }
+            out.push(document);
+        }
+        Ok(out)
+    }
+
+    /// Each group as `{k: {v: key}, s: [partial state, ...]}`, the form the runs hold. The
+    /// key sits in a document so that the runs sort by its whole value (an array key
+    /// compares element by element, not by its smallest element as a sort key would).
+    fn into_partials(self) -> Result<Vec<RawDocumentBuf>> {
+        let mut out = Vec::with_capacity(self.groups.len());
+        for (key, accumulators) in self.keys.into_keys().into_iter().zip(self.groups) {
+            let key = Bson::try_from(key).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+            let states = accumulators.iter().map(Accumulator::partial).collect::<std::result::Result<Vec<_>, _>>()?;
+            out.push(raw(&doc! { "k": { "v": key }, "s": states })?);
+        }
+        Ok(out)
+    }
+}
+
+/// The order of spilled groups: by key, under the pipeline's collation.
+fn spill_order(env: &PipelineEnv) -> Result<SortSpec> {
+    Ok(SortSpec::parse(&bson::rawdoc! { "k": 1 })?.with_collation(env.collation.as_ref()))
+}
+
+/// The merge of spilled groups: consecutive partial states of one key are merged (in the
+/// order they were written, which is input order) and finished into its result document.
+struct MergedGroups {
+    merged: DocumentStream,
+    outputs: Vec<AccumulatorSpec>,
+    vars: Variables,
+    pending: Option<(RawBson, Vec<Accumulator>)>,
+}
+
+impl MergedGroups {
+    fn finish(&self, (key, accumulators): (RawBson, Vec<Accumulator>)) -> Result<RawDocumentBuf> {
         let id = Bson::try_from(key).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
         let mut document = doc! { "_id": id };
-        for (output, acc) in outputs.iter().zip(accumulators) {
+        for (output, acc) in self.outputs.iter().zip(accumulators) {
             document.insert(output.field.clone(), acc.finish(output.op));
         }
-        out.push(document);
+        raw(&document)
     }
-    Ok(out)
+
+    /// Folds one spilled group into the pending one; returns the finished previous group when
+    /// the key changed.
+    fn fold(&mut self, spilled: &RawDocument) -> Result<Option<RawDocumentBuf>> {
+        let corrupt = || Error::new(ErrorCode::InternalError, "a spilled $group run is malformed");
+        let key = spilled.get_document("k").ok().and_then(|k| k.get("v").ok().flatten()).ok_or_else(corrupt)?;
+        let states = spilled.get_array("s").map_err(|_| corrupt())?;
+        let collation = self.vars.collation().map(AsRef::as_ref);
+        let same = self
+            .pending
+            .as_ref()
+            .is_some_and(|(k, _)| crate::query::compare_collated(k.as_raw_bson_ref(), key, collation).is_eq());
+        let mut finished = None;
+        if !same {
+            let fresh = (RawBson::from(key), self.outputs.iter().map(AccumulatorSpec::start).collect());
+            if let Some(previous) = self.pending.replace(fresh) {
+                finished = Some(self.finish(previous)?);
+            }
+        }
+        let Some((_, accumulators)) = self.pending.as_mut() else { return Ok(finished) };
+        for ((output, acc), state) in self.outputs.iter().zip(accumulators.iter_mut()).zip(states) {
+            let state = crate::query::limits::to_bson(state.map_err(|_| corrupt())?).map_err(|_| corrupt())?;
+            acc.merge(output.op, &state, &self.vars)?;
+        }
+        Ok(finished)
+    }
+}
+
+impl Iterator for MergedGroups {
+    type Item = Result<RawDocumentBuf>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.merged.next() {
+                Some(Ok(spilled)) => match self.fold(&spilled) {
+                    Ok(Some(done)) => return Some(Ok(done)),
+                    Ok(None) => {}
+                    Err(error) => return Some(Err(error)),
+                },
+                Some(Err(error)) => return Some(Err(error)),
+                None => return self.pending.take().map(|last| self.finish(last)),
+            }
+        }
+    }
 }
 
 /// What one group costs besides its key and values: its slot in the tables.
@@ -113,6 +234,13 @@ fn with_collation(env: &PipelineEnv) -> Variables {
     vars
 }
 
+/// The documents of a stream, for the stages that reorder their groups.
+fn collect(stream: DocumentStream) -> Result<Vec<Document>> {
+    stream
+        .map(|d| Document::try_from(d?.as_ref()).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string())))
+        .collect()
+}
+
 fn to_stream(documents: Vec<Document>) -> DocumentStream {
     Box::new(documents.into_iter().map(|d| raw(&d)))
 }
@@ -121,7 +249,7 @@ fn to_stream(documents: Vec<Document>) -> DocumentStream {
 pub(super) fn group(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
     let spec = GroupSpec::parse(args.spec)?;
     let env = args.env.clone();
-    Ok(deferred(move || Ok(to_stream(run_group(stream, &spec, &env)?))))
+    Ok(deferred(move || run_group(stream, &spec, &env)))
 }
 
 /// `$sortByCount: expr`: `{$group: {_id: expr, count: {$sum: 1}}}`, then by count descending.
@@ -150,7 +278,7 @@ pub(super) fn sort_by_count(stream: DocumentStream, args: &StageArgs<'_>) -> Res
     let spec = GroupSpec { id, outputs: vec![AccumulatorSpec::parse("count", RawBsonRef::Document(&count))?] };
     let env = args.env.clone();
     Ok(deferred(move || {
-        let mut groups = run_group(stream, &spec, &env)?;
+        let mut groups = collect(run_group(stream, &spec, &env)?)?;
         // Stable: equal counts keep the order their keys first appeared in.
         groups.sort_by(|a, b| {
             let count =
@@ -332,7 +460,7 @@ pub(super) fn bucket(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Doc
             let value = spec.group_by.evaluate(document, vars)?.unwrap_or(Bson::Null);
             Bson::try_from(spec.bucket_of(&value)?).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
         };
-        let mut groups = group_by_key(stream, &mut key_of, &spec.outputs, &env)?;
+        let mut groups = collect(group_by_key(stream, &mut key_of, &spec.outputs, &env)?)?;
         groups.sort_by(|a, b| {
             let (Some(a), Some(b)) = (a.get("_id"), b.get("_id")) else { return std::cmp::Ordering::Equal };
             match (RawBson::try_from(a.clone()), RawBson::try_from(b.clone())) {

@@ -475,6 +475,9 @@ impl Sum {
     }
 }
 
+#[path = "accumulator_partial.rs"]
+mod partial;
+
 #[cfg(test)]
 #[path = "accumulator_tests.rs"]
 mod tests;

@@ -110,3 +110,80 @@ fn parse_errors_carry_mongods_codes() {
     assert_eq!(code("a", bson!({"$count": 1})), Some(ErrorCode::Location40180));
     assert_eq!(code("a", bson!({"$count": {}})), None);
 }
+
+/// Runs `{op: "$v"}` over `values` split at every point into two accumulators, the second's
+/// partial state merged into the first: each split must give the unsplit result.
+fn merged_agrees(op: &str, values: &[Option<Bson>]) {
+    let spec_doc = RawDocumentBuf::try_from(&doc! { op: "$v" }).expect("spec");
+    let spec = AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc)).expect("parses");
+    let vars = Variables::new();
+    let feed = |acc: &mut Accumulator, part: &[Option<Bson>]| {
+        for value in part {
+            let mut d = doc! {};
+            if let Some(v) = value {
+                d.insert("v", v.clone());
+            }
+            let raw = RawDocumentBuf::try_from(&d).expect("encodes");
+            spec.add(acc, &raw, &vars).expect("adds");
+        }
+    };
+    let mut whole = spec.start();
+    feed(&mut whole, values);
+    let expected = whole.finish(spec.op);
+    for split in 0..=values.len() {
+        let (first, second) = values.split_at(split);
+        let (mut a, mut b) = (spec.start(), spec.start());
+        feed(&mut a, first);
+        feed(&mut b, second);
+        // Through BSON, as the spill files hold it.
+        let partial = b.partial().expect("partial");
+        let bytes = RawDocumentBuf::try_from(&doc! { "p": partial }).expect("encodes");
+        let back = bson::Document::try_from(bytes.as_ref()).expect("decodes");
+        if split < values.len() {
+            a.merge(spec.op, back.get("p").expect("p"), &vars).expect("merges");
+        }
+        let got = a.finish(spec.op);
+        match (&got, &expected) {
+            (Bson::Double(x), Bson::Double(y)) => {
+                assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{op} split at {split}: {got} vs {expected}");
+            }
+            // A decimal total may keep other trailing zeros; its value must agree.
+            (Bson::Decimal128(_), Bson::Decimal128(_)) => {
+                let (x, y) =
+                    (RawBson::try_from(got.clone()).expect("raw"), RawBson::try_from(expected.clone()).expect("raw"));
+                assert!(
+                    crate::query::compare_values(x.as_raw_bson_ref(), y.as_raw_bson_ref()).is_eq(),
+                    "{op} split at {split}: {got} vs {expected}"
+                );
+            }
+            _ => assert_eq!(got, expected, "{op} split at {split}"),
+        }
+    }
+}
+
+#[test]
+fn partial_states_merge_to_the_unsplit_result() {
+    let dec = |s: &str| Bson::Decimal128(s.parse::<Decimal128>().unwrap_or_else(|_| panic!("{s}")));
+    let mixed = vec![
+        Some(bson!(3)),
+        None,
+        Some(bson!("b")),
+        Some(Bson::Int64(i64::MAX - 1)),
+        Some(bson!(2.5)),
+        Some(bson!({ "a": 1 })),
+        Some(Bson::Null),
+        Some(bson!(3)),
+        Some(bson!("a")),
+    ];
+    for op in ["$sum", "$avg", "$min", "$max", "$first", "$last", "$push", "$addToSet", "$stdDevPop", "$stdDevSamp"] {
+        merged_agrees(op, &mixed);
+        merged_agrees(op, &some(&[bson!(1), bson!(2), bson!(2), bson!(7)]));
+        merged_agrees(op, &[None, Some(bson!(4))]);
+    }
+    merged_agrees("$sum", &some(&[bson!(1), dec("0.1"), bson!(2.5), Bson::Int64(4)]));
+    merged_agrees("$sum", &some(&[bson!(i32::MAX), bson!(1), bson!(1)]));
+    merged_agrees(
+        "$mergeObjects",
+        &[Some(bson!({ "a": 1, "b": 1 })), None, Some(bson!({ "b": 2 })), Some(bson!({ "c": 3 }))],
+    );
+}
