@@ -648,6 +648,21 @@ async fn a_group_past_its_memory_limit_spills_with_allow_disk_use_and_merges_exa
         .collect();
     assert_eq!(got, expected);
     assert_eq!(spill_files(&server), 0, "the group's runs are deleted");
+    // $bucketAuto sorts its input the same way: it spills too.
+    let buckets = doc! { "$bucketAuto": { "groupBy": "$v", "buckets": 4, "output": { "n": { "$sum": 1 }, "k": { "$first": "$t" } } } };
+    let command = doc! { "aggregate": "big", "pipeline": [buckets.clone()], "cursor": {}, "allowDiskUse": false };
+    let error = db.run_command(command).await.expect_err("over the limit");
+    assert_eq!(code(&error), Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned())));
+    assert_eq!(
+        run(&coll, vec![buckets]).await,
+        vec![
+            doc! { "_id": { "min": 0, "max": 150 }, "n": 150, "k": 0 },
+            doc! { "_id": { "min": 150, "max": 300 }, "n": 150, "k": 0 },
+            doc! { "_id": { "min": 300, "max": 450 }, "n": 150, "k": 0 },
+            doc! { "_id": { "min": 450, "max": 599 }, "n": 150, "k": 0 },
+        ]
+    );
+    assert_eq!(spill_files(&server), 0, "the sort's runs are deleted");
 }
 
 /// The spill files under the server's `_tmp`.

@@ -1,6 +1,9 @@
 //! `$group` and the stages mongod builds on it: `$sortByCount` (a group counted, then sorted by
 //! the count) and `$bucket` (a group by the boundary range a value falls in).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
 use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
 use super::{PipelineEnv, StageArgs, deferred, raw};
@@ -534,57 +537,91 @@ pub(super) fn bucket_auto(stream: DocumentStream, args: &StageArgs<'_>) -> Resul
     let env = args.env.clone();
     Ok(deferred(move || {
         let vars = with_collation(&env);
-        let mut keyed: Vec<(RawBson, bson::RawDocumentBuf)> = Vec::new();
+        // Each document goes into the sort wrapped as `{k: {v: value}, d: document}`, so that
+        // it sorts by the whole value; past the memory limit the sort spills (with
+        // `allowDiskUse`) or the stage fails with 292.
+        let seen = Arc::new(AtomicUsize::new(0));
+        let (counter, key_env, key_vars) = (seen.clone(), env.clone(), vars.clone());
         let mut bytes = 0usize;
-        for document in stream {
+        let wrapped: DocumentStream = Box::new(stream.map(move |document| {
             let document = document?;
-            let value = group_by.evaluate(&document, &vars)?.unwrap_or(Bson::Null);
+            let value = group_by.evaluate(&document, &key_vars)?.unwrap_or(Bson::Null);
             bytes += document.as_bytes().len();
-            env.check_memory(bytes, |limit| {
+            key_env.check_memory(bytes, |limit| {
                 format!(
                     "$bucketAuto exceeded its memory limit of {limit} bytes, but did not opt in to external sorting."
                 )
             })?;
-            keyed.push((
-                RawBson::try_from(value).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?,
-                document,
-            ));
-        }
-        let collation = env.collation.clone();
-        keyed.sort_by(|a, b| {
-            crate::query::compare_collated(a.0.as_raw_bson_ref(), b.0.as_raw_bson_ref(), collation.as_deref())
-        });
-        let n = keyed.len();
+            counter.fetch_add(1, AtomicOrdering::Relaxed);
+            let document =
+                Document::try_from(document.as_ref()).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+            raw(&doc! { "k": { "v": value }, "d": document })
+        }));
+        let limit = usize::try_from(env.max_memory_bytes).unwrap_or(usize::MAX);
+        let sorted = crate::exec::spill::sort(wrapped, spill_order(&env)?, limit, env.storage.temp_dir())?;
+        let n = seen.load(AtomicOrdering::Relaxed);
         let size = ((n as f64 / buckets as f64).round() as usize).max(1);
-        let same = |a: &RawBson, b: &RawBson| {
-            crate::query::compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), collation.as_deref()).is_eq()
+        let mut sorted = sorted.peekable();
+        let collation = env.collation.clone();
+        let key = |wrapped: &RawDocumentBuf| -> Result<RawBson> {
+            wrapped
+                .get_document("k")
+                .ok()
+                .and_then(|k| k.get("v").ok().flatten())
+                .map(RawBson::from)
+                .ok_or_else(|| Error::new(ErrorCode::InternalError, "a $bucketAuto sort entry is malformed"))
         };
-        // Bucket boundaries: [start, end) ranges of `keyed`.
-        let mut ranges = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let mut end = if ranges.len() + 1 == buckets { n } else { (start + size).min(n) };
-            while end < n && keyed.get(end - 1).zip(keyed.get(end)).is_some_and(|(a, b)| same(&a.0, &b.0)) {
-                end += 1;
-            }
-            ranges.push((start, end));
-            start = end;
-        }
-        let mut out = Vec::with_capacity(ranges.len());
-        for (i, &(from, to)) in ranges.iter().enumerate() {
-            let min = keyed.get(from).map(|k| k.0.clone()).unwrap_or(RawBson::Null);
-            let max = match ranges.get(i + 1) {
-                Some(&(next, _)) => keyed.get(next).map(|k| k.0.clone()),
-                None => keyed.get(to - 1).map(|k| k.0.clone()),
-            }
-            .unwrap_or(RawBson::Null);
-            let to_bson = |v: RawBson| Bson::try_from(v).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()));
-            let mut document = doc! { "_id": { "min": to_bson(min)?, "max": to_bson(max)? } };
-            for output in &outputs {
-                let mut acc = output.start();
-                for (_, member) in keyed.get(from..to).unwrap_or_default() {
-                    output.add(&mut acc, member, &vars)?;
+        let to_bson = |v: RawBson| Bson::try_from(v).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()));
+        let mut out = Vec::new();
+        while let Some(first) = sorted.next() {
+            let first = first?;
+            let min = key(&first)?;
+            let mut accumulators: Vec<Accumulator> = outputs.iter().map(AccumulatorSpec::start).collect();
+            let mut members = 0usize;
+            let mut last_key = min.clone();
+            let mut current = Some(first);
+            let last_bucket = out.len() + 1 == buckets;
+            loop {
+                if let Some(member) = current.take() {
+                    let document =
+                        member.get_document("d").map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+                    for (output, acc) in outputs.iter().zip(accumulators.iter_mut()) {
+                        output.add(acc, document, &vars)?;
+                    }
+                    members += 1;
                 }
+                // A bucket ends at its size (the last one never), but equal values stay together.
+                let next_key = match sorted.peek() {
+                    Some(Ok(next)) => Some(key(next)?),
+                    Some(Err(_)) => None,
+                    None => break,
+                };
+                let same = next_key.as_ref().is_some_and(|k| {
+                    crate::query::compare_collated(
+                        k.as_raw_bson_ref(),
+                        last_key.as_raw_bson_ref(),
+                        collation.as_deref(),
+                    )
+                    .is_eq()
+                });
+                if members >= size && !last_bucket && !same {
+                    break;
+                }
+                match sorted.next() {
+                    Some(next) => {
+                        let next = next?;
+                        last_key = key(&next)?;
+                        current = Some(next);
+                    }
+                    None => break,
+                }
+            }
+            let max = match sorted.peek() {
+                Some(Ok(next)) => key(next)?,
+                _ => last_key,
+            };
+            let mut document = doc! { "_id": { "min": to_bson(min)?, "max": to_bson(max)? } };
+            for (output, acc) in outputs.iter().zip(accumulators) {
                 document.insert(output.field.clone(), acc.finish(output.op));
             }
             out.push(document);
