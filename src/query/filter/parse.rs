@@ -49,12 +49,41 @@ fn parse_top_level(key: &str, value: RawBsonRef<'_>) -> Result<Option<Expr>, Que
         "$where" => Err(QueryError::new(ErrorCode::Location6108304, NO_SCRIPT_ENGINE)),
         "$expr" => Ok(Some(Expr::Aggregate(Box::new((Expression::parse(value)?, Variables::new()))))),
         "$jsonSchema" => Ok(Some(Expr::Schema(Box::new(JsonSchema::parse(value)?)))),
-        "$text" | "$alwaysTrue" | "$alwaysFalse" | "$sampleRate" => Err(QueryError::not_implemented(key)),
+        "$alwaysTrue" | "$alwaysFalse" => {
+            // mongod's `parseAlwaysBoolean`: the argument must be the integer 1.
+            let one = Number::from_raw(value).and_then(Number::to_i32_exact) == Some(1);
+            if !one {
+                return Err(QueryError::failed_to_parse(format!("{key} must be an integer value of 1")));
+            }
+            Ok(Some(if key == "$alwaysTrue" { Expr::And(Vec::new()) } else { Expr::Nothing }))
+        }
+        "$sampleRate" => parse_sample_rate(value).map(Some),
+        "$text" => Err(QueryError::not_implemented(key)),
         _ => Err(QueryError::bad_value(format!(
             "unknown top level operator: {key}. If you have a field name that starts with a '$' symbol, consider \
              using $getField or $setField."
         ))),
     }
+}
+
+/// `$sampleRate: p`: each document matches with probability `p`, as mongod's rewrite to
+/// `{$expr: {$lt: [{$rand: {}}, p]}}` (0 matches nothing, 1 everything).
+fn parse_sample_rate(value: RawBsonRef<'_>) -> Result<Expr, QueryError> {
+    let Some(p) = Number::from_raw(value).map(Number::to_f64) else {
+        return Err(QueryError::bad_value("argument to $sampleRate must be a numeric type"));
+    };
+    if !(0.0..=1.0).contains(&p) {
+        return Err(QueryError::bad_value("numeric argument to $sampleRate must be in [0, 1]"));
+    }
+    if p == 0.0 {
+        return Ok(Expr::Nothing);
+    }
+    if p == 1.0 {
+        return Ok(Expr::And(Vec::new()));
+    }
+    let draw = bson::rawdoc! { "$lt": [{ "$rand": {} }, p] };
+    let expression = Expression::parse(RawBsonRef::Document(&draw))?;
+    Ok(Expr::Aggregate(Box::new((expression, Variables::new()))))
 }
 
 fn parse_list(key: &str, value: RawBsonRef<'_>) -> Result<Vec<Expr>, QueryError> {

@@ -295,6 +295,25 @@ fn filter_later_operators_are_not_implemented() {
 }
 
 #[test]
+fn filter_always_true_false_and_sample_rate() {
+    assert!(matches(rawdoc! { "$alwaysTrue": 1 }, rawdoc! { "a": 1 }));
+    assert!(!matches(rawdoc! { "$alwaysFalse": 1 }, rawdoc! { "a": 1 }));
+    assert!(!matches(rawdoc! { "$or": [{ "$alwaysFalse": 1 }, { "a": 2 }] }, rawdoc! { "a": 1 }));
+    assert_eq!(parse_err(rawdoc! { "$alwaysTrue": 2 }), (9, "$alwaysTrue must be an integer value of 1".into()));
+    assert_eq!(parse_err(rawdoc! { "$sampleRate": "x" }), (2, "argument to $sampleRate must be a numeric type".into()));
+    assert_eq!(
+        parse_err(rawdoc! { "$sampleRate": 1.5 }),
+        (2, "numeric argument to $sampleRate must be in [0, 1]".into())
+    );
+    assert!(!matches(rawdoc! { "$sampleRate": 0 }, rawdoc! {}));
+    assert!(matches(rawdoc! { "$sampleRate": 1.0 }, rawdoc! {}));
+    // About half of many documents: the binomial's spread at 4000 draws is about 32.
+    let half = filter(rawdoc! { "$sampleRate": 0.5 });
+    let kept = (0..4000).filter(|_| half.matches(&rawdoc! {})).count();
+    assert!((1700..2300).contains(&kept), "{kept} of 4000");
+}
+
+#[test]
 fn filter_json_schema_with_other_operators() {
     let schema = rawdoc! { "$jsonSchema": { "required": ["a"], "properties": { "a": { "bsonType": "int" } } } };
     assert!(matches(schema.clone(), rawdoc! { "a": 1 }));
