@@ -907,6 +907,17 @@ async fn redact_keeps_prunes_and_descends_level_by_level() {
     assert_eq!(kept, vec![doc! { "n": 2 }]);
     let error = run_err(&db, "docs", vec![doc! { "$redact": "$level" }]).await;
     assert_eq!(error.map(|e| e.0), Some(17053));
+    // `$$ROOT` stays the whole document at every level: a level is kept while its own level
+    // is at most the top one's.
+    let by_root = run(
+        &docs,
+        vec![
+            doc! { "$match": { "_id": 1 } },
+            doc! { "$redact": { "$cond": { "if": { "$lte": ["$level", "$$ROOT.level"] }, "then": "$$DESCEND", "else": "$$PRUNE" } } },
+        ],
+    )
+    .await;
+    assert_eq!(by_root, vec![doc! { "_id": 1, "level": 1, "b": [{ "level": 1, "y": 2 }, 7] }]);
 }
 
 #[tokio::test]

@@ -29,9 +29,9 @@ struct Redact {
 }
 
 impl Redact {
-    fn decide(&self, level: &Document) -> Result<Decision> {
+    fn decide(&self, level: &Document, vars: &Variables) -> Result<Decision> {
         let raw_level = raw(level)?;
-        match self.expression.evaluate(&raw_level, &self.vars)? {
+        match self.expression.evaluate(&raw_level, vars)? {
             Some(Bson::String(s)) if s == KEEP => Ok(Decision::Keep),
             Some(Bson::String(s)) if s == PRUNE => Ok(Decision::Prune),
             Some(Bson::String(s)) if s == DESCEND => Ok(Decision::Descend),
@@ -47,8 +47,8 @@ impl Redact {
     }
 
     /// `level` as redacted: `None` when pruned.
-    fn apply(&self, level: Document) -> Result<Option<Document>> {
-        match self.decide(&level)? {
+    fn apply(&self, level: Document, vars: &Variables) -> Result<Option<Document>> {
+        match self.decide(&level, vars)? {
             Decision::Keep => Ok(Some(level)),
             Decision::Prune => Ok(None),
             Decision::Descend => {
@@ -56,7 +56,7 @@ impl Redact {
                 for (key, value) in level {
                     match value {
                         Bson::Document(inner) => {
-                            if let Some(kept) = self.apply(inner)? {
+                            if let Some(kept) = self.apply(inner, vars)? {
                                 out.insert(key, Bson::Document(kept));
                             }
                         }
@@ -65,7 +65,7 @@ impl Redact {
                             for item in items {
                                 match item {
                                     Bson::Document(inner) => {
-                                        if let Some(inner) = self.apply(inner)? {
+                                        if let Some(inner) = self.apply(inner, vars)? {
                                             kept.push(Bson::Document(inner));
                                         }
                                     }
@@ -85,8 +85,7 @@ impl Redact {
     }
 }
 
-/// `$redact`. Each level is evaluated as `$$CURRENT`; `$$ROOT` is that level too here (mongod
-/// keeps it the whole document).
+/// `$redact`. Each level is evaluated as `$$CURRENT`; `$$ROOT` stays the whole document.
 pub(super) fn redact(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
     let expression = Expression::parse(args.spec)?;
     let mut vars = args.env.vars.clone();
@@ -96,11 +95,13 @@ pub(super) fn redact(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Doc
     }
     let redact = Redact { expression, vars };
     Ok(Box::new(stream.filter_map(move |document| {
-        let document = match document.and_then(|d| Ok(limits::to_document(&d)?)) {
-            Ok(document) => document,
+        let (whole, document) = match document.and_then(|d| Ok((limits::to_document(&d)?, d))) {
+            Ok((document, whole)) => (whole, document),
             Err(error) => return Some(Err(error)),
         };
-        match redact.apply(document) {
+        let mut vars = redact.vars.clone();
+        vars.set_root(Some(std::sync::Arc::new(whole)));
+        match redact.apply(document, &vars) {
             Ok(Some(kept)) => Some(raw(&kept)),
             Ok(None) => None,
             Err(error) => Some(Err(error)),

@@ -101,7 +101,11 @@ fn evaluate_path(
     budget: &mut Budget,
 ) -> Result<Value, QueryError> {
     let start = match var {
-        Variable::Root | Variable::Current => return path_in_document(root, path, budget),
+        Variable::Root => {
+            let whole = vars.root.as_deref().map_or(root, |r| r.as_ref());
+            return path_in_document(whole, path, budget);
+        }
+        Variable::Current => return path_in_document(root, path, budget),
         Variable::Remove => return Ok(None),
         Variable::Now if path.is_empty() => return Ok(Some(Bson::DateTime(vars.now))),
         Variable::Now => return Ok(None),

@@ -253,6 +253,9 @@ pub struct Variables {
     pub(super) bound: Vec<(String, Option<RawBson>)>,
     /// What `$$NOW` reads: taken once, when the command makes its variables.
     pub(super) now: bson::DateTime,
+    /// What `$$ROOT` reads when it is not the evaluated document (`$redact` evaluates each
+    /// embedded level as `$$CURRENT` while `$$ROOT` stays the whole document).
+    pub(super) root: Option<Arc<bson::RawDocumentBuf>>,
     /// The collation comparison expressions (`$eq`, `$lt`, `$cmp`, ...) compare strings
     /// under; `None` is the simple collation. It travels with the variables because both
     /// are the evaluation's context.
@@ -261,7 +264,7 @@ pub struct Variables {
 
 impl Default for Variables {
     fn default() -> Self {
-        Self { bound: Vec::new(), now: bson::DateTime::now(), collation: None }
+        Self { bound: Vec::new(), now: bson::DateTime::now(), root: None, collation: None }
     }
 }
 
@@ -279,6 +282,12 @@ impl Variables {
         let raw = RawBson::try_from(value).map_err(QueryError::invalid_bson)?;
         self.bound.push((name.to_owned(), Some(raw)));
         Ok(())
+    }
+
+    /// Makes `$$ROOT` read `root` instead of the document being evaluated (`None`: that
+    /// document again).
+    pub fn set_root(&mut self, root: Option<Arc<bson::RawDocumentBuf>>) {
+        self.root = root;
     }
 
     /// Makes comparison expressions compare strings under `collation`.
