@@ -761,6 +761,50 @@ error_codes! {
     Location5976500 = 5976500,
     /// `$dateSubtract` of the smallest long.
     Location6045000 = 6045000,
+    /// An N expression (`$firstN`, ...) whose input is not an array.
+    Location5788200 = 5788200,
+    /// A number that does not fit a long (an infinite or NaN `n`).
+    Location31109 = 31109,
+    /// `$function` or `$accumulator` without a JavaScript engine.
+    Location31264 = 31264,
+    /// `$firstN`/`$lastN` whose argument is not an object.
+    Location5787801 = 5787801,
+    /// `$maxN`/`$minN` whose argument is not an object.
+    Location5787900 = 5787900,
+    /// An N accumulator with an unknown argument.
+    Location5787901 = 5787901,
+    /// An `n` that is not a number.
+    Location5787902 = 5787902,
+    /// An `n` that is not integral.
+    Location5787903 = 5787903,
+    /// An N accumulator without `n`.
+    Location5787906 = 5787906,
+    /// An N accumulator without `input`.
+    Location5787907 = 5787907,
+    /// An `n` that is not positive.
+    Location5787908 = 5787908,
+    /// A top/bottom accumulator whose argument is not an object.
+    Location5788001 = 5788001,
+    /// A top/bottom accumulator with an unknown argument.
+    Location5788002 = 5788002,
+    /// `$topN`/`$bottomN` without `n`.
+    Location5788003 = 5788003,
+    /// A top/bottom accumulator without `output`.
+    Location5788004 = 5788004,
+    /// A top/bottom accumulator without `sortBy`.
+    Location5788005 = 5788005,
+    /// A top/bottom accumulator whose `sortBy` is not an object.
+    Location5788604 = 5788604,
+    /// `$percentile` whose argument is not an object.
+    Location7429703 = 7429703,
+    /// `$median` whose argument is not an object.
+    Location7436100 = 7436100,
+    /// A `$percentile` `p` that is not a non-empty array.
+    Location7750301 = 7750301,
+    /// A `$percentile` `p` element that is not a number.
+    Location7750302 = 7750302,
+    /// A `$percentile` `p` element outside [0, 1].
+    Location7750303 = 7750303,
     /// `$substrBytes` whose starting index is not a number.
     Location16034 = 16034,
     /// `$substrBytes` whose length is not a number.

@@ -31,6 +31,15 @@ impl QueryError {
     }
 
     /// 238 NotImplemented, for query features that mongod has and Monarch does not have yet.
+    /// What mongod without a JavaScript engine answers for `$function` and `$accumulator`
+    /// (`name`): 31264.
+    pub(crate) fn no_javascript(name: &str) -> Self {
+        Self::new(
+            ErrorCode::Location31264,
+            format!("{name} is not allowed because server-side JavaScript execution is disabled"),
+        )
+    }
+
     pub(crate) fn not_implemented(feature: &str) -> Self {
         Self::new(ErrorCode::NotImplemented, format!("{feature} is not implemented yet"))
     }

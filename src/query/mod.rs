@@ -45,6 +45,7 @@ pub mod projection;
 pub(crate) mod random;
 pub(crate) mod render;
 pub mod sort;
+pub(crate) mod summation;
 pub mod update;
 pub mod validation_error;
 pub mod validator;

@@ -108,7 +108,12 @@ impl GroupTable {
         let key_bytes = key_size(&key);
         let (group, new) = self.keys.group_of(key);
         if new {
-            self.groups.push(outputs.iter().map(AccumulatorSpec::start).collect());
+            let key = self.keys.key(group);
+            let mut accumulators: Vec<Accumulator> = outputs.iter().map(AccumulatorSpec::start).collect();
+            for (output, acc) in outputs.iter().zip(accumulators.iter_mut()) {
+                output.prepare(acc, key.map(RawBson::as_raw_bson_ref), vars)?;
+            }
+            self.groups.push(accumulators);
             self.bytes += key_bytes + GROUP_OVERHEAD;
         }
         let Some(accumulators) = self.groups.get_mut(group) else { return Ok(()) };
@@ -185,7 +190,11 @@ impl MergedGroups {
             .is_some_and(|(k, _)| crate::query::compare_collated(k.as_raw_bson_ref(), key, collation).is_eq());
         let mut finished = None;
         if !same {
-            let fresh = (RawBson::from(key), self.outputs.iter().map(AccumulatorSpec::start).collect());
+            let mut accumulators: Vec<Accumulator> = self.outputs.iter().map(AccumulatorSpec::start).collect();
+            for (output, acc) in self.outputs.iter().zip(accumulators.iter_mut()) {
+                output.prepare(acc, Some(key), &self.vars)?;
+            }
+            let fresh = (RawBson::from(key), accumulators);
             if let Some(previous) = self.pending.replace(fresh) {
                 finished = Some(self.finish(previous)?);
             }

@@ -3,14 +3,15 @@
 //! each document's value and gives the group's result, with mongod's rules for types,
 //! null and missing values, and memory.
 
-use bson::{Bson, Decimal128, Document, RawBson, RawBsonRef, RawDocument};
+use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument};
 
 use super::group_key::hash_value;
 use crate::error::ErrorCode;
 use crate::query::expr::{Expression, Variables};
 use crate::query::number::Number;
 use crate::query::order::compare_collated;
-use crate::query::{QueryError, decimal, render};
+use crate::query::summation::{Deviation, Sum};
+use crate::query::{QueryError, render};
 
 /// mongod's `internalQueryMaxPushBytes` and `internalQueryMaxAddToSetBytes`: what one
 /// `$push` or `$addToSet` may hold.
@@ -43,6 +44,26 @@ pub enum AccumulatorOp {
     MergeObjects,
     /// `$count` (`{$count: {}}`, a `$sum` of 1).
     Count,
+    /// `$firstN`.
+    FirstN,
+    /// `$lastN`.
+    LastN,
+    /// `$maxN`.
+    MaxN,
+    /// `$minN`.
+    MinN,
+    /// `$top`.
+    Top,
+    /// `$bottom`.
+    Bottom,
+    /// `$topN`.
+    TopN,
+    /// `$bottomN`.
+    BottomN,
+    /// `$median`.
+    Median,
+    /// `$percentile`.
+    Percentile,
 }
 
 impl AccumulatorOp {
@@ -60,25 +81,24 @@ impl AccumulatorOp {
             "$stdDevSamp" => Self::StdDevSamp,
             "$mergeObjects" => Self::MergeObjects,
             "$count" => Self::Count,
+            "$firstN" => Self::FirstN,
+            "$lastN" => Self::LastN,
+            "$maxN" => Self::MaxN,
+            "$minN" => Self::MinN,
+            "$top" => Self::Top,
+            "$bottom" => Self::Bottom,
+            "$topN" => Self::TopN,
+            "$bottomN" => Self::BottomN,
+            "$median" => Self::Median,
+            "$percentile" => Self::Percentile,
             _ => return None,
         })
     }
 }
 
-/// Accumulators of mongod 7.0 that Monarch does not build yet: they answer 238, not 15952.
-const UNBUILT_ACCUMULATORS: &[&str] = &[
-    "$accumulator",
-    "$bottom",
-    "$bottomN",
-    "$firstN",
-    "$lastN",
-    "$maxN",
-    "$median",
-    "$minN",
-    "$percentile",
-    "$top",
-    "$topN",
-];
+/// `$accumulator` runs JavaScript, which Monarch has none of: it answers as a mongod whose
+/// scripting is disabled.
+const JAVASCRIPT_ACCUMULATOR: &str = "$accumulator";
 
 /// One output field of a `$group`: its name, operator and input expression.
 #[derive(Debug, Clone)]
@@ -88,6 +108,7 @@ pub struct AccumulatorSpec {
     /// The operator.
     pub op: AccumulatorOp,
     input: Expression,
+    extra: Extra,
 }
 
 impl AccumulatorSpec {
@@ -127,8 +148,8 @@ impl AccumulatorSpec {
             ));
         }
         let Some(op) = AccumulatorOp::from_name(name) else {
-            if UNBUILT_ACCUMULATORS.contains(&name) {
-                return Err(QueryError::not_implemented(&format!("the {name} accumulator")));
+            if name == JAVASCRIPT_ACCUMULATOR {
+                return Err(QueryError::no_javascript(name));
             }
             return Err(QueryError::new(ErrorCode::Location15952, format!("unknown group operator '{name}'")));
         };
@@ -137,6 +158,10 @@ impl AccumulatorSpec {
                 ErrorCode::Location40237,
                 format!("The {name} accumulator is a unary operator"),
             ));
+        }
+        if multi::takes_object(op) {
+            let (input, extra) = multi::parse(op, name, arg)?;
+            return Ok(Self { field: field.to_owned(), op, input, extra });
         }
         let input = if op == AccumulatorOp::Count {
             match arg {
@@ -148,7 +173,7 @@ impl AccumulatorSpec {
         } else {
             Expression::parse(arg)?
         };
-        Ok(Self { field: field.to_owned(), op, input })
+        Ok(Self { field: field.to_owned(), op, input, extra: Extra::None })
     }
 
     /// A fresh accumulator for one group.
@@ -162,11 +187,26 @@ impl AccumulatorSpec {
                 AccumulatorOp::Last => State::Last(None),
                 AccumulatorOp::Push => State::Push(Vec::new()),
                 AccumulatorOp::AddToSet => State::AddToSet(Vec::new(), std::collections::HashMap::new()),
-                AccumulatorOp::StdDevPop | AccumulatorOp::StdDevSamp => State::StdDev { count: 0, mean: 0.0, m2: 0.0 },
+                AccumulatorOp::StdDevPop | AccumulatorOp::StdDevSamp => State::StdDev(Deviation::default()),
                 AccumulatorOp::MergeObjects => State::Merge(Document::new()),
+                _ => multi::start(self.op, &self.extra),
             },
             bytes: 0,
         }
+    }
+
+    /// Fixes what a fresh group's accumulator takes from the group key `key`: the `n` of
+    /// `$firstN`, `$topN`, ... (mongod evaluates it against the key).
+    ///
+    /// # Errors
+    /// `n`'s evaluation errors and mongod's checks of its value (5787902, 5787903, 5787908).
+    pub fn prepare(
+        &self,
+        acc: &mut Accumulator,
+        key: Option<RawBsonRef<'_>>,
+        vars: &Variables,
+    ) -> Result<(), QueryError> {
+        multi::prepare(&mut acc.state, &self.extra, key, vars)
     }
 
     /// Evaluates the input for `document` and adds it to `acc`.
@@ -176,7 +216,43 @@ impl AccumulatorSpec {
     /// [`MAX_COLLECTED_BYTES`]; 40400 for `$mergeObjects` of a non-document.
     pub fn add(&self, acc: &mut Accumulator, document: &RawDocument, vars: &Variables) -> Result<(), QueryError> {
         let value = self.input.evaluate(document, vars)?;
-        acc.add(self.op, value, vars)
+        match &mut acc.state {
+            State::Several(several) => {
+                if several.n.is_none()
+                    || (several.sort.is_none() && matches!(self.extra, Extra::Several { sort: Some(_), .. }))
+                {
+                    multi::prepare(&mut acc.state, &self.extra, None, vars)?;
+                }
+                let State::Several(several) = &mut acc.state else { return Ok(()) };
+                let added = multi::add(self.op, several, value, document, vars)?;
+                acc.bytes = add_bytes(acc.bytes, added, self.op_name())?;
+                Ok(())
+            }
+            State::Percentile { values, .. } => {
+                if let Some(x) = crate::query::expr::percentile_input(value.as_ref()) {
+                    values.push(x);
+                    acc.bytes = add_bytes(acc.bytes, std::mem::size_of::<f64>(), self.op_name())?;
+                }
+                Ok(())
+            }
+            _ => acc.add(self.op, value, vars),
+        }
+    }
+
+    fn op_name(&self) -> &'static str {
+        match self.op {
+            AccumulatorOp::FirstN => "$firstN",
+            AccumulatorOp::LastN => "$lastN",
+            AccumulatorOp::MaxN => "$maxN",
+            AccumulatorOp::MinN => "$minN",
+            AccumulatorOp::Top => "$top",
+            AccumulatorOp::Bottom => "$bottom",
+            AccumulatorOp::TopN => "$topN",
+            AccumulatorOp::BottomN => "$bottomN",
+            AccumulatorOp::Median => "$median",
+            AccumulatorOp::Percentile => "$percentile",
+            _ => "$group",
+        }
     }
 }
 
@@ -197,8 +273,10 @@ enum State {
     Last(Option<Bson>),
     Push(Vec<Bson>),
     AddToSet(Vec<RawBson>, std::collections::HashMap<u64, Vec<usize>>),
-    StdDev { count: u64, mean: f64, m2: f64 },
+    StdDev(Deviation),
     Merge(Document),
+    Several(Several),
+    Percentile { values: Vec<f64>, p: Vec<f64> },
 }
 
 impl Accumulator {
@@ -259,14 +337,9 @@ impl Accumulator {
                     items.push(value);
                 }
             }
-            State::StdDev { count, mean, m2 } => {
+            State::StdDev(deviation) => {
                 if let Some(n) = value.as_ref().and_then(Number::from_bson) {
-                    // Welford's update: stable for long inputs.
-                    let x = n.to_f64();
-                    *count += 1;
-                    let delta = x - *mean;
-                    *mean += delta / *count as f64;
-                    *m2 += delta * (x - *mean);
+                    deviation.add(n.to_f64());
                 }
             }
             State::Merge(merged) => match value {
@@ -287,6 +360,8 @@ impl Accumulator {
                     ));
                 }
             },
+            // Their inputs go through `AccumulatorSpec::add`, which has the document they need.
+            State::Several(_) | State::Percentile { .. } => {}
         }
         Ok(())
     }
@@ -313,11 +388,9 @@ impl Accumulator {
             State::AddToSet(items, _) => {
                 Bson::Array(items.into_iter().filter_map(|v| Bson::try_from(v).ok()).collect())
             }
-            State::StdDev { count, m2, .. } => {
-                let divisor = if op == AccumulatorOp::StdDevSamp { count.saturating_sub(1) } else { count };
-                if divisor == 0 { Bson::Null } else { Bson::Double((m2 / divisor as f64).sqrt()) }
-            }
+            State::StdDev(deviation) => deviation.result(op == AccumulatorOp::StdDevSamp),
             State::Merge(merged) => Bson::Document(merged),
+            state @ (State::Several(_) | State::Percentile { .. }) => multi::finish(op, state),
         }
     }
 }
@@ -370,113 +443,12 @@ fn add_bytes(bytes: usize, size: usize, op: &str) -> Result<usize, QueryError> {
     Ok(total)
 }
 
-/// The widest numeric type a sum has met.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-enum Widest {
-    #[default]
-    Int,
-    Long,
-    Double,
-    Decimal,
-}
-
-/// mongod's `$sum`: integers add up exactly in an int64 (the result an int while every input
-/// was an int and the total fits one); an int64 overflow or any double switches to a
-/// compensated double sum; any decimal to an exact decimal sum.
-#[derive(Debug, Clone, Default)]
-struct Sum {
-    widest: Widest,
-    long: i64,
-    double: f64,
-    /// Kahan's compensation of `double`.
-    compensation: f64,
-    decimal: Option<Decimal128>,
-}
-
-impl Sum {
-    fn add(&mut self, n: Number) {
-        if let Number::Decimal(d) = n {
-            let so_far = self.decimal.unwrap_or_else(|| match self.widest {
-                Widest::Double => decimal::from_f64(self.double + self.compensation),
-                _ => decimal::from_i64(self.long),
-            });
-            self.decimal = Some(decimal::add(so_far, d));
-            self.widest = Widest::Decimal;
-            return;
-        }
-        if let Some(total) = self.decimal {
-            self.decimal = Some(decimal::add(total, n.to_decimal()));
-            return;
-        }
-        let integer = match n {
-            Number::Int32(i) => Some(i64::from(i)),
-            Number::Int64(i) => {
-                self.widest = self.widest.max(Widest::Long);
-                Some(i)
-            }
-            _ => None,
-        };
-        if self.widest < Widest::Double
-            && let Some(i) = integer
-        {
-            match self.long.checked_add(i) {
-                Some(total) => self.long = total,
-                None => {
-                    self.switch_to_double();
-                    self.add_double(i as f64);
-                }
-            }
-            return;
-        }
-        self.switch_to_double();
-        self.add_double(n.to_f64());
-    }
-
-    fn switch_to_double(&mut self) {
-        if self.widest < Widest::Double {
-            self.widest = Widest::Double;
-            self.double = self.long as f64;
-            self.compensation = 0.0;
-        }
-    }
-
-    fn add_double(&mut self, x: f64) {
-        let y = x - self.compensation;
-        let t = self.double + y;
-        self.compensation = (t - self.double) - y;
-        self.double = t;
-        if !t.is_finite() {
-            self.compensation = 0.0;
-        }
-    }
-
-    fn total(&self) -> Bson {
-        match self.widest {
-            Widest::Int => i32::try_from(self.long).map_or(Bson::Int64(self.long), Bson::Int32),
-            Widest::Long => Bson::Int64(self.long),
-            Widest::Double => Bson::Double(self.double),
-            Widest::Decimal => self.decimal.map_or(Bson::Int32(0), Bson::Decimal128),
-        }
-    }
-
-    fn average(&self, count: u64) -> Bson {
-        if count == 0 {
-            return Bson::Null;
-        }
-        let count_i64 = i64::try_from(count).unwrap_or(i64::MAX);
-        match self.widest {
-            Widest::Decimal => {
-                let total = self.decimal.unwrap_or_else(|| decimal::from_i64(0));
-                Bson::Decimal128(decimal::div(total, decimal::from_i64(count_i64)))
-            }
-            Widest::Double => Bson::Double(self.double / count as f64),
-            Widest::Int | Widest::Long => Bson::Double(self.long as f64 / count as f64),
-        }
-    }
-}
-
+#[path = "accumulator_multi.rs"]
+mod multi;
 #[path = "accumulator_partial.rs"]
 mod partial;
+
+use multi::{Extra, Several};
 
 #[cfg(test)]
 #[path = "accumulator_tests.rs"]

@@ -6,10 +6,11 @@
 
 use bson::{Bson, Document, RawBson, doc};
 
-use super::{Accumulator, AccumulatorOp, State, Sum, Widest, charge, charge_raw, raw, raw_size, value_size};
+use super::{Accumulator, AccumulatorOp, State, charge, charge_raw, raw, raw_size, value_size};
 use crate::query::expr::Variables;
 use crate::query::number::Number;
 use crate::query::order::compare_collated;
+use crate::query::summation::{Sum, Widest};
 use crate::query::{QueryError, decimal};
 
 fn corrupt() -> QueryError {
@@ -116,10 +117,12 @@ impl Accumulator {
             State::AddToSet(items, _) => {
                 doc! { "v": items.iter().map(value).collect::<Result<Vec<_>, _>>()? }
             }
-            State::StdDev { count, mean, m2 } => {
-                doc! { "n": i64::try_from(*count).unwrap_or(i64::MAX), "mean": *mean, "m2": *m2 }
-            }
+            State::StdDev(d) => doc! { "n": i64::try_from(d.count).unwrap_or(i64::MAX), "mean": d.mean, "m2": d.m2 },
             State::Merge(merged) => doc! { "v": merged.clone() },
+            State::Several(several) => super::multi::several_partial(several)?,
+            State::Percentile { values, .. } => {
+                doc! { "v": values.iter().map(|x| Bson::Double(*x)).collect::<Vec<_>>() }
+            }
         }))
     }
 
@@ -187,7 +190,8 @@ impl Accumulator {
                     }
                 }
             }
-            State::StdDev { count, mean, m2 } => {
+            State::StdDev(deviation) => {
+                let crate::query::summation::Deviation { count, mean, m2 } = deviation;
                 // Chan et al.'s merge of two (count, mean, M2) summaries.
                 let other_count = u64::try_from(partial.get_i64("n").map_err(|_| corrupt())?).unwrap_or(0);
                 if other_count == 0 {
@@ -204,6 +208,16 @@ impl Accumulator {
             State::Merge(merged) => {
                 for (k, v) in partial.get_document("v").map_err(|_| corrupt())? {
                     merged.insert(k.clone(), v.clone());
+                }
+            }
+            State::Several(several) => {
+                let added = super::multi::several_merge(op, several, partial, vars)?;
+                self.bytes = super::add_bytes(self.bytes, added, "$group")?;
+            }
+            State::Percentile { values, .. } => {
+                for v in partial.get_array("v").map_err(|_| corrupt())? {
+                    let Bson::Double(x) = v else { return Err(corrupt()) };
+                    values.push(*x);
                 }
             }
         }

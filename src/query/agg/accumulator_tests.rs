@@ -106,7 +106,7 @@ fn parse_errors_carry_mongods_codes() {
     assert_eq!(code("a", bson!({"$sum": [1, 2]})), Some(ErrorCode::Location40237));
     assert_eq!(code("a", bson!({"$sum": 1, "$avg": 1})), Some(ErrorCode::Location40238));
     assert_eq!(code("a", bson!({"$bogus": 1})), Some(ErrorCode::Location15952));
-    assert_eq!(code("a", bson!({"$topN": {}})), Some(ErrorCode::NotImplemented));
+    assert_eq!(code("a", bson!({"$topN": {}})), Some(ErrorCode::Location5788003));
     assert_eq!(code("a", bson!({"$count": 1})), Some(ErrorCode::Location40180));
     assert_eq!(code("a", bson!({"$count": {}})), None);
 }
@@ -114,7 +114,12 @@ fn parse_errors_carry_mongods_codes() {
 /// Runs `{op: "$v"}` over `values` split at every point into two accumulators, the second's
 /// partial state merged into the first: each split must give the unsplit result.
 fn merged_agrees(op: &str, values: &[Option<Bson>]) {
-    let spec_doc = RawDocumentBuf::try_from(&doc! { op: "$v" }).expect("spec");
+    merged_agrees_with(op, bson!("$v"), values);
+}
+
+/// [`merged_agrees`] for the accumulator `{op: arg}`.
+fn merged_agrees_with(op: &str, arg: Bson, values: &[Option<Bson>]) {
+    let spec_doc = RawDocumentBuf::try_from(&doc! { op: arg }).expect("spec");
     let spec = AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc)).expect("parses");
     let vars = Variables::new();
     let feed = |acc: &mut Accumulator, part: &[Option<Bson>]| {
@@ -133,6 +138,8 @@ fn merged_agrees(op: &str, values: &[Option<Bson>]) {
     for split in 0..=values.len() {
         let (first, second) = values.split_at(split);
         let (mut a, mut b) = (spec.start(), spec.start());
+        // As a merged group starts: prepared, before any input.
+        spec.prepare(&mut a, None, &vars).expect("prepares");
         feed(&mut a, first);
         feed(&mut b, second);
         // Through BSON, as the spill files hold it.
@@ -186,4 +193,109 @@ fn partial_states_merge_to_the_unsplit_result() {
         "$mergeObjects",
         &[Some(bson!({ "a": 1, "b": 1 })), None, Some(bson!({ "b": 2 })), Some(bson!({ "c": 3 }))],
     );
+}
+
+/// Runs the accumulator `{op: arg}` over `docs` with a fresh group (no key) and returns the
+/// result or the error code.
+fn run_spec(op: &str, arg: Bson, docs: &[bson::Document]) -> Result<Bson, i32> {
+    let spec_doc = RawDocumentBuf::try_from(&doc! { op: arg }).expect("spec");
+    let spec = AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc)).map_err(|e| e.code().code())?;
+    let mut acc = spec.start();
+    let vars = Variables::new();
+    for d in docs {
+        let raw = RawDocumentBuf::try_from(d).expect("encodes");
+        spec.add(&mut acc, &raw, &vars).map_err(|e| e.code().code())?;
+    }
+    Ok(acc.finish(spec.op))
+}
+
+fn sample() -> Vec<bson::Document> {
+    vec![
+        doc! { "v": 3, "i": 0 },
+        doc! { "v": Bson::Null, "i": 1 },
+        doc! { "i": 2 },
+        doc! { "v": 5, "i": 3 },
+        doc! { "v": 1, "i": 4 },
+        doc! { "v": 5, "i": 5 },
+    ]
+}
+
+#[test]
+fn n_accumulators_keep_values_as_mongod() {
+    let d = sample();
+    assert_eq!(run_spec("$firstN", bson!({ "input": "$v", "n": 3 }), &d), Ok(bson!([3, null, null])));
+    assert_eq!(run_spec("$lastN", bson!({ "input": "$v", "n": 2 }), &d), Ok(bson!([1, 5])));
+    assert_eq!(run_spec("$maxN", bson!({ "input": "$v", "n": 2 }), &d), Ok(bson!([5, 5])));
+    assert_eq!(run_spec("$minN", bson!({ "input": "$v", "n": 2 }), &d), Ok(bson!([1, 3])));
+    assert_eq!(run_spec("$minN", bson!({ "input": "$v", "n": 10 }), &d), Ok(bson!([1, 3, 5, 5])));
+    assert_eq!(run_spec("$firstN", bson!({ "input": "$v", "n": 2 }), &[]), Ok(bson!([])));
+    assert_eq!(run_spec("$top", bson!({ "output": "$i", "sortBy": { "v": -1 } }), &d), Ok(bson!(3)));
+    assert_eq!(run_spec("$bottom", bson!({ "output": "$i", "sortBy": { "v": -1 } }), &d), Ok(bson!(2)));
+    assert_eq!(
+        run_spec("$topN", bson!({ "output": "$v", "sortBy": { "v": 1 }, "n": 3 }), &d),
+        Ok(bson!([null, null, 1]))
+    );
+    assert_eq!(
+        run_spec("$bottomN", bson!({ "output": ["$i", "$v"], "sortBy": { "v": 1 }, "n": 2 }), &d),
+        Ok(bson!([[3, 5], [5, 5]]))
+    );
+    assert_eq!(run_spec("$top", bson!({ "output": "$v", "sortBy": { "i": 1 } }), &[]), Ok(Bson::Null));
+}
+
+#[test]
+fn median_and_percentile_pick_a_value_of_the_input() {
+    let d = sample();
+    assert_eq!(run_spec("$median", bson!({ "input": "$v", "method": "approximate" }), &d), Ok(bson!(3.0)));
+    assert_eq!(
+        run_spec("$percentile", bson!({ "input": "$v", "p": [0, 0.25, 0.95, 1], "method": "approximate" }), &d),
+        Ok(bson!([1.0, 1.0, 5.0, 5.0]))
+    );
+    assert_eq!(run_spec("$median", bson!({ "input": "$s", "method": "approximate" }), &d), Ok(Bson::Null));
+    assert_eq!(
+        run_spec("$percentile", bson!({ "input": "$s", "p": [0.5, 0.9], "method": "approximate" }), &d),
+        Ok(bson!([null, null]))
+    );
+    // mongod's example data of five values: 95th percentile and median.
+    let five: Vec<bson::Document> = [111, 11, 11111, 1, 1111].iter().map(|v| doc! { "v": *v }).collect();
+    assert_eq!(
+        run_spec("$percentile", bson!({ "input": "$v", "p": [0.95, 0.5], "method": "approximate" }), &five),
+        Ok(bson!([11111.0, 111.0]))
+    );
+}
+
+#[test]
+fn multi_value_accumulators_check_their_arguments() {
+    let d = sample();
+    let rows: Vec<(&str, Bson, i32)> = vec![
+        ("$firstN", bson!({ "input": "$v" }), 5787906),
+        ("$firstN", bson!({ "n": 1 }), 5787907),
+        ("$firstN", bson!({ "input": "$v", "n": 1, "x": 1 }), 5787901),
+        ("$firstN", bson!(1), 5787801),
+        ("$maxN", bson!("a"), 5787900),
+        ("$lastN", bson!({ "input": "$v", "n": 0 }), 5787908),
+        ("$lastN", bson!({ "input": "$v", "n": 1.5 }), 5787903),
+        ("$lastN", bson!({ "input": "$v", "n": "a" }), 5787902),
+        ("$top", bson!({ "output": "$v", "sortBy": { "v": 1 }, "n": 1 }), 5788002),
+        ("$topN", bson!({ "output": "$v", "sortBy": { "v": 1 } }), 5788003),
+        ("$topN", bson!({ "sortBy": { "v": 1 }, "n": 1 }), 5788004),
+        ("$topN", bson!({ "output": "$v", "n": 1 }), 5788005),
+        ("$topN", bson!({ "output": "$v", "n": 1, "sortBy": 1 }), 5788604),
+        ("$bottom", bson!("a"), 5788001),
+        ("$bottom", bson!([1]), 40237),
+        ("$median", bson!(1), 7436100),
+        ("$percentile", bson!(1), 7429703),
+        ("$percentile", bson!({ "input": "$v", "p": 0.5, "method": "approximate" }), 7750301),
+        ("$percentile", bson!({ "input": "$v", "p": [], "method": "approximate" }), 7750301),
+        ("$percentile", bson!({ "input": "$v", "p": ["a"], "method": "approximate" }), 7750302),
+        ("$percentile", bson!({ "input": "$v", "p": [1.5], "method": "approximate" }), 7750303),
+        ("$percentile", bson!({ "input": "$v", "method": "approximate" }), 40414),
+        ("$median", bson!({ "input": "$v" }), 40414),
+        ("$median", bson!({ "input": "$v", "method": "approximate", "p": [0.5] }), 40415),
+        ("$median", bson!({ "input": "$v", "method": "discrete" }), 2),
+        ("$median", bson!({ "input": "$v", "method": 1 }), 14),
+        ("$accumulator", bson!({ "init": "function() {}" }), 31264),
+    ];
+    for (op, arg, code) in rows {
+        assert_eq!(run_spec(op, arg.clone(), &d), Err(code), "{op}: {arg}");
+    }
 }

@@ -44,6 +44,11 @@ impl GroupKeys {
         (group, true)
     }
 
+    /// The key of group `group`.
+    pub fn key(&self, group: usize) -> Option<&RawBson> {
+        self.keys.get(group)
+    }
+
     /// Every key, in group order.
     pub fn into_keys(self) -> Vec<RawBson> {
         self.keys

@@ -10,7 +10,7 @@ use super::convert::coerce_to_string;
 use super::names::validate_variable_name;
 use super::syntax::{Expression, Operator, Variable, Variables};
 use super::value::{Value, nullish, truthy, type_of};
-use super::{arithmetic, convert, date, math, misc, object, sequence, set, string};
+use super::{accumulate, arithmetic, convert, date, math, misc, object, sequence, set, string};
 use crate::error::ErrorCode;
 use crate::query::collation::Collation;
 use crate::query::elements::{fields, items};
@@ -292,6 +292,7 @@ fn evaluate_operator(
             return sequence::evaluate(op, args, vars.collation.as_ref(), &mut |i| eval(i, budget));
         }
         Operator::Misc(op) => return misc::evaluate(op, eval(0, budget)?),
+        Operator::Accumulate(op) => return accumulate::evaluate(op, args, collation, &mut |i| eval(i, budget)),
         Operator::GetField => {
             let field = eval(0, budget)?;
             let (Some(Bson::String(field)), input) = (field, eval(1, budget)?) else { return Ok(None) };

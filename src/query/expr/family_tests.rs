@@ -467,3 +467,42 @@ fn now_is_one_instant_per_set_of_variables() {
     assert_eq!(parsed.evaluate(&root, &vars.clone()).expect("evaluates"), first);
     assert_eq!(eval(doc! {}, bson!("$$NOW.x")), Ok(None));
 }
+
+#[test]
+fn accumulators_as_expressions() {
+    let d = doc! { "a": [1, 2.5, "x", null, 4], "b": 3, "n": Bson::Null, "s": ["b", "a", "c"] };
+    table(vec![
+        (d.clone(), bson!({ "$sum": "$a" }), ok(bson!(7.5))),
+        (d.clone(), bson!({ "$sum": ["$a", "$b"] }), ok(bson!(3))),
+        (d.clone(), bson!({ "$sum": ["$b", 4] }), ok(bson!(7))),
+        (d.clone(), bson!({ "$sum": "$missing" }), ok(bson!(0))),
+        (d.clone(), bson!({ "$sum": [] }), ok(bson!(0))),
+        (d.clone(), bson!({ "$avg": "$a" }), ok(bson!(2.5))),
+        (d.clone(), bson!({ "$avg": "$s" }), NULL),
+        (d.clone(), bson!({ "$max": "$a" }), ok(bson!("x"))),
+        (d.clone(), bson!({ "$min": "$a" }), ok(bson!(1))),
+        (d.clone(), bson!({ "$min": ["$b", 2, null] }), ok(bson!(2))),
+        (d.clone(), bson!({ "$max": "$n" }), NULL),
+        (d.clone(), bson!({ "$stdDevPop": [1, 3] }), ok(bson!(1.0))),
+        (d.clone(), bson!({ "$stdDevSamp": [5] }), NULL),
+        (d.clone(), bson!({ "$firstN": { "n": 2, "input": "$a" } }), ok(bson!([1, 2.5]))),
+        (d.clone(), bson!({ "$lastN": { "n": 2, "input": "$a" } }), ok(bson!([null, 4]))),
+        (d.clone(), bson!({ "$lastN": { "n": 9, "input": "$s" } }), ok(bson!(["b", "a", "c"]))),
+        (d.clone(), bson!({ "$maxN": { "n": 2, "input": "$s" } }), ok(bson!(["c", "b"]))),
+        (d.clone(), bson!({ "$minN": { "n": 3, "input": "$a" } }), ok(bson!([1, 2.5, 4]))),
+        (d.clone(), bson!({ "$maxN": { "n": 2, "input": "$n" } }), NULL),
+        (d.clone(), bson!({ "$firstN": { "n": 2, "input": "$n" } }), Err(5788200)),
+        (d.clone(), bson!({ "$firstN": { "n": 0, "input": "$a" } }), Err(5787908)),
+        (d.clone(), bson!({ "$firstN": { "input": "$a" } }), Err(5787906)),
+        (d.clone(), bson!({ "$maxN": [1] }), Err(5787900)),
+        (d.clone(), bson!({ "$median": { "input": "$a", "method": "approximate" } }), ok(bson!(2.5))),
+        (
+            d.clone(),
+            bson!({ "$percentile": { "input": [1, 2, 3, 4], "p": [0.25, 1], "method": "approximate" } }),
+            ok(bson!([1.0, 4.0])),
+        ),
+        (d.clone(), bson!({ "$median": { "input": "$b", "method": "approximate" } }), ok(bson!(3.0))),
+        (d.clone(), bson!({ "$median": { "input": "$b", "method": "continuous" } }), Err(2)),
+        (d.clone(), bson!({ "$function": { "body": "function() {}", "args": [], "lang": "js" } }), Err(31264)),
+    ]);
+}

@@ -21,6 +21,7 @@
 //! parsed tree and the variables in scope), `args` (argument lists and named arguments), the
 //! operator families, `parse` (BSON into the tree), `eval` (the tree against a document).
 
+mod accumulate;
 mod args;
 mod arithmetic;
 mod array;
@@ -46,6 +47,7 @@ mod syntax;
 mod tests;
 mod value;
 
+pub(crate) use accumulate::{parse_percentile_spec, percentile_input, validate_n};
 pub use bindings::LetBindings;
 pub use budget::{Budget, MAX_COPIED_BYTES};
 pub use parse::is_expression_name;

@@ -221,3 +221,33 @@ family! {
         TsIncrement = "$tsIncrement",
     }
 }
+
+family! {
+    /// The accumulators used as expressions (`accumulate`).
+    AccumulateOp {
+        /// `$sum`.
+        Sum = "$sum",
+        /// `$avg`.
+        Avg = "$avg",
+        /// `$min`.
+        Min = "$min",
+        /// `$max`.
+        Max = "$max",
+        /// `$stdDevPop`.
+        StdDevPop = "$stdDevPop",
+        /// `$stdDevSamp`.
+        StdDevSamp = "$stdDevSamp",
+        /// `$firstN`: `[n, input]`.
+        FirstN = "$firstN",
+        /// `$lastN`: `[n, input]`.
+        LastN = "$lastN",
+        /// `$maxN`: `[n, input]`.
+        MaxN = "$maxN",
+        /// `$minN`: `[n, input]`.
+        MinN = "$minN",
+        /// `$median`: `[input]`.
+        Median = "$median",
+        /// `$percentile`: `[input, p...]` (the `p` values as literals).
+        Percentile = "$percentile",
+    }
+}

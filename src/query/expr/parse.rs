@@ -4,9 +4,9 @@
 use bson::{Bson, RawBsonRef, RawDocument};
 
 use super::names::validate_variable_name;
-use super::ops::{ConvertOp, MathOp, MiscOp, ObjectOp, SequenceOp, SetOp, StringOp};
+use super::ops::{AccumulateOp, ConvertOp, MathOp, MiscOp, ObjectOp, SequenceOp, SetOp, StringOp};
 use super::syntax::{Expression, Operator, Variable};
-use super::{convert, date, math, misc, object, sequence, set, string};
+use super::{accumulate, convert, date, math, misc, object, sequence, set, string};
 use crate::error::ErrorCode;
 use crate::query::elements::fields;
 use crate::query::error::QueryError;
@@ -117,6 +117,9 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
         return parse_field_operator(Operator::SetField, name, arg);
     }
     let Some(op) = Operator::from_name(name) else {
+        if name == "$function" {
+            return Err(QueryError::no_javascript(name));
+        }
         if name == "$meta" {
             return Err(QueryError::not_implemented("$meta (text search scores and index keys)"));
         }
@@ -210,6 +213,9 @@ fn parse_family(name: &str, arg: RawBsonRef<'_>) -> Option<Result<Expression, Qu
     if let Some(op) = SequenceOp::from_name(name) {
         return Some(sequence::parse(op, arg));
     }
+    if let Some(op) = AccumulateOp::from_name(name) {
+        return Some(accumulate::parse(op, arg));
+    }
     MiscOp::from_name(name).map(|op| misc::parse(op, arg))
 }
 
@@ -221,6 +227,7 @@ fn is_family_name(name: &str) -> bool {
         || ObjectOp::from_name(name).is_some()
         || SequenceOp::from_name(name).is_some()
         || MiscOp::from_name(name).is_some()
+        || AccumulateOp::from_name(name).is_some()
 }
 
 /// Whether `name` is an expression operator mongod 7.0 knows (built here or not): a
@@ -232,27 +239,13 @@ pub fn is_expression_name(name: &str) -> bool {
         || date::is_date_operator(name)
         || is_family_name(name)
         || name == "$unsetField"
+        || name == "$function"
         || UNBUILT_OPERATORS.contains(&name)
 }
 
 /// mongod 7.0's expression operators that this evaluator does not build yet: they answer 238
 /// NotImplemented, where a name mongod does not know answers 168.
-const UNBUILT_OPERATORS: &[&str] = &[
-    "$avg",
-    "$firstN",
-    "$function",
-    "$lastN",
-    "$max",
-    "$maxN",
-    "$median",
-    "$min",
-    "$minN",
-    "$percentile",
-    "$sampleRate",
-    "$stdDevPop",
-    "$stdDevSamp",
-    "$sum",
-];
+const UNBUILT_OPERATORS: &[&str] = &["$sampleRate"];
 
 /// `$getField` (`"name"` or `{field, input}`) and `$setField` (`{field, input, value}`):
 /// `field` must be a constant string, spelled directly or through `$literal`.

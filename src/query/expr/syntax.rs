@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bson::{Bson, RawBson};
 
 use super::date::op::DateOp;
-use super::ops::{ConvertOp, MathOp, MiscOp, ObjectOp, SequenceOp, SetOp, StringOp};
+use super::ops::{AccumulateOp, ConvertOp, MathOp, MiscOp, ObjectOp, SequenceOp, SetOp, StringOp};
 use crate::query::collation::Collation;
 use crate::query::error::QueryError;
 
@@ -147,6 +147,8 @@ pub enum Operator {
     Sequence(SequenceOp),
     /// `$bsonSize`, `$binarySize`, `$tsSecond`, `$tsIncrement`.
     Misc(MiscOp),
+    /// An accumulator used as an expression (`$sum`, `$maxN`, `$median`, ...).
+    Accumulate(AccumulateOp),
 }
 
 impl Operator {
@@ -228,7 +230,8 @@ impl Operator {
             | Self::Set(_)
             | Self::Object(_)
             | Self::Sequence(_)
-            | Self::Misc(_) => None,
+            | Self::Misc(_)
+            | Self::Accumulate(_) => None,
             Self::Slice
             | Self::And
             | Self::Or
