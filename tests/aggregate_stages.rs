@@ -663,6 +663,29 @@ async fn a_group_past_its_memory_limit_spills_with_allow_disk_use_and_merges_exa
         ]
     );
     assert_eq!(spill_files(&server), 0, "the sort's runs are deleted");
+    // $setWindowFields sorts by partition and sortBy the same way, one partition in memory.
+    let windows = doc! { "$setWindowFields": {
+        "partitionBy": "$t",
+        "sortBy": { "v": -1 },
+        "output": {
+            "run": { "$sum": "$v", "window": { "documents": ["unbounded", "current"] } },
+            "rank": { "$rank": {} },
+        },
+    } };
+    let command = doc! { "aggregate": "big", "pipeline": [windows.clone()], "cursor": {}, "allowDiskUse": false };
+    let error = db.run_command(command).await.expect_err("over the limit");
+    assert_eq!(code(&error), Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned())));
+    let got = run(&coll, vec![windows, doc! { "$project": { "_id": 0, "t": 1, "v": 1, "run": 1, "rank": 1 } }]).await;
+    let mut expected = Vec::new();
+    for t in 0..3 {
+        let mut total = 0;
+        for (rank, v) in (0..600).rev().filter(|v| v % 3 == t).enumerate() {
+            total += v;
+            expected.push(doc! { "v": v, "t": t, "run": total, "rank": rank as i32 + 1 });
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(spill_files(&server), 0, "the window's sort runs are deleted");
 }
 
 /// The spill files under the server's `_tmp`.

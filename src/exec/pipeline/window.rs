@@ -6,12 +6,12 @@ use bson::{Bson, RawBson, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::{PipelineEnv, StageArgs, deferred, raw, set_path};
 use crate::error::{Error, ErrorCode, Result};
-use crate::query::agg::{AccumulatorSpec, GroupKeys};
+use crate::query::agg::AccumulatorSpec;
 use crate::query::expr::date::tz::Zone;
 use crate::query::expr::date::units::{self, TimeUnit};
 use crate::query::expr::{Expression, Variables};
 use crate::query::number::Number;
-use crate::query::{SortSpec, compare_values, limits, render};
+use crate::query::{SortSpec, compare_collated, limits, render};
 use crate::state::cursors::DocumentStream;
 
 fn parse_error(message: impl Into<String>) -> Error {
@@ -428,68 +428,65 @@ impl SetWindowFields {
         Ok(Self { partition_by, sort_by, outputs })
     }
 
-    /// The documents of `stream` with the output fields set, partition by partition.
-    fn run(&self, stream: DocumentStream, env: &PipelineEnv) -> Result<Vec<RawDocumentBuf>> {
+    /// The documents of `stream` with the output fields set, partition by partition: the input
+    /// is sorted by partition key (whole values, under the collation) and then `sortBy`, through
+    /// the spilling sort, and each partition is computed when it has been read whole.
+    fn run(self, stream: DocumentStream, env: &std::sync::Arc<PipelineEnv>) -> Result<DocumentStream> {
         let mut vars = env.vars.clone();
         vars.set_collation(env.collation.clone());
-        let mut documents = Vec::new();
+        let (key_vars, key_env, partition_by) = (vars.clone(), env.clone(), self.partition_by.clone());
         let mut bytes = 0usize;
-        for document in stream {
+        let wrapped: DocumentStream = Box::new(stream.map(move |document| {
             let document = document?;
             bytes += document.as_bytes().len();
-            env.check_memory(bytes, |limit| {
+            key_env.check_memory(bytes, |limit| {
                 format!(
                     "Exceeded memory limit in DocumentSourceSetWindowFields, used {bytes} bytes (limit: {limit} bytes)"
                 )
             })?;
-            documents.push(document);
-        }
-        // Partitions in key order (mongod sorts by the partition key first), each in sortBy order.
-        let mut keys = GroupKeys::new(env.collation.clone());
-        let mut partitions: Vec<Vec<usize>> = Vec::new();
-        for (i, document) in documents.iter().enumerate() {
-            let key = match &self.partition_by {
-                Some(expression) => expression.evaluate(document, &vars)?.unwrap_or(Bson::Null),
+            let key = match &partition_by {
+                Some(expression) => expression.evaluate(&document, &key_vars)?.unwrap_or(Bson::Null),
                 None => Bson::Null,
             };
-            let (group, new) = keys.group_of(RawBson::try_from(key).map_err(invalid_bson)?);
-            if new {
-                partitions.push(Vec::new());
-            }
-            if let Some(partition) = partitions.get_mut(group) {
-                partition.push(i);
+            let mut partition = RawDocumentBuf::new();
+            partition.append(bson::raw::cstr!("v"), RawBson::try_from(key).map_err(invalid_bson)?);
+            let mut entry = RawDocumentBuf::new();
+            entry.append(bson::raw::cstr!("p"), RawBson::Document(partition));
+            entry.append(bson::raw::cstr!("d"), RawBson::Document(document));
+            Ok(entry)
+        }));
+        let mut order = RawDocumentBuf::new();
+        order.append(bson::raw::cstr!("p"), 1);
+        if let Some((sort, _)) = &self.sort_by {
+            for (field, ascending) in sort.fields() {
+                let name = format!("d.{field}");
+                order.append(
+                    <&bson::raw::CStr>::try_from(name.as_str()).map_err(invalid_bson)?,
+                    if ascending { 1 } else { -1 },
+                );
             }
         }
-        let keys = keys.into_keys();
-        let mut order: Vec<usize> = (0..partitions.len()).collect();
-        order.sort_by(|a, b| match (keys.get(*a), keys.get(*b)) {
-            (Some(a), Some(b)) => compare_values(a.as_raw_bson_ref(), b.as_raw_bson_ref()),
-            _ => std::cmp::Ordering::Equal,
-        });
-        let mut out = Vec::with_capacity(documents.len());
-        for p in order {
-            let Some(mut members) = partitions.get(p).cloned() else { continue };
-            if let Some((sort, _)) = &self.sort_by {
-                let sort = sort.clone().with_collation(env.collation.as_ref());
-                members.sort_by(|a, b| match (documents.get(*a), documents.get(*b)) {
-                    (Some(a), Some(b)) => sort.compare(a, b),
-                    _ => std::cmp::Ordering::Equal,
-                });
-            }
-            let partition: Vec<&RawDocumentBuf> = members.iter().filter_map(|i| documents.get(*i)).collect();
-            let mut results: Vec<Vec<Option<Bson>>> = Vec::with_capacity(self.outputs.len());
-            for output in &self.outputs {
-                results.push(self.compute(&output.function, &partition, &vars)?);
-            }
-            for (row, document) in partition.iter().enumerate() {
-                let mut shaped = limits::to_document(document)?;
-                for (output, values) in self.outputs.iter().zip(&results) {
-                    if let Some(Some(value)) = values.get(row) {
-                        set_path(&mut shaped, &output.path, value.clone());
-                    }
+        let order = SortSpec::parse(&order)?.with_collation(env.collation.as_ref());
+        let limit = usize::try_from(env.max_memory_bytes).unwrap_or(usize::MAX);
+        let sorted = crate::exec::spill::sort(wrapped, order, limit, env.storage.temp_dir())?;
+        Ok(Box::new(Partitions { sorted: sorted.peekable(), stage: self, vars, pending: Vec::new().into_iter() }))
+    }
+
+    /// One partition (in `sortBy` order) with its output fields set.
+    fn partition_output(&self, partition: &[&RawDocumentBuf], vars: &Variables) -> Result<Vec<RawDocumentBuf>> {
+        let mut results: Vec<Vec<Option<Bson>>> = Vec::with_capacity(self.outputs.len());
+        for output in &self.outputs {
+            results.push(self.compute(&output.function, partition, vars)?);
+        }
+        let mut out = Vec::with_capacity(partition.len());
+        for (row, document) in partition.iter().enumerate() {
+            let mut shaped = limits::to_document(document)?;
+            for (output, values) in self.outputs.iter().zip(&results) {
+                if let Some(Some(value)) = values.get(row) {
+                    set_path(&mut shaped, &output.path, value.clone());
                 }
-                out.push(raw(&shaped)?);
             }
+            out.push(raw(&shaped)?);
         }
         Ok(out)
     }
@@ -701,7 +698,68 @@ impl SetWindowFields {
 pub(super) fn set_window_fields(stream: DocumentStream, args: &StageArgs<'_>) -> Result<DocumentStream> {
     let spec = SetWindowFields::parse(args.spec)?;
     let env = args.env.clone();
-    Ok(deferred(move || Ok(Box::new(spec.run(stream, &env)?.into_iter().map(Ok)))))
+    Ok(deferred(move || spec.run(stream, &env)))
+}
+
+/// The output of `$setWindowFields` over its sorted input, one partition at a time.
+struct Partitions {
+    sorted: std::iter::Peekable<DocumentStream>,
+    stage: SetWindowFields,
+    vars: Variables,
+    pending: std::vec::IntoIter<RawDocumentBuf>,
+}
+
+impl Partitions {
+    /// Reads the next whole partition and computes it.
+    fn next_partition(&mut self) -> Result<Option<Vec<RawDocumentBuf>>> {
+        let Some(first) = self.sorted.next() else { return Ok(None) };
+        let first = first?;
+        let malformed = || Error::new(ErrorCode::InternalError, "a $setWindowFields sort entry is malformed");
+        let key_of = |entry: &RawDocumentBuf| -> Result<RawBson> {
+            entry
+                .get_document("p")
+                .ok()
+                .and_then(|p| p.get("v").ok().flatten())
+                .map(RawBson::from)
+                .ok_or_else(malformed)
+        };
+        let key = key_of(&first)?;
+        let collation = self.vars.collation().cloned();
+        let mut members = vec![first];
+        while let Some(Ok(next)) = self.sorted.peek() {
+            let same =
+                compare_collated(key_of(next)?.as_raw_bson_ref(), key.as_raw_bson_ref(), collation.as_deref()).is_eq();
+            if !same {
+                break;
+            }
+            if let Some(Ok(next)) = self.sorted.next() {
+                members.push(next);
+            }
+        }
+        let documents: Vec<RawDocumentBuf> = members
+            .iter()
+            .map(|entry| entry.get_document("d").map(ToOwned::to_owned).map_err(|_| malformed()))
+            .collect::<Result<_>>()?;
+        let partition: Vec<&RawDocumentBuf> = documents.iter().collect();
+        self.stage.partition_output(&partition, &self.vars).map(Some)
+    }
+}
+
+impl Iterator for Partitions {
+    type Item = Result<RawDocumentBuf>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(document) = self.pending.next() {
+                return Some(Ok(document));
+            }
+            match self.next_partition() {
+                Ok(Some(documents)) => self.pending = documents.into_iter(),
+                Ok(None) => return None,
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
 }
 
 /// `$fill`, as mongod runs it: `method` outputs through `$setWindowFields` (`$locf`,
