@@ -688,6 +688,45 @@ async fn a_group_past_its_memory_limit_spills_with_allow_disk_use_and_merges_exa
     assert_eq!(spill_files(&server), 0, "the window's sort runs are deleted");
 }
 
+#[tokio::test]
+async fn plan_cache_stats_lists_the_shapes_the_planner_cached() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("shop");
+    let orders = orders(&db).await;
+    db.run_command(doc! { "createIndexes": "orders", "indexes": [
+        { "key": { "cust": 1 }, "name": "cust_1" },
+        { "key": { "day": 1 }, "name": "day_1" },
+    ] })
+    .await
+    .expect("indexes");
+    // One candidate index: nothing competes, nothing is cached.
+    orders.find_one(doc! { "amt": 10, "cust": "ann" }).await.expect("find");
+    assert_eq!(run(&orders, vec![doc! { "$planCacheStats": {} }]).await, Vec::<Document>::new());
+    // Two candidates: the trial's winner is cached under the shape.
+    orders.find_one(doc! { "cust": "bob", "day": 3 }).await.expect("find");
+    let entries =
+        run(&orders, vec![doc! { "$planCacheStats": {} }, doc! { "$project": { "timeOfCreation": 0, "host": 0 } }])
+            .await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = entries.first().expect("entry");
+    assert_eq!(
+        entry.get_document("createdFromQuery").ok(),
+        Some(&doc! { "query": { "cust": "bob", "day": 3 }, "sort": {}, "projection": {} })
+    );
+    assert_eq!(entry.get_bool("isActive").ok(), Some(true));
+    assert_eq!(entry.get_i64("candidatePlans").ok(), Some(2));
+    let index = entry
+        .get_document("cachedPlan")
+        .and_then(|p| p.get_document("inputStage"))
+        .and_then(|i| i.get_str("indexName"));
+    assert!(matches!(index, Ok("cust_1" | "day_1")), "{entry}");
+    assert_eq!(entry.get_str("queryHash").map(str::len).ok(), Some(16), "{entry}");
+    let error = run_err(&db, "orders", vec![doc! { "$planCacheStats": { "x": 1 } }]).await;
+    assert_eq!(error, Some((9, "FailedToParse".to_owned())));
+    let error = run_err(&db, "orders", vec![doc! { "$match": {} }, doc! { "$planCacheStats": {} }]).await;
+    assert_eq!(error.map(|e| e.0), Some(40602));
+}
+
 /// The spill files under the server's `_tmp`.
 fn spill_files(server: &TestServer) -> usize {
     std::fs::read_dir(server.dir.path().join("db").join("_tmp")).map_or(0, |entries| entries.count())

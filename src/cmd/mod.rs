@@ -18,6 +18,7 @@ mod listing;
 mod operations;
 pub mod options;
 mod parameters;
+mod plan_cache;
 mod profiling;
 mod read;
 mod reply;

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use bson::Document;
+
 /// Query shapes the plan cache keeps before it starts over.
 const PLAN_CACHE_ENTRIES: usize = 5000;
 
@@ -20,6 +22,34 @@ struct CachedPlan {
     index_set: u64,
     /// The chosen index, `None` for a collection scan.
     index: Option<String>,
+    /// What `$planCacheStats` shows of the entry.
+    about: PlanAbout,
+}
+
+/// What an entry was made from, for `$planCacheStats`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanAbout {
+    /// The collection's namespace (`db.coll`).
+    pub ns: String,
+    /// The query shape's hash (`queryHash`).
+    pub query_hash: String,
+    /// `{query, sort, projection}` of the query that made the entry.
+    pub created_from: Document,
+    /// When the entry was made.
+    pub created: bson::DateTime,
+    /// How many plans competed for the shape.
+    pub candidates: usize,
+}
+
+/// One entry as `$planCacheStats` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanEntry {
+    /// The plan cache key.
+    pub key: String,
+    /// The chosen index, `None` for a collection scan.
+    pub index: Option<String>,
+    /// What it was made from.
+    pub about: PlanAbout,
 }
 
 impl PlanCache {
@@ -31,12 +61,24 @@ impl PlanCache {
     }
 
     /// Caches `index` as the choice for `key` under `index_set`.
-    pub fn put(&self, key: String, index_set: u64, index: Option<String>) {
+    pub fn put(&self, key: String, index_set: u64, index: Option<String>, about: PlanAbout) {
         let mut entries = self.lock();
         if entries.len() >= PLAN_CACHE_ENTRIES {
             entries.clear();
         }
-        entries.insert(key, CachedPlan { index_set, index });
+        entries.insert(key, CachedPlan { index_set, index, about });
+    }
+
+    /// The entries of the collection `ns`, oldest first.
+    pub fn entries_of(&self, ns: &str) -> Vec<PlanEntry> {
+        let entries = self.lock();
+        let mut out: Vec<PlanEntry> = entries
+            .iter()
+            .filter(|(_, c)| c.about.ns == ns)
+            .map(|(key, c)| PlanEntry { key: key.clone(), index: c.index.clone(), about: c.about.clone() })
+            .collect();
+        out.sort_by_key(|e| e.about.created);
+        out
     }
 
     /// Number of cached shapes.

@@ -61,6 +61,7 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     ("$listSampledQueries", Unsupported::NotYet),
     ("$listSearchIndexes", Unsupported::NotYet),
     ("$listSessions", Unsupported::NotYet),
+    // Run by `aggregate` as a pipeline's first stage, never through this table.
     ("$planCacheStats", Unsupported::NotYet),
     ("$search", Unsupported::NotYet),
     ("$searchMeta", Unsupported::NotYet),

@@ -24,7 +24,7 @@ use crate::op::PlanNote;
 use crate::query::bounds::IndexBounds;
 use crate::query::index_key::KeyOrder;
 use crate::query::{Collation, Filter, SortSpec};
-use crate::state::plan_cache::PlanCache;
+use crate::state::plan_cache::{PlanAbout, PlanCache};
 use crate::storage::{Collection, Index, IndexSet, KeyLimits, Namespace, ReadView};
 
 /// Keys a trial counts per candidate before it stops.
@@ -163,7 +163,14 @@ pub fn choose(
                 Some(position) => candidates.into_iter().nth(position),
                 None => {
                     let best = trial(candidates, collection, view);
-                    cache.put(cache_key, index_set, best.as_ref().and_then(Plan::index).map(|i| i.name.clone()));
+                    let about = PlanAbout {
+                        ns: collection.ns.full(),
+                        query_hash: shape::shape_hash(&collection.ns, shape),
+                        created_from: shape::created_from(shape),
+                        created: bson::DateTime::now(),
+                        candidates: count,
+                    };
+                    cache.put(cache_key, index_set, best.as_ref().and_then(Plan::index).map(|i| i.name.clone()), about);
                     best
                 }
             }

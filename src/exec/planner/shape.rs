@@ -52,6 +52,17 @@ pub(super) fn shape_hash(ns: &Namespace, shape: &QueryShape<'_>) -> String {
     format!("{:016X}", hash.finish())
 }
 
+/// The query a shape was taken from, as `$planCacheStats` shows it: `{query, sort,
+/// projection}`, each an empty document when not given.
+pub(super) fn created_from(shape: &QueryShape<'_>) -> bson::Document {
+    let document = |raw: Option<&RawDocument>| raw.and_then(|r| bson::Document::try_from(r).ok()).unwrap_or_default();
+    let mut sort = bson::Document::new();
+    for (field, ascending) in shape.sort.map(|s| s.fields().collect::<Vec<_>>()).unwrap_or_default() {
+        sort.insert(field, if ascending { 1 } else { -1 });
+    }
+    bson::doc! { "query": document(Some(shape.filter)), "sort": sort, "projection": document(shape.projection) }
+}
+
 /// Where a shape key is written: a string (the plan cache's key) or a running hash.
 trait KeySink {
     fn put(&mut self, text: &str);
