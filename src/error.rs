@@ -761,6 +761,10 @@ error_codes! {
     Location5976500 = 5976500,
     /// `$dateSubtract` of the smallest long.
     Location6045000 = 6045000,
+    /// `$skip` whose argument is not a non-negative integer.
+    Location15956 = 15956,
+    /// `$limit` whose argument is not a non-negative integer.
+    Location15957 = 15957,
     /// An N expression (`$firstN`, ...) whose input is not an array.
     Location5788200 = 5788200,
     /// A number that does not fit a long (an infinite or NaN `n`).

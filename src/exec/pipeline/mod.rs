@@ -21,6 +21,8 @@ mod output;
 mod redact;
 pub mod registry;
 mod sample;
+#[cfg(test)]
+mod stage_tests;
 mod transform;
 mod unwind;
 mod window;
@@ -60,7 +62,8 @@ pub struct PipelineEnv {
     /// The collation of `$match`, `$sort`, grouping and comparisons (`None`: simple).
     pub collation: Option<Arc<Collation>>,
     /// `allowDiskUse` (or `allowDiskUseByDefault`): lifts the in-memory limits of blocking
-    /// stages. `$sort` spills to disk; the others do not spill yet and go on in memory.
+    /// stages. `$sort`, `$group`, `$bucketAuto` and `$setWindowFields` spill to disk; the
+    /// others go on in memory.
     pub allow_disk_use: bool,
     /// The memory a blocking stage (`$sort`, `$group`) may use without `allowDiskUse`.
     pub max_memory_bytes: u64,

@@ -20,17 +20,31 @@ pub(super) fn match_stage(stream: DocumentStream, args: &StageArgs<'_>) -> Resul
     Ok(Box::new(stream.filter_map(move |doc| keep(&filter, doc))))
 }
 
-/// A `$skip` or `$limit` count.
+/// A `$skip` or `$limit` count: mongod's `parseIntegerElementToNonNegativeLong`, an integral
+/// number of any type that is not negative; else 15956 for `$skip`, 15957 for `$limit`.
 fn stage_count(name: &str, spec: RawBsonRef<'_>) -> Result<usize> {
-    match spec {
-        RawBsonRef::Int32(n) if n >= 0 => Ok(n as usize),
-        RawBsonRef::Int64(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-        RawBsonRef::Double(n) if n >= 0.0 && n.fract() == 0.0 => Ok(n as usize),
-        _ => Err(Error::new(
-            ErrorCode::FailedToParse,
-            format!("invalid argument to {name} stage: expected a non-negative number"),
-        )),
+    let code = if name == "$skip" { ErrorCode::Location15956 } else { ErrorCode::Location15957 };
+    let shown = crate::query::render::element(name, spec);
+    let fail = |reason: &str| Error::new(code, format!("invalid argument to {name} stage: {reason}: {shown}"));
+    let Some(n) = crate::query::number::Number::from_raw(spec) else { return Err(fail("Expected a number in")) };
+    let x = n.to_f64();
+    if x.fract() != 0.0 || !x.is_finite() {
+        return Err(fail("Expected an integer"));
     }
+    if x < 0.0 {
+        return Err(fail("Expected a non-negative number in"));
+    }
+    Ok(match n {
+        crate::query::number::Number::Int32(i) => usize::try_from(i).unwrap_or(0),
+        crate::query::number::Number::Int64(i) => usize::try_from(i).unwrap_or(usize::MAX),
+        _ => {
+            if x >= usize::MAX as f64 {
+                usize::MAX
+            } else {
+                x as usize
+            }
+        }
+    })
 }
 
 /// `$skip`.
