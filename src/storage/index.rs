@@ -332,7 +332,7 @@ pub fn hash_value(value: RawBsonRef<'_>, collation: Option<&Collation>) -> i64 {
         }
     };
     let strings: Option<keys::StringKey<'_>> = collation.map(|_| &sort_key as keys::StringKey<'_>);
-    super::hashed::hash64(value, super::hashed::DEFAULT_SEED, strings)
+    crate::query::hashed::hash64(value, crate::query::hashed::DEFAULT_SEED, strings)
 }
 
 /// FNV-1a, 64 bits: a fixed, fast hash (the query-shape hash logs and the profiler show).

@@ -61,9 +61,10 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use bson::raw::{CStr, RawDbPointerRef, RawDocumentBuf, RawIter};
+use bson::raw::RawIter;
 use bson::{Decimal128, RawBsonRef};
 
+use crate::query::elements::db_pointer_parts;
 use crate::query::exact::{self, BigUint, binary_parts, decode_decimal};
 
 /// The version of the key layout described in this module. The catalog is meant to record it,
@@ -113,8 +114,7 @@ pub fn encode_value(value: RawBsonRef<'_>, out: &mut Vec<u8>) {
     encode_value_with(value, out, None);
 }
 
-/// Writes the collation key of a string (the bytes whose order is the collation's).
-pub type StringKey<'k> = &'k dyn Fn(&str, &mut Vec<u8>);
+pub use crate::query::hashed::StringKey;
 
 /// [`encode_value`] under a collation: every string (and symbol), at any depth, is encoded by
 /// its collation key from `strings` instead of its bytes, so `memcmp` follows the collation
@@ -319,25 +319,6 @@ fn flip_sign(mut bytes: [u8; 8]) -> [u8; 8] {
         *top ^= 0x80;
     }
     bytes
-}
-
-/// The namespace bytes and id of a DBPointer.
-///
-/// The bson crate keeps both fields private, so the value is written into a one-element
-/// document and read back from its bytes: `i32 size, 0x0C, "" (00), i32 len(ns)+1, ns, 00,
-/// 12-byte id, 00`. DBPointer is deprecated and rare, so the allocation does not matter.
-pub(super) fn db_pointer_parts(pointer: RawDbPointerRef<'_>) -> Option<(Vec<u8>, [u8; 12])> {
-    let key = <&CStr>::try_from("").ok()?;
-    let mut doc = RawDocumentBuf::new();
-    doc.append(key, RawBsonRef::DbPointer(pointer));
-    let bytes = doc.as_bytes();
-    let len_with_nul: [u8; 4] = bytes.get(6..10)?.try_into().ok()?;
-    let len_with_nul = usize::try_from(i32::from_le_bytes(len_with_nul)).ok()?;
-    let ns_end = 10usize.checked_add(len_with_nul.checked_sub(1)?)?;
-    let namespace = bytes.get(10..ns_end)?.to_vec();
-    let id_start = ns_end.checked_add(1)?;
-    let id: [u8; 12] = bytes.get(id_start..id_start.checked_add(12)?)?.try_into().ok()?;
-    Some((namespace, id))
 }
 
 /// A number reduced to what its key depends on.

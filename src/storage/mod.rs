@@ -41,7 +41,6 @@
 mod catalog;
 mod durability;
 mod error;
-pub mod hashed;
 pub mod index;
 mod index_ddl;
 pub mod keys;

@@ -18,13 +18,19 @@ const MAX_REWRITES: usize = 10_000;
 
 /// The pipeline rewritten, or `None` when it is left as it is.
 pub fn optimize(stages: &[RawBsonRef<'_>]) -> Option<Vec<RawDocumentBuf>> {
+    // Only a `$match` after the first stage can move or merge: most pipelines are left as
+    // they are without decoding anything.
+    let is_match = |stage: &RawBsonRef<'_>| match stage {
+        RawBsonRef::Document(d) => d.iter().next().is_some_and(|e| e.is_ok_and(|(k, _)| k.as_str() == "$match")),
+        _ => false,
+    };
+    if !stages.iter().skip(1).any(is_match) {
+        return None;
+    }
     let mut docs = Vec::with_capacity(stages.len());
     for stage in stages {
         let RawBsonRef::Document(stage) = stage else { return None };
         docs.push(Document::try_from(*stage).ok()?);
-    }
-    if !docs.iter().any(|d| stage_name(d) == Some("$match")) {
-        return None;
     }
     let mut changed_any = false;
     for _ in 0..MAX_REWRITES {

@@ -506,3 +506,18 @@ fn accumulators_as_expressions() {
         (d.clone(), bson!({ "$function": { "body": "function() {}", "args": [], "lang": "js" } }), Err(31264)),
     ]);
 }
+
+#[test]
+fn to_hashed_index_key_is_the_hashed_index_hash() {
+    // mongod's documented example: {$toHashedIndexKey: "string to hash"}.
+    assert_eq!(
+        eval(doc! {}, bson!({ "$toHashedIndexKey": "string to hash" })),
+        ok(Bson::Int64(763_543_691_661_428_748))
+    );
+    // Numbers hash by value across types; a missing value hashes as null.
+    assert_eq!(eval(doc! {}, bson!({ "$toHashedIndexKey": 1 })), eval(doc! {}, bson!({ "$toHashedIndexKey": 1.0 })));
+    assert_eq!(
+        eval(doc! {}, bson!({ "$toHashedIndexKey": "$missing" })),
+        eval(doc! {}, bson!({ "$toHashedIndexKey": null }))
+    );
+}

@@ -1,5 +1,5 @@
-//! `$bsonSize` and `$binarySize` (sizes in bytes) and `$tsSecond`/`$tsIncrement` (the parts
-//! of a timestamp).
+//! `$bsonSize` and `$binarySize` (sizes in bytes), `$tsSecond`/`$tsIncrement` (the parts of
+//! a timestamp) and `$toHashedIndexKey` (the key a hashed index stores).
 
 use bson::{Bson, RawBsonRef, RawDocumentBuf};
 
@@ -18,6 +18,12 @@ pub(super) fn parse(op: MiscOp, arg: RawBsonRef<'_>) -> Result<Expression, Query
 
 /// Evaluates an operator of this family on its evaluated argument.
 pub(super) fn evaluate(op: MiscOp, v: Value) -> Result<Value, QueryError> {
+    if op == MiscOp::ToHashedIndexKey {
+        // A missing value hashes as null, as a hashed index keys a document without the field.
+        let value = bson::RawBson::try_from(v.unwrap_or(Bson::Null)).map_err(QueryError::invalid_bson)?;
+        let hash = crate::query::hashed::hash64(value.as_raw_bson_ref(), crate::query::hashed::DEFAULT_SEED, None);
+        return Ok(Some(Bson::Int64(hash)));
+    }
     if nullish(&v) {
         return Ok(Some(Bson::Null));
     }
@@ -40,6 +46,7 @@ pub(super) fn evaluate(op: MiscOp, v: Value) -> Result<Value, QueryError> {
         )),
         (MiscOp::TsSecond, Some(Bson::Timestamp(ts))) => Ok(Some(Bson::Int64(i64::from(ts.time)))),
         (MiscOp::TsIncrement, Some(Bson::Timestamp(ts))) => Ok(Some(Bson::Int64(i64::from(ts.increment)))),
+        (MiscOp::ToHashedIndexKey, _) => Ok(None),
         (MiscOp::TsSecond | MiscOp::TsIncrement, other) => {
             let (code, name) = if op == MiscOp::TsSecond {
                 (ErrorCode::Location5687301, "$tsSecond")

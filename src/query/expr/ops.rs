@@ -209,7 +209,7 @@ family! {
 }
 
 family! {
-    /// BSON sizes and timestamp parts (`misc`).
+    /// BSON sizes, timestamp parts and the hashed index key (`misc`).
     MiscOp {
         /// `$bsonSize`.
         BsonSize = "$bsonSize",
@@ -219,6 +219,8 @@ family! {
         TsSecond = "$tsSecond",
         /// `$tsIncrement`.
         TsIncrement = "$tsIncrement",
+        /// `$toHashedIndexKey`.
+        ToHashedIndexKey = "$toHashedIndexKey",
     }
 }
 

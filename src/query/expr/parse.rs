@@ -245,7 +245,7 @@ pub fn is_expression_name(name: &str) -> bool {
 
 /// mongod 7.0's expression operators that this evaluator does not build yet: they answer 238
 /// NotImplemented, where a name mongod does not know answers 168.
-const UNBUILT_OPERATORS: &[&str] = &["$sampleRate", "$toHashedIndexKey"];
+const UNBUILT_OPERATORS: &[&str] = &["$sampleRate"];
 
 /// `$getField` (`"name"` or `{field, input}`) and `$setField` (`{field, input, value}`):
 /// `field` must be a constant string, spelled directly or through `$literal`.

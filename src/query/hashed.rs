@@ -1,4 +1,5 @@
-//! The hash a hashed index stores: mongod's `BSONElementHasher::hash64` with seed 0, so
+//! The hash a hashed index stores (and `$toHashedIndexKey` returns): mongod's
+//! `BSONElementHasher::hash64` with seed 0, so
 //! `returnKey`, explain bounds and data moved between mongod and Monarch (mongodump, a
 //! hashed shard key computed by a driver or by `convertShardKeyToHashed`) agree.
 //!
@@ -22,7 +23,10 @@ use bson::RawBsonRef;
 use bson::raw::RawDocument;
 use md5::{Digest, Md5};
 
-use super::keys::{self, StringKey};
+use super::elements::db_pointer_parts;
+
+/// Writes the collation key of a string (the bytes whose order is the collation's).
+pub type StringKey<'k> = &'k dyn Fn(&str, &mut Vec<u8>);
 
 /// The seed of hashed indexes (mongod's `BSONElementHasher::DEFAULT_HASH_SEED`).
 pub const DEFAULT_SEED: i32 = 0;
@@ -106,7 +110,7 @@ fn payload(md5: &mut Md5, value: RawBsonRef<'_>, strings: Option<StringKey<'_>>,
             md5.update([0]);
         }
         RawBsonRef::DbPointer(pointer) => {
-            if let Some((namespace, id)) = keys::db_pointer_parts(pointer) {
+            if let Some((namespace, id)) = db_pointer_parts(pointer) {
                 string_bytes(md5, &namespace);
                 md5.update(id);
             }
