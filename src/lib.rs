@@ -14,12 +14,14 @@
 //!   [`op`] (the operations in flight) and [`log`] below it;
 //! - [`storage`] is the only module that touches fjall: catalog, documents, indexes,
 //!   durability, behind an engine-shaped boundary;
-//! - [`query`] is the pure query language: BSON order, filters, projections, sorts, updates.
+//! - [`query`] is the pure query language: BSON order, filters, projections, sorts, updates;
+//!   [`auth`] is the pure side of authentication (SCRAM).
 //!
 //! [`config`] merges flags, environment and config file once at start; [`server`] builds the
 //! state and the observers, starts the listeners and background tasks, and shuts down
 //! gracefully.
 
+pub mod auth;
 pub mod cmd;
 pub mod config;
 pub mod error;
