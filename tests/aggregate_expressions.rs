@@ -7,26 +7,9 @@
 mod common;
 
 use common::TestServer;
-use futures_util::TryStreamExt;
+use common::pipeline::{run, run_err};
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::error::ErrorKind;
 use mongodb::{Collection, Database};
-
-fn code(error: &mongodb::error::Error) -> Option<(i32, String)> {
-    match error.kind.as_ref() {
-        ErrorKind::Command(e) => Some((e.code, e.code_name.clone())),
-        _ => None,
-    }
-}
-
-async fn run(coll: &Collection<Document>, pipeline: Vec<Document>) -> Vec<Document> {
-    coll.aggregate(pipeline).await.expect("aggregate").try_collect().await.expect("collect")
-}
-
-async fn run_err(db: &Database, coll: &str, pipeline: Vec<Document>) -> Option<(i32, String)> {
-    let command = doc! { "aggregate": coll, "pipeline": pipeline, "cursor": {} };
-    code(&db.run_command(command).await.expect_err("the pipeline must fail"))
-}
 
 async fn contacts(db: &Database) -> Collection<Document> {
     let contacts = db.collection::<Document>("contacts");

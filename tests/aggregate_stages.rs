@@ -7,18 +7,11 @@
 mod common;
 
 use common::TestServer;
+use common::pipeline::{code, run, run_err};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::ErrorKind;
 use mongodb::{Collection, Database};
-
-/// The code and codeName of a command error.
-fn code(error: &mongodb::error::Error) -> Option<(i32, String)> {
-    match error.kind.as_ref() {
-        ErrorKind::Command(e) => Some((e.code, e.code_name.clone())),
-        _ => None,
-    }
-}
 
 async fn orders(db: &Database) -> Collection<Document> {
     let orders = db.collection::<Document>("orders");
@@ -42,15 +35,6 @@ async fn orders(db: &Database) -> Collection<Document> {
         .await
         .expect("insert customers");
     orders
-}
-
-async fn run(coll: &Collection<Document>, pipeline: Vec<Document>) -> Vec<Document> {
-    coll.aggregate(pipeline).await.expect("aggregate").try_collect().await.expect("collect")
-}
-
-async fn run_err(db: &Database, coll: &str, pipeline: Vec<Document>) -> Option<(i32, String)> {
-    let command = doc! { "aggregate": coll, "pipeline": pipeline, "cursor": {} };
-    code(&db.run_command(command).await.expect_err("the pipeline must fail"))
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 #![allow(dead_code, reason = "each test binary uses a different part of this helper")]
 #![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
 
+pub mod pipeline;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

@@ -3,6 +3,7 @@
 
 use bson::{Bson, RawBsonRef, RawDocument};
 
+use super::args;
 use super::names::validate_variable_name;
 use super::ops::{AccumulateOp, ConvertOp, MathOp, MiscOp, ObjectOp, SequenceOp, SetOp, StringOp};
 use super::syntax::{Expression, Operator, Variable};
@@ -143,31 +144,12 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
     if matches!(op, Operator::GetField | Operator::SetField) {
         return parse_field_operator(op, name, arg);
     }
-    // mongod's `parseArguments`: an array is the argument list, anything else one argument.
-    let args = match arg {
-        RawBsonRef::Array(arr) => {
-            let mut out = Vec::new();
-            for item in arr {
-                out.push(Expression::parse(item.map_err(QueryError::invalid_bson)?)?);
-            }
-            out
-        }
-        other => vec![Expression::parse(other)?],
+    let (min, max) = match (op, op.arity()) {
+        (Operator::Slice, _) => (2, Some(3)),
+        (_, Some(n)) => (n, Some(n)),
+        (_, None) => (0, None),
     };
-    if let Some(n) = op.arity()
-        && args.len() != n
-    {
-        return Err(QueryError::new(
-            ErrorCode::Location16020,
-            format!("Expression {name} takes exactly {n} arguments. {} were passed in.", args.len()),
-        ));
-    }
-    if op == Operator::Slice && !(2..=3).contains(&args.len()) {
-        return Err(QueryError::new(
-            ErrorCode::Location28667,
-            format!("Expression $slice takes at least 2 arguments, and at most 3, but {} were passed in.", args.len()),
-        ));
-    }
+    let args = args::positional(name, arg, min, max)?;
     if op == Operator::IfNull && args.len() < 2 {
         return Err(QueryError::new(
             ErrorCode::Location1257300,
