@@ -149,7 +149,7 @@ impl AccumulatorSpec {
         }
         let Some(op) = AccumulatorOp::from_name(name) else {
             if name == JAVASCRIPT_ACCUMULATOR {
-                return Err(QueryError::no_javascript(name));
+                return Err(QueryError::no_javascript());
             }
             return Err(QueryError::new(ErrorCode::Location15952, format!("unknown group operator '{name}'")));
         };

@@ -427,3 +427,11 @@ fn n_is_evaluated_against_the_fields_of_a_document_key() {
     // A key that is not a document gives `n` nothing to read: `$g` is missing.
     assert_eq!(run_with_key(bson!("G2")), bson!([0, 1, 2]));
 }
+
+#[test]
+fn javascript_accumulator_answers_as_mongod_without_a_javascript_engine() {
+    let spec_doc = RawDocumentBuf::try_from(&doc! { "$accumulator": { "init": "function() {}" } }).expect("spec");
+    let err = AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc)).expect_err("no JavaScript");
+    assert_eq!(err.code(), ErrorCode::Location31264);
+    assert_eq!(err.message(), "Cannot run server-side javascript without the javascript engine enabled");
+}
