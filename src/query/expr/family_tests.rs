@@ -485,6 +485,12 @@ fn accumulators_as_expressions() {
         (d.clone(), bson!({ "$max": "$n" }), NULL),
         (d.clone(), bson!({ "$stdDevPop": [1, 3] }), ok(bson!(1.0))),
         (d.clone(), bson!({ "$stdDevSamp": [5] }), NULL),
+        // mongod's jstest group_accumulators_as_exprs.js: NaN is a value like any other (below),
+        // and a single array argument is a list of values.
+        (d.clone(), bson!({ "$max": [1, 2, f64::NAN] }), ok(bson!(2))),
+        (d.clone(), bson!({ "$stdDevSamp": [[1, 2, 3]] }), ok(bson!(1.0))),
+        (d.clone(), bson!({ "$sum": ["$b", 2, 3, { "$sum": [["$b", 4, 5]] }] }), ok(bson!(20))),
+        (d.clone(), bson!({ "$avg": ["$b", 3, { "$avg": [4, 6] }] }), ok(bson!(11.0 / 3.0))),
         (d.clone(), bson!({ "$firstN": { "n": 2, "input": "$a" } }), ok(bson!([1, 2.5]))),
         (d.clone(), bson!({ "$lastN": { "n": 2, "input": "$a" } }), ok(bson!([null, 4]))),
         (d.clone(), bson!({ "$lastN": { "n": 9, "input": "$s" } }), ok(bson!(["b", "a", "c"]))),
@@ -529,4 +535,9 @@ fn accumulators_as_expressions() {
         ),
         (d.clone(), bson!({ "$function": { "body": "function() {}", "args": [], "lang": "js" } }), Err(31264)),
     ]);
+    // NaN sorts below every number, so $min finds it; $sum and $avg carry it.
+    for op in ["$min", "$sum", "$avg", "$stdDevPop"] {
+        let got = eval(doc! {}, bson!({ op: [1, 2, f64::NAN] }));
+        assert!(matches!(got, Ok(Some(Bson::Double(x))) if x.is_nan()), "{op}: {got:?}");
+    }
 }
