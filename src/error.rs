@@ -175,7 +175,8 @@ error_codes! {
     SocketException = 9001,
     /// This node is not a writable primary.
     NotWritablePrimary = 10107,
-    /// `$rand` with an argument that is neither a document nor an array.
+    /// `$rand` with an argument that is neither a document nor an array; a top/bottom
+    /// accumulator whose `sortBy` is not an object.
     Location10065 = 10065,
     /// A document is larger than 16 MiB.
     BSONObjectTooLarge = 10334,
@@ -797,12 +798,16 @@ error_codes! {
     Location5788004 = 5788004,
     /// A top/bottom accumulator without `sortBy`.
     Location5788005 = 5788005,
-    /// A top/bottom accumulator whose `sortBy` is not an object.
-    Location5788604 = 5788604,
     /// `$percentile` whose argument is not an object.
     Location7429703 = 7429703,
     /// `$median` whose argument is not an object.
     Location7436100 = 7436100,
+    /// The `$percentile` expression whose argument is not an object.
+    Location7436200 = 7436200,
+    /// The `$median` expression whose argument is not an object.
+    Location7436201 = 7436201,
+    /// A `$percentile` `p` that is not a constant.
+    Location7750300 = 7750300,
     /// A `$percentile` `p` that is not a non-empty array.
     Location7750301 = 7750301,
     /// A `$percentile` `p` element that is not a number.

@@ -50,8 +50,6 @@ async fn group_keeps_several_values_per_key() {
                 "last": { "$bottom": { "output": "$playerId", "sortBy": { "score": -1 } } },
                 "median": { "$median": { "input": "$score", "method": "approximate" } },
                 "p": { "$percentile": { "input": "$score", "p": [0.25, 0.75], "method": "approximate" } },
-                // `n` may depend on the group key, as mongod evaluates it against the key.
-                "keyed": { "$firstN": { "input": "$score", "n": { "$cond": { "if": { "$eq": ["$_id", "G2"] }, "then": 1, "else": 3 } } } },
             } },
             doc! { "$sort": { "_id": 1 } },
         ],
@@ -63,15 +61,83 @@ async fn group_keeps_several_values_per_key() {
             doc! {
                 "_id": "G1", "firstTwo": ["PlayerA", "PlayerB"], "lastTwo": ["PlayerC", "PlayerD"], "best": [99, 33],
                 "worst": [1], "winner": ["PlayerC", 99], "podium": ["PlayerC", "PlayerB", "PlayerA"], "last": "PlayerD",
-                "median": 31.0, "p": [1.0, 33.0], "keyed": [31, 33, 99],
+                "median": 31.0, "p": [1.0, 33.0],
             },
             doc! {
                 "_id": "G2", "firstTwo": ["PlayerA", "PlayerB"], "lastTwo": ["PlayerC", "PlayerD"], "best": [80, 66],
                 "worst": [10], "winner": ["PlayerD", 80], "podium": ["PlayerD", "PlayerC", "PlayerB"], "last": "PlayerA",
-                "median": 14.0, "p": [10.0, 66.0], "keyed": [10],
+                "median": 14.0, "p": [10.0, 66.0],
             },
         ]
     );
+}
+
+#[tokio::test]
+async fn group_n_reads_the_fields_of_a_document_key() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("play");
+    let games = scores(&db).await;
+    // mongod's documented example: `n` is evaluated against the group key's fields.
+    let n = doc! { "$cond": { "if": { "$eq": ["$gameId", "G2"] }, "then": 1, "else": 3 } };
+    let got = run(
+        &games,
+        vec![
+            doc! { "$sort": { "_id": 1 } },
+            doc! { "$group": { "_id": { "gameId": "$gameId" }, "gamescores": { "$firstN": { "input": "$score", "n": n.clone() } } } },
+            doc! { "$sort": { "_id.gameId": 1 } },
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![
+            doc! { "_id": { "gameId": "G1" }, "gamescores": [31, 33, 99] },
+            doc! { "_id": { "gameId": "G2" }, "gamescores": [10] },
+        ]
+    );
+    // A key that is not a document gives `n` nothing to read: `$gameId` is missing, n is 3.
+    let got = run(
+        &games,
+        vec![
+            doc! { "$sort": { "_id": 1 } },
+            doc! { "$group": { "_id": "$gameId", "gamescores": { "$firstN": { "input": "$score", "n": n } } } },
+            doc! { "$sort": { "_id": 1 } },
+        ],
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![doc! { "_id": "G1", "gamescores": [31, 33, 99] }, doc! { "_id": "G2", "gamescores": [10, 14, 66] }]
+    );
+}
+
+#[tokio::test]
+async fn group_bottom_keeps_the_first_of_equal_sort_keys_and_a_sliding_window_the_last() {
+    let server = TestServer::start(&[]);
+    let db = server.client("").await.database("play");
+    let games = scores(&db).await;
+    let bottom = doc! { "output": "$_id", "sortBy": { "gameId": 1 }, "n": 2 };
+    let got = run(
+        &games,
+        vec![doc! { "$sort": { "_id": 1 } }, doc! { "$group": { "_id": null, "ids": { "$bottomN": bottom.clone() } } }],
+    )
+    .await;
+    assert_eq!(got, vec![doc! { "_id": Bson::Null, "ids": [5, 6] }]);
+    // A window of the previous and the current document is removable in mongod: of equal
+    // keys it keeps the later ones, so each document sees itself.
+    let got = run(
+        &games,
+        vec![
+            doc! { "$setWindowFields": {
+                "sortBy": { "_id": 1 },
+                "output": { "last": { "$bottom": { "output": "$_id", "sortBy": { "gameId": 1 } }, "window": { "documents": [-1, 0] } } },
+            } },
+            doc! { "$project": { "_id": 0, "last": 1 } },
+        ],
+    )
+    .await;
+    let last: Vec<Bson> = got.iter().filter_map(|d| d.get("last").cloned()).collect();
+    assert_eq!(last, (1..=8).map(Bson::Int32).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -168,6 +234,16 @@ async fn bad_specifications_answer_mongods_codes() {
             "Location31264",
         ),
         (doc! { "$project": { "x": { "$firstN": { "n": 1, "input": "$score" } } } }, 5788200, "Location5788200"),
+        // mongod refuses a non-array input of $maxN too, null and missing included.
+        (doc! { "$project": { "x": { "$maxN": { "n": 1, "input": "$nothing" } } } }, 5788200, "Location5788200"),
+        (group(doc! { "$bottomN": { "output": "$score", "sortBy": 1, "n": 2 } }), 10065, "Location10065"),
+        (
+            group(doc! { "$percentile": { "input": "$score", "p": "$score", "method": "approximate" } }),
+            7750300,
+            "Location7750300",
+        ),
+        (doc! { "$project": { "x": { "$median": "$score" } } }, 7436201, "Location7436201"),
+        (doc! { "$project": { "x": { "$percentile": "$score" } } }, 7436200, "Location7436200"),
     ];
     for (stage, expected, name) in cases {
         assert_eq!(run_err(&db, "games", vec![stage.clone()]).await, Some((expected, name.to_owned())), "{stage}");

@@ -30,16 +30,14 @@ impl QueryError {
         Self::new(ErrorCode::FailedToParse, message)
     }
 
-    /// 238 NotImplemented, for query features that mongod has and Monarch does not have yet.
-    /// What mongod without a JavaScript engine answers for `$function` and `$accumulator`
-    /// (`name`): 31264.
-    pub(crate) fn no_javascript(name: &str) -> Self {
-        Self::new(
-            ErrorCode::Location31264,
-            format!("{name} is not allowed because server-side JavaScript execution is disabled"),
-        )
+    /// What mongod without a JavaScript engine answers for `$function` and `$accumulator`:
+    /// 31264, with its message word for word (it names no operator). mongod raises it when
+    /// the script would first run; Monarch, which can never run one, raises it at parse time.
+    pub(crate) fn no_javascript() -> Self {
+        Self::new(ErrorCode::Location31264, "Cannot run server-side javascript without the javascript engine enabled")
     }
 
+    /// 238 NotImplemented, for query features that mongod has and Monarch does not have yet.
     pub(crate) fn not_implemented(feature: &str) -> Self {
         Self::new(ErrorCode::NotImplemented, format!("{feature} is not implemented yet"))
     }

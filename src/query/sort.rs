@@ -36,6 +36,18 @@ struct SortKeyPart {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SortKey<'a>(Vec<RawBsonRef<'a>>);
 
+impl<'a> SortKey<'a> {
+    /// A key of these values, one per key of the spec (a key kept apart from its document).
+    pub fn from_values(values: Vec<RawBsonRef<'a>>) -> Self {
+        Self(values)
+    }
+
+    /// The values, one per key of the spec.
+    pub fn values(&self) -> &[RawBsonRef<'a>] {
+        &self.0
+    }
+}
+
 impl SortSpec {
     /// Parses a sort spec: each value 1 or -1; `$natural` is accepted and reported by
     /// [`SortSpec::natural`].

@@ -120,7 +120,8 @@ impl GroupTable {
         for (output, acc) in outputs.iter().zip(accumulators.iter_mut()) {
             let before = acc.memory();
             output.add(acc, document, vars)?;
-            self.bytes = self.bytes.saturating_add(acc.memory().saturating_sub(before));
+            // An accumulator that keeps n values ($lastN, $topN, ...) may hold less than before.
+            self.bytes = self.bytes.saturating_add(acc.memory()).saturating_sub(before);
         }
         Ok(())
     }

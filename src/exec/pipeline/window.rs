@@ -681,7 +681,7 @@ impl SetWindowFields {
                 } else {
                     for i in 0..n {
                         let (from, to) = window.span(i, n, &keys);
-                        let mut acc = spec.start();
+                        let mut acc = spec.start_sliding();
                         for document in partition.get(from..to).unwrap_or_default() {
                             spec.add(&mut acc, document, vars)?;
                         }

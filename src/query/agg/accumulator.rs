@@ -149,7 +149,7 @@ impl AccumulatorSpec {
         }
         let Some(op) = AccumulatorOp::from_name(name) else {
             if name == JAVASCRIPT_ACCUMULATOR {
-                return Err(QueryError::no_javascript(name));
+                return Err(QueryError::no_javascript());
             }
             return Err(QueryError::new(ErrorCode::Location15952, format!("unknown group operator '{name}'")));
         };
@@ -178,6 +178,18 @@ impl AccumulatorSpec {
 
     /// A fresh accumulator for one group.
     pub fn start(&self) -> Accumulator {
+        self.start_with(false)
+    }
+
+    /// A fresh accumulator for one window of `$setWindowFields` that is computed afresh for
+    /// each document (a window that does not start at the partition's start). mongod runs
+    /// those through its removable window functions, whose `$bottom`/`$bottomN` keep the later
+    /// of documents with equal sort keys where `$group` keeps the first.
+    pub fn start_sliding(&self) -> Accumulator {
+        self.start_with(true)
+    }
+
+    fn start_with(&self, sliding: bool) -> Accumulator {
         Accumulator {
             state: match self.op {
                 AccumulatorOp::Sum | AccumulatorOp::Count => State::Sum(Sum::default()),
@@ -189,7 +201,7 @@ impl AccumulatorSpec {
                 AccumulatorOp::AddToSet => State::AddToSet(Vec::new(), std::collections::HashMap::new()),
                 AccumulatorOp::StdDevPop | AccumulatorOp::StdDevSamp => State::StdDev(Deviation::default()),
                 AccumulatorOp::MergeObjects => State::Merge(Document::new()),
-                _ => multi::start(self.op, &self.extra),
+                _ => multi::start(self.op, &self.extra, sliding),
             },
             bytes: 0,
         }
@@ -224,35 +236,36 @@ impl AccumulatorSpec {
                     multi::prepare(&mut acc.state, &self.extra, None, vars)?;
                 }
                 let State::Several(several) = &mut acc.state else { return Ok(()) };
-                let added = multi::add(self.op, several, value, document, vars)?;
-                acc.bytes = add_bytes(acc.bytes, added, self.op_name())?;
+                multi::add(self.op, several, value, document, vars)?;
+                acc.bytes = add_bytes(0, several.bytes, op_name(self.op))?;
                 Ok(())
             }
             State::Percentile { values, .. } => {
                 if let Some(x) = crate::query::expr::percentile_input(value.as_ref()) {
                     values.push(x);
-                    acc.bytes = add_bytes(acc.bytes, std::mem::size_of::<f64>(), self.op_name())?;
+                    acc.bytes = add_bytes(acc.bytes, std::mem::size_of::<f64>(), op_name(self.op))?;
                 }
                 Ok(())
             }
             _ => acc.add(self.op, value, vars),
         }
     }
+}
 
-    fn op_name(&self) -> &'static str {
-        match self.op {
-            AccumulatorOp::FirstN => "$firstN",
-            AccumulatorOp::LastN => "$lastN",
-            AccumulatorOp::MaxN => "$maxN",
-            AccumulatorOp::MinN => "$minN",
-            AccumulatorOp::Top => "$top",
-            AccumulatorOp::Bottom => "$bottom",
-            AccumulatorOp::TopN => "$topN",
-            AccumulatorOp::BottomN => "$bottomN",
-            AccumulatorOp::Median => "$median",
-            AccumulatorOp::Percentile => "$percentile",
-            _ => "$group",
-        }
+/// The operator's name, for the memory limit's message.
+fn op_name(op: AccumulatorOp) -> &'static str {
+    match op {
+        AccumulatorOp::FirstN => "$firstN",
+        AccumulatorOp::LastN => "$lastN",
+        AccumulatorOp::MaxN => "$maxN",
+        AccumulatorOp::MinN => "$minN",
+        AccumulatorOp::Top => "$top",
+        AccumulatorOp::Bottom => "$bottom",
+        AccumulatorOp::TopN => "$topN",
+        AccumulatorOp::BottomN => "$bottomN",
+        AccumulatorOp::Median => "$median",
+        AccumulatorOp::Percentile => "$percentile",
+        _ => "$group",
     }
 }
 

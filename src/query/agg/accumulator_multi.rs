@@ -16,6 +16,7 @@ use crate::error::ErrorCode;
 use crate::query::elements::fields;
 use crate::query::expr::{Expression, Variables, parse_percentile_spec, validate_n};
 use crate::query::order::compare_collated;
+use crate::query::sort::SortKey;
 use crate::query::summation::pick_percentile;
 use crate::query::{QueryError, SortSpec, render};
 
@@ -99,10 +100,11 @@ pub(super) fn parse(op: AccumulatorOp, name: &str, arg: RawBsonRef<'_>) -> Resul
                     "n" if !single => n = Some(Expression::parse(value)?),
                     "sortBy" => match value {
                         RawBsonRef::Document(pattern) => sort = Some(SortSpec::parse(pattern)?),
+                        // mongod reads it with `BSONElement::Obj()`, whose own check this is.
                         _ => {
                             return Err(error(
-                                ErrorCode::Location5788604,
-                                format!("expected 'sortBy' to already be an object in the arguments to {name}"),
+                                ErrorCode::Location10065,
+                                "invalid parameter: expected an object (sortBy)".to_owned(),
                             ));
                         }
                     },
@@ -130,7 +132,7 @@ fn shown(v: RawBsonRef<'_>) -> String {
 
 /// `$median: {input, method}` and `$percentile: {input, p, method}`.
 fn parse_percentile(op: AccumulatorOp, name: &str, arg: RawBsonRef<'_>) -> Result<(Expression, Extra), QueryError> {
-    let (input, p) = parse_percentile_spec(name, arg, op == AccumulatorOp::Median)?;
+    let (input, p) = parse_percentile_spec(name, arg, op == AccumulatorOp::Median, false)?;
     Ok((input, Extra::Percentiles(p)))
 }
 
@@ -141,18 +143,25 @@ pub(super) struct Several {
     pub(super) n: Option<usize>,
     /// The sort of the top/bottom family, with the collation, once known.
     pub(super) sort: Option<Arc<SortSpec>>,
-    /// The kept values with the document they were sorted by (top/bottom only), in result
+    /// The kept values with the sort key they were ranked by (top/bottom only), in result
     /// order (`$maxN` largest first).
-    pub(super) items: VecDeque<(Option<RawDocumentBuf>, Bson)>,
+    pub(super) items: VecDeque<(Option<Vec<RawBson>>, Bson)>,
+    /// The bytes the kept items take: what mongod's memory tracker counts, so it shrinks when
+    /// an item is dropped.
+    pub(super) bytes: usize,
+    /// A window that is computed afresh for each document (mongod's removable window
+    /// functions): `$bottom`/`$bottomN` then keep the later of equal sort keys, where a group
+    /// keeps the first one seen.
+    pub(super) sliding: bool,
 }
 
-/// A fresh state for `op`.
-pub(super) fn start(op: AccumulatorOp, extra: &Extra) -> State {
+/// A fresh state for `op`; `sliding` for a window that is not left-unbounded.
+pub(super) fn start(op: AccumulatorOp, extra: &Extra, sliding: bool) -> State {
     match (op, extra) {
         (AccumulatorOp::Median | AccumulatorOp::Percentile, Extra::Percentiles(p)) => {
             State::Percentile { values: Vec::new(), p: p.clone() }
         }
-        _ => State::Several(Several { n: None, sort: None, items: VecDeque::new() }),
+        _ => State::Several(Several { n: None, sort: None, items: VecDeque::new(), bytes: 0, sliding }),
     }
 }
 
@@ -175,55 +184,82 @@ pub(super) fn prepare(
     several.n = Some(match n {
         None => 1,
         Some(n) => {
-            // The key's own fields, and the key as `_id`.
-            let mut scope = match key {
-                Some(RawBsonRef::Document(d)) => Document::try_from(d).map_err(QueryError::invalid_bson)?,
-                _ => Document::new(),
+            // mongod evaluates `n` against the group key when the key is a document (so
+            // `_id: {g: "$g"}` lets `n` read `$g`), and against an empty document otherwise.
+            let empty = RawDocumentBuf::new();
+            let scope = match key {
+                Some(RawBsonRef::Document(d)) => d,
+                _ => &empty,
             };
-            if let Some(key) = key {
-                scope.insert("_id", crate::query::limits::to_bson(key)?);
-            }
-            let scope = RawDocumentBuf::try_from(&scope).map_err(QueryError::invalid_bson)?;
-            validate_n(n.evaluate(&scope, vars)?)?
+            validate_n(n.evaluate(scope, vars)?)?
         }
     });
     Ok(())
 }
 
-/// Adds one input: `value` is the evaluated input (or output), `document` the input document.
+/// The size of a kept item, as the memory limit counts it.
+fn item_size(key: Option<&Vec<RawBson>>, value: &Bson) -> usize {
+    super::value_size(value) + key.map_or(0, |k| k.iter().map(super::raw_size).sum())
+}
+
+/// Adds one input: `value` is the evaluated input (or output), `document` the input document
+/// (what top/bottom rank by).
+///
+/// # Errors
+/// 146 when the kept items pass [`super::MAX_COLLECTED_BYTES`].
 pub(super) fn add(
     op: AccumulatorOp,
     state: &mut Several,
     value: Option<Bson>,
     document: &RawDocument,
     vars: &Variables,
-) -> Result<usize, QueryError> {
+) -> Result<(), QueryError> {
+    let key = match &state.sort {
+        Some(sort) if is_top_bottom(op) => {
+            Some(sort.key(document).values().iter().map(|v| RawBson::from(*v)).collect())
+        }
+        _ => None,
+    };
+    add_keyed(op, state, value, key, vars)
+}
+
+/// A kept key as the sort compares it.
+fn key_of(values: &[RawBson]) -> SortKey<'_> {
+    SortKey::from_values(values.iter().map(RawBson::as_raw_bson_ref).collect())
+}
+
+fn is_top_bottom(op: AccumulatorOp) -> bool {
+    matches!(op, AccumulatorOp::Top | AccumulatorOp::Bottom | AccumulatorOp::TopN | AccumulatorOp::BottomN)
+}
+
+/// [`add`] with the sort key already made (a spilled partial state carries its keys).
+fn add_keyed(
+    op: AccumulatorOp,
+    state: &mut Several,
+    value: Option<Bson>,
+    key: Option<Vec<RawBson>>,
+    vars: &Variables,
+) -> Result<(), QueryError> {
     let n = state.n.unwrap_or(1);
     let collation = vars.collation().map(AsRef::as_ref);
-    let size = |v: &Bson| super::value_size(v);
-    match op {
+    // Where the new item goes, and which end gives way when more than `n` are kept.
+    let (at, drop_back) = match op {
         AccumulatorOp::FirstN => {
-            if state.items.len() < n {
-                let value = value.unwrap_or(Bson::Null);
-                let added = size(&value);
-                state.items.push_back((None, value));
-                return Ok(added);
+            if state.items.len() >= n {
+                return Ok(());
             }
-            Ok(0)
+            (state.items.len(), true)
         }
-        AccumulatorOp::LastN => {
-            let value = value.unwrap_or(Bson::Null);
-            let added = size(&value);
-            state.items.push_back((None, value));
-            if state.items.len() > n {
-                state.items.pop_front();
-            }
-            Ok(added)
-        }
+        AccumulatorOp::LastN => (state.items.len(), false),
         AccumulatorOp::MaxN | AccumulatorOp::MinN => {
-            let Some(value) = value.filter(|v| !matches!(v, Bson::Null | Bson::Undefined)) else { return Ok(0) };
+            // $maxN and $minN leave out null and missing.
+            if value.as_ref().is_none_or(|v| matches!(v, Bson::Null | Bson::Undefined)) {
+                return Ok(());
+            }
+            let Some(value) = &value else { return Ok(()) };
             let raw = RawBson::try_from(value.clone()).map_err(QueryError::invalid_bson)?;
-            // Largest first for $maxN, smallest first for $minN; a new value goes after its equals.
+            // Largest first for $maxN, smallest first for $minN; a new value goes after its
+            // equals, so when full an equal value does not displace a kept one.
             let before = |kept: &Bson| -> bool {
                 let Ok(kept) = RawBson::try_from(kept.clone()) else { return false };
                 let order = compare_collated(raw.as_raw_bson_ref(), kept.as_raw_bson_ref(), collation);
@@ -231,38 +267,46 @@ pub(super) fn add(
             };
             let at = state.items.iter().position(|(_, kept)| before(kept)).unwrap_or(state.items.len());
             if at >= n {
-                return Ok(0);
+                return Ok(());
             }
-            let added = size(&value);
-            state.items.insert(at, (None, value));
-            state.items.truncate(n);
-            Ok(added)
+            (at, true)
         }
         _ => {
-            let Some(sort) = state.sort.clone() else { return Ok(0) };
-            let value = value.unwrap_or(Bson::Null);
-            let keep_top = matches!(op, AccumulatorOp::Top | AccumulatorOp::TopN);
-            // Sorted ascending by `sortBy`; ties keep arrival order.
+            let (Some(sort), Some(new_key)) = (&state.sort, &key) else { return Ok(()) };
+            let compare = |a: &[RawBson], b: &[RawBson]| sort.compare_keys(&key_of(a), &key_of(b));
+            // Kept ascending by sort key; equal keys in arrival order.
             let at = state
                 .items
                 .iter()
-                .position(|(d, _)| d.as_ref().is_some_and(|d| sort.compare(document, d).is_lt()))
+                .position(|(k, _)| k.as_ref().is_some_and(|k| compare(new_key, k).is_lt()))
                 .unwrap_or(state.items.len());
-            if keep_top && at >= n {
-                return Ok(0);
-            }
-            let added = size(&value) + document.as_bytes().len();
-            state.items.insert(at, (Some(document.to_owned()), value));
-            while state.items.len() > n {
-                if keep_top {
-                    state.items.pop_back();
-                } else {
-                    state.items.pop_front();
+            let top = matches!(op, AccumulatorOp::Top | AccumulatorOp::TopN);
+            if state.items.len() >= n {
+                if top && at >= n {
+                    return Ok(());
+                }
+                // mongod's $bottom displaces the smallest kept key only with a larger one, so
+                // of equal keys the first seen stays; a sliding window keeps the later ones.
+                let beats_smallest =
+                    state.items.front().and_then(|(k, _)| k.as_ref()).is_none_or(|k| compare(new_key, k).is_gt());
+                if !top && !state.sliding && !beats_smallest {
+                    return Ok(());
                 }
             }
-            Ok(added)
+            (at, top)
+        }
+    };
+    // $firstN and $lastN keep missing as null; top/bottom output the same.
+    let value = value.unwrap_or(Bson::Null);
+    state.bytes = state.bytes.saturating_add(item_size(key.as_ref(), &value));
+    state.items.insert(at, (key, value));
+    while state.items.len() > n {
+        let dropped = if drop_back { state.items.pop_back() } else { state.items.pop_front() };
+        if let Some((k, v)) = dropped {
+            state.bytes = state.bytes.saturating_sub(item_size(k.as_ref(), &v));
         }
     }
+    Ok(())
 }
 
 /// The result of a state of this family.
@@ -284,15 +328,16 @@ pub(super) fn finish(op: AccumulatorOp, state: State) -> Bson {
     }
 }
 
-/// The partial state of a [`Several`]: `n`, and the kept values with their sort documents.
+/// The partial state of a [`Several`]: `n`, and the kept values with their sort keys.
 pub(super) fn several_partial(state: &Several) -> Result<Document, QueryError> {
     let items: Vec<Bson> = state
         .items
         .iter()
-        .map(|(d, v)| {
+        .map(|(k, v)| {
             let mut item = doc! { "v": v.clone() };
-            if let Some(d) = d {
-                item.insert("d", Document::try_from(d.as_ref()).map_err(QueryError::invalid_bson)?);
+            if let Some(k) = k {
+                let key = k.iter().map(|x| Bson::try_from(x.clone()).map_err(QueryError::invalid_bson));
+                item.insert("k", key.collect::<Result<Vec<_>, _>>()?);
             }
             Ok(Bson::Document(item))
         })
@@ -306,25 +351,24 @@ pub(super) fn several_merge(
     state: &mut Several,
     partial: &Document,
     vars: &Variables,
-) -> Result<usize, QueryError> {
+) -> Result<(), QueryError> {
     let corrupt = || QueryError::new(ErrorCode::InternalError, "a spilled $group partial result is malformed");
     if state.n.is_none() {
         state.n = Some(usize::try_from(partial.get_i64("n").map_err(|_| corrupt())?).unwrap_or(1));
     }
-    let mut added = 0;
     for item in partial.get_array("items").map_err(|_| corrupt())? {
         let Bson::Document(item) = item else { return Err(corrupt()) };
-        let value = item.get("v").cloned();
-        let document = match item.get_document("d") {
-            Ok(d) => RawDocumentBuf::try_from(d).map_err(QueryError::invalid_bson)?,
-            Err(_) => RawDocumentBuf::new(),
+        let key = match item.get_array("k") {
+            Ok(k) => Some(
+                k.iter()
+                    .map(|x| RawBson::try_from(x.clone()).map_err(QueryError::invalid_bson))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Err(_) => None,
         };
-        // `$lastN` and `$firstN` keep nulls as null; `add` treats the value as given.
-        let value = match (op, value) {
-            (AccumulatorOp::FirstN | AccumulatorOp::LastN, None) => Some(Bson::Null),
-            (_, v) => v,
-        };
-        added += add(op, state, value, &document, vars)?;
+        // A kept null stays a null (`$firstN`/`$lastN` keep it; `$maxN`/`$minN` never kept one).
+        let value = Some(item.get("v").cloned().unwrap_or(Bson::Null));
+        add_keyed(op, state, value, key, vars)?;
     }
-    Ok(added)
+    Ok(())
 }

@@ -211,8 +211,8 @@ impl Accumulator {
                 }
             }
             State::Several(several) => {
-                let added = super::multi::several_merge(op, several, partial, vars)?;
-                self.bytes = super::add_bytes(self.bytes, added, "$group")?;
+                super::multi::several_merge(op, several, partial, vars)?;
+                self.bytes = super::add_bytes(0, several.bytes, super::op_name(op))?;
             }
             State::Percentile { values, .. } => {
                 for v in partial.get_array("v").map_err(|_| corrupt())? {

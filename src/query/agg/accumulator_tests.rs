@@ -230,7 +230,9 @@ fn n_accumulators_keep_values_as_mongod() {
     assert_eq!(run_spec("$minN", bson!({ "input": "$v", "n": 10 }), &d), Ok(bson!([1, 3, 5, 5])));
     assert_eq!(run_spec("$firstN", bson!({ "input": "$v", "n": 2 }), &[]), Ok(bson!([])));
     assert_eq!(run_spec("$top", bson!({ "output": "$i", "sortBy": { "v": -1 } }), &d), Ok(bson!(3)));
-    assert_eq!(run_spec("$bottom", bson!({ "output": "$i", "sortBy": { "v": -1 } }), &d), Ok(bson!(2)));
+    // Null (i 1) and missing (i 2) sort alike, last under {v: -1}: of equal keys mongod's
+    // $bottom keeps the first seen.
+    assert_eq!(run_spec("$bottom", bson!({ "output": "$i", "sortBy": { "v": -1 } }), &d), Ok(bson!(1)));
     assert_eq!(
         run_spec("$topN", bson!({ "output": "$v", "sortBy": { "v": 1 }, "n": 3 }), &d),
         Ok(bson!([null, null, 1]))
@@ -279,7 +281,7 @@ fn multi_value_accumulators_check_their_arguments() {
         ("$topN", bson!({ "output": "$v", "sortBy": { "v": 1 } }), 5788003),
         ("$topN", bson!({ "sortBy": { "v": 1 }, "n": 1 }), 5788004),
         ("$topN", bson!({ "output": "$v", "n": 1 }), 5788005),
-        ("$topN", bson!({ "output": "$v", "n": 1, "sortBy": 1 }), 5788604),
+        ("$topN", bson!({ "output": "$v", "n": 1, "sortBy": 1 }), 10065),
         ("$bottom", bson!("a"), 5788001),
         ("$bottom", bson!([1]), 40237),
         ("$median", bson!(1), 7436100),
@@ -298,4 +300,138 @@ fn multi_value_accumulators_check_their_arguments() {
     for (op, arg, code) in rows {
         assert_eq!(run_spec(op, arg.clone(), &d), Err(code), "{op}: {arg}");
     }
+}
+
+#[test]
+fn multi_value_partial_states_merge_to_the_unsplit_result() {
+    // Ties on the sort key, nulls and a missing value: the kept order must survive a spill.
+    let values = [
+        Some(bson!(4)),
+        Some(Bson::Null),
+        Some(bson!(9)),
+        None,
+        Some(bson!(4)),
+        Some(bson!("s")),
+        Some(bson!(1)),
+        Some(bson!(9)),
+    ];
+    for (op, arg) in [
+        ("$firstN", bson!({ "input": "$v", "n": 3 })),
+        ("$lastN", bson!({ "input": "$v", "n": 3 })),
+        ("$maxN", bson!({ "input": "$v", "n": 3 })),
+        ("$minN", bson!({ "input": "$v", "n": 3 })),
+        ("$top", bson!({ "output": "$v", "sortBy": { "v": -1 } })),
+        ("$bottom", bson!({ "output": "$v", "sortBy": { "v": -1 } })),
+        ("$topN", bson!({ "output": "$v", "sortBy": { "v": 1 }, "n": 3 })),
+        ("$bottomN", bson!({ "output": "$v", "sortBy": { "v": 1 }, "n": 3 })),
+        ("$median", bson!({ "input": "$v", "method": "approximate" })),
+        ("$percentile", bson!({ "input": "$v", "p": [0.1, 0.9], "method": "approximate" })),
+    ] {
+        merged_agrees_with(op, arg, &values);
+    }
+}
+
+#[test]
+fn bottom_keeps_the_first_of_equal_keys_in_a_group_and_the_last_in_a_sliding_window() {
+    let docs: Vec<bson::Document> = (0..5).map(|i| doc! { "i": i, "k": i32::from(i >= 2) }).collect();
+    let spec_of = |op: &str, arg: Bson| {
+        let spec_doc = RawDocumentBuf::try_from(&doc! { op: arg }).expect("spec");
+        AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc)).expect("parses")
+    };
+    let vars = Variables::new();
+    let feed = |spec: &AccumulatorSpec, mut acc: Accumulator| {
+        for d in &docs {
+            let raw = RawDocumentBuf::try_from(d).expect("encodes");
+            spec.add(&mut acc, &raw, &vars).expect("adds");
+        }
+        acc.finish(spec.op)
+    };
+    // k: 0 0 1 1 1. mongod's $group: a later equal key never displaces a kept one.
+    let bottom_n = spec_of("$bottomN", bson!({ "output": "$i", "sortBy": { "k": 1 }, "n": 2 }));
+    assert_eq!(feed(&bottom_n, bottom_n.start()), bson!([2, 3]));
+    let bottom = spec_of("$bottom", bson!({ "output": "$i", "sortBy": { "k": 1 } }));
+    assert_eq!(feed(&bottom, bottom.start()), bson!(2));
+    let top_n = spec_of("$topN", bson!({ "output": "$i", "sortBy": { "k": -1 }, "n": 2 }));
+    assert_eq!(feed(&top_n, top_n.start()), bson!([2, 3]));
+    // A sliding window ranks its whole window and takes the last n.
+    assert_eq!(feed(&bottom_n, bottom_n.start_sliding()), bson!([3, 4]));
+    assert_eq!(feed(&bottom, bottom.start_sliding()), bson!(4));
+    assert_eq!(feed(&top_n, top_n.start_sliding()), bson!([2, 3]));
+}
+
+#[test]
+fn n_accumulators_count_only_the_values_they_keep() {
+    let big = "x".repeat(4096);
+    let docs: Vec<RawDocumentBuf> =
+        (0..2000).map(|i| RawDocumentBuf::try_from(&doc! { "i": i, "s": big.clone() }).expect("encodes")).collect();
+    let vars = Variables::new();
+    for (op, arg) in [
+        ("$lastN", bson!({ "input": "$s", "n": 2 })),
+        ("$maxN", bson!({ "input": { "$concat": ["$s", { "$toString": "$i" }] }, "n": 2 })),
+        ("$bottomN", bson!({ "output": "$s", "sortBy": { "i": 1 }, "n": 2 })),
+        ("$topN", bson!({ "output": "$s", "sortBy": { "i": -1 }, "n": 2 })),
+    ] {
+        let spec_doc = RawDocumentBuf::try_from(&doc! { op: arg }).expect("spec");
+        let spec = AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc)).expect("parses");
+        let mut acc = spec.start();
+        for d in &docs {
+            spec.add(&mut acc, d, &vars).expect("adds");
+        }
+        // Two kept values of about 4 KiB each, not the 8 MB that passed through.
+        assert!(acc.memory() < 3 * 4096, "{op} holds {} bytes", acc.memory());
+    }
+}
+
+#[test]
+fn n_accumulators_refuse_to_keep_more_than_the_memory_limit() {
+    let big = "y".repeat(1 << 20);
+    let doc = RawDocumentBuf::try_from(&doc! { "s": big }).expect("encodes");
+    let spec_doc = RawDocumentBuf::try_from(&doc! { "$firstN": { "input": "$s", "n": 1000 } }).expect("spec");
+    let spec = AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc)).expect("parses");
+    let mut acc = spec.start();
+    let vars = Variables::new();
+    let mut failed = None;
+    for _ in 0..=(MAX_COLLECTED_BYTES >> 20) {
+        if let Err(e) = spec.add(&mut acc, &doc, &vars) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let e = failed.expect("passes the limit");
+    assert_eq!(e.code(), ErrorCode::ExceededMemoryLimit);
+    assert!(e.message().starts_with("$firstN used too much memory"), "{}", e.message());
+}
+
+#[test]
+fn n_is_evaluated_against_the_fields_of_a_document_key() {
+    let spec_doc = RawDocumentBuf::try_from(&doc! { "$firstN": {
+        "input": "$v",
+        "n": { "$cond": { "if": { "$eq": ["$g", "G2"] }, "then": 1, "else": 3 } },
+    } })
+    .expect("spec");
+    let spec = AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc)).expect("parses");
+    let vars = Variables::new();
+    let docs: Vec<RawDocumentBuf> =
+        (0..4).map(|v| RawDocumentBuf::try_from(&doc! { "v": v }).expect("encodes")).collect();
+    let run_with_key = |key: Bson| {
+        let key = RawBson::try_from(key).expect("raw");
+        let mut acc = spec.start();
+        spec.prepare(&mut acc, Some(key.as_raw_bson_ref()), &vars).expect("prepares");
+        for d in &docs {
+            spec.add(&mut acc, d, &vars).expect("adds");
+        }
+        acc.finish(spec.op)
+    };
+    assert_eq!(run_with_key(bson!({ "g": "G2" })), bson!([0]));
+    assert_eq!(run_with_key(bson!({ "g": "G1" })), bson!([0, 1, 2]));
+    // A key that is not a document gives `n` nothing to read: `$g` is missing.
+    assert_eq!(run_with_key(bson!("G2")), bson!([0, 1, 2]));
+}
+
+#[test]
+fn javascript_accumulator_answers_as_mongod_without_a_javascript_engine() {
+    let spec_doc = RawDocumentBuf::try_from(&doc! { "$accumulator": { "init": "function() {}" } }).expect("spec");
+    let err = AccumulatorSpec::parse("out", RawBsonRef::Document(&spec_doc)).expect_err("no JavaScript");
+    assert_eq!(err.code(), ErrorCode::Location31264);
+    assert_eq!(err.message(), "Cannot run server-side javascript without the javascript engine enabled");
 }

@@ -8,7 +8,7 @@ use bson::{Bson, RawBson, RawBsonRef};
 use super::args::{self, NamedErrors};
 use super::ops::AccumulateOp;
 use super::syntax::{Expression, Operator};
-use super::value::{Value, nullish};
+use super::value::Value;
 use crate::error::ErrorCode;
 use crate::query::collation::Collation;
 use crate::query::elements::fields;
@@ -52,7 +52,7 @@ pub(super) fn parse(op: AccumulateOp, arg: RawBsonRef<'_>) -> Result<Expression,
             )?)
         }
         AccumulateOp::Median | AccumulateOp::Percentile => {
-            let (input, p) = parse_percentile_spec(name, arg, op == AccumulateOp::Median)?;
+            let (input, p) = parse_percentile_spec(name, arg, op == AccumulateOp::Median, true)?;
             let mut out = vec![input];
             out.extend(p.into_iter().map(|q| Expression::Literal(Bson::Double(q))));
             out
@@ -63,27 +63,54 @@ pub(super) fn parse(op: AccumulateOp, arg: RawBsonRef<'_>) -> Result<Expression,
 }
 
 /// `$median: {input, method}` and `$percentile: {input, p, method}` as mongod's IDL checks
-/// them: the input expression and the percentiles (`[0.5]` for `$median`).
+/// them: the input expression and the percentiles (`[0.5]` for `$median`). `expression` is
+/// the expression form, whose non-object argument has codes of its own.
 ///
 /// # Errors
-/// 7436100/7429703 for a non-object, 40415 for an unknown field, 40414 for a missing one,
-/// 14 for a `method` that is not a string, 2 for one other than "approximate", 7750301-7750303
-/// for a `p` that is not a non-empty array of numbers in [0, 1].
+/// 7436100/7429703 (accumulator) or 7436201/7436200 (expression) for a non-object, 40415 for
+/// an unknown field, 14 for a `method` that is not a string, 2 for one other than
+/// "approximate", 40414 for a missing field, then the input's parse errors, then 7750300 for
+/// a `p` that is not constant and 7750301-7750303 for one that is not a non-empty array of
+/// numbers in [0, 1].
 pub(crate) fn parse_percentile_spec(
     name: &str,
     arg: RawBsonRef<'_>,
     median: bool,
+    expression: bool,
 ) -> Result<(Expression, Vec<f64>), QueryError> {
     let RawBsonRef::Document(spec) = arg else {
-        let code = if median { ErrorCode::Location7436100 } else { ErrorCode::Location7429703 };
+        let code = match (median, expression) {
+            (true, false) => ErrorCode::Location7436100,
+            (false, false) => ErrorCode::Location7429703,
+            (true, true) => ErrorCode::Location7436201,
+            (false, true) => ErrorCode::Location7436200,
+        };
         return Err(error(code, format!("specification must be an object; found {name}: {}", shown(arg))));
     };
-    let (mut input, mut p, mut method) = (None, None, None);
+    // mongod's IDL parser checks each field as it meets it (so `method` before any missing
+    // field), then the required ones; the expressions are parsed after that.
+    let (mut input, mut p, mut method) = (None, None, false);
     for (key, value) in fields(spec) {
         match key {
-            "input" => input = Some(Expression::parse(value)?),
+            "input" => input = Some(value),
             "p" if !median => p = Some(value),
-            "method" => method = Some(value),
+            "method" => {
+                let RawBsonRef::String(m) = value else {
+                    return Err(error(
+                        ErrorCode::TypeMismatch,
+                        format!(
+                            "BSON field '{name}.method' is the wrong type '{}', expected type 'string'",
+                            render::type_name(value.element_type())
+                        ),
+                    ));
+                };
+                if m != "approximate" {
+                    return Err(QueryError::bad_value(
+                        "Currently only 'approximate' can be used as percentile 'method'.",
+                    ));
+                }
+                method = true;
+            }
             other => {
                 return Err(error(
                     ErrorCode::Location40415,
@@ -96,40 +123,59 @@ pub(crate) fn parse_percentile_spec(
         error(ErrorCode::Location40414, format!("BSON field '{name}.{field}' is missing but a required field"))
     };
     let input = input.ok_or_else(|| missing("input"))?;
-    let p = if median { None } else { Some(p.ok_or_else(|| missing("p"))?) };
-    let method = method.ok_or_else(|| missing("method"))?;
-    let RawBsonRef::String(method) = method else {
-        return Err(error(
-            ErrorCode::TypeMismatch,
-            format!(
-                "BSON field '{name}.method' is the wrong type '{}', expected type 'string'",
-                render::type_name(method.element_type())
-            ),
-        ));
-    };
-    if method != "approximate" {
-        return Err(QueryError::bad_value("Currently only 'approximate' can be used as percentile 'method'"));
+    if !median && p.is_none() {
+        return Err(missing("p"));
     }
+    if !method {
+        return Err(missing("method"));
+    }
+    let input = Expression::parse(input)?;
     let Some(p) = p else { return Ok((input, vec![0.5])) };
+    Ok((input, parse_p(p)?))
+}
+
+/// `p`: an expression mongod folds to a constant at parse time (plain values and operators
+/// of them), which must be a non-empty array of numbers in [0, 1].
+fn parse_p(p: RawBsonRef<'_>) -> Result<Vec<f64>, QueryError> {
+    let expr = Expression::parse(p)?;
+    if !is_constant(&expr) {
+        return Err(error(
+            ErrorCode::Location7750300,
+            format!("The $percentile 'p' field must be an array of constant values, but found value: {}.", shown(p)),
+        ));
+    }
+    let value = expr.evaluate(&bson::RawDocumentBuf::new(), &super::Variables::new())?;
     let invalid = |code, what: String| {
         error(code, format!("The $percentile 'p' field must be an array of numbers from [0.0, 1.0], but found: {what}"))
     };
-    let RawBsonRef::Array(list) = p else { return Err(invalid(ErrorCode::Location7750301, shown(p))) };
-    let mut out = Vec::new();
+    let shown_value = |v: &Option<Bson>| v.as_ref().map_or_else(|| "MISSING".to_owned(), render::owned_value);
+    let list = match &value {
+        Some(Bson::Array(list)) if !list.is_empty() => list,
+        _ => return Err(invalid(ErrorCode::Location7750301, shown_value(&value))),
+    };
+    let mut out = Vec::with_capacity(list.len());
     for item in list {
-        let item = item.map_err(QueryError::invalid_bson)?;
-        let Some(x) = Number::from_raw(item).map(Number::to_f64) else {
-            return Err(invalid(ErrorCode::Location7750302, shown(item)));
+        let Some(x) = Number::from_bson(item).map(Number::to_f64) else {
+            return Err(invalid(ErrorCode::Location7750302, render::owned_value(item)));
         };
         if !(0.0..=1.0).contains(&x) {
             return Err(invalid(ErrorCode::Location7750303, render::double(x)));
         }
         out.push(x);
     }
-    if out.is_empty() {
-        return Err(invalid(ErrorCode::Location7750301, "[]".to_owned()));
+    Ok(out)
+}
+
+/// Whether `expr` reads nothing of the document or the variables and draws no random number:
+/// what mongod's parse-time optimisation turns into a constant.
+fn is_constant(expr: &Expression) -> bool {
+    match expr {
+        Expression::Literal(_) => true,
+        Expression::FieldPath { .. } => false,
+        Expression::Array(items) => items.iter().all(is_constant),
+        Expression::Object(entries) => entries.iter().all(|(_, e)| is_constant(e)),
+        Expression::Operator { op, args } => *op != Operator::Rand && args.iter().all(is_constant),
     }
-    Ok((input, out))
 }
 
 /// mongod's checks of an evaluated `n`: a number with an integral value above 0.
@@ -175,12 +221,9 @@ pub(super) fn evaluate(
         AccumulateOp::FirstN | AccumulateOp::LastN | AccumulateOp::MaxN | AccumulateOp::MinN => {
             let n = validate_n(eval(0)?)?;
             let input = eval(1)?;
-            let items = match input {
-                Some(Bson::Array(items)) => items,
-                v if nullish(&v) && matches!(op, AccumulateOp::MaxN | AccumulateOp::MinN) => {
-                    return Ok(Some(Bson::Null));
-                }
-                _ => return Err(error(ErrorCode::Location5788200, "Input must be an array".into())),
+            // mongod refuses anything but an array here, null and missing included.
+            let Some(Bson::Array(items)) = input else {
+                return Err(error(ErrorCode::Location5788200, "Input must be an array".into()));
             };
             Ok(Some(Bson::Array(match op {
                 AccumulateOp::FirstN => items.into_iter().take(n).collect(),

@@ -485,12 +485,19 @@ fn accumulators_as_expressions() {
         (d.clone(), bson!({ "$max": "$n" }), NULL),
         (d.clone(), bson!({ "$stdDevPop": [1, 3] }), ok(bson!(1.0))),
         (d.clone(), bson!({ "$stdDevSamp": [5] }), NULL),
+        // mongod's jstest group_accumulators_as_exprs.js: NaN is a value like any other (below),
+        // and a single array argument is a list of values.
+        (d.clone(), bson!({ "$max": [1, 2, f64::NAN] }), ok(bson!(2))),
+        (d.clone(), bson!({ "$stdDevSamp": [[1, 2, 3]] }), ok(bson!(1.0))),
+        (d.clone(), bson!({ "$sum": ["$b", 2, 3, { "$sum": [["$b", 4, 5]] }] }), ok(bson!(20))),
+        (d.clone(), bson!({ "$avg": ["$b", 3, { "$avg": [4, 6] }] }), ok(bson!(11.0 / 3.0))),
         (d.clone(), bson!({ "$firstN": { "n": 2, "input": "$a" } }), ok(bson!([1, 2.5]))),
         (d.clone(), bson!({ "$lastN": { "n": 2, "input": "$a" } }), ok(bson!([null, 4]))),
         (d.clone(), bson!({ "$lastN": { "n": 9, "input": "$s" } }), ok(bson!(["b", "a", "c"]))),
         (d.clone(), bson!({ "$maxN": { "n": 2, "input": "$s" } }), ok(bson!(["c", "b"]))),
         (d.clone(), bson!({ "$minN": { "n": 3, "input": "$a" } }), ok(bson!([1, 2.5, 4]))),
-        (d.clone(), bson!({ "$maxN": { "n": 2, "input": "$n" } }), NULL),
+        (d.clone(), bson!({ "$maxN": { "n": 2, "input": "$n" } }), Err(5788200)),
+        (d.clone(), bson!({ "$minN": { "n": 2, "input": "$missing" } }), Err(5788200)),
         (d.clone(), bson!({ "$firstN": { "n": 2, "input": "$n" } }), Err(5788200)),
         (d.clone(), bson!({ "$firstN": { "n": 0, "input": "$a" } }), Err(5787908)),
         (d.clone(), bson!({ "$firstN": { "input": "$a" } }), Err(5787906)),
@@ -503,8 +510,36 @@ fn accumulators_as_expressions() {
         ),
         (d.clone(), bson!({ "$median": { "input": "$b", "method": "approximate" } }), ok(bson!(3.0))),
         (d.clone(), bson!({ "$median": { "input": "$b", "method": "continuous" } }), Err(2)),
+        // mongod's IDL checks `method` as it meets it, before the missing fields.
+        (d.clone(), bson!({ "$median": { "method": "continuous" } }), Err(2)),
+        (d.clone(), bson!({ "$median": { "method": "approximate" } }), Err(40414)),
+        (d.clone(), bson!({ "$median": 1 }), Err(7436201)),
+        (d.clone(), bson!({ "$percentile": [1] }), Err(7436200)),
+        // `p` is folded to a constant at parse time; a field path cannot be.
+        (
+            d.clone(),
+            bson!({ "$percentile": { "input": "$a", "p": [{ "$divide": [1, 4] }], "method": "approximate" } }),
+            ok(bson!([1.0])),
+        ),
+        (d.clone(), bson!({ "$percentile": { "input": "$a", "p": "$s", "method": "approximate" } }), Err(7750300)),
+        (d.clone(), bson!({ "$percentile": { "input": "$a", "p": ["$b"], "method": "approximate" } }), Err(7750300)),
+        (
+            d.clone(),
+            bson!({ "$percentile": { "input": "$b", "p": [0.1, 0.9], "method": "approximate" } }),
+            ok(bson!([3.0, 3.0])),
+        ),
+        (
+            d.clone(),
+            bson!({ "$percentile": { "input": [], "p": [0.1, 0.9], "method": "approximate" } }),
+            ok(bson!([null, null])),
+        ),
         (d.clone(), bson!({ "$function": { "body": "function() {}", "args": [], "lang": "js" } }), Err(31264)),
     ]);
+    // NaN sorts below every number, so $min finds it; $sum and $avg carry it.
+    for op in ["$min", "$sum", "$avg", "$stdDevPop"] {
+        let got = eval(doc! {}, bson!({ op: [1, 2, f64::NAN] }));
+        assert!(matches!(got, Ok(Some(Bson::Double(x))) if x.is_nan()), "{op}: {got:?}");
+    }
 }
 
 #[test]

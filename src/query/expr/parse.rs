@@ -119,7 +119,7 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
     }
     let Some(op) = Operator::from_name(name) else {
         if name == "$function" {
-            return Err(QueryError::no_javascript(name));
+            return Err(QueryError::no_javascript());
         }
         if name == "$meta" {
             return Err(QueryError::not_implemented("$meta (text search scores and index keys)"));
