@@ -11,7 +11,7 @@ use bson::{Bson, Decimal128, RawBsonRef};
 use super::args;
 use super::ops::MathOp;
 use super::syntax::{Expression, Operator};
-use super::value::{Value, nullish, type_of};
+use super::value::{Value, integral_i64, nullish, type_of};
 use crate::error::ErrorCode;
 use crate::query::decimal::{self, Rounding};
 use crate::query::error::QueryError;
@@ -244,16 +244,7 @@ fn round(op: MathOp, v: Value, place: Option<Value>) -> Result<Value, QueryError
         None => 0,
         Some(p) if nullish(&p) => return Ok(Some(Bson::Null)),
         Some(p) => {
-            let integral = p.as_ref().and_then(Number::from_bson).and_then(|n| match n {
-                Number::Int32(i) => Some(i64::from(i)),
-                Number::Int64(i) => Some(i),
-                Number::Double(d) if d.fract() == 0.0 => Some(d as i64),
-                Number::Decimal(d) => {
-                    let f = decimal::to_f64(d);
-                    (f.fract() == 0.0).then_some(f as i64)
-                }
-                Number::Double(_) => None,
-            });
+            let integral = p.as_ref().and_then(Number::from_bson).and_then(integral_i64);
             let Some(place) = integral else {
                 return Err(error(
                     ErrorCode::Location51082,
@@ -357,17 +348,7 @@ fn integer(n: Number) -> Option<i64> {
 
 /// A decimal power: exact squaring for a whole exponent up to 4096, double precision else.
 fn decimal_pow(base: Decimal128, exponent: Number) -> Decimal128 {
-    let whole = match exponent {
-        Number::Int32(i) => Some(i64::from(i)),
-        Number::Int64(i) => Some(i),
-        Number::Double(d) if d.fract() == 0.0 => Some(d as i64),
-        Number::Decimal(d) => {
-            let f = decimal::to_f64(d);
-            (f.fract() == 0.0).then_some(f as i64)
-        }
-        Number::Double(_) => None,
-    };
-    match whole {
+    match integral_i64(exponent) {
         Some(k) if (0..=4096).contains(&k) => {
             let (mut result, mut square, mut k) = (decimal::from_i64(1), base, k);
             while k > 0 {

@@ -9,7 +9,7 @@ use bson::{Bson, RawBson, RawBsonRef, RawDocumentBuf, doc};
 use super::args;
 use super::ops::SequenceOp;
 use super::syntax::{Expression, Operator};
-use super::value::{Value, nullish, type_of};
+use super::value::{Value, index_argument, nullish, type_of};
 use crate::error::ErrorCode;
 use crate::query::collation::Collation;
 use crate::query::elements::fields;
@@ -189,9 +189,12 @@ pub(super) fn evaluate(
                 }
             };
             let needle = raw(eval(1)?.unwrap_or(Bson::Undefined))?;
-            let start = if args.len() > 2 { index_argument(eval(2)?, "starting index")? } else { 0 };
-            let end =
-                if args.len() > 3 { index_argument(eval(3)?, "ending index")?.min(items.len()) } else { items.len() };
+            let start = if args.len() > 2 { index_argument("$indexOfArray", eval(2)?, "starting index")? } else { 0 };
+            let end = if args.len() > 3 {
+                index_argument("$indexOfArray", eval(3)?, "ending index")?.min(items.len())
+            } else {
+                items.len()
+            };
             for (i, item) in items.into_iter().enumerate().take(end).skip(start) {
                 let item = raw(item)?;
                 if compare_collated(item.as_raw_bson_ref(), needle.as_raw_bson_ref(), collation.map(AsRef::as_ref))
@@ -225,29 +228,6 @@ pub(super) fn evaluate(
 
 fn raw(value: Bson) -> Result<RawBson, QueryError> {
     RawBson::try_from(value).map_err(QueryError::invalid_bson)
-}
-
-/// mongod's `uassertIfNotIntegralAndNonNegative` for `$indexOfArray`.
-fn index_argument(v: Value, what: &str) -> Result<usize, QueryError> {
-    let integral = v.as_ref().and_then(Number::from_bson).and_then(|n| match n {
-        Number::Int32(i) => Some(i64::from(i)),
-        Number::Int64(i) => Some(i),
-        Number::Double(d) if d.fract() == 0.0 && d.abs() < 9.2e18 => Some(d as i64),
-        _ => None,
-    });
-    let Some(i) = integral else {
-        return Err(error(
-            ErrorCode::Location40096,
-            format!(
-                "$indexOfArray requires an integral {what}, found a value of type: {}, with value: {}",
-                type_of(&v),
-                shown(&v)
-            ),
-        ));
-    };
-    usize::try_from(i).map_err(|_| {
-        error(ErrorCode::Location40097, format!("$indexOfArray requires a nonnegative {what}, found: {i}"))
-    })
 }
 
 /// mongod's `ExpressionRange`: 32-bit start, end and step; the array may not pass 64 MiB.

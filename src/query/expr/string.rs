@@ -11,7 +11,7 @@ use super::args::{self, NamedErrors};
 use super::convert::coerce_to_string;
 use super::ops::StringOp;
 use super::syntax::{Expression, Operator};
-use super::value::{Value, nullish, type_of};
+use super::value::{Value, index_argument, nullish, type_of};
 use crate::error::ErrorCode;
 use crate::query::error::QueryError;
 use crate::query::filter::regex::{RegexError, compile};
@@ -259,37 +259,6 @@ const DEFAULT_TRIM: &[char] = &[
 /// A length or index as mongod returns it: an int when it fits.
 fn int_or_long(n: usize) -> Bson {
     i32::try_from(n).map_or_else(|_| Bson::Int64(i64::try_from(n).unwrap_or(i64::MAX)), Bson::Int32)
-}
-
-/// mongod's `uassertIfNotIntegralAndNonNegative` for `$indexOfBytes`/`$indexOfCP`.
-fn index_argument(name: &str, v: Value, what: &str) -> Result<usize, QueryError> {
-    let n = v.as_ref().and_then(Number::from_bson);
-    let Some(i) = n.and_then(integral_i64) else {
-        return Err(error(
-            ErrorCode::Location40096,
-            format!(
-                "{name} requires an integral {what}, found a value of type: {}, with value: {}",
-                type_of(&v),
-                shown(&v)
-            ),
-        ));
-    };
-    usize::try_from(i)
-        .map_err(|_| error(ErrorCode::Location40097, format!("{name} requires a nonnegative {what}, found: {i}")))
-}
-
-/// The value as an int64 when it is integral (mongod's `Value::integral64Bit`).
-fn integral_i64(n: Number) -> Option<i64> {
-    match n {
-        Number::Int32(i) => Some(i64::from(i)),
-        Number::Int64(i) => Some(i),
-        Number::Double(d) if d.fract() == 0.0 && d >= i64::MIN as f64 && d < i64::MAX as f64 => Some(d as i64),
-        Number::Decimal(d) => {
-            let f = crate::query::decimal::to_f64(d);
-            (f.fract() == 0.0 && f.is_finite()).then(|| crate::query::decimal::to_i64(d)).flatten()
-        }
-        Number::Double(_) => None,
-    }
 }
 
 fn index_of_bytes(input: &str, token: &str, start: usize, end: usize) -> Option<usize> {
