@@ -604,9 +604,7 @@ async fn a_group_past_its_memory_limit_spills_with_allow_disk_use_and_merges_exa
         "kinds": { "$addToSet": "$t" },
         "top": { "$max": "$v" },
     } };
-    let command = doc! { "aggregate": "big", "pipeline": [group.clone()], "cursor": {}, "allowDiskUse": false };
-    let error = db.run_command(command).await.expect_err("over the limit");
-    assert_eq!(code(&error), Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned())));
+    assert_eq!(without_disk_use(&db, &group).await, Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned())));
     let got = run(
         &coll,
         vec![
@@ -634,9 +632,10 @@ async fn a_group_past_its_memory_limit_spills_with_allow_disk_use_and_merges_exa
     assert_eq!(spill_files(&server), 0, "the group's runs are deleted");
     // $bucketAuto sorts its input the same way: it spills too.
     let buckets = doc! { "$bucketAuto": { "groupBy": "$v", "buckets": 4, "output": { "n": { "$sum": 1 }, "k": { "$first": "$t" } } } };
-    let command = doc! { "aggregate": "big", "pipeline": [buckets.clone()], "cursor": {}, "allowDiskUse": false };
-    let error = db.run_command(command).await.expect_err("over the limit");
-    assert_eq!(code(&error), Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned())));
+    assert_eq!(
+        without_disk_use(&db, &buckets).await,
+        Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned()))
+    );
     assert_eq!(
         run(&coll, vec![buckets]).await,
         vec![
@@ -656,9 +655,10 @@ async fn a_group_past_its_memory_limit_spills_with_allow_disk_use_and_merges_exa
             "rank": { "$rank": {} },
         },
     } };
-    let command = doc! { "aggregate": "big", "pipeline": [windows.clone()], "cursor": {}, "allowDiskUse": false };
-    let error = db.run_command(command).await.expect_err("over the limit");
-    assert_eq!(code(&error), Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned())));
+    assert_eq!(
+        without_disk_use(&db, &windows).await,
+        Some((292, "QueryExceededMemoryLimitNoDiskUseAllowed".to_owned()))
+    );
     let got = run(&coll, vec![windows, doc! { "$project": { "_id": 0, "t": 1, "v": 1, "run": 1, "rank": 1 } }]).await;
     let mut expected = Vec::new();
     for t in 0..3 {
@@ -709,6 +709,12 @@ async fn plan_cache_stats_lists_the_shapes_the_planner_cached() {
     assert_eq!(error, Some((9, "FailedToParse".to_owned())));
     let error = run_err(&db, "orders", vec![doc! { "$match": {} }, doc! { "$planCacheStats": {} }]).await;
     assert_eq!(error.map(|e| e.0), Some(40602));
+}
+
+/// The error `stage` fails with over the collection `big` without `allowDiskUse`.
+async fn without_disk_use(db: &Database, stage: &Document) -> Option<(i32, String)> {
+    let command = doc! { "aggregate": "big", "pipeline": [stage.clone()], "cursor": {}, "allowDiskUse": false };
+    code(&db.run_command(command).await.expect_err("over the limit"))
 }
 
 /// The spill files under the server's `_tmp`.

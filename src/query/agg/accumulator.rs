@@ -336,19 +336,7 @@ impl Accumulator {
             }
             State::AddToSet(items, by_hash) => {
                 let Some(value) = value else { return Ok(()) };
-                let value = raw(value)?;
-                let hash = hash_value(value.as_raw_bson_ref(), collation);
-                let bucket = by_hash.entry(hash).or_default();
-                let known = bucket.iter().any(|&i| {
-                    items.get(i).is_some_and(|k| {
-                        compare_collated(k.as_raw_bson_ref(), value.as_raw_bson_ref(), collation).is_eq()
-                    })
-                });
-                if !known {
-                    self.bytes = charge_raw(self.bytes, &value, "$addToSet")?;
-                    bucket.push(items.len());
-                    items.push(value);
-                }
+                self.bytes = add_to_set(items, by_hash, raw(value)?, collation, self.bytes)?;
             }
             State::StdDev(deviation) => {
                 if let Some(n) = value.as_ref().and_then(Number::from_bson) {
@@ -406,6 +394,28 @@ impl Accumulator {
             state @ (State::Several(_) | State::Percentile { .. }) => multi::finish(op, state),
         }
     }
+}
+
+/// Adds `value` to a `$addToSet` set unless an equal value (under the collation) is in it;
+/// returns the bytes the set holds then.
+fn add_to_set(
+    items: &mut Vec<RawBson>,
+    by_hash: &mut std::collections::HashMap<u64, Vec<usize>>,
+    value: RawBson,
+    collation: Option<&crate::query::Collation>,
+    bytes: usize,
+) -> Result<usize, QueryError> {
+    let bucket = by_hash.entry(hash_value(value.as_raw_bson_ref(), collation)).or_default();
+    let known = bucket.iter().any(|&i| {
+        items.get(i).is_some_and(|k| compare_collated(k.as_raw_bson_ref(), value.as_raw_bson_ref(), collation).is_eq())
+    });
+    if known {
+        return Ok(bytes);
+    }
+    let bytes = charge_raw(bytes, &value, "$addToSet")?;
+    bucket.push(items.len());
+    items.push(value);
+    Ok(bytes)
 }
 
 fn raw(value: Bson) -> Result<RawBson, QueryError> {

@@ -6,7 +6,7 @@
 
 use bson::{Bson, Document, RawBson, doc};
 
-use super::{Accumulator, AccumulatorOp, State, charge, charge_raw, raw, raw_size, value_size};
+use super::{Accumulator, AccumulatorOp, State, charge, raw, raw_size, value_size};
 use crate::query::expr::Variables;
 use crate::query::number::Number;
 use crate::query::order::compare_collated;
@@ -173,21 +173,8 @@ impl Accumulator {
                 }
             }
             State::AddToSet(items, by_hash) => {
-                let more = partial.get_array("v").map_err(|_| corrupt())?;
-                for v in more {
-                    let v = raw(v.clone())?;
-                    let hash = super::hash_value(v.as_raw_bson_ref(), collation);
-                    let bucket = by_hash.entry(hash).or_default();
-                    let known = bucket.iter().any(|&i| {
-                        items.get(i).is_some_and(|k| {
-                            compare_collated(k.as_raw_bson_ref(), v.as_raw_bson_ref(), collation).is_eq()
-                        })
-                    });
-                    if !known {
-                        self.bytes = charge_raw(self.bytes, &v, "$addToSet")?;
-                        bucket.push(items.len());
-                        items.push(v);
-                    }
+                for v in partial.get_array("v").map_err(|_| corrupt())? {
+                    self.bytes = super::add_to_set(items, by_hash, raw(v.clone())?, collation, self.bytes)?;
                 }
             }
             State::StdDev(deviation) => {
