@@ -195,7 +195,13 @@ impl Writes {
             Bson::Double(d) => Some(*d != 0.0),
             _ => None,
         };
-        let excluding = fields.iter().filter(|(k, _)| k.as_str() != "_id").all(|(_, v)| flag(v) == Some(false));
+        // An exclusion names only fields to drop; `{_id: 1}` alone is an inclusion of `_id`.
+        let mut others = fields.iter().filter(|(k, _)| k.as_str() != "_id").peekable();
+        let excluding = if others.peek().is_none() {
+            fields.get("_id").map(flag) == Some(Some(false))
+        } else {
+            others.all(|(_, v)| flag(v) == Some(false))
+        };
         if excluding {
             return Some(Self::Paths(
                 fields.iter().filter(|(_, v)| flag(v) == Some(false)).map(|(k, _)| k.clone()).collect(),
@@ -293,6 +299,16 @@ mod tests {
         // An exclusion of `a.b` changes `a`.
         let stays = vec![doc! { "$project": { "a.b": 0 } }, doc! { "$match": { "a": { "b": 1 } } }];
         assert_eq!(rewritten(stays.clone()), stays);
+        // `{_id: 1}` keeps `_id` alone: a filter on another field stays behind it.
+        assert_eq!(
+            rewritten(vec![doc! { "$project": { "_id": 1 } }, doc! { "$match": { "a": 1, "_id": 2 } }]),
+            vec![doc! { "$match": { "_id": 2 } }, doc! { "$project": { "_id": 1 } }, doc! { "$match": { "a": 1 } }]
+        );
+        // `{_id: 0}` alone drops `_id` only.
+        assert_eq!(
+            rewritten(vec![doc! { "$project": { "_id": 0 } }, doc! { "$match": { "a": 1, "_id": 2 } }]),
+            vec![doc! { "$match": { "a": 1 } }, doc! { "$project": { "_id": 0 } }, doc! { "$match": { "_id": 2 } }]
+        );
         // `$expr` reads fields no one can list: it stays.
         let stays = vec![doc! { "$set": { "z": 1 } }, doc! { "$match": { "$expr": { "$eq": ["$a", 1] } } }];
         assert_eq!(rewritten(stays.clone()), stays);
