@@ -53,6 +53,8 @@ error_codes! {
     Overflow = 15,
     /// A list argument of the wrong length (an empty write batch).
     InvalidLength = 16,
+    /// A message out of its protocol's order (`saslContinue` without `saslStart`).
+    ProtocolError = 17,
     /// Wrong credentials.
     AuthenticationFailed = 18,
     /// The operation is not allowed in this state.
@@ -67,6 +69,8 @@ error_codes! {
     IndexNotFound = 27,
     /// An update path runs into a value that cannot hold the field it names.
     PathNotViable = 28,
+    /// A role that does not exist.
+    RoleNotFound = 31,
     /// An update would pad an array past mongod's limit.
     CannotBackfillArray = 34,
     /// Two update operators touch the same or overlapping paths.
@@ -176,6 +180,8 @@ error_codes! {
     /// This node is not a writable primary.
     NotWritablePrimary = 10107,
     /// `$rand` with an argument that is neither a document nor an array; a top/bottom
+    /// An authentication mechanism the server does not offer.
+    MechanismUnavailable = 334,
     /// accumulator whose `sortBy` is not an object.
     Location10065 = 10065,
     /// A document is larger than 16 MiB.
@@ -762,6 +768,8 @@ error_codes! {
     Location5976500 = 5976500,
     /// `$dateSubtract` of the smallest long.
     Location6045000 = 6045000,
+    /// A user that already exists.
+    Location51003 = 51003,
     /// `$skip` whose argument is not a non-negative integer.
     Location15956 = 15956,
     /// `$limit` whose argument is not a non-negative integer.

@@ -57,6 +57,7 @@ impl TestServer {
             metadata: None,
             compressors: Vec::new(),
             close_requested: false,
+            auth: crate::auth::Session::default(),
         }
     }
 

@@ -31,6 +31,8 @@ pub struct ClientInfo {
     pub compressors: Vec<Compressor>,
     /// Set by a command (a test fail point) that wants the connection closed without a reply.
     pub close_requested: bool,
+    /// Who the connection authenticated as.
+    pub auth: crate::auth::Session,
 }
 
 impl ClientInfo {

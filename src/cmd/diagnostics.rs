@@ -227,9 +227,18 @@ pub fn whats_my_uri(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Docu
     Ok(doc! { "you": ctx.client.remote.to_string() })
 }
 
-/// `connectionStatus`: who is authenticated on this connection (nobody, until auth exists).
-pub fn connection_status(_: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let mut auth_info = doc! { "authenticatedUsers": [], "authenticatedUserRoles": [] };
+/// `connectionStatus`: who is authenticated on this connection, with their roles.
+pub fn connection_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let users: Vec<Bson> =
+        ctx.client.auth.users.iter().map(|u| Bson::Document(doc! { "user": &u.name, "db": &u.db })).collect();
+    let mut roles: Vec<Bson> = Vec::new();
+    for (role, db) in ctx.client.auth.users.iter().flat_map(|u| u.roles.iter()) {
+        let entry = Bson::Document(doc! { "role": role, "db": db });
+        if !roles.contains(&entry) {
+            roles.push(entry);
+        }
+    }
+    let mut auth_info = doc! { "authenticatedUsers": users, "authenticatedUserRoles": roles };
     if req.bool_arg("showPrivileges")?.unwrap_or(false) {
         auth_info.insert("authenticatedUserPrivileges", Vec::<Bson>::new());
     }

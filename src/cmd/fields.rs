@@ -99,6 +99,19 @@ pub const CONFIGURE_FAIL_POINT: CommandOptions = CommandOptions::basic(
 pub const CONNECTION_STATUS: CommandOptions =
     CommandOptions::basic(&[F::honoured("showPrivileges", "")], "ignored, as mongod").sessionless();
 
+/// `createUser`.
+pub const CREATE_USER: CommandOptions = CommandOptions::strict(&[
+    F::honoured("pwd", "stored as SCRAM salts and keys, never as given"),
+    F::honoured(
+        "roles",
+        "checked against the built-in roles; not enforced until authorization exists (as mongod without --auth)",
+    ),
+    F::honoured("customData", "stored with the user"),
+    F::honoured("mechanisms", "SCRAM-SHA-1 and/or SCRAM-SHA-256"),
+    F::honoured("digestPassword", "false is refused with SCRAM-SHA-256, as mongod"),
+])
+.writes();
+
 /// `count`.
 pub const COUNT: CommandOptions = CommandOptions::strict(&[
     F::honoured("query", ""),
@@ -202,6 +215,9 @@ pub const DISTINCT: CommandOptions = CommandOptions::strict(&[
 
 /// `drop`.
 pub const DROP: CommandOptions = CommandOptions::strict(&[COLLECTION_UUID]).writes().api_v1();
+
+/// `dropUser`.
+pub const DROP_USER: CommandOptions = CommandOptions::strict(&[]).writes();
 
 /// `dropDatabase`.
 pub const DROP_DATABASE: CommandOptions = CommandOptions::strict(&[]).writes().api_v1();
@@ -318,8 +334,11 @@ pub const HELLO: CommandOptions = CommandOptions::lax(
         F::honoured("helloOk", "answered with `helloOk: true` (legacy `isMaster`)"),
         F::honoured("client", "the client metadata of the connection's first hello"),
         F::honoured("compression", "negotiates the compressor"),
-        F::honoured("saslSupportedMechs", "no users exist, so none are listed, as mongod for an unknown user"),
-        F::ignored("speculativeAuthenticate", "no users exist; mongod answers nothing for an unknown user"),
+        F::honoured("saslSupportedMechs", "the mechanisms the user has credentials for; left out for an unknown user"),
+        F::honoured(
+            "speculativeAuthenticate",
+            "SCRAM's first step in the handshake; left out when it fails, as mongod",
+        ),
         F::not_built("topologyVersion", "awaitable hello (this server sends no topologyVersion, so drivers never ask)"),
         F::not_built("maxAwaitTimeMS", "awaitable hello (this server sends no topologyVersion, so drivers never ask)"),
         F::ignored("internalClient", "marks mongod-to-mongod connections; wire versions do not depend on it here"),
@@ -396,6 +415,25 @@ pub const LIST_INDEXES: CommandOptions = CommandOptions::strict(&[
 /// `monarchQueryStats` (Monarch's own).
 pub const MONARCH_QUERY_STATS: CommandOptions =
     CommandOptions::strict(&[F::honoured("limit", "how many query shapes to list")]);
+
+/// `logout`.
+pub const LOGOUT: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").sessionless();
+
+/// `saslContinue`.
+pub const SASL_CONTINUE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("conversationId", "one conversation per connection, as mongod"),
+    F::honoured("payload", "the client's SCRAM message"),
+])
+.sessionless();
+
+/// `saslStart`.
+pub const SASL_START: CommandOptions = CommandOptions::strict(&[
+    F::honoured("mechanism", "SCRAM-SHA-1 or SCRAM-SHA-256"),
+    F::honoured("payload", "the client's first SCRAM message"),
+    F::ignored("autoAuthorize", "always on, as mongod"),
+    F::ignored("options", "skipEmptyExchange: the exchange always ends after the proof, as drivers expect"),
+])
+.sessionless();
 
 /// `ping`.
 pub const PING: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").sessionless().api_v1();

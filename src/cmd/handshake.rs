@@ -27,9 +27,10 @@ pub fn is_master(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
 
 fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str) -> Result<Document> {
     let hello_ok = req.bool_arg("helloOk")?.unwrap_or(false);
-    // Parsed for its type only: no users exist until authentication is built, and mongod
-    // omits `saslSupportedMechs` for a user it does not know.
-    req.str_arg("saslSupportedMechs")?;
+    let mechanisms = match req.str_arg("saslSupportedMechs")? {
+        Some(user) => super::auth::supported_mechanisms(ctx, user)?,
+        None => None,
+    };
     record_client_metadata(ctx, req)?;
     // As mongod's MessageCompressorManager::serverNegotiate: the client's list in the client's
     // order, keeping the compressors this server has enabled; without a list, the connection's
@@ -60,6 +61,14 @@ fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str
     reply.insert("readOnly", false);
     if !negotiated.is_empty() {
         reply.insert("compression", negotiated.iter().map(|c| Bson::from(c.name())).collect::<Vec<_>>());
+    }
+    if let Some(mechanisms) = mechanisms {
+        reply.insert("saslSupportedMechs", mechanisms);
+    }
+    if let Some(RawBsonRef::Document(spec)) = req.get("speculativeAuthenticate")
+        && let Some(answer) = super::auth::speculative(ctx, spec)
+    {
+        reply.insert("speculativeAuthenticate", answer);
     }
     Ok(reply)
 }

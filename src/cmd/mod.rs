@@ -5,6 +5,7 @@
 //! [`RequestCtx`] and a [`CommandRequest`] and return the reply document or an [`Error`].
 
 mod aggregate;
+mod auth;
 mod collation;
 mod collections;
 mod context;
@@ -28,6 +29,7 @@ mod sessions;
 mod target;
 mod testing;
 mod transactions;
+mod users;
 mod write;
 
 use std::collections::HashMap;
@@ -133,6 +135,10 @@ pub enum DataAction {
     KillCursors,
     /// `profile` (mongod's `enableProfiler`).
     EnableProfiler,
+    /// `createUser`.
+    CreateUser,
+    /// `dropUser`.
+    DropUser,
 }
 
 /// One row of the command table: everything the dispatcher needs to know about a command.
@@ -292,6 +298,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "creates one or more indexes on a collection",
     )
     .options(fields::CREATE_INDEXES),
+    CommandSpec::new("createUser", users::create_user, Data(DataAction::CreateUser), "Adds a user to the system")
+        .options(fields::CREATE_USER),
     CommandSpec::new(
         "currentOp",
         operations::current_op,
@@ -332,6 +340,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::DROP_INDEXES)
     .aliases(&["deleteIndexes"]),
+    CommandSpec::new("dropUser", users::drop_user, Data(DataAction::DropUser), "Drops a single user.")
+        .options(fields::DROP_USER),
     CommandSpec::new("endSessions", sessions::end_sessions, Anonymous, "end a set of logical sessions")
         .options(fields::END_SESSIONS)
         .inline(),
@@ -385,7 +395,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Check if this server is primary for a replica set\n{ hello : 1 }",
     )
     .options(fields::HELLO)
-    .inline()
     .handshake(),
     CommandSpec::new(
         "hostInfo",
@@ -403,7 +412,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Check if this server is primary for a replica set\n{ isMaster : 1 }",
     )
     .options(fields::IS_MASTER)
-    .inline()
     .aliases(&["ismaster"])
     .handshake(),
     CommandSpec::new(
@@ -446,6 +454,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "list indexes for a collection",
     )
     .options(fields::LIST_INDEXES),
+    CommandSpec::new("logout", auth::logout, Anonymous, "de-authenticate").options(fields::LOGOUT),
     CommandSpec::new(
         "monarchQueryStats",
         profiling::monarch_query_stats,
@@ -478,6 +487,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         " example: { renameCollection: foo.a, to: bar.b }",
     )
     .options(fields::RENAME_COLLECTION),
+    CommandSpec::new("saslContinue", auth::sasl_continue, Anonymous, "Subsequent steps in a SASL authentication conversation.")
+        .options(fields::SASL_CONTINUE),
+    CommandSpec::new("saslStart", auth::sasl_start, Anonymous, "First step in a SASL authentication conversation.")
+        .options(fields::SASL_START),
     CommandSpec::new(
         "serverStatus",
         diagnostics::server_status,
@@ -710,8 +723,6 @@ mod tests {
                 "getCmdLineOpts",
                 "getLog",
                 "getParameter",
-                "hello",
-                "isMaster",
                 "killAllSessions",
                 "killOp",
                 "killSessions",

@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod spill;
 pub mod stages;
+pub mod users;
 pub mod validate;
 pub mod views;
 

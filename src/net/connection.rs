@@ -128,6 +128,7 @@ pub async fn run(
         metadata: None,
         compressors: Vec::new(),
         close_requested: false,
+        auth: crate::auth::Session::default(),
     };
     let stream = Metered::new(stream, &services.state.counters.network);
     serve_frames(stream, client, &services, &shutdown).await;

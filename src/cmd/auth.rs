@@ -1,0 +1,138 @@
+//! The SASL authentication commands: `saslStart` and `saslContinue` (SCRAM-SHA-1 and
+//! SCRAM-SHA-256 against the user catalog) and `logout`. Every failure of the exchange answers
+//! 18 AuthenticationFailed with mongod's message, whatever went wrong (a missing user, a wrong
+//! password, a malformed message), and the reason goes to the log only.
+
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, Document, RawBsonRef, doc};
+
+use super::context::RequestCtx;
+use super::request::CommandRequest;
+use crate::auth::AuthenticatedUser;
+use crate::auth::scram::{Mechanism, ServerConversation};
+use crate::error::{Error, ErrorCode, Result};
+use crate::exec::users;
+
+/// The one conversation id a connection has (mongod numbers them from 1 per connection and
+/// keeps one at a time).
+const CONVERSATION_ID: i32 = 1;
+
+fn failed() -> Error {
+    Error::new(ErrorCode::AuthenticationFailed, "Authentication failed.")
+}
+
+fn payload(req: &CommandRequest) -> Result<&[u8]> {
+    match req.get("payload") {
+        Some(RawBsonRef::Binary(b)) => Ok(b.bytes),
+        Some(RawBsonRef::String(s)) => Ok(s.as_bytes()),
+        Some(other) => Err(req.wrong_type("payload", other, "binData")),
+        None => Err(Error::new(
+            ErrorCode::Location40414,
+            format!("BSON field '{}.payload' is missing but a required field", req.name()),
+        )),
+    }
+}
+
+fn binary(bytes: Vec<u8>) -> Bson {
+    Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes })
+}
+
+/// `saslStart: 1, mechanism, payload`: the client's first SCRAM message; answers the server's.
+pub fn sasl_start(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let name = req.str_arg("mechanism")?.ok_or_else(|| {
+        Error::new(ErrorCode::Location40414, "BSON field 'saslStart.mechanism' is missing but a required field")
+    })?;
+    let db = req.db().to_owned();
+    start(ctx, name, payload(req)?, db)
+}
+
+/// Begins a conversation for the user the client's first message names in `db`.
+fn start(ctx: &mut RequestCtx<'_>, name: &str, client_first: &[u8], db: String) -> Result<Document> {
+    let Some(mechanism) = Mechanism::from_name(name) else {
+        return Err(Error::new(
+            ErrorCode::MechanismUnavailable,
+            format!("Received authentication for mechanism {name} which is not enabled"),
+        ));
+    };
+    let storage = &ctx.state.storage;
+    let mut lookup_error = None;
+    let started = ServerConversation::start(mechanism, client_first, |user| match users::find(storage, &db, user) {
+        Ok(found) => found.and_then(|u| u.credentials_for(mechanism).cloned()),
+        Err(e) => {
+            lookup_error = Some(e);
+            None
+        }
+    });
+    if let Some(error) = lookup_error {
+        return Err(error);
+    }
+    let (conversation, reply) = started.map_err(|e| {
+        tracing::info!(target: "ACCESS", id = 20249, mechanism = name, db = %db, error = %e, "Authentication failed");
+        failed()
+    })?;
+    ctx.client.auth.conversation = Some((db, conversation));
+    Ok(doc! { "conversationId": CONVERSATION_ID, "done": false, "payload": binary(reply) })
+}
+
+/// `hello`'s `saslSupportedMechs: "<db>.<user>"`: the mechanisms the user has credentials for;
+/// `None` for a user that does not exist (mongod then leaves the field out).
+///
+/// # Errors
+/// 2 BadValue for a name without a database; storage errors.
+pub(super) fn supported_mechanisms(ctx: &RequestCtx<'_>, qualified: &str) -> Result<Option<Vec<&'static str>>> {
+    let Some((db, user)) = qualified.split_once('.') else {
+        return Err(Error::new(ErrorCode::BadValue, "UserName must contain a '.' separated database.user pair"));
+    };
+    let found = users::find(&ctx.state.storage, db, user)?;
+    Ok(found.map(|u| u.credentials.iter().map(|(m, _)| m.name()).collect()))
+}
+
+/// `hello`'s `speculativeAuthenticate: {saslStart: 1, mechanism, payload, db}`: the first step
+/// of the exchange in the handshake; `None` (the field left out, so the driver authenticates
+/// with `saslStart`) when it fails, as mongod.
+pub(super) fn speculative(ctx: &mut RequestCtx<'_>, spec: &bson::RawDocument) -> Option<Document> {
+    let mechanism = spec.get_str("mechanism").ok()?;
+    let payload = match spec.get("payload").ok()?? {
+        RawBsonRef::Binary(b) => b.bytes,
+        _ => return None,
+    };
+    let db = spec.get_str("db").ok()?.to_owned();
+    start(ctx, mechanism, payload, db).ok()
+}
+
+/// `saslContinue: 1, conversationId, payload`: the client's proof; answers the server's
+/// signature and, when it matches, authenticates the connection.
+pub fn sasl_continue(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let client_final = payload(req)?;
+    let Some((db, conversation)) = ctx.client.auth.conversation.take() else {
+        return Err(Error::new(ErrorCode::ProtocolError, "No SASL session state found"));
+    };
+    let verified = conversation.finish(client_final);
+    let reply = match verified {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::info!(
+                target: "ACCESS", id = 20249, mechanism = conversation.mechanism().name(), user = conversation.user(),
+                db = %db, error = %e, "Authentication failed"
+            );
+            return Err(failed());
+        }
+    };
+    let user = users::find(&ctx.state.storage, &db, conversation.user())?.ok_or_else(failed)?;
+    tracing::info!(
+        target: "ACCESS", id = 5286306, mechanism = conversation.mechanism().name(), user = %user.name, db = %db,
+        "Successfully authenticated"
+    );
+    let authenticated = AuthenticatedUser { name: user.name, db: user.db, roles: user.roles };
+    let users = &mut ctx.client.auth.users;
+    users.retain(|u| !(u.name == authenticated.name && u.db == authenticated.db));
+    users.push(authenticated);
+    Ok(doc! { "conversationId": CONVERSATION_ID, "done": true, "payload": binary(reply) })
+}
+
+/// `logout`: forgets the users the connection authenticated as against this database.
+pub fn logout(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let db = req.db();
+    ctx.client.auth.users.retain(|u| u.db != db);
+    Ok(Document::new())
+}

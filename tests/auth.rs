@@ -1,0 +1,173 @@
+//! Authentication through the Rust driver: users created with `createUser` authenticate with
+//! SCRAM-SHA-1 and SCRAM-SHA-256 from a connection string, wrong passwords and unknown users
+//! fail alike, and the SASL commands answer mongod's codes.
+
+#![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
+
+mod common;
+
+use common::TestServer;
+use mongodb::Client;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::ErrorKind;
+
+/// A client that authenticates as `user`/`password` against `admin`, with `mechanism` when
+/// given.
+async fn client_as(server: &TestServer, user: &str, password: &str, mechanism: Option<&str>) -> Client {
+    let mut uri = server.uri("authSource=admin").replacen("mongodb://", &format!("mongodb://{user}:{password}@"), 1);
+    if let Some(mechanism) = mechanism {
+        uri.push_str(&format!("&authMechanism={mechanism}"));
+    }
+    Client::with_uri_str(uri).await.expect("client")
+}
+
+fn command_code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_created_user_authenticates_with_either_scram_mechanism() {
+    let server = TestServer::start(&[]);
+    server
+        .admin(doc! { "createUser": "ann", "pwd": "s3cret pass", "roles": ["root", { "role": "read", "db": "shop" }] })
+        .await
+        .expect("createUser");
+    for mechanism in [None, Some("SCRAM-SHA-1"), Some("SCRAM-SHA-256")] {
+        let client = client_as(&server, "ann", "s3cret%20pass", mechanism).await;
+        let status = client.database("admin").run_command(doc! { "connectionStatus": 1 }).await.expect("authenticated");
+        let auth = status.get_document("authInfo").expect("authInfo");
+        assert_eq!(
+            auth.get_array("authenticatedUsers").ok(),
+            Some(&vec![Bson::Document(doc! { "user": "ann", "db": "admin" })])
+        );
+        assert_eq!(
+            auth.get_array("authenticatedUserRoles").ok(),
+            Some(&vec![
+                Bson::Document(doc! { "role": "root", "db": "admin" }),
+                Bson::Document(doc! { "role": "read", "db": "shop" })
+            ])
+        );
+    }
+    // The stored user holds salts and keys, never the password.
+    let stored = server
+        .client("")
+        .await
+        .database("admin")
+        .collection::<Document>("system.users")
+        .find_one(doc! { "_id": "admin.ann" })
+        .await
+        .expect("find")
+        .expect("the user document");
+    let credentials = stored.get_document("credentials").expect("credentials");
+    assert_eq!(credentials.get_document("SCRAM-SHA-1").and_then(|c| c.get_i32("iterationCount")).ok(), Some(10_000));
+    assert_eq!(credentials.get_document("SCRAM-SHA-256").and_then(|c| c.get_i32("iterationCount")).ok(), Some(15_000));
+    assert!(!format!("{stored}").contains("s3cret"), "{stored}");
+}
+
+#[tokio::test]
+async fn wrong_passwords_and_unknown_users_fail_alike() {
+    let server = TestServer::start(&[]);
+    server.admin(doc! { "createUser": "bob", "pwd": "right", "roles": [] }).await.expect("createUser");
+    for (user, password) in [("bob", "wrong"), ("nobody", "right")] {
+        let client = client_as(&server, user, password, Some("SCRAM-SHA-256")).await;
+        let error = client.database("admin").run_command(doc! { "ping": 1 }).await.expect_err("refused");
+        let ErrorKind::Authentication { message, .. } = error.kind.as_ref() else { panic!("{error}") };
+        assert!(message.contains("Authentication failed."), "{message}");
+    }
+    // The log says why; the client is not told.
+    assert!(server.wait_for_log("Authentication failed", std::time::Duration::from_secs(5)));
+    assert!(!server.log_lines().iter().any(|l| l.contains("right")), "no secret in the log");
+}
+
+#[tokio::test]
+async fn user_and_sasl_commands_answer_mongods_codes() {
+    let server = TestServer::start(&[]);
+    let admin = server.client("").await.database("admin");
+    admin.run_command(doc! { "createUser": "cy", "pwd": "pw", "roles": ["readWrite"] }).await.expect("createUser");
+    let code = |r: mongodb::error::Result<Document>| r.err().as_ref().and_then(command_code);
+    assert_eq!(code(admin.run_command(doc! { "createUser": "cy", "pwd": "pw", "roles": [] }).await), Some(51003));
+    assert_eq!(code(admin.run_command(doc! { "createUser": "dee", "pwd": "pw", "roles": ["wizard"] }).await), Some(31));
+    assert_eq!(
+        code(admin.run_command(doc! { "createUser": "dee", "pwd": "pw", "roles": [], "mechanisms": ["PLAIN"] }).await),
+        Some(2)
+    );
+    assert_eq!(code(admin.run_command(doc! { "createUser": "dee", "pwd": "pw" }).await), Some(40414));
+    assert_eq!(code(admin.run_command(doc! { "dropUser": "nobody" }).await), Some(11));
+    let payload = Bson::Binary(mongodb::bson::Binary {
+        subtype: mongodb::bson::spec::BinarySubtype::Generic,
+        bytes: b"n,,n=cy,r=abc".to_vec(),
+    });
+    assert_eq!(
+        code(admin.run_command(doc! { "saslStart": 1, "mechanism": "PLAIN", "payload": payload.clone() }).await),
+        Some(334)
+    );
+    assert_eq!(
+        code(admin.run_command(doc! { "saslContinue": 1, "conversationId": 1, "payload": payload.clone() }).await),
+        Some(17)
+    );
+    // A first message is answered as for any user: a nonce, a salt and an iteration count.
+    let first = admin
+        .run_command(doc! { "saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": payload })
+        .await
+        .expect("saslStart");
+    assert_eq!(first.get_bool("done").ok(), Some(false));
+    let Some(Bson::Binary(reply)) = first.get("payload") else { panic!("{first}") };
+    let reply = String::from_utf8(reply.bytes.clone()).expect("UTF-8");
+    assert!(reply.starts_with("r=abc") && reply.contains(",s=") && reply.ends_with(",i=15000"), "{reply}");
+    admin.run_command(doc! { "dropUser": "cy" }).await.expect("dropUser");
+    assert_eq!(code(admin.run_command(doc! { "dropUser": "cy" }).await), Some(11));
+}
+
+#[tokio::test]
+async fn logout_forgets_the_user() {
+    let server = TestServer::start(&[]);
+    server.admin(doc! { "createUser": "eve", "pwd": "pw", "roles": [] }).await.expect("createUser");
+    // One connection in the pool, so the logout and the status run on the same connection.
+    let uri = server.uri("authSource=admin&maxPoolSize=1").replacen("mongodb://", "mongodb://eve:pw@", 1);
+    let admin = Client::with_uri_str(uri).await.expect("client").database("admin");
+    let users = |status: &Document| {
+        status.get_document("authInfo").and_then(|a| a.get_array("authenticatedUsers")).map(Vec::len).ok()
+    };
+    let before = admin.run_command(doc! { "connectionStatus": 1 }).await.expect("status");
+    assert_eq!(users(&before), Some(1), "{before}");
+    admin.run_command(doc! { "logout": 1 }).await.expect("logout");
+    let after = admin.run_command(doc! { "connectionStatus": 1 }).await.expect("status");
+    assert_eq!(users(&after), Some(0), "{after}");
+}
+
+#[tokio::test]
+async fn hello_lists_a_users_mechanisms_and_answers_speculative_authentication() {
+    let server = TestServer::start(&[]);
+    let admin = server.client("").await.database("admin");
+    admin.run_command(doc! { "createUser": "fay", "pwd": "pw", "roles": [] }).await.expect("createUser");
+    admin
+        .run_command(doc! { "createUser": "gus", "pwd": "pw", "roles": [], "mechanisms": ["SCRAM-SHA-256"] })
+        .await
+        .expect("createUser");
+    let mechs = |reply: &Document| reply.get_array("saslSupportedMechs").ok().cloned();
+    let hello = admin.run_command(doc! { "hello": 1, "saslSupportedMechs": "admin.fay" }).await.expect("hello");
+    assert_eq!(mechs(&hello), Some(vec![Bson::from("SCRAM-SHA-1"), Bson::from("SCRAM-SHA-256")]));
+    let hello = admin.run_command(doc! { "hello": 1, "saslSupportedMechs": "admin.gus" }).await.expect("hello");
+    assert_eq!(mechs(&hello), Some(vec![Bson::from("SCRAM-SHA-256")]));
+    let hello = admin.run_command(doc! { "hello": 1, "saslSupportedMechs": "admin.nobody" }).await.expect("hello");
+    assert_eq!(mechs(&hello), None);
+    // A user with SCRAM-SHA-256 only: the driver picks it from the list and authenticates.
+    let client = client_as(&server, "gus", "pw", None).await;
+    client.database("admin").run_command(doc! { "ping": 1 }).await.expect("authenticated with SCRAM-SHA-256");
+    // The first SCRAM step rides in the handshake.
+    let payload = Bson::Binary(mongodb::bson::Binary {
+        subtype: mongodb::bson::spec::BinarySubtype::Generic,
+        bytes: b"n,,n=fay,r=clientnonce".to_vec(),
+    });
+    let hello = admin
+        .run_command(doc! { "hello": 1, "speculativeAuthenticate": { "saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": payload, "db": "admin" } })
+        .await
+        .expect("hello");
+    let answer = hello.get_document("speculativeAuthenticate").expect("answered");
+    assert_eq!(answer.get_i32("conversationId").ok(), Some(1));
+    let Some(Bson::Binary(first)) = answer.get("payload") else { panic!("{answer}") };
+    assert!(first.bytes.starts_with(b"r=clientnonce"), "{answer}");
+}
