@@ -171,3 +171,87 @@ async fn hello_lists_a_users_mechanisms_and_answers_speculative_authentication()
     let Some(Bson::Binary(first)) = answer.get("payload") else { panic!("{answer}") };
     assert!(first.bytes.starts_with(b"r=clientnonce"), "{answer}");
 }
+
+#[tokio::test]
+async fn users_are_updated_granted_revoked_listed_and_dropped() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let admin = client.database("admin");
+    let shop = client.database("shop");
+    admin
+        .run_command(doc! { "createUser": "hal", "pwd": "old", "roles": ["read"], "customData": { "team": 1 } })
+        .await
+        .expect("createUser");
+    shop.run_command(doc! { "createUser": "ida", "pwd": "pw", "roles": ["readWrite"] }).await.expect("createUser");
+    shop.run_command(doc! { "createUser": "jo", "pwd": "pw", "roles": [] }).await.expect("createUser");
+    // A new password replaces the credentials: the old one fails, the new one works.
+    admin
+        .run_command(doc! { "updateUser": "hal", "pwd": "new", "mechanisms": ["SCRAM-SHA-256"] })
+        .await
+        .expect("updateUser");
+    let old = client_as(&server, "hal", "old", None).await;
+    assert!(old.database("admin").run_command(doc! { "ping": 1 }).await.is_err());
+    client_as(&server, "hal", "new", None)
+        .await
+        .database("admin")
+        .run_command(doc! { "ping": 1 })
+        .await
+        .expect("new password");
+    admin
+        .run_command(doc! { "grantRolesToUser": "hal", "roles": ["readWrite", { "role": "read", "db": "shop" }] })
+        .await
+        .expect("grant");
+    admin.run_command(doc! { "revokeRolesFromUser": "hal", "roles": ["read"] }).await.expect("revoke");
+    let info = admin.run_command(doc! { "usersInfo": "hal", "showCredentials": true }).await.expect("usersInfo");
+    let users = info.get_array("users").expect("users");
+    let hal = users.first().and_then(Bson::as_document).expect("hal");
+    assert_eq!(hal.get_str("_id").ok(), Some("admin.hal"));
+    assert_eq!(hal.get_document("customData").ok(), Some(&doc! { "team": 1 }));
+    assert_eq!(
+        hal.get_array("roles").ok(),
+        Some(&vec![
+            Bson::Document(doc! { "role": "readWrite", "db": "admin" }),
+            Bson::Document(doc! { "role": "read", "db": "shop" })
+        ])
+    );
+    assert_eq!(hal.get_array("mechanisms").ok(), Some(&vec![Bson::from("SCRAM-SHA-256")]));
+    let shown = hal.get_document("credentials").and_then(|c| c.get_document("SCRAM-SHA-256")).expect("credentials");
+    assert!(
+        shown.contains_key("salt") && !shown.contains_key("storedKey") && !shown.contains_key("serverKey"),
+        "{shown}"
+    );
+    // The other forms.
+    let names = |reply: Document| -> Vec<String> {
+        reply
+            .get_array("users")
+            .expect("users")
+            .iter()
+            .filter_map(|u| u.as_document()?.get_str("_id").ok().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(names(shop.run_command(doc! { "usersInfo": 1 }).await.expect("usersInfo")), ["shop.ida", "shop.jo"]);
+    assert_eq!(
+        names(admin.run_command(doc! { "usersInfo": { "user": "jo", "db": "shop" } }).await.expect("usersInfo")),
+        ["shop.jo"]
+    );
+    assert_eq!(
+        names(
+            admin.run_command(doc! { "usersInfo": ["hal", { "user": "ida", "db": "shop" }] }).await.expect("usersInfo")
+        ),
+        ["admin.hal", "shop.ida"]
+    );
+    assert_eq!(
+        names(admin.run_command(doc! { "usersInfo": { "forAllDBs": true } }).await.expect("usersInfo")),
+        ["admin.hal", "shop.ida", "shop.jo"]
+    );
+    let refused = admin.run_command(doc! { "usersInfo": 1, "showPrivileges": true }).await.expect_err("not built");
+    assert_eq!(command_code(&refused), Some(238));
+    let updated = admin.run_command(doc! { "updateUser": "nobody", "roles": [] }).await.expect_err("no such user");
+    assert_eq!(command_code(&updated), Some(11));
+    let dropped = shop.run_command(doc! { "dropAllUsersFromDatabase": 1 }).await.expect("dropAll");
+    assert_eq!(dropped.get_i32("n").ok(), Some(2));
+    assert_eq!(
+        names(admin.run_command(doc! { "usersInfo": { "forAllDBs": true } }).await.expect("usersInfo")),
+        ["admin.hal"]
+    );
+}

@@ -219,6 +219,35 @@ pub const DROP: CommandOptions = CommandOptions::strict(&[COLLECTION_UUID]).writ
 /// `dropUser`.
 pub const DROP_USER: CommandOptions = CommandOptions::strict(&[]).writes();
 
+/// `dropAllUsersFromDatabase`.
+pub const DROP_ALL_USERS_FROM_DATABASE: CommandOptions = CommandOptions::strict(&[]).writes();
+
+/// `grantRolesToUser`.
+pub const GRANT_ROLES_TO_USER: CommandOptions =
+    CommandOptions::strict(&[F::honoured("roles", "checked against the built-in roles")]).writes();
+
+/// `revokeRolesFromUser`.
+pub const REVOKE_ROLES_FROM_USER: CommandOptions =
+    CommandOptions::strict(&[F::honoured("roles", "checked against the built-in roles")]).writes();
+
+/// `updateUser`.
+pub const UPDATE_USER: CommandOptions = CommandOptions::strict(&[
+    F::honoured("pwd", "new SCRAM credentials, never stored as given"),
+    F::honoured("roles", "replaces the user's roles"),
+    F::honoured("customData", "replaces the user's custom data"),
+    F::honoured("mechanisms", "with pwd, the mechanisms to make; without, a subset to keep"),
+    F::honoured("digestPassword", "false is refused with SCRAM-SHA-256, as mongod"),
+])
+.writes();
+
+/// `usersInfo`.
+pub const USERS_INFO: CommandOptions = CommandOptions::strict(&[
+    F::honoured("showCredentials", "each mechanism's salt and iteration count; never the keys"),
+    F::not_built_if_true("showPrivileges", "showing privileges (authorization)"),
+    F::not_built_if_true("showAuthenticationRestrictions", "authentication restrictions"),
+    F::not_built("filter", "a filter over the users"),
+]);
+
 /// `dropDatabase`.
 pub const DROP_DATABASE: CommandOptions = CommandOptions::strict(&[]).writes().api_v1();
 

@@ -137,8 +137,16 @@ pub enum DataAction {
     EnableProfiler,
     /// `createUser`.
     CreateUser,
-    /// `dropUser`.
+    /// `dropUser`, `dropAllUsersFromDatabase`.
     DropUser,
+    /// `updateUser`.
+    UpdateUser,
+    /// `grantRolesToUser`.
+    GrantRole,
+    /// `revokeRolesFromUser`.
+    RevokeRole,
+    /// `usersInfo`.
+    ViewUser,
 }
 
 /// One row of the command table: everything the dispatcher needs to know about a command.
@@ -326,6 +334,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::DROP),
     CommandSpec::new(
+        "dropAllUsersFromDatabase",
+        users::drop_all_users_from_database,
+        Data(DataAction::DropUser),
+        "Drops all users for a single database.",
+    )
+    .options(fields::DROP_ALL_USERS_FROM_DATABASE),
+    CommandSpec::new(
         "dropDatabase",
         collections::drop_database,
         Data(DataAction::DropCollection),
@@ -388,6 +403,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::GET_PARAMETER)
     .inline(),
+    CommandSpec::new("grantRolesToUser", users::grant_roles_to_user, Data(DataAction::GrantRole), "Grants roles to a user.")
+        .options(fields::GRANT_ROLES_TO_USER),
     CommandSpec::new(
         "hello",
         handshake::hello,
@@ -487,6 +504,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         " example: { renameCollection: foo.a, to: bar.b }",
     )
     .options(fields::RENAME_COLLECTION),
+    CommandSpec::new(
+        "revokeRolesFromUser",
+        users::revoke_roles_from_user,
+        Data(DataAction::RevokeRole),
+        "Revokes roles from a user.",
+    )
+    .options(fields::REVOKE_ROLES_FROM_USER),
     CommandSpec::new("saslContinue", auth::sasl_continue, Anonymous, "Subsequent steps in a SASL authentication conversation.")
         .options(fields::SASL_CONTINUE),
     CommandSpec::new("saslStart", auth::sasl_start, Anonymous, "First step in a SASL authentication conversation.")
@@ -511,6 +535,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         .inline(),
     CommandSpec::raw("update", write::update, Data(DataAction::Update), "update documents")
         .options(fields::UPDATE),
+    CommandSpec::new("updateUser", users::update_user, Data(DataAction::UpdateUser), "Used to update a user, for example to change its password")
+        .options(fields::UPDATE_USER),
+    CommandSpec::new("usersInfo", users::users_info, Data(DataAction::ViewUser), "Returns information about users.")
+        .options(fields::USERS_INFO),
     CommandSpec::new(
         "validate",
         collections::validate,

@@ -26,6 +26,8 @@ pub struct User {
     pub roles: Vec<(String, String)>,
     /// `customData`, when given.
     pub custom_data: Option<Document>,
+    /// The user's id (a UUID), made when the user is created and kept through updates.
+    pub user_id: Option<bson::Binary>,
 }
 
 impl User {
@@ -37,9 +39,13 @@ impl User {
         }
         let roles: Vec<Bson> =
             self.roles.iter().map(|(role, db)| Bson::Document(doc! { "role": role, "db": db })).collect();
+        let user_id = self.user_id.clone().unwrap_or_else(|| bson::Binary {
+            subtype: bson::spec::BinarySubtype::Uuid,
+            bytes: bson::Uuid::new().bytes().to_vec(),
+        });
         let mut out = doc! {
             "_id": format!("{}.{}", self.db, self.name),
-            "userId": Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: bson::Uuid::new().bytes().to_vec() }),
+            "userId": Bson::Binary(user_id),
             "user": &self.name,
             "db": &self.db,
             "credentials": credentials,
@@ -72,6 +78,10 @@ impl User {
             credentials,
             roles,
             custom_data: document.get_document("customData").ok().cloned(),
+            user_id: match document.get("userId") {
+                Some(Bson::Binary(id)) => Some(id.clone()),
+                _ => None,
+            },
         })
     }
 
@@ -92,14 +102,39 @@ pub fn find(storage: &Storage, db: &str, name: &str) -> Result<Option<User>> {
     Ok(stored.and_then(|raw| Document::try_from(raw.as_ref()).ok()).and_then(|d| User::from_document(&d)))
 }
 
-/// Adds `user`.
+/// Every user of `db` (`None`: of every database), ordered by database then name.
 ///
 /// # Errors
-/// 51003 when the user exists; storage errors.
-pub fn create(storage: &Storage, user: &User) -> Result<()> {
-    if find(storage, &user.db, &user.name)?.is_some() {
-        return Err(Error::new(ErrorCode::Location51003, format!("User \"{}@{}\" already exists", user.name, user.db)));
+/// Storage errors.
+pub fn list(storage: &Storage, db: Option<&str>) -> Result<Vec<User>> {
+    let Some(users) = storage.collection(&users_ns()) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for stored in storage.snapshot().scan(&users, crate::storage::Direction::Forward) {
+        let Some(user) = Document::try_from(stored?.as_ref()).ok().and_then(|d| User::from_document(&d)) else {
+            continue;
+        };
+        if db.is_none_or(|db| user.db == db) {
+            out.push(user);
+        }
     }
+    out.sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
+    Ok(out)
+}
+
+/// Replaces the stored `user` (same database and name), keeping its id.
+///
+/// # Errors
+/// 11 UserNotFound when it does not exist; storage errors.
+pub fn update(storage: &Storage, user: &User) -> Result<()> {
+    let Some(existing) = find(storage, &user.db, &user.name)? else {
+        return Err(Error::new(ErrorCode::UserNotFound, format!("User {}@{} not found", user.name, user.db)));
+    };
+    let mut user = user.clone();
+    user.user_id = existing.user_id;
+    write(storage, &user)
+}
+
+fn write(storage: &Storage, user: &User) -> Result<()> {
     let users = storage.collection_or_create(&users_ns())?;
     let stored =
         RawDocumentBuf::try_from(&user.to_document()).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
@@ -109,6 +144,17 @@ pub fn create(storage: &Storage, user: &User) -> Result<()> {
         storage.wait_durable(ticket)?;
     }
     Ok(())
+}
+
+/// Adds `user`.
+///
+/// # Errors
+/// 51003 when the user exists; storage errors.
+pub fn create(storage: &Storage, user: &User) -> Result<()> {
+    if find(storage, &user.db, &user.name)?.is_some() {
+        return Err(Error::new(ErrorCode::Location51003, format!("User \"{}@{}\" already exists", user.name, user.db)));
+    }
+    write(storage, user)
 }
 
 /// Removes the user `name` of `db`; returns whether there was one.
