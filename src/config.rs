@@ -383,6 +383,11 @@ pub struct Parameters {
     /// profiler, latency histograms) and the `currentOp` registry (`monarchObservability`,
     /// default true). Off only to measure their cost.
     pub observability: bool,
+    /// PBKDF2 iterations of new SCRAM-SHA-1 credentials (`scramIterationCount`, default 10,000).
+    pub scram_iteration_count: u64,
+    /// PBKDF2 iterations of new SCRAM-SHA-256 credentials (`scramSHA256IterationCount`,
+    /// default 15,000).
+    pub scram_sha256_iteration_count: u64,
 }
 
 impl Default for Parameters {
@@ -394,6 +399,8 @@ impl Default for Parameters {
             max_blocking_sort_bytes: 100 * 1024 * 1024,
             allow_disk_use_by_default: true,
             observability: true,
+            scram_iteration_count: 10_000,
+            scram_sha256_iteration_count: 15_000,
         }
     }
 }
@@ -671,6 +678,8 @@ impl Config {
                 "internalQueryMaxBlockingSortMemoryUsageBytes": self.parameters.max_blocking_sort_bytes.to_string(),
                 "allowDiskUseByDefault": if self.parameters.allow_disk_use_by_default { "1" } else { "0" },
                 "monarchObservability": if self.parameters.observability { "1" } else { "0" },
+                "scramIterationCount": self.parameters.scram_iteration_count.to_string(),
+                "scramSHA256IterationCount": self.parameters.scram_sha256_iteration_count.to_string(),
             },
         }
     }
@@ -738,6 +747,18 @@ fn parameter_positive(name: &str, value: &str, unit: &str) -> Result<u64, Config
     })
 }
 
+/// mongod's floor for SCRAM iteration counts.
+pub const MIN_SCRAM_ITERATIONS: u64 = 5000;
+
+fn parameter_iterations(name: &str, value: &str) -> Result<u64, ConfigError> {
+    value.parse().ok().filter(|&n| n >= MIN_SCRAM_ITERATIONS).ok_or_else(|| {
+        ConfigError::invalid(
+            &format!("setParameter.{name}"),
+            format!("'{value}' is not a number of at least {MIN_SCRAM_ITERATIONS}"),
+        )
+    })
+}
+
 fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, ConfigError> {
     let mut parameters = Parameters::default();
     for (name, value) in values {
@@ -752,6 +773,8 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
                 parameters.max_blocking_sort_bytes = parameter_positive(name, value, "bytes")?
             }
             "ttlMonitorSleepSecs" => parameters.ttl_monitor_sleep_secs = parameter_positive(name, value, "seconds")?,
+            "scramIterationCount" => parameters.scram_iteration_count = parameter_iterations(name, value)?,
+            "scramSHA256IterationCount" => parameters.scram_sha256_iteration_count = parameter_iterations(name, value)?,
             _ => {
                 return Err(ConfigError::invalid(
                     &format!("setParameter.{name}"),

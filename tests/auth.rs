@@ -255,3 +255,38 @@ async fn users_are_updated_granted_revoked_listed_and_dropped() {
         ["admin.hal"]
     );
 }
+
+#[tokio::test]
+async fn iteration_counts_are_settable_at_startup_and_at_runtime() {
+    let server = TestServer::start(&["--setParameter", "scramIterationCount=6000"]);
+    let admin = server.client("").await.database("admin");
+    let got = admin
+        .run_command(doc! { "getParameter": 1, "scramIterationCount": 1, "scramSHA256IterationCount": 1 })
+        .await
+        .expect("get");
+    assert_eq!(
+        (got.get_i32("scramIterationCount").ok(), got.get_i32("scramSHA256IterationCount").ok()),
+        (Some(6000), Some(15_000))
+    );
+    admin.run_command(doc! { "setParameter": 1, "scramSHA256IterationCount": 20_000 }).await.expect("set");
+    let refused =
+        admin.run_command(doc! { "setParameter": 1, "scramIterationCount": 100 }).await.expect_err("below the floor");
+    assert_eq!(command_code(&refused), Some(2));
+    admin.run_command(doc! { "createUser": "kim", "pwd": "pw", "roles": [] }).await.expect("createUser");
+    let info = admin.run_command(doc! { "usersInfo": "kim", "showCredentials": true }).await.expect("usersInfo");
+    let credentials = info
+        .get_array("users")
+        .ok()
+        .and_then(|u| u.first())
+        .and_then(Bson::as_document)
+        .and_then(|u| u.get_document("credentials").ok())
+        .expect("credentials");
+    let iterations = |m: &str| credentials.get_document(m).and_then(|c| c.get_i32("iterationCount")).ok();
+    assert_eq!((iterations("SCRAM-SHA-1"), iterations("SCRAM-SHA-256")), (Some(6000), Some(20_000)));
+    client_as(&server, "kim", "pw", None)
+        .await
+        .database("admin")
+        .run_command(doc! { "ping": 1 })
+        .await
+        .expect("authenticated");
+}

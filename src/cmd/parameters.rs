@@ -64,6 +64,18 @@ const PARAMETERS: &[Parameter] = &[
         set: None,
     },
     Parameter {
+        name: "scramIterationCount",
+        settable_at_startup: true,
+        value: |s| Bson::Int32(i32::try_from(s.params.scram_iterations(false)).unwrap_or(i32::MAX)),
+        set: Some(|s, name, value| set_scram_iterations(s, name, value, false)),
+    },
+    Parameter {
+        name: "scramSHA256IterationCount",
+        settable_at_startup: true,
+        value: |s| Bson::Int32(i32::try_from(s.params.scram_iterations(true)).unwrap_or(i32::MAX)),
+        set: Some(|s, name, value| set_scram_iterations(s, name, value, true)),
+    },
+    Parameter {
         name: "ttlMonitorSleepSecs",
         settable_at_startup: true,
         value: |s| Bson::Int32(i32::try_from(s.params.ttl_monitor_sleep_secs()).unwrap_or(i32::MAX)),
@@ -161,6 +173,17 @@ fn coerce_bool(name: &str, value: RawBsonRef<'_>) -> Result<bool> {
             format!("Failed validating {name}: Unable to coerce value to bool"),
         )),
     }
+}
+
+/// `scramIterationCount`/`scramSHA256IterationCount`: at least mongod's 5,000.
+fn set_scram_iterations(s: &State, name: &str, value: RawBsonRef<'_>, sha256: bool) -> Result<()> {
+    let iterations = coerce_integer(name, value)?;
+    let floor = i64::try_from(crate::config::MIN_SCRAM_ITERATIONS).unwrap_or(i64::MAX);
+    if iterations < floor {
+        return Err(not_at_least(name, iterations, floor));
+    }
+    s.params.set_scram_iterations(sha256, u64::try_from(iterations).unwrap_or(u64::MAX));
+    Ok(())
 }
 
 fn not_at_least(name: &str, value: i64, bound: i64) -> Error {

@@ -92,8 +92,9 @@ fn parse_mechanisms(req: &CommandRequest) -> Result<Option<Vec<Mechanism>>> {
     Ok(Some(out))
 }
 
-/// The credentials of `password` for each mechanism.
+/// The credentials of `password` for each mechanism, with the server's iteration counts.
 fn credentials(
+    ctx: &RequestCtx<'_>,
     req: &CommandRequest,
     name: &str,
     password: &str,
@@ -108,7 +109,8 @@ fn credentials(
     mechanisms
         .iter()
         .map(|&m| {
-            Credentials::new(m, name, password, m.default_iterations())
+            let iterations = ctx.state.params.scram_iterations(m == Mechanism::Sha256);
+            Credentials::new(m, name, password, u32::try_from(iterations).unwrap_or(u32::MAX))
                 .map(|c| (m, c))
                 .map_err(|e| Error::new(ErrorCode::BadValue, format!("Error preparing password: {e}")))
         })
@@ -136,7 +138,7 @@ pub fn create_user(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Doc
     })?;
     let roles = parse_roles(req)?;
     let mechanisms = parse_mechanisms(req)?.unwrap_or_else(|| vec![Mechanism::Sha1, Mechanism::Sha256]);
-    let credentials = credentials(req, name, password, &mechanisms)?;
+    let credentials = credentials(ctx, req, name, password, &mechanisms)?;
     let user = User {
         db: db.to_owned(),
         name: name.to_owned(),
@@ -167,7 +169,7 @@ pub fn update_user(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Doc
     match (req.str_arg("pwd")?, mechanisms) {
         (Some(password), mechanisms) => {
             let mechanisms = mechanisms.unwrap_or_else(|| user.credentials.iter().map(|(m, _)| *m).collect());
-            user.credentials = credentials(req, &user.name, password, &mechanisms)?;
+            user.credentials = credentials(ctx, req, &user.name, password, &mechanisms)?;
         }
         (None, Some(mechanisms)) => {
             if mechanisms.iter().any(|m| user.credentials_for(*m).is_none()) {

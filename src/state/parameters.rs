@@ -13,6 +13,8 @@ pub struct RuntimeParameters {
     ttl_monitor_sleep_secs: AtomicU64,
     max_blocking_sort_bytes: AtomicU64,
     allow_disk_use_by_default: AtomicBool,
+    scram_iteration_count: AtomicU64,
+    scram_sha256_iteration_count: AtomicU64,
     quiet: AtomicBool,
     /// Wakes the background tasks that sleep for a parameter's period when it changes.
     changed: tokio::sync::Notify,
@@ -27,6 +29,8 @@ impl RuntimeParameters {
             ttl_monitor_sleep_secs: AtomicU64::new(p.ttl_monitor_sleep_secs),
             max_blocking_sort_bytes: AtomicU64::new(p.max_blocking_sort_bytes),
             allow_disk_use_by_default: AtomicBool::new(p.allow_disk_use_by_default),
+            scram_iteration_count: AtomicU64::new(p.scram_iteration_count),
+            scram_sha256_iteration_count: AtomicU64::new(p.scram_sha256_iteration_count),
             quiet: AtomicBool::new(config.log.quiet),
             changed: tokio::sync::Notify::new(),
         }
@@ -72,6 +76,22 @@ impl RuntimeParameters {
     /// Sets `internalQueryMaxBlockingSortMemoryUsageBytes`.
     pub fn set_max_blocking_sort_bytes(&self, value: u64) {
         self.max_blocking_sort_bytes.store(value, Ordering::Relaxed);
+    }
+
+    /// `scramIterationCount` (`sha256`: `scramSHA256IterationCount`): the PBKDF2 iterations of
+    /// new credentials.
+    pub fn scram_iterations(&self, sha256: bool) -> u64 {
+        if sha256 {
+            self.scram_sha256_iteration_count.load(Ordering::Relaxed)
+        } else {
+            self.scram_iteration_count.load(Ordering::Relaxed)
+        }
+    }
+
+    /// Sets `scramIterationCount` (`sha256`: `scramSHA256IterationCount`).
+    pub fn set_scram_iterations(&self, sha256: bool, iterations: u64) {
+        let slot = if sha256 { &self.scram_sha256_iteration_count } else { &self.scram_iteration_count };
+        slot.store(iterations, Ordering::Relaxed);
     }
 
     /// Sets `allowDiskUseByDefault`.
