@@ -58,9 +58,8 @@ pub(super) fn plan_cache_stats_stage(
             "timeOfCreation": entry.about.created,
             "createdFromQuery": entry.about.created_from.clone(),
             "cachedPlan": cached_plan,
-            "candidatePlans": i64::try_from(entry.about.candidates).unwrap_or(i64::MAX),
             "indexFilterSet": false,
-            "estimatedSizeBytes": i64::try_from(entry.key.len() + 256).unwrap_or(i64::MAX),
+            "estimatedSizeBytes": i64::try_from(entry.size()).unwrap_or(i64::MAX),
             "host": &host,
         };
         documents.push(crate::exec::pipeline::raw(&document));

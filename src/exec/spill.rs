@@ -83,25 +83,23 @@ impl Run {
 /// # Errors
 /// The stream's errors; I/O errors writing or reading the runs.
 pub fn sort(stream: DocumentStream, sort: SortSpec, memory_limit: usize, dir: &Path) -> Result<DocumentStream> {
+    let mut runs = Runs::new(dir, sort);
     let mut buffer: Vec<RawDocumentBuf> = Vec::new();
     let mut bytes = 0usize;
-    let mut runs = Vec::new();
     for document in stream {
         let document = document?;
         bytes += document.as_bytes().len();
         buffer.push(document);
         if bytes > memory_limit {
-            buffer.sort_by(|a, b| sort.compare(a, b));
-            runs.push(Run::write(dir, &buffer)?);
-            buffer.clear();
+            runs.write(std::mem::take(&mut buffer))?;
             bytes = 0;
         }
     }
-    buffer.sort_by(|a, b| sort.compare(a, b));
     if runs.is_empty() {
+        buffer.sort_by(|a, b| runs.sort.compare(a, b));
         return Ok(Box::new(buffer.into_iter().map(Ok)));
     }
-    Merge::new(runs, buffer, sort).map(|m| Box::new(m) as DocumentStream)
+    runs.merge(buffer)
 }
 
 /// Sorted runs a stage writes itself (a `$group` flushing its groups when it passes its

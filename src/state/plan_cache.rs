@@ -37,8 +37,6 @@ pub struct PlanAbout {
     pub created_from: Document,
     /// When the entry was made.
     pub created: bson::DateTime,
-    /// How many plans competed for the shape.
-    pub candidates: usize,
 }
 
 /// One entry as `$planCacheStats` lists it.
@@ -50,6 +48,19 @@ pub struct PlanEntry {
     pub index: Option<String>,
     /// What it was made from.
     pub about: PlanAbout,
+}
+
+impl PlanEntry {
+    /// About what the entry holds in memory: its key, index name and description.
+    pub fn size(&self) -> usize {
+        let described = bson::RawDocumentBuf::try_from(&self.about.created_from).map_or(0, |d| d.as_bytes().len());
+        std::mem::size_of::<CachedPlan>()
+            + self.key.len()
+            + self.index.as_ref().map_or(0, String::len)
+            + self.about.ns.len()
+            + self.about.query_hash.len()
+            + described
+    }
 }
 
 impl PlanCache {

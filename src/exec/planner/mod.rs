@@ -168,7 +168,6 @@ pub fn choose(
                         query_hash: shape::shape_hash(&collection.ns, shape),
                         created_from: shape::created_from(shape),
                         created: bson::DateTime::now(),
-                        candidates: count,
                     };
                     cache.put(cache_key, index_set, best.as_ref().and_then(Plan::index).map(|i| i.name.clone()), about);
                     best

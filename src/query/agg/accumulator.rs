@@ -66,33 +66,40 @@ pub enum AccumulatorOp {
     Percentile,
 }
 
+/// Every accumulator by the name the user spells.
+const NAMES: &[(&str, AccumulatorOp)] = &[
+    ("$sum", AccumulatorOp::Sum),
+    ("$avg", AccumulatorOp::Avg),
+    ("$min", AccumulatorOp::Min),
+    ("$max", AccumulatorOp::Max),
+    ("$first", AccumulatorOp::First),
+    ("$last", AccumulatorOp::Last),
+    ("$push", AccumulatorOp::Push),
+    ("$addToSet", AccumulatorOp::AddToSet),
+    ("$stdDevPop", AccumulatorOp::StdDevPop),
+    ("$stdDevSamp", AccumulatorOp::StdDevSamp),
+    ("$mergeObjects", AccumulatorOp::MergeObjects),
+    ("$count", AccumulatorOp::Count),
+    ("$firstN", AccumulatorOp::FirstN),
+    ("$lastN", AccumulatorOp::LastN),
+    ("$maxN", AccumulatorOp::MaxN),
+    ("$minN", AccumulatorOp::MinN),
+    ("$top", AccumulatorOp::Top),
+    ("$bottom", AccumulatorOp::Bottom),
+    ("$topN", AccumulatorOp::TopN),
+    ("$bottomN", AccumulatorOp::BottomN),
+    ("$median", AccumulatorOp::Median),
+    ("$percentile", AccumulatorOp::Percentile),
+];
+
 impl AccumulatorOp {
     fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "$sum" => Self::Sum,
-            "$avg" => Self::Avg,
-            "$min" => Self::Min,
-            "$max" => Self::Max,
-            "$first" => Self::First,
-            "$last" => Self::Last,
-            "$push" => Self::Push,
-            "$addToSet" => Self::AddToSet,
-            "$stdDevPop" => Self::StdDevPop,
-            "$stdDevSamp" => Self::StdDevSamp,
-            "$mergeObjects" => Self::MergeObjects,
-            "$count" => Self::Count,
-            "$firstN" => Self::FirstN,
-            "$lastN" => Self::LastN,
-            "$maxN" => Self::MaxN,
-            "$minN" => Self::MinN,
-            "$top" => Self::Top,
-            "$bottom" => Self::Bottom,
-            "$topN" => Self::TopN,
-            "$bottomN" => Self::BottomN,
-            "$median" => Self::Median,
-            "$percentile" => Self::Percentile,
-            _ => return None,
-        })
+        NAMES.iter().find(|(n, _)| *n == name).map(|(_, op)| *op)
+    }
+
+    /// The name the user spells.
+    pub fn name(self) -> &'static str {
+        NAMES.iter().find(|(_, op)| *op == self).map_or("$group", |(n, _)| n)
     }
 }
 
@@ -237,35 +244,18 @@ impl AccumulatorSpec {
                 }
                 let State::Several(several) = &mut acc.state else { return Ok(()) };
                 multi::add(self.op, several, value, document, vars)?;
-                acc.bytes = add_bytes(0, several.bytes, op_name(self.op))?;
+                acc.bytes = add_bytes(0, several.bytes, self.op.name())?;
                 Ok(())
             }
             State::Percentile { values, .. } => {
                 if let Some(x) = crate::query::expr::percentile_input(value.as_ref()) {
                     values.push(x);
-                    acc.bytes = add_bytes(acc.bytes, std::mem::size_of::<f64>(), op_name(self.op))?;
+                    acc.bytes = add_bytes(acc.bytes, std::mem::size_of::<f64>(), self.op.name())?;
                 }
                 Ok(())
             }
             _ => acc.add(self.op, value, vars),
         }
-    }
-}
-
-/// The operator's name, for the memory limit's message.
-fn op_name(op: AccumulatorOp) -> &'static str {
-    match op {
-        AccumulatorOp::FirstN => "$firstN",
-        AccumulatorOp::LastN => "$lastN",
-        AccumulatorOp::MaxN => "$maxN",
-        AccumulatorOp::MinN => "$minN",
-        AccumulatorOp::Top => "$top",
-        AccumulatorOp::Bottom => "$bottom",
-        AccumulatorOp::TopN => "$topN",
-        AccumulatorOp::BottomN => "$bottomN",
-        AccumulatorOp::Median => "$median",
-        AccumulatorOp::Percentile => "$percentile",
-        _ => "$group",
     }
 }
 

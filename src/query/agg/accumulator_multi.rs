@@ -14,7 +14,7 @@ use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc
 use super::{AccumulatorOp, State};
 use crate::error::ErrorCode;
 use crate::query::elements::fields;
-use crate::query::expr::{Expression, Variables, parse_percentile_spec, validate_n};
+use crate::query::expr::{Expression, Variables, parse_n_spec, parse_percentile_spec, validate_n};
 use crate::query::order::compare_collated;
 use crate::query::sort::SortKey;
 use crate::query::summation::pick_percentile;
@@ -57,32 +57,7 @@ pub(super) fn takes_object(op: AccumulatorOp) -> bool {
 pub(super) fn parse(op: AccumulatorOp, name: &str, arg: RawBsonRef<'_>) -> Result<(Expression, Extra), QueryError> {
     match op {
         AccumulatorOp::FirstN | AccumulatorOp::LastN | AccumulatorOp::MaxN | AccumulatorOp::MinN => {
-            let not_object = if matches!(op, AccumulatorOp::MaxN | AccumulatorOp::MinN) {
-                ErrorCode::Location5787900
-            } else {
-                ErrorCode::Location5787801
-            };
-            let RawBsonRef::Document(spec) = arg else {
-                return Err(error(
-                    not_object,
-                    format!("specification must be an object; found {name}: {}", shown(arg)),
-                ));
-            };
-            let (mut input, mut n) = (None, None);
-            for (key, value) in fields(spec) {
-                match key {
-                    "input" => input = Some(Expression::parse(value)?),
-                    "n" => n = Some(Expression::parse(value)?),
-                    other => {
-                        return Err(error(
-                            ErrorCode::Location5787901,
-                            format!("Unknown argument for 'n' operator: {other}"),
-                        ));
-                    }
-                }
-            }
-            let n = n.ok_or_else(|| error(ErrorCode::Location5787906, "Missing value for 'n'".into()))?;
-            let input = input.ok_or_else(|| error(ErrorCode::Location5787907, "Missing value for 'input'".into()))?;
+            let (n, input) = parse_n_spec(name, arg, matches!(op, AccumulatorOp::MaxN | AccumulatorOp::MinN))?;
             Ok((input, Extra::Several { n: Some(n), sort: None }))
         }
         AccumulatorOp::Top | AccumulatorOp::Bottom | AccumulatorOp::TopN | AccumulatorOp::BottomN => {

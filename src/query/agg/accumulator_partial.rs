@@ -199,7 +199,7 @@ impl Accumulator {
             }
             State::Several(several) => {
                 super::multi::several_merge(op, several, partial, vars)?;
-                self.bytes = super::add_bytes(0, several.bytes, super::op_name(op))?;
+                self.bytes = super::add_bytes(0, several.bytes, op.name())?;
             }
             State::Percentile { values, .. } => {
                 for v in partial.get_array("v").map_err(|_| corrupt())? {

@@ -31,25 +31,8 @@ pub(super) fn parse(op: AccumulateOp, arg: RawBsonRef<'_>) -> Result<Expression,
     let name = op.name();
     let args = match op {
         AccumulateOp::FirstN | AccumulateOp::LastN | AccumulateOp::MaxN | AccumulateOp::MinN => {
-            let not_object = if matches!(op, AccumulateOp::MaxN | AccumulateOp::MinN) {
-                ErrorCode::Location5787900
-            } else {
-                ErrorCode::Location5787801
-            };
-            args::into_args(args::named(
-                name,
-                arg,
-                &["n", "input"],
-                &[],
-                &NamedErrors {
-                    not_object: (not_object, "specification must be an object; found {name}: {type}"),
-                    unknown: (ErrorCode::Location5787901, "Unknown argument for 'n' operator: {field}"),
-                    missing: &[
-                        (ErrorCode::Location5787906, "Missing value for '{field}'"),
-                        (ErrorCode::Location5787907, "Missing value for '{field}'"),
-                    ],
-                },
-            )?)
+            let (n, input) = parse_n_spec(name, arg, matches!(op, AccumulateOp::MaxN | AccumulateOp::MinN))?;
+            vec![n, input]
         }
         AccumulateOp::Median | AccumulateOp::Percentile => {
             let (input, p) = parse_percentile_spec(name, arg, op == AccumulateOp::Median, true)?;
@@ -60,6 +43,39 @@ pub(super) fn parse(op: AccumulateOp, arg: RawBsonRef<'_>) -> Result<Expression,
         _ => args::positional(name, arg, 0, None)?,
     };
     Ok(Expression::Operator { op: Operator::Accumulate(op), args })
+}
+
+/// `{n, input}` of `$firstN $lastN $maxN $minN`, as an accumulator or an expression: `n`
+/// and `input`.
+///
+/// # Errors
+/// 5787801 (5787900 for `$maxN`/`$minN`) for a non-object, 5787901 for an unknown field,
+/// 5787906 without `n`, 5787907 without `input`.
+pub(crate) fn parse_n_spec(
+    name: &str,
+    arg: RawBsonRef<'_>,
+    min_max: bool,
+) -> Result<(Expression, Expression), QueryError> {
+    let not_object = if min_max { ErrorCode::Location5787900 } else { ErrorCode::Location5787801 };
+    let slots = args::into_args(args::named(
+        name,
+        arg,
+        &["n", "input"],
+        &[],
+        &NamedErrors {
+            not_object: (not_object, "specification must be an object; found {name}: {type}"),
+            unknown: (ErrorCode::Location5787901, "Unknown argument for 'n' operator: {field}"),
+            missing: &[
+                (ErrorCode::Location5787906, "Missing value for '{field}'"),
+                (ErrorCode::Location5787907, "Missing value for '{field}'"),
+            ],
+        },
+    )?);
+    let mut slots = slots.into_iter();
+    match (slots.next(), slots.next()) {
+        (Some(n), Some(input)) => Ok((n, input)),
+        _ => Err(QueryError::new(ErrorCode::Location5787906, "Missing value for 'n'")),
+    }
 }
 
 /// `$median: {input, method}` and `$percentile: {input, p, method}` as mongod's IDL checks

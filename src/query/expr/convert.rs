@@ -85,20 +85,7 @@ impl Target {
             "int" => Self::Int,
             "long" => Self::Long,
             "decimal" => Self::Decimal,
-            "object"
-            | "array"
-            | "binData"
-            | "undefined"
-            | "null"
-            | "regex"
-            | "dbPointer"
-            | "javascript"
-            | "symbol"
-            | "javascriptWithScope"
-            | "timestamp"
-            | "minKey"
-            | "maxKey" => Self::Other(TYPE_NAMES.iter().find(|n| **n == name).copied().unwrap_or("object")),
-            _ => return None,
+            other => return TYPE_NAMES.iter().find(|n| **n == other).map(|n| Self::Other(n)),
         })
     }
 

@@ -47,7 +47,7 @@ mod syntax;
 mod tests;
 mod value;
 
-pub(crate) use accumulate::{parse_percentile_spec, percentile_input, validate_n};
+pub(crate) use accumulate::{parse_n_spec, parse_percentile_spec, percentile_input, validate_n};
 pub use bindings::LetBindings;
 pub use budget::{Budget, MAX_COPIED_BYTES};
 pub use parse::is_expression_name;
