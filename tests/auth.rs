@@ -108,6 +108,17 @@ async fn user_and_sasl_commands_answer_mongods_codes() {
         code(admin.run_command(doc! { "saslContinue": 1, "conversationId": 1, "payload": payload.clone() }).await),
         Some(17)
     );
+    // On one connection, a conversation id that is not the conversation's is refused too.
+    let one = Client::with_uri_str(server.uri("maxPoolSize=1")).await.expect("client").database("admin");
+    one.run_command(doc! { "saslStart": 1, "mechanism": "SCRAM-SHA-1", "payload": payload.clone() })
+        .await
+        .expect("saslStart");
+    let mismatched = one
+        .run_command(doc! { "saslContinue": 1, "conversationId": 7, "payload": payload.clone() })
+        .await
+        .expect_err("mismatched id");
+    let ErrorKind::Command(failure) = mismatched.kind.as_ref() else { panic!("{mismatched}") };
+    assert_eq!((failure.code, failure.message.as_str()), (17, "sasl: Mismatched conversation id"));
     // A first message is answered as for any user: a nonce, a salt and an iteration count.
     let first = admin
         .run_command(doc! { "saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": payload })

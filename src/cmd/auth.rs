@@ -107,6 +107,10 @@ pub fn sasl_continue(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
     let Some((db, conversation)) = ctx.client.auth.conversation.take() else {
         return Err(Error::new(ErrorCode::ProtocolError, "No SASL session state found"));
     };
+    match req.get("conversationId") {
+        Some(RawBsonRef::Int32(CONVERSATION_ID)) | None => {}
+        Some(_) => return Err(Error::new(ErrorCode::ProtocolError, "sasl: Mismatched conversation id")),
+    }
     let verified = conversation.finish(client_final);
     let reply = match verified {
         Ok(reply) => reply,

@@ -460,7 +460,10 @@ pub const SASL_START: CommandOptions = CommandOptions::strict(&[
     F::honoured("mechanism", "SCRAM-SHA-1 or SCRAM-SHA-256"),
     F::honoured("payload", "the client's first SCRAM message"),
     F::ignored("autoAuthorize", "always on, as mongod"),
-    F::ignored("options", "skipEmptyExchange: the exchange always ends after the proof, as drivers expect"),
+    F::honoured(
+        "options",
+        "the exchange ends with the server's signature, as with skipEmptyExchange; drivers that do not ask for it accept that too",
+    ),
 ])
 .sessionless();
 
