@@ -94,6 +94,12 @@ struct Flags {
     /// Replace the values of client data (commands in the slow-query log) with "###" [default: true].
     #[arg(long = "redactClientLogData", env = "MONARCH_REDACT_CLIENT_LOG_DATA", num_args = 0..=1, default_missing_value = "true")]
     redact_client_log_data: Option<bool>,
+    /// Require authentication and enforce roles on every command (mongod's --auth).
+    #[arg(long = "auth", env = "MONARCH_AUTH", num_args = 0..=1, default_missing_value = "true", conflicts_with = "noauth")]
+    auth: Option<bool>,
+    /// Turn authentication off (the default), overriding the config file.
+    #[arg(long = "noauth", hide = true)]
+    noauth: bool,
     /// Port of the admin HTTP server (/metrics, /livez, /readyz, /health), on the --bind_ip
     /// addresses, or "disabled" [default: 28017].
     #[arg(long = "adminPort", env = "MONARCH_ADMIN_PORT")]
@@ -169,6 +175,7 @@ struct OperationProfilingSection {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SecuritySection {
     redact_client_log_data: Option<bool>,
+    authorization: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -408,6 +415,13 @@ impl Default for Parameters {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Authentication required and roles enforced (`--auth`, `security.authorization`, or
+    /// the official image's root-user variables).
+    pub auth: bool,
+    /// The root user to create in `admin` when the data directory is empty
+    /// (`MONGO_INITDB_ROOT_USERNAME`/`_PASSWORD` or their `_FILE` variants, as the official
+    /// image takes them).
+    pub initdb_root: Option<RootUser>,
     /// Addresses or host names to listen on.
     pub bind_ip: Vec<String>,
     /// The port; 0 asks the OS for a free one (tests use this).
@@ -436,6 +450,66 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
     pub argv: Vec<String>,
+}
+
+/// A password that never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The password itself, for the one place that hashes it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The root user the official image's variables describe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootUser {
+    /// `MONGO_INITDB_ROOT_USERNAME`.
+    pub name: String,
+    /// `MONGO_INITDB_ROOT_PASSWORD`.
+    pub password: Secret,
+}
+
+impl RootUser {
+    /// Reads the variables through `var`: each as itself or, with `_FILE`, from the file it
+    /// names (trailing newlines dropped, as the image's `file_env` does); both or neither must
+    /// be given.
+    ///
+    /// # Errors
+    /// A variable given twice, a file that cannot be read, or only one of the two.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let read = |name: &str| -> Result<Option<String>, ConfigError> {
+            let file_name = format!("{name}_FILE");
+            match (var(name), var(&file_name)) {
+                (Some(_), Some(_)) => {
+                    Err(ConfigError::invalid(name, format!("both {name} and {file_name} are set (but are exclusive)")))
+                }
+                (Some(value), None) => Ok(Some(value)),
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_owned()))
+                    .map_err(|source| ConfigError::Read { path: PathBuf::from(path), source }),
+                (None, None) => Ok(None),
+            }
+        };
+        match (read("MONGO_INITDB_ROOT_USERNAME")?, read("MONGO_INITDB_ROOT_PASSWORD")?) {
+            (Some(name), Some(password)) if !name.is_empty() && !password.is_empty() => {
+                Ok(Some(Self { name, password: Secret(password) }))
+            }
+            (None, None) => Ok(None),
+            _ => Err(ConfigError::invalid(
+                "MONGO_INITDB_ROOT_USERNAME",
+                "both MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD must be specified and non-empty",
+            )),
+        }
+    }
 }
 
 /// A configuration problem, naming the setting at fault.
@@ -512,7 +586,11 @@ impl Config {
             None => FileConfig::default(),
         };
         let argv = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        Self::merge(flags, file, argv)
+        let mut config = Self::merge(flags, file, argv)?;
+        config.initdb_root = RootUser::from_env(|name| std::env::var(name).ok())?;
+        // The official image turns authentication on whenever its root user is configured.
+        config.auth |= config.initdb_root.is_some();
+        Ok(config)
     }
 
     fn merge(flags: Flags, file: FileConfig, argv: Vec<String>) -> Result<Self, ConfigError> {
@@ -619,7 +697,21 @@ impl Config {
                 "systemLog.quiet and a verbosity above 0 were both given; quiet wins for connection events".into(),
             );
         }
+        let auth = match (flags.auth, flags.noauth, file.security.authorization.as_deref()) {
+            (Some(on), _, _) => on,
+            (None, true, _) => false,
+            (None, false, None | Some("disabled")) => false,
+            (None, false, Some("enabled")) => true,
+            (None, false, Some(other)) => {
+                return Err(ConfigError::invalid(
+                    "security.authorization",
+                    format!("'{other}' is not one of enabled, disabled"),
+                ));
+            }
+        };
         Ok(Config {
+            auth,
+            initdb_root: None,
             bind_ip,
             port: flags.port.or(file.net.port).unwrap_or(27017),
             max_conns,
@@ -667,9 +759,12 @@ impl Config {
         if let Some(gb) = self.cache_size.configured_gb {
             storage.insert("wiredTiger", doc! { "engineConfig": { "cacheSizeGB": gb } });
         }
-        doc! {
-            "net": net,
-            "storage": storage,
+        let mut parsed = doc! { "net": net };
+        if self.auth {
+            parsed.insert("security", doc! { "authorization": "enabled" });
+        }
+        parsed.insert("storage", storage);
+        parsed.extend(doc! {
             "systemLog": system_log,
             "setParameter": {
                 "enableTestCommands": if self.parameters.enable_test_commands { "1" } else { "0" },
@@ -681,7 +776,8 @@ impl Config {
                 "scramIterationCount": self.parameters.scram_iteration_count.to_string(),
                 "scramSHA256IterationCount": self.parameters.scram_sha256_iteration_count.to_string(),
             },
-        }
+        });
+        parsed
     }
 }
 
@@ -940,6 +1036,29 @@ mod tests {
         let err = config(&["--tlsMode", "requireTLS"]).err();
         assert!(matches!(err, Some(ConfigError::Invalid { ref key, .. }) if key == "net.tls.certificateKeyFile"));
         assert!(config(&["--tlsMode", "sometimes"]).is_err());
+    }
+
+    #[test]
+    fn config_reads_the_official_images_root_user() -> Result<(), Box<dyn std::error::Error>> {
+        fn env(pairs: Vec<(&'static str, String)>) -> impl Fn(&str) -> Option<String> {
+            move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+        }
+        let (user, password) = ("MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD");
+        assert_eq!(RootUser::from_env(env(vec![]))?, None);
+        let root = RootUser::from_env(env(vec![(user, "admin".into()), (password, "pw".into())]))?;
+        assert_eq!(root.as_ref().map(|r| (r.name.as_str(), r.password.expose())), Some(("admin", "pw")));
+        assert!(!format!("{root:?}").contains("\"pw\""));
+        assert!(RootUser::from_env(env(vec![(user, "admin".into())])).is_err());
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("password");
+        std::fs::write(&file, "from-file\n")?;
+        let path = file.to_string_lossy().into_owned();
+        let root =
+            RootUser::from_env(env(vec![(user, "admin".into()), ("MONGO_INITDB_ROOT_PASSWORD_FILE", path.clone())]))?;
+        assert_eq!(root.map(|r| r.password), Some(Secret("from-file".to_owned())));
+        let both = vec![(user, "admin".into()), (password, "pw".into()), ("MONGO_INITDB_ROOT_PASSWORD_FILE", path)];
+        assert!(RootUser::from_env(env(both)).is_err());
+        Ok(())
     }
 
     #[test]

@@ -79,6 +79,8 @@ error_codes! {
     CursorNotFound = 43,
     /// `create` on an existing collection.
     NamespaceExists = 48,
+    /// A role change that cannot be made (a cycle, a privilege outside the role's database).
+    InvalidRoleModification = 49,
     /// `maxTimeMS` ran out.
     MaxTimeMSExpired = 50,
     /// A `$`-prefixed field name where mongod refuses one.
@@ -768,6 +770,8 @@ error_codes! {
     Location5976500 = 5976500,
     /// `$dateSubtract` of the smallest long.
     Location6045000 = 6045000,
+    /// A role that already exists.
+    Location51002 = 51002,
     /// A user that already exists.
     Location51003 = 51003,
     /// `$skip` whose argument is not a non-negative integer.

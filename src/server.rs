@@ -44,6 +44,9 @@ pub enum StartError {
     /// The data directory could not be opened.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The user and role catalog could not be read or written.
+    #[error("user catalog: {0}")]
+    Catalog(String),
     /// The blocking pool's threads could not be started.
     #[error("cannot start the blocking pool's threads: {0}")]
     Threads(std::io::Error),
@@ -75,6 +78,8 @@ impl StartError {
 pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.dbpath)
         .map_err(|source| StartError::DbPath { path: config.dbpath.display().to_string(), source })?;
+    // An empty data directory is a first start: where the official image creates its root user.
+    let fresh = std::fs::read_dir(&config.dbpath).is_ok_and(|mut entries| entries.next().is_none());
     let acceptor = tls::acceptor(&config.tls)?;
     let budget = MemoryBudget::split(config.cache_size.bytes);
     log_memory_budget(&config.cache_size, &budget);
@@ -101,11 +106,33 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     for warning in &state.config.warnings {
         tracing::warn!(target: "CONTROL", id = 20998, "{warning}");
     }
-    tracing::warn!(
-        target: "CONTROL",
-        id = 22120,
-        "Access control is not enabled for the database. Read and write access to data and configuration is unrestricted"
-    );
+    if let (Some(root), true) = (&state.config.initdb_root, fresh) {
+        crate::exec::principals::users::create_root(&state, &root.name, root.password.expose())
+            .map_err(|e| StartError::Catalog(e.to_string()))?;
+        tracing::info!(
+            target: "ACCESS",
+            id = 7_000_301,
+            user = %root.name,
+            db = "admin",
+            "Created the root user from MONGO_INITDB_ROOT_USERNAME on an empty data directory"
+        );
+    }
+    let defined =
+        crate::exec::principals::any_defined(&state.storage).map_err(|e| StartError::Catalog(e.to_string()))?;
+    state.authz.changed(defined);
+    if !state.config.auth {
+        tracing::warn!(
+            target: "CONTROL",
+            id = 22120,
+            "Access control is not enabled for the database. Read and write access to data and configuration is unrestricted"
+        );
+    } else if !defined {
+        tracing::info!(
+            target: "ACCESS",
+            id = 20248,
+            "note: no users configured in admin.system.users, allowing localhost access"
+        );
+    }
     if let Some(port) = admin_listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
         let addresses: Vec<String> =
             admin_listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();

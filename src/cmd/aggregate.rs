@@ -7,7 +7,9 @@ use bson::{RawBsonRef, RawDocumentBuf};
 
 use super::results::{cursor_reply, hint_arg, stream};
 use super::target::Target;
-use super::{CommandRequest, Reply, RequestCtx};
+use super::{Authorizer, CommandRequest, Reply, RequestCtx};
+use crate::auth::action::ActionType;
+use crate::auth::resource::Target as Resource;
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::cursor::{self, FirstBatch};
 use crate::exec::pipeline::{self, PipelineEnv};
@@ -259,4 +261,150 @@ pub(super) fn pipeline_arg<'a>(req: &'a CommandRequest) -> Result<Vec<RawBsonRef
     req.array_arg("pipeline")?.ok_or_else(|| {
         Error::new(ErrorCode::FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
     })
+}
+
+/// `aggregate`: find on the namespace unless the first stage is a source of its own, and what
+/// each stage needs (find on what `$lookup`, `$graphLookup` and `$unionWith` read, insert and
+/// remove where `$out` writes, insert and update where `$merge` writes, the statistics
+/// stages' own actions), through sub-pipelines. A pipeline the handler will refuse needs find.
+pub(super) fn authorize(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    let db = req.db();
+    let coll = match req.command_value() {
+        Some(RawBsonRef::String(coll)) => Some(coll),
+        _ => None,
+    };
+    let Ok(Some(stages)) = req.array_arg("pipeline") else {
+        return authz.on_command_namespace(req, ActionType::Find);
+    };
+    let bypass = super::authz::bypasses_validation(req);
+    pipeline_allowed(authz, db, coll, &stages, bypass)
+}
+
+/// The stages that produce documents of their own: a pipeline starting with one of them reads
+/// nothing from its collection through `find`.
+const SOURCES: &[&str] = &[
+    "$documents",
+    "$collStats",
+    "$indexStats",
+    "$currentOp",
+    "$listSessions",
+    "$listLocalSessions",
+    "$planCacheStats",
+];
+
+fn pipeline_allowed(
+    authz: &Authorizer<'_>,
+    db: &str,
+    coll: Option<&str>,
+    stages: &[RawBsonRef<'_>],
+    bypass: bool,
+) -> bool {
+    let first = stages.first().and_then(|s| s.as_document()).and_then(|s| s.into_iter().next()?.ok());
+    let starts_with_source = first.is_some_and(|(name, _)| SOURCES.contains(&name.as_str()));
+    let reads = match coll {
+        Some(coll) => authz.on_namespace(db, coll, ActionType::Find),
+        None => authz.allows(Resource::Database(db), ActionType::Find),
+    };
+    (starts_with_source || reads) && stages_allowed(authz, db, coll, stages, bypass)
+}
+
+/// Whether every stage's own needs are met.
+fn stages_allowed(
+    authz: &Authorizer<'_>,
+    db: &str,
+    coll: Option<&str>,
+    stages: &[RawBsonRef<'_>],
+    bypass: bool,
+) -> bool {
+    stages.iter().all(|stage| {
+        let Some(Ok((name, spec))) = stage.as_document().and_then(|s| s.into_iter().next()) else { return true };
+        stage_allowed(authz, db, coll, name.as_str(), spec, bypass)
+    })
+}
+
+/// `{db, coll}` or a collection name in `db`.
+fn foreign<'a>(db: &'a str, spec: RawBsonRef<'a>, coll_key: &str) -> Option<(&'a str, &'a str)> {
+    match spec {
+        RawBsonRef::String(coll) => Some((db, coll)),
+        RawBsonRef::Document(d) => {
+            let coll = d.get_str(coll_key).ok()?;
+            Some((d.get_str("db").unwrap_or(db), coll))
+        }
+        _ => None,
+    }
+}
+
+fn sub_pipeline<'a>(spec: &'a bson::RawDocument) -> Vec<RawBsonRef<'a>> {
+    spec.get_array("pipeline").map(|a| a.into_iter().filter_map(|s| s.ok()).collect()).unwrap_or_default()
+}
+
+fn stage_allowed(
+    authz: &Authorizer<'_>,
+    db: &str,
+    coll: Option<&str>,
+    name: &str,
+    spec: RawBsonRef<'_>,
+    bypass: bool,
+) -> bool {
+    let on_coll = |action| coll.is_none_or(|coll| authz.on_namespace(db, coll, action));
+    let document = spec.as_document();
+    match name {
+        "$collStats" => on_coll(ActionType::CollStats),
+        "$indexStats" => on_coll(ActionType::IndexStats),
+        "$planCacheStats" => on_coll(ActionType::PlanCacheRead),
+        "$currentOp" => {
+            let all_users = document.and_then(|d| d.get_bool("allUsers").ok()).unwrap_or(false);
+            !all_users || authz.allows(Resource::Cluster, ActionType::Inprog)
+        }
+        "$lookup" | "$graphLookup" | "$unionWith" => {
+            let key = if name == "$unionWith" { "coll" } else { "from" };
+            let source = match (name, spec) {
+                ("$unionWith", _) => foreign(db, spec, "coll"),
+                (_, RawBsonRef::Document(d)) => d.get(key).ok().flatten().and_then(|from| foreign(db, from, "coll")),
+                _ => None,
+            };
+            let nested = document.map(sub_pipeline).unwrap_or_default();
+            match source {
+                Some((db, coll)) => pipeline_allowed(authz, db, Some(coll), &nested, bypass),
+                // `$lookup` with only a pipeline (of `$documents`) reads no collection.
+                None => nested.is_empty() || pipeline_allowed(authz, db, None, &nested, bypass),
+            }
+        }
+        "$facet" => document.is_none_or(|facets| {
+            facets.into_iter().filter_map(|f| f.ok()).all(|(_, sub)| {
+                let stages: Vec<RawBsonRef<'_>> =
+                    sub.as_array().map(|a| a.into_iter().filter_map(|s| s.ok()).collect()).unwrap_or_default();
+                stages_allowed(authz, db, coll, &stages, bypass)
+            })
+        }),
+        "$out" => {
+            let Some((db, coll)) = foreign(db, spec, "coll") else { return true };
+            let mut needed = vec![ActionType::Insert, ActionType::Remove];
+            if bypass {
+                needed.push(ActionType::BypassDocumentValidation);
+            }
+            authz.allows_all(Resource::Namespace(db, coll), &needed)
+        }
+        "$merge" => {
+            let into = match document {
+                Some(d) => d.get("into").ok().flatten().and_then(|into| foreign(db, into, "coll")),
+                None => foreign(db, spec, "coll"),
+            };
+            let Some((db, coll)) = into else { return true };
+            let when_matched = document.and_then(|d| d.get("whenMatched").ok().flatten());
+            let when_not_matched = document.and_then(|d| d.get_str("whenNotMatched").ok()).unwrap_or("insert");
+            let mut needed = Vec::new();
+            if when_not_matched == "insert" {
+                needed.push(ActionType::Insert);
+            }
+            if !matches!(when_matched, Some(RawBsonRef::String("fail"))) {
+                needed.push(ActionType::Update);
+            }
+            if bypass {
+                needed.push(ActionType::BypassDocumentValidation);
+            }
+            authz.allows_all(Resource::Namespace(db, coll), &needed)
+        }
+        _ => true,
+    }
 }

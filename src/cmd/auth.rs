@@ -8,10 +8,9 @@ use bson::{Binary, Bson, Document, RawBsonRef, doc};
 
 use super::context::RequestCtx;
 use super::request::CommandRequest;
-use crate::auth::AuthenticatedUser;
 use crate::auth::scram::{Mechanism, ServerConversation};
 use crate::error::{Error, ErrorCode, Result};
-use crate::exec::users;
+use crate::exec::principals::{self, users};
 
 /// The one conversation id a connection has (mongod numbers them from 1 per connection and
 /// keeps one at a time).
@@ -122,21 +121,35 @@ pub fn sasl_continue(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
             return Err(failed());
         }
     };
-    let user = users::find(&ctx.state.storage, &db, conversation.user())?.ok_or_else(failed)?;
+    let name = conversation.user().to_owned();
+    // The generation before the catalog is read: a change racing this one makes the next
+    // command resolve again.
+    let generation = ctx.state.authz.generation();
+    let mut names: Vec<(String, String)> =
+        ctx.client.auth.names.iter().filter(|(u, d)| !(*u == name && *d == db)).cloned().collect();
+    names.push((name.clone(), db.clone()));
+    let (authenticated, privileges) = principals::resolve_users(&ctx.state.storage, &names)?;
+    if !authenticated.iter().any(|u| u.name == name && u.db == db) {
+        // Dropped between the two steps.
+        return Err(failed());
+    }
     tracing::info!(
-        target: "ACCESS", id = 5286306, mechanism = conversation.mechanism().name(), user = %user.name, db = %db,
+        target: "ACCESS", id = 5286306, mechanism = conversation.mechanism().name(), user = %name, db = %db,
         "Successfully authenticated"
     );
-    let authenticated = AuthenticatedUser { name: user.name, db: user.db, roles: user.roles };
-    let users = &mut ctx.client.auth.users;
-    users.retain(|u| !(u.name == authenticated.name && u.db == authenticated.db));
-    users.push(authenticated);
+    ctx.client.auth.set_users(authenticated, privileges, generation);
     Ok(doc! { "conversationId": CONVERSATION_ID, "done": true, "payload": binary(reply) })
 }
 
 /// `logout`: forgets the users the connection authenticated as against this database.
 pub fn logout(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let db = req.db();
-    ctx.client.auth.users.retain(|u| u.db != db);
+    let auth = &mut ctx.client.auth;
+    if auth.users.iter().any(|u| u.db == db) {
+        let remaining: Vec<(String, String)> = auth.names.iter().filter(|(_, d)| d != db).cloned().collect();
+        let generation = ctx.state.authz.generation();
+        let (users, privileges) = principals::resolve_users(&ctx.state.storage, &remaining)?;
+        ctx.client.auth.set_users(users, privileges, generation);
+    }
     Ok(Document::new())
 }

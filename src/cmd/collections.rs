@@ -6,7 +6,9 @@ use bson::{Binary, Bson, Document, RawBsonRef, RawDocument, doc};
 
 use super::options::is_generic_argument;
 use super::target::Target;
-use super::{CommandRequest, RequestCtx, count_value};
+use super::{Authorizer, CommandRequest, RequestCtx, count_value};
+use crate::auth::action::ActionType;
+use crate::auth::resource::{Target as Resource, is_normal_collection};
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::{pipeline, views};
 use crate::obs::profiler::PROFILE_COLLECTION;
@@ -60,6 +62,55 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     }
     ctx.state.storage.create_collection(&ns, options)?;
     Ok(Document::new())
+}
+
+/// `create`: a collection takes createCollection or insert (and convertToCapped when capped);
+/// a view takes createCollection, and find on what it reads when its creator may read it.
+pub(super) fn authorize_create(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    if let Some(RawBsonRef::String(view_on)) = req.get("viewOn") {
+        let db = req.db();
+        let reads_view = authz.on_command_namespace(req, ActionType::Find);
+        return authz.on_command_namespace(req, ActionType::CreateCollection)
+            && (!reads_view || authz.on_namespace(db, view_on, ActionType::Find));
+    }
+    let capped = matches!(req.get("capped"), Some(RawBsonRef::Boolean(true)));
+    (authz.on_command_namespace(req, ActionType::CreateCollection)
+        || authz.on_command_namespace(req, ActionType::Insert))
+        && (!capped || authz.on_command_namespace(req, ActionType::ConvertToCapped))
+}
+
+/// `listCollections`: listCollections on the database, or, for the names of the collections
+/// the user has privileges on (`authorizedCollections` with `nameOnly`), any privilege there.
+pub(super) fn authorize_list_collections(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    let flag = |key: &str| matches!(req.get(key), Some(RawBsonRef::Boolean(true)));
+    (flag("authorizedCollections") && flag("nameOnly") && authz.touches_database(req.db()))
+        || authz.allows(Resource::Database(req.db()), ActionType::ListCollections)
+}
+
+/// `renameCollection`: within a database between normal collections, renameCollectionSameDB
+/// there (with dropCollection on the target when it replaces one, and no read of the target
+/// the source could not give); otherwise find and dropCollection on the source, insert and
+/// createIndex (and dropCollection with `dropTarget`) on the target.
+pub(super) fn authorize_rename(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    let (Some(RawBsonRef::String(from)), Ok(Some(to))) = (req.command_value(), req.str_arg("to")) else {
+        return true;
+    };
+    let (Some((from_db, from_coll)), Some((to_db, to_coll))) = (from.split_once('.'), to.split_once('.')) else {
+        return true;
+    };
+    let drop_target = matches!(req.get("dropTarget"), Some(RawBsonRef::Boolean(true)));
+    let source = Resource::Namespace(from_db, from_coll);
+    let target = Resource::Namespace(to_db, to_coll);
+    let drops_target = !drop_target || authz.allows(target, ActionType::DropCollection);
+    if from_db == to_db && is_normal_collection(from_db, from_coll) && is_normal_collection(to_db, to_coll) {
+        let reads_target = authz.allows(target, ActionType::Find);
+        return authz.allows(Resource::Database(from_db), ActionType::RenameCollectionSameDB)
+            && drops_target
+            && (authz.allows(source, ActionType::Find) || !reads_target);
+    }
+    authz.allows_all(source, &[ActionType::Find, ActionType::DropCollection])
+        && authz.allows_all(target, &[ActionType::Insert, ActionType::CreateIndex])
+        && drops_target
 }
 
 /// `create` with `viewOn`: a view, with `pipeline` (default none) and `collation`; no other
@@ -213,6 +264,15 @@ pub fn drop_database(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
 pub fn list_databases(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let name_only = req.bool_arg("nameOnly")?.unwrap_or(false);
     let filter = req.doc_arg("filter")?.map(Filter::parse).transpose()?;
+    let authz = Authorizer::of(ctx);
+    let may_list_all = authz.allows(Resource::Cluster, ActionType::ListDatabases);
+    let authorized_only = match req.bool_arg("authorizedDatabases")? {
+        Some(false) if !may_list_all => {
+            return Err(Error::new(ErrorCode::Unauthorized, "Insufficient permissions to list all databases"));
+        }
+        Some(only) => only,
+        None => !may_list_all,
+    };
     let storage = &ctx.state.storage;
     let mut databases: Vec<(String, i64)> = Vec::new();
     for collection in storage.all_collections() {
@@ -226,6 +286,9 @@ pub fn list_databases(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
     let mut list = Vec::new();
     let mut total = 0i64;
     for (name, size) in databases {
+        if authorized_only && !authz.touches_database(&name) {
+            continue;
+        }
         let entry = if name_only {
             doc! { "name": &name }
         } else {
@@ -251,7 +314,8 @@ pub fn list_databases(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
 pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     validate_db_name(req.db())?;
     let name_only = req.bool_arg("nameOnly")?.unwrap_or(false);
-    req.bool_arg("authorizedCollections")?;
+    let authorized_only = req.bool_arg("authorizedCollections")?.unwrap_or(false);
+    let authz = Authorizer::of(ctx);
     let filter = req.doc_arg("filter")?.map(Filter::parse).transpose()?;
     let mut batch = Vec::new();
     let collections = ctx
@@ -267,6 +331,9 @@ pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     let mut entries: Vec<(String, &str, Document)> = collections.map(Ok).chain(views).collect::<Result<_>>()?;
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, kind, full) in entries {
+        if authorized_only && !authz.touches_namespace(req.db(), &name) {
+            continue;
+        }
         let raw =
             bson::RawDocumentBuf::try_from(&full).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
         if filter.as_ref().is_some_and(|f| !f.matches(&raw)) {

@@ -227,12 +227,13 @@ pub fn whats_my_uri(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Docu
     Ok(doc! { "you": ctx.client.remote.to_string() })
 }
 
-/// `connectionStatus`: who is authenticated on this connection, with their roles.
+/// `connectionStatus`: who is authenticated on this connection, with the roles they hold
+/// (inherited ones included) and, with `showPrivileges`, what those grant.
 pub fn connection_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let users: Vec<Bson> =
         ctx.client.auth.users.iter().map(|u| Bson::Document(doc! { "user": &u.name, "db": &u.db })).collect();
     let mut roles: Vec<Bson> = Vec::new();
-    for (role, db) in ctx.client.auth.users.iter().flat_map(|u| u.roles.iter()) {
+    for (role, db) in ctx.client.auth.users.iter().flat_map(|u| u.all_roles.iter()) {
         let entry = Bson::Document(doc! { "role": role, "db": db });
         if !roles.contains(&entry) {
             roles.push(entry);
@@ -240,7 +241,7 @@ pub fn connection_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
     }
     let mut auth_info = doc! { "authenticatedUsers": users, "authenticatedUserRoles": roles };
     if req.bool_arg("showPrivileges")?.unwrap_or(false) {
-        auth_info.insert("authenticatedUserPrivileges", Vec::<Bson>::new());
+        auth_info.insert("authenticatedUserPrivileges", ctx.client.auth.privileges.to_documents());
     }
     Ok(doc! { "authInfo": auth_info })
 }
@@ -254,7 +255,7 @@ pub fn list_commands(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Doc
             spec.name,
             doc! {
                 "help": spec.help,
-                "requiresAuth": spec.access != Access::Anonymous,
+                "requiresAuth": !matches!(spec.access, Access::Anonymous),
                 "secondaryOk": true,
                 "adminOnly": matches!(spec.access, Access::Cluster(_)),
                 "apiVersions": [],

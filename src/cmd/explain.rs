@@ -12,7 +12,7 @@ use super::aggregate::{pipeline_arg, rewritten};
 use super::read::{CountArgs, FindArgs, distinct_query};
 use super::results::hint_arg;
 use super::target::Target;
-use super::{CommandRequest, Reply, RequestCtx};
+use super::{Authorizer, CommandRequest, Reply, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::explain::{Counts, StageShape, plan_stages, reply_size_floor, to_long};
 use crate::exec::{Query, pipeline};
@@ -46,6 +46,14 @@ pub fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply
     body.append(bson::raw::cstr!("explain"), inner);
     body.append(bson::raw::cstr!("verbosity"), "queryPlanner");
     explain(ctx, &req.nested(&body)?).map(Reply::from)
+}
+
+/// `explain`: what the explained command needs. One the handler refuses (not a document, an
+/// unknown command) is left to it.
+pub(super) fn authorize(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    let Some(RawBsonRef::Document(inner)) = req.command_value() else { return true };
+    let Ok(inner) = req.nested(inner) else { return true };
+    super::lookup(inner.name()).is_none_or(|(_, spec)| super::authz::allowed(spec.access, authz, &inner))
 }
 
 /// `explain: {<command>}, verbosity`.

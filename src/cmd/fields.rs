@@ -97,16 +97,15 @@ pub const CONFIGURE_FAIL_POINT: CommandOptions = CommandOptions::basic(
 
 /// `connectionStatus`.
 pub const CONNECTION_STATUS: CommandOptions =
-    CommandOptions::basic(&[F::honoured("showPrivileges", "")], "ignored, as mongod").sessionless();
+    CommandOptions::basic(&[F::honoured("showPrivileges", "the union of the users' privileges")], "ignored, as mongod")
+        .sessionless();
 
 /// `createUser`.
 pub const CREATE_USER: CommandOptions = CommandOptions::strict(&[
     F::honoured("pwd", "stored as SCRAM salts and keys, never as given"),
-    F::honoured(
-        "roles",
-        "checked against the built-in roles; not enforced until authorization exists (as mongod without --auth)",
-    ),
+    F::honoured("roles", "built-in or custom roles that exist; enforced with --auth"),
     F::honoured("customData", "stored with the user"),
+    F::not_built("authenticationRestrictions", "authentication restrictions (clientSource, serverAddress)"),
     F::honoured("mechanisms", "SCRAM-SHA-1 and/or SCRAM-SHA-256"),
     F::honoured("digestPassword", "false is refused with SCRAM-SHA-256, as mongod"),
 ])
@@ -224,11 +223,11 @@ pub const DROP_ALL_USERS_FROM_DATABASE: CommandOptions = CommandOptions::strict(
 
 /// `grantRolesToUser`.
 pub const GRANT_ROLES_TO_USER: CommandOptions =
-    CommandOptions::strict(&[F::honoured("roles", "checked against the built-in roles")]).writes();
+    CommandOptions::strict(&[F::honoured("roles", "built-in or custom roles that exist")]).writes();
 
 /// `revokeRolesFromUser`.
 pub const REVOKE_ROLES_FROM_USER: CommandOptions =
-    CommandOptions::strict(&[F::honoured("roles", "checked against the built-in roles")]).writes();
+    CommandOptions::strict(&[F::honoured("roles", "built-in or custom roles that exist")]).writes();
 
 /// `updateUser`.
 pub const UPDATE_USER: CommandOptions = CommandOptions::strict(&[
@@ -237,15 +236,51 @@ pub const UPDATE_USER: CommandOptions = CommandOptions::strict(&[
     F::honoured("customData", "replaces the user's custom data"),
     F::honoured("mechanisms", "with pwd, the mechanisms to make; without, a subset to keep"),
     F::honoured("digestPassword", "false is refused with SCRAM-SHA-256, as mongod"),
+    F::not_built("authenticationRestrictions", "authentication restrictions (clientSource, serverAddress)"),
 ])
 .writes();
+
+/// `createRole`.
+pub const CREATE_ROLE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("privileges", "resource patterns and mongod's action names"),
+    F::honoured("roles", "inherited roles; cycles refused"),
+    F::not_built("authenticationRestrictions", "authentication restrictions (clientSource, serverAddress)"),
+])
+.writes();
+
+/// `updateRole`.
+pub const UPDATE_ROLE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("privileges", "replaces the role's privileges"),
+    F::honoured("roles", "replaces the inherited roles; cycles refused"),
+    F::not_built("authenticationRestrictions", "authentication restrictions (clientSource, serverAddress)"),
+])
+.writes();
+
+/// `dropRole`, `dropAllRolesFromDatabase`.
+pub const DROP_ROLE: CommandOptions = CommandOptions::strict(&[]).writes();
+
+/// `grantPrivilegesToRole`, `revokePrivilegesFromRole`.
+pub const ROLE_PRIVILEGES: CommandOptions =
+    CommandOptions::strict(&[F::honoured("privileges", "resource patterns and mongod's action names")]).writes();
+
+/// `grantRolesToRole`, `revokeRolesFromRole`.
+pub const ROLE_ROLES: CommandOptions =
+    CommandOptions::strict(&[F::honoured("roles", "roles that exist; cycles refused")]).writes();
+
+/// `rolesInfo`.
+pub const ROLES_INFO: CommandOptions = CommandOptions::strict(&[
+    F::honoured("showPrivileges", "true, or \"asUserFragment\""),
+    F::honoured("showBuiltinRoles", "with rolesInfo: 1"),
+    F::honoured("showAuthenticationRestrictions", "always empty: restrictions are not built"),
+]);
 
 /// `usersInfo`.
 pub const USERS_INFO: CommandOptions = CommandOptions::strict(&[
     F::honoured("showCredentials", "each mechanism's salt and iteration count; never the keys"),
-    F::not_built_if_true("showPrivileges", "showing privileges (authorization)"),
-    F::not_built_if_true("showAuthenticationRestrictions", "authentication restrictions"),
-    F::not_built("filter", "a filter over the users"),
+    F::honoured("showPrivileges", "inherited roles and privileges, for exact names"),
+    F::honoured("showAuthenticationRestrictions", "always empty: restrictions are not built"),
+    F::honoured("showCustomData", "false leaves customData out"),
+    F::honoured("filter", "a filter over the users as shown"),
 ]);
 
 /// `dropDatabase`.

@@ -60,7 +60,14 @@ pub fn first_batch(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: String, entri
         batch.push(Bson::Document(entry));
         Ok(())
     };
-    let Batch { cursor_id: id, .. } =
-        cursor::open(&ctx.state.cursors, ns.clone(), stream, Arc::default(), first, take)?;
+    let Batch { cursor_id: id, .. } = cursor::open(
+        &ctx.state.cursors,
+        ctx.client.auth.names.clone(),
+        ns.clone(),
+        stream,
+        Arc::default(),
+        first,
+        take,
+    )?;
     Ok(doc! { "cursor": { "id": id, "ns": ns, "firstBatch": batch } })
 }

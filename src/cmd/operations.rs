@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, doc};
 
 use super::options::is_generic_argument;
-use super::{CommandRequest, RequestCtx};
+use super::{Authorizer, CommandRequest, RequestCtx};
+use crate::auth::action::ActionType;
+use crate::auth::resource::Target;
 use crate::error::{Error, ErrorCode, Result};
 use crate::op::Operation;
 use crate::query::Filter;
@@ -17,7 +19,7 @@ pub fn current_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
         return Err(Error::new(ErrorCode::Unauthorized, "currentOp may only be run against the admin database."));
     }
     req.bool_arg("$all")?;
-    req.bool_arg("$ownOps")?;
+    let own_only = req.bool_arg("$ownOps")?.unwrap_or(false);
     let mut filter_doc = RawDocumentBuf::new();
     for element in req.body().iter().skip(1) {
         let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
@@ -28,7 +30,11 @@ pub fn current_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
     }
     let filter = Filter::parse(&filter_doc)?;
     let mut inprog = Vec::new();
+    let authz = Authorizer::of(ctx);
     for op in ctx.state.ops.all() {
+        if own_only && !authz.owns(&op.users) {
+            continue;
+        }
         let entry = describe(&op);
         let raw = RawDocumentBuf::try_from(&entry).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
         if filter.try_matches(&raw)? {
@@ -38,11 +44,17 @@ pub fn current_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
     Ok(doc! { "inprog": inprog })
 }
 
+/// `currentOp`: inprog on the cluster, unless only the user's own operations are asked for
+/// (`$ownOps: true`).
+pub(super) fn authorize_current_op(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    matches!(req.get("$ownOps"), Some(RawBsonRef::Boolean(true))) || authz.allows(Target::Cluster, ActionType::Inprog)
+}
+
 /// `$currentOp` as the first stage of `aggregate: 1` on `admin` (what mongosh's
 /// `db.currentOp()` sends): one document per operation in flight, in `currentOp`'s shape.
-/// `allUsers`, `idleConnections`, `truncateOps`, `localOps` and `backtrace` are accepted;
-/// without authentication every operation is the user's own, and idle connections are not
-/// listed.
+/// `allUsers` (else only the user's own operations; without authentication every operation
+/// is the user's own), `idleConnections`, `truncateOps`, `localOps` and `backtrace` are
+/// accepted; idle connections are not listed.
 pub fn current_op_stage(
     ctx: &RequestCtx<'_>,
     stage: &bson::RawDocument,
@@ -71,11 +83,14 @@ pub fn current_op_stage(
             }
         }
     }
+    let all_users = spec.get_bool("allUsers").unwrap_or(false);
+    let authz = Authorizer::of(ctx);
     let entries = ctx
         .state
         .ops
         .all()
         .iter()
+        .filter(|op| all_users || authz.owns(&op.users))
         .map(|op| {
             RawDocumentBuf::try_from(&describe(op)).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))
         })
@@ -98,6 +113,11 @@ fn describe(op: &Operation) -> Document {
     }
     entry.insert("active", true);
     entry.insert("currentOpTime", bson::DateTime::now().try_to_rfc3339_string().unwrap_or_default());
+    if !op.users.is_empty() {
+        let users: Vec<Bson> =
+            op.users.iter().map(|(user, db)| Bson::Document(doc! { "user": user, "db": db })).collect();
+        entry.insert("effectiveUsers", users);
+    }
     entry.insert("opid", i64::from(op.op_id));
     entry.insert("secs_running", i64::try_from(running.as_secs()).unwrap_or(i64::MAX));
     entry.insert("microsecs_running", i64::try_from(running.as_micros()).unwrap_or(i64::MAX));
@@ -105,6 +125,10 @@ fn describe(op: &Operation) -> Document {
     entry.insert("ns", op.ns.as_str());
     let mut command = Document::try_from(op.command.as_ref()).unwrap_or_default();
     command.remove("lsid");
+    if command.contains_key("pwd") {
+        // mongod's sensitive field: never shown.
+        command.insert("pwd", "xxx");
+    }
     entry.insert("command", command);
     let (keys, docs, plan) = op.examined();
     if let Some(plan) = plan {
@@ -135,6 +159,15 @@ pub fn kill_op(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
         None => return Err(Error::new(ErrorCode::FailedToParse, "Did not provide \"op\" field")),
     };
     if let Ok(op_id) = u32::try_from(op_id) {
+        // Another user's operation takes killop on the cluster.
+        let authz = Authorizer::of(ctx);
+        let target = ctx.state.ops.all().into_iter().find(|op| op.op_id == op_id);
+        if let Some(op) = target
+            && !authz.owns(&op.users)
+            && !authz.allows(Target::Cluster, ActionType::Killop)
+        {
+            return Err(super::authz::refused(ctx, req));
+        }
         ctx.state.ops.kill(op_id);
     }
     tracing::info!(target: "COMMAND", id = 20482, op = op_id, "Going to kill op");

@@ -11,7 +11,9 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc, rawdoc}
 use super::aggregate::ViewRead;
 use super::results::{CursorReply, cursor_reply, hint_arg, stream};
 use super::target::Target;
-use super::{CommandRequest, Reply, RequestCtx, count_value};
+use super::{Authorizer, CommandRequest, Reply, RequestCtx, count_value};
+use crate::auth::action::ActionType;
+use crate::auth::resource::Target as Resource;
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::cursor::{self, Batch, FirstBatch};
 use crate::exec::{Query, pipeline};
@@ -227,13 +229,21 @@ impl GetMoreArgs {
 pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let GetMoreArgs { id, ns, batch_size } = GetMoreArgs::parse(req)?;
     let cursors = &ctx.state.cursors;
-    if let Some(owner) = cursors.namespace(id)
-        && owner != ns.full()
-    {
-        return Err(Error::new(
-            ErrorCode::Unauthorized,
-            format!("Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {owner}"),
-        ));
+    if let Some((cursor_ns, owners)) = cursors.describe(id) {
+        if !Authorizer::of(ctx).owns(&owners) {
+            return Err(Error::new(
+                ErrorCode::Unauthorized,
+                format!("cursor id {id} was not created by the authenticated user"),
+            ));
+        }
+        if cursor_ns != ns.full() {
+            return Err(Error::new(
+                ErrorCode::Unauthorized,
+                format!(
+                    "Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {cursor_ns}"
+                ),
+            ));
+        }
     }
     let parked = cursors.take(id)?;
     if req.get("maxTimeMS").is_some() {
@@ -273,10 +283,26 @@ pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
         Error::new(ErrorCode::FailedToParse, "BSON field 'killCursors.cursors' is missing but a required field")
     })?;
     let (mut killed, mut not_found) = (Vec::new(), Vec::new());
+    let authz = Authorizer::of(ctx);
+    let mut ids_checked = Vec::with_capacity(ids.len());
     for id in ids {
         let RawBsonRef::Int64(id) = id else {
             return Err(req.wrong_type("cursors", id, "long"));
         };
+        // Another user's cursor takes killAnyCursor, on the cluster or its namespace; the
+        // whole command is refused before any cursor goes, as mongod checks first.
+        if let Some((ns, owners)) = ctx.state.cursors.describe(id) {
+            let (db, coll) = ns.split_once('.').unwrap_or((ns.as_str(), ""));
+            let may = authz.owns(&owners)
+                || authz.allows(Resource::Cluster, ActionType::KillAnyCursor)
+                || authz.on_namespace(db, coll, ActionType::KillAnyCursor);
+            if !may {
+                return Err(super::authz::refused(ctx, req));
+            }
+        }
+        ids_checked.push(id);
+    }
+    for id in ids_checked {
         if ctx.state.cursors.kill(id) {
             killed.push(id);
         } else {

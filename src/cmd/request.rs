@@ -172,6 +172,7 @@ impl CommandRequest {
             command_name: self.name(),
             db: self.db().to_owned(),
             collection: self.collection_name().map(str::to_owned),
+            users: client.auth.names.clone(),
             command: self.tracked_body(),
         }
     }

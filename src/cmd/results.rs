@@ -74,7 +74,9 @@ pub(super) fn cursor_reply(
     let mut reply = CursorReply::start(cstr!("firstBatch"));
     let full = ns.full();
     let Batch { count, cursor_id } =
-        cursor::open(&ctx.state.cursors, full.clone(), stream, stats, first, |doc| reply.take(doc))?;
+        cursor::open(&ctx.state.cursors, ctx.client.auth.names.clone(), full.clone(), stream, stats, first, |doc| {
+            reply.take(doc)
+        })?;
     ctx.op.docs.returned.fetch_add(count as u64, Ordering::Relaxed);
     reply.finish(cursor_id, &full)
 }

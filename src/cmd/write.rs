@@ -12,8 +12,10 @@ use bson::oid::ObjectId;
 use bson::raw::{CStr, cstr};
 use bson::{Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
+use super::authz::bypasses_validation;
 use super::target::Target;
-use super::{CommandRequest, Reply, ReplyBuilder, RequestCtx};
+use super::{Authorizer, CommandRequest, Reply, ReplyBuilder, RequestCtx};
+use crate::auth::action::ActionType;
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::insert::{check_size, prepare_for_insert};
 use crate::exec::planner::hint_of;
@@ -24,6 +26,35 @@ use crate::query::expr::Variables;
 use crate::query::{Collation, Filter, Projection, SortSpec, Update, limits};
 use crate::state::plan_cache::PlanCache;
 use crate::storage::{DurabilityTicket, Namespace, Writer};
+
+/// `insert`: insert on the namespace, and bypassDocumentValidation when asked for.
+pub(super) fn authorize_insert(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    authz.on_command_namespace(req, ActionType::Insert) && may_bypass(authz, req)
+}
+
+fn may_bypass(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    !bypasses_validation(req) || authz.on_command_namespace(req, ActionType::BypassDocumentValidation)
+}
+
+/// `update`: update on the namespace, insert too when a statement upserts, and
+/// bypassDocumentValidation when asked for.
+pub(super) fn authorize_update(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    let upserts = req.documents("updates").unwrap_or_default().iter().any(|s| s.get_bool("upsert").unwrap_or(false));
+    authz.on_command_namespace(req, ActionType::Update)
+        && (!upserts || authz.on_command_namespace(req, ActionType::Insert))
+        && may_bypass(authz, req)
+}
+
+/// `findAndModify`: find, then update, insert (upsert) or remove as the command does, and
+/// bypassDocumentValidation when asked for.
+pub(super) fn authorize_find_and_modify(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
+    let flag = |key: &str| matches!(req.get(key), Some(RawBsonRef::Boolean(true)));
+    authz.on_command_namespace(req, ActionType::Find)
+        && (req.get("update").is_none() || authz.on_command_namespace(req, ActionType::Update))
+        && (!flag("upsert") || authz.on_command_namespace(req, ActionType::Insert))
+        && (!flag("remove") || authz.on_command_namespace(req, ActionType::Remove))
+        && may_bypass(authz, req)
+}
 
 /// Whether the command's write concern asks for a journal sync before the reply (the
 /// dispatcher has validated it).

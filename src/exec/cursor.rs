@@ -45,7 +45,7 @@ pub fn find_first_batch(batch_size: Option<usize>, limit: Option<usize>) -> usiz
     size.unwrap_or(DEFAULT_FIRST_BATCH)
 }
 
-/// Opens a cursor on `ns` over `stream` (whose work `stats` counts): hands its first batch to
+/// Opens a cursor on `ns` for `owners` over `stream` (whose work `stats` counts): hands its first batch to
 /// `take` and parks the rest in `cursors`, unless it is exhausted or a single batch was asked
 /// for.
 ///
@@ -53,13 +53,14 @@ pub fn find_first_batch(batch_size: Option<usize>, limit: Option<usize>) -> usiz
 /// The stream's errors and `take`'s; 50 MaxTimeMSExpired past the deadline.
 pub fn open(
     cursors: &CursorRegistry,
+    owners: crate::auth::UserNames,
     ns: String,
     stream: DocumentStream,
     stats: Arc<ExecStats>,
     first: FirstBatch,
     take: impl FnMut(&RawDocument) -> Result<()>,
 ) -> Result<Batch> {
-    let mut cursor = Cursor::new(ns, stream, first.no_timeout, stats);
+    let mut cursor = Cursor::new(ns, stream, first.no_timeout, stats).owned_by(owners);
     let (count, done) = cursor.next_batch(first.size, first.deadline, take)?;
     let cursor_id = if done || first.single_batch { 0 } else { cursors.insert(cursor) };
     Ok(Batch { count, cursor_id })

@@ -21,9 +21,9 @@ pub mod explain;
 pub mod insert;
 pub mod pipeline;
 pub mod planner;
+pub mod principals;
 pub mod spill;
 pub mod stages;
-pub mod users;
 pub mod validate;
 pub mod views;
 

@@ -439,6 +439,7 @@ mod tests {
         let record = |hash: &str, micros: u64| {
             let guard = registry.begin(
                 OpStart {
+                    users: Default::default(),
                     connection_id: 1,
                     client: SocketAddr::from(([127, 0, 0, 1], 5000)),
                     app_name: None,

@@ -104,6 +104,8 @@ pub struct Operation {
     pub ns: String,
     /// The request body.
     pub command: RawDocumentBuf,
+    /// The users the connection is authenticated as, `(user, db)`: who owns the operation.
+    pub users: crate::auth::UserNames,
     /// What kind of operation.
     pub kind: OpKind,
     /// Set by `killOp` and `maxTimeMS`.
@@ -153,6 +155,7 @@ impl Operation {
             db: start.db,
             ns,
             command: start.command,
+            users: start.users,
             interrupt: Arc::default(),
             exec: Mutex::default(),
             docs: DocCounts::default(),

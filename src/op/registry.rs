@@ -34,6 +34,8 @@ pub struct OpStart<'a> {
     pub db: String,
     /// The collection the command names, if any.
     pub collection: Option<String>,
+    /// The users the connection is authenticated as, `(user, db)`: who owns the operation.
+    pub users: crate::auth::UserNames,
     /// The request body.
     pub command: RawDocumentBuf,
 }
@@ -106,6 +108,7 @@ mod tests {
     /// A `find` on `db.c`, for these tests and others that need an operation.
     fn start(name: &str) -> OpStart<'_> {
         OpStart {
+            users: Default::default(),
             connection_id: 1,
             client: SocketAddr::from(([127, 0, 0, 1], 5000)),
             app_name: None,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bson::{RawDocument, RawDocumentBuf};
 
+use crate::auth::UserNames;
 use crate::error::{Error, ErrorCode, Result};
 use crate::op::{ExecStats, check_deadline};
 
@@ -27,6 +28,9 @@ pub struct Cursor {
     stream: std::iter::Peekable<DocumentStream>,
     /// Keep the cursor however long it idles.
     pub no_timeout: bool,
+    /// The users who opened it, `(user, db)`: only they may continue or kill it (unless
+    /// privileged).
+    pub owners: UserNames,
     last_used: Instant,
     /// The execution's progress, carried from request to request.
     stats: Arc<ExecStats>,
@@ -35,7 +39,13 @@ pub struct Cursor {
 impl Cursor {
     /// A cursor over `stream`.
     pub fn new(ns: String, stream: DocumentStream, no_timeout: bool, stats: Arc<ExecStats>) -> Self {
-        Self { ns, stream: stream.peekable(), no_timeout, last_used: Instant::now(), stats }
+        Self { ns, stream: stream.peekable(), no_timeout, owners: Arc::default(), last_used: Instant::now(), stats }
+    }
+
+    /// The cursor, owned by `owners`.
+    pub fn owned_by(mut self, owners: UserNames) -> Self {
+        self.owners = owners;
+        self
     }
 
     /// The execution's progress (keys and documents examined, plan).
@@ -131,6 +141,11 @@ impl CursorRegistry {
     /// The namespace of cursor `id`.
     pub fn namespace(&self, id: i64) -> Option<String> {
         self.lock().get(&id).map(|c| c.ns.clone())
+    }
+
+    /// The namespace and the owners of cursor `id`.
+    pub fn describe(&self, id: i64) -> Option<(String, UserNames)> {
+        self.lock().get(&id).map(|c| (c.ns.clone(), c.owners.clone()))
     }
 
     /// Closes cursors idle for longer than `timeout` as of `now`; returns how many.

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU16, AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::auth::Authorization;
 use crate::config::Config;
 use crate::log::LogSink;
 use crate::op::OpRegistry;
@@ -57,6 +58,8 @@ pub struct State {
     pub ops: OpRegistry,
     /// The threads every handler that may touch storage runs on.
     pub pool: BlockingPool,
+    /// Whether authorization is enforced, and the generation of users and roles.
+    pub authz: Authorization,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -77,6 +80,7 @@ impl State {
             ops: OpRegistry::default(),
             bound_port: AtomicU16::new(config.port),
             params: RuntimeParameters::new(&config),
+            authz: Authorization::new(config.auth, false),
             config,
             counters: ServerStats::new(commands),
             log,

@@ -1,17 +1,16 @@
-//! The user catalog, kept as mongod keeps it: one document per user in `admin.system.users`,
-//! `_id` `"<db>.<user>"`, with the user's SCRAM credentials (salts and keys, never the
-//! password) and roles.
+//! The user catalog: one document per user in `admin.system.users`, `_id` `"<db>.<user>"`,
+//! with the user's SCRAM credentials (salts and keys, never the password) and roles.
 
-use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, doc};
+use bson::{Bson, Document, doc};
 
+use crate::auth::RoleName;
 use crate::auth::scram::{Credentials, Mechanism};
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::{Namespace, Storage};
+use crate::state::State;
+use crate::storage::Storage;
 
-/// Where users live.
-fn users_ns() -> Namespace {
-    Namespace { db: "admin".to_owned(), coll: "system.users".to_owned() }
-}
+/// Where users live, in `admin`.
+pub const COLLECTION: &str = "system.users";
 
 /// A user as the catalog holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +21,8 @@ pub struct User {
     pub name: String,
     /// Credentials per mechanism.
     pub credentials: Vec<(Mechanism, Credentials)>,
-    /// `(role, db)` pairs.
-    pub roles: Vec<(String, String)>,
+    /// Its roles.
+    pub roles: Vec<RoleName>,
     /// `customData`, when given.
     pub custom_data: Option<Document>,
     /// The user's id (a UUID), made when the user is created and kept through updates.
@@ -91,15 +90,52 @@ impl User {
     }
 }
 
+/// The SCRAM credentials of `password` for each of `mechanisms`, with the server's iteration
+/// counts.
+///
+/// # Errors
+/// 2 BadValue when the password cannot be prepared (SASLprep refuses it).
+pub fn credentials(
+    state: &State,
+    name: &str,
+    password: &str,
+    mechanisms: &[Mechanism],
+) -> Result<Vec<(Mechanism, Credentials)>> {
+    mechanisms
+        .iter()
+        .map(|&m| {
+            let iterations = state.params.scram_iterations(m == Mechanism::Sha256);
+            Credentials::new(m, name, password, u32::try_from(iterations).unwrap_or(u32::MAX))
+                .map(|c| (m, c))
+                .map_err(|e| Error::new(ErrorCode::BadValue, format!("Error preparing password: {e}")))
+        })
+        .collect()
+}
+
+/// Creates the root user `name` in `admin`, with both mechanisms (the official image's first
+/// start).
+///
+/// # Errors
+/// As [`create`].
+pub fn create_root(state: &State, name: &str, password: &str) -> Result<()> {
+    let credentials = credentials(state, name, password, &[Mechanism::Sha1, Mechanism::Sha256])?;
+    let user = User {
+        db: "admin".to_owned(),
+        name: name.to_owned(),
+        credentials,
+        roles: vec![("root".to_owned(), "admin".to_owned())],
+        custom_data: None,
+        user_id: None,
+    };
+    create(state, &user)
+}
+
 /// The user `name` of `db`.
 ///
 /// # Errors
 /// Storage errors.
 pub fn find(storage: &Storage, db: &str, name: &str) -> Result<Option<User>> {
-    let Some(users) = storage.collection(&users_ns()) else { return Ok(None) };
-    let id = format!("{db}.{name}");
-    let stored = storage.snapshot().get(&users, RawBsonRef::String(&id))?;
-    Ok(stored.and_then(|raw| Document::try_from(raw.as_ref()).ok()).and_then(|d| User::from_document(&d)))
+    Ok(super::get(storage, COLLECTION, &format!("{db}.{name}"))?.and_then(|d| User::from_document(&d)))
 }
 
 /// Every user of `db` (`None`: of every database), ordered by database then name.
@@ -107,16 +143,11 @@ pub fn find(storage: &Storage, db: &str, name: &str) -> Result<Option<User>> {
 /// # Errors
 /// Storage errors.
 pub fn list(storage: &Storage, db: Option<&str>) -> Result<Vec<User>> {
-    let Some(users) = storage.collection(&users_ns()) else { return Ok(Vec::new()) };
-    let mut out = Vec::new();
-    for stored in storage.snapshot().scan(&users, crate::storage::Direction::Forward) {
-        let Some(user) = Document::try_from(stored?.as_ref()).ok().and_then(|d| User::from_document(&d)) else {
-            continue;
-        };
-        if db.is_none_or(|db| user.db == db) {
-            out.push(user);
-        }
-    }
+    let mut out: Vec<User> = super::scan(storage, COLLECTION)?
+        .iter()
+        .filter_map(User::from_document)
+        .filter(|user| db.is_none_or(|db| user.db == db))
+        .collect();
     out.sort_by(|a, b| (&a.db, &a.name).cmp(&(&b.db, &b.name)));
     Ok(out)
 }
@@ -125,52 +156,30 @@ pub fn list(storage: &Storage, db: Option<&str>) -> Result<Vec<User>> {
 ///
 /// # Errors
 /// 11 UserNotFound when it does not exist; storage errors.
-pub fn update(storage: &Storage, user: &User) -> Result<()> {
-    let Some(existing) = find(storage, &user.db, &user.name)? else {
+pub fn update(state: &State, user: &User) -> Result<()> {
+    let Some(existing) = find(&state.storage, &user.db, &user.name)? else {
         return Err(Error::new(ErrorCode::UserNotFound, format!("User {}@{} not found", user.name, user.db)));
     };
     let mut user = user.clone();
     user.user_id = existing.user_id;
-    write(storage, &user)
-}
-
-fn write(storage: &Storage, user: &User) -> Result<()> {
-    let users = storage.collection_or_create(&users_ns())?;
-    let stored =
-        RawDocumentBuf::try_from(&user.to_document()).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
-    let mut writer = storage.writer(&users)?;
-    writer.replace(stored)?;
-    if let Some(ticket) = writer.commit()? {
-        storage.wait_durable(ticket)?;
-    }
-    Ok(())
+    super::put(state, COLLECTION, &user.to_document())
 }
 
 /// Adds `user`.
 ///
 /// # Errors
 /// 51003 when the user exists; storage errors.
-pub fn create(storage: &Storage, user: &User) -> Result<()> {
-    if find(storage, &user.db, &user.name)?.is_some() {
+pub fn create(state: &State, user: &User) -> Result<()> {
+    if find(&state.storage, &user.db, &user.name)?.is_some() {
         return Err(Error::new(ErrorCode::Location51003, format!("User \"{}@{}\" already exists", user.name, user.db)));
     }
-    write(storage, user)
+    super::put(state, COLLECTION, &user.to_document())
 }
 
 /// Removes the user `name` of `db`; returns whether there was one.
 ///
 /// # Errors
 /// Storage errors.
-pub fn remove(storage: &Storage, db: &str, name: &str) -> Result<bool> {
-    let Some(users) = storage.collection(&users_ns()) else { return Ok(false) };
-    if find(storage, db, name)?.is_none() {
-        return Ok(false);
-    }
-    let id = format!("{db}.{name}");
-    let mut writer = storage.writer(&users)?;
-    writer.delete(RawBsonRef::String(&id))?;
-    if let Some(ticket) = writer.commit()? {
-        storage.wait_durable(ticket)?;
-    }
-    Ok(true)
+pub fn remove(state: &State, db: &str, name: &str) -> Result<bool> {
+    super::delete(state, COLLECTION, &format!("{db}.{name}"))
 }
