@@ -49,6 +49,17 @@ struct Flags {
     /// Maximum simultaneous connections [default: 1000000].
     #[arg(long = "maxConns", env = "MONARCH_MAX_CONNS")]
     max_conns: Option<usize>,
+    /// Maximum simultaneous connections from one client address [default: no limit].
+    #[arg(long = "maxConnsPerIP", env = "MONARCH_MAX_CONNS_PER_IP")]
+    max_conns_per_ip: Option<usize>,
+    /// Requests per second one client address may send (a token bucket holding one second's
+    /// worth); more are refused with 462 [default: no limit].
+    #[arg(long = "rateLimitPerIP", env = "MONARCH_RATE_LIMIT_PER_IP")]
+    rate_limit_per_ip: Option<u32>,
+    /// Requests per second one authenticated user may send, over all its connections
+    /// [default: no limit].
+    #[arg(long = "rateLimitPerUser", env = "MONARCH_RATE_LIMIT_PER_USER")]
+    rate_limit_per_user: Option<u32>,
     /// Directory for the data files [default: ./data].
     #[arg(long, env = "MONARCH_DBPATH")]
     dbpath: Option<PathBuf>,
@@ -104,6 +115,14 @@ struct Flags {
     /// addresses, or "disabled" [default: 28017].
     #[arg(long = "adminPort", env = "MONARCH_ADMIN_PORT")]
     admin_port: Option<String>,
+    /// Comma-separated addresses the admin HTTP server listens on besides the loopback
+    /// address (0.0.0.0 for every IPv4 address) [default: 127.0.0.1 only].
+    #[arg(long = "adminBindIp", env = "MONARCH_ADMIN_BIND_IP")]
+    admin_bind_ip: Option<String>,
+    /// File holding the bearer token that /metrics, /health and /queryStats then require
+    /// (/livez and /readyz stay open).
+    #[arg(long = "adminTokenFile", env = "MONARCH_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// Memory for the storage engine's block cache and write buffers, in GiB, 0.25..=10000
     /// (mongod's --wiredTigerCacheSizeGB, also accepted) [default: 50% of (RAM - 1 GiB), at
     /// least 0.25, where RAM is the smaller of physical memory and the cgroup limit].
@@ -185,7 +204,12 @@ struct NetSection {
     bind_ip: Option<String>,
     bind_ip_all: Option<bool>,
     max_incoming_connections: Option<usize>,
+    max_conns_per_ip: Option<usize>,
+    rate_limit_per_ip: Option<u32>,
+    rate_limit_per_user: Option<u32>,
     admin_port: Option<toml::Value>,
+    admin_bind_ip: Option<String>,
+    admin_token_file: Option<PathBuf>,
     #[serde(default)]
     tls: TlsSection,
     #[serde(default)]
@@ -428,6 +452,12 @@ pub struct Config {
     pub port: u16,
     /// The connection cap.
     pub max_conns: usize,
+    /// The cap per client address (`None`: none).
+    pub max_conns_per_ip: Option<usize>,
+    /// Requests per second per client address (`None`: no limit).
+    pub rate_limit_per_ip: Option<u32>,
+    /// Requests per second per authenticated user (`None`: no limit).
+    pub rate_limit_per_user: Option<u32>,
     /// The data directory.
     pub dbpath: PathBuf,
     /// The storage engine's memory budget.
@@ -446,6 +476,10 @@ pub struct Config {
     pub redact_client_log_data: bool,
     /// The admin HTTP port; `None` when disabled (0 asks the OS for a free one).
     pub admin_port: Option<u16>,
+    /// The addresses the admin HTTP server listens on: the loopback address and those named.
+    pub admin_bind_ip: Vec<String>,
+    /// The bearer token the admin endpoints other than the probes require, when configured.
+    pub admin_token: Option<Secret>,
     /// Startup warnings about accepted but meaningless options.
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
@@ -611,6 +645,18 @@ impl Config {
         if max_conns == 0 {
             return Err(ConfigError::invalid("net.maxIncomingConnections", "must be at least 1"));
         }
+        let max_conns_per_ip = flags.max_conns_per_ip.or(file.net.max_conns_per_ip);
+        let rate_limit_per_ip = flags.rate_limit_per_ip.or(file.net.rate_limit_per_ip);
+        let rate_limit_per_user = flags.rate_limit_per_user.or(file.net.rate_limit_per_user);
+        for (key, value) in [
+            ("net.maxConnsPerIP", max_conns_per_ip.map(|n| n as u64)),
+            ("net.rateLimitPerIP", rate_limit_per_ip.map(u64::from)),
+            ("net.rateLimitPerUser", rate_limit_per_user.map(u64::from)),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
         let verbosity = flags.log_level.or(file.system_log.verbosity).unwrap_or(0).saturating_add(flags.verbose);
         if verbosity > 5 {
             return Err(ConfigError::invalid("systemLog.verbosity", format!("{verbosity} is outside 0..=5")));
@@ -685,6 +731,19 @@ impl Config {
                 ConfigError::invalid("net.adminPort", format!("'{text}' is not a port number or \"disabled\""))
             })?),
         };
+        let admin_bind_ip = admin_addresses(flags.admin_bind_ip.or(file.net.admin_bind_ip).as_deref());
+        let admin_token = match flags.admin_token_file.or(file.net.admin_token_file) {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(ConfigError::invalid("net.adminTokenFile", format!("{} is empty", path.display())));
+                }
+                Some(Secret(token.to_owned()))
+            }
+        };
         let cache_size = match flags
             .cache_size_gb
             .or_else(|| file.storage.wired_tiger.engine_config.cache_size_gb.as_ref().map(toml_scalar))
@@ -715,6 +774,9 @@ impl Config {
             bind_ip,
             port: flags.port.or(file.net.port).unwrap_or(27017),
             max_conns,
+            max_conns_per_ip,
+            rate_limit_per_ip,
+            rate_limit_per_user,
             dbpath: flags.dbpath.or(file.storage.db_path).unwrap_or_else(|| PathBuf::from("./data")),
             cache_size,
             log,
@@ -727,6 +789,8 @@ impl Config {
                 .or(file.security.redact_client_log_data)
                 .unwrap_or(true),
             admin_port,
+            admin_bind_ip,
+            admin_token,
             warnings,
             argv,
         })
@@ -779,6 +843,23 @@ impl Config {
         });
         parsed
     }
+}
+
+/// The admin server's addresses: the loopback address, then those `named` (a wildcard
+/// address alone, since it covers the loopback one and both cannot share a port).
+fn admin_addresses(named: Option<&str>) -> Vec<String> {
+    let named: Vec<String> =
+        named.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    if let Some(wildcard) = named.iter().find(|a| *a == "0.0.0.0" || *a == "::") {
+        return vec![wildcard.clone()];
+    }
+    let mut out = vec!["127.0.0.1".to_owned()];
+    for address in named {
+        if !out.contains(&address) {
+            out.push(address);
+        }
+    }
+    out
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -1058,6 +1139,15 @@ mod tests {
         assert_eq!(root.map(|r| r.password), Some(Secret("from-file".to_owned())));
         let both = vec![(user, "admin".into()), (password, "pw".into()), ("MONGO_INITDB_ROOT_PASSWORD_FILE", path)];
         assert!(RootUser::from_env(env(both)).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn config_admin_server_listens_on_loopback_unless_told() -> Result<(), ConfigError> {
+        assert_eq!(config(&["--bind_ip_all"])?.admin_bind_ip, ["127.0.0.1"]);
+        assert_eq!(config(&["--adminBindIp", "10.0.0.5, 127.0.0.1"])?.admin_bind_ip, ["127.0.0.1", "10.0.0.5"]);
+        assert_eq!(config(&["--adminBindIp", "0.0.0.0"])?.admin_bind_ip, ["0.0.0.0"]);
+        assert!(config(&[])?.admin_token.is_none());
         Ok(())
     }
 

@@ -774,6 +774,8 @@ error_codes! {
     Location51002 = 51002,
     /// A user that already exists.
     Location51003 = 51003,
+    /// A request over the server's rate limit (mongod 8's ingress rate limiter).
+    IngressRequestRateLimitExceeded = 462,
     /// `$skip` whose argument is not a non-negative integer.
     Location15956 = 15956,
     /// `$limit` whose argument is not a non-negative integer.

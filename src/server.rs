@@ -86,7 +86,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let storage = Arc::new(Storage::open_with_budget(&config.dbpath, budget)?);
     let listeners = bind(&config.bind_ip, config.port).await?;
     let admin_listeners = match config.admin_port {
-        Some(port) => bind(&config.bind_ip, port).await?,
+        Some(port) => bind(&config.admin_bind_ip, port).await?,
         None => Vec::new(),
     };
     let observers = Arc::new(Observers::new(&config, log.clone(), storage.clone()));

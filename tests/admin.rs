@@ -32,10 +32,18 @@ impl Answer {
 
 /// Sends one request over a fresh connection (`Connection: close`) and reads the answer.
 fn request(port: u16, method: &str, path: &str) -> Answer {
+    request_with(port, method, path, "")
+}
+
+/// [`request`] with extra header lines (each ending in `\r\n`).
+fn request_with(port: u16, method: &str, path: &str, headers: &str) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect admin port");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-        .expect("send request");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("send request");
     let mut raw = String::new();
     stream.read_to_string(&mut raw).expect("read answer");
     let (head, body) = raw.split_once("\r\n\r\n").expect("header end");
@@ -453,5 +461,32 @@ async fn admin_dashboard_and_alert_rules_use_only_exported_metrics() {
             text.lines().any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{"))),
             "{name} is used by grafana/ but not exported"
         );
+    }
+}
+
+#[test]
+fn admin_endpoints_stay_on_loopback_and_need_the_bearer_token_when_configured() {
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let token_file = secrets.path().join("admin-token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("token file");
+    let token_path = token_file.to_string_lossy().into_owned();
+    let server = TestServer::start(&["--bind_ip_all", "--adminTokenFile", &token_path]);
+    let port = admin_port(&server);
+    // --bind_ip_all opens the wire port everywhere, not the admin port.
+    let listening = server.log_lines().into_iter().find(|l| l.contains("Admin HTTP server listening")).expect("log");
+    let parsed: Json = serde_json::from_str(&listening).expect("json log line");
+    assert_eq!(parsed.pointer("/attr/addresses").and_then(Json::as_str), Some(format!("127.0.0.1:{port}").as_str()));
+    let spec = openapi();
+    for path in ["/metrics", "/health", "/queryStats"] {
+        for headers in ["", "Authorization: Bearer wrong\r\n", "Authorization: s3cret-token\r\n"] {
+            let answer = request_with(port, "GET", path, headers);
+            assert_eq!(answer.status, 401, "{path} with {headers:?}");
+            check(&spec, response_schema(&spec, path, "401", "application/json"), &answer.json(), path);
+        }
+        let answer = request_with(port, "GET", path, "Authorization: Bearer s3cret-token\r\n");
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+    }
+    for probe in ["/livez", "/readyz"] {
+        assert_eq!(get(port, probe).status, 200, "{probe}");
     }
 }

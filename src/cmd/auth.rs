@@ -20,6 +20,14 @@ fn failed() -> Error {
     Error::new(ErrorCode::AuthenticationFailed, "Authentication failed.")
 }
 
+/// A failed authentication from this connection's address: counted, and answered after the
+/// address's growing delay.
+fn failed_from(ctx: &mut RequestCtx<'_>) -> Error {
+    let delay = ctx.state.abuse.auth_failed(ctx.client.remote.ip(), std::time::Instant::now());
+    ctx.reply_after(delay);
+    failed()
+}
+
 fn payload(req: &CommandRequest) -> Result<&[u8]> {
     match req.get("payload") {
         Some(RawBsonRef::Binary(b)) => Ok(b.bytes),
@@ -65,10 +73,13 @@ fn start(ctx: &mut RequestCtx<'_>, name: &str, client_first: &[u8], db: String) 
     if let Some(error) = lookup_error {
         return Err(error);
     }
-    let (conversation, reply) = started.map_err(|e| {
-        tracing::info!(target: "ACCESS", id = 20249, mechanism = name, db = %db, error = %e, "Authentication failed");
-        failed()
-    })?;
+    let (conversation, reply) = match started {
+        Ok(done) => done,
+        Err(e) => {
+            tracing::info!(target: "ACCESS", id = 20249, mechanism = name, db = %db, error = %e, "Authentication failed");
+            return Err(failed_from(ctx));
+        }
+    };
     ctx.client.auth.conversation = Some((db, conversation));
     Ok(doc! { "conversationId": CONVERSATION_ID, "done": false, "payload": binary(reply) })
 }
@@ -118,7 +129,7 @@ pub fn sasl_continue(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
                 target: "ACCESS", id = 20249, mechanism = conversation.mechanism().name(), user = conversation.user(),
                 db = %db, error = %e, "Authentication failed"
             );
-            return Err(failed());
+            return Err(failed_from(ctx));
         }
     };
     let name = conversation.user().to_owned();
@@ -138,6 +149,7 @@ pub fn sasl_continue(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         "Successfully authenticated"
     );
     ctx.client.auth.set_users(authenticated, privileges, generation);
+    ctx.state.abuse.auth_succeeded(ctx.client.remote.ip());
     Ok(doc! { "conversationId": CONVERSATION_ID, "done": true, "payload": binary(reply) })
 }
 

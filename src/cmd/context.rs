@@ -65,6 +65,14 @@ impl RequestCtx<'_> {
     pub fn reply_after_sync(&mut self, ticket: DurabilityTicket) {
         self.wait = Some(ReplyWait::Durable(ticket));
     }
+
+    /// Holds the reply, success or error, for `delay` (a failed authentication's slowdown),
+    /// without holding a thread.
+    pub fn reply_after(&mut self, delay: std::time::Duration) {
+        if !delay.is_zero() {
+            self.wait = Some(ReplyWait::Delay(delay));
+        }
+    }
 }
 
 /// What a reply waits for after its handler has returned and before it is sent. The
@@ -82,6 +90,8 @@ impl RequestCtx<'_> {
 pub enum ReplyWait {
     /// The batch with this journal ticket is on disk.
     Durable(DurabilityTicket),
+    /// This long has passed (the reply, even an error, is held back).
+    Delay(std::time::Duration),
 }
 
 /// A request's context in owned form: what a handler's job on the blocking pool holds, so the

@@ -580,7 +580,10 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
                 counter.total.fetch_add(1, Ordering::Relaxed);
             }
             let checked = match parse(spec, &request) {
-                Ok(()) => authz::authorize(ctx, spec, &request).await,
+                Ok(()) => match authz::authorize(ctx, spec, &request).await {
+                    Ok(()) => admit(ctx, spec),
+                    Err(error) => Err(error),
+                },
                 Err(error) => Err(error),
             };
             let outcome = match checked {
@@ -625,6 +628,33 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     }
 }
 
+/// The request rate limits (`--rateLimitPerIP`, `--rateLimitPerUser`): one token per command,
+/// the handshake and authentication excepted; past the limit, mongod 8's 462 with the labels
+/// that tell drivers to back off and retry.
+fn admit(ctx: &OwnedCtx, spec: &CommandSpec) -> Result<()> {
+    let abuse = &ctx.state.abuse;
+    if !abuse.limits_requests() || matches!(spec.access, Access::Anonymous) {
+        return Ok(());
+    }
+    let (remote, users) = {
+        let client = ctx.lock_client();
+        (client.remote, client.auth.names.clone())
+    };
+    match abuse.admit_request(remote.ip(), &users, std::time::Instant::now()) {
+        (crate::state::abuse::Admission::Granted, _) => Ok(()),
+        (crate::state::abuse::Admission::Refused { first }, scope) => {
+            if first {
+                tracing::info!(target: "NETWORK", id = 7_000_311, remote = %remote, scope, "Request rate limit reached");
+            }
+            Err(Error::new(
+                ErrorCode::IngressRequestRateLimitExceeded,
+                format!("Request rate limit per {scope} exceeded"),
+            )
+            .with_info(bson::doc! { "errorLabels": ["SystemOverloadedError", "RetryableError"] }))
+        }
+    }
+}
+
 /// What mongod checks before its `failCommand` fail point: the op code, the body's fields
 /// and document sequences against the command's declaration, the Stable API parameters and
 /// the session arguments.
@@ -662,9 +692,12 @@ async fn run(ctx: &OwnedCtx, spec: &'static CommandSpec, request: &Arc<CommandRe
             Err(error) => return Err(internal_error(spec).with_internal(error.to_string())),
         }
     };
+    if let Some(ReplyWait::Delay(delay)) = wait {
+        tokio::time::sleep(delay).await;
+    }
     let reply = reply?;
-    if let Some(wait) = wait {
-        finish_wait(ctx, wait).await?;
+    if let Some(ReplyWait::Durable(ticket)) = wait {
+        finish_wait(ctx, ticket).await?;
     }
     Ok(reply)
 }
@@ -690,12 +723,11 @@ fn internal_error(spec: &CommandSpec) -> Error {
     Error::new(ErrorCode::InternalError, format!("internal error while running {}", spec.name))
 }
 
-/// Awaits what a reply waits for, counting the time as the request's storage phase.
-async fn finish_wait(ctx: &OwnedCtx, wait: ReplyWait) -> Result<()> {
+/// Awaits the journal sync a reply waits for, counting the time as the request's storage
+/// phase.
+async fn finish_wait(ctx: &OwnedCtx, ticket: crate::storage::DurabilityTicket) -> Result<()> {
     let started = std::time::Instant::now();
-    let outcome = match wait {
-        ReplyWait::Durable(ticket) => ctx.state.storage.durable(ticket).await,
-    };
+    let outcome = ctx.state.storage.durable(ticket).await;
     ctx.op.add_phase(|p| &mut p.storage, started.elapsed());
     outcome
 }

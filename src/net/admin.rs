@@ -1,5 +1,7 @@
-//! The admin HTTP server (`--adminPort`, default 28017): `/metrics` for Prometheus, `/livez`
-//! and `/readyz` for orchestrators' probes, `/health` for people. The bodies are described in
+//! The admin HTTP server (`--adminPort`, default 28017, on the loopback address and the
+//! `--adminBindIp` addresses): `/metrics` for Prometheus, `/livez` and `/readyz` for
+//! orchestrators' probes, `/health` for people. With `--adminTokenFile`, every endpoint but the
+//! probes requires `Authorization: Bearer <token>`. The bodies are described in
 //! `openapi.yaml` at the repository root; `tests/admin.rs` holds the two together.
 //!
 //! HTTP/1.1 through `hyper`; every storage call runs on the blocking pool, so a slow disk
@@ -12,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
@@ -177,6 +179,14 @@ async fn handle(admin: Arc<AdminContext>, request: Request<Incoming>) -> Result<
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET"));
         return Ok(response);
     }
+    if !matches!(path, "/livez" | "/readyz") && !bearer_matches(&admin, &request) {
+        let mut response = json(
+            StatusCode::UNAUTHORIZED,
+            &Unavailable { status: "error", reason: format!("{path} requires the bearer token (--adminTokenFile)") },
+        );
+        response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"monarch\""));
+        return Ok(response);
+    }
     Ok(match path {
         "/metrics" => metrics(&admin).await,
         "/livez" => json(StatusCode::OK, &Status { status: "ok" }),
@@ -187,6 +197,20 @@ async fn handle(admin: Arc<AdminContext>, request: Request<Incoming>) -> Result<
         "/queryStats" => query_stats(&admin, request.uri().query()),
         _ => health(&admin).await,
     })
+}
+
+/// Whether `request` carries the configured bearer token (compared in constant time), or no
+/// token is configured.
+fn bearer_matches(admin: &AdminContext, request: &Request<Incoming>) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(token) = &admin.state.config.admin_token else { return true };
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(token.expose().as_bytes()))
 }
 
 /// Query shapes that took the most total time (`?limit=N`, default 20): the same list as the
@@ -269,6 +293,11 @@ pub(crate) fn figures(state: &State) -> ServerFigures {
         connections_active: load(&connections.active),
         connections_created: load(&connections.total_created),
         connections_rejected: load(&connections.rejected),
+        connections_rejected_per_ip: load(&state.abuse.counters.connections_refused_per_ip),
+        auth_failures: load(&state.abuse.counters.auth_failures),
+        auth_delayed: load(&state.abuse.counters.auth_delayed),
+        rate_limited_ip: load(&state.abuse.counters.rate_limited_ip),
+        rate_limited_user: load(&state.abuse.counters.rate_limited_user),
         bytes_in: load(&network.bytes_in),
         bytes_out: load(&network.bytes_out),
         physical_bytes_in: load(&network.physical_bytes_in),

@@ -1,4 +1,5 @@
-//! The accept loop: enforces the connection cap and starts one task per connection.
+//! The accept loop: enforces the connection caps (all connections, and per client address)
+//! and starts one task per connection.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -63,6 +64,18 @@ pub async fn accept_loop(listener: TcpListener, context: AcceptContext) {
             drop(stream);
             continue;
         };
+        let Some(slot) = state.abuse.admit_connection(remote.ip()) else {
+            tracing::info!(
+                target: "NETWORK",
+                id = 7_000_310,
+                ctx = "listener",
+                remote = %remote,
+                maxConnsPerIP = state.config.max_conns_per_ip,
+                "Connection refused because its address has too many open connections"
+            );
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let id = state.next_connection_id();
         let span = tracing::info_span!("conn", ctx = format!("conn{id}"));
@@ -77,6 +90,7 @@ pub async fn accept_loop(listener: TcpListener, context: AcceptContext) {
         context.connections.spawn(
             async move {
                 task.await;
+                drop(slot);
                 drop(permit);
             }
             .instrument(span),

@@ -175,6 +175,16 @@ pub struct ServerFigures {
     pub connections_created: u64,
     /// Client connections refused at the `maxConns` limit.
     pub connections_rejected: u64,
+    /// Client connections refused at the `maxConnsPerIP` limit.
+    pub connections_rejected_per_ip: u64,
+    /// Failed authentications.
+    pub auth_failures: u64,
+    /// Failed authentications answered after a delay.
+    pub auth_delayed: u64,
+    /// Requests refused by the per-address rate limit.
+    pub rate_limited_ip: u64,
+    /// Requests refused by the per-user rate limit.
+    pub rate_limited_user: u64,
     /// Message bytes received, as if uncompressed.
     pub bytes_in: u64,
     /// Message bytes sent, as if uncompressed.
@@ -229,6 +239,17 @@ pub fn scrape(metrics: &Metrics, figures: &ServerFigures, storage: &Storage, dbp
             "Client connections refused at the maxConns limit",
             figures.connections_rejected,
         ),
+        (
+            "monarch_connections_rejected_per_ip_total",
+            "Client connections refused at the maxConnsPerIP limit",
+            figures.connections_rejected_per_ip,
+        ),
+        ("monarch_auth_failures_total", "Failed authentications", figures.auth_failures),
+        (
+            "monarch_auth_delayed_total",
+            "Failed authentications answered after a delay (repeated failures from one address)",
+            figures.auth_delayed,
+        ),
         ("monarch_network_received_bytes_total", "Message bytes received, as if uncompressed", figures.bytes_in),
         ("monarch_network_sent_bytes_total", "Message bytes sent, as if uncompressed", figures.bytes_out),
         ("monarch_network_physical_received_bytes_total", "Bytes read from client sockets", figures.physical_bytes_in),
@@ -237,6 +258,12 @@ pub fn scrape(metrics: &Metrics, figures: &ServerFigures, storage: &Storage, dbp
     ] {
         out.counter(name, help, value);
     }
+    out.counter_labeled(
+        "monarch_requests_rate_limited_total",
+        "Requests refused by a rate limit (--rateLimitPerIP, --rateLimitPerUser), by limit",
+        &["scope"],
+        [(vec!["address"], figures.rate_limited_ip), (vec!["user"], figures.rate_limited_user)],
+    );
     out.gauge("monarch_cursors_open", "Cursors open now", figures.cursors_open as f64);
     out.counter("monarch_cursors_timed_out_total", "Cursors closed for being idle too long", figures.cursors_timed_out);
     pool_families(&mut out, figures);
@@ -442,6 +469,23 @@ impl Families {
             // A label count mismatch is a programming error; the unit tests cover every call.
             if let Ok(gauge) = metric.get_metric_with_label_values(&values) {
                 gauge.set(value);
+            }
+        }
+        self.0.extend(metric.collect());
+    }
+
+    fn counter_labeled<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        rows: impl IntoIterator<Item = (Vec<&'a str>, u64)>,
+    ) {
+        let metric = counter(name, help, labels);
+        for (values, value) in rows {
+            // A label count mismatch is a programming error; the unit tests cover every call.
+            if let Ok(counter) = metric.get_metric_with_label_values(&values) {
+                counter.inc_by(value);
             }
         }
         self.0.extend(metric.collect());

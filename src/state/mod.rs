@@ -9,6 +9,7 @@
 //! too; the log sink is [`crate::log`]. Observers (metrics, slow-query log, latency, profiler)
 //! are not here: `obs` owns them, and the server hands them to the connections beside this.
 
+pub mod abuse;
 pub mod counters;
 pub mod cursors;
 pub mod failpoints;
@@ -26,6 +27,7 @@ use crate::config::Config;
 use crate::log::LogSink;
 use crate::op::OpRegistry;
 use crate::storage::Storage;
+use abuse::AbuseGuard;
 use counters::ServerStats;
 use cursors::CursorRegistry;
 use failpoints::FailPoints;
@@ -60,6 +62,8 @@ pub struct State {
     pub pool: BlockingPool,
     /// Whether authorization is enforced, and the generation of users and roles.
     pub authz: Authorization,
+    /// Failed-authentication delays, per-address connection caps, request rate limits.
+    pub abuse: AbuseGuard,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -81,6 +85,11 @@ impl State {
             bound_port: AtomicU16::new(config.port),
             params: RuntimeParameters::new(&config),
             authz: Authorization::new(config.auth, false),
+            abuse: AbuseGuard::new(
+                config.max_conns_per_ip,
+                config.rate_limit_per_ip.map(f64::from),
+                config.rate_limit_per_user.map(f64::from),
+            ),
             config,
             counters: ServerStats::new(commands),
             log,
