@@ -111,6 +111,19 @@ struct Flags {
     /// Turn authentication off (the default), overriding the config file.
     #[arg(long = "noauth", hide = true)]
     noauth: bool,
+    /// Where audit events go: file or console [default: no audit log].
+    #[arg(long = "auditDestination", env = "MONARCH_AUDIT_DESTINATION")]
+    audit_destination: Option<String>,
+    /// The audit log file (with --auditDestination file).
+    #[arg(long = "auditPath", env = "MONARCH_AUDIT_PATH")]
+    audit_path: Option<PathBuf>,
+    /// The audit log's format: JSON (the only one) [default: JSON].
+    #[arg(long = "auditFormat", env = "MONARCH_AUDIT_FORMAT")]
+    audit_format: Option<String>,
+    /// A query (JSON) over audit events: only matching events are written, and allowed
+    /// commands are audited too (authCheck events), so it can select CRUD.
+    #[arg(long = "auditFilter", env = "MONARCH_AUDIT_FILTER")]
+    audit_filter: Option<String>,
     /// Port of the admin HTTP server (/metrics, /livez, /readyz, /health), on the --bind_ip
     /// addresses, or "disabled" [default: 28017].
     #[arg(long = "adminPort", env = "MONARCH_ADMIN_PORT")]
@@ -180,6 +193,17 @@ struct FileConfig {
     operation_profiling: OperationProfilingSection,
     #[serde(default)]
     security: SecuritySection,
+    #[serde(default)]
+    audit_log: AuditLogSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AuditLogSection {
+    destination: Option<String>,
+    path: Option<PathBuf>,
+    format: Option<String>,
+    filter: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -442,6 +466,8 @@ pub struct Config {
     /// Authentication required and roles enforced (`--auth`, `security.authorization`, or
     /// the official image's root-user variables).
     pub auth: bool,
+    /// The audit log: where it goes and its filter (`None`: no audit log).
+    pub audit: Option<AuditConfig>,
     /// The root user to create in `admin` when the data directory is empty
     /// (`MONGO_INITDB_ROOT_USERNAME`/`_PASSWORD` or their `_FILE` variants, as the official
     /// image takes them).
@@ -484,6 +510,24 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
     pub argv: Vec<String>,
+}
+
+/// Where audit events go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditDestination {
+    /// A file, appended to.
+    File(PathBuf),
+    /// Standard output, beside the server log.
+    Console,
+}
+
+/// The audit log's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditConfig {
+    /// Where events go.
+    pub destination: AuditDestination,
+    /// The filter over events, as a query document.
+    pub filter: Option<Document>,
 }
 
 /// A password that never shows in logs or debug output.
@@ -731,6 +775,12 @@ impl Config {
                 ConfigError::invalid("net.adminPort", format!("'{text}' is not a port number or \"disabled\""))
             })?),
         };
+        let audit = audit_config(
+            flags.audit_destination.or(file.audit_log.destination),
+            flags.audit_path.or(file.audit_log.path),
+            flags.audit_format.or(file.audit_log.format),
+            flags.audit_filter.or(file.audit_log.filter),
+        )?;
         let admin_bind_ip = admin_addresses(flags.admin_bind_ip.or(file.net.admin_bind_ip).as_deref());
         let admin_token = match flags.admin_token_file.or(file.net.admin_token_file) {
             None => None,
@@ -789,6 +839,7 @@ impl Config {
                 .or(file.security.redact_client_log_data)
                 .unwrap_or(true),
             admin_port,
+            audit,
             admin_bind_ip,
             admin_token,
             warnings,
@@ -843,6 +894,42 @@ impl Config {
         });
         parsed
     }
+}
+
+/// The audit settings from mongod Enterprise's options: `file` (with a path) or `console`, JSON
+/// only, and a filter in JSON.
+fn audit_config(
+    destination: Option<String>,
+    path: Option<PathBuf>,
+    format: Option<String>,
+    filter: Option<String>,
+) -> Result<Option<AuditConfig>, ConfigError> {
+    let destination = match (destination.as_deref(), path) {
+        (None, None) if filter.is_none() && format.is_none() => return Ok(None),
+        (None, _) => {
+            return Err(ConfigError::invalid("auditLog.destination", "required with the other auditLog options"));
+        }
+        (Some("file"), Some(path)) => AuditDestination::File(path),
+        (Some("file"), None) => return Err(ConfigError::invalid("auditLog.path", "required with destination file")),
+        (Some("console"), _) => AuditDestination::Console,
+        (Some(other), _) => {
+            return Err(ConfigError::invalid("auditLog.destination", format!("'{other}' is not one of file, console")));
+        }
+    };
+    if let Some(format) = format.filter(|f| f != "JSON") {
+        return Err(ConfigError::invalid("auditLog.format", format!("'{format}' is not supported; only JSON is")));
+    }
+    let filter = filter
+        .map(|text| {
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| ConfigError::invalid("auditLog.filter", format!("not JSON: {e}")))?;
+            match Bson::try_from(json) {
+                Ok(Bson::Document(d)) => Ok(d),
+                _ => Err(ConfigError::invalid("auditLog.filter", "must be a JSON object")),
+            }
+        })
+        .transpose()?;
+    Ok(Some(AuditConfig { destination, filter }))
 }
 
 /// The admin server's addresses: the loopback address, then those `named` (a wildcard
@@ -1148,6 +1235,21 @@ mod tests {
         assert_eq!(config(&["--adminBindIp", "10.0.0.5, 127.0.0.1"])?.admin_bind_ip, ["127.0.0.1", "10.0.0.5"]);
         assert_eq!(config(&["--adminBindIp", "0.0.0.0"])?.admin_bind_ip, ["0.0.0.0"]);
         assert!(config(&[])?.admin_token.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn config_audit_log_takes_mongods_enterprise_options() -> Result<(), ConfigError> {
+        assert_eq!(config(&[])?.audit, None);
+        let audit =
+            config(&["--auditDestination", "file", "--auditPath", "/tmp/a.json", "--auditFormat", "JSON"])?.audit;
+        assert_eq!(audit.map(|a| a.destination), Some(AuditDestination::File("/tmp/a.json".into())));
+        let filtered = config(&["--auditDestination", "console", "--auditFilter", r#"{"atype": "authenticate"}"#])?;
+        assert_eq!(filtered.audit.and_then(|a| a.filter), Some(doc! { "atype": "authenticate" }));
+        assert!(config(&["--auditDestination", "file"]).is_err());
+        assert!(config(&["--auditDestination", "syslog"]).is_err());
+        assert!(config(&["--auditDestination", "console", "--auditFormat", "BSON"]).is_err());
+        assert!(config(&["--auditPath", "/tmp/a.json"]).is_err());
         Ok(())
     }
 

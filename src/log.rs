@@ -72,6 +72,8 @@ const COMPONENTS: &[(&str, Option<usize>)] = &[
 /// (`logLevel`, `logComponentVerbosity`), which `setParameter` changes while the server runs.
 pub struct LogSink {
     out: Mutex<Box<dyn Write + Send>>,
+    /// The log file, when the log goes to one (what `logRotate` renames aside).
+    path: Mutex<Option<std::path::PathBuf>>,
     global: Mutex<Ring>,
     startup_warnings: Mutex<Ring>,
     starting: AtomicBool,
@@ -112,12 +114,29 @@ impl LogSink {
     pub fn new(out: Box<dyn Write + Send>) -> Arc<Self> {
         Arc::new(Self {
             out: Mutex::new(out),
+            path: Mutex::default(),
             global: Mutex::default(),
             startup_warnings: Mutex::default(),
             starting: AtomicBool::new(true),
             verbosity: AtomicI32::new(0),
             component_verbosity: COMPONENTS.iter().map(|_| AtomicI32::new(-1)).collect(),
         })
+    }
+
+    /// Renames the log file aside (with [`rotation_suffix`]) and goes on in a new one; returns
+    /// the rotated file's name, or `None` when the log goes to standard output.
+    ///
+    /// # Errors
+    /// The rename or the new file failed (the log then stays where it was).
+    pub fn rotate(&self) -> std::io::Result<Option<std::path::PathBuf>> {
+        let path = self.path.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let Some(path) = path else { return Ok(None) };
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = out.flush();
+        let aside = aside_name(&path);
+        std::fs::rename(&path, &aside)?;
+        *out = open_log_file(&path)?;
+        Ok(Some(aside))
     }
 
     /// The default verbosity (`logLevel`): 0 logs informational lines, 1..=5 debug lines.
@@ -304,6 +323,34 @@ fn snapshot(ring: &Mutex<Ring>) -> LogSnapshot {
     LogSnapshot { total_lines_written: ring.total, lines: ring.lines.iter().cloned().collect() }
 }
 
+/// The suffix a rotated log file takes: the time, as mongod names rotated files
+/// (`.2026-12-03T09-40-00`).
+pub fn rotation_suffix() -> String {
+    const SUFFIX: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]");
+    let now = time::OffsetDateTime::now_utc();
+    now.format(SUFFIX).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// `path` with the rotation suffix (and a counter when a file of that name exists already:
+/// two rotations within a second must not overwrite the first).
+pub fn aside_name(path: &std::path::Path) -> std::path::PathBuf {
+    let stamped = format!("{}.{}", path.display(), rotation_suffix());
+    let mut aside = std::path::PathBuf::from(&stamped);
+    let mut counter = 1;
+    while aside.exists() {
+        aside = std::path::PathBuf::from(format!("{stamped}.{counter}"));
+        counter += 1;
+    }
+    aside
+}
+
+/// Opens a log file for appending, one flush per line.
+pub fn open_log_file(path: &std::path::Path) -> std::io::Result<Box<dyn Write + Send>> {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    Ok(Box::new(std::io::LineWriter::new(file)))
+}
+
 /// Opens the log destination of `config` and installs the global subscriber.
 ///
 /// Without `logAppend`, an existing log file is renamed aside with a timestamp suffix first,
@@ -316,19 +363,13 @@ pub fn install(config: &LogConfig) -> std::io::Result<Arc<LogSink>> {
         None => Box::new(std::io::stdout()),
         Some(path) => {
             if !config.append && path.exists() {
-                const SUFFIX: &[time::format_description::BorrowedFormatItem<'_>] =
-                    time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]");
-                let now = time::OffsetDateTime::now_utc();
-                let stamp = now.format(SUFFIX).unwrap_or_else(|_| now.unix_timestamp().to_string());
-                let mut aside = path.clone().into_os_string();
-                aside.push(format!(".{stamp}"));
-                std::fs::rename(path, aside)?;
+                std::fs::rename(path, aside_name(path))?;
             }
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            Box::new(std::io::LineWriter::new(file))
+            open_log_file(path)?
         }
     };
     let sink = LogSink::new(out);
+    *sink.path.lock().unwrap_or_else(PoisonError::into_inner) = config.path.clone();
     let subscriber = tracing_subscriber::registry().with(MongoLogLayer::new(sink.clone(), config.verbosity));
     // Fails only if a subscriber is already installed (a second server in one process): the
     // first one keeps logging.

@@ -14,6 +14,10 @@ use monarch::server;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "audit") {
+        return audit_tool(args.get(2..).unwrap_or_default());
+    }
     let config = match Config::from_args(std::env::args_os()) {
         Ok(config) => config,
         Err(ConfigError::Flags(error)) => error.exit(),
@@ -45,6 +49,36 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!(target: "CONTROL", id = 20557, %error, "Server failed to start");
             ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(100))
+        }
+    }
+}
+
+/// `monarchd audit verify FILE...` (oldest first): checks the audit log's hash chain and names
+/// the first line that breaks it. Exit 0 when intact, 1 when broken, 2 on bad usage or an
+/// unreadable file.
+fn audit_tool(args: &[std::ffi::OsString]) -> ExitCode {
+    use monarch::obs::audit::{Verdict, verify};
+    let Some((command, files)) = args.split_first() else {
+        eprintln!("usage: monarchd audit verify FILE... (rotated files first, the current file last)");
+        return ExitCode::from(2);
+    };
+    if command != "verify" || files.is_empty() {
+        eprintln!("usage: monarchd audit verify FILE... (rotated files first, the current file last)");
+        return ExitCode::from(2);
+    }
+    let files: Vec<std::path::PathBuf> = files.iter().map(std::path::PathBuf::from).collect();
+    match verify(&files) {
+        Ok(Verdict::Intact { lines, head }) => {
+            println!("intact: {lines} lines; last line's hash {head}");
+            ExitCode::SUCCESS
+        }
+        Ok(Verdict::Broken { file, line, reason }) => {
+            println!("broken: {}:{line}: {reason}", file.display());
+            ExitCode::from(1)
+        }
+        Err(error) => {
+            eprintln!("monarchd audit verify: {error}");
+            ExitCode::from(2)
         }
     }
 }

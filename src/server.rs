@@ -47,6 +47,9 @@ pub enum StartError {
     /// The user and role catalog could not be read or written.
     #[error("user catalog: {0}")]
     Catalog(String),
+    /// The audit log could not be opened, or its filter is not a valid query.
+    #[error("audit log: {0}")]
+    Audit(String),
     /// The blocking pool's threads could not be started.
     #[error("cannot start the blocking pool's threads: {0}")]
     Threads(std::io::Error),
@@ -89,7 +92,14 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         Some(port) => bind(&config.admin_bind_ip, port).await?,
         None => Vec::new(),
     };
-    let observers = Arc::new(Observers::new(&config, log.clone(), storage.clone()));
+    let audit = match &config.audit {
+        Some(audit) => Some(
+            crate::obs::audit::AuditLog::open(audit.destination.clone(), audit.filter.as_ref())
+                .map_err(StartError::Audit)?,
+        ),
+        None => None,
+    };
+    let observers = Arc::new(Observers::new(&config, log.clone(), storage.clone()).with_audit(audit));
     let pool = BlockingPool::for_host().map_err(StartError::Threads)?;
     let pool_size = pool.stats();
     tracing::info!(
@@ -150,6 +160,10 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         "Waiting for connections"
     );
     state.log.startup_complete();
+    if let Some(audit) = &observers.audit {
+        let param = bson::doc! { "options": state.config.parsed() };
+        audit.record(&crate::obs::audit::AuditEvent { atype: "startup", param, ..crate::obs::audit::server_event() });
+    }
 
     let cancel = CancellationToken::new();
     let connections = TaskTracker::new();
@@ -169,6 +183,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let reaper = tokio::spawn(reap_idle(state.clone(), cancel.clone()));
     let flusher = tokio::spawn(flush_journal(state.clone(), cancel.clone()));
     let ttl_monitor = tokio::spawn(monitor_ttl(state.clone(), cancel.clone()));
+    let rotator = tokio::spawn(rotate_on_sigusr1(observers.clone(), cancel.clone()));
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(admin::serve(
@@ -181,6 +196,9 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
 
     shutdown.await;
     tracing::info!(target: "CONTROL", id = 23377, "Received signal; shutting down");
+    if let Some(audit) = &observers.audit {
+        audit.record(&crate::obs::audit::AuditEvent { atype: "shutdown", ..crate::obs::audit::server_event() });
+    }
     cancel.cancel();
     for accept_loop in accept_loops {
         let _ = accept_loop.await;
@@ -196,12 +214,39 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     connections.wait().await;
     let _ = flusher.await;
     let _ = ttl_monitor.await;
+    let _ = rotator.await;
     admin_stop.cancel();
     let _ = admin.await;
     let storage = state.storage.clone();
     let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
     tracing::info!(target: "CONTROL", id = 23138, exitCode = 0, "Shutting down");
     Ok(())
+}
+
+/// Rotates the audit log on SIGUSR1, as mongod rotates its logs.
+async fn rotate_on_sigusr1(observers: Arc<Observers>, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Some(audit) = observers.audit.as_ref() else { return };
+        let Ok(mut signals) = signal(SignalKind::user_defined1()) else { return };
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = signals.recv() => if received.is_none() { return },
+            }
+            match audit.rotate() {
+                Ok(aside) => {
+                    tracing::info!(target: "CONTROL", id = 23166, rotated = %aside.display(), "Log rotation initiated")
+                }
+                Err(error) => tracing::warn!(target: "CONTROL", id = 23168, %error, "Audit log rotation failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (observers, shutdown);
+    }
 }
 
 /// Logs the storage engine's memory budget and its split before the engine opens, as mongod

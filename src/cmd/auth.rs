@@ -77,6 +77,7 @@ fn start(ctx: &mut RequestCtx<'_>, name: &str, client_first: &[u8], db: String) 
         Ok(done) => done,
         Err(e) => {
             tracing::info!(target: "ACCESS", id = 20249, mechanism = name, db = %db, error = %e, "Authentication failed");
+            super::audit::authentication(ctx, "", &db, name, ErrorCode::AuthenticationFailed.code());
             return Err(failed_from(ctx));
         }
     };
@@ -129,6 +130,14 @@ pub fn sasl_continue(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
                 target: "ACCESS", id = 20249, mechanism = conversation.mechanism().name(), user = conversation.user(),
                 db = %db, error = %e, "Authentication failed"
             );
+            let mechanism = conversation.mechanism().name();
+            super::audit::authentication(
+                ctx,
+                conversation.user(),
+                &db,
+                mechanism,
+                ErrorCode::AuthenticationFailed.code(),
+            );
             return Err(failed_from(ctx));
         }
     };
@@ -150,18 +159,20 @@ pub fn sasl_continue(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
     );
     ctx.client.auth.set_users(authenticated, privileges, generation);
     ctx.state.abuse.auth_succeeded(ctx.client.remote.ip());
+    super::audit::authentication(ctx, &name, &db, conversation.mechanism().name(), 0);
     Ok(doc! { "conversationId": CONVERSATION_ID, "done": true, "payload": binary(reply) })
 }
 
 /// `logout`: forgets the users the connection authenticated as against this database.
 pub fn logout(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let db = req.db();
-    let auth = &mut ctx.client.auth;
-    if auth.users.iter().any(|u| u.db == db) {
-        let remaining: Vec<(String, String)> = auth.names.iter().filter(|(_, d)| d != db).cloned().collect();
+    let before = ctx.client.auth.names.to_vec();
+    if ctx.client.auth.users.iter().any(|u| u.db == db) {
+        let remaining: Vec<(String, String)> = before.iter().filter(|(_, d)| d != db).cloned().collect();
         let generation = ctx.state.authz.generation();
         let (users, privileges) = principals::resolve_users(&ctx.state.storage, &remaining)?;
         ctx.client.auth.set_users(users, privileges, generation);
     }
+    super::audit::logout(ctx, db, &before);
     Ok(Document::new())
 }

@@ -480,6 +480,9 @@ pub const LIST_INDEXES: CommandOptions = CommandOptions::strict(&[
 pub const MONARCH_QUERY_STATS: CommandOptions =
     CommandOptions::strict(&[F::honoured("limit", "how many query shapes to list")]);
 
+/// `logRotate`.
+pub const LOG_ROTATE: CommandOptions = CommandOptions::strict(&[]);
+
 /// `logout`.
 pub const LOGOUT: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").sessionless();
 

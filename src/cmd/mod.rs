@@ -5,6 +5,7 @@
 //! [`RequestCtx`] and a [`CommandRequest`] and return the reply document or an [`Error`].
 
 mod aggregate;
+mod audit;
 mod auth;
 mod authz;
 mod collation;
@@ -422,6 +423,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         "list indexes for a collection",
     )
     .options(fields::LIST_INDEXES),
+    CommandSpec::new(
+        "logRotate",
+        audit::log_rotate,
+        Cluster(A::LogRotate),
+        "Rotates the server log and the audit log (logRotate: 1), or one of them (\"server\", \"audit\")",
+    )
+    .options(fields::LOG_ROTATE),
     CommandSpec::new("logout", auth::logout, Authenticated, "de-authenticate").options(fields::LOGOUT),
     CommandSpec::new(
         "monarchQueryStats",
@@ -600,6 +608,7 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
                     }
                 }
             };
+            audit::after_command(ctx, spec, &request, outcome.as_ref().err().map(Error::code));
             match (counter, &outcome) {
                 (Some(counter), Err(_)) => {
                     counter.failed.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@
 //! never reach into the shared state or the command layer. Server-wide figures for `/metrics`
 //! come in the same way, as a [`metrics::ServerFigures`] the caller reads.
 
+pub mod audit;
 pub mod latency;
 pub mod metrics;
 pub mod process;
@@ -40,6 +41,8 @@ pub struct Observers {
     log: Arc<LogSink>,
     /// `monarchObservability`: off only to measure what the observers cost.
     enabled: bool,
+    /// The audit log, when configured.
+    pub audit: Option<audit::AuditLog>,
 }
 
 impl Observers {
@@ -56,7 +59,15 @@ impl Observers {
             profiler: Profiler::new(config.profiling.level, storage),
             log,
             enabled: config.parameters.observability,
+            audit: None,
         }
+    }
+
+    /// The observers with `audit` as their audit log.
+    #[must_use]
+    pub fn with_audit(mut self, audit: Option<audit::AuditLog>) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// Whether the profiler may want a request before its reply is sent: one atomic load, so
