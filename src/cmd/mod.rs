@@ -423,6 +423,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "list indexes for a collection",
     )
     .options(fields::LIST_INDEXES),
+    CommandSpec::new("logout", auth::logout, Authenticated, "de-authenticate").options(fields::LOGOUT),
     CommandSpec::new(
         "logRotate",
         audit::log_rotate,
@@ -430,7 +431,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Rotates the server log and the audit log (logRotate: 1), or one of them (\"server\", \"audit\")",
     )
     .options(fields::LOG_ROTATE),
-    CommandSpec::new("logout", auth::logout, Authenticated, "de-authenticate").options(fields::LOGOUT),
     CommandSpec::new(
         "monarchQueryStats",
         profiling::monarch_query_stats,
