@@ -50,6 +50,7 @@ impl TestServer {
     pub(crate) fn test_client(&self) -> ClientInfo {
         let addr = SocketAddr::from(([127, 0, 0, 1], 50000));
         ClientInfo {
+            certificate_subject: None,
             connection_id: self.state.next_connection_id(),
             remote: addr,
             local: addr,

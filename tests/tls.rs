@@ -11,14 +11,17 @@ use std::time::Duration;
 
 use common::TestServer;
 use mongodb::bson::{Document, doc};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 struct Pki {
     ca: PathBuf,
     server: PathBuf,
+    /// Subject `CN=client,OU=apps,O=Shop`.
     client: PathBuf,
+    /// Subject `CN=intruder,OU=apps,O=Shop`, signed by the same CA.
+    intruder: PathBuf,
 }
 
 /// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, as PEM files
@@ -27,15 +30,26 @@ fn make_pki(dir: &Path) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
-    let leaf = |names: Vec<String>| {
+    let leaf = |names: Vec<String>, common_name: &str| {
         let key = KeyPair::generate().expect("key");
-        let cert = CertificateParams::new(names).expect("params").signed_by(&key, &ca).expect("sign");
+        let mut params = CertificateParams::new(names).expect("params");
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::OrganizationName, "Shop");
+        params.distinguished_name.push(DnType::OrganizationalUnitName, "apps");
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        let cert = params.signed_by(&key, &ca).expect("sign");
         format!("{}{}", cert.pem(), key.serialize_pem())
     };
-    let pki = Pki { ca: dir.join("ca.pem"), server: dir.join("server.pem"), client: dir.join("client.pem") };
+    let pki = Pki {
+        ca: dir.join("ca.pem"),
+        server: dir.join("server.pem"),
+        client: dir.join("client.pem"),
+        intruder: dir.join("intruder.pem"),
+    };
     std::fs::write(&pki.ca, ca.pem()).expect("write ca");
-    std::fs::write(&pki.server, leaf(vec!["localhost".into(), "127.0.0.1".into()])).expect("write server");
-    std::fs::write(&pki.client, leaf(vec!["client".into()])).expect("write client");
+    std::fs::write(&pki.server, leaf(vec!["localhost".into(), "127.0.0.1".into()], "localhost")).expect("write server");
+    std::fs::write(&pki.client, leaf(vec!["client".into()], "client")).expect("write client");
+    std::fs::write(&pki.intruder, leaf(vec!["intruder".into()], "intruder")).expect("write intruder");
     pki
 }
 
@@ -62,10 +76,13 @@ enum Outcome {
     TimedOut,
 }
 
-/// Opens a TLS session to 127.0.0.1:`port` as "localhost", trusting `ca`, presenting the
-/// certificate and key in `client` if given, and sends `hello` as raw OP_MSG. rustls's client
-/// sees the server's alert, so a refusal is told apart from a hang.
-fn tls_hello(port: u16, ca: &Path, client: Option<&Path>) -> Outcome {
+/// A TLS session to 127.0.0.1:`port` as "localhost", trusting `ca`, presenting the certificate
+/// and key in `client` if given.
+fn tls_session(
+    port: u16,
+    ca: &Path,
+    client: Option<&Path>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).expect("read CA") {
         roots.add(cert.expect("CA certificate")).expect("trust CA");
@@ -86,24 +103,34 @@ fn tls_hello(port: u16, ca: &Path, client: Option<&Path>) -> Outcome {
     let session = rustls::ClientConnection::new(Arc::new(config), name).expect("client session");
     let tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    let mut tls = rustls::StreamOwned::new(session, tcp);
-    let ended = |error: std::io::Error| match error.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Outcome::TimedOut,
-        _ => Outcome::Refused(error.to_string()),
-    };
-    if let Err(error) = tls.write_all(&common::op_msg(1, 0, &doc! { "hello": 1, "$db": "admin" })) {
-        return ended(error);
-    }
+    rustls::StreamOwned::new(session, tcp)
+}
+
+/// Sends `command` as raw OP_MSG over `tls` and reads the reply's body.
+fn exchange(
+    tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    command: &Document,
+) -> std::io::Result<Document> {
+    tls.write_all(&common::op_msg(1, 0, command))?;
     let mut length = [0u8; 4];
-    if let Err(error) = tls.read_exact(&mut length) {
-        return ended(error);
-    }
+    tls.read_exact(&mut length)?;
     let mut message = length.to_vec();
     message.resize(i32::from_le_bytes(length) as usize, 0);
-    if let Err(error) = tls.read_exact(message.get_mut(4..).expect("a length prefix")) {
-        return ended(error);
+    tls.read_exact(message.get_mut(4..).expect("a length prefix"))?;
+    Ok(common::reply_body(&message))
+}
+
+/// Opens a TLS session (see [`tls_session`]) and sends `hello`. rustls's client sees the
+/// server's alert, so a refusal is told apart from a hang.
+fn tls_hello(port: u16, ca: &Path, client: Option<&Path>) -> Outcome {
+    let mut tls = tls_session(port, ca, client);
+    match exchange(&mut tls, &doc! { "hello": 1, "$db": "admin" }) {
+        Ok(reply) => Outcome::Served(reply),
+        Err(error) => match error.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Outcome::TimedOut,
+            _ => Outcome::Refused(error.to_string()),
+        },
     }
-    Outcome::Served(common::reply_body(&message))
 }
 
 /// Asserts `outcome` is a refusal by a TLS alert (not a timeout, not a reply).
@@ -173,4 +200,83 @@ fn tls_bad_certificate_file_stops_startup() {
     let output = common::run_to_exit(&["--tlsMode", "requireTLS", "--tlsCertificateKeyFile", bogus]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("bogus.pem"));
+}
+
+#[tokio::test]
+async fn x509_clients_authenticate_as_their_certificate_subject() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = make_pki(dir.path());
+    let server_pem = pki.server.to_str().expect("path").to_owned();
+    let ca_pem = pki.ca.to_str().expect("path").to_owned();
+    let server = TestServer::start_in(
+        dir,
+        &["--auth", "--tlsMode", "requireTLS", "--tlsCertificateKeyFile", &server_pem, "--tlsCAFile", &ca_pem],
+    );
+    let base = tls_uri(&server, &pki, true);
+    // The first user through the localhost exception, then the certificate's user in $external.
+    let local = mongodb::Client::with_uri_str(&base).await.expect("client");
+    local
+        .database("admin")
+        .run_command(doc! { "createUser": "root", "pwd": "pw", "roles": ["root"] })
+        .await
+        .expect("first user");
+    let root =
+        mongodb::Client::with_uri_str(base.replacen("mongodb://", "mongodb://root:pw@", 1) + "&authSource=admin")
+            .await
+            .expect("client");
+    let subject = "CN=client,OU=apps,O=Shop";
+    root.database("$external")
+        .run_command(doc! { "createUser": subject, "roles": [{ "role": "readWrite", "db": "shop" }] })
+        .await
+        .expect("an $external user");
+    let refused = root
+        .database("$external")
+        .run_command(doc! { "createUser": "CN=other", "pwd": "x", "roles": [] })
+        .await
+        .expect_err("no password in $external");
+    assert!(matches!(refused.kind.as_ref(), mongodb::error::ErrorKind::Command(e) if e.code == 2), "{refused}");
+    // The driver authenticates with MONGODB-X509 (speculatively, in its hello).
+    let x509 = |cert: &Path| {
+        format!(
+            "mongodb://localhost:{}/?tls=true&tlsCAFile={}&tlsCertificateKeyFile={}&authMechanism=MONGODB-X509",
+            server.port,
+            pki.ca.display(),
+            cert.display()
+        )
+    };
+    let client = mongodb::Client::with_uri_str(x509(&pki.client)).await.expect("client");
+    let status = client.database("admin").run_command(doc! { "connectionStatus": 1 }).await.expect("authenticated");
+    let users = status.get_document("authInfo").and_then(|a| a.get_array("authenticatedUsers")).expect("users");
+    assert_eq!(users, &vec![mongodb::bson::Bson::Document(doc! { "user": subject, "db": "$external" })]);
+    client
+        .database("shop")
+        .collection::<Document>("orders")
+        .insert_one(doc! { "total": 5 })
+        .await
+        .expect("readWrite on shop");
+    let info = root.database("$external").run_command(doc! { "usersInfo": subject }).await.expect("usersInfo");
+    let listed = info.get_array("users").ok().and_then(|u| u.first()).and_then(|u| u.as_document()).expect("user");
+    assert_eq!(listed.get_array("mechanisms").ok(), Some(&vec![mongodb::bson::Bson::from("external")]));
+    // The authenticate command, naming the subject or not; another mechanism is not enabled.
+    let authenticate = |user: Option<&str>, mechanism: &str| {
+        let mut command = doc! { "authenticate": 1, "mechanism": mechanism, "$db": "$external" };
+        if let Some(user) = user {
+            command.insert("user", user);
+        }
+        exchange(&mut tls_session(server.port, &pki.ca, Some(&pki.client)), &command).expect("reply")
+    };
+    let done = authenticate(None, "MONGODB-X509");
+    assert_eq!(done.get_str("user").ok(), Some(subject), "{done}");
+    assert_eq!(done.get_str("dbname").ok(), Some("$external"));
+    assert_eq!(authenticate(Some(subject), "MONGODB-X509").get_str("user").ok(), Some(subject));
+    let mismatch = authenticate(Some("CN=someone else"), "MONGODB-X509");
+    assert_eq!(
+        (mismatch.get_i32("code").ok(), mismatch.get_str("errmsg").ok()),
+        (Some(18), Some("Authentication failed."))
+    );
+    assert_eq!(authenticate(None, "SCRAM-SHA-256").get_i32("code").ok(), Some(334));
+    // A certificate of the same CA whose subject is no user is refused.
+    let intruder = mongodb::Client::with_uri_str(x509(&pki.intruder)).await.expect("client");
+    let error = intruder.database("admin").run_command(doc! { "ping": 1 }).await.expect_err("no such user");
+    assert!(matches!(error.kind.as_ref(), mongodb::error::ErrorKind::Authentication { .. }), "{error}");
 }

@@ -12,6 +12,7 @@ pub mod builtin;
 pub mod privilege;
 pub mod resource;
 pub mod scram;
+pub mod x509;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

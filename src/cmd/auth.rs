@@ -98,10 +98,85 @@ pub(super) fn supported_mechanisms(ctx: &RequestCtx<'_>, qualified: &str) -> Res
     Ok(found.map(|u| u.credentials.iter().map(|(m, _)| m.name()).collect()))
 }
 
-/// `hello`'s `speculativeAuthenticate: {saslStart: 1, mechanism, payload, db}`: the first step
-/// of the exchange in the handshake; `None` (the field left out, so the driver authenticates
-/// with `saslStart`) when it fails, as mongod.
+/// `authenticate: 1, mechanism: "MONGODB-X509", user?` on `$external`: authenticates the
+/// connection as the subject of its verified client certificate (the only mechanism mongod
+/// 7.0 takes here).
+pub fn authenticate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let mechanism = req.str_arg("mechanism")?.ok_or_else(|| {
+        Error::new(ErrorCode::Location40414, "BSON field 'authenticate.mechanism' is missing but a required field")
+    })?;
+    if mechanism != X509 {
+        return Err(Error::new(
+            ErrorCode::MechanismUnavailable,
+            format!("Received authentication for mechanism {mechanism} which is not enabled"),
+        ));
+    }
+    let db = req.db().to_owned();
+    x509(ctx, &db, req.str_arg("user")?)
+}
+
+/// The X.509 mechanism's name.
+const X509: &str = "MONGODB-X509";
+
+/// Authenticates as the certificate's subject, a user of `$external` (`user`, when given, must
+/// name the same subject). Every failure is 18 with the one message; the log says why.
+fn x509(ctx: &mut RequestCtx<'_>, db: &str, user: Option<&str>) -> Result<Document> {
+    let subject = ctx.client.certificate_subject.clone().unwrap_or_default();
+    let reason = if db != "$external" {
+        Some("X.509 authentication must always use the $external database")
+    } else if subject.is_empty() {
+        Some("No verified subject name available from client")
+    } else if user.is_some_and(|u| u != subject) {
+        Some("There is no x.509 client certificate matching the user")
+    } else {
+        None
+    };
+    let found = match reason {
+        None => users::find(&ctx.state.storage, db, &subject)?,
+        Some(_) => None,
+    };
+    if found.is_none() {
+        let reason = reason.unwrap_or("no such user in $external");
+        tracing::info!(target: "ACCESS", id = 20249, mechanism = X509, user = %subject, db, error = reason, "Authentication failed");
+        super::audit::authentication(ctx, &subject, db, X509, ErrorCode::AuthenticationFailed.code());
+        return Err(failed_from(ctx));
+    }
+    sign_in(ctx, &subject, db, X509)?;
+    Ok(doc! { "dbname": db, "user": subject })
+}
+
+/// Adds `name` of `db` to the connection's users, with what all of them may do now.
+fn sign_in(ctx: &mut RequestCtx<'_>, name: &str, db: &str, mechanism: &str) -> Result<()> {
+    // The generation before the catalog is read: a change racing this one makes the next
+    // command resolve again.
+    let generation = ctx.state.authz.generation();
+    let mut names: Vec<(String, String)> =
+        ctx.client.auth.names.iter().filter(|(u, d)| !(u == name && d == db)).cloned().collect();
+    names.push((name.to_owned(), db.to_owned()));
+    let (authenticated, privileges) = principals::resolve_users(&ctx.state.storage, &names)?;
+    if !authenticated.iter().any(|u| u.name == name && u.db == db) {
+        // Dropped meanwhile.
+        return Err(failed());
+    }
+    tracing::info!(target: "ACCESS", id = 5286306, mechanism, user = %name, db, "Successfully authenticated");
+    ctx.client.auth.set_users(authenticated, privileges, generation);
+    ctx.state.abuse.auth_succeeded(ctx.client.remote.ip());
+    super::audit::authentication(ctx, name, db, mechanism, 0);
+    Ok(())
+}
+
+/// `hello`'s `speculativeAuthenticate`: `{saslStart: 1, mechanism, payload, db}`, the first
+/// step of a SCRAM exchange, or `{authenticate: 1, mechanism: "MONGODB-X509", db}`, the whole
+/// X.509 one; `None` (the field left out, so the driver authenticates with the commands) when
+/// it fails, as mongod.
 pub(super) fn speculative(ctx: &mut RequestCtx<'_>, spec: &bson::RawDocument) -> Option<Document> {
+    if spec.get("authenticate").ok().flatten().is_some() {
+        let db = spec.get_str("db").unwrap_or("$external").to_owned();
+        if spec.get_str("mechanism").ok()? != X509 {
+            return None;
+        }
+        return x509(ctx, &db, spec.get_str("user").ok()).ok();
+    }
     let mechanism = spec.get_str("mechanism").ok()?;
     let payload = match spec.get("payload").ok()?? {
         RawBsonRef::Binary(b) => b.bytes,
@@ -142,24 +217,7 @@ pub fn sasl_continue(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         }
     };
     let name = conversation.user().to_owned();
-    // The generation before the catalog is read: a change racing this one makes the next
-    // command resolve again.
-    let generation = ctx.state.authz.generation();
-    let mut names: Vec<(String, String)> =
-        ctx.client.auth.names.iter().filter(|(u, d)| !(*u == name && *d == db)).cloned().collect();
-    names.push((name.clone(), db.clone()));
-    let (authenticated, privileges) = principals::resolve_users(&ctx.state.storage, &names)?;
-    if !authenticated.iter().any(|u| u.name == name && u.db == db) {
-        // Dropped between the two steps.
-        return Err(failed());
-    }
-    tracing::info!(
-        target: "ACCESS", id = 5286306, mechanism = conversation.mechanism().name(), user = %name, db = %db,
-        "Successfully authenticated"
-    );
-    ctx.client.auth.set_users(authenticated, privileges, generation);
-    ctx.state.abuse.auth_succeeded(ctx.client.remote.ip());
-    super::audit::authentication(ctx, &name, &db, conversation.mechanism().name(), 0);
+    sign_in(ctx, &name, &db, conversation.mechanism().name())?;
     Ok(doc! { "conversationId": CONVERSATION_ID, "done": true, "payload": binary(reply) })
 }
 

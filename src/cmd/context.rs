@@ -25,6 +25,8 @@ pub struct ClientInfo {
     pub local: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The subject of the client's verified certificate (RFC 2253), when it presented one.
+    pub certificate_subject: Option<String>,
     /// The `client` document of the first hello, once received.
     pub metadata: Option<Document>,
     /// Compressors negotiated in hello, in server preference order.

@@ -480,6 +480,13 @@ pub const LIST_INDEXES: CommandOptions = CommandOptions::strict(&[
 pub const MONARCH_QUERY_STATS: CommandOptions =
     CommandOptions::strict(&[F::honoured("limit", "how many query shapes to list")]);
 
+/// `authenticate`.
+pub const AUTHENTICATE: CommandOptions = CommandOptions::strict(&[
+    F::honoured("mechanism", "MONGODB-X509 only, as mongod 7.0"),
+    F::honoured("user", "must be the subject of the client's certificate"),
+])
+.sessionless();
+
 /// `logRotate`.
 pub const LOG_ROTATE: CommandOptions = CommandOptions::strict(&[]);
 

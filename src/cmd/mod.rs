@@ -181,6 +181,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Runs the aggregation command. See http://dochub.mongodb.org/core/aggregation for more details.",
     )
     .options(fields::AGGREGATE),
+    CommandSpec::new("authenticate", auth::authenticate, Anonymous, "internal")
+        .options(fields::AUTHENTICATE),
     CommandSpec::new("buildInfo", diagnostics::build_info, Anonymous, "get version #, etc.\n{ buildinfo:1 }")
         .options(fields::BUILD_INFO)
         .inline()
@@ -793,7 +795,17 @@ mod tests {
         };
         assert_eq!(
             named(|a| matches!(a, Access::Anonymous)),
-            ["buildInfo", "connectionStatus", "hello", "isMaster", "listCommands", "ping", "saslContinue", "saslStart"]
+            [
+                "authenticate",
+                "buildInfo",
+                "connectionStatus",
+                "hello",
+                "isMaster",
+                "listCommands",
+                "ping",
+                "saslContinue",
+                "saslStart",
+            ]
         );
         assert_eq!(
             named(|a| matches!(a, Access::Authenticated)),

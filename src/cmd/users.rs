@@ -189,18 +189,30 @@ fn custom_data(req: &CommandRequest) -> Result<Option<Document>> {
 pub fn create_user(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let name = user_name(req)?;
     let db = req.db();
-    if db == "$external" {
-        return Err(Error::new(ErrorCode::NotImplemented, "users in $external (x509) are not supported yet"));
-    }
-    let password = req.str_arg("pwd")?.ok_or_else(|| {
-        Error::new(
-            ErrorCode::BadValue,
-            "Must provide a 'pwd' field for all user documents, except those with '$external' as the user's source db",
-        )
-    })?;
+    let external = db == "$external";
+    let password = match (req.str_arg("pwd")?, external) {
+        (Some(_), true) => {
+            return Err(Error::new(
+                ErrorCode::BadValue,
+                "Cannot set the password for users defined on the '$external' database",
+            ));
+        }
+        (None, false) => {
+            return Err(Error::new(
+                ErrorCode::BadValue,
+                "Must provide a 'pwd' field for all user documents, except those with '$external' as the user's source db",
+            ));
+        }
+        (password, _) => password,
+    };
     let roles = parse_roles(ctx, req)?;
-    let mechanisms = parse_mechanisms(req)?.unwrap_or_else(|| vec![Mechanism::Sha1, Mechanism::Sha256]);
-    let credentials = credentials(ctx, req, name, password, &mechanisms)?;
+    let credentials = match password {
+        Some(password) => {
+            let mechanisms = parse_mechanisms(req)?.unwrap_or_else(|| vec![Mechanism::Sha1, Mechanism::Sha256]);
+            credentials(ctx, req, name, password, &mechanisms)?
+        }
+        None => Vec::new(),
+    };
     let user = User {
         db: db.to_owned(),
         name: name.to_owned(),
@@ -228,6 +240,12 @@ fn existing(ctx: &RequestCtx<'_>, req: &CommandRequest) -> Result<User> {
 pub fn update_user(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let mut user = existing(ctx, req)?;
     let mechanisms = parse_mechanisms(req)?;
+    if user.is_external() && (req.get("pwd").is_some() || mechanisms.is_some()) {
+        return Err(Error::new(
+            ErrorCode::BadValue,
+            "Cannot set the password for users defined on the '$external' database",
+        ));
+    }
     match (req.str_arg("pwd")?, mechanisms) {
         (Some(password), mechanisms) => {
             let mechanisms = mechanisms.unwrap_or_else(|| user.credentials.iter().map(|(m, _)| *m).collect());
@@ -378,7 +396,7 @@ struct Shown {
 /// that form, its inherited roles and privileges after its roles.
 fn describe(ctx: &RequestCtx<'_>, user: &User, show: Shown) -> Result<Document> {
     let roles = roles::role_documents(&user.roles);
-    let mechanisms: Vec<Bson> = user.credentials.iter().map(|(m, _)| Bson::from(m.name())).collect();
+    let mechanisms: Vec<Bson> = user.mechanism_names().into_iter().map(Bson::from).collect();
     let mut out = doc! { "_id": format!("{}.{}", user.db, user.name) };
     if let Some(id) = &user.user_id {
         out.insert("userId", Bson::Binary(id.clone()));

@@ -120,11 +120,22 @@ pub async fn run(
             }
         }
     };
+    // The subject of a client certificate the CA file verified: who MONGODB-X509 authenticates.
+    let certificate_subject = match &stream {
+        Either::Right(tls) => tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| crate::auth::x509::subject_name(leaf).ok()),
+        Either::Left(_) => None,
+    };
     let client = ClientInfo {
         connection_id: id,
         remote,
         local,
         tls: matches!(stream, Either::Right(_)),
+        certificate_subject,
         metadata: None,
         compressors: Vec::new(),
         close_requested: false,

@@ -36,6 +36,10 @@ impl User {
         for (mechanism, c) in &self.credentials {
             credentials.insert(mechanism.name(), c.to_document());
         }
+        if self.is_external() {
+            // Authenticated outside (a certificate): no secret to keep.
+            credentials.insert("external", true);
+        }
         let roles: Vec<Bson> =
             self.roles.iter().map(|(role, db)| Bson::Document(doc! { "role": role, "db": db })).collect();
         let user_id = self.user_id.clone().unwrap_or_else(|| bson::Binary {
@@ -82,6 +86,19 @@ impl User {
                 _ => None,
             },
         })
+    }
+
+    /// Whether the user is defined in `$external` (authenticated by its X.509 certificate).
+    pub fn is_external(&self) -> bool {
+        self.db == "$external"
+    }
+
+    /// The names of its mechanisms, as `usersInfo` lists them (`external` for `$external`).
+    pub fn mechanism_names(&self) -> Vec<&'static str> {
+        if self.is_external() {
+            return vec!["external"];
+        }
+        self.credentials.iter().map(|(m, _)| m.name()).collect()
     }
 
     /// The credentials for `mechanism`, if the user has them.
