@@ -90,6 +90,10 @@ struct Flags {
     /// PEM file of CA certificates; when set, clients must present a certificate it signed.
     #[arg(long = "tlsCAFile", env = "MONARCH_TLS_CA_FILE")]
     tls_ca_file: Option<PathBuf>,
+    /// TLS versions to refuse, comma-separated (TLS1_0, TLS1_1, TLS1_2, TLS1_3) or "none";
+    /// TLS 1.2 is the floor in any case [default: none].
+    #[arg(long = "tlsDisabledProtocols", env = "MONARCH_TLS_DISABLED_PROTOCOLS")]
+    tls_disabled_protocols: Option<String>,
     /// Compressors offered to clients, in preference order, or "disabled" [default: snappy,zstd,zlib].
     #[arg(long = "networkMessageCompressors", env = "MONARCH_NETWORK_MESSAGE_COMPRESSORS")]
     network_message_compressors: Option<String>,
@@ -247,6 +251,7 @@ struct TlsSection {
     certificate_key_file: Option<PathBuf>,
     #[serde(rename = "CAFile")]
     ca_file: Option<PathBuf>,
+    disabled_protocols: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -335,6 +340,47 @@ pub struct TlsConfig {
     pub certificate_key_file: Option<PathBuf>,
     /// CA bundle for client certificates; when set, clients must present one.
     pub ca_file: Option<PathBuf>,
+    /// Protocol versions refused (`--tlsDisabledProtocols`).
+    pub disabled_protocols: Vec<TlsProtocol>,
+}
+
+/// A TLS protocol version, as `--tlsDisabledProtocols` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsProtocol {
+    /// TLS 1.0 (never offered: rustls does not speak it).
+    Tls1_0,
+    /// TLS 1.1 (never offered either).
+    Tls1_1,
+    /// TLS 1.2.
+    Tls1_2,
+    /// TLS 1.3.
+    Tls1_3,
+}
+
+impl TlsProtocol {
+    /// Parses mongod's list: names separated by commas, or `none`.
+    ///
+    /// # Errors
+    /// An unknown name.
+    fn parse_list(text: &str) -> Result<Vec<Self>, ConfigError> {
+        if text.trim() == "none" {
+            return Ok(Vec::new());
+        }
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|name| match name {
+                "TLS1_0" => Ok(Self::Tls1_0),
+                "TLS1_1" => Ok(Self::Tls1_1),
+                "TLS1_2" => Ok(Self::Tls1_2),
+                "TLS1_3" => Ok(Self::Tls1_3),
+                other => Err(ConfigError::invalid(
+                    "net.tls.disabledProtocols",
+                    format!("'{other}' is not one of TLS1_0, TLS1_1, TLS1_2, TLS1_3, none"),
+                )),
+            })
+            .collect()
+    }
 }
 
 /// The slow-query log and profiler settings at start (`operationProfiling`).
@@ -716,6 +762,9 @@ impl Config {
             mode: mode.unwrap_or(TlsMode::Disabled),
             certificate_key_file: flags.tls_certificate_key_file.or(file.net.tls.certificate_key_file),
             ca_file: flags.tls_ca_file.or(file.net.tls.ca_file),
+            disabled_protocols: TlsProtocol::parse_list(
+                &flags.tls_disabled_protocols.or(file.net.tls.disabled_protocols).unwrap_or_default(),
+            )?,
         };
         if tls.mode != TlsMode::Disabled && tls.certificate_key_file.is_none() {
             return Err(ConfigError::invalid(

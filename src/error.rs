@@ -141,6 +141,8 @@ error_codes! {
     CommandFailed = 125,
     /// An operation needed more memory than its limit allows.
     ExceededMemoryLimit = 146,
+    /// The TLS configuration cannot be used (`rotateCertificates` with unusable files).
+    InvalidSSLConfiguration = 140,
     /// A collation asks for an ICU version other than the server's.
     IncompatibleCollationVersion = 161,
     /// An aggregation operator used where it is not allowed.

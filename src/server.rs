@@ -13,10 +13,11 @@ use tokio_util::task::TaskTracker;
 use crate::cmd::COMMANDS;
 use crate::config::{Config, TlsMode};
 use crate::log::LogSink;
-use crate::net::{admin, listener, tls};
+use crate::net::{admin, listener};
 use crate::obs::Observers;
 use crate::state::State;
 use crate::state::pool::BlockingPool;
+use crate::state::tls::{TlsCertificates, TlsError};
 use crate::storage::{FLUSH_INTERVAL, MemoryBudget, Storage, StorageError};
 
 /// How often idle cursors and sessions are looked for (mongod's
@@ -40,7 +41,7 @@ pub enum StartError {
     },
     /// The TLS certificate or CA file is unusable.
     #[error(transparent)]
-    Tls(#[from] tls::TlsError),
+    Tls(#[from] TlsError),
     /// The data directory could not be opened.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -83,7 +84,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         .map_err(|source| StartError::DbPath { path: config.dbpath.display().to_string(), source })?;
     // An empty data directory is a first start: where the official image creates its root user.
     let fresh = std::fs::read_dir(&config.dbpath).is_ok_and(|mut entries| entries.next().is_none());
-    let acceptor = tls::acceptor(&config.tls)?;
+    let certificates = TlsCertificates::load(&config.tls)?;
     let budget = MemoryBudget::split(config.cache_size.bytes);
     log_memory_budget(&config.cache_size, &budget);
     let storage = Arc::new(Storage::open_with_budget(&config.dbpath, budget)?);
@@ -109,7 +110,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         queueCapacity = pool_size.capacity,
         "Blocking pool started"
     );
-    let state = Arc::new(State::new(config, log, storage, pool, COMMANDS.len()));
+    let state = Arc::new(State::new(config, log, storage, pool, COMMANDS.len(), certificates));
     if let Some(port) = listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
         state.set_port(port);
     }
@@ -173,7 +174,6 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         let context = listener::AcceptContext {
             state: state.clone(),
             observers: observers.clone(),
-            tls: acceptor.clone(),
             limiter: limiter.clone(),
             connections: connections.clone(),
             shutdown: cancel.clone(),
@@ -184,6 +184,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let flusher = tokio::spawn(flush_journal(state.clone(), cancel.clone()));
     let ttl_monitor = tokio::spawn(monitor_ttl(state.clone(), cancel.clone()));
     let rotator = tokio::spawn(rotate_on_sigusr1(observers.clone(), cancel.clone()));
+    let reloader = tokio::spawn(reload_certificates_on_sighup(state.clone(), cancel.clone()));
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(admin::serve(
@@ -215,12 +216,38 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = flusher.await;
     let _ = ttl_monitor.await;
     let _ = rotator.await;
+    let _ = reloader.await;
     admin_stop.cancel();
     let _ = admin.await;
     let storage = state.storage.clone();
     let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
     tracing::info!(target: "CONTROL", id = 23138, exitCode = 0, "Shutting down");
     Ok(())
+}
+
+/// Reloads the TLS certificates on SIGHUP: new connections use the new ones, open connections
+/// keep theirs; unusable files leave the old ones in place.
+async fn reload_certificates_on_sighup(state: Arc<State>, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if !state.tls.enabled() {
+            return;
+        }
+        let Ok(mut signals) = signal(SignalKind::hangup()) else { return };
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = signals.recv() => if received.is_none() { return },
+            }
+            // The outcome is logged there; a failed reload keeps the old certificates.
+            let _ = crate::state::tls::reload_and_log(&state.tls, "SIGHUP");
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (state, shutdown);
+    }
 }
 
 /// Rotates the audit log on SIGUSR1, as mongod rotates its logs.

@@ -38,7 +38,14 @@ impl TestServer {
         let log = LogSink::new(Box::new(std::io::sink()));
         let observers = Observers::new(&config, log.clone(), storage.clone());
         let pool = BlockingPool::new(2, 16).unwrap_or_else(|e| panic!("pool: {e}"));
-        let state = Arc::new(State::new(config, log, storage, pool, cmd::COMMANDS.len()));
+        let state = Arc::new(State::new(
+            config,
+            log,
+            storage,
+            pool,
+            cmd::COMMANDS.len(),
+            crate::state::tls::TlsCertificates::disabled(),
+        ));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

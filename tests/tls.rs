@@ -280,3 +280,77 @@ async fn x509_clients_authenticate_as_their_certificate_subject() {
     let error = intruder.database("admin").run_command(doc! { "ping": 1 }).await.expect_err("no such user");
     assert!(matches!(error.kind.as_ref(), mongodb::error::ErrorKind::Authentication { .. }), "{error}");
 }
+
+#[tokio::test]
+async fn certificates_reload_without_dropping_connections() {
+    let dir = tempfile::tempdir().expect("dir");
+    for sub in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+    }
+    let (first, second) = (make_pki(&dir.path().join("a")), make_pki(&dir.path().join("b")));
+    let current = dir.path().join("current.pem");
+    std::fs::copy(&first.server, &current).expect("copy");
+    let current_arg = current.to_str().expect("path").to_owned();
+    let server = TestServer::start(&["--tlsMode", "requireTLS", "--tlsCertificateKeyFile", &current_arg]);
+    let mut open = tls_session(server.port, &first.ca, None);
+    exchange(&mut open, &doc! { "ping": 1, "$db": "admin" }).expect("ping before the reload");
+    let expiry = |server: &TestServer| {
+        let (_, body) = server.http_get("/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix("monarch_tls_certificate_expiry_timestamp_seconds "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    assert!(expiry(&server).is_some_and(|t| t > 1.7e9), "the expiry gauge");
+
+    // SIGHUP: new sessions get the new certificate, the open one stays up.
+    std::fs::copy(&second.server, &current).expect("copy");
+    server.signal("HUP");
+    assert!(server.wait_for_log("Rotated the TLS certificates", Duration::from_secs(5)));
+    assert!(matches!(tls_hello(server.port, &second.ca, None), Outcome::Served(_)));
+    assert!(matches!(tls_hello(server.port, &first.ca, None), Outcome::Refused(_)), "the old certificate is gone");
+    exchange(&mut open, &doc! { "ping": 1, "$db": "admin" }).expect("the open session survives");
+
+    // rotateCertificates with unusable files fails and keeps the certificate in use.
+    std::fs::write(&current, "not a certificate").expect("write");
+    let mut admin = tls_session(server.port, &second.ca, None);
+    let refused =
+        exchange(&mut admin, &doc! { "rotateCertificates": 1, "message": "test", "$db": "admin" }).expect("reply");
+    assert_eq!(refused.get_i32("code").ok(), Some(140), "{refused}");
+    assert!(matches!(tls_hello(server.port, &second.ca, None), Outcome::Served(_)));
+    std::fs::copy(&first.server, &current).expect("copy");
+    let done = exchange(&mut admin, &doc! { "rotateCertificates": 1, "$db": "admin" }).expect("reply");
+    assert_eq!(done.get_f64("ok").ok(), Some(1.0), "{done}");
+    assert!(matches!(tls_hello(server.port, &first.ca, None), Outcome::Served(_)));
+    let (_, metrics) = server.http_get("/metrics");
+    assert!(metrics.contains("monarch_tls_certificate_reloads_total{result=\"ok\"} 2"), "{metrics}");
+    assert!(metrics.contains("monarch_tls_certificate_reloads_total{result=\"failed\"} 1"), "{metrics}");
+}
+
+#[test]
+fn disabled_protocols_are_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = make_pki(dir.path());
+    let server_pem = pki.server.to_str().expect("path").to_owned();
+    let server = TestServer::start_in(
+        dir,
+        &["--tlsMode", "requireTLS", "--tlsCertificateKeyFile", &server_pem, "--tlsDisabledProtocols", "TLS1_2"],
+    );
+    let only = |version: &'static rustls::SupportedProtocolVersion| {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&pki.ca).expect("read CA") {
+            roots.add(cert.expect("CA certificate")).expect("trust CA");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[version])
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let session = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").expect("name"))
+            .expect("session");
+        let tcp = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        exchange(&mut rustls::StreamOwned::new(session, tcp), &doc! { "ping": 1, "$db": "admin" })
+    };
+    assert!(only(&rustls::version::TLS13).is_ok(), "TLS 1.3 is still served");
+    assert!(only(&rustls::version::TLS12).is_err(), "TLS 1.2 was disabled");
+}

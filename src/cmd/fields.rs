@@ -487,6 +487,10 @@ pub const AUTHENTICATE: CommandOptions = CommandOptions::strict(&[
 ])
 .sessionless();
 
+/// `rotateCertificates`.
+pub const ROTATE_CERTIFICATES: CommandOptions =
+    CommandOptions::strict(&[F::honoured("message", "written to the log")]).sessionless();
+
 /// `logRotate`.
 pub const LOG_ROTATE: CommandOptions = CommandOptions::strict(&[]);
 

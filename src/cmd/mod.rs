@@ -8,6 +8,7 @@ mod aggregate;
 mod audit;
 mod auth;
 mod authz;
+mod certificates;
 mod collation;
 mod collections;
 mod context;
@@ -488,6 +489,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     .options(fields::REVOKE_ROLES_FROM_USER),
     CommandSpec::new("rolesInfo", roles::roles_info, Custom(roles::authorize_roles_info), "Returns information about roles.")
         .options(fields::ROLES_INFO),
+    CommandSpec::new(
+        "rotateCertificates",
+        certificates::rotate_certificates,
+        Cluster(A::RotateCertificates),
+        "Rotate the TLS certificates: new connections use the files as they are now",
+    )
+    .options(fields::ROTATE_CERTIFICATES),
     CommandSpec::new("saslContinue", auth::sasl_continue, Anonymous, "Subsequent steps in a SASL authentication conversation.")
         .options(fields::SASL_CONTINUE),
     CommandSpec::new("saslStart", auth::sasl_start, Anonymous, "First step in a SASL authentication conversation.")

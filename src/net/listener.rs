@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -23,8 +22,6 @@ pub struct AcceptContext {
     pub state: Arc<State>,
     /// The observers finished requests feed.
     pub observers: Arc<Observers>,
-    /// Set unless TLS is disabled.
-    pub tls: Option<TlsAcceptor>,
     /// One permit per allowed connection (`maxConns`).
     pub limiter: Arc<Semaphore>,
     /// Tracks connection tasks so shutdown can wait for them.
@@ -84,7 +81,7 @@ pub async fn accept_loop(listener: TcpListener, context: AcceptContext) {
             remote,
             id,
             connection::Services { state: state.clone(), observers: context.observers.clone() },
-            context.tls.clone(),
+            state.tls.acceptor(),
             context.shutdown.clone(),
         );
         context.connections.spawn(

@@ -185,6 +185,12 @@ pub struct ServerFigures {
     pub rate_limited_ip: u64,
     /// Requests refused by the per-user rate limit.
     pub rate_limited_user: u64,
+    /// The server certificate's expiry (seconds since the epoch), when TLS is on.
+    pub tls_not_after: Option<i64>,
+    /// Certificate reloads (SIGHUP, `rotateCertificates`) that succeeded.
+    pub tls_reloads_ok: u64,
+    /// Certificate reloads that failed (the old certificates stayed).
+    pub tls_reloads_failed: u64,
     /// Message bytes received, as if uncompressed.
     pub bytes_in: u64,
     /// Message bytes sent, as if uncompressed.
@@ -263,6 +269,19 @@ pub fn scrape(metrics: &Metrics, figures: &ServerFigures, storage: &Storage, dbp
         "Requests refused by a rate limit (--rateLimitPerIP, --rateLimitPerUser), by limit",
         &["scope"],
         [(vec!["address"], figures.rate_limited_ip), (vec!["user"], figures.rate_limited_user)],
+    );
+    if let Some(not_after) = figures.tls_not_after {
+        out.gauge(
+            "monarch_tls_certificate_expiry_timestamp_seconds",
+            "When the server's TLS certificate expires, in seconds since the epoch",
+            not_after as f64,
+        );
+    }
+    out.counter_labeled(
+        "monarch_tls_certificate_reloads_total",
+        "TLS certificate reloads (SIGHUP, rotateCertificates), by result",
+        &["result"],
+        [(vec!["ok"], figures.tls_reloads_ok), (vec!["failed"], figures.tls_reloads_failed)],
     );
     out.gauge("monarch_cursors_open", "Cursors open now", figures.cursors_open as f64);
     out.counter("monarch_cursors_timed_out_total", "Cursors closed for being idle too long", figures.cursors_timed_out);

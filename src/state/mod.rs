@@ -17,6 +17,7 @@ pub mod parameters;
 pub mod plan_cache;
 pub mod pool;
 pub mod sessions;
+pub mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU16, AtomicU64, Ordering};
@@ -35,6 +36,7 @@ use parameters::RuntimeParameters;
 use plan_cache::PlanCache;
 use pool::BlockingPool;
 use sessions::SessionCatalog;
+use tls::TlsCertificates;
 
 /// State shared by every connection and handler.
 pub struct State {
@@ -64,6 +66,8 @@ pub struct State {
     pub authz: Authorization,
     /// Failed-authentication delays, per-address connection caps, request rate limits.
     pub abuse: AbuseGuard,
+    /// The TLS certificates new connections are accepted with (reloadable).
+    pub tls: TlsCertificates,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -74,8 +78,16 @@ pub struct State {
 impl State {
     /// Fresh state for `config` over an opened `storage`, running storage work on `pool`, with
     /// counters for a command table of `commands` rows.
-    pub fn new(config: Config, log: Arc<LogSink>, storage: Arc<Storage>, pool: BlockingPool, commands: usize) -> Self {
+    pub fn new(
+        config: Config,
+        log: Arc<LogSink>,
+        storage: Arc<Storage>,
+        pool: BlockingPool,
+        commands: usize,
+        tls: TlsCertificates,
+    ) -> Self {
         Self {
+            tls,
             storage,
             pool,
             cursors: CursorRegistry::default(),

@@ -140,7 +140,12 @@ impl TestServer {
 
     /// Sends SIGTERM without waiting (the server begins its drain).
     pub fn signal_terminate(&self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.signal("TERM");
+    }
+
+    /// Sends the server signal `name` (`HUP`, `USR1`, ...).
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
     }
 
     /// Waits for the process to exit, up to 20 s.
