@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use bson::{Bson, Document, RawBsonRef, RawDocument};
 
 use super::CommandSpec;
-use super::context::{OwnedCtx, RequestCtx};
+use super::context::{ClientInfo, OwnedCtx, RequestCtx};
 use super::request::CommandRequest;
 use crate::auth::Session;
 use crate::auth::action::ActionType;
@@ -145,23 +145,28 @@ pub(super) async fn authorize(ctx: &OwnedCtx, spec: &CommandSpec, request: &Comm
     if !authz.enabled {
         return Ok(());
     }
-    let stale = {
+    {
+        // The common case under one lock: privileges current, decided at once.
         let mut client = ctx.lock_client();
         let generation = authz.generation();
         if client.auth.users.is_empty() {
             // Nothing to re-resolve.
             client.auth.generation = generation;
         }
-        client.auth.generation != generation
-    };
-    if stale {
-        refresh(ctx).await?;
+        if client.auth.generation == generation {
+            return check(ctx, spec, request, &client);
+        }
     }
+    refresh(ctx).await?;
+    check(ctx, spec, request, &ctx.lock_client())
+}
+
+/// The decision for `client`, whose privileges are current.
+fn check(ctx: &OwnedCtx, spec: &CommandSpec, request: &CommandRequest, client: &ClientInfo) -> Result<()> {
     if matches!(spec.access, Access::Anonymous) {
         return Ok(());
     }
-    let client = ctx.lock_client();
-    let localhost = !authz.any_defined() && client.remote.ip().is_loopback();
+    let localhost = !ctx.state.authz.any_defined() && client.remote.ip().is_loopback();
     if client.auth.users.is_empty() && !localhost {
         return Err(Error::new(ErrorCode::Unauthorized, format!("Command {} requires authentication", spec.name)));
     }
