@@ -308,3 +308,107 @@ async fn iteration_counts_are_settable_at_startup_and_at_runtime() {
         .await
         .expect("authenticated");
 }
+
+#[tokio::test]
+async fn hostile_credentials_and_payloads_get_clear_errors_and_the_server_keeps_serving() {
+    let server = TestServer::start(&[]);
+    let admin = server.client("").await.database("admin");
+    let code = |r: mongodb::error::Result<Document>| r.err().as_ref().and_then(command_code);
+    // A password of 1 MB is stored as keys and authenticates; it never reaches the log.
+    let huge = "p".repeat(1 << 20);
+    admin.run_command(doc! { "createUser": "big", "pwd": huge.as_str(), "roles": ["root"] }).await.expect("createUser");
+    let mut options = mongodb::options::ClientOptions::parse(server.uri("")).await.expect("options");
+    options.credential = Some(
+        mongodb::options::Credential::builder()
+            .username("big".to_owned())
+            .password(huge.clone())
+            .source("admin".to_owned())
+            .mechanism(mongodb::options::AuthMechanism::ScramSha256)
+            .build(),
+    );
+    let big = Client::with_options(options).expect("client");
+    big.database("admin").run_command(doc! { "ping": 1 }).await.expect("the 1 MB password authenticates");
+    assert!(!server.log_lines().iter().any(|l| l.contains("pppppppppppppppp")), "no password in the log");
+    // Names and passwords of the wrong shape.
+    assert_eq!(code(admin.run_command(doc! { "createUser": "x", "pwd": 5, "roles": [] }).await), Some(14));
+    assert_eq!(code(admin.run_command(doc! { "createUser": 5, "pwd": "pw", "roles": [] }).await), Some(14));
+    assert_eq!(code(admin.run_command(doc! { "createUser": "", "pwd": "pw", "roles": [] }).await), Some(2));
+    assert_eq!(code(admin.run_command(doc! { "createUser": "x", "pwd": "", "roles": [] }).await), Some(2));
+    // Privileges naming an unknown action or a malformed resource.
+    let unknown_action = admin
+        .run_command(doc! { "createRole": "r", "roles": [],
+        "privileges": [{ "resource": { "db": "a", "collection": "" }, "actions": ["fly"] }] })
+        .await
+        .expect_err("unknown action");
+    let ErrorKind::Command(failure) = unknown_action.kind.as_ref() else { panic!("{unknown_action}") };
+    assert_eq!((failure.code, failure.message.as_str()), (2, "Unknown action type in privilege set: 'fly'"));
+    assert_eq!(
+        code(
+            admin
+                .run_command(doc! { "createRole": "r", "roles": [],
+                "privileges": [{ "resource": { "db": 5 }, "actions": ["find"] }] })
+                .await
+        ),
+        Some(2)
+    );
+    // A malformed first message, and a final message whose nonce is not the conversation's,
+    // fail as a wrong password does: the client learns nothing about which part was wrong.
+    let binary = |bytes: &[u8]| {
+        Bson::Binary(mongodb::bson::Binary {
+            subtype: mongodb::bson::spec::BinarySubtype::Generic,
+            bytes: bytes.to_vec(),
+        })
+    };
+    let failed = |r: mongodb::error::Result<Document>| match r.map_err(|e| e.kind) {
+        Err(kind) => match *kind {
+            ErrorKind::Command(e) => Some((e.code, e.message)),
+            _ => None,
+        },
+        Ok(_) => None,
+    };
+    let expected = Some((18, "Authentication failed.".to_owned()));
+    assert_eq!(
+        failed(
+            admin
+                .run_command(doc! { "saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": binary(b"garbage") })
+                .await
+        ),
+        expected
+    );
+    let one = Client::with_uri_str(server.uri("maxPoolSize=1")).await.expect("client").database("admin");
+    let first = one
+        .run_command(doc! { "saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": binary(b"n,,n=big,r=abc") })
+        .await
+        .expect("saslStart");
+    let id = first.get("conversationId").cloned().expect("conversationId");
+    let foreign = binary(b"c=biws,r=someone-elses-nonce,p=AAAA");
+    assert_eq!(
+        failed(one.run_command(doc! { "saslContinue": 1, "conversationId": id, "payload": foreign }).await),
+        expected
+    );
+    // The server still serves every client.
+    admin.run_command(doc! { "ping": 1 }).await.expect("still serving");
+    big.database("admin").run_command(doc! { "ping": 1 }).await.expect("still serving");
+}
+
+#[tokio::test]
+async fn drivers_authenticate_under_the_strict_stable_api() {
+    let server = TestServer::start(&[]);
+    server.admin(doc! { "createUser": "api", "pwd": "pw", "roles": ["root"] }).await.expect("createUser");
+    let uri = server.uri("authSource=admin").replacen("mongodb://", "mongodb://api:pw@", 1);
+    for mechanism in [mongodb::options::AuthMechanism::ScramSha1, mongodb::options::AuthMechanism::ScramSha256] {
+        let mut options = mongodb::options::ClientOptions::parse(&uri).await.expect("options");
+        if let Some(credential) = options.credential.as_mut() {
+            credential.mechanism = Some(mechanism);
+        }
+        options.server_api = Some(
+            mongodb::options::ServerApi::builder().version(mongodb::options::ServerApiVersion::V1).strict(true).build(),
+        );
+        let client = Client::with_options(options).expect("client");
+        client
+            .database("admin")
+            .run_command(doc! { "ping": 1 })
+            .await
+            .expect("saslStart and saslContinue are in version 1");
+    }
+}

@@ -485,7 +485,8 @@ pub const AUTHENTICATE: CommandOptions = CommandOptions::strict(&[
     F::honoured("mechanism", "MONGODB-X509 only, as mongod 7.0"),
     F::honoured("user", "must be the subject of the client's certificate"),
 ])
-.sessionless();
+.sessionless()
+.api_v1();
 
 /// `rotateCertificates`.
 pub const ROTATE_CERTIFICATES: CommandOptions =
@@ -502,7 +503,8 @@ pub const SASL_CONTINUE: CommandOptions = CommandOptions::strict(&[
     F::honoured("conversationId", "one conversation per connection, as mongod"),
     F::honoured("payload", "the client's SCRAM message"),
 ])
-.sessionless();
+.sessionless()
+.api_v1();
 
 /// `saslStart`.
 pub const SASL_START: CommandOptions = CommandOptions::strict(&[
@@ -514,7 +516,8 @@ pub const SASL_START: CommandOptions = CommandOptions::strict(&[
         "the exchange ends with the server's signature, as with skipEmptyExchange; drivers that do not ask for it accept that too",
     ),
 ])
-.sessionless();
+.sessionless()
+.api_v1();
 
 /// `ping`.
 pub const PING: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").sessionless().api_v1();
