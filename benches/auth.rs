@@ -8,6 +8,10 @@
 //!   the same without credentials: connection set-up per second with authentication.
 //!
 //! `cargo bench --bench auth [-- --rounds N --seconds S]`; BENCHMARKS.md has the latest figures.
+#![allow(
+    clippy::indexing_slicing,
+    reason = "the shared process control indexes serde_json `Value`s: a missing key reads as Null"
+)]
 
 #[path = "load/process.rs"]
 #[allow(dead_code, reason = "the load harness's process control, shared; not every part is used here")]
@@ -119,7 +123,9 @@ fn main() -> BenchResult<()> {
             .await?;
         let root = client(&format!("mongodb://root:pw@127.0.0.1:{}/?authSource=admin", secured.port), 4).await?;
         root.database("admin")
-            .run_command(doc! { "createUser": "reader", "pwd": "pw", "roles": [{ "role": "readWrite", "db": "bench" }] })
+            .run_command(
+                doc! { "createUser": "reader", "pwd": "pw", "roles": [{ "role": "readWrite", "db": "bench" }] },
+            )
             .await?;
         let authenticated = format!("mongodb://reader:pw@127.0.0.1:{}/?authSource=admin", secured.port);
         let plain = client(&open_uri, 32).await?.database("bench").collection::<Document>("usertable");
