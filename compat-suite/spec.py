@@ -17,6 +17,11 @@ the line to change. Prints a table per area, writes results.json, and ends with
 
 `python3 spec.py --self-test` checks these gates on made-up results, without a server.
 
+`--results FILE` names the results file. With `--compare-with OTHER --differences LIST` the run
+is instead held to another run's results (the pass with authentication against the pass
+without): every test must end as it did there (passed, failed or skipped) unless LIST names it
+with the reason; a listed test that no longer differs fails the run too.
+
 Nothing of pymongo is committed: its test files are fetched at run time.
 """
 
@@ -152,6 +157,41 @@ def judge(results: list[dict], listed: dict[str, Listed], baseline: dict[tuple[s
     return problems
 
 
+def parse_differences(text: str) -> dict[str, str]:
+    """auth-differences.txt: '<test id> <reason>' per line; '#' starts a comment."""
+    listed = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        test_id, _, reason = line.partition(" ")
+        if not reason.strip():
+            sys.exit(f"differences:{number}: want '<test id> <reason>', got: {line}")
+        listed[test_id] = reason.strip()
+    return listed
+
+
+def compare(results: list[dict], other: list[dict], listed: dict[str, str]) -> list[str]:
+    """Every test that ends otherwise than in `other` and is not listed, and every listed test
+    that no longer differs; empty when the two runs agree."""
+    problems = []
+    before = {r["id"]: r for r in other}
+    now = {r["id"]: r for r in results}
+    for test_id in sorted(set(before) | set(now)):
+        a, b = before.get(test_id), now.get(test_id)
+        was = a["outcome"] if a else "absent"
+        became = b["outcome"] if b else "absent"
+        differs = was != became
+        if differs and test_id not in listed:
+            detail = f": {b['detail']}" if b and b["detail"] else ""
+            problems.append(f"DIFFERS {test_id}: {was} before, {became} now{detail}")
+        elif not differs and test_id in listed:
+            problems.append(f"NO LONGER DIFFERS (remove from the differences file) {test_id}")
+    for test_id in sorted(set(listed) - set(before) - set(now)):
+        problems.append(f"NO SUCH TEST (remove from the differences file) {test_id}")
+    return problems
+
+
 def self_test() -> int:
     """Checks `judge` on made-up results: each gate must trip, and a matching run must pass."""
     def result(test_id, outcome, detail=""):
@@ -172,7 +212,22 @@ def self_test() -> int:
         "a skip with a new reason": (good + [result("a::T::q", "skipped", "new reason")], 1),
         "a skip turned into a pass": (good[:2] + [result("a::T::s", "passed")], 1),
     }
+    other = [result("a::T::p", "passed"), result("a::T::n", "passed")]
+    differences = {"a::T::n": "needs auth: false"}
+    comparisons = {
+        "a comparison that agrees": ([other[0], result("a::T::n", "skipped", "x")], 0),
+        "a test that ends otherwise": ([result("a::T::p", "failed", "boom"), result("a::T::n", "skipped", "x")], 1),
+        "a listed difference gone": (other, 1),
+        "a test missing from one run": ([result("a::T::n", "skipped", "x")], 1),
+    }
     failed = 0
+    for name, (results, expected) in comparisons.items():
+        problems = compare(results, other, differences)
+        if len(problems) != expected:
+            failed += 1
+            print(f"not ok - spec gate: {name}: {len(problems)} problems, expected {expected}: {problems}")
+        else:
+            print(f"ok - spec gate: {name}")
     for name, (results, expected) in cases.items():
         problems = judge(results, listed, baseline)
         if len(problems) != expected:
@@ -211,6 +266,11 @@ def run_area(root: pathlib.Path, area: str, selection: list[str], workdir: pathl
 def main() -> int:
     if sys.argv[1:] == ["--self-test"]:
         return self_test()
+    options = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    unknown = set(options) - {"--results", "--compare-with", "--differences"}
+    if unknown or len(sys.argv[1:]) % 2 or ("--compare-with" in options) != ("--differences" in options):
+        sys.exit("usage: spec.py [--self-test] [--results FILE] [--compare-with FILE --differences FILE]")
+    results_file = pathlib.Path(options.get("--results", HERE / "results.json"))
     listed = parse_expected_failures((HERE / "expected-failures.txt").read_text())
     baseline = parse_skip_baseline((HERE / "skip-baseline.txt").read_text())
     root = fetch_sources()
@@ -238,7 +298,13 @@ def main() -> int:
         for (area, reason), n in sorted(skips.items()):
             print(f"  {n:>4}  {area}: {reason or '(no reason given)'}")
 
-    problems = judge(results, listed, baseline)
+    if "--compare-with" in options:
+        other = json.loads(pathlib.Path(options["--compare-with"]).read_text())["tests"]
+        differences = parse_differences(pathlib.Path(options["--differences"]).read_text())
+        problems = compare(results, other, differences)
+        print(f"\ncompared with {options['--compare-with']}: {len(differences)} listed differences")
+    else:
+        problems = judge(results, listed, baseline)
     for problem in problems:
         print(problem)
     total = collections.Counter(r["outcome"] for r in results)
@@ -246,7 +312,7 @@ def main() -> int:
     unexpected = total["failed"] - known
     summary = {"pymongo": PYMONGO_VERSION, "totals": dict(total), "expected_failures": known,
                "unexpected_failures": unexpected, "problems": len(problems), "tests": results}
-    (HERE / "results.json").write_text(json.dumps(summary, indent=1))
+    results_file.write_text(json.dumps(summary, indent=1))
     print(f"\nspec: {total['passed']} passed, {total['failed']} failed ({known} expected), {total['skipped']} skipped")
     if total["passed"] == 0:
         print("nothing passed: is the server reachable?")
