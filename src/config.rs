@@ -140,6 +140,11 @@ struct Flags {
     /// (/livez and /readyz stay open).
     #[arg(long = "adminTokenFile", env = "MONARCH_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
+    /// Serve the admin HTTP port over HTTPS with --tlsCertificateKeyFile; with --tlsCAFile, a
+    /// client certificate signed by that CA opens /metrics, /health and /queryStats as the
+    /// bearer token does (the probes need none).
+    #[arg(long = "adminTls", env = "MONARCH_ADMIN_TLS")]
+    admin_tls: bool,
     /// Memory for the storage engine's block cache and write buffers, in GiB, 0.25..=10000
     /// (mongod's --wiredTigerCacheSizeGB, also accepted) [default: 50% of (RAM - 1 GiB), at
     /// least 0.25, where RAM is the smaller of physical memory and the cgroup limit].
@@ -238,6 +243,7 @@ struct NetSection {
     admin_port: Option<toml::Value>,
     admin_bind_ip: Option<String>,
     admin_token_file: Option<PathBuf>,
+    admin_tls: Option<bool>,
     #[serde(default)]
     tls: TlsSection,
     #[serde(default)]
@@ -342,6 +348,9 @@ pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
     /// Protocol versions refused (`--tlsDisabledProtocols`).
     pub disabled_protocols: Vec<TlsProtocol>,
+    /// The admin HTTP port speaks HTTPS with the same certificate, and a client certificate
+    /// signed by the CA, optional there, stands for the bearer token (`--adminTls`).
+    pub admin: bool,
 }
 
 /// A TLS protocol version, as `--tlsDisabledProtocols` names them.
@@ -765,7 +774,14 @@ impl Config {
             disabled_protocols: TlsProtocol::parse_list(
                 &flags.tls_disabled_protocols.or(file.net.tls.disabled_protocols).unwrap_or_default(),
             )?,
+            admin: flags.admin_tls || file.net.admin_tls.unwrap_or(false),
         };
+        if tls.admin && tls.certificate_key_file.is_none() {
+            return Err(ConfigError::invalid(
+                "net.adminTls",
+                "needs net.tls.certificateKeyFile, the certificate it serves",
+            ));
+        }
         if tls.mode != TlsMode::Disabled && tls.certificate_key_file.is_none() {
             return Err(ConfigError::invalid(
                 "net.tls.certificateKeyFile",
@@ -1284,6 +1300,14 @@ mod tests {
         assert_eq!(config(&["--adminBindIp", "10.0.0.5, 127.0.0.1"])?.admin_bind_ip, ["127.0.0.1", "10.0.0.5"]);
         assert_eq!(config(&["--adminBindIp", "0.0.0.0"])?.admin_bind_ip, ["0.0.0.0"]);
         assert!(config(&[])?.admin_token.is_none());
+        assert!(!config(&[])?.tls.admin);
+        let no_certificate = config(&["--adminTls"]).map(|_| ()).map_err(|e| e.to_string());
+        assert_eq!(
+            no_certificate,
+            Err("invalid value for net.adminTls: needs net.tls.certificateKeyFile, the certificate it serves"
+                .to_owned())
+        );
+        assert!(config(&["--adminTls", "--tlsCertificateKeyFile", "/etc/monarch.pem"])?.tls.admin);
         Ok(())
     }
 

@@ -147,7 +147,8 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     if let Some(port) = admin_listeners.first().and_then(|l| l.local_addr().ok()).map(|a| a.port()) {
         let addresses: Vec<String> =
             admin_listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
-        tracing::info!(target: "NETWORK", id = 7_000_100, port, addresses = addresses.join(","), "Admin HTTP server listening");
+        let scheme = if state.tls.admin_acceptor().is_some() { "https" } else { "http" };
+        tracing::info!(target: "NETWORK", id = 7_000_100, port, scheme, addresses = addresses.join(","), "Admin HTTP server listening");
     }
     let addresses: Vec<String> =
         listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a: SocketAddr| a.to_string()).collect();

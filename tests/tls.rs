@@ -354,3 +354,78 @@ fn disabled_protocols_are_refused() {
     assert!(only(&rustls::version::TLS13).is_ok(), "TLS 1.3 is still served");
     assert!(only(&rustls::version::TLS12).is_err(), "TLS 1.2 was disabled");
 }
+
+/// GET `path` on the admin port over HTTPS (trusting `ca`, presenting `client` if given) with
+/// extra header lines; the status and body, or the error that ended the exchange.
+fn https_get(port: u16, ca: &Path, client: Option<&Path>, path: &str, headers: &str) -> std::io::Result<(u16, String)> {
+    let mut tls = tls_session(port, ca, client);
+    write!(tls, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        // A peer that closes without close_notify after the whole answer still answered.
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        other => {
+            other?;
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+#[test]
+fn admin_port_over_tls_takes_a_client_certificate_in_place_of_the_token() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = make_pki(dir.path());
+    std::fs::create_dir(dir.path().join("other")).expect("mkdir");
+    let other = make_pki(&dir.path().join("other"));
+    let token = dir.path().join("admin-token");
+    std::fs::write(&token, "s3cret\n").expect("token");
+    let [server_pem, ca, token] = [&pki.server, &pki.ca, &token].map(|p| p.to_str().expect("path").to_owned());
+    let server = TestServer::start(&[
+        "--tlsMode",
+        "requireTLS",
+        "--tlsCertificateKeyFile",
+        &server_pem,
+        "--tlsCAFile",
+        &ca,
+        "--adminTls",
+        "--adminTokenFile",
+        &token,
+    ]);
+    let port = server.admin_port.expect("admin port");
+    let listening = server.log_lines().into_iter().find(|l| l.contains("Admin HTTP server listening")).expect("log");
+    assert!(listening.contains("\"scheme\":\"https\""), "{listening}");
+
+    // Plain HTTP gets no answer: the port speaks TLS only.
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    plain.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(plain, "GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("send");
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/"), "plain HTTP was answered: {}", String::from_utf8_lossy(&answer));
+
+    // Probes need neither a certificate nor the token; the rest needs one of them.
+    for probe in ["/livez", "/readyz"] {
+        let (status, body) = https_get(port, &pki.ca, None, probe, "").expect("probe");
+        assert_eq!(status, 200, "{probe}: {body}");
+    }
+    for path in ["/metrics", "/health", "/queryStats"] {
+        let (status, body) = https_get(port, &pki.ca, None, path, "").expect("no credentials");
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body.contains("the bearer token (--adminTokenFile) or a client certificate (--adminTls)"), "{body}");
+        let (status, _) = https_get(port, &pki.ca, None, path, "Authorization: Bearer wrong\r\n").expect("bad token");
+        assert_eq!(status, 401, "{path} with a wrong token");
+        let (status, body) = https_get(port, &pki.ca, None, path, "Authorization: Bearer s3cret\r\n").expect("token");
+        assert_eq!(status, 200, "{path} with the token: {body}");
+        let (status, body) = https_get(port, &pki.ca, Some(&pki.client), path, "").expect("certificate");
+        assert_eq!(status, 200, "{path} with a client certificate: {body}");
+    }
+    let (_, metrics) = https_get(port, &pki.ca, Some(&pki.client), "/metrics", "").expect("metrics");
+    assert!(metrics.contains("monarch_tls_certificate_expiry_timestamp_seconds"), "{metrics}");
+
+    // A certificate from another CA ends the handshake.
+    let foreign = https_get(port, &pki.ca, Some(&other.client), "/metrics", "");
+    assert!(foreign.is_err(), "a foreign client certificate was accepted: {foreign:?}");
+}

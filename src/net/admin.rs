@@ -1,7 +1,9 @@
 //! The admin HTTP server (`--adminPort`, default 28017, on the loopback address and the
 //! `--adminBindIp` addresses): `/metrics` for Prometheus, `/livez` and `/readyz` for
 //! orchestrators' probes, `/health` for people. With `--adminTokenFile`, every endpoint but the
-//! probes requires `Authorization: Bearer <token>`. The bodies are described in
+//! probes requires `Authorization: Bearer <token>`. With `--adminTls` the port speaks HTTPS
+//! only, and when `--tlsCAFile` is set a client certificate it verifies opens those endpoints
+//! as the token does. The bodies are described in
 //! `openapi.yaml` at the repository root; `tests/admin.rs` holds the two together.
 //!
 //! HTTP/1.1 through `hyper`; every storage call runs on the blocking pool, so a slow disk
@@ -145,25 +147,58 @@ async fn accept_loop(
         };
         let admin = admin.clone();
         let stop = stop.clone();
+        // Taken per connection, so that rotated certificates serve the next one.
+        let acceptor = admin.state.tls.admin_acceptor();
         connections.spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |request| handle(admin.clone(), request));
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                // A client that hangs up mid-request is its own business.
-                _ = connection => {}
-                () = stop.cancelled() => {}
-            }
+            let Some(acceptor) = acceptor else {
+                return serve_http(stream, admin, Peer::Uncertified, stop).await;
+            };
+            // A handshake that fails or stalls ends only this connection.
+            let Ok(Ok(tls)) = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await else {
+                return;
+            };
+            // rustls has verified any certificate the client presented against --tlsCAFile.
+            let certified = tls.get_ref().1.peer_certificates().is_some_and(|chain| !chain.is_empty());
+            let peer = if certified { Peer::Certified } else { Peer::Uncertified };
+            serve_http(tls, admin, peer, stop).await;
         });
+    }
+}
+
+/// Whether the client proved itself with a certificate during the TLS handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    /// A client certificate signed by `--tlsCAFile` (`--adminTls` only).
+    Certified,
+    /// Plain HTTP, or HTTPS without a client certificate.
+    Uncertified,
+}
+
+/// Serves HTTP/1.1 requests on `stream` until the client hangs up or the server stops.
+async fn serve_http<S>(stream: S, admin: Arc<AdminContext>, peer: Peer, stop: CancellationToken)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| handle(admin.clone(), peer, request));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        // A client that hangs up mid-request is its own business.
+        _ = connection => {}
+        () = stop.cancelled() => {}
     }
 }
 
 /// Query shapes `/queryStats` lists unless `?limit=` says otherwise.
 const DEFAULT_QUERY_STATS: usize = 20;
 
-async fn handle(admin: Arc<AdminContext>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    admin: Arc<AdminContext>,
+    peer: Peer,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats") {
         return Ok(json(
@@ -179,10 +214,15 @@ async fn handle(admin: Arc<AdminContext>, request: Request<Incoming>) -> Result<
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET"));
         return Ok(response);
     }
-    if !matches!(path, "/livez" | "/readyz") && !bearer_matches(&admin, &request) {
+    if !matches!(path, "/livez" | "/readyz") && !allowed(&admin, peer, &request) {
+        let needs = match (admin.state.config.admin_token.is_some(), admin.state.tls.admin_client_certificates()) {
+            (true, true) => "the bearer token (--adminTokenFile) or a client certificate (--adminTls)",
+            (true, false) => "the bearer token (--adminTokenFile)",
+            _ => "a client certificate signed by --tlsCAFile (--adminTls)",
+        };
         let mut response = json(
             StatusCode::UNAUTHORIZED,
-            &Unavailable { status: "error", reason: format!("{path} requires the bearer token (--adminTokenFile)") },
+            &Unavailable { status: "error", reason: format!("{path} requires {needs}") },
         );
         response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"monarch\""));
         return Ok(response);
@@ -199,11 +239,16 @@ async fn handle(admin: Arc<AdminContext>, request: Request<Incoming>) -> Result<
     })
 }
 
-/// Whether `request` carries the configured bearer token (compared in constant time), or no
-/// token is configured.
-fn bearer_matches(admin: &AdminContext, request: &Request<Incoming>) -> bool {
+/// Whether `request` may read the guarded endpoints: nothing guards them, or its client
+/// certificate does when certificates are accepted, or it carries the bearer token (compared
+/// in constant time).
+fn allowed(admin: &AdminContext, peer: Peer, request: &Request<Incoming>) -> bool {
     use subtle::ConstantTimeEq;
-    let Some(token) = &admin.state.config.admin_token else { return true };
+    let certificates = admin.state.tls.admin_client_certificates();
+    if certificates && peer == Peer::Certified {
+        return true;
+    }
+    let Some(token) = &admin.state.config.admin_token else { return !certificates };
     let given = request
         .headers()
         .get(AUTHORIZATION)

@@ -2,10 +2,11 @@
 //! PEM files and rebuilt on SIGHUP or `rotateCertificates` (connections already open keep
 //! their sessions; a reload that fails keeps the old certificates), the protocol versions
 //! (`--tlsDisabledProtocols`; TLS 1.2 is the floor, as rustls offers nothing older), and the
-//! server certificate's expiry for `/metrics`.
+//! server certificate's expiry for `/metrics`. With `--adminTls` the admin HTTP port has an
+//! acceptor of its own from the same files, where a client certificate is optional.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::RootCertStore;
@@ -37,13 +38,22 @@ pub enum TlsError {
 /// The certificates in use, and what reloading them has done.
 pub struct TlsCertificates {
     config: TlsConfig,
-    current: RwLock<Option<TlsAcceptor>>,
-    /// The server certificate's `notAfter`, in seconds since the epoch (0: no TLS).
-    not_after: AtomicI64,
+    current: RwLock<Acceptors>,
     /// Reloads that succeeded and failed.
     pub reloads: AtomicU64,
     /// Reloads that failed (the old certificates stayed).
     pub reload_failures: AtomicU64,
+}
+
+/// What one reading of the certificate files built.
+#[derive(Default)]
+struct Acceptors {
+    /// The wire port's (`None`: TLS disabled there).
+    wire: Option<TlsAcceptor>,
+    /// The admin port's (`None`: it speaks plain HTTP).
+    admin: Option<TlsAcceptor>,
+    /// The server certificate's `notAfter`, in seconds since the epoch (0: no certificate).
+    not_after: i64,
 }
 
 impl std::fmt::Debug for TlsCertificates {
@@ -70,11 +80,11 @@ impl TlsCertificates {
             certificate_key_file: None,
             ca_file: None,
             disabled_protocols: Vec::new(),
+            admin: false,
         };
         Self {
             config,
-            current: RwLock::new(None),
-            not_after: AtomicI64::new(0),
+            current: RwLock::new(Acceptors::default()),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
         }
@@ -82,15 +92,24 @@ impl TlsCertificates {
 
     fn install(&self) -> Result<(), TlsError> {
         let built = build(&self.config)?;
-        let not_after = built.as_ref().map_or(0, |(_, not_after)| *not_after);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = built.map(|(acceptor, _)| acceptor);
-        self.not_after.store(not_after, Ordering::Relaxed);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = built;
         Ok(())
     }
 
     /// What new connections are accepted with (`None` when TLS is disabled).
     pub fn acceptor(&self) -> Option<TlsAcceptor> {
-        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.current.read().unwrap_or_else(PoisonError::into_inner).wire.clone()
+    }
+
+    /// What new admin HTTP connections are accepted with (`None`: plain HTTP, no `--adminTls`).
+    pub fn admin_acceptor(&self) -> Option<TlsAcceptor> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).admin.clone()
+    }
+
+    /// Whether a client certificate verified against `--tlsCAFile` opens the admin port's
+    /// guarded endpoints.
+    pub fn admin_client_certificates(&self) -> bool {
+        self.config.admin && self.config.ca_file.is_some()
     }
 
     /// Whether TLS is on.
@@ -111,7 +130,7 @@ impl TlsCertificates {
 
     /// The server certificate's expiry in seconds since the epoch, when TLS is on.
     pub fn not_after(&self) -> Option<i64> {
-        Some(self.not_after.load(Ordering::Relaxed)).filter(|t| *t != 0)
+        Some(self.current.read().unwrap_or_else(PoisonError::into_inner).not_after).filter(|t| *t != 0)
     }
 }
 
@@ -150,11 +169,11 @@ fn versions(disabled: &[TlsProtocol]) -> Result<Vec<&'static rustls::SupportedPr
     Ok(out)
 }
 
-/// Builds the acceptor and reads the server certificate's expiry, or `None` when TLS is
-/// disabled.
-fn build(config: &TlsConfig) -> Result<Option<(TlsAcceptor, i64)>, TlsError> {
-    if config.mode == TlsMode::Disabled {
-        return Ok(None);
+/// Builds the acceptors the configuration asks for and reads the server certificate's expiry.
+fn build(config: &TlsConfig) -> Result<Acceptors, TlsError> {
+    let wire_tls = config.mode != TlsMode::Disabled;
+    if !wire_tls && !config.admin {
+        return Ok(Acceptors::default());
     }
     let Some(path) = &config.certificate_key_file else {
         return Err(TlsError::Config("net.tls.certificateKeyFile is required".into()));
@@ -165,25 +184,59 @@ fn build(config: &TlsConfig) -> Result<Option<(TlsAcceptor, i64)>, TlsError> {
         .and_then(|leaf| x509_parser::parse_x509_certificate(leaf).ok())
         .map_or(0, |(_, cert)| cert.validity().not_after.timestamp());
     let key = PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error("private key", path, e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&versions(&config.disabled_protocols)?)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
-    let builder = match &config.ca_file {
+    let roots = match &config.ca_file {
         Some(ca_path) => {
             let mut roots = RootCertStore::empty();
             for ca in read_certificates(ca_path)? {
                 roots.add(ca).map_err(|e| TlsError::Config(format!("CA file {}: {e}", ca_path.display())))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| TlsError::Config(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
+            Some(Arc::new(roots))
+        }
+        None => None,
+    };
+    let acceptor = |client_certificate: ClientCertificate| {
+        server_config(config, roots.clone(), client_certificate, certificates.clone(), key.clone_key())
+    };
+    Ok(Acceptors {
+        // mongod requires a client certificate once it has a CA to check it against.
+        wire: wire_tls.then(|| acceptor(ClientCertificate::Required)).transpose()?,
+        // The probes come from orchestrators that present none.
+        admin: config.admin.then(|| acceptor(ClientCertificate::Optional)).transpose()?,
+        not_after,
+    })
+}
+
+/// Whether a TLS client must present a certificate when there is a CA to verify it with.
+#[derive(Clone, Copy)]
+enum ClientCertificate {
+    Required,
+    Optional,
+}
+
+fn server_config(
+    config: &TlsConfig,
+    roots: Option<Arc<RootCertStore>>,
+    client_certificate: ClientCertificate,
+    certificates: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<TlsAcceptor, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions(&config.disabled_protocols)?)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match roots {
+        Some(roots) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let verifier = match client_certificate {
+                ClientCertificate::Required => verifier,
+                ClientCertificate::Optional => verifier.allow_unauthenticated(),
+            };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::Config(e.to_string()))?)
         }
         None => builder.with_no_client_auth(),
     };
     let server_config = builder.with_single_cert(certificates, key).map_err(|e| TlsError::Config(e.to_string()))?;
-    Ok(Some((TlsAcceptor::from(Arc::new(server_config)), not_after)))
+    Ok(TlsAcceptor::from(Arc::new(server_config)))
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
