@@ -143,8 +143,8 @@ struct Flags {
     /// Serve the admin HTTP port over HTTPS with --tlsCertificateKeyFile; with --tlsCAFile, a
     /// client certificate signed by that CA opens /metrics, /health and /queryStats as the
     /// bearer token does (the probes need none).
-    #[arg(long = "adminTls", env = "MONARCH_ADMIN_TLS")]
-    admin_tls: bool,
+    #[arg(long = "adminTls", env = "MONARCH_ADMIN_TLS", num_args = 0..=1, default_missing_value = "true")]
+    admin_tls: Option<bool>,
     /// Memory for the storage engine's block cache and write buffers, in GiB, 0.25..=10000
     /// (mongod's --wiredTigerCacheSizeGB, also accepted) [default: 50% of (RAM - 1 GiB), at
     /// least 0.25, where RAM is the smaller of physical memory and the cgroup limit].
@@ -774,7 +774,7 @@ impl Config {
             disabled_protocols: TlsProtocol::parse_list(
                 &flags.tls_disabled_protocols.or(file.net.tls.disabled_protocols).unwrap_or_default(),
             )?,
-            admin: flags.admin_tls || file.net.admin_tls.unwrap_or(false),
+            admin: flags.admin_tls.or(file.net.admin_tls).unwrap_or(false),
         };
         if tls.admin && tls.certificate_key_file.is_none() {
             return Err(ConfigError::invalid(
