@@ -112,6 +112,10 @@ struct Flags {
     /// Require authentication and enforce roles on every command (mongod's --auth).
     #[arg(long = "auth", env = "MONARCH_AUTH", num_args = 0..=1, default_missing_value = "true", conflicts_with = "noauth")]
     auth: Option<bool>,
+    /// mongod's replica-set key file: read and checked, and, as with mongod, it turns
+    /// authentication on; Monarch has no other members to authenticate with it (a warning says so).
+    #[arg(long = "keyFile", env = "MONARCH_KEY_FILE")]
+    key_file: Option<PathBuf>,
     /// Turn authentication off (the default), overriding the config file.
     #[arg(long = "noauth", hide = true)]
     noauth: bool,
@@ -228,6 +232,7 @@ struct OperationProfilingSection {
 struct SecuritySection {
     redact_client_log_data: Option<bool>,
     authorization: Option<String>,
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -871,8 +876,18 @@ impl Config {
                 "systemLog.quiet and a verbosity above 0 were both given; quiet wins for connection events".into(),
             );
         }
+        let key_file = flags.key_file.or(file.security.key_file);
+        if let Some(path) = &key_file {
+            check_key_file(path)?;
+            warnings.push(format!(
+                "security.keyFile {} authenticates replica-set members, and this server has none; as with mongod, it turns access control on",
+                path.display()
+            ));
+        }
         let auth = match (flags.auth, flags.noauth, file.security.authorization.as_deref()) {
             (Some(on), _, _) => on,
+            // mongod: a key file implies --auth.
+            (None, false, _) if key_file.is_some() => true,
             (None, true, _) => false,
             (None, false, None | Some("disabled")) => false,
             (None, false, Some("enabled")) => true,
@@ -1017,6 +1032,22 @@ fn admin_addresses(named: Option<&str>) -> Vec<String> {
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     toml::from_str(&text).map_err(|e| ConfigError::File { path: path.to_owned(), message: e.to_string() })
+}
+
+/// mongod's checks of a key file: readable, 6 to 1024 base64 characters (whitespace aside).
+fn check_key_file(path: &Path) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    let key: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(6..=1024).contains(&key.len()) {
+        return Err(ConfigError::invalid(
+            "security.keyFile",
+            format!("{}: the key must be 6 to 1024 characters long, not {}", path.display(), key.len()),
+        ));
+    }
+    if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=') {
+        return Err(ConfigError::invalid("security.keyFile", format!("{}: invalid char in key file", path.display())));
+    }
+    Ok(())
 }
 
 fn ignored_option_warnings(flags: &Flags) -> Vec<String> {
@@ -1308,6 +1339,33 @@ mod tests {
                 .to_owned())
         );
         assert!(config(&["--adminTls", "--tlsCertificateKeyFile", "/etc/monarch.pem"])?.tls.admin);
+        Ok(())
+    }
+
+    #[test]
+    fn config_key_file_is_checked_and_turns_authentication_on_as_with_mongod() -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().map_err(|source| ConfigError::Read { path: "tmp".into(), source })?;
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).map(|()| path.to_string_lossy().into_owned())
+        };
+        let io = |source| ConfigError::Read { path: "keyfile".into(), source };
+        let good = write("good", "c2VjcmV0LWtleS1mb3ItcnMw\n").map_err(io)?;
+        let c = config(&["--keyFile", &good])?;
+        assert!(c.auth);
+        assert!(c.warnings.iter().any(|w| w.contains("has none; as with mongod, it turns access control on")));
+        assert!(!config(&["--keyFile", &good, "--auth", "false"])?.auth);
+        let short = write("short", "abc").map_err(io)?;
+        let error = config(&["--keyFile", &short]).map(|_| ()).map_err(|e| e.to_string());
+        assert_eq!(
+            error,
+            Err(format!(
+                "invalid value for security.keyFile: {short}: the key must be 6 to 1024 characters long, not 3"
+            ))
+        );
+        let bad = write("bad", "not*base64*key").map_err(io)?;
+        assert!(config(&["--keyFile", &bad]).is_err());
+        assert!(config(&["--keyFile", "/nonexistent/key"]).is_err());
         Ok(())
     }
 

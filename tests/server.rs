@@ -108,6 +108,22 @@ fn server_environment_variables_apply_below_flags() {
     assert_eq!(parameters.get_str("enableTestCommands").ok(), Some("1"), "{parsed}");
 }
 
+/// `.env.example` as a compose `env_file:` or `docker run --env-file` passes it: every line
+/// that sets a variable. The server must start with it (flags still choose the port, the data
+/// directory and the admin port), as it would in a container.
+#[test]
+fn server_starts_with_every_variable_of_the_env_example() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).expect(".env.example");
+    let env: Vec<(&str, &str)> =
+        text.lines().filter(|line| !line.starts_with('#')).filter_map(|line| line.split_once('=')).collect();
+    assert!(env.len() > 15, "{env:?}");
+    let server = TestServer::start_with_env(tempfile::tempdir().expect("dir"), &env, &[]);
+    let mut conn = server.raw();
+    conn.send(&op_msg(1, 0, &doc! { "ping": 1, "$db": "admin" }));
+    let reply = reply_body(&conn.receive().expect("reply"));
+    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply}");
+}
+
 #[test]
 fn server_logpath_writes_json_lines() {
     let dir = tempfile::tempdir().expect("dir");
