@@ -149,6 +149,11 @@ struct Flags {
     /// bearer token does (the probes need none).
     #[arg(long = "adminTls", env = "MONARCH_ADMIN_TLS", num_args = 0..=1, default_missing_value = "true")]
     admin_tls: Option<bool>,
+    /// Check the configuration (flags, variables, config file, certificate files), print the
+    /// effective settings with secrets masked, and exit: 0 when valid, non-zero naming the
+    /// offending key otherwise.
+    #[arg(long = "validate-config")]
+    validate_config: bool,
     /// Memory for the storage engine's block cache and write buffers, in GiB, 0.25..=10000
     /// (mongod's --wiredTigerCacheSizeGB, also accepted) [default: 50% of (RAM - 1 GiB), at
     /// least 0.25, where RAM is the smaller of physical memory and the cgroup limit].
@@ -570,6 +575,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
     pub argv: Vec<String>,
+    /// `--validate-config`: check, print the effective settings and exit instead of serving.
+    pub validate_only: bool,
 }
 
 /// Where audit events go.
@@ -924,7 +931,96 @@ impl Config {
             admin_token,
             warnings,
             argv,
+            validate_only: flags.validate_config,
         })
+    }
+
+    /// Every setting as the server will use it, after flags, variables, the config file and
+    /// defaults are merged, in the config file's spelling (`monarchd --validate-config`).
+    /// Secrets (the admin token, the root user's password) show as `********`.
+    pub fn effective(&self) -> Document {
+        const MASKED: &str = "********";
+        let optional = |value: Option<Bson>| value.unwrap_or(Bson::Null);
+        let disabled_protocols: Vec<&str> = self
+            .tls
+            .disabled_protocols
+            .iter()
+            .map(|p| match p {
+                TlsProtocol::Tls1_0 => "TLS1_0",
+                TlsProtocol::Tls1_1 => "TLS1_1",
+                TlsProtocol::Tls1_2 => "TLS1_2",
+                TlsProtocol::Tls1_3 => "TLS1_3",
+            })
+            .collect();
+        let limit = |n: Option<u32>| optional(n.map(|n| Bson::Int64(i64::from(n))));
+        let net = doc! {
+            "port": i32::from(self.port),
+            "bindIp": self.bind_ip.join(","),
+            "maxIncomingConnections": i64::try_from(self.max_conns).unwrap_or(i64::MAX),
+            "maxConnsPerIP": optional(self.max_conns_per_ip.map(|n| Bson::Int64(i64::try_from(n).unwrap_or(i64::MAX)))),
+            "rateLimitPerIP": limit(self.rate_limit_per_ip),
+            "rateLimitPerUser": limit(self.rate_limit_per_user),
+            "compression": { "compressors": compressor_list(&self.compressors) },
+            "tls": {
+                "mode": self.tls.mode.name(),
+                "certificateKeyFile": optional(self.tls.certificate_key_file.as_deref().map(path_string)),
+                "CAFile": optional(self.tls.ca_file.as_deref().map(path_string)),
+                "disabledProtocols": disabled_protocols,
+            },
+            "adminPort": self.admin_port.map_or(Bson::String("disabled".into()), |p| Bson::Int32(i32::from(p))),
+            "adminBindIp": self.admin_bind_ip.join(","),
+            "adminToken": optional(self.admin_token.as_ref().map(|_| Bson::String(MASKED.into()))),
+            "adminTls": self.tls.admin,
+        };
+        let storage = doc! {
+            "dbPath": path_string(&self.dbpath),
+            "cacheSizeBytes": i64::try_from(self.cache_size.bytes).unwrap_or(i64::MAX),
+            "wiredTiger": { "engineConfig": { "cacheSizeGB": optional(self.cache_size.configured_gb.map(Bson::Double)) } },
+        };
+        let system_log = doc! {
+            "destination": if self.log.path.is_some() { "file" } else { "stdout" },
+            "path": optional(self.log.path.as_deref().map(path_string)),
+            "logAppend": self.log.append,
+            "quiet": self.log.quiet,
+            "verbosity": i32::from(self.log.verbosity),
+        };
+        let security = doc! {
+            "authorization": if self.auth { "enabled" } else { "disabled" },
+            "redactClientLogData": self.redact_client_log_data,
+            "initdbRootUser": optional(self.initdb_root.as_ref().map(|root| {
+                Bson::Document(doc! { "user": root.name.clone(), "password": MASKED })
+            })),
+        };
+        let audit_log = match &self.audit {
+            None => Bson::Null,
+            Some(audit) => Bson::Document(doc! {
+                "destination": match &audit.destination {
+                    AuditDestination::File(_) => "file",
+                    AuditDestination::Console => "console",
+                },
+                "path": match &audit.destination {
+                    AuditDestination::File(path) => path_string(path),
+                    AuditDestination::Console => Bson::Null,
+                },
+                "format": "JSON",
+                "filter": optional(audit.filter.clone().map(Bson::Document)),
+            }),
+        };
+        let parameters = self.parsed().get_document("setParameter").cloned().unwrap_or_default();
+        doc! {
+            "net": net,
+            "storage": storage,
+            "systemLog": system_log,
+            "operationProfiling": {
+                "mode": match self.profiling.level { 0 => "off", 1 => "slowOp", _ => "all" },
+                "slowOpThresholdMs": self.profiling.slow_ms,
+                "slowOpSampleRate": self.profiling.sample_rate,
+            },
+            "security": security,
+            "auditLog": audit_log,
+            "setParameter": parameters,
+            "warnings": self.warnings.clone(),
+        }
     }
 
     /// The options as mongod's `getCmdLineOpts` reports them under `parsed`.

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
             return ExitCode::from(error.exit_code());
         }
     };
+    if config.validate_only {
+        return validate_config(&config);
+    }
     let sink = match log::install(&config.log) {
         Ok(sink) => sink,
         Err(error) => {
@@ -49,6 +52,27 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!(target: "CONTROL", id = 20557, %error, "Server failed to start");
             ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(100))
+        }
+    }
+}
+
+/// `monarchd --validate-config`: the configuration parsed (its errors were reported before
+/// this), then the certificate files read as startup would; prints the effective settings as
+/// JSON on success.
+fn validate_config(config: &Config) -> ExitCode {
+    if let Err(error) = monarch::state::tls::TlsCertificates::load(&config.tls) {
+        eprintln!("monarchd: invalid value for net.tls: {error}");
+        return ExitCode::from(1);
+    }
+    let effective = bson::Bson::Document(config.effective()).into_relaxed_extjson();
+    match serde_json::to_string_pretty(&effective) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("monarchd: cannot print the configuration: {error}");
+            ExitCode::from(1)
         }
     }
 }

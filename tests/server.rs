@@ -157,3 +157,52 @@ fn server_logpath_writes_json_lines() {
     let aside = std::fs::read_dir(dir.path()).expect("dir").filter_map(Result::ok);
     assert!(aside.into_iter().any(|e| e.file_name().to_string_lossy().starts_with("monarch.log.")));
 }
+
+#[test]
+fn validate_config_prints_the_effective_settings_masks_secrets_and_names_a_bad_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "admin-token-secret\n").expect("token");
+    let config = dir.path().join("monarch.toml");
+    std::fs::write(&config, "[net]\nport = 27999\n\n[operationProfiling]\nslowOpThresholdMs = 250\n").expect("config");
+    let dbpath = dir.path().join("never-created");
+    let output = Command::new(env!("CARGO_BIN_EXE_monarchd"))
+        .env("MONGO_INITDB_ROOT_USERNAME", "admin")
+        .env("MONGO_INITDB_ROOT_PASSWORD", "root-password-secret")
+        .arg("--validate-config")
+        .arg("--config")
+        .arg(&config)
+        .arg("--dbpath")
+        .arg(&dbpath)
+        .arg("--adminTokenFile")
+        .arg(&token)
+        .args(["--maxConnsPerIP", "5"])
+        .output()
+        .expect("run monarchd");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    let effective: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    // The file, the flags, the variables and the defaults, merged.
+    assert_eq!(effective.pointer("/net/port"), Some(&serde_json::json!(27999)), "{effective}");
+    assert_eq!(effective.pointer("/operationProfiling/slowOpThresholdMs"), Some(&serde_json::json!(250)));
+    assert_eq!(effective.pointer("/net/maxConnsPerIP"), Some(&serde_json::json!(5)));
+    assert_eq!(effective.pointer("/storage/dbPath").and_then(|v| v.as_str()), dbpath.to_str());
+    assert_eq!(effective.pointer("/security/authorization"), Some(&serde_json::json!("enabled")));
+    assert_eq!(effective.pointer("/security/initdbRootUser/user"), Some(&serde_json::json!("admin")));
+    assert_eq!(effective.pointer("/net/compression/compressors"), Some(&serde_json::json!("snappy,zstd,zlib")));
+    // Secrets are masked; nothing is started or created.
+    assert!(!stdout.contains("secret"), "{stdout}");
+    assert_eq!(effective.pointer("/net/adminToken"), Some(&serde_json::json!("********")));
+    assert!(!dbpath.exists(), "--validate-config created the data directory");
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_monarchd"))
+        .args(["--validate-config", "--profile", "7"])
+        .output()
+        .expect("run monarchd");
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).trim(),
+        "monarchd: invalid value for operationProfiling.mode: profile level 7 is not 0, 1 or 2"
+    );
+    assert!(bad.stdout.is_empty());
+}
