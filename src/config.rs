@@ -991,8 +991,9 @@ impl Config {
                 Bson::Document(doc! { "user": root.name.clone(), "password": MASKED })
             })),
         };
+        // No audit log: an empty section, as in a config file without one.
         let audit_log = match &self.audit {
-            None => Bson::Null,
+            None => Bson::Document(Document::new()),
             Some(audit) => Bson::Document(doc! {
                 "destination": match &audit.destination {
                     AuditDestination::File(_) => "file",

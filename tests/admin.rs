@@ -155,7 +155,7 @@ async fn admin_endpoints_match_openapi() {
     assert_ne!(port, server.port);
     let spec = openapi();
 
-    for (path, status) in [("/livez", "200"), ("/readyz", "200"), ("/health", "200")] {
+    for (path, status) in [("/livez", "200"), ("/readyz", "200"), ("/health", "200"), ("/config", "200")] {
         let answer = get(port, path);
         assert_eq!(answer.status.to_string(), status, "{path}: {}", answer.body);
         assert_eq!(answer.content_type, "application/json", "{path}");
@@ -485,7 +485,7 @@ fn admin_endpoints_stay_on_loopback_and_need_the_bearer_token_when_configured() 
     let parsed: Json = serde_json::from_str(&listening).expect("json log line");
     assert_eq!(parsed.pointer("/attr/addresses").and_then(Json::as_str), Some(format!("127.0.0.1:{port}").as_str()));
     let spec = openapi();
-    for path in ["/metrics", "/health", "/queryStats"] {
+    for path in ["/metrics", "/health", "/queryStats", "/config"] {
         for headers in ["", "Authorization: Bearer wrong\r\n", "Authorization: s3cret-token\r\n"] {
             let answer = request_with(port, "GET", path, headers);
             assert_eq!(answer.status, 401, "{path} with {headers:?}");
@@ -497,4 +497,9 @@ fn admin_endpoints_stay_on_loopback_and_need_the_bearer_token_when_configured() 
     for probe in ["/livez", "/readyz"] {
         assert_eq!(get(port, probe).status, 200, "{probe}");
     }
+    // /config shows that a token is set, never the token.
+    let config = request_with(port, "GET", "/config", "Authorization: Bearer s3cret-token\r\n");
+    assert!(!config.body.contains("s3cret"), "{}", config.body);
+    assert_eq!(config.json()["net"]["adminToken"], Json::from("********"));
+    assert_eq!(config.json()["net"]["bindIp"], Json::from("0.0.0.0"), "--bind_ip_all");
 }

@@ -1,10 +1,10 @@
 //! The admin HTTP server (`--adminPort`, default 28017, on the loopback address and the
 //! `--adminBindIp` addresses): `/metrics` for Prometheus, `/livez` and `/readyz` for
-//! orchestrators' probes, `/health` for people. With `--adminTokenFile`, every endpoint but the
-//! probes requires `Authorization: Bearer <token>`. With `--adminTls` the port speaks HTTPS
-//! only, and when `--tlsCAFile` is set a client certificate it verifies opens those endpoints
-//! as the token does. The bodies are described in
-//! `openapi.yaml` at the repository root; `tests/admin.rs` holds the two together.
+//! orchestrators' probes, `/health` for people, `/config` for the settings in use. With
+//! `--adminTokenFile`, every endpoint but the probes requires `Authorization: Bearer <token>`.
+//! With `--adminTls` the port speaks HTTPS only, and when `--tlsCAFile` is set a client
+//! certificate it verifies opens those endpoints as the token does. The bodies are described
+//! in `openapi.yaml` at the repository root; `tests/admin.rs` holds the two together.
 //!
 //! HTTP/1.1 through `hyper`; every storage call runs on the blocking pool, so a slow disk
 //! never stalls the async workers that serve clients.
@@ -200,7 +200,7 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
-    if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats") {
+    if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats" | "/config") {
         return Ok(json(
             StatusCode::NOT_FOUND,
             &Unavailable { status: "error", reason: format!("no endpoint {path}") },
@@ -235,6 +235,8 @@ async fn handle(
             Err(reason) => json(StatusCode::SERVICE_UNAVAILABLE, &Unavailable { status: "unavailable", reason }),
         },
         "/queryStats" => query_stats(&admin, request.uri().query()),
+        // The settings in use, as `monarchd --validate-config` prints them (secrets masked).
+        "/config" => json(StatusCode::OK, &bson::Bson::Document(admin.state.config.effective()).into_relaxed_extjson()),
         _ => health(&admin).await,
     })
 }
