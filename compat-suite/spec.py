@@ -83,13 +83,19 @@ class Listed(typing.NamedTuple):
     why: str
 
 
+def entries(text: str):
+    """The (line number, stripped line) of every line of a list file that is not blank or a
+    '#' comment."""
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield number, line
+
+
 def parse_expected_failures(text: str) -> dict[str, Listed]:
     """`<test id> | <words of the failure message> | <issue or reason>`, one per line."""
     listed = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for number, line in entries(text):
         parts = [part.strip() for part in line.split(" | ")]
         if len(parts) != 3 or not all(parts):
             sys.exit(f"expected-failures.txt:{number}: want '<test id> | <message words> | <why>', got: {line}")
@@ -100,10 +106,7 @@ def parse_expected_failures(text: str) -> dict[str, Listed]:
 def parse_skip_baseline(text: str) -> dict[tuple[str, str], int]:
     """`<area> <count> <reason>`, one per line: how many tests an area skips for a reason."""
     baseline = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for number, line in entries(text):
         area, count, reason = (line.split(" ", 2) + ["", ""])[:3]
         if not count.isdigit():
             sys.exit(f"skip-baseline.txt:{number}: want '<area> <count> <reason>', got: {line}")
@@ -160,10 +163,7 @@ def judge(results: list[dict], listed: dict[str, Listed], baseline: dict[tuple[s
 def parse_differences(text: str) -> dict[str, str]:
     """auth-differences.txt: '<test id> <reason>' per line; '#' starts a comment."""
     listed = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for number, line in entries(text):
         test_id, _, reason = line.partition(" ")
         if not reason.strip():
             sys.exit(f"differences:{number}: want '<test id> <reason>', got: {line}")

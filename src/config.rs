@@ -377,6 +377,15 @@ pub enum TlsProtocol {
 }
 
 impl TlsProtocol {
+    /// Every version with mongod's name for it.
+    const NAMES: [(Self, &'static str); 4] =
+        [(Self::Tls1_0, "TLS1_0"), (Self::Tls1_1, "TLS1_1"), (Self::Tls1_2, "TLS1_2"), (Self::Tls1_3, "TLS1_3")];
+
+    /// mongod's name for it (`TLS1_2`).
+    pub fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|(p, _)| *p == self).map_or("", |(_, name)| name)
+    }
+
     /// Parses mongod's list: names separated by commas, or `none`.
     ///
     /// # Errors
@@ -388,15 +397,13 @@ impl TlsProtocol {
         text.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|name| match name {
-                "TLS1_0" => Ok(Self::Tls1_0),
-                "TLS1_1" => Ok(Self::Tls1_1),
-                "TLS1_2" => Ok(Self::Tls1_2),
-                "TLS1_3" => Ok(Self::Tls1_3),
-                other => Err(ConfigError::invalid(
-                    "net.tls.disabledProtocols",
-                    format!("'{other}' is not one of TLS1_0, TLS1_1, TLS1_2, TLS1_3, none"),
-                )),
+            .map(|name| {
+                Self::NAMES.iter().find(|(_, n)| *n == name).map(|(p, _)| *p).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "net.tls.disabledProtocols",
+                        format!("'{name}' is not one of TLS1_0, TLS1_1, TLS1_2, TLS1_3, none"),
+                    )
+                })
             })
             .collect()
     }
@@ -941,17 +948,7 @@ impl Config {
     pub fn effective(&self) -> Document {
         const MASKED: &str = "********";
         let optional = |value: Option<Bson>| value.unwrap_or(Bson::Null);
-        let disabled_protocols: Vec<&str> = self
-            .tls
-            .disabled_protocols
-            .iter()
-            .map(|p| match p {
-                TlsProtocol::Tls1_0 => "TLS1_0",
-                TlsProtocol::Tls1_1 => "TLS1_1",
-                TlsProtocol::Tls1_2 => "TLS1_2",
-                TlsProtocol::Tls1_3 => "TLS1_3",
-            })
-            .collect();
+        let disabled_protocols: Vec<&str> = self.tls.disabled_protocols.iter().map(|p| p.name()).collect();
         let limit = |n: Option<u32>| optional(n.map(|n| Bson::Int64(i64::from(n))));
         let net = doc! {
             "port": i32::from(self.port),
@@ -1007,7 +1004,7 @@ impl Config {
                 "filter": optional(audit.filter.clone().map(Bson::Document)),
             }),
         };
-        let parameters = self.parsed().get_document("setParameter").cloned().unwrap_or_default();
+        let parameters = self.parameters_document();
         doc! {
             "net": net,
             "storage": storage,
@@ -1056,20 +1053,23 @@ impl Config {
             parsed.insert("security", doc! { "authorization": "enabled" });
         }
         parsed.insert("storage", storage);
-        parsed.extend(doc! {
-            "systemLog": system_log,
-            "setParameter": {
-                "enableTestCommands": if self.parameters.enable_test_commands { "1" } else { "0" },
-                "cursorTimeoutMillis": self.parameters.cursor_timeout_millis.to_string(),
-                "ttlMonitorSleepSecs": self.parameters.ttl_monitor_sleep_secs.to_string(),
-                "internalQueryMaxBlockingSortMemoryUsageBytes": self.parameters.max_blocking_sort_bytes.to_string(),
-                "allowDiskUseByDefault": if self.parameters.allow_disk_use_by_default { "1" } else { "0" },
-                "monarchObservability": if self.parameters.observability { "1" } else { "0" },
-                "scramIterationCount": self.parameters.scram_iteration_count.to_string(),
-                "scramSHA256IterationCount": self.parameters.scram_sha256_iteration_count.to_string(),
-            },
-        });
+        parsed.extend(doc! { "systemLog": system_log, "setParameter": self.parameters_document() });
         parsed
+    }
+
+    /// The `--setParameter` values, as mongod reports them (strings).
+    fn parameters_document(&self) -> Document {
+        let flag = |on: bool| if on { "1" } else { "0" };
+        doc! {
+            "enableTestCommands": flag(self.parameters.enable_test_commands),
+            "cursorTimeoutMillis": self.parameters.cursor_timeout_millis.to_string(),
+            "ttlMonitorSleepSecs": self.parameters.ttl_monitor_sleep_secs.to_string(),
+            "internalQueryMaxBlockingSortMemoryUsageBytes": self.parameters.max_blocking_sort_bytes.to_string(),
+            "allowDiskUseByDefault": flag(self.parameters.allow_disk_use_by_default),
+            "monarchObservability": flag(self.parameters.observability),
+            "scramIterationCount": self.parameters.scram_iteration_count.to_string(),
+            "scramSHA256IterationCount": self.parameters.scram_sha256_iteration_count.to_string(),
+        }
     }
 }
 

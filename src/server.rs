@@ -232,7 +232,7 @@ async fn reload_certificates_on_sighup(state: Arc<State>, shutdown: Cancellation
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if !state.tls.enabled() {
+        if !state.tls.in_use() {
             return;
         }
         let Ok(mut signals) = signal(SignalKind::hangup()) else { return };

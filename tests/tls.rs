@@ -429,3 +429,27 @@ fn admin_port_over_tls_takes_a_client_certificate_in_place_of_the_token() {
     let foreign = https_get(port, &pki.ca, Some(&other.client), "/metrics", "");
     assert!(foreign.is_err(), "a foreign client certificate was accepted: {foreign:?}");
 }
+
+#[test]
+fn admin_tls_alone_rotates_its_certificate_on_sighup() {
+    // The wire port stays plain; only the admin port serves the certificate, and SIGHUP must
+    // still reload it.
+    let dir = tempfile::tempdir().expect("dir");
+    for sub in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+    }
+    let (first, second) = (make_pki(&dir.path().join("a")), make_pki(&dir.path().join("b")));
+    let current = dir.path().join("current.pem");
+    std::fs::copy(&first.server, &current).expect("copy");
+    let current_arg = current.to_str().expect("path").to_owned();
+    let server = TestServer::start(&["--adminTls", "--tlsCertificateKeyFile", &current_arg]);
+    let port = server.admin_port.expect("admin port");
+    let probe = |ca: &Path| https_get(port, ca, None, "/livez", "").map(|(status, _)| status).ok();
+    assert_eq!(probe(&first.ca), Some(200));
+
+    std::fs::copy(&second.server, &current).expect("copy");
+    server.signal("HUP");
+    assert!(server.wait_for_log("Rotated the TLS certificates", Duration::from_secs(5)));
+    assert_eq!(probe(&second.ca), Some(200), "the new certificate serves");
+    assert_eq!(probe(&first.ca), None, "the old certificate is gone");
+}

@@ -16,7 +16,7 @@ pub fn rotate_certificates(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Re
         ));
     }
     let message = req.str_arg("message")?.unwrap_or("");
-    if !ctx.state.tls.enabled() {
+    if !ctx.state.tls.in_use() {
         return Err(Error::new(
             ErrorCode::InvalidSSLConfiguration,
             "TLS is not enabled; there are no certificates to rotate",

@@ -112,9 +112,10 @@ impl TlsCertificates {
         self.config.admin && self.config.ca_file.is_some()
     }
 
-    /// Whether TLS is on.
-    pub fn enabled(&self) -> bool {
-        self.config.mode != TlsMode::Disabled
+    /// Whether any port serves the certificate files (the wire port's TLS, or `--adminTls`):
+    /// then SIGHUP and `rotateCertificates` reload them.
+    pub fn in_use(&self) -> bool {
+        self.config.mode != TlsMode::Disabled || self.config.admin
     }
 
     /// Reads the PEM files again; new connections use them, open ones keep theirs.
