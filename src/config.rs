@@ -13,6 +13,8 @@ use clap::Parser;
 use monarch_wire::Compressor;
 use serde::Deserialize;
 
+pub use crate::log::LogConfig;
+
 /// mongod flags that Monarch accepts, so existing compose files keep working, but that have
 /// no meaning here. Each one given produces a startup warning.
 const IGNORED_FLAGS: &[&str] = &[
@@ -306,6 +308,8 @@ struct SystemLogSection {
     log_append: Option<bool>,
     quiet: Option<bool>,
     verbosity: Option<u8>,
+    /// Per-component verbosity, as mongod's `systemLog.component.<name>.verbosity`.
+    component: Option<toml::Table>,
 }
 
 /// How the listener treats TLS (mongod's `--tlsMode`).
@@ -418,19 +422,6 @@ pub struct ProfilingConfig {
     pub slow_ms: i64,
     /// The fraction of slow operations logged and profiled.
     pub sample_rate: f64,
-}
-
-/// Logging settings.
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    /// Log file; standard output when `None`.
-    pub path: Option<PathBuf>,
-    /// Append to an existing file instead of renaming it aside.
-    pub append: bool,
-    /// Suppress connection events.
-    pub quiet: bool,
-    /// mongod's verbosity, 0..=5.
-    pub verbosity: u8,
 }
 
 /// The smallest and largest `cacheSizeGB` mongod accepts.
@@ -784,6 +775,7 @@ impl Config {
             append: flags.logappend.or(file.system_log.log_append).unwrap_or(false),
             quiet: flags.quiet.or(file.system_log.quiet).unwrap_or(false),
             verbosity,
+            components: component_verbosity(file.system_log.component)?,
         };
         let mode = flags.tls_mode.or(file.net.tls.mode).map(|m| TlsMode::parse(&m)).transpose()?;
         let tls = TlsConfig {
@@ -980,6 +972,7 @@ impl Config {
             "logAppend": self.log.append,
             "quiet": self.log.quiet,
             "verbosity": i32::from(self.log.verbosity),
+            "component": self.log.components.clone(),
         };
         let security = doc! {
             "authorization": if self.auth { "enabled" } else { "disabled" },
@@ -1039,6 +1032,9 @@ impl Config {
             }
         }
         let mut system_log = doc! { "quiet": self.log.quiet, "verbosity": i32::from(self.log.verbosity) };
+        if !self.log.components.is_empty() {
+            system_log.insert("component", self.log.components.clone());
+        }
         if let Some(path) = &self.log.path {
             system_log.insert("destination", "file");
             system_log.insert("path", path_string(path));
@@ -1243,6 +1239,36 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
     Ok(parameters)
 }
 
+/// `systemLog.component` as a `logComponentVerbosity` document: every level checked as
+/// `setParameter` checks it (known component names, numbers).
+fn component_verbosity(table: Option<toml::Table>) -> Result<Document, ConfigError> {
+    const KEY: &str = "systemLog.component";
+    fn convert(table: toml::Table) -> Result<Document, ConfigError> {
+        let mut doc = Document::new();
+        for (name, value) in table {
+            let value = match value {
+                toml::Value::Integer(level) => Bson::Int64(level),
+                toml::Value::Table(inner) => Bson::Document(convert(inner)?),
+                other => {
+                    return Err(ConfigError::invalid(
+                        KEY,
+                        format!("{name} = {} is neither a level nor a table", toml_scalar(&other)),
+                    ));
+                }
+            };
+            doc.insert(name, value);
+        }
+        Ok(doc)
+    }
+    let Some(table) = table else { return Ok(Document::new()) };
+    if table.contains_key("verbosity") {
+        return Err(ConfigError::invalid(KEY, "the default level is systemLog.verbosity"));
+    }
+    let doc = convert(table)?;
+    crate::log::check_component_verbosity(&doc).map_err(|message| ConfigError::invalid(KEY, message))?;
+    Ok(doc)
+}
+
 fn toml_scalar(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => s.clone(),
@@ -1304,6 +1330,28 @@ mod tests {
         std::fs::write(&path, "[net]\nprot = 1234\n")?;
         let err = config(&["--config", path.to_str().unwrap_or_default()]).err().ok_or("accepted")?;
         assert!(err.to_string().contains("prot"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn config_log_components_are_checked_as_set_parameter_checks_them() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("monarch.toml");
+        let with = |text: &str| -> Result<Result<Config, ConfigError>, std::io::Error> {
+            std::fs::write(&path, text)?;
+            Ok(config(&["--config", path.to_str().unwrap_or_default()]))
+        };
+        let c = with("[systemLog.component.storage]\nverbosity = 1\njournal = 2\n[systemLog.component]\nquery = 3\n")??;
+        assert_eq!(c.log.components, doc! { "query": 3_i64, "storage": { "journal": 2_i64, "verbosity": 1_i64 } });
+        let unknown = with("[systemLog.component.storag]\nverbosity = 1\n")?.err().ok_or("accepted")?;
+        assert_eq!(unknown.to_string(), "invalid value for systemLog.component: Invalid component name default.storag");
+        let text = with("[systemLog.component]\nquery = \"loud\"\n")?.err().ok_or("accepted")?;
+        assert_eq!(
+            text.to_string(),
+            "invalid value for systemLog.component: query = loud is neither a level nor a table"
+        );
+        let default = with("[systemLog.component]\nverbosity = 2\n")?.err().ok_or("accepted")?;
+        assert!(default.to_string().contains("systemLog.verbosity"), "{default}");
         Ok(())
     }
 

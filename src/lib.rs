@@ -17,9 +17,10 @@
 //! - [`query`] is the pure query language: BSON order, filters, projections, sorts, updates;
 //!   [`auth`] is the pure side of authentication (SCRAM).
 //!
-//! [`config`] merges flags, environment and config file once at start; [`server`] builds the
+//! [`config`] merges flags, environment and config file at start; [`server`] builds the
 //! state and the observers, starts the listeners and background tasks, and shuts down
-//! gracefully.
+//! gracefully; [`reload`] reads the configuration again on SIGHUP and applies what can change
+//! while serving.
 
 pub mod auth;
 pub mod cmd;
@@ -32,6 +33,7 @@ pub mod net;
 pub mod obs;
 pub mod op;
 pub mod query;
+pub mod reload;
 pub mod server;
 pub mod state;
 pub mod storage;

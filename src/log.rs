@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
-use crate::config::LogConfig;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
@@ -22,6 +21,22 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+
+/// Logging settings (`systemLog`).
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Log file; standard output when `None`.
+    pub path: Option<std::path::PathBuf>,
+    /// Append to an existing file instead of renaming it aside.
+    pub append: bool,
+    /// Suppress connection events.
+    pub quiet: bool,
+    /// mongod's verbosity, 0..=5.
+    pub verbosity: u8,
+    /// Per-component levels (`systemLog.component`), shaped as `logComponentVerbosity` is,
+    /// already checked by [`check_component_verbosity`].
+    pub components: bson::Document,
+}
 
 /// Lines kept for `getLog: "global"`, as mongod's in-memory log.
 const RING_CAPACITY: usize = 1024;
@@ -278,6 +293,16 @@ fn level_value(value: bson::RawBsonRef<'_>) -> Option<i32> {
 }
 
 /// Reads one level of a `logComponentVerbosity` document under `parent` (`None`: the root).
+/// Checks a `logComponentVerbosity` document (component names, level types) without applying
+/// it: what `systemLog.component` in the config file must pass.
+///
+/// # Errors
+/// mongod's message for the first bad component or level.
+pub fn check_component_verbosity(settings: &bson::Document) -> Result<(), String> {
+    let raw = bson::RawDocumentBuf::try_from(settings).map_err(|e| e.to_string())?;
+    collect_levels(&raw, None, &mut Vec::new())
+}
+
 fn collect_levels(
     settings: &bson::RawDocument,
     parent: Option<usize>,
@@ -369,6 +394,10 @@ pub fn install(config: &LogConfig) -> std::io::Result<Arc<LogSink>> {
         }
     };
     let sink = LogSink::new(out);
+    if let Ok(components) = bson::RawDocumentBuf::try_from(&config.components) {
+        // Checked when the configuration was read.
+        let _ = sink.set_component_verbosity(&components);
+    }
     *sink.path.lock().unwrap_or_else(PoisonError::into_inner) = config.path.clone();
     let subscriber = tracing_subscriber::registry().with(MongoLogLayer::new(sink.clone(), config.verbosity));
     // Fails only if a subscriber is already installed (a second server in one process): the

@@ -185,7 +185,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let flusher = tokio::spawn(flush_journal(state.clone(), cancel.clone()));
     let ttl_monitor = tokio::spawn(monitor_ttl(state.clone(), cancel.clone()));
     let rotator = tokio::spawn(rotate_on_sigusr1(observers.clone(), cancel.clone()));
-    let reloader = tokio::spawn(reload_certificates_on_sighup(state.clone(), cancel.clone()));
+    let reloader = tokio::spawn(reload_on_sighup(state.clone(), observers.clone(), cancel.clone()));
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(admin::serve(
@@ -226,28 +226,29 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     Ok(())
 }
 
-/// Reloads the TLS certificates on SIGHUP: new connections use the new ones, open connections
-/// keep theirs; unusable files leave the old ones in place.
-async fn reload_certificates_on_sighup(state: Arc<State>, shutdown: CancellationToken) {
+/// On SIGHUP, reads the TLS certificates again when TLS is in use (new connections use the
+/// new ones, open connections keep theirs; unusable files leave the old ones in place) and
+/// reloads the configuration ([`crate::reload`]).
+async fn reload_on_sighup(state: Arc<State>, observers: Arc<Observers>, shutdown: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if !state.tls.in_use() {
-            return;
-        }
         let Ok(mut signals) = signal(SignalKind::hangup()) else { return };
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 received = signals.recv() => if received.is_none() { return },
             }
-            // The outcome is logged there; a failed reload keeps the old certificates.
-            let _ = crate::state::tls::reload_and_log(&state.tls, "SIGHUP");
+            // Each outcome is logged where it happens; a failure keeps what is in effect.
+            if state.tls.in_use() {
+                let _ = crate::state::tls::reload_and_log(&state.tls, "SIGHUP");
+            }
+            let _ = crate::reload::reload(&state, &observers);
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (state, shutdown);
+        let _ = (state, observers, shutdown);
     }
 }
 

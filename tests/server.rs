@@ -206,3 +206,82 @@ fn validate_config_prints_the_effective_settings_masks_secrets_and_names_a_bad_k
     );
     assert!(bad.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn sighup_reloads_runtime_settings_lists_the_rest_and_keeps_all_on_a_bad_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("monarch.toml");
+    std::fs::write(&config, "[operationProfiling]\nslowOpThresholdMs = 100\n").expect("config");
+    let config_arg = config.to_str().expect("path").to_owned();
+    let server = TestServer::start_in(dir, &["--config", &config_arg]);
+    let reloads = |server: &TestServer, word: &str| server.log_lines().iter().filter(|l| l.contains(word)).count();
+    let parameter = |name: &'static str| {
+        let server = &server;
+        async move {
+            let reply = server.admin(doc! { "getParameter": 1, name: 1 }).await.expect("getParameter");
+            reply.get(name).cloned().expect("the parameter")
+        }
+    };
+
+    std::fs::write(
+        &config,
+        "[systemLog]\nverbosity = 2\n[systemLog.component.storage.journal]\nverbosity = 3\n\
+         [operationProfiling]\nmode = \"slowOp\"\nslowOpThresholdMs = 5\nslowOpSampleRate = 0.5\n\
+         [setParameter]\ncursorTimeoutMillis = 1234\n[net]\nmaxIncomingConnections = 50\n",
+    )
+    .expect("config");
+    server.signal("HUP");
+    assert!(common::eventually(Duration::from_secs(5), || reloads(&server, "Configuration reloaded") == 1));
+    let line = server.log_lines().into_iter().find(|l| l.contains("Configuration reloaded")).expect("the line");
+    let line: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(
+        line.pointer("/attr/needsRestart").and_then(|v| v.as_str()),
+        Some("net.maxIncomingConnections"),
+        "{line}"
+    );
+    let changed = line.pointer("/attr/changed").and_then(|v| v.as_str()).unwrap_or_default();
+    for key in [
+        "systemLog.verbosity",
+        "systemLog.component.storage.journal.verbosity",
+        "operationProfiling.mode",
+        "operationProfiling.slowOpThresholdMs",
+        "operationProfiling.slowOpSampleRate",
+        "setParameter.cursorTimeoutMillis",
+    ] {
+        assert!(changed.contains(key), "{key} missing from {changed}");
+    }
+    assert_eq!(parameter("logLevel").await, mongodb::bson::Bson::Int32(2));
+    let components = parameter("logComponentVerbosity").await;
+    let journal = components.as_document().and_then(|d| d.get_document("storage").ok()).expect("storage");
+    assert_eq!(journal.get_document("journal").expect("journal").get_i32("verbosity").ok(), Some(3));
+    assert_eq!(parameter("cursorTimeoutMillis").await, mongodb::bson::Bson::Int64(1234));
+    let client = server.client("").await;
+    let profile = client.database("app").run_command(doc! { "profile": -1 }).await.expect("profile");
+    assert_eq!(profile.get_i32("was").ok(), Some(1), "{profile}");
+    assert_eq!(profile.get_i32("slowms").ok(), Some(5), "{profile}");
+    assert_eq!(profile.get_f64("sampleRate").ok(), Some(0.5), "{profile}");
+    let (status, body) = server.http_get("/config");
+    assert_eq!(status, 200);
+    let shown: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(shown.pointer("/operationProfiling/slowOpThresholdMs"), Some(&serde_json::json!(5)), "{shown}");
+    assert_eq!(shown.pointer("/net/maxIncomingConnections"), Some(&serde_json::json!(1_000_000)), "still the start's");
+    assert_eq!(shown.pointer("/pendingRestart"), Some(&serde_json::json!(["net.maxIncomingConnections"])));
+
+    // A file that no longer validates changes nothing.
+    std::fs::write(&config, "[operationProfiling]\nmode = \"sometimes\"\n").expect("config");
+    server.signal("HUP");
+    assert!(common::eventually(Duration::from_secs(5), || reloads(&server, "Configuration reload failed") == 1));
+    assert_eq!(parameter("logLevel").await, mongodb::bson::Bson::Int32(2));
+
+    // Keys the file no longer names return to their defaults; a component inherits again.
+    std::fs::write(&config, "").expect("config");
+    server.signal("HUP");
+    assert!(common::eventually(Duration::from_secs(5), || reloads(&server, "Configuration reloaded") == 2));
+    assert_eq!(parameter("logLevel").await, mongodb::bson::Bson::Int32(0));
+    let components = parameter("logComponentVerbosity").await;
+    let journal = components.as_document().and_then(|d| d.get_document("storage").ok()).expect("storage");
+    assert_eq!(journal.get_document("journal").expect("journal").get_i32("verbosity").ok(), Some(-1));
+    let profile = client.database("app").run_command(doc! { "profile": -1 }).await.expect("profile");
+    assert_eq!(profile.get_i32("was").ok(), Some(0), "{profile}");
+    assert_eq!(profile.get_i32("slowms").ok(), Some(100), "{profile}");
+}

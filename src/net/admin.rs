@@ -236,7 +236,9 @@ async fn handle(
         },
         "/queryStats" => query_stats(&admin, request.uri().query()),
         // The settings in use, as `monarchd --validate-config` prints them (secrets masked).
-        "/config" => json(StatusCode::OK, &bson::Bson::Document(admin.state.config.effective()).into_relaxed_extjson()),
+        "/config" => {
+            json(StatusCode::OK, &bson::Bson::Document(admin.state.config_in_effect.document()).into_relaxed_extjson())
+        }
         _ => health(&admin).await,
     })
 }

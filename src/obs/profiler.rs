@@ -14,7 +14,7 @@
 //! first, as in a capped collection.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bson::oid::ObjectId;
@@ -61,8 +61,9 @@ pub struct DbSettings {
 
 /// The profiler's state, shared by all connections.
 pub struct Profiler {
-    /// The `--profile` level: every database's until `profile` changes it.
-    default: DbSettings,
+    /// The `--profile` level (`operationProfiling.mode`, changed by SIGHUP): every database's
+    /// until `profile` changes it. Written only under the `overrides` lock.
+    default_level: AtomicI32,
     overrides: Mutex<HashMap<String, DbSettings>>,
     /// Whether any database may be profiled: the fast path when nothing is.
     enabled: AtomicBool,
@@ -73,7 +74,7 @@ pub struct Profiler {
 
 impl std::fmt::Debug for Profiler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Profiler").field("default_level", &self.default.level).finish_non_exhaustive()
+        f.debug_struct("Profiler").field("default_level", &self.default_level()).finish_non_exhaustive()
     }
 }
 
@@ -81,7 +82,7 @@ impl Profiler {
     /// A profiler at `level` for every database, writing through `storage`.
     pub fn new(level: u8, storage: Arc<Storage>) -> Self {
         Self {
-            default: DbSettings { level: i32::from(level), filter: None },
+            default_level: AtomicI32::new(i32::from(level)),
             overrides: Mutex::default(),
             enabled: AtomicBool::new(level > 0),
             storage,
@@ -98,14 +99,31 @@ impl Profiler {
 
     /// The settings of `db`.
     pub fn settings(&self, db: &str) -> DbSettings {
-        self.lock().get(db).cloned().unwrap_or_else(|| self.default.clone())
+        self.lock().get(db).cloned().unwrap_or_else(|| self.default_settings())
+    }
+
+    /// The level of databases that `profile` has not set.
+    pub fn default_level(&self) -> i32 {
+        self.default_level.load(Ordering::Relaxed)
+    }
+
+    /// Changes the level of databases that `profile` has not set (a reloaded
+    /// `operationProfiling.mode`).
+    pub fn set_default_level(&self, level: u8) {
+        let overrides = self.lock();
+        self.default_level.store(i32::from(level), Ordering::Relaxed);
+        self.enabled.store(level > 0 || overrides.values().any(|s| s.level > 0), Ordering::Relaxed);
+    }
+
+    fn default_settings(&self) -> DbSettings {
+        DbSettings { level: self.default_level(), filter: None }
     }
 
     /// Replaces the settings of `db`; returns the previous ones.
     pub fn set(&self, db: &str, settings: DbSettings) -> DbSettings {
         let mut overrides = self.lock();
-        let previous = overrides.insert(db.to_owned(), settings).unwrap_or_else(|| self.default.clone());
-        let enabled = self.default.level > 0 || overrides.values().any(|s| s.level > 0);
+        let previous = overrides.insert(db.to_owned(), settings).unwrap_or_else(|| self.default_settings());
+        let enabled = self.default_level() > 0 || overrides.values().any(|s| s.level > 0);
         self.enabled.store(enabled, Ordering::Relaxed);
         previous
     }

@@ -10,6 +10,7 @@
 //! are not here: `obs` owns them, and the server hands them to the connections beside this.
 
 pub mod abuse;
+pub mod configured;
 pub mod counters;
 pub mod cursors;
 pub mod failpoints;
@@ -29,6 +30,7 @@ use crate::log::LogSink;
 use crate::op::OpRegistry;
 use crate::storage::Storage;
 use abuse::AbuseGuard;
+use configured::ConfigInEffect;
 use counters::ServerStats;
 use cursors::CursorRegistry;
 use failpoints::FailPoints;
@@ -40,8 +42,10 @@ use tls::TlsCertificates;
 
 /// State shared by every connection and handler.
 pub struct State {
-    /// The validated configuration.
+    /// The validated configuration, as read at start.
     pub config: Config,
+    /// The configuration in effect after SIGHUP reloads (`/config`).
+    pub config_in_effect: ConfigInEffect,
     /// Server parameters that `setParameter` changes while the server runs.
     pub params: RuntimeParameters,
     /// Counters for `serverStatus` and `/metrics`.
@@ -102,6 +106,7 @@ impl State {
                 config.rate_limit_per_ip.map(f64::from),
                 config.rate_limit_per_user.map(f64::from),
             ),
+            config_in_effect: ConfigInEffect::new(config.clone()),
             config,
             counters: ServerStats::new(commands),
             log,
