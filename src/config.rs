@@ -21,7 +21,6 @@ const IGNORED_FLAGS: &[&str] = &[
     "wiredTigerJournalCompressor",
     "wiredTigerCollectionBlockCompressor",
     "wiredTigerIndexPrefixCompression",
-    "storageEngine",
     "oplogSize",
     "syncdelay",
     "unixSocketPrefix",
@@ -173,7 +172,9 @@ struct Flags {
     wired_tiger_collection_block_compressor: Option<String>,
     #[arg(long = "wiredTigerIndexPrefixCompression", hide = true)]
     wired_tiger_index_prefix_compression: Option<String>,
-    #[arg(long = "storageEngine", hide = true)]
+    /// The storage engine: fjall, the only one so far (`wiredTiger`, what mongod's files name,
+    /// is accepted with a warning and means fjall) [default: fjall].
+    #[arg(long = "storageEngine", env = "MONARCH_STORAGE_ENGINE")]
     storage_engine: Option<String>,
     #[arg(long = "oplogSize", hide = true)]
     oplog_size: Option<String>,
@@ -882,6 +883,17 @@ impl Config {
                 "systemLog.quiet and a verbosity above 0 were both given; quiet wins for connection events".into(),
             );
         }
+        match flags.storage_engine.as_deref() {
+            None | Some("fjall") => {}
+            // What compose files and charts written for mongod pass: the engine mongod has.
+            Some("wiredTiger") => warnings.push("--storageEngine wiredTiger: Monarch stores data with fjall".into()),
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "storage.engine",
+                    format!("Cannot start server with an unknown storage engine: {other}"),
+                ));
+            }
+        }
         let key_file = flags.key_file.or(file.security.key_file);
         if let Some(path) = &key_file {
             check_key_file(path)?;
@@ -963,6 +975,7 @@ impl Config {
         };
         let storage = doc! {
             "dbPath": path_string(&self.dbpath),
+            "engine": "fjall",
             "cacheSizeBytes": i64::try_from(self.cache_size.bytes).unwrap_or(i64::MAX),
             "wiredTiger": { "engineConfig": { "cacheSizeGB": optional(self.cache_size.configured_gb.map(Bson::Double)) } },
         };
@@ -1148,7 +1161,6 @@ fn ignored_option_warnings(flags: &Flags) -> Vec<String> {
         &flags.wired_tiger_journal_compressor,
         &flags.wired_tiger_collection_block_compressor,
         &flags.wired_tiger_index_prefix_compression,
-        &flags.storage_engine,
         &flags.oplog_size,
         &flags.syncdelay,
         &flags.unix_socket_prefix,
@@ -1361,6 +1373,19 @@ mod tests {
         assert_eq!(c.bind_ip, vec!["0.0.0.0"]);
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
         assert!(c.warnings.iter().any(|w| w.contains("wiredTigerJournalCompressor")));
+        Ok(())
+    }
+
+    #[test]
+    fn config_storage_engine_is_fjall_and_an_unknown_one_is_refused() -> Result<(), ConfigError> {
+        assert!(config(&["--storageEngine", "fjall"])?.warnings.is_empty());
+        let mongod = config(&["--storageEngine", "wiredTiger"])?;
+        assert_eq!(mongod.warnings, ["--storageEngine wiredTiger: Monarch stores data with fjall"]);
+        let unknown = config(&["--storageEngine", "inMemory"]).err().map(|e| e.to_string());
+        assert_eq!(
+            unknown.as_deref(),
+            Some("invalid value for storage.engine: Cannot start server with an unknown storage engine: inMemory")
+        );
         Ok(())
     }
 
