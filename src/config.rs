@@ -117,6 +117,14 @@ struct Flags {
     /// authentication on; Monarch has no other members to authenticate with it (a warning says so).
     #[arg(long = "keyFile", env = "MONARCH_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Where to report a vulnerability in this deployment, as comma-separated URIs (mailto:,
+    /// https:// or tel:); the admin port serves them as /.well-known/security.txt (RFC 9116)
+    /// [default: none, and that endpoint answers 404].
+    #[arg(long = "securityContact", env = "MONARCH_SECURITY_CONTACT")]
+    security_contact: Option<String>,
+    /// The https:// address of the disclosure policy that /.well-known/security.txt links to.
+    #[arg(long = "securityPolicy", env = "MONARCH_SECURITY_POLICY")]
+    security_policy: Option<String>,
     /// Turn authentication off (the default), overriding the config file.
     #[arg(long = "noauth", hide = true)]
     noauth: bool,
@@ -241,6 +249,8 @@ struct SecuritySection {
     redact_client_log_data: Option<bool>,
     authorization: Option<String>,
     key_file: Option<PathBuf>,
+    contact: Option<String>,
+    policy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,6 +293,7 @@ struct CompressionSection {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct StorageSection {
     db_path: Option<PathBuf>,
+    engine: Option<String>,
     #[serde(default)]
     wired_tiger: WiredTigerSection,
 }
@@ -570,6 +581,11 @@ pub struct Config {
     pub admin_bind_ip: Vec<String>,
     /// The bearer token the admin endpoints other than the probes require, when configured.
     pub admin_token: Option<Secret>,
+    /// Where to report a vulnerability (`security.contact`, URIs), for
+    /// `/.well-known/security.txt`; empty: that endpoint answers 404.
+    pub security_contacts: Vec<String>,
+    /// The disclosure policy's https:// address (`security.policy`).
+    pub security_policy: Option<String>,
     /// Startup warnings about accepted but meaningless options.
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
@@ -883,7 +899,7 @@ impl Config {
                 "systemLog.quiet and a verbosity above 0 were both given; quiet wins for connection events".into(),
             );
         }
-        match flags.storage_engine.as_deref() {
+        match flags.storage_engine.or(file.storage.engine).as_deref() {
             None | Some("fjall") => {}
             // What compose files and charts written for mongod pass: the engine mongod has.
             Some("wiredTiger") => warnings.push("--storageEngine wiredTiger: Monarch stores data with fjall".into()),
@@ -894,6 +910,10 @@ impl Config {
                 ));
             }
         }
+        let (security_contacts, security_policy) = security_txt(
+            flags.security_contact.or(file.security.contact),
+            flags.security_policy.or(file.security.policy),
+        )?;
         let key_file = flags.key_file.or(file.security.key_file);
         if let Some(path) = &key_file {
             check_key_file(path)?;
@@ -940,6 +960,8 @@ impl Config {
             audit,
             admin_bind_ip,
             admin_token,
+            security_contacts,
+            security_policy,
             warnings,
             argv,
             validate_only: flags.validate_config,
@@ -993,6 +1015,8 @@ impl Config {
             "initdbRootUser": optional(self.initdb_root.as_ref().map(|root| {
                 Bson::Document(doc! { "user": root.name.clone(), "password": MASKED })
             })),
+            "contact": self.security_contacts.join(","),
+            "policy": optional(self.security_policy.clone().map(Bson::String)),
         };
         // No audit log: an empty section, as in a config file without one.
         let audit_log = match &self.audit {
@@ -1080,6 +1104,43 @@ impl Config {
             "scramSHA256IterationCount": self.parameters.scram_sha256_iteration_count.to_string(),
         }
     }
+}
+
+/// One command-line flag as `monarchd --help` describes it (the configuration reference in
+/// `docs/reference/configuration.md` is generated from these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagDoc {
+    /// The long name, without the dashes.
+    pub long: String,
+    /// The environment variable that sets it, if any.
+    pub env: Option<String>,
+    /// The help text (the flag's doc comment).
+    pub help: String,
+    /// Whether it takes a value (`--port 27017`) rather than being a switch.
+    pub takes_value: bool,
+}
+
+/// Every documented flag, in `--help` order; the hidden ones are mongod's that have no meaning
+/// here (accepted with a warning) and are listed apart by [`ignored_mongod_options`].
+pub fn flag_docs() -> Vec<FlagDoc> {
+    use clap::CommandFactory;
+    Flags::command()
+        .get_arguments()
+        .filter(|arg| !arg.is_hide_set())
+        .filter_map(|arg| {
+            Some(FlagDoc {
+                long: arg.get_long()?.to_owned(),
+                env: arg.get_env().map(|v| v.to_string_lossy().into_owned()),
+                help: arg.get_long_help().or(arg.get_help()).map(ToString::to_string).unwrap_or_default(),
+                takes_value: arg.get_action().takes_values() && arg.get_num_args().is_none_or(|n| n.min_values() > 0),
+            })
+        })
+        .collect()
+}
+
+/// mongod's options accepted with a startup warning because they mean nothing here.
+pub fn ignored_mongod_options() -> impl Iterator<Item = &'static str> {
+    IGNORED_FLAGS.iter().chain(IGNORED_SWITCHES).copied()
 }
 
 /// The audit settings from mongod Enterprise's options: `file` (with a path) or `console`, JSON
@@ -1249,6 +1310,34 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
         }
     }
     Ok(parameters)
+}
+
+/// `security.contact` and `security.policy`: URIs RFC 9116 allows (web addresses over https).
+fn security_txt(contact: Option<String>, policy: Option<String>) -> Result<(Vec<String>, Option<String>), ConfigError> {
+    let contacts: Vec<String> = contact
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for contact in &contacts {
+        if !["mailto:", "https://", "tel:"].iter().any(|scheme| contact.starts_with(scheme))
+            || contact.contains(char::is_whitespace)
+        {
+            return Err(ConfigError::invalid(
+                "security.contact",
+                format!("'{contact}' is not a mailto:, https:// or tel: URI"),
+            ));
+        }
+    }
+    if let Some(policy) = &policy
+        && (!policy.starts_with("https://") || policy.contains(char::is_whitespace))
+    {
+        return Err(ConfigError::invalid("security.policy", format!("'{policy}' is not an https:// address")));
+    }
+    Ok((contacts, policy))
 }
 
 /// `systemLog.component` as a `logComponentVerbosity` document: every level checked as

@@ -40,4 +40,6 @@ pub mod storage;
 pub mod version;
 
 #[cfg(test)]
+mod reference_docs;
+#[cfg(test)]
 mod testkit;

@@ -503,3 +503,48 @@ fn admin_endpoints_stay_on_loopback_and_need_the_bearer_token_when_configured() 
     assert_eq!(config.json()["net"]["adminToken"], Json::from("********"));
     assert_eq!(config.json()["net"]["bindIp"], Json::from("0.0.0.0"), "--bind_ip_all");
 }
+
+#[test]
+fn security_txt_names_the_configured_contact_without_a_token_and_is_absent_otherwise() {
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("token");
+    let token_path = token_file.to_string_lossy().into_owned();
+    let server = TestServer::start(&[
+        "--adminTokenFile",
+        &token_path,
+        "--securityContact",
+        "mailto:security@example.com, https://example.com/report",
+        "--securityPolicy",
+        "https://example.com/disclosure",
+    ]);
+    let answer = get(admin_port(&server), "/.well-known/security.txt");
+    assert_eq!(answer.status, 200, "public, as the probes: {}", answer.body);
+    let lines: Vec<&str> = answer.body.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines.first().copied(), Some("Contact: mailto:security@example.com"));
+    assert_eq!(lines.get(1).copied(), Some("Contact: https://example.com/report"));
+    let expires = lines.get(2).and_then(|l| l.strip_prefix("Expires: ")).expect("Expires");
+    let expires = mongodb::bson::DateTime::parse_rfc3339_str(expires).expect("RFC 3339");
+    let days = (expires.timestamp_millis() - mongodb::bson::DateTime::now().timestamp_millis()) / 86_400_000;
+    assert!((360..365).contains(&days), "expires in {days} days: less than a year, as RFC 9116 asks");
+    assert_eq!(&lines[3..], ["Policy: https://example.com/disclosure", "Preferred-Languages: en"]);
+
+    let bare = TestServer::start(&[]);
+    let answer = get(admin_port(&bare), "/.well-known/security.txt");
+    assert_eq!(answer.status, 404);
+    check(
+        &openapi(),
+        response_schema(&openapi(), "/.well-known/security.txt", "404", "application/json"),
+        &answer.json(),
+        "security.txt",
+    );
+
+    let refused = common::run_to_exit(&["--securityContact", "security@example.com"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("'security@example.com' is not a mailto:, https:// or tel: URI"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -194,13 +194,45 @@ where
 /// Query shapes `/queryStats` lists unless `?limit=` says otherwise.
 const DEFAULT_QUERY_STATS: usize = 20;
 
+/// Where RFC 9116 puts the security contact.
+const SECURITY_TXT: &str = "/.well-known/security.txt";
+
+/// How long a served security.txt stays valid (RFC 9116 asks for less than a year).
+const SECURITY_TXT_VALIDITY_DAYS: i64 = 364;
+
+/// `/.well-known/security.txt` from `security.contact` and `security.policy`; 404 when no
+/// contact is configured (a security.txt without one is not valid). Generated per request, so
+/// `Expires` always lies ahead.
+fn security_txt(config: &crate::config::Config) -> Response<Full<Bytes>> {
+    if config.security_contacts.is_empty() {
+        return json(
+            StatusCode::NOT_FOUND,
+            &Unavailable { status: "error", reason: "no security contact is configured (--securityContact)".into() },
+        );
+    }
+    let expires_ms = bson::DateTime::now().timestamp_millis() + SECURITY_TXT_VALIDITY_DAYS * 86_400_000;
+    let expires = bson::DateTime::from_millis(expires_ms).try_to_rfc3339_string().unwrap_or_default();
+    let mut body = String::from("# Where to report a security vulnerability in this Monarch deployment.\n");
+    for contact in &config.security_contacts {
+        body.push_str(&format!("Contact: {contact}\n"));
+    }
+    body.push_str(&format!("Expires: {expires}\n"));
+    if let Some(policy) = &config.security_policy {
+        body.push_str(&format!("Policy: {policy}\n"));
+    }
+    body.push_str("Preferred-Languages: en\n");
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
 async fn handle(
     admin: Arc<AdminContext>,
     peer: Peer,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
-    if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats" | "/config") {
+    if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats" | "/config" | SECURITY_TXT) {
         return Ok(json(
             StatusCode::NOT_FOUND,
             &Unavailable { status: "error", reason: format!("no endpoint {path}") },
@@ -214,7 +246,8 @@ async fn handle(
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET"));
         return Ok(response);
     }
-    if !matches!(path, "/livez" | "/readyz") && !allowed(&admin, peer, &request) {
+    // The probes and security.txt are public by design.
+    if !matches!(path, "/livez" | "/readyz" | SECURITY_TXT) && !allowed(&admin, peer, &request) {
         let needs = match (admin.state.config.admin_token.is_some(), admin.state.tls.admin_client_certificates()) {
             (true, true) => "the bearer token (--adminTokenFile) or a client certificate (--adminTls)",
             (true, false) => "the bearer token (--adminTokenFile)",
@@ -235,6 +268,7 @@ async fn handle(
             Err(reason) => json(StatusCode::SERVICE_UNAVAILABLE, &Unavailable { status: "unavailable", reason }),
         },
         "/queryStats" => query_stats(&admin, request.uri().query()),
+        SECURITY_TXT => security_txt(&admin.state.config),
         // The settings in use, as `monarchd --validate-config` prints them (secrets masked).
         "/config" => {
             json(StatusCode::OK, &bson::Bson::Document(admin.state.config_in_effect.document()).into_relaxed_extjson())

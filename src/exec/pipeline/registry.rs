@@ -78,6 +78,19 @@ enum Unsupported {
     Error(ErrorCode, &'static str),
 }
 
+/// Whether this server runs the stage `name` (one of `STAGE_NAMES`), for the compatibility
+/// page: `Ok(())` when built, else the refusal's code and message.
+pub fn stage_status(name: &str) -> std::result::Result<(), (ErrorCode, String)> {
+    if BUILT.iter().any(|(n, _)| *n == name) {
+        return Ok(());
+    }
+    match UNSUPPORTED.iter().find(|(n, _)| *n == name) {
+        Some((_, Unsupported::Error(code, message))) => Err((*code, (*message).to_owned())),
+        Some((_, Unsupported::NotYet)) => Err((ErrorCode::NotImplemented, "not supported yet".to_owned())),
+        None => Err((ErrorCode::Location40324, "unknown stage".to_owned())),
+    }
+}
+
 /// Adds the stage `name` with argument `spec` to `stream`.
 ///
 /// # Errors
