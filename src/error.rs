@@ -289,6 +289,14 @@ error_codes! {
     Location31120 = 31120,
     /// A projection path runs through a path already projected as a leaf.
     Location31249 = 31249,
+    /// `hello` with one of `topologyVersion` and `maxAwaitTimeMS` but not the other.
+    Location31368 = 31368,
+    /// `hello` with a negative `topologyVersion.counter`.
+    Location31372 = 31372,
+    /// `hello` with a negative `maxAwaitTimeMS`.
+    Location31373 = 31373,
+    /// `hello` with this process's id and a counter ahead of the server's.
+    Location31382 = 31382,
     /// A projection names the same path twice.
     Location31250 = 31250,
     /// An expression other than `$meta` in an exclusion projection.
@@ -365,6 +373,10 @@ error_codes! {
     Location40602 = 40602,
     /// A numeric field outside the range mongod's IDL parser allows.
     Location51024 = 51024,
+    /// `hello` with `awaitable` but no `topologyVersion`.
+    Location5135800 = 5135800,
+    /// `hello` with `awaitable` but no `maxAwaitTimeMS`.
+    Location5135801 = 5135801,
     /// `txnNumber` on a command that takes no session (`hello`, `ping`, ...).
     Location50889 = 50889,
     /// A positional projection without a query to resolve it.

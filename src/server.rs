@@ -197,6 +197,9 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     ));
 
     shutdown.await;
+    // Awaitable hellos answer now (drivers' monitors learn the server is going), so no
+    // connection waits out its maxAwaitTimeMS before the drain below.
+    state.topology.begin_shutdown();
     tracing::info!(target: "CONTROL", id = 23377, "Received signal; shutting down");
     if let Some(audit) = &observers.audit {
         audit.record(&crate::obs::audit::AuditEvent { atype: "shutdown", ..crate::obs::audit::server_event() });

@@ -66,6 +66,7 @@ impl TestServer {
             compressors: Vec::new(),
             close_requested: false,
             auth: crate::auth::Session::default(),
+            streamed_topology: None,
         }
     }
 

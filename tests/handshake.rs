@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::TestServer;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, op_msg, reply_body};
 use mongodb::bson::{Bson, doc};
 use mongodb::error::ErrorKind;
 
@@ -29,7 +31,8 @@ async fn handshake_ping_hello_build_info() {
     assert_eq!(hello.get_bool("readOnly").ok(), Some(false));
     assert!(hello.get_datetime("localTime").is_ok(), "{hello}");
     assert!(hello.get_i32("connectionId").is_ok_and(|id| id > 0), "{hello}");
-    assert!(!hello.contains_key("topologyVersion"));
+    let version = hello.get_document("topologyVersion").expect("topologyVersion, as mongod");
+    assert!(version.get_object_id("processId").is_ok() && version.get_i64("counter").ok() == Some(0), "{version}");
 
     let legacy = server.admin(doc! { "isMaster": 1, "helloOk": true }).await.expect("isMaster");
     assert_eq!(legacy.get_bool("ismaster").ok(), Some(true));
@@ -157,4 +160,127 @@ async fn handshake_session_commands() {
     client.shutdown().await;
     let error = server.admin(doc! { "endSessions": "x" }).await.expect_err("wrong type");
     assert_eq!(command_error(&error).map(|e| e.1), Some("TypeMismatch".to_owned()));
+}
+
+/// `hello` with `extra` fields over a raw connection, and its reply.
+#[expect(clippy::expect_used, reason = "a closed connection must fail the test loudly")]
+fn raw_hello(conn: &mut common::RawConnection, id: i32, extra: mongodb::bson::Document) -> mongodb::bson::Document {
+    let mut body = doc! { "hello": 1, "$db": "admin" };
+    body.extend(extra);
+    conn.send(&op_msg(id, 0, &body));
+    reply_body(&conn.receive().expect("reply"))
+}
+
+/// The little-endian int32 of a message's header at byte `at`.
+#[expect(clippy::expect_used, reason = "a short message must fail the test loudly")]
+fn header_field(message: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes(message.get(at..at + 4).and_then(|b| b.try_into().ok()).expect("header"))
+}
+
+#[test]
+fn awaitable_hello_waits_then_answers_and_checks_its_arguments_as_mongod() {
+    let server = TestServer::start(&["--slowms", "50"]);
+    let mut conn = server.raw();
+    let version = raw_hello(&mut conn, 1, doc! {}).get_document("topologyVersion").expect("version").clone();
+
+    // The same process and counter: the reply waits for maxAwaitTimeMS (no change comes).
+    let started = Instant::now();
+    let waited = raw_hello(&mut conn, 2, doc! { "topologyVersion": version.clone(), "maxAwaitTimeMS": 300 });
+    assert_eq!(waited.get_f64("ok").ok(), Some(1.0), "{waited}");
+    assert!(started.elapsed() >= Duration::from_millis(250), "answered after {:?}", started.elapsed());
+    // The wait is the client's, not slow work: no slow-query line for it (ping orders the log).
+    conn.send(&op_msg(3, 0, &doc! { "ping": 1, "$db": "admin" }));
+    conn.receive().expect("ping");
+    assert!(
+        !server.log_lines().iter().any(|l| l.contains("Slow query") && l.contains("hello")),
+        "slow-query line for the wait"
+    );
+
+    // Another process's id (the server restarted): answered at once, even with a larger counter.
+    let other = doc! { "processId": mongodb::bson::oid::ObjectId::new(), "counter": 7_i64 };
+    let started = Instant::now();
+    let reply = raw_hello(&mut conn, 4, doc! { "topologyVersion": other, "maxAwaitTimeMS": 60_000 });
+    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(30), "waited for another process's counter");
+
+    let process = version.get_object_id("processId").expect("processId");
+    let cases: Vec<(mongodb::bson::Document, i32)> = vec![
+        (doc! { "topologyVersion": { "processId": process, "counter": 1_i64 }, "maxAwaitTimeMS": 0 }, 31382),
+        (doc! { "topologyVersion": "topology_version_string", "maxAwaitTimeMS": 0 }, 10065),
+        (doc! { "topologyVersion": { "processId": "pid1", "counter": 0_i64 }, "maxAwaitTimeMS": 0 }, 14),
+        (doc! { "topologyVersion": { "processId": process, "counter": 0 }, "maxAwaitTimeMS": 0 }, 14),
+        (doc! { "topologyVersion": { "processId": process }, "maxAwaitTimeMS": 0 }, 40414),
+        (doc! { "topologyVersion": { "counter": 0_i64 }, "maxAwaitTimeMS": 0 }, 40414),
+        (doc! { "topologyVersion": { "processId": process, "counter": -1_i64 }, "maxAwaitTimeMS": 0 }, 31372),
+        (
+            doc! { "topologyVersion": { "processId": process, "counter": 0_i64, "randomField": 1 }, "maxAwaitTimeMS": 0 },
+            40415,
+        ),
+        (doc! { "topologyVersion": version.clone() }, 31368),
+        (doc! { "maxAwaitTimeMS": 0 }, 31368),
+        (doc! { "topologyVersion": version.clone(), "maxAwaitTimeMS": "string" }, 14),
+        (doc! { "topologyVersion": version.clone(), "maxAwaitTimeMS": -1 }, 31373),
+        (doc! { "awaitable": true }, 5135800),
+        (doc! { "awaitable": true, "topologyVersion": version.clone() }, 5135801),
+        (doc! { "awaitable": true, "maxAwaitTimeMS": 0 }, 5135800),
+    ];
+    for (id, (extra, code)) in (10..).zip(cases) {
+        let shown = format!("{extra}");
+        let reply = raw_hello(&mut conn, id, extra);
+        assert_eq!(reply.get_i32("code").ok(), Some(code), "{shown}: {reply}");
+    }
+    let fine = raw_hello(&mut conn, 99, doc! { "awaitable": true, "topologyVersion": version, "maxAwaitTimeMS": 0 });
+    assert_eq!(fine.get_f64("ok").ok(), Some(1.0), "{fine}");
+}
+
+#[test]
+fn exhaust_hello_streams_replies_with_more_to_come_until_the_server_shuts_down() {
+    const EXHAUST_ALLOWED: u32 = 1 << 16;
+    const MORE_TO_COME: i32 = 1 << 1;
+    let mut server = TestServer::start(&[]);
+    let mut conn = server.raw();
+    let version = raw_hello(&mut conn, 1, doc! {}).get_document("topologyVersion").expect("version").clone();
+    let body = doc! { "hello": 1, "$db": "admin", "topologyVersion": version, "maxAwaitTimeMS": 100 };
+    conn.send(&op_msg(2, EXHAUST_ALLOWED, &body));
+    let first = conn.receive().expect("first reply");
+    assert_eq!(header_field(&first, 8), 2, "the first reply answers the request");
+    assert_eq!(header_field(&first, 16) & MORE_TO_COME, MORE_TO_COME, "moreToCome: a stream");
+    // The next ones come without a request, each answering the one before.
+    let mut previous = first;
+    for _ in 0..2 {
+        let next = conn.receive().expect("streamed reply");
+        assert_eq!(header_field(&next, 8), header_field(&previous, 4), "responseTo is the previous reply");
+        assert_eq!(header_field(&next, 16) & MORE_TO_COME, MORE_TO_COME);
+        assert_eq!(reply_body(&next).get_f64("ok").ok(), Some(1.0));
+        previous = next;
+    }
+
+    // An awaitable hello waiting for a minute answers at shutdown, and the server exits.
+    let mut waiting = server.raw();
+    let version = raw_hello(&mut waiting, 1, doc! {}).get_document("topologyVersion").expect("version").clone();
+    waiting.send(&op_msg(
+        2,
+        0,
+        &doc! { "hello": 1, "$db": "admin", "topologyVersion": version, "maxAwaitTimeMS": 60_000 },
+    ));
+    let mut observer = server.raw();
+    let in_wait = common::eventually(Duration::from_secs(10), || {
+        observer.send(&op_msg(1, 0, &doc! { "currentOp": 1, "$all": true, "$db": "admin" }));
+        let ops = reply_body(&observer.receive().expect("currentOp"));
+        ops.get_array("inprog").is_ok_and(|ops| {
+            ops.iter().any(|op| {
+                op.as_document()
+                    .and_then(|op| op.get_document("command").ok())
+                    .is_some_and(|command| command.get_i32("maxAwaitTimeMS").ok() == Some(60_000))
+            })
+        })
+    });
+    assert!(in_wait, "the awaitable hello is waiting");
+    let stopping = Instant::now();
+    server.signal_terminate();
+    let answer = reply_body(&waiting.receive().expect("an answer at shutdown"));
+    assert_eq!(answer.get_i32("code").ok(), Some(91), "ShutdownInProgress: {answer}");
+    assert!(answer.get_document("topologyVersion").is_ok_and(|v| v.get_i64("counter").ok() == Some(1)), "{answer}");
+    assert!(server.wait_exit().success());
+    assert!(stopping.elapsed() < Duration::from_secs(30), "shutdown waited out maxAwaitTimeMS");
 }

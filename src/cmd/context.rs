@@ -35,6 +35,10 @@ pub struct ClientInfo {
     pub close_requested: bool,
     /// Who the connection authenticated as.
     pub auth: crate::auth::Session,
+    /// In an exhaust `hello` stream, the topology counter of the last reply sent: the next
+    /// reply waits for a change past it, as mongod puts the previous reply's
+    /// `topologyVersion` in place of the request's.
+    pub streamed_topology: Option<i64>,
 }
 
 impl ClientInfo {
@@ -58,6 +62,9 @@ pub struct RequestCtx<'a> {
     /// What the reply waits for once the handler has returned (see [`ReplyWait`]); set
     /// through [`RequestCtx::reply_after_sync`].
     pub wait: Option<ReplyWait>,
+    /// The handler runs again after its [`ReplyWait::TopologyChange`]: it builds the reply
+    /// now instead of waiting again.
+    pub awaited: bool,
 }
 
 impl RequestCtx<'_> {
@@ -66,6 +73,12 @@ impl RequestCtx<'_> {
     /// reply becomes its error.
     pub fn reply_after_sync(&mut self, ticket: DurabilityTicket) {
         self.wait = Some(ReplyWait::Durable(ticket));
+    }
+
+    /// Builds the reply again once the topology counter is past `counter` or `deadline` has
+    /// come (an awaitable `hello`), without holding a thread.
+    pub fn reply_after_topology_change(&mut self, counter: i64, deadline: std::time::Instant) {
+        self.wait = Some(ReplyWait::TopologyChange { counter, deadline });
     }
 
     /// Holds the reply, success or error, for `delay` (a failed authentication's slowdown),
@@ -81,19 +94,25 @@ impl RequestCtx<'_> {
 /// connection's task awaits it, so the wait holds no thread: neither a runtime worker nor a
 /// pool worker.
 ///
-/// Today that is a journal sync (`j: true`). Operations that wait for an event are meant to
-/// use the same seam when they come: an `awaitData` `getMore` returns "wait for an insert
-/// into this collection or `maxAwaitTimeMS`, then fill the batch" (a notification future and a
-/// continuation run on the pool again); an awaitable `hello` (`topologyVersion` with
-/// `maxAwaitTimeMS`) returns "wait for a topology change or the deadline, then build the
-/// reply". Each becomes a variant here carrying the future to await and what finishes the
-/// reply.
+/// A journal sync (`j: true`), a delay, or a topology change: an awaitable `hello`
+/// (`topologyVersion` with `maxAwaitTimeMS`) returns "wait for a topology change or the
+/// deadline", and its handler runs again to build the reply. Operations that wait for an
+/// event use the same seam: an `awaitData` `getMore` will return "wait for an insert into this
+/// collection or `maxAwaitTimeMS`, then fill the batch".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyWait {
     /// The batch with this journal ticket is on disk.
     Durable(DurabilityTicket),
     /// This long has passed (the reply, even an error, is held back).
     Delay(std::time::Duration),
+    /// The topology counter is past `counter`, or `deadline` has come; then the handler runs
+    /// again with [`RequestCtx::awaited`] set.
+    TopologyChange {
+        /// The counter the client knows.
+        counter: i64,
+        /// When to answer anyway (`maxAwaitTimeMS` from the request's start).
+        deadline: std::time::Instant,
+    },
 }
 
 /// A request's context in owned form: what a handler's job on the blocking pool holds, so the
@@ -114,6 +133,11 @@ pub struct OwnedCtx {
 impl OwnedCtx {
     /// Runs `f` with the borrowed context; returns its result and what the reply must wait for.
     pub fn with<R>(&self, f: impl FnOnce(&mut RequestCtx<'_>) -> R) -> (R, Option<ReplyWait>) {
+        self.with_awaited(false, f)
+    }
+
+    /// As [`OwnedCtx::with`], for a handler that runs again after its wait (`awaited`).
+    pub fn with_awaited<R>(&self, awaited: bool, f: impl FnOnce(&mut RequestCtx<'_>) -> R) -> (R, Option<ReplyWait>) {
         let mut client = self.lock_client();
         let mut ctx = RequestCtx {
             state: &self.state,
@@ -121,6 +145,7 @@ impl OwnedCtx {
             client: &mut client,
             op: &self.op,
             wait: None,
+            awaited,
         };
         let result = f(&mut ctx);
         (result, ctx.wait)

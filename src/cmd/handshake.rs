@@ -1,6 +1,8 @@
 //! The handshake: `hello` and the legacy `isMaster`/`ismaster`.
 
-use bson::{Bson, DateTime, Document, RawBsonRef};
+use std::time::{Duration, Instant};
+
+use bson::{Bson, DateTime, Document, RawBsonRef, RawDocument};
 use monarch_wire::{MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE};
 
 use super::{CommandRequest, RequestCtx};
@@ -26,6 +28,18 @@ pub fn is_master(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docum
 }
 
 fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str) -> Result<Document> {
+    let awaitable = awaitable(ctx, req)?;
+    if let Some(wait) = &awaitable {
+        if ctx.state.topology.shutting_down() {
+            // As mongod in quiesce mode: the monitor learns at once that this server is going.
+            return Err(Error::new(ErrorCode::ShutdownInProgress, "The server is in quiesce mode and will shut down")
+                .with_info(bson::doc! { "topologyVersion": ctx.state.topology.version() }));
+        }
+        if !ctx.awaited && wait.counter == ctx.state.topology.counter() {
+            ctx.reply_after_topology_change(wait.counter, wait.deadline);
+            return Ok(Document::new());
+        }
+    }
     let hello_ok = req.bool_arg("helloOk")?.unwrap_or(false);
     let mechanisms = match req.str_arg("saslSupportedMechs")? {
         Some(user) => super::auth::supported_mechanisms(ctx, user)?,
@@ -49,6 +63,7 @@ fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str
     if primary_field == "ismaster" && hello_ok {
         reply.insert("helloOk", true);
     }
+    reply.insert("topologyVersion", ctx.state.topology.version());
     reply.insert(primary_field, true);
     reply.insert("maxBsonObjectSize", MAX_BSON_OBJECT_SIZE as i32);
     reply.insert("maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32);
@@ -71,6 +86,126 @@ fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str
         reply.insert("speculativeAuthenticate", answer);
     }
     Ok(reply)
+}
+
+/// An awaitable `hello`: the topology counter the client knows, and when to answer anyway.
+struct AwaitableHello {
+    counter: i64,
+    deadline: Instant,
+}
+
+/// Reads `topologyVersion`, `maxAwaitTimeMS` and `awaitable` as mongod does. `Some` when the
+/// reply may wait: the client's `topologyVersion` names this process and its counter (in an
+/// exhaust stream, the previous reply's). A counter ahead of the server's is an error; another
+/// process's id (a restarted server) or an older counter is answered at once.
+fn awaitable(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Option<AwaitableHello>> {
+    let version = req.get("topologyVersion");
+    let max_await = req.get("maxAwaitTimeMS");
+    if req.get("awaitable").is_some() {
+        if version.is_none() {
+            return Err(Error::new(
+                ErrorCode::Location5135800,
+                "A request with 'awaitable' must include 'topologyVersion'",
+            ));
+        }
+        if max_await.is_none() {
+            return Err(Error::new(
+                ErrorCode::Location5135801,
+                "A request with 'awaitable' must include 'maxAwaitTimeMS'",
+            ));
+        }
+    }
+    let (version, max_await) = match (version, max_await) {
+        (None, None) => return Ok(None),
+        (Some(version), Some(max_await)) => (version, max_await),
+        (Some(_), None) => {
+            return Err(Error::new(
+                ErrorCode::Location31368,
+                "A request with a 'topologyVersion' must include 'maxAwaitTimeMS'",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::new(
+                ErrorCode::Location31368,
+                "A request with 'maxAwaitTimeMS' must include a 'topologyVersion'",
+            ));
+        }
+    };
+    let RawBsonRef::Document(version) = version else {
+        return Err(Error::new(ErrorCode::Location10065, "invalid parameter: expected an object (topologyVersion)"));
+    };
+    let (process_id, counter) = parse_topology_version(version)?;
+    let max_await_ms = match max_await {
+        RawBsonRef::Int32(n) => i64::from(n),
+        RawBsonRef::Int64(n) => n,
+        // Whole doubles count, as mongod's integer extraction takes them.
+        RawBsonRef::Double(n) if n.fract() == 0.0 && n.is_finite() => n as i64,
+        other => return Err(req.wrong_type("maxAwaitTimeMS", other, "long")),
+    };
+    if max_await_ms < 0 {
+        return Err(Error::new(ErrorCode::Location31373, "maxAwaitTimeMS must be a non-negative integer"));
+    }
+    let topology = &ctx.state.topology;
+    let (process_id, counter) = match ctx.client.streamed_topology {
+        Some(previous) => (topology.process_id(), previous),
+        None => (process_id, counter),
+    };
+    if process_id != topology.process_id() {
+        return Ok(None);
+    }
+    let current = topology.counter();
+    if counter > current {
+        return Err(Error::new(
+            ErrorCode::Location31382,
+            format!(
+                "Received a topology version with counter: {counter} which is greater than the server topology version counter: {current}"
+            ),
+        ));
+    }
+    let deadline = ctx.op.started + Duration::from_millis(u64::try_from(max_await_ms).unwrap_or(0));
+    Ok(Some(AwaitableHello { counter, deadline }))
+}
+
+/// `{processId: ObjectId, counter: long}`, checked as mongod's IDL parser checks it.
+fn parse_topology_version(version: &RawDocument) -> Result<(bson::oid::ObjectId, i64)> {
+    let (mut process_id, mut counter) = (None, None);
+    for element in version {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let wrong_type = |expected: &str| {
+            Error::new(
+                ErrorCode::TypeMismatch,
+                format!(
+                    "BSON field 'TopologyVersion.{}' is the wrong type '{}', expected type '{expected}'",
+                    key.as_str(),
+                    crate::query::type_name(value.element_type())
+                ),
+            )
+        };
+        match (key.as_str(), value) {
+            ("processId", RawBsonRef::ObjectId(id)) => process_id = Some(id),
+            ("processId", _) => return Err(wrong_type("objectId")),
+            ("counter", RawBsonRef::Int64(n)) => counter = Some(n),
+            ("counter", _) => return Err(wrong_type("long")),
+            (other, _) => {
+                return Err(Error::new(
+                    ErrorCode::Location40415,
+                    format!("BSON field 'TopologyVersion.{other}' is an unknown field."),
+                ));
+            }
+        }
+    }
+    let missing = |field: &str| {
+        Error::new(
+            ErrorCode::Location40414,
+            format!("BSON field 'TopologyVersion.{field}' is missing but a required field"),
+        )
+    };
+    let process_id = process_id.ok_or_else(|| missing("processId"))?;
+    let counter = counter.ok_or_else(|| missing("counter"))?;
+    if counter < 0 {
+        return Err(Error::new(ErrorCode::Location31372, "topologyVersion must have a non-negative counter"));
+    }
+    Ok((process_id, counter))
 }
 
 /// Keeps the first hello's `client` document and logs it; mongod refuses a second one.
@@ -139,7 +274,9 @@ mod tests {
         for field in required_fields() {
             assert!(reply.contains_key(field), "missing {field}: {reply}");
         }
-        assert!(!reply.contains_key("topologyVersion"));
+        let version = reply.get_document("topologyVersion").expect("topologyVersion");
+        assert_eq!(version.get_object_id("processId").ok(), Some(shared.topology.process_id()));
+        assert_eq!(version.get_i64("counter").ok(), Some(0));
         assert_eq!(reply.get_i32("maxWireVersion").ok(), Some(21));
     }
 

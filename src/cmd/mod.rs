@@ -701,14 +701,20 @@ async fn run(ctx: &OwnedCtx, spec: &'static CommandSpec, request: &Arc<CommandRe
     let Some(handler) = spec.handler else {
         return Err(Error::new(ErrorCode::NotImplemented, format!("command {} is not implemented yet", spec.name)));
     };
-    let (reply, wait) = if spec.inline {
-        call(ctx, spec, handler, request)
-    } else {
-        let (job_ctx, job_request) = (ctx.clone(), request.clone());
-        match ctx.state.pool.run(move || call(&job_ctx, spec, handler, &job_request)).await {
-            Ok(done) => done,
-            // `call` catches the handler's panics; this is the pool shutting down.
-            Err(error) => return Err(internal_error(spec).with_internal(error.to_string())),
+    let mut awaited = false;
+    let (reply, wait) = loop {
+        let (reply, wait) = invoke(ctx, spec, handler, request, awaited).await?;
+        match wait {
+            Some(ReplyWait::TopologyChange { counter, deadline }) if !awaited => {
+                // An awaitable hello: the wait is the client's choice, not the server's work,
+                // so it is kept out of the operation's duration (and the slow-query log); the
+                // handler then runs again to answer with the topology as it is.
+                let waiting = std::time::Instant::now();
+                ctx.state.topology.wait_for_change(counter, deadline).await;
+                ctx.op.add_phase(|p| &mut p.awaited, waiting.elapsed());
+                awaited = true;
+            }
+            _ => break (reply, wait),
         }
     };
     if let Some(ReplyWait::Delay(delay)) = wait {
@@ -721,14 +727,36 @@ async fn run(ctx: &OwnedCtx, spec: &'static CommandSpec, request: &Arc<CommandRe
     Ok(reply)
 }
 
-/// Runs `handler`, turning a panic into an `InternalError`.
+/// Runs `handler` inline when the command is pure, else on the blocking pool (`awaited`:
+/// again, after its topology wait).
+async fn invoke(
+    ctx: &OwnedCtx,
+    spec: &'static CommandSpec,
+    handler: Handler,
+    request: &Arc<CommandRequest>,
+    awaited: bool,
+) -> Result<(Result<Reply>, Option<ReplyWait>)> {
+    if spec.inline {
+        return Ok(call(ctx, spec, handler, request, awaited));
+    }
+    let (job_ctx, job_request) = (ctx.clone(), request.clone());
+    match ctx.state.pool.run(move || call(&job_ctx, spec, handler, &job_request, awaited)).await {
+        Ok(done) => Ok(done),
+        // `call` catches the handler's panics; this is the pool shutting down.
+        Err(error) => Err(internal_error(spec).with_internal(error.to_string())),
+    }
+}
+
+/// Runs `handler` (`awaited`: again, after its topology wait), turning a panic into an
+/// `InternalError`.
 fn call(
     ctx: &OwnedCtx,
     spec: &CommandSpec,
     handler: Handler,
     request: &CommandRequest,
+    awaited: bool,
 ) -> (Result<Reply>, Option<ReplyWait>) {
-    ctx.with(|ctx| {
+    ctx.with_awaited(awaited, |ctx| {
         std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx, request))).unwrap_or_else(|panic| {
             let detail = crate::state::pool::panic_message(panic.as_ref());
             tracing::error!(target: "COMMAND", id = 1, command = spec.name, panic = detail, "Command handler panicked");

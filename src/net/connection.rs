@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bson::RawBsonRef;
 use futures_util::{SinkExt, StreamExt};
-use monarch_wire::{Body, Compressor, DocumentBytes, Header, Message, MessageCodec, OpMsg, OpReply};
+use monarch_wire::{Body, Compressor, DocumentBytes, Header, Message, MessageCodec, MsgFlags, OpMsg, OpReply};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -140,6 +141,7 @@ pub async fn run(
         compressors: Vec::new(),
         close_requested: false,
         auth: crate::auth::Session::default(),
+        streamed_topology: None,
     };
     let stream = Metered::new(stream, &services.state.counters.network);
     serve_frames(stream, client, &services, &shutdown).await;
@@ -179,11 +181,13 @@ where
         let network = &services.state.counters.network;
         let bytes_in = message.uncompressed_len();
         network.record_in(message.compressor, framed.codec().last_decoded_len(), bytes_in);
+        // An awaitable hello that allows exhaust is answered as a stream: kept to run again.
+        let exhaust = exhaust_hello(&message).then(|| message.clone());
         let (outcome, tracked) = handle(message, &client, services, decoded_at, bytes_in as u64).await;
         if let Some(tracked) = &tracked {
             tracked.guard.op().add_phase(|p| &mut p.read, decoded_at.saturating_duration_since(first_byte));
         }
-        let reply = match outcome {
+        let mut reply = match outcome {
             Outcome::Reply(reply) => reply,
             Outcome::NoReply => {
                 if let Some(tracked) = tracked {
@@ -193,17 +197,117 @@ where
             }
             Outcome::Close => return,
         };
-        let (compressor, logical) = (reply.compressor, reply.uncompressed_len());
-        let writing = Instant::now();
-        let sent = framed.send(reply).await;
-        network.record_out(compressor, framed.codec().last_encoded_len(), logical);
-        if let Some(tracked) = tracked {
-            tracked.guard.op().add_phase(|p| &mut p.write, writing.elapsed());
-            tracked.finish(logical as u64);
-        }
-        if let Err(error) = sent {
-            tracing::info!(target: "NETWORK", id = 22989, remote = %remote, %error, "Error sending response to client. Ending connection from remote");
+        let streamed = exhaust.as_ref().and_then(|_| stream_next(&mut reply));
+        let reply_id = reply.header.request_id;
+        if !send_reply(&mut framed, reply, tracked, network, remote).await {
             return;
+        }
+        if let (Some(request), Some(counter)) = (exhaust, streamed)
+            && !stream_hello(&mut framed, request, (reply_id, counter), &client, services, shutdown).await
+        {
+            return;
+        }
+    }
+}
+
+/// Sends `reply` and finishes its request's tracking; false when the connection is gone.
+async fn send_reply<S>(
+    framed: &mut Framed<Metered<'_, S>, MessageCodec>,
+    reply: Message,
+    tracked: Option<Tracked<'_>>,
+    network: &crate::state::counters::NetworkStats,
+    remote: std::net::SocketAddr,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (compressor, logical) = (reply.compressor, reply.uncompressed_len());
+    let writing = Instant::now();
+    let sent = framed.send(reply).await;
+    network.record_out(compressor, framed.codec().last_encoded_len(), logical);
+    if let Some(tracked) = tracked {
+        tracked.guard.op().add_phase(|p| &mut p.write, writing.elapsed());
+        tracked.finish(logical as u64);
+    }
+    if let Err(error) = sent {
+        tracing::info!(target: "NETWORK", id = 22989, remote = %remote, %error, "Error sending response to client. Ending connection from remote");
+        return false;
+    }
+    true
+}
+
+/// Whether `message` is an awaitable `hello` (or `isMaster`) sent with `exhaustAllowed`: its
+/// replies then stream, each sent with `moreToCome` when the topology changes or
+/// `maxAwaitTimeMS` passes, until the client closes the connection.
+fn exhaust_hello(message: &Message) -> bool {
+    let Body::Msg(msg) = &message.body else { return false };
+    if !msg.flags.exhaust_allowed() || msg.flags.more_to_come() {
+        return false;
+    }
+    let body = msg.body.as_raw();
+    let is_hello = body
+        .iter()
+        .next()
+        .and_then(Result::ok)
+        .is_some_and(|(name, _)| matches!(name.as_str(), "hello" | "isMaster" | "ismaster"));
+    is_hello && matches!(body.get("maxAwaitTimeMS"), Ok(Some(_))) && matches!(body.get("topologyVersion"), Ok(Some(_)))
+}
+
+/// Marks a successful hello reply to stream (`moreToCome`) and returns its topology counter,
+/// which the next reply waits past; `None` for an error reply, which ends the stream.
+fn stream_next(reply: &mut Message) -> Option<i64> {
+    let Body::Msg(msg) = &mut reply.body else { return None };
+    let body = msg.body.as_raw();
+    let ok = matches!(body.get("ok"), Ok(Some(RawBsonRef::Double(ok))) if ok == 1.0);
+    let counter = match body.get("topologyVersion") {
+        Ok(Some(RawBsonRef::Document(version))) => version.get_i64("counter").ok()?,
+        _ => return None,
+    };
+    if !ok {
+        return None;
+    }
+    msg.flags = msg.flags.with(MsgFlags::MORE_TO_COME, true);
+    Some(counter)
+}
+
+/// Streams replies to the exhaust `hello` `request` after the first (`previous_reply`, with
+/// topology `counter`): each one waits for a
+/// topology change past the previous reply's counter (or `maxAwaitTimeMS`), answers the
+/// previous reply's request id, and carries `moreToCome` while the stream goes on. Ends, with
+/// the connection still usable, when a reply is an error (it goes without `moreToCome`);
+/// returns false when the connection is gone or the server shuts down.
+async fn stream_hello<S>(
+    framed: &mut Framed<Metered<'_, S>, MessageCodec>,
+    request: Message,
+    (mut previous_reply, mut counter): (i32, i64),
+    client: &Arc<Mutex<ClientInfo>>,
+    services: &Services,
+    shutdown: &CancellationToken,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let network = &services.state.counters.network;
+    loop {
+        lock(client).streamed_topology = Some(counter);
+        let bytes_in = request.uncompressed_len() as u64;
+        let handled = tokio::select! {
+            () = shutdown.cancelled() => None,
+            handled = handle(request.clone(), client, services, Instant::now(), bytes_in) => Some(handled),
+        };
+        lock(client).streamed_topology = None;
+        let Some((outcome, tracked)) = handled else { return false };
+        let Outcome::Reply(mut reply) = outcome else { return false };
+        reply.header.response_to = previous_reply;
+        let next = stream_next(&mut reply);
+        previous_reply = reply.header.request_id;
+        let remote = lock(client).remote;
+        if !send_reply(framed, reply, tracked, network, remote).await {
+            return false;
+        }
+        match next {
+            Some(next) => counter = next,
+            None => return true,
         }
     }
 }

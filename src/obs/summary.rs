@@ -15,7 +15,8 @@ pub struct OpSummary<'a> {
     pub op: &'a Operation,
     /// The command's canonical name (from the command table), or `"unknown"`.
     pub command: &'static str,
-    /// How long it took, from decoding to the written reply.
+    /// How long it took, from decoding to the written reply, less the wait an awaitable
+    /// `hello` asked for.
     pub duration: Duration,
     /// The error it answered with, if any.
     pub error: Option<ErrorCode>,
@@ -44,17 +45,18 @@ impl<'a> OpSummary<'a> {
         bytes_out: u64,
     ) -> Self {
         let (keys_examined, docs_examined, plan) = op.examined();
+        let phases = op.phases();
         Self {
             op,
             command,
-            duration: op.started.elapsed(),
+            duration: op.started.elapsed().saturating_sub(phases.awaited),
             error,
             keys_examined,
             docs_examined,
             plan,
             bytes_in,
             bytes_out,
-            phases: op.phases(),
+            phases,
         }
     }
 

@@ -136,6 +136,9 @@ pub struct Phases {
     pub encode: Duration,
     /// Writing the reply to the socket.
     pub write: Duration,
+    /// Waiting for a topology change (an awaitable `hello`): the client asked for the wait,
+    /// so it is not part of the operation's duration.
+    pub awaited: Duration,
 }
 
 impl Operation {

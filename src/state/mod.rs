@@ -19,6 +19,7 @@ pub mod plan_cache;
 pub mod pool;
 pub mod sessions;
 pub mod tls;
+pub mod topology;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU16, AtomicU64, Ordering};
@@ -39,6 +40,7 @@ use plan_cache::PlanCache;
 use pool::BlockingPool;
 use sessions::SessionCatalog;
 use tls::TlsCertificates;
+use topology::Topology;
 
 /// State shared by every connection and handler.
 pub struct State {
@@ -72,6 +74,8 @@ pub struct State {
     pub abuse: AbuseGuard,
     /// The TLS certificates new connections are accepted with (reloadable).
     pub tls: TlsCertificates,
+    /// `hello`'s topology version, which awaitable `hello`s wait on.
+    pub topology: Topology,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -92,6 +96,7 @@ impl State {
     ) -> Self {
         Self {
             tls,
+            topology: Topology::new(),
             storage,
             pool,
             cursors: CursorRegistry::default(),
