@@ -98,3 +98,29 @@ async fn failpoint_fail_command_error_times_block_close() {
         "the insert ran despite its write concern error"
     );
 }
+
+#[test]
+fn state_change_errors_carry_the_topology_version_as_mongod() {
+    let server = TestServer::start(&["--setParameter", "enableTestCommands=1"]);
+    let mut conn = server.raw();
+    conn.send(&common::op_msg(1, 0, &doc! { "hello": 1, "$db": "admin" }));
+    let hello = common::reply_body(&conn.receive().expect("hello"));
+    let version = hello.get_document("topologyVersion").expect("topologyVersion").clone();
+    let armed = doc! {
+        "configureFailPoint": "failCommand", "mode": { "times": 2 },
+        "data": { "failCommands": ["ping", "count"], "errorCode": 91 }, "$db": "admin",
+    };
+    conn.send(&common::op_msg(2, 0, &armed));
+    conn.receive().expect("configureFailPoint");
+    conn.send(&common::op_msg(3, 0, &doc! { "ping": 1, "$db": "admin" }));
+    let shutdown = common::reply_body(&conn.receive().expect("ping"));
+    assert_eq!(shutdown.get_i32("code").ok(), Some(91), "{shutdown}");
+    assert_eq!(shutdown.get_document("topologyVersion").ok(), Some(&version), "the driver can tell it is stale");
+    conn.send(&common::op_msg(4, 0, &doc! { "count": "c", "$db": "app" }));
+    conn.receive().expect("count");
+    // Other errors carry none, as in mongod.
+    conn.send(&common::op_msg(5, 0, &doc! { "nosuchcommand": 1, "$db": "admin" }));
+    let unknown = common::reply_body(&conn.receive().expect("reply"));
+    assert_eq!(unknown.get_i32("code").ok(), Some(59));
+    assert!(!unknown.contains_key("topologyVersion"), "{unknown}");
+}

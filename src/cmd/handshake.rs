@@ -32,8 +32,8 @@ fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str
     if let Some(wait) = &awaitable {
         if ctx.state.topology.shutting_down() {
             // As mongod in quiesce mode: the monitor learns at once that this server is going.
-            return Err(Error::new(ErrorCode::ShutdownInProgress, "The server is in quiesce mode and will shut down")
-                .with_info(bson::doc! { "topologyVersion": ctx.state.topology.version() }));
+            // Its reply carries the topology version, as every state-change error's does.
+            return Err(Error::new(ErrorCode::ShutdownInProgress, "The server is in quiesce mode and will shut down"));
         }
         if !ctx.awaited && wait.counter == ctx.state.topology.counter() {
             ctx.reply_after_topology_change(wait.counter, wait.deadline);

@@ -573,9 +573,30 @@ pub struct Executed {
 /// thread is held.
 pub async fn execute(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     let started = std::time::Instant::now();
-    let executed = dispatch(ctx, request).await;
+    let mut executed = dispatch(ctx, request).await;
+    if executed.reply.code().and_then(ErrorCode::from_code).is_some_and(is_state_change_error) {
+        // As mongod: "not primary" and shutdown errors carry the topology version, so that a
+        // driver can tell news (mark the server Unknown) from a stale error (ignore it).
+        let version = bson::Bson::Document(ctx.state.topology.version());
+        let _ = executed.reply.append(bson::raw::cstr!("topologyVersion"), version);
+    }
     ctx.op.add_phase(|p| &mut p.execute, started.elapsed());
     executed
+}
+
+/// The errors drivers treat as a change of the server's state (SDAM's "not writable primary"
+/// and "node is recovering" codes), whose replies mongod gives a `topologyVersion`.
+fn is_state_change_error(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::ShutdownInProgress
+            | ErrorCode::InterruptedAtShutdown
+            | ErrorCode::InterruptedDueToReplStateChange
+            | ErrorCode::PrimarySteppedDown
+            | ErrorCode::NotWritablePrimary
+            | ErrorCode::NotPrimaryNoSecondaryOk
+            | ErrorCode::NotPrimaryOrSecondary
+    )
 }
 
 async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
