@@ -271,11 +271,11 @@ fn stream_next(reply: &mut Message) -> Option<i64> {
 }
 
 /// Streams replies to the exhaust `hello` `request` after the first (`previous_reply`, with
-/// topology `counter`): each one waits for a
-/// topology change past the previous reply's counter (or `maxAwaitTimeMS`), answers the
-/// previous reply's request id, and carries `moreToCome` while the stream goes on. Ends, with
-/// the connection still usable, when a reply is an error (it goes without `moreToCome`);
-/// returns false when the connection is gone or the server shuts down.
+/// topology `counter`): each one waits for a topology change past the previous reply's
+/// counter (or `maxAwaitTimeMS`), answers the previous reply's request id, and carries
+/// `moreToCome` while the stream goes on. Ends, with the connection still usable, when a reply
+/// is an error (it goes without `moreToCome`); returns false when the connection is gone or
+/// the server shuts down.
 async fn stream_hello<S>(
     framed: &mut Framed<Metered<'_, S>, MessageCodec>,
     request: Message,
