@@ -26,6 +26,18 @@ struct Pki {
 
 /// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, as PEM files
 /// (certificate followed by key, as mongod's `tlsCertificateKeyFile` expects).
+/// Two certificate authorities with their server certificates (in `dir/a` and `dir/b`), and
+/// `dir/current.pem` holding the first one's: the file a rotation test points the server at.
+fn rotating_pkis(dir: &Path) -> (Pki, Pki, PathBuf) {
+    for sub in ["a", "b"] {
+        std::fs::create_dir(dir.join(sub)).expect("mkdir");
+    }
+    let (first, second) = (make_pki(&dir.join("a")), make_pki(&dir.join("b")));
+    let current = dir.join("current.pem");
+    std::fs::copy(&first.server, &current).expect("copy");
+    (first, second, current)
+}
+
 fn make_pki(dir: &Path) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -284,12 +296,7 @@ async fn x509_clients_authenticate_as_their_certificate_subject() {
 #[tokio::test]
 async fn certificates_reload_without_dropping_connections() {
     let dir = tempfile::tempdir().expect("dir");
-    for sub in ["a", "b"] {
-        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
-    }
-    let (first, second) = (make_pki(&dir.path().join("a")), make_pki(&dir.path().join("b")));
-    let current = dir.path().join("current.pem");
-    std::fs::copy(&first.server, &current).expect("copy");
+    let (first, second, current) = rotating_pkis(dir.path());
     let current_arg = current.to_str().expect("path").to_owned();
     let server = TestServer::start(&["--tlsMode", "requireTLS", "--tlsCertificateKeyFile", &current_arg]);
     let mut open = tls_session(server.port, &first.ca, None);
@@ -435,12 +442,7 @@ fn admin_tls_alone_rotates_its_certificate_on_sighup() {
     // The wire port stays plain; only the admin port serves the certificate, and SIGHUP must
     // still reload it.
     let dir = tempfile::tempdir().expect("dir");
-    for sub in ["a", "b"] {
-        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
-    }
-    let (first, second) = (make_pki(&dir.path().join("a")), make_pki(&dir.path().join("b")));
-    let current = dir.path().join("current.pem");
-    std::fs::copy(&first.server, &current).expect("copy");
+    let (first, second, current) = rotating_pkis(dir.path());
     let current_arg = current.to_str().expect("path").to_owned();
     let server = TestServer::start(&["--adminTls", "--tlsCertificateKeyFile", &current_arg]);
     let port = server.admin_port.expect("admin port");

@@ -574,7 +574,7 @@ pub struct Executed {
 pub async fn execute(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     let started = std::time::Instant::now();
     let mut executed = dispatch(ctx, request).await;
-    if executed.reply.code().and_then(ErrorCode::from_code).is_some_and(is_state_change_error) {
+    if executed.error.is_some_and(is_state_change_error) {
         // As mongod: "not primary" and shutdown errors carry the topology version, so that a
         // driver can tell news (mark the server Unknown) from a stale error (ignore it).
         let version = bson::Bson::Document(ctx.state.topology.version());
