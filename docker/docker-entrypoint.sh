@@ -220,9 +220,11 @@ stop_temp() {
 if [ -n "$first_start" ] && [ -n "$init_scripts" ]; then
   # What the mongo image's temporary mongod gets: loopback only, port 27017 (where scripts
   # calling a bare `mongosh` look), no access control, TLS optional, the log on stdout; plus
-  # no admin port, so the HEALTHCHECK cannot report healthy before the real server is up.
+  # no admin port, so the HEALTHCHECK cannot report healthy before the real server is up;
+  # and, as the mongo image does, no --replSet, so init scripts write to a standalone before
+  # the set is initiated.
   temp=("$@")
-  for flag in --bind_ip --port --adminPort --tlsMode --logpath; do
+  for flag in --bind_ip --port --adminPort --tlsMode --logpath --replSet; do
     without "$flag" value "${temp[@]}"
     temp=("${args[@]}")
   done
@@ -241,10 +243,10 @@ if [ -n "$first_start" ] && [ -n "$init_scripts" ]; then
     # set, and then enforces access control, which the scripts must not meet (they run
     # unauthenticated against mongo's temporary server). So one short start creates the user
     # (any free port, nothing connects), and the scripts get a second one without the variables.
-    start_temp "${temp[@]}" --port 0
+    start_temp env -u MONARCH_REPL_SET "${temp[@]}" --port 0
     stop_temp
   fi
-  start_temp env -u MONGO_INITDB_ROOT_USERNAME -u MONGO_INITDB_ROOT_PASSWORD \
+  start_temp env -u MONGO_INITDB_ROOT_USERNAME -u MONGO_INITDB_ROOT_PASSWORD -u MONARCH_REPL_SET \
     "${temp[@]}" --port 27017 --auth false
 
   export MONGO_INITDB_DATABASE="${MONGO_INITDB_DATABASE:-test}"

@@ -184,6 +184,11 @@ struct Flags {
     /// is accepted with a warning and means fjall) [default: fjall].
     #[arg(long = "storageEngine", env = "MONARCH_STORAGE_ENGINE")]
     storage_engine: Option<String>,
+    /// Run as a member of the replica set NAME (mongod's `--replSet`; a `NAME/seed,...` seed
+    /// list is accepted and its hosts ignored, as mongod ignores them): `hello` reports the set,
+    /// writes wait for `replSetInitiate`, replies carry cluster times [default: standalone].
+    #[arg(long = "replSet", env = "MONARCH_REPL_SET")]
+    repl_set: Option<String>,
     #[arg(long = "oplogSize", hide = true)]
     oplog_size: Option<String>,
     #[arg(long = "syncdelay", hide = true)]
@@ -224,6 +229,14 @@ struct FileConfig {
     security: SecuritySection,
     #[serde(default)]
     audit_log: AuditLogSection,
+    #[serde(default)]
+    replication: ReplicationSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ReplicationSection {
+    repl_set_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -586,6 +599,9 @@ pub struct Config {
     pub security_contacts: Vec<String>,
     /// The disclosure policy's https:// address (`security.policy`).
     pub security_policy: Option<String>,
+    /// The replica set this server is a member of (`--replSet`, `replication.replSetName`);
+    /// `None`: a standalone.
+    pub repl_set: Option<String>,
     /// Startup warnings about accepted but meaningless options.
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
@@ -910,6 +926,8 @@ impl Config {
                 ));
             }
         }
+        let repl_set =
+            flags.repl_set.or(file.replication.repl_set_name).map(|name| repl_set_name(&name)).transpose()?;
         let (security_contacts, security_policy) = security_txt(
             flags.security_contact.or(file.security.contact),
             flags.security_policy.or(file.security.policy),
@@ -962,6 +980,7 @@ impl Config {
             admin_token,
             security_contacts,
             security_policy,
+            repl_set,
             warnings,
             argv,
             validate_only: flags.validate_config,
@@ -1047,6 +1066,10 @@ impl Config {
             "security": security,
             "auditLog": audit_log,
             "setParameter": parameters,
+            "replication": match &self.repl_set {
+                Some(name) => doc! { "replSetName": name },
+                None => Document::new(),
+            },
             "warnings": self.warnings.clone(),
         }
     }
@@ -1085,6 +1108,9 @@ impl Config {
         if self.auth {
             parsed.insert("security", doc! { "authorization": "enabled" });
         }
+        if let Some(name) = &self.repl_set {
+            parsed.insert("replication", doc! { "replSet": name });
+        }
         parsed.insert("storage", storage);
         parsed.extend(doc! { "systemLog": system_log, "setParameter": self.parameters_document() });
         parsed
@@ -1104,6 +1130,16 @@ impl Config {
             "scramSHA256IterationCount": self.parameters.scram_sha256_iteration_count.to_string(),
         }
     }
+}
+
+/// The set name of `--replSet`: what precedes a `/` (mongod's legacy `NAME/seed1,seed2` form,
+/// whose seeds it ignores), not empty.
+fn repl_set_name(given: &str) -> Result<String, ConfigError> {
+    let name = given.split_once('/').map_or(given, |(name, _)| name);
+    if name.is_empty() {
+        return Err(ConfigError::invalid("replication.replSetName", "the replica set name must not be empty"));
+    }
+    Ok(name.to_owned())
 }
 
 /// One command-line flag as `monarchd --help` describes it (the configuration reference in

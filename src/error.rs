@@ -61,6 +61,8 @@ error_codes! {
     IllegalOperation = 20,
     /// A BSON document is malformed.
     InvalidBSON = 22,
+    /// `replSetInitiate` on a member that has a configuration.
+    AlreadyInitialized = 23,
     /// A lock could not be taken in time.
     LockTimeout = 24,
     /// The namespace does not exist where it must.
@@ -115,8 +117,16 @@ error_codes! {
     OptionNotSupportedOnView = 167,
     /// A bad database or collection name.
     InvalidNamespace = 73,
+    /// No member of a replica set configuration is this server, or a member did not answer.
+    NodeNotFound = 74,
+    /// A replica-set command on a server started without `--replSet`.
+    NoReplicationEnabled = 76,
     /// A write concern names a mode that does not exist.
     UnknownReplWriteConcern = 79,
+    /// A replica set configuration mongod refuses.
+    InvalidReplicaSetConfig = 93,
+    /// A replica-set command before `replSetInitiate`.
+    NotYetInitialized = 94,
     /// An index with the same key pattern exists with other options or name.
     IndexOptionsConflict = 85,
     /// An index with the same name exists with another key pattern.
@@ -131,6 +141,8 @@ error_codes! {
     DBPathInUse = 98,
     /// The write concern cannot be satisfied by this deployment.
     UnsatisfiableWriteConcern = 100,
+    /// A new replica set configuration that cannot follow the current one.
+    NewReplicaSetConfigurationIncompatible = 103,
     /// A concurrent write conflicted.
     WriteConflict = 112,
     /// A document does not pass the collection's validator.

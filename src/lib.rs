@@ -34,6 +34,7 @@ pub mod obs;
 pub mod op;
 pub mod query;
 pub mod reload;
+pub mod repl;
 pub mod server;
 pub mod state;
 pub mod storage;

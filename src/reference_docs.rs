@@ -402,7 +402,7 @@ fn compatibility_page() -> String {
     counts(
         "Commands",
         commands,
-        "From the command table (`src/cmd/mod.rs`). Any other name answers 59 CommandNotFound, as mongod answers a name it does not know; among them are mongod's replica-set, sharding and cluster administration commands.\n\n",
+        "From the command table (`src/cmd/mod.rs`). Any other name answers 59 CommandNotFound, as mongod answers a name it does not know; among them are mongod's other replica-set commands (`replSetFreeze`, `replSetStepUp`, ...), sharding and cluster administration commands.\n\n",
         &mut page,
     );
     let stages = STAGE_NAMES.iter().map(|name| ((*name).to_owned(), status(stage_status(name)))).collect();

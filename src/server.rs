@@ -128,6 +128,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
             "Created the root user from MONGO_INITDB_ROOT_USERNAME on an empty data directory"
         );
     }
+    state.repl.load(&state.storage).map_err(|e| StartError::Catalog(e.to_string()))?;
     let defined =
         crate::exec::principals::any_defined(&state.storage).map_err(|e| StartError::Catalog(e.to_string()))?;
     state.authz.changed(defined);
@@ -186,6 +187,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let ttl_monitor = tokio::spawn(monitor_ttl(state.clone(), cancel.clone()));
     let rotator = tokio::spawn(rotate_on_sigusr1(observers.clone(), cancel.clone()));
     let reloader = tokio::spawn(reload_on_sighup(state.clone(), observers.clone(), cancel.clone()));
+    let elections = tokio::spawn(end_step_downs(state.clone(), cancel.clone()));
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(admin::serve(
@@ -221,6 +223,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = ttl_monitor.await;
     let _ = rotator.await;
     let _ = reloader.await;
+    let _ = elections.await;
     admin_stop.cancel();
     let _ = admin.await;
     let storage = state.storage.clone();
@@ -333,6 +336,35 @@ async fn flush_journal(state: Arc<State>, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => state.storage.request_flush(),
+        }
+    }
+}
+
+/// Ends replica-set step-down periods: when one is over, the only member wins the next
+/// election, and awaitable `hello`s learn it has a primary again.
+async fn end_step_downs(state: Arc<State>, shutdown: CancellationToken) {
+    /// How long to wait before trying again when the new term could not be stored.
+    const RETRY: Duration = Duration::from_secs(1);
+    loop {
+        let woken = state.repl.wake.notified();
+        let until = state
+            .repl
+            .next_election()
+            .map_or(Duration::from_secs(3600), |at| at.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = woken => continue,
+            () = tokio::time::sleep(until) => {
+                let job = state.clone();
+                match tokio::task::spawn_blocking(move || job.repl.elect_if_due(&job.storage, Instant::now())).await {
+                    Ok(Ok(true)) => state.topology.advance(),
+                    Ok(Ok(false)) | Err(_) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(target: "REPL", id = 21441, error = %error, "Could not store the new term; standing for election again shortly");
+                        tokio::time::sleep(RETRY).await;
+                    }
+                }
+            }
         }
     }
 }

@@ -280,6 +280,13 @@ pub(super) fn authorize(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
     pipeline_allowed(authz, db, coll, &stages, bypass)
 }
 
+/// Whether the pipeline ends in `$out` or `$merge`: it writes, so only a primary runs it.
+pub(super) fn writes_output(req: &CommandRequest) -> bool {
+    let Ok(Some(stages)) = req.array_arg("pipeline") else { return false };
+    let last = stages.last().and_then(|s| s.as_document()).and_then(|s| s.into_iter().next()?.ok());
+    last.is_some_and(|(name, _)| matches!(name.as_str(), "$out" | "$merge"))
+}
+
 /// The stages that produce documents of their own: a pipeline starting with one of them reads
 /// nothing from its collection through `find`.
 const SOURCES: &[&str] = &[

@@ -536,6 +536,42 @@ pub const PROFILE: CommandOptions = CommandOptions::strict(&[
 /// `refreshSessions`.
 pub const REFRESH_SESSIONS: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").api_v1();
 
+/// `replSetGetConfig`.
+pub const REPL_SET_GET_CONFIG: CommandOptions = CommandOptions::basic(
+    &[
+        F::honoured(
+            "commitmentStatus",
+            "`commitmentStatus: true` on the primary (a single member commits every configuration)",
+        ),
+        F::ignored("includeNewlyAddedFields", "a single member is never newly added"),
+    ],
+    "ignored, as mongod",
+);
+
+/// `replSetGetStatus`.
+pub const REPL_SET_GET_STATUS: CommandOptions = CommandOptions::basic(
+    &[F::ignored("initialSync", "a single member never syncs from another")],
+    "ignored, as mongod",
+);
+
+/// `replSetInitiate`.
+pub const REPL_SET_INITIATE: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
+/// `replSetReconfig`.
+pub const REPL_SET_RECONFIG: CommandOptions = CommandOptions::basic(
+    &[F::honoured("force", "lets a member that is not primary take the configuration")],
+    "ignored, as mongod",
+);
+
+/// `replSetStepDown`.
+pub const REPL_SET_STEP_DOWN: CommandOptions = CommandOptions::basic(
+    &[
+        F::honoured("secondaryCatchUpPeriodSecs", "waited out (no secondary can catch up), default 10"),
+        F::honoured("force", "steps down after the catch-up period although no secondary caught up"),
+    ],
+    "ignored, as mongod",
+);
+
 /// `renameCollection`.
 pub const RENAME_COLLECTION: CommandOptions = CommandOptions::strict(&[
     F::honoured("to", ""),

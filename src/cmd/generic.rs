@@ -4,12 +4,15 @@
 //!
 //! A standalone has no replica set, so retryable writes and transactions (`txnNumber`),
 //! `linearizable` and `snapshot` reads, cluster times and `w` > 1 are refused with mongod's
-//! errors: drivers then report the error instead of silently losing the guarantee.
+//! errors: drivers then report the error instead of silently losing the guarantee. A
+//! replica-set member (`--replSet`) serves `afterClusterTime` and `linearizable` reads and
+//! `w: "majority"`, and refuses what its one member cannot give.
 
 use bson::{RawBsonRef, RawDocument};
 
 use super::{CommandRequest, CommandSpec, type_name};
 use crate::error::{Error, ErrorCode, Result};
+use crate::repl::{MemberState, Replication};
 
 /// mongod's largest replica set, the bound of a numeric `w`.
 const MAX_MEMBERS: i64 = 50;
@@ -19,9 +22,9 @@ const MAX_MEMBERS: i64 = 50;
 ///
 /// # Errors
 /// mongod's error for the first argument it refuses.
-pub fn check_before_fail_point(spec: &CommandSpec, req: &CommandRequest) -> Result<()> {
+pub fn check_before_fail_point(spec: &CommandSpec, req: &CommandRequest, repl: &Replication) -> Result<()> {
     check_api(spec, req)?;
-    check_session(spec, req)
+    check_session(spec, req, repl)
 }
 
 /// Checks `maxTimeMS`, `readConcern` and `writeConcern`: what mongod checks after the
@@ -30,13 +33,17 @@ pub fn check_before_fail_point(spec: &CommandSpec, req: &CommandRequest) -> Resu
 ///
 /// # Errors
 /// mongod's error for the first argument it refuses.
-pub fn check_concerns(spec: &CommandSpec, req: &CommandRequest) -> Result<Option<u64>> {
+pub fn check_concerns(spec: &CommandSpec, req: &CommandRequest, repl: &Replication) -> Result<Option<u64>> {
     let max_time_ms = max_time_ms(req)?;
-    check_read_concern(spec, req)?;
+    check_read_concern(spec, req, repl)?;
     if req.get("writeConcern").is_some() && !spec.options.write_concern {
         return Err(Error::new(ErrorCode::InvalidOptions, "Command does not support writeConcern"));
     }
-    write_concern(req)?.validate_for_standalone()?;
+    let concern = write_concern(req)?;
+    match repl.set_name() {
+        None => concern.validate_for_standalone()?,
+        Some(_) => concern.validate_for_single_member()?,
+    }
     Ok(max_time_ms)
 }
 
@@ -97,8 +104,8 @@ fn session_field_type(key: &str, value: RawBsonRef<'_>, expected: &str) -> Error
     )
 }
 
-/// mongod's `initializeOperationSessionInfo` on a standalone.
-fn check_session(spec: &CommandSpec, req: &CommandRequest) -> Result<()> {
+/// mongod's `initializeOperationSessionInfo`.
+fn check_session(spec: &CommandSpec, req: &CommandRequest, repl: &Replication) -> Result<()> {
     if let Some(lsid) = req.get("lsid") {
         let RawBsonRef::Document(lsid) = lsid else {
             return Err(session_field_type("lsid", lsid, "object"));
@@ -135,12 +142,18 @@ fn check_session(spec: &CommandSpec, req: &CommandRequest) -> Result<()> {
                 "Transaction number requires a session ID to also be specified",
             ));
         }
-        // IMPORTANT: a standalone has no oplog, so it can neither retry a write exactly once
-        // nor run a transaction; accepting the number would apply the write as if it had.
-        return Err(Error::new(
-            ErrorCode::IllegalOperation,
-            "Transaction numbers are only allowed on a replica set member or mongos",
-        ));
+        // IMPORTANT: without the records of retryable writes and without transactions, a
+        // write cannot be retried exactly once nor a transaction run; accepting the number
+        // would apply the write as if it could. Drivers turn a 20 whose message starts with
+        // "Transaction numbers" into their advice to set retryWrites=false.
+        let message = match repl.set_name() {
+            None => "Transaction numbers are only allowed on a replica set member or mongos",
+            Some(_) => {
+                "Transaction numbers are not supported by this replica set member yet: retryable writes and \
+                 transactions are not built (connect with retryWrites=false)"
+            }
+        };
+        return Err(Error::new(ErrorCode::IllegalOperation, message));
     }
     if autocommit.is_some() {
         return Err(Error::new(
@@ -295,10 +308,10 @@ fn parse_read_concern(concern: &RawDocument) -> Result<ReadConcern> {
     Ok(parsed)
 }
 
-/// Parses `readConcern`, checks the command takes its level, then refuses what a standalone
+/// Parses `readConcern`, checks the command takes its level, then refuses what this server
 /// cannot serve. `local`, `available` and `majority` read the latest committed data, which on
-/// a standalone is what all three promise.
-fn check_read_concern(spec: &CommandSpec, req: &CommandRequest) -> Result<()> {
+/// a standalone or a single member is what all three promise.
+fn check_read_concern(spec: &CommandSpec, req: &CommandRequest, repl: &Replication) -> Result<()> {
     let concern = match req.get("readConcern") {
         None => return Ok(()),
         Some(RawBsonRef::Document(concern)) => parse_read_concern(concern)?,
@@ -316,6 +329,9 @@ fn check_read_concern(spec: &CommandSpec, req: &CommandRequest) -> Result<()> {
                 concern.shown()
             ),
         ));
+    }
+    if repl.set_name().is_some() {
+        return check_member_read_concern(&concern, level, repl);
     }
     match level {
         "linearizable" => {
@@ -340,6 +356,54 @@ fn check_read_concern(spec: &CommandSpec, req: &CommandRequest) -> Result<()> {
     }
     if concern.after_op_time {
         return Err(Error::new(ErrorCode::NotAReplicaSet, "node needs to be a replica set member to use read concern"));
+    }
+    Ok(())
+}
+
+/// The read concerns of a replica-set member: `linearizable` on the primary (a single member
+/// is its own majority, so every read it serves there is linearizable); `afterClusterTime`
+/// up to the latest cluster time, which every write acknowledged before it is visible at.
+/// `snapshot` reads and `afterOpTime` are not built.
+fn check_member_read_concern(concern: &ReadConcern, level: &str, repl: &Replication) -> Result<()> {
+    if level == "snapshot" {
+        return Err(Error::new(
+            ErrorCode::NotImplemented,
+            "readConcern level snapshot is not implemented yet (transactions and snapshot reads)",
+        ));
+    }
+    if concern.after_op_time {
+        return Err(Error::new(ErrorCode::NotImplemented, "readConcern afterOpTime is not implemented"));
+    }
+    if level == "linearizable" && repl.state() != Some(MemberState::Primary) {
+        return Err(Error::new(
+            ErrorCode::NotWritablePrimary,
+            "cannot satisfy linearizable read concern on non-primary node",
+        ));
+    }
+    if let Some((time, increment)) = concern.after_cluster_time {
+        let requested = bson::Timestamp { time, increment };
+        let current = repl.cluster_time();
+        let shown = crate::repl::clock::shown;
+        if !repl.is_initiated() {
+            return Err(Error::new(
+                ErrorCode::NotPrimaryOrSecondary,
+                format!(
+                    "Current clusterTime is uninitialized, cannot service the requested clusterTime. Requested clusterTime: {}; current clusterTime: {}",
+                    shown(requested),
+                    shown(current)
+                ),
+            ));
+        }
+        if (current.time, current.increment) < (time, increment) {
+            return Err(Error::new(
+                ErrorCode::InvalidOptions,
+                format!(
+                    "readConcern afterClusterTime value must not be greater than the current clusterTime. Requested clusterTime: {}; current clusterTime: {}",
+                    shown(requested),
+                    shown(current)
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -391,6 +455,27 @@ impl WriteConcern {
             W::Mode(mode) | W::Tags(mode) if mode != "majority" => Err(Error::new(
                 ErrorCode::BadValue,
                 format!("cannot use non-majority 'w' mode {mode} when a host is not a member of a replica set"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl WriteConcern {
+    /// mongod's `validateWriteConcern` on a replica set of one data-bearing member, whose
+    /// configuration defines no write concern modes.
+    ///
+    /// # Errors
+    /// 100 UnsatisfiableWriteConcern for `w` > 1; 79 UnknownReplWriteConcern for a mode other
+    /// than `majority` or a tag set.
+    pub fn validate_for_single_member(&self) -> Result<()> {
+        match &self.w {
+            W::Nodes(n) if *n > 1 => {
+                Err(Error::new(ErrorCode::UnsatisfiableWriteConcern, "Not enough data-bearing nodes"))
+            }
+            W::Mode(mode) | W::Tags(mode) if mode != "majority" => Err(Error::new(
+                ErrorCode::UnknownReplWriteConcern,
+                format!("No write concern mode named '{mode}' found in replica set configuration"),
             )),
             _ => Ok(()),
         }

@@ -64,7 +64,7 @@ fn handshake(ctx: &mut RequestCtx<'_>, req: &CommandRequest, primary_field: &str
         reply.insert("helloOk", true);
     }
     reply.insert("topologyVersion", ctx.state.topology.version());
-    reply.insert(primary_field, true);
+    ctx.state.repl.describe(&mut reply, primary_field);
     reply.insert("maxBsonObjectSize", MAX_BSON_OBJECT_SIZE as i32);
     reply.insert("maxMessageSizeBytes", MAX_MESSAGE_SIZE as i32);
     reply.insert("maxWriteBatchSize", MAX_WRITE_BATCH_SIZE);

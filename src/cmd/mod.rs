@@ -25,6 +25,7 @@ mod parameters;
 mod plan_cache;
 mod profiling;
 mod read;
+mod replication;
 mod reply;
 mod request;
 mod results;
@@ -100,6 +101,22 @@ pub struct CommandSpec {
     /// The fields it takes and how each is treated, how mongod parses it, and which read
     /// and write concerns it takes (see `options.rs`, `fields.rs`).
     pub options: options::CommandOptions,
+    /// Where it may run in a replica set.
+    pub member: MemberRole,
+}
+
+/// Where a command may run in a replica set (mongod's `secondaryAllowed`), checked before
+/// it runs on a member that is not primary. Commands on the `local` database run anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberRole {
+    /// Anywhere: the handshake, diagnostics, sessions, the replica-set commands, cursors
+    /// already open.
+    Any,
+    /// Reads of data: on the primary, or on another member when the client allows it
+    /// (`$readPreference` other than `primary`).
+    Reads,
+    /// Writes: on the primary only (10107 NotWritablePrimary elsewhere).
+    Writes,
 }
 
 impl CommandSpec {
@@ -133,6 +150,7 @@ impl CommandSpec {
             inline: false,
             test_only: false,
             options: fields::DEFAULT,
+            member: MemberRole::Any,
         }
     }
 
@@ -161,6 +179,18 @@ impl CommandSpec {
         self.test_only = true;
         self
     }
+
+    /// Reads data: a member that is not primary runs it only for clients that allow it.
+    const fn reads_data(mut self) -> Self {
+        self.member = MemberRole::Reads;
+        self
+    }
+
+    /// Writes: only the primary runs it.
+    const fn writes_data(mut self) -> Self {
+        self.member = MemberRole::Writes;
+        self
+    }
 }
 
 use Access::{Anonymous, Authenticated, Cluster, Collection, Custom, Database};
@@ -174,14 +204,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         Authenticated,
         "Aborts a transaction",
     )
-    .options(fields::END_TRANSACTION),
+    .options(fields::END_TRANSACTION)
+    .writes_data(),
     CommandSpec::raw(
         "aggregate",
         explain::aggregate,
         Custom(aggregate::authorize),
         "Runs the aggregation command. See http://dochub.mongodb.org/core/aggregation for more details.",
     )
-    .options(fields::AGGREGATE),
+    .options(fields::AGGREGATE)
+    .reads_data(),
     CommandSpec::new("authenticate", auth::authenticate, Anonymous, "internal")
         .options(fields::AUTHENTICATE),
     CommandSpec::new("buildInfo", diagnostics::build_info, Anonymous, "get version #, etc.\n{ buildinfo:1 }")
@@ -189,21 +221,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         .inline()
         .aliases(&["buildinfo"]),
     CommandSpec::new("collMod", collections::coll_mod, Collection(A::CollMod), "Sets collection options.")
-        .options(fields::COLL_MOD),
+        .options(fields::COLL_MOD)
+    .writes_data(),
     CommandSpec::new(
         "collStats",
         collections::coll_stats,
         Collection(A::CollStats),
         "{ collStats:\"blog.posts\" , scale : 1 } scale divides sizes e.g. for KB use 1024",
     )
-    .options(fields::COLL_STATS),
+    .options(fields::COLL_STATS)
+    .reads_data(),
     CommandSpec::new(
         "commitTransaction",
         transactions::commit_transaction,
         Authenticated,
         "Commits a transaction",
     )
-    .options(fields::END_TRANSACTION),
+    .options(fields::END_TRANSACTION)
+    .writes_data(),
     CommandSpec::new(
         "configureFailPoint",
         testing::configure_fail_point,
@@ -221,25 +256,30 @@ pub static COMMANDS: &[CommandSpec] = &[
     .options(fields::CONNECTION_STATUS)
     .inline(),
     CommandSpec::new("count", read::count, Collection(A::Find), "count objects in collection")
-        .options(fields::COUNT),
+        .options(fields::COUNT)
+    .reads_data(),
     CommandSpec::new(
         "create",
         collections::create,
         Custom(collections::authorize_create),
         "explicitly creates a collection or view",
     )
-    .options(fields::CREATE),
+    .options(fields::CREATE)
+    .writes_data(),
     CommandSpec::new(
         "createIndexes",
         indexes::create_indexes,
         Collection(A::CreateIndex),
         "creates one or more indexes on a collection",
     )
-    .options(fields::CREATE_INDEXES),
+    .options(fields::CREATE_INDEXES)
+    .writes_data(),
     CommandSpec::new("createRole", roles::create_role, Custom(roles::authorize_create_role), "Adds a role to the system")
-        .options(fields::CREATE_ROLE),
+        .options(fields::CREATE_ROLE)
+    .writes_data(),
     CommandSpec::new("createUser", users::create_user, Custom(users::authorize_create_user), "Adds a user to the system")
-        .options(fields::CREATE_USER),
+        .options(fields::CREATE_USER)
+    .writes_data(),
     CommandSpec::new(
         "currentOp",
         operations::current_op,
@@ -248,44 +288,51 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::CURRENT_OP),
     CommandSpec::new("dbStats", collections::db_stats, Database(A::DbStats), "Get stats on a database.")
-        .options(fields::DB_STATS),
+        .options(fields::DB_STATS)
+    .reads_data(),
     CommandSpec::raw("delete", write::delete, Collection(A::Remove), "delete documents")
-        .options(fields::DELETE),
+        .options(fields::DELETE)
+    .writes_data(),
     CommandSpec::new(
         "distinct",
         read::distinct,
         Collection(A::Find),
         "{ distinct : 'collection name' , key : 'a.b' , query : {} }",
     )
-    .options(fields::DISTINCT),
+    .options(fields::DISTINCT)
+    .reads_data(),
     CommandSpec::new(
         "drop",
         collections::drop,
         Collection(A::DropCollection),
         "drop a collection\n{drop : <collectionName>}",
     )
-    .options(fields::DROP),
+    .options(fields::DROP)
+    .writes_data(),
     CommandSpec::new(
         "dropAllRolesFromDatabase",
         roles::drop_all_roles_from_database,
         Database(A::DropRole),
         "Drops all roles from the given database.",
     )
-    .options(fields::DROP_ROLE),
+    .options(fields::DROP_ROLE)
+    .writes_data(),
     CommandSpec::new(
         "dropAllUsersFromDatabase",
         users::drop_all_users_from_database,
         Database(A::DropUser),
         "Drops all users for a single database.",
     )
-    .options(fields::DROP_ALL_USERS_FROM_DATABASE),
+    .options(fields::DROP_ALL_USERS_FROM_DATABASE)
+    .writes_data(),
     CommandSpec::new(
         "dropDatabase",
         collections::drop_database,
         Database(A::DropDatabase),
         "drop (delete) this database",
     )
-    .options(fields::DROP_DATABASE),
+    .options(fields::DROP_DATABASE)
+    .writes_data(),
     CommandSpec::new(
         "dropIndexes",
         indexes::drop_indexes,
@@ -293,11 +340,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         "drop indexes for a collection",
     )
     .options(fields::DROP_INDEXES)
-    .aliases(&["deleteIndexes"]),
+    .aliases(&["deleteIndexes"])
+    .writes_data(),
     CommandSpec::new("dropRole", roles::drop_role, Database(A::DropRole), "Drops a single role.")
-        .options(fields::DROP_ROLE),
+        .options(fields::DROP_ROLE)
+    .writes_data(),
     CommandSpec::new("dropUser", users::drop_user, Database(A::DropUser), "Drops a single user.")
-        .options(fields::DROP_USER),
+        .options(fields::DROP_USER)
+    .writes_data(),
     CommandSpec::new("endSessions", sessions::end_sessions, Authenticated, "end a set of logical sessions")
         .options(fields::END_SESSIONS)
         .inline(),
@@ -307,9 +357,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         Custom(explain::authorize),
         "explain the plan and cost of a find, count, distinct, update, delete or findAndModify",
     )
-    .options(fields::EXPLAIN),
+    .options(fields::EXPLAIN)
+    .reads_data(),
     CommandSpec::raw("find", read::find, Collection(A::Find), "query for documents")
-        .options(fields::FIND),
+        .options(fields::FIND)
+    .reads_data(),
     CommandSpec::raw(
         "findAndModify",
         write::find_and_modify,
@@ -317,7 +369,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "{ findAndModify: \"collection\", query: {processed:false}, update: {$set: {processed:true}}, new: true}",
     )
     .options(fields::FIND_AND_MODIFY)
-    .aliases(&["findandmodify"]),
+    .aliases(&["findandmodify"])
+    .writes_data(),
     CommandSpec::new("getCmdLineOpts", diagnostics::get_cmd_line_opts, Cluster(A::GetCmdLineOpts), "get argv")
         .options(fields::GET_CMD_LINE_OPTS)
         .inline(),
@@ -350,16 +403,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         Custom(roles::authorize_grant_privileges),
         "Grants privileges to a role",
     )
-    .options(fields::ROLE_PRIVILEGES),
+    .options(fields::ROLE_PRIVILEGES)
+    .writes_data(),
     CommandSpec::new(
         "grantRolesToRole",
         roles::grant_roles_to_role,
         Custom(roles::authorize_grant_roles),
         "Grants roles to another role.",
     )
-    .options(fields::ROLE_ROLES),
+    .options(fields::ROLE_ROLES)
+    .writes_data(),
     CommandSpec::new("grantRolesToUser", users::grant_roles_to_user, Custom(users::authorize_grant_roles), "Grants roles to a user.")
-        .options(fields::GRANT_ROLES_TO_USER),
+        .options(fields::GRANT_ROLES_TO_USER)
+    .writes_data(),
     CommandSpec::new(
         "hello",
         handshake::hello,
@@ -376,7 +432,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::HOST_INFO),
     CommandSpec::raw("insert", write::insert, Custom(write::authorize_insert), "insert documents")
-        .options(fields::INSERT),
+        .options(fields::INSERT)
+    .writes_data(),
     CommandSpec::new(
         "isMaster",
         handshake::is_master,
@@ -408,7 +465,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         Custom(collections::authorize_list_collections),
         "list collections for this db",
     )
-    .options(fields::LIST_COLLECTIONS),
+    .options(fields::LIST_COLLECTIONS)
+    .reads_data(),
     CommandSpec::new("listCommands", diagnostics::list_commands, Anonymous, "get a list of all db commands")
         .options(fields::LIST_COMMANDS)
         .inline(),
@@ -418,14 +476,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         Authenticated,
         "{ listDatabases:1, [filter: <filterObject>] [, nameOnly: true ] }\nlist databases on this server",
     )
-    .options(fields::LIST_DATABASES),
+    .options(fields::LIST_DATABASES)
+    .reads_data(),
     CommandSpec::new(
         "listIndexes",
         indexes::list_indexes,
         Collection(A::ListIndexes),
         "list indexes for a collection",
     )
-    .options(fields::LIST_INDEXES),
+    .options(fields::LIST_INDEXES)
+    .reads_data(),
     CommandSpec::new("logout", auth::logout, Authenticated, "de-authenticate").options(fields::LOGOUT),
     CommandSpec::new(
         "logRotate",
@@ -465,30 +525,70 @@ pub static COMMANDS: &[CommandSpec] = &[
         Custom(collections::authorize_rename),
         " example: { renameCollection: foo.a, to: bar.b }",
     )
-    .options(fields::RENAME_COLLECTION),
+    .options(fields::RENAME_COLLECTION)
+    .writes_data(),
+    CommandSpec::new(
+        "replSetGetConfig",
+        replication::repl_set_get_config,
+        Cluster(A::ReplSetGetConfig),
+        "Returns the current replica set configuration{ replSetGetConfig : 1 }",
+    )
+    .options(fields::REPL_SET_GET_CONFIG),
+    CommandSpec::new(
+        "replSetGetStatus",
+        replication::repl_set_get_status,
+        Cluster(A::ReplSetGetStatus),
+        "Report status of a replica set from the POV of this server\n{ replSetGetStatus : 1 }",
+    )
+    .options(fields::REPL_SET_GET_STATUS),
+    CommandSpec::new(
+        "replSetInitiate",
+        replication::repl_set_initiate,
+        Cluster(A::ReplSetConfigure),
+        "Initiate/christen a replica set.",
+    )
+    .options(fields::REPL_SET_INITIATE),
+    CommandSpec::new(
+        "replSetReconfig",
+        replication::repl_set_reconfig,
+        Cluster(A::ReplSetConfigure),
+        "Adjust configuration of a replica set\n{ replSetReconfig : config_object }",
+    )
+    .options(fields::REPL_SET_RECONFIG),
+    CommandSpec::new(
+        "replSetStepDown",
+        replication::repl_set_step_down,
+        Cluster(A::ReplSetStateChange),
+        "Step down as primary.  Will not try to reelect self for the specified time period (1 minute if no numeric secs value specified, or secs is 0).",
+    )
+    .options(fields::REPL_SET_STEP_DOWN),
     CommandSpec::new(
         "revokePrivilegesFromRole",
         roles::revoke_privileges_from_role,
         Custom(roles::authorize_revoke_privileges),
         "Revokes privileges from a role",
     )
-    .options(fields::ROLE_PRIVILEGES),
+    .options(fields::ROLE_PRIVILEGES)
+    .writes_data(),
     CommandSpec::new(
         "revokeRolesFromRole",
         roles::revoke_roles_from_role,
         Custom(roles::authorize_revoke_roles),
         "Revokes roles from another role.",
     )
-    .options(fields::ROLE_ROLES),
+    .options(fields::ROLE_ROLES)
+    .writes_data(),
     CommandSpec::new(
         "revokeRolesFromUser",
         users::revoke_roles_from_user,
         Custom(users::authorize_revoke_roles),
         "Revokes roles from a user.",
     )
-    .options(fields::REVOKE_ROLES_FROM_USER),
+    .options(fields::REVOKE_ROLES_FROM_USER)
+    .writes_data(),
     CommandSpec::new("rolesInfo", roles::roles_info, Custom(roles::authorize_roles_info), "Returns information about roles.")
-        .options(fields::ROLES_INFO),
+        .options(fields::ROLES_INFO)
+    .reads_data(),
     CommandSpec::new(
         "rotateCertificates",
         certificates::rotate_certificates,
@@ -519,13 +619,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         .options(fields::START_SESSION)
         .inline(),
     CommandSpec::raw("update", write::update, Custom(write::authorize_update), "update documents")
-        .options(fields::UPDATE),
+        .options(fields::UPDATE)
+    .writes_data(),
     CommandSpec::new("updateRole", roles::update_role, Custom(roles::authorize_update_role), "Used to update a role")
-        .options(fields::UPDATE_ROLE),
+        .options(fields::UPDATE_ROLE)
+    .writes_data(),
     CommandSpec::new("updateUser", users::update_user, Custom(users::authorize_update_user), "Used to update a user, for example to change its password")
-        .options(fields::UPDATE_USER),
+        .options(fields::UPDATE_USER)
+    .writes_data(),
     CommandSpec::new("usersInfo", users::users_info, Custom(users::authorize_users_info), "Returns information about users.")
-        .options(fields::USERS_INFO),
+        .options(fields::USERS_INFO)
+    .reads_data(),
     CommandSpec::new(
         "validate",
         collections::validate,
@@ -574,6 +678,9 @@ pub struct Executed {
 pub async fn execute(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     let started = std::time::Instant::now();
     let mut executed = dispatch(ctx, request).await;
+    if ctx.state.repl.is_initiated() {
+        append_cluster_time(ctx, &mut executed);
+    }
     if executed.error.is_some_and(is_state_change_error) {
         // As mongod: "not primary" and shutdown errors carry the topology version, so that a
         // driver can tell news (mark the server Unknown) from a stale error (ignore it).
@@ -582,6 +689,24 @@ pub async fn execute(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     }
     ctx.op.add_phase(|p| &mut p.execute, started.elapsed());
     executed
+}
+
+/// A replica-set member's replies carry the cluster time (`$clusterTime`, gossiped back by
+/// drivers) and the operation's time (`operationTime`, which causally consistent sessions send
+/// back as `afterClusterTime`): a write's own new time, or the latest time for anything else.
+/// The signature is mongod's placeholder for a deployment without signing keys.
+fn append_cluster_time(ctx: &OwnedCtx, executed: &mut Executed) {
+    let repl = &ctx.state.repl;
+    let wrote =
+        executed.error.is_none() && lookup(executed.command).is_some_and(|(_, spec)| spec.member == MemberRole::Writes);
+    let operation_time = if wrote { repl.note_write() } else { repl.cluster_time() };
+    let signature = bson::doc! {
+        "hash": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![0; 20] },
+        "keyId": 0_i64,
+    };
+    let cluster_time = bson::doc! { "clusterTime": repl.cluster_time(), "signature": signature };
+    let _ = executed.reply.append(bson::raw::cstr!("operationTime"), bson::Bson::Timestamp(operation_time));
+    let _ = executed.reply.append(bson::raw::cstr!("$clusterTime"), bson::Bson::Document(cluster_time));
 }
 
 /// The errors drivers treat as a change of the server's state (SDAM's "not writable primary"
@@ -618,9 +743,9 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
             if let Some(counter) = counter {
                 counter.total.fetch_add(1, Ordering::Relaxed);
             }
-            let checked = match parse(spec, &request) {
+            let checked = match parse(ctx, spec, &request) {
                 Ok(()) => match authz::authorize(ctx, spec, &request).await {
-                    Ok(()) => admit(ctx, spec),
+                    Ok(()) => admit(ctx, spec).and_then(|()| check_member_state(ctx, spec, &request)),
                     Err(error) => Err(error),
                 },
                 Err(error) => Err(error),
@@ -695,21 +820,58 @@ fn admit(ctx: &OwnedCtx, spec: &CommandSpec) -> Result<()> {
     }
 }
 
+/// On a replica-set member that is not primary, refuses what must run on the primary, as
+/// mongod does before running a command: writes (and pipelines that write) with 10107, reads
+/// without a read preference that allows other members with 13435, and reads on a member
+/// that is not yet a secondary with 13436. The `local` database is every member's own.
+fn check_member_state(ctx: &OwnedCtx, spec: &CommandSpec, request: &CommandRequest) -> Result<()> {
+    let Some(state) = ctx.state.repl.state() else { return Ok(()) };
+    if state == crate::repl::MemberState::Primary || request.db() == "local" {
+        return Ok(());
+    }
+    let role = match spec.member {
+        MemberRole::Reads if spec.name == "aggregate" && aggregate::writes_output(request) => MemberRole::Writes,
+        role => role,
+    };
+    match role {
+        MemberRole::Any => Ok(()),
+        MemberRole::Writes => Err(Error::new(ErrorCode::NotWritablePrimary, "not primary")),
+        MemberRole::Reads if !secondary_ok(request) => {
+            Err(Error::new(ErrorCode::NotPrimaryNoSecondaryOk, "not primary and secondaryOk=false"))
+        }
+        MemberRole::Reads if state == crate::repl::MemberState::Startup => {
+            Err(Error::new(ErrorCode::NotPrimaryOrSecondary, "node is not in primary or recovering state"))
+        }
+        MemberRole::Reads => Ok(()),
+    }
+}
+
+/// Whether the client lets a member other than the primary answer: a `$readPreference`
+/// whose mode is not `primary`.
+fn secondary_ok(request: &CommandRequest) -> bool {
+    match request.get("$readPreference") {
+        Some(bson::RawBsonRef::Document(preference)) => {
+            matches!(preference.get_str("mode"), Ok(mode) if mode != "primary")
+        }
+        _ => false,
+    }
+}
+
 /// What mongod checks before its `failCommand` fail point: the op code, the body's fields
 /// and document sequences against the command's declaration, the Stable API parameters and
 /// the session arguments.
-fn parse(spec: &CommandSpec, request: &CommandRequest) -> Result<()> {
+fn parse(ctx: &OwnedCtx, spec: &CommandSpec, request: &CommandRequest) -> Result<()> {
     if request.protocol() == Protocol::OpQuery && !spec.op_query {
         return Err(request::unsupported_op_query(request.name()));
     }
     options::check_fields(spec, request)?;
-    generic::check_before_fail_point(spec, request)
+    generic::check_before_fail_point(spec, request, &ctx.state.repl)
 }
 
 /// Checks the concerns and runs the handler: inline when the command is pure, else on the
 /// blocking pool; then awaits what its reply waits for.
 async fn run(ctx: &OwnedCtx, spec: &'static CommandSpec, request: &Arc<CommandRequest>) -> Result<Reply> {
-    if let Some(ms) = generic::check_concerns(spec, request)? {
+    if let Some(ms) = generic::check_concerns(spec, request, &ctx.state.repl)? {
         // The one deadline of the operation, from when its message was decoded: the executor's
         // interrupt checks and the cursor's batches both read it.
         ctx.op.interrupt.set_deadline(Some(ctx.op.started + std::time::Duration::from_millis(ms)));

@@ -236,19 +236,24 @@ pub static GENERIC_ARGUMENTS: &[Field] = &[
     Field::honoured(
         "readConcern",
         "validated as mongod; `local`, `available` and `majority` read the latest committed data (on a standalone \
-         they are the same); `linearizable` and `snapshot` are 123 NotAReplicaSet, `afterClusterTime` 20 \
-         IllegalOperation; a level the command does not take is 72",
+         or a single member they are the same). A standalone refuses `linearizable` and `snapshot` (123 \
+         NotAReplicaSet) and `afterClusterTime` (20 IllegalOperation); a replica-set member serves `linearizable` \
+         on the primary and `afterClusterTime` up to its cluster time (72 past it), and answers 238 for \
+         `snapshot` and `afterOpTime`; a level the command does not take is 72",
     ),
     Field::honoured(
         "writeConcern",
         "validated as mongod; writes with `j`, `fsync` or `w: \"majority\"` wait for a journal sync (catalog changes \
-         always do); `w` > 1 and tag sets are 2 BadValue on a standalone; commands that take none answer 72",
+         always do); `w` > 1 and tag sets are 2 BadValue on a standalone, and 100 UnsatisfiableWriteConcern and 79 \
+         UnknownReplWriteConcern on a single-member replica set; commands that take none answer 72",
     ),
     Field::honoured("lsid", "the logical session, kept alive by each use"),
     Field::checked(
         "txnNumber",
         "20 IllegalOperation \"Transaction numbers are only allowed on a replica set member or mongos\" (72 without \
-         `lsid`; 50889 on commands that take no session): retryable writes and transactions need a replica set",
+         `lsid`; 50889 on commands that take no session): retryable writes and transactions need a replica set; a \
+         replica-set member refuses it too (20, \"Transaction numbers are not supported by this replica set member \
+         yet\") until they are built",
     ),
     Field::checked(
         "autocommit",
@@ -258,8 +263,16 @@ pub static GENERIC_ARGUMENTS: &[Field] = &[
     Field::checked("startTransaction", "72 InvalidOptions without `autocommit` (which a standalone refuses first)"),
     Field::ignored("stmtId", "statement ids only number the statements of retryable writes and transactions"),
     Field::honoured("comment", "recorded with the command in `currentOp`, the profiler and the slow-query log"),
-    Field::ignored("$readPreference", "a standalone is the primary: every read preference reads from it"),
-    Field::ignored("$clusterTime", "a standalone keeps no cluster time (mongod's logical clock needs replication)"),
+    Field::honoured(
+        "$readPreference",
+        "a mode other than `primary` lets a replica-set member that is not primary serve reads (13435 without \
+         it); a standalone is the primary and serves every read preference",
+    ),
+    Field::ignored(
+        "$clusterTime",
+        "a standalone keeps no cluster time; a single member is the only source of its set's cluster time, so a \
+         gossiped time never moves its clock (replies carry `$clusterTime` with mongod's unsigned placeholder)",
+    ),
     Field::honoured(
         "apiVersion",
         "must be \"1\" (322 APIVersionError); with `apiStrict: true`, commands outside API version 1 are 323",

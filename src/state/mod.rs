@@ -29,6 +29,7 @@ use crate::auth::Authorization;
 use crate::config::Config;
 use crate::log::LogSink;
 use crate::op::OpRegistry;
+use crate::repl::Replication;
 use crate::storage::Storage;
 use abuse::AbuseGuard;
 use configured::ConfigInEffect;
@@ -76,6 +77,8 @@ pub struct State {
     pub tls: TlsCertificates,
     /// `hello`'s topology version, which awaitable `hello`s wait on.
     pub topology: Topology,
+    /// Replica-set mode: the member's state and configuration, and the cluster time.
+    pub repl: Replication,
     /// When the server started.
     pub started: Instant,
     next_connection_id: AtomicU64,
@@ -97,6 +100,7 @@ impl State {
         Self {
             tls,
             topology: Topology::new(),
+            repl: Replication::new(config.repl_set.clone()),
             storage,
             pool,
             cursors: CursorRegistry::default(),

@@ -2,7 +2,8 @@
 //! chosen at start and a counter that grows whenever what `hello` answers changes. Drivers'
 //! monitors send it back with `maxAwaitTimeMS` (an awaitable `hello`) and the server answers
 //! when the counter moves past theirs or the time is up, instead of being polled. A standalone
-//! changes only when it begins to shut down.
+//! changes only when it begins to shut down; a replica-set member also when its state or
+//! configuration changes.
 
 use std::time::Instant;
 
@@ -47,6 +48,12 @@ impl Topology {
     /// `{processId, counter}` as `hello` reports it.
     pub fn version(&self) -> Document {
         doc! { "processId": self.process_id, "counter": self.counter() }
+    }
+
+    /// Records a change of what `hello` answers (a replica-set state or configuration change):
+    /// waiting `hello`s answer now.
+    pub fn advance(&self) {
+        self.counter.send_modify(|counter| *counter += 1);
     }
 
     /// Marks the start of shutdown: the counter moves, so every awaitable `hello` answers now.
