@@ -175,6 +175,8 @@ error_codes! {
     CursorKilled = 237,
     /// The command is known but not built yet.
     NotImplemented = 238,
+    /// A retryable write with a transaction number older than its session's latest.
+    TransactionTooOld = 225,
     /// The transaction does not exist.
     NoSuchTransaction = 251,
     /// An internal time limit was exceeded.
@@ -389,6 +391,8 @@ error_codes! {
     Location5135800 = 5135800,
     /// `hello` with `awaitable` but no `maxAwaitTimeMS`.
     Location5135801 = 5135801,
+    /// `txnNumber` on a command that is neither a retryable write nor in a transaction.
+    Location50768 = 50768,
     /// `txnNumber` on a command that takes no session (`hello`, `ping`, ...).
     Location50889 = 50889,
     /// A positional projection without a query to resolve it.

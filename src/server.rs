@@ -188,6 +188,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let rotator = tokio::spawn(rotate_on_sigusr1(observers.clone(), cancel.clone()));
     let reloader = tokio::spawn(reload_on_sighup(state.clone(), observers.clone(), cancel.clone()));
     let elections = tokio::spawn(end_step_downs(state.clone(), cancel.clone()));
+    let retry_records = tokio::spawn(expire_retryable_records(state.clone(), cancel.clone()));
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(admin::serve(
@@ -224,6 +225,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = rotator.await;
     let _ = reloader.await;
     let _ = elections.await;
+    let _ = retry_records.await;
     admin_stop.cancel();
     let _ = admin.await;
     let storage = state.storage.clone();
@@ -336,6 +338,30 @@ async fn flush_journal(state: Arc<State>, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => state.storage.request_flush(),
+        }
+    }
+}
+
+/// Every five minutes (mongod's session refresh), deletes the records of retryable writes of
+/// sessions unused for the session timeout: a driver never retries after that long.
+async fn expire_retryable_records(state: Arc<State>, shutdown: CancellationToken) {
+    const PERIOD: Duration = Duration::from_secs(300);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(PERIOD) => {
+                let job = state.clone();
+                let expire = move || {
+                    let timeout = i64::try_from(crate::state::sessions::SESSION_TIMEOUT.as_millis()).unwrap_or(i64::MAX);
+                    let cutoff = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis().saturating_sub(timeout));
+                    job.storage.expire_retryable(cutoff, &|session| job.sessions.contains(&session))
+                };
+                match tokio::task::spawn_blocking(expire).await {
+                    Ok(Ok(0)) | Err(_) => {}
+                    Ok(Ok(sessions)) => tracing::debug!(target: "REPL", id = 7_000_340, sessions, "Expired the records of retryable writes"),
+                    Ok(Err(error)) => tracing::warn!(target: "REPL", id = 7_000_341, error = %error, "Could not expire the records of retryable writes"),
+                }
+            }
         }
     }
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use common::{TestServer, eventually_async, op_msg, reply_body};
 use mongodb::bson::{Bson, Document, Timestamp, doc};
-use mongodb::error::ErrorKind;
 use mongodb::options::ReadConcern;
 
 /// Sends `body` on a fresh connection and returns the reply.
@@ -28,13 +27,6 @@ fn initiate(server: &TestServer) -> Document {
     let config =
         doc! { "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": format!("127.0.0.1:{}", server.port) }] };
     command(server, doc! { "replSetInitiate": config, "$db": "admin" })
-}
-
-fn command_code(error: &mongodb::error::Error) -> Option<i32> {
-    match error.kind.as_ref() {
-        ErrorKind::Command(e) => Some(e.code),
-        _ => None,
-    }
 }
 
 #[tokio::test]
@@ -171,8 +163,8 @@ async fn replication_member_waits_for_initiate_then_is_primary() {
     );
     assert_eq!(code(&mode), Some(79), "{mode}");
 
-    // The driver discovers the set from `?replicaSet=rs0` and reads and writes through it;
-    // retryable writes are refused until they are built, with the message drivers recognise.
+    // The driver discovers the set from `?replicaSet=rs0` and reads and writes through it,
+    // with retryable writes (its default) and without.
     let client = server.client("replicaSet=rs0&retryWrites=false").await;
     let collection = client.database("test").collection::<Document>("c");
     collection.insert_one(doc! { "_id": 4 }).await.expect("insert through the set");
@@ -186,10 +178,122 @@ async fn replication_member_waits_for_initiate_then_is_primary() {
         .await
         .expect("causally consistent read");
     assert!(found.is_some());
-    let retrying = server.client("replicaSet=rs0").await;
-    let refused = retrying.database("test").collection::<Document>("c").insert_one(doc! { "_id": 6 }).await;
-    let error = refused.expect_err("retryable writes are not built");
-    assert_eq!(command_code(&error), Some(20), "{error}");
+    let retrying = server.client("replicaSet=rs0").await.database("test").collection::<Document>("c");
+    retrying.insert_one(doc! { "_id": 6 }).await.expect("a retryable insert");
+    retrying.update_one(doc! { "_id": 6 }, doc! { "$set": { "x": 1 } }).await.expect("a retryable update");
+    let changed = retrying.find_one_and_update(doc! { "_id": 6 }, doc! { "$inc": { "x": 1 } }).await.expect("fam");
+    assert_eq!(changed.and_then(|d| d.get_i32("x").ok()), Some(1));
+    retrying.delete_one(doc! { "_id": 6 }).await.expect("a retryable delete");
+}
+
+/// `{lsid, txnNumber}` of a retryable write.
+fn retryable(session: &Document, txn: i64) -> Document {
+    doc! { "lsid": session.clone(), "txnNumber": txn }
+}
+
+fn new_session() -> Document {
+    doc! { "id": mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Uuid, bytes: mongodb::bson::Uuid::new().bytes().to_vec() } }
+}
+
+/// Sends `body` with the session and transaction number added.
+fn send(server: &TestServer, mut body: Document, session: &Document, txn: i64) -> Document {
+    body.extend(retryable(session, txn));
+    command(server, body)
+}
+
+#[tokio::test]
+async fn replication_retried_writes_apply_once_also_across_a_restart() {
+    let server = TestServer::start(&["--replSet", "rs0"]);
+    assert_eq!(initiate(&server).get_f64("ok").ok(), Some(1.0));
+    let session = new_session();
+
+    // An insert whose reply was lost is sent again: answered from its record, applied once.
+    let insert = doc! { "insert": "c", "documents": [{ "_id": 1 }, { "_id": 2 }], "$db": "test" };
+    let first = send(&server, insert.clone(), &session, 1);
+    assert_eq!(first.get_i32("n").ok(), Some(2), "{first}");
+    assert!(!first.contains_key("retriedStmtIds"));
+    let again = send(&server, insert.clone(), &session, 1);
+    assert_eq!(again.get_i32("n").ok(), Some(2), "{again}");
+    assert!(!again.contains_key("writeErrors"), "no duplicate key: the statements did not run again: {again}");
+    assert_eq!(again.get_array("retriedStmtIds").ok(), Some(&vec![Bson::Int32(0), Bson::Int32(1)]));
+
+    let increment =
+        doc! { "update": "c", "updates": [{ "q": { "_id": 1 }, "u": { "$inc": { "x": 1 } } }], "$db": "test" };
+    for _ in 0..3 {
+        let reply = send(&server, increment.clone(), &session, 2);
+        assert_eq!((reply.get_i32("n").ok(), reply.get_i32("nModified").ok()), (Some(1), Some(1)), "{reply}");
+    }
+    let fam = doc! { "findAndModify": "c", "query": { "_id": 2 }, "update": { "$inc": { "x": 10 } }, "new": true, "$db": "test" };
+    let first = send(&server, fam.clone(), &session, 3);
+    let again = send(&server, fam.clone(), &session, 3);
+    assert_eq!(first.get_document("value").ok(), again.get_document("value").ok(), "{again}");
+    assert_eq!(again.get_i32("retriedStmtId").ok(), Some(0), "{again}");
+
+    // An older transaction number than the session's latest is refused.
+    let old = send(&server, increment.clone(), &session, 2);
+    assert_eq!((code(&old), old.get_str("codeName").ok()), (Some(225), Some("TransactionTooOld")), "{old}");
+    // A statement that may change many documents cannot be retried from one record.
+    let multi =
+        doc! { "update": "c", "updates": [{ "q": {}, "u": { "$inc": { "y": 1 } }, "multi": true }], "$db": "test" };
+    let refused = send(&server, multi, &session, 4);
+    let error = refused.get_array("writeErrors").ok().and_then(|e| e.first()).and_then(Bson::as_document).cloned();
+    assert_eq!(error.and_then(|e| e.get_i32("code").ok()), Some(72), "{refused}");
+    // txnNumber on a command that is not a retryable write, and a transaction (not built).
+    assert_eq!(code(&send(&server, doc! { "find": "c", "$db": "test" }, &session, 5)), Some(50768));
+    let transaction = doc! { "find": "c", "autocommit": false, "startTransaction": true, "$db": "test" };
+    assert_eq!(code(&send(&server, transaction, &session, 6)), Some(238));
+
+    // After a restart the records are still there: the retry is answered, not applied.
+    let delete = doc! { "delete": "c", "deletes": [{ "q": { "_id": 1 }, "limit": 1 }], "$db": "test" };
+    assert_eq!(send(&server, delete.clone(), &session, 7).get_i32("n").ok(), Some(1));
+    let server = server.restart(&["--replSet", "rs0"]);
+    let insert_again = send(&server, insert, &session, 1);
+    assert_eq!(code(&insert_again), Some(225), "a newer transaction ran since: {insert_again}");
+    let deleted_again = send(&server, delete, &session, 7);
+    assert_eq!(deleted_again.get_i32("n").ok(), Some(1), "the first answer, from the record: {deleted_again}");
+    assert_eq!(deleted_again.get_array("retriedStmtIds").ok(), Some(&vec![Bson::Int32(0)]));
+    let x = command(&server, doc! { "find": "c", "filter": { "_id": 2 }, "$db": "test" });
+    let x = x
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .ok()
+        .and_then(|b| b.first())
+        .and_then(Bson::as_document)
+        .and_then(|d| d.get_i32("x").ok());
+    assert_eq!(x, Some(10), "findAndModify applied once");
+    let count = command(&server, doc! { "count": "c", "$db": "test" });
+    assert_eq!(count.get_i32("n").ok(), Some(1));
+}
+
+#[tokio::test]
+async fn replication_retryable_errors_are_labelled_and_the_driver_retries() {
+    let server = TestServer::start(&["--replSet", "rs0", "--setParameter", "enableTestCommands=1"]);
+    assert_eq!(initiate(&server).get_f64("ok").ok(), Some(1.0));
+    let fail_once = |code: i32| {
+        doc! {
+            "configureFailPoint": "failCommand", "mode": { "times": 1 },
+            "data": { "failCommands": ["insert"], "errorCode": code }, "$db": "admin"
+        }
+    };
+    command(&server, fail_once(189));
+    let session = new_session();
+    let reply = send(&server, doc! { "insert": "c", "documents": [{ "_id": 1 }], "$db": "test" }, &session, 1);
+    assert_eq!(code(&reply), Some(189));
+    assert_eq!(reply.get_array("errorLabels").ok(), Some(&vec![Bson::String("RetryableWriteError".into())]), "{reply}");
+    // Without txnNumber, the same error carries no label; nor does a non-retryable error.
+    command(&server, fail_once(189));
+    let plain = command(&server, doc! { "insert": "c", "documents": [{ "_id": 1 }], "$db": "test" });
+    assert!(!plain.contains_key("errorLabels"), "{plain}");
+    command(&server, fail_once(2));
+    let other = send(&server, doc! { "insert": "c", "documents": [{ "_id": 1 }], "$db": "test" }, &session, 2);
+    assert!(!other.contains_key("errorLabels"), "{other}");
+
+    // The driver retries a write that failed with a labelled error, once, and it applies once.
+    command(&server, fail_once(91));
+    let client = server.client("replicaSet=rs0").await;
+    let collection = client.database("test").collection::<Document>("d");
+    collection.insert_one(doc! { "_id": 1 }).await.expect("retried by the driver");
+    assert_eq!(collection.count_documents(doc! {}).await.ok(), Some(1));
 }
 
 #[tokio::test]

@@ -9,8 +9,10 @@ use super::options::ReadConcernSupport::{All, AllButSnapshot, LocalAndSnapshot};
 
 const COLLECTION_UUID: F = F::not_built("collectionUUID", "checking the collection's UUID");
 const ENCRYPTION: F = F::not_built("encryptionInformation", "queryable encryption");
-const STMT_IDS: F =
-    F::ignored("stmtIds", "statement ids only number the statements of retryable writes and transactions");
+const STMT_IDS: F = F::honoured(
+    "stmtIds",
+    "the ids of a retryable write's statements, one each: a retry answers a statement whose id has a record",
+);
 const BYPASS_VALIDATION: F =
     F::honoured("bypassDocumentValidation", "writes skip the collection's validator when true");
 const ORDERED: F = F::honoured("ordered", "false runs every statement and reports each failure");

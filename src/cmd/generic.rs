@@ -5,8 +5,9 @@
 //! A standalone has no replica set, so retryable writes and transactions (`txnNumber`),
 //! `linearizable` and `snapshot` reads, cluster times and `w` > 1 are refused with mongod's
 //! errors: drivers then report the error instead of silently losing the guarantee. A
-//! replica-set member (`--replSet`) serves `afterClusterTime` and `linearizable` reads and
-//! `w: "majority"`, and refuses what its one member cannot give.
+//! replica-set member (`--replSet`) serves retryable writes, `afterClusterTime` and
+//! `linearizable` reads and `w: "majority"`, and refuses what its one member cannot give
+//! (transactions are not built yet).
 
 use bson::{RawBsonRef, RawDocument};
 
@@ -142,18 +143,7 @@ fn check_session(spec: &CommandSpec, req: &CommandRequest, repl: &Replication) -
                 "Transaction number requires a session ID to also be specified",
             ));
         }
-        // IMPORTANT: without the records of retryable writes and without transactions, a
-        // write cannot be retried exactly once nor a transaction run; accepting the number
-        // would apply the write as if it could. Drivers turn a 20 whose message starts with
-        // "Transaction numbers" into their advice to set retryWrites=false.
-        let message = match repl.set_name() {
-            None => "Transaction numbers are only allowed on a replica set member or mongos",
-            Some(_) => {
-                "Transaction numbers are not supported by this replica set member yet: retryable writes and \
-                 transactions are not built (connect with retryWrites=false)"
-            }
-        };
-        return Err(Error::new(ErrorCode::IllegalOperation, message));
+        return check_txn_number(spec, autocommit, repl);
     }
     if autocommit.is_some() {
         return Err(Error::new(
@@ -168,6 +158,42 @@ fn check_session(spec: &CommandSpec, req: &CommandRequest, repl: &Replication) -
         ));
     }
     Ok(())
+}
+
+/// The write commands a `txnNumber` makes retryable.
+const RETRYABLE_WRITES: &[&str] = &["insert", "update", "delete", "findAndModify"];
+
+/// A `txnNumber` (with its `lsid`): on a standalone, 20 IllegalOperation, as mongod; on a
+/// replica-set member, a retryable write when the command is one of [`RETRYABLE_WRITES`] and
+/// no `autocommit` is given. Transactions (`autocommit: false`) are not built yet.
+fn check_txn_number(spec: &CommandSpec, autocommit: Option<bool>, repl: &Replication) -> Result<()> {
+    if repl.set_name().is_none() {
+        // IMPORTANT: a standalone has no records of retryable writes nor transactions: a
+        // write accepted with a number would be applied as if it could be retried once.
+        return Err(Error::new(
+            ErrorCode::IllegalOperation,
+            "Transaction numbers are only allowed on a replica set member or mongos",
+        ));
+    }
+    match autocommit {
+        Some(true) => Err(Error::new(ErrorCode::InvalidOptions, "Specifying autocommit=true is not allowed.")),
+        Some(false) => {
+            Err(Error::new(ErrorCode::NotImplemented, "Multi-document transactions are not implemented yet"))
+        }
+        None if RETRYABLE_WRITES.contains(&spec.name) => Ok(()),
+        None => Err(Error::new(
+            ErrorCode::Location50768,
+            format!(
+                "txnNumber may only be provided for multi-document transactions and retryable write commands. autocommit:false was not provided, and {} is not a retryable write command.",
+                spec.name
+            ),
+        )),
+    }
+}
+
+/// Whether `req` is a retryable write: a `txnNumber` outside a transaction.
+pub fn is_retryable_write(req: &CommandRequest) -> bool {
+    req.get("txnNumber").is_some() && req.get("autocommit").is_none()
 }
 
 /// `maxTimeMS` as mongod's `parseMaxTimeMS` reads it: a number in `0..=i32::MAX` (0: no

@@ -677,9 +677,16 @@ pub struct Executed {
 /// thread is held.
 pub async fn execute(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     let started = std::time::Instant::now();
+    let retryable_write = generic::is_retryable_write(&request);
     let mut executed = dispatch(ctx, request).await;
     if ctx.state.repl.is_initiated() {
         append_cluster_time(ctx, &mut executed);
+    }
+    if retryable_write && executed.error.is_some_and(is_retryable_error) && !executed.reply.has("errorLabels") {
+        // As mongod 4.4+: the server labels the errors after which a retryable write may be
+        // sent again, and drivers retry exactly those.
+        let labels = bson::Bson::Array(vec![bson::Bson::String("RetryableWriteError".to_owned())]);
+        let _ = executed.reply.append(bson::raw::cstr!("errorLabels"), labels);
     }
     if executed.error.is_some_and(is_state_change_error) {
         // As mongod: "not primary" and shutdown errors carry the topology version, so that a
@@ -707,6 +714,20 @@ fn append_cluster_time(ctx: &OwnedCtx, executed: &mut Executed) {
     let cluster_time = bson::doc! { "clusterTime": repl.cluster_time(), "signature": signature };
     let _ = executed.reply.append(bson::raw::cstr!("operationTime"), bson::Bson::Timestamp(operation_time));
     let _ = executed.reply.append(bson::raw::cstr!("$clusterTime"), bson::Bson::Document(cluster_time));
+}
+
+/// mongod's retryable errors (`ErrorCodes::isRetriableError`): a retryable write that failed
+/// with one of them did not apply, or will answer from its record when sent again.
+pub(crate) fn is_retryable_error(code: ErrorCode) -> bool {
+    is_state_change_error(code)
+        || matches!(
+            code,
+            ErrorCode::HostNotFound
+                | ErrorCode::HostUnreachable
+                | ErrorCode::NetworkTimeout
+                | ErrorCode::SocketException
+                | ErrorCode::ExceededTimeLimit
+        )
 }
 
 /// The errors drivers treat as a change of the server's state (SDAM's "not writable primary"

@@ -261,7 +261,10 @@ pub static GENERIC_ARGUMENTS: &[Field] = &[
          session",
     ),
     Field::checked("startTransaction", "72 InvalidOptions without `autocommit` (which a standalone refuses first)"),
-    Field::ignored("stmtId", "statement ids only number the statements of retryable writes and transactions"),
+    Field::honoured(
+        "stmtId",
+        "the first statement's id in a retryable write (the others count up from it; 0 when absent)",
+    ),
     Field::honoured("comment", "recorded with the command in `currentOp`, the profiler and the slow-query log"),
     Field::honoured(
         "$readPreference",

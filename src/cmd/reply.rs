@@ -70,6 +70,14 @@ impl Reply {
         Ok(())
     }
 
+    /// Whether the reply has a top-level field `key`.
+    pub fn has(&self, key: &str) -> bool {
+        match &self.0 {
+            Body::Document(document) => document.contains_key(key),
+            Body::Raw(document) => document.get(key).ok().flatten().is_some(),
+        }
+    }
+
     /// The `code` field of an error reply (`{ok: 0, code}`), if it has one.
     pub fn code(&self) -> Option<i32> {
         match &self.0 {

@@ -47,7 +47,9 @@ pub async fn fail_command(
         ctx.lock_client().close_requested = true;
         return Reply::from(Document::new());
     }
-    let labels = || Bson::Array(action.error_labels.clone());
+    // As mongod's fail point: `errorLabels` as given (even empty); without them, the labels
+    // the server gives (the dispatcher adds RetryableWriteError to a top-level error).
+    let labels = || action.error_labels.clone().map(Bson::Array);
     if let Some(code) = action.error_code {
         let mut reply = doc! {
             "ok": 0.0,
@@ -55,8 +57,8 @@ pub async fn fail_command(
             "code": code,
             "codeName": ErrorCode::from_code(code).map_or_else(|| format!("Location{code}"), |c| c.name().to_owned()),
         };
-        if !action.error_labels.is_empty() {
-            reply.insert("errorLabels", labels());
+        if let Some(labels) = labels() {
+            reply.insert("errorLabels", labels);
         }
         return Reply::from(reply);
     }
@@ -66,8 +68,13 @@ pub async fn fail_command(
     };
     if let Some(error) = &action.write_concern_error {
         let mut appended = reply.append(cstr!("writeConcernError"), Bson::Document(error.clone()));
-        if !action.error_labels.is_empty() {
-            appended = appended.and_then(|()| reply.append(cstr!("errorLabels"), labels()));
+        let implied = || {
+            let code = error.get_i32("code").ok().and_then(ErrorCode::from_code)?;
+            (super::generic::is_retryable_write(req) && super::is_retryable_error(code))
+                .then(|| Bson::Array(vec![Bson::String("RetryableWriteError".to_owned())]))
+        };
+        if let Some(labels) = labels().or_else(implied) {
+            appended = appended.and_then(|()| reply.append(cstr!("errorLabels"), labels));
         }
         if let Err(error) = appended {
             return Reply::from(error.to_reply());

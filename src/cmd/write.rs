@@ -19,6 +19,7 @@ use crate::auth::action::ActionType;
 use crate::error::{Error, ErrorCode, Result};
 use crate::exec::insert::{check_size, prepare_for_insert};
 use crate::exec::planner::hint_of;
+use crate::exec::retryable::{RetryableWrite, StatementIds};
 use crate::exec::validate::Validation;
 use crate::exec::{WriteSelection, select_for_write};
 use crate::op::{ExecStats, Operation};
@@ -88,6 +89,34 @@ fn acknowledge(ctx: &mut RequestCtx<'_>, journal: bool, last_ticket: Option<Dura
     if let (true, Some(ticket)) = (journal, last_ticket) {
         ctx.reply_after_sync(ticket);
     }
+}
+
+/// The retryable write a command is, when it carries `txnNumber` (the generic checks admitted
+/// it: a replica-set member, with an `lsid`, outside a transaction).
+/// `listed`: the command takes `stmtIds` (findAndModify has one statement and only `stmtId`).
+fn retryable<'a>(ctx: &RequestCtx<'a>, req: &CommandRequest, listed: bool) -> Result<Option<RetryableWrite<'a>>> {
+    let (Some(RawBsonRef::Int64(txn)), Some(session)) = (req.get("txnNumber"), req.lsid()) else { return Ok(None) };
+    let ids = match (listed.then(|| req.get("stmtIds")).flatten(), req.get("stmtId")) {
+        (Some(RawBsonRef::Array(ids)), _) => StatementIds::Listed(
+            ids.into_iter()
+                .map(|id| match id {
+                    Ok(RawBsonRef::Int32(id)) => Ok(id),
+                    Ok(other) => Err(req.wrong_type("stmtIds", other, "int")),
+                    Err(e) => Err(Error::new(ErrorCode::InvalidBSON, e.to_string())),
+                })
+                .collect::<Result<_>>()?,
+        ),
+        (Some(other), _) => return Err(req.wrong_type("stmtIds", other, "array")),
+        (None, Some(RawBsonRef::Int32(first))) => StatementIds::From(first),
+        (None, Some(other)) => return Err(req.wrong_type("stmtId", other, "int")),
+        (None, None) => StatementIds::From(0),
+    };
+    RetryableWrite::start(ctx.state, session, txn, ids).map(Some)
+}
+
+/// A retryable write's statement result, as recorded.
+fn statement_result(result: Document) -> Result<RawDocumentBuf> {
+    RawDocumentBuf::try_from(&result).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))
 }
 
 /// Encodes an update's result, refusing one nested deeper than mongod stores (before the
@@ -169,13 +198,22 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
         }
     };
     let validation = validation(ctx, &collection, bypass);
+    let mut retry = retryable(ctx, req, true)?;
     let mut writer = storage.writer(&collection)?;
     let mut inserted = 0i64;
     let mut errors = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
+        if retry.as_mut().is_some_and(|retry| retry.previous(index).is_some()) {
+            inserted += 1;
+            continue;
+        }
         let stored = prepare_for_insert(document).and_then(|doc| {
             validation.check_insert(&doc)?;
-            writer.insert(doc)
+            writer.insert(doc)?;
+            match &mut retry {
+                Some(retry) => retry.record(&mut writer, index, &RawDocumentBuf::new()),
+                None => Ok(()),
+            }
         });
         match stored {
             Ok(()) => inserted += 1,
@@ -194,6 +232,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let mut reply = WriteReply::new();
     // mongod's insert reply counts in an int32 whatever the number.
     reply.0.append(cstr!("n"), i32::try_from(inserted).unwrap_or(i32::MAX));
+    reply.retried(retry.as_ref());
     reply.finish(&errors)
 }
 
@@ -224,6 +263,16 @@ impl WriteReply {
             self.0.append(cstr!("index"), i32::try_from(*index).unwrap_or(i32::MAX));
             self.0.append(cstr!("_id"), id);
             self.0.close();
+        }
+        self.0.close();
+    }
+
+    /// Appends `retriedStmtIds` when statements were answered from an earlier attempt.
+    fn retried(&mut self, retry: Option<&RetryableWrite<'_>>) {
+        let Some(ids) = retry.map(RetryableWrite::retried).filter(|ids| !ids.is_empty()) else { return };
+        self.0.open_array(cstr!("retriedStmtIds"));
+        for id in ids {
+            self.0.append(cstr!(""), *id);
         }
         self.0.close();
     }
@@ -412,9 +461,14 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let mut target = Target::for_write(ctx, ns);
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
-    let outcomes = run_statements(statements, ordered, |statement| {
+    let mut retry = retryable(ctx, req, true)?;
+    let outcomes = run_statements(statements.into_iter().enumerate(), ordered, |(index, statement)| {
+        if let Some(result) = retry.as_mut().and_then(|retry| retry.previous(index)) {
+            return Ok((recorded_update(&result), None));
+        }
         let statement = UpdateStatement::parse(statement, &target, vars.as_ref())?;
-        run_update_statement(ctx, finder, &mut target, &statement, vars.as_ref(), bypass)
+        let retry = retry.as_mut().map(|retry| (retry, index));
+        run_update_statement(ctx, finder, &mut target, &statement, vars.as_ref(), bypass, retry)
     });
     acknowledge(ctx, journal, outcomes.last_ticket);
     let (mut matched, mut modified) = (0i64, 0i64);
@@ -433,6 +487,7 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     reply.count(cstr!("n"), matched + upserted.len() as i64);
     reply.count(cstr!("nModified"), modified);
     reply.upserted(&upserted);
+    reply.retried(retry.as_ref());
     reply.finish(&outcomes.errors)
 }
 
@@ -517,6 +572,21 @@ impl<'a> UpdateStatement<'a> {
     }
 }
 
+/// How a statement takes part in a retryable write: the write and the statement's index.
+type RetryStatement<'r, 'a> = Option<(&'r mut RetryableWrite<'a>, usize)>;
+
+/// mongod's refusal of a statement that may change many documents in a retryable write:
+/// it could not be answered from one recorded result.
+fn refuse_multi_retry(retry: &RetryStatement<'_, '_>, multi: bool, what: &str) -> Result<()> {
+    if retry.is_some() && multi {
+        return Err(Error::new(
+            ErrorCode::InvalidOptions,
+            format!("Cannot use (or request) retryable writes with {what}"),
+        ));
+    }
+    Ok(())
+}
+
 fn run_update_statement(
     ctx: &RequestCtx<'_>,
     finder: Finder<'_>,
@@ -524,7 +594,9 @@ fn run_update_statement(
     statement: &UpdateStatement<'_>,
     vars: Option<&Variables>,
     bypass: bool,
+    retry: RetryStatement<'_, '_>,
 ) -> Result<(UpdateOutcome, Option<DurabilityTicket>)> {
+    refuse_multi_retry(&retry, statement.multi, "multi=true")?;
     let storage = &ctx.state.storage;
     let options = UpdateOptions {
         finder,
@@ -542,9 +614,26 @@ fn run_update_statement(
     let validation = validation(ctx, &collection, bypass);
     let mut writer = storage.writer(&collection)?;
     let outcome = update_statement(&mut writer, statement.query, &statement.update, options, &validation)?;
+    if let Some((retry, index)) = retry {
+        let mut result = doc! { "n": outcome.matched, "nModified": outcome.modified };
+        if let Some(id) = &outcome.upserted {
+            result.insert("upserted", bson::Bson::try_from(id.clone()).unwrap_or(bson::Bson::Null));
+        }
+        retry.record(&mut writer, index, &statement_result(result)?)?;
+    }
     let ticket = commit(ctx.op, writer)?;
     ctx.state.counters.opcounters.update.fetch_add(1, Ordering::Relaxed);
     Ok((outcome, ticket))
+}
+
+/// An update statement's outcome as an earlier attempt recorded it.
+fn recorded_update(result: &RawDocument) -> UpdateOutcome {
+    UpdateOutcome {
+        matched: result.get_i64("n").unwrap_or(0),
+        modified: result.get_i64("nModified").unwrap_or(0),
+        upserted: result.get("upserted").ok().flatten().map(RawBson::from),
+        ..UpdateOutcome::default()
+    }
 }
 
 /// What a command's statements produced: each success with its index, the `writeErrors`
@@ -631,8 +720,15 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     }
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
-    let outcomes =
-        run_statements(statements, ordered, |(statement, limit)| -> Result<(i64, Option<DurabilityTicket>)> {
+    let mut retry = retryable(ctx, req, true)?;
+    let outcomes = run_statements(
+        statements.into_iter().enumerate(),
+        ordered,
+        |(index, (statement, limit))| -> Result<(i64, Option<DurabilityTicket>)> {
+            if let Some(result) = retry.as_mut().and_then(|retry| retry.previous(index)) {
+                return Ok((result.get_i64("n").unwrap_or(0), None));
+            }
+            refuse_multi_retry(&retry.as_mut().map(|retry| (retry, index)), limit == 0, "limit=0")?;
             let query = match statement.get("q").ok().flatten() {
                 Some(RawBsonRef::Document(q)) => q,
                 other => return Err(statement_field_error("delete.deletes", "q", other, "object")),
@@ -651,14 +747,20 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
                     writer.delete(id)?;
                 }
             }
+            let deleted = victims.len() as i64;
+            if let Some(retry) = &mut retry {
+                retry.record(&mut writer, index, &statement_result(doc! { "n": deleted })?)?;
+            }
             ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
-            Ok((victims.len() as i64, commit(ctx.op, writer)?))
-        });
+            Ok((deleted, commit(ctx.op, writer)?))
+        },
+    );
     acknowledge(ctx, journal, outcomes.last_ticket);
     let deleted: i64 = outcomes.results.iter().map(|(_, n)| n).sum();
     ctx.op.docs.deleted.fetch_add(u64::try_from(deleted).unwrap_or(0), Ordering::Relaxed);
     let mut reply = WriteReply::new();
     reply.count(cstr!("n"), deleted);
+    reply.retried(retry.as_ref());
     reply.finish(&outcomes.errors)
 }
 
@@ -743,8 +845,17 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let query: &RawDocument = &query;
     let collation = target.collation.clone();
     let storage = &ctx.state.storage;
+    let mut retry = retryable(ctx, req, false)?;
+    if let Some(retry) = &mut retry
+        && let Some(mut reply) = retry.previous(0)
+    {
+        // As mongod: the first attempt's answer, and which statement it was.
+        reply.append(cstr!("retriedStmtId"), retry.retried().first().copied().unwrap_or(0));
+        return Ok(Reply::from(reply));
+    }
     let Some(collection) = target.collection_for_write(storage, upsert)? else {
-        return find_and_modify_reply(LastError { n: 0, updated_existing: Some(false), upserted: None }, None);
+        return find_and_modify_reply(LastError { n: 0, updated_existing: Some(false), upserted: None }, None)
+            .map(Reply::from);
     };
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
@@ -801,9 +912,13 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
             (last_error, project(value)?)
         }
     };
+    let reply = find_and_modify_reply(last_error, value.as_deref())?;
+    if let Some(retry) = &mut retry {
+        retry.record(&mut writer, 0, &reply)?;
+    }
     let ticket = commit(ctx.op, writer)?;
     acknowledge(ctx, journal, ticket);
-    find_and_modify_reply(last_error, value.as_deref())
+    Ok(Reply::from(reply))
 }
 
 /// findAndModify's `lastErrorObject`.
@@ -815,7 +930,7 @@ struct LastError {
 }
 
 /// `{lastErrorObject, value}`, the document (or null) copied into the reply as it is.
-fn find_and_modify_reply(last_error: LastError, value: Option<&RawDocument>) -> Result<Reply> {
+fn find_and_modify_reply(last_error: LastError, value: Option<&RawDocument>) -> Result<RawDocumentBuf> {
     let mut reply = ReplyBuilder::new();
     reply.open_document(cstr!("lastErrorObject"));
     reply.append(cstr!("n"), last_error.n);
@@ -834,5 +949,5 @@ fn find_and_modify_reply(last_error: LastError, value: Option<&RawDocument>) -> 
         }
         None => reply.append(cstr!("value"), RawBsonRef::Null),
     }
-    Ok(Reply::from(reply.finish()?))
+    reply.finish()
 }

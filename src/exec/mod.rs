@@ -22,6 +22,7 @@ pub mod insert;
 pub mod pipeline;
 pub mod planner;
 pub mod principals;
+pub mod retryable;
 pub mod spill;
 pub mod stages;
 pub mod validate;

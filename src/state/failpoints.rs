@@ -35,7 +35,7 @@ pub struct FailCommand {
     /// Stall this long before going on.
     pub block: Option<Duration>,
     /// Labels added to the error (or write concern error) reply.
-    pub error_labels: Vec<Bson>,
+    pub error_labels: Option<Vec<Bson>>,
     /// Run the command, then add this `writeConcernError` to its reply.
     pub write_concern_error: Option<Document>,
 }
@@ -178,7 +178,7 @@ fn parse_data(data: Option<&RawDocument>) -> Result<FailCommand> {
             ("blockConnection", RawBsonRef::Boolean(b)) => block_connection = b,
             ("blockTimeMS", value) => block_ms = number(value).unwrap_or(0.0).max(0.0),
             ("errorLabels", RawBsonRef::Array(labels)) => {
-                action.error_labels = labels.into_iter().filter_map(|l| Bson::try_from(l.ok()?).ok()).collect();
+                action.error_labels = Some(labels.into_iter().filter_map(|l| Bson::try_from(l.ok()?).ok()).collect());
             }
             ("writeConcernError", RawBsonRef::Document(wce)) => {
                 action.write_concern_error = Document::try_from(wce).ok();

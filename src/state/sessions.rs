@@ -4,8 +4,8 @@
 //! A session lives until it is ended or killed, or until it has gone unused for
 //! `logicalSessionTimeoutMinutes` (30, as mongod).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bson::Uuid;
@@ -17,6 +17,23 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 #[derive(Debug, Default)]
 pub struct SessionCatalog {
     sessions: Mutex<HashMap<Uuid, Instant>>,
+    /// Sessions an operation has checked out (see [`SessionCatalog::check_out`]).
+    checked_out: Mutex<HashSet<Uuid>>,
+    returned: Condvar,
+}
+
+/// A session checked out by one operation, returned when dropped.
+#[derive(Debug)]
+pub struct CheckedOutSession<'a> {
+    catalog: &'a SessionCatalog,
+    id: Uuid,
+}
+
+impl Drop for CheckedOutSession<'_> {
+    fn drop(&mut self) {
+        self.catalog.checked_out.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+        self.catalog.returned.notify_all();
+    }
 }
 
 impl SessionCatalog {
@@ -39,6 +56,18 @@ impl SessionCatalog {
         for id in ids {
             sessions.remove(id);
         }
+    }
+
+    /// Checks `id` out for one operation, waiting while another has it: as in mongod, a
+    /// session runs one retryable write (or transaction statement) at a time, so a retry
+    /// never races the attempt it repeats. Called on the blocking pool.
+    pub fn check_out(&self, id: Uuid) -> CheckedOutSession<'_> {
+        let mut checked_out = self.checked_out.lock().unwrap_or_else(PoisonError::into_inner);
+        while checked_out.contains(&id) {
+            checked_out = self.returned.wait(checked_out).unwrap_or_else(PoisonError::into_inner);
+        }
+        checked_out.insert(id);
+        CheckedOutSession { catalog: self, id }
     }
 
     /// Kills every session.

@@ -30,8 +30,8 @@
 //!
 //! # fjall layout
 //! One fjall database in `<dbpath>/engine` with three keyspaces:
-//! - `meta`: format versions (of the data and of the key encoding), the catalog (one entry per collection), the next collection id
-//!   and collections whose keys still await deletion;
+//! - `meta`: format versions (of the data and of the key encoding), the catalog (one entry per collection), the next collection id,
+//!   collections whose keys still await deletion, and the records of retryable writes ([`retryable`]);
 //! - `docs`: key = collection id (8 bytes, big-endian) + order-preserving encoding of `_id`,
 //!   value = the raw BSON document: the `_id` index is this order, with no entries of its own;
 //! - `index`: secondary index entries (see [`index`]): key = index id + key tuple + record key.
@@ -47,6 +47,7 @@ pub mod keys;
 mod memory;
 mod namespace;
 mod read;
+mod retryable;
 mod ttl;
 mod validate;
 mod writer;

@@ -30,6 +30,9 @@ pub struct Writer<'a> {
     /// at commit, in the same batch.
     count_delta: i64,
     bytes_delta: i64,
+    /// Entries written to `meta` beside the documents (retryable writes' records): a batch
+    /// with only these still commits.
+    meta_writes: usize,
     _guard: MutexGuard<'a, ()>,
 }
 
@@ -52,6 +55,7 @@ impl<'a> Writer<'a> {
             multikey_changed: false,
             count_delta: 0,
             bytes_delta: 0,
+            meta_writes: 0,
             _guard: guard,
         })
     }
@@ -230,9 +234,18 @@ impl<'a> Writer<'a> {
     /// Storage errors.
     pub fn commit(self) -> Result<Option<DurabilityTicket>> {
         let Writer {
-            storage, collection, mut batch, pending, multikey_changed, count_delta, bytes_delta, _guard, ..
+            storage,
+            collection,
+            mut batch,
+            pending,
+            multikey_changed,
+            count_delta,
+            bytes_delta,
+            meta_writes,
+            _guard,
+            ..
         } = self;
-        if pending.is_empty() {
+        if pending.is_empty() && meta_writes == 0 {
             return Ok(None);
         }
         if multikey_changed {
@@ -249,6 +262,20 @@ impl<'a> Writer<'a> {
         drop(_guard);
         storage.bound_write_buffers();
         Ok(Some(ticket))
+    }
+
+    /// The storage this writer commits to.
+    pub(super) fn storage(&self) -> &'a Storage {
+        self.storage
+    }
+
+    /// Writes (`Some`) or removes (`None`) a `meta` entry in this batch.
+    pub(super) fn record_meta(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        match value {
+            Some(value) => self.batch.insert(&self.storage.meta, key, value),
+            None => self.batch.remove(&self.storage.meta, key),
+        }
+        self.meta_writes += 1;
     }
 
     fn put(&mut self, key: Vec<u8>, document: RawDocumentBuf) {
