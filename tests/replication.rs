@@ -294,6 +294,34 @@ async fn replication_retryable_errors_are_labelled_and_the_driver_retries() {
     let collection = client.database("test").collection::<Document>("d");
     collection.insert_one(doc! { "_id": 1 }).await.expect("retried by the driver");
     assert_eq!(collection.count_documents(doc! {}).await.ok(), Some(1));
+
+    // The connection drops after the write has committed (mongod's onPrimaryTransactionalWrite
+    // fail point): the driver sends it again, the record answers, and it applies once.
+    let drop_after_commit =
+        doc! { "configureFailPoint": "onPrimaryTransactionalWrite", "mode": { "times": 1 }, "$db": "admin" };
+    command(&server, drop_after_commit.clone());
+    collection.insert_one(doc! { "_id": 2, "n": 0 }).await.expect("insert, retried after the drop");
+    command(&server, drop_after_commit.clone());
+    collection
+        .update_one(doc! { "_id": 2 }, doc! { "$inc": { "n": 1 } })
+        .await
+        .expect("update, retried after the drop");
+    command(&server, drop_after_commit);
+    let before = collection.find_one_and_update(doc! { "_id": 2 }, doc! { "$inc": { "n": 10 } }).await.expect("fam");
+    assert_eq!(before.and_then(|d| d.get_i32("n").ok()), Some(1), "the first attempt's answer");
+    let stored = collection.find_one(doc! { "_id": 2 }).await.ok().flatten().and_then(|d| d.get_i32("n").ok());
+    assert_eq!(stored, Some(11), "each write applied exactly once");
+    assert_eq!(collection.count_documents(doc! {}).await.ok(), Some(2));
+    // Failing before the commit: nothing applied the first time, the retry applies it.
+    command(
+        &server,
+        doc! {
+            "configureFailPoint": "onPrimaryTransactionalWrite", "mode": { "times": 1 },
+            "data": { "failBeforeCommitExceptionCode": 1 }, "$db": "admin"
+        },
+    );
+    collection.delete_one(doc! { "_id": 1 }).await.expect("delete, retried");
+    assert_eq!(collection.count_documents(doc! {}).await.ok(), Some(1));
 }
 
 #[tokio::test]

@@ -46,6 +46,7 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     let given = pipeline_arg(req)?;
     // As mongod, stage positions are checked before anything runs.
     pipeline::check_positions(&given)?;
+    refuse_change_stream_on_member(ctx, &given)?;
     let view = if db_level { None } else { ViewRead::of(ctx, req, &ns, "aggregate.collation")? };
     let stages: Vec<RawBsonRef<'_>> = match &view {
         Some(view) => view.stages().chain(given.iter().copied()).collect(),
@@ -278,6 +279,16 @@ pub(super) fn authorize(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
     };
     let bypass = super::authz::bypasses_validation(req);
     pipeline_allowed(authz, db, coll, &stages, bypass)
+}
+
+/// `$changeStream` on a replica-set member: not built yet, so 238 (the stage's own refusal,
+/// 40573 "only supported on replica sets", is what a standalone answers).
+fn refuse_change_stream_on_member(ctx: &RequestCtx<'_>, stages: &[RawBsonRef<'_>]) -> Result<()> {
+    let first = stages.first().and_then(|s| s.as_document()).and_then(|s| s.into_iter().next()?.ok());
+    if ctx.state.repl.set_name().is_some() && first.is_some_and(|(name, _)| name.as_str() == "$changeStream") {
+        return Err(Error::new(ErrorCode::NotImplemented, "$changeStream is not implemented yet"));
+    }
+    Ok(())
 }
 
 /// Whether the pipeline ends in `$out` or `$merge`: it writes, so only a primary runs it.

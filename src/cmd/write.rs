@@ -225,6 +225,11 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
             }
         }
     }
+    if let Some(retry) = &mut retry {
+        let failed = retry.before_commit();
+        ctx.client.close_requested |= retry.close_connection();
+        failed?;
+    }
     let ticket = commit(ctx.op, writer)?;
     ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
@@ -471,6 +476,7 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
         run_update_statement(ctx, finder, &mut target, &statement, vars.as_ref(), bypass, retry)
     });
     acknowledge(ctx, journal, outcomes.last_ticket);
+    ctx.client.close_requested |= retry.as_ref().is_some_and(RetryableWrite::close_connection);
     let (mut matched, mut modified) = (0i64, 0i64);
     let mut upserted = Vec::new();
     for (index, outcome) in outcomes.results {
@@ -620,6 +626,7 @@ fn run_update_statement(
             result.insert("upserted", bson::Bson::try_from(id.clone()).unwrap_or(bson::Bson::Null));
         }
         retry.record(&mut writer, index, &statement_result(result)?)?;
+        retry.before_commit()?;
     }
     let ticket = commit(ctx.op, writer)?;
     ctx.state.counters.opcounters.update.fetch_add(1, Ordering::Relaxed);
@@ -750,12 +757,14 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
             let deleted = victims.len() as i64;
             if let Some(retry) = &mut retry {
                 retry.record(&mut writer, index, &statement_result(doc! { "n": deleted })?)?;
+                retry.before_commit()?;
             }
             ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
             Ok((deleted, commit(ctx.op, writer)?))
         },
     );
     acknowledge(ctx, journal, outcomes.last_ticket);
+    ctx.client.close_requested |= retry.as_ref().is_some_and(RetryableWrite::close_connection);
     let deleted: i64 = outcomes.results.iter().map(|(_, n)| n).sum();
     ctx.op.docs.deleted.fetch_add(u64::try_from(deleted).unwrap_or(0), Ordering::Relaxed);
     let mut reply = WriteReply::new();
@@ -915,6 +924,9 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let reply = find_and_modify_reply(last_error, value.as_deref())?;
     if let Some(retry) = &mut retry {
         retry.record(&mut writer, 0, &reply)?;
+        let failed = retry.before_commit();
+        ctx.client.close_requested |= retry.close_connection();
+        failed?;
     }
     let ticket = commit(ctx.op, writer)?;
     acknowledge(ctx, journal, ticket);

@@ -35,6 +35,7 @@ impl StatementIds {
 
 /// One retryable write command in progress, holding its session checked out.
 pub struct RetryableWrite<'a> {
+    state: &'a State,
     session: Uuid,
     txn: i64,
     ids: StatementIds,
@@ -44,6 +45,10 @@ pub struct RetryableWrite<'a> {
     /// records makes it so).
     begun: bool,
     retried: Vec<i32>,
+    /// Results were recorded in the batch about to commit.
+    recorded_since_commit: bool,
+    /// A test fail point asked for the connection to be closed without a reply.
+    close_connection: bool,
     _checked_out: CheckedOutSession<'a>,
 }
 
@@ -68,7 +73,18 @@ impl<'a> RetryableWrite<'a> {
         }
         let begun = latest == Some(txn);
         let executed = if begun { state.storage.retryable_results(session, txn)? } else { BTreeMap::new() };
-        Ok(Self { session, txn, ids, executed, begun, retried: Vec::new(), _checked_out: checked_out })
+        Ok(Self {
+            state,
+            session,
+            txn,
+            ids,
+            executed,
+            begun,
+            retried: Vec::new(),
+            recorded_since_commit: false,
+            close_connection: false,
+            _checked_out: checked_out,
+        })
     }
 
     /// The result an earlier attempt recorded for statement `index`, if it executed; the
@@ -92,7 +108,35 @@ impl<'a> RetryableWrite<'a> {
         let id = self.ids.of(index);
         writer.record_retryable_result(self.session, self.txn, id, result);
         self.executed.insert(id, result.clone());
+        self.recorded_since_commit = true;
         Ok(())
+    }
+
+    /// Called before a batch that recorded results commits: mongod's test fail point
+    /// `onPrimaryTransactionalWrite` may fail it (`failBeforeCommitExceptionCode`: nothing is
+    /// committed) and, by default, have the connection closed, so that the driver's retry
+    /// meets the record (or the lack of one).
+    ///
+    /// # Errors
+    /// The fail point's error code.
+    pub fn before_commit(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.recorded_since_commit) {
+            return Ok(());
+        }
+        let Some(fault) = self.state.failpoints.transactional_write() else { return Ok(()) };
+        self.close_connection |= fault.close_connection;
+        match fault.fail_before_commit {
+            Some(code) => Err(Error::new(
+                ErrorCode::from_code(code).unwrap_or(ErrorCode::InternalError),
+                "Failing the retryable write via the 'onPrimaryTransactionalWrite' fail point",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a fail point asked for the connection to be closed instead of replying.
+    pub fn close_connection(&self) -> bool {
+        self.close_connection
     }
 
     /// The ids of the statements answered from an earlier attempt (`retriedStmtIds`).

@@ -280,7 +280,12 @@ impl SetConfig {
             }
         }
         let id = id.ok_or_else(|| missing("ReplSetConfig._id"))?;
-        let version = version.ok_or_else(|| missing("ReplSetConfig.version"))?;
+        // As mongod, an initiate may leave the version out: it is the first, 1.
+        let version = match (version, previous) {
+            (Some(version), _) => version,
+            (None, None) => 1,
+            (None, Some(_)) => return Err(missing("ReplSetConfig.version")),
+        };
         let members_value = members_value.ok_or_else(|| missing("ReplSetConfig.members"))?;
         if id != set_name {
             return Err(match previous {
@@ -456,7 +461,8 @@ mod tests {
         let arbiter = doc! { "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": "me", "arbiterOnly": true }] };
         assert_eq!(check(arbiter), Some(93));
         assert_eq!(check(doc! { "_id": "rs0", "version": 1, "members": [] }), Some(93));
-        assert_eq!(check(doc! { "_id": "rs0", "members": [{ "_id": 0, "host": "me" }] }), Some(40414));
+        assert_eq!(check(doc! { "_id": "rs0", "members": [{ "_id": 0, "host": "me" }] }), None, "version 1 by default");
+        assert_eq!(check(doc! { "_id": "rs0", "version": 1 }), Some(40414));
         assert_eq!(
             check(doc! { "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": "me" }], "x": 1 }),
             Some(40415)
@@ -475,6 +481,8 @@ mod tests {
         let previous = Some(Previous { config: &first, term: 3 });
         let same = raw(doc! { "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": "me" }] });
         assert_eq!(code(SetConfig::parse(&same, "rs0", previous, &me)), Some(103));
+        let unversioned = raw(doc! { "_id": "rs0", "members": [{ "_id": 0, "host": "me" }] });
+        assert_eq!(code(SetConfig::parse(&unversioned, "rs0", previous, &me)), Some(40414));
         let next = raw(
             doc! { "_id": "rs0", "version": 2, "members": [{ "_id": 0, "host": "me:27017", "tags": { "dc": "a" } }] },
         );

@@ -1,7 +1,9 @@
 //! Fail points for tests (`configureFailPoint`, only with `enableTestCommands`): mongod's
-//! `failCommand`, which makes chosen commands fail, stall or drop the connection, and
-//! `maxTimeAlwaysTimeOut`, which makes every operation with a `maxTimeMS` time out. Drivers'
-//! specification tests use them to exercise retries, error handling and time limits.
+//! `failCommand`, which makes chosen commands fail, stall or drop the connection,
+//! `maxTimeAlwaysTimeOut`, which makes every operation with a `maxTimeMS` time out, and
+//! `onPrimaryTransactionalWrite`, which fails a retryable write's commit or drops its
+//! connection once it has committed. Drivers' specification tests use them to exercise
+//! retries, error handling and time limits.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -40,6 +42,15 @@ pub struct FailCommand {
     pub write_concern_error: Option<Document>,
 }
 
+/// What `onPrimaryTransactionalWrite` does to a retryable write's commit (its `data`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransactionalWriteFault {
+    /// Close the connection once the write has committed (`closeConnection`, default true).
+    pub close_connection: bool,
+    /// Fail with this code instead of committing (`failBeforeCommitExceptionCode`).
+    pub fail_before_commit: Option<i32>,
+}
+
 #[derive(Debug)]
 struct Armed {
     mode: Mode,
@@ -53,6 +64,8 @@ pub struct FailPoints {
     entered: Mutex<u64>,
     max_time_always_time_out: Mutex<Option<Mode>>,
     max_time_entered: Mutex<u64>,
+    transactional_write: Mutex<Option<(Mode, TransactionalWriteFault)>>,
+    transactional_write_entered: Mutex<u64>,
 }
 
 impl FailPoints {
@@ -65,6 +78,15 @@ impl FailPoints {
         if name == "maxTimeAlwaysTimeOut" {
             *self.max_time_always_time_out.lock().unwrap_or_else(PoisonError::into_inner) = parse_mode(mode)?;
             let mut entered = self.max_time_entered.lock().unwrap_or_else(PoisonError::into_inner);
+            return Ok(std::mem::take(&mut *entered));
+        }
+        if name == "onPrimaryTransactionalWrite" {
+            let fault = match parse_mode(mode)? {
+                None => None,
+                Some(mode) => Some((mode, parse_transactional_write(data)?)),
+            };
+            *self.transactional_write.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+            let mut entered = self.transactional_write_entered.lock().unwrap_or_else(PoisonError::into_inner);
             return Ok(std::mem::take(&mut *entered));
         }
         if name != "failCommand" {
@@ -93,6 +115,22 @@ impl FailPoints {
         }
         *self.max_time_entered.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         true
+    }
+
+    /// Whether `onPrimaryTransactionalWrite` fires for a retryable write's commit, and what it
+    /// does; counts the firing and advances `times`/`skip`.
+    pub fn transactional_write(&self) -> Option<TransactionalWriteFault> {
+        let mut slot = self.transactional_write.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mode, fault) = slot.as_mut()?;
+        if !fires(mode) {
+            return None;
+        }
+        let fault = *fault;
+        if *mode == Mode::Times(0) {
+            *slot = None;
+        }
+        *self.transactional_write_entered.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Some(fault)
     }
 
     /// Whether the fail point fires for `command` from a client named `app_name`; counts the
@@ -161,6 +199,21 @@ fn parse_mode(mode: Option<RawBsonRef<'_>>) -> Result<Option<Mode>> {
         }
         _ => Err(bad()),
     }
+}
+
+/// `onPrimaryTransactionalWrite`'s `data`: `closeConnection` (default true) and
+/// `failBeforeCommitExceptionCode`.
+fn parse_transactional_write(data: Option<&RawDocument>) -> Result<TransactionalWriteFault> {
+    let mut fault = TransactionalWriteFault { close_connection: true, fail_before_commit: None };
+    for element in data.into_iter().flatten() {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        match (key.as_str(), value) {
+            ("closeConnection", RawBsonRef::Boolean(b)) => fault.close_connection = b,
+            ("failBeforeCommitExceptionCode", value) => fault.fail_before_commit = number(value).map(|n| n as i32),
+            _ => {}
+        }
+    }
+    Ok(fault)
 }
 
 fn parse_data(data: Option<&RawDocument>) -> Result<FailCommand> {
