@@ -60,8 +60,67 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         check_validator_namespace(&ns, bson::Uuid::new())?;
         Validator::compile(validator)?;
     }
+    capped_options(&mut options)?;
     ctx.state.storage.create_collection(&ns, options)?;
     Ok(Document::new())
+}
+
+/// The largest capped collection mongod makes: 1 PB.
+const MAX_CAPPED_SIZE: i64 = 1 << 50;
+
+/// A capped collection's `size` and `max`, checked and stored as mongod's
+/// `CollectionOptions` keeps them: `size` required, at most 1 PB, rounded up to a multiple of
+/// 256; `max` under 2^31, and no limit (left out) when 0 or negative. Without `capped`, the
+/// two are not kept.
+fn capped_options(options: &mut Document) -> Result<()> {
+    let number = |options: &Document, key: &str| -> Result<Option<i64>> {
+        match options.get(key) {
+            None => Ok(None),
+            Some(Bson::Int32(n)) => Ok(Some(i64::from(*n))),
+            Some(Bson::Int64(n)) => Ok(Some(*n)),
+            Some(Bson::Double(n)) => Ok(Some(*n as i64)),
+            Some(Bson::Decimal128(_)) => Ok(Some(0)),
+            Some(other) => Err(Error::new(
+                ErrorCode::TypeMismatch,
+                format!(
+                    "BSON field 'create.{key}' is the wrong type '{}', expected types '[long, int, decimal, double]'",
+                    crate::query::type_name(other.element_type())
+                ),
+            )),
+        }
+    };
+    let size = number(options, "size")?;
+    let max = number(options, "max")?;
+    if !options.get_bool("capped").unwrap_or(false) {
+        options.remove("capped");
+        options.remove("size");
+        options.remove("max");
+        return Ok(());
+    }
+    let Some(size) = size else {
+        return Err(Error::new(ErrorCode::InvalidOptions, "the 'size' field is required when 'capped' is true"));
+    };
+    if size < 0 {
+        return Err(Error::new(ErrorCode::BadValue, "size has to be >= 0"));
+    }
+    if size > MAX_CAPPED_SIZE {
+        return Err(Error::new(ErrorCode::BadValue, "size cannot exceed 1 PB"));
+    }
+    let rounded = (size + 0xff) & !0xff;
+    let as_number = |n: i64| i32::try_from(n).map_or(Bson::Int64(n), Bson::Int32);
+    options.insert("size", as_number(rounded));
+    match max {
+        Some(max) if max >= 1 << 31 => {
+            return Err(Error::new(ErrorCode::BadValue, "max in a capped collection has to be < 2^31 or not set"));
+        }
+        Some(max) if max > 0 => {
+            options.insert("max", as_number(max));
+        }
+        _ => {
+            options.remove("max");
+        }
+    }
+    Ok(())
 }
 
 /// `create`: a collection takes createCollection or insert (and convertToCapped when capped);
@@ -580,7 +639,15 @@ pub fn storage_stats(storage: &crate::storage::Storage, collection: &Collection,
         "indexSizes": index_sizes,
         "totalSize": scaled(bytes),
         "scaleFactor": to_long(scale),
-        "capped": collection.options.get_bool("capped").unwrap_or(false),
+        "capped": collection.capped.is_some(),
+    })
+    .map(|mut stats| {
+        // As mongod: a capped collection's limits (`max` 0 when it has none).
+        if let Some(capped) = collection.capped {
+            stats.insert("max", to_long(capped.max.unwrap_or(0)));
+            stats.insert("maxSize", scaled(capped.size));
+        }
+        stats
     })
 }
 

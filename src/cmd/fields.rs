@@ -54,6 +54,21 @@ pub const AGGREGATE: CommandOptions = CommandOptions::strict(&[
 /// `buildInfo`.
 pub const BUILD_INFO: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").sessionless();
 
+/// `cloneCollectionAsCapped`.
+pub const CLONE_COLLECTION_AS_CAPPED: CommandOptions = CommandOptions::strict(&[
+    F::honoured("toCollection", "the new capped collection, in the same database"),
+    F::honoured("size", "its bytes, rounded up to a multiple of 256"),
+    F::internal("temp"),
+])
+.writes();
+
+/// `convertToCapped`.
+pub const CONVERT_TO_CAPPED: CommandOptions = CommandOptions::strict(&[F::honoured(
+    "size",
+    "its bytes, rounded up to a multiple of 256; the newest documents that fit are kept",
+)])
+.writes();
+
 /// `collMod`.
 pub const COLL_MOD: CommandOptions = CommandOptions::strict(&[
     F::honoured("validator", "stored; validation is applied to later writes"),
@@ -131,9 +146,12 @@ pub const COUNT: CommandOptions = CommandOptions::strict(&[
 
 /// `create`.
 pub const CREATE: CommandOptions = CommandOptions::strict(&[
-    F::not_built_if_true("capped", "capped collections"),
-    F::ignored("size", "it applies only to capped collections"),
-    F::ignored("max", "it applies only to capped collections"),
+    F::honoured(
+        "capped",
+        "documents kept in insertion order (`$natural`), the oldest deleted past `size` or `max` at each insert",
+    ),
+    F::honoured("size", "a capped collection's bytes, rounded up to a multiple of 256 (required when capped)"),
+    F::honoured("max", "a capped collection's most documents (0, negative or absent: no limit)"),
     F::honoured("validator", "stored; validation is applied to later writes"),
     F::honoured("validationLevel", "stored with the validator"),
     F::honoured("validationAction", "stored with the validator"),

@@ -8,6 +8,7 @@ mod aggregate;
 mod audit;
 mod auth;
 mod authz;
+mod capped;
 mod certificates;
 mod collation;
 mod collections;
@@ -220,9 +221,17 @@ pub static COMMANDS: &[CommandSpec] = &[
         .options(fields::BUILD_INFO)
         .inline()
         .aliases(&["buildinfo"]),
+    CommandSpec::new(
+        "cloneCollectionAsCapped",
+        capped::clone_collection_as_capped,
+        Custom(capped::authorize_clone),
+        "{ cloneCollectionAsCapped:<fromName>, toCollection:<toName>, size:<sizeInBytes> }",
+    )
+    .options(fields::CLONE_COLLECTION_AS_CAPPED)
+    .writes_data(),
     CommandSpec::new("collMod", collections::coll_mod, Collection(A::CollMod), "Sets collection options.")
         .options(fields::COLL_MOD)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new(
         "collStats",
         collections::coll_stats,
@@ -255,9 +264,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::CONNECTION_STATUS)
     .inline(),
+    CommandSpec::new(
+        "convertToCapped",
+        capped::convert_to_capped,
+        Collection(A::ConvertToCapped),
+        "{ convertToCapped:<fromCollectionName>, size:<sizeInBytes> }",
+    )
+    .options(fields::CONVERT_TO_CAPPED)
+    .writes_data(),
     CommandSpec::new("count", read::count, Collection(A::Find), "count objects in collection")
         .options(fields::COUNT)
-    .reads_data(),
+        .reads_data(),
     CommandSpec::new(
         "create",
         collections::create,
@@ -276,10 +293,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     .writes_data(),
     CommandSpec::new("createRole", roles::create_role, Custom(roles::authorize_create_role), "Adds a role to the system")
         .options(fields::CREATE_ROLE)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new("createUser", users::create_user, Custom(users::authorize_create_user), "Adds a user to the system")
         .options(fields::CREATE_USER)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new(
         "currentOp",
         operations::current_op,
@@ -289,10 +306,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     .options(fields::CURRENT_OP),
     CommandSpec::new("dbStats", collections::db_stats, Database(A::DbStats), "Get stats on a database.")
         .options(fields::DB_STATS)
-    .reads_data(),
+        .reads_data(),
     CommandSpec::raw("delete", write::delete, Collection(A::Remove), "delete documents")
         .options(fields::DELETE)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new(
         "distinct",
         read::distinct,
@@ -344,10 +361,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     .writes_data(),
     CommandSpec::new("dropRole", roles::drop_role, Database(A::DropRole), "Drops a single role.")
         .options(fields::DROP_ROLE)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new("dropUser", users::drop_user, Database(A::DropUser), "Drops a single user.")
         .options(fields::DROP_USER)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new("endSessions", sessions::end_sessions, Authenticated, "end a set of logical sessions")
         .options(fields::END_SESSIONS)
         .inline(),
@@ -361,7 +378,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     .reads_data(),
     CommandSpec::raw("find", read::find, Collection(A::Find), "query for documents")
         .options(fields::FIND)
-    .reads_data(),
+        .reads_data(),
     CommandSpec::raw(
         "findAndModify",
         write::find_and_modify,
@@ -415,7 +432,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     .writes_data(),
     CommandSpec::new("grantRolesToUser", users::grant_roles_to_user, Custom(users::authorize_grant_roles), "Grants roles to a user.")
         .options(fields::GRANT_ROLES_TO_USER)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new(
         "hello",
         handshake::hello,
@@ -433,7 +450,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     .options(fields::HOST_INFO),
     CommandSpec::raw("insert", write::insert, Custom(write::authorize_insert), "insert documents")
         .options(fields::INSERT)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new(
         "isMaster",
         handshake::is_master,
@@ -588,7 +605,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     .writes_data(),
     CommandSpec::new("rolesInfo", roles::roles_info, Custom(roles::authorize_roles_info), "Returns information about roles.")
         .options(fields::ROLES_INFO)
-    .reads_data(),
+        .reads_data(),
     CommandSpec::new(
         "rotateCertificates",
         certificates::rotate_certificates,
@@ -620,16 +637,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         .inline(),
     CommandSpec::raw("update", write::update, Custom(write::authorize_update), "update documents")
         .options(fields::UPDATE)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new("updateRole", roles::update_role, Custom(roles::authorize_update_role), "Used to update a role")
         .options(fields::UPDATE_ROLE)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new("updateUser", users::update_user, Custom(users::authorize_update_user), "Used to update a user, for example to change its password")
         .options(fields::UPDATE_USER)
-    .writes_data(),
+        .writes_data(),
     CommandSpec::new("usersInfo", users::users_info, Custom(users::authorize_users_info), "Returns information about users.")
         .options(fields::USERS_INFO)
-    .reads_data(),
+        .reads_data(),
     CommandSpec::new(
         "validate",
         collections::validate,

@@ -1,6 +1,9 @@
 //! Documents as they are stored: what mongod does to a document before inserting it (`_id`
 //! first, generated when missing; allowed `_id` types; the size and nesting limits), shared by
-//! the insert commands, upserts and the stages that write (`$out`, `$merge`).
+//! the insert commands, upserts and the stages that write (`$out`, `$merge`); and the batched
+//! writer those stages and the capped conversions copy documents with.
+
+use std::sync::Arc;
 
 use bson::oid::ObjectId;
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
@@ -9,6 +12,7 @@ use monarch_wire::MAX_BSON_OBJECT_SIZE;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::limits;
+use crate::storage::{Collection, Storage, Writer};
 
 /// Prepares a document for insertion as mongod does: `_id` first (generated when missing),
 /// `_id` of an allowed type, size within 16 MiB, nesting within 180 levels.
@@ -101,6 +105,52 @@ pub fn check_size(document: &RawDocumentBuf) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Documents written per storage batch: big enough to amortise a commit, small enough that a
+/// batch's memory stays modest.
+const DOCUMENTS_PER_BATCH: usize = 1000;
+
+/// A storage batch on one collection, committed every [`DOCUMENTS_PER_BATCH`] documents.
+pub struct BatchedWriter<'a> {
+    storage: &'a Storage,
+    collection: &'a Arc<Collection>,
+    writer: Option<Writer<'a>>,
+    pending: usize,
+}
+
+impl<'a> BatchedWriter<'a> {
+    /// A batched writer of `collection`, with no batch open yet.
+    pub fn new(storage: &'a Storage, collection: &'a Arc<Collection>) -> Self {
+        Self { storage, collection, writer: None, pending: 0 }
+    }
+
+    /// The open batch, committing the previous one first when it is full.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn writer(&mut self) -> Result<&mut Writer<'a>> {
+        if self.pending >= DOCUMENTS_PER_BATCH {
+            self.flush()?;
+        }
+        self.pending += 1;
+        match &mut self.writer {
+            Some(writer) => Ok(writer),
+            slot => Ok(slot.insert(self.storage.writer(self.collection)?)),
+        }
+    }
+
+    /// Commits the open batch, if any.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn flush(&mut self) -> Result<()> {
+        self.pending = 0;
+        match self.writer.take() {
+            Some(writer) => writer.commit().map(|_| ()),
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! [`select_for_write`].
 
 pub mod access;
+pub mod capped;
 pub mod cursor;
 pub mod explain;
 pub mod insert;

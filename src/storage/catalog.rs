@@ -5,7 +5,7 @@
 //! and never reused, so a dropped collection's leftover keys can never be read as another's.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use bson::{Binary, Document, Uuid, doc};
@@ -41,6 +41,38 @@ pub struct Collection {
     pub(super) write_lock: Arc<Mutex<()>>,
     /// Set once dropped: a writer that took the lock just before the drop must not write.
     pub(super) dropped: Arc<AtomicBool>,
+    /// A capped collection's limits (`capped: true` with `size` and `max`); `None` otherwise.
+    pub capped: Option<Capped>,
+    /// The record id the next insert into a capped collection takes; 0 until the first
+    /// insert reads it from the last stored record (under the write lock).
+    pub(super) next_record: Arc<AtomicU64>,
+}
+
+/// A capped collection's limits: inserts delete the oldest documents past either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capped {
+    /// The most bytes of documents it keeps (`size`, rounded up to 256 as mongod does).
+    pub size: u64,
+    /// The most documents it keeps (`max`), if limited.
+    pub max: Option<u64>,
+}
+
+impl Capped {
+    /// The limits of `options`, when they make a capped collection.
+    pub fn of(options: &Document) -> Option<Self> {
+        if !options.get_bool("capped").unwrap_or(false) {
+            return None;
+        }
+        let number = |key: &str| match options.get(key) {
+            Some(bson::Bson::Int32(n)) => Some(i64::from(*n)),
+            Some(bson::Bson::Int64(n)) => Some(*n),
+            Some(bson::Bson::Double(n)) => Some(*n as i64),
+            _ => None,
+        };
+        let size = number("size").and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+        let max = number("max").and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0);
+        Some(Self { size, max })
+    }
 }
 
 impl Collection {
@@ -50,6 +82,13 @@ impl Collection {
     /// The stored validator's parse error, with mongod's context.
     pub fn validator(&self) -> Result<Option<&Arc<Validator>>, &QueryError> {
         self.validator.as_ref().map(Option::as_ref)
+    }
+
+    /// Whether its documents are keyed by a record id in insertion order (capped
+    /// collections) rather than clustered by `_id`: its `_id_` index then has entries of its
+    /// own.
+    pub fn record_keyed(&self) -> bool {
+        self.capped.is_some()
     }
 
     /// The key prefix of this collection's documents.
@@ -123,10 +162,12 @@ impl Collection {
             },
             uuid,
             validator: compile_validator(&options),
+            capped: Capped::of(&options),
             options,
             index_set: Arc::new(RwLock::new(indexes.into())),
             write_lock: Arc::default(),
             dropped: Arc::default(),
+            next_record: Arc::default(),
         })
     }
 
@@ -137,10 +178,13 @@ impl Collection {
             ns,
             uuid: self.uuid,
             validator: compile_validator(&options),
+            // The layout is fixed at creation: only the limits may change.
+            capped: Capped::of(&options).filter(|_| self.capped.is_some()),
             options,
             index_set: self.index_set.clone(),
             write_lock: self.write_lock.clone(),
             dropped: self.dropped.clone(),
+            next_record: self.next_record.clone(),
         }
     }
 }
@@ -212,16 +256,21 @@ impl Catalog {
     /// next id to persist.
     pub fn new_collection(&self, ns: Namespace, options: Document) -> (Arc<Collection>, u64) {
         let id = self.next_id();
-        let id_index = Index::from_spec(ID_INDEX_ID, id_index_spec(), false);
+        let capped = Capped::of(&options);
+        // A capped collection's `_id_` index has entries of its own, under an id of its own.
+        let id_index_id = if capped.is_some() { self.next_id() } else { ID_INDEX_ID };
+        let id_index = Index::from_spec(id_index_id, id_index_spec(), false);
         let collection = Collection {
             id,
             ns,
             uuid: Uuid::new(),
             validator: compile_validator(&options),
+            capped,
             options,
             index_set: Arc::new(RwLock::new(id_index.map(Arc::new).into_iter().collect())),
             write_lock: Arc::default(),
             dropped: Arc::default(),
+            next_record: Arc::default(),
         };
         (Arc::new(collection), self.peek_next_id())
     }

@@ -29,6 +29,8 @@ pub type IndexEntryBytes = (Vec<u8>, Vec<u8>);
 
 /// Index id of the `_id` index, which has no entries of its own.
 pub(super) const ID_INDEX_ID: u64 = 0;
+/// The `_id` index's name, in every collection.
+pub(super) const ID_INDEX_NAME: &str = "_id_";
 
 /// Which way a scan walks the keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +133,8 @@ impl Index {
         Ok(Self {
             id,
             name: name.to_owned(),
-            unique: flag("unique") || id == ID_INDEX_ID,
+            // `_id_` is unique whether it is the documents' own order or has entries.
+            unique: flag("unique") || id == ID_INDEX_ID || name == ID_INDEX_NAME,
             sparse: flag("sparse"),
             hidden: flag("hidden"),
             partial,
@@ -155,9 +158,31 @@ impl Index {
         (self.accesses.load(Ordering::Relaxed), self.accesses_since)
     }
 
-    /// Whether this is the `_id` index (`_id_`), which every collection has.
+    /// Whether this is the `_id_` index of a collection clustered by `_id`: its entries are
+    /// the documents themselves. (A capped collection's `_id_` has entries of its own, as a
+    /// secondary index does; see [`Index::is_named_id`].)
     pub fn is_id_index(&self) -> bool {
         self.id == ID_INDEX_ID
+    }
+
+    /// Whether this is the `_id_` index every collection has, however it is stored: it cannot
+    /// be dropped or hidden.
+    pub fn is_named_id(&self) -> bool {
+        self.name == ID_INDEX_NAME
+    }
+
+    /// The start of the `_id_` index's keys for the `_id` value `id` (its entries' keys are
+    /// this, then the record they point to).
+    ///
+    /// # Errors
+    /// The index's key errors (an `_id` always has a key).
+    pub(super) fn id_key_prefix(&self, id: RawBsonRef<'_>) -> Result<Vec<u8>> {
+        let mut document = RawDocumentBuf::new();
+        document.append(bson::raw::cstr!("_id"), id);
+        let (entries, _) = self.entries(&document, &[])?;
+        let key = entries.into_iter().next().map(|(key, _)| key).unwrap_or_default();
+        // An entry ends with its record and the record's 2-byte length; the record is empty.
+        Ok(key.get(..key.len().saturating_sub(2)).unwrap_or_default().to_vec())
     }
 
     /// Whether some document gave this index several keys.

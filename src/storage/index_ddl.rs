@@ -7,7 +7,7 @@ use std::sync::{Arc, PoisonError};
 
 use bson::{Bson, Document, RawDocument};
 
-use super::index::{ID_INDEX_ID, Index, record_of};
+use super::index::{Index, record_of};
 use super::writer::duplicate_index_key;
 use super::{Collection, NEXT_ID_KEY, Namespace, Storage, StorageError, catalog, meta_key};
 use crate::error::{Error, ErrorCode, Result};
@@ -145,14 +145,14 @@ impl Storage {
         let current = collection.indexes();
         let cannot_drop_id = || Error::new(ErrorCode::InvalidOptions, "cannot drop _id index");
         let dropped: Vec<Arc<Index>> = match selector {
-            IndexSelector::All => current.iter().filter(|i| i.id != ID_INDEX_ID).cloned().collect(),
+            IndexSelector::All => current.iter().filter(|i| !i.is_named_id()).cloned().collect(),
             IndexSelector::Names(names) => {
                 let mut found = Vec::new();
                 for name in names {
                     let index = current.iter().find(|i| &i.name == name).ok_or_else(|| {
                         Error::new(ErrorCode::IndexNotFound, format!("index not found with name [{name}]"))
                     })?;
-                    if index.id == ID_INDEX_ID {
+                    if index.is_named_id() {
                         return Err(cannot_drop_id());
                     }
                     found.push(index.clone());
@@ -168,7 +168,7 @@ impl Storage {
                             format!("can't find index with key: {pattern}"),
                         ));
                     }
-                    [one] if one.id == ID_INDEX_ID => return Err(cannot_drop_id()),
+                    [one] if one.is_named_id() => return Err(cannot_drop_id()),
                     [_] => matching,
                     _ => {
                         return Err(Error::new(
@@ -218,7 +218,7 @@ impl Storage {
         let mut spec = index.spec.clone();
         let mut changes = IndexOptionChange::new();
         if let Some(hidden) = hidden {
-            if index.id == ID_INDEX_ID {
+            if index.is_named_id() {
                 return Err(Error::new(ErrorCode::BadValue, "can't hide _id index"));
             }
             if hidden != index.hidden {

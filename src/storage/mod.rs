@@ -33,7 +33,11 @@
 //! - `meta`: format versions (of the data and of the key encoding), the catalog (one entry per collection), the next collection id,
 //!   collections whose keys still await deletion, and the records of retryable writes ([`retryable`]);
 //! - `docs`: key = collection id (8 bytes, big-endian) + order-preserving encoding of `_id`,
-//!   value = the raw BSON document: the `_id` index is this order, with no entries of its own;
+//!   value = the raw BSON document: the `_id` index is this order, with no entries of its own
+//!   (collections are clustered by `_id`, so their natural order is `_id` order). A capped
+//!   collection's key is the collection id + a record id (8 bytes, big-endian) handed out in
+//!   insertion order, which is its natural order; its `_id_` index then has entries in
+//!   `index` like any other, and inserts delete the lowest record ids past its limits;
 //! - `index`: secondary index entries (see [`index`]): key = index id + key tuple + record key.
 //!
 //! Every fjall call blocks, so callers run these functions off the async workers.

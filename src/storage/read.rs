@@ -37,7 +37,19 @@ impl ReadView {
     /// # Errors
     /// Storage errors.
     pub fn get(&self, collection: &Collection, id: RawBsonRef<'_>) -> Result<Option<RawDocumentBuf>> {
-        self.get_key(document_key(collection, id))
+        if !collection.record_keyed() {
+            return self.get_key(document_key(collection, id));
+        }
+        // Keyed by record id: the `_id_` index says which record holds the `_id`.
+        let Some(index) = collection.indexes().iter().find(|index| index.is_named_id()).cloned() else {
+            return Ok(None);
+        };
+        let prefix = index.id_key_prefix(id)?;
+        let Some(guard) = self.snapshot.prefix(&self.index, &prefix).next() else { return Ok(None) };
+        let key = guard.key().map_err(StorageError::from)?;
+        let mut document_key = collection.prefix().to_vec();
+        document_key.extend_from_slice(record_of(&key).unwrap_or_default());
+        self.get_key(document_key)
     }
 
     fn get_key(&self, key: Vec<u8>) -> Result<Option<RawDocumentBuf>> {

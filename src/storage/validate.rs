@@ -61,8 +61,10 @@ impl Storage {
                 report.invalid_documents += 1;
                 continue;
             };
+            // Clustered by `_id`, a document's key is its `_id`; keyed by record id (capped),
+            // the `_id_` index's entries are checked below as any index's.
             let id_matches = match doc.get("_id") {
-                Ok(Some(id)) => document_key(collection, id) == key.as_ref(),
+                Ok(Some(id)) => collection.record_keyed() || document_key(collection, id) == key.as_ref(),
                 _ => false,
             };
             if !id_matches || doc.iter().any(|e| e.is_err()) {

@@ -1,12 +1,14 @@
 //! Writing documents: one collection at a time, under its write lock, in one atomic batch.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard, PoisonError};
 
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use fjall::OwnedWriteBatch;
 
-use super::index::{Direction, ID_INDEX_ID, Index, prefix_successor, record_of};
+use super::catalog::Capped;
+use super::index::{Direction, Index, prefix_successor, record_of};
 use super::{Collection, DurabilityTicket, IndexSet, Storage, StorageError, catalog, decode_document, document_key};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -33,6 +35,9 @@ pub struct Writer<'a> {
     /// Entries written to `meta` beside the documents (retryable writes' records): a batch
     /// with only these still commits.
     meta_writes: usize,
+    /// In a capped collection, the last committed record trimmed in this batch: the next
+    /// oldest is after it.
+    trimmed_to: Option<Vec<u8>>,
     _guard: MutexGuard<'a, ()>,
 }
 
@@ -56,6 +61,7 @@ impl<'a> Writer<'a> {
             count_delta: 0,
             bytes_delta: 0,
             meta_writes: 0,
+            trimmed_to: None,
             _guard: guard,
         })
     }
@@ -65,40 +71,94 @@ impl<'a> Writer<'a> {
     /// # Errors
     /// Storage errors.
     pub fn get(&self, id: RawBsonRef<'_>) -> Result<Option<RawDocumentBuf>> {
-        let key = document_key(self.collection, id);
-        if let Some(pending) = self.pending.get(&key) {
+        match self.key_of(id)? {
+            Some(key) => self.get_key(&key),
+            None => Ok(None),
+        }
+    }
+
+    fn get_key(&self, key: &[u8]) -> Result<Option<RawDocumentBuf>> {
+        if let Some(pending) = self.pending.get(key) {
             return Ok(pending.clone());
         }
-        match self.storage.docs.get(&key).map_err(StorageError::from)? {
+        match self.storage.docs.get(key).map_err(StorageError::from)? {
             Some(value) => Ok(Some(decode_document(&value)?)),
             None => Ok(None),
         }
     }
 
-    /// Inserts `document`, which must have an `_id`.
+    /// The `docs` key of the document with `_id` equal to `id`: computed from the `_id` in a
+    /// collection clustered by it; in a record-keyed (capped) one, read from the `_id_`
+    /// index, this batch included (`None` when no document has the `_id`).
+    fn key_of(&self, id: RawBsonRef<'_>) -> Result<Option<Vec<u8>>> {
+        if !self.collection.record_keyed() {
+            return Ok(Some(document_key(self.collection, id)));
+        }
+        let Some(index) = self.indexes.iter().find(|index| index.is_named_id()) else { return Ok(None) };
+        let tuple = index.id_key_prefix(id)?;
+        let record = |entry: &[u8]| {
+            let mut key = self.collection.prefix().to_vec();
+            key.extend_from_slice(record_of(entry).unwrap_or_default());
+            key
+        };
+        let end = prefix_successor(&tuple);
+        let in_batch = match &end {
+            Some(end) => self.pending_entries.range(tuple.clone()..end.clone()),
+            None => self.pending_entries.range(tuple.clone()..),
+        };
+        if let Some((entry, _)) = in_batch.into_iter().find(|(_, present)| **present) {
+            return Ok(Some(record(entry)));
+        }
+        for guard in self.storage.index.prefix(&tuple) {
+            let entry = guard.key().map_err(StorageError::from)?;
+            if self.pending_entries.get(entry.as_ref()) != Some(&false) {
+                return Ok(Some(record(&entry)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Inserts `document`, which must have an `_id`. In a capped collection it takes the next
+    /// record id, and the oldest documents go while the collection is past its limits.
     ///
     /// # Errors
-    /// 11000 DuplicateKey (with `keyPattern` and `keyValue`) if the `_id` exists.
+    /// 11000 DuplicateKey (with `keyPattern` and `keyValue`) if the `_id` exists; 2 BadValue
+    /// for a document larger than a capped collection's size.
     pub fn insert(&mut self, document: RawDocumentBuf) -> Result<()> {
         let id = id_of(&document)?;
-        if self.get(id)?.is_some() {
-            return Err(duplicate_key(self.collection, id));
+        let Some(capped) = self.collection.capped else {
+            if self.get(id)?.is_some() {
+                return Err(duplicate_key(self.collection, id));
+            }
+            let key = document_key(self.collection, id);
+            self.update_indexes(None, Some(&document), &key)?;
+            self.account(None, Some(&document));
+            self.put(key, document);
+            return Ok(());
+        };
+        if document.as_bytes().len() as u64 > capped.size {
+            return Err(Error::new(ErrorCode::BadValue, "object to insert exceeds cappedMaxSize"));
         }
-        let key = document_key(self.collection, id);
+        // The `_id_` index, unique, refuses a duplicate `_id`.
+        let key = self.next_record_key()?;
         self.update_indexes(None, Some(&document), &key)?;
         self.account(None, Some(&document));
         self.put(key, document);
-        Ok(())
+        self.trim(capped)
     }
 
-    /// Replaces the document whose `_id` is the new document's `_id`.
+    /// Replaces the document whose `_id` is the new document's `_id` (inserts it when there
+    /// is none).
     ///
     /// # Errors
     /// Storage errors.
     pub fn replace(&mut self, document: RawDocumentBuf) -> Result<()> {
         let id = id_of(&document)?;
-        let old = self.get(id)?;
-        let key = document_key(self.collection, id);
+        let Some(key) = self.key_of(id)? else { return self.insert(document) };
+        let old = self.get_key(&key)?;
+        if old.is_none() && self.collection.record_keyed() {
+            return self.insert(document);
+        }
         self.update_indexes(old.as_deref(), Some(&document), &key)?;
         self.account(old.as_ref(), Some(&document));
         self.put(key, document);
@@ -110,13 +170,78 @@ impl<'a> Writer<'a> {
     /// # Errors
     /// Storage errors.
     pub fn delete(&mut self, id: RawBsonRef<'_>) -> Result<()> {
-        let old = self.get(id)?;
-        let key = document_key(self.collection, id);
-        self.update_indexes(old.as_deref(), None, &key)?;
-        self.account(old.as_ref(), None);
+        let Some(key) = self.key_of(id)? else { return Ok(()) };
+        let old = self.get_key(&key)?;
+        self.remove_key(key, old.as_ref())
+    }
+
+    /// Removes the document stored at `key` (`old`, if there is one) and its index entries.
+    fn remove_key(&mut self, key: Vec<u8>, old: Option<&RawDocumentBuf>) -> Result<()> {
+        self.update_indexes(old.map(|d| d.as_ref()), None, &key)?;
+        self.account(old, None);
         self.batch.remove(&self.storage.docs, key.clone());
         self.pending.insert(key, None);
         Ok(())
+    }
+
+    /// The `docs` key of the next record of a capped collection: its prefix and a record id,
+    /// 8 bytes big-endian, one past the last stored (read once, under the write lock).
+    fn next_record_key(&mut self) -> Result<Vec<u8>> {
+        let prefix = self.collection.prefix();
+        if self.collection.next_record.load(Ordering::Acquire) == 0 {
+            let last = match self.storage.docs.prefix(prefix).next_back() {
+                Some(guard) => {
+                    let key = guard.key().map_err(StorageError::from)?;
+                    key.get(prefix.len()..).and_then(|r| <[u8; 8]>::try_from(r).ok()).map_or(0, u64::from_be_bytes)
+                }
+                None => 0,
+            };
+            self.collection.next_record.store(last + 1, Ordering::Release);
+        }
+        let record = self.collection.next_record.fetch_add(1, Ordering::AcqRel);
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(&record.to_be_bytes());
+        Ok(key)
+    }
+
+    /// Deletes a capped collection's oldest documents (lowest record ids, committed ones
+    /// first, then this batch's) while it holds more than `capped` allows.
+    fn trim(&mut self, capped: Capped) -> Result<()> {
+        let totals = self.storage.totals(self.collection)?;
+        let over = |writer: &Self| {
+            let count = i64::try_from(totals.count).unwrap_or(i64::MAX) + writer.count_delta;
+            let bytes = i64::try_from(totals.bytes).unwrap_or(i64::MAX) + writer.bytes_delta;
+            capped.max.is_some_and(|max| count > i64::try_from(max).unwrap_or(i64::MAX))
+                || bytes > i64::try_from(capped.size).unwrap_or(i64::MAX)
+        };
+        while over(self) {
+            let Some((key, old)) = self.oldest()? else { break };
+            self.remove_key(key, Some(&old))?;
+        }
+        Ok(())
+    }
+
+    /// The live document with the lowest record id, this batch included.
+    fn oldest(&mut self) -> Result<Option<(Vec<u8>, RawDocumentBuf)>> {
+        let prefix = self.collection.prefix();
+        let start = self.trimmed_to.clone().unwrap_or_else(|| prefix.to_vec());
+        let end = prefix_successor(&prefix).unwrap_or_default();
+        for guard in self.storage.docs.range(start..end) {
+            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+            if self.pending.contains_key(key.as_ref()) {
+                continue;
+            }
+            self.trimmed_to = Some(key.to_vec());
+            return Ok(Some((key.to_vec(), decode_document(&value)?)));
+        }
+        let mut in_batch: Vec<(&Vec<u8>, &RawDocumentBuf)> = self
+            .pending
+            .iter()
+            .filter_map(|(key, doc)| Some((key, doc.as_ref()?)))
+            .filter(|(key, _)| key.starts_with(&prefix))
+            .collect();
+        in_batch.sort_by(|a, b| a.0.cmp(b.0));
+        Ok(in_batch.first().map(|(key, doc)| ((*key).clone(), (*doc).clone())))
     }
 
     /// Writes the index entries that change when the document at `doc_key` goes from `old` to
@@ -127,7 +252,7 @@ impl<'a> Writer<'a> {
         let mut removals = Vec::new();
         let mut additions = Vec::new();
         let mut newly_multikey = Vec::new();
-        for index in self.indexes.iter().filter(|index| index.id != ID_INDEX_ID) {
+        for index in self.indexes.iter().filter(|index| !index.is_id_index()) {
             let old_entries = match old {
                 Some(doc) => index.entries(doc, record)?.0,
                 None => Vec::new(),

@@ -8,16 +8,12 @@ use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
 use super::{PipelineEnv, StageArgs, deferred};
 use crate::error::{Error, ErrorCode, Result};
-use crate::exec::insert::prepare_for_insert;
+use crate::exec::insert::{BatchedWriter, prepare_for_insert};
 use crate::exec::{WriteSelection, select_for_write};
 use crate::query::expr::{LetBindings, Variables};
 use crate::query::{Filter, UpdatePipeline, limits, render};
 use crate::state::cursors::DocumentStream;
-use crate::storage::{Collection, Namespace, Storage, TEMPORARY_PREFIX, Writer};
-
-/// Documents written per storage batch: big enough to amortise a commit, small enough that a
-/// batch's memory stays modest.
-const DOCUMENTS_PER_BATCH: usize = 1000;
+use crate::storage::{Collection, Namespace, TEMPORARY_PREFIX};
 
 fn invalid_bson(error: impl std::fmt::Display) -> Error {
     Error::new(ErrorCode::InvalidBSON, error.to_string())
@@ -85,39 +81,6 @@ fn check_not_capped(stage: &str, ns: &Namespace, collection: Option<&Arc<Collect
         ));
     }
     Ok(())
-}
-
-/// A storage batch on one collection, committed every [`DOCUMENTS_PER_BATCH`] documents.
-struct BatchedWriter<'a> {
-    storage: &'a Storage,
-    collection: &'a Arc<Collection>,
-    writer: Option<Writer<'a>>,
-    pending: usize,
-}
-
-impl<'a> BatchedWriter<'a> {
-    fn new(storage: &'a Storage, collection: &'a Arc<Collection>) -> Self {
-        Self { storage, collection, writer: None, pending: 0 }
-    }
-
-    fn writer(&mut self) -> Result<&mut Writer<'a>> {
-        if self.pending >= DOCUMENTS_PER_BATCH {
-            self.flush()?;
-        }
-        self.pending += 1;
-        match &mut self.writer {
-            Some(writer) => Ok(writer),
-            slot => Ok(slot.insert(self.storage.writer(self.collection)?)),
-        }
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        self.pending = 0;
-        match self.writer.take() {
-            Some(writer) => writer.commit().map(|_| ()),
-            None => Ok(()),
-        }
-    }
 }
 
 /// `$out`.
