@@ -147,6 +147,8 @@ error_codes! {
     WriteConflict = 112,
     /// A document does not pass the collection's validator.
     DocumentValidationFailure = 121,
+    /// A tailable cursor's position in a capped collection was deleted.
+    CappedPositionLost = 136,
     /// Needs a replica set member (read concerns `linearizable` and `snapshot` on a standalone).
     NotAReplicaSet = 123,
     /// A command failed in its own terms (`commitTransaction` outside a transaction).

@@ -138,3 +138,82 @@ async fn capped_conversions_keep_the_newest_documents() {
     let no_size = db.run_command(doc! { "convertToCapped": "events" }).await;
     assert_eq!(no_size.as_ref().err().and_then(code), Some(40414));
 }
+
+/// `cursor.id` and the batch of a find or getMore reply.
+fn cursor_of(reply: &Document, batch: &str) -> (i64, Vec<i32>) {
+    let cursor = reply.get_document("cursor").cloned().unwrap_or_default();
+    let ids = cursor
+        .get_array(batch)
+        .map(|b| b.iter().filter_map(Bson::as_document).filter_map(|d| d.get_i32("_id").ok()).collect())
+        .unwrap_or_default();
+    (cursor.get_i64("id").unwrap_or(0), ids)
+}
+
+#[tokio::test]
+async fn capped_tailable_cursors_follow_inserts() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("tail");
+    db.run_command(doc! { "create": "feed", "capped": true, "size": 4096, "max": 3 }).await.expect("create");
+    db.run_command(doc! { "create": "plain" }).await.expect("create");
+    let feed = db.collection::<Document>("feed");
+
+    // Refused as mongod refuses them; on an empty capped collection the cursor is closed.
+    let plain = db.run_command(doc! { "find": "plain", "tailable": true }).await;
+    assert_eq!(plain.as_ref().err().and_then(code), Some(2));
+    let sorted = db.run_command(doc! { "find": "feed", "tailable": true, "sort": { "_id": 1 } }).await;
+    assert_eq!(sorted.as_ref().err().and_then(code), Some(2));
+    let empty = db.run_command(doc! { "find": "feed", "tailable": true }).await.expect("find");
+    assert_eq!(cursor_of(&empty, "firstBatch"), (0, vec![]));
+
+    feed.insert_many((1..=3).map(|id| doc! { "_id": id })).await.expect("insert");
+    let first = db.run_command(doc! { "find": "feed", "tailable": true, "batchSize": 2 }).await.expect("find");
+    let (id, batch) = cursor_of(&first, "firstBatch");
+    assert!(id != 0 && batch == [1, 2], "{first}");
+    let more = |max_time: Option<i64>| {
+        let mut body = doc! { "getMore": id, "collection": "feed" };
+        if let Some(ms) = max_time {
+            body.insert("maxTimeMS", ms);
+        }
+        body
+    };
+    let next = db.run_command(more(None)).await.expect("getMore");
+    assert_eq!(cursor_of(&next, "nextBatch"), (id, vec![3]));
+    // At the end: an empty batch at once, and the cursor stays open for what comes next.
+    let at_end = db.run_command(more(None)).await.expect("getMore");
+    assert_eq!(cursor_of(&at_end, "nextBatch"), (id, vec![]));
+    let timed = db.run_command(more(Some(100))).await;
+    assert_eq!(timed.as_ref().err().and_then(code), Some(2), "maxTimeMS needs awaitData");
+    feed.insert_one(doc! { "_id": 4 }).await.expect("insert");
+    let next = db.run_command(more(None)).await.expect("getMore");
+    assert_eq!(cursor_of(&next, "nextBatch"), (id, vec![4]));
+
+    // awaitData: the getMore waits for an insert, without blocking other requests.
+    let awaiting = db.run_command(doc! { "find": "feed", "tailable": true, "awaitData": true }).await.expect("find");
+    let (waiting_id, batch) = cursor_of(&awaiting, "firstBatch");
+    assert_eq!(batch, [2, 3, 4]);
+    let started = std::time::Instant::now();
+    let quiet =
+        db.run_command(doc! { "getMore": waiting_id, "collection": "feed", "maxTimeMS": 200 }).await.expect("getMore");
+    assert_eq!(cursor_of(&quiet, "nextBatch"), (waiting_id, vec![]));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "it waited its maxTimeMS");
+    let waiter = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            db.run_command(doc! { "getMore": waiting_id, "collection": "feed", "maxTimeMS": 10_000 }).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let inserted = std::time::Instant::now();
+    feed.insert_one(doc! { "_id": 5 }).await.expect("insert while a getMore waits");
+    let woke = waiter.await.expect("join").expect("getMore");
+    assert!(inserted.elapsed() < std::time::Duration::from_secs(5), "woken by the insert, not the timeout");
+    assert_eq!(cursor_of(&woke, "nextBatch"), (waiting_id, vec![5]));
+
+    // A reader that falls behind the trimming loses its place (136), as in mongod.
+    let behind = db.run_command(doc! { "find": "feed", "tailable": true, "batchSize": 1 }).await.expect("find");
+    let (behind_id, _) = cursor_of(&behind, "firstBatch");
+    feed.insert_many((6..=9).map(|id| doc! { "_id": id })).await.expect("insert");
+    let lost = db.run_command(doc! { "getMore": behind_id, "collection": "feed" }).await;
+    assert_eq!(lost.as_ref().err().and_then(code), Some(136));
+}

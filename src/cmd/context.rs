@@ -75,6 +75,12 @@ impl RequestCtx<'_> {
         self.wait = Some(ReplyWait::Durable(ticket));
     }
 
+    /// Builds the reply again once a capped collection has gained documents since the count
+    /// `since`, or `deadline` has come (an `awaitData` `getMore`), without holding a thread.
+    pub fn reply_after_capped_insert(&mut self, since: u64, deadline: std::time::Instant) {
+        self.wait = Some(ReplyWait::CappedInsert { since, deadline });
+    }
+
     /// Builds the reply again once the topology counter is past `counter` or `deadline` has
     /// come (an awaitable `hello`), without holding a thread.
     pub fn reply_after_topology_change(&mut self, counter: i64, deadline: std::time::Instant) {
@@ -96,9 +102,9 @@ impl RequestCtx<'_> {
 ///
 /// A journal sync (`j: true`), a delay, or a topology change: an awaitable `hello`
 /// (`topologyVersion` with `maxAwaitTimeMS`) returns "wait for a topology change or the
-/// deadline", and its handler runs again to build the reply. Operations that wait for an
-/// event use the same seam: an `awaitData` `getMore` will return "wait for an insert into this
-/// collection or `maxAwaitTimeMS`, then fill the batch".
+/// deadline", and its handler runs again to build the reply. An `awaitData` `getMore` that
+/// finds nothing returns "wait for an insert into a capped collection or `maxTimeMS`", then
+/// fills its batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyWait {
     /// The batch with this journal ticket is on disk.
@@ -111,6 +117,14 @@ pub enum ReplyWait {
         /// The counter the client knows.
         counter: i64,
         /// When to answer anyway (`maxAwaitTimeMS` from the request's start).
+        deadline: std::time::Instant,
+    },
+    /// A capped collection gained documents since the insert count was `since`, or
+    /// `deadline` has come; then the handler runs again (an `awaitData` `getMore`).
+    CappedInsert {
+        /// The count of capped inserts read before the batch found nothing.
+        since: u64,
+        /// When to answer with an empty batch anyway.
         deadline: std::time::Instant,
     },
 }

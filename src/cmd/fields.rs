@@ -344,12 +344,17 @@ pub const FIND: CommandOptions = CommandOptions::strict(&[
         "adds `$recordId`: the document's key in Monarch's `_id`-ordered storage, as binary data (mongod's \
          clustered collections are keyed the same way); with `returnKey` the key alone, as mongod",
     ),
-    F::checked(
+    F::honoured(
         "tailable",
-        "2 BadValue \"error processing query: ... tailable cursor requested on non capped collection\"; on capped \
-         collections 238 NotImplemented (tailable cursors are not built yet)",
+        "on a capped collection, the cursor stays open at its end and the next getMore returns what was inserted \
+         since (136 CappedPositionLost once its position is trimmed away); 2 BadValue on other collections and with a \
+         sort other than {$natural: 1}",
     ),
-    F::checked("awaitData", "9 FailedToParse \"Cannot set 'awaitData' without also setting 'tailable'\""),
+    F::honoured(
+        "awaitData",
+        "a getMore that finds nothing waits for an insert up to its maxTimeMS (1 s by default); 9 FailedToParse \
+         without tailable",
+    ),
     F::ignored("oplogReplay", "deprecated; mongod ignores it since 4.4"),
     F::honoured("noCursorTimeout", "the cursor is never reaped for idleness"),
     F::ignored("allowPartialResults", "only matters when a shard is down; a standalone holds all the data"),

@@ -20,6 +20,7 @@ use crate::exec::{Query, pipeline};
 use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
 use crate::query::{FieldPath, Filter, Projection, SortSpec, compare_collated, limits};
+use crate::state::cursors::Tailing;
 use crate::storage::Namespace;
 
 fn usize_arg(req: &CommandRequest, key: &str) -> Result<Option<usize>> {
@@ -35,6 +36,8 @@ pub(super) struct FindArgs {
     single_batch: bool,
     no_timeout: bool,
     batch_size: Option<usize>,
+    /// `tailable` (with `awaitData`) on a capped collection.
+    tailing: Option<Tailing>,
 }
 
 impl FindArgs {
@@ -63,7 +66,7 @@ impl FindArgs {
         filter = filter.with_variables(&vars);
         let filter = filter.with_collation(collation.as_ref());
         let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
-        check_tailable(req, &target, &filter_doc)?;
+        let tailing = check_tailable(req, &target, &filter_doc, limit)?;
         let query = Query {
             projection: projection
                 .map(|p| Projection::parse_with_query(p, &filter))
@@ -89,6 +92,7 @@ impl FindArgs {
             single_batch: req.bool_arg("singleBatch")?.unwrap_or(false),
             no_timeout: req.bool_arg("noCursorTimeout")?.unwrap_or(false),
             batch_size: usize_arg(req, "batchSize")?,
+            tailing,
         })
     }
 }
@@ -99,16 +103,23 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     if let Some(view) = ViewRead::of(ctx, req, &ns, "find.collation")? {
         return find_on_view(ctx, req, &view);
     }
-    let FindArgs { target, query, single_batch, no_timeout, batch_size } = FindArgs::parse(ctx, req, ns)?;
+    let FindArgs { target, query, single_batch, no_timeout, batch_size, tailing } = FindArgs::parse(ctx, req, ns)?;
     ctx.state.counters.opcounters.query.fetch_add(1, Ordering::Relaxed);
-    let first = FirstBatch {
-        size: Some(cursor::find_first_batch(batch_size, query.limit)),
-        single_batch,
-        no_timeout,
-        deadline: target.deadline,
+    let size = Some(cursor::find_first_batch(batch_size, query.limit));
+    let (Some(tailing), Some(collection)) = (tailing, &target.collection) else {
+        let first = FirstBatch { size, single_batch, no_timeout, deadline: target.deadline, tailing: None };
+        let stream = stream(ctx, &target, query)?;
+        return cursor_reply(ctx, &target.ns, stream, first);
     };
-    let stream = stream(ctx, &target, query)?;
-    cursor_reply(ctx, &target.ns, stream, first)
+    let stats = std::sync::Arc::new(crate::op::ExecStats::default());
+    ctx.op.track(&stats);
+    let tail = query.tail(ctx.state, collection, stats.clone(), tailing.batches.clone());
+    // As mongod, a tailable cursor is kept at the end of a collection that has documents; on
+    // an empty one it is closed.
+    let (_, count) = ctx.state.storage.collection_size(collection)?;
+    let tailing = (count > 0).then_some(tailing);
+    let first = FirstBatch { size, single_batch, no_timeout, deadline: target.deadline, tailing };
+    cursor_reply(ctx, &target.ns, (tail, stats), first)
 }
 
 /// The options of `find` a view cannot run, as mongod's `asAggregationCommand` refuses them.
@@ -164,22 +175,40 @@ fn find_on_view(ctx: &mut RequestCtx<'_>, req: &CommandRequest, view: &ViewRead)
         single_batch: req.bool_arg("singleBatch")?.unwrap_or(false),
         no_timeout: false,
         deadline: target.deadline,
+        tailing: None,
     };
     cursor_reply(ctx, &view.ns, (stream, stats), first)
 }
 
-/// `tailable` and `awaitData`, as mongod checks them. Tailable cursors on capped collections
-/// are not built yet (238); on other collections mongod refuses them.
-fn check_tailable(req: &CommandRequest, target: &Target, filter: &RawDocument) -> Result<()> {
+/// `tailable` and `awaitData`, as mongod checks them: a tailable cursor reads a capped
+/// collection in insertion order (a sort other than `{$natural: 1}` is 2 BadValue, as is a
+/// collection that is not capped). Returns the cursor's tailing state.
+fn check_tailable(
+    req: &CommandRequest,
+    target: &Target,
+    filter: &RawDocument,
+    limit: Option<usize>,
+) -> Result<Option<Tailing>> {
     let ns = &target.ns;
     let tailable = req.bool_arg("tailable")?.unwrap_or(false);
-    if req.bool_arg("awaitData")?.unwrap_or(false) && !tailable {
+    let await_data = req.bool_arg("awaitData")?.unwrap_or(false);
+    if await_data && !tailable {
         return Err(Error::new(ErrorCode::FailedToParse, "Cannot set 'awaitData' without also setting 'tailable'"));
     }
+    if !tailable {
+        return Ok(None);
+    }
+    if let Some(sort) = req.doc_arg("sort")?
+        && !sort.is_empty()
+        && !SortSpec::parse(sort).is_ok_and(|spec| spec.natural() == Some(true) && spec.is_empty())
+    {
+        return Err(Error::new(ErrorCode::BadValue, "cannot use tailable option with a sort other than {$natural: 1}"));
+    }
+    let tailing = Tailing { await_data, remaining: limit, batches: std::sync::Arc::default() };
     // mongod answers an empty batch for a missing collection before it looks at `tailable`.
-    let Some(collection) = target.collection.as_ref().filter(|_| tailable) else { return Ok(()) };
-    if collection.options.get_bool("capped").unwrap_or(false) {
-        return Err(Error::new(ErrorCode::NotImplemented, "tailable cursors are not supported yet"));
+    let Some(collection) = target.collection.as_ref() else { return Ok(Some(tailing)) };
+    if collection.capped.is_some() {
+        return Ok(Some(tailing));
     }
     // mongod prints its canonical query here: exact for an empty filter (`$and`), close for
     // others (mongod prints its parsed expression tree).
@@ -202,6 +231,9 @@ fn check_tailable(req: &CommandRequest, target: &Target, filter: &RawDocument) -
         ),
     ))
 }
+
+/// How long an awaitData `getMore` without `maxTimeMS` waits for documents (mongod's default).
+const DEFAULT_AWAIT_MS: u64 = 1000;
 
 /// A `getMore`, parsed once.
 struct GetMoreArgs {
@@ -246,18 +278,39 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply>
         }
     }
     let parked = cursors.take(id)?;
-    if req.get("maxTimeMS").is_some() {
-        // Only awaitData cursors take a time limit per getMore in mongod, and Monarch has none
-        // yet; the cursor stays open, as in mongod.
+    let await_data = parked.tailing.as_ref().is_some_and(|t| t.await_data);
+    if req.get("maxTimeMS").is_some() && !await_data {
+        // Only awaitData cursors take a time limit per getMore in mongod; the cursor stays
+        // open, as in mongod.
         cursors.restore(id, parked);
         return Err(Error::new(
             ErrorCode::BadValue,
             "cannot set maxTimeMS on getMore command for a non-awaitData cursor",
         ));
     }
+    // An awaitData getMore's maxTimeMS is how long it waits for documents (one second by
+    // default), not a limit on its work, as in mongod.
+    let await_until = if await_data {
+        ctx.op.interrupt.set_deadline(None);
+        let wait = super::generic::max_time_ms(req)?.unwrap_or(DEFAULT_AWAIT_MS);
+        Some(ctx.op.started + std::time::Duration::from_millis(wait))
+    } else {
+        None
+    };
+    // Read before the batch: an insert after it moves the count past this.
+    let inserts = ctx.state.storage.capped_inserts.count();
     ctx.state.counters.opcounters.getmore.fetch_add(1, Ordering::Relaxed);
     let mut reply = CursorReply::start(cstr!("nextBatch"));
     let Batch { count, cursor_id } = cursor::get_more(cursors, id, parked, ctx.op, batch_size, |doc| reply.take(doc))?;
+    if let Some(deadline) = await_until
+        && count == 0
+        && cursor_id != 0
+        && std::time::Instant::now() < deadline
+    {
+        // Nothing yet: the cursor is parked again; the handler runs again after an insert.
+        ctx.reply_after_capped_insert(inserts, deadline);
+        return Ok(Reply::from(Document::new()));
+    }
     ctx.op.docs.returned.fetch_add(count as u64, Ordering::Relaxed);
     reply.finish(cursor_id, &ns.full())
 }

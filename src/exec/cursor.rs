@@ -8,7 +8,7 @@ use bson::RawDocument;
 
 use crate::error::Result;
 use crate::op::{ExecStats, Operation};
-use crate::state::cursors::{Cursor, CursorRegistry, DocumentStream};
+use crate::state::cursors::{Cursor, CursorRegistry, DocumentStream, Tailing};
 
 /// Documents in a first batch when the client sets no `batchSize` (mongod's default).
 pub const DEFAULT_FIRST_BATCH: usize = 101;
@@ -23,7 +23,7 @@ pub struct Batch {
 }
 
 /// How a cursor's first batch is taken.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct FirstBatch {
     /// The most documents in it (`None`: as many as fit the reply).
     pub size: Option<usize>,
@@ -33,6 +33,8 @@ pub struct FirstBatch {
     pub no_timeout: bool,
     /// The request's `maxTimeMS` deadline.
     pub deadline: Option<Instant>,
+    /// A tailable cursor on a capped collection that has documents: kept open at its end.
+    pub tailing: Option<Tailing>,
 }
 
 /// The first batch size of a `find` with `batchSize` and `limit`: the smaller of the two,
@@ -61,6 +63,9 @@ pub fn open(
     take: impl FnMut(&RawDocument) -> Result<()>,
 ) -> Result<Batch> {
     let mut cursor = Cursor::new(ns, stream, first.no_timeout, stats).owned_by(owners);
+    if let Some(tailing) = first.tailing {
+        cursor = cursor.tailing(tailing);
+    }
     let (count, done) = cursor.next_batch(first.size, first.deadline, take)?;
     let cursor_id = if done || first.single_batch { 0 } else { cursors.insert(cursor) };
     Ok(Batch { count, cursor_id })

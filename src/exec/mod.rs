@@ -200,6 +200,36 @@ impl Query {
     }
 }
 
+impl Query {
+    /// The documents of a tailable cursor on `collection` (capped): its insertion order from
+    /// the oldest document, through the filter, `skip` and the projection, then whatever is
+    /// inserted later (the stream ends for now at the collection's end; the cursor applies
+    /// `limit`). Counts documents examined into `stats`; `batches` is the cursor's batch
+    /// count ([`crate::state::cursors::Tailing::batches`]).
+    pub fn tail(
+        self,
+        state: &State,
+        collection: &Arc<Collection>,
+        stats: Arc<ExecStats>,
+        batches: Arc<std::sync::atomic::AtomicU64>,
+    ) -> DocumentStream {
+        let Query { filter, skip, projection, .. } = self;
+        let mut skipped = 0;
+        let keep = move |doc: &RawDocument| {
+            stats.doc()?;
+            if !filter.try_matches(doc)? {
+                return Ok(false);
+            }
+            if skipped < skip {
+                skipped += 1;
+                return Ok(false);
+            }
+            Ok(true)
+        };
+        stages::project(Box::new(state.storage.tail(collection.clone(), Box::new(keep), batches)), projection)
+    }
+}
+
 /// What a write statement selects and how: its filter as given and compiled, its hint and
 /// collation, and how many documents it takes.
 pub struct WriteSelection<'a> {

@@ -34,12 +34,41 @@ pub struct Cursor {
     last_used: Instant,
     /// The execution's progress, carried from request to request.
     stats: Arc<ExecStats>,
+    /// A tailable cursor's state; `None` for an ordinary one.
+    pub tailing: Option<Tailing>,
+}
+
+/// A tailable cursor on a capped collection: it stays open at the end of the collection, and
+/// the next `getMore` returns what was inserted since.
+#[derive(Debug, Clone)]
+pub struct Tailing {
+    /// `awaitData`: a `getMore` that finds nothing waits for an insert (up to its
+    /// `maxTimeMS`, one second by default) instead of answering at once.
+    pub await_data: bool,
+    /// Documents still to return under the query's `limit`; the cursor closes at 0.
+    pub remaining: Option<usize>,
+    /// Moved at the start of each batch: the stream then reads from a new snapshot.
+    pub batches: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Cursor {
     /// A cursor over `stream`.
     pub fn new(ns: String, stream: DocumentStream, no_timeout: bool, stats: Arc<ExecStats>) -> Self {
-        Self { ns, stream: stream.peekable(), no_timeout, owners: Arc::default(), last_used: Instant::now(), stats }
+        Self {
+            ns,
+            stream: stream.peekable(),
+            no_timeout,
+            owners: Arc::default(),
+            last_used: Instant::now(),
+            stats,
+            tailing: None,
+        }
+    }
+
+    /// The cursor, tailable.
+    pub fn tailing(mut self, tailing: Tailing) -> Self {
+        self.tailing = Some(tailing);
+        self
     }
 
     /// The cursor, owned by `owners`.
@@ -68,10 +97,22 @@ impl Cursor {
     ) -> Result<(usize, bool)> {
         let mut taken = 0usize;
         let mut bytes = 0usize;
+        let remaining = self.tailing.as_ref().and_then(|t| t.remaining);
+        if let Some(tailing) = &self.tailing {
+            tailing.batches.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        let limit = match (limit, remaining) {
+            (Some(limit), Some(remaining)) => Some(limit.min(remaining)),
+            (limit, remaining) => limit.or(remaining),
+        };
+        let mut at_end = false;
         while limit.is_none_or(|l| taken < l) {
             check_deadline(deadline)?;
             let next_len = match self.stream.peek() {
-                None => break,
+                None => {
+                    at_end = true;
+                    break;
+                }
                 Some(Ok(doc)) => doc.as_bytes().len(),
                 Some(Err(_)) => 0,
             };
@@ -88,8 +129,18 @@ impl Cursor {
                 None => break,
             }
         }
-        let done = self.stream.peek().is_none();
         self.last_used = Instant::now();
+        let done = match &mut self.tailing {
+            None => self.stream.peek().is_none(),
+            Some(tailing) => {
+                if at_end {
+                    // The end for now, not for good: forget it, so the next batch looks again.
+                    let _ = self.stream.next();
+                }
+                tailing.remaining = tailing.remaining.map(|n| n.saturating_sub(taken));
+                tailing.remaining == Some(0)
+            }
+        };
         Ok((taken, done))
     }
 }

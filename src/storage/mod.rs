@@ -52,6 +52,7 @@ mod memory;
 mod namespace;
 mod read;
 mod retryable;
+mod tail;
 mod ttl;
 mod validate;
 mod writer;
@@ -72,6 +73,7 @@ pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
 pub use memory::{MemoryBudget, MemoryUsage};
 pub use namespace::{Namespace, validate_db_name};
 pub use read::{DocumentFilter, DocumentIter, IndexEntry, IndexScan, ReadView, RecordId, record_id};
+pub use tail::{InsertSignal, TailIter};
 pub use validate::ValidateReport;
 pub use writer::Writer;
 
@@ -154,6 +156,8 @@ pub struct Storage {
     index: Keyspace,
     journal: Journal,
     catalog: Catalog,
+    /// Moves when a commit inserts into a capped collection (`awaitData` cursors wait on it).
+    pub capped_inserts: InsertSignal,
     /// The memory budget and its split (see [`memory`]).
     budget: MemoryBudget,
     /// Serializes catalog changes (create, drop, rename, collMod).
@@ -233,6 +237,7 @@ impl Storage {
         let storage = Self {
             temp_dir,
             journal: Journal::new(db.clone())?,
+            capped_inserts: InsertSignal::default(),
             db,
             meta,
             docs,

@@ -38,6 +38,8 @@ pub struct Writer<'a> {
     /// In a capped collection, the last committed record trimmed in this batch: the next
     /// oldest is after it.
     trimmed_to: Option<Vec<u8>>,
+    /// This batch inserts into a capped collection: its commit wakes `awaitData` cursors.
+    capped_insert: bool,
     _guard: MutexGuard<'a, ()>,
 }
 
@@ -62,6 +64,7 @@ impl<'a> Writer<'a> {
             bytes_delta: 0,
             meta_writes: 0,
             trimmed_to: None,
+            capped_insert: false,
             _guard: guard,
         })
     }
@@ -144,6 +147,7 @@ impl<'a> Writer<'a> {
         self.update_indexes(None, Some(&document), &key)?;
         self.account(None, Some(&document));
         self.put(key, document);
+        self.capped_insert = true;
         self.trim(capped)
     }
 
@@ -367,6 +371,7 @@ impl<'a> Writer<'a> {
             count_delta,
             bytes_delta,
             meta_writes,
+            capped_insert,
             _guard,
             ..
         } = self;
@@ -385,6 +390,9 @@ impl<'a> Writer<'a> {
         let ticket = DurabilityTicket(storage.journal.committed());
         // Other writers to this collection need not wait for a memtable to be sealed.
         drop(_guard);
+        if capped_insert {
+            storage.capped_inserts.notify();
+        }
         storage.bound_write_buffers();
         Ok(Some(ticket))
     }

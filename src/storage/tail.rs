@@ -1,0 +1,146 @@
+//! Tailing a capped collection: a scan that, once it has read everything, starts again after
+//! the last document it returned, from a fresh snapshot, when asked for more (a tailable
+//! cursor's `getMore`); and the signal that wakes `awaitData` cursors when a capped collection
+//! gains documents.
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bson::{RawDocument, RawDocumentBuf};
+use fjall::Readable;
+use tokio::sync::watch;
+
+use super::index::prefix_successor;
+use super::{Collection, DocumentFilter, Storage, StorageError, corrupt_document};
+use crate::error::{Error, ErrorCode, Result};
+
+/// Counts commits that inserted into a capped collection; `awaitData` cursors wait for it to
+/// move.
+#[derive(Debug)]
+pub struct InsertSignal(watch::Sender<u64>);
+
+impl Default for InsertSignal {
+    fn default() -> Self {
+        Self(watch::Sender::new(0))
+    }
+}
+
+impl InsertSignal {
+    /// The count now: read it before scanning, then wait for it to move past.
+    pub fn count(&self) -> u64 {
+        *self.0.borrow()
+    }
+
+    pub(super) fn notify(&self) {
+        self.0.send_modify(|count| *count += 1);
+    }
+
+    /// Waits until the count is past `count` or `deadline` comes.
+    pub async fn wait_past(&self, count: u64, deadline: std::time::Instant) {
+        let mut receiver = self.0.subscribe();
+        // The sender lives as long as the storage, which outlives every request.
+        let _ = tokio::time::timeout_at(deadline.into(), receiver.wait_for(|now| *now > count)).await;
+    }
+}
+
+/// A tailing scan of a capped collection, in insertion order. `None` means "nothing more for
+/// now": the next call looks again. Each batch of its cursor reads from a new snapshot, after
+/// the last document read, as mongod's cursor restores its position at each `getMore`.
+pub struct TailIter {
+    storage: Arc<Storage>,
+    collection: Arc<Collection>,
+    /// The key of the last document read (kept or not).
+    after: Option<Vec<u8>>,
+    keep: DocumentFilter,
+    current: Option<fjall::Iter>,
+    /// The cursor's batch count, moved at the start of each batch; `opened_at` is its value
+    /// when `current` was opened.
+    batches: Arc<AtomicU64>,
+    opened_at: u64,
+}
+
+impl Storage {
+    /// A tailing scan of `collection` (capped) from its oldest document, through `keep`;
+    /// `batches` is its cursor's batch count.
+    pub fn tail(
+        self: &Arc<Self>,
+        collection: Arc<Collection>,
+        keep: DocumentFilter,
+        batches: Arc<AtomicU64>,
+    ) -> TailIter {
+        TailIter { storage: self.clone(), collection, after: None, keep, current: None, batches, opened_at: 0 }
+    }
+}
+
+impl TailIter {
+    /// The scan from after the last document read, in a new snapshot. mongod's 136
+    /// CappedPositionLost when that document has been deleted meanwhile (the reader fell
+    /// behind the collection's trimming), as its documents are gone too.
+    fn reopen(&self) -> Result<fjall::Iter> {
+        let prefix = self.collection.prefix();
+        let snapshot = self.storage.db.snapshot();
+        let start = match &self.after {
+            Some(after) => {
+                if snapshot.get(&self.storage.docs, after).map_err(StorageError::from)?.is_none() {
+                    return Err(Error::new(
+                        ErrorCode::CappedPositionLost,
+                        format!(
+                            "CollectionScan died due to position in capped collection {} being deleted.",
+                            self.collection.ns
+                        ),
+                    ));
+                }
+                Bound::Excluded(after.clone())
+            }
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(snapshot.range(&self.storage.docs, (start, end)))
+    }
+}
+
+impl Iterator for TailIter {
+    type Item = Result<RawDocumentBuf>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.collection.is_dropped() {
+            return Some(Err(Error::new(
+                ErrorCode::QueryPlanKilled,
+                format!("collection dropped. UUID {}", self.collection.uuid),
+            )));
+        }
+        let batch = self.batches.load(Ordering::Acquire);
+        if batch != self.opened_at {
+            // A new batch: look again from the last document, in a new snapshot.
+            self.current = None;
+        }
+        loop {
+            if self.current.is_none() {
+                match self.reopen() {
+                    Ok(iter) => self.current = Some(iter),
+                    Err(error) => return Some(Err(error)),
+                }
+                self.opened_at = batch;
+            }
+            let Some(guard) = self.current.as_mut().and_then(Iterator::next) else {
+                self.current = None;
+                return None;
+            };
+            let (key, value) = match guard.into_inner() {
+                Ok(pair) => pair,
+                Err(error) => return Some(Err(StorageError::from(error).into())),
+            };
+            self.after = Some(key.to_vec());
+            let document = match RawDocument::from_bytes(&value) {
+                Ok(document) => document,
+                Err(error) => return Some(Err(corrupt_document(&error))),
+            };
+            match (self.keep)(document) {
+                Ok(true) => return Some(Ok(document.to_owned())),
+                Ok(false) => {}
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+}
