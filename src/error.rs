@@ -183,6 +183,8 @@ error_codes! {
     NoSuchTransaction = 251,
     /// An internal time limit was exceeded.
     ExceededTimeLimit = 262,
+    /// An index build's `commitQuorum` names more members than the set has.
+    UnsatisfiableCommitQuorum = 278,
     /// The command may not run inside a transaction (`autocommit` on a command that takes none).
     OperationNotSupportedInTransaction = 263,
     /// An in-memory sort over the memory limit without `allowDiskUse`.

@@ -72,6 +72,10 @@ async fn capped_keeps_the_newest_documents_in_insertion_order() {
     recent.delete_one(doc! { "_id": 106 }).await.expect("delete");
     assert_eq!(ids(&recent, 1).await, [103, 104, 105, 107]);
     recent.create_index(mongodb::IndexModel::builder().keys(doc! { "v": 1 }).build()).await.expect("index");
+    let ttl = db
+        .run_command(doc! { "createIndexes": "recent", "indexes": [{ "key": { "at": 1 }, "name": "ttl", "expireAfterSeconds": 5 }] })
+        .await;
+    assert_eq!(ttl.as_ref().err().and_then(code), Some(67), "no TTL index on a capped collection");
     recent.insert_one(doc! { "_id": 200, "v": "z" }).await.expect("insert");
     let by_index = recent.find_one(doc! { "v": "z" }).hint(mongodb::options::Hint::Keys(doc! { "v": 1 })).await;
     assert_eq!(by_index.ok().flatten().and_then(|d| d.get_i32("_id").ok()), Some(200));

@@ -162,6 +162,15 @@ async fn replication_member_waits_for_initiate_then_is_primary() {
         doc! { "insert": "c", "documents": [{ "_id": 3 }], "writeConcern": { "w": "dc" }, "$db": "test" },
     );
     assert_eq!(code(&mode), Some(79), "{mode}");
+    // An index build's commit quorum: this member is all of them.
+    let index = |quorum: Bson| {
+        doc! {
+            "createIndexes": "c", "indexes": [{ "key": { "q": 1 }, "name": "q_1" }], "commitQuorum": quorum, "$db": "test"
+        }
+    };
+    assert_eq!(command(&server, index(Bson::String("majority".into()))).get_f64("ok").ok(), Some(1.0));
+    assert_eq!(command(&server, index(Bson::String("votingMembers".into()))).get_f64("ok").ok(), Some(1.0));
+    assert_eq!(code(&command(&server, index(Bson::Int32(2)))), Some(278));
 
     // The driver discovers the set from `?replicaSet=rs0` and reads and writes through it,
     // with retryable writes (its default) and without.

@@ -182,7 +182,11 @@ pub const CREATE: CommandOptions = CommandOptions::strict(&[
 /// `createIndexes`.
 pub const CREATE_INDEXES: CommandOptions = CommandOptions::strict(&[
     F::honoured("indexes", "the index specifications"),
-    F::checked("commitQuorum", "2 BadValue \"Standalones can't specify commitQuorum\""),
+    F::checked(
+        "commitQuorum",
+        "2 BadValue \"Standalones can't specify commitQuorum\"; on a replica set of one, votingMembers, majority, 0 and 1 \
+         are met at once, more members are 278 UnsatisfiableCommitQuorum",
+    ),
     F::not_built_if_true("ignoreUnknownIndexOptions", "dropping unknown index options"),
     F::internal("isTimeseriesNamespace"),
     COLLECTION_UUID,

@@ -32,9 +32,7 @@ const MAX_EXPIRE_AFTER_SECONDS: i64 = i32::MAX as i64;
 pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     crate::exec::views::refuse_view(&ctx.state.storage, &ns)?;
-    if req.get("commitQuorum").is_some() {
-        return Err(Error::new(ErrorCode::BadValue, "Standalones can't specify commitQuorum"));
-    }
+    check_commit_quorum(ctx, req)?;
     let specs = req.array_arg("indexes")?.ok_or_else(|| {
         Error::new(ErrorCode::Location40414, "BSON field 'createIndexes.indexes' is missing but a required field")
     })?;
@@ -43,12 +41,20 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
     }
     let default_collation =
         ctx.state.storage.collection(&ns).and_then(|c| c.options.get_document("collation").ok().cloned());
+    let capped = ctx.state.storage.collection(&ns).is_some_and(|c| c.capped.is_some());
     let mut validated = Vec::with_capacity(specs.len());
     for spec in specs {
         let RawBsonRef::Document(spec) = spec else {
             return Err(req.wrong_type("indexes", spec, "object"));
         };
         let ValidatedSpec { mut stored, collation } = validate_spec(spec)?;
+        if capped && stored.contains_key("expireAfterSeconds") {
+            // The TTL monitor would delete out of insertion order what trimming deletes in it.
+            return Err(Error::new(
+                ErrorCode::CannotCreateIndex,
+                "TTL indexes are not supported for capped collections.",
+            ));
+        }
         if let Some(collation) = collation.unwrap_or_else(|| default_collation.clone()) {
             stored.insert("collation", collation);
         }
@@ -63,6 +69,30 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
         reply.insert("createdCollectionAutomatically", outcome.created_collection);
     }
     Ok(reply)
+}
+
+/// `commitQuorum`: a standalone refuses it; a replica set of one member builds every index at
+/// once on its only member, which satisfies `votingMembers`, `majority` and 0 or 1 members;
+/// more members, or a tag mode its configuration does not define, it cannot satisfy.
+fn check_commit_quorum(ctx: &RequestCtx<'_>, req: &CommandRequest) -> Result<()> {
+    let Some(quorum) = req.get("commitQuorum") else { return Ok(()) };
+    if ctx.state.repl.set_name().is_none() {
+        return Err(Error::new(ErrorCode::BadValue, "Standalones can't specify commitQuorum"));
+    }
+    match quorum {
+        RawBsonRef::String("votingMembers" | "majority") => Ok(()),
+        RawBsonRef::String(mode) => Err(Error::new(
+            ErrorCode::UnknownReplWriteConcern,
+            format!("No write concern mode named '{mode}' found in replica set configuration"),
+        )),
+        RawBsonRef::Int32(n) if (0..=1).contains(&n) => Ok(()),
+        RawBsonRef::Int64(n) if (0..=1).contains(&n) => Ok(()),
+        RawBsonRef::Int32(_) | RawBsonRef::Int64(_) => Err(Error::new(
+            ErrorCode::UnsatisfiableCommitQuorum,
+            "Not enough data-bearing nodes to satisfy commit quorum",
+        )),
+        other => Err(req.wrong_type("commitQuorum", other, "string or int")),
+    }
 }
 
 /// Checks one index specification as mongod's `index_key_validate` does and returns it in

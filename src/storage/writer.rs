@@ -232,17 +232,21 @@ impl<'a> Writer<'a> {
         let end = prefix_successor(&prefix).unwrap_or_default();
         for guard in self.storage.docs.range(start..end) {
             let (key, value) = guard.into_inner().map_err(StorageError::from)?;
-            if self.pending.contains_key(key.as_ref()) {
-                continue;
-            }
+            let document = match self.pending.get(key.as_ref()) {
+                // Deleted in this batch (trimmed already).
+                Some(None) => continue,
+                // Replaced in this batch: still the oldest, as it is now.
+                Some(Some(document)) => document.clone(),
+                None => decode_document(&value)?,
+            };
             self.trimmed_to = Some(key.to_vec());
-            return Ok(Some((key.to_vec(), decode_document(&value)?)));
+            return Ok(Some((key.to_vec(), document)));
         }
         let mut in_batch: Vec<(&Vec<u8>, &RawDocumentBuf)> = self
             .pending
             .iter()
             .filter_map(|(key, doc)| Some((key, doc.as_ref()?)))
-            .filter(|(key, _)| key.starts_with(&prefix))
+            .filter(|(key, _)| key.starts_with(&prefix) && self.trimmed_to.as_ref().is_none_or(|to| *key > to))
             .collect();
         in_batch.sort_by(|a, b| a.0.cmp(b.0));
         Ok(in_batch.first().map(|(key, doc)| ((*key).clone(), (*doc).clone())))
