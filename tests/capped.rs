@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestServer, header_field};
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::ErrorKind;
 use mongodb::options::FindOptions;
@@ -220,4 +220,36 @@ async fn capped_tailable_cursors_follow_inserts() {
     feed.insert_many((6..=9).map(|id| doc! { "_id": id })).await.expect("insert");
     let lost = db.run_command(doc! { "getMore": behind_id, "collection": "feed" }).await;
     assert_eq!(lost.as_ref().err().and_then(code), Some(136));
+}
+
+#[test]
+fn capped_exhaust_get_more_streams_batches_until_the_cursor_ends() {
+    const EXHAUST_ALLOWED: u32 = 1 << 16;
+    const MORE_TO_COME: i32 = 1 << 1;
+    let server = TestServer::start(&[]);
+    let mut conn = server.raw();
+    let send = |conn: &mut common::RawConnection, id: i32, flags: u32, body: Document| {
+        conn.send(&common::op_msg(id, flags, &body));
+        conn.receive().unwrap_or_default()
+    };
+    let docs: Vec<Bson> = (1..=5).map(|id| Bson::Document(doc! { "_id": id })).collect();
+    send(&mut conn, 1, 0, doc! { "insert": "c", "documents": docs, "$db": "exhaust" });
+    let found = common::reply_body(&send(&mut conn, 2, 0, doc! { "find": "c", "batchSize": 2, "$db": "exhaust" }));
+    let (id, first) = cursor_of(&found, "firstBatch");
+    assert_eq!(first, [1, 2]);
+
+    // One getMore with exhaustAllowed: the batches come on their own, each answering the
+    // previous reply, moreToCome on all but the last (the cursor's end).
+    let get_more = doc! { "getMore": id, "collection": "c", "batchSize": 2, "$db": "exhaust" };
+    let reply = send(&mut conn, 3, EXHAUST_ALLOWED, get_more);
+    assert_eq!(header_field(&reply, 8), 3);
+    assert_eq!(header_field(&reply, 16) & MORE_TO_COME, MORE_TO_COME, "a stream");
+    assert_eq!(cursor_of(&common::reply_body(&reply), "nextBatch"), (id, vec![3, 4]));
+    let last = conn.receive().unwrap_or_default();
+    assert_eq!(header_field(&last, 8), header_field(&reply, 4), "responseTo is the previous reply");
+    assert_eq!(header_field(&last, 16) & MORE_TO_COME, 0, "the last reply ends the stream");
+    assert_eq!(cursor_of(&common::reply_body(&last), "nextBatch"), (0, vec![5]));
+    // The connection serves requests again.
+    let ping = common::reply_body(&send(&mut conn, 4, 0, doc! { "ping": 1, "$db": "admin" }));
+    assert_eq!(ping.get_f64("ok").ok(), Some(1.0));
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, op_msg, reply_body};
+use common::{TestServer, header_field, op_msg, reply_body};
 use mongodb::bson::{Bson, doc};
 use mongodb::error::ErrorKind;
 
@@ -169,12 +169,6 @@ fn raw_hello(conn: &mut common::RawConnection, id: i32, extra: mongodb::bson::Do
     body.extend(extra);
     conn.send(&op_msg(id, 0, &body));
     reply_body(&conn.receive().expect("reply"))
-}
-
-/// The little-endian int32 of a message's header at byte `at`.
-#[expect(clippy::expect_used, reason = "a short message must fail the test loudly")]
-fn header_field(message: &[u8], at: usize) -> i32 {
-    i32::from_le_bytes(message.get(at..at + 4).and_then(|b| b.try_into().ok()).expect("header"))
 }
 
 #[test]

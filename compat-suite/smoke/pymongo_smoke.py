@@ -6,7 +6,7 @@ Prints one "ok - ..." or "not ok - ..." line per check and exits 1 if any check 
 import os
 
 from checks import Checks
-from pymongo import MongoClient
+from pymongo import CursorType, MongoClient
 from pymongo.errors import OperationFailure
 
 URI = os.environ["MONARCH_URI"]
@@ -49,6 +49,13 @@ for compressor in ["snappy", "zlib", "zstd"]:
 with client.start_session() as session:
     reply = client.admin.command("ping", session=session)
     check("command inside an explicit session", reply.get("ok") == 1.0, reply)
+
+exhaust = client.smoke.exhaust
+exhaust.drop()
+exhaust.insert_many([{"_id": i} for i in range(250)])
+streamed = [d["_id"] for d in exhaust.find(cursor_type=CursorType.EXHAUST, batch_size=10).sort("_id", 1)]
+check("an exhaust cursor streams every batch (getMore with moreToCome)", streamed == list(range(250)), streamed[:5])
+check("the connection serves again after the stream", client.smoke.command("ping").get("ok") == 1.0)
 client.close()
 
 checks.exit()

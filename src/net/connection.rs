@@ -181,8 +181,9 @@ where
         let network = &services.state.counters.network;
         let bytes_in = message.uncompressed_len();
         network.record_in(message.compressor, framed.codec().last_decoded_len(), bytes_in);
-        // An awaitable hello that allows exhaust is answered as a stream: kept to run again.
-        let exhaust = exhaust_hello(&message).then(|| message.clone());
+        // An awaitable hello or a getMore that allows exhaust is answered as a stream: kept to
+        // run again.
+        let exhaust = exhaust_kind(&message).map(|kind| (kind, message.clone()));
         let (outcome, tracked) = handle(message, &client, services, decoded_at, bytes_in as u64).await;
         if let Some(tracked) = &tracked {
             tracked.guard.op().add_phase(|p| &mut p.read, decoded_at.saturating_duration_since(first_byte));
@@ -197,13 +198,13 @@ where
             }
             Outcome::Close => return,
         };
-        let streamed = exhaust.as_ref().and_then(|_| stream_next(&mut reply));
+        let streamed = exhaust.as_ref().and_then(|(kind, _)| stream_next(*kind, &mut reply));
         let reply_id = reply.header.request_id;
         if !send_reply(&mut framed, reply, tracked, network, remote).await {
             return;
         }
-        if let (Some(request), Some(counter)) = (exhaust, streamed)
-            && !stream_hello(&mut framed, request, (reply_id, counter), &client, services, shutdown).await
+        if let (Some((kind, request)), Some(counter)) = (exhaust, streamed)
+            && !stream_replies(&mut framed, (kind, request), (reply_id, counter), &client, services, shutdown).await
         {
             return;
         }
@@ -236,50 +237,75 @@ where
     true
 }
 
-/// Whether `message` is an awaitable `hello` (or `isMaster`) sent with `exhaustAllowed`: its
-/// replies then stream, each sent with `moreToCome` when the topology changes or
-/// `maxAwaitTimeMS` passes, until the client closes the connection.
-fn exhaust_hello(message: &Message) -> bool {
-    let Body::Msg(msg) = &message.body else { return false };
-    if !msg.flags.exhaust_allowed() || msg.flags.more_to_come() {
-        return false;
-    }
-    let body = msg.body.as_raw();
-    let is_hello = body
-        .iter()
-        .next()
-        .and_then(Result::ok)
-        .is_some_and(|(name, _)| matches!(name.as_str(), "hello" | "isMaster" | "ismaster"));
-    is_hello && matches!(body.get("maxAwaitTimeMS"), Ok(Some(_))) && matches!(body.get("topologyVersion"), Ok(Some(_)))
+/// A request whose replies stream when it allows exhaust (`exhaustAllowed`): each reply goes
+/// with `moreToCome` and the server runs the request again, answering the previous reply,
+/// until a reply ends the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exhaust {
+    /// An awaitable `hello` (or `isMaster`): the next reply waits for a topology change past
+    /// the previous one's (or `maxAwaitTimeMS`); the stream goes on until an error or the
+    /// client closes the connection.
+    Hello,
+    /// A `getMore`: the next batch follows at once; the stream ends with the cursor (id 0) or
+    /// an error.
+    GetMore,
 }
 
-/// Marks a successful hello reply to stream (`moreToCome`) and returns its topology counter,
-/// which the next reply waits past; `None` for an error reply, which ends the stream.
-fn stream_next(reply: &mut Message) -> Option<i64> {
+/// What kind of exhaust stream `message` asks for, if any.
+fn exhaust_kind(message: &Message) -> Option<Exhaust> {
+    let Body::Msg(msg) = &message.body else { return None };
+    if !msg.flags.exhaust_allowed() || msg.flags.more_to_come() {
+        return None;
+    }
+    let body = msg.body.as_raw();
+    let name = body.iter().next().and_then(Result::ok).map(|(name, _)| name.as_str())?;
+    match name {
+        "hello" | "isMaster" | "ismaster"
+            if matches!(body.get("maxAwaitTimeMS"), Ok(Some(_)))
+                && matches!(body.get("topologyVersion"), Ok(Some(_))) =>
+        {
+            Some(Exhaust::Hello)
+        }
+        "getMore" => Some(Exhaust::GetMore),
+        _ => None,
+    }
+}
+
+/// Marks a reply to stream (`moreToCome`) when the stream goes on after it, and returns what
+/// the next run goes on from: a hello's topology counter (which the next reply waits past),
+/// or a getMore's open cursor id. `None` for an error reply or a closed cursor, which end the
+/// stream.
+fn stream_next(kind: Exhaust, reply: &mut Message) -> Option<i64> {
     let Body::Msg(msg) = &mut reply.body else { return None };
     let body = msg.body.as_raw();
     let ok = matches!(body.get("ok"), Ok(Some(RawBsonRef::Double(ok))) if ok == 1.0);
-    let counter = match body.get("topologyVersion") {
-        Ok(Some(RawBsonRef::Document(version))) => version.get_i64("counter").ok()?,
-        _ => return None,
+    let next = match kind {
+        Exhaust::Hello => match body.get("topologyVersion") {
+            Ok(Some(RawBsonRef::Document(version))) => version.get_i64("counter").ok()?,
+            _ => return None,
+        },
+        Exhaust::GetMore => match body.get("cursor") {
+            Ok(Some(RawBsonRef::Document(cursor))) => cursor.get_i64("id").ok().filter(|id| *id != 0)?,
+            _ => return None,
+        },
     };
     if !ok {
         return None;
     }
     msg.flags = msg.flags.with(MsgFlags::MORE_TO_COME, true);
-    Some(counter)
+    Some(next)
 }
 
-/// Streams replies to the exhaust `hello` `request` after the first (`previous_reply`, with
-/// topology `counter`): each one waits for a topology change past the previous reply's
-/// counter (or `maxAwaitTimeMS`), answers the previous reply's request id, and carries
-/// `moreToCome` while the stream goes on. Ends, with the connection still usable, when a reply
-/// is an error (it goes without `moreToCome`); returns false when the connection is gone or
-/// the server shuts down.
-async fn stream_hello<S>(
+/// Streams replies to the exhaust `request` after the first (`previous_reply`, with what the
+/// stream goes on from, `next`): each answers the previous reply's request id and carries
+/// `moreToCome` while the stream goes on. A hello's waits for a topology change past the
+/// previous reply's counter (or `maxAwaitTimeMS`); a getMore's is the cursor's next batch.
+/// Ends, with the connection still usable, when a reply ends the stream (it goes without
+/// `moreToCome`); returns false when the connection is gone or the server shuts down.
+async fn stream_replies<S>(
     framed: &mut Framed<Metered<'_, S>, MessageCodec>,
-    request: Message,
-    (mut previous_reply, mut counter): (i32, i64),
+    (kind, request): (Exhaust, Message),
+    (mut previous_reply, mut next): (i32, i64),
     client: &Arc<Mutex<ClientInfo>>,
     services: &Services,
     shutdown: &CancellationToken,
@@ -289,7 +315,9 @@ where
 {
     let network = &services.state.counters.network;
     loop {
-        lock(client).streamed_topology = Some(counter);
+        if kind == Exhaust::Hello {
+            lock(client).streamed_topology = Some(next);
+        }
         let bytes_in = request.uncompressed_len() as u64;
         let handled = tokio::select! {
             () = shutdown.cancelled() => None,
@@ -299,14 +327,14 @@ where
         let Some((outcome, tracked)) = handled else { return false };
         let Outcome::Reply(mut reply) = outcome else { return false };
         reply.header.response_to = previous_reply;
-        let next = stream_next(&mut reply);
+        let following = stream_next(kind, &mut reply);
         previous_reply = reply.header.request_id;
         let remote = lock(client).remote;
         if !send_reply(framed, reply, tracked, network, remote).await {
             return false;
         }
-        match next {
-            Some(next) => counter = next,
+        match following {
+            Some(following) => next = following,
             None => return true,
         }
     }

@@ -351,6 +351,12 @@ pub fn op_msg_raw(request_id: i32, flags: u32, body: &[u8]) -> Vec<u8> {
     message
 }
 
+/// The little-endian int32 of a message's header at byte `at` (4: requestID, 8: responseTo,
+/// 16: an OP_MSG's flags).
+pub fn header_field(message: &[u8], at: usize) -> i32 {
+    i32::from_le_bytes(message.get(at..at + 4).and_then(|b| b.try_into().ok()).expect("header"))
+}
+
 /// The body document of an OP_MSG reply.
 pub fn reply_body(message: &[u8]) -> Document {
     let op_code = message.get(12..16).and_then(|b| b.try_into().ok()).map(i32::from_le_bytes);
