@@ -170,11 +170,6 @@ impl Replication {
         self.state.store(state.number(), Ordering::Release);
     }
 
-    /// The configuration's member count (1 once initiated), for write concerns.
-    pub fn members(&self) -> usize {
-        usize::from(self.is_initiated())
-    }
-
     /// The latest cluster time.
     pub fn cluster_time(&self) -> Timestamp {
         self.clock.now()
