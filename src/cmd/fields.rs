@@ -470,6 +470,9 @@ pub const IS_MASTER: CommandOptions = CommandOptions { api_v1: false, ..HELLO };
 /// `killAllSessions`.
 pub const KILL_ALL_SESSIONS: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
 
+/// `killAllSessionsByPattern`.
+pub const KILL_ALL_SESSIONS_BY_PATTERN: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
 /// `killCursors`.
 pub const KILL_CURSORS: CommandOptions = CommandOptions::strict(&[F::honoured("cursors", "")]).api_v1();
 

@@ -468,6 +468,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::KILL_ALL_SESSIONS)
     .inline(),
+    CommandSpec::new(
+        "killAllSessionsByPattern",
+        sessions::kill_all_sessions_by_pattern,
+        Cluster(A::KillAnySession),
+        "kill logical sessions by pattern",
+    )
+    .options(fields::KILL_ALL_SESSIONS_BY_PATTERN)
+    .inline(),
     CommandSpec::new("killCursors", read::kill_cursors, Authenticated, "Kill a list of cursor ids")
         .options(fields::KILL_CURSORS),
     CommandSpec::new("killOp", operations::kill_op, Authenticated, "kill an operation in flight")
@@ -1037,6 +1045,7 @@ mod tests {
                 "getLog",
                 "getParameter",
                 "killAllSessions",
+                "killAllSessionsByPattern",
                 "killOp",
                 "killSessions",
                 "listCommands",

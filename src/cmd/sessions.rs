@@ -1,5 +1,5 @@
 //! Logical session commands: `startSession`, `endSessions`, `refreshSessions`,
-//! `killSessions`, `killAllSessions`.
+//! `killSessions`, `killAllSessions`, `killAllSessionsByPattern`.
 
 use bson::{Binary, Document, RawBsonRef, Uuid, doc};
 
@@ -116,6 +116,50 @@ pub fn kill_all_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
     Ok(Document::new())
 }
 
+/// `killAllSessionsByPattern: [{lsid}, {uid}, {users}, {roles}, ...]`; an empty list kills
+/// every session. A pattern's `lsid` names one session; its `uid` matches every session when
+/// it is the unauthenticated user's (every session here is, as `$listLocalSessions` shows);
+/// `users` and `roles` match sessions of those users, and sessions belong to no user here.
+pub fn kill_all_sessions_by_pattern(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let patterns = command_array(req)?;
+    let mut ids = Vec::new();
+    let mut all = patterns.is_empty();
+    for pattern in patterns {
+        let RawBsonRef::Document(pattern) = pattern else {
+            return Err(req.wrong_type(req.name(), pattern, "object"));
+        };
+        for element in pattern {
+            let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+            match (key.as_str(), value) {
+                ("lsid", RawBsonRef::Document(lsid)) => ids.push(session_id(lsid)?),
+                ("uid", RawBsonRef::Binary(uid)) => all |= uid.bytes == UNAUTHENTICATED_UID,
+                ("users" | "roles", RawBsonRef::Array(_)) => {}
+                (field @ ("lsid" | "uid" | "users" | "roles"), other) => {
+                    return Err(Error::new(
+                        ErrorCode::TypeMismatch,
+                        format!(
+                            "BSON field 'KillAllSessionsByPatternItem.{field}' is the wrong type '{}'",
+                            super::type_name(other.element_type())
+                        ),
+                    ));
+                }
+                (other, _) => {
+                    return Err(Error::new(
+                        ErrorCode::Location40415,
+                        format!("BSON field 'KillAllSessionsByPatternItem.{other}' is an unknown field."),
+                    ));
+                }
+            }
+        }
+    }
+    if all {
+        ctx.state.sessions.kill_all();
+    } else {
+        ctx.state.sessions.end(&ids);
+    }
+    Ok(Document::new())
+}
+
 /// The command's own value, which must be an array.
 fn command_array(req: &CommandRequest) -> Result<Vec<RawBsonRef<'_>>> {
     match req.command_value() {
@@ -165,6 +209,28 @@ mod tests {
         assert_eq!(shared.sessions.len(), 1);
         shared.run_command(doc! { "killAllSessions": [], "$db": "admin" });
         assert!(shared.sessions.is_empty());
+    }
+
+    #[test]
+    fn sessions_kill_by_pattern_takes_a_session_or_all() {
+        let shared = TestServer::new();
+        let (one, two) = (Uuid::new(), Uuid::new());
+        for id in [one, two] {
+            shared.run_command(doc! { "ping": 1, "lsid": { "id": Binary::from_uuid(id) }, "$db": "admin" });
+        }
+        let by_lsid =
+            doc! { "killAllSessionsByPattern": [{ "lsid": { "id": Binary::from_uuid(one) } }], "$db": "admin" };
+        assert_eq!(shared.run_command(by_lsid).get_f64("ok").ok(), Some(1.0));
+        assert!(!shared.sessions.contains(&one) && shared.sessions.contains(&two));
+        let other_user =
+            doc! { "killAllSessionsByPattern": [{ "users": [{ "user": "u", "db": "admin" }] }], "$db": "admin" };
+        shared.run_command(other_user);
+        assert!(shared.sessions.contains(&two), "sessions belong to no user");
+        let unknown = doc! { "killAllSessionsByPattern": [{ "x": 1 }], "$db": "admin" };
+        assert_eq!(shared.run_command(unknown).get_i32("code").ok(), Some(40415));
+        let uid = Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: UNAUTHENTICATED_UID.to_vec() };
+        shared.run_command(doc! { "killAllSessionsByPattern": [{ "uid": uid }], "$db": "admin" });
+        assert!(shared.sessions.is_empty(), "the unauthenticated user's uid matches every session");
     }
 
     #[test]
