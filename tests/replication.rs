@@ -39,6 +39,8 @@ async fn replication_standalone_answers_replica_set_commands_as_mongod() {
     let hello = command(&server, doc! { "hello": 1, "$db": "admin" });
     assert!(!hello.contains_key("setName") && !hello.contains_key("$clusterTime"), "{hello}");
     assert_eq!(hello.get_bool("isWritablePrimary").ok(), Some(true));
+    let status = command(&server, doc! { "serverStatus": 1, "$db": "admin" });
+    assert!(status.contains_key("uptime") && !status.contains_key("repl"), "a standalone has no repl section");
 }
 
 #[tokio::test]
@@ -105,6 +107,13 @@ async fn replication_member_waits_for_initiate_then_is_primary() {
 
     let status = command(&server, doc! { "replSetGetStatus": 1, "$db": "admin" });
     assert_eq!((status.get_str("set").ok(), status.get_i32("myState").ok()), (Some("rs0"), Some(1)), "{status}");
+    let server_status = command(&server, doc! { "serverStatus": 1, "$db": "admin" });
+    let repl = server_status.get_document("repl").cloned().unwrap_or_default();
+    assert_eq!(
+        (repl.get_str("setName").ok(), repl.get_bool("isWritablePrimary").ok()),
+        (Some("rs0"), Some(true)),
+        "{repl}"
+    );
     assert_eq!(status.get_i64("term").ok(), Some(1));
     let members = status.get_array("members").expect("members");
     let member = members.first().and_then(Bson::as_document).expect("one member");

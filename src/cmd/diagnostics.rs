@@ -122,6 +122,13 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         "metrics": { "commands": commands },
         "monarchPool": pool_document(server),
     };
+    if server.repl.set_name().is_some() {
+        // As mongod's replica-set members: what `hello` says of the set.
+        let mut repl = doc! { "topologyVersion": server.topology.version() };
+        server.repl.describe(&mut repl, "isWritablePrimary");
+        repl.insert("rbid", 1);
+        reply.insert("repl", repl);
+    }
     // Section switches, as mongod: `{serverStatus: 1, opcounters: 0}` leaves the section out;
     // the fields before the sections are always there.
     for element in req.body().iter().skip(1) {
