@@ -151,6 +151,12 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         let scheme = if state.tls.admin_acceptor().is_some() { "https" } else { "http" };
         tracing::info!(target: "NETWORK", id = 7_000_100, port, scheme, addresses = addresses.join(","), "Admin HTTP server listening");
     }
+    // Registered before the server says it is up: a SIGHUP sent as soon as it is (an operator's
+    // `kill -HUP` after start, a test) must reload, not meet the default action and end it.
+    #[cfg(unix)]
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    #[cfg(not(unix))]
+    let hangups = None;
     let addresses: Vec<String> =
         listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a: SocketAddr| a.to_string()).collect();
     tracing::info!(
@@ -186,7 +192,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let flusher = tokio::spawn(flush_journal(state.clone(), cancel.clone()));
     let ttl_monitor = tokio::spawn(monitor_ttl(state.clone(), cancel.clone()));
     let rotator = tokio::spawn(rotate_on_sigusr1(observers.clone(), cancel.clone()));
-    let reloader = tokio::spawn(reload_on_sighup(state.clone(), observers.clone(), cancel.clone()));
+    let reloader = tokio::spawn(reload_on_sighup(hangups, state.clone(), observers.clone(), cancel.clone()));
     let elections = tokio::spawn(end_step_downs(state.clone(), cancel.clone()));
     let retry_records = tokio::spawn(expire_retryable_records(state.clone(), cancel.clone()));
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
@@ -234,14 +240,25 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     Ok(())
 }
 
+/// The SIGHUP stream (registered at start, see `serve`).
+#[cfg(unix)]
+type HangupSignals = tokio::signal::unix::Signal;
+/// No SIGHUP where there are no Unix signals.
+#[cfg(not(unix))]
+type HangupSignals = ();
+
 /// On SIGHUP, reads the TLS certificates again when TLS is in use (new connections use the
 /// new ones, open connections keep theirs; unusable files leave the old ones in place) and
 /// reloads the configuration ([`crate::reload`]).
-async fn reload_on_sighup(state: Arc<State>, observers: Arc<Observers>, shutdown: CancellationToken) {
+async fn reload_on_sighup(
+    hangups: Option<HangupSignals>,
+    state: Arc<State>,
+    observers: Arc<Observers>,
+    shutdown: CancellationToken,
+) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut signals) = signal(SignalKind::hangup()) else { return };
+        let Some(mut signals) = hangups else { return };
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -256,7 +273,7 @@ async fn reload_on_sighup(state: Arc<State>, observers: Arc<Observers>, shutdown
     }
     #[cfg(not(unix))]
     {
-        let _ = (state, observers, shutdown);
+        let _ = (hangups, state, observers, shutdown);
     }
 }
 
