@@ -485,9 +485,7 @@ impl WriteConcern {
             _ => Ok(()),
         }
     }
-}
 
-impl WriteConcern {
     /// mongod's `validateWriteConcern` on a replica set of one data-bearing member, whose
     /// configuration defines no write concern modes.
     ///

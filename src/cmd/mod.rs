@@ -693,6 +693,8 @@ pub struct Executed {
     pub command: &'static str,
     /// The error it answered with.
     pub error: Option<ErrorCode>,
+    /// A write command that succeeded (its reply's `operationTime` is a new cluster time).
+    pub wrote: bool,
 }
 
 /// Runs `request` and returns the complete reply: the handler's document with `ok: 1`, or
@@ -729,13 +731,12 @@ pub async fn execute(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
 /// The signature is mongod's placeholder for a deployment without signing keys.
 fn append_cluster_time(ctx: &OwnedCtx, executed: &mut Executed) {
     let repl = &ctx.state.repl;
-    let wrote =
-        executed.error.is_none() && lookup(executed.command).is_some_and(|(_, spec)| spec.member == MemberRole::Writes);
-    let operation_time = if wrote { repl.note_write() } else { repl.cluster_time() };
+    let operation_time = if executed.wrote { repl.note_write() } else { repl.cluster_time() };
     let signature = bson::doc! {
         "hash": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![0; 20] },
         "keyId": 0_i64,
     };
+    // A write's own time is the latest: the cluster time is read after it.
     let cluster_time = bson::doc! { "clusterTime": repl.cluster_time(), "signature": signature };
     let _ = executed.reply.append(bson::raw::cstr!("operationTime"), bson::Bson::Timestamp(operation_time));
     let _ = executed.reply.append(bson::raw::cstr!("$clusterTime"), bson::Bson::Document(cluster_time));
@@ -805,7 +806,7 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
                         Some(action) => {
                             let reply = testing::fail_command(ctx, spec, &request, &action).await;
                             let error = reply.code().and_then(ErrorCode::from_code);
-                            return Executed { reply, command, error };
+                            return Executed { reply, command, error, wrote: false };
                         }
                     }
                 }
@@ -821,8 +822,9 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
             outcome
         }
     };
+    let writes = found.is_some_and(|(_, spec)| spec.member == MemberRole::Writes);
     match outcome {
-        Ok(reply) => Executed { reply: reply.with_ok(), command, error: None },
+        Ok(reply) => Executed { reply: reply.with_ok(), command, error: None, wrote: writes },
         Err(error) => {
             ctx.state.counters.user_asserts.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
@@ -834,7 +836,7 @@ async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
                 internal = error.internal().unwrap_or(""),
                 "Command failed"
             );
-            Executed { reply: Reply::from(error.to_reply()), command, error: Some(error.code()) }
+            Executed { reply: Reply::from(error.to_reply()), command, error: Some(error.code()), wrote: false }
         }
     }
 }

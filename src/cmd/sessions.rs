@@ -34,20 +34,9 @@ pub fn list_local_sessions_stage(
             ("allUsers", RawBsonRef::Boolean(_)) => {}
             ("users", RawBsonRef::Array(users)) => named_users = users.into_iter().next().is_some(),
             (field @ ("allUsers" | "users"), other) => {
-                return Err(Error::new(
-                    ErrorCode::TypeMismatch,
-                    format!(
-                        "BSON field '$listLocalSessions.{field}' is the wrong type '{}'",
-                        super::type_name(other.element_type())
-                    ),
-                ));
+                return Err(field_error("$listLocalSessions", field, Some(other)));
             }
-            (other, _) => {
-                return Err(Error::new(
-                    ErrorCode::Location40415,
-                    format!("BSON field '$listLocalSessions.{other}' is an unknown field."),
-                ));
-            }
+            (other, _) => return Err(field_error("$listLocalSessions", other, None)),
         }
     }
     let sessions = if named_users { Vec::new() } else { ctx.state.sessions.list(std::time::Instant::now()) };
@@ -135,20 +124,9 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut RequestCtx<'_>, req: &CommandReque
                 ("uid", RawBsonRef::Binary(uid)) => all |= uid.bytes == UNAUTHENTICATED_UID,
                 ("users" | "roles", RawBsonRef::Array(_)) => {}
                 (field @ ("lsid" | "uid" | "users" | "roles"), other) => {
-                    return Err(Error::new(
-                        ErrorCode::TypeMismatch,
-                        format!(
-                            "BSON field 'KillAllSessionsByPatternItem.{field}' is the wrong type '{}'",
-                            super::type_name(other.element_type())
-                        ),
-                    ));
+                    return Err(field_error("KillAllSessionsByPatternItem", field, Some(other)));
                 }
-                (other, _) => {
-                    return Err(Error::new(
-                        ErrorCode::Location40415,
-                        format!("BSON field 'KillAllSessionsByPatternItem.{other}' is an unknown field."),
-                    ));
-                }
+                (other, _) => return Err(field_error("KillAllSessionsByPatternItem", other, None)),
             }
         }
     }
@@ -158,6 +136,18 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut RequestCtx<'_>, req: &CommandReque
         ctx.state.sessions.end(&ids);
     }
     Ok(Document::new())
+}
+
+/// mongod's IDL error for `owner.field`: 14 for a value of the wrong type (`Some`), 40415 for
+/// an unknown field (`None`).
+fn field_error(owner: &str, field: &str, value: Option<RawBsonRef<'_>>) -> Error {
+    match value {
+        Some(value) => Error::new(
+            ErrorCode::TypeMismatch,
+            format!("BSON field '{owner}.{field}' is the wrong type '{}'", super::type_name(value.element_type())),
+        ),
+        None => Error::new(ErrorCode::Location40415, format!("BSON field '{owner}.{field}' is an unknown field.")),
+    }
 }
 
 /// The command's own value, which must be an array.
