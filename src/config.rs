@@ -21,7 +21,6 @@ const IGNORED_FLAGS: &[&str] = &[
     "wiredTigerJournalCompressor",
     "wiredTigerCollectionBlockCompressor",
     "wiredTigerIndexPrefixCompression",
-    "oplogSize",
     "syncdelay",
     "unixSocketPrefix",
     "filePermissions",
@@ -189,8 +188,10 @@ struct Flags {
     /// writes wait for `replSetInitiate`, replies carry cluster times [default: standalone].
     #[arg(long = "replSet", env = "MONARCH_REPL_SET")]
     repl_set: Option<String>,
-    #[arg(long = "oplogSize", hide = true)]
-    oplog_size: Option<String>,
+    /// Size of the oplog in MB, in replica-set mode (mongod's `--oplogSize`; a stored oplog keeps
+    /// the size it was created with) [default: 5% of the free disk space, 990 MB to 50 GB]
+    #[arg(long = "oplogSize", env = "MONARCH_OPLOG_SIZE_MB", value_name = "MB")]
+    oplog_size: Option<u64>,
     #[arg(long = "syncdelay", hide = true)]
     syncdelay: Option<String>,
     #[arg(long = "unixSocketPrefix", hide = true)]
@@ -237,6 +238,8 @@ struct FileConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ReplicationSection {
     repl_set_name: Option<String>,
+    #[serde(rename = "oplogSizeMB")]
+    oplog_size_mb: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -602,6 +605,9 @@ pub struct Config {
     /// The replica set this server is a member of (`--replSet`, `replication.replSetName`);
     /// `None`: a standalone.
     pub repl_set: Option<String>,
+    /// The oplog's size in MB (`--oplogSize`, `replication.oplogSizeMB`); `None`: mongod's
+    /// default rule.
+    pub oplog_size_mb: Option<u64>,
     /// Startup warnings about accepted but meaningless options.
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
@@ -928,6 +934,10 @@ impl Config {
         }
         let repl_set =
             flags.repl_set.or(file.replication.repl_set_name).map(|name| repl_set_name(&name)).transpose()?;
+        let oplog_size_mb = flags.oplog_size.or(file.replication.oplog_size_mb);
+        if oplog_size_mb == Some(0) {
+            return Err(ConfigError::invalid("replication.oplogSizeMB", "the oplog size must be at least 1 MB"));
+        }
         let (security_contacts, security_policy) = security_txt(
             flags.security_contact.or(file.security.contact),
             flags.security_policy.or(file.security.policy),
@@ -981,6 +991,7 @@ impl Config {
             security_contacts,
             security_policy,
             repl_set,
+            oplog_size_mb,
             warnings,
             argv,
             validate_only: flags.validate_config,
@@ -1066,9 +1077,10 @@ impl Config {
             "security": security,
             "auditLog": audit_log,
             "setParameter": parameters,
-            "replication": match &self.repl_set {
-                Some(name) => doc! { "replSetName": name },
-                None => Document::new(),
+            "replication": match (&self.repl_set, self.oplog_size_mb) {
+                (Some(name), Some(mb)) => doc! { "replSetName": name, "oplogSizeMB": i64::try_from(mb).unwrap_or(i64::MAX) },
+                (Some(name), None) => doc! { "replSetName": name },
+                (None, _) => Document::new(),
             },
             "warnings": self.warnings.clone(),
         }
@@ -1109,7 +1121,11 @@ impl Config {
             parsed.insert("security", doc! { "authorization": "enabled" });
         }
         if let Some(name) = &self.repl_set {
-            parsed.insert("replication", doc! { "replSet": name });
+            let mut replication = doc! { "replSet": name };
+            if let Some(mb) = self.oplog_size_mb {
+                replication.insert("oplogSizeMB", i64::try_from(mb).unwrap_or(i64::MAX));
+            }
+            parsed.insert("replication", replication);
         }
         parsed.insert("storage", storage);
         parsed.extend(doc! { "systemLog": system_log, "setParameter": self.parameters_document() });
@@ -1258,7 +1274,6 @@ fn ignored_option_warnings(flags: &Flags) -> Vec<String> {
         &flags.wired_tiger_journal_compressor,
         &flags.wired_tiger_collection_block_compressor,
         &flags.wired_tiger_index_prefix_compression,
-        &flags.oplog_size,
         &flags.syncdelay,
         &flags.unix_socket_prefix,
         &flags.file_permissions,

@@ -54,4 +54,7 @@ const inserted = sdb.items.insertOne({ _id: 1, n: 1 });
 sdb.items.updateOne({ _id: 1 }, { $inc: { n: 1 } });
 check("writes go through the primary", inserted.acknowledged && sdb.items.findOne({ _id: 1 }).n === 2,
   sdb.items.findOne({ _id: 1 }));
+const info = db.getReplicationInfo();
+check("db.getReplicationInfo() reads the oplog: mongod's default size (at least 990 MB) and its time range",
+  info.configuredLogSizeMB >= 990 && info.usedMB > 0 && typeof info.tFirst === "string" && info.timeDiff >= 0, info);
 finish();

@@ -313,8 +313,19 @@ pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
 /// `dropDatabase`: drops every collection of the database.
 pub fn drop_database(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     validate_db_name(req.db())?;
-    for collection in ctx.state.storage.collections_in(req.db()) {
-        ctx.state.storage.drop_collection(&collection.ns)?;
+    let storage = &ctx.state.storage;
+    if req.db() == "local" && storage.oplog.is_on() {
+        return Err(Error::new(
+            ErrorCode::IllegalOperation,
+            "Cannot drop 'local' database while replication is active",
+        ));
+    }
+    let collections = storage.collections_in(req.db());
+    for collection in &collections {
+        storage.drop_collection(&collection.ns)?;
+    }
+    if !collections.is_empty() {
+        storage.log_command(req.db(), &doc! { "dropDatabase": 1 })?;
     }
     Ok(doc! { "dropped": req.db() })
 }

@@ -409,7 +409,7 @@ fn check_member_read_concern(concern: &ReadConcern, level: &str, repl: &Replicat
     if let Some((time, increment)) = concern.after_cluster_time {
         let requested = bson::Timestamp { time, increment };
         let current = repl.cluster_time();
-        let shown = crate::repl::clock::shown;
+        let shown = crate::storage::clock::shown;
         if !repl.is_initiated() {
             return Err(Error::new(
                 ErrorCode::NotPrimaryOrSecondary,

@@ -372,11 +372,16 @@ fn update_statement(
             let raw = to_raw(&document)?;
             validation.check_update(&current, &raw)?;
             outcome.modified += 1;
+            // The oplog records an operator or pipeline update as a diff, a replacement whole.
+            let store = |writer: &mut Writer<'_>, raw| match update.is_replacement() {
+                true => writer.replace(raw),
+                false => writer.update(raw),
+            };
             if options.keep_documents {
-                writer.replace(raw.clone())?;
+                store(writer, raw.clone())?;
                 Some(raw)
             } else {
-                writer.replace(raw)?;
+                store(writer, raw)?;
                 None
             }
         } else {

@@ -213,6 +213,7 @@ impl Query {
         stats: Arc<ExecStats>,
         batches: Arc<std::sync::atomic::AtomicU64>,
     ) -> DocumentStream {
+        let from = oplog_start(&self.filter_doc);
         let Query { filter, skip, projection, .. } = self;
         let mut skipped = 0;
         let keep = move |doc: &RawDocument| {
@@ -226,8 +227,33 @@ impl Query {
             }
             Ok(true)
         };
-        stages::project(Box::new(state.storage.tail(collection.clone(), Box::new(keep), batches)), projection)
+        stages::project(Box::new(state.storage.tail(collection.clone(), Box::new(keep), batches, from)), projection)
     }
+}
+
+/// The time an oplog reader's filter starts from: a top-level (or top-level `$and`) `ts`
+/// condition `$gt` (the bool is false) or `$gte` (true) a timestamp, as oplog tailers
+/// (Meteor's among them) ask for.
+fn oplog_start(filter: &RawDocument) -> Option<(bson::Timestamp, bool)> {
+    let mut start = None;
+    for (field, value) in filter.iter().flatten() {
+        let found = match (field.as_str(), value) {
+            ("ts", bson::RawBsonRef::Document(condition)) => condition.iter().flatten().find_map(|(op, bound)| {
+                let ts = bound.as_timestamp()?;
+                match op.as_str() {
+                    "$gt" => Some((ts, false)),
+                    "$gte" => Some((ts, true)),
+                    _ => None,
+                }
+            }),
+            ("$and", bson::RawBsonRef::Array(clauses)) => {
+                clauses.into_iter().flatten().filter_map(|clause| oplog_start(clause.as_document()?)).next()
+            }
+            _ => None,
+        };
+        start = start.or(found);
+    }
+    start
 }
 
 /// What a write statement selects and how: its filter as given and compiled, its hint and

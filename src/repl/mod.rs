@@ -7,19 +7,18 @@
 //! configuration (at `replSetInitiate`, and again at every start) and, after a
 //! `replSetStepDown`, as soon as the step-down period ends.
 
-pub mod clock;
 pub mod set_config;
 
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bson::oid::ObjectId;
 use bson::{Bson, DateTime, Document, RawDocumentBuf, Timestamp, doc};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::storage::{Namespace, Storage};
-pub use clock::LogicalClock;
+pub use crate::storage::LogicalClock;
+use crate::storage::{Namespace, OplogEntry, Storage};
 pub use set_config::SetConfig;
 
 /// Where the configuration is kept, as in mongod.
@@ -98,7 +97,11 @@ pub struct Replication {
     member: Mutex<Member>,
     /// The member's state as [`MemberState::number`], read by every request without the lock.
     state: AtomicI32,
-    clock: LogicalClock,
+    /// The storage's clock, which its oplog entries take their times from.
+    clock: Arc<LogicalClock>,
+    /// The oplog's size in bytes when this member creates it (`--oplogSize`); `None`:
+    /// mongod's default.
+    oplog_bytes: Option<u64>,
     /// Wakes the task that ends step-down periods (see [`Replication::next_election`]).
     pub wake: tokio::sync::Notify,
     started: Instant,
@@ -117,8 +120,9 @@ fn config_namespace() -> Namespace {
 }
 
 impl Replication {
-    /// A member of `set_name`, or a standalone when `None`.
-    pub fn new(set_name: Option<String>) -> Self {
+    /// A member of `set_name`, or a standalone when `None`, keeping time with `clock` and
+    /// creating an oplog of `oplog_size_mb` (when given).
+    pub fn new(set_name: Option<String>, oplog_size_mb: Option<u64>, clock: Arc<LogicalClock>) -> Self {
         Self {
             set_name,
             member: Mutex::new(Member {
@@ -134,7 +138,8 @@ impl Replication {
                 },
             }),
             state: AtomicI32::new(MemberState::Startup.number()),
-            clock: LogicalClock::default(),
+            clock,
+            oplog_bytes: oplog_size_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
             wake: tokio::sync::Notify::new(),
             started: Instant::now(),
         }
@@ -175,10 +180,10 @@ impl Replication {
         self.clock.now()
     }
 
-    /// Records a write: a new cluster time, which is the write's `operationTime` and the
-    /// member's `lastWrite`.
+    /// Records a write: the cluster time after it (its oplog entries ticked the clock) is
+    /// its `operationTime` and the member's `lastWrite`.
     pub fn note_write(&self) -> Timestamp {
-        let ts = self.clock.tick();
+        let ts = self.clock.now();
         let mut member = self.lock();
         member.last_write = OpTime { ts, term: member.term, wall: DateTime::now() };
         ts
@@ -215,10 +220,13 @@ impl Replication {
                 ),
             ));
         }
+        if let Some(last) = storage.last_oplog_time()? {
+            self.clock.advance_to(last);
+        }
         let mut member = self.lock();
         member.config = Some(config);
         member.term = term;
-        self.win_election(&mut member, storage)?;
+        self.win_election(&mut member, storage, "new primary")?;
         tracing::info!(target: "REPL", id = 21393, term = member.term, "Found self in config; transition to primary");
         Ok(())
     }
@@ -235,7 +243,7 @@ impl Replication {
         }
         member.config = Some(config);
         member.term = 0;
-        if let Err(error) = self.win_election(&mut member, storage) {
+        if let Err(error) = self.win_election(&mut member, storage, "initiating set") {
             member.config = None;
             self.set_state(&mut member, MemberState::Startup);
             return Err(error);
@@ -311,18 +319,22 @@ impl Replication {
         if member.state != MemberState::Secondary || member.stepped_down_until.is_some_and(|until| until > now) {
             return Ok(false);
         }
-        self.win_election(&mut member, storage)?;
+        self.win_election(&mut member, storage, "new primary")?;
         tracing::info!(target: "REPL", id = 21358, term = member.term, "Replica set state transition: SECONDARY -> PRIMARY");
         Ok(true)
     }
 
-    /// Moves to the next term as primary and stores the term with the configuration.
-    fn win_election(&self, member: &mut Member, storage: &Storage) -> Result<()> {
+    /// Moves to the next term as primary, stores the term with the configuration and writes
+    /// the oplog's no-op entry `msg` (started first if need be), whose time is the election's.
+    fn win_election(&self, member: &mut Member, storage: &Storage, msg: &str) -> Result<()> {
         let term = member.term + 1;
         if let Some(config) = &member.config {
             save(storage, config, term)?;
         }
-        let time = self.clock.tick();
+        storage.start_oplog(self.oplog_bytes)?;
+        storage.oplog.set_term(term);
+        storage.log(OplogEntry::noop(msg)?)?;
+        let time = self.clock.now();
         member.term = term;
         self.set_state(member, MemberState::Primary);
         member.stepped_down_until = None;

@@ -100,7 +100,7 @@ impl State {
         Self {
             tls,
             topology: Topology::new(),
-            repl: Replication::new(config.repl_set.clone()),
+            repl: Replication::new(config.repl_set.clone(), config.oplog_size_mb, Arc::clone(&storage.clock)),
             storage,
             pool,
             cursors: CursorRegistry::default(),

@@ -259,7 +259,9 @@ impl Catalog {
         let capped = Capped::of(&options);
         // A capped collection's `_id_` index has entries of its own, under an id of its own.
         let id_index_id = if capped.is_some() { self.next_id() } else { ID_INDEX_ID };
-        let id_index = Index::from_spec(id_index_id, id_index_spec(), false);
+        // The oplog has no index at all, as in mongod: it is read in time order only.
+        let id_index =
+            Index::from_spec(id_index_id, id_index_spec(), false).ok().filter(|_| !super::oplog::is_oplog(&ns));
         let collection = Collection {
             id,
             ns,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError};
 
-use bson::{Bson, Document, RawDocument};
+use bson::{Bson, Document, RawDocument, doc};
 
 use super::index::{Index, record_of};
 use super::writer::duplicate_index_key;
@@ -90,7 +90,13 @@ impl Storage {
         batch.insert(&self.meta, NEXT_ID_KEY, self.catalog.peek_next_id().to_be_bytes());
         let committed = entry.map_err(Error::from).and_then(|entry| {
             batch.insert(&self.meta, catalog::entry_key(ns), entry);
-            self.commit_durable(batch)
+            let mut entries = Vec::new();
+            for index in &built {
+                let mut logged = doc! { "createIndexes": &ns.coll };
+                logged.extend(index.spec.clone());
+                entries.extend(self.command_entry(ns, Some(collection.uuid), logged)?);
+            }
+            self.commit_durable(batch, &entries)
         });
         if let Err(error) = committed {
             collection.set_indexes(previous);
@@ -188,11 +194,18 @@ impl Storage {
             return Ok(current.len());
         }
         let kept: Vec<Arc<Index>> = current.iter().filter(|i| !dropped.iter().any(|d| d.id == i.id)).cloned().collect();
-        self.replace_indexes(&collection, kept, |batch| {
-            for index in &dropped {
-                batch.insert(&self.meta, meta_key(b'i', &index.prefix()), []);
-            }
-        })?;
+        let logged =
+            dropped.iter().map(|index| doc! { "dropIndexes": &collection.ns.coll, "index": &index.name }).collect();
+        self.replace_indexes(
+            &collection,
+            kept,
+            |batch| {
+                for index in &dropped {
+                    batch.insert(&self.meta, meta_key(b'i', &index.prefix()), []);
+                }
+            },
+            logged,
+        )?;
         Ok(current.len())
     }
 
@@ -244,7 +257,12 @@ impl Storage {
         }
         let replacement = Arc::new(Index::from_spec(index.id, spec, index.is_multikey())?);
         let indexes = current.iter().map(|i| if i.id == index.id { replacement.clone() } else { i.clone() }).collect();
-        self.replace_indexes(collection, indexes, |_| {})?;
+        let mut changed = doc! { "name": &index.name };
+        for (option, _, new) in &changes {
+            changed.insert(*option, new.clone());
+        }
+        let logged = vec![doc! { "collMod": &collection.ns.coll, "index": changed }];
+        self.replace_indexes(collection, indexes, |_| {}, logged)?;
         Ok(changes)
     }
 
@@ -255,6 +273,7 @@ impl Storage {
         collection: &Collection,
         indexes: Vec<Arc<Index>>,
         extra: impl FnOnce(&mut fjall::OwnedWriteBatch),
+        logged: Vec<Document>,
     ) -> Result<()> {
         let previous = collection.indexes();
         collection.set_indexes(indexes.into());
@@ -262,7 +281,11 @@ impl Storage {
         extra(&mut batch);
         let committed = catalog::entry_value(collection).map_err(Error::from).and_then(|entry| {
             batch.insert(&self.meta, catalog::entry_key(&collection.ns), entry);
-            self.commit_durable(batch)
+            let mut entries = Vec::new();
+            for o in logged {
+                entries.extend(self.command_entry(&collection.ns, Some(collection.uuid), o)?);
+            }
+            self.commit_durable(batch, &entries)
         });
         if let Err(error) = committed {
             collection.set_indexes(previous);

@@ -43,6 +43,7 @@
 //! Every fjall call blocks, so callers run these functions off the async workers.
 
 mod catalog;
+pub mod clock;
 mod durability;
 mod error;
 pub mod index;
@@ -50,6 +51,7 @@ mod index_ddl;
 pub mod keys;
 mod memory;
 mod namespace;
+pub mod oplog;
 mod read;
 mod retryable;
 mod tail;
@@ -62,16 +64,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bson::Document;
+use bson::{Document, doc};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 pub use catalog::{Collection, IndexSet, id_index_spec};
+pub use clock::LogicalClock;
 pub use durability::{DurabilityTicket, FLUSH_INTERVAL, JournalStats, SyncObserver};
 pub use error::StorageError;
 pub use index::{Direction, Index, KeyLimits};
 pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
 pub use memory::{MemoryBudget, MemoryUsage};
 pub use namespace::{Namespace, validate_db_name};
+pub use oplog::{Entry as OplogEntry, Oplog};
 pub use read::{DocumentFilter, DocumentIter, IndexEntry, IndexScan, ReadView, RecordId, record_id};
 pub use tail::{InsertSignal, TailIter};
 pub use validate::ValidateReport;
@@ -158,6 +162,10 @@ pub struct Storage {
     catalog: Catalog,
     /// Moves when a commit inserts into a capped collection (`awaitData` cursors wait on it).
     pub capped_inserts: InsertSignal,
+    /// The cluster time: the oplog's entries take their times from it.
+    pub clock: Arc<LogicalClock>,
+    /// The oplog, on in replica-set mode once initiated.
+    pub oplog: Oplog,
     /// The memory budget and its split (see [`memory`]).
     budget: MemoryBudget,
     /// Serializes catalog changes (create, drop, rename, collMod).
@@ -238,6 +246,8 @@ impl Storage {
             temp_dir,
             journal: Journal::new(db.clone())?,
             capped_inserts: InsertSignal::default(),
+            clock: Arc::default(),
+            oplog: Oplog::default(),
             db,
             meta,
             docs,
@@ -344,7 +354,12 @@ impl Storage {
         batch.insert(&self.meta, catalog::entry_key(ns), catalog::entry_value(&collection)?);
         batch.insert(&self.meta, NEXT_ID_KEY, next_id.to_be_bytes());
         batch.insert(&self.meta, totals_key(&collection), Totals::default().encode());
-        self.commit_durable(batch)?;
+        let mut logged = doc! { "create": &ns.coll };
+        logged.extend(collection.options.clone());
+        if collection.indexes().iter().any(|index| index.is_named_id()) {
+            logged.insert("idIndex", id_index_spec());
+        }
+        self.commit_durable(batch, &self.command_entry(ns, Some(collection.uuid), logged)?)?;
         self.catalog.apply(&CatalogChange { put: vec![collection.clone()], remove: Vec::new() });
         Ok(collection)
     }
@@ -357,12 +372,15 @@ impl Storage {
     pub fn drop_collection(self: &Arc<Self>, ns: &Namespace) -> Result<bool> {
         let _ddl = self.ddl_lock();
         let Some(collection) = self.catalog.get(ns) else { return Ok(false) };
+        if oplog::is_oplog(ns) && self.oplog.is_on() {
+            return Err(Error::new(ErrorCode::IllegalOperation, "can't drop live oplog while replicating"));
+        }
         self.journal.check_writable()?;
         // IMPORTANT: taken before the catalog changes so no writer is half-way through a batch.
         let _writers = collection.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut batch = self.db.batch();
         self.drop_into(&mut batch, &collection);
-        self.commit_durable(batch)?;
+        self.commit_durable(batch, &self.command_entry(ns, Some(collection.uuid), doc! { "drop": &ns.coll })?)?;
         collection.dropped.store(true, Ordering::Release);
         self.catalog.apply(&CatalogChange { put: Vec::new(), remove: vec![ns.clone()] });
         self.delete_in_background();
@@ -409,7 +427,9 @@ impl Storage {
         }
         batch.remove(&self.meta, catalog::entry_key(temp));
         batch.insert(&self.meta, catalog::entry_key(target), catalog::entry_value(&renamed)?);
-        self.commit_durable(batch)?;
+        let dropped_target = old.as_ref().map(|old| bson::Bson::Binary(bson::Binary::from_uuid(old.uuid)));
+        let entries = self.rename_entry(&source, target, dropped_target)?;
+        self.commit_durable(batch, &entries)?;
         if let Some(old) = &old {
             old.dropped.store(true, Ordering::Release);
         }
@@ -474,7 +494,7 @@ impl Storage {
         let mut batch = self.db.batch();
         batch.remove(&self.meta, catalog::entry_key(from));
         batch.insert(&self.meta, catalog::entry_key(to), catalog::entry_value(&renamed)?);
-        self.commit_durable(batch)?;
+        self.commit_durable(batch, &self.rename_entry(&source, to, None)?)?;
         self.catalog.apply(&CatalogChange { put: vec![renamed], remove: vec![from.clone()] });
         Ok(())
     }
@@ -487,10 +507,12 @@ impl Storage {
         let _ddl = self.ddl_lock();
         let current = self.existing_collection(ns)?;
         self.journal.check_writable()?;
+        let mut logged = doc! { "collMod": &ns.coll };
+        logged.extend(options.clone());
         let updated = Catalog::evolve(&current, ns.clone(), options);
         let mut batch = self.db.batch();
         batch.insert(&self.meta, catalog::entry_key(ns), catalog::entry_value(&updated)?);
-        self.commit_durable(batch)?;
+        self.commit_durable(batch, &self.command_entry(ns, Some(current.uuid), logged)?)?;
         self.catalog.apply(&CatalogChange { put: vec![updated.clone()], remove: Vec::new() });
         Ok(updated)
     }
@@ -650,10 +672,39 @@ impl Storage {
         self.ddl.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Commits a catalog batch and waits for it to be durable: catalog changes are always
-    /// journaled before they are acknowledged.
-    fn commit_durable(&self, batch: fjall::OwnedWriteBatch) -> Result<()> {
-        batch.commit().map_err(StorageError::from)?;
+    /// The oplog entry of a command on `ns` (none for an unlogged namespace, or with the
+    /// oplog off).
+    fn command_entry(&self, ns: &Namespace, ui: Option<bson::Uuid>, o: Document) -> Result<Vec<OplogEntry>> {
+        if !self.oplog.is_on() || !oplog::is_logged(ns) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![OplogEntry::command(&ns.db, ui, &o)?])
+    }
+
+    /// The oplog entry of renaming `source` to `to` (`dropped_target`: the UUID of the
+    /// collection the rename replaces).
+    fn rename_entry(
+        &self,
+        source: &Collection,
+        to: &Namespace,
+        dropped_target: Option<bson::Bson>,
+    ) -> Result<Vec<OplogEntry>> {
+        let o = doc! {
+            "renameCollection": source.ns.full(),
+            "to": to.full(),
+            "stayTemp": false,
+            "dropTarget": dropped_target.unwrap_or(bson::Bson::Boolean(false)),
+        };
+        if !oplog::is_logged(to) {
+            return Ok(Vec::new());
+        }
+        self.command_entry(&source.ns, Some(source.uuid), o)
+    }
+
+    /// Commits a catalog batch, with the oplog `entries` recording it, and waits for it to
+    /// be durable: catalog changes are always journaled before they are acknowledged.
+    fn commit_durable(&self, batch: fjall::OwnedWriteBatch, entries: &[OplogEntry]) -> Result<()> {
+        self.commit_logged(batch, entries)?;
         let ticket = self.journal.committed();
         self.journal.wait_durable(ticket)?;
         Ok(())

@@ -132,6 +132,7 @@ impl Writer<'_> {
         let mut key = results_prefix(session, Some(txn));
         key.extend_from_slice(&ordered_i32(stmt));
         self.record_meta(key, Some(result.as_bytes().to_vec()));
+        self.mark_statement(super::oplog::Statement { session, txn, stmt });
     }
 }
 

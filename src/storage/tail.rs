@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bson::{RawDocument, RawDocumentBuf};
+use bson::{RawDocument, RawDocumentBuf, Timestamp};
 use fjall::Readable;
 use tokio::sync::watch;
 
@@ -52,6 +52,8 @@ pub struct TailIter {
     collection: Arc<Collection>,
     /// The key of the last document read (kept or not).
     after: Option<Vec<u8>>,
+    /// Where the scan starts before it has read anything.
+    start: Bound<Vec<u8>>,
     keep: DocumentFilter,
     current: Option<fjall::Iter>,
     /// The cursor's batch count, moved at the start of each batch; `opened_at` is its value
@@ -62,14 +64,22 @@ pub struct TailIter {
 
 impl Storage {
     /// A tailing scan of `collection` (capped) from its oldest document, through `keep`;
-    /// `batches` is its cursor's batch count.
+    /// `batches` is its cursor's batch count. In the oplog, `from` starts it at the first
+    /// entry after a time (`(ts, false)`) or at it (`(ts, true)`): the entries' record ids are
+    /// their times, so a reader resuming from a time seeks instead of reading the whole log.
     pub fn tail(
         self: &Arc<Self>,
         collection: Arc<Collection>,
         keep: DocumentFilter,
         batches: Arc<AtomicU64>,
+        from: Option<(Timestamp, bool)>,
     ) -> TailIter {
-        TailIter { storage: self.clone(), collection, after: None, keep, current: None, batches, opened_at: 0 }
+        let start = match from.filter(|_| super::oplog::is_oplog(&collection.ns)) {
+            Some((ts, true)) => Bound::Included(super::oplog::entry_key(&collection, ts)),
+            Some((ts, false)) => Bound::Excluded(super::oplog::entry_key(&collection, ts)),
+            None => Bound::Included(collection.prefix().to_vec()),
+        };
+        TailIter { storage: self.clone(), collection, after: None, start, keep, current: None, batches, opened_at: 0 }
     }
 }
 
@@ -93,7 +103,7 @@ impl TailIter {
                 }
                 Bound::Excluded(after.clone())
             }
-            None => Bound::Included(prefix.to_vec()),
+            None => self.start.clone(),
         };
         let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
         Ok(snapshot.range(&self.storage.docs, (start, end)))

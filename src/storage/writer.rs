@@ -9,6 +9,7 @@ use fjall::OwnedWriteBatch;
 
 use super::catalog::Capped;
 use super::index::{Direction, Index, prefix_successor, record_of};
+use super::oplog::{self, Entry, Statement};
 use super::{Collection, DurabilityTicket, IndexSet, Storage, StorageError, catalog, decode_document, document_key};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -40,12 +41,21 @@ pub struct Writer<'a> {
     trimmed_to: Option<Vec<u8>>,
     /// This batch inserts into a capped collection: its commit wakes `awaitData` cursors.
     capped_insert: bool,
+    /// The oplog entries of this batch's changes; `None` when they are not recorded (a
+    /// standalone, or the `local` database).
+    oplog: Option<Vec<Entry>>,
     _guard: MutexGuard<'a, ()>,
 }
 
 impl<'a> Writer<'a> {
     pub(super) fn new(storage: &'a Storage, collection: &'a Arc<Collection>) -> Result<Self> {
         let guard = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if oplog::is_oplog(&collection.ns) && storage.oplog.is_on() {
+            return Err(Error::new(
+                ErrorCode::IllegalOperation,
+                "cannot write to local.oplog.rs: a replica-set member's oplog is written by the server only",
+            ));
+        }
         if collection.is_dropped() {
             return Err(Error::new(
                 ErrorCode::NamespaceNotFound,
@@ -65,6 +75,7 @@ impl<'a> Writer<'a> {
             meta_writes: 0,
             trimmed_to: None,
             capped_insert: false,
+            oplog: (storage.oplog.is_on() && oplog::is_logged(&collection.ns)).then(Vec::new),
             _guard: guard,
         })
     }
@@ -136,6 +147,7 @@ impl<'a> Writer<'a> {
             let key = document_key(self.collection, id);
             self.update_indexes(None, Some(&document), &key)?;
             self.account(None, Some(&document));
+            self.log(|collection| Ok(Entry::insert(collection, &document, id)))?;
             self.put(key, document);
             return Ok(());
         };
@@ -146,25 +158,57 @@ impl<'a> Writer<'a> {
         let key = self.next_record_key()?;
         self.update_indexes(None, Some(&document), &key)?;
         self.account(None, Some(&document));
+        self.log(|collection| Ok(Entry::insert(collection, &document, id)))?;
         self.put(key, document);
         self.capped_insert = true;
         self.trim(capped)
     }
 
     /// Replaces the document whose `_id` is the new document's `_id` (inserts it when there
-    /// is none).
+    /// is none); the oplog records a replacement.
     ///
     /// # Errors
     /// Storage errors.
     pub fn replace(&mut self, document: RawDocumentBuf) -> Result<()> {
+        self.store_version(document, false)
+    }
+
+    /// As [`Writer::replace`], for a document changed by update operators: the oplog records
+    /// the difference (mongod's `$v: 2` diff), which change streams show as
+    /// `updateDescription`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn update(&mut self, document: RawDocumentBuf) -> Result<()> {
+        self.store_version(document, true)
+    }
+
+    fn store_version(&mut self, document: RawDocumentBuf, as_diff: bool) -> Result<()> {
         let id = id_of(&document)?;
         let Some(key) = self.key_of(id)? else { return self.insert(document) };
         let old = self.get_key(&key)?;
-        if old.is_none() && self.collection.record_keyed() {
-            return self.insert(document);
-        }
-        self.update_indexes(old.as_deref(), Some(&document), &key)?;
-        self.account(old.as_ref(), Some(&document));
+        let Some(old) = old else {
+            if self.collection.record_keyed() {
+                return self.insert(document);
+            }
+            self.update_indexes(None, Some(&document), &key)?;
+            self.account(None, Some(&document));
+            self.log(|collection| Ok(Entry::replace(collection, &document, id)))?;
+            self.put(key, document);
+            return Ok(());
+        };
+        self.update_indexes(Some(&old), Some(&document), &key)?;
+        self.account(Some(&old), Some(&document));
+        self.log(|collection| {
+            if !as_diff {
+                return Ok(Entry::replace(collection, &document, id));
+            }
+            let parse = |raw: &RawDocumentBuf| {
+                bson::Document::try_from(raw.as_ref()).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
+            };
+            let diff = crate::query::update::diff::document_diff(&parse(&old)?, &parse(&document)?);
+            Entry::update(collection, id, &diff)
+        })?;
         self.put(key, document);
         Ok(())
     }
@@ -176,7 +220,26 @@ impl<'a> Writer<'a> {
     pub fn delete(&mut self, id: RawBsonRef<'_>) -> Result<()> {
         let Some(key) = self.key_of(id)? else { return Ok(()) };
         let old = self.get_key(&key)?;
+        if old.is_some() {
+            self.log(|collection| Ok(Entry::delete(collection, id)))?;
+        }
         self.remove_key(key, old.as_ref())
+    }
+
+    /// Adds the oplog entry `entry` builds, when this batch's changes are recorded.
+    fn log(&mut self, entry: impl FnOnce(&Collection) -> Result<Entry>) -> Result<()> {
+        if let Some(log) = &mut self.oplog {
+            log.push(entry(self.collection)?);
+        }
+        Ok(())
+    }
+
+    /// Marks the oplog entries of the statement just applied as `statement` of a retryable
+    /// write.
+    pub(super) fn mark_statement(&mut self, statement: Statement) {
+        for entry in self.oplog.iter_mut().flatten() {
+            entry.mark_statement(statement);
+        }
     }
 
     /// Removes the document stored at `key` (`old`, if there is one) and its index entries.
@@ -376,6 +439,7 @@ impl<'a> Writer<'a> {
             bytes_delta,
             meta_writes,
             capped_insert,
+            oplog,
             _guard,
             ..
         } = self;
@@ -390,7 +454,7 @@ impl<'a> Writer<'a> {
             let totals = storage.totals(collection)?.apply(count_delta, bytes_delta);
             batch.insert(&storage.meta, super::totals_key(collection), totals.encode());
         }
-        batch.commit().map_err(StorageError::from)?;
+        storage.commit_logged(batch, oplog.as_deref().unwrap_or_default())?;
         let ticket = DurabilityTicket(storage.journal.committed());
         // Other writers to this collection need not wait for a memtable to be sealed.
         drop(_guard);

@@ -16,6 +16,7 @@
 
 mod apply;
 mod component;
+pub mod diff;
 mod modifier;
 mod parse;
 #[cfg(test)]

@@ -1,0 +1,336 @@
+//! The oplog: `local.oplog.rs`, the record of every change a replica-set member makes, in
+//! mongod's entry shape (`op`, `ns`, `ui`, `o`, `o2`, `ts`, `t`, `v`, `wall`, and `lsid`,
+//! `txnNumber`, `stmtId`, `prevOpTime` for a retryable write's statements).
+//!
+//! It is a capped collection with no indexes whose record id is the entry's `ts` (packed
+//! `seconds << 32 | increment`), so its natural order is time order and a reader can seek to
+//! a time. Entries are written in the same batch as the change they record: a writer hands
+//! its entries to [`Oplog::append`], which gives them their times from the logical clock and
+//! commits the batch, all under one lock, so entries become visible in time order and a
+//! tailing reader never sees a later entry before an earlier one (mongod's "oplog holes"
+//! cannot happen).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bson::raw::cstr;
+use bson::{DateTime, Document, RawBsonRef, RawDocumentBuf, Timestamp, Uuid};
+use fjall::OwnedWriteBatch;
+
+use super::catalog::Collection;
+use super::index::prefix_successor;
+use super::{Namespace, Storage, StorageError, Totals, totals_key};
+use crate::error::{Error, ErrorCode, Result};
+
+/// The oplog's database and collection.
+pub const OPLOG_DB: &str = "local";
+/// The oplog's collection name.
+pub const OPLOG_COLLECTION: &str = "oplog.rs";
+
+/// mongod's default oplog size: 5% of the free disk space, at least 990 MB and at most 50 GB.
+pub fn default_oplog_bytes(free_disk_bytes: u64) -> u64 {
+    const MB: u64 = 1024 * 1024;
+    (free_disk_bytes / 20).clamp(990 * MB, 50 * 1024 * MB)
+}
+
+/// Whether `ns` is the oplog.
+pub fn is_oplog(ns: &Namespace) -> bool {
+    ns.db == OPLOG_DB && ns.coll == OPLOG_COLLECTION
+}
+
+/// Whether changes to `ns` are recorded: everything but the `local` database (each member's
+/// own) and the profiler's collections, as in mongod.
+pub fn is_logged(ns: &Namespace) -> bool {
+    ns.db != OPLOG_DB && ns.coll != "system.profile"
+}
+
+/// The statement of a retryable write an entry records.
+#[derive(Debug, Clone, Copy)]
+pub struct Statement {
+    /// The session (`lsid.id`).
+    pub session: Uuid,
+    /// Its transaction number.
+    pub txn: i64,
+    /// The statement id.
+    pub stmt: i32,
+}
+
+/// One entry before it has a time: what changed.
+#[derive(Debug)]
+pub struct Entry {
+    op: &'static str,
+    ns: String,
+    ui: Option<Uuid>,
+    o: RawDocumentBuf,
+    o2: Option<RawDocumentBuf>,
+    statement: Option<Statement>,
+}
+
+/// `{_id: id}`.
+fn id_document(id: RawBsonRef<'_>) -> RawDocumentBuf {
+    let mut document = RawDocumentBuf::new();
+    document.append(cstr!("_id"), id);
+    document
+}
+
+fn to_raw(document: &Document) -> Result<RawDocumentBuf> {
+    RawDocumentBuf::try_from(document).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))
+}
+
+impl Entry {
+    /// An insert of `document` (`o2` holds its `_id`, as mongod's document key).
+    pub(super) fn insert(collection: &Collection, document: &RawDocumentBuf, id: RawBsonRef<'_>) -> Self {
+        Self::of(collection, "i", document.clone(), Some(id_document(id)))
+    }
+
+    /// An update of the document with `_id` `id`, as a `$v: 2` diff.
+    pub(super) fn update(collection: &Collection, id: RawBsonRef<'_>, diff: &Document) -> Result<Self> {
+        let mut o = RawDocumentBuf::new();
+        o.append(cstr!("$v"), 2_i32);
+        o.append(cstr!("diff"), RawBsonRef::Document(&to_raw(diff)?));
+        Ok(Self::of(collection, "u", o, Some(id_document(id))))
+    }
+
+    /// A replacement of the document with `_id` `id` by `document`.
+    pub(super) fn replace(collection: &Collection, document: &RawDocumentBuf, id: RawBsonRef<'_>) -> Self {
+        Self::of(collection, "u", document.clone(), Some(id_document(id)))
+    }
+
+    /// A delete of the document with `_id` `id`.
+    pub(super) fn delete(collection: &Collection, id: RawBsonRef<'_>) -> Self {
+        Self::of(collection, "d", id_document(id), None)
+    }
+
+    /// A command (`op: "c"`) on database `db`: `o` is the command as mongod logs it
+    /// (`{create: ...}`, `{drop: ...}`, `{renameCollection: ...}`, ...).
+    ///
+    /// # Errors
+    /// 2 BadValue if `o` cannot be encoded.
+    pub fn command(db: &str, ui: Option<Uuid>, o: &Document) -> Result<Self> {
+        Ok(Self { op: "c", ns: format!("{db}.$cmd"), ui, o: to_raw(o)?, o2: None, statement: None })
+    }
+
+    /// A no-op (`op: "n"`) carrying `msg`, as mongod writes at initiate and at each election.
+    ///
+    /// # Errors
+    /// As [`Entry::command`].
+    pub fn noop(msg: &str) -> Result<Self> {
+        Ok(Self {
+            op: "n",
+            ns: String::new(),
+            ui: None,
+            o: to_raw(&bson::doc! { "msg": msg })?,
+            o2: None,
+            statement: None,
+        })
+    }
+
+    fn of(collection: &Collection, op: &'static str, o: RawDocumentBuf, o2: Option<RawDocumentBuf>) -> Self {
+        Self { op, ns: collection.ns.full(), ui: Some(collection.uuid), o, o2, statement: None }
+    }
+
+    /// Marks the entry as a retryable write's statement, unless it is marked already.
+    pub(super) fn mark_statement(&mut self, statement: Statement) {
+        self.statement.get_or_insert(statement);
+    }
+
+    /// The entry as stored, at `ts` in term `term`.
+    fn encode(&self, ts: Timestamp, term: i64, wall: DateTime) -> RawDocumentBuf {
+        let mut entry = RawDocumentBuf::new();
+        if let Some(statement) = self.statement {
+            let mut lsid = RawDocumentBuf::new();
+            lsid.append(cstr!("id"), bson::Binary::from_uuid(statement.session));
+            entry.append(cstr!("lsid"), RawBsonRef::Document(&lsid));
+            entry.append(cstr!("txnNumber"), statement.txn);
+        }
+        entry.append(cstr!("op"), self.op);
+        entry.append(cstr!("ns"), self.ns.as_str());
+        if let Some(ui) = self.ui {
+            entry.append(cstr!("ui"), bson::Binary::from_uuid(ui));
+        }
+        entry.append(cstr!("o"), RawBsonRef::Document(&self.o));
+        if let Some(o2) = &self.o2 {
+            entry.append(cstr!("o2"), RawBsonRef::Document(o2));
+        }
+        if let Some(statement) = self.statement {
+            entry.append(cstr!("stmtId"), statement.stmt);
+        }
+        entry.append(cstr!("ts"), ts);
+        entry.append(cstr!("t"), term);
+        entry.append(cstr!("v"), 2_i64);
+        entry.append(cstr!("wall"), wall);
+        if self.statement.is_some() {
+            // Each statement is recorded on its own (no chain through earlier entries).
+            let mut prev = RawDocumentBuf::new();
+            prev.append(cstr!("ts"), Timestamp { time: 0, increment: 0 });
+            prev.append(cstr!("t"), -1_i64);
+            entry.append(cstr!("prevOpTime"), RawBsonRef::Document(&prev));
+        }
+        entry
+    }
+}
+
+/// The oplog of this member: off on a standalone and before `replSetInitiate`.
+#[derive(Debug, Default)]
+pub struct Oplog {
+    /// Read by every writer without the lock.
+    on: AtomicBool,
+    /// The term entries are written in.
+    term: AtomicI64,
+    active: Mutex<Option<Active>>,
+}
+
+#[derive(Debug)]
+struct Active {
+    collection: Arc<Collection>,
+    totals: Totals,
+    size: u64,
+    /// The key of the last entry trimmed: the oldest is after it.
+    trimmed_to: Option<Vec<u8>>,
+}
+
+/// The oplog's key of the entry at `ts`.
+pub(super) fn entry_key(collection: &Collection, ts: Timestamp) -> Vec<u8> {
+    let mut key = collection.prefix().to_vec();
+    key.extend_from_slice(&((u64::from(ts.time) << 32) | u64::from(ts.increment)).to_be_bytes());
+    key
+}
+
+impl Oplog {
+    /// Whether changes are recorded now.
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::Acquire)
+    }
+
+    /// Sets the term of the entries written from now on (each election).
+    pub fn set_term(&self, term: i64) {
+        self.term.store(term, Ordering::Release);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Active>> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Storage {
+    /// Starts recording changes in `local.oplog.rs` (once; later calls do nothing), creating
+    /// it with `size` bytes, or mongod's default size for the free space under the dbpath, if
+    /// it does not exist (a stored oplog keeps the size it was created with, as in mongod).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn start_oplog(&self, size: Option<u64>) -> Result<()> {
+        if self.oplog.is_on() {
+            return Ok(());
+        }
+        let ns = Namespace { db: OPLOG_DB.to_owned(), coll: OPLOG_COLLECTION.to_owned() };
+        let size = size.unwrap_or_else(|| {
+            let dbpath = self.temp_dir.parent().unwrap_or(&self.temp_dir);
+            let free = rustix::fs::statvfs(dbpath).map_or(0, |fs| fs.f_bavail.saturating_mul(fs.f_frsize));
+            default_oplog_bytes(free)
+        });
+        let collection = match self.collection(&ns) {
+            Some(collection) => collection,
+            None => {
+                let size = i64::try_from(size.div_ceil(256) * 256).unwrap_or(i64::MAX);
+                self.create_collection(&ns, bson::doc! { "capped": true, "size": size })?
+            }
+        };
+        let size = collection.capped.map_or(size, |capped| capped.size);
+        let totals = self.totals(&collection)?;
+        *self.oplog.lock() = Some(Active { collection, totals, size, trimmed_to: None });
+        self.oplog.on.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The latest entry's time, if the oplog has one (what the clock resumes from at start).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn last_oplog_time(&self) -> Result<Option<Timestamp>> {
+        let ns = Namespace { db: OPLOG_DB.to_owned(), coll: OPLOG_COLLECTION.to_owned() };
+        let Some(collection) = self.collection(&ns) else { return Ok(None) };
+        let Some(guard) = self.docs.prefix(collection.prefix()).next_back() else { return Ok(None) };
+        let key = guard.key().map_err(StorageError::from)?;
+        let packed = key.get(8..).and_then(|r| <[u8; 8]>::try_from(r).ok()).map_or(0, u64::from_be_bytes);
+        Ok(Some(Timestamp { time: (packed >> 32) as u32, increment: packed as u32 }))
+    }
+
+    /// Commits `batch` with `entries` appended to the oplog (when it is on), each with the
+    /// next cluster time; trims the oldest entries past the oplog's size in the same batch.
+    /// Returns the time of the last entry written.
+    ///
+    /// # Errors
+    /// Storage errors: nothing is committed.
+    pub(super) fn commit_logged(&self, mut batch: OwnedWriteBatch, entries: &[Entry]) -> Result<Option<Timestamp>> {
+        if entries.is_empty() || !self.oplog.is_on() {
+            batch.commit().map_err(StorageError::from)?;
+            return Ok(None);
+        }
+        let mut active = self.oplog.lock();
+        let Some(oplog) = active.as_mut() else {
+            batch.commit().map_err(StorageError::from)?;
+            return Ok(None);
+        };
+        let term = self.oplog.term.load(Ordering::Acquire);
+        let wall = DateTime::now();
+        let mut totals = oplog.totals;
+        let mut last = None;
+        for entry in entries {
+            let ts = self.clock.tick();
+            let stored = entry.encode(ts, term, wall);
+            totals = totals.apply(1, stored.as_bytes().len() as i64);
+            batch.insert(&self.docs, entry_key(&oplog.collection, ts), stored.as_bytes());
+            last = Some(ts);
+        }
+        let mut trimmed_to = oplog.trimmed_to.clone();
+        if totals.bytes > oplog.size {
+            let prefix = oplog.collection.prefix();
+            let start = trimmed_to.clone().unwrap_or_else(|| prefix.to_vec());
+            let end = prefix_successor(&prefix).unwrap_or_default();
+            for guard in self.docs.range(start..end) {
+                if totals.bytes <= oplog.size {
+                    break;
+                }
+                let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+                if trimmed_to.as_deref() == Some(key.as_ref()) {
+                    continue;
+                }
+                batch.remove(&self.docs, key.to_vec());
+                totals = totals.apply(-1, -(value.len() as i64));
+                trimmed_to = Some(key.to_vec());
+            }
+        }
+        batch.insert(&self.meta, totals_key(&oplog.collection), totals.encode());
+        batch.commit().map_err(StorageError::from)?;
+        oplog.totals = totals;
+        oplog.trimmed_to = trimmed_to;
+        drop(active);
+        self.capped_inserts.notify();
+        Ok(last)
+    }
+
+    /// Records the command `o` on database `db` on its own (`dropDatabase`, once its
+    /// collections' drops are recorded), when the oplog is on and `db` is not `local`.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn log_command(&self, db: &str, o: &Document) -> Result<()> {
+        if !self.oplog.is_on() || db == OPLOG_DB {
+            return Ok(());
+        }
+        self.log(Entry::command(db, None, o)?)
+    }
+
+    /// Writes `entry` on its own (a command's, or a no-op), durably.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn log(&self, entry: Entry) -> Result<()> {
+        let batch = self.db.batch();
+        if self.commit_logged(batch, std::slice::from_ref(&entry))?.is_some() {
+            self.journal.wait_durable(self.journal.committed())?;
+        }
+        Ok(())
+    }
+}
