@@ -571,6 +571,32 @@ error_codes! {
     Location40400 = 40400,
     /// `$changeStream` on a standalone.
     Location40573 = 40573,
+    /// A resume token without a string `_data`.
+    Location40647 = 40647,
+    /// A `$changeStream` with `startAtOperationTime` and a resume token.
+    Location40674 = 40674,
+    /// A `$changeStream` spec that is not a document.
+    Location50808 = 50808,
+    /// A `$changeStream` with both `resumeAfter` and `startAfter`.
+    Location50865 = 50865,
+    /// A document (a change's pre- or post-image) that should exist does not.
+    NoMatchingDocument = 47,
+    /// A resume token this server cannot resume from.
+    InvalidResumeToken = 260,
+    /// A change stream that cannot go on (its pipeline changed an event's `_id`).
+    ChangeStreamFatalError = 280,
+    /// A resume point older than the oldest oplog entry.
+    ChangeStreamHistoryLost = 286,
+    /// A sharded read met a stale shard version (a fail point's code here).
+    StaleShardVersion = 63,
+    /// No member matches the read preference (a fail point's code here).
+    FailedToSatisfyReadPreference = 133,
+    /// A sharded read met a stale epoch (a fail point's code here).
+    StaleEpoch = 150,
+    /// A change stream should be opened again (a fail point's code here).
+    RetryChangeStream = 234,
+    /// A shard's routing information is stale (a fail point's code here).
+    StaleConfig = 13388,
     /// A `$graphLookup` `maxDepth` that is not a number.
     Location40100 = 40100,
     /// A negative or fractional `$graphLookup` `maxDepth`.

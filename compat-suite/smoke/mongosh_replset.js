@@ -54,6 +54,16 @@ const inserted = sdb.items.insertOne({ _id: 1, n: 1 });
 sdb.items.updateOne({ _id: 1 }, { $inc: { n: 1 } });
 check("writes go through the primary", inserted.acknowledged && sdb.items.findOne({ _id: 1 }).n === 2,
   sdb.items.findOne({ _id: 1 }));
+const stream = sdb.items.watch();
+sdb.items.insertOne({ _id: 2, n: 1 });
+let change = null;
+for (let i = 0; i < 20 && change === null; i++) {
+  change = stream.tryNext();
+}
+check("db.coll.watch() sees the next insert", change !== null && change.operationType === "insert" &&
+  change.documentKey._id === 2 && change.fullDocument.n === 1, change);
+stream.close();
+
 const info = db.getReplicationInfo();
 check("db.getReplicationInfo() reads the oplog: mongod's default size (at least 990 MB) and its time range",
   info.configuredLogSizeMB >= 990 && info.usedMB > 0 && typeof info.tFirst === "string" && info.timeDiff >= 0, info);

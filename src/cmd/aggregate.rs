@@ -11,12 +11,13 @@ use super::{Authorizer, CommandRequest, Reply, RequestCtx};
 use crate::auth::action::ActionType;
 use crate::auth::resource::Target as Resource;
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::change_stream::{self, ChangeStreamSpec, Scope};
 use crate::exec::cursor::{self, FirstBatch};
 use crate::exec::pipeline::{self, PipelineEnv};
 use crate::exec::views::{self, ResolvedView};
 use crate::op::ExecStats;
 use crate::query::expr::Variables;
-use crate::state::cursors::DocumentStream;
+use crate::state::cursors::{DocumentStream, ResumeTokenSource};
 use crate::state::plan_cache::PlanCache;
 use crate::storage::Namespace;
 
@@ -46,7 +47,9 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     let given = pipeline_arg(req)?;
     // As mongod, stage positions are checked before anything runs.
     pipeline::check_positions(&given)?;
-    refuse_change_stream_on_member(ctx, &given)?;
+    if let Some(spec) = change_stream_spec(&given) {
+        return change_stream(ctx, req, db_level, ns, (spec, given.get(1..).unwrap_or_default()), batch_size);
+    }
     let view = if db_level { None } else { ViewRead::of(ctx, req, &ns, "aggregate.collation")? };
     let stages: Vec<RawBsonRef<'_>> = match &view {
         Some(view) => view.stages().chain(given.iter().copied()).collect(),
@@ -281,14 +284,81 @@ pub(super) fn authorize(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
     pipeline_allowed(authz, db, coll, &stages, bypass)
 }
 
-/// `$changeStream` on a replica-set member: not built yet, so 238 (the stage's own refusal,
-/// 40573 "only supported on replica sets", is what a standalone answers).
-fn refuse_change_stream_on_member(ctx: &RequestCtx<'_>, stages: &[RawBsonRef<'_>]) -> Result<()> {
-    let first = stages.first().and_then(|s| s.as_document()).and_then(|s| s.into_iter().next()?.ok());
-    if ctx.state.repl.set_name().is_some() && first.is_some_and(|(name, _)| name.as_str() == "$changeStream") {
-        return Err(Error::new(ErrorCode::NotImplemented, "$changeStream is not implemented yet"));
+/// The argument of a pipeline's first stage when it is `$changeStream`.
+fn change_stream_spec<'a>(stages: &[RawBsonRef<'a>]) -> Option<RawBsonRef<'a>> {
+    let (name, spec) = stages.first()?.as_document()?.into_iter().next()?.ok()?;
+    (name.as_str() == "$changeStream").then_some(spec)
+}
+
+/// An `aggregate` whose first stage is `$changeStream`: a change stream over the collection
+/// `ns`, its database (`aggregate: 1`) or, on `admin` with `allChangesForCluster`, every
+/// database; `stages` run on each event. Answered with a tailable, awaitData cursor whose
+/// batches carry `postBatchResumeToken`.
+fn change_stream(
+    ctx: &mut RequestCtx<'_>,
+    req: &CommandRequest,
+    db_level: bool,
+    ns: Namespace,
+    (spec, stages): (RawBsonRef<'_>, &[RawBsonRef<'_>]),
+    batch_size: Option<usize>,
+) -> Result<Reply> {
+    if ctx.state.repl.set_name().is_none() {
+        return Err(Error::new(ErrorCode::Location40573, "The $changeStream stage is only supported on replica sets"));
     }
-    Ok(())
+    let spec = ChangeStreamSpec::parse(spec)?;
+    change_stream::check_stages(stages)?;
+    // A change stream reads majority-committed changes only, as mongod's.
+    if let Some(level) = req.doc_arg("readConcern")?.and_then(|rc| rc.get_str("level").ok())
+        && level != "majority"
+    {
+        return Err(Error::new(
+            ErrorCode::InvalidOptions,
+            format!("Command does not support read concern {{ level: \"{level}\" }}"),
+        ));
+    }
+    let internal = |what: String| {
+        Error::new(ErrorCode::InvalidNamespace, format!("$changeStream may not be opened on the internal {what}"))
+    };
+    if spec.all_changes_for_cluster && !(db_level && ns.db == "admin") {
+        return Err(Error::new(
+            ErrorCode::InvalidOptions,
+            format!(
+                "A $changeStream with 'allChangesForCluster:true' may only be opened on the 'admin' database, and with no collection name; found {ns}"
+            ),
+        ));
+    }
+    let scope = match (db_level, spec.all_changes_for_cluster) {
+        (true, true) => Scope::Cluster,
+        _ if matches!(ns.db.as_str(), "admin" | "config" | "local") => {
+            return Err(internal(format!("{} database", ns.db)));
+        }
+        (true, false) => Scope::Database(ns.db.clone()),
+        (false, _) if ns.coll.starts_with("system.") => return Err(internal(format!("{ns} collection"))),
+        (false, _) => Scope::Collection { db: ns.db.clone(), coll: ns.coll.clone() },
+    };
+    if !db_level && ctx.state.storage.collection(&ns).is_none() && views::resolve(&ctx.state.storage, &ns)?.is_some() {
+        return Err(Error::new(
+            ErrorCode::CommandNotSupportedOnView,
+            format!("Namespace {ns} is a view, not a collection"),
+        ));
+    }
+    let target = Target::resolve(ctx, ns, req.get("collation"), "aggregate.collation")?;
+    let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?.unwrap_or_default();
+    let stats = Arc::new(ExecStats::default());
+    let env = environment(ctx, req, &target, vars, stats.clone(), (false, false));
+    let stages = stages.iter().filter_map(|stage| stage.as_document().map(ToOwned::to_owned)).collect();
+    let stream = change_stream::open(&ctx.state.storage, scope, spec, stages, env).map_err(change_stream::labelled)?;
+    let mark = stream.high_water_mark.clone();
+    let resume_token: ResumeTokenSource =
+        Arc::new(move || mark.lock().unwrap_or_else(std::sync::PoisonError::into_inner).to_document());
+    let first = FirstBatch {
+        size: Some(batch_size.unwrap_or(cursor::DEFAULT_FIRST_BATCH)),
+        deadline: target.deadline,
+        tailing: Some(stream.tailing),
+        resume_token: Some(resume_token),
+        ..FirstBatch::default()
+    };
+    cursor_reply(ctx, &target.ns, (stream.events, stats), first).map_err(change_stream::labelled)
 }
 
 /// Whether the pipeline ends in `$out` or `$merge`: it writes, so only a primary runs it.
@@ -368,6 +438,16 @@ fn stage_allowed(
     let document = spec.as_document();
     match name {
         "$collStats" => on_coll(ActionType::CollStats),
+        // mongod's: changeStream (with find) on the collection, the database, or every
+        // normal collection for a whole-deployment stream.
+        "$changeStream" => {
+            let cluster = document.and_then(|d| d.get_bool("allChangesForCluster").ok()).unwrap_or(false);
+            match (coll, cluster) {
+                (_, true) => authz.allows_all(Resource::AnyNormal, &[ActionType::ChangeStream, ActionType::Find]),
+                (Some(coll), false) => authz.on_namespace(db, coll, ActionType::ChangeStream),
+                (None, false) => authz.allows(Resource::Database(db), ActionType::ChangeStream),
+            }
+        }
         "$indexStats" => on_coll(ActionType::IndexStats),
         "$planCacheStats" => on_coll(ActionType::PlanCacheRead),
         "$currentOp" => {

@@ -532,7 +532,9 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
             _ => {}
         }
     }
-    if options != collection.options {
+    // A collMod that changes nothing but an index has been recorded by the index change; any
+    // other (even an empty one, as mongod) is recorded as the collection's.
+    if options != collection.options || req.get("index").is_none() {
         ctx.state.storage.set_options(&ns, options)?;
     }
     Ok(index_reply)

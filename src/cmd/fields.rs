@@ -78,7 +78,7 @@ pub const COLL_MOD: CommandOptions = CommandOptions::strict(&[
     F::not_built("expireAfterSeconds", "collection-level TTL (time-series and clustered collections)"),
     F::honoured(
         "changeStreamPreAndPostImages",
-        "stored and reported; the images serve change streams, which are not built (`$changeStream` answers 238)",
+        "each change's document before and after is kept with its oplog entry, for change streams' `fullDocumentBeforeChange` and `fullDocument: whenAvailable|required`",
     ),
     F::not_built("timeseries", "time-series collections"),
     F::honoured("viewOn", "the collection or view a view reads (views only)"),
@@ -166,7 +166,7 @@ pub const CREATE: CommandOptions = CommandOptions::strict(&[
     F::not_built("clusteredIndex", "clustered collections"),
     F::honoured(
         "changeStreamPreAndPostImages",
-        "stored and reported; the images serve change streams, which are not built (`$changeStream` answers 238)",
+        "each change's document before and after is kept with its oplog entry, for change streams' `fullDocumentBeforeChange` and `fullDocument: whenAvailable|required`",
     ),
     F::honoured("viewOn", "creates a view on this collection or view"),
     F::honoured("pipeline", "the view's stages"),

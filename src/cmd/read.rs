@@ -15,6 +15,7 @@ use super::{Authorizer, CommandRequest, Reply, RequestCtx, count_value};
 use crate::auth::action::ActionType;
 use crate::auth::resource::Target as Resource;
 use crate::error::{Error, ErrorCode, Result};
+use crate::exec::change_stream;
 use crate::exec::cursor::{self, Batch, FirstBatch};
 use crate::exec::{Query, pipeline};
 use crate::query::expr::Variables;
@@ -107,7 +108,7 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     ctx.state.counters.opcounters.query.fetch_add(1, Ordering::Relaxed);
     let size = Some(cursor::find_first_batch(batch_size, query.limit));
     let (Some(tailing), Some(collection)) = (tailing, &target.collection) else {
-        let first = FirstBatch { size, single_batch, no_timeout, deadline: target.deadline, tailing: None };
+        let first = FirstBatch { size, single_batch, no_timeout, deadline: target.deadline, ..FirstBatch::default() };
         let stream = stream(ctx, &target, query)?;
         return cursor_reply(ctx, &target.ns, stream, first);
     };
@@ -118,7 +119,7 @@ pub fn find(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     // an empty one it is closed.
     let (_, count) = ctx.state.storage.collection_size(collection)?;
     let tailing = (count > 0).then_some(tailing);
-    let first = FirstBatch { size, single_batch, no_timeout, deadline: target.deadline, tailing };
+    let first = FirstBatch { size, single_batch, no_timeout, deadline: target.deadline, tailing, resume_token: None };
     cursor_reply(ctx, &target.ns, (tail, stats), first)
 }
 
@@ -175,7 +176,7 @@ fn find_on_view(ctx: &mut RequestCtx<'_>, req: &CommandRequest, view: &ViewRead)
         single_batch: req.bool_arg("singleBatch")?.unwrap_or(false),
         no_timeout: false,
         deadline: target.deadline,
-        tailing: None,
+        ..FirstBatch::default()
     };
     cursor_reply(ctx, &view.ns, (stream, stats), first)
 }
@@ -204,7 +205,8 @@ fn check_tailable(
     {
         return Err(Error::new(ErrorCode::BadValue, "cannot use tailable option with a sort other than {$natural: 1}"));
     }
-    let tailing = Tailing { await_data, remaining: limit, batches: std::sync::Arc::default() };
+    let tailing =
+        Tailing { await_data, remaining: limit, batches: std::sync::Arc::default(), ended: std::sync::Arc::default() };
     // mongod answers an empty batch for a missing collection before it looks at `tailable`.
     let Some(collection) = target.collection.as_ref() else { return Ok(Some(tailing)) };
     if collection.capped.is_some() {
@@ -278,6 +280,13 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply>
         }
     }
     let parked = cursors.take(id)?;
+    let change_stream = parked.resume_token.is_some();
+    let labelled = |error: Error| if change_stream { change_stream::labelled(error) } else { error };
+    if let Some(code) = ctx.state.failpoints.get_more_after_checkout() {
+        // As mongod's fail point: the getMore fails with its cursor checked out, which goes.
+        let code = ErrorCode::from_code(code).unwrap_or(ErrorCode::InternalError);
+        return Err(labelled(Error::new(code, "Failing getMore via 'failGetMoreAfterCursorCheckout' fail point")));
+    }
     let await_data = parked.tailing.as_ref().is_some_and(|t| t.await_data);
     if req.get("maxTimeMS").is_some() && !await_data {
         // Only awaitData cursors take a time limit per getMore in mongod; the cursor stays
@@ -300,8 +309,10 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply>
     // Read before the batch: an insert after it moves the count past this.
     let inserts = ctx.state.storage.capped_inserts.count();
     ctx.state.counters.opcounters.getmore.fetch_add(1, Ordering::Relaxed);
-    let mut reply = CursorReply::start(cstr!("nextBatch"));
-    let Batch { count, cursor_id } = cursor::get_more(cursors, id, parked, ctx.op, batch_size, |doc| reply.take(doc))?;
+    let resume_token = parked.resume_token.clone();
+    let mut reply = CursorReply::start(cstr!("nextBatch"), resume_token.clone());
+    let Batch { count, cursor_id } =
+        cursor::get_more(cursors, id, parked, ctx.op, batch_size, |doc| reply.take(doc)).map_err(labelled)?;
     if let Some(deadline) = await_until
         && count == 0
         && cursor_id != 0

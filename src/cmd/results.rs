@@ -4,18 +4,18 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bson::RawDocument;
 use bson::raw::{CStr, cstr};
+use bson::{RawDocument, RawDocumentBuf};
 
 use super::target::Target;
 use super::{CommandRequest, Reply, ReplyBuilder, RequestCtx};
-use crate::error::Result;
+use crate::error::{Error, ErrorCode, Result};
 use crate::exec::Query;
 use crate::exec::cursor::{self, Batch, FirstBatch};
 use crate::exec::planner::hint_of;
 use crate::op::ExecStats;
 use crate::query::limits;
-use crate::state::cursors::DocumentStream;
+use crate::state::cursors::{DocumentStream, ResumeTokenSource};
 use crate::storage::Namespace;
 
 /// Starts `query` on `target` for the request: its work counts as the request's.
@@ -36,31 +36,50 @@ pub(super) fn hint_arg(req: &CommandRequest) -> Result<Option<bson::RawBson>> {
 
 /// A cursor reply, `{cursor: {firstBatch | nextBatch: [...], id, ns}}`, built as its batch is
 /// taken: each document goes from the bytes the executor produced into the reply, once.
-pub(super) struct CursorReply(ReplyBuilder);
+pub(super) struct CursorReply {
+    builder: ReplyBuilder,
+    /// A change stream's: where it stands without events, and the `_id` (resume token) of
+    /// the last event in the batch; together they make `postBatchResumeToken`.
+    change_stream: Option<(ResumeTokenSource, Option<RawDocumentBuf>)>,
+}
 
 impl CursorReply {
-    /// Starts the reply; `batch` names the batch (`firstBatch` or `nextBatch`).
-    pub(super) fn start(batch: &CStr) -> Self {
+    /// Starts the reply; `batch` names the batch (`firstBatch` or `nextBatch`); a change
+    /// stream's cursor gives where it stands.
+    pub(super) fn start(batch: &CStr, resume_token: Option<ResumeTokenSource>) -> Self {
         let mut builder = ReplyBuilder::with_capacity(256);
         builder.open_document(cstr!("cursor"));
         builder.open_array(batch);
-        Self(builder)
+        Self { builder, change_stream: resume_token.map(|source| (source, None)) }
     }
 
     /// Adds a document to the batch. One nested deeper than mongod reads (stored by an older
     /// version) fails the batch with 15 Overflow naming its `_id`, as mongod's `validateBSON`.
     pub(super) fn take(&mut self, document: &RawDocument) -> Result<()> {
         limits::check_read_depth(document)?;
-        self.0.push_document(document);
+        self.builder.push_document(document);
+        if let Some((_, last)) = &mut self.change_stream {
+            *last = document.get_document("_id").ok().map(RawDocument::to_owned);
+        }
         Ok(())
     }
 
-    /// Ends the batch and the reply, with the cursor to continue with on `ns`.
+    /// Ends the batch and the reply, with the cursor to continue with on `ns`. A change
+    /// stream's batch tells where to resume after it (`postBatchResumeToken`): its last
+    /// event's token, or, without events, how far the stream has read.
     pub(super) fn finish(mut self, cursor_id: i64, ns: &str) -> Result<Reply> {
-        self.0.close();
-        self.0.append(cstr!("id"), cursor_id);
-        self.0.append(cstr!("ns"), ns);
-        Ok(Reply::from(self.0.finish()?))
+        self.builder.close();
+        if let Some((source, last)) = self.change_stream.take() {
+            let token = match last {
+                Some(token) => token,
+                None => RawDocumentBuf::try_from(&source())
+                    .map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?,
+            };
+            self.builder.append_document(cstr!("postBatchResumeToken"), &token);
+        }
+        self.builder.append(cstr!("id"), cursor_id);
+        self.builder.append(cstr!("ns"), ns);
+        Ok(Reply::from(self.builder.finish()?))
     }
 }
 
@@ -71,7 +90,7 @@ pub(super) fn cursor_reply(
     (stream, stats): (DocumentStream, Arc<ExecStats>),
     first: FirstBatch,
 ) -> Result<Reply> {
-    let mut reply = CursorReply::start(cstr!("firstBatch"));
+    let mut reply = CursorReply::start(cstr!("firstBatch"), first.resume_token.clone());
     let full = ns.full();
     let Batch { count, cursor_id } =
         cursor::open(&ctx.state.cursors, ctx.client.auth.names.clone(), full.clone(), stream, stats, first, |doc| {

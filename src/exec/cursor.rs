@@ -8,7 +8,7 @@ use bson::RawDocument;
 
 use crate::error::Result;
 use crate::op::{ExecStats, Operation};
-use crate::state::cursors::{Cursor, CursorRegistry, DocumentStream, Tailing};
+use crate::state::cursors::{Cursor, CursorRegistry, DocumentStream, ResumeTokenSource, Tailing};
 
 /// Documents in a first batch when the client sets no `batchSize` (mongod's default).
 pub const DEFAULT_FIRST_BATCH: usize = 101;
@@ -23,7 +23,7 @@ pub struct Batch {
 }
 
 /// How a cursor's first batch is taken.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct FirstBatch {
     /// The most documents in it (`None`: as many as fit the reply).
     pub size: Option<usize>,
@@ -35,6 +35,8 @@ pub struct FirstBatch {
     pub deadline: Option<Instant>,
     /// A tailable cursor on a capped collection that has documents: kept open at its end.
     pub tailing: Option<Tailing>,
+    /// A change stream's position, for its batches' `postBatchResumeToken`.
+    pub resume_token: Option<ResumeTokenSource>,
 }
 
 /// The first batch size of a `find` with `batchSize` and `limit`: the smaller of the two,
@@ -62,7 +64,8 @@ pub fn open(
     first: FirstBatch,
     take: impl FnMut(&RawDocument) -> Result<()>,
 ) -> Result<Batch> {
-    let mut cursor = Cursor::new(ns, stream, first.no_timeout, stats).owned_by(owners);
+    let mut cursor =
+        Cursor::new(ns, stream, first.no_timeout, stats).owned_by(owners).with_resume_token(first.resume_token);
     if let Some(tailing) = first.tailing {
         cursor = cursor.tailing(tailing);
     }

@@ -17,6 +17,7 @@
 
 pub mod access;
 pub mod capped;
+pub mod change_stream;
 pub mod cursor;
 pub mod explain;
 pub mod insert;

@@ -232,9 +232,15 @@ pub fn store(storage: &Storage, view: &ViewDefinition, replace: bool) -> Result<
     }
     check(storage, view)?;
     let collection = views_collection(storage, &view.ns.db)?;
-    let stored = RawDocumentBuf::try_from(&view.to_document()?).map_err(invalid)?;
+    let definition = view.to_document()?;
+    let stored = RawDocumentBuf::try_from(&definition).map_err(invalid)?;
     let mut writer = storage.writer(&collection)?;
     writer.replace(stored)?;
+    // The oplog records the command, as mongod's does: `create` (or `collMod`) with the view's
+    // definition.
+    let mut command = doc! { if replace { "collMod" } else { "create" }: &view.ns.coll };
+    command.extend(definition.into_iter().filter(|(key, _)| key != "_id"));
+    writer.record_command(&command)?;
     if let Some(ticket) = writer.commit()? {
         storage.wait_durable(ticket)?;
     }
@@ -253,6 +259,7 @@ pub fn remove(storage: &Storage, ns: &Namespace) -> Result<bool> {
     let full = ns.full();
     let mut writer = storage.writer(&collection)?;
     writer.delete(RawBsonRef::String(&full))?;
+    writer.record_command(&doc! { "drop": &ns.coll })?;
     if let Some(ticket) = writer.commit()? {
         storage.wait_durable(ticket)?;
     }

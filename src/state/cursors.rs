@@ -36,7 +36,12 @@ pub struct Cursor {
     stats: Arc<ExecStats>,
     /// A tailable cursor's state; `None` for an ordinary one.
     pub tailing: Option<Tailing>,
+    /// A change stream's position when a batch has no event (its `postBatchResumeToken`).
+    pub resume_token: Option<ResumeTokenSource>,
 }
+
+/// Reads where a change stream stands: the `postBatchResumeToken` of a batch without events.
+pub type ResumeTokenSource = Arc<dyn Fn() -> bson::Document + Send + Sync>;
 
 /// A tailable cursor on a capped collection: it stays open at the end of the collection, and
 /// the next `getMore` returns what was inserted since.
@@ -49,6 +54,9 @@ pub struct Tailing {
     pub remaining: Option<usize>,
     /// Moved at the start of each batch: the stream then reads from a new snapshot.
     pub batches: Arc<std::sync::atomic::AtomicU64>,
+    /// Set by the stream once it is over for good (a change stream's `invalidate`): the cursor
+    /// closes at its end instead of waiting there.
+    pub ended: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Cursor {
@@ -62,12 +70,19 @@ impl Cursor {
             last_used: Instant::now(),
             stats,
             tailing: None,
+            resume_token: None,
         }
     }
 
     /// The cursor, tailable.
     pub fn tailing(mut self, tailing: Tailing) -> Self {
         self.tailing = Some(tailing);
+        self
+    }
+
+    /// The cursor, reporting where its change stream stands with `source`.
+    pub fn with_resume_token(mut self, source: Option<ResumeTokenSource>) -> Self {
+        self.resume_token = source;
         self
     }
 
@@ -138,7 +153,7 @@ impl Cursor {
                     let _ = self.stream.next();
                 }
                 tailing.remaining = tailing.remaining.map(|n| n.saturating_sub(taken));
-                tailing.remaining == Some(0)
+                tailing.remaining == Some(0) || (at_end && tailing.ended.load(std::sync::atomic::Ordering::Acquire))
             }
         };
         Ok((taken, done))

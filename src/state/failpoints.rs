@@ -2,8 +2,9 @@
 //! `failCommand`, which makes chosen commands fail, stall or drop the connection,
 //! `maxTimeAlwaysTimeOut`, which makes every operation with a `maxTimeMS` time out, and
 //! `onPrimaryTransactionalWrite`, which fails a retryable write's commit or drops its
-//! connection once it has committed. Drivers' specification tests use them to exercise
-//! retries, error handling and time limits.
+//! connection once it has committed, and `failGetMoreAfterCursorCheckout`, which fails a
+//! `getMore` once it holds its cursor. Drivers' specification tests use them to exercise
+//! retries, resumes, error handling and time limits.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -66,6 +67,8 @@ pub struct FailPoints {
     max_time_entered: Mutex<u64>,
     transactional_write: Mutex<Option<(Mode, TransactionalWriteFault)>>,
     transactional_write_entered: Mutex<u64>,
+    get_more_after_checkout: Mutex<Option<(Mode, i32)>>,
+    get_more_after_checkout_entered: Mutex<u64>,
 }
 
 impl FailPoints {
@@ -87,6 +90,20 @@ impl FailPoints {
             };
             *self.transactional_write.lock().unwrap_or_else(PoisonError::into_inner) = fault;
             let mut entered = self.transactional_write_entered.lock().unwrap_or_else(PoisonError::into_inner);
+            return Ok(std::mem::take(&mut *entered));
+        }
+        if name == "failGetMoreAfterCursorCheckout" {
+            let fault = match parse_mode(mode)? {
+                None => None,
+                Some(mode) => {
+                    let code = data.and_then(|d| d.get_i32("errorCode").ok()).ok_or_else(|| {
+                        Error::new(ErrorCode::BadValue, "failGetMoreAfterCursorCheckout needs data.errorCode")
+                    })?;
+                    Some((mode, code))
+                }
+            };
+            *self.get_more_after_checkout.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+            let mut entered = self.get_more_after_checkout_entered.lock().unwrap_or_else(PoisonError::into_inner);
             return Ok(std::mem::take(&mut *entered));
         }
         if name != "failCommand" {
@@ -115,6 +132,22 @@ impl FailPoints {
         }
         *self.max_time_entered.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         true
+    }
+
+    /// The error code `failGetMoreAfterCursorCheckout` fails a `getMore` with, once its
+    /// cursor is checked out, if it fires; counts the firing and advances `times`/`skip`.
+    pub fn get_more_after_checkout(&self) -> Option<i32> {
+        let mut slot = self.get_more_after_checkout.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mode, code) = slot.as_mut()?;
+        if !fires(mode) {
+            return None;
+        }
+        let code = *code;
+        if *mode == Mode::Times(0) {
+            *slot = None;
+        }
+        *self.get_more_after_checkout_entered.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        Some(code)
     }
 
     /// Whether `onPrimaryTransactionalWrite` fires for a retryable write's commit, and what it

@@ -75,7 +75,7 @@ pub use index::{Direction, Index, KeyLimits};
 pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
 pub use memory::{MemoryBudget, MemoryUsage};
 pub use namespace::{Namespace, validate_db_name};
-pub use oplog::{Entry as OplogEntry, Oplog};
+pub use oplog::{Entry as OplogEntry, Images as ChangeImages, Oplog};
 pub use read::{DocumentFilter, DocumentIter, IndexEntry, IndexScan, ReadView, RecordId, record_id};
 pub use tail::{InsertSignal, TailIter};
 pub use validate::ValidateReport;
@@ -486,7 +486,8 @@ impl Storage {
             if !drop_target {
                 return Err(Error::new(ErrorCode::NamespaceExists, "target namespace exists"));
             }
-            self.drop_collection(to)?;
+            // The target goes in the rename's own batch, recorded in its oplog entry.
+            return self.replace_collection(from, to);
         }
         let _ddl = self.ddl_lock();
         self.journal.check_writable()?;

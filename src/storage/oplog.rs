@@ -64,6 +64,38 @@ pub struct Entry {
     o: RawDocumentBuf,
     o2: Option<RawDocumentBuf>,
     statement: Option<Statement>,
+    /// The document before and after the change, kept beside the entry for change streams
+    /// when the collection has `changeStreamPreAndPostImages` enabled.
+    images: Option<Images>,
+}
+
+/// A change's pre-image (the document before an update, replacement or delete) and
+/// post-image (after an update or replacement).
+#[derive(Debug, Clone, Default)]
+pub struct Images {
+    /// The document before the change.
+    pub pre: Option<RawDocumentBuf>,
+    /// The document after the change.
+    pub post: Option<RawDocumentBuf>,
+}
+
+impl Images {
+    fn encode(&self) -> RawDocumentBuf {
+        let mut stored = RawDocumentBuf::new();
+        if let Some(pre) = &self.pre {
+            stored.append(cstr!("pre"), RawBsonRef::Document(pre));
+        }
+        if let Some(post) = &self.post {
+            stored.append(cstr!("post"), RawBsonRef::Document(post));
+        }
+        stored
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        let stored = bson::RawDocument::from_bytes(bytes).map_err(|e| super::corrupt_document(&e))?;
+        let image = |key: &str| stored.get_document(key).ok().map(bson::RawDocument::to_owned);
+        Ok(Self { pre: image("pre"), post: image("post") })
+    }
 }
 
 /// `{_id: id}`.
@@ -107,7 +139,7 @@ impl Entry {
     /// # Errors
     /// 2 BadValue if `o` cannot be encoded.
     pub fn command(db: &str, ui: Option<Uuid>, o: &Document) -> Result<Self> {
-        Ok(Self { op: "c", ns: format!("{db}.$cmd"), ui, o: to_raw(o)?, o2: None, statement: None })
+        Ok(Self { op: "c", ns: format!("{db}.$cmd"), ui, o: to_raw(o)?, o2: None, statement: None, images: None })
     }
 
     /// A no-op (`op: "n"`) carrying `msg`, as mongod writes at initiate and at each election.
@@ -122,11 +154,18 @@ impl Entry {
             o: to_raw(&bson::doc! { "msg": msg })?,
             o2: None,
             statement: None,
+            images: None,
         })
     }
 
     fn of(collection: &Collection, op: &'static str, o: RawDocumentBuf, o2: Option<RawDocumentBuf>) -> Self {
-        Self { op, ns: collection.ns.full(), ui: Some(collection.uuid), o, o2, statement: None }
+        Self { op, ns: collection.ns.full(), ui: Some(collection.uuid), o, o2, statement: None, images: None }
+    }
+
+    /// The entry with the change's pre- and post-images kept beside it.
+    pub(super) fn with_images(mut self, images: Images) -> Self {
+        self.images = Some(images);
+        self
     }
 
     /// Marks the entry as a retryable write's statement, unless it is marked already.
@@ -189,10 +228,25 @@ struct Active {
     trimmed_to: Option<Vec<u8>>,
 }
 
+/// The `meta` key of the images of the change recorded at `ts`.
+fn images_key(ts: Timestamp) -> Vec<u8> {
+    super::meta_key(b'p', &pack(ts).to_be_bytes())
+}
+
+fn pack(ts: Timestamp) -> u64 {
+    (u64::from(ts.time) << 32) | u64::from(ts.increment)
+}
+
+/// The time of the oplog entry stored at `key`.
+fn time_of(key: &[u8]) -> Timestamp {
+    let packed = key.get(8..).and_then(|r| <[u8; 8]>::try_from(r).ok()).map_or(0, u64::from_be_bytes);
+    Timestamp { time: (packed >> 32) as u32, increment: packed as u32 }
+}
+
 /// The oplog's key of the entry at `ts`.
 pub(super) fn entry_key(collection: &Collection, ts: Timestamp) -> Vec<u8> {
     let mut key = collection.prefix().to_vec();
-    key.extend_from_slice(&((u64::from(ts.time) << 32) | u64::from(ts.increment)).to_be_bytes());
+    key.extend_from_slice(&pack(ts).to_be_bytes());
     key
 }
 
@@ -251,9 +305,29 @@ impl Storage {
         let ns = Namespace { db: OPLOG_DB.to_owned(), coll: OPLOG_COLLECTION.to_owned() };
         let Some(collection) = self.collection(&ns) else { return Ok(None) };
         let Some(guard) = self.docs.prefix(collection.prefix()).next_back() else { return Ok(None) };
-        let key = guard.key().map_err(StorageError::from)?;
-        let packed = key.get(8..).and_then(|r| <[u8; 8]>::try_from(r).ok()).map_or(0, u64::from_be_bytes);
-        Ok(Some(Timestamp { time: (packed >> 32) as u32, increment: packed as u32 }))
+        Ok(Some(time_of(&guard.key().map_err(StorageError::from)?)))
+    }
+
+    /// The oldest entry's time, if the oplog has one (what a change stream can resume from).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn first_oplog_time(&self) -> Result<Option<Timestamp>> {
+        let ns = Namespace { db: OPLOG_DB.to_owned(), coll: OPLOG_COLLECTION.to_owned() };
+        let Some(collection) = self.collection(&ns) else { return Ok(None) };
+        let Some(guard) = self.docs.prefix(collection.prefix()).next() else { return Ok(None) };
+        Ok(Some(time_of(&guard.key().map_err(StorageError::from)?)))
+    }
+
+    /// The pre- and post-images kept with the change recorded at `ts`, if any.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn change_images(&self, ts: Timestamp) -> Result<Option<Images>> {
+        match self.meta.get(images_key(ts)).map_err(StorageError::from)? {
+            Some(bytes) => Ok(Some(Images::decode(&bytes)?)),
+            None => Ok(None),
+        }
     }
 
     /// Commits `batch` with `entries` appended to the oplog (when it is on), each with the
@@ -281,6 +355,9 @@ impl Storage {
             let stored = entry.encode(ts, term, wall);
             totals = totals.apply(1, stored.as_bytes().len() as i64);
             batch.insert(&self.docs, entry_key(&oplog.collection, ts), stored.as_bytes());
+            if let Some(images) = &entry.images {
+                batch.insert(&self.meta, images_key(ts), images.encode().as_bytes());
+            }
             last = Some(ts);
         }
         let mut trimmed_to = oplog.trimmed_to.clone();
@@ -297,6 +374,10 @@ impl Storage {
                     continue;
                 }
                 batch.remove(&self.docs, key.to_vec());
+                let images = images_key(time_of(&key));
+                if self.meta.contains_key(&images).map_err(StorageError::from)? {
+                    batch.remove(&self.meta, images);
+                }
                 totals = totals.apply(-1, -(value.len() as i64));
                 trimmed_to = Some(key.to_vec());
             }

@@ -9,7 +9,7 @@ use fjall::OwnedWriteBatch;
 
 use super::catalog::Capped;
 use super::index::{Direction, Index, prefix_successor, record_of};
-use super::oplog::{self, Entry, Statement};
+use super::oplog::{self, Entry, Images, Statement};
 use super::{Collection, DurabilityTicket, IndexSet, Storage, StorageError, catalog, decode_document, document_key};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -200,14 +200,17 @@ impl<'a> Writer<'a> {
         self.update_indexes(Some(&old), Some(&document), &key)?;
         self.account(Some(&old), Some(&document));
         self.log(|collection| {
-            if !as_diff {
-                return Ok(Entry::replace(collection, &document, id));
-            }
-            let parse = |raw: &RawDocumentBuf| {
-                bson::Document::try_from(raw.as_ref()).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
+            let entry = if as_diff {
+                let parse = |raw: &RawDocumentBuf| {
+                    bson::Document::try_from(raw.as_ref())
+                        .map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))
+                };
+                let diff = crate::query::update::diff::document_diff(&parse(&old)?, &parse(&document)?);
+                Entry::update(collection, id, &diff)?
+            } else {
+                Entry::replace(collection, &document, id)
             };
-            let diff = crate::query::update::diff::document_diff(&parse(&old)?, &parse(&document)?);
-            Entry::update(collection, id, &diff)
+            Ok(with_images(collection, entry, || Images { pre: Some(old.clone()), post: Some(document.clone()) }))
         })?;
         self.put(key, document);
         Ok(())
@@ -221,7 +224,10 @@ impl<'a> Writer<'a> {
         let Some(key) = self.key_of(id)? else { return Ok(()) };
         let old = self.get_key(&key)?;
         if old.is_some() {
-            self.log(|collection| Ok(Entry::delete(collection, id)))?;
+            self.log(|collection| {
+                let entry = Entry::delete(collection, id);
+                Ok(with_images(collection, entry, || Images { pre: old.clone(), post: None }))
+            })?;
         }
         self.remove_key(key, old.as_ref())
     }
@@ -230,6 +236,18 @@ impl<'a> Writer<'a> {
     fn log(&mut self, entry: impl FnOnce(&Collection) -> Result<Entry>) -> Result<()> {
         if let Some(log) = &mut self.oplog {
             log.push(entry(self.collection)?);
+        }
+        Ok(())
+    }
+
+    /// Records in this batch's oplog entries the command `o` on this collection's database
+    /// (a view's `create`, `collMod` or `drop`, whose definition this batch writes).
+    ///
+    /// # Errors
+    /// 2 BadValue if `o` cannot be encoded.
+    pub fn record_command(&mut self, o: &bson::Document) -> Result<()> {
+        if let Some(log) = &mut self.oplog {
+            log.push(Entry::command(&self.collection.ns.db, None, o)?);
         }
         Ok(())
     }
@@ -483,6 +501,16 @@ impl<'a> Writer<'a> {
         self.batch.insert(&self.storage.docs, key.clone(), document.as_bytes());
         self.pending.insert(key, Some(document));
     }
+}
+
+/// `entry` with the change's images, when `collection` keeps them for change streams
+/// (`changeStreamPreAndPostImages: {enabled: true}`).
+fn with_images(collection: &Collection, entry: Entry, images: impl FnOnce() -> Images) -> Entry {
+    let enabled = collection
+        .options
+        .get_document("changeStreamPreAndPostImages")
+        .is_ok_and(|option| option.get_bool("enabled").unwrap_or(false));
+    if enabled { entry.with_images(images()) } else { entry }
 }
 
 /// The `_id` of a stored document.

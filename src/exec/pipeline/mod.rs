@@ -313,7 +313,7 @@ fn single_field(stage: &RawDocument) -> Result<(&str, RawBsonRef<'_>)> {
 
 /// 40415 for a field a stage's specification does not have, as mongod's IDL parser says it;
 /// `path` is the field with its stage (`$merge.foo`).
-fn unknown_field(path: &str) -> Error {
+pub(crate) fn unknown_field(path: &str) -> Error {
     Error::new(ErrorCode::Location40415, format!("BSON field '{path}' is an unknown field."))
 }
 

@@ -42,27 +42,21 @@ const BUILT: &[(&str, StageFn)] = &[
     ("$unwind", unwind::unwind),
 ];
 
-/// Known stages that this server does not run (yet), and the error each answers.
+/// Known stages that do not run through this table, and what each answers here.
 const UNSUPPORTED: &[(&str, Unsupported)] = &[
-    (
-        "$changeStream",
-        Unsupported::Error(ErrorCode::Location40573, "The $changeStream stage is only supported on replica sets"),
-    ),
+    // On a standalone, `aggregate` answers mongod's 40573 for it.
+    ("$changeStream", Unsupported::Source),
     ("$changeStreamSplitLargeEvent", Unsupported::NotYet),
-    // Run by their commands as a pipeline's first stage, never through this table.
-    ("$collStats", Unsupported::NotYet),
-    ("$currentOp", Unsupported::NotYet),
+    ("$collStats", Unsupported::Source),
+    ("$currentOp", Unsupported::Source),
     ("$geoNear", Unsupported::NotYet),
-    // Run by `aggregate` as a pipeline's first stage, never through this table.
-    ("$indexStats", Unsupported::NotYet),
+    ("$indexStats", Unsupported::Source),
     ("$listCatalog", Unsupported::NotYet),
-    // Run by `aggregate: 1` as a pipeline's first stage, never through this table.
-    ("$listLocalSessions", Unsupported::NotYet),
+    ("$listLocalSessions", Unsupported::Source),
     ("$listSampledQueries", Unsupported::NotYet),
     ("$listSearchIndexes", Unsupported::NotYet),
     ("$listSessions", Unsupported::NotYet),
-    // Run by `aggregate` as a pipeline's first stage, never through this table.
-    ("$planCacheStats", Unsupported::NotYet),
+    ("$planCacheStats", Unsupported::Source),
     ("$search", Unsupported::NotYet),
     ("$searchMeta", Unsupported::NotYet),
     ("$shardedDataDistribution", Unsupported::NotYet),
@@ -74,8 +68,9 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
 enum Unsupported {
     /// 238 NotImplemented: a later issue builds it.
     NotYet,
-    /// The error mongod itself gives in this server's configuration (a standalone).
-    Error(ErrorCode, &'static str),
+    /// Built, but run by `aggregate` itself as a pipeline's first stage (it reads a source
+    /// of its own), never through this table.
+    Source,
 }
 
 /// Whether this server runs the stage `name` (one of `STAGE_NAMES`), for the compatibility
@@ -85,7 +80,7 @@ pub fn stage_status(name: &str) -> std::result::Result<(), (ErrorCode, String)> 
         return Ok(());
     }
     match UNSUPPORTED.iter().find(|(n, _)| *n == name) {
-        Some((_, Unsupported::Error(code, message))) => Err((*code, (*message).to_owned())),
+        Some((_, Unsupported::Source)) => Ok(()),
         Some((_, Unsupported::NotYet)) => Err((ErrorCode::NotImplemented, "not supported yet".to_owned())),
         None => Err((ErrorCode::Location40324, "unknown stage".to_owned())),
     }
@@ -104,7 +99,9 @@ pub(super) fn apply(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Docu
         return add(stream, args);
     }
     match UNSUPPORTED.iter().find(|(n, _)| *n == name) {
-        Some((_, Unsupported::Error(code, message))) => Err(Error::new(*code, *message)),
+        Some((_, Unsupported::Source)) => {
+            Err(Error::new(ErrorCode::Location40602, format!("{name} is only valid as the first stage in a pipeline.")))
+        }
         Some((_, Unsupported::NotYet)) => {
             Err(Error::new(ErrorCode::NotImplemented, format!("aggregation stage {name} is not supported yet")))
         }
