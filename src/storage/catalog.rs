@@ -260,8 +260,7 @@ impl Catalog {
         // A capped collection's `_id_` index has entries of its own, under an id of its own.
         let id_index_id = if capped.is_some() { self.next_id() } else { ID_INDEX_ID };
         // The oplog has no index at all, as in mongod: it is read in time order only.
-        let id_index =
-            Index::from_spec(id_index_id, id_index_spec(), false).ok().filter(|_| !super::oplog::is_oplog(&ns));
+        let id_index = Index::from_spec(id_index_id, id_index_spec(), false).ok().filter(|_| !ns.is_oplog());
         let collection = Collection {
             id,
             ns,

@@ -372,7 +372,7 @@ impl Storage {
     pub fn drop_collection(self: &Arc<Self>, ns: &Namespace) -> Result<bool> {
         let _ddl = self.ddl_lock();
         let Some(collection) = self.catalog.get(ns) else { return Ok(false) };
-        if oplog::is_oplog(ns) && self.oplog.is_on() {
+        if ns.is_oplog() && self.oplog.is_on() {
             return Err(Error::new(ErrorCode::IllegalOperation, "can't drop live oplog while replicating"));
         }
         self.journal.check_writable()?;

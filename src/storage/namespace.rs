@@ -51,6 +51,16 @@ impl Namespace {
     pub fn full(&self) -> String {
         format!("{}.{}", self.db, self.coll)
     }
+
+    /// The oplog, `local.oplog.rs`.
+    pub fn oplog() -> Self {
+        Self { db: "local".to_owned(), coll: "oplog.rs".to_owned() }
+    }
+
+    /// Whether this is the oplog.
+    pub fn is_oplog(&self) -> bool {
+        self.db == "local" && self.coll == "oplog.rs"
+    }
 }
 
 impl std::fmt::Display for Namespace {

@@ -22,20 +22,13 @@ use super::index::prefix_successor;
 use super::{Namespace, Storage, StorageError, Totals, totals_key};
 use crate::error::{Error, ErrorCode, Result};
 
-/// The oplog's database and collection.
-pub const OPLOG_DB: &str = "local";
-/// The oplog's collection name.
-pub const OPLOG_COLLECTION: &str = "oplog.rs";
+/// The oplog's database, each member's own: changes to it are not recorded.
+const OPLOG_DB: &str = "local";
 
 /// mongod's default oplog size: 5% of the free disk space, at least 990 MB and at most 50 GB.
 pub fn default_oplog_bytes(free_disk_bytes: u64) -> u64 {
     const MB: u64 = 1024 * 1024;
     (free_disk_bytes / 20).clamp(990 * MB, 50 * 1024 * MB)
-}
-
-/// Whether `ns` is the oplog.
-pub fn is_oplog(ns: &Namespace) -> bool {
-    ns.db == OPLOG_DB && ns.coll == OPLOG_COLLECTION
 }
 
 /// Whether changes to `ns` are recorded: everything but the `local` database (each member's
@@ -277,7 +270,7 @@ impl Storage {
         if self.oplog.is_on() {
             return Ok(());
         }
-        let ns = Namespace { db: OPLOG_DB.to_owned(), coll: OPLOG_COLLECTION.to_owned() };
+        let ns = Namespace::oplog();
         let size = size.unwrap_or_else(|| {
             let dbpath = self.temp_dir.parent().unwrap_or(&self.temp_dir);
             let free = rustix::fs::statvfs(dbpath).map_or(0, |fs| fs.f_bavail.saturating_mul(fs.f_frsize));
@@ -302,7 +295,7 @@ impl Storage {
     /// # Errors
     /// Storage errors.
     pub fn last_oplog_time(&self) -> Result<Option<Timestamp>> {
-        let ns = Namespace { db: OPLOG_DB.to_owned(), coll: OPLOG_COLLECTION.to_owned() };
+        let ns = Namespace::oplog();
         let Some(collection) = self.collection(&ns) else { return Ok(None) };
         let Some(guard) = self.docs.prefix(collection.prefix()).next_back() else { return Ok(None) };
         Ok(Some(time_of(&guard.key().map_err(StorageError::from)?)))
@@ -313,7 +306,7 @@ impl Storage {
     /// # Errors
     /// Storage errors.
     pub fn first_oplog_time(&self) -> Result<Option<Timestamp>> {
-        let ns = Namespace { db: OPLOG_DB.to_owned(), coll: OPLOG_COLLECTION.to_owned() };
+        let ns = Namespace::oplog();
         let Some(collection) = self.collection(&ns) else { return Ok(None) };
         let Some(guard) = self.docs.prefix(collection.prefix()).next() else { return Ok(None) };
         Ok(Some(time_of(&guard.key().map_err(StorageError::from)?)))

@@ -74,7 +74,7 @@ impl Storage {
         batches: Arc<AtomicU64>,
         from: Option<(Timestamp, bool)>,
     ) -> TailIter {
-        let start = match from.filter(|_| super::oplog::is_oplog(&collection.ns)) {
+        let start = match from.filter(|_| collection.ns.is_oplog()) {
             Some((ts, true)) => Bound::Included(super::oplog::entry_key(&collection, ts)),
             Some((ts, false)) => Bound::Excluded(super::oplog::entry_key(&collection, ts)),
             None => Bound::Included(collection.prefix().to_vec()),

@@ -50,7 +50,7 @@ pub struct Writer<'a> {
 impl<'a> Writer<'a> {
     pub(super) fn new(storage: &'a Storage, collection: &'a Arc<Collection>) -> Result<Self> {
         let guard = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
-        if oplog::is_oplog(&collection.ns) && storage.oplog.is_on() {
+        if collection.ns.is_oplog() && storage.oplog.is_on() {
             return Err(Error::new(
                 ErrorCode::IllegalOperation,
                 "cannot write to local.oplog.rs: a replica-set member's oplog is written by the server only",

@@ -252,7 +252,7 @@ pub fn open(
     stages: Vec<RawDocumentBuf>,
     env: Arc<PipelineEnv>,
 ) -> Result<ChangeStream> {
-    let oplog = storage.collection(&Namespace { db: "local".into(), coll: "oplog.rs".into() }).ok_or_else(|| {
+    let oplog = storage.collection(&Namespace::oplog()).ok_or_else(|| {
         Error::new(ErrorCode::Location40573, "The $changeStream stage is only supported on replica sets")
     })?;
     // The position to resume after, and where to start reading the oplog.
