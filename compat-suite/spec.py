@@ -16,7 +16,7 @@ the line to change. Prints a table per area, writes results.json, and ends with
 "spec: N passed, N failed, N skipped".
 
 `--areas replica-set` runs the areas that need a replica set (retryable writes and reads, change streams,
-sessions) instead of the standalone ones, against a server started with --replSet and
+sessions, transactions) instead of the standalone ones, against a server started with --replSet and
 initiated; each run is held to the lines of its own areas in the two files.
 
 `python3 spec.py --self-test` checks these gates on made-up results, without a server.
@@ -64,6 +64,8 @@ REPLICA_SET_AREAS: dict[str, list[str]] = {
     "sessions": ["test/test_sessions_unified.py"],
     # The unified change-stream tests and pymongo's own change-stream tests.
     "change_streams": ["test/test_change_stream.py"],
+    # The unified transactions and convenient-API (with_transaction) tests, and pymongo's own.
+    "transactions": ["test/test_transactions_unified.py", "test/test_transactions.py"],
 }
 AREA_SETS = {"standalone": AREAS, "replica-set": REPLICA_SET_AREAS}
 

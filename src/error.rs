@@ -587,6 +587,16 @@ error_codes! {
     ChangeStreamFatalError = 280,
     /// A resume point older than the oldest oplog entry.
     ChangeStreamHistoryLost = 286,
+    /// A transaction whose changes do not fit one oplog entry.
+    TransactionTooLarge = 257,
+    /// A statement or abort in a transaction already committed.
+    TransactionCommitted = 256,
+    /// A transaction started again at its own number.
+    ConflictingOperationInProgress = 117,
+    /// A snapshot is not available yet (a fail point's code here).
+    SnapshotUnavailable = 246,
+    /// A prepared transaction holds the data (a fail point's code here).
+    PreparedTransactionInProgress = 267,
     /// A sharded read met a stale shard version (a fail point's code here).
     StaleShardVersion = 63,
     /// No member matches the read preference (a fail point's code here).

@@ -436,7 +436,8 @@ async fn monitor_ttl(state: Arc<State>, shutdown: CancellationToken) {
     }
 }
 
-/// Closes cursors and sessions that have been idle too long.
+/// Closes cursors and sessions that have been idle too long, and aborts transactions open for
+/// longer than `transactionLifetimeLimitSeconds`.
 async fn reap_idle(state: Arc<State>, shutdown: CancellationToken) {
     loop {
         // The timeout is read every pass: `setParameter` may change `cursorTimeoutMillis`
@@ -451,6 +452,10 @@ async fn reap_idle(state: Arc<State>, shutdown: CancellationToken) {
                 let now = Instant::now();
                 let cursors = state.cursors.reap(now, cursor_timeout);
                 let sessions = state.sessions.reap(now);
+                let transactions = state.transactions.abort_expired(now, state.params.transaction_lifetime());
+                if transactions > 0 {
+                    tracing::info!(target: "TXN", id = 5_352_201, transactions, "Aborted transactions past their lifetime limit");
+                }
                 if cursors + sessions > 0 {
                     tracing::debug!(target: "QUERY", id = 20529, cursors, sessions, "Closed idle cursors and sessions");
                 }

@@ -74,6 +74,52 @@ pub(crate) async fn ycsb(
     .await
 }
 
+/// Transactions of four YCSB updates (`$set` of one field by `_id`) each, committed; one
+/// that meets a write conflict (`TransientTransactionError`) runs again, as drivers'
+/// `withTransaction` does.
+pub(crate) async fn transactions(
+    client: &Client,
+    coll: &Collection<Document>,
+    shape: Shape,
+    clients: usize,
+    timing: Timing,
+) -> BenchResult<Measured> {
+    let (client, coll) = (client.clone(), coll.clone());
+    drive(clients, timing, 1, move |worker, seq| {
+        let (client, coll) = (client.clone(), coll.clone());
+        let updates: Vec<(i64, Document)> =
+            (0..4).map(|i| (shape.random_id(worker, seq * 4 + i) as i64, shape.update(worker, seq * 4 + i))).collect();
+        async move {
+            let mut session = client.start_session().await.map_err(|e| e.to_string())?;
+            for _ in 0..10 {
+                session.start_transaction().await.map_err(|e| e.to_string())?;
+                let mut outcome = Ok(());
+                for (id, update) in &updates {
+                    if let Err(error) = coll.update_one(doc! { "_id": *id }, update.clone()).session(&mut session).await
+                    {
+                        outcome = Err(error);
+                        break;
+                    }
+                }
+                let outcome = match outcome {
+                    Ok(()) => session.commit_transaction().await,
+                    Err(error) => {
+                        let _ = session.abort_transaction().await;
+                        Err(error)
+                    }
+                };
+                match outcome {
+                    Ok(()) => return Ok(()),
+                    Err(error) if error.contains_label("TransientTransactionError") => continue,
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+            Err("a transaction met write conflicts ten times".to_owned())
+        }
+    })
+    .await
+}
+
 /// `find_one({field: value})` for a record that exists: finding nothing is an error.
 async fn find_existing(coll: &Collection<Document>, field: &str, value: i64) -> Result<(), String> {
     match coll.find_one(doc! { field: value }).await {

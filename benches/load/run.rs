@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::measure::{Measured, Timing, median, spread};
 use crate::ops::{
     aggregate_group, aggregate_lookup, aggregate_top, count, equality, insert, insert_many, load, load_orders, ping,
-    scan, set_k_index, ycsb, ycsb_e,
+    scan, set_k_index, transactions, ycsb, ycsb_e,
 };
 use crate::process::ServerProcess;
 use crate::report::thousands;
@@ -32,6 +32,9 @@ pub(crate) async fn run_workloads(
     workloads: &[Workload],
 ) -> BenchResult<Vec<Outcome>> {
     let (mut monarch, mut echoes) = (Clients::default(), Clients::default());
+    if config.server_args.iter().any(|arg| arg == "--replSet") {
+        initiate(&monarch.get(server.port, 1).await?).await?;
+    }
     if workloads.iter().any(|w| w.needs_records()) {
         println!("loading {} records into Monarch ...", config.shape.records);
         let client = monarch.get(server.port, config.clients).await?;
@@ -125,6 +128,21 @@ impl Outcome {
     pub(crate) fn echo_spread(&self) -> Option<f64> {
         spread(self.round_ratios())
     }
+}
+
+/// Initiates the replica set of one the server was started as (`--server-arg --replSet`), and
+/// waits until it takes writes.
+async fn initiate(client: &Client) -> BenchResult<()> {
+    let admin = client.database("admin");
+    admin.run_command(bson::doc! { "replSetInitiate": {} }).await?;
+    for _ in 0..100 {
+        let hello = admin.run_command(bson::doc! { "hello": 1 }).await?;
+        if hello.get_bool("isWritablePrimary").unwrap_or(false) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err("the replica set did not become primary".into())
 }
 
 async fn connect(port: u16, clients: usize) -> BenchResult<Client> {
@@ -229,6 +247,7 @@ impl WorkloadRun {
             Workload::AggGroup => aggregate_group(coll, shape, clients, timing).await,
             Workload::AggTop => aggregate_top(coll, shape, clients, timing).await,
             Workload::AggLookup => aggregate_lookup(coll, clients, timing).await,
+            Workload::Txn => transactions(&self.client, coll, shape, clients, timing).await,
             Workload::All | Workload::Goals => Err(format!("{} is not a driven workload", self.workload.name()).into()),
         }
     }

@@ -22,6 +22,8 @@ pub(crate) enum Workload {
     AggGroup,
     AggTop,
     AggLookup,
+    /// Transactions of four `$set` updates by `_id` each, committed (needs `--replSet`).
+    Txn,
     All,
     Goals,
 }
@@ -62,6 +64,7 @@ impl Workload {
             Workload::AggGroup => "agg-group",
             Workload::AggTop => "agg-top",
             Workload::AggLookup => "agg-lookup",
+            Workload::Txn => "txn",
             Workload::All => "all",
             Workload::Goals => "goals",
         }
@@ -81,7 +84,7 @@ impl Workload {
             Workload::InsertJ => Basis::Floor(Floor::EngineGroupCommit),
             Workload::InsertMany => Basis::Floor(Floor::EngineBatch),
             Workload::Scan | Workload::Count | Workload::AggGroup => Basis::Floor(Floor::EngineScan),
-            Workload::YcsbE | Workload::All | Workload::Goals => Basis::None,
+            Workload::YcsbE | Workload::Txn | Workload::All | Workload::Goals => Basis::None,
         }
     }
 
@@ -133,6 +136,7 @@ impl Workload {
                 | Workload::AggGroup
                 | Workload::AggTop
                 | Workload::AggLookup
+                | Workload::Txn
         )
     }
 }

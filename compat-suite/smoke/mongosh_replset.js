@@ -64,6 +64,22 @@ check("db.coll.watch() sees the next insert", change !== null && change.operatio
   change.documentKey._id === 2 && change.fullDocument.n === 1, change);
 stream.close();
 
+const session = db.getMongo().startSession();
+const orders = session.getDatabase("shell_replset").orders;
+session.withTransaction(() => {
+  orders.insertOne({ _id: 1, total: 5 });
+  orders.updateOne({ _id: 1 }, { $inc: { total: 1 } });
+});
+check("session.withTransaction() commits its writes together", sdb.orders.findOne({ _id: 1 })?.total === 6,
+  sdb.orders.findOne({ _id: 1 }));
+session.startTransaction();
+orders.insertOne({ _id: 2 });
+check("a transaction reads its own write", orders.findOne({ _id: 2 }) !== null && sdb.orders.findOne({ _id: 2 }) === null,
+  sdb.orders.find().toArray());
+session.abortTransaction();
+check("an aborted transaction leaves nothing", sdb.orders.countDocuments({ _id: 2 }) === 0, sdb.orders.find().toArray());
+session.endSession();
+
 const info = db.getReplicationInfo();
 check("db.getReplicationInfo() reads the oplog: mongod's default size (at least 990 MB) and its time range",
   info.configuredLogSizeMB >= 990 && info.usedMB > 0 && typeof info.tFirst === "string" && info.timeDiff >= 0, info);

@@ -65,9 +65,18 @@ pub struct RequestCtx<'a> {
     /// The handler runs again after its [`ReplyWait::TopologyChange`]: it builds the reply
     /// now instead of waiting again.
     pub awaited: bool,
+    /// The open transaction a statement of a multi-document transaction runs in (see
+    /// `cmd::transactions`); a handler that fails with it taken out aborts it.
+    pub txn: Option<Box<crate::storage::Transaction>>,
 }
 
 impl RequestCtx<'_> {
+    /// The view a statement of a transaction reads (its snapshot with its own writes);
+    /// `None` outside a transaction, where each read takes a snapshot of its own.
+    pub fn read_view(&self) -> Option<crate::storage::ReadView> {
+        self.txn.as_ref().map(|txn| txn.view())
+    }
+
     /// Makes the reply wait until the batch with journal `ticket` is on disk (`j: true`). The
     /// wait happens after the handler returns, without holding a thread; if the sync fails, the
     /// reply becomes its error.
@@ -160,6 +169,7 @@ impl OwnedCtx {
             op: &self.op,
             wait: None,
             awaited,
+            txn: None,
         };
         let result = f(&mut ctx);
         (result, ctx.wait)

@@ -124,7 +124,7 @@ pub fn explain(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Documen
     let stats = Arc::new(ExecStats::default());
     ctx.op.track(&stats);
     let started = Instant::now();
-    let (chosen, stream) = plan.run(ctx.state, target.collection.as_ref(), stats.clone())?;
+    let (chosen, stream) = plan.run(ctx.state, target.collection.as_ref(), stats.clone(), None)?;
     // mongod builds the whole reply, then refuses it past its internal object size (10334).
     // The raw pieces copied into it verbatim give a floor on its size before anything is
     // built: past the limit the answer is known, and a huge filter (a `$in` of a million

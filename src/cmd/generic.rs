@@ -160,12 +160,29 @@ fn check_session(spec: &CommandSpec, req: &CommandRequest, repl: &Replication) -
     Ok(())
 }
 
+/// The commands a multi-document transaction may run (mongod's, less the DDL commands
+/// `create` and `createIndexes`, which are not built inside transactions).
+const TRANSACTION_COMMANDS: &[&str] = &[
+    "abortTransaction",
+    "aggregate",
+    "commitTransaction",
+    "delete",
+    "distinct",
+    "find",
+    "findAndModify",
+    "getMore",
+    "insert",
+    "killCursors",
+    "update",
+];
+
 /// The write commands a `txnNumber` makes retryable.
 const RETRYABLE_WRITES: &[&str] = &["insert", "update", "delete", "findAndModify"];
 
 /// A `txnNumber` (with its `lsid`): on a standalone, 20 IllegalOperation, as mongod; on a
 /// replica-set member, a retryable write when the command is one of [`RETRYABLE_WRITES`] and
-/// no `autocommit` is given. Transactions (`autocommit: false`) are not built yet.
+/// no `autocommit` is given; a transaction statement (`autocommit: false`) for a command a
+/// transaction may run.
 fn check_txn_number(spec: &CommandSpec, autocommit: Option<bool>, repl: &Replication) -> Result<()> {
     if repl.set_name().is_none() {
         // IMPORTANT: a standalone has no records of retryable writes nor transactions: a
@@ -177,9 +194,11 @@ fn check_txn_number(spec: &CommandSpec, autocommit: Option<bool>, repl: &Replica
     }
     match autocommit {
         Some(true) => Err(Error::new(ErrorCode::InvalidOptions, "Specifying autocommit=true is not allowed.")),
-        Some(false) => {
-            Err(Error::new(ErrorCode::NotImplemented, "Multi-document transactions are not implemented yet"))
-        }
+        Some(false) if !TRANSACTION_COMMANDS.contains(&spec.name) => Err(Error::new(
+            ErrorCode::OperationNotSupportedInTransaction,
+            format!("Cannot run '{}' in a multi-document transaction.", spec.name),
+        )),
+        Some(false) => Ok(()),
         None if RETRYABLE_WRITES.contains(&spec.name) => Ok(()),
         None => Err(Error::new(
             ErrorCode::Location50768,
@@ -346,7 +365,10 @@ fn check_read_concern(spec: &CommandSpec, req: &CommandRequest, repl: &Replicati
     let level = concern.level.as_deref().unwrap_or("local");
     let specified =
         concern.level.is_some() || concern.after_cluster_time.is_some() || concern.at_cluster_time.is_some();
-    if specified && !spec.options.read_concern.supports(level) {
+    // A transaction's first statement sets the read concern of the whole transaction, whatever
+    // the command.
+    let in_transaction = req.get("autocommit").is_some();
+    if specified && !in_transaction && !spec.options.read_concern.supports(level) {
         return Err(Error::new(
             ErrorCode::InvalidOptions,
             format!(
@@ -357,7 +379,7 @@ fn check_read_concern(spec: &CommandSpec, req: &CommandRequest, repl: &Replicati
         ));
     }
     if repl.set_name().is_some() {
-        return check_member_read_concern(&concern, level, repl);
+        return check_member_read_concern(&concern, level, repl, in_transaction);
     }
     match level {
         "linearizable" => {
@@ -389,12 +411,18 @@ fn check_read_concern(spec: &CommandSpec, req: &CommandRequest, repl: &Replicati
 /// The read concerns of a replica-set member: `linearizable` on the primary (a single member
 /// is its own majority, so every read it serves there is linearizable); `afterClusterTime`
 /// up to the latest cluster time, which every write acknowledged before it is visible at.
-/// `snapshot` reads and `afterOpTime` are not built.
-fn check_member_read_concern(concern: &ReadConcern, level: &str, repl: &Replication) -> Result<()> {
-    if level == "snapshot" {
+/// `snapshot` is a transaction's own level (each transaction reads one snapshot); snapshot
+/// reads outside a transaction, `atClusterTime` and `afterOpTime` are not built.
+fn check_member_read_concern(
+    concern: &ReadConcern,
+    level: &str,
+    repl: &Replication,
+    in_transaction: bool,
+) -> Result<()> {
+    if level == "snapshot" && (!in_transaction || concern.at_cluster_time.is_some()) {
         return Err(Error::new(
             ErrorCode::NotImplemented,
-            "readConcern level snapshot is not implemented yet (transactions and snapshot reads)",
+            "readConcern level snapshot is not implemented yet outside transactions, nor with atClusterTime",
         ));
     }
     if concern.after_op_time {

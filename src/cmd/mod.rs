@@ -705,9 +705,15 @@ pub struct Executed {
 pub async fn execute(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     let started = std::time::Instant::now();
     let retryable_write = generic::is_retryable_write(&request);
+    let statement = transactions::transaction_number(&request).map(|_| request.name() == "commitTransaction");
     let mut executed = dispatch(ctx, request).await;
     if ctx.state.repl.is_initiated() {
         append_cluster_time(ctx, &mut executed);
+    }
+    if let Some(label) = statement.and_then(|commit| transaction_label(commit, executed.error?))
+        && !executed.reply.has("errorLabels")
+    {
+        let _ = executed.reply.append(bson::raw::cstr!("errorLabels"), bson::Bson::Array(vec![label.into()]));
     }
     if retryable_write && executed.error.is_some_and(is_retryable_error) && !executed.reply.has("errorLabels") {
         // As mongod 4.4+: the server labels the errors after which a retryable write may be
@@ -740,6 +746,30 @@ fn append_cluster_time(ctx: &OwnedCtx, executed: &mut Executed) {
     let cluster_time = bson::doc! { "clusterTime": repl.cluster_time(), "signature": signature };
     let _ = executed.reply.append(bson::raw::cstr!("operationTime"), bson::Bson::Timestamp(operation_time));
     let _ = executed.reply.append(bson::raw::cstr!("$clusterTime"), bson::Bson::Document(cluster_time));
+}
+
+/// The label mongod gives the error of a transaction's statement: `TransientTransactionError`
+/// when the whole transaction may be run again (a write conflict, a transaction that is gone,
+/// a state change), `UnknownTransactionCommitResult` when a `commitTransaction` may or may not
+/// have committed and may be sent again (`commit`: the statement is `commitTransaction`).
+fn transaction_label(commit: bool, error: ErrorCode) -> Option<&'static str> {
+    if commit {
+        let unknown =
+            is_retryable_error(error) || matches!(error, ErrorCode::MaxTimeMSExpired | ErrorCode::WriteConcernFailed);
+        if unknown {
+            return Some("UnknownTransactionCommitResult");
+        }
+    }
+    let transient = is_state_change_error(error)
+        || matches!(
+            error,
+            ErrorCode::WriteConflict
+                | ErrorCode::NoSuchTransaction
+                | ErrorCode::LockTimeout
+                | ErrorCode::SnapshotUnavailable
+                | ErrorCode::PreparedTransactionInProgress
+        );
+    transient.then_some("TransientTransactionError")
 }
 
 /// mongod's retryable errors (`ErrorCodes::isRetriableError`): a retryable write that failed
@@ -996,7 +1026,10 @@ fn call(
     awaited: bool,
 ) -> (Result<Reply>, Option<ReplyWait>) {
     ctx.with_awaited(awaited, |ctx| {
-        std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx, request))).unwrap_or_else(|panic| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            transactions::run_statement(ctx, request, |ctx| handler.call(ctx, request))
+        }))
+        .unwrap_or_else(|panic| {
             let detail = crate::state::pool::panic_message(panic.as_ref());
             tracing::error!(target: "COMMAND", id = 1, command = spec.name, panic = detail, "Command handler panicked");
             Err(internal_error(spec))

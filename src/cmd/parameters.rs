@@ -76,6 +76,22 @@ const PARAMETERS: &[Parameter] = &[
         set: Some(|s, name, value| set_scram_iterations(s, name, value, true)),
     },
     Parameter {
+        name: "transactionLifetimeLimitSeconds",
+        settable_at_startup: false,
+        value: |s| Bson::Int32(i32::try_from(s.params.transaction_lifetime().as_secs()).unwrap_or(i32::MAX)),
+        set: Some(|s, name, value| {
+            let seconds = coerce_integer(name, value)?;
+            if seconds < 1 {
+                return Err(Error::new(
+                    ErrorCode::BadValue,
+                    format!("Invalid value for parameter {name}: {seconds} is not greater than or equal to 1"),
+                ));
+            }
+            s.params.set_transaction_lifetime_secs(u64::try_from(seconds).unwrap_or(1));
+            Ok(())
+        }),
+    },
+    Parameter {
         name: "ttlMonitorSleepSecs",
         settable_at_startup: true,
         value: |s| Bson::Int32(i32::try_from(s.params.ttl_monitor_sleep_secs()).unwrap_or(i32::MAX)),

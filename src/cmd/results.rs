@@ -22,7 +22,7 @@ use crate::storage::Namespace;
 pub(super) fn stream(ctx: &RequestCtx<'_>, target: &Target, query: Query) -> Result<(DocumentStream, Arc<ExecStats>)> {
     let stats = Arc::new(ExecStats::default());
     ctx.op.track(&stats);
-    let (_, stream) = query.run(ctx.state, target.collection.as_ref(), stats.clone())?;
+    let (_, stream) = query.run(ctx.state, target.collection.as_ref(), stats.clone(), ctx.read_view())?;
     Ok((stream, stats))
 }
 

@@ -66,7 +66,9 @@ pub fn start_session(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Doc
 
 /// `endSessions: [{id}, ...]`.
 pub fn end_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    ctx.state.sessions.end(&session_ids(req)?);
+    let ids = session_ids(req)?;
+    ctx.state.sessions.end(&ids);
+    ctx.state.transactions.abort_sessions(&ids);
     Ok(Document::new())
 }
 
@@ -84,8 +86,10 @@ pub fn kill_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
     let ids = session_ids(req)?;
     if ids.is_empty() {
         ctx.state.sessions.kill_all();
+        ctx.state.transactions.abort_all();
     } else {
         ctx.state.sessions.end(&ids);
+        ctx.state.transactions.abort_sessions(&ids);
     }
     Ok(Document::new())
 }
@@ -101,6 +105,7 @@ pub fn kill_all_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
     }
     if patterns.is_empty() {
         ctx.state.sessions.kill_all();
+        ctx.state.transactions.abort_all();
     }
     Ok(Document::new())
 }
@@ -132,8 +137,10 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut RequestCtx<'_>, req: &CommandReque
     }
     if all {
         ctx.state.sessions.kill_all();
+        ctx.state.transactions.abort_all();
     } else {
         ctx.state.sessions.end(&ids);
+        ctx.state.transactions.abort_sessions(&ids);
     }
     Ok(Document::new())
 }

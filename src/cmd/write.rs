@@ -26,7 +26,7 @@ use crate::op::{ExecStats, Operation};
 use crate::query::expr::Variables;
 use crate::query::{Collation, Filter, Projection, SortSpec, Update, limits};
 use crate::state::plan_cache::PlanCache;
-use crate::storage::{DurabilityTicket, Namespace, Writer};
+use crate::storage::{Collection, DurabilityTicket, Namespace, Storage, Transaction, Writer};
 
 /// `insert`: insert on the namespace, and bypassDocumentValidation when asked for.
 pub(super) fn authorize_insert(authz: &Authorizer<'_>, req: &CommandRequest) -> bool {
@@ -75,6 +75,19 @@ fn validation<'a>(ctx: &RequestCtx<'a>, collection: &'a crate::storage::Collecti
     )
 }
 
+/// A writer of one statement on `collection`: in the request's transaction (`txn`, taken out
+/// of its context for the command) when it runs in one.
+fn open_writer<'a>(
+    storage: &'a Storage,
+    txn: &'a mut Option<Box<Transaction>>,
+    collection: &'a Arc<Collection>,
+) -> Result<Writer<'a>> {
+    match txn {
+        Some(txn) => txn.writer(storage, collection),
+        None => storage.writer(collection),
+    }
+}
+
 /// Commits `writer`, counting the time as the request's storage phase.
 fn commit(op: &Operation, writer: Writer<'_>) -> Result<Option<DurabilityTicket>> {
     let started = std::time::Instant::now();
@@ -95,6 +108,11 @@ fn acknowledge(ctx: &mut RequestCtx<'_>, journal: bool, last_ticket: Option<Dura
 /// it: a replica-set member, with an `lsid`, outside a transaction).
 /// `listed`: the command takes `stmtIds` (findAndModify has one statement and only `stmtId`).
 fn retryable<'a>(ctx: &RequestCtx<'a>, req: &CommandRequest, listed: bool) -> Result<Option<RetryableWrite<'a>>> {
+    if req.get("autocommit").is_some() {
+        // A statement of a transaction: the transaction, not a record per statement, makes it
+        // apply once.
+        return Ok(None);
+    }
     let (Some(RawBsonRef::Int64(txn)), Some(session)) = (req.get("txnNumber"), req.lsid()) else { return Ok(None) };
     let ids = match (listed.then(|| req.get("stmtIds")).flatten(), req.get("stmtId")) {
         (Some(RawBsonRef::Array(ids)), _) => StatementIds::Listed(
@@ -199,7 +217,8 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     };
     let validation = validation(ctx, &collection, bypass);
     let mut retry = retryable(ctx, req, true)?;
-    let mut writer = storage.writer(&collection)?;
+    let mut txn = ctx.txn.take();
+    let mut writer = open_writer(storage, &mut txn, &collection)?;
     let mut inserted = 0i64;
     let mut errors = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
@@ -217,6 +236,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
         });
         match stored {
             Ok(()) => inserted += 1,
+            Err(error) if error.code() == ErrorCode::WriteConflict => return Err(error),
             Err(error) => {
                 errors.push(error.to_write_error(index));
                 if ordered {
@@ -231,6 +251,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
         failed?;
     }
     let ticket = commit(ctx.op, writer)?;
+    ctx.txn = txn;
     ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     acknowledge(ctx, journal, ticket);
@@ -469,6 +490,7 @@ impl<'a> UpdateArgs<'a> {
 pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let UpdateArgs { common: WriteCommon { ns, ordered, journal }, bypass, statements, vars } = UpdateArgs::parse(req)?;
     let mut target = Target::for_write(ctx, ns);
+    let mut txn = ctx.txn.take();
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let mut retry = retryable(ctx, req, true)?;
@@ -478,8 +500,10 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
         }
         let statement = UpdateStatement::parse(statement, &target, vars.as_ref())?;
         let retry = retry.as_mut().map(|retry| (retry, index));
-        run_update_statement(ctx, finder, &mut target, &statement, vars.as_ref(), bypass, retry)
-    });
+        let place = Place { target: &mut target, txn: &mut txn };
+        run_update_statement(ctx, finder, place, &statement, vars.as_ref(), bypass, retry)
+    })?;
+    ctx.txn = txn;
     acknowledge(ctx, journal, outcomes.last_ticket);
     ctx.client.close_requested |= retry.as_ref().is_some_and(RetryableWrite::close_connection);
     let (mut matched, mut modified) = (0i64, 0i64);
@@ -598,10 +622,17 @@ fn refuse_multi_retry(retry: &RetryStatement<'_, '_>, multi: bool, what: &str) -
     Ok(())
 }
 
+/// Where an update statement writes: its command's target, in the request's transaction
+/// (when it runs in one).
+struct Place<'a> {
+    target: &'a mut Target,
+    txn: &'a mut Option<Box<Transaction>>,
+}
+
 fn run_update_statement(
     ctx: &RequestCtx<'_>,
     finder: Finder<'_>,
-    target: &mut Target,
+    Place { target, txn }: Place<'_>,
     statement: &UpdateStatement<'_>,
     vars: Option<&Variables>,
     bypass: bool,
@@ -623,7 +654,7 @@ fn run_update_statement(
         return Ok((UpdateOutcome::default(), None));
     };
     let validation = validation(ctx, &collection, bypass);
-    let mut writer = storage.writer(&collection)?;
+    let mut writer = open_writer(storage, txn, &collection)?;
     let outcome = update_statement(&mut writer, statement.query, &statement.update, options, &validation)?;
     if let Some((retry, index)) = retry {
         let mut result = doc! { "n": outcome.matched, "nModified": outcome.modified };
@@ -662,7 +693,7 @@ fn run_statements<S, T>(
     statements: impl IntoIterator<Item = S>,
     ordered: bool,
     mut run: impl FnMut(S) -> Result<(T, Option<DurabilityTicket>)>,
-) -> StatementOutcomes<T> {
+) -> Result<StatementOutcomes<T>> {
     let mut outcomes = StatementOutcomes { results: Vec::new(), errors: Vec::new(), last_ticket: None };
     for (index, statement) in statements.into_iter().enumerate() {
         match run(statement) {
@@ -670,6 +701,8 @@ fn run_statements<S, T>(
                 outcomes.results.push((index, result));
                 outcomes.last_ticket = ticket.or(outcomes.last_ticket);
             }
+            // As mongod: a write conflict fails a transaction's whole command, not one statement.
+            Err(error) if error.code() == ErrorCode::WriteConflict => return Err(error),
             Err(error) => {
                 outcomes.errors.push(error.to_write_error(index));
                 if ordered {
@@ -678,7 +711,7 @@ fn run_statements<S, T>(
             }
         }
     }
-    outcomes
+    Ok(outcomes)
 }
 
 /// A delete statement's `limit`: 0 (every match) or 1 (the first), as mongod's
@@ -730,6 +763,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     if target.collection.is_none() {
         crate::exec::views::refuse_view(storage, &target.ns)?;
     }
+    let mut txn = ctx.txn.take();
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let mut retry = retryable(ctx, req, true)?;
@@ -749,7 +783,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
                 target.statement_collation(statement.get("collation").ok().flatten(), "delete.deletes.collation")?;
             let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
             let Some(collection) = &target.collection else { return Ok((0, None)) };
-            let mut writer = storage.writer(collection)?;
+            let mut writer = open_writer(storage, &mut txn, collection)?;
             let hint = statement_hint(statement, "delete.deletes")?;
             let selection =
                 WriteSelection { query, filter: &filter, hint, collation: collation.as_deref(), multi: limit == 0 };
@@ -767,7 +801,8 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
             ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
             Ok((deleted, commit(ctx.op, writer)?))
         },
-    );
+    )?;
+    ctx.txn = txn;
     acknowledge(ctx, journal, outcomes.last_ticket);
     ctx.client.close_requested |= retry.as_ref().is_some_and(RetryableWrite::close_connection);
     let deleted: i64 = outcomes.results.iter().map(|(_, n)| n).sum();
@@ -871,10 +906,11 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         return find_and_modify_reply(LastError { n: 0, updated_existing: Some(false), upserted: None }, None)
             .map(Reply::from);
     };
+    let mut txn = ctx.txn.take();
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let validation = validation(ctx, &collection, bypass);
-    let mut writer = storage.writer(&collection)?;
+    let mut writer = open_writer(storage, &mut txn, &collection)?;
     let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Option<RawDocumentBuf>> {
         match (doc, &fields) {
@@ -934,6 +970,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         failed?;
     }
     let ticket = commit(ctx.op, writer)?;
+    ctx.txn = txn;
     acknowledge(ctx, journal, ticket);
     Ok(Reply::from(reply))
 }

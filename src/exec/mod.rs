@@ -107,8 +107,8 @@ impl Query {
     }
 
     /// Plans and starts the query on `collection` (`None`: it does not exist, and nothing is
-    /// read), from one storage snapshot, counting work into `stats`. Returns the plan (`None`
-    /// without a collection) and the stream.
+    /// read), from one storage snapshot (`view`, a transaction's, or one of now), counting
+    /// work into `stats`. Returns the plan (`None` without a collection) and the stream.
     ///
     /// # Errors
     /// Planning errors (a bad hint, `min`/`max`), and a blocking sort over its memory limit.
@@ -117,13 +117,14 @@ impl Query {
         state: &State,
         collection: Option<&Arc<Collection>>,
         stats: Arc<ExecStats>,
+        view: Option<crate::storage::ReadView>,
     ) -> Result<(Option<Plan>, DocumentStream)> {
         let Some(collection) = collection else {
             return Ok((None, Box::new(std::iter::empty())));
         };
         // IMPORTANT: indexes before the snapshot, so every listed index is complete in it.
         let indexes = collection.indexes();
-        let view = state.storage.snapshot();
+        let view = view.unwrap_or_else(|| state.storage.snapshot());
         let max_sort_bytes = state.params.max_blocking_sort_bytes();
         let sorting = (max_sort_bytes, state.storage.temp_dir());
         let (plan, stream) = self.run_in(&state.plans, collection, &indexes, view, stats, sorting)?;

@@ -44,6 +44,8 @@ pub struct RetryableWrite<'a> {
     /// Whether `txn` is already the session's latest in storage (else the first batch that
     /// records makes it so).
     begun: bool,
+    /// The session's latest number before `txn`, whose results `txn` replaces.
+    previous: Option<i64>,
     retried: Vec<i32>,
     /// Results were recorded in the batch about to commit.
     recorded_since_commit: bool,
@@ -60,6 +62,19 @@ impl<'a> RetryableWrite<'a> {
     /// storage errors.
     pub fn start(state: &'a State, session: Uuid, txn: i64, ids: StatementIds) -> Result<Self> {
         let checked_out = state.sessions.check_out(session);
+        // Transactions and retryable writes share the session's numbers.
+        if let Some(latest) = state.transactions.latest_number(session) {
+            if latest > txn {
+                return Err(Error::new(
+                    ErrorCode::TransactionTooOld,
+                    format!(
+                        "Retryable write with txnNumber {txn} is prohibited on session {session} because a newer transaction with txnNumber {latest} has already started on this session."
+                    ),
+                ));
+            }
+            // A newer number ends the session's transaction, as in mongod.
+            state.transactions.abort_sessions(&[session]);
+        }
         let latest = state.storage.latest_retryable_txn(session)?;
         if let Some(latest) = latest
             && latest > txn
@@ -80,6 +95,7 @@ impl<'a> RetryableWrite<'a> {
             ids,
             executed,
             begun,
+            previous: latest.filter(|latest| *latest != txn),
             retried: Vec::new(),
             recorded_since_commit: false,
             close_connection: false,
@@ -102,7 +118,7 @@ impl<'a> RetryableWrite<'a> {
     /// Storage errors.
     pub fn record(&mut self, writer: &mut Writer<'_>, index: usize, result: &RawDocumentBuf) -> Result<()> {
         if !self.begun {
-            writer.begin_retryable_txn(self.session, self.txn)?;
+            writer.begin_retryable_txn(self.session, self.txn, self.previous)?;
             self.begun = true;
         }
         let id = self.ids.of(index);

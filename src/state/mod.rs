@@ -20,6 +20,7 @@ pub mod pool;
 pub mod sessions;
 pub mod tls;
 pub mod topology;
+pub mod transactions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicU16, AtomicU64, Ordering};
@@ -57,6 +58,8 @@ pub struct State {
     pub log: Arc<LogSink>,
     /// Logical sessions.
     pub sessions: SessionCatalog,
+    /// Each session's multi-document transaction.
+    pub transactions: transactions::TransactionTable,
     /// The storage engine.
     pub storage: Arc<Storage>,
     /// Open cursors.
@@ -120,6 +123,7 @@ impl State {
             counters: ServerStats::new(commands),
             log,
             sessions: SessionCatalog::default(),
+            transactions: transactions::TransactionTable::default(),
             started: Instant::now(),
             next_connection_id: AtomicU64::new(1),
             next_request_id: AtomicI32::new(1),

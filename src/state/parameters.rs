@@ -16,6 +16,7 @@ pub struct RuntimeParameters {
     scram_iteration_count: AtomicU64,
     scram_sha256_iteration_count: AtomicU64,
     quiet: AtomicBool,
+    transaction_lifetime_secs: AtomicU64,
     /// Wakes the background tasks that sleep for a parameter's period when it changes.
     changed: tokio::sync::Notify,
 }
@@ -32,6 +33,7 @@ impl RuntimeParameters {
             scram_iteration_count: AtomicU64::new(p.scram_iteration_count),
             scram_sha256_iteration_count: AtomicU64::new(p.scram_sha256_iteration_count),
             quiet: AtomicBool::new(config.log.quiet),
+            transaction_lifetime_secs: AtomicU64::new(crate::state::transactions::TRANSACTION_LIFETIME.as_secs()),
             changed: tokio::sync::Notify::new(),
         }
     }
@@ -97,6 +99,17 @@ impl RuntimeParameters {
     /// Sets `allowDiskUseByDefault`.
     pub fn set_allow_disk_use_by_default(&self, value: bool) {
         self.allow_disk_use_by_default.store(value, Ordering::Relaxed);
+    }
+
+    /// `transactionLifetimeLimitSeconds`: how long a transaction may stay open before it is
+    /// aborted.
+    pub fn transaction_lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.transaction_lifetime_secs.load(Ordering::Relaxed))
+    }
+
+    /// Sets `transactionLifetimeLimitSeconds`.
+    pub fn set_transaction_lifetime_secs(&self, seconds: u64) {
+        self.transaction_lifetime_secs.store(seconds, Ordering::Relaxed);
     }
 
     /// Sets `quiet`.

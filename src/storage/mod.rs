@@ -21,8 +21,10 @@
 //!   [`FLUSH_INTERVAL`], and a failed sync stops writes for good;
 //! - **background work**: dropped collections' and indexes' keys are deleted after the catalog
 //!   forgets them, the TTL monitor's [`Storage::delete_expired`];
-//! - **transactions** (not built yet): an engine transaction with conflict detection will sit
-//!   beside [`Writer`] for the multi-document case; no caller depends on fjall's.
+//! - **transactions** ([`Transaction`]): a snapshot with the transaction's own writes over it
+//!   (reads see both, through the same [`ReadView`]), statements written through a [`Writer`]
+//!   in transaction mode, write-write conflict detection and one atomic commit; no caller
+//!   depends on fjall's own transactions.
 //!
 //! It stays a set of concrete types rather than a trait until a second engine exists: the
 //! shape is what matters now, and a trait over borrowed iterators and writers would cost more
@@ -56,6 +58,7 @@ mod read;
 mod retryable;
 mod tail;
 mod ttl;
+mod txn;
 mod validate;
 mod writer;
 
@@ -75,9 +78,11 @@ pub use index::{Direction, Index, KeyLimits};
 pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
 pub use memory::{MemoryBudget, MemoryUsage};
 pub use namespace::{Namespace, validate_db_name};
+pub use oplog::Statement as SessionStatement;
 pub use oplog::{Entry as OplogEntry, Images as ChangeImages, Oplog};
 pub use read::{DocumentFilter, DocumentIter, IndexEntry, IndexScan, ReadView, RecordId, record_id};
 pub use tail::{InsertSignal, TailIter};
+pub use txn::Transaction;
 pub use validate::ValidateReport;
 pub use writer::Writer;
 
@@ -166,6 +171,8 @@ pub struct Storage {
     pub clock: Arc<LogicalClock>,
     /// The oplog, on in replica-set mode once initiated.
     pub oplog: Oplog,
+    /// Which open transaction wrote each document (the first writer wins).
+    intents: txn::Intents,
     /// The memory budget and its split (see [`memory`]).
     budget: MemoryBudget,
     /// Serializes catalog changes (create, drop, rename, collMod).
@@ -248,6 +255,7 @@ impl Storage {
             capped_inserts: InsertSignal::default(),
             clock: Arc::default(),
             oplog: Oplog::default(),
+            intents: txn::Intents::default(),
             db,
             meta,
             docs,

@@ -44,8 +44,8 @@ pub struct Statement {
     pub session: Uuid,
     /// Its transaction number.
     pub txn: i64,
-    /// The statement id.
-    pub stmt: i32,
+    /// The statement id (`None` for a transaction's `applyOps`, which records many).
+    pub stmt: Option<i32>,
 }
 
 /// One entry before it has a time: what changed.
@@ -161,6 +161,75 @@ impl Entry {
         self
     }
 
+    /// A transaction's changes as mongod records them: command entries on `admin.$cmd`,
+    /// `{applyOps: [{op, ns, ui, o, o2}, ...]}`, marked with the session's `statement`; a
+    /// transaction too large for one entry is split as mongod splits it, every entry but the
+    /// last marked `partialTxn: true`, the last with the `count` of changes.
+    ///
+    /// # Errors
+    /// 257 TransactionTooLarge for one change that fits no entry.
+    pub(super) fn apply_ops(entries: &[Entry], statement: Option<Statement>) -> Result<Vec<Self>> {
+        // What one entry may hold of changes, leaving room for the entry's own fields.
+        const CHUNK_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
+        let mut chunks: Vec<Vec<RawDocumentBuf>> = vec![Vec::new()];
+        let mut size = 0;
+        for entry in entries {
+            let op = entry.as_applied_op();
+            let len = op.as_bytes().len();
+            if size + len > CHUNK_BYTES && chunks.last().is_some_and(|chunk| !chunk.is_empty()) {
+                chunks.push(Vec::new());
+                size = 0;
+            }
+            size += len;
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.push(op);
+            }
+        }
+        let last = chunks.len() - 1;
+        let mut out = Vec::with_capacity(chunks.len());
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let mut ops = bson::RawArrayBuf::new();
+            for op in &chunk {
+                ops.push(RawBsonRef::Document(op));
+            }
+            let mut o = RawDocumentBuf::new();
+            o.append(cstr!("applyOps"), RawBsonRef::Array(&ops));
+            if index < last {
+                o.append(cstr!("partialTxn"), true);
+            } else if last > 0 {
+                o.append(cstr!("count"), i64::try_from(entries.len()).unwrap_or(i64::MAX));
+            }
+            // mongod's internal object limit (16 MB + 16 KB), which every entry must fit.
+            const MAX_INTERNAL_OBJECT: usize = 16_793_600;
+            if o.as_bytes().len() > MAX_INTERNAL_OBJECT {
+                return Err(Error::new(
+                    ErrorCode::TransactionTooLarge,
+                    format!(
+                        "Total size of all transaction operations must be less than {MAX_INTERNAL_OBJECT}. Actual size is {}",
+                        o.as_bytes().len()
+                    ),
+                ));
+            }
+            out.push(Self { op: "c", ns: "admin.$cmd".to_owned(), ui: None, o, o2: None, statement, images: None });
+        }
+        Ok(out)
+    }
+
+    /// The change as an `applyOps` element: `{op, ns, ui, o, o2}`.
+    fn as_applied_op(&self) -> RawDocumentBuf {
+        let mut op = RawDocumentBuf::new();
+        op.append(cstr!("op"), self.op);
+        op.append(cstr!("ns"), self.ns.as_str());
+        if let Some(ui) = self.ui {
+            op.append(cstr!("ui"), bson::Binary::from_uuid(ui));
+        }
+        op.append(cstr!("o"), RawBsonRef::Document(&self.o));
+        if let Some(o2) = &self.o2 {
+            op.append(cstr!("o2"), RawBsonRef::Document(o2));
+        }
+        op
+    }
+
     /// Marks the entry as a retryable write's statement, unless it is marked already.
     pub(super) fn mark_statement(&mut self, statement: Statement) {
         self.statement.get_or_insert(statement);
@@ -184,8 +253,8 @@ impl Entry {
         if let Some(o2) = &self.o2 {
             entry.append(cstr!("o2"), RawBsonRef::Document(o2));
         }
-        if let Some(statement) = self.statement {
-            entry.append(cstr!("stmtId"), statement.stmt);
+        if let Some(stmt) = self.statement.and_then(|statement| statement.stmt) {
+            entry.append(cstr!("stmtId"), stmt);
         }
         entry.append(cstr!("ts"), ts);
         entry.append(cstr!("t"), term);

@@ -5,22 +5,52 @@
 //! has no entries of its own (documents are stored in `_id` order), and its scans read the
 //! documents themselves.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
-use fjall::{Keyspace, Readable};
+use fjall::{Keyspace, Readable, UserKey, UserValue};
 
-use super::index::{Direction, Index, KeyLimits, KeyRange, record_of};
+use super::index::{Direction, Index, KeyLimits, KeyRange, prefix_successor, record_of};
 use super::{Collection, StorageError, keys};
 use crate::error::{Error, Result};
 use crate::query::bounds::IndexBounds;
 
 /// A consistent snapshot for reads and cursors. Cheap to clone: clones share the snapshot.
+/// In a transaction it also sees the transaction's own writes ([`Overlay`]).
 #[derive(Clone)]
 pub struct ReadView {
     snapshot: fjall::Snapshot,
     docs: Keyspace,
     index: Keyspace,
+    overlay: Option<Arc<Overlay>>,
+}
+
+/// A transaction's writes not yet committed: the value each key it wrote will have (`None`:
+/// deleted), for `docs` and for `index`.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    pub(super) docs: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(super) index: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Overlay {
+    /// Whether it holds no write.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty() && self.index.is_empty()
+    }
+
+    /// The writes to `keyspace` within `[start, end)`, in key order.
+    fn range(&self, clustered: bool, start: &[u8], end: &Bound<Vec<u8>>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let map = if clustered { &self.docs } else { &self.index };
+        let end = match end {
+            Bound::Excluded(end) => Bound::Excluded(end.as_slice()),
+            Bound::Included(end) => Bound::Included(end.as_slice()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        map.range::<[u8], _>((Bound::Included(start), end)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 /// A test run on each stored document before it is copied out of the engine; an error ends
@@ -29,7 +59,43 @@ pub type DocumentFilter = Box<dyn FnMut(&RawDocument) -> Result<bool> + Send>;
 
 impl ReadView {
     pub(super) fn new(snapshot: fjall::Snapshot, docs: Keyspace, index: Keyspace) -> Self {
-        Self { snapshot, docs, index }
+        Self { snapshot, docs, index, overlay: None }
+    }
+
+    /// This view with a transaction's writes over it.
+    pub(super) fn with_overlay(mut self, overlay: Arc<Overlay>) -> Self {
+        self.overlay = (!overlay.is_empty()).then_some(overlay);
+        self
+    }
+
+    /// The stored value at `key` in `docs` (`clustered`) or `index`, the overlay first.
+    pub(super) fn value(&self, clustered: bool, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(overlay) = &self.overlay {
+            let map = if clustered { &overlay.docs } else { &overlay.index };
+            if let Some(value) = map.get(key) {
+                return Ok(value.clone());
+            }
+        }
+        let keyspace = if clustered { &self.docs } else { &self.index };
+        Ok(self.snapshot.get(keyspace, key).map_err(StorageError::from)?.map(|v| v.to_vec()))
+    }
+
+    /// The keys and values under `prefix` in `docs` (`clustered`) or `index`, in order.
+    pub(super) fn rows_under(&self, clustered: bool, prefix: &[u8]) -> DocsIter {
+        let end = prefix_successor(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        self.rows(clustered, prefix.to_vec(), end, Direction::Forward)
+    }
+
+    /// The rows of `[start, end)` in `docs` (`clustered`) or `index`, in `direction`, with the
+    /// overlay's writes merged in.
+    fn rows(&self, clustered: bool, start: Vec<u8>, end: Bound<Vec<u8>>, direction: Direction) -> DocsIter {
+        let keyspace = if clustered { &self.docs } else { &self.index };
+        let pending = self.overlay.as_ref().map(|o| o.range(clustered, &start, &end)).unwrap_or_default();
+        let inner = self.snapshot.range(keyspace, (Bound::Included(start), end));
+        if pending.is_empty() {
+            return DocsIter::new(inner, direction);
+        }
+        DocsIter::merged(inner, pending, direction)
     }
 
     /// The document of `collection` with `_id` equal to `id`.
@@ -45,15 +111,15 @@ impl ReadView {
             return Ok(None);
         };
         let prefix = index.id_key_prefix(id)?;
-        let Some(guard) = self.snapshot.prefix(&self.index, &prefix).next() else { return Ok(None) };
-        let key = guard.key().map_err(StorageError::from)?;
+        let Some(row) = self.rows_under(false, &prefix).next() else { return Ok(None) };
+        let key = row.key().map_err(StorageError::from)?;
         let mut document_key = collection.prefix().to_vec();
         document_key.extend_from_slice(record_of(&key).unwrap_or_default());
         self.get_key(document_key)
     }
 
     fn get_key(&self, key: Vec<u8>) -> Result<Option<RawDocumentBuf>> {
-        match self.snapshot.get(&self.docs, key).map_err(StorageError::from)? {
+        match self.value(true, &key)? {
             Some(value) => Ok(Some(decode_document(&value)?)),
             None => Ok(None),
         }
@@ -71,7 +137,9 @@ impl ReadView {
     }
 
     fn collection_keys(&self, collection: &Collection, direction: Direction) -> DocsIter {
-        DocsIter::new(self.snapshot.prefix(&self.docs, collection.prefix()), direction)
+        let prefix = collection.prefix();
+        let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        self.rows(true, prefix.to_vec(), end, direction)
     }
 
     /// The entries of `index` (of `collection`) that `bounds` admit, or, with `limits`, those
@@ -101,10 +169,9 @@ impl ReadView {
     /// How many entries of `index` `bounds` admit, counting no further than `at_most`: the
     /// planner's trial of a candidate index. Reads keys only.
     pub fn count_keys(&self, collection: &Collection, index: &Index, bounds: &IndexBounds, at_most: usize) -> usize {
-        let keyspace = if index.is_id_index() { &self.docs } else { &self.index };
         let mut count = 0;
         for (start, end) in scan_ranges(collection, index, bounds, None) {
-            for _ in self.snapshot.range(keyspace, (Bound::Included(start), end)) {
+            for _ in self.rows(index.is_id_index(), start, end, Direction::Forward) {
                 count += 1;
                 if count >= at_most {
                     return count;
@@ -148,10 +215,58 @@ fn scan_ranges(
     }
 }
 
-/// A fjall iterator walked forwards or backwards.
+/// A fjall iterator walked forwards or backwards, with a transaction's writes merged in.
 pub(super) enum DocsIter {
     Forward(fjall::Iter),
     Backward(std::iter::Rev<fjall::Iter>),
+    Merged(Box<Merged>),
+}
+
+/// A row of a scan: stored (read lazily), or read ahead or written by a transaction.
+pub(super) enum Row {
+    Stored(fjall::Guard),
+    Owned(UserKey, UserValue),
+    Failed(fjall::Error),
+}
+
+impl Row {
+    /// Its value.
+    pub(super) fn value(self) -> fjall::Result<UserValue> {
+        match self {
+            Self::Stored(guard) => guard.value(),
+            Self::Owned(_, value) => Ok(value),
+            Self::Failed(error) => Err(error),
+        }
+    }
+
+    /// Its key.
+    pub(super) fn key(self) -> fjall::Result<UserKey> {
+        match self {
+            Self::Stored(guard) => guard.key(),
+            Self::Owned(key, _) => Ok(key),
+            Self::Failed(error) => Err(error),
+        }
+    }
+
+    /// Its key and value.
+    pub(super) fn into_inner(self) -> fjall::Result<(UserKey, UserValue)> {
+        match self {
+            Self::Stored(guard) => guard.into_inner(),
+            Self::Owned(key, value) => Ok((key, value)),
+            Self::Failed(error) => Err(error),
+        }
+    }
+}
+
+/// Stored rows and a transaction's writes to the same range, merged in key order (or
+/// reversed): a written key hides its stored row, a deleted one hides it without a row.
+pub(super) struct Merged {
+    stored: Box<dyn Iterator<Item = fjall::Guard> + Send>,
+    /// The stored row read ahead.
+    ahead: Option<(UserKey, UserValue)>,
+    /// The writes, in the walk's order.
+    pending: std::collections::VecDeque<(Vec<u8>, Option<Vec<u8>>)>,
+    backward: bool,
 }
 
 impl DocsIter {
@@ -161,15 +276,62 @@ impl DocsIter {
             Direction::Backward => Self::Backward(inner.rev()),
         }
     }
+
+    fn merged(inner: fjall::Iter, mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)>, direction: Direction) -> Self {
+        let backward = direction.is_backward();
+        let stored: Box<dyn Iterator<Item = fjall::Guard> + Send> =
+            if backward { Box::new(inner.rev()) } else { Box::new(inner) };
+        if backward {
+            pending.reverse();
+        }
+        Self::Merged(Box::new(Merged { stored, ahead: None, pending: pending.into(), backward }))
+    }
+}
+
+impl Merged {
+    fn next_row(&mut self) -> Option<Row> {
+        loop {
+            if self.ahead.is_none() {
+                match self.stored.next().map(fjall::Guard::into_inner) {
+                    Some(Ok(pair)) => self.ahead = Some(pair),
+                    Some(Err(error)) => return Some(Row::Failed(error)),
+                    None => {}
+                }
+            }
+            let write_first = match (self.pending.front(), &self.ahead) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some((key, _)), Some((stored, _))) => {
+                    if self.backward {
+                        key.as_slice() >= &stored[..]
+                    } else {
+                        key.as_slice() <= &stored[..]
+                    }
+                }
+            };
+            if !write_first {
+                let (key, value) = self.ahead.take()?;
+                return Some(Row::Owned(key, value));
+            }
+            let (key, value) = self.pending.pop_front()?;
+            if self.ahead.as_ref().is_some_and(|(stored, _)| stored[..] == key[..]) {
+                self.ahead = None;
+            }
+            if let Some(value) = value {
+                return Some(Row::Owned(UserKey::from(key), UserValue::from(value)));
+            }
+        }
+    }
 }
 
 impl Iterator for DocsIter {
-    type Item = fjall::Guard;
+    type Item = Row;
 
-    fn next(&mut self) -> Option<fjall::Guard> {
+    fn next(&mut self) -> Option<Row> {
         match self {
-            Self::Forward(iter) => iter.next(),
-            Self::Backward(iter) => iter.next(),
+            Self::Forward(iter) => iter.next().map(Row::Stored),
+            Self::Backward(iter) => iter.next().map(Row::Stored),
+            Self::Merged(merged) => merged.next_row(),
         }
     }
 }
@@ -264,16 +426,14 @@ impl Iterator for IndexScan {
                 return Some(self.entry(guard));
             }
             let (start, end) = self.ranges.next()?;
-            let keyspace = if self.clustered { &self.view.docs } else { &self.view.index };
-            let inner = self.view.snapshot.range(keyspace, (Bound::Included(start), end));
-            self.current = Some(DocsIter::new(inner, self.direction));
+            self.current = Some(self.view.rows(self.clustered, start, end, self.direction));
         }
     }
 }
 
 impl IndexScan {
-    fn entry(&self, guard: fjall::Guard) -> Result<IndexEntry> {
-        let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+    fn entry(&self, row: Row) -> Result<IndexEntry> {
+        let (key, value) = row.into_inner().map_err(StorageError::from)?;
         if self.clustered {
             return Ok(IndexEntry(Entry::Clustered(decode_document(&value)?)));
         }

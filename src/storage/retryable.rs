@@ -111,13 +111,18 @@ fn decode_latest(value: &[u8]) -> Result<(i64, i64)> {
 
 impl Writer<'_> {
     /// Makes `txn` `session`'s latest transaction number in this batch, deleting the results
-    /// of its earlier ones.
+    /// of the one before it (`previous`, the session's latest so far; every earlier one's were
+    /// deleted when it was replaced).
     ///
     /// # Errors
     /// Storage errors.
-    pub fn begin_retryable_txn(&mut self, session: Uuid, txn: i64) -> Result<()> {
+    pub fn begin_retryable_txn(&mut self, session: Uuid, txn: i64, previous: Option<i64>) -> Result<()> {
         let storage = self.storage();
-        for guard in storage.meta.prefix(results_prefix(session, None)) {
+        // IMPORTANT: only the previous number's keys: a scan of the whole session would walk the
+        // tombstones of every result deleted before, and slow each write of a long session.
+        let previous =
+            previous.into_iter().flat_map(|previous| storage.meta.prefix(results_prefix(session, Some(previous))));
+        for guard in previous {
             let key = guard.key().map_err(StorageError::from)?;
             self.record_meta(key.to_vec(), None);
         }
@@ -132,7 +137,7 @@ impl Writer<'_> {
         let mut key = results_prefix(session, Some(txn));
         key.extend_from_slice(&ordered_i32(stmt));
         self.record_meta(key, Some(result.as_bytes().to_vec()));
-        self.mark_statement(super::oplog::Statement { session, txn, stmt });
+        self.mark_statement(super::oplog::Statement { session, txn, stmt: Some(stmt) });
     }
 }
 
@@ -153,7 +158,7 @@ mod tests {
 
         // A batch that only records (a statement that changed nothing) still commits.
         let mut writer = storage.writer(&collection)?;
-        writer.begin_retryable_txn(session, 5)?;
+        writer.begin_retryable_txn(session, 5, None)?;
         writer.record_retryable_result(session, 5, -1, &result);
         writer.record_retryable_result(session, 5, 2, &result);
         assert!(writer.commit()?.is_some());
@@ -161,7 +166,7 @@ mod tests {
         assert_eq!(storage.retryable_results(session, 5)?.keys().copied().collect::<Vec<_>>(), [-1, 2]);
 
         let mut writer = storage.writer(&collection)?;
-        writer.begin_retryable_txn(session, 6)?;
+        writer.begin_retryable_txn(session, 6, Some(5))?;
         writer.record_retryable_result(session, 6, 0, &result);
         writer.commit()?;
         assert_eq!(storage.latest_retryable_txn(session)?, Some(6));

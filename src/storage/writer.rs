@@ -10,6 +10,7 @@ use fjall::OwnedWriteBatch;
 use super::catalog::Capped;
 use super::index::{Direction, Index, prefix_successor, record_of};
 use super::oplog::{self, Entry, Images, Statement};
+use super::txn::{StatementChanges, Transaction};
 use super::{Collection, DurabilityTicket, IndexSet, Storage, StorageError, catalog, decode_document, document_key};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -24,9 +25,9 @@ pub struct Writer<'a> {
     batch: OwnedWriteBatch,
     /// This batch's own writes by key (`None` = deleted), so later statements see them.
     pending: HashMap<Vec<u8>, Option<RawDocumentBuf>>,
-    /// This batch's index entry changes (`true` = written, `false` = removed), ordered so a
-    /// unique check can scan them by prefix.
-    pending_entries: BTreeMap<Vec<u8>, bool>,
+    /// This batch's index entry changes (`Some(value)` = written, `None` = removed), ordered
+    /// so a unique check can scan them by prefix.
+    pending_entries: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// An index became multikey in this batch: the catalog entry is rewritten with it.
     multikey_changed: bool,
     /// Change in document count and data bytes, folded into the collection's stored totals
@@ -44,6 +45,9 @@ pub struct Writer<'a> {
     /// The oplog entries of this batch's changes; `None` when they are not recorded (a
     /// standalone, or the `local` database).
     oplog: Option<Vec<Entry>>,
+    /// In a transaction: the transaction, which takes this statement's changes at commit,
+    /// and its view (its snapshot with its writes), which reads go through.
+    txn: Option<(&'a mut Transaction, super::ReadView)>,
     _guard: MutexGuard<'a, ()>,
 }
 
@@ -76,8 +80,22 @@ impl<'a> Writer<'a> {
             trimmed_to: None,
             capped_insert: false,
             oplog: (storage.oplog.is_on() && oplog::is_logged(&collection.ns)).then(Vec::new),
+            txn: None,
             _guard: guard,
         })
+    }
+
+    /// A writer of one statement of `txn`: it reads the transaction's view and, at
+    /// [`Writer::commit`], hands its changes to the transaction.
+    pub(super) fn in_transaction(
+        storage: &'a Storage,
+        collection: &'a Arc<Collection>,
+        txn: &'a mut Transaction,
+    ) -> Result<Self> {
+        let mut writer = Self::new(storage, collection)?;
+        let view = txn.view();
+        writer.txn = Some((txn, view));
+        Ok(writer)
     }
 
     /// The current version of the document with `_id` equal to `id`, this batch included.
@@ -95,7 +113,11 @@ impl<'a> Writer<'a> {
         if let Some(pending) = self.pending.get(key) {
             return Ok(pending.clone());
         }
-        match self.storage.docs.get(key).map_err(StorageError::from)? {
+        let stored = match &self.txn {
+            Some((_, view)) => view.value(true, key)?,
+            None => self.storage.docs.get(key).map_err(StorageError::from)?.map(|v| v.to_vec()),
+        };
+        match stored {
             Some(value) => Ok(Some(decode_document(&value)?)),
             None => Ok(None),
         }
@@ -120,12 +142,11 @@ impl<'a> Writer<'a> {
             Some(end) => self.pending_entries.range(tuple.clone()..end.clone()),
             None => self.pending_entries.range(tuple.clone()..),
         };
-        if let Some((entry, _)) = in_batch.into_iter().find(|(_, present)| **present) {
+        if let Some((entry, _)) = in_batch.into_iter().find(|(_, present)| present.is_some()) {
             return Ok(Some(record(entry)));
         }
-        for guard in self.storage.index.prefix(&tuple) {
-            let entry = guard.key().map_err(StorageError::from)?;
-            if self.pending_entries.get(entry.as_ref()) != Some(&false) {
+        for entry in self.stored_entries(&tuple)? {
+            if self.pending_entries.get(entry.as_ref()) != Some(&None) {
                 return Ok(Some(record(&entry)));
             }
         }
@@ -148,7 +169,7 @@ impl<'a> Writer<'a> {
             self.update_indexes(None, Some(&document), &key)?;
             self.account(None, Some(&document));
             self.log(|collection| Ok(Entry::insert(collection, &document, id)))?;
-            self.put(key, document);
+            self.put(key, document)?;
             return Ok(());
         };
         if document.as_bytes().len() as u64 > capped.size {
@@ -159,7 +180,7 @@ impl<'a> Writer<'a> {
         self.update_indexes(None, Some(&document), &key)?;
         self.account(None, Some(&document));
         self.log(|collection| Ok(Entry::insert(collection, &document, id)))?;
-        self.put(key, document);
+        self.put(key, document)?;
         self.capped_insert = true;
         self.trim(capped)
     }
@@ -194,7 +215,7 @@ impl<'a> Writer<'a> {
             self.update_indexes(None, Some(&document), &key)?;
             self.account(None, Some(&document));
             self.log(|collection| Ok(Entry::replace(collection, &document, id)))?;
-            self.put(key, document);
+            self.put(key, document)?;
             return Ok(());
         };
         self.update_indexes(Some(&old), Some(&document), &key)?;
@@ -212,7 +233,7 @@ impl<'a> Writer<'a> {
             };
             Ok(with_images(collection, entry, || Images { pre: Some(old.clone()), post: Some(document.clone()) }))
         })?;
-        self.put(key, document);
+        self.put(key, document)?;
         Ok(())
     }
 
@@ -262,6 +283,7 @@ impl<'a> Writer<'a> {
 
     /// Removes the document stored at `key` (`old`, if there is one) and its index entries.
     fn remove_key(&mut self, key: Vec<u8>, old: Option<&RawDocumentBuf>) -> Result<()> {
+        self.claim(&key)?;
         self.update_indexes(old.map(|d| d.as_ref()), None, &key)?;
         self.account(old, None);
         self.batch.remove(&self.storage.docs, key.clone());
@@ -370,11 +392,11 @@ impl<'a> Writer<'a> {
         }
         for key in removals {
             self.batch.remove(&self.storage.index, key.clone());
-            self.pending_entries.insert(key, false);
+            self.pending_entries.insert(key, None);
         }
         for (key, value) in additions {
-            self.batch.insert(&self.storage.index, key.clone(), value);
-            self.pending_entries.insert(key, true);
+            self.batch.insert(&self.storage.index, key.clone(), value.clone());
+            self.pending_entries.insert(key, Some(value));
         }
         for index in newly_multikey {
             self.multikey_changed |= index.mark_multikey();
@@ -393,17 +415,26 @@ impl<'a> Writer<'a> {
             None => self.pending_entries.range(tuple.to_vec()..),
         };
         for (other, present) in in_batch {
-            if *present && record_of(other) != Some(record) {
+            if present.is_some() && record_of(other) != Some(record) {
                 return Err(duplicate_index_key(self.collection, index, value));
             }
         }
-        for guard in self.storage.index.prefix(tuple) {
-            let other = guard.key().map_err(StorageError::from)?;
-            if record_of(&other) != Some(record) && self.pending_entries.get(other.as_ref()) != Some(&false) {
+        for other in self.stored_entries(tuple)? {
+            if record_of(&other) != Some(record) && self.pending_entries.get(other.as_ref()) != Some(&None) {
                 return Err(duplicate_index_key(self.collection, index, value));
             }
         }
         Ok(())
+    }
+
+    /// The stored index entry keys under `prefix` (an `_id` or a unique key tuple: a few at
+    /// most): committed ones, or in a transaction what its view holds.
+    fn stored_entries(&self, prefix: &[u8]) -> Result<Vec<fjall::UserKey>> {
+        let keys: std::result::Result<Vec<_>, fjall::Error> = match &self.txn {
+            Some((_, view)) => view.rows_under(false, prefix).map(super::read::Row::key).collect(),
+            None => self.storage.index.prefix(prefix).map(fjall::Guard::key).collect(),
+        };
+        Ok(keys.map_err(StorageError::from)?)
     }
 
     /// Tracks how a change from `old` to `new` moves the collection's totals.
@@ -416,7 +447,10 @@ impl<'a> Writer<'a> {
     /// Every committed document of the collection, in `_id` order (this batch excluded: a
     /// multi-document update reads what was there when it started).
     pub fn scan_committed(&self) -> super::DocumentIter {
-        let keys = super::read::DocsIter::new(self.storage.docs.prefix(self.collection.prefix()), Direction::Forward);
+        let keys = match &self.txn {
+            Some((_, view)) => view.rows_under(true, &self.collection.prefix()),
+            None => super::read::DocsIter::new(self.storage.docs.prefix(self.collection.prefix()), Direction::Forward),
+        };
         super::DocumentIter::new(keys, None)
     }
 
@@ -433,7 +467,10 @@ impl<'a> Writer<'a> {
     /// A snapshot of the committed data. Taken under the write lock, it is exactly what this
     /// collection holds before this batch.
     pub fn snapshot(&self) -> super::ReadView {
-        self.storage.snapshot()
+        match &self.txn {
+            Some((_, view)) => view.clone(),
+            None => self.storage.snapshot(),
+        }
     }
 
     /// Whether the batch holds any change.
@@ -458,9 +495,23 @@ impl<'a> Writer<'a> {
             meta_writes,
             capped_insert,
             oplog,
+            txn,
+            pending_entries,
             _guard,
             ..
         } = self;
+        if let Some((txn, _)) = txn {
+            txn.absorb(StatementChanges {
+                collection: collection.clone(),
+                docs: pending,
+                entries: pending_entries,
+                count_delta,
+                bytes_delta,
+                multikey_changed,
+                entries_logged: oplog.unwrap_or_default(),
+            });
+            return Ok(None);
+        }
         if pending.is_empty() && meta_writes == 0 {
             return Ok(None);
         }
@@ -497,9 +548,20 @@ impl<'a> Writer<'a> {
         self.meta_writes += 1;
     }
 
-    fn put(&mut self, key: Vec<u8>, document: RawDocumentBuf) {
+    fn put(&mut self, key: Vec<u8>, document: RawDocumentBuf) -> Result<()> {
+        self.claim(&key)?;
         self.batch.insert(&self.storage.docs, key.clone(), document.as_bytes());
         self.pending.insert(key, Some(document));
+        Ok(())
+    }
+
+    /// In a transaction, claims the document at `key` for it (112 WriteConflict when another
+    /// transaction has it, or it changed since the snapshot).
+    fn claim(&self, key: &[u8]) -> Result<()> {
+        match &self.txn {
+            Some((txn, _)) if !self.pending.contains_key(key) => txn.claim(key),
+            _ => Ok(()),
+        }
     }
 }
 

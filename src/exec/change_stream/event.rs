@@ -110,12 +110,45 @@ impl<'a> Entry<'a> {
 /// not see); `expanded` is `showExpandedEvents`.
 pub fn events(raw: &RawDocument, scope: &Scope, expanded: bool) -> Vec<Event> {
     let Some(entry) = Entry::read(raw) else { return Vec::new() };
+    if entry.op == "c"
+        && let Ok(ops) = raw.get_document("o").and_then(|o| o.get_array("applyOps"))
+    {
+        return transaction_events(&entry, ops, scope, expanded);
+    }
     let Some((db, coll)) = entry.ns.split_once('.') else { return Vec::new() };
     match entry.op {
-        "i" | "u" | "d" if scope.sees(db, coll) => data_event(&entry, db, coll, expanded).into_iter().collect(),
+        "i" | "u" | "d" if scope.sees(db, coll) => data_event(&entry, db, coll, expanded, 0).into_iter().collect(),
         "c" if coll == "$cmd" && scope.sees_database(db) => command_events(&entry, db, scope, expanded),
         _ => Vec::new(),
     }
+}
+
+/// The events of a transaction's `applyOps` entry: one per change the scope sees, each with
+/// its index in the entry, all carrying the transaction's `lsid` and `txnNumber`.
+fn transaction_events(outer: &Entry<'_>, ops: &bson::RawArray, scope: &Scope, expanded: bool) -> Vec<Event> {
+    let mut events = Vec::new();
+    for (index, op) in ops.into_iter().enumerate() {
+        let Some(op) = op.ok().and_then(|op| op.as_document()) else { continue };
+        let document = |key: &str| op.get_document(key).ok().and_then(|d| Document::try_from(d).ok());
+        let (Ok(kind), Ok(ns), Some(o)) = (op.get_str("op"), op.get_str("ns"), document("o")) else { continue };
+        let inner = Entry {
+            op: kind,
+            ns,
+            o,
+            o2: document("o2"),
+            ts: outer.ts,
+            wall: outer.wall,
+            ui: op.get("ui").ok().flatten().and_then(|ui| Bson::try_from(ui).ok()),
+            lsid: outer.lsid.clone(),
+            txn_number: outer.txn_number,
+        };
+        let Some((db, coll)) = ns.split_once('.') else { continue };
+        if matches!(kind, "i" | "u" | "d") && scope.sees(db, coll) {
+            let op_index = u32::try_from(index).unwrap_or(u32::MAX - 1);
+            events.extend(data_event(&inner, db, coll, expanded, op_index));
+        }
+    }
+    events
 }
 
 /// The head every event starts with.
@@ -140,8 +173,8 @@ fn add_session(document: &mut Document, entry: &Entry<'_>) {
     }
 }
 
-fn data_event(entry: &Entry<'_>, db: &str, coll: &str, expanded: bool) -> Option<Event> {
-    let token = ResumeToken::event(entry.ts, 0);
+fn data_event(entry: &Entry<'_>, db: &str, coll: &str, expanded: bool, op_index: u32) -> Option<Event> {
+    let token = ResumeToken::event(entry.ts, op_index);
     let is_diff = entry.o.get_i32("$v").ok() == Some(2) && entry.o.contains_key("diff");
     let (kind, operation) = match entry.op {
         "i" => (Kind::Insert, "insert"),

@@ -1,0 +1,364 @@
+//! Multi-document transactions: snapshot isolation over the engine's snapshots.
+//!
+//! A [`Transaction`] reads one snapshot, taken when it begins, with its own writes over it
+//! (an [`Overlay`] of the final value of each key it wrote). Its statements write through a
+//! [`Writer`] in transaction mode, which checks unique keys and maintains index entries
+//! against that view and hands its changes to the overlay instead of committing them.
+//!
+//! Conflicts are write-write, as mongod's: a statement that writes a document another open
+//! transaction has written, or that changed since this transaction's snapshot, fails with 112
+//! WriteConflict at once (the first writer wins). At commit, under the write locks of every
+//! collection it wrote, each written document is checked again (a write outside any
+//! transaction may have changed it since) and each unique key it adds against what is
+//! committed now; then every change, the collections' totals and one `applyOps` oplog entry
+//! commit in one atomic batch.
+//!
+//! fjall's own optimistic transactions are not used: they detect read-write conflicts over
+//! whole key ranges (a scan conflicts with any write to its keyspace), which MongoDB's
+//! snapshot isolation does not, and they would make every plain write pay for tracking.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bson::RawDocumentBuf;
+
+use super::index::record_of;
+use super::oplog::{Entry, Statement};
+use super::read::Overlay;
+use super::{Collection, DurabilityTicket, ReadView, Storage, StorageError, catalog, totals_key};
+use crate::error::{Error, ErrorCode, Result};
+
+/// Which open transaction wrote each document key (the first writer wins).
+#[derive(Debug, Default)]
+pub struct Intents {
+    owners: Mutex<HashMap<Vec<u8>, u64>>,
+    next_id: AtomicU64,
+}
+
+impl Intents {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, u64>> {
+        self.owners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What a transaction changed in one collection, beside its keys.
+#[derive(Debug)]
+struct Touched {
+    collection: Arc<Collection>,
+    count_delta: i64,
+    bytes_delta: i64,
+    multikey_changed: bool,
+}
+
+/// An open transaction.
+pub struct Transaction {
+    storage: Arc<Storage>,
+    id: u64,
+    /// The snapshot its reads see (without its own writes).
+    snapshot: ReadView,
+    overlay: Arc<Overlay>,
+    touched: BTreeMap<u64, Touched>,
+    /// The oplog entries of its changes, recorded at commit inside one `applyOps`.
+    entries: Vec<Entry>,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("id", &self.id)
+            .field("collections", &self.touched.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// mongod's WriteConflict, as a transaction's statement meets it.
+pub fn write_conflict() -> Error {
+    Error::new(
+        ErrorCode::WriteConflict,
+        "Write conflict during plan execution and yielding is disabled. :: Please retry your operation or multi-document transaction.",
+    )
+}
+
+impl Storage {
+    /// Begins a transaction reading a snapshot of now.
+    pub fn begin_transaction(self: &Arc<Self>) -> Transaction {
+        Transaction {
+            id: self.intents.next_id.fetch_add(1, Ordering::Relaxed) + 1,
+            snapshot: self.snapshot(),
+            overlay: Arc::default(),
+            touched: BTreeMap::new(),
+            entries: Vec::new(),
+            storage: self.clone(),
+        }
+    }
+}
+
+impl Transaction {
+    /// Its snapshot with its own writes over it: what its reads see.
+    pub fn view(&self) -> ReadView {
+        self.snapshot.clone().with_overlay(self.overlay.clone())
+    }
+
+    /// Whether it has written anything.
+    pub fn is_empty(&self) -> bool {
+        self.overlay.is_empty() && self.entries.is_empty()
+    }
+
+    /// A writer of one statement on `collection` of `storage` (this transaction's), in this
+    /// transaction.
+    ///
+    /// # Errors
+    /// 263 OperationNotSupportedInTransaction for a capped collection; the writer's errors.
+    pub fn writer<'a>(
+        &'a mut self,
+        storage: &'a Storage,
+        collection: &'a Arc<Collection>,
+    ) -> Result<super::Writer<'a>> {
+        if collection.capped.is_some() {
+            return Err(Error::new(
+                ErrorCode::OperationNotSupportedInTransaction,
+                format!(
+                    "Collection '{}' is a capped collection. Writes in transactions are not allowed on capped collections.",
+                    collection.ns
+                ),
+            ));
+        }
+        super::Writer::in_transaction(storage, collection, self)
+    }
+
+    /// Checks that this transaction may write the document at `key`: no other open
+    /// transaction has written it, and it has not changed since the snapshot. Claims it.
+    ///
+    /// # Errors
+    /// 112 WriteConflict.
+    pub(super) fn claim(&self, key: &[u8]) -> Result<()> {
+        if self.overlay.docs.contains_key(key) {
+            return Ok(());
+        }
+        let mut owners = self.storage.intents.lock();
+        if owners.get(key).is_some_and(|owner| *owner != self.id) {
+            return Err(write_conflict());
+        }
+        if self.changed_since_snapshot(key)? {
+            return Err(write_conflict());
+        }
+        owners.insert(key.to_vec(), self.id);
+        Ok(())
+    }
+
+    /// Whether the committed document at `key` differs from the one in the snapshot.
+    fn changed_since_snapshot(&self, key: &[u8]) -> Result<bool> {
+        let then = self.snapshot.value(true, key)?;
+        let now = self.storage.docs.get(key).map_err(StorageError::from)?;
+        Ok(then.as_deref() != now.as_deref())
+    }
+
+    /// Takes in what one statement wrote.
+    pub(super) fn absorb(&mut self, statement: StatementChanges) {
+        let overlay = Arc::make_mut(&mut self.overlay);
+        overlay.docs.extend(statement.docs.into_iter().map(|(key, doc)| (key, doc.map(RawDocumentBuf::into_bytes))));
+        overlay.index.extend(statement.entries);
+        let touched = self.touched.entry(statement.collection.id).or_insert_with(|| Touched {
+            collection: statement.collection.clone(),
+            count_delta: 0,
+            bytes_delta: 0,
+            multikey_changed: false,
+        });
+        touched.count_delta += statement.count_delta;
+        touched.bytes_delta += statement.bytes_delta;
+        touched.multikey_changed |= statement.multikey_changed;
+        self.entries.extend(statement.entries_logged);
+    }
+
+    /// Commits every change in one atomic batch with its `applyOps` oplog entry (marked with
+    /// the session's `statement`). Returns the batch's journal ticket, `None` when it wrote
+    /// nothing.
+    ///
+    /// # Errors
+    /// 112 WriteConflict when a document it wrote changed since its snapshot, or a unique key
+    /// it adds is now taken; 26 when a collection it wrote was dropped; storage errors.
+    pub fn commit(self, statement: Option<Statement>) -> Result<Option<DurabilityTicket>> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let storage = self.storage.clone();
+        // In collection id order, so that two commits cannot wait for each other.
+        let guards: Vec<_> = self
+            .touched
+            .values()
+            .map(|t| t.collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner))
+            .collect();
+        storage.journal.check_writable()?;
+        for touched in self.touched.values() {
+            if touched.collection.is_dropped() {
+                return Err(Error::new(
+                    ErrorCode::NamespaceNotFound,
+                    format!("collection {} was dropped during the transaction", touched.collection.ns),
+                ));
+            }
+        }
+        for key in self.overlay.docs.keys() {
+            if self.changed_since_snapshot(key)? {
+                return Err(write_conflict());
+            }
+        }
+        self.check_unique_entries()?;
+        let mut batch = storage.db.batch();
+        for (key, value) in &self.overlay.docs {
+            match value {
+                Some(value) => batch.insert(&storage.docs, key.clone(), value.clone()),
+                None => batch.remove(&storage.docs, key.clone()),
+            }
+        }
+        for (key, value) in &self.overlay.index {
+            match value {
+                Some(value) => batch.insert(&storage.index, key.clone(), value.clone()),
+                None => batch.remove(&storage.index, key.clone()),
+            }
+        }
+        for touched in self.touched.values() {
+            if touched.count_delta != 0 || touched.bytes_delta != 0 {
+                let totals = storage.totals(&touched.collection)?.apply(touched.count_delta, touched.bytes_delta);
+                batch.insert(&storage.meta, totals_key(&touched.collection), totals.encode());
+            }
+            if touched.multikey_changed {
+                batch.insert(
+                    &storage.meta,
+                    catalog::entry_key(&touched.collection.ns),
+                    catalog::entry_value(&touched.collection)?,
+                );
+            }
+        }
+        let logged = if self.entries.is_empty() { Vec::new() } else { Entry::apply_ops(&self.entries, statement)? };
+        storage.commit_logged(batch, &logged)?;
+        let ticket = DurabilityTicket(storage.journal.committed());
+        drop(guards);
+        storage.bound_write_buffers();
+        Ok(Some(ticket))
+    }
+
+    /// Fails when a unique index entry this transaction adds names a key another document
+    /// now holds (committed since the snapshot by a write outside any transaction).
+    fn check_unique_entries(&self) -> Result<()> {
+        for touched in self.touched.values() {
+            for index in touched.collection.indexes().iter().filter(|i| i.unique && !i.is_id_index()) {
+                let prefix = index.prefix();
+                for (key, value) in self.overlay.index.range(prefix.to_vec()..) {
+                    if !key.starts_with(&prefix) {
+                        break;
+                    }
+                    let Some(_) = value else { continue };
+                    let record = record_of(key).unwrap_or_default();
+                    let tuple_len = key.len().saturating_sub(record.len() + 2);
+                    let tuple = key.get(..tuple_len).unwrap_or_default();
+                    for guard in self.storage.index.prefix(tuple) {
+                        let other = guard.key().map_err(StorageError::from)?;
+                        let removed = self.overlay.index.get(other.as_ref()).is_some_and(Option::is_none);
+                        if record_of(&other) != Some(record) && !removed {
+                            return Err(write_conflict());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Transaction {
+    /// Releases the documents it claimed (after a commit, or an abort).
+    fn drop(&mut self) {
+        let mut owners = self.storage.intents.lock();
+        for key in self.overlay.docs.keys() {
+            if owners.get(key) == Some(&self.id) {
+                owners.remove(key);
+            }
+        }
+    }
+}
+
+/// What one statement of a transaction wrote, handed from its [`Writer`](super::Writer) to
+/// the transaction.
+pub(super) struct StatementChanges {
+    pub(super) collection: Arc<Collection>,
+    pub(super) docs: HashMap<Vec<u8>, Option<RawDocumentBuf>>,
+    pub(super) entries: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(super) count_delta: i64,
+    pub(super) bytes_delta: i64,
+    pub(super) multikey_changed: bool,
+    pub(super) entries_logged: Vec<Entry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::rawdoc;
+
+    use super::*;
+    use crate::storage::{Direction, Namespace};
+
+    fn ids(documents: impl Iterator<Item = Result<RawDocumentBuf>>) -> Vec<String> {
+        documents.filter_map(|d| d.ok()?.get_str("_id").ok().map(str::to_owned)).collect()
+    }
+
+    #[test]
+    fn transaction_reads_its_writes_merged_both_ways_then_commits_them() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+        let storage = Arc::new(Storage::open(dir.path())?);
+        let ns = Namespace::new("t", "c")?;
+        let collection = storage.create_collection(&ns, bson::Document::new())?;
+        let mut writer = storage.writer(&collection)?;
+        for id in ["a", "b", "c"] {
+            writer.insert(rawdoc! { "_id": id, "v": 1 })?;
+        }
+        writer.commit()?;
+
+        let mut txn = storage.begin_transaction();
+        let mut writer = txn.writer(&storage, &collection)?;
+        writer.delete(bson::RawBsonRef::String("b"))?;
+        writer.insert(rawdoc! { "_id": "d", "v": 1 })?;
+        writer.replace(rawdoc! { "_id": "a", "v": 2 })?;
+        writer.commit()?;
+        let view = txn.view();
+        assert_eq!(ids(view.scan(&collection, Direction::Forward)), ["a", "c", "d"]);
+        assert_eq!(ids(view.scan(&collection, Direction::Backward)), ["d", "c", "a"]);
+        assert_eq!(ids(storage.snapshot().scan(&collection, Direction::Forward)), ["a", "b", "c"], "not committed");
+        assert_eq!(storage.collection_size(&collection)?.1, 3);
+
+        txn.commit(None)?;
+        let after = storage.snapshot();
+        assert_eq!(ids(after.scan(&collection, Direction::Forward)), ["a", "c", "d"]);
+        let a = after.get(&collection, bson::RawBsonRef::String("a"))?;
+        assert_eq!(a.and_then(|a| a.get_i32("v").ok()), Some(2));
+        assert_eq!(storage.collection_size(&collection)?.1, 3, "the totals moved with the commit");
+        Ok(())
+    }
+
+    #[test]
+    fn transaction_first_writer_wins_and_a_later_commit_fails_on_a_changed_document() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+        let storage = Arc::new(Storage::open(dir.path())?);
+        let collection = storage.create_collection(&Namespace::new("t", "c")?, bson::Document::new())?;
+        let mut writer = storage.writer(&collection)?;
+        writer.insert(rawdoc! { "_id": "x", "v": 1 })?;
+        writer.commit()?;
+
+        let (mut one, mut two) = (storage.begin_transaction(), storage.begin_transaction());
+        let mut writer = one.writer(&storage, &collection)?;
+        writer.replace(rawdoc! { "_id": "x", "v": 2 })?;
+        writer.commit()?;
+        let mut writer = two.writer(&storage, &collection)?;
+        let lost = writer.replace(rawdoc! { "_id": "x", "v": 3 });
+        assert_eq!(lost.err().map(|e| e.code()), Some(ErrorCode::WriteConflict));
+        drop(writer);
+        drop(two);
+        // A write outside any transaction after the snapshot: the commit refuses.
+        let mut plain = storage.writer(&collection)?;
+        plain.replace(rawdoc! { "_id": "x", "v": 9 })?;
+        plain.commit()?;
+        assert_eq!(one.commit(None).err().map(|e| e.code()), Some(ErrorCode::WriteConflict));
+        let x = storage.snapshot().get(&collection, bson::RawBsonRef::String("x"))?;
+        assert_eq!(x.and_then(|x| x.get_i32("v").ok()), Some(9));
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! Multi-document transactions on a replica set of one: atomic commit across collections,
+//! reads of the transaction's own writes, isolation from other clients until commit, abort,
+//! write conflicts (112 with `TransientTransactionError`, the first writer wins), the
+//! transaction state machine's errors, one `applyOps` oplog entry per transaction and its change
+//! events, the lifetime limit, and the driver's `with_transaction`-style retry.
+
+mod common;
+
+use common::{TestServer, eventually, op_msg, reply_body};
+use mongodb::bson::{Binary, Bson, Document, doc, spec::BinarySubtype};
+
+fn command(server: &TestServer, body: Document) -> Document {
+    let mut connection = server.raw();
+    connection.send(&op_msg(1, 0, &body));
+    reply_body(&connection.receive().unwrap_or_default())
+}
+
+fn code(reply: &Document) -> Option<i32> {
+    reply.get_i32("code").ok()
+}
+
+fn labels(reply: &Document) -> Vec<String> {
+    reply
+        .get_array("errorLabels")
+        .map(|labels| labels.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn member(args: &[&str]) -> TestServer {
+    let mut all = vec!["--replSet", "rs0"];
+    all.extend_from_slice(args);
+    let server = TestServer::start(&all);
+    let config =
+        doc! { "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": format!("127.0.0.1:{}", server.port) }] };
+    let reply = command(&server, doc! { "replSetInitiate": config, "$db": "admin" });
+    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply}");
+    server
+}
+
+/// A session (`lsid`) of its own.
+fn session() -> Document {
+    doc! { "id": Binary { subtype: BinarySubtype::Uuid, bytes: mongodb::bson::Uuid::new().bytes().to_vec() } }
+}
+
+/// `body` as a statement of transaction `txn` of `lsid` (the first one starts it).
+fn statement(server: &TestServer, mut body: Document, lsid: &Document, txn: i64, first: bool) -> Document {
+    body.insert("lsid", lsid.clone());
+    body.insert("txnNumber", txn);
+    body.insert("autocommit", false);
+    if first {
+        body.insert("startTransaction", true);
+    }
+    command(server, body)
+}
+
+fn finish(server: &TestServer, name: &str, lsid: &Document, txn: i64) -> Document {
+    statement(server, doc! { name: 1, "$db": "admin" }, lsid, txn, false)
+}
+
+fn documents(reply: &Document) -> Vec<Document> {
+    let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).cloned().unwrap_or_default();
+    batch.into_iter().filter_map(|d| d.as_document().cloned()).collect()
+}
+
+fn find(server: &TestServer, coll: &str) -> Vec<Document> {
+    documents(&command(server, doc! { "find": coll, "sort": { "_id": 1 }, "$db": "bank" }))
+}
+
+#[tokio::test]
+async fn transaction_commits_atomically_and_reads_its_own_writes() {
+    let server = member(&[]);
+    command(
+        &server,
+        doc! { "insert": "accounts", "documents": [{ "_id": "a", "balance": 100 }, { "_id": "b", "balance": 0 }], "$db": "bank" },
+    );
+    command(&server, doc! { "create": "ledger", "$db": "bank" });
+    let lsid = session();
+    let debit = doc! { "update": "accounts", "updates": [{ "q": { "_id": "a" }, "u": { "$inc": { "balance": -30 } } }], "$db": "bank" };
+    let first = statement(&server, debit, &lsid, 1, true);
+    assert_eq!((first.get_i32("n").ok(), first.get_i32("nModified").ok()), (Some(1), Some(1)), "{first}");
+    let credit = doc! { "update": "accounts", "updates": [{ "q": { "_id": "b" }, "u": { "$inc": { "balance": 30 } } }], "$db": "bank" };
+    statement(&server, credit, &lsid, 1, false);
+    statement(
+        &server,
+        doc! { "insert": "ledger", "documents": [{ "_id": 1, "from": "a", "to": "b", "amount": 30 }], "$db": "bank" },
+        &lsid,
+        1,
+        false,
+    );
+    // Inside: its own writes. Outside: nothing yet.
+    let inside = documents(&statement(
+        &server,
+        doc! { "find": "accounts", "sort": { "_id": 1 }, "$db": "bank" },
+        &lsid,
+        1,
+        false,
+    ));
+    assert_eq!(inside, [doc! { "_id": "a", "balance": 70 }, doc! { "_id": "b", "balance": 30 }]);
+    let by_index = documents(&statement(
+        &server,
+        doc! { "find": "ledger", "filter": { "_id": 1 }, "$db": "bank" },
+        &lsid,
+        1,
+        false,
+    ));
+    assert_eq!(by_index.len(), 1, "an _id lookup sees the transaction's insert");
+    assert_eq!(find(&server, "accounts"), [doc! { "_id": "a", "balance": 100 }, doc! { "_id": "b", "balance": 0 }]);
+    assert!(find(&server, "ledger").is_empty());
+
+    let committed = finish(&server, "commitTransaction", &lsid, 1);
+    assert_eq!(committed.get_f64("ok").ok(), Some(1.0), "{committed}");
+    assert_eq!(find(&server, "accounts"), [doc! { "_id": "a", "balance": 70 }, doc! { "_id": "b", "balance": 30 }]);
+    assert_eq!(find(&server, "ledger").len(), 1);
+    let count = command(&server, doc! { "count": "accounts", "$db": "bank" });
+    assert_eq!(count.get_i32("n").ok(), Some(2), "the stored totals moved with the commit");
+    // Committing again answers as the first time; aborting a committed transaction is 256.
+    assert_eq!(finish(&server, "commitTransaction", &lsid, 1).get_f64("ok").ok(), Some(1.0));
+    assert_eq!(code(&finish(&server, "abortTransaction", &lsid, 1)), Some(256));
+
+    // One applyOps entry, carrying the session, records the three changes.
+    let oplog = documents(&command(
+        &server,
+        doc! { "find": "oplog.rs", "filter": { "o.applyOps": { "$exists": true } }, "$db": "local" },
+    ));
+    assert_eq!(oplog.len(), 1, "{oplog:?}");
+    let entry = &oplog[0];
+    assert_eq!((entry.get_str("ns").ok(), entry.get_i64("txnNumber").ok()), (Some("admin.$cmd"), Some(1)));
+    assert_eq!(entry.get_document("lsid").ok(), Some(&lsid));
+    let ops = entry.get_document("o").and_then(|o| o.get_array("applyOps")).cloned().unwrap_or_default();
+    let kinds: Vec<_> = ops.iter().filter_map(|op| op.as_document()?.get_str("op").ok()).collect();
+    assert_eq!(kinds, ["u", "u", "i"]);
+}
+
+#[tokio::test]
+async fn transaction_abort_and_failed_statements_discard_everything() {
+    let server = member(&[]);
+    command(&server, doc! { "insert": "accounts", "documents": [{ "_id": "a", "balance": 100 }], "$db": "bank" });
+    let lsid = session();
+    statement(&server, doc! { "insert": "accounts", "documents": [{ "_id": "b" }], "$db": "bank" }, &lsid, 1, true);
+    assert_eq!(finish(&server, "abortTransaction", &lsid, 1).get_f64("ok").ok(), Some(1.0));
+    assert_eq!(find(&server, "accounts").len(), 1, "the aborted insert is gone");
+    let gone = finish(&server, "commitTransaction", &lsid, 1);
+    assert_eq!(code(&gone), Some(251), "{gone}");
+    assert_eq!(labels(&gone), ["TransientTransactionError"]);
+
+    // A statement that fails (a duplicate key) aborts its transaction, as mongod's.
+    statement(&server, doc! { "insert": "accounts", "documents": [{ "_id": "c" }], "$db": "bank" }, &lsid, 2, true);
+    let duplicate = statement(
+        &server,
+        doc! { "insert": "accounts", "documents": [{ "_id": "a" }], "$db": "bank" },
+        &lsid,
+        2,
+        false,
+    );
+    let error = duplicate.get_array("writeErrors").ok().and_then(|e| e.first()).and_then(Bson::as_document).cloned();
+    assert_eq!(error.and_then(|e| e.get_i32("code").ok()), Some(11000), "{duplicate}");
+    let next = statement(&server, doc! { "find": "accounts", "$db": "bank" }, &lsid, 2, false);
+    assert_eq!((code(&next), labels(&next)), (Some(251), vec!["TransientTransactionError".to_owned()]), "{next}");
+    assert_eq!(find(&server, "accounts").len(), 1, "nothing of the failed transaction");
+
+    // The state machine's refusals.
+    let older = statement(&server, doc! { "find": "accounts", "$db": "bank" }, &lsid, 1, true);
+    assert_eq!(code(&older), Some(225), "{older}");
+    let unknown = statement(&server, doc! { "find": "accounts", "$db": "bank" }, &lsid, 9, false);
+    assert_eq!(code(&unknown), Some(251));
+    statement(
+        &server,
+        doc! { "find": "accounts", "readConcern": { "level": "snapshot" }, "$db": "bank" },
+        &lsid,
+        3,
+        true,
+    );
+    let late = statement(
+        &server,
+        doc! { "find": "accounts", "readConcern": { "level": "local" }, "$db": "bank" },
+        &lsid,
+        3,
+        false,
+    );
+    assert_eq!(code(&late), Some(72), "{late}");
+    let count = statement(&server, doc! { "count": "accounts", "$db": "bank" }, &lsid, 4, true);
+    assert_eq!((code(&count), count.get_str("codeName").ok()), (Some(263), Some("OperationNotSupportedInTransaction")));
+}
+
+#[tokio::test]
+async fn transaction_concurrent_writers_of_one_document_first_wins() {
+    let server = member(&[]);
+    command(&server, doc! { "insert": "stock", "documents": [{ "_id": "widget", "qty": 10 }], "$db": "bank" });
+    let take = |n: i32| doc! { "update": "stock", "updates": [{ "q": { "_id": "widget" }, "u": { "$inc": { "qty": -n } } }], "$db": "bank" };
+    let (one, two) = (session(), session());
+    let first = statement(&server, take(1), &one, 1, true);
+    assert_eq!(first.get_i32("nModified").ok(), Some(1), "{first}");
+    // The second writer of the same document loses at once, with the label drivers retry on.
+    let second = statement(&server, take(2), &two, 1, true);
+    assert_eq!((code(&second), second.get_str("codeName").ok()), (Some(112), Some("WriteConflict")), "{second}");
+    assert_eq!(labels(&second), ["TransientTransactionError"]);
+    assert_eq!(finish(&server, "commitTransaction", &one, 1).get_f64("ok").ok(), Some(1.0));
+    // Retried as a new transaction, it succeeds on the committed value.
+    statement(&server, take(2), &two, 2, true);
+    assert_eq!(finish(&server, "commitTransaction", &two, 2).get_f64("ok").ok(), Some(1.0));
+    assert_eq!(find(&server, "stock"), [doc! { "_id": "widget", "qty": 7 }]);
+
+    // A write outside any transaction after its snapshot makes its own write conflict.
+    let three = session();
+    statement(&server, doc! { "find": "stock", "$db": "bank" }, &three, 1, true);
+    command(&server, take(1));
+    let stale = statement(&server, take(1), &three, 1, false);
+    assert_eq!(code(&stale), Some(112), "{stale}");
+    assert_eq!(find(&server, "stock"), [doc! { "_id": "widget", "qty": 6 }]);
+}
+
+#[tokio::test]
+async fn transaction_past_its_lifetime_is_aborted() {
+    let server = member(&[]);
+    let set = command(&server, doc! { "setParameter": 1, "transactionLifetimeLimitSeconds": 1, "$db": "admin" });
+    assert_eq!(set.get_f64("ok").ok(), Some(1.0), "{set}");
+    let lsid = session();
+    statement(&server, doc! { "insert": "c", "documents": [{ "_id": 1 }], "$db": "bank" }, &lsid, 1, true);
+    let aborted = eventually(std::time::Duration::from_secs(15), || {
+        code(&statement(&server, doc! { "find": "c", "$db": "bank" }, &lsid, 1, false)) == Some(251)
+    });
+    assert!(aborted, "aborted once past transactionLifetimeLimitSeconds");
+    assert!(find(&server, "c").is_empty());
+}
