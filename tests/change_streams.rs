@@ -6,31 +6,10 @@
 
 mod common;
 
-use common::{TestServer, op_msg, reply_body};
+use common::{TestServer, code, command, op_msg, reply_body};
 use futures_util::StreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::change_stream::event::OperationType;
-
-fn command(server: &TestServer, body: Document) -> Document {
-    let mut connection = server.raw();
-    connection.send(&op_msg(1, 0, &body));
-    reply_body(&connection.receive().unwrap_or_default())
-}
-
-fn code(reply: &Document) -> Option<i32> {
-    reply.get_i32("code").ok()
-}
-
-fn member(args: &[&str]) -> TestServer {
-    let mut all = vec!["--replSet", "rs0"];
-    all.extend_from_slice(args);
-    let server = TestServer::start(&all);
-    let config =
-        doc! { "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": format!("127.0.0.1:{}", server.port) }] };
-    let reply = command(&server, doc! { "replSetInitiate": config, "$db": "admin" });
-    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply}");
-    server
-}
 
 fn cursor(reply: &Document) -> Document {
     reply.get_document("cursor").cloned().unwrap_or_default()
@@ -61,7 +40,7 @@ fn write(server: &TestServer, body: Document) {
 
 #[tokio::test]
 async fn change_stream_resumed_after_a_restart_continues_without_gap_or_duplicate() {
-    let server = member(&[]);
+    let server = TestServer::member(&[]);
     let client = server.client("directConnection=true").await;
     let coll = client.database("app").collection::<Document>("orders");
     let mut stream = coll.watch().await.expect("watch");
@@ -110,7 +89,7 @@ async fn change_stream_resumed_after_a_restart_continues_without_gap_or_duplicat
 
 #[tokio::test]
 async fn change_stream_events_lookups_and_images_as_mongod() {
-    let server = member(&[]);
+    let server = TestServer::member(&[]);
     write(&server, doc! { "create": "c", "$db": "app" });
     let opened = watch(&server, "app", Some("c"), doc! { "fullDocument": "updateLookup" }, vec![]);
     let id = cursor(&opened).get_i64("id").unwrap_or(0);
@@ -185,7 +164,7 @@ async fn change_stream_events_lookups_and_images_as_mongod() {
 
 #[tokio::test]
 async fn change_stream_scopes_invalidation_and_resume_points() {
-    let server = member(&["--oplogSize", "1"]);
+    let server = TestServer::member(&["--oplogSize", "1"]);
     let on_db = watch(&server, "shop", None, doc! {}, vec![]);
     let db_id = cursor(&on_db).get_i64("id").unwrap_or(0);
     assert_eq!(cursor(&on_db).get_str("ns").ok(), Some("shop.$cmd.aggregate"));
@@ -253,7 +232,7 @@ async fn change_stream_refuses_what_mongod_refuses() {
     assert_eq!(code(&watch(&standalone, "app", Some("c"), doc! {}, vec![])), Some(40573));
     drop(standalone);
 
-    let server = member(&[]);
+    let server = TestServer::member(&[]);
     let cases: Vec<Refused> = vec![
         (doc! { "bogus": 1 }, vec![], Some("c"), "app", 40415),
         (doc! { "fullDocument": "sometimes" }, vec![], Some("c"), "app", 2),
@@ -293,7 +272,7 @@ async fn change_stream_refuses_what_mongod_refuses() {
 
 #[tokio::test]
 async fn change_stream_get_more_waits_for_the_next_change() {
-    let server = member(&[]);
+    let server = TestServer::member(&[]);
     let opened = watch(&server, "app", Some("c"), doc! {}, vec![]);
     let id = cursor(&opened).get_i64("id").unwrap_or(0);
     let mut waiting = server.raw();

@@ -4,25 +4,8 @@
 
 mod common;
 
-use common::{TestServer, op_msg, reply_body};
+use common::{TestServer, code, command, op_msg, reply_body};
 use mongodb::bson::{Bson, Document, Timestamp, doc};
-
-fn command(server: &TestServer, body: Document) -> Document {
-    let mut connection = server.raw();
-    connection.send(&op_msg(1, 0, &body));
-    reply_body(&connection.receive().unwrap_or_default())
-}
-
-fn code(reply: &Document) -> Option<i32> {
-    reply.get_i32("code").ok()
-}
-
-fn initiate(server: &TestServer) {
-    let config =
-        doc! { "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": format!("127.0.0.1:{}", server.port) }] };
-    let reply = command(server, doc! { "replSetInitiate": config, "$db": "admin" });
-    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply}");
-}
 
 /// A cursor reply's first (or next) batch.
 fn batch(reply: &Document) -> Vec<Document> {
@@ -47,8 +30,7 @@ fn ts(entry: &Document) -> Timestamp {
 
 #[tokio::test]
 async fn oplog_records_every_change_with_mongod_entry_shape() {
-    let server = TestServer::start(&["--replSet", "rs0"]);
-    initiate(&server);
+    let server = TestServer::member(&[]);
     let first = oplog(&server);
     assert_eq!(
         first.first().map(|e| (e.get_str("op").ok(), e.get_document("o").ok().cloned())),
@@ -127,8 +109,7 @@ async fn oplog_standalone_has_none_and_the_member_protects_its_own() {
     assert!(batch(&listed).is_empty(), "a standalone keeps no oplog: {listed}");
     drop(standalone);
 
-    let server = TestServer::start(&["--replSet", "rs0"]);
-    initiate(&server);
+    let server = TestServer::member(&[]);
     let insert = command(&server, doc! { "insert": "oplog.rs", "documents": [{ "op": "n" }], "$db": "local" });
     assert_eq!(code(&insert), Some(20), "{insert}");
     let drop_oplog = command(&server, doc! { "drop": "oplog.rs", "$db": "local" });
@@ -156,8 +137,7 @@ async fn oplog_standalone_has_none_and_the_member_protects_its_own() {
 
 #[tokio::test]
 async fn oplog_keeps_its_size_and_serves_tailing_readers() {
-    let server = TestServer::start(&["--replSet", "rs0", "--oplogSize", "1"]);
-    initiate(&server);
+    let server = TestServer::member(&["--oplogSize", "1"]);
     let padding = "x".repeat(10_000);
     for start in (0..300).step_by(50) {
         let documents: Vec<Document> = (start..start + 50).map(|i| doc! { "_id": i, "p": &padding }).collect();

@@ -7,20 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, eventually_async, op_msg, reply_body};
+use common::{TestServer, code, command, eventually_async};
 use mongodb::bson::{Bson, Document, Timestamp, doc};
 use mongodb::options::ReadConcern;
-
-/// Sends `body` on a fresh connection and returns the reply.
-fn command(server: &TestServer, body: Document) -> Document {
-    let mut connection = server.raw();
-    connection.send(&op_msg(1, 0, &body));
-    reply_body(&connection.receive().unwrap_or_default())
-}
-
-fn code(reply: &Document) -> Option<i32> {
-    reply.get_i32("code").ok()
-}
 
 /// Initiates the set with this server as its one member, at `127.0.0.1:<port>`.
 fn initiate(server: &TestServer) -> Document {

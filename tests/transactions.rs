@@ -6,35 +6,14 @@
 
 mod common;
 
-use common::{TestServer, eventually, op_msg, reply_body};
+use common::{TestServer, code, command, eventually};
 use mongodb::bson::{Binary, Bson, Document, doc, spec::BinarySubtype};
-
-fn command(server: &TestServer, body: Document) -> Document {
-    let mut connection = server.raw();
-    connection.send(&op_msg(1, 0, &body));
-    reply_body(&connection.receive().unwrap_or_default())
-}
-
-fn code(reply: &Document) -> Option<i32> {
-    reply.get_i32("code").ok()
-}
 
 fn labels(reply: &Document) -> Vec<String> {
     reply
         .get_array("errorLabels")
         .map(|labels| labels.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
-}
-
-fn member(args: &[&str]) -> TestServer {
-    let mut all = vec!["--replSet", "rs0"];
-    all.extend_from_slice(args);
-    let server = TestServer::start(&all);
-    let config =
-        doc! { "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": format!("127.0.0.1:{}", server.port) }] };
-    let reply = command(&server, doc! { "replSetInitiate": config, "$db": "admin" });
-    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply}");
-    server
 }
 
 /// A session (`lsid`) of its own.
@@ -68,7 +47,7 @@ fn find(server: &TestServer, coll: &str) -> Vec<Document> {
 
 #[tokio::test]
 async fn transaction_commits_atomically_and_reads_its_own_writes() {
-    let server = member(&[]);
+    let server = TestServer::member(&[]);
     command(
         &server,
         doc! { "insert": "accounts", "documents": [{ "_id": "a", "balance": 100 }, { "_id": "b", "balance": 0 }], "$db": "bank" },
@@ -133,7 +112,7 @@ async fn transaction_commits_atomically_and_reads_its_own_writes() {
 
 #[tokio::test]
 async fn transaction_abort_and_failed_statements_discard_everything() {
-    let server = member(&[]);
+    let server = TestServer::member(&[]);
     command(&server, doc! { "insert": "accounts", "documents": [{ "_id": "a", "balance": 100 }], "$db": "bank" });
     let lsid = session();
     statement(&server, doc! { "insert": "accounts", "documents": [{ "_id": "b" }], "$db": "bank" }, &lsid, 1, true);
@@ -184,7 +163,7 @@ async fn transaction_abort_and_failed_statements_discard_everything() {
 
 #[tokio::test]
 async fn transaction_concurrent_writers_of_one_document_first_wins() {
-    let server = member(&[]);
+    let server = TestServer::member(&[]);
     command(&server, doc! { "insert": "stock", "documents": [{ "_id": "widget", "qty": 10 }], "$db": "bank" });
     let take = |n: i32| doc! { "update": "stock", "updates": [{ "q": { "_id": "widget" }, "u": { "$inc": { "qty": -n } } }], "$db": "bank" };
     let (one, two) = (session(), session());
@@ -211,7 +190,7 @@ async fn transaction_concurrent_writers_of_one_document_first_wins() {
 
 #[tokio::test]
 async fn transaction_past_its_lifetime_is_aborted() {
-    let server = member(&[]);
+    let server = TestServer::member(&[]);
     let set = command(&server, doc! { "setParameter": 1, "transactionLifetimeLimitSeconds": 1, "$db": "admin" });
     assert_eq!(set.get_f64("ok").ok(), Some(1.0), "{set}");
     let lsid = session();

@@ -5,9 +5,9 @@
 //! A standalone has no replica set, so retryable writes and transactions (`txnNumber`),
 //! `linearizable` and `snapshot` reads, cluster times and `w` > 1 are refused with mongod's
 //! errors: drivers then report the error instead of silently losing the guarantee. A
-//! replica-set member (`--replSet`) serves retryable writes, `afterClusterTime` and
-//! `linearizable` reads and `w: "majority"`, and refuses what its one member cannot give
-//! (transactions are not built yet).
+//! replica-set member (`--replSet`) serves retryable writes, transactions (whose first
+//! statement may read at `snapshot`), `afterClusterTime` and `linearizable` reads and
+//! `w: "majority"`, and refuses what its one member cannot give.
 
 use bson::{RawBsonRef, RawDocument};
 

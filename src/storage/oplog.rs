@@ -218,16 +218,21 @@ impl Entry {
     /// The change as an `applyOps` element: `{op, ns, ui, o, o2}`.
     fn as_applied_op(&self) -> RawDocumentBuf {
         let mut op = RawDocumentBuf::new();
-        op.append(cstr!("op"), self.op);
-        op.append(cstr!("ns"), self.ns.as_str());
-        if let Some(ui) = self.ui {
-            op.append(cstr!("ui"), bson::Binary::from_uuid(ui));
-        }
-        op.append(cstr!("o"), RawBsonRef::Document(&self.o));
-        if let Some(o2) = &self.o2 {
-            op.append(cstr!("o2"), RawBsonRef::Document(o2));
-        }
+        self.append_change(&mut op);
         op
+    }
+
+    /// Appends what changed: `op`, `ns`, `ui`, `o` and `o2`.
+    fn append_change(&self, to: &mut RawDocumentBuf) {
+        to.append(cstr!("op"), self.op);
+        to.append(cstr!("ns"), self.ns.as_str());
+        if let Some(ui) = self.ui {
+            to.append(cstr!("ui"), bson::Binary::from_uuid(ui));
+        }
+        to.append(cstr!("o"), RawBsonRef::Document(&self.o));
+        if let Some(o2) = &self.o2 {
+            to.append(cstr!("o2"), RawBsonRef::Document(o2));
+        }
     }
 
     /// Marks the entry as a retryable write's statement, unless it is marked already.
@@ -244,15 +249,7 @@ impl Entry {
             entry.append(cstr!("lsid"), RawBsonRef::Document(&lsid));
             entry.append(cstr!("txnNumber"), statement.txn);
         }
-        entry.append(cstr!("op"), self.op);
-        entry.append(cstr!("ns"), self.ns.as_str());
-        if let Some(ui) = self.ui {
-            entry.append(cstr!("ui"), bson::Binary::from_uuid(ui));
-        }
-        entry.append(cstr!("o"), RawBsonRef::Document(&self.o));
-        if let Some(o2) = &self.o2 {
-            entry.append(cstr!("o2"), RawBsonRef::Document(o2));
-        }
+        self.append_change(&mut entry);
         if let Some(stmt) = self.statement.and_then(|statement| statement.stmt) {
             entry.append(cstr!("stmtId"), stmt);
         }

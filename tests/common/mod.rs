@@ -96,6 +96,20 @@ impl TestServer {
         format!("mongodb://127.0.0.1:{}/?serverSelectionTimeoutMS=5000{separator}{options}", self.port)
     }
 
+    /// A replica set of one: started with `--replSet rs0` and `args`, and initiated with this
+    /// server (`127.0.0.1:<port>`) as its member.
+    pub fn member(args: &[&str]) -> Self {
+        let mut all = vec!["--replSet", "rs0"];
+        all.extend_from_slice(args);
+        let server = Self::start(&all);
+        let config = mongodb::bson::doc! {
+            "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": format!("127.0.0.1:{}", server.port) }],
+        };
+        let reply = command(&server, mongodb::bson::doc! { "replSetInitiate": config, "$db": "admin" });
+        assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "replSetInitiate: {reply}");
+        server
+    }
+
     /// A driver client with `options` in its URI.
     pub async fn client(&self, options: &str) -> Client {
         Client::with_uri_str(self.uri(options)).await.expect("client")
@@ -330,6 +344,18 @@ impl RawConnection {
         self.stream.set_read_timeout(Some(READ_TIMEOUT)).expect("timeout");
         closed
     }
+}
+
+/// Sends `body` on a fresh connection to `server` and returns the reply's body.
+pub fn command(server: &TestServer, body: Document) -> Document {
+    let mut connection = server.raw();
+    connection.send(&op_msg(1, 0, &body));
+    reply_body(&connection.receive().unwrap_or_default())
+}
+
+/// A reply's error `code`, if it is an error.
+pub fn code(reply: &Document) -> Option<i32> {
+    reply.get_i32("code").ok()
 }
 
 /// Encodes an OP_MSG with a single body section.
