@@ -80,7 +80,16 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
                     "$listLocalSessions must be run against the database with {aggregate: 1}, not a collection",
                 ));
             }
-            ((super::sessions::list_local_sessions_stage(ctx, first)?, Arc::default()), rest)
+            ((super::sessions::list_sessions_stage(ctx, first, true)?, Arc::default()), rest)
+        }
+        Some((RawBsonRef::Document(first), rest)) if first.get("$listSessions").ok().flatten().is_some() => {
+            if db_level || target.ns.db != "config" || target.ns.coll != "system.sessions" {
+                return Err(Error::new(
+                    ErrorCode::InvalidNamespace,
+                    "$listSessions may only be run against config.system.sessions",
+                ));
+            }
+            ((super::sessions::list_sessions_stage(ctx, first, false)?, Arc::default()), rest)
         }
         Some((RawBsonRef::Document(first), _)) if db_level && first.get("$documents").ok().flatten().is_some() => {
             ((Box::new(std::iter::empty()) as DocumentStream, Arc::default()), &stages[..])

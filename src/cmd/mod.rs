@@ -804,7 +804,8 @@ fn is_state_change_error(code: ErrorCode) -> bool {
 async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     let stats = &ctx.state.counters;
     if let Some(lsid) = request.lsid() {
-        ctx.state.sessions.touch(lsid);
+        let owner = crate::state::sessions::user_digest(&ctx.lock_client().auth.names);
+        ctx.state.sessions.touch(lsid, owner);
     }
     let test_commands = ctx.state.config.parameters.enable_test_commands;
     let found = lookup(request.name()).filter(|(_, spec)| test_commands || !spec.test_only);

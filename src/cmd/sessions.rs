@@ -6,48 +6,51 @@ use bson::{Binary, Document, RawBsonRef, Uuid, doc};
 use super::request::session_id;
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
-use crate::state::sessions::SESSION_TIMEOUT;
+use crate::state::sessions::{SESSION_TIMEOUT, user_digest};
 
-/// SHA-256 of the empty user name: the `uid` of every session on a server without
-/// authentication (mongod hashes the authenticated user's name, and there is none).
-const UNAUTHENTICATED_UID: [u8; 32] = [
-    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41,
-    0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
-];
-
-/// The `$listLocalSessions` stage: `{}` and `{allUsers: true}` list every live session (all
-/// are the unauthenticated user's); `{users: [...]}` names users who own none here.
+/// The `$listLocalSessions` stage (`local`) or `$listSessions`: `{}` lists the caller's own
+/// sessions, `{allUsers: true}` every session, `{users: [{user, db}, ...]}` those users'.
+/// Both list the live sessions (mongod's `$listSessions` reads the records its session cache
+/// writes to `config.system.sessions` every five minutes; here they are current).
 ///
 /// # Errors
 /// 14 TypeMismatch / 40415 for a malformed specification.
-pub fn list_local_sessions_stage(
+pub fn list_sessions_stage(
     ctx: &RequestCtx<'_>,
     stage: &bson::RawDocument,
+    local: bool,
 ) -> Result<crate::state::cursors::DocumentStream> {
-    let Ok(Some(RawBsonRef::Document(spec))) = stage.get("$listLocalSessions") else {
-        return Err(Error::new(ErrorCode::TypeMismatch, "$listLocalSessions options must be specified in an object"));
+    let name = if local { "$listLocalSessions" } else { "$listSessions" };
+    let Ok(Some(RawBsonRef::Document(spec))) = stage.get(name) else {
+        return Err(Error::new(ErrorCode::TypeMismatch, format!("{name} options must be specified in an object")));
     };
-    let mut named_users = false;
+    let mut all_users = false;
+    let mut users = None;
     for element in spec {
         let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
         match (key.as_str(), value) {
-            ("allUsers", RawBsonRef::Boolean(_)) => {}
-            ("users", RawBsonRef::Array(users)) => named_users = users.into_iter().next().is_some(),
-            (field @ ("allUsers" | "users"), other) => {
-                return Err(field_error("$listLocalSessions", field, Some(other)));
-            }
-            (other, _) => return Err(field_error("$listLocalSessions", other, None)),
+            ("allUsers", RawBsonRef::Boolean(all)) => all_users = all,
+            ("users", RawBsonRef::Array(listed)) => users = Some(user_digests(name, listed)?),
+            (field @ ("allUsers" | "users"), other) => return Err(field_error(name, field, Some(other))),
+            (other, _) => return Err(field_error(name, other, None)),
         }
     }
-    let sessions = if named_users { Vec::new() } else { ctx.state.sessions.list(std::time::Instant::now()) };
+    let owners = match users {
+        _ if all_users => None,
+        Some(users) => Some(users),
+        None => Some(vec![user_digest(&ctx.client.auth.names)]),
+    };
     let now = bson::DateTime::now().timestamp_millis();
-    let uid = Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: UNAUTHENTICATED_UID.to_vec() };
-    let documents: Vec<_> = sessions
+    let documents: Vec<_> = ctx
+        .state
+        .sessions
+        .list(std::time::Instant::now())
         .into_iter()
-        .map(|(id, idle)| {
+        .filter(|(_, _, uid)| owners.as_ref().is_none_or(|owners| owners.contains(uid)))
+        .map(|(id, idle, uid)| {
             let last_use = now.saturating_sub(i64::try_from(idle.as_millis()).unwrap_or(i64::MAX));
             crate::exec::pipeline::raw(&doc! {
-                "_id": { "id": Binary::from_uuid(id), "uid": uid.clone() },
+                "_id": { "id": Binary::from_uuid(id), "uid": uid_binary(uid) },
                 "lastUse": bson::DateTime::from_millis(last_use),
             })
         })
@@ -55,9 +58,31 @@ pub fn list_local_sessions_stage(
     Ok(Box::new(documents.into_iter()))
 }
 
+fn uid_binary(uid: [u8; 32]) -> Binary {
+    Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: uid.to_vec() }
+}
+
+/// The owners' digests of `[{user, db}, ...]` (a `users` list of `$listSessions` and the kill
+/// commands' patterns).
+fn user_digests(owner: &str, users: &bson::RawArray) -> Result<Vec<[u8; 32]>> {
+    let mut digests = Vec::new();
+    for user in users {
+        let user = user.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let RawBsonRef::Document(user) = user else { return Err(field_error(owner, "users", Some(user))) };
+        let (Ok(name), Ok(db)) = (user.get_str("user"), user.get_str("db")) else {
+            return Err(Error::new(
+                ErrorCode::Location40414,
+                format!("BSON field '{owner}.users.user' is missing but a required field"),
+            ));
+        };
+        digests.push(user_digest(&[(name.to_owned(), db.to_owned())]));
+    }
+    Ok(digests)
+}
+
 /// `startSession`: a new server-side session id.
 pub fn start_session(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
-    let id = ctx.state.sessions.start();
+    let id = ctx.state.sessions.start(user_digest(&ctx.client.auth.names));
     Ok(doc! {
         "id": { "id": Binary::from_uuid(id) },
         "timeoutMinutes": (SESSION_TIMEOUT.as_secs() / 60) as i32,
@@ -74,50 +99,65 @@ pub fn end_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
 
 /// `refreshSessions: [{id}, ...]`: keeps the sessions alive.
 pub fn refresh_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    let owner = user_digest(&ctx.client.auth.names);
     for id in session_ids(req)? {
-        ctx.state.sessions.touch(id);
+        ctx.state.sessions.touch(id, owner);
     }
     Ok(Document::new())
 }
 
-/// `killSessions: [{id}, ...]`; an empty list kills every session of the caller (all of them,
-/// while there is no authentication).
+/// `killSessions: [{id}, ...]`; an empty list kills every session of the caller.
 pub fn kill_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ids = session_ids(req)?;
     if ids.is_empty() {
-        ctx.state.sessions.kill_all();
-        ctx.state.transactions.abort_all();
+        let own = ctx.state.sessions.owned_by(&[user_digest(&ctx.client.auth.names)]);
+        kill(ctx, &own);
     } else {
-        ctx.state.sessions.end(&ids);
-        ctx.state.transactions.abort_sessions(&ids);
+        kill(ctx, &ids);
     }
     Ok(Document::new())
 }
 
-/// `killAllSessions: [{user, db}, ...]`; an empty list kills every session. Sessions opened
-/// without authentication belong to no user, so a user pattern matches none of them.
+/// `killAllSessions: [{user, db}, ...]`: the sessions of those users; an empty list kills
+/// every session.
 pub fn kill_all_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let patterns = command_array(req)?;
+    let mut owners = Vec::new();
     for pattern in &patterns {
-        if !matches!(pattern, RawBsonRef::Document(_)) {
+        let RawBsonRef::Document(user) = pattern else {
             return Err(req.wrong_type(req.name(), *pattern, "object"));
-        }
+        };
+        let (Ok(name), Ok(db)) = (user.get_str("user"), user.get_str("db")) else {
+            return Err(Error::new(
+                ErrorCode::Location40414,
+                "BSON field 'KillAllSessionsUser.user' is missing but a required field",
+            ));
+        };
+        owners.push(user_digest(&[(name.to_owned(), db.to_owned())]));
     }
     if patterns.is_empty() {
         ctx.state.sessions.kill_all();
         ctx.state.transactions.abort_all();
+    } else {
+        kill(ctx, &ctx.state.sessions.owned_by(&owners));
     }
     Ok(Document::new())
 }
 
+/// Ends the sessions `ids` and aborts their transactions.
+fn kill(ctx: &RequestCtx<'_>, ids: &[Uuid]) {
+    ctx.state.sessions.end(ids);
+    ctx.state.transactions.abort_sessions(ids);
+}
+
 /// `killAllSessionsByPattern: [{lsid}, {uid}, {users}, {roles}, ...]`; an empty list kills
-/// every session. A pattern's `lsid` names one session; its `uid` matches every session when
-/// it is the unauthenticated user's (every session here is, as `$listLocalSessions` shows);
-/// `users` and `roles` match sessions of those users, and sessions belong to no user here.
+/// every session. A pattern's `lsid` names one session; its `uid` the sessions of that owner;
+/// its `users` those users' sessions. `roles` matches none: sessions record their owner, not
+/// the owner's roles.
 pub fn kill_all_sessions_by_pattern(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let patterns = command_array(req)?;
     let mut ids = Vec::new();
-    let mut all = patterns.is_empty();
+    let all = patterns.is_empty();
     for pattern in patterns {
         let RawBsonRef::Document(pattern) = pattern else {
             return Err(req.wrong_type(req.name(), pattern, "object"));
@@ -126,8 +166,16 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut RequestCtx<'_>, req: &CommandReque
             let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
             match (key.as_str(), value) {
                 ("lsid", RawBsonRef::Document(lsid)) => ids.push(session_id(lsid)?),
-                ("uid", RawBsonRef::Binary(uid)) => all |= uid.bytes == UNAUTHENTICATED_UID,
-                ("users" | "roles", RawBsonRef::Array(_)) => {}
+                ("uid", RawBsonRef::Binary(uid)) => {
+                    if let Ok(uid) = <[u8; 32]>::try_from(uid.bytes) {
+                        ids.extend(ctx.state.sessions.owned_by(&[uid]));
+                    }
+                }
+                ("users", RawBsonRef::Array(users)) => {
+                    let owners = user_digests("KillAllSessionsByPatternItem", users)?;
+                    ids.extend(ctx.state.sessions.owned_by(&owners));
+                }
+                ("roles", RawBsonRef::Array(_)) => {}
                 (field @ ("lsid" | "uid" | "users" | "roles"), other) => {
                     return Err(field_error("KillAllSessionsByPatternItem", field, Some(other)));
                 }
@@ -139,8 +187,7 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut RequestCtx<'_>, req: &CommandReque
         ctx.state.sessions.kill_all();
         ctx.state.transactions.abort_all();
     } else {
-        ctx.state.sessions.end(&ids);
-        ctx.state.transactions.abort_sessions(&ids);
+        kill(ctx, &ids);
     }
     Ok(Document::new())
 }
@@ -222,12 +269,35 @@ mod tests {
         let other_user =
             doc! { "killAllSessionsByPattern": [{ "users": [{ "user": "u", "db": "admin" }] }], "$db": "admin" };
         shared.run_command(other_user);
-        assert!(shared.sessions.contains(&two), "sessions belong to no user");
+        assert!(shared.sessions.contains(&two), "another user's pattern leaves the unauthenticated user's");
         let unknown = doc! { "killAllSessionsByPattern": [{ "x": 1 }], "$db": "admin" };
         assert_eq!(shared.run_command(unknown).get_i32("code").ok(), Some(40415));
-        let uid = Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: UNAUTHENTICATED_UID.to_vec() };
+        let uid = Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: user_digest(&[]).to_vec() };
         shared.run_command(doc! { "killAllSessionsByPattern": [{ "uid": uid }], "$db": "admin" });
-        assert!(shared.sessions.is_empty(), "the unauthenticated user's uid matches every session");
+        assert!(shared.sessions.is_empty(), "the unauthenticated user's uid matches its sessions");
+    }
+
+    #[test]
+    fn sessions_list_sessions_by_owner_on_config_system_sessions() {
+        let shared = TestServer::new();
+        let id = Uuid::new();
+        shared.run_command(doc! { "ping": 1, "lsid": { "id": Binary::from_uuid(id) }, "$db": "admin" });
+        let list = |spec: Document, db: &str, coll: &str| {
+            let reply = shared.run_command(
+                doc! { "aggregate": coll, "pipeline": [{ "$listSessions": spec }], "cursor": {}, "$db": db },
+            );
+            let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).cloned();
+            (reply.get_i32("code").ok(), batch.unwrap_or_default())
+        };
+        let (code, own) = list(doc! {}, "config", "system.sessions");
+        assert_eq!((code, own.len()), (None, 1), "the caller's own session");
+        let session = own.first().and_then(bson::Bson::as_document).and_then(|s| s.get_document("_id").ok()).cloned();
+        let uid = Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: user_digest(&[]).to_vec() };
+        assert_eq!(session, Some(doc! { "id": Binary::from_uuid(id), "uid": uid }));
+        assert_eq!(list(doc! { "allUsers": true }, "config", "system.sessions").1.len(), 1);
+        let someone = doc! { "users": [{ "user": "u", "db": "admin" }] };
+        assert!(list(someone, "config", "system.sessions").1.is_empty(), "another user owns none");
+        assert_eq!(list(doc! {}, "test", "c").0, Some(73), "only on config.system.sessions");
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub(super) fn run_statement(
     }
     let state = ctx.state;
     let _checked_out = state.sessions.check_out(session);
-    state.sessions.touch(session);
+    state.sessions.touch(session, crate::state::sessions::user_digest(&ctx.client.auth.names));
     if start
         && let Some(latest) = state.storage.latest_retryable_txn(session)?
         && latest >= number

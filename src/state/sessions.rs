@@ -2,21 +2,38 @@
 //! `killSessions` and the `lsid` every driver attaches to its commands.
 //!
 //! A session lives until it is ended or killed, or until it has gone unused for
-//! `logicalSessionTimeoutMinutes` (30, as mongod).
+//! `logicalSessionTimeoutMinutes` (30, as mongod). It belongs to the user who used it (its
+//! `uid`, mongod's digest of the user's name), which `$listLocalSessions`, `$listSessions`
+//! and the kill commands' user patterns match.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bson::Uuid;
+use sha2::{Digest, Sha256};
 
 /// How long an unused session lives (`logicalSessionTimeoutMinutes`).
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
+/// mongod's `uid` of a session's owner: the SHA-256 of `user@db` of the connection's
+/// (first) authenticated user, or of the empty string without one.
+pub fn user_digest(users: &[(String, String)]) -> [u8; 32] {
+    let name = users.first().map(|(user, db)| format!("{user}@{db}")).unwrap_or_default();
+    Sha256::digest(name.as_bytes()).into()
+}
+
+/// One live session: when it was last used, and its owner.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    last_use: Instant,
+    uid: [u8; 32],
+}
+
 /// The sessions this server knows, by `lsid.id`.
 #[derive(Debug, Default)]
 pub struct SessionCatalog {
-    sessions: Mutex<HashMap<Uuid, Instant>>,
+    sessions: Mutex<HashMap<Uuid, Record>>,
     /// Sessions an operation has checked out (see [`SessionCatalog::check_out`]).
     checked_out: Mutex<HashSet<Uuid>>,
     returned: Condvar,
@@ -37,17 +54,26 @@ impl Drop for CheckedOutSession<'_> {
 }
 
 impl SessionCatalog {
-    /// Creates a new session and returns its id.
-    pub fn start(&self) -> Uuid {
+    /// Creates a new session of the user `uid` and returns its id.
+    pub fn start(&self, uid: [u8; 32]) -> Uuid {
         let id = Uuid::new();
-        self.lock().insert(id, Instant::now());
+        self.lock().insert(id, Record { last_use: Instant::now(), uid });
         id
     }
 
-    /// Marks `id` as used now, creating it if unknown (drivers create sessions client-side and
-    /// the server learns of them from `lsid`).
-    pub fn touch(&self, id: Uuid) {
-        self.lock().insert(id, Instant::now());
+    /// Marks `id` as used now by the user `uid`, creating it if unknown (drivers create
+    /// sessions client-side and the server learns of them from `lsid`). A session keeps the
+    /// owner it was first used by.
+    pub fn touch(&self, id: Uuid, uid: [u8; 32]) {
+        self.lock()
+            .entry(id)
+            .and_modify(|record| record.last_use = Instant::now())
+            .or_insert(Record { last_use: Instant::now(), uid });
+    }
+
+    /// The sessions owned by the users `uids`.
+    pub fn owned_by(&self, uids: &[[u8; 32]]) -> Vec<Uuid> {
+        self.lock().iter().filter(|(_, record)| uids.contains(&record.uid)).map(|(id, _)| *id).collect()
     }
 
     /// Ends (or kills) the sessions in `ids`; unknown ids are ignored, as in mongod.
@@ -79,13 +105,16 @@ impl SessionCatalog {
     pub fn reap(&self, now: Instant) -> usize {
         let mut sessions = self.lock();
         let before = sessions.len();
-        sessions.retain(|_, last_use| now.saturating_duration_since(*last_use) < SESSION_TIMEOUT);
+        sessions.retain(|_, record| now.saturating_duration_since(record.last_use) < SESSION_TIMEOUT);
         before - sessions.len()
     }
 
-    /// Every live session with how long ago it was last used, as of `now`.
-    pub fn list(&self, now: Instant) -> Vec<(Uuid, Duration)> {
-        self.lock().iter().map(|(id, last_use)| (*id, now.saturating_duration_since(*last_use))).collect()
+    /// Every live session with how long ago it was last used, as of `now`, and its owner.
+    pub fn list(&self, now: Instant) -> Vec<(Uuid, Duration, [u8; 32])> {
+        self.lock()
+            .iter()
+            .map(|(id, record)| (*id, now.saturating_duration_since(record.last_use), record.uid))
+            .collect()
     }
 
     /// Whether `id` is a live session.
@@ -103,7 +132,7 @@ impl SessionCatalog {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Record>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -115,9 +144,10 @@ mod tests {
     #[test]
     fn session_lifecycle_start_touch_end() {
         let catalog = SessionCatalog::default();
-        let a = catalog.start();
+        let a = catalog.start(user_digest(&[]));
         let b = Uuid::new();
-        catalog.touch(b);
+        catalog.touch(b, user_digest(&[("ann".into(), "admin".into())]));
+        assert_eq!(catalog.owned_by(&[user_digest(&[("ann".into(), "admin".into())])]), [b]);
         assert!(catalog.contains(&a) && catalog.contains(&b));
         catalog.end(&[a, Uuid::new()]);
         assert!(!catalog.contains(&a));
@@ -129,7 +159,7 @@ mod tests {
     #[test]
     fn session_reaped_after_timeout() {
         let catalog = SessionCatalog::default();
-        catalog.start();
+        catalog.start(user_digest(&[]));
         assert_eq!(catalog.reap(Instant::now()), 0);
         assert_eq!(catalog.reap(Instant::now() + SESSION_TIMEOUT + Duration::from_secs(1)), 1);
         assert!(catalog.is_empty());

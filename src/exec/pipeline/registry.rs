@@ -55,7 +55,7 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     ("$listLocalSessions", Unsupported::Source),
     ("$listSampledQueries", Unsupported::NotYet),
     ("$listSearchIndexes", Unsupported::NotYet),
-    ("$listSessions", Unsupported::NotYet),
+    ("$listSessions", Unsupported::Source),
     ("$planCacheStats", Unsupported::Source),
     ("$search", Unsupported::NotYet),
     ("$searchMeta", Unsupported::NotYet),
