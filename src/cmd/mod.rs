@@ -804,8 +804,7 @@ fn is_state_change_error(code: ErrorCode) -> bool {
 async fn dispatch(ctx: &OwnedCtx, request: Arc<CommandRequest>) -> Executed {
     let stats = &ctx.state.counters;
     if let Some(lsid) = request.lsid() {
-        let owner = crate::state::sessions::user_digest(&ctx.lock_client().auth.names);
-        ctx.state.sessions.touch(lsid, owner);
+        ctx.state.sessions.touch(lsid, || crate::state::sessions::user_digest(&ctx.lock_client().auth.names));
     }
     let test_commands = ctx.state.config.parameters.enable_test_commands;
     let found = lookup(request.name()).filter(|(_, spec)| test_commands || !spec.test_only);

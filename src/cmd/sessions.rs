@@ -101,7 +101,7 @@ pub fn end_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
 pub fn refresh_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let owner = user_digest(&ctx.client.auth.names);
     for id in session_ids(req)? {
-        ctx.state.sessions.touch(id, owner);
+        ctx.state.sessions.touch(id, || owner);
     }
     Ok(Document::new())
 }

@@ -57,8 +57,8 @@ pub(super) fn run_statement(
         ));
     }
     let state = ctx.state;
+    // (The dispatcher has touched the session already, as for every request with an `lsid`.)
     let _checked_out = state.sessions.check_out(session);
-    state.sessions.touch(session, crate::state::sessions::user_digest(&ctx.client.auth.names));
     if start
         && let Some(latest) = state.storage.latest_retryable_txn(session)?
         && latest >= number

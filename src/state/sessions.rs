@@ -61,14 +61,14 @@ impl SessionCatalog {
         id
     }
 
-    /// Marks `id` as used now by the user `uid`, creating it if unknown (drivers create
-    /// sessions client-side and the server learns of them from `lsid`). A session keeps the
-    /// owner it was first used by.
-    pub fn touch(&self, id: Uuid, uid: [u8; 32]) {
+    /// Marks `id` as used now, creating it if unknown (drivers create sessions client-side and
+    /// the server learns of them from `lsid`) as the user `uid` gives: a session keeps the
+    /// owner it was first used by, so the digest is computed once per session, not per request.
+    pub fn touch(&self, id: Uuid, uid: impl FnOnce() -> [u8; 32]) {
         self.lock()
             .entry(id)
             .and_modify(|record| record.last_use = Instant::now())
-            .or_insert(Record { last_use: Instant::now(), uid });
+            .or_insert_with(|| Record { last_use: Instant::now(), uid: uid() });
     }
 
     /// The sessions owned by the users `uids`.
@@ -146,7 +146,7 @@ mod tests {
         let catalog = SessionCatalog::default();
         let a = catalog.start(user_digest(&[]));
         let b = Uuid::new();
-        catalog.touch(b, user_digest(&[("ann".into(), "admin".into())]));
+        catalog.touch(b, || user_digest(&[("ann".into(), "admin".into())]));
         assert_eq!(catalog.owned_by(&[user_digest(&[("ann".into(), "admin".into())])]), [b]);
         assert!(catalog.contains(&a) && catalog.contains(&b));
         catalog.end(&[a, Uuid::new()]);

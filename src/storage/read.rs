@@ -69,15 +69,15 @@ impl ReadView {
     }
 
     /// The stored value at `key` in `docs` (`clustered`) or `index`, the overlay first.
-    pub(super) fn value(&self, clustered: bool, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(super) fn value(&self, clustered: bool, key: &[u8]) -> Result<Option<UserValue>> {
         if let Some(overlay) = &self.overlay {
             let map = if clustered { &overlay.docs } else { &overlay.index };
             if let Some(value) = map.get(key) {
-                return Ok(value.clone());
+                return Ok(value.as_deref().map(UserValue::from));
             }
         }
         let keyspace = if clustered { &self.docs } else { &self.index };
-        Ok(self.snapshot.get(keyspace, key).map_err(StorageError::from)?.map(|v| v.to_vec()))
+        Ok(self.snapshot.get(keyspace, key).map_err(StorageError::from)?)
     }
 
     /// The keys and values under `prefix` in `docs` (`clustered`) or `index`, in order.

@@ -115,7 +115,7 @@ impl<'a> Writer<'a> {
         }
         let stored = match &self.txn {
             Some((_, view)) => view.value(true, key)?,
-            None => self.storage.docs.get(key).map_err(StorageError::from)?.map(|v| v.to_vec()),
+            None => self.storage.docs.get(key).map_err(StorageError::from)?,
         };
         match stored {
             Some(value) => Ok(Some(decode_document(&value)?)),

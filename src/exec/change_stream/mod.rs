@@ -411,11 +411,19 @@ impl ChangeEvents {
         if !wants_post && !wants_pre {
             return Ok(document);
         }
-        let images = self.storage.change_images(token.ts)?.unwrap_or_default();
-        let shown = {
+        // The images are read only when a field comes from them (not for updateLookup alone).
+        let needs_images = wants_pre || (wants_post && self.spec.full_document != FullDocument::UpdateLookup);
+        let images =
+            if needs_images { self.storage.change_images(token.ts)?.unwrap_or_default() } else { Default::default() };
+        let missing = |image: &str, events: &str, document: &Document| {
             let key = document.get_document("documentKey").map(ToString::to_string).unwrap_or_default();
             let (db, coll) = ns.clone().unwrap_or_default();
-            format!("{{ns: {db}.{coll}, documentKey: {key}}}")
+            Error::new(
+                ErrorCode::NoMatchingDocument,
+                format!(
+                    "Change stream was configured to require a {image} for all {events} events, but the {image} was not found for event: {{ns: {db}.{coll}, documentKey: {key}}}"
+                ),
+            )
         };
         if wants_post {
             let full = match self.spec.full_document {
@@ -423,24 +431,14 @@ impl ChangeEvents {
                 _ => images.post.as_ref().and_then(|post| Document::try_from(post.as_ref()).ok()),
             };
             if full.is_none() && self.spec.full_document == FullDocument::Required {
-                return Err(Error::new(
-                    ErrorCode::NoMatchingDocument,
-                    format!(
-                        "Change stream was configured to require a post-image for all update events, but the post-image was not found for event: {shown}",
-                    ),
-                ));
+                return Err(missing("post-image", "update", &document));
             }
             document.insert("fullDocument", full.map_or(Bson::Null, Bson::Document));
         }
         if wants_pre {
             let pre = images.pre.as_ref().and_then(|pre| Document::try_from(pre.as_ref()).ok());
             if pre.is_none() && self.spec.before_change == BeforeChange::Required {
-                return Err(Error::new(
-                    ErrorCode::NoMatchingDocument,
-                    format!(
-                        "Change stream was configured to require a pre-image for all update, delete and replace events, but the pre-image was not found for event: {shown}",
-                    ),
-                ));
+                return Err(missing("pre-image", "update, delete and replace", &document));
             }
             document.insert("fullDocumentBeforeChange", pre.map_or(Bson::Null, Bson::Document));
         }
