@@ -534,6 +534,12 @@ pub struct Parameters {
     /// PBKDF2 iterations of new SCRAM-SHA-256 credentials (`scramSHA256IterationCount`,
     /// default 15,000).
     pub scram_sha256_iteration_count: u64,
+    /// How long a transaction may stay open before it is aborted
+    /// (`transactionLifetimeLimitSeconds`, default 60).
+    pub transaction_lifetime_secs: u64,
+    /// How far back snapshot reads can go (`minSnapshotHistoryWindowInSeconds`, default
+    /// 300).
+    pub snapshot_history_window_secs: u64,
 }
 
 impl Default for Parameters {
@@ -547,6 +553,8 @@ impl Default for Parameters {
             observability: true,
             scram_iteration_count: 10_000,
             scram_sha256_iteration_count: 15_000,
+            transaction_lifetime_secs: crate::state::transactions::TRANSACTION_LIFETIME.as_secs(),
+            snapshot_history_window_secs: crate::storage::oplog::DEFAULT_HISTORY_WINDOW_SECS,
         }
     }
 }
@@ -1144,6 +1152,8 @@ impl Config {
             "monarchObservability": flag(self.parameters.observability),
             "scramIterationCount": self.parameters.scram_iteration_count.to_string(),
             "scramSHA256IterationCount": self.parameters.scram_sha256_iteration_count.to_string(),
+            "transactionLifetimeLimitSeconds": self.parameters.transaction_lifetime_secs.to_string(),
+            "minSnapshotHistoryWindowInSeconds": self.parameters.snapshot_history_window_secs.to_string(),
         }
     }
 }
@@ -1352,6 +1362,17 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
             "ttlMonitorSleepSecs" => parameters.ttl_monitor_sleep_secs = parameter_positive(name, value, "seconds")?,
             "scramIterationCount" => parameters.scram_iteration_count = parameter_iterations(name, value)?,
             "scramSHA256IterationCount" => parameters.scram_sha256_iteration_count = parameter_iterations(name, value)?,
+            "transactionLifetimeLimitSeconds" => {
+                parameters.transaction_lifetime_secs = parameter_positive(name, value, "seconds")?
+            }
+            "minSnapshotHistoryWindowInSeconds" => {
+                parameters.snapshot_history_window_secs = value.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        &format!("setParameter.{name}"),
+                        format!("'{value}' is not a number of seconds"),
+                    )
+                })?
+            }
             _ => {
                 return Err(ConfigError::invalid(
                     &format!("setParameter.{name}"),

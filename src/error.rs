@@ -395,6 +395,12 @@ error_codes! {
     Location5135800 = 5135800,
     /// `hello` with `awaitable` but no `maxAwaitTimeMS`.
     Location5135801 = 5135801,
+    /// `getMore` in a session on a cursor opened outside any.
+    Location50736 = 50736,
+    /// `getMore` without a session on a cursor opened in one.
+    Location50737 = 50737,
+    /// `getMore` in another session than its cursor's.
+    Location50738 = 50738,
     /// `txnNumber` on a command that is neither a retryable write nor in a transaction.
     Location50768 = 50768,
     /// `txnNumber` on a command that takes no session (`hello`, `ping`, ...).
@@ -595,6 +601,8 @@ error_codes! {
     ConflictingOperationInProgress = 117,
     /// A snapshot is not available yet (a fail point's code here).
     SnapshotUnavailable = 246,
+    /// A snapshot read's `atClusterTime` before the oldest time the history keeps.
+    SnapshotTooOld = 239,
     /// A prepared transaction holds the data (a fail point's code here).
     PreparedTransactionInProgress = 267,
     /// A sharded read met a stale shard version (a fail point's code here).

@@ -106,6 +106,18 @@ const RUNTIME_SETTINGS: &[RuntimeSetting] = &[
             config.parameters.scram_sha256_iteration_count = new.parameters.scram_sha256_iteration_count;
         },
     },
+    RuntimeSetting {
+        key: "setParameter.transactionLifetimeLimitSeconds",
+        apply: |t, _, new| t.state.params.set_transaction_lifetime_secs(new.parameters.transaction_lifetime_secs),
+        adopt: |config, new| config.parameters.transaction_lifetime_secs = new.parameters.transaction_lifetime_secs,
+    },
+    RuntimeSetting {
+        key: "setParameter.minSnapshotHistoryWindowInSeconds",
+        apply: |t, _, new| t.state.storage.oplog.set_history_window(new.parameters.snapshot_history_window_secs),
+        adopt: |config, new| {
+            config.parameters.snapshot_history_window_secs = new.parameters.snapshot_history_window_secs;
+        },
+    },
 ];
 
 /// Keys of `Config::effective()` that are not settings.

@@ -451,7 +451,12 @@ async fn reap_idle(state: Arc<State>, shutdown: CancellationToken) {
             () = tokio::time::sleep(period) => {
                 let now = Instant::now();
                 let cursors = state.cursors.reap(now, cursor_timeout);
-                let sessions = state.sessions.reap(now);
+                // As mongod's session reaper: an expired session's cursors close with it.
+                let expired = state.sessions.reap(now);
+                let sessions = expired.len();
+                if !expired.is_empty() {
+                    state.cursors.kill_sessions(Some(&expired));
+                }
                 let transactions = state.transactions.abort_expired(now, state.params.transaction_lifetime());
                 if transactions > 0 {
                     tracing::info!(target: "TXN", id = 5_352_201, transactions, "Aborted transactions past their lifetime limit");

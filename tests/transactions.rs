@@ -201,3 +201,172 @@ async fn transaction_past_its_lifetime_is_aborted() {
     assert!(aborted, "aborted once past transactionLifetimeLimitSeconds");
     assert!(find(&server, "c").is_empty());
 }
+
+fn collection_names(server: &TestServer) -> Vec<String> {
+    let reply = command(server, doc! { "listCollections": 1, "nameOnly": true, "$db": "bank" });
+    let mut names: Vec<String> =
+        documents(&reply).iter().filter_map(|c| c.get_str("name").ok().map(str::to_owned)).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn transaction_creates_collections_and_indexes_seen_by_others_only_once_committed() {
+    let server = TestServer::member(&["--setParameter", "transactionLifetimeLimitSeconds=120"]);
+    let shown = command(&server, doc! { "getParameter": 1, "transactionLifetimeLimitSeconds": 1, "$db": "admin" });
+    assert_eq!(shown.get_i32("transactionLifetimeLimitSeconds").ok(), Some(120), "{shown}");
+    let lsid = session();
+    // Implicitly (an insert), then explicitly, then an index on it over the inserted documents.
+    let inserted = statement(
+        &server,
+        doc! { "insert": "orders", "documents": [{ "_id": 1, "sku": "a" }, { "_id": 2, "sku": "b" }], "$db": "bank" },
+        &lsid,
+        1,
+        true,
+    );
+    assert_eq!(inserted.get_i32("n").ok(), Some(2), "{inserted}");
+    let created = statement(&server, doc! { "create": "audit", "$db": "bank" }, &lsid, 1, false);
+    assert_eq!(created.get_f64("ok").ok(), Some(1.0), "{created}");
+    let indexed = statement(
+        &server,
+        doc! { "createIndexes": "orders", "indexes": [{ "key": { "sku": 1 }, "name": "sku_1", "unique": true }], "$db": "bank" },
+        &lsid,
+        1,
+        false,
+    );
+    assert_eq!(
+        (indexed.get_i32("numIndexesBefore").ok(), indexed.get_i32("numIndexesAfter").ok()),
+        (Some(1), Some(2)),
+        "{indexed}"
+    );
+    assert_eq!(indexed.get_bool("createdCollectionAutomatically").ok(), Some(false), "{indexed}");
+    // Inside: its collections, and its index serves its reads.
+    let inside = statement(
+        &server,
+        doc! { "find": "orders", "filter": { "sku": "b" }, "hint": "sku_1", "$db": "bank" },
+        &lsid,
+        1,
+        false,
+    );
+    assert_eq!(documents(&inside), [doc! { "_id": 2, "sku": "b" }], "{inside}");
+    let duplicate = statement(
+        &server,
+        doc! { "insert": "orders", "documents": [{ "_id": 3, "sku": "a" }], "$db": "bank" },
+        &lsid,
+        1,
+        false,
+    );
+    let error = duplicate.get_array("writeErrors").ok().and_then(|e| e.first()).and_then(Bson::as_document);
+    assert_eq!(error.and_then(|e| e.get_i32("code").ok()), Some(11000), "{duplicate}");
+    // The failed statement aborted it: nothing is left, and nothing was ever seen outside.
+    assert!(collection_names(&server).is_empty(), "{:?}", collection_names(&server));
+    let gone = finish(&server, "commitTransaction", &lsid, 1);
+    assert_eq!(code(&gone), Some(251), "{gone}");
+
+    // The same again without the duplicate, committed.
+    let lsid = session();
+    statement(
+        &server,
+        doc! { "insert": "orders", "documents": [{ "_id": 1, "sku": "a" }, { "_id": 2, "sku": "b" }], "$db": "bank" },
+        &lsid,
+        1,
+        true,
+    );
+    statement(&server, doc! { "create": "audit", "$db": "bank" }, &lsid, 1, false);
+    statement(
+        &server,
+        doc! { "createIndexes": "orders", "indexes": [{ "key": { "sku": 1 }, "name": "sku_1", "unique": true }], "$db": "bank" },
+        &lsid,
+        1,
+        false,
+    );
+    assert!(collection_names(&server).is_empty(), "not before the commit");
+    let committed = finish(&server, "commitTransaction", &lsid, 1);
+    assert_eq!(committed.get_f64("ok").ok(), Some(1.0), "{committed}");
+    assert_eq!(collection_names(&server), ["audit", "orders"]);
+    let by_index =
+        command(&server, doc! { "find": "orders", "filter": { "sku": "a" }, "hint": "sku_1", "$db": "bank" });
+    assert_eq!(documents(&by_index), [doc! { "_id": 1, "sku": "a" }], "{by_index}");
+    let count = command(&server, doc! { "count": "orders", "$db": "bank" });
+    assert_eq!(count.get_i32("n").ok(), Some(2), "{count}");
+    // The oplog has the creations inside the transaction's applyOps, before its inserts.
+    let entry = command(
+        &server,
+        doc! { "find": "oplog.rs", "filter": { "o.applyOps": { "$exists": true } }, "sort": { "$natural": -1 }, "limit": 1, "$db": "local" },
+    );
+    let ops = documents(&entry)
+        .first()
+        .and_then(|e| e.get_document("o").ok())
+        .and_then(|o| o.get_array("applyOps").ok())
+        .cloned()
+        .unwrap_or_default();
+    let kinds: Vec<String> = ops
+        .iter()
+        .filter_map(Bson::as_document)
+        .map(|op| {
+            let kind = op.get_str("op").unwrap_or_default();
+            let o = op.get_document("o").cloned().unwrap_or_default();
+            let command = if kind == "c" { o.keys().next().cloned().unwrap_or_default() } else { String::new() };
+            format!("{kind}:{command}")
+        })
+        .collect();
+    assert_eq!(kinds, ["c:create", "c:createIndexes", "c:create", "i:", "i:"], "{entry}");
+
+    // An index on a collection that existed before the transaction: 263, which aborts it.
+    let lsid = session();
+    let refused = statement(
+        &server,
+        doc! { "createIndexes": "orders", "indexes": [{ "key": { "x": 1 }, "name": "x_1" }], "$db": "bank" },
+        &lsid,
+        1,
+        true,
+    );
+    assert_eq!(code(&refused), Some(263), "{refused}");
+    let exists = statement(&server, doc! { "create": "orders", "$db": "bank" }, &session(), 1, true);
+    assert_eq!(code(&exists), Some(48), "{exists}");
+    let capped =
+        statement(&server, doc! { "create": "log", "capped": true, "size": 4096, "$db": "bank" }, &session(), 1, true);
+    assert_eq!(code(&capped), Some(263), "{capped}");
+}
+
+#[tokio::test]
+async fn transaction_abort_drops_the_collections_it_created_and_joins_read_its_writes() {
+    let server = TestServer::member(&[]);
+    command(&server, doc! { "insert": "customers", "documents": [{ "_id": "c1" }], "$db": "bank" });
+    let lsid = session();
+    statement(
+        &server,
+        doc! { "insert": "visits", "documents": [{ "_id": 1, "customer": "c1" }], "$db": "bank" },
+        &lsid,
+        1,
+        true,
+    );
+    statement(&server, doc! { "insert": "customers", "documents": [{ "_id": "c2" }], "$db": "bank" }, &lsid, 1, false);
+    statement(
+        &server,
+        doc! { "insert": "visits", "documents": [{ "_id": 2, "customer": "c2" }], "$db": "bank" },
+        &lsid,
+        1,
+        false,
+    );
+    // $lookup from a collection the transaction wrote: its own writes, in the joined side too.
+    let joined = statement(
+        &server,
+        doc! {
+            "aggregate": "customers",
+            "pipeline": [
+                { "$lookup": { "from": "visits", "localField": "_id", "foreignField": "customer", "as": "visits" } },
+                { "$project": { "n": { "$size": "$visits" } } },
+            ],
+            "cursor": {}, "$db": "bank",
+        },
+        &lsid,
+        1,
+        false,
+    );
+    assert_eq!(documents(&joined), [doc! { "_id": "c1", "n": 1 }, doc! { "_id": "c2", "n": 1 }], "{joined}");
+    let aborted = finish(&server, "abortTransaction", &lsid, 1);
+    assert_eq!(aborted.get_f64("ok").ok(), Some(1.0), "{aborted}");
+    assert_eq!(collection_names(&server), ["customers"], "the implicitly created collection is gone");
+    assert_eq!(find(&server, "customers"), [doc! { "_id": "c1" }]);
+}

@@ -240,6 +240,8 @@ pub(super) fn environment(
 ) -> Arc<PipelineEnv> {
     Arc::new(PipelineEnv {
         storage: ctx.state.storage.clone(),
+        view: ctx.read_view(),
+        own_collections: ctx.txn.as_ref().map(|txn| txn.created_collections().to_vec()).unwrap_or_default(),
         db: req.db().to_owned(),
         vars,
         collation: target.collation.clone(),

@@ -61,7 +61,10 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         Validator::compile(validator)?;
     }
     capped_options(&mut options)?;
-    ctx.state.storage.create_collection(&ns, options)?;
+    match ctx.txn.as_deref_mut() {
+        Some(txn) => ctx.state.storage.create_in_transaction(txn, &ns, options)?,
+        None => ctx.state.storage.create_collection(&ns, options)?,
+    };
     Ok(Document::new())
 }
 

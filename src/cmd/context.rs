@@ -68,13 +68,33 @@ pub struct RequestCtx<'a> {
     /// The open transaction a statement of a multi-document transaction runs in (see
     /// `cmd::transactions`); a handler that fails with it taken out aborts it.
     pub txn: Option<Box<crate::storage::Transaction>>,
+    /// The view of a snapshot read (`readConcern: {level: "snapshot"}` outside a
+    /// transaction) and the cluster time it reads at (see `cmd::snapshot_reads`).
+    pub snapshot_read: Option<(crate::storage::ReadView, bson::Timestamp)>,
+    /// The session (`lsid`) the request runs in, if any.
+    pub session: Option<bson::Uuid>,
 }
 
 impl RequestCtx<'_> {
-    /// The view a statement of a transaction reads (its snapshot with its own writes);
-    /// `None` outside a transaction, where each read takes a snapshot of its own.
+    /// The view a statement of a transaction reads (its snapshot with its own writes), or a
+    /// snapshot read's; `None` otherwise, where each read takes a snapshot of its own.
     pub fn read_view(&self) -> Option<crate::storage::ReadView> {
-        self.txn.as_ref().map(|txn| txn.view())
+        match (&self.txn, &self.snapshot_read) {
+            (Some(txn), _) => Some(txn.view()),
+            (None, Some((view, _))) => Some(view.clone()),
+            (None, None) => None,
+        }
+    }
+
+    /// The collection at `ns`: one this request's transaction created (which only its own
+    /// statements see), else the catalog's.
+    pub fn collection(&self, ns: &crate::storage::Namespace) -> Option<Arc<crate::storage::Collection>> {
+        self.txn.as_ref().and_then(|txn| txn.created_collection(ns)).or_else(|| self.state.storage.collection(ns))
+    }
+
+    /// The cluster time a snapshot read reads at: its reply reports it as `atClusterTime`.
+    pub fn snapshot_time(&self) -> Option<bson::Timestamp> {
+        self.snapshot_read.as_ref().map(|(_, at)| *at)
     }
 
     /// Makes the reply wait until the batch with journal `ticket` is on disk (`j: true`). The
@@ -170,6 +190,8 @@ impl OwnedCtx {
             wait: None,
             awaited,
             txn: None,
+            snapshot_read: None,
+            session: None,
         };
         let result = f(&mut ctx);
         (result, ctx.wait)

@@ -166,6 +166,8 @@ const TRANSACTION_COMMANDS: &[&str] = &[
     "abortTransaction",
     "aggregate",
     "commitTransaction",
+    "create",
+    "createIndexes",
     "delete",
     "distinct",
     "find",
@@ -242,6 +244,16 @@ pub fn max_time_ms(req: &CommandRequest) -> Result<Option<u64>> {
         return Err(Error::new(ErrorCode::BadValue, "maxTimeMS has non-integral value"));
     }
     Ok((whole > 0).then(|| whole.unsigned_abs()))
+}
+
+/// The `atClusterTime` of a request whose `readConcern` level is `snapshot` (`Some(None)`
+/// without one); `None` for any other read concern. The concern was checked by
+/// [`check_concerns`] before.
+pub fn snapshot_time(req: &CommandRequest) -> Option<Option<bson::Timestamp>> {
+    let Some(RawBsonRef::Document(concern)) = req.get("readConcern") else { return None };
+    let concern = parse_read_concern(concern).ok()?;
+    (concern.level.as_deref() == Some("snapshot"))
+        .then(|| concern.at_cluster_time.map(|(time, increment)| bson::Timestamp { time, increment }))
 }
 
 /// A parsed `readConcern`.
@@ -379,7 +391,7 @@ fn check_read_concern(spec: &CommandSpec, req: &CommandRequest, repl: &Replicati
         ));
     }
     if repl.set_name().is_some() {
-        return check_member_read_concern(&concern, level, repl, in_transaction);
+        return check_member_read_concern(&concern, level, repl);
     }
     match level {
         "linearizable" => {
@@ -410,21 +422,11 @@ fn check_read_concern(spec: &CommandSpec, req: &CommandRequest, repl: &Replicati
 
 /// The read concerns of a replica-set member: `linearizable` on the primary (a single member
 /// is its own majority, so every read it serves there is linearizable); `afterClusterTime`
-/// up to the latest cluster time, which every write acknowledged before it is visible at.
-/// `snapshot` is a transaction's own level (each transaction reads one snapshot); snapshot
-/// reads outside a transaction, `atClusterTime` and `afterOpTime` are not built.
-fn check_member_read_concern(
-    concern: &ReadConcern,
-    level: &str,
-    repl: &Replication,
-    in_transaction: bool,
-) -> Result<()> {
-    if level == "snapshot" && (!in_transaction || concern.at_cluster_time.is_some()) {
-        return Err(Error::new(
-            ErrorCode::NotImplemented,
-            "readConcern level snapshot is not implemented yet outside transactions, nor with atClusterTime",
-        ));
-    }
+/// up to the latest cluster time, which every write acknowledged before it is visible at;
+/// `snapshot` in a transaction and outside one (`find`, `aggregate`, `distinct`), at
+/// `atClusterTime` up to the latest cluster time (`cmd::snapshot_reads`). `afterOpTime` (an
+/// internal field of mongod's replication) is not built.
+fn check_member_read_concern(concern: &ReadConcern, level: &str, repl: &Replication) -> Result<()> {
     if concern.after_op_time {
         return Err(Error::new(ErrorCode::NotImplemented, "readConcern afterOpTime is not implemented"));
     }
@@ -434,7 +436,12 @@ fn check_member_read_concern(
             "cannot satisfy linearizable read concern on non-primary node",
         ));
     }
-    if let Some((time, increment)) = concern.after_cluster_time {
+    let target = match (concern.after_cluster_time, concern.at_cluster_time) {
+        (Some(after), _) => Some(("afterClusterTime", after)),
+        (None, Some(at)) => Some(("atClusterTime", at)),
+        (None, None) => None,
+    };
+    if let Some((field, (time, increment))) = target {
         let requested = bson::Timestamp { time, increment };
         let current = repl.cluster_time();
         let shown = crate::storage::clock::shown;
@@ -452,7 +459,7 @@ fn check_member_read_concern(
             return Err(Error::new(
                 ErrorCode::InvalidOptions,
                 format!(
-                    "readConcern afterClusterTime value must not be greater than the current clusterTime. Requested clusterTime: {}; current clusterTime: {}",
+                    "readConcern {field} value must not be greater than the current clusterTime. Requested clusterTime: {}; current clusterTime: {}",
                     shown(requested),
                     shown(current)
                 ),

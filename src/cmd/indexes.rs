@@ -39,9 +39,9 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
     if specs.is_empty() {
         return Err(Error::new(ErrorCode::BadValue, "Must specify at least one index to create"));
     }
-    let default_collation =
-        ctx.state.storage.collection(&ns).and_then(|c| c.options.get_document("collation").ok().cloned());
-    let capped = ctx.state.storage.collection(&ns).is_some_and(|c| c.capped.is_some());
+    let existing = ctx.collection(&ns);
+    let default_collation = existing.as_ref().and_then(|c| c.options.get_document("collation").ok().cloned());
+    let capped = existing.is_some_and(|c| c.capped.is_some());
     let mut validated = Vec::with_capacity(specs.len());
     for spec in specs {
         let RawBsonRef::Document(spec) = spec else {
@@ -60,7 +60,10 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
         }
         validated.push(stored);
     }
-    let outcome = ctx.state.storage.create_indexes(&ns, validated)?;
+    let outcome = match ctx.txn.as_deref_mut() {
+        Some(txn) => ctx.state.storage.create_indexes_in_transaction(txn, &ns, validated)?,
+        None => ctx.state.storage.create_indexes(&ns, validated)?,
+    };
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let mut reply = doc! { "numIndexesBefore": count(outcome.before), "numIndexesAfter": count(outcome.after) };
     if outcome.before == outcome.after {

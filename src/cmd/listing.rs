@@ -62,7 +62,7 @@ pub fn first_batch(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: String, entri
     };
     let Batch { cursor_id: id, .. } = cursor::open(
         &ctx.state.cursors,
-        ctx.client.auth.names.clone(),
+        (ctx.client.auth.names.clone(), ctx.session),
         ns.clone(),
         stream,
         Arc::default(),

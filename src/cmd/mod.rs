@@ -32,6 +32,7 @@ mod request;
 mod results;
 mod roles;
 mod sessions;
+mod snapshot_reads;
 mod target;
 mod testing;
 mod transactions;
@@ -1026,8 +1027,11 @@ fn call(
     awaited: bool,
 ) -> (Result<Reply>, Option<ReplyWait>) {
     ctx.with_awaited(awaited, |ctx| {
+        ctx.session = request.lsid();
         std::panic::catch_unwind(AssertUnwindSafe(|| {
-            transactions::run_statement(ctx, request, |ctx| handler.call(ctx, request))
+            transactions::run_statement(ctx, request, |ctx| {
+                snapshot_reads::run_read(ctx, request, |ctx| handler.call(ctx, request))
+            })
         }))
         .unwrap_or_else(|panic| {
             let detail = crate::state::pool::panic_message(panic.as_ref());

@@ -126,11 +126,12 @@ pub enum ReadConcernSupport {
 }
 
 impl ReadConcernSupport {
-    /// Whether `level` (one of mongod's five) is accepted.
+    /// Whether `level` (one of mongod's five) is accepted outside a transaction (a
+    /// transaction's first statement sets the level of the whole transaction, whatever the
+    /// command).
     pub fn supports(self, level: &str) -> bool {
         match self {
-            Self::LocalOnly => level == "local",
-            Self::LocalAndSnapshot => matches!(level, "local" | "snapshot"),
+            Self::LocalOnly | Self::LocalAndSnapshot => level == "local",
             Self::AllButSnapshot => level != "snapshot",
             Self::All => true,
         }
@@ -139,7 +140,7 @@ impl ReadConcernSupport {
     fn describe(self) -> &'static str {
         match self {
             Self::LocalOnly => "`local` only",
-            Self::LocalAndSnapshot => "`local` (`snapshot` is for transactions)",
+            Self::LocalAndSnapshot => "`local` (and `snapshot` in transactions)",
             Self::AllButSnapshot => "every level but `snapshot`",
             Self::All => "every level",
         }
@@ -238,8 +239,10 @@ pub static GENERIC_ARGUMENTS: &[Field] = &[
         "validated as mongod; `local`, `available` and `majority` read the latest committed data (on a standalone \
          or a single member they are the same). A standalone refuses `linearizable` and `snapshot` (123 \
          NotAReplicaSet) and `afterClusterTime` (20 IllegalOperation); a replica-set member serves `linearizable` \
-         on the primary and `afterClusterTime` up to its cluster time (72 past it), and answers 238 for \
-         `snapshot` and `afterOpTime`; a level the command does not take is 72",
+         on the primary, `afterClusterTime` up to its cluster time (72 past it), and `snapshot` in transactions \
+         and on `find`, `aggregate` and `distinct` (replies carry `atClusterTime`), at an `atClusterTime` up to \
+         `minSnapshotHistoryWindowInSeconds` old (239 SnapshotTooOld before, 72 past the cluster time); it \
+         answers 238 for `afterOpTime` (mongod's internal field); a level the command does not take is 72",
     ),
     Field::honoured(
         "writeConcern",

@@ -58,6 +58,17 @@ const PARAMETERS: &[Parameter] = &[
         }),
     },
     Parameter {
+        name: "minSnapshotHistoryWindowInSeconds",
+        settable_at_startup: true,
+        value: |s| Bson::Int32(i32::try_from(s.storage.oplog.history_window().as_secs()).unwrap_or(i32::MAX)),
+        set: Some(|s, name, value| {
+            let seconds = coerce_integer(name, value)?;
+            let seconds = u64::try_from(seconds).map_err(|_| not_at_least(name, seconds, 0))?;
+            s.storage.oplog.set_history_window(seconds);
+            Ok(())
+        }),
+    },
+    Parameter {
         name: "monarchObservability",
         settable_at_startup: true,
         value: |s| Bson::Boolean(s.config.parameters.observability),
@@ -77,7 +88,7 @@ const PARAMETERS: &[Parameter] = &[
     },
     Parameter {
         name: "transactionLifetimeLimitSeconds",
-        settable_at_startup: false,
+        settable_at_startup: true,
         value: |s| Bson::Int32(i32::try_from(s.params.transaction_lifetime().as_secs()).unwrap_or(i32::MAX)),
         set: Some(|s, name, value| {
             let seconds = coerce_integer(name, value)?;

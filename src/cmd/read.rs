@@ -259,11 +259,35 @@ impl GetMoreArgs {
     }
 }
 
+/// mongod's check that a `getMore` runs in the session its cursor was opened in (`opened`):
+/// 50736 for a cursor opened outside any session, 50737 for a request without one, 50738 for
+/// another session.
+fn check_session(id: i64, opened: Option<bson::Uuid>, request: Option<bson::Uuid>) -> Result<()> {
+    let message = match (opened, request) {
+        (None, None) => return Ok(()),
+        (Some(opened), Some(request)) if opened == request => return Ok(()),
+        (None, Some(request)) => (
+            ErrorCode::Location50736,
+            format!("Cannot run getMore on cursor {id}, which was not created in a session, in session {request}"),
+        ),
+        (Some(opened), None) => (
+            ErrorCode::Location50737,
+            format!("Cannot run getMore on cursor {id}, which was created in session {opened}, without an lsid"),
+        ),
+        (Some(opened), Some(request)) => (
+            ErrorCode::Location50738,
+            format!("Cannot run getMore on cursor {id}, which was created in session {opened}, in session {request}"),
+        ),
+    };
+    Err(Error::new(message.0, message.1))
+}
+
 /// `getMore`.
 pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let GetMoreArgs { id, ns, batch_size } = GetMoreArgs::parse(req)?;
     let cursors = &ctx.state.cursors;
-    if let Some((cursor_ns, owners)) = cursors.describe(id) {
+    if let Some((cursor_ns, owners, session)) = cursors.describe(id) {
+        check_session(id, session, ctx.session)?;
         if !Authorizer::of(ctx).owns(&owners) {
             return Err(Error::new(
                 ErrorCode::Unauthorized,
@@ -355,7 +379,7 @@ pub fn kill_cursors(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Do
         };
         // Another user's cursor takes killAnyCursor, on the cluster or its namespace; the
         // whole command is refused before any cursor goes, as mongod checks first.
-        if let Some((ns, owners)) = ctx.state.cursors.describe(id) {
+        if let Some((ns, owners, _)) = ctx.state.cursors.describe(id) {
             let (db, coll) = ns.split_once('.').unwrap_or((ns.as_str(), ""));
             let may = authz.owns(&owners)
                 || authz.allows(Resource::Cluster, ActionType::KillAnyCursor)
@@ -489,5 +513,9 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
     }
     values.sort_by(|a, b| compare_collated(a.as_raw_bson_ref(), b.as_raw_bson_ref(), collation));
     let values = values.into_iter().map(|v| Ok(limits::to_bson(v.as_raw_bson_ref())?)).collect::<Result<Vec<_>>>()?;
-    Ok(doc! { "values": values })
+    let mut reply = doc! { "values": values };
+    if let Some(at) = ctx.snapshot_time() {
+        reply.insert("atClusterTime", at);
+    }
+    Ok(reply)
 }

@@ -41,6 +41,8 @@ pub(super) struct CursorReply {
     /// A change stream's: where it stands without events, and the `_id` (resume token) of
     /// the last event in the batch; together they make `postBatchResumeToken`.
     change_stream: Option<(ResumeTokenSource, Option<RawDocumentBuf>)>,
+    /// A snapshot read's: the cluster time it read at (`atClusterTime`).
+    at_cluster_time: Option<bson::Timestamp>,
 }
 
 impl CursorReply {
@@ -50,7 +52,7 @@ impl CursorReply {
         let mut builder = ReplyBuilder::with_capacity(256);
         builder.open_document(cstr!("cursor"));
         builder.open_array(batch);
-        Self { builder, change_stream: resume_token.map(|source| (source, None)) }
+        Self { builder, change_stream: resume_token.map(|source| (source, None)), at_cluster_time: None }
     }
 
     /// Adds a document to the batch. One nested deeper than mongod reads (stored by an older
@@ -79,6 +81,9 @@ impl CursorReply {
         }
         self.builder.append(cstr!("id"), cursor_id);
         self.builder.append(cstr!("ns"), ns);
+        if let Some(at) = self.at_cluster_time {
+            self.builder.append(cstr!("atClusterTime"), at);
+        }
         Ok(Reply::from(self.builder.finish()?))
     }
 }
@@ -92,10 +97,16 @@ pub(super) fn cursor_reply(
 ) -> Result<Reply> {
     let mut reply = CursorReply::start(cstr!("firstBatch"), first.resume_token.clone());
     let full = ns.full();
-    let Batch { count, cursor_id } =
-        cursor::open(&ctx.state.cursors, ctx.client.auth.names.clone(), full.clone(), stream, stats, first, |doc| {
-            reply.take(doc)
-        })?;
+    let Batch { count, cursor_id } = cursor::open(
+        &ctx.state.cursors,
+        (ctx.client.auth.names.clone(), ctx.session),
+        full.clone(),
+        stream,
+        stats,
+        first,
+        |doc| reply.take(doc),
+    )?;
     ctx.op.docs.returned.fetch_add(count as u64, Ordering::Relaxed);
+    reply.at_cluster_time = ctx.snapshot_time();
     reply.finish(cursor_id, &full)
 }

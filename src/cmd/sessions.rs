@@ -136,18 +136,25 @@ pub fn kill_all_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
         owners.push(user_digest(&[(name.to_owned(), db.to_owned())]));
     }
     if patterns.is_empty() {
-        ctx.state.sessions.kill_all();
-        ctx.state.transactions.abort_all();
+        kill_every_session(ctx);
     } else {
         kill(ctx, &ctx.state.sessions.owned_by(&owners));
     }
     Ok(Document::new())
 }
 
-/// Ends the sessions `ids` and aborts their transactions.
+/// Ends the sessions `ids`, aborts their transactions and closes their cursors.
 fn kill(ctx: &RequestCtx<'_>, ids: &[Uuid]) {
     ctx.state.sessions.end(ids);
     ctx.state.transactions.abort_sessions(ids);
+    ctx.state.cursors.kill_sessions(Some(ids));
+}
+
+/// Ends every session, aborts every transaction and closes every cursor opened in a session.
+fn kill_every_session(ctx: &RequestCtx<'_>) {
+    ctx.state.sessions.kill_all();
+    ctx.state.transactions.abort_all();
+    ctx.state.cursors.kill_sessions(None);
 }
 
 /// `killAllSessionsByPattern: [{lsid}, {uid}, {users}, {roles}, ...]`; an empty list kills
@@ -184,8 +191,7 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut RequestCtx<'_>, req: &CommandReque
         }
     }
     if all {
-        ctx.state.sessions.kill_all();
-        ctx.state.transactions.abort_all();
+        kill_every_session(ctx);
     } else {
         kill(ctx, &ids);
     }

@@ -11,7 +11,7 @@ use bson::RawBsonRef;
 use super::{RequestCtx, collation};
 use crate::error::Result;
 use crate::query::Collation;
-use crate::storage::{Collection, Namespace, Storage};
+use crate::storage::{Collection, Namespace, Storage, Transaction};
 
 /// A command's resolved target.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ impl Target {
         given: Option<RawBsonRef<'_>>,
         field: &str,
     ) -> Result<Self> {
-        let collection = ctx.state.storage.collection(&ns);
+        let collection = ctx.collection(&ns);
         let collation = collation::resolve(given, field, collection.as_deref())?;
         Ok(Self { ns, collection, collation, deadline: ctx.op.deadline() })
     }
@@ -46,25 +46,27 @@ impl Target {
     /// The target of a write command on `ns`: looked up once; its statements resolve their own
     /// collations ([`Target::statement_collation`]), so the command has none.
     pub(super) fn for_write(ctx: &RequestCtx<'_>, ns: Namespace) -> Self {
-        let collection = ctx.state.storage.collection(&ns);
+        let collection = ctx.collection(&ns);
         Self { ns, collection, collation: None, deadline: ctx.op.deadline() }
     }
 
-    /// The collection a write goes to: created (once) when the write may insert, else `None`
-    /// if it does not exist.
+    /// The collection a write goes to: created (once) when the write may insert, in `txn`
+    /// when it runs in one; else `None` if it does not exist.
     ///
     /// # Errors
-    /// 166 CommandNotSupportedOnView for a view; storage errors creating it.
+    /// As [`collection_or_create`].
     pub(super) fn collection_for_write(
         &mut self,
         storage: &Storage,
+        txn: Option<&mut Transaction>,
         may_insert: bool,
     ) -> Result<Option<Arc<Collection>>> {
         if self.collection.is_none() {
-            // No collection of that name: it may be a view, which takes no writes.
-            crate::exec::views::refuse_view(storage, &self.ns)?;
             if may_insert {
-                self.collection = Some(storage.collection_or_create(&self.ns)?);
+                self.collection = Some(collection_or_create(storage, txn, &self.ns)?);
+            } else {
+                // No collection of that name: it may be a view, which takes no writes.
+                crate::exec::views::refuse_view(storage, &self.ns)?;
             }
         }
         Ok(self.collection.clone())
@@ -81,5 +83,28 @@ impl Target {
         field: &str,
     ) -> Result<Option<Arc<Collation>>> {
         collation::resolve(given, field, self.collection.as_deref())
+    }
+}
+
+/// The collection at `ns` for a write that inserts: the existing one (`txn`'s own first),
+/// else a new one, created in `txn` when the write runs in a transaction (others see it once
+/// the transaction commits).
+///
+/// # Errors
+/// 166 CommandNotSupportedOnView for a view; storage errors creating it.
+pub(super) fn collection_or_create(
+    storage: &Storage,
+    txn: Option<&mut Transaction>,
+    ns: &Namespace,
+) -> Result<Arc<Collection>> {
+    if let Some(collection) = txn.as_ref().and_then(|txn| txn.created_collection(ns)).or_else(|| storage.collection(ns))
+    {
+        return Ok(collection);
+    }
+    // No collection of that name: it may be a view, which takes no writes.
+    crate::exec::views::refuse_view(storage, ns)?;
+    match txn {
+        Some(txn) => storage.create_in_transaction(txn, ns, bson::Document::new()),
+        None => storage.collection_or_create(ns),
     }
 }

@@ -70,8 +70,17 @@ pub(super) fn run_statement(
             ),
         ));
     }
-    let statement =
-        state.transactions.begin_statement(session, number, start, req.name(), || state.storage.begin_transaction())?;
+    // A transaction reading at `atClusterTime` reads the snapshot history's view of it.
+    let at = if start { super::generic::snapshot_time(req).flatten() } else { None };
+    let snapshot = match at {
+        Some(at) => Some(state.storage.snapshot_at(Some(at))?.0),
+        None => None,
+    };
+    let begin = || match snapshot {
+        Some(snapshot) => state.storage.begin_transaction_in(snapshot),
+        None => state.storage.begin_transaction(),
+    };
+    let statement = state.transactions.begin_statement(session, number, start, req.name(), begin)?;
     let txn = match statement {
         Statement::AlreadyCommitted => return Ok(Reply::from(Document::new())),
         Statement::Open(txn) => txn,

@@ -207,14 +207,7 @@ impl<'a> InsertArgs<'a> {
 pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let InsertArgs { common: WriteCommon { ns, ordered, journal }, bypass, documents } = InsertArgs::parse(req)?;
     let storage = &ctx.state.storage;
-    let collection = match storage.collection(&ns) {
-        Some(collection) => collection,
-        None => {
-            // No collection of that name: it may be a view, which takes no writes.
-            crate::exec::views::refuse_view(storage, &ns)?;
-            storage.collection_or_create(&ns)?
-        }
-    };
+    let collection = super::target::collection_or_create(storage, ctx.txn.as_deref_mut(), &ns)?;
     let validation = validation(ctx, &collection, bypass);
     let mut retry = retryable(ctx, req, true)?;
     let mut txn = ctx.txn.take();
@@ -650,7 +643,7 @@ fn run_update_statement(
         collation: statement.collation.as_ref(),
         keep_documents: false,
     };
-    let Some(collection) = target.collection_for_write(storage, options.upsert)? else {
+    let Some(collection) = target.collection_for_write(storage, txn.as_deref_mut(), options.upsert)? else {
         return Ok((UpdateOutcome::default(), None));
     };
     let validation = validation(ctx, &collection, bypass);
@@ -902,7 +895,7 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
         reply.append(cstr!("retriedStmtId"), retry.retried().first().copied().unwrap_or(0));
         return Ok(Reply::from(reply));
     }
-    let Some(collection) = target.collection_for_write(storage, upsert)? else {
+    let Some(collection) = target.collection_for_write(storage, ctx.txn.as_deref_mut(), upsert)? else {
         return find_and_modify_reply(LastError { n: 0, updated_existing: Some(false), upserted: None }, None)
             .map(Reply::from);
     };

@@ -49,7 +49,7 @@ pub fn find_first_batch(batch_size: Option<usize>, limit: Option<usize>) -> usiz
     size.unwrap_or(DEFAULT_FIRST_BATCH)
 }
 
-/// Opens a cursor on `ns` for `owners` over `stream` (whose work `stats` counts): hands its first batch to
+/// Opens a cursor on `ns` for `owners` in `session` over `stream` (whose work `stats` counts): hands its first batch to
 /// `take` and parks the rest in `cursors`, unless it is exhausted or a single batch was asked
 /// for.
 ///
@@ -57,15 +57,17 @@ pub fn find_first_batch(batch_size: Option<usize>, limit: Option<usize>) -> usiz
 /// The stream's errors and `take`'s; 50 MaxTimeMSExpired past the deadline.
 pub fn open(
     cursors: &CursorRegistry,
-    owners: crate::auth::UserNames,
+    (owners, session): (crate::auth::UserNames, Option<bson::Uuid>),
     ns: String,
     stream: DocumentStream,
     stats: Arc<ExecStats>,
     first: FirstBatch,
     take: impl FnMut(&RawDocument) -> Result<()>,
 ) -> Result<Batch> {
-    let mut cursor =
-        Cursor::new(ns, stream, first.no_timeout, stats).owned_by(owners).with_resume_token(first.resume_token);
+    let mut cursor = Cursor::new(ns, stream, first.no_timeout, stats)
+        .owned_by(owners)
+        .in_session(session)
+        .with_resume_token(first.resume_token);
     if let Some(tailing) = first.tailing {
         cursor = cursor.tailing(tailing);
     }

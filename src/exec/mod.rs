@@ -171,6 +171,16 @@ impl Query {
             min: min.as_deref(),
             max: max.as_deref(),
         };
+        // A view older than an index's build (a transaction's, a snapshot read's) plans
+        // without it, and without the plan cache, whose plans may use it.
+        let (visible, uncached);
+        let (indexes, plans) = if indexes.iter().all(|index| index.visible_at(view.instant())) {
+            (indexes, plans)
+        } else {
+            visible = indexes.iter().filter(|index| index.visible_at(view.instant())).cloned().collect::<IndexSet>();
+            uncached = PlanCache::default();
+            (&visible, &uncached)
+        };
         let planning = Instant::now();
         let plan = planner::choose(plans, collection, indexes, &shape, &view)?;
         stats.add_plan_time(planning.elapsed());

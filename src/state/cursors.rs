@@ -38,6 +38,9 @@ pub struct Cursor {
     pub tailing: Option<Tailing>,
     /// A change stream's position when a batch has no event (its `postBatchResumeToken`).
     pub resume_token: Option<ResumeTokenSource>,
+    /// The session it was opened in: its `getMore`s must come in the same one, and killing
+    /// the session (or its expiry) closes it.
+    pub session: Option<bson::Uuid>,
 }
 
 /// Reads where a change stream stands: the `postBatchResumeToken` of a batch without events.
@@ -71,7 +74,14 @@ impl Cursor {
             stats,
             tailing: None,
             resume_token: None,
+            session: None,
         }
+    }
+
+    /// The cursor, opened in `session`.
+    pub fn in_session(mut self, session: Option<bson::Uuid>) -> Self {
+        self.session = session;
+        self
     }
 
     /// The cursor, tailable.
@@ -209,9 +219,22 @@ impl CursorRegistry {
         self.lock().get(&id).map(|c| c.ns.clone())
     }
 
-    /// The namespace and the owners of cursor `id`.
-    pub fn describe(&self, id: i64) -> Option<(String, UserNames)> {
-        self.lock().get(&id).map(|c| (c.ns.clone(), c.owners.clone()))
+    /// The namespace, the owners and the session of cursor `id`.
+    pub fn describe(&self, id: i64) -> Option<(String, UserNames, Option<bson::Uuid>)> {
+        self.lock().get(&id).map(|c| (c.ns.clone(), c.owners.clone(), c.session))
+    }
+
+    /// Closes the cursors opened in the sessions `ids` (`None`: in any session); returns how
+    /// many.
+    pub fn kill_sessions(&self, ids: Option<&[bson::Uuid]>) -> usize {
+        let mut cursors = self.lock();
+        let before = cursors.len();
+        cursors.retain(|_, c| match (c.session, ids) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(session), Some(ids)) => !ids.contains(&session),
+        });
+        before - cursors.len()
     }
 
     /// Closes cursors idle for longer than `timeout` as of `now`; returns how many.

@@ -100,6 +100,7 @@ impl State {
         commands: usize,
         tls: TlsCertificates,
     ) -> Self {
+        storage.oplog.set_history_window(config.parameters.snapshot_history_window_secs);
         Self {
             tls,
             topology: Topology::new(),

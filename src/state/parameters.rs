@@ -33,7 +33,7 @@ impl RuntimeParameters {
             scram_iteration_count: AtomicU64::new(p.scram_iteration_count),
             scram_sha256_iteration_count: AtomicU64::new(p.scram_sha256_iteration_count),
             quiet: AtomicBool::new(config.log.quiet),
-            transaction_lifetime_secs: AtomicU64::new(crate::state::transactions::TRANSACTION_LIFETIME.as_secs()),
+            transaction_lifetime_secs: AtomicU64::new(p.transaction_lifetime_secs),
             changed: tokio::sync::Notify::new(),
         }
     }

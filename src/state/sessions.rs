@@ -101,12 +101,18 @@ impl SessionCatalog {
         self.lock().clear();
     }
 
-    /// Forgets sessions unused for [`SESSION_TIMEOUT`] as of `now`; returns how many.
-    pub fn reap(&self, now: Instant) -> usize {
+    /// Forgets sessions unused for [`SESSION_TIMEOUT`] as of `now`; returns them.
+    pub fn reap(&self, now: Instant) -> Vec<Uuid> {
         let mut sessions = self.lock();
-        let before = sessions.len();
-        sessions.retain(|_, record| now.saturating_duration_since(record.last_use) < SESSION_TIMEOUT);
-        before - sessions.len()
+        let mut expired = Vec::new();
+        sessions.retain(|id, record| {
+            let live = now.saturating_duration_since(record.last_use) < SESSION_TIMEOUT;
+            if !live {
+                expired.push(*id);
+            }
+            live
+        });
+        expired
     }
 
     /// Every live session with how long ago it was last used, as of `now`, and its owner.
@@ -159,9 +165,9 @@ mod tests {
     #[test]
     fn session_reaped_after_timeout() {
         let catalog = SessionCatalog::default();
-        catalog.start(user_digest(&[]));
-        assert_eq!(catalog.reap(Instant::now()), 0);
-        assert_eq!(catalog.reap(Instant::now() + SESSION_TIMEOUT + Duration::from_secs(1)), 1);
+        let id = catalog.start(user_digest(&[]));
+        assert_eq!(catalog.reap(Instant::now()), []);
+        assert_eq!(catalog.reap(Instant::now() + SESSION_TIMEOUT + Duration::from_secs(1)), [id]);
         assert!(catalog.is_empty());
     }
 }

@@ -13,11 +13,13 @@ pub struct LogicalClock {
     latest: AtomicU64,
 }
 
-fn pack(ts: Timestamp) -> u64 {
+/// A time as one ordered number: `seconds << 32 | increment`.
+pub(crate) fn pack(ts: Timestamp) -> u64 {
     (u64::from(ts.time) << 32) | u64::from(ts.increment)
 }
 
-fn unpack(packed: u64) -> Timestamp {
+/// The time [`pack`] packed.
+pub(crate) fn unpack(packed: u64) -> Timestamp {
     Timestamp { time: (packed >> 32) as u32, increment: packed as u32 }
 }
 

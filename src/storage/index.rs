@@ -103,6 +103,10 @@ pub struct Index {
     accesses: AtomicU64,
     /// When the count started: the index's creation or the server's start.
     accesses_since: bson::DateTime,
+    /// The first engine instant whose views hold all its entries: views of earlier instants
+    /// (an older transaction's, a snapshot read's at an earlier time) must not scan it. 0 for
+    /// an index that existed when the server started; `u64::MAX` while its build commits.
+    visible_from: AtomicU64,
 }
 
 impl Index {
@@ -144,8 +148,24 @@ impl Index {
             multikey: AtomicBool::new(multikey),
             accesses: AtomicU64::new(0),
             accesses_since: bson::DateTime::now(),
+            visible_from: AtomicU64::new(0),
             spec,
         })
+    }
+
+    /// Whether a view at engine instant `instant` holds all its entries.
+    pub fn visible_at(&self, instant: fjall::SeqNo) -> bool {
+        instant >= self.visible_from.load(Ordering::Acquire)
+    }
+
+    /// Sets the first instant whose views hold all its entries (see [`Index::visible_at`]).
+    pub(super) fn set_visible_from(&self, instant: fjall::SeqNo) {
+        self.visible_from.store(instant, Ordering::Release);
+    }
+
+    /// The instant from which it is visible (carried over when options change).
+    pub(super) fn visible_from(&self) -> fjall::SeqNo {
+        self.visible_from.load(Ordering::Acquire)
     }
 
     /// Counts one query that scans this index.

@@ -37,6 +37,14 @@ pub struct CreatedIndexes {
     pub after: usize,
 }
 
+/// A collection's indexes with new ones added (see [`Storage::added_indexes`]).
+pub(super) struct Added {
+    /// Every index, the new ones last.
+    pub(super) indexes: Vec<Arc<Index>>,
+    /// The new ones.
+    pub(super) built: Vec<Arc<Index>>,
+}
+
 /// An index change made by `collMod`: the option and its old and new values.
 pub type IndexOptionChange = Vec<(&'static str, Bson, Bson)>;
 
@@ -54,22 +62,10 @@ impl Storage {
         let _writers = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.journal.check_writable()?;
         let current = collection.indexes();
-        let mut indexes: Vec<Arc<Index>> = current.to_vec();
-        let mut built = Vec::new();
-        for spec in specs {
-            if exists_already(&indexes, &spec)? {
-                continue;
-            }
-            if indexes.len() >= MAX_INDEXES {
-                let key = spec.get_document("key").map(ToString::to_string).unwrap_or_default();
-                return Err(Error::new(
-                    ErrorCode::CannotCreateIndex,
-                    format!("add index fails, too many indexes for {ns} key:{key}"),
-                ));
-            }
-            let index = Arc::new(Index::from_spec(self.catalog.next_id(), spec, false)?);
-            indexes.push(index.clone());
-            built.push(index);
+        let Added { indexes, built } = self.added_indexes(ns, &current, specs)?;
+        for index in &built {
+            // Not visible to any view until its entries are committed (just below).
+            index.set_visible_from(u64::MAX);
         }
         let outcome = CreatedIndexes { created_collection, before: current.len(), after: indexes.len() };
         if built.is_empty() {
@@ -102,41 +98,85 @@ impl Storage {
             collection.set_indexes(previous);
             return Err(error);
         }
+        let committed_at = self.db.visible_seqno();
+        for index in &built {
+            index.set_visible_from(committed_at);
+        }
         Ok(outcome)
+    }
+
+    /// `current` with the indexes of `specs` that do not exist yet (made, not yet filled),
+    /// and those new ones.
+    ///
+    /// # Errors
+    /// 85, 86 for a clash with an existing index; 67 past [`MAX_INDEXES`] or for a bad spec.
+    pub(super) fn added_indexes(&self, ns: &Namespace, current: &[Arc<Index>], specs: Vec<Document>) -> Result<Added> {
+        let mut indexes: Vec<Arc<Index>> = current.to_vec();
+        let mut built = Vec::new();
+        for spec in specs {
+            if exists_already(&indexes, &spec)? {
+                continue;
+            }
+            if indexes.len() >= MAX_INDEXES {
+                let key = spec.get_document("key").map(ToString::to_string).unwrap_or_default();
+                return Err(Error::new(
+                    ErrorCode::CannotCreateIndex,
+                    format!("add index fails, too many indexes for {ns} key:{key}"),
+                ));
+            }
+            let index = Arc::new(Index::from_spec(self.catalog.next_id(), spec, false)?);
+            indexes.push(index.clone());
+            built.push(index);
+        }
+        Ok(Added { indexes, built })
     }
 
     /// Every entry `index` needs for the documents of `collection` now, checking uniqueness.
     pub(super) fn build_entries(&self, collection: &Collection, index: &Index) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
-        let mut entries = BTreeMap::new();
-        let prefix_len = collection.prefix().len();
-        for guard in self.docs.prefix(collection.prefix()) {
-            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
-            let doc = RawDocument::from_bytes(&value).map_err(|e| super::corrupt_document(&e))?;
-            let record = key.get(prefix_len..).unwrap_or_default();
-            let (doc_entries, multikey) = index.entries(doc, record)?;
-            if multikey {
-                index.mark_multikey();
-            }
-            entries.extend(doc_entries);
-        }
-        if index.unique {
-            // Entries of one tuple are adjacent: any two with different records collide.
-            let mut previous: Option<(&[u8], &[u8])> = None;
-            for (key, value) in &entries {
-                let record = record_of(key).unwrap_or_default();
-                let tuple = key.get(..key.len().saturating_sub(record.len() + 2)).unwrap_or_default();
-                if let Some((prev_tuple, prev_record)) = previous
-                    && prev_tuple == tuple
-                    && prev_record != record
-                {
-                    return Err(duplicate_index_key(collection, index, value));
-                }
-                previous = Some((tuple, record));
-            }
-        }
-        Ok(entries)
+        let documents =
+            self.docs.prefix(collection.prefix()).map(|guard| guard.into_inner().map_err(StorageError::from));
+        index_entries(collection, index, documents)
     }
+}
 
+/// Every entry `index` needs for `documents` (stored keys and values) of `collection`, checking
+/// uniqueness.
+pub(super) fn index_entries<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    collection: &Collection,
+    index: &Index,
+    documents: impl Iterator<Item = std::result::Result<(K, V), StorageError>>,
+) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+    let mut entries = BTreeMap::new();
+    let prefix_len = collection.prefix().len();
+    for stored in documents {
+        let (key, value) = stored?;
+        let doc = RawDocument::from_bytes(value.as_ref()).map_err(|e| super::corrupt_document(&e))?;
+        let record = key.as_ref().get(prefix_len..).unwrap_or_default();
+        let (doc_entries, multikey) = index.entries(doc, record)?;
+        if multikey {
+            index.mark_multikey();
+        }
+        entries.extend(doc_entries);
+    }
+    if index.unique {
+        // Entries of one tuple are adjacent: any two with different records collide.
+        let mut previous: Option<(&[u8], &[u8])> = None;
+        for (key, value) in &entries {
+            let record = record_of(key).unwrap_or_default();
+            let tuple = key.get(..key.len().saturating_sub(record.len() + 2)).unwrap_or_default();
+            if let Some((prev_tuple, prev_record)) = previous
+                && prev_tuple == tuple
+                && prev_record != record
+            {
+                return Err(duplicate_index_key(collection, index, value));
+            }
+            previous = Some((tuple, record));
+        }
+    }
+    Ok(entries)
+}
+
+impl Storage {
     /// Drops the selected indexes of `ns`; returns the index count before.
     ///
     /// # Errors
@@ -256,6 +296,7 @@ impl Storage {
             return Ok(changes);
         }
         let replacement = Arc::new(Index::from_spec(index.id, spec, index.is_multikey())?);
+        replacement.set_visible_from(index.visible_from());
         let indexes = current.iter().map(|i| if i.id == index.id { replacement.clone() } else { i.clone() }).collect();
         let mut changed = doc! { "name": &index.name };
         for (option, _, new) in &changes {

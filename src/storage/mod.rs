@@ -48,6 +48,7 @@ mod catalog;
 pub mod clock;
 mod durability;
 mod error;
+mod history;
 pub mod index;
 mod index_ddl;
 pub mod keys;
@@ -59,6 +60,7 @@ mod retryable;
 mod tail;
 mod ttl;
 mod txn;
+mod txn_ddl;
 mod validate;
 mod writer;
 
@@ -362,11 +364,7 @@ impl Storage {
         batch.insert(&self.meta, catalog::entry_key(ns), catalog::entry_value(&collection)?);
         batch.insert(&self.meta, NEXT_ID_KEY, next_id.to_be_bytes());
         batch.insert(&self.meta, totals_key(&collection), Totals::default().encode());
-        let mut logged = doc! { "create": &ns.coll };
-        logged.extend(collection.options.clone());
-        if collection.indexes().iter().any(|index| index.is_named_id()) {
-            logged.insert("idIndex", id_index_spec());
-        }
+        let logged = txn_ddl::create_command(&collection);
         self.commit_durable(batch, &self.command_entry(ns, Some(collection.uuid), logged)?)?;
         self.catalog.apply(&CatalogChange { put: vec![collection.clone()], remove: Vec::new() });
         Ok(collection)

@@ -10,16 +10,19 @@
 //! tailing reader never sees a later entry before an earlier one (mongod's "oplog holes"
 //! cannot happen).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bson::raw::cstr;
 use bson::{DateTime, Document, RawBsonRef, RawDocumentBuf, Timestamp, Uuid};
 use fjall::OwnedWriteBatch;
 
 use super::catalog::Collection;
+use super::clock::pack;
+use super::history::{History, Unreadable};
 use super::index::prefix_successor;
-use super::{Namespace, Storage, StorageError, Totals, totals_key};
+use super::{Namespace, ReadView, Storage, StorageError, Totals, totals_key};
 use crate::error::{Error, ErrorCode, Result};
 
 /// The oplog's database, each member's own: changes to it are not recorded.
@@ -269,14 +272,30 @@ impl Entry {
 }
 
 /// The oplog of this member: off on a standalone and before `replSetInitiate`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Oplog {
     /// Read by every writer without the lock.
     on: AtomicBool,
     /// The term entries are written in.
     term: AtomicI64,
+    /// `minSnapshotHistoryWindowInSeconds`: how long snapshot reads can go back.
+    history_window: AtomicU64,
     active: Mutex<Option<Active>>,
 }
+
+impl Default for Oplog {
+    fn default() -> Self {
+        Self {
+            on: AtomicBool::new(false),
+            term: AtomicI64::new(0),
+            history_window: AtomicU64::new(DEFAULT_HISTORY_WINDOW_SECS),
+            active: Mutex::new(None),
+        }
+    }
+}
+
+/// mongod's default `minSnapshotHistoryWindowInSeconds`.
+pub const DEFAULT_HISTORY_WINDOW_SECS: u64 = 300;
 
 #[derive(Debug)]
 struct Active {
@@ -285,15 +304,13 @@ struct Active {
     size: u64,
     /// The key of the last entry trimmed: the oldest is after it.
     trimmed_to: Option<Vec<u8>>,
+    /// Which instant each logged commit's time made current (snapshot reads at a time).
+    history: History,
 }
 
 /// The `meta` key of the images of the change recorded at `ts`.
 fn images_key(ts: Timestamp) -> Vec<u8> {
     super::meta_key(b'p', &pack(ts).to_be_bytes())
-}
-
-fn pack(ts: Timestamp) -> u64 {
-    (u64::from(ts.time) << 32) | u64::from(ts.increment)
 }
 
 /// The time of the oplog entry stored at `key`.
@@ -323,6 +340,16 @@ impl Oplog {
     fn lock(&self) -> MutexGuard<'_, Option<Active>> {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// `minSnapshotHistoryWindowInSeconds`.
+    pub fn history_window(&self) -> Duration {
+        Duration::from_secs(self.history_window.load(Ordering::Relaxed))
+    }
+
+    /// Sets `minSnapshotHistoryWindowInSeconds` (from the next commit on).
+    pub fn set_history_window(&self, seconds: u64) {
+        self.history_window.store(seconds, Ordering::Relaxed);
+    }
 }
 
 impl Storage {
@@ -351,7 +378,7 @@ impl Storage {
         };
         let size = collection.capped.map_or(size, |capped| capped.size);
         let totals = self.totals(&collection)?;
-        *self.oplog.lock() = Some(Active { collection, totals, size, trimmed_to: None });
+        *self.oplog.lock() = Some(Active { collection, totals, size, trimmed_to: None, history: History::default() });
         self.oplog.on.store(true, Ordering::Release);
         Ok(())
     }
@@ -445,9 +472,45 @@ impl Storage {
         batch.commit().map_err(StorageError::from)?;
         oplog.totals = totals;
         oplog.trimmed_to = trimmed_to;
+        if let Some(last) = last {
+            let clock = (std::time::Instant::now(), self.oplog.history_window());
+            oplog.history.record(last, self.db.visible_seqno(), clock, || self.db.snapshot());
+        }
         drop(active);
         self.capped_inserts.notify();
         Ok(last)
+    }
+
+    /// A snapshot read's view and the cluster time it reads at: `at`, as the history kept
+    /// it, or now (`None`). The oplog's lock is held while it looks: every time handed out
+    /// before is then committed and recorded.
+    ///
+    /// # Errors
+    /// 239 SnapshotTooOld for a time before the oldest the history keeps (or before the
+    /// member started recording, when the history is new).
+    pub fn snapshot_at(&self, at: Option<Timestamp>) -> Result<(ReadView, Timestamp)> {
+        let active = self.oplog.lock();
+        let now = self.clock.now();
+        let Some(at) = at.filter(|at| pack(*at) < pack(now)) else {
+            return Ok((self.snapshot(), now));
+        };
+        let history = active.as_ref().map(|oplog| oplog.history.instant_at(at));
+        match history {
+            Some(Ok((anchor, instant))) => {
+                Ok((ReadView::at(anchor, instant, self.docs.clone(), self.index.clone()), at))
+            }
+            None | Some(Err(Unreadable::TooOld)) => {
+                let oldest = active.as_ref().and_then(|oplog| oplog.history.oldest());
+                Err(Error::new(
+                    ErrorCode::SnapshotTooOld,
+                    format!(
+                        "Read timestamp {} is older than the oldest available timestamp{}.",
+                        super::clock::shown(at),
+                        oldest.map(|oldest| format!(" ({})", super::clock::shown(oldest))).unwrap_or_default()
+                    ),
+                ))
+            }
+        }
     }
 
     /// Records the command `o` on database `db` on its own (`dropDatabase`, once its

@@ -10,7 +10,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
-use fjall::{Keyspace, Readable, UserKey, UserValue};
+use fjall::{AbstractTree, Keyspace, SeqNo, UserKey, UserValue};
+use lsm_tree::Guard as _;
 
 use super::index::{Direction, Index, KeyLimits, KeyRange, prefix_successor, record_of};
 use super::{Collection, StorageError, keys};
@@ -19,9 +20,17 @@ use crate::query::bounds::IndexBounds;
 
 /// A consistent snapshot for reads and cursors. Cheap to clone: clones share the snapshot.
 /// In a transaction it also sees the transaction's own writes ([`Overlay`]).
+///
+/// It reads the engine as of `instant` (every batch committed before it), and holds an engine
+/// snapshot at or before `instant` (`anchor`) so that compaction keeps the versions it reads:
+/// a view of now anchors on a snapshot of now; a view of an earlier cluster time (a snapshot
+/// read's `atClusterTime`) on the snapshot history's anchor (see `history.rs`). fjall's own
+/// `Snapshot` reads only at its own sequence number, so reads go to its trees with
+/// `instant`, as its `Snapshot` does.
 #[derive(Clone)]
 pub struct ReadView {
-    snapshot: fjall::Snapshot,
+    anchor: fjall::Snapshot,
+    instant: SeqNo,
     docs: Keyspace,
     index: Keyspace,
     overlay: Option<Arc<Overlay>>,
@@ -58,8 +67,21 @@ impl Overlay {
 pub type DocumentFilter = Box<dyn FnMut(&RawDocument) -> Result<bool> + Send>;
 
 impl ReadView {
-    pub(super) fn new(snapshot: fjall::Snapshot, docs: Keyspace, index: Keyspace) -> Self {
-        Self { snapshot, docs, index, overlay: None }
+    /// A view of `anchor`'s own instant.
+    pub(super) fn new(anchor: fjall::Snapshot, docs: Keyspace, index: Keyspace) -> Self {
+        let instant = anchor.seqno();
+        Self { anchor, instant, docs, index, overlay: None }
+    }
+
+    /// A view as of `instant`, which `anchor` (taken at or before it) keeps readable.
+    pub(super) fn at(anchor: fjall::Snapshot, instant: SeqNo, docs: Keyspace, index: Keyspace) -> Self {
+        debug_assert!(anchor.seqno() <= instant, "an anchor after the instant does not keep its versions");
+        Self { anchor, instant, docs, index, overlay: None }
+    }
+
+    /// The engine instant it reads at: it sees every batch committed before it.
+    pub fn instant(&self) -> SeqNo {
+        self.instant
     }
 
     /// This view with a transaction's writes over it.
@@ -77,7 +99,7 @@ impl ReadView {
             }
         }
         let keyspace = if clustered { &self.docs } else { &self.index };
-        Ok(self.snapshot.get(keyspace, key).map_err(StorageError::from)?)
+        Ok(keyspace.tree.get(key, self.instant).map_err(|e| StorageError::from(fjall::Error::from(e)))?)
     }
 
     /// The keys and values under `prefix` in `docs` (`clustered`) or `index`, in order.
@@ -91,7 +113,10 @@ impl ReadView {
     fn rows(&self, clustered: bool, start: Vec<u8>, end: Bound<Vec<u8>>, direction: Direction) -> DocsIter {
         let keyspace = if clustered { &self.docs } else { &self.index };
         let pending = self.overlay.as_ref().map(|o| o.range(clustered, &start, &end)).unwrap_or_default();
-        let inner = self.snapshot.range(keyspace, (Bound::Included(start), end));
+        let inner = Stored {
+            rows: keyspace.tree.range((Bound::Included(start), end), self.instant, None),
+            _anchor: self.anchor.clone(),
+        };
         if pending.is_empty() {
             return DocsIter::new(inner, direction);
         }
@@ -215,16 +240,37 @@ fn scan_ranges(
     }
 }
 
-/// A fjall iterator walked forwards or backwards, with a transaction's writes merged in.
+/// The stored rows of a range as of a view's instant; holds the view's anchor, so the
+/// versions it walks stay while it lives (a cursor may keep it).
+pub(super) struct Stored {
+    rows: Box<dyn DoubleEndedIterator<Item = lsm_tree::IterGuardImpl> + Send>,
+    _anchor: fjall::Snapshot,
+}
+
+impl Iterator for Stored {
+    type Item = lsm_tree::IterGuardImpl;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rows.next()
+    }
+}
+
+impl DoubleEndedIterator for Stored {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.rows.next_back()
+    }
+}
+
+/// Stored rows walked forwards or backwards, with a transaction's writes merged in.
 pub(super) enum DocsIter {
-    Forward(fjall::Iter),
-    Backward(std::iter::Rev<fjall::Iter>),
+    Forward(Stored),
+    Backward(std::iter::Rev<Stored>),
     Merged(Box<Merged>),
 }
 
 /// A row of a scan: stored (read lazily), or read ahead or written by a transaction.
 pub(super) enum Row {
-    Stored(fjall::Guard),
+    Stored(lsm_tree::IterGuardImpl),
     Owned(UserKey, UserValue),
     Failed(fjall::Error),
 }
@@ -233,7 +279,7 @@ impl Row {
     /// Its value.
     pub(super) fn value(self) -> fjall::Result<UserValue> {
         match self {
-            Self::Stored(guard) => guard.value(),
+            Self::Stored(guard) => guard.value().map_err(fjall::Error::from),
             Self::Owned(_, value) => Ok(value),
             Self::Failed(error) => Err(error),
         }
@@ -242,7 +288,7 @@ impl Row {
     /// Its key.
     pub(super) fn key(self) -> fjall::Result<UserKey> {
         match self {
-            Self::Stored(guard) => guard.key(),
+            Self::Stored(guard) => guard.key().map_err(fjall::Error::from),
             Self::Owned(key, _) => Ok(key),
             Self::Failed(error) => Err(error),
         }
@@ -251,7 +297,7 @@ impl Row {
     /// Its key and value.
     pub(super) fn into_inner(self) -> fjall::Result<(UserKey, UserValue)> {
         match self {
-            Self::Stored(guard) => guard.into_inner(),
+            Self::Stored(guard) => guard.into_inner().map_err(fjall::Error::from),
             Self::Owned(key, value) => Ok((key, value)),
             Self::Failed(error) => Err(error),
         }
@@ -261,7 +307,7 @@ impl Row {
 /// Stored rows and a transaction's writes to the same range, merged in key order (or
 /// reversed): a written key hides its stored row, a deleted one hides it without a row.
 pub(super) struct Merged {
-    stored: Box<dyn Iterator<Item = fjall::Guard> + Send>,
+    stored: Box<dyn Iterator<Item = lsm_tree::IterGuardImpl> + Send>,
     /// The stored row read ahead.
     ahead: Option<(UserKey, UserValue)>,
     /// The writes, in the walk's order.
@@ -270,16 +316,16 @@ pub(super) struct Merged {
 }
 
 impl DocsIter {
-    pub(super) fn new(inner: fjall::Iter, direction: Direction) -> Self {
+    pub(super) fn new(inner: Stored, direction: Direction) -> Self {
         match direction {
             Direction::Forward => Self::Forward(inner),
             Direction::Backward => Self::Backward(inner.rev()),
         }
     }
 
-    fn merged(inner: fjall::Iter, mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)>, direction: Direction) -> Self {
+    fn merged(inner: Stored, mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)>, direction: Direction) -> Self {
         let backward = direction.is_backward();
-        let stored: Box<dyn Iterator<Item = fjall::Guard> + Send> =
+        let stored: Box<dyn Iterator<Item = lsm_tree::IterGuardImpl> + Send> =
             if backward { Box::new(inner.rev()) } else { Box::new(inner) };
         if backward {
             pending.reverse();
@@ -292,9 +338,9 @@ impl Merged {
     fn next_row(&mut self) -> Option<Row> {
         loop {
             if self.ahead.is_none() {
-                match self.stored.next().map(fjall::Guard::into_inner) {
+                match self.stored.next().map(lsm_tree::IterGuardImpl::into_inner) {
                     Some(Ok(pair)) => self.ahead = Some(pair),
-                    Some(Err(error)) => return Some(Row::Failed(error)),
+                    Some(Err(error)) => return Some(Row::Failed(error.into())),
                     None => {}
                 }
             }

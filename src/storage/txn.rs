@@ -44,7 +44,7 @@ impl Intents {
 
 /// What a transaction changed in one collection, beside its keys.
 #[derive(Debug)]
-struct Touched {
+pub(super) struct Touched {
     collection: Arc<Collection>,
     count_delta: i64,
     bytes_delta: i64,
@@ -53,14 +53,17 @@ struct Touched {
 
 /// An open transaction.
 pub struct Transaction {
-    storage: Arc<Storage>,
+    pub(super) storage: Arc<Storage>,
     id: u64,
     /// The snapshot its reads see (without its own writes).
     snapshot: ReadView,
     overlay: Arc<Overlay>,
-    touched: BTreeMap<u64, Touched>,
+    pub(super) touched: BTreeMap<u64, Touched>,
     /// The oplog entries of its changes, recorded at commit inside one `applyOps`.
     entries: Vec<Entry>,
+    /// The collections it created (see `txn_ddl.rs`): its own statements see them, the
+    /// catalog gets them at commit.
+    pub(super) created: Vec<Arc<Collection>>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -83,12 +86,19 @@ pub fn write_conflict() -> Error {
 impl Storage {
     /// Begins a transaction reading a snapshot of now.
     pub fn begin_transaction(self: &Arc<Self>) -> Transaction {
+        self.begin_transaction_in(self.snapshot())
+    }
+
+    /// Begins a transaction reading `snapshot` (a snapshot of an earlier cluster time:
+    /// `readConcern.atClusterTime`).
+    pub fn begin_transaction_in(self: &Arc<Self>, snapshot: ReadView) -> Transaction {
         Transaction {
             id: self.intents.next_id.fetch_add(1, Ordering::Relaxed) + 1,
-            snapshot: self.snapshot(),
+            snapshot,
             overlay: Arc::default(),
             touched: BTreeMap::new(),
             entries: Vec::new(),
+            created: Vec::new(),
             storage: self.clone(),
         }
     }
@@ -100,9 +110,37 @@ impl Transaction {
         self.snapshot.clone().with_overlay(self.overlay.clone())
     }
 
-    /// Whether it has written anything.
+    /// Whether it has written or created anything.
     pub fn is_empty(&self) -> bool {
-        self.overlay.is_empty() && self.entries.is_empty()
+        self.overlay.is_empty() && self.entries.is_empty() && self.created.is_empty()
+    }
+
+    /// The collections it created.
+    pub fn created_collections(&self) -> &[Arc<Collection>] {
+        &self.created
+    }
+
+    /// The collection at `ns` it created, if it did.
+    pub fn created_collection(&self, ns: &super::Namespace) -> Option<Arc<Collection>> {
+        self.created.iter().find(|collection| collection.ns == *ns).cloned()
+    }
+
+    /// Adds the entries `index` (new on `collection`, which this transaction created) needs
+    /// for the documents this transaction wrote there.
+    ///
+    /// # Errors
+    /// 11000 for documents that break a new unique index; key generation errors.
+    pub(super) fn index_written_documents(&mut self, collection: &Collection, index: &super::Index) -> Result<()> {
+        let prefix = collection.prefix();
+        let written = self
+            .overlay
+            .docs
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .filter_map(|(key, value)| value.as_ref().map(|value| Ok((key, value))));
+        let entries = super::index_ddl::index_entries(collection, index, written)?;
+        Arc::make_mut(&mut self.overlay).index.extend(entries.into_iter().map(|(key, value)| (key, Some(value))));
+        Ok(())
     }
 
     /// A writer of one statement on `collection` of `storage` (this transaction's), in this
@@ -178,11 +216,13 @@ impl Transaction {
     /// # Errors
     /// 112 WriteConflict when a document it wrote changed since its snapshot, or a unique key
     /// it adds is now taken; 26 when a collection it wrote was dropped; storage errors.
-    pub fn commit(self, statement: Option<Statement>) -> Result<Option<DurabilityTicket>> {
+    pub fn commit(mut self, statement: Option<Statement>) -> Result<Option<DurabilityTicket>> {
         if self.is_empty() {
             return Ok(None);
         }
         let storage = self.storage.clone();
+        // Before any write lock, as every DDL takes them.
+        let _ddl = (!self.created.is_empty()).then(|| storage.ddl_lock());
         // In collection id order, so that two commits cannot wait for each other.
         let guards: Vec<_> = self
             .touched
@@ -205,6 +245,7 @@ impl Transaction {
         }
         self.check_unique_entries()?;
         let mut batch = storage.db.batch();
+        let mut logged = self.creations_into(&mut batch)?;
         for (key, value) in &self.overlay.docs {
             match value {
                 Some(value) => batch.insert(&storage.docs, key.clone(), value.clone()),
@@ -230,8 +271,10 @@ impl Transaction {
                 );
             }
         }
-        let logged = if self.entries.is_empty() { Vec::new() } else { Entry::apply_ops(&self.entries, statement)? };
+        logged.append(&mut self.entries);
+        let logged = if logged.is_empty() { Vec::new() } else { Entry::apply_ops(&logged, statement)? };
         storage.commit_logged(batch, &logged)?;
+        storage.catalog.apply(&catalog::CatalogChange { put: self.created.clone(), remove: Vec::new() });
         let ticket = DurabilityTicket(storage.journal.committed());
         drop(guards);
         storage.bound_write_buffers();

@@ -8,7 +8,7 @@ use bson::{RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use fjall::OwnedWriteBatch;
 
 use super::catalog::Capped;
-use super::index::{Direction, Index, prefix_successor, record_of};
+use super::index::{Index, prefix_successor, record_of};
 use super::oplog::{self, Entry, Images, Statement};
 use super::txn::{StatementChanges, Transaction};
 use super::{Collection, DurabilityTicket, IndexSet, Storage, StorageError, catalog, decode_document, document_key};
@@ -449,7 +449,7 @@ impl<'a> Writer<'a> {
     pub fn scan_committed(&self) -> super::DocumentIter {
         let keys = match &self.txn {
             Some((_, view)) => view.rows_under(true, &self.collection.prefix()),
-            None => super::read::DocsIter::new(self.storage.docs.prefix(self.collection.prefix()), Direction::Forward),
+            None => self.storage.snapshot().rows_under(true, &self.collection.prefix()),
         };
         super::DocumentIter::new(keys, None)
     }

@@ -35,7 +35,7 @@ impl Foreign {
     /// View resolution errors (165).
     pub(super) fn open(env: &PipelineEnv, coll: &str) -> Result<Option<Self>> {
         let ns = Namespace { db: env.db.clone(), coll: coll.to_owned() };
-        let (collection, view_stages) = match env.storage.collection(&ns) {
+        let (collection, view_stages) = match env.collection(&ns) {
             Some(collection) => (Some(collection), Vec::new()),
             None => match crate::exec::views::resolve(&env.storage, &ns)? {
                 Some(resolved) => (env.storage.collection(&resolved.backing), resolved.pipeline),
@@ -44,7 +44,7 @@ impl Foreign {
         };
         // IMPORTANT: indexes before the snapshot, so every listed index is complete in it.
         let indexes = collection.as_ref().map(|c| c.indexes()).unwrap_or_default();
-        let view = env.storage.snapshot();
+        let view = env.view.clone().unwrap_or_else(|| env.storage.snapshot());
         Ok(Some(Self { collection, indexes, view, view_stages }))
     }
 

@@ -55,6 +55,11 @@ use crate::storage::{Collection, Storage};
 pub struct PipelineEnv {
     /// The storage (`$lookup` and `$unionWith` read other collections of it).
     pub storage: Arc<Storage>,
+    /// The view the joins read: a transaction's or a snapshot read's, as the pipeline's own
+    /// source (`None`: each join takes a snapshot of now).
+    pub view: Option<crate::storage::ReadView>,
+    /// The collections the pipeline's transaction created, which only it sees.
+    pub own_collections: Vec<Arc<Collection>>,
     /// The database the pipeline runs in.
     pub db: String,
     /// The command's `let` variables.
@@ -86,6 +91,8 @@ impl PipelineEnv {
     fn with_vars(&self, vars: Variables) -> Self {
         Self {
             storage: self.storage.clone(),
+            view: self.view.clone(),
+            own_collections: self.own_collections.clone(),
             db: self.db.clone(),
             vars,
             collation: self.collation.clone(),
@@ -98,6 +105,12 @@ impl PipelineEnv {
             connection_id: self.connection_id,
             bypass_validation: self.bypass_validation,
         }
+    }
+
+    /// The collection at `ns` as the pipeline sees it: its transaction's own, else the
+    /// catalog's.
+    fn collection(&self, ns: &crate::storage::Namespace) -> Option<Arc<Collection>> {
+        self.own_collections.iter().find(|c| c.ns == *ns).cloned().or_else(|| self.storage.collection(ns))
     }
 
     /// How `$out` and `$merge` check the documents they write into `collection`.

@@ -19,6 +19,8 @@ fn run_with(input: &[Document], stages: &[Document], allow_disk_use: bool, limit
     let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
     let storage = Arc::new(Storage::open(dir.path()).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?);
     let env = Arc::new(PipelineEnv {
+        view: None,
+        own_collections: Vec::new(),
         storage,
         db: "test".to_owned(),
         vars: crate::query::expr::Variables::new(),
