@@ -314,6 +314,14 @@ async fn cursors_and_operations_belong_to_their_user() {
         let users = op.as_document().and_then(|o| o.get_array("effectiveUsers").ok()).expect("effectiveUsers");
         assert_eq!(users, &vec![Bson::Document(doc! { "user": "bob", "db": "admin" })]);
     }
+    // Sessions likewise: its own without listSessions, every user's or another's with it.
+    let list =
+        |spec: Document| doc! { "aggregate": "system.sessions", "pipeline": [{ "$listSessions": spec }], "cursor": {} };
+    allowed(&bob, "config", list(doc! {})).await;
+    allowed(&bob, "config", list(doc! { "users": [{ "user": "bob", "db": "admin" }] })).await;
+    refused(&bob, "config", list(doc! { "allUsers": true })).await;
+    refused(&bob, "config", list(doc! { "users": [{ "user": "ann", "db": "admin" }] })).await;
+    allowed(&root, "config", list(doc! { "allUsers": true })).await;
 }
 
 #[tokio::test]

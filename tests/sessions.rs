@@ -42,6 +42,9 @@ async fn sessions_own_their_cursors_and_killing_a_session_closes_them() {
     for (session, expected) in [(None, 50737), (Some(&two), 50738)] {
         let reply = get_more(&server, id, session);
         assert_eq!(code(&reply), Some(expected), "{reply}");
+        let message = reply.get_str("errmsg").unwrap_or_default();
+        let opened = format!("Cannot run getMore on cursor {id}, which was created in session ");
+        assert!(message.starts_with(&opened) && message.contains(" -  - "), "{message}");
     }
     let same = get_more(&server, id, Some(&one));
     assert_eq!(same.get_f64("ok").ok(), Some(1.0), "the refused getMores left the cursor open: {same}");

@@ -459,6 +459,17 @@ fn stage_allowed(
                 (None, false) => authz.allows(Resource::Database(db), ActionType::ChangeStream),
             }
         }
+        // Other users' sessions take listSessions on the cluster, as mongod's.
+        "$listSessions" | "$listLocalSessions" => {
+            let all_users = document.and_then(|d| d.get_bool("allUsers").ok()).unwrap_or(false);
+            let others = document.and_then(|d| d.get_array("users").ok()).is_some_and(|users| {
+                users.into_iter().filter_map(|u| u.ok()?.as_document()).any(|user| {
+                    let (name, db) = (user.get_str("user").unwrap_or_default(), user.get_str("db").unwrap_or_default());
+                    !authz.owns(&[(name.to_owned(), db.to_owned())])
+                })
+            });
+            !(all_users || others) || authz.allows(Resource::Cluster, ActionType::ListSessions)
+        }
         "$indexStats" => on_coll(ActionType::IndexStats),
         "$planCacheStats" => on_coll(ActionType::PlanCacheRead),
         "$currentOp" => {

@@ -259,24 +259,45 @@ impl GetMoreArgs {
     }
 }
 
-/// mongod's check that a `getMore` runs in the session its cursor was opened in (`opened`):
-/// 50736 for a cursor opened outside any session, 50737 for a request without one, 50738 for
-/// another session.
-fn check_session(id: i64, opened: Option<bson::Uuid>, request: Option<bson::Uuid>) -> Result<()> {
+/// A session as mongod's messages show an `lsid`: its id, its owner's digest, and the
+/// (empty) parts of an internal session.
+fn shown_lsid((id, uid): (bson::Uuid, [u8; 32])) -> String {
+    use base64::Engine as _;
+    format!("{id} - {} -  - ", base64::engine::general_purpose::STANDARD.encode(uid))
+}
+
+/// mongod's check that a `getMore` runs in the session its cursor was opened in (`opened`,
+/// with its owner's digest): 50736 for a cursor opened outside any session, 50737 for a
+/// request without one, 50738 for another session.
+fn check_session(
+    id: i64,
+    opened: Option<(bson::Uuid, [u8; 32])>,
+    request: Option<(bson::Uuid, [u8; 32])>,
+) -> Result<()> {
     let message = match (opened, request) {
         (None, None) => return Ok(()),
-        (Some(opened), Some(request)) if opened == request => return Ok(()),
+        (Some(opened), Some(request)) if opened.0 == request.0 => return Ok(()),
         (None, Some(request)) => (
             ErrorCode::Location50736,
-            format!("Cannot run getMore on cursor {id}, which was not created in a session, in session {request}"),
+            format!(
+                "Cannot run getMore on cursor {id}, which was not created in a session, in session {}",
+                shown_lsid(request)
+            ),
         ),
         (Some(opened), None) => (
             ErrorCode::Location50737,
-            format!("Cannot run getMore on cursor {id}, which was created in session {opened}, without an lsid"),
+            format!(
+                "Cannot run getMore on cursor {id}, which was created in session {}, without an lsid",
+                shown_lsid(opened)
+            ),
         ),
         (Some(opened), Some(request)) => (
             ErrorCode::Location50738,
-            format!("Cannot run getMore on cursor {id}, which was created in session {opened}, in session {request}"),
+            format!(
+                "Cannot run getMore on cursor {id}, which was created in session {}, in session {}",
+                shown_lsid(opened),
+                shown_lsid(request)
+            ),
         ),
     };
     Err(Error::new(message.0, message.1))
@@ -287,7 +308,6 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply>
     let GetMoreArgs { id, ns, batch_size } = GetMoreArgs::parse(req)?;
     let cursors = &ctx.state.cursors;
     if let Some((cursor_ns, owners, session)) = cursors.describe(id) {
-        check_session(id, session, ctx.session)?;
         if !Authorizer::of(ctx).owns(&owners) {
             return Err(Error::new(
                 ErrorCode::Unauthorized,
@@ -302,6 +322,10 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply>
                 ),
             ));
         }
+        // After the user's checks, as mongod: only then may the error show the cursor's session.
+        let opened = session.map(|id| (id, crate::state::sessions::user_digest(&owners)));
+        let request = ctx.session.map(|id| (id, crate::state::sessions::user_digest(&ctx.client.auth.names)));
+        check_session(id, opened, request)?;
     }
     let parked = cursors.take(id)?;
     let change_stream = parked.resume_token.is_some();

@@ -57,7 +57,7 @@ pub struct Transaction {
     id: u64,
     /// The snapshot its reads see (without its own writes).
     snapshot: ReadView,
-    overlay: Arc<Overlay>,
+    pub(super) overlay: Arc<Overlay>,
     pub(super) touched: BTreeMap<u64, Touched>,
     /// The oplog entries of its changes, recorded at commit inside one `applyOps`.
     entries: Vec<Entry>,
@@ -123,24 +123,6 @@ impl Transaction {
     /// The collection at `ns` it created, if it did.
     pub fn created_collection(&self, ns: &super::Namespace) -> Option<Arc<Collection>> {
         self.created.iter().find(|collection| collection.ns == *ns).cloned()
-    }
-
-    /// Adds the entries `index` (new on `collection`, which this transaction created) needs
-    /// for the documents this transaction wrote there.
-    ///
-    /// # Errors
-    /// 11000 for documents that break a new unique index; key generation errors.
-    pub(super) fn index_written_documents(&mut self, collection: &Collection, index: &super::Index) -> Result<()> {
-        let prefix = collection.prefix();
-        let written = self
-            .overlay
-            .docs
-            .range(prefix.to_vec()..)
-            .take_while(|(key, _)| key.starts_with(&prefix))
-            .filter_map(|(key, value)| value.as_ref().map(|value| Ok((key, value))));
-        let entries = super::index_ddl::index_entries(collection, index, written)?;
-        Arc::make_mut(&mut self.overlay).index.extend(entries.into_iter().map(|(key, value)| (key, Some(value))));
-        Ok(())
     }
 
     /// A writer of one statement on `collection` of `storage` (this transaction's), in this

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use bson::{Document, doc};
 use fjall::OwnedWriteBatch;
 
+use super::Index;
 use super::catalog::{self, Collection};
-use super::index_ddl::{Added, CreatedIndexes};
+use super::index_ddl::{Added, CreatedIndexes, index_entries};
 use super::oplog::{self, Entry};
 use super::txn::{Transaction, write_conflict};
 use super::{NEXT_ID_KEY, Namespace, Storage, Totals, totals_key};
@@ -83,6 +84,24 @@ impl Storage {
 }
 
 impl Transaction {
+    /// Adds the entries `index` (new on `collection`, which this transaction created) needs
+    /// for the documents this transaction wrote there.
+    ///
+    /// # Errors
+    /// 11000 for documents that break a new unique index; key generation errors.
+    pub(super) fn index_written_documents(&mut self, collection: &Collection, index: &Index) -> Result<()> {
+        let prefix = collection.prefix();
+        let written = self
+            .overlay
+            .docs
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .filter_map(|(key, value)| value.as_ref().map(|value| Ok((key, value))));
+        let entries = index_entries(collection, index, written)?;
+        Arc::make_mut(&mut self.overlay).index.extend(entries.into_iter().map(|(key, value)| (key, Some(value))));
+        Ok(())
+    }
+
     /// Adds to `batch` the catalog entries of the collections this transaction created and
     /// returns their `create` and `createIndexes` entries, which its `applyOps` records before
     /// its writes. Called by its commit, under the DDL lock.

@@ -45,6 +45,9 @@ pub struct Writer<'a> {
     /// The oplog entries of this batch's changes; `None` when they are not recorded (a
     /// standalone, or the `local` database).
     oplog: Option<Vec<Entry>>,
+    /// How many of those entries belong to statements already marked (see
+    /// [`Writer::mark_statement`]).
+    marked: usize,
     /// In a transaction: the transaction, which takes this statement's changes at commit,
     /// and its view (its snapshot with its writes), which reads go through.
     txn: Option<(&'a mut Transaction, super::ReadView)>,
@@ -80,6 +83,7 @@ impl<'a> Writer<'a> {
             trimmed_to: None,
             capped_insert: false,
             oplog: (storage.oplog.is_on() && oplog::is_logged(&collection.ns)).then(Vec::new),
+            marked: 0,
             txn: None,
             _guard: guard,
         })
@@ -276,8 +280,12 @@ impl<'a> Writer<'a> {
     /// Marks the oplog entries of the statement just applied as `statement` of a retryable
     /// write.
     pub(super) fn mark_statement(&mut self, statement: Statement) {
-        for entry in self.oplog.iter_mut().flatten() {
-            entry.mark_statement(statement);
+        // Only the entries since the last statement: a large insertMany marks each once.
+        if let Some(entries) = &mut self.oplog {
+            for entry in entries.iter_mut().skip(self.marked) {
+                entry.mark_statement(statement);
+            }
+            self.marked = entries.len();
         }
     }
 
