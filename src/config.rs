@@ -540,6 +540,9 @@ pub struct Parameters {
     /// How far back snapshot reads can go (`minSnapshotHistoryWindowInSeconds`, default
     /// 300).
     pub snapshot_history_window_secs: u64,
+    /// How long a transaction waits for a collection a DDL operation holds
+    /// (`maxTransactionLockRequestTimeoutMillis`, default 5; negative: no limit).
+    pub transaction_lock_timeout_ms: i64,
 }
 
 impl Default for Parameters {
@@ -555,6 +558,7 @@ impl Default for Parameters {
             scram_sha256_iteration_count: 15_000,
             transaction_lifetime_secs: crate::state::transactions::TRANSACTION_LIFETIME.as_secs(),
             snapshot_history_window_secs: crate::storage::oplog::DEFAULT_HISTORY_WINDOW_SECS,
+            transaction_lock_timeout_ms: crate::storage::DEFAULT_LOCK_REQUEST_TIMEOUT_MS,
         }
     }
 }
@@ -1154,6 +1158,7 @@ impl Config {
             "scramSHA256IterationCount": self.parameters.scram_sha256_iteration_count.to_string(),
             "transactionLifetimeLimitSeconds": self.parameters.transaction_lifetime_secs.to_string(),
             "minSnapshotHistoryWindowInSeconds": self.parameters.snapshot_history_window_secs.to_string(),
+            "maxTransactionLockRequestTimeoutMillis": self.parameters.transaction_lock_timeout_ms.to_string(),
         }
     }
 }
@@ -1364,6 +1369,14 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
             "scramSHA256IterationCount" => parameters.scram_sha256_iteration_count = parameter_iterations(name, value)?,
             "transactionLifetimeLimitSeconds" => {
                 parameters.transaction_lifetime_secs = parameter_positive(name, value, "seconds")?
+            }
+            "maxTransactionLockRequestTimeoutMillis" => {
+                parameters.transaction_lock_timeout_ms = value.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        &format!("setParameter.{name}"),
+                        format!("'{value}' is not a number of milliseconds"),
+                    )
+                })?
             }
             "minSnapshotHistoryWindowInSeconds" => {
                 parameters.snapshot_history_window_secs = value.parse().map_err(|_| {

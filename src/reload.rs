@@ -112,6 +112,11 @@ const RUNTIME_SETTINGS: &[RuntimeSetting] = &[
         adopt: |config, new| config.parameters.transaction_lifetime_secs = new.parameters.transaction_lifetime_secs,
     },
     RuntimeSetting {
+        key: "setParameter.maxTransactionLockRequestTimeoutMillis",
+        apply: |t, _, new| t.state.storage.set_transaction_lock_timeout_ms(new.parameters.transaction_lock_timeout_ms),
+        adopt: |config, new| config.parameters.transaction_lock_timeout_ms = new.parameters.transaction_lock_timeout_ms,
+    },
+    RuntimeSetting {
         key: "setParameter.minSnapshotHistoryWindowInSeconds",
         apply: |t, _, new| t.state.storage.oplog.set_history_window(new.parameters.snapshot_history_window_secs),
         adopt: |config, new| {

@@ -282,3 +282,52 @@ async fn change_stream_get_more_waits_for_the_next_change() {
     let keys: Vec<_> = events(&woken).iter().filter_map(|e| e.get_document("documentKey").ok().cloned()).collect();
     assert_eq!(keys, [doc! { "_id": "woken" }], "{woken}");
 }
+
+#[tokio::test]
+async fn change_stream_sees_a_transactions_images_and_the_collections_it_created() {
+    let server = TestServer::member(&[]);
+    write(&server, doc! { "create": "c", "changeStreamPreAndPostImages": { "enabled": true }, "$db": "app" });
+    write(&server, doc! { "insert": "c", "documents": [{ "_id": 1, "n": 1 }, { "_id": 2, "n": 1 }], "$db": "app" });
+    let required = doc! { "fullDocument": "required", "fullDocumentBeforeChange": "required" };
+    let imaged = watch(&server, "app", Some("c"), required, vec![]);
+    let imaged_id = cursor(&imaged).get_i64("id").unwrap_or(0);
+    let expanded = watch(&server, "app", None, doc! { "showExpandedEvents": true }, vec![]);
+    let expanded_id = cursor(&expanded).get_i64("id").unwrap_or(0);
+
+    // One transaction: an update and a delete on `c`, and a new collection with an index.
+    let lsid = doc! {
+        "id": mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Uuid, bytes: mongodb::bson::Uuid::new().bytes().to_vec() },
+    };
+    let statement = |mut body: Document, first: bool| {
+        body.insert("lsid", lsid.clone());
+        body.insert("txnNumber", 1_i64);
+        body.insert("autocommit", false);
+        if first {
+            body.insert("startTransaction", true);
+        }
+        write(&server, body);
+    };
+    statement(
+        doc! { "update": "c", "updates": [{ "q": { "_id": 1 }, "u": { "$inc": { "n": 10 } } }], "$db": "app" },
+        true,
+    );
+    statement(doc! { "delete": "c", "deletes": [{ "q": { "_id": 2 }, "limit": 1 }], "$db": "app" }, false);
+    statement(
+        doc! { "createIndexes": "fresh", "indexes": [{ "key": { "k": 1 }, "name": "k_1" }], "$db": "app" },
+        false,
+    );
+    statement(doc! { "commitTransaction": 1, "$db": "admin" }, false);
+
+    let seen = events(&get_more(&server, "app", "c", imaged_id));
+    let kinds: Vec<&str> = seen.iter().filter_map(|e| e.get_str("operationType").ok()).collect();
+    assert_eq!(kinds, ["update", "delete"], "{seen:?}");
+    assert_eq!(seen[0].get_document("fullDocumentBeforeChange").ok(), Some(&doc! { "_id": 1, "n": 1 }), "{seen:?}");
+    assert_eq!(seen[0].get_document("fullDocument").ok(), Some(&doc! { "_id": 1, "n": 11 }), "{seen:?}");
+    assert_eq!(seen[1].get_document("fullDocumentBeforeChange").ok(), Some(&doc! { "_id": 2, "n": 1 }), "{seen:?}");
+    assert!(seen.iter().all(|e| e.get_i64("txnNumber").ok() == Some(1)), "{seen:?}");
+
+    let all = events(&get_more(&server, "app", "$cmd.aggregate", expanded_id));
+    let kinds: Vec<&str> = all.iter().filter_map(|e| e.get_str("operationType").ok()).collect();
+    assert_eq!(kinds, ["create", "createIndexes", "update", "delete"], "{all:?}");
+    assert_eq!(all[0].get_document("ns").ok(), Some(&doc! { "db": "app", "coll": "fresh" }), "{all:?}");
+}

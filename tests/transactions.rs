@@ -213,8 +213,15 @@ fn collection_names(server: &TestServer) -> Vec<String> {
 #[tokio::test]
 async fn transaction_creates_collections_and_indexes_seen_by_others_only_once_committed() {
     let server = TestServer::member(&["--setParameter", "transactionLifetimeLimitSeconds=120"]);
-    let shown = command(&server, doc! { "getParameter": 1, "transactionLifetimeLimitSeconds": 1, "$db": "admin" });
+    let shown = command(
+        &server,
+        doc! { "getParameter": 1, "transactionLifetimeLimitSeconds": 1, "maxTransactionLockRequestTimeoutMillis": 1, "$db": "admin" },
+    );
     assert_eq!(shown.get_i32("transactionLifetimeLimitSeconds").ok(), Some(120), "{shown}");
+    assert_eq!(shown.get_i32("maxTransactionLockRequestTimeoutMillis").ok(), Some(5), "mongod's default: {shown}");
+    let set =
+        command(&server, doc! { "setParameter": 1, "maxTransactionLockRequestTimeoutMillis": -1, "$db": "admin" });
+    assert_eq!(set.get_i32("was").ok(), Some(5), "{set}");
     let lsid = session();
     // Implicitly (an insert), then explicitly, then an index on it over the inserted documents.
     let inserted = statement(

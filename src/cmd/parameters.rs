@@ -58,6 +58,15 @@ const PARAMETERS: &[Parameter] = &[
         }),
     },
     Parameter {
+        name: "maxTransactionLockRequestTimeoutMillis",
+        settable_at_startup: true,
+        value: |s| Bson::Int32(i32::try_from(s.storage.transaction_lock_timeout_ms()).unwrap_or(i32::MAX)),
+        set: Some(|s, name, value| {
+            s.storage.set_transaction_lock_timeout_ms(coerce_integer(name, value)?);
+            Ok(())
+        }),
+    },
+    Parameter {
         name: "minSnapshotHistoryWindowInSeconds",
         settable_at_startup: true,
         value: |s| Bson::Int32(i32::try_from(s.storage.oplog.history_window().as_secs()).unwrap_or(i32::MAX)),

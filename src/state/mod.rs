@@ -101,6 +101,7 @@ impl State {
         tls: TlsCertificates,
     ) -> Self {
         storage.oplog.set_history_window(config.parameters.snapshot_history_window_secs);
+        storage.set_transaction_lock_timeout_ms(config.parameters.transaction_lock_timeout_ms);
         Self {
             tls,
             topology: Topology::new(),

@@ -6,13 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
+use std::time::{Duration, Instant};
 
 use bson::{Binary, Document, Uuid, doc};
 
 use super::index::{ID_INDEX_ID, Index};
 use super::namespace::Namespace;
 use super::{StorageError, meta_key};
+use crate::error::{Error, ErrorCode, Result};
 use crate::query::{QueryError, Validator};
 
 /// The indexes of a collection at one moment.
@@ -41,11 +43,26 @@ pub struct Collection {
     pub(super) write_lock: Arc<Mutex<()>>,
     /// Set once dropped: a writer that took the lock just before the drop must not write.
     pub(super) dropped: Arc<AtomicBool>,
+    /// Set while a DDL operation (an index build, a drop, a rename, `collMod`) holds the
+    /// write lock: a transaction waits for it at most `maxTransactionLockRequestTimeoutMillis`.
+    ddl_running: Arc<AtomicBool>,
     /// A capped collection's limits (`capped: true` with `size` and `max`); `None` otherwise.
     pub capped: Option<Capped>,
     /// The record id the next insert into a capped collection takes; 0 until the first
     /// insert reads it from the last stored record (under the write lock).
     pub(super) next_record: Arc<AtomicU64>,
+}
+
+/// A collection's write lock held by a DDL operation (see [`Collection::lock_for_ddl`]).
+pub(super) struct DdlLock<'a> {
+    _guard: MutexGuard<'a, ()>,
+    running: &'a AtomicBool,
+}
+
+impl Drop for DdlLock<'_> {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Release);
+    }
 }
 
 /// A capped collection's limits: inserts delete the oldest documents past either.
@@ -99,6 +116,48 @@ impl Collection {
     /// Whether this collection has been dropped (or renamed away).
     pub fn is_dropped(&self) -> bool {
         self.dropped.load(Ordering::Acquire)
+    }
+
+    /// Takes the write lock for a batch of writes.
+    pub(super) fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the write lock for a DDL operation, marked as one while held.
+    pub(super) fn lock_for_ddl(&self) -> DdlLock<'_> {
+        let guard = self.lock_writes();
+        self.ddl_running.store(true, Ordering::Release);
+        DdlLock { _guard: guard, running: &self.ddl_running }
+    }
+
+    /// Takes the write lock for a statement of a transaction: it waits for other writers'
+    /// batches, but for a DDL operation at most `timeout` (`None`: as long as it takes), as
+    /// mongod's transactions wait `maxTransactionLockRequestTimeoutMillis` for a lock.
+    ///
+    /// # Errors
+    /// 24 LockTimeout past `timeout` behind a DDL operation.
+    pub(super) fn lock_for_transaction(&self, timeout: Option<Duration>) -> Result<MutexGuard<'_, ()>> {
+        let started = Instant::now();
+        loop {
+            match self.write_lock.try_lock() {
+                Ok(guard) => return Ok(guard),
+                Err(TryLockError::Poisoned(poisoned)) => return Ok(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            if !self.ddl_running.load(Ordering::Acquire) {
+                // Another writer's batch: short, and mongod's intent locks would not conflict.
+                return Ok(self.lock_writes());
+            }
+            if let Some(timeout) = timeout
+                && started.elapsed() >= timeout
+            {
+                return Err(Error::new(
+                    ErrorCode::LockTimeout,
+                    format!("Unable to acquire IX lock on '{}' within {}ms.", self.ns, timeout.as_millis()),
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     fn to_meta(&self) -> Document {
@@ -167,6 +226,7 @@ impl Collection {
             index_set: Arc::new(RwLock::new(indexes.into())),
             write_lock: Arc::default(),
             dropped: Arc::default(),
+            ddl_running: Arc::default(),
             next_record: Arc::default(),
         })
     }
@@ -184,6 +244,7 @@ impl Collection {
             index_set: self.index_set.clone(),
             write_lock: self.write_lock.clone(),
             dropped: self.dropped.clone(),
+            ddl_running: self.ddl_running.clone(),
             next_record: self.next_record.clone(),
         }
     }
@@ -271,6 +332,7 @@ impl Catalog {
             index_set: Arc::new(RwLock::new(id_index.map(Arc::new).into_iter().collect())),
             write_lock: Arc::default(),
             dropped: Arc::default(),
+            ddl_running: Arc::default(),
             next_record: Arc::default(),
         };
         (Arc::new(collection), self.peek_next_id())

@@ -3,7 +3,7 @@
 //! catalog in one batch: a failed build leaves nothing behind.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocument, doc};
 
@@ -59,7 +59,7 @@ impl Storage {
         let created_collection = self.collection(ns).is_none();
         let collection = self.collection_or_create(ns)?;
         let _ddl = self.ddl_lock();
-        let _writers = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writers = collection.lock_for_ddl();
         self.journal.check_writable()?;
         let current = collection.indexes();
         let Added { indexes, built } = self.added_indexes(ns, &current, specs)?;
@@ -186,7 +186,7 @@ impl Storage {
             .collection(ns)
             .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns not found {ns}")))?;
         let _ddl = self.ddl_lock();
-        let _writers = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writers = collection.lock_for_ddl();
         self.journal.check_writable()?;
         let current = collection.indexes();
         let cannot_drop_id = || Error::new(ErrorCode::InvalidOptions, "cannot drop _id index");
@@ -262,7 +262,7 @@ impl Storage {
         expire_after_seconds: Option<i64>,
     ) -> Result<IndexOptionChange> {
         let _ddl = self.ddl_lock();
-        let _writers = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writers = collection.lock_for_ddl();
         self.journal.check_writable()?;
         let current = collection.indexes();
         let index = current.iter().find(|i| i.name == name).ok_or_else(|| {

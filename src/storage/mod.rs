@@ -84,7 +84,7 @@ pub use oplog::Statement as SessionStatement;
 pub use oplog::{Entry as OplogEntry, Images as ChangeImages, Oplog};
 pub use read::{DocumentFilter, DocumentIter, IndexEntry, IndexScan, ReadView, RecordId, record_id};
 pub use tail::{InsertSignal, TailIter};
-pub use txn::Transaction;
+pub use txn::{DEFAULT_LOCK_REQUEST_TIMEOUT_MS, Transaction};
 pub use validate::ValidateReport;
 pub use writer::Writer;
 
@@ -383,7 +383,7 @@ impl Storage {
         }
         self.journal.check_writable()?;
         // IMPORTANT: taken before the catalog changes so no writer is half-way through a batch.
-        let _writers = collection.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _writers = collection.lock_for_ddl();
         let mut batch = self.db.batch();
         self.drop_into(&mut batch, &collection);
         self.commit_durable(batch, &self.command_entry(ns, Some(collection.uuid), doc! { "drop": &ns.coll })?)?;
@@ -425,7 +425,7 @@ impl Storage {
             .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("{temp} does not exist")))?;
         let old = self.catalog.get(target);
         // IMPORTANT: the old collection's writers finish their batches before it goes.
-        let _writers = old.as_ref().map(|c| c.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let _writers = old.as_ref().map(|c| c.lock_for_ddl());
         let renamed = Catalog::evolve(&source, target.clone(), source.options.clone());
         let mut batch = self.db.batch();
         if let Some(old) = &old {

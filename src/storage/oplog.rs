@@ -60,9 +60,10 @@ pub struct Entry {
     o: RawDocumentBuf,
     o2: Option<RawDocumentBuf>,
     statement: Option<Statement>,
-    /// The document before and after the change, kept beside the entry for change streams
-    /// when the collection has `changeStreamPreAndPostImages` enabled.
-    images: Option<Images>,
+    /// The documents before and after its changes, kept beside the entry for change streams
+    /// when the collection has `changeStreamPreAndPostImages` enabled, by the change's index
+    /// in the entry (0 for an entry of one change; a transaction's `applyOps` holds several).
+    images: Vec<(u32, Images)>,
 }
 
 /// A change's pre-image (the document before an update, replacement or delete) and
@@ -135,7 +136,7 @@ impl Entry {
     /// # Errors
     /// 2 BadValue if `o` cannot be encoded.
     pub fn command(db: &str, ui: Option<Uuid>, o: &Document) -> Result<Self> {
-        Ok(Self { op: "c", ns: format!("{db}.$cmd"), ui, o: to_raw(o)?, o2: None, statement: None, images: None })
+        Ok(Self { op: "c", ns: format!("{db}.$cmd"), ui, o: to_raw(o)?, o2: None, statement: None, images: Vec::new() })
     }
 
     /// A no-op (`op: "n"`) carrying `msg`, as mongod writes at initiate and at each election.
@@ -150,17 +151,17 @@ impl Entry {
             o: to_raw(&bson::doc! { "msg": msg })?,
             o2: None,
             statement: None,
-            images: None,
+            images: Vec::new(),
         })
     }
 
     fn of(collection: &Collection, op: &'static str, o: RawDocumentBuf, o2: Option<RawDocumentBuf>) -> Self {
-        Self { op, ns: collection.ns.full(), ui: Some(collection.uuid), o, o2, statement: None, images: None }
+        Self { op, ns: collection.ns.full(), ui: Some(collection.uuid), o, o2, statement: None, images: Vec::new() }
     }
 
     /// The entry with the change's pre- and post-images kept beside it.
     pub(super) fn with_images(mut self, images: Images) -> Self {
-        self.images = Some(images);
+        self.images = vec![(0, images)];
         self
     }
 
@@ -171,26 +172,31 @@ impl Entry {
     ///
     /// # Errors
     /// 257 TransactionTooLarge for one change that fits no entry.
-    pub(super) fn apply_ops(entries: &[Entry], statement: Option<Statement>) -> Result<Vec<Self>> {
+    pub(super) fn apply_ops(entries: Vec<Entry>, statement: Option<Statement>) -> Result<Vec<Self>> {
         // What one entry may hold of changes, leaving room for the entry's own fields.
         const CHUNK_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
-        let mut chunks: Vec<Vec<RawDocumentBuf>> = vec![Vec::new()];
+        let count = entries.len();
+        // Each chunk's changes, and the images of its changes by their index in it.
+        type Chunk = (Vec<RawDocumentBuf>, Vec<(u32, Images)>);
+        let mut chunks: Vec<Chunk> = vec![(Vec::new(), Vec::new())];
         let mut size = 0;
         for entry in entries {
             let op = entry.as_applied_op();
             let len = op.as_bytes().len();
-            if size + len > CHUNK_BYTES && chunks.last().is_some_and(|chunk| !chunk.is_empty()) {
-                chunks.push(Vec::new());
+            if size + len > CHUNK_BYTES && chunks.last().is_some_and(|(chunk, _)| !chunk.is_empty()) {
+                chunks.push((Vec::new(), Vec::new()));
                 size = 0;
             }
             size += len;
-            if let Some(chunk) = chunks.last_mut() {
+            if let Some((chunk, images)) = chunks.last_mut() {
+                let index = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+                images.extend(entry.images.into_iter().map(|(_, kept)| (index, kept)));
                 chunk.push(op);
             }
         }
         let last = chunks.len() - 1;
         let mut out = Vec::with_capacity(chunks.len());
-        for (index, chunk) in chunks.into_iter().enumerate() {
+        for (index, (chunk, images)) in chunks.into_iter().enumerate() {
             let mut ops = bson::RawArrayBuf::new();
             for op in &chunk {
                 ops.push(RawBsonRef::Document(op));
@@ -200,7 +206,7 @@ impl Entry {
             if index < last {
                 o.append(cstr!("partialTxn"), true);
             } else if last > 0 {
-                o.append(cstr!("count"), i64::try_from(entries.len()).unwrap_or(i64::MAX));
+                o.append(cstr!("count"), i64::try_from(count).unwrap_or(i64::MAX));
             }
             // mongod's internal object limit (16 MB + 16 KB), which every entry must fit.
             const MAX_INTERNAL_OBJECT: usize = 16_793_600;
@@ -213,7 +219,7 @@ impl Entry {
                     ),
                 ));
             }
-            out.push(Self { op: "c", ns: "admin.$cmd".to_owned(), ui: None, o, o2: None, statement, images: None });
+            out.push(Self { op: "c", ns: "admin.$cmd".to_owned(), ui: None, o, o2: None, statement, images });
         }
         Ok(out)
     }
@@ -308,9 +314,22 @@ struct Active {
     history: History,
 }
 
-/// The `meta` key of the images of the change recorded at `ts`.
-fn images_key(ts: Timestamp) -> Vec<u8> {
-    super::meta_key(b'p', &pack(ts).to_be_bytes())
+/// The `meta` key of the images of the change at index `op_index` of the entry recorded at
+/// `ts` (the index is left out for the first: a key of the entry's time alone, which is also
+/// the prefix of every key of the entry).
+fn images_key(ts: Timestamp, op_index: u32) -> Vec<u8> {
+    let mut key = super::meta_key(b'p', &pack(ts).to_be_bytes());
+    if op_index > 0 {
+        key.extend_from_slice(&op_index.to_be_bytes());
+    }
+    key
+}
+
+/// Whether the stored oplog entry `stored` is a transaction's `applyOps`, whose changes may
+/// each have images.
+fn holds_several_changes(stored: &[u8]) -> bool {
+    let entry = bson::RawDocument::from_bytes(stored).ok();
+    entry.and_then(|e| e.get_document("o").ok()).is_some_and(|o| o.get("applyOps").ok().flatten().is_some())
 }
 
 /// The time of the oplog entry stored at `key`.
@@ -405,12 +424,13 @@ impl Storage {
         Ok(Some(time_of(&guard.key().map_err(StorageError::from)?)))
     }
 
-    /// The pre- and post-images kept with the change recorded at `ts`, if any.
+    /// The pre- and post-images kept with the change at index `op_index` of the entry
+    /// recorded at `ts`, if any.
     ///
     /// # Errors
     /// Storage errors.
-    pub fn change_images(&self, ts: Timestamp) -> Result<Option<Images>> {
-        match self.meta.get(images_key(ts)).map_err(StorageError::from)? {
+    pub fn change_images(&self, ts: Timestamp, op_index: u32) -> Result<Option<Images>> {
+        match self.meta.get(images_key(ts, op_index)).map_err(StorageError::from)? {
             Some(bytes) => Ok(Some(Images::decode(&bytes)?)),
             None => Ok(None),
         }
@@ -441,8 +461,8 @@ impl Storage {
             let stored = entry.encode(ts, term, wall);
             totals = totals.apply(1, stored.as_bytes().len() as i64);
             batch.insert(&self.docs, entry_key(&oplog.collection, ts), stored.as_bytes());
-            if let Some(images) = &entry.images {
-                batch.insert(&self.meta, images_key(ts), images.encode().as_bytes());
+            for (op_index, images) in &entry.images {
+                batch.insert(&self.meta, images_key(ts, *op_index), images.encode().as_bytes());
             }
             last = Some(ts);
         }
@@ -460,8 +480,12 @@ impl Storage {
                     continue;
                 }
                 batch.remove(&self.docs, key.to_vec());
-                let images = images_key(time_of(&key));
-                if self.meta.contains_key(&images).map_err(StorageError::from)? {
+                let images = images_key(time_of(&key), 0);
+                if holds_several_changes(&value) {
+                    for kept in self.meta.prefix(&images) {
+                        batch.remove(&self.meta, kept.key().map_err(StorageError::from)?);
+                    }
+                } else if self.meta.contains_key(&images).map_err(StorageError::from)? {
                     batch.remove(&self.meta, images);
                 }
                 totals = totals.apply(-1, -(value.len() as i64));

@@ -18,7 +18,7 @@
 //! snapshot isolation does not, and they would make every plain write pay for tracking.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bson::RawDocumentBuf;
@@ -29,16 +29,49 @@ use super::read::Overlay;
 use super::{Collection, DurabilityTicket, ReadView, Storage, StorageError, catalog, totals_key};
 use crate::error::{Error, ErrorCode, Result};
 
-/// Which open transaction wrote each document key (the first writer wins).
-#[derive(Debug, Default)]
+/// Which open transaction wrote each document key (the first writer wins), and how long a
+/// transaction waits for a lock.
+#[derive(Debug)]
 pub struct Intents {
     owners: Mutex<HashMap<Vec<u8>, u64>>,
     next_id: AtomicU64,
+    /// `maxTransactionLockRequestTimeoutMillis` (negative: no limit).
+    lock_request_timeout_ms: AtomicI64,
+}
+
+/// mongod's default `maxTransactionLockRequestTimeoutMillis`.
+pub const DEFAULT_LOCK_REQUEST_TIMEOUT_MS: i64 = 5;
+
+impl Default for Intents {
+    fn default() -> Self {
+        Self {
+            owners: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            lock_request_timeout_ms: AtomicI64::new(DEFAULT_LOCK_REQUEST_TIMEOUT_MS),
+        }
+    }
 }
 
 impl Intents {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, u64>> {
         self.owners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long a transaction's statement waits for a lock a DDL operation holds (`None`: as
+    /// long as it takes).
+    pub(super) fn lock_request_timeout(&self) -> Option<std::time::Duration> {
+        let ms = self.lock_request_timeout_ms.load(Ordering::Relaxed);
+        u64::try_from(ms).ok().map(std::time::Duration::from_millis)
+    }
+
+    /// `maxTransactionLockRequestTimeoutMillis` as set.
+    fn lock_request_timeout_ms(&self) -> i64 {
+        self.lock_request_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    /// Sets `maxTransactionLockRequestTimeoutMillis`.
+    fn set_lock_request_timeout_ms(&self, ms: i64) {
+        self.lock_request_timeout_ms.store(ms, Ordering::Relaxed);
     }
 }
 
@@ -84,6 +117,17 @@ pub fn write_conflict() -> Error {
 }
 
 impl Storage {
+    /// `maxTransactionLockRequestTimeoutMillis`: how long a transaction's statement waits
+    /// for a collection a DDL operation holds (negative: no limit).
+    pub fn transaction_lock_timeout_ms(&self) -> i64 {
+        self.intents.lock_request_timeout_ms()
+    }
+
+    /// Sets `maxTransactionLockRequestTimeoutMillis`.
+    pub fn set_transaction_lock_timeout_ms(&self, ms: i64) {
+        self.intents.set_lock_request_timeout_ms(ms);
+    }
+
     /// Begins a transaction reading a snapshot of now.
     pub fn begin_transaction(self: &Arc<Self>) -> Transaction {
         self.begin_transaction_in(self.snapshot())
@@ -206,11 +250,7 @@ impl Transaction {
         // Before any write lock, as every DDL takes them.
         let _ddl = (!self.created.is_empty()).then(|| storage.ddl_lock());
         // In collection id order, so that two commits cannot wait for each other.
-        let guards: Vec<_> = self
-            .touched
-            .values()
-            .map(|t| t.collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner))
-            .collect();
+        let guards: Vec<_> = self.touched.values().map(|t| t.collection.lock_writes()).collect();
         storage.journal.check_writable()?;
         for touched in self.touched.values() {
             if touched.collection.is_dropped() {
@@ -254,7 +294,7 @@ impl Transaction {
             }
         }
         logged.append(&mut self.entries);
-        let logged = if logged.is_empty() { Vec::new() } else { Entry::apply_ops(&logged, statement)? };
+        let logged = if logged.is_empty() { Vec::new() } else { Entry::apply_ops(logged, statement)? };
         storage.commit_logged(batch, &logged)?;
         storage.catalog.apply(&catalog::CatalogChange { put: self.created.clone(), remove: Vec::new() });
         let ticket = DurabilityTicket(storage.journal.committed());
@@ -356,6 +396,49 @@ mod tests {
         let a = after.get(&collection, bson::RawBsonRef::String("a"))?;
         assert_eq!(a.and_then(|a| a.get_i32("v").ok()), Some(2));
         assert_eq!(storage.collection_size(&collection)?.1, 3, "the totals moved with the commit");
+        Ok(())
+    }
+
+    #[test]
+    fn transaction_waits_for_writers_but_at_most_its_timeout_for_ddl() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+        let storage = Arc::new(Storage::open(dir.path())?);
+        let collection = storage.create_collection(&Namespace::new("t", "c")?, bson::Document::new())?;
+        let mut txn = storage.begin_transaction();
+        // Behind a DDL operation: 24 LockTimeout after the timeout (5 ms by default).
+        let ddl = collection.lock_for_ddl();
+        let started = std::time::Instant::now();
+        let refused = txn.writer(&storage, &collection).err().map(|e| e.code());
+        assert_eq!(refused, Some(ErrorCode::LockTimeout));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(5), "{:?}", started.elapsed());
+        drop(ddl);
+        // Behind another writer's batch: it waits for it. With no limit, behind DDL too.
+        std::thread::scope(|scope| -> Result<()> {
+            let (held, holding) = std::sync::mpsc::channel();
+            let collection = &collection;
+            scope.spawn(move || {
+                let _batch = collection.lock_writes();
+                let _ = held.send(());
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            });
+            let _ = holding.recv();
+            let mut writer = txn.writer(&storage, collection)?;
+            writer.insert(rawdoc! { "_id": "x" })?;
+            writer.commit().map(drop)
+        })?;
+        storage.set_transaction_lock_timeout_ms(-1);
+        let mut other = storage.begin_transaction();
+        std::thread::scope(|scope| -> Result<()> {
+            let (held, holding) = std::sync::mpsc::channel();
+            let collection = &collection;
+            scope.spawn(move || {
+                let _ddl = collection.lock_for_ddl();
+                let _ = held.send(());
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            });
+            let _ = holding.recv();
+            other.writer(&storage, collection).map(drop)
+        })?;
         Ok(())
     }
 

@@ -48,7 +48,7 @@ impl Storage {
     /// # Errors
     /// Storage errors while reading.
     pub fn validate_collection(&self, collection: &Collection) -> Result<ValidateReport> {
-        let _writers = collection.write_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _writers = collection.lock_for_ddl();
         let indexes = collection.indexes();
         let secondary: Vec<_> = indexes.iter().filter(|i| i.id != ID_INDEX_ID).cloned().collect();
         let mut expected: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(); secondary.len()];

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, MutexGuard};
 
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use fjall::OwnedWriteBatch;
@@ -56,7 +56,11 @@ pub struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     pub(super) fn new(storage: &'a Storage, collection: &'a Arc<Collection>) -> Result<Self> {
-        let guard = collection.write_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::holding(storage, collection, collection.lock_writes())
+    }
+
+    /// A writer of `collection` holding its write lock (`guard`).
+    fn holding(storage: &'a Storage, collection: &'a Arc<Collection>, guard: MutexGuard<'a, ()>) -> Result<Self> {
         if collection.ns.is_oplog() && storage.oplog.is_on() {
             return Err(Error::new(
                 ErrorCode::IllegalOperation,
@@ -96,7 +100,8 @@ impl<'a> Writer<'a> {
         collection: &'a Arc<Collection>,
         txn: &'a mut Transaction,
     ) -> Result<Self> {
-        let mut writer = Self::new(storage, collection)?;
+        let guard = collection.lock_for_transaction(storage.intents.lock_request_timeout())?;
+        let mut writer = Self::holding(storage, collection, guard)?;
         let view = txn.view();
         writer.txn = Some((txn, view));
         Ok(writer)

@@ -118,7 +118,7 @@ pub fn events(raw: &RawDocument, scope: &Scope, expanded: bool) -> Vec<Event> {
     let Some((db, coll)) = entry.ns.split_once('.') else { return Vec::new() };
     match entry.op {
         "i" | "u" | "d" if scope.sees(db, coll) => data_event(&entry, db, coll, expanded, 0).into_iter().collect(),
-        "c" if coll == "$cmd" && scope.sees_database(db) => command_events(&entry, db, scope, expanded),
+        "c" if coll == "$cmd" && scope.sees_database(db) => command_events(&entry, db, scope, expanded, 0),
         _ => Vec::new(),
     }
 }
@@ -143,9 +143,12 @@ fn transaction_events(outer: &Entry<'_>, ops: &bson::RawArray, scope: &Scope, ex
             txn_number: outer.txn_number,
         };
         let Some((db, coll)) = ns.split_once('.') else { continue };
+        let op_index = u32::try_from(index).unwrap_or(u32::MAX - 1);
         if matches!(kind, "i" | "u" | "d") && scope.sees(db, coll) {
-            let op_index = u32::try_from(index).unwrap_or(u32::MAX - 1);
             events.extend(data_event(&inner, db, coll, expanded, op_index));
+        } else if kind == "c" && coll == "$cmd" && scope.sees_database(db) {
+            // The collections and indexes the transaction created (expanded events).
+            events.extend(command_events(&inner, db, scope, expanded, op_index));
         }
     }
     events
@@ -211,9 +214,9 @@ fn data_event(entry: &Entry<'_>, db: &str, coll: &str, expanded: bool, op_index:
 }
 
 /// The events of a command entry on `db`.
-fn command_events(entry: &Entry<'_>, db: &str, scope: &Scope, expanded: bool) -> Vec<Event> {
+fn command_events(entry: &Entry<'_>, db: &str, scope: &Scope, expanded: bool, op_index: u32) -> Vec<Event> {
     let Some((command, argument)) = entry.o.iter().next() else { return Vec::new() };
-    let token = ResumeToken::event(entry.ts, 0);
+    let token = ResumeToken::event(entry.ts, op_index);
     let other =
         |document: Document| Event { token, document, kind: Kind::Other, ns: None, id: None, ends_stream: false };
     let invalidate = || {

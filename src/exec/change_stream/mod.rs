@@ -413,8 +413,11 @@ impl ChangeEvents {
         }
         // The images are read only when a field comes from them (not for updateLookup alone).
         let needs_images = wants_pre || (wants_post && self.spec.full_document != FullDocument::UpdateLookup);
-        let images =
-            if needs_images { self.storage.change_images(token.ts)?.unwrap_or_default() } else { Default::default() };
+        let images = if needs_images {
+            self.storage.change_images(token.ts, token.op_index)?.unwrap_or_default()
+        } else {
+            Default::default()
+        };
         let missing = |image: &str, events: &str, document: &Document| {
             let key = document.get_document("documentKey").map(ToString::to_string).unwrap_or_default();
             let (db, coll) = ns.clone().unwrap_or_default();
