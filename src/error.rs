@@ -395,6 +395,14 @@ error_codes! {
     Location5135800 = 5135800,
     /// `hello` with `awaitable` but no `maxAwaitTimeMS`.
     Location5135801 = 5135801,
+    /// A change event too large to split: one field exceeds a fragment.
+    Location7182500 = 7182500,
+    /// A change event of `_id` alone cannot be split.
+    Location7182502 = 7182502,
+    /// `$changeStreamSplitLargeEvent` with a non-empty argument.
+    Location7182800 = 7182800,
+    /// `$changeStreamSplitLargeEvent` not last in its pipeline.
+    Location7182802 = 7182802,
     /// `getMore` in a session on a cursor opened outside any.
     Location50736 = 50736,
     /// `getMore` without a session on a cursor opened in one.

@@ -331,3 +331,67 @@ async fn change_stream_sees_a_transactions_images_and_the_collections_it_created
     assert_eq!(kinds, ["create", "createIndexes", "update", "delete"], "{all:?}");
     assert_eq!(all[0].get_document("ns").ok(), Some(&doc! { "db": "app", "coll": "fresh" }), "{all:?}");
 }
+
+#[tokio::test]
+async fn change_stream_splits_events_too_large_for_a_reply() {
+    let server = TestServer::member(&[]);
+    write(&server, doc! { "create": "big", "changeStreamPreAndPostImages": { "enabled": true }, "$db": "app" });
+    write(&server, doc! { "insert": "big", "documents": [{ "_id": 1, "value": "q".repeat(10 << 20) }], "$db": "app" });
+    let split = vec![doc! { "$changeStreamSplitLargeEvent": {} }];
+    let spec = doc! { "fullDocumentBeforeChange": "required" };
+    let opened = watch(&server, "app", Some("big"), spec.clone(), split.clone());
+    let id = cursor(&opened).get_i64("id").unwrap_or(0);
+    write(
+        &server,
+        doc! { "update": "big", "updates": [{ "q": { "_id": 1 }, "u": { "$set": { "value": "z".repeat(10 << 20) } } }], "$db": "app" },
+    );
+    // 20 MB of event: two fragments, each in a batch of its own.
+    let mut fragments = Vec::new();
+    for _ in 0..4 {
+        fragments.extend(events(&get_more(&server, "app", "big", id)));
+        if fragments.len() == 2 {
+            break;
+        }
+    }
+    let parts: Vec<Option<&Document>> = fragments.iter().map(|f| f.get_document("splitEvent").ok()).collect();
+    assert_eq!(parts, [Some(&doc! { "fragment": 1, "of": 2 }), Some(&doc! { "fragment": 2, "of": 2 })]);
+    // Every field in one fragment or the other, smallest first (ties by name).
+    let fields =
+        |f: &Document| f.keys().filter(|k| !matches!(k.as_str(), "_id" | "splitEvent")).cloned().collect::<Vec<_>>();
+    let first = ["wallTime", "clusterTime", "operationType", "documentKey", "ns", "fullDocumentBeforeChange"];
+    assert_eq!(fields(&fragments[0]), first.map(str::to_owned));
+    assert_eq!(fields(&fragments[1]), ["updateDescription"]);
+
+    // Resumed after the first fragment: the second.
+    let first_token = fragments[0].get_document("_id").cloned().unwrap_or_default();
+    let mut resumed_spec = spec.clone();
+    resumed_spec.insert("resumeAfter", first_token);
+    let resumed = watch(&server, "app", Some("big"), resumed_spec.clone(), split.clone());
+    let resumed_id = cursor(&resumed).get_i64("id").unwrap_or(0);
+    let mut next = events(&resumed);
+    if next.is_empty() {
+        next = events(&get_more(&server, "app", "big", resumed_id));
+    }
+    assert_eq!(next.first().and_then(|f| f.get_document("splitEvent").ok()), Some(&doc! { "fragment": 2, "of": 2 }));
+    assert_eq!(next.first().and_then(|f| f.get_document("_id").ok()), fragments[1].get_document("_id").ok());
+    // Without the stage, resuming from a fragment cannot reproduce it: 280.
+    let refused = watch(&server, "app", Some("big"), resumed_spec, vec![]);
+    let refused = if code(&refused).is_some() {
+        refused
+    } else {
+        get_more(&server, "app", "big", cursor(&refused).get_i64("id").unwrap_or(0))
+    };
+    assert_eq!(code(&refused), Some(280), "{refused}");
+
+    // mongod's refusals.
+    let not_last = watch(&server, "app", Some("big"), doc! {}, vec![split[0].clone(), doc! { "$match": {} }]);
+    assert_eq!(code(&not_last), Some(7182802), "{not_last}");
+    let with_spec =
+        watch(&server, "app", Some("big"), doc! {}, vec![doc! { "$changeStreamSplitLargeEvent": { "x": 1 } }]);
+    assert_eq!(code(&with_spec), Some(7182800), "{with_spec}");
+    let plain = command(
+        &server,
+        doc! { "aggregate": "big", "pipeline": [{ "$changeStreamSplitLargeEvent": {} }], "cursor": {}, "$db": "app" },
+    );
+    assert_eq!(code(&plain), Some(20), "{plain}");
+}

@@ -6,6 +6,7 @@
 //! stands (`postBatchResumeToken`).
 
 pub mod event;
+mod split;
 pub mod token;
 
 use std::collections::VecDeque;
@@ -72,6 +73,9 @@ pub struct ChangeStreamSpec {
     /// `showExpandedEvents`.
     pub show_expanded_events: bool,
 }
+
+/// The stage that splits events too large for a reply (see `split.rs`).
+const SPLIT_STAGE: &str = "$changeStreamSplitLargeEvent";
 
 /// The stages a change stream may run after `$changeStream`, as mongod allows them.
 const ALLOWED_STAGES: &[&str] =
@@ -191,22 +195,35 @@ impl ChangeStreamSpec {
 /// The stages after `$changeStream`, checked: only those mongod allows there.
 ///
 /// # Errors
-/// 40324 for an unknown stage; 238 for `$changeStreamSplitLargeEvent` (not built); 20
-/// IllegalOperation naming the first stage that is not allowed.
+/// 40324 for an unknown stage; for `$changeStreamSplitLargeEvent`, 7182800 unless its
+/// argument is `{}` and 7182802 unless it is the last stage; 20 IllegalOperation naming the
+/// first stage that is not allowed.
 pub fn check_stages(stages: &[RawBsonRef<'_>]) -> Result<()> {
-    for stage in stages {
-        let Some(name) = stage.as_document().and_then(|s| s.into_iter().next()?.ok()).map(|(name, _)| name.as_str())
+    for (position, stage) in stages.iter().enumerate() {
+        let Some((name, argument)) = stage
+            .as_document()
+            .and_then(|s| s.into_iter().next()?.ok())
+            .map(|(name, argument)| (name.as_str(), argument))
         else {
             continue;
         };
         if !crate::query::agg::stages::STAGE_NAMES.contains(&name) {
             return Err(Error::new(ErrorCode::Location40324, format!("Unrecognized pipeline stage name: '{name}'")));
         }
-        if name == "$changeStreamSplitLargeEvent" {
-            return Err(Error::new(
-                ErrorCode::NotImplemented,
-                format!("aggregation stage {name} is not supported yet"),
-            ));
+        if name == SPLIT_STAGE {
+            if !matches!(argument, RawBsonRef::Document(spec) if spec.is_empty()) {
+                return Err(Error::new(
+                    ErrorCode::Location7182800,
+                    "$changeStreamSplitLargeEvent spec should be an empty object",
+                ));
+            }
+            if position + 1 != stages.len() {
+                return Err(Error::new(
+                    ErrorCode::Location7182802,
+                    "$changeStreamSplitLargeEvent must be the last stage in the pipeline",
+                ));
+            }
+            continue;
         }
         if !ALLOWED_STAGES.contains(&name) {
             return Err(Error::new(
@@ -249,9 +266,20 @@ pub fn open(
     storage: &Arc<Storage>,
     scope: Scope,
     spec: ChangeStreamSpec,
-    stages: Vec<RawDocumentBuf>,
+    mut stages: Vec<RawDocumentBuf>,
     env: Arc<PipelineEnv>,
 ) -> Result<ChangeStream> {
+    // `$changeStreamSplitLargeEvent` (last, as checked) splits what the other stages return.
+    let split = stages.last().is_some_and(|stage| stage.get(SPLIT_STAGE).ok().flatten().is_some());
+    if split {
+        stages.pop();
+    }
+    if !split && matches!(spec.start, Start::After(token) if token.fragment.is_some()) {
+        return Err(Error::new(
+            ErrorCode::ChangeStreamFatalError,
+            "Attempted to resume from a split event fragment, but the resumed stream does not contain a $changeStreamSplitLargeEvent stage",
+        ));
+    }
     let oplog = storage.collection(&Namespace::oplog()).ok_or_else(|| {
         Error::new(ErrorCode::Location40573, "The $changeStream stage is only supported on replica sets")
     })?;
@@ -279,6 +307,7 @@ pub fn open(
         scope,
         spec,
         stages,
+        split,
         env,
         position,
         high_water_mark: high_water_mark.clone(),
@@ -339,6 +368,8 @@ struct ChangeEvents {
     scope: Scope,
     spec: ChangeStreamSpec,
     stages: Vec<RawDocumentBuf>,
+    /// Whether events too large for a reply are split (`$changeStreamSplitLargeEvent`).
+    split: bool,
     env: Arc<PipelineEnv>,
     /// Events at or before this were delivered (or precede the start).
     position: ResumeToken,
@@ -382,16 +413,29 @@ impl ChangeEvents {
     fn read_entry(&mut self, entry: &RawDocument) -> Result<()> {
         let Ok(ts) = entry.get_timestamp("ts") else { return Ok(()) };
         for event in event::events(entry, &self.scope, self.spec.show_expanded_events) {
-            if !self.position.precedes(&event.token) {
+            // Resumed from a fragment of this event: the fragments after it.
+            let resumed_fragment = self.position.fragment_of(&event.token).filter(|_| self.split);
+            if !self.position.precedes(&event.token) && resumed_fragment.is_none() {
                 continue;
             }
             let ends_stream = event.ends_stream;
             let token = event.token;
             let document = self.complete(event)?;
+            let mut last = token;
             for output in self.run_stages(document, &token)? {
-                self.pending.push_back(output);
+                if !self.split {
+                    self.pending.push_back(output);
+                    continue;
+                }
+                let skip = resumed_fragment.map_or(0, |seen| seen + 1);
+                for piece in split::fragments(output, token, skip)? {
+                    if let Some(fragment) = piece.get_document("_id").ok().and_then(|id| ResumeToken::parse(id).ok()) {
+                        last = fragment;
+                    }
+                    self.pending.push_back(piece);
+                }
             }
-            self.position = token;
+            self.position = last;
             if ends_stream {
                 self.ended.store(true, Ordering::Release);
                 return Ok(());

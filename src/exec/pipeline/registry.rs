@@ -46,7 +46,7 @@ const BUILT: &[(&str, StageFn)] = &[
 const UNSUPPORTED: &[(&str, Unsupported)] = &[
     // On a standalone, `aggregate` answers mongod's 40573 for it.
     ("$changeStream", Unsupported::Source),
-    ("$changeStreamSplitLargeEvent", Unsupported::NotYet),
+    ("$changeStreamSplitLargeEvent", Unsupported::ChangeStreamOnly),
     ("$collStats", Unsupported::Source),
     ("$currentOp", Unsupported::Source),
     ("$geoNear", Unsupported::NotYet),
@@ -71,6 +71,8 @@ enum Unsupported {
     /// Built, but run by `aggregate` itself as a pipeline's first stage (it reads a source
     /// of its own), never through this table.
     Source,
+    /// Built, but only a change stream runs it (after `$changeStream`).
+    ChangeStreamOnly,
 }
 
 /// Whether this server runs the stage `name` (one of `STAGE_NAMES`), for the compatibility
@@ -80,7 +82,7 @@ pub fn stage_status(name: &str) -> std::result::Result<(), (ErrorCode, String)> 
         return Ok(());
     }
     match UNSUPPORTED.iter().find(|(n, _)| *n == name) {
-        Some((_, Unsupported::Source)) => Ok(()),
+        Some((_, Unsupported::Source | Unsupported::ChangeStreamOnly)) => Ok(()),
         Some((_, Unsupported::NotYet)) => Err((ErrorCode::NotImplemented, "not supported yet".to_owned())),
         None => Err((ErrorCode::Location40324, "unknown stage".to_owned())),
     }
@@ -104,6 +106,9 @@ pub(super) fn apply(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Docu
         }
         Some((_, Unsupported::NotYet)) => {
             Err(Error::new(ErrorCode::NotImplemented, format!("aggregation stage {name} is not supported yet")))
+        }
+        Some((_, Unsupported::ChangeStreamOnly)) => {
+            Err(Error::new(ErrorCode::IllegalOperation, format!("{name} can only be used in a $changeStream pipeline")))
         }
         None => Err(Error::new(ErrorCode::Location40324, format!("Unrecognized pipeline stage name: '{name}'"))),
     }
