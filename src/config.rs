@@ -543,6 +543,9 @@ pub struct Parameters {
     /// How long a transaction waits for a collection a DDL operation holds
     /// (`maxTransactionLockRequestTimeoutMillis`, default 5; negative: no limit).
     pub transaction_lock_timeout_ms: i64,
+    /// How long an idle primary waits before writing a no-op to its oplog
+    /// (`periodicNoopIntervalSecs`, 1 to 10, default 10; startup only, as in mongod).
+    pub periodic_noop_interval_secs: u64,
 }
 
 impl Default for Parameters {
@@ -559,6 +562,7 @@ impl Default for Parameters {
             transaction_lifetime_secs: crate::state::transactions::TRANSACTION_LIFETIME.as_secs(),
             snapshot_history_window_secs: crate::storage::oplog::DEFAULT_HISTORY_WINDOW_SECS,
             transaction_lock_timeout_ms: crate::storage::DEFAULT_LOCK_REQUEST_TIMEOUT_MS,
+            periodic_noop_interval_secs: 10,
         }
     }
 }
@@ -1159,6 +1163,7 @@ impl Config {
             "transactionLifetimeLimitSeconds": self.parameters.transaction_lifetime_secs.to_string(),
             "minSnapshotHistoryWindowInSeconds": self.parameters.snapshot_history_window_secs.to_string(),
             "maxTransactionLockRequestTimeoutMillis": self.parameters.transaction_lock_timeout_ms.to_string(),
+            "periodicNoopIntervalSecs": self.parameters.periodic_noop_interval_secs.to_string(),
         }
     }
 }
@@ -1369,6 +1374,15 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
             "scramSHA256IterationCount" => parameters.scram_sha256_iteration_count = parameter_iterations(name, value)?,
             "transactionLifetimeLimitSeconds" => {
                 parameters.transaction_lifetime_secs = parameter_positive(name, value, "seconds")?
+            }
+            "periodicNoopIntervalSecs" => {
+                parameters.periodic_noop_interval_secs =
+                    value.parse().ok().filter(|n| (1..=10).contains(n)).ok_or_else(|| {
+                        ConfigError::invalid(
+                            &format!("setParameter.{name}"),
+                            format!("'{value}' is not a number of seconds from 1 to 10"),
+                        )
+                    })?
             }
             "maxTransactionLockRequestTimeoutMillis" => {
                 parameters.transaction_lock_timeout_ms = value.parse().map_err(|_| {

@@ -195,6 +195,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let reloader = tokio::spawn(reload_on_sighup(hangups, state.clone(), observers.clone(), cancel.clone()));
     let elections = tokio::spawn(end_step_downs(state.clone(), cancel.clone()));
     let retry_records = tokio::spawn(expire_retryable_records(state.clone(), cancel.clone()));
+    let noops = tokio::spawn(write_periodic_noops(state.clone(), cancel.clone()));
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(admin::serve(
@@ -232,6 +233,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = reloader.await;
     let _ = elections.await;
     let _ = retry_records.await;
+    let _ = noops.await;
     admin_stop.cancel();
     let _ = admin.await;
     let storage = state.storage.clone();
@@ -378,6 +380,34 @@ async fn expire_retryable_records(state: Arc<State>, shutdown: CancellationToken
                     Ok(Ok(sessions)) => tracing::debug!(target: "REPL", id = 7_000_340, sessions, "Expired the records of retryable writes"),
                     Ok(Err(error)) => tracing::warn!(target: "REPL", id = 7_000_341, error = %error, "Could not expire the records of retryable writes"),
                 }
+            }
+        }
+    }
+}
+
+/// mongod's periodic no-op writer: a primary whose oplog has not moved for
+/// `periodicNoopIntervalSecs` (10) writes a no-op entry, so that on an idle set the cluster
+/// time, change streams' resume points and the oplog's last time still move on.
+async fn write_periodic_noops(state: Arc<State>, shutdown: CancellationToken) {
+    let period = Duration::from_secs(state.config.parameters.periodic_noop_interval_secs);
+    let mut seen = state.repl.cluster_time();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(period) => {
+                let now = state.repl.cluster_time();
+                let idle_primary = state.repl.state() == Some(crate::repl::MemberState::Primary)
+                    && state.storage.oplog.is_on()
+                    && now == seen;
+                if idle_primary {
+                    let job = state.clone();
+                    let write = move || job.storage.log(crate::storage::OplogEntry::noop("periodic noop")?);
+                    match tokio::task::spawn_blocking(write).await {
+                        Ok(Ok(())) | Err(_) => {}
+                        Ok(Err(error)) => tracing::warn!(target: "REPL", id = 7_000_342, error = %error, "Could not write the periodic no-op"),
+                    }
+                }
+                seen = state.repl.cluster_time();
             }
         }
     }

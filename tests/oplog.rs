@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestServer, code, command, op_msg, reply_body};
+use common::{TestServer, code, command, eventually, op_msg, reply_body};
 use mongodb::bson::{Bson, Document, Timestamp, doc};
 
 /// A cursor reply's first (or next) batch.
@@ -99,6 +99,27 @@ async fn oplog_records_every_change_with_mongod_entry_shape() {
         entries[0].get_document("prevOpTime").ok(),
         Some(&doc! { "ts": Timestamp { time: 0, increment: 0 }, "t": -1_i64 })
     );
+    // The second chains back to the first.
+    let first = (entries[0].get_timestamp("ts").ok(), entries[0].get_i64("t").ok());
+    let second = entries[1].get_document("prevOpTime").ok();
+    assert_eq!(second.map(|p| (p.get_timestamp("ts").ok(), p.get_i64("t").ok())), Some(first), "{:?}", entries[1]);
+}
+
+#[tokio::test]
+async fn oplog_idle_primary_writes_periodic_noops() {
+    let server = TestServer::member(&["--setParameter", "periodicNoopIntervalSecs=1"]);
+    let shown = command(&server, doc! { "getParameter": 1, "periodicNoopIntervalSecs": 1, "$db": "admin" });
+    assert_eq!(shown.get_i32("periodicNoopIntervalSecs").ok(), Some(1), "{shown}");
+    let noop = || {
+        let reply = command(
+            &server,
+            doc! { "find": "oplog.rs", "filter": { "op": "n", "o.msg": "periodic noop" }, "$db": "local" },
+        );
+        batch(&reply).len()
+    };
+    assert!(eventually(std::time::Duration::from_secs(10), || noop() > 0), "an idle primary writes a no-op");
+    let refused = command(&server, doc! { "setParameter": 1, "periodicNoopIntervalSecs": 5, "$db": "admin" });
+    assert_eq!(code(&refused), Some(20), "startup only, as in mongod: {refused}");
 }
 
 #[tokio::test]

@@ -84,6 +84,12 @@ const PARAMETERS: &[Parameter] = &[
         set: None,
     },
     Parameter {
+        name: "periodicNoopIntervalSecs",
+        settable_at_startup: true,
+        value: |s| Bson::Int32(i32::try_from(s.config.parameters.periodic_noop_interval_secs).unwrap_or(i32::MAX)),
+        set: None,
+    },
+    Parameter {
         name: "scramIterationCount",
         settable_at_startup: true,
         value: |s| Bson::Int32(i32::try_from(s.params.scram_iterations(false)).unwrap_or(i32::MAX)),

@@ -249,8 +249,9 @@ impl Entry {
         self.statement.get_or_insert(statement);
     }
 
-    /// The entry as stored, at `ts` in term `term`.
-    fn encode(&self, ts: Timestamp, term: i64, wall: DateTime) -> RawDocumentBuf {
+    /// The entry as stored, at `ts` in term `term`; `prev` is the time of the entry before
+    /// it of the same retryable write or transaction, in the same batch.
+    fn encode(&self, ts: Timestamp, term: i64, wall: DateTime, prev: Option<Timestamp>) -> RawDocumentBuf {
         let mut entry = RawDocumentBuf::new();
         if let Some(statement) = self.statement {
             let mut lsid = RawDocumentBuf::new();
@@ -267,11 +268,12 @@ impl Entry {
         entry.append(cstr!("v"), 2_i64);
         entry.append(cstr!("wall"), wall);
         if self.statement.is_some() {
-            // Each statement is recorded on its own (no chain through earlier entries).
-            let mut prev = RawDocumentBuf::new();
-            prev.append(cstr!("ts"), Timestamp { time: 0, increment: 0 });
-            prev.append(cstr!("t"), -1_i64);
-            entry.append(cstr!("prevOpTime"), RawBsonRef::Document(&prev));
+            // As mongod: the entries of one retryable write (or of a transaction split over
+            // several) chain back to the first, whose `prevOpTime` is the null optime.
+            let mut previous = RawDocumentBuf::new();
+            previous.append(cstr!("ts"), prev.unwrap_or(Timestamp { time: 0, increment: 0 }));
+            previous.append(cstr!("t"), if prev.is_some() { term } else { -1_i64 });
+            entry.append(cstr!("prevOpTime"), RawBsonRef::Document(&previous));
         }
         entry
     }
@@ -456,9 +458,14 @@ impl Storage {
         let wall = DateTime::now();
         let mut totals = oplog.totals;
         let mut last = None;
+        // The last entry of each retryable write or transaction in this batch, for the chain.
+        let mut chained: Option<((Uuid, i64), Timestamp)> = None;
         for entry in entries {
             let ts = self.clock.tick();
-            let stored = entry.encode(ts, term, wall);
+            let write = entry.statement.map(|statement| (statement.session, statement.txn));
+            let prev = chained.filter(|(of, _)| Some(*of) == write).map(|(_, at)| at);
+            chained = write.map(|write| (write, ts));
+            let stored = entry.encode(ts, term, wall, prev);
             totals = totals.apply(1, stored.as_bytes().len() as i64);
             batch.insert(&self.docs, entry_key(&oplog.collection, ts), stored.as_bytes());
             for (op_index, images) in &entry.images {

@@ -399,6 +399,21 @@ mod tests {
         Ok(())
     }
 
+    /// Runs `run` while another thread holds `collection`'s write lock for 50 ms, as a DDL
+    /// operation (`ddl`) or a writer's batch.
+    fn while_held(collection: &Collection, ddl: bool, run: impl FnOnce() -> Result<()>) -> Result<()> {
+        std::thread::scope(|scope| {
+            let (held, holding) = std::sync::mpsc::channel();
+            scope.spawn(move || {
+                let _lock = if ddl { Err(collection.lock_for_ddl()) } else { Ok(collection.lock_writes()) };
+                let _ = held.send(());
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            });
+            let _ = holding.recv();
+            run()
+        })
+    }
+
     #[test]
     fn transaction_waits_for_writers_but_at_most_its_timeout_for_ddl() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
@@ -413,32 +428,14 @@ mod tests {
         assert!(started.elapsed() >= std::time::Duration::from_millis(5), "{:?}", started.elapsed());
         drop(ddl);
         // Behind another writer's batch: it waits for it. With no limit, behind DDL too.
-        std::thread::scope(|scope| -> Result<()> {
-            let (held, holding) = std::sync::mpsc::channel();
-            let collection = &collection;
-            scope.spawn(move || {
-                let _batch = collection.lock_writes();
-                let _ = held.send(());
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            });
-            let _ = holding.recv();
-            let mut writer = txn.writer(&storage, collection)?;
+        while_held(&collection, false, || {
+            let mut writer = txn.writer(&storage, &collection)?;
             writer.insert(rawdoc! { "_id": "x" })?;
             writer.commit().map(drop)
         })?;
         storage.set_transaction_lock_timeout_ms(-1);
         let mut other = storage.begin_transaction();
-        std::thread::scope(|scope| -> Result<()> {
-            let (held, holding) = std::sync::mpsc::channel();
-            let collection = &collection;
-            scope.spawn(move || {
-                let _ddl = collection.lock_for_ddl();
-                let _ = held.send(());
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            });
-            let _ = holding.recv();
-            other.writer(&storage, collection).map(drop)
-        })?;
+        while_held(&collection, true, || other.writer(&storage, &collection).map(drop))?;
         Ok(())
     }
 
