@@ -334,6 +334,15 @@ async fn transaction_creates_collections_and_indexes_seen_by_others_only_once_co
     let capped =
         statement(&server, doc! { "create": "log", "capped": true, "size": 4096, "$db": "bank" }, &session(), 1, true);
     assert_eq!(code(&capped), Some(263), "{capped}");
+    let view = statement(
+        &server,
+        doc! { "create": "v", "viewOn": "orders", "pipeline": [], "$db": "bank" },
+        &session(),
+        1,
+        true,
+    );
+    assert_eq!(code(&view), Some(263), "{view}");
+    assert_eq!(collection_names(&server), ["audit", "orders"], "no view was made");
 }
 
 #[tokio::test]

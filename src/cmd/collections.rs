@@ -23,6 +23,13 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     let ns = req.namespace()?;
     check_system_namespace(&ns)?;
     if req.get("viewOn").is_some() || req.get("pipeline").is_some() {
+        if ctx.txn.is_some() {
+            // A view is a document of `system.views`, written at once: not in a transaction.
+            return Err(Error::new(
+                ErrorCode::OperationNotSupportedInTransaction,
+                "Cannot create a view in a multi-document transaction.",
+            ));
+        }
         return create_view(ctx, req, ns);
     }
     if req.get("expireAfterSeconds").is_some() {

@@ -22,7 +22,8 @@ impl Storage {
     ///
     /// # Errors
     /// 48 NamespaceExists if it exists (in the catalog or in `txn`); 263
-    /// OperationNotSupportedInTransaction for a capped collection or a view.
+    /// OperationNotSupportedInTransaction for a capped collection (views are refused by
+    /// `create`).
     pub fn create_in_transaction(
         &self,
         txn: &mut Transaction,
@@ -32,17 +33,10 @@ impl Storage {
         if self.collection(ns).is_some() || txn.created_collection(ns).is_some() {
             return Err(Error::new(ErrorCode::NamespaceExists, format!("Collection {ns} already exists.")));
         }
-        let refused = if options.get_bool("capped").unwrap_or(false) {
-            Some("a capped collection")
-        } else if options.contains_key("viewOn") {
-            Some("a view")
-        } else {
-            None
-        };
-        if let Some(kind) = refused {
+        if options.get_bool("capped").unwrap_or(false) {
             return Err(Error::new(
                 ErrorCode::OperationNotSupportedInTransaction,
-                format!("Cannot create {kind} in a multi-document transaction."),
+                "Cannot create a capped collection in a multi-document transaction.",
             ));
         }
         let (collection, _) = self.catalog.new_collection(ns.clone(), options);
