@@ -130,6 +130,9 @@ async fn views_refuse_writes_indexes_cycles_and_foreign_options() {
 
     let exists = db.run_command(doc! { "create": "adults", "viewOn": "people" }).await;
     assert_eq!(exists.err().as_ref().and_then(code), Some(48));
+    // Nor a collection of a view's name.
+    let collection = db.run_command(doc! { "create": "adults" }).await;
+    assert_eq!(collection.err().as_ref().and_then(code), Some(48));
     db.run_command(doc! { "create": "a", "viewOn": "b" }).await.expect("a view on a missing collection");
     let cycle = db.run_command(doc! { "create": "b", "viewOn": "a" }).await;
     assert_eq!(cycle.err().as_ref().and_then(code), Some(5));

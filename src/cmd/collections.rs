@@ -68,6 +68,10 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         Validator::compile(validator)?;
     }
     capped_options(&mut options)?;
+    if views::definition(&ctx.state.storage, &ns)?.is_some() {
+        // A view has the name: as mongod, no collection beside it.
+        return Err(Error::new(ErrorCode::NamespaceExists, format!("Namespace {ns} already exists")));
+    }
     match ctx.txn.as_deref_mut() {
         Some(txn) => ctx.state.storage.create_in_transaction(txn, &ns, options)?,
         None => ctx.state.storage.create_collection(&ns, options)?,
