@@ -259,48 +259,48 @@ impl GetMoreArgs {
     }
 }
 
-/// A session as mongod's messages show an `lsid`: its id, its owner's digest, and the
-/// (empty) parts of an internal session.
-fn shown_lsid((id, uid): (bson::Uuid, [u8; 32])) -> String {
+/// A session as mongod's messages show an `lsid`: its id, its owner's digest (of `users`),
+/// and the (empty) parts of an internal session.
+fn shown_lsid(id: bson::Uuid, users: &[(String, String)]) -> String {
     use base64::Engine as _;
+    let uid = crate::state::sessions::user_digest(users);
     format!("{id} - {} -  - ", base64::engine::general_purpose::STANDARD.encode(uid))
 }
 
-/// mongod's check that a `getMore` runs in the session its cursor was opened in (`opened`,
-/// with its owner's digest): 50736 for a cursor opened outside any session, 50737 for a
-/// request without one, 50738 for another session.
-fn check_session(
+/// mongod's error for a `getMore` outside the session its cursor was opened in (`opened`,
+/// with the cursor's owners; `request` with the caller's users): 50736 for a cursor opened
+/// outside any session, 50737 for a request without one, 50738 for another session. Only
+/// built on a mismatch: the digests in the message are not computed per `getMore`.
+fn session_mismatch(
     id: i64,
-    opened: Option<(bson::Uuid, [u8; 32])>,
-    request: Option<(bson::Uuid, [u8; 32])>,
-) -> Result<()> {
-    let message = match (opened, request) {
-        (None, None) => return Ok(()),
-        (Some(opened), Some(request)) if opened.0 == request.0 => return Ok(()),
-        (None, Some(request)) => (
-            ErrorCode::Location50736,
-            format!(
-                "Cannot run getMore on cursor {id}, which was not created in a session, in session {}",
-                shown_lsid(request)
-            ),
-        ),
-        (Some(opened), None) => (
+    opened: (Option<bson::Uuid>, &[(String, String)]),
+    request: (Option<bson::Uuid>, &[(String, String)]),
+) -> Error {
+    let (code, message) = match (opened.0, request.0) {
+        (Some(opened_id), None) => (
             ErrorCode::Location50737,
             format!(
                 "Cannot run getMore on cursor {id}, which was created in session {}, without an lsid",
-                shown_lsid(opened)
+                shown_lsid(opened_id, opened.1)
             ),
         ),
-        (Some(opened), Some(request)) => (
+        (Some(opened_id), Some(request_id)) => (
             ErrorCode::Location50738,
             format!(
                 "Cannot run getMore on cursor {id}, which was created in session {}, in session {}",
-                shown_lsid(opened),
-                shown_lsid(request)
+                shown_lsid(opened_id, opened.1),
+                shown_lsid(request_id, request.1)
+            ),
+        ),
+        (None, request_id) => (
+            ErrorCode::Location50736,
+            format!(
+                "Cannot run getMore on cursor {id}, which was not created in a session, in session {}",
+                request_id.map(|request_id| shown_lsid(request_id, request.1)).unwrap_or_default()
             ),
         ),
     };
-    Err(Error::new(message.0, message.1))
+    Error::new(code, message)
 }
 
 /// `getMore`.
@@ -323,9 +323,9 @@ pub fn get_more(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply>
             ));
         }
         // After the user's checks, as mongod: only then may the error show the cursor's session.
-        let opened = session.map(|id| (id, crate::state::sessions::user_digest(&owners)));
-        let request = ctx.session.map(|id| (id, crate::state::sessions::user_digest(&ctx.client.auth.names)));
-        check_session(id, opened, request)?;
+        if session != ctx.session {
+            return Err(session_mismatch(id, (session, &owners), (ctx.session, &ctx.client.auth.names)));
+        }
     }
     let parked = cursors.take(id)?;
     let change_stream = parked.resume_token.is_some();

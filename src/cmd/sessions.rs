@@ -69,15 +69,21 @@ fn user_digests(owner: &str, users: &bson::RawArray) -> Result<Vec<[u8; 32]>> {
     for user in users {
         let user = user.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
         let RawBsonRef::Document(user) = user else { return Err(field_error(owner, "users", Some(user))) };
-        let (Ok(name), Ok(db)) = (user.get_str("user"), user.get_str("db")) else {
-            return Err(Error::new(
-                ErrorCode::Location40414,
-                format!("BSON field '{owner}.users.user' is missing but a required field"),
-            ));
-        };
-        digests.push(user_digest(&[(name.to_owned(), db.to_owned())]));
+        digests.push(owner_digest(user, &format!("{owner}.users.user"))?);
     }
     Ok(digests)
+}
+
+/// The owner digest of a `{user, db}` pattern; `path` names its `user` field in mongod's
+/// error for a missing one (40414).
+fn owner_digest(user: &bson::RawDocument, path: &str) -> Result<[u8; 32]> {
+    let (Ok(name), Ok(db)) = (user.get_str("user"), user.get_str("db")) else {
+        return Err(Error::new(
+            ErrorCode::Location40414,
+            format!("BSON field '{path}' is missing but a required field"),
+        ));
+    };
+    Ok(user_digest(&[(name.to_owned(), db.to_owned())]))
 }
 
 /// `startSession`: a new server-side session id.
@@ -127,13 +133,7 @@ pub fn kill_all_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
         let RawBsonRef::Document(user) = pattern else {
             return Err(req.wrong_type(req.name(), *pattern, "object"));
         };
-        let (Ok(name), Ok(db)) = (user.get_str("user"), user.get_str("db")) else {
-            return Err(Error::new(
-                ErrorCode::Location40414,
-                "BSON field 'KillAllSessionsUser.user' is missing but a required field",
-            ));
-        };
-        owners.push(user_digest(&[(name.to_owned(), db.to_owned())]));
+        owners.push(owner_digest(user, "KillAllSessionsUser.user")?);
     }
     if patterns.is_empty() {
         kill_every_session(ctx);
@@ -304,6 +304,14 @@ mod tests {
         let someone = doc! { "users": [{ "user": "u", "db": "admin" }] };
         assert!(list(someone, "config", "system.sessions").1.is_empty(), "another user owns none");
         assert_eq!(list(doc! {}, "test", "c").0, Some(73), "only on config.system.sessions");
+        // A user pattern without its name: mongod's IDL error, naming the field.
+        let nameless = list(doc! { "users": [{ "db": "admin" }] }, "config", "system.sessions");
+        assert_eq!(nameless.0, Some(40414));
+        let reply = shared.run_command(doc! { "killAllSessions": [{ "db": "admin" }], "$db": "admin" });
+        assert_eq!(
+            (reply.get_i32("code").ok(), reply.get_str("errmsg").ok()),
+            (Some(40414), Some("BSON field 'KillAllSessionsUser.user' is missing but a required field"))
+        );
     }
 
     #[test]

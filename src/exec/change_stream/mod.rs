@@ -428,10 +428,8 @@ impl ChangeEvents {
                     continue;
                 }
                 let skip = resumed_fragment.map_or(0, |seen| seen + 1);
-                for piece in split::fragments(output, token, skip)? {
-                    if let Some(fragment) = piece.get_document("_id").ok().and_then(|id| ResumeToken::parse(id).ok()) {
-                        last = fragment;
-                    }
+                for (fragment, piece) in split::fragments(output, token, skip)? {
+                    last = fragment;
                     self.pending.push_back(piece);
                 }
             }

@@ -15,14 +15,14 @@ use crate::error::{Error, ErrorCode, Result};
 /// less 8 KB for the rest of the reply).
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024 + 16 * 1024 - 8 * 1024;
 
-/// The fragments of `event` (whose `_id` is `token`) after the first `skip`, or the event
-/// itself when it fits in [`MAX_EVENT_BYTES`].
+/// The fragments of `event` (whose `_id` is `token`) after the first `skip`, each with its
+/// token, or the event itself with `token` when it fits in [`MAX_EVENT_BYTES`].
 ///
 /// # Errors
 /// 280 ChangeStreamFatalError when resuming from a fragment (`skip` > 0) of an event that
 /// is no longer split, or split into fewer fragments; 7182502 for an event of `_id` alone;
 /// 7182500 for a field too large for a fragment of its own.
-pub fn fragments(event: RawDocumentBuf, token: ResumeToken, skip: u32) -> Result<Vec<RawDocumentBuf>> {
+pub fn fragments(event: RawDocumentBuf, token: ResumeToken, skip: u32) -> Result<Vec<(ResumeToken, RawDocumentBuf)>> {
     if event.as_bytes().len() <= MAX_EVENT_BYTES {
         if skip > 0 {
             return Err(Error::new(
@@ -30,7 +30,7 @@ pub fn fragments(event: RawDocumentBuf, token: ResumeToken, skip: u32) -> Result
                 "Attempted to resume from a split event fragment, but the event in the resumed stream was not large enough to be split",
             ));
         }
-        return Ok(vec![event]);
+        return Ok(vec![(token, event)]);
     }
     let mut fields = Vec::new();
     for element in event.iter_elements() {
@@ -85,7 +85,7 @@ pub fn fragments(event: RawDocumentBuf, token: ResumeToken, skip: u32) -> Result
         .iter()
         .zip(0..)
         .skip(skip as usize)
-        .map(|(group, index)| fragment(token.fragment(index), index + 1, total, group))
+        .map(|(group, index)| (token.fragment(index), fragment(token.fragment(index), index + 1, total, group)))
         .collect())
 }
 
