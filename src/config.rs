@@ -546,6 +546,10 @@ pub struct Parameters {
     /// How long an idle primary waits before writing a no-op to its oplog
     /// (`periodicNoopIntervalSecs`, 1 to 10, default 10; startup only, as in mongod).
     pub periodic_noop_interval_secs: u64,
+    /// How often the session cache records the sessions used and ended in
+    /// `config.system.sessions` (`logicalSessionRefreshMillis`, default 300,000; startup only,
+    /// as in mongod).
+    pub session_refresh_millis: u64,
 }
 
 impl Default for Parameters {
@@ -563,6 +567,7 @@ impl Default for Parameters {
             snapshot_history_window_secs: crate::storage::oplog::DEFAULT_HISTORY_WINDOW_SECS,
             transaction_lock_timeout_ms: crate::storage::DEFAULT_LOCK_REQUEST_TIMEOUT_MS,
             periodic_noop_interval_secs: 10,
+            session_refresh_millis: 300_000,
         }
     }
 }
@@ -1164,6 +1169,7 @@ impl Config {
             "minSnapshotHistoryWindowInSeconds": self.parameters.snapshot_history_window_secs.to_string(),
             "maxTransactionLockRequestTimeoutMillis": self.parameters.transaction_lock_timeout_ms.to_string(),
             "periodicNoopIntervalSecs": self.parameters.periodic_noop_interval_secs.to_string(),
+            "logicalSessionRefreshMillis": self.parameters.session_refresh_millis.to_string(),
         }
     }
 }
@@ -1374,6 +1380,9 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
             "scramSHA256IterationCount" => parameters.scram_sha256_iteration_count = parameter_iterations(name, value)?,
             "transactionLifetimeLimitSeconds" => {
                 parameters.transaction_lifetime_secs = parameter_positive(name, value, "seconds")?
+            }
+            "logicalSessionRefreshMillis" => {
+                parameters.session_refresh_millis = parameter_positive(name, value, "milliseconds")?
             }
             "periodicNoopIntervalSecs" => {
                 parameters.periodic_noop_interval_secs =

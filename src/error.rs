@@ -30,6 +30,24 @@ macro_rules! error_codes {
     };
 }
 
+impl ErrorCode {
+    /// mongod's `Interruption` category: the operation was stopped (`killOp`, its time limit, a
+    /// lock it could not get, shutdown), which fails a write command's whole batch instead of
+    /// becoming one statement's write error.
+    pub fn is_interruption(self) -> bool {
+        matches!(
+            self,
+            Self::LockTimeout
+                | Self::MaxTimeMSExpired
+                | Self::CursorKilled
+                | Self::ExceededTimeLimit
+                | Self::InterruptedAtShutdown
+                | Self::Interrupted
+                | Self::InterruptedDueToReplStateChange
+        )
+    }
+}
+
 error_codes! {
     /// An unexpected server-side failure.
     InternalError = 1,

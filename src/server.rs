@@ -194,7 +194,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let rotator = tokio::spawn(rotate_on_sigusr1(observers.clone(), cancel.clone()));
     let reloader = tokio::spawn(reload_on_sighup(hangups, state.clone(), observers.clone(), cancel.clone()));
     let elections = tokio::spawn(end_step_downs(state.clone(), cancel.clone()));
-    let retry_records = tokio::spawn(expire_retryable_records(state.clone(), cancel.clone()));
+    let session_refresh = tokio::spawn(refresh_sessions(state.clone(), cancel.clone()));
     let noops = tokio::spawn(write_periodic_noops(state.clone(), cancel.clone()));
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
     let admin_stop = CancellationToken::new();
@@ -232,7 +232,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = rotator.await;
     let _ = reloader.await;
     let _ = elections.await;
-    let _ = retry_records.await;
+    let _ = session_refresh.await;
     let _ = noops.await;
     admin_stop.cancel();
     let _ = admin.await;
@@ -361,24 +361,31 @@ async fn flush_journal(state: Arc<State>, shutdown: CancellationToken) {
     }
 }
 
-/// Every five minutes (mongod's session refresh), deletes the records of retryable writes of
-/// sessions unused for the session timeout: a driver never retries after that long.
-async fn expire_retryable_records(state: Arc<State>, shutdown: CancellationToken) {
-    const PERIOD: Duration = Duration::from_secs(300);
+/// mongod's session cache refresh, every `logicalSessionRefreshMillis` (five minutes): the
+/// sessions used and ended since the last one are recorded in `config.system.sessions`, and
+/// the records of retryable writes of sessions unused for the session timeout go (a driver
+/// never retries after that long).
+async fn refresh_sessions(state: Arc<State>, shutdown: CancellationToken) {
+    let period = Duration::from_millis(state.config.parameters.session_refresh_millis);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(PERIOD) => {
+            () = tokio::time::sleep(period) => {
                 let job = state.clone();
-                let expire = move || {
+                let refresh = move || {
+                    let refreshed = crate::exec::session_records::refresh(&job);
                     let timeout = i64::try_from(crate::state::sessions::SESSION_TIMEOUT.as_millis()).unwrap_or(i64::MAX);
                     let cutoff = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis().saturating_sub(timeout));
-                    job.storage.expire_retryable(cutoff, &|session| job.sessions.contains(&session))
+                    (refreshed, job.storage.expire_retryable(cutoff, &|session| job.sessions.contains(&session)))
                 };
-                match tokio::task::spawn_blocking(expire).await {
-                    Ok(Ok(0)) | Err(_) => {}
-                    Ok(Ok(sessions)) => tracing::debug!(target: "REPL", id = 7_000_340, sessions, "Expired the records of retryable writes"),
-                    Ok(Err(error)) => tracing::warn!(target: "REPL", id = 7_000_341, error = %error, "Could not expire the records of retryable writes"),
+                let Ok((refreshed, expired)) = tokio::task::spawn_blocking(refresh).await else { continue };
+                if let Err(error) = refreshed {
+                    tracing::warn!(target: "CONTROL", id = 20714, error = %error, "Failed to refresh session cache, will try again at the next refresh interval");
+                }
+                match expired {
+                    Ok(0) => {}
+                    Ok(sessions) => tracing::debug!(target: "REPL", id = 7_000_340, sessions, "Expired the records of retryable writes"),
+                    Err(error) => tracing::warn!(target: "REPL", id = 7_000_341, error = %error, "Could not expire the records of retryable writes"),
                 }
             }
         }

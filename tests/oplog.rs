@@ -103,6 +103,22 @@ async fn oplog_records_every_change_with_mongod_entry_shape() {
     let first = (entries[0].get_timestamp("ts").ok(), entries[0].get_i64("t").ok());
     let second = entries[1].get_document("prevOpTime").ok();
     assert_eq!(second.map(|p| (p.get_timestamp("ts").ok(), p.get_i64("t").ok())), Some(first), "{:?}", entries[1]);
+
+    // A capped collection's dropped documents are deletes, as mongod logs them (FCV 5.0 on).
+    command(&server, doc! { "create": "ring", "capped": true, "size": 4096, "max": 2, "$db": "test" });
+    command(&server, doc! { "insert": "ring", "documents": [{ "_id": 1 }, { "_id": 2 }, { "_id": 3 }], "$db": "test" });
+    command(&server, doc! { "insert": "ring", "documents": [{ "_id": 4 }], "$db": "test" });
+    let ring: Vec<_> = entries_of(&server, "test.ring")
+        .iter()
+        .map(|e| {
+            (
+                e.get_str("op").unwrap_or_default().to_owned(),
+                e.get_document("o").ok().and_then(|o| o.get_i32("_id").ok()),
+            )
+        })
+        .collect();
+    let expected = [("i", 1), ("i", 2), ("i", 3), ("d", 1), ("i", 4), ("d", 2)];
+    assert_eq!(ring, expected.map(|(op, id)| (op.to_owned(), Some(id))));
 }
 
 #[tokio::test]

@@ -76,3 +76,72 @@ async fn sessions_own_their_cursors_and_killing_a_session_closes_them() {
     let error = rest.expect_err("the cursor was closed with its session");
     assert!(matches!(*error.kind, mongodb::error::ErrorKind::Command(ref e) if e.code == 43), "{error:?}");
 }
+
+/// The records in `config.system.sessions`, by `_id.id`.
+fn records(server: &TestServer) -> Vec<Document> {
+    let reply = command(server, doc! { "find": "system.sessions", "$db": "config" });
+    let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).cloned().unwrap_or_default();
+    batch.into_iter().filter_map(|d| d.as_document().cloned()).collect()
+}
+
+fn recorded(server: &TestServer, session: &Document) -> bool {
+    let id = session.get("id");
+    records(server).iter().any(|r| r.get_document("_id").ok().and_then(|i| i.get("id")) == id)
+}
+
+fn refresh(server: &TestServer) {
+    let reply = command(server, doc! { "refreshLogicalSessionCacheNow": 1, "$db": "admin" });
+    assert_eq!(reply.get_f64("ok").ok(), Some(1.0), "{reply}");
+}
+
+#[tokio::test]
+async fn sessions_are_recorded_in_config_system_sessions_at_each_refresh() {
+    let server = TestServer::start(&["--setParameter", "enableTestCommands=1"]);
+    let documents: Vec<Document> = (0..10).map(|n| doc! { "_id": n }).collect();
+    command(&server, doc! { "insert": "c", "documents": documents, "$db": "s" });
+    let one = lsid();
+    let cursor = open(&server, Some(&one));
+    // As mongod's session cache: recorded at the next refresh, which sets up the collection.
+    assert!(!recorded(&server, &one));
+    refresh(&server);
+    let record = records(&server).into_iter().next().unwrap_or_default();
+    assert_eq!(record.keys().collect::<Vec<_>>(), ["_id", "lastUse"], "{record}");
+    assert_eq!(
+        record.get_document("_id").ok().map(|i| i.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["id".to_owned(), "uid".to_owned()])
+    );
+    assert!(record.get_datetime("lastUse").is_ok(), "{record}");
+    let indexes = command(&server, doc! { "listIndexes": "system.sessions", "$db": "config" });
+    let ttl = indexes.get_document("cursor").and_then(|c| c.get_array("firstBatch")).ok().and_then(|batch| {
+        batch.iter().filter_map(|i| i.as_document()).find(|i| i.get_str("name").ok() == Some("lsidTTLIndex")).cloned()
+    });
+    let ttl = ttl.unwrap_or_default();
+    assert_eq!(
+        (ttl.get_document("key").ok(), ttl.get_i32("expireAfterSeconds").ok()),
+        (Some(&doc! { "lastUse": 1 }), Some(1800)),
+        "{indexes}"
+    );
+    let listed = command(
+        &server,
+        doc! { "aggregate": "system.sessions", "pipeline": [{ "$listSessions": {} }], "cursor": {}, "$db": "config" },
+    );
+    let listed =
+        listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).map(Vec::len).unwrap_or_default();
+    assert_eq!(listed, 1);
+
+    // An ended session keeps its record and cursors until the next refresh removes them.
+    command(&server, doc! { "endSessions": [one.clone()], "$db": "admin" });
+    assert!(recorded(&server, &one));
+    assert_eq!(get_more(&server, cursor, Some(&one)).get_f64("ok").ok(), Some(1.0));
+    refresh(&server);
+    assert!(!recorded(&server, &one));
+    assert_eq!(code(&get_more(&server, cursor, Some(&one))), Some(43));
+
+    // The refresh runs on its own every logicalSessionRefreshMillis (test-only command refused without enableTestCommands).
+    let periodic = TestServer::start(&["--setParameter", "logicalSessionRefreshMillis=100"]);
+    let two = lsid();
+    command(&periodic, with_session(doc! { "ping": 1, "$db": "admin" }, Some(&two)));
+    assert!(common::eventually(std::time::Duration::from_secs(10), || recorded(&periodic, &two)));
+    let refused = command(&periodic, doc! { "refreshLogicalSessionCacheNow": 1, "$db": "admin" });
+    assert_eq!(code(&refused), Some(59), "{refused}");
+}

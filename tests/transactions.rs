@@ -386,3 +386,74 @@ async fn transaction_abort_drops_the_collections_it_created_and_joins_read_its_w
     assert_eq!(collection_names(&server), ["customers"], "the implicitly created collection is gone");
     assert_eq!(find(&server, "customers"), [doc! { "_id": "c1" }]);
 }
+
+/// Polls `currentOp` until an operation of `op` on `ns` is in progress (waiting).
+fn wait_in_progress(server: &TestServer, op: &str, ns: &str) {
+    let waiting = eventually(std::time::Duration::from_secs(10), || {
+        let reply = command(server, doc! { "currentOp": 1, "op": op, "ns": ns, "$db": "admin" });
+        reply.get_array("inprog").is_ok_and(|ops| !ops.is_empty())
+    });
+    assert!(waiting, "no {op} on {ns} in progress");
+}
+
+#[tokio::test]
+async fn transaction_holds_what_it_wrote_and_writes_outside_wait_for_it_to_end() {
+    let server = TestServer::member(&[]);
+    command(&server, doc! { "insert": "stock", "documents": [{ "_id": "widget", "qty": 10 }], "$db": "bank" });
+    let index = doc! { "createIndexes": "stock", "indexes": [{ "key": { "sku": 1 }, "name": "sku_1", "unique": true }], "$db": "bank" };
+    assert_eq!(command(&server, index).get_f64("ok").ok(), Some(1.0));
+    let take = |n: i32| doc! { "update": "stock", "updates": [{ "q": { "_id": "widget" }, "u": { "$inc": { "qty": -n } } }], "$db": "bank" };
+    let txn = session();
+    statement(&server, take(1), &txn, 1, true);
+    let added = doc! { "insert": "stock", "documents": [{ "_id": "gadget", "sku": "G-1" }], "$db": "bank" };
+    assert_eq!(statement(&server, added, &txn, 1, false).get_i32("n").ok(), Some(1));
+
+    // A write outside the transaction to a document it wrote waits (with its time limit, 50)...
+    let limited = doc! { "update": "stock", "updates": [{ "q": { "_id": "widget" }, "u": { "$set": { "x": 1 } } }], "maxTimeMS": 100, "$db": "bank" };
+    let timed_out = command(&server, limited);
+    assert_eq!(
+        (code(&timed_out), timed_out.get_str("codeName").ok()),
+        (Some(50), Some("MaxTimeMSExpired")),
+        "{timed_out}"
+    );
+    std::thread::scope(|scope| {
+        let plain = scope.spawn(|| command(&server, take(5)));
+        let same_id = scope.spawn(|| command(&server, added_plain("gadget", "G-2")));
+        let same_key = scope.spawn(|| command(&server, added_plain("other", "G-1")));
+        wait_in_progress(&server, "update", "bank.stock");
+        let inserts_wait = eventually(std::time::Duration::from_secs(10), || {
+            let reply = command(&server, doc! { "currentOp": 1, "op": "insert", "ns": "bank.stock", "$db": "admin" });
+            reply.get_array("inprog").is_ok_and(|ops| ops.len() == 2)
+        });
+        assert!(inserts_wait, "both inserts wait for the transaction");
+        // ...so the transaction, the first writer, commits...
+        assert_eq!(finish(&server, "commitTransaction", &txn, 1).get_f64("ok").ok(), Some(1.0));
+        // ...and the waiting writes then apply to what it committed.
+        let plain = plain.join().unwrap_or_default();
+        assert_eq!(plain.get_i32("nModified").ok(), Some(1), "{plain}");
+        for (waited, key) in [(same_id, "_id"), (same_key, "sku")] {
+            let waited = waited.join().unwrap_or_default();
+            let error = waited.get_array("writeErrors").ok().and_then(|e| e.first()?.as_document().cloned());
+            let error = error.unwrap_or_default();
+            assert_eq!(error.get_i32("code").ok(), Some(11000), "{waited}");
+            assert!(error.get_document("keyPattern").is_ok_and(|p| p.contains_key(key)), "{waited}");
+        }
+    });
+    let stock = find(&server, "stock");
+    assert_eq!(stock, [doc! { "_id": "gadget", "sku": "G-1" }, doc! { "_id": "widget", "qty": 4 }]);
+
+    // An aborted transaction's writes were never there: the waiting insert succeeds.
+    let txn = session();
+    statement(&server, added_plain("spare", "S-1"), &txn, 1, true);
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| command(&server, added_plain("spare", "S-2")));
+        wait_in_progress(&server, "insert", "bank.stock");
+        assert_eq!(finish(&server, "abortTransaction", &txn, 1).get_f64("ok").ok(), Some(1.0));
+        assert_eq!(waiting.join().unwrap_or_default().get_i32("n").ok(), Some(1));
+    });
+    assert_eq!(find(&server, "stock").get(1), Some(&doc! { "_id": "spare", "sku": "S-2" }));
+}
+
+fn added_plain(id: &str, sku: &str) -> Document {
+    doc! { "insert": "stock", "documents": [{ "_id": id, "sku": sku }], "$db": "bank" }
+}

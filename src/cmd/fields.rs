@@ -565,6 +565,9 @@ pub const PROFILE: CommandOptions = CommandOptions::strict(&[
     F::honoured("filter", "this database's profile filter, or \"unset\""),
 ]);
 
+/// `refreshLogicalSessionCacheNow`.
+pub const REFRESH_LOGICAL_SESSION_CACHE_NOW: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod");
+
 /// `refreshSessions`.
 pub const REFRESH_SESSIONS: CommandOptions = CommandOptions::basic(&[], "ignored, as mongod").api_v1();
 

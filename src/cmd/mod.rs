@@ -542,6 +542,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         "controls the behaviour of the performance profiler, the fraction of eligible operations which are sampled for logging/profiling, and the threshold duration at which ops become eligible. See http://docs.mongodb.org/manual/reference/command/profile",
     )
     .options(fields::PROFILE),
+    CommandSpec::new(
+        "refreshLogicalSessionCacheNow",
+        sessions::refresh_logical_session_cache_now,
+        Anonymous,
+        "force the logical session cache to refresh. Test command only.",
+    )
+    .options(fields::REFRESH_LOGICAL_SESSION_CACHE_NOW)
+    .test_only(),
     CommandSpec::new("refreshSessions", sessions::refresh_sessions, Authenticated, "renew a set of logical sessions")
         .options(fields::REFRESH_SESSIONS)
         .inline(),
@@ -1116,6 +1124,7 @@ mod tests {
                 "isMaster",
                 "listCommands",
                 "ping",
+                "refreshLogicalSessionCacheNow",
                 "saslContinue",
                 "saslStart",
             ]

@@ -78,6 +78,12 @@ const PARAMETERS: &[Parameter] = &[
         }),
     },
     Parameter {
+        name: "logicalSessionRefreshMillis",
+        settable_at_startup: true,
+        value: |s| Bson::Int32(i32::try_from(s.config.parameters.session_refresh_millis).unwrap_or(i32::MAX)),
+        set: None,
+    },
+    Parameter {
         name: "monarchObservability",
         settable_at_startup: true,
         value: |s| Bson::Boolean(s.config.parameters.observability),

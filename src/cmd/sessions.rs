@@ -10,8 +10,8 @@ use crate::state::sessions::{SESSION_TIMEOUT, user_digest};
 
 /// The `$listLocalSessions` stage (`local`) or `$listSessions`: `{}` lists the caller's own
 /// sessions, `{allUsers: true}` every session, `{users: [{user, db}, ...]}` those users'.
-/// Both list the live sessions (mongod's `$listSessions` reads the records its session cache
-/// writes to `config.system.sessions` every five minutes; here they are current).
+/// `$listLocalSessions` lists the live sessions; `$listSessions` the records the refresh
+/// writes to `config.system.sessions` (see `exec/session_records.rs`), as mongod's.
 ///
 /// # Errors
 /// 14 TypeMismatch / 40415 for a malformed specification.
@@ -40,6 +40,10 @@ pub fn list_sessions_stage(
         Some(users) => Some(users),
         None => Some(vec![user_digest(&ctx.client.auth.names)]),
     };
+    if !local {
+        let records = crate::exec::session_records::list(&ctx.state.storage, owners.as_deref())?;
+        return Ok(Box::new(records.into_iter().map(Ok)));
+    }
     let now = bson::DateTime::now().timestamp_millis();
     let documents: Vec<_> = ctx
         .state
@@ -49,17 +53,10 @@ pub fn list_sessions_stage(
         .filter(|(_, _, uid)| owners.as_ref().is_none_or(|owners| owners.contains(uid)))
         .map(|(id, idle, uid)| {
             let last_use = now.saturating_sub(i64::try_from(idle.as_millis()).unwrap_or(i64::MAX));
-            crate::exec::pipeline::raw(&doc! {
-                "_id": { "id": Binary::from_uuid(id), "uid": uid_binary(uid) },
-                "lastUse": bson::DateTime::from_millis(last_use),
-            })
+            Ok(crate::exec::session_records::record(&(id, uid), bson::DateTime::from_millis(last_use)))
         })
         .collect();
     Ok(Box::new(documents.into_iter()))
-}
-
-fn uid_binary(uid: [u8; 32]) -> Binary {
-    Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: uid.to_vec() }
 }
 
 /// The owners' digests of `[{user, db}, ...]` (a `users` list of `$listSessions` and the kill
@@ -98,7 +95,8 @@ pub fn start_session(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Doc
 /// `endSessions: [{id}, ...]`.
 pub fn end_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ids = session_ids(req)?;
-    ctx.state.sessions.end(&ids);
+    // Their cursors close at the next refresh, as mongod's.
+    ctx.state.sessions.end(&ids, user_digest(&ctx.client.auth.names));
     ctx.state.transactions.abort_sessions(&ids);
     Ok(Document::new())
 }
@@ -109,6 +107,13 @@ pub fn refresh_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     for id in session_ids(req)? {
         ctx.state.sessions.touch(id, || owner);
     }
+    Ok(Document::new())
+}
+
+/// `refreshLogicalSessionCacheNow` (a test command): the session cache's periodic refresh,
+/// now (see `exec/session_records.rs`).
+pub fn refresh_logical_session_cache_now(ctx: &mut RequestCtx<'_>, _: &CommandRequest) -> Result<Document> {
+    crate::exec::session_records::refresh(ctx.state)?;
     Ok(Document::new())
 }
 
@@ -145,7 +150,7 @@ pub fn kill_all_sessions(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
 
 /// Ends the sessions `ids`, aborts their transactions and closes their cursors.
 fn kill(ctx: &RequestCtx<'_>, ids: &[Uuid]) {
-    ctx.state.sessions.end(ids);
+    ctx.state.sessions.end(ids, user_digest(&ctx.client.auth.names));
     ctx.state.transactions.abort_sessions(ids);
     ctx.state.cursors.kill_sessions(Some(ids));
 }
@@ -295,6 +300,9 @@ mod tests {
             let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).cloned();
             (reply.get_i32("code").ok(), batch.unwrap_or_default())
         };
+        assert_eq!(list(doc! {}, "config", "system.sessions"), (None, Vec::new()), "not recorded before a refresh");
+        let refreshed = crate::exec::session_records::refresh(&shared);
+        assert_eq!(refreshed.ok().map(|r| r.refreshed), Some(1));
         let (code, own) = list(doc! {}, "config", "system.sessions");
         assert_eq!((code, own.len()), (None, 1), "the caller's own session");
         let session = own.first().and_then(bson::Bson::as_document).and_then(|s| s.get_document("_id").ok()).cloned();

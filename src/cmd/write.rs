@@ -211,7 +211,9 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let validation = validation(ctx, &collection, bypass);
     let mut retry = retryable(ctx, req, true)?;
     let mut txn = ctx.txn.take();
-    let mut writer = open_writer(storage, &mut txn, &collection)?;
+    let mut writer = Some(open_writer(storage, &mut txn, &collection)?);
+    // The journal ticket of documents committed early, before a wait for a transaction.
+    let mut earlier_ticket = None;
     let mut inserted = 0i64;
     let mut errors = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
@@ -219,17 +221,43 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
             inserted += 1;
             continue;
         }
-        let stored = prepare_for_insert(document).and_then(|doc| {
-            validation.check_insert(&doc)?;
-            writer.insert(doc)?;
-            match &mut retry {
-                Some(retry) => retry.record(&mut writer, index, &RawDocumentBuf::new()),
-                None => Ok(()),
+        let stored = loop {
+            let since = storage.transaction_releases();
+            let open = match &mut writer {
+                Some(open) => open,
+                // Outside a transaction only: reopened after a wait (below).
+                slot => slot.insert(storage.writer(&collection)?),
+            };
+            let stored = prepare_for_insert(document).and_then(|doc| {
+                validation.check_insert(&doc)?;
+                open.insert(doc)?;
+                match &mut retry {
+                    Some(retry) => retry.record(open, index, &RawDocumentBuf::new()),
+                    None => Ok(()),
+                }
+            });
+            match stored {
+                Err(error) if crate::storage::is_held_by_transaction(&error) => {
+                    // An open transaction wrote this `_id` (or unique key): the documents
+                    // before it commit now, so that the transaction's commit can take the
+                    // collection's lock, and this one is inserted again once it has ended.
+                    if let Some(earlier) = writer.take() {
+                        if let Some(retry) = &mut retry {
+                            retry.before_commit()?;
+                        }
+                        earlier_ticket = commit(ctx.op, earlier)?.or(earlier_ticket);
+                    }
+                    storage.wait_for_release(since, &|| ctx.op.interrupt.check())?;
+                }
+                stored => break stored,
             }
-        });
+        };
         match stored {
             Ok(()) => inserted += 1,
-            Err(error) if error.code() == ErrorCode::WriteConflict => return Err(error),
+            // As mongod: an interruption fails the whole command, not one statement.
+            Err(error) if error.code() == ErrorCode::WriteConflict || error.code().is_interruption() => {
+                return Err(error);
+            }
             Err(error) => {
                 errors.push(error.to_write_error(index));
                 if ordered {
@@ -243,7 +271,7 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
         ctx.client.close_requested |= retry.close_connection();
         failed?;
     }
-    let ticket = commit(ctx.op, writer)?;
+    let ticket = writer.map(|writer| commit(ctx.op, writer)).transpose()?.flatten().or(earlier_ticket);
     ctx.txn = txn;
     ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
@@ -487,7 +515,7 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let mut retry = retryable(ctx, req, true)?;
-    let outcomes = run_statements(statements.into_iter().enumerate(), ordered, |(index, statement)| {
+    let outcomes = run_statements(ctx, statements.into_iter().enumerate(), ordered, |(index, statement)| {
         if let Some(result) = retry.as_mut().and_then(|retry| retry.previous(index)) {
             return Ok((recorded_update(&result), None));
         }
@@ -682,20 +710,28 @@ struct StatementOutcomes<T> {
 
 /// Runs statements in order. A failed statement becomes a `writeErrors` entry with its
 /// index; with `ordered`, the statements after it are not run, as in mongod.
-fn run_statements<S, T>(
+///
+/// Outside a transaction, a statement that meets a document an open transaction wrote is run
+/// again once a transaction has ended (see [`Storage::retry_while_held`]): `run` commits
+/// nothing when it fails.
+fn run_statements<S: Copy, T>(
+    ctx: &RequestCtx<'_>,
     statements: impl IntoIterator<Item = S>,
     ordered: bool,
     mut run: impl FnMut(S) -> Result<(T, Option<DurabilityTicket>)>,
 ) -> Result<StatementOutcomes<T>> {
     let mut outcomes = StatementOutcomes { results: Vec::new(), errors: Vec::new(), last_ticket: None };
     for (index, statement) in statements.into_iter().enumerate() {
-        match run(statement) {
+        match ctx.state.storage.retry_while_held(|| ctx.op.interrupt.check(), || run(statement)) {
             Ok((result, ticket)) => {
                 outcomes.results.push((index, result));
                 outcomes.last_ticket = ticket.or(outcomes.last_ticket);
             }
-            // As mongod: a write conflict fails a transaction's whole command, not one statement.
-            Err(error) if error.code() == ErrorCode::WriteConflict => return Err(error),
+            // As mongod: a write conflict fails a transaction's whole command, not one statement,
+            // and so does an interruption.
+            Err(error) if error.code() == ErrorCode::WriteConflict || error.code().is_interruption() => {
+                return Err(error);
+            }
             Err(error) => {
                 outcomes.errors.push(error.to_write_error(index));
                 if ordered {
@@ -761,6 +797,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let finder = Finder::new(ctx, &stats);
     let mut retry = retryable(ctx, req, true)?;
     let outcomes = run_statements(
+        ctx,
         statements.into_iter().enumerate(),
         ordered,
         |(index, (statement, limit))| -> Result<(i64, Option<DurabilityTicket>)> {
@@ -903,7 +940,6 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
     let validation = validation(ctx, &collection, bypass);
-    let mut writer = open_writer(storage, &mut txn, &collection)?;
     let filter = parse_filter(query, vars.as_ref(), collation.as_ref())?;
     let project = |doc: Option<RawDocumentBuf>| -> Result<Option<RawDocumentBuf>> {
         match (doc, &fields) {
@@ -911,58 +947,72 @@ pub fn find_and_modify(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result
             (doc, _) => Ok(doc),
         }
     };
-    let (last_error, value) = match update {
-        None => {
-            let selection =
-                WriteSelection { query, filter: &filter, hint, collation: collation.as_deref(), multi: sort.is_some() };
-            let mut found = finder.select(&writer, &selection)?;
-            if let Some(sort) = &sort {
-                if sort.natural() == Some(false) {
-                    found.reverse();
-                }
-                found.sort_by(|a, b| sort.compare(a, b));
-            }
-            let victim = found.into_iter().next();
-            if let Some(id) = victim.as_ref().and_then(|v| v.get("_id").ok().flatten()) {
-                writer.delete(id)?;
-            }
-            ctx.op.docs.deleted.fetch_add(u64::from(victim.is_some()), Ordering::Relaxed);
-            let last_error = LastError { n: i32::from(victim.is_some()), updated_existing: None, upserted: None };
-            (last_error, project(victim)?)
-        }
-        Some(update) => {
-            let outcome = update_statement(
-                &mut writer,
-                query,
-                &update,
-                UpdateOptions {
-                    finder,
+    let mut closes = false;
+    // Runs again, from the selection, when it meets a document an open transaction wrote.
+    let mut attempt = || -> Result<(RawDocumentBuf, Option<DurabilityTicket>)> {
+        let mut writer = open_writer(storage, &mut txn, &collection)?;
+        let (last_error, value) = match &update {
+            None => {
+                let selection = WriteSelection {
+                    query,
+                    filter: &filter,
                     hint,
-                    multi: false,
-                    upsert,
-                    sort: sort.as_ref(),
-                    vars: vars.as_ref(),
-                    collation: collation.as_ref(),
-                    keep_documents: true,
-                },
-                &validation,
-            )?;
-            ctx.op.docs.updated.fetch_add(u64::try_from(outcome.modified).unwrap_or(0), Ordering::Relaxed);
-            ctx.op.docs.inserted.fetch_add(u64::from(outcome.upserted.is_some()), Ordering::Relaxed);
-            let n = i32::from(outcome.matched > 0 || outcome.upserted.is_some());
-            let last_error = LastError { n, updated_existing: Some(outcome.matched > 0), upserted: outcome.upserted };
-            let value = if return_new { outcome.after } else { outcome.before };
-            (last_error, project(value)?)
+                    collation: collation.as_deref(),
+                    multi: sort.is_some(),
+                };
+                let mut found = finder.select(&writer, &selection)?;
+                if let Some(sort) = &sort {
+                    if sort.natural() == Some(false) {
+                        found.reverse();
+                    }
+                    found.sort_by(|a, b| sort.compare(a, b));
+                }
+                let victim = found.into_iter().next();
+                if let Some(id) = victim.as_ref().and_then(|v| v.get("_id").ok().flatten()) {
+                    writer.delete(id)?;
+                }
+                ctx.op.docs.deleted.fetch_add(u64::from(victim.is_some()), Ordering::Relaxed);
+                let last_error = LastError { n: i32::from(victim.is_some()), updated_existing: None, upserted: None };
+                (last_error, project(victim)?)
+            }
+            Some(update) => {
+                let outcome = update_statement(
+                    &mut writer,
+                    query,
+                    update,
+                    UpdateOptions {
+                        finder,
+                        hint,
+                        multi: false,
+                        upsert,
+                        sort: sort.as_ref(),
+                        vars: vars.as_ref(),
+                        collation: collation.as_ref(),
+                        keep_documents: true,
+                    },
+                    &validation,
+                )?;
+                ctx.op.docs.updated.fetch_add(u64::try_from(outcome.modified).unwrap_or(0), Ordering::Relaxed);
+                ctx.op.docs.inserted.fetch_add(u64::from(outcome.upserted.is_some()), Ordering::Relaxed);
+                let n = i32::from(outcome.matched > 0 || outcome.upserted.is_some());
+                let last_error =
+                    LastError { n, updated_existing: Some(outcome.matched > 0), upserted: outcome.upserted };
+                let value = if return_new { outcome.after } else { outcome.before };
+                (last_error, project(value)?)
+            }
+        };
+        let reply = find_and_modify_reply(last_error, value.as_deref())?;
+        if let Some(retry) = &mut retry {
+            retry.record(&mut writer, 0, &reply)?;
+            let failed = retry.before_commit();
+            closes |= retry.close_connection();
+            failed?;
         }
+        Ok((reply, commit(ctx.op, writer)?))
     };
-    let reply = find_and_modify_reply(last_error, value.as_deref())?;
-    if let Some(retry) = &mut retry {
-        retry.record(&mut writer, 0, &reply)?;
-        let failed = retry.before_commit();
-        ctx.client.close_requested |= retry.close_connection();
-        failed?;
-    }
-    let ticket = commit(ctx.op, writer)?;
+    let attempted = storage.retry_while_held(|| ctx.op.interrupt.check(), &mut attempt);
+    ctx.client.close_requested |= closes;
+    let (reply, ticket) = attempted?;
     ctx.txn = txn;
     acknowledge(ctx, journal, ticket);
     Ok(Reply::from(reply))

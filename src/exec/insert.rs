@@ -140,6 +140,28 @@ impl<'a> BatchedWriter<'a> {
         }
     }
 
+    /// Runs `write` with this batch. When it meets a document an open transaction holds, the
+    /// batch so far commits (the transaction's commit needs the collection's lock) and
+    /// `write` runs again once a transaction has ended (see [`Storage::retry_while_held`]);
+    /// `check` ends the wait with its error.
+    ///
+    /// # Errors
+    /// `write`'s; `check`'s; storage errors.
+    pub fn retry_while_held<T>(
+        &mut self,
+        check: impl Fn() -> Result<()>,
+        mut write: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let storage = self.storage;
+        storage.retry_while_held(check, || {
+            let outcome = write(self);
+            if outcome.as_ref().is_err_and(crate::storage::is_held_by_transaction) {
+                self.flush()?;
+            }
+            outcome
+        })
+    }
+
     /// Commits the open batch, if any.
     ///
     /// # Errors

@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod principals;
 pub mod retryable;
+pub mod session_records;
 pub mod spill;
 pub mod stages;
 pub mod validate;

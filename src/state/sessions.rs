@@ -5,6 +5,10 @@
 //! `logicalSessionTimeoutMinutes` (30, as mongod). It belongs to the user who used it (its
 //! `uid`, mongod's digest of the user's name), which `$listLocalSessions`, `$listSessions`
 //! and the kill commands' user patterns match.
+//!
+//! As mongod's session cache, the registry hands the sessions used and ended since the last
+//! refresh to the periodic refresh ([`SessionCatalog::take_refresh`]), which records them in
+//! `config.system.sessions` (see `exec/session_records.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -28,12 +32,35 @@ pub fn user_digest(users: &[(String, String)]) -> [u8; 32] {
 struct Record {
     last_use: Instant,
     uid: [u8; 32],
+    /// Used since the last refresh: its stored record's `lastUse` is due.
+    refresh_due: bool,
+}
+
+impl Record {
+    fn new(uid: [u8; 32]) -> Self {
+        Self { last_use: Instant::now(), uid, refresh_due: true }
+    }
+}
+
+/// A session (`lsid.id`) and its owner (`lsid.uid`): the `_id` of its stored record.
+pub type SessionKey = (Uuid, [u8; 32]);
+
+/// What the next refresh of `config.system.sessions` writes.
+#[derive(Debug, Default)]
+pub struct Refresh {
+    /// Sessions used since the last refresh: their records get a new `lastUse`.
+    pub active: Vec<SessionKey>,
+    /// Sessions ended or killed since the last refresh: their records go, and their cursors
+    /// are closed.
+    pub ended: Vec<SessionKey>,
 }
 
 /// The sessions this server knows, by `lsid.id`.
 #[derive(Debug, Default)]
 pub struct SessionCatalog {
     sessions: Mutex<HashMap<Uuid, Record>>,
+    /// Sessions ended since the last refresh.
+    ended: Mutex<Vec<SessionKey>>,
     /// Sessions an operation has checked out (see [`SessionCatalog::check_out`]).
     checked_out: Mutex<HashSet<Uuid>>,
     returned: Condvar,
@@ -57,7 +84,7 @@ impl SessionCatalog {
     /// Creates a new session of the user `uid` and returns its id.
     pub fn start(&self, uid: [u8; 32]) -> Uuid {
         let id = Uuid::new();
-        self.lock().insert(id, Record { last_use: Instant::now(), uid });
+        self.lock().insert(id, Record::new(uid));
         id
     }
 
@@ -67,8 +94,11 @@ impl SessionCatalog {
     pub fn touch(&self, id: Uuid, uid: impl FnOnce() -> [u8; 32]) {
         self.lock()
             .entry(id)
-            .and_modify(|record| record.last_use = Instant::now())
-            .or_insert_with(|| Record { last_use: Instant::now(), uid: uid() });
+            .and_modify(|record| {
+                record.last_use = Instant::now();
+                record.refresh_due = true;
+            })
+            .or_insert_with(|| Record::new(uid()));
     }
 
     /// The sessions owned by the users `uids`.
@@ -76,11 +106,15 @@ impl SessionCatalog {
         self.lock().iter().filter(|(_, record)| uids.contains(&record.uid)).map(|(id, _)| *id).collect()
     }
 
-    /// Ends (or kills) the sessions in `ids`; unknown ids are ignored, as in mongod.
-    pub fn end(&self, ids: &[Uuid]) {
+    /// Ends (or kills) the sessions in `ids`. An id unknown here (used before a restart, say)
+    /// is taken to be `caller`'s, as mongod makes an ended session's key from the caller's
+    /// digest: its stored record goes at the next refresh.
+    pub fn end(&self, ids: &[Uuid], caller: [u8; 32]) {
         let mut sessions = self.lock();
+        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
         for id in ids {
-            sessions.remove(id);
+            let uid = sessions.remove(id).map_or(caller, |record| record.uid);
+            ended.push((*id, uid));
         }
     }
 
@@ -98,7 +132,32 @@ impl SessionCatalog {
 
     /// Kills every session.
     pub fn kill_all(&self) {
-        self.lock().clear();
+        let mut sessions = self.lock();
+        self.ended.lock().unwrap_or_else(PoisonError::into_inner).extend(sessions.drain().map(|(id, r)| (id, r.uid)));
+    }
+
+    /// The sessions used and ended since the last call, for the refresh of
+    /// `config.system.sessions`. When the refresh fails, [`SessionCatalog::restore_refresh`]
+    /// hands them back.
+    pub fn take_refresh(&self) -> Refresh {
+        let mut sessions = self.lock();
+        let active = sessions
+            .iter_mut()
+            .filter_map(|(id, record)| std::mem::take(&mut record.refresh_due).then_some((*id, record.uid)))
+            .collect();
+        let ended = std::mem::take(&mut *self.ended.lock().unwrap_or_else(PoisonError::into_inner));
+        Refresh { active, ended }
+    }
+
+    /// Hands back what a failed refresh took, for the next one.
+    pub fn restore_refresh(&self, refresh: Refresh) {
+        let mut sessions = self.lock();
+        for (id, _) in refresh.active {
+            if let Some(record) = sessions.get_mut(&id) {
+                record.refresh_due = true;
+            }
+        }
+        self.ended.lock().unwrap_or_else(PoisonError::into_inner).extend(refresh.ended);
     }
 
     /// Forgets sessions unused for [`SESSION_TIMEOUT`] as of `now`; returns them.
@@ -155,11 +214,20 @@ mod tests {
         catalog.touch(b, || user_digest(&[("ann".into(), "admin".into())]));
         assert_eq!(catalog.owned_by(&[user_digest(&[("ann".into(), "admin".into())])]), [b]);
         assert!(catalog.contains(&a) && catalog.contains(&b));
-        catalog.end(&[a, Uuid::new()]);
+        let unknown = Uuid::new();
+        catalog.end(&[a, unknown], [7; 32]);
         assert!(!catalog.contains(&a));
         assert_eq!(catalog.len(), 1);
+        let refresh = catalog.take_refresh();
+        assert_eq!(refresh.active, [(b, user_digest(&[("ann".into(), "admin".into())]))]);
+        assert_eq!(refresh.ended, [(a, user_digest(&[])), (unknown, [7; 32])], "an unknown id is the caller's");
+        let again = catalog.take_refresh();
+        assert!(again.active.is_empty() && again.ended.is_empty(), "each change is handed over once");
+        catalog.restore_refresh(refresh);
+        assert_eq!(catalog.take_refresh().ended.len(), 2, "a failed refresh's sessions come back");
         catalog.kill_all();
         assert!(catalog.is_empty());
+        assert_eq!(catalog.take_refresh().ended.len(), 1);
     }
 
     #[test]

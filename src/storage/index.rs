@@ -409,6 +409,13 @@ impl Hasher for Fnv1a {
     }
 }
 
+/// The part of a unique index's entry `key` that must be unique: the index's prefix and the
+/// key's values, without the record id (`record`) and its length.
+pub(super) fn unique_tuple<'k>(key: &'k [u8], record: &[u8]) -> &'k [u8] {
+    let tuple_len = key.len().saturating_sub(record.len() + 2);
+    key.get(..tuple_len).unwrap_or_default()
+}
+
 /// The record key (encoded `_id`) at the end of an index entry key.
 pub(super) fn record_of(key: &[u8]) -> Option<&[u8]> {
     let len_at = key.len().checked_sub(2)?;

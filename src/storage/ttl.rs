@@ -52,12 +52,19 @@ impl Storage {
                         }
                     }
                     let batch = ids.len();
+                    let mut held = 0;
                     for id in &ids {
-                        writer.delete(id.as_raw_bson_ref())?;
+                        match writer.delete(id.as_raw_bson_ref()) {
+                            // An open transaction wrote it: a later pass deletes it if it is
+                            // still expired, as mongod's TTL monitor retries.
+                            Err(error) if super::is_held_by_transaction(&error) => held += 1,
+                            deleted => deleted?,
+                        }
                     }
                     writer.commit()?;
-                    deleted += batch as u64;
-                    if batch < TTL_BATCH {
+                    deleted += (batch - held) as u64;
+                    // A full batch with held documents would find them again: the next pass does.
+                    if batch < TTL_BATCH || held > 0 {
                         break;
                     }
                 }

@@ -7,45 +7,87 @@
 //!
 //! Conflicts are write-write, as mongod's: a statement that writes a document another open
 //! transaction has written, or that changed since this transaction's snapshot, fails with 112
-//! WriteConflict at once (the first writer wins). At commit, under the write locks of every
-//! collection it wrote, each written document is checked again (a write outside any
+//! WriteConflict at once (the first writer wins); so does one that adds or removes a unique
+//! index key another open transaction added or removed. At commit, under the write locks of
+//! every collection it wrote, each written document is checked again (a write outside any
 //! transaction may have changed it since) and each unique key it adds against what is
 //! committed now; then every change, the collections' totals and one `applyOps` oplog entry
 //! commit in one atomic batch.
+//!
+//! A write outside transactions that meets a document or unique key an open transaction holds
+//! does not change it: it fails with [`held_by_transaction`] before changing anything, and its
+//! command runs the statement again once that transaction has ended
+//! ([`Storage::retry_while_held`]), as mongod retries its write conflicts.
 //!
 //! fjall's own optimistic transactions are not used: they detect read-write conflicts over
 //! whole key ranges (a scan conflicts with any write to its keyspace), which MongoDB's
 //! snapshot isolation does not, and they would make every plain write pay for tracking.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use bson::RawDocumentBuf;
 
-use super::index::record_of;
+use super::index::{record_of, unique_tuple};
 use super::oplog::{Entry, Statement};
 use super::read::Overlay;
 use super::{Collection, DurabilityTicket, ReadView, Storage, StorageError, catalog, totals_key};
 use crate::error::{Error, ErrorCode, Result};
 
-/// Which open transaction wrote each document key (the first writer wins), and how long a
-/// transaction waits for a lock.
+/// Which open transaction wrote each document key and unique index key (the first writer
+/// wins), and how long a transaction waits for a lock.
 #[derive(Debug)]
 pub struct Intents {
-    owners: Mutex<HashMap<Vec<u8>, u64>>,
+    claims: Mutex<Claims>,
+    /// Signalled when a transaction releases its claims.
+    released: Condvar,
+    /// How many keys are claimed, read without the lock: writes outside transactions look a
+    /// key up only when some are.
+    held: AtomicUsize,
+    /// Counts releases (changed under the lock), so that a waiter that read it before meeting
+    /// a claim cannot miss the release that follows.
+    releases: AtomicU64,
     next_id: AtomicU64,
     /// `maxTransactionLockRequestTimeoutMillis` (negative: no limit).
     lock_request_timeout_ms: AtomicI64,
 }
 
+/// The claimed keys: [`claim_key`] to the transaction's id.
+type Claims = HashMap<Vec<u8>, u64>;
+
+/// What a claim is on: a document (its `docs` key) or a unique index key (the index's prefix
+/// and the key's values, without the record id).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Claimed {
+    Document,
+    UniqueKey,
+}
+
+/// The intents map's key of `key`: tagged, so that a document key and an index key with the
+/// same bytes never meet.
+fn claim_key(kind: Claimed, key: &[u8]) -> Vec<u8> {
+    let mut tagged = Vec::with_capacity(key.len() + 1);
+    tagged.push(kind as u8);
+    tagged.extend_from_slice(key);
+    tagged
+}
+
 /// mongod's default `maxTransactionLockRequestTimeoutMillis`.
 pub const DEFAULT_LOCK_REQUEST_TIMEOUT_MS: i64 = 5;
+
+/// How often a write waiting for a transaction checks its own interruption (`killOp`, its
+/// time limit).
+const HELD_WAIT_SLICE: Duration = Duration::from_millis(50);
 
 impl Default for Intents {
     fn default() -> Self {
         Self {
-            owners: Mutex::default(),
+            claims: Mutex::default(),
+            released: Condvar::new(),
+            held: AtomicUsize::new(0),
+            releases: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
             lock_request_timeout_ms: AtomicI64::new(DEFAULT_LOCK_REQUEST_TIMEOUT_MS),
         }
@@ -53,8 +95,14 @@ impl Default for Intents {
 }
 
 impl Intents {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, u64>> {
-        self.owners.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Claims> {
+        self.claims.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether an open transaction holds `key`. Called by writes outside transactions under
+    /// the collection's write lock, which every claim on it is made under too.
+    pub(super) fn is_held(&self, kind: Claimed, key: &[u8]) -> bool {
+        self.held.load(Ordering::Relaxed) > 0 && self.lock().contains_key(&claim_key(kind, key))
     }
 
     /// How long a transaction's statement waits for a lock a DDL operation holds (`None`: as
@@ -116,7 +164,70 @@ pub fn write_conflict() -> Error {
     )
 }
 
+/// What a write outside transactions meets on a document or unique key an open transaction
+/// holds: mongod's WriteConflict, which the write's command retries
+/// ([`Storage::retry_while_held`]) rather than return.
+pub(super) fn held_by_transaction() -> Error {
+    write_conflict().with_internal(HELD_BY_TRANSACTION)
+}
+
+/// The internal detail that marks [`held_by_transaction`].
+const HELD_BY_TRANSACTION: &str = "held by an open transaction";
+
+/// Whether `error` is [`held_by_transaction`].
+pub fn is_held_by_transaction(error: &Error) -> bool {
+    error.code() == ErrorCode::WriteConflict && error.internal() == Some(HELD_BY_TRANSACTION)
+}
+
 impl Storage {
+    /// Runs `write` (a write outside transactions) and, each time it fails on a document or
+    /// unique key an open transaction holds, again once a transaction has ended: mongod
+    /// retries such write conflicts until the transaction commits or aborts. `write` must
+    /// leave nothing behind when it fails (its writer uncommitted). `check` is called while
+    /// waiting and ends the wait with its error (`killOp`, `maxTimeMS`).
+    ///
+    /// # Errors
+    /// `write`'s other errors; `check`'s.
+    pub fn retry_while_held<T>(
+        &self,
+        check: impl Fn() -> Result<()>,
+        mut write: impl FnMut() -> Result<T>,
+    ) -> Result<T> {
+        loop {
+            let since = self.transaction_releases();
+            match write() {
+                Err(error) if is_held_by_transaction(&error) => self.wait_for_release(since, &check)?,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// How many times open transactions have released what they held: read before a write
+    /// that may meet a claim, and handed to [`Storage::wait_for_release`] if it does.
+    pub fn transaction_releases(&self) -> u64 {
+        self.intents.releases.load(Ordering::Acquire)
+    }
+
+    /// Waits until a transaction has released its claims since `since` (what
+    /// [`Storage::transaction_releases`] returned). `check` is called every
+    /// [`HELD_WAIT_SLICE`] and ends the wait with its error.
+    ///
+    /// # Errors
+    /// `check`'s.
+    pub fn wait_for_release(&self, since: u64, check: &impl Fn() -> Result<()>) -> Result<()> {
+        let mut claims = self.intents.lock();
+        // Releases change under the lock: one after the read of `since` is seen here, or
+        // wakes the wait.
+        while self.transaction_releases() == since {
+            check()?;
+            claims = match self.intents.released.wait_timeout(claims, HELD_WAIT_SLICE) {
+                Ok((claims, _)) => claims,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        Ok(())
+    }
+
     /// `maxTransactionLockRequestTimeoutMillis`: how long a transaction's statement waits
     /// for a collection a DDL operation holds (negative: no limit).
     pub fn transaction_lock_timeout_ms(&self) -> i64 {
@@ -200,15 +311,39 @@ impl Transaction {
         if self.overlay.docs.contains_key(key) {
             return Ok(());
         }
-        let mut owners = self.storage.intents.lock();
-        if owners.get(key).is_some_and(|owner| *owner != self.id) {
+        let mut claims = self.storage.intents.lock();
+        let tagged = claim_key(Claimed::Document, key);
+        if claims.get(&tagged).is_some_and(|owner| *owner != self.id) {
             return Err(write_conflict());
         }
         if self.changed_since_snapshot(key)? {
             return Err(write_conflict());
         }
-        owners.insert(key.to_vec(), self.id);
+        self.own(&mut claims, tagged);
         Ok(())
+    }
+
+    /// Claims the unique index key `tuple` (an index's prefix and the key's values) this
+    /// transaction adds or removes.
+    ///
+    /// # Errors
+    /// 112 WriteConflict when another open transaction has claimed it.
+    pub(super) fn claim_unique_key(&self, tuple: &[u8]) -> Result<()> {
+        let mut claims = self.storage.intents.lock();
+        let tagged = claim_key(Claimed::UniqueKey, tuple);
+        match claims.get(&tagged) {
+            Some(owner) if *owner == self.id => Ok(()),
+            Some(_) => Err(write_conflict()),
+            None => {
+                self.own(&mut claims, tagged);
+                Ok(())
+            }
+        }
+    }
+
+    fn own(&self, claims: &mut Claims, tagged: Vec<u8>) {
+        claims.insert(tagged, self.id);
+        self.storage.intents.held.store(claims.len(), Ordering::Relaxed);
     }
 
     /// Whether the committed document at `key` differs from the one in the snapshot.
@@ -315,8 +450,7 @@ impl Transaction {
                     }
                     let Some(_) = value else { continue };
                     let record = record_of(key).unwrap_or_default();
-                    let tuple_len = key.len().saturating_sub(record.len() + 2);
-                    let tuple = key.get(..tuple_len).unwrap_or_default();
+                    let tuple = unique_tuple(key, record);
                     for guard in self.storage.index.prefix(tuple) {
                         let other = guard.key().map_err(StorageError::from)?;
                         let removed = self.overlay.index.get(other.as_ref()).is_some_and(Option::is_none);
@@ -332,13 +466,17 @@ impl Transaction {
 }
 
 impl Drop for Transaction {
-    /// Releases the documents it claimed (after a commit, or an abort).
+    /// Releases the documents and unique keys it claimed (after a commit, or an abort), and
+    /// wakes the writes waiting for them.
     fn drop(&mut self) {
-        let mut owners = self.storage.intents.lock();
-        for key in self.overlay.docs.keys() {
-            if owners.get(key) == Some(&self.id) {
-                owners.remove(key);
-            }
+        let intents = &self.storage.intents;
+        let mut claims = intents.lock();
+        let before = claims.len();
+        claims.retain(|_, owner| *owner != self.id);
+        if claims.len() != before {
+            intents.releases.fetch_add(1, Ordering::Release);
+            intents.held.store(claims.len(), Ordering::Relaxed);
+            intents.released.notify_all();
         }
     }
 }
@@ -457,13 +595,72 @@ mod tests {
         assert_eq!(lost.err().map(|e| e.code()), Some(ErrorCode::WriteConflict));
         drop(writer);
         drop(two);
-        // A write outside any transaction after the snapshot: the commit refuses.
+        // A write outside any transaction waits for the one holding the document...
+        let mut plain = storage.writer(&collection)?;
+        let held = plain.replace(rawdoc! { "_id": "x", "v": 9 }).err();
+        assert!(held.as_ref().is_some_and(is_held_by_transaction), "{held:?}");
+        drop(plain);
+        one.commit(None)?;
+        // ...and one after a transaction's snapshot makes that transaction's write conflict.
+        let mut three = storage.begin_transaction();
         let mut plain = storage.writer(&collection)?;
         plain.replace(rawdoc! { "_id": "x", "v": 9 })?;
         plain.commit()?;
-        assert_eq!(one.commit(None).err().map(|e| e.code()), Some(ErrorCode::WriteConflict));
+        let mut writer = three.writer(&storage, &collection)?;
+        let stale = writer.replace(rawdoc! { "_id": "x", "v": 4 });
+        assert_eq!(stale.err().map(|e| e.code()), Some(ErrorCode::WriteConflict));
         let x = storage.snapshot().get(&collection, bson::RawBsonRef::String("x"))?;
         assert_eq!(x.and_then(|x| x.get_i32("v").ok()), Some(9));
+        Ok(())
+    }
+
+    #[test]
+    fn transaction_claims_unique_keys_and_plain_writes_wait_for_its_end() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
+        let storage = Arc::new(Storage::open(dir.path())?);
+        let ns = Namespace::new("t", "c")?;
+        storage.create_collection(&ns, bson::Document::new())?;
+        storage.create_indexes(&ns, vec![bson::doc! { "v": 2, "key": { "k": 1 }, "name": "k_1", "unique": true }])?;
+        let collection = storage.existing_collection(&ns)?;
+
+        let (mut one, mut two) = (storage.begin_transaction(), storage.begin_transaction());
+        let mut writer = one.writer(&storage, &collection)?;
+        writer.insert(rawdoc! { "_id": 1, "k": "x" })?;
+        writer.commit()?;
+        // Another transaction adding the same unique key loses at once.
+        let mut writer = two.writer(&storage, &collection)?;
+        let lost = writer.insert(rawdoc! { "_id": 2, "k": "x" });
+        assert_eq!(lost.err().map(|e| e.code()), Some(ErrorCode::WriteConflict));
+        drop(writer);
+        drop(two);
+        // A plain write of that key is held, changing nothing, until the transaction ends.
+        let mut plain = storage.writer(&collection)?;
+        let held = plain.insert(rawdoc! { "_id": 3, "k": "x" }).err();
+        assert!(held.as_ref().is_some_and(is_held_by_transaction), "{held:?}");
+        assert!(plain.is_empty());
+        drop(plain);
+        let attempts = AtomicU64::new(0);
+        let waited = std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| {
+                storage.retry_while_held(
+                    || Ok(()),
+                    || {
+                        attempts.fetch_add(1, Ordering::Relaxed);
+                        let mut plain = storage.writer(&collection)?;
+                        plain.insert(rawdoc! { "_id": 3, "k": "x" })?;
+                        plain.commit()
+                    },
+                )
+            });
+            while attempts.load(Ordering::Relaxed) == 0 {
+                std::thread::yield_now();
+            }
+            one.commit(None)?;
+            waiting.join().map_err(|_| Error::new(ErrorCode::InternalError, "waiting thread panicked"))
+        })?;
+        // After the commit, the key is taken: the retried insert is a duplicate.
+        assert_eq!(waited.err().map(|e| e.code()), Some(ErrorCode::DuplicateKey));
+        assert_eq!(storage.transaction_releases(), 1, "the commit's (the loser claimed nothing)");
         Ok(())
     }
 }

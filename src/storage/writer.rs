@@ -8,9 +8,9 @@ use bson::{RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use fjall::OwnedWriteBatch;
 
 use super::catalog::Capped;
-use super::index::{Index, prefix_successor, record_of};
+use super::index::{Index, prefix_successor, record_of, unique_tuple};
 use super::oplog::{self, Entry, Images, Statement};
-use super::txn::{StatementChanges, Transaction};
+use super::txn::{Claimed, StatementChanges, Transaction, held_by_transaction};
 use super::{Collection, DurabilityTicket, IndexSet, Storage, StorageError, catalog, decode_document, document_key};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -171,10 +171,11 @@ impl<'a> Writer<'a> {
     pub fn insert(&mut self, document: RawDocumentBuf) -> Result<()> {
         let id = id_of(&document)?;
         let Some(capped) = self.collection.capped else {
-            if self.get(id)?.is_some() {
+            let key = document_key(self.collection, id);
+            self.check_not_held(Claimed::Document, &key)?;
+            if self.get_key(&key)?.is_some() {
                 return Err(duplicate_key(self.collection, id));
             }
-            let key = document_key(self.collection, id);
             self.update_indexes(None, Some(&document), &key)?;
             self.account(None, Some(&document));
             self.log(|collection| Ok(Entry::insert(collection, &document, id)))?;
@@ -216,6 +217,7 @@ impl<'a> Writer<'a> {
     fn store_version(&mut self, document: RawDocumentBuf, as_diff: bool) -> Result<()> {
         let id = id_of(&document)?;
         let Some(key) = self.key_of(id)? else { return self.insert(document) };
+        self.check_not_held(Claimed::Document, &key)?;
         let old = self.get_key(&key)?;
         let Some(old) = old else {
             if self.collection.record_keyed() {
@@ -252,14 +254,20 @@ impl<'a> Writer<'a> {
     /// Storage errors.
     pub fn delete(&mut self, id: RawBsonRef<'_>) -> Result<()> {
         let Some(key) = self.key_of(id)? else { return Ok(()) };
+        self.check_not_held(Claimed::Document, &key)?;
         let old = self.get_key(&key)?;
-        if old.is_some() {
-            self.log(|collection| {
-                let entry = Entry::delete(collection, id);
-                Ok(with_images(collection, entry, || Images { pre: old.clone(), post: None }))
-            })?;
+        if let Some(old) = &old {
+            self.log_delete(id, old)?;
         }
         self.remove_key(key, old.as_ref())
+    }
+
+    /// Adds the oplog entry of deleting `old`, whose `_id` is `id`.
+    fn log_delete(&mut self, id: RawBsonRef<'_>, old: &RawDocumentBuf) -> Result<()> {
+        self.log(|collection| {
+            let entry = Entry::delete(collection, id);
+            Ok(with_images(collection, entry, || Images { pre: Some(old.clone()), post: None }))
+        })
     }
 
     /// Adds the oplog entry `entry` builds, when this batch's changes are recorded.
@@ -336,6 +344,9 @@ impl<'a> Writer<'a> {
         };
         while over(self) {
             let Some((key, old)) = self.oldest()? else { break };
+            // As mongod's (from FCV 5.0): each document a capped collection drops is logged
+            // as a delete, which oplog readers and change streams see.
+            self.log_delete(id_of(&old)?, &old)?;
             self.remove_key(key, Some(&old))?;
         }
         Ok(())
@@ -390,6 +401,11 @@ impl<'a> Writer<'a> {
             }
             for (key, _) in &old_entries {
                 if !new_entries.iter().any(|(k, _)| k == key) {
+                    if index.unique
+                        && let Some((txn, _)) = &self.txn
+                    {
+                        txn.claim_unique_key(unique_tuple(key, record))?;
+                    }
                     removals.push(key.clone());
                 }
             }
@@ -419,9 +435,14 @@ impl<'a> Writer<'a> {
 
     /// Fails with 11000 DuplicateKey if another document holds `key`'s tuple in the unique
     /// `index`, counting this batch's own changes.
+    /// Outside a transaction, claimed keys wait for their transaction (see
+    /// [`Writer::check_not_held`]); in one, the key is claimed for it.
     fn check_unique(&self, index: &Index, key: &[u8], record: &[u8], value: &[u8]) -> Result<()> {
-        let tuple_len = key.len().saturating_sub(record.len() + 2);
-        let tuple = key.get(..tuple_len).unwrap_or_default();
+        let tuple = unique_tuple(key, record);
+        match &self.txn {
+            Some((txn, _)) => txn.claim_unique_key(tuple)?,
+            None => self.check_not_held(Claimed::UniqueKey, tuple)?,
+        }
         let end = prefix_successor(tuple);
         let in_batch = match &end {
             Some(end) => self.pending_entries.range(tuple.to_vec()..end.clone()),
@@ -565,6 +586,16 @@ impl<'a> Writer<'a> {
         self.claim(&key)?;
         self.batch.insert(&self.storage.docs, key.clone(), document.as_bytes());
         self.pending.insert(key, Some(document));
+        Ok(())
+    }
+
+    /// Outside a transaction, fails with [`held_by_transaction`] when an open transaction has
+    /// written `key` (called before the statement changes anything, so that its command can
+    /// drop this writer, wait and run the statement again).
+    fn check_not_held(&self, kind: Claimed, key: &[u8]) -> Result<()> {
+        if self.txn.is_none() && self.storage.intents.is_held(kind, key) {
+            return Err(held_by_transaction());
+        }
         Ok(())
     }
 

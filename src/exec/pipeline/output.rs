@@ -373,42 +373,57 @@ fn write_merge(stream: DocumentStream, merge: &Merge, env: &PipelineEnv) -> Resu
         if by_id && document.get("_id").map_err(invalid_bson)?.is_none() {
             document = prepare_for_insert(&document)?;
         }
-        let filter_doc = merge.on_filter(&document)?;
-        let existing = if by_id {
-            let id = document.get("_id").map_err(invalid_bson)?.unwrap_or(RawBsonRef::Null);
-            batch.writer()?.get(id)?
-        } else {
-            // A lookup by other fields reads committed documents: commit what is pending first.
-            batch.flush()?;
-            let filter = Filter::parse(&filter_doc)?;
-            let selection =
-                WriteSelection { query: &filter_doc, filter: &filter, hint: None, collation: None, multi: false };
-            select_for_write(&env.plans, batch.writer()?, &selection, &env.stats)?.into_iter().next()
-        };
-        match existing {
-            Some(existing) => {
-                let Some(merged) = merge.matched(&existing, &document, env)? else { continue };
-                validation.check_update(&existing, &merged)?;
-                batch.writer()?.replace(merged)?;
-            }
-            None => match merge.when_not_matched {
-                WhenNotMatched::Insert => {
-                    let document = prepare_for_insert(&document)?;
-                    validation.check_insert(&document)?;
-                    batch.writer()?.insert(document)?;
-                }
-                WhenNotMatched::Discard => {}
-                WhenNotMatched::Fail => {
-                    return Err(Error::new(
-                        ErrorCode::MergeStageNoMatchingDocument,
-                        "$merge could not find a matching document in the target collection for at least one \
-                         document in the source collection",
-                    ));
-                }
-            },
-        }
+        // As mongod's write-conflict retries: again, after the transaction, when the document
+        // it would change is held by an open one.
+        batch.retry_while_held(
+            || env.stats.check(),
+            |batch| merge_document(batch, &document, merge, env, &validation),
+        )?;
     }
     batch.flush()
+}
+
+/// Merges `document` into the target through `batch`.
+fn merge_document(
+    batch: &mut BatchedWriter<'_>,
+    document: &RawDocumentBuf,
+    merge: &Merge,
+    env: &PipelineEnv,
+    validation: &crate::exec::validate::Validation<'_>,
+) -> Result<()> {
+    let by_id = merge.on == ["_id"];
+    let filter_doc = merge.on_filter(document)?;
+    let existing = if by_id {
+        let id = document.get("_id").map_err(invalid_bson)?.unwrap_or(RawBsonRef::Null);
+        batch.writer()?.get(id)?
+    } else {
+        // A lookup by other fields reads committed documents: commit what is pending first.
+        batch.flush()?;
+        let filter = Filter::parse(&filter_doc)?;
+        let selection =
+            WriteSelection { query: &filter_doc, filter: &filter, hint: None, collation: None, multi: false };
+        select_for_write(&env.plans, batch.writer()?, &selection, &env.stats)?.into_iter().next()
+    };
+    match existing {
+        Some(existing) => {
+            let Some(merged) = merge.matched(&existing, document, env)? else { return Ok(()) };
+            validation.check_update(&existing, &merged)?;
+            batch.writer()?.replace(merged)
+        }
+        None => match merge.when_not_matched {
+            WhenNotMatched::Insert => {
+                let document = prepare_for_insert(document)?;
+                validation.check_insert(&document)?;
+                batch.writer()?.insert(document)
+            }
+            WhenNotMatched::Discard => Ok(()),
+            WhenNotMatched::Fail => Err(Error::new(
+                ErrorCode::MergeStageNoMatchingDocument,
+                "$merge could not find a matching document in the target collection for at least one \
+                 document in the source collection",
+            )),
+        },
+    }
 }
 
 impl Merge {
