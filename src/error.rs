@@ -413,6 +413,40 @@ error_codes! {
     Location5135800 = 5135800,
     /// `hello` with `awaitable` but no `maxAwaitTimeMS`.
     Location5135801 = 5135801,
+    /// A clustered collection's `clusteredIndex` without `unique: true`.
+    Location5979700 = 5979700,
+    /// `clusteredIndex` that is neither a boolean nor an object.
+    Location5979702 = 5979702,
+    /// The legacy `clusteredIndex: true` on a collection that is not an internal one.
+    Location5979703 = 5979703,
+    /// A `clusteredIndex` with a version other than 2.
+    Location5979704 = 5979704,
+    /// `dropIndexes` naming a collection's clustered index.
+    Location5979800 = 5979800,
+    /// A view created with `clusteredIndex`.
+    Location6026500 = 6026500,
+    /// `clusteredIndex` with `autoIndexId: false`.
+    Location6026501 = 6026501,
+    /// A clustered collection created with a capped collection's `size`.
+    Location6049200 = 6049200,
+    /// A capped clustered collection without `expireAfterSeconds`.
+    Location6049201 = 6049201,
+    /// A clustered collection created with a capped collection's `max`.
+    Location6049204 = 6049204,
+    /// `createIndexes` with `clustered` on a collection that does not exist.
+    Location6100900 = 6100900,
+    /// An index with the clustered index's name and another key.
+    Location6100906 = 6100906,
+    /// An index on the cluster key with another `v`.
+    Location6100908 = 6100908,
+    /// An index on the cluster key with `unique: false`.
+    Location6100909 = 6100909,
+    /// A capped clustered collection (mongod's test-only feature).
+    Location6127800 = 6127800,
+    /// An index with `clustered` that is not the collection's clustered index.
+    Location6243700 = 6243700,
+    /// An index with `clustered: false`.
+    Location6492800 = 6492800,
     /// A change event too large to split: one field exceeds a fragment.
     Location7182500 = 7182500,
     /// A change event of `_id` alone cannot be split.

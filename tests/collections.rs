@@ -145,3 +145,100 @@ fn collections_second_server_cannot_share_dbpath() {
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(log.contains("Unable to lock the lock file"), "{log}");
 }
+
+/// The first batch of a cursor reply.
+fn first_batch(reply: &Document) -> Vec<Document> {
+    let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).cloned().unwrap_or_default();
+    batch.into_iter().filter_map(|d| d.as_document().cloned()).collect()
+}
+
+#[tokio::test]
+async fn collections_clustered_by_id_list_as_mongod_and_expire_by_id() {
+    let server = TestServer::start(&["--setParameter", "ttlMonitorSleepSecs=1"]);
+    let client = server.client("").await;
+    let db = client.database("app");
+    let run = |command: Document| {
+        let db = db.clone();
+        async move { db.run_command(command).await }
+    };
+    let clustered = doc! { "key": { "_id": 1 }, "unique": true, "name": "by id" };
+    run(doc! { "create": "events", "clusteredIndex": clustered.clone() }).await.expect("create");
+    let listed = first_batch(&run(doc! { "listCollections": 1, "filter": { "name": "events" } }).await.expect("list"));
+    let entry = listed.first().cloned().unwrap_or_default();
+    let canonical = doc! { "v": 2, "key": { "_id": 1 }, "name": "by id", "unique": true };
+    assert_eq!(entry.get_document("options").ok(), Some(&doc! { "clusteredIndex": canonical }), "{entry}");
+    assert!(!entry.contains_key("idIndex"), "a clustered collection lists no idIndex: {entry}");
+    let indexes = first_batch(&run(doc! { "listIndexes": "events" }).await.expect("listIndexes"));
+    let index = doc! { "v": 2, "key": { "_id": 1 }, "name": "by id", "unique": true, "clustered": true };
+    assert_eq!(indexes, std::slice::from_ref(&index));
+
+    // The cluster key exists already (any name); `clustered` elsewhere and its name on another key are refused.
+    run(doc! { "createIndexes": "events", "indexes": [{ "key": { "_id": 1 }, "name": "again" }] })
+        .await
+        .expect("no-op");
+    let elsewhere = doc! { "createIndexes": "events", "indexes": [{ "key": { "a": 1 }, "name": "a", "clustered": true, "unique": true }] };
+    assert_eq!(run(elsewhere).await.err().as_ref().and_then(code), Some(6243700));
+    let its_name = doc! { "createIndexes": "events", "indexes": [{ "key": { "b": 1 }, "name": "by id" }] };
+    assert_eq!(run(its_name).await.err().as_ref().and_then(code), Some(6100906));
+    let false_option =
+        doc! { "createIndexes": "events", "indexes": [{ "key": { "c": 1 }, "name": "c", "clustered": false }] };
+    assert_eq!(run(false_option).await.err().as_ref().and_then(code), Some(6492800));
+    for index in [Bson::String("by id".into()), Bson::Document(doc! { "_id": 1 })] {
+        let dropped = run(doc! { "dropIndexes": "events", "index": index }).await;
+        assert_eq!(dropped.err().as_ref().and_then(code), Some(5979800));
+    }
+    run(doc! { "dropIndexes": "events", "index": "*" }).await.expect("drops the others");
+    assert_eq!(first_batch(&run(doc! { "listIndexes": "events" }).await.expect("listIndexes")), [index]);
+
+    // mongod's refusals, in its order.
+    let refused = [
+        (doc! { "clusteredIndex": 5 }, 5979702),
+        (doc! { "clusteredIndex": true }, 5979703),
+        (doc! { "clusteredIndex": { "key": { "_id": 1 } } }, 40414),
+        (doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": false } }, 5979700),
+        (doc! { "clusteredIndex": { "key": { "a": 1 }, "unique": true } }, 197),
+        (doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true, "v": 1 } }, 5979704),
+        (doc! { "clusteredIndex": clustered.clone(), "size": 4096 }, 6049200),
+        (doc! { "clusteredIndex": clustered.clone(), "capped": true }, 6127800),
+        (doc! { "clusteredIndex": clustered.clone(), "viewOn": "events", "pipeline": [] }, 6026500),
+        (doc! { "clusteredIndex": clustered.clone(), "autoIndexId": false }, 6026501),
+        (doc! { "clusteredIndex": clustered.clone(), "expireAfterSeconds": -1 }, 72),
+        (doc! { "expireAfterSeconds": 10 }, 72),
+    ];
+    for (options, expected) in refused {
+        let mut command = doc! { "create": "other" };
+        command.extend(options.clone());
+        assert_eq!(run(command).await.err().as_ref().and_then(code), Some(expected), "{options}");
+    }
+    run(doc! { "create": "plain" }).await.expect("create");
+    let on_plain = doc! { "createIndexes": "plain", "indexes": [{ "key": { "_id": 1 }, "name": "i", "clustered": true, "unique": true }] };
+    assert_eq!(run(on_plain).await.err().as_ref().and_then(code), Some(6243700));
+    let implicit = doc! { "createIndexes": "missing", "indexes": [{ "key": { "_id": 1 }, "name": "i", "clustered": true, "unique": true }] };
+    assert_eq!(run(implicit).await.err().as_ref().and_then(code), Some(6100900));
+    let ttl_on_plain = run(doc! { "collMod": "plain", "expireAfterSeconds": 5 }).await;
+    assert_eq!(ttl_on_plain.err().as_ref().and_then(code), Some(72));
+
+    // TTL by `_id`: a date older than expireAfterSeconds goes; later dates and other types stay.
+    run(doc! { "collMod": "events", "expireAfterSeconds": 60 }).await.expect("collMod");
+    let now = mongodb::bson::DateTime::now().timestamp_millis();
+    let (old, recent) =
+        (mongodb::bson::DateTime::from_millis(now - 3_600_000), mongodb::bson::DateTime::from_millis(now));
+    let events = db.collection::<Document>("events");
+    events.insert_many([doc! { "_id": old }, doc! { "_id": recent }, doc! { "_id": 7 }]).await.expect("insert");
+    let duplicate = events.insert_one(doc! { "_id": 7 }).await.expect_err("duplicate _id");
+    assert!(matches!(*duplicate.kind, ErrorKind::Write(_)), "{duplicate:?}");
+    let expired = common::eventually_async(std::time::Duration::from_secs(15), || {
+        let events = events.clone();
+        async move { events.count_documents(doc! {}).await.ok() == Some(2) }
+    })
+    .await;
+    assert!(expired, "the old date expired");
+    assert_eq!(events.find_one(doc! { "_id": old }).await.ok().flatten(), None);
+    let listed = first_batch(&run(doc! { "listCollections": 1, "filter": { "name": "events" } }).await.expect("list"));
+    let options = listed.first().and_then(|e| e.get_document("options").ok().cloned()).unwrap_or_default();
+    assert_eq!(options.get("expireAfterSeconds"), Some(&Bson::Int64(60)));
+    run(doc! { "collMod": "events", "expireAfterSeconds": "off" }).await.expect("off");
+    let listed = first_batch(&run(doc! { "listCollections": 1, "filter": { "name": "events" } }).await.expect("list"));
+    let options = listed.first().and_then(|e| e.get_document("options").ok().cloned()).unwrap_or_default();
+    assert!(!options.contains_key("expireAfterSeconds"), "{options}");
+}

@@ -22,6 +22,7 @@ use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
 pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     check_system_namespace(&ns)?;
+    let clustered = super::clustered::parse_create(req, ctx.state.config.parameters.enable_test_commands)?;
     if req.get("viewOn").is_some() || req.get("pipeline").is_some() {
         if ctx.txn.is_some() {
             // A view is a document of `system.views`, written at once: not in a transaction.
@@ -32,7 +33,7 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         }
         return create_view(ctx, req, ns);
     }
-    if req.get("expireAfterSeconds").is_some() {
+    if req.get("expireAfterSeconds").is_some() && clustered.is_none() {
         return Err(Error::new(
             ErrorCode::InvalidOptions,
             "'expireAfterSeconds' is only supported on time-series collections or when the 'clusteredIndex' option \
@@ -43,7 +44,7 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
     for element in req.body().iter().skip(1) {
         let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
         let key = key.as_str();
-        if is_generic_argument(key) {
+        if is_generic_argument(key) || matches!(key, "clusteredIndex" | "expireAfterSeconds") {
             continue;
         }
         if key == "collation" {
@@ -68,6 +69,12 @@ pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document
         Validator::compile(validator)?;
     }
     capped_options(&mut options)?;
+    if let Some((spec, expire_after_seconds)) = clustered {
+        options.insert("clusteredIndex", spec);
+        if let Some(seconds) = expire_after_seconds {
+            options.insert("expireAfterSeconds", Bson::Int64(seconds));
+        }
+    }
     if views::definition(&ctx.state.storage, &ns)?.is_some() {
         // A view has the name: as mongod, no collection beside it.
         return Err(Error::new(ErrorCode::NamespaceExists, format!("Namespace {ns} already exists")));
@@ -439,8 +446,9 @@ fn collection_entry(collection: &Collection) -> Document {
         "options": collection.options.clone(),
         "info": { "readOnly": false, "uuid": Binary::from_uuid(collection.uuid) },
     };
-    // mongod builds no `_id` index on the profile collection, and lists none.
-    if collection.ns.coll != PROFILE_COLLECTION {
+    // mongod builds no `_id` index on the profile collection, and lists none; a clustered
+    // collection lists its `clusteredIndex` instead.
+    if collection.ns.coll != PROFILE_COLLECTION && !collection.is_clustered() {
         entry.insert("idIndex", id_index_spec());
     }
     entry
@@ -542,6 +550,7 @@ pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
                 RawBsonRef::Document(spec) => index_reply = super::indexes::modify_index(ctx, &collection, spec)?,
                 other => return Err(req.wrong_type("index", other, "object")),
             },
+            "expireAfterSeconds" => options = super::clustered::modify_expiry(&options, value)?,
             // The dispatcher refused the options that are not built yet and unknown ones.
             _ => {}
         }

@@ -75,7 +75,10 @@ pub const COLL_MOD: CommandOptions = CommandOptions::strict(&[
     F::honoured("validationLevel", "stored with the validator"),
     F::honoured("validationAction", "stored with the validator"),
     F::honoured("index", "changes `hidden` or `expireAfterSeconds` of one index"),
-    F::not_built("expireAfterSeconds", "collection-level TTL (time-series and clustered collections)"),
+    F::honoured(
+        "expireAfterSeconds",
+        "a clustered collection's TTL (seconds, or `\"off\"`): documents whose `_id` is an older date are deleted; 72 on other collections",
+    ),
     F::honoured(
         "changeStreamPreAndPostImages",
         "each change's document before and after is kept with its oplog entry, for change streams' `fullDocumentBeforeChange` and `fullDocument: whenAvailable|required`",
@@ -158,12 +161,15 @@ pub const CREATE: CommandOptions = CommandOptions::strict(&[
     F::ignored("storageEngine", "engine-specific options; Monarch has one engine"),
     F::ignored("indexOptionDefaults", "holds only engine-specific index options; Monarch has one engine"),
     F::honoured("collation", "the collection's default collation"),
-    F::checked(
+    F::honoured(
         "expireAfterSeconds",
-        "72 InvalidOptions without `timeseries` or `clusteredIndex` (which are not built yet)",
+        "with `clusteredIndex`: documents whose `_id` is a date older than that many seconds are deleted by the TTL monitor; 72 InvalidOptions without `timeseries` or `clusteredIndex`",
     ),
     F::not_built("timeseries", "time-series collections"),
-    F::not_built("clusteredIndex", "clustered collections"),
+    F::honoured(
+        "clusteredIndex",
+        "`{key: {_id: 1}, unique: true, name?, v?}`: Monarch's own layout, listed as mongod lists a clustered collection; capped clustered collections (mongod's test-only feature) are refused",
+    ),
     F::honoured(
         "changeStreamPreAndPostImages",
         "each change's document before and after is kept with its oplog entry, for change streams' `fullDocumentBeforeChange` and `fullDocument: whenAvailable|required`",

@@ -3,6 +3,7 @@
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
+use super::clustered::{self, AgainstCluster};
 use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
@@ -23,6 +24,7 @@ const INDEX_OPTIONS: &[&str] = &[
     "dropDups",
     "ns",
     "storageEngine",
+    "clustered",
 ];
 
 /// The largest `expireAfterSeconds` mongod accepts (its 32-bit limit).
@@ -41,13 +43,26 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
     }
     let existing = ctx.collection(&ns);
     let default_collation = existing.as_ref().and_then(|c| c.options.get_document("collation").ok().cloned());
-    let capped = existing.is_some_and(|c| c.capped.is_some());
+    let capped = existing.as_ref().is_some_and(|c| c.capped.is_some());
+    let cluster = existing.as_ref().and_then(|c| c.options.get_document("clusteredIndex").ok().cloned());
     let mut validated = Vec::with_capacity(specs.len());
     for spec in specs {
         let RawBsonRef::Document(spec) = spec else {
             return Err(req.wrong_type("indexes", spec, "object"));
         };
         let ValidatedSpec { mut stored, collation } = validate_spec(spec)?;
+        if existing.is_none() && clustered::wants_clustered(&stored) {
+            return Err(Error::new(
+                ErrorCode::Location6100900,
+                "Cannot implicitly create a new collection with createIndex 'clustered' option",
+            ));
+        }
+        let context =
+            |e: Error| Error::new(e.code(), format!("Error in specification {stored} :: caused by :: {}", e.message()));
+        if clustered::check_index(&stored, cluster.as_ref()).map_err(context)? == AgainstCluster::IsTheClusteredIndex {
+            // mongod's IndexAlreadyExists: the clustered index is there, whatever the name.
+            continue;
+        }
         if capped && stored.contains_key("expireAfterSeconds") {
             // The TTL monitor would delete out of insertion order what trimming deletes in it.
             return Err(Error::new(
@@ -139,6 +154,7 @@ fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
             ));
         }
     };
+    clustered::check_clustered_option(&shown)?;
     let is_id_index = pattern.spec() == &doc! { "_id": 1 };
     let version = match shown.get("v") {
         None => 2,

@@ -10,6 +10,7 @@ mod auth;
 mod authz;
 mod capped;
 mod certificates;
+mod clustered;
 mod collation;
 mod collections;
 mod context;

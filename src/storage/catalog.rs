@@ -113,6 +113,25 @@ impl Collection {
         self.id.to_be_bytes()
     }
 
+    /// Whether it was created clustered (`clusteredIndex`): listed as mongod lists one, and
+    /// TTL by `_id` with the collection's `expireAfterSeconds`.
+    pub fn is_clustered(&self) -> bool {
+        self.options.contains_key("clusteredIndex")
+    }
+
+    /// A clustered collection's `expireAfterSeconds`: documents whose `_id` is a date older
+    /// than that are deleted.
+    pub fn clustered_expiry_secs(&self) -> Option<i64> {
+        if !self.is_clustered() {
+            return None;
+        }
+        match self.options.get("expireAfterSeconds") {
+            Some(bson::Bson::Int64(n)) => Some(*n),
+            Some(bson::Bson::Int32(n)) => Some(i64::from(*n)),
+            _ => None,
+        }
+    }
+
     /// Whether this collection has been dropped (or renamed away).
     pub fn is_dropped(&self) -> bool {
         self.dropped.load(Ordering::Acquire)
@@ -266,6 +285,20 @@ pub fn id_index_spec() -> Document {
     doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" }
 }
 
+/// The `_id` index of a collection created with `options`. A clustered collection's
+/// (`clusteredIndex`: every collection here is stored clustered by `_id`, so only its listing
+/// differs) is its `clusteredIndex` with `clustered: true`, as mongod's `listIndexes` shows it.
+fn id_index_spec_of(options: &Document) -> Document {
+    match options.get_document("clusteredIndex") {
+        Ok(clustered) => {
+            let mut spec = clustered.clone();
+            spec.insert("clustered", true);
+            spec
+        }
+        Err(_) => id_index_spec(),
+    }
+}
+
 /// The in-memory catalog.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -321,7 +354,7 @@ impl Catalog {
         // A capped collection's `_id_` index has entries of its own, under an id of its own.
         let id_index_id = if capped.is_some() { self.next_id() } else { ID_INDEX_ID };
         // The oplog has no index at all, as in mongod: it is read in time order only.
-        let id_index = Index::from_spec(id_index_id, id_index_spec(), false).ok().filter(|_| !ns.is_oplog());
+        let id_index = Index::from_spec(id_index_id, id_index_spec_of(&options), false).ok().filter(|_| !ns.is_oplog());
         let collection = Collection {
             id,
             ns,

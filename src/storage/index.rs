@@ -185,10 +185,10 @@ impl Index {
         self.id == ID_INDEX_ID
     }
 
-    /// Whether this is the `_id_` index every collection has, however it is stored: it cannot
-    /// be dropped or hidden.
+    /// Whether this is the `_id_` index every collection has, however it is stored (a
+    /// clustered collection's may have another name): it cannot be dropped or hidden.
     pub fn is_named_id(&self) -> bool {
-        self.name == ID_INDEX_NAME
+        self.name == ID_INDEX_NAME || self.id == ID_INDEX_ID
     }
 
     /// The start of the `_id_` index's keys for the `_id` value `id` (its entries' keys are

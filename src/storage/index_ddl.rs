@@ -180,7 +180,8 @@ impl Storage {
     /// Drops the selected indexes of `ns`; returns the index count before.
     ///
     /// # Errors
-    /// 26 NamespaceNotFound, 27 IndexNotFound, 72 InvalidOptions for `_id_`, storage errors.
+    /// 26 NamespaceNotFound, 27 IndexNotFound, 72 InvalidOptions for `_id_` (5979800 for a
+    /// clustered collection's), storage errors.
     pub fn drop_indexes(&self, ns: &Namespace, selector: &IndexSelector) -> Result<usize> {
         let collection = self
             .collection(ns)
@@ -189,7 +190,13 @@ impl Storage {
         let _writers = collection.lock_for_ddl();
         self.journal.check_writable()?;
         let current = collection.indexes();
-        let cannot_drop_id = || Error::new(ErrorCode::InvalidOptions, "cannot drop _id index");
+        let cannot_drop_id = || {
+            if collection.is_clustered() {
+                Error::new(ErrorCode::Location5979800, "It is illegal to drop the clusteredIndex")
+            } else {
+                Error::new(ErrorCode::InvalidOptions, "cannot drop _id index")
+            }
+        };
         let dropped: Vec<Arc<Index>> = match selector {
             IndexSelector::All => current.iter().filter(|i| !i.is_named_id()).cloned().collect(),
             IndexSelector::Names(names) => {

@@ -131,11 +131,11 @@ impl Transaction {
 }
 
 /// The `create` command an oplog entry records for `collection`: its options, and its `_id`
-/// index's spec when it has one.
+/// index's spec when it has one (a clustered collection has its `clusteredIndex` instead).
 pub(super) fn create_command(collection: &Collection) -> Document {
     let mut logged = doc! { "create": &collection.ns.coll };
     logged.extend(collection.options.clone());
-    if collection.indexes().iter().any(|index| index.is_named_id()) {
+    if !collection.is_clustered() && collection.indexes().iter().any(|index| index.is_named_id()) {
         logged.insert("idIndex", catalog::id_index_spec());
     }
     logged
