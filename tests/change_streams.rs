@@ -330,6 +330,12 @@ async fn change_stream_sees_a_transactions_images_and_the_collections_it_created
     let kinds: Vec<&str> = all.iter().filter_map(|e| e.get_str("operationType").ok()).collect();
     assert_eq!(kinds, ["create", "createIndexes", "update", "delete"], "{all:?}");
     assert_eq!(all[0].get_document("ns").ok(), Some(&doc! { "db": "app", "coll": "fresh" }), "{all:?}");
+    // Every event of the transaction, its DDL too, carries its session.
+    assert!(
+        all.iter().all(|e| e.get_i64("txnNumber").ok() == Some(1)
+            && e.get_document("lsid").ok().and_then(|l| l.get("id")) == lsid.get("id")),
+        "{all:?}"
+    );
 }
 
 #[tokio::test]

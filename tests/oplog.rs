@@ -148,7 +148,11 @@ async fn oplog_standalone_has_none_and_the_member_protects_its_own() {
 
     let server = TestServer::member(&[]);
     let insert = command(&server, doc! { "insert": "oplog.rs", "documents": [{ "op": "n" }], "$db": "local" });
-    assert_eq!(code(&insert), Some(20), "{insert}");
+    assert_eq!(
+        (code(&insert), insert.get_str("errmsg").ok()),
+        (Some(73), Some("cannot write to local.oplog.rs")),
+        "{insert}"
+    );
     let drop_oplog = command(&server, doc! { "drop": "oplog.rs", "$db": "local" });
     assert_eq!(
         (code(&drop_oplog), drop_oplog.get_str("errmsg").ok()),

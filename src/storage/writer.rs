@@ -62,10 +62,8 @@ impl<'a> Writer<'a> {
     /// A writer of `collection` holding its write lock (`guard`).
     fn holding(storage: &'a Storage, collection: &'a Arc<Collection>, guard: MutexGuard<'a, ()>) -> Result<Self> {
         if collection.ns.is_oplog() && storage.oplog.is_on() {
-            return Err(Error::new(
-                ErrorCode::IllegalOperation,
-                "cannot write to local.oplog.rs: a replica-set member's oplog is written by the server only",
-            ));
+            // mongod's `userAllowedWriteNS`: a member's oplog is written by the server only.
+            return Err(Error::new(ErrorCode::InvalidNamespace, "cannot write to local.oplog.rs"));
         }
         if collection.is_dropped() {
             return Err(Error::new(

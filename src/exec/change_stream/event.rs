@@ -148,7 +148,12 @@ fn transaction_events(outer: &Entry<'_>, ops: &bson::RawArray, scope: &Scope, ex
             events.extend(data_event(&inner, db, coll, expanded, op_index));
         } else if kind == "c" && coll == "$cmd" && scope.sees_database(db) {
             // The collections and indexes the transaction created (expanded events).
-            events.extend(command_events(&inner, db, scope, expanded, op_index));
+            // A transaction's DDL events carry its session too, as its data events do.
+            let mut ddl = command_events(&inner, db, scope, expanded, op_index);
+            for event in &mut ddl {
+                add_session(&mut event.document, &inner);
+            }
+            events.extend(ddl);
         }
     }
     events
