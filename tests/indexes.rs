@@ -231,6 +231,19 @@ async fn indexes_multikey_sparse_partial_and_hashed_answer_like_a_scan() {
     let explained = explain(&db, doc! { "find": "kinds", "filter": { "s": "s042" } }).await;
     assert_eq!(stats(&explained).0, 4);
     assert_eq!(stats(&explained).1, 4, "one key per match");
+    // A partial index serves a query whose range lies inside its filter's (mongod's subset
+    // check of comparisons), not one that reaches past it.
+    let partial = doc! { "createIndexes": "partial", "indexes": [{ "key": { "x": 1 }, "name": "x_1", "partialFilterExpression": { "a": { "$lte": 1.5 } } }] };
+    run(&db, partial).await.expect("partial index");
+    db.collection::<Document>("partial")
+        .insert_many([doc! { "x": 5, "a": 2 }, doc! { "x": 6, "a": 1 }])
+        .await
+        .expect("insert");
+    for (a, stages) in [(doc! { "$lte": 1 }, vec!["FETCH", "IXSCAN"]), (doc! { "$lte": 1.6 }, vec!["COLLSCAN"])] {
+        let explained = explain(&db, doc! { "find": "partial", "filter": { "x": 6, "a": a.clone() } }).await;
+        assert_eq!(winning_stages(&explained), stages, "{a}");
+        assert_eq!(stats(&explained).0, 1, "{a}");
+    }
     // Parallel arrays in a compound index are refused.
     run(&db, doc! { "createIndexes": "kinds", "indexes": [{ "key": { "tags": 1, "more": 1 }, "name": "tm" }] })
         .await

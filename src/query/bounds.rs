@@ -208,6 +208,56 @@ fn collect_conjuncts<'a>(filter: &'a RawDocument, out: &mut Vec<(&'a str, RawBso
 
 /// The intervals one field condition allows, or `None` when it does not bound the field.
 /// On a `multikey` index only the first bounding operator counts.
+/// Whether a document that matches `condition` (a query's condition on one field) must match
+/// `required` (a partial index's condition on the same field): mongod's subset check of
+/// comparisons, so that `{a: {$lte: 1}}` may use an index whose filter is `{a: {$lte: 1.5}}`.
+///
+/// `required` must be equalities and comparisons only; its intervals are intersected. The
+/// condition is implied when one of its own operators alone admits only values inside them:
+/// the element that satisfies that operator (a field may hold an array) satisfies all of
+/// `required`'s.
+pub fn condition_implies(condition: RawBsonRef<'_>, required: RawBsonRef<'_>) -> bool {
+    let comparisons = |value: RawBsonRef<'_>| match value {
+        RawBsonRef::Document(doc) if path::fields(doc).next().is_some_and(|(k, _)| k.starts_with('$')) => {
+            path::fields(doc).all(|(op, _)| matches!(op, "$eq" | "$gt" | "$gte" | "$lt" | "$lte"))
+        }
+        RawBsonRef::Document(_) | RawBsonRef::Array(_) | RawBsonRef::RegularExpression(_) => false,
+        _ => true,
+    };
+    if !comparisons(required) {
+        return false;
+    }
+    let Some(allowed) = condition_intervals(required, KeyOrder::Ascending, false, false) else { return false };
+    let inside = |intervals: &[Interval]| {
+        intervals.iter().all(|interval| {
+            allowed.iter().any(|outer| {
+                let lower = cmp(&outer.start, &interval.start);
+                let upper = cmp(&interval.end, &outer.end);
+                (lower.is_lt() || (lower.is_eq() && (outer.start_inclusive || !interval.start_inclusive)))
+                    && (upper.is_lt() || (upper.is_eq() && (outer.end_inclusive || !interval.end_inclusive)))
+            })
+        })
+    };
+    match condition {
+        RawBsonRef::Document(doc) if path::fields(doc).next().is_some_and(|(k, _)| k.starts_with('$')) => {
+            path::fields(doc).any(|(op, value)| {
+                if !matches!(op, "$eq" | "$in" | "$gt" | "$gte" | "$lt" | "$lte") {
+                    return false;
+                }
+                let Ok(op) = <&bson::raw::CStr>::try_from(op) else { return false };
+                let mut single = bson::RawDocumentBuf::new();
+                single.append(op, RawBson::from(value));
+                let intervals = condition_intervals(RawBsonRef::Document(&single), KeyOrder::Ascending, false, false);
+                intervals.is_some_and(|found| inside(&found))
+            })
+        }
+        value => {
+            comparisons(value)
+                && condition_intervals(value, KeyOrder::Ascending, false, false).is_some_and(|found| inside(&found))
+        }
+    }
+}
+
 fn condition_intervals(
     condition: RawBsonRef<'_>,
     order: KeyOrder,
@@ -561,5 +611,30 @@ mod tests {
         assert!(!i.contains(RawBsonRef::Int32(1)));
         assert!(i.contains(RawBsonRef::Double(3.0)));
         assert!(!i.contains(RawBsonRef::String("2")));
+    }
+
+    #[test]
+    fn bounds_condition_implies_a_wider_comparison() {
+        let implies = |condition: RawBson, required: RawBson| {
+            condition_implies(condition.as_raw_bson_ref(), required.as_raw_bson_ref())
+        };
+        let doc = |d: bson::RawDocumentBuf| RawBson::Document(d);
+        let at_most = |n: f64| doc(bson::rawdoc! { "$lte": n });
+        assert!(implies(doc(bson::rawdoc! { "$lte": 1 }), at_most(1.5)));
+        assert!(implies(RawBson::Int32(1), at_most(1.5)), "an equality inside the range");
+        assert!(implies(doc(bson::rawdoc! { "$in": [0, 1] }), at_most(1.5)));
+        assert!(implies(doc(bson::rawdoc! { "$gte": 0, "$lt": 1 }), at_most(1.5)), "one operator suffices");
+        assert!(implies(doc(bson::rawdoc! { "$lt": 1.5 }), at_most(1.5)));
+        assert!(!implies(doc(bson::rawdoc! { "$lte": 1.6 }), at_most(1.5)));
+        assert!(
+            !implies(doc(bson::rawdoc! { "$lte": 1.5 }), doc(bson::rawdoc! { "$lt": 1.5 })),
+            "an end the range leaves out"
+        );
+        assert!(!implies(doc(bson::rawdoc! { "$gte": 0 }), at_most(1.5)));
+        assert!(!implies(RawBson::String("1".into()), at_most(1.5)), "another type");
+        assert!(!implies(RawBson::Null, doc(bson::rawdoc! { "$exists": true })), "only comparisons are required");
+        let both = doc(bson::rawdoc! { "$gte": 0, "$lte": 10 });
+        assert!(implies(RawBson::Int32(5), both.clone()));
+        assert!(!implies(doc(bson::rawdoc! { "$lte": 5 }), both), "below the range's start");
     }
 }

@@ -316,7 +316,7 @@ fn sort_order(index: &Index, bounds: &IndexBounds, sort: Option<&SortSpec>) -> (
 
 /// Whether every document matching `filter` matches the partial index expression `partial`:
 /// each of its conditions appears in the filter as written, or the filter fixes the field to
-/// a value that satisfies it.
+/// a value that satisfies it, or bounds it inside the condition's range.
 fn implies(filter: &RawDocument, partial: &Document) -> bool {
     let Ok(filter_doc) = Document::try_from(filter) else { return false };
     let mut conjuncts: Vec<(String, Bson)> = Vec::new();
@@ -334,9 +334,12 @@ fn implies(filter: &RawDocument, partial: &Document) -> bool {
             let is_value = !matches!(c, Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')));
             let test = RawDocumentBuf::try_from(&doc! { field.clone(): condition.clone() }).ok();
             let probe = RawDocumentBuf::try_from(&doc! { field.clone(): c.clone() }).ok();
-            is_value
-                && matches!((test, probe), (Some(test), Some(probe))
-                    if Filter::parse(&test).is_ok_and(|f| f.matches(&probe)))
+            let satisfied = is_value
+                && matches!((&test, &probe), (Some(test), Some(probe))
+                    if Filter::parse(test).is_ok_and(|f| f.matches(probe)));
+            satisfied
+                || matches!((RawBson::try_from(c.clone()), RawBson::try_from(condition.clone())), (Ok(c), Ok(condition))
+                    if crate::query::bounds::condition_implies(c.as_raw_bson_ref(), condition.as_raw_bson_ref()))
         })
     })
 }
