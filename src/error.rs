@@ -203,6 +203,9 @@ error_codes! {
     ExceededTimeLimit = 262,
     /// An index build's `commitQuorum` names more members than the set has.
     UnsatisfiableCommitQuorum = 278,
+    /// The planner found no way to run a query (a hinted wildcard index that bounds none of
+    /// its paths).
+    NoQueryExecutionPlans = 291,
     /// The command may not run inside a transaction (`autocommit` on a command that takes none).
     OperationNotSupportedInTransaction = 263,
     /// An in-memory sort over the memory limit without `allowDiskUse`.

@@ -882,3 +882,117 @@ async fn indexes_keep_background_and_drop_dups_as_mongod() {
         command.message
     );
 }
+
+/// The IXSCAN stage of a winning plan (FETCH over IXSCAN).
+fn ixscan(explained: &Document) -> Document {
+    let plan =
+        explained.get_document("queryPlanner").and_then(|q| q.get_document("winningPlan")).cloned().unwrap_or_default();
+    plan.get_document("inputStage").cloned().unwrap_or(plan)
+}
+
+#[tokio::test]
+async fn indexes_wildcard_serve_any_path_and_answer_like_a_scan() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ix");
+    let coll = db.collection::<Document>("wild");
+    let docs: Vec<Document> = (0..200)
+        .map(|i| {
+            doc! {
+                "_id": i,
+                "attrs": { "color": if i % 2 == 0 { "red" } else { "blue" }, "size": i % 10, "dims": [i % 7, { "w": i % 5 }] },
+                "name": format!("item{i:03}"),
+                "tags": if i % 3 == 0 { Bson::Array(vec!["x".into(), "y".into()]) } else { Bson::Null },
+                "nested": [[i % 4]],
+            }
+        })
+        .collect();
+    coll.insert_many(docs).await.expect("seed");
+    let queries = vec![
+        doc! { "attrs.color": "red" },
+        doc! { "attrs.size": { "$gte": 7 } },
+        doc! { "attrs.size": { "$gt": 2, "$lt": 4 } },
+        doc! { "attrs.dims": 3 },
+        doc! { "attrs.dims.w": { "$in": [1, 4] } },
+        doc! { "name": { "$regex": "^item01" } },
+        doc! { "tags": "y" },
+        doc! { "tags": null },
+        doc! { "nested": 1 },
+        doc! { "nested": [1] },
+        doc! { "attrs.dims.0": 3 },
+        doc! { "attrs": { "$exists": true }, "attrs.color": "blue", "attrs.size": 5 },
+        doc! { "_id": { "$lt": 5 } },
+    ];
+    let mut expected = Vec::new();
+    for query in &queries {
+        let found: Vec<Document> =
+            coll.find(query.clone()).sort(doc! { "_id": 1 }).await.expect("find").try_collect().await.expect("docs");
+        expected.push(found);
+    }
+    let created =
+        run(&db, doc! { "createIndexes": "wild", "indexes": [{ "key": { "$**": 1 }, "name": "$**_1" }] }).await;
+    assert!(created.is_ok(), "{created:?}");
+    for (query, expected) in queries.iter().zip(&expected) {
+        let found: Vec<Document> =
+            coll.find(query.clone()).sort(doc! { "_id": 1 }).await.expect("find").try_collect().await.expect("docs");
+        assert_eq!(&found, expected, "{query}");
+    }
+    // An equality on any path is a point scan of the path and the value.
+    let explained = explain(&db, doc! { "find": "wild", "filter": { "attrs.color": "red" } }).await;
+    assert_eq!(winning_stages(&explained), ["FETCH", "IXSCAN"]);
+    let scan = ixscan(&explained);
+    assert_eq!(scan.get_document("keyPattern").ok(), Some(&doc! { "$_path": 1, "attrs.color": 1 }), "{scan}");
+    assert_eq!(scan.get_str("indexName").ok(), Some("$**_1"));
+    assert_eq!(
+        scan.get_document("indexBounds").ok(),
+        Some(&doc! { "$_path": ["[\"attrs.color\", \"attrs.color\"]"], "attrs.color": ["[\"red\", \"red\"]"] })
+    );
+    assert_eq!(stats(&explained), (100, 100, 100), "exactly the matches");
+    // Paths with no keys (null, missing), positions and _id are not served by it.
+    for filter in [doc! { "tags": null }, doc! { "attrs.dims.0": 3 }, doc! { "nested": [1] }] {
+        let explained = explain(&db, doc! { "find": "wild", "filter": filter.clone() }).await;
+        assert_eq!(winning_stages(&explained), ["COLLSCAN"], "{filter}");
+    }
+    let by_id = explain(&db, doc! { "find": "wild", "filter": { "_id": { "$lt": 5 } } }).await;
+    assert_eq!(ixscan(&by_id).get_str("indexName").ok(), Some("_id_"), "_id is not in $**");
+
+    // A subtree index and a projection keep to their paths.
+    let sub = doc! { "createIndexes": "wild", "indexes": [{ "key": { "attrs.$**": 1 }, "name": "attrs" }] };
+    run(&db, sub).await.expect("attrs.$**");
+    let hinted = explain(&db, doc! { "find": "wild", "filter": { "attrs.size": 3 }, "hint": "attrs" }).await;
+    assert_eq!(stats(&hinted).0, 20);
+    let not_covered = run(&db, doc! { "find": "wild", "filter": { "name": "item001" }, "hint": "attrs" }).await;
+    assert_eq!(not_covered.err().as_ref().and_then(code), Some(291), "a path outside the subtree");
+    let projected = doc! { "createIndexes": "wild", "indexes": [{ "key": { "$**": 1 }, "name": "names", "wildcardProjection": { "name": 1 } }] };
+    run(&db, projected).await.expect("projection");
+    let listed = run(&db, doc! { "listIndexes": "wild" }).await.expect("listIndexes");
+    let names: Vec<String> = listed
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .map(|b| b.iter().filter_map(|i| i.as_document()?.get_str("name").ok().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["_id_", "$**_1", "attrs", "names"]);
+
+    // mongod's refusals.
+    let refused = [
+        (doc! { "key": { "$**": 1 }, "name": "u", "unique": true }, 67),
+        (doc! { "key": { "$**": 1 }, "name": "s", "sparse": true }, 67),
+        (doc! { "key": { "$**": 1 }, "name": "t", "expireAfterSeconds": 5 }, 67),
+        (doc! { "key": { "$**": -1 }, "name": "n" }, 67),
+        (doc! { "key": { "a": 1 }, "name": "p", "wildcardProjection": { "a": 1 } }, 2),
+        (doc! { "key": { "a.$**": 1 }, "name": "q", "wildcardProjection": { "a": 1 } }, 9),
+        (doc! { "key": { "$**": 1 }, "name": "e", "wildcardProjection": {} }, 9),
+        (doc! { "key": { "$**": 1 }, "name": "m", "wildcardProjection": { "a": 1, "b": 0 } }, 31254),
+        (doc! { "key": { "$**": 1, "a": 1 }, "name": "c" }, 238),
+    ];
+    for (spec, expected) in refused {
+        let result = run(&db, doc! { "createIndexes": "wild", "indexes": [spec.clone()] }).await;
+        assert_eq!(result.err().as_ref().and_then(code), Some(expected), "{spec}");
+    }
+    // Writes keep it consistent.
+    coll.update_one(doc! { "_id": 0 }, doc! { "$set": { "attrs.color": "green" } }).await.expect("update");
+    let green = explain(&db, doc! { "find": "wild", "filter": { "attrs.color": "green" } }).await;
+    assert_eq!(stats(&green).0, 1);
+    let valid = run(&db, doc! { "validate": "wild" }).await.expect("validate");
+    assert_eq!(valid.get_bool("valid").ok(), Some(true), "{valid}");
+}

@@ -25,6 +25,7 @@ const INDEX_OPTIONS: &[&str] = &[
     "ns",
     "storageEngine",
     "clustered",
+    "wildcardProjection",
 ];
 
 /// The largest `expireAfterSeconds` mongod accepts (its 32-bit limit).
@@ -194,6 +195,7 @@ fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
     let unique = flag("unique")?;
     let sparse = flag("sparse")?;
     let hidden = flag("hidden")?;
+    check_wildcard(&shown, &pattern, unique, sparse).map_err(|(code, why)| in_spec(code, &why))?;
     if unique && pattern.is_hashed() {
         return Err(in_spec(
             ErrorCode::Location16764,
@@ -249,6 +251,38 @@ fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
         }
     }
     Ok(ValidatedSpec { stored, collation })
+}
+
+/// mongod's checks of a wildcard index's options: a `wildcardProjection` only on one, never
+/// sparse, unique or TTL.
+fn check_wildcard(
+    shown: &Document,
+    pattern: &KeyPattern,
+    unique: bool,
+    sparse: bool,
+) -> std::result::Result<(), (ErrorCode, String)> {
+    if let Some(projection) = shown.get("wildcardProjection") {
+        let Bson::Document(projection) = projection else {
+            return Err((
+                ErrorCode::TypeMismatch,
+                format!("The field 'wildcardProjection' must be a non-empty object, but got {}", type_of(projection)),
+            ));
+        };
+        pattern.clone().with_wildcard_projection(projection).map_err(|e| (e.code(), e.message().to_owned()))?;
+    }
+    if pattern.wildcard().is_none() {
+        return Ok(());
+    }
+    let refused = if sparse {
+        "does not support the sparse option"
+    } else if unique {
+        "does not support the unique option"
+    } else if shown.contains_key("expireAfterSeconds") {
+        "cannot be a TTL index"
+    } else {
+        return Ok(());
+    };
+    Err((ErrorCode::CannotCreateIndex, format!("Index type 'wildcard' {refused}")))
 }
 
 /// A checked index specification, and its collation: `None` when the spec has none (the

@@ -98,7 +98,7 @@ pub fn plan_stages(
         }
         Access::IdPoint(_) => with_stats(doc! { "stage": "IDHACK" }, matched, Some(keys), Some(docs)),
         Access::IndexScan { index, bounds, reverse, .. } => {
-            let pattern = index.pattern.spec().clone();
+            let pattern = crate::exec::planner::key_pattern(index, bounds);
             let multikey_paths: Document =
                 pattern.keys().map(|k| (k.clone(), Bson::Array(Vec::new()))).collect::<Document>();
             let ixscan = with_stats(

@@ -106,6 +106,9 @@ pub struct IndexBounds {
     /// Per field: whether the bounds exclude null (a missing field), which a sparse index
     /// needs, and which makes a key value stand for the document's own value.
     pub excludes_null: Vec<bool>,
+    /// On a wildcard index, the path these bounds scan (its key pattern is then shown as
+    /// `{$_path: 1, <path>: 1}`, as mongod shows it).
+    pub wildcard_field: Option<String>,
 }
 
 impl IndexBounds {
@@ -139,7 +142,41 @@ impl IndexBounds {
             fields.push(intervals);
         }
         let equality_prefix = fields.iter().take_while(|f| f.len() == 1 && f.iter().all(Interval::is_point)).count();
-        Self { fields, equality_prefix, bounded, excludes_null }
+        Self { fields, equality_prefix, bounded, excludes_null, wildcard_field: None }
+    }
+
+    /// The bounds a wildcard index offers `filter`: one per path of its top-level conjunction
+    /// the index `covers`, bounded by that path's first condition, when the condition can only
+    /// match scalar values a key holds (mongod's rules: not null or missing, not `$exists`,
+    /// not documents or arrays, not paths through array positions); otherwise the query does
+    /// not use the index for that path.
+    pub fn for_wildcard(filter: &RawDocument, covers: impl Fn(&str) -> bool, collated: bool) -> Vec<Self> {
+        let mut conjuncts = Vec::new();
+        collect_conjuncts(filter, &mut conjuncts);
+        let mut seen: Vec<&str> = Vec::new();
+        let mut all = Vec::new();
+        for (name, condition) in &conjuncts {
+            if name.starts_with('$') || seen.contains(name) {
+                continue;
+            }
+            seen.push(name);
+            let positional = name.split('.').any(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+            if positional || !covers(name) || !wildcard_eligible(*condition) {
+                continue;
+            }
+            let Some(intervals) = condition_intervals(*condition, KeyOrder::Ascending, true, collated) else {
+                continue;
+            };
+            let points = intervals.iter().all(Interval::is_point) && intervals.len() == 1;
+            all.push(Self {
+                fields: vec![vec![Interval::point(RawBson::String((*name).to_owned()))], intervals],
+                equality_prefix: 1 + usize::from(points),
+                bounded: true,
+                excludes_null: vec![true, true],
+                wildcard_field: Some((*name).to_owned()),
+            });
+        }
+        all
     }
 
     /// Bounds that admit every key.
@@ -150,6 +187,7 @@ impl IndexBounds {
             equality_prefix: 0,
             bounded: false,
             excludes_null: vec![false; n],
+            wildcard_field: None,
         }
     }
 
@@ -161,7 +199,7 @@ impl IndexBounds {
     /// mongod's `indexBounds` document: field name to rendered intervals, in scan direction.
     pub fn render(&self, pattern: &KeyPattern, reverse: bool) -> bson::Document {
         let mut out = bson::Document::new();
-        for ((field, order), intervals) in pattern.fields().iter().zip(&self.fields) {
+        for (position, ((field, order), intervals)) in pattern.fields().iter().zip(&self.fields).enumerate() {
             let descending = (*order == KeyOrder::Descending) != reverse;
             let mut rendered: Vec<bson::Bson> = intervals
                 .iter()
@@ -183,9 +221,40 @@ impl IndexBounds {
             if descending {
                 rendered.reverse();
             }
-            out.insert(field.dotted(), rendered);
+            let name = match &self.wildcard_field {
+                Some(path) if position == 1 => path.as_str(),
+                _ => field.dotted(),
+            };
+            out.insert(name, rendered);
         }
         out
+    }
+}
+
+/// Whether a condition can only match values a wildcard index holds keys for: equalities and
+/// comparisons to scalars other than null, `$in` of such, and regexes.
+fn wildcard_eligible(condition: RawBsonRef<'_>) -> bool {
+    let scalar = |value: RawBsonRef<'_>| {
+        !matches!(
+            value,
+            RawBsonRef::Null
+                | RawBsonRef::Undefined
+                | RawBsonRef::Document(_)
+                | RawBsonRef::Array(_)
+                | RawBsonRef::MinKey
+                | RawBsonRef::MaxKey
+        )
+    };
+    match condition {
+        RawBsonRef::Document(doc) if path::fields(doc).next().is_some_and(|(k, _)| k.starts_with('$')) => {
+            path::fields(doc).all(|(op, value)| match op {
+                "$eq" | "$gt" | "$gte" | "$lt" | "$lte" => scalar(value),
+                "$in" => matches!(value, RawBsonRef::Array(items) if path::items(items).all(scalar)),
+                "$regex" | "$options" => true,
+                _ => false,
+            })
+        }
+        value => scalar(value),
     }
 }
 

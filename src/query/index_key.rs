@@ -8,6 +8,7 @@ use bson::{Bson, RawBsonRef, RawDocument};
 use super::QueryError;
 use super::order::compare_values;
 use super::path::{self, FieldPath};
+use super::wildcard::Wildcard;
 use crate::error::ErrorCode;
 
 /// mongod's limit on the fields of a compound index.
@@ -22,6 +23,9 @@ pub enum KeyOrder {
     Descending,
     /// `"hashed"`: the key is a 64-bit hash of the value, good for equality only.
     Hashed,
+    /// A wildcard index's first key field: the value's dotted path, ascending and compared
+    /// byte for byte (never under the index's collation).
+    WildcardPath,
 }
 
 /// A validated index key pattern.
@@ -30,6 +34,8 @@ pub struct KeyPattern {
     fields: Vec<(FieldPath, KeyOrder)>,
     /// The pattern as given, for replies and index names.
     spec: bson::Document,
+    /// A wildcard index's paths (its fields are then the path and the value).
+    wildcard: Option<Wildcard>,
 }
 
 /// The keys one document gives an index.
@@ -47,7 +53,7 @@ impl KeyPattern {
     ///
     /// # Errors
     /// 67 CannotCreateIndex for empty or malformed patterns, 238 NotImplemented for text,
-    /// geo and wildcard indexes, 31303 for two hashed fields.
+    /// geo and compound wildcard indexes, 31303 for two hashed fields.
     pub fn parse(spec: &RawDocument) -> Result<Self, QueryError> {
         let cannot = |message: String| QueryError::new(ErrorCode::CannotCreateIndex, message);
         let mut fields = Vec::new();
@@ -56,7 +62,7 @@ impl KeyPattern {
                 return Err(cannot("Index keys cannot be an empty field.".into()));
             }
             if name == "$**" || name.ends_with(".$**") {
-                return Err(QueryError::not_implemented("wildcard indexes"));
+                return Self::parse_wildcard(spec, name, value);
             }
             if name.split('.').any(|part| part.starts_with('$')) {
                 return Err(cannot(format!(
@@ -112,7 +118,62 @@ impl KeyPattern {
             ));
         }
         let spec = bson::Document::try_from(spec).map_err(QueryError::invalid_bson)?;
-        Ok(Self { fields, spec })
+        Ok(Self { fields, spec, wildcard: None })
+    }
+
+    /// A wildcard pattern, `{"$**": 1}` or `{"<path>.$**": 1}`: its fields are the path and
+    /// the value of each key.
+    fn parse_wildcard(spec: &RawDocument, name: &str, value: RawBsonRef<'_>) -> Result<Self, QueryError> {
+        if path::fields(spec).count() > 1 {
+            return Err(QueryError::not_implemented("compound wildcard indexes"));
+        }
+        let root = name.strip_suffix("$**").unwrap_or_default().trim_end_matches('.');
+        if root.split('.').any(|part| part.starts_with('$')) || (!root.is_empty() && root.split('.').any(str::is_empty))
+        {
+            return Err(QueryError::new(
+                ErrorCode::CannotCreateIndex,
+                format!("Index key contains an illegal field name: {}", render_spec(spec)),
+            ));
+        }
+        match value {
+            RawBsonRef::String("text") => return Err(QueryError::not_implemented("'text' indexes")),
+            RawBsonRef::Int32(_) | RawBsonRef::Int64(_) | RawBsonRef::Double(_) | RawBsonRef::Decimal128(_)
+                if compare_values(value, RawBsonRef::Int32(0)).is_gt() => {}
+            _ => {
+                return Err(QueryError::new(
+                    ErrorCode::CannotCreateIndex,
+                    format!("A numeric value in a $** index key pattern must be positive. {}", render_spec(spec)),
+                ));
+            }
+        }
+        Ok(Self {
+            fields: vec![
+                (FieldPath::new("$_path"), KeyOrder::WildcardPath),
+                (FieldPath::new(name), KeyOrder::Ascending),
+            ],
+            spec: bson::Document::try_from(spec).map_err(QueryError::invalid_bson)?,
+            wildcard: Some(Wildcard::of_key(name)),
+        })
+    }
+
+    /// With a wildcard index's `wildcardProjection`.
+    ///
+    /// # Errors
+    /// 2 BadValue when this is not a wildcard pattern; the projection's errors.
+    pub fn with_wildcard_projection(mut self, projection: &bson::Document) -> Result<Self, QueryError> {
+        let Some(wildcard) = self.wildcard.take() else {
+            return Err(QueryError::new(
+                ErrorCode::BadValue,
+                "The field 'wildcardProjection' is only allowed in an 'wildcard' index",
+            ));
+        };
+        self.wildcard = Some(wildcard.with_projection(projection)?);
+        Ok(self)
+    }
+
+    /// A wildcard index's paths, if this is one.
+    pub fn wildcard(&self) -> Option<&Wildcard> {
+        self.wildcard.as_ref()
     }
 
     /// The pattern's fields in order.
@@ -260,7 +321,9 @@ mod tests {
             (rawdoc! { "$a": 1 }, 67),
             (rawdoc! { "a..b": 1 }, 67),
             (rawdoc! { "a": "text" }, 238),
-            (rawdoc! { "$**": 1 }, 238),
+            (rawdoc! { "$**": 1, "a": 1 }, 238),
+            (rawdoc! { "$**": -1 }, 67),
+            (rawdoc! { "$**": "text" }, 238),
             (rawdoc! { "a": "hashed", "b": "hashed" }, 31303),
         ];
         for (spec, code) in cases {

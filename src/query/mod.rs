@@ -50,6 +50,7 @@ pub(crate) mod summation;
 pub mod update;
 pub mod validation_error;
 pub mod validator;
+pub mod wildcard;
 
 pub use collation::Collation;
 pub(crate) use decimal::to_i64 as decimal_to_i64;

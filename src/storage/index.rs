@@ -117,7 +117,10 @@ impl Index {
     /// 67 CannotCreateIndex for a malformed key pattern or partial filter.
     pub fn from_spec(id: u64, spec: Document, multikey: bool) -> Result<Self> {
         let key = spec.get_document("key").map_err(|_| Error::new(ErrorCode::CannotCreateIndex, "index has no key"))?;
-        let pattern = KeyPattern::parse(&to_raw(key)?)?;
+        let mut pattern = KeyPattern::parse(&to_raw(key)?)?;
+        if let Ok(projection) = spec.get_document("wildcardProjection") {
+            pattern = pattern.with_wildcard_projection(projection)?;
+        }
         let name = spec.get_str("name").map_err(|_| Error::new(ErrorCode::CannotCreateIndex, "index has no name"))?;
         let partial = match spec.get_document("partialFilterExpression") {
             Ok(filter) => Some(Filter::parse(&to_raw(filter)?)?),
@@ -236,17 +239,30 @@ impl Index {
         {
             return Ok((Vec::new(), false));
         }
+        if let Some(wildcard) = self.pattern.wildcard() {
+            let (keys, multikey) = wildcard.keys(doc);
+            let mut entries = Vec::with_capacity(keys.len());
+            for (path, value) in &keys {
+                entries.push(self.entry(&[RawBsonRef::String(path), *value], record)?);
+            }
+            return Ok((entries, multikey));
+        }
         let keys = self.pattern.keys(doc)?;
         let mut entries = Vec::with_capacity(keys.tuples.len());
         for tuple in &keys.tuples {
-            let mut key = Vec::with_capacity(16 + record.len());
-            key.extend_from_slice(&self.prefix());
-            self.encode_tuple(tuple, &mut key);
-            key.extend_from_slice(record);
-            key.extend_from_slice(&u16::try_from(record.len()).unwrap_or(u16::MAX).to_be_bytes());
-            entries.push((key, self.key_document(tuple)?.into_bytes()));
+            entries.push(self.entry(tuple, record)?);
         }
         Ok((entries, keys.multikey))
+    }
+
+    /// The entry of one key tuple of the document whose record key is `record`.
+    fn entry(&self, tuple: &[RawBsonRef<'_>], record: &[u8]) -> Result<IndexEntryBytes> {
+        let mut key = Vec::with_capacity(16 + record.len());
+        key.extend_from_slice(&self.prefix());
+        self.encode_tuple(tuple, &mut key);
+        key.extend_from_slice(record);
+        key.extend_from_slice(&u16::try_from(record.len()).unwrap_or(u16::MAX).to_be_bytes());
+        Ok((key, self.key_document(tuple)?.into_bytes()))
     }
 
     /// Appends the encoding of a key tuple (one value per pattern field).
@@ -349,6 +365,7 @@ fn encode_field(order: KeyOrder, value: RawBsonRef<'_>, out: &mut Vec<u8>, colla
         KeyOrder::Ascending => encode_collated(value, out, collation, false),
         KeyOrder::Descending => encode_collated(value, out, collation, true),
         KeyOrder::Hashed => keys::encode_value(RawBsonRef::Int64(hash_value(value, collation)), out),
+        KeyOrder::WildcardPath => encode_collated(value, out, None, false),
     }
 }
 

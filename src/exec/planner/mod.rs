@@ -86,8 +86,19 @@ impl Plan {
         match &self.access {
             Access::CollScan { .. } => "COLLSCAN".into(),
             Access::IdPoint(_) => "IDHACK".into(),
-            Access::IndexScan { index, .. } => format!("IXSCAN {}", pattern_summary(index.pattern.spec())),
+            Access::IndexScan { index, bounds, .. } => {
+                format!("IXSCAN {}", pattern_summary(&key_pattern(index, bounds)))
+            }
         }
+    }
+}
+
+/// The key pattern a scan of `index` within `bounds` shows: a wildcard index's is the path
+/// field and the path it scans, `{$_path: 1, a: 1}`, as in mongod's explain.
+pub fn key_pattern(index: &Index, bounds: &IndexBounds) -> Document {
+    match &bounds.wildcard_field {
+        Some(path) => doc! { "$_path": 1, path.as_str(): 1 },
+        None => index.pattern.spec().clone(),
     }
 }
 
@@ -149,7 +160,7 @@ pub fn choose(
     if natural.is_some() {
         return Ok(collscan);
     }
-    let candidates: Vec<Plan> = indexes.iter().filter_map(|index| candidate(index, shape)).collect();
+    let candidates: Vec<Plan> = indexes.iter().flat_map(|index| candidates_of(index, shape)).collect();
     let count = candidates.len();
     let mut chosen = match candidates.len() {
         0 => return Ok(collscan),
@@ -158,7 +169,12 @@ pub fn choose(
             let index_set = shape::index_set_signature(indexes);
             let cache_key = shape::cache_key(&collection.ns, shape);
             let cached = cache.get(&cache_key, index_set).flatten();
-            let is_cached = |plan: &Plan| plan.index().is_some_and(|index| Some(&index.name) == cached.as_ref());
+            // The cache names an index; a wildcard index offers a plan per path, so its plans
+            // are tried again rather than taken by name.
+            let is_cached = |plan: &Plan| {
+                plan.index()
+                    .is_some_and(|index| Some(&index.name) == cached.as_ref() && index.pattern.wildcard().is_none())
+            };
             match candidates.iter().position(is_cached) {
                 Some(position) => candidates.into_iter().nth(position),
                 None => {
@@ -221,6 +237,16 @@ fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> R
     let index = found
         .filter(|i| !i.hidden)
         .ok_or_else(|| Error::new(ErrorCode::BadValue, "hint provided does not correspond to an existing index"))?;
+    if let Some(wildcard) = index.pattern.wildcard() {
+        // A wildcard index holds no keys for documents without the paths: only a path the
+        // filter bounds can be scanned.
+        return wildcard_plans(index, wildcard, shape).into_iter().next().ok_or_else(|| {
+            Error::new(
+                ErrorCode::NoQueryExecutionPlans,
+                "error processing query: planner returned error :: caused by :: No query solutions",
+            )
+        });
+    }
     // An index under another collation than the query's orders strings differently: scan it
     // whole and let the matcher decide.
     let same_collation = index.collation.as_deref() == shape.collation;
@@ -244,19 +270,49 @@ fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> R
     })
 }
 
-/// `index` as a candidate for `shape`, or `None` when it cannot help (or cannot be used).
-fn candidate(index: &Arc<Index>, shape: &QueryShape<'_>) -> Option<Plan> {
-    // Only an index whose keys follow the query's collation can bound or order its strings.
-    if index.hidden || index.collation.as_deref() != shape.collation {
-        return None;
+/// The plans `index` offers `shape`: one (or none) for an ordinary index, one per path the
+/// filter bounds for a wildcard index.
+fn candidates_of(index: &Arc<Index>, shape: &QueryShape<'_>) -> Vec<Plan> {
+    if !usable(index, shape) {
+        return Vec::new();
     }
+    match index.pattern.wildcard() {
+        Some(wildcard) => wildcard_plans(index, wildcard, shape),
+        None => candidate(index, shape).into_iter().collect(),
+    }
+}
+
+/// Whether `index` may serve `shape` at all: visible, with keys in the query's collation (only
+/// they can bound or order its strings), and a partial filter the query implies.
+fn usable(index: &Index, shape: &QueryShape<'_>) -> bool {
+    !index.hidden
+        && index.collation.as_deref() == shape.collation
+        && index.spec.get_document("partialFilterExpression").ok().is_none_or(|partial| implies(shape.filter, partial))
+}
+
+/// A wildcard index's plans: one per covered path the filter bounds. They never deliver a
+/// sort nor cover a projection.
+fn wildcard_plans(
+    index: &Arc<Index>,
+    wildcard: &crate::query::wildcard::Wildcard,
+    shape: &QueryShape<'_>,
+) -> Vec<Plan> {
+    IndexBounds::for_wildcard(shape.filter, |field| wildcard.covers(field), index.collation.is_some())
+        .into_iter()
+        .map(|bounds| Plan {
+            access: Access::IndexScan { index: index.clone(), bounds, reverse: false, limits: None },
+            sort_provided: shape.sort.is_none_or(SortSpec::is_empty),
+            covered: false,
+            candidates: 1,
+        })
+        .collect()
+}
+
+/// `index` (usable, not a wildcard index) as a candidate for `shape`, or `None` when it
+/// cannot help.
+fn candidate(index: &Arc<Index>, shape: &QueryShape<'_>) -> Option<Plan> {
     let bounds = bounds_for(index, shape);
     if index.sparse && !bounds.excludes_null.iter().any(|&x| x) {
-        return None;
-    }
-    if let Some(partial) = index.spec.get_document("partialFilterExpression").ok()
-        && !implies(shape.filter, partial)
-    {
         return None;
     }
     let (sort_provided, reverse) = sort_order(index, &bounds, shape.sort);
@@ -296,7 +352,7 @@ fn sort_order(index: &Index, bounds: &IndexBounds, sort: Option<&SortSpec>) -> (
             let forward = match order {
                 KeyOrder::Ascending => *ascending,
                 KeyOrder::Descending => !*ascending,
-                KeyOrder::Hashed => {
+                KeyOrder::Hashed | KeyOrder::WildcardPath => {
                     matches = false;
                     break;
                 }
