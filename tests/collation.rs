@@ -268,3 +268,32 @@ async fn collation_unsupported_locale_and_invalid_spec_errors() {
     assert_eq!(first.get_i32("code").expect("code"), 238);
     assert_eq!(coll.count_documents(doc! {}).await.expect("count"), 7);
 }
+
+#[tokio::test]
+async fn collation_empty_is_none_given_and_the_default_applies() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("app");
+    let default = doc! { "locale": "en", "strength": 2 };
+    db.run_command(doc! { "create": "folded", "collation": default }).await.expect("create");
+    let folded = db.collection::<Document>("folded");
+    folded.insert_many([doc! { "_id": 1, "w": "apple" }, doc! { "_id": 2, "w": "APPLE" }]).await.expect("insert");
+    // `collation: {}` (as pymongo sends a helper's empty collation) is no collation: the
+    // collection's default decides, in reads and writes alike.
+    let found =
+        db.run_command(doc! { "find": "folded", "filter": { "w": "Apple" }, "collation": {} }).await.expect("find");
+    let batch = found.get_document("cursor").and_then(|c| c.get_array("firstBatch")).map(Vec::len).ok();
+    assert_eq!(batch, Some(2), "{found}");
+    let deleted = db
+        .run_command(doc! { "delete": "folded", "deletes": [{ "q": { "w": "Apple" }, "limit": 0, "collation": {} }] })
+        .await
+        .expect("delete");
+    assert_eq!(deleted.get_i32("n").ok(), Some(2), "{deleted}");
+    let plain = db.collection::<Document>("plain");
+    plain.insert_one(doc! { "_id": 1, "w": "apple" }).await.expect("insert");
+    let updated = db
+        .run_command(doc! { "update": "plain", "updates": [{ "q": { "w": "APPLE" }, "u": { "$set": { "x": 1 } }, "collation": {} }] })
+        .await
+        .expect("update");
+    assert_eq!(updated.get_i32("n").ok(), Some(0), "simple, the plain collection's: {updated}");
+}

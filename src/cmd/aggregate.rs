@@ -177,7 +177,8 @@ impl ViewRead {
             Some(collation) => to_raw(collation)?,
             None => bson::rawdoc! { "locale": "simple" },
         };
-        if let Some(given) = req.get("collation") {
+        // An empty collation is none given: the view's applies.
+        if let Some(given) = req.get("collation").filter(|g| !matches!(g, RawBsonRef::Document(d) if d.is_empty())) {
             let given = super::collation::resolve(Some(given), field, None)?;
             let own = super::collation::resolve(Some(RawBsonRef::Document(&own)), field, None)?;
             if given.as_ref().map(|c| c.spec().to_document()) != own.as_ref().map(|c| c.spec().to_document()) {

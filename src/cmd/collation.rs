@@ -9,9 +9,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::query::Collation;
 use crate::storage::Collection;
 
-/// Resolves the collation of a command or statement. `given` is its `collation` field and
-/// `field` that field's IDL path (`find.collation`, `update.updates.collation`) for the type
-/// error; `None` is the simple collation.
+/// Resolves the collation of a command or statement. `given` is its `collation` field (an
+/// empty document counts as absent, as in mongod) and `field` that field's IDL path
+/// (`find.collation`, `update.updates.collation`) for the type error; `None` is the simple
+/// collation.
 ///
 /// # Errors
 /// 14 TypeMismatch when `given` is not a document, and the spec errors of
@@ -22,6 +23,8 @@ pub fn resolve(
     collection: Option<&Collection>,
 ) -> Result<Option<Arc<Collation>>> {
     match given {
+        // mongod reads an empty collation as none given: the collection's default applies.
+        Some(RawBsonRef::Document(spec)) if spec.is_empty() => resolve(None, field, collection),
         Some(RawBsonRef::Document(spec)) => parse(spec),
         Some(other) => Err(Error::new(
             ErrorCode::TypeMismatch,
