@@ -144,6 +144,16 @@ fn regular_expression_operators() {
             ])),
         ),
         (d.clone(), bson!({ "$regexFindAll": { "input": null, "regex": "a" } }), ok(bson!([]))),
+        // PCRE's lookaround and backreferences, on the backtracking engine.
+        (
+            d.clone(),
+            bson!({ "$regexFindAll": { "input": "$s", "regex": r"c(o)\1(?=l)|(?<=, )(c)" } }),
+            ok(bson!([
+                { "match": "coo", "idx": 10, "captures": ["o", null] },
+                { "match": "c", "idx": 16, "captures": [null, "c"] },
+            ])),
+        ),
+        (d.clone(), bson!({ "$regexMatch": { "input": "$s", "regex": r"^(?!Caf)" } }), ok(bson!(false))),
         (d.clone(), bson!({ "$regexMatch": { "input": 1, "regex": "a" } }), Err(51106)),
         (d.clone(), bson!({ "$regexMatch": { "input": "a", "regex": 1 } }), Err(51104)),
         (d.clone(), bson!({ "$regexMatch": { "input": "a", "regex": "a", "options": 1 } }), Err(51105)),

@@ -14,7 +14,7 @@ use super::syntax::{Expression, Operator};
 use super::value::{Value, index_argument, nullish, type_of};
 use crate::error::ErrorCode;
 use crate::query::error::QueryError;
-use crate::query::filter::regex::{RegexError, compile};
+use crate::query::filter::regex::{Groups, Pattern, RegexError, compile};
 use crate::query::number::Number;
 use crate::query::render;
 
@@ -370,13 +370,13 @@ fn substr_cp(input: Value, start: Value, length: Value) -> Result<Value, QueryEr
 thread_local! {
     /// Compiled patterns of the regular expression operators, by pattern and options: most
     /// pipelines use one constant pattern for every document.
-    static COMPILED: RefCell<HashMap<(String, String), regex::Regex>> = RefCell::new(HashMap::new());
+    static COMPILED: RefCell<HashMap<(String, String), Pattern>> = RefCell::new(HashMap::new());
 }
 
 /// How many compiled patterns a thread keeps before it starts over.
 const MAX_CACHED_PATTERNS: usize = 64;
 
-fn compiled(name: &str, pattern: &str, options: &str) -> Result<regex::Regex, QueryError> {
+fn compiled(name: &str, pattern: &str, options: &str) -> Result<Pattern, QueryError> {
     let key = (pattern.to_owned(), options.to_owned());
     if let Some(found) = COMPILED.with(|c| c.borrow().get(&key).cloned()) {
         return Ok(found);
@@ -457,19 +457,19 @@ fn regex_operator(
     let Some(input) = input else { return Ok(nothing()) };
     match op {
         StringOp::RegexMatch => Ok(Some(Bson::Boolean(re.is_match(&input)))),
-        StringOp::RegexFind => Ok(Some(re.captures(&input).map_or(Bson::Null, |c| found(&input, &c)))),
+        StringOp::RegexFind => Ok(Some(re.captures_at(&input, 0).map_or(Bson::Null, |c| found(&input, &c)))),
         _ => {
             let mut out = Vec::new();
             let mut at = 0;
             while at <= input.len() {
-                let Some(c) = re.captures_at(&input, at) else { break };
-                let Some(whole) = c.get(0) else { break };
-                out.push(found(&input, &c));
+                let Some(groups) = re.captures_at(&input, at) else { break };
+                let Some(Some((start, end))) = groups.first().copied() else { break };
+                out.push(found(&input, &groups));
                 // An empty match moves on by one character, as mongod's loop does.
-                at = if whole.end() > whole.start() {
-                    whole.end()
+                at = if end > start {
+                    end
                 } else {
-                    whole.end() + input.get(whole.end()..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8)
+                    end + input.get(end..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8)
                 };
             }
             Ok(Some(Bson::Array(out)))
@@ -478,14 +478,15 @@ fn regex_operator(
 }
 
 /// `{match, idx, captures}`: `idx` counts code points; a group that took no part is null.
-fn found(input: &str, c: &regex::Captures<'_>) -> Bson {
-    let whole = c.get(0);
-    let start = whole.map_or(0, |m| m.start());
+fn found(input: &str, groups: &Groups) -> Bson {
+    let text = |range: &Option<(usize, usize)>| range.and_then(|(start, end)| input.get(start..end));
+    let whole = groups.first().copied().flatten();
+    let start = whole.map_or(0, |(start, _)| start);
     let idx = input.get(..start).map_or(0, |p| p.chars().count());
     let captures: Vec<Bson> =
-        c.iter().skip(1).map(|g| g.map_or(Bson::Null, |m| Bson::String(m.as_str().to_owned()))).collect();
+        groups.iter().skip(1).map(|g| text(g).map_or(Bson::Null, |t| Bson::String(t.to_owned()))).collect();
     let mut doc = Document::new();
-    doc.insert("match", whole.map_or(String::new(), |m| m.as_str().to_owned()));
+    doc.insert("match", groups.first().and_then(text).unwrap_or_default());
     doc.insert("idx", int_or_long(idx));
     doc.insert("captures", captures);
     Bson::Document(doc)

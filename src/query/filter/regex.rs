@@ -12,7 +12,7 @@ use crate::query::error::QueryError;
 pub(in crate::query) struct RegexPredicate {
     pattern: String,
     options: String,
-    compiled: regex::Regex,
+    compiled: Pattern,
 }
 
 impl RegexPredicate {
@@ -63,9 +63,48 @@ pub(in crate::query) enum RegexError {
     Invalid(String),
 }
 
+/// A compiled pattern: on the regex crate (linear time) when it takes the pattern, else on
+/// fancy-regex's backtracking engine, for PCRE's lookaround and backreferences.
+#[derive(Debug, Clone)]
+pub(in crate::query) enum Pattern {
+    /// The regex crate's.
+    Linear(regex::Regex),
+    /// fancy-regex's.
+    Backtracking(fancy_regex::Regex),
+}
+
+/// The byte range of each group of a match (the whole match first); `None` for a group that
+/// took no part.
+pub(in crate::query) type Groups = Vec<Option<(usize, usize)>>;
+
+impl Pattern {
+    /// Whether `text` holds a match. A backtracking match that gives up (fancy-regex's
+    /// backtracking limit) counts as none.
+    pub(in crate::query) fn is_match(&self, text: &str) -> bool {
+        match self {
+            Self::Linear(re) => re.is_match(text),
+            Self::Backtracking(re) => re.is_match(text).unwrap_or(false),
+        }
+    }
+
+    /// The groups of the first match starting at byte `at` or later.
+    pub(in crate::query) fn captures_at(&self, text: &str, at: usize) -> Option<Groups> {
+        match self {
+            Self::Linear(re) => {
+                let found = re.captures_at(text, at)?;
+                Some(found.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect())
+            }
+            Self::Backtracking(re) => {
+                let found = re.captures_from_pos(text, at).ok().flatten()?;
+                Some((0..found.len()).map(|i| found.get(i).map(|m| (m.start(), m.end()))).collect())
+            }
+        }
+    }
+}
+
 /// Compiles `pattern` with mongod's options `i m s x` (`u` is accepted: matching is always
 /// Unicode-aware here), rewriting PCRE's end anchors.
-pub(in crate::query) fn compile(pattern: &str, options: &str) -> Result<regex::Regex, RegexError> {
+pub(in crate::query) fn compile(pattern: &str, options: &str) -> Result<Pattern, RegexError> {
     // mongod checks these before the options; `MaxPatternSize` is its length limit.
     if pattern.len() > 32_764 {
         return Err(RegexError::TooLong);
@@ -73,7 +112,9 @@ pub(in crate::query) fn compile(pattern: &str, options: &str) -> Result<regex::R
     if pattern.contains('\0') {
         return Err(RegexError::NullByte);
     }
-    let mut builder = regex::RegexBuilder::new(&pcre_end_anchors(pattern, options.contains('m')));
+    let rewritten = pcre_end_anchors(pattern, options.contains('m'));
+    let mut builder = regex::RegexBuilder::new(&rewritten);
+    let mut inline = String::new();
     for flag in options.chars() {
         match flag {
             'i' => builder.case_insensitive(true),
@@ -83,12 +124,20 @@ pub(in crate::query) fn compile(pattern: &str, options: &str) -> Result<regex::R
             'u' => &mut builder,
             _ => return Err(RegexError::BadFlag(flag)),
         };
+        if flag != 'u' && !inline.contains(flag) {
+            inline.push(flag);
+        }
     }
-    builder.build().map_err(|err| {
-        // The regex crate explains syntax errors over several lines; the last one names the
-        // problem. PCRE-only syntax (lookaround, backreferences) lands here too.
-        let text = err.to_string();
-        RegexError::Invalid(text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&text).to_owned())
+    builder.build().map(Pattern::Linear).or_else(|err| {
+        // PCRE-only syntax (lookaround, backreferences) needs the backtracking engine, with
+        // the options as inline flags.
+        let flagged = if inline.is_empty() { rewritten.clone() } else { format!("(?{inline}){rewritten}") };
+        fancy_regex::Regex::new(&flagged).map(Pattern::Backtracking).map_err(|_| {
+            // The regex crate explains syntax errors over several lines; the last one names
+            // the problem.
+            let text = err.to_string();
+            RegexError::Invalid(text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&text).to_owned())
+        })
     })
 }
 

@@ -469,7 +469,7 @@ fn filter_regex_errors() {
     let (code, message) = parse_err(rawdoc! { "a": { "$regex": "(" } });
     assert_eq!(code, 51091);
     assert!(message.starts_with("Regular expression is invalid: "), "{message}");
-    assert_eq!(parse_err(rawdoc! { "a": { "$regex": "(?=x)" } }).0, 51091, "lookahead is PCRE-only");
+    assert_eq!(parse_err(rawdoc! { "a": { "$regex": "(?=x" } }).0, 51091, "an unclosed lookahead");
     let long = "a".repeat(32_765);
     assert_eq!(
         parse_err(rawdoc! { "a": { "$regex": long.as_str(), "$options": "z" } }),
@@ -970,4 +970,19 @@ fn filter_paths_past_180_components_are_5729100() {
     let mut elem_match = bson::RawDocumentBuf::new();
     elem_match.append(bson::raw::cstr!("x"), bson::rawdoc! { "$elemMatch": spec(181) });
     assert_eq!(parse_err(elem_match).0, 5_729_100);
+}
+
+#[test]
+fn filter_regex_lookaround_and_backreferences_run_as_pcre() {
+    let check =
+        |filter: bson::RawDocumentBuf, doc: bson::RawDocumentBuf| Filter::parse(&filter).map(|f| f.matches(&doc));
+    // pymongo's list_collection_names(filter=...) excludes system collections this way.
+    let not_system = rawdoc! { "name": { "$regex": r"^(?!system\.)" } };
+    assert_eq!(check(not_system.clone(), rawdoc! { "name": "orders" }).ok(), Some(true));
+    assert_eq!(check(not_system, rawdoc! { "name": "system.views" }).ok(), Some(false));
+    let repeated = rawdoc! { "w": { "$regex": r"^(a+)b\1$", "$options": "i" } };
+    assert_eq!(check(repeated.clone(), rawdoc! { "w": "AAbAA" }).ok(), Some(true), "a backreference, with an option");
+    assert_eq!(check(repeated, rawdoc! { "w": "aab" }).ok(), Some(false));
+    let behind = rawdoc! { "w": { "$regex": r"(?<=\$)\d+$" } };
+    assert_eq!(check(behind, rawdoc! { "w": "cost $42" }).ok(), Some(true));
 }
