@@ -922,6 +922,10 @@ async fn indexes_wildcard_serve_any_path_and_answer_like_a_scan() {
         doc! { "attrs.dims.0": 3 },
         doc! { "attrs": { "$exists": true }, "attrs.color": "blue", "attrs.size": 5 },
         doc! { "_id": { "$lt": 5 } },
+        doc! { "attrs": { "$exists": true } },
+        doc! { "tags": { "$exists": true } },
+        doc! { "attrs.dims.w": { "$exists": 1 } },
+        doc! { "missing": { "$exists": true } },
     ];
     let mut expected = Vec::new();
     for query in &queries {
@@ -948,6 +952,24 @@ async fn indexes_wildcard_serve_any_path_and_answer_like_a_scan() {
         Some(&doc! { "$_path": ["[\"attrs.color\", \"attrs.color\"]"], "attrs.color": ["[\"red\", \"red\"]"] })
     );
     assert_eq!(stats(&explained), (100, 100, 100), "exactly the matches");
+    // `$exists: true` scans the path and every path under it, each document once.
+    let explained = explain(&db, doc! { "find": "wild", "filter": { "attrs": { "$exists": true } } }).await;
+    let scan = ixscan(&explained);
+    assert_eq!(
+        scan.get_document("indexBounds").ok(),
+        Some(&doc! { "$_path": ["[\"attrs\", \"attrs\"]", "[\"attrs.\", \"attrs/\")"], "attrs": ["[MinKey, MaxKey]"] }),
+        "{scan}"
+    );
+    assert_eq!(stats(&explained).0, 200, "each document once");
+    // Also where no array made the index multikey: two keys under `a.`, one document.
+    let flat = db.collection::<Document>("flat");
+    flat.insert_many([doc! { "_id": 1, "a": { "x": 1, "y": 2 } }, doc! { "_id": 2, "b": 1 }]).await.expect("flat");
+    run(&db, doc! { "createIndexes": "flat", "indexes": [{ "key": { "$**": 1 }, "name": "all" }] })
+        .await
+        .expect("index");
+    let explained = explain(&db, doc! { "find": "flat", "filter": { "a": { "$exists": true } } }).await;
+    assert_eq!(ixscan(&explained).get_bool("isMultiKey").ok(), Some(false));
+    assert_eq!(stats(&explained).0, 1, "{explained}");
     // Paths with no keys (null, missing), positions and _id are not served by it.
     for filter in [doc! { "tags": null }, doc! { "attrs.dims.0": 3 }, doc! { "nested": [1] }] {
         let explained = explain(&db, doc! { "find": "wild", "filter": filter.clone() }).await;

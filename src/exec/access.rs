@@ -47,8 +47,9 @@ pub fn scan(
             index.record_access();
             let entries = view.index_scan(collection, index, bounds, Direction::backward_if(*reverse), limits.as_ref());
             let covered = plan.covered;
-            // A multikey index holds several entries per document; each is returned once.
-            let dedup = index.is_multikey();
+            // A multikey index holds several entries per document, and so does a wildcard index
+            // scanned over several paths: each document is returned once.
+            let dedup = index.is_multikey() || bounds.fields.first().is_some_and(|paths| paths.len() > 1);
             let mut seen = HashSet::new();
             let collection = collection.clone();
             Box::new(entries.filter_map(move |entry| {

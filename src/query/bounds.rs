@@ -17,6 +17,7 @@ use bson::{DateTime, RawBson, RawBsonRef, RawDocument, Timestamp};
 use super::index_key::{KeyOrder, KeyPattern};
 use super::order::compare_values;
 use super::path;
+use super::wildcard::Wildcard;
 
 /// An interval of values.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,11 +147,13 @@ impl IndexBounds {
     }
 
     /// The bounds a wildcard index offers `filter`: one per path of its top-level conjunction
-    /// the index `covers`, bounded by that path's first condition, when the condition can only
-    /// match scalar values a key holds (mongod's rules: not null or missing, not `$exists`,
-    /// not documents or arrays, not paths through array positions); otherwise the query does
-    /// not use the index for that path.
-    pub fn for_wildcard(filter: &RawDocument, covers: impl Fn(&str) -> bool, collated: bool) -> Vec<Self> {
+    /// the index covers, bounded by that path's first condition, when the condition can only
+    /// match scalar values a key holds (mongod's rules: not null or missing, not documents or
+    /// arrays, not paths through array positions); otherwise the query does not use the index
+    /// for that path. `$exists: true` scans the path and every path under it (`["a", "a"]`,
+    /// `["a.", "a/")`) when the index holds that whole subtree.
+    pub fn for_wildcard(filter: &RawDocument, wildcard: &Wildcard, collated: bool) -> Vec<Self> {
+        let covers = |field: &str| wildcard.covers(field);
         let mut conjuncts = Vec::new();
         collect_conjuncts(filter, &mut conjuncts);
         let mut seen: Vec<&str> = Vec::new();
@@ -161,7 +164,30 @@ impl IndexBounds {
             }
             seen.push(name);
             let positional = name.split('.').any(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
-            if positional || !covers(name) || !wildcard_eligible(*condition) {
+            if positional || !covers(name) {
+                continue;
+            }
+            if exists_true(*condition) && wildcard.covers_subtree(name) {
+                let end = RawBson::String(format!("{name}/"));
+                let under = Interval {
+                    start: RawBson::String(format!("{name}.")),
+                    start_inclusive: true,
+                    end,
+                    end_inclusive: false,
+                };
+                all.push(Self {
+                    fields: vec![
+                        vec![Interval::point(RawBson::String((*name).to_owned())), under],
+                        vec![Interval::all()],
+                    ],
+                    equality_prefix: 0,
+                    bounded: true,
+                    excludes_null: vec![true, false],
+                    wildcard_field: Some((*name).to_owned()),
+                });
+                continue;
+            }
+            if !wildcard_eligible(*condition) {
                 continue;
             }
             let Some(intervals) = condition_intervals(*condition, KeyOrder::Ascending, true, collated) else {
@@ -229,6 +255,18 @@ impl IndexBounds {
         }
         out
     }
+}
+
+/// Whether a condition is exactly `{$exists: <true>}` (read as mongod's `trueValue`).
+fn exists_true(condition: RawBsonRef<'_>) -> bool {
+    let RawBsonRef::Document(doc) = condition else { return false };
+    let mut ops = path::fields(doc);
+    let truthy = |value: RawBsonRef<'_>| match value {
+        RawBsonRef::Boolean(b) => b,
+        RawBsonRef::Null | RawBsonRef::Undefined => false,
+        number => super::number::Number::from_raw(number).is_none_or(|n| n.to_f64() != 0.0),
+    };
+    matches!(ops.next(), Some(("$exists", value)) if truthy(value)) && ops.next().is_none()
 }
 
 /// Whether a condition can only match values a wildcard index holds keys for: equalities and

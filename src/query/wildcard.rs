@@ -125,6 +125,16 @@ impl Wildcard {
         }
     }
 
+    /// Whether the index holds every key of `field`'s subtree (what `$exists: true` on it
+    /// needs): no path under it is left out by the projection.
+    pub fn covers_subtree(&self, field: &str) -> bool {
+        let under = |path: &str| path.starts_with(&format!("{field}."));
+        match (&self.root, &self.projection) {
+            (Some(_), _) | (None, Projection::All) | (None, Projection::Include(_)) => self.covers(field),
+            (None, Projection::Exclude { paths, .. }) => self.covers(field) && !paths.iter().any(|p| under(p)),
+        }
+    }
+
     /// Whether a walk must go into `prefix`: it is covered, or a covered path lies under it.
     fn may_hold(&self, prefix: &str) -> bool {
         let above = |path: &str| path.starts_with(&format!("{prefix}."));

@@ -297,7 +297,7 @@ fn wildcard_plans(
     wildcard: &crate::query::wildcard::Wildcard,
     shape: &QueryShape<'_>,
 ) -> Vec<Plan> {
-    IndexBounds::for_wildcard(shape.filter, |field| wildcard.covers(field), index.collation.is_some())
+    IndexBounds::for_wildcard(shape.filter, wildcard, index.collation.is_some())
         .into_iter()
         .map(|bounds| Plan {
             access: Access::IndexScan { index: index.clone(), bounds, reverse: false, limits: None },
