@@ -301,8 +301,7 @@ mod tests {
             (reply.get_i32("code").ok(), batch.unwrap_or_default())
         };
         assert_eq!(list(doc! {}, "config", "system.sessions"), (None, Vec::new()), "not recorded before a refresh");
-        let refreshed = crate::exec::session_records::refresh(&shared);
-        assert_eq!(refreshed.ok().map(|r| r.refreshed), Some(1));
+        assert!(crate::exec::session_records::refresh(&shared).is_ok());
         let (code, own) = list(doc! {}, "config", "system.sessions");
         assert_eq!((code, own.len()), (None, 1), "the caller's own session");
         let session = own.first().and_then(bson::Bson::as_document).and_then(|s| s.get_document("_id").ok()).cloned();

@@ -26,32 +26,23 @@ pub fn namespace() -> Result<Namespace> {
     Namespace::new("config", "system.sessions")
 }
 
-/// What one refresh did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Refreshed {
-    /// Records written (sessions used since the last refresh).
-    pub refreshed: usize,
-    /// Records removed (sessions ended since).
-    pub ended: usize,
-    /// Cursors of ended sessions closed.
-    pub cursors_closed: usize,
-}
-
 /// Writes the records of the sessions used and ended since the last refresh, creating the
 /// collection and its TTL index first if they are missing. What a failed refresh took is
 /// kept for the next one.
 ///
 /// # Errors
 /// Storage errors.
-pub fn refresh(state: &State) -> Result<Refreshed> {
+pub fn refresh(state: &State) -> Result<()> {
     let refresh = state.sessions.take_refresh();
     if let Err(error) = write(&state.storage, &refresh.active, &refresh.ended) {
         state.sessions.restore_refresh(refresh);
         return Err(error);
     }
-    let ended: Vec<_> = refresh.ended.iter().map(|(id, _)| *id).collect();
-    let cursors_closed = if ended.is_empty() { 0 } else { state.cursors.kill_sessions(Some(&ended)) };
-    Ok(Refreshed { refreshed: refresh.active.len(), ended: ended.len(), cursors_closed })
+    if !refresh.ended.is_empty() {
+        let ended: Vec<_> = refresh.ended.iter().map(|(id, _)| *id).collect();
+        state.cursors.kill_sessions(Some(&ended));
+    }
+    Ok(())
 }
 
 fn write(storage: &Storage, active: &[SessionKey], ended: &[SessionKey]) -> Result<()> {
@@ -60,20 +51,15 @@ fn write(storage: &Storage, active: &[SessionKey], ended: &[SessionKey]) -> Resu
         return Ok(());
     }
     let now = DateTime::now();
-    // Nothing writes these records in a transaction: no wait for one ever happens here.
-    storage.retry_while_held(
-        || Ok(()),
-        || {
-            let mut writer = storage.writer(&collection)?;
-            for key in active {
-                writer.replace(record(key, now))?;
-            }
-            for key in ended {
-                writer.delete(RawBsonRef::Document(&record_id(key)))?;
-            }
-            writer.commit()
-        },
-    )?;
+    // No transaction writes `config` (nothing can hold these records): one batch.
+    let mut writer = storage.writer(&collection)?;
+    for key in active {
+        writer.replace(record(key, now))?;
+    }
+    for key in ended {
+        writer.delete(RawBsonRef::Document(&record_id(key)))?;
+    }
+    writer.commit()?;
     Ok(())
 }
 
