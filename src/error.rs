@@ -53,6 +53,8 @@ error_codes! {
     InternalError = 1,
     /// An argument has an invalid value.
     BadValue = 2,
+    /// A required field is missing (`$text` without `$search`).
+    NoSuchKey = 4,
     /// A host could not be reached.
     HostUnreachable = 6,
     /// A host name did not resolve.
@@ -271,6 +273,8 @@ error_codes! {
     Location16611 = 16611,
     /// `$add` with more than one date.
     Location16612 = 16612,
+    /// An array in a text index's prefix field.
+    Location16675 = 16675,
     /// `$concat` on a value that is not a string.
     Location16702 = 16702,
     /// A unique hashed index.
@@ -297,10 +301,20 @@ error_codes! {
     Location17083 = 17083,
     /// `$size` on a value that is not an array.
     Location17124 = 17124,
+    /// A document's text language override that is not a string.
+    Location17261 = 17261,
+    /// A text language override mongod does not know.
+    Location17262 = 17262,
     /// A variable that is not bound.
     Location17276 = 17276,
+    /// `$meta` with an argument that is not a string.
+    Location17307 = 17307,
+    /// `$meta` with an argument it does not know.
+    Location17308 = 17308,
     /// A sort value is an object other than `{$meta: ...}`.
     Location17312 = 17312,
+    /// `$match` with `$text` past the first pipeline stage.
+    Location17313 = 17313,
     /// A find `$slice` projection that is not find syntax and has the wrong number of
     /// arguments for the aggregation `$slice`.
     Location28667 = 28667,
@@ -384,6 +398,8 @@ error_codes! {
     Location31325 = 31325,
     /// `$in` whose second argument is not an array.
     Location40081 = 40081,
+    /// `{$meta: "textScore"}` without a `$text` query.
+    Location40218 = 40218,
     /// `$replaceWith` produced something other than a document.
     Location40228 = 40228,
     /// A `$set`/`$addFields` stage whose argument is not a document.

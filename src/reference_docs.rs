@@ -303,7 +303,7 @@ fn query_operator(op: &str) -> Result<(), (ErrorCode, String)> {
         "$exists" => doc! { "a": { op: true } },
         _ => doc! { "a": { op: 1 } },
     };
-    Filter::parse(&raw(&filter)?).map(drop).map_err(|e| (e.code(), e.message().to_owned()))
+    Filter::parse_query(&raw(&filter)?).map(drop).map_err(|e| (e.code(), e.message().to_owned()))
 }
 
 /// Whether the update parser builds `{op: {a: ...}}`.

@@ -63,6 +63,7 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         None => Target::resolve(ctx, ns, req.get("collation"), "aggregate.collation")?,
     };
     let allow_disk_use = req.bool_arg("allowDiskUse")?.unwrap_or(ctx.state.params.allow_disk_use_by_default());
+    let mut text_scores = None;
     let (source, rest) = match stages.split_first() {
         Some((RawBsonRef::Document(first), rest)) if first.get("$currentOp").ok().flatten().is_some() => {
             if !db_level || req.db() != "admin" {
@@ -111,6 +112,7 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         }
         _ => {
             let (mut query, consumed) = pipeline::leading_query(&stages, vars.as_ref(), target.collation.clone())?;
+            text_scores.clone_from(&query.text_scores);
             query.allow_disk_use = allow_disk_use;
             query.hint = hint_arg(req)?;
             let rest = stages.get(consumed..).unwrap_or_default();
@@ -133,7 +135,9 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     };
     let (stream, stats) = source;
     let bypass = req.bool_arg("bypassDocumentValidation")?.unwrap_or(false);
-    let env = environment(ctx, req, &target, vars.unwrap_or_default(), stats.clone(), (allow_disk_use, bypass));
+    let mut vars = vars.unwrap_or_default();
+    vars.set_text_scores(text_scores);
+    let env = environment(ctx, req, &target, vars, stats.clone(), (allow_disk_use, bypass));
     let stream = pipeline::run(stream, rest, &env)?;
     // mongod names the aggregation in every error raised while it runs (not while it parses).
     let stream: DocumentStream =
@@ -222,6 +226,8 @@ impl ViewRead {
         let stages = rewritten(stages, optimized.as_deref());
         let target = self.target(ctx)?;
         let (query, consumed) = pipeline::leading_query(&stages, Some(&vars), target.collation.clone())?;
+        let mut vars = vars;
+        vars.set_text_scores(query.text_scores.clone());
         let (stream, stats) = stream(ctx, &target, query)?;
         let env = environment(ctx, req, &target, vars, stats.clone(), (allow_disk_use, false));
         let stream = pipeline::run(stream, stages.get(consumed..).unwrap_or_default(), &env)?;

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
 use crate::query::collation::Collation;
 use crate::query::index_key::KeyPattern;
+use crate::query::text;
 use crate::storage::{Collection, IndexSelector};
 
 /// Options an index specification may carry (besides `key` and `name`).
@@ -26,7 +27,14 @@ const INDEX_OPTIONS: &[&str] = &[
     "storageEngine",
     "clustered",
     "wildcardProjection",
+    "weights",
+    "default_language",
+    "language_override",
+    "textIndexVersion",
 ];
+
+/// The options only a text index takes.
+const TEXT_OPTIONS: &[&str] = &["weights", "default_language", "language_override", "textIndexVersion"];
 
 /// The largest `expireAfterSeconds` mongod accepts (its 32-bit limit).
 const MAX_EXPIRE_AFTER_SECONDS: i64 = i32::MAX as i64;
@@ -71,8 +79,19 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
                 "TTL indexes are not supported for capped collections.",
             ));
         }
+        let is_text = stored.get_document("key").is_ok_and(|key| key.contains_key(text::spec::TERM_FIELD));
         if let Some(collation) = collation.unwrap_or_else(|| default_collation.clone()) {
+            if is_text {
+                // The collection's default collation would apply: mongod refuses it the same.
+                return Err(context(Error::new(
+                    ErrorCode::CannotCreateIndex,
+                    format!("Index type 'text' does not support collation: {collation}"),
+                )));
+            }
             stored.insert("collation", collation);
+        }
+        if is_text {
+            check_one_text_index(&stored, existing.as_deref(), &validated)?;
         }
         validated.push(stored);
     }
@@ -88,6 +107,49 @@ pub fn create_indexes(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<
         reply.insert("createdCollectionAutomatically", outcome.created_collection);
     }
     Ok(reply)
+}
+
+/// mongod's rule of one text index per collection: a text index spec is refused when the
+/// collection (or an earlier spec of the same command) has a text index with another key
+/// pattern, or another one under the same name (the same spec again is left to the catalog,
+/// which reports it as existing, or as a conflict under another name).
+fn check_one_text_index(stored: &Document, existing: Option<&Collection>, earlier: &[Document]) -> Result<()> {
+    let key_of = |spec: &Document| spec.get_document("key").ok().cloned();
+    let name_of = |spec: &Document| spec.get_str("name").unwrap_or_default().to_owned();
+    let name = name_of(stored);
+    let others = existing
+        .into_iter()
+        .flat_map(|collection| {
+            collection.indexes().iter().filter(|i| i.text.is_some()).map(|i| i.spec.clone()).collect::<Vec<_>>()
+        })
+        .chain(
+            earlier.iter().filter(|spec| key_of(spec).is_some_and(|k| k.contains_key(text::spec::TERM_FIELD))).cloned(),
+        );
+    // Every text index has the key `{_fts: "text", _ftsx: 1}` (around any other fields): what
+    // the text covers is in its options.
+    let text_options = |spec: &Document| {
+        let mut options: Vec<Option<Bson>> = TEXT_OPTIONS.iter().map(|o| spec.get(*o).cloned()).collect();
+        options.push(key_of(spec).map(Bson::Document));
+        options
+    };
+    for other in others {
+        let same_spec = without_version(&other) == without_version(stored);
+        if same_spec || (text_options(&other) == text_options(stored) && name_of(&other) != name) {
+            continue;
+        }
+        return Err(Error::new(
+            ErrorCode::CannotCreateIndex,
+            format!("only one text index per collection allowed, found existing text index \"{}\"", name_of(&other)),
+        ));
+    }
+    Ok(())
+}
+
+/// An index spec without `v` (which mongod fills in when the request leaves it out).
+fn without_version(spec: &Document) -> Document {
+    let mut spec = spec.clone();
+    spec.remove("v");
+    spec
 }
 
 /// `commitQuorum`: a standalone refuses it; a replica set of one member builds every index at
@@ -117,11 +179,26 @@ fn check_commit_quorum(ctx: &RequestCtx<'_>, req: &CommandRequest) -> Result<()>
 /// Checks one index specification as mongod's `index_key_validate` does and returns it in
 /// the stored shape: `v`, `key`, `name`, then the options as given.
 fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
-    let shown = Document::try_from(spec).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+    let given = Document::try_from(spec).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+    let text = matches!(spec.get("key"), Ok(Some(RawBsonRef::Document(key))) if text::spec::is_text_pattern(key));
+    // A text index is checked and stored in mongod's normalized shape (`_fts`/`_ftsx` keys,
+    // every text option filled in).
+    let shown = match text {
+        true => text::spec::normalize(&given).map_err(|e| {
+            Error::new(e.code(), format!("Error in specification {given} :: caused by :: {}", e.message()))
+        })?,
+        false => given,
+    };
+    let normalized = match text {
+        true => Some(RawDocumentBuf::try_from(&shown).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?),
+        false => None,
+    };
+    let spec = normalized.as_deref().unwrap_or(spec);
     let in_spec =
         |code: ErrorCode, why: &str| Error::new(code, format!("Error in specification {shown} :: caused by :: {why}"));
     for key in shown.keys() {
-        if key != "key" && key != "name" && !INDEX_OPTIONS.contains(&key.as_str()) {
+        let text_only = !text && TEXT_OPTIONS.contains(&key.as_str());
+        if key != "key" && key != "name" && (!INDEX_OPTIONS.contains(&key.as_str()) || text_only) {
             return Err(Error::new(
                 ErrorCode::InvalidIndexSpecificationOption,
                 format!("The field '{key}' is not valid for an index specification. Specification: {shown}"),
@@ -238,9 +315,16 @@ fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
     // The collation as mongod stores it: every field filled in, nothing for `simple`; a spec
     // without one takes the collection's default.
     let collation = match spec.get("collation").ok().flatten() {
-        Some(RawBsonRef::Document(collation)) => Some(
-            Collation::parse(collation).map_err(|e| in_spec(e.code(), e.message()))?.map(|c| c.spec().to_document()),
-        ),
+        Some(RawBsonRef::Document(collation)) => {
+            let parsed = Collation::parse(collation).map_err(|e| in_spec(e.code(), e.message()))?;
+            if text && let Some(collation) = &parsed {
+                return Err(in_spec(
+                    ErrorCode::CannotCreateIndex,
+                    &format!("Index type 'text' does not support collation: {}", collation.spec().to_document()),
+                ));
+            }
+            Some(parsed.map(|c| c.spec().to_document()))
+        }
         Some(_) => return Err(in_spec(ErrorCode::TypeMismatch, "The field 'collation' must be an object")),
         None => None,
     };

@@ -3,6 +3,7 @@
 //! into a typed struct (its [`Target`] and the [`Query`] it hands to the executor) and builds
 //! its reply from what the executor returns.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bson::raw::cstr;
@@ -20,6 +21,7 @@ use crate::exec::cursor::{self, Batch, FirstBatch};
 use crate::exec::{Query, pipeline};
 use crate::query::expr::Variables;
 use crate::query::path::{self, Reached};
+use crate::query::text::{TextScores, mentions_text_score};
 use crate::query::{FieldPath, Filter, Projection, SortSpec, compare_collated, limits};
 use crate::state::cursors::Tailing;
 use crate::storage::Namespace;
@@ -62,12 +64,18 @@ impl FindArgs {
             }
             _ => usize_arg(req, "limit")?.filter(|&n| n > 0),
         };
-        let mut filter = Filter::parse(&filter_doc)?;
-        let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?.unwrap_or_default();
+        let mut filter = Filter::parse_query(&filter_doc)?;
+        let mut vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?.unwrap_or_default();
         filter = filter.with_variables(&vars);
         let filter = filter.with_collation(collation.as_ref());
         let projection = req.doc_arg("projection")?.filter(|p| !p.is_empty());
+        let sort = req.doc_arg("sort")?;
+        let text_scores = text_scores_for(&filter, projection, sort)?;
+        vars.set_text_scores(text_scores.clone());
         let tailing = check_tailable(req, &target, &filter_doc, limit)?;
+        if tailing.is_some() && filter.has_text() {
+            return Err(Error::new(ErrorCode::BadValue, "text and tailable cursor not allowed in same query"));
+        }
         let query = Query {
             projection: projection
                 .map(|p| Projection::parse_with_query(p, &filter))
@@ -76,7 +84,11 @@ impl FindArgs {
             projection_doc: projection.map(ToOwned::to_owned),
             filter,
             filter_doc,
-            sort: req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation.as_ref())),
+            sort: sort
+                .map(SortSpec::parse)
+                .transpose()?
+                .map(|s| s.with_collation(collation.as_ref()).with_text_scores(text_scores.as_ref()))
+                .transpose()?,
             hint: hint_arg(req)?,
             skip: usize_arg(req, "skip")?.unwrap_or(0),
             limit,
@@ -86,6 +98,7 @@ impl FindArgs {
             return_key: req.bool_arg("returnKey")?.unwrap_or(false),
             show_record_id: req.bool_arg("showRecordId")?.unwrap_or(false),
             sort_context: crate::exec::stages::SortContext::Find,
+            text_scores,
         };
         Ok(Self {
             target,
@@ -542,4 +555,26 @@ pub fn distinct(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docume
         reply.insert("atClusterTime", at);
     }
     Ok(reply)
+}
+
+/// The scores a query's `$text` search hands its projection and sort, if it has one.
+///
+/// # Errors
+/// 40218 when the projection or sort asks for `{$meta: "textScore"}` without `$text`, as
+/// mongod refuses before running.
+pub(super) fn text_scores_for(
+    filter: &Filter,
+    projection: Option<&RawDocument>,
+    sort: Option<&RawDocument>,
+) -> Result<Option<Arc<TextScores>>> {
+    if filter.has_text() {
+        return Ok(Some(TextScores::shared()));
+    }
+    if projection.into_iter().chain(sort).any(mentions_text_score) {
+        return Err(Error::new(
+            ErrorCode::Location40218,
+            "query requires text score metadata, but it is not available",
+        ));
+    }
+    Ok(None)
 }

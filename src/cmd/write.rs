@@ -475,7 +475,7 @@ struct UpdateOptions<'a> {
 /// A statement's query, with the command's `let` variables bound for its `$expr`s and its
 /// comparisons under `collation`.
 fn parse_filter(query: &RawDocument, vars: Option<&Variables>, collation: Option<&Arc<Collation>>) -> Result<Filter> {
-    let filter = Filter::parse(query)?;
+    let filter = Filter::parse_query(query)?;
     let filter = match vars {
         Some(vars) => filter.with_variables(vars),
         None => filter,
@@ -875,7 +875,7 @@ impl<'a> FindAndModifyArgs<'a> {
         let sort = req.doc_arg("sort")?.map(SortSpec::parse).transpose()?.map(|s| s.with_collation(collation));
         let fields = match req.doc_arg("fields")? {
             Some(fields) => Some(
-                Projection::parse_with_query(fields, &Filter::parse(&query)?.with_collation(collation))?
+                Projection::parse_with_query(fields, &Filter::parse_query(&query)?.with_collation(collation))?
                     .with_collation(collation)
                     .with_variables(&vars.clone().unwrap_or_default()),
             ),

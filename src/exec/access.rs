@@ -3,16 +3,19 @@
 //! entries are fetched (or, for a covered plan, returned as the index holds them); each
 //! applies the query's filter, so later stages see only matching documents.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::planner::{Access, Plan};
+use super::planner::{Access, Plan, TextPlan};
 use super::stages::keep;
 use crate::error::Result;
 use crate::op::ExecStats;
+use bson::RawDocument;
+
 use crate::query::Filter;
+use crate::query::text::spec::SCORE_FIELD;
 use crate::state::cursors::DocumentStream;
-use crate::storage::{Collection, Direction, ReadView};
+use crate::storage::{Collection, Direction, IndexEntry, ReadView, RecordId};
 
 /// The documents `plan` reads from `view` that `filter` matches, in the plan's order, counting
 /// keys and documents examined into `stats` (which also checks for interrupts). A covered plan
@@ -42,6 +45,10 @@ pub fn scan(
                 stats.doc()?;
             }
             Box::new(found.into_iter().filter_map(move |doc| keep(&filter, Ok(doc))))
+        }
+        Access::Text(text) => {
+            let (text, collection) = ((**text).clone(), collection.clone());
+            super::stages::deferred(move || text_search(&text, &view, &collection, filter, stats))
         }
         Access::IndexScan { index, bounds, reverse, limits } => {
             index.record_access();
@@ -80,4 +87,51 @@ pub fn scan(
             }))
         }
     })
+}
+
+/// A `$text` search (mongod's TEXT_OR then TEXT_MATCH): each term's entries, their scores
+/// added up per document; then each document, in record order, fetched and put through the
+/// search's own tests and the rest of the filter. Each document returned has its score
+/// recorded in `text.scores` first.
+fn text_search(
+    text: &TextPlan,
+    view: &ReadView,
+    collection: &Arc<Collection>,
+    filter: Filter,
+    stats: Arc<ExecStats>,
+) -> Result<DocumentStream> {
+    let Some(spec) = text.index.text.clone() else { return Ok(Box::new(std::iter::empty())) };
+    text.index.record_access();
+    let mut found: BTreeMap<RecordId, (IndexEntry, f64)> = BTreeMap::new();
+    for term in &text.query.terms_for_bounds {
+        let bounds = text.bounds_of(term);
+        for entry in view.index_scan(collection, &text.index, &bounds, Direction::Forward, None) {
+            stats.key()?;
+            let entry = entry?;
+            let score = entry.values().and_then(|values| values.get_f64(SCORE_FIELD).ok()).unwrap_or_default();
+            found.entry(entry.record_id()).or_insert_with(|| (entry, 0.0)).1 += score;
+        }
+    }
+    let (view, collection, query, scores) = (view.clone(), collection.clone(), text.query.clone(), text.scores.clone());
+    let accept = move |doc: &RawDocument| -> Result<bool> {
+        stats.doc()?;
+        Ok(query.matches(&spec, doc)? && filter.try_matches(doc)?)
+    };
+    Ok(Box::new(found.into_values().filter_map(move |(entry, score)| {
+        let doc = match view.fetch(&collection, entry) {
+            Ok(Some(doc)) => doc,
+            Ok(None) => return None,
+            Err(err) => return Some(Err(err)),
+        };
+        match accept(&doc) {
+            Ok(true) => {
+                if let Some(id) = doc.get("_id").ok().flatten() {
+                    scores.record(id, score);
+                }
+                Some(Ok(doc))
+            }
+            Ok(false) => None,
+            Err(err) => Some(Err(err)),
+        }
+    })))
 }

@@ -130,6 +130,7 @@ pub fn plan_stages(
                 with_stats(fetch, matched, None, Some(docs))
             }
         }
+        Access::Text(text) => text_stages(text, filter, with_stats, (keys, docs, matched)),
     };
     if let Some(sort) = shape.sort.filter(|_| !plan.sort_provided) {
         let mut sort_stage = doc! {
@@ -213,4 +214,60 @@ fn render_bounds(index: &Index, bounds: &IndexBounds, reverse: bool) -> Document
         rendered.insert(field.dotted(), points);
     }
     rendered
+}
+
+/// A `$text` plan as mongod shows it: TEXT_MATCH over TEXT_OR over one IXSCAN per term.
+fn text_stages(
+    text: &crate::exec::planner::TextPlan,
+    filter: &Document,
+    with_stats: impl Fn(Document, u64, Option<u64>, Option<u64>) -> Document,
+    (keys, docs, matched): (u64, u64, u64),
+) -> Document {
+    let index = &text.index;
+    let scans: Vec<Bson> = text
+        .query
+        .terms_for_bounds
+        .iter()
+        .map(|term| {
+            let bounds = text.bounds_of(term);
+            Bson::Document(doc! {
+                "stage": "IXSCAN",
+                "keyPattern": index.pattern.spec().clone(),
+                "indexName": &index.name,
+                "isMultiKey": index.is_multikey(),
+                "isUnique": false,
+                "isSparse": false,
+                "isPartial": index.partial.is_some(),
+                "indexVersion": index.spec.get_i32("v").unwrap_or(2),
+                "direction": "backward",
+                "indexBounds": render_bounds(index, &bounds, false),
+            })
+        })
+        .collect();
+    let mut or = doc! { "stage": "TEXT_OR" };
+    if !filter.is_empty() {
+        or.insert("filter", filter.clone());
+    }
+    or.insert("inputStages", scans);
+    let or = with_stats(or, matched, Some(keys), Some(docs));
+    let prefix: Document = index
+        .pattern
+        .fields()
+        .iter()
+        .zip(&text.prefix)
+        .map(|((field, _), value)| (field.dotted().to_owned(), Bson::try_from(value.clone()).unwrap_or(Bson::Null)))
+        .collect();
+    with_stats(
+        doc! {
+            "stage": "TEXT_MATCH",
+            "indexPrefix": prefix,
+            "indexName": &index.name,
+            "parsedTextQuery": text.query.explain(),
+            "textIndexVersion": index.spec.get_i32("textIndexVersion").unwrap_or(3),
+            "inputStage": or,
+        },
+        matched,
+        None,
+        None,
+    )
 }

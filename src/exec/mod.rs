@@ -39,6 +39,7 @@ use bson::{RawBson, RawDocument, RawDocumentBuf};
 
 use crate::error::Result;
 use crate::op::ExecStats;
+use crate::query::text::TextScores;
 use crate::query::{Collation, Filter, Projection, SortSpec};
 use crate::state::State;
 use crate::state::cursors::DocumentStream;
@@ -79,6 +80,9 @@ pub struct Query {
     pub show_record_id: bool,
     /// The command a blocking sort runs for (its errors name it as mongod's do).
     pub sort_context: stages::SortContext,
+    /// Where a `$text` search puts its scores, shared with the projection, sort and later
+    /// stages that read `{$meta: "textScore"}` (`None` without `$text`).
+    pub text_scores: Option<Arc<TextScores>>,
 }
 
 impl Query {
@@ -89,8 +93,10 @@ impl Query {
     /// The filter's parse errors.
     pub fn filtered(filter_doc: Option<&RawDocument>, collation: Option<Arc<Collation>>) -> Result<Self> {
         let filter_doc = filter_doc.map_or_else(RawDocumentBuf::new, ToOwned::to_owned);
+        let filter = Filter::parse_query(&filter_doc)?.with_collation(collation.as_ref());
         Ok(Self {
-            filter: Filter::parse(&filter_doc)?.with_collation(collation.as_ref()),
+            text_scores: filter.has_text().then(TextScores::shared),
+            filter,
             filter_doc,
             sort: None,
             projection_doc: None,
@@ -162,6 +168,7 @@ impl Query {
             return_key,
             show_record_id,
             sort_context,
+            text_scores,
         } = self;
         let shape = QueryShape {
             filter: &filter_doc,
@@ -183,7 +190,10 @@ impl Query {
             (&visible, &uncached)
         };
         let planning = Instant::now();
-        let plan = planner::choose(plans, collection, indexes, &shape, &view)?;
+        let mut plan = planner::choose(plans, collection, indexes, &shape, &view)?;
+        if let (planner::Access::Text(text), Some(scores)) = (&mut plan.access, text_scores) {
+            text.scores = scores;
+        }
         stats.add_plan_time(planning.elapsed());
         stats.set_plan(plan.note(&collection.ns, &shape));
         let counted = stats.clone();

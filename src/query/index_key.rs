@@ -8,6 +8,7 @@ use bson::{Bson, RawBsonRef, RawDocument};
 use super::QueryError;
 use super::order::compare_values;
 use super::path::{self, FieldPath};
+use super::text;
 use super::wildcard::Wildcard;
 use crate::error::ErrorCode;
 
@@ -26,6 +27,11 @@ pub enum KeyOrder {
     /// A wildcard index's first key field: the value's dotted path, ascending and compared
     /// byte for byte (never under the index's collation).
     WildcardPath,
+    /// A text index's `_fts: "text"`: the term, ascending and compared byte for byte.
+    TextTerm,
+    /// A text index's `_ftsx: 1`: the term's score, kept in the entry's value but not in its
+    /// key (one entry per term and document).
+    TextScore,
 }
 
 /// A validated index key pattern.
@@ -88,6 +94,10 @@ impl KeyPattern {
                     }
                 }
                 RawBsonRef::String("hashed") => KeyOrder::Hashed,
+                // A stored text index's pattern (see `text::spec::normalize`, which turns the
+                // text fields as given into these two).
+                RawBsonRef::String("text") if name == text::spec::TERM_FIELD => KeyOrder::TextTerm,
+                _ if name == text::spec::SCORE_FIELD => KeyOrder::TextScore,
                 RawBsonRef::String(plugin @ ("text" | "2d" | "2dsphere" | "geoHaystack")) => {
                     return Err(QueryError::not_implemented(&format!("'{plugin}' indexes")));
                 }
@@ -186,6 +196,42 @@ impl KeyPattern {
         &self.spec
     }
 
+    /// Whether this is a text index's pattern (`_fts: "text", _ftsx: 1` among its fields).
+    pub fn is_text(&self) -> bool {
+        self.fields.iter().any(|(_, o)| *o == KeyOrder::TextTerm)
+    }
+
+    /// The values of a text index's other fields in `doc`, before and after the text: each
+    /// field's value reached through subdocuments only (null when missing).
+    ///
+    /// # Errors
+    /// 16675 for an array in a field before the text.
+    pub fn text_extras<'a>(
+        &self,
+        doc: &'a RawDocument,
+    ) -> Result<(Vec<RawBsonRef<'a>>, Vec<RawBsonRef<'a>>), QueryError> {
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        let mut passed_text = false;
+        for (field, order) in &self.fields {
+            if matches!(order, KeyOrder::TextTerm | KeyOrder::TextScore) {
+                passed_text = true;
+                continue;
+            }
+            let value = value_through_documents(doc, field.dotted()).unwrap_or(RawBsonRef::Null);
+            if passed_text {
+                after.push(value);
+            } else if matches!(value, RawBsonRef::Array(_)) {
+                return Err(QueryError::new(
+                    ErrorCode::Location16675,
+                    "cannot have a multi-key as a prefix to a text index",
+                ));
+            } else {
+                before.push(value);
+            }
+        }
+        Ok((before, after))
+    }
+
     /// Whether a field is hashed.
     pub fn is_hashed(&self) -> bool {
         self.fields.iter().any(|(_, o)| *o == KeyOrder::Hashed)
@@ -269,6 +315,17 @@ impl KeyPattern {
     pub fn all_missing(&self, doc: &RawDocument) -> bool {
         self.fields.iter().all(|(field, _)| !path::any(doc, field, |r| !matches!(r, path::Reached::Missing)))
     }
+}
+
+/// The value at a dotted path, descending through subdocuments only.
+fn value_through_documents<'a>(doc: &'a RawDocument, dotted: &str) -> Option<RawBsonRef<'a>> {
+    let mut parts = dotted.split('.');
+    let mut value = doc.get(parts.next()?).ok().flatten()?;
+    for part in parts {
+        let RawBsonRef::Document(inner) = value else { return None };
+        value = inner.get(part).ok().flatten()?;
+    }
+    Some(value)
 }
 
 /// Equal values of different kinds that a key keeps apart: mongod's keys keep `1` and `1.0`

@@ -47,6 +47,7 @@ pub(crate) mod random;
 pub(crate) mod render;
 pub mod sort;
 pub(crate) mod summation;
+pub mod text;
 pub mod update;
 pub mod validation_error;
 pub mod validator;

@@ -15,6 +15,7 @@ use super::error::QueryError;
 use super::order::compare_collated;
 use super::path::{FieldPath, walk_sort_keys};
 use super::render;
+use super::text::TextScores;
 use crate::error::ErrorCode;
 
 /// A parsed sort specification.
@@ -24,12 +25,16 @@ pub struct SortSpec {
     natural: Option<bool>,
     /// The collation strings sort under; `None` is the simple collation.
     collation: Option<Arc<Collation>>,
+    /// The scores `{$meta: "textScore"}` keys sort by.
+    text_scores: Option<Arc<TextScores>>,
 }
 
 #[derive(Debug, Clone)]
 struct SortKeyPart {
     path: FieldPath,
     ascending: bool,
+    /// `{$meta: "textScore"}`: the document's text score, highest first.
+    text_score: bool,
 }
 
 /// The values one document sorts by, one per key of the spec.
@@ -62,15 +67,33 @@ impl SortSpec {
         for item in spec.iter() {
             let (key, value) = item.map_err(QueryError::invalid_bson)?;
             let key = key.as_str();
-            let ascending = parse_direction(key, value)?;
+            let Some(ascending) = parse_direction(key, value)? else {
+                keys.push(SortKeyPart { path: FieldPath::new(key), ascending: false, text_score: true });
+                continue;
+            };
             if key == "$natural" {
                 natural = Some(ascending);
                 continue;
             }
             super::path::checked_parts(key)?;
-            keys.push(SortKeyPart { path: FieldPath::new(key), ascending });
+            keys.push(SortKeyPart { path: FieldPath::new(key), ascending, text_score: false });
         }
-        Ok(Self { keys, natural, collation: None })
+        Ok(Self { keys, natural, collation: None, text_scores: None })
+    }
+
+    /// Makes `{$meta: "textScore"}` keys sort by `scores` (a `$text` search's).
+    ///
+    /// # Errors
+    /// 40218 when the spec sorts by text score and there is no search.
+    pub fn with_text_scores(mut self, scores: Option<&Arc<TextScores>>) -> Result<Self, QueryError> {
+        if scores.is_none() && self.keys.iter().any(|k| k.text_score) {
+            return Err(QueryError::new(
+                ErrorCode::Location40218,
+                "query requires text score metadata, but it is not available",
+            ));
+        }
+        self.text_scores = scores.cloned();
+        Ok(self)
     }
 
     /// Sorts strings under `collation` (`None`: the simple collation).
@@ -98,7 +121,15 @@ impl SortSpec {
     /// The key `doc` sorts by; compute it once per document when sorting many.
     pub fn key<'a>(&self, doc: &'a RawDocument) -> SortKey<'a> {
         let collation = self.collation.as_deref();
-        SortKey(self.keys.iter().map(|part| key_value(doc, part, collation)).collect())
+        SortKey(
+            self.keys
+                .iter()
+                .map(|part| match (&self.text_scores, part.text_score) {
+                    (Some(scores), true) => RawBsonRef::Double(scores.score_of(doc).unwrap_or_default()),
+                    _ => key_value(doc, part, collation),
+                })
+                .collect(),
+        )
     }
 
     /// Compares two keys made by [`SortSpec::key`].
@@ -119,18 +150,32 @@ impl SortSpec {
     }
 }
 
-/// mongod's rule: a number, truncated to an integer, must be 1 or -1.
-fn parse_direction(key: &str, value: RawBsonRef<'_>) -> Result<bool, QueryError> {
+/// mongod's rule: a number, truncated to an integer, must be 1 or -1 (`Some(ascending)`);
+/// `{$meta: "textScore"}` is `None`.
+fn parse_direction(key: &str, value: RawBsonRef<'_>) -> Result<Option<bool>, QueryError> {
     let direction = match value {
         RawBsonRef::Document(meta) => {
-            let first = super::elements::fields(meta).next().map(|(k, _)| k);
-            if first != Some("$meta") {
-                return Err(QueryError::new(
+            let mut fields = super::elements::fields(meta);
+            let (first, second) = (fields.next(), fields.next());
+            return match (first, second) {
+                (Some(("$meta", RawBsonRef::String("textScore"))), None) => Ok(None),
+                (Some(("$meta", RawBsonRef::String(other))), None) => match other {
+                    "randVal" | "searchScore" | "geoNearDistance" | "vectorSearchScore" | "score" => {
+                        Err(QueryError::not_implemented(&format!("$meta sort by \"{other}\"")))
+                    }
+                    _ => Err(QueryError::new(
+                        ErrorCode::Location17308,
+                        format!("Unsupported argument to $meta: {other}"),
+                    )),
+                },
+                (Some(("$meta", _)), None) => {
+                    Err(QueryError::new(ErrorCode::Location17307, "$meta only supports string arguments"))
+                }
+                _ => Err(QueryError::new(
                     ErrorCode::Location17312,
                     "$meta is the only expression supported by $sort right now",
-                ));
-            }
-            return Err(QueryError::not_implemented("$meta sort"));
+                )),
+            };
         }
         RawBsonRef::Int32(i) => i64::from(i),
         RawBsonRef::Int64(i) => i,
@@ -145,8 +190,8 @@ fn parse_direction(key: &str, value: RawBsonRef<'_>) -> Result<bool, QueryError>
         }
     };
     match direction {
-        1 => Ok(true),
-        -1 => Ok(false),
+        1 => Ok(Some(true)),
+        -1 => Ok(Some(false)),
         _ => Err(QueryError::new(
             ErrorCode::Location15975,
             "$sort key ordering must be 1 (for ascending) or -1 (for descending)",
@@ -285,7 +330,19 @@ mod tests {
         );
         assert_eq!(parse_err(rawdoc! { "a": null }).1, "Illegal key in $sort specification: a: null");
         assert_eq!(parse_err(rawdoc! { "a": { "b": 1 } }).0, 17312);
-        assert_eq!(parse_err(rawdoc! { "a": { "$meta": "textScore" } }).0, 238);
+        assert_eq!(parse_err(rawdoc! { "a": { "$meta": "randVal" } }).0, 238);
+        assert_eq!(parse_err(rawdoc! { "a": { "$meta": "other" } }).0, 17308);
+        let text = spec(rawdoc! { "s": { "$meta": "textScore" } });
+        assert_eq!(text.clone().with_text_scores(None).unwrap_err().code().code(), 40218);
+        // By score, highest first.
+        let scores = crate::query::text::TextScores::shared();
+        for (id, score) in [(1, 0.5), (2, 2.0), (3, 1.0)] {
+            scores.record(bson::RawBsonRef::Int32(id), score);
+        }
+        let text = text.with_text_scores(Some(&scores)).unwrap();
+        let mut docs = [rawdoc! { "_id": 1, "n": 1 }, rawdoc! { "_id": 2, "n": 2 }, rawdoc! { "_id": 3, "n": 3 }];
+        docs.sort_by(|a, b| text.compare(a, b));
+        assert_eq!(docs.iter().map(|d| d.get_i32("n").unwrap()).collect::<Vec<_>>(), [2, 3, 1]);
         assert_eq!(parse_err(rawdoc! { "$a": 1 }).0, 16410);
         assert!(spec(rawdoc! { "a": 1.5, "b": -1.0 }).keys[0].ascending);
     }

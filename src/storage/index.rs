@@ -23,6 +23,7 @@ use crate::query::Filter;
 use crate::query::bounds::{IndexBounds, Interval};
 use crate::query::collation::Collation;
 use crate::query::index_key::{KeyOrder, KeyPattern};
+use crate::query::text::TextSpec;
 
 /// An index entry as stored: key and value bytes.
 pub type IndexEntryBytes = (Vec<u8>, Vec<u8>);
@@ -97,6 +98,8 @@ pub struct Index {
     pub expire_after_seconds: Option<i64>,
     /// The index's collation: its string keys are collation keys (`None`: simple).
     pub collation: Option<Arc<Collation>>,
+    /// A text index's weights and languages.
+    pub text: Option<TextSpec>,
     /// Whether some document gave it several keys (or an array): set once, never cleared.
     multikey: AtomicBool,
     /// Queries that scanned it since `accesses_since` (`$indexStats`).
@@ -122,6 +125,7 @@ impl Index {
             pattern = pattern.with_wildcard_projection(projection)?;
         }
         let name = spec.get_str("name").map_err(|_| Error::new(ErrorCode::CannotCreateIndex, "index has no name"))?;
+        let text = if pattern.is_text() { Some(TextSpec::from_stored(&spec)?) } else { None };
         let partial = match spec.get_document("partialFilterExpression") {
             Ok(filter) => Some(Filter::parse(&to_raw(filter)?)?),
             Err(_) => None,
@@ -147,6 +151,7 @@ impl Index {
             partial,
             expire_after_seconds,
             collation,
+            text,
             pattern,
             multikey: AtomicBool::new(multikey),
             accesses: AtomicU64::new(0),
@@ -239,6 +244,9 @@ impl Index {
         {
             return Ok((Vec::new(), false));
         }
+        if let Some(text) = &self.text {
+            return self.text_entries(text, doc, record);
+        }
         if let Some(wildcard) = self.pattern.wildcard() {
             let (keys, multikey) = wildcard.keys(doc);
             let mut entries = Vec::with_capacity(keys.len());
@@ -253,6 +261,22 @@ impl Index {
             entries.push(self.entry(tuple, record)?);
         }
         Ok((entries, keys.multikey))
+    }
+
+    /// A text index's entries: one per distinct term of the document, its key the other
+    /// fields' values around the term, its value holding the term's score (`_ftsx`).
+    fn text_entries(&self, text: &TextSpec, doc: &RawDocument, record: &[u8]) -> Result<(Vec<IndexEntryBytes>, bool)> {
+        let terms = text.terms(doc)?;
+        let (before, after) = self.pattern.text_extras(doc)?;
+        let mut entries = Vec::with_capacity(terms.len());
+        for (term, score) in &terms {
+            let mut tuple = before.clone();
+            tuple.push(RawBsonRef::String(term));
+            tuple.push(RawBsonRef::Double(*score));
+            tuple.extend_from_slice(&after);
+            entries.push(self.entry(&tuple, record)?);
+        }
+        Ok((entries, terms.len() > 1))
     }
 
     /// The entry of one key tuple of the document whose record key is `record`.
@@ -365,7 +389,8 @@ fn encode_field(order: KeyOrder, value: RawBsonRef<'_>, out: &mut Vec<u8>, colla
         KeyOrder::Ascending => encode_collated(value, out, collation, false),
         KeyOrder::Descending => encode_collated(value, out, collation, true),
         KeyOrder::Hashed => keys::encode_value(RawBsonRef::Int64(hash_value(value, collation)), out),
-        KeyOrder::WildcardPath => encode_collated(value, out, None, false),
+        KeyOrder::WildcardPath | KeyOrder::TextTerm => encode_collated(value, out, None, false),
+        KeyOrder::TextScore => {}
     }
 }
 

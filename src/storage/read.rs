@@ -431,7 +431,7 @@ enum Entry {
 
 /// Which document an index entry points to, comparable across entries (a multikey index
 /// has several entries per document).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordId(Vec<u8>);
 
 impl IndexEntry {

@@ -367,12 +367,14 @@ pub fn leading_query(
         if let Some(vars) = vars {
             filter = filter.with_variables(vars);
         }
+        query.text_scores = filter.has_text().then(crate::query::text::TextScores::shared);
         query.filter = filter.with_collation(collation.as_ref());
         query.filter_doc = filter_doc;
         consumed = 1;
     }
     if let Some(sort) = single(stages.get(consumed), "$sort") {
-        query.sort = Some(SortSpec::parse(&sort)?.with_collation(collation.as_ref()));
+        let sort = SortSpec::parse(&sort)?.with_collation(collation.as_ref());
+        query.sort = Some(sort.with_text_scores(query.text_scores.as_ref())?);
         consumed += 1;
     }
     Ok((query, consumed))

@@ -27,6 +27,16 @@ pub fn optimize(stages: &[RawBsonRef<'_>]) -> Option<Vec<RawDocumentBuf>> {
     if !stages.iter().skip(1).any(is_match) {
         return None;
     }
+    // A later `$match` with `$text` is refused where it stands (17313), not merged forward.
+    let has_text = |stage: &RawBsonRef<'_>| match stage {
+        RawBsonRef::Document(d) => {
+            matches!(d.get("$match"), Ok(Some(RawBsonRef::Document(filter))) if crate::query::text::mentions_text(filter))
+        }
+        _ => false,
+    };
+    if stages.iter().skip(1).any(has_text) {
+        return None;
+    }
     let mut docs = Vec::with_capacity(stages.len());
     for stage in stages {
         let RawBsonRef::Document(stage) = stage else { return None };

@@ -17,6 +17,12 @@ pub(super) fn match_stage(stream: DocumentStream, args: &StageArgs<'_>) -> Resul
         return Err(Error::new(ErrorCode::Location15959, "the match filter must be an expression in an object"));
     };
     let filter = Filter::parse_match_stage(spec)?.with_variables(&env.vars).with_collation(env.collation.as_ref());
+    if filter.has_text() {
+        return Err(Error::new(
+            ErrorCode::Location17313,
+            "$match with $text is only allowed as the first pipeline stage",
+        ));
+    }
     Ok(Box::new(stream.filter_map(move |doc| keep(&filter, doc))))
 }
 
@@ -68,7 +74,8 @@ pub(super) fn sort(stream: DocumentStream, args: &StageArgs<'_>) -> Result<Docum
     let RawBsonRef::Document(spec) = spec else {
         return Err(Error::new(ErrorCode::Location15973, "the $sort key specification must be an object"));
     };
-    let sort = SortSpec::parse(spec)?.with_collation(env.collation.as_ref());
+    let sort =
+        SortSpec::parse(spec)?.with_collation(env.collation.as_ref()).with_text_scores(env.vars.text_scores())?;
     if let Some(n) = args.following_limit() {
         let env = env.clone();
         return Ok(deferred(move || top(stream, &sort, n, &env)));

@@ -12,6 +12,7 @@
 
 mod covered;
 mod shape;
+mod text;
 
 use std::sync::Arc;
 
@@ -21,8 +22,9 @@ pub use shape::QueryShape;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::op::PlanNote;
-use crate::query::bounds::IndexBounds;
+use crate::query::bounds::{IndexBounds, Interval};
 use crate::query::index_key::KeyOrder;
+use crate::query::text::{TextQuery, TextScores};
 use crate::query::{Collation, Filter, SortSpec};
 use crate::state::plan_cache::{PlanAbout, PlanCache};
 use crate::storage::{Collection, Index, IndexSet, KeyLimits, Namespace, ReadView};
@@ -51,6 +53,40 @@ pub enum Access {
         /// `min`/`max`: one key range that replaces the bounds.
         limits: Option<KeyLimits>,
     },
+    /// `$text`: the text index's entries of each search term (under the equalities of the
+    /// index's leading fields), scores added up per document, then the documents that pass
+    /// the search's other tests (mongod's TEXT_OR and TEXT_MATCH).
+    Text(Box<TextPlan>),
+}
+
+/// A `$text` search's access path.
+#[derive(Debug, Clone)]
+pub struct TextPlan {
+    /// The collection's text index.
+    pub index: Arc<Index>,
+    /// The values the filter fixes the index's fields before the text to.
+    pub prefix: Vec<RawBson>,
+    /// The search.
+    pub query: Arc<TextQuery>,
+    /// Where the documents' scores go, for `{$meta: "textScore"}`.
+    pub scores: Arc<TextScores>,
+}
+
+impl TextPlan {
+    /// The bounds of one term's entries.
+    pub fn bounds_of(&self, term: &str) -> IndexBounds {
+        let mut fields: Vec<Vec<Interval>> =
+            self.prefix.iter().map(|value| vec![Interval::point(value.clone())]).collect();
+        fields.push(vec![Interval::point(RawBson::String(term.to_owned()))]);
+        let bounded = fields.len();
+        IndexBounds {
+            fields,
+            equality_prefix: bounded,
+            bounded: true,
+            excludes_null: vec![false; bounded],
+            wildcard_field: None,
+        }
+    }
 }
 
 /// A chosen plan.
@@ -76,6 +112,7 @@ impl Plan {
     pub fn index(&self) -> Option<&Arc<Index>> {
         match &self.access {
             Access::IndexScan { index, .. } => Some(index),
+            Access::Text(text) => Some(&text.index),
             _ => None,
         }
     }
@@ -89,6 +126,7 @@ impl Plan {
             Access::IndexScan { index, bounds, .. } => {
                 format!("IXSCAN {}", pattern_summary(&key_pattern(index, bounds)))
             }
+            Access::Text(text) => format!("IXSCAN {}", pattern_summary(text.index.pattern.spec())),
         }
     }
 }
@@ -131,6 +169,9 @@ pub fn choose(
     shape: &QueryShape<'_>,
     view: &ReadView,
 ) -> Result<Plan> {
+    if let Some(plan) = text::plan(indexes, shape)? {
+        return Ok(plan);
+    }
     if let Some(hint) = shape.hint {
         return hinted(indexes, shape, hint);
     }
@@ -237,6 +278,13 @@ fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> R
     let index = found
         .filter(|i| !i.hidden)
         .ok_or_else(|| Error::new(ErrorCode::BadValue, "hint provided does not correspond to an existing index"))?;
+    if index.text.is_some() {
+        // A text index holds terms, not values: only `$text` reads it.
+        return Err(Error::new(
+            ErrorCode::NoQueryExecutionPlans,
+            "error processing query: planner returned error :: caused by :: No query solutions",
+        ));
+    }
     if let Some(wildcard) = index.pattern.wildcard() {
         // A wildcard index holds no keys for documents without the paths: only a path the
         // filter bounds can be scanned.
@@ -286,6 +334,7 @@ fn candidates_of(index: &Arc<Index>, shape: &QueryShape<'_>) -> Vec<Plan> {
 /// they can bound or order its strings), and a partial filter the query implies.
 fn usable(index: &Index, shape: &QueryShape<'_>) -> bool {
     !index.hidden
+        && index.text.is_none()
         && index.collation.as_deref() == shape.collation
         && index.spec.get_document("partialFilterExpression").ok().is_none_or(|partial| implies(shape.filter, partial))
 }
@@ -352,7 +401,7 @@ fn sort_order(index: &Index, bounds: &IndexBounds, sort: Option<&SortSpec>) -> (
             let forward = match order {
                 KeyOrder::Ascending => *ascending,
                 KeyOrder::Descending => !*ascending,
-                KeyOrder::Hashed | KeyOrder::WildcardPath => {
+                KeyOrder::Hashed | KeyOrder::WildcardPath | KeyOrder::TextTerm | KeyOrder::TextScore => {
                     matches = false;
                     break;
                 }

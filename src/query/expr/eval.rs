@@ -109,6 +109,16 @@ fn evaluate_path(
         Variable::Remove => return Ok(None),
         Variable::Now if path.is_empty() => return Ok(Some(Bson::DateTime(vars.now))),
         Variable::Now => return Ok(None),
+        Variable::TextScore => {
+            let Some(scores) = &vars.text_scores else {
+                return Err(QueryError::new(
+                    ErrorCode::Location40218,
+                    "query requires text score metadata, but it is not available",
+                ));
+            };
+            let whole = vars.root.as_deref().map_or(root, |r| r.as_ref());
+            return Ok(scores.score_of(whole).map(Bson::Double));
+        }
         Variable::User(name) => match vars.get(name) {
             Some(Some(v)) => v.as_raw_bson_ref(),
             Some(None) => return Ok(None),

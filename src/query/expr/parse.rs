@@ -122,7 +122,7 @@ fn parse_operator(name: &str, arg: RawBsonRef<'_>) -> Result<Expression, QueryEr
             return Err(QueryError::no_javascript());
         }
         if name == "$meta" {
-            return Err(QueryError::not_implemented("$meta (text search scores and index keys)"));
+            return parse_meta(arg);
         }
         if UNBUILT_OPERATORS.contains(&name) {
             return Err(QueryError::not_implemented(&format!("the {name} expression")));
@@ -316,4 +316,29 @@ fn parse_cond_object(spec: &RawDocument) -> Result<Expression, QueryError> {
     let then = then.ok_or_else(|| missing(ErrorCode::Location17081, "then"))?;
     let else_ = else_.ok_or_else(|| missing(ErrorCode::Location17082, "else"))?;
     Ok(Expression::Operator { op: Operator::Cond, args: vec![if_, then, else_] })
+}
+
+/// `{$meta: <name>}`: `textScore` is built; mongod's other metadata (index keys, record ids,
+/// Atlas Search scores, geo distances) is 238 NotImplemented.
+fn parse_meta(arg: RawBsonRef<'_>) -> Result<Expression, QueryError> {
+    let RawBsonRef::String(name) = arg else {
+        return Err(QueryError::new(ErrorCode::Location17307, "$meta only supports string arguments"));
+    };
+    match name {
+        "textScore" => Ok(Expression::FieldPath { var: Variable::TextScore, path: Vec::new() }),
+        "randVal"
+        | "searchScore"
+        | "searchHighlights"
+        | "geoNearDistance"
+        | "geoNearPoint"
+        | "recordId"
+        | "indexKey"
+        | "sortKey"
+        | "searchScoreDetails"
+        | "searchSequenceToken"
+        | "vectorSearchScore"
+        | "score"
+        | "scoreDetails" => Err(QueryError::not_implemented(&format!("$meta: \"{name}\""))),
+        other => Err(QueryError::new(ErrorCode::Location17308, format!("Unsupported argument to $meta: {other}"))),
+    }
 }

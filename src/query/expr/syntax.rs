@@ -9,6 +9,7 @@ use super::date::op::DateOp;
 use super::ops::{AccumulateOp, ConvertOp, MathOp, MiscOp, ObjectOp, SequenceOp, SetOp, StringOp};
 use crate::query::collation::Collation;
 use crate::query::error::QueryError;
+use crate::query::text::TextScores;
 
 /// A parsed aggregation expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +50,9 @@ pub enum Variable {
     Now,
     /// A user variable bound by `let`.
     User(String),
+    /// `{$meta: "textScore"}`: the document's `$text` score (not a variable users name, but
+    /// read from the evaluation's context as variables are).
+    TextScore,
 }
 
 /// The operators this evaluator knows.
@@ -263,11 +267,13 @@ pub struct Variables {
     /// under; `None` is the simple collation. It travels with the variables because both
     /// are the evaluation's context.
     pub(super) collation: Option<Arc<Collation>>,
+    /// The scores `{$meta: "textScore"}` reads: the `$text` search's (`None` without one).
+    pub(super) text_scores: Option<Arc<TextScores>>,
 }
 
 impl Default for Variables {
     fn default() -> Self {
-        Self { bound: Vec::new(), now: bson::DateTime::now(), root: None, collation: None }
+        Self { bound: Vec::new(), now: bson::DateTime::now(), root: None, collation: None, text_scores: None }
     }
 }
 
@@ -301,6 +307,16 @@ impl Variables {
     /// The collation of comparison expressions, `None` for the simple one.
     pub fn collation(&self) -> Option<&Arc<Collation>> {
         self.collation.as_ref()
+    }
+
+    /// Makes `{$meta: "textScore"}` read `scores` (a `$text` search's).
+    pub fn set_text_scores(&mut self, scores: Option<Arc<TextScores>>) {
+        self.text_scores = scores;
+    }
+
+    /// The `$text` scores `{$meta: "textScore"}` reads, if the query searches text.
+    pub fn text_scores(&self) -> Option<&Arc<TextScores>> {
+        self.text_scores.as_ref()
     }
 
     /// Binds `name` to `value`, which may be missing (then `$$name` is missing too).

@@ -334,7 +334,10 @@ fn expr_rand_meta_and_unbuilt_operators() {
         (doc! {}, bson!({ "$rand": { "a": 1 } }), Err(3040501)),
         (doc! {}, bson!({ "$rand": [1] }), Err(3040501)),
         (doc! {}, bson!({ "$rand": 1 }), Err(10065)),
-        (doc! {}, bson!({ "$meta": "textScore" }), Err(238)),
+        (doc! {}, bson!({ "$meta": "textScore" }), Err(40218)),
+        (doc! {}, bson!({ "$meta": "indexKey" }), Err(238)),
+        (doc! {}, bson!({ "$meta": "nope" }), Err(17308)),
+        (doc! {}, bson!({ "$meta": 1 }), Err(17307)),
         (doc! {}, bson!({ "$concatArrays": [[1], [2]] }), Ok(Some(bson!([1, 2])))),
         (doc! {}, bson!({ "$notAnOperator": 1 }), Err(168)),
     ]);

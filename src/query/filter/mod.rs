@@ -41,6 +41,8 @@ use tree::Expr;
 #[derive(Debug, Clone)]
 pub struct Filter {
     root: Expr,
+    /// Whether the filter has a `$text`, which only a text search can satisfy.
+    has_text: bool,
 }
 
 impl Filter {
@@ -50,7 +52,38 @@ impl Filter {
     /// 2 BadValue for unknown operators and malformed arguments (mongod's messages), 238
     /// NotImplemented for operators not built yet.
     pub fn parse(filter: &RawDocument) -> Result<Self, QueryError> {
-        Ok(Self { root: parse::parse_document(filter)? })
+        let parsed = Self::parse_query(filter)?;
+        if parsed.has_text() {
+            return Err(QueryError::bad_value("$text is not allowed in this context"));
+        }
+        Ok(parsed)
+    }
+
+    /// Compiles the filter of a query that the planner runs (`find`, `count`, `distinct`,
+    /// writes, a pipeline's first `$match`), where `$text` may appear once, outside `$nor`
+    /// and `$elemMatch`.
+    ///
+    /// # Errors
+    /// As [`Filter::parse`], and 2 BadValue for misplaced or repeated `$text`.
+    pub fn parse_query(filter: &RawDocument) -> Result<Self, QueryError> {
+        let root = parse::parse_document(filter)?;
+        let mut text = tree::TextNodes::default();
+        root.text_nodes(false, &mut text);
+        if text.in_elem_match {
+            return Err(QueryError::bad_value("$text is not allowed in this context"));
+        }
+        if text.count > 1 {
+            return Err(QueryError::bad_value("Too many text expressions"));
+        }
+        if text.under_nor {
+            return Err(QueryError::bad_value("text expression not allowed in nor"));
+        }
+        Ok(Self { root, has_text: text.count == 1 })
+    }
+
+    /// Whether the filter has a `$text` (only [`Filter::parse_query`] allows one).
+    pub fn has_text(&self) -> bool {
+        self.has_text
     }
 
     /// Compiles the filter of an aggregation `$match` stage, where mongod refuses `$where`
@@ -59,7 +92,7 @@ impl Filter {
     /// # Errors
     /// As [`Filter::parse`], with 2 BadValue for `$where`.
     pub fn parse_match_stage(filter: &RawDocument) -> Result<Self, QueryError> {
-        Self::parse(filter).map_err(|err| {
+        Self::parse_query(filter).map_err(|err| {
             if err.code() == ErrorCode::Location6108304 {
                 QueryError::bad_value("$where is not allowed in this context")
             } else {

@@ -58,7 +58,10 @@ fn parse_top_level(key: &str, value: RawBsonRef<'_>) -> Result<Option<Expr>, Que
             Ok(Some(if key == "$alwaysTrue" { Expr::And(Vec::new()) } else { Expr::Nothing }))
         }
         "$sampleRate" => parse_sample_rate(value).map(Some),
-        "$text" => Err(QueryError::not_implemented(key)),
+        "$text" => {
+            crate::query::text::TextSearch::parse(value)?;
+            Ok(Some(Expr::Text))
+        }
         _ => Err(QueryError::bad_value(format!(
             "unknown top level operator: {key}. If you have a field name that starts with a '$' symbol, consider \
              using $getField or $setField."

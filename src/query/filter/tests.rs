@@ -290,7 +290,29 @@ fn filter_compare_argument_errors() {
 
 #[test]
 fn filter_later_operators_are_not_implemented() {
-    assert_eq!(parse_err(rawdoc! { "$text": { "$search": "x" } }).0, 238);
+    assert_eq!(parse_err(rawdoc! { "a": { "$near": [0, 0] } }).0, 238);
+}
+
+#[test]
+fn filter_text_only_once_at_the_top_of_a_query() {
+    let query_err = |filter: bson::RawDocumentBuf| {
+        let err = Filter::parse_query(&filter).unwrap_err();
+        (err.code().code(), err.message().to_owned())
+    };
+    let text = rawdoc! { "$search": "x" };
+    assert!(Filter::parse_query(&rawdoc! { "$text": text.clone(), "a": 1 }).unwrap().has_text());
+    assert!(Filter::parse_query(&rawdoc! { "$or": [{ "$text": text.clone() }, { "a": 1 }] }).unwrap().has_text());
+    assert_eq!(
+        query_err(rawdoc! { "$and": [{ "$text": text.clone() }, { "$text": text.clone() }] }),
+        (2, "Too many text expressions".into())
+    );
+    assert_eq!(
+        query_err(rawdoc! { "$nor": [{ "$text": text.clone() }] }),
+        (2, "text expression not allowed in nor".into())
+    );
+    assert_eq!(query_err(rawdoc! { "a": { "$elemMatch": { "$text": text.clone() } } }).0, 2);
+    assert_eq!(parse_err(rawdoc! { "$text": text }), (2, "$text is not allowed in this context".into()));
+    assert_eq!(parse_err(rawdoc! { "$text": 1 }), (2, "$text expects an object".into()));
     assert_eq!(parse_err(rawdoc! { "a": { "$near": [0, 0] } }).0, 238);
 }
 

@@ -40,6 +40,9 @@ pub(super) enum Expr {
     Aggregate(Box<(Expression, Variables)>),
     /// `$jsonSchema`: the whole document satisfies the schema.
     Schema(Box<JsonSchema>),
+    /// `$text`: matched by the text search that reads the collection (the planner forces
+    /// it), so every document it hands on passes here.
+    Text,
 }
 
 /// The two forms of `$elemMatch`.
@@ -70,6 +73,7 @@ impl Expr {
             // A failing expression does not match here; `try_matches` reports the error.
             Expr::Aggregate(expr) => expr.0.evaluate_truthy(doc, &expr.1).unwrap_or(false),
             Expr::Schema(schema) => schema.matches(doc),
+            Expr::Text => true,
         }
     }
 
@@ -86,7 +90,7 @@ impl Expr {
             Expr::ElemMatch { elem: ElemMatch::Object(filter), .. } => filter.set_collation(collation),
             Expr::Aggregate(expr) => expr.1.set_collation(Some(Arc::clone(collation))),
             // `$jsonSchema` compares with the simple collation, as in mongod.
-            Expr::Nothing | Expr::Schema(_) => {}
+            Expr::Nothing | Expr::Schema(_) | Expr::Text => {}
         }
     }
 
@@ -101,7 +105,7 @@ impl Expr {
                 expr.1 = vars.clone();
                 expr.1.set_collation(collation);
             }
-            Expr::Path { .. } | Expr::ElemMatch { .. } | Expr::Nothing | Expr::Schema(_) => {}
+            Expr::Path { .. } | Expr::ElemMatch { .. } | Expr::Nothing | Expr::Schema(_) | Expr::Text => {}
         }
     }
 
@@ -165,7 +169,7 @@ impl Expr {
                     ControlFlow::Continue(())
                 });
             }
-            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => {}
+            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) | Expr::Text => {}
         }
     }
 
@@ -218,6 +222,7 @@ impl Expr {
             },
             Expr::Not(_) => 18,
             Expr::Nor(_) => 19,
+            Expr::Text => 21,
             Expr::Aggregate(_) => 23,
             Expr::Nothing => 24,
         }
@@ -257,7 +262,7 @@ impl Expr {
                 _ => false,
             },
             // `$expr` and `$jsonSchema` are top-level operators: never among pathless children.
-            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => false,
+            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) | Expr::Text => false,
         }
     }
 
@@ -270,7 +275,7 @@ impl Expr {
             Expr::Path { path, .. } | Expr::ElemMatch { path, .. } => {
                 path.parts().first().is_some_and(|first| first == field)
             }
-            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) => false,
+            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) | Expr::Text => false,
         }
     }
 }
@@ -383,4 +388,39 @@ impl ElemMatch {
             },
         })
     }
+}
+
+impl Expr {
+    /// How many `$text` nodes the tree holds, and whether one is under a `$nor` or inside an
+    /// `$elemMatch`, where mongod refuses it.
+    pub(super) fn text_nodes(&self, under_nor: bool, found: &mut TextNodes) {
+        match self {
+            Expr::Text => {
+                found.count += 1;
+                found.under_nor |= under_nor;
+            }
+            Expr::And(children) | Expr::Or(children) => children.iter().for_each(|c| c.text_nodes(under_nor, found)),
+            Expr::Nor(children) => children.iter().for_each(|c| c.text_nodes(true, found)),
+            Expr::Not(child) => child.text_nodes(under_nor, found),
+            Expr::ElemMatch { elem: ElemMatch::Object(inner), .. } => {
+                let mut inside = TextNodes::default();
+                inner.text_nodes(under_nor, &mut inside);
+                found.count += inside.count;
+                found.in_elem_match |= inside.count > 0;
+            }
+            Expr::ElemMatch { elem: ElemMatch::Value(_), .. }
+            | Expr::Path { .. }
+            | Expr::Nothing
+            | Expr::Aggregate(_)
+            | Expr::Schema(_) => {}
+        }
+    }
+}
+
+/// What [`Expr::text_nodes`] found.
+#[derive(Debug, Default)]
+pub(super) struct TextNodes {
+    pub(super) count: usize,
+    pub(super) under_nor: bool,
+    pub(super) in_elem_match: bool,
 }

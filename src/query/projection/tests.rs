@@ -184,9 +184,10 @@ fn projection_positional_follows_match_key() {
 }
 
 #[test]
-fn projection_meta_not_implemented() {
-    assert_eq!(parse_err(rawdoc! { "a": { "$meta": "textScore" } }).0, 238);
-    assert_eq!(parse_err(rawdoc! { "_id": 0, "a": { "$meta": "textScore" } }).0, 238);
+fn projection_meta_other_than_text_score_not_implemented() {
+    assert_eq!(parse_err(rawdoc! { "a": { "$meta": "indexKey" } }).0, 238);
+    assert_eq!(parse_err(rawdoc! { "_id": 0, "a": { "$meta": "recordId" } }).0, 238);
+    assert_eq!(parse_err(rawdoc! { "a": { "$meta": "other" } }).0, 17308);
 }
 
 #[test]
