@@ -245,6 +245,10 @@ error_codes! {
     NotPrimaryNoSecondaryOk = 13435,
     /// Neither primary nor secondary.
     NotPrimaryOrSecondary = 13436,
+    /// A 2d index point outside the index's `min`/`max`.
+    Location13027 = 13027,
+    /// A 2d index's `bits` outside 1 to 32.
+    Location13028 = 13028,
     /// A string or buffer being built grew past 64 MiB (mongod's `BufBuilder`).
     Location13548 = 13548,
     /// A `$project` stage whose argument is not a document.
@@ -277,10 +281,14 @@ error_codes! {
     Location16675 = 16675,
     /// `$concat` on a value that is not a string.
     Location16702 = 16702,
+    /// A document's geometry a 2dsphere index cannot read (`Can't extract geo keys`).
+    Location16755 = 16755,
     /// A unique hashed index.
     Location16764 = 16764,
     /// A hashed index field holding an array.
     Location16766 = 16766,
+    /// A 2d index field holding something other than a coordinate pair.
+    Location16804 = 16804,
     /// An empty variable name in a `let`.
     Location16866 = 16866,
     /// A `let` variable name that does not start with a lower-case letter.

@@ -296,7 +296,11 @@ fn query_operator(op: &str) -> Result<(), (ErrorCode, String)> {
         "$elemMatch" => doc! { "a": { op: { "b": 1 } } },
         "$in" | "$nin" | "$all" | "$mod" => doc! { "a": { op: [2, 0] } },
         "$regex" => doc! { "a": { op: "x" } },
-        "$geoWithin" | "$geoIntersects" | "$near" | "$nearSphere" => {
+        "$geoWithin" => {
+            let square = [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]];
+            doc! { "a": { op: { "$geometry": { "type": "Polygon", "coordinates": square.to_vec() } } } }
+        }
+        "$geoIntersects" | "$near" | "$nearSphere" => {
             doc! { "a": { op: { "$geometry": { "type": "Point", "coordinates": [0, 0] } } } }
         }
         "$type" => doc! { "a": { op: "string" } },

@@ -107,6 +107,9 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         Some((RawBsonRef::Document(first), rest)) if first.get("$planCacheStats").ok().flatten().is_some() => {
             ((super::plan_cache::plan_cache_stats_stage(ctx, &target, first)?, Arc::default()), rest)
         }
+        Some((RawBsonRef::Document(first), rest)) if first.get("$geoNear").ok().flatten().is_some() => {
+            (super::geo_near::stage(ctx, &target, first)?, rest)
+        }
         Some((RawBsonRef::Document(first), rest)) if first.get("$collStats").ok().flatten().is_some() => {
             ((super::collections::coll_stats_stage(ctx, &target, first)?, Arc::default()), rest)
         }

@@ -8,7 +8,7 @@ use super::{CommandRequest, RequestCtx};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
 use crate::query::collation::Collation;
-use crate::query::index_key::KeyPattern;
+use crate::query::index_key::{KeyOrder, KeyPattern};
 use crate::query::text;
 use crate::storage::{Collection, IndexSelector};
 
@@ -31,7 +31,16 @@ const INDEX_OPTIONS: &[&str] = &[
     "default_language",
     "language_override",
     "textIndexVersion",
+    "2dsphereIndexVersion",
+    "bits",
+    "min",
+    "max",
 ];
+
+/// The options only a 2dsphere index takes.
+const SPHERE_OPTIONS: &[&str] = &["2dsphereIndexVersion"];
+/// The options only a 2d index takes.
+const FLAT_OPTIONS: &[&str] = &["bits", "min", "max"];
 
 /// The options only a text index takes.
 const TEXT_OPTIONS: &[&str] = &["weights", "default_language", "language_override", "textIndexVersion"];
@@ -196,8 +205,16 @@ fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
     let spec = normalized.as_deref().unwrap_or(spec);
     let in_spec =
         |code: ErrorCode, why: &str| Error::new(code, format!("Error in specification {shown} :: caused by :: {why}"));
+    let geo = match spec.get("key") {
+        Ok(Some(RawBsonRef::Document(key))) => {
+            KeyPattern::parse(key).ok().and_then(|p| p.geo_field().map(|(_, _, o)| o))
+        }
+        _ => None,
+    };
     for key in shown.keys() {
-        let text_only = !text && TEXT_OPTIONS.contains(&key.as_str());
+        let text_only = (!text && TEXT_OPTIONS.contains(&key.as_str()))
+            || (geo != Some(KeyOrder::Sphere) && SPHERE_OPTIONS.contains(&key.as_str()))
+            || (geo != Some(KeyOrder::Flat) && FLAT_OPTIONS.contains(&key.as_str()));
         if key != "key" && key != "name" && (!INDEX_OPTIONS.contains(&key.as_str()) || text_only) {
             return Err(Error::new(
                 ErrorCode::InvalidIndexSpecificationOption,
@@ -333,6 +350,24 @@ fn validate_spec(spec: &RawDocument) -> Result<ValidatedSpec> {
         if !matches!(field.as_str(), "v" | "key" | "name" | "ns" | "collation") {
             stored.insert(field.clone(), value.clone());
         }
+    }
+    match geo {
+        // mongod records the version of the 2dsphere key format it builds.
+        Some(KeyOrder::Sphere) => match stored.get("2dsphereIndexVersion") {
+            None => _ = stored.insert("2dsphereIndexVersion", 3),
+            Some(Bson::Int32(3) | Bson::Int64(3)) => {}
+            Some(Bson::Double(v)) if *v == 3.0 => {}
+            Some(other) => {
+                return Err(in_spec(
+                    ErrorCode::CannotCreateIndex,
+                    &format!("unsupported 2dsphereIndexVersion {other}; only 3 is built"),
+                ));
+            }
+        },
+        Some(KeyOrder::Flat) => {
+            crate::storage::index::FlatGrid::of_spec(&stored).map_err(|e| in_spec(e.code(), e.message()))?;
+        }
+        _ => {}
     }
     Ok(ValidatedSpec { stored, collation })
 }

@@ -18,6 +18,7 @@ mod diagnostics;
 mod explain;
 mod fields;
 pub mod generic;
+mod geo_near;
 mod handshake;
 mod indexes;
 mod listing;

@@ -46,6 +46,7 @@ pub fn scan(
             }
             Box::new(found.into_iter().filter_map(move |doc| keep(&filter, Ok(doc))))
         }
+        Access::Near(near) => super::near::search((**near).clone(), view, collection.clone(), filter, stats),
         Access::Text(text) => {
             let (text, collection) = ((**text).clone(), collection.clone());
             super::stages::deferred(move || text_search(&text, &view, &collection, filter, stats))

@@ -131,6 +131,19 @@ pub fn plan_stages(
             }
         }
         Access::Text(text) => text_stages(text, filter, with_stats, (keys, docs, matched)),
+        Access::Near(near) => {
+            let index = &near.index;
+            let mut stage = doc! {
+                "stage": if near.near.is_spherical() { "GEO_NEAR_2DSPHERE" } else { "GEO_NEAR_2D" },
+                "keyPattern": index.pattern.spec().clone(),
+                "indexName": &index.name,
+                "indexVersion": index.spec.get_i32("v").unwrap_or(2),
+            };
+            if !filter.is_empty() {
+                stage.insert("filter", filter.clone());
+            }
+            with_stats(stage, matched, Some(keys), Some(docs))
+        }
     };
     if let Some(sort) = shape.sort.filter(|_| !plan.sort_provided) {
         let mut sort_stage = doc! {

@@ -21,6 +21,7 @@ pub mod change_stream;
 pub mod cursor;
 pub mod explain;
 pub mod insert;
+pub mod near;
 pub mod pipeline;
 pub mod planner;
 pub mod principals;

@@ -146,7 +146,7 @@ pub fn return_key(stream: DocumentStream, plan: Plan) -> DocumentStream {
 /// otherwise (hashed fields as their hash).
 fn returned_key(plan: &Plan, doc: &RawDocument) -> Result<RawDocumentBuf> {
     match &plan.access {
-        Access::CollScan { .. } | Access::Text(_) => Ok(RawDocumentBuf::new()),
+        Access::CollScan { .. } | Access::Text(_) | Access::Near(_) => Ok(RawDocumentBuf::new()),
         Access::IndexScan { index, bounds, reverse, limits } if !index.is_id_index() => {
             index.scanned_key(doc, bounds, limits.as_ref(), Direction::backward_if(*reverse))
         }

@@ -32,6 +32,10 @@ pub enum KeyOrder {
     /// A text index's `_ftsx: 1`: the term's score, kept in the entry's value but not in its
     /// key (one entry per term and document).
     TextScore,
+    /// `"2dsphere"`: the S2 cells of the field's geometry (see `geo::cells`).
+    Sphere,
+    /// `"2d"`: the geohash of the field's legacy point on a flat grid.
+    Flat,
 }
 
 /// A validated index key pattern.
@@ -98,7 +102,9 @@ impl KeyPattern {
                 // text fields as given into these two).
                 RawBsonRef::String("text") if name == text::spec::TERM_FIELD => KeyOrder::TextTerm,
                 _ if name == text::spec::SCORE_FIELD => KeyOrder::TextScore,
-                RawBsonRef::String(plugin @ ("text" | "2d" | "2dsphere" | "geoHaystack")) => {
+                RawBsonRef::String("2dsphere") => KeyOrder::Sphere,
+                RawBsonRef::String("2d") => KeyOrder::Flat,
+                RawBsonRef::String(plugin @ ("text" | "geoHaystack")) => {
                     return Err(QueryError::not_implemented(&format!("'{plugin}' indexes")));
                 }
                 RawBsonRef::String(other) => return Err(cannot(format!("Unknown index plugin '{other}'"))),
@@ -120,6 +126,12 @@ impl KeyPattern {
         }
         if fields.len() > MAX_KEY_FIELDS {
             return Err(cannot(format!("Index key pattern has more than {MAX_KEY_FIELDS} fields")));
+        }
+        if fields.iter().skip(1).any(|(_, o)| *o == KeyOrder::Flat) {
+            return Err(cannot("2d has to be first in index".into()));
+        }
+        if fields.iter().filter(|(_, o)| *o == KeyOrder::Flat).count() > 1 {
+            return Err(cannot("Only one 2d field is allowed in an index".into()));
         }
         if fields.iter().filter(|(_, o)| *o == KeyOrder::Hashed).count() > 1 {
             return Err(QueryError::new(
@@ -232,6 +244,28 @@ impl KeyPattern {
         Ok((before, after))
     }
 
+    /// The geo field of a 2dsphere or 2d index: its position, path and kind.
+    pub fn geo_field(&self) -> Option<(usize, &FieldPath, KeyOrder)> {
+        self.fields
+            .iter()
+            .enumerate()
+            .find(|(_, (_, o))| matches!(o, KeyOrder::Sphere | KeyOrder::Flat))
+            .map(|(i, (path, order))| (i, path, *order))
+    }
+
+    /// The values of the fields of a geo index's pattern in `doc` other than the geo field
+    /// (reached through subdocuments only, null when missing), one per field in order, with
+    /// `None` at the geo field's position.
+    pub fn geo_extras<'a>(&self, doc: &'a RawDocument) -> Vec<Option<RawBsonRef<'a>>> {
+        self.fields
+            .iter()
+            .map(|(field, order)| match order {
+                KeyOrder::Sphere | KeyOrder::Flat => None,
+                _ => Some(value_through_documents(doc, field.dotted()).unwrap_or(RawBsonRef::Null)),
+            })
+            .collect()
+    }
+
     /// Whether a field is hashed.
     pub fn is_hashed(&self) -> bool {
         self.fields.iter().any(|(_, o)| *o == KeyOrder::Hashed)
@@ -318,7 +352,7 @@ impl KeyPattern {
 }
 
 /// The value at a dotted path, descending through subdocuments only.
-fn value_through_documents<'a>(doc: &'a RawDocument, dotted: &str) -> Option<RawBsonRef<'a>> {
+pub fn value_through_documents<'a>(doc: &'a RawDocument, dotted: &str) -> Option<RawBsonRef<'a>> {
     let mut parts = dotted.split('.');
     let mut value = doc.get(parts.next()?).ok().flatten()?;
     for part in parts {

@@ -34,6 +34,7 @@ pub mod error;
 pub(crate) mod exact;
 pub mod expr;
 pub mod filter;
+pub mod geo;
 pub mod hashed;
 pub mod index_key;
 pub mod json_schema;

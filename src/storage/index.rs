@@ -22,6 +22,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
 use crate::query::bounds::{IndexBounds, Interval};
 use crate::query::collation::Collation;
+use crate::query::geo::{self, Shape};
 use crate::query::index_key::{KeyOrder, KeyPattern};
 use crate::query::text::TextSpec;
 
@@ -100,6 +101,8 @@ pub struct Index {
     pub collation: Option<Arc<Collation>>,
     /// A text index's weights and languages.
     pub text: Option<TextSpec>,
+    /// A 2d index's grid (`bits`, `min`, `max`).
+    pub grid: Option<FlatGrid>,
     /// Whether some document gave it several keys (or an array): set once, never cleared.
     multikey: AtomicBool,
     /// Queries that scanned it since `accesses_since` (`$indexStats`).
@@ -126,6 +129,10 @@ impl Index {
         }
         let name = spec.get_str("name").map_err(|_| Error::new(ErrorCode::CannotCreateIndex, "index has no name"))?;
         let text = if pattern.is_text() { Some(TextSpec::from_stored(&spec)?) } else { None };
+        let grid = match pattern.geo_field() {
+            Some((_, _, KeyOrder::Flat)) => Some(FlatGrid::of_spec(&spec)?),
+            _ => None,
+        };
         let partial = match spec.get_document("partialFilterExpression") {
             Ok(filter) => Some(Filter::parse(&to_raw(filter)?)?),
             Err(_) => None,
@@ -152,6 +159,7 @@ impl Index {
             expire_after_seconds,
             collation,
             text,
+            grid,
             pattern,
             multikey: AtomicBool::new(multikey),
             accesses: AtomicU64::new(0),
@@ -247,6 +255,9 @@ impl Index {
         if let Some(text) = &self.text {
             return self.text_entries(text, doc, record);
         }
+        if let Some((position, path, order)) = self.pattern.geo_field() {
+            return self.geo_entries(doc, record, (position, path.dotted(), order));
+        }
         if let Some(wildcard) = self.pattern.wildcard() {
             let (keys, multikey) = wildcard.keys(doc);
             let mut entries = Vec::with_capacity(keys.len());
@@ -277,6 +288,65 @@ impl Index {
             entries.push(self.entry(&tuple, record)?);
         }
         Ok((entries, terms.len() > 1))
+    }
+
+    /// A geo index's entries: one per key of the document's geometry (S2 cells, or a 2d
+    /// geohash), the other fields' values around it. A document without the field has none.
+    fn geo_entries(
+        &self,
+        doc: &RawDocument,
+        record: &[u8],
+        (position, path, order): (usize, &str, KeyOrder),
+    ) -> Result<(Vec<IndexEntryBytes>, bool)> {
+        let Some(value) = crate::query::index_key::value_through_documents(doc, path) else {
+            return Ok((Vec::new(), false));
+        };
+        let shapes = geo_shapes(value);
+        let mut keys = Vec::new();
+        for shape in shapes {
+            match (order, shape) {
+                (KeyOrder::Flat, Some(Ok(Shape::Legacy(point)))) => {
+                    let grid = self.grid.unwrap_or_default();
+                    keys.push(grid.hash(point.x(), point.y())?);
+                }
+                (KeyOrder::Flat, _) => {
+                    return Err(Error::new(
+                        ErrorCode::Location16804,
+                        "location object expected, location array not in correct format",
+                    ));
+                }
+                (_, Some(Ok(shape))) => {
+                    if let Shape::Legacy(point) = shape
+                        && (!(-180.0..=180.0).contains(&point.x()) || !(-90.0..=90.0).contains(&point.y()))
+                    {
+                        return Err(cannot_extract(
+                            doc,
+                            &format!("longitude/latitude is out of bounds, lng: {} lat: {}", point.x(), point.y()),
+                        ));
+                    }
+                    keys.extend(geo::cells::keys_of(&shape));
+                }
+                (_, Some(Err(why))) => return Err(cannot_extract(doc, &why)),
+                (_, None) => return Err(cannot_extract(doc, "Point must be an array or object")),
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let extras = self.pattern.geo_extras(doc);
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let tuple: Vec<RawBsonRef<'_>> = extras
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, value)| {
+                        if i == position { RawBsonRef::Int64(*key) } else { value.unwrap_or(RawBsonRef::Null) }
+                    },
+                )
+                .collect();
+            entries.push(self.entry(&tuple, record)?);
+        }
+        Ok((entries, keys.len() > 1))
     }
 
     /// The entry of one key tuple of the document whose record key is `record`.
@@ -389,8 +459,96 @@ fn encode_field(order: KeyOrder, value: RawBsonRef<'_>, out: &mut Vec<u8>, colla
         KeyOrder::Ascending => encode_collated(value, out, collation, false),
         KeyOrder::Descending => encode_collated(value, out, collation, true),
         KeyOrder::Hashed => keys::encode_value(RawBsonRef::Int64(hash_value(value, collation)), out),
-        KeyOrder::WildcardPath | KeyOrder::TextTerm => encode_collated(value, out, None, false),
+        KeyOrder::WildcardPath | KeyOrder::TextTerm | KeyOrder::Sphere | KeyOrder::Flat => {
+            encode_collated(value, out, None, false);
+        }
         KeyOrder::TextScore => {}
+    }
+}
+
+/// The shapes a geo field's value holds: one, or each element of an array that is not itself
+/// a coordinate pair (`None` for a value that is no shape).
+fn geo_shapes(value: RawBsonRef<'_>) -> Vec<Option<std::result::Result<Shape, String>>> {
+    match value {
+        RawBsonRef::Array(items) if geo::shape::legacy_pair(value).is_none() => {
+            items.into_iter().flatten().map(geo::shape_of).collect()
+        }
+        other => vec![geo::shape_of(other)],
+    }
+}
+
+/// mongod's 16755 for a document whose geometry a 2dsphere index cannot read.
+fn cannot_extract(doc: &RawDocument, why: &str) -> Error {
+    let shown = Document::try_from(doc).map(|d| d.to_string()).unwrap_or_default();
+    Error::new(ErrorCode::Location16755, format!("Can't extract geo keys: {shown}  {why}"))
+}
+
+/// A 2d index's grid: `bits` of precision per coordinate over `[min, max)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlatGrid {
+    /// Bits per coordinate (1 to 32; 26 by default).
+    pub bits: u32,
+    /// The lowest coordinate (-180 by default).
+    pub min: f64,
+    /// The bound above the highest coordinate (180 by default).
+    pub max: f64,
+}
+
+impl Default for FlatGrid {
+    fn default() -> Self {
+        Self { bits: 26, min: -180.0, max: 180.0 }
+    }
+}
+
+impl FlatGrid {
+    /// The grid of a 2d index specification (`bits`, `min`, `max`).
+    ///
+    /// # Errors
+    /// 13028 for bits outside 1 to 32, 13067 for a `max` not above `min`.
+    pub fn of_spec(spec: &Document) -> Result<Self> {
+        let number = |field: &str| {
+            spec.get(field)
+                .and_then(|v| v.as_f64().or_else(|| v.as_i32().map(f64::from)).or_else(|| v.as_i64().map(|n| n as f64)))
+        };
+        let mut grid = Self::default();
+        if let Some(bits) = number("bits") {
+            if !(1.0..=32.0).contains(&bits) {
+                return Err(Error::new(ErrorCode::Location13028, "bits in geo index must be between 1 and 32"));
+            }
+            grid.bits = bits as u32;
+        }
+        grid.min = number("min").unwrap_or(grid.min);
+        grid.max = number("max").unwrap_or(grid.max);
+        if grid.max <= grid.min {
+            return Err(Error::new(
+                ErrorCode::CannotCreateIndex,
+                "region for hash must be valid and have positive area",
+            ));
+        }
+        Ok(grid)
+    }
+
+    /// The geohash of a point: each coordinate's cell on the grid, bits interleaved.
+    ///
+    /// # Errors
+    /// 13027 for a point outside `[min, max)`.
+    pub fn hash(&self, x: f64, y: f64) -> Result<i64> {
+        let cells = 2_f64.powi(i32::try_from(self.bits).unwrap_or(26));
+        let cell = |v: f64| -> Result<u64> {
+            if !(self.min..self.max).contains(&v) {
+                return Err(Error::new(
+                    ErrorCode::Location13027,
+                    format!("point not in interval of [ {}, {} )", self.min, self.max),
+                ));
+            }
+            Ok((((v - self.min) / (self.max - self.min)) * cells) as u64)
+        };
+        let (cx, cy) = (cell(x)?, cell(y)?);
+        let mut hash: u64 = 0;
+        for bit in (0..self.bits).rev() {
+            hash = (hash << 2) | (((cx >> bit) & 1) << 1) | ((cy >> bit) & 1);
+        }
+        Ok(hash as i64)
     }
 }
 

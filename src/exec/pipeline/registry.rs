@@ -49,7 +49,8 @@ const UNSUPPORTED: &[(&str, Unsupported)] = &[
     ("$changeStreamSplitLargeEvent", Unsupported::ChangeStreamOnly),
     ("$collStats", Unsupported::Source),
     ("$currentOp", Unsupported::Source),
-    ("$geoNear", Unsupported::NotYet),
+    // Run by `aggregate` as the first stage (`cmd/geo_near.rs`).
+    ("$geoNear", Unsupported::Source),
     ("$indexStats", Unsupported::Source),
     ("$listCatalog", Unsupported::NotYet),
     ("$listLocalSessions", Unsupported::Source),

@@ -11,8 +11,11 @@
 //! without values, sort and projection) until the collection's index set changes.
 
 mod covered;
+mod geo;
 mod shape;
 mod text;
+
+pub use geo::NearPlan;
 
 use std::sync::Arc;
 
@@ -57,6 +60,8 @@ pub enum Access {
     /// index's leading fields), scores added up per document, then the documents that pass
     /// the search's other tests (mongod's TEXT_OR and TEXT_MATCH).
     Text(Box<TextPlan>),
+    /// `$near`/`$nearSphere`: a geo index's documents nearest first (mongod's GEO_NEAR).
+    Near(Box<NearPlan>),
 }
 
 /// A `$text` search's access path.
@@ -113,6 +118,7 @@ impl Plan {
         match &self.access {
             Access::IndexScan { index, .. } => Some(index),
             Access::Text(text) => Some(&text.index),
+            Access::Near(near) => Some(&near.index),
             _ => None,
         }
     }
@@ -127,6 +133,10 @@ impl Plan {
                 format!("IXSCAN {}", pattern_summary(&key_pattern(index, bounds)))
             }
             Access::Text(text) => format!("IXSCAN {}", pattern_summary(text.index.pattern.spec())),
+            Access::Near(near) => {
+                let stage = if near.near.is_spherical() { "GEO_NEAR_2DSPHERE" } else { "GEO_NEAR_2D" };
+                format!("{stage} {}", pattern_summary(near.index.pattern.spec()))
+            }
         }
     }
 }
@@ -170,6 +180,9 @@ pub fn choose(
     view: &ReadView,
 ) -> Result<Plan> {
     if let Some(plan) = text::plan(indexes, shape)? {
+        return Ok(plan);
+    }
+    if let Some(plan) = geo::near_plan(indexes, shape)? {
         return Ok(plan);
     }
     if let Some(hint) = shape.hint {
@@ -278,6 +291,15 @@ fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> R
     let index = found
         .filter(|i| !i.hidden)
         .ok_or_else(|| Error::new(ErrorCode::BadValue, "hint provided does not correspond to an existing index"))?;
+    if index.pattern.geo_field().is_some() {
+        // A geo index holds cells, not values: only a geo condition on its field reads it.
+        return geo::within_plan(index, shape).ok_or_else(|| {
+            Error::new(
+                ErrorCode::NoQueryExecutionPlans,
+                "error processing query: planner returned error :: caused by :: No query solutions",
+            )
+        });
+    }
     if index.text.is_some() {
         // A text index holds terms, not values: only `$text` reads it.
         return Err(Error::new(
@@ -323,6 +345,9 @@ fn hinted(indexes: &IndexSet, shape: &QueryShape<'_>, hint: RawBsonRef<'_>) -> R
 fn candidates_of(index: &Arc<Index>, shape: &QueryShape<'_>) -> Vec<Plan> {
     if !usable(index, shape) {
         return Vec::new();
+    }
+    if index.pattern.geo_field().is_some() {
+        return geo::within_plan(index, shape).into_iter().collect();
     }
     match index.pattern.wildcard() {
         Some(wildcard) => wildcard_plans(index, wildcard, shape),
@@ -401,7 +426,12 @@ fn sort_order(index: &Index, bounds: &IndexBounds, sort: Option<&SortSpec>) -> (
             let forward = match order {
                 KeyOrder::Ascending => *ascending,
                 KeyOrder::Descending => !*ascending,
-                KeyOrder::Hashed | KeyOrder::WildcardPath | KeyOrder::TextTerm | KeyOrder::TextScore => {
+                KeyOrder::Hashed
+                | KeyOrder::WildcardPath
+                | KeyOrder::TextTerm
+                | KeyOrder::TextScore
+                | KeyOrder::Sphere
+                | KeyOrder::Flat => {
                     matches = false;
                     break;
                 }

@@ -43,6 +43,8 @@ pub struct Filter {
     root: Expr,
     /// Whether the filter has a `$text`, which only a text search can satisfy.
     has_text: bool,
+    /// Whether it has a `$near` or `$nearSphere`, which only a nearness search satisfies.
+    has_near: bool,
 }
 
 impl Filter {
@@ -55,6 +57,12 @@ impl Filter {
         let parsed = Self::parse_query(filter)?;
         if parsed.has_text() {
             return Err(QueryError::bad_value("$text is not allowed in this context"));
+        }
+        if parsed.has_near {
+            return Err(QueryError::new(
+                ErrorCode::Location5626500,
+                "$geoNear, $near, and $nearSphere are not allowed in this context",
+            ));
         }
         Ok(parsed)
     }
@@ -78,12 +86,27 @@ impl Filter {
         if text.under_nor {
             return Err(QueryError::bad_value("text expression not allowed in nor"));
         }
-        Ok(Self { root, has_text: text.count == 1 })
+        if text.near > 1 {
+            return Err(QueryError::bad_value("Too many geoNear expressions"));
+        }
+        if text.near_nested {
+            return Err(QueryError::bad_value("geo $near must be top-level expr"));
+        }
+        if text.near == 1 && text.count == 1 {
+            return Err(QueryError::bad_value("text and geoNear not allowed in same query"));
+        }
+        Ok(Self { root, has_text: text.count == 1, has_near: text.near == 1 })
     }
 
     /// Whether the filter has a `$text` (only [`Filter::parse_query`] allows one).
     pub fn has_text(&self) -> bool {
         self.has_text
+    }
+
+    /// Whether the filter has a `$near` or `$nearSphere` (only [`Filter::parse_query`]
+    /// allows one).
+    pub fn has_near(&self) -> bool {
+        self.has_near
     }
 
     /// Compiles the filter of an aggregation `$match` stage, where mongod refuses `$where`

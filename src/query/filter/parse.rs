@@ -11,6 +11,7 @@ use crate::error::ErrorCode;
 use crate::query::elements::items;
 use crate::query::error::QueryError;
 use crate::query::expr::{Expression, Variables};
+use crate::query::geo::GeoPredicate;
 use crate::query::json_schema::JsonSchema;
 use crate::query::number::Number;
 use crate::query::order::compare_values;
@@ -138,6 +139,12 @@ fn has_field(doc: &RawDocument, key: &str) -> bool {
 /// The operators of one operator document, each a child of the implicit conjunction; `$regex`
 /// and `$options` together make one.
 fn parse_operators(path: &str, ops: &RawDocument, out: &mut Vec<Expr>) -> Result<(), QueryError> {
+    if has_field(ops, "$near") || has_field(ops, "$nearSphere") {
+        // `$maxDistance` and `$minDistance` belong to it: the whole document is one search.
+        crate::query::geo::Near::parse(ops)?;
+        out.push(Expr::Near);
+        return Ok(());
+    }
     for item in ops.iter() {
         let (op, arg) = item.map_err(QueryError::invalid_bson)?;
         match op.as_str() {
@@ -224,9 +231,10 @@ fn parse_operator(path: &str, op: &str, arg: RawBsonRef<'_>) -> Result<Expr, Que
         "$bitsAnySet" => parse_bits(op, BitTest::AnySet, arg).map(leaf),
         "$bitsAllClear" => parse_bits(op, BitTest::AllClear, arg).map(leaf),
         "$bitsAnyClear" => parse_bits(op, BitTest::AnyClear, arg).map(leaf),
-        "$geoWithin" | "$geoIntersects" | "$near" | "$nearSphere" | "$within" | "$text" | "$expr" => {
-            Err(QueryError::not_implemented(op))
-        }
+        "$geoWithin" | "$within" => Ok(leaf(Predicate::Geo(Box::new(GeoPredicate::parse_within(arg)?)))),
+        "$geoIntersects" => Ok(leaf(Predicate::Geo(Box::new(GeoPredicate::parse_intersects(arg)?)))),
+        "$maxDistance" | "$minDistance" => Err(QueryError::bad_value(format!("{op} needs $near or $nearSphere"))),
+        "$text" | "$expr" => Err(QueryError::not_implemented(op)),
         _ => Err(QueryError::bad_value(format!("unknown operator: {op}"))),
     }
 }

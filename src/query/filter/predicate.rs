@@ -35,6 +35,8 @@ pub(super) enum Predicate {
     Size(i64),
     /// `$bitsAllSet` and friends, the mask turned into bit positions.
     Bits { test: BitTest, positions: Vec<u32> },
+    /// `$geoWithin` or `$geoIntersects`.
+    Geo(Box<crate::query::geo::GeoPredicate>),
 }
 
 /// The types a `$type` accepts.
@@ -111,6 +113,7 @@ impl Predicate {
                 _ => false,
             },
             Predicate::Bits { test, positions } => value.is_some_and(|v| bits_match(*test, positions, v)),
+            Predicate::Geo(geo) => value.is_some_and(|v| geo.matches(v)),
         }
     }
 }

@@ -289,11 +289,6 @@ fn filter_compare_argument_errors() {
 }
 
 #[test]
-fn filter_later_operators_are_not_implemented() {
-    assert_eq!(parse_err(rawdoc! { "a": { "$near": [0, 0] } }).0, 238);
-}
-
-#[test]
 fn filter_text_only_once_at_the_top_of_a_query() {
     let query_err = |filter: bson::RawDocumentBuf| {
         let err = Filter::parse_query(&filter).unwrap_err();
@@ -313,7 +308,25 @@ fn filter_text_only_once_at_the_top_of_a_query() {
     assert_eq!(query_err(rawdoc! { "a": { "$elemMatch": { "$text": text.clone() } } }).0, 2);
     assert_eq!(parse_err(rawdoc! { "$text": text }), (2, "$text is not allowed in this context".into()));
     assert_eq!(parse_err(rawdoc! { "$text": 1 }), (2, "$text expects an object".into()));
-    assert_eq!(parse_err(rawdoc! { "a": { "$near": [0, 0] } }).0, 238);
+}
+
+#[test]
+fn filter_near_only_once_at_the_top_of_a_query() {
+    let query_err = |filter: bson::RawDocumentBuf| Filter::parse_query(&filter).unwrap_err().message().to_owned();
+    let near = rawdoc! { "$near": [0, 0], "$maxDistance": 1 };
+    assert!(Filter::parse_query(&rawdoc! { "a": near.clone(), "b": 1 }).unwrap().has_near());
+    assert_eq!(query_err(rawdoc! { "$or": [{ "a": near.clone() }, { "b": 1 }] }), "geo $near must be top-level expr");
+    assert_eq!(
+        query_err(rawdoc! { "$and": [{ "a": near.clone() }, { "b": near.clone() }] }),
+        "Too many geoNear expressions"
+    );
+    assert_eq!(
+        query_err(rawdoc! { "a": near.clone(), "$text": { "$search": "x" } }),
+        "text and geoNear not allowed in same query"
+    );
+    // Outside a query (a validator, `$pull`): mongod's 5626500.
+    assert_eq!(parse_err(rawdoc! { "a": near }).0, 5626500);
+    assert_eq!(parse_err(rawdoc! { "a": { "$maxDistance": 1 } }).0, 2);
 }
 
 #[test]

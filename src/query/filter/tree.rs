@@ -43,6 +43,9 @@ pub(super) enum Expr {
     /// `$text`: matched by the text search that reads the collection (the planner forces
     /// it), so every document it hands on passes here.
     Text,
+    /// `$near`/`$nearSphere`: as `$text`, satisfied by the nearness search the planner
+    /// forces (which also orders the documents).
+    Near,
 }
 
 /// The two forms of `$elemMatch`.
@@ -73,7 +76,7 @@ impl Expr {
             // A failing expression does not match here; `try_matches` reports the error.
             Expr::Aggregate(expr) => expr.0.evaluate_truthy(doc, &expr.1).unwrap_or(false),
             Expr::Schema(schema) => schema.matches(doc),
-            Expr::Text => true,
+            Expr::Text | Expr::Near => true,
         }
     }
 
@@ -90,7 +93,7 @@ impl Expr {
             Expr::ElemMatch { elem: ElemMatch::Object(filter), .. } => filter.set_collation(collation),
             Expr::Aggregate(expr) => expr.1.set_collation(Some(Arc::clone(collation))),
             // `$jsonSchema` compares with the simple collation, as in mongod.
-            Expr::Nothing | Expr::Schema(_) | Expr::Text => {}
+            Expr::Nothing | Expr::Schema(_) | Expr::Text | Expr::Near => {}
         }
     }
 
@@ -105,7 +108,7 @@ impl Expr {
                 expr.1 = vars.clone();
                 expr.1.set_collation(collation);
             }
-            Expr::Path { .. } | Expr::ElemMatch { .. } | Expr::Nothing | Expr::Schema(_) | Expr::Text => {}
+            Expr::Path { .. } | Expr::ElemMatch { .. } | Expr::Nothing | Expr::Schema(_) | Expr::Text | Expr::Near => {}
         }
     }
 
@@ -169,7 +172,13 @@ impl Expr {
                     ControlFlow::Continue(())
                 });
             }
-            Expr::Nor(_) | Expr::Not(_) | Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) | Expr::Text => {}
+            Expr::Nor(_)
+            | Expr::Not(_)
+            | Expr::Nothing
+            | Expr::Aggregate(_)
+            | Expr::Schema(_)
+            | Expr::Text
+            | Expr::Near => {}
         }
     }
 
@@ -219,10 +228,11 @@ impl Expr {
                     BitTest::AnyClear => 17,
                 },
                 Predicate::Type(_) => 20,
+                Predicate::Geo(_) => 21,
             },
             Expr::Not(_) => 18,
             Expr::Nor(_) => 19,
-            Expr::Text => 21,
+            Expr::Text | Expr::Near => 21,
             Expr::Aggregate(_) => 23,
             Expr::Nothing => 24,
         }
@@ -262,7 +272,7 @@ impl Expr {
                 _ => false,
             },
             // `$expr` and `$jsonSchema` are top-level operators: never among pathless children.
-            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) | Expr::Text => false,
+            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) | Expr::Text | Expr::Near => false,
         }
     }
 
@@ -275,7 +285,7 @@ impl Expr {
             Expr::Path { path, .. } | Expr::ElemMatch { path, .. } => {
                 path.parts().first().is_some_and(|first| first == field)
             }
-            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) | Expr::Text => false,
+            Expr::Nothing | Expr::Aggregate(_) | Expr::Schema(_) | Expr::Text | Expr::Near => false,
         }
     }
 }
@@ -394,18 +404,31 @@ impl Expr {
     /// How many `$text` nodes the tree holds, and whether one is under a `$nor` or inside an
     /// `$elemMatch`, where mongod refuses it.
     pub(super) fn text_nodes(&self, under_nor: bool, found: &mut TextNodes) {
+        self.special_nodes(under_nor, false, found);
+    }
+
+    /// [`Expr::text_nodes`], also counting `$near` nodes and whether one is below the top
+    /// (under anything but the top-level conjunction).
+    fn special_nodes(&self, under_nor: bool, nested: bool, found: &mut TextNodes) {
         match self {
             Expr::Text => {
                 found.count += 1;
                 found.under_nor |= under_nor;
             }
-            Expr::And(children) | Expr::Or(children) => children.iter().for_each(|c| c.text_nodes(under_nor, found)),
-            Expr::Nor(children) => children.iter().for_each(|c| c.text_nodes(true, found)),
-            Expr::Not(child) => child.text_nodes(under_nor, found),
+            Expr::Near => {
+                found.near += 1;
+                found.near_nested |= nested;
+            }
+            Expr::And(children) => children.iter().for_each(|c| c.special_nodes(under_nor, nested, found)),
+            Expr::Or(children) => children.iter().for_each(|c| c.special_nodes(under_nor, true, found)),
+            Expr::Nor(children) => children.iter().for_each(|c| c.special_nodes(true, true, found)),
+            Expr::Not(child) => child.special_nodes(under_nor, true, found),
             Expr::ElemMatch { elem: ElemMatch::Object(inner), .. } => {
                 let mut inside = TextNodes::default();
-                inner.text_nodes(under_nor, &mut inside);
+                inner.special_nodes(under_nor, true, &mut inside);
                 found.count += inside.count;
+                found.near += inside.near;
+                found.near_nested |= inside.near > 0;
                 found.in_elem_match |= inside.count > 0;
             }
             Expr::ElemMatch { elem: ElemMatch::Value(_), .. }
@@ -423,4 +446,7 @@ pub(super) struct TextNodes {
     pub(super) count: usize,
     pub(super) under_nor: bool,
     pub(super) in_elem_match: bool,
+    /// `$near` nodes, and whether one is below the top-level conjunction.
+    pub(super) near: usize,
+    pub(super) near_nested: bool,
 }
