@@ -7,22 +7,12 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestServer, error_code as code, index_spec};
 use futures_util::TryStreamExt;
-use mongodb::bson::{Bson, Document, doc};
-use mongodb::error::ErrorKind;
+use mongodb::bson::{Document, doc};
 
 /// mongod's radius of the Earth, in metres.
 const EARTH_RADIUS: f64 = 6_378_100.0;
-
-fn code(error: &mongodb::error::Error) -> Option<i32> {
-    match error.kind.as_ref() {
-        ErrorKind::Command(e) => Some(e.code),
-        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => Some(e.code),
-        ErrorKind::InsertMany(e) => e.write_errors.as_ref().and_then(|w| w.first()).map(|w| w.code),
-        _ => None,
-    }
-}
 
 /// Great-circle distance in metres between two (longitude, latitude) points in degrees.
 fn haversine(a: (f64, f64), b: (f64, f64)) -> f64 {
@@ -64,13 +54,7 @@ async fn sphere_queries_match_independent_geometry() {
     )
     .await
     .expect("index");
-    let listed = db.run_command(doc! { "listIndexes": "places" }).await.expect("list");
-    let specs = listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
-    let spec = specs
-        .iter()
-        .filter_map(Bson::as_document)
-        .find(|s| s.get_str("name").ok() == Some("loc_2dsphere"))
-        .expect("spec");
+    let spec = index_spec(&db, "places", "loc_2dsphere").await;
     assert_eq!(spec.get_i32("2dsphereIndexVersion").ok(), Some(3));
 
     let center = (2.345, 48.861);

@@ -7,19 +7,9 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestServer, error_code as code, index_spec};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::error::ErrorKind;
-
-fn code(error: &mongodb::error::Error) -> Option<i32> {
-    match error.kind.as_ref() {
-        ErrorKind::Command(e) => Some(e.code),
-        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) => Some(e.code),
-        ErrorKind::InsertMany(e) => e.write_errors.as_ref().and_then(|w| w.first()).map(|w| w.code),
-        _ => None,
-    }
-}
 
 /// mongod's score of one term in one string (its `_scoreStringV2`), from the string's words
 /// after stop words are dropped and stemming (given here by hand, not by the server's
@@ -71,13 +61,7 @@ async fn text_index_scores_and_searches_as_mongod() {
         .expect("create text index");
 
     // Stored as mongod stores it.
-    let listed = db.run_command(doc! { "listIndexes": "c" }).await.expect("list");
-    let batch = listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
-    let spec = batch
-        .iter()
-        .filter_map(Bson::as_document)
-        .find(|s| s.get_str("name").ok() == Some("title_text_body_text"))
-        .expect("text index");
+    let spec = index_spec(&db, "c", "title_text_body_text").await;
     assert_eq!(spec.get_document("key").expect("key"), &doc! { "_fts": "text", "_ftsx": 1 });
     assert_eq!(spec.get_document("weights").expect("weights"), &doc! { "body": 1, "title": 3 });
     assert_eq!(spec.get_str("default_language").ok(), Some("english"));

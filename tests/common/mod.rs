@@ -358,6 +358,29 @@ pub fn code(reply: &Document) -> Option<i32> {
     reply.get_i32("code").ok()
 }
 
+/// The server's error code in a driver error: a command error's, or the first write error's.
+pub fn error_code(error: &mongodb::error::Error) -> Option<i32> {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
+        ErrorKind::InsertMany(e) => e.write_errors.as_ref().and_then(|w| w.first()).map(|w| w.code),
+        _ => None,
+    }
+}
+
+/// The specification `listIndexes` shows for the index `name` of `collection`.
+pub async fn index_spec(db: &mongodb::Database, collection: &str, name: &str) -> Document {
+    let listed = db.run_command(mongodb::bson::doc! { "listIndexes": collection }).await.expect("listIndexes");
+    let batch = listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("firstBatch");
+    batch
+        .iter()
+        .filter_map(mongodb::bson::Bson::as_document)
+        .find(|spec| spec.get_str("name").ok() == Some(name))
+        .cloned()
+        .expect("the index is listed")
+}
+
 /// Encodes an OP_MSG with a single body section.
 pub fn op_msg(request_id: i32, flags: u32, body: &Document) -> Vec<u8> {
     let body = body.to_vec().expect("encode body");
