@@ -5,7 +5,8 @@
 
 use bson::{RawBsonRef, RawDocument};
 use geo::{
-    Coord, CoordsIter, Distance, Geometry, HaversineMeasure, Intersects, LineString, Point, Polygon, Rect, Relate,
+    Closest, Coord, CoordsIter, Distance, Geometry, HaversineClosestPoint, HaversineMeasure, Intersects, LineString,
+    Point, Polygon, Rect, Relate,
 };
 
 use super::shape::{Shape, is_geojson, legacy_pair, parse_geojson, shape_of};
@@ -225,7 +226,7 @@ fn geojson(value: RawBsonRef<'_>) -> Result<Geometry<f64>, QueryError> {
 }
 
 /// The spherical distance in metres from `point` to a stored shape: to the point itself, 0
-/// inside a polygon, else to its nearest vertex.
+/// inside a polygon, else to the nearest point of its edges (along great circles).
 pub fn meters_to(point: Point<f64>, shape: &Shape) -> f64 {
     match shape.point() {
         Some(p) => meters_between(point, p),
@@ -234,7 +235,12 @@ pub fn meters_to(point: Point<f64>, shape: &Shape) -> f64 {
             if geometry.intersects(&point) {
                 return 0.0;
             }
-            geometry.coords_iter().map(|c| meters_between(point, Point::from(c))).fold(f64::INFINITY, f64::min)
+            match geometry.haversine_closest_point(&point) {
+                Closest::Intersection(nearest) | Closest::SinglePoint(nearest) => meters_between(point, nearest),
+                Closest::Indeterminate => {
+                    geometry.coords_iter().map(|c| meters_between(point, Point::from(c))).fold(f64::INFINITY, f64::min)
+                }
+            }
         }
     }
 }
@@ -307,5 +313,9 @@ mod tests {
         assert!(crossing.matches(RawBsonRef::Document(&square)));
         let d = meters_between(Point::new(0.0, 0.0), Point::new(0.0, 1.0));
         assert!((d - EARTH_RADIUS_METERS * 1.0_f64.to_radians()).abs() < 1e-6);
+        // To a line, the nearest point of the edge (a great circle, which bows a little toward
+        // the pole), not of a vertex (157 km away).
+        let line = Shape::GeoJson(Geometry::LineString(LineString::from(vec![(-1.0, 1.0), (1.0, 1.0)])));
+        assert!((meters_to(Point::new(0.0, 0.0), &line) - d).abs() < 50.0);
     }
 }
