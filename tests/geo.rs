@@ -180,7 +180,9 @@ async fn bad_geometry_and_misplaced_near_are_refused() {
         find_code(doc! { "loc": { "$geoWithin": { "$geometry": { "type": "Point", "coordinates": [0, 0] } } } }).await,
         Some(2)
     );
-    assert_eq!(coll.find(near).await.map(|_| ()).map_err(|e| code(&e)), Ok(()));
+    assert_eq!(coll.find(near.clone()).await.map(|_| ()).map_err(|e| code(&e)), Ok(()));
+    // A pipeline's `$match` (and so `countDocuments`) refuses it: only `$geoNear` sorts by distance.
+    assert_eq!(code(&coll.count_documents(near).await.expect_err("count")), Some(5626500));
 }
 
 #[tokio::test]

@@ -137,7 +137,7 @@ impl Validator {
 }
 
 /// mongod's message when a validator asks for a geospatial sort.
-const GEO_NEAR_NOT_ALLOWED: &str = "$geoNear, $near, and $nearSphere are not allowed in this context, as these \
+pub(crate) const GEO_NEAR_NOT_ALLOWED: &str = "$geoNear, $near, and $nearSphere are not allowed in this context, as these \
                                     operators require sorting geospatial data. If you do not need sort, consider \
                                     using $geoWithin instead. Check out \
                                     https://dochub.mongodb.org/core/near-sort-operation and \

@@ -37,6 +37,11 @@ use super::expr::Variables;
 use crate::error::ErrorCode;
 use tree::Expr;
 
+/// mongod's 5626500 for `$near`/`$nearSphere` where no nearness search runs.
+fn near_not_allowed() -> QueryError {
+    QueryError::new(ErrorCode::Location5626500, super::validator::GEO_NEAR_NOT_ALLOWED)
+}
+
 /// A compiled query filter.
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -59,10 +64,7 @@ impl Filter {
             return Err(QueryError::bad_value("$text is not allowed in this context"));
         }
         if parsed.has_near {
-            return Err(QueryError::new(
-                ErrorCode::Location5626500,
-                "$geoNear, $near, and $nearSphere are not allowed in this context",
-            ));
+            return Err(near_not_allowed());
         }
         Ok(parsed)
     }
@@ -115,13 +117,18 @@ impl Filter {
     /// # Errors
     /// As [`Filter::parse`], with 2 BadValue for `$where`.
     pub fn parse_match_stage(filter: &RawDocument) -> Result<Self, QueryError> {
-        Self::parse_query(filter).map_err(|err| {
+        let parsed = Self::parse_query(filter).map_err(|err| {
             if err.code() == ErrorCode::Location6108304 {
                 QueryError::bad_value("$where is not allowed in this context")
             } else {
                 err
             }
-        })
+        })?;
+        // A pipeline sorts by distance only in `$geoNear`.
+        if parsed.has_near {
+            return Err(near_not_allowed());
+        }
+        Ok(parsed)
     }
 
     /// Binds a command's `let` variables for every `$expr` of the filter.
