@@ -220,6 +220,9 @@ impl ViewRead {
         let stages: Vec<RawBsonRef<'_>> = self.stages().chain(more.iter().map(|d| RawBsonRef::Document(d))).collect();
         let optimized = pipeline::optimize(&stages);
         let stages = rewritten(stages, optimized.as_deref());
+        // A time-series collection's filter on time and meta also selects its buckets.
+        let pushed = crate::query::timeseries::push_down(&stages);
+        let stages = rewritten(stages, pushed.as_deref());
         let target = self.target(ctx)?;
         let (query, consumed) = pipeline::leading_query(&stages, Some(&vars), target.collation.clone())?;
         let (stream, stats) = stream(ctx, &target, query)?;

@@ -22,6 +22,16 @@ use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
 pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     check_system_namespace(&ns)?;
+    if let Some(timeseries) = super::timeseries::parse_create(req, &ns)? {
+        if ctx.txn.is_some() {
+            // Its view is a document of `system.views`, written at once: not in a transaction.
+            return Err(Error::new(
+                ErrorCode::OperationNotSupportedInTransaction,
+                "Cannot create a timeseries collection in a multi-document transaction.",
+            ));
+        }
+        return super::timeseries::create(ctx, req, &ns, timeseries);
+    }
     let clustered = super::clustered::parse_create(req, ctx.state.config.parameters.enable_test_commands)?;
     if req.get("viewOn").is_some() || req.get("pipeline").is_some() {
         if ctx.txn.is_some() {
@@ -321,6 +331,12 @@ pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         ));
     }
     let indexes = ctx.state.storage.collection(&ns).map(|c| c.indexes().len());
+    if indexes.is_none() && super::timeseries::buckets_of(&ctx.state.storage, &ns)?.is_some() {
+        // A time-series collection: its view, then its buckets.
+        views::remove(&ctx.state.storage, &ns)?;
+        ctx.state.storage.drop_collection(&super::timeseries::buckets_namespace(&ns))?;
+        return Ok(doc! { "ns": ns.full() });
+    }
     if indexes.is_none() && views::remove(&ctx.state.storage, &ns)? {
         return Ok(doc! { "ns": ns.full() });
     }
@@ -415,7 +431,11 @@ pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         .collections_in(req.db())
         .into_iter()
         .map(|c| (c.ns.coll.clone(), "collection", collection_entry(&c)));
-    let views = views::list(&ctx.state.storage, req.db())?.into_iter().map(|v| {
+    let storage = &ctx.state.storage;
+    let views = views::list(storage, req.db())?.into_iter().map(|v| {
+        if let Some((buckets, _)) = super::timeseries::buckets_of(storage, &v.ns)? {
+            return Ok((v.ns.coll.clone(), "timeseries", super::timeseries::list_entry(&v.ns.coll, &buckets)));
+        }
         let entry = doc! { "name": &v.ns.coll, "type": "view", "options": v.options()?, "info": { "readOnly": true } };
         Ok((v.ns.coll, "view", entry))
     });
@@ -496,14 +516,22 @@ pub fn rename_collection(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
     })?;
     let to = Namespace::parse(to)?;
     let drop_target = req.bool_arg("dropTarget")?.unwrap_or(false);
+    if super::timeseries::buckets_of(&ctx.state.storage, &from)?.is_some() {
+        // A time-series collection is a view over its buckets, and views are not renamed.
+        return Err(Error::new(ErrorCode::CommandNotSupportedOnView, format!("cannot rename view: {from}")));
+    }
     ctx.state.storage.rename_collection(&from, &to, drop_target)?;
     Ok(Document::new())
 }
 
 /// `collMod`: changes stored options (validator, validation level and action).
 pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = req.namespace()?;
-    if ctx.state.storage.collection(&ns).is_none()
+    let mut ns = req.namespace()?;
+    if ctx.state.storage.collection(&ns).is_none() && super::timeseries::buckets_of(&ctx.state.storage, &ns)?.is_some() {
+        // A time-series collection's options live on its buckets; only its expiry is built.
+        super::timeseries::check_coll_mod(req)?;
+        ns = super::timeseries::buckets_namespace(&ns);
+    } else if ctx.state.storage.collection(&ns).is_none()
         && let Some(view) = views::definition(&ctx.state.storage, &ns)?
     {
         return modify_view(ctx, req, view);

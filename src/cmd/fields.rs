@@ -165,7 +165,10 @@ pub const CREATE: CommandOptions = CommandOptions::strict(&[
         "expireAfterSeconds",
         "with `clusteredIndex`: documents whose `_id` is a date older than that many seconds are deleted by the TTL monitor; 72 InvalidOptions without `timeseries` or `clusteredIndex`",
     ),
-    F::not_built("timeseries", "time-series collections"),
+    F::honoured(
+        "timeseries",
+        "`{timeField, metaField?, granularity? | bucketMaxSpanSeconds + bucketRoundingSeconds}`: a bucket collection `system.buckets.<name>` and a view that unpacks it; inserts, find, count, distinct and aggregate (time and meta predicates read only the buckets that can match); updates and deletes answer 238",
+    ),
     F::honoured(
         "clusteredIndex",
         "`{key: {_id: 1}, unique: true, name?, v?}`: Monarch's own layout, listed as mongod lists a clustered collection; capped clustered collections (mongod's test-only feature) are refused",

@@ -36,6 +36,7 @@ mod sessions;
 mod snapshot_reads;
 mod target;
 mod testing;
+mod timeseries;
 mod transactions;
 mod users;
 mod write;

@@ -207,6 +207,9 @@ impl<'a> InsertArgs<'a> {
 pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let InsertArgs { common: WriteCommon { ns, ordered, journal }, bypass, documents } = InsertArgs::parse(req)?;
     let storage = &ctx.state.storage;
+    if let Some((buckets, spec)) = super::timeseries::buckets_of(storage, &ns)? {
+        return insert_measurements(ctx, req, (&buckets, &spec), &documents, (ordered, journal));
+    }
     let collection = super::target::collection_or_create(storage, ctx.txn.as_deref_mut(), &ns)?;
     let validation = validation(ctx, &collection, bypass);
     let mut retry = retryable(ctx, req, true)?;
@@ -280,6 +283,30 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     // mongod's insert reply counts in an int32 whatever the number.
     reply.0.append(cstr!("n"), i32::try_from(inserted).unwrap_or(i32::MAX));
     reply.retried(retry.as_ref());
+    reply.finish(&errors)
+}
+
+/// An `insert` into a time-series collection: its measurements bucketed into its bucket
+/// collection (see [`super::timeseries::insert`]).
+fn insert_measurements(
+    ctx: &mut RequestCtx<'_>,
+    req: &CommandRequest,
+    buckets: (&Arc<Collection>, &crate::query::timeseries::TimeseriesSpec),
+    documents: &[&RawDocument],
+    (ordered, journal): (bool, bool),
+) -> Result<Reply> {
+    if ctx.txn.is_some() || req.get("txnNumber").is_some() {
+        return Err(Error::new(
+            ErrorCode::NotImplemented,
+            "inserts into a time-series collection in a transaction or as a retryable write are not built",
+        ));
+    }
+    let (inserted, errors, ticket) = super::timeseries::insert(&ctx.state.storage, buckets, documents, ordered)?;
+    ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
+    ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
+    acknowledge(ctx, journal, ticket);
+    let mut reply = WriteReply::new();
+    reply.0.append(cstr!("n"), i32::try_from(inserted).unwrap_or(i32::MAX));
     reply.finish(&errors)
 }
 
@@ -511,6 +538,9 @@ impl<'a> UpdateArgs<'a> {
 pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let UpdateArgs { common: WriteCommon { ns, ordered, journal }, bypass, statements, vars } = UpdateArgs::parse(req)?;
     let mut target = Target::for_write(ctx, ns);
+    if target.collection.is_none() {
+        super::timeseries::refuse_modification(&ctx.state.storage, &target.ns, "updates")?;
+    }
     let mut txn = ctx.txn.take();
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
@@ -790,6 +820,7 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let target = Target::for_write(ctx, ns);
     let storage = &ctx.state.storage;
     if target.collection.is_none() {
+        super::timeseries::refuse_modification(storage, &target.ns, "deletes")?;
         crate::exec::views::refuse_view(storage, &target.ns)?;
     }
     let mut txn = ctx.txn.take();

@@ -46,6 +46,7 @@ pub mod projection;
 pub(crate) mod random;
 pub(crate) mod render;
 pub mod sort;
+pub mod timeseries;
 pub(crate) mod summation;
 pub mod update;
 pub mod validation_error;

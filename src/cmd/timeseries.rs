@@ -1,0 +1,418 @@
+//! Time-series collections, as mongod 7.0 builds them: `create`'s `timeseries` option
+//! (checked in mongod's order with its errors) makes a bucket collection
+//! `system.buckets.<name>` (clustered by `_id`, with mongod's bucket validator) and a view
+//! `<name>` over it whose one stage, `$_internalUnpackBucket`, unpacks buckets into
+//! measurements; reads of the view therefore work as reads of any view. Inserts into the view
+//! are bucketed here; `listCollections` lists the view as `type: "timeseries"`.
+
+use std::sync::Arc;
+
+use bson::{Bson, Document, RawBsonRef, RawDocument, doc};
+
+use super::clustered::{safe_int64, wrong_type};
+use super::options::is_generic_argument;
+use super::{CommandRequest, RequestCtx};
+use crate::error::{Error, ErrorCode, Result};
+use crate::exec::views::{self, ViewDefinition};
+use crate::query::timeseries::{BUCKETS_PREFIX, TimeseriesSpec};
+use crate::storage::{Collection, Namespace, Storage};
+
+/// The options `timeseries` may come with (mongod's `kAllowedCollectionCreationOptions`).
+const ALLOWED_WITH_TIMESERIES: &[&str] =
+    &["timeseries", "expireAfterSeconds", "storageEngine", "indexOptionDefaults", "collation", "temp"];
+
+/// The largest `bucketMaxSpanSeconds` and `bucketRoundingSeconds` (a year, as mongod's IDL).
+const MAX_BUCKET_SECONDS: i64 = 31_536_000;
+
+/// mongod's granularities: name, `bucketMaxSpanSeconds`, `bucketRoundingSeconds`.
+const GRANULARITIES: &[(&str, i64, i64)] =
+    &[("seconds", 3_600, 60), ("minutes", 86_400, 3_600), ("hours", 2_592_000, 86_400)];
+
+/// The bucket collection of the time-series collection `ns`.
+pub fn buckets_namespace(ns: &Namespace) -> Namespace {
+    Namespace { db: ns.db.clone(), coll: format!("{BUCKETS_PREFIX}{}", ns.coll) }
+}
+
+/// `create`'s `timeseries` option, checked as mongod's IDL parser, `create` command and
+/// `validateAndSetBucketingParameters` check it: the canonical options to store
+/// (`{timeField, metaField?, granularity?, bucketRoundingSeconds, bucketMaxSpanSeconds}`), or
+/// `None` without the option.
+///
+/// # Errors
+/// 14 TypeMismatch, 40414, 40415, 2 BadValue (granularity), 51024 (range), then 72
+/// InvalidOptions for an option not allowed with `timeseries`, dotted or clashing fields and
+/// bucketing parameters that do not agree.
+pub fn parse_create(req: &CommandRequest, ns: &Namespace) -> Result<Option<Document>> {
+    let Some(value) = req.get("timeseries") else { return Ok(None) };
+    let RawBsonRef::Document(given) = value else {
+        return Err(wrong_type("create.timeseries", value, "'object'", false));
+    };
+    let given = Given::parse(given)?;
+    for element in req.body().iter().skip(1) {
+        let (key, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        let key = key.as_str();
+        if is_generic_argument(key) || ALLOWED_WITH_TIMESERIES.contains(&key) {
+            continue;
+        }
+        // `capped: false` is the default, accepted as mongod does.
+        if key == "capped" && matches!(value, RawBsonRef::Boolean(false)) {
+            continue;
+        }
+        return Err(Error::new(ErrorCode::InvalidOptions, format!("{ns}: 'timeseries' is not allowed with '{key}'")));
+    }
+    let top_level = |field: &str| {
+        Error::new(ErrorCode::InvalidOptions, format!("{ns}: '{field}' must be a top-level field and not contain a '.'"))
+    };
+    if given.time_field.contains('.') {
+        return Err(top_level("timeField"));
+    }
+    if let Some(meta) = &given.meta_field {
+        if meta == "_id" {
+            return Err(Error::new(ErrorCode::InvalidOptions, "'metaField' cannot be \"_id\""));
+        }
+        if *meta == given.time_field {
+            return Err(Error::new(ErrorCode::InvalidOptions, "'metaField' cannot be the same as 'timeField'"));
+        }
+        if meta.contains('.') {
+            return Err(top_level("metaField"));
+        }
+    }
+    given.canonical().map(Some)
+}
+
+/// A `timeseries` option as given.
+#[derive(Debug, Default)]
+struct Given {
+    time_field: String,
+    meta_field: Option<String>,
+    granularity: Option<&'static (&'static str, i64, i64)>,
+    max_span: Option<i64>,
+    rounding: Option<i64>,
+}
+
+impl Given {
+    /// Parses the fields as mongod's IDL does.
+    fn parse(spec: &RawDocument) -> Result<Self> {
+        let mut given = Self::default();
+        let mut time_field = None;
+        for element in spec {
+            let (field, value) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+            let path = format!("create.timeseries.{field}");
+            match field.as_str() {
+                "timeField" | "metaField" => {
+                    let RawBsonRef::String(text) = value else { return Err(wrong_type(&path, value, "'string'", false)) };
+                    if field.as_str() == "timeField" {
+                        time_field = Some(text.to_owned());
+                    } else {
+                        given.meta_field = Some(text.to_owned());
+                    }
+                }
+                "granularity" => {
+                    let RawBsonRef::String(text) = value else { return Err(wrong_type(&path, value, "'string'", false)) };
+                    given.granularity = Some(GRANULARITIES.iter().find(|(name, ..)| *name == text).ok_or_else(|| {
+                        Error::new(
+                            ErrorCode::BadValue,
+                            format!("Enumeration value '{text}' for field '{path}' is not a valid value."),
+                        )
+                    })?);
+                }
+                "bucketMaxSpanSeconds" | "bucketRoundingSeconds" => {
+                    let seconds = safe_int64(value)
+                        .ok_or_else(|| wrong_type(&path, value, "'[long, int, decimal, double]'", true))?;
+                    let bound = if seconds < 1 {
+                        Some(">= 1")
+                    } else if seconds > MAX_BUCKET_SECONDS {
+                        Some("<= 31536000")
+                    } else {
+                        None
+                    };
+                    if let Some(bound) = bound {
+                        return Err(Error::new(
+                            ErrorCode::Location51024,
+                            format!("BSON field '{field}' value must be {bound}, actual value '{seconds}'"),
+                        ));
+                    }
+                    if field.as_str() == "bucketMaxSpanSeconds" {
+                        given.max_span = Some(seconds);
+                    } else {
+                        given.rounding = Some(seconds);
+                    }
+                }
+                _ => {
+                    return Err(Error::new(
+                        ErrorCode::Location40415,
+                        format!("BSON field '{path}' is an unknown field."),
+                    ));
+                }
+            }
+        }
+        given.time_field = time_field.ok_or_else(|| {
+            Error::new(ErrorCode::Location40414, "BSON field 'create.timeseries.timeField' is missing but a required field")
+        })?;
+        Ok(given)
+    }
+
+    /// mongod's `validateAndSetBucketingParameters`, then the options as mongod stores them.
+    fn canonical(&self) -> Result<Document> {
+        let (granularity, max_span, rounding) = match (self.granularity, self.max_span, self.rounding) {
+            (Some(&(name, span, round)), max_span, rounding) => {
+                if max_span.is_some_and(|given| given != span) {
+                    return Err(Error::new(
+                        ErrorCode::InvalidOptions,
+                        format!(
+                            "Timeseries 'bucketMaxSpanSeconds' is not configurable to a value other than the default \
+                             of {span} for the provided granularity"
+                        ),
+                    ));
+                }
+                if rounding.is_some_and(|given| given != round) {
+                    return Err(Error::new(
+                        ErrorCode::InvalidOptions,
+                        format!(
+                            "Timeseries 'bucketRoundingSeconds' is not configurable to a value other than the \
+                             default of {round} for the provided granularity"
+                        ),
+                    ));
+                }
+                (Some(name), span, round)
+            }
+            (None, Some(span), Some(round)) => {
+                if span != round {
+                    return Err(Error::new(
+                        ErrorCode::InvalidOptions,
+                        "Timeseries 'bucketRoundingSeconds' needs to be equal to 'bucketMaxSpanSeconds'",
+                    ));
+                }
+                (None, span, round)
+            }
+            (None, Some(_), None) | (None, None, Some(_)) => {
+                return Err(Error::new(
+                    ErrorCode::InvalidOptions,
+                    "Timeseries 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' need to be set alongside each other",
+                ));
+            }
+            (None, None, None) => (Some("seconds"), 3_600, 60),
+        };
+        let mut options = doc! { "timeField": &self.time_field };
+        if let Some(meta) = &self.meta_field {
+            options.insert("metaField", meta);
+        }
+        if let Some(granularity) = granularity {
+            options.insert("granularity", granularity);
+        }
+        options.insert("bucketRoundingSeconds", i32::try_from(rounding).unwrap_or(i32::MAX));
+        options.insert("bucketMaxSpanSeconds", i32::try_from(max_span).unwrap_or(i32::MAX));
+        Ok(options)
+    }
+}
+
+/// The validator mongod gives a bucket collection: the structure of a bucket.
+fn bucket_validator(time_field: &str) -> Document {
+    let bound = doc! {
+        "bsonType": "object",
+        "required": [time_field],
+        "properties": { time_field: { "bsonType": "date" } },
+    };
+    doc! {
+        "$jsonSchema": {
+            "bsonType": "object",
+            "required": ["_id", "control", "data"],
+            "properties": {
+                "_id": { "bsonType": "objectId" },
+                "control": {
+                    "bsonType": "object",
+                    "required": ["version", "min", "max"],
+                    "properties": {
+                        "version": { "bsonType": "number" },
+                        "min": bound.clone(),
+                        "max": bound,
+                        "closed": { "bsonType": "bool" },
+                        "count": { "bsonType": "number", "minimum": 1 },
+                    },
+                    "additionalProperties": false,
+                },
+                "data": { "bsonType": "object" },
+                "meta": {},
+            },
+            "additionalProperties": false,
+        }
+    }
+}
+
+/// `create` of a time-series collection `ns` with checked `timeseries` options: its bucket
+/// collection, then its view. Creating it again with the same options succeeds, as mongod's.
+///
+/// # Errors
+/// 48 NamespaceExists when a collection, a view or a time-series collection with other
+/// options has the name; the collation's errors; storage errors.
+pub fn create(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: &Namespace, timeseries: Document) -> Result<Document> {
+    let expire_after_seconds = match req.get("expireAfterSeconds") {
+        None => None,
+        Some(value) => {
+            let seconds = safe_int64(value).ok_or_else(|| {
+                wrong_type("create.expireAfterSeconds", value, "'[long, int, decimal, double]'", true)
+            })?;
+            super::clustered::check_expire_after_seconds(seconds)?;
+            Some(seconds)
+        }
+    };
+    let mut options = doc! {
+        "validator": bucket_validator(timeseries.get_str("timeField").unwrap_or_default()),
+        "clusteredIndex": true,
+        "timeseries": timeseries.clone(),
+    };
+    let collation = super::collation::resolve(req.get("collation"), "create.collation", None)?
+        .map(|collation| collation.spec().to_document());
+    if let Some(collation) = &collation {
+        options.insert("collation", collation.clone());
+    }
+    if let Some(seconds) = expire_after_seconds {
+        options.insert("expireAfterSeconds", Bson::Int64(seconds));
+    }
+    let storage = &ctx.state.storage;
+    if let Some((existing, _)) = buckets_of(storage, ns)? {
+        if existing.options == options {
+            return Ok(Document::new());
+        }
+        return Err(Error::new(
+            ErrorCode::NamespaceExists,
+            format!("A timeseries collection already exists. NS: {ns}"),
+        ));
+    }
+    if storage.collection(ns).is_some() {
+        return Err(Error::new(ErrorCode::NamespaceExists, format!("Collection {ns} already exists.")));
+    }
+    if views::definition(storage, ns)?.is_some() {
+        return Err(Error::new(ErrorCode::NamespaceExists, format!("A view already exists. NS: {ns}")));
+    }
+    let buckets = buckets_namespace(ns);
+    if storage.collection(&buckets).is_some() {
+        return Err(Error::new(ErrorCode::NamespaceExists, format!("Collection {buckets} already exists.")));
+    }
+    storage.create_collection(&buckets, options)?;
+    let mut stage = doc! { "timeField": timeseries.get_str("timeField").unwrap_or_default() };
+    if let Ok(meta) = timeseries.get_str("metaField") {
+        stage.insert("metaField", meta);
+    }
+    stage.insert("bucketMaxSpanSeconds", timeseries.get("bucketMaxSpanSeconds").cloned().unwrap_or(Bson::Int32(3600)));
+    let view = ViewDefinition {
+        ns: ns.clone(),
+        view_on: buckets.coll.clone(),
+        pipeline: vec![crate::exec::pipeline::raw(&doc! { "$_internalUnpackBucket": stage })?],
+        collation,
+    };
+    if let Err(error) = views::store(storage, &view, false) {
+        // No bucket collection without its view.
+        storage.drop_collection(&buckets)?;
+        return Err(error);
+    }
+    Ok(Document::new())
+}
+
+/// The bucket collection and bucketing spec of `ns` when it is a time-series collection (a
+/// view over a `system.buckets` collection that has `timeseries` options).
+///
+/// # Errors
+/// Storage errors.
+pub fn buckets_of(storage: &Storage, ns: &Namespace) -> Result<Option<(Arc<Collection>, TimeseriesSpec)>> {
+    if ns.coll.starts_with("system.") {
+        return Ok(None);
+    }
+    let Some(view) = views::definition(storage, ns)? else { return Ok(None) };
+    let buckets = buckets_namespace(ns);
+    if view.view_on != buckets.coll {
+        return Ok(None);
+    }
+    let Some(collection) = storage.collection(&buckets) else { return Ok(None) };
+    let Some(spec) = collection.options.get_document("timeseries").ok().and_then(TimeseriesSpec::from_options)
+    else {
+        return Ok(None);
+    };
+    Ok(Some((collection, spec)))
+}
+
+/// `listCollections`' entry of the time-series collection whose bucket collection is
+/// `buckets`: `{name, type: "timeseries", options: {timeseries, expireAfterSeconds?,
+/// collation?}, info: {readOnly: false}}`, as mongod lists it (no `uuid`).
+pub fn list_entry(name: &str, buckets: &Collection) -> Document {
+    let options: Document = buckets
+        .options
+        .iter()
+        .filter(|(key, _)| ALLOWED_WITH_TIMESERIES.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    doc! { "name": name, "type": "timeseries", "options": options, "info": { "readOnly": false } }
+}
+
+/// An `insert` into the time-series collection whose buckets are `buckets`: each measurement
+/// is checked (its timeField must be a date: 2 BadValue, a write error at its index); with
+/// `ordered`, the measurements before the first failure are stored, else every valid one; the
+/// stored ones are bucketed and written in one batch, so nothing is half-written. Returns how
+/// many were inserted and the write errors.
+///
+/// # Errors
+/// Storage errors (the batch is not written).
+pub fn insert(
+    storage: &Storage,
+    (buckets, spec): (&Arc<Collection>, &TimeseriesSpec),
+    documents: &[&RawDocument],
+    ordered: bool,
+) -> Result<(i64, Vec<Document>, Option<crate::storage::DurabilityTicket>)> {
+    let mut accepted = Vec::with_capacity(documents.len());
+    let mut errors = Vec::new();
+    for (index, document) in documents.iter().enumerate() {
+        let checked = crate::query::timeseries::measurement_time(spec, document)
+            .and_then(|_| crate::exec::insert::prepare_for_insert(document));
+        match checked {
+            Ok(measurement) => accepted.push(measurement),
+            Err(error) => {
+                errors.push(error.to_write_error(index));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    let measurements: Vec<&RawDocument> = accepted.iter().map(|m| m.as_ref()).collect();
+    let bucket_docs = crate::query::timeseries::build_buckets(spec, &measurements)?;
+    let mut writer = storage.writer(buckets)?;
+    for bucket in &bucket_docs {
+        writer.insert(crate::exec::pipeline::raw(bucket)?)?;
+    }
+    let ticket = writer.commit()?;
+    Ok((i64::try_from(accepted.len()).unwrap_or(i64::MAX), errors, ticket))
+}
+
+/// 238 NotImplemented for a write this server does not build on a time-series collection
+/// (`what`: "updates", "deletes", "findAndModify").
+///
+/// # Errors
+/// That error when `ns` is a time-series collection; storage errors.
+pub fn refuse_modification(storage: &Storage, ns: &Namespace, what: &str) -> Result<()> {
+    if buckets_of(storage, ns)?.is_some() {
+        return Err(Error::new(
+            ErrorCode::NotImplemented,
+            format!("{what} on a time-series collection ({ns}) are not built in this server"),
+        ));
+    }
+    Ok(())
+}
+
+/// `collMod` of a time-series collection: `expireAfterSeconds` is built (applied to its
+/// buckets); any other option answers 238.
+///
+/// # Errors
+/// 238 NotImplemented naming the option.
+pub fn check_coll_mod(req: &CommandRequest) -> Result<()> {
+    for element in req.body().iter().skip(1) {
+        let (key, _) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        if is_generic_argument(key.as_str()) || key.as_str() == "expireAfterSeconds" {
+            continue;
+        }
+        return Err(Error::new(
+            ErrorCode::NotImplemented,
+            format!("collMod '{}' of a time-series collection is not built in this server", key.as_str()),
+        ));
+    }
+    Ok(())
+}
