@@ -198,15 +198,14 @@ pub fn id_bound(seconds: i64, fill: u8) -> ObjectId {
 }
 
 /// Groups `measurements` (each checked by [`measurement_time`], in order) into new buckets:
-/// per metaField value, a measurement joins the bucket opened last for its value while its
-/// time fits that bucket's span and the bucket is not full, else opens a new one. A
+/// a measurement joins a bucket of the batch with its metaField value whose span its time
+/// fits and that is not full, else opens a new one. A
 /// measurement without `_id` gets an ObjectId, as mongod's inserts add one.
 ///
 /// # Errors
 /// [`measurement_time`]'s, and 1 InternalError for a measurement that does not decode.
 pub fn build_buckets(spec: &TimeseriesSpec, measurements: &[&RawDocument]) -> Result<Vec<Document>> {
     let mut open: Vec<OpenBucket> = Vec::new();
-    let mut done = Vec::new();
     for raw in measurements {
         let time = measurement_time(spec, raw)?;
         let mut measurement =
@@ -218,14 +217,10 @@ pub fn build_buckets(spec: &TimeseriesSpec, measurements: &[&RawDocument]) -> Re
         }
         let meta = spec.meta_field.as_ref().and_then(|field| measurement.get(field).cloned());
         let bytes = raw.as_bytes().len();
-        let slot = open.iter().position(|bucket| bucket.meta == meta);
+        // mongod reopens an earlier bucket a measurement fits; here, any of the batch's.
+        let slot = open.iter().position(|bucket| bucket.meta == meta && bucket.fits(spec, time, bytes));
         let bucket = match slot {
-            Some(i) if open.get(i).is_some_and(|b| b.fits(spec, time, bytes)) => open.get_mut(i),
-            Some(i) => {
-                let full = std::mem::replace(&mut open[i], OpenBucket::new(spec, meta, time));
-                done.push(full.finish(spec));
-                open.get_mut(i)
-            }
+            Some(i) => open.get_mut(i),
             None => {
                 open.push(OpenBucket::new(spec, meta, time));
                 open.last_mut()
@@ -235,8 +230,7 @@ pub fn build_buckets(spec: &TimeseriesSpec, measurements: &[&RawDocument]) -> Re
             bucket.add(spec, &measurement, bytes);
         }
     }
-    done.extend(open.into_iter().map(|bucket| bucket.finish(spec)));
-    Ok(done)
+    Ok(open.into_iter().map(|bucket| bucket.finish(spec)).collect())
 }
 
 /// The measurements of `bucket`, in order, each `{<timeField>, <metaField>?, <other

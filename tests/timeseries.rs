@@ -1,0 +1,318 @@
+//! Time-series collections through the Rust driver: creation and its checks, listing,
+//! bucketed inserts, reads that unpack buckets (with time and meta filters reading few
+//! buckets), the writes that are refused, drop and TTL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, eventually_async};
+use mongodb::Database;
+use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::error::ErrorKind;
+
+fn code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+fn first_batch(reply: &Document) -> Vec<Document> {
+    let batch = reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).cloned().unwrap_or_default();
+    batch.into_iter().filter_map(|d| d.as_document().cloned()).collect()
+}
+
+async fn run(db: &Database, command: Document) -> mongodb::error::Result<Document> {
+    db.run_command(command).await
+}
+
+/// Every document of a cursor command (first batch and the getMores).
+async fn all(db: &Database, command: Document) -> Vec<Document> {
+    let reply = run(db, command).await.expect("command");
+    let mut out = first_batch(&reply);
+    let cursor = reply.get_document("cursor").expect("cursor");
+    let mut id = cursor.get_i64("id").unwrap_or(0);
+    let coll = cursor.get_str("ns").unwrap_or_default().split_once('.').map(|(_, c)| c.to_owned()).unwrap_or_default();
+    while id != 0 {
+        let more = run(db, doc! { "getMore": id, "collection": &coll }).await.expect("getMore");
+        let cursor = more.get_document("cursor").expect("cursor");
+        out.extend(cursor.get_array("nextBatch").expect("batch").iter().filter_map(|d| d.as_document().cloned()));
+        id = cursor.get_i64("id").unwrap_or(0);
+    }
+    out
+}
+
+#[tokio::test]
+async fn timeseries_create_checks_options_and_lists_as_mongod() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ts");
+    let cases: Vec<(Document, i32, &str)> = vec![
+        (doc! { "timeseries": {} }, 40414, "BSON field 'create.timeseries.timeField' is missing but a required field"),
+        (doc! { "timeseries": { "timeField": 1 } }, 14, ""),
+        (doc! { "timeseries": 1 }, 14, ""),
+        (doc! { "timeseries": { "timeField": "t", "x": 1 } }, 40415, "BSON field 'create.timeseries.x' is an unknown field."),
+        (doc! { "timeseries": { "timeField": "t", "metaField": "_id" } }, 72, "'metaField' cannot be \"_id\""),
+        (doc! { "timeseries": { "timeField": "t", "metaField": "t" } }, 72, "'metaField' cannot be the same as 'timeField'"),
+        (doc! { "timeseries": { "timeField": "t", "metaField": "a.b" } }, 72, "ts.bad: 'metaField' must be a top-level field and not contain a '.'"),
+        (doc! { "timeseries": { "timeField": "a.t" } }, 72, "ts.bad: 'timeField' must be a top-level field and not contain a '.'"),
+        (doc! { "timeseries": { "timeField": "t", "granularity": "days" } }, 2, "Enumeration value 'days' for field 'create.timeseries.granularity' is not a valid value."),
+        (doc! { "timeseries": { "timeField": "t", "granularity": "minutes", "bucketMaxSpanSeconds": 3600 } }, 72, "Timeseries 'bucketMaxSpanSeconds' is not configurable to a value other than the default of 86400 for the provided granularity"),
+        (doc! { "timeseries": { "timeField": "t", "granularity": "hours", "bucketRoundingSeconds": 60 } }, 72, "Timeseries 'bucketRoundingSeconds' is not configurable to a value other than the default of 86400 for the provided granularity"),
+        (doc! { "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 100 } }, 72, "Timeseries 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' need to be set alongside each other"),
+        (doc! { "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 100, "bucketRoundingSeconds": 50 } }, 72, "Timeseries 'bucketRoundingSeconds' needs to be equal to 'bucketMaxSpanSeconds'"),
+        (doc! { "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 0, "bucketRoundingSeconds": 0 } }, 51024, "BSON field 'bucketMaxSpanSeconds' value must be >= 1, actual value '0'"),
+        (doc! { "timeseries": { "timeField": "t" }, "capped": true, "size": 4096 }, 72, "ts.bad: 'timeseries' is not allowed with 'capped'"),
+        (doc! { "timeseries": { "timeField": "t" }, "validator": { "a": 1 } }, 72, "ts.bad: 'timeseries' is not allowed with 'validator'"),
+        (doc! { "timeseries": { "timeField": "t" }, "clusteredIndex": { "key": { "_id": 1 }, "unique": true } }, 72, "ts.bad: 'timeseries' is not allowed with 'clusteredIndex'"),
+        (doc! { "timeseries": { "timeField": "t" }, "expireAfterSeconds": -1 }, 72, "TTL index 'expireAfterSeconds' option cannot be less than 0"),
+    ];
+    for (options, expected, message) in cases {
+        let mut command = doc! { "create": "bad" };
+        command.extend(options.clone());
+        let error = run(&db, command).await.expect_err("refused");
+        assert_eq!(code(&error), Some(expected), "{options}: {error}");
+        if let (false, ErrorKind::Command(e)) = (message.is_empty(), error.kind.as_ref()) {
+            assert_eq!(e.message, message, "{options}");
+        }
+    }
+    assert!(db.list_collection_names().await.expect("names").is_empty(), "a refused create leaves nothing");
+
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" }, "capped": false })
+        .await
+        .expect("create");
+    // The same options again: nothing to do; other options: 48.
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" } }).await.expect("again");
+    let error = run(&db, doc! { "create": "w", "timeseries": { "timeField": "t" } }).await.expect_err("other");
+    assert_eq!(code(&error), Some(48));
+    let error = run(&db, doc! { "create": "w" }).await.expect_err("a collection");
+    assert_eq!(code(&error), Some(48));
+    run(&db, doc! { "create": "custom", "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 600, "bucketRoundingSeconds": 600 }, "expireAfterSeconds": 3600 })
+        .await
+        .expect("custom");
+
+    let listed = first_batch(&run(&db, doc! { "listCollections": 1 }).await.expect("list"));
+    let names: Vec<&str> = listed.iter().filter_map(|e| e.get_str("name").ok()).collect();
+    assert_eq!(names, ["custom", "system.buckets.custom", "system.buckets.w", "system.views", "w"]);
+    let w = listed.iter().find(|e| e.get_str("name").ok() == Some("w")).expect("w");
+    assert_eq!(
+        w,
+        &doc! {
+            "name": "w",
+            "type": "timeseries",
+            "options": { "timeseries": { "timeField": "t", "metaField": "m", "granularity": "seconds", "bucketRoundingSeconds": 60, "bucketMaxSpanSeconds": 3600 } },
+            "info": { "readOnly": false },
+        }
+    );
+    let custom = listed.iter().find(|e| e.get_str("name").ok() == Some("custom")).expect("custom");
+    assert_eq!(
+        custom.get_document("options").expect("options"),
+        &doc! { "timeseries": { "timeField": "t", "bucketRoundingSeconds": 600, "bucketMaxSpanSeconds": 600 }, "expireAfterSeconds": 3600_i64 }
+    );
+    let buckets = listed.iter().find(|e| e.get_str("name").ok() == Some("system.buckets.w")).expect("buckets");
+    assert_eq!(buckets.get_str("type").ok(), Some("collection"));
+    let options = buckets.get_document("options").expect("options");
+    assert_eq!(options.get_bool("clusteredIndex").ok(), Some(true));
+    assert!(options.get_document("validator").is_ok_and(|v| v.contains_key("$jsonSchema")), "{options}");
+    assert!(!buckets.contains_key("idIndex"));
+    let typed = first_batch(&run(&db, doc! { "listCollections": 1, "filter": { "type": "timeseries" }, "nameOnly": true }).await.expect("list"));
+    assert_eq!(typed, vec![doc! { "name": "custom", "type": "timeseries" }, doc! { "name": "w", "type": "timeseries" }]);
+}
+
+/// A deterministic pseudo-random sequence (no dependency, same data every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[tokio::test]
+async fn timeseries_inserts_bucket_and_reads_unpack_with_pushdown() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ts");
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" } }).await.expect("create");
+    let base = 1_700_000_000_000_i64;
+    let mut rng = Lcg(7);
+    let sensors = ["a", "b", "c"];
+    let inserted: Vec<Document> = (0..1000)
+        .map(|i| {
+            doc! {
+                "_id": i,
+                "t": DateTime::from_millis(base + i64::try_from(rng.next(6 * 3_600_000)).unwrap_or(0)),
+                "m": { "sensor": sensors[usize::try_from(rng.next(3)).unwrap_or(0)] },
+                "v": i64::try_from(rng.next(100)).unwrap_or(0),
+            }
+        })
+        .collect();
+    for chunk in inserted.chunks(250) {
+        let reply = run(&db, doc! { "insert": "w", "documents": chunk.to_vec() }).await.expect("insert");
+        assert_eq!(reply.get_i32("n").ok(), Some(250));
+    }
+
+    // The buckets: mongod's v1 shape, _id time the rounded minimum, spans within an hour.
+    let buckets = all(&db, doc! { "find": "system.buckets.w", "batchSize": 10 }).await;
+    let mut unpacked_total = 0;
+    for bucket in &buckets {
+        let control = bucket.get_document("control").expect("control");
+        assert_eq!(control.get_i32("version").ok(), Some(1));
+        let min = control.get_document("min").and_then(|m| m.get_datetime("t")).expect("min").timestamp_millis();
+        let max = control.get_document("max").and_then(|m| m.get_datetime("t")).expect("max").timestamp_millis();
+        assert_eq!(min % 60_000, 0, "the minimum is rounded to the minute");
+        assert!(max - min < 3_600_000, "{bucket}");
+        let id_time = bucket.get_object_id("_id").expect("_id").timestamp().timestamp_millis();
+        assert_eq!(id_time, min);
+        let times = bucket.get_document("data").and_then(|d| d.get_document("t")).expect("times");
+        assert_eq!(times.keys().next().map(String::as_str), Some("0"));
+        unpacked_total += times.len();
+        assert!(bucket.get_document("meta").is_ok_and(|m| m.contains_key("sensor")));
+    }
+    assert_eq!(unpacked_total, 1000);
+    assert!(buckets.len() >= 18, "at least one bucket per sensor and hour: {}", buckets.len());
+
+    // A one-hour range for one sensor, sorted by _id, as computed here.
+    let (from, to) = (base + 2 * 3_600_000, base + 3 * 3_600_000);
+    let expected: Vec<Document> = {
+        let mut expected: Vec<Document> = inserted
+            .iter()
+            .filter(|d| {
+                let t = d.get_datetime("t").map(|t| t.timestamp_millis()).unwrap_or(0);
+                t >= from && t < to && d.get_document("m").and_then(|m| m.get_str("sensor")).ok() == Some("b")
+            })
+            .map(|d| {
+                // mongod's measurement order: time, meta, then the other fields.
+                doc! { "t": d.get("t").cloned().unwrap_or(Bson::Null), "m": d.get("m").cloned().unwrap_or(Bson::Null), "_id": d.get("_id").cloned().unwrap_or(Bson::Null), "v": d.get("v").cloned().unwrap_or(Bson::Null) }
+            })
+            .collect();
+        expected.sort_by_key(|d| d.get_i32("_id").unwrap_or(0));
+        expected
+    };
+    assert!(expected.len() > 20, "the range holds data: {}", expected.len());
+    let filter = doc! { "t": { "$gte": DateTime::from_millis(from), "$lt": DateTime::from_millis(to) }, "m.sensor": "b" };
+    run(&db, doc! { "profile": 2 }).await.expect("profile");
+    let found = all(&db, doc! { "find": "w", "filter": filter.clone(), "sort": { "_id": 1 }, "batchSize": 7 }).await;
+    run(&db, doc! { "profile": 0 }).await.expect("profile off");
+    assert_eq!(found, expected);
+    let profiled = all(&db, doc! { "find": "system.profile", "filter": { "ns": "ts.w", "op": "query" } }).await;
+    let examined = profiled.first().and_then(|p| p.get_i64("docsExamined").ok().or(p.get_i32("docsExamined").ok().map(i64::from))).expect("docsExamined");
+    // Only the buckets whose `_id` time (their rounded minimum) lies within one bucket span
+    // before the range, up to its end, are read.
+    let candidates = buckets
+        .iter()
+        .filter(|b| {
+            let id_time = b.get_object_id("_id").map(|id| id.timestamp().timestamp_millis()).unwrap_or(0);
+            id_time >= from - 3_600_000 && id_time < to
+        })
+        .count();
+    assert!(
+        i64::try_from(candidates).unwrap_or(0) >= examined && examined * 2 < i64::try_from(buckets.len()).unwrap_or(0),
+        "a one-hour range reads {examined} of {} buckets ({candidates} candidates)",
+        buckets.len()
+    );
+
+    // Projection, skip and limit after unpacking.
+    let projected = all(&db, doc! { "find": "w", "filter": filter.clone(), "sort": { "_id": 1 }, "projection": { "_id": 0, "v": 1 }, "skip": 2, "limit": 5 }).await;
+    let expected_values: Vec<Document> = expected.iter().skip(2).take(5).map(|d| doc! { "v": d.get("v").cloned().unwrap_or(Bson::Null) }).collect();
+    assert_eq!(projected, expected_values);
+
+    // count, distinct and aggregate read the measurements.
+    let counted = run(&db, doc! { "count": "w", "query": filter.clone() }).await.expect("count");
+    assert_eq!(counted.get_i32("n").ok().map(i64::from).or(counted.get_i64("n").ok()), Some(i64::try_from(expected.len()).unwrap_or(0)));
+    let distinct = run(&db, doc! { "distinct": "w", "key": "m.sensor" }).await.expect("distinct");
+    assert_eq!(distinct.get_array("values").expect("values"), &vec![Bson::from("a"), Bson::from("b"), Bson::from("c")]);
+    let grouped = all(&db, doc! { "aggregate": "w", "pipeline": [{ "$group": { "_id": "$m.sensor", "n": { "$sum": 1 }, "total": { "$sum": "$v" } } }, { "$sort": { "_id": 1 } }], "cursor": {} }).await;
+    for sensor in sensors {
+        let mine: Vec<&Document> = inserted.iter().filter(|d| d.get_document("m").and_then(|m| m.get_str("sensor")).ok() == Some(sensor)).collect();
+        let total: i64 = mine.iter().map(|d| d.get_i64("v").unwrap_or(0)).sum();
+        let row = grouped.iter().find(|g| g.get_str("_id").ok() == Some(sensor)).expect("row");
+        assert_eq!(row.get_i32("n").ok(), Some(i32::try_from(mine.len()).unwrap_or(0)), "{row}");
+        assert_eq!(row.get_i64("total").ok(), Some(total), "{row}");
+    }
+}
+
+#[tokio::test]
+async fn timeseries_insert_errors_are_per_document_and_ids_may_repeat() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ts");
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t" } }).await.expect("create");
+    let now = DateTime::from_millis(1_700_000_000_000);
+    let ordered = run(&db, doc! { "insert": "w", "documents": [{ "_id": 1, "t": now }, { "_id": 2 }, { "_id": 3, "t": now }] })
+        .await
+        .expect("reply");
+    assert_eq!(ordered.get_i32("n").ok(), Some(1));
+    let errors = ordered.get_array("writeErrors").expect("errors");
+    assert_eq!(errors.len(), 1);
+    let error = errors[0].as_document().expect("error");
+    assert_eq!(error.get_i32("index").ok(), Some(1));
+    assert_eq!(error.get_i32("code").ok(), Some(2));
+    assert_eq!(error.get_str("errmsg").ok(), Some("'t' must be present and contain a valid BSON UTC datetime value"));
+    let unordered = run(&db, doc! { "insert": "w", "ordered": false, "documents": [{ "_id": 1, "t": "no date" }, { "_id": 1, "t": now }, { "_id": 1, "t": now }] })
+        .await
+        .expect("reply");
+    assert_eq!(unordered.get_i32("n").ok(), Some(2));
+    assert_eq!(unordered.get_array("writeErrors").map(Vec::len).ok(), Some(1));
+    // Duplicate _ids are kept: three measurements with _id 1; the ordered insert stopped before _id 3.
+    let found = all(&db, doc! { "find": "w", "projection": { "_id": 1 } }).await;
+    let mut ids: Vec<i32> = found.iter().filter_map(|d| d.get_i32("_id").ok()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 1, 1]);
+}
+
+#[tokio::test]
+async fn timeseries_refused_writes_rename_and_drop() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ts");
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" } }).await.expect("create");
+    run(&db, doc! { "insert": "w", "documents": [{ "t": DateTime::now(), "m": 1 }] }).await.expect("insert");
+    let delete = run(&db, doc! { "delete": "w", "deletes": [{ "q": {}, "limit": 0 }] }).await.expect_err("delete");
+    assert_eq!(code(&delete), Some(238));
+    let update = run(&db, doc! { "update": "w", "updates": [{ "q": {}, "u": { "$set": { "m": 2 } }, "multi": true }] })
+        .await
+        .expect_err("update");
+    assert_eq!(code(&update), Some(238));
+    let collmod = run(&db, doc! { "collMod": "w", "validator": { "a": 1 } }).await.expect_err("collMod");
+    assert_eq!(code(&collmod), Some(238));
+    let rename = server.admin(doc! { "renameCollection": "ts.w", "to": "ts.v" }).await.expect_err("rename");
+    assert_eq!(code(&rename), Some(166));
+    let count = run(&db, doc! { "count": "w" }).await.expect("count");
+    assert_eq!(count.get_i32("n").ok(), Some(1), "nothing was written or removed");
+
+    run(&db, doc! { "drop": "w" }).await.expect("drop");
+    let names = db.list_collection_names().await.expect("names");
+    assert_eq!(names, ["system.views"], "the buckets went with the collection");
+}
+
+#[tokio::test]
+async fn timeseries_expire_after_seconds_deletes_whole_buckets() {
+    let server = TestServer::start(&["--setParameter", "ttlMonitorSleepSecs=1"]);
+    let client = server.client("").await;
+    let db = client.database("ts");
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" }, "expireAfterSeconds": 60 })
+        .await
+        .expect("create");
+    let now = DateTime::now().timestamp_millis();
+    // Two hours old (past expiry plus the one-hour bucket span) and fresh.
+    let old = DateTime::from_millis(now - 2 * 3_600_000 - 120_000);
+    run(&db, doc! { "insert": "w", "documents": [{ "t": old, "m": "old" }, { "t": DateTime::from_millis(now), "m": "new" }] })
+        .await
+        .expect("insert");
+    let gone = eventually_async(Duration::from_secs(20), || async {
+        let reply = run(&db, doc! { "count": "system.buckets.w" }).await.expect("count");
+        reply.get_i32("n").ok() == Some(1)
+    })
+    .await;
+    assert!(gone, "the old bucket expired");
+    let left = all(&db, doc! { "find": "w", "projection": { "_id": 0, "m": 1 } }).await;
+    assert_eq!(left, vec![doc! { "m": "new" }]);
+
+    // collMod's expireAfterSeconds applies to the buckets.
+    run(&db, doc! { "collMod": "w", "expireAfterSeconds": 7200 }).await.expect("collMod");
+    let listed = first_batch(&run(&db, doc! { "listCollections": 1, "filter": { "name": "w" } }).await.expect("list"));
+    assert_eq!(listed.first().and_then(|e| e.get_document("options").ok()).and_then(|o| o.get_i64("expireAfterSeconds").ok()), Some(7200));
+}
