@@ -195,10 +195,15 @@ async fn timeseries_inserts_bucket_and_reads_unpack_with_pushdown() {
     let filter = doc! { "t": { "$gte": DateTime::from_millis(from), "$lt": DateTime::from_millis(to) }, "m.sensor": "b" };
     run(&db, doc! { "profile": 2 }).await.expect("profile");
     let found = all(&db, doc! { "find": "w", "filter": filter.clone(), "sort": { "_id": 1 }, "batchSize": 7 }).await;
+    let aggregated = all(&db, doc! { "aggregate": "w", "pipeline": [{ "$match": filter.clone() }, { "$sort": { "_id": 1 } }], "cursor": {} }).await;
     run(&db, doc! { "profile": 0 }).await.expect("profile off");
     assert_eq!(found, expected);
-    let profiled = all(&db, doc! { "find": "system.profile", "filter": { "ns": "ts.w", "op": "query" } }).await;
-    let examined = profiled.first().and_then(|p| p.get_i64("docsExamined").ok().or(p.get_i32("docsExamined").ok().map(i64::from))).expect("docsExamined");
+    assert_eq!(aggregated, expected);
+    let profiled = all(&db, doc! { "find": "system.profile", "filter": { "ns": "ts.w", "op": { "$in": ["query", "command"] } } }).await;
+    let examined_of = |p: &Document| p.get_i64("docsExamined").ok().or(p.get_i32("docsExamined").ok().map(i64::from));
+    assert_eq!(profiled.len(), 2, "{profiled:?}");
+    let examined = examined_of(&profiled[0]).expect("docsExamined");
+    assert_eq!(examined_of(&profiled[1]), Some(examined), "aggregate reads the same buckets");
     // Only the buckets whose `_id` time (their rounded minimum) lies within one bucket span
     // before the range, up to its end, are read.
     let candidates = buckets
@@ -218,6 +223,17 @@ async fn timeseries_inserts_bucket_and_reads_unpack_with_pushdown() {
     let projected = all(&db, doc! { "find": "w", "filter": filter.clone(), "sort": { "_id": 1 }, "projection": { "_id": 0, "v": 1 }, "skip": 2, "limit": 5 }).await;
     let expected_values: Vec<Document> = expected.iter().skip(2).take(5).map(|d| doc! { "v": d.get("v").cloned().unwrap_or(Bson::Null) }).collect();
     assert_eq!(projected, expected_values);
+
+    // collStats: the buckets' statistics under the collection's name.
+    let stats = run(&db, doc! { "collStats": "w" }).await.expect("collStats");
+    assert_eq!(stats.get_str("ns").ok(), Some("ts.w"));
+    assert!(!stats.contains_key("count"), "{stats}");
+    let timeseries = stats.get_document("timeseries").expect("timeseries");
+    assert_eq!(timeseries.get_str("bucketsNs").ok(), Some("ts.system.buckets.w"));
+    assert_eq!(timeseries.get_i64("bucketCount").ok(), Some(i64::try_from(buckets.len()).unwrap_or(0)));
+    let staged = all(&db, doc! { "aggregate": "w", "pipeline": [{ "$collStats": { "storageStats": {} } }], "cursor": {} }).await;
+    let staged = staged.first().and_then(|s| s.get_document("storageStats").ok()).expect("storageStats");
+    assert_eq!(staged.get_document("timeseries").ok(), Some(timeseries));
 
     // count, distinct and aggregate read the measurements.
     let counted = run(&db, doc! { "count": "w", "query": filter.clone() }).await.expect("count");

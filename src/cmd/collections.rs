@@ -672,6 +672,11 @@ pub fn coll_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
     let ns = req.namespace()?;
     let scale = scale_arg(req)?;
     let storage = &ctx.state.storage;
+    if storage.collection(&ns).is_none()
+        && let Some((buckets, _)) = super::timeseries::buckets_of(storage, &ns)?
+    {
+        return super::timeseries::storage_stats(storage, &ns, &buckets, scale);
+    }
     let collection = storage
         .collection(&ns)
         .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("Collection [{ns}] not found.")))?;
@@ -732,7 +737,12 @@ pub(super) fn coll_stats_stage(ctx: &RequestCtx<'_>, target: &Target, stage: &Ra
         return Err(Error::new(ErrorCode::FailedToParse, "$collStats must take a nested object"));
     };
     let storage = &ctx.state.storage;
-    let collection = target.collection.as_ref().ok_or_else(|| {
+    // A time-series collection's statistics are its buckets'.
+    let timeseries = match &target.collection {
+        None => super::timeseries::buckets_of(storage, ns)?.map(|(buckets, _)| buckets),
+        Some(_) => None,
+    };
+    let collection = target.collection.as_ref().or(timeseries.as_ref()).ok_or_else(|| {
         Error::new(
             ErrorCode::NamespaceNotFound,
             format!("Unable to retrieve storageStats in $collStats stage :: caused by :: Collection [{ns}] not found."),
@@ -757,7 +767,11 @@ pub(super) fn coll_stats_stage(ctx: &RequestCtx<'_>, target: &Target, stage: &Ra
                     },
                     _ => 1,
                 };
-                out.insert("storageStats", storage_stats(storage, collection, scale)?);
+                let stats = match &timeseries {
+                    Some(buckets) => super::timeseries::storage_stats(storage, ns, buckets, scale)?,
+                    None => storage_stats(storage, collection, scale)?,
+                };
+                out.insert("storageStats", stats);
             }
             "latencyStats" => {
                 let histograms = match value {

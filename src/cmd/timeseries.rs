@@ -416,3 +416,28 @@ pub fn check_coll_mod(req: &CommandRequest) -> Result<()> {
     }
     Ok(())
 }
+
+/// `collStats` (and `$collStats`' `storageStats`) of the time-series collection `ns`: its
+/// buckets' storage statistics under its name, without `count` and `avgObjSize` (which would
+/// count buckets), and a `timeseries` document with what this server counts: `bucketsNs`,
+/// `bucketCount` and `avgBucketSize`.
+///
+/// # Errors
+/// Storage errors.
+pub fn storage_stats(storage: &Storage, ns: &Namespace, buckets: &Collection, scale: u64) -> Result<Document> {
+    let mut stats = super::collections::storage_stats(storage, buckets, scale)?;
+    let (bytes, count) = storage.collection_size(buckets)?;
+    stats.insert("ns", ns.full());
+    stats.remove("count");
+    stats.remove("avgObjSize");
+    let to_long = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    stats.insert(
+        "timeseries",
+        doc! {
+            "bucketsNs": buckets.ns.full(),
+            "bucketCount": to_long(count),
+            "avgBucketSize": bytes.checked_div(count).map_or(0, to_long),
+        },
+    );
+    Ok(stats)
+}
