@@ -286,8 +286,9 @@ async fn timeseries_refused_writes_rename_and_drop() {
     let db = client.database("ts");
     run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" } }).await.expect("create");
     run(&db, doc! { "insert": "w", "documents": [{ "t": DateTime::now(), "m": 1 }] }).await.expect("insert");
-    let delete = run(&db, doc! { "delete": "w", "deletes": [{ "q": {}, "limit": 0 }] }).await.expect_err("delete");
-    assert_eq!(code(&delete), Some(238));
+    let delete_one = run(&db, doc! { "delete": "w", "deletes": [{ "q": {}, "limit": 1 }] }).await.expect("reply");
+    let errors = delete_one.get_array("writeErrors").expect("errors");
+    assert_eq!(errors[0].as_document().and_then(|e| e.get_i32("code").ok()), Some(238));
     let update = run(&db, doc! { "update": "w", "updates": [{ "q": {}, "u": { "$set": { "m": 2 } }, "multi": true }] })
         .await
         .expect_err("update");
@@ -302,6 +303,41 @@ async fn timeseries_refused_writes_rename_and_drop() {
     run(&db, doc! { "drop": "w" }).await.expect("drop");
     let names = db.list_collection_names().await.expect("names");
     assert_eq!(names, ["system.views"], "the buckets went with the collection");
+}
+
+#[tokio::test]
+async fn timeseries_delete_removes_matching_measurements_and_keeps_the_rest() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ts");
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" } }).await.expect("create");
+    let base = 1_700_000_000_000_i64;
+    let inserted: Vec<Document> = (0..300)
+        .map(|i: i64| doc! { "_id": i, "t": DateTime::from_millis(base + i * 60_000), "m": i % 3, "v": i % 10 })
+        .collect();
+    run(&db, doc! { "insert": "w", "documents": inserted.clone() }).await.expect("insert");
+    // Any filter: measurements with v < 3 in meta 1, and everything of meta 2 in the first hour.
+    let reply = run(&db, doc! { "delete": "w", "deletes": [
+        { "q": { "m": 1, "v": { "$lt": 3 } }, "limit": 0 },
+        { "q": { "m": 2, "t": { "$lt": DateTime::from_millis(base + 3_600_000) } }, "limit": 0 },
+    ] })
+    .await
+    .expect("delete");
+    let gone = |d: &Document| {
+        let (m, v, t) = (d.get_i64("m").unwrap_or(0), d.get_i64("v").unwrap_or(0), d.get_i64("_id").unwrap_or(0) * 60_000);
+        (m == 1 && v < 3) || (m == 2 && t < 3_600_000)
+    };
+    let expected_deleted = inserted.iter().filter(|d| gone(d)).count();
+    assert_eq!(reply.get_i32("n").ok(), Some(i32::try_from(expected_deleted).unwrap_or(0)));
+    let mut left: Vec<i64> = all(&db, doc! { "find": "w", "projection": { "_id": 1 } }).await.iter().filter_map(|d| d.get_i64("_id").ok()).collect();
+    left.sort_unstable();
+    let expected: Vec<i64> = inserted.iter().filter(|d| !gone(d)).filter_map(|d| d.get_i64("_id").ok()).collect();
+    assert_eq!(left, expected);
+    // deleteMany({}) empties it, buckets and all.
+    let reply = run(&db, doc! { "delete": "w", "deletes": [{ "q": {}, "limit": 0 }] }).await.expect("delete all");
+    assert_eq!(reply.get_i32("n").ok(), Some(i32::try_from(expected.len()).unwrap_or(0)));
+    let buckets = run(&db, doc! { "count": "system.buckets.w" }).await.expect("count");
+    assert_eq!(buckets.get_i32("n").ok(), Some(0));
 }
 
 #[tokio::test]

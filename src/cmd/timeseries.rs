@@ -441,3 +441,50 @@ pub fn storage_stats(storage: &Storage, ns: &Namespace, buckets: &Collection, sc
     );
     Ok(stats)
 }
+
+/// Deletes the measurements `filter` (parsed from `query`) matches, as mongod 7.0 allows on a
+/// time-series collection (any filter): under the bucket collection's write lock, each bucket
+/// the pushed-down filter can match is unpacked; a bucket with matches is removed, and its
+/// other measurements are written back into new buckets, all in one batch. Returns how many
+/// measurements went and the batch's durability ticket.
+///
+/// # Errors
+/// Corrupt buckets; storage errors (nothing is written then).
+pub fn delete(
+    storage: &Storage,
+    (buckets, spec): (&Arc<Collection>, &TimeseriesSpec),
+    query: &RawDocument,
+    filter: &crate::query::Filter,
+) -> Result<(i64, Option<crate::storage::DurabilityTicket>)> {
+    let pushed = Document::try_from(query)
+        .ok()
+        .and_then(|query| crate::query::timeseries::bucket_filter(spec, &query))
+        .map(|pushed| crate::exec::pipeline::raw(&pushed).and_then(|raw| Ok(crate::query::Filter::parse(&raw)?)))
+        .transpose()?;
+    let mut writer = storage.writer(buckets)?;
+    let mut deleted = 0i64;
+    let mut rewrite = Vec::new();
+    for bucket in storage.snapshot().scan(buckets, crate::storage::Direction::Forward) {
+        let bucket = bucket?;
+        if pushed.as_ref().is_some_and(|pushed| !pushed.matches(&bucket)) {
+            continue;
+        }
+        let measurements = crate::query::timeseries::unpack(spec, &bucket)?;
+        let before = measurements.len();
+        let kept: Vec<_> = measurements.into_iter().filter(|m| !filter.matches(m)).collect();
+        if kept.len() == before {
+            continue;
+        }
+        deleted += i64::try_from(before - kept.len()).unwrap_or(i64::MAX);
+        let id = bucket.get("_id").ok().flatten().ok_or_else(|| {
+            Error::new(ErrorCode::InternalError, "invalid time-series bucket: no _id")
+        })?;
+        writer.delete(id)?;
+        rewrite.extend(kept);
+    }
+    let kept: Vec<&RawDocument> = rewrite.iter().map(|m| m.as_ref()).collect();
+    for bucket in crate::query::timeseries::build_buckets(spec, &kept)? {
+        writer.insert(crate::exec::pipeline::raw(&bucket)?)?;
+    }
+    Ok((deleted, writer.commit()?))
+}

@@ -310,6 +310,62 @@ fn insert_measurements(
     reply.finish(&errors)
 }
 
+/// A `delete` on a time-series collection: each statement removes the measurements its
+/// filter matches (see [`super::timeseries::delete`]); `limit: 1` answers 238 as that
+/// statement's write error.
+fn delete_measurements(
+    ctx: &mut RequestCtx<'_>,
+    buckets: (&Arc<Collection>, &crate::query::timeseries::TimeseriesSpec),
+    statements: &[(&RawDocument, i64)],
+    vars: Option<&Variables>,
+    (ordered, journal): (bool, bool),
+) -> Result<Reply> {
+    if ctx.txn.is_some() {
+        return Err(Error::new(
+            ErrorCode::NotImplemented,
+            "deletes from a time-series collection in a transaction are not built in this server",
+        ));
+    }
+    let storage = &ctx.state.storage;
+    let (mut deleted, mut errors, mut ticket) = (0i64, Vec::new(), None);
+    for (index, (statement, limit)) in statements.iter().enumerate() {
+        let outcome = (|| {
+            if *limit != 0 {
+                return Err(Error::new(
+                    ErrorCode::NotImplemented,
+                    "a delete with limit: 1 on a time-series collection is not built in this server",
+                ));
+            }
+            let query = match statement.get("q").ok().flatten() {
+                Some(RawBsonRef::Document(q)) => q,
+                other => return Err(statement_field_error("delete.deletes", "q", other, "object")),
+            };
+            let collation =
+                super::collation::resolve(statement.get("collation").ok().flatten(), "delete.deletes.collation", None)?;
+            let filter = parse_filter(query, vars, collation.as_ref())?;
+            super::timeseries::delete(storage, buckets, query, &filter)
+        })();
+        ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok((n, committed)) => {
+                deleted += n;
+                ticket = committed.or(ticket);
+            }
+            Err(error) if error.code().is_interruption() => return Err(error),
+            Err(error) => {
+                errors.push(error.to_write_error(index));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    acknowledge(ctx, journal, ticket);
+    let mut reply = WriteReply::new();
+    reply.0.append(cstr!("n"), i32::try_from(deleted).unwrap_or(i32::MAX));
+    reply.finish(&errors)
+}
+
 /// The reply of a write command, `{n, ..., upserted, writeErrors}`, built raw.
 struct WriteReply(ReplyBuilder);
 
@@ -820,7 +876,9 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let target = Target::for_write(ctx, ns);
     let storage = &ctx.state.storage;
     if target.collection.is_none() {
-        super::timeseries::refuse_modification(storage, &target.ns, "deletes")?;
+        if let Some((buckets, spec)) = super::timeseries::buckets_of(storage, &target.ns)? {
+            return delete_measurements(ctx, (&buckets, &spec), &statements, vars.as_ref(), (ordered, journal));
+        }
         crate::exec::views::refuse_view(storage, &target.ns)?;
     }
     let mut txn = ctx.txn.take();
