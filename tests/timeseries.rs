@@ -289,10 +289,8 @@ async fn timeseries_refused_writes_rename_and_drop() {
     let delete_one = run(&db, doc! { "delete": "w", "deletes": [{ "q": {}, "limit": 1 }] }).await.expect("reply");
     let errors = delete_one.get_array("writeErrors").expect("errors");
     assert_eq!(errors[0].as_document().and_then(|e| e.get_i32("code").ok()), Some(238));
-    let update = run(&db, doc! { "update": "w", "updates": [{ "q": {}, "u": { "$set": { "m": 2 } }, "multi": true }] })
-        .await
-        .expect_err("update");
-    assert_eq!(code(&update), Some(238));
+    let hinted = run(&db, doc! { "delete": "w", "deletes": [{ "q": {}, "limit": 0, "hint": { "_id": 1 } }] }).await.expect("reply");
+    assert_eq!(hinted.get_array("writeErrors").ok().and_then(|e| e[0].as_document()).and_then(|e| e.get_i32("code").ok()), Some(238));
     let collmod = run(&db, doc! { "collMod": "w", "validator": { "a": 1 } }).await.expect_err("collMod");
     assert_eq!(code(&collmod), Some(238));
     let rename = server.admin(doc! { "renameCollection": "ts.w", "to": "ts.v" }).await.expect_err("rename");
@@ -338,6 +336,40 @@ async fn timeseries_delete_removes_matching_measurements_and_keeps_the_rest() {
     assert_eq!(reply.get_i32("n").ok(), Some(i32::try_from(expected.len()).unwrap_or(0)));
     let buckets = run(&db, doc! { "count": "system.buckets.w" }).await.expect("count");
     assert_eq!(buckets.get_i32("n").ok(), Some(0));
+}
+
+#[tokio::test]
+async fn timeseries_update_changes_the_meta_field_only_as_mongod_allows() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ts");
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" } }).await.expect("create");
+    let base = 1_700_000_000_000_i64;
+    let documents: Vec<Document> =
+        (0..30).map(|i: i64| doc! { "_id": i, "t": DateTime::from_millis(base + i * 1000), "m": { "k": i % 3 }, "v": i }).collect();
+    run(&db, doc! { "insert": "w", "documents": documents }).await.expect("insert");
+    let refusals = [
+        (doc! { "q": { "m.k": 1 }, "u": { "$set": { "m.k": 5 } } }, "Cannot perform a non-multi update on a time-series collection"),
+        (doc! { "q": { "m.k": 1 }, "u": { "$set": { "m.k": 5 } }, "multi": true, "upsert": true }, "Cannot perform an upsert on a time-series collection"),
+        (doc! { "q": { "v": 1 }, "u": { "$set": { "m.k": 5 } }, "multi": true }, "Cannot perform an update or delete on a time-series collection when querying on a field that is not the metaField 'm'"),
+        (doc! { "q": { "m.k": 1 }, "u": { "$set": { "v": 5 } }, "multi": true }, "Cannot perform an update on a time-series collection which updates a field that is not the metaField 'm'"),
+    ];
+    for (statement, message) in refusals {
+        let reply = run(&db, doc! { "update": "w", "updates": [statement.clone()] }).await.expect("reply");
+        let error = reply.get_array("writeErrors").ok().and_then(|e| e[0].as_document().cloned()).expect("error");
+        assert_eq!(error.get_i32("code").ok(), Some(72), "{statement}");
+        assert_eq!(error.get_str("errmsg").ok(), Some(message), "{statement}");
+    }
+    let reply = run(&db, doc! { "update": "w", "updates": [{ "q": { "m.k": 1 }, "u": { "$set": { "m.k": 7 } }, "multi": true }] })
+        .await
+        .expect("update");
+    assert_eq!(reply.get_i32("n").ok(), Some(10));
+    assert_eq!(reply.get_i32("nModified").ok(), Some(10));
+    let mut moved: Vec<i64> = all(&db, doc! { "find": "w", "filter": { "m.k": 7 } }).await.iter().filter_map(|d| d.get_i64("_id").ok()).collect();
+    moved.sort_unstable();
+    assert_eq!(moved, (0..30).filter(|i| i % 3 == 1).collect::<Vec<i64>>());
+    let none_left = run(&db, doc! { "count": "w", "query": { "m.k": 1 } }).await.expect("count");
+    assert_eq!(none_left.get_i32("n").ok(), Some(0));
 }
 
 #[tokio::test]

@@ -383,17 +383,20 @@ pub fn insert(
     Ok((i64::try_from(accepted.len()).unwrap_or(i64::MAX), errors, ticket))
 }
 
-/// 238 NotImplemented for a write this server does not build on a time-series collection
-/// (`what`: "updates", "deletes", "findAndModify").
+/// 238 NotImplemented for a statement field this server does not apply on a time-series
+/// collection (`allowed`: those it does), so no option is taken and ignored.
 ///
 /// # Errors
-/// That error when `ns` is a time-series collection; storage errors.
-pub fn refuse_modification(storage: &Storage, ns: &Namespace, what: &str) -> Result<()> {
-    if buckets_of(storage, ns)?.is_some() {
-        return Err(Error::new(
-            ErrorCode::NotImplemented,
-            format!("{what} on a time-series collection ({ns}) are not built in this server"),
-        ));
+/// That error, naming the field.
+pub fn check_statement_fields(statement: &RawDocument, command: &str, allowed: &[&str]) -> Result<()> {
+    for element in statement {
+        let (key, _) = element.map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()))?;
+        if !allowed.contains(&key.as_str()) {
+            return Err(Error::new(
+                ErrorCode::NotImplemented,
+                format!("'{}' in a {command} of a time-series collection is not built in this server", key.as_str()),
+            ));
+        }
     }
     Ok(())
 }
@@ -487,4 +490,138 @@ pub fn delete(
         writer.insert(crate::exec::pipeline::raw(&bucket)?)?;
     }
     Ok((deleted, writer.commit()?))
+}
+
+/// 72 InvalidOptions with `message`.
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::InvalidOptions, message)
+}
+
+/// `path` with the metaField `meta` renamed to the buckets' `meta` (`m.a` becomes `meta.a`),
+/// or `None` when `path` is not the metaField or under it.
+fn meta_path(path: &str, meta: &str) -> Option<String> {
+    if path == meta {
+        return Some("meta".to_owned());
+    }
+    path.strip_prefix(meta).and_then(|rest| rest.strip_prefix('.')).map(|rest| format!("meta.{rest}"))
+}
+
+/// A time-series update's query as a query on buckets, mongod 7.0's `translateQuery`: every
+/// field it names must be the metaField (or under it), through `$and`, `$or` and `$nor`.
+fn translate_query(query: &Document, meta: &str) -> Result<Document> {
+    let not_meta = || {
+        invalid(format!(
+            "Cannot perform an update or delete on a time-series collection when querying on a field that is not \
+             the metaField '{meta}'"
+        ))
+    };
+    let mut out = Document::new();
+    for (key, value) in query {
+        if matches!(key.as_str(), "$and" | "$or" | "$nor") {
+            let Bson::Array(parts) = value else { return Err(not_meta()) };
+            let mut translated = Vec::with_capacity(parts.len());
+            for part in parts {
+                let Bson::Document(part) = part else { return Err(not_meta()) };
+                translated.push(Bson::Document(translate_query(part, meta)?));
+            }
+            out.insert(key.clone(), translated);
+        } else {
+            out.insert(meta_path(key, meta).ok_or_else(not_meta)?, value.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A time-series update's modification as one on buckets, mongod 7.0's `translateUpdate`:
+/// update operators whose every field is the metaField (or under it).
+fn translate_update(update: &Document, meta: &str) -> Result<Document> {
+    if !update.keys().next().is_some_and(|key| key.starts_with('$')) {
+        return Err(invalid("Cannot perform an update on a time-series collection using a replacement document"));
+    }
+    let not_meta = || {
+        invalid(format!(
+            "Cannot perform an update on a time-series collection which updates a field that is not the metaField \
+             '{meta}'"
+        ))
+    };
+    let mut out = Document::new();
+    for (operator, fields) in update {
+        let Bson::Document(fields) = fields else { return Err(not_meta()) };
+        let mut translated = Document::new();
+        for (path, value) in fields {
+            let value = match (operator.as_str(), value) {
+                // `$rename`'s target is a field too.
+                ("$rename", Bson::String(to)) => Bson::String(meta_path(to, meta).ok_or_else(not_meta)?),
+                _ => value.clone(),
+            };
+            translated.insert(meta_path(path, meta).ok_or_else(not_meta)?, value);
+        }
+        out.insert(operator.clone(), translated);
+    }
+    Ok(out)
+}
+
+/// One `update` statement on a time-series collection, as mongod 7.0 allows it: `multi:
+/// true`, no upsert, a query and an update-operator modification on the metaField only. The
+/// buckets whose `meta` matches are updated, in one batch; returns how many measurements they
+/// hold (matched, modified) and the batch's durability ticket.
+///
+/// # Errors
+/// 72 InvalidOptions (mongod's messages) for anything else; the query's and update's parse
+/// errors; storage errors.
+pub fn update(
+    storage: &Storage,
+    (buckets, spec): (&Arc<Collection>, &TimeseriesSpec),
+    statement: &RawDocument,
+    vars: Option<&crate::query::expr::Variables>,
+) -> Result<(i64, i64, Option<crate::storage::DurabilityTicket>)> {
+    let Some(meta) = &spec.meta_field else {
+        return Err(invalid("Cannot perform an update on a time-series collection that does not have a metaField"));
+    };
+    check_statement_fields(statement, "update", &["q", "u", "multi", "upsert"])?;
+    if !matches!(statement.get("multi"), Ok(Some(RawBsonRef::Boolean(true)))) {
+        return Err(invalid("Cannot perform a non-multi update on a time-series collection"));
+    }
+    if matches!(statement.get("upsert"), Ok(Some(RawBsonRef::Boolean(true)))) {
+        return Err(invalid("Cannot perform an upsert on a time-series collection"));
+    }
+    let decode = |raw: &RawDocument| Document::try_from(raw).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()));
+    let query = match statement.get("q") {
+        Ok(Some(RawBsonRef::Document(q))) => decode(q)?,
+        _ => Document::new(),
+    };
+    let modification = match statement.get("u") {
+        Ok(Some(RawBsonRef::Document(u))) => decode(u)?,
+        _ => return Err(invalid("Cannot perform an update on a time-series collection using a pipeline update")),
+    };
+    let query = crate::exec::pipeline::raw(&translate_query(&query, meta)?)?;
+    let modification = crate::exec::pipeline::raw(&translate_update(&modification, meta)?)?;
+    let mut filter = crate::query::Filter::parse(&query)?;
+    if let Some(vars) = vars {
+        filter = filter.with_variables(vars);
+    }
+    let modification = crate::query::Update::parse(&modification)?;
+    let mut writer = storage.writer(buckets)?;
+    let (mut matched, mut modified) = (0i64, 0i64);
+    for bucket in storage.snapshot().scan(buckets, crate::storage::Direction::Forward) {
+        let bucket = bucket?;
+        if !filter.matches(&bucket) {
+            continue;
+        }
+        let measurements = match bucket.get("data") {
+            Ok(Some(RawBsonRef::Document(data))) => match data.get(&spec.time_field) {
+                Ok(Some(RawBsonRef::Document(times))) => times.iter().count(),
+                _ => 0,
+            },
+            _ => 0,
+        };
+        let measurements = i64::try_from(measurements).unwrap_or(i64::MAX);
+        matched += measurements;
+        let mut document = decode(&bucket)?;
+        if modification.apply(&mut document, false)? {
+            modified += measurements;
+            writer.replace(crate::exec::pipeline::raw(&document)?)?;
+        }
+    }
+    Ok((matched, modified, writer.commit()?))
 }

@@ -330,6 +330,7 @@ fn delete_measurements(
     let (mut deleted, mut errors, mut ticket) = (0i64, Vec::new(), None);
     for (index, (statement, limit)) in statements.iter().enumerate() {
         let outcome = (|| {
+            super::timeseries::check_statement_fields(statement, "delete", &["q", "limit", "collation"])?;
             if *limit != 0 {
                 return Err(Error::new(
                     ErrorCode::NotImplemented,
@@ -363,6 +364,49 @@ fn delete_measurements(
     acknowledge(ctx, journal, ticket);
     let mut reply = WriteReply::new();
     reply.0.append(cstr!("n"), i32::try_from(deleted).unwrap_or(i32::MAX));
+    reply.finish(&errors)
+}
+
+/// An `update` on a time-series collection: each statement updates the metaField of the
+/// measurements it selects (see [`super::timeseries::update`]); a statement mongod 7.0 refuses
+/// is that statement's write error.
+fn update_measurements(
+    ctx: &mut RequestCtx<'_>,
+    buckets: (&Arc<Collection>, &crate::query::timeseries::TimeseriesSpec),
+    statements: &[&RawDocument],
+    vars: Option<&Variables>,
+    (ordered, journal): (bool, bool),
+) -> Result<Reply> {
+    if ctx.txn.is_some() {
+        return Err(Error::new(
+            ErrorCode::NotImplemented,
+            "updates of a time-series collection in a transaction are not built in this server",
+        ));
+    }
+    let storage = &ctx.state.storage;
+    let (mut matched, mut modified, mut errors, mut ticket) = (0i64, 0i64, Vec::new(), None);
+    for (index, statement) in statements.iter().enumerate() {
+        ctx.state.counters.opcounters.update.fetch_add(1, Ordering::Relaxed);
+        match super::timeseries::update(storage, buckets, statement, vars) {
+            Ok((n, changed, committed)) => {
+                matched += n;
+                modified += changed;
+                ticket = committed.or(ticket);
+            }
+            Err(error) if error.code().is_interruption() => return Err(error),
+            Err(error) => {
+                errors.push(error.to_write_error(index));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    ctx.op.docs.updated.fetch_add(u64::try_from(modified).unwrap_or(0), Ordering::Relaxed);
+    acknowledge(ctx, journal, ticket);
+    let mut reply = WriteReply::new();
+    reply.count(cstr!("n"), matched);
+    reply.count(cstr!("nModified"), modified);
     reply.finish(&errors)
 }
 
@@ -594,8 +638,10 @@ impl<'a> UpdateArgs<'a> {
 pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let UpdateArgs { common: WriteCommon { ns, ordered, journal }, bypass, statements, vars } = UpdateArgs::parse(req)?;
     let mut target = Target::for_write(ctx, ns);
-    if target.collection.is_none() {
-        super::timeseries::refuse_modification(&ctx.state.storage, &target.ns, "updates")?;
+    if target.collection.is_none()
+        && let Some((buckets, spec)) = super::timeseries::buckets_of(&ctx.state.storage, &target.ns)?
+    {
+        return update_measurements(ctx, (&buckets, &spec), &statements, vars.as_ref(), (ordered, journal));
     }
     let mut txn = ctx.txn.take();
     let stats = Arc::new(ExecStats::default());
