@@ -293,6 +293,8 @@ async fn timeseries_refused_writes_rename_and_drop() {
     assert_eq!(hinted.get_array("writeErrors").ok().and_then(|e| e[0].as_document()).and_then(|e| e.get_i32("code").ok()), Some(238));
     let collmod = run(&db, doc! { "collMod": "w", "validator": { "a": 1 } }).await.expect_err("collMod");
     assert_eq!(code(&collmod), Some(238));
+    let view = run(&db, doc! { "create": "v", "viewOn": "system.buckets.w", "pipeline": [] }).await.expect_err("view");
+    assert_eq!(code(&view), Some(73));
     let rename = server.admin(doc! { "renameCollection": "ts.w", "to": "ts.v" }).await.expect_err("rename");
     assert_eq!(code(&rename), Some(166));
     let count = run(&db, doc! { "count": "w" }).await.expect("count");

@@ -222,6 +222,12 @@ fn create_view(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: Namespace) -> Res
             return Err(Error::new(ErrorCode::InvalidOptions, format!("option not supported on a view: {key}")));
         }
     }
+    if view_on.starts_with(crate::query::timeseries::BUCKETS_PREFIX) {
+        return Err(Error::new(
+            ErrorCode::InvalidNamespace,
+            "Cannot create view on a system.buckets namespace except by creating a time-series collection",
+        ));
+    }
     let collation =
         super::collation::resolve(req.get("collation"), "create.collation", None)?.map(|c| c.spec().to_document());
     let view = views::ViewDefinition { ns, view_on, pipeline, collation };
