@@ -362,6 +362,13 @@ async fn timeseries_update_changes_the_meta_field_only_as_mongod_allows() {
         assert_eq!(error.get_i32("code").ok(), Some(72), "{statement}");
         assert_eq!(error.get_str("errmsg").ok(), Some(message), "{statement}");
     }
+    // Ordered: a refused statement stops the rest; unordered: the rest run.
+    let refused = doc! { "q": { "m.k": 1 }, "u": { "$set": { "m.k": 5 } } };
+    let valid = doc! { "q": { "m.k": 2 }, "u": { "$set": { "m.k": 8 } }, "multi": true };
+    let ordered = run(&db, doc! { "update": "w", "updates": [refused.clone(), valid.clone()] }).await.expect("reply");
+    assert_eq!((ordered.get_i32("n").ok(), ordered.get_array("writeErrors").map(Vec::len).ok()), (Some(0), Some(1)));
+    let unordered = run(&db, doc! { "update": "w", "updates": [refused, valid], "ordered": false }).await.expect("reply");
+    assert_eq!((unordered.get_i32("n").ok(), unordered.get_array("writeErrors").map(Vec::len).ok()), (Some(10), Some(1)));
     let reply = run(&db, doc! { "update": "w", "updates": [{ "q": { "m.k": 1 }, "u": { "$set": { "m.k": 7 } }, "multi": true }] })
         .await
         .expect("update");
