@@ -28,6 +28,7 @@ async fn run(db: &Database, command: Document) -> mongodb::error::Result<Documen
 }
 
 /// Every document of a cursor command (first batch and the getMores).
+#[expect(clippy::expect_used, reason = "a test helper: a failed command fails the test")]
 async fn all(db: &Database, command: Document) -> Vec<Document> {
     let reply = run(db, command).await.expect("command");
     let mut out = first_batch(&reply);
@@ -52,21 +53,77 @@ async fn timeseries_create_checks_options_and_lists_as_mongod() {
         (doc! { "timeseries": {} }, 40414, "BSON field 'create.timeseries.timeField' is missing but a required field"),
         (doc! { "timeseries": { "timeField": 1 } }, 14, ""),
         (doc! { "timeseries": 1 }, 14, ""),
-        (doc! { "timeseries": { "timeField": "t", "x": 1 } }, 40415, "BSON field 'create.timeseries.x' is an unknown field."),
+        (
+            doc! { "timeseries": { "timeField": "t", "x": 1 } },
+            40415,
+            "BSON field 'create.timeseries.x' is an unknown field.",
+        ),
         (doc! { "timeseries": { "timeField": "t", "metaField": "_id" } }, 72, "'metaField' cannot be \"_id\""),
-        (doc! { "timeseries": { "timeField": "t", "metaField": "t" } }, 72, "'metaField' cannot be the same as 'timeField'"),
-        (doc! { "timeseries": { "timeField": "t", "metaField": "a.b" } }, 72, "ts.bad: 'metaField' must be a top-level field and not contain a '.'"),
-        (doc! { "timeseries": { "timeField": "a.t" } }, 72, "ts.bad: 'timeField' must be a top-level field and not contain a '.'"),
-        (doc! { "timeseries": { "timeField": "t", "granularity": "days" } }, 2, "Enumeration value 'days' for field 'create.timeseries.granularity' is not a valid value."),
-        (doc! { "timeseries": { "timeField": "t", "granularity": "minutes", "bucketMaxSpanSeconds": 3600 } }, 72, "Timeseries 'bucketMaxSpanSeconds' is not configurable to a value other than the default of 86400 for the provided granularity"),
-        (doc! { "timeseries": { "timeField": "t", "granularity": "hours", "bucketRoundingSeconds": 60 } }, 72, "Timeseries 'bucketRoundingSeconds' is not configurable to a value other than the default of 86400 for the provided granularity"),
-        (doc! { "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 100 } }, 72, "Timeseries 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' need to be set alongside each other"),
-        (doc! { "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 100, "bucketRoundingSeconds": 50 } }, 72, "Timeseries 'bucketRoundingSeconds' needs to be equal to 'bucketMaxSpanSeconds'"),
-        (doc! { "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 0, "bucketRoundingSeconds": 0 } }, 51024, "BSON field 'bucketMaxSpanSeconds' value must be >= 1, actual value '0'"),
-        (doc! { "timeseries": { "timeField": "t" }, "capped": true, "size": 4096 }, 72, "ts.bad: 'timeseries' is not allowed with 'capped'"),
-        (doc! { "timeseries": { "timeField": "t" }, "validator": { "a": 1 } }, 72, "ts.bad: 'timeseries' is not allowed with 'validator'"),
-        (doc! { "timeseries": { "timeField": "t" }, "clusteredIndex": { "key": { "_id": 1 }, "unique": true } }, 72, "ts.bad: 'timeseries' is not allowed with 'clusteredIndex'"),
-        (doc! { "timeseries": { "timeField": "t" }, "expireAfterSeconds": -1 }, 72, "TTL index 'expireAfterSeconds' option cannot be less than 0"),
+        (
+            doc! { "timeseries": { "timeField": "t", "metaField": "t" } },
+            72,
+            "'metaField' cannot be the same as 'timeField'",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t", "metaField": "a.b" } },
+            72,
+            "ts.bad: 'metaField' must be a top-level field and not contain a '.'",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "a.t" } },
+            72,
+            "ts.bad: 'timeField' must be a top-level field and not contain a '.'",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t", "granularity": "days" } },
+            2,
+            "Enumeration value 'days' for field 'create.timeseries.granularity' is not a valid value.",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t", "granularity": "minutes", "bucketMaxSpanSeconds": 3600 } },
+            72,
+            "Timeseries 'bucketMaxSpanSeconds' is not configurable to a value other than the default of 86400 for the provided granularity",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t", "granularity": "hours", "bucketRoundingSeconds": 60 } },
+            72,
+            "Timeseries 'bucketRoundingSeconds' is not configurable to a value other than the default of 86400 for the provided granularity",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 100 } },
+            72,
+            "Timeseries 'bucketMaxSpanSeconds' and 'bucketRoundingSeconds' need to be set alongside each other",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 100, "bucketRoundingSeconds": 50 } },
+            72,
+            "Timeseries 'bucketRoundingSeconds' needs to be equal to 'bucketMaxSpanSeconds'",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t", "bucketMaxSpanSeconds": 0, "bucketRoundingSeconds": 0 } },
+            51024,
+            "BSON field 'bucketMaxSpanSeconds' value must be >= 1, actual value '0'",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t" }, "capped": true, "size": 4096 },
+            72,
+            "ts.bad: 'timeseries' is not allowed with 'capped'",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t" }, "validator": { "a": 1 } },
+            72,
+            "ts.bad: 'timeseries' is not allowed with 'validator'",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t" }, "clusteredIndex": { "key": { "_id": 1 }, "unique": true } },
+            72,
+            "ts.bad: 'timeseries' is not allowed with 'clusteredIndex'",
+        ),
+        (
+            doc! { "timeseries": { "timeField": "t" }, "expireAfterSeconds": -1 },
+            72,
+            "TTL index 'expireAfterSeconds' option cannot be less than 0",
+        ),
     ];
     for (options, expected, message) in cases {
         let mut command = doc! { "create": "bad" };
@@ -116,8 +173,15 @@ async fn timeseries_create_checks_options_and_lists_as_mongod() {
     assert_eq!(options.get_bool("clusteredIndex").ok(), Some(true));
     assert!(options.get_document("validator").is_ok_and(|v| v.contains_key("$jsonSchema")), "{options}");
     assert!(!buckets.contains_key("idIndex"));
-    let typed = first_batch(&run(&db, doc! { "listCollections": 1, "filter": { "type": "timeseries" }, "nameOnly": true }).await.expect("list"));
-    assert_eq!(typed, vec![doc! { "name": "custom", "type": "timeseries" }, doc! { "name": "w", "type": "timeseries" }]);
+    let typed = first_batch(
+        &run(&db, doc! { "listCollections": 1, "filter": { "type": "timeseries" }, "nameOnly": true })
+            .await
+            .expect("list"),
+    );
+    assert_eq!(
+        typed,
+        vec![doc! { "name": "custom", "type": "timeseries" }, doc! { "name": "w", "type": "timeseries" }]
+    );
 }
 
 /// A deterministic pseudo-random sequence (no dependency, same data every run).
@@ -192,14 +256,21 @@ async fn timeseries_inserts_bucket_and_reads_unpack_with_pushdown() {
         expected
     };
     assert!(expected.len() > 20, "the range holds data: {}", expected.len());
-    let filter = doc! { "t": { "$gte": DateTime::from_millis(from), "$lt": DateTime::from_millis(to) }, "m.sensor": "b" };
+    let filter =
+        doc! { "t": { "$gte": DateTime::from_millis(from), "$lt": DateTime::from_millis(to) }, "m.sensor": "b" };
     run(&db, doc! { "profile": 2 }).await.expect("profile");
     let found = all(&db, doc! { "find": "w", "filter": filter.clone(), "sort": { "_id": 1 }, "batchSize": 7 }).await;
-    let aggregated = all(&db, doc! { "aggregate": "w", "pipeline": [{ "$match": filter.clone() }, { "$sort": { "_id": 1 } }], "cursor": {} }).await;
+    let aggregated = all(
+        &db,
+        doc! { "aggregate": "w", "pipeline": [{ "$match": filter.clone() }, { "$sort": { "_id": 1 } }], "cursor": {} },
+    )
+    .await;
     run(&db, doc! { "profile": 0 }).await.expect("profile off");
     assert_eq!(found, expected);
     assert_eq!(aggregated, expected);
-    let profiled = all(&db, doc! { "find": "system.profile", "filter": { "ns": "ts.w", "op": { "$in": ["query", "command"] } } }).await;
+    let profiled =
+        all(&db, doc! { "find": "system.profile", "filter": { "ns": "ts.w", "op": { "$in": ["query", "command"] } } })
+            .await;
     let examined_of = |p: &Document| p.get_i64("docsExamined").ok().or(p.get_i32("docsExamined").ok().map(i64::from));
     assert_eq!(profiled.len(), 2, "{profiled:?}");
     let examined = examined_of(&profiled[0]).expect("docsExamined");
@@ -221,7 +292,8 @@ async fn timeseries_inserts_bucket_and_reads_unpack_with_pushdown() {
 
     // Projection, skip and limit after unpacking.
     let projected = all(&db, doc! { "find": "w", "filter": filter.clone(), "sort": { "_id": 1 }, "projection": { "_id": 0, "v": 1 }, "skip": 2, "limit": 5 }).await;
-    let expected_values: Vec<Document> = expected.iter().skip(2).take(5).map(|d| doc! { "v": d.get("v").cloned().unwrap_or(Bson::Null) }).collect();
+    let expected_values: Vec<Document> =
+        expected.iter().skip(2).take(5).map(|d| doc! { "v": d.get("v").cloned().unwrap_or(Bson::Null) }).collect();
     assert_eq!(projected, expected_values);
 
     // collStats: the buckets' statistics under the collection's name.
@@ -231,18 +303,25 @@ async fn timeseries_inserts_bucket_and_reads_unpack_with_pushdown() {
     let timeseries = stats.get_document("timeseries").expect("timeseries");
     assert_eq!(timeseries.get_str("bucketsNs").ok(), Some("ts.system.buckets.w"));
     assert_eq!(timeseries.get_i64("bucketCount").ok(), Some(i64::try_from(buckets.len()).unwrap_or(0)));
-    let staged = all(&db, doc! { "aggregate": "w", "pipeline": [{ "$collStats": { "storageStats": {} } }], "cursor": {} }).await;
+    let staged =
+        all(&db, doc! { "aggregate": "w", "pipeline": [{ "$collStats": { "storageStats": {} } }], "cursor": {} }).await;
     let staged = staged.first().and_then(|s| s.get_document("storageStats").ok()).expect("storageStats");
     assert_eq!(staged.get_document("timeseries").ok(), Some(timeseries));
 
     // count, distinct and aggregate read the measurements.
     let counted = run(&db, doc! { "count": "w", "query": filter.clone() }).await.expect("count");
-    assert_eq!(counted.get_i32("n").ok().map(i64::from).or(counted.get_i64("n").ok()), Some(i64::try_from(expected.len()).unwrap_or(0)));
+    assert_eq!(
+        counted.get_i32("n").ok().map(i64::from).or(counted.get_i64("n").ok()),
+        Some(i64::try_from(expected.len()).unwrap_or(0))
+    );
     let distinct = run(&db, doc! { "distinct": "w", "key": "m.sensor" }).await.expect("distinct");
     assert_eq!(distinct.get_array("values").expect("values"), &vec![Bson::from("a"), Bson::from("b"), Bson::from("c")]);
     let grouped = all(&db, doc! { "aggregate": "w", "pipeline": [{ "$group": { "_id": "$m.sensor", "n": { "$sum": 1 }, "total": { "$sum": "$v" } } }, { "$sort": { "_id": 1 } }], "cursor": {} }).await;
     for sensor in sensors {
-        let mine: Vec<&Document> = inserted.iter().filter(|d| d.get_document("m").and_then(|m| m.get_str("sensor")).ok() == Some(sensor)).collect();
+        let mine: Vec<&Document> = inserted
+            .iter()
+            .filter(|d| d.get_document("m").and_then(|m| m.get_str("sensor")).ok() == Some(sensor))
+            .collect();
         let total: i64 = mine.iter().map(|d| d.get_i64("v").unwrap_or(0)).sum();
         let row = grouped.iter().find(|g| g.get_str("_id").ok() == Some(sensor)).expect("row");
         assert_eq!(row.get_i32("n").ok(), Some(i32::try_from(mine.len()).unwrap_or(0)), "{row}");
@@ -257,9 +336,10 @@ async fn timeseries_insert_errors_are_per_document_and_ids_may_repeat() {
     let db = client.database("ts");
     run(&db, doc! { "create": "w", "timeseries": { "timeField": "t" } }).await.expect("create");
     let now = DateTime::from_millis(1_700_000_000_000);
-    let ordered = run(&db, doc! { "insert": "w", "documents": [{ "_id": 1, "t": now }, { "_id": 2 }, { "_id": 3, "t": now }] })
-        .await
-        .expect("reply");
+    let ordered =
+        run(&db, doc! { "insert": "w", "documents": [{ "_id": 1, "t": now }, { "_id": 2 }, { "_id": 3, "t": now }] })
+            .await
+            .expect("reply");
     assert_eq!(ordered.get_i32("n").ok(), Some(1));
     let errors = ordered.get_array("writeErrors").expect("errors");
     assert_eq!(errors.len(), 1);
@@ -289,8 +369,13 @@ async fn timeseries_refused_writes_rename_and_drop() {
     let delete_one = run(&db, doc! { "delete": "w", "deletes": [{ "q": {}, "limit": 1 }] }).await.expect("reply");
     let errors = delete_one.get_array("writeErrors").expect("errors");
     assert_eq!(errors[0].as_document().and_then(|e| e.get_i32("code").ok()), Some(238));
-    let hinted = run(&db, doc! { "delete": "w", "deletes": [{ "q": {}, "limit": 0, "hint": { "_id": 1 } }] }).await.expect("reply");
-    assert_eq!(hinted.get_array("writeErrors").ok().and_then(|e| e[0].as_document()).and_then(|e| e.get_i32("code").ok()), Some(238));
+    let hinted = run(&db, doc! { "delete": "w", "deletes": [{ "q": {}, "limit": 0, "hint": { "_id": 1 } }] })
+        .await
+        .expect("reply");
+    assert_eq!(
+        hinted.get_array("writeErrors").ok().and_then(|e| e[0].as_document()).and_then(|e| e.get_i32("code").ok()),
+        Some(238)
+    );
     let collmod = run(&db, doc! { "collMod": "w", "validator": { "a": 1 } }).await.expect_err("collMod");
     assert_eq!(code(&collmod), Some(238));
     let view = run(&db, doc! { "create": "v", "viewOn": "system.buckets.w", "pipeline": [] }).await.expect_err("view");
@@ -317,19 +402,27 @@ async fn timeseries_delete_removes_matching_measurements_and_keeps_the_rest() {
         .collect();
     run(&db, doc! { "insert": "w", "documents": inserted.clone() }).await.expect("insert");
     // Any filter: measurements with v < 3 in meta 1, and everything of meta 2 in the first hour.
-    let reply = run(&db, doc! { "delete": "w", "deletes": [
-        { "q": { "m": 1, "v": { "$lt": 3 } }, "limit": 0 },
-        { "q": { "m": 2, "t": { "$lt": DateTime::from_millis(base + 3_600_000) } }, "limit": 0 },
-    ] })
+    let reply = run(
+        &db,
+        doc! { "delete": "w", "deletes": [
+            { "q": { "m": 1, "v": { "$lt": 3 } }, "limit": 0 },
+            { "q": { "m": 2, "t": { "$lt": DateTime::from_millis(base + 3_600_000) } }, "limit": 0 },
+        ] },
+    )
     .await
     .expect("delete");
     let gone = |d: &Document| {
-        let (m, v, t) = (d.get_i64("m").unwrap_or(0), d.get_i64("v").unwrap_or(0), d.get_i64("_id").unwrap_or(0) * 60_000);
+        let (m, v, t) =
+            (d.get_i64("m").unwrap_or(0), d.get_i64("v").unwrap_or(0), d.get_i64("_id").unwrap_or(0) * 60_000);
         (m == 1 && v < 3) || (m == 2 && t < 3_600_000)
     };
     let expected_deleted = inserted.iter().filter(|d| gone(d)).count();
     assert_eq!(reply.get_i32("n").ok(), Some(i32::try_from(expected_deleted).unwrap_or(0)));
-    let mut left: Vec<i64> = all(&db, doc! { "find": "w", "projection": { "_id": 1 } }).await.iter().filter_map(|d| d.get_i64("_id").ok()).collect();
+    let mut left: Vec<i64> = all(&db, doc! { "find": "w", "projection": { "_id": 1 } })
+        .await
+        .iter()
+        .filter_map(|d| d.get_i64("_id").ok())
+        .collect();
     left.sort_unstable();
     let expected: Vec<i64> = inserted.iter().filter(|d| !gone(d)).filter_map(|d| d.get_i64("_id").ok()).collect();
     assert_eq!(left, expected);
@@ -347,14 +440,27 @@ async fn timeseries_update_changes_the_meta_field_only_as_mongod_allows() {
     let db = client.database("ts");
     run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" } }).await.expect("create");
     let base = 1_700_000_000_000_i64;
-    let documents: Vec<Document> =
-        (0..30).map(|i: i64| doc! { "_id": i, "t": DateTime::from_millis(base + i * 1000), "m": { "k": i % 3 }, "v": i }).collect();
+    let documents: Vec<Document> = (0..30)
+        .map(|i: i64| doc! { "_id": i, "t": DateTime::from_millis(base + i * 1000), "m": { "k": i % 3 }, "v": i })
+        .collect();
     run(&db, doc! { "insert": "w", "documents": documents }).await.expect("insert");
     let refusals = [
-        (doc! { "q": { "m.k": 1 }, "u": { "$set": { "m.k": 5 } } }, "Cannot perform a non-multi update on a time-series collection"),
-        (doc! { "q": { "m.k": 1 }, "u": { "$set": { "m.k": 5 } }, "multi": true, "upsert": true }, "Cannot perform an upsert on a time-series collection"),
-        (doc! { "q": { "v": 1 }, "u": { "$set": { "m.k": 5 } }, "multi": true }, "Cannot perform an update or delete on a time-series collection when querying on a field that is not the metaField 'm'"),
-        (doc! { "q": { "m.k": 1 }, "u": { "$set": { "v": 5 } }, "multi": true }, "Cannot perform an update on a time-series collection which updates a field that is not the metaField 'm'"),
+        (
+            doc! { "q": { "m.k": 1 }, "u": { "$set": { "m.k": 5 } } },
+            "Cannot perform a non-multi update on a time-series collection",
+        ),
+        (
+            doc! { "q": { "m.k": 1 }, "u": { "$set": { "m.k": 5 } }, "multi": true, "upsert": true },
+            "Cannot perform an upsert on a time-series collection",
+        ),
+        (
+            doc! { "q": { "v": 1 }, "u": { "$set": { "m.k": 5 } }, "multi": true },
+            "Cannot perform an update or delete on a time-series collection when querying on a field that is not the metaField 'm'",
+        ),
+        (
+            doc! { "q": { "m.k": 1 }, "u": { "$set": { "v": 5 } }, "multi": true },
+            "Cannot perform an update on a time-series collection which updates a field that is not the metaField 'm'",
+        ),
     ];
     for (statement, message) in refusals {
         let reply = run(&db, doc! { "update": "w", "updates": [statement.clone()] }).await.expect("reply");
@@ -367,14 +473,25 @@ async fn timeseries_update_changes_the_meta_field_only_as_mongod_allows() {
     let valid = doc! { "q": { "m.k": 2 }, "u": { "$set": { "m.k": 8 } }, "multi": true };
     let ordered = run(&db, doc! { "update": "w", "updates": [refused.clone(), valid.clone()] }).await.expect("reply");
     assert_eq!((ordered.get_i32("n").ok(), ordered.get_array("writeErrors").map(Vec::len).ok()), (Some(0), Some(1)));
-    let unordered = run(&db, doc! { "update": "w", "updates": [refused, valid], "ordered": false }).await.expect("reply");
-    assert_eq!((unordered.get_i32("n").ok(), unordered.get_array("writeErrors").map(Vec::len).ok()), (Some(10), Some(1)));
-    let reply = run(&db, doc! { "update": "w", "updates": [{ "q": { "m.k": 1 }, "u": { "$set": { "m.k": 7 } }, "multi": true }] })
-        .await
-        .expect("update");
+    let unordered =
+        run(&db, doc! { "update": "w", "updates": [refused, valid], "ordered": false }).await.expect("reply");
+    assert_eq!(
+        (unordered.get_i32("n").ok(), unordered.get_array("writeErrors").map(Vec::len).ok()),
+        (Some(10), Some(1))
+    );
+    let reply = run(
+        &db,
+        doc! { "update": "w", "updates": [{ "q": { "m.k": 1 }, "u": { "$set": { "m.k": 7 } }, "multi": true }] },
+    )
+    .await
+    .expect("update");
     assert_eq!(reply.get_i32("n").ok(), Some(10));
     assert_eq!(reply.get_i32("nModified").ok(), Some(10));
-    let mut moved: Vec<i64> = all(&db, doc! { "find": "w", "filter": { "m.k": 7 } }).await.iter().filter_map(|d| d.get_i64("_id").ok()).collect();
+    let mut moved: Vec<i64> = all(&db, doc! { "find": "w", "filter": { "m.k": 7 } })
+        .await
+        .iter()
+        .filter_map(|d| d.get_i64("_id").ok())
+        .collect();
     moved.sort_unstable();
     assert_eq!(moved, (0..30).filter(|i| i % 3 == 1).collect::<Vec<i64>>());
     let none_left = run(&db, doc! { "count": "w", "query": { "m.k": 1 } }).await.expect("count");
@@ -407,5 +524,8 @@ async fn timeseries_expire_after_seconds_deletes_whole_buckets() {
     // collMod's expireAfterSeconds applies to the buckets.
     run(&db, doc! { "collMod": "w", "expireAfterSeconds": 7200 }).await.expect("collMod");
     let listed = first_batch(&run(&db, doc! { "listCollections": 1, "filter": { "name": "w" } }).await.expect("list"));
-    assert_eq!(listed.first().and_then(|e| e.get_document("options").ok()).and_then(|o| o.get_i64("expireAfterSeconds").ok()), Some(7200));
+    assert_eq!(
+        listed.first().and_then(|e| e.get_document("options").ok()).and_then(|o| o.get_i64("expireAfterSeconds").ok()),
+        Some(7200)
+    );
 }

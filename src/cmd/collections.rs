@@ -533,7 +533,8 @@ pub fn rename_collection(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
 /// `collMod`: changes stored options (validator, validation level and action).
 pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let mut ns = req.namespace()?;
-    if ctx.state.storage.collection(&ns).is_none() && super::timeseries::buckets_of(&ctx.state.storage, &ns)?.is_some() {
+    if ctx.state.storage.collection(&ns).is_none() && super::timeseries::buckets_of(&ctx.state.storage, &ns)?.is_some()
+    {
         // A time-series collection's options live on its buckets; only its expiry is built.
         super::timeseries::check_coll_mod(req)?;
         ns = super::timeseries::buckets_namespace(&ns);

@@ -61,7 +61,10 @@ pub fn parse_create(req: &CommandRequest, ns: &Namespace) -> Result<Option<Docum
         return Err(Error::new(ErrorCode::InvalidOptions, format!("{ns}: 'timeseries' is not allowed with '{key}'")));
     }
     let top_level = |field: &str| {
-        Error::new(ErrorCode::InvalidOptions, format!("{ns}: '{field}' must be a top-level field and not contain a '.'"))
+        Error::new(
+            ErrorCode::InvalidOptions,
+            format!("{ns}: '{field}' must be a top-level field and not contain a '.'"),
+        )
     };
     if given.time_field.contains('.') {
         return Err(top_level("timeField"));
@@ -100,7 +103,9 @@ impl Given {
             let path = format!("create.timeseries.{field}");
             match field.as_str() {
                 "timeField" | "metaField" => {
-                    let RawBsonRef::String(text) = value else { return Err(wrong_type(&path, value, "'string'", false)) };
+                    let RawBsonRef::String(text) = value else {
+                        return Err(wrong_type(&path, value, "'string'", false));
+                    };
                     if field.as_str() == "timeField" {
                         time_field = Some(text.to_owned());
                     } else {
@@ -108,13 +113,16 @@ impl Given {
                     }
                 }
                 "granularity" => {
-                    let RawBsonRef::String(text) = value else { return Err(wrong_type(&path, value, "'string'", false)) };
-                    given.granularity = Some(GRANULARITIES.iter().find(|(name, ..)| *name == text).ok_or_else(|| {
-                        Error::new(
-                            ErrorCode::BadValue,
-                            format!("Enumeration value '{text}' for field '{path}' is not a valid value."),
-                        )
-                    })?);
+                    let RawBsonRef::String(text) = value else {
+                        return Err(wrong_type(&path, value, "'string'", false));
+                    };
+                    given.granularity =
+                        Some(GRANULARITIES.iter().find(|(name, ..)| *name == text).ok_or_else(|| {
+                            Error::new(
+                                ErrorCode::BadValue,
+                                format!("Enumeration value '{text}' for field '{path}' is not a valid value."),
+                            )
+                        })?);
                 }
                 "bucketMaxSpanSeconds" | "bucketRoundingSeconds" => {
                     let seconds = safe_int64(value)
@@ -147,7 +155,10 @@ impl Given {
             }
         }
         given.time_field = time_field.ok_or_else(|| {
-            Error::new(ErrorCode::Location40414, "BSON field 'create.timeseries.timeField' is missing but a required field")
+            Error::new(
+                ErrorCode::Location40414,
+                "BSON field 'create.timeseries.timeField' is missing but a required field",
+            )
         })?;
         Ok(given)
     }
@@ -324,8 +335,7 @@ pub fn buckets_of(storage: &Storage, ns: &Namespace) -> Result<Option<(Arc<Colle
         return Ok(None);
     }
     let Some(collection) = storage.collection(&buckets) else { return Ok(None) };
-    let Some(spec) = collection.options.get_document("timeseries").ok().and_then(TimeseriesSpec::from_options)
-    else {
+    let Some(spec) = collection.options.get_document("timeseries").ok().and_then(TimeseriesSpec::from_options) else {
         return Ok(None);
     };
     Ok(Some((collection, spec)))
@@ -479,9 +489,11 @@ pub fn delete(
             continue;
         }
         deleted += i64::try_from(before - kept.len()).unwrap_or(i64::MAX);
-        let id = bucket.get("_id").ok().flatten().ok_or_else(|| {
-            Error::new(ErrorCode::InternalError, "invalid time-series bucket: no _id")
-        })?;
+        let id = bucket
+            .get("_id")
+            .ok()
+            .flatten()
+            .ok_or_else(|| Error::new(ErrorCode::InternalError, "invalid time-series bucket: no _id"))?;
         writer.delete(id)?;
         rewrite.extend(kept);
     }
@@ -585,7 +597,8 @@ pub fn update(
     if matches!(statement.get("upsert"), Ok(Some(RawBsonRef::Boolean(true)))) {
         return Err(invalid("Cannot perform an upsert on a time-series collection"));
     }
-    let decode = |raw: &RawDocument| Document::try_from(raw).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()));
+    let decode =
+        |raw: &RawDocument| Document::try_from(raw).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()));
     let query = match statement.get("q") {
         Ok(Some(RawBsonRef::Document(q))) => decode(q)?,
         _ => Document::new(),

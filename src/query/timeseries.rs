@@ -339,10 +339,7 @@ fn collect_clauses(spec: &TimeseriesSpec, filter: &Document, out: &mut Vec<Docum
 fn meta_pushable(condition: &Bson) -> bool {
     match condition {
         Bson::Document(ops) => ops.keys().all(|op| {
-            matches!(
-                op.as_str(),
-                "$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" | "$in" | "$nin" | "$exists"
-            )
+            matches!(op.as_str(), "$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" | "$in" | "$nin" | "$exists")
         }),
         _ => true,
     }
@@ -449,12 +446,18 @@ mod tests {
 
     #[test]
     fn timeseries_unpack_orders_time_meta_then_columns() {
-        let docs = [rawdoc! { "v": 1, "_id": 7, "t": at(100), "m": {"k": 1} }, rawdoc! { "_id": 8, "t": at(101), "m": {"k": 1} }];
+        let docs = [
+            rawdoc! { "v": 1, "_id": 7, "t": at(100), "m": {"k": 1} },
+            rawdoc! { "_id": 8, "t": at(101), "m": {"k": 1} },
+        ];
         let refs: Vec<&RawDocument> = docs.iter().map(|d| d.as_ref()).collect();
         let buckets = build_buckets(&spec(), &refs).unwrap();
         let bucket = RawDocumentBuf::try_from(&buckets[0]).unwrap();
         let out = unpack(&spec(), &bucket).unwrap();
-        assert_eq!(Document::try_from(out[0].as_ref()).unwrap(), doc! { "t": at(100), "m": {"k": 1}, "v": 1, "_id": 7 });
+        assert_eq!(
+            Document::try_from(out[0].as_ref()).unwrap(),
+            doc! { "t": at(100), "m": {"k": 1}, "v": 1, "_id": 7 }
+        );
         assert_eq!(Document::try_from(out[1].as_ref()).unwrap(), doc! { "t": at(101), "m": {"k": 1}, "_id": 8 });
     }
 

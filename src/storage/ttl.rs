@@ -30,7 +30,8 @@ impl Storage {
                 // mongod's rule: a bucket goes when even its latest possible measurement (its
                 // `_id` time, the rounded minimum, plus the bucket span) has expired.
                 let cutoff = cutoff_of(seconds.saturating_add(span));
-                deleted += self.delete_in_batches(&collection, |storage| storage.expired_buckets(&collection, cutoff))?;
+                deleted +=
+                    self.delete_in_batches(&collection, |storage| storage.expired_buckets(&collection, cutoff))?;
                 continue;
             }
             if let Some(seconds) = collection.clustered_expiry_secs() {

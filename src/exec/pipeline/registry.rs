@@ -2,8 +2,7 @@
 //! that adds it to a stream) or refused with the error this server gives for it.
 
 use super::{
-    StageArgs, densify, facet, graph_lookup, group, lookup, output, redact, sample, transform, unpack, unwind,
-    window,
+    StageArgs, densify, facet, graph_lookup, group, lookup, output, redact, sample, transform, unpack, unwind, window,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::cursors::DocumentStream;
