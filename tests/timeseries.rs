@@ -499,6 +499,40 @@ async fn timeseries_update_changes_the_meta_field_only_as_mongod_allows() {
 }
 
 #[tokio::test]
+async fn timeseries_retryable_inserts_on_a_replica_set_apply_once() {
+    let server = TestServer::member(&[]);
+    let client = server.client("directConnection=true").await;
+    let db = client.database("ts");
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" } }).await.expect("create");
+    // The driver makes these retryable writes (txnNumber).
+    let coll = db.collection::<Document>("w");
+    let now = DateTime::from_millis(1_700_000_000_000);
+    coll.insert_many([doc! { "t": now, "m": 1 }, doc! { "t": now, "m": 2 }]).await.expect("insert_many");
+    coll.insert_one(doc! { "t": now, "m": 3 }).await.expect("insert_one");
+    // The same retryable insert sent twice is applied once.
+    let session = mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Uuid, bytes: vec![7; 16] };
+    let insert = doc! {
+        "insert": "w", "documents": [{ "t": now, "m": 4 }], "lsid": { "id": session }, "txnNumber": 1_i64, "$db": "ts",
+    };
+    let first = common::command(&server, insert.clone());
+    assert_eq!(first.get_i32("n").ok(), Some(1), "{first}");
+    let again = common::command(&server, insert);
+    assert_eq!(again.get_i32("n").ok(), Some(1), "{again}");
+    assert!(again.contains_key("retriedStmtIds"), "{again}");
+    let count = run(&db, doc! { "count": "w" }).await.expect("count");
+    assert_eq!(count.get_i32("n").ok(), Some(4));
+    // A multi delete cannot be retryable, as in mongod.
+    let delete = common::command(
+        &server,
+        doc! {
+            "delete": "w", "deletes": [{ "q": {}, "limit": 0 }], "lsid": { "id": mongodb::bson::Binary { subtype: mongodb::bson::spec::BinarySubtype::Uuid, bytes: vec![8; 16] } }, "txnNumber": 1_i64, "$db": "ts",
+        },
+    );
+    let error = delete.get_array("writeErrors").ok().and_then(|e| e.first()).and_then(|e| e.as_document().cloned());
+    assert_eq!(error.and_then(|e| e.get_i32("code").ok()), Some(72), "{delete}");
+}
+
+#[tokio::test]
 async fn timeseries_expire_after_seconds_deletes_whole_buckets() {
     let server = TestServer::start(&["--setParameter", "ttlMonitorSleepSecs=1"]);
     let client = server.client("").await;

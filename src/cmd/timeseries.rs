@@ -357,8 +357,10 @@ pub fn list_entry(name: &str, buckets: &Collection) -> Document {
 /// An `insert` into the time-series collection whose buckets are `buckets`: each measurement
 /// is checked (its timeField must be a date: 2 BadValue, a write error at its index); with
 /// `ordered`, the measurements before the first failure are stored, else every valid one; the
-/// stored ones are bucketed and written in one batch, so nothing is half-written. Returns how
-/// many were inserted and the write errors.
+/// stored ones are bucketed and written in one batch, so nothing is half-written. A retryable
+/// write (`retry`) skips the statements it already ran and records the others in the same
+/// batch. Returns how many were inserted (with those a retry skipped), the write errors and
+/// the batch's durability ticket.
 ///
 /// # Errors
 /// Storage errors (the batch is not written).
@@ -367,14 +369,20 @@ pub fn insert(
     (buckets, spec): (&Arc<Collection>, &TimeseriesSpec),
     documents: &[&RawDocument],
     ordered: bool,
+    mut retry: Option<&mut crate::exec::retryable::RetryableWrite<'_>>,
 ) -> Result<(i64, Vec<Document>, Option<crate::storage::DurabilityTicket>)> {
     let mut accepted = Vec::with_capacity(documents.len());
     let mut errors = Vec::new();
+    let mut done_before = 0i64;
     for (index, document) in documents.iter().enumerate() {
+        if retry.as_mut().is_some_and(|retry| retry.previous(index).is_some()) {
+            done_before += 1;
+            continue;
+        }
         let checked = crate::query::timeseries::measurement_time(spec, document)
             .and_then(|_| crate::exec::insert::prepare_for_insert(document));
         match checked {
-            Ok(measurement) => accepted.push(measurement),
+            Ok(measurement) => accepted.push((index, measurement)),
             Err(error) => {
                 errors.push(error.to_write_error(index));
                 if ordered {
@@ -383,14 +391,20 @@ pub fn insert(
             }
         }
     }
-    let measurements: Vec<&RawDocument> = accepted.iter().map(|m| m.as_ref()).collect();
+    let measurements: Vec<&RawDocument> = accepted.iter().map(|(_, m)| m.as_ref()).collect();
     let bucket_docs = crate::query::timeseries::build_buckets(spec, &measurements)?;
     let mut writer = storage.writer(buckets)?;
     for bucket in &bucket_docs {
         writer.insert(crate::exec::pipeline::raw(bucket)?)?;
     }
+    if let Some(retry) = retry {
+        for (index, _) in &accepted {
+            retry.record(&mut writer, *index, &bson::RawDocumentBuf::new())?;
+        }
+        retry.before_commit()?;
+    }
     let ticket = writer.commit()?;
-    Ok((i64::try_from(accepted.len()).unwrap_or(i64::MAX), errors, ticket))
+    Ok((done_before + i64::try_from(accepted.len()).unwrap_or(i64::MAX), errors, ticket))
 }
 
 /// 238 NotImplemented for a statement field this server does not apply on a time-series

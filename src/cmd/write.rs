@@ -295,18 +295,24 @@ fn insert_measurements(
     documents: &[&RawDocument],
     (ordered, journal): (bool, bool),
 ) -> Result<Reply> {
-    if ctx.txn.is_some() || req.get("txnNumber").is_some() {
+    if ctx.txn.is_some() {
         return Err(Error::new(
             ErrorCode::NotImplemented,
-            "inserts into a time-series collection in a transaction or as a retryable write are not built",
+            "inserts into a time-series collection in a transaction are not built in this server",
         ));
     }
-    let (inserted, errors, ticket) = super::timeseries::insert(&ctx.state.storage, buckets, documents, ordered)?;
+    let mut retry = retryable(ctx, req, true)?;
+    let outcome = super::timeseries::insert(&ctx.state.storage, buckets, documents, ordered, retry.as_mut());
+    if let Some(retry) = &retry {
+        ctx.client.close_requested |= retry.close_connection();
+    }
+    let (inserted, errors, ticket) = outcome?;
     ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     acknowledge(ctx, journal, ticket);
     let mut reply = WriteReply::new();
     reply.0.append(cstr!("n"), i32::try_from(inserted).unwrap_or(i32::MAX));
+    reply.retried(retry.as_ref());
     reply.finish(&errors)
 }
 
@@ -318,7 +324,7 @@ fn delete_measurements(
     buckets: (&Arc<Collection>, &crate::query::timeseries::TimeseriesSpec),
     statements: &[(&RawDocument, i64)],
     vars: Option<&Variables>,
-    (ordered, journal): (bool, bool),
+    (ordered, journal, retryable): (bool, bool, bool),
 ) -> Result<Reply> {
     if ctx.txn.is_some() {
         return Err(Error::new(
@@ -330,6 +336,12 @@ fn delete_measurements(
     let (mut deleted, mut errors, mut ticket) = (0i64, Vec::new(), None);
     for (index, (statement, limit)) in statements.iter().enumerate() {
         let outcome = (|| {
+            if retryable && *limit == 0 {
+                return Err(Error::new(
+                    ErrorCode::InvalidOptions,
+                    "Cannot use (or request) retryable writes with limit=0",
+                ));
+            }
             super::timeseries::check_statement_fields(statement, "delete", &["q", "limit", "collation"])?;
             if *limit != 0 {
                 return Err(Error::new(
@@ -375,7 +387,7 @@ fn update_measurements(
     buckets: (&Arc<Collection>, &crate::query::timeseries::TimeseriesSpec),
     statements: &[&RawDocument],
     vars: Option<&Variables>,
-    (ordered, journal): (bool, bool),
+    (ordered, journal, retryable): (bool, bool, bool),
 ) -> Result<Reply> {
     if ctx.txn.is_some() {
         return Err(Error::new(
@@ -387,7 +399,13 @@ fn update_measurements(
     let (mut matched, mut modified, mut errors, mut ticket) = (0i64, 0i64, Vec::new(), None);
     for (index, statement) in statements.iter().enumerate() {
         ctx.state.counters.opcounters.update.fetch_add(1, Ordering::Relaxed);
-        match super::timeseries::update(storage, buckets, statement, vars) {
+        let multi = matches!(statement.get("multi"), Ok(Some(RawBsonRef::Boolean(true))));
+        let outcome = if retryable && multi {
+            Err(Error::new(ErrorCode::InvalidOptions, "Cannot use (or request) retryable writes with multi=true"))
+        } else {
+            super::timeseries::update(storage, buckets, statement, vars)
+        };
+        match outcome {
             Ok((n, changed, committed)) => {
                 matched += n;
                 modified += changed;
@@ -641,7 +659,8 @@ pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     if target.collection.is_none()
         && let Some((buckets, spec)) = super::timeseries::buckets_of(&ctx.state.storage, &target.ns)?
     {
-        return update_measurements(ctx, (&buckets, &spec), &statements, vars.as_ref(), (ordered, journal));
+        let retryable = req.get("txnNumber").is_some();
+        return update_measurements(ctx, (&buckets, &spec), &statements, vars.as_ref(), (ordered, journal, retryable));
     }
     let mut txn = ctx.txn.take();
     let stats = Arc::new(ExecStats::default());
@@ -923,7 +942,14 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let storage = &ctx.state.storage;
     if target.collection.is_none() {
         if let Some((buckets, spec)) = super::timeseries::buckets_of(storage, &target.ns)? {
-            return delete_measurements(ctx, (&buckets, &spec), &statements, vars.as_ref(), (ordered, journal));
+            let retryable = req.get("txnNumber").is_some();
+            return delete_measurements(
+                ctx,
+                (&buckets, &spec),
+                &statements,
+                vars.as_ref(),
+                (ordered, journal, retryable),
+            );
         }
         crate::exec::views::refuse_view(storage, &target.ns)?;
     }
