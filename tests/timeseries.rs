@@ -533,6 +533,31 @@ async fn timeseries_retryable_inserts_on_a_replica_set_apply_once() {
 }
 
 #[tokio::test]
+async fn timeseries_inserts_one_at_a_time_fill_the_same_bucket() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("ts");
+    run(&db, doc! { "create": "w", "timeseries": { "timeField": "t", "metaField": "m" } }).await.expect("create");
+    let base = 1_700_000_000_000_i64;
+    for i in 0..60_i64 {
+        let measurement = doc! { "_id": i, "t": DateTime::from_millis(base + i * 30_000), "m": i % 2, "v": i };
+        run(&db, doc! { "insert": "w", "documents": [measurement] }).await.expect("insert");
+    }
+    // 30 minutes of two sensors: one bucket each, as mongod's open buckets would hold them.
+    let buckets = all(&db, doc! { "find": "system.buckets.w" }).await;
+    assert_eq!(buckets.len(), 2);
+    for bucket in &buckets {
+        let times = bucket.get_document("data").and_then(|d| d.get_document("t")).expect("times");
+        assert_eq!(times.len(), 30);
+        assert_eq!(times.keys().last().map(String::as_str), Some("29"));
+        let max = bucket.get_document("control").and_then(|c| c.get_document("max")).expect("max");
+        assert_eq!(max.get_i64("v").ok(), Some(if bucket.get_i64("meta").ok() == Some(0) { 58 } else { 59 }));
+    }
+    let found = all(&db, doc! { "find": "w", "sort": { "_id": 1 }, "projection": { "_id": 1 } }).await;
+    assert_eq!(found, (0..60_i64).map(|i| doc! { "_id": i }).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn timeseries_expire_after_seconds_deletes_whole_buckets() {
     let server = TestServer::start(&["--setParameter", "ttlMonitorSleepSecs=1"]);
     let client = server.client("").await;

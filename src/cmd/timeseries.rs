@@ -392,10 +392,16 @@ pub fn insert(
         }
     }
     let measurements: Vec<&RawDocument> = accepted.iter().map(|(_, m)| m.as_ref()).collect();
-    let bucket_docs = crate::query::timeseries::build_buckets(spec, &measurements)?;
+    // Read under the buckets' write lock, so the reopened buckets are the latest.
     let mut writer = storage.writer(buckets)?;
-    for bucket in &bucket_docs {
-        writer.insert(crate::exec::pipeline::raw(bucket)?)?;
+    let stored = reopen_candidates(storage, buckets, spec, &measurements)?;
+    for (replaces, bucket) in crate::query::timeseries::fill_buckets(spec, &stored, &measurements)? {
+        let bucket = crate::exec::pipeline::raw(&bucket)?;
+        if replaces {
+            writer.replace(bucket)?;
+        } else {
+            writer.insert(bucket)?;
+        }
     }
     if let Some(retry) = retry {
         for (index, _) in &accepted {
@@ -405,6 +411,48 @@ pub fn insert(
     }
     let ticket = writer.commit()?;
     Ok((done_before + i64::try_from(accepted.len()).unwrap_or(i64::MAX), errors, ticket))
+}
+
+/// The most stored buckets one insert considers reopening: beyond them, new buckets open.
+const MAX_REOPEN_CANDIDATES: usize = 1000;
+
+/// The stored buckets `measurements` might join: those whose `_id` time (their rounded
+/// minimum) lies within one bucket span before the earliest measurement, up to the latest.
+///
+/// # Errors
+/// Storage errors.
+fn reopen_candidates(
+    storage: &Storage,
+    buckets: &Collection,
+    spec: &TimeseriesSpec,
+    measurements: &[&RawDocument],
+) -> Result<Vec<bson::RawDocumentBuf>> {
+    let times: Vec<i64> = measurements
+        .iter()
+        .filter_map(|m| crate::query::timeseries::measurement_time(spec, m).ok())
+        .map(|t| t.timestamp_millis().div_euclid(1000))
+        .collect();
+    let (Some(earliest), Some(latest)) = (times.iter().min(), times.iter().max()) else { return Ok(Vec::new()) };
+    let indexes = buckets.indexes();
+    let Some(id_index) = indexes.iter().find(|index| index.is_id_index()) else { return Ok(Vec::new()) };
+    let mut bounds = crate::query::bounds::IndexBounds::all(&id_index.pattern);
+    bounds.fields = vec![vec![crate::query::bounds::Interval {
+        start: bson::RawBson::ObjectId(crate::query::timeseries::id_bound(earliest - spec.max_span_secs, 0)),
+        start_inclusive: true,
+        end: bson::RawBson::ObjectId(crate::query::timeseries::id_bound(*latest, 0xff)),
+        end_inclusive: true,
+    }]];
+    let view = storage.snapshot();
+    let mut out = Vec::new();
+    for entry in view.index_scan(buckets, id_index, &bounds, crate::storage::Direction::Forward, None) {
+        if let Some(bucket) = view.fetch(buckets, entry?)? {
+            out.push(bucket);
+        }
+        if out.len() >= MAX_REOPEN_CANDIDATES {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// 238 NotImplemented for a statement field this server does not apply on a time-series

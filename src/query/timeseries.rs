@@ -98,6 +98,10 @@ pub fn measurement_time(spec: &TimeseriesSpec, measurement: &RawDocument) -> Res
 
 /// One bucket being filled.
 struct OpenBucket {
+    /// A stored bucket's `_id`, when it was reopened; `None` for a new one.
+    id: Option<Bson>,
+    /// Whether a measurement was added (a reopened bucket left as it was is not rewritten).
+    changed: bool,
     meta: Option<Bson>,
     min_time: DateTime,
     count: usize,
@@ -110,6 +114,8 @@ struct OpenBucket {
 impl OpenBucket {
     fn new(spec: &TimeseriesSpec, meta: Option<Bson>, time: DateTime) -> Self {
         Self {
+            id: None,
+            changed: false,
             meta,
             min_time: spec.round_down(time),
             count: 0,
@@ -118,6 +124,32 @@ impl OpenBucket {
             max: Document::new(),
             data: Document::new(),
         }
+    }
+
+    /// A stored bucket, reopened to take more measurements; `None` when it is not a bucket of
+    /// `spec`'s shape or is full.
+    fn reopen(spec: &TimeseriesSpec, bucket: &RawDocument) -> Option<Self> {
+        let stored = Document::try_from(bucket).ok()?;
+        let control = stored.get_document("control").ok()?;
+        let min = control.get_document("min").ok()?.clone();
+        let max = control.get_document("max").ok()?.clone();
+        let min_time = *min.get_datetime(&spec.time_field).ok()?;
+        let data = stored.get_document("data").ok()?.clone();
+        let count = data.get_document(&spec.time_field).ok()?.len();
+        if count >= BUCKET_MAX_COUNT || control.get_i32("version").ok()? != 1 {
+            return None;
+        }
+        Some(Self {
+            id: Some(stored.get("_id")?.clone()),
+            changed: false,
+            meta: stored.get("meta").cloned(),
+            min_time,
+            count,
+            bytes: bucket.as_bytes().len(),
+            min,
+            max,
+            data,
+        })
     }
 
     fn fits(&self, spec: &TimeseriesSpec, time: DateTime, bytes: usize) -> bool {
@@ -147,13 +179,14 @@ impl OpenBucket {
         }
         self.count += 1;
         self.bytes += bytes;
+        self.changed = true;
     }
 
     fn finish(mut self, spec: &TimeseriesSpec) -> Document {
         // The control minimum of the time is the bucket's rounded start, as mongod's.
         self.min.insert(spec.time_field.clone(), Bson::DateTime(self.min_time));
         let mut bucket = doc! {
-            "_id": bucket_id(self.min_time),
+            "_id": self.id.unwrap_or_else(|| Bson::ObjectId(bucket_id(self.min_time))),
             "control": { "version": 1, "min": self.min, "max": self.max },
         };
         if let Some(meta) = self.meta {
@@ -199,13 +232,28 @@ pub fn id_bound(seconds: i64, fill: u8) -> ObjectId {
 
 /// Groups `measurements` (each checked by [`measurement_time`], in order) into new buckets:
 /// a measurement joins a bucket of the batch with its metaField value whose span its time
-/// fits and that is not full, else opens a new one. A
-/// measurement without `_id` gets an ObjectId, as mongod's inserts add one.
+/// fits and that is not full, else opens a new one. A measurement without `_id` gets an
+/// ObjectId, as mongod's inserts add one.
 ///
 /// # Errors
 /// [`measurement_time`]'s, and 1 InternalError for a measurement that does not decode.
 pub fn build_buckets(spec: &TimeseriesSpec, measurements: &[&RawDocument]) -> Result<Vec<Document>> {
-    let mut open: Vec<OpenBucket> = Vec::new();
+    Ok(fill_buckets(spec, &[], measurements)?.into_iter().map(|(_, bucket)| bucket).collect())
+}
+
+/// As [`build_buckets`], but a measurement may first join one of the `stored` buckets (as
+/// mongod reopens a bucket a measurement fits). Returns the buckets to write: each with
+/// whether it replaces a stored one (same `_id`) or is new; stored buckets nothing joined are
+/// left out.
+///
+/// # Errors
+/// As [`build_buckets`].
+pub fn fill_buckets(
+    spec: &TimeseriesSpec,
+    stored: &[RawDocumentBuf],
+    measurements: &[&RawDocument],
+) -> Result<Vec<(bool, Document)>> {
+    let mut open: Vec<OpenBucket> = stored.iter().filter_map(|bucket| OpenBucket::reopen(spec, bucket)).collect();
     for raw in measurements {
         let time = measurement_time(spec, raw)?;
         let mut measurement =
@@ -217,7 +265,6 @@ pub fn build_buckets(spec: &TimeseriesSpec, measurements: &[&RawDocument]) -> Re
         }
         let meta = spec.meta_field.as_ref().and_then(|field| measurement.get(field).cloned());
         let bytes = raw.as_bytes().len();
-        // mongod reopens an earlier bucket a measurement fits; here, any of the batch's.
         let slot = open.iter().position(|bucket| bucket.meta == meta && bucket.fits(spec, time, bytes));
         let bucket = match slot {
             Some(i) => open.get_mut(i),
@@ -230,7 +277,11 @@ pub fn build_buckets(spec: &TimeseriesSpec, measurements: &[&RawDocument]) -> Re
             bucket.add(spec, &measurement, bytes);
         }
     }
-    Ok(open.into_iter().map(|bucket| bucket.finish(spec)).collect())
+    Ok(open
+        .into_iter()
+        .filter(|bucket| bucket.changed)
+        .map(|bucket| (bucket.id.is_some(), bucket.finish(spec)))
+        .collect())
 }
 
 /// The measurements of `bucket`, in order, each `{<timeField>, <metaField>?, <other
@@ -442,6 +493,29 @@ mod tests {
         assert_eq!(control.get_document("min").unwrap().get_i32("v").unwrap(), 2);
         assert_eq!(first.get_document("data").unwrap().get_document("v").unwrap(), &doc! { "0": 5, "1": 2 });
         assert_eq!(first.get_object_id("_id").unwrap().timestamp().timestamp_millis(), 1_000_020_000);
+    }
+
+    #[test]
+    fn timeseries_fill_reopens_a_stored_bucket_the_measurement_fits() {
+        let first = [rawdoc! { "_id": 1, "t": at(1_000_020), "m": "a", "v": 1 }];
+        let refs: Vec<&RawDocument> = first.iter().map(|d| d.as_ref()).collect();
+        let stored: Vec<RawDocumentBuf> =
+            build_buckets(&spec(), &refs).unwrap().iter().map(|b| RawDocumentBuf::try_from(b).unwrap()).collect();
+        let later = [
+            rawdoc! { "_id": 2, "t": at(1_000_500), "m": "a", "v": 9 },
+            rawdoc! { "_id": 3, "t": at(1_000_500), "m": "b", "v": 9 },
+            rawdoc! { "_id": 4, "t": at(1_009_000), "m": "a", "v": 9 },
+        ];
+        let refs: Vec<&RawDocument> = later.iter().map(|d| d.as_ref()).collect();
+        let filled = fill_buckets(&spec(), &stored, &refs).unwrap();
+        assert_eq!(filled.len(), 3);
+        let (replaces, reopened) = &filled[0];
+        assert!(*replaces);
+        let stored_id = Document::try_from(stored[0].as_ref()).unwrap().get("_id").cloned();
+        assert_eq!(reopened.get("_id"), stored_id.as_ref());
+        assert_eq!(reopened.get_document("data").unwrap().get_document("_id").unwrap(), &doc! { "0": 1, "1": 2 });
+        assert_eq!(reopened.get_document("control").unwrap().get_document("max").unwrap().get_i32("v").unwrap(), 9);
+        assert!(!filled[1].0 && !filled[2].0, "another meta and a time past the span open new buckets");
     }
 
     #[test]
