@@ -253,7 +253,9 @@ pub fn fill_buckets(
     stored: &[RawDocumentBuf],
     measurements: &[&RawDocument],
 ) -> Result<Vec<(bool, Document)>> {
-    let mut open: Vec<OpenBucket> = stored.iter().filter_map(|bucket| OpenBucket::reopen(spec, bucket)).collect();
+    let mut open: Vec<OpenBucket> = Vec::new();
+    // Stored buckets are decoded only when a measurement joins one.
+    let mut reopened = vec![false; stored.len()];
     for raw in measurements {
         let time = measurement_time(spec, raw)?;
         let mut measurement =
@@ -265,7 +267,24 @@ pub fn fill_buckets(
         }
         let meta = spec.meta_field.as_ref().and_then(|field| measurement.get(field).cloned());
         let bytes = raw.as_bytes().len();
-        let slot = open.iter().position(|bucket| bucket.meta == meta && bucket.fits(spec, time, bytes));
+        let mut slot = open.iter().position(|bucket| bucket.meta == meta && bucket.fits(spec, time, bytes));
+        if slot.is_none() {
+            for (i, candidate) in stored.iter().enumerate() {
+                // IMPORTANT: a full candidate is skipped, not taken as "no bucket fits".
+                if reopened.get(i).copied().unwrap_or(true) || !may_take(spec, candidate, meta.as_ref(), time) {
+                    continue;
+                }
+                let Some(bucket) = OpenBucket::reopen(spec, candidate).filter(|b| b.fits(spec, time, bytes)) else {
+                    continue;
+                };
+                if let Some(used) = reopened.get_mut(i) {
+                    *used = true;
+                }
+                open.push(bucket);
+                slot = Some(open.len() - 1);
+                break;
+            }
+        }
         let bucket = match slot {
             Some(i) => open.get_mut(i),
             None => {
@@ -282,6 +301,27 @@ pub fn fill_buckets(
         .filter(|bucket| bucket.changed)
         .map(|bucket| (bucket.id.is_some(), bucket.finish(spec)))
         .collect())
+}
+
+/// Whether the stored `bucket` has the metaField value `meta` and a span `time` fits, read
+/// without decoding it.
+fn may_take(spec: &TimeseriesSpec, bucket: &RawDocument, meta: Option<&Bson>, time: DateTime) -> bool {
+    let stored_meta = bucket.get("meta").ok().flatten().and_then(|value| Bson::try_from(RawBson::from(value)).ok());
+    if stored_meta.as_ref() != meta {
+        return false;
+    }
+    let min = match bucket.get("control") {
+        Ok(Some(RawBsonRef::Document(control))) => match control.get("min") {
+            Ok(Some(RawBsonRef::Document(min))) => match min.get(&spec.time_field) {
+                Ok(Some(RawBsonRef::DateTime(min))) => min,
+                _ => return false,
+            },
+            _ => return false,
+        },
+        _ => return false,
+    };
+    let end = min.timestamp_millis().saturating_add(spec.max_span_secs.saturating_mul(1000));
+    time >= min && time.timestamp_millis() < end
 }
 
 /// The measurements of `bucket`, in order, each `{<timeField>, <metaField>?, <other
@@ -516,6 +556,24 @@ mod tests {
         assert_eq!(reopened.get_document("data").unwrap().get_document("_id").unwrap(), &doc! { "0": 1, "1": 2 });
         assert_eq!(reopened.get_document("control").unwrap().get_document("max").unwrap().get_i32("v").unwrap(), 9);
         assert!(!filled[1].0 && !filled[2].0, "another meta and a time past the span open new buckets");
+    }
+
+    #[test]
+    fn timeseries_fill_reopens_again_and_again_past_a_full_bucket() {
+        let full: Vec<RawDocumentBuf> = (0..BUCKET_MAX_COUNT as i64)
+            .map(|i| rawdoc! { "_id": i, "t": at(1_000_020), "m": { "sensor": "z" } })
+            .collect();
+        let refs: Vec<&RawDocument> = full.iter().map(|d| d.as_ref()).collect();
+        let full = RawDocumentBuf::try_from(&build_buckets(&spec(), &refs).unwrap()[0]).unwrap();
+        let mut stored: Vec<RawDocumentBuf> = Vec::new();
+        for i in 0..5 {
+            let one = [rawdoc! { "_id": i, "t": at(1_000_020 + i64::from(i)), "m": { "sensor": "z" } }];
+            let refs: Vec<&RawDocument> = one.iter().map(|d| d.as_ref()).collect();
+            let filled = fill_buckets(&spec(), &stored, &refs).unwrap();
+            assert_eq!(filled.len(), 1);
+            assert_eq!(filled[0].0, i > 0, "measurement {i}");
+            stored = vec![full.clone(), RawDocumentBuf::try_from(&filled[0].1).unwrap()];
+        }
     }
 
     #[test]
