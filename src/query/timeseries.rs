@@ -339,12 +339,12 @@ pub fn unpack(spec: &TimeseriesSpec, bucket: &RawDocument) -> Result<Vec<RawDocu
         (Some(field), Ok(Some(value))) => Some((field, value)),
         _ => None,
     };
-    let columns: Vec<(&CStr, &RawDocument)> = data
+    let mut columns: Vec<_> = data
         .iter()
         .filter_map(std::result::Result::ok)
         .filter(|(name, _)| name.as_str() != spec.time_field.as_str())
         .filter_map(|(name, column)| match column {
-            RawBsonRef::Document(column) => Some((name, column)),
+            RawBsonRef::Document(column) => Some((name, column.iter().peekable())),
             _ => None,
         })
         .collect();
@@ -361,9 +361,14 @@ pub fn unpack(spec: &TimeseriesSpec, bucket: &RawDocument) -> Result<Vec<RawDocu
         if let Some((field, value)) = meta {
             measurement.append(field, RawBson::from(value));
         }
-        for (column_name, column) in &columns {
-            if let Ok(Some(value)) = column.get(row.as_str()) {
-                measurement.append(*column_name, RawBson::from(value));
+        // Columns hold rows in order, some missing: each is read once, in step with the times
+        // (a lookup by key per row would scan the column again and again).
+        for (column_name, column) in &mut columns {
+            if let Some(Ok((key, value))) = column.peek()
+                && key.as_str() == row.as_str()
+            {
+                measurement.append(*column_name, RawBson::from(*value));
+                column.next();
             }
         }
         out.push(measurement);
