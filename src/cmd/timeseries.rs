@@ -326,7 +326,9 @@ pub fn create(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: &Namespace, timese
 /// # Errors
 /// Storage errors.
 pub fn buckets_of(storage: &Storage, ns: &Namespace) -> Result<Option<(Arc<Collection>, TimeseriesSpec)>> {
-    if ns.coll.starts_with("system.") {
+    // A collection of that name is never a time-series collection: writes to ordinary
+    // collections pay for no view lookup.
+    if ns.coll.starts_with("system.") || storage.collection(ns).is_some() {
         return Ok(None);
     }
     let Some(view) = views::definition(storage, ns)? else { return Ok(None) };
