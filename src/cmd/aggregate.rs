@@ -50,13 +50,20 @@ pub(super) fn aggregate(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
     if let Some(spec) = change_stream_spec(&given) {
         return change_stream(ctx, req, db_level, ns, (spec, given.get(1..).unwrap_or_default()), batch_size);
     }
-    let view = if db_level { None } else { ViewRead::of(ctx, req, &ns, "aggregate.collation")? };
+    // `$collStats` of a time-series collection reads its buckets' statistics, not its view.
+    let timeseries_stats = !db_level
+        && matches!(given.first(), Some(RawBsonRef::Document(d)) if d.get("$collStats").ok().flatten().is_some())
+        && super::timeseries::buckets_of(&ctx.state.storage, &ns)?.is_some();
+    let view = if db_level || timeseries_stats { None } else { ViewRead::of(ctx, req, &ns, "aggregate.collation")? };
     let stages: Vec<RawBsonRef<'_>> = match &view {
         Some(view) => view.stages().chain(given.iter().copied()).collect(),
         None => given,
     };
     let optimized = pipeline::optimize(&stages);
     let stages = rewritten(stages, optimized.as_deref());
+    // A time-series collection's filter on time and meta also selects its buckets.
+    let pushed = crate::query::timeseries::push_down(&stages);
+    let stages = rewritten(stages, pushed.as_deref());
     let vars = req.doc_arg("let")?.map(Variables::from_let).transpose()?;
     let target = match &view {
         Some(view) => view.target(ctx)?,
@@ -227,6 +234,9 @@ impl ViewRead {
         let stages: Vec<RawBsonRef<'_>> = self.stages().chain(more.iter().map(|d| RawBsonRef::Document(d))).collect();
         let optimized = pipeline::optimize(&stages);
         let stages = rewritten(stages, optimized.as_deref());
+        // A time-series collection's filter on time and meta also selects its buckets.
+        let pushed = crate::query::timeseries::push_down(&stages);
+        let stages = rewritten(stages, pushed.as_deref());
         let target = self.target(ctx)?;
         let (query, consumed) = pipeline::leading_query(&stages, Some(&vars), target.collation.clone())?;
         let mut vars = vars;

@@ -215,7 +215,7 @@ impl ClusteredSpec {
 ///
 /// # Errors
 /// 72 InvalidOptions.
-fn check_expire_after_seconds(seconds: i64) -> Result<()> {
+pub(super) fn check_expire_after_seconds(seconds: i64) -> Result<()> {
     if seconds < 0 {
         return Err(Error::new(
             ErrorCode::InvalidOptions,
@@ -369,7 +369,7 @@ fn truthy(value: &Bson) -> bool {
 }
 
 /// mongod's IDL `safeInt64`: an integer, or a double or decimal with an integral value.
-fn safe_int64(value: RawBsonRef<'_>) -> Option<i64> {
+pub(super) fn safe_int64(value: RawBsonRef<'_>) -> Option<i64> {
     match value {
         RawBsonRef::Int32(n) => Some(i64::from(n)),
         RawBsonRef::Int64(n) => Some(n),
@@ -381,7 +381,7 @@ fn safe_int64(value: RawBsonRef<'_>) -> Option<i64> {
 
 /// mongod's IDL error for a field of the wrong type (`expected` already quoted; `several`:
 /// worded for a list of types).
-fn wrong_type(path: &str, value: RawBsonRef<'_>, expected: &str, several: bool) -> Error {
+pub(super) fn wrong_type(path: &str, value: RawBsonRef<'_>, expected: &str, several: bool) -> Error {
     let types = if several { "types" } else { "type" };
     Error::new(
         ErrorCode::TypeMismatch,

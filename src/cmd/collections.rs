@@ -22,6 +22,16 @@ use crate::storage::{Collection, Namespace, id_index_spec, validate_db_name};
 pub fn create(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     let ns = req.namespace()?;
     check_system_namespace(&ns)?;
+    if let Some(timeseries) = super::timeseries::parse_create(req, &ns)? {
+        if ctx.txn.is_some() {
+            // Its view is a document of `system.views`, written at once: not in a transaction.
+            return Err(Error::new(
+                ErrorCode::OperationNotSupportedInTransaction,
+                "Cannot create a timeseries collection in a multi-document transaction.",
+            ));
+        }
+        return super::timeseries::create(ctx, req, &ns, timeseries);
+    }
     let clustered = super::clustered::parse_create(req, ctx.state.config.parameters.enable_test_commands)?;
     if req.get("viewOn").is_some() || req.get("pipeline").is_some() {
         if ctx.txn.is_some() {
@@ -212,6 +222,12 @@ fn create_view(ctx: &RequestCtx<'_>, req: &CommandRequest, ns: Namespace) -> Res
             return Err(Error::new(ErrorCode::InvalidOptions, format!("option not supported on a view: {key}")));
         }
     }
+    if view_on.starts_with(crate::query::timeseries::BUCKETS_PREFIX) {
+        return Err(Error::new(
+            ErrorCode::InvalidNamespace,
+            "Cannot create view on a system.buckets namespace except by creating a time-series collection",
+        ));
+    }
     let collation =
         super::collation::resolve(req.get("collation"), "create.collation", None)?.map(|c| c.spec().to_document());
     let view = views::ViewDefinition { ns, view_on, pipeline, collation };
@@ -321,6 +337,12 @@ pub fn drop(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> 
         ));
     }
     let indexes = ctx.state.storage.collection(&ns).map(|c| c.indexes().len());
+    if indexes.is_none() && super::timeseries::buckets_of(&ctx.state.storage, &ns)?.is_some() {
+        // A time-series collection: its view, then its buckets.
+        views::remove(&ctx.state.storage, &ns)?;
+        ctx.state.storage.drop_collection(&super::timeseries::buckets_namespace(&ns))?;
+        return Ok(doc! { "ns": ns.full() });
+    }
     if indexes.is_none() && views::remove(&ctx.state.storage, &ns)? {
         return Ok(doc! { "ns": ns.full() });
     }
@@ -415,7 +437,11 @@ pub fn list_collections(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resul
         .collections_in(req.db())
         .into_iter()
         .map(|c| (c.ns.coll.clone(), "collection", collection_entry(&c)));
-    let views = views::list(&ctx.state.storage, req.db())?.into_iter().map(|v| {
+    let storage = &ctx.state.storage;
+    let views = views::list(storage, req.db())?.into_iter().map(|v| {
+        if let Some((buckets, _)) = super::timeseries::buckets_of(storage, &v.ns)? {
+            return Ok((v.ns.coll.clone(), "timeseries", super::timeseries::list_entry(&v.ns.coll, &buckets)));
+        }
         let entry = doc! { "name": &v.ns.coll, "type": "view", "options": v.options()?, "info": { "readOnly": true } };
         Ok((v.ns.coll, "view", entry))
     });
@@ -496,14 +522,23 @@ pub fn rename_collection(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Resu
     })?;
     let to = Namespace::parse(to)?;
     let drop_target = req.bool_arg("dropTarget")?.unwrap_or(false);
+    if super::timeseries::buckets_of(&ctx.state.storage, &from)?.is_some() {
+        // A time-series collection is a view over its buckets, and views are not renamed.
+        return Err(Error::new(ErrorCode::CommandNotSupportedOnView, format!("cannot rename view: {from}")));
+    }
     ctx.state.storage.rename_collection(&from, &to, drop_target)?;
     Ok(Document::new())
 }
 
 /// `collMod`: changes stored options (validator, validation level and action).
 pub fn coll_mod(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
-    let ns = req.namespace()?;
-    if ctx.state.storage.collection(&ns).is_none()
+    let mut ns = req.namespace()?;
+    if ctx.state.storage.collection(&ns).is_none() && super::timeseries::buckets_of(&ctx.state.storage, &ns)?.is_some()
+    {
+        // A time-series collection's options live on its buckets; only its expiry is built.
+        super::timeseries::check_coll_mod(req)?;
+        ns = super::timeseries::buckets_namespace(&ns);
+    } else if ctx.state.storage.collection(&ns).is_none()
         && let Some(view) = views::definition(&ctx.state.storage, &ns)?
     {
         return modify_view(ctx, req, view);
@@ -644,6 +679,11 @@ pub fn coll_stats(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Docu
     let ns = req.namespace()?;
     let scale = scale_arg(req)?;
     let storage = &ctx.state.storage;
+    if storage.collection(&ns).is_none()
+        && let Some((buckets, _)) = super::timeseries::buckets_of(storage, &ns)?
+    {
+        return super::timeseries::storage_stats(storage, &ns, &buckets, scale);
+    }
     let collection = storage
         .collection(&ns)
         .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("Collection [{ns}] not found.")))?;
@@ -704,7 +744,12 @@ pub(super) fn coll_stats_stage(ctx: &RequestCtx<'_>, target: &Target, stage: &Ra
         return Err(Error::new(ErrorCode::FailedToParse, "$collStats must take a nested object"));
     };
     let storage = &ctx.state.storage;
-    let collection = target.collection.as_ref().ok_or_else(|| {
+    // A time-series collection's statistics are its buckets'.
+    let timeseries = match &target.collection {
+        None => super::timeseries::buckets_of(storage, ns)?.map(|(buckets, _)| buckets),
+        Some(_) => None,
+    };
+    let collection = target.collection.as_ref().or(timeseries.as_ref()).ok_or_else(|| {
         Error::new(
             ErrorCode::NamespaceNotFound,
             format!("Unable to retrieve storageStats in $collStats stage :: caused by :: Collection [{ns}] not found."),
@@ -729,7 +774,11 @@ pub(super) fn coll_stats_stage(ctx: &RequestCtx<'_>, target: &Target, stage: &Ra
                     },
                     _ => 1,
                 };
-                out.insert("storageStats", storage_stats(storage, collection, scale)?);
+                let stats = match &timeseries {
+                    Some(buckets) => super::timeseries::storage_stats(storage, ns, buckets, scale)?,
+                    None => storage_stats(storage, collection, scale)?,
+                };
+                out.insert("storageStats", stats);
             }
             "latencyStats" => {
                 let histograms = match value {

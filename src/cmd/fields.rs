@@ -77,13 +77,13 @@ pub const COLL_MOD: CommandOptions = CommandOptions::strict(&[
     F::honoured("index", "changes `hidden` or `expireAfterSeconds` of one index"),
     F::honoured(
         "expireAfterSeconds",
-        "a clustered collection's TTL (seconds, or `\"off\"`): documents whose `_id` is an older date are deleted; 72 on other collections",
+        "a clustered or time-series collection's TTL (seconds, or `\"off\"`): documents whose `_id` is an older date (buckets whose latest possible time is older) are deleted; 72 on other collections; on a time-series collection every other collMod option answers 238",
     ),
     F::honoured(
         "changeStreamPreAndPostImages",
         "each change's document before and after is kept with its oplog entry, for change streams' `fullDocumentBeforeChange` and `fullDocument: whenAvailable|required`",
     ),
-    F::not_built("timeseries", "time-series collections"),
+    F::not_built("timeseries", "changing a time-series collection's granularity or bucketing"),
     F::honoured("viewOn", "the collection or view a view reads (views only)"),
     F::honoured("pipeline", "a view's stages (views only)"),
     F::not_built("cappedSize", "resizing capped collections"),
@@ -163,9 +163,12 @@ pub const CREATE: CommandOptions = CommandOptions::strict(&[
     F::honoured("collation", "the collection's default collation"),
     F::honoured(
         "expireAfterSeconds",
-        "with `clusteredIndex`: documents whose `_id` is a date older than that many seconds are deleted by the TTL monitor; 72 InvalidOptions without `timeseries` or `clusteredIndex`",
+        "with `clusteredIndex`: documents whose `_id` is a date older than that many seconds are deleted by the TTL monitor; with `timeseries`: whole buckets whose latest possible time is older; 72 InvalidOptions without `timeseries` or `clusteredIndex`",
     ),
-    F::not_built("timeseries", "time-series collections"),
+    F::honoured(
+        "timeseries",
+        "`{timeField, metaField?, granularity? | bucketMaxSpanSeconds + bucketRoundingSeconds}`: a bucket collection `system.buckets.<name>` and a view that unpacks it (see docs/compat/timeseries.md); with `expireAfterSeconds`, `storageEngine`, `indexOptionDefaults`, `collation` only, else 72",
+    ),
     F::honoured(
         "clusteredIndex",
         "`{key: {_id: 1}, unique: true, name?, v?}`: Monarch's own layout, listed as mongod lists a clustered collection; capped clustered collections (mongod's test-only feature) are refused",

@@ -37,6 +37,7 @@ mod sessions;
 mod snapshot_reads;
 mod target;
 mod testing;
+mod timeseries;
 mod transactions;
 mod users;
 mod write;

@@ -207,6 +207,9 @@ impl<'a> InsertArgs<'a> {
 pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let InsertArgs { common: WriteCommon { ns, ordered, journal }, bypass, documents } = InsertArgs::parse(req)?;
     let storage = &ctx.state.storage;
+    if let Some((buckets, spec)) = super::timeseries::buckets_of(storage, &ns)? {
+        return insert_measurements(ctx, req, (&buckets, &spec), &documents, (ordered, journal));
+    }
     let collection = super::target::collection_or_create(storage, ctx.txn.as_deref_mut(), &ns)?;
     let validation = validation(ctx, &collection, bypass);
     let mut retry = retryable(ctx, req, true)?;
@@ -280,6 +283,148 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     // mongod's insert reply counts in an int32 whatever the number.
     reply.0.append(cstr!("n"), i32::try_from(inserted).unwrap_or(i32::MAX));
     reply.retried(retry.as_ref());
+    reply.finish(&errors)
+}
+
+/// An `insert` into a time-series collection: its measurements bucketed into its bucket
+/// collection (see [`super::timeseries::insert`]).
+fn insert_measurements(
+    ctx: &mut RequestCtx<'_>,
+    req: &CommandRequest,
+    buckets: (&Arc<Collection>, &crate::query::timeseries::TimeseriesSpec),
+    documents: &[&RawDocument],
+    (ordered, journal): (bool, bool),
+) -> Result<Reply> {
+    if ctx.txn.is_some() {
+        return Err(Error::new(
+            ErrorCode::NotImplemented,
+            "inserts into a time-series collection in a transaction are not built in this server",
+        ));
+    }
+    let mut retry = retryable(ctx, req, true)?;
+    let outcome = super::timeseries::insert(&ctx.state.storage, buckets, documents, ordered, retry.as_mut());
+    if let Some(retry) = &retry {
+        ctx.client.close_requested |= retry.close_connection();
+    }
+    let (inserted, errors, ticket) = outcome?;
+    ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
+    ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
+    acknowledge(ctx, journal, ticket);
+    let mut reply = WriteReply::new();
+    reply.0.append(cstr!("n"), i32::try_from(inserted).unwrap_or(i32::MAX));
+    reply.retried(retry.as_ref());
+    reply.finish(&errors)
+}
+
+/// A `delete` on a time-series collection: each statement removes the measurements its
+/// filter matches (see [`super::timeseries::delete`]); `limit: 1` answers 238 as that
+/// statement's write error.
+fn delete_measurements(
+    ctx: &mut RequestCtx<'_>,
+    buckets: (&Arc<Collection>, &crate::query::timeseries::TimeseriesSpec),
+    statements: &[(&RawDocument, i64)],
+    vars: Option<&Variables>,
+    (ordered, journal, retryable): (bool, bool, bool),
+) -> Result<Reply> {
+    if ctx.txn.is_some() {
+        return Err(Error::new(
+            ErrorCode::NotImplemented,
+            "deletes from a time-series collection in a transaction are not built in this server",
+        ));
+    }
+    let storage = &ctx.state.storage;
+    let (mut deleted, mut errors, mut ticket) = (0i64, Vec::new(), None);
+    for (index, (statement, limit)) in statements.iter().enumerate() {
+        let outcome = (|| {
+            if retryable && *limit == 0 {
+                return Err(Error::new(
+                    ErrorCode::InvalidOptions,
+                    "Cannot use (or request) retryable writes with limit=0",
+                ));
+            }
+            super::timeseries::check_statement_fields(statement, "delete", &["q", "limit", "collation"])?;
+            if *limit != 0 {
+                return Err(Error::new(
+                    ErrorCode::NotImplemented,
+                    "a delete with limit: 1 on a time-series collection is not built in this server",
+                ));
+            }
+            let query = match statement.get("q").ok().flatten() {
+                Some(RawBsonRef::Document(q)) => q,
+                other => return Err(statement_field_error("delete.deletes", "q", other, "object")),
+            };
+            let collation =
+                super::collation::resolve(statement.get("collation").ok().flatten(), "delete.deletes.collation", None)?;
+            let filter = parse_filter(query, vars, collation.as_ref())?;
+            super::timeseries::delete(storage, buckets, query, &filter)
+        })();
+        ctx.state.counters.opcounters.delete.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok((n, committed)) => {
+                deleted += n;
+                ticket = committed.or(ticket);
+            }
+            Err(error) if error.code().is_interruption() => return Err(error),
+            Err(error) => {
+                errors.push(error.to_write_error(index));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    acknowledge(ctx, journal, ticket);
+    let mut reply = WriteReply::new();
+    reply.0.append(cstr!("n"), i32::try_from(deleted).unwrap_or(i32::MAX));
+    reply.finish(&errors)
+}
+
+/// An `update` on a time-series collection: each statement updates the metaField of the
+/// measurements it selects (see [`super::timeseries::update`]); a statement mongod 7.0 refuses
+/// is that statement's write error.
+fn update_measurements(
+    ctx: &mut RequestCtx<'_>,
+    buckets: (&Arc<Collection>, &crate::query::timeseries::TimeseriesSpec),
+    statements: &[&RawDocument],
+    vars: Option<&Variables>,
+    (ordered, journal, retryable): (bool, bool, bool),
+) -> Result<Reply> {
+    if ctx.txn.is_some() {
+        return Err(Error::new(
+            ErrorCode::NotImplemented,
+            "updates of a time-series collection in a transaction are not built in this server",
+        ));
+    }
+    let storage = &ctx.state.storage;
+    let (mut matched, mut modified, mut errors, mut ticket) = (0i64, 0i64, Vec::new(), None);
+    for (index, statement) in statements.iter().enumerate() {
+        ctx.state.counters.opcounters.update.fetch_add(1, Ordering::Relaxed);
+        let multi = matches!(statement.get("multi"), Ok(Some(RawBsonRef::Boolean(true))));
+        let outcome = if retryable && multi {
+            Err(Error::new(ErrorCode::InvalidOptions, "Cannot use (or request) retryable writes with multi=true"))
+        } else {
+            super::timeseries::update(storage, buckets, statement, vars)
+        };
+        match outcome {
+            Ok((n, changed, committed)) => {
+                matched += n;
+                modified += changed;
+                ticket = committed.or(ticket);
+            }
+            Err(error) if error.code().is_interruption() => return Err(error),
+            Err(error) => {
+                errors.push(error.to_write_error(index));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    ctx.op.docs.updated.fetch_add(u64::try_from(modified).unwrap_or(0), Ordering::Relaxed);
+    acknowledge(ctx, journal, ticket);
+    let mut reply = WriteReply::new();
+    reply.count(cstr!("n"), matched);
+    reply.count(cstr!("nModified"), modified);
     reply.finish(&errors)
 }
 
@@ -511,6 +656,12 @@ impl<'a> UpdateArgs<'a> {
 pub fn update(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let UpdateArgs { common: WriteCommon { ns, ordered, journal }, bypass, statements, vars } = UpdateArgs::parse(req)?;
     let mut target = Target::for_write(ctx, ns);
+    if target.collection.is_none()
+        && let Some((buckets, spec)) = super::timeseries::buckets_of(&ctx.state.storage, &target.ns)?
+    {
+        let retryable = req.get("txnNumber").is_some();
+        return update_measurements(ctx, (&buckets, &spec), &statements, vars.as_ref(), (ordered, journal, retryable));
+    }
     let mut txn = ctx.txn.take();
     let stats = Arc::new(ExecStats::default());
     let finder = Finder::new(ctx, &stats);
@@ -790,6 +941,16 @@ pub fn delete(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     let target = Target::for_write(ctx, ns);
     let storage = &ctx.state.storage;
     if target.collection.is_none() {
+        if let Some((buckets, spec)) = super::timeseries::buckets_of(storage, &target.ns)? {
+            let retryable = req.get("txnNumber").is_some();
+            return delete_measurements(
+                ctx,
+                (&buckets, &spec),
+                &statements,
+                vars.as_ref(),
+                (ordered, journal, retryable),
+            );
+        }
         crate::exec::views::refuse_view(storage, &target.ns)?;
     }
     let mut txn = ctx.txn.take();

@@ -49,6 +49,7 @@ pub(crate) mod render;
 pub mod sort;
 pub(crate) mod summation;
 pub mod text;
+pub mod timeseries;
 pub mod update;
 pub mod validation_error;
 pub mod validator;

@@ -132,6 +132,18 @@ impl Collection {
         }
     }
 
+    /// A time-series bucket collection's `expireAfterSeconds` and `bucketMaxSpanSeconds`: its
+    /// buckets expire whole, by their `_id` time.
+    pub fn timeseries_expiry_secs(&self) -> Option<(i64, i64)> {
+        let timeseries = self.options.get_document("timeseries").ok()?;
+        let number = |value: Option<&bson::Bson>| match value {
+            Some(bson::Bson::Int64(n)) => Some(*n),
+            Some(bson::Bson::Int32(n)) => Some(i64::from(*n)),
+            _ => None,
+        };
+        Some((number(self.options.get("expireAfterSeconds"))?, number(timeseries.get("bucketMaxSpanSeconds"))?))
+    }
+
     /// Whether this collection has been dropped (or renamed away).
     pub fn is_dropped(&self) -> bool {
         self.dropped.load(Ordering::Acquire)

@@ -26,6 +26,14 @@ impl Storage {
         let cutoff_of =
             |seconds: i64| DateTime::from_millis(now.timestamp_millis().saturating_sub(seconds.saturating_mul(1000)));
         for collection in self.all_collections() {
+            if let Some((seconds, span)) = collection.timeseries_expiry_secs() {
+                // mongod's rule: a bucket goes when even its latest possible measurement (its
+                // `_id` time, the rounded minimum, plus the bucket span) has expired.
+                let cutoff = cutoff_of(seconds.saturating_add(span));
+                deleted +=
+                    self.delete_in_batches(&collection, |storage| storage.expired_buckets(&collection, cutoff))?;
+                continue;
+            }
             if let Some(seconds) = collection.clustered_expiry_secs() {
                 let cutoff = cutoff_of(seconds);
                 deleted += self.delete_in_batches(&collection, |storage| storage.expired_ids(&collection, cutoff))?;
@@ -96,6 +104,23 @@ impl Storage {
             }
             if ids.len() >= TTL_BATCH {
                 break;
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The `_id`s of up to [`TTL_BATCH`] buckets of a time-series bucket collection whose
+    /// ObjectId `_id` time is before `cutoff`: one range of its `_id` order.
+    fn expired_buckets(&self, collection: &Collection, cutoff: DateTime) -> Result<Vec<RawBson>> {
+        let seconds = cutoff.timestamp_millis().div_euclid(1000);
+        let lowest = crate::query::timeseries::id_bound(0, 0);
+        let start = document_key(collection, RawBsonRef::ObjectId(lowest));
+        let end = document_key(collection, RawBsonRef::ObjectId(crate::query::timeseries::id_bound(seconds, 0)));
+        let mut ids = Vec::new();
+        for guard in self.docs.range(start..end).take(TTL_BATCH) {
+            let (_, value) = guard.into_inner().map_err(StorageError::from)?;
+            if let Ok(Some(id)) = decode_document(&value)?.get("_id") {
+                ids.push(RawBson::from(id));
             }
         }
         Ok(ids)

@@ -24,6 +24,7 @@ mod sample;
 #[cfg(test)]
 mod stage_tests;
 mod transform;
+mod unpack;
 mod unwind;
 mod window;
 

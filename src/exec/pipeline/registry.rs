@@ -2,7 +2,7 @@
 //! that adds it to a stream) or refused with the error this server gives for it.
 
 use super::{
-    StageArgs, densify, facet, graph_lookup, group, lookup, output, redact, sample, transform, unwind, window,
+    StageArgs, densify, facet, graph_lookup, group, lookup, output, redact, sample, transform, unpack, unwind, window,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::state::cursors::DocumentStream;
@@ -12,6 +12,7 @@ type StageFn = fn(DocumentStream, &StageArgs<'_>) -> Result<DocumentStream>;
 
 /// The stages built here.
 const BUILT: &[(&str, StageFn)] = &[
+    ("$_internalUnpackBucket", unpack::unpack_bucket),
     ("$addFields", transform::document_stage),
     ("$bucket", group::bucket),
     ("$bucketAuto", group::bucket_auto),

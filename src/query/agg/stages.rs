@@ -4,6 +4,7 @@
 
 /// Every stage name mongod 7.0 registers for users.
 pub const STAGE_NAMES: &[&str] = &[
+    "$_internalUnpackBucket",
     "$addFields",
     "$bucket",
     "$bucketAuto",
