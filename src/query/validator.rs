@@ -136,13 +136,6 @@ impl Validator {
     }
 }
 
-/// mongod's message when a validator asks for a geospatial sort.
-pub(crate) const GEO_NEAR_NOT_ALLOWED: &str = "$geoNear, $near, and $nearSphere are not allowed in this context, as these \
-                                    operators require sorting geospatial data. If you do not need sort, consider \
-                                    using $geoWithin instead. Check out \
-                                    https://dochub.mongodb.org/core/near-sort-operation and \
-                                    https://dochub.mongodb.org/core/nearSphere-sort-operationfor more details.";
-
 /// Refuses what mongod's validator parser leaves out of its allowed features (JavaScript,
 /// text search, geospatial sorts), wherever the filter's logical operators may hold it.
 fn refuse_disallowed(spec: &RawDocument) -> Result<(), QueryError> {
@@ -165,7 +158,7 @@ fn refuse_disallowed(spec: &RawDocument) -> Result<(), QueryError> {
                     && is_operator_document(ops)
                     && fields(ops).any(|(op, _)| matches!(op, "$near" | "$nearSphere" | "$geoNear"))
                 {
-                    return Err(QueryError::new(ErrorCode::Location5626500, GEO_NEAR_NOT_ALLOWED));
+                    return Err(QueryError::new(ErrorCode::Location5626500, super::filter::GEO_NEAR_NOT_ALLOWED));
                 }
             }
         }

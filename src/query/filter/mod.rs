@@ -37,9 +37,16 @@ use super::expr::Variables;
 use crate::error::ErrorCode;
 use tree::Expr;
 
+/// mongod's message for a geospatial sort where none can run (a validator, a `$match`).
+pub(crate) const GEO_NEAR_NOT_ALLOWED: &str = "$geoNear, $near, and $nearSphere are not allowed in this context, as these \
+                                    operators require sorting geospatial data. If you do not need sort, consider \
+                                    using $geoWithin instead. Check out \
+                                    https://dochub.mongodb.org/core/near-sort-operation and \
+                                    https://dochub.mongodb.org/core/nearSphere-sort-operationfor more details.";
+
 /// mongod's 5626500 for `$near`/`$nearSphere` where no nearness search runs.
 fn near_not_allowed() -> QueryError {
-    QueryError::new(ErrorCode::Location5626500, super::validator::GEO_NEAR_NOT_ALLOWED)
+    QueryError::new(ErrorCode::Location5626500, GEO_NEAR_NOT_ALLOWED)
 }
 
 /// A compiled query filter.
