@@ -205,7 +205,7 @@ async fn options_unknown_fields_are_refused_where_mongod_is_strict() {
     db.run_command(doc! { "hello": 1, "foo": 1 }).await.expect("hello is not strict");
     // Internal fields and features not built yet are refused, not ignored.
     assert_eq!(failure(db.run_command(doc! { "find": "c", "term": 1_i64 }).await).0, 40415);
-    assert_eq!(failure(db.run_command(doc! { "create": "t", "timeseries": { "timeField": "t" } }).await).0, 238);
+    assert_eq!(failure(db.run_command(doc! { "create": "t", "encryptedFields": { "fields": [] } }).await).0, 238);
 }
 
 #[test]
