@@ -68,6 +68,11 @@ async fn sphere_queries_match_independent_geometry() {
     assert_eq!(found, expected.iter().map(|(_, id)| *id).collect::<Vec<_>>());
     // With a limit, and with the rest of the filter.
     let first5 = ids(coll.find(near.clone()).limit(5).await.expect("near limit")).await;
+    // A hint naming the geo index is the same search; naming another index, none can run.
+    let hinted = coll.find(near.clone()).limit(5).hint(mongodb::options::Hint::Name("loc_2dsphere".into())).await;
+    assert_eq!(ids(hinted.expect("hinted near")).await, first5);
+    let other = coll.find_one(near.clone()).hint(mongodb::options::Hint::Name("_id_".into())).await;
+    assert_eq!(code(&other.expect_err("hint of another index")), Some(291));
     assert_eq!(first5, expected.iter().take(5).map(|(_, id)| *id).collect::<Vec<_>>());
     let mut filtered = near.clone();
     filtered.insert("kind", "even");

@@ -276,14 +276,36 @@ pub fn insert(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Reply> {
     }
     let ticket = writer.map(|writer| commit(ctx.op, writer)).transpose()?.flatten().or(earlier_ticket);
     ctx.txn = txn;
+    insert_reply(ctx, (inserted, &errors), journal, ticket, retry.as_ref())
+}
+
+/// An `insert`'s reply, once its documents are written: counts them, waits for the journal
+/// when asked, and reports `n` and the write errors.
+fn insert_reply(
+    ctx: &mut RequestCtx<'_>,
+    (inserted, errors): (i64, &[Document]),
+    journal: bool,
+    ticket: Option<DurabilityTicket>,
+    retry: Option<&RetryableWrite<'_>>,
+) -> Result<Reply> {
     ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
     acknowledge(ctx, journal, ticket);
     let mut reply = WriteReply::new();
     // mongod's insert reply counts in an int32 whatever the number.
     reply.0.append(cstr!("n"), i32::try_from(inserted).unwrap_or(i32::MAX));
-    reply.retried(retry.as_ref());
-    reply.finish(&errors)
+    reply.retried(retry);
+    reply.finish(errors)
+}
+
+/// 238 NotImplemented for a time-series write (`what`) inside a transaction.
+fn refuse_in_transaction(ctx: &RequestCtx<'_>, what: &str) -> Result<()> {
+    match ctx.txn {
+        Some(_) => {
+            Err(Error::new(ErrorCode::NotImplemented, format!("{what} in a transaction are not built in this server")))
+        }
+        None => Ok(()),
+    }
 }
 
 /// An `insert` into a time-series collection: its measurements bucketed into its bucket
@@ -295,25 +317,14 @@ fn insert_measurements(
     documents: &[&RawDocument],
     (ordered, journal): (bool, bool),
 ) -> Result<Reply> {
-    if ctx.txn.is_some() {
-        return Err(Error::new(
-            ErrorCode::NotImplemented,
-            "inserts into a time-series collection in a transaction are not built in this server",
-        ));
-    }
+    refuse_in_transaction(ctx, "inserts into a time-series collection")?;
     let mut retry = retryable(ctx, req, true)?;
     let outcome = super::timeseries::insert(&ctx.state.storage, buckets, documents, ordered, retry.as_mut());
     if let Some(retry) = &retry {
         ctx.client.close_requested |= retry.close_connection();
     }
     let (inserted, errors, ticket) = outcome?;
-    ctx.state.counters.opcounters.insert.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
-    ctx.op.docs.inserted.fetch_add(u64::try_from(inserted).unwrap_or(0), Ordering::Relaxed);
-    acknowledge(ctx, journal, ticket);
-    let mut reply = WriteReply::new();
-    reply.0.append(cstr!("n"), i32::try_from(inserted).unwrap_or(i32::MAX));
-    reply.retried(retry.as_ref());
-    reply.finish(&errors)
+    insert_reply(ctx, (inserted, &errors), journal, ticket, retry.as_ref())
 }
 
 /// A `delete` on a time-series collection: each statement removes the measurements its
@@ -326,12 +337,7 @@ fn delete_measurements(
     vars: Option<&Variables>,
     (ordered, journal, retryable): (bool, bool, bool),
 ) -> Result<Reply> {
-    if ctx.txn.is_some() {
-        return Err(Error::new(
-            ErrorCode::NotImplemented,
-            "deletes from a time-series collection in a transaction are not built in this server",
-        ));
-    }
+    refuse_in_transaction(ctx, "deletes from a time-series collection")?;
     let storage = &ctx.state.storage;
     let (mut deleted, mut errors, mut ticket) = (0i64, Vec::new(), None);
     for (index, (statement, limit)) in statements.iter().enumerate() {
@@ -389,12 +395,7 @@ fn update_measurements(
     vars: Option<&Variables>,
     (ordered, journal, retryable): (bool, bool, bool),
 ) -> Result<Reply> {
-    if ctx.txn.is_some() {
-        return Err(Error::new(
-            ErrorCode::NotImplemented,
-            "updates of a time-series collection in a transaction are not built in this server",
-        ));
-    }
+    refuse_in_transaction(ctx, "updates of a time-series collection")?;
     let storage = &ctx.state.storage;
     let (mut matched, mut modified, mut errors, mut ticket) = (0i64, 0i64, Vec::new(), None);
     for (index, statement) in statements.iter().enumerate() {

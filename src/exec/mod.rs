@@ -179,6 +179,7 @@ impl Query {
             collation: collation.as_deref(),
             min: min.as_deref(),
             max: max.as_deref(),
+            search: planner::Search::of(&filter),
         };
         // A view older than an index's build (a transaction's, a snapshot read's) plans
         // without it, and without the plan cache, whose plans may use it.
@@ -315,6 +316,7 @@ pub fn select_for_write(
         min: None,
         max: None,
         collation: selection.collation,
+        search: planner::Search::of(selection.filter),
     };
     let planning = Instant::now();
     let plan = planner::choose(plans, writer.collection(), writer.indexes(), &shape, &view)?;

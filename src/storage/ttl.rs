@@ -114,24 +114,21 @@ impl Storage {
     fn expired_buckets(&self, collection: &Collection, cutoff: DateTime) -> Result<Vec<RawBson>> {
         let seconds = cutoff.timestamp_millis().div_euclid(1000);
         let lowest = crate::query::timeseries::id_bound(0, 0);
-        let start = document_key(collection, RawBsonRef::ObjectId(lowest));
-        let end = document_key(collection, RawBsonRef::ObjectId(crate::query::timeseries::id_bound(seconds, 0)));
-        let mut ids = Vec::new();
-        for guard in self.docs.range(start..end).take(TTL_BATCH) {
-            let (_, value) = guard.into_inner().map_err(StorageError::from)?;
-            if let Ok(Some(id)) = decode_document(&value)?.get("_id") {
-                ids.push(RawBson::from(id));
-            }
-        }
-        Ok(ids)
+        let highest = crate::query::timeseries::id_bound(seconds, 0);
+        self.ids_between(collection, RawBsonRef::ObjectId(lowest), RawBsonRef::ObjectId(highest))
     }
 
     /// The `_id`s of up to [`TTL_BATCH`] documents of a clustered collection whose `_id` is a
     /// date before `cutoff`: one range of its `_id` order (other `_id` types never expire,
     /// as in mongod).
     fn expired_ids(&self, collection: &Collection, cutoff: DateTime) -> Result<Vec<RawBson>> {
-        let start = document_key(collection, RawBsonRef::DateTime(DateTime::from_millis(i64::MIN)));
-        let end = document_key(collection, RawBsonRef::DateTime(cutoff));
+        let lowest = RawBsonRef::DateTime(DateTime::from_millis(i64::MIN));
+        self.ids_between(collection, lowest, RawBsonRef::DateTime(cutoff))
+    }
+
+    /// The `_id`s of up to [`TTL_BATCH`] documents whose `_id` lies in `[from, to)`.
+    fn ids_between(&self, collection: &Collection, from: RawBsonRef<'_>, to: RawBsonRef<'_>) -> Result<Vec<RawBson>> {
+        let (start, end) = (document_key(collection, from), document_key(collection, to));
         let mut ids = Vec::new();
         for guard in self.docs.range(start..end).take(TTL_BATCH) {
             let (_, value) = guard.into_inner().map_err(StorageError::from)?;

@@ -10,7 +10,7 @@ use super::{Access, Plan, QueryShape};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::SortSpec;
 use crate::query::bounds::{IndexBounds, Interval};
-use crate::query::geo::{GeoPredicate, Near, cells};
+use crate::query::geo::{GeoPredicate, Near, Unit, cells};
 use crate::query::index_key::KeyOrder;
 use crate::storage::{Index, IndexSet};
 
@@ -54,13 +54,16 @@ fn key_intervals(ranges: &[(i64, i64)]) -> Vec<Interval> {
         .collect()
 }
 
-/// The `$near`/`$nearSphere` plan of `shape`, or `None` without one.
+/// The `$near`/`$nearSphere` plan of `shape`, whose filter has one (at its top, as the
+/// filter's compiler requires).
 ///
 /// # Errors
 /// 291 NoQueryExecutionPlans without a geo index on the field (or with a hint), 2 BadValue
 /// with a `$natural` sort.
-pub(super) fn near_plan(indexes: &IndexSet, shape: &QueryShape<'_>) -> Result<Option<Plan>> {
-    let Some((field, ops)) = near_clause(shape.filter) else { return Ok(None) };
+pub(super) fn near_plan(indexes: &IndexSet, shape: &QueryShape<'_>) -> Result<Plan> {
+    let Some((field, ops)) = near_clause(shape.filter) else {
+        return Err(Error::new(ErrorCode::BadValue, "geo $near must be top-level expr"));
+    };
     let near = Near::parse(ops)?;
     if shape.sort.and_then(SortSpec::natural).is_some() {
         return Err(Error::new(ErrorCode::BadValue, "$natural sort cannot be set with geo $near"));
@@ -72,10 +75,19 @@ pub(super) fn near_plan(indexes: &IndexSet, shape: &QueryShape<'_>) -> Result<Op
     };
     // A GeoJSON point needs a 2dsphere index; a legacy pair takes a 2d index first.
     let index = match near.unit {
-        crate::query::geo::Unit::Meters => on_field(KeyOrder::Sphere),
+        Unit::Meters => on_field(KeyOrder::Sphere),
         _ => on_field(KeyOrder::Flat).or_else(|| on_field(KeyOrder::Sphere)),
     };
-    let Some(index) = index.filter(|_| shape.hint.is_none()) else {
+    // A hint must name the index the search reads.
+    let hinted = |index: &Index| match shape.hint {
+        None => true,
+        Some(RawBsonRef::String(name)) => index.name == name,
+        Some(RawBsonRef::Document(spec)) => {
+            bson::Document::try_from(spec).is_ok_and(|spec| *index.pattern.spec() == spec)
+        }
+        Some(_) => false,
+    };
+    let Some(index) = index.filter(|index| hinted(index)) else {
         return Err(Error::new(
             ErrorCode::NoQueryExecutionPlans,
             "error processing query: planner returned error :: caused by :: unable to find index for $geoNear query",
@@ -83,17 +95,15 @@ pub(super) fn near_plan(indexes: &IndexSet, shape: &QueryShape<'_>) -> Result<Op
     };
     let near = match (near.unit, index.pattern.geo_field()) {
         // A legacy pair searched through a 2dsphere index measures in radians.
-        (crate::query::geo::Unit::Flat, Some((_, _, KeyOrder::Sphere))) => {
-            Near { unit: crate::query::geo::Unit::Radians, ..near }
-        }
+        (Unit::Flat, Some((_, _, KeyOrder::Sphere))) => Near { unit: Unit::Radians, ..near },
         _ => near,
     };
-    Ok(Some(Plan {
+    Ok(Plan {
         access: Access::Near(Box::new(NearPlan { index: index.clone(), field: field.to_owned(), near })),
         sort_provided: shape.sort.is_none_or(SortSpec::is_empty),
         covered: false,
         candidates: 1,
-    }))
+    })
 }
 
 /// The field and operator document of a `$near`/`$nearSphere` at the top of `filter` or in a

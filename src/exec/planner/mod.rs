@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use bson::{Bson, Document, RawBson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
-pub use shape::QueryShape;
+pub use shape::{QueryShape, Search};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::op::PlanNote;
@@ -179,11 +179,10 @@ pub fn choose(
     shape: &QueryShape<'_>,
     view: &ReadView,
 ) -> Result<Plan> {
-    if let Some(plan) = text::plan(indexes, shape)? {
-        return Ok(plan);
-    }
-    if let Some(plan) = geo::near_plan(indexes, shape)? {
-        return Ok(plan);
+    match shape.search {
+        Some(Search::Text) => return text::plan(indexes, shape),
+        Some(Search::Near) => return geo::near_plan(indexes, shape),
+        None => {}
     }
     if let Some(hint) = shape.hint {
         return hinted(indexes, shape, hint);

@@ -27,6 +27,30 @@ pub struct QueryShape<'a> {
     /// The query's non-simple collation. Index keys compare strings by their bytes, so a
     /// collated query reads no index (mongod would use only indexes with its collation).
     pub collation: Option<&'a Collation>,
+    /// The search the filter asks for (`$text` or `$near`), which decides the access path.
+    pub search: Option<Search>,
+}
+
+/// A search only one access path answers: the planner forces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Search {
+    /// `$text`: the collection's text index.
+    Text,
+    /// `$near`/`$nearSphere`: a geo index, nearest first.
+    Near,
+}
+
+impl Search {
+    /// The search `filter` asks for, as its compiler found it.
+    pub fn of(filter: &crate::query::Filter) -> Option<Self> {
+        if filter.has_text() {
+            Some(Self::Text)
+        } else if filter.has_near() {
+            Some(Self::Near)
+        } else {
+            None
+        }
+    }
 }
 
 /// Identifies an index set for the plan cache: its index ids and hidden flags (ids are never
@@ -144,6 +168,7 @@ mod tests {
             min: None,
             max: None,
             collation: None,
+            search: None,
         };
         let key = cache_key(&ns, &shape);
         assert_eq!(key, "db.coll|{a:{$gt:int,},b:[int,string,],}|a-|{a:int,}");

@@ -10,25 +10,23 @@ use super::{Access, Plan, QueryShape, TextPlan};
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::SortSpec;
 use crate::query::index_key::KeyOrder;
-use crate::query::text::{TextScores, TextSearch, mentions_text};
+use crate::query::text::{TextScores, TextSearch};
 use crate::storage::IndexSet;
 
-/// The `$text` plan of `shape`, or `None` when its filter has no `$text`.
+/// The `$text` plan of `shape`, whose filter has a `$text`.
 ///
 /// # Errors
 /// 2 BadValue with a hint or a `$natural` sort, 27 IndexNotFound without a text index, 291
 /// NoQueryExecutionPlans for `$text` under `$or` or without equalities on the text index's
 /// leading fields.
-pub(super) fn plan(indexes: &IndexSet, shape: &QueryShape<'_>) -> Result<Option<Plan>> {
+pub(super) fn plan(indexes: &IndexSet, shape: &QueryShape<'_>) -> Result<Plan> {
+    // Not at the top (nor in a top-level `$and`): under an `$or`.
     let Some(clause) = top_level_text(shape.filter) else {
-        if mentions_text(shape.filter) {
-            return Err(Error::new(
-                ErrorCode::NoQueryExecutionPlans,
-                "error processing query: planner returned error :: caused by :: Failed to produce a solution for \
-                 TEXT under OR - other non-TEXT clauses under OR have to be indexed as well.",
-            ));
-        }
-        return Ok(None);
+        return Err(Error::new(
+            ErrorCode::NoQueryExecutionPlans,
+            "error processing query: planner returned error :: caused by :: Failed to produce a solution for TEXT \
+             under OR - other non-TEXT clauses under OR have to be indexed as well.",
+        ));
     };
     if shape.hint.is_some() {
         return Err(Error::new(ErrorCode::BadValue, "text and hint not allowed in same query"));
@@ -56,7 +54,7 @@ pub(super) fn plan(indexes: &IndexSet, shape: &QueryShape<'_>) -> Result<Option<
         })?;
         prefix.push(value);
     }
-    Ok(Some(Plan {
+    Ok(Plan {
         access: Access::Text(Box::new(TextPlan {
             index: index.clone(),
             prefix,
@@ -66,7 +64,7 @@ pub(super) fn plan(indexes: &IndexSet, shape: &QueryShape<'_>) -> Result<Option<
         sort_provided: shape.sort.is_none_or(SortSpec::is_empty),
         covered: false,
         candidates: 1,
-    }))
+    })
 }
 
 /// The argument of a `$text` at the top of `filter` or in a top-level `$and`.
