@@ -550,6 +550,10 @@ pub struct Parameters {
     /// `config.system.sessions` (`logicalSessionRefreshMillis`, default 300,000; startup only,
     /// as in mongod).
     pub session_refresh_millis: u64,
+    /// Free space kept on the data directory's disk: below it writes are refused with 14031
+    /// OutOfDiskSpace until space is freed (`monarchMinAvailableDiskSpaceMB`, default 100;
+    /// 0: no reserve).
+    pub min_available_disk_space_mb: u64,
 }
 
 impl Default for Parameters {
@@ -568,6 +572,7 @@ impl Default for Parameters {
             transaction_lock_timeout_ms: crate::storage::DEFAULT_LOCK_REQUEST_TIMEOUT_MS,
             periodic_noop_interval_secs: 10,
             session_refresh_millis: 300_000,
+            min_available_disk_space_mb: crate::storage::DEFAULT_DISK_RESERVE_MB,
         }
     }
 }
@@ -1170,6 +1175,7 @@ impl Config {
             "maxTransactionLockRequestTimeoutMillis": self.parameters.transaction_lock_timeout_ms.to_string(),
             "periodicNoopIntervalSecs": self.parameters.periodic_noop_interval_secs.to_string(),
             "logicalSessionRefreshMillis": self.parameters.session_refresh_millis.to_string(),
+            "monarchMinAvailableDiskSpaceMB": self.parameters.min_available_disk_space_mb.to_string(),
         }
     }
 }
@@ -1398,6 +1404,14 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
                     ConfigError::invalid(
                         &format!("setParameter.{name}"),
                         format!("'{value}' is not a number of milliseconds"),
+                    )
+                })?
+            }
+            "monarchMinAvailableDiskSpaceMB" => {
+                parameters.min_available_disk_space_mb = value.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        &format!("setParameter.{name}"),
+                        format!("'{value}' is not a number of mebibytes"),
                     )
                 })?
             }

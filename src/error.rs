@@ -245,6 +245,8 @@ error_codes! {
     NotPrimaryNoSecondaryOk = 13435,
     /// Neither primary nor secondary.
     NotPrimaryOrSecondary = 13436,
+    /// The disk holding the data directory is full (or below the server's reserve).
+    OutOfDiskSpace = 14031,
     /// A 2d index point outside the index's `min`/`max`.
     Location13027 = 13027,
     /// A 2d index's `bits` outside 1 to 32.

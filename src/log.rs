@@ -403,7 +403,37 @@ pub fn install(config: &LogConfig) -> std::io::Result<Arc<LogSink>> {
     // Fails only if a subscriber is already installed (a second server in one process): the
     // first one keeps logging.
     let _ = tracing::subscriber::set_global_default(subscriber);
+    if log::set_logger(&EngineLogBridge).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     Ok(sink)
+}
+
+/// Carries the warnings and errors the storage engine's crates write through `log` into the
+/// server's log, under STORAGE: a background flush or compaction that fails (a full disk, an
+/// I/O error) is reported nowhere else.
+struct EngineLogBridge;
+
+impl log::Log for EngineLogBridge {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let source = record.target();
+        match record.level() {
+            log::Level::Error => {
+                crate::storage::note_engine_failure(record.args().to_string());
+                tracing::error!(target: "STORAGE", id = 7_000_414, source, "Storage engine: {}", record.args());
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "STORAGE", id = 7_000_415, source, "Storage engine: {}", record.args());
+            }
+            _ => {}
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 /// The tracing layer that formats events as mongod log lines.

@@ -123,6 +123,13 @@ const RUNTIME_SETTINGS: &[RuntimeSetting] = &[
             config.parameters.snapshot_history_window_secs = new.parameters.snapshot_history_window_secs;
         },
     },
+    RuntimeSetting {
+        key: "setParameter.monarchMinAvailableDiskSpaceMB",
+        apply: |t, _, new| t.state.storage.set_min_available_disk_space_mb(new.parameters.min_available_disk_space_mb),
+        adopt: |config, new| {
+            config.parameters.min_available_disk_space_mb = new.parameters.min_available_disk_space_mb;
+        },
+    },
 ];
 
 /// Keys of `Config::effective()` that are not settings.

@@ -84,6 +84,17 @@ const PARAMETERS: &[Parameter] = &[
         set: None,
     },
     Parameter {
+        name: "monarchMinAvailableDiskSpaceMB",
+        settable_at_startup: true,
+        value: |s| Bson::Int64(i64::try_from(s.storage.min_available_disk_space_mb()).unwrap_or(i64::MAX)),
+        set: Some(|s, name, value| {
+            let mb = coerce_integer(name, value)?;
+            let mb = u64::try_from(mb).map_err(|_| not_at_least(name, mb, 0))?;
+            s.storage.set_min_available_disk_space_mb(mb);
+            Ok(())
+        }),
+    },
+    Parameter {
         name: "monarchObservability",
         settable_at_startup: true,
         value: |s| Bson::Boolean(s.config.parameters.observability),

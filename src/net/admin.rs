@@ -93,6 +93,8 @@ struct HealthConnections {
 #[serde(rename_all = "camelCase")]
 struct HealthStorage {
     writable: bool,
+    /// Why writes are refused; empty while writable.
+    reason: String,
     disk_bytes: u64,
 }
 
@@ -326,8 +328,8 @@ async fn readiness(admin: &AdminContext) -> Result<(), String> {
         return Err("shutting down: draining connections".into());
     }
     let storage = admin.state.storage.clone();
-    if !storage.is_writable() {
-        return Err("storage is not writable after a failed journal sync; restart the server".into());
+    if let Some(reason) = storage.write_refusal() {
+        return Err(format!("storage is not writable: {reason}"));
     }
     match tokio::task::spawn_blocking(move || storage.probe()).await {
         Ok(Ok(())) => Ok(()),
@@ -359,7 +361,10 @@ async fn health(admin: &AdminContext) -> Response<Full<Bytes>> {
             total_created: load(&connections.total_created),
             rejected: load(&connections.rejected),
         },
-        storage: HealthStorage { writable: state.storage.is_writable(), disk_bytes },
+        storage: {
+            let reason = state.storage.write_refusal();
+            HealthStorage { writable: reason.is_none(), reason: reason.unwrap_or_default(), disk_bytes }
+        },
         ready,
     };
     json(StatusCode::OK, &body)

@@ -314,7 +314,7 @@ fn pool_families(out: &mut Families, figures: &ServerFigures) {
 fn storage_families(out: &mut Families, storage: &Storage, dbpath: &Path) {
     out.gauge(
         "monarch_storage_writable",
-        "1 while the storage accepts writes, 0 after a failed journal sync",
+        "1 while the storage accepts writes; 0 after a failed journal sync or engine write, and while the disk is below its free-space reserve",
         f64::from(u8::from(storage.is_writable())),
     );
     match storage.engine_stats() {

@@ -102,6 +102,7 @@ impl State {
     ) -> Self {
         storage.oplog.set_history_window(config.parameters.snapshot_history_window_secs);
         storage.set_transaction_lock_timeout_ms(config.parameters.transaction_lock_timeout_ms);
+        storage.set_min_available_disk_space_mb(config.parameters.min_available_disk_space_mb);
         Self {
             tls,
             topology: Topology::new(),

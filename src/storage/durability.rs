@@ -32,7 +32,32 @@ pub trait SyncTarget: Send + Sync {
 
 impl SyncTarget for Database {
     fn sync(&self) -> Result<(), String> {
-        self.persist(PersistMode::SyncData).map_err(|e| e.to_string())
+        self.persist(PersistMode::SyncData).map_err(|error| match error {
+            fjall::Error::Poisoned => engine_stopped(),
+            other => super::StorageError::from(other).to_string(),
+        })
+    }
+}
+
+/// A sync's error when an earlier engine failure stopped the engine: the cause is elsewhere
+/// (a write, or the engine's background flush), so [`Journal::fail`] may still name it.
+const ENGINE_STOPPED: &str = "the storage engine stopped after an earlier failure";
+
+/// The last error the engine's crates logged (through the server log's bridge): the cause
+/// behind a stopped engine, which fjall's own error does not carry.
+static LAST_ENGINE_FAILURE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Records an error the engine logged (see [`LAST_ENGINE_FAILURE`]).
+pub fn note_engine_failure(message: String) {
+    *LAST_ENGINE_FAILURE.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
+}
+
+/// Why writes stop when fjall reports itself poisoned: the engine stopped, and the last
+/// failure it logged, if any.
+pub(super) fn engine_stopped() -> String {
+    match LAST_ENGINE_FAILURE.lock().unwrap_or_else(PoisonError::into_inner).as_deref() {
+        Some(cause) => format!("{ENGINE_STOPPED} ({cause})"),
+        None => ENGINE_STOPPED.to_owned(),
     }
 }
 
@@ -159,8 +184,28 @@ impl Journal {
     }
 
     /// Whether writes are still accepted.
+    #[cfg(test)]
     pub fn is_healthy(&self) -> bool {
         self.inner.lock().failed.is_none()
+    }
+
+    /// Stops writes for good because the engine failed to write (`reason` says what failed),
+    /// answering every waiter with it: the journal's contents past the last sync can no longer
+    /// be trusted. Logged once, by the first failure.
+    pub fn fail(&self, reason: String) {
+        let mut state = self.inner.lock();
+        if state.failed.as_deref().is_some_and(|failed| !failed.contains(ENGINE_STOPPED)) {
+            return;
+        }
+        tracing::error!(target: "STORAGE", id = 22435, error = %reason, "Storage write failed; writes are now refused");
+        state.failed = Some(reason);
+        let failed: Arc<str> = Arc::from(state.failed.as_deref().unwrap_or_default());
+        let answered: Vec<_> = state.waiters.drain(..).collect();
+        self.inner.synced.notify_all();
+        drop(state);
+        for (_, waiter) in answered {
+            let _ = waiter.send(Err(failed.clone()));
+        }
     }
 
     /// Numbers a batch that was just committed; pass the number to [`Journal::durable`] or
@@ -188,7 +233,7 @@ impl Journal {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(StorageError::WritesDisabled(reason.to_string())),
             // The syncer keeps every waiter until it is answered, as long as `self` lives.
-            Err(_) => Err(StorageError::WritesDisabled("the journal is closed".to_owned())),
+            Err(_) => Err(StorageError::WritesDisabled("the journal closed".to_owned())),
         }
     }
 
@@ -325,7 +370,11 @@ impl Inner {
                 // IMPORTANT: never retried or cleared: after a failed fsync the kernel may have
                 // dropped the dirty pages, so later syncs could falsely succeed.
                 tracing::error!(target: "STORAGE", id = 22435, error = %error, "Journal sync failed; writes are now refused");
-                state.failed = Some(error);
+                state.failed = Some(if error.starts_with(ENGINE_STOPPED) {
+                    error
+                } else {
+                    format!("a failed journal sync ({error})")
+                });
             }
         }
         self.synced.notify_all();
@@ -538,7 +587,9 @@ mod tests {
         });
         for outcome in outcomes.into_iter().chain([blocking.join().map_err(|_| "waiter panicked")?]) {
             match outcome {
-                Err(StorageError::WritesDisabled(reason)) => assert_eq!(reason, "Input/output error (os error 5)"),
+                Err(StorageError::WritesDisabled(reason)) => {
+                    assert_eq!(reason, "a failed journal sync (Input/output error (os error 5))")
+                }
                 other => panic!("expected WritesDisabled, got {other:?}"),
             }
         }

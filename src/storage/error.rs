@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorCode};
 #[non_exhaustive]
 pub enum StorageError {
     /// The engine reported an I/O or corruption problem.
-    #[error("storage engine error: {0}")]
+    #[error("storage engine error: {}", engine_cause(.0))]
     Engine(#[from] fjall::Error),
     /// Another process holds the data directory.
     #[error(
@@ -37,9 +37,22 @@ pub enum StorageError {
         /// Encoded by this build.
         expected: u32,
     },
-    /// A journal sync failed earlier: the server no longer accepts writes.
-    #[error("writes are disabled after a failed journal sync ({0}); restart the server")]
+    /// A journal sync or an engine write failed earlier: the server no longer accepts writes.
+    /// The reason names what failed, e.g. "a failed journal sync (Input/output error)".
+    #[error("writes are disabled after {0}; restart the server")]
     WritesDisabled(String),
+    /// The disk holding the data directory has less free space than the reserve.
+    #[error(
+        "No space left on device: {path} has {available} bytes free, less than the {reserve} bytes the server keeps free (monarchMinAvailableDiskSpaceMB); writes resume once space is freed"
+    )]
+    OutOfDiskSpace {
+        /// The data directory.
+        path: String,
+        /// Bytes free for the server's user.
+        available: u64,
+        /// The reserve, in bytes.
+        reserve: u64,
+    },
     /// Stored bytes are not what the server wrote.
     #[error("corrupt {what}: {detail}")]
     Corrupt {
@@ -57,12 +70,131 @@ impl From<StorageError> for Error {
     fn from(error: StorageError) -> Self {
         let code = match &error {
             StorageError::DbPathInUse { .. } => ErrorCode::DBPathInUse,
+            StorageError::OutOfDiskSpace { .. } => ErrorCode::OutOfDiskSpace,
+            _ if error.is_disk_full() => ErrorCode::OutOfDiskSpace,
             _ => ErrorCode::InternalError,
         };
         match &error {
             // These messages are meant for the client: they say what to do.
-            StorageError::WritesDisabled(_) | StorageError::DbPathInUse { .. } => Error::new(code, error.to_string()),
-            _ => Error::new(code, "storage error; see the server log").with_internal(error.to_string()),
+            StorageError::WritesDisabled(_)
+            | StorageError::DbPathInUse { .. }
+            | StorageError::OutOfDiskSpace { .. } => Error::new(code, error.to_string()),
+            _ => {
+                log_engine_error(&error);
+                let message = if code == ErrorCode::OutOfDiskSpace {
+                    "No space left on device: the storage engine could not write; see the server log"
+                } else {
+                    "storage error; see the server log"
+                };
+                Error::new(code, message).with_internal(error.to_string())
+            }
         }
     }
+}
+
+impl StorageError {
+    /// Whether the engine met a full disk (ENOSPC, or a quota: EDQUOT), anywhere in the cause
+    /// chain.
+    pub fn is_disk_full(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            if let Some(io) = error.downcast_ref::<std::io::Error>()
+                && (io.kind() == std::io::ErrorKind::StorageFull || io.kind() == std::io::ErrorKind::QuotaExceeded)
+            {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
+    }
+}
+
+/// Logs an engine error the client is only told to look up: at error level, with its cause,
+/// once per distinct message per minute (a failing disk under a busy client would otherwise
+/// write one line per request).
+fn log_engine_error(error: &StorageError) {
+    static LAST: std::sync::Mutex<Option<(String, std::time::Instant)>> = std::sync::Mutex::new(None);
+    let message = error.to_string();
+    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let repeated = last
+        .as_ref()
+        .is_some_and(|(previous, at)| *previous == message && at.elapsed() < std::time::Duration::from_secs(60));
+    if !repeated {
+        tracing::error!(target: "STORAGE", id = 7_000_413, error = %message, "Storage engine error");
+        *last = Some((message, std::time::Instant::now()));
+    }
+}
+
+/// An engine error as an operator reads it: the operating system's own message when an I/O
+/// error is the cause ("No space left on device (os error 28)"), else the engine's.
+fn engine_cause(error: &fjall::Error) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            return io.to_string();
+        }
+        cause = current.source();
+    }
+    error.to_string()
+}
+
+/// Why the engine would not open `engine_dir`, said as an operator needs it: which files are
+/// damaged and how. Anything else stays the engine's own error.
+pub(super) fn open_failure(engine_dir: &std::path::Path, error: fjall::Error) -> StorageError {
+    const REFUSAL: &str = "the server does not start on damaged data: restore the data directory from a backup";
+    let detail = match &error {
+        fjall::Error::JournalRecovery(kind) => {
+            let problem = match kind {
+                fjall::JournalRecoveryError::ChecksumMismatch => "a batch's checksum does not match its bytes",
+                fjall::JournalRecoveryError::InsufficientLength => "a batch holds fewer entries than its header says",
+                fjall::JournalRecoveryError::TooManyItems => "a batch holds more entries than its header says",
+                fjall::JournalRecoveryError::InvalidFileName => "a file name is not a journal file's",
+            };
+            format!(
+                "{} in the journal ({}); {REFUSAL}",
+                problem,
+                files_named(engine_dir, |name| name.ends_with(".jnl"))
+            )
+        }
+        fjall::Error::InvalidTrailer | fjall::Error::InvalidTag(_) | fjall::Error::Decompress(_) => {
+            format!(
+                "the journal ({}) cannot be decoded: {error}; {REFUSAL}",
+                files_named(engine_dir, |name| name.ends_with(".jnl"))
+            )
+        }
+        fjall::Error::Storage(inner) if !matches!(inner, lsm_tree::Error::Io(_)) => format!(
+            "a table file under {} cannot be read: {}; {REFUSAL}",
+            engine_dir.join("keyspaces").display(),
+            describe_table_error(inner)
+        ),
+        fjall::Error::Unrecoverable | fjall::Error::InvalidVersion(_) => {
+            format!("the engine's files under {} cannot be recovered: {error}; {REFUSAL}", engine_dir.display())
+        }
+        _ => return StorageError::Engine(error),
+    };
+    StorageError::Corrupt { what: "data files", detail }
+}
+
+/// What is wrong with a table, in words.
+fn describe_table_error(error: &lsm_tree::Error) -> String {
+    match error {
+        lsm_tree::Error::ChecksumMismatch { .. } => "a block's checksum does not match its bytes".to_owned(),
+        lsm_tree::Error::InvalidHeader(what) => format!("invalid {what} header"),
+        lsm_tree::Error::InvalidTrailer => "invalid block trailer".to_owned(),
+        lsm_tree::Error::Decompress(kind) => format!("a block does not decompress ({kind:?})"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The files directly in `dir` whose names pass `wanted`, as a comma-separated list of paths.
+fn files_named(dir: &std::path::Path, wanted: impl Fn(&str) -> bool) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_str().is_some_and(&wanted))
+        .map(|entry| entry.path().display().to_string())
+        .collect();
+    names.sort();
+    if names.is_empty() { dir.display().to_string() } else { names.join(", ") }
 }

@@ -60,7 +60,7 @@ impl Storage {
         let collection = self.collection_or_create(ns)?;
         let _ddl = self.ddl_lock();
         let _writers = collection.lock_for_ddl();
-        self.journal.check_writable()?;
+        self.check_writable()?;
         let current = collection.indexes();
         let Added { indexes, built } = self.added_indexes(ns, &current, specs)?;
         for index in &built {
@@ -188,7 +188,7 @@ impl Storage {
             .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns not found {ns}")))?;
         let _ddl = self.ddl_lock();
         let _writers = collection.lock_for_ddl();
-        self.journal.check_writable()?;
+        self.check_writable()?;
         let current = collection.indexes();
         let cannot_drop_id = || {
             if collection.is_clustered() {
@@ -270,7 +270,7 @@ impl Storage {
     ) -> Result<IndexOptionChange> {
         let _ddl = self.ddl_lock();
         let _writers = collection.lock_for_ddl();
-        self.journal.check_writable()?;
+        self.check_writable()?;
         let current = collection.indexes();
         let index = current.iter().find(|i| i.name == name).ok_or_else(|| {
             Error::new(ErrorCode::IndexNotFound, format!("cannot find index {name} for ns {}", collection.ns))

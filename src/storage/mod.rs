@@ -46,6 +46,7 @@
 
 mod catalog;
 pub mod clock;
+mod disk;
 mod durability;
 mod error;
 mod history;
@@ -74,6 +75,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 pub use catalog::{Collection, IndexSet, id_index_spec};
 pub use clock::LogicalClock;
+pub use disk::DEFAULT_RESERVE_MB as DEFAULT_DISK_RESERVE_MB;
+pub use durability::note_engine_failure;
 pub use durability::{DurabilityTicket, FLUSH_INTERVAL, JournalStats, SyncObserver};
 pub use error::StorageError;
 pub use index::{Direction, Index, KeyLimits};
@@ -90,6 +93,7 @@ pub use writer::Writer;
 
 use crate::error::{Error, ErrorCode, Result};
 use catalog::{Catalog, CatalogChange};
+use disk::DiskGuard;
 use durability::Journal;
 use index::ID_INDEX_ID;
 use read::{corrupt_document, decode_document, document_key};
@@ -166,6 +170,8 @@ pub struct Storage {
     docs: Keyspace,
     index: Keyspace,
     journal: Journal,
+    /// Refuses writes while the disk is nearly full (see [`disk`]).
+    disk: DiskGuard,
     catalog: Catalog,
     /// Moves when a commit inserts into a capped collection (`awaitData` cursors wait on it).
     pub capped_inserts: InsertSignal,
@@ -213,7 +219,11 @@ impl Storage {
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
         lock.try_lock()
             .map_err(|e| StorageError::DbPathInUse { path: lock_path.display().to_string(), reason: e.to_string() })?;
-        let db = Database::builder(dbpath.join("engine")).cache_size(budget.block_cache_bytes).open()?;
+        let engine_dir = dbpath.join("engine");
+        let db = Database::builder(&engine_dir)
+            .cache_size(budget.block_cache_bytes)
+            .open()
+            .map_err(|error| error::open_failure(&engine_dir, error))?;
         // IMPORTANT: fjall applies these options only when it creates a keyspace; an existing
         // one keeps its own memtable size (`bound_write_buffers` covers it).
         let options = || KeyspaceCreateOptions::default().max_memtable_size(budget.memtable_bytes);
@@ -254,6 +264,7 @@ impl Storage {
         let storage = Self {
             temp_dir,
             journal: Journal::new(db.clone())?,
+            disk: DiskGuard::new(dbpath),
             capped_inserts: InsertSignal::default(),
             clock: Arc::default(),
             oplog: Oplog::default(),
@@ -358,7 +369,7 @@ impl Storage {
     }
 
     fn create_locked(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
-        self.journal.check_writable()?;
+        self.check_writable()?;
         let (collection, next_id) = self.catalog.new_collection(ns.clone(), options);
         let mut batch = self.db.batch();
         batch.insert(&self.meta, catalog::entry_key(ns), catalog::entry_value(&collection)?);
@@ -381,7 +392,7 @@ impl Storage {
         if ns.is_oplog() && self.oplog.is_on() {
             return Err(Error::new(ErrorCode::IllegalOperation, "can't drop live oplog while replicating"));
         }
-        self.journal.check_writable()?;
+        self.check_writable()?;
         // IMPORTANT: taken before the catalog changes so no writer is half-way through a batch.
         let _writers = collection.lock_for_ddl();
         let mut batch = self.db.batch();
@@ -418,7 +429,7 @@ impl Storage {
     /// 26 NamespaceNotFound when `temp` is gone; storage errors.
     pub fn replace_collection(self: &Arc<Self>, temp: &Namespace, target: &Namespace) -> Result<()> {
         let _ddl = self.ddl_lock();
-        self.journal.check_writable()?;
+        self.check_writable()?;
         let source = self
             .catalog
             .get(temp)
@@ -496,7 +507,7 @@ impl Storage {
             return self.replace_collection(from, to);
         }
         let _ddl = self.ddl_lock();
-        self.journal.check_writable()?;
+        self.check_writable()?;
         let renamed = Catalog::evolve(&source, to.clone(), source.options.clone());
         let mut batch = self.db.batch();
         batch.remove(&self.meta, catalog::entry_key(from));
@@ -513,7 +524,7 @@ impl Storage {
     pub fn set_options(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
         let _ddl = self.ddl_lock();
         let current = self.existing_collection(ns)?;
-        self.journal.check_writable()?;
+        self.check_writable()?;
         let mut logged = doc! { "collMod": &ns.coll };
         logged.extend(options.clone());
         let updated = Catalog::evolve(&current, ns.clone(), options);
@@ -530,7 +541,7 @@ impl Storage {
     /// # Errors
     /// Writes disabled after a failed sync; 26 NamespaceNotFound if it was just dropped.
     pub fn writer<'a>(&'a self, collection: &'a Arc<Collection>) -> Result<Writer<'a>> {
-        self.journal.check_writable()?;
+        self.check_writable()?;
         Writer::new(self, collection)
     }
 
@@ -588,10 +599,10 @@ impl Storage {
     /// [`StorageError::WritesDisabled`] after a failed journal sync, the engine's error, or
     /// [`StorageError::Corrupt`] if the value read back differs.
     pub fn probe(&self) -> std::result::Result<(), StorageError> {
-        self.journal.check_writable()?;
+        self.check_writable()?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let value = nanos.to_be_bytes();
-        self.meta.insert(PROBE_KEY, value)?;
+        self.meta.insert(PROBE_KEY, value).map_err(|e| self.engine_write_failed(e))?;
         match self.meta.get(PROBE_KEY)? {
             Some(read) if read.as_ref() == value => Ok(()),
             _ => Err(StorageError::Corrupt { what: "readiness probe", detail: "value read back differs".into() }),
@@ -670,9 +681,52 @@ impl Storage {
         self.journal.stats()
     }
 
-    /// Whether writes are accepted (false for good after a failed journal sync).
+    /// Whether writes are accepted: false for good after a failed journal sync or engine
+    /// write, and while the disk is below the reserve.
     pub fn is_writable(&self) -> bool {
-        self.journal.is_healthy()
+        self.write_refusal().is_none()
+    }
+
+    /// Why writes are refused now, if they are: the one answer `/readyz`, `/health`, the
+    /// metrics and `serverStatus` all report.
+    pub fn write_refusal(&self) -> Option<String> {
+        self.check_writable().err().map(|error| error.to_string())
+    }
+
+    /// Fails when writes are refused: after a failed journal sync or engine write (for good),
+    /// or while the disk holding the data has less free space than the reserve (until space
+    /// is freed).
+    ///
+    /// # Errors
+    /// [`StorageError::WritesDisabled`] or [`StorageError::OutOfDiskSpace`].
+    pub fn check_writable(&self) -> std::result::Result<(), StorageError> {
+        self.journal.check_writable()?;
+        self.disk.check()
+    }
+
+    /// The free space kept in reserve (`monarchMinAvailableDiskSpaceMB`), in mebibytes.
+    pub fn min_available_disk_space_mb(&self) -> u64 {
+        self.disk.reserve_mb()
+    }
+
+    /// Sets the free space kept in reserve, in mebibytes (0: no reserve).
+    pub fn set_min_available_disk_space_mb(&self, mb: u64) {
+        self.disk.set_reserve_mb(mb);
+    }
+
+    /// Records that the engine failed to write: fjall stops accepting writes after any failed
+    /// journal write, so writes are refused for good (until a restart replays the journal).
+    /// Returns the error for the caller to report.
+    fn engine_write_failed(&self, error: fjall::Error) -> StorageError {
+        if matches!(error, fjall::Error::Poisoned) {
+            // Stopped by an earlier failure (another write, or a background flush).
+            let reason = durability::engine_stopped();
+            self.journal.fail(reason.clone());
+            return StorageError::WritesDisabled(reason);
+        }
+        let error = StorageError::from(error);
+        self.journal.fail(format!("a failed storage engine write ({error})"));
+        error
     }
 
     fn ddl_lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -725,7 +779,7 @@ impl Storage {
         marker: &[u8],
     ) -> std::result::Result<(), StorageError> {
         self.delete_keys(keyspace, prefix)?;
-        self.meta.remove(marker)?;
+        self.meta.remove(marker).map_err(|e| self.engine_write_failed(e))?;
         self.journal.committed();
         Ok(())
     }
@@ -738,11 +792,13 @@ impl Storage {
             if keys.is_empty() {
                 break;
             }
+            // Deletions write tombstones: they wait for space like any other write.
+            self.check_writable()?;
             let mut batch = self.db.batch();
             for key in keys {
                 batch.remove(keyspace, key);
             }
-            batch.commit()?;
+            batch.commit().map_err(|e| self.engine_write_failed(e))?;
             self.journal.committed();
         }
         Ok(())

@@ -446,12 +446,12 @@ impl Storage {
     /// Storage errors: nothing is committed.
     pub(super) fn commit_logged(&self, mut batch: OwnedWriteBatch, entries: &[Entry]) -> Result<Option<Timestamp>> {
         if entries.is_empty() || !self.oplog.is_on() {
-            batch.commit().map_err(StorageError::from)?;
+            batch.commit().map_err(|e| self.engine_write_failed(e))?;
             return Ok(None);
         }
         let mut active = self.oplog.lock();
         let Some(oplog) = active.as_mut() else {
-            batch.commit().map_err(StorageError::from)?;
+            batch.commit().map_err(|e| self.engine_write_failed(e))?;
             return Ok(None);
         };
         let term = self.oplog.term.load(Ordering::Acquire);
@@ -500,7 +500,7 @@ impl Storage {
             }
         }
         batch.insert(&self.meta, totals_key(&oplog.collection), totals.encode());
-        batch.commit().map_err(StorageError::from)?;
+        batch.commit().map_err(|e| self.engine_write_failed(e))?;
         oplog.totals = totals;
         oplog.trimmed_to = trimmed_to;
         if let Some(last) = last {

@@ -68,12 +68,13 @@ impl Storage {
             }
         }
         for (latest_key, session) in &expired {
+            self.check_writable()?;
             let mut batch = self.db.batch();
             for guard in self.meta.prefix(results_prefix(*session, None)) {
                 batch.remove(&self.meta, guard.key().map_err(StorageError::from)?.to_vec());
             }
             batch.remove(&self.meta, latest_key.clone());
-            batch.commit().map_err(StorageError::from)?;
+            batch.commit().map_err(|e| self.engine_write_failed(e))?;
         }
         Ok(expired.len())
     }

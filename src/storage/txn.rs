@@ -386,7 +386,7 @@ impl Transaction {
         let _ddl = (!self.created.is_empty()).then(|| storage.ddl_lock());
         // In collection id order, so that two commits cannot wait for each other.
         let guards: Vec<_> = self.touched.values().map(|t| t.collection.lock_writes()).collect();
-        storage.journal.check_writable()?;
+        storage.check_writable()?;
         for touched in self.touched.values() {
             if touched.collection.is_dropped() {
                 return Err(Error::new(
