@@ -27,12 +27,14 @@ impl SmallDisk {
     /// Mounts a `size_mb` tmpfs; returns it and the directory to start a server in.
     fn mount(size_mb: u64) -> (Self, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let status = Command::new("mount")
+        let status = as_root("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m"), "tmpfs"])
             .arg(dir.path())
             .status()
             .expect("run mount");
-        assert!(status.success(), "mounting a tmpfs needs root (the tests run as root)");
+        assert!(status.success(), "mounting a tmpfs needs root, or sudo without a password (as on CI runners)");
+        // Writable by the server whoever runs it (under sudo the mount belongs to root).
+        let _ = as_root("chmod").arg("1777").arg(dir.path()).status();
         (Self { mount_point: dir.path().to_path_buf() }, dir)
     }
 
@@ -61,7 +63,19 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.mount_point).status();
+        let _ = as_root("umount").arg("-l").arg(&self.mount_point).status();
+    }
+}
+
+/// `program` run as root: directly when the tests are root, else through `sudo -n`.
+fn as_root(program: &str) -> Command {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.starts_with(b"0\n"));
+    if root {
+        Command::new(program)
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.args(["-n", program]);
+        sudo
     }
 }
 
@@ -160,7 +174,9 @@ async fn disk_full_without_a_reserve_stops_writes_until_a_restart_and_loses_noth
     // The first refusal names the cause: the write's own error, or the engine's background
     // flush's, which stopped the engine first (logged through the engine's log bridge).
     assert!(refusal.to_string().contains("No space left on device"), "{refusal}");
-    assert!(server.log_lines().iter().any(|l| l.contains("\"s\":\"E\"") && l.contains("No space left on device")));
+    let logged =
+        || server.log_lines().iter().any(|l| l.contains("\"s\":\"E\"") && l.contains("No space left on device"));
+    assert!(common::eventually(Duration::from_secs(5), logged), "the cause is logged at error level");
     std::fs::remove_file(&filler).expect("remove the filler");
     let again = coll.insert_one(doc! { "_id": -1 }).write_concern(journaled()).await.expect_err("still refused");
     assert_eq!(error_code(&again), Some(1), "{again:?}");
