@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bson::RawBsonRef;
 use futures_util::{SinkExt, StreamExt};
@@ -94,30 +94,27 @@ pub async fn run(
     let stream = match tls {
         None => Either::Left(stream),
         Some(acceptor) => {
-            let is_tls = tokio::select! {
+            let limit = Duration::from_millis(services.state.config.parameters.tls_handshake_timeout_millis);
+            let opened = tokio::select! {
                 () = shutdown.cancelled() => return,
-                first = starts_with_tls(&stream) => first,
+                opened = tokio::time::timeout(limit, open_tls(stream, acceptor, &services.state, remote)) => opened,
             };
-            match is_tls {
-                Ok(true) => {
-                    let handshake = tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        handshake = acceptor.accept(stream) => handshake,
-                    };
-                    match handshake {
-                        Ok(tls_stream) => Either::Right(tls_stream),
-                        Err(error) => {
-                            tracing::info!(target: "NETWORK", id = 22988, remote = %remote, %error, "TLS handshake failed; ending connection");
-                            return;
-                        }
-                    }
-                }
-                Ok(false) if services.state.config.tls.mode == TlsMode::Require => {
-                    tracing::info!(target: "NETWORK", id = 23256, remote = %remote, "Plain connection refused: the server requires TLS (net.tls.mode requireTLS)");
+            match opened {
+                Ok(Some(stream)) => stream,
+                Ok(None) => return,
+                Err(_) => {
+                    // IMPORTANT: without this limit a peer that connects and stays silent (or
+                    // stops halfway through the handshake) holds a connection slot forever.
+                    tracing::info!(
+                        target: "NETWORK",
+                        id = 22988,
+                        remote = %remote,
+                        connectionId = id,
+                        error = %format!("NetworkTimeout: the TLS handshake did not complete within {} ms (monarchTLSHandshakeTimeoutMillis)", limit.as_millis()),
+                        "Error receiving request from client. Ending connection from remote"
+                    );
                     return;
                 }
-                Ok(false) => Either::Left(stream),
-                Err(_) => return,
             }
         }
     };
@@ -145,6 +142,32 @@ pub async fn run(
     };
     let stream = Metered::new(stream, &services.state.counters.network);
     serve_frames(stream, client, &services, &shutdown).await;
+}
+
+/// Tells a TLS client from a plain one by its first byte and runs the TLS handshake for the
+/// former; `None` when the connection ends here (a failed handshake, a plain client where TLS
+/// is required, or a client that closed).
+async fn open_tls(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    state: &State,
+    remote: SocketAddr,
+) -> Option<Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>> {
+    match starts_with_tls(&stream).await {
+        Ok(true) => match acceptor.accept(stream).await {
+            Ok(tls_stream) => Some(Either::Right(tls_stream)),
+            Err(error) => {
+                tracing::info!(target: "NETWORK", id = 22988, remote = %remote, %error, "TLS handshake failed; ending connection");
+                None
+            }
+        },
+        Ok(false) if state.config.tls.mode == TlsMode::Require => {
+            tracing::info!(target: "NETWORK", id = 23256, remote = %remote, "Plain connection refused: the server requires TLS (net.tls.mode requireTLS)");
+            None
+        }
+        Ok(false) => Some(Either::Left(stream)),
+        Err(_) => None,
+    }
 }
 
 async fn serve_frames<S>(stream: Metered<'_, S>, client: ClientInfo, services: &Services, shutdown: &CancellationToken)
