@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bson::RawBsonRef;
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use monarch_wire::{Body, Compressor, DocumentBytes, Header, Message, MessageCodec, MsgFlags, OpMsg, OpReply};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -200,6 +201,8 @@ where
             }
         };
         let decoded_at = Instant::now();
+        let decoded_len = framed.codec().last_decoded_len();
+        release_large_buffer(framed.read_buffer_mut(), decoded_len);
         let first_byte = framed.get_mut().take_first_byte().unwrap_or(decoded_at);
         let network = &services.state.counters.network;
         let bytes_in = message.uncompressed_len();
@@ -226,11 +229,30 @@ where
         if !send_reply(&mut framed, reply, tracked, network, remote).await {
             return;
         }
+        let encoded_len = framed.codec().last_encoded_len();
+        release_large_buffer(framed.write_buffer_mut(), encoded_len);
         if let (Some((kind, request)), Some(counter)) = (exhaust, streamed)
             && !stream_replies(&mut framed, (kind, request), (reply_id, counter), &client, services, shutdown).await
         {
             return;
         }
+    }
+}
+
+/// The buffer capacity a connection keeps between messages: what most requests and replies
+/// fit in. Past it, an emptied buffer is given back to the allocator instead of being kept as
+/// long as the connection lives (one 48 MB insert or a 16 MiB batch would otherwise pin that
+/// much memory on an idle connection).
+const KEPT_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Replaces `buffer` by a new, empty one when it holds nothing and either has grown past
+/// [`KEPT_BUFFER_BYTES`] or has just carried a message of `last_len` bytes that large; the
+/// next message allocates what it needs again.
+fn release_large_buffer(buffer: &mut BytesMut, last_len: usize) {
+    // IMPORTANT: the length test matters too: a buffer emptied by a split or an advance reports
+    // only its remaining capacity, yet still holds the whole allocation of the large message.
+    if buffer.is_empty() && (last_len > KEPT_BUFFER_BYTES || buffer.capacity() > KEPT_BUFFER_BYTES) {
+        *buffer = BytesMut::new();
     }
 }
 
@@ -356,6 +378,8 @@ where
         if !send_reply(framed, reply, tracked, network, remote).await {
             return false;
         }
+        let encoded_len = framed.codec().last_encoded_len();
+        release_large_buffer(framed.write_buffer_mut(), encoded_len);
         match following {
             Some(following) => next = following,
             None => return true,
