@@ -156,7 +156,13 @@ fn idle_connections_cost_little_and_stay_responsive() {
     let open = server.rss_kib();
     let per_connection = open.saturating_sub(baseline) * 1024 / count;
     assert_eq!(connections_current(&server), count as f64);
-    assert!(tasks(&server) >= tasks_before + count as f64, "one task per connection");
+    // A few tasks of the admin server's earlier requests may still have been ending when the
+    // idle count was read.
+    let tasks_open = tasks(&server);
+    assert!(
+        tasks_open + 16.0 >= tasks_before + count as f64,
+        "one task per connection: {tasks_before} -> {tasks_open}"
+    );
 
     // Pings spread over the idle connections, one at a time.
     let ping = doc! { "ping": 1, "$db": "admin" };
