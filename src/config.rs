@@ -510,6 +510,11 @@ impl CacheSize {
 /// The config-file key of the cache size, mongod's spelling.
 const CACHE_SIZE_KEY: &str = "storage.wiredTiger.engineConfig.cacheSizeGB";
 
+/// The default `monarchTLSHandshakeTimeoutMillis`: the longest default `connectTimeoutMS` of
+/// the official drivers (30 s, Node and Go), which covers their TCP connect and TLS handshake,
+/// so no driver gives up later than the server does.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MILLIS: u64 = 30_000;
+
 /// Server parameters set at startup with `--setParameter`.
 #[derive(Debug, Clone)]
 pub struct Parameters {
@@ -554,6 +559,11 @@ pub struct Parameters {
     /// OutOfDiskSpace until space is freed (`monarchMinAvailableDiskSpaceMB`, default 100;
     /// 0: no reserve).
     pub min_available_disk_space_mb: u64,
+    /// How long a connection on a TLS port may take to send its first byte and finish the TLS
+    /// handshake before it is closed (`monarchTLSHandshakeTimeoutMillis`, default 30,000;
+    /// Monarch's own: mongod has no such limit and leaves the slot taken until TCP keepalive
+    /// gives up on a dead peer, which never happens for a live one that stays silent).
+    pub tls_handshake_timeout_millis: u64,
 }
 
 impl Default for Parameters {
@@ -573,6 +583,7 @@ impl Default for Parameters {
             periodic_noop_interval_secs: 10,
             session_refresh_millis: 300_000,
             min_available_disk_space_mb: crate::storage::DEFAULT_DISK_RESERVE_MB,
+            tls_handshake_timeout_millis: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MILLIS,
         }
     }
 }
@@ -1176,6 +1187,7 @@ impl Config {
             "periodicNoopIntervalSecs": self.parameters.periodic_noop_interval_secs.to_string(),
             "logicalSessionRefreshMillis": self.parameters.session_refresh_millis.to_string(),
             "monarchMinAvailableDiskSpaceMB": self.parameters.min_available_disk_space_mb.to_string(),
+            "monarchTLSHandshakeTimeoutMillis": self.parameters.tls_handshake_timeout_millis.to_string(),
         }
     }
 }
@@ -1389,6 +1401,9 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
             }
             "logicalSessionRefreshMillis" => {
                 parameters.session_refresh_millis = parameter_positive(name, value, "milliseconds")?
+            }
+            "monarchTLSHandshakeTimeoutMillis" => {
+                parameters.tls_handshake_timeout_millis = parameter_positive(name, value, "milliseconds")?
             }
             "periodicNoopIntervalSecs" => {
                 parameters.periodic_noop_interval_secs =

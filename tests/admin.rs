@@ -233,6 +233,7 @@ const METRICS: &[&str] = &[
     "monarch_build_info",
     "monarch_uptime_seconds",
     "monarch_connections_current",
+    "monarch_runtime_alive_tasks",
     "monarch_connections_active",
     "monarch_connections_created_total",
     "monarch_connections_rejected_total",

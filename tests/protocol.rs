@@ -322,6 +322,23 @@ fn zstd_raw(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One zstd frame of `blocks` RLE blocks of 128 KiB zeros each: a few bytes per block, so a
+/// 2 KB payload inflates to 60 MB (a decompression bomb).
+fn zstd_zero_bomb(blocks: usize) -> Vec<u8> {
+    let mut out = 0xFD2F_B528u32.to_le_bytes().to_vec();
+    // No content size, no checksum; a window descriptor for 128 KiB (2^(10 + 7)).
+    out.push(0);
+    out.push(7 << 3);
+    for block in 0..blocks {
+        let last = u32::from(block + 1 == blocks);
+        // Block header: last flag, type 1 (RLE), size 128 KiB; then the byte to repeat.
+        let header = ((128 * 1024u32) << 3) | (1 << 1) | last;
+        out.extend_from_slice(header.to_le_bytes().get(..3).expect("3 of 4 bytes"));
+        out.push(0);
+    }
+    out
+}
+
 /// Wraps `message` (a whole OP_MSG) in OP_COMPRESSED with `compressor` (id) and `payload`.
 fn op_compressed(message: &[u8], compressor: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -338,6 +355,41 @@ fn op_compressed(message: &[u8], compressor: u8, payload: &[u8]) -> Vec<u8> {
 
 fn i32_at(bytes: &[u8], at: usize) -> i32 {
     i32::from_le_bytes(bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).expect("4 bytes"))
+}
+
+#[test]
+fn protocol_op_compressed_bombs_close_only_their_connection() {
+    let server = TestServer::start(&[]);
+    let ping = op_msg(5, 0, &doc! { "ping": 1, "$db": "admin" });
+    let bomb = zstd_zero_bomb(480);
+    // The bomb is real: an independent decoder inflates it to 60 MiB.
+    let mut inflated = Vec::new();
+    let mut decoder = ruzstd::decoding::StreamingDecoder::new(bomb.as_slice()).expect("zstd frame");
+    std::io::Read::read_to_end(&mut decoder, &mut inflated).expect("zstd bomb decodes");
+    assert_eq!(inflated.len(), 480 * 128 * 1024);
+    drop(inflated);
+
+    let peak_before = server.peak_rss_kib();
+    for _ in 0..3 {
+        let mut conn = server.raw();
+        conn.send(&op_msg(1, 0, &doc! { "hello": 1, "compression": ["zstd"], "$db": "admin" }));
+        assert!(conn.receive().is_some(), "hello");
+        // Declares the ping's own size: the server stops one byte past it.
+        conn.send(&op_compressed(&ping, 3, &bomb));
+        assert!(conn.is_closed(), "a payload larger than its declared size closes the connection");
+    }
+    // A declared size past maxMessageSizeBytes is refused before anything is inflated.
+    let mut conn = server.raw();
+    let mut oversized = op_compressed(&ping, 3, &bomb);
+    oversized.splice(20..24, 48_000_000i32.to_le_bytes());
+    conn.send(&oversized);
+    assert!(conn.is_closed(), "a declared size over 48,000,000 bytes closes the connection");
+
+    let grown = server.peak_rss_kib().saturating_sub(peak_before);
+    assert!(grown < 30 * 1024, "peak RSS grew {grown} KiB: a bomb was inflated");
+    let mut healthy = server.raw();
+    healthy.send(&ping);
+    assert_eq!(reply_body(&healthy.receive().expect("ping reply")).get_f64("ok").ok(), Some(1.0));
 }
 
 #[test]

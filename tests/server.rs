@@ -22,6 +22,17 @@ fn server_max_conns_refuses_the_extra_connection() {
     let mut third = server.raw();
     assert!(third.is_closed(), "the third connection must be refused");
     assert!(server.wait_for_log("too many open connections", Duration::from_secs(5)));
+    // mongod's line: id 22942 in NETWORK, its message verbatim, the count at the time.
+    let refused = server
+        .log_lines()
+        .into_iter()
+        .find(|line| line.contains("too many open connections"))
+        .and_then(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
+        .unwrap_or_default();
+    assert_eq!(refused["id"].as_i64(), Some(22942), "{refused}");
+    assert_eq!(refused["c"].as_str(), Some("NETWORK"), "{refused}");
+    assert_eq!(refused["msg"].as_str(), Some("Connection refused because there are too many open connections"));
+    assert_eq!(refused["attr"]["connectionCount"].as_i64(), Some(2), "{refused}");
 
     // The slot frees once the server has seen the close: wait for that through the first
     // connection (each poll there is one more request, never one more connection).

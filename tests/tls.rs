@@ -455,3 +455,49 @@ fn admin_tls_alone_rotates_its_certificate_on_sighup() {
     assert_eq!(probe(&second.ca), Some(200), "the new certificate serves");
     assert_eq!(probe(&first.ca), None, "the old certificate is gone");
 }
+
+/// `serverStatus.connections.current`, asked on a fresh plain connection (counted itself).
+fn current_connections(server: &TestServer) -> i64 {
+    let status = common::command(server, doc! { "serverStatus": 1, "$db": "admin" });
+    let connections = status.get_document("connections").expect("connections");
+    connections.get_i32("current").map(i64::from).or_else(|_| connections.get_i64("current")).expect("current")
+}
+
+#[test]
+fn tls_handshake_that_never_completes_is_timed_out() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = make_pki(dir.path());
+    let server_pem = pki.server.to_str().expect("path").to_owned();
+    let server = TestServer::start_in(
+        dir,
+        &[
+            "--tlsMode",
+            "allowTLS",
+            "--tlsCertificateKeyFile",
+            &server_pem,
+            "--setParameter",
+            "monarchTLSHandshakeTimeoutMillis=1000",
+        ],
+    );
+    // One peer never sends a byte; the other starts a TLS record and stops.
+    let mut silent = server.raw();
+    let mut halfway = server.raw();
+    halfway.send(&[0x16, 0x03, 0x01, 0x00, 0x40]);
+    assert!(
+        common::eventually(Duration::from_secs(1), || current_connections(&server) == 3),
+        "both stalled peers and the status connection are counted"
+    );
+    assert!(silent.is_closed(), "a silent peer is closed after the handshake timeout");
+    assert!(halfway.is_closed(), "a stalled handshake is closed after the handshake timeout");
+    assert!(
+        common::eventually(Duration::from_secs(5), || current_connections(&server) == 1),
+        "the stalled peers' slots are given back"
+    );
+    assert!(server.wait_for_log("the TLS handshake did not complete within 1000 ms", Duration::from_secs(5)));
+    // A client that does the handshake is served, and stays served when idle past the limit:
+    // the limit is the handshake's alone (mongod closes no idle connection).
+    let mut tls = tls_session(server.port, &pki.ca, None);
+    exchange(&mut tls, &doc! { "hello": 1, "$db": "admin" }).expect("TLS hello after the timeouts");
+    std::thread::sleep(Duration::from_millis(1500));
+    exchange(&mut tls, &doc! { "ping": 1, "$db": "admin" }).expect("an idle TLS connection is kept");
+}

@@ -101,6 +101,12 @@ const PARAMETERS: &[Parameter] = &[
         set: None,
     },
     Parameter {
+        name: "monarchTLSHandshakeTimeoutMillis",
+        settable_at_startup: true,
+        value: |s| Bson::Int64(i64::try_from(s.config.parameters.tls_handshake_timeout_millis).unwrap_or(i64::MAX)),
+        set: None,
+    },
+    Parameter {
         name: "periodicNoopIntervalSecs",
         settable_at_startup: true,
         value: |s| Bson::Int32(i32::try_from(s.config.parameters.periodic_noop_interval_secs).unwrap_or(i32::MAX)),

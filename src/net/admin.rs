@@ -403,6 +403,9 @@ pub(crate) fn figures(state: &State) -> ServerFigures {
         pool_waiting: pool.waiting as u64,
         pool_jobs: pool.jobs,
         pool_queue_full: pool.queue_full,
+        runtime_tasks: tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|runtime| runtime.metrics().num_alive_tasks() as u64),
     }
 }
 

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bson::RawBsonRef;
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use monarch_wire::{Body, Compressor, DocumentBytes, Header, Message, MessageCodec, MsgFlags, OpMsg, OpReply};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -94,30 +95,27 @@ pub async fn run(
     let stream = match tls {
         None => Either::Left(stream),
         Some(acceptor) => {
-            let is_tls = tokio::select! {
+            let limit = Duration::from_millis(services.state.config.parameters.tls_handshake_timeout_millis);
+            let opened = tokio::select! {
                 () = shutdown.cancelled() => return,
-                first = starts_with_tls(&stream) => first,
+                opened = tokio::time::timeout(limit, open_tls(stream, acceptor, &services.state, remote)) => opened,
             };
-            match is_tls {
-                Ok(true) => {
-                    let handshake = tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        handshake = acceptor.accept(stream) => handshake,
-                    };
-                    match handshake {
-                        Ok(tls_stream) => Either::Right(tls_stream),
-                        Err(error) => {
-                            tracing::info!(target: "NETWORK", id = 22988, remote = %remote, %error, "TLS handshake failed; ending connection");
-                            return;
-                        }
-                    }
-                }
-                Ok(false) if services.state.config.tls.mode == TlsMode::Require => {
-                    tracing::info!(target: "NETWORK", id = 23256, remote = %remote, "Plain connection refused: the server requires TLS (net.tls.mode requireTLS)");
+            match opened {
+                Ok(Some(stream)) => stream,
+                Ok(None) => return,
+                Err(_) => {
+                    // IMPORTANT: without this limit a peer that connects and stays silent (or
+                    // stops halfway through the handshake) holds a connection slot forever.
+                    tracing::info!(
+                        target: "NETWORK",
+                        id = 22988,
+                        remote = %remote,
+                        connectionId = id,
+                        error = %format!("NetworkTimeout: the TLS handshake did not complete within {} ms (monarchTLSHandshakeTimeoutMillis)", limit.as_millis()),
+                        "Error receiving request from client. Ending connection from remote"
+                    );
                     return;
                 }
-                Ok(false) => Either::Left(stream),
-                Err(_) => return,
             }
         }
     };
@@ -145,6 +143,32 @@ pub async fn run(
     };
     let stream = Metered::new(stream, &services.state.counters.network);
     serve_frames(stream, client, &services, &shutdown).await;
+}
+
+/// Tells a TLS client from a plain one by its first byte and runs the TLS handshake for the
+/// former; `None` when the connection ends here (a failed handshake, a plain client where TLS
+/// is required, or a client that closed).
+async fn open_tls(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    state: &State,
+    remote: SocketAddr,
+) -> Option<Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>> {
+    match starts_with_tls(&stream).await {
+        Ok(true) => match acceptor.accept(stream).await {
+            Ok(tls_stream) => Some(Either::Right(tls_stream)),
+            Err(error) => {
+                tracing::info!(target: "NETWORK", id = 22988, remote = %remote, %error, "TLS handshake failed; ending connection");
+                None
+            }
+        },
+        Ok(false) if state.config.tls.mode == TlsMode::Require => {
+            tracing::info!(target: "NETWORK", id = 23256, remote = %remote, "Plain connection refused: the server requires TLS (net.tls.mode requireTLS)");
+            None
+        }
+        Ok(false) => Some(Either::Left(stream)),
+        Err(_) => None,
+    }
 }
 
 async fn serve_frames<S>(stream: Metered<'_, S>, client: ClientInfo, services: &Services, shutdown: &CancellationToken)
@@ -177,6 +201,8 @@ where
             }
         };
         let decoded_at = Instant::now();
+        let decoded_len = framed.codec().last_decoded_len();
+        release_large_buffer(framed.read_buffer_mut(), decoded_len);
         let first_byte = framed.get_mut().take_first_byte().unwrap_or(decoded_at);
         let network = &services.state.counters.network;
         let bytes_in = message.uncompressed_len();
@@ -203,11 +229,30 @@ where
         if !send_reply(&mut framed, reply, tracked, network, remote).await {
             return;
         }
+        let encoded_len = framed.codec().last_encoded_len();
+        release_large_buffer(framed.write_buffer_mut(), encoded_len);
         if let (Some((kind, request)), Some(counter)) = (exhaust, streamed)
             && !stream_replies(&mut framed, (kind, request), (reply_id, counter), &client, services, shutdown).await
         {
             return;
         }
+    }
+}
+
+/// The buffer capacity a connection keeps between messages: what most requests and replies
+/// fit in. Past it, an emptied buffer is given back to the allocator instead of being kept as
+/// long as the connection lives (one 48 MB insert or a 16 MiB batch would otherwise pin that
+/// much memory on an idle connection).
+const KEPT_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Replaces `buffer` by a new, empty one when it holds nothing and either has grown past
+/// [`KEPT_BUFFER_BYTES`] or has just carried a message of `last_len` bytes that large; the
+/// next message allocates what it needs again.
+fn release_large_buffer(buffer: &mut BytesMut, last_len: usize) {
+    // IMPORTANT: the length test matters too: a buffer emptied by a split or an advance reports
+    // only its remaining capacity, yet still holds the whole allocation of the large message.
+    if buffer.is_empty() && (last_len > KEPT_BUFFER_BYTES || buffer.capacity() > KEPT_BUFFER_BYTES) {
+        *buffer = BytesMut::new();
     }
 }
 
@@ -333,6 +378,8 @@ where
         if !send_reply(framed, reply, tracked, network, remote).await {
             return false;
         }
+        let encoded_len = framed.codec().last_encoded_len();
+        release_large_buffer(framed.write_buffer_mut(), encoded_len);
         match following {
             Some(following) => next = following,
             None => return true,

@@ -219,6 +219,10 @@ pub struct ServerFigures {
     pub pool_jobs: u64,
     /// Submissions that found the queue full, since start.
     pub pool_queue_full: u64,
+    /// Tasks alive in the async runtime (one per connection, plus the listeners and the
+    /// background tasks); `None` when read outside the runtime. A count that stays above its
+    /// idle level after clients leave is a task leak.
+    pub runtime_tasks: Option<u64>,
 }
 
 /// Everything `/metrics` serves: the registry plus `figures`, the engine's figures and the
@@ -233,6 +237,9 @@ pub fn scrape(metrics: &Metrics, figures: &ServerFigures, storage: &Storage, dbp
     );
     out.gauge("monarch_uptime_seconds", "Seconds since the server started", figures.uptime.as_secs_f64());
     out.gauge("monarch_connections_current", "Client connections open now", figures.connections_current as f64);
+    if let Some(tasks) = figures.runtime_tasks {
+        out.gauge("monarch_runtime_alive_tasks", "Tasks alive in the async runtime", tasks as f64);
+    }
     out.gauge(
         "monarch_connections_active",
         "Client connections running a request now",
