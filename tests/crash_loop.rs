@@ -219,12 +219,12 @@ async fn writer(
     db: Database,
     mut rng: Rng,
     mut live: Vec<(i64, i64)>,
-    next_id: Arc<AtomicI64>,
+    (next_id, journaled_percent): (Arc<AtomicI64>, u64),
     stop: Arc<AtomicBool>,
 ) -> WriterLog {
     let mut log = WriterLog::default();
     while !stop.load(Ordering::Relaxed) {
-        let journaled = rng.chance(50);
+        let journaled = rng.chance(journaled_percent);
         let roll = rng.below(100);
         let (id, change, command, modified) = if live.is_empty() || roll < 35 || (live.len() < 40 && roll < 60) {
             let id = next_id.fetch_add(1, Ordering::Relaxed);
@@ -361,7 +361,18 @@ async fn ddl_task(db: Database, mut rng: Rng, model: Model, cycle: usize, stop: 
         }
         for (ddl, command) in steps {
             let sent = Instant::now();
-            let outcome = match db.run_command(command).await {
+            let reply = if let Ddl::DropCollection(name) = &ddl {
+                // An index drop races the collection's drop: whichever way it goes, the
+                // collection must stay dropped.
+                let racer = doc! { "dropIndexes": name, "index": "ks_1", "writeConcern": concern(true) };
+                let (reply, raced) = tokio::join!(db.run_command(command), db.run_command(racer));
+                let raced_ack = raced.is_ok().then(Instant::now);
+                log.ops.push(DdlOp { ddl: Ddl::DropIndex(name.clone(), "ks_1".to_owned()), sent, acked: raced_ack });
+                reply
+            } else {
+                db.run_command(command).await
+            };
+            let outcome = match reply {
                 Ok(reply) if matches!(ddl, Ddl::Fill(_)) => check_write(&reply, FILL_DOCS, None),
                 Ok(_) => Ok(()),
                 Err(error) => Err(error.to_string()),
@@ -391,6 +402,8 @@ struct Tally {
     ddl_acked: u64,
     /// The longest time between a lost write's acknowledgement and the kill.
     longest_loss: Duration,
+    /// The longest restart (process start to accepting connections).
+    longest_restart: Duration,
     /// Cycles whose kill came while a drop's background deletion could still run, or an index
     /// build or fill was in flight.
     killed_in_ddl: u64,
@@ -739,11 +752,22 @@ async fn crash_loop(cycles: usize, seed: u64) -> Tally {
         for (id, v) in &model.items {
             shares[usize::try_from(*id).unwrap_or(0) % WRITERS].push((*id, *v));
         }
+        // One cycle in four writes only with `w: 1` and changes no catalog: nothing syncs but
+        // the background flush, so what a crash loses is the flush interval's worth.
+        let unjournaled_only = rng.chance(25);
+        let journaled_percent = if unjournaled_only { 0 } else { 50 };
         let writers: Vec<_> = shares
             .into_iter()
-            .map(|share| tokio::spawn(writer(db.clone(), rng.fork(), share, next_id.clone(), stop.clone())))
+            .map(|share| {
+                let ids = (next_id.clone(), journaled_percent);
+                tokio::spawn(writer(db.clone(), rng.fork(), share, ids, stop.clone()))
+            })
             .collect();
-        let ddl = tokio::spawn(ddl_task(db.clone(), rng.fork(), model.clone(), cycle, stop.clone()));
+        let ddl = if unjournaled_only {
+            tokio::spawn(async { DdlLog::default() })
+        } else {
+            tokio::spawn(ddl_task(db.clone(), rng.fork(), model.clone(), cycle, stop.clone()))
+        };
         let delay = Duration::from_millis(100 + rng.below(1_400));
         tokio::time::sleep(delay).await;
         let killed = Instant::now();
@@ -759,11 +783,38 @@ async fn crash_loop(cycles: usize, seed: u64) -> Tally {
             tally.killed_in_ddl += 1;
         }
         model.next_id = next_id.load(Ordering::Relaxed);
+        let restarting = Instant::now();
         server = tokio::task::spawn_blocking(move || TestServer::start_in(dir, &[])).await.expect("restart");
+        let restart = restarting.elapsed();
+        let ops: usize = logs.iter().map(|log| log.ops.len()).sum();
+        let last_ddl = ddl.ops.last().map(|op| (op.ddl.clone(), op.acked.is_some()));
         verify(&server, &mut model, logs, ddl, killed, &mut tally, &context).await;
         tally.cycles += 1;
+        tally.longest_restart = tally.longest_restart.max(restart);
+        println!(
+            "cycle {cycle}: killed after {delay:?}, {ops} writes sent (w:1 only: {unjournaled_only}), last catalog change {last_ddl:?}, \
+             restart {restart:?}, {} documents in {ITEMS}, engine {} KiB",
+            model.items.len(),
+            dir_kib(&server.dir.path().join("db")),
+        );
     }
     tally
+}
+
+/// The size of a directory tree, in KiB.
+fn dir_kib(path: &std::path::Path) -> u64 {
+    let mut bytes = 0;
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match entry.metadata() {
+                Ok(meta) if meta.is_dir() => pending.push(entry.path()),
+                Ok(meta) => bytes += meta.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    bytes / 1024
 }
 
 fn seed() -> u64 {
@@ -783,7 +834,7 @@ async fn run(cycles: usize) {
         "crash loop summary: cycles {}, j:true writes verified {}, w:1 writes acknowledged {} \
          ({} of them had to survive: acknowledged before a journaled write was sent), w:1 lost {} \
          (longest acknowledgement-to-kill of a lost write {:?}, flush interval {:?}), catalog changes \
-         acknowledged {}, kills during a catalog change {}, time {:?}",
+         acknowledged {}, kills during a catalog change {}, longest restart {:?}, time {:?}",
         tally.cycles,
         tally.journaled_acked,
         tally.unjournaled_acked,
@@ -793,6 +844,7 @@ async fn run(cycles: usize) {
         monarch::storage::FLUSH_INTERVAL,
         tally.ddl_acked,
         tally.killed_in_ddl,
+        tally.longest_restart,
         started.elapsed(),
     );
     assert_eq!(tally.cycles, cycles);

@@ -1022,4 +1022,64 @@ mod tests {
             other => Err(format!("expected DbPathInUse, got {other:?}").into()),
         }
     }
+
+    /// The collections a storage knows, by name and UUID.
+    fn catalog_names(storage: &Storage) -> Vec<(String, bson::Uuid)> {
+        let mut names: Vec<_> = storage.all_collections().iter().map(|c| (c.ns.full(), c.uuid)).collect();
+        names.sort();
+        names
+    }
+
+    /// Waits until the background deletions (which hold the storage) are done, then closes it.
+    fn close(storage: Arc<Storage>) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while Arc::strong_count(&storage) > 1 {
+            assert!(std::time::Instant::now() < deadline, "background deletions did not finish");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        storage.flush();
+        drop(storage);
+        Ok(())
+    }
+
+    /// Index DDL that looked its collection up while a drop of it was committing must not
+    /// write the dropped collection's catalog entry back: after a restart the collection would
+    /// reappear, with whatever the background deletion had not removed yet. Found by the crash
+    /// loop's reasoning (tests/crash_loop.rs); each round races a build and a drop.
+    #[test]
+    fn storage_index_ddl_racing_a_drop_leaves_the_collection_dropped()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Arc::new(Storage::open(dir.path())?);
+        for round in 0..20 {
+            let ns = Namespace::new("db", &format!("c{round}"))?;
+            let collection = storage.collection_or_create(&ns)?;
+            let mut writer = storage.writer(&collection)?;
+            for i in 0..200 {
+                writer.insert(bson::rawdoc! { "_id": i, "a": i })?;
+            }
+            writer.commit()?;
+            if round % 2 == 0 {
+                storage.create_indexes(&ns, vec![doc! { "v": 2, "key": { "b": 1 }, "name": "b_1" }])?;
+            }
+            let racer = {
+                let storage = storage.clone();
+                let ns = ns.clone();
+                std::thread::spawn(move || {
+                    if round % 2 == 0 {
+                        let _ = storage.drop_indexes(&ns, &IndexSelector::Names(vec!["b_1".to_owned()]));
+                    } else {
+                        let _ = storage.create_indexes(&ns, vec![doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }]);
+                    }
+                })
+            };
+            storage.drop_collection(&ns)?;
+            racer.join().map_err(|_| "racing DDL panicked")?;
+        }
+        let before = catalog_names(&storage);
+        close(storage)?;
+        let storage = Storage::open(dir.path())?;
+        assert_eq!(catalog_names(&storage), before);
+        Ok(())
+    }
 }
