@@ -18,8 +18,9 @@
 //!   scheduling margin) before the kill.
 //!
 //! `crash_loop_short` runs a few cycles in every `cargo test`; `crash_loop_long` (ignored) runs
-//! `MONARCH_CRASH_CYCLES` cycles (default 100). Every run prints its seed; `MONARCH_CRASH_SEED`
-//! replays one.
+//! `MONARCH_CRASH_CYCLES` cycles (default 100), on a new data directory every
+//! `MONARCH_CRASH_EPOCH` cycles (default 20). Every run prints its seed; `MONARCH_CRASH_SEED`
+//! replays one. `cargo test --release --test crash_loop -- --ignored` runs a release server.
 
 mod common;
 
@@ -735,14 +736,26 @@ async fn set_up(server: &TestServer, model: &mut Model) {
 }
 
 /// Runs `cycles` crash cycles from `seed` and returns the tally.
-async fn crash_loop(cycles: usize, seed: u64) -> Tally {
-    println!("crash loop: seed {seed} (MONARCH_CRASH_SEED={seed} replays it), {cycles} cycles");
+async fn crash_loop(cycles: usize, seed: u64, epoch: usize) -> Tally {
+    println!(
+        "crash loop: seed {seed} (MONARCH_CRASH_SEED={seed} replays it), {cycles} cycles, a new data directory \
+         every {epoch}"
+    );
     let mut rng = Rng(seed);
     let mut model = Model::default();
     let mut tally = Tally::default();
     let mut server = TestServer::start(&[]);
     set_up(&server, &mut model).await;
     for cycle in 0..cycles {
+        if cycle > 0 && cycle % epoch == 0 {
+            // Recovery replays the journal written since the last memtable flush, so restarts
+            // slow down as the directory grows (see the cycle lines): a new directory keeps a
+            // debug build's restarts within the helper's start timeout.
+            assert!(server.terminate().success(), "clean shutdown after cycle {cycle}");
+            server = TestServer::start(&[]);
+            model = Model::default();
+            set_up(&server, &mut model).await;
+        }
         let context = format!("cycle {cycle} (seed {seed})");
         let client = connect(&server).await;
         let db = client.database(DB);
@@ -829,7 +842,8 @@ fn seed() -> u64 {
 
 async fn run(cycles: usize) {
     let started = Instant::now();
-    let tally = crash_loop(cycles, seed()).await;
+    let epoch = std::env::var("MONARCH_CRASH_EPOCH").ok().and_then(|n| n.parse().ok()).unwrap_or(20_usize).max(1);
+    let tally = crash_loop(cycles, seed(), epoch).await;
     println!(
         "crash loop summary: cycles {}, j:true writes verified {}, w:1 writes acknowledged {} \
          ({} of them had to survive: acknowledged before a journaled write was sent), w:1 lost {} \
