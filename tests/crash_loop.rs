@@ -19,7 +19,7 @@
 //!
 //! `crash_loop_short` runs a few cycles in every `cargo test`; `crash_loop_long` (ignored) runs
 //! `MONARCH_CRASH_CYCLES` cycles (default 100), on a new data directory every
-//! `MONARCH_CRASH_EPOCH` cycles (default 20). Every run prints its seed; `MONARCH_CRASH_SEED`
+//! `MONARCH_CRASH_EPOCH` cycles (default 10). Every run prints its seed; `MONARCH_CRASH_SEED`
 //! replays one. `cargo test --release --test crash_loop -- --ignored` runs a release server.
 
 mod common;
@@ -582,19 +582,15 @@ async fn verify(
             }
         }
         for name in &candidates {
-            let exists = if collection.starts_with("fill_") && !model.indexes.contains_key(collection) {
-                // Created this cycle: `k_1` and `ks_1` come in one command.
-                let ops = ddl.ops.iter().filter(|op| op.ddl == Ddl::CreateIndex(collection.clone(), "k_1".into()));
-                let known = fold_existence(false, ops.map(|op| (op, true)));
-                if name == "k_1" || name == "ks_1" { known } else { Some(false) }
-            } else {
-                let ops = ddl.ops.iter().filter_map(|op| match &op.ddl {
-                    Ddl::CreateIndex(c, n) if c == collection && n == name => Some((op, true)),
-                    Ddl::DropIndex(c, n) if c == collection && n == name => Some((op, false)),
-                    _ => None,
-                });
-                fold_existence(before.contains(name), ops)
-            };
+            // A fill's `k_1` and `ks_1` are created by one command (logged as `k_1`).
+            let ops = ddl.ops.iter().filter_map(|op| match &op.ddl {
+                Ddl::CreateIndex(c, n) if c == collection && (n == name || (n == "k_1" && name == "ks_1")) => {
+                    Some((op, true))
+                }
+                Ddl::DropIndex(c, n) if c == collection && n == name => Some((op, false)),
+                _ => None,
+            });
+            let exists = fold_existence(before.contains(name), ops);
             if let Some(exists) = exists {
                 assert_eq!(names.contains(name), exists, "{context}: index {collection}.{name}: listed {names:?}");
             }
@@ -706,6 +702,12 @@ async fn verify(
     assert_eq!(number(&count, "n"), Some(0), "{context}: a new collection's count");
     db.run_command(doc! { "drop": &probe, "writeConcern": concern(true) }).await.expect("drop probe");
     model.gone.insert(probe);
+
+    // The restart and everything since logged no error (a failed recovery of dropped data, a
+    // panic).
+    for line in server.log_lines() {
+        assert!(!line.contains("\"s\":\"E\"") && !line.contains("\"s\":\"F\""), "{context}: {line}");
+    }
 }
 
 /// Creates the collections and indexes every cycle works on.
@@ -842,7 +844,7 @@ fn seed() -> u64 {
 
 async fn run(cycles: usize) {
     let started = Instant::now();
-    let epoch = std::env::var("MONARCH_CRASH_EPOCH").ok().and_then(|n| n.parse().ok()).unwrap_or(20_usize).max(1);
+    let epoch = std::env::var("MONARCH_CRASH_EPOCH").ok().and_then(|n| n.parse().ok()).unwrap_or(10_usize).max(1);
     let tally = crash_loop(cycles, seed(), epoch).await;
     println!(
         "crash loop summary: cycles {}, j:true writes verified {}, w:1 writes acknowledged {} \
