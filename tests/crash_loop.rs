@@ -22,6 +22,12 @@
 //! `MONARCH_CRASH_EPOCH` cycles (default 10). Every run prints its seed; `MONARCH_CRASH_SEED`
 //! replays one. `cargo test --release --test crash_loop -- --ignored` runs a release server.
 
+#![expect(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a harness: a failed step or a broken promise must fail the test loudly"
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
