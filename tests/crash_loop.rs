@@ -15,7 +15,9 @@
 //!   (a dropped collection's data never reappears);
 //! - an index build either committed (listed, consistent) or left nothing;
 //! - the `w: 1` writes lost were all acknowledged within the journal's flush interval (plus a
-//!   scheduling margin) before the kill.
+//!   scheduling margin) before the kill. fjall writes each committed batch to the operating
+//!   system before the acknowledgement, so a SIGKILL loses none (the interval bounds what a
+//!   host crash loses, which this loop does not simulate); the check guards that.
 //!
 //! `crash_loop_short` runs a few cycles in every `cargo test`; `crash_loop_long` (ignored) runs
 //! `MONARCH_CRASH_CYCLES` cycles (default 100), on a new data directory every
