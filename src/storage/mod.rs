@@ -481,10 +481,9 @@ impl Storage {
     /// # Errors
     /// 26 NamespaceNotFound, 48 NamespaceExists, storage errors.
     pub fn rename_collection(self: &Arc<Self>, from: &Namespace, to: &Namespace, drop_target: bool) -> Result<()> {
-        let source = self
-            .catalog
-            .get(from)
-            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, "source namespace does not exist"))?;
+        if self.catalog.get(from).is_none() {
+            return Err(Error::new(ErrorCode::NamespaceNotFound, "source namespace does not exist"));
+        }
         if from == to {
             return Err(Error::new(ErrorCode::IllegalOperation, "Can't rename a collection to itself"));
         }
@@ -496,6 +495,17 @@ impl Storage {
             return self.replace_collection(from, to);
         }
         let _ddl = self.ddl_lock();
+        // IMPORTANT: looked up again under the DDL lock (a drop or rename may have come first),
+        // and its writers finish their batches before it changes name: a batch that makes an
+        // index multikey writes the collection's catalog entry.
+        let source = self
+            .catalog
+            .get(from)
+            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, "source namespace does not exist"))?;
+        if self.catalog.get(to).is_some() {
+            return Err(Error::new(ErrorCode::NamespaceExists, "target namespace exists"));
+        }
+        let _writers = source.lock_for_ddl();
         self.journal.check_writable()?;
         let renamed = Catalog::evolve(&source, to.clone(), source.options.clone());
         let mut batch = self.db.batch();
@@ -513,6 +523,8 @@ impl Storage {
     pub fn set_options(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
         let _ddl = self.ddl_lock();
         let current = self.existing_collection(ns)?;
+        // IMPORTANT: writers finish their batches first, as for a rename.
+        let _writers = current.lock_for_ddl();
         self.journal.check_writable()?;
         let mut logged = doc! { "collMod": &ns.coll };
         logged.extend(options.clone());
@@ -1080,6 +1092,33 @@ mod tests {
         close(storage)?;
         let storage = Storage::open(dir.path())?;
         assert_eq!(catalog_names(&storage), before);
+        Ok(())
+    }
+
+    /// A writer holding the collection as it was before a rename (looked up by a command that
+    /// began before it) makes an index multikey: the catalog entry that records the flag must
+    /// be the collection's current one. Writing back its own copy restored the old name, so
+    /// after a restart two names shared one collection's documents.
+    #[test]
+    fn storage_multikey_write_through_a_renamed_collection_keeps_the_new_name()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (from, to) = (Namespace::new("db", "from")?, Namespace::new("db", "to")?);
+        let storage = Arc::new(Storage::open(dir.path())?);
+        let stale = storage.collection_or_create(&from)?;
+        storage.create_indexes(&from, vec![doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }])?;
+        storage.rename_collection(&from, &to, false)?;
+        let mut writer = storage.writer(&stale)?;
+        writer.insert(bson::rawdoc! { "_id": 1, "a": [1, 2] })?;
+        let ticket = writer.commit()?.ok_or("a ticket")?;
+        storage.wait_durable(ticket)?;
+        let before = catalog_names(&storage);
+        close(storage)?;
+        let storage = Storage::open(dir.path())?;
+        assert_eq!(catalog_names(&storage), before);
+        assert_eq!(before.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["db.to"]);
+        let index = storage.collection(&to).and_then(|c| c.index("a_1")).ok_or("a_1")?;
+        assert!(index.is_multikey(), "the multikey flag survives the restart");
         Ok(())
     }
 }
