@@ -184,12 +184,13 @@ pub(super) fn index_entries<K: AsRef<[u8]>, V: AsRef<[u8]>>(
 }
 
 impl Storage {
-    /// Drops the selected indexes of `ns`; returns the index count before.
+    /// Drops the selected indexes of `ns` (their entries are deleted in the background);
+    /// returns the index count before.
     ///
     /// # Errors
     /// 26 NamespaceNotFound, 27 IndexNotFound, 72 InvalidOptions for `_id_` (5979800 for a
     /// clustered collection's), storage errors.
-    pub fn drop_indexes(&self, ns: &Namespace, selector: &IndexSelector) -> Result<usize> {
+    pub fn drop_indexes(self: &Arc<Self>, ns: &Namespace, selector: &IndexSelector) -> Result<usize> {
         // IMPORTANT: the lookup under the DDL lock, as in `create_indexes`.
         let _ddl = self.ddl_lock();
         let collection = self
@@ -261,6 +262,8 @@ impl Storage {
             },
             logged,
         )?;
+        // The entries go in the background, as a dropped collection's do.
+        self.delete_in_background();
         Ok(current.len())
     }
 

@@ -1121,4 +1121,30 @@ mod tests {
         assert!(index.is_multikey(), "the multikey flag survives the restart");
         Ok(())
     }
+
+    /// A dropped index's entries are deleted in the background, as a dropped collection's
+    /// are, not left on disk until the next start.
+    #[test]
+    fn storage_dropped_index_entries_are_deleted_in_the_background()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Arc::new(Storage::open(dir.path())?);
+        let ns = Namespace::new("db", "c")?;
+        let collection = storage.collection_or_create(&ns)?;
+        let mut writer = storage.writer(&collection)?;
+        for i in 0..100 {
+            writer.insert(bson::rawdoc! { "_id": i, "a": i })?;
+        }
+        writer.commit()?;
+        storage.create_indexes(&ns, vec![doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }])?;
+        let index = collection.index("a_1").ok_or("a_1")?;
+        assert_eq!(storage.index.prefix(index.prefix()).count(), 100);
+        storage.drop_indexes(&ns, &IndexSelector::Names(vec!["a_1".to_owned()]))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while storage.index.prefix(index.prefix()).count() > 0 || storage.meta.prefix([b'i']).next().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the dropped index's entries are still there");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        close(storage)
+    }
 }
