@@ -348,6 +348,16 @@ impl Catalog {
         self.read().get(ns).cloned()
     }
 
+    /// The catalog's current version of `collection` (found by UUID): a rename or `collMod`
+    /// replaces the version a caller may still hold. `None` once it is dropped.
+    pub fn current(&self, collection: &Collection) -> Option<Arc<Collection>> {
+        let map = self.read();
+        match map.get(&collection.ns) {
+            Some(current) if current.uuid == collection.uuid => Some(current.clone()),
+            _ => map.values().find(|c| c.uuid == collection.uuid).cloned(),
+        }
+    }
+
     /// Every collection, in namespace order.
     pub fn all(&self) -> Vec<Arc<Collection>> {
         self.read().values().cloned().collect()

@@ -56,9 +56,16 @@ impl Storage {
     /// 85 IndexOptionsConflict, 86 IndexKeySpecsConflict, 11000 DuplicateKey when existing
     /// documents break a new unique index, key generation errors, storage errors.
     pub fn create_indexes(&self, ns: &Namespace, specs: Vec<Document>) -> Result<CreatedIndexes> {
-        let created_collection = self.collection(ns).is_none();
-        let collection = self.collection_or_create(ns)?;
         let _ddl = self.ddl_lock();
+        // IMPORTANT: looked up under the DDL lock. A collection looked up before it may have
+        // been dropped since, and committing its catalog entry would bring it back at the next
+        // start, with whatever its background deletion had not removed yet.
+        let existing = self.collection(ns);
+        let created_collection = existing.is_none();
+        let collection = match existing {
+            Some(collection) => collection,
+            None => self.create_locked(ns, Document::new())?,
+        };
         let _writers = collection.lock_for_ddl();
         self.check_writable()?;
         let current = collection.indexes();
@@ -177,16 +184,18 @@ pub(super) fn index_entries<K: AsRef<[u8]>, V: AsRef<[u8]>>(
 }
 
 impl Storage {
-    /// Drops the selected indexes of `ns`; returns the index count before.
+    /// Drops the selected indexes of `ns` (their entries are deleted in the background);
+    /// returns the index count before.
     ///
     /// # Errors
     /// 26 NamespaceNotFound, 27 IndexNotFound, 72 InvalidOptions for `_id_` (5979800 for a
     /// clustered collection's), storage errors.
-    pub fn drop_indexes(&self, ns: &Namespace, selector: &IndexSelector) -> Result<usize> {
+    pub fn drop_indexes(self: &Arc<Self>, ns: &Namespace, selector: &IndexSelector) -> Result<usize> {
+        // IMPORTANT: the lookup under the DDL lock, as in `create_indexes`.
+        let _ddl = self.ddl_lock();
         let collection = self
             .collection(ns)
             .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns not found {ns}")))?;
-        let _ddl = self.ddl_lock();
         let _writers = collection.lock_for_ddl();
         self.check_writable()?;
         let current = collection.indexes();
@@ -253,6 +262,8 @@ impl Storage {
             },
             logged,
         )?;
+        // The entries go in the background, as a dropped collection's do.
+        self.delete_in_background();
         Ok(current.len())
     }
 
@@ -269,6 +280,13 @@ impl Storage {
         expire_after_seconds: Option<i64>,
     ) -> Result<IndexOptionChange> {
         let _ddl = self.ddl_lock();
+        // IMPORTANT: the caller looked `collection` up before the DDL lock: it may have been
+        // dropped, renamed or changed since. Only the catalog's own may be written back.
+        let collection = self
+            .collection(&collection.ns)
+            .filter(|current| current.uuid == collection.uuid)
+            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {}", collection.ns)))?;
+        let collection = collection.as_ref();
         let _writers = collection.lock_for_ddl();
         self.check_writable()?;
         let current = collection.indexes();

@@ -492,10 +492,9 @@ impl Storage {
     /// # Errors
     /// 26 NamespaceNotFound, 48 NamespaceExists, storage errors.
     pub fn rename_collection(self: &Arc<Self>, from: &Namespace, to: &Namespace, drop_target: bool) -> Result<()> {
-        let source = self
-            .catalog
-            .get(from)
-            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, "source namespace does not exist"))?;
+        if self.catalog.get(from).is_none() {
+            return Err(Error::new(ErrorCode::NamespaceNotFound, "source namespace does not exist"));
+        }
         if from == to {
             return Err(Error::new(ErrorCode::IllegalOperation, "Can't rename a collection to itself"));
         }
@@ -507,6 +506,17 @@ impl Storage {
             return self.replace_collection(from, to);
         }
         let _ddl = self.ddl_lock();
+        // IMPORTANT: looked up again under the DDL lock (a drop or rename may have come first),
+        // and its writers finish their batches before it changes name: a batch that makes an
+        // index multikey writes the collection's catalog entry.
+        let source = self
+            .catalog
+            .get(from)
+            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, "source namespace does not exist"))?;
+        if self.catalog.get(to).is_some() {
+            return Err(Error::new(ErrorCode::NamespaceExists, "target namespace exists"));
+        }
+        let _writers = source.lock_for_ddl();
         self.check_writable()?;
         let renamed = Catalog::evolve(&source, to.clone(), source.options.clone());
         let mut batch = self.db.batch();
@@ -524,6 +534,8 @@ impl Storage {
     pub fn set_options(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
         let _ddl = self.ddl_lock();
         let current = self.existing_collection(ns)?;
+        // IMPORTANT: writers finish their batches first, as for a rename.
+        let _writers = current.lock_for_ddl();
         self.check_writable()?;
         let mut logged = doc! { "collMod": &ns.coll };
         logged.extend(options.clone());
@@ -1077,5 +1089,118 @@ mod tests {
             Err(StorageError::DbPathInUse { .. }) => Ok(()),
             other => Err(format!("expected DbPathInUse, got {other:?}").into()),
         }
+    }
+
+    /// The collections a storage knows, by name and UUID.
+    fn catalog_names(storage: &Storage) -> Vec<(String, bson::Uuid)> {
+        let mut names: Vec<_> = storage.all_collections().iter().map(|c| (c.ns.full(), c.uuid)).collect();
+        names.sort();
+        names
+    }
+
+    /// Waits until the background deletions (which hold the storage) are done, then closes it.
+    fn close(storage: Arc<Storage>) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while Arc::strong_count(&storage) > 1 {
+            assert!(std::time::Instant::now() < deadline, "background deletions did not finish");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        storage.flush();
+        drop(storage);
+        Ok(())
+    }
+
+    /// Index DDL that looked its collection up while a drop of it was committing must not
+    /// write the dropped collection's catalog entry back: after a restart the collection would
+    /// reappear, with whatever the background deletion had not removed yet. Found by the crash
+    /// loop's reasoning (tests/crash_loop.rs); each round races a build and a drop.
+    #[test]
+    fn storage_index_ddl_racing_a_drop_leaves_the_collection_dropped()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Arc::new(Storage::open(dir.path())?);
+        for round in 0..20 {
+            let ns = Namespace::new("db", &format!("c{round}"))?;
+            let collection = storage.collection_or_create(&ns)?;
+            let mut writer = storage.writer(&collection)?;
+            for i in 0..200 {
+                writer.insert(bson::rawdoc! { "_id": i, "a": i })?;
+            }
+            writer.commit()?;
+            if round % 2 == 0 {
+                storage.create_indexes(&ns, vec![doc! { "v": 2, "key": { "b": 1 }, "name": "b_1" }])?;
+            }
+            let racer = {
+                let storage = storage.clone();
+                let ns = ns.clone();
+                std::thread::spawn(move || {
+                    if round % 2 == 0 {
+                        let _ = storage.drop_indexes(&ns, &IndexSelector::Names(vec!["b_1".to_owned()]));
+                    } else {
+                        let _ = storage.create_indexes(&ns, vec![doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }]);
+                    }
+                })
+            };
+            storage.drop_collection(&ns)?;
+            racer.join().map_err(|_| "racing DDL panicked")?;
+        }
+        let before = catalog_names(&storage);
+        close(storage)?;
+        let storage = Storage::open(dir.path())?;
+        assert_eq!(catalog_names(&storage), before);
+        Ok(())
+    }
+
+    /// A writer holding the collection as it was before a rename (looked up by a command that
+    /// began before it) makes an index multikey: the catalog entry that records the flag must
+    /// be the collection's current one. Writing back its own copy restored the old name, so
+    /// after a restart two names shared one collection's documents.
+    #[test]
+    fn storage_multikey_write_through_a_renamed_collection_keeps_the_new_name()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (from, to) = (Namespace::new("db", "from")?, Namespace::new("db", "to")?);
+        let storage = Arc::new(Storage::open(dir.path())?);
+        let stale = storage.collection_or_create(&from)?;
+        storage.create_indexes(&from, vec![doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }])?;
+        storage.rename_collection(&from, &to, false)?;
+        let mut writer = storage.writer(&stale)?;
+        writer.insert(bson::rawdoc! { "_id": 1, "a": [1, 2] })?;
+        let ticket = writer.commit()?.ok_or("a ticket")?;
+        storage.wait_durable(ticket)?;
+        let before = catalog_names(&storage);
+        close(storage)?;
+        let storage = Storage::open(dir.path())?;
+        assert_eq!(catalog_names(&storage), before);
+        assert_eq!(before.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["db.to"]);
+        let index = storage.collection(&to).and_then(|c| c.index("a_1")).ok_or("a_1")?;
+        assert!(index.is_multikey(), "the multikey flag survives the restart");
+        Ok(())
+    }
+
+    /// A dropped index's entries are deleted in the background, as a dropped collection's
+    /// are, not left on disk until the next start.
+    #[test]
+    fn storage_dropped_index_entries_are_deleted_in_the_background()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Arc::new(Storage::open(dir.path())?);
+        let ns = Namespace::new("db", "c")?;
+        let collection = storage.collection_or_create(&ns)?;
+        let mut writer = storage.writer(&collection)?;
+        for i in 0..100 {
+            writer.insert(bson::rawdoc! { "_id": i, "a": i })?;
+        }
+        writer.commit()?;
+        storage.create_indexes(&ns, vec![doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }])?;
+        let index = collection.index("a_1").ok_or("a_1")?;
+        assert_eq!(storage.index.prefix(index.prefix()).count(), 100);
+        storage.drop_indexes(&ns, &IndexSelector::Names(vec!["a_1".to_owned()]))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while storage.index.prefix(index.prefix()).count() > 0 || storage.meta.prefix([b'i']).next().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the dropped index's entries are still there");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        close(storage)
     }
 }

@@ -548,7 +548,12 @@ impl<'a> Writer<'a> {
             return Ok(None);
         }
         if multikey_changed {
-            batch.insert(&storage.meta, catalog::entry_key(&collection.ns), catalog::entry_value(collection)?);
+            // IMPORTANT: the catalog's current version (they share the indexes and so the flag):
+            // this writer's copy may predate a rename or `collMod`, and writing it back would
+            // restore the old name or options at the next start.
+            if let Some(current) = storage.catalog.current(collection) {
+                batch.insert(&storage.meta, catalog::entry_key(&current.ns), catalog::entry_value(&current)?);
+            }
         }
         if count_delta != 0 || bytes_delta != 0 {
             // IMPORTANT: read-modify-write of the totals is safe only under the write lock.

@@ -145,11 +145,16 @@ impl TestServer {
     }
 
     /// Kills the server with SIGKILL (a crash) and starts a new one on the same directory.
-    pub fn crash_and_restart(mut self, args: &[&str]) -> Self {
+    pub fn crash_and_restart(self, args: &[&str]) -> Self {
+        Self::start_in(self.crash(), args)
+    }
+
+    /// Kills the server with SIGKILL (a crash), waits for it to be gone and hands back its
+    /// directory, for a restart once the test has seen its clients fail.
+    pub fn crash(mut self) -> tempfile::TempDir {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("wait");
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        Self::start_in(dir, args)
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 
     /// Sends SIGTERM without waiting (the server begins its drain).
