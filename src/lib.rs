@@ -27,6 +27,8 @@ pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod log;
 pub mod net;

@@ -116,10 +116,8 @@ fn compare_in_bracket(a: RawBsonRef<'_>, b: RawBsonRef<'_>, collation: Option<&C
         },
         (V::Document(x), V::Document(y)) => compare_elements(fields(x), fields(y), collation, depth),
         (V::Array(x), V::Array(y)) => compare_arrays(x, y, collation, depth),
-        (V::Binary(x), V::Binary(y)) => x
-            .bytes
-            .len()
-            .cmp(&y.bytes.len())
+        (V::Binary(x), V::Binary(y)) => declared_len(&x)
+            .cmp(&declared_len(&y))
             .then_with(|| u8::from(x.subtype).cmp(&u8::from(y.subtype)))
             .then_with(|| x.bytes.cmp(y.bytes)),
         (V::ObjectId(x), V::ObjectId(y)) => x.bytes().cmp(&y.bytes()),
@@ -148,6 +146,14 @@ fn compare_in_bracket(a: RawBsonRef<'_>, b: RawBsonRef<'_>, collation: Option<&C
             _ => Ordering::Equal,
         },
     }
+}
+
+/// A binary value's length as mongod compares it: the declared one, which for the old subtype
+/// 2 includes the inner length prefix the bson crate strips (4 bytes). Two old binaries of one
+/// declared length have equal prefixes, so their bytes compare as mongod's do.
+fn declared_len(binary: &bson::RawBinaryRef<'_>) -> usize {
+    let prefix = if binary.subtype == bson::spec::BinarySubtype::BinaryOld { 4 } else { 0 };
+    binary.bytes.len().saturating_add(prefix)
 }
 
 #[cfg(test)]

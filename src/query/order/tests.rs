@@ -130,6 +130,22 @@ fn order_bindata_length_then_subtype_then_bytes() {
     assert_eq!(cmp(bin(BinarySubtype::Generic, &[1]), bin(BinarySubtype::Generic, &[2])), Ordering::Less);
 }
 
+/// Found by the `keys` fuzz target: the old binary subtype 2 carries an inner length prefix
+/// that the bson crate strips, but mongod (and the index key encoding) compare the declared
+/// length, which includes those 4 bytes. `BinData(2, [0])` is 5 bytes long, as long as
+/// `BinData(1, [0; 5])`, so the subtype decides: 1 sorts first.
+#[test]
+fn order_bindata_old_subtype_counts_its_inner_length() {
+    let bin = |subtype, bytes: &[u8]| Bson::Binary(Binary { subtype, bytes: bytes.to_vec() });
+    assert_eq!(
+        cmp(bin(BinarySubtype::Function, &[0, 0, 2, 0, 0]), bin(BinarySubtype::BinaryOld, &[0])),
+        Ordering::Less
+    );
+    assert_eq!(cmp(bin(BinarySubtype::BinaryOld, &[7]), bin(BinarySubtype::Generic, &[0; 4])), Ordering::Greater);
+    assert_eq!(cmp(bin(BinarySubtype::BinaryOld, &[]), bin(BinarySubtype::Generic, &[0; 4])), Ordering::Greater);
+    assert_eq!(cmp(bin(BinarySubtype::BinaryOld, &[1]), bin(BinarySubtype::BinaryOld, &[2])), Ordering::Less);
+}
+
 #[test]
 fn order_timestamps_unsigned_dates_signed() {
     let ts = |time, increment| Bson::Timestamp(Timestamp { time, increment });

@@ -1,0 +1,6 @@
+//! The projection parsers and their application on arbitrary BSON. The body lives in `monarch::fuzzing`, shared with the stable replay of the seeds.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| monarch::fuzzing::projection(data));

@@ -1,0 +1,6 @@
+//! The update parser (operators, replacement, pipeline, array filters) and its application. The body lives in `monarch::fuzzing`, shared with the stable replay of the seeds.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| monarch::fuzzing::update(data));
