@@ -56,18 +56,7 @@ impl TestServer {
     /// A client on loopback.
     pub(crate) fn test_client(&self) -> ClientInfo {
         let addr = SocketAddr::from(([127, 0, 0, 1], 50000));
-        ClientInfo {
-            certificate_subject: None,
-            connection_id: self.state.next_connection_id(),
-            remote: addr,
-            local: addr,
-            tls: false,
-            metadata: None,
-            compressors: Vec::new(),
-            close_requested: false,
-            auth: crate::auth::Session::default(),
-            streamed_topology: None,
-        }
+        ClientInfo::accepted(self.state.next_connection_id(), addr, addr, false)
     }
 
     /// Runs the command `body` (an `OP_MSG` body) through the dispatcher as `client`.

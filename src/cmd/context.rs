@@ -42,6 +42,22 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// A connection as it is accepted: before its hello and authentication.
+    pub fn accepted(connection_id: u64, remote: SocketAddr, local: SocketAddr, tls: bool) -> Self {
+        Self {
+            connection_id,
+            remote,
+            local,
+            tls,
+            certificate_subject: None,
+            metadata: None,
+            compressors: Vec::new(),
+            close_requested: false,
+            auth: crate::auth::Session::default(),
+            streamed_topology: None,
+        }
+    }
+
     /// The application name the driver sent in its first hello (`client.application.name`).
     pub fn app_name(&self) -> Option<&str> {
         self.metadata.as_ref()?.get_document("application").ok()?.get_str("name").ok()

@@ -14,10 +14,8 @@ use crate::config::Config;
 use crate::exec::pipeline::PipelineEnv;
 use crate::log::LogSink;
 use crate::obs::Observers;
-use crate::op::ExecStats;
 use crate::state::State;
 use crate::state::cursors::DocumentStream;
-use crate::state::plan_cache::PlanCache;
 use crate::state::pool::BlockingPool;
 use crate::storage::Storage;
 
@@ -75,18 +73,7 @@ impl Harness {
     /// A client on loopback, as a fresh connection.
     fn client(&self) -> ClientInfo {
         let addr = SocketAddr::from(([127, 0, 0, 1], 27400));
-        ClientInfo {
-            certificate_subject: None,
-            connection_id: self.state.next_connection_id(),
-            remote: addr,
-            local: addr,
-            tls: false,
-            metadata: None,
-            compressors: Vec::new(),
-            close_requested: false,
-            auth: crate::auth::Session::default(),
-            streamed_topology: None,
-        }
+        ClientInfo::accepted(self.state.next_connection_id(), addr, addr, false)
     }
 
     /// Runs the `OP_MSG` body `body` through the dispatcher as a fresh connection would.
@@ -145,22 +132,7 @@ pub fn command(harness: &Harness, data: &[u8]) {
 pub fn pipeline(harness: &Harness, data: &[u8]) {
     let Some((spec, rest)) = leading_document(data) else { return };
     let stages: Vec<RawBsonRef<'_>> = spec.iter().map_while(Result::ok).map(|(_, stage)| stage).collect();
-    let env = Arc::new(PipelineEnv {
-        storage: harness.state.storage.clone(),
-        view: None,
-        own_collections: Vec::new(),
-        db: "fuzz".to_owned(),
-        vars: crate::query::expr::Variables::new(),
-        collation: None,
-        allow_disk_use: false,
-        max_memory_bytes: PIPELINE_MEMORY_BYTES,
-        stats: Arc::new(ExecStats::default()),
-        plans: Arc::new(PlanCache::default()),
-        log: LogSink::new(Box::new(std::io::sink())),
-        redact_log: false,
-        connection_id: 0,
-        bypass_validation: false,
-    });
+    let env = Arc::new(PipelineEnv::detached(harness.state.storage.clone(), "fuzz", false, PIPELINE_MEMORY_BYTES));
     let input: DocumentStream = Box::new(query_targets(rest, 4).into_iter().map(Ok));
     if crate::exec::pipeline::check_positions(&stages).is_err() {
         return;

@@ -130,16 +130,8 @@ pub async fn run(
         Either::Left(_) => None,
     };
     let client = ClientInfo {
-        connection_id: id,
-        remote,
-        local,
-        tls: matches!(stream, Either::Right(_)),
         certificate_subject,
-        metadata: None,
-        compressors: Vec::new(),
-        close_requested: false,
-        auth: crate::auth::Session::default(),
-        streamed_topology: None,
+        ..ClientInfo::accepted(id, remote, local, matches!(stream, Either::Right(_)))
     };
     let stream = Metered::new(stream, &services.state.counters.network);
     serve_frames(stream, client, &services, &shutdown).await;

@@ -88,6 +88,27 @@ pub struct PipelineEnv {
 }
 
 impl PipelineEnv {
+    /// An environment outside any request (unit tests, fuzzing): database `db`, no view,
+    /// variables or collation, validation warnings discarded.
+    pub fn detached(storage: Arc<Storage>, db: &str, allow_disk_use: bool, max_memory_bytes: u64) -> Self {
+        Self {
+            storage,
+            view: None,
+            own_collections: Vec::new(),
+            db: db.to_owned(),
+            vars: Variables::new(),
+            collation: None,
+            allow_disk_use,
+            max_memory_bytes,
+            stats: Arc::new(ExecStats::default()),
+            plans: Arc::new(PlanCache::default()),
+            log: LogSink::new(Box::new(std::io::sink())),
+            redact_log: false,
+            connection_id: 0,
+            bypass_validation: false,
+        }
+    }
+
     /// The same environment with `vars` as its variables (a `$lookup` sub-pipeline's).
     fn with_vars(&self, vars: Variables) -> Self {
         Self {

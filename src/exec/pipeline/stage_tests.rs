@@ -8,32 +8,14 @@ use bson::{Bson, Document, RawBsonRef, RawDocumentBuf, bson, doc};
 
 use super::{PipelineEnv, run};
 use crate::error::{Error, ErrorCode, Result};
-use crate::log::LogSink;
-use crate::op::ExecStats;
 use crate::state::cursors::DocumentStream;
-use crate::state::plan_cache::PlanCache;
 use crate::storage::Storage;
 
 /// Runs `stages` over `input` with `allowDiskUse` and a memory limit of `limit` bytes.
 fn run_with(input: &[Document], stages: &[Document], allow_disk_use: bool, limit: u64) -> Result<Vec<Document>> {
     let dir = tempfile::tempdir().map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?;
     let storage = Arc::new(Storage::open(dir.path()).map_err(|e| Error::new(ErrorCode::InternalError, e.to_string()))?);
-    let env = Arc::new(PipelineEnv {
-        view: None,
-        own_collections: Vec::new(),
-        storage,
-        db: "test".to_owned(),
-        vars: crate::query::expr::Variables::new(),
-        collation: None,
-        allow_disk_use,
-        max_memory_bytes: limit,
-        stats: Arc::new(ExecStats::default()),
-        plans: Arc::new(PlanCache::default()),
-        log: LogSink::new(Box::new(std::io::sink())),
-        redact_log: false,
-        connection_id: 0,
-        bypass_validation: false,
-    });
+    let env = Arc::new(PipelineEnv::detached(storage, "test", allow_disk_use, limit));
     let raw = |d: &Document| RawDocumentBuf::try_from(d).map_err(|e| Error::new(ErrorCode::InvalidBSON, e.to_string()));
     let documents = input.iter().map(raw).collect::<Result<Vec<_>>>()?;
     let stages = stages.iter().map(raw).collect::<Result<Vec<_>>>()?;
