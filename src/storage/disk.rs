@@ -78,8 +78,8 @@ impl DiskGuard {
 
     fn refresh(&self, now: u64) {
         self.checked_at.store(now, Ordering::Relaxed);
-        let available = match rustix::fs::statvfs(&self.path) {
-            Ok(fs) => fs.f_bavail.saturating_mul(fs.f_frsize),
+        let available = match available_bytes(&self.path) {
+            Ok(bytes) => bytes,
             Err(error) => {
                 // Unreadable: do not stop writes on a guess; the engine reports real failures.
                 tracing::warn!(target: "STORAGE", id = 7_000_410, path = %self.path.display(), error = %error, "Cannot read the free disk space");
@@ -99,6 +99,14 @@ impl DiskGuard {
             }
         }
     }
+}
+
+/// Bytes free for the server's (unprivileged) writes on the file system holding `path`.
+///
+/// # Errors
+/// The operating system's, when `statvfs` fails.
+pub(super) fn available_bytes(path: &Path) -> rustix::io::Result<u64> {
+    rustix::fs::statvfs(path).map(|fs| fs.f_bavail.saturating_mul(fs.f_frsize))
 }
 
 #[cfg(test)]

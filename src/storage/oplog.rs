@@ -387,7 +387,7 @@ impl Storage {
         let ns = Namespace::oplog();
         let size = size.unwrap_or_else(|| {
             let dbpath = self.temp_dir.parent().unwrap_or(&self.temp_dir);
-            let free = rustix::fs::statvfs(dbpath).map_or(0, |fs| fs.f_bavail.saturating_mul(fs.f_frsize));
+            let free = super::disk::available_bytes(dbpath).unwrap_or(0);
             default_oplog_bytes(free)
         });
         let collection = match self.collection(&ns) {
