@@ -1179,6 +1179,8 @@ error_codes! {
     Location51110 = 51110,
     /// A regular expression operator whose pattern does not compile.
     Location51111 = 51111,
+    /// A regular expression operator whose match gave up (PCRE's match or heap limit).
+    Location51156 = 51156,
     /// `$binarySize` of a value that is neither string nor binData.
     Location51276 = 51276,
     /// A replace whose `replacement` is not a string.

@@ -371,3 +371,40 @@ async fn limits_requests_nested_to_the_limit_are_answered() {
     assert_eq!(code(&err), Some(15), "{err}");
     assert_alive(&client).await;
 }
+
+#[tokio::test]
+async fn limits_runaway_regular_expressions_give_up_as_mongods_do() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let coll = client.database("app").collection::<Document>("c");
+    coll.insert_one(doc! { "_id": 1, "s": "a".repeat(64) }).await.expect("insert");
+    // A backreference puts the pattern on the backtracking engine; on 64 `a`s its search
+    // explodes and gives up at the backtracking limit.
+    let explosive = r"^(a|aa)+(?=b)\1c$";
+
+    // mongod's filter counts a match that gives up as none.
+    let found = coll.count_documents(doc! { "s": { "$regex": explosive } }).await.expect("find");
+    assert_eq!(found, 0);
+
+    // Its aggregation operators fail the operation.
+    for op in ["$regexMatch", "$regexFind", "$regexFindAll"] {
+        let pipeline = [doc! { "$project": { "r": { op: { "input": "$s", "regex": explosive } } } }];
+        let err = coll.aggregate(pipeline).await.expect_err(op);
+        assert_eq!(code(&err), Some(51156), "{op}: {err}");
+        assert_eq!(
+            message(&err),
+            format!(
+                "PlanExecutor error during aggregation :: caused by :: Error occurred while executing the regular \
+                 expression in {op}. Result code: match limit exceeded"
+            )
+        );
+    }
+
+    // A pattern whose compiled form outgrows the linear engine's size limit is refused when
+    // it is parsed.
+    let huge = "((((a{1000}){1000}){1000}){1000})";
+    let err = coll.count_documents(doc! { "s": { "$regex": huge } }).await.expect_err("huge");
+    assert_eq!(code(&err), Some(51091), "{err}");
+    assert!(message(&err).starts_with("Regular expression is invalid: "), "{err}");
+    assert_alive(&client).await;
+}

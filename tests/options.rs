@@ -25,27 +25,8 @@ fn failure(outcome: mongodb::error::Result<Document>) -> (i32, String) {
 /// An OP_MSG with a body section and one kind-1 document sequence.
 #[expect(clippy::expect_used, reason = "a document that cannot be encoded is a broken test")]
 fn op_msg_with_sequence(request_id: i32, body: &Document, identifier: &str, documents: &[Document]) -> Vec<u8> {
-    let body = body.to_vec().expect("body");
-    let mut sequence = Vec::new();
-    for document in documents {
-        sequence.extend(document.to_vec().expect("document"));
-    }
-    let section_len = 4 + identifier.len() + 1 + sequence.len();
-    let mut message = Vec::new();
-    let total = 16 + 4 + 1 + body.len() + 1 + section_len;
-    message.extend_from_slice(&(total as i32).to_le_bytes());
-    message.extend_from_slice(&request_id.to_le_bytes());
-    message.extend_from_slice(&0i32.to_le_bytes());
-    message.extend_from_slice(&2013i32.to_le_bytes());
-    message.extend_from_slice(&0u32.to_le_bytes());
-    message.push(0);
-    message.extend_from_slice(&body);
-    message.push(1);
-    message.extend_from_slice(&(section_len as i32).to_le_bytes());
-    message.extend_from_slice(identifier.as_bytes());
-    message.push(0);
-    message.extend_from_slice(&sequence);
-    message
+    let documents: Vec<Vec<u8>> = documents.iter().map(|d| d.to_vec().expect("document")).collect();
+    common::op_msg_with_raw_sequence(request_id, body, identifier, &documents)
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, op_msg, op_msg_raw, reply_body};
+use common::{TestServer, op_msg, op_msg_raw, op_msg_with_raw_sequence, reply_body};
 use mongodb::bson::{Document, doc};
 
 /// The server still answers a fresh client.
@@ -460,4 +460,72 @@ fn protocol_compression_negotiation_keeps_the_clients_order() {
     conn.send(&op_msg(1, 0, &doc! { "hello": 1, "compression": ["snappy"], "$db": "admin" }));
     let hello = reply_body(&conn.receive().expect("hello reply"));
     assert!(!hello.contains_key("compression"), "{hello}");
+}
+
+/// `bytes` with the byte `offset` past the first `needle` set to `value`.
+fn patched(bytes: &[u8], needle: &[u8], offset: usize, value: u8) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let at = out.windows(needle.len()).position(|w| w == needle).expect("needle") + offset;
+    *out.get_mut(at).expect("in range") = value;
+    out
+}
+
+/// Adds `grown` to the little-endian int32 at byte `at`.
+fn grow_length(bytes: &mut [u8], at: usize, grown: usize) {
+    let field = bytes.get_mut(at..at + 4).expect("length");
+    let old = i32::from_le_bytes((&*field).try_into().expect("four bytes"));
+    field.copy_from_slice(&(old + i32::try_from(grown).expect("small")).to_le_bytes());
+}
+
+/// A document to insert whose bytes are damaged deep inside (an array in a document in an
+/// array), each in a way that only a full walk finds.
+fn deeply_damaged_documents() -> Vec<(&'static str, Vec<u8>)> {
+    let deep = doc! { "_id": 1, "a": [ { "b": [ "zz", true, { "c": "yy" } ] } ] };
+    let bytes = deep.to_vec().expect("encode");
+    vec![
+        ("invalid UTF-8", patched(&bytes, b"zz\0", 0, 0xff)),
+        // The array's element "1" is the boolean: type byte, key, NUL, then the value byte.
+        ("boolean byte 2", patched(&bytes, &[0x08, b'1', 0], 3, 2)),
+        ("unknown type", patched(&bytes, &[0x02, b'c', 0], 0, 0x42)),
+        // The innermost document claims more bytes than its array holds.
+        ("length", patched(&bytes, &[0x03, b'2', 0], 3, 0x7f)),
+    ]
+}
+
+#[test]
+fn protocol_inserts_with_malformed_bson_deep_inside_are_refused_and_store_nothing() {
+    let server = TestServer::start(&[]);
+    let mut conn = server.raw();
+    let mut request_id = 0;
+    for (what, damaged) in deeply_damaged_documents() {
+        // In the command body's `documents` array, in place of a placeholder document.
+        let placeholder = doc! { "_id": 0 }.to_vec().expect("encode");
+        let template =
+            doc! { "insert": "c", "documents": [ { "_id": 0 } ], "$db": "hostile" }.to_vec().expect("encode");
+        let at = template.windows(placeholder.len()).position(|w| w == placeholder).expect("placeholder");
+        let documents_at = template.windows(10).position(|w| w == b"documents\0").expect("documents") + 10;
+        let mut body = template.clone();
+        body.splice(at..at + placeholder.len(), damaged.iter().copied());
+        let grown = damaged.len() - placeholder.len();
+        grow_length(&mut body, 0, grown);
+        grow_length(&mut body, documents_at, grown);
+        request_id += 1;
+        conn.send(&op_msg_raw(request_id, 0, &body));
+        let reply = reply_body(&conn.receive().expect("reply"));
+        assert_eq!(reply.get_i32("code").ok(), Some(22), "{what} in the body: {reply}");
+        assert_eq!(reply.get_str("codeName").ok(), Some("InvalidBSON"), "{what} in the body: {reply}");
+
+        // In a kind-1 document sequence, after a good document: nothing of the batch is stored.
+        let good = doc! { "_id": 2 }.to_vec().expect("encode");
+        request_id += 1;
+        let command = doc! { "insert": "c", "$db": "hostile" };
+        conn.send(&op_msg_with_raw_sequence(request_id, &command, "documents", &[good, damaged]));
+        let reply = reply_body(&conn.receive().expect("reply"));
+        assert_eq!(reply.get_i32("code").ok(), Some(22), "{what} in a sequence: {reply}");
+    }
+    request_id += 1;
+    conn.send(&op_msg(request_id, 0, &doc! { "count": "c", "$db": "hostile" }));
+    let reply = reply_body(&conn.receive().expect("reply"));
+    assert_eq!(reply.get_i32("n").ok(), Some(0), "{reply}");
+    assert_still_serving(&server);
 }

@@ -431,6 +431,29 @@ pub fn op_msg_raw(request_id: i32, flags: u32, body: &[u8]) -> Vec<u8> {
     message
 }
 
+/// Encodes an OP_MSG with a body section and one kind-1 document sequence whose
+/// documents' bytes are given as they are (possibly malformed).
+pub fn op_msg_with_raw_sequence(request_id: i32, body: &Document, identifier: &str, documents: &[Vec<u8>]) -> Vec<u8> {
+    let body = body.to_vec().expect("encode body");
+    let sequence = documents.concat();
+    let section_len = 4 + identifier.len() + 1 + sequence.len();
+    let mut message = Vec::new();
+    let total = 16 + 4 + 1 + body.len() + 1 + section_len;
+    message.extend_from_slice(&(total as i32).to_le_bytes());
+    message.extend_from_slice(&request_id.to_le_bytes());
+    message.extend_from_slice(&0i32.to_le_bytes());
+    message.extend_from_slice(&2013i32.to_le_bytes());
+    message.extend_from_slice(&0u32.to_le_bytes());
+    message.push(0);
+    message.extend_from_slice(&body);
+    message.push(1);
+    message.extend_from_slice(&(section_len as i32).to_le_bytes());
+    message.extend_from_slice(identifier.as_bytes());
+    message.push(0);
+    message.extend_from_slice(&sequence);
+    message
+}
+
 /// The little-endian int32 of a message's header at byte `at` (4: requestID, 8: responseTo,
 /// 16: an OP_MSG's flags).
 pub fn header_field(message: &[u8], at: usize) -> i32 {

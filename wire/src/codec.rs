@@ -5,11 +5,16 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{MAX_MESSAGE_SIZE, MIN_MESSAGE_SIZE, Message, WireError};
 
+/// The least a partial message's buffer grows by: most messages arrive whole within it.
+pub const GROWTH_FLOOR: usize = 64 * 1024;
+
 /// Splits a byte stream into [`Message`]s and encodes messages back.
 ///
 /// The decoder reads the length prefix first and rejects a length outside
 /// `16..=48000000` before reserving any memory for the body; an incomplete message is the
-/// normal `Ok(None)` outcome, not an error.
+/// normal `Ok(None)` outcome, not an error. The buffer grows with the bytes that have
+/// arrived, not with the length announced, so a peer that announces 48 MB and sends four
+/// bytes holds [`GROWTH_FLOOR`] of memory, not 48 MB.
 ///
 /// It also remembers the on-the-wire size of the last message it decoded and encoded, so the
 /// server can count compressed traffic without framing anything twice.
@@ -47,7 +52,9 @@ impl Decoder for MessageCodec {
             .filter(|n| (MIN_MESSAGE_SIZE..=MAX_MESSAGE_SIZE).contains(n))
             .ok_or(WireError::InvalidLength(i64::from(length)))?;
         if src.len() < len {
-            src.reserve(len - src.len());
+            // At most double what has arrived: memory follows the bytes a peer really sent,
+            // and a large message still costs only a logarithmic number of copies.
+            src.reserve((len - src.len()).min(src.len().max(GROWTH_FLOOR)));
             return Ok(None);
         }
         let frame = src.split_to(len).freeze();
@@ -95,11 +102,34 @@ mod tests {
     }
 
     #[test]
-    fn codec_reserves_announced_length_when_valid() -> Result<(), WireError> {
-        let mut src = BytesMut::from(&[0x40, 0x42, 0x0f, 0, 0, 0, 0, 0][..]);
-        assert!(MessageCodec::default().decode(&mut src)?.is_none());
-        assert!(src.capacity() >= 1_000_000, "capacity {}", src.capacity());
-        assert_eq!(src.len(), 8);
+    fn codec_grows_with_the_bytes_that_arrived_not_the_announced_length() -> Result<(), WireError> {
+        let mut codec = MessageCodec::default();
+        // 48,000,000 announced, 8 bytes sent.
+        let mut src = BytesMut::from(&[0x00, 0x6c, 0xdc, 0x02, 0, 0, 0, 0][..]);
+        assert!(codec.decode(&mut src)?.is_none());
+        assert!(src.capacity() <= 8 + GROWTH_FLOOR, "capacity {}", src.capacity());
+        // A 1 MB message that arrives in 64 KiB pieces: the buffer stays within a small
+        // multiple of what arrived (this reserve and the buffer's own doubling on a write can
+        // compound), and the message decodes whole.
+        let payload = bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![7; 1_000_000] };
+        let body = DocumentBytes::try_from(&doc! { "ping": 1, "b": payload, "$db": "admin" })?;
+        let big = Message {
+            header: Header { request_id: 2, response_to: 0 },
+            body: Body::Msg(OpMsg::new(body)),
+            compressor: None,
+        };
+        let mut bytes = BytesMut::new();
+        big.encode(&mut bytes)?;
+        let mut src = BytesMut::new();
+        let mut decoded = None;
+        for piece in bytes.chunks(GROWTH_FLOOR) {
+            src.extend_from_slice(piece);
+            decoded = codec.decode(&mut src)?;
+            if decoded.is_none() {
+                assert!(src.capacity() <= 4 * src.len() + 2 * GROWTH_FLOOR, "{} for {}", src.capacity(), src.len());
+            }
+        }
+        assert_eq!(decoded, Some(big));
         Ok(())
     }
 

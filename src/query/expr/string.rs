@@ -14,7 +14,7 @@ use super::syntax::{Expression, Operator};
 use super::value::{Value, index_argument, nullish, type_of};
 use crate::error::ErrorCode;
 use crate::query::error::QueryError;
-use crate::query::filter::regex::{Groups, Pattern, RegexError, compile};
+use crate::query::filter::regex::{Groups, MatchFailure, Pattern, RegexError, compile};
 use crate::query::number::Number;
 use crate::query::render;
 
@@ -455,14 +455,24 @@ fn regex_operator(
     let Some(pattern) = pattern else { return Ok(nothing()) };
     let re = compiled(name, &pattern, &flags)?;
     let Some(input) = input else { return Ok(nothing()) };
+    // mongod fails the operation when PCRE gives up (its match or heap limit), where a filter
+    // counts it as no match.
+    let gave_up = |failure: MatchFailure| {
+        error(
+            ErrorCode::Location51156,
+            format!("Error occurred while executing the regular expression in {name}. Result code: {failure}"),
+        )
+    };
     match op {
-        StringOp::RegexMatch => Ok(Some(Bson::Boolean(re.is_match(&input)))),
-        StringOp::RegexFind => Ok(Some(re.captures_at(&input, 0).map_or(Bson::Null, |c| found(&input, &c)))),
+        StringOp::RegexMatch => Ok(Some(Bson::Boolean(re.is_match(&input).map_err(gave_up)?))),
+        StringOp::RegexFind => {
+            Ok(Some(re.captures_at(&input, 0).map_err(gave_up)?.map_or(Bson::Null, |c| found(&input, &c))))
+        }
         _ => {
             let mut out = Vec::new();
             let mut at = 0;
             while at <= input.len() {
-                let Some(groups) = re.captures_at(&input, at) else { break };
+                let Some(groups) = re.captures_at(&input, at).map_err(gave_up)? else { break };
                 let Some(Some((start, end))) = groups.first().copied() else { break };
                 out.push(found(&input, &groups));
                 // An empty match moves on by one character, as mongod's loop does.

@@ -41,7 +41,9 @@ impl RegexPredicate {
 
     pub(in crate::query) fn matches(&self, value: RawBsonRef<'_>) -> bool {
         match value {
-            RawBsonRef::String(s) | RawBsonRef::Symbol(s) => self.compiled.is_match(s),
+            // mongod's filter counts a match that fails (PCRE's match or heap limit) as none;
+            // only the aggregation operators report it.
+            RawBsonRef::String(s) | RawBsonRef::Symbol(s) => self.compiled.is_match(s).unwrap_or(false),
             RawBsonRef::RegularExpression(re) => {
                 re.pattern.as_str() == self.pattern && re.options.as_str() == self.options
             }
@@ -77,27 +79,63 @@ pub(in crate::query) enum Pattern {
 /// took no part.
 pub(in crate::query) type Groups = Vec<Option<(usize, usize)>>;
 
+/// A backtracking match that gave up before finding an answer, named as PCRE names its
+/// limits (mongod reports them with PCRE's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::query) enum MatchFailure {
+    /// More backtracking steps than [`BACKTRACK_LIMIT`].
+    MatchLimit,
+    /// The backtracking stack outgrew fancy-regex's bound.
+    HeapLimit,
+}
+
+impl std::fmt::Display for MatchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::MatchLimit => "match limit exceeded",
+            Self::HeapLimit => "heap limit exceeded",
+        })
+    }
+}
+
+impl From<fancy_regex::Error> for MatchFailure {
+    fn from(error: fancy_regex::Error) -> Self {
+        match error {
+            fancy_regex::Error::RuntimeError(fancy_regex::RuntimeError::StackOverflow) => Self::HeapLimit,
+            _ => Self::MatchLimit,
+        }
+    }
+}
+
+/// Backtracking steps one search may take (fancy-regex's default; PCRE2's default match limit,
+/// which mongod keeps, is 10 million of its own, larger, steps): a runaway search on one value
+/// gives up within about 0.1 s in a debug build, so `maxTimeMS` stays effective between values.
+pub(in crate::query) const BACKTRACK_LIMIT: usize = 1_000_000;
+
 impl Pattern {
-    /// Whether `text` holds a match. A backtracking match that gives up (fancy-regex's
-    /// backtracking limit) counts as none.
-    pub(in crate::query) fn is_match(&self, text: &str) -> bool {
+    /// Whether `text` holds a match.
+    ///
+    /// # Errors
+    /// A backtracking search that exceeded its limits.
+    pub(in crate::query) fn is_match(&self, text: &str) -> Result<bool, MatchFailure> {
         match self {
-            Self::Linear(re) => re.is_match(text),
-            Self::Backtracking(re) => re.is_match(text).unwrap_or(false),
+            Self::Linear(re) => Ok(re.is_match(text)),
+            Self::Backtracking(re) => Ok(re.is_match(text)?),
         }
     }
 
     /// The groups of the first match starting at byte `at` or later.
-    pub(in crate::query) fn captures_at(&self, text: &str, at: usize) -> Option<Groups> {
+    ///
+    /// # Errors
+    /// A backtracking search that exceeded its limits.
+    pub(in crate::query) fn captures_at(&self, text: &str, at: usize) -> Result<Option<Groups>, MatchFailure> {
         match self {
-            Self::Linear(re) => {
-                let found = re.captures_at(text, at)?;
-                Some(found.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect())
-            }
-            Self::Backtracking(re) => {
-                let found = re.captures_from_pos(text, at).ok().flatten()?;
-                Some((0..found.len()).map(|i| found.get(i).map(|m| (m.start(), m.end()))).collect())
-            }
+            Self::Linear(re) => Ok(re
+                .captures_at(text, at)
+                .map(|found| found.iter().map(|g| g.map(|m| (m.start(), m.end()))).collect())),
+            Self::Backtracking(re) => Ok(re
+                .captures_from_pos(text, at)?
+                .map(|found| (0..found.len()).map(|i| found.get(i).map(|m| (m.start(), m.end()))).collect())),
         }
     }
 }
@@ -132,12 +170,18 @@ pub(in crate::query) fn compile(pattern: &str, options: &str) -> Result<Pattern,
         // PCRE-only syntax (lookaround, backreferences) needs the backtracking engine, with
         // the options as inline flags.
         let flagged = if inline.is_empty() { rewritten.clone() } else { format!("(?{inline}){rewritten}") };
-        fancy_regex::Regex::new(&flagged).map(Pattern::Backtracking).map_err(|_| {
-            // The regex crate explains syntax errors over several lines; the last one names
-            // the problem.
-            let text = err.to_string();
-            RegexError::Invalid(text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&text).to_owned())
-        })
+        fancy_regex::RegexBuilder::new(&flagged)
+            .backtrack_limit(BACKTRACK_LIMIT)
+            .build()
+            .map(Pattern::Backtracking)
+            .map_err(|_| {
+                // The regex crate explains syntax errors over several lines; the last one names
+                // the problem.
+                let text = err.to_string();
+                RegexError::Invalid(
+                    text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&text).to_owned(),
+                )
+            })
     })
 }
 
@@ -193,4 +237,36 @@ fn pcre_end_anchors(pattern: &str, multi_line: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pattern on the backtracking engine (a backreference) whose search explodes on a
+    /// subject of `a`s that does not end as it wants.
+    const EXPLOSIVE: &str = r"^(a|aa)+(?=b)\1c$";
+
+    #[test]
+    fn a_runaway_backtracking_search_gives_up_with_pcres_words() {
+        let pattern = compile(EXPLOSIVE, "").expect("compiles");
+        assert!(matches!(pattern, Pattern::Backtracking(_)));
+        let subject = "a".repeat(64);
+        assert_eq!(pattern.is_match(&subject), Err(MatchFailure::MatchLimit));
+        assert_eq!(pattern.captures_at(&subject, 0), Err(MatchFailure::MatchLimit));
+        assert_eq!(MatchFailure::MatchLimit.to_string(), "match limit exceeded");
+        // A filter counts it as no match, as mongod's does.
+        let predicate = RegexPredicate::new(EXPLOSIVE, "").expect("compiles");
+        assert!(!predicate.matches(RawBsonRef::String(&subject)));
+        // Within the limit the same pattern answers.
+        assert_eq!(pattern.is_match("aab"), Ok(false));
+    }
+
+    #[test]
+    fn patterns_past_the_linear_engines_size_limit_are_refused() {
+        let nested = "((((a{1000}){1000}){1000}){1000})";
+        assert!(matches!(compile(nested, ""), Err(RegexError::Invalid(_))), "{:?}", compile(nested, "").err());
+        let with_lookahead = format!("(?=a){nested}");
+        assert!(matches!(compile(&with_lookahead, ""), Err(RegexError::Invalid(_))));
+    }
 }
