@@ -13,7 +13,12 @@
 //! - the write buffers get four memtables' worth: documents and index entries each have an
 //!   active memtable and, while a flush runs, a sealed one. That is a quarter of the budget
 //!   until the memtables reach 64 MiB (a budget of 1 GiB), and 256 MiB above;
-//! - the block cache gets the rest: reads gain most from memory.
+//! - the block cache gets the rest: reads gain most from memory;
+//! - the journal is capped at [`MemoryBudget::journal_bytes`], half the write buffers' share
+//!   plus 64 MiB: past it fjall flushes the memtables that keep its oldest file. A restart
+//!   reads the whole journal, so this bounds restart time; the `meta` keyspace, written
+//!   rarely, would otherwise keep every file until fjall's default cap of 512 MiB
+//!   (`docs/operations/memory.md` has the measured restart times).
 //!
 //! fjall counts memtable bytes across keyspaces but does not bound them (its
 //! `max_write_buffer_size` is a no-op in 3.1), and a keyspace keeps the memtable size it was
@@ -28,6 +33,10 @@ const MIB: u64 = 1024 * 1024;
 const MIN_MEMTABLE_BYTES: u64 = 4 * MIB;
 /// The largest memtable: fjall's default and the top of its recommended range.
 const MAX_MEMTABLE_BYTES: u64 = 64 * MIB;
+/// fjall's smallest journal cap.
+const MIN_JOURNAL_BYTES: u64 = 64 * MIB;
+/// fjall's default journal cap.
+const MAX_JOURNAL_BYTES: u64 = 512 * MIB;
 /// Memtables the write buffers hold at most in steady state: an active and a sealed one for
 /// each of `docs` and `index` (`meta` takes only catalog writes).
 const MEMTABLES_IN_BUDGET: u64 = 4;
@@ -43,6 +52,8 @@ pub struct MemoryBudget {
     pub write_buffer_bytes: u64,
     /// The size at which one keyspace's memtable is sealed and flushed.
     pub memtable_bytes: u64,
+    /// The journal size past which fjall flushes the memtables that keep its oldest file.
+    pub journal_bytes: u64,
 }
 
 impl MemoryBudget {
@@ -60,6 +71,8 @@ impl MemoryBudget {
             block_cache_bytes: total_bytes - write_buffer_bytes,
             write_buffer_bytes,
             memtable_bytes: memtable_bytes.min(write_buffer_bytes / 2).max(1),
+            // IMPORTANT: fjall panics below its 64 MiB minimum.
+            journal_bytes: (write_buffer_bytes / 2 + 64 * MIB).clamp(MIN_JOURNAL_BYTES, MAX_JOURNAL_BYTES),
         }
     }
 }
@@ -131,6 +144,7 @@ mod tests {
                 block_cache_bytes: 192 * MIB,
                 write_buffer_bytes: 64 * MIB,
                 memtable_bytes: 16 * MIB,
+                journal_bytes: 96 * MIB,
             }
         );
         let gib = MemoryBudget::split(1024 * MIB);
@@ -141,8 +155,8 @@ mod tests {
         // Past 1 GiB, everything more goes to the block cache.
         let big = MemoryBudget::split(8 * 1024 * MIB);
         assert_eq!(
-            (big.block_cache_bytes, big.write_buffer_bytes, big.memtable_bytes),
-            (7936 * MIB, 256 * MIB, 64 * MIB)
+            (big.block_cache_bytes, big.write_buffer_bytes, big.memtable_bytes, big.journal_bytes),
+            (7936 * MIB, 256 * MIB, 64 * MIB, 192 * MIB)
         );
     }
 
@@ -152,6 +166,7 @@ mod tests {
         assert_eq!(tiny.write_buffer_bytes, 3 * MIB);
         assert_eq!(tiny.block_cache_bytes, 3 * MIB);
         assert!(tiny.memtable_bytes * 2 <= tiny.write_buffer_bytes);
+        assert_eq!(tiny.journal_bytes, 64 * MIB + MIB + MIB / 2);
     }
 
     #[test]
@@ -179,6 +194,33 @@ mod tests {
             storage.db.write_buffer_size() < budget.write_buffer_bytes / 2
         });
         assert!(flushed, "write buffers at {} bytes", storage.db.write_buffer_size());
+        Ok(())
+    }
+
+    #[test]
+    fn memory_budget_caps_the_journal_though_the_catalog_is_rarely_written() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let budget = MemoryBudget::split(MemoryBudget::MIN_BYTES);
+        let storage = Storage::open_with_budget(dir.path(), budget)?;
+        let value = vec![7u8; 1024];
+        let mut largest = 0;
+        // Three times the cap in documents, flushed as their memtable fills (at 16 MiB, so the
+        // write-buffer check, which would seal `meta` too, never has cause to run). Each write
+        // also updates the collection's totals in `meta`, whose memtable never fills: every
+        // journal file stays needed until `meta` is flushed.
+        for n in 0..(3 * budget.journal_bytes / 1024) {
+            let mut batch = storage.db.batch();
+            batch.insert(&storage.docs, n.to_be_bytes(), value.as_slice());
+            batch.insert(&storage.meta, "totals", n.to_be_bytes());
+            batch.commit()?;
+            largest = largest.max(storage.db.journal_disk_space()?);
+        }
+        // fjall starts a new journal file past 64 MB (checked when a flush starts) and checks
+        // the cap against the files before it: the cap in whole files, plus the file being
+        // written, plus what arrives before the next flush.
+        const FILE: u64 = 64_000_000;
+        let slack = budget.journal_bytes.next_multiple_of(FILE) - budget.journal_bytes + 2 * FILE;
+        assert!(largest <= budget.journal_bytes + slack, "journal reached {largest} bytes");
         Ok(())
     }
 }

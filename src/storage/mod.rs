@@ -222,6 +222,7 @@ impl Storage {
         let engine_dir = dbpath.join("engine");
         let db = Database::builder(&engine_dir)
             .cache_size(budget.block_cache_bytes)
+            .max_journaling_size(budget.journal_bytes)
             .open()
             .map_err(|error| error::open_failure(&engine_dir, error))?;
         // IMPORTANT: fjall applies these options only when it creates a keyspace; an existing
