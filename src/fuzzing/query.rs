@@ -78,8 +78,8 @@ pub fn update(data: &[u8]) {
     }
 }
 
-/// The sort parser and comparator: comparing a document with itself is `Equal`, comparing two
-/// is antisymmetric, and sorting them does not panic (the standard sort may panic on an order
+/// The sort parser and comparator: comparing a document with itself is `Equal`, comparing is
+/// antisymmetric and transitive, and sorting does not panic (the standard sort may panic on an order
 /// that is not total).
 pub fn sort(data: &[u8]) {
     let Some((spec, rest)) = leading_document(data) else { return };
@@ -88,7 +88,17 @@ pub fn sort(data: &[u8]) {
     for a in &docs {
         assert_eq!(sort.compare(a, a), std::cmp::Ordering::Equal, "a document sorts apart from itself: {a:?}");
         for b in &docs {
-            assert_eq!(sort.compare(a, b), sort.compare(b, a).reverse(), "not antisymmetric: {a:?} and {b:?}");
+            let ab = sort.compare(a, b);
+            assert_eq!(ab, sort.compare(b, a).reverse(), "not antisymmetric: {a:?} and {b:?}");
+            for c in &docs {
+                // Transitive: a <= b <= c means a <= c, and a strict step makes it strict.
+                let bc = sort.compare(b, c);
+                if ab.is_le() && bc.is_le() {
+                    let ac = sort.compare(a, c);
+                    let strict = ab.is_lt() || bc.is_lt();
+                    assert!(if strict { ac.is_lt() } else { ac.is_eq() }, "not transitive: {a:?}, {b:?}, {c:?}");
+                }
+            }
         }
     }
     docs.sort_by(|a, b| sort.compare(a, b));
