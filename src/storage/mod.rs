@@ -87,7 +87,7 @@ pub use namespace::{Namespace, validate_db_name};
 pub use oplog::Statement as SessionStatement;
 pub use oplog::{Entry as OplogEntry, Images as ChangeImages, Oplog};
 pub use read::{DocumentFilter, DocumentIter, IndexEntry, IndexScan, ReadView, RecordId, record_id};
-pub use repair::{RepairReport, repair};
+pub use repair::{CollectionRepair, DamagedJournal, LostRange, RepairReport, repair};
 pub use tail::{InsertSignal, TailIter};
 pub use txn::{DEFAULT_LOCK_REQUEST_TIMEOUT_MS, Transaction, is_held_by_transaction};
 pub use validate::ValidateReport;

@@ -3,11 +3,13 @@
 //!
 //! Three passes, each on what the one before left:
 //! 1. **Journals.** When the engine will not open because a journal file is damaged, each
-//!    journal file is checked on its own (a copy, replayed by a scratch engine), the damaged
-//!    ones are moved into the quarantine directory and the engine is opened without them. fjall
-//!    has no tolerant recovery mode and does not expose its journal reader, so a damaged file
-//!    is set aside whole: its writes not yet flushed to table files are lost, the intact
-//!    batches before the damage included.
+//!    journal file is replayed on its own by a scratch engine, and each damaged one is cut
+//!    just before its first damaged batch (the original is moved into the quarantine
+//!    directory). fjall has no tolerant recovery mode and does not expose its journal reader,
+//!    but it does drop an unfinished last batch, as a crash leaves it: so the longest prefix
+//!    of the file that a scratch engine replays is found by bisection, and it ends inside the
+//!    damaged batch. Every batch before it is kept; the damaged batch and every later one in
+//!    that file are lost, where not yet flushed to table files.
 //! 2. **Tables.** Every key of every keyspace is read. fjall checks each block's checksum when
 //!    it loads it, so a damaged block fails the scan; the scan then looks for the first key
 //!    past the damage it can read (a fresh range scan from a probe key fails while the probe
@@ -50,8 +52,8 @@ const BATCH: usize = 10_000;
 pub struct RepairReport {
     /// Where what was removed is kept; `None` when nothing was.
     pub quarantine: Option<PathBuf>,
-    /// Journal files set aside as damaged: where they were, their size in bytes.
-    pub journals: Vec<(PathBuf, u64)>,
+    /// Journal files found damaged (each cut before its first damaged batch).
+    pub journals: Vec<DamagedJournal>,
     /// Key ranges no scan could read, per keyspace.
     pub lost_ranges: Vec<LostRange>,
     /// Whether the engine directory was rebuilt from what the damaged one still held.
@@ -75,6 +77,20 @@ impl RepairReport {
             || !self.orphaned_collections.is_empty()
             || self.collections.iter().any(|c| c.documents_removed > 0 || c.count_before != c.count_after)
     }
+}
+
+/// A damaged journal file: its original is kept in the quarantine directory, and its place
+/// holds its batches before the first damaged one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedJournal {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size (fjall preallocates journal files with zeros).
+    pub bytes: u64,
+    /// Its size without the trailing zeros: the bytes written.
+    pub bytes_written: u64,
+    /// The bytes kept: every batch before the first damaged one.
+    pub bytes_kept: u64,
 }
 
 /// Keys a scan could not read: those after `after` and before `next`.
@@ -186,11 +202,12 @@ fn open_engine(
         }
         let journals = journal_files(&engine_dir)?;
         let newest = journals.last().cloned();
-        let scratch = dbpath.join(TEMP_DIR).join("repair-journal-check");
+        let scratch = ScratchEngine::new(&dbpath.join(TEMP_DIR).join("repair-journal-check"))?;
         let mut damaged = Vec::new();
         for journal in &journals {
-            if !journal_is_readable(journal, &scratch)? {
-                damaged.push(journal.clone());
+            let bytes = std::fs::metadata(journal)?.len();
+            if !scratch.replays(journal, bytes)? {
+                damaged.push((journal.clone(), bytes));
             }
         }
         if damaged.is_empty() {
@@ -201,27 +218,37 @@ fn open_engine(
                 ),
             });
         }
-        for journal in damaged {
-            let bytes = std::fs::metadata(&journal)?.len();
+        for (journal, bytes) in damaged {
+            let kept_bytes = scratch.intact_batches(&journal, bytes)?;
+            let written = written_length(&journal)?;
             let is_newest = newest.as_ref() == Some(&journal);
-            let kept = quarantine.take(&journal, "journal")?;
+            let original = quarantine.take(&journal, "journal")?;
+            copy_prefix(&original, &journal, kept_bytes)?;
             let meaning = if is_newest {
-                "the writes in this file not yet flushed to table files are lost (the last ones before the server stopped)"
+                "the batches from the damaged one to the end of this file are lost (the last writes before the server stopped, where not yet flushed to table files)"
             } else {
-                "the writes in this file not yet flushed to table files are lost; newer journal files are replayed, so writes made after the lost ones are kept: a document may show a later change without an earlier one (indexes and counts are rebuilt below)"
+                "the batches from the damaged one to the end of this file are lost where not yet flushed to table files; newer journal files are replayed, so writes made after the lost ones are kept: a document may show a later change without an earlier one (indexes and counts are rebuilt below)"
             };
             tracing::warn!(
                 target: "STORAGE",
                 id = 7_000_421,
                 file = %journal.display(),
                 bytes,
+                bytesKept = kept_bytes,
+                bytesLost = written.saturating_sub(kept_bytes),
                 newest = is_newest,
-                quarantinedAs = %kept.display(),
+                originalKeptAs = %original.display(),
                 lost = meaning,
-                "Set a damaged journal file aside"
+                "Cut a damaged journal file before its first damaged batch"
             );
-            report.journals.push((journal, bytes));
+            report.journals.push(DamagedJournal {
+                path: journal,
+                bytes,
+                bytes_written: written,
+                bytes_kept: kept_bytes,
+            });
         }
+        scratch.remove()?;
     }
 }
 
@@ -254,29 +281,103 @@ fn journal_files(engine_dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
     Ok(journals.into_iter().map(|(_, path)| path).collect())
 }
 
-/// Whether fjall replays `journal` without error: a copy of it is the only journal of a
-/// fresh scratch engine at `scratch`, which is opened (the batches of keyspaces the scratch
-/// engine does not have are checked and skipped) and removed.
-fn journal_is_readable(journal: &Path, scratch: &Path) -> Result<bool, StorageError> {
-    if scratch.exists() {
-        std::fs::remove_dir_all(scratch)?;
-    }
-    std::fs::create_dir_all(scratch)?;
-    drop(Database::builder(scratch).open()?);
-    for path in journal_files(scratch)? {
-        std::fs::remove_file(path)?;
-    }
-    std::fs::copy(journal, scratch.join("1.jnl"))?;
-    let readable = match Database::builder(scratch).open() {
-        Ok(db) => {
-            drop(db);
-            true
+/// A fresh, empty engine whose only journal file is replaced by the file under test: fjall
+/// replays it when it opens (checking every batch; those of keyspaces the scratch engine does
+/// not have are skipped), which tells whether the file replays, without reading its format.
+struct ScratchEngine {
+    dir: PathBuf,
+}
+
+impl ScratchEngine {
+    fn new(dir: &Path) -> Result<Self, StorageError> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
         }
-        Err(error) if is_journal_error(&error) => false,
-        Err(error) => return Err(error.into()),
-    };
-    std::fs::remove_dir_all(scratch)?;
-    Ok(readable)
+        std::fs::create_dir_all(dir)?;
+        drop(Database::builder(dir).open()?);
+        Ok(Self { dir: dir.to_path_buf() })
+    }
+
+    /// Whether fjall replays the first `length` bytes of `journal` without error. A cut
+    /// through a batch is what a crash leaves: fjall drops that unfinished batch.
+    fn replays(&self, journal: &Path, length: u64) -> Result<bool, StorageError> {
+        for path in journal_files(&self.dir)? {
+            std::fs::remove_file(path)?;
+        }
+        copy_prefix(journal, &self.dir.join("1.jnl"), length)?;
+        match Database::builder(&self.dir).open() {
+            Ok(db) => {
+                drop(db);
+                Ok(true)
+            }
+            Err(error) if is_journal_error(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Finds the longest prefix of `journal` (of `length` bytes, which do not replay) that
+    /// fjall replays: it ends inside the first damaged batch, which fjall drops as unfinished,
+    /// after every batch before it. Found by bisection: a prefix replays until it holds the
+    /// whole damaged batch, and never after.
+    ///
+    /// Returns the length of its batches before the damaged one: fjall cuts the unfinished
+    /// batch off the copy it replayed, at the end of the last whole batch.
+    fn intact_batches(&self, journal: &Path, length: u64) -> Result<u64, StorageError> {
+        // fjall preallocates journal files with zeros: the bytes written end earlier.
+        let written = written_length(journal)?;
+        let mut bad = length;
+        if written < length && !self.replays(journal, written)? {
+            bad = written;
+        }
+        let mut good = 0;
+        while bad - good > 1 {
+            let middle = good + (bad - good) / 2;
+            if self.replays(journal, middle)? {
+                good = middle;
+            } else {
+                bad = middle;
+            }
+        }
+        if !self.replays(journal, good)? {
+            return Ok(0);
+        }
+        Ok(std::fs::metadata(self.dir.join("1.jnl"))?.len().min(good))
+    }
+
+    fn remove(self) -> std::io::Result<()> {
+        std::fs::remove_dir_all(&self.dir)
+    }
+}
+
+/// The length of `file` without its trailing zero bytes.
+fn written_length(file: &Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut reader = std::fs::File::open(file)?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let (mut offset, mut written) = (0u64, 0u64);
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(written);
+        }
+        if let Some(last) = buffer.get(..n).and_then(|chunk| chunk.iter().rposition(|&b| b != 0)) {
+            written = offset + last as u64 + 1;
+        }
+        offset += n as u64;
+    }
+}
+
+/// Writes the first `length` bytes of `from` to a new file `to`, synced.
+fn copy_prefix(from: &Path, to: &Path, length: u64) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut source = std::fs::File::open(from)?.take(length);
+    let mut target = std::fs::File::create(to)?;
+    std::io::copy(&mut source, &mut target)?;
+    target.sync_all()?;
+    if let Some(parent) = to.parent() {
+        sync_directory(parent)?;
+    }
+    Ok(())
 }
 
 /// Reads every key of every keyspace; when some cannot be read, copies every readable key
@@ -763,13 +864,23 @@ fn log_summary(report: &RepairReport) {
             "Repaired collection"
         );
     }
-    let journals: Vec<String> =
-        report.journals.iter().map(|(path, bytes)| format!("{} ({bytes} bytes)", path.display())).collect();
+    let journals: Vec<String> = report
+        .journals
+        .iter()
+        .map(|j| {
+            format!(
+                "{} ({} of {} bytes lost)",
+                j.path.display(),
+                j.bytes_written.saturating_sub(j.bytes_kept),
+                j.bytes_written
+            )
+        })
+        .collect();
     tracing::info!(
         target: "STORAGE",
         id = 7_000_430,
         dataLost = report.lost_anything(),
-        journalFilesSetAside = journals.join(", "),
+        journalFilesCut = journals.join(", "),
         engineRebuilt = report.engine_rebuilt,
         keyRangesLost = report.lost_ranges.len() as u64,
         documentsRemoved = report.collections.iter().map(|c| c.documents_removed).sum::<u64>(),
