@@ -157,38 +157,48 @@ async fn repair_damaged_journal_keeps_the_batches_before_the_damage() {
     assert_eq!(validate(&db, "recent").await, (true, 50));
 }
 
-#[tokio::test]
-async fn repair_damaged_table_block_salvages_the_rest() {
-    // A 256 MB cache makes 16 MB memtables: 20 MB of documents reach a table file.
-    let args = ["--wiredTigerCacheSizeGB", "0.25"];
-    let mut server = TestServer::start(&args);
+/// A 256 MB cache makes 16 MB memtables: 20 MB of documents reach a table file.
+const SMALL_CACHE: [&str; 2] = ["--wiredTigerCacheSizeGB", "0.25"];
+/// The documents [`with_a_table`] writes.
+const TABLE_DOCUMENTS: i32 = 7_000;
+
+/// The `s` field of every document [`with_a_table`] writes.
+fn table_value() -> String {
+    "v".repeat(3_000)
+}
+
+/// Writes [`TABLE_DOCUMENTS`] documents of 3 kB (indexed on `a`) into `d.big`, waits until a
+/// memtable has been flushed to a table file, and stops the server cleanly; returns its
+/// directory and its largest table file.
+async fn with_a_table() -> (tempfile::TempDir, PathBuf) {
+    let mut server = TestServer::start(&SMALL_CACHE);
     let client = server.client("").await;
-    let db = client.database("d");
-    let big = db.collection::<Document>("big");
+    let big = client.database("d").collection::<Document>("big");
     big.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).await.expect("index");
-    let value = "v".repeat(3_000);
-    let total = 7_000;
-    for chunk in (0..total).collect::<Vec<i32>>().chunks(1_000) {
+    let value = table_value();
+    for chunk in (0..TABLE_DOCUMENTS).collect::<Vec<i32>>().chunks(1_000) {
         big.insert_many(chunk.iter().map(|&i| doc! { "_id": i, "a": i % 100, "s": &value })).await.expect("insert");
     }
     let engine = dbpath(&server.dir).join("engine");
-    let table_bytes = || -> u64 {
-        files_under(&engine, &|p| p.parent().is_some_and(|d| d.ends_with("tables")))
-            .iter()
-            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-            .sum()
-    };
+    let tables = || files_under(&engine, &|p| p.parent().is_some_and(|d| d.ends_with("tables")));
+    let table_bytes = || -> u64 { tables().iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum() };
     assert!(eventually(Duration::from_secs(60), || table_bytes() > 4 << 20), "no memtable was flushed to a table");
     drop(client);
     assert!(server.terminate().success(), "clean shutdown");
     let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().expect("temp dir"));
     drop(server);
-
     let tables = files_under(&dbpath(&dir), &|p| p.parent().is_some_and(|d| d.ends_with("tables")));
     let table = tables.iter().max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).expect("a table");
-    let length = std::fs::metadata(table).expect("table size").len();
+    (dir, table.clone())
+}
+
+#[tokio::test]
+async fn repair_damaged_table_block_salvages_the_rest() {
+    let (args, total, value) = (SMALL_CACHE, TABLE_DOCUMENTS, table_value());
+    let (dir, table) = with_a_table().await;
+    let length = std::fs::metadata(&table).expect("table size").len();
     // The middle of the largest table is a data block (its index and metadata are at the end).
-    damage(table, length / 2, 32);
+    damage(&table, length / 2, 32);
 
     let (ok, lines, output) = repair(&dir, &args);
     assert!(ok, "{output}");
@@ -222,6 +232,7 @@ async fn repair_damaged_table_block_salvages_the_rest() {
     let gap: Vec<i32> = (0..total).filter(|i| present.binary_search(i).is_err()).collect();
     let (first, last) = (*gap.first().expect("a gap"), *gap.last().expect("a gap"));
     assert_eq!(gap, (first..=last).collect::<Vec<_>>(), "one run of documents is missing");
+    assert!(first > 0 && last < total - 1, "documents on both sides of the damaged block are kept ({first}..={last})");
     let lost = one(&lines, 7_000_431);
     let edge = |i: i32| if i < 0 || i >= total { None } else { Some(format!("_id: {i}")) };
     assert_eq!(lost["attr"]["namespace"].as_str(), Some("d.big"), "{lost}");
@@ -237,6 +248,23 @@ async fn repair_damaged_table_block_salvages_the_rest() {
         big.count_documents(doc! { "a": { "$gte": 0 } }).hint(mongodb::options::Hint::Name("a_1".into())).await;
     assert_eq!(by_index.expect("count through the index"), kept);
     assert_eq!(validate(&db, "big").await, (true, kept as i64));
+}
+
+/// Damage fjall reads when it opens a table (its table of contents, at the end) keeps the
+/// engine closed: the repair says so and fails, leaving the files as they were.
+#[tokio::test]
+async fn repair_table_unreadable_at_open_fails_saying_why() {
+    let (dir, table) = with_a_table().await;
+    let length = std::fs::metadata(&table).expect("table size").len();
+    damage(&table, length - 200, 32);
+    let (ok, lines, output) = repair(&dir, &SMALL_CACHE);
+    assert!(!ok, "{output}");
+    let failed = one(&lines, 7_000_419);
+    let error = failed["attr"]["error"].as_str().expect("error");
+    assert!(error.contains("a table file under") && error.contains("--repair cannot go on"), "{failed}");
+    assert!(output.contains("monarchd --repair: corrupt data files: a table file under"), "{output}");
+    assert!(quarantines(&dir).is_empty(), "nothing was moved");
+    assert_eq!(std::fs::metadata(&table).expect("the table is left in place").len(), length);
 }
 
 #[tokio::test]

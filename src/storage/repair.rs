@@ -192,11 +192,11 @@ fn open_engine(
             Err(error) => error,
         };
         if !is_journal_error(&error) {
-            let refusal = error::open_failure(&engine_dir, error);
+            let Some(damage) = error::damage(&engine_dir, &error) else { return Err(error.into()) };
             return Err(StorageError::Corrupt {
                 what: "data files",
                 detail: format!(
-                    "{refusal}. --repair cannot go on: the engine (fjall) opens a keyspace only with all of its table files readable"
+                    "{damage}; --repair cannot go on: fjall opens a keyspace only when every one of its table files opens, and cannot leave one out. Restore the data directory from a backup"
                 ),
             });
         }
