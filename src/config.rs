@@ -162,12 +162,12 @@ struct Flags {
     /// offending key otherwise.
     #[arg(long = "validate-config")]
     validate_config: bool,
-    /// Repair the data directory and exit instead of serving (mongod's `--repair`): damaged
-    /// journal files are moved aside, what damaged table files still hold is copied into a
-    /// fresh engine directory, unreadable documents are removed, every index is rebuilt from
-    /// the documents and the stored counts and sizes are recomputed. What is removed is kept
-    /// under `<dbpath>/repair-<UTC time>/` and the log says what was lost. Exit 0 when the
-    /// repair completed (even with losses), non-zero when it could not.
+    /// Repair the data directory and exit instead of serving (mongod's `--repair`; not with
+    /// --replSet): a damaged journal file is cut before its first damaged batch, what damaged
+    /// table files still hold is copied into a fresh engine directory, invalid documents are
+    /// removed, every index is rebuilt from the documents and the stored counts and sizes are
+    /// recomputed. What is removed is kept under `<dbpath>/repair-<UTC time>/` and the log says
+    /// what was lost. Exit 0 when the repair completed (even with losses), 100 when it could not.
     #[arg(long = "repair")]
     repair: bool,
     /// Memory for the storage engine's block cache and write buffers, in GiB, 0.25..=10000

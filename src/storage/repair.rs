@@ -744,12 +744,14 @@ impl Storage {
         }
         let mut rebuilt = Vec::new();
         for index in collection.indexes().iter().filter(|i| i.id != ID_INDEX_ID) {
-            let entries_before = self.index.prefix(index.prefix()).count() as u64;
-            self.delete_keys(&self.index, index.prefix())?;
+            // IMPORTANT: built before the old entries go, so an index that cannot be rebuilt
+            // (a unique index the documents break) is left as it was.
             let entries = self.build_entries(collection, index).map_err(|error| StorageError::Corrupt {
                 what: "index",
                 detail: format!("cannot rebuild index {} of {ns} from its documents: {error}", index.name),
             })?;
+            let entries_before = self.index.prefix(index.prefix()).count() as u64;
+            self.delete_keys(&self.index, index.prefix())?;
             let entries_after = entries.len() as u64;
             let mut batch = self.db.batch();
             for (n, (key, value)) in entries.into_iter().enumerate() {
