@@ -224,6 +224,7 @@ impl Storage {
     /// [`Storage::open_with_budget`] for a caller that holds the dbpath's lock already
     /// (`--repair`, which reads the engine's files before it opens the storage).
     fn open_locked(dbpath: &Path, budget: MemoryBudget, lock: File) -> std::result::Result<Self, StorageError> {
+        repair::check_no_interrupted_swap(dbpath)?;
         let engine_dir = dbpath.join(ENGINE_DIR);
         let db = Database::builder(&engine_dir)
             .cache_size(budget.block_cache_bytes)

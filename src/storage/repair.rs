@@ -46,6 +46,8 @@ const KEYSPACES: [&str; 3] = ["meta", "docs", "index"];
 const NEW_ENGINE_DIR: &str = "engine.repair-new";
 /// Keys written per batch when copying or rebuilding.
 const BATCH: usize = 10_000;
+/// Bytes written per batch when copying, at most (past one key).
+const BATCH_BYTES: usize = 16 << 20;
 
 /// What a repair did and found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -144,18 +146,8 @@ pub fn repair(dbpath: &Path, budget: MemoryBudget) -> Result<RepairReport, Stora
     }
     let lock = lock_dbpath(dbpath)?;
     tracing::info!(target: "STORAGE", id = 7_000_420, dbpath = %dbpath.display(), "Repair started");
+    check_no_interrupted_swap(dbpath)?;
     let engine_dir = dbpath.join(ENGINE_DIR);
-    let new_engine_dir = dbpath.join(NEW_ENGINE_DIR);
-    if !engine_dir.exists() && new_engine_dir.exists() {
-        return Err(StorageError::Corrupt {
-            what: "data files",
-            detail: format!(
-                "{} is missing and {} holds the engine an interrupted repair built; rename it to {ENGINE_DIR} and run --repair again",
-                engine_dir.display(),
-                new_engine_dir.display()
-            ),
-        });
-    }
     let mut report = RepairReport::default();
     let mut quarantine = Quarantine::new(dbpath);
     if engine_dir.exists() {
@@ -176,6 +168,27 @@ pub fn repair(dbpath: &Path, budget: MemoryBudget) -> Result<RepairReport, Stora
         });
     }
     Ok(report)
+}
+
+/// Refuses a dbpath where a repair was interrupted between moving the damaged engine aside
+/// and putting the one it built in its place: opening it would make a new, empty engine.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] saying what to rename.
+pub(super) fn check_no_interrupted_swap(dbpath: &Path) -> Result<(), StorageError> {
+    let (engine_dir, new_engine_dir) = (dbpath.join(ENGINE_DIR), dbpath.join(NEW_ENGINE_DIR));
+    if engine_dir.exists() || !new_engine_dir.exists() {
+        return Ok(());
+    }
+    Err(StorageError::Corrupt {
+        what: "data files",
+        detail: format!(
+            "{} is missing and {} holds the engine an interrupted repair built; rename it to {} and run monarchd --repair again",
+            engine_dir.display(),
+            new_engine_dir.display(),
+            engine_dir.display()
+        ),
+    })
 }
 
 /// Opens the engine, setting damaged journal files aside until it opens.
@@ -421,15 +434,15 @@ fn salvage_tables(
             let source = db.keyspace(name, options)?;
             let target = fresh.keyspace(name, options)?;
             let mut batch = fresh.batch();
-            let mut pending = 0;
-            let mut count = 0u64;
+            let (mut pending, mut pending_bytes, mut count) = (0, 0, 0u64);
             salvage_scan(name, &source, |key, value| {
                 batch.insert(&target, key, value);
                 pending += 1;
+                pending_bytes += key.len() + value.len();
                 count += 1;
-                if pending == BATCH {
+                if pending == BATCH || pending_bytes >= BATCH_BYTES {
                     std::mem::replace(&mut batch, fresh.batch()).commit()?;
-                    pending = 0;
+                    (pending, pending_bytes) = (0, 0);
                 }
                 Ok(())
             })?;
@@ -1025,6 +1038,23 @@ mod tests {
         let again = repair(dir.path(), MemoryBudget::split(MemoryBudget::MIN_BYTES))?;
         assert!(!again.lost_anything(), "{again:?}");
         assert_eq!(again.quarantine, None);
+        Ok(())
+    }
+
+    /// A repair interrupted between moving the damaged engine aside and renaming the one it
+    /// built: neither a server nor a repair opens the dbpath (either would make an empty
+    /// engine), and both say what to rename.
+    #[test]
+    fn repair_interrupted_swap_keeps_everyone_out() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        drop(Storage::open(dir.path())?);
+        std::fs::rename(dir.path().join(ENGINE_DIR), dir.path().join(NEW_ENGINE_DIR))?;
+        for refusal in [Storage::open(dir.path()).err(), repair(dir.path(), MemoryBudget::split(MemoryBudget::MIN_BYTES)).err()]
+        {
+            let message = refusal.ok_or("refused")?.to_string();
+            assert!(message.contains("holds the engine an interrupted repair built"), "{message}");
+        }
+        assert!(!dir.path().join(ENGINE_DIR).exists(), "no empty engine was made");
         Ok(())
     }
 }
