@@ -162,6 +162,14 @@ struct Flags {
     /// offending key otherwise.
     #[arg(long = "validate-config")]
     validate_config: bool,
+    /// Repair the data directory and exit instead of serving (mongod's `--repair`; not with
+    /// --replSet): a damaged journal file is cut before its first damaged batch, what damaged
+    /// table files still hold is copied into a fresh engine directory, invalid documents are
+    /// removed, every index is rebuilt from the documents and the stored counts and sizes are
+    /// recomputed. What is removed is kept under `<dbpath>/repair-<UTC time>/` and the log says
+    /// what was lost. Exit 0 when the repair completed (even with losses), 100 when it could not.
+    #[arg(long = "repair")]
+    repair: bool,
     /// Memory for the storage engine's block cache and write buffers, in GiB, 0.25..=10000
     /// (mongod's --wiredTigerCacheSizeGB, also accepted) [default: 50% of (RAM - 1 GiB), at
     /// least 0.25, where RAM is the smaller of physical memory and the cgroup limit].
@@ -651,6 +659,8 @@ pub struct Config {
     pub argv: Vec<String>,
     /// `--validate-config`: check, print the effective settings and exit instead of serving.
     pub validate_only: bool,
+    /// `--repair`: repair the data directory and exit instead of serving.
+    pub repair: bool,
 }
 
 /// Where audit events go.
@@ -971,6 +981,13 @@ impl Config {
         }
         let repl_set =
             flags.repl_set.or(file.replication.repl_set_name).map(|name| repl_set_name(&name)).transpose()?;
+        if flags.repair && repl_set.is_some() {
+            // mongod's 5019200, at exit code 2 (bad options) as its.
+            return Err(ConfigError::invalid(
+                "repair",
+                "Cannot specify both repair and replSet at the same time (remove --replSet to be able to --repair)",
+            ));
+        }
         let oplog_size_mb = flags.oplog_size.or(file.replication.oplog_size_mb);
         if oplog_size_mb == Some(0) {
             return Err(ConfigError::invalid("replication.oplogSizeMB", "the oplog size must be at least 1 MB"));
@@ -1032,6 +1049,7 @@ impl Config {
             warnings,
             argv,
             validate_only: flags.validate_config,
+            repair: flags.repair,
         })
     }
 

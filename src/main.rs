@@ -36,6 +36,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if config.repair {
+        return repair(&config);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(server::THREAD_STACK_BYTES)
@@ -73,6 +76,20 @@ fn validate_config(config: &Config) -> ExitCode {
         Err(error) => {
             eprintln!("monarchd: cannot print the configuration: {error}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `monarchd --repair`: repairs the data directory, logs what it did and exits, as mongod's
+/// `--repair` does: 0 when the repair completed (losses included), 100 when it could not.
+fn repair(config: &Config) -> ExitCode {
+    let budget = monarch::storage::MemoryBudget::split(config.cache_size.bytes);
+    match monarch::storage::repair(&config.dbpath, budget) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(target: "STORAGE", id = 7_000_419, %error, "Repair could not complete");
+            eprintln!("monarchd --repair: {error}");
+            ExitCode::from(100)
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{TestServer, error_code, eventually_async};
+use common::{TestServer, damage, error_code, eventually_async, files_under};
 use mongodb::bson::{Document, doc};
 use mongodb::options::WriteConcern;
 
@@ -245,32 +245,6 @@ async fn disk_failed_sync_stops_every_write_and_never_acknowledges() {
     assert_eq!(server.http_get("/readyz").0, 503);
 }
 
-/// Files under `dir` (recursively) whose names pass `wanted`.
-fn files_under(dir: &std::path::Path, wanted: &dyn Fn(&std::path::Path) -> bool) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if wanted(&path) {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-/// Overwrites 32 bytes of `file` at `at`.
-fn damage(file: &std::path::Path, at: u64) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut handle = std::fs::OpenOptions::new().write(true).open(file).expect("open to damage");
-    handle.seek(SeekFrom::Start(at)).expect("seek");
-    handle.write_all(&[0xA5; 32]).expect("damage");
-    handle.sync_all().expect("sync");
-}
-
 /// Starts a server, writes `documents` documents of about 300 bytes, and stops it cleanly;
 /// returns the data directory's parent.
 async fn written(documents: i32, args: &[&str]) -> tempfile::TempDir {
@@ -309,7 +283,7 @@ async fn disk_damaged_journal_stops_the_start_naming_the_file() {
         .max_by_key(|(_, written)| *written)
         .expect("a journal file");
     assert!(written > 1 << 20, "1.5 MB of documents are in the journal ({written} bytes)");
-    damage(&journal, written / 2);
+    damage(&journal, written / 2, 32);
     let log = refused_start(&dir, &[]);
     let name = journal.display().to_string();
     assert!(log.contains("Server failed to start") && log.contains(&name), "{log}");
@@ -325,7 +299,7 @@ async fn disk_damaged_table_stops_the_start() {
     let table = tables.iter().max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).expect("a table");
     let length = std::fs::metadata(table).expect("table size").len();
     // The end of a table holds its table of contents, read when the engine opens it.
-    damage(table, length - 200);
+    damage(table, length - 200, 32);
     let log = refused_start(&dir, &args);
     assert!(log.contains("Server failed to start"), "{log}");
     assert!(log.contains("corrupt data files: a table file under") && log.contains("keyspaces"), "{log}");

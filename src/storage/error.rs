@@ -141,8 +141,21 @@ fn engine_cause(error: &fjall::Error) -> String {
 /// Why the engine would not open `engine_dir`, said as an operator needs it: which files are
 /// damaged and how. Anything else stays the engine's own error.
 pub(super) fn open_failure(engine_dir: &std::path::Path, error: fjall::Error) -> StorageError {
-    const REFUSAL: &str = "the server does not start on damaged data: restore the data directory from a backup";
-    let detail = match &error {
+    match damage(engine_dir, &error) {
+        Some(detail) => StorageError::Corrupt {
+            what: "data files",
+            detail: format!(
+                "{detail}; the server does not start on damaged data: run monarchd --repair, or restore the data directory from a backup"
+            ),
+        },
+        None => StorageError::Engine(error),
+    }
+}
+
+/// What damage made the engine refuse to open `engine_dir`, in words (which files, what is
+/// wrong); `None` when the error is not about damaged files.
+pub(super) fn damage(engine_dir: &std::path::Path, error: &fjall::Error) -> Option<String> {
+    Some(match error {
         fjall::Error::JournalRecovery(kind) => {
             let problem = match kind {
                 fjall::JournalRecoveryError::ChecksumMismatch => "a batch's checksum does not match its bytes",
@@ -150,29 +163,24 @@ pub(super) fn open_failure(engine_dir: &std::path::Path, error: fjall::Error) ->
                 fjall::JournalRecoveryError::TooManyItems => "a batch holds more entries than its header says",
                 fjall::JournalRecoveryError::InvalidFileName => "a file name is not a journal file's",
             };
-            format!(
-                "{} in the journal ({}); {REFUSAL}",
-                problem,
-                files_named(engine_dir, |name| name.ends_with(".jnl"))
-            )
+            format!("{} in the journal ({})", problem, files_named(engine_dir, |name| name.ends_with(".jnl")))
         }
         fjall::Error::InvalidTrailer | fjall::Error::InvalidTag(_) | fjall::Error::Decompress(_) => {
             format!(
-                "the journal ({}) cannot be decoded: {error}; {REFUSAL}",
+                "the journal ({}) cannot be decoded: {error}",
                 files_named(engine_dir, |name| name.ends_with(".jnl"))
             )
         }
         fjall::Error::Storage(inner) if !matches!(inner, lsm_tree::Error::Io(_)) => format!(
-            "a table file under {} cannot be read: {}; {REFUSAL}",
+            "a table file under {} cannot be read: {}",
             engine_dir.join("keyspaces").display(),
             describe_table_error(inner)
         ),
         fjall::Error::Unrecoverable | fjall::Error::InvalidVersion(_) => {
-            format!("the engine's files under {} cannot be recovered: {error}; {REFUSAL}", engine_dir.display())
+            format!("the engine's files under {} cannot be recovered: {error}", engine_dir.display())
         }
-        _ => return StorageError::Engine(error),
-    };
-    StorageError::Corrupt { what: "data files", detail }
+        _ => return None,
+    })
 }
 
 /// What is wrong with a table, in words.

@@ -57,6 +57,7 @@ mod memory;
 mod namespace;
 pub mod oplog;
 mod read;
+mod repair;
 mod retryable;
 mod tail;
 mod ttl;
@@ -86,6 +87,7 @@ pub use namespace::{Namespace, validate_db_name};
 pub use oplog::Statement as SessionStatement;
 pub use oplog::{Entry as OplogEntry, Images as ChangeImages, Oplog};
 pub use read::{DocumentFilter, DocumentIter, IndexEntry, IndexScan, ReadView, RecordId, record_id};
+pub use repair::{CollectionRepair, DamagedJournal, LostRange, RepairReport, repair};
 pub use tail::{InsertSignal, TailIter};
 pub use txn::{DEFAULT_LOCK_REQUEST_TIMEOUT_MS, Transaction, is_held_by_transaction};
 pub use validate::ValidateReport;
@@ -215,11 +217,15 @@ impl Storage {
     /// mismatch, or engine and I/O errors.
     pub fn open_with_budget(dbpath: &Path, budget: MemoryBudget) -> std::result::Result<Self, StorageError> {
         std::fs::create_dir_all(dbpath)?;
-        let lock_path = dbpath.join("monarchd.lock");
-        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
-        lock.try_lock()
-            .map_err(|e| StorageError::DbPathInUse { path: lock_path.display().to_string(), reason: e.to_string() })?;
-        let engine_dir = dbpath.join("engine");
+        let lock = lock_dbpath(dbpath)?;
+        Self::open_locked(dbpath, budget, lock)
+    }
+
+    /// [`Storage::open_with_budget`] for a caller that holds the dbpath's lock already
+    /// (`--repair`, which reads the engine's files before it opens the storage).
+    fn open_locked(dbpath: &Path, budget: MemoryBudget, lock: File) -> std::result::Result<Self, StorageError> {
+        repair::check_no_interrupted_swap(dbpath)?;
+        let engine_dir = dbpath.join(ENGINE_DIR);
         let db = Database::builder(&engine_dir)
             .cache_size(budget.block_cache_bytes)
             .max_journaling_size(budget.journal_bytes)
@@ -869,6 +875,22 @@ fn check_key_format(meta: &Keyspace, fresh: bool) -> std::result::Result<(), Sto
     }
     Ok(())
 }
+
+/// Takes the dbpath's lock file, held for the life of the process: two servers (or a server
+/// and `--repair`) must not share a dbpath.
+///
+/// # Errors
+/// [`StorageError::DbPathInUse`] when another process holds it; I/O errors.
+fn lock_dbpath(dbpath: &Path) -> std::result::Result<File, StorageError> {
+    let lock_path = dbpath.join("monarchd.lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+    lock.try_lock()
+        .map_err(|e| StorageError::DbPathInUse { path: lock_path.display().to_string(), reason: e.to_string() })?;
+    Ok(lock)
+}
+
+/// The fjall database's folder under the dbpath.
+const ENGINE_DIR: &str = "engine";
 
 /// The folder under the dbpath where spill files go, as mongod's `_tmp`.
 pub const TEMP_DIR: &str = "_tmp";

@@ -57,20 +57,13 @@ impl Storage {
         for guard in self.docs.prefix(collection.prefix()) {
             let (key, value) = guard.into_inner().map_err(StorageError::from)?;
             report.records += 1;
-            let Ok(doc) = RawDocument::from_bytes(&value) else {
-                report.invalid_documents += 1;
-                continue;
+            let doc = match stored_document(collection, &key, &value) {
+                Ok(doc) => doc,
+                Err(_) => {
+                    report.invalid_documents += 1;
+                    continue;
+                }
             };
-            // Clustered by `_id`, a document's key is its `_id`; keyed by record id (capped),
-            // the `_id_` index's entries are checked below as any index's.
-            let id_matches = match doc.get("_id") {
-                Ok(Some(id)) => collection.record_keyed() || document_key(collection, id) == key.as_ref(),
-                _ => false,
-            };
-            if !id_matches || doc.iter().any(|e| e.is_err()) {
-                report.invalid_documents += 1;
-                continue;
-            }
             let record = key.get(prefix_len..).unwrap_or_default();
             for (index, entries) in secondary.iter().zip(expected.iter_mut()) {
                 match index.entries(doc, record) {
@@ -137,15 +130,40 @@ impl Storage {
     }
 }
 
+/// The document stored under `key` with bytes `value` in `collection`, or why it is not a
+/// valid one: bytes that are not BSON, an `_id` missing, or a key that is not its `_id`'s.
+/// `validate` counts these as invalid documents and `--repair` removes them.
+///
+/// # Errors
+/// What is wrong, in words.
+pub(super) fn stored_document<'a>(
+    collection: &Collection,
+    key: &[u8],
+    value: &'a [u8],
+) -> std::result::Result<&'a RawDocument, &'static str> {
+    let doc = RawDocument::from_bytes(value).map_err(|_| "not a BSON document")?;
+    if doc.iter().any(|e| e.is_err()) {
+        return Err("not a BSON document");
+    }
+    let Ok(Some(id)) = doc.get("_id") else { return Err("no _id") };
+    // Clustered by `_id`, a document's key is its `_id`; keyed by record id (capped), the
+    // `_id_` index's entries are checked as any index's.
+    if !collection.record_keyed() && document_key(collection, id) != key {
+        return Err("stored under another _id's key");
+    }
+    Ok(doc)
+}
+
 /// `_id: <value>` as mongod prints it in validate messages.
-fn render_id(id: bson::RawBsonRef<'_>) -> String {
+pub(super) fn render_id(id: bson::RawBsonRef<'_>) -> String {
     match limits::to_bson(id) {
         Ok(value) => format!("_id: {value}"),
         Err(_) => "an _id nested too deep to print".to_owned(),
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` in lowercase hexadecimal.
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

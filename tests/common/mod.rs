@@ -332,6 +332,33 @@ pub fn run_to_exit(args: &[&str]) -> Output {
     Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
+/// Files under `dir` (recursively) whose names pass `wanted`.
+pub fn files_under(dir: &std::path::Path, wanted: &dyn Fn(&std::path::Path) -> bool) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if wanted(&path) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Overwrites `length` bytes of `file` at `at` with 0xA5 (a damaged sector, as a checksum
+/// sees it).
+pub fn damage(file: &std::path::Path, at: u64, length: usize) {
+    use std::io::{Seek, SeekFrom};
+    let mut handle = std::fs::OpenOptions::new().write(true).open(file).expect("open to damage");
+    handle.seek(SeekFrom::Start(at)).expect("seek");
+    handle.write_all(&vec![0xA5; length]).expect("damage");
+    handle.sync_all().expect("sync");
+}
+
 /// A plain socket speaking raw wire-protocol bytes.
 pub struct RawConnection {
     /// The socket.
