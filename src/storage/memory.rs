@@ -75,6 +75,12 @@ impl MemoryBudget {
             journal_bytes: (write_buffer_bytes / 2 + 64 * MIB).clamp(MIN_JOURNAL_BYTES, MAX_JOURNAL_BYTES),
         }
     }
+
+    /// The engine's builder for the database in `dir` under this budget (block cache and
+    /// journal cap): the server and `--repair`'s engines are sized alike.
+    pub(super) fn engine(&self, dir: &std::path::Path) -> fjall::DatabaseBuilder<fjall::Database> {
+        fjall::Database::builder(dir).cache_size(self.block_cache_bytes).max_journaling_size(self.journal_bytes)
+    }
 }
 
 /// What the block cache and the write buffers hold now, in bytes.

@@ -226,11 +226,7 @@ impl Storage {
     fn open_locked(dbpath: &Path, budget: MemoryBudget, lock: File) -> std::result::Result<Self, StorageError> {
         repair::check_no_interrupted_swap(dbpath)?;
         let engine_dir = dbpath.join(ENGINE_DIR);
-        let db = Database::builder(&engine_dir)
-            .cache_size(budget.block_cache_bytes)
-            .max_journaling_size(budget.journal_bytes)
-            .open()
-            .map_err(|error| error::open_failure(&engine_dir, error))?;
+        let db = budget.engine(&engine_dir).open().map_err(|error| error::open_failure(&engine_dir, error))?;
         // IMPORTANT: fjall applies these options only when it creates a keyspace; an existing
         // one keeps its own memtable size (`bound_write_buffers` covers it).
         let options = || KeyspaceCreateOptions::default().max_memtable_size(budget.memtable_bytes);

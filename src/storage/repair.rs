@@ -200,7 +200,7 @@ fn open_engine(
 ) -> Result<Database, StorageError> {
     let engine_dir = dbpath.join(ENGINE_DIR);
     loop {
-        let error = match Database::builder(&engine_dir).cache_size(budget.block_cache_bytes).open() {
+        let error = match budget.engine(&engine_dir).open() {
             Ok(db) => return Ok(db),
             Err(error) => error,
         };
@@ -429,7 +429,7 @@ fn salvage_tables(
     }
     let mut copied = Vec::new();
     {
-        let fresh = Database::builder(&new_dir).cache_size(budget.block_cache_bytes).open()?;
+        let fresh = budget.engine(&new_dir).open()?;
         for name in KEYSPACES {
             let source = db.keyspace(name, options)?;
             let target = fresh.keyspace(name, options)?;
@@ -467,7 +467,7 @@ fn salvage_tables(
     }
     report.lost_ranges = lost;
     report.engine_rebuilt = true;
-    Ok(Database::builder(&engine_dir).cache_size(budget.block_cache_bytes).open()?)
+    Ok(budget.engine(&engine_dir).open()?)
 }
 
 /// Scans every key of `keyspace` in order, handing each readable one to `visit`; past a key
@@ -1049,7 +1049,8 @@ mod tests {
         let dir = tempfile::tempdir()?;
         drop(Storage::open(dir.path())?);
         std::fs::rename(dir.path().join(ENGINE_DIR), dir.path().join(NEW_ENGINE_DIR))?;
-        for refusal in [Storage::open(dir.path()).err(), repair(dir.path(), MemoryBudget::split(MemoryBudget::MIN_BYTES)).err()]
+        for refusal in
+            [Storage::open(dir.path()).err(), repair(dir.path(), MemoryBudget::split(MemoryBudget::MIN_BYTES)).err()]
         {
             let message = refusal.ok_or("refused")?.to_string();
             assert!(message.contains("holds the engine an interrupted repair built"), "{message}");
