@@ -17,12 +17,16 @@
 //! - [`query`] is the pure query language: BSON order, filters, projections, sorts, updates;
 //!   [`auth`] is the pure side of authentication (SCRAM).
 //!
+//! [`backup`] takes consistent backups of a running server, verifies them and restores them
+//! offline (between `storage` and `cmd`).
+//!
 //! [`config`] merges flags, environment and config file at start; [`server`] builds the
 //! state and the observers, starts the listeners and background tasks, and shuts down
 //! gracefully; [`reload`] reads the configuration again on SIGHUP and applies what can change
 //! while serving.
 
 pub mod auth;
+pub mod backup;
 pub mod cmd;
 pub mod config;
 pub mod error;

@@ -18,6 +18,12 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "audit") {
         return audit_tool(args.get(2..).unwrap_or_default());
     }
+    if args.get(1).is_some_and(|a| a == "backup") {
+        return monarch::backup::cli::backup_tool(args.get(2..).unwrap_or_default());
+    }
+    if args.get(1).is_some_and(|a| a == "restore") {
+        return monarch::backup::cli::restore_tool(args.get(2..).unwrap_or_default());
+    }
     let config = match Config::from_args(std::env::args_os()) {
         Ok(config) => config,
         Err(ConfigError::Flags(error)) => error.exit(),

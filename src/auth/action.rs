@@ -62,6 +62,7 @@ action_types! {
     ConnPoolSync => "connPoolSync",
     ConvertToCapped => "convertToCapped",
     CpuProfiler => "cpuProfiler",
+    CreateBackup => "createBackup",
     CreateCollection => "createCollection",
     CreateDatabase => "createDatabase",
     CreateIndex => "createIndex",

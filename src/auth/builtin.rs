@@ -264,7 +264,8 @@ static DEFINITIONS: &[Definition] = &[
         true,
         &[("__queryableBackup", None)],
         &[
-            (On::Cluster, &[&[AppendOplogNote, ServerStatus, SetUserWriteBlockMode]]),
+            // `createBackup` is Monarch's (Percona's command name): the backup role takes it.
+            (On::Cluster, &[&[AppendOplogNote, CreateBackup, ServerStatus, SetUserWriteBlockMode]]),
             (On::Ns("config", "settings"), &[&[Insert, Update]]),
         ],
     ),

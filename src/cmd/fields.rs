@@ -188,6 +188,12 @@ pub const CREATE: CommandOptions = CommandOptions::strict(&[
 .writes()
 .api_v1();
 
+/// `createBackup` (Percona Server for MongoDB's command).
+pub const CREATE_BACKUP: CommandOptions = CommandOptions::strict(&[F::honoured(
+    "backupDir",
+    "an absolute path on the server's host, absent or empty; written as `<backupDir>.partial`, renamed when complete",
+)]);
+
 /// `createIndexes`.
 pub const CREATE_INDEXES: CommandOptions = CommandOptions::strict(&[
     F::honoured("indexes", "the index specifications"),

@@ -8,6 +8,7 @@ mod aggregate;
 mod audit;
 mod auth;
 mod authz;
+mod backup;
 mod capped;
 mod certificates;
 mod clustered;
@@ -287,6 +288,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .options(fields::CREATE)
     .writes_data(),
+    CommandSpec::new(
+        "createBackup",
+        backup::create_backup,
+        Cluster(A::CreateBackup),
+        "writes a consistent backup of every database into a directory on the server's host\n{ createBackup: 1, backupDir: \"/absolute/path\" }",
+    )
+    .options(fields::CREATE_BACKUP),
     CommandSpec::new(
         "createIndexes",
         indexes::create_indexes,

@@ -584,6 +584,26 @@ impl Storage {
         ReadView::new(self.db.snapshot(), self.docs.clone(), self.index.clone())
     }
 
+    /// A consistent view of all data together with the catalog as stored at the view's
+    /// instant, read through the same engine snapshot (not the in-memory catalog of now): a
+    /// collection created, dropped, renamed or re-optioned while a backup reads the view is
+    /// either wholly in it, as it was, or wholly out. The collections returned are detached
+    /// copies: for reading through this view only, never for writing.
+    ///
+    /// # Errors
+    /// Engine errors, or a catalog entry that does not parse.
+    pub fn snapshot_with_catalog(&self) -> std::result::Result<(ReadView, Vec<Arc<Collection>>), StorageError> {
+        use fjall::Readable as _;
+        let anchor = self.db.snapshot();
+        let entries = anchor
+            .prefix(&self.meta, [b'c'])
+            .map(|guard| guard.value().map(|v| v.to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        // The next id is never handed out from this copy.
+        let catalog = Catalog::load(entries.into_iter(), 0)?;
+        Ok((ReadView::new(anchor, self.docs.clone(), self.index.clone()), catalog.all()))
+    }
+
     /// Stored size of one collection's documents (sum of value lengths) and their count.
     ///
     /// # Errors
@@ -1221,5 +1241,39 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         close(storage)
+    }
+
+    #[test]
+    fn storage_snapshot_with_catalog_sees_the_catalog_of_its_instant()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let storage = Arc::new(Storage::open(dir.path())?);
+        let (kept, dropped, created) =
+            (Namespace::new("db", "kept")?, Namespace::new("db", "dropped")?, Namespace::new("db", "created")?);
+        for ns in [&kept, &dropped] {
+            let collection = storage.collection_or_create(ns)?;
+            let mut writer = storage.writer(&collection)?;
+            writer.insert(bson::rawdoc! { "_id": 1 })?;
+            writer.commit()?;
+        }
+        let (view, collections) = storage.snapshot_with_catalog()?;
+        // After the snapshot: a new document, a dropped collection, a new collection and index.
+        let collection = storage.collection(&kept).ok_or("kept")?;
+        let mut writer = storage.writer(&collection)?;
+        writer.insert(bson::rawdoc! { "_id": 2 })?;
+        writer.commit()?;
+        storage.drop_collection(&dropped)?;
+        storage.collection_or_create(&created)?;
+        storage.create_indexes(&kept, vec![bson::doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }])?;
+
+        let names: Vec<String> = collections.iter().map(|c| c.ns.full()).collect();
+        assert_eq!(names, ["db.dropped", "db.kept"]);
+        for collection in &collections {
+            assert_eq!(view.scan(collection, Direction::Forward).count(), 1, "{}", collection.ns);
+        }
+        let kept_then = collections.iter().find(|c| c.ns == kept).ok_or("kept in the snapshot")?;
+        let indexes: Vec<String> = kept_then.indexes().iter().map(|index| index.name.clone()).collect();
+        assert_eq!(indexes, ["_id_"]);
+        Ok(())
     }
 }

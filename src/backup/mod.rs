@@ -1,0 +1,36 @@
+//! Backups: online, consistent, self-describing and verifiable, and restores from them
+//! (issue 19, points 1 to 3).
+//!
+//! - [`take_backup`] writes a backup of a running server's [`Storage`](crate::storage::Storage)
+//!   from one snapshot, the catalog read at the same instant, to a [`BackupTarget`] (today a
+//!   [`LocalDirectory`]; an object store later), while writes go on;
+//! - [`verify_backup`] re-reads every file against the [`Manifest`] and parses every document;
+//! - [`restore_backup`] verifies, then builds a new data directory offline and renames it
+//!   into place only when complete;
+//! - [`client`] is the command line's tiny synchronous client that asks a server for a
+//!   backup (`createBackup`), and [`cli`] the `monarchd backup` and `monarchd restore` tools.
+//!
+//! The layout is mongodump's (`<db>/<coll>.bson`, `<db>/<coll>.metadata.json`, see
+//! [`layout`]) plus Monarch's `manifest.json`, written last and atomically.
+//!
+//! This module sits above `storage` and `query` and below `cmd` (whose `createBackup` calls
+//! it) and `main` (the command line).
+
+pub mod cli;
+pub mod client;
+mod error;
+pub mod layout;
+pub mod manifest;
+mod namespaces;
+mod restore;
+mod take;
+pub mod target;
+mod verify;
+
+pub use error::BackupError;
+pub use manifest::Manifest;
+pub use namespaces::NamespaceMap;
+pub use restore::{RestoreOptions, RestoreReport, restore_backup};
+pub use take::{BackupSummary, is_backed_up, take_backup};
+pub use target::{BackupTarget, LocalDirectory, TargetFile};
+pub use verify::{VerifyReport, verify_backup};

@@ -1,0 +1,309 @@
+//! Restoring a backup into a new data directory, offline: the backup is verified first, the
+//! data directory is built in a temporary sibling (`<dbpath>.restore-<pid>`) with the storage
+//! engine opened directly (each collection created with its stored options through the
+//! storage's own create path, its documents loaded in batches, then every index built by the
+//! storage's index build, then its count checked), and renamed into place only when all of
+//! it succeeded. A failure removes the temporary directory: nothing half-restored is left.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::error::BackupError;
+use super::layout;
+use super::manifest::{CollectionEntry, Manifest};
+use super::namespaces::NamespaceMap;
+use super::target::{is_absent_or_empty, is_within, sibling, sync_parent, sync_tree_dirs};
+use super::verify::{read_documents, verify_backup};
+use crate::storage::{Collection, Namespace, Storage, Writer};
+
+/// Documents per write batch while loading.
+const BATCH_DOCUMENTS: usize = 1_000;
+/// Bytes per write batch while loading (whichever limit comes first).
+const BATCH_BYTES: usize = 8 << 20;
+
+/// What to restore, and where.
+#[derive(Debug)]
+pub struct RestoreOptions {
+    /// The backup directory.
+    pub from: PathBuf,
+    /// The data directory to create.
+    pub dbpath: PathBuf,
+    /// Which namespaces, under which names.
+    pub namespaces: NamespaceMap,
+    /// Replace `dbpath` if it holds anything (mongorestore's `--drop`, here for the whole
+    /// directory).
+    pub drop: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Collections restored.
+    pub collections: usize,
+    /// Documents restored.
+    pub documents: u64,
+    /// Bytes of documents restored.
+    pub bytes: u64,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// Restores the backup `options.from` into `options.dbpath`.
+///
+/// # Errors
+/// Whatever verify finds; [`BackupError::TargetNotEmpty`] when `dbpath` holds anything and
+/// `drop` is not set; a namespace the map makes invalid or makes twice; storage errors; a
+/// collection whose count after loading is not the manifest's.
+pub fn restore_backup(options: &RestoreOptions) -> Result<RestoreReport, BackupError> {
+    let started = Instant::now();
+    let (manifest, _) = verify_backup(&options.from)?;
+    let dbpath = &options.dbpath;
+    if dbpath.as_os_str().is_empty() {
+        return Err(BackupError::BadArgument("--dbpath must not be empty".to_owned()));
+    }
+    let empty = is_absent_or_empty(dbpath)?;
+    if !empty && !options.drop {
+        return Err(BackupError::TargetNotEmpty {
+            path: dbpath.clone(),
+            hint: " (pass --drop to replace the whole directory)",
+        });
+    }
+    if !empty {
+        refuse_if_in_use(dbpath)?;
+    }
+    if is_within(&options.from, dbpath) {
+        return Err(BackupError::BadArgument(format!(
+            "the backup {} is inside --dbpath {}",
+            options.from.display(),
+            dbpath.display()
+        )));
+    }
+    let temp = sibling(dbpath, &format!(".restore-{}", std::process::id()));
+    if temp.exists() {
+        return Err(BackupError::TargetNotEmpty { path: temp, hint: " (left by an earlier restore: remove it)" });
+    }
+    let built = build(&manifest, options, &temp).and_then(|report| {
+        sync_tree_dirs(&temp)?;
+        swap_into_place(&temp, dbpath, empty)?;
+        Ok(report)
+    });
+    match built {
+        Ok((collections, documents, bytes)) => {
+            Ok(RestoreReport { collections, documents, bytes, duration: started.elapsed() })
+        }
+        Err(error) => {
+            if temp.exists()
+                && let Err(cleanup) = std::fs::remove_dir_all(&temp)
+            {
+                tracing::warn!(target: "STORAGE", path = %temp.display(), error = %cleanup, "Cannot remove a failed restore's directory");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Refuses to replace a data directory a running server holds (its lock file is locked).
+fn refuse_if_in_use(dbpath: &Path) -> Result<(), BackupError> {
+    let lock = dbpath.join("monarchd.lock");
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(&lock) else { return Ok(()) };
+    if file.try_lock().is_err() {
+        return Err(BackupError::BadArgument(format!("{} is in use by a running server", dbpath.display())));
+    }
+    Ok(())
+}
+
+/// Moves the finished directory to `dbpath`; with `--drop`, the old directory is moved aside
+/// first and removed once the new one is in place.
+fn swap_into_place(temp: &Path, dbpath: &Path, empty: bool) -> Result<(), BackupError> {
+    if empty {
+        // Renaming over an empty directory replaces it; an absent one is simply created.
+        std::fs::rename(temp, dbpath).map_err(|e| BackupError::io(dbpath, e))?;
+        return sync_parent(dbpath);
+    }
+    let aside = sibling(dbpath, &format!(".replaced-{}", std::process::id()));
+    std::fs::rename(dbpath, &aside).map_err(|e| BackupError::io(dbpath, e))?;
+    if let Err(error) = std::fs::rename(temp, dbpath) {
+        // Put the old directory back: a failed restore leaves the target as it was.
+        let _ = std::fs::rename(&aside, dbpath);
+        return Err(BackupError::io(dbpath, error));
+    }
+    sync_parent(dbpath)?;
+    std::fs::remove_dir_all(&aside).map_err(|e| BackupError::io(&aside, e))
+}
+
+/// Builds the data directory at `temp`; returns the collections, documents and bytes loaded.
+fn build(manifest: &Manifest, options: &RestoreOptions, temp: &Path) -> Result<(usize, u64, u64), BackupError> {
+    let storage = Storage::open(temp)?;
+    let mut totals = (0usize, 0u64, 0u64);
+    for entry in &manifest.collections {
+        let Some(target) = options.namespaces.map(&entry.namespace()) else { continue };
+        let ns = Namespace::parse(&target).map_err(|e| {
+            BackupError::BadArgument(format!("{} would be restored as {target}: {}", entry.namespace(), e.message()))
+        })?;
+        let (documents, bytes) = restore_collection(&storage, &options.from, entry, &ns)?;
+        totals = (totals.0 + 1, totals.1 + documents, totals.2 + bytes);
+    }
+    // IMPORTANT: `flush` waits for the last sync but does not return its failure; a failed
+    // sync disables writes, which `check_writable` reports: a restore whose data did not
+    // reach the disk must not be renamed into place.
+    storage.flush();
+    storage.check_writable()?;
+    Ok(totals)
+}
+
+/// Creates one collection, loads its documents, builds its indexes and checks its count.
+fn restore_collection(
+    storage: &Storage,
+    from: &Path,
+    entry: &CollectionEntry,
+    ns: &Namespace,
+) -> Result<(u64, u64), BackupError> {
+    let metadata_path = from.join(layout::metadata_path(&entry.db, &entry.collection));
+    let bytes = std::fs::read(&metadata_path).map_err(|e| BackupError::io(&metadata_path, e))?;
+    let metadata = layout::parse_metadata(&bytes).map_err(|detail| BackupError::corrupt(&metadata_path, 0, detail))?;
+    let collection = storage.create_collection(ns, metadata.options).map_err(|e| {
+        BackupError::BadArgument(format!("cannot create {ns} (from {}): {}", entry.namespace(), e.message()))
+    })?;
+    let data_path = from.join(layout::data_path(&entry.db, &entry.collection));
+    let mut batch = Batch { storage, collection: &collection, writer: None, documents: 0, bytes: 0 };
+    let loaded = read_documents(&data_path, |offset, document| {
+        batch.insert(document.to_owned()).map_err(|e| BackupError::corrupt(&data_path, offset, e.message()))
+    })?;
+    batch.commit()?;
+    let existing: Vec<String> = collection.indexes().iter().map(|index| index.name.clone()).collect();
+    let specs: Vec<_> = metadata
+        .indexes
+        .into_iter()
+        .filter(|spec| spec.get_str("name").is_ok_and(|name| !existing.iter().any(|e| e == name)))
+        .collect();
+    if !specs.is_empty() {
+        storage.create_indexes(ns, specs)?;
+    }
+    let (bytes, count) = storage.collection_size(&collection)?;
+    if count != entry.documents || loaded != entry.documents {
+        return Err(BackupError::corrupt(
+            &data_path,
+            0,
+            format!("{ns} holds {count} documents after loading {loaded}, the manifest says {}", entry.documents),
+        ));
+    }
+    Ok((count, bytes))
+}
+
+/// Documents loaded into a collection in batches of [`BATCH_DOCUMENTS`] or [`BATCH_BYTES`].
+struct Batch<'a> {
+    storage: &'a Storage,
+    collection: &'a Arc<Collection>,
+    writer: Option<Writer<'a>>,
+    documents: usize,
+    bytes: usize,
+}
+
+impl Batch<'_> {
+    fn insert(&mut self, document: bson::RawDocumentBuf) -> crate::error::Result<()> {
+        let size = document.as_bytes().len();
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => self.writer.insert(self.storage.writer(self.collection)?),
+        };
+        writer.insert(document)?;
+        self.documents += 1;
+        self.bytes += size;
+        if self.documents >= BATCH_DOCUMENTS || self.bytes >= BATCH_BYTES {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> crate::error::Result<()> {
+        self.documents = 0;
+        self.bytes = 0;
+        match self.writer.take() {
+            // Durable at the end: the whole directory is flushed before it is renamed.
+            Some(writer) => writer.commit().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::{doc, rawdoc};
+
+    use super::*;
+    use crate::backup::{LocalDirectory, take_backup};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A backup of `app.users` (100 documents, index `email_1`) and `app.tmp` (one document).
+    fn backup(scratch: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
+        let storage = Storage::open(&scratch.join("source"))?;
+        for (coll, count) in [("users", 100), ("tmp", 1)] {
+            let collection = storage.collection_or_create(&Namespace::new("app", coll)?)?;
+            let mut writer = storage.writer(&collection)?;
+            for i in 0..count {
+                writer.insert(rawdoc! { "_id": i, "email": format!("u{i}@x") })?;
+            }
+            writer.commit()?;
+        }
+        let spec = doc! { "v": 2, "key": { "email": 1 }, "name": "email_1", "unique": true };
+        storage.create_indexes(&Namespace::new("app", "users")?, vec![spec])?;
+        let dir = scratch.join("backup");
+        take_backup(&storage, &mut LocalDirectory::create(&dir)?, &|| false)?;
+        Ok(dir)
+    }
+
+    fn options(
+        from: &Path,
+        dbpath: &Path,
+        include: &[&str],
+        from_to: Option<(&str, &str)>,
+    ) -> Result<RestoreOptions, BackupError> {
+        let strings = |values: &[&str]| values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
+        let (from_ns, to_ns) = from_to.map_or((vec![], vec![]), |(f, t)| (vec![f.to_owned()], vec![t.to_owned()]));
+        Ok(RestoreOptions {
+            from: from.to_path_buf(),
+            dbpath: dbpath.to_path_buf(),
+            namespaces: NamespaceMap::new(&strings(include), &[], &from_ns, &to_ns)?,
+            drop: false,
+        })
+    }
+
+    #[test]
+    fn restore_rebuilds_documents_and_indexes_under_new_names() -> TestResult {
+        let scratch = tempfile::tempdir()?;
+        let from = backup(scratch.path())?;
+        let dbpath = scratch.path().join("restored");
+        let report = restore_backup(&options(&from, &dbpath, &["app.users"], Some(("app.$c$", "copy.$c$")))?)?;
+        assert_eq!((report.collections, report.documents), (1, 100));
+        let storage = Storage::open(&dbpath)?;
+        assert!(storage.collection(&Namespace::new("app", "users")?).is_none());
+        assert!(storage.collection(&Namespace::new("copy", "tmp")?).is_none());
+        let users = storage.collection(&Namespace::new("copy", "users")?).ok_or("copy.users")?;
+        assert_eq!(storage.collection_size(&users)?.1, 100);
+        let email = users.index("email_1").ok_or("email_1")?;
+        assert_eq!(email.spec.get_bool("unique").ok(), Some(true));
+        assert!(storage.validate_collection(&users)?.is_valid());
+        Ok(())
+    }
+
+    #[test]
+    fn restore_that_fails_leaves_nothing_behind() -> TestResult {
+        let scratch = tempfile::tempdir()?;
+        let from = backup(scratch.path())?;
+        let dbpath = scratch.path().join("restored");
+        // The second collection's new name is not a namespace: the first was already loaded.
+        let failed = restore_backup(&options(&from, &dbpath, &[], Some(("app.users", "nodot")))?);
+        assert!(
+            matches!(&failed, Err(BackupError::BadArgument(m)) if m.contains("app.users would be restored as nodot")),
+            "{failed:?}"
+        );
+        let left: Vec<_> =
+            std::fs::read_dir(scratch.path())?.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        let mut left = left;
+        left.sort();
+        assert_eq!(left, ["backup", "source"]);
+        Ok(())
+    }
+}

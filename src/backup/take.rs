@@ -1,0 +1,130 @@
+//! Taking a backup: one storage snapshot, with the catalog read at the same instant, written
+//! collection by collection to a [`BackupTarget`], the manifest last. Writers go on while it
+//! runs: the snapshot pins the versions it reads, and no lock is held.
+
+use std::time::Instant;
+
+use super::error::BackupError;
+use super::layout::{self, MetadataJson};
+use super::manifest::{CollectionEntry, FORMAT_NAME, FORMAT_VERSION, Manifest};
+use super::target::BackupTarget;
+use crate::storage::{Collection, Direction, Namespace, ReadView, Storage, is_temporary};
+
+/// How many documents are written between two checks of the stop signal.
+const STOP_CHECK_EVERY: u64 = 1_000;
+
+/// What a finished backup reports.
+#[derive(Debug, Clone)]
+pub struct BackupSummary {
+    /// Where it is.
+    pub location: String,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// How long it took.
+    pub duration: std::time::Duration,
+}
+
+/// Whether a collection goes into a backup. Left out: the `local` database (the oplog and
+/// replica-set state belong to the member, not to the data; point-in-time recovery, issue 19
+/// point 9, archives the oplog on its own), `config` (sessions and transactions' records),
+/// `system.profile` (diagnostics, as mongodump leaves it out) and `$out`'s temporary
+/// collections. Everything else is in, system collections included: `admin.system.users`
+/// and `admin.system.roles` (users and roles), `system.views` (view definitions),
+/// `system.buckets.*` (time-series data), `system.js`.
+pub fn is_backed_up(ns: &Namespace) -> bool {
+    !matches!(ns.db.as_str(), "local" | "config") && ns.coll != "system.profile" && !is_temporary(ns)
+}
+
+/// Writes a consistent backup of `storage` to `target`. `stop` is asked now and then whether
+/// to give up (`killOp`, shutdown); a failed or stopped backup leaves nothing complete behind
+/// (the target is abandoned).
+///
+/// # Errors
+/// [`BackupError::Interrupted`] when `stop` says so; storage and target errors.
+pub fn take_backup(
+    storage: &Storage,
+    target: &mut dyn BackupTarget,
+    stop: &dyn Fn() -> bool,
+) -> Result<BackupSummary, BackupError> {
+    let started = Instant::now();
+    match write_backup(storage, target, stop) {
+        Ok(manifest) => Ok(BackupSummary { location: target.location(), manifest, duration: started.elapsed() }),
+        Err(error) => {
+            target.abandon();
+            Err(error)
+        }
+    }
+}
+
+fn write_backup(
+    storage: &Storage,
+    target: &mut dyn BackupTarget,
+    stop: &dyn Fn() -> bool,
+) -> Result<Manifest, BackupError> {
+    let created_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| BackupError::Internal(format!("cannot format the time: {e}")))?;
+    let (view, collections) = storage.snapshot_with_catalog()?;
+    let mut entries = Vec::new();
+    for collection in collections.iter().filter(|c| is_backed_up(&c.ns)) {
+        entries.push(write_collection(&view, collection, target, stop)?);
+    }
+    let manifest = Manifest {
+        format: FORMAT_NAME.to_owned(),
+        format_version: FORMAT_VERSION,
+        server_version: crate::version::COMPATIBLE_VERSION.to_owned(),
+        git_version: crate::version::GIT_VERSION.to_owned(),
+        created_at,
+        snapshot_sequence: view.instant(),
+        encryption: None,
+        collections: entries,
+    };
+    let bytes = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| BackupError::Internal(format!("cannot encode the manifest: {e}")))?;
+    if stop() {
+        return Err(BackupError::Interrupted);
+    }
+    target.commit(&bytes)?;
+    Ok(manifest)
+}
+
+/// Writes one collection's data file (its documents in storage order) and metadata file.
+fn write_collection(
+    view: &ReadView,
+    collection: &Collection,
+    target: &mut dyn BackupTarget,
+    stop: &dyn Fn() -> bool,
+) -> Result<CollectionEntry, BackupError> {
+    let (db, coll) = (&collection.ns.db, &collection.ns.coll);
+    let mut data = target.create_file(&layout::data_path(db, coll))?;
+    let mut documents = 0u64;
+    let mut data_bytes = 0u64;
+    for document in view.scan(collection, Direction::Forward) {
+        let document = document?;
+        data.write_all(document.as_bytes())?;
+        documents += 1;
+        data_bytes += document.as_bytes().len() as u64;
+        if documents.is_multiple_of(STOP_CHECK_EVERY) && stop() {
+            return Err(BackupError::Interrupted);
+        }
+    }
+    let data = data.finish()?;
+    let described = MetadataJson::of(collection);
+    let mut metadata = target.create_file(&layout::metadata_path(db, coll))?;
+    let bytes = described
+        .file_bytes(coll)
+        .map_err(|e| BackupError::Internal(format!("cannot encode {}'s metadata: {e}", collection.ns)))?;
+    metadata.write_all(&bytes)?;
+    let metadata = metadata.finish()?;
+    let MetadataJson { uuid, options, indexes } = described;
+    Ok(CollectionEntry {
+        db: db.clone(),
+        collection: coll.clone(),
+        uuid,
+        options,
+        indexes,
+        documents,
+        data_bytes,
+        files: vec![data, metadata],
+    })
+}

@@ -1,0 +1,60 @@
+//! `createBackup` (Percona Server for MongoDB's name and `backupDir` field): writes a
+//! consistent backup of the whole server into a directory on the server's host while reads
+//! and writes go on (see [`crate::backup`]).
+
+use std::path::Path;
+
+use bson::{Document, doc};
+
+use super::{CommandRequest, RequestCtx};
+use crate::backup::target::is_within;
+use crate::backup::{LocalDirectory, take_backup};
+use crate::error::{Error, ErrorCode, Result};
+
+/// `createBackup: 1, backupDir: "<absolute path on the server's host>"`: the directory must
+/// be absent or empty; the backup is written into `<backupDir>.partial` and renamed when
+/// complete. `killOp` and `maxTimeMS` stop it, and leave nothing behind.
+pub fn create_backup(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
+    if req.db() != "admin" {
+        return Err(Error::new(ErrorCode::Unauthorized, "createBackup may only be run against the admin database."));
+    }
+    let dir = req.str_arg("backupDir")?.ok_or_else(|| {
+        Error::new(ErrorCode::Location40414, "BSON field 'createBackup.backupDir' is missing but a required field")
+    })?;
+    let dir = Path::new(dir);
+    if !dir.is_absolute() {
+        // A relative path would be relative to the server's working directory, which the
+        // client cannot know.
+        return Err(Error::new(ErrorCode::BadValue, "backupDir must be an absolute path on the server's host"));
+    }
+    if is_within(dir, &ctx.state.config.dbpath) {
+        // The engine owns every file there; a backup inside would also be inside the next one.
+        return Err(Error::new(ErrorCode::BadValue, "backupDir must be outside the server's data directory (dbPath)"));
+    }
+    let mut target = LocalDirectory::create(dir)?;
+    let interrupt = ctx.op.interrupt.clone();
+    let summary = take_backup(&ctx.state.storage, &mut target, &|| interrupt.check().is_err())?;
+    let manifest = &summary.manifest;
+    let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let millis = i64::try_from(summary.duration.as_millis()).unwrap_or(i64::MAX);
+    tracing::info!(
+        target: "STORAGE",
+        id = 22100,
+        backupDir = %summary.location,
+        collections = manifest.collections.len(),
+        documents = manifest.documents(),
+        bytes = manifest.bytes(),
+        snapshotSequence = manifest.snapshot_sequence,
+        durationMillis = millis,
+        "Backup complete"
+    );
+    Ok(doc! {
+        "backupDir": &summary.location,
+        "snapshotSequence": number(manifest.snapshot_sequence),
+        "createdAt": &manifest.created_at,
+        "collections": number(manifest.collections.len() as u64),
+        "documents": number(manifest.documents()),
+        "bytes": number(manifest.bytes()),
+        "durationMillis": millis,
+    })
+}

@@ -1,0 +1,534 @@
+//! Backups end to end (issue 19, points 1 to 3): `createBackup` while writers run restores to
+//! one consistent point; `monarchd backup verify` names damaged files and offsets and
+//! `monarchd restore` refuses them, leaving nothing behind; a restore gives back the same
+//! collections, options, indexes and documents; mongorestore's namespace options select and
+//! rename; the command's privilege and fields; the command-line tools and their exit codes.
+
+#![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{TestServer, error_code};
+use futures_util::TryStreamExt;
+use mongodb::Client;
+use mongodb::bson::{Bson, Document, doc};
+
+/// Runs a `monarchd` tool (`backup ...`, `restore ...`) to its exit.
+fn tool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_monarchd")).args(args).output().expect("run monarchd")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Asks `server` for a backup into `dir` through the driver.
+async fn create_backup(server: &TestServer, dir: &Path) -> Document {
+    server.admin(doc! { "createBackup": 1, "backupDir": path(dir) }).await.expect("createBackup")
+}
+
+/// Restores `from` into `<scratch>/db` with `extra` options and starts a server on it.
+fn restore_and_start(from: &Path, extra: &[&str]) -> TestServer {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dbpath = scratch.path().join("db");
+    let mut args = vec!["restore", "--from", path(from), "--dbpath", path(&dbpath)];
+    args.extend_from_slice(extra);
+    let output = tool(&args);
+    assert_eq!(output.status.code(), Some(0), "restore: {}", stderr(&output));
+    TestServer::start_in(scratch, &[])
+}
+
+async fn run(client: &Client, db: &str, command: Document) -> Document {
+    client.database(db).run_command(command).await.expect("command")
+}
+
+/// `listCollections` of `db`, sorted by name, without the UUIDs (a restore makes new ones,
+/// as mongorestore does without `--preserveUUID`).
+async fn collections(client: &Client, db: &str) -> Vec<Document> {
+    let reply = run(client, db, doc! { "listCollections": 1 }).await;
+    let mut listed: Vec<Document> = reply
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .expect("firstBatch")
+        .iter()
+        .filter_map(Bson::as_document)
+        .cloned()
+        .map(|mut entry| {
+            if let Ok(info) = entry.get_document_mut("info") {
+                info.remove("uuid");
+            }
+            entry
+        })
+        .collect();
+    listed.sort_by(|a, b| a.get_str("name").unwrap_or("").cmp(b.get_str("name").unwrap_or("")));
+    listed
+}
+
+async fn indexes(client: &Client, db: &str, coll: &str) -> Vec<Bson> {
+    let reply = run(client, db, doc! { "listIndexes": coll }).await;
+    reply.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("firstBatch").clone()
+}
+
+async fn documents(client: &Client, db: &str, coll: &str) -> Vec<Document> {
+    let collection = client.database(db).collection::<Document>(coll);
+    collection.find(doc! {}).await.expect("find").try_collect().await.expect("documents")
+}
+
+async fn names(client: &Client, db: &str) -> Vec<String> {
+    let mut names = client.database(db).list_collection_names().await.expect("listCollections");
+    names.sort();
+    names
+}
+
+/// A copy of the backup `from` at `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Whether anything named `<name>...` (the target or a temporary sibling) exists next to
+/// `dbpath`.
+fn leftovers(dbpath: &Path) -> Vec<String> {
+    let name = dbpath.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+    std::fs::read_dir(dbpath.parent().expect("parent"))
+        .expect("read_dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&name))
+        .collect()
+}
+
+/// One writer's record: for each write, when it was sent and when it was acknowledged.
+#[derive(Default)]
+struct WriterLog {
+    /// `(sent, acknowledged)` of the insert of sequence number `i`.
+    inserts: Vec<(Instant, Instant)>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backup_during_eight_writers_restores_one_consistent_point() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("app");
+    run(&client, "app", doc! { "createIndexes": "events", "indexes": [{ "key": { "w": 1, "seq": 1 }, "name": "w_seq", "unique": true }] }).await;
+    let counters = db.collection::<Document>("counters");
+    for w in 0..8 {
+        counters.insert_one(doc! { "_id": w, "n": -1 }).await.expect("counter");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8_i32 {
+        let events = db.collection::<Document>("events");
+        let counters = counters.clone();
+        let stop = stop.clone();
+        // Each writer inserts event `seq`, then sets its counter to `seq`, one after the
+        // other: any consistent point holds events 0..=m of it and a counter of m or m - 1.
+        writers.push(tokio::spawn(async move {
+            let mut log = WriterLog::default();
+            let mut seq = 0_i32;
+            while !stop.load(Ordering::Acquire) {
+                let sent = Instant::now();
+                events
+                    .insert_one(doc! { "_id": format!("{w}-{seq}"), "w": w, "seq": seq, "pad": "x".repeat(200) })
+                    .await
+                    .expect("insert");
+                log.inserts.push((sent, Instant::now()));
+                counters.update_one(doc! { "_id": w }, doc! { "$set": { "n": seq } }).await.expect("update");
+                seq += 1;
+            }
+            log
+        }));
+    }
+    // Let every writer get going before the backup.
+    assert!(
+        common::eventually_async(Duration::from_secs(60), || {
+            let events = db.collection::<Document>("events");
+            async move { events.count_documents(doc! {}).await.unwrap_or(0) >= 400 }
+        })
+        .await
+    );
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let backup_dir = scratch.path().join("backup");
+    let backup_started = Instant::now();
+    let reply = create_backup(&server, &backup_dir).await;
+    let backup_returned = Instant::now();
+    // Writers go on after the reply, so "nothing written after it" is a real check.
+    let acked_after = |count: u64| {
+        let events = db.collection::<Document>("events");
+        async move { events.count_documents(doc! {}).await.unwrap_or(0) >= count }
+    };
+    let total_now = db.collection::<Document>("events").count_documents(doc! {}).await.expect("count");
+    assert!(common::eventually_async(Duration::from_secs(60), || acked_after(total_now + 400)).await);
+    stop.store(true, Ordering::Release);
+    let mut logs = Vec::new();
+    for writer in writers {
+        logs.push(writer.await.expect("writer"));
+    }
+    assert_eq!(reply.get_str("backupDir").ok(), Some(path(&backup_dir)));
+    let backed_up = reply.get_i64("documents").expect("documents");
+
+    let restored = restore_and_start(&backup_dir, &[]);
+    let restored_client = restored.client("").await;
+    let events = documents(&restored_client, "app", "events").await;
+    let counters = documents(&restored_client, "app", "counters").await;
+    assert_eq!(backed_up, (events.len() + counters.len()) as i64);
+    for (w, log) in logs.iter().enumerate() {
+        let mut present: Vec<i32> = events
+            .iter()
+            .filter(|d| d.get_i32("w").ok() == Some(w as i32))
+            .filter_map(|d| d.get_i32("seq").ok())
+            .collect();
+        present.sort_unstable();
+        let kept = present.len();
+        // A prefix of the writer's inserts: 0..kept, with no gap.
+        assert_eq!(present, (0..kept as i32).collect::<Vec<_>>(), "writer {w}");
+        let acked_before = log.inserts.iter().filter(|(_, acked)| *acked < backup_started).count();
+        let sent_before_return = log.inserts.iter().filter(|(sent, _)| *sent < backup_returned).count();
+        assert!(kept >= acked_before, "writer {w}: {kept} restored, {acked_before} acknowledged before the backup");
+        assert!(
+            kept <= sent_before_return,
+            "writer {w}: {kept} restored, {sent_before_return} sent before it returned"
+        );
+        assert!(log.inserts.len() > sent_before_return, "writer {w} wrote after the backup returned");
+        // The other collection, at the same point.
+        let n = counters.iter().find(|d| d.get_i32("_id").ok() == Some(w as i32)).and_then(|d| d.get_i32("n").ok());
+        let m = kept as i32 - 1;
+        assert!(n == Some(m) || n == Some(m - 1), "writer {w}: counter {n:?} with events 0..={m}");
+    }
+    let validated = run(&restored_client, "app", doc! { "validate": "events" }).await;
+    assert_eq!(validated.get_bool("valid").ok(), Some(true), "{validated}");
+    assert_eq!(
+        validated.get_i64("nrecords").ok().or(validated.get_i32("nrecords").ok().map(i64::from)),
+        Some(events.len() as i64)
+    );
+    assert_eq!(indexes(&restored_client, "app", "events").await, indexes(&client, "app", "events").await);
+}
+
+/// A server with `app.big` (3000 documents of exactly 1024 bytes: 3,072,000 bytes, three
+/// hash blocks) and `app.small`, backed up into `<scratch>/backup`.
+async fn backed_up_big() -> (tempfile::TempDir, PathBuf) {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let big = client.database("app").collection::<Document>("big");
+    let docs: Vec<Document> = (0..3000).map(|i| doc! { "_id": i, "pad": "x".repeat(1000) }).collect();
+    big.insert_many(docs).await.expect("insert");
+    client.database("app").collection::<Document>("small").insert_one(doc! { "_id": 1 }).await.expect("insert");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dir = scratch.path().join("backup");
+    create_backup(&server, &dir).await;
+    assert_eq!(std::fs::metadata(dir.join("app/big.bson")).expect("big.bson").len(), 3_072_000);
+    (scratch, dir)
+}
+
+#[tokio::test]
+async fn backup_verify_names_the_damage_and_restore_refuses_it() {
+    let (scratch, pristine) = backed_up_big().await;
+    let verified = tool(&["backup", "verify", path(&pristine)]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    assert!(
+        stdout(&verified).starts_with(&format!("verified: {} (2 collections, 3001 documents, ", path(&pristine))),
+        "{}",
+        stdout(&verified)
+    );
+
+    type Damage = fn(&Path);
+    let cases: [(&str, Damage, String); 5] = [
+        (
+            // Inside document 1464's string: still parses, so only the hashes see it.
+            "flipped byte in a value",
+            |dir| flip(&dir.join("app/big.bson"), 1_500_000),
+            "app/big.bson: at byte offset 1048576: bytes 1048576..2097152 differ from the backup as written".to_owned(),
+        ),
+        (
+            // The low byte of document 2's length: 1024 becomes 1279.
+            "flipped byte in a length",
+            |dir| flip_to(&dir.join("app/big.bson"), 2048, 0xFF),
+            "app/big.bson: at byte offset 2048: the document does not parse".to_owned(),
+        ),
+        (
+            "truncated file",
+            |dir| truncate(&dir.join("app/big.bson"), 1_000_000),
+            "app/big.bson: at byte offset 999424: truncated: the document declares 1024 bytes, 576 remain".to_owned(),
+        ),
+        (
+            "missing manifest",
+            |dir| std::fs::remove_file(dir.join("manifest.json")).expect("rm"),
+            "no manifest.json: not a complete backup".to_owned(),
+        ),
+        (
+            "manifest that does not match",
+            |dir| {
+                let manifest = dir.join("manifest.json");
+                let text = std::fs::read_to_string(&manifest).expect("manifest");
+                std::fs::write(&manifest, text.replacen("\"documents\": 3000", "\"documents\": 2999", 1))
+                    .expect("write");
+            },
+            "app/big.bson: at byte offset 3072000: holds 3000 documents, the manifest says 2999".to_owned(),
+        ),
+    ];
+    for (what, damage, expected) in cases {
+        let dir = scratch.path().join(what.replace(' ', "-"));
+        copy_tree(&pristine, &dir);
+        damage(&dir);
+        let verified = tool(&["backup", "verify", path(&dir)]);
+        assert_eq!(verified.status.code(), Some(1), "{what}: {}", stderr(&verified));
+        assert!(stderr(&verified).contains(&expected), "{what}: {}", stderr(&verified));
+        let target = scratch.path().join(format!("restored-{}", what.replace(' ', "-")));
+        let restored = tool(&["restore", "--from", path(&dir), "--dbpath", path(&target)]);
+        assert_eq!(restored.status.code(), Some(1), "{what}: {}", stderr(&restored));
+        assert!(stderr(&restored).contains(&expected), "{what}: {}", stderr(&restored));
+        assert_eq!(leftovers(&target), Vec::<String>::new(), "{what}");
+    }
+}
+
+fn flip(file: &Path, at: usize) {
+    let mut bytes = std::fs::read(file).expect("read");
+    let byte = bytes.get_mut(at).expect("offset");
+    *byte ^= 0x01;
+    std::fs::write(file, bytes).expect("write");
+}
+
+fn flip_to(file: &Path, at: usize, value: u8) {
+    let mut bytes = std::fs::read(file).expect("read");
+    *bytes.get_mut(at).expect("offset") = value;
+    std::fs::write(file, bytes).expect("write");
+}
+
+fn truncate(file: &Path, len: u64) {
+    std::fs::OpenOptions::new().write(true).open(file).expect("open").set_len(len).expect("truncate");
+}
+
+#[tokio::test]
+async fn restore_gives_back_options_indexes_and_documents() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = "shop";
+    run(&client, db, doc! {
+        "create": "validated",
+        "validator": { "$jsonSchema": { "required": ["name"], "properties": { "name": { "bsonType": "string" } } } },
+        "validationLevel": "moderate",
+        "validationAction": "error",
+    }).await;
+    run(&client, db, doc! { "create": "collated", "collation": { "locale": "en", "strength": 2 } }).await;
+    run(&client, db, doc! { "create": "log", "capped": true, "size": 4096, "max": 10 }).await;
+    run(&client, db, doc! { "create": "people" }).await;
+    run(
+        &client,
+        db,
+        doc! { "createIndexes": "people", "indexes": [
+            { "key": { "email": 1 }, "name": "email_1", "unique": true },
+            { "key": { "last": 1, "first": -1 }, "name": "last_1_first_-1" },
+            { "key": { "at": 1 }, "name": "at_1", "expireAfterSeconds": 3600 },
+        ] },
+    )
+    .await;
+    run(
+        &client,
+        db,
+        doc! { "create": "adults", "viewOn": "people", "pipeline": [{ "$match": { "age": { "$gte": 18 } } }] },
+    )
+    .await;
+    let shop = client.database(db);
+    shop.collection::<Document>("validated")
+        .insert_many(vec![doc! { "_id": 1, "name": "a" }, doc! { "_id": 2, "name": "b" }])
+        .await
+        .expect("insert");
+    shop.collection::<Document>("collated")
+        .insert_many(vec![doc! { "_id": "É" }, doc! { "_id": "e2" }])
+        .await
+        .expect("insert");
+    for i in 0..15 {
+        shop.collection::<Document>("log")
+            .insert_one(doc! { "_id": i, "line": format!("line {i}") })
+            .await
+            .expect("insert");
+    }
+    let people: Vec<Document> = (0..5)
+        .map(|i| doc! { "_id": i, "email": format!("p{i}@x"), "last": "L", "first": format!("F{i}"), "age": 15 + i, "at": mongodb::bson::DateTime::now() })
+        .collect();
+    shop.collection::<Document>("people").insert_many(people).await.expect("insert");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dir = scratch.path().join("backup");
+    create_backup(&server, &dir).await;
+
+    let restored = restore_and_start(&dir, &[]);
+    let restored_client = restored.client("").await;
+    let listed = collections(&restored_client, db).await;
+    assert_eq!(listed, collections(&client, db).await);
+    assert_eq!(
+        listed.iter().filter_map(|c| c.get_str("name").ok()).collect::<Vec<_>>(),
+        ["adults", "collated", "log", "people", "system.views", "validated"]
+    );
+    for coll in ["validated", "collated", "log", "people"] {
+        assert_eq!(indexes(&restored_client, db, coll).await, indexes(&client, db, coll).await, "{coll}");
+        assert_eq!(documents(&restored_client, db, coll).await, documents(&client, db, coll).await, "{coll}");
+    }
+    // The capped collection kept its last 10 in insertion order; the view still answers.
+    let log: Vec<i32> =
+        documents(&restored_client, db, "log").await.iter().filter_map(|d| d.get_i32("_id").ok()).collect();
+    assert_eq!(log, (5..15).collect::<Vec<_>>());
+    assert_eq!(documents(&restored_client, db, "adults").await.len(), 2);
+    // The validator and the unique index are in force again.
+    let refused = restored_client.database(db).collection::<Document>("validated").insert_one(doc! { "_id": 3 }).await;
+    assert_eq!(refused.as_ref().err().and_then(error_code), Some(121));
+    let duplicate = restored_client
+        .database(db)
+        .collection::<Document>("people")
+        .insert_one(doc! { "_id": 9, "email": "p1@x" })
+        .await;
+    assert_eq!(duplicate.as_ref().err().and_then(error_code), Some(11000));
+}
+
+#[tokio::test]
+async fn restore_selects_and_renames_namespaces_as_mongorestore() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    for (db, coll) in [("sales", "orders"), ("sales", "tmp_x"), ("hr", "staff")] {
+        client
+            .database(db)
+            .collection::<Document>(coll)
+            .insert_one(doc! { "_id": 1, "from": format!("{db}.{coll}") })
+            .await
+            .expect("insert");
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dir = scratch.path().join("backup");
+    create_backup(&server, &dir).await;
+
+    let selected = restore_and_start(&dir, &["--nsInclude", "sales.*", "--nsExclude", "sales.tmp*"]);
+    let selected_client = selected.client("").await;
+    assert_eq!(names(&selected_client, "sales").await, ["orders"]);
+    assert_eq!(names(&selected_client, "hr").await, Vec::<String>::new());
+
+    let renamed = restore_and_start(&dir, &["--nsFrom", "sales.$coll$", "--nsTo", "archive.$coll$_2026"]);
+    let renamed_client = renamed.client("").await;
+    assert_eq!(names(&renamed_client, "archive").await, ["orders_2026", "tmp_x_2026"]);
+    assert_eq!(names(&renamed_client, "sales").await, Vec::<String>::new());
+    assert_eq!(names(&renamed_client, "hr").await, ["staff"]);
+    assert_eq!(
+        documents(&renamed_client, "archive", "orders_2026").await,
+        vec![doc! { "_id": 1, "from": "sales.orders" }]
+    );
+}
+
+#[tokio::test]
+async fn create_backup_needs_the_backup_privilege_an_empty_dir_and_known_fields() {
+    let server = TestServer::start(&["--auth"]);
+    server.admin(doc! { "createUser": "root", "pwd": "pw-root", "roles": ["root"] }).await.expect("first user");
+    let as_user = |user: &str| {
+        let uri = server.uri("authSource=admin").replacen("mongodb://", &format!("mongodb://{user}:pw-{user}@"), 1);
+        async move { Client::with_uri_str(uri).await.expect("client") }
+    };
+    let root = as_user("root").await;
+    for (user, role) in [("reader", "readAnyDatabase"), ("backer", "backup")] {
+        run(&root, "admin", doc! { "createUser": user, "pwd": format!("pw-{user}"), "roles": [role] }).await;
+    }
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dir = scratch.path().join("backup");
+    let command = doc! { "createBackup": 1, "backupDir": path(&dir) };
+
+    let refused = as_user("reader").await.database("admin").run_command(command.clone()).await;
+    assert_eq!(refused.as_ref().err().and_then(error_code), Some(13));
+    assert!(!dir.exists());
+
+    let backer = as_user("backer").await;
+    let reply = backer.database("admin").run_command(command.clone()).await.expect("createBackup");
+    assert_eq!(reply.get_str("backupDir").ok(), Some(path(&dir)));
+    // root.system.users and the user documents: admin.system.users (and its version).
+    assert!(dir.join("admin/system.users.bson").exists());
+
+    let again = backer.database("admin").run_command(command.clone()).await;
+    assert_eq!(again.as_ref().err().and_then(error_code), Some(20));
+    let unknown = backer
+        .database("admin")
+        .run_command(doc! { "createBackup": 1, "backupDir": path(&scratch.path().join("b2")), "compress": true })
+        .await;
+    assert_eq!(unknown.as_ref().err().and_then(error_code), Some(40415));
+    let missing = backer.database("admin").run_command(doc! { "createBackup": 1 }).await;
+    assert_eq!(missing.as_ref().err().and_then(error_code), Some(40414));
+    let relative = backer.database("admin").run_command(doc! { "createBackup": 1, "backupDir": "relative/dir" }).await;
+    assert_eq!(relative.as_ref().err().and_then(error_code), Some(2));
+    assert!(!scratch.path().join("b2").exists());
+}
+
+#[tokio::test]
+async fn backup_cli_takes_verifies_and_restores_with_exit_codes() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    client
+        .database("app")
+        .collection::<Document>("c")
+        .insert_many(vec![doc! { "_id": 1 }, doc! { "_id": 2 }, doc! { "_id": 3 }])
+        .await
+        .expect("insert");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dir = scratch.path().join("backup");
+    let uri = format!("mongodb://127.0.0.1:{}", server.port);
+
+    let taken = tool(&["backup", "--uri", &uri, "--out", path(&dir)]);
+    assert_eq!(taken.status.code(), Some(0), "{}", stderr(&taken));
+    assert!(
+        stdout(&taken).starts_with(&format!("backup complete: {} (1 collections, 3 documents, ", path(&dir))),
+        "{}",
+        stdout(&taken)
+    );
+    let again = tool(&["backup", "--uri", &uri, "--out", path(&dir)]);
+    assert_eq!(again.status.code(), Some(3));
+    assert!(stderr(&again).contains("the server answered IllegalOperation (20)"), "{}", stderr(&again));
+    let credentials =
+        tool(&["backup", "--uri", &format!("mongodb://u:p@127.0.0.1:{}", server.port), "--out", path(&dir)]);
+    assert_eq!(credentials.status.code(), Some(2));
+    assert_eq!(stderr(&credentials), "monarchd backup: credentials in the URI (authentication) is not supported yet\n");
+    let tls = tool(&["backup", "--uri", &format!("{uri}/?tls=true"), "--out", path(&dir)]);
+    assert_eq!(tls.status.code(), Some(2));
+
+    let verified = tool(&["backup", "verify", path(&dir)]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    assert!(stdout(&verified).starts_with(&format!("verified: {} (1 collections, 3 documents, ", path(&dir))));
+    assert_eq!(tool(&["backup", "verify"]).status.code(), Some(2));
+
+    let dbpath = scratch.path().join("db");
+    let restored = tool(&["restore", "--from", path(&dir), "--dbpath", path(&dbpath)]);
+    assert_eq!(restored.status.code(), Some(0), "{}", stderr(&restored));
+    assert!(stdout(&restored).starts_with(&format!("restored: {} (1 collections, 3 documents, ", path(&dbpath))));
+    let refused = tool(&["restore", "--from", path(&dir), "--dbpath", path(&dbpath)]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(
+        stderr(&refused),
+        format!("monarchd restore: {} is not empty (pass --drop to replace the whole directory)\n", path(&dbpath))
+    );
+    let dropped = tool(&["restore", "--from", path(&dir), "--dbpath", path(&dbpath), "--drop"]);
+    assert_eq!(dropped.status.code(), Some(0), "{}", stderr(&dropped));
+    assert_eq!(leftovers(&dbpath), ["db"]);
+    let unpaired =
+        tool(&["restore", "--from", path(&dir), "--dbpath", path(&scratch.path().join("x")), "--nsFrom", "a.b"]);
+    assert_eq!(unpaired.status.code(), Some(2));
+
+    let restored = TestServer::start_in(scratch, &[]);
+    let restored_client = restored.client("").await;
+    assert_eq!(
+        documents(&restored_client, "app", "c").await,
+        vec![doc! { "_id": 1 }, doc! { "_id": 2 }, doc! { "_id": 3 }]
+    );
+}
