@@ -469,6 +469,10 @@ async fn create_backup_needs_the_backup_privilege_an_empty_dir_and_known_fields(
     assert_eq!(missing.as_ref().err().and_then(error_code), Some(40414));
     let relative = backer.database("admin").run_command(doc! { "createBackup": 1, "backupDir": "relative/dir" }).await;
     assert_eq!(relative.as_ref().err().and_then(error_code), Some(2));
+    let inside = server.dir.path().join("db").join("backups");
+    let refused = backer.database("admin").run_command(doc! { "createBackup": 1, "backupDir": path(&inside) }).await;
+    assert_eq!(refused.as_ref().err().and_then(error_code), Some(2));
+    assert!(!inside.exists());
     assert!(!scratch.path().join("b2").exists());
 }
 
