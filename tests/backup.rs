@@ -536,3 +536,65 @@ async fn backup_cli_takes_verifies_and_restores_with_exit_codes() {
         vec![doc! { "_id": 1 }, doc! { "_id": 2 }, doc! { "_id": 3 }]
     );
 }
+
+/// The `opid` of the `createBackup` in progress, once `currentOp` shows it.
+async fn backup_in_progress(admin: &mongodb::Database) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = admin.run_command(doc! { "currentOp": 1 }).await.expect("currentOp");
+        let opid = reply.get_array("inprog").expect("inprog").iter().find_map(|op| {
+            let op = op.as_document()?;
+            op.get_document("command").ok()?.contains_key("createBackup").then(|| op.get_i64("opid").ok())?
+        });
+        if let Some(opid) = opid {
+            return opid;
+        }
+        assert!(Instant::now() < deadline, "the backup never showed in currentOp");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn create_backup_stopped_by_kill_op_or_max_time_leaves_nothing() {
+    let server = TestServer::start(&["--setParameter", "enableTestCommands=1"]);
+    let client = server.client("").await;
+    let docs: Vec<Document> = (0..5000).map(|i| doc! { "_id": i, "pad": "x".repeat(100) }).collect();
+    client.database("app").collection::<Document>("c").insert_many(docs).await.expect("insert");
+    let admin = client.database("admin");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    // The fail point holds the command before it runs, so the stop (a kill, or a deadline
+    // already passed) is what the backup's own interruption checks meet.
+    let hold = |ms: i32| {
+        doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["createBackup"], "blockConnection": true, "blockTimeMS": ms },
+        }
+    };
+
+    admin.run_command(hold(500)).await.expect("fail point");
+    let killed_dir = scratch.path().join("killed");
+    let command = doc! { "createBackup": 1, "backupDir": path(&killed_dir) };
+    let backup = tokio::spawn({
+        let admin = admin.clone();
+        async move { admin.run_command(command).await }
+    });
+    let opid = backup_in_progress(&admin).await;
+    admin.run_command(doc! { "killOp": 1, "op": opid }).await.expect("killOp");
+    let killed = backup.await.expect("join");
+    assert_eq!(killed.as_ref().err().and_then(error_code), Some(11601), "{killed:?}");
+
+    admin.run_command(hold(200)).await.expect("fail point");
+    let timed_dir = scratch.path().join("timed");
+    let timed = admin.run_command(doc! { "createBackup": 1, "backupDir": path(&timed_dir), "maxTimeMS": 50 }).await;
+    assert_eq!(timed.as_ref().err().and_then(error_code), Some(50), "{timed:?}");
+
+    let mut left: Vec<String> = std::fs::read_dir(scratch.path())
+        .expect("scratch")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "{left:?}");
+    // The server goes on: a backup without a stop completes.
+    create_backup(&server, &scratch.path().join("after")).await;
+}

@@ -57,9 +57,6 @@ pub enum BackupError {
     /// Something that cannot fail did (encoding a manifest, formatting a time).
     #[error("internal error: {0}")]
     Internal(String),
-    /// Stopped by `killOp` (or the caller's own stop signal).
-    #[error("the backup was interrupted")]
-    Interrupted,
     /// A command-line argument or a `createBackup` field is wrong.
     #[error("{0}")]
     BadArgument(String),
@@ -117,7 +114,6 @@ impl From<BackupError> for Error {
     fn from(error: BackupError) -> Self {
         match error {
             BackupError::Storage(error) => error,
-            BackupError::Interrupted => Error::new(ErrorCode::Interrupted, "operation was interrupted"),
             BackupError::BadArgument(message) => Error::new(ErrorCode::BadValue, message),
             // IMPORTANT: mongod has no code for "the directory is not empty"; the argument
             // itself is well-formed, it is the target's state that forbids the operation,
@@ -139,7 +135,7 @@ mod tests {
             (BackupError::TargetNotEmpty { path: PathBuf::from("/b"), hint: "" }, ErrorCode::IllegalOperation, 2),
             (BackupError::BadArgument("x".to_owned()), ErrorCode::BadValue, 2),
             (BackupError::NotSupported("x".to_owned()), ErrorCode::NotImplemented, 2),
-            (BackupError::Interrupted, ErrorCode::Interrupted, 3),
+            (BackupError::Storage(Error::new(ErrorCode::MaxTimeMSExpired, "x")), ErrorCode::MaxTimeMSExpired, 3),
             (BackupError::corrupt(Path::new("/b/c.bson"), 7, "x"), ErrorCode::OperationFailed, 1),
             (BackupError::MissingManifest { dir: PathBuf::from("/b") }, ErrorCode::OperationFailed, 1),
             (BackupError::io(Path::new("/b"), std::io::Error::other("x")), ErrorCode::OperationFailed, 3),

@@ -6,7 +6,6 @@
 //! it succeeded. A failure removes the temporary directory: nothing half-restored is left.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::BackupError;
@@ -15,12 +14,8 @@ use super::manifest::{CollectionEntry, Manifest};
 use super::namespaces::NamespaceMap;
 use super::target::{is_absent_or_empty, is_within, sibling, sync_parent, sync_tree_dirs};
 use super::verify::{read_documents, verify_backup};
-use crate::storage::{Collection, Namespace, Storage, Writer};
-
-/// Documents per write batch while loading.
-const BATCH_DOCUMENTS: usize = 1_000;
-/// Bytes per write batch while loading (whichever limit comes first).
-const BATCH_BYTES: usize = 8 << 20;
+use crate::exec::insert::BatchedWriter;
+use crate::storage::{Namespace, Storage};
 
 /// What to restore, and where.
 #[derive(Debug)]
@@ -166,11 +161,12 @@ fn restore_collection(
         BackupError::BadArgument(format!("cannot create {ns} (from {}): {}", entry.namespace(), e.message()))
     })?;
     let data_path = from.join(layout::data_path(&entry.db, &entry.collection));
-    let mut batch = Batch { storage, collection: &collection, writer: None, documents: 0, bytes: 0 };
+    // Durable at the end: the whole directory is flushed before it is renamed.
+    let mut batch = BatchedWriter::new(storage, &collection);
     let loaded = read_documents(&data_path, |offset, document| {
         batch.insert(document.to_owned()).map_err(|e| BackupError::corrupt(&data_path, offset, e.message()))
     })?;
-    batch.commit()?;
+    batch.flush()?;
     let existing: Vec<String> = collection.indexes().iter().map(|index| index.name.clone()).collect();
     let specs: Vec<_> = metadata
         .indexes
@@ -189,42 +185,6 @@ fn restore_collection(
         ));
     }
     Ok((count, bytes))
-}
-
-/// Documents loaded into a collection in batches of [`BATCH_DOCUMENTS`] or [`BATCH_BYTES`].
-struct Batch<'a> {
-    storage: &'a Storage,
-    collection: &'a Arc<Collection>,
-    writer: Option<Writer<'a>>,
-    documents: usize,
-    bytes: usize,
-}
-
-impl Batch<'_> {
-    fn insert(&mut self, document: bson::RawDocumentBuf) -> crate::error::Result<()> {
-        let size = document.as_bytes().len();
-        let writer = match &mut self.writer {
-            Some(writer) => writer,
-            None => self.writer.insert(self.storage.writer(self.collection)?),
-        };
-        writer.insert(document)?;
-        self.documents += 1;
-        self.bytes += size;
-        if self.documents >= BATCH_DOCUMENTS || self.bytes >= BATCH_BYTES {
-            self.commit()?;
-        }
-        Ok(())
-    }
-
-    fn commit(&mut self) -> crate::error::Result<()> {
-        self.documents = 0;
-        self.bytes = 0;
-        match self.writer.take() {
-            // Durable at the end: the whole directory is flushed before it is renamed.
-            Some(writer) => writer.commit().map(|_| ()),
-            None => Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -250,7 +210,7 @@ mod tests {
         let spec = doc! { "v": 2, "key": { "email": 1 }, "name": "email_1", "unique": true };
         storage.create_indexes(&Namespace::new("app", "users")?, vec![spec])?;
         let dir = scratch.join("backup");
-        take_backup(&storage, &mut LocalDirectory::create(&dir)?, &|| false)?;
+        take_backup(&storage, &mut LocalDirectory::create(&dir)?, &|| Ok(()))?;
         Ok(dir)
     }
 

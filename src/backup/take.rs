@@ -10,7 +10,7 @@ use super::manifest::{CollectionEntry, FORMAT_NAME, FORMAT_VERSION, Manifest};
 use super::target::BackupTarget;
 use crate::storage::{Collection, Direction, Namespace, ReadView, Storage, is_temporary};
 
-/// How many documents are written between two checks of the stop signal.
+/// How many documents are written between two interruption checks.
 const STOP_CHECK_EVERY: u64 = 1_000;
 
 /// What a finished backup reports.
@@ -35,19 +35,19 @@ pub fn is_backed_up(ns: &Namespace) -> bool {
     !matches!(ns.db.as_str(), "local" | "config") && ns.coll != "system.profile" && !is_temporary(ns)
 }
 
-/// Writes a consistent backup of `storage` to `target`. `stop` is asked now and then whether
-/// to give up (`killOp`, shutdown); a failed or stopped backup leaves nothing complete behind
-/// (the target is abandoned).
+/// Writes a consistent backup of `storage` to `target`. `check_interrupt` is asked now and
+/// then whether to give up (`killOp`, `maxTimeMS`, shutdown), and its error ends the backup;
+/// a failed or stopped backup leaves nothing complete behind (the target is abandoned).
 ///
 /// # Errors
-/// [`BackupError::Interrupted`] when `stop` says so; storage and target errors.
+/// `check_interrupt`'s error; storage and target errors.
 pub fn take_backup(
     storage: &Storage,
     target: &mut dyn BackupTarget,
-    stop: &dyn Fn() -> bool,
+    check_interrupt: &dyn Fn() -> crate::error::Result<()>,
 ) -> Result<BackupSummary, BackupError> {
     let started = Instant::now();
-    match write_backup(storage, target, stop) {
+    match write_backup(storage, target, check_interrupt) {
         Ok(manifest) => Ok(BackupSummary { location: target.location(), manifest, duration: started.elapsed() }),
         Err(error) => {
             target.abandon();
@@ -59,7 +59,7 @@ pub fn take_backup(
 fn write_backup(
     storage: &Storage,
     target: &mut dyn BackupTarget,
-    stop: &dyn Fn() -> bool,
+    check_interrupt: &dyn Fn() -> crate::error::Result<()>,
 ) -> Result<Manifest, BackupError> {
     let created_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -67,7 +67,7 @@ fn write_backup(
     let (view, collections) = storage.snapshot_with_catalog()?;
     let mut entries = Vec::new();
     for collection in collections.iter().filter(|c| is_backed_up(&c.ns)) {
-        entries.push(write_collection(&view, collection, target, stop)?);
+        entries.push(write_collection(&view, collection, target, check_interrupt)?);
     }
     let manifest = Manifest {
         format: FORMAT_NAME.to_owned(),
@@ -81,9 +81,7 @@ fn write_backup(
     };
     let bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| BackupError::Internal(format!("cannot encode the manifest: {e}")))?;
-    if stop() {
-        return Err(BackupError::Interrupted);
-    }
+    check_interrupt()?;
     target.commit(&bytes)?;
     Ok(manifest)
 }
@@ -93,7 +91,7 @@ fn write_collection(
     view: &ReadView,
     collection: &Collection,
     target: &mut dyn BackupTarget,
-    stop: &dyn Fn() -> bool,
+    check_interrupt: &dyn Fn() -> crate::error::Result<()>,
 ) -> Result<CollectionEntry, BackupError> {
     let (db, coll) = (&collection.ns.db, &collection.ns.coll);
     let mut data = target.create_file(&layout::data_path(db, coll))?;
@@ -104,8 +102,8 @@ fn write_collection(
         data.write_all(document.as_bytes())?;
         documents += 1;
         data_bytes += document.as_bytes().len() as u64;
-        if documents.is_multiple_of(STOP_CHECK_EVERY) && stop() {
-            return Err(BackupError::Interrupted);
+        if documents.is_multiple_of(STOP_CHECK_EVERY) {
+            check_interrupt()?;
         }
     }
     let data = data.finish()?;

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::error::BackupError;
 use super::layout::{self, MetadataJson};
 use super::manifest::{BLOCK_BYTES, CollectionEntry, FileEntry, MANIFEST_FILE, Manifest};
-use super::target::{BlockHasher, hex};
+use super::target::BlockHasher;
 use crate::query::limits::{MAX_USER_SIZE, to_document};
 
 /// What a verified backup holds.
@@ -122,7 +122,7 @@ fn check_file(dir: &Path, entry: &FileEntry) -> Result<(), BackupError> {
     if let Some(at) = found.iter().zip(&entry.block_sha256).position(|(found, expected)| found != expected) {
         return Err(block_mismatch(&path, at));
     }
-    if found.len() != entry.block_sha256.len() || hex(&whole.finalize()) != entry.sha256 {
+    if found.len() != entry.block_sha256.len() || hex::encode(&whole.finalize()) != entry.sha256 {
         return Err(BackupError::corrupt(&path, 0, "the file's SHA-256 does not match the manifest"));
     }
     Ok(())

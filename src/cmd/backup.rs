@@ -33,7 +33,7 @@ pub fn create_backup(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
     }
     let mut target = LocalDirectory::create(dir)?;
     let interrupt = ctx.op.interrupt.clone();
-    let summary = take_backup(&ctx.state.storage, &mut target, &|| interrupt.check().is_err())?;
+    let summary = take_backup(&ctx.state.storage, &mut target, &|| interrupt.check())?;
     let manifest = &summary.manifest;
     let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let millis = i64::try_from(summary.duration.as_millis()).unwrap_or(i64::MAX);

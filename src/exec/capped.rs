@@ -36,7 +36,7 @@ pub fn clone_as_capped(storage: &Arc<Storage>, source: &Namespace, target: &Name
     let copied = (|| {
         let mut batch = BatchedWriter::new(storage, &copy);
         for document in view.scan(&from, Direction::Forward) {
-            batch.writer()?.insert(document?)?;
+            batch.insert(document?)?;
         }
         batch.flush()
     })();

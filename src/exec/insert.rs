@@ -110,19 +110,24 @@ pub fn check_size(document: &RawDocumentBuf) -> Result<()> {
 /// Documents written per storage batch: big enough to amortise a commit, small enough that a
 /// batch's memory stays modest.
 const DOCUMENTS_PER_BATCH: usize = 1000;
+/// Bytes of inserted documents per storage batch (whichever bound comes first): a thousand
+/// large documents would otherwise hold up to 16 GB in one batch.
+const BYTES_PER_BATCH: usize = 8 << 20;
 
-/// A storage batch on one collection, committed every [`DOCUMENTS_PER_BATCH`] documents.
+/// A storage batch on one collection, committed every [`DOCUMENTS_PER_BATCH`] documents or
+/// [`BYTES_PER_BATCH`] bytes of documents inserted through [`BatchedWriter::insert`].
 pub struct BatchedWriter<'a> {
     storage: &'a Storage,
     collection: &'a Arc<Collection>,
     writer: Option<Writer<'a>>,
     pending: usize,
+    pending_bytes: usize,
 }
 
 impl<'a> BatchedWriter<'a> {
     /// A batched writer of `collection`, with no batch open yet.
     pub fn new(storage: &'a Storage, collection: &'a Arc<Collection>) -> Self {
-        Self { storage, collection, writer: None, pending: 0 }
+        Self { storage, collection, writer: None, pending: 0, pending_bytes: 0 }
     }
 
     /// The open batch, committing the previous one first when it is full.
@@ -130,7 +135,7 @@ impl<'a> BatchedWriter<'a> {
     /// # Errors
     /// Storage errors.
     pub fn writer(&mut self) -> Result<&mut Writer<'a>> {
-        if self.pending >= DOCUMENTS_PER_BATCH {
+        if self.pending >= DOCUMENTS_PER_BATCH || self.pending_bytes >= BYTES_PER_BATCH {
             self.flush()?;
         }
         self.pending += 1;
@@ -138,6 +143,17 @@ impl<'a> BatchedWriter<'a> {
             Some(writer) => Ok(writer),
             slot => Ok(slot.insert(self.storage.writer(self.collection)?)),
         }
+    }
+
+    /// Inserts `document` into the open batch, counting its bytes towards the batch's bound.
+    ///
+    /// # Errors
+    /// The writer's (a duplicate key, storage errors).
+    pub fn insert(&mut self, document: RawDocumentBuf) -> Result<()> {
+        let size = document.as_bytes().len();
+        self.writer()?.insert(document)?;
+        self.pending_bytes += size;
+        Ok(())
     }
 
     /// Runs `write` with this batch. When it meets a document an open transaction holds, the
@@ -168,6 +184,7 @@ impl<'a> BatchedWriter<'a> {
     /// Storage errors.
     pub fn flush(&mut self) -> Result<()> {
         self.pending = 0;
+        self.pending_bytes = 0;
         match self.writer.take() {
             Some(writer) => writer.commit().map(|_| ()),
             None => Ok(()),

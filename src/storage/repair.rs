@@ -37,7 +37,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::catalog::{self, Catalog};
 use super::index::ID_INDEX_ID;
-use super::validate::{hex, render_id, stored_document};
+use super::validate::{render_id, stored_document};
 use super::{ENGINE_DIR, MemoryBudget, Storage, StorageError, TEMP_DIR, Totals, error, lock_dbpath, totals_key};
 
 /// The keyspaces of the engine (see the module documentation of [`super`]).
@@ -416,8 +416,8 @@ fn salvage_tables(
             target: "STORAGE",
             id = 7_000_423,
             keyspace = range.keyspace,
-            afterKey = range.after.as_deref().map(hex).unwrap_or_else(|| "(start)".to_owned()),
-            nextKey = range.next.as_deref().map(hex).unwrap_or_else(|| "(end)".to_owned()),
+            afterKey = range.after.as_deref().map(hex::encode).unwrap_or_else(|| "(start)".to_owned()),
+            nextKey = range.next.as_deref().map(hex::encode).unwrap_or_else(|| "(end)".to_owned()),
             error = %range.error,
             "Keys between these two could not be read and are lost"
         );
@@ -601,7 +601,7 @@ fn remove_unreadable_catalog_entries(
     }
     for (key, value, error) in bad {
         let name = String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned();
-        let line = serde_json::json!({ "namespace": name, "key": hex(&key), "bytes": hex(&value), "error": error });
+        let line = serde_json::json!({ "namespace": name, "key": hex::encode(&key), "bytes": hex::encode(&value), "error": error });
         let file = quarantine.append("removed-catalog-entries.jsonl", &line)?;
         meta.remove(key)?;
         tracing::warn!(
@@ -656,8 +656,8 @@ impl Storage {
                 let (key, value) = guard.into_inner()?;
                 let line = serde_json::json!({
                     "collectionId": u64::from_be_bytes(prefix).to_string(),
-                    "key": hex(&key),
-                    "bytes": hex(&value),
+                    "key": hex::encode(&key),
+                    "bytes": hex::encode(&value),
                 });
                 quarantine.append("orphaned-documents.jsonl", &line)?;
                 count += 1;
@@ -720,13 +720,13 @@ impl Storage {
             match stored_document(collection, &key, &value) {
                 Ok(_) => totals = totals.apply(1, value.len() as i64),
                 Err(reason) => {
-                    let line = serde_json::json!({ "namespace": ns, "key": hex(&key), "bytes": hex(&value), "reason": reason });
+                    let line = serde_json::json!({ "namespace": ns, "key": hex::encode(&key), "bytes": hex::encode(&value), "reason": reason });
                     let file = quarantine.append("removed-documents.jsonl", &line)?;
                     tracing::warn!(
                         target: "STORAGE",
                         id = 7_000_424,
                         namespace = %ns,
-                        key = %hex(&key),
+                        key = %hex::encode(&key),
                         reason,
                         savedTo = %file.display(),
                         "Removed a document that is not valid"
@@ -1023,7 +1023,7 @@ mod tests {
         assert_eq!(c.indexes_rebuilt, vec![("a_1".to_owned(), 100, 99)]);
         let removed = std::fs::read_to_string(quarantine.join("removed-documents.jsonl"))?;
         assert_eq!(removed.lines().count(), 1);
-        assert!(removed.contains(&hex(b"not bson")), "{removed}");
+        assert!(removed.contains(&hex::encode(b"not bson")), "{removed}");
         assert_eq!(std::fs::read_to_string(quarantine.join("orphaned-documents.jsonl"))?.lines().count(), 1);
 
         let storage = Storage::open(dir.path())?;

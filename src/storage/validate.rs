@@ -103,14 +103,14 @@ impl Storage {
                 if wanted.remove(key.as_ref()).is_none() {
                     valid = false;
                     if report.extra_entries.len() < MAX_LISTED_ENTRIES {
-                        report.extra_entries.push((index.name.clone(), hex(&key)));
+                        report.extra_entries.push((index.name.clone(), hex::encode(&key)));
                     }
                 }
             }
             for key in wanted.keys() {
                 valid = false;
                 if report.missing_entries.len() < MAX_LISTED_ENTRIES {
-                    report.missing_entries.push((index.name.clone(), hex(key)));
+                    report.missing_entries.push((index.name.clone(), hex::encode(key)));
                 }
             }
             if !valid {
@@ -160,11 +160,6 @@ pub(super) fn render_id(id: bson::RawBsonRef<'_>) -> String {
         Ok(value) => format!("_id: {value}"),
         Err(_) => "an _id nested too deep to print".to_owned(),
     }
-}
-
-/// `bytes` in lowercase hexadecimal.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

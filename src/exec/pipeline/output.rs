@@ -117,7 +117,7 @@ fn write_out(stream: DocumentStream, target: &Namespace, env: &PipelineEnv) -> R
         for document in stream {
             let document = prepare_for_insert(&document?)?;
             validation.check_insert(&document)?;
-            batch.writer()?.insert(document)?;
+            batch.insert(document)?;
         }
         batch.flush()?;
         storage.replace_collection(&temp, target)
@@ -414,7 +414,7 @@ fn merge_document(
             WhenNotMatched::Insert => {
                 let document = prepare_for_insert(document)?;
                 validation.check_insert(&document)?;
-                batch.writer()?.insert(document)
+                batch.insert(document)
             }
             WhenNotMatched::Discard => Ok(()),
             WhenNotMatched::Fail => Err(Error::new(

@@ -22,10 +22,6 @@ fn enc_desc(v: &RawBson) -> Vec<u8> {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn int(v: i32) -> RawBson {
     RawBson::Int32(v)
 }
@@ -308,7 +304,13 @@ fn assert_ascending(groups: &[Vec<RawBson>]) {
                         expected,
                         "reference: {a:?} vs {b:?}"
                     );
-                    assert_eq!(ea.cmp(&eb), expected, "encoding: {a:?} ({}) vs {b:?} ({})", hex(&ea), hex(&eb));
+                    assert_eq!(
+                        ea.cmp(&eb),
+                        expected,
+                        "encoding: {a:?} ({}) vs {b:?} ({})",
+                        hex::encode(&ea),
+                        hex::encode(&eb)
+                    );
                     assert_eq!(enc_desc(a).cmp(&enc_desc(b)), expected.reverse(), "descending: {a:?} vs {b:?}");
                 }
             }
@@ -615,7 +617,7 @@ fn keys_malformed_embedded_document_ends_at_the_bad_element() {
     let malformed = RawDocument::from_bytes(&bytes[..]).unwrap();
     let mut out = Vec::new();
     encode_value(RawBsonRef::Document(malformed), &mut out);
-    assert_eq!(hex(&out), hex(&enc(&doc(&[("a", int(1))]))));
+    assert_eq!(hex::encode(&out), hex::encode(&enc(&doc(&[("a", int(1))]))));
 }
 
 #[test]
@@ -694,7 +696,7 @@ fn keys_fixtures_pin_the_format() {
     assert_eq!(KEY_FORMAT_VERSION, 1, "the fixtures below describe format version 1");
     let mut mismatches = Vec::new();
     for (name, value, expected) in fixtures() {
-        let actual = hex(&enc(&value));
+        let actual = hex::encode(&enc(&value));
         if actual != expected {
             mismatches.push(format!("(\"{name}\", {value:?}, \"{actual}\"),"));
         }
@@ -1100,7 +1102,7 @@ fn check_order(a: &RawBson, b: &RawBson) -> Result<(), TestCaseError> {
     let query_order = crate::query::compare_values(a.as_raw_bson_ref(), b.as_raw_bson_ref());
     prop_assert_eq!(query_order, expected, "query::compare_values disagrees on {:?} vs {:?}", a, b);
     let (ea, eb) = (enc(a), enc(b));
-    prop_assert_eq!(ea.cmp(&eb), expected, "{:?} ({}) vs {:?} ({})", a, hex(&ea), b, hex(&eb));
+    prop_assert_eq!(ea.cmp(&eb), expected, "{:?} ({}) vs {:?} ({})", a, hex::encode(&ea), b, hex::encode(&eb));
     prop_assert_eq!(enc_desc(a).cmp(&enc_desc(b)), expected.reverse());
     if expected == Ordering::Equal {
         prop_assert_eq!(ea, eb);
@@ -1168,7 +1170,7 @@ proptest! {
         let a = render(&m, &mut Chooser(sa));
         let b = render(&m, &mut Chooser(sb));
         prop_assert_eq!(reference_compare(a.as_raw_bson_ref(), b.as_raw_bson_ref()), Ordering::Equal);
-        prop_assert_eq!(hex(&enc(&a)), hex(&enc(&b)), "{:?} vs {:?}", a, b);
+        prop_assert_eq!(hex::encode(&enc(&a)), hex::encode(&enc(&b)), "{:?} vs {:?}", a, b);
     }
 
     #[test]
