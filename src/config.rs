@@ -13,6 +13,7 @@ use clap::Parser;
 use monarch_wire::Compressor;
 use serde::Deserialize;
 
+use crate::backup::schedule::{BackupSchedule, Retention, ScheduleConfig};
 pub use crate::log::LogConfig;
 
 /// mongod flags that Monarch accepts, so existing compose files keep working, but that have
@@ -200,6 +201,19 @@ struct Flags {
     /// the size it was created with) [default: 5% of the free disk space, 990 MB to 50 GB]
     #[arg(long = "oplogSize", env = "MONARCH_OPLOG_SIZE_MB", value_name = "MB")]
     oplog_size: Option<u64>,
+    /// Take a backup on this schedule into --backupPath: an interval (90s, 30m, 6h, 1d, 1w)
+    /// counted from the newest backup there, or a cron expression in UTC ("30 3 * * *",
+    /// @daily); each backup is verified once written [default: no scheduled backups]
+    #[arg(long = "backupSchedule", env = "MONARCH_BACKUP_SCHEDULE")]
+    backup_schedule: Option<String>,
+    /// The directory of the scheduled backups, one `backup-<UTC time>` directory each;
+    /// outside --dbpath (required with --backupSchedule)
+    #[arg(long = "backupPath", env = "MONARCH_BACKUP_PATH")]
+    backup_path: Option<PathBuf>,
+    /// Which scheduled backups to keep: a count (7), an age (14d), or both (7,14d), the
+    /// newest always kept [default: all of them]
+    #[arg(long = "backupRetention", env = "MONARCH_BACKUP_RETENTION")]
+    backup_retention: Option<String>,
     #[arg(long = "syncdelay", hide = true)]
     syncdelay: Option<String>,
     #[arg(long = "unixSocketPrefix", hide = true)]
@@ -240,6 +254,17 @@ struct FileConfig {
     audit_log: AuditLogSection,
     #[serde(default)]
     replication: ReplicationSection,
+    #[serde(default)]
+    backup: BackupSection,
+}
+
+/// Monarch's own: scheduled backups (`--backupSchedule`, `--backupPath`, `--backupRetention`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct BackupSection {
+    schedule: Option<String>,
+    path: Option<PathBuf>,
+    retention: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -653,6 +678,9 @@ pub struct Config {
     /// The oplog's size in MB (`--oplogSize`, `replication.oplogSizeMB`); `None`: mongod's
     /// default rule.
     pub oplog_size_mb: Option<u64>,
+    /// Scheduled backups (`--backupSchedule`, `--backupPath`, `--backupRetention`); `None`:
+    /// none.
+    pub backup_schedule: Option<ScheduleConfig>,
     /// Startup warnings about accepted but meaningless options.
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
@@ -988,6 +1016,13 @@ impl Config {
                 "Cannot specify both repair and replSet at the same time (remove --replSet to be able to --repair)",
             ));
         }
+        let dbpath = flags.dbpath.or(file.storage.db_path).unwrap_or_else(|| PathBuf::from("./data"));
+        let backup_schedule = backup_schedule(
+            flags.backup_schedule.or(file.backup.schedule),
+            flags.backup_path.or(file.backup.path),
+            flags.backup_retention.or(file.backup.retention),
+            &dbpath,
+        )?;
         let oplog_size_mb = flags.oplog_size.or(file.replication.oplog_size_mb);
         if oplog_size_mb == Some(0) {
             return Err(ConfigError::invalid("replication.oplogSizeMB", "the oplog size must be at least 1 MB"));
@@ -1027,7 +1062,7 @@ impl Config {
             max_conns_per_ip,
             rate_limit_per_ip,
             rate_limit_per_user,
-            dbpath: flags.dbpath.or(file.storage.db_path).unwrap_or_else(|| PathBuf::from("./data")),
+            dbpath,
             cache_size,
             log,
             tls,
@@ -1046,6 +1081,7 @@ impl Config {
             security_policy,
             repl_set,
             oplog_size_mb,
+            backup_schedule,
             warnings,
             argv,
             validate_only: flags.validate_config,
@@ -1183,6 +1219,13 @@ impl Config {
             parsed.insert("replication", replication);
         }
         parsed.insert("storage", storage);
+        if let Some(backup) = &self.backup_schedule {
+            let mut section = doc! { "schedule": &backup.schedule_text, "path": path_string(&backup.path) };
+            if let Some(retention) = &backup.retention_text {
+                section.insert("retention", retention);
+            }
+            parsed.insert("backup", section);
+        }
         parsed.extend(doc! { "systemLog": system_log, "setParameter": self.parameters_document() });
         parsed
     }
@@ -1208,6 +1251,36 @@ impl Config {
             "monarchTLSHandshakeTimeoutMillis": self.parameters.tls_handshake_timeout_millis.to_string(),
         }
     }
+}
+
+/// The scheduled backups' settings: all three or none, a schedule and a retention that parse,
+/// and a path outside the data directory (the engine owns every file there).
+fn backup_schedule(
+    schedule: Option<String>,
+    path: Option<PathBuf>,
+    retention: Option<String>,
+    dbpath: &Path,
+) -> Result<Option<ScheduleConfig>, ConfigError> {
+    let Some(schedule_text) = schedule else {
+        // An option that would be ignored is refused: the operator believes backups happen.
+        if path.is_some() || retention.is_some() {
+            return Err(ConfigError::invalid("backup.schedule", "required with backup.path and backup.retention"));
+        }
+        return Ok(None);
+    };
+    let schedule = BackupSchedule::parse(&schedule_text).map_err(|e| ConfigError::invalid("backup.schedule", e))?;
+    let path = path.ok_or_else(|| ConfigError::invalid("backup.path", "required with backup.schedule"))?;
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if absolute(&path).starts_with(absolute(dbpath)) || crate::backup::target::is_within(&path, dbpath) {
+        return Err(ConfigError::invalid("backup.path", "must be outside the data directory (storage.dbPath)"));
+    }
+    let retention_text = retention;
+    let retention = retention_text
+        .as_deref()
+        .map(Retention::parse)
+        .transpose()
+        .map_err(|e| ConfigError::invalid("backup.retention", e))?;
+    Ok(Some(ScheduleConfig { path, schedule, schedule_text, retention, retention_text }))
 }
 
 /// The set name of `--replSet`: what precedes a `/` (mongod's legacy `NAME/seed1,seed2` form,
@@ -1576,6 +1649,33 @@ mod tests {
         assert_eq!(c.port, 4321);
         assert_eq!(c.bind_ip, vec!["0.0.0.0"]);
         assert_eq!(c.dbpath, PathBuf::from("/x"));
+        Ok(())
+    }
+
+    #[test]
+    fn config_backup_schedule_needs_its_path_and_stays_out_of_the_data() -> Result<(), Box<dyn std::error::Error>> {
+        let c =
+            config(&["--dbpath", "/d", "--backupSchedule", "6h", "--backupPath", "/b", "--backupRetention", "7,14d"])?;
+        let backup = c.backup_schedule.as_ref().ok_or("no schedule")?;
+        assert_eq!(backup.schedule, BackupSchedule::Every(std::time::Duration::from_secs(6 * 3600)));
+        assert_eq!(backup.retention.and_then(|r| r.count), Some(7));
+        assert_eq!(c.parsed().get_document("backup")?, &doc! { "schedule": "6h", "path": "/b", "retention": "7,14d" });
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("monarch.toml");
+        std::fs::write(&path, "[backup]\nschedule = \"30 3 * * *\"\npath = \"/b\"\n")?;
+        let from_file = config(&["--config", path.to_str().unwrap_or_default()])?;
+        assert!(matches!(from_file.backup_schedule.map(|b| b.schedule), Some(BackupSchedule::Cron(_))));
+        for (args, key) in [
+            (&["--backupPath", "/b"][..], "backup.schedule"),
+            (&["--backupRetention", "3"], "backup.schedule"),
+            (&["--backupSchedule", "6h"], "backup.path"),
+            (&["--backupSchedule", "every day", "--backupPath", "/b"], "backup.schedule"),
+            (&["--backupSchedule", "6h", "--backupPath", "/b", "--backupRetention", "0"], "backup.retention"),
+            (&["--dbpath", "/d", "--backupSchedule", "6h", "--backupPath", "/d/backups"], "backup.path"),
+        ] {
+            let err = config(args).err().ok_or("accepted")?;
+            assert!(err.to_string().contains(key), "{args:?}: {err}");
+        }
         Ok(())
     }
 

@@ -196,6 +196,14 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let elections = tokio::spawn(end_step_downs(state.clone(), cancel.clone()));
     let session_refresh = tokio::spawn(refresh_sessions(state.clone(), cancel.clone()));
     let noops = tokio::spawn(write_periodic_noops(state.clone(), cancel.clone()));
+    let backups = state.config.backup_schedule.clone().map(|schedule| {
+        tokio::spawn(crate::backup::scheduler::run_schedule(
+            state.storage.clone(),
+            schedule,
+            state.backups.clone(),
+            cancel.clone(),
+        ))
+    });
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(admin::serve(
@@ -234,6 +242,9 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = elections.await;
     let _ = session_refresh.await;
     let _ = noops.await;
+    if let Some(backups) = backups {
+        let _ = backups.await;
+    }
     admin_stop.cancel();
     let _ = admin.await;
     let storage = state.storage.clone();

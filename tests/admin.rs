@@ -282,6 +282,11 @@ const METRICS: &[&str] = &[
     "monarch_auth_delayed_total",
     "monarch_requests_rate_limited_total",
     "monarch_tls_certificate_reloads_total",
+    "monarch_backup_scheduled",
+    "monarch_backups_total",
+    "monarch_backup_last_success_timestamp_seconds",
+    "monarch_backup_last_duration_seconds",
+    "monarch_backup_last_size_bytes",
 ];
 
 /// Families exported only by a server with TLS on (tests/tls.rs checks them there).

@@ -598,3 +598,72 @@ async fn create_backup_stopped_by_kill_op_or_max_time_leaves_nothing() {
     // The server goes on: a backup without a stop completes.
     create_backup(&server, &scratch.path().join("after")).await;
 }
+
+/// The scheduled backups' directory names in `path`, sorted (oldest first).
+fn scheduled_names(path: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn scheduled_backups_are_verified_counted_and_pruned_by_retention() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let backups = scratch.path().join("backups");
+    // What a backup cut off by a crash leaves: removed when the scheduler starts.
+    let interrupted = backups.join("backup-20200101T000000.000Z.partial");
+    std::fs::create_dir_all(interrupted.join("app")).expect("interrupted backup");
+    let server =
+        TestServer::start(&["--backupSchedule", "1s", "--backupRetention", "2", "--backupPath", path(&backups)]);
+    let client = server.client("").await;
+    client.database("app").collection::<Document>("c").insert_one(doc! { "_id": 1 }).await.expect("insert");
+
+    // The first backup runs at once (no earlier one), the next a second after each.
+    let completed = |n: f64| server.metric("monarch_backups_total{result=\"ok\"}").is_some_and(|c| c >= n);
+    assert!(common::eventually(Duration::from_secs(30), || completed(1.0)), "no first backup");
+    let first = scheduled_names(&backups).into_iter().next().expect("the first backup");
+    assert!(!interrupted.exists(), "the interrupted backup is still there");
+    assert!(common::eventually(Duration::from_secs(30), || completed(4.0)), "fewer than 4 backups");
+    // Retention runs after each backup: two are kept, the first is gone.
+    assert!(
+        common::eventually(Duration::from_secs(10), || scheduled_names(&backups).len() == 2),
+        "{:?}",
+        scheduled_names(&backups)
+    );
+    let kept = scheduled_names(&backups);
+    assert!(!kept.contains(&first), "{first} outlived the retention: {kept:?}");
+    assert!(kept.iter().all(|name| name.as_str() > first.as_str()), "{kept:?} after {first}");
+    for name in &kept {
+        let output = tool(&["backup", "verify", path(&backups.join(name))]);
+        // A backup being removed by retention right now is the only allowed miss.
+        if backups.join(name).exists() {
+            assert_eq!(output.status.code(), Some(0), "{name}: {}", stderr(&output));
+        }
+    }
+    assert_eq!(server.metric("monarch_backup_scheduled"), Some(1.0));
+    assert_eq!(server.metric("monarch_backups_total{result=\"failed\"}"), Some(0.0));
+    assert!(server.metric("monarch_backup_last_size_bytes").is_some_and(|b| b > 0.0));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let last = server.metric("monarch_backup_last_success_timestamp_seconds").expect("last success");
+    assert!((now - 30.0..=now + 1.0).contains(&last), "last success {last}, now {now}");
+}
+
+#[test]
+fn scheduled_backups_refuse_a_path_inside_the_data_directory() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dbpath = scratch.path().join("db");
+    let output = common::run_to_exit(&[
+        "--dbpath",
+        path(&dbpath),
+        "--backupSchedule",
+        "1h",
+        "--backupPath",
+        path(&dbpath.join("backups")),
+    ]);
+    let said = format!("{}{}", stdout(&output), stderr(&output));
+    // mongod's exit code for bad options.
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(said.contains("backup.path") && said.contains("outside the data directory"), "{said}");
+}

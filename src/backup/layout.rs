@@ -51,7 +51,7 @@ impl MetadataJson {
     pub fn of(collection: &Collection) -> Self {
         let json = |document: &Document| Bson::Document(document.clone()).into_canonical_extjson();
         Self {
-            uuid: hex::encode(&collection.uuid.bytes()),
+            uuid: hex::encode(collection.uuid.bytes()),
             options: json(&collection.options),
             indexes: collection.indexes().iter().map(|index| json(&index.spec)).collect(),
         }

@@ -1,5 +1,5 @@
 //! Backups: online, consistent, self-describing and verifiable, and restores from them
-//! (issue 19, points 1 to 3).
+//! (issue 19, points 1 to 4).
 //!
 //! - [`take_backup`] writes a backup of a running server's [`Storage`](crate::storage::Storage)
 //!   from one snapshot, the catalog read at the same instant, to a [`BackupTarget`] (today a
@@ -7,6 +7,8 @@
 //! - [`verify_backup`] re-reads every file against the [`Manifest`] and parses every document;
 //! - [`restore_backup`] verifies, then builds a new data directory offline and renames it
 //!   into place only when complete;
+//! - [`scheduler`] takes the server's own backups on the [`schedule`] `--backupSchedule`
+//!   names, verifies each, and removes those `--backupRetention` no longer keeps;
 //! - [`client`] is the command line's tiny synchronous client that asks a server for a
 //!   backup (`createBackup`), and [`cli`] the `monarchd backup` and `monarchd restore` tools.
 //!
@@ -23,6 +25,8 @@ pub mod layout;
 pub mod manifest;
 mod namespaces;
 mod restore;
+pub mod schedule;
+pub mod scheduler;
 mod take;
 pub mod target;
 mod verify;
@@ -31,6 +35,8 @@ pub use error::BackupError;
 pub use manifest::Manifest;
 pub use namespaces::NamespaceMap;
 pub use restore::{RestoreOptions, RestoreReport, restore_backup};
+pub use schedule::ScheduleConfig;
+pub use scheduler::{BackupFigures, BackupStats};
 pub use take::{BackupSummary, is_backed_up, take_backup};
 pub use target::{BackupTarget, LocalDirectory, TargetFile};
 pub use verify::{VerifyReport, verify_backup};

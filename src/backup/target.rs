@@ -150,7 +150,7 @@ impl TargetFile for LocalFile {
         let Self { writer, path, relative, hasher, blocks, bytes } = *self;
         let file = writer.into_inner().map_err(|e| BackupError::io(&path, e.into_error()))?;
         file.sync_all().map_err(|e| BackupError::io(&path, e))?;
-        Ok(FileEntry { path: relative, bytes, sha256: hex::encode(&hasher.finalize()), block_sha256: blocks.finish() })
+        Ok(FileEntry { path: relative, bytes, sha256: hex::encode(hasher.finalize()), block_sha256: blocks.finish() })
     }
 }
 
@@ -171,7 +171,7 @@ impl BlockHasher {
             self.current.update(now);
             self.in_current += now.len() as u64;
             if self.in_current == BLOCK_BYTES {
-                self.done.push(hex::encode(&std::mem::take(&mut self.current).finalize()));
+                self.done.push(hex::encode(std::mem::take(&mut self.current).finalize()));
                 self.in_current = 0;
             }
             bytes = rest;
@@ -186,7 +186,7 @@ impl BlockHasher {
     /// Every block's hash, the last partial block's included.
     pub fn finish(mut self) -> Vec<String> {
         if self.in_current > 0 {
-            self.done.push(hex::encode(&self.current.finalize()));
+            self.done.push(hex::encode(self.current.finalize()));
         }
         self.done
     }
@@ -297,7 +297,7 @@ mod tests {
         for chunk in bytes.chunks(65_521) {
             pieces.update(chunk);
         }
-        let expected: Vec<String> = bytes.chunks(size).map(|block| hex::encode(&Sha256::digest(block))).collect();
+        let expected: Vec<String> = bytes.chunks(size).map(|block| hex::encode(Sha256::digest(block))).collect();
         assert_eq!(expected.len(), 3);
         assert_eq!(whole.finish(), expected);
         assert_eq!(pieces.finish(), expected);
@@ -313,7 +313,7 @@ mod tests {
         file.write_all(b"abc")?;
         let entry = file.finish()?;
         assert_eq!((entry.path.as_str(), entry.bytes), ("db/c.bson", 3));
-        assert_eq!(entry.sha256, hex::encode(&Sha256::digest(b"abc")));
+        assert_eq!(entry.sha256, hex::encode(Sha256::digest(b"abc")));
         assert!(!dir.exists() && partial.join("db/c.bson").exists());
         // A second backup into the same directory is refused while the first runs.
         assert!(matches!(LocalDirectory::create(&dir), Err(BackupError::TargetNotEmpty { .. })));

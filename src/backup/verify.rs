@@ -122,7 +122,7 @@ fn check_file(dir: &Path, entry: &FileEntry) -> Result<(), BackupError> {
     if let Some(at) = found.iter().zip(&entry.block_sha256).position(|(found, expected)| found != expected) {
         return Err(block_mismatch(&path, at));
     }
-    if found.len() != entry.block_sha256.len() || hex::encode(&whole.finalize()) != entry.sha256 {
+    if found.len() != entry.block_sha256.len() || hex::encode(whole.finalize()) != entry.sha256 {
         return Err(BackupError::corrupt(&path, 0, "the file's SHA-256 does not match the manifest"));
     }
     Ok(())

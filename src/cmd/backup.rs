@@ -33,7 +33,11 @@ pub fn create_backup(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
     }
     let mut target = LocalDirectory::create(dir)?;
     let interrupt = ctx.op.interrupt.clone();
-    let summary = take_backup(&ctx.state.storage, &mut target, &|| interrupt.check())?;
+    let taken_at = std::time::SystemTime::now();
+    let summary = take_backup(&ctx.state.storage, &mut target, &|| interrupt.check()).inspect_err(|_| {
+        ctx.state.backups.record_failure();
+    })?;
+    ctx.state.backups.record_success(&summary, taken_at);
     let manifest = &summary.manifest;
     let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let millis = i64::try_from(summary.duration.as_millis()).unwrap_or(i64::MAX);

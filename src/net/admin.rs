@@ -375,6 +375,7 @@ pub(crate) fn figures(state: &State) -> ServerFigures {
     let ServerStats { connections, network, .. } = &state.counters;
     let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
     let pool = state.pool.stats();
+    let backups = state.backups.figures();
     ServerFigures {
         uptime: state.started.elapsed(),
         connections_current: load(&connections.current),
@@ -406,6 +407,12 @@ pub(crate) fn figures(state: &State) -> ServerFigures {
         runtime_tasks: tokio::runtime::Handle::try_current()
             .ok()
             .map(|runtime| runtime.metrics().num_alive_tasks() as u64),
+        backup_scheduled: backups.scheduled,
+        backups_completed: backups.completed,
+        backups_failed: backups.failed,
+        backup_last_success_unix_millis: backups.last_success_unix_millis,
+        backup_last_duration_millis: backups.last_duration_millis,
+        backup_last_bytes: backups.last_bytes,
     }
 }
 

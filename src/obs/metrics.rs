@@ -223,6 +223,18 @@ pub struct ServerFigures {
     /// background tasks); `None` when read outside the runtime. A count that stays above its
     /// idle level after clients leave is a task leak.
     pub runtime_tasks: Option<u64>,
+    /// Whether the server takes scheduled backups (`--backupSchedule`).
+    pub backup_scheduled: bool,
+    /// Backups completed since start (scheduled and `createBackup`).
+    pub backups_completed: u64,
+    /// Backups that failed since start.
+    pub backups_failed: u64,
+    /// When the newest successful backup was taken, milliseconds since the epoch (0: none).
+    pub backup_last_success_unix_millis: u64,
+    /// How long the last successful backup took, in milliseconds.
+    pub backup_last_duration_millis: u64,
+    /// The last successful backup's size in bytes.
+    pub backup_last_bytes: u64,
 }
 
 /// Everything `/metrics` serves: the registry plus `figures`, the engine's figures and the
@@ -293,6 +305,7 @@ pub fn scrape(metrics: &Metrics, figures: &ServerFigures, storage: &Storage, dbp
     out.gauge("monarch_cursors_open", "Cursors open now", figures.cursors_open as f64);
     out.counter("monarch_cursors_timed_out_total", "Cursors closed for being idle too long", figures.cursors_timed_out);
     pool_families(&mut out, figures);
+    backup_families(&mut out, figures);
     storage_families(&mut out, storage, dbpath);
     process_families(&mut out, ProcessStats::read());
     metrics.encode_with(out.0)
@@ -457,6 +470,37 @@ fn process_families(out: &mut Families, process: ProcessStats) {
     if let Some(threads) = process.threads {
         out.gauge("monarch_process_threads", "OS threads of the server process", threads as f64);
     }
+}
+
+/// The backups' figures: exported whether or not backups are scheduled, so the alert on a
+/// missing backup can say "scheduled and none recent" (see grafana/alerts.yml).
+fn backup_families(out: &mut Families, figures: &ServerFigures) {
+    out.gauge(
+        "monarch_backup_scheduled",
+        "1 when the server takes scheduled backups (--backupSchedule), else 0",
+        if figures.backup_scheduled { 1.0 } else { 0.0 },
+    );
+    out.counter_labeled(
+        "monarch_backups_total",
+        "Backups since start (scheduled ones and createBackup), by result",
+        &["result"],
+        [(vec!["ok"], figures.backups_completed), (vec!["failed"], figures.backups_failed)],
+    );
+    out.gauge(
+        "monarch_backup_last_success_timestamp_seconds",
+        "When the newest successful backup was taken (at start, the newest in --backupPath), in seconds since the epoch; 0 when none is known",
+        figures.backup_last_success_unix_millis as f64 / 1000.0,
+    );
+    out.gauge(
+        "monarch_backup_last_duration_seconds",
+        "How long the last successful backup took",
+        figures.backup_last_duration_millis as f64 / 1000.0,
+    );
+    out.gauge(
+        "monarch_backup_last_size_bytes",
+        "The size of the last successful backup",
+        figures.backup_last_bytes as f64,
+    );
 }
 
 /// Metric families built at scrape time from values read now: each is a fresh metric, never

@@ -84,6 +84,8 @@ pub struct State {
     pub repl: Replication,
     /// When the server started.
     pub started: Instant,
+    /// Backups taken and failed, for `/metrics` (the scheduler's and `createBackup`'s).
+    pub backups: Arc<crate::backup::BackupStats>,
     next_connection_id: AtomicU64,
     next_request_id: AtomicI32,
     bound_port: AtomicU16,
@@ -128,6 +130,7 @@ impl State {
             sessions: SessionCatalog::default(),
             transactions: transactions::TransactionTable::default(),
             started: Instant::now(),
+            backups: Arc::default(),
             next_connection_id: AtomicU64::new(1),
             next_request_id: AtomicI32::new(1),
         }

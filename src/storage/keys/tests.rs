@@ -617,7 +617,7 @@ fn keys_malformed_embedded_document_ends_at_the_bad_element() {
     let malformed = RawDocument::from_bytes(&bytes[..]).unwrap();
     let mut out = Vec::new();
     encode_value(RawBsonRef::Document(malformed), &mut out);
-    assert_eq!(hex::encode(&out), hex::encode(&enc(&doc(&[("a", int(1))]))));
+    assert_eq!(hex::encode(&out), hex::encode(enc(&doc(&[("a", int(1))]))));
 }
 
 #[test]
@@ -696,7 +696,7 @@ fn keys_fixtures_pin_the_format() {
     assert_eq!(KEY_FORMAT_VERSION, 1, "the fixtures below describe format version 1");
     let mut mismatches = Vec::new();
     for (name, value, expected) in fixtures() {
-        let actual = hex::encode(&enc(&value));
+        let actual = hex::encode(enc(&value));
         if actual != expected {
             mismatches.push(format!("(\"{name}\", {value:?}, \"{actual}\"),"));
         }
@@ -1170,7 +1170,7 @@ proptest! {
         let a = render(&m, &mut Chooser(sa));
         let b = render(&m, &mut Chooser(sb));
         prop_assert_eq!(reference_compare(a.as_raw_bson_ref(), b.as_raw_bson_ref()), Ordering::Equal);
-        prop_assert_eq!(hex::encode(&enc(&a)), hex::encode(&enc(&b)), "{:?} vs {:?}", a, b);
+        prop_assert_eq!(hex::encode(enc(&a)), hex::encode(enc(&b)), "{:?} vs {:?}", a, b);
     }
 
     #[test]

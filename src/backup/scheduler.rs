@@ -1,0 +1,225 @@
+//! The server's scheduled backups: at each time the [`ScheduleConfig`] names, a backup into
+//! `<backupPath>/backup-<UTC time>`, verified once written (a backup that fails verification
+//! is removed and counted as a failure), then the retention applied; [`BackupStats`] holds the
+//! figures `/metrics` exports (also fed by `createBackup`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::schedule::{ScheduleConfig, StoredBackup, backup_name, stored_backups};
+use super::take::{BackupSummary, take_backup};
+use super::target::LocalDirectory;
+use super::verify::verify_backup;
+use crate::error::{Error, ErrorCode};
+use crate::storage::Storage;
+
+/// How long to wait before trying again after a failed scheduled backup, when the schedule
+/// itself would retry at once (an interval whose newest backup is old).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+/// Backups taken and failed since start, and the last success's figures (milliseconds and
+/// bytes; 0 before the first).
+#[derive(Debug, Default)]
+pub struct BackupStats {
+    scheduled: AtomicBool,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    last_success_unix_millis: AtomicU64,
+    last_duration_millis: AtomicU64,
+    last_bytes: AtomicU64,
+}
+
+/// A copy of [`BackupStats`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupFigures {
+    /// Whether the server takes scheduled backups.
+    pub scheduled: bool,
+    /// Backups completed (and, when scheduled, verified).
+    pub completed: u64,
+    /// Backups that failed (or failed verification).
+    pub failed: u64,
+    /// When the newest successful backup was taken, in milliseconds since the epoch (0: none
+    /// known; at start, the newest complete one in the backup path).
+    pub last_success_unix_millis: u64,
+    /// How long it took.
+    pub last_duration_millis: u64,
+    /// Its size.
+    pub last_bytes: u64,
+}
+
+impl BackupStats {
+    /// Notes a backup that completed, taken at `taken_at`.
+    pub fn record_success(&self, summary: &BackupSummary, taken_at: SystemTime) {
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        self.last_duration_millis
+            .store(u64::try_from(summary.duration.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.last_bytes.store(summary.manifest.bytes(), Ordering::Relaxed);
+        self.last_success_unix_millis.fetch_max(unix_millis(taken_at), Ordering::Relaxed);
+    }
+
+    /// Notes a backup that failed.
+    pub fn record_failure(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The figures now.
+    pub fn figures(&self) -> BackupFigures {
+        BackupFigures {
+            scheduled: self.scheduled.load(Ordering::Relaxed),
+            completed: self.completed.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            last_success_unix_millis: self.last_success_unix_millis.load(Ordering::Relaxed),
+            last_duration_millis: self.last_duration_millis.load(Ordering::Relaxed),
+            last_bytes: self.last_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn unix_millis(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Takes backups on `config`'s schedule until `shutdown`; a backup running then is stopped
+/// and leaves nothing behind.
+pub async fn run_schedule(
+    storage: Arc<Storage>,
+    config: ScheduleConfig,
+    stats: Arc<BackupStats>,
+    shutdown: CancellationToken,
+) {
+    stats.scheduled.store(true, Ordering::Relaxed);
+    let config = Arc::new(config);
+    let mut newest = match prepare_path(&config) {
+        Ok(newest) => newest,
+        Err(error) => {
+            tracing::error!(target: "STORAGE", id = 22110, path = %config.path.display(), %error, "Cannot read the backup path; scheduled backups are off");
+            stats.record_failure();
+            return;
+        }
+    };
+    if let Some(newest) = newest {
+        stats.last_success_unix_millis.fetch_max(unix_millis(newest), Ordering::Relaxed);
+    }
+    let mut retry_at = None;
+    loop {
+        let now = SystemTime::now();
+        let due = config.schedule.next_due(now, newest).max(retry_at.unwrap_or(now));
+        let wait = due.duration_since(now).unwrap_or_default();
+        tracing::debug!(target: "STORAGE", id = 22111, waitMillis = wait.as_millis() as u64, "Next scheduled backup");
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        let job = {
+            let (storage, config, stats, shutdown) = (storage.clone(), config.clone(), stats.clone(), shutdown.clone());
+            move || scheduled_backup(&storage, &config, &stats, &shutdown)
+        };
+        match tokio::task::spawn_blocking(job).await {
+            Ok(Some(taken_at)) => {
+                newest = Some(taken_at);
+                retry_at = None;
+            }
+            Ok(None) | Err(_) => retry_at = Some(SystemTime::now() + RETRY_AFTER_FAILURE),
+        }
+        if shutdown.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// Creates the backup path, removes what interrupted backups left (`backup-*.partial`: this
+/// scheduler is the only writer of such names), and returns the newest complete backup's time.
+fn prepare_path(config: &ScheduleConfig) -> std::io::Result<Option<SystemTime>> {
+    std::fs::create_dir_all(&config.path)?;
+    for entry in std::fs::read_dir(&config.path)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.strip_suffix(".partial").and_then(super::schedule::taken_at).is_some() {
+            tracing::warn!(target: "STORAGE", id = 22112, path = %entry.path().display(), "Removing an interrupted backup");
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(stored_backups(&config.path)?.iter().map(|b| b.taken_at).max())
+}
+
+/// One scheduled backup, its verification and the retention; returns when it was taken,
+/// `None` when it failed (logged and counted).
+fn scheduled_backup(
+    storage: &Storage,
+    config: &ScheduleConfig,
+    stats: &BackupStats,
+    shutdown: &CancellationToken,
+) -> Option<SystemTime> {
+    let taken_at = SystemTime::now();
+    let dir = config.path.join(backup_name(taken_at));
+    let check_interrupt = || {
+        if shutdown.is_cancelled() {
+            return Err(Error::new(ErrorCode::InterruptedAtShutdown, "interrupted at shutdown"));
+        }
+        Ok(())
+    };
+    let outcome = LocalDirectory::create(&dir)
+        .and_then(|mut target| take_backup(storage, &mut target, &check_interrupt))
+        .and_then(|summary| match verify_backup(&dir) {
+            Ok(_) => Ok(summary),
+            Err(error) => {
+                // Useless and misleading: a restore would refuse it; the error names the damage.
+                tracing::error!(target: "STORAGE", id = 22116, backupDir = %dir.display(), %error, "A scheduled backup failed verification after it was written; removing it");
+                if let Err(removal) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(target: "STORAGE", path = %dir.display(), error = %removal, "Cannot remove a backup that failed verification");
+                }
+                Err(error)
+            }
+        });
+    match outcome {
+        Ok(summary) => {
+            stats.record_success(&summary, taken_at);
+            tracing::info!(
+                target: "STORAGE",
+                id = 22113,
+                backupDir = %summary.location,
+                documents = summary.manifest.documents(),
+                bytes = summary.manifest.bytes(),
+                durationMillis = summary.duration.as_millis() as u64,
+                "Scheduled backup complete and verified"
+            );
+            apply_retention(config);
+            Some(taken_at)
+        }
+        Err(_) if shutdown.is_cancelled() => {
+            tracing::info!(target: "STORAGE", id = 22117, backupDir = %dir.display(), "Scheduled backup stopped at shutdown");
+            None
+        }
+        Err(error) => {
+            stats.record_failure();
+            tracing::error!(target: "STORAGE", id = 22114, backupDir = %dir.display(), %error, "Scheduled backup failed");
+            None
+        }
+    }
+}
+
+/// Removes the backups the retention no longer keeps.
+fn apply_retention(config: &ScheduleConfig) {
+    let Some(retention) = &config.retention else { return };
+    let stored: Vec<StoredBackup> = match stored_backups(&config.path) {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::warn!(target: "STORAGE", path = %config.path.display(), %error, "Cannot list backups for retention");
+            return;
+        }
+    };
+    for expired in retention.expired(&stored, SystemTime::now()) {
+        match std::fs::remove_dir_all(&expired.dir) {
+            Ok(()) => {
+                tracing::info!(target: "STORAGE", id = 22115, backupDir = %expired.dir.display(), "Removed a backup past its retention")
+            }
+            Err(error) => {
+                tracing::warn!(target: "STORAGE", backupDir = %expired.dir.display(), %error, "Cannot remove a backup past its retention")
+            }
+        }
+    }
+}
