@@ -13,6 +13,7 @@ use clap::Parser;
 use monarch_wire::Compressor;
 use serde::Deserialize;
 
+use crate::backup::BackupKey;
 use crate::backup::schedule::{BackupSchedule, Retention, ScheduleConfig};
 pub use crate::log::LogConfig;
 
@@ -214,6 +215,11 @@ struct Flags {
     /// newest always kept [default: all of them]
     #[arg(long = "backupRetention", env = "MONARCH_BACKUP_RETENTION")]
     backup_retention: Option<String>,
+    /// Encrypt every backup this server writes (scheduled ones and createBackup) with
+    /// AES-256-GCM under the 256-bit key in this file (base64, as `openssl rand -base64 32`
+    /// writes); the key is never written into a backup [default: not encrypted]
+    #[arg(long = "backupEncryptionKeyFile", env = "MONARCH_BACKUP_ENCRYPTION_KEY_FILE")]
+    backup_encryption_key_file: Option<PathBuf>,
     #[arg(long = "syncdelay", hide = true)]
     syncdelay: Option<String>,
     #[arg(long = "unixSocketPrefix", hide = true)]
@@ -265,6 +271,7 @@ struct BackupSection {
     schedule: Option<String>,
     path: Option<PathBuf>,
     retention: Option<String>,
+    encryption_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -681,6 +688,8 @@ pub struct Config {
     /// Scheduled backups (`--backupSchedule`, `--backupPath`, `--backupRetention`); `None`:
     /// none.
     pub backup_schedule: Option<ScheduleConfig>,
+    /// The key backups are encrypted with (`--backupEncryptionKeyFile`); `None`: not encrypted.
+    pub backup_key: Option<BackupKey>,
     /// Startup warnings about accepted but meaningless options.
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
@@ -1023,6 +1032,12 @@ impl Config {
             flags.backup_retention.or(file.backup.retention),
             &dbpath,
         )?;
+        let backup_key = flags
+            .backup_encryption_key_file
+            .or(file.backup.encryption_key_file)
+            .map(|path| BackupKey::read(&path))
+            .transpose()
+            .map_err(|e| ConfigError::invalid("backup.encryptionKeyFile", e.to_string()))?;
         let oplog_size_mb = flags.oplog_size.or(file.replication.oplog_size_mb);
         if oplog_size_mb == Some(0) {
             return Err(ConfigError::invalid("replication.oplogSizeMB", "the oplog size must be at least 1 MB"));
@@ -1082,6 +1097,7 @@ impl Config {
             repl_set,
             oplog_size_mb,
             backup_schedule,
+            backup_key,
             warnings,
             argv,
             validate_only: flags.validate_config,
@@ -1225,6 +1241,13 @@ impl Config {
                 section.insert("retention", retention);
             }
             parsed.insert("backup", section);
+        }
+        if self.backup_key.is_some() {
+            // Whether backups are encrypted, never the key or its file's contents.
+            let backup = parsed.entry("backup".to_owned()).or_insert_with(|| Bson::Document(Document::new()));
+            if let Bson::Document(backup) = backup {
+                backup.insert("encrypted", true);
+            }
         }
         parsed.extend(doc! { "systemLog": system_log, "setParameter": self.parameters_document() });
         parsed
@@ -1676,6 +1699,19 @@ mod tests {
             let err = config(args).err().ok_or("accepted")?;
             assert!(err.to_string().contains(key), "{args:?}: {err}");
         }
+        let short_key = dir.path().join("short-key");
+        std::fs::write(&short_key, "c2hvcnQ=\n")?;
+        let err =
+            config(&["--backupEncryptionKeyFile", short_key.to_str().unwrap_or_default()]).err().ok_or("accepted")?;
+        assert!(
+            err.to_string().contains("backup.encryptionKeyFile") && err.to_string().contains("no 256-bit key"),
+            "{err}"
+        );
+        let key = dir.path().join("key");
+        std::fs::write(&key, [9u8; 32])?;
+        let encrypted = config(&["--backupEncryptionKeyFile", key.to_str().unwrap_or_default()])?;
+        assert!(encrypted.backup_key.is_some());
+        assert_eq!(encrypted.parsed().get_document("backup")?, &doc! { "encrypted": true });
         Ok(())
     }
 

@@ -200,6 +200,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         tokio::spawn(crate::backup::scheduler::run_schedule(
             state.storage.clone(),
             schedule,
+            state.config.backup_key.clone(),
             state.backups.clone(),
             cancel.clone(),
         ))

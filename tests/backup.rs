@@ -667,3 +667,79 @@ fn scheduled_backups_refuse_a_path_inside_the_data_directory() {
     assert_eq!(output.status.code(), Some(2), "{said}");
     assert!(said.contains("backup.path") && said.contains("outside the data directory"), "{said}");
 }
+
+/// Writes a base64 key file of 32 `byte`s.
+fn key_file(dir: &Path, name: &str, byte: u8) -> PathBuf {
+    use base64::Engine as _;
+    let file = dir.join(name);
+    std::fs::write(&file, format!("{}\n", base64::engine::general_purpose::STANDARD.encode([byte; 32])))
+        .expect("key file");
+    file
+}
+
+#[tokio::test]
+async fn encrypted_backups_restore_only_with_their_key() {
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let key = key_file(secrets.path(), "key", 1);
+    let wrong = key_file(secrets.path(), "wrong", 2);
+    let server = TestServer::start(&["--backupEncryptionKeyFile", path(&key)]);
+    let client = server.client("").await;
+    let marker = "plaintext-marker-that-must-not-be-in-the-backup";
+    let docs: Vec<Document> = (0..3000).map(|i| doc! { "_id": i, "secret": marker, "pad": "y".repeat(500) }).collect();
+    client.database("app").collection::<Document>("c").insert_many(docs).await.expect("insert");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dir = scratch.path().join("backup");
+    let reply = create_backup(&server, &dir).await;
+    assert_eq!(reply.get_bool("encrypted").ok(), Some(true));
+    let data = std::fs::read(dir.join("app/c.bson")).expect("data file");
+    assert!(data.starts_with(b"MNRCAES1"));
+    assert!(!data.windows(marker.len()).any(|w| w == marker.as_bytes()), "the data file holds plaintext");
+    let metadata = std::fs::read(dir.join("app/c.metadata.json")).expect("metadata file");
+    assert!(!metadata.windows(5).any(|w| w == b"_id_\""), "the metadata file holds plaintext");
+    let manifest = std::fs::read_to_string(dir.join("manifest.json")).expect("manifest");
+    assert!(
+        !manifest.contains(&std::fs::read_to_string(&key).expect("key").trim().to_owned()),
+        "the key is in the manifest"
+    );
+
+    let without = tool(&["backup", "verify", path(&dir)]);
+    assert_eq!(without.status.code(), Some(2), "{}", stderr(&without));
+    assert!(
+        stderr(&without).contains("the backup is encrypted: give its key with --encryptionKeyFile"),
+        "{}",
+        stderr(&without)
+    );
+    let mistaken = tool(&["backup", "verify", path(&dir), "--encryptionKeyFile", path(&wrong)]);
+    assert_eq!(mistaken.status.code(), Some(2), "{}", stderr(&mistaken));
+    assert!(stderr(&mistaken).contains("is not the key this backup was encrypted with"), "{}", stderr(&mistaken));
+    let verified = tool(&["backup", "verify", path(&dir), "--encryptionKeyFile", path(&key)]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    assert!(stdout(&verified).contains("3000 documents"), "{}", stdout(&verified));
+
+    let restore_target = scratch.path().join("restored");
+    let refused = tool(&[
+        "restore",
+        "--from",
+        path(&dir),
+        "--dbpath",
+        path(&restore_target),
+        "--encryptionKeyFile",
+        path(&wrong),
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(!restore_target.exists());
+    let restored = restore_and_start(&dir, &["--encryptionKeyFile", path(&key)]);
+    let back = restored.client("").await.database("app").collection::<Document>("c");
+    assert_eq!(back.count_documents(doc! { "secret": marker }).await.expect("count"), 3000);
+
+    // A changed byte of ciphertext is named by its chunk, and refused.
+    flip(&dir.join("app/c.bson"), 100);
+    let damaged = tool(&["backup", "verify", path(&dir), "--encryptionKeyFile", path(&key)]);
+    assert_eq!(damaged.status.code(), Some(1), "{}", stderr(&damaged));
+    assert!(
+        stderr(&damaged)
+            .contains("app/c.bson: at byte offset 15: the encrypted chunk at bytes 15..1048607 does not decrypt"),
+        "{}",
+        stderr(&damaged)
+    );
+}

@@ -13,6 +13,7 @@ use bson::doc;
 use clap::Parser;
 
 use super::client::{ServerAddress, run_command};
+use super::crypto::BackupKey;
 use super::error::BackupError;
 use super::namespaces::NamespaceMap;
 use super::restore::{RestoreOptions, restore_backup};
@@ -55,6 +56,25 @@ struct RestoreArgs {
     /// Replace the data directory if it holds anything.
     #[arg(long)]
     drop: bool,
+    /// The key file of an encrypted backup.
+    #[arg(long = "encryptionKeyFile")]
+    encryption_key_file: Option<PathBuf>,
+}
+
+/// `monarchd backup verify DIR [--encryptionKeyFile FILE]`.
+#[derive(Debug, Parser)]
+#[command(name = "monarchd backup verify", about = "Re-reads a backup against its manifest (offline)")]
+struct VerifyArgs {
+    /// The backup directory.
+    dir: PathBuf,
+    /// The key file of an encrypted backup.
+    #[arg(long = "encryptionKeyFile")]
+    encryption_key_file: Option<PathBuf>,
+}
+
+/// The key in `file`, if one was given.
+fn read_key(file: Option<&PathBuf>) -> Result<Option<BackupKey>, BackupError> {
+    file.map(|path| BackupKey::read(path)).transpose()
 }
 
 /// `monarchd backup ...` with `args` after `backup`.
@@ -87,22 +107,26 @@ fn request_backup(args: &BackupArgs) -> Result<(), BackupError> {
 }
 
 fn verify_tool(args: &[OsString]) -> ExitCode {
-    let [dir] = args else {
-        eprintln!("usage: monarchd backup verify DIR");
-        return ExitCode::from(2);
+    let parsed = match VerifyArgs::try_parse_from(
+        std::iter::once(OsString::from("monarchd backup verify")).chain(args.iter().cloned()),
+    ) {
+        Ok(parsed) => parsed,
+        Err(error) => error.exit(),
     };
-    let dir = PathBuf::from(dir);
+    let dir = parsed.dir;
     finish(
         "monarchd backup verify",
-        verify_backup(&dir).map(|(_, report)| {
-            println!(
-                "verified: {} ({} collections, {} documents, {} bytes)",
-                dir.display(),
-                report.collections,
-                report.documents,
-                report.bytes
-            );
-        }),
+        read_key(parsed.encryption_key_file.as_ref()).and_then(|key| verify_backup(&dir, key.as_ref())).map(
+            |(_, report)| {
+                println!(
+                    "verified: {} ({} collections, {} documents, {} bytes)",
+                    dir.display(),
+                    report.collections,
+                    report.documents,
+                    report.bytes
+                );
+            },
+        ),
     )
 }
 
@@ -115,12 +139,14 @@ pub fn restore_tool(args: &[OsString]) -> ExitCode {
         Err(error) => error.exit(),
     };
     let restored = NamespaceMap::new(&parsed.ns_include, &parsed.ns_exclude, &parsed.ns_from, &parsed.ns_to)
-        .and_then(|namespaces| {
+        .and_then(|namespaces| Ok((namespaces, read_key(parsed.encryption_key_file.as_ref())?)))
+        .and_then(|(namespaces, key)| {
             restore_backup(&RestoreOptions {
                 from: parsed.from.clone(),
                 dbpath: parsed.dbpath.clone(),
                 namespaces,
                 drop: parsed.drop,
+                key,
             })
         })
         .map(|report| {

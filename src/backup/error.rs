@@ -63,6 +63,18 @@ pub enum BackupError {
     /// Asked for something this build does not do yet.
     #[error("{0} is not supported yet")]
     NotSupported(String),
+    /// The key given is not the one an encrypted backup was written with (its check value
+    /// differs), or none was given.
+    #[error("{}: {}", .backup.display(), match .key_file {
+        Some(key) => format!("the key in {} is not the key this backup was encrypted with", key.display()),
+        None => "the backup is encrypted: give its key with --encryptionKeyFile".to_owned(),
+    })]
+    WrongKey {
+        /// The backup directory.
+        backup: PathBuf,
+        /// The key file given, if any.
+        key_file: Option<PathBuf>,
+    },
     /// The server refused or failed the command (the command-line client).
     #[error("the server answered {code_name} ({code}): {message}")]
     Server {
@@ -92,7 +104,7 @@ impl BackupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::MissingManifest { .. } | Self::BadManifest { .. } | Self::Corrupt { .. } => 1,
-            Self::BadArgument(_) | Self::NotSupported(_) | Self::TargetNotEmpty { .. } => 2,
+            Self::BadArgument(_) | Self::NotSupported(_) | Self::TargetNotEmpty { .. } | Self::WrongKey { .. } => 2,
             _ => 3,
         }
     }
@@ -115,6 +127,7 @@ impl From<BackupError> for Error {
         match error {
             BackupError::Storage(error) => error,
             BackupError::BadArgument(message) => Error::new(ErrorCode::BadValue, message),
+            error @ BackupError::WrongKey { .. } => Error::new(ErrorCode::BadValue, error.to_string()),
             // IMPORTANT: mongod has no code for "the directory is not empty"; the argument
             // itself is well-formed, it is the target's state that forbids the operation,
             // which is what mongod reports with 20 IllegalOperation.
@@ -135,6 +148,7 @@ mod tests {
             (BackupError::TargetNotEmpty { path: PathBuf::from("/b"), hint: "" }, ErrorCode::IllegalOperation, 2),
             (BackupError::BadArgument("x".to_owned()), ErrorCode::BadValue, 2),
             (BackupError::NotSupported("x".to_owned()), ErrorCode::NotImplemented, 2),
+            (BackupError::WrongKey { backup: PathBuf::from("/b"), key_file: None }, ErrorCode::BadValue, 2),
             (BackupError::Storage(Error::new(ErrorCode::MaxTimeMSExpired, "x")), ErrorCode::MaxTimeMSExpired, 3),
             (BackupError::corrupt(Path::new("/b/c.bson"), 7, "x"), ErrorCode::OperationFailed, 1),
             (BackupError::MissingManifest { dir: PathBuf::from("/b") }, ErrorCode::OperationFailed, 1),

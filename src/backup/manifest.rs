@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::crypto::Encryption;
 use super::error::BackupError;
 
 /// The file name of the manifest inside a backup directory.
@@ -36,10 +37,10 @@ pub struct Manifest {
     /// The storage engine's sequence number of the snapshot: the backup holds every write
     /// committed before it and none after.
     pub snapshot_sequence: u64,
-    /// Encryption of the data files: absent today (issue 19, point 6, adds it); a reader that
-    /// finds it and cannot decrypt refuses the backup rather than reading ciphertext.
+    /// How the data and metadata files are encrypted; absent when they are not. A reader
+    /// without the key refuses the backup rather than reading ciphertext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encryption: Option<serde_json::Value>,
+    pub encryption: Option<Encryption>,
     /// Every collection, in namespace order.
     pub collections: Vec<CollectionEntry>,
 }
@@ -115,8 +116,11 @@ impl Manifest {
                 manifest.format_version
             )));
         }
-        if manifest.encryption.is_some() {
-            return Err(bad("the backup is encrypted, and this build cannot decrypt backups".to_owned()));
+        if let Some(encryption) = manifest.encryption.as_ref().filter(|e| !e.is_supported()) {
+            return Err(bad(format!(
+                "the backup is encrypted with {} in {}-byte chunks, which this build does not read",
+                encryption.algorithm, encryption.chunk_bytes
+            )));
         }
         for collection in &manifest.collections {
             for file in &collection.files {

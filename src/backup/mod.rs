@@ -1,5 +1,5 @@
 //! Backups: online, consistent, self-describing and verifiable, and restores from them
-//! (issue 19, points 1 to 4).
+//! (issue 19, points 1 to 4 and 6).
 //!
 //! - [`take_backup`] writes a backup of a running server's [`Storage`](crate::storage::Storage)
 //!   from one snapshot, the catalog read at the same instant, to a [`BackupTarget`] (today a
@@ -9,6 +9,8 @@
 //!   into place only when complete;
 //! - [`scheduler`] takes the server's own backups on the [`schedule`] `--backupSchedule`
 //!   names, verifies each, and removes those `--backupRetention` no longer keeps;
+//! - [`crypto`] encrypts a backup's files as they are written (AES-256-GCM, a key file) and
+//!   decrypts them for verify and restore;
 //! - [`client`] is the command line's tiny synchronous client that asks a server for a
 //!   backup (`createBackup`), and [`cli`] the `monarchd backup` and `monarchd restore` tools.
 //!
@@ -20,6 +22,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod crypto;
 mod error;
 pub mod layout;
 pub mod manifest;
@@ -31,6 +34,7 @@ mod take;
 pub mod target;
 mod verify;
 
+pub use crypto::BackupKey;
 pub use error::BackupError;
 pub use manifest::Manifest;
 pub use namespaces::NamespaceMap;

@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::crypto::BackupKey;
 use super::error::BackupError;
 use super::layout;
 use super::manifest::{CollectionEntry, Manifest};
 use super::namespaces::NamespaceMap;
 use super::target::{is_absent_or_empty, is_within, sibling, sync_parent, sync_tree_dirs};
-use super::verify::{read_documents, verify_backup};
+use super::verify::{read_documents, read_plaintext, verify_backup};
 use crate::exec::insert::BatchedWriter;
 use crate::storage::{Namespace, Storage};
 
@@ -29,6 +30,8 @@ pub struct RestoreOptions {
     /// Replace `dbpath` if it holds anything (mongorestore's `--drop`, here for the whole
     /// directory).
     pub drop: bool,
+    /// The key of an encrypted backup.
+    pub key: Option<BackupKey>,
 }
 
 /// What a restore did.
@@ -52,7 +55,7 @@ pub struct RestoreReport {
 /// collection whose count after loading is not the manifest's.
 pub fn restore_backup(options: &RestoreOptions) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
-    let (manifest, _) = verify_backup(&options.from)?;
+    let (manifest, _) = verify_backup(&options.from, options.key.as_ref())?;
     let dbpath = &options.dbpath;
     if dbpath.as_os_str().is_empty() {
         return Err(BackupError::BadArgument("--dbpath must not be empty".to_owned()));
@@ -136,7 +139,7 @@ fn build(manifest: &Manifest, options: &RestoreOptions, temp: &Path) -> Result<(
         let ns = Namespace::parse(&target).map_err(|e| {
             BackupError::BadArgument(format!("{} would be restored as {target}: {}", entry.namespace(), e.message()))
         })?;
-        let (documents, bytes) = restore_collection(&storage, &options.from, entry, &ns)?;
+        let (documents, bytes) = restore_collection(&storage, options, entry, &ns)?;
         totals = (totals.0 + 1, totals.1 + documents, totals.2 + bytes);
     }
     // IMPORTANT: `flush` waits for the last sync but does not return its failure; a failed
@@ -150,20 +153,23 @@ fn build(manifest: &Manifest, options: &RestoreOptions, temp: &Path) -> Result<(
 /// Creates one collection, loads its documents, builds its indexes and checks its count.
 fn restore_collection(
     storage: &Storage,
-    from: &Path,
+    options: &RestoreOptions,
     entry: &CollectionEntry,
     ns: &Namespace,
 ) -> Result<(u64, u64), BackupError> {
-    let metadata_path = from.join(layout::metadata_path(&entry.db, &entry.collection));
-    let bytes = std::fs::read(&metadata_path).map_err(|e| BackupError::io(&metadata_path, e))?;
+    let (from, key) = (&options.from, options.key.as_ref());
+    let metadata_file = layout::metadata_path(&entry.db, &entry.collection);
+    let metadata_path = from.join(&metadata_file);
+    let bytes = read_plaintext(from, &metadata_file, key)?;
     let metadata = layout::parse_metadata(&bytes).map_err(|detail| BackupError::corrupt(&metadata_path, 0, detail))?;
     let collection = storage.create_collection(ns, metadata.options).map_err(|e| {
         BackupError::BadArgument(format!("cannot create {ns} (from {}): {}", entry.namespace(), e.message()))
     })?;
-    let data_path = from.join(layout::data_path(&entry.db, &entry.collection));
+    let data_file = layout::data_path(&entry.db, &entry.collection);
+    let data_path = from.join(&data_file);
     // Durable at the end: the whole directory is flushed before it is renamed.
     let mut batch = BatchedWriter::new(storage, &collection);
-    let loaded = read_documents(&data_path, |offset, document| {
+    let loaded = read_documents(from, &data_file, key, |offset, document| {
         batch.insert(document.to_owned()).map_err(|e| BackupError::corrupt(&data_path, offset, e.message()))
     })?;
     batch.flush()?;
@@ -210,7 +216,7 @@ mod tests {
         let spec = doc! { "v": 2, "key": { "email": 1 }, "name": "email_1", "unique": true };
         storage.create_indexes(&Namespace::new("app", "users")?, vec![spec])?;
         let dir = scratch.join("backup");
-        take_backup(&storage, &mut LocalDirectory::create(&dir)?, &|| Ok(()))?;
+        take_backup(&storage, &mut LocalDirectory::create(&dir)?, &|| Ok(()), None)?;
         Ok(dir)
     }
 
@@ -227,6 +233,7 @@ mod tests {
             dbpath: dbpath.to_path_buf(),
             namespaces: NamespaceMap::new(&strings(include), &[], &from_ns, &to_ns)?,
             drop: false,
+            key: None,
         })
     }
 

@@ -1,5 +1,5 @@
 //! The server's scheduled backups: at each time the [`ScheduleConfig`] names, a backup into
-//! `<backupPath>/backup-<UTC time>`, verified once written (a backup that fails verification
+//! `<backupPath>/backup-<UTC time>` (encrypted when a key is configured), verified once written (a backup that fails verification
 //! is removed and counted as a failure), then the retention applied; [`BackupStats`] holds the
 //! figures `/metrics` exports (also fed by `createBackup`).
 
@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use super::crypto::BackupKey;
 use super::schedule::{ScheduleConfig, StoredBackup, backup_name, stored_backups};
 use super::take::{BackupSummary, take_backup};
 use super::target::LocalDirectory;
@@ -87,11 +88,13 @@ fn unix_millis(at: SystemTime) -> u64 {
 pub async fn run_schedule(
     storage: Arc<Storage>,
     config: ScheduleConfig,
+    key: Option<BackupKey>,
     stats: Arc<BackupStats>,
     shutdown: CancellationToken,
 ) {
     stats.scheduled.store(true, Ordering::Relaxed);
     let config = Arc::new(config);
+    let key = Arc::new(key);
     let mut newest = match prepare_path(&config) {
         Ok(newest) => newest,
         Err(error) => {
@@ -115,7 +118,8 @@ pub async fn run_schedule(
         }
         let job = {
             let (storage, config, stats, shutdown) = (storage.clone(), config.clone(), stats.clone(), shutdown.clone());
-            move || scheduled_backup(&storage, &config, &stats, &shutdown)
+            let key = key.clone();
+            move || scheduled_backup(&storage, &config, key.as_ref().as_ref(), &stats, &shutdown)
         };
         match tokio::task::spawn_blocking(job).await {
             Ok(Some(taken_at)) => {
@@ -151,6 +155,7 @@ fn prepare_path(config: &ScheduleConfig) -> std::io::Result<Option<SystemTime>> 
 fn scheduled_backup(
     storage: &Storage,
     config: &ScheduleConfig,
+    key: Option<&BackupKey>,
     stats: &BackupStats,
     shutdown: &CancellationToken,
 ) -> Option<SystemTime> {
@@ -163,8 +168,8 @@ fn scheduled_backup(
         Ok(())
     };
     let outcome = LocalDirectory::create(&dir)
-        .and_then(|mut target| take_backup(storage, &mut target, &check_interrupt))
-        .and_then(|summary| match verify_backup(&dir) {
+        .and_then(|mut target| take_backup(storage, &mut target, &check_interrupt, key))
+        .and_then(|summary| match verify_backup(&dir, key) {
             Ok(_) => Ok(summary),
             Err(error) => {
                 // Useless and misleading: a restore would refuse it; the error names the damage.

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::crypto::{BackupKey, EncryptingTarget, Encryption};
 use super::error::BackupError;
 use super::layout::{self, MetadataJson};
 use super::manifest::{CollectionEntry, FORMAT_NAME, FORMAT_VERSION, Manifest};
@@ -35,7 +36,7 @@ pub fn is_backed_up(ns: &Namespace) -> bool {
     !matches!(ns.db.as_str(), "local" | "config") && ns.coll != "system.profile" && !is_temporary(ns)
 }
 
-/// Writes a consistent backup of `storage` to `target`. `check_interrupt` is asked now and
+/// Writes a consistent backup of `storage` to `target`, encrypted with `key` when given. `check_interrupt` is asked now and
 /// then whether to give up (`killOp`, `maxTimeMS`, shutdown), and its error ends the backup;
 /// a failed or stopped backup leaves nothing complete behind (the target is abandoned).
 ///
@@ -45,9 +46,18 @@ pub fn take_backup(
     storage: &Storage,
     target: &mut dyn BackupTarget,
     check_interrupt: &dyn Fn() -> crate::error::Result<()>,
+    key: Option<&BackupKey>,
 ) -> Result<BackupSummary, BackupError> {
     let started = Instant::now();
-    match write_backup(storage, target, check_interrupt) {
+    let mut encrypting;
+    let target: &mut dyn BackupTarget = match key {
+        Some(key) => {
+            encrypting = EncryptingTarget::new(target, key.clone());
+            &mut encrypting
+        }
+        None => target,
+    };
+    match write_backup(storage, target, check_interrupt, key.map(Encryption::for_key)) {
         Ok(manifest) => Ok(BackupSummary { location: target.location(), manifest, duration: started.elapsed() }),
         Err(error) => {
             target.abandon();
@@ -60,6 +70,7 @@ fn write_backup(
     storage: &Storage,
     target: &mut dyn BackupTarget,
     check_interrupt: &dyn Fn() -> crate::error::Result<()>,
+    encryption: Option<Encryption>,
 ) -> Result<Manifest, BackupError> {
     let created_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -76,7 +87,7 @@ fn write_backup(
         git_version: crate::version::GIT_VERSION.to_owned(),
         created_at,
         snapshot_sequence: view.instant(),
-        encryption: None,
+        encryption,
         collections: entries,
     };
     let bytes = serde_json::to_vec_pretty(&manifest)

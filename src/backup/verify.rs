@@ -4,12 +4,13 @@
 //! problem is reported with the file and the byte offset where it is.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 use bson::RawDocument;
 use sha2::{Digest, Sha256};
 
+use super::crypto::{BackupKey, open_plaintext, read_error};
 use super::error::BackupError;
 use super::layout::{self, MetadataJson};
 use super::manifest::{BLOCK_BYTES, CollectionEntry, FileEntry, MANIFEST_FILE, Manifest};
@@ -27,15 +28,29 @@ pub struct VerifyReport {
     pub bytes: u64,
 }
 
-/// Verifies the backup in `dir`; returns its manifest and what it holds.
+/// Verifies the backup in `dir`, decrypting with `key` when it is encrypted; returns its
+/// manifest and what it holds.
 ///
 /// # Errors
 /// The first problem: [`BackupError::MissingManifest`], [`BackupError::BadManifest`],
-/// [`BackupError::Corrupt`] (file and offset), or an I/O error naming the file.
-pub fn verify_backup(dir: &Path) -> Result<(Manifest, VerifyReport), BackupError> {
+/// [`BackupError::Corrupt`] (file and offset), [`BackupError::WrongKey`] (an encrypted
+/// backup without its key), [`BackupError::BadArgument`] (a key for a backup that is not
+/// encrypted), or an I/O error naming the file.
+pub fn verify_backup(dir: &Path, key: Option<&BackupKey>) -> Result<(Manifest, VerifyReport), BackupError> {
     let manifest = Manifest::read(dir)?;
+    match (&manifest.encryption, key) {
+        (Some(encryption), Some(key)) => encryption.check_key(key, dir)?,
+        (Some(_), None) => return Err(BackupError::WrongKey { backup: dir.to_path_buf(), key_file: None }),
+        (None, Some(_)) => {
+            return Err(BackupError::BadArgument(format!(
+                "{} is not encrypted: --encryptionKeyFile applies to encrypted backups only",
+                dir.display()
+            )));
+        }
+        (None, None) => {}
+    }
     for collection in &manifest.collections {
-        verify_collection(dir, collection)?;
+        verify_collection(dir, collection, key)?;
     }
     let report = VerifyReport {
         collections: manifest.collections.len(),
@@ -45,7 +60,7 @@ pub fn verify_backup(dir: &Path) -> Result<(Manifest, VerifyReport), BackupError
     Ok((manifest, report))
 }
 
-fn verify_collection(dir: &Path, collection: &CollectionEntry) -> Result<(), BackupError> {
+fn verify_collection(dir: &Path, collection: &CollectionEntry, key: Option<&BackupKey>) -> Result<(), BackupError> {
     let data = layout::data_path(&collection.db, &collection.collection);
     let metadata = layout::metadata_path(&collection.db, &collection.collection);
     let find = |wanted: &str| {
@@ -57,7 +72,7 @@ fn verify_collection(dir: &Path, collection: &CollectionEntry) -> Result<(), Bac
     let (data, metadata) = (find(&data)?, find(&metadata)?);
     let data_path = dir.join(&data.path);
     // Documents first: a damaged length or type byte is then named at its own offset.
-    let documents = parse_documents(&data_path)?;
+    let documents = read_documents(dir, &data.path, key, |_, _| Ok(()))?;
     if documents != collection.documents {
         return Err(BackupError::corrupt(
             &data_path,
@@ -68,7 +83,7 @@ fn verify_collection(dir: &Path, collection: &CollectionEntry) -> Result<(), Bac
     check_file(dir, data)?;
     check_file(dir, metadata)?;
     let metadata_path = dir.join(&metadata.path);
-    let bytes = std::fs::read(&metadata_path).map_err(|e| BackupError::io(&metadata_path, e))?;
+    let bytes = read_plaintext(dir, &metadata.path, key)?;
     layout::parse_metadata(&bytes).map_err(|detail| BackupError::corrupt(&metadata_path, 0, detail))?;
     // The file is as written (its hash matched); the manifest must describe it alike.
     let described = MetadataJson {
@@ -137,32 +152,39 @@ fn block_mismatch(path: &Path, block: usize) -> BackupError {
     )
 }
 
-/// Reads a data file's documents one by one and parses each one fully; returns how many.
+/// The whole plaintext of the backup file `relative` in `dir` (decrypted with `key`).
+///
+/// # Errors
+/// I/O errors; [`BackupError::Corrupt`] when an encrypted file does not decrypt.
+pub fn read_plaintext(dir: &Path, relative: &str, key: Option<&BackupKey>) -> Result<Vec<u8>, BackupError> {
+    let path = dir.join(relative);
+    let mut bytes = Vec::new();
+    open_plaintext(&path, relative, key)?.read_to_end(&mut bytes).map_err(|e| read_error(&path, e))?;
+    Ok(bytes)
+}
+
+/// Reads the data file `relative` of the backup in `dir` (decrypted with `key`) document by
+/// document, parses each fully and hands it to `each` with its offset (in the plaintext);
+/// returns how many there were.
 ///
 /// # Errors
 /// [`BackupError::Corrupt`] at the offset of the first document that is cut short, has an
-/// impossible length, or does not parse.
-pub fn parse_documents(path: &Path) -> Result<u64, BackupError> {
-    read_documents(path, |_, _| Ok(()))
-}
-
-/// Reads a data file's documents one by one, parses each fully and hands it to `each` with its
-/// offset; returns how many there were.
-///
-/// # Errors
-/// As [`parse_documents`], and `each`'s errors.
+/// impossible length, or does not parse, or at the encrypted chunk that does not decrypt;
+/// `each`'s errors.
 pub fn read_documents(
-    path: &Path,
+    dir: &Path,
+    relative: &str,
+    key: Option<&BackupKey>,
     mut each: impl FnMut(u64, &RawDocument) -> Result<(), BackupError>,
 ) -> Result<u64, BackupError> {
-    let file = File::open(path).map_err(|e| BackupError::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let path = &dir.join(relative);
+    let mut reader = open_plaintext(path, relative, key)?;
     let mut offset = 0u64;
     let mut count = 0u64;
     let mut buffer = Vec::new();
     loop {
         let mut length = [0u8; 4];
-        let got = read_up_to(&mut reader, &mut length).map_err(|e| BackupError::io(path, e))?;
+        let got = read_up_to(&mut reader, &mut length).map_err(|e| read_error(path, e))?;
         if got == 0 {
             return Ok(count);
         }
@@ -182,7 +204,7 @@ pub fn read_documents(
         buffer.extend_from_slice(&length);
         buffer.resize(size, 0);
         let rest = buffer.get_mut(4..).unwrap_or_default();
-        let got = read_up_to(&mut reader, rest).map_err(|e| BackupError::io(path, e))?;
+        let got = read_up_to(&mut reader, rest).map_err(|e| read_error(path, e))?;
         if got < rest.len() {
             return Err(BackupError::corrupt(
                 path,
@@ -226,7 +248,8 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let path = dir.path().join("c.bson");
         std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
-        read_documents(&path, |_, _| Ok(())).map_err(|e| e.to_string().replace(&path.display().to_string(), "c.bson"))
+        read_documents(dir.path(), "c.bson", None, |_, _| Ok(()))
+            .map_err(|e| e.to_string().replace(&path.display().to_string(), "c.bson"))
     }
 
     #[test]

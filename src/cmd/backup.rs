@@ -13,7 +13,8 @@ use crate::error::{Error, ErrorCode, Result};
 
 /// `createBackup: 1, backupDir: "<absolute path on the server's host>"`: the directory must
 /// be absent or empty; the backup is written into `<backupDir>.partial` and renamed when
-/// complete. `killOp` and `maxTimeMS` stop it, and leave nothing behind.
+/// complete, encrypted when the server has `--backupEncryptionKeyFile`. `killOp` and
+/// `maxTimeMS` stop it, and leave nothing behind.
 pub fn create_backup(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<Document> {
     if req.db() != "admin" {
         return Err(Error::new(ErrorCode::Unauthorized, "createBackup may only be run against the admin database."));
@@ -34,9 +35,11 @@ pub fn create_backup(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
     let mut target = LocalDirectory::create(dir)?;
     let interrupt = ctx.op.interrupt.clone();
     let taken_at = std::time::SystemTime::now();
-    let summary = take_backup(&ctx.state.storage, &mut target, &|| interrupt.check()).inspect_err(|_| {
-        ctx.state.backups.record_failure();
-    })?;
+    let summary =
+        take_backup(&ctx.state.storage, &mut target, &|| interrupt.check(), ctx.state.config.backup_key.as_ref())
+            .inspect_err(|_| {
+                ctx.state.backups.record_failure();
+            })?;
     ctx.state.backups.record_success(&summary, taken_at);
     let manifest = &summary.manifest;
     let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -60,5 +63,6 @@ pub fn create_backup(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         "documents": number(manifest.documents()),
         "bytes": number(manifest.bytes()),
         "durationMillis": millis,
+        "encrypted": manifest.encryption.is_some(),
     })
 }
