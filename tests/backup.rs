@@ -756,3 +756,193 @@ async fn encrypted_backups_restore_only_with_their_key() {
         stderr(&damaged)
     );
 }
+
+/// `monarchd export` or `import` of `app.<collection>` on `uri`, with `extra` arguments.
+fn transfer(verb: &str, uri: &str, collection: &str, extra: &[&str]) -> Output {
+    let mut args = vec![verb, "--uri", uri, "-d", "app", "-c", collection];
+    args.extend_from_slice(extra);
+    tool(&args)
+}
+
+/// A document holding every BSON type, built from canonical Extended JSON (the deprecated
+/// types have no other constructor).
+fn every_type() -> Document {
+    let json = serde_json::json!({
+        "_id": { "$oid": "5f43a1b2c3d4e5f6a7b8c9d0" },
+        "double": { "$numberDouble": "1.5" },
+        "negativeZero": { "$numberDouble": "-0.0" },
+        "infinity": { "$numberDouble": "Infinity" },
+        "nan": { "$numberDouble": "NaN" },
+        "string": "text é \u{1F600}",
+        "document": { "b": { "$numberInt": "1" }, "a": { "$numberInt": "2" } },
+        "array": [{ "$numberInt": "1" }, "x", { "y": null }],
+        "binary": { "$binary": { "base64": "AAEC/w==", "subType": "00" } },
+        "uuid": { "$binary": { "base64": "c//SZESzTGmQ6OfR38A11A==", "subType": "04" } },
+        "undefined": { "$undefined": true },
+        "true": true,
+        "dateBefore1970": { "$date": { "$numberLong": "-1000" } },
+        "dateAfter9999": { "$date": { "$numberLong": "253402300800000" } },
+        "null": null,
+        "regex": { "$regularExpression": { "pattern": "^a.*b$", "options": "imx" } },
+        "dbPointer": { "$dbPointer": { "$ref": "db.c", "$id": { "$oid": "5f43a1b2c3d4e5f6a7b8c9d1" } } },
+        "code": { "$code": "function() { return 1; }" },
+        "symbol": { "$symbol": "sym" },
+        "codeWithScope": { "$code": "x", "$scope": { "x": { "$numberInt": "1" } } },
+        "int32": { "$numberInt": "-2147483648" },
+        "timestamp": { "$timestamp": { "t": 4_294_967_295_u64, "i": 1 } },
+        "int64": { "$numberLong": "9223372036854775807" },
+        "decimal": { "$numberDecimal": "1.000E-6176" },
+        "minKey": { "$minKey": 1 },
+        "maxKey": { "$maxKey": 1 },
+    });
+    match Bson::try_from(json).expect("canonical Extended JSON") {
+        Bson::Document(document) => document,
+        other => panic!("not a document: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn export_then_import_round_trips_every_bson_type_through_canonical_extended_json() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let db = client.database("app");
+    let original = every_type();
+    db.collection::<Document>("types").insert_one(original.clone()).await.expect("insert");
+    db.collection::<Document>("types").insert_one(doc! { "_id": 2, "plain": 1 }).await.expect("insert");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let file = scratch.path().join("types.json");
+    let uri = server.uri("");
+    let uri = uri.split('?').next().unwrap_or(&uri).trim_end_matches('/');
+    let exported = tool(&[
+        "export",
+        "--uri",
+        uri,
+        "--db",
+        "app",
+        "--collection",
+        "types",
+        "--jsonFormat",
+        "canonical",
+        "--out",
+        path(&file),
+        "--sort",
+        "{\"_id\": -1}",
+    ]);
+    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
+    let text = std::fs::read_to_string(&file).expect("export file");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.starts_with("{\"_id\":{\"$oid\":\"5f43a1b2c3d4e5f6a7b8c9d0\"},\"double\":{\"$numberDouble\":\"1.5\"}"),
+        "{text}"
+    );
+
+    let imported = tool(&["import", "--uri", uri, "--db", "copy", "--collection", "types", "--file", path(&file)]);
+    assert_eq!(imported.status.code(), Some(0), "{}", stderr(&imported));
+    assert!(stderr(&imported).contains("2 document(s) imported successfully. 0 document(s) failed to import."));
+    let back = documents(&client, "copy", "types").await;
+    let original_printed = Bson::Document(original).to_string();
+    let back_printed: Vec<String> = back.into_iter().map(|d| Bson::Document(d).to_string()).collect();
+    assert!(back_printed.contains(&original_printed), "{back_printed:?}\nwanted {original_printed}");
+
+    // Relaxed (the default), as an array, with a query.
+    let relaxed = transfer("export", uri, "types", &["--query", "{\"_id\": 2}", "--jsonArray"]);
+    assert_eq!(stdout(&relaxed), "[{\"_id\":2,\"plain\":1}]\n", "{}", stderr(&relaxed));
+    // The same documents again: refused one by one as duplicates, and counted.
+    let again = tool(&["import", "--uri", uri, "--db", "copy", "--collection", "types", "--file", path(&file)]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("0 document(s) imported successfully. 2 document(s) failed to import."),
+        "{}",
+        stderr(&again)
+    );
+    let stopped = tool(&[
+        "import",
+        "--uri",
+        uri,
+        "--db",
+        "copy",
+        "--collection",
+        "types",
+        "--file",
+        path(&file),
+        "--stopOnError",
+    ]);
+    assert_eq!(stopped.status.code(), Some(3), "{}", stderr(&stopped));
+    assert!(stderr(&stopped).contains("DuplicateKey (11000)"), "{}", stderr(&stopped));
+}
+
+#[tokio::test]
+async fn import_reads_csv_and_tsv_upserts_and_merges_and_names_bad_input() {
+    let server = TestServer::start(&[]);
+    let client = server.client("").await;
+    let uri = server.uri("");
+    let uri = uri.split('?').next().unwrap_or(&uri).trim_end_matches('/');
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let csv = scratch.path().join("people.csv");
+    std::fs::write(&csv, "_id,name,address.city,age,score\n1,\"Lovelace, Ada\",London,36,1.5\n2,Grace,,85,\n")
+        .expect("csv");
+    let imported =
+        transfer("import", uri, "people", &["--type", "csv", "--headerline", "--ignoreBlanks", "--file", path(&csv)]);
+    assert_eq!(imported.status.code(), Some(0), "{}", stderr(&imported));
+    let people: Vec<String> =
+        documents(&client, "app", "people").await.into_iter().map(|d| Bson::Document(d).to_string()).collect();
+    assert_eq!(
+        people,
+        [
+            "{ \"_id\": 1, \"name\": \"Lovelace, Ada\", \"address\": { \"city\": \"London\" }, \"age\": 36, \"score\": 1.5 }",
+            "{ \"_id\": 2, \"name\": \"Grace\", \"age\": 85 }",
+        ]
+    );
+    let exported = transfer("export", uri, "people", &["--type", "csv", "--fields", "_id,name,address.city"]);
+    assert_eq!(
+        stdout(&exported),
+        "_id,name,address.city\n1,\"Lovelace, Ada\",London\n2,Grace,\n",
+        "{}",
+        stderr(&exported)
+    );
+    let no_fields = transfer("export", uri, "people", &["--type", "csv"]);
+    assert_eq!(no_fields.status.code(), Some(2));
+
+    // upsert replaces by name; merge sets fields and keeps the others.
+    let tsv = scratch.path().join("people.tsv");
+    std::fs::write(&tsv, "Grace\t86\nAlan\t41\n").expect("tsv");
+    let upserted = transfer(
+        "import",
+        uri,
+        "people",
+        &["--type", "tsv", "--fields", "name,age", "--mode", "upsert", "--upsertFields", "name", "--file", path(&tsv)],
+    );
+    assert_eq!(upserted.status.code(), Some(0), "{}", stderr(&upserted));
+    let people = client.database("app").collection::<Document>("people");
+    let grace = people.find_one(doc! { "name": "Grace" }).await.expect("find").expect("Grace");
+    assert_eq!((grace.get_i32("_id").ok(), grace.get_i32("age").ok()), (Some(2), Some(86)));
+    assert_eq!(people.count_documents(doc! { "name": "Alan" }).await.expect("count"), 1);
+    let json = scratch.path().join("merge.json");
+    std::fs::write(&json, "{\"_id\": 1, \"age\": 37}\n{\"_id\": 9, \"name\": \"New\"}\n").expect("json");
+    let merged = transfer("import", uri, "people", &["--mode", "merge", "--file", path(&json)]);
+    assert_eq!(merged.status.code(), Some(0), "{}", stderr(&merged));
+    let ada = people.find_one(doc! { "_id": 1 }).await.expect("find").expect("Ada");
+    assert_eq!((ada.get_str("name").ok(), ada.get_i32("age").ok()), (Some("Lovelace, Ada"), Some(37)));
+    assert_eq!(people.count_documents(doc! { "_id": 9, "name": "New" }).await.expect("count"), 1);
+
+    // Bad input is named by file and line; the batch it is in (here, all) is not written.
+    let broken = scratch.path().join("broken.csv");
+    std::fs::write(&broken, "_id,name\n10,ok\n11,\"unterminated\n").expect("csv");
+    let refused = transfer("import", uri, "broken", &["--type", "csv", "--headerline", "--file", path(&broken)]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains(&format!("{}: at byte offset", path(&broken))), "{}", stderr(&refused));
+    let bad_json = scratch.path().join("bad.json");
+    std::fs::write(&bad_json, "{\"_id\": 1}\n{\"_id\": 2,\n").expect("json");
+    let refused = transfer("import", uri, "broken", &["--file", path(&bad_json)]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("line 3, column 0: EOF while parsing a value\n"), "{}", stderr(&refused));
+    let wrong_type = scratch.path().join("wrong.json");
+    std::fs::write(&wrong_type, "{\"_id\": {\"$numberInt\": \"x\"}}\n").expect("json");
+    let refused = transfer("import", uri, "broken", &["--file", path(&wrong_type)]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("not Extended JSON"), "{}", stderr(&refused));
+    assert_eq!(
+        client.database("app").collection::<Document>("broken").count_documents(doc! {}).await.expect("count"),
+        0
+    );
+}

@@ -2,6 +2,9 @@
 //! write a backup into DIR, a directory on the server's host), `monarchd backup verify DIR`
 //! and `monarchd restore --from DIR --dbpath NEWDIR ...` (both offline, no server).
 //!
+//! `monarchd export` and `monarchd import` move one collection as Extended JSON, CSV or TSV
+//! through a running server, with mongoexport's and mongoimport's option names.
+//!
 //! Exit codes: 0 success; 1 a backup that is damaged or does not match its manifest; 2 bad
 //! usage, or a target that is not empty; 3 anything else (I/O, the server, the engine).
 
@@ -9,12 +12,14 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bson::doc;
+use bson::{Bson, Document, doc};
 use clap::Parser;
 
-use super::client::{ServerAddress, run_command};
+use super::client::{Connection, ServerAddress, run_command};
 use super::crypto::BackupKey;
 use super::error::BackupError;
+use super::export::{ExportOptions, ExportType, JsonFormat, export};
+use super::import::{ImportMode, ImportOptions, ImportType, import};
 use super::namespaces::NamespaceMap;
 use super::restore::{RestoreOptions, restore_backup};
 use super::verify::verify_backup;
@@ -72,6 +77,174 @@ struct VerifyArgs {
     encryption_key_file: Option<PathBuf>,
 }
 
+/// The collection `monarchd export` and `import` work on, and the server that holds it.
+#[derive(Debug, clap::Args)]
+struct CollectionArgs {
+    /// The server: mongodb://host[:port].
+    #[arg(long)]
+    uri: String,
+    /// The database.
+    #[arg(short = 'd', long)]
+    db: String,
+    /// The collection.
+    #[arg(short = 'c', long)]
+    collection: String,
+}
+
+/// `monarchd export --uri URI --db D --collection C [--out FILE] ...` (mongoexport's names).
+#[derive(Debug, Parser)]
+#[command(name = "monarchd export", about = "Writes a collection as Extended JSON or CSV (as mongoexport)")]
+struct ExportArgs {
+    #[command(flatten)]
+    target: CollectionArgs,
+    /// The output file [default: standard output].
+    #[arg(short = 'o', long)]
+    out: Option<PathBuf>,
+    /// json or csv.
+    #[arg(long = "type", value_enum, default_value = "json")]
+    kind: ExportType,
+    /// Extended JSON's mode: relaxed or canonical (canonical reads back every type exactly).
+    #[arg(long = "jsonFormat", value_enum, default_value = "relaxed")]
+    json_format: JsonFormat,
+    /// Write one JSON array instead of one document per line.
+    #[arg(long = "jsonArray")]
+    json_array: bool,
+    /// The fields to export, comma-separated (required for CSV).
+    #[arg(short = 'f', long, value_delimiter = ',')]
+    fields: Vec<String>,
+    /// A filter, as Extended JSON.
+    #[arg(short = 'q', long)]
+    query: Option<String>,
+    /// A sort, as Extended JSON.
+    #[arg(long)]
+    sort: Option<String>,
+    /// Documents to skip.
+    #[arg(long)]
+    skip: Option<i64>,
+    /// At most this many documents.
+    #[arg(long)]
+    limit: Option<i64>,
+    /// CSV without its header line.
+    #[arg(long = "noHeaderLine")]
+    no_header_line: bool,
+}
+
+/// `monarchd import --uri URI --db D --collection C [--file FILE] ...` (mongoimport's names).
+#[derive(Debug, Parser)]
+#[command(name = "monarchd import", about = "Reads Extended JSON, CSV or TSV into a collection (as mongoimport)")]
+struct ImportArgs {
+    #[command(flatten)]
+    target: CollectionArgs,
+    /// The input file [default: standard input].
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// json, csv or tsv.
+    #[arg(long = "type", value_enum, default_value = "json")]
+    kind: ImportType,
+    /// The input is one JSON array.
+    #[arg(long = "jsonArray")]
+    json_array: bool,
+    /// CSV/TSV: the first line names the fields.
+    #[arg(long = "headerline")]
+    header_line: bool,
+    /// CSV/TSV: the fields, comma-separated, when there is no header line.
+    #[arg(short = 'f', long, value_delimiter = ',')]
+    fields: Vec<String>,
+    /// CSV/TSV: leave empty cells out.
+    #[arg(long = "ignoreBlanks")]
+    ignore_blanks: bool,
+    /// insert, upsert (replace the matching document) or merge (set fields on it).
+    #[arg(long, value_enum, default_value = "insert")]
+    mode: ImportMode,
+    /// The fields that find the document to upsert or merge into, comma-separated.
+    #[arg(long = "upsertFields", value_delimiter = ',', default_value = "_id")]
+    upsert_fields: Vec<String>,
+    /// Drop the collection first.
+    #[arg(long)]
+    drop: bool,
+    /// Stop at the first document the server refuses.
+    #[arg(long = "stopOnError")]
+    stop_on_error: bool,
+}
+
+/// `monarchd export ...` with `args` after `export`.
+pub fn export_tool(args: &[OsString]) -> ExitCode {
+    let parsed: ExportArgs = parse_args("monarchd export", args);
+    finish("monarchd export", run_export(parsed))
+}
+
+fn run_export(args: ExportArgs) -> Result<(), BackupError> {
+    let extjson = |flag: &str, text: Option<&String>| -> Result<Option<Document>, BackupError> {
+        text.map(|text| {
+            let json: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| BackupError::BadArgument(format!("--{flag} is not JSON: {e}")))?;
+            match Bson::try_from(json) {
+                Ok(Bson::Document(document)) => Ok(document),
+                _ => Err(BackupError::BadArgument(format!("--{flag} is not an Extended JSON document"))),
+            }
+        })
+        .transpose()
+    };
+    let options = ExportOptions {
+        query: extjson("query", args.query.as_ref())?.unwrap_or_default(),
+        sort: extjson("sort", args.sort.as_ref())?,
+        db: args.target.db,
+        collection: args.target.collection,
+        kind: args.kind,
+        json_format: args.json_format,
+        json_array: args.json_array,
+        fields: args.fields,
+        skip: args.skip,
+        limit: args.limit,
+        no_header_line: args.no_header_line,
+    };
+    let mut connection = Connection::open(&ServerAddress::parse(&args.target.uri)?)?;
+    let count = match &args.out {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| BackupError::io(path, e))?;
+            let mut out = std::io::BufWriter::new(file);
+            export(&mut connection, &options, &mut out)?
+        }
+        None => export(&mut connection, &options, &mut std::io::stdout().lock())?,
+    };
+    eprintln!("exported {count} documents");
+    Ok(())
+}
+
+/// `monarchd import ...` with `args` after `import`.
+pub fn import_tool(args: &[OsString]) -> ExitCode {
+    let parsed: ImportArgs = parse_args("monarchd import", args);
+    finish("monarchd import", run_import(parsed))
+}
+
+fn run_import(args: ImportArgs) -> Result<(), BackupError> {
+    let options = ImportOptions {
+        db: args.target.db,
+        collection: args.target.collection,
+        kind: args.kind,
+        json_array: args.json_array,
+        header_line: args.header_line,
+        fields: args.fields,
+        ignore_blanks: args.ignore_blanks,
+        mode: args.mode,
+        upsert_fields: args.upsert_fields,
+        drop: args.drop,
+        stop_on_error: args.stop_on_error,
+    };
+    let (input, source): (Box<dyn std::io::BufRead>, PathBuf) = match &args.file {
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(|e| BackupError::io(path, e))?;
+            (Box::new(std::io::BufReader::with_capacity(1 << 20, file)), path.clone())
+        }
+        None => (Box::new(std::io::stdin().lock()), PathBuf::from("(standard input)")),
+    };
+    let mut connection = Connection::open(&ServerAddress::parse(&args.target.uri)?)?;
+    let report = import(&mut connection, &options, input, &source)?;
+    // mongoimport's summary.
+    eprintln!("{} document(s) imported successfully. {} document(s) failed to import.", report.imported, report.failed);
+    Ok(())
+}
+
 /// The key in `file`, if one was given.
 fn read_key(file: Option<&PathBuf>) -> Result<Option<BackupKey>, BackupError> {
     file.map(|path| BackupKey::read(path)).transpose()
@@ -82,12 +255,7 @@ pub fn backup_tool(args: &[OsString]) -> ExitCode {
     if args.first().is_some_and(|a| a == "verify") {
         return verify_tool(args.get(1..).unwrap_or_default());
     }
-    let parsed = match BackupArgs::try_parse_from(
-        std::iter::once(OsString::from("monarchd backup")).chain(args.iter().cloned()),
-    ) {
-        Ok(parsed) => parsed,
-        Err(error) => error.exit(),
-    };
+    let parsed: BackupArgs = parse_args("monarchd backup", args);
     finish("monarchd backup", request_backup(&parsed))
 }
 
@@ -107,12 +275,7 @@ fn request_backup(args: &BackupArgs) -> Result<(), BackupError> {
 }
 
 fn verify_tool(args: &[OsString]) -> ExitCode {
-    let parsed = match VerifyArgs::try_parse_from(
-        std::iter::once(OsString::from("monarchd backup verify")).chain(args.iter().cloned()),
-    ) {
-        Ok(parsed) => parsed,
-        Err(error) => error.exit(),
-    };
+    let parsed: VerifyArgs = parse_args("monarchd backup verify", args);
     let dir = parsed.dir;
     finish(
         "monarchd backup verify",
@@ -132,12 +295,7 @@ fn verify_tool(args: &[OsString]) -> ExitCode {
 
 /// `monarchd restore ...` with `args` after `restore`.
 pub fn restore_tool(args: &[OsString]) -> ExitCode {
-    let parsed = match RestoreArgs::try_parse_from(
-        std::iter::once(OsString::from("monarchd restore")).chain(args.iter().cloned()),
-    ) {
-        Ok(parsed) => parsed,
-        Err(error) => error.exit(),
-    };
+    let parsed: RestoreArgs = parse_args("monarchd restore", args);
     let restored = NamespaceMap::new(&parsed.ns_include, &parsed.ns_exclude, &parsed.ns_from, &parsed.ns_to)
         .and_then(|namespaces| Ok((namespaces, read_key(parsed.encryption_key_file.as_ref())?)))
         .and_then(|(namespaces, key)| {
@@ -161,6 +319,15 @@ pub fn restore_tool(args: &[OsString]) -> ExitCode {
             );
         });
     finish("monarchd restore", restored)
+}
+
+/// Parses a tool's arguments (`args`, after the tool's name); on bad usage, prints clap's
+/// message and exits with 2.
+fn parse_args<T: Parser>(tool: &str, args: &[OsString]) -> T {
+    match T::try_parse_from(std::iter::once(OsString::from(tool)).chain(args.iter().cloned())) {
+        Ok(parsed) => parsed,
+        Err(error) => error.exit(),
+    }
 }
 
 /// Prints the error, if any, and turns the outcome into the exit code.

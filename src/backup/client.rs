@@ -68,59 +68,88 @@ impl ServerAddress {
     }
 }
 
-/// Runs `command` (with `$db` set to `db`) on the server at `address` and returns its reply.
+/// One connection to a server, for several commands in turn.
+pub struct Connection {
+    stream: TcpStream,
+    target: String,
+    next_request_id: i32,
+}
+
+impl Connection {
+    /// Connects to `address`.
+    ///
+    /// # Errors
+    /// Name resolution and connection errors.
+    pub fn open(address: &ServerAddress) -> Result<Self, BackupError> {
+        let target = format!("{}:{}", address.host, address.port);
+        let io = |e: std::io::Error| BackupError::io(std::path::Path::new(&target), e);
+        let socket = (address.host.as_str(), address.port)
+            .to_socket_addrs()
+            .map_err(io)?
+            .next()
+            .ok_or_else(|| BackupError::BadArgument(format!("{target} resolves to no address")))?;
+        let stream = TcpStream::connect_timeout(&socket, CONNECT_TIMEOUT).map_err(io)?;
+        Ok(Self { stream, target, next_request_id: 1 })
+    }
+
+    /// Runs `command` (with `$db` set to `db`) and returns its reply.
+    ///
+    /// # Errors
+    /// Connection and protocol errors; [`BackupError::Server`] when the reply has `ok: 0`.
+    pub fn command(&mut self, db: &str, mut command: Document) -> Result<Document, BackupError> {
+        let target = &self.target;
+        let io = |e: std::io::Error| BackupError::io(std::path::Path::new(target), e);
+        command.insert("$db", db);
+        let body = DocumentBytes::try_from(&command).map_err(|e| BackupError::Internal(e.to_string()))?;
+        let request = Message {
+            header: Header { request_id: self.next_request_id, response_to: 0 },
+            body: Body::Msg(OpMsg::new(body)),
+            compressor: None,
+        };
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        let mut out = BytesMut::new();
+        request.encode(&mut out).map_err(|e| BackupError::Internal(e.to_string()))?;
+        self.stream.write_all(&out).map_err(io)?;
+        let mut length = [0u8; 4];
+        self.stream.read_exact(&mut length).map_err(io)?;
+        let total = usize::try_from(i32::from_le_bytes(length))
+            .ok()
+            .filter(|n| (16..=MAX_MESSAGE_SIZE).contains(n))
+            .ok_or_else(|| BackupError::Internal(format!("{target} sent a reply of impossible length")))?;
+        let mut frame = vec![0u8; total];
+        frame.get_mut(..4).unwrap_or_default().copy_from_slice(&length);
+        self.stream.read_exact(frame.get_mut(4..).unwrap_or_default()).map_err(io)?;
+        let reply = Message::decode(Bytes::from(frame)).map_err(|e| BackupError::Internal(format!("{target}: {e}")))?;
+        let Body::Msg(reply) = reply.body else {
+            return Err(BackupError::Internal(format!("{target} did not answer with OP_MSG")));
+        };
+        let reply = RawDocumentBuf::from_bytes(reply.body.as_bytes().to_vec())
+            .and_then(|raw| Document::try_from(raw.as_ref()))
+            .map_err(|e| BackupError::Internal(format!("{target} sent a reply that does not parse: {e}")))?;
+        let ok = match reply.get("ok") {
+            Some(Bson::Double(n)) => *n == 1.0,
+            Some(Bson::Int32(n)) => *n == 1,
+            Some(Bson::Int64(n)) => *n == 1,
+            _ => false,
+        };
+        if !ok {
+            return Err(BackupError::Server {
+                code: reply.get_i32("code").unwrap_or(0),
+                code_name: reply.get_str("codeName").unwrap_or("").to_owned(),
+                message: reply.get_str("errmsg").unwrap_or("").to_owned(),
+            });
+        }
+        Ok(reply)
+    }
+}
+
+/// Runs one `command` (with `$db` set to `db`) on the server at `address` over a connection
+/// of its own and returns its reply.
 ///
 /// # Errors
-/// Connection and protocol errors; [`BackupError::Server`] when the reply has `ok: 0`.
-pub fn run_command(address: &ServerAddress, db: &str, mut command: Document) -> Result<Document, BackupError> {
-    let target = format!("{}:{}", address.host, address.port);
-    let io = |e: std::io::Error| BackupError::io(std::path::Path::new(&target), e);
-    let socket = (address.host.as_str(), address.port)
-        .to_socket_addrs()
-        .map_err(io)?
-        .next()
-        .ok_or_else(|| BackupError::BadArgument(format!("{target} resolves to no address")))?;
-    let mut stream = TcpStream::connect_timeout(&socket, CONNECT_TIMEOUT).map_err(io)?;
-    command.insert("$db", db);
-    let body = DocumentBytes::try_from(&command).map_err(|e| BackupError::Internal(e.to_string()))?;
-    let request = Message {
-        header: Header { request_id: 1, response_to: 0 },
-        body: Body::Msg(OpMsg::new(body)),
-        compressor: None,
-    };
-    let mut out = BytesMut::new();
-    request.encode(&mut out).map_err(|e| BackupError::Internal(e.to_string()))?;
-    stream.write_all(&out).map_err(io)?;
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).map_err(io)?;
-    let total = usize::try_from(i32::from_le_bytes(length))
-        .ok()
-        .filter(|n| (16..=MAX_MESSAGE_SIZE).contains(n))
-        .ok_or_else(|| BackupError::Internal(format!("{target} sent a reply of impossible length")))?;
-    let mut frame = vec![0u8; total];
-    frame.get_mut(..4).unwrap_or_default().copy_from_slice(&length);
-    stream.read_exact(frame.get_mut(4..).unwrap_or_default()).map_err(io)?;
-    let reply = Message::decode(Bytes::from(frame)).map_err(|e| BackupError::Internal(format!("{target}: {e}")))?;
-    let Body::Msg(reply) = reply.body else {
-        return Err(BackupError::Internal(format!("{target} did not answer with OP_MSG")));
-    };
-    let reply = RawDocumentBuf::from_bytes(reply.body.as_bytes().to_vec())
-        .and_then(|raw| Document::try_from(raw.as_ref()))
-        .map_err(|e| BackupError::Internal(format!("{target} sent a reply that does not parse: {e}")))?;
-    let ok = match reply.get("ok") {
-        Some(Bson::Double(n)) => *n == 1.0,
-        Some(Bson::Int32(n)) => *n == 1,
-        Some(Bson::Int64(n)) => *n == 1,
-        _ => false,
-    };
-    if !ok {
-        return Err(BackupError::Server {
-            code: reply.get_i32("code").unwrap_or(0),
-            code_name: reply.get_str("codeName").unwrap_or("").to_owned(),
-            message: reply.get_str("errmsg").unwrap_or("").to_owned(),
-        });
-    }
-    Ok(reply)
+/// As [`Connection::open`] and [`Connection::command`].
+pub fn run_command(address: &ServerAddress, db: &str, command: Document) -> Result<Document, BackupError> {
+    Connection::open(address)?.command(db, command)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Backups: online, consistent, self-describing and verifiable, and restores from them
-//! (issue 19, points 1 to 4 and 6).
+//! (issue 19, points 1 to 4, 6 and 8).
 //!
 //! - [`take_backup`] writes a backup of a running server's [`Storage`](crate::storage::Storage)
 //!   from one snapshot, the catalog read at the same instant, to a [`BackupTarget`] (today a
@@ -11,6 +11,8 @@
 //!   names, verifies each, and removes those `--backupRetention` no longer keeps;
 //! - [`crypto`] encrypts a backup's files as they are written (AES-256-GCM, a key file) and
 //!   decrypts them for verify and restore;
+//! - [`export`] and [`import`] move one collection as Extended JSON, CSV or TSV through a
+//!   server, as mongoexport and mongoimport do;
 //! - [`client`] is the command line's tiny synchronous client that asks a server for a
 //!   backup (`createBackup`), and [`cli`] the `monarchd backup` and `monarchd restore` tools.
 //!
@@ -24,12 +26,16 @@ pub mod cli;
 pub mod client;
 pub mod crypto;
 mod error;
+pub mod export;
+pub mod import;
 pub mod layout;
 pub mod manifest;
 mod namespaces;
+mod progress;
 mod restore;
 pub mod schedule;
 pub mod scheduler;
+mod tabular;
 mod take;
 pub mod target;
 mod verify;
