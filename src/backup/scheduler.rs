@@ -1,7 +1,8 @@
 //! The server's scheduled backups: at each time the [`ScheduleConfig`] names, a backup into
-//! `<backupPath>/backup-<UTC time>` (encrypted when a key is configured), verified once written (a backup that fails verification
-//! is removed and counted as a failure), then the retention applied; [`BackupStats`] holds the
-//! figures `/metrics` exports (also fed by `createBackup`).
+//! `<backupPath>/backup-<UTC time>` (encrypted when a key is configured), verified once
+//! written (a backup that fails verification is removed and counted as a failure), then the
+//! retention applied; [`BackupStats`] holds the figures `/metrics` exports (also fed by
+//! `createBackup`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -95,12 +96,19 @@ pub async fn run_schedule(
     stats.scheduled.store(true, Ordering::Relaxed);
     let config = Arc::new(config);
     let key = Arc::new(key);
-    let mut newest = match prepare_path(&config) {
-        Ok(newest) => newest,
-        Err(error) => {
-            tracing::error!(target: "STORAGE", id = 22110, path = %config.path.display(), %error, "Cannot read the backup path; scheduled backups are off");
-            stats.record_failure();
-            return;
+    // A backup path that cannot be used yet (a volume not mounted) is tried again, each
+    // attempt counted as a failed backup so the alert tells.
+    let mut newest = loop {
+        match prepare_path(&config) {
+            Ok(newest) => break newest,
+            Err(error) => {
+                tracing::error!(target: "STORAGE", id = 22110, path = %config.path.display(), %error, "Cannot use the backup path; trying again in a minute");
+                stats.record_failure();
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETRY_AFTER_FAILURE) => {}
         }
     };
     if let Some(newest) = newest {
