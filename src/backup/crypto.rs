@@ -20,18 +20,15 @@ use aes_gcm::aead::{KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key};
 use base64::Engine as _;
 use hmac::{KeyInit as _, Mac};
-use serde::{Deserialize, Serialize};
 
 use super::error::BackupError;
-use super::manifest::FileEntry;
+use super::manifest::{
+    ENCRYPTION_ALGORITHM as ALGORITHM, ENCRYPTION_CHUNK_BYTES as CHUNK_BYTES, Encryption, FileEntry,
+};
 use super::target::{BackupTarget, TargetFile};
 
 /// The start of every encrypted file.
 pub const MAGIC: &[u8; 8] = b"MNRCAES1";
-/// Plaintext bytes per sealed chunk.
-pub const CHUNK_BYTES: usize = 1 << 20;
-/// The manifest's name for the scheme.
-pub const ALGORITHM: &str = "AES-256-GCM-STREAM-BE32";
 /// Bytes of the nonce prefix each file starts with (12-byte nonce less STREAM's 5).
 const NONCE_PREFIX_BYTES: usize = 7;
 /// Bytes of a chunk's authentication tag.
@@ -103,27 +100,11 @@ fn key_check(key: &[u8; 32]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The manifest's `encryption` field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Encryption {
-    /// Always [`ALGORITHM`].
-    pub algorithm: String,
-    /// Always [`CHUNK_BYTES`].
-    pub chunk_bytes: u64,
-    /// [`BackupKey::check`] of the key the backup was written with.
-    pub key_check: String,
-}
-
+// The manifest's `encryption` field is declared with the manifest; what needs the key is here.
 impl Encryption {
     /// The field for a backup written with `key`.
     pub fn for_key(key: &BackupKey) -> Self {
         Self { algorithm: ALGORITHM.to_owned(), chunk_bytes: CHUNK_BYTES as u64, key_check: key.check() }
-    }
-
-    /// Whether this build reads the scheme described.
-    pub fn is_supported(&self) -> bool {
-        self.algorithm == ALGORITHM && self.chunk_bytes == CHUNK_BYTES as u64
     }
 
     /// Checks that `key` is the one the backup was written with.

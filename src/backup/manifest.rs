@@ -7,7 +7,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::crypto::Encryption;
 use super::error::BackupError;
 
 /// The file name of the manifest inside a backup directory.
@@ -17,6 +16,10 @@ pub const FORMAT_NAME: &str = "monarch-backup";
 /// The size of the blocks a file's [`FileEntry::block_sha256`] covers: 1 MiB, a manifest of
 /// 64 bytes of hex per MiB of data.
 pub const BLOCK_BYTES: u64 = 1 << 20;
+/// The encryption scheme this build writes and reads (see [`crate::backup::crypto`]).
+pub const ENCRYPTION_ALGORITHM: &str = "AES-256-GCM-STREAM-BE32";
+/// Plaintext bytes per sealed chunk of an encrypted file.
+pub const ENCRYPTION_CHUNK_BYTES: usize = 1 << 20;
 /// The layout version this build writes and reads; a later layout is refused, not guessed at.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -43,6 +46,26 @@ pub struct Manifest {
     pub encryption: Option<Encryption>,
     /// Every collection, in namespace order.
     pub collections: Vec<CollectionEntry>,
+}
+
+/// The manifest's `encryption` field: how the data and metadata files are encrypted (the
+/// key itself is never in a backup).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Encryption {
+    /// Always [`ENCRYPTION_ALGORITHM`].
+    pub algorithm: String,
+    /// Always [`ENCRYPTION_CHUNK_BYTES`].
+    pub chunk_bytes: u64,
+    /// The key's check value (an HMAC of a fixed text under it), to refuse a wrong key by name.
+    pub key_check: String,
+}
+
+impl Encryption {
+    /// Whether this build reads the scheme described.
+    pub fn is_supported(&self) -> bool {
+        self.algorithm == ENCRYPTION_ALGORITHM && self.chunk_bytes == ENCRYPTION_CHUNK_BYTES as u64
+    }
 }
 
 /// One collection of a backup.

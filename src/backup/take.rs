@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use super::crypto::{BackupKey, EncryptingTarget, Encryption};
+use super::crypto::{BackupKey, EncryptingTarget};
 use super::error::BackupError;
 use super::layout::{self, MetadataJson};
-use super::manifest::{CollectionEntry, FORMAT_NAME, FORMAT_VERSION, Manifest};
+use super::manifest::{CollectionEntry, Encryption, FORMAT_NAME, FORMAT_VERSION, Manifest};
 use super::target::BackupTarget;
 use crate::storage::{Collection, Direction, Namespace, ReadView, Storage, is_temporary};
 
