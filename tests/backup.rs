@@ -513,12 +513,10 @@ async fn backup_cli_takes_verifies_and_restores_with_exit_codes() {
     let again = tool(&["backup", "--uri", &uri, "--out", path(&dir)]);
     assert_eq!(again.status.code(), Some(3));
     assert!(stderr(&again).contains("the server answered IllegalOperation (20)"), "{}", stderr(&again));
-    let credentials =
-        tool(&["backup", "--uri", &format!("mongodb://u:p@127.0.0.1:{}", server.port), "--out", path(&dir)]);
-    assert_eq!(credentials.status.code(), Some(2));
-    assert_eq!(stderr(&credentials), "monarchd backup: credentials in the URI (authentication) is not supported yet\n");
+    // Credentials are taken (see command_line_tools_log_in_with_scram_from_the_uri); TLS not.
     let tls = tool(&["backup", "--uri", &format!("{uri}/?tls=true"), "--out", path(&dir)]);
     assert_eq!(tls.status.code(), Some(2));
+    assert_eq!(stderr(&tls), "monarchd backup: the URI option tls=true is not supported yet\n");
 
     let verified = tool(&["backup", "verify", path(&dir)]);
     assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
@@ -945,4 +943,43 @@ async fn import_reads_csv_and_tsv_upserts_and_merges_and_names_bad_input() {
         client.database("app").collection::<Document>("broken").count_documents(doc! {}).await.expect("count"),
         0
     );
+}
+
+#[tokio::test]
+async fn command_line_tools_log_in_with_scram_from_the_uri() {
+    let server = TestServer::start(&["--auth"]);
+    server.admin(doc! { "createUser": "root", "pwd": "pw-root", "roles": ["root"] }).await.expect("first user");
+    let root_uri = server.uri("authSource=admin").replacen("mongodb://", "mongodb://root:pw-root@", 1);
+    let root = Client::with_uri_str(root_uri).await.expect("client");
+    run(&root, "admin", doc! { "createUser": "backer", "pwd": "p@ss:w/rd", "roles": ["backup"] }).await;
+    run(
+        &root,
+        "app",
+        doc! { "createUser": "porter", "pwd": "pw", "roles": ["readWrite"], "mechanisms": ["SCRAM-SHA-1"] },
+    )
+    .await;
+    root.database("app").collection::<Document>("c").insert_one(doc! { "_id": 1 }).await.expect("insert");
+    let port = server.port;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let dir = scratch.path().join("backup");
+
+    // A password with URI delimiters, percent-encoded; SCRAM-SHA-256 by negotiation.
+    let backer = format!("mongodb://backer:p%40ss%3Aw%2Frd@127.0.0.1:{port}/?authSource=admin");
+    let backed_up = tool(&["backup", "--uri", &backer, "--out", path(&dir)]);
+    assert_eq!(backed_up.status.code(), Some(0), "{}", stderr(&backed_up));
+    assert!(dir.join("app/c.bson").exists());
+    let wrong = format!("mongodb://backer:guess@127.0.0.1:{port}/?authSource=admin");
+    let refused = tool(&["backup", "--uri", &wrong, "--out", path(&scratch.path().join("b2"))]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("AuthenticationFailed (18)"), "{}", stderr(&refused));
+    let anonymous = tool(&["export", "--uri", &format!("mongodb://127.0.0.1:{port}"), "-d", "app", "-c", "c"]);
+    assert_eq!(anonymous.status.code(), Some(3), "{}", stderr(&anonymous));
+    assert!(stderr(&anonymous).contains("Unauthorized (13)"), "{}", stderr(&anonymous));
+    // A user of `app` (the URI's database is the auth source), SCRAM-SHA-1 only.
+    let porter = format!("mongodb://porter:pw@127.0.0.1:{port}/app");
+    let exported = tool(&["export", "--uri", &porter, "-d", "app", "-c", "c"]);
+    assert_eq!(stdout(&exported), "{\"_id\":1}\n", "{}", stderr(&exported));
+    let forced = format!("mongodb://porter:pw@127.0.0.1:{port}/app?authMechanism=SCRAM-SHA-256");
+    let mismatch = tool(&["export", "--uri", &forced, "-d", "app", "-c", "c"]);
+    assert_eq!(mismatch.status.code(), Some(3), "{}", stderr(&mismatch));
 }

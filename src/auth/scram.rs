@@ -3,6 +3,9 @@
 //! conversation (`saslStart` sends the client-first message, the server answers with its
 //! first message, `saslContinue` sends the client proof and gets the server signature).
 //!
+//! The client side ([`ClientConversation`]) is what Monarch's own command-line tools
+//! (`monarchd backup`, `export`, `import`) authenticate with.
+//!
 //! SCRAM-SHA-1 hashes mongod's digest of the password, `hex(md5("user:mongo:password"))`;
 //! SCRAM-SHA-256 hashes the password after SASLprep. A conversation for a user that does not
 //! exist runs with made-up credentials and fails at the proof, so a client cannot tell a
@@ -397,6 +400,111 @@ impl ServerConversation {
     }
 }
 
+/// The client side of one SCRAM conversation: the client-first message, then the proof for
+/// the server's first message, then the check of the server's signature.
+#[derive(Debug, Clone)]
+pub struct ClientConversation {
+    mechanism: Mechanism,
+    /// What PBKDF2 hashes: mongod's digest of the password (SHA-1) or the SASLprepped
+    /// password (SHA-256).
+    secret: Vec<u8>,
+    client_first_bare: String,
+    nonce: String,
+}
+
+/// The client's final message and the server signature that must answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFinal {
+    /// The message to send (`c=biws,r=...,p=...`).
+    pub message: Vec<u8>,
+    /// The server's final message as it must be (`v=...`).
+    pub expected_server_final: Vec<u8>,
+}
+
+impl ClientConversation {
+    /// Starts a conversation for `user` with `password`; returns it and the client-first
+    /// message to send with `saslStart`.
+    ///
+    /// # Errors
+    /// [`ScramError::Prep`] for a password SASLprep refuses (SCRAM-SHA-256);
+    /// [`ScramError::Random`] without random bytes for the nonce.
+    pub fn start(mechanism: Mechanism, user: &str, password: &str) -> Result<(Self, Vec<u8>), ScramError> {
+        let nonce = BASE64.encode(random_bytes(24)?);
+        Self::start_with_nonce(mechanism, user, password, &nonce)
+    }
+
+    fn start_with_nonce(
+        mechanism: Mechanism,
+        user: &str,
+        password: &str,
+        nonce: &str,
+    ) -> Result<(Self, Vec<u8>), ScramError> {
+        let secret = match mechanism {
+            Mechanism::Sha1 => mongo_digest(user, password).into_bytes(),
+            Mechanism::Sha256 => {
+                stringprep::saslprep(password).map_err(|_| ScramError::Prep("password"))?.as_bytes().to_vec()
+            }
+        };
+        let name = user.replace('=', "=3D").replace(',', "=2C");
+        let client_first_bare = format!("n={name},r={nonce}");
+        let message = format!("n,,{client_first_bare}").into_bytes();
+        Ok((Self { mechanism, secret, client_first_bare, nonce: nonce.to_owned() }, message))
+    }
+
+    /// Answers the server's first message (`r=...,s=...,i=...`) with the client's proof.
+    ///
+    /// # Errors
+    /// [`ScramError::Nonce`] when the server's nonce does not continue the client's;
+    /// [`ScramError::Malformed`] for bad syntax or an iteration count under 4096.
+    pub fn respond(&self, server_first: &[u8]) -> Result<ClientFinal, ScramError> {
+        let message = std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        let (mut nonce, mut salt, mut iterations) = (None, None, None);
+        for attribute in message.split(',') {
+            match attribute.split_once('=') {
+                Some(("r", r)) => nonce = Some(r),
+                Some(("s", s)) => salt = BASE64.decode(s).ok(),
+                Some(("i", i)) => iterations = i.parse::<u32>().ok(),
+                Some(("m", _)) => return Err(ScramError::Malformed("mandatory extension")),
+                _ => {}
+            }
+        }
+        let nonce = nonce.ok_or(ScramError::Malformed("nonce"))?;
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err(ScramError::Nonce);
+        }
+        let salt = salt.ok_or(ScramError::Malformed("salt"))?;
+        // RFC 7677's floor: a server asking for fewer rounds weakens the password's hash.
+        let iterations = iterations.filter(|i| *i >= 4096).ok_or(ScramError::Malformed("iteration count"))?;
+        let salted = self.mechanism.salted_password(&self.secret, &salt, iterations);
+        let client_key = self.mechanism.hmac(&salted, b"Client Key");
+        let stored_key = self.mechanism.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{message},{without_proof}", self.client_first_bare);
+        let signature = self.mechanism.hmac(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(k, s)| k ^ s).collect();
+        let server_key = self.mechanism.hmac(&salted, b"Server Key");
+        let server_signature = self.mechanism.hmac(&server_key, auth_message.as_bytes());
+        Ok(ClientFinal {
+            message: format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes(),
+            expected_server_final: format!("v={}", BASE64.encode(server_signature)).into_bytes(),
+        })
+    }
+}
+
+impl ClientFinal {
+    /// Checks the server's final message: a server that does not know the password cannot
+    /// produce it.
+    ///
+    /// # Errors
+    /// [`ScramError::Proof`] when it is not the expected signature.
+    pub fn check_server_final(&self, server_final: &[u8]) -> Result<(), ScramError> {
+        if bool::from(server_final.ct_eq(&self.expected_server_final)) {
+            return Ok(());
+        }
+        Err(ScramError::Proof)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +548,40 @@ mod tests {
             b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
         )?;
         assert_eq!(last, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec());
+        Ok(())
+    }
+
+    #[test]
+    fn client_conversation_matches_rfc_7677_and_talks_to_the_server_side() -> Result<(), ScramError> {
+        let (client, first) =
+            ClientConversation::start_with_nonce(Mechanism::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO")?;
+        assert_eq!(first, b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO".to_vec());
+        let last = client
+            .respond(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")?;
+        assert_eq!(
+            last.message,
+            b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+                .to_vec()
+        );
+        last.check_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")?;
+        assert_eq!(last.check_server_final(b"v=AAAA"), Err(ScramError::Proof));
+        // A nonce the server did not extend, and too few iterations, are refused.
+        assert_eq!(client.respond(b"r=rOprNGfwEbeRWgbNEkqO,s=AAAA,i=4096"), Err(ScramError::Nonce));
+        assert_eq!(
+            client.respond(b"r=rOprNGfwEbeRWgbNEkqOx,s=AAAA,i=1"),
+            Err(ScramError::Malformed("iteration count"))
+        );
+
+        // Both sides of this module, SCRAM-SHA-1 (mongod's digest) with a name to escape.
+        let credentials = Credentials::new(Mechanism::Sha1, "a,b=c", "secret", 4096)?;
+        let (client, first) = ClientConversation::start(Mechanism::Sha1, "a,b=c", "secret")?;
+        let (server, server_first) =
+            ServerConversation::start(Mechanism::Sha1, &first, |user| (user == "a,b=c").then(|| credentials.clone()))?;
+        let last = client.respond(&server_first)?;
+        last.check_server_final(&server.finish(&last.message)?)?;
+        let (wrong, first) = ClientConversation::start(Mechanism::Sha1, "a,b=c", "guess")?;
+        let (server, server_first) = ServerConversation::start(Mechanism::Sha1, &first, |_| Some(credentials.clone()))?;
+        assert_eq!(server.finish(&wrong.respond(&server_first)?.message), Err(ScramError::Proof));
         Ok(())
     }
 

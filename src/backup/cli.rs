@@ -28,7 +28,7 @@ use super::verify::verify_backup;
 #[derive(Debug, Parser)]
 #[command(name = "monarchd backup", about = "Asks a running server for a consistent backup (createBackup)")]
 struct BackupArgs {
-    /// The server: mongodb://host[:port] (credentials, TLS and other options are not supported yet).
+    /// The server: mongodb://[user:password@]host[:port][/db][?authSource=..&authMechanism=..] (TLS and other options are not supported yet).
     #[arg(long)]
     uri: String,
     /// The backup directory, on the server's host; absent or empty.
@@ -80,7 +80,7 @@ struct VerifyArgs {
 /// The collection `monarchd export` and `import` work on, and the server that holds it.
 #[derive(Debug, clap::Args)]
 struct CollectionArgs {
-    /// The server: mongodb://host[:port].
+    /// The server: mongodb://[user:password@]host[:port][/db][?authSource=..&authMechanism=..].
     #[arg(long)]
     uri: String,
     /// The database.

@@ -1,37 +1,63 @@
-//! A tiny synchronous MongoDB client for the command line: one command over one plain TCP
-//! connection, framed with the server's own wire crate. It understands only
-//! `mongodb://host[:port][/]`; credentials, TLS and every other URI option are refused with
-//! "not supported yet" rather than ignored.
+//! A tiny synchronous MongoDB client for the command line: commands over one plain TCP
+//! connection, framed with the server's own wire crate, authenticated with SCRAM when the URI
+//! carries credentials. It understands `mongodb://[user:password@]host[:port][/db]` with the
+//! options `authSource` and `authMechanism` (SCRAM-SHA-256, SCRAM-SHA-1); TLS and every
+//! other URI option are refused with "not supported yet" rather than ignored.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use bson::{Bson, Document, RawDocumentBuf};
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use bytes::{Bytes, BytesMut};
 use monarch_wire::{Body, DocumentBytes, Header, MAX_MESSAGE_SIZE, Message, OpMsg};
 
 use super::error::BackupError;
+use crate::auth::scram::{ClientConversation, Mechanism, ScramError};
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A server address taken from a `mongodb://` URI.
+/// A server address taken from a `mongodb://` URI, with the credentials to log in with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerAddress {
     /// Host name or IP address.
     pub host: String,
     /// Port (27017 when the URI has none).
     pub port: u16,
+    /// Who to authenticate as, when the URI names a user.
+    pub credential: Option<Credential>,
+}
+
+/// A user to authenticate as.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The user name.
+    pub user: String,
+    /// The password.
+    pub password: String,
+    /// The database the user is defined in (`authSource`, else the URI's database, else
+    /// `admin`).
+    pub source: String,
+    /// The mechanism (`authMechanism`); `None`: the server's choice among the SCRAMs, as
+    /// drivers negotiate it.
+    pub mechanism: Option<Mechanism>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential").field("user", &self.user).field("source", &self.source).finish_non_exhaustive()
+    }
 }
 
 impl ServerAddress {
     /// Parses `uri`.
     ///
     /// # Errors
-    /// [`BackupError::BadArgument`] for what is not a `mongodb://` URI;
-    /// [`BackupError::NotSupported`] for credentials, `mongodb+srv://`, several hosts, a
-    /// database path or any option (`?tls=true`, ...): this client would not honour them.
+    /// [`BackupError::BadArgument`] for what is not a `mongodb://` URI, or a bad option value;
+    /// [`BackupError::NotSupported`] for `mongodb+srv://`, several hosts, and options other
+    /// than `authSource` and `authMechanism` (`?tls=true`, ...): this client would not
+    /// honour them.
     pub fn parse(uri: &str) -> Result<Self, BackupError> {
         if uri.starts_with("mongodb+srv://") {
             return Err(BackupError::NotSupported("a mongodb+srv:// URI".to_owned()));
@@ -40,32 +66,76 @@ impl ServerAddress {
             .strip_prefix("mongodb://")
             .ok_or_else(|| BackupError::BadArgument(format!("{uri} is not a mongodb:// URI")))?;
         let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        if authority.contains('@') {
-            return Err(BackupError::NotSupported("credentials in the URI (authentication)".to_owned()));
-        }
-        if authority.contains(',') {
+        let (user_info, hosts) = match authority.rsplit_once('@') {
+            Some((user_info, hosts)) => (Some(user_info), hosts),
+            None => (None, authority),
+        };
+        if hosts.contains(',') {
             return Err(BackupError::NotSupported("several hosts in the URI".to_owned()));
         }
         let (path, options) = tail.split_once('?').unwrap_or((tail, ""));
-        if !options.is_empty() {
-            return Err(BackupError::NotSupported(format!("URI options ({options})")));
+        let (mut source, mut mechanism) = (None, None);
+        for option in options.split('&').filter(|o| !o.is_empty()) {
+            match option.split_once('=') {
+                Some(("authSource", value)) => source = Some(percent_decode(value)?),
+                Some(("authMechanism", value)) => {
+                    mechanism = Some(Mechanism::from_name(value).ok_or_else(|| {
+                        BackupError::NotSupported(format!("authMechanism={value} (SCRAM-SHA-256 and SCRAM-SHA-1 are)"))
+                    })?);
+                }
+                _ => return Err(BackupError::NotSupported(format!("the URI option {option}"))),
+            }
         }
-        if !path.is_empty() {
-            return Err(BackupError::NotSupported(format!("a database in the URI ({path})")));
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+        let credential = match user_info {
+            None if source.is_some() || mechanism.is_some() => {
+                return Err(BackupError::BadArgument(format!("{uri}: authSource and authMechanism need a user")));
+            }
+            None => None,
+            Some(user_info) => {
+                let (user, password) = user_info.split_once(':').ok_or_else(|| {
+                    BackupError::BadArgument("the URI names a user without a password (user:password@)".to_owned())
+                })?;
+                let database = percent_decode(path)?;
+                Some(Credential {
+                    user: percent_decode(user)?,
+                    password: percent_decode(password)?,
+                    source: source.unwrap_or(if database.is_empty() { "admin".to_owned() } else { database }),
+                    mechanism,
+                })
+            }
+        };
+        let (host, port) = match hosts.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || hosts.starts_with('[') => {
                 let port = port.parse().map_err(|_| BackupError::BadArgument(format!("bad port in {uri}")))?;
                 (host, port)
             }
-            _ => (authority, 27017),
+            _ => (hosts, 27017),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(BackupError::BadArgument(format!("no host in {uri}")));
         }
-        Ok(Self { host: host.to_owned(), port })
+        Ok(Self { host: host.to_owned(), port, credential })
     }
+}
+
+/// A URI component with its `%XX` escapes decoded (user names and passwords carry `@`, `:`
+/// and `/` that way).
+fn percent_decode(text: &str) -> Result<String, BackupError> {
+    let bad = || BackupError::BadArgument(format!("bad percent escape in {text:?}"));
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok()).ok_or_else(bad)?;
+            bytes.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            rest = tail.get(2..).unwrap_or_default();
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| bad())
 }
 
 /// One connection to a server, for several commands in turn.
@@ -89,7 +159,56 @@ impl Connection {
             .next()
             .ok_or_else(|| BackupError::BadArgument(format!("{target} resolves to no address")))?;
         let stream = TcpStream::connect_timeout(&socket, CONNECT_TIMEOUT).map_err(io)?;
-        Ok(Self { stream, target, next_request_id: 1 })
+        let mut connection = Self { stream, target, next_request_id: 1 };
+        if let Some(credential) = &address.credential {
+            connection.authenticate(credential)?;
+        }
+        Ok(connection)
+    }
+
+    /// Logs in as `credential` with SCRAM (`saslStart`, `saslContinue`), checking the
+    /// server's signature too.
+    fn authenticate(&mut self, credential: &Credential) -> Result<(), BackupError> {
+        let mechanism = match credential.mechanism {
+            Some(mechanism) => mechanism,
+            None => {
+                // As drivers: ask which SCRAMs the user has, prefer SHA-256.
+                let user = format!("{}.{}", credential.source, credential.user);
+                let hello = self.command("admin", doc! { "hello": 1, "saslSupportedMechs": user })?;
+                let offered = hello
+                    .get_array("saslSupportedMechs")
+                    .map(|m| m.iter().any(|m| m.as_str() == Some("SCRAM-SHA-256")));
+                if offered.unwrap_or(true) { Mechanism::Sha256 } else { Mechanism::Sha1 }
+            }
+        };
+        let failed = |e: ScramError| BackupError::Server {
+            code: 18,
+            code_name: "AuthenticationFailed".to_owned(),
+            message: format!("SCRAM with {}: {e}", mechanism.name()),
+        };
+        let (conversation, first) =
+            ClientConversation::start(mechanism, &credential.user, &credential.password).map_err(failed)?;
+        let payload =
+            |bytes: Vec<u8>| Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes });
+        let reply = self.command(
+            &credential.source,
+            doc! { "saslStart": 1, "mechanism": mechanism.name(), "payload": payload(first), "options": { "skipEmptyExchange": true } },
+        )?;
+        let server_first = reply_payload(&reply)?;
+        let last = conversation.respond(&server_first).map_err(failed)?;
+        let id = reply.get("conversationId").cloned().unwrap_or(Bson::Int32(1));
+        let reply = self.command(
+            &credential.source,
+            doc! { "saslContinue": 1, "conversationId": id.clone(), "payload": payload(last.message.clone()) },
+        )?;
+        last.check_server_final(&reply_payload(&reply)?).map_err(failed)?;
+        if !reply.get_bool("done").unwrap_or(false) {
+            self.command(
+                &credential.source,
+                doc! { "saslContinue": 1, "conversationId": id, "payload": payload(Vec::new()) },
+            )?;
+        }
+        Ok(())
     }
 
     /// Runs `command` (with `$db` set to `db`) and returns its reply.
@@ -143,6 +262,14 @@ impl Connection {
     }
 }
 
+/// The SASL payload of a `saslStart` or `saslContinue` reply.
+fn reply_payload(reply: &Document) -> Result<Vec<u8>, BackupError> {
+    match reply.get("payload") {
+        Some(Bson::Binary(binary)) => Ok(binary.bytes.clone()),
+        _ => Err(BackupError::Internal("the server sent a SASL reply without a payload".to_owned())),
+    }
+}
+
 /// Runs one `command` (with `$db` set to `db`) on the server at `address` over a connection
 /// of its own and returns its reply.
 ///
@@ -159,10 +286,31 @@ mod tests {
     #[test]
     fn client_uri_takes_host_and_port_and_refuses_what_it_would_ignore() {
         let parsed = ServerAddress::parse("mongodb://localhost:27018").ok();
-        assert_eq!(parsed, Some(ServerAddress { host: "localhost".to_owned(), port: 27018 }));
+        assert_eq!(parsed, Some(ServerAddress { host: "localhost".to_owned(), port: 27018, credential: None }));
         let parsed = ServerAddress::parse("mongodb://db.example/").ok();
-        assert_eq!(parsed, Some(ServerAddress { host: "db.example".to_owned(), port: 27017 }));
-        assert!(matches!(ServerAddress::parse("mongodb://u:p@h:1"), Err(BackupError::NotSupported(_))));
+        assert_eq!(parsed, Some(ServerAddress { host: "db.example".to_owned(), port: 27017, credential: None }));
+        let parsed = ServerAddress::parse("mongodb://u%40x:p%3Aw%2F@h:1/app?authMechanism=SCRAM-SHA-1").ok();
+        let credential = parsed.and_then(|p| p.credential);
+        assert_eq!(
+            credential,
+            Some(Credential {
+                user: "u@x".to_owned(),
+                password: "p:w/".to_owned(),
+                source: "app".to_owned(),
+                mechanism: Some(Mechanism::Sha1)
+            })
+        );
+        let parsed = ServerAddress::parse("mongodb://u:p@h/app?authSource=other").ok();
+        assert_eq!(parsed.and_then(|p| p.credential).map(|c| c.source), Some("other".to_owned()));
+        let parsed = ServerAddress::parse("mongodb://u:p@h").ok();
+        assert_eq!(parsed.and_then(|p| p.credential).map(|c| c.source), Some("admin".to_owned()));
+        assert!(matches!(ServerAddress::parse("mongodb://u@h"), Err(BackupError::BadArgument(_))));
+        assert!(matches!(ServerAddress::parse("mongodb://h/?authSource=x"), Err(BackupError::BadArgument(_))));
+        assert!(matches!(
+            ServerAddress::parse("mongodb://u:p@h/?authMechanism=PLAIN"),
+            Err(BackupError::NotSupported(_))
+        ));
+        assert!(matches!(ServerAddress::parse("mongodb://u:%zz@h"), Err(BackupError::BadArgument(_))));
         assert!(matches!(ServerAddress::parse("mongodb://h:1/?tls=true"), Err(BackupError::NotSupported(_))));
         assert!(matches!(ServerAddress::parse("mongodb://a:1,b:2"), Err(BackupError::NotSupported(_))));
         assert!(matches!(ServerAddress::parse("http://h"), Err(BackupError::BadArgument(_))));
