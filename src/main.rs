@@ -21,6 +21,9 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "backup") {
         return monarch::backup::cli::backup_tool(args.get(2..).unwrap_or_default());
     }
+    if args.get(1).is_some_and(|a| a == "dump") {
+        return monarch::backup::cli::dump_tool(args.get(2..).unwrap_or_default());
+    }
     if args.get(1).is_some_and(|a| a == "export") {
         return monarch::backup::cli::export_tool(args.get(2..).unwrap_or_default());
     }

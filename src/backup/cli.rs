@@ -3,13 +3,15 @@
 //! and `monarchd restore --from DIR --dbpath NEWDIR ...` (both offline, no server).
 //!
 //! `monarchd export` and `monarchd import` move one collection as Extended JSON, CSV or TSV
-//! through a running server, with mongoexport's and mongoimport's option names.
+//! through a running server, with mongoexport's and mongoimport's option names;
+//! `monarchd dump` and `monarchd restore --dir DIR` (or `--archive`) move whole databases in
+//! mongodump's formats, with mongodump's and mongorestore's.
 //!
 //! Exit codes: 0 success; 1 a backup that is damaged or does not match its manifest; 2 bad
 //! usage, or a target that is not empty; 3 anything else (I/O, the server, the engine).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bson::{Bson, Document, doc};
@@ -17,9 +19,11 @@ use clap::Parser;
 
 use super::client::{Connection, ServerAddress, run_command};
 use super::crypto::BackupKey;
+use super::dump::{DumpOptions, DumpOutput, dump};
 use super::error::BackupError;
 use super::export::{ExportOptions, ExportType, JsonFormat, export};
 use super::import::{ImportMode, ImportOptions, ImportType, import};
+use super::load::{DumpSource, LoadOptions, load};
 use super::namespaces::NamespaceMap;
 use super::restore::{RestoreOptions, restore_backup};
 use super::verify::verify_backup;
@@ -36,16 +40,41 @@ struct BackupArgs {
     out: PathBuf,
 }
 
-/// `monarchd restore --from DIR --dbpath NEWDIR ...`.
+/// `monarchd restore --from DIR --dbpath NEWDIR ...` (a backup, offline) or
+/// `monarchd restore [--uri URI] (--dir DIR | --archive[=FILE]) ...` (a dump, through a server).
 #[derive(Debug, Parser)]
-#[command(name = "monarchd restore", about = "Restores a backup into a new data directory (offline)")]
+#[command(
+    name = "monarchd restore",
+    about = "Restores a backup into a new data directory (offline), or a mongodump dump into a running server"
+)]
 struct RestoreArgs {
-    /// The backup directory.
+    /// The backup directory (a backup restored offline, with --dbpath).
+    #[arg(long, requires = "dbpath", conflicts_with_all = ["dir", "dir_argument", "archive", "uri", "gzip", "no_index_restore", "stop_on_error"])]
+    from: Option<PathBuf>,
+    /// The data directory to create from the backup; absent or empty unless --drop.
+    #[arg(long, requires = "from")]
+    dbpath: Option<PathBuf>,
+    /// The dump directory (mongodump's layout), restored through the server at --uri.
+    #[arg(long, conflicts_with_all = ["archive", "dir_argument"])]
+    dir: Option<PathBuf>,
+    /// The dump directory, as mongorestore takes it.
+    #[arg(value_name = "DIR", conflicts_with = "archive")]
+    dir_argument: Option<PathBuf>,
+    /// A mongodump archive: --archive=FILE, or --archive alone for standard input.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+    archive: Option<PathBuf>,
+    /// The server to restore a dump into: mongodb://[user:password@]host[:port][/db][?authSource=..&authMechanism=..].
+    #[arg(long, default_value = "mongodb://localhost:27017")]
+    uri: String,
+    /// The dump's files, or the archive, are gzipped.
     #[arg(long)]
-    from: PathBuf,
-    /// The data directory to create; absent or empty unless --drop.
-    #[arg(long)]
-    dbpath: PathBuf,
+    gzip: bool,
+    /// Leave the dump's indexes out.
+    #[arg(long = "noIndexRestore")]
+    no_index_restore: bool,
+    /// Stop at the first document the server refuses.
+    #[arg(long = "stopOnError")]
+    stop_on_error: bool,
     /// Restore only namespaces matching this pattern (`db.coll`, `*` wildcards); repeatable.
     #[arg(long = "nsInclude")]
     ns_include: Vec<String>,
@@ -58,12 +87,40 @@ struct RestoreArgs {
     /// Rename: the new namespace, using --nsFrom's variables.
     #[arg(long = "nsTo")]
     ns_to: Vec<String>,
-    /// Replace the data directory if it holds anything.
+    /// A backup: replace the data directory if it holds anything. A dump: drop each
+    /// collection before restoring it.
     #[arg(long)]
     drop: bool,
     /// The key file of an encrypted backup.
-    #[arg(long = "encryptionKeyFile")]
+    #[arg(long = "encryptionKeyFile", requires = "from")]
     encryption_key_file: Option<PathBuf>,
+}
+
+/// `monarchd dump [--uri URI] [--db D [--collection C [--query Q]]] [--out DIR | --archive[=FILE]] [--gzip]`.
+#[derive(Debug, Parser)]
+#[command(name = "monarchd dump", about = "Writes databases in mongodump's directory or archive format (as mongodump)")]
+struct DumpArgs {
+    /// The server: mongodb://[user:password@]host[:port][/db][?authSource=..&authMechanism=..].
+    #[arg(long, default_value = "mongodb://localhost:27017")]
+    uri: String,
+    /// Only this database.
+    #[arg(short = 'd', long)]
+    db: Option<String>,
+    /// Only this collection (with --db).
+    #[arg(short = 'c', long)]
+    collection: Option<String>,
+    /// Only the documents this filter (Extended JSON) matches (with --collection).
+    #[arg(short = 'q', long)]
+    query: Option<String>,
+    /// The output directory.
+    #[arg(short = 'o', long, default_value = "dump", conflicts_with = "archive")]
+    out: PathBuf,
+    /// Write one archive: --archive=FILE, or --archive alone for standard output.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+    archive: Option<PathBuf>,
+    /// Gzip each file, or the archive.
+    #[arg(long)]
+    gzip: bool,
 }
 
 /// `monarchd backup verify DIR [--encryptionKeyFile FILE]`.
@@ -174,20 +231,9 @@ pub fn export_tool(args: &[OsString]) -> ExitCode {
 }
 
 fn run_export(args: ExportArgs) -> Result<(), BackupError> {
-    let extjson = |flag: &str, text: Option<&String>| -> Result<Option<Document>, BackupError> {
-        text.map(|text| {
-            let json: serde_json::Value = serde_json::from_str(text)
-                .map_err(|e| BackupError::BadArgument(format!("--{flag} is not JSON: {e}")))?;
-            match Bson::try_from(json) {
-                Ok(Bson::Document(document)) => Ok(document),
-                _ => Err(BackupError::BadArgument(format!("--{flag} is not an Extended JSON document"))),
-            }
-        })
-        .transpose()
-    };
     let options = ExportOptions {
-        query: extjson("query", args.query.as_ref())?.unwrap_or_default(),
-        sort: extjson("sort", args.sort.as_ref())?,
+        query: extended_json("query", args.query.as_ref())?.unwrap_or_default(),
+        sort: extended_json("sort", args.sort.as_ref())?,
         db: args.target.db,
         collection: args.target.collection,
         kind: args.kind,
@@ -296,29 +342,106 @@ fn verify_tool(args: &[OsString]) -> ExitCode {
 /// `monarchd restore ...` with `args` after `restore`.
 pub fn restore_tool(args: &[OsString]) -> ExitCode {
     let parsed: RestoreArgs = parse_args("monarchd restore", args);
-    let restored = NamespaceMap::new(&parsed.ns_include, &parsed.ns_exclude, &parsed.ns_from, &parsed.ns_to)
-        .and_then(|namespaces| Ok((namespaces, read_key(parsed.encryption_key_file.as_ref())?)))
-        .and_then(|(namespaces, key)| {
-            restore_backup(&RestoreOptions {
-                from: parsed.from.clone(),
-                dbpath: parsed.dbpath.clone(),
-                namespaces,
-                drop: parsed.drop,
-                key,
-            })
-        })
-        .map(|report| {
-            let seconds = report.duration.as_secs_f64();
-            println!(
-                "restored: {} ({} collections, {} documents, {} bytes, {:.1} MB/s)",
-                parsed.dbpath.display(),
-                report.collections,
-                report.documents,
-                report.bytes,
-                if seconds > 0.0 { report.bytes as f64 / 1e6 / seconds } else { 0.0 },
-            );
-        });
+    let namespaces = NamespaceMap::new(&parsed.ns_include, &parsed.ns_exclude, &parsed.ns_from, &parsed.ns_to);
+    let restored = match (&parsed.from, &parsed.dbpath) {
+        (Some(from), Some(dbpath)) => {
+            namespaces.and_then(|namespaces| restore_from_backup(&parsed, from, dbpath, namespaces))
+        }
+        _ => namespaces.and_then(|namespaces| restore_dump(&parsed, namespaces)),
+    };
     finish("monarchd restore", restored)
+}
+
+fn restore_from_backup(
+    args: &RestoreArgs,
+    from: &Path,
+    dbpath: &Path,
+    namespaces: NamespaceMap,
+) -> Result<(), BackupError> {
+    let key = read_key(args.encryption_key_file.as_ref())?;
+    let report = restore_backup(&RestoreOptions {
+        from: from.to_path_buf(),
+        dbpath: dbpath.to_path_buf(),
+        namespaces,
+        drop: args.drop,
+        key,
+    })?;
+    let seconds = report.duration.as_secs_f64();
+    println!(
+        "restored: {} ({} collections, {} documents, {} bytes, {:.1} MB/s)",
+        dbpath.display(),
+        report.collections,
+        report.documents,
+        report.bytes,
+        if seconds > 0.0 { report.bytes as f64 / 1e6 / seconds } else { 0.0 },
+    );
+    Ok(())
+}
+
+fn restore_dump(args: &RestoreArgs, namespaces: NamespaceMap) -> Result<(), BackupError> {
+    let source = match (&args.archive, args.dir.as_ref().or(args.dir_argument.as_ref())) {
+        (Some(file), _) => DumpSource::Archive((file.as_os_str() != "-").then(|| file.clone())),
+        (None, Some(dir)) => DumpSource::Directory(dir.clone()),
+        (None, None) => {
+            return Err(BackupError::BadArgument(
+                "restore what? --from DIR --dbpath NEWDIR (a backup), or --dir DIR or --archive[=FILE] (a dump)"
+                    .to_owned(),
+            ));
+        }
+    };
+    let options = LoadOptions {
+        source,
+        gzip: args.gzip,
+        namespaces,
+        drop: args.drop,
+        no_index_restore: args.no_index_restore,
+        stop_on_error: args.stop_on_error,
+    };
+    let mut connection = Connection::open(&ServerAddress::parse(&args.uri)?)?;
+    let report = load(&mut connection, &options)?;
+    // mongorestore's summary.
+    eprintln!(
+        "{} document(s) restored successfully. {} document(s) failed to restore.",
+        report.documents, report.failed
+    );
+    Ok(())
+}
+
+/// `monarchd dump ...` with `args` after `dump`.
+pub fn dump_tool(args: &[OsString]) -> ExitCode {
+    let parsed: DumpArgs = parse_args("monarchd dump", args);
+    finish("monarchd dump", run_dump(parsed))
+}
+
+fn run_dump(args: DumpArgs) -> Result<(), BackupError> {
+    let output = match args.archive {
+        Some(file) => DumpOutput::Archive((file.as_os_str() != "-").then_some(file)),
+        None => DumpOutput::Directory(args.out),
+    };
+    let options = DumpOptions {
+        db: args.db,
+        collection: args.collection,
+        query: extended_json("query", args.query.as_ref())?,
+        output,
+        gzip: args.gzip,
+    };
+    let mut connection = Connection::open(&ServerAddress::parse(&args.uri)?)?;
+    let report = dump(&mut connection, &options)?;
+    eprintln!("dumped {} collections, {} views, {} documents", report.collections, report.views, report.documents);
+    Ok(())
+}
+
+/// The Extended JSON document in `--flag`'s `text`, if given.
+fn extended_json(flag: &str, text: Option<&String>) -> Result<Option<Document>, BackupError> {
+    text.map(|text| {
+        let json: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| BackupError::BadArgument(format!("--{flag} is not JSON: {e}")))?;
+        match Bson::try_from(json) {
+            Ok(Bson::Document(document)) => Ok(document),
+            _ => Err(BackupError::BadArgument(format!("--{flag} is not an Extended JSON document"))),
+        }
+    })
+    .transpose()
 }
 
 /// Parses a tool's arguments (`args`, after the tool's name); on bad usage, prints clap's

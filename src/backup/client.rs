@@ -262,6 +262,51 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Hands every document of the cursor `reply` opened (a `find`, `listCollections` or
+    /// `listIndexes` run on `db`) to `each` in order, fetching the later batches with
+    /// `getMore` (`batch_size` documents each, when given); returns how many there were.
+    ///
+    /// # Errors
+    /// The server's errors, a reply that is not a cursor's, and `each`'s errors.
+    pub fn drain_cursor(
+        &mut self,
+        db: &str,
+        mut reply: Document,
+        batch_size: Option<i32>,
+        each: &mut dyn FnMut(Document) -> Result<(), BackupError>,
+    ) -> Result<u64, BackupError> {
+        let target = self.target.clone();
+        let protocol = |what: &str| BackupError::Internal(format!("{target} sent {what}"));
+        let mut count = 0u64;
+        loop {
+            let Some(Bson::Document(mut cursor)) = reply.remove("cursor") else {
+                return Err(protocol("a reply without a cursor"));
+            };
+            let batch = cursor.remove("firstBatch").or_else(|| cursor.remove("nextBatch"));
+            let Some(Bson::Array(batch)) = batch else { return Err(protocol("a cursor without a batch")) };
+            for document in batch {
+                let Bson::Document(document) = document else { return Err(protocol("a batch of non-documents")) };
+                each(document)?;
+                count += 1;
+            }
+            let id = cursor.get_i64("id").map_err(|_| protocol("a cursor without an id"))?;
+            if id == 0 {
+                return Ok(count);
+            }
+            // The cursor's namespace names the collection getMore wants (`db.$cmd.listCollections`
+            // for a listing).
+            let ns = cursor.get_str("ns").map_err(|_| protocol("a cursor without a namespace"))?;
+            let collection = ns.split_once('.').map_or(ns, |(_, collection)| collection).to_owned();
+            let mut get_more = doc! { "getMore": id, "collection": collection };
+            if let Some(batch_size) = batch_size {
+                get_more.insert("batchSize", batch_size);
+            }
+            reply = self.command(db, get_more)?;
+        }
+    }
+}
+
 /// The SASL payload of a `saslStart` or `saslContinue` reply.
 fn reply_payload(reply: &Document) -> Result<Vec<u8>, BackupError> {
     match reply.get("payload") {

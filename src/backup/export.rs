@@ -133,26 +133,12 @@ fn each_document(
     if let Some(limit) = options.limit.filter(|l| *l != 0) {
         find.insert("limit", limit);
     }
+    let reply = connection.command(&options.db, find)?;
     let mut count = 0u64;
-    let mut reply = connection.command(&options.db, find)?;
-    loop {
-        let cursor = reply.get_document("cursor").map_err(|_| protocol("a find reply without a cursor"))?;
-        let batch = cursor.get_array("firstBatch").or_else(|_| cursor.get_array("nextBatch"));
-        for document in batch.map_err(|_| protocol("a cursor without a batch"))? {
-            let Bson::Document(document) = document else { return Err(protocol("a batch of non-documents")) };
-            each(document, count)?;
-            count += 1;
-            progress.advance(count);
-        }
-        let id = cursor.get_i64("id").map_err(|_| protocol("a cursor without an id"))?;
-        if id == 0 {
-            return Ok(count);
-        }
-        let get_more = doc! { "getMore": id, "collection": &options.collection, "batchSize": BATCH_SIZE };
-        reply = connection.command(&options.db, get_more)?;
-    }
-}
-
-fn protocol(what: &str) -> BackupError {
-    BackupError::Internal(format!("the server sent {what}"))
+    connection.drain_cursor(&options.db, reply, Some(BATCH_SIZE), &mut |document| {
+        each(&document, count)?;
+        count += 1;
+        progress.advance(count);
+        Ok(())
+    })
 }

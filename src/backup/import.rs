@@ -16,12 +16,8 @@ use super::client::Connection;
 use super::error::BackupError;
 use super::progress::Progress;
 use super::tabular;
-
-/// Documents per write command.
-const BATCH_DOCUMENTS: usize = 1000;
-/// Bytes of documents per write command (whichever bound comes first), well under the
-/// 48 MB message limit.
-const BATCH_BYTES: usize = 8 << 20;
+use super::writes::{BatchWriter, WriteTarget};
+pub use super::writes::{ImportMode, ImportReport};
 
 /// The input's shape (`--type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,17 +28,6 @@ pub enum ImportType {
     Csv,
     /// Tab-separated values.
     Tsv,
-}
-
-/// How each document is written (`--mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ImportMode {
-    /// Insert it.
-    Insert,
-    /// Replace the document with the same upsert fields, or insert it.
-    Upsert,
-    /// Set its fields on the document with the same upsert fields, or insert it.
-    Merge,
 }
 
 /// What to import, and how.
@@ -72,15 +57,6 @@ pub struct ImportOptions {
     pub stop_on_error: bool,
 }
 
-/// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ImportReport {
-    /// Documents written.
-    pub imported: u64,
-    /// Documents the server refused.
-    pub failed: u64,
-}
-
 /// Reads documents from `input` (named `source` in messages) and writes them through
 /// `connection`.
 ///
@@ -100,11 +76,16 @@ pub fn import(
             Err(error) => return Err(error),
         }
     }
-    let mut writer =
-        BatchWriter { connection, options, pending: Vec::new(), bytes: 0, report: ImportReport::default() };
+    let mut writer = BatchWriter::new(WriteTarget {
+        db: options.db.clone(),
+        collection: options.collection.clone(),
+        mode: options.mode,
+        upsert_fields: options.upsert_fields.clone(),
+        ordered: options.stop_on_error,
+    });
     let mut progress = Progress::new("imported");
     let mut each = |document: Document| {
-        writer.push(document)?;
+        writer.push(connection, document)?;
         progress.advance(writer.report.imported + writer.report.failed);
         Ok(())
     };
@@ -113,7 +94,7 @@ pub fn import(
         ImportType::Json => read_json_stream(input, source, &mut each)?,
         ImportType::Csv | ImportType::Tsv => read_table(input, source, options, &mut each)?,
     }
-    writer.flush()?;
+    writer.flush(connection)?;
     progress.finish(writer.report.imported + writer.report.failed);
     Ok(writer.report)
 }
@@ -269,89 +250,4 @@ impl Read for QuoteCounter {
 fn table_error(source: &std::path::Path, error: &csv::Error) -> BackupError {
     let (line, byte) = error.position().map_or((0, 0), |p| (p.line(), p.byte()));
     BackupError::corrupt(source, byte, format!("line {line}: {error}"))
-}
-
-/// Documents gathered into write commands.
-struct BatchWriter<'a> {
-    connection: &'a mut Connection,
-    options: &'a ImportOptions,
-    pending: Vec<Document>,
-    bytes: usize,
-    report: ImportReport,
-}
-
-impl BatchWriter<'_> {
-    fn push(&mut self, document: Document) -> Result<(), BackupError> {
-        self.bytes += bson::RawDocumentBuf::try_from(&document).map_or(0, |raw| raw.as_bytes().len());
-        self.pending.push(document);
-        if self.pending.len() >= BATCH_DOCUMENTS || self.bytes >= BATCH_BYTES {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), BackupError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let documents = std::mem::take(&mut self.pending);
-        self.bytes = 0;
-        let count = documents.len() as u64;
-        let ordered = self.options.stop_on_error;
-        let command = match self.options.mode {
-            ImportMode::Insert => {
-                doc! { "insert": &self.options.collection, "documents": documents, "ordered": ordered }
-            }
-            mode => {
-                let updates: Vec<Document> = documents.into_iter().map(|d| self.update_of(d, mode)).collect();
-                doc! { "update": &self.options.collection, "updates": updates, "ordered": ordered }
-            }
-        };
-        let reply = self.connection.command(&self.options.db, command)?;
-        let errors = reply.get_array("writeErrors").map(Vec::len).unwrap_or(0) as u64;
-        if let Ok(errors) = reply.get_array("writeErrors") {
-            for error in errors.iter().filter_map(Bson::as_document).take(5) {
-                eprintln!("import: document refused: {}", error.get_str("errmsg").unwrap_or("(no message)"));
-            }
-            if let Some(first) = errors.first().and_then(Bson::as_document)
-                && ordered
-            {
-                let code = first.get_i32("code").unwrap_or(0);
-                return Err(BackupError::Server {
-                    code,
-                    // mongod's write errors carry no code name.
-                    code_name: crate::error::ErrorCode::from_code(code)
-                        .map(|c| c.name().to_owned())
-                        .unwrap_or_default(),
-                    message: first.get_str("errmsg").unwrap_or("").to_owned(),
-                });
-            }
-        }
-        self.report.failed += errors;
-        self.report.imported += count - errors;
-        Ok(())
-    }
-
-    /// The update statement that writes `document` in `mode` (upsert or merge).
-    fn update_of(&self, document: Document, mode: ImportMode) -> Document {
-        let filter: Document = self
-            .options
-            .upsert_fields
-            .iter()
-            .map(|field| (field.clone(), document.get(field).cloned().unwrap_or(Bson::Null)))
-            .collect();
-        let update = match mode {
-            ImportMode::Merge => {
-                let id = document.get("_id").cloned();
-                let fields: Document = document.into_iter().filter(|(k, _)| k != "_id").collect();
-                let mut update = doc! { "$set": fields };
-                if let Some(id) = id {
-                    update.insert("$setOnInsert", doc! { "_id": id });
-                }
-                Bson::Document(update)
-            }
-            _ => Bson::Document(document),
-        };
-        doc! { "q": filter, "u": update, "upsert": true }
-    }
 }

@@ -18,6 +18,31 @@ pub fn metadata_path(db: &str, coll: &str) -> String {
     format!("{}/{}.metadata.json", escape(db), escape(coll))
 }
 
+/// The name a path component made by [`escape`] (or by mongodump, which escapes the same
+/// way) stands for: every `%XX` decoded; `None` when what is decoded is not UTF-8.
+pub fn unescape(component: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(component.len());
+    let mut rest = component.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        let decoded = (byte == b'%')
+            .then(|| tail.get(..2))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match decoded {
+            Some(value) => {
+                bytes.push(value);
+                rest = tail.get(2..).unwrap_or_default();
+            }
+            None => {
+                bytes.push(byte);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// A name made safe as one path component: `%`, `/`, `\` and a leading `.` are
 /// percent-encoded (collection names may hold `/`; every other character is kept, so
 /// ordinary names stay exactly as mongodump writes them).
@@ -57,18 +82,19 @@ impl MetadataJson {
         }
     }
 
-    /// The bytes of the `metadata.json` of the collection named `collection_name`
-    /// (mongodump's fields: `options`, `indexes`, `uuid`, `collectionName`, `type`).
+    /// The bytes of the `metadata.json` of the collection named `collection_name`, of type
+    /// `kind` (`collection` or `view`; mongodump's fields: `options`, `indexes`, `uuid`,
+    /// `collectionName`, `type`).
     ///
     /// # Errors
     /// A serialization error (none is expected for JSON values).
-    pub fn file_bytes(&self, collection_name: &str) -> Result<Vec<u8>, serde_json::Error> {
+    pub fn file_bytes(&self, collection_name: &str, kind: &str) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(&serde_json::json!({
             "options": self.options,
             "indexes": self.indexes,
             "uuid": self.uuid,
             "collectionName": collection_name,
-            "type": "collection",
+            "type": kind,
         }))
     }
 
@@ -99,6 +125,8 @@ pub struct Metadata {
     pub options: Document,
     /// Its index specs, as `listIndexes` returned them.
     pub indexes: Vec<Document>,
+    /// `collection` or `view` (mongodump's `type`; `collection` when absent).
+    pub kind: String,
 }
 
 /// Parses a metadata file's bytes.
@@ -126,7 +154,8 @@ pub fn parse_metadata(bytes: &[u8]) -> Result<Metadata, String> {
         }
         Some(_) => return Err("`indexes` is not an array".to_owned()),
     }
-    Ok(Metadata { options, indexes })
+    let kind = document.get_str("type").unwrap_or("collection").to_owned();
+    Ok(Metadata { options, indexes, kind })
 }
 
 #[cfg(test)]
@@ -141,6 +170,9 @@ mod tests {
         assert_eq!(metadata_path("app", "system.users"), "app/system.users.metadata.json");
         assert_eq!(data_path("app", "a/b%c"), "app/a%2Fb%25c.bson");
         assert_eq!(data_path("app", ".hidden"), "app/%2Ehidden.bson");
+        assert_eq!(unescape("a%2Fb%25c").as_deref(), Some("a/b%c"));
+        assert_eq!(unescape("%2ehidden%").as_deref(), Some(".hidden%"));
+        assert_eq!(unescape("%FF"), None);
     }
 
     #[test]
@@ -151,7 +183,7 @@ mod tests {
             options: json(doc! { "capped": true, "size": 4096_i64, "max": 10 }),
             indexes: vec![json(doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" })],
         };
-        let bytes = metadata.file_bytes("c").map_err(|e| e.to_string())?;
+        let bytes = metadata.file_bytes("c", "collection").map_err(|e| e.to_string())?;
         let parsed = parse_metadata(&bytes)?;
         assert_eq!(parsed.options, doc! { "capped": true, "size": 4096_i64, "max": 10 });
         assert_eq!(parsed.indexes, vec![doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }]);

@@ -1,5 +1,5 @@
 //! Backups: online, consistent, self-describing and verifiable, and restores from them
-//! (issue 19, points 1 to 4, 6 and 8).
+//! (issue 19, points 1 to 4 and 6 to 8).
 //!
 //! - [`take_backup`] writes a backup of a running server's [`Storage`](crate::storage::Storage)
 //!   from one snapshot, the catalog read at the same instant, to a [`BackupTarget`] (today a
@@ -13,6 +13,8 @@
 //!   decrypts them for verify and restore;
 //! - [`export`] and [`import`] move one collection as Extended JSON, CSV or TSV through a
 //!   server, as mongoexport and mongoimport do;
+//! - [`dump`] and [`load`] move whole databases through a server in mongodump's directory and
+//!   [`archive`] formats, as mongodump and mongorestore do;
 //! - [`client`] is the command line's tiny synchronous client that asks a server for a
 //!   backup (`createBackup`), and [`cli`] the `monarchd backup` and `monarchd restore` tools.
 //!
@@ -22,13 +24,17 @@
 //! This module sits above `storage` and `query` and below `cmd` (whose `createBackup` calls
 //! it) and `main` (the command line).
 
+pub mod archive;
+mod bson_stream;
 pub mod cli;
 pub mod client;
 pub mod crypto;
+pub mod dump;
 mod error;
 pub mod export;
 pub mod import;
 pub mod layout;
+pub mod load;
 pub mod manifest;
 mod namespaces;
 mod progress;
@@ -39,6 +45,7 @@ mod tabular;
 mod take;
 pub mod target;
 mod verify;
+mod writes;
 
 pub use crypto::BackupKey;
 pub use error::BackupError;

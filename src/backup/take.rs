@@ -121,7 +121,7 @@ fn write_collection(
     let described = MetadataJson::of(collection);
     let mut metadata = target.create_file(&layout::metadata_path(db, coll))?;
     let bytes = described
-        .file_bytes(coll)
+        .file_bytes(coll, "collection")
         .map_err(|e| BackupError::Internal(format!("cannot encode {}'s metadata: {e}", collection.ns)))?;
     metadata.write_all(&bytes)?;
     let metadata = metadata.finish()?;

@@ -10,12 +10,12 @@ use std::path::Path;
 use bson::RawDocument;
 use sha2::{Digest, Sha256};
 
+use super::bson_stream::BsonStream;
 use super::crypto::{BackupKey, open_plaintext, read_error};
 use super::error::BackupError;
 use super::layout::{self, MetadataJson};
 use super::manifest::{BLOCK_BYTES, CollectionEntry, FileEntry, MANIFEST_FILE, Manifest};
 use super::target::BlockHasher;
-use crate::query::limits::{MAX_USER_SIZE, to_document};
 
 /// What a verified backup holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,114 +178,11 @@ pub fn read_documents(
     mut each: impl FnMut(u64, &RawDocument) -> Result<(), BackupError>,
 ) -> Result<u64, BackupError> {
     let path = &dir.join(relative);
-    let mut reader = open_plaintext(path, relative, key)?;
-    let mut offset = 0u64;
+    let mut stream = BsonStream::new(open_plaintext(path, relative, key)?, path);
     let mut count = 0u64;
-    let mut buffer = Vec::new();
-    loop {
-        let mut length = [0u8; 4];
-        let got = read_up_to(&mut reader, &mut length).map_err(|e| read_error(path, e))?;
-        if got == 0 {
-            return Ok(count);
-        }
-        if got < 4 {
-            return Err(BackupError::corrupt(
-                path,
-                offset,
-                format!("truncated: {got} trailing bytes are not a document"),
-            ));
-        }
-        let declared = i32::from_le_bytes(length);
-        let size = usize::try_from(declared)
-            .ok()
-            .filter(|n| (5..=MAX_USER_SIZE).contains(n))
-            .ok_or_else(|| BackupError::corrupt(path, offset, format!("invalid document length {declared}")))?;
-        buffer.clear();
-        buffer.extend_from_slice(&length);
-        buffer.resize(size, 0);
-        let rest = buffer.get_mut(4..).unwrap_or_default();
-        let got = read_up_to(&mut reader, rest).map_err(|e| read_error(path, e))?;
-        if got < rest.len() {
-            return Err(BackupError::corrupt(
-                path,
-                offset,
-                format!("truncated: the document declares {size} bytes, {} remain", got + 4),
-            ));
-        }
-        let document = RawDocument::from_bytes(&buffer)
-            .map_err(|e| BackupError::corrupt(path, offset, format!("the document does not parse: {e}")))?;
-        // Every element at every depth, without recursion: what a reply would later meet.
-        to_document(document)
-            .map_err(|e| BackupError::corrupt(path, offset, format!("the document does not parse: {}", e.message())))?;
+    while let Some((offset, document)) = stream.next_document()? {
         each(offset, document)?;
         count += 1;
-        offset += size as u64;
     }
-}
-
-/// Reads until `buffer` is full or the stream ends; returns how many bytes were read.
-fn read_up_to(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while let Some(rest) = buffer.get_mut(filled..).filter(|r| !r.is_empty()) {
-        match reader.read(rest) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}
-
-#[cfg(test)]
-mod tests {
-    use bson::rawdoc;
-
-    use super::*;
-
-    /// Writes `bytes` as a data file and reads it; the error's text, or the count.
-    fn read(bytes: &[u8]) -> Result<u64, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let path = dir.path().join("c.bson");
-        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
-        read_documents(dir.path(), "c.bson", None, |_, _| Ok(()))
-            .map_err(|e| e.to_string().replace(&path.display().to_string(), "c.bson"))
-    }
-
-    #[test]
-    fn verify_names_the_offset_of_the_damaged_document() {
-        let first = rawdoc! { "_id": 1, "a": { "b": [1, 2] } };
-        let second = rawdoc! { "_id": 2 };
-        let mut good = first.as_bytes().to_vec();
-        let at = good.len();
-        good.extend_from_slice(second.as_bytes());
-        assert_eq!(read(&good), Ok(2));
-        assert_eq!(read(&[]), Ok(0));
-
-        let mut trailing = good.clone();
-        trailing.extend_from_slice(&[1, 0]);
-        assert_eq!(
-            read(&trailing),
-            Err(format!("c.bson: at byte offset {}: truncated: 2 trailing bytes are not a document", good.len()))
-        );
-
-        let cut = good.get(..good.len() - 1).unwrap_or_default();
-        assert_eq!(
-            read(cut),
-            Err(format!("c.bson: at byte offset {at}: truncated: the document declares 14 bytes, 13 remain"))
-        );
-
-        let mut tiny = good.clone();
-        tiny.splice(at..at + 4, 4_i32.to_le_bytes());
-        assert_eq!(read(&tiny), Err(format!("c.bson: at byte offset {at}: invalid document length 4")));
-
-        // The nested array's first element gets an unknown type byte: only a full walk sees it.
-        let mut nested = good.clone();
-        let inner = first.as_bytes().windows(2).position(|w| w == [0x10, b'0']).unwrap_or_default();
-        if let Some(byte) = nested.get_mut(inner) {
-            *byte = 0x7A;
-        }
-        let error = read(&nested).err().unwrap_or_default();
-        assert!(error.starts_with("c.bson: at byte offset 0: the document does not parse"), "{error}");
-    }
+    Ok(count)
 }
