@@ -26,6 +26,8 @@ use super::import::{ImportMode, ImportOptions, ImportType, import};
 use super::load::{DumpSource, LoadOptions, load};
 use super::namespaces::NamespaceMap;
 use super::restore::{RestoreOptions, restore_backup};
+use super::s3::{S3Location, download, is_s3};
+use super::target::sibling;
 use super::verify::verify_backup;
 
 /// `monarchd backup --uri URI --out DIR`.
@@ -48,7 +50,8 @@ struct BackupArgs {
     about = "Restores a backup into a new data directory (offline), or a mongodump dump into a running server"
 )]
 struct RestoreArgs {
-    /// The backup directory (a backup restored offline, with --dbpath).
+    /// The backup directory, or its s3://bucket/prefix[?endpoint=..&region=..] location (a
+    /// backup restored offline, with --dbpath).
     #[arg(long, requires = "dbpath", conflicts_with_all = ["dir", "dir_argument", "archive", "uri", "gzip", "no_index_restore", "stop_on_error"])]
     from: Option<PathBuf>,
     /// The data directory to create from the backup; absent or empty unless --drop.
@@ -127,7 +130,7 @@ struct DumpArgs {
 #[derive(Debug, Parser)]
 #[command(name = "monarchd backup verify", about = "Re-reads a backup against its manifest (offline)")]
 struct VerifyArgs {
-    /// The backup directory.
+    /// The backup directory, or its s3://bucket/prefix[?endpoint=..&region=..] location.
     dir: PathBuf,
     /// The key file of an encrypted backup.
     #[arg(long = "encryptionKeyFile")]
@@ -322,21 +325,42 @@ fn request_backup(args: &BackupArgs) -> Result<(), BackupError> {
 
 fn verify_tool(args: &[OsString]) -> ExitCode {
     let parsed: VerifyArgs = parse_args("monarchd backup verify", args);
-    let dir = parsed.dir;
-    finish(
-        "monarchd backup verify",
-        read_key(parsed.encryption_key_file.as_ref()).and_then(|key| verify_backup(&dir, key.as_ref())).map(
-            |(_, report)| {
-                println!(
-                    "verified: {} ({} collections, {} documents, {} bytes)",
-                    dir.display(),
-                    report.collections,
-                    report.documents,
-                    report.bytes
-                );
-            },
-        ),
-    )
+    let verified = read_key(parsed.encryption_key_file.as_ref()).and_then(|key| {
+        let scratch = std::env::temp_dir().join(format!("monarchd-verify-{}", std::process::id()));
+        let report = with_local_copy(&parsed.dir, &scratch, |dir| verify_backup(dir, key.as_ref()))?.1;
+        println!(
+            "verified: {} ({} collections, {} documents, {} bytes)",
+            parsed.dir.display(),
+            report.collections,
+            report.documents,
+            report.bytes
+        );
+        Ok(())
+    });
+    finish("monarchd backup verify", verified)
+}
+
+/// Runs `work` on the backup at `location`: a local directory as it is, a backup in object
+/// storage (`s3://...`) downloaded first into `scratch`, which is removed afterwards.
+fn with_local_copy<T>(
+    location: &Path,
+    scratch: &Path,
+    work: impl FnOnce(&Path) -> Result<T, BackupError>,
+) -> Result<T, BackupError> {
+    let Some(url) = location.to_str().filter(|l| is_s3(l)) else { return work(location) };
+    if scratch.exists() {
+        return Err(BackupError::TargetNotEmpty {
+            path: scratch.to_path_buf(),
+            hint: " (left by an earlier run: remove it)",
+        });
+    }
+    let outcome = download(&S3Location::parse(url)?, scratch).and_then(|_| work(scratch));
+    if scratch.exists()
+        && let Err(error) = std::fs::remove_dir_all(scratch)
+    {
+        eprintln!("cannot remove the downloaded copy {}: {error}", scratch.display());
+    }
+    outcome
 }
 
 /// `monarchd restore ...` with `args` after `restore`.
@@ -359,12 +383,16 @@ fn restore_from_backup(
     namespaces: NamespaceMap,
 ) -> Result<(), BackupError> {
     let key = read_key(args.encryption_key_file.as_ref())?;
-    let report = restore_backup(&RestoreOptions {
-        from: from.to_path_buf(),
-        dbpath: dbpath.to_path_buf(),
-        namespaces,
-        drop: args.drop,
-        key,
+    // A backup in object storage is downloaded beside the new data directory first.
+    let scratch = sibling(dbpath, &format!(".download-{}", std::process::id()));
+    let report = with_local_copy(from, &scratch, |local| {
+        restore_backup(&RestoreOptions {
+            from: local.to_path_buf(),
+            dbpath: dbpath.to_path_buf(),
+            namespaces,
+            drop: args.drop,
+            key,
+        })
     })?;
     let seconds = report.duration.as_secs_f64();
     println!(

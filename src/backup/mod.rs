@@ -1,14 +1,16 @@
 //! Backups: online, consistent, self-describing and verifiable, and restores from them
-//! (issue 19, points 1 to 4 and 6 to 8).
+//! (issue 19, points 1 to 8).
 //!
 //! - [`take_backup`] writes a backup of a running server's [`Storage`](crate::storage::Storage)
-//!   from one snapshot, the catalog read at the same instant, to a [`BackupTarget`] (today a
-//!   [`LocalDirectory`]; an object store later), while writes go on;
+//!   from one snapshot, the catalog read at the same instant, to a [`BackupTarget`] (a
+//!   [`LocalDirectory`] or an [`s3::S3Target`]), while writes go on;
 //! - [`verify_backup`] re-reads every file against the [`Manifest`] and parses every document;
 //! - [`restore_backup`] verifies, then builds a new data directory offline and renames it
 //!   into place only when complete;
 //! - [`scheduler`] takes the server's own backups on the [`schedule`] `--backupSchedule`
 //!   names, verifies each, and removes those `--backupRetention` no longer keeps;
+//! - [`s3`] writes backups to S3-compatible object storage (an `s3://` location) and fetches
+//!   them back for verify and restore;
 //! - [`crypto`] encrypts a backup's files as they are written (AES-256-GCM, a key file) and
 //!   decrypts them for verify and restore;
 //! - [`export`] and [`import`] move one collection as Extended JSON, CSV or TSV through a
@@ -39,6 +41,7 @@ pub mod manifest;
 mod namespaces;
 mod progress;
 mod restore;
+pub mod s3;
 pub mod schedule;
 pub mod scheduler;
 mod tabular;

@@ -5,6 +5,7 @@
 #![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
 
 pub mod pipeline;
+pub mod s3;
 pub mod tools;
 
 use std::io::{BufRead, BufReader, Read, Write};

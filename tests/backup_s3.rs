@@ -1,0 +1,124 @@
+//! Backups in S3-compatible object storage (issue 19, point 5), against a real S3 server
+//! (moto's, installed from PyPI and started here): `createBackup` to an `s3://` location,
+//! through a proxy that cuts every connection mid-upload, completes by resending the part in
+//! flight rather than the file; `monarchd backup verify` and `monarchd restore --from` read
+//! it back with keys from a shared credentials file; a changed object fails verify.
+
+#![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::s3::{FlakyProxy, S3Server};
+use common::tools::{path, stderr, stdout};
+use common::{TestServer, error_code};
+use mongodb::bson::{Document, doc};
+
+const BUCKET: &str = "backups";
+/// The server's keys, from the environment (moto takes any).
+const KEYS: [(&str, &str); 3] =
+    [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "us-east-1")];
+
+/// Runs a `monarchd` tool with its keys from the shared credentials file `credentials` only.
+fn tool_with_credentials_file(credentials: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_monarchd"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", credentials)
+        .env("AWS_REGION", "us-east-1")
+        .args(args)
+        .output()
+        .expect("run monarchd")
+}
+
+#[tokio::test]
+async fn backups_go_to_s3_resume_after_an_outage_and_restore_from_there() {
+    let s3 = S3Server::start();
+    assert_eq!(s3.request("PUT", &format!("/{BUCKET}"), b""), 200);
+    // Connections cut 12 MiB in: the data file's second 8 MiB part is in flight.
+    let proxy = FlakyProxy::start(s3.port, 12 << 20, Duration::from_millis(1500));
+    let server = TestServer::start_with_env(tempfile::tempdir().expect("temp dir"), &KEYS, &[]);
+    let client = server.client("").await;
+    let big = client.database("app").collection::<Document>("big");
+    // About 20 MB: three parts.
+    for chunk in 0..4 {
+        let documents: Vec<Document> = (0..500)
+            .map(|i| {
+                let n = chunk * 500 + i;
+                doc! { "_id": n, "email": format!("u{n}@x"), "pad": format!("{n:0>10000}") }
+            })
+            .collect();
+        big.insert_many(documents).await.expect("insert");
+    }
+    client
+        .database("app")
+        .run_command(
+            doc! { "createIndexes": "big", "indexes": [{ "key": { "email": 1 }, "name": "email_1", "unique": true }] },
+        )
+        .await
+        .expect("createIndexes");
+
+    let location = format!("s3://{BUCKET}/nightly/one?endpoint=http://127.0.0.1:{}", proxy.port);
+    let reply = server.admin(doc! { "createBackup": 1, "backupDir": &location }).await.expect("createBackup");
+    assert_eq!(reply.get_str("backupDir").ok(), Some("s3://backups/nightly/one"));
+    assert_eq!(reply.get_i64("documents").ok(), Some(2000));
+    assert!(proxy.cut.load(Ordering::SeqCst), "the outage did not happen");
+    // Resumed, not restarted: what went upstream is the backup plus the part cut short
+    // (4 MiB) and the requests' own bytes; a file sent again from its start would add 12 MiB.
+    let backup_bytes = reply.get_i64("bytes").expect("bytes") as u64;
+    let upstream = proxy.upstream_bytes.load(Ordering::SeqCst);
+    assert!(upstream < backup_bytes + (8 << 20), "sent {upstream} bytes upstream for a backup of {backup_bytes}");
+
+    // The prefix now holds a backup: another one there is refused.
+    let again = server.admin(doc! { "createBackup": 1, "backupDir": &location }).await;
+    assert_eq!(again.as_ref().err().and_then(error_code), Some(20), "{again:?}");
+
+    // Verify and restore from the bucket itself, with keys from a shared credentials file.
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let credentials = scratch.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        "[other]\naws_access_key_id = x\n\n[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .expect("credentials");
+    let direct = format!("s3://{BUCKET}/nightly/one?endpoint={}", s3.endpoint());
+    let verified = tool_with_credentials_file(&credentials, &["backup", "verify", &direct]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    assert!(stdout(&verified).contains("(1 collections, 2000 documents"), "{}", stdout(&verified));
+
+    let target = tempfile::tempdir().expect("temp dir");
+    let dbpath = target.path().join("db");
+    let restored = tool_with_credentials_file(&credentials, &["restore", "--from", &direct, "--dbpath", path(&dbpath)]);
+    assert_eq!(restored.status.code(), Some(0), "{}", stderr(&restored));
+    let leftovers: Vec<String> = std::fs::read_dir(target.path())
+        .expect("read_dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    assert_eq!(leftovers, ["db"], "the downloaded copy is removed");
+    let copy = TestServer::start_in(target, &[]);
+    let copy_client = copy.client("").await;
+    let copied = copy_client.database("app").collection::<Document>("big");
+    assert_eq!(copied.count_documents(doc! {}).await.expect("count"), 2000);
+    let one = copied
+        .find_one(doc! { "email": "u1999@x" })
+        .hint(mongodb::options::Hint::Keys(doc! { "email": 1 }))
+        .await
+        .expect("find");
+    assert_eq!(one.and_then(|d| d.get_i32("_id").ok()), Some(1999));
+
+    // A changed object in the bucket is found, by file and offset.
+    let key = "nightly/one/app/big.bson";
+    let mut bytes = s3.get(BUCKET, key);
+    assert!(bytes.len() > 16 << 20, "{}", bytes.len());
+    if let Some(byte) = bytes.get_mut(5_000_000) {
+        *byte ^= 0x01;
+    }
+    assert_eq!(s3.request("PUT", &format!("/{BUCKET}/{key}"), &bytes), 200);
+    let damaged = tool_with_credentials_file(&credentials, &["backup", "verify", &direct]);
+    assert_eq!(damaged.status.code(), Some(1), "{}", stderr(&damaged));
+    assert!(stderr(&damaged).contains("app/big.bson: at byte offset 4194304"), "{}", stderr(&damaged));
+}
