@@ -14,7 +14,7 @@ use monarch_wire::Compressor;
 use serde::Deserialize;
 
 use crate::backup::BackupKey;
-use crate::backup::schedule::{BackupSchedule, Retention, ScheduleConfig};
+use crate::backup::schedule::{BackupPath, BackupSchedule, Retention, ScheduleConfig};
 pub use crate::log::LogConfig;
 
 /// mongod flags that Monarch accepts, so existing compose files keep working, but that have
@@ -207,8 +207,10 @@ struct Flags {
     /// @daily); each backup is verified once written [default: no scheduled backups]
     #[arg(long = "backupSchedule", env = "MONARCH_BACKUP_SCHEDULE")]
     backup_schedule: Option<String>,
-    /// The directory of the scheduled backups, one `backup-<UTC time>` directory each;
-    /// outside --dbpath (required with --backupSchedule)
+    /// Where the scheduled backups go, one `backup-<UTC time>` each: a directory outside
+    /// --dbpath, or S3-compatible object storage as s3://bucket/prefix[?endpoint=URL&region=R]
+    /// with the AWS environment's or shared credentials file's keys (required with
+    /// --backupSchedule)
     #[arg(long = "backupPath", env = "MONARCH_BACKUP_PATH")]
     backup_path: Option<PathBuf>,
     /// Which scheduled backups to keep: a count (7), an age (14d), or both (7,14d), the
@@ -1236,7 +1238,7 @@ impl Config {
         }
         parsed.insert("storage", storage);
         if let Some(backup) = &self.backup_schedule {
-            let mut section = doc! { "schedule": &backup.schedule_text, "path": path_string(&backup.path) };
+            let mut section = doc! { "schedule": &backup.schedule_text, "path": backup.path.to_string() };
             if let Some(retention) = &backup.retention_text {
                 section.insert("retention", retention);
             }
@@ -1293,8 +1295,11 @@ fn backup_schedule(
     };
     let schedule = BackupSchedule::parse(&schedule_text).map_err(|e| ConfigError::invalid("backup.schedule", e))?;
     let path = path.ok_or_else(|| ConfigError::invalid("backup.path", "required with backup.schedule"))?;
+    let path = BackupPath::parse(&path).map_err(|e| ConfigError::invalid("backup.path", e))?;
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    if absolute(&path).starts_with(absolute(dbpath)) || crate::backup::target::is_within(&path, dbpath) {
+    if let BackupPath::Local(dir) = &path
+        && (absolute(dir).starts_with(absolute(dbpath)) || crate::backup::target::is_within(dir, dbpath))
+    {
         return Err(ConfigError::invalid("backup.path", "must be outside the data directory (storage.dbPath)"));
     }
     let retention_text = retention;

@@ -2,7 +2,9 @@
 //! (moto's, installed from PyPI and started here): `createBackup` to an `s3://` location,
 //! through a proxy that cuts every connection mid-upload, completes by resending the part in
 //! flight rather than the file; `monarchd backup verify` and `monarchd restore --from` read
-//! it back with keys from a shared credentials file; a changed object fails verify.
+//! it back with keys from a shared credentials file; a changed object fails verify; scheduled
+//! backups to an `s3://` path are verified, counted and pruned by retention, and what an
+//! interrupted one left is removed.
 
 #![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
 
@@ -121,4 +123,42 @@ async fn backups_go_to_s3_resume_after_an_outage_and_restore_from_there() {
     let damaged = tool_with_credentials_file(&credentials, &["backup", "verify", &direct]);
     assert_eq!(damaged.status.code(), Some(1), "{}", stderr(&damaged));
     assert!(stderr(&damaged).contains("app/big.bson: at byte offset 4194304"), "{}", stderr(&damaged));
+}
+
+/// The scheduled backups (prefixes holding a manifest) under `prefix`.
+fn complete_backups(s3: &S3Server, prefix: &str) -> Vec<String> {
+    s3.keys(BUCKET, prefix)
+        .iter()
+        .filter_map(|key| key.strip_prefix(prefix)?.strip_suffix("/manifest.json").map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn scheduled_backups_to_s3_are_verified_and_pruned_by_retention() {
+    let s3 = S3Server::start();
+    assert_eq!(s3.request("PUT", &format!("/{BUCKET}"), b""), 200);
+    // What a backup cut off by a crash leaves (objects, no manifest): removed at start.
+    let interrupted = "sched/backup-20200101T000000.000Z/app/c.bson";
+    assert_eq!(s3.request("PUT", &format!("/{BUCKET}/{interrupted}"), b"x"), 200);
+    let path = format!("s3://{BUCKET}/sched?endpoint={}", s3.endpoint());
+    let server = TestServer::start_with_env(
+        tempfile::tempdir().expect("temp dir"),
+        &KEYS,
+        &["--backupSchedule", "1s", "--backupRetention", "2", "--backupPath", &path],
+    );
+    let client = server.client("").await;
+    client.database("app").collection::<Document>("c").insert_one(doc! { "_id": 1 }).await.expect("insert");
+    let completed = |n: f64| server.metric("monarch_backups_total{result=\"ok\"}").is_some_and(|c| c >= n);
+    assert!(common::eventually(Duration::from_secs(60), || completed(1.0)), "no first backup");
+    let first = complete_backups(&s3, "sched/").into_iter().next().expect("the first backup");
+    assert!(!s3.keys(BUCKET, "sched/").iter().any(|k| k == interrupted), "the interrupted backup is still there");
+    assert!(common::eventually(Duration::from_secs(60), || completed(4.0)), "fewer than 4 backups");
+    assert!(
+        common::eventually(Duration::from_secs(20), || complete_backups(&s3, "sched/").len() == 2),
+        "{:?}",
+        complete_backups(&s3, "sched/")
+    );
+    let kept = complete_backups(&s3, "sched/");
+    assert!(kept.iter().all(|name| name.as_str() > first.as_str()), "{kept:?} after {first}");
+    assert_eq!(server.metric("monarch_backups_total{result=\"failed\"}"), Some(0.0));
 }

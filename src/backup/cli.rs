@@ -26,7 +26,7 @@ use super::import::{ImportMode, ImportOptions, ImportType, import};
 use super::load::{DumpSource, LoadOptions, load};
 use super::namespaces::NamespaceMap;
 use super::restore::{RestoreOptions, restore_backup};
-use super::s3::{S3Location, download, is_s3};
+use super::s3::with_local_copy;
 use super::target::sibling;
 use super::verify::verify_backup;
 
@@ -338,29 +338,6 @@ fn verify_tool(args: &[OsString]) -> ExitCode {
         Ok(())
     });
     finish("monarchd backup verify", verified)
-}
-
-/// Runs `work` on the backup at `location`: a local directory as it is, a backup in object
-/// storage (`s3://...`) downloaded first into `scratch`, which is removed afterwards.
-fn with_local_copy<T>(
-    location: &Path,
-    scratch: &Path,
-    work: impl FnOnce(&Path) -> Result<T, BackupError>,
-) -> Result<T, BackupError> {
-    let Some(url) = location.to_str().filter(|l| is_s3(l)) else { return work(location) };
-    if scratch.exists() {
-        return Err(BackupError::TargetNotEmpty {
-            path: scratch.to_path_buf(),
-            hint: " (left by an earlier run: remove it)",
-        });
-    }
-    let outcome = download(&S3Location::parse(url)?, scratch).and_then(|_| work(scratch));
-    if scratch.exists()
-        && let Err(error) = std::fs::remove_dir_all(scratch)
-    {
-        eprintln!("cannot remove the downloaded copy {}: {error}", scratch.display());
-    }
-    outcome
 }
 
 /// `monarchd restore ...` with `args` after `restore`.

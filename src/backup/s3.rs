@@ -100,6 +100,16 @@ impl S3Location {
         format!("{SCHEME}{}/{}", self.bucket, self.prefix)
     }
 
+    /// `s3://bucket/prefix` with its `endpoint` and `region` settings: what [`Self::parse`]
+    /// reads back as this location.
+    pub fn url_with_settings(&self) -> String {
+        let settings: Vec<String> = [("endpoint", &self.endpoint), ("region", &self.region)]
+            .into_iter()
+            .filter_map(|(name, value)| Some(format!("{name}={}", value.as_ref()?)))
+            .collect();
+        if settings.is_empty() { self.url() } else { format!("{}?{}", self.url(), settings.join("&")) }
+    }
+
     /// The object holding `relative` (a backup's `/`-separated file path).
     fn object(&self, relative: &str) -> ObjectPath {
         if self.prefix.is_empty() {
@@ -433,6 +443,61 @@ impl Drop for S3File {
     }
 }
 
+/// The names directly below `location` (each object's first path segment below it), each
+/// with whether a manifest is among its objects, sorted.
+///
+/// # Errors
+/// The connection's errors.
+pub fn children(location: &S3Location) -> Result<Vec<(String, bool)>, BackupError> {
+    let store = connect(location)?;
+    let mut found: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+    for (relative, _) in list(&store, location)? {
+        let Some((name, rest)) = relative.split_once('/') else { continue };
+        *found.entry(name.to_owned()).or_default() |= rest == MANIFEST_FILE;
+    }
+    Ok(found.into_iter().collect())
+}
+
+/// Deletes every object below `location`.
+///
+/// # Errors
+/// The connection's errors.
+pub fn remove_all(location: &S3Location) -> Result<(), BackupError> {
+    let store = connect(location)?;
+    for (relative, object) in list(&store, location)? {
+        let store = store.clone();
+        block(async move { store.delete(&object).await })?.map_err(|e| remote(location, &relative, &e))?;
+    }
+    Ok(())
+}
+
+/// Runs `work` on the backup at `location`: a local directory as it is; a backup in object
+/// storage (an `s3://` location) downloaded first into `scratch`, which must not exist and is
+/// removed afterwards.
+///
+/// # Errors
+/// `work`'s errors; the download's.
+pub fn with_local_copy<T>(
+    location: &Path,
+    scratch: &Path,
+    work: impl FnOnce(&Path) -> Result<T, BackupError>,
+) -> Result<T, BackupError> {
+    let Some(url) = location.to_str().filter(|l| is_s3(l)) else { return work(location) };
+    if scratch.exists() {
+        return Err(BackupError::TargetNotEmpty {
+            path: scratch.to_path_buf(),
+            hint: " (left by an earlier run: remove it)",
+        });
+    }
+    let outcome = download(&S3Location::parse(url)?, scratch).and_then(|_| work(scratch));
+    if scratch.exists()
+        && let Err(error) = std::fs::remove_dir_all(scratch)
+    {
+        tracing::warn!(target: "STORAGE", path = %scratch.display(), %error, "Cannot remove a downloaded backup");
+    }
+    outcome
+}
+
 /// Downloads every object below `location` into `dir` (created), keeping their relative
 /// paths; returns how many bytes.
 ///
@@ -500,6 +565,7 @@ mod tests {
             }
         );
         assert_eq!(parsed.child("backup-1").url(), "s3://bucket/a/b/backup-1");
+        assert_eq!(S3Location::parse(&parsed.url_with_settings())?, parsed);
         assert_eq!(parsed.object("db/c.bson").as_ref(), "a/b/db/c.bson");
         assert_eq!(S3Location::parse("s3://bucket")?.child("x").object("m").as_ref(), "x/m");
         for bad in ["s3://", "s3:///x", "s3://b/../x", "s3://b/x?secret=1", "/local/path"] {

@@ -1,13 +1,16 @@
 //! When the server takes its own backups and which it keeps (issue 19, point 4):
 //! `--backupSchedule` (an interval such as `6h`, or a cron expression evaluated in UTC),
-//! `--backupRetention` (a count, an age, or both) and `--backupPath` (the directory that holds
-//! them, one `backup-<UTC time>` directory per backup). [`crate::backup::scheduler`] runs it.
+//! `--backupRetention` (a count, an age, or both) and `--backupPath` (the directory, or the
+//! `s3://` prefix, that holds them, one `backup-<UTC time>` directory or prefix per backup).
+//! [`crate::backup::scheduler`] runs it.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+
+use super::s3::{S3Location, is_s3};
 
 /// The prefix of a scheduled backup's directory name; the rest is its UTC time.
 const NAME_PREFIX: &str = "backup-";
@@ -110,11 +113,50 @@ impl Retention {
     }
 }
 
+/// Where scheduled backups go (`--backupPath`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupPath {
+    /// A directory on this host.
+    Local(PathBuf),
+    /// A prefix in S3-compatible object storage.
+    S3(S3Location),
+}
+
+impl BackupPath {
+    /// `text` as a path: an `s3://` location or a directory.
+    ///
+    /// # Errors
+    /// An `s3://` location that does not parse, as a message.
+    pub fn parse(text: &Path) -> Result<Self, String> {
+        match text.to_str().filter(|t| is_s3(t)) {
+            Some(url) => S3Location::parse(url).map(Self::S3).map_err(|e| e.to_string()),
+            None => Ok(Self::Local(text.to_path_buf())),
+        }
+    }
+
+    /// Where the backup named `name` goes, for messages.
+    pub fn display(&self, name: &str) -> String {
+        match self {
+            Self::Local(dir) => dir.join(name).display().to_string(),
+            Self::S3(location) => location.child(name).url(),
+        }
+    }
+}
+
+impl std::fmt::Display for BackupPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(dir) => write!(f, "{}", dir.display()),
+            Self::S3(location) => f.write_str(&location.url_with_settings()),
+        }
+    }
+}
+
 /// `--backupSchedule`, `--backupRetention` and `--backupPath` together, as configured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleConfig {
-    /// The directory holding the scheduled backups.
-    pub path: PathBuf,
+    /// Where the scheduled backups go.
+    pub path: BackupPath,
     /// When they are due.
     pub schedule: BackupSchedule,
     /// The schedule as given (for `getCmdLineOpts` and the log).
@@ -128,8 +170,8 @@ pub struct ScheduleConfig {
 /// A complete scheduled backup found in the backup path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBackup {
-    /// Its directory.
-    pub dir: PathBuf,
+    /// Its name in the backup path.
+    pub name: String,
     /// When it was taken (from its name).
     pub taken_at: SystemTime,
 }
@@ -160,9 +202,10 @@ pub fn stored_backups(path: &Path) -> std::io::Result<Vec<StoredBackup>> {
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry?;
-        let Some(taken_at) = entry.file_name().to_str().and_then(taken_at) else { continue };
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let Some(taken_at) = taken_at(&name) else { continue };
         if entry.path().join(super::manifest::MANIFEST_FILE).is_file() {
-            found.push(StoredBackup { dir: entry.path(), taken_at });
+            found.push(StoredBackup { name, taken_at });
         }
     }
     Ok(found)
@@ -227,12 +270,9 @@ mod tests {
 
     #[test]
     fn schedule_retention_keeps_the_newest_by_count_and_age() {
-        let backups: Vec<StoredBackup> = [10, 40, 20, 30]
-            .iter()
-            .map(|&s| StoredBackup { dir: PathBuf::from(s.to_string()), taken_at: at(s) })
-            .collect();
-        let names =
-            |expired: Vec<&StoredBackup>| expired.iter().map(|b| b.dir.display().to_string()).collect::<Vec<_>>();
+        let backups: Vec<StoredBackup> =
+            [10, 40, 20, 30].iter().map(|&s| StoredBackup { name: s.to_string(), taken_at: at(s) }).collect();
+        let names = |expired: Vec<&StoredBackup>| expired.iter().map(|b| b.name.clone()).collect::<Vec<_>>();
         let by_count = Retention::parse("2").expect("count");
         assert_eq!(names(by_count.expired(&backups, at(50))), ["20", "10"]);
         let by_age = Retention::parse("15s").expect("age");

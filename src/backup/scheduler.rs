@@ -1,7 +1,8 @@
 //! The server's scheduled backups: at each time the [`ScheduleConfig`] names, a backup into
-//! `<backupPath>/backup-<UTC time>` (encrypted when a key is configured), verified once
-//! written (a backup that fails verification is removed and counted as a failure), then the
-//! retention applied; [`BackupStats`] holds the figures `/metrics` exports (also fed by
+//! `<backupPath>/backup-<UTC time>` (a directory, or a prefix in object storage; encrypted
+//! when a key is configured), verified once written (a backup that fails verification is
+//! removed and counted as a failure; one in object storage is downloaded to a temporary
+//! directory for this), then the retention applied; [`BackupStats`] holds the figures `/metrics` exports (also fed by
 //! `createBackup`).
 
 use std::sync::Arc;
@@ -11,9 +12,11 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::crypto::BackupKey;
-use super::schedule::{ScheduleConfig, StoredBackup, backup_name, stored_backups};
+use super::error::BackupError;
+use super::s3::{self, S3Target};
+use super::schedule::{BackupPath, ScheduleConfig, StoredBackup, backup_name, stored_backups, taken_at};
 use super::take::{BackupSummary, take_backup};
-use super::target::LocalDirectory;
+use super::target::{BackupTarget, LocalDirectory};
 use super::verify::verify_backup;
 use crate::error::{Error, ErrorCode};
 use crate::storage::Storage;
@@ -102,7 +105,7 @@ pub async fn run_schedule(
         match prepare_path(&config) {
             Ok(newest) => break newest,
             Err(error) => {
-                tracing::error!(target: "STORAGE", id = 22110, path = %config.path.display(), %error, "Cannot use the backup path; trying again in a minute");
+                tracing::error!(target: "STORAGE", id = 22110, path = %config.path, %error, "Cannot use the backup path; trying again in a minute");
                 stats.record_failure();
             }
         }
@@ -142,20 +145,77 @@ pub async fn run_schedule(
     }
 }
 
-/// Creates the backup path, removes what interrupted backups left (`backup-*.partial`: this
-/// scheduler is the only writer of such names), and returns the newest complete backup's time.
-fn prepare_path(config: &ScheduleConfig) -> std::io::Result<Option<SystemTime>> {
-    std::fs::create_dir_all(&config.path)?;
-    for entry in std::fs::read_dir(&config.path)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.strip_suffix(".partial").and_then(super::schedule::taken_at).is_some() {
-            tracing::warn!(target: "STORAGE", id = 22112, path = %entry.path().display(), "Removing an interrupted backup");
-            std::fs::remove_dir_all(entry.path())?;
+/// Creates the backup path, removes what interrupted backups left (`backup-*.partial`
+/// directories, `backup-*` prefixes without a manifest: this scheduler is the only writer of
+/// such names, and none of its backups runs yet), and returns the newest complete backup's
+/// time.
+fn prepare_path(config: &ScheduleConfig) -> Result<Option<SystemTime>, BackupError> {
+    match &config.path {
+        BackupPath::Local(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| BackupError::io(dir, e))?;
+            for entry in std::fs::read_dir(dir).map_err(|e| BackupError::io(dir, e))? {
+                let entry = entry.map_err(|e| BackupError::io(dir, e))?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.strip_suffix(".partial").and_then(taken_at).is_some() {
+                    tracing::warn!(target: "STORAGE", id = 22112, path = %entry.path().display(), "Removing an interrupted backup");
+                    std::fs::remove_dir_all(entry.path()).map_err(|e| BackupError::io(&entry.path(), e))?;
+                }
+            }
+        }
+        BackupPath::S3(location) => {
+            for (name, complete) in s3::children(location)? {
+                if !complete && taken_at(&name).is_some() {
+                    let partial = location.child(&name);
+                    tracing::warn!(target: "STORAGE", id = 22112, path = %partial.url(), "Removing an interrupted backup");
+                    s3::remove_all(&partial)?;
+                }
+            }
         }
     }
-    Ok(stored_backups(&config.path)?.iter().map(|b| b.taken_at).max())
+    Ok(stored(&config.path)?.iter().map(|b| b.taken_at).max())
+}
+
+/// The complete scheduled backups in `path`.
+fn stored(path: &BackupPath) -> Result<Vec<StoredBackup>, BackupError> {
+    match path {
+        BackupPath::Local(dir) => stored_backups(dir).map_err(|e| BackupError::io(dir, e)),
+        BackupPath::S3(location) => Ok(s3::children(location)?
+            .into_iter()
+            .filter(|(_, complete)| *complete)
+            .filter_map(|(name, _)| Some(StoredBackup { taken_at: taken_at(&name)?, name }))
+            .collect()),
+    }
+}
+
+/// Where the backup named `name` is written.
+fn create_target(path: &BackupPath, name: &str) -> Result<Box<dyn BackupTarget>, BackupError> {
+    Ok(match path {
+        BackupPath::Local(dir) => Box::new(LocalDirectory::create(&dir.join(name))?),
+        BackupPath::S3(location) => Box::new(S3Target::create(&location.child(name))?),
+    })
+}
+
+/// Verifies the backup named `name`.
+fn verify(path: &BackupPath, name: &str, key: Option<&BackupKey>) -> Result<(), BackupError> {
+    match path {
+        BackupPath::Local(dir) => verify_backup(&dir.join(name), key).map(|_| ()),
+        BackupPath::S3(location) => {
+            let scratch = std::env::temp_dir().join(format!("monarchd-verify-{}-{name}", std::process::id()));
+            let url = std::path::PathBuf::from(location.child(name).url_with_settings());
+            s3::with_local_copy(&url, &scratch, |local| verify_backup(local, key).map(|_| ()))
+        }
+    }
+}
+
+/// Removes the backup named `name`.
+fn remove(path: &BackupPath, name: &str) -> Result<(), BackupError> {
+    match path {
+        BackupPath::Local(dir) => {
+            std::fs::remove_dir_all(dir.join(name)).map_err(|e| BackupError::io(&dir.join(name), e))
+        }
+        BackupPath::S3(location) => s3::remove_all(&location.child(name)),
+    }
 }
 
 /// One scheduled backup, its verification and the retention; returns when it was taken,
@@ -168,22 +228,23 @@ fn scheduled_backup(
     shutdown: &CancellationToken,
 ) -> Option<SystemTime> {
     let taken_at = SystemTime::now();
-    let dir = config.path.join(backup_name(taken_at));
+    let name = backup_name(taken_at);
+    let location = config.path.display(&name);
     let check_interrupt = || {
         if shutdown.is_cancelled() {
             return Err(Error::new(ErrorCode::InterruptedAtShutdown, "interrupted at shutdown"));
         }
         Ok(())
     };
-    let outcome = LocalDirectory::create(&dir)
-        .and_then(|mut target| take_backup(storage, &mut target, &check_interrupt, key))
-        .and_then(|summary| match verify_backup(&dir, key) {
-            Ok(_) => Ok(summary),
+    let outcome = create_target(&config.path, &name)
+        .and_then(|mut target| take_backup(storage, target.as_mut(), &check_interrupt, key))
+        .and_then(|summary| match verify(&config.path, &name, key) {
+            Ok(()) => Ok(summary),
             Err(error) => {
                 // Useless and misleading: a restore would refuse it; the error names the damage.
-                tracing::error!(target: "STORAGE", id = 22116, backupDir = %dir.display(), %error, "A scheduled backup failed verification after it was written; removing it");
-                if let Err(removal) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(target: "STORAGE", path = %dir.display(), error = %removal, "Cannot remove a backup that failed verification");
+                tracing::error!(target: "STORAGE", id = 22116, backupDir = %location, %error, "A scheduled backup failed verification after it was written; removing it");
+                if let Err(removal) = remove(&config.path, &name) {
+                    tracing::warn!(target: "STORAGE", path = %location, error = %removal, "Cannot remove a backup that failed verification");
                 }
                 Err(error)
             }
@@ -204,12 +265,12 @@ fn scheduled_backup(
             Some(taken_at)
         }
         Err(_) if shutdown.is_cancelled() => {
-            tracing::info!(target: "STORAGE", id = 22117, backupDir = %dir.display(), "Scheduled backup stopped at shutdown");
+            tracing::info!(target: "STORAGE", id = 22117, backupDir = %location, "Scheduled backup stopped at shutdown");
             None
         }
         Err(error) => {
             stats.record_failure();
-            tracing::error!(target: "STORAGE", id = 22114, backupDir = %dir.display(), %error, "Scheduled backup failed");
+            tracing::error!(target: "STORAGE", id = 22114, backupDir = %location, %error, "Scheduled backup failed");
             None
         }
     }
@@ -218,20 +279,21 @@ fn scheduled_backup(
 /// Removes the backups the retention no longer keeps.
 fn apply_retention(config: &ScheduleConfig) {
     let Some(retention) = &config.retention else { return };
-    let stored: Vec<StoredBackup> = match stored_backups(&config.path) {
+    let stored: Vec<StoredBackup> = match stored(&config.path) {
         Ok(stored) => stored,
         Err(error) => {
-            tracing::warn!(target: "STORAGE", path = %config.path.display(), %error, "Cannot list backups for retention");
+            tracing::warn!(target: "STORAGE", path = %config.path, %error, "Cannot list backups for retention");
             return;
         }
     };
     for expired in retention.expired(&stored, SystemTime::now()) {
-        match std::fs::remove_dir_all(&expired.dir) {
+        let location = config.path.display(&expired.name);
+        match remove(&config.path, &expired.name) {
             Ok(()) => {
-                tracing::info!(target: "STORAGE", id = 22115, backupDir = %expired.dir.display(), "Removed a backup past its retention")
+                tracing::info!(target: "STORAGE", id = 22115, backupDir = %location, "Removed a backup past its retention")
             }
             Err(error) => {
-                tracing::warn!(target: "STORAGE", backupDir = %expired.dir.display(), %error, "Cannot remove a backup past its retention")
+                tracing::warn!(target: "STORAGE", backupDir = %location, %error, "Cannot remove a backup past its retention")
             }
         }
     }

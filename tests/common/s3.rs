@@ -86,6 +86,18 @@ impl S3Server {
         reply.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 
+    /// The keys of `bucket` under `prefix`, sorted (one ListObjectsV2 page: at most 1,000).
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let listing = String::from_utf8_lossy(&self.get(bucket, &format!("?list-type=2&prefix={prefix}"))).into_owned();
+        let mut keys: Vec<String> = listing
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key.to_owned()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// The object at `key` of `bucket`.
     pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
