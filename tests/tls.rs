@@ -501,3 +501,50 @@ fn tls_handshake_that_never_completes_is_timed_out() {
     std::thread::sleep(Duration::from_millis(1500));
     exchange(&mut tls, &doc! { "ping": 1, "$db": "admin" }).expect("an idle TLS connection is kept");
 }
+
+/// Runs a `monarchd` command-line tool to its exit.
+fn monarchd_tool(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_monarchd")).args(args).output().expect("run monarchd")
+}
+
+#[tokio::test]
+async fn command_line_tools_connect_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pki = make_pki(dir.path());
+    let (server_pem, ca_pem) =
+        (pki.server.to_str().expect("path").to_owned(), pki.ca.to_str().expect("path").to_owned());
+    let server = TestServer::start_in(
+        dir,
+        &["--tlsMode", "requireTLS", "--tlsCertificateKeyFile", &server_pem, "--tlsCAFile", &ca_pem],
+    );
+    let client = mongodb::Client::with_uri_str(tls_uri(&server, &pki, true)).await.expect("client");
+    client.database("app").collection::<Document>("c").insert_one(doc! { "_id": 1 }).await.expect("insert");
+    let base = format!("mongodb://localhost:{}/", server.port);
+    let with = |options: &str| format!("{base}?{options}");
+    let full = with(&format!("tls=true&tlsCAFile={ca_pem}&tlsCertificateKeyFile={}", pki.client.display()));
+    let exported = monarchd_tool(&["export", "--uri", &full, "-d", "app", "-c", "c"]);
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
+    assert_eq!(String::from_utf8_lossy(&exported.stdout), "{\"_id\":1}\n");
+    // The TLS file options alone turn TLS on, as in drivers.
+    let implied = with(&format!("tlsCAFile={ca_pem}&tlsCertificateKeyFile={}", pki.client.display()));
+    let exported = monarchd_tool(&["export", "--uri", &implied, "-d", "app", "-c", "c"]);
+    assert_eq!(exported.status.code(), Some(0), "{}", stderr(&exported));
+
+    // Without the client certificate the server refuses the handshake; without the CA the
+    // server's certificate is not trusted; without TLS the server closes the connection.
+    let no_certificate =
+        monarchd_tool(&["export", "--uri", &with(&format!("tls=true&tlsCAFile={ca_pem}")), "-d", "app", "-c", "c"]);
+    assert_eq!(no_certificate.status.code(), Some(3), "{}", stderr(&no_certificate));
+    let elsewhere = tempfile::tempdir().expect("dir");
+    let other = make_pki(elsewhere.path());
+    let untrusted =
+        with(&format!("tls=true&tlsCAFile={}&tlsCertificateKeyFile={}", other.ca.display(), pki.client.display()));
+    let refused = monarchd_tool(&["export", "--uri", &untrusted, "-d", "app", "-c", "c"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("invalid peer certificate"), "{}", stderr(&refused));
+    let plain = monarchd_tool(&["export", "--uri", &base, "-d", "app", "-c", "c"]);
+    assert_eq!(plain.status.code(), Some(3), "{}", stderr(&plain));
+    let missing = monarchd_tool(&["export", "--uri", &with("tlsCAFile=/nonexistent.pem"), "-d", "app", "-c", "c"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+}

@@ -34,7 +34,7 @@ use super::verify::verify_backup;
 #[derive(Debug, Parser)]
 #[command(name = "monarchd backup", about = "Asks a running server for a consistent backup (createBackup)")]
 struct BackupArgs {
-    /// The server: mongodb://[user:password@]host[:port][/db][?authSource=..&authMechanism=..] (TLS and other options are not supported yet).
+    /// The server: mongodb://[user:password@]host[:port][/db][?authSource=..&authMechanism=..&tls=true&tlsCAFile=..&tlsCertificateKeyFile=..].
     #[arg(long)]
     uri: String,
     /// The backup directory, on the server's host; absent or empty.

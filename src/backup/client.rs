@@ -1,8 +1,10 @@
-//! A tiny synchronous MongoDB client for the command line: commands over one plain TCP
-//! connection, framed with the server's own wire crate, authenticated with SCRAM when the URI
-//! carries credentials. It understands `mongodb://[user:password@]host[:port][/db]` with the
-//! options `authSource` and `authMechanism` (SCRAM-SHA-256, SCRAM-SHA-1); TLS and every
-//! other URI option are refused with "not supported yet" rather than ignored.
+//! A tiny synchronous MongoDB client for the command line: commands over one TCP connection
+//! (TLS when the URI asks, see [`super::client_tls`]), framed with the server's own wire
+//! crate, authenticated with SCRAM when the URI carries credentials. It understands
+//! `mongodb://[user:password@]host[:port][/db]` with the options `authSource`,
+//! `authMechanism` (SCRAM-SHA-256, SCRAM-SHA-1), `tls`/`ssl`, `tlsCAFile` and
+//! `tlsCertificateKeyFile`; every other URI option is refused with "not supported yet"
+//! rather than ignored.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -12,6 +14,7 @@ use bson::{Bson, Document, RawDocumentBuf, doc};
 use bytes::{Bytes, BytesMut};
 use monarch_wire::{Body, DocumentBytes, Header, MAX_MESSAGE_SIZE, Message, OpMsg};
 
+use super::client_tls::{TlsOptions, TlsStream};
 use super::error::BackupError;
 use crate::auth::scram::{ClientConversation, Mechanism, ScramError};
 
@@ -27,6 +30,8 @@ pub struct ServerAddress {
     pub port: u16,
     /// Who to authenticate as, when the URI names a user.
     pub credential: Option<Credential>,
+    /// TLS, when the URI asks for it.
+    pub tls: Option<TlsOptions>,
 }
 
 /// A user to authenticate as.
@@ -56,8 +61,8 @@ impl ServerAddress {
     /// # Errors
     /// [`BackupError::BadArgument`] for what is not a `mongodb://` URI, or a bad option value;
     /// [`BackupError::NotSupported`] for `mongodb+srv://`, several hosts, and options other
-    /// than `authSource` and `authMechanism` (`?tls=true`, ...): this client would not
-    /// honour them.
+    /// than `authSource`, `authMechanism`, `tls`, `ssl`, `tlsCAFile` and
+    /// `tlsCertificateKeyFile`: this client would not honour them.
     pub fn parse(uri: &str) -> Result<Self, BackupError> {
         if uri.starts_with("mongodb+srv://") {
             return Err(BackupError::NotSupported("a mongodb+srv:// URI".to_owned()));
@@ -75,8 +80,24 @@ impl ServerAddress {
         }
         let (path, options) = tail.split_once('?').unwrap_or((tail, ""));
         let (mut source, mut mechanism) = (None, None);
+        let (mut tls, mut tls_options) = (None, TlsOptions::default());
         for option in options.split('&').filter(|o| !o.is_empty()) {
             match option.split_once('=') {
+                Some(("tls" | "ssl", value)) => {
+                    let on = match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(BackupError::BadArgument(format!("{option}: true or false"))),
+                    };
+                    if tls.is_some_and(|t| t != on) {
+                        return Err(BackupError::BadArgument(format!("{uri}: tls and ssl disagree")));
+                    }
+                    tls = Some(on);
+                }
+                Some(("tlsCAFile", value)) => tls_options.ca_file = Some(percent_decode(value)?.into()),
+                Some(("tlsCertificateKeyFile", value)) => {
+                    tls_options.certificate_key_file = Some(percent_decode(value)?.into());
+                }
                 Some(("authSource", value)) => source = Some(percent_decode(value)?),
                 Some(("authMechanism", value)) => {
                     mechanism = Some(Mechanism::from_name(value).ok_or_else(|| {
@@ -115,7 +136,16 @@ impl ServerAddress {
         if host.is_empty() {
             return Err(BackupError::BadArgument(format!("no host in {uri}")));
         }
-        Ok(Self { host: host.to_owned(), port, credential })
+        // As drivers: a TLS file option turns TLS on, and contradicts tls=false.
+        let files = tls_options != TlsOptions::default();
+        let tls = match tls {
+            Some(false) if files => {
+                return Err(BackupError::BadArgument(format!("{uri}: TLS file options with tls=false")));
+            }
+            Some(on) => on,
+            None => files,
+        };
+        Ok(Self { host: host.to_owned(), port, credential, tls: tls.then_some(tls_options) })
     }
 }
 
@@ -138,9 +168,40 @@ fn percent_decode(text: &str) -> Result<String, BackupError> {
     String::from_utf8(bytes).map_err(|_| bad())
 }
 
+/// The bytes to and from a server.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(stream) => stream.read(buffer),
+            Self::Tls(stream) => stream.read(buffer),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(stream) => stream.write(bytes),
+            Self::Tls(stream) => stream.write(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(stream) => stream.flush(),
+            Self::Tls(stream) => stream.flush(),
+        }
+    }
+}
+
 /// One connection to a server, for several commands in turn.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     target: String,
     next_request_id: i32,
 }
@@ -158,7 +219,11 @@ impl Connection {
             .map_err(io)?
             .next()
             .ok_or_else(|| BackupError::BadArgument(format!("{target} resolves to no address")))?;
-        let stream = TcpStream::connect_timeout(&socket, CONNECT_TIMEOUT).map_err(io)?;
+        let tcp = TcpStream::connect_timeout(&socket, CONNECT_TIMEOUT).map_err(io)?;
+        let stream = match &address.tls {
+            Some(options) => Stream::Tls(Box::new(super::client_tls::connect(tcp, &address.host, options)?)),
+            None => Stream::Plain(tcp),
+        };
         let mut connection = Self { stream, target, next_request_id: 1 };
         if let Some(credential) = &address.credential {
             connection.authenticate(credential)?;
@@ -228,7 +293,7 @@ impl Connection {
         self.next_request_id = self.next_request_id.wrapping_add(1);
         let mut out = BytesMut::new();
         request.encode(&mut out).map_err(|e| BackupError::Internal(e.to_string()))?;
-        self.stream.write_all(&out).map_err(io)?;
+        self.stream.write_all(&out).and_then(|()| self.stream.flush()).map_err(io)?;
         let mut length = [0u8; 4];
         self.stream.read_exact(&mut length).map_err(io)?;
         let total = usize::try_from(i32::from_le_bytes(length))
@@ -331,9 +396,15 @@ mod tests {
     #[test]
     fn client_uri_takes_host_and_port_and_refuses_what_it_would_ignore() {
         let parsed = ServerAddress::parse("mongodb://localhost:27018").ok();
-        assert_eq!(parsed, Some(ServerAddress { host: "localhost".to_owned(), port: 27018, credential: None }));
+        assert_eq!(
+            parsed,
+            Some(ServerAddress { host: "localhost".to_owned(), port: 27018, credential: None, tls: None })
+        );
         let parsed = ServerAddress::parse("mongodb://db.example/").ok();
-        assert_eq!(parsed, Some(ServerAddress { host: "db.example".to_owned(), port: 27017, credential: None }));
+        assert_eq!(
+            parsed,
+            Some(ServerAddress { host: "db.example".to_owned(), port: 27017, credential: None, tls: None })
+        );
         let parsed = ServerAddress::parse("mongodb://u%40x:p%3Aw%2F@h:1/app?authMechanism=SCRAM-SHA-1").ok();
         let credential = parsed.and_then(|p| p.credential);
         assert_eq!(
@@ -356,7 +427,15 @@ mod tests {
             Err(BackupError::NotSupported(_))
         ));
         assert!(matches!(ServerAddress::parse("mongodb://u:%zz@h"), Err(BackupError::BadArgument(_))));
-        assert!(matches!(ServerAddress::parse("mongodb://h:1/?tls=true"), Err(BackupError::NotSupported(_))));
+        let tls = |uri: &str| ServerAddress::parse(uri).map(|a| a.tls);
+        assert_eq!(tls("mongodb://h:1/?tls=true").ok(), Some(Some(TlsOptions::default())));
+        assert_eq!(tls("mongodb://h:1/?ssl=false").ok(), Some(None));
+        let ca = TlsOptions { ca_file: Some("/a b.pem".into()), certificate_key_file: None };
+        assert_eq!(tls("mongodb://h/?tlsCAFile=/a%20b.pem").ok(), Some(Some(ca)));
+        assert!(matches!(tls("mongodb://h/?tls=false&tlsCAFile=/a"), Err(BackupError::BadArgument(_))));
+        assert!(matches!(tls("mongodb://h/?tls=true&ssl=false"), Err(BackupError::BadArgument(_))));
+        assert!(matches!(tls("mongodb://h/?tls=yes"), Err(BackupError::BadArgument(_))));
+        assert!(matches!(ServerAddress::parse("mongodb://h/?tlsInsecure=true"), Err(BackupError::NotSupported(_))));
         assert!(matches!(ServerAddress::parse("mongodb://a:1,b:2"), Err(BackupError::NotSupported(_))));
         assert!(matches!(ServerAddress::parse("http://h"), Err(BackupError::BadArgument(_))));
     }

@@ -30,6 +30,7 @@ pub mod archive;
 mod bson_stream;
 pub mod cli;
 pub mod client;
+pub mod client_tls;
 pub mod crypto;
 pub mod dump;
 mod error;
