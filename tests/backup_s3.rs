@@ -162,3 +162,59 @@ async fn scheduled_backups_to_s3_are_verified_and_pruned_by_retention() {
     assert!(kept.iter().all(|name| name.as_str() > first.as_str()), "{kept:?} after {first}");
     assert_eq!(server.metric("monarch_backups_total{result=\"failed\"}"), Some(0.0));
 }
+
+#[tokio::test]
+async fn encrypted_backups_in_s3_verify_only_with_their_key() {
+    use base64::Engine as _;
+    let s3 = S3Server::start();
+    assert_eq!(s3.request("PUT", &format!("/{BUCKET}"), b""), 200);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let key = scratch.path().join("key");
+    std::fs::write(&key, base64::engine::general_purpose::STANDARD.encode([7u8; 32])).expect("key");
+    let other = scratch.path().join("other");
+    std::fs::write(&other, base64::engine::general_purpose::STANDARD.encode([8u8; 32])).expect("key");
+    let server = TestServer::start_with_env(
+        tempfile::tempdir().expect("temp dir"),
+        &KEYS,
+        &["--backupEncryptionKeyFile", path(&key)],
+    );
+    let client = server.client("").await;
+    client
+        .database("app")
+        .collection::<Document>("c")
+        .insert_one(doc! { "_id": 1, "secret": "plain text" })
+        .await
+        .expect("insert");
+    let location = format!("s3://{BUCKET}/enc?endpoint={}", s3.endpoint());
+    let reply = server.admin(doc! { "createBackup": 1, "backupDir": &location }).await.expect("createBackup");
+    assert_eq!(reply.get_bool("encrypted").ok(), Some(true));
+    // What the bucket holds is not the documents.
+    let keys = s3.keys(BUCKET, "enc/");
+    let stored = s3.get(BUCKET, "enc/app/c.bson");
+    assert!(keys.iter().any(|k| k == "enc/app/c.bson"), "{keys:?}");
+    assert!(stored.starts_with(b"MNRCAES1"), "{stored:?}");
+    assert!(!stored.windows(10).any(|w| w == b"plain text"));
+
+    let credentials = scratch.path().join("credentials");
+    std::fs::write(&credentials, "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+        .expect("credentials");
+    let verify = |key: Option<&Path>| {
+        let mut args = vec!["backup", "verify", location.as_str()];
+        if let Some(key) = key {
+            args.extend(["--encryptionKeyFile", path(key)]);
+        }
+        tool_with_credentials_file(&credentials, &args)
+    };
+    let verified = verify(Some(&key));
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    let wrong = verify(Some(&other));
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("is not the key this backup was encrypted with"), "{}", stderr(&wrong));
+    let keyless = verify(None);
+    assert_eq!(keyless.status.code(), Some(2), "{}", stderr(&keyless));
+    assert!(
+        stderr(&keyless).contains("the backup is encrypted: give its key with --encryptionKeyFile"),
+        "{}",
+        stderr(&keyless)
+    );
+}

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use super::eventually;
 
+/// A signature moto accepts without checking (it refuses anonymous reads of objects).
+const AUTHORIZATION: &str = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20261205/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+
 /// The pinned major version of moto this was written against.
 const MOTO: &str = "moto[server]>=5,<6";
 
@@ -72,11 +75,11 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Sends one unsigned request (moto does not check signatures) and returns the status.
+    /// Sends one request (with a signature moto does not check) and returns the status.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n{AUTHORIZATION}\r\nConnection: close\r\n\r\n",
             self.port,
             body.len()
         );
@@ -101,8 +104,12 @@ impl S3Server {
     /// The object at `key` of `bucket`.
     pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
-        let head =
-            format!("GET /{bucket}/{key} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", self.port);
+        // A key of `?...` is a query on the bucket itself (a listing).
+        let separator = if key.starts_with('?') { "" } else { "/" };
+        let head = format!(
+            "GET /{bucket}{separator}{key} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{AUTHORIZATION}\r\nConnection: close\r\n\r\n",
+            self.port
+        );
         stream.write_all(head.as_bytes()).expect("send");
         let mut reply = Vec::new();
         let _ = stream.read_to_end(&mut reply);
