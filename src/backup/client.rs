@@ -18,8 +18,11 @@ use super::client_tls::{TlsOptions, TlsStream};
 use super::error::BackupError;
 use crate::auth::scram::{ClientConversation, Mechanism, ScramError};
 
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting may take, and each step of setting the connection up (the TLS
+/// handshake, the first `hello`, the login): a server that never answers, or a plain server
+/// asked for TLS, fails the tool instead of hanging it. Commands after that have no limit (a
+/// backup takes as long as it takes).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server address taken from a `mongodb://` URI, with the credentials to log in with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,10 +210,11 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects to `address`.
+    /// Connects to `address`, with TLS and a login when it asks for them.
     ///
     /// # Errors
-    /// Name resolution and connection errors.
+    /// Name resolution, connection, TLS and login errors; a peer that does not answer
+    /// `hello` within [`SETUP_TIMEOUT`].
     pub fn open(address: &ServerAddress) -> Result<Self, BackupError> {
         let target = format!("{}:{}", address.host, address.port);
         let io = |e: std::io::Error| BackupError::io(std::path::Path::new(&target), e);
@@ -219,15 +223,30 @@ impl Connection {
             .map_err(io)?
             .next()
             .ok_or_else(|| BackupError::BadArgument(format!("{target} resolves to no address")))?;
-        let tcp = TcpStream::connect_timeout(&socket, CONNECT_TIMEOUT).map_err(io)?;
+        let tcp = TcpStream::connect_timeout(&socket, SETUP_TIMEOUT).map_err(io)?;
+        let limit = |tcp: &TcpStream, timeout: Option<Duration>| {
+            tcp.set_read_timeout(timeout).and_then(|()| tcp.set_write_timeout(timeout))
+        };
+        limit(&tcp, Some(SETUP_TIMEOUT)).map_err(io)?;
         let stream = match &address.tls {
-            Some(options) => Stream::Tls(Box::new(super::client_tls::connect(tcp, &address.host, options)?)),
+            Some(options) => {
+                let mut tls = super::client_tls::connect(tcp, &address.host, options)?;
+                super::client_tls::handshake(&mut tls).map_err(io)?;
+                Stream::Tls(Box::new(tls))
+            }
             None => Stream::Plain(tcp),
         };
-        let mut connection = Self { stream, target, next_request_id: 1 };
+        let mut connection = Self { stream, target: target.clone(), next_request_id: 1 };
+        // As drivers: a first `hello` shows the peer is a server that answers.
+        connection.command("admin", doc! { "hello": 1 })?;
         if let Some(credential) = &address.credential {
             connection.authenticate(credential)?;
         }
+        let tcp = match &connection.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref(),
+        };
+        limit(tcp, None).map_err(io)?;
         Ok(connection)
     }
 

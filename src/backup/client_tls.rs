@@ -69,6 +69,18 @@ pub fn connect(tcp: TcpStream, host: &str, options: &TlsOptions) -> Result<TlsSt
     Ok(StreamOwned::new(connection, tcp))
 }
 
+/// Completes the TLS handshake of `stream` (within the socket's timeouts), so a server that
+/// does not speak TLS, or is not trusted, fails here.
+///
+/// # Errors
+/// The handshake's errors ("invalid peer certificate: ...", a reset, a timeout).
+pub fn handshake(stream: &mut TlsStream) -> std::io::Result<()> {
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(())
+}
+
 /// The certificates in the PEM file at `path` (at least one).
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, BackupError> {
     let bad = |e: String| BackupError::BadArgument(format!("{}: {e}", path.display()));
