@@ -155,20 +155,8 @@ impl ServerAddress {
 /// A URI component with its `%XX` escapes decoded (user names and passwords carry `@`, `:`
 /// and `/` that way).
 fn percent_decode(text: &str) -> Result<String, BackupError> {
-    let bad = || BackupError::BadArgument(format!("bad percent escape in {text:?}"));
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        if byte == b'%' {
-            let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok()).ok_or_else(bad)?;
-            bytes.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-            rest = tail.get(2..).unwrap_or_default();
-        } else {
-            bytes.push(byte);
-            rest = tail;
-        }
-    }
-    String::from_utf8(bytes).map_err(|_| bad())
+    super::layout::percent_decode(text)
+        .ok_or_else(|| BackupError::BadArgument(format!("bad percent escape in {text:?}")))
 }
 
 /// The bytes to and from a server.
@@ -237,10 +225,15 @@ impl Connection {
             None => Stream::Plain(tcp),
         };
         let mut connection = Self { stream, target: target.clone(), next_request_id: 1 };
-        // As drivers: a first `hello` shows the peer is a server that answers.
-        connection.command("admin", doc! { "hello": 1 })?;
+        // As drivers: a first `hello` shows the peer is a server that answers, and tells which
+        // SCRAMs the user has.
+        let mut hello = doc! { "hello": 1 };
         if let Some(credential) = &address.credential {
-            connection.authenticate(credential)?;
+            hello.insert("saslSupportedMechs", format!("{}.{}", credential.source, credential.user));
+        }
+        let hello = connection.command("admin", hello)?;
+        if let Some(credential) = &address.credential {
+            connection.authenticate(credential, &hello)?;
         }
         let tcp = match &connection.stream {
             Stream::Plain(tcp) => tcp,
@@ -251,20 +244,15 @@ impl Connection {
     }
 
     /// Logs in as `credential` with SCRAM (`saslStart`, `saslContinue`), checking the
-    /// server's signature too.
-    fn authenticate(&mut self, credential: &Credential) -> Result<(), BackupError> {
-        let mechanism = match credential.mechanism {
-            Some(mechanism) => mechanism,
-            None => {
-                // As drivers: ask which SCRAMs the user has, prefer SHA-256.
-                let user = format!("{}.{}", credential.source, credential.user);
-                let hello = self.command("admin", doc! { "hello": 1, "saslSupportedMechs": user })?;
-                let offered = hello
-                    .get_array("saslSupportedMechs")
-                    .map(|m| m.iter().any(|m| m.as_str() == Some("SCRAM-SHA-256")));
-                if offered.unwrap_or(true) { Mechanism::Sha256 } else { Mechanism::Sha1 }
-            }
-        };
+    /// server's signature too; `hello` is the server's answer to the first `hello`, which
+    /// named the user's mechanisms.
+    fn authenticate(&mut self, credential: &Credential, hello: &Document) -> Result<(), BackupError> {
+        let mechanism = credential.mechanism.unwrap_or_else(|| {
+            // As drivers: SHA-256 unless the user has only SHA-1.
+            let offered =
+                hello.get_array("saslSupportedMechs").map(|m| m.iter().any(|m| m.as_str() == Some("SCRAM-SHA-256")));
+            if offered.unwrap_or(true) { Mechanism::Sha256 } else { Mechanism::Sha1 }
+        });
         let failed = |e: ScramError| BackupError::Server {
             code: 18,
             code_name: "AuthenticationFailed".to_owned(),

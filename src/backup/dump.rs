@@ -69,7 +69,7 @@ struct Source {
     kind: String,
     /// The text of its `metadata.json`.
     metadata: Vec<u8>,
-    /// Its data size, for the archive's prelude.
+    /// Its data size, for the archive's prelude (0 for a directory).
     size: i64,
 }
 
@@ -153,12 +153,15 @@ fn collections(connection: &mut Connection, db: &str, options: &DumpOptions) -> 
                 indexes.push(Bson::Document(spec).into_canonical_extjson());
                 Ok(())
             })?;
-            size = match connection.command(db, doc! { "collStats": &name })?.get("size") {
-                Some(Bson::Int32(n)) => i64::from(*n),
-                Some(Bson::Int64(n)) => *n,
-                Some(Bson::Double(n)) => *n as i64,
-                _ => 0,
-            };
+            // Only an archive's prelude carries the size.
+            if matches!(options.output, DumpOutput::Archive(_)) {
+                size = match connection.command(db, doc! { "collStats": &name })?.get("size") {
+                    Some(Bson::Int32(n)) => i64::from(*n),
+                    Some(Bson::Int64(n)) => *n,
+                    Some(Bson::Double(n)) => *n as i64,
+                    _ => 0,
+                };
+            }
         }
         let described =
             MetadataJson { uuid, options: Bson::Document(options_document).into_canonical_extjson(), indexes };

@@ -18,26 +18,20 @@ pub fn metadata_path(db: &str, coll: &str) -> String {
     format!("{}/{}.metadata.json", escape(db), escape(coll))
 }
 
-/// The name a path component made by [`escape`] (or by mongodump, which escapes the same
-/// way) stands for: every `%XX` decoded; `None` when what is decoded is not UTF-8.
-pub fn unescape(component: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(component.len());
-    let mut rest = component.as_bytes();
+/// `text` with every `%XX` decoded: a path component made by [`escape`] (or by mongodump,
+/// which escapes the same way), or a URI component; `None` when an escape is malformed or what
+/// is decoded is not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
     while let Some((&byte, tail)) = rest.split_first() {
-        let decoded = (byte == b'%')
-            .then(|| tail.get(..2))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match decoded {
-            Some(value) => {
-                bytes.push(value);
-                rest = tail.get(2..).unwrap_or_default();
-            }
-            None => {
-                bytes.push(byte);
-                rest = tail;
-            }
+        if byte == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = tail.get(2..).unwrap_or_default();
+        } else {
+            bytes.push(byte);
+            rest = tail;
         }
     }
     String::from_utf8(bytes).ok()
@@ -170,9 +164,11 @@ mod tests {
         assert_eq!(metadata_path("app", "system.users"), "app/system.users.metadata.json");
         assert_eq!(data_path("app", "a/b%c"), "app/a%2Fb%25c.bson");
         assert_eq!(data_path("app", ".hidden"), "app/%2Ehidden.bson");
-        assert_eq!(unescape("a%2Fb%25c").as_deref(), Some("a/b%c"));
-        assert_eq!(unescape("%2ehidden%").as_deref(), Some(".hidden%"));
-        assert_eq!(unescape("%FF"), None);
+        assert_eq!(percent_decode("a%2Fb%25c").as_deref(), Some("a/b%c"));
+        assert_eq!(percent_decode("%2ehidden").as_deref(), Some(".hidden"));
+        assert_eq!(percent_decode("%FF"), None);
+        assert_eq!(percent_decode("50%"), None);
+        assert_eq!(percent_decode("%zz"), None);
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn scan_directory(dir: &Path, gzip: bool) -> Result<BTreeMap<(String, String), D
             }
             continue;
         }
-        let db = layout::unescape(&db_name).ok_or_else(|| bad_name(&db_dir))?;
+        let db = layout::percent_decode(&db_name).ok_or_else(|| bad_name(&db_dir))?;
         for file in sorted_entries(&db_dir)? {
             let Some(file_name) = file.file_name().and_then(|n| n.to_str()) else { continue };
             let (name, is_metadata) = if let Some(name) = file_name.strip_suffix(&metadata_suffix) {
@@ -139,7 +139,7 @@ fn scan_directory(dir: &Path, gzip: bool) -> Result<BTreeMap<(String, String), D
                 eprintln!("restore: {} is not a dump's file: left alone{hint}", file.display());
                 continue;
             };
-            let collection = layout::unescape(name).ok_or_else(|| bad_name(&file))?;
+            let collection = layout::percent_decode(name).ok_or_else(|| bad_name(&file))?;
             let entry = found.entry((db.clone(), collection)).or_default();
             if is_metadata { entry.metadata = Some(file) } else { entry.data = Some(file) }
         }
@@ -148,7 +148,7 @@ fn scan_directory(dir: &Path, gzip: bool) -> Result<BTreeMap<(String, String), D
 }
 
 fn bad_name(path: &Path) -> BackupError {
-    BackupError::corrupt(path, 0, "the name is not UTF-8 once its %XX escapes are decoded")
+    BackupError::corrupt(path, 0, "the name has a malformed %XX escape, or is not UTF-8 once they are decoded")
 }
 
 /// The entries of `dir`, sorted by name.

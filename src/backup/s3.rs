@@ -283,10 +283,10 @@ impl S3Target {
     /// # Errors
     /// [`BackupError::TargetNotEmpty`] when it holds objects; the connection's errors.
     pub fn create(location: &S3Location) -> Result<Self, BackupError> {
-        let store = connect(location)?;
         if location.prefix.is_empty() {
             return Err(BackupError::BadArgument(format!("{}: give a prefix for the backup", location.url())));
         }
+        let store = connect(location)?;
         if !list(&store, location)?.is_empty() {
             return Err(BackupError::TargetNotEmpty { path: location.display_path(""), hint: "" });
         }
