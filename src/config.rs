@@ -14,7 +14,9 @@ use monarch_wire::Compressor;
 use serde::Deserialize;
 
 use crate::backup::BackupKey;
-use crate::backup::schedule::{BackupPath, BackupSchedule, Retention, ScheduleConfig};
+use crate::backup::schedule::{
+    BackupPath, BackupSchedule, DEFAULT_OPLOG_INTERVAL, Retention, ScheduleConfig, parse_oplog_interval,
+};
 pub use crate::log::LogConfig;
 
 /// mongod flags that Monarch accepts, so existing compose files keep working, but that have
@@ -217,6 +219,10 @@ struct Flags {
     /// newest always kept [default: all of them]
     #[arg(long = "backupRetention", env = "MONARCH_BACKUP_RETENTION")]
     backup_retention: Option<String>,
+    /// In replica-set mode, archive the oplog's new entries into <backupPath>/oplog this
+    /// often, for point-in-time recovery (`monarchd restore --oplogReplay`) [default: 10s]
+    #[arg(long = "backupOplogInterval", env = "MONARCH_BACKUP_OPLOG_INTERVAL")]
+    backup_oplog_interval: Option<String>,
     /// Encrypt every backup this server writes (scheduled ones and createBackup) with
     /// AES-256-GCM under the 256-bit key in this file (base64, as `openssl rand -base64 32`
     /// writes); the key is never written into a backup [default: not encrypted]
@@ -273,6 +279,7 @@ struct BackupSection {
     schedule: Option<String>,
     path: Option<PathBuf>,
     retention: Option<String>,
+    oplog_interval: Option<String>,
     encryption_key_file: Option<PathBuf>,
 }
 
@@ -1032,6 +1039,7 @@ impl Config {
             flags.backup_schedule.or(file.backup.schedule),
             flags.backup_path.or(file.backup.path),
             flags.backup_retention.or(file.backup.retention),
+            flags.backup_oplog_interval.or(file.backup.oplog_interval),
             &dbpath,
         )?;
         let backup_key = flags
@@ -1242,6 +1250,9 @@ impl Config {
             if let Some(retention) = &backup.retention_text {
                 section.insert("retention", retention);
             }
+            if let Some(interval) = &backup.oplog_interval_text {
+                section.insert("oplogInterval", interval);
+            }
             parsed.insert("backup", section);
         }
         if self.backup_key.is_some() {
@@ -1284,12 +1295,16 @@ fn backup_schedule(
     schedule: Option<String>,
     path: Option<PathBuf>,
     retention: Option<String>,
+    oplog_interval: Option<String>,
     dbpath: &Path,
 ) -> Result<Option<ScheduleConfig>, ConfigError> {
     let Some(schedule_text) = schedule else {
         // An option that would be ignored is refused: the operator believes backups happen.
-        if path.is_some() || retention.is_some() {
-            return Err(ConfigError::invalid("backup.schedule", "required with backup.path and backup.retention"));
+        if path.is_some() || retention.is_some() || oplog_interval.is_some() {
+            return Err(ConfigError::invalid(
+                "backup.schedule",
+                "required with backup.path, backup.retention and backup.oplogInterval",
+            ));
         }
         return Ok(None);
     };
@@ -1308,7 +1323,20 @@ fn backup_schedule(
         .map(Retention::parse)
         .transpose()
         .map_err(|e| ConfigError::invalid("backup.retention", e))?;
-    Ok(Some(ScheduleConfig { path, schedule, schedule_text, retention, retention_text }))
+    let oplog_interval_text = oplog_interval;
+    let oplog_interval = match &oplog_interval_text {
+        Some(text) => parse_oplog_interval(text).map_err(|e| ConfigError::invalid("backup.oplogInterval", e))?,
+        None => DEFAULT_OPLOG_INTERVAL,
+    };
+    Ok(Some(ScheduleConfig {
+        path,
+        schedule,
+        schedule_text,
+        retention,
+        retention_text,
+        oplog_interval,
+        oplog_interval_text,
+    }))
 }
 
 /// The set name of `--replSet`: what precedes a `/` (mongod's legacy `NAME/seed1,seed2` form,

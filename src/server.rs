@@ -205,6 +205,17 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
             cancel.clone(),
         ))
     });
+    // Stopped after the connections finish, for a last run that archives their writes.
+    let archive_stop = CancellationToken::new();
+    let oplog_archive = state.config.backup_schedule.clone().map(|schedule| {
+        tokio::spawn(crate::backup::scheduler::run_oplog_archive(
+            state.storage.clone(),
+            schedule,
+            state.config.backup_key.clone(),
+            state.backups.clone(),
+            archive_stop.clone(),
+        ))
+    });
     // The admin server outlives `cancel` so `/readyz` reports the drain; it stops at the end.
     let admin_stop = CancellationToken::new();
     let admin = tokio::spawn(admin::serve(
@@ -236,6 +247,10 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         "Waiting for open connections to finish their requests"
     );
     connections.wait().await;
+    archive_stop.cancel();
+    if let Some(oplog_archive) = oplog_archive {
+        let _ = oplog_archive.await;
+    }
     let _ = flusher.await;
     let _ = ttl_monitor.await;
     let _ = rotator.await;

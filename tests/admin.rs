@@ -287,6 +287,10 @@ const METRICS: &[&str] = &[
     "monarch_backup_last_success_timestamp_seconds",
     "monarch_backup_last_duration_seconds",
     "monarch_backup_last_size_bytes",
+    "monarch_backup_oplog_archived_timestamp_seconds",
+    "monarch_backup_oplog_archived_entries_total",
+    "monarch_backup_oplog_archive_failures_total",
+    "monarch_backup_oplog_archive_gaps_total",
 ];
 
 /// Families exported only by a server with TLS on (tests/tls.rs checks them there).

@@ -4,7 +4,8 @@
 //! flight rather than the file; `monarchd backup verify` and `monarchd restore --from` read
 //! it back with keys from a shared credentials file; a changed object fails verify; scheduled
 //! backups to an `s3://` path are verified, counted and pruned by retention, and what an
-//! interrupted one left is removed.
+//! interrupted one left is removed; a replica-set member archives its oplog beside them, and
+//! a point-in-time restore reads the backup and the archive from the bucket.
 
 #![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
 
@@ -217,4 +218,65 @@ async fn encrypted_backups_in_s3_verify_only_with_their_key() {
         "{}",
         stderr(&keyless)
     );
+}
+
+/// The newest time archived under `prefix` (from the chunks' manifests' keys).
+fn archived_through(s3: &S3Server, prefix: &str) -> Option<(u32, u32)> {
+    s3.keys(BUCKET, prefix)
+        .iter()
+        .filter_map(|key| {
+            let name = key.strip_prefix(prefix)?.strip_suffix("/manifest.json")?;
+            let (t, i) = name.strip_prefix("oplog-")?.split_once('-')?;
+            Some((t.parse().ok()?, i.parse().ok()?))
+        })
+        .max()
+}
+
+#[tokio::test]
+async fn oplog_archived_in_s3_restores_to_a_point_in_time() {
+    let s3 = S3Server::start();
+    assert_eq!(s3.request("PUT", &format!("/{BUCKET}"), b""), 200);
+    let backup_path = format!("s3://{BUCKET}/pitr?endpoint={}", s3.endpoint());
+    let server = TestServer::member_with_env(
+        &KEYS,
+        &["--backupSchedule", "1d", "--backupPath", &backup_path, "--backupOplogInterval", "1s"],
+    );
+    let client = server.client("").await;
+    let app = client.database("app");
+    let c = app.collection::<Document>("c");
+    c.insert_many((0..10).map(|i| doc! { "_id": i, "n": i })).await.expect("insert");
+    let backup = format!("s3://{BUCKET}/pitr/manual?endpoint={}", s3.endpoint());
+    server.admin(doc! { "createBackup": 1, "backupDir": &backup }).await.expect("createBackup");
+    c.update_many(doc! {}, doc! { "$inc": { "n": 100 } }).await.expect("update");
+    let reply = app.run_command(doc! { "insert": "c", "documents": [{ "_id": 10 }] }).await.expect("insert");
+    let point = reply.get_timestamp("operationTime").expect("operationTime");
+    c.delete_many(doc! {}).await.expect("the accident");
+    let reply = app.run_command(doc! { "insert": "c", "documents": [{ "_id": 11 }] }).await.expect("insert");
+    let last = reply.get_timestamp("operationTime").expect("operationTime");
+    assert!(
+        common::eventually(Duration::from_secs(30), || archived_through(&s3, "pitr/oplog/")
+            >= Some((last.time, last.increment))),
+        "{:?}",
+        s3.keys(BUCKET, "pitr/oplog/")
+    );
+
+    // The archive is found beside the backup (`oplog` in the same prefix).
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let credentials = scratch.path().join("credentials");
+    std::fs::write(&credentials, "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+        .expect("credentials");
+    let dbpath = scratch.path().join("db");
+    let limit = format!("{}:{}", point.time, point.increment + 1);
+    let restored = tool_with_credentials_file(
+        &credentials,
+        &["restore", "--from", &backup, "--dbpath", path(&dbpath), "--oplogReplay", "--oplogLimit", &limit],
+    );
+    assert_eq!(restored.status.code(), Some(0), "{}", stderr(&restored));
+    assert!(stdout(&restored).contains("oplog replayed: 11 entries"), "{}", stdout(&restored));
+    let server = TestServer::start_in(scratch, &[]);
+    let client = server.client("").await;
+    let found = common::tools::documents(&client, "app", "c").await;
+    let expected: Vec<Document> =
+        (0..10).map(|i| doc! { "_id": i, "n": i + 100 }).chain(std::iter::once(doc! { "_id": 10 })).collect();
+    assert_eq!(found, expected);
 }

@@ -24,8 +24,11 @@ use super::error::BackupError;
 use super::export::{ExportOptions, ExportType, JsonFormat, export};
 use super::import::{ImportMode, ImportOptions, ImportType, import};
 use super::load::{DumpSource, LoadOptions, load};
+use super::location::BackupPath;
+use super::manifest::OplogTime;
 use super::namespaces::NamespaceMap;
-use super::restore::{RestoreOptions, restore_backup};
+use super::oplog_archive::OPLOG_DIR;
+use super::restore::{OplogReplay, RestoreOptions, restore_backup};
 use super::s3::with_local_copy;
 use super::target::sibling;
 use super::verify::verify_backup;
@@ -97,6 +100,18 @@ struct RestoreArgs {
     /// The key file of an encrypted backup.
     #[arg(long = "encryptionKeyFile", requires = "from")]
     encryption_key_file: Option<PathBuf>,
+    /// Point-in-time recovery: after the backup, replay the oplog the server archived (every
+    /// entry after the backup's snapshot, up to --oplogLimit).
+    #[arg(long = "oplogReplay", requires = "from")]
+    oplog_replay: bool,
+    /// Replay only entries before this time: <seconds since the epoch>[:<ordinal>], as
+    /// mongorestore's --oplogLimit [default: every archived entry].
+    #[arg(long = "oplogLimit", requires = "oplog_replay")]
+    oplog_limit: Option<String>,
+    /// The oplog archive: a directory or s3:// location [default: `oplog` beside the backup,
+    /// where the server's scheduler writes it].
+    #[arg(long = "oplogPath", requires = "oplog_replay")]
+    oplog_path: Option<PathBuf>,
 }
 
 /// `monarchd dump [--uri URI] [--db D [--collection C [--query Q]]] [--out DIR | --archive[=FILE]] [--gzip]`.
@@ -360,6 +375,16 @@ fn restore_from_backup(
     namespaces: NamespaceMap,
 ) -> Result<(), BackupError> {
     let key = read_key(args.encryption_key_file.as_ref())?;
+    let oplog_replay = match args.oplog_replay {
+        true => Some(OplogReplay {
+            path: match &args.oplog_path {
+                Some(path) => BackupPath::parse(path).map_err(BackupError::BadArgument)?,
+                None => BackupPath::parse(from).map_err(BackupError::BadArgument)?.sibling(OPLOG_DIR),
+            },
+            limit: args.oplog_limit.as_deref().map(parse_oplog_limit).transpose()?,
+        }),
+        false => None,
+    };
     // A backup in object storage is downloaded beside the new data directory first.
     let scratch = sibling(dbpath, &format!(".download-{}", std::process::id()));
     let report = with_local_copy(from, &scratch, |local| {
@@ -369,6 +394,7 @@ fn restore_from_backup(
             namespaces,
             drop: args.drop,
             key,
+            oplog_replay,
         })
     })?;
     let seconds = report.duration.as_secs_f64();
@@ -380,7 +406,26 @@ fn restore_from_backup(
         report.bytes,
         if seconds > 0.0 { report.bytes as f64 / 1e6 / seconds } else { 0.0 },
     );
+    if let Some(oplog) = &report.oplog {
+        let end = if oplog.archive_end > oplog.through && args.oplog_limit.is_some() {
+            format!(" (the archive goes on to {}; --oplogLimit stopped it)", oplog.archive_end)
+        } else {
+            format!(" (the end of the archive is {})", oplog.archive_end)
+        };
+        println!("oplog replayed: {} entries, through {}{end}", oplog.entries, oplog.through);
+    }
     Ok(())
+}
+
+/// `--oplogLimit`: `<seconds>[:<ordinal>]`.
+fn parse_oplog_limit(text: &str) -> Result<OplogTime, BackupError> {
+    let (t, i) = text.split_once(':').unwrap_or((text, "0"));
+    match (t.parse(), i.parse()) {
+        (Ok(t), Ok(i)) => Ok(OplogTime { t, i }),
+        _ => Err(BackupError::BadArgument(format!(
+            "--oplogLimit {text:?} is not a time: <seconds since the epoch>[:<ordinal>] (as 1764950400:1)"
+        ))),
+    }
 }
 
 fn restore_dump(args: &RestoreArgs, namespaces: NamespaceMap) -> Result<(), BackupError> {

@@ -38,14 +38,88 @@ pub struct Manifest {
     /// When the snapshot was taken, RFC 3339 in UTC.
     pub created_at: String,
     /// The storage engine's sequence number of the snapshot: the backup holds every write
-    /// committed before it and none after.
+    /// committed before it and none after (0 in an oplog chunk, which `oplog_chunk` bounds).
     pub snapshot_sequence: u64,
+    /// The time of the newest oplog entry in the snapshot, when the server kept an oplog
+    /// (replica-set mode): the backup holds every change up to it and none after, so
+    /// point-in-time recovery replays the archived oplog from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oplog_time: Option<OplogTime>,
+    /// Set in an archived oplog chunk only (see [`crate::backup::oplog_archive`]): which
+    /// entries its one collection, `local.oplog.rs`, holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oplog_chunk: Option<OplogChunk>,
     /// How the data and metadata files are encrypted; absent when they are not. A reader
     /// without the key refuses the backup rather than reading ciphertext.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<Encryption>,
     /// Every collection, in namespace order.
     pub collections: Vec<CollectionEntry>,
+}
+
+/// A time in the oplog (an entry's `ts`): `{"t": seconds, "i": increment}`, ordered as
+/// MongoDB orders timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OplogTime {
+    /// Seconds since the epoch.
+    pub t: u32,
+    /// The ordinal within the second.
+    pub i: u32,
+}
+
+impl OplogTime {
+    /// The next time after this one.
+    pub fn successor(self) -> Self {
+        match self.i.checked_add(1) {
+            Some(i) => Self { t: self.t, i },
+            None => Self { t: self.t.saturating_add(1), i: 0 },
+        }
+    }
+}
+
+impl From<bson::Timestamp> for OplogTime {
+    fn from(ts: bson::Timestamp) -> Self {
+        Self { t: ts.time, i: ts.increment }
+    }
+}
+
+impl From<OplogTime> for bson::Timestamp {
+    fn from(time: OplogTime) -> Self {
+        Self { time: time.t, increment: time.i }
+    }
+}
+
+impl std::fmt::Display for OplogTime {
+    /// mongorestore's `--oplogLimit` form, `<seconds>:<ordinal>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.t, self.i)
+    }
+}
+
+/// Which oplog entries an archived chunk holds: every entry after `after` up to and
+/// including `through`, as the oplog held them (so chunks chain: one's `after` is the
+/// previous one's `through`). `after` is absent for the first chunk after a gap (the oplog
+/// had dropped entries the archive had not taken yet): it holds everything from `first` on,
+/// but nothing says what came before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OplogChunk {
+    /// The newest entry before this chunk's first, when the chunk continues a chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<OplogTime>,
+    /// Its first entry's time.
+    pub first: OplogTime,
+    /// Its last entry's time.
+    pub through: OplogTime,
+}
+
+impl OplogChunk {
+    /// Whether the chunk holds every entry after `at` up to its end: `at` is inside it.
+    pub fn continues_from(&self, at: OplogTime) -> bool {
+        let start = self.after.unwrap_or(self.first);
+        start <= at && at < self.through
+    }
 }
 
 /// The manifest's `encryption` field: how the data and metadata files are encrypted (the
@@ -128,8 +202,16 @@ impl Manifest {
             }
             Err(error) => return Err(BackupError::io(&path, error)),
         };
-        let bad = |detail: String| BackupError::BadManifest { path: path.clone(), detail };
-        let manifest: Self = serde_json::from_slice(&bytes).map_err(|e| bad(format!("does not parse: {e}")))?;
+        Self::parse(&bytes, &path)
+    }
+
+    /// Parses and checks the manifest `bytes` read from `path` (named in errors).
+    ///
+    /// # Errors
+    /// [`BackupError::BadManifest`], as [`Manifest::read`].
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self, BackupError> {
+        let bad = |detail: String| BackupError::BadManifest { path: path.to_path_buf(), detail };
+        let manifest: Self = serde_json::from_slice(bytes).map_err(|e| bad(format!("does not parse: {e}")))?;
         if manifest.format != FORMAT_NAME {
             return Err(bad(format!("format is {:?}, not {FORMAT_NAME:?}", manifest.format)));
         }

@@ -1,5 +1,5 @@
 //! Backups: online, consistent, self-describing and verifiable, and restores from them
-//! (issue 19, points 1 to 8).
+//! (issue 19).
 //!
 //! - [`take_backup`] writes a backup of a running server's [`Storage`](crate::storage::Storage)
 //!   from one snapshot, the catalog read at the same instant, to a [`BackupTarget`] (a
@@ -17,6 +17,11 @@
 //!   server, as mongoexport and mongoimport do;
 //! - [`dump`] and [`load`] move whole databases through a server in mongodump's directory and
 //!   [`archive`] formats, as mongodump and mongorestore do;
+//! - [`oplog_archive`] copies a replica-set member's oplog beside its scheduled backups, and a
+//!   restore with `--oplogReplay` applies it after the backup (`replay`) up to a chosen
+//!   time: point-in-time recovery;
+//! - [`location`] is where the server's own backups and oplog chunks go (a directory or an
+//!   `s3://` prefix);
 //! - [`client`] is the command line's tiny synchronous client that asks a server for a
 //!   backup (`createBackup`), and [`cli`] the `monarchd backup` and `monarchd restore` tools.
 //!
@@ -38,9 +43,12 @@ pub mod export;
 pub mod import;
 pub mod layout;
 pub mod load;
+pub mod location;
 pub mod manifest;
 mod namespaces;
+pub mod oplog_archive;
 mod progress;
+mod replay;
 mod restore;
 pub mod s3;
 pub mod schedule;
@@ -55,7 +63,7 @@ pub use crypto::BackupKey;
 pub use error::BackupError;
 pub use manifest::Manifest;
 pub use namespaces::NamespaceMap;
-pub use restore::{RestoreOptions, RestoreReport, restore_backup};
+pub use restore::{OplogReplay, RestoreOptions, RestoreReport, restore_backup};
 pub use schedule::ScheduleConfig;
 pub use scheduler::{BackupFigures, BackupStats};
 pub use take::{BackupSummary, is_backed_up, take_backup};

@@ -53,6 +53,11 @@ impl NamespaceMap {
         })
     }
 
+    /// Whether every namespace is restored under its own name (no option given).
+    pub fn is_everything(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty() && self.renames.is_empty()
+    }
+
     /// The name `namespace` (`db.coll`) is restored under, or `None` when it is not selected.
     pub fn map(&self, namespace: &str) -> Option<String> {
         let included = self.include.is_empty() || self.include.iter().any(|p| p.is_match(namespace));

@@ -6,13 +6,16 @@
 //! it succeeded. A failure removes the temporary directory: nothing half-restored is left.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::crypto::BackupKey;
 use super::error::BackupError;
 use super::layout;
-use super::manifest::{CollectionEntry, Manifest};
+use super::location::BackupPath;
+use super::manifest::{CollectionEntry, Manifest, OplogTime};
 use super::namespaces::NamespaceMap;
+use super::oplog_archive::{ReplayReport, replay_archived};
 use super::target::{is_absent_or_empty, is_within, sibling, sync_parent, sync_tree_dirs};
 use super::verify::{read_documents, read_plaintext, verify_backup};
 use crate::exec::insert::BatchedWriter;
@@ -32,6 +35,17 @@ pub struct RestoreOptions {
     pub drop: bool,
     /// The key of an encrypted backup.
     pub key: Option<BackupKey>,
+    /// Replay the archived oplog after the backup (`--oplogReplay`).
+    pub oplog_replay: Option<OplogReplay>,
+}
+
+/// Point-in-time recovery: which archived oplog to replay after the backup, and up to when.
+#[derive(Debug, Clone)]
+pub struct OplogReplay {
+    /// The oplog archive (`<backupPath>/oplog`).
+    pub path: BackupPath,
+    /// Apply only entries before this time (mongorestore's `--oplogLimit`, exclusive).
+    pub limit: Option<OplogTime>,
 }
 
 /// What a restore did.
@@ -43,6 +57,8 @@ pub struct RestoreReport {
     pub documents: u64,
     /// Bytes of documents restored.
     pub bytes: u64,
+    /// What the oplog replay did, when asked for.
+    pub oplog: Option<ReplayReport>,
     /// How long it took.
     pub duration: Duration,
 }
@@ -70,6 +86,22 @@ pub fn restore_backup(options: &RestoreOptions) -> Result<RestoreReport, BackupE
     if !empty {
         refuse_if_in_use(dbpath)?;
     }
+    if options.oplog_replay.is_some() && !options.namespaces.is_everything() {
+        // The oplog's entries name the original namespaces; replaying them into a selection
+        // or under new names would apply some changes and not others.
+        return Err(BackupError::BadArgument(
+            "--oplogReplay restores every namespace under its own name: it cannot be combined with --nsInclude, --nsExclude, --nsFrom or --nsTo".to_owned(),
+        ));
+    }
+    let oplog_start = match (&options.oplog_replay, manifest.oplog_time) {
+        (Some(_), None) => {
+            return Err(BackupError::BadArgument(format!(
+                "{} has no oplog time (it was taken from a server without an oplog, a standalone): --oplogReplay needs a backup of a replica-set member",
+                options.from.display()
+            )));
+        }
+        (_, start) => start,
+    };
     if is_within(&options.from, dbpath) {
         return Err(BackupError::BadArgument(format!(
             "the backup {} is inside --dbpath {}",
@@ -81,14 +113,14 @@ pub fn restore_backup(options: &RestoreOptions) -> Result<RestoreReport, BackupE
     if temp.exists() {
         return Err(BackupError::TargetNotEmpty { path: temp, hint: " (left by an earlier restore: remove it)" });
     }
-    let built = build(&manifest, options, &temp).and_then(|report| {
+    let built = build(&manifest, options, oplog_start, &temp).and_then(|report| {
         sync_tree_dirs(&temp)?;
         swap_into_place(&temp, dbpath, empty)?;
         Ok(report)
     });
     match built {
-        Ok((collections, documents, bytes)) => {
-            Ok(RestoreReport { collections, documents, bytes, duration: started.elapsed() })
+        Ok(((collections, documents, bytes), oplog)) => {
+            Ok(RestoreReport { collections, documents, bytes, oplog, duration: started.elapsed() })
         }
         Err(error) => {
             if temp.exists()
@@ -130,9 +162,18 @@ fn swap_into_place(temp: &Path, dbpath: &Path, empty: bool) -> Result<(), Backup
     std::fs::remove_dir_all(&aside).map_err(|e| BackupError::io(&aside, e))
 }
 
-/// Builds the data directory at `temp`; returns the collections, documents and bytes loaded.
-fn build(manifest: &Manifest, options: &RestoreOptions, temp: &Path) -> Result<(usize, u64, u64), BackupError> {
-    let storage = Storage::open(temp)?;
+/// Collections, documents and bytes loaded.
+type Loaded = (usize, u64, u64);
+
+/// Builds the data directory at `temp`; returns the collections, documents and bytes loaded,
+/// and what the oplog replay (from `oplog_start`) did.
+fn build(
+    manifest: &Manifest,
+    options: &RestoreOptions,
+    oplog_start: Option<OplogTime>,
+    temp: &Path,
+) -> Result<(Loaded, Option<ReplayReport>), BackupError> {
+    let storage = Arc::new(Storage::open(temp)?);
     let mut totals = (0usize, 0u64, 0u64);
     for entry in &manifest.collections {
         let Some(target) = options.namespaces.map(&entry.namespace()) else { continue };
@@ -142,12 +183,39 @@ fn build(manifest: &Manifest, options: &RestoreOptions, temp: &Path) -> Result<(
         let (documents, bytes) = restore_collection(&storage, options, entry, &ns)?;
         totals = (totals.0 + 1, totals.1 + documents, totals.2 + bytes);
     }
+    let replayed = match (&options.oplog_replay, oplog_start) {
+        (Some(replay), Some(start)) => {
+            Some(replay_archived(&storage, &replay.path, options.key.as_ref(), start, replay.limit)?)
+        }
+        _ => None,
+    };
+    // A replayed drop deletes its data on a thread of its own, which holds the storage open:
+    // the deletion is done here, and that thread is waited for before the directory moves.
+    storage.finish_drops()?;
+    let storage = sole_owner(storage)?;
     // IMPORTANT: `flush` waits for the last sync but does not return its failure; a failed
     // sync disables writes, which `check_writable` reports: a restore whose data did not
     // reach the disk must not be renamed into place.
     storage.flush();
     storage.check_writable()?;
-    Ok(totals)
+    Ok((totals, replayed))
+}
+
+/// `storage` once no background work holds it any more.
+fn sole_owner(mut storage: Arc<Storage>) -> Result<Storage, BackupError> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        match Arc::try_unwrap(storage) {
+            Ok(storage) => return Ok(storage),
+            Err(shared) if Instant::now() < deadline => {
+                storage = shared;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => {
+                return Err(BackupError::Internal("a background deletion did not finish in 10 minutes".to_owned()));
+            }
+        }
+    }
 }
 
 /// Creates one collection, loads its documents, builds its indexes and checks its count.
@@ -234,6 +302,7 @@ mod tests {
             namespaces: NamespaceMap::new(&strings(include), &[], &from_ns, &to_ns)?,
             drop: false,
             key: None,
+            oplog_replay: None,
         })
     }
 

@@ -458,6 +458,22 @@ pub fn children(location: &S3Location) -> Result<Vec<(String, bool)>, BackupErro
     Ok(found.into_iter().collect())
 }
 
+/// The bytes of the object `relative` below `location` (a manifest).
+///
+/// # Errors
+/// The connection's errors; an absent object.
+pub fn read_object(location: &S3Location, relative: &str) -> Result<Vec<u8>, BackupError> {
+    let store = connect(location)?;
+    let object = location.object(relative);
+    let fetched = block(async move {
+        match store.get(&object).await {
+            Ok(got) => got.bytes().await,
+            Err(error) => Err(error),
+        }
+    })?;
+    fetched.map(|bytes| bytes.to_vec()).map_err(|e| remote(location, relative, &e))
+}
+
 /// Deletes every object below `location`.
 ///
 /// # Errors

@@ -4,13 +4,12 @@
 //! `s3://` prefix, that holds them, one `backup-<UTC time>` directory or prefix per backup).
 //! [`crate::backup::scheduler`] runs it.
 
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
-use super::s3::{S3Location, is_s3};
+pub use super::location::BackupPath;
 
 /// The prefix of a scheduled backup's directory name; the rest is its UTC time.
 const NAME_PREFIX: &str = "backup-";
@@ -113,45 +112,6 @@ impl Retention {
     }
 }
 
-/// Where scheduled backups go (`--backupPath`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackupPath {
-    /// A directory on this host.
-    Local(PathBuf),
-    /// A prefix in S3-compatible object storage.
-    S3(S3Location),
-}
-
-impl BackupPath {
-    /// `text` as a path: an `s3://` location or a directory.
-    ///
-    /// # Errors
-    /// An `s3://` location that does not parse, as a message.
-    pub fn parse(text: &Path) -> Result<Self, String> {
-        match text.to_str().filter(|t| is_s3(t)) {
-            Some(url) => S3Location::parse(url).map(Self::S3).map_err(|e| e.to_string()),
-            None => Ok(Self::Local(text.to_path_buf())),
-        }
-    }
-
-    /// Where the backup named `name` goes, for messages.
-    pub fn display(&self, name: &str) -> String {
-        match self {
-            Self::Local(dir) => dir.join(name).display().to_string(),
-            Self::S3(location) => location.child(name).url(),
-        }
-    }
-}
-
-impl std::fmt::Display for BackupPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Local(dir) => write!(f, "{}", dir.display()),
-            Self::S3(location) => f.write_str(&location.url_with_settings()),
-        }
-    }
-}
-
 /// `--backupSchedule`, `--backupRetention` and `--backupPath` together, as configured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleConfig {
@@ -165,6 +125,27 @@ pub struct ScheduleConfig {
     pub retention: Option<Retention>,
     /// The retention as given.
     pub retention_text: Option<String>,
+    /// How often the oplog's new entries are archived (`--backupOplogInterval`), in
+    /// replica-set mode.
+    pub oplog_interval: Duration,
+    /// The interval as given, when it was.
+    pub oplog_interval_text: Option<String>,
+}
+
+/// The oplog archive's interval when none is given: the most a point-in-time restore can
+/// lose of what the server acknowledged before its disk was lost.
+pub const DEFAULT_OPLOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Parses `--backupOplogInterval`: a duration (10s, 5m, 1h), not zero.
+///
+/// # Errors
+/// A message for anything else.
+pub fn parse_oplog_interval(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Some(Ok(interval)) if !interval.is_zero() => Ok(interval),
+        Some(Err(error)) => Err(error),
+        _ => Err(format!("'{text}' is not an interval such as 10s, 5m or 1h")),
+    }
 }
 
 /// A complete scheduled backup found in the backup path.
@@ -187,28 +168,6 @@ pub fn taken_at(name: &str) -> Option<SystemTime> {
     let time = name.strip_prefix(NAME_PREFIX)?;
     let parsed = chrono::NaiveDateTime::parse_from_str(time, NAME_TIME_FORMAT).ok()?;
     Some(SystemTime::from(parsed.and_utc()))
-}
-
-/// The complete scheduled backups in `path` (those with a manifest), in no order.
-///
-/// # Errors
-/// I/O errors reading `path` (an absent one holds none).
-pub fn stored_backups(path: &Path) -> std::io::Result<Vec<StoredBackup>> {
-    let entries = match std::fs::read_dir(path) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(error),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-        let Some(taken_at) = taken_at(&name) else { continue };
-        if entry.path().join(super::manifest::MANIFEST_FILE).is_file() {
-            found.push(StoredBackup { name, taken_at });
-        }
-    }
-    Ok(found)
 }
 
 /// `Some` duration when `text` looks like one (digits then a unit letter), with its error
@@ -254,6 +213,8 @@ mod tests {
         assert_eq!(every.next_due(now, Some(at(99_000))), at(99_000 + 6 * 3600));
         assert_eq!(every.next_due(now, Some(at(10))), now);
         assert!(BackupSchedule::parse("0s").is_err());
+        assert_eq!(parse_oplog_interval("30s"), Ok(Duration::from_secs(30)));
+        assert!(parse_oplog_interval("0s").is_err() && parse_oplog_interval("often").is_err());
         assert!(BackupSchedule::parse("99999999999999999999w").is_err());
     }
 

@@ -13,11 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::crypto::BackupKey;
 use super::error::BackupError;
-use super::s3::{self, S3Target};
-use super::schedule::{BackupPath, ScheduleConfig, StoredBackup, backup_name, stored_backups, taken_at};
+use super::oplog_archive::{OplogArchiveFigures, OplogArchiveStats, OplogArchiver, prune_chunks};
+use super::s3;
+use super::schedule::{BackupPath, ScheduleConfig, StoredBackup, backup_name, taken_at};
 use super::take::{BackupSummary, take_backup};
-use super::target::{BackupTarget, LocalDirectory};
-use super::verify::verify_backup;
 use crate::error::{Error, ErrorCode};
 use crate::storage::Storage;
 
@@ -35,6 +34,8 @@ pub struct BackupStats {
     last_success_unix_millis: AtomicU64,
     last_duration_millis: AtomicU64,
     last_bytes: AtomicU64,
+    /// The oplog archive's.
+    pub oplog: OplogArchiveStats,
 }
 
 /// A copy of [`BackupStats`] at one moment.
@@ -53,6 +54,8 @@ pub struct BackupFigures {
     pub last_duration_millis: u64,
     /// Its size.
     pub last_bytes: u64,
+    /// The oplog archive's.
+    pub oplog: OplogArchiveFigures,
 }
 
 impl BackupStats {
@@ -79,6 +82,7 @@ impl BackupStats {
             last_success_unix_millis: self.last_success_unix_millis.load(Ordering::Relaxed),
             last_duration_millis: self.last_duration_millis.load(Ordering::Relaxed),
             last_bytes: self.last_bytes.load(Ordering::Relaxed),
+            oplog: self.oplog.figures(),
         }
     }
 }
@@ -145,6 +149,46 @@ pub async fn run_schedule(
     }
 }
 
+/// Archives the oplog's new entries every `config.oplog_interval` (while the server keeps an
+/// oplog) until `stop`, then once more: the server cancels `stop` once its connections have
+/// finished, so every write acknowledged before shutdown is archived.
+pub async fn run_oplog_archive(
+    storage: Arc<Storage>,
+    config: ScheduleConfig,
+    key: Option<BackupKey>,
+    stats: Arc<BackupStats>,
+    stop: CancellationToken,
+) {
+    let archiver = Arc::new(std::sync::Mutex::new(OplogArchiver::new(&config.path, key)));
+    loop {
+        let stopping = tokio::select! {
+            () = stop.cancelled() => true,
+            () = tokio::time::sleep(config.oplog_interval) => false,
+        };
+        let job = {
+            let (archiver, storage, stats) = (archiver.clone(), storage.clone(), stats.clone());
+            move || {
+                let mut archiver = archiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                archiver.archive(&storage, &stats.oplog)
+            }
+        };
+        match tokio::task::spawn_blocking(job).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(entries)) => {
+                tracing::debug!(target: "STORAGE", id = 22121, entries, path = %config.path, "Archived oplog entries");
+            }
+            Ok(Err(error)) => {
+                stats.oplog.record_failure();
+                tracing::error!(target: "STORAGE", id = 22122, path = %config.path, %error, "Cannot archive the oplog; trying again at the next interval");
+            }
+            Err(_) => stats.oplog.record_failure(),
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
 /// Creates the backup path, removes what interrupted backups left (`backup-*.partial`
 /// directories, `backup-*` prefixes without a manifest: this scheduler is the only writer of
 /// such names, and none of its backups runs yet), and returns the newest complete backup's
@@ -178,44 +222,8 @@ fn prepare_path(config: &ScheduleConfig) -> Result<Option<SystemTime>, BackupErr
 
 /// The complete scheduled backups in `path`.
 fn stored(path: &BackupPath) -> Result<Vec<StoredBackup>, BackupError> {
-    match path {
-        BackupPath::Local(dir) => stored_backups(dir).map_err(|e| BackupError::io(dir, e)),
-        BackupPath::S3(location) => Ok(s3::children(location)?
-            .into_iter()
-            .filter(|(_, complete)| *complete)
-            .filter_map(|(name, _)| Some(StoredBackup { taken_at: taken_at(&name)?, name }))
-            .collect()),
-    }
-}
-
-/// Where the backup named `name` is written.
-fn create_target(path: &BackupPath, name: &str) -> Result<Box<dyn BackupTarget>, BackupError> {
-    Ok(match path {
-        BackupPath::Local(dir) => Box::new(LocalDirectory::create(&dir.join(name))?),
-        BackupPath::S3(location) => Box::new(S3Target::create(&location.child(name))?),
-    })
-}
-
-/// Verifies the backup named `name`.
-fn verify(path: &BackupPath, name: &str, key: Option<&BackupKey>) -> Result<(), BackupError> {
-    match path {
-        BackupPath::Local(dir) => verify_backup(&dir.join(name), key).map(|_| ()),
-        BackupPath::S3(location) => {
-            let scratch = std::env::temp_dir().join(format!("monarchd-verify-{}-{name}", std::process::id()));
-            let url = std::path::PathBuf::from(location.child(name).url_with_settings());
-            s3::with_local_copy(&url, &scratch, |local| verify_backup(local, key).map(|_| ()))
-        }
-    }
-}
-
-/// Removes the backup named `name`.
-fn remove(path: &BackupPath, name: &str) -> Result<(), BackupError> {
-    match path {
-        BackupPath::Local(dir) => {
-            std::fs::remove_dir_all(dir.join(name)).map_err(|e| BackupError::io(&dir.join(name), e))
-        }
-        BackupPath::S3(location) => s3::remove_all(&location.child(name)),
-    }
+    let names = path.complete_children()?;
+    Ok(names.into_iter().filter_map(|name| Some(StoredBackup { taken_at: taken_at(&name)?, name })).collect())
 }
 
 /// One scheduled backup, its verification and the retention; returns when it was taken,
@@ -236,14 +244,14 @@ fn scheduled_backup(
         }
         Ok(())
     };
-    let outcome = create_target(&config.path, &name)
+    let outcome = config.path.create_target(&name)
         .and_then(|mut target| take_backup(storage, target.as_mut(), &check_interrupt, key))
-        .and_then(|summary| match verify(&config.path, &name, key) {
+        .and_then(|summary| match config.path.verify(&name, key).map(|_| ()) {
             Ok(()) => Ok(summary),
             Err(error) => {
                 // Useless and misleading: a restore would refuse it; the error names the damage.
                 tracing::error!(target: "STORAGE", id = 22116, backupDir = %location, %error, "A scheduled backup failed verification after it was written; removing it");
-                if let Err(removal) = remove(&config.path, &name) {
+                if let Err(removal) = config.path.remove(&name) {
                     tracing::warn!(target: "STORAGE", path = %location, error = %removal, "Cannot remove a backup that failed verification");
                 }
                 Err(error)
@@ -286,15 +294,28 @@ fn apply_retention(config: &ScheduleConfig) {
             return;
         }
     };
-    for expired in retention.expired(&stored, SystemTime::now()) {
+    let expired = retention.expired(&stored, SystemTime::now());
+    for expired in &expired {
         let location = config.path.display(&expired.name);
-        match remove(&config.path, &expired.name) {
+        match config.path.remove(&expired.name) {
             Ok(()) => {
                 tracing::info!(target: "STORAGE", id = 22115, backupDir = %location, "Removed a backup past its retention")
             }
             Err(error) => {
                 tracing::warn!(target: "STORAGE", backupDir = %location, %error, "Cannot remove a backup past its retention")
             }
+        }
+    }
+    // The oplog chunks only backups removed now could have used go with them.
+    let kept: Vec<String> =
+        stored.iter().filter(|b| !expired.iter().any(|e| e.name == b.name)).map(|b| b.name.clone()).collect();
+    match prune_chunks(&config.path, &kept) {
+        Ok(0) => {}
+        Ok(removed) => {
+            tracing::info!(target: "STORAGE", id = 22123, removed, path = %config.path, "Removed archived oplog chunks older than every kept backup")
+        }
+        Err(error) => {
+            tracing::warn!(target: "STORAGE", path = %config.path, %error, "Cannot remove old archived oplog chunks")
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::crypto::{BackupKey, EncryptingTarget};
 use super::error::BackupError;
 use super::layout::{self, MetadataJson};
-use super::manifest::{CollectionEntry, Encryption, FORMAT_NAME, FORMAT_VERSION, Manifest};
+use super::manifest::{CollectionEntry, Encryption, FORMAT_NAME, FORMAT_VERSION, Manifest, OplogTime};
 use super::target::BackupTarget;
 use crate::storage::{Collection, Direction, Namespace, ReadView, Storage, is_temporary};
 
@@ -48,6 +48,17 @@ pub fn take_backup(
     check_interrupt: &dyn Fn() -> crate::error::Result<()>,
     key: Option<&BackupKey>,
 ) -> Result<BackupSummary, BackupError> {
+    write_to(target, key, |target, encryption| write_backup(storage, target, check_interrupt, encryption))
+}
+
+/// Runs `write` on `target`, through an encrypting layer when `key` is given (`write` is
+/// handed what the manifest says of it); a failed write abandons the target, so nothing
+/// complete is left behind. Backups and archived oplog chunks are both written this way.
+pub(super) fn write_to(
+    target: &mut dyn BackupTarget,
+    key: Option<&BackupKey>,
+    write: impl FnOnce(&mut dyn BackupTarget, Option<Encryption>) -> Result<Manifest, BackupError>,
+) -> Result<BackupSummary, BackupError> {
     let started = Instant::now();
     let mut encrypting;
     let target: &mut dyn BackupTarget = match key {
@@ -57,7 +68,7 @@ pub fn take_backup(
         }
         None => target,
     };
-    match write_backup(storage, target, check_interrupt, key.map(Encryption::for_key)) {
+    match write(target, key.map(Encryption::for_key)) {
         Ok(manifest) => Ok(BackupSummary { location: target.location(), manifest, duration: started.elapsed() }),
         Err(error) => {
             target.abandon();
@@ -66,49 +77,85 @@ pub fn take_backup(
     }
 }
 
+/// A manifest of this build's format, created now.
+pub(super) fn new_manifest(
+    snapshot_sequence: u64,
+    encryption: Option<Encryption>,
+    collections: Vec<CollectionEntry>,
+) -> Result<Manifest, BackupError> {
+    let created_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| BackupError::Internal(format!("cannot format the time: {e}")))?;
+    Ok(Manifest {
+        format: FORMAT_NAME.to_owned(),
+        format_version: FORMAT_VERSION,
+        server_version: crate::version::COMPATIBLE_VERSION.to_owned(),
+        git_version: crate::version::GIT_VERSION.to_owned(),
+        created_at,
+        snapshot_sequence,
+        oplog_time: None,
+        oplog_chunk: None,
+        encryption,
+        collections,
+    })
+}
+
+/// Writes `manifest` into `target`, which makes it complete.
+pub(super) fn commit_manifest(target: &mut dyn BackupTarget, manifest: &Manifest) -> Result<(), BackupError> {
+    let bytes = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| BackupError::Internal(format!("cannot encode the manifest: {e}")))?;
+    target.commit(&bytes)
+}
+
 fn write_backup(
     storage: &Storage,
     target: &mut dyn BackupTarget,
     check_interrupt: &dyn Fn() -> crate::error::Result<()>,
     encryption: Option<Encryption>,
 ) -> Result<Manifest, BackupError> {
-    let created_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| BackupError::Internal(format!("cannot format the time: {e}")))?;
     let (view, collections) = storage.snapshot_with_catalog()?;
     let mut entries = Vec::new();
     for collection in collections.iter().filter(|c| is_backed_up(&c.ns)) {
-        entries.push(write_collection(&view, collection, target, check_interrupt)?);
+        let documents = view.scan(collection, Direction::Forward);
+        entries.push(write_collection(collection, documents, target, check_interrupt)?);
     }
-    let manifest = Manifest {
-        format: FORMAT_NAME.to_owned(),
-        format_version: FORMAT_VERSION,
-        server_version: crate::version::COMPATIBLE_VERSION.to_owned(),
-        git_version: crate::version::GIT_VERSION.to_owned(),
-        created_at,
-        snapshot_sequence: view.instant(),
-        encryption,
-        collections: entries,
-    };
-    let bytes = serde_json::to_vec_pretty(&manifest)
-        .map_err(|e| BackupError::Internal(format!("cannot encode the manifest: {e}")))?;
+    let mut manifest = new_manifest(view.instant(), encryption, entries)?;
+    manifest.oplog_time = newest_oplog_entry(&view, &collections)?;
     check_interrupt()?;
-    target.commit(&bytes)?;
+    commit_manifest(target, &manifest)?;
     Ok(manifest)
 }
 
-/// Writes one collection's data file (its documents in storage order) and metadata file.
-fn write_collection(
+/// The time of the newest oplog entry `view` sees; `None` without an oplog (a standalone).
+/// Entries are written in the same batch as the changes they record, so the snapshot holds
+/// exactly the changes up to this time.
+fn newest_oplog_entry(
     view: &ReadView,
+    collections: &[std::sync::Arc<Collection>],
+) -> Result<Option<OplogTime>, BackupError> {
+    let oplog = Namespace::oplog();
+    let Some(collection) = collections.iter().find(|c| c.ns == oplog) else { return Ok(None) };
+    let Some(entry) = view.scan(collection, Direction::Backward).next() else { return Ok(None) };
+    let entry = entry?;
+    let ts = entry
+        .get_timestamp("ts")
+        .map_err(|e| BackupError::Internal(format!("the newest oplog entry has no time: {e}")))?;
+    Ok(Some(ts.into()))
+}
+
+/// Writes one collection's data file (`documents`, in the order given) and metadata file.
+pub(super) fn write_collection(
     collection: &Collection,
+    documents: impl IntoIterator<Item = crate::error::Result<bson::RawDocumentBuf>>,
     target: &mut dyn BackupTarget,
     check_interrupt: &dyn Fn() -> crate::error::Result<()>,
 ) -> Result<CollectionEntry, BackupError> {
     let (db, coll) = (&collection.ns.db, &collection.ns.coll);
     let mut data = target.create_file(&layout::data_path(db, coll))?;
+    let all = documents;
     let mut documents = 0u64;
     let mut data_bytes = 0u64;
-    for document in view.scan(collection, Direction::Forward) {
+    for document in all {
         let document = document?;
         data.write_all(document.as_bytes())?;
         documents += 1;

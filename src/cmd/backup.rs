@@ -65,7 +65,7 @@ pub fn create_backup(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         durationMillis = millis,
         "Backup complete"
     );
-    Ok(doc! {
+    let mut reply = doc! {
         "backupDir": &summary.location,
         "snapshotSequence": number(manifest.snapshot_sequence),
         "createdAt": &manifest.created_at,
@@ -74,5 +74,10 @@ pub fn create_backup(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         "bytes": number(manifest.bytes()),
         "durationMillis": millis,
         "encrypted": manifest.encryption.is_some(),
-    })
+    };
+    if let Some(time) = manifest.oplog_time {
+        // Where a point-in-time restore from this backup starts replaying the oplog.
+        reply.insert("oplogTime", bson::Timestamp::from(time));
+    }
+    Ok(reply)
 }

@@ -413,6 +413,10 @@ pub(crate) fn figures(state: &State) -> ServerFigures {
         backup_last_success_unix_millis: backups.last_success_unix_millis,
         backup_last_duration_millis: backups.last_duration_millis,
         backup_last_bytes: backups.last_bytes,
+        oplog_archived_through_seconds: backups.oplog.archived_through_seconds,
+        oplog_archived_entries: backups.oplog.entries,
+        oplog_archive_failures: backups.oplog.failures,
+        oplog_archive_gaps: backups.oplog.gaps,
     }
 }
 

@@ -235,6 +235,15 @@ pub struct ServerFigures {
     pub backup_last_duration_millis: u64,
     /// The last successful backup's size in bytes.
     pub backup_last_bytes: u64,
+    /// The time (seconds since the epoch) of the newest oplog entry archived for
+    /// point-in-time recovery; 0 before the first.
+    pub oplog_archived_through_seconds: u64,
+    /// Oplog entries archived since start.
+    pub oplog_archived_entries: u64,
+    /// Oplog archive runs that failed since start.
+    pub oplog_archive_failures: u64,
+    /// Gaps since start: oplog entries dropped before they were archived.
+    pub oplog_archive_gaps: u64,
 }
 
 /// Everything `/metrics` serves: the registry plus `figures`, the engine's figures and the
@@ -500,6 +509,26 @@ fn backup_families(out: &mut Families, figures: &ServerFigures) {
         "monarch_backup_last_size_bytes",
         "The size of the last successful backup",
         figures.backup_last_bytes as f64,
+    );
+    out.gauge(
+        "monarch_backup_oplog_archived_timestamp_seconds",
+        "The time of the newest oplog entry archived for point-in-time recovery, in seconds since the epoch; 0 before the first",
+        figures.oplog_archived_through_seconds as f64,
+    );
+    out.counter(
+        "monarch_backup_oplog_archived_entries_total",
+        "Oplog entries archived for point-in-time recovery since start",
+        figures.oplog_archived_entries,
+    );
+    out.counter(
+        "monarch_backup_oplog_archive_failures_total",
+        "Oplog archive runs that failed since start",
+        figures.oplog_archive_failures,
+    );
+    out.counter(
+        "monarch_backup_oplog_archive_gaps_total",
+        "Oplog entries dropped (the oplog is capped) before the archive took them, since start: point-in-time recovery cannot cross such a gap",
+        figures.oplog_archive_gaps,
     );
 }
 

@@ -854,6 +854,16 @@ impl Storage {
         Ok(())
     }
 
+    /// Deletes the data of dropped collections and indexes now rather than in the background:
+    /// an offline tool (a restore that replays drops) hands its directory over only once
+    /// nothing is left to do in it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn finish_drops(&self) -> std::result::Result<(), StorageError> {
+        self.finish_pending_drops()
+    }
+
     /// Deletes the data of dropped collections (marker `d` + id) and indexes (`i` + id).
     fn finish_pending_drops(&self) -> std::result::Result<(), StorageError> {
         for (kind, keyspace) in [(b'd', &self.docs), (b'i', &self.index)] {

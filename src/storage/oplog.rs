@@ -426,6 +426,30 @@ impl Storage {
         Ok(Some(time_of(&guard.key().map_err(StorageError::from)?)))
     }
 
+    /// The oplog's entries after `after`, as stored, in time order: as many as fit in
+    /// `max_bytes`, and at least one when there is one (what the backup scheduler archives).
+    /// Entries are committed in time order, so no entry earlier than the last one returned
+    /// can appear later.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn oplog_entries_after(&self, after: Timestamp, max_bytes: usize) -> Result<Vec<RawDocumentBuf>> {
+        use std::ops::Bound;
+        let Some(collection) = self.collection(&Namespace::oplog()) else { return Ok(Vec::new()) };
+        let end = prefix_successor(&collection.prefix()).unwrap_or_default();
+        let range = (Bound::Excluded(entry_key(&collection, after)), Bound::Excluded(end));
+        let (mut entries, mut bytes) = (Vec::new(), 0);
+        for guard in self.docs.range(range) {
+            let value = guard.value().map_err(StorageError::from)?;
+            if !entries.is_empty() && bytes + value.len() > max_bytes {
+                break;
+            }
+            bytes += value.len();
+            entries.push(RawDocumentBuf::from_bytes(value.to_vec()).map_err(|e| super::corrupt_document(&e))?);
+        }
+        Ok(entries)
+    }
+
     /// The pre- and post-images kept with the change at index `op_index` of the entry
     /// recorded at `ts`, if any.
     ///

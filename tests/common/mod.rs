@@ -101,9 +101,14 @@ impl TestServer {
     /// A replica set of one: started with `--replSet rs0` and `args`, and initiated with this
     /// server (`127.0.0.1:<port>`) as its member.
     pub fn member(args: &[&str]) -> Self {
+        Self::member_with_env(&[], args)
+    }
+
+    /// As [`TestServer::member`], with extra environment variables.
+    pub fn member_with_env(env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut all = vec!["--replSet", "rs0"];
         all.extend_from_slice(args);
-        let server = Self::start(&all);
+        let server = Self::start_with_env(tempfile::tempdir().expect("temp dir"), env, &all);
         let config = mongodb::bson::doc! {
             "_id": "rs0", "version": 1, "members": [{ "_id": 0, "host": format!("127.0.0.1:{}", server.port) }],
         };
