@@ -219,8 +219,9 @@ struct Flags {
     /// newest always kept [default: all of them]
     #[arg(long = "backupRetention", env = "MONARCH_BACKUP_RETENTION")]
     backup_retention: Option<String>,
-    /// In replica-set mode, archive the oplog's new entries into <backupPath>/oplog this
-    /// often, for point-in-time recovery (`monarchd restore --oplogReplay`) [default: 10s]
+    /// In replica-set mode, archive the oplog's new entries into the `oplog` folder of
+    /// --backupPath this often, for point-in-time recovery (`monarchd restore --oplogReplay`)
+    /// [default: 10s]
     #[arg(long = "backupOplogInterval", env = "MONARCH_BACKUP_OPLOG_INTERVAL")]
     backup_oplog_interval: Option<String>,
     /// Encrypt every backup this server writes (scheduled ones and createBackup) with
