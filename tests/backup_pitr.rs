@@ -2,7 +2,9 @@
 //! backups archives its oplog every second; `monarchd restore --oplogReplay --oplogLimit`
 //! rebuilds the data as it was at a chosen operation time (driver updates with operators,
 //! deletes, a transaction, an index, a view, a capped collection), and without a limit as it
-//! is now; the options it cannot honour are refused.
+//! is now; the options it cannot honour are refused. The archive carries on across a clean
+//! shutdown (which archives the last writes) and a crash (a chunk left half-written is
+//! removed, and the chain resumes where it ended).
 
 #![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
 
@@ -29,13 +31,10 @@ async fn state(client: &Client) -> Vec<(String, Document, Vec<mongodb::bson::Bso
     all
 }
 
-/// The operation time of an insert into `shop.marks`: a point between two phases.
-async fn mark(client: &Client, id: i32) -> Timestamp {
-    let reply = client
-        .database("shop")
-        .run_command(doc! { "insert": "marks", "documents": [{ "_id": id }] })
-        .await
-        .expect("mark");
+/// The operation time of an insert into `<db>.marks`: a point between two phases.
+async fn mark_in(client: &Client, db: &str, id: i32) -> Timestamp {
+    let reply =
+        client.database(db).run_command(doc! { "insert": "marks", "documents": [{ "_id": id }] }).await.expect("mark");
     reply.get_timestamp("operationTime").expect("operationTime")
 }
 
@@ -144,7 +143,7 @@ async fn restore_replays_the_archived_oplog_to_a_point_in_time() {
         .await
         .expect("txn update");
     session.commit_transaction().await.expect("commit");
-    let point = mark(&client, 1).await;
+    let point = mark_in(&client, "shop", 1).await;
     let at_point = state(&client).await;
 
     // Phase B, the "accident" and what came after it.
@@ -155,7 +154,7 @@ async fn restore_replays_the_archived_oplog_to_a_point_in_time() {
         .await
         .expect("rename");
     shop.collection::<Document>("settled").insert_one(doc! { "_id": 2, "order": 9 }).await.expect("insert");
-    let last = mark(&client, 2).await;
+    let last = mark_in(&client, "shop", 2).await;
     let now = state(&client).await;
 
     let oplog = backups.path().join("oplog");
@@ -164,7 +163,10 @@ async fn restore_replays_the_archived_oplog_to_a_point_in_time() {
         "the archive reaches the last write: {:?}",
         archived_through(&oplog)
     );
-    assert!(server.metric("monarch_backup_oplog_archived_entries_total").unwrap_or(0.0) > 0.0);
+    // The chunk is visible a moment before the figures move.
+    assert!(eventually(Duration::from_secs(10), || {
+        server.metric("monarch_backup_oplog_archived_entries_total").unwrap_or(0.0) > 0.0
+    }));
     assert_eq!(server.metric("monarch_backup_oplog_archive_gaps_total"), Some(0.0));
     assert!(backup_time < point);
 
@@ -224,4 +226,72 @@ async fn oplog_replay_needs_a_backup_with_an_oplog_time() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("has no oplog time"), "{}", stderr(&output));
     assert!(!dbpath.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oplog_archive_carries_on_across_shutdown_and_crash() {
+    let backups = tempfile::tempdir().expect("temp dir");
+    let oplog = backups.path().join("oplog");
+    // An hour between runs: only shutdown and the restarts below archive anything.
+    let args = |interval: &'static str| {
+        vec![
+            "--replSet",
+            "rs0",
+            "--backupSchedule",
+            "1d",
+            "--backupPath",
+            path(backups.path()),
+            "--backupOplogInterval",
+            interval,
+        ]
+    };
+    let server = TestServer::member(&args("1h")[2..]);
+    let client = server.client("journal=true").await;
+    let c = client.database("app").collection::<Document>("c");
+    c.insert_one(doc! { "_id": 0 }).await.expect("insert");
+    let backup = backups.path().join("manual");
+    server.admin(doc! { "createBackup": 1, "backupDir": path(&backup) }).await.expect("createBackup");
+    c.insert_one(doc! { "_id": 1 }).await.expect("insert");
+    let before_shutdown = mark_in(&client, "app", 1).await;
+    assert_eq!(archived_through(&oplog), None, "nothing archived before the first interval");
+    drop(client);
+
+    // A clean shutdown archives what was acknowledged before it.
+    let server = server.restart(&args("1h"));
+    assert!(archived_through(&oplog) >= Some((before_shutdown.time, before_shutdown.increment)));
+    // The set's configuration names the first port: the driver talks to this one directly.
+    let client = server.client("directConnection=true&journal=true").await;
+    let c = client.database("app").collection::<Document>("c");
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "after": "restart" } }).await.expect("update");
+    let before_crash = mark_in(&client, "app", 2).await;
+    drop(client);
+
+    // A crash: nothing archived since; a chunk an interrupted run left is removed at start.
+    let dir = server.crash();
+    let partial = oplog.join("oplog-0000000001-0000000001.partial");
+    std::fs::create_dir_all(&partial).expect("partial chunk");
+    let server = TestServer::start_in(dir, &args("1s"));
+    assert!(
+        eventually(Duration::from_secs(30), || archived_through(&oplog)
+            >= Some((before_crash.time, before_crash.increment))),
+        "{:?}",
+        archived_through(&oplog)
+    );
+    assert!(!partial.exists(), "the half-written chunk is removed");
+    assert_eq!(server.metric("monarch_backup_oplog_archive_gaps_total"), Some(0.0));
+
+    let (restored, said) = restore(&backup, &[]);
+    assert!(said.contains("oplog replayed"), "{said}");
+    let now = state_of_app(&server.client("directConnection=true").await).await;
+    assert_eq!(state_of_app(&restored.client("").await).await, now);
+    assert_eq!(now.len(), 2, "app.c and app.marks");
+}
+
+/// `app`'s collections and their documents.
+async fn state_of_app(client: &Client) -> Vec<(String, Vec<Document>)> {
+    let mut all = Vec::new();
+    for name in names(client, "app").await {
+        all.push((name.clone(), documents(client, "app", &name).await));
+    }
+    all
 }
