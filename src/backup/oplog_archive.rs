@@ -264,21 +264,20 @@ pub fn replay_archived(
         path.with_local_copy(name, |dir| {
             verify_backup(dir, key)?;
             let data_path = dir.join(&data_file);
+            let failed = |(offset, error): (u64, crate::error::Error)| {
+                BackupError::corrupt(&data_path, offset, format!("cannot replay the entry: {}", error.message()))
+            };
             read_documents(dir, &data_file, key, |offset, entry| {
                 let time = entry_time(entry)?;
                 if time <= start || limit.is_some_and(|limit| time >= limit) {
                     return Ok(());
                 }
-                replayer.apply(entry).map_err(|e| {
-                    BackupError::corrupt(
-                        &data_path,
-                        offset,
-                        format!("cannot replay the entry at {time}: {}", e.message()),
-                    )
-                })?;
+                replayer.apply(offset, entry).map_err(failed)?;
                 through = time;
                 Ok(())
-            })
+            })?;
+            // The chunk's last run, before the next chunk's offsets.
+            replayer.finish().map_err(failed)
         })?;
     }
     let archive_end = chain.last().map_or(start, |(_, chunk)| chunk.through);
