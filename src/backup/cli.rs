@@ -375,16 +375,19 @@ fn restore_from_backup(
     namespaces: NamespaceMap,
 ) -> Result<(), BackupError> {
     let key = read_key(args.encryption_key_file.as_ref())?;
-    let oplog_replay = match args.oplog_replay {
-        true => Some(OplogReplay {
-            path: match &args.oplog_path {
-                Some(path) => BackupPath::parse(path).map_err(BackupError::BadArgument)?,
-                None => BackupPath::parse(from).map_err(BackupError::BadArgument)?.sibling(OPLOG_DIR),
-            },
-            limit: args.oplog_limit.as_deref().map(parse_oplog_limit).transpose()?,
-        }),
-        false => None,
-    };
+    let oplog_replay = args
+        .oplog_replay
+        .then(|| {
+            let path = match &args.oplog_path {
+                Some(path) => BackupPath::parse(path),
+                None => BackupPath::parse(from).map(|backup| backup.sibling(OPLOG_DIR)),
+            };
+            Ok::<_, BackupError>(OplogReplay {
+                path: path.map_err(BackupError::BadArgument)?,
+                limit: args.oplog_limit.as_deref().map(parse_oplog_limit).transpose()?,
+            })
+        })
+        .transpose()?;
     // A backup in object storage is downloaded beside the new data directory first.
     let scratch = sibling(dbpath, &format!(".download-{}", std::process::id()));
     let report = with_local_copy(from, &scratch, |local| {

@@ -40,18 +40,7 @@ impl BackupPath {
             Self::S3(location) => location.child(name).url(),
         }
     }
-}
 
-impl std::fmt::Display for BackupPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Local(dir) => write!(f, "{}", dir.display()),
-            Self::S3(location) => f.write_str(&location.url_with_settings()),
-        }
-    }
-}
-
-impl BackupPath {
     /// The location `name` below this one.
     pub fn child(&self, name: &str) -> Self {
         match self {
@@ -103,6 +92,43 @@ impl BackupPath {
                 .map(|(name, _)| name)
                 .collect()),
         }
+    }
+
+    /// Removes what interrupted writes left below this location among the names `is_ours`
+    /// accepts (`<name>.partial` directories, prefixes without a manifest); returns where
+    /// each was. Only for names the caller alone writes, before it writes any.
+    ///
+    /// # Errors
+    /// I/O and connection errors (an absent directory holds none).
+    pub fn remove_incomplete(&self, is_ours: impl Fn(&str) -> bool) -> Result<Vec<String>, BackupError> {
+        let mut removed = Vec::new();
+        match self {
+            Self::Local(dir) => {
+                let entries = match std::fs::read_dir(dir) {
+                    Ok(entries) => entries,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+                    Err(error) => return Err(BackupError::io(dir, error)),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| BackupError::io(dir, e))?;
+                    let name = entry.file_name();
+                    if name.to_str().and_then(|n| n.strip_suffix(".partial")).is_some_and(&is_ours) {
+                        std::fs::remove_dir_all(entry.path()).map_err(|e| BackupError::io(&entry.path(), e))?;
+                        removed.push(entry.path().display().to_string());
+                    }
+                }
+            }
+            Self::S3(location) => {
+                for (name, complete) in s3::children(location)? {
+                    if !complete && is_ours(&name) {
+                        let partial = location.child(&name);
+                        s3::remove_all(&partial)?;
+                        removed.push(partial.url());
+                    }
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// A target that writes the backup named `name`.
@@ -168,6 +194,15 @@ impl BackupPath {
                 std::fs::remove_dir_all(dir.join(name)).map_err(|e| BackupError::io(&dir.join(name), e))
             }
             Self::S3(location) => s3::remove_all(&location.child(name)),
+        }
+    }
+}
+
+impl std::fmt::Display for BackupPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(dir) => write!(f, "{}", dir.display()),
+            Self::S3(location) => f.write_str(&location.url_with_settings()),
         }
     }
 }

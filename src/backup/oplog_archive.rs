@@ -23,7 +23,6 @@ use super::layout;
 use super::location::BackupPath;
 use super::manifest::{Manifest, OplogChunk, OplogTime};
 use super::replay::Replayer;
-use super::s3;
 use super::take::{commit_manifest, new_manifest, write_collection, write_to};
 use super::verify::{read_documents, verify_backup};
 use crate::storage::{Namespace, Storage};
@@ -120,7 +119,10 @@ impl OplogArchiver {
             return Ok(0);
         }
         if !self.resumed {
-            self.remove_partial_chunks()?;
+            // This archiver is the only writer of chunk names.
+            for removed in self.path.remove_incomplete(|name| chunk_through(name).is_some())? {
+                tracing::warn!(target: "STORAGE", id = 22124, path = %removed, "Removed an oplog chunk an interrupted run left");
+            }
             // Without an archive, the chain starts at the oplog's oldest entry: every backup
             // taken within the oplog's window can then be replayed from.
             self.through = self.path.complete_children()?.iter().filter_map(|name| chunk_through(name)).max();
@@ -140,26 +142,31 @@ impl OplogArchiver {
             let entries = storage.oplog_entries_after(from, CHUNK_BYTES)?;
             let (Some(first), Some(last)) = (entries.first(), entries.last()) else { break };
             let chunk = OplogChunk { after, first: entry_time(first)?, through: entry_time(last)? };
-            self.write_chunk(storage, &entries, chunk)?;
-            archived += entries.len() as u64;
+            let count = entries.len() as u64;
+            self.write_chunk(storage, entries, chunk)?;
+            archived += count;
             after = Some(chunk.through);
             self.through = after;
-            stats.entries.fetch_add(entries.len() as u64, Ordering::Relaxed);
+            stats.entries.fetch_add(count, Ordering::Relaxed);
             stats.archived_through_seconds.store(u64::from(chunk.through.t), Ordering::Relaxed);
         }
         Ok(archived)
     }
 
     /// Writes and verifies one chunk; one that fails verification is removed.
-    fn write_chunk(&self, storage: &Storage, entries: &[RawDocumentBuf], chunk: OplogChunk) -> Result<(), BackupError> {
+    fn write_chunk(
+        &self,
+        storage: &Storage,
+        entries: Vec<RawDocumentBuf>,
+        chunk: OplogChunk,
+    ) -> Result<(), BackupError> {
         let oplog = storage
             .collection(&Namespace::oplog())
             .ok_or_else(|| BackupError::Internal("the oplog is on but has no collection".to_owned()))?;
         let name = chunk_name(chunk.through);
         let mut target = self.path.create_target(&name)?;
         write_to(target.as_mut(), self.key.as_ref(), |target, encryption| {
-            let documents = entries.iter().map(|entry| Ok(entry.clone()));
-            let collection = write_collection(&oplog, documents, target, &|| Ok(()))?;
+            let collection = write_collection(&oplog, entries.into_iter().map(Ok), target, &|| Ok(()))?;
             let mut manifest = new_manifest(0, encryption, vec![collection])?;
             manifest.oplog_chunk = Some(chunk);
             commit_manifest(target, &manifest)?;
@@ -170,30 +177,6 @@ impl OplogArchiver {
                 tracing::warn!(target: "STORAGE", path = %self.path.display(&name), error = %removal, "Cannot remove an oplog chunk that failed verification");
             }
             return Err(error);
-        }
-        Ok(())
-    }
-
-    /// Removes the chunks an interrupted run left incomplete (this archiver is the only
-    /// writer of chunk names).
-    fn remove_partial_chunks(&self) -> Result<(), BackupError> {
-        match &self.path {
-            BackupPath::Local(dir) => {
-                let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
-                for entry in entries.flatten() {
-                    let name = entry.file_name();
-                    if name.to_str().and_then(|n| n.strip_suffix(".partial")).and_then(chunk_through).is_some() {
-                        std::fs::remove_dir_all(entry.path()).map_err(|e| BackupError::io(&entry.path(), e))?;
-                    }
-                }
-            }
-            BackupPath::S3(location) => {
-                for (name, complete) in s3::children(location)? {
-                    if !complete && chunk_through(&name).is_some() {
-                        s3::remove_all(&location.child(&name))?;
-                    }
-                }
-            }
         }
         Ok(())
     }
@@ -312,8 +295,9 @@ fn chain_from(
             let from = chain.last().map_or(start, |(_, previous)| previous.through);
             return Err(BackupError::BadArgument(format!(
                 "the archived oplog in {path} has a gap: nothing continues from {from} (the next chunk, {name}, starts at {}); \
-                 the oplog dropped entries before they were archived. Pass --oplogLimit {from} or earlier to restore up to the gap",
-                chunk.first
+                 the oplog dropped entries before they were archived. Pass --oplogLimit {} or earlier to restore up to the gap",
+                chunk.first,
+                from.successor()
             )));
         }
         chain.push((name, chunk));
@@ -549,6 +533,7 @@ mod tests {
         let crossing = restore(&backup, &scratch.path().join("r1"), &oplog, None);
         let message = crossing.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(message.contains(&format!("nothing continues from {}", ends[0])), "{message}");
+        assert!(message.contains(&format!("Pass --oplogLimit {} or earlier", ends[0].successor())), "{message}");
         assert!(!scratch.path().join("r1").exists(), "nothing half-restored");
         // Up to the gap, it restores.
         let before_gap = ends[0].successor();

@@ -88,20 +88,32 @@ impl<'a> Replayer<'a> {
     /// As [`Replayer::apply`].
     pub fn finish(&mut self) -> std::result::Result<(), ReplayError> {
         let run = std::mem::take(&mut self.run);
-        let Some((first_offset, first)) = run.first() else { return Ok(()) };
-        let at_first = |e: Error| (*first_offset, e);
+        self.applied += self.write_batch(run.iter().map(|(offset, change)| (*offset, change)))?;
+        Ok(())
+    }
+
+    /// Applies document writes to one collection (the first's `ns`) in one storage batch;
+    /// returns how many. An error carries the offset of the write at fault.
+    fn write_batch<'d>(
+        &self,
+        writes: impl IntoIterator<Item = (u64, &'d Document)>,
+    ) -> std::result::Result<u64, ReplayError> {
+        let mut writes = writes.into_iter().peekable();
+        let Some(&(first_offset, first)) = writes.peek() else { return Ok(0) };
+        let at_first = |e: Error| (first_offset, e);
         let ns = Namespace::parse(first.get_str("ns").unwrap_or_default()).map_err(at_first)?;
         let collection = match first.get_str("op") {
             Ok("i") => self.storage.collection_or_create(&ns).map_err(at_first)?,
             _ => self.storage.collection(&ns).ok_or_else(|| at_first(missing(&ns)))?,
         };
         let mut writer = self.storage.writer(&collection).map_err(at_first)?;
-        for (offset, change) in &run {
-            apply_document_write(&mut writer, &ns, change).map_err(|e| (*offset, e))?;
+        let mut count = 0;
+        for (offset, change) in writes {
+            apply_document_write(&mut writer, &ns, change).map_err(|e| (offset, e))?;
+            count += 1;
         }
         writer.commit().map_err(at_first)?;
-        self.applied += run.len() as u64;
-        Ok(())
+        Ok(count)
     }
 
     /// A transaction's `applyOps`: kept while `partialTxn`, applied with what was kept at its
@@ -128,17 +140,7 @@ impl<'a> Replayer<'a> {
         let ns = change.get_str("ns").unwrap_or_default();
         match op {
             "n" => Ok(()),
-            "i" | "u" | "d" => {
-                let ns = Namespace::parse(ns)?;
-                let collection = match op {
-                    "i" => self.storage.collection_or_create(&ns)?,
-                    _ => self.storage.collection(&ns).ok_or_else(|| missing(&ns))?,
-                };
-                let mut writer = self.storage.writer(&collection)?;
-                apply_document_write(&mut writer, &ns, change)?;
-                writer.commit()?;
-                Ok(())
-            }
+            "i" | "u" | "d" => self.write_batch([(0, change)]).map(|_| ()).map_err(|(_, e)| e),
             "c" => {
                 let o = change.get_document("o").map_err(|_| bad(format!("the command on {ns} has no o")))?;
                 self.command(ns.strip_suffix(".$cmd").ok_or_else(|| bad(format!("a command on {ns}")))?, o)

@@ -190,32 +190,16 @@ fn build(
         _ => None,
     };
     // A replayed drop deletes its data on a thread of its own, which holds the storage open:
-    // the deletion is done here, and that thread is waited for before the directory moves.
+    // the deletion is finished here and the thread joined before the directory moves.
     storage.finish_drops()?;
-    let storage = sole_owner(storage)?;
+    let storage = Arc::try_unwrap(storage)
+        .map_err(|_| BackupError::Internal("the restored storage is still held open".to_owned()))?;
     // IMPORTANT: `flush` waits for the last sync but does not return its failure; a failed
     // sync disables writes, which `check_writable` reports: a restore whose data did not
     // reach the disk must not be renamed into place.
     storage.flush();
     storage.check_writable()?;
     Ok((totals, replayed))
-}
-
-/// `storage` once no background work holds it any more.
-fn sole_owner(mut storage: Arc<Storage>) -> Result<Storage, BackupError> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        match Arc::try_unwrap(storage) {
-            Ok(storage) => return Ok(storage),
-            Err(shared) if Instant::now() < deadline => {
-                storage = shared;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(_) => {
-                return Err(BackupError::Internal("a background deletion did not finish in 10 minutes".to_owned()));
-            }
-        }
-    }
 }
 
 /// Creates one collection, loads its documents, builds its indexes and checks its count.

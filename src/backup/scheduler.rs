@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use super::crypto::BackupKey;
 use super::error::BackupError;
 use super::oplog_archive::{OplogArchiveFigures, OplogArchiveStats, OplogArchiver, prune_chunks};
-use super::s3;
 use super::schedule::{BackupPath, ScheduleConfig, StoredBackup, backup_name, taken_at};
 use super::take::{BackupSummary, take_backup};
 use crate::error::{Error, ErrorCode};
@@ -159,29 +158,39 @@ pub async fn run_oplog_archive(
     stats: Arc<BackupStats>,
     stop: CancellationToken,
 ) {
-    let archiver = Arc::new(std::sync::Mutex::new(OplogArchiver::new(&config.path, key)));
+    let mut archiver = OplogArchiver::new(&config.path, key.clone());
     loop {
         let stopping = tokio::select! {
             () = stop.cancelled() => true,
             () = tokio::time::sleep(config.oplog_interval) => false,
         };
         let job = {
-            let (archiver, storage, stats) = (archiver.clone(), storage.clone(), stats.clone());
+            let (storage, stats) = (storage.clone(), stats.clone());
             move || {
-                let mut archiver = archiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                archiver.archive(&storage, &stats.oplog)
+                let archived = archiver.archive(&storage, &stats.oplog);
+                (archiver, archived)
             }
         };
-        match tokio::task::spawn_blocking(job).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(entries)) => {
+        let archived = match tokio::task::spawn_blocking(job).await {
+            Ok((returned, archived)) => {
+                archiver = returned;
+                archived
+            }
+            Err(panicked) => {
+                // A new archiver resumes from what the path holds.
+                archiver = OplogArchiver::new(&config.path, key.clone());
+                Err(BackupError::Internal(format!("the archive run panicked: {panicked}")))
+            }
+        };
+        match archived {
+            Ok(0) => {}
+            Ok(entries) => {
                 tracing::debug!(target: "STORAGE", id = 22121, entries, path = %config.path, "Archived oplog entries");
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 stats.oplog.record_failure();
                 tracing::error!(target: "STORAGE", id = 22122, path = %config.path, %error, "Cannot archive the oplog; trying again at the next interval");
             }
-            Err(_) => stats.oplog.record_failure(),
         }
         if stopping {
             return;
@@ -194,28 +203,11 @@ pub async fn run_oplog_archive(
 /// such names, and none of its backups runs yet), and returns the newest complete backup's
 /// time.
 fn prepare_path(config: &ScheduleConfig) -> Result<Option<SystemTime>, BackupError> {
-    match &config.path {
-        BackupPath::Local(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| BackupError::io(dir, e))?;
-            for entry in std::fs::read_dir(dir).map_err(|e| BackupError::io(dir, e))? {
-                let entry = entry.map_err(|e| BackupError::io(dir, e))?;
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if name.strip_suffix(".partial").and_then(taken_at).is_some() {
-                    tracing::warn!(target: "STORAGE", id = 22112, path = %entry.path().display(), "Removing an interrupted backup");
-                    std::fs::remove_dir_all(entry.path()).map_err(|e| BackupError::io(&entry.path(), e))?;
-                }
-            }
-        }
-        BackupPath::S3(location) => {
-            for (name, complete) in s3::children(location)? {
-                if !complete && taken_at(&name).is_some() {
-                    let partial = location.child(&name);
-                    tracing::warn!(target: "STORAGE", id = 22112, path = %partial.url(), "Removing an interrupted backup");
-                    s3::remove_all(&partial)?;
-                }
-            }
-        }
+    if let BackupPath::Local(dir) = &config.path {
+        std::fs::create_dir_all(dir).map_err(|e| BackupError::io(dir, e))?;
+    }
+    for removed in config.path.remove_incomplete(|name| taken_at(name).is_some())? {
+        tracing::warn!(target: "STORAGE", id = 22112, path = %removed, "Removed an interrupted backup");
     }
     Ok(stored(&config.path)?.iter().map(|b| b.taken_at).max())
 }

@@ -143,19 +143,18 @@ fn newest_oplog_entry(
     Ok(Some(ts.into()))
 }
 
-/// Writes one collection's data file (`documents`, in the order given) and metadata file.
+/// Writes one collection's data file (`rows`, in the order given) and metadata file.
 pub(super) fn write_collection(
     collection: &Collection,
-    documents: impl IntoIterator<Item = crate::error::Result<bson::RawDocumentBuf>>,
+    rows: impl IntoIterator<Item = crate::error::Result<bson::RawDocumentBuf>>,
     target: &mut dyn BackupTarget,
     check_interrupt: &dyn Fn() -> crate::error::Result<()>,
 ) -> Result<CollectionEntry, BackupError> {
     let (db, coll) = (&collection.ns.db, &collection.ns.coll);
     let mut data = target.create_file(&layout::data_path(db, coll))?;
-    let all = documents;
     let mut documents = 0u64;
     let mut data_bytes = 0u64;
-    for document in all {
+    for document in rows {
         let document = document?;
         data.write_all(document.as_bytes())?;
         documents += 1;

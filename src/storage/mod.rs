@@ -187,6 +187,8 @@ pub struct Storage {
     budget: MemoryBudget,
     /// Serializes catalog changes (create, drop, rename, collMod).
     ddl: std::sync::Mutex<()>,
+    /// The threads deleting dropped data (each holds the storage open until it ends).
+    deletions: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// `<dbpath>/_tmp`: where blocking stages spill; emptied at every start.
     temp_dir: PathBuf,
     /// Held for the life of the process: two servers must not share a dbpath.
@@ -279,6 +281,7 @@ impl Storage {
             catalog,
             budget,
             ddl: std::sync::Mutex::new(()),
+            deletions: std::sync::Mutex::default(),
             _lock: lock,
         };
         storage.drop_temporary_collections()?;
@@ -482,11 +485,14 @@ impl Storage {
     /// Deletes, on a background thread, the data of every dropped collection and index.
     fn delete_in_background(self: &Arc<Self>) {
         let storage = Arc::clone(self);
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             if let Err(error) = storage.finish_pending_drops() {
                 tracing::error!(target: "STORAGE", id = 20400, error = %error, "Deleting dropped data failed; it resumes at next start");
             }
         });
+        let mut deletions = self.deletions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        deletions.retain(|running| !running.is_finished());
+        deletions.push(thread);
     }
 
     /// Renames `from` to `to` (within or across databases); the documents stay where they are
@@ -854,14 +860,21 @@ impl Storage {
         Ok(())
     }
 
-    /// Deletes the data of dropped collections and indexes now rather than in the background:
-    /// an offline tool (a restore that replays drops) hands its directory over only once
-    /// nothing is left to do in it.
+    /// Deletes the data of dropped collections and indexes now, and waits for the deletion
+    /// threads started before to end (so they no longer hold the storage open): an offline
+    /// tool (a restore that replays drops) hands its directory over only once nothing is
+    /// left to do in it.
     ///
     /// # Errors
     /// Storage errors.
     pub fn finish_drops(&self) -> std::result::Result<(), StorageError> {
-        self.finish_pending_drops()
+        self.finish_pending_drops()?;
+        let running = std::mem::take(&mut *self.deletions.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for thread in running {
+            // A thread that panicked left its work to the next start; nothing to report here.
+            let _ = thread.join();
+        }
+        Ok(())
     }
 
     /// Deletes the data of dropped collections (marker `d` + id) and indexes (`i` + id).
