@@ -12,8 +12,8 @@
 //!   profiler and the latency statistics;
 //! - [`state`] is the shared server state (storage handle, configuration, registries), with
 //!   [`op`] (the operations in flight) and [`log`] below it;
-//! - [`storage`] is the only module that touches fjall: catalog, documents, indexes,
-//!   durability, behind an engine-shaped boundary;
+//! - [`storage`] is the only module that touches fjall (inside it, only its engine module):
+//!   catalog, documents, indexes, durability, behind an engine-shaped boundary;
 //! - [`query`] is the pure query language: BSON order, filters, projections, sorts, updates;
 //!   [`auth`] is the pure side of authentication (SCRAM).
 //!

@@ -18,25 +18,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use fjall::{Database, PersistMode};
 use tokio::sync::oneshot;
 
-/// What the journal syncs: the fjall database, or a stand-in in tests (to inject failures).
+/// What the journal syncs: the engine, or a stand-in in tests (to inject failures).
 pub trait SyncTarget: Send + Sync {
     /// Makes every committed batch durable.
     ///
     /// # Errors
     /// The engine's error text.
     fn sync(&self) -> Result<(), String>;
-}
-
-impl SyncTarget for Database {
-    fn sync(&self) -> Result<(), String> {
-        self.persist(PersistMode::SyncData).map_err(|error| match error {
-            fjall::Error::Poisoned => engine_stopped(),
-            other => super::StorageError::from(other).to_string(),
-        })
-    }
 }
 
 /// A sync's error when an earlier engine failure stopped the engine: the cause is elsewhere
@@ -468,10 +458,12 @@ mod tests {
     #[test]
     fn journal_syncs_a_real_database() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let db = Database::builder(dir.path()).open()?;
-        let keyspace = db.keyspace("t", fjall::KeyspaceCreateOptions::default)?;
-        let journal = Journal::new(db)?;
-        keyspace.insert("k", "v")?;
+        let engine = super::super::engine::Engine::open(
+            dir.path(),
+            &super::super::MemoryBudget::split(super::super::MemoryBudget::MIN_BYTES),
+        )?;
+        let journal = Journal::new(engine.clone())?;
+        engine.insert(super::super::engine::Space::Docs, "k", "v")?;
         let ticket = journal.committed();
         journal.wait_durable(ticket)?;
         assert_eq!(journal.stats().syncs, 1);

@@ -125,6 +125,14 @@ fn log_engine_error(error: &StorageError) {
     }
 }
 
+impl StorageError {
+    /// Whether the engine refused because an earlier failure stopped it (fjall accepts no
+    /// writes after a failed journal write or background flush, until a restart).
+    pub(super) fn is_engine_stopped(&self) -> bool {
+        matches!(self, StorageError::Engine(fjall::Error::Poisoned))
+    }
+}
+
 /// An engine error as an operator reads it: the operating system's own message when an I/O
 /// error is the cause ("No space left on device (os error 28)"), else the engine's.
 fn engine_cause(error: &fjall::Error) -> String {

@@ -10,8 +10,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::engine::{Instant as SeqNo, Snapshot};
 use bson::Timestamp;
-use fjall::SeqNo;
 
 use super::clock::{pack, unpack};
 
@@ -30,7 +30,7 @@ struct Run {
 /// The history: anchors oldest first, and the runs of commits since the oldest anchor.
 #[derive(Default)]
 pub(super) struct History {
-    anchors: VecDeque<(Instant, fjall::Snapshot)>,
+    anchors: VecDeque<(Instant, Snapshot)>,
     runs: VecDeque<Run>,
 }
 
@@ -56,7 +56,7 @@ impl History {
         ts: Timestamp,
         instant: SeqNo,
         (now, window): (Instant, Duration),
-        snapshot: impl FnOnce() -> fjall::Snapshot,
+        snapshot: impl FnOnce() -> Snapshot,
     ) {
         let ts = pack(ts);
         match self.runs.back_mut() {
@@ -75,7 +75,7 @@ impl History {
             self.anchors.pop_front();
         }
         if let Some((_, oldest)) = self.anchors.front() {
-            self.drop_before(oldest.seqno());
+            self.drop_before(oldest.instant());
         }
         while self.runs.len() > MAX_RUNS {
             self.runs.pop_front();
@@ -102,7 +102,7 @@ impl History {
 
     /// The instant at which the data is as it was at time `ts` (the last commit at or
     /// before it), with the anchor that keeps it readable.
-    pub(super) fn instant_at(&self, ts: Timestamp) -> Result<(fjall::Snapshot, SeqNo), Unreadable> {
+    pub(super) fn instant_at(&self, ts: Timestamp) -> Result<(Snapshot, SeqNo), Unreadable> {
         let ts = pack(ts);
         let (_, anchor) = self.anchors.front().ok_or(Unreadable::TooOld)?;
         let after = self.runs.partition_point(|run| run.ts <= ts);
@@ -120,15 +120,17 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::engine::{Engine, Space};
+    use crate::storage::{MemoryBudget, StorageError};
 
     fn ts(increment: u32) -> Timestamp {
         Timestamp { time: 100, increment }
     }
 
     #[test]
-    fn history_maps_times_to_the_instant_of_the_last_commit_at_or_before() -> fjall::Result<()> {
+    fn history_maps_times_to_the_instant_of_the_last_commit_at_or_before() -> Result<(), StorageError> {
         let dir = tempfile::tempdir()?;
-        let db = fjall::Database::builder(dir.path()).open()?;
+        let db = Engine::open(dir.path(), &MemoryBudget::split(MemoryBudget::MIN_BYTES))?;
         let mut history = History::default();
         let start = Instant::now();
         let window = (start, Duration::from_secs(300));
@@ -149,25 +151,24 @@ mod tests {
     }
 
     #[test]
-    fn history_drops_what_its_oldest_anchor_no_longer_keeps() -> fjall::Result<()> {
+    fn history_drops_what_its_oldest_anchor_no_longer_keeps() -> Result<(), StorageError> {
         let dir = tempfile::tempdir()?;
-        let db = fjall::Database::builder(dir.path()).open()?;
-        let keyspace = db.keyspace("k", fjall::KeyspaceCreateOptions::default)?;
+        let db = Engine::open(dir.path(), &MemoryBudget::split(MemoryBudget::MIN_BYTES))?;
         let mut history = History::default();
         let start = Instant::now();
         let window = Duration::from_secs(10);
-        let first = db.snapshot().seqno();
+        let first = db.visible_instant();
         history.record(ts(1), first, (start, window), || db.snapshot());
         for _ in 0..5 {
-            keyspace.insert("a", "b")?;
+            db.insert(Space::Docs, "a", "b")?;
         }
         // Six seconds on: a second anchor, both kept (the second is not yet a window old).
-        history.record(ts(2), db.snapshot().seqno(), (start + Duration::from_secs(6), window), || db.snapshot());
+        history.record(ts(2), db.visible_instant(), (start + Duration::from_secs(6), window), || db.snapshot());
         assert_eq!(history.anchors.len(), 2);
         assert_eq!(history.instant_at(ts(1)).map(|(_, i)| i), Ok(first));
         // Seventeen seconds on, the second anchor is over a window old: the first goes, and
         // the commit before the second anchor with it.
-        history.record(ts(3), db.snapshot().seqno(), (start + Duration::from_secs(17), window), || db.snapshot());
+        history.record(ts(3), db.visible_instant(), (start + Duration::from_secs(17), window), || db.snapshot());
         assert_eq!(history.anchors.len(), 2, "a third anchor was due, the first dropped");
         assert_eq!(history.instant_at(ts(1)).map(|(_, i)| i), Err(Unreadable::TooOld));
         assert_eq!(history.oldest(), Some(ts(2)));

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
+use super::engine::Instant;
 use super::keys;
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
@@ -170,17 +171,17 @@ impl Index {
     }
 
     /// Whether a view at engine instant `instant` holds all its entries.
-    pub fn visible_at(&self, instant: fjall::SeqNo) -> bool {
+    pub fn visible_at(&self, instant: Instant) -> bool {
         instant >= self.visible_from.load(Ordering::Acquire)
     }
 
     /// Sets the first instant whose views hold all its entries (see [`Index::visible_at`]).
-    pub(super) fn set_visible_from(&self, instant: fjall::SeqNo) {
+    pub(super) fn set_visible_from(&self, instant: Instant) {
         self.visible_from.store(instant, Ordering::Release);
     }
 
     /// The instant from which it is visible (carried over when options change).
-    pub(super) fn visible_from(&self) -> fjall::SeqNo {
+    pub(super) fn visible_from(&self) -> Instant {
         self.visible_from.load(Ordering::Acquire)
     }
 

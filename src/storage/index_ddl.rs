@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bson::{Bson, Document, RawDocument, doc};
 
+use super::engine::{Batch, Space};
 use super::index::{Index, record_of};
 use super::writer::duplicate_index_key;
 use super::{Collection, NEXT_ID_KEY, Namespace, Storage, StorageError, catalog, meta_key};
@@ -78,11 +79,11 @@ impl Storage {
         if built.is_empty() {
             return Ok(outcome);
         }
-        let mut batch = self.db.batch();
+        let mut batch = self.engine.batch();
         for index in &built {
             let entries = self.build_entries(&collection, index)?;
             for (key, value) in entries {
-                batch.insert(&self.index, key, value);
+                batch.insert(Space::Index, key, value);
             }
         }
         let updated = indexes.into();
@@ -90,9 +91,9 @@ impl Storage {
         collection.set_indexes(updated);
         // The catalog entry is written with the new indexes; restored if the commit fails.
         let entry = catalog::entry_value(&collection);
-        batch.insert(&self.meta, NEXT_ID_KEY, self.catalog.peek_next_id().to_be_bytes());
+        batch.insert(Space::Meta, NEXT_ID_KEY, self.catalog.peek_next_id().to_be_bytes());
         let committed = entry.map_err(Error::from).and_then(|entry| {
-            batch.insert(&self.meta, catalog::entry_key(ns), entry);
+            batch.insert(Space::Meta, catalog::entry_key(ns), entry);
             let mut entries = Vec::new();
             for index in &built {
                 let mut logged = doc! { "createIndexes": &ns.coll };
@@ -105,7 +106,7 @@ impl Storage {
             collection.set_indexes(previous);
             return Err(error);
         }
-        let committed_at = self.db.visible_seqno();
+        let committed_at = self.engine.visible_instant();
         for index in &built {
             index.set_visible_from(committed_at);
         }
@@ -140,8 +141,7 @@ impl Storage {
 
     /// Every entry `index` needs for the documents of `collection` now, checking uniqueness.
     pub(super) fn build_entries(&self, collection: &Collection, index: &Index) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
-        let documents =
-            self.docs.prefix(collection.prefix()).map(|guard| guard.into_inner().map_err(StorageError::from));
+        let documents = self.engine.prefix(Space::Docs, collection.prefix()).map(|guard| guard.into_inner());
         index_entries(collection, index, documents)
     }
 }
@@ -257,7 +257,7 @@ impl Storage {
             kept,
             |batch| {
                 for index in &dropped {
-                    batch.insert(&self.meta, meta_key(b'i', &index.prefix()), []);
+                    batch.insert(Space::Meta, meta_key(b'i', &index.prefix()), []);
                 }
             },
             logged,
@@ -338,15 +338,15 @@ impl Storage {
         &self,
         collection: &Collection,
         indexes: Vec<Arc<Index>>,
-        extra: impl FnOnce(&mut fjall::OwnedWriteBatch),
+        extra: impl FnOnce(&mut Batch),
         logged: Vec<Document>,
     ) -> Result<()> {
         let previous = collection.indexes();
         collection.set_indexes(indexes.into());
-        let mut batch = self.db.batch();
+        let mut batch = self.engine.batch();
         extra(&mut batch);
         let committed = catalog::entry_value(collection).map_err(Error::from).and_then(|entry| {
-            batch.insert(&self.meta, catalog::entry_key(&collection.ns), entry);
+            batch.insert(Space::Meta, catalog::entry_key(&collection.ns), entry);
             let mut entries = Vec::new();
             for o in logged {
                 entries.extend(self.command_entry(&collection.ns, Some(collection.uuid), o)?);

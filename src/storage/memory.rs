@@ -106,22 +106,7 @@ impl Storage {
     /// document write and on the background flush; when within budget it costs one atomic
     /// load.
     pub(super) fn bound_write_buffers(&self) {
-        if self.db.write_buffer_size() <= self.budget.write_buffer_bytes / 2 {
-            return;
-        }
-        let keyspaces = [&self.docs, &self.index, &self.meta];
-        // A flush is running: what it holds is freed when it ends; sealing more now would
-        // only make small tables.
-        if keyspaces.iter().any(|keyspace| keyspace.sealed_memtable_count() > 0) {
-            return;
-        }
-        for keyspace in keyspaces {
-            // An empty memtable is left as it is. fjall marks this call experimental
-            // (`doc(hidden)`), as the figures in `engine_stats`.
-            if let Err(error) = keyspace.rotate_memtable() {
-                tracing::warn!(target: "STORAGE", id = 7_000_010, error = %error, "Cannot seal a memtable to stay within the memory budget");
-            }
-        }
+        self.engine.bound_write_buffers(self.budget.write_buffer_bytes / 2);
     }
 
     /// The memory budget the engine was opened with.
@@ -131,14 +116,14 @@ impl Storage {
 
     /// What the budget holds now (two atomic loads; no I/O).
     pub fn memory_usage(&self) -> MemoryUsage {
-        // fjall marks both figures experimental (`doc(hidden)`), as those of `engine_stats`.
-        MemoryUsage { block_cache_bytes: self.db.cache_size(), write_buffer_bytes: self.db.write_buffer_size() }
+        self.engine.memory_usage()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::engine::Space;
 
     #[test]
     fn memory_budget_split_at_the_minimum_and_beyond() {
@@ -189,17 +174,17 @@ mod tests {
         let mut n = 0u32;
         // Writes past half the write share (32 MiB) without the check keep growing the active
         // memtable: the old keyspace's own limit is 64 MiB.
-        while storage.db.write_buffer_size() <= budget.write_buffer_bytes / 2 + MIB {
-            storage.docs.insert(n.to_be_bytes(), value.as_slice())?;
+        while storage.engine.memory_usage().write_buffer_bytes <= budget.write_buffer_bytes / 2 + MIB {
+            storage.engine.insert(Space::Docs, n.to_be_bytes(), value.as_slice())?;
             n += 1;
         }
-        assert_eq!(storage.docs.sealed_memtable_count(), 0, "fjall alone has not sealed it");
+        assert_eq!(storage.engine.keyspace(Space::Docs).sealed_memtable_count(), 0, "fjall alone has not sealed it");
         storage.bound_write_buffers();
         let flushed = (0..500).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(10));
-            storage.db.write_buffer_size() < budget.write_buffer_bytes / 2
+            storage.engine.memory_usage().write_buffer_bytes < budget.write_buffer_bytes / 2
         });
-        assert!(flushed, "write buffers at {} bytes", storage.db.write_buffer_size());
+        assert!(flushed, "write buffers at {} bytes", storage.engine.memory_usage().write_buffer_bytes);
         Ok(())
     }
 
@@ -215,11 +200,11 @@ mod tests {
         // also updates the collection's totals in `meta`, whose memtable never fills: every
         // journal file stays needed until `meta` is flushed.
         for n in 0..(3 * budget.journal_bytes / 1024) {
-            let mut batch = storage.db.batch();
-            batch.insert(&storage.docs, n.to_be_bytes(), value.as_slice());
-            batch.insert(&storage.meta, "totals", n.to_be_bytes());
+            let mut batch = storage.engine.batch();
+            batch.insert(Space::Docs, n.to_be_bytes(), value.as_slice());
+            batch.insert(Space::Meta, "totals", n.to_be_bytes());
             batch.commit()?;
-            largest = largest.max(storage.db.journal_disk_space()?);
+            largest = largest.max(storage.engine.stats()?.journal_disk_bytes);
         }
         // fjall starts a new journal file past 64 MB (checked when a flush starts) and checks
         // the cap against the files before it: the cap in whole files, plus the file being

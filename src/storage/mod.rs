@@ -1,5 +1,4 @@
-//! Storage: the only module that touches fjall, and the boundary every storage engine
-//! implements.
+//! Storage: the boundary every storage engine implements, and the engine under it.
 //!
 //! # The boundary
 //! Nothing above this module sees a key byte, a keyspace or an engine type. What it offers is
@@ -26,12 +25,13 @@
 //!   in transaction mode, write-write conflict detection and one atomic commit; no caller
 //!   depends on fjall's own transactions.
 //!
-//! It stays a set of concrete types rather than a trait until a second engine exists: the
-//! shape is what matters now, and a trait over borrowed iterators and writers would cost more
-//! than it says.
+//! It stays a set of concrete types rather than a trait: the shape is what matters, and a
+//! trait over borrowed iterators and writers would cost more than it says.
 //!
-//! # fjall layout
-//! One fjall database in `<dbpath>/engine` with three keyspaces:
+//! # The engine
+//! Everything here is written on an ordered key-value store with three key spaces,
+//! snapshots and atomic batches ([`engine`]); only `engine/`, the memory budget and
+//! `--repair` know it is fjall. fjall keeps one database in `<dbpath>/engine`. The spaces:
 //! - `meta`: format versions (of the data and of the key encoding), the catalog (one entry per collection), the next collection id,
 //!   collections whose keys still await deletion, and the records of retryable writes ([`retryable`]);
 //! - `docs`: key = collection id (8 bytes, big-endian) + order-preserving encoding of `_id`,
@@ -42,12 +42,13 @@
 //!   `index` like any other, and inserts delete the lowest record ids past its limits;
 //! - `index`: secondary index entries (see [`index`]): key = index id + key tuple + record key.
 //!
-//! Every fjall call blocks, so callers run these functions off the async workers.
+//! Every engine call blocks, so callers run these functions off the async workers.
 
 mod catalog;
 pub mod clock;
 mod disk;
 mod durability;
+mod engine;
 mod error;
 mod history;
 pub mod index;
@@ -72,13 +73,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bson::{Document, doc};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 pub use catalog::{Collection, IndexSet, id_index_spec};
 pub use clock::LogicalClock;
 pub use disk::DEFAULT_RESERVE_MB as DEFAULT_DISK_RESERVE_MB;
 pub use durability::note_engine_failure;
 pub use durability::{DurabilityTicket, FLUSH_INTERVAL, JournalStats, SyncObserver};
+pub use engine::{EngineStats, KeyspaceStats};
 pub use error::StorageError;
 pub use index::{Direction, Index, KeyLimits};
 pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
@@ -97,6 +98,7 @@ use crate::error::{Error, ErrorCode, Result};
 use catalog::{Catalog, CatalogChange};
 use disk::DiskGuard;
 use durability::Journal;
+use engine::{Batch, Engine, Space};
 use index::ID_INDEX_ID;
 use read::{corrupt_document, decode_document, document_key};
 
@@ -129,48 +131,10 @@ fn meta_key(kind: u8, name: &[u8]) -> Vec<u8> {
     key
 }
 
-/// The engine's figures at one moment (see [`Storage::engine_stats`]).
-#[derive(Debug, Clone)]
-pub struct EngineStats {
-    /// Bytes of the whole engine directory.
-    pub disk_bytes: u64,
-    /// Bytes of the journal.
-    pub journal_disk_bytes: u64,
-    /// Journal files on disk.
-    pub journal_files: usize,
-    /// Bytes in memtables not yet flushed.
-    pub write_buffer_bytes: u64,
-    /// Memtable flushes queued.
-    pub pending_flushes: usize,
-    /// Compactions finished since start.
-    pub compactions_completed: usize,
-    /// Compactions running now.
-    pub compactions_running: usize,
-    /// Time spent compacting since start.
-    pub compaction_time: std::time::Duration,
-    /// One entry per keyspace.
-    pub keyspaces: [KeyspaceStats; 3],
-}
-
-/// One keyspace's figures.
-#[derive(Debug, Clone)]
-pub struct KeyspaceStats {
-    /// `meta`, `docs` or `index`.
-    pub name: &'static str,
-    /// Bytes on disk.
-    pub disk_bytes: u64,
-    /// Tables in level 0: fjall slows, then halts, writes as these pile up.
-    pub l0_tables: usize,
-    /// Tables in all levels.
-    pub tables: usize,
-}
-
 /// The storage engine handle shared by all requests.
 pub struct Storage {
-    db: Database,
-    meta: Keyspace,
-    docs: Keyspace,
-    index: Keyspace,
+    /// The ordered key-value store under everything here (see [`engine`]).
+    engine: Engine,
     journal: Journal,
     /// Refuses writes while the disk is nearly full (see [`disk`]).
     disk: DiskGuard,
@@ -227,20 +191,13 @@ impl Storage {
     /// (`--repair`, which reads the engine's files before it opens the storage).
     fn open_locked(dbpath: &Path, budget: MemoryBudget, lock: File) -> std::result::Result<Self, StorageError> {
         repair::check_no_interrupted_swap(dbpath)?;
-        let engine_dir = dbpath.join(ENGINE_DIR);
-        let db = budget.engine(&engine_dir).open().map_err(|error| error::open_failure(&engine_dir, error))?;
-        // IMPORTANT: fjall applies these options only when it creates a keyspace; an existing
-        // one keeps its own memtable size (`bound_write_buffers` covers it).
-        let options = || KeyspaceCreateOptions::default().max_memtable_size(budget.memtable_bytes);
-        let meta = db.keyspace("meta", options)?;
-        let docs = db.keyspace("docs", options)?;
-        let index = db.keyspace("index", options)?;
-        let stored_format = meta.get(FORMAT_KEY)?;
+        let engine = Engine::open(&dbpath.join(ENGINE_DIR), &budget)?;
+        let stored_format = engine.get(Space::Meta, FORMAT_KEY)?;
         // Before anything is upgraded or rewritten: keys of another layout must not be touched.
-        check_key_format(&meta, stored_format.is_none())?;
+        check_key_format(&engine, stored_format.is_none())?;
         let upgrade_hashed = match stored_format {
             None => {
-                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
+                engine.insert(Space::Meta, FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
                 false
             }
             Some(found) => {
@@ -252,13 +209,13 @@ impl Storage {
                 }
             }
         };
-        let next_id = match meta.get(NEXT_ID_KEY)? {
+        let next_id = match engine.get(Space::Meta, NEXT_ID_KEY)? {
             Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref()).map(u64::from_be_bytes).unwrap_or(1),
             None => 1,
         };
-        let entries = meta
-            .prefix([b'c'])
-            .map(|guard| guard.value().map(|v| v.to_vec()))
+        let entries = engine
+            .prefix(Space::Meta, [b'c'])
+            .map(|row| row.value().map(|v| v.to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let catalog = Catalog::load(entries.into_iter(), next_id)?;
         // Spill files of a previous run (a crash mid-sort) are worthless now.
@@ -268,16 +225,13 @@ impl Storage {
         }
         let storage = Self {
             temp_dir,
-            journal: Journal::new(db.clone())?,
+            journal: Journal::new(engine.clone())?,
             disk: DiskGuard::new(dbpath),
             capped_inserts: InsertSignal::default(),
             clock: Arc::default(),
             oplog: Oplog::default(),
             intents: txn::Intents::default(),
-            db,
-            meta,
-            docs,
-            index,
+            engine,
             catalog,
             budget,
             ddl: std::sync::Mutex::new(()),
@@ -300,12 +254,12 @@ impl Storage {
         let to_storage = |error: Error| StorageError::Corrupt { what: "hashed index", detail: error.to_string() };
         for collection in self.catalog.all() {
             for index in collection.indexes().iter().filter(|i| i.pattern.is_hashed()) {
-                self.delete_keys(&self.index, index.prefix())?;
+                self.delete_keys(Space::Index, index.prefix())?;
                 let entries = self.build_entries(&collection, index).map_err(to_storage)?;
                 let count = entries.len();
-                let mut batch = self.db.batch();
+                let mut batch = self.engine.batch();
                 for (key, value) in entries {
-                    batch.insert(&self.index, key, value);
+                    batch.insert(Space::Index, key, value);
                 }
                 batch.commit()?;
                 tracing::info!(
@@ -318,8 +272,8 @@ impl Storage {
                 );
             }
         }
-        self.meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
-        self.db.persist(fjall::PersistMode::SyncAll)?;
+        self.engine.insert(Space::Meta, FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
+        self.engine.persist()?;
         Ok(())
     }
 
@@ -377,10 +331,10 @@ impl Storage {
     fn create_locked(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
         self.check_writable()?;
         let (collection, next_id) = self.catalog.new_collection(ns.clone(), options);
-        let mut batch = self.db.batch();
-        batch.insert(&self.meta, catalog::entry_key(ns), catalog::entry_value(&collection)?);
-        batch.insert(&self.meta, NEXT_ID_KEY, next_id.to_be_bytes());
-        batch.insert(&self.meta, totals_key(&collection), Totals::default().encode());
+        let mut batch = self.engine.batch();
+        batch.insert(Space::Meta, catalog::entry_key(ns), catalog::entry_value(&collection)?);
+        batch.insert(Space::Meta, NEXT_ID_KEY, next_id.to_be_bytes());
+        batch.insert(Space::Meta, totals_key(&collection), Totals::default().encode());
         let logged = txn_ddl::create_command(&collection);
         self.commit_durable(batch, &self.command_entry(ns, Some(collection.uuid), logged)?)?;
         self.catalog.apply(&CatalogChange { put: vec![collection.clone()], remove: Vec::new() });
@@ -401,7 +355,7 @@ impl Storage {
         self.check_writable()?;
         // IMPORTANT: taken before the catalog changes so no writer is half-way through a batch.
         let _writers = collection.lock_for_ddl();
-        let mut batch = self.db.batch();
+        let mut batch = self.engine.batch();
         self.drop_into(&mut batch, &collection);
         self.commit_durable(batch, &self.command_entry(ns, Some(collection.uuid), doc! { "drop": &ns.coll })?)?;
         collection.dropped.store(true, Ordering::Release);
@@ -412,13 +366,13 @@ impl Storage {
 
     /// Adds to `batch` the removal of `collection`'s catalog entry and the markers that have its
     /// documents and index entries deleted (in the background, or at the next start).
-    fn drop_into(&self, batch: &mut fjall::OwnedWriteBatch, collection: &Collection) {
-        batch.remove(&self.meta, catalog::entry_key(&collection.ns));
-        batch.insert(&self.meta, meta_key(b'd', &collection.prefix()), []);
+    fn drop_into(&self, batch: &mut Batch, collection: &Collection) {
+        batch.remove(Space::Meta, catalog::entry_key(&collection.ns));
+        batch.insert(Space::Meta, meta_key(b'd', &collection.prefix()), []);
         for index in collection.indexes().iter().filter(|i| i.id != ID_INDEX_ID) {
-            batch.insert(&self.meta, meta_key(b'i', &index.prefix()), []);
+            batch.insert(Space::Meta, meta_key(b'i', &index.prefix()), []);
         }
-        batch.remove(&self.meta, totals_key(collection));
+        batch.remove(Space::Meta, totals_key(collection));
     }
 
     /// Where blocking stages write their spill files (`<dbpath>/_tmp`, created on demand and
@@ -444,12 +398,12 @@ impl Storage {
         // IMPORTANT: the old collection's writers finish their batches before it goes.
         let _writers = old.as_ref().map(|c| c.lock_for_ddl());
         let renamed = Catalog::evolve(&source, target.clone(), source.options.clone());
-        let mut batch = self.db.batch();
+        let mut batch = self.engine.batch();
         if let Some(old) = &old {
             self.drop_into(&mut batch, old);
         }
-        batch.remove(&self.meta, catalog::entry_key(temp));
-        batch.insert(&self.meta, catalog::entry_key(target), catalog::entry_value(&renamed)?);
+        batch.remove(Space::Meta, catalog::entry_key(temp));
+        batch.insert(Space::Meta, catalog::entry_key(target), catalog::entry_value(&renamed)?);
         let dropped_target = old.as_ref().map(|old| bson::Bson::Binary(bson::Binary::from_uuid(old.uuid)));
         let entries = self.rename_entry(&source, target, dropped_target)?;
         self.commit_durable(batch, &entries)?;
@@ -470,13 +424,13 @@ impl Storage {
         if leftovers.is_empty() {
             return Ok(());
         }
-        let mut batch = self.db.batch();
+        let mut batch = self.engine.batch();
         for collection in &leftovers {
             self.drop_into(&mut batch, collection);
             tracing::info!(target: "STORAGE", id = 20315, namespace = %collection.ns, "Dropping a temporary collection left by an earlier run");
         }
         batch.commit()?;
-        self.db.persist(fjall::PersistMode::SyncAll)?;
+        self.engine.persist()?;
         self.catalog
             .apply(&CatalogChange { put: Vec::new(), remove: leftovers.iter().map(|c| c.ns.clone()).collect() });
         Ok(())
@@ -528,9 +482,9 @@ impl Storage {
         let _writers = source.lock_for_ddl();
         self.check_writable()?;
         let renamed = Catalog::evolve(&source, to.clone(), source.options.clone());
-        let mut batch = self.db.batch();
-        batch.remove(&self.meta, catalog::entry_key(from));
-        batch.insert(&self.meta, catalog::entry_key(to), catalog::entry_value(&renamed)?);
+        let mut batch = self.engine.batch();
+        batch.remove(Space::Meta, catalog::entry_key(from));
+        batch.insert(Space::Meta, catalog::entry_key(to), catalog::entry_value(&renamed)?);
         self.commit_durable(batch, &self.rename_entry(&source, to, None)?)?;
         self.catalog.apply(&CatalogChange { put: vec![renamed], remove: vec![from.clone()] });
         Ok(())
@@ -549,8 +503,8 @@ impl Storage {
         let mut logged = doc! { "collMod": &ns.coll };
         logged.extend(options.clone());
         let updated = Catalog::evolve(&current, ns.clone(), options);
-        let mut batch = self.db.batch();
-        batch.insert(&self.meta, catalog::entry_key(ns), catalog::entry_value(&updated)?);
+        let mut batch = self.engine.batch();
+        batch.insert(Space::Meta, catalog::entry_key(ns), catalog::entry_value(&updated)?);
         self.commit_durable(batch, &self.command_entry(ns, Some(current.uuid), logged)?)?;
         self.catalog.apply(&CatalogChange { put: vec![updated.clone()], remove: Vec::new() });
         Ok(updated)
@@ -587,7 +541,7 @@ impl Storage {
 
     /// A consistent view of all data as of now.
     pub fn snapshot(&self) -> ReadView {
-        ReadView::new(self.db.snapshot(), self.docs.clone(), self.index.clone())
+        ReadView::new(self.engine.snapshot())
     }
 
     /// A consistent view of all data together with the catalog as stored at the view's
@@ -599,15 +553,14 @@ impl Storage {
     /// # Errors
     /// Engine errors, or a catalog entry that does not parse.
     pub fn snapshot_with_catalog(&self) -> std::result::Result<(ReadView, Vec<Arc<Collection>>), StorageError> {
-        use fjall::Readable as _;
-        let anchor = self.db.snapshot();
+        let anchor = self.engine.snapshot();
         let entries = anchor
-            .prefix(&self.meta, [b'c'])
-            .map(|guard| guard.value().map(|v| v.to_vec()))
+            .prefix(Space::Meta, [b'c'])
+            .map(|row| row.value().map(|v| v.to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         // The next id is never handed out from this copy.
         let catalog = Catalog::load(entries.into_iter(), 0)?;
-        Ok((ReadView::new(anchor, self.docs.clone(), self.index.clone()), catalog.all()))
+        Ok((ReadView::new(anchor), catalog.all()))
     }
 
     /// Stored size of one collection's documents (sum of value lengths) and their count.
@@ -622,7 +575,7 @@ impl Storage {
     /// A collection's stored document count and data bytes, kept in `meta` and updated in
     /// every write batch, so counts and sizes never need a scan.
     fn totals(&self, collection: &Collection) -> Result<Totals> {
-        match self.meta.get(totals_key(collection)).map_err(StorageError::from)? {
+        match self.engine.get(Space::Meta, totals_key(collection))? {
             Some(bytes) => Totals::decode(&bytes),
             None => Ok(Totals::default()),
         }
@@ -630,7 +583,7 @@ impl Storage {
 
     /// Bytes the engine occupies on disk.
     pub fn disk_space(&self) -> u64 {
-        self.db.disk_space().unwrap_or(0)
+        self.engine.disk_space()
     }
 
     /// Checks that the engine accepts writes with a real round trip: writes a small value to
@@ -643,8 +596,8 @@ impl Storage {
         self.check_writable()?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let value = nanos.to_be_bytes();
-        self.meta.insert(PROBE_KEY, value).map_err(|e| self.engine_write_failed(e))?;
-        match self.meta.get(PROBE_KEY)? {
+        self.engine.insert(Space::Meta, PROBE_KEY, value).map_err(|e| self.engine_write_failed(e))?;
+        match self.engine.get(Space::Meta, PROBE_KEY)? {
             Some(read) if read.as_ref() == value => Ok(()),
             _ => Err(StorageError::Corrupt { what: "readiness probe", detail: "value read back differs".into() }),
         }
@@ -655,27 +608,7 @@ impl Storage {
     /// # Errors
     /// Engine errors reading disk usage.
     pub fn engine_stats(&self) -> std::result::Result<EngineStats, StorageError> {
-        let keyspaces = [("meta", &self.meta), ("docs", &self.docs), ("index", &self.index)].map(|(name, keyspace)| {
-            KeyspaceStats {
-                name,
-                disk_bytes: keyspace.disk_space(),
-                l0_tables: keyspace.l0_table_count(),
-                tables: keyspace.table_count(),
-            }
-        });
-        // fjall marks these figures experimental (`doc(hidden)`): they may move in a minor
-        // release, and then only this function changes.
-        Ok(EngineStats {
-            disk_bytes: self.db.disk_space()?,
-            journal_disk_bytes: self.db.journal_disk_space()?,
-            journal_files: self.db.journal_count(),
-            write_buffer_bytes: self.db.write_buffer_size(),
-            pending_flushes: self.db.outstanding_flushes(),
-            compactions_completed: self.db.compactions_completed(),
-            compactions_running: self.db.active_compactions(),
-            compaction_time: self.db.time_compacting(),
-            keyspaces,
-        })
+        self.engine.stats()
     }
 
     /// BSON bytes of the documents stored in each database, from the per-collection totals
@@ -758,14 +691,13 @@ impl Storage {
     /// Records that the engine failed to write: fjall stops accepting writes after any failed
     /// journal write, so writes are refused for good (until a restart replays the journal).
     /// Returns the error for the caller to report.
-    fn engine_write_failed(&self, error: fjall::Error) -> StorageError {
-        if matches!(error, fjall::Error::Poisoned) {
+    fn engine_write_failed(&self, error: StorageError) -> StorageError {
+        if error.is_engine_stopped() {
             // Stopped by an earlier failure (another write, or a background flush).
             let reason = durability::engine_stopped();
             self.journal.fail(reason.clone());
             return StorageError::WritesDisabled(reason);
         }
-        let error = StorageError::from(error);
         self.journal.fail(format!("a failed storage engine write ({error})"));
         error
     }
@@ -805,7 +737,7 @@ impl Storage {
 
     /// Commits a catalog batch, with the oplog `entries` recording it, and waits for it to
     /// be durable: catalog changes are always journaled before they are acknowledged.
-    fn commit_durable(&self, batch: fjall::OwnedWriteBatch, entries: &[OplogEntry]) -> Result<()> {
+    fn commit_durable(&self, batch: Batch, entries: &[OplogEntry]) -> Result<()> {
         self.commit_logged(batch, entries)?;
         let ticket = self.journal.committed();
         self.journal.wait_durable(ticket)?;
@@ -813,31 +745,30 @@ impl Storage {
     }
 
     /// Deletes every key under `prefix` in `keyspace`, then the drop marker `marker`.
-    fn delete_prefix(
-        &self,
-        keyspace: &Keyspace,
-        prefix: [u8; 8],
-        marker: &[u8],
-    ) -> std::result::Result<(), StorageError> {
-        self.delete_keys(keyspace, prefix)?;
-        self.meta.remove(marker).map_err(|e| self.engine_write_failed(e))?;
+    fn delete_prefix(&self, space: Space, prefix: [u8; 8], marker: &[u8]) -> std::result::Result<(), StorageError> {
+        self.delete_keys(space, prefix)?;
+        self.engine.remove(Space::Meta, marker).map_err(|e| self.engine_write_failed(e))?;
         self.journal.committed();
         Ok(())
     }
 
     /// Deletes every key under `prefix` in `keyspace`, in batches.
-    fn delete_keys(&self, keyspace: &Keyspace, prefix: [u8; 8]) -> std::result::Result<(), StorageError> {
+    fn delete_keys(&self, space: Space, prefix: [u8; 8]) -> std::result::Result<(), StorageError> {
         loop {
-            let keys: Vec<_> =
-                keyspace.prefix(prefix).take(DROP_BATCH).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;
+            let keys: Vec<_> = self
+                .engine
+                .prefix(space, prefix)
+                .take(DROP_BATCH)
+                .map(|row| row.key())
+                .collect::<std::result::Result<_, _>>()?;
             if keys.is_empty() {
                 break;
             }
             // Deletions write tombstones: they wait for space like any other write.
             self.check_writable()?;
-            let mut batch = self.db.batch();
+            let mut batch = self.engine.batch();
             for key in keys {
-                batch.remove(keyspace, key);
+                batch.remove(space, key);
             }
             batch.commit().map_err(|e| self.engine_write_failed(e))?;
             self.journal.committed();
@@ -848,14 +779,14 @@ impl Storage {
     /// Counts collections written before totals were kept (once; later writes maintain them).
     fn backfill_totals(&self) -> std::result::Result<(), StorageError> {
         for collection in self.catalog.all() {
-            if self.meta.contains_key(totals_key(&collection))? {
+            if self.engine.contains(Space::Meta, totals_key(&collection))? {
                 continue;
             }
             let mut totals = Totals::default();
-            for guard in self.docs.prefix(collection.prefix()) {
+            for guard in self.engine.prefix(Space::Docs, collection.prefix()) {
                 totals = totals.apply(1, guard.value()?.len() as i64);
             }
-            self.meta.insert(totals_key(&collection), totals.encode())?;
+            self.engine.insert(Space::Meta, totals_key(&collection), totals.encode())?;
         }
         Ok(())
     }
@@ -879,11 +810,12 @@ impl Storage {
 
     /// Deletes the data of dropped collections (marker `d` + id) and indexes (`i` + id).
     fn finish_pending_drops(&self) -> std::result::Result<(), StorageError> {
-        for (kind, keyspace) in [(b'd', &self.docs), (b'i', &self.index)] {
-            let markers: Vec<_> = self.meta.prefix([kind]).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;
+        for (kind, space) in [(b'd', Space::Docs), (b'i', Space::Index)] {
+            let markers: Vec<_> =
+                self.engine.prefix(Space::Meta, [kind]).map(|g| g.key()).collect::<std::result::Result<_, _>>()?;
             for marker in markers {
                 if let Some(id) = marker.get(1..9).and_then(|id| <[u8; 8]>::try_from(id).ok()) {
-                    self.delete_prefix(keyspace, id, &marker)?;
+                    self.delete_prefix(space, id, &marker)?;
                 }
             }
         }
@@ -897,8 +829,8 @@ impl Storage {
 /// A newer layout is refused (an older build cannot read it). When [`keys::KEY_FORMAT_VERSION`]
 /// is bumped, the older layouts it can convert become an upgrade here (rewriting the keys of
 /// `docs` and `index`), as [`FORMAT_VERSION`] 1 rebuilds hashed indexes at open.
-fn check_key_format(meta: &Keyspace, fresh: bool) -> std::result::Result<(), StorageError> {
-    let stored = meta.get(KEY_FORMAT_KEY)?;
+fn check_key_format(engine: &Engine, fresh: bool) -> std::result::Result<(), StorageError> {
+    let stored = engine.get(Space::Meta, KEY_FORMAT_KEY)?;
     let found = match (&stored, fresh) {
         (Some(bytes), _) => <[u8; 4]>::try_from(bytes.as_ref()).map(u32::from_be_bytes).map_err(|_| {
             StorageError::Corrupt { what: "key format version", detail: format!("{} bytes", bytes.len()) }
@@ -910,7 +842,7 @@ fn check_key_format(meta: &Keyspace, fresh: bool) -> std::result::Result<(), Sto
         return Err(StorageError::KeyFormatVersion { found, expected: keys::KEY_FORMAT_VERSION });
     }
     if stored.is_none() {
-        meta.insert(KEY_FORMAT_KEY, found.to_be_bytes())?;
+        engine.insert(Space::Meta, KEY_FORMAT_KEY, found.to_be_bytes())?;
     }
     Ok(())
 }
@@ -1012,8 +944,8 @@ mod tests {
         let dir = tempfile::tempdir()?;
         {
             let storage = Storage::open(dir.path())?;
-            storage.meta.insert(FORMAT_KEY, 999u32.to_be_bytes())?;
-            storage.db.persist(fjall::PersistMode::SyncAll)?;
+            storage.engine.insert(Space::Meta, FORMAT_KEY, 999u32.to_be_bytes())?;
+            storage.engine.persist()?;
         }
         match Storage::open(dir.path()) {
             Err(StorageError::FormatVersion { found: 999, expected: FORMAT_VERSION }) => Ok(()),
@@ -1026,10 +958,10 @@ mod tests {
         let dir = tempfile::tempdir()?;
         {
             let storage = Storage::open(dir.path())?;
-            let recorded = storage.meta.get(KEY_FORMAT_KEY)?.ok_or("key format not recorded")?;
+            let recorded = storage.engine.get(Space::Meta, KEY_FORMAT_KEY)?.ok_or("key format not recorded")?;
             assert_eq!(recorded.as_ref(), keys::KEY_FORMAT_VERSION.to_be_bytes());
-            storage.meta.insert(KEY_FORMAT_KEY, 7u32.to_be_bytes())?;
-            storage.db.persist(fjall::PersistMode::SyncAll)?;
+            storage.engine.insert(Space::Meta, KEY_FORMAT_KEY, 7u32.to_be_bytes())?;
+            storage.engine.persist()?;
         }
         match Storage::open(dir.path()) {
             Err(StorageError::KeyFormatVersion { found: 7, expected: keys::KEY_FORMAT_VERSION }) => Ok(()),
@@ -1049,11 +981,11 @@ mod tests {
             writer.insert(bson::rawdoc! { "_id": 1 })?;
             writer.commit()?;
             // What a server from before the key format was recorded left.
-            storage.meta.remove(KEY_FORMAT_KEY)?;
-            storage.db.persist(fjall::PersistMode::SyncAll)?;
+            storage.engine.remove(Space::Meta, KEY_FORMAT_KEY)?;
+            storage.engine.persist()?;
         }
         let storage = Storage::open(dir.path())?;
-        let recorded = storage.meta.get(KEY_FORMAT_KEY)?.ok_or("key format not recorded")?;
+        let recorded = storage.engine.get(Space::Meta, KEY_FORMAT_KEY)?.ok_or("key format not recorded")?;
         assert_eq!(recorded.as_ref(), UNRECORDED_KEY_FORMAT_VERSION.to_be_bytes());
         let collection = storage.collection(&ns).ok_or("collection")?;
         assert_eq!(storage.collection_size(&collection)?.1, 1);
@@ -1081,7 +1013,7 @@ mod tests {
         writer.commit()?;
         assert_eq!(storage.collection_size(&collection)?, (bigger.as_bytes().len() as u64, 1));
         // Totals missing (data from before they were kept) are rebuilt at the next start.
-        storage.meta.remove(totals_key(&collection))?;
+        storage.engine.remove(Space::Meta, totals_key(&collection))?;
         drop(collection);
         drop(storage);
         let storage = Storage::open(dir.path())?;
@@ -1113,33 +1045,39 @@ mod tests {
             let index = |name: &str| collection.indexes().iter().find(|i| i.name == name).map(|i| i.prefix());
             let (hashed, plain) = (index("h_hashed").ok_or("h_hashed")?, index("p_1").ok_or("p_1")?);
             // What a format 1 server left: other hash values under the hashed index.
-            let old: Vec<_> =
-                storage.index.prefix(hashed).map(|g| g.into_inner()).collect::<std::result::Result<_, _>>()?;
+            let old: Vec<_> = storage
+                .engine
+                .prefix(Space::Index, hashed)
+                .map(|g| g.into_inner())
+                .collect::<std::result::Result<_, _>>()?;
             for (key, value) in old {
-                storage.index.remove(key.clone())?;
+                storage.engine.remove(Space::Index, key.clone())?;
                 let mut stale = key.to_vec();
                 if let Some(byte) = stale.get_mut(9) {
                     *byte ^= 0x5a;
                 }
-                storage.index.insert(stale, value)?;
+                storage.engine.insert(Space::Index, stale, value)?;
             }
-            storage.meta.insert(FORMAT_KEY, HASHED_FNV_FORMAT_VERSION.to_be_bytes())?;
-            storage.db.persist(fjall::PersistMode::SyncAll)?;
+            storage.engine.insert(Space::Meta, FORMAT_KEY, HASHED_FNV_FORMAT_VERSION.to_be_bytes())?;
+            storage.engine.persist()?;
             (hashed, plain)
         };
         let storage = Storage::open(dir.path())?;
-        let version = storage.meta.get(FORMAT_KEY)?.ok_or("version")?;
+        let version = storage.engine.get(Space::Meta, FORMAT_KEY)?.ok_or("version")?;
         assert_eq!(version.as_ref(), FORMAT_VERSION.to_be_bytes());
         let collection = storage.collection(&ns).ok_or("collection")?;
         let index = collection.indexes().iter().find(|i| i.name == "h_hashed").cloned().ok_or("h_hashed")?;
-        let mut stored: Vec<Vec<u8>> =
-            storage.index.prefix(hashed).map(|g| g.key().map(|k| k.to_vec())).collect::<std::result::Result<_, _>>()?;
+        let mut stored: Vec<Vec<u8>> = storage
+            .engine
+            .prefix(Space::Index, hashed)
+            .map(|g| g.key().map(|k| k.to_vec()))
+            .collect::<std::result::Result<_, _>>()?;
         let mut expected: Vec<Vec<u8>> = storage.build_entries(&collection, &index)?.into_keys().collect();
         stored.sort();
         expected.sort();
         assert_eq!(stored.len(), 50);
         assert_eq!(stored, expected, "the hashed index holds exactly mongod-hash entries");
-        assert_eq!(storage.index.prefix(plain).count(), 50, "other indexes are left as they were");
+        assert_eq!(storage.engine.prefix(Space::Index, plain).count(), 50, "other indexes are left as they were");
         Ok(())
     }
 
@@ -1256,10 +1194,12 @@ mod tests {
         writer.commit()?;
         storage.create_indexes(&ns, vec![doc! { "v": 2, "key": { "a": 1 }, "name": "a_1" }])?;
         let index = collection.index("a_1").ok_or("a_1")?;
-        assert_eq!(storage.index.prefix(index.prefix()).count(), 100);
+        assert_eq!(storage.engine.prefix(Space::Index, index.prefix()).count(), 100);
         storage.drop_indexes(&ns, &IndexSelector::Names(vec!["a_1".to_owned()]))?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while storage.index.prefix(index.prefix()).count() > 0 || storage.meta.prefix([b'i']).next().is_some() {
+        while storage.engine.prefix(Space::Index, index.prefix()).count() > 0
+            || storage.engine.prefix(Space::Meta, [b'i']).next().is_some()
+        {
             assert!(std::time::Instant::now() < deadline, "the dropped index's entries are still there");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }

@@ -14,15 +14,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use super::engine::{Batch, Space};
 use bson::raw::cstr;
 use bson::{DateTime, Document, RawBsonRef, RawDocumentBuf, Timestamp, Uuid};
-use fjall::OwnedWriteBatch;
 
 use super::catalog::Collection;
 use super::clock::pack;
 use super::history::{History, Unreadable};
 use super::index::prefix_successor;
-use super::{Namespace, ReadView, Storage, StorageError, Totals, totals_key};
+use super::{Namespace, ReadView, Storage, Totals, totals_key};
 use crate::error::{Error, ErrorCode, Result};
 
 /// The oplog's database, each member's own: changes to it are not recorded.
@@ -411,8 +411,8 @@ impl Storage {
     pub fn last_oplog_time(&self) -> Result<Option<Timestamp>> {
         let ns = Namespace::oplog();
         let Some(collection) = self.collection(&ns) else { return Ok(None) };
-        let Some(guard) = self.docs.prefix(collection.prefix()).next_back() else { return Ok(None) };
-        Ok(Some(time_of(&guard.key().map_err(StorageError::from)?)))
+        let Some(guard) = self.engine.prefix(Space::Docs, collection.prefix()).next_back() else { return Ok(None) };
+        Ok(Some(time_of(&guard.key()?)))
     }
 
     /// The oldest entry's time, if the oplog has one (what a change stream can resume from).
@@ -422,8 +422,8 @@ impl Storage {
     pub fn first_oplog_time(&self) -> Result<Option<Timestamp>> {
         let ns = Namespace::oplog();
         let Some(collection) = self.collection(&ns) else { return Ok(None) };
-        let Some(guard) = self.docs.prefix(collection.prefix()).next() else { return Ok(None) };
-        Ok(Some(time_of(&guard.key().map_err(StorageError::from)?)))
+        let Some(guard) = self.engine.prefix(Space::Docs, collection.prefix()).next() else { return Ok(None) };
+        Ok(Some(time_of(&guard.key()?)))
     }
 
     /// The oplog's entries after `after`, as stored, in time order: as many as fit in
@@ -439,8 +439,8 @@ impl Storage {
         let end = prefix_successor(&collection.prefix()).unwrap_or_default();
         let range = (Bound::Excluded(entry_key(&collection, after)), Bound::Excluded(end));
         let (mut entries, mut bytes) = (Vec::new(), 0);
-        for guard in self.docs.range(range) {
-            let value = guard.value().map_err(StorageError::from)?;
+        for guard in self.engine.range(Space::Docs, range) {
+            let value = guard.value()?;
             if !entries.is_empty() && bytes + value.len() > max_bytes {
                 break;
             }
@@ -456,7 +456,7 @@ impl Storage {
     /// # Errors
     /// Storage errors.
     pub fn change_images(&self, ts: Timestamp, op_index: u32) -> Result<Option<Images>> {
-        match self.meta.get(images_key(ts, op_index)).map_err(StorageError::from)? {
+        match self.engine.get(Space::Meta, images_key(ts, op_index))? {
             Some(bytes) => Ok(Some(Images::decode(&bytes)?)),
             None => Ok(None),
         }
@@ -468,7 +468,7 @@ impl Storage {
     ///
     /// # Errors
     /// Storage errors: nothing is committed.
-    pub(super) fn commit_logged(&self, mut batch: OwnedWriteBatch, entries: &[Entry]) -> Result<Option<Timestamp>> {
+    pub(super) fn commit_logged(&self, mut batch: Batch, entries: &[Entry]) -> Result<Option<Timestamp>> {
         if entries.is_empty() || !self.oplog.is_on() {
             batch.commit().map_err(|e| self.engine_write_failed(e))?;
             return Ok(None);
@@ -491,9 +491,9 @@ impl Storage {
             chained = write.map(|write| (write, ts));
             let stored = entry.encode(ts, term, wall, prev);
             totals = totals.apply(1, stored.as_bytes().len() as i64);
-            batch.insert(&self.docs, entry_key(&oplog.collection, ts), stored.as_bytes());
+            batch.insert(Space::Docs, entry_key(&oplog.collection, ts), stored.as_bytes());
             for (op_index, images) in &entry.images {
-                batch.insert(&self.meta, images_key(ts, *op_index), images.encode().as_bytes());
+                batch.insert(Space::Meta, images_key(ts, *op_index), images.encode().as_bytes());
             }
             last = Some(ts);
         }
@@ -502,34 +502,34 @@ impl Storage {
             let prefix = oplog.collection.prefix();
             let start = trimmed_to.clone().unwrap_or_else(|| prefix.to_vec());
             let end = prefix_successor(&prefix).unwrap_or_default();
-            for guard in self.docs.range(start..end) {
+            for guard in self.engine.range(Space::Docs, start..end) {
                 if totals.bytes <= oplog.size {
                     break;
                 }
-                let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+                let (key, value) = guard.into_inner()?;
                 if trimmed_to.as_deref() == Some(key.as_ref()) {
                     continue;
                 }
-                batch.remove(&self.docs, key.to_vec());
+                batch.remove(Space::Docs, key.to_vec());
                 let images = images_key(time_of(&key), 0);
                 if holds_several_changes(&value) {
-                    for kept in self.meta.prefix(&images) {
-                        batch.remove(&self.meta, kept.key().map_err(StorageError::from)?);
+                    for kept in self.engine.prefix(Space::Meta, &images) {
+                        batch.remove(Space::Meta, kept.key()?);
                     }
-                } else if self.meta.contains_key(&images).map_err(StorageError::from)? {
-                    batch.remove(&self.meta, images);
+                } else if self.engine.contains(Space::Meta, &images)? {
+                    batch.remove(Space::Meta, images);
                 }
                 totals = totals.apply(-1, -(value.len() as i64));
                 trimmed_to = Some(key.to_vec());
             }
         }
-        batch.insert(&self.meta, totals_key(&oplog.collection), totals.encode());
+        batch.insert(Space::Meta, totals_key(&oplog.collection), totals.encode());
         batch.commit().map_err(|e| self.engine_write_failed(e))?;
         oplog.totals = totals;
         oplog.trimmed_to = trimmed_to;
         if let Some(last) = last {
             let clock = (std::time::Instant::now(), self.oplog.history_window());
-            oplog.history.record(last, self.db.visible_seqno(), clock, || self.db.snapshot());
+            oplog.history.record(last, self.engine.visible_instant(), clock, || self.engine.snapshot());
         }
         drop(active);
         self.capped_inserts.notify();
@@ -551,9 +551,7 @@ impl Storage {
         };
         let history = active.as_ref().map(|oplog| oplog.history.instant_at(at));
         match history {
-            Some(Ok((anchor, instant))) => {
-                Ok((ReadView::at(anchor, instant, self.docs.clone(), self.index.clone()), at))
-            }
+            Some(Ok((anchor, instant))) => Ok((ReadView::at(anchor, instant), at)),
             None | Some(Err(Unreadable::TooOld)) => {
                 let oldest = active.as_ref().and_then(|oplog| oplog.history.oldest());
                 Err(Error::new(
@@ -585,7 +583,7 @@ impl Storage {
     /// # Errors
     /// Storage errors.
     pub fn log(&self, entry: Entry) -> Result<()> {
-        let batch = self.db.batch();
+        let batch = self.engine.batch();
         if self.commit_logged(batch, std::slice::from_ref(&entry))?.is_some() {
             self.journal.wait_durable(self.journal.committed())?;
         }

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use super::engine::{self, Bytes, Instant, Rows, Snapshot, Space};
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
-use fjall::{AbstractTree, Keyspace, SeqNo, UserKey, UserValue};
-use lsm_tree::Guard as _;
 
 use super::index::{Direction, Index, KeyLimits, KeyRange, prefix_successor, record_of};
 use super::{Collection, StorageError, keys};
@@ -22,17 +21,13 @@ use crate::query::bounds::IndexBounds;
 /// In a transaction it also sees the transaction's own writes ([`Overlay`]).
 ///
 /// It reads the engine as of `instant` (every batch committed before it), and holds an engine
-/// snapshot at or before `instant` (`anchor`) so that compaction keeps the versions it reads:
-/// a view of now anchors on a snapshot of now; a view of an earlier cluster time (a snapshot
-/// read's `atClusterTime`) on the snapshot history's anchor (see `history.rs`). fjall's own
-/// `Snapshot` reads only at its own sequence number, so reads go to its trees with
-/// `instant`, as its `Snapshot` does.
+/// snapshot at or before `instant` (`anchor`) so that the versions it reads stay: a view of
+/// now anchors on a snapshot of now; a view of an earlier cluster time (a snapshot read's
+/// `atClusterTime`) on the snapshot history's anchor (see `history.rs`).
 #[derive(Clone)]
 pub struct ReadView {
-    anchor: fjall::Snapshot,
-    instant: SeqNo,
-    docs: Keyspace,
-    index: Keyspace,
+    anchor: Snapshot,
+    instant: Instant,
     overlay: Option<Arc<Overlay>>,
 }
 
@@ -62,25 +57,30 @@ impl Overlay {
     }
 }
 
+/// The space a read goes to: documents (`clustered`) or index entries.
+fn space(clustered: bool) -> Space {
+    if clustered { Space::Docs } else { Space::Index }
+}
+
 /// A test run on each stored document before it is copied out of the engine; an error ends
 /// the scan with that error.
 pub type DocumentFilter = Box<dyn FnMut(&RawDocument) -> Result<bool> + Send>;
 
 impl ReadView {
     /// A view of `anchor`'s own instant.
-    pub(super) fn new(anchor: fjall::Snapshot, docs: Keyspace, index: Keyspace) -> Self {
-        let instant = anchor.seqno();
-        Self { anchor, instant, docs, index, overlay: None }
+    pub(super) fn new(anchor: Snapshot) -> Self {
+        let instant = anchor.instant();
+        Self { anchor, instant, overlay: None }
     }
 
     /// A view as of `instant`, which `anchor` (taken at or before it) keeps readable.
-    pub(super) fn at(anchor: fjall::Snapshot, instant: SeqNo, docs: Keyspace, index: Keyspace) -> Self {
-        debug_assert!(anchor.seqno() <= instant, "an anchor after the instant does not keep its versions");
-        Self { anchor, instant, docs, index, overlay: None }
+    pub(super) fn at(anchor: Snapshot, instant: Instant) -> Self {
+        debug_assert!(anchor.instant() <= instant, "an anchor after the instant does not keep its versions");
+        Self { anchor, instant, overlay: None }
     }
 
     /// The engine instant it reads at: it sees every batch committed before it.
-    pub fn instant(&self) -> SeqNo {
+    pub fn instant(&self) -> Instant {
         self.instant
     }
 
@@ -91,15 +91,14 @@ impl ReadView {
     }
 
     /// The stored value at `key` in `docs` (`clustered`) or `index`, the overlay first.
-    pub(super) fn value(&self, clustered: bool, key: &[u8]) -> Result<Option<UserValue>> {
+    pub(super) fn value(&self, clustered: bool, key: &[u8]) -> Result<Option<Bytes>> {
         if let Some(overlay) = &self.overlay {
             let map = if clustered { &overlay.docs } else { &overlay.index };
             if let Some(value) = map.get(key) {
-                return Ok(value.as_deref().map(UserValue::from));
+                return Ok(value.as_deref().map(Bytes::from));
             }
         }
-        let keyspace = if clustered { &self.docs } else { &self.index };
-        Ok(keyspace.tree.get(key, self.instant).map_err(|e| StorageError::from(fjall::Error::from(e)))?)
+        Ok(self.anchor.get_at(space(clustered), key, self.instant)?)
     }
 
     /// The keys and values under `prefix` in `docs` (`clustered`) or `index`, in order.
@@ -111,12 +110,8 @@ impl ReadView {
     /// The rows of `[start, end)` in `docs` (`clustered`) or `index`, in `direction`, with the
     /// overlay's writes merged in.
     fn rows(&self, clustered: bool, start: Vec<u8>, end: Bound<Vec<u8>>, direction: Direction) -> DocsIter {
-        let keyspace = if clustered { &self.docs } else { &self.index };
         let pending = self.overlay.as_ref().map(|o| o.range(clustered, &start, &end)).unwrap_or_default();
-        let inner = Stored {
-            rows: keyspace.tree.range((Bound::Included(start), end), self.instant, None),
-            _anchor: self.anchor.clone(),
-        };
+        let inner = self.anchor.range_at(space(clustered), (Bound::Included(start), end), self.instant);
         if pending.is_empty() {
             return DocsIter::new(inner, direction);
         }
@@ -137,7 +132,7 @@ impl ReadView {
         };
         let prefix = index.id_key_prefix(id)?;
         let Some(row) = self.rows_under(false, &prefix).next() else { return Ok(None) };
-        let key = row.key().map_err(StorageError::from)?;
+        let key = row.key()?;
         let mut document_key = collection.prefix().to_vec();
         document_key.extend_from_slice(record_of(&key).unwrap_or_default());
         self.get_key(document_key)
@@ -240,64 +235,43 @@ fn scan_ranges(
     }
 }
 
-/// The stored rows of a range as of a view's instant; holds the view's anchor, so the
-/// versions it walks stay while it lives (a cursor may keep it).
-pub(super) struct Stored {
-    rows: Box<dyn DoubleEndedIterator<Item = lsm_tree::IterGuardImpl> + Send>,
-    _anchor: fjall::Snapshot,
-}
-
-impl Iterator for Stored {
-    type Item = lsm_tree::IterGuardImpl;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.rows.next()
-    }
-}
-
-impl DoubleEndedIterator for Stored {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        self.rows.next_back()
-    }
-}
-
 /// Stored rows walked forwards or backwards, with a transaction's writes merged in.
 pub(super) enum DocsIter {
-    Forward(Stored),
-    Backward(std::iter::Rev<Stored>),
+    Forward(Rows),
+    Backward(std::iter::Rev<Rows>),
     Merged(Box<Merged>),
 }
 
 /// A row of a scan: stored (read lazily), or read ahead or written by a transaction.
 pub(super) enum Row {
-    Stored(lsm_tree::IterGuardImpl),
-    Owned(UserKey, UserValue),
-    Failed(fjall::Error),
+    Stored(engine::Row),
+    Owned(Bytes, Bytes),
+    Failed(StorageError),
 }
 
 impl Row {
     /// Its value.
-    pub(super) fn value(self) -> fjall::Result<UserValue> {
+    pub(super) fn value(self) -> std::result::Result<Bytes, StorageError> {
         match self {
-            Self::Stored(guard) => guard.value().map_err(fjall::Error::from),
+            Self::Stored(row) => row.value(),
             Self::Owned(_, value) => Ok(value),
             Self::Failed(error) => Err(error),
         }
     }
 
     /// Its key.
-    pub(super) fn key(self) -> fjall::Result<UserKey> {
+    pub(super) fn key(self) -> std::result::Result<Bytes, StorageError> {
         match self {
-            Self::Stored(guard) => guard.key().map_err(fjall::Error::from),
+            Self::Stored(row) => row.key(),
             Self::Owned(key, _) => Ok(key),
             Self::Failed(error) => Err(error),
         }
     }
 
     /// Its key and value.
-    pub(super) fn into_inner(self) -> fjall::Result<(UserKey, UserValue)> {
+    pub(super) fn into_inner(self) -> std::result::Result<(Bytes, Bytes), StorageError> {
         match self {
-            Self::Stored(guard) => guard.into_inner().map_err(fjall::Error::from),
+            Self::Stored(row) => row.into_inner(),
             Self::Owned(key, value) => Ok((key, value)),
             Self::Failed(error) => Err(error),
         }
@@ -307,25 +281,25 @@ impl Row {
 /// Stored rows and a transaction's writes to the same range, merged in key order (or
 /// reversed): a written key hides its stored row, a deleted one hides it without a row.
 pub(super) struct Merged {
-    stored: Box<dyn Iterator<Item = lsm_tree::IterGuardImpl> + Send>,
+    stored: Box<dyn Iterator<Item = engine::Row> + Send>,
     /// The stored row read ahead.
-    ahead: Option<(UserKey, UserValue)>,
+    ahead: Option<(Bytes, Bytes)>,
     /// The writes, in the walk's order.
     pending: std::collections::VecDeque<(Vec<u8>, Option<Vec<u8>>)>,
     backward: bool,
 }
 
 impl DocsIter {
-    pub(super) fn new(inner: Stored, direction: Direction) -> Self {
+    pub(super) fn new(inner: Rows, direction: Direction) -> Self {
         match direction {
             Direction::Forward => Self::Forward(inner),
             Direction::Backward => Self::Backward(inner.rev()),
         }
     }
 
-    fn merged(inner: Stored, mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)>, direction: Direction) -> Self {
+    fn merged(inner: Rows, mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)>, direction: Direction) -> Self {
         let backward = direction.is_backward();
-        let stored: Box<dyn Iterator<Item = lsm_tree::IterGuardImpl> + Send> =
+        let stored: Box<dyn Iterator<Item = engine::Row> + Send> =
             if backward { Box::new(inner.rev()) } else { Box::new(inner) };
         if backward {
             pending.reverse();
@@ -338,9 +312,9 @@ impl Merged {
     fn next_row(&mut self) -> Option<Row> {
         loop {
             if self.ahead.is_none() {
-                match self.stored.next().map(lsm_tree::IterGuardImpl::into_inner) {
+                match self.stored.next().map(engine::Row::into_inner) {
                     Some(Ok(pair)) => self.ahead = Some(pair),
-                    Some(Err(error)) => return Some(Row::Failed(error.into())),
+                    Some(Err(error)) => return Some(Row::Failed(error)),
                     None => {}
                 }
             }
@@ -364,7 +338,7 @@ impl Merged {
                 self.ahead = None;
             }
             if let Some(value) = value {
-                return Some(Row::Owned(UserKey::from(key), UserValue::from(value)));
+                return Some(Row::Owned(Bytes::from(key), Bytes::from(value)));
             }
         }
     }
@@ -401,7 +375,7 @@ impl Iterator for DocumentIter {
         loop {
             let value = match self.inner.next()?.value() {
                 Ok(value) => value,
-                Err(error) => return Some(Err(StorageError::from(error).into())),
+                Err(error) => return Some(Err(error.into())),
             };
             let document = match RawDocument::from_bytes(&value) {
                 Ok(document) => document,
@@ -426,7 +400,7 @@ enum Entry {
     /// An entry of the `_id` index: the document itself, which is stored under its `_id` key.
     Clustered(RawDocumentBuf),
     /// A secondary index entry: its key (ending with the record key) and its key values.
-    Secondary { key: fjall::UserKey, values: fjall::UserValue },
+    Secondary { key: Bytes, values: Bytes },
 }
 
 /// Which document an index entry points to, comparable across entries (a multikey index
@@ -479,7 +453,7 @@ impl Iterator for IndexScan {
 
 impl IndexScan {
     fn entry(&self, row: Row) -> Result<IndexEntry> {
-        let (key, value) = row.into_inner().map_err(StorageError::from)?;
+        let (key, value) = row.into_inner()?;
         if self.clustered {
             return Ok(IndexEntry(Entry::Clustered(decode_document(&value)?)));
         }

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::catalog::{self, Catalog};
+use super::engine::{Engine, Space};
 use super::index::ID_INDEX_ID;
 use super::validate::{render_id, stored_document};
 use super::{ENGINE_DIR, MemoryBudget, Storage, StorageError, TEMP_DIR, Totals, error, lock_dbpath, totals_key};
@@ -626,7 +627,7 @@ impl Storage {
             let repaired = self.repair_collection(&collection, quarantine, report)?;
             report.collections.push(repaired);
         }
-        self.db.persist(PersistMode::SyncAll)?;
+        self.engine.persist()?;
         Ok(())
     }
 
@@ -636,7 +637,7 @@ impl Storage {
         let collections = self.catalog.all();
         let pending = |kind: u8| -> Result<BTreeSet<[u8; 8]>, StorageError> {
             let mut ids = BTreeSet::new();
-            for guard in self.meta.prefix([kind]) {
+            for guard in self.engine.prefix(Space::Meta, [kind]) {
                 let key = guard.key()?;
                 if let Some(id) = key.get(1..9).and_then(|id| <[u8; 8]>::try_from(id).ok()) {
                     ids.insert(id);
@@ -650,9 +651,9 @@ impl Storage {
         for collection in &collections {
             known_indexes.extend(collection.indexes().iter().filter(|i| i.id != ID_INDEX_ID).map(|i| i.prefix()));
         }
-        for prefix in unknown_prefixes(&self.docs, &known_collections)? {
+        for prefix in unknown_prefixes(&self.engine, Space::Docs, &known_collections)? {
             let mut count = 0u64;
-            for guard in self.docs.prefix(prefix) {
+            for guard in self.engine.prefix(Space::Docs, prefix) {
                 let (key, value) = guard.into_inner()?;
                 let line = serde_json::json!({
                     "collectionId": u64::from_be_bytes(prefix).to_string(),
@@ -662,7 +663,7 @@ impl Storage {
                 quarantine.append("orphaned-documents.jsonl", &line)?;
                 count += 1;
             }
-            self.delete_keys(&self.docs, prefix)?;
+            self.delete_keys(Space::Docs, prefix)?;
             tracing::warn!(
                 target: "STORAGE",
                 id = 7_000_426,
@@ -673,9 +674,9 @@ impl Storage {
             );
             report.orphaned_collections.push((u64::from_be_bytes(prefix), count));
         }
-        for prefix in unknown_prefixes(&self.index, &known_indexes)? {
-            let count = self.index.prefix(prefix).count() as u64;
-            self.delete_keys(&self.index, prefix)?;
+        for prefix in unknown_prefixes(&self.engine, Space::Index, &known_indexes)? {
+            let count = self.engine.prefix(Space::Index, prefix).count() as u64;
+            self.delete_keys(Space::Index, prefix)?;
             tracing::warn!(
                 target: "STORAGE",
                 id = 7_000_432,
@@ -686,8 +687,8 @@ impl Storage {
             report.orphaned_index_entries += count;
         }
         let stale_totals: Vec<_> = self
-            .meta
-            .prefix([b's'])
+            .engine
+            .prefix(Space::Meta, [b's'])
             .map(|guard| guard.key())
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
@@ -698,7 +699,7 @@ impl Storage {
             })
             .collect();
         for key in stale_totals {
-            self.meta.remove(key)?;
+            self.engine.remove(Space::Meta, key)?;
         }
         Ok(())
     }
@@ -715,7 +716,7 @@ impl Storage {
         self.log_lost_ranges(collection, report);
         let mut totals = Totals::default();
         let mut invalid = Vec::new();
-        for guard in self.docs.prefix(collection.prefix()) {
+        for guard in self.engine.prefix(Space::Docs, collection.prefix()) {
             let (key, value) = guard.into_inner()?;
             match stored_document(collection, &key, &value) {
                 Ok(_) => totals = totals.apply(1, value.len() as i64),
@@ -736,14 +737,14 @@ impl Storage {
             }
         }
         for keys in invalid.chunks(BATCH) {
-            let mut batch = self.db.batch();
+            let mut batch = self.engine.batch();
             for key in keys {
-                batch.remove(&self.docs, key.clone());
+                batch.remove(Space::Docs, key.clone());
             }
             batch.commit().map_err(|e| self.engine_write_failed(e))?;
         }
         if totals != before {
-            self.meta.insert(totals_key(collection), totals.encode())?;
+            self.engine.insert(Space::Meta, totals_key(collection), totals.encode())?;
             tracing::warn!(
                 target: "STORAGE",
                 id = 7_000_425,
@@ -763,14 +764,14 @@ impl Storage {
                 what: "index",
                 detail: format!("cannot rebuild index {} of {ns} from its documents: {error}", index.name),
             })?;
-            let entries_before = self.index.prefix(index.prefix()).count() as u64;
-            self.delete_keys(&self.index, index.prefix())?;
+            let entries_before = self.engine.prefix(Space::Index, index.prefix()).count() as u64;
+            self.delete_keys(Space::Index, index.prefix())?;
             let entries_after = entries.len() as u64;
-            let mut batch = self.db.batch();
+            let mut batch = self.engine.batch();
             for (n, (key, value)) in entries.into_iter().enumerate() {
-                batch.insert(&self.index, key, value);
+                batch.insert(Space::Index, key, value);
                 if (n + 1) % BATCH == 0 {
-                    std::mem::replace(&mut batch, self.db.batch()).commit()?;
+                    std::mem::replace(&mut batch, self.engine.batch()).commit()?;
                 }
             }
             batch.commit()?;
@@ -786,7 +787,7 @@ impl Storage {
             rebuilt.push((index.name.clone(), entries_before, entries_after));
         }
         // The rebuild may have found an index multikey.
-        self.meta.insert(catalog::entry_key(&collection.ns), catalog::entry_value(collection)?)?;
+        self.engine.insert(Space::Meta, catalog::entry_key(&collection.ns), catalog::entry_value(collection)?)?;
         Ok(CollectionRepair {
             ns,
             documents_kept: totals.count,
@@ -804,7 +805,7 @@ impl Storage {
         let prefix = collection.prefix();
         let own = |key: &Option<Vec<u8>>| key.as_deref().and_then(|k| k.get(..8)) == Some(prefix.as_slice());
         let id_at = |key: &Option<Vec<u8>>| -> Option<String> {
-            let value = self.docs.get(key.as_deref()?).ok()??;
+            let value = self.engine.get(Space::Docs, key.as_deref()?).ok()??;
             let doc = bson::RawDocument::from_bytes(&value).ok()?;
             Some(render_id(doc.get("_id").ok()??))
         };
@@ -843,10 +844,10 @@ impl Storage {
 }
 
 /// The 8-byte key prefixes of `keyspace` not in `known`, each found with one seek.
-fn unknown_prefixes(keyspace: &Keyspace, known: &BTreeSet<[u8; 8]>) -> Result<Vec<[u8; 8]>, StorageError> {
+fn unknown_prefixes(engine: &Engine, space: Space, known: &BTreeSet<[u8; 8]>) -> Result<Vec<[u8; 8]>, StorageError> {
     let mut unknown = Vec::new();
     let mut from: Vec<u8> = Vec::new();
-    while let Some(guard) = keyspace.range(from.clone()..).next() {
+    while let Some(guard) = engine.range(space, from.clone()..).next() {
         let key = guard.key()?;
         let mut prefix = [0u8; 8];
         for (slot, byte) in prefix.iter_mut().zip(key.iter()) {
@@ -1002,17 +1003,17 @@ mod tests {
             let index = collection.index("a_1").ok_or("a_1")?;
             // One document's bytes damaged, one index entry lost, one planted.
             let key = document_key(&collection, bson::RawBsonRef::Int32(5));
-            storage.docs.insert(key, b"not bson".to_vec())?;
-            let first = storage.index.prefix(index.prefix()).next().ok_or("entry")?.key()?;
-            storage.index.remove(first.clone())?;
+            storage.engine.insert(Space::Docs, key, b"not bson".to_vec())?;
+            let first = storage.engine.prefix(Space::Index, index.prefix()).next().ok_or("entry")?.key()?;
+            storage.engine.remove(Space::Index, first.clone())?;
             let mut stray = first.to_vec();
             stray.push(0);
-            storage.index.insert(stray, [])?;
+            storage.engine.insert(Space::Index, stray, [])?;
             // Documents of a collection the catalog does not know.
             let mut orphan = 999u64.to_be_bytes().to_vec();
             orphan.push(1);
-            storage.docs.insert(orphan, rawdoc! { "_id": 1 }.into_bytes())?;
-            storage.db.persist(PersistMode::SyncAll)?;
+            storage.engine.insert(Space::Docs, orphan, rawdoc! { "_id": 1 }.into_bytes())?;
+            storage.engine.persist()?;
             assert!(!storage.validate_collection(&collection)?.is_valid());
         }
         let report = repair(dir.path(), MemoryBudget::split(MemoryBudget::MIN_BYTES))?;

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 
 use bson::{DateTime, RawDocumentBuf, Uuid};
 
-use super::{Storage, StorageError, Writer, meta_key};
+use super::engine::Space;
+use super::{Storage, Writer, meta_key};
 use crate::error::{Error, ErrorCode, Result};
 
 const LATEST: u8 = b't';
@@ -44,7 +45,7 @@ impl Storage {
     /// # Errors
     /// Storage errors.
     pub fn latest_retryable_txn(&self, session: Uuid) -> Result<Option<i64>> {
-        let Some(value) = self.meta.get(meta_key(LATEST, &session.bytes())).map_err(StorageError::from)? else {
+        let Some(value) = self.engine.get(Space::Meta, meta_key(LATEST, &session.bytes()))? else {
             return Ok(None);
         };
         Ok(Some(decode_latest(&value)?.0))
@@ -57,8 +58,8 @@ impl Storage {
     /// Storage errors.
     pub fn expire_retryable(&self, cutoff: DateTime, live: &dyn Fn(Uuid) -> bool) -> Result<usize> {
         let mut expired = Vec::new();
-        for guard in self.meta.prefix([LATEST]) {
-            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+        for guard in self.engine.prefix(Space::Meta, [LATEST]) {
+            let (key, value) = guard.into_inner()?;
             let Some(session) = key.get(1..).and_then(|id| <[u8; 16]>::try_from(id).ok()).map(Uuid::from_bytes) else {
                 continue;
             };
@@ -69,11 +70,11 @@ impl Storage {
         }
         for (latest_key, session) in &expired {
             self.check_writable()?;
-            let mut batch = self.db.batch();
-            for guard in self.meta.prefix(results_prefix(*session, None)) {
-                batch.remove(&self.meta, guard.key().map_err(StorageError::from)?.to_vec());
+            let mut batch = self.engine.batch();
+            for guard in self.engine.prefix(Space::Meta, results_prefix(*session, None)) {
+                batch.remove(Space::Meta, guard.key()?.to_vec());
             }
-            batch.remove(&self.meta, latest_key.clone());
+            batch.remove(Space::Meta, latest_key.clone());
             batch.commit().map_err(|e| self.engine_write_failed(e))?;
         }
         Ok(expired.len())
@@ -87,8 +88,8 @@ impl Storage {
     pub fn retryable_results(&self, session: Uuid, txn: i64) -> Result<BTreeMap<i32, RawDocumentBuf>> {
         let prefix = results_prefix(session, Some(txn));
         let mut out = BTreeMap::new();
-        for guard in self.meta.prefix(&prefix) {
-            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+        for guard in self.engine.prefix(Space::Meta, &prefix) {
+            let (key, value) = guard.into_inner()?;
             let stmt: [u8; 4] = key
                 .get(prefix.len()..)
                 .and_then(|s| s.try_into().ok())
@@ -121,10 +122,11 @@ impl Writer<'_> {
         let storage = self.storage();
         // IMPORTANT: only the previous number's keys: a scan of the whole session would walk the
         // tombstones of every result deleted before, and slow each write of a long session.
-        let previous =
-            previous.into_iter().flat_map(|previous| storage.meta.prefix(results_prefix(session, Some(previous))));
+        let previous = previous
+            .into_iter()
+            .flat_map(|previous| storage.engine.prefix(Space::Meta, results_prefix(session, Some(previous))));
         for guard in previous {
-            let key = guard.key().map_err(StorageError::from)?;
+            let key = guard.key()?;
             self.record_meta(key.to_vec(), None);
         }
         let mut latest = txn.to_be_bytes().to_vec();

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bson::{RawDocument, RawDocumentBuf, Timestamp};
-use fjall::Readable;
 use tokio::sync::watch;
 
+use super::engine::{Rows, Space};
 use super::index::prefix_successor;
-use super::{Collection, DocumentFilter, Storage, StorageError, corrupt_document};
+use super::{Collection, DocumentFilter, Storage, corrupt_document};
 use crate::error::{Error, ErrorCode, Result};
 
 /// Counts commits that inserted into a capped collection; `awaitData` cursors wait for it to
@@ -55,7 +55,7 @@ pub struct TailIter {
     /// Where the scan starts before it has read anything.
     start: Bound<Vec<u8>>,
     keep: DocumentFilter,
-    current: Option<fjall::Iter>,
+    current: Option<Rows>,
     /// The cursor's batch count, moved at the start of each batch; `opened_at` is its value
     /// when `current` was opened.
     batches: Arc<AtomicU64>,
@@ -87,12 +87,12 @@ impl TailIter {
     /// The scan from after the last document read, in a new snapshot. mongod's 136
     /// CappedPositionLost when that document has been deleted meanwhile (the reader fell
     /// behind the collection's trimming), as its documents are gone too.
-    fn reopen(&self) -> Result<fjall::Iter> {
+    fn reopen(&self) -> Result<Rows> {
         let prefix = self.collection.prefix();
-        let snapshot = self.storage.db.snapshot();
+        let snapshot = self.storage.engine.snapshot();
         let start = match &self.after {
             Some(after) => {
-                if snapshot.get(&self.storage.docs, after).map_err(StorageError::from)?.is_none() {
+                if snapshot.get(Space::Docs, after)?.is_none() {
                     return Err(Error::new(
                         ErrorCode::CappedPositionLost,
                         format!(
@@ -106,7 +106,7 @@ impl TailIter {
             None => self.start.clone(),
         };
         let end = prefix_successor(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        Ok(snapshot.range(&self.storage.docs, (start, end)))
+        Ok(snapshot.range(Space::Docs, (start, end)))
     }
 }
 
@@ -139,7 +139,7 @@ impl Iterator for TailIter {
             };
             let (key, value) = match guard.into_inner() {
                 Ok(pair) => pair,
-                Err(error) => return Some(Err(StorageError::from(error).into())),
+                Err(error) => return Some(Err(error.into())),
             };
             self.after = Some(key.to_vec());
             let document = match RawDocument::from_bytes(&value) {

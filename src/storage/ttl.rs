@@ -7,7 +7,8 @@ use std::collections::HashSet;
 
 use bson::{DateTime, RawBson, RawBsonRef};
 
-use super::{Collection, Direction, Index, Storage, StorageError, decode_document, document_key};
+use super::engine::Space;
+use super::{Collection, Direction, Index, Storage, decode_document, document_key};
 use crate::error::Result;
 use crate::query::bounds::{IndexBounds, Interval};
 
@@ -130,8 +131,8 @@ impl Storage {
     fn ids_between(&self, collection: &Collection, from: RawBsonRef<'_>, to: RawBsonRef<'_>) -> Result<Vec<RawBson>> {
         let (start, end) = (document_key(collection, from), document_key(collection, to));
         let mut ids = Vec::new();
-        for guard in self.docs.range(start..end).take(TTL_BATCH) {
-            let (_, value) = guard.into_inner().map_err(StorageError::from)?;
+        for guard in self.engine.range(Space::Docs, start..end).take(TTL_BATCH) {
+            let (_, value) = guard.into_inner()?;
             if let Ok(Some(id)) = decode_document(&value)?.get("_id") {
                 ids.push(RawBson::from(id));
             }

@@ -30,10 +30,11 @@ use std::time::Duration;
 
 use bson::RawDocumentBuf;
 
+use super::engine::Space;
 use super::index::{record_of, unique_tuple};
 use super::oplog::{Entry, Statement};
 use super::read::Overlay;
-use super::{Collection, DurabilityTicket, ReadView, Storage, StorageError, catalog, totals_key};
+use super::{Collection, DurabilityTicket, ReadView, Storage, catalog, totals_key};
 use crate::error::{Error, ErrorCode, Result};
 
 /// Which open transaction wrote each document key and unique index key (the first writer
@@ -349,7 +350,7 @@ impl Transaction {
     /// Whether the committed document at `key` differs from the one in the snapshot.
     fn changed_since_snapshot(&self, key: &[u8]) -> Result<bool> {
         let then = self.snapshot.value(true, key)?;
-        let now = self.storage.docs.get(key).map_err(StorageError::from)?;
+        let now = self.storage.engine.get(Space::Docs, key)?;
         Ok(then.as_deref() != now.as_deref())
     }
 
@@ -401,28 +402,28 @@ impl Transaction {
             }
         }
         self.check_unique_entries()?;
-        let mut batch = storage.db.batch();
+        let mut batch = storage.engine.batch();
         let mut logged = self.creations_into(&mut batch)?;
         for (key, value) in &self.overlay.docs {
             match value {
-                Some(value) => batch.insert(&storage.docs, key.clone(), value.clone()),
-                None => batch.remove(&storage.docs, key.clone()),
+                Some(value) => batch.insert(Space::Docs, key.clone(), value.clone()),
+                None => batch.remove(Space::Docs, key.clone()),
             }
         }
         for (key, value) in &self.overlay.index {
             match value {
-                Some(value) => batch.insert(&storage.index, key.clone(), value.clone()),
-                None => batch.remove(&storage.index, key.clone()),
+                Some(value) => batch.insert(Space::Index, key.clone(), value.clone()),
+                None => batch.remove(Space::Index, key.clone()),
             }
         }
         for touched in self.touched.values() {
             if touched.count_delta != 0 || touched.bytes_delta != 0 {
                 let totals = storage.totals(&touched.collection)?.apply(touched.count_delta, touched.bytes_delta);
-                batch.insert(&storage.meta, totals_key(&touched.collection), totals.encode());
+                batch.insert(Space::Meta, totals_key(&touched.collection), totals.encode());
             }
             if touched.multikey_changed {
                 batch.insert(
-                    &storage.meta,
+                    Space::Meta,
                     catalog::entry_key(&touched.collection.ns),
                     catalog::entry_value(&touched.collection)?,
                 );
@@ -451,8 +452,8 @@ impl Transaction {
                     let Some(_) = value else { continue };
                     let record = record_of(key).unwrap_or_default();
                     let tuple = unique_tuple(key, record);
-                    for guard in self.storage.index.prefix(tuple) {
-                        let other = guard.key().map_err(StorageError::from)?;
+                    for guard in self.storage.engine.prefix(Space::Index, tuple) {
+                        let other = guard.key()?;
                         let removed = self.overlay.index.get(other.as_ref()).is_some_and(Option::is_none);
                         if record_of(&other) != Some(record) && !removed {
                             return Err(write_conflict());

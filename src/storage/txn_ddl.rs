@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use super::engine::{Batch, Space};
 use bson::{Document, doc};
-use fjall::OwnedWriteBatch;
 
 use super::Index;
 use super::catalog::{self, Collection};
@@ -102,16 +102,16 @@ impl Transaction {
     ///
     /// # Errors
     /// 112 WriteConflict when another client created one of them meanwhile.
-    pub(super) fn creations_into(&self, batch: &mut OwnedWriteBatch) -> Result<Vec<Entry>> {
+    pub(super) fn creations_into(&self, batch: &mut Batch) -> Result<Vec<Entry>> {
         let storage = &self.storage;
         let mut logged = Vec::new();
         for collection in &self.created {
             if storage.collection(&collection.ns).is_some() {
                 return Err(write_conflict());
             }
-            batch.insert(&storage.meta, catalog::entry_key(&collection.ns), catalog::entry_value(collection)?);
+            batch.insert(Space::Meta, catalog::entry_key(&collection.ns), catalog::entry_value(collection)?);
             if !self.touched.contains_key(&collection.id) {
-                batch.insert(&storage.meta, totals_key(collection), Totals::default().encode());
+                batch.insert(Space::Meta, totals_key(collection), Totals::default().encode());
             }
             if storage.oplog.is_on() && oplog::is_logged(&collection.ns) {
                 let db = &collection.ns.db;
@@ -124,7 +124,7 @@ impl Transaction {
             }
         }
         if !self.created.is_empty() {
-            batch.insert(&storage.meta, NEXT_ID_KEY, storage.catalog.peek_next_id().to_be_bytes());
+            batch.insert(Space::Meta, NEXT_ID_KEY, storage.catalog.peek_next_id().to_be_bytes());
         }
         Ok(logged)
     }

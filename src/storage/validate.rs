@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use bson::RawDocument;
 
+use super::engine::Space;
 use super::index::ID_INDEX_ID;
-use super::{Collection, Storage, StorageError, document_key};
+use super::{Collection, Storage, document_key};
 use crate::error::Result;
 use crate::query::limits;
 
@@ -54,8 +55,8 @@ impl Storage {
         let mut expected: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(); secondary.len()];
         let mut report = ValidateReport::default();
         let prefix_len = collection.prefix().len();
-        for guard in self.docs.prefix(collection.prefix()) {
-            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+        for guard in self.engine.prefix(Space::Docs, collection.prefix()) {
+            let (key, value) = guard.into_inner()?;
             report.records += 1;
             let doc = match stored_document(collection, &key, &value) {
                 Ok(doc) => doc,
@@ -97,8 +98,8 @@ impl Storage {
         for (index, mut wanted) in secondary.iter().zip(expected) {
             let mut stored = 0u64;
             let mut valid = true;
-            for guard in self.index.prefix(index.prefix()) {
-                let key = guard.key().map_err(StorageError::from)?;
+            for guard in self.engine.prefix(Space::Index, index.prefix()) {
+                let key = guard.key()?;
                 stored += 1;
                 if wanted.remove(key.as_ref()).is_none() {
                     valid = false;
@@ -187,11 +188,11 @@ mod tests {
 
         // Lose one entry and plant a stray one: both are reported.
         let index = collection.index("a_1").ok_or("a_1")?;
-        let first = storage.index.prefix(index.prefix()).next().ok_or("entry")?.key()?;
-        storage.index.remove(first.clone())?;
+        let first = storage.engine.prefix(Space::Index, index.prefix()).next().ok_or("entry")?.key()?;
+        storage.engine.remove(Space::Index, first.clone())?;
         let mut stray = first.to_vec();
         stray.push(0);
-        storage.index.insert(stray, [])?;
+        storage.engine.insert(Space::Index, stray, [])?;
         let report = storage.validate_collection(&collection)?;
         assert!(!report.is_valid());
         assert_eq!(report.missing_entries.len(), 1);

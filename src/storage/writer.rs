@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
+use super::engine::{Batch, Bytes, Space};
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf, doc};
-use fjall::OwnedWriteBatch;
 
 use super::catalog::Capped;
 use super::index::{Index, prefix_successor, record_of, unique_tuple};
@@ -22,7 +22,7 @@ pub struct Writer<'a> {
     collection: &'a Arc<Collection>,
     /// The indexes to maintain, read under the lock: an index being built waits for it.
     indexes: IndexSet,
-    batch: OwnedWriteBatch,
+    batch: Batch,
     /// This batch's own writes by key (`None` = deleted), so later statements see them.
     pending: HashMap<Vec<u8>, Option<RawDocumentBuf>>,
     /// This batch's index entry changes (`Some(value)` = written, `None` = removed), ordered
@@ -75,7 +75,7 @@ impl<'a> Writer<'a> {
             storage,
             collection,
             indexes: collection.indexes(),
-            batch: storage.db.batch(),
+            batch: storage.engine.batch(),
             pending: HashMap::new(),
             pending_entries: BTreeMap::new(),
             multikey_changed: false,
@@ -122,7 +122,7 @@ impl<'a> Writer<'a> {
         }
         let stored = match &self.txn {
             Some((_, view)) => view.value(true, key)?,
-            None => self.storage.docs.get(key).map_err(StorageError::from)?,
+            None => self.storage.engine.get(Space::Docs, key)?,
         };
         match stored {
             Some(value) => Ok(Some(decode_document(&value)?)),
@@ -305,7 +305,7 @@ impl<'a> Writer<'a> {
         self.claim(&key)?;
         self.update_indexes(old.map(|d| d.as_ref()), None, &key)?;
         self.account(old, None);
-        self.batch.remove(&self.storage.docs, key.clone());
+        self.batch.remove(Space::Docs, key.clone());
         self.pending.insert(key, None);
         Ok(())
     }
@@ -315,9 +315,9 @@ impl<'a> Writer<'a> {
     fn next_record_key(&mut self) -> Result<Vec<u8>> {
         let prefix = self.collection.prefix();
         if self.collection.next_record.load(Ordering::Acquire) == 0 {
-            let last = match self.storage.docs.prefix(prefix).next_back() {
+            let last = match self.storage.engine.prefix(Space::Docs, prefix).next_back() {
                 Some(guard) => {
-                    let key = guard.key().map_err(StorageError::from)?;
+                    let key = guard.key()?;
                     key.get(prefix.len()..).and_then(|r| <[u8; 8]>::try_from(r).ok()).map_or(0, u64::from_be_bytes)
                 }
                 None => 0,
@@ -355,8 +355,8 @@ impl<'a> Writer<'a> {
         let prefix = self.collection.prefix();
         let start = self.trimmed_to.clone().unwrap_or_else(|| prefix.to_vec());
         let end = prefix_successor(&prefix).unwrap_or_default();
-        for guard in self.storage.docs.range(start..end) {
-            let (key, value) = guard.into_inner().map_err(StorageError::from)?;
+        for guard in self.storage.engine.range(Space::Docs, start..end) {
+            let (key, value) = guard.into_inner()?;
             let document = match self.pending.get(key.as_ref()) {
                 // Deleted in this batch (trimmed already).
                 Some(None) => continue,
@@ -418,11 +418,11 @@ impl<'a> Writer<'a> {
             }
         }
         for key in removals {
-            self.batch.remove(&self.storage.index, key.clone());
+            self.batch.remove(Space::Index, key.clone());
             self.pending_entries.insert(key, None);
         }
         for (key, value) in additions {
-            self.batch.insert(&self.storage.index, key.clone(), value.clone());
+            self.batch.insert(Space::Index, key.clone(), value.clone());
             self.pending_entries.insert(key, Some(value));
         }
         for index in newly_multikey {
@@ -461,12 +461,12 @@ impl<'a> Writer<'a> {
 
     /// The stored index entry keys under `prefix` (an `_id` or a unique key tuple: a few at
     /// most): committed ones, or in a transaction what its view holds.
-    fn stored_entries(&self, prefix: &[u8]) -> Result<Vec<fjall::UserKey>> {
-        let keys: std::result::Result<Vec<_>, fjall::Error> = match &self.txn {
+    fn stored_entries(&self, prefix: &[u8]) -> Result<Vec<Bytes>> {
+        let keys: std::result::Result<Vec<_>, StorageError> = match &self.txn {
             Some((_, view)) => view.rows_under(false, prefix).map(super::read::Row::key).collect(),
-            None => self.storage.index.prefix(prefix).map(fjall::Guard::key).collect(),
+            None => self.storage.engine.prefix(Space::Index, prefix).map(super::engine::Row::key).collect(),
         };
-        Ok(keys.map_err(StorageError::from)?)
+        Ok(keys?)
     }
 
     /// Tracks how a change from `old` to `new` moves the collection's totals.
@@ -552,13 +552,13 @@ impl<'a> Writer<'a> {
             // this writer's copy may predate a rename or `collMod`, and writing it back would
             // restore the old name or options at the next start.
             if let Some(current) = storage.catalog.current(collection) {
-                batch.insert(&storage.meta, catalog::entry_key(&current.ns), catalog::entry_value(&current)?);
+                batch.insert(Space::Meta, catalog::entry_key(&current.ns), catalog::entry_value(&current)?);
             }
         }
         if count_delta != 0 || bytes_delta != 0 {
             // IMPORTANT: read-modify-write of the totals is safe only under the write lock.
             let totals = storage.totals(collection)?.apply(count_delta, bytes_delta);
-            batch.insert(&storage.meta, super::totals_key(collection), totals.encode());
+            batch.insert(Space::Meta, super::totals_key(collection), totals.encode());
         }
         storage.commit_logged(batch, oplog.as_deref().unwrap_or_default())?;
         let ticket = DurabilityTicket(storage.journal.committed());
@@ -579,15 +579,15 @@ impl<'a> Writer<'a> {
     /// Writes (`Some`) or removes (`None`) a `meta` entry in this batch.
     pub(super) fn record_meta(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         match value {
-            Some(value) => self.batch.insert(&self.storage.meta, key, value),
-            None => self.batch.remove(&self.storage.meta, key),
+            Some(value) => self.batch.insert(Space::Meta, key, value),
+            None => self.batch.remove(Space::Meta, key),
         }
         self.meta_writes += 1;
     }
 
     fn put(&mut self, key: Vec<u8>, document: RawDocumentBuf) -> Result<()> {
         self.claim(&key)?;
-        self.batch.insert(&self.storage.docs, key.clone(), document.as_bytes());
+        self.batch.insert(Space::Docs, key.clone(), document.as_bytes());
         self.pending.insert(key, Some(document));
         Ok(())
     }

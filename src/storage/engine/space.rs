@@ -1,0 +1,64 @@
+//! What every engine names alike: its key spaces and the figures it reports.
+
+/// One of the engine's three ordered key spaces (see the layout in the storage module's
+/// documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// Format versions, the catalog, totals, drop markers, retryable-write records, change
+    /// images.
+    Meta,
+    /// Documents, keyed by collection id and `_id` (or record id).
+    Docs,
+    /// Secondary index entries, keyed by index id, key tuple and record key.
+    Index,
+}
+
+impl Space {
+    /// Every space, in the order the engine's statistics list them.
+    pub const ALL: [Space; 3] = [Space::Meta, Space::Docs, Space::Index];
+
+    /// Its name, as the engine and the metrics call it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Space::Meta => "meta",
+            Space::Docs => "docs",
+            Space::Index => "index",
+        }
+    }
+}
+
+/// The engine's figures at one moment (see [`Storage::engine_stats`](crate::storage::Storage::engine_stats)).
+#[derive(Debug, Clone)]
+pub struct EngineStats {
+    /// Bytes of the whole engine directory.
+    pub disk_bytes: u64,
+    /// Bytes of the journal.
+    pub journal_disk_bytes: u64,
+    /// Journal files on disk.
+    pub journal_files: usize,
+    /// Bytes in memtables not yet flushed.
+    pub write_buffer_bytes: u64,
+    /// Memtable flushes queued.
+    pub pending_flushes: usize,
+    /// Compactions finished since start.
+    pub compactions_completed: usize,
+    /// Compactions running now.
+    pub compactions_running: usize,
+    /// Time spent compacting since start.
+    pub compaction_time: std::time::Duration,
+    /// One entry per key space, in [`Space::ALL`]'s order.
+    pub keyspaces: [KeyspaceStats; 3],
+}
+
+/// One key space's figures.
+#[derive(Debug, Clone)]
+pub struct KeyspaceStats {
+    /// `meta`, `docs` or `index`.
+    pub name: &'static str,
+    /// Bytes on disk.
+    pub disk_bytes: u64,
+    /// Tables in level 0: fjall slows, then halts, writes as these pile up.
+    pub l0_tables: usize,
+    /// Tables in all levels.
+    pub tables: usize,
+}
