@@ -191,10 +191,19 @@ struct Flags {
     wired_tiger_collection_block_compressor: Option<String>,
     #[arg(long = "wiredTigerIndexPrefixCompression", hide = true)]
     wired_tiger_index_prefix_compression: Option<String>,
-    /// The storage engine: fjall, the only one so far (`wiredTiger`, what mongod's files name,
-    /// is accepted with a warning and means fjall) [default: fjall].
+    /// The storage engine: fjall, embedded in --dbpath, or postgres, a PostgreSQL database at
+    /// --pgUri (one Monarch node per database so far). `wiredTiger`, what mongod's files name,
+    /// is accepted with a warning and means fjall [default: fjall].
     #[arg(long = "storageEngine", env = "MONARCH_STORAGE_ENGINE")]
     storage_engine: Option<String>,
+    /// The PostgreSQL database of --storageEngine postgres, as a libpq-style URI
+    /// (postgresql://user@host1:5432,host2:5432/db?target_session_attrs=read-write); keep the
+    /// password out of it with --pgPasswordFile.
+    #[arg(long = "pgUri", env = "MONARCH_PG_URI")]
+    pg_uri: Option<String>,
+    /// A file holding the password for --pgUri (trailing whitespace ignored).
+    #[arg(long = "pgPasswordFile", env = "MONARCH_PG_PASSWORD_FILE")]
+    pg_password_file: Option<PathBuf>,
     /// Run as a member of the replica set NAME (mongod's `--replSet`; a `NAME/seed,...` seed
     /// list is accepted and its hosts ignored, as mongod ignores them): `hello` reports the set,
     /// writes wait for `replSetInitiate`, replies carry cluster times [default: standalone].
@@ -361,7 +370,17 @@ struct StorageSection {
     db_path: Option<PathBuf>,
     engine: Option<String>,
     #[serde(default)]
+    postgres: PostgresSection,
+    #[serde(default)]
     wired_tiger: WiredTigerSection,
+}
+
+/// `storage.postgres`: the database of `storage.engine = "postgres"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PostgresSection {
+    uri: Option<String>,
+    password_file: Option<PathBuf>,
 }
 
 /// `storage.wiredTiger`: of mongod's engine settings, only the cache size has a meaning here.
@@ -509,6 +528,72 @@ const MAX_CACHE_MB: u64 = 10_000_000;
 /// The smallest default cache, in MiB.
 const MIN_DEFAULT_CACHE_MB: f64 = 256.0;
 const MIB: u64 = 1024 * 1024;
+
+/// What the effective configuration shows for a secret.
+const MASKED: &str = "********";
+
+/// The PostgreSQL connection of `storage.engine`, when it names postgres: the URI, with the
+/// password from `password_file` when given. fjall (or mongod's `wiredTiger`, with a warning)
+/// gives `None`.
+fn postgres_config(
+    engine: Option<&str>,
+    uri: Option<String>,
+    password_file: Option<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<postgres::Config>, ConfigError> {
+    match engine {
+        None | Some("fjall") => {}
+        // What compose files and charts written for mongod pass: the engine mongod has.
+        Some("wiredTiger") => warnings.push("--storageEngine wiredTiger: Monarch stores data with fjall".into()),
+        Some("postgres") => {
+            let uri = uri.ok_or_else(|| {
+                ConfigError::invalid(
+                    "storage.postgres.uri",
+                    "storage.engine postgres needs the database's URI (--pgUri)",
+                )
+            })?;
+            let mut config: postgres::Config = uri.parse().map_err(|error| {
+                ConfigError::invalid("storage.postgres.uri", format!("not a PostgreSQL URI: {error}"))
+            })?;
+            if let Some(path) = password_file {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path, source })?;
+                config.password(text.trim_end());
+            }
+            return Ok(Some(config));
+        }
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "storage.engine",
+                format!("Cannot start server with an unknown storage engine: {other}"),
+            ));
+        }
+    }
+    if uri.is_some() || password_file.is_some() {
+        return Err(ConfigError::invalid("storage.postgres.uri", "is for storage.engine postgres only"));
+    }
+    Ok(None)
+}
+
+/// A PostgreSQL connection as the effective configuration shows it: hosts, database and user,
+/// never the password.
+fn postgres_shown(config: &postgres::Config) -> Document {
+    use postgres::config::Host;
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(host, port)| match host {
+            Host::Tcp(name) => format!("{name}:{port}"),
+            Host::Unix(path) => format!("{}:{port}", path.display()),
+        })
+        .collect();
+    doc! {
+        "hosts": hosts,
+        "dbname": config.get_dbname().map_or(Bson::Null, |name| Bson::String(name.to_owned())),
+        "user": config.get_user().map_or(Bson::Null, |user| Bson::String(user.to_owned())),
+        "password": config.get_password().map_or(Bson::Null, |_| Bson::String(MASKED.into())),
+    }
+}
 
 /// The storage engine's memory budget (`--cacheSizeGB`): what the block cache and the write
 /// buffers may hold together (see `storage::MemoryBudget` for the split).
@@ -666,6 +751,8 @@ pub struct Config {
     pub dbpath: PathBuf,
     /// The storage engine's memory budget.
     pub cache_size: CacheSize,
+    /// The PostgreSQL database of `--storageEngine postgres`; `None`: fjall, in `dbpath`.
+    pub postgres: Option<postgres::Config>,
     /// Logging.
     pub log: LogConfig,
     /// TLS.
@@ -1003,10 +1090,28 @@ impl Config {
                 Some(Secret(token.to_owned()))
             }
         };
-        let cache_size = match flags
+        let cache_size_gb = flags
             .cache_size_gb
-            .or_else(|| file.storage.wired_tiger.engine_config.cache_size_gb.as_ref().map(toml_scalar))
-        {
+            .or_else(|| file.storage.wired_tiger.engine_config.cache_size_gb.as_ref().map(toml_scalar));
+        let postgres = postgres_config(
+            flags.storage_engine.or(file.storage.engine).as_deref(),
+            flags.pg_uri.or(file.storage.postgres.uri),
+            flags.pg_password_file.or(file.storage.postgres.password_file),
+            &mut warnings,
+        )?;
+        if postgres.is_some() && cache_size_gb.is_some() {
+            return Err(ConfigError::invalid(
+                CACHE_SIZE_KEY,
+                "sizes the embedded engine's memory; with storage.engine postgres, PostgreSQL's memory is configured in PostgreSQL",
+            ));
+        }
+        if postgres.is_some() && flags.repair {
+            return Err(ConfigError::invalid(
+                "repair",
+                "repairs the embedded engine's files; a PostgreSQL database is checked and repaired with PostgreSQL's tools",
+            ));
+        }
+        let cache_size = match cache_size_gb {
             Some(text) => CacheSize::parse(&text)?,
             None => CacheSize::default_for(crate::host::memory_available_bytes()),
         };
@@ -1014,17 +1119,6 @@ impl Config {
             warnings.push(
                 "systemLog.quiet and a verbosity above 0 were both given; quiet wins for connection events".into(),
             );
-        }
-        match flags.storage_engine.or(file.storage.engine).as_deref() {
-            None | Some("fjall") => {}
-            // What compose files and charts written for mongod pass: the engine mongod has.
-            Some("wiredTiger") => warnings.push("--storageEngine wiredTiger: Monarch stores data with fjall".into()),
-            Some(other) => {
-                return Err(ConfigError::invalid(
-                    "storage.engine",
-                    format!("Cannot start server with an unknown storage engine: {other}"),
-                ));
-            }
         }
         let repl_set =
             flags.repl_set.or(file.replication.repl_set_name).map(|name| repl_set_name(&name)).transpose()?;
@@ -1090,6 +1184,7 @@ impl Config {
             rate_limit_per_user,
             dbpath,
             cache_size,
+            postgres,
             log,
             tls,
             compressors,
@@ -1120,7 +1215,6 @@ impl Config {
     /// defaults are merged, in the config file's spelling (`monarchd --validate-config`).
     /// Secrets (the admin token, the root user's password) show as `********`.
     pub fn effective(&self) -> Document {
-        const MASKED: &str = "********";
         let optional = |value: Option<Bson>| value.unwrap_or(Bson::Null);
         let disabled_protocols: Vec<&str> = self.tls.disabled_protocols.iter().map(|p| p.name()).collect();
         let limit = |n: Option<u32>| optional(n.map(|n| Bson::Int64(i64::from(n))));
@@ -1145,7 +1239,8 @@ impl Config {
         };
         let storage = doc! {
             "dbPath": path_string(&self.dbpath),
-            "engine": "fjall",
+            "engine": if self.postgres.is_some() { "postgres" } else { "fjall" },
+            "postgres": optional(self.postgres.as_ref().map(|config| Bson::Document(postgres_shown(config)))),
             "cacheSizeBytes": i64::try_from(self.cache_size.bytes).unwrap_or(i64::MAX),
             "wiredTiger": { "engineConfig": { "cacheSizeGB": optional(self.cache_size.configured_gb.map(Bson::Double)) } },
         };
@@ -1231,6 +1326,9 @@ impl Config {
             system_log.insert("logAppend", self.log.append);
         }
         let mut storage = doc! { "dbPath": path_string(&self.dbpath) };
+        if self.postgres.is_some() {
+            storage.insert("engine", "postgres");
+        }
         if let Some(gb) = self.cache_size.configured_gb {
             storage.insert("wiredTiger", doc! { "engineConfig": { "cacheSizeGB": gb } });
         }
@@ -1800,6 +1898,52 @@ mod tests {
             unknown.as_deref(),
             Some("invalid value for storage.engine: Cannot start server with an unknown storage engine: inMemory")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn config_postgres_engine_takes_its_uri_and_password_file_and_refuses_embedded_options()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let uri = "postgresql://monarch:inline@db1:5433,db2/app?target_session_attrs=read-write";
+        let c = config(&["--storageEngine", "postgres", "--pgUri", uri])?;
+        let pg = c.postgres.as_ref().ok_or("postgres")?;
+        assert_eq!((pg.get_dbname(), pg.get_user(), pg.get_hosts().len()), (Some("app"), Some("monarch"), 2));
+        assert_eq!(pg.get_target_session_attrs(), postgres::config::TargetSessionAttrs::ReadWrite);
+        let shown = c.effective();
+        let storage = shown.get_document("storage")?;
+        assert_eq!(storage.get_str("engine")?, "postgres");
+        assert_eq!(
+            storage.get_document("postgres")?,
+            &doc! { "hosts": ["db1:5433", "db2:5432"], "dbname": "app", "user": "monarch", "password": "********" }
+        );
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("pg-password");
+        std::fs::write(&file, "from-file\n")?;
+        let c =
+            config(&["--storageEngine", "postgres", "--pgUri", uri, "--pgPasswordFile", file.to_str().ok_or("path")?])?;
+        assert_eq!(c.postgres.as_ref().and_then(|pg| pg.get_password()), Some(&b"from-file"[..]));
+        let refused = |args: &[&str]| config(args).err().map(|e| e.to_string());
+        assert_eq!(
+            refused(&["--storageEngine", "postgres"]).as_deref(),
+            Some("invalid value for storage.postgres.uri: storage.engine postgres needs the database's URI (--pgUri)")
+        );
+        assert_eq!(
+            refused(&["--pgUri", uri]).as_deref(),
+            Some("invalid value for storage.postgres.uri: is for storage.engine postgres only")
+        );
+        assert_eq!(
+            refused(&["--storageEngine", "postgres", "--pgUri", uri, "--cacheSizeGB", "1"]).as_deref(),
+            Some(
+                "invalid value for storage.wiredTiger.engineConfig.cacheSizeGB: sizes the embedded engine's memory; with storage.engine postgres, PostgreSQL's memory is configured in PostgreSQL"
+            )
+        );
+        assert_eq!(
+            refused(&["--storageEngine", "postgres", "--pgUri", uri, "--repair"]).as_deref(),
+            Some(
+                "invalid value for repair: repairs the embedded engine's files; a PostgreSQL database is checked and repaired with PostgreSQL's tools"
+            )
+        );
+        assert!(refused(&["--storageEngine", "postgres", "--pgUri", "postgresql://db/app?sslmode=bogus"]).is_some());
         Ok(())
     }
 

@@ -18,7 +18,7 @@ use crate::obs::Observers;
 use crate::state::State;
 use crate::state::pool::BlockingPool;
 use crate::state::tls::{TlsCertificates, TlsError};
-use crate::storage::{FLUSH_INTERVAL, MemoryBudget, Storage, StorageError};
+use crate::storage::{EngineConfig, FLUSH_INTERVAL, MemoryBudget, Storage, StorageError};
 
 /// How often idle cursors and sessions are looked for (mongod's
 /// `clientCursorMonitorFrequencySecs`).
@@ -85,9 +85,15 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     // An empty data directory is a first start: where the official image creates its root user.
     let fresh = std::fs::read_dir(&config.dbpath).is_ok_and(|mut entries| entries.next().is_none());
     let certificates = TlsCertificates::load(&config.tls)?;
-    let budget = MemoryBudget::split(config.cache_size.bytes);
-    log_memory_budget(&config.cache_size, &budget);
-    let storage = Arc::new(Storage::open_with_budget(&config.dbpath, budget)?);
+    let engine = match &config.postgres {
+        Some(postgres) => EngineConfig::Postgres(Box::new(postgres.clone())),
+        None => {
+            let budget = MemoryBudget::split(config.cache_size.bytes);
+            log_memory_budget(&config.cache_size, &budget);
+            EngineConfig::Fjall(budget)
+        }
+    };
+    let storage = Arc::new(Storage::open_engine(&config.dbpath, &engine)?);
     let listeners = bind(&config.bind_ip, config.port).await?;
     let admin_listeners = match config.admin_port {
         Some(port) => bind(&config.admin_bind_ip, port).await?,

@@ -460,7 +460,9 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let engine = super::super::engine::Engine::open(
             dir.path(),
-            &super::super::MemoryBudget::split(super::super::MemoryBudget::MIN_BYTES),
+            &super::super::EngineConfig::Fjall(super::super::MemoryBudget::split(
+                super::super::MemoryBudget::MIN_BYTES,
+            )),
         )?;
         let journal = Journal::new(engine.clone())?;
         engine.insert(super::super::engine::Space::Docs, "k", "v")?;

@@ -19,6 +19,11 @@ pub enum StorageError {
         /// What the OS said.
         reason: String,
     },
+    /// Another node holds the PostgreSQL engine's database.
+    #[error(
+        "PostgreSQL database {0} is in use by another monarchd (it holds the database's node lock); several Monarch nodes on one database are not supported yet"
+    )]
+    DatabaseInUse(String),
     /// The data directory was written by an incompatible format.
     #[error("data files have format version {found}, this server reads version {expected}")]
     FormatVersion {
@@ -61,6 +66,9 @@ pub enum StorageError {
         /// Detail.
         detail: String,
     },
+    /// The PostgreSQL engine's database refused a statement, or the connection failed.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] postgres::Error),
     /// File-system I/O outside the engine (lock file, directories).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -69,15 +77,17 @@ pub enum StorageError {
 impl From<StorageError> for Error {
     fn from(error: StorageError) -> Self {
         let code = match &error {
-            StorageError::DbPathInUse { .. } => ErrorCode::DBPathInUse,
+            StorageError::DbPathInUse { .. } | StorageError::DatabaseInUse(_) => ErrorCode::DBPathInUse,
             StorageError::OutOfDiskSpace { .. } => ErrorCode::OutOfDiskSpace,
             _ if error.is_disk_full() => ErrorCode::OutOfDiskSpace,
+            StorageError::Postgres(error) if is_write_conflict(error) => ErrorCode::WriteConflict,
             _ => ErrorCode::InternalError,
         };
         match &error {
             // These messages are meant for the client: they say what to do.
             StorageError::WritesDisabled(_)
             | StorageError::DbPathInUse { .. }
+            | StorageError::DatabaseInUse(_)
             | StorageError::OutOfDiskSpace { .. } => Error::new(code, error.to_string()),
             _ => {
                 log_engine_error(&error);
@@ -107,6 +117,16 @@ impl StorageError {
         }
         false
     }
+}
+
+/// Whether PostgreSQL refused a transaction because another one holds or changed its rows:
+/// mongod's 112 WriteConflict, which drivers retry.
+fn is_write_conflict(error: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    error.code().is_some_and(|code| {
+        [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::LOCK_NOT_AVAILABLE]
+            .contains(code)
+    })
 }
 
 /// Logs an engine error the client is only told to look up: at error level, with its cause,

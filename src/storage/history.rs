@@ -14,6 +14,7 @@ use super::engine::{Instant as SeqNo, Snapshot};
 use bson::Timestamp;
 
 use super::clock::{pack, unpack};
+use super::read::ReadView;
 
 /// The most runs kept: past it the oldest go first, whatever the window (about 24 MiB).
 const MAX_RUNS: usize = 1 << 20;
@@ -117,11 +118,58 @@ impl History {
     }
 }
 
+/// Views kept for an engine that cannot read in the past (PostgreSQL keeps no history): the
+/// view a snapshot read of "now" opened, by the cluster time it read at, for a short while.
+/// A snapshot session's later reads ask for that time and get the same view (the same
+/// database snapshot); any other earlier time stays unreadable.
+#[derive(Default)]
+pub(super) struct RecentViews {
+    views: VecDeque<(Instant, Timestamp, ReadView)>,
+}
+
+impl std::fmt::Debug for RecentViews {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecentViews").field("views", &self.views.len()).finish()
+    }
+}
+
+/// The most views kept: each holds a database connection and its open transaction.
+const RECENT_VIEWS: usize = 16;
+/// How long a view is kept: mongod's `transactionLifetimeLimitSeconds` default, the longest a
+/// snapshot is held open by a transaction too.
+const RECENT_VIEW_LIFE: Duration = Duration::from_secs(60);
+
+impl RecentViews {
+    /// Keeps `view`, which reads at time `ts` (the first kept for a time stays).
+    pub(super) fn remember(&mut self, ts: Timestamp, view: &ReadView, now: Instant) {
+        self.expire(now);
+        if self.views.iter().any(|(_, kept, _)| *kept == ts) {
+            return;
+        }
+        self.views.push_back((now, ts, view.clone()));
+        while self.views.len() > RECENT_VIEWS {
+            self.views.pop_front();
+        }
+    }
+
+    /// The view kept for time `ts`, if any.
+    pub(super) fn get(&mut self, ts: Timestamp, now: Instant) -> Option<ReadView> {
+        self.expire(now);
+        self.views.iter().find(|(_, kept, _)| *kept == ts).map(|(_, _, view)| view.clone())
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self.views.front().is_some_and(|(taken, _, _)| now.duration_since(*taken) >= RECENT_VIEW_LIFE) {
+            self.views.pop_front();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::engine::{Engine, Space};
-    use crate::storage::{MemoryBudget, StorageError};
+    use crate::storage::{EngineConfig, MemoryBudget, StorageError};
 
     fn ts(increment: u32) -> Timestamp {
         Timestamp { time: 100, increment }
@@ -130,7 +178,7 @@ mod tests {
     #[test]
     fn history_maps_times_to_the_instant_of_the_last_commit_at_or_before() -> Result<(), StorageError> {
         let dir = tempfile::tempdir()?;
-        let db = Engine::open(dir.path(), &MemoryBudget::split(MemoryBudget::MIN_BYTES))?;
+        let db = Engine::open(dir.path(), &EngineConfig::Fjall(MemoryBudget::split(MemoryBudget::MIN_BYTES)))?;
         let mut history = History::default();
         let start = Instant::now();
         let window = (start, Duration::from_secs(300));
@@ -153,7 +201,7 @@ mod tests {
     #[test]
     fn history_drops_what_its_oldest_anchor_no_longer_keeps() -> Result<(), StorageError> {
         let dir = tempfile::tempdir()?;
-        let db = Engine::open(dir.path(), &MemoryBudget::split(MemoryBudget::MIN_BYTES))?;
+        let db = Engine::open(dir.path(), &EngineConfig::Fjall(MemoryBudget::split(MemoryBudget::MIN_BYTES)))?;
         let mut history = History::default();
         let start = Instant::now();
         let window = Duration::from_secs(10);

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::engine::Instant;
+pub(super) use super::engine::prefix_successor;
 use super::keys;
 use crate::error::{Error, ErrorCode, Result};
 use crate::query::Filter;
@@ -622,19 +623,6 @@ pub(super) fn record_of(key: &[u8]) -> Option<&[u8]> {
     let len_at = key.len().checked_sub(2)?;
     let len = usize::from(u16::from_be_bytes(key.get(len_at..)?.try_into().ok()?));
     key.get(len_at.checked_sub(len)?..len_at)
-}
-
-/// The smallest byte string above every string that starts with `prefix`, or `None` when no
-/// such string exists (all `FF`).
-pub(super) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut out = prefix.to_vec();
-    while let Some(last) = out.pop() {
-        if last != 0xFF {
-            out.push(last + 1);
-            return Some(out);
-        }
-    }
-    None
 }
 
 /// A half-open byte range of index keys: inclusive start, exclusive end (`Unbounded` past the

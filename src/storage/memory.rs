@@ -178,7 +178,11 @@ mod tests {
             storage.engine.insert(Space::Docs, n.to_be_bytes(), value.as_slice())?;
             n += 1;
         }
-        assert_eq!(storage.engine.keyspace(Space::Docs).sealed_memtable_count(), 0, "fjall alone has not sealed it");
+        assert_eq!(
+            storage.engine.keyspace(Space::Docs).map(|docs| docs.sealed_memtable_count()),
+            Some(0),
+            "fjall alone has not sealed it"
+        );
         storage.bound_write_buffers();
         let flushed = (0..500).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(10));

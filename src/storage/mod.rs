@@ -98,6 +98,7 @@ use crate::error::{Error, ErrorCode, Result};
 use catalog::{Catalog, CatalogChange};
 use disk::DiskGuard;
 use durability::Journal;
+pub use engine::EngineConfig;
 use engine::{Batch, Engine, Space};
 use index::ID_INDEX_ID;
 use read::{corrupt_document, decode_document, document_key};
@@ -182,16 +183,32 @@ impl Storage {
     /// [`StorageError::DbPathInUse`] when another server holds it, a data or key format
     /// mismatch, or engine and I/O errors.
     pub fn open_with_budget(dbpath: &Path, budget: MemoryBudget) -> std::result::Result<Self, StorageError> {
-        std::fs::create_dir_all(dbpath)?;
-        let lock = lock_dbpath(dbpath)?;
-        Self::open_locked(dbpath, budget, lock)
+        Self::open_engine(dbpath, &EngineConfig::Fjall(budget))
     }
 
-    /// [`Storage::open_with_budget`] for a caller that holds the dbpath's lock already
+    /// Opens (or creates) the data directory and the engine `config` names, locks the
+    /// directory and loads the catalog. On PostgreSQL the directory keeps the lock and the
+    /// spill files; the data is in the database.
+    ///
+    /// # Errors
+    /// [`StorageError::DbPathInUse`] when another server holds the directory (or another node
+    /// the database), a data or key format mismatch, or engine, connection and I/O errors.
+    pub fn open_engine(dbpath: &Path, config: &EngineConfig) -> std::result::Result<Self, StorageError> {
+        std::fs::create_dir_all(dbpath)?;
+        let lock = lock_dbpath(dbpath)?;
+        Self::open_locked(dbpath, config, lock)
+    }
+
+    /// [`Storage::open_engine`] for a caller that holds the dbpath's lock already
     /// (`--repair`, which reads the engine's files before it opens the storage).
-    fn open_locked(dbpath: &Path, budget: MemoryBudget, lock: File) -> std::result::Result<Self, StorageError> {
+    fn open_locked(dbpath: &Path, config: &EngineConfig, lock: File) -> std::result::Result<Self, StorageError> {
         repair::check_no_interrupted_swap(dbpath)?;
-        let engine = Engine::open(&dbpath.join(ENGINE_DIR), &budget)?;
+        let engine = Engine::open(&dbpath.join(ENGINE_DIR), config)?;
+        let budget = match config {
+            EngineConfig::Fjall(budget) => *budget,
+            // PostgreSQL manages its own memory: nothing is budgeted here.
+            EngineConfig::Postgres(_) => MemoryBudget::split(0),
+        };
         let stored_format = engine.get(Space::Meta, FORMAT_KEY)?;
         // Before anything is upgraded or rewritten: keys of another layout must not be touched.
         check_key_format(&engine, stored_format.is_none())?;

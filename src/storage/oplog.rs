@@ -20,7 +20,7 @@ use bson::{DateTime, Document, RawBsonRef, RawDocumentBuf, Timestamp, Uuid};
 
 use super::catalog::Collection;
 use super::clock::pack;
-use super::history::{History, Unreadable};
+use super::history::{History, RecentViews, Unreadable};
 use super::index::prefix_successor;
 use super::{Namespace, ReadView, Storage, Totals, totals_key};
 use crate::error::{Error, ErrorCode, Result};
@@ -314,6 +314,8 @@ struct Active {
     trimmed_to: Option<Vec<u8>>,
     /// Which instant each logged commit's time made current (snapshot reads at a time).
     history: History,
+    /// On an engine without history: the views snapshot reads of "now" opened.
+    recent: RecentViews,
 }
 
 /// The `meta` key of the images of the change at index `op_index` of the entry recorded at
@@ -399,7 +401,14 @@ impl Storage {
         };
         let size = collection.capped.map_or(size, |capped| capped.size);
         let totals = self.totals(&collection)?;
-        *self.oplog.lock() = Some(Active { collection, totals, size, trimmed_to: None, history: History::default() });
+        *self.oplog.lock() = Some(Active {
+            collection,
+            totals,
+            size,
+            trimmed_to: None,
+            history: History::default(),
+            recent: RecentViews::default(),
+        });
         self.oplog.on.store(true, Ordering::Release);
         Ok(())
     }
@@ -527,7 +536,9 @@ impl Storage {
         batch.commit().map_err(|e| self.engine_write_failed(e))?;
         oplog.totals = totals;
         oplog.trimmed_to = trimmed_to;
-        if let Some(last) = last {
+        // PostgreSQL cannot open a snapshot in the past: it keeps no history, and a read at
+        // an earlier time gets 239 SnapshotTooOld.
+        if let Some(last) = last.filter(|_| self.engine.reads_at_past_instants()) {
             let clock = (std::time::Instant::now(), self.oplog.history_window());
             oplog.history.record(last, self.engine.visible_instant(), clock, || self.engine.snapshot());
         }
@@ -544,12 +555,25 @@ impl Storage {
     /// 239 SnapshotTooOld for a time before the oldest the history keeps (or before the
     /// member started recording, when the history is new).
     pub fn snapshot_at(&self, at: Option<Timestamp>) -> Result<(ReadView, Timestamp)> {
-        let active = self.oplog.lock();
+        let mut active = self.oplog.lock();
         let now = self.clock.now();
+        let keeps_history = self.engine.reads_at_past_instants();
         let Some(at) = at.filter(|at| pack(*at) < pack(now)) else {
-            return Ok((self.snapshot(), now));
+            let view = self.snapshot();
+            if let Some(oplog) = active.as_mut().filter(|_| !keeps_history) {
+                oplog.recent.remember(now, &view, std::time::Instant::now());
+            }
+            return Ok((view, now));
         };
         let history = active.as_ref().map(|oplog| oplog.history.instant_at(at));
+        // Without history, only the time a kept view reads at is readable.
+        let recent = active
+            .as_mut()
+            .filter(|_| !keeps_history)
+            .and_then(|oplog| oplog.recent.get(at, std::time::Instant::now()));
+        if let Some(view) = recent {
+            return Ok((view, at));
+        }
         match history {
             Some(Ok((anchor, instant))) => Ok((ReadView::at(anchor, instant), at)),
             None | Some(Err(Unreadable::TooOld)) => {

@@ -157,7 +157,7 @@ pub fn repair(dbpath: &Path, budget: MemoryBudget) -> Result<RepairReport, Stora
         remove_unreadable_catalog_entries(&db, &mut quarantine, &mut report)?;
         db.persist(PersistMode::SyncAll)?;
     }
-    let storage = Storage::open_locked(dbpath, budget, lock)?;
+    let storage = Storage::open_locked(dbpath, &super::EngineConfig::Fjall(budget), lock)?;
     storage.repair_contents(&mut quarantine, &mut report)?;
     let invalid = storage.validate_all()?;
     report.quarantine = quarantine.created.then(|| quarantine.dir.clone());

@@ -52,11 +52,13 @@ impl TestServer {
     pub fn start_with_env(dir: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Self {
         let dbpath = dir.path().join("db");
         let admin_port: &[&str] = if args.contains(&"--adminPort") { &[] } else { &["--adminPort", "0"] };
+        let engine = postgres_engine_args(&dbpath, args);
         let mut child = Command::new(env!("CARGO_BIN_EXE_monarchd"))
             .envs(env.iter().copied())
             .args(["--port", "0", "--dbpath"])
             .arg(&dbpath)
             .args(admin_port)
+            .args(&engine)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -263,6 +265,41 @@ impl Drop for TestServer {
     }
 }
 
+/// The PostgreSQL server the suite runs against instead of the embedded engine, when set
+/// (`.ci/run` starts one and runs the suite a second time with it).
+pub const TEST_PG_URI: &str = "MONARCH_TEST_PG_URI";
+
+/// With [`TEST_PG_URI`] set, the flags that put a server's data in a database of its own on
+/// that PostgreSQL server: named after `dbpath` (a restart on the same directory finds its
+/// data again) and created if missing. Nothing when the variable is unset, when `args` choose
+/// the engine themselves, or when `dbpath` holds an embedded engine already (what `monarchd
+/// restore --from` writes: a backup taken on PostgreSQL restores to such a directory).
+fn postgres_engine_args(dbpath: &std::path::Path, args: &[&str]) -> Vec<String> {
+    let Ok(server) = std::env::var(TEST_PG_URI) else { return Vec::new() };
+    if args.contains(&"--storageEngine") || dbpath.join("engine").exists() {
+        return Vec::new();
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&dbpath, &mut hasher);
+    let name = format!("monarch_test_{:016x}", std::hash::Hasher::finish(&hasher));
+    // On a thread of its own: the blocking client runs a runtime, which an async test's
+    // thread must not start.
+    let (admin_uri, database) = (server.clone(), name.clone());
+    std::thread::spawn(move || {
+        let mut admin = postgres::Client::connect(&admin_uri, postgres::NoTls).expect("connect to the test PostgreSQL");
+        let exists =
+            admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database]).expect("pg_database");
+        if exists.is_none() {
+            admin.batch_execute(&format!("CREATE DATABASE {database}")).expect("create the test database");
+        }
+    })
+    .join()
+    .expect("the test database");
+    // The URI names a database last (postgresql://user@host:port/database): this one instead.
+    let (server, _) = server.rsplit_once('/').expect("a database in MONARCH_TEST_PG_URI");
+    vec!["--storageEngine".into(), "postgres".into(), "--pgUri".into(), format!("{server}/{name}")]
+}
+
 /// Polls `check` every 20 ms until it holds, up to `timeout`; returns whether it held.
 pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -308,8 +345,15 @@ pub fn run_to_exit(args: &[&str]) -> Output {
     if !args.contains(&"--adminPort") {
         command.args(["--adminPort", "0"]);
     }
-    if !args.contains(&"--dbpath") {
-        command.arg("--dbpath").arg(scratch.path().join("db"));
+    match args.iter().position(|arg| *arg == "--dbpath").and_then(|at| args.get(at + 1)) {
+        // A server's own directory: on the engine that server used.
+        Some(given) => {
+            command.args(postgres_engine_args(std::path::Path::new(given), args));
+        }
+        // A startup refused for its options, on the default engine.
+        None => {
+            command.arg("--dbpath").arg(scratch.path().join("db"));
+        }
     }
     let mut child = command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn monarchd");
     let drain = |pipe: Option<Box<dyn Read + Send>>| {

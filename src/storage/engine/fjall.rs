@@ -12,17 +12,10 @@ use std::sync::Arc;
 use fjall::{AbstractTree as _, Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode, SeqNo};
 use lsm_tree::Guard as _;
 
-use super::space::{EngineStats, KeyspaceStats, Space};
+use super::space::{Bytes, EngineStats, Instant, KeyspaceStats, Space};
 use crate::storage::durability::{SyncTarget, engine_stopped};
 use crate::storage::error::{StorageError, open_failure};
 use crate::storage::memory::{MemoryBudget, MemoryUsage};
-
-/// A key or a value as the engine returns it: shared bytes, cheap to clone.
-pub type Bytes = fjall::Slice;
-
-/// A point in the engine's commit order: a read at an instant sees every batch committed
-/// before it.
-pub type Instant = SeqNo;
 
 /// The three keyspaces, shared by the engine's handles, snapshots and batches.
 struct Spaces {

@@ -1,8 +1,29 @@
 //! What every engine names alike: its key spaces and the figures it reports.
 
+/// A key or a value as an engine returns it: shared bytes, cheap to clone (fjall's own type,
+/// which the PostgreSQL engine fills from its rows).
+pub type Bytes = fjall::Slice;
+
+/// A point in an engine's commit order: a read at an instant sees every batch committed
+/// before it.
+pub type Instant = u64;
+
+/// The smallest byte string above every string that starts with `prefix`, or `None` when no
+/// such string exists (all `FF`).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last != 0xFF {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
 /// One of the engine's three ordered key spaces (see the layout in the storage module's
 /// documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Space {
     /// Format versions, the catalog, totals, drop markers, retryable-write records, change
     /// images.

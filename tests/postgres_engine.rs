@@ -1,0 +1,142 @@
+//! The PostgreSQL storage engine (issue 20) where it differs from the embedded one: the data
+//! lives in the database, not in `--dbpath`; a second node is refused; data moves between the
+//! engines with `monarchd dump` and `restore`; a read at an earlier cluster time gets
+//! 239 SnapshotTooOld. Everything else is the rest of the suite, which `.ci/postgres-tests`
+//! runs a second time on PostgreSQL.
+//!
+//! These tests need a PostgreSQL server: `.ci/postgres-tests` starts one and sets
+//! `MONARCH_TEST_PG_URI`. Without it (a plain `cargo test`), each says so and returns.
+
+#![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
+
+mod common;
+
+use common::tools::{documents, indexes, path, stderr, tool};
+use common::{TEST_PG_URI, TestServer, run_to_exit};
+use mongodb::bson::{Document, doc};
+
+/// A new, empty database on the test PostgreSQL server, as a `--pgUri`; `None` (the test
+/// skips) without one.
+fn new_database(name: &str) -> Option<String> {
+    let Ok(server) = std::env::var(TEST_PG_URI) else {
+        eprintln!("skipped: {TEST_PG_URI} is not set (.ci/postgres-tests sets it)");
+        return None;
+    };
+    let database = format!("monarch_{name}_{}", std::process::id());
+    let admin_uri = server.clone();
+    let created = database.clone();
+    // On a thread of its own: the blocking client runs a runtime of its own.
+    std::thread::spawn(move || {
+        let mut admin = postgres::Client::connect(&admin_uri, postgres::NoTls).expect("connect");
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {created}")).expect("drop");
+        admin.batch_execute(&format!("CREATE DATABASE {created}")).expect("create");
+    })
+    .join()
+    .expect("the test database");
+    let (base, _) = server.rsplit_once('/').expect("a database in MONARCH_TEST_PG_URI");
+    Some(format!("{base}/{database}"))
+}
+
+/// Rows of `table` in the database at `uri`.
+fn rows(uri: &str, table: &str) -> i64 {
+    let (uri, query) = (uri.to_owned(), format!("SELECT count(*) FROM {table}"));
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&uri, postgres::NoTls).expect("connect");
+        client.query_one(&query, &[]).expect("count").get(0)
+    })
+    .join()
+    .expect("count")
+}
+
+#[tokio::test]
+async fn postgres_engine_keeps_the_data_in_the_database_and_allows_one_node() {
+    let Some(uri) = new_database("one_node") else { return };
+    let mut server = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &uri]);
+    let people = server.client("").await.database("app").collection::<Document>("people");
+    let docs: Vec<Document> = (0..300).map(|i| doc! { "_id": i, "age": i % 90 }).collect();
+    people.insert_many(docs).await.expect("insert");
+    people.create_index(mongodb::IndexModel::builder().keys(doc! { "age": 1 }).build()).await.expect("index");
+    // The documents and their index entries are rows of the engine's tables.
+    assert_eq!(rows(&uri, "monarch_docs"), 300);
+    assert_eq!(rows(&uri, "monarch_index"), 300);
+
+    // A second node on the same database is refused at start: 14 DBPathInUse's exit code.
+    let second = run_to_exit(&["--storageEngine", "postgres", "--pgUri", &uri]);
+    assert_eq!(second.status.code(), Some(100), "{}", String::from_utf8_lossy(&second.stdout));
+    let log = String::from_utf8_lossy(&second.stdout);
+    assert!(log.contains("is in use by another monarchd"), "{log}");
+
+    // Another data directory on the same database finds everything: nothing was in --dbpath.
+    assert!(server.terminate().success(), "clean shutdown");
+    let moved = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &uri]);
+    let people = moved.client("").await.database("app").collection::<Document>("people");
+    assert_eq!(people.count_documents(doc! { "age": 5 }).await.expect("count"), 4);
+    let plan = moved
+        .client("")
+        .await
+        .database("app")
+        .run_command(doc! { "explain": { "find": "people", "filter": { "age": 5 } }, "verbosity": "queryPlanner" })
+        .await
+        .expect("explain");
+    let stage = plan.get_document("queryPlanner").and_then(|p| p.get_document("winningPlan")).expect("plan");
+    assert_eq!(stage.get_document("inputStage").and_then(|s| s.get_str("indexName")).ok(), Some("age_1"), "{plan}");
+}
+
+#[tokio::test]
+async fn postgres_engine_takes_data_dumped_from_the_embedded_engine() {
+    let Some(uri) = new_database("moved") else { return };
+    let embedded = TestServer::start(&["--storageEngine", "fjall"]);
+    let client = embedded.client("").await;
+    let orders = client.database("shop").collection::<Document>("orders");
+    let docs: Vec<Document> = (0..2500).map(|i| doc! { "_id": i, "sku": format!("s{}", i % 40), "qty": i }).collect();
+    orders.insert_many(docs).await.expect("insert");
+    orders
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "sku": 1, "qty": -1 })
+                .options(mongodb::options::IndexOptions::builder().unique(true).build())
+                .build(),
+        )
+        .await
+        .expect("index");
+    let dump = tempfile::tempdir().expect("temp dir");
+    let source = format!("mongodb://127.0.0.1:{}", embedded.port);
+    let dumped = tool(&["dump", "--uri", &source, "--out", path(dump.path())]);
+    assert!(dumped.status.success(), "{}", stderr(&dumped));
+
+    let on_postgres = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &uri]);
+    let target = format!("mongodb://127.0.0.1:{}", on_postgres.port);
+    let restored = tool(&["restore", "--uri", &target, "--dir", path(dump.path())]);
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    let moved = on_postgres.client("").await;
+    assert_eq!(documents(&moved, "shop", "orders").await, documents(&client, "shop", "orders").await);
+    assert_eq!(indexes(&moved, "shop", "orders").await, indexes(&client, "shop", "orders").await);
+    // The unique index holds on the new engine.
+    let duplicate = moved
+        .database("shop")
+        .collection::<Document>("orders")
+        .insert_one(doc! { "_id": -1, "sku": "s0", "qty": 0 })
+        .await
+        .expect_err("a duplicate key");
+    assert_eq!(common::error_code(&duplicate), Some(11000), "{duplicate}");
+}
+
+#[tokio::test]
+async fn postgres_engine_refuses_a_read_at_an_earlier_cluster_time() {
+    let Some(uri) = new_database("history") else { return };
+    let member = TestServer::member(&["--storageEngine", "postgres", "--pgUri", &uri]);
+    let client = member.client("").await;
+    let db = client.database("app");
+    let inserted = db.run_command(doc! { "insert": "c", "documents": [{ "_id": 1 }] }).await.expect("insert");
+    let at = inserted.get_timestamp("operationTime").expect("operationTime");
+    db.run_command(doc! { "insert": "c", "documents": [{ "_id": 2 }] }).await.expect("insert");
+    let error = db
+        .run_command(doc! { "find": "c", "readConcern": { "level": "snapshot", "atClusterTime": at } })
+        .await
+        .expect_err("no history on PostgreSQL");
+    assert_eq!(common::error_code(&error), Some(239), "{error}");
+    // A snapshot read at the current time is served.
+    let now = db.run_command(doc! { "find": "c", "readConcern": { "level": "snapshot" } }).await.expect("find");
+    let batch = now.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+    assert_eq!(batch.len(), 2, "{now}");
+}
