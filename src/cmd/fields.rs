@@ -158,8 +158,8 @@ pub const CREATE: CommandOptions = CommandOptions::strict(&[
     F::honoured("validator", "stored; validation is applied to later writes"),
     F::honoured("validationLevel", "stored with the validator"),
     F::honoured("validationAction", "stored with the validator"),
-    F::ignored("storageEngine", "engine-specific options; Monarch has one engine"),
-    F::ignored("indexOptionDefaults", "holds only engine-specific index options; Monarch has one engine"),
+    F::ignored("storageEngine", "engine-specific options; Monarch's engines take none per collection"),
+    F::ignored("indexOptionDefaults", "holds only engine-specific index options; Monarch's engines take none"),
     F::honoured("collation", "the collection's default collation"),
     F::honoured(
         "expireAfterSeconds",
