@@ -457,29 +457,21 @@ impl Rows {
         sql.push_str(&format!(" LIMIT {}", self.chunk));
         let typed: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> =
             params.iter().map(|key| (key as &(dyn postgres::types::ToSql + Sync), Type::BYTEA)).collect();
-        let rows = match self.source.run(|client| client.query_typed(&sql, &typed)) {
-            Ok(rows) => rows,
+        let fetched = self.source.run(|client| {
+            client.query_typed(&sql, &typed)?.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+        });
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = match fetched {
+            Ok(pairs) => pairs,
             Err(error) => {
+                // The scan ends with the failure, reported at the next call.
                 self.failed = Some(error);
                 self.drained = true;
                 self.source.finish();
                 return;
             }
         };
-        let fetched = rows.len();
-        let pairs: Result<Vec<(Bytes, Bytes)>, postgres::Error> = rows
-            .iter()
-            .map(|row| Ok((Bytes::from(row.try_get::<_, &[u8]>(0)?), Bytes::from(row.try_get::<_, &[u8]>(1)?))))
-            .collect();
-        let pairs = match pairs {
-            Ok(pairs) => pairs,
-            Err(error) => {
-                self.failed = Some(error.into());
-                self.drained = true;
-                self.source.finish();
-                return;
-            }
-        };
+        let fetched = pairs.len();
+        let pairs = pairs.into_iter().map(|(key, value)| (Bytes::from(key), Bytes::from(value)));
         let buffer = if forward { &mut self.front } else { &mut self.back };
         buffer.extend(pairs);
         if (fetched as i64) < self.chunk {
