@@ -340,6 +340,38 @@ fn pool_families(out: &mut Families, figures: &ServerFigures) {
     );
 }
 
+/// The PostgreSQL engine's connections and its database's standbys.
+fn postgres_families(out: &mut Families, postgres: &crate::storage::PostgresStats) {
+    out.counter(
+        "monarch_postgres_requests_total",
+        "Requests sent to PostgreSQL: a point read, a scan's chunk, a snapshot's start, a batch's transaction",
+        postgres.requests,
+    );
+    out.counter(
+        "monarch_postgres_connections_opened_total",
+        "Connections to PostgreSQL opened",
+        postgres.connections_opened,
+    );
+    out.counter(
+        "monarch_postgres_connections_lost_total",
+        "Connections to PostgreSQL found lost (a restart or a failover); their operations got 11602",
+        postgres.connections_lost,
+    );
+    out.gauge("monarch_postgres_connections", "Connections to PostgreSQL open now", postgres.connections_open as f64);
+    out.gauge(
+        "monarch_postgres_connections_idle",
+        "Connections to PostgreSQL idle in the pool now",
+        postgres.connections_idle as f64,
+    );
+    // One series per standby: a handful at most.
+    out.gauge_labeled(
+        "monarch_postgres_replication_lag_bytes",
+        "Bytes of WAL each standby of the PostgreSQL primary has yet to replay",
+        &["standby", "sync_state"],
+        postgres.standbys.iter().map(|(name, sync, lag)| (vec![name.as_str(), sync.as_str()], *lag as f64)),
+    );
+}
+
 fn storage_families(out: &mut Families, storage: &Storage, dbpath: &Path) {
     out.gauge(
         "monarch_storage_writable",
@@ -426,6 +458,9 @@ fn storage_families(out: &mut Families, storage: &Storage, dbpath: &Path) {
                 &["keyspace"],
                 engine.keyspaces.iter().map(|k| (vec![k.name], k.tables as f64)),
             );
+            if let Some(postgres) = &engine.postgres {
+                postgres_families(out, postgres);
+            }
         }
         Err(error) => {
             tracing::warn!(target: "STORAGE", id = 7_000_001, error = %error, "Cannot read storage engine figures for metrics")

@@ -81,6 +81,8 @@ impl From<StorageError> for Error {
             StorageError::OutOfDiskSpace { .. } => ErrorCode::OutOfDiskSpace,
             _ if error.is_disk_full() => ErrorCode::OutOfDiskSpace,
             StorageError::Postgres(error) if is_write_conflict(error) => ErrorCode::WriteConflict,
+            // As a mongod primary stepping down: drivers retry the write, or the transaction.
+            StorageError::Postgres(error) if is_connection_lost(error) => ErrorCode::InterruptedDueToReplStateChange,
             _ => ErrorCode::InternalError,
         };
         match &error {
@@ -91,10 +93,15 @@ impl From<StorageError> for Error {
             | StorageError::OutOfDiskSpace { .. } => Error::new(code, error.to_string()),
             _ => {
                 log_engine_error(&error);
-                let message = if code == ErrorCode::OutOfDiskSpace {
-                    "No space left on device: the storage engine could not write; see the server log"
-                } else {
-                    "storage error; see the server log"
+                let message = match code {
+                    ErrorCode::OutOfDiskSpace => {
+                        "No space left on device: the storage engine could not write; see the server log"
+                    }
+                    ErrorCode::InterruptedDueToReplStateChange => {
+                        "the connection to PostgreSQL was lost (a restart or a failover); the operation was \
+                         interrupted and may be retried"
+                    }
+                    _ => "storage error; see the server log",
                 };
                 Error::new(code, message).with_internal(error.to_string())
             }
@@ -127,6 +134,27 @@ fn is_write_conflict(error: &postgres::Error) -> bool {
         [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::LOCK_NOT_AVAILABLE]
             .contains(code)
     })
+}
+
+/// Whether the connection to PostgreSQL is gone: the server closed or reset it, shut down,
+/// is not accepting connections yet, or is a standby now (after a failover). The operation
+/// did not complete, or its outcome is unknown; a new connection may succeed.
+pub(super) fn is_connection_lost(error: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    let state_lost = error.code().is_some_and(|code| {
+        code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::READ_ONLY_SQL_TRANSACTION,
+            ]
+            .contains(code)
+    });
+    // Without a SQL state: the socket failed, or the connection was already closed.
+    let io_lost = error.code().is_none()
+        && (error.is_closed() || std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>()));
+    state_lost || io_lost
 }
 
 /// Logs an engine error the client is only told to look up: at error level, with its cause,

@@ -79,7 +79,7 @@ pub use clock::LogicalClock;
 pub use disk::DEFAULT_RESERVE_MB as DEFAULT_DISK_RESERVE_MB;
 pub use durability::note_engine_failure;
 pub use durability::{DurabilityTicket, FLUSH_INTERVAL, JournalStats, SyncObserver};
-pub use engine::{EngineStats, KeyspaceStats};
+pub use engine::{EngineStats, KeyspaceStats, PostgresStats};
 pub use error::StorageError;
 pub use index::{Direction, Index, KeyLimits};
 pub use index_ddl::{CreatedIndexes, IndexOptionChange, IndexSelector};
@@ -707,6 +707,7 @@ impl Storage {
 
     /// Records that the engine failed to write: fjall stops accepting writes after any failed
     /// journal write, so writes are refused for good (until a restart replays the journal).
+    /// On PostgreSQL a failed transaction leaves nothing behind, so writes go on.
     /// Returns the error for the caller to report.
     fn engine_write_failed(&self, error: StorageError) -> StorageError {
         if error.is_engine_stopped() {
@@ -715,7 +716,9 @@ impl Storage {
             self.journal.fail(reason.clone());
             return StorageError::WritesDisabled(reason);
         }
-        self.journal.fail(format!("a failed storage engine write ({error})"));
+        if self.engine.is_embedded() {
+            self.journal.fail(format!("a failed storage engine write ({error})"));
+        }
         error
     }
 

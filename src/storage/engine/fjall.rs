@@ -159,6 +159,7 @@ impl Engine {
             compactions_running: self.db.active_compactions(),
             compaction_time: self.db.time_compacting(),
             keyspaces,
+            postgres: None,
         })
     }
 

@@ -24,7 +24,7 @@ mod space;
 use std::ops::RangeBounds;
 use std::path::Path;
 
-pub use self::space::{Bytes, EngineStats, Instant, KeyspaceStats, Space, prefix_successor};
+pub use self::space::{Bytes, EngineStats, Instant, KeyspaceStats, PostgresStats, Space, prefix_successor};
 use crate::storage::durability::SyncTarget;
 use crate::storage::error::StorageError;
 use crate::storage::memory::{MemoryBudget, MemoryUsage};

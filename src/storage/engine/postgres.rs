@@ -11,18 +11,24 @@
 //!
 //! One node per database, for now: a session advisory lock, held for the life of the
 //! process, keeps a second `monarchd` out (several nodes need the shared catalog's
-//! invalidation, which is not built).
+//! invalidation, which is not built). A watcher takes it again on the new primary after a
+//! failover.
+//!
+//! A lost connection (PostgreSQL restarting, a failover) fails its operation with a
+//! retryable error, and every idle connection opened before it is dropped unused: the next
+//! operations connect afresh, to the new primary when the URI names several hosts.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use postgres::types::Type;
 use postgres::{Client, NoTls};
 
-use super::space::{Bytes, EngineStats, Instant, KeyspaceStats, Space};
-use crate::storage::error::StorageError;
+use super::space::{Bytes, EngineStats, Instant, KeyspaceStats, PostgresStats, Space};
+use crate::storage::error::{StorageError, is_connection_lost};
 use crate::storage::memory::MemoryUsage;
 
 /// The advisory lock that keeps a second node out of the database (`'mnrc'`).
@@ -31,6 +37,8 @@ const NODE_LOCK: i64 = 0x6d6e_7263;
 const FIRST_CHUNK: i64 = 16;
 /// The most rows one round trip of a scan fetches.
 const MAX_CHUNK: i64 = 1024;
+/// How often the node lock's session is checked (and taken again once lost).
+const NODE_LOCK_CHECK: Duration = Duration::from_secs(1);
 
 /// Runs `f`, which blocks on PostgreSQL round trips, where blocking is allowed. The client
 /// drives its connection on a runtime of its own, which must not start inside the server's
@@ -56,52 +64,164 @@ fn table(space: Space) -> &'static str {
     }
 }
 
+/// A connection, with the pool's generation when it was opened.
+struct Conn {
+    client: Client,
+    generation: u64,
+    figures: Arc<Figures>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.figures.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The pool's counts, for the metrics.
+#[derive(Default)]
+struct Figures {
+    requests: AtomicU64,
+    opened: AtomicU64,
+    lost: AtomicU64,
+    open: AtomicU64,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
 /// Connections not in use. Connections are opened on demand: callers are bounded by the
 /// server's worker pool and its open cursors' snapshots.
 struct Pool {
     config: postgres::Config,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
+    /// Moves on at every lost connection: the database went away (a restart, a failover), so
+    /// every connection opened before is presumed dead and is not reused.
+    generation: AtomicU64,
+    node: Arc<NodeLock>,
+    figures: Arc<Figures>,
 }
 
 impl Pool {
-    fn take(&self) -> Result<Client, StorageError> {
+    fn take(&self) -> Result<Conn, StorageError> {
+        if self.node.lost.load(Ordering::Acquire) {
+            return Err(StorageError::DatabaseInUse(self.node.database.clone()));
+        }
+        let generation = self.generation.load(Ordering::Acquire);
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         match idle {
-            Some(client) if !client.is_closed() => Ok(client),
-            _ => Ok(self.config.connect(NoTls)?),
+            Some(conn) if conn.generation == generation && !conn.is_closed() => Ok(conn),
+            _ => {
+                let client = self.config.connect(NoTls)?;
+                self.figures.opened.fetch_add(1, Ordering::Relaxed);
+                self.figures.open.fetch_add(1, Ordering::Relaxed);
+                Ok(Conn { client, generation, figures: self.figures.clone() })
+            }
         }
     }
 
-    fn give_back(&self, client: Client) {
-        if client.is_closed() {
-            close(client);
+    fn give_back(&self, conn: Conn) {
+        if conn.is_closed() || conn.generation != self.generation.load(Ordering::Acquire) {
+            close(conn);
         } else {
-            self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(client);
+            self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
         }
+    }
+
+    /// The result of a round trip; a lost connection retires every connection opened before it.
+    fn checked<T>(&self, result: Result<T, postgres::Error>) -> Result<T, StorageError> {
+        self.figures.requests.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = &result
+            && is_connection_lost(error)
+        {
+            self.figures.lost.fetch_add(1, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            let stale = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+            stale.into_iter().for_each(close);
+        }
+        Ok(result?)
     }
 }
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        for client in std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner)) {
-            close(client);
+        for conn in std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner)) {
+            close(conn);
         }
     }
 }
 
 /// Drops `client` where blocking is allowed: dropping a client closes its connection through
 /// the client's own runtime (see [`blocking`]).
-fn close(client: Client) {
+fn close<C: Send>(client: C) {
     blocking(move || drop(client));
 }
 
-/// The session that holds [`NODE_LOCK`] for the life of the engine.
-struct NodeLock(Mutex<Option<Client>>);
+/// The session that holds [`NODE_LOCK`] for the life of the engine. The lock goes with its
+/// session, so a watcher thread checks the session every [`NODE_LOCK_CHECK`] and takes the
+/// lock again once it is lost (on the new primary, after a failover).
+struct NodeLock {
+    session: Mutex<Option<Client>>,
+    /// Another node took the lock while this one's session was gone: every operation is
+    /// refused (14 DBPathInUse) until the lock is this node's again.
+    lost: AtomicBool,
+    database: String,
+}
+
+impl NodeLock {
+    /// Takes the lock on a new session of `config`'s database.
+    fn take(config: &postgres::Config) -> Result<Client, StorageError> {
+        let mut session = config.connect(NoTls)?;
+        let locked: bool = session.query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?.try_get(0)?;
+        if !locked {
+            return Err(StorageError::DatabaseInUse(config.get_dbname().unwrap_or("(default)").to_owned()));
+        }
+        Ok(session)
+    }
+
+    /// Checks the session until the engine is gone; runs on a thread of its own.
+    fn watch(lock: Weak<NodeLock>, config: postgres::Config) {
+        loop {
+            std::thread::sleep(NODE_LOCK_CHECK);
+            let Some(lock) = lock.upgrade() else { return };
+            let mut session = lock.session.lock().unwrap_or_else(PoisonError::into_inner);
+            if session.as_mut().is_some_and(|session| session.is_valid(NODE_LOCK_CHECK).is_ok()) {
+                continue;
+            }
+            if session.take().is_some() {
+                tracing::warn!(target: "STORAGE", id = 7_000_433, "Lost the PostgreSQL session holding the node lock; taking it again");
+            }
+            match Self::take(&config) {
+                Ok(taken) => {
+                    *session = Some(taken);
+                    lock.lost.store(false, Ordering::Release);
+                    tracing::info!(target: "STORAGE", id = 7_000_434, "Took the PostgreSQL node lock again");
+                }
+                Err(StorageError::DatabaseInUse(database)) => {
+                    if !lock.lost.swap(true, Ordering::AcqRel) {
+                        tracing::error!(target: "STORAGE", id = 7_000_435, database, "Another monarchd took the PostgreSQL node lock; operations are refused until it is free");
+                    }
+                }
+                // The database is not reachable yet: try again at the next check.
+                Err(_) => {}
+            }
+        }
+    }
+}
 
 impl Drop for NodeLock {
     fn drop(&mut self) {
-        if let Some(client) = self.0.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
-            close(client);
+        if let Some(session) = self.session.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            close(session);
         }
     }
 }
@@ -112,8 +232,6 @@ pub struct Engine {
     pool: Arc<Pool>,
     /// Counts committed batches: the instant a snapshot reads at (see [`Engine::visible_instant`]).
     commits: Arc<AtomicU64>,
-    /// The session that holds [`NODE_LOCK`]; the lock goes when its connection closes.
-    _node: Arc<NodeLock>,
 }
 
 impl Engine {
@@ -128,19 +246,25 @@ impl Engine {
     }
 
     fn open_blocking(config: postgres::Config) -> Result<Self, StorageError> {
-        let mut node = config.connect(NoTls)?;
-        let locked: bool = node.query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?.try_get(0)?;
-        if !locked {
-            return Err(StorageError::DatabaseInUse(config.get_dbname().unwrap_or("(default)").to_owned()));
-        }
+        let mut session = NodeLock::take(&config)?;
         for space in Space::ALL {
-            node.batch_execute(&format!(
+            session.batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {} (k bytea PRIMARY KEY, v bytea NOT NULL)",
                 table(space)
             ))?;
         }
-        let pool = Pool { config, idle: Mutex::default() };
-        Ok(Self { pool: Arc::new(pool), commits: Arc::default(), _node: Arc::new(NodeLock(Mutex::new(Some(node)))) })
+        let node = Arc::new(NodeLock {
+            session: Mutex::new(Some(session)),
+            lost: AtomicBool::new(false),
+            database: config.get_dbname().unwrap_or("(default)").to_owned(),
+        });
+        let (watched, watcher_config) = (Arc::downgrade(&node), config.clone());
+        std::thread::Builder::new()
+            .name("pg-node-lock".to_owned())
+            .spawn(move || NodeLock::watch(watched, watcher_config))?;
+        let pool =
+            Pool { config, idle: Mutex::default(), generation: AtomicU64::new(0), node, figures: Arc::default() };
+        Ok(Self { pool: Arc::new(pool), commits: Arc::default() })
     }
 
     fn with_client<T: Send>(
@@ -148,10 +272,10 @@ impl Engine {
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, StorageError> {
         blocking(|| {
-            let mut client = self.pool.take()?;
-            let result = f(&mut client);
-            self.pool.give_back(client);
-            Ok(result?)
+            let mut conn = self.pool.take()?;
+            let result = self.pool.checked(f(&mut conn));
+            self.pool.give_back(conn);
+            result
         })
     }
 
@@ -219,14 +343,26 @@ impl Engine {
     /// # Errors
     /// SQL and connection errors.
     pub fn stats(&self) -> Result<EngineStats, StorageError> {
-        let sizes = self.with_client(|client| {
-            Space::ALL
+        let (sizes, standbys) = self.with_client(|client| {
+            let sizes = Space::ALL
                 .iter()
                 .map(|space| {
                     let row = client.query_one("SELECT pg_total_relation_size(to_regclass($1))", &[&table(*space)])?;
                     Ok(row.try_get::<_, Option<i64>>(0)?.and_then(|bytes| u64::try_from(bytes).ok()).unwrap_or(0))
                 })
-                .collect::<Result<Vec<_>, postgres::Error>>()
+                .collect::<Result<Vec<_>, postgres::Error>>()?;
+            let standbys = client
+                .query(
+                    "SELECT application_name, sync_state, \
+                     COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint FROM pg_stat_replication",
+                    &[],
+                )?
+                .iter()
+                .map(|row| {
+                    Ok((row.try_get(0)?, row.try_get(1)?, u64::try_from(row.try_get::<_, i64>(2)?).unwrap_or(0)))
+                })
+                .collect::<Result<Vec<_>, postgres::Error>>()?;
+            Ok((sizes, standbys))
         })?;
         let size = |i: usize| sizes.get(i).copied().unwrap_or(0);
         let keyspaces = Space::ALL.map(|space| KeyspaceStats {
@@ -245,6 +381,14 @@ impl Engine {
             compactions_running: 0,
             compaction_time: std::time::Duration::ZERO,
             keyspaces,
+            postgres: Some(PostgresStats {
+                requests: self.pool.figures.requests.load(Ordering::Relaxed),
+                connections_opened: self.pool.figures.opened.load(Ordering::Relaxed),
+                connections_lost: self.pool.figures.lost.load(Ordering::Relaxed),
+                connections_open: self.pool.figures.open.load(Ordering::Relaxed),
+                connections_idle: self.pool.idle.lock().unwrap_or_else(PoisonError::into_inner).len() as u64,
+                standbys,
+            }),
         })
     }
 
@@ -268,7 +412,7 @@ fn get(client: &mut Client, space: Space, key: &[u8]) -> Result<Option<Bytes>, p
 /// A snapshot's connection, in its open transaction from the first read on; rolled back and
 /// returned to the pool when the last holder goes.
 struct Held {
-    client: Mutex<Option<Client>>,
+    client: Mutex<Option<Conn>>,
     pool: Arc<Pool>,
 }
 
@@ -285,27 +429,29 @@ impl Held {
         let client = match &mut *slot {
             Some(client) => client,
             None => {
-                let mut client = self.pool.take()?;
+                let mut conn = self.pool.take()?;
                 // A repeatable-read snapshot is taken at its first statement, not at BEGIN.
-                if let Err(error) = client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1") {
-                    self.pool.give_back(client);
-                    return Err(error.into());
+                let begun =
+                    self.pool.checked(conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1"));
+                if let Err(error) = begun {
+                    self.pool.give_back(conn);
+                    return Err(error);
                 }
-                slot.insert(client)
+                slot.insert(conn)
             }
         };
-        Ok(f(client)?)
+        self.pool.checked(f(client))
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         let client = self.client.get_mut().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(mut client) = client {
-            blocking(|| match client.batch_execute("ROLLBACK") {
-                Ok(()) => self.pool.give_back(client),
+        if let Some(mut conn) = client {
+            blocking(|| match conn.batch_execute("ROLLBACK") {
+                Ok(()) => self.pool.give_back(conn),
                 // A connection whose rollback fails is closed rather than reused.
-                Err(_) => drop(client),
+                Err(_) => drop(conn),
             });
         }
     }
@@ -341,7 +487,7 @@ impl Snapshot {
 /// Where a scan's round trips go.
 enum Source {
     /// A pooled connection, taken at the first round trip and given back when the scan ends.
-    Pooled { pool: Arc<Pool>, client: Option<Box<Client>> },
+    Pooled { pool: Arc<Pool>, client: Option<Box<Conn>> },
     /// A snapshot's connection.
     Snapshot(Arc<Held>),
 }
@@ -354,11 +500,11 @@ impl Source {
         match self {
             Source::Snapshot(held) => held.run(f),
             Source::Pooled { pool, client } => blocking(|| {
-                let client = match client {
-                    Some(client) => client,
+                let conn = match client {
+                    Some(conn) => conn,
                     None => client.insert(Box::new(pool.take()?)),
                 };
-                Ok(f(client)?)
+                pool.checked(f(conn))
             }),
         }
     }
@@ -570,6 +716,63 @@ impl Batch {
             transaction.commit()
         })?;
         engine.commits.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Error, ErrorCode};
+
+    /// After PostgreSQL drops every session (a restart, a failover), the first operation fails
+    /// with the retryable 11602, and the idle connections opened before it are not reused: the
+    /// next operation connects afresh and succeeds. Runs when `MONARCH_TEST_PG_URI` names a
+    /// server (`.ci/postgres-tests` sets it).
+    #[test]
+    fn a_lost_connection_retires_every_idle_one() -> Result<(), Box<dyn std::error::Error>> {
+        let Ok(uri) = std::env::var("MONARCH_TEST_PG_URI") else {
+            eprintln!("skipped: MONARCH_TEST_PG_URI is not set");
+            return Ok(());
+        };
+        let name = format!("monarch_pool_test_{}", std::process::id());
+        let mut admin = Client::connect(&uri, NoTls)?;
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let mut config: postgres::Config = uri.parse()?;
+        config.dbname(&name);
+        let engine = Engine::open(config)?;
+        engine.insert(Space::Meta, b"k", b"v")?;
+        // Two snapshots read at once: two connections, idle in the pool once they go.
+        let (first, second) = (engine.snapshot(), engine.snapshot());
+        first.get(Space::Meta, b"k")?;
+        second.get(Space::Meta, b"k")?;
+        drop((first, second));
+        assert!(engine.pool.idle.lock().unwrap_or_else(PoisonError::into_inner).len() >= 2);
+
+        let terminated: Vec<i32> = admin
+            .query(
+                "WITH sessions AS MATERIALIZED (SELECT pid FROM pg_stat_activity WHERE datname = $1) \
+                 SELECT pid FROM sessions WHERE pg_terminate_backend(pid)",
+                &[&name],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(terminated.len() >= 3, "the pool's connections and the node lock's: {terminated:?}");
+        let gone = |admin: &mut Client| -> Result<bool, postgres::Error> {
+            let left: i64 =
+                admin.query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", &[&terminated])?.get(0);
+            Ok(left == 0)
+        };
+        while !gone(&mut admin)? {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let lost = engine.get(Space::Meta, b"k").map(|_| ()).map_err(Error::from);
+        assert_eq!(lost.map_err(|error| error.code()), Err(ErrorCode::InterruptedDueToReplStateChange));
+        assert_eq!(engine.get(Space::Meta, b"k")?.as_deref(), Some(&b"v"[..]));
+        drop(engine);
+        admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))?;
         Ok(())
     }
 }

@@ -69,6 +69,27 @@ pub struct EngineStats {
     pub compaction_time: std::time::Duration,
     /// One entry per key space, in [`Space::ALL`]'s order.
     pub keyspaces: [KeyspaceStats; 3],
+    /// The PostgreSQL engine's connection figures (`None` on the embedded engine).
+    pub postgres: Option<PostgresStats>,
+}
+
+/// The PostgreSQL engine's connections and its database's replication, at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresStats {
+    /// Requests sent since start: a point read, a scan's chunk, a snapshot's start, a batch's
+    /// whole transaction (each one round trip or more).
+    pub requests: u64,
+    /// Connections opened since start.
+    pub connections_opened: u64,
+    /// Connections found lost since start (a restart or a failover of the database).
+    pub connections_lost: u64,
+    /// Connections open now, idle or in use.
+    pub connections_open: u64,
+    /// Connections idle in the pool now.
+    pub connections_idle: u64,
+    /// Each standby streaming from the primary: its name, whether it is synchronous, and how
+    /// many bytes of WAL it has yet to replay.
+    pub standbys: Vec<(String, String, u64)>,
 }
 
 /// One key space's figures.
