@@ -555,6 +555,14 @@ fn postgres_config(
             let mut config: postgres::Config = uri.parse().map_err(|error| {
                 ConfigError::invalid("storage.postgres.uri", format!("not a PostgreSQL URI: {error}"))
             })?;
+            // Refused here, not at the first connection with a bare "TLS handshake" error.
+            if config.get_ssl_mode() == postgres::config::SslMode::Require {
+                return Err(ConfigError::invalid(
+                    "storage.postgres.uri",
+                    "sslmode=require: TLS connections to PostgreSQL are not supported yet; connect \
+                     over a private network",
+                ));
+            }
             if let Some(path) = password_file {
                 let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path, source })?;
                 config.password(text.trim_end());
@@ -1944,6 +1952,12 @@ mod tests {
             )
         );
         assert!(refused(&["--storageEngine", "postgres", "--pgUri", "postgresql://db/app?sslmode=bogus"]).is_some());
+        assert_eq!(
+            refused(&["--storageEngine", "postgres", "--pgUri", "postgresql://db/app?sslmode=require"]).as_deref(),
+            Some(
+                "invalid value for storage.postgres.uri: sslmode=require: TLS connections to PostgreSQL are not supported yet; connect over a private network"
+            )
+        );
         Ok(())
     }
 

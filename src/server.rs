@@ -200,6 +200,8 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let rotator = tokio::spawn(rotate_on_sigusr1(observers.clone(), cancel.clone()));
     let reloader = tokio::spawn(reload_on_sighup(hangups, state.clone(), observers.clone(), cancel.clone()));
     let elections = tokio::spawn(end_step_downs(state.clone(), cancel.clone()));
+    let storage_follower = (state.repl.set_name().is_some() && !state.storage.is_embedded())
+        .then(|| tokio::spawn(follow_storage(state.clone(), cancel.clone())));
     let session_refresh = tokio::spawn(refresh_sessions(state.clone(), cancel.clone()));
     let noops = tokio::spawn(write_periodic_noops(state.clone(), cancel.clone()));
     let backups = state.config.backup_schedule.clone().map(|schedule| {
@@ -262,6 +264,9 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = rotator.await;
     let _ = reloader.await;
     let _ = elections.await;
+    if let Some(follower) = storage_follower {
+        let _ = follower.await;
+    }
     let _ = session_refresh.await;
     let _ = noops.await;
     if let Some(backups) = backups {
@@ -478,6 +483,29 @@ async fn end_step_downs(state: Arc<State>, shutdown: CancellationToken) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Steps a replica-set member down while the storage engine's database is unreachable (the
+/// PostgreSQL engine during a restart or a failover), and has it stand for election once the
+/// database is back: drivers wait for a primary instead of failing every operation meanwhile.
+async fn follow_storage(state: Arc<State>, shutdown: CancellationToken) {
+    /// How often the engine's reachability (an atomic its own watcher sets) is read.
+    const CHECK: Duration = Duration::from_millis(100);
+    let mut stepped_down = false;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(CHECK) => {}
+        }
+        let reachable = state.storage.engine_reachable();
+        if !reachable && !stepped_down && state.repl.step_down_for_storage() {
+            stepped_down = true;
+            state.topology.advance();
+        } else if reachable && stepped_down {
+            stepped_down = false;
+            state.repl.storage_returned();
         }
     }
 }

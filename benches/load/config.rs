@@ -57,6 +57,10 @@ pub(crate) struct Args {
     /// `--server-arg=--setParameter --server-arg=monarchObservability=0`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     pub(crate) server_args: Vec<String>,
+    /// Also measures raw PostgreSQL point reads and one-row writes of the same keys and
+    /// documents in this database (a libpq URI), for the PostgreSQL engine's figures.
+    #[arg(long)]
+    pub(crate) pg_floor: Option<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long = "bench", hide = true)]
     pub(crate) _bench: bool,
@@ -83,6 +87,8 @@ pub(crate) struct Config {
     pub(crate) server_args: Vec<String>,
     /// Fail the run when a goal falls below half of its target.
     pub(crate) guard: bool,
+    /// The database of the raw PostgreSQL floors, if asked for.
+    pub(crate) pg_floor: Option<String>,
 }
 
 impl Config {
@@ -111,6 +117,7 @@ impl Config {
             monarchd: args.monarchd.clone(),
             server_args: args.server_args.clone(),
             guard: args.guard,
+            pg_floor: args.pg_floor.clone(),
         })
     }
 

@@ -82,7 +82,9 @@ impl Engine {
             Floor::EngineScan => self.scans(threads, timing),
             Floor::EngineBatch => Err("the batch floor is measured for the bytes insert-many wrote".into()),
             Floor::EngineGroupCommit => self.group_commits(threads, timing),
-            Floor::Echo => Err("the echo floor is not an engine floor".into()),
+            Floor::Echo | Floor::PostgresRead | Floor::PostgresWrite => {
+                Err(format!("the {} floor is not an engine floor", floor.name()).into())
+            }
         }
     }
 

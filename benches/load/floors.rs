@@ -6,6 +6,7 @@ use crate::BenchResult;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::measure::Measured;
+use crate::postgres_floor::PostgresFloor;
 use crate::run::Outcome;
 use crate::workload::{Basis, Floor, FloorRun, Workload};
 
@@ -67,6 +68,21 @@ impl Floors {
         let engine = Engine::open(config.shape, config.many_shape, false)?;
         let run = FloorRun { floor: Floor::EngineBatch, threads };
         self.measured.push((run, engine.batch_writes(threads, measured.ops)?));
+        self.measured.sort_by_key(|(run, _)| *run);
+        Ok(())
+    }
+
+    /// Measures the raw PostgreSQL floors when `--pg-floor` names a database, before Monarch
+    /// starts, at the run's client count.
+    pub(crate) fn add_postgres(&mut self, config: &Config) -> BenchResult<()> {
+        let Some(uri) = &config.pg_floor else { return Ok(()) };
+        println!("loading the PostgreSQL floor ({} records) ...", config.shape.records);
+        let postgres = PostgresFloor::open(uri, config.shape, config.clients)?;
+        for floor in [Floor::PostgresRead, Floor::PostgresWrite] {
+            println!("measuring the {} floor, {} connections ...", floor.name(), config.clients);
+            let run = FloorRun { floor, threads: config.clients };
+            self.measured.push((run, postgres.measure(floor, config.timing)?));
+        }
         self.measured.sort_by_key(|(run, _)| *run);
         Ok(())
     }

@@ -53,6 +53,7 @@ mod floors;
 mod goals;
 mod measure;
 mod ops;
+mod postgres_floor;
 mod process;
 mod report;
 mod run;
@@ -80,6 +81,7 @@ fn main() -> BenchResult<()> {
     config.print_header(&selection.workloads);
 
     let mut floors = Floors::measure_engine(&config, &selection.engine_floors_needed(&config))?;
+    floors.add_postgres(&config)?;
 
     // Both servers run for the whole phase: the echo floor is measured in slices interleaved
     // with each workload's.

@@ -32,6 +32,8 @@ impl Report<'_> {
             Floor::EngineGroupCommit => format!(
                 "fjall one-record batch, then a persist(SyncData) shared by every waiting writer, {threads} threads"
             ),
+            Floor::PostgresRead => format!("PostgreSQL SELECT of one row by random key, {threads} connections"),
+            Floor::PostgresWrite => format!("PostgreSQL one-row upsert, autocommit, {threads} connections"),
         }
     }
 
@@ -224,8 +226,8 @@ impl Report<'_> {
 fn floor_unit(floor: Floor) -> &'static str {
     match floor {
         Floor::Echo => "ops/s",
-        Floor::EngineWrite | Floor::EngineBatch | Floor::EngineGroupCommit => "docs/s",
-        Floor::EngineRead | Floor::EngineScan => "records/s",
+        Floor::EngineWrite | Floor::EngineBatch | Floor::EngineGroupCommit | Floor::PostgresWrite => "docs/s",
+        Floor::EngineRead | Floor::EngineScan | Floor::PostgresRead => "records/s",
     }
 }
 

@@ -171,6 +171,10 @@ pub(crate) enum Floor {
     EngineWrite,
     EngineBatch,
     EngineGroupCommit,
+    /// PostgreSQL point reads of the same keys (`--pg-floor`).
+    PostgresRead,
+    /// PostgreSQL one-row durable upserts (`--pg-floor`).
+    PostgresWrite,
 }
 
 impl Floor {
@@ -182,6 +186,8 @@ impl Floor {
             Floor::EngineScan => "engine scan",
             Floor::EngineBatch => "engine batch",
             Floor::EngineGroupCommit => "engine group commit",
+            Floor::PostgresRead => "postgres read",
+            Floor::PostgresWrite => "postgres write",
         }
     }
 
@@ -193,6 +199,8 @@ impl Floor {
             Floor::EngineScan => "engine_scan",
             Floor::EngineBatch => "engine_batch",
             Floor::EngineGroupCommit => "engine_group_commit",
+            Floor::PostgresRead => "postgres_read",
+            Floor::PostgresWrite => "postgres_write",
         }
     }
 

@@ -303,6 +303,34 @@ impl Replication {
         Ok(())
     }
 
+    /// Steps down because the storage's database is unreachable (the PostgreSQL engine during
+    /// a restart or a failover): writes get 10107 and drivers wait for a primary instead of
+    /// failing every operation. No election until [`Replication::storage_returned`]. Returns
+    /// whether it stepped down (it was primary).
+    pub fn step_down_for_storage(&self) -> bool {
+        let mut member = self.lock();
+        if member.state != MemberState::Primary {
+            return false;
+        }
+        self.set_state(&mut member, MemberState::Secondary);
+        member.stepped_down_until = None;
+        drop(member);
+        tracing::warn!(target: "REPL", id = 21358, "Replica set state transition: PRIMARY -> SECONDARY (the storage engine's database is unreachable)");
+        self.wake.notify_one();
+        true
+    }
+
+    /// The storage's database is reachable again: a member stepped down for it stands for
+    /// election at once.
+    pub fn storage_returned(&self) {
+        let mut member = self.lock();
+        if member.state == MemberState::Secondary && member.stepped_down_until.is_none() {
+            member.stepped_down_until = Some(Instant::now());
+            drop(member);
+            self.wake.notify_one();
+        }
+    }
+
     /// When a stepped-down member stands for election again, if it is stepped down.
     pub fn next_election(&self) -> Option<Instant> {
         let member = self.lock();

@@ -628,6 +628,17 @@ impl Storage {
         self.engine.stats()
     }
 
+    /// Whether the data is in the embedded engine (not in PostgreSQL).
+    pub fn is_embedded(&self) -> bool {
+        self.engine.is_embedded()
+    }
+
+    /// Whether the data is reachable now: false while the PostgreSQL engine's database is
+    /// unreachable (a restart, a failover); always true on the embedded engine.
+    pub fn engine_reachable(&self) -> bool {
+        self.engine.is_reachable()
+    }
+
     /// BSON bytes of the documents stored in each database, from the per-collection totals
     /// kept in `meta` (no scan).
     ///

@@ -74,6 +74,15 @@ impl Engine {
         matches!(self, Self::Fjall(_))
     }
 
+    /// Whether the engine's data is reachable now: always for the embedded engine; for
+    /// PostgreSQL, whether the database answered its last check.
+    pub fn is_reachable(&self) -> bool {
+        match self {
+            Self::Fjall(_) => true,
+            Self::Postgres(engine) => engine.is_reachable(),
+        }
+    }
+
     /// The latest value at `key`.
     ///
     /// # Errors

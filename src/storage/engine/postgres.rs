@@ -2,8 +2,9 @@
 //! PostgreSQL database (see `docs/design/postgres-engine.md`).
 //!
 //! - `bytea` compares bytewise, so ranges and index-ordered scans keep their meaning.
-//! - A batch is one transaction, committed with `synchronous_commit` on: a commit is durable
-//!   when it returns, so the journal's sync has nothing left to do.
+//! - A batch is one statement (so one transaction and one round trip), committed with
+//!   `synchronous_commit` on: a commit is durable when it returns, so the journal's sync has
+//!   nothing left to do.
 //! - A snapshot is a `REPEATABLE READ READ ONLY` transaction on a connection it holds until
 //!   its last clone (and every scan from it) is gone.
 //! - Scans fetch in chunks by key (keyset pagination) from either end, so a scan that reads a
@@ -77,15 +78,6 @@ impl Drop for Conn {
     }
 }
 
-/// The pool's counts, for the metrics.
-#[derive(Default)]
-struct Figures {
-    requests: AtomicU64,
-    opened: AtomicU64,
-    lost: AtomicU64,
-    open: AtomicU64,
-}
-
 impl std::ops::Deref for Conn {
     type Target = Client;
     fn deref(&self) -> &Client {
@@ -97,6 +89,15 @@ impl std::ops::DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut Client {
         &mut self.client
     }
+}
+
+/// The pool's counts, for the metrics.
+#[derive(Default)]
+struct Figures {
+    requests: AtomicU64,
+    opened: AtomicU64,
+    lost: AtomicU64,
+    open: AtomicU64,
 }
 
 /// Connections not in use. Connections are opened on demand: callers are bounded by the
@@ -171,6 +172,9 @@ fn close<C: Send>(client: C) {
 /// lock again once it is lost (on the new primary, after a failover).
 struct NodeLock {
     session: Mutex<Option<Client>>,
+    /// Whether the session answered its last check (and so holds the lock): false from a failed
+    /// check until the lock is taken again. A replica-set member steps down meanwhile.
+    held: AtomicBool,
     /// Another node took the lock while this one's session was gone: every operation is
     /// refused (14 DBPathInUse) until the lock is this node's again.
     lost: AtomicBool,
@@ -194,16 +198,23 @@ impl NodeLock {
             std::thread::sleep(NODE_LOCK_CHECK);
             let Some(lock) = lock.upgrade() else { return };
             let mut session = lock.session.lock().unwrap_or_else(PoisonError::into_inner);
-            if session.as_mut().is_some_and(|session| session.is_valid(NODE_LOCK_CHECK).is_ok()) {
-                continue;
-            }
-            if session.take().is_some() {
+            if let Some(current) = session.as_mut() {
+                match current.is_valid(NODE_LOCK_CHECK) {
+                    Ok(()) => continue,
+                    // Slow, not gone: a busy database answers late, and the session still
+                    // holds the lock.
+                    Err(error) if !is_connection_lost(&error) => continue,
+                    Err(_) => {}
+                }
                 tracing::warn!(target: "STORAGE", id = 7_000_433, "Lost the PostgreSQL session holding the node lock; taking it again");
+                *session = None;
             }
-            match Self::take(&config) {
+            lock.held.store(false, Ordering::Release);
+            match Self::take_again(&config) {
                 Ok(taken) => {
                     *session = Some(taken);
                     lock.lost.store(false, Ordering::Release);
+                    lock.held.store(true, Ordering::Release);
                     tracing::info!(target: "STORAGE", id = 7_000_434, "Took the PostgreSQL node lock again");
                 }
                 Err(StorageError::DatabaseInUse(database)) => {
@@ -215,6 +226,20 @@ impl NodeLock {
                 Err(_) => {}
             }
         }
+    }
+
+    /// [`NodeLock::take`] after losing the session: a session that just ended (terminated
+    /// by an operator, say) releases its locks as its process exits, a moment after its
+    /// connection closes, so a refusal is tried again for a few tenths of a second before it
+    /// counts.
+    fn take_again(config: &postgres::Config) -> Result<Client, StorageError> {
+        for _ in 0..5 {
+            match Self::take(config) {
+                Err(StorageError::DatabaseInUse(_)) => std::thread::sleep(Duration::from_millis(100)),
+                taken => return taken,
+            }
+        }
+        Self::take(config)
     }
 }
 
@@ -255,6 +280,7 @@ impl Engine {
         }
         let node = Arc::new(NodeLock {
             session: Mutex::new(Some(session)),
+            held: AtomicBool::new(true),
             lost: AtomicBool::new(false),
             database: config.get_dbname().unwrap_or("(default)").to_owned(),
         });
@@ -277,6 +303,12 @@ impl Engine {
             self.pool.give_back(conn);
             result
         })
+    }
+
+    /// Whether the database answered the node lock's last check (at most a second ago): false
+    /// while it is unreachable, from a restart or a failover until the lock is taken again.
+    pub fn is_reachable(&self) -> bool {
+        self.pool.node.held.load(Ordering::Acquire)
     }
 
     /// The latest value at `key`.
@@ -663,6 +695,14 @@ impl DoubleEndedIterator for Rows {
     }
 }
 
+/// One space's share of a batch: the keys it removes, and the keys and values it writes.
+struct SpaceWrites<'a> {
+    space: Space,
+    removed: Vec<&'a [u8]>,
+    keys: Vec<&'a [u8]>,
+    values: Vec<&'a [u8]>,
+}
+
 /// The writes of one batch, by space and key (a later write to a key replaces an earlier
 /// one, as it would in order), committed as one transaction.
 pub struct Batch {
@@ -676,8 +716,10 @@ impl Batch {
         self.writes.insert((space, key), value);
     }
 
-    /// Commits it: one transaction, a statement per space for the upserts and one for the
-    /// deletions, durable when it returns.
+    /// Commits it: one statement, so one round trip, durable when it returns. Each space's
+    /// deletions and upserts are data-modifying parts (`WITH .. AS (DELETE ..)`) of that
+    /// statement, which applies all of them or none. Parts may not touch a row twice; they
+    /// cannot, as the batch holds each key once.
     ///
     /// # Errors
     /// SQL and connection errors; nothing of the batch is applied then.
@@ -685,36 +727,46 @@ impl Batch {
         if self.writes.is_empty() {
             return Ok(());
         }
-        let engine = self.engine.clone();
-        engine.with_client(|client| {
-            let mut transaction = client.transaction()?;
-            for space in Space::ALL {
-                let (mut keys, mut values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+        let spaces: Vec<SpaceWrites<'_>> = Space::ALL
+            .into_iter()
+            .map(|space| {
+                let mut writes = SpaceWrites { space, removed: Vec::new(), keys: Vec::new(), values: Vec::new() };
                 for ((_, key), value) in self.writes.range((space, Vec::new())..).take_while(|((s, _), _)| *s == space)
                 {
                     match value {
                         Some(value) => {
-                            keys.push(key.as_slice());
-                            values.push(value.as_slice());
+                            writes.keys.push(key.as_slice());
+                            writes.values.push(value.as_slice());
                         }
-                        None => removed.push(key.as_slice()),
+                        None => writes.removed.push(key.as_slice()),
                     }
                 }
-                if !removed.is_empty() {
-                    let sql = format!("DELETE FROM {} WHERE k = ANY($1)", table(space));
-                    transaction.execute_typed(&sql, &[(&removed, Type::BYTEA_ARRAY)])?;
-                }
-                if !keys.is_empty() {
-                    let sql = format!(
-                        "INSERT INTO {} (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                         ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
-                        table(space)
-                    );
-                    transaction.execute_typed(&sql, &[(&keys, Type::BYTEA_ARRAY), (&values, Type::BYTEA_ARRAY)])?;
-                }
+                writes
+            })
+            .collect();
+        let mut params: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> = Vec::new();
+        let mut parts = Vec::new();
+        for writes in &spaces {
+            let table = table(writes.space);
+            if !writes.removed.is_empty() {
+                params.push((&writes.removed, Type::BYTEA_ARRAY));
+                parts.push(format!("DELETE FROM {table} WHERE k = ANY(${})", params.len()));
             }
-            transaction.commit()
-        })?;
+            if !writes.keys.is_empty() {
+                params.push((&writes.keys, Type::BYTEA_ARRAY));
+                params.push((&writes.values, Type::BYTEA_ARRAY));
+                parts.push(format!(
+                    "INSERT INTO {table} (k, v) SELECT * FROM unnest(${}::bytea[], ${}::bytea[]) \
+                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
+                    params.len() - 1,
+                    params.len()
+                ));
+            }
+        }
+        let parts: Vec<String> = parts.iter().enumerate().map(|(i, part)| format!("part{i} AS ({part})")).collect();
+        let sql = format!("WITH {} SELECT 1", parts.join(", "));
+        let engine = self.engine.clone();
+        engine.with_client(|client| client.execute_typed(&sql, &params))?;
         engine.commits.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
