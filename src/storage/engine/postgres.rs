@@ -376,13 +376,7 @@ impl Engine {
     /// SQL and connection errors.
     pub fn stats(&self) -> Result<EngineStats, StorageError> {
         let (sizes, standbys) = self.with_client(|client| {
-            let sizes = Space::ALL
-                .iter()
-                .map(|space| {
-                    let row = client.query_one("SELECT pg_total_relation_size(to_regclass($1))", &[&table(*space)])?;
-                    Ok(row.try_get::<_, Option<i64>>(0)?.and_then(|bytes| u64::try_from(bytes).ok()).unwrap_or(0))
-                })
-                .collect::<Result<Vec<_>, postgres::Error>>()?;
+            let sizes = table_sizes(client)?;
             let standbys = client
                 .query(
                     "SELECT application_name, sync_state, \
@@ -426,13 +420,24 @@ impl Engine {
 
     /// Bytes of the tables (0 when they cannot be read).
     pub fn disk_space(&self) -> u64 {
-        self.stats().map_or(0, |stats| stats.disk_bytes)
+        self.with_client(table_sizes).map_or(0, |sizes| sizes.iter().sum())
     }
 
     /// The server's memory is PostgreSQL's to manage: nothing is held here.
     pub fn memory_usage(&self) -> MemoryUsage {
         MemoryUsage { block_cache_bytes: 0, write_buffer_bytes: 0 }
     }
+}
+
+/// Bytes of each space's table, in [`Space::ALL`]'s order.
+fn table_sizes(client: &mut Client) -> Result<Vec<u64>, postgres::Error> {
+    Space::ALL
+        .iter()
+        .map(|space| {
+            let row = client.query_one("SELECT pg_total_relation_size(to_regclass($1))", &[&table(*space)])?;
+            Ok(row.try_get::<_, Option<i64>>(0)?.and_then(|bytes| u64::try_from(bytes).ok()).unwrap_or(0))
+        })
+        .collect()
 }
 
 fn get(client: &mut Client, space: Space, key: &[u8]) -> Result<Option<Bytes>, postgres::Error> {
