@@ -204,6 +204,12 @@ struct Flags {
     /// A file holding the password for --pgUri (trailing whitespace ignored).
     #[arg(long = "pgPasswordFile", env = "MONARCH_PG_PASSWORD_FILE")]
     pg_password_file: Option<PathBuf>,
+    /// Several monarchd nodes serve the --pgUri database together: each answers `hello` as
+    /// mongos does (give drivers every node), catalog changes made through one are seen by all
+    /// at once, and writes to a collection are serialised across them. Every node of the
+    /// database must run with it; not with --replSet.
+    #[arg(long = "pgSharedNodes", env = "MONARCH_PG_SHARED_NODES", num_args = 0..=1, default_missing_value = "true")]
+    pg_shared_nodes: Option<bool>,
     /// Run as a member of the replica set NAME (mongod's `--replSet`; a `NAME/seed,...` seed
     /// list is accepted and its hosts ignored, as mongod ignores them): `hello` reports the set,
     /// writes wait for `replSetInitiate`, replies carry cluster times [default: standalone].
@@ -381,6 +387,7 @@ struct StorageSection {
 struct PostgresSection {
     uri: Option<String>,
     password_file: Option<PathBuf>,
+    shared_nodes: Option<bool>,
 }
 
 /// `storage.wiredTiger`: of mongod's engine settings, only the cache size has a meaning here.
@@ -761,6 +768,9 @@ pub struct Config {
     pub cache_size: CacheSize,
     /// The PostgreSQL database of `--storageEngine postgres`; `None`: fjall, in `dbpath`.
     pub postgres: Option<postgres::Config>,
+    /// Other nodes serve the same PostgreSQL database (`--pgSharedNodes`): `hello` answers
+    /// as mongos.
+    pub pg_shared_nodes: bool,
     /// Logging.
     pub log: LogConfig,
     /// TLS.
@@ -1130,6 +1140,19 @@ impl Config {
         }
         let repl_set =
             flags.repl_set.or(file.replication.repl_set_name).map(|name| repl_set_name(&name)).transpose()?;
+        let pg_shared_nodes = flags.pg_shared_nodes.or(file.storage.postgres.shared_nodes).unwrap_or(false);
+        if pg_shared_nodes && postgres.is_none() {
+            return Err(ConfigError::invalid(
+                "storage.postgres.sharedNodes",
+                "is for storage.engine postgres only: the embedded engine's data belongs to one node",
+            ));
+        }
+        if pg_shared_nodes && repl_set.is_some() {
+            return Err(ConfigError::invalid(
+                "storage.postgres.sharedNodes",
+                "shared nodes answer as mongos and have no replica set: remove --replSet (the database's own replication, Patroni's, keeps the data available)",
+            ));
+        }
         if flags.repair && repl_set.is_some() {
             // mongod's 5019200, at exit code 2 (bad options) as its.
             return Err(ConfigError::invalid(
@@ -1193,6 +1216,7 @@ impl Config {
             dbpath,
             cache_size,
             postgres,
+            pg_shared_nodes,
             log,
             tls,
             compressors,
@@ -1248,7 +1272,11 @@ impl Config {
         let storage = doc! {
             "dbPath": path_string(&self.dbpath),
             "engine": if self.postgres.is_some() { "postgres" } else { "fjall" },
-            "postgres": optional(self.postgres.as_ref().map(|config| Bson::Document(postgres_shown(config)))),
+            "postgres": optional(self.postgres.as_ref().map(|config| {
+                let mut shown = postgres_shown(config);
+                shown.insert("sharedNodes", self.pg_shared_nodes);
+                Bson::Document(shown)
+            })),
             "cacheSizeBytes": i64::try_from(self.cache_size.bytes).unwrap_or(i64::MAX),
             "wiredTiger": { "engineConfig": { "cacheSizeGB": optional(self.cache_size.configured_gb.map(Bson::Double)) } },
         };

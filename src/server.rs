@@ -86,7 +86,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let fresh = std::fs::read_dir(&config.dbpath).is_ok_and(|mut entries| entries.next().is_none());
     let certificates = TlsCertificates::load(&config.tls)?;
     let engine = match &config.postgres {
-        Some(postgres) => EngineConfig::Postgres(Box::new(postgres.clone())),
+        Some(postgres) => EngineConfig::Postgres { config: Box::new(postgres.clone()), shared: config.pg_shared_nodes },
         None => {
             let budget = MemoryBudget::split(config.cache_size.bytes);
             log_memory_budget(&config.cache_size, &budget);

@@ -12,30 +12,8 @@
 mod common;
 
 use common::tools::{documents, indexes, path, stderr, tool};
-use common::{TEST_PG_URI, TestServer, run_to_exit};
+use common::{TestServer, new_pg_database as new_database, run_to_exit};
 use mongodb::bson::{Document, doc};
-
-/// A new, empty database on the test PostgreSQL server, as a `--pgUri`; `None` (the test
-/// skips) without one.
-fn new_database(name: &str) -> Option<String> {
-    let Ok(server) = std::env::var(TEST_PG_URI) else {
-        eprintln!("skipped: {TEST_PG_URI} is not set (.ci/postgres-tests sets it)");
-        return None;
-    };
-    let database = format!("monarch_{name}_{}", std::process::id());
-    let admin_uri = server.clone();
-    let created = database.clone();
-    // On a thread of its own: the blocking client runs a runtime of its own.
-    std::thread::spawn(move || {
-        let mut admin = postgres::Client::connect(&admin_uri, postgres::NoTls).expect("connect");
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {created}")).expect("drop");
-        admin.batch_execute(&format!("CREATE DATABASE {created}")).expect("create");
-    })
-    .join()
-    .expect("the test database");
-    let (base, _) = server.rsplit_once('/').expect("a database in MONARCH_TEST_PG_URI");
-    Some(format!("{base}/{database}"))
-}
 
 /// Rows of `table` in the database at `uri`.
 fn rows(uri: &str, table: &str) -> i64 {

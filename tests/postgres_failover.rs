@@ -1,8 +1,10 @@
 //! Failover of the PostgreSQL engine's database (issue 20): Patroni runs a primary and a
 //! synchronous standby (with etcd for its leader key), Monarch runs on them through a
-//! multi-host `--pgUri`, and the primary is killed under `w: "majority"` writers. Every
-//! acknowledged write must be there after Patroni promotes the standby, and the writers must
-//! carry on through the same Monarch node.
+//! multi-host `--pgUri`, and the primary is killed under `w: "majority"` writers. Two
+//! deployments share the cluster, each on a database of its own: one Monarch node as a
+//! replica set of one, and two nodes sharing their database (`--pgSharedNodes`) behind one
+//! driver. Every acknowledged write must be there after Patroni promotes the standby, and the
+//! writers must carry on through the same Monarch nodes.
 //!
 //! Needs Debian's `postgresql`, `patroni` and `etcd-server`, and root (PostgreSQL runs as the
 //! `postgres` user): `.ci/postgres-tests` installs them and sets `MONARCH_TEST_PATRONI`.
@@ -179,10 +181,10 @@ impl PatroniCluster {
         log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
-    /// The libpq URI naming both members, for the primary wherever it is.
-    fn uri(&self) -> String {
+    /// The libpq URI naming both members, for the primary wherever it is, of `database`.
+    fn uri(&self, database: &str) -> String {
         let hosts: Vec<String> = self.members.iter().map(|member| format!("127.0.0.1:{}", member.pg_port)).collect();
-        format!("postgresql://postgres@{}/postgres?target_session_attrs=read-write", hosts.join(","))
+        format!("postgresql://postgres@{}/{database}?target_session_attrs=read-write", hosts.join(","))
     }
 
     /// The member with `role` (`leader`, `sync_standby`), as the REST API on `rest_port` says.
@@ -235,13 +237,95 @@ fn node_locks_held(uri: &str) -> i64 {
     // On a thread of its own: the blocking client runs a runtime of its own.
     std::thread::spawn(move || {
         let mut client = postgres::Client::connect(&uri, postgres::NoTls).ok()?;
-        let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1835954787 AND granted";
+        let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1835954787 AND granted \
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
         client.query_one(sql, &[]).ok()?.try_get(0).ok()
     })
     .join()
     .ok()
     .flatten()
     .unwrap_or(-1)
+}
+
+/// Creates `database` through the URI `uri` (of another database on the same server).
+fn create_database(uri: &str, database: &str) {
+    let (uri, sql) = (uri.to_owned(), format!("CREATE DATABASE {database}"));
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&uri, postgres::NoTls).expect("connect");
+        client.batch_execute(&sql).expect("create database");
+    })
+    .join()
+    .expect("create database");
+}
+
+/// Starts two writers inserting into `writes` with `concern` until `stop`, each retrying a
+/// document until it is acknowledged (a duplicate key means an earlier attempt was applied);
+/// what they see goes to `seen`.
+fn spawn_writers(
+    writes: &mongodb::Collection<Document>,
+    concern: &WriteConcern,
+    seen: &Arc<Mutex<Seen>>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..2)
+        .map(|writer| {
+            let (writes, concern, seen, stop) = (writes.clone(), concern.clone(), seen.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let id = format!("w{writer}-{n}");
+                    let outcome = writes.insert_one(doc! { "_id": &id }).write_concern(concern.clone()).await;
+                    let failed = match outcome {
+                        Ok(_) => None,
+                        Err(error) if common::error_code(&error) == Some(11000) => None,
+                        Err(error) => Some(common::error_code(&error).unwrap_or(-1)),
+                    };
+                    {
+                        let mut seen = seen.lock().expect("seen");
+                        match failed {
+                            Some(code) => seen.errors.push(code),
+                            None => {
+                                seen.acknowledged.insert(id);
+                                seen.acknowledged_at.push(Instant::now());
+                            }
+                        }
+                    }
+                    if failed.is_some() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect()
+}
+
+/// Checks that every write `seen` acknowledged is in `writes`, and that every error was one of
+/// `allowed`; returns a line of figures for the log.
+async fn check_writes(writes: &mongodb::Collection<Document>, seen: &Mutex<Seen>, allowed: &[i32]) -> String {
+    let stored: BTreeSet<String> = {
+        use futures_util::TryStreamExt;
+        let found: Vec<Document> = writes.find(doc! {}).await.expect("find").try_collect().await.expect("documents");
+        found.iter().filter_map(|document| document.get_str("_id").ok().map(str::to_owned)).collect()
+    };
+    let seen = seen.lock().expect("seen");
+    let lost: Vec<&String> = seen.acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "{} acknowledged writes lost, first: {:?}", lost.len(), lost.first());
+    let codes: BTreeSet<i32> = seen.errors.iter().copied().collect();
+    assert!(codes.iter().all(|code| allowed.contains(code)), "other errors: {codes:?}");
+    let mut times = seen.acknowledged_at.clone();
+    times.sort();
+    let outage =
+        times.iter().zip(times.iter().skip(1)).map(|(earlier, later)| *later - *earlier).max().unwrap_or_default();
+    format!(
+        "longest gap between acknowledged writes {:.1} s; {} acknowledged, {} stored, {} errors seen by the \
+         writers ({codes:?})",
+        outage.as_secs_f64(),
+        seen.acknowledged.len(),
+        stored.len(),
+        seen.errors.len(),
+    )
 }
 
 /// What the writers saw: the acknowledged `_id`s, and when each acknowledgement came.
@@ -268,11 +352,23 @@ async fn majority_writes_survive_a_patroni_failover() {
         cluster_members(rest)
     );
     assert_eq!(PatroniCluster::with_role(rest, "leader").as_deref(), Some("pg1"));
-    let server = TestServer::member(&["--storageEngine", "postgres", "--pgUri", &cluster.uri()]);
+    let server = TestServer::member(&["--storageEngine", "postgres", "--pgUri", &cluster.uri("postgres")]);
     let ports: Vec<u16> = cluster.members.iter().map(|member| member.pg_port).collect();
-    let primary =
-        |member: usize| format!("postgresql://postgres@127.0.0.1:{}/postgres", ports.get(member).expect("a member"));
-    assert_eq!(node_locks_held(&primary(0)), 1, "the node lock on pg1");
+    let primary = |member: usize, database: &str| {
+        format!("postgresql://postgres@127.0.0.1:{}/{database}", ports.get(member).expect("a member"))
+    };
+    assert_eq!(node_locks_held(&primary(0, "postgres")), 1, "the node lock on pg1");
+    // Two nodes sharing a database of their own, behind one driver.
+    create_database(&primary(0, "postgres"), "shared");
+    let shared_uri = cluster.uri("shared");
+    let shared_args = ["--storageEngine", "postgres", "--pgUri", &shared_uri, "--pgSharedNodes"];
+    let shared: Vec<TestServer> = (0..2).map(|_| TestServer::start(&shared_args)).collect();
+    let hosts: Vec<String> = shared.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
+    let shared_client =
+        mongodb::Client::with_uri_str(format!("mongodb://{}/?serverSelectionTimeoutMS=30000", hosts.join(",")))
+            .await
+            .expect("client of the shared nodes");
+    let shared_writes = shared_client.database("app").collection::<Document>("writes");
     // The driver waits out the outage in server selection rather than failing at once.
     let uri = format!("mongodb://127.0.0.1:{}/?replicaSet=rs0&serverSelectionTimeoutMS=30000", server.port);
     let client = mongodb::Client::with_uri_str(uri).await.expect("client");
@@ -294,45 +390,17 @@ async fn majority_writes_survive_a_patroni_failover() {
     assert_eq!(server.metric("monarch_postgres_connections_lost_total"), Some(0.0));
 
     let seen = Arc::new(Mutex::new(Seen::default()));
+    let shared_seen = Arc::new(Mutex::new(Seen::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for writer in 0..2 {
-        let (writes, majority, seen, stop) = (writes.clone(), majority.clone(), seen.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                let id = format!("w{writer}-{n}");
-                // The application's own retry: the same document until it is acknowledged.
-                // A duplicate key means an earlier attempt was applied after all.
-                let outcome = writes.insert_one(doc! { "_id": &id }).write_concern(majority.clone()).await;
-                let failed = match outcome {
-                    Ok(_) => None,
-                    Err(error) if common::error_code(&error) == Some(11000) => None,
-                    Err(error) => Some(common::error_code(&error).unwrap_or(-1)),
-                };
-                {
-                    let mut seen = seen.lock().expect("seen");
-                    match failed {
-                        Some(code) => seen.errors.push(code),
-                        None => {
-                            seen.acknowledged.insert(id);
-                            seen.acknowledged_at.push(Instant::now());
-                        }
-                    }
-                }
-                if failed.is_some() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-                n += 1;
-            }
-        }));
-    }
+    let mut writers = spawn_writers(&writes, &majority, &seen, &stop);
+    writers.extend(spawn_writers(&shared_writes, &majority, &shared_seen, &stop));
     let acknowledged = || seen.lock().expect("seen").acknowledged.len();
+    let shared_acknowledged = || shared_seen.lock().expect("seen").acknowledged.len();
     assert!(eventually(Duration::from_secs(30), || acknowledged() >= 200), "writes before the failover");
+    assert!(eventually(Duration::from_secs(30), || shared_acknowledged() >= 200), "shared writes before");
 
     let killed_at = Instant::now();
-    let before = acknowledged();
+    let (before, shared_before) = (acknowledged(), shared_acknowledged());
     cluster.members.first_mut().expect("pg1").crash();
     // Monarch steps down while its database is unreachable, so drivers wait for a primary.
     let writable = || {
@@ -346,51 +414,44 @@ async fn majority_writes_survive_a_patroni_failover() {
     assert!(promoted, "Patroni did not promote pg2: {:?}", cluster_members(rest));
     let promoted_after = killed_at.elapsed();
     assert!(eventually(Duration::from_secs(30), writable), "Monarch did not step up on the new primary");
-    // The writers carry on through the same Monarch node, on the new primary.
+    // The writers carry on through the same Monarch nodes, on the new primary.
     let resumed = eventually(Duration::from_secs(60), || acknowledged() >= before + 200);
+    let shared_resumed = eventually(Duration::from_secs(60), || shared_acknowledged() >= shared_before + 200);
     stop.store(true, std::sync::atomic::Ordering::Release);
     for writer in writers {
         writer.await.expect("writer");
     }
     assert!(resumed, "writes did not resume after the failover");
+    assert!(shared_resumed, "writes through the shared nodes did not resume after the failover");
 
     // The node lock went with pg1's session: Monarch took it again on pg2, so a second node
     // is still refused.
     assert!(
-        eventually(Duration::from_secs(10), || node_locks_held(&primary(1)) == 1),
+        eventually(Duration::from_secs(10), || node_locks_held(&primary(1, "postgres")) == 1),
         "the node lock was not taken again on the new primary"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || node_locks_held(&primary(1, "shared")) == 2),
+        "the shared nodes did not take their node lock again on the new primary"
     );
     assert!(server.wait_for_log("Took the PostgreSQL node lock again", Duration::from_secs(1)));
     let lost = server.metric("monarch_postgres_connections_lost_total").unwrap_or_default();
     assert!(lost >= 1.0, "lost connections counted: {lost}");
-    let second = common::run_to_exit(&["--storageEngine", "postgres", "--pgUri", &cluster.uri()]);
+    let second = common::run_to_exit(&["--storageEngine", "postgres", "--pgUri", &cluster.uri("postgres")]);
     assert_eq!(second.status.code(), Some(100), "a second node after the failover: {}", common::tools::stderr(&second));
 
-    let stored: BTreeSet<String> = {
-        use futures_util::TryStreamExt;
-        let found: Vec<Document> = writes.find(doc! {}).await.expect("find").try_collect().await.expect("documents");
-        found.iter().filter_map(|document| document.get_str("_id").ok().map(str::to_owned)).collect()
-    };
-    let seen = seen.lock().expect("seen");
-    let lost: Vec<&String> = seen.acknowledged.difference(&stored).collect();
-    assert!(lost.is_empty(), "{} acknowledged writes lost, first: {:?}", lost.len(), lost.first());
     // Every error the writers saw was a state change drivers retry: 11602 before Monarch
-    // stepped down, 10107 for a write that reached it after.
-    let codes: BTreeSet<i32> = seen.errors.iter().copied().collect();
-    assert!(codes.iter().all(|code| [11602, 10107].contains(code)), "other errors: {codes:?}");
-    let mut times = seen.acknowledged_at.clone();
-    times.sort();
-    let outage = times.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default();
+    // stepped down, 10107 for a write that reached it after. The shared nodes have no replica
+    // set to step down from: each operation meets the lost database (11602).
+    let figures = check_writes(&writes, &seen, &[11602, 10107]).await;
+    let shared_figures = check_writes(&shared_writes, &shared_seen, &[11602]).await;
     eprintln!(
-        "failover: Monarch stepped down {:.1} s and pg2 was promoted {:.1} s after pg1 was killed; longest gap \
-         between acknowledged writes {:.1} s; {} acknowledged, {} stored, {} errors seen by the writers ({codes:?})",
+        "failover: Monarch stepped down {:.1} s and pg2 was promoted {:.1} s after pg1 was killed; one node \
+         (replica set): {figures}; two shared nodes: {shared_figures}",
         stepped_down_after.as_secs_f64(),
         promoted_after.as_secs_f64(),
-        outage.as_secs_f64(),
-        seen.acknowledged.len(),
-        stored.len(),
-        seen.errors.len(),
     );
+    drop(shared);
     drop(server);
     drop(cluster);
 }

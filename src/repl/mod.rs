@@ -94,6 +94,9 @@ struct Member {
 #[derive(Debug)]
 pub struct Replication {
     set_name: Option<String>,
+    /// One of several nodes sharing a PostgreSQL database (`--pgSharedNodes`): it answers as
+    /// mongos does, so drivers treat the nodes as routers of one cluster.
+    router: bool,
     member: Mutex<Member>,
     /// The member's state as [`MemberState::number`], read by every request without the lock.
     state: AtomicI32,
@@ -120,11 +123,25 @@ fn config_namespace() -> Namespace {
 }
 
 impl Replication {
+    /// As [`Replication::new`]; `router`: a node sharing its database with others, answering
+    /// as mongos (no replica set then).
+    #[must_use]
+    pub fn routing(mut self, router: bool) -> Self {
+        self.router = router && self.set_name.is_none();
+        self
+    }
+
+    /// Whether this node answers as mongos (see [`Replication::routing`]).
+    pub fn is_router(&self) -> bool {
+        self.router
+    }
+
     /// A member of `set_name`, or a standalone when `None`, keeping time with `clock` and
     /// creating an oplog of `oplog_size_mb` (when given).
     pub fn new(set_name: Option<String>, oplog_size_mb: Option<u64>, clock: Arc<LogicalClock>) -> Self {
         Self {
             set_name,
+            router: false,
             member: Mutex::new(Member {
                 config: None,
                 state: MemberState::Startup,
@@ -376,6 +393,11 @@ impl Replication {
     pub fn describe(&self, reply: &mut Document, primary_field: &str) {
         if self.set_name.is_none() {
             reply.insert(primary_field, true);
+            if self.router {
+                // What mongos answers: drivers then spread operations over every node given,
+                // pin cursors to theirs and retry on another.
+                reply.insert("msg", "isdbgrid");
+            }
             return;
         }
         let member = self.lock();

@@ -108,7 +108,8 @@ impl State {
         Self {
             tls,
             topology: Topology::new(),
-            repl: Replication::new(config.repl_set.clone(), config.oplog_size_mb, Arc::clone(&storage.clock)),
+            repl: Replication::new(config.repl_set.clone(), config.oplog_size_mb, Arc::clone(&storage.clock))
+                .routing(config.pg_shared_nodes),
             storage,
             pool,
             cursors: CursorRegistry::default(),

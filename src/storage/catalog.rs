@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bson::{Binary, Document, Uuid, doc};
 
+use super::engine::{CATALOG_KIND, Engine, EngineLock, SharedLock};
 use super::index::{ID_INDEX_ID, Index};
 use super::namespace::Namespace;
 use super::{StorageError, meta_key};
@@ -55,6 +56,8 @@ pub struct Collection {
 
 /// A collection's write lock held by a DDL operation (see [`Collection::lock_for_ddl`]).
 pub(super) struct DdlLock<'a> {
+    /// The lock across the nodes sharing the database, when they do.
+    _shared: Option<EngineLock>,
     _guard: MutexGuard<'a, ()>,
     running: &'a AtomicBool,
 }
@@ -154,11 +157,16 @@ impl Collection {
         self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes the write lock for a DDL operation, marked as one while held.
-    pub(super) fn lock_for_ddl(&self) -> DdlLock<'_> {
+    /// Takes the write lock for a DDL operation, marked as one while held; on `engine`'s
+    /// other nodes too, when it has them.
+    ///
+    /// # Errors
+    /// The engine's, taking the lock across nodes.
+    pub(super) fn lock_for_ddl(&self, engine: &Engine) -> Result<DdlLock<'_>, StorageError> {
         let guard = self.lock_writes();
+        let shared = engine.lock(SharedLock::Collection(self.id))?;
         self.ddl_running.store(true, Ordering::Release);
-        DdlLock { _guard: guard, running: &self.ddl_running }
+        Ok(DdlLock { _shared: shared, _guard: guard, running: &self.ddl_running })
     }
 
     /// Takes the write lock for a statement of a transaction: it waits for other writers'
@@ -333,7 +341,7 @@ impl Catalog {
     /// # Errors
     /// [`StorageError::Corrupt`] for unreadable entries.
     pub fn load(entries: impl Iterator<Item = Vec<u8>>, next_id: u64) -> Result<Self, StorageError> {
-        let mut collections = BTreeMap::new();
+        let mut collections: BTreeMap<Namespace, Arc<Collection>> = BTreeMap::new();
         for value in entries {
             let meta = Document::from_reader(value.as_slice())
                 .map_err(|e| StorageError::Corrupt { what: "catalog entry", detail: e.to_string() })?;
@@ -341,6 +349,37 @@ impl Catalog {
             collections.insert(collection.ns.clone(), Arc::new(collection));
         }
         Ok(Self { collections: RwLock::new(collections), next_id: Mutex::new(next_id) })
+    }
+
+    /// Replaces the catalog with `entries` and `next_id` as stored now, after another node
+    /// changed them. A collection whose entry is unchanged keeps its version; a changed one
+    /// (found by UUID) keeps its locks and flags, and every version of it sees the new
+    /// indexes; one no longer stored is marked dropped.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] for unreadable entries; nothing changes then.
+    pub fn reload(&self, entries: impl Iterator<Item = Vec<u8>>, next_id: u64) -> Result<(), StorageError> {
+        let stored = Self::load(entries, next_id)?.collections.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.collections.write().unwrap_or_else(PoisonError::into_inner);
+        let held: BTreeMap<Uuid, Arc<Collection>> = map.values().map(|c| (c.uuid, c.clone())).collect();
+        let mut fresh = BTreeMap::new();
+        for (ns, collection) in stored {
+            let collection = match held.get(&collection.uuid) {
+                Some(old) if old.ns == collection.ns && old.to_meta() == collection.to_meta() => old.clone(),
+                Some(old) => {
+                    old.set_indexes(collection.indexes());
+                    Arc::new(old.evolve(collection.ns.clone(), collection.options.clone()))
+                }
+                None => collection,
+            };
+            fresh.insert(ns, collection);
+        }
+        for old in held.values().filter(|old| !fresh.values().any(|c| c.uuid == old.uuid)) {
+            old.dropped.store(true, Ordering::Release);
+        }
+        *map = fresh;
+        *self.next_id.lock().unwrap_or_else(PoisonError::into_inner) = next_id;
+        Ok(())
     }
 
     /// The collection at `ns`, if it exists.
@@ -430,7 +469,7 @@ impl Catalog {
 
 /// The `meta` key of a collection's catalog entry.
 pub fn entry_key(ns: &Namespace) -> Vec<u8> {
-    meta_key(b'c', ns.full().as_bytes())
+    meta_key(CATALOG_KIND, ns.full().as_bytes())
 }
 
 /// The catalog entry's stored bytes.

@@ -57,7 +57,7 @@ impl Storage {
     /// 85 IndexOptionsConflict, 86 IndexKeySpecsConflict, 11000 DuplicateKey when existing
     /// documents break a new unique index, key generation errors, storage errors.
     pub fn create_indexes(&self, ns: &Namespace, specs: Vec<Document>) -> Result<CreatedIndexes> {
-        let _ddl = self.ddl_lock();
+        let _ddl = self.ddl_lock()?;
         // IMPORTANT: looked up under the DDL lock. A collection looked up before it may have
         // been dropped since, and committing its catalog entry would bring it back at the next
         // start, with whatever its background deletion had not removed yet.
@@ -67,7 +67,7 @@ impl Storage {
             Some(collection) => collection,
             None => self.create_locked(ns, Document::new())?,
         };
-        let _writers = collection.lock_for_ddl();
+        let _writers = collection.lock_for_ddl(&self.engine)?;
         self.check_writable()?;
         let current = collection.indexes();
         let Added { indexes, built } = self.added_indexes(ns, &current, specs)?;
@@ -192,11 +192,11 @@ impl Storage {
     /// clustered collection's), storage errors.
     pub fn drop_indexes(self: &Arc<Self>, ns: &Namespace, selector: &IndexSelector) -> Result<usize> {
         // IMPORTANT: the lookup under the DDL lock, as in `create_indexes`.
-        let _ddl = self.ddl_lock();
+        let _ddl = self.ddl_lock()?;
         let collection = self
             .collection(ns)
             .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns not found {ns}")))?;
-        let _writers = collection.lock_for_ddl();
+        let _writers = collection.lock_for_ddl(&self.engine)?;
         self.check_writable()?;
         let current = collection.indexes();
         let cannot_drop_id = || {
@@ -279,7 +279,7 @@ impl Storage {
         hidden: Option<bool>,
         expire_after_seconds: Option<i64>,
     ) -> Result<IndexOptionChange> {
-        let _ddl = self.ddl_lock();
+        let _ddl = self.ddl_lock()?;
         // IMPORTANT: the caller looked `collection` up before the DDL lock: it may have been
         // dropped, renamed or changed since. Only the catalog's own may be written back.
         let collection = self
@@ -287,7 +287,7 @@ impl Storage {
             .filter(|current| current.uuid == collection.uuid)
             .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {}", collection.ns)))?;
         let collection = collection.as_ref();
-        let _writers = collection.lock_for_ddl();
+        let _writers = collection.lock_for_ddl(&self.engine)?;
         self.check_writable()?;
         let current = collection.indexes();
         let index = current.iter().find(|i| i.name == name).ok_or_else(|| {

@@ -70,7 +70,7 @@ mod writer;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bson::{Document, doc};
 
@@ -99,7 +99,7 @@ use catalog::{Catalog, CatalogChange};
 use disk::DiskGuard;
 use durability::Journal;
 pub use engine::EngineConfig;
-use engine::{Batch, Engine, Space};
+use engine::{Batch, CATALOG_KIND, CATALOG_VERSION_KEY, Engine, EngineLock, SharedLock, Space};
 use index::ID_INDEX_ID;
 use read::{corrupt_document, decode_document, document_key};
 
@@ -124,6 +124,22 @@ const PROBE_KEY: &[u8] = b"hprobe";
 /// Keys deleted per batch when a dropped collection's data is removed.
 const DROP_BATCH: usize = 10_000;
 
+/// The lock of catalog changes (see [`Storage::ddl_lock`]); the one across nodes goes first.
+struct DdlGuard<'a> {
+    _shared: Option<EngineLock>,
+    _local: std::sync::MutexGuard<'a, ()>,
+}
+
+/// The catalog's version as stored (0 before the first change counted).
+fn catalog_version(stored: Option<&[u8]>) -> u64 {
+    stored.and_then(|bytes| <[u8; 8]>::try_from(bytes).ok()).map_or(0, u64::from_be_bytes)
+}
+
+/// The next storage id as stored (1 in a new database).
+fn next_id(stored: Option<&[u8]>) -> u64 {
+    stored.and_then(|bytes| <[u8; 8]>::try_from(bytes).ok()).map_or(1, u64::from_be_bytes)
+}
+
 /// Builds a `meta` key: a one-byte kind, then the name.
 fn meta_key(kind: u8, name: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(1 + name.len());
@@ -140,6 +156,10 @@ pub struct Storage {
     /// Refuses writes while the disk is nearly full (see [`disk`]).
     disk: DiskGuard,
     catalog: Catalog,
+    /// The catalog's stored version `catalog` was loaded at (see [`Storage::refresh_catalog`]).
+    catalog_version: AtomicU64,
+    /// Serializes reloads of the catalog.
+    catalog_reload: std::sync::Mutex<()>,
     /// Moves when a commit inserts into a capped collection (`awaitData` cursors wait on it).
     pub capped_inserts: InsertSignal,
     /// The cluster time: the oplog's entries take their times from it.
@@ -207,7 +227,7 @@ impl Storage {
         let budget = match config {
             EngineConfig::Fjall(budget) => *budget,
             // PostgreSQL manages its own memory: nothing is budgeted here.
-            EngineConfig::Postgres(_) => MemoryBudget::split(0),
+            EngineConfig::Postgres { .. } => MemoryBudget::split(0),
         };
         let stored_format = engine.get(Space::Meta, FORMAT_KEY)?;
         // Before anything is upgraded or rewritten: keys of another layout must not be touched.
@@ -226,12 +246,11 @@ impl Storage {
                 }
             }
         };
-        let next_id = match engine.get(Space::Meta, NEXT_ID_KEY)? {
-            Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref()).map(u64::from_be_bytes).unwrap_or(1),
-            None => 1,
-        };
+        // Read before the entries: a change another node makes meanwhile is reloaded later.
+        let loaded_version = catalog_version(engine.get(Space::Meta, CATALOG_VERSION_KEY)?.as_deref());
+        let next_id = next_id(engine.get(Space::Meta, NEXT_ID_KEY)?.as_deref());
         let entries = engine
-            .prefix(Space::Meta, [b'c'])
+            .prefix(Space::Meta, [CATALOG_KIND])
             .map(|row| row.value().map(|v| v.to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let catalog = Catalog::load(entries.into_iter(), next_id)?;
@@ -250,12 +269,17 @@ impl Storage {
             intents: txn::Intents::default(),
             engine,
             catalog,
+            catalog_version: AtomicU64::new(loaded_version),
+            catalog_reload: std::sync::Mutex::new(()),
             budget,
             ddl: std::sync::Mutex::new(()),
             deletions: std::sync::Mutex::default(),
             _lock: lock,
         };
-        storage.drop_temporary_collections()?;
+        // Another node sharing the database may be filling its temporary collections now.
+        if !storage.engine.is_shared() {
+            storage.drop_temporary_collections()?;
+        }
         storage.finish_pending_drops()?;
         storage.backfill_totals()?;
         if upgrade_hashed {
@@ -296,7 +320,7 @@ impl Storage {
 
     /// The collection at `ns`.
     pub fn collection(&self, ns: &Namespace) -> Option<Arc<Collection>> {
-        self.catalog.get(ns)
+        self.fresh_catalog().get(ns)
     }
 
     /// The collection at `ns`, or mongod's 26 NamespaceNotFound `ns does not exist: <ns>`.
@@ -304,17 +328,19 @@ impl Storage {
     /// # Errors
     /// As described.
     pub fn existing_collection(&self, ns: &Namespace) -> Result<Arc<Collection>> {
-        self.catalog.get(ns).ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))
+        self.fresh_catalog()
+            .get(ns)
+            .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")))
     }
 
     /// Every collection of `db`.
     pub fn collections_in(&self, db: &str) -> Vec<Arc<Collection>> {
-        self.catalog.in_database(db)
+        self.fresh_catalog().in_database(db)
     }
 
     /// Every collection.
     pub fn all_collections(&self) -> Vec<Arc<Collection>> {
-        self.catalog.all()
+        self.fresh_catalog().all()
     }
 
     /// Creates a collection.
@@ -322,7 +348,7 @@ impl Storage {
     /// # Errors
     /// 48 NamespaceExists if it exists; storage errors.
     pub fn create_collection(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
-        let _ddl = self.ddl_lock();
+        let _ddl = self.ddl_lock()?;
         if self.catalog.get(ns).is_some() {
             return Err(Error::new(ErrorCode::NamespaceExists, format!("Collection {ns} already exists.")));
         }
@@ -335,10 +361,10 @@ impl Storage {
     /// # Errors
     /// Storage errors.
     pub fn collection_or_create(&self, ns: &Namespace) -> Result<Arc<Collection>> {
-        if let Some(collection) = self.catalog.get(ns) {
+        if let Some(collection) = self.fresh_catalog().get(ns) {
             return Ok(collection);
         }
-        let _ddl = self.ddl_lock();
+        let _ddl = self.ddl_lock()?;
         match self.catalog.get(ns) {
             Some(collection) => Ok(collection),
             None => self.create_locked(ns, Document::new()),
@@ -364,14 +390,14 @@ impl Storage {
     /// # Errors
     /// Storage errors.
     pub fn drop_collection(self: &Arc<Self>, ns: &Namespace) -> Result<bool> {
-        let _ddl = self.ddl_lock();
+        let _ddl = self.ddl_lock()?;
         let Some(collection) = self.catalog.get(ns) else { return Ok(false) };
         if ns.is_oplog() && self.oplog.is_on() {
             return Err(Error::new(ErrorCode::IllegalOperation, "can't drop live oplog while replicating"));
         }
         self.check_writable()?;
         // IMPORTANT: taken before the catalog changes so no writer is half-way through a batch.
-        let _writers = collection.lock_for_ddl();
+        let _writers = collection.lock_for_ddl(&self.engine)?;
         let mut batch = self.engine.batch();
         self.drop_into(&mut batch, &collection);
         self.commit_durable(batch, &self.command_entry(ns, Some(collection.uuid), doc! { "drop": &ns.coll })?)?;
@@ -405,7 +431,7 @@ impl Storage {
     /// # Errors
     /// 26 NamespaceNotFound when `temp` is gone; storage errors.
     pub fn replace_collection(self: &Arc<Self>, temp: &Namespace, target: &Namespace) -> Result<()> {
-        let _ddl = self.ddl_lock();
+        let _ddl = self.ddl_lock()?;
         self.check_writable()?;
         let source = self
             .catalog
@@ -413,7 +439,7 @@ impl Storage {
             .ok_or_else(|| Error::new(ErrorCode::NamespaceNotFound, format!("{temp} does not exist")))?;
         let old = self.catalog.get(target);
         // IMPORTANT: the old collection's writers finish their batches before it goes.
-        let _writers = old.as_ref().map(|c| c.lock_for_ddl());
+        let _writers = old.as_ref().map(|c| c.lock_for_ddl(&self.engine)).transpose()?;
         let renamed = Catalog::evolve(&source, target.clone(), source.options.clone());
         let mut batch = self.engine.batch();
         if let Some(old) = &old {
@@ -485,7 +511,7 @@ impl Storage {
             // The target goes in the rename's own batch, recorded in its oplog entry.
             return self.replace_collection(from, to);
         }
-        let _ddl = self.ddl_lock();
+        let _ddl = self.ddl_lock()?;
         // IMPORTANT: looked up again under the DDL lock (a drop or rename may have come first),
         // and its writers finish their batches before it changes name: a batch that makes an
         // index multikey writes the collection's catalog entry.
@@ -496,7 +522,7 @@ impl Storage {
         if self.catalog.get(to).is_some() {
             return Err(Error::new(ErrorCode::NamespaceExists, "target namespace exists"));
         }
-        let _writers = source.lock_for_ddl();
+        let _writers = source.lock_for_ddl(&self.engine)?;
         self.check_writable()?;
         let renamed = Catalog::evolve(&source, to.clone(), source.options.clone());
         let mut batch = self.engine.batch();
@@ -512,10 +538,10 @@ impl Storage {
     /// # Errors
     /// 26 NamespaceNotFound, storage errors.
     pub fn set_options(&self, ns: &Namespace, options: Document) -> Result<Arc<Collection>> {
-        let _ddl = self.ddl_lock();
+        let _ddl = self.ddl_lock()?;
         let current = self.existing_collection(ns)?;
         // IMPORTANT: writers finish their batches first, as for a rename.
-        let _writers = current.lock_for_ddl();
+        let _writers = current.lock_for_ddl(&self.engine)?;
         self.check_writable()?;
         let mut logged = doc! { "collMod": &ns.coll };
         logged.extend(options.clone());
@@ -572,7 +598,7 @@ impl Storage {
     pub fn snapshot_with_catalog(&self) -> std::result::Result<(ReadView, Vec<Arc<Collection>>), StorageError> {
         let anchor = self.engine.snapshot();
         let entries = anchor
-            .prefix(Space::Meta, [b'c'])
+            .prefix(Space::Meta, [CATALOG_KIND])
             .map(|row| row.value().map(|v| v.to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         // The next id is never handed out from this copy.
@@ -626,6 +652,12 @@ impl Storage {
     /// Engine errors reading disk usage.
     pub fn engine_stats(&self) -> std::result::Result<EngineStats, StorageError> {
         self.engine.stats()
+    }
+
+    /// Whether other nodes serve the same data (PostgreSQL with `--pgSharedNodes`): this node
+    /// answers as mongos does.
+    pub fn is_shared(&self) -> bool {
+        self.engine.is_shared()
     }
 
     /// Whether the data is in the embedded engine (not in PostgreSQL).
@@ -733,8 +765,56 @@ impl Storage {
         error
     }
 
-    fn ddl_lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.ddl.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Takes the lock of catalog changes: this node's, and the one across the nodes sharing
+    /// the database, after which the catalog is brought up to date with theirs.
+    ///
+    /// # Errors
+    /// The engine's, taking the lock across nodes or reading their changes.
+    fn ddl_lock(&self) -> std::result::Result<DdlGuard<'_>, StorageError> {
+        let local = self.ddl.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let shared = self.engine.lock(SharedLock::Catalog)?;
+        self.refresh_catalog()?;
+        Ok(DdlGuard { _shared: shared, _local: local })
+    }
+
+    /// Brings the catalog up to date when other nodes share the database and one of them
+    /// changed it: a point read of the catalog's version and, when it moved, a reload from
+    /// one snapshot. Nothing on a database of its own.
+    ///
+    /// # Errors
+    /// The engine's; an unreadable catalog entry.
+    fn refresh_catalog(&self) -> std::result::Result<(), StorageError> {
+        if !self.engine.is_shared() {
+            return Ok(());
+        }
+        let stored = catalog_version(self.engine.get(Space::Meta, CATALOG_VERSION_KEY)?.as_deref());
+        if stored == self.catalog_version.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _reloading = self.catalog_reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let view = self.engine.snapshot();
+        let version = catalog_version(view.get(Space::Meta, CATALOG_VERSION_KEY)?.as_deref());
+        if version == self.catalog_version.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let next_id = next_id(view.get(Space::Meta, NEXT_ID_KEY)?.as_deref());
+        let entries = view
+            .prefix(Space::Meta, [CATALOG_KIND])
+            .map(|row| row.value().map(|v| v.to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.catalog.reload(entries.into_iter(), next_id)?;
+        self.catalog_version.store(version, Ordering::Release);
+        tracing::debug!(target: "STORAGE", id = 7_000_436, version, "Reloaded the catalog another node changed");
+        Ok(())
+    }
+
+    /// The catalog, brought up to date first when other nodes share the database. A failed
+    /// check leaves the catalog as it is: the operation's own storage calls fail the same way.
+    fn fresh_catalog(&self) -> &Catalog {
+        if let Err(error) = self.refresh_catalog() {
+            tracing::debug!(target: "STORAGE", id = 7_000_437, %error, "Could not check the catalog's version");
+        }
+        &self.catalog
     }
 
     /// The oplog entry of a command on `ns` (none for an unlogged namespace, or with the

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use bson::{DateTime, RawBson, RawBsonRef};
 
-use super::engine::Space;
+use super::engine::{SharedLock, Space, TryLock};
 use super::{Collection, Direction, Index, Storage, decode_document, document_key};
 use crate::error::Result;
 use crate::query::bounds::{IndexBounds, Interval};
@@ -18,11 +18,13 @@ const TTL_BATCH: usize = 10_000;
 impl Storage {
     /// Deletes every document that a TTL index or a clustered collection's
     /// `expireAfterSeconds` says expired before `now`; returns how many. An array of dates
-    /// expires with its earliest date, as in mongod.
+    /// expires with its earliest date, as in mongod. Among nodes sharing a database, one
+    /// makes a pass at a time: a node finding another's pass under way skips its own.
     ///
     /// # Errors
     /// Storage errors.
     pub fn delete_expired(&self, now: DateTime) -> Result<u64> {
+        let TryLock::Free(_pass) = self.engine.try_lock(SharedLock::Ttl)? else { return Ok(0) };
         let mut deleted = 0u64;
         let cutoff_of =
             |seconds: i64| DateTime::from_millis(now.timestamp_millis().saturating_sub(seconds.saturating_mul(1000)));

@@ -384,7 +384,7 @@ impl Transaction {
         }
         let storage = self.storage.clone();
         // Before any write lock, as every DDL takes them.
-        let _ddl = (!self.created.is_empty()).then(|| storage.ddl_lock());
+        let _ddl = (!self.created.is_empty()).then(|| storage.ddl_lock()).transpose()?;
         // In collection id order, so that two commits cannot wait for each other.
         let guards: Vec<_> = self.touched.values().map(|t| t.collection.lock_writes()).collect();
         storage.check_writable()?;
@@ -540,11 +540,16 @@ mod tests {
 
     /// Runs `run` while another thread holds `collection`'s write lock for 50 ms, as a DDL
     /// operation (`ddl`) or a writer's batch.
-    fn while_held(collection: &Collection, ddl: bool, run: impl FnOnce() -> Result<()>) -> Result<()> {
+    fn while_held(
+        engine: &crate::storage::engine::Engine,
+        collection: &Collection,
+        ddl: bool,
+        run: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         std::thread::scope(|scope| {
             let (held, holding) = std::sync::mpsc::channel();
             scope.spawn(move || {
-                let _lock = if ddl { Err(collection.lock_for_ddl()) } else { Ok(collection.lock_writes()) };
+                let _lock = if ddl { Err(collection.lock_for_ddl(engine)) } else { Ok(collection.lock_writes()) };
                 let _ = held.send(());
                 std::thread::sleep(std::time::Duration::from_millis(50));
             });
@@ -560,21 +565,21 @@ mod tests {
         let collection = storage.create_collection(&Namespace::new("t", "c")?, bson::Document::new())?;
         let mut txn = storage.begin_transaction();
         // Behind a DDL operation: 24 LockTimeout after the timeout (5 ms by default).
-        let ddl = collection.lock_for_ddl();
+        let ddl = collection.lock_for_ddl(&storage.engine)?;
         let started = std::time::Instant::now();
         let refused = txn.writer(&storage, &collection).err().map(|e| e.code());
         assert_eq!(refused, Some(ErrorCode::LockTimeout));
         assert!(started.elapsed() >= std::time::Duration::from_millis(5), "{:?}", started.elapsed());
         drop(ddl);
         // Behind another writer's batch: it waits for it. With no limit, behind DDL too.
-        while_held(&collection, false, || {
+        while_held(&storage.engine, &collection, false, || {
             let mut writer = txn.writer(&storage, &collection)?;
             writer.insert(rawdoc! { "_id": "x" })?;
             writer.commit().map(drop)
         })?;
         storage.set_transaction_lock_timeout_ms(-1);
         let mut other = storage.begin_transaction();
-        while_held(&collection, true, || other.writer(&storage, &collection).map(drop))?;
+        while_held(&storage.engine, &collection, true, || other.writer(&storage, &collection).map(drop))?;
         Ok(())
     }
 

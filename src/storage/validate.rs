@@ -49,7 +49,7 @@ impl Storage {
     /// # Errors
     /// Storage errors while reading.
     pub fn validate_collection(&self, collection: &Collection) -> Result<ValidateReport> {
-        let _writers = collection.lock_for_ddl();
+        let _writers = collection.lock_for_ddl(&self.engine)?;
         let indexes = collection.indexes();
         let secondary: Vec<_> = indexes.iter().filter(|i| i.id != ID_INDEX_ID).cloned().collect();
         let mut expected: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new(); secondary.len()];

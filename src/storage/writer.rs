@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 
-use super::engine::{Batch, Bytes, Space};
+use super::engine::{Batch, Bytes, EngineLock, SharedLock, Space};
 use bson::{RawBsonRef, RawDocument, RawDocumentBuf, doc};
 
 use super::catalog::Capped;
@@ -51,6 +51,8 @@ pub struct Writer<'a> {
     /// In a transaction: the transaction, which takes this statement's changes at commit,
     /// and its view (its snapshot with its writes), which reads go through.
     txn: Option<(&'a mut Transaction, super::ReadView)>,
+    /// The collection's write lock across the nodes sharing the database, when they do.
+    _shared: Option<EngineLock>,
     _guard: MutexGuard<'a, ()>,
 }
 
@@ -61,6 +63,14 @@ impl<'a> Writer<'a> {
 
     /// A writer of `collection` holding its write lock (`guard`).
     fn holding(storage: &'a Storage, collection: &'a Arc<Collection>, guard: MutexGuard<'a, ()>) -> Result<Self> {
+        let shared = storage.engine.lock(SharedLock::Collection(collection.id))?;
+        if shared.is_some() {
+            // Under the lock, what other nodes changed is read before anything is checked: a
+            // drop (the check below), new indexes (maintained by this batch) and the capped
+            // collection's last record (read again by the first insert).
+            storage.refresh_catalog()?;
+            collection.next_record.store(0, Ordering::Release);
+        }
         if collection.ns.is_oplog() && storage.oplog.is_on() {
             // mongod's `userAllowedWriteNS`: a member's oplog is written by the server only.
             return Err(Error::new(ErrorCode::InvalidNamespace, "cannot write to local.oplog.rs"));
@@ -87,6 +97,7 @@ impl<'a> Writer<'a> {
             oplog: (storage.oplog.is_on() && oplog::is_logged(&collection.ns)).then(Vec::new),
             marked: 0,
             txn: None,
+            _shared: shared,
             _guard: guard,
         })
     }

@@ -300,6 +300,28 @@ fn postgres_engine_args(dbpath: &std::path::Path, args: &[&str]) -> Vec<String> 
     vec!["--storageEngine".into(), "postgres".into(), "--pgUri".into(), format!("{server}/{name}")]
 }
 
+/// A new, empty database on the test PostgreSQL server (named after `name` and this
+/// process), as a `--pgUri`; `None` without [`TEST_PG_URI`] (the caller's test skips).
+pub fn new_pg_database(name: &str) -> Option<String> {
+    let Ok(server) = std::env::var(TEST_PG_URI) else {
+        eprintln!("skipped: {TEST_PG_URI} is not set (.ci/postgres-tests sets it)");
+        return None;
+    };
+    let database = format!("monarch_{name}_{}", std::process::id());
+    let admin_uri = server.clone();
+    let created = database.clone();
+    // On a thread of its own: the blocking client runs a runtime of its own.
+    std::thread::spawn(move || {
+        let mut admin = postgres::Client::connect(&admin_uri, postgres::NoTls).expect("connect");
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {created}")).expect("drop");
+        admin.batch_execute(&format!("CREATE DATABASE {created}")).expect("create");
+    })
+    .join()
+    .expect("the test database");
+    let (base, _) = server.rsplit_once('/').expect("a database in MONARCH_TEST_PG_URI");
+    Some(format!("{base}/{database}"))
+}
+
 /// Polls `check` every 20 ms until it holds, up to `timeout`; returns whether it held.
 pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

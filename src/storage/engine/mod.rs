@@ -24,7 +24,10 @@ mod space;
 use std::ops::RangeBounds;
 use std::path::Path;
 
-pub use self::space::{Bytes, EngineStats, Instant, KeyspaceStats, PostgresStats, Space, prefix_successor};
+pub use self::space::{
+    Bytes, CATALOG_KIND, CATALOG_VERSION_KEY, EngineStats, Instant, KeyspaceStats, PostgresStats, SharedLock, Space,
+    prefix_successor,
+};
 use crate::storage::durability::SyncTarget;
 use crate::storage::error::StorageError;
 use crate::storage::memory::{MemoryBudget, MemoryUsage};
@@ -34,9 +37,26 @@ use crate::storage::memory::{MemoryBudget, MemoryUsage};
 pub enum EngineConfig {
     /// fjall, embedded in the data directory, sized by the memory budget.
     Fjall(MemoryBudget),
-    /// The PostgreSQL database at this connection configuration.
-    Postgres(Box<::postgres::Config>),
+    /// The PostgreSQL database at this connection configuration; `shared`: other nodes run
+    /// on the same database (`--pgSharedNodes`).
+    Postgres {
+        /// The database's connection configuration.
+        config: Box<::postgres::Config>,
+        /// Other nodes share the database.
+        shared: bool,
+    },
 }
+
+/// The answer of [`Engine::try_lock`].
+pub enum TryLock {
+    /// This node may go on: it holds the lock (`Some`), or needs none (`None`).
+    Free(Option<EngineLock>),
+    /// Another node holds it.
+    Busy,
+}
+
+/// A lock across the nodes sharing a database (see [`Engine::lock`]), released when dropped.
+pub struct EngineLock(#[expect(dead_code, reason = "held for its drop")] Box<self::postgres::Lock>);
 
 /// The engine handle: cheap to clone, clones share the engine.
 #[derive(Clone)]
@@ -65,7 +85,9 @@ impl Engine {
     pub fn open(dir: &Path, config: &EngineConfig) -> Result<Self, StorageError> {
         Ok(match config {
             EngineConfig::Fjall(budget) => Self::Fjall(self::fjall::Engine::open(dir, budget)?),
-            EngineConfig::Postgres(config) => Self::Postgres(self::postgres::Engine::open((**config).clone())?),
+            EngineConfig::Postgres { config, shared } => {
+                Self::Postgres(self::postgres::Engine::open((**config).clone(), *shared)?)
+            }
         })
     }
 
@@ -80,6 +102,37 @@ impl Engine {
         match self {
             Self::Fjall(_) => true,
             Self::Postgres(engine) => engine.is_reachable(),
+        }
+    }
+
+    /// Whether other nodes write to the same data (PostgreSQL with `--pgSharedNodes`): the
+    /// catalog may change under this node, and critical sections need [`Engine::lock`].
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Postgres(engine) if engine.is_shared())
+    }
+
+    /// Takes `what`'s lock across the nodes sharing the data, waiting for it; `None` when no
+    /// other node shares it (the caller's in-process lock is the whole lock then).
+    ///
+    /// # Errors
+    /// Engine errors.
+    pub fn lock(&self, what: SharedLock) -> Result<Option<EngineLock>, StorageError> {
+        match self {
+            Self::Postgres(engine) => Ok(engine.lock(what)?.map(|lock| EngineLock(Box::new(lock)))),
+            Self::Fjall(_) => Ok(None),
+        }
+    }
+
+    /// As [`Engine::lock`], without waiting.
+    ///
+    /// # Errors
+    /// Engine errors.
+    pub fn try_lock(&self, what: SharedLock) -> Result<TryLock, StorageError> {
+        match self {
+            Self::Postgres(engine) if engine.is_shared() => {
+                Ok(engine.try_lock(what)?.map_or(TryLock::Busy, |lock| TryLock::Free(Some(EngineLock(Box::new(lock))))))
+            }
+            _ => Ok(TryLock::Free(None)),
         }
     }
 
@@ -416,8 +469,10 @@ mod tests {
             admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
             let mut config: ::postgres::Config = uri.parse()?;
             config.dbname(&name);
-            engines
-                .push((Engine::open(Path::new(""), &EngineConfig::Postgres(Box::new(config)))?, tempfile::tempdir()?));
+            engines.push((
+                Engine::open(Path::new(""), &EngineConfig::Postgres { config: Box::new(config), shared: false })?,
+                tempfile::tempdir()?,
+            ));
         }
         Ok(engines)
     }

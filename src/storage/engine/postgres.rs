@@ -10,10 +10,11 @@
 //! - Scans fetch in chunks by key (keyset pagination) from either end, so a scan that reads a
 //!   few rows costs one small round trip and a long one never holds a server-side cursor.
 //!
-//! One node per database, for now: a session advisory lock, held for the life of the
-//! process, keeps a second `monarchd` out (several nodes need the shared catalog's
-//! invalidation, which is not built). A watcher takes it again on the new primary after a
-//! failover.
+//! One node per database, unless every node runs with `--pgSharedNodes`: a session advisory
+//! lock, held for the life of the process, keeps a second `monarchd` out; shared nodes hold
+//! it shared, so a node without the flag is refused beside them, and each cross-node critical
+//! section takes a lock of its own ([`Engine::lock`]). A watcher takes the node lock again on
+//! the new primary after a failover.
 //!
 //! A lost connection (PostgreSQL restarting, a failover) fails its operation with a
 //! retryable error, and every idle connection opened before it is dropped unused: the next
@@ -28,12 +29,22 @@ use std::time::Duration;
 use postgres::types::Type;
 use postgres::{Client, NoTls};
 
-use super::space::{Bytes, EngineStats, Instant, KeyspaceStats, PostgresStats, Space};
+use super::space::{
+    Bytes, CATALOG_KIND, CATALOG_VERSION_KEY, EngineStats, Instant, KeyspaceStats, PostgresStats, SharedLock, Space,
+};
 use crate::storage::error::{StorageError, is_connection_lost};
 use crate::storage::memory::MemoryUsage;
 
-/// The advisory lock that keeps a second node out of the database (`'mnrc'`).
+/// The advisory lock that keeps a second node out of the database (`'mnrc'`); shared nodes
+/// hold it shared.
 const NODE_LOCK: i64 = 0x6d6e_7263;
+/// The advisory lock of catalog changes across shared nodes (`'mncl'`).
+const CATALOG_LOCK: i64 = 0x6d6e_636c;
+/// The advisory lock of the TTL monitor's passes (`'mntt'`).
+const TTL_LOCK: i64 = 0x6d6e_7474;
+/// The advisory locks of collections' writes: this tag in the top 16 bits, the collection id
+/// below (ids never reach 2^48).
+const COLLECTION_LOCKS: i64 = 0x4d43 << 48;
 /// Rows fetched by a scan's first round trip; later ones double up to [`MAX_CHUNK`].
 const FIRST_CHUNK: i64 = 16;
 /// The most rows one round trip of a scan fetches.
@@ -179,13 +190,16 @@ struct NodeLock {
     /// refused (14 DBPathInUse) until the lock is this node's again.
     lost: AtomicBool,
     database: String,
+    /// Held shared, beside other `--pgSharedNodes` nodes.
+    shared: bool,
 }
 
 impl NodeLock {
-    /// Takes the lock on a new session of `config`'s database.
-    fn take(config: &postgres::Config) -> Result<Client, StorageError> {
+    /// Takes the lock (`shared`: in shared mode) on a new session of `config`'s database.
+    fn take(config: &postgres::Config, shared: bool) -> Result<Client, StorageError> {
         let mut session = config.connect(NoTls)?;
-        let locked: bool = session.query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])?.try_get(0)?;
+        let sql = if shared { "SELECT pg_try_advisory_lock_shared($1)" } else { "SELECT pg_try_advisory_lock($1)" };
+        let locked: bool = session.query_one(sql, &[&NODE_LOCK])?.try_get(0)?;
         if !locked {
             return Err(StorageError::DatabaseInUse(config.get_dbname().unwrap_or("(default)").to_owned()));
         }
@@ -210,7 +224,7 @@ impl NodeLock {
                 *session = None;
             }
             lock.held.store(false, Ordering::Release);
-            match Self::take_again(&config) {
+            match Self::take_again(&config, lock.shared) {
                 Ok(taken) => {
                     *session = Some(taken);
                     lock.lost.store(false, Ordering::Release);
@@ -232,14 +246,14 @@ impl NodeLock {
     /// by an operator, say) releases its locks as its process exits, a moment after its
     /// connection closes, so a refusal is tried again for a few tenths of a second before it
     /// counts.
-    fn take_again(config: &postgres::Config) -> Result<Client, StorageError> {
+    fn take_again(config: &postgres::Config, shared: bool) -> Result<Client, StorageError> {
         for _ in 0..5 {
-            match Self::take(config) {
+            match Self::take(config, shared) {
                 Err(StorageError::DatabaseInUse(_)) => std::thread::sleep(Duration::from_millis(100)),
                 taken => return taken,
             }
         }
-        Self::take(config)
+        Self::take(config, shared)
     }
 }
 
@@ -257,32 +271,38 @@ pub struct Engine {
     pool: Arc<Pool>,
     /// Counts committed batches: the instant a snapshot reads at (see [`Engine::visible_instant`]).
     commits: Arc<AtomicU64>,
+    /// Other nodes share the database (`--pgSharedNodes`).
+    shared: bool,
 }
 
 impl Engine {
-    /// Connects to the database at `config`, takes the node lock and creates the tables
-    /// where they are missing.
+    /// Connects to the database at `config`, takes the node lock (shared with other nodes
+    /// when `shared`) and creates the tables where they are missing.
     ///
     /// # Errors
-    /// [`StorageError::DatabaseInUse`] when another node holds the database; connection and
-    /// SQL errors.
-    pub fn open(config: postgres::Config) -> Result<Self, StorageError> {
-        blocking(|| Self::open_blocking(config))
+    /// [`StorageError::DatabaseInUse`] when another node holds the database (or, `shared`, a
+    /// node that does not share it); connection and SQL errors.
+    pub fn open(config: postgres::Config, shared: bool) -> Result<Self, StorageError> {
+        blocking(|| Self::open_blocking(config, shared))
     }
 
-    fn open_blocking(config: postgres::Config) -> Result<Self, StorageError> {
-        let mut session = NodeLock::take(&config)?;
+    fn open_blocking(config: postgres::Config, shared: bool) -> Result<Self, StorageError> {
+        let mut session = NodeLock::take(&config, shared)?;
+        // Shared nodes may start together: one creates the tables at a time.
+        session.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({CATALOG_LOCK})"))?;
         for space in Space::ALL {
             session.batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {} (k bytea PRIMARY KEY, v bytea NOT NULL)",
                 table(space)
             ))?;
         }
+        session.batch_execute("COMMIT")?;
         let node = Arc::new(NodeLock {
             session: Mutex::new(Some(session)),
             held: AtomicBool::new(true),
             lost: AtomicBool::new(false),
             database: config.get_dbname().unwrap_or("(default)").to_owned(),
+            shared,
         });
         let (watched, watcher_config) = (Arc::downgrade(&node), config.clone());
         std::thread::Builder::new()
@@ -290,7 +310,55 @@ impl Engine {
             .spawn(move || NodeLock::watch(watched, watcher_config))?;
         let pool =
             Pool { config, idle: Mutex::default(), generation: AtomicU64::new(0), node, figures: Arc::default() };
-        Ok(Self { pool: Arc::new(pool), commits: Arc::default() })
+        Ok(Self { pool: Arc::new(pool), commits: Arc::default(), shared })
+    }
+
+    /// Whether other nodes share the database (`--pgSharedNodes`).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Takes `what`'s lock across the nodes sharing the database, waiting for it; `None` when
+    /// no other node shares it (the caller's in-process lock is enough then). Held until the
+    /// returned guard goes.
+    ///
+    /// # Errors
+    /// SQL and connection errors; 112 WriteConflict for a deadlock PostgreSQL broke.
+    pub fn lock(&self, what: SharedLock) -> Result<Option<Lock>, StorageError> {
+        self.take_lock(what, "SELECT pg_advisory_lock($1), true")
+    }
+
+    /// As [`Engine::lock`] without waiting: `None` as well when another node holds it.
+    ///
+    /// # Errors
+    /// SQL and connection errors.
+    pub fn try_lock(&self, what: SharedLock) -> Result<Option<Lock>, StorageError> {
+        self.take_lock(what, "SELECT true, pg_try_advisory_lock($1)")
+    }
+
+    fn take_lock(&self, what: SharedLock, sql: &'static str) -> Result<Option<Lock>, StorageError> {
+        if !self.shared {
+            return Ok(None);
+        }
+        let key = match what {
+            SharedLock::Catalog => CATALOG_LOCK,
+            SharedLock::Ttl => TTL_LOCK,
+            SharedLock::Collection(id) => COLLECTION_LOCKS | (i64::try_from(id).unwrap_or(0) & ((1 << 48) - 1)),
+        };
+        blocking(|| {
+            let mut conn = self.pool.take()?;
+            let taken = self.pool.checked(
+                conn.query_typed(sql, &[(&key, Type::INT8)])
+                    .and_then(|rows| rows.first().map_or(Ok(false), |row| row.try_get::<_, bool>(1))),
+            );
+            match taken {
+                Ok(true) => Ok(Some(Lock { conn: Some(conn), key, pool: self.pool.clone() })),
+                other => {
+                    self.pool.give_back(conn);
+                    other.map(|_| None)
+                }
+            }
+        })
     }
 
     fn with_client<T: Send>(
@@ -426,6 +494,25 @@ impl Engine {
     /// The server's memory is PostgreSQL's to manage: nothing is held here.
     pub fn memory_usage(&self) -> MemoryUsage {
         MemoryUsage { block_cache_bytes: 0, write_buffer_bytes: 0 }
+    }
+}
+
+/// A lock across the nodes sharing the database (see [`Engine::lock`]): an advisory lock
+/// of the session it holds, released when it goes (or when that session ends, with its node).
+pub struct Lock {
+    conn: Option<Conn>,
+    key: i64,
+    pool: Arc<Pool>,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        blocking(|| match conn.query_typed("SELECT pg_advisory_unlock($1)", &[(&self.key, Type::INT8)]) {
+            Ok(_) => self.pool.give_back(conn),
+            // Closing the session releases the lock.
+            Err(_) => drop(conn),
+        });
     }
 }
 
@@ -768,6 +855,16 @@ impl Batch {
                 ));
             }
         }
+        // Other nodes see a catalog change by this version (see `Storage::refresh_catalog`),
+        // an 8-byte big-endian count under `CATALOG_VERSION_KEY`, counted up in place.
+        if self.writes.keys().any(|(space, key)| *space == Space::Meta && key.first() == Some(&CATALOG_KIND)) {
+            params.push((&CATALOG_VERSION_KEY, Type::BYTEA));
+            parts.push(format!(
+                "INSERT INTO monarch_meta (k, v) VALUES (${}, int8send(1)) ON CONFLICT (k) DO UPDATE \
+                 SET v = int8send(('x' || encode(monarch_meta.v, 'hex'))::bit(64)::bigint + 1)",
+                params.len()
+            ));
+        }
         let parts: Vec<String> = parts.iter().enumerate().map(|(i, part)| format!("part{i} AS ({part})")).collect();
         let sql = format!("WITH {} SELECT 1", parts.join(", "));
         let engine = self.engine.clone();
@@ -798,7 +895,7 @@ mod tests {
         admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
         let mut config: postgres::Config = uri.parse()?;
         config.dbname(&name);
-        let engine = Engine::open(config)?;
+        let engine = Engine::open(config, false)?;
         engine.insert(Space::Meta, b"k", b"v")?;
         // Two snapshots read at once: two connections, idle in the pool once they go.
         let (first, second) = (engine.snapshot(), engine.snapshot());

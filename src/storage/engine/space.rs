@@ -104,3 +104,25 @@ pub struct KeyspaceStats {
     /// Tables in all levels.
     pub tables: usize,
 }
+
+/// The first byte of the `meta` keys of catalog entries. A batch writing one is a catalog
+/// change: the PostgreSQL engine counts it in the catalog's version, which nodes sharing the
+/// database compare with the catalog they hold.
+pub const CATALOG_KIND: u8 = b'c';
+
+/// The `meta` key of the catalog's version on PostgreSQL: 8 bytes, big-endian, counted up by
+/// every batch that writes a catalog entry (absent until the first).
+pub const CATALOG_VERSION_KEY: &[u8] = b"g";
+
+/// What a lock across the nodes sharing a database guards (see
+/// [`Engine::lock`](super::Engine::lock)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedLock {
+    /// Catalog changes: creating, dropping, renaming and changing collections and indexes.
+    Catalog,
+    /// The writes to one collection (by id): a unique check and the write it guards, and a
+    /// read-modify-write of a document, from the first read to the commit.
+    Collection(u64),
+    /// The TTL monitor's passes: one node deletes expired documents at a time.
+    Ttl,
+}

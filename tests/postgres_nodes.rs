@@ -1,0 +1,264 @@
+//! Several Monarch nodes on one PostgreSQL database (`--pgSharedNodes`, issue 20): each
+//! answers as mongos; a catalog change made through one node is used by the others at once;
+//! a unique index and read-modify-write updates hold across nodes; a retried write sent to
+//! another node applies once; killing a node loses nothing acknowledged and a driver given
+//! every node carries on through the others.
+//!
+//! These tests need a PostgreSQL server: `.ci/postgres-tests` starts one and sets
+//! `MONARCH_TEST_PG_URI`. Without it (a plain `cargo test`), each says so and returns.
+
+#![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+
+use common::{TestServer, code, command, error_code, new_pg_database, run_to_exit};
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::{Client, IndexModel};
+
+/// Three nodes sharing the database at `uri`.
+fn three_nodes(uri: &str) -> Vec<TestServer> {
+    (0..3).map(|_| TestServer::start(&["--storageEngine", "postgres", "--pgUri", uri, "--pgSharedNodes"])).collect()
+}
+
+/// A client of one node only.
+async fn direct(node: &TestServer) -> Client {
+    node.client("directConnection=true").await
+}
+
+/// The winning plan's stages of `filter` on `people`, outermost first.
+async fn plan_stages(client: &Client, filter: Document) -> Vec<String> {
+    let explain = client
+        .database("app")
+        .run_command(doc! { "explain": { "find": "people", "filter": filter }, "verbosity": "queryPlanner" })
+        .await
+        .expect("explain");
+    let mut stages = Vec::new();
+    let mut plan = explain.get_document("queryPlanner").and_then(|q| q.get_document("winningPlan")).ok();
+    while let Some(stage) = plan {
+        stages.push(stage.get_str("stage").unwrap_or_default().to_owned());
+        plan = stage.get_document("inputStage").ok();
+    }
+    stages
+}
+
+#[tokio::test]
+async fn shared_nodes_answer_as_mongos_and_use_each_others_catalog_changes_at_once() {
+    let Some(uri) = new_pg_database("nodes_catalog") else { return };
+    let nodes = three_nodes(&uri);
+    let hello = command(&nodes[1], doc! { "hello": 1, "$db": "admin" });
+    assert_eq!(hello.get_str("msg").ok(), Some("isdbgrid"), "{hello}");
+    assert_eq!(hello.get_bool("isWritablePrimary").ok(), Some(true), "{hello}");
+    assert!(!hello.contains_key("setName"), "{hello}");
+
+    let (a, b, c) = (direct(&nodes[0]).await, direct(&nodes[1]).await, direct(&nodes[2]).await);
+    let people = a.database("app").collection::<Document>("people");
+    people.insert_many((0..300).map(|i| doc! { "_id": i, "age": i % 90 })).await.expect("insert");
+    // Node B planned this shape before the index existed; its plan cache must not keep it.
+    assert_eq!(plan_stages(&b, doc! { "age": 5 }).await, ["COLLSCAN"]);
+
+    people.create_index(IndexModel::builder().keys(doc! { "age": 1 }).build()).await.expect("index on A");
+    assert_eq!(plan_stages(&b, doc! { "age": 5 }).await, ["FETCH", "IXSCAN"], "B uses A's new index at once");
+    // B's writes maintain the index it learned of: C finds them through it.
+    b.database("app").collection::<Document>("people").insert_one(doc! { "_id": 1000, "age": 5 }).await.expect("B");
+    let found = c.database("app").collection::<Document>("people").count_documents(doc! { "age": 5 }).await;
+    assert_eq!(found.expect("count on C"), 5);
+    assert_eq!(plan_stages(&c, doc! { "age": 5 }).await, ["FETCH", "IXSCAN"]);
+
+    c.database("app").collection::<Document>("people").drop_index("age_1").await.expect("drop on C");
+    assert_eq!(plan_stages(&b, doc! { "age": 5 }).await, ["COLLSCAN"], "B forgets C's dropped index at once");
+
+    // A validator set through A is enforced by B: 121 DocumentValidationFailure.
+    a.database("app")
+        .run_command(doc! { "collMod": "people", "validator": { "age": { "$type": "int" } } })
+        .await
+        .expect("collMod on A");
+    let refused = b.database("app").collection::<Document>("people").insert_one(doc! { "_id": 2000, "age": "x" }).await;
+    assert_eq!(refused.as_ref().err().and_then(error_code), Some(121), "{refused:?}");
+
+    // A collection dropped through C is gone for A, and a write through B creates a new one.
+    c.database("app").collection::<Document>("people").drop().await.expect("drop on C");
+    let names = a.database("app").list_collection_names().await.expect("list on A");
+    assert!(!names.contains(&"people".to_owned()), "{names:?}");
+    b.database("app").collection::<Document>("people").insert_one(doc! { "_id": 1, "age": "any" }).await.expect("B");
+    let left = a.database("app").collection::<Document>("people").count_documents(doc! {}).await;
+    assert_eq!(left.expect("count on A"), 1, "the old documents went with the drop; the new one has no validator");
+
+    // Collections created through different nodes get different ids: neither sees the other's
+    // documents.
+    for (i, node) in [&a, &b, &c].iter().enumerate() {
+        let collection = node.database("ids").collection::<Document>(&format!("c{i}"));
+        collection.insert_one(doc! { "_id": 0, "node": i as i32 }).await.expect("create");
+    }
+    for i in 0..3 {
+        let only = a.database("ids").collection::<Document>(&format!("c{i}")).find_one(doc! {}).await;
+        assert_eq!(only.expect("find").and_then(|d| d.get_i32("node").ok()), Some(i));
+    }
+}
+
+#[tokio::test]
+async fn a_unique_index_and_updates_hold_across_nodes() {
+    let Some(uri) = new_pg_database("nodes_unique") else { return };
+    let nodes = three_nodes(&uri);
+    let (a, b) = (direct(&nodes[0]).await, direct(&nodes[1]).await);
+    let unique = IndexModel::builder()
+        .keys(doc! { "k": 1 })
+        .options(mongodb::options::IndexOptions::builder().unique(true).build())
+        .build();
+    a.database("app").collection::<Document>("u").create_index(unique).await.expect("unique index");
+    a.database("app").collection::<Document>("counter").insert_one(doc! { "_id": 1, "n": 0 }).await.expect("counter");
+
+    const KEYS: i32 = 150;
+    // Both nodes insert every key, and increment the counter, at the same time.
+    let race = |client: Client| async move {
+        let (u, counter) =
+            (client.database("app").collection("u"), client.database("app").collection::<Document>("counter"));
+        let mut accepted = Vec::new();
+        for k in 0..KEYS {
+            match u.insert_one(doc! { "k": k }).await {
+                Ok(_) => accepted.push(k),
+                Err(error) => assert_eq!(error_code(&error), Some(11000), "{error}"),
+            }
+            counter.update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 1 } }).await.expect("increment");
+        }
+        accepted
+    };
+    let (from_a, from_b) = tokio::join!(tokio::spawn(race(a.clone())), tokio::spawn(race(b.clone())));
+    let (from_a, from_b) = (from_a.expect("A's writer"), from_b.expect("B's writer"));
+    assert_eq!(from_a.len() + from_b.len(), KEYS as usize, "each key accepted once: A {from_a:?}, B {from_b:?}");
+    let stored: Vec<Document> = a
+        .database("app")
+        .collection::<Document>("u")
+        .find(doc! {})
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("documents");
+    let keys: BTreeSet<i32> = stored.iter().filter_map(|d| d.get_i32("k").ok()).collect();
+    assert_eq!((stored.len(), keys.len()), (KEYS as usize, KEYS as usize));
+    let counter = b.database("app").collection::<Document>("counter").find_one(doc! {}).await.expect("counter");
+    assert_eq!(counter.and_then(|d| d.get_i32("n").ok()), Some(2 * KEYS), "no increment lost");
+}
+
+#[tokio::test]
+async fn a_retried_write_sent_to_another_node_applies_once() {
+    let Some(uri) = new_pg_database("nodes_retry") else { return };
+    let nodes = three_nodes(&uri);
+    let session = doc! { "id": Bson::Binary(mongodb::bson::Binary {
+        subtype: mongodb::bson::spec::BinarySubtype::Uuid,
+        bytes: vec![7; 16],
+    }) };
+    let retryable = |body: Document| {
+        let mut body = body;
+        body.insert("lsid", session.clone());
+        body.insert("txnNumber", 5_i64);
+        body.insert("$db", "app");
+        body
+    };
+    command(&nodes[0], doc! { "insert": "r", "documents": [{ "_id": 1, "n": 0 }], "$db": "app" });
+    let update = retryable(doc! { "update": "r", "updates": [{ "q": { "_id": 1 }, "u": { "$inc": { "n": 1 } } }] });
+    let first = command(&nodes[0], update.clone());
+    assert_eq!((first.get_i32("n").ok(), first.get_i32("nModified").ok()), (Some(1), Some(1)), "{first}");
+    // The driver's retry after a lost reply, sent to another node: answered from the record.
+    let retried = command(&nodes[1], update);
+    assert_eq!(retried.get_i32("n").ok(), Some(1), "{retried}");
+    assert_eq!(retried.get_array("retriedStmtIds").ok().map(Vec::len), Some(1), "{retried}");
+    let stored = command(&nodes[2], doc! { "find": "r", "filter": { "_id": 1 }, "$db": "app" });
+    let n = stored
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .ok()
+        .and_then(|batch| batch.first().and_then(Bson::as_document).and_then(|d| d.get_i32("n").ok()));
+    assert_eq!(n, Some(1), "applied once: {stored}");
+
+    // An older number is refused on every node: 225 TransactionTooOld.
+    let older = {
+        let mut body = retryable(doc! { "insert": "r", "documents": [{ "_id": 2 }] });
+        body.insert("txnNumber", 4_i64);
+        body
+    };
+    assert_eq!(code(&command(&nodes[2], older)), Some(225));
+    // Transactions are refused, not run without their conflict detection: 20 IllegalOperation.
+    let mut in_transaction = retryable(doc! { "insert": "r", "documents": [{ "_id": 3 }] });
+    in_transaction.insert("txnNumber", 6_i64);
+    in_transaction.insert("startTransaction", true);
+    in_transaction.insert("autocommit", false);
+    assert_eq!(code(&command(&nodes[1], in_transaction)), Some(20));
+}
+
+#[tokio::test]
+async fn killing_a_node_loses_nothing_acknowledged_and_drivers_carry_on() {
+    let Some(uri) = new_pg_database("nodes_kill") else { return };
+    let mut nodes = three_nodes(&uri);
+    let hosts: Vec<String> = nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
+    let client = Client::with_uri_str(format!("mongodb://{}/?serverSelectionTimeoutMS=10000", hosts.join(",")))
+        .await
+        .expect("client of every node");
+    let writes = client.database("app").collection::<Document>("w");
+
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let (acknowledged, errors, writes) = (acknowledged.clone(), errors.clone(), writes.clone());
+        tokio::spawn(async move {
+            for id in 0..400 {
+                // Each document until it is acknowledged: a duplicate key means an earlier
+                // attempt was applied.
+                loop {
+                    match writes.insert_one(doc! { "_id": id }).await {
+                        Ok(_) => break,
+                        Err(error) if error_code(&error) == Some(11000) => break,
+                        Err(error) => errors.lock().expect("errors").push(error.to_string()),
+                    }
+                }
+                acknowledged.lock().expect("acknowledged").push((id, std::time::Instant::now()));
+            }
+        })
+    };
+    assert!(
+        common::eventually_async(Duration::from_secs(30), || {
+            let done = acknowledged.lock().expect("acknowledged").len();
+            async move { done >= 100 }
+        })
+        .await,
+        "writes did not start"
+    );
+    nodes.remove(0).crash();
+    writer.await.expect("the writer carried on after the kill");
+
+    let acknowledged = acknowledged.lock().expect("acknowledged").clone();
+    assert_eq!(acknowledged.len(), 400);
+    let longest_gap = acknowledged.windows(2).map(|pair| pair[1].1 - pair[0].1).max().unwrap_or_default();
+    let survivor = direct(&nodes[1]).await;
+    let stored = survivor.database("app").collection::<Document>("w").count_documents(doc! {}).await;
+    assert_eq!(stored.expect("count"), 400, "every acknowledged write is stored");
+    let errors = errors.lock().expect("errors").clone();
+    eprintln!("after the kill: {} errors, longest gap between acknowledged writes {longest_gap:?}", errors.len());
+    assert!(errors.len() < 20, "the driver moved to the other nodes: {errors:?}");
+}
+
+#[test]
+fn a_node_that_does_not_share_is_refused_beside_shared_ones_and_the_other_way() {
+    let Some(uri) = new_pg_database("nodes_modes") else { return };
+    let shared = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &uri, "--pgSharedNodes"]);
+    let alone = run_to_exit(&["--storageEngine", "postgres", "--pgUri", &uri]);
+    assert_eq!(alone.status.code(), Some(100), "{}", String::from_utf8_lossy(&alone.stdout));
+    drop(shared);
+
+    let alone = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &uri]);
+    let shared = run_to_exit(&["--storageEngine", "postgres", "--pgUri", &uri, "--pgSharedNodes"]);
+    assert_eq!(shared.status.code(), Some(100), "{}", String::from_utf8_lossy(&shared.stdout));
+    drop(alone);
+
+    // Refused at start where it cannot mean anything: 2 (bad options), as mongod's.
+    let embedded = run_to_exit(&["--pgSharedNodes"]);
+    assert_eq!(embedded.status.code(), Some(2), "{}", String::from_utf8_lossy(&embedded.stderr));
+    let member = run_to_exit(&["--storageEngine", "postgres", "--pgUri", &uri, "--pgSharedNodes", "--replSet", "rs0"]);
+    assert_eq!(member.status.code(), Some(2), "{}", String::from_utf8_lossy(&member.stderr));
+}
