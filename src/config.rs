@@ -192,8 +192,8 @@ struct Flags {
     #[arg(long = "wiredTigerIndexPrefixCompression", hide = true)]
     wired_tiger_index_prefix_compression: Option<String>,
     /// The storage engine: fjall, embedded in --dbpath, or postgres, a PostgreSQL database at
-    /// --pgUri (one Monarch node per database so far). `wiredTiger`, what mongod's files name,
-    /// is accepted with a warning and means fjall [default: fjall].
+    /// --pgUri (one node per database, or several with --pgSharedNodes). `wiredTiger`, what
+    /// mongod's files name, is accepted with a warning and means fjall [default: fjall].
     #[arg(long = "storageEngine", env = "MONARCH_STORAGE_ENGINE")]
     storage_engine: Option<String>,
     /// The PostgreSQL database of --storageEngine postgres, as a libpq-style URI
@@ -1938,6 +1938,30 @@ mod tests {
     }
 
     #[test]
+    fn config_shared_nodes_are_for_postgres_without_a_replica_set() -> Result<(), Box<dyn std::error::Error>> {
+        let uri = "postgresql://monarch@db/app";
+        let shared = config(&["--storageEngine", "postgres", "--pgUri", uri, "--pgSharedNodes"])?;
+        assert!(shared.pg_shared_nodes);
+        let postgres = shared.effective().get_document("storage")?.get_document("postgres")?.clone();
+        assert!(postgres.get_bool("sharedNodes")?);
+        assert!(!config(&["--storageEngine", "postgres", "--pgUri", uri])?.pg_shared_nodes);
+        let refused = |args: &[&str]| config(args).err().map(|e| e.to_string());
+        assert_eq!(
+            refused(&["--pgSharedNodes"]).as_deref(),
+            Some(
+                "invalid value for storage.postgres.sharedNodes: is for storage.engine postgres only: the embedded engine's data belongs to one node"
+            )
+        );
+        assert_eq!(
+            refused(&["--storageEngine", "postgres", "--pgUri", uri, "--pgSharedNodes", "--replSet", "rs0"]).as_deref(),
+            Some(
+                "invalid value for storage.postgres.sharedNodes: shared nodes answer as mongos and have no replica set: remove --replSet (the database's own replication, Patroni's, keeps the data available)"
+            )
+        );
+        Ok(())
+    }
+
+    #[test]
     fn config_postgres_engine_takes_its_uri_and_password_file_and_refuses_embedded_options()
     -> Result<(), Box<dyn std::error::Error>> {
         let uri = "postgresql://monarch:inline@db1:5433,db2/app?target_session_attrs=read-write";
@@ -1950,7 +1974,10 @@ mod tests {
         assert_eq!(storage.get_str("engine")?, "postgres");
         assert_eq!(
             storage.get_document("postgres")?,
-            &doc! { "hosts": ["db1:5433", "db2:5432"], "dbname": "app", "user": "monarch", "password": "********" }
+            &doc! {
+                "hosts": ["db1:5433", "db2:5432"], "dbname": "app", "user": "monarch", "password": "********",
+                "sharedNodes": false,
+            }
         );
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("pg-password");

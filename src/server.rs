@@ -123,16 +123,26 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     for warning in &state.config.warnings {
         tracing::warn!(target: "CONTROL", id = 20998, "{warning}");
     }
-    if let (Some(root), true) = (&state.config.initdb_root, fresh) {
-        crate::exec::principals::users::create_root(&state, &root.name, root.password.expose())
-            .map_err(|e| StartError::Catalog(e.to_string()))?;
-        tracing::info!(
-            target: "ACCESS",
-            id = 7_000_301,
-            user = %root.name,
-            db = "admin",
-            "Created the root user from MONGO_INITDB_ROOT_USERNAME on an empty data directory"
-        );
+    // On PostgreSQL the data is not in the directory: a first start is a database without
+    // users, and a node sharing it may create the root user at the same moment.
+    let first_start = if state.storage.is_embedded() {
+        fresh
+    } else {
+        !crate::exec::principals::any_defined(&state.storage).map_err(|e| StartError::Catalog(e.to_string()))?
+    };
+    if let (Some(root), true) = (&state.config.initdb_root, first_start) {
+        match crate::exec::principals::users::create_root(&state, &root.name, root.password.expose()) {
+            Ok(()) => tracing::info!(
+                target: "ACCESS",
+                id = 7_000_301,
+                user = %root.name,
+                db = "admin",
+                "Created the root user from MONGO_INITDB_ROOT_USERNAME on an empty data directory"
+            ),
+            // Created by another node sharing the database meanwhile.
+            Err(error) if error.code() == crate::error::ErrorCode::Location51003 && state.storage.is_shared() => {}
+            Err(error) => return Err(StartError::Catalog(error.to_string())),
+        }
     }
     state.repl.load(&state.storage).map_err(|e| StartError::Catalog(e.to_string()))?;
     let defined =

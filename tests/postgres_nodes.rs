@@ -1,7 +1,9 @@
 //! Several Monarch nodes on one PostgreSQL database (`--pgSharedNodes`, issue 20): each
 //! answers as mongos; a catalog change made through one node is used by the others at once;
 //! a unique index and read-modify-write updates hold across nodes; a retried write sent to
-//! another node applies once; killing a node loses nothing acknowledged and a driver given
+//! another node applies once; transactions on different nodes conflict, the first to commit
+//! winning; a change stream on one node sees the writes made through the
+//! others, and resumes on another; killing a node loses nothing acknowledged and a driver given
 //! every node carries on through the others.
 //!
 //! These tests need a PostgreSQL server: `.ci/postgres-tests` starts one and sets
@@ -15,7 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use common::{TestServer, code, command, error_code, new_pg_database, run_to_exit};
 use mongodb::bson::{Bson, Document, doc};
@@ -184,12 +186,120 @@ async fn a_retried_write_sent_to_another_node_applies_once() {
         body
     };
     assert_eq!(code(&command(&nodes[2], older)), Some(225));
-    // Transactions are refused, not run without their conflict detection: 20 IllegalOperation.
-    let mut in_transaction = retryable(doc! { "insert": "r", "documents": [{ "_id": 3 }] });
-    in_transaction.insert("txnNumber", 6_i64);
-    in_transaction.insert("startTransaction", true);
-    in_transaction.insert("autocommit", false);
-    assert_eq!(code(&command(&nodes[1], in_transaction)), Some(20));
+}
+
+/// Whether `error` is 112 WriteConflict labelled `TransientTransactionError`.
+fn is_transient_write_conflict(error: &mongodb::error::Error) -> bool {
+    error_code(error) == Some(112) && error.contains_label("TransientTransactionError")
+}
+
+#[tokio::test]
+async fn transactions_on_different_nodes_conflict_and_the_first_to_commit_wins() {
+    let Some(uri) = new_pg_database("nodes_txn") else { return };
+    let nodes = three_nodes(&uri);
+    let (a, b, c) = (direct(&nodes[0]).await, direct(&nodes[1]).await, direct(&nodes[2]).await);
+    let through = |client: &Client| client.database("app").collection::<Document>("accounts");
+    through(&a).insert_one(doc! { "_id": 1, "n": 0 }).await.expect("an account");
+    let n = || async { through(&c).find_one(doc! { "_id": 1 }).await.expect("find").and_then(|d| d.get_i32("n").ok()) };
+
+    // A transaction on A, then a plain update of its document through B: the update commits
+    // first, so the transaction's commit is the conflict, and neither change is lost.
+    let mut on_a = a.start_session().await.expect("session on A");
+    on_a.start_transaction().await.expect("start on A");
+    through(&a).update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 1 } }).session(&mut on_a).await.expect("in A");
+    through(&b).update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 10 } }).await.expect("plain on B");
+    let refused = on_a.commit_transaction().await.expect_err("A's commit after B's write");
+    assert!(is_transient_write_conflict(&refused), "{refused}");
+    assert_eq!(n().await, Some(10));
+
+    // Two transactions on A and B writing one document: the first commit wins.
+    let mut on_b = b.start_session().await.expect("session on B");
+    on_a.start_transaction().await.expect("start on A");
+    on_b.start_transaction().await.expect("start on B");
+    through(&a).update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 1 } }).session(&mut on_a).await.expect("in A");
+    through(&b).update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 100 } }).session(&mut on_b).await.expect("in B");
+    on_a.commit_transaction().await.expect("A commits first");
+    let refused = on_b.commit_transaction().await.expect_err("B's commit after A's");
+    assert!(is_transient_write_conflict(&refused), "{refused}");
+    assert_eq!(n().await, Some(11));
+
+    // A unique key inserted by transactions on two nodes: the second commit is the conflict.
+    let unique = IndexModel::builder()
+        .keys(doc! { "k": 1 })
+        .options(mongodb::options::IndexOptions::builder().unique(true).build())
+        .build();
+    through(&a).create_index(unique).await.expect("unique index");
+    on_a.start_transaction().await.expect("start on A");
+    on_b.start_transaction().await.expect("start on B");
+    through(&a).insert_one(doc! { "_id": 2, "k": 5 }).session(&mut on_a).await.expect("in A");
+    through(&b).insert_one(doc! { "_id": 3, "k": 5 }).session(&mut on_b).await.expect("in B");
+    on_b.commit_transaction().await.expect("B commits first");
+    let refused = on_a.commit_transaction().await.expect_err("A's commit of the same key");
+    assert!(is_transient_write_conflict(&refused), "{refused}");
+
+    // An index built through C while a transaction on A is open: A's entries would miss it,
+    // so its commit is a conflict; run again, it commits, and C finds the document by it.
+    let tags = |client: &Client| client.database("app").collection::<Document>("tags");
+    tags(&a).insert_one(doc! { "_id": 0, "tag": "y" }).await.expect("the collection");
+    on_a.start_transaction().await.expect("start on A");
+    tags(&a).insert_one(doc! { "_id": 4, "tag": "x" }).session(&mut on_a).await.expect("in A");
+    tags(&c).create_index(IndexModel::builder().keys(doc! { "tag": 1 }).build()).await.expect("index on C");
+    let refused = on_a.commit_transaction().await.expect_err("A's commit across the index build");
+    assert!(is_transient_write_conflict(&refused), "{refused}");
+    on_a.start_transaction().await.expect("start on A again");
+    tags(&a).insert_one(doc! { "_id": 4, "tag": "x" }).session(&mut on_a).await.expect("in A");
+    on_a.commit_transaction().await.expect("A's second attempt");
+    let tagged = tags(&c)
+        .find(doc! { "tag": "x" })
+        .hint(mongodb::options::Hint::Keys(doc! { "tag": 1 }))
+        .await
+        .expect("find by the index");
+    let tagged: Vec<Document> = tagged.try_collect().await.expect("documents");
+    assert_eq!(tagged.len(), 1, "the committed document is in C's index");
+}
+
+#[tokio::test]
+async fn a_change_stream_on_one_node_sees_writes_made_through_the_others_and_resumes_on_another() {
+    use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
+    let Some(uri) = new_pg_database("nodes_stream") else { return };
+    let nodes = three_nodes(&uri);
+    let (a, b, c) = (direct(&nodes[0]).await, direct(&nodes[1]).await, direct(&nodes[2]).await);
+    let through = |client: &Client| client.database("app").collection::<Document>("events");
+    let mut stream = through(&a).watch().await.expect("a change stream on A");
+
+    through(&b).insert_one(doc! { "_id": 1 }).await.expect("insert through B");
+    through(&c).insert_one(doc! { "_id": 2 }).await.expect("insert through C");
+    through(&b).update_one(doc! { "_id": 1 }, doc! { "$set": { "x": 1 } }).await.expect("update through B");
+    through(&c).delete_one(doc! { "_id": 2 }).await.expect("delete through C");
+
+    let mut seen: Vec<(OperationType, Option<Bson>)> = Vec::new();
+    let mut token_after_second = None;
+    while seen.len() < 4 {
+        let next = tokio::time::timeout(Duration::from_secs(10), stream.next()).await;
+        let event: ChangeStreamEvent<Document> =
+            next.expect("the event within 10 s").expect("an event").expect("a readable event");
+        seen.push((event.operation_type, event.document_key.and_then(|key| key.get("_id").cloned())));
+        if seen.len() == 2 {
+            token_after_second = Some(event.id);
+        }
+    }
+    let expected = [
+        (OperationType::Insert, Some(Bson::Int32(1))),
+        (OperationType::Insert, Some(Bson::Int32(2))),
+        (OperationType::Update, Some(Bson::Int32(1))),
+        (OperationType::Delete, Some(Bson::Int32(2))),
+    ];
+    assert_eq!(seen, expected, "every node's writes, in the order they were made");
+
+    // A's resume token is valid on C: the stream goes on after the second event.
+    let token = token_after_second.expect("the second event's token");
+    let mut resumed = through(&c).watch().resume_after(token).await.expect("resume on C");
+    let mut after: Vec<OperationType> = Vec::new();
+    while after.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(10), resumed.next()).await;
+        after.push(next.expect("the event within 10 s").expect("an event").expect("readable").operation_type);
+    }
+    assert_eq!(after, [OperationType::Update, OperationType::Delete]);
 }
 
 #[tokio::test]

@@ -61,6 +61,11 @@ pub(crate) struct Args {
     /// documents in this database (a libpq URI), for the PostgreSQL engine's figures.
     #[arg(long)]
     pub(crate) pg_floor: Option<String>,
+    /// monarchd processes to start, all with the same arguments; the driver is given every
+    /// one and spreads the load over them. Above 1 they must share their data: PostgreSQL
+    /// with `--server-arg=--pgSharedNodes`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub(crate) nodes: u16,
     /// Passed by `cargo bench`; ignored.
     #[arg(long = "bench", hide = true)]
     pub(crate) _bench: bool,
@@ -89,6 +94,8 @@ pub(crate) struct Config {
     pub(crate) guard: bool,
     /// The database of the raw PostgreSQL floors, if asked for.
     pub(crate) pg_floor: Option<String>,
+    /// monarchd processes serving the workloads together.
+    pub(crate) nodes: usize,
 }
 
 impl Config {
@@ -118,6 +125,7 @@ impl Config {
             server_args: args.server_args.clone(),
             guard: args.guard,
             pg_floor: args.pg_floor.clone(),
+            nodes: usize::from(args.nodes),
         })
     }
 
@@ -141,6 +149,9 @@ impl Config {
         }
         if self.monarchd != Path::new(env!("CARGO_BIN_EXE_monarchd")) {
             println!("monarchd: {}", self.monarchd.display());
+        }
+        if self.nodes > 1 {
+            println!("monarchd nodes: {}, the driver given every one", self.nodes);
         }
         if !self.server_args.is_empty() {
             println!("monarchd arguments: {}", self.server_args.join(" "));

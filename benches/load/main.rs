@@ -87,15 +87,22 @@ fn main() -> BenchResult<()> {
     // with each workload's.
     let runtime = tokio::runtime::Runtime::new()?;
     let mut echo = ServerProcess::echo()?;
-    let mut server = ServerProcess::monarchd(&config.monarchd, &config.server_args)?;
-    let outcome = runtime.block_on(run::run_workloads(&config, &mut server, &echo, &selection.workloads));
-    server.stop();
+    let mut servers = (0..config.nodes)
+        .map(|_| ServerProcess::monarchd(&config.monarchd, &config.server_args))
+        .collect::<BenchResult<Vec<_>>>()?;
+    let outcome = runtime.block_on(run::run_workloads(&config, &mut servers, &echo, &selection.workloads));
+    servers.iter_mut().for_each(ServerProcess::stop);
     echo.stop();
     let results = outcome?;
     floors.add_echo(&results, &config)?;
     floors.add_engine_batch(&config, &results)?;
 
-    let report = Report { config: &config, floors, results, server: server.summary() };
+    let summaries: Vec<_> = servers.iter().map(ServerProcess::summary).collect();
+    let server = match summaries.as_slice() {
+        [one] => one.clone(),
+        _ => serde_json::Value::Array(summaries),
+    };
+    let report = Report { config: &config, floors, results, server };
     report.print_table();
     let goals = goals::evaluate(&report, &selection.workloads);
     goals::print_table(&goals, config.guard);

@@ -180,6 +180,7 @@ impl Report<'_> {
                 "warmup_s": self.config.timing.warmup.as_secs_f64(),
                 "cores": std::thread::available_parallelism().map_or(0, usize::from),
                 "server_args": self.config.server_args,
+                "nodes": self.config.nodes,
             },
             "floors": floors,
             "workloads": workloads,

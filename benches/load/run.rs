@@ -1,4 +1,5 @@
-//! Runs the workloads against one `monarchd`, each in rounds interleaved with the echo floor:
+//! Runs the workloads against `monarchd` (one, or several nodes sharing their data behind one
+//! driver), each in rounds interleaved with the echo floor:
 //! a slice of pings to the echo server at the workload's client count, then a slice of the
 //! workload, so that both see the same machine. Each round gives one ratio; the median of a
 //! workload's rounds is its `vs echo` ratio, so that one round disturbed by the rest of the
@@ -24,20 +25,21 @@ use crate::report::thousands;
 use crate::shape::Shape;
 use crate::workload::Workload;
 
-/// Runs `workloads` against `server`, loading `bench.usertable` first if one needs it.
+/// Runs `workloads` against `servers`, loading `bench.usertable` first if one needs it.
 pub(crate) async fn run_workloads(
     config: &Config,
-    server: &mut ServerProcess,
+    servers: &mut [ServerProcess],
     echo: &ServerProcess,
     workloads: &[Workload],
 ) -> BenchResult<Vec<Outcome>> {
     let (mut monarch, mut echoes) = (Clients::default(), Clients::default());
+    let ports: Vec<u16> = servers.iter().map(|server| server.port).collect();
     if config.server_args.iter().any(|arg| arg == "--replSet") {
-        initiate(&monarch.get(server.port, 1).await?).await?;
+        initiate(&monarch.get(&ports, 1).await?).await?;
     }
     if workloads.iter().any(|w| w.needs_records()) {
         println!("loading {} records into Monarch ...", config.shape.records);
-        let client = monarch.get(server.port, config.clients).await?;
+        let client = monarch.get(&ports, config.clients).await?;
         let started = Instant::now();
         load(&client.database("bench").collection("usertable"), config.shape, config.clients).await?;
         let seconds = started.elapsed().as_secs_f64();
@@ -45,7 +47,7 @@ pub(crate) async fn run_workloads(
     }
     let mut outcomes = Vec::with_capacity(workloads.len());
     for &workload in workloads {
-        if let Some(status) = server.exited() {
+        if let Some(status) = servers.iter_mut().find_map(ServerProcess::exited) {
             let reason = format!("monarchd exited ({status}) before it");
             println!("{reason}: {} and the remaining workloads are skipped", workload.name());
             outcomes.extend(workloads.iter().skip(outcomes.len()).map(|&w| Outcome::skipped(w, &reason)));
@@ -53,8 +55,8 @@ pub(crate) async fn run_workloads(
         }
         println!("running {} ...", workload.name());
         let clients = workload.clients(config);
-        let run = WorkloadRun::prepare(workload, monarch.get(server.port, clients).await?, config).await?;
-        let echo_client = echoes.get(echo.port, clients).await?;
+        let run = WorkloadRun::prepare(workload, monarch.get(&ports, clients).await?, config).await?;
+        let echo_client = echoes.get(&[echo.port], clients).await?;
         let rounds = workload.rounds(config);
         let (mut slices, mut echo_slices, mut round_ratios) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
@@ -145,10 +147,15 @@ async fn initiate(client: &Client) -> BenchResult<()> {
     Err("the replica set did not become primary".into())
 }
 
-async fn connect(port: u16, clients: usize) -> BenchResult<Client> {
+/// A client of the servers on `ports`: directly connected to one, or given several (nodes
+/// sharing their data, which answer as mongos), among which the driver spreads operations.
+async fn connect(ports: &[u16], clients: usize) -> BenchResult<Client> {
+    let hosts: Vec<String> = ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
+    let direct = if ports.len() == 1 { "directConnection=true&" } else { "" };
     let uri = format!(
-        "mongodb://127.0.0.1:{port}/?directConnection=true&maxPoolSize={clients}&minPoolSize={clients}\
-         &serverSelectionTimeoutMS=5000&appName=monarch-load"
+        "mongodb://{}/?{direct}maxPoolSize={clients}&minPoolSize={clients}&serverSelectionTimeoutMS=5000\
+         &appName=monarch-load",
+        hosts.join(",")
     );
     Ok(Client::with_uri_str(uri).await?)
 }
@@ -161,11 +168,11 @@ struct Clients {
 }
 
 impl Clients {
-    async fn get(&mut self, port: u16, size: usize) -> BenchResult<Client> {
+    async fn get(&mut self, ports: &[u16], size: usize) -> BenchResult<Client> {
         if let Some((_, client)) = self.pools.iter().find(|(s, _)| *s == size) {
             return Ok(client.clone());
         }
-        let client = connect(port, size).await?;
+        let client = connect(ports, size).await?;
         self.pools.push((size, client.clone()));
         Ok(client)
     }

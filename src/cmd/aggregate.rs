@@ -333,7 +333,7 @@ fn change_stream(
     (spec, stages): (RawBsonRef<'_>, &[RawBsonRef<'_>]),
     batch_size: Option<usize>,
 ) -> Result<Reply> {
-    if ctx.state.repl.set_name().is_none() {
+    if ctx.state.repl.set_name().is_none() && !ctx.state.repl.is_router() {
         return Err(Error::new(ErrorCode::Location40573, "The $changeStream stage is only supported on replica sets"));
     }
     let spec = ChangeStreamSpec::parse(spec)?;

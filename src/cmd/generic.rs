@@ -183,19 +183,10 @@ const TRANSACTION_COMMANDS: &[&str] = &[
 const RETRYABLE_WRITES: &[&str] = &["insert", "update", "delete", "findAndModify"];
 
 /// A `txnNumber` (with its `lsid`): on a standalone, 20 IllegalOperation, as mongod; on a
-/// router (a node sharing a PostgreSQL database), transactions are refused (20) and retryable
-/// writes served; on a replica-set member, a retryable write when the command is one of [`RETRYABLE_WRITES`] and
+/// replica-set member or a router (a node sharing a PostgreSQL database), a retryable write when the command is one of [`RETRYABLE_WRITES`] and
 /// no `autocommit` is given; a transaction statement (`autocommit: false`) for a command a
 /// transaction may run.
 fn check_txn_number(spec: &CommandSpec, autocommit: Option<bool>, repl: &Replication) -> Result<()> {
-    if repl.is_router() && autocommit.is_some() {
-        // IMPORTANT: a transaction's conflict detection is in one node's memory: refused
-        // rather than committed without it.
-        return Err(Error::new(
-            ErrorCode::IllegalOperation,
-            "Multi-document transactions are not supported on nodes sharing a PostgreSQL database (--pgSharedNodes) yet",
-        ));
-    }
     if repl.set_name().is_none() && !repl.is_router() {
         // IMPORTANT: a standalone has no records of retryable writes nor transactions: a
         // write accepted with a number would be applied as if it could be retried once.

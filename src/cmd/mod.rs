@@ -999,7 +999,7 @@ async fn run(ctx: &OwnedCtx, spec: &'static CommandSpec, request: &Arc<CommandRe
                 // An awaitData getMore that found nothing: as long as its deadline is ahead,
                 // it looks again after each insert into a capped collection.
                 let waiting = std::time::Instant::now();
-                ctx.state.storage.capped_inserts.wait_past(since, deadline).await;
+                ctx.state.storage.wait_for_capped_insert(since, deadline).await;
                 ctx.op.add_phase(|p| &mut p.awaited, waiting.elapsed());
                 awaited = true;
             }

@@ -208,11 +208,17 @@ impl Replication {
 
     /// Reads the stored configuration at start. With one for this set, the member is primary
     /// in a new term (the only member elects itself); started without `--replSet` over a
-    /// member's data, it warns as mongod does and runs as a standalone.
+    /// member's data, it warns as mongod does and runs as a standalone. A router (a node
+    /// sharing its database) starts recording the shared oplog.
     ///
     /// # Errors
     /// Storage errors; 93 when the stored set has another name than `--replSet` gives.
     pub fn load(&self, storage: &Storage) -> Result<()> {
+        if self.router {
+            // The nodes sharing a database record one oplog, for change streams on any of them.
+            storage.start_oplog(self.oplog_bytes)?;
+            return storage.catch_up_with_other_nodes();
+        }
         let Some(collection) = storage.collection(&config_namespace()) else { return Ok(()) };
         let mut stored = None;
         for raw in storage.snapshot().scan(&collection, crate::storage::Direction::Forward) {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::engine::{Batch, Space};
+use super::engine::{Batch, SharedLock, Space};
 use bson::raw::cstr;
 use bson::{DateTime, Document, RawBsonRef, RawDocumentBuf, Timestamp, Uuid};
 
@@ -386,6 +386,8 @@ impl Storage {
         if self.oplog.is_on() {
             return Ok(());
         }
+        // Nodes sharing the database share one oplog: another may be creating it now.
+        let _ddl = self.ddl_lock()?;
         let ns = Namespace::oplog();
         let size = size.unwrap_or_else(|| {
             let dbpath = self.temp_dir.parent().unwrap_or(&self.temp_dir);
@@ -396,7 +398,7 @@ impl Storage {
             Some(collection) => collection,
             None => {
                 let size = i64::try_from(size.div_ceil(256) * 256).unwrap_or(i64::MAX);
-                self.create_collection(&ns, bson::doc! { "capped": true, "size": size })?
+                self.create_locked(&ns, bson::doc! { "capped": true, "size": size })?
             }
         };
         let size = collection.capped.map_or(size, |capped| capped.size);
@@ -420,8 +422,28 @@ impl Storage {
     pub fn last_oplog_time(&self) -> Result<Option<Timestamp>> {
         let ns = Namespace::oplog();
         let Some(collection) = self.collection(&ns) else { return Ok(None) };
+        self.last_time_in(&collection)
+    }
+
+    /// The time of the latest entry stored in the oplog `collection`.
+    fn last_time_in(&self, collection: &Collection) -> Result<Option<Timestamp>> {
         let Some(guard) = self.engine.prefix(Space::Docs, collection.prefix()).next_back() else { return Ok(None) };
         Ok(Some(time_of(&guard.key()?)))
+    }
+
+    /// Moves the cluster time up to the latest oplog entry, when other nodes share the
+    /// database and may have written it (nothing otherwise): what "now" means to a change
+    /// stream opened on this node.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn catch_up_with_other_nodes(&self) -> Result<()> {
+        if self.engine.is_shared()
+            && let Some(last) = self.last_oplog_time()?
+        {
+            self.clock.advance_to(last);
+        }
+        Ok(())
     }
 
     /// The oldest entry's time, if the oplog has one (what a change stream can resume from).
@@ -487,6 +509,16 @@ impl Storage {
             batch.commit().map_err(|e| self.engine_write_failed(e))?;
             return Ok(None);
         };
+        // Nodes sharing the database append to one oplog: one commit at a time, after the
+        // latest entry any of them wrote, with the totals and trimming point as stored.
+        let shared = self.engine.lock(SharedLock::Oplog)?;
+        if shared.is_some() {
+            if let Some(last) = self.last_time_in(&oplog.collection)? {
+                self.clock.advance_to(last);
+            }
+            oplog.totals = self.totals(&oplog.collection)?;
+            oplog.trimmed_to = None;
+        }
         let term = self.oplog.term.load(Ordering::Acquire);
         let wall = DateTime::now();
         let mut totals = oplog.totals;
@@ -534,6 +566,7 @@ impl Storage {
         }
         batch.insert(Space::Meta, totals_key(&oplog.collection), totals.encode());
         batch.commit().map_err(|e| self.engine_write_failed(e))?;
+        drop(shared);
         oplog.totals = totals;
         oplog.trimmed_to = trimmed_to;
         // PostgreSQL cannot open a snapshot in the past: it keeps no history, and a read at

@@ -44,6 +44,21 @@ impl InsertSignal {
     }
 }
 
+/// How often a tailing cursor of nodes sharing a database looks again while it waits: it hears
+/// only of its own node's inserts.
+const SHARED_TAIL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl super::Storage {
+    /// Waits until an insert into a capped collection moves [`InsertSignal::count`] past
+    /// `since`, or until `deadline`; at most [`SHARED_TAIL_POLL`] when other nodes share the
+    /// database, whose inserts this node does not hear of.
+    pub async fn wait_for_capped_insert(&self, since: u64, deadline: std::time::Instant) {
+        let deadline =
+            if self.is_shared() { deadline.min(std::time::Instant::now() + SHARED_TAIL_POLL) } else { deadline };
+        self.capped_inserts.wait_past(since, deadline).await;
+    }
+}
+
 /// A tailing scan of a capped collection, in insertion order. `None` means "nothing more for
 /// now": the next call looks again. Each batch of its cursor reads from a new snapshot, after
 /// the last document read, as mongod's cursor restores its position at each `getMore`.

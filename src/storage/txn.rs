@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use bson::RawDocumentBuf;
 
-use super::engine::Space;
+use super::engine::{SharedLock, Space};
 use super::index::{record_of, unique_tuple};
 use super::oplog::{Entry, Statement};
 use super::read::Overlay;
@@ -128,9 +128,18 @@ impl Intents {
 #[derive(Debug)]
 pub(super) struct Touched {
     collection: Arc<Collection>,
+    /// The ids of its indexes when the transaction first wrote to it: on nodes sharing a
+    /// database, another node may add or drop one meanwhile, and the transaction's index
+    /// entries would then not match the collection's indexes.
+    index_ids: Vec<u64>,
     count_delta: i64,
     bytes_delta: i64,
     multikey_changed: bool,
+}
+
+/// The ids of `indexes`, in order.
+fn index_ids(indexes: &[Arc<super::Index>]) -> Vec<u64> {
+    indexes.iter().map(|index| index.id).collect()
 }
 
 /// An open transaction.
@@ -361,6 +370,7 @@ impl Transaction {
         overlay.index.extend(statement.entries);
         let touched = self.touched.entry(statement.collection.id).or_insert_with(|| Touched {
             collection: statement.collection.clone(),
+            index_ids: index_ids(&statement.collection.indexes()),
             count_delta: 0,
             bytes_delta: 0,
             multikey_changed: false,
@@ -387,6 +397,20 @@ impl Transaction {
         let _ddl = (!self.created.is_empty()).then(|| storage.ddl_lock()).transpose()?;
         // In collection id order, so that two commits cannot wait for each other.
         let guards: Vec<_> = self.touched.values().map(|t| t.collection.lock_writes()).collect();
+        // Nodes sharing the database: the same locks across them, in the same order; then what
+        // the others changed. Their writes are checked below like this node's (the first to
+        // commit wins); an index added or dropped since is a conflict.
+        let shared = self
+            .touched
+            .keys()
+            .map(|id| storage.engine.lock(SharedLock::Collection(*id)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if storage.engine.is_shared() {
+            storage.refresh_catalog()?;
+            if self.touched.values().any(|t| index_ids(&t.collection.indexes()) != t.index_ids) {
+                return Err(write_conflict());
+            }
+        }
         storage.check_writable()?;
         for touched in self.touched.values() {
             if touched.collection.is_dropped() {
@@ -434,6 +458,7 @@ impl Transaction {
         storage.commit_logged(batch, &logged)?;
         storage.catalog.apply(&catalog::CatalogChange { put: self.created.clone(), remove: Vec::new() });
         let ticket = DurabilityTicket(storage.journal.committed());
+        drop(shared);
         drop(guards);
         storage.bound_write_buffers();
         Ok(Some(ticket))

@@ -286,6 +286,7 @@ pub fn open(
     // The position to resume after, and where to start reading the oplog.
     let (position, from) = match spec.start {
         Start::Now => {
+            storage.catch_up_with_other_nodes()?;
             let now = storage.clock.now();
             (ResumeToken::high_water_mark(now), (now, false))
         }

@@ -42,6 +42,8 @@ const NODE_LOCK: i64 = 0x6d6e_7263;
 const CATALOG_LOCK: i64 = 0x6d6e_636c;
 /// The advisory lock of the TTL monitor's passes (`'mntt'`).
 const TTL_LOCK: i64 = 0x6d6e_7474;
+/// The advisory lock of appends to the oplog (`'mnop'`).
+const OPLOG_LOCK: i64 = 0x6d6e_6f70;
 /// The advisory locks of collections' writes: this tag in the top 16 bits, the collection id
 /// below (ids never reach 2^48).
 const COLLECTION_LOCKS: i64 = 0x4d43 << 48;
@@ -343,6 +345,7 @@ impl Engine {
         let key = match what {
             SharedLock::Catalog => CATALOG_LOCK,
             SharedLock::Ttl => TTL_LOCK,
+            SharedLock::Oplog => OPLOG_LOCK,
             SharedLock::Collection(id) => COLLECTION_LOCKS | (i64::try_from(id).unwrap_or(0) & ((1 << 48) - 1)),
         };
         blocking(|| {

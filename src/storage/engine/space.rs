@@ -125,4 +125,7 @@ pub enum SharedLock {
     Collection(u64),
     /// The TTL monitor's passes: one node deletes expired documents at a time.
     Ttl,
+    /// Appending to the oplog: one commit with entries at a time, each entry later than
+    /// every entry before it, so that entries become visible in time order on every node.
+    Oplog,
 }

@@ -37,3 +37,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "monarch.adminScheme" -}}
 {{- if and .Values.tls.enabled .Values.tls.admin -}}HTTPS{{- else -}}HTTP{{- end -}}
 {{- end -}}
+
+{{/* "true" when several nodes serve one PostgreSQL database (--pgSharedNodes); empty otherwise. */}}
+{{- define "monarch.sharedNodes" -}}
+{{- if and (eq .Values.storageEngine "postgres") .Values.postgres.sharedNodes -}}true{{- end -}}
+{{- end -}}
+
+{{/* The kind that runs the pods: a Deployment for shared nodes, else the StatefulSet. */}}
+{{- define "monarch.workloadKind" -}}
+{{- if include "monarch.sharedNodes" . -}}Deployment{{- else -}}StatefulSet{{- end -}}
+{{- end -}}
