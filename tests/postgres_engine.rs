@@ -12,8 +12,13 @@
 mod common;
 
 use common::tools::{documents, indexes, path, stderr, tool};
-use common::{TestServer, new_pg_database as new_database, run_to_exit};
+use common::{TestServer, command, new_pg_database as new_database, run_to_exit};
 use mongodb::bson::{Document, doc};
+
+/// Sessions of the database at `uri` inside a transaction and waiting for its next statement.
+fn idle_in_transaction(uri: &str) -> i64 {
+    rows(uri, "pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'")
+}
 
 /// Rows of `table` in the database at `uri`.
 fn rows(uri: &str, table: &str) -> i64 {
@@ -117,4 +122,27 @@ async fn postgres_engine_refuses_a_read_at_an_earlier_cluster_time() {
     let now = db.run_command(doc! { "find": "c", "readConcern": { "level": "snapshot" } }).await.expect("find");
     let batch = now.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
     assert_eq!(batch.len(), 2, "{now}");
+}
+
+/// A parked cursor keeps no PostgreSQL transaction (nor connection) between its batches: its
+/// next batch reads from a new snapshot, after the last key it returned.
+#[tokio::test]
+async fn a_parked_cursor_holds_no_transaction_between_batches() {
+    let Some(uri) = new_database("cursor_bound") else { return };
+    let server = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &uri]);
+    let coll = server.client("").await.database("app").collection::<Document>("c");
+    coll.insert_many((0..100).map(|i| doc! { "_id": i })).await.expect("insert");
+    let first = command(&server, doc! { "find": "c", "batchSize": 2, "$db": "app" });
+    let cursor = first.get_document("cursor").expect("a cursor");
+    assert_eq!(cursor.get_array("firstBatch").map(Vec::len).ok(), Some(2), "{first}");
+    let id = cursor.get_i64("id").expect("a parked cursor");
+    assert_eq!(idle_in_transaction(&uri), 0, "the cursor's transaction ended with its batch");
+
+    // Its next batch reads as of then: a document inserted past the rows it had fetched
+    // (its first round trip fetched 16) comes too.
+    coll.insert_one(doc! { "_id": 100 }).await.expect("insert");
+    let more = command(&server, doc! { "getMore": id, "collection": "c", "$db": "app" });
+    let batch = more.get_document("cursor").and_then(|c| c.get_array("nextBatch")).expect("next batch");
+    let ids: Vec<i32> = batch.iter().filter_map(|d| d.as_document().and_then(|d| d.get_i32("_id").ok())).collect();
+    assert_eq!(ids, (2..=100).collect::<Vec<_>>(), "{more}");
 }

@@ -1046,6 +1046,8 @@ fn call(
     awaited: bool,
 ) -> (Result<Reply>, Option<ReplyWait>) {
     ctx.with_awaited(awaited, |ctx| {
+        // A cursor parked by this request keeps no database transaction until its next batch.
+        let _views = crate::storage::RequestViews::collect();
         ctx.session = request.lsid();
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             transactions::run_statement(ctx, request, |ctx| {

@@ -98,8 +98,8 @@ use crate::error::{Error, ErrorCode, Result};
 use catalog::{Catalog, CatalogChange};
 use disk::DiskGuard;
 use durability::Journal;
-pub use engine::EngineConfig;
 use engine::{Batch, CATALOG_KIND, CATALOG_VERSION_KEY, Engine, EngineLock, SharedLock, Space};
+pub use engine::{EngineConfig, RequestViews};
 use index::ID_INDEX_ID;
 use read::{corrupt_document, decode_document, document_key};
 

@@ -592,7 +592,8 @@ impl Storage {
         let now = self.clock.now();
         let keeps_history = self.engine.reads_at_past_instants();
         let Some(at) = at.filter(|at| pack(*at) < pack(now)) else {
-            let view = self.snapshot();
+            // A snapshot read's later requests read it again: it outlives this one.
+            let view = self.snapshot().pinned();
             if let Some(oplog) = active.as_mut().filter(|_| !keeps_history) {
                 oplog.recent.remember(now, &view, std::time::Instant::now());
             }

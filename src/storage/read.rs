@@ -84,6 +84,15 @@ impl ReadView {
         self.instant
     }
 
+    /// This view, reading as of its instant for as long as it lives, across requests (a
+    /// transaction's, a snapshot read's). An unpinned view on PostgreSQL reads as of its
+    /// instant within one request; a cursor's next batch reads as of then.
+    #[must_use]
+    pub fn pinned(self) -> Self {
+        self.anchor.pin();
+        self
+    }
+
     /// This view with a transaction's writes over it.
     pub(super) fn with_overlay(mut self, overlay: Arc<Overlay>) -> Self {
         self.overlay = (!overlay.is_empty()).then_some(overlay);

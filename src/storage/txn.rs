@@ -259,7 +259,7 @@ impl Storage {
     pub fn begin_transaction_in(self: &Arc<Self>, snapshot: ReadView) -> Transaction {
         Transaction {
             id: self.intents.next_id.fetch_add(1, Ordering::Relaxed) + 1,
-            snapshot,
+            snapshot: snapshot.pinned(),
             overlay: Arc::default(),
             touched: BTreeMap::new(),
             entries: Vec::new(),

@@ -24,6 +24,9 @@ mod space;
 use std::ops::RangeBounds;
 use std::path::Path;
 
+/// Bounds a parked cursor's hold on the engine to one batch (see the PostgreSQL engine's
+/// `RequestViews`); the embedded engine's snapshots hold no connection and are left alone.
+pub use self::postgres::RequestViews;
 pub use self::space::{
     Bytes, CATALOG_KIND, CATALOG_VERSION_KEY, EngineStats, Instant, KeyspaceStats, PostgresStats, SharedLock, Space,
     prefix_successor,
@@ -294,6 +297,15 @@ impl Snapshot {
     /// Its own instant.
     pub fn instant(&self) -> Instant {
         either!(self, snapshot => snapshot.instant())
+    }
+
+    /// Keeps what it reads as of its instant for as long as it lives, across requests (a
+    /// PostgreSQL snapshot otherwise ends with the request that read it: see
+    /// [`RequestViews`]); the embedded engine's always do.
+    pub fn pin(&self) {
+        if let Self::Postgres(snapshot) = self {
+            snapshot.pin();
+        }
     }
 
     /// The value at `key` as of its instant.

@@ -433,7 +433,8 @@ impl Engine {
     pub fn snapshot(&self) -> Snapshot {
         // Read before the snapshot starts: every batch counted is in it.
         let instant = self.visible_instant();
-        Snapshot { held: Arc::new(Held { client: Mutex::new(None), pool: self.pool.clone() }), instant }
+        let held = Held { client: Mutex::new(None), pool: self.pool.clone(), pinned: AtomicBool::new(false) };
+        Snapshot { held: Arc::new(held), instant }
     }
 
     /// The number of batches committed so far through this node.
@@ -536,19 +537,84 @@ fn get(client: &mut Client, space: Space, key: &[u8]) -> Result<Option<Bytes>, p
     row.first().map(|row| row.try_get::<_, &[u8]>(0).map(Bytes::from)).transpose()
 }
 
+thread_local! {
+    /// The snapshots read by the request running on this thread, while [`RequestViews`]
+    /// collects them.
+    static REQUEST_VIEWS: std::cell::RefCell<Option<Vec<Weak<Held>>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Bounds how long a cursor holds a PostgreSQL transaction (and its connection) to one batch:
+/// collects the snapshots that the request on this thread reads through, and when it goes
+/// (the reply is built), ends the transaction of each one still held and not pinned, giving
+/// its connection back. A parked cursor's next batch then reads from a new snapshot, resuming
+/// after the last key it read, as mongod's cursors yield between batches at
+/// `readConcern: local`. Pinned snapshots (a transaction's, a snapshot read's) keep theirs.
+pub struct RequestViews {
+    /// Whether this guard started the collection (a nested one leaves it to the outer).
+    outermost: bool,
+}
+
+impl RequestViews {
+    /// Starts collecting on this thread (nothing new when already collecting).
+    pub fn collect() -> Self {
+        let outermost = REQUEST_VIEWS.with(|views| {
+            let mut views = views.borrow_mut();
+            views.is_none() && views.replace(Vec::new()).is_none()
+        });
+        Self { outermost }
+    }
+}
+
+impl Drop for RequestViews {
+    fn drop(&mut self) {
+        if !self.outermost {
+            return;
+        }
+        let read = REQUEST_VIEWS.with(|views| views.borrow_mut().take()).unwrap_or_default();
+        for held in read.iter().filter_map(Weak::upgrade) {
+            if !held.pinned.load(Ordering::Acquire) {
+                held.end_transaction();
+            }
+        }
+    }
+}
+
 /// A snapshot's connection, in its open transaction from the first read on; rolled back and
-/// returned to the pool when the last holder goes.
+/// returned to the pool when the last holder goes, or at the end of a request that read it
+/// (see [`RequestViews`]) unless pinned.
 struct Held {
     client: Mutex<Option<Conn>>,
     pool: Arc<Pool>,
+    /// Keeps its transaction across requests (a multi-document transaction's snapshot, a
+    /// snapshot read's).
+    pinned: AtomicBool,
 }
 
 impl Held {
     fn run<T: Send>(
-        &self,
+        self: &Arc<Self>,
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<T, StorageError> {
+        REQUEST_VIEWS.with(|views| {
+            if let Some(views) = views.borrow_mut().as_mut()
+                && !views.iter().any(|view| std::ptr::eq(view.as_ptr(), Arc::as_ptr(self)))
+            {
+                views.push(Arc::downgrade(self));
+            }
+        });
         blocking(|| self.run_blocking(f))
+    }
+
+    /// Rolls its transaction back and gives the connection back; the next read begins anew.
+    fn end_transaction(&self) {
+        let client = self.client.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(mut conn) = client {
+            blocking(|| match conn.batch_execute("ROLLBACK") {
+                Ok(()) => self.pool.give_back(conn),
+                // A connection whose rollback fails is closed rather than reused.
+                Err(_) => drop(conn),
+            });
+        }
     }
 
     fn run_blocking<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T, StorageError> {
@@ -573,14 +639,7 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let client = self.client.get_mut().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(mut conn) = client {
-            blocking(|| match conn.batch_execute("ROLLBACK") {
-                Ok(()) => self.pool.give_back(conn),
-                // A connection whose rollback fails is closed rather than reused.
-                Err(_) => drop(conn),
-            });
-        }
+        self.end_transaction();
     }
 }
 
@@ -595,6 +654,11 @@ impl Snapshot {
     /// The instant it reads at.
     pub fn instant(&self) -> Instant {
         self.instant
+    }
+
+    /// Keeps its transaction until it goes, across requests (see [`RequestViews`]).
+    pub fn pin(&self) {
+        self.held.pinned.store(true, Ordering::Release);
     }
 
     /// The value at `key` in the snapshot.
