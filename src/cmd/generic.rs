@@ -7,7 +7,9 @@
 //! errors: drivers then report the error instead of silently losing the guarantee. A
 //! replica-set member (`--replSet`) serves retryable writes, transactions (whose first
 //! statement may read at `snapshot`), `afterClusterTime` and `linearizable` reads and
-//! `w: "majority"`, and refuses what its one member cannot give.
+//! `w: "majority"`, and refuses what its one member cannot give. A router (a node sharing a
+//! PostgreSQL database, `--pgSharedNodes`) serves retryable writes, transactions and
+//! `w: "majority"` as a member does, and reads as a standalone.
 
 use bson::{RawBsonRef, RawDocument};
 
@@ -183,9 +185,9 @@ const TRANSACTION_COMMANDS: &[&str] = &[
 const RETRYABLE_WRITES: &[&str] = &["insert", "update", "delete", "findAndModify"];
 
 /// A `txnNumber` (with its `lsid`): on a standalone, 20 IllegalOperation, as mongod; on a
-/// replica-set member or a router (a node sharing a PostgreSQL database), a retryable write when the command is one of [`RETRYABLE_WRITES`] and
-/// no `autocommit` is given; a transaction statement (`autocommit: false`) for a command a
-/// transaction may run.
+/// replica-set member or a router (a node sharing a PostgreSQL database), a retryable write
+/// when the command is one of [`RETRYABLE_WRITES`] and no `autocommit` is given; a transaction
+/// statement (`autocommit: false`) for a command a transaction may run.
 fn check_txn_number(spec: &CommandSpec, autocommit: Option<bool>, repl: &Replication) -> Result<()> {
     if repl.set_name().is_none() && !repl.is_router() {
         // IMPORTANT: a standalone has no records of retryable writes nor transactions: a
