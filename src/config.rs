@@ -705,6 +705,10 @@ pub struct Parameters {
     /// `config.system.sessions` (`logicalSessionRefreshMillis`, default 300,000; startup only,
     /// as in mongod).
     pub session_refresh_millis: u64,
+    /// How often a node sharing a PostgreSQL database looks for user and role changes made
+    /// through the others (`userCacheInvalidationIntervalSecs`, mongos's, 1 to 86,400, default
+    /// 30; startup only).
+    pub user_cache_invalidation_secs: u64,
     /// Free space kept on the data directory's disk: below it writes are refused with 14031
     /// OutOfDiskSpace until space is freed (`monarchMinAvailableDiskSpaceMB`, default 100;
     /// 0: no reserve).
@@ -732,6 +736,7 @@ impl Default for Parameters {
             transaction_lock_timeout_ms: crate::storage::DEFAULT_LOCK_REQUEST_TIMEOUT_MS,
             periodic_noop_interval_secs: 10,
             session_refresh_millis: 300_000,
+            user_cache_invalidation_secs: 30,
             min_available_disk_space_mb: crate::storage::DEFAULT_DISK_RESERVE_MB,
             tls_handshake_timeout_millis: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MILLIS,
         }
@@ -1418,6 +1423,7 @@ impl Config {
             "maxTransactionLockRequestTimeoutMillis": self.parameters.transaction_lock_timeout_ms.to_string(),
             "periodicNoopIntervalSecs": self.parameters.periodic_noop_interval_secs.to_string(),
             "logicalSessionRefreshMillis": self.parameters.session_refresh_millis.to_string(),
+            "userCacheInvalidationIntervalSecs": self.parameters.user_cache_invalidation_secs.to_string(),
             "monarchMinAvailableDiskSpaceMB": self.parameters.min_available_disk_space_mb.to_string(),
             "monarchTLSHandshakeTimeoutMillis": self.parameters.tls_handshake_timeout_millis.to_string(),
         }
@@ -1683,6 +1689,15 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
             }
             "logicalSessionRefreshMillis" => {
                 parameters.session_refresh_millis = parameter_positive(name, value, "milliseconds")?
+            }
+            "userCacheInvalidationIntervalSecs" => {
+                parameters.user_cache_invalidation_secs =
+                    value.parse().ok().filter(|n| (1..=86_400).contains(n)).ok_or_else(|| {
+                        ConfigError::invalid(
+                            &format!("setParameter.{name}"),
+                            format!("'{value}' is not a number of seconds from 1 to 86400"),
+                        )
+                    })?
             }
             "monarchTLSHandshakeTimeoutMillis" => {
                 parameters.tls_handshake_timeout_millis = parameter_positive(name, value, "milliseconds")?

@@ -212,6 +212,8 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let elections = tokio::spawn(end_step_downs(state.clone(), cancel.clone()));
     let storage_follower = (state.repl.set_name().is_some() && !state.storage.is_embedded())
         .then(|| tokio::spawn(follow_storage(state.clone(), cancel.clone())));
+    let principals_follower =
+        state.storage.is_shared().then(|| tokio::spawn(follow_principals(state.clone(), cancel.clone())));
     let session_refresh = tokio::spawn(refresh_sessions(state.clone(), cancel.clone()));
     let noops = tokio::spawn(write_periodic_noops(state.clone(), cancel.clone()));
     let backups = state.config.backup_schedule.clone().map(|schedule| {
@@ -274,6 +276,9 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = rotator.await;
     let _ = reloader.await;
     let _ = elections.await;
+    if let Some(follower) = principals_follower {
+        let _ = follower.await;
+    }
     if let Some(follower) = storage_follower {
         let _ = follower.await;
     }
@@ -516,6 +521,42 @@ async fn follow_storage(state: Arc<State>, shutdown: CancellationToken) {
         } else if reachable && stepped_down {
             stepped_down = false;
             state.repl.storage_returned();
+        }
+    }
+}
+
+/// On a node sharing its database: every `userCacheInvalidationIntervalSecs`, looks whether
+/// another node changed a user or role (the storage's principals mark) and, if so, has every
+/// connection resolve its privileges again, as mongos refreshes its user cache.
+async fn follow_principals(state: Arc<State>, shutdown: CancellationToken) {
+    let period = Duration::from_secs(state.config.parameters.user_cache_invalidation_secs.max(1));
+    let mut seen = None;
+    let mut first = true;
+    loop {
+        // The first look at once: a change before it would otherwise pass unseen.
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(period) => {}
+            }
+        }
+        let job = state.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mark = job.storage.principals_mark()?;
+            let defined = crate::exec::principals::any_defined(&job.storage)?;
+            Ok::<_, crate::error::Error>((mark, defined))
+        });
+        match read.await {
+            Ok(Ok((mark, defined))) => {
+                if seen.as_ref().is_some_and(|seen| *seen != mark) {
+                    state.authz.changed(defined || state.authz.any_defined());
+                }
+                seen = Some(mark);
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(target: "ACCESS", id = 7_000_438, %error, "Could not read the user and role changes of other nodes")
+            }
+            Err(_) => {}
         }
     }
 }

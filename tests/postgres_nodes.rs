@@ -3,7 +3,8 @@
 //! a unique index and read-modify-write updates hold across nodes; a retried write sent to
 //! another node applies once; transactions on different nodes conflict, the first to commit
 //! winning; a change stream on one node sees the writes made through the
-//! others, and resumes on another; killing a node loses nothing acknowledged and a driver given
+//! others, and resumes on another; users and roles changed through one node hold on the
+//! others; killing a node loses nothing acknowledged and a driver given
 //! every node carries on through the others.
 //!
 //! These tests need a PostgreSQL server: `.ci/postgres-tests` starts one and sets
@@ -351,6 +352,52 @@ async fn killing_a_node_loses_nothing_acknowledged_and_drivers_carry_on() {
     let errors = errors.lock().expect("errors").clone();
     eprintln!("after the kill: {} errors, longest gap between acknowledged writes {longest_gap:?}", errors.len());
     assert!(errors.len() < 20, "the driver moved to the other nodes: {errors:?}");
+}
+
+#[tokio::test]
+async fn users_and_roles_changed_through_one_node_hold_on_the_others() {
+    let Some(uri) = new_pg_database("nodes_auth") else { return };
+    let args = [
+        "--storageEngine",
+        "postgres",
+        "--pgUri",
+        &uri,
+        "--pgSharedNodes",
+        "--auth",
+        "--setParameter",
+        "userCacheInvalidationIntervalSecs=1",
+    ];
+    let (a, b) = (TestServer::start(&args), TestServer::start(&args));
+    // The first user, through A's localhost exception, closes B's at once.
+    let created = command(&a, doc! { "createUser": "root", "pwd": "root-pw", "roles": ["root"], "$db": "admin" });
+    assert_eq!(created.get_f64("ok").ok(), Some(1.0), "{created}");
+    let second = doc! { "createUser": "second", "pwd": "pw", "roles": ["root"], "$db": "admin" };
+    assert_eq!(code(&command(&b, second)), Some(13), "B's localhost exception is closed");
+
+    let as_user = |node: &TestServer, user: &str, pwd: &str| {
+        format!("mongodb://{user}:{pwd}@127.0.0.1:{}/?authSource=admin&directConnection=true", node.port)
+    };
+    let root = Client::with_uri_str(as_user(&a, "root", "root-pw")).await.expect("root on A");
+    let app_role = doc! { "role": "readWrite", "db": "app" };
+    root.database("admin")
+        .run_command(doc! { "createUser": "app", "pwd": "app-pw", "roles": [app_role.clone()] })
+        .await
+        .expect("a user made through A");
+    let app = Client::with_uri_str(as_user(&b, "app", "app-pw")).await.expect("app on B");
+    let orders = app.database("app").collection::<Document>("orders");
+    orders.insert_one(doc! { "_id": 1 }).await.expect("the user made through A writes through B");
+
+    // Its role revoked through A: B's open connections lose it within the interval (1 s here).
+    root.database("admin")
+        .run_command(doc! { "revokeRolesFromUser": "app", "roles": [app_role] })
+        .await
+        .expect("revoke through A");
+    let revoked = common::eventually_async(Duration::from_secs(10), || {
+        let orders = orders.clone();
+        async move { orders.insert_one(doc! { "_id": 2 }).await.err().as_ref().and_then(error_code) == Some(13) }
+    })
+    .await;
+    assert!(revoked, "B still let the revoked user write");
 }
 
 #[test]

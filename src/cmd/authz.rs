@@ -72,7 +72,8 @@ impl<'a> Authorizer<'a> {
     /// The rights of the connection a handler runs for.
     pub fn of(ctx: &'a RequestCtx<'_>) -> Self {
         let authz = &ctx.state.authz;
-        let localhost = authz.enabled && !authz.any_defined() && ctx.client.remote.ip().is_loopback();
+        let localhost =
+            authz.enabled && ctx.client.remote.ip().is_loopback() && crate::exec::principals::none_defined(ctx.state);
         Self::new(authz.enabled, &ctx.client.auth, localhost)
     }
 
@@ -166,7 +167,7 @@ fn check(ctx: &OwnedCtx, spec: &CommandSpec, request: &CommandRequest, client: &
     if matches!(spec.access, Access::Anonymous) {
         return Ok(());
     }
-    let localhost = !ctx.state.authz.any_defined() && client.remote.ip().is_loopback();
+    let localhost = client.remote.ip().is_loopback() && crate::exec::principals::none_defined(&ctx.state);
     if client.auth.users.is_empty() && !localhost {
         return Err(Error::new(ErrorCode::Unauthorized, format!("Command {} requires authentication", spec.name)));
     }

@@ -84,6 +84,12 @@ const PARAMETERS: &[Parameter] = &[
         set: None,
     },
     Parameter {
+        name: "userCacheInvalidationIntervalSecs",
+        settable_at_startup: true,
+        value: |s| Bson::Int32(i32::try_from(s.config.parameters.user_cache_invalidation_secs).unwrap_or(i32::MAX)),
+        set: None,
+    },
+    Parameter {
         name: "monarchMinAvailableDiskSpaceMB",
         settable_at_startup: true,
         value: |s| Bson::Int64(i64::try_from(s.storage.min_available_disk_space_mb()).unwrap_or(i64::MAX)),

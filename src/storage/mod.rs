@@ -119,6 +119,9 @@ const KEY_FORMAT_KEY: &[u8] = b"k";
 /// The key format of directories written before it was recorded: the first layout.
 const UNRECORDED_KEY_FORMAT_VERSION: u32 = 1;
 const NEXT_ID_KEY: &[u8] = b"n";
+/// Changed (to a new UUID) by every write to the user or role catalog on a shared database
+/// (see [`Storage::principals_mark`]).
+const PRINCIPALS_MARK_KEY: &[u8] = b"u";
 /// Written and read back by [`Storage::probe`] (the readiness check).
 const PROBE_KEY: &[u8] = b"hprobe";
 /// Keys deleted per batch when a dropped collection's data is removed.
@@ -133,6 +136,11 @@ struct DdlGuard<'a> {
 /// The catalog's version as stored (0 before the first change counted).
 fn catalog_version(stored: Option<&[u8]>) -> u64 {
     stored.and_then(|bytes| <[u8; 8]>::try_from(bytes).ok()).map_or(0, u64::from_be_bytes)
+}
+
+/// Whether `ns` holds users or roles (`admin.system.users`, `admin.system.roles`).
+fn holds_principals(ns: &Namespace) -> bool {
+    ns.db == "admin" && (ns.coll == "system.users" || ns.coll == "system.roles")
 }
 
 /// The next storage id as stored (1 in a new database).
@@ -652,6 +660,16 @@ impl Storage {
     /// Engine errors reading disk usage.
     pub fn engine_stats(&self) -> std::result::Result<EngineStats, StorageError> {
         self.engine.stats()
+    }
+
+    /// The mark every write to `admin.system.users` or `admin.system.roles` changes when other
+    /// nodes share the database (`None` before the first): a node that finds it changed resolves
+    /// its connections' privileges again, as mongos does every `userCacheInvalidationIntervalSecs`.
+    ///
+    /// # Errors
+    /// Engine errors.
+    pub fn principals_mark(&self) -> std::result::Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.engine.get(Space::Meta, PRINCIPALS_MARK_KEY)?.map(|mark| mark.to_vec()))
     }
 
     /// Whether other nodes serve the same data (PostgreSQL with `--pgSharedNodes`): this node

@@ -566,6 +566,11 @@ impl<'a> Writer<'a> {
                 batch.insert(Space::Meta, catalog::entry_key(&current.ns), catalog::entry_value(&current)?);
             }
         }
+        if storage.engine.is_shared() && super::holds_principals(&collection.ns) {
+            // Other nodes sharing the database look for this mark to drop their connections'
+            // resolved privileges (see `Storage::principals_mark`).
+            batch.insert(Space::Meta, super::PRINCIPALS_MARK_KEY.to_vec(), bson::Uuid::new().bytes().to_vec());
+        }
         if count_delta != 0 || bytes_delta != 0 {
             // IMPORTANT: read-modify-write of the totals is safe only under the write lock.
             let totals = storage.totals(collection)?.apply(count_delta, bytes_delta);

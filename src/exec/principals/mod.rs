@@ -73,6 +73,25 @@ fn delete(state: &State, coll: &str, id: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// Whether the localhost exception is still open: no user or role exists. Closed for good once
+/// one does (mongod latches it); on nodes sharing a database, confirmed in storage while open,
+/// so a user created through another node closes it here at once (a failed read closes it).
+pub fn none_defined(state: &State) -> bool {
+    if state.authz.any_defined() {
+        return false;
+    }
+    if !state.storage.is_shared() {
+        return true;
+    }
+    match any_defined(&state.storage) {
+        Ok(false) => true,
+        Ok(true) | Err(_) => {
+            state.authz.changed(true);
+            false
+        }
+    }
+}
+
 /// Whether any user or custom role exists (while none does, the localhost exception holds).
 ///
 /// # Errors
