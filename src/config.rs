@@ -1656,6 +1656,16 @@ fn parameter_positive(name: &str, value: &str, unit: &str) -> Result<u64, Config
     })
 }
 
+/// A `--setParameter` value that must be a whole number of seconds within `range`.
+fn parameter_seconds_within(name: &str, value: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, ConfigError> {
+    value.parse().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        ConfigError::invalid(
+            &format!("setParameter.{name}"),
+            format!("'{value}' is not a number of seconds from {} to {}", range.start(), range.end()),
+        )
+    })
+}
+
 /// mongod's floor for SCRAM iteration counts.
 pub const MIN_SCRAM_ITERATIONS: u64 = 5000;
 
@@ -1691,25 +1701,13 @@ fn parse_parameters(values: &BTreeMap<String, String>) -> Result<Parameters, Con
                 parameters.session_refresh_millis = parameter_positive(name, value, "milliseconds")?
             }
             "userCacheInvalidationIntervalSecs" => {
-                parameters.user_cache_invalidation_secs =
-                    value.parse().ok().filter(|n| (1..=86_400).contains(n)).ok_or_else(|| {
-                        ConfigError::invalid(
-                            &format!("setParameter.{name}"),
-                            format!("'{value}' is not a number of seconds from 1 to 86400"),
-                        )
-                    })?
+                parameters.user_cache_invalidation_secs = parameter_seconds_within(name, value, 1..=86_400)?
             }
             "monarchTLSHandshakeTimeoutMillis" => {
                 parameters.tls_handshake_timeout_millis = parameter_positive(name, value, "milliseconds")?
             }
             "periodicNoopIntervalSecs" => {
-                parameters.periodic_noop_interval_secs =
-                    value.parse().ok().filter(|n| (1..=10).contains(n)).ok_or_else(|| {
-                        ConfigError::invalid(
-                            &format!("setParameter.{name}"),
-                            format!("'{value}' is not a number of seconds from 1 to 10"),
-                        )
-                    })?
+                parameters.periodic_noop_interval_secs = parameter_seconds_within(name, value, 1..=10)?
             }
             "maxTransactionLockRequestTimeoutMillis" => {
                 parameters.transaction_lock_timeout_ms = value.parse().map_err(|_| {

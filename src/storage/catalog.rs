@@ -374,7 +374,8 @@ impl Catalog {
             };
             fresh.insert(ns, collection);
         }
-        for old in held.values().filter(|old| !fresh.values().any(|c| c.uuid == old.uuid)) {
+        let kept: std::collections::HashSet<Uuid> = fresh.values().map(|c| c.uuid).collect();
+        for old in held.values().filter(|old| !kept.contains(&old.uuid)) {
             old.dropped.store(true, Ordering::Release);
         }
         *map = fresh;
