@@ -18,6 +18,7 @@ use crate::backup::schedule::{
     BackupPath, BackupSchedule, DEFAULT_OPLOG_INTERVAL, Retention, ScheduleConfig, parse_oplog_interval,
 };
 pub use crate::log::LogConfig;
+use crate::storage::PostgresTarget;
 
 /// mongod flags that Monarch accepts, so existing compose files keep working, but that have
 /// no meaning here. Each one given produces a startup warning.
@@ -152,13 +153,13 @@ struct Flags {
     /// address (0.0.0.0 for every IPv4 address) [default: 127.0.0.1 only].
     #[arg(long = "adminBindIp", env = "MONARCH_ADMIN_BIND_IP")]
     admin_bind_ip: Option<String>,
-    /// File holding the bearer token that /metrics, /health and /queryStats then require
-    /// (/livez and /readyz stay open).
+    /// File holding the bearer token that /metrics, /health, /queryStats, /config and
+    /// /debug/tasks then require (/livez and /readyz stay open).
     #[arg(long = "adminTokenFile", env = "MONARCH_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
     /// Serve the admin HTTP port over HTTPS with --tlsCertificateKeyFile; with --tlsCAFile, a
-    /// client certificate signed by that CA opens /metrics, /health and /queryStats as the
-    /// bearer token does (the probes need none).
+    /// client certificate signed by that CA opens /metrics, /health, /queryStats, /config and
+    /// /debug/tasks as the bearer token does (the probes need none).
     #[arg(long = "adminTls", env = "MONARCH_ADMIN_TLS", num_args = 0..=1, default_missing_value = "true")]
     admin_tls: Option<bool>,
     /// Check the configuration (flags, variables, config file, certificate files), print the
@@ -198,7 +199,9 @@ struct Flags {
     storage_engine: Option<String>,
     /// The PostgreSQL database of --storageEngine postgres, as a libpq-style URI
     /// (postgresql://user@host1:5432,host2:5432/db?target_session_attrs=read-write); keep the
-    /// password out of it with --pgPasswordFile.
+    /// password out of it with --pgPasswordFile. TLS as libpq's sslmode says (prefer by
+    /// default; require, verify-ca, verify-full with sslrootcert=CA-file or system; sslcert and
+    /// sslkey for a client certificate).
     #[arg(long = "pgUri", env = "MONARCH_PG_URI")]
     pg_uri: Option<String>,
     /// A file holding the password for --pgUri (trailing whitespace ignored).
@@ -547,7 +550,7 @@ fn postgres_config(
     uri: Option<String>,
     password_file: Option<PathBuf>,
     warnings: &mut Vec<String>,
-) -> Result<Option<postgres::Config>, ConfigError> {
+) -> Result<Option<PostgresTarget>, ConfigError> {
     match engine {
         None | Some("fjall") => {}
         // What compose files and charts written for mongod pass: the engine mongod has.
@@ -559,22 +562,13 @@ fn postgres_config(
                     "storage.engine postgres needs the database's URI (--pgUri)",
                 )
             })?;
-            let mut config: postgres::Config = uri.parse().map_err(|error| {
-                ConfigError::invalid("storage.postgres.uri", format!("not a PostgreSQL URI: {error}"))
-            })?;
-            // Refused here, not at the first connection with a bare "TLS handshake" error.
-            if config.get_ssl_mode() == postgres::config::SslMode::Require {
-                return Err(ConfigError::invalid(
-                    "storage.postgres.uri",
-                    "sslmode=require: TLS connections to PostgreSQL are not supported yet; connect \
-                     over a private network",
-                ));
-            }
+            let mut target =
+                PostgresTarget::parse(&uri).map_err(|reason| ConfigError::invalid("storage.postgres.uri", reason))?;
             if let Some(path) = password_file {
                 let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path, source })?;
-                config.password(text.trim_end());
+                target.config_mut().password(text.trim_end());
             }
-            return Ok(Some(config));
+            return Ok(Some(target));
         }
         Some(other) => {
             return Err(ConfigError::invalid(
@@ -591,8 +585,9 @@ fn postgres_config(
 
 /// A PostgreSQL connection as the effective configuration shows it: hosts, database and user,
 /// never the password.
-fn postgres_shown(config: &postgres::Config) -> Document {
+fn postgres_shown(target: &PostgresTarget) -> Document {
     use postgres::config::Host;
+    let config = target.config();
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -607,6 +602,7 @@ fn postgres_shown(config: &postgres::Config) -> Document {
         "dbname": config.get_dbname().map_or(Bson::Null, |name| Bson::String(name.to_owned())),
         "user": config.get_user().map_or(Bson::Null, |user| Bson::String(user.to_owned())),
         "password": config.get_password().map_or(Bson::Null, |_| Bson::String(MASKED.into())),
+        "sslmode": target.mode().name(),
     }
 }
 
@@ -772,7 +768,7 @@ pub struct Config {
     /// The storage engine's memory budget.
     pub cache_size: CacheSize,
     /// The PostgreSQL database of `--storageEngine postgres`; `None`: fjall, in `dbpath`.
-    pub postgres: Option<postgres::Config>,
+    pub postgres: Option<PostgresTarget>,
     /// Other nodes serve the same PostgreSQL database (`--pgSharedNodes`): `hello` answers
     /// as mongos.
     pub pg_shared_nodes: bool,
@@ -1979,7 +1975,7 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let uri = "postgresql://monarch:inline@db1:5433,db2/app?target_session_attrs=read-write";
         let c = config(&["--storageEngine", "postgres", "--pgUri", uri])?;
-        let pg = c.postgres.as_ref().ok_or("postgres")?;
+        let pg = c.postgres.as_ref().ok_or("postgres")?.config();
         assert_eq!((pg.get_dbname(), pg.get_user(), pg.get_hosts().len()), (Some("app"), Some("monarch"), 2));
         assert_eq!(pg.get_target_session_attrs(), postgres::config::TargetSessionAttrs::ReadWrite);
         let shown = c.effective();
@@ -1989,7 +1985,7 @@ mod tests {
             storage.get_document("postgres")?,
             &doc! {
                 "hosts": ["db1:5433", "db2:5432"], "dbname": "app", "user": "monarch", "password": "********",
-                "sharedNodes": false,
+                "sslmode": "prefer", "sharedNodes": false,
             }
         );
         let dir = tempfile::tempdir()?;
@@ -1997,7 +1993,7 @@ mod tests {
         std::fs::write(&file, "from-file\n")?;
         let c =
             config(&["--storageEngine", "postgres", "--pgUri", uri, "--pgPasswordFile", file.to_str().ok_or("path")?])?;
-        assert_eq!(c.postgres.as_ref().and_then(|pg| pg.get_password()), Some(&b"from-file"[..]));
+        assert_eq!(c.postgres.as_ref().and_then(|pg| pg.config().get_password()), Some(&b"from-file"[..]));
         let refused = |args: &[&str]| config(args).err().map(|e| e.to_string());
         assert_eq!(
             refused(&["--storageEngine", "postgres"]).as_deref(),
@@ -2019,11 +2015,22 @@ mod tests {
                 "invalid value for repair: repairs the embedded engine's files; a PostgreSQL database is checked and repaired with PostgreSQL's tools"
             )
         );
-        assert!(refused(&["--storageEngine", "postgres", "--pgUri", "postgresql://db/app?sslmode=bogus"]).is_some());
         assert_eq!(
-            refused(&["--storageEngine", "postgres", "--pgUri", "postgresql://db/app?sslmode=require"]).as_deref(),
+            refused(&["--storageEngine", "postgres", "--pgUri", "postgresql://db/app?sslmode=bogus"]).as_deref(),
             Some(
-                "invalid value for storage.postgres.uri: sslmode=require: TLS connections to PostgreSQL are not supported yet; connect over a private network"
+                "invalid value for storage.postgres.uri: sslmode=bogus: not one of disable, prefer, require, verify-ca, verify-full"
+            )
+        );
+        assert_eq!(
+            refused(&[
+                "--storageEngine",
+                "postgres",
+                "--pgUri",
+                "postgresql://db/app?sslmode=verify-full&sslrootcert=/none"
+            ])
+            .as_deref(),
+            Some(
+                "invalid value for storage.postgres.uri: sslrootcert /none: I/O error: No such file or directory (os error 2)"
             )
         );
         Ok(())

@@ -86,7 +86,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let fresh = std::fs::read_dir(&config.dbpath).is_ok_and(|mut entries| entries.next().is_none());
     let certificates = TlsCertificates::load(&config.tls)?;
     let engine = match &config.postgres {
-        Some(postgres) => EngineConfig::Postgres { config: Box::new(postgres.clone()), shared: config.pg_shared_nodes },
+        Some(postgres) => EngineConfig::Postgres { target: Box::new(postgres.clone()), shared: config.pg_shared_nodes },
         None => {
             let budget = MemoryBudget::split(config.cache_size.bytes);
             log_memory_budget(&config.cache_size, &budget);
@@ -574,9 +574,15 @@ async fn monitor_ttl(state: Arc<State>, shutdown: CancellationToken) {
             () = changed => continue,
             () = tokio::time::sleep(period) => {
                 let storage = state.storage.clone();
-                match tokio::task::spawn_blocking(move || storage.delete_expired(bson::DateTime::now())).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(deleted)) => tracing::debug!(target: "INDEX", id = 5479200, deleted, "Deleted expired documents using index"),
+                let pass = tokio::task::spawn_blocking(move || storage.delete_expired(bson::DateTime::now())).await;
+                if let Ok(Ok(Some(deleted))) = pass {
+                    state.counters.ttl_passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    state.counters.ttl_deleted.fetch_add(deleted, std::sync::atomic::Ordering::Relaxed);
+                }
+                match pass {
+                    // Nothing expired, or another node sharing the database made this pass.
+                    Ok(Ok(Some(0) | None)) => {}
+                    Ok(Ok(Some(deleted))) => tracing::debug!(target: "INDEX", id = 5479200, deleted, "Deleted expired documents using index"),
                     Ok(Err(error)) => tracing::warn!(target: "INDEX", id = 22540, error = %error, "TTL monitor pass failed"),
                     Err(_) => {}
                 }

@@ -395,6 +395,10 @@ async fn indexes_ttl_monitor_deletes_expired_documents() {
     }
     let ids: Vec<i32> = remaining.iter().filter_map(|d| d.get_i32("_id").ok()).collect();
     assert_eq!(ids, [2, 4, 5]);
+    let status = run(&client.database("admin"), doc! { "serverStatus": 1 }).await.expect("serverStatus");
+    let ttl = status.get_document("metrics").and_then(|m| m.get_document("ttl")).expect("metrics.ttl");
+    assert_eq!(ttl.get_i64("deletedDocuments").ok(), Some(2), "{ttl}");
+    assert!(ttl.get_i64("passes").is_ok_and(|passes| passes >= 1), "{ttl}");
     let reply = run(&db, doc! { "collMod": "ttl", "index": { "keyPattern": { "at": 1 }, "expireAfterSeconds": 7200 } })
         .await
         .expect("collMod");

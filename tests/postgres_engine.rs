@@ -146,3 +146,92 @@ async fn a_parked_cursor_holds_no_transaction_between_batches() {
     let ids: Vec<i32> = batch.iter().filter_map(|d| d.as_document().and_then(|d| d.get_i32("_id").ok())).collect();
     assert_eq!(ids, (2..=100).collect::<Vec<_>>(), "{more}");
 }
+
+/// Connections of the database at `uri`'s backends, as (with TLS, without TLS).
+fn sessions_by_tls(uri: &str) -> (i64, i64) {
+    let uri = uri.to_owned();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&uri, postgres::NoTls).expect("connect");
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) FROM pg_stat_ssl s \
+                 JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()",
+                &[],
+            )
+            .expect("pg_stat_ssl");
+        (row.get(0), row.get(1))
+    })
+    .join()
+    .expect("sessions")
+}
+
+/// `--pgUri`'s `sslmode` as libpq's: `verify-full` connects over TLS to a server whose
+/// certificate names the host and is signed by `sslrootcert`, and refuses one that is not;
+/// `verify-ca` checks only the signature; `disable` connects in the clear. Needs the test
+/// server's CA (`MONARCH_TEST_PG_TLS_CA`, set by `.ci/postgres-tests`, whose certificate names
+/// `localhost` only).
+#[tokio::test]
+async fn postgres_engine_connects_with_tls_as_sslmode_says() {
+    let Some(uri) = new_database("tls") else { return };
+    let Ok(ca) = std::env::var("MONARCH_TEST_PG_TLS_CA") else {
+        eprintln!("skipped: MONARCH_TEST_PG_TLS_CA is not set (.ci/postgres-tests sets it)");
+        return;
+    };
+    let by_name = uri.replacen("@127.0.0.1:", "@localhost:", 1);
+    assert_ne!(by_name, uri, "MONARCH_TEST_PG_URI names 127.0.0.1");
+    let with = |uri: &str, options: &str| format!("{uri}?{options}");
+
+    let verified = with(&by_name, &format!("sslmode=verify-full&sslrootcert={ca}"));
+    let mut server = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &verified]);
+    let coll = server.client("").await.database("app").collection::<Document>("c");
+    coll.insert_one(doc! { "_id": 1 }).await.expect("insert");
+    assert_eq!(coll.count_documents(doc! {}).await.expect("count"), 1);
+    let (encrypted, clear) = sessions_by_tls(&uri);
+    assert!(
+        encrypted >= 2 && clear == 0,
+        "the node lock's session and the pool's: {encrypted} with TLS, {clear} without"
+    );
+    assert!(server.terminate().success(), "clean shutdown");
+
+    // The certificate names localhost, not 127.0.0.1.
+    let wrong_name = run_to_exit(&[
+        "--storageEngine",
+        "postgres",
+        "--pgUri",
+        &with(&uri, &format!("sslmode=verify-full&sslrootcert={ca}")),
+    ]);
+    let log = String::from_utf8_lossy(&wrong_name.stdout);
+    assert!(!wrong_name.status.success() && log.contains("certificate not valid for name \\\"127.0.0.1\\\""), "{log}");
+    // Signed by another CA.
+    let other_ca = tempfile::NamedTempFile::new().expect("temp file");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(other_ca.path(), params.self_signed(&key).expect("CA").pem()).expect("write CA");
+    let other = format!("sslmode=verify-full&sslrootcert={}", other_ca.path().display());
+    let wrong_ca = run_to_exit(&["--storageEngine", "postgres", "--pgUri", &with(&by_name, &other)]);
+    let log = String::from_utf8_lossy(&wrong_ca.stdout);
+    assert!(!wrong_ca.status.success() && log.contains("UnknownIssuer"), "{log}");
+
+    // verify-ca takes the address: the chain is all it checks.
+    let chain_only = with(&uri, &format!("sslmode=verify-ca&sslrootcert={ca}"));
+    let mut server = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &chain_only]);
+    let coll = server.client("").await.database("app").collection::<Document>("c");
+    assert_eq!(coll.count_documents(doc! {}).await.expect("count"), 1);
+    assert!(server.terminate().success(), "clean shutdown");
+
+    // require without a root checks nothing but the handshake: encrypted, not authenticated.
+    let unchecked = with(&uri, "sslmode=require");
+    let mut server = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &unchecked]);
+    let coll = server.client("").await.database("app").collection::<Document>("c");
+    assert_eq!(coll.count_documents(doc! {}).await.expect("count"), 1);
+    assert_eq!(sessions_by_tls(&uri).1, 0, "every session over TLS");
+    assert!(server.terminate().success(), "clean shutdown");
+
+    let clear = with(&uri, "sslmode=disable");
+    let server = TestServer::start(&["--storageEngine", "postgres", "--pgUri", &clear]);
+    let coll = server.client("").await.database("app").collection::<Document>("c");
+    assert_eq!(coll.count_documents(doc! {}).await.expect("count"), 1);
+    let (encrypted, clear) = sessions_by_tls(&uri);
+    assert!(encrypted == 0 && clear >= 2, "{encrypted} with TLS, {clear} without");
+}

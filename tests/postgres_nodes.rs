@@ -4,7 +4,7 @@
 //! another node applies once; transactions on different nodes conflict, the first to commit
 //! winning; a change stream on one node sees the writes made through the
 //! others, and resumes on another; users and roles changed through one node hold on the
-//! others; killing a node loses nothing acknowledged and a driver given
+//! others; one node at a time makes the TTL pass; killing a node loses nothing acknowledged and a driver given
 //! every node carries on through the others.
 //!
 //! These tests need a PostgreSQL server: `.ci/postgres-tests` starts one and sets
@@ -418,4 +418,97 @@ fn a_node_that_does_not_share_is_refused_beside_shared_ones_and_the_other_way() 
     assert_eq!(embedded.status.code(), Some(2), "{}", String::from_utf8_lossy(&embedded.stderr));
     let member = run_to_exit(&["--storageEngine", "postgres", "--pgUri", &uri, "--pgSharedNodes", "--replSet", "rs0"]);
     assert_eq!(member.status.code(), Some(2), "{}", String::from_utf8_lossy(&member.stderr));
+}
+
+/// `metrics.ttl` of `node`: (passes, deletedDocuments).
+async fn ttl_metrics(node: &Client) -> (i64, i64) {
+    let status = node.database("admin").run_command(doc! { "serverStatus": 1 }).await.expect("serverStatus");
+    let ttl = status.get_document("metrics").and_then(|m| m.get_document("ttl")).expect("metrics.ttl");
+    (ttl.get_i64("passes").expect("passes"), ttl.get_i64("deletedDocuments").expect("deletedDocuments"))
+}
+
+/// The TTL monitor makes one pass at a time among the nodes: while the pass's advisory lock is
+/// held elsewhere (here by the test's own session, as by a node in the middle of a pass), no
+/// node deletes; once it is free, one node's pass deletes every expired document once, using
+/// an index created through another node.
+#[tokio::test]
+async fn shared_nodes_take_turns_at_the_ttl_pass() {
+    let Some(uri) = new_pg_database("nodes_ttl") else { return };
+    let args =
+        ["--storageEngine", "postgres", "--pgUri", &uri, "--pgSharedNodes", "--setParameter", "ttlMonitorSleepSecs=1"];
+    let nodes = [TestServer::start(&args), TestServer::start(&args)];
+    let (a, b) = (direct(&nodes[0]).await, direct(&nodes[1]).await);
+    // The TTL pass's lock ('mntt'), taken from a session of the test's own.
+    let (hold, held) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
+    let (release, lock_uri) = (hold.1, uri.clone());
+    let holder = std::thread::spawn(move || {
+        let mut session = postgres::Client::connect(&lock_uri, postgres::NoTls).expect("connect");
+        session.execute("SELECT pg_advisory_lock($1)", &[&0x6d6e_7474_i64]).expect("lock");
+        held.0.send(()).expect("held");
+        let _ = release.recv();
+    });
+    held.1.recv().expect("the lock is held");
+
+    let events = a.database("app").collection::<Document>("events");
+    let expiry = IndexModel::builder()
+        .keys(doc! { "at": 1 })
+        .options(mongodb::options::IndexOptions::builder().expire_after(Duration::from_secs(0)).build())
+        .build();
+    events.create_index(expiry).await.expect("TTL index through A");
+    let old = mongodb::bson::DateTime::from_millis(mongodb::bson::DateTime::now().timestamp_millis() - 60_000);
+    let through_b = b.database("app").collection::<Document>("events");
+    through_b.insert_many((0..50).map(|i| doc! { "_id": i, "at": old })).await.expect("insert through B");
+    // Three of each node's one-second periods: every pass is skipped.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(through_b.count_documents(doc! {}).await.expect("count"), 50, "deleted while the pass was held");
+    assert_eq!((ttl_metrics(&a).await.0, ttl_metrics(&b).await.0), (0, 0), "no node made a pass");
+
+    hold.0.send(()).expect("release");
+    holder.join().expect("holder");
+    let gone = common::eventually_async(Duration::from_secs(30), || {
+        let events = through_b.clone();
+        async move { events.count_documents(doc! {}).await.is_ok_and(|n| n == 0) }
+    })
+    .await;
+    assert!(gone, "the expired documents were not deleted once the pass was free");
+    let (on_a, on_b) = (ttl_metrics(&a).await, ttl_metrics(&b).await);
+    assert_eq!(on_a.1 + on_b.1, 50, "each document deleted once: A {on_a:?}, B {on_b:?}");
+}
+
+/// Sessions of the database at `uri` holding a collection's write lock across nodes (the
+/// advisory locks tagged 'MC' in their top 16 bits).
+fn collection_locks_held(uri: &str) -> i64 {
+    let uri = uri.to_owned();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&uri, postgres::NoTls).expect("connect");
+        let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                   AND classid = x'4d430000'::int::oid AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+        client.query_one(sql, &[]).expect("pg_locks").get(0)
+    })
+    .join()
+    .expect("pg_locks")
+}
+
+/// A write through B that waits for the collection's lock while A builds an index commits
+/// with the catalog as A left it: its document is in the new index.
+#[tokio::test]
+async fn a_write_waiting_behind_another_nodes_index_build_maintains_the_index() {
+    let Some(uri) = new_pg_database("nodes_waiting_writer") else { return };
+    let args = ["--storageEngine", "postgres", "--pgUri", &uri, "--pgSharedNodes"];
+    let nodes = [TestServer::start(&args), TestServer::start(&args)];
+    let (a, b) = (direct(&nodes[0]).await, direct(&nodes[1]).await);
+    let big = a.database("app").collection::<Document>("big");
+    big.insert_many((0..30_000).map(|i| doc! { "_id": i, "v": i })).await.expect("insert through A");
+    let build = {
+        let big = big.clone();
+        tokio::spawn(async move { big.create_index(IndexModel::builder().keys(doc! { "v": 1 }).build()).await })
+    };
+    let building =
+        common::eventually_async(Duration::from_secs(30), || async { collection_locks_held(&uri) > 0 }).await;
+    assert!(building, "A's index build never held the collection's lock");
+    let through_b = b.database("app").collection::<Document>("big");
+    through_b.insert_one(doc! { "_id": -1, "v": -1 }).await.expect("insert through B");
+    build.await.expect("join").expect("index on A");
+    let hinted = big.count_documents(doc! { "v": -1 }).hint(mongodb::options::Hint::Keys(doc! { "v": 1 })).await;
+    assert_eq!(hinted.expect("count through the index"), 1, "B's document is missing from A's index");
 }

@@ -119,7 +119,15 @@ pub fn server_status(ctx: &mut RequestCtx<'_>, req: &CommandRequest) -> Result<D
         "opLatencies": ctx.observers.latency.server_document(histograms),
         "storageEngine": storage_engine(server),
         "wiredTiger": { "cache": cache_section(server) },
-        "metrics": { "commands": commands },
+        "metrics": {
+            "commands": commands,
+            // mongod's monitor may split a pass into sub-passes; each of this one's is whole.
+            "ttl": {
+                "deletedDocuments": get(&stats.ttl_deleted),
+                "passes": get(&stats.ttl_passes),
+                "subPasses": get(&stats.ttl_passes),
+            },
+        },
         "monarchPool": pool_document(server),
     };
     if server.repl.set_name().is_some() {

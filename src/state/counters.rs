@@ -146,6 +146,10 @@ pub struct ServerStats {
     pub commands: Vec<CommandCounter>,
     /// Commands not in the table.
     pub unknown_commands: AtomicU64,
+    /// The TTL monitor's passes made by this node (`metrics.ttl.passes`).
+    pub ttl_passes: AtomicU64,
+    /// Documents the TTL monitor deleted (`metrics.ttl.deletedDocuments`).
+    pub ttl_deleted: AtomicU64,
 }
 
 impl ServerStats {
@@ -158,6 +162,8 @@ impl ServerStats {
             user_asserts: AtomicU64::new(0),
             commands: (0..commands).map(|_| CommandCounter::default()).collect(),
             unknown_commands: AtomicU64::new(0),
+            ttl_passes: AtomicU64::new(0),
+            ttl_deleted: AtomicU64::new(0),
         }
     }
 }

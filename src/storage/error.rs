@@ -67,7 +67,7 @@ pub enum StorageError {
         detail: String,
     },
     /// The PostgreSQL engine's database refused a statement, or the connection failed.
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error: {}", with_cause(.0))]
     Postgres(#[from] postgres::Error),
     /// File-system I/O outside the engine (lock file, directories).
     #[error("I/O error: {0}")]
@@ -139,6 +139,15 @@ fn is_write_conflict(error: &postgres::Error) -> bool {
 /// Whether the connection to PostgreSQL is gone: the server closed or reset it, shut down,
 /// is not accepting connections yet, or is a standby now (after a failover). The operation
 /// did not complete, or its outcome is unknown; a new connection may succeed.
+/// A client error with its cause: the client's own text is only its kind ("db error", "error
+/// performing TLS handshake").
+fn with_cause(error: &postgres::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
+}
+
 pub(super) fn is_connection_lost(error: &postgres::Error) -> bool {
     use postgres::error::SqlState;
     let state_lost = error.code().is_some_and(|code| {

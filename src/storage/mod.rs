@@ -98,8 +98,8 @@ use crate::error::{Error, ErrorCode, Result};
 use catalog::{Catalog, CatalogChange};
 use disk::DiskGuard;
 use durability::Journal;
-use engine::{Batch, CATALOG_KIND, CATALOG_VERSION_KEY, Engine, EngineLock, SharedLock, Space};
-pub use engine::{EngineConfig, RequestViews};
+use engine::{Batch, CATALOG_KIND, CATALOG_VERSION_KEY, Engine, EngineLock, LockedRead, SharedLock, Space};
+pub use engine::{EngineConfig, PostgresTarget, RequestViews};
 use index::ID_INDEX_ID;
 use read::{corrupt_document, decode_document, document_key};
 
@@ -790,8 +790,7 @@ impl Storage {
     /// The engine's, taking the lock across nodes or reading their changes.
     fn ddl_lock(&self) -> std::result::Result<DdlGuard<'_>, StorageError> {
         let local = self.ddl.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let shared = self.engine.lock(SharedLock::Catalog)?;
-        self.refresh_catalog()?;
+        let shared = self.lock_with_fresh_catalog(SharedLock::Catalog)?;
         Ok(DdlGuard { _shared: shared, _local: local })
     }
 
@@ -805,8 +804,29 @@ impl Storage {
         if !self.engine.is_shared() {
             return Ok(());
         }
-        let stored = catalog_version(self.engine.get(Space::Meta, CATALOG_VERSION_KEY)?.as_deref());
-        if stored == self.catalog_version.load(Ordering::Acquire) {
+        self.catch_up_catalog(self.engine.get(Space::Meta, CATALOG_VERSION_KEY)?.as_deref())
+    }
+
+    /// Takes `what`'s lock across the nodes sharing the database and, in the same round
+    /// trip, brings the catalog up to date with what they changed; `None` (and nothing read)
+    /// on a database of its own.
+    ///
+    /// # Errors
+    /// The engine's, taking the lock or reading the catalog.
+    fn lock_with_fresh_catalog(&self, what: SharedLock) -> std::result::Result<Option<EngineLock>, StorageError> {
+        let Some((lock, read)) =
+            self.engine.lock_reading(what, &[LockedRead::Get(Space::Meta, CATALOG_VERSION_KEY)])?
+        else {
+            return Ok(None);
+        };
+        self.catch_up_catalog(read.first().and_then(Option::as_deref))?;
+        Ok(Some(lock))
+    }
+
+    /// Reloads the catalog from one snapshot when `stored`, the catalog version just read,
+    /// is not the one it was loaded at.
+    fn catch_up_catalog(&self, stored: Option<&[u8]>) -> std::result::Result<(), StorageError> {
+        if catalog_version(stored) == self.catalog_version.load(Ordering::Acquire) {
             return Ok(());
         }
         let _reloading = self.catalog_reload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -828,9 +848,16 @@ impl Storage {
 
     /// The catalog, brought up to date first when other nodes share the database. A failed
     /// check leaves the catalog as it is: the operation's own storage calls fail the same way.
+    /// Within a request, the first lookup checks (see [`RequestViews`]).
     fn fresh_catalog(&self) -> &Catalog {
-        if let Err(error) = self.refresh_catalog() {
-            tracing::debug!(target: "STORAGE", id = 7_000_437, %error, "Could not check the catalog's version");
+        if RequestViews::catalog_checked() {
+            return &self.catalog;
+        }
+        match self.refresh_catalog() {
+            Ok(()) => RequestViews::note_catalog_checked(),
+            Err(error) => {
+                tracing::debug!(target: "STORAGE", id = 7_000_437, %error, "Could not check the catalog's version")
+            }
         }
         &self.catalog
     }

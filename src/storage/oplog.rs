@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::engine::{Batch, SharedLock, Space};
+use super::engine::{Batch, LockedRead, SharedLock, Space};
 use bson::raw::cstr;
 use bson::{DateTime, Document, RawBsonRef, RawDocumentBuf, Timestamp, Uuid};
 
@@ -511,12 +511,17 @@ impl Storage {
         };
         // Nodes sharing the database append to one oplog: one commit at a time, after the
         // latest entry any of them wrote, with the totals and trimming point as stored.
-        let shared = self.engine.lock(SharedLock::Oplog)?;
-        if shared.is_some() {
-            if let Some(last) = self.last_time_in(&oplog.collection)? {
-                self.clock.advance_to(last);
+        let (prefix, totals_at) = (oplog.collection.prefix(), super::totals_key(&oplog.collection));
+        let reads = [LockedRead::LastKey(Space::Docs, &prefix), LockedRead::Get(Space::Meta, &totals_at)];
+        let shared = self.engine.lock_reading(SharedLock::Oplog, &reads)?.map(|(lock, read)| {
+            let [last, totals] = <[Option<Vec<u8>>; 2]>::try_from(read).unwrap_or_default();
+            (lock, last, totals)
+        });
+        if let Some((_, last, totals)) = &shared {
+            if let Some(last) = last {
+                self.clock.advance_to(time_of(last));
             }
-            oplog.totals = self.totals(&oplog.collection)?;
+            oplog.totals = totals.as_deref().map_or(Ok(super::Totals::default()), super::Totals::decode)?;
             oplog.trimmed_to = None;
         }
         let term = self.oplog.term.load(Ordering::Acquire);

@@ -19,12 +19,13 @@ impl Storage {
     /// Deletes every document that a TTL index or a clustered collection's
     /// `expireAfterSeconds` says expired before `now`; returns how many. An array of dates
     /// expires with its earliest date, as in mongod. Among nodes sharing a database, one
-    /// makes a pass at a time: a node finding another's pass under way skips its own.
+    /// makes a pass at a time: a node finding another's pass under way skips its own and
+    /// gets `None`.
     ///
     /// # Errors
     /// Storage errors.
-    pub fn delete_expired(&self, now: DateTime) -> Result<u64> {
-        let TryLock::Free(_pass) = self.engine.try_lock(SharedLock::Ttl)? else { return Ok(0) };
+    pub fn delete_expired(&self, now: DateTime) -> Result<Option<u64>> {
+        let TryLock::Free(_pass) = self.engine.try_lock(SharedLock::Ttl)? else { return Ok(None) };
         let mut deleted = 0u64;
         let cutoff_of =
             |seconds: i64| DateTime::from_millis(now.timestamp_millis().saturating_sub(seconds.saturating_mul(1000)));
@@ -48,7 +49,7 @@ impl Storage {
                     .delete_in_batches(&collection, |storage| storage.expired_by_index(&collection, index, cutoff))?;
             }
         }
-        Ok(deleted)
+        Ok(Some(deleted))
     }
 
     /// Deletes the `_id`s `find` returns (up to [`TTL_BATCH`], read under the collection's

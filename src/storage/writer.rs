@@ -63,12 +63,11 @@ impl<'a> Writer<'a> {
 
     /// A writer of `collection` holding its write lock (`guard`).
     fn holding(storage: &'a Storage, collection: &'a Arc<Collection>, guard: MutexGuard<'a, ()>) -> Result<Self> {
-        let shared = storage.engine.lock(SharedLock::Collection(collection.id))?;
+        // Under the lock, what other nodes changed is read before anything is checked: a
+        // drop (the check below), new indexes (maintained by this batch) and the capped
+        // collection's last record (read again by the first insert).
+        let shared = storage.lock_with_fresh_catalog(SharedLock::Collection(collection.id))?;
         if shared.is_some() {
-            // Under the lock, what other nodes changed is read before anything is checked: a
-            // drop (the check below), new indexes (maintained by this batch) and the capped
-            // collection's last record (read again by the first insert).
-            storage.refresh_catalog()?;
             collection.next_record.store(0, Ordering::Release);
         }
         if collection.ns.is_oplog() && storage.oplog.is_on() {

@@ -19,6 +19,7 @@
 
 mod fjall;
 mod postgres;
+mod postgres_target;
 mod space;
 
 use std::ops::RangeBounds;
@@ -27,9 +28,10 @@ use std::path::Path;
 /// Bounds a parked cursor's hold on the engine to one batch (see the PostgreSQL engine's
 /// `RequestViews`); the embedded engine's snapshots hold no connection and are left alone.
 pub use self::postgres::RequestViews;
+pub use self::postgres_target::PostgresTarget;
 pub use self::space::{
-    Bytes, CATALOG_KIND, CATALOG_VERSION_KEY, EngineStats, Instant, KeyspaceStats, PostgresStats, SharedLock, Space,
-    prefix_successor,
+    Bytes, CATALOG_KIND, CATALOG_VERSION_KEY, EngineStats, Instant, KeyspaceStats, LockedRead, LockedValues,
+    PostgresStats, SharedLock, Space, prefix_successor,
 };
 use crate::storage::durability::SyncTarget;
 use crate::storage::error::StorageError;
@@ -43,8 +45,8 @@ pub enum EngineConfig {
     /// The PostgreSQL database at this connection configuration; `shared`: other nodes run
     /// on the same database (`--pgSharedNodes`).
     Postgres {
-        /// The database's connection configuration.
-        config: Box<::postgres::Config>,
+        /// The database and how to connect to it.
+        target: Box<PostgresTarget>,
         /// Other nodes share the database.
         shared: bool,
     },
@@ -88,8 +90,8 @@ impl Engine {
     pub fn open(dir: &Path, config: &EngineConfig) -> Result<Self, StorageError> {
         Ok(match config {
             EngineConfig::Fjall(budget) => Self::Fjall(self::fjall::Engine::open(dir, budget)?),
-            EngineConfig::Postgres { config, shared } => {
-                Self::Postgres(self::postgres::Engine::open((**config).clone(), *shared)?)
+            EngineConfig::Postgres { target, shared } => {
+                Self::Postgres(self::postgres::Engine::open((**target).clone(), *shared)?)
             }
         })
     }
@@ -122,6 +124,25 @@ impl Engine {
     pub fn lock(&self, what: SharedLock) -> Result<Option<EngineLock>, StorageError> {
         match self {
             Self::Postgres(engine) => Ok(engine.lock(what)?.map(|lock| EngineLock(Box::new(lock)))),
+            Self::Fjall(_) => Ok(None),
+        }
+    }
+
+    /// As [`Engine::lock`], and then `reads` (one value each, `None` where nothing is
+    /// stored), seeing what the lock's previous holder committed, in the same round trip.
+    /// `None` when no other node shares the data: the caller needs no lock, nor the reads.
+    ///
+    /// # Errors
+    /// Engine errors.
+    pub fn lock_reading(
+        &self,
+        what: SharedLock,
+        reads: &[LockedRead<'_>],
+    ) -> Result<Option<(EngineLock, LockedValues)>, StorageError> {
+        match self {
+            Self::Postgres(engine) => {
+                Ok(engine.lock_reading(what, reads)?.map(|(lock, values)| (EngineLock(Box::new(lock)), values)))
+            }
             Self::Fjall(_) => Ok(None),
         }
     }
@@ -479,10 +500,10 @@ mod tests {
             );
             let mut admin = ::postgres::Client::connect(&uri, ::postgres::NoTls)?;
             admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
-            let mut config: ::postgres::Config = uri.parse()?;
-            config.dbname(&name);
+            let mut target = PostgresTarget::parse(&uri)?;
+            target.config_mut().dbname(&name);
             engines.push((
-                Engine::open(Path::new(""), &EngineConfig::Postgres { config: Box::new(config), shared: false })?,
+                Engine::open(Path::new(""), &EngineConfig::Postgres { target: Box::new(target), shared: false })?,
                 tempfile::tempdir()?,
             ));
         }

@@ -26,11 +26,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use postgres::Client;
 use postgres::types::Type;
-use postgres::{Client, NoTls};
+
+use super::postgres_target::PostgresTarget;
 
 use super::space::{
-    Bytes, CATALOG_KIND, CATALOG_VERSION_KEY, EngineStats, Instant, KeyspaceStats, PostgresStats, SharedLock, Space,
+    Bytes, CATALOG_KIND, CATALOG_VERSION_KEY, EngineStats, Instant, KeyspaceStats, LockedRead, LockedValues,
+    PostgresStats, SharedLock, Space, prefix_successor,
 };
 use crate::storage::error::{StorageError, is_connection_lost};
 use crate::storage::memory::MemoryUsage;
@@ -116,7 +119,7 @@ struct Figures {
 /// Connections not in use. Connections are opened on demand: callers are bounded by the
 /// server's worker pool and its open cursors' snapshots.
 struct Pool {
-    config: postgres::Config,
+    target: PostgresTarget,
     idle: Mutex<Vec<Conn>>,
     /// Moves on at every lost connection: the database went away (a restart, a failover), so
     /// every connection opened before is presumed dead and is not reused.
@@ -135,7 +138,7 @@ impl Pool {
         match idle {
             Some(conn) if conn.generation == generation && !conn.is_closed() => Ok(conn),
             _ => {
-                let client = self.config.connect(NoTls)?;
+                let client = self.target.connect()?;
                 self.figures.opened.fetch_add(1, Ordering::Relaxed);
                 self.figures.open.fetch_add(1, Ordering::Relaxed);
                 Ok(Conn { client, generation, figures: self.figures.clone() })
@@ -197,19 +200,19 @@ struct NodeLock {
 }
 
 impl NodeLock {
-    /// Takes the lock (`shared`: in shared mode) on a new session of `config`'s database.
-    fn take(config: &postgres::Config, shared: bool) -> Result<Client, StorageError> {
-        let mut session = config.connect(NoTls)?;
+    /// Takes the lock (`shared`: in shared mode) on a new session of `target`'s database.
+    fn take(target: &PostgresTarget, shared: bool) -> Result<Client, StorageError> {
+        let mut session = target.connect()?;
         let sql = if shared { "SELECT pg_try_advisory_lock_shared($1)" } else { "SELECT pg_try_advisory_lock($1)" };
         let locked: bool = session.query_one(sql, &[&NODE_LOCK])?.try_get(0)?;
         if !locked {
-            return Err(StorageError::DatabaseInUse(config.get_dbname().unwrap_or("(default)").to_owned()));
+            return Err(StorageError::DatabaseInUse(target.config().get_dbname().unwrap_or("(default)").to_owned()));
         }
         Ok(session)
     }
 
     /// Checks the session until the engine is gone; runs on a thread of its own.
-    fn watch(lock: Weak<NodeLock>, config: postgres::Config) {
+    fn watch(lock: Weak<NodeLock>, target: PostgresTarget) {
         loop {
             std::thread::sleep(NODE_LOCK_CHECK);
             let Some(lock) = lock.upgrade() else { return };
@@ -226,7 +229,7 @@ impl NodeLock {
                 *session = None;
             }
             lock.held.store(false, Ordering::Release);
-            match Self::take_again(&config, lock.shared) {
+            match Self::take_again(&target, lock.shared) {
                 Ok(taken) => {
                     *session = Some(taken);
                     lock.lost.store(false, Ordering::Release);
@@ -248,14 +251,14 @@ impl NodeLock {
     /// by an operator, say) releases its locks as its process exits, a moment after its
     /// connection closes, so a refusal is tried again for a few tenths of a second before it
     /// counts.
-    fn take_again(config: &postgres::Config, shared: bool) -> Result<Client, StorageError> {
+    fn take_again(target: &PostgresTarget, shared: bool) -> Result<Client, StorageError> {
         for _ in 0..5 {
-            match Self::take(config, shared) {
+            match Self::take(target, shared) {
                 Err(StorageError::DatabaseInUse(_)) => std::thread::sleep(Duration::from_millis(100)),
                 taken => return taken,
             }
         }
-        Self::take(config, shared)
+        Self::take(target, shared)
     }
 }
 
@@ -278,18 +281,18 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects to the database at `config`, takes the node lock (shared with other nodes
+    /// Connects to the database at `target`, takes the node lock (shared with other nodes
     /// when `shared`) and creates the tables where they are missing.
     ///
     /// # Errors
     /// [`StorageError::DatabaseInUse`] when another node holds the database (or, `shared`, a
     /// node that does not share it); connection and SQL errors.
-    pub fn open(config: postgres::Config, shared: bool) -> Result<Self, StorageError> {
-        blocking(|| Self::open_blocking(config, shared))
+    pub fn open(target: PostgresTarget, shared: bool) -> Result<Self, StorageError> {
+        blocking(|| Self::open_blocking(target, shared))
     }
 
-    fn open_blocking(config: postgres::Config, shared: bool) -> Result<Self, StorageError> {
-        let mut session = NodeLock::take(&config, shared)?;
+    fn open_blocking(target: PostgresTarget, shared: bool) -> Result<Self, StorageError> {
+        let mut session = NodeLock::take(&target, shared)?;
         // Shared nodes may start together: one creates the tables at a time.
         session.batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({CATALOG_LOCK})"))?;
         for space in Space::ALL {
@@ -303,15 +306,15 @@ impl Engine {
             session: Mutex::new(Some(session)),
             held: AtomicBool::new(true),
             lost: AtomicBool::new(false),
-            database: config.get_dbname().unwrap_or("(default)").to_owned(),
+            database: target.config().get_dbname().unwrap_or("(default)").to_owned(),
             shared,
         });
-        let (watched, watcher_config) = (Arc::downgrade(&node), config.clone());
+        let (watched, watcher_target) = (Arc::downgrade(&node), target.clone());
         std::thread::Builder::new()
             .name("pg-node-lock".to_owned())
-            .spawn(move || NodeLock::watch(watched, watcher_config))?;
+            .spawn(move || NodeLock::watch(watched, watcher_target))?;
         let pool =
-            Pool { config, idle: Mutex::default(), generation: AtomicU64::new(0), node, figures: Arc::default() };
+            Pool { target, idle: Mutex::default(), generation: AtomicU64::new(0), node, figures: Arc::default() };
         Ok(Self { pool: Arc::new(pool), commits: Arc::default(), shared })
     }
 
@@ -338,16 +341,85 @@ impl Engine {
         self.take_lock(what, "SELECT true, pg_try_advisory_lock($1)")
     }
 
+    /// As [`Engine::lock`], and then, in the same round trip, `reads`: one value each (the
+    /// value at a key, or the last key under a prefix). They read what the lock's previous
+    /// holder committed: the lock and each read are statements of one simple query, and
+    /// under `READ COMMITTED` each statement takes its snapshot when it starts, so after the
+    /// lock is granted. (A read in the lock's own statement would use a snapshot taken before
+    /// the wait.)
+    ///
+    /// # Errors
+    /// SQL and connection errors; the lock is not held then (its session is closed).
+    pub fn lock_reading(
+        &self,
+        what: SharedLock,
+        reads: &[LockedRead<'_>],
+    ) -> Result<Option<(Lock, LockedValues)>, StorageError> {
+        if !self.shared {
+            return Ok(None);
+        }
+        let key = lock_key(what);
+        let hex = |bytes: &[u8]| format!("decode('{}', 'hex')", hex::encode(bytes));
+        let mut sql = format!("SELECT pg_advisory_lock({key})");
+        for read in reads {
+            // Hex out as well: bytea's text form depends on the server's bytea_output.
+            let statement = match read {
+                LockedRead::Get(space, at) => {
+                    format!("SELECT encode(v, 'hex') FROM {} WHERE k = {}", table(*space), hex(at))
+                }
+                LockedRead::LastKey(space, prefix) => {
+                    let below =
+                        prefix_successor(prefix).map(|end| format!(" AND k < {}", hex(&end))).unwrap_or_default();
+                    format!(
+                        "SELECT encode(k, 'hex') FROM {} WHERE k >= {}{below} ORDER BY k DESC LIMIT 1",
+                        table(*space),
+                        hex(prefix)
+                    )
+                }
+            };
+            sql.push_str("; ");
+            sql.push_str(&statement);
+        }
+        blocking(|| {
+            let mut conn = self.pool.take()?;
+            let answered = self.pool.checked(conn.simple_query(&sql)).and_then(|messages| {
+                let mut values = vec![None; reads.len()];
+                // Statement 0 is the lock; a row of statement n > 0 answers read n - 1.
+                let mut statement = 0;
+                for message in messages {
+                    match message {
+                        postgres::SimpleQueryMessage::CommandComplete(_) => statement += 1,
+                        postgres::SimpleQueryMessage::Row(row) if statement > 0 => {
+                            let text = row.try_get(0)?.unwrap_or_default();
+                            let value = hex::decode(text).map_err(|error| StorageError::Corrupt {
+                                what: "a value read under a lock",
+                                detail: error.to_string(),
+                            })?;
+                            if let Some(slot) = values.get_mut(statement - 1) {
+                                *slot = Some(value);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(values)
+            });
+            match answered {
+                Ok(values) => Ok(Some((Lock { conn: Some(conn), key, pool: self.pool.clone() }, values))),
+                // The lock may be held: closing its session releases it.
+                Err(error) => {
+                    drop(conn);
+                    Err(error)
+                }
+            }
+        })
+    }
+
     fn take_lock(&self, what: SharedLock, sql: &'static str) -> Result<Option<Lock>, StorageError> {
         if !self.shared {
             return Ok(None);
         }
-        let key = match what {
-            SharedLock::Catalog => CATALOG_LOCK,
-            SharedLock::Ttl => TTL_LOCK,
-            SharedLock::Oplog => OPLOG_LOCK,
-            SharedLock::Collection(id) => COLLECTION_LOCKS | (i64::try_from(id).unwrap_or(0) & ((1 << 48) - 1)),
-        };
+        let key = lock_key(what);
         blocking(|| {
             let mut conn = self.pool.take()?;
             let taken = self.pool.checked(
@@ -520,6 +592,16 @@ impl Drop for Lock {
     }
 }
 
+/// The advisory lock's key of `what`.
+fn lock_key(what: SharedLock) -> i64 {
+    match what {
+        SharedLock::Catalog => CATALOG_LOCK,
+        SharedLock::Ttl => TTL_LOCK,
+        SharedLock::Oplog => OPLOG_LOCK,
+        SharedLock::Collection(id) => COLLECTION_LOCKS | (i64::try_from(id).unwrap_or(0) & ((1 << 48) - 1)),
+    }
+}
+
 /// Bytes of each space's table, in [`Space::ALL`]'s order.
 fn table_sizes(client: &mut Client) -> Result<Vec<u64>, postgres::Error> {
     Space::ALL
@@ -541,6 +623,8 @@ thread_local! {
     /// The snapshots read by the request running on this thread, while [`RequestViews`]
     /// collects them.
     static REQUEST_VIEWS: std::cell::RefCell<Option<Vec<Weak<Held>>>> = const { std::cell::RefCell::new(None) };
+    /// Whether the request running on this thread has checked the catalog's version.
+    static REQUEST_CATALOG_CHECKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Bounds how long a cursor holds a PostgreSQL transaction (and its connection) to one batch:
@@ -549,6 +633,10 @@ thread_local! {
 /// its connection back. A parked cursor's next batch then reads from a new snapshot, resuming
 /// after the last key it read, as mongod's cursors yield between batches at
 /// `readConcern: local`. Pinned snapshots (a transaction's, a snapshot read's) keep theirs.
+///
+/// It also remembers whether the request has checked the catalog's version (shared nodes):
+/// a request sees other nodes' catalog changes made before it started, read once, not at
+/// each of its lookups; writes check again under their locks.
 pub struct RequestViews {
     /// Whether this guard started the collection (a nested one leaves it to the outer).
     outermost: bool,
@@ -561,7 +649,23 @@ impl RequestViews {
             let mut views = views.borrow_mut();
             views.is_none() && views.replace(Vec::new()).is_none()
         });
+        if outermost {
+            REQUEST_CATALOG_CHECKED.set(false);
+        }
         Self { outermost }
+    }
+
+    /// Whether the request running on this thread has checked the catalog's version.
+    pub fn catalog_checked() -> bool {
+        REQUEST_CATALOG_CHECKED.get()
+    }
+
+    /// Notes that the request running on this thread (if any) has checked the catalog's
+    /// version.
+    pub fn note_catalog_checked() {
+        if REQUEST_VIEWS.with(|views| views.borrow().is_some()) {
+            REQUEST_CATALOG_CHECKED.set(true);
+        }
     }
 }
 
@@ -570,6 +674,7 @@ impl Drop for RequestViews {
         if !self.outermost {
             return;
         }
+        REQUEST_CATALOG_CHECKED.set(false);
         let read = REQUEST_VIEWS.with(|views| views.borrow_mut().take()).unwrap_or_default();
         for held in read.iter().filter_map(Weak::upgrade) {
             if !held.pinned.load(Ordering::Acquire) {
@@ -943,6 +1048,8 @@ impl Batch {
 
 #[cfg(test)]
 mod tests {
+    use postgres::NoTls;
+
     use super::*;
     use crate::error::{Error, ErrorCode};
 
@@ -960,9 +1067,9 @@ mod tests {
         let mut admin = Client::connect(&uri, NoTls)?;
         admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
         admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
-        let mut config: postgres::Config = uri.parse()?;
-        config.dbname(&name);
-        let engine = Engine::open(config, false)?;
+        let mut target = PostgresTarget::parse(&uri)?;
+        target.config_mut().dbname(&name);
+        let engine = Engine::open(target, false)?;
         engine.insert(Space::Meta, b"k", b"v")?;
         // Two snapshots read at once: two connections, idle in the pool once they go.
         let (first, second) = (engine.snapshot(), engine.snapshot());

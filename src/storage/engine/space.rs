@@ -129,3 +129,16 @@ pub enum SharedLock {
     /// every entry before it, so that entries become visible in time order on every node.
     Oplog,
 }
+
+/// What each [`LockedRead`] found (`None` where nothing is stored), in their order.
+pub type LockedValues = Vec<Option<Vec<u8>>>;
+
+/// A read made in the same round trip as taking a lock across nodes, after it (see
+/// [`Engine::lock_reading`](super::Engine::lock_reading)).
+#[derive(Debug, Clone, Copy)]
+pub enum LockedRead<'a> {
+    /// The value at a key.
+    Get(Space, &'a [u8]),
+    /// The last key under a prefix.
+    LastKey(Space, &'a [u8]),
+}

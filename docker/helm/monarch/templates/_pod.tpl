@@ -167,6 +167,11 @@ spec:
           mountPath: /run/monarch/postgres
           readOnly: true
         {{- end }}
+        {{- if and (eq .Values.storageEngine "postgres") .Values.postgres.caSecret }}
+        - name: postgres-ca
+          mountPath: /run/monarch/postgres-ca
+          readOnly: true
+        {{- end }}
   volumes:
     {{- if include "monarch.sharedNodes" . }}
     # The data directory of a shared node: the lock file and the spill files of large sorts,
@@ -196,6 +201,14 @@ spec:
     - name: postgres-password
       secret:
         secretName: {{ .Values.postgres.passwordSecret }}
+    {{- end }}
+    {{- if and (eq .Values.storageEngine "postgres") .Values.postgres.caSecret }}
+    - name: postgres-ca
+      secret:
+        secretName: {{ .Values.postgres.caSecret }}
+        items:
+          - key: {{ .Values.postgres.caKey }}
+            path: {{ .Values.postgres.caKey }}
     {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
