@@ -248,13 +248,25 @@ impl LogSink {
     /// Writes one warning line whose attributes are a document (a document that would fail
     /// validation), kept in the document's field order as mongod writes them.
     pub fn write_warning(&self, component: &str, id: i64, context: &str, message: &str, attr: &bson::Document) {
-        let attr = serde_json::to_string(attr).unwrap_or_default();
-        let parts =
-            LineParts { level: Level::WARN, component, id, context, message, attr: &attr, startup_warning: false };
-        self.write(format_line(&parts), false);
+        let attr = match serde_json::to_value(attr) {
+            Ok(Value::Object(attr)) => attr,
+            _ => Map::new(),
+        };
+        self.write_at(Level::WARN, component, id, context, message, attr);
     }
 
-    fn write_at(&self, level: Level, component: &str, id: i64, context: &str, message: &str, attr: Map<String, Value>) {
+    /// Writes a line built by the caller, with the correlation IDs of the operation running
+    /// on this thread, if any.
+    fn write_at(
+        &self,
+        level: Level,
+        component: &str,
+        id: i64,
+        context: &str,
+        message: &str,
+        mut attr: Map<String, Value>,
+    ) {
+        crate::obs::correlation::add_current(&mut attr);
         let attr = render_attr(attr);
         let line =
             format_line(&LineParts { level, component, id, context, message, attr: &attr, startup_warning: false });
@@ -491,9 +503,14 @@ where
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let context = fields.ctx.take().or_else(|| {
-            ctx.event_scope(event)?.find_map(|span| span.extensions().get::<LogContext>().map(|c| c.0.clone()))
-        });
+        let context = fields
+            .ctx
+            .take()
+            .or_else(|| {
+                ctx.event_scope(event)?.find_map(|span| span.extensions().get::<LogContext>().map(|c| c.0.clone()))
+            })
+            .or_else(crate::obs::correlation::current_ctx);
+        crate::obs::correlation::add_current(&mut fields.attr);
         let startup_warning = *meta.level() == Level::WARN && self.sink.starting.load(Ordering::Acquire);
         let line = format_line(&LineParts {
             level: *meta.level(),

@@ -94,7 +94,16 @@ fn resolve<'a>(spec: &'a Yaml, schema: &'a Yaml) -> &'a Yaml {
 /// others), with the declared types and enum values, recursively.
 fn check(spec: &Yaml, schema: &Yaml, value: &Json, at: &str) {
     let schema = resolve(spec, schema);
-    let kind = schema["type"].as_str().expect("schema type");
+    // `type: [string, "null"]`: null, or the other type.
+    let kind = match &schema["type"] {
+        Yaml::Sequence(kinds) => {
+            if value.is_null() && kinds.iter().any(|kind| kind.as_str() == Some("null")) {
+                return;
+            }
+            kinds.iter().filter_map(Yaml::as_str).find(|kind| *kind != "null").expect("schema type")
+        }
+        kind => kind.as_str().expect("schema type"),
+    };
     match kind {
         // An open object (an example command): any properties.
         "object" if schema["properties"].is_null() => {
@@ -506,7 +515,7 @@ fn admin_endpoints_stay_on_loopback_and_need_the_bearer_token_when_configured() 
     let parsed: Json = serde_json::from_str(&listening).expect("json log line");
     assert_eq!(parsed.pointer("/attr/addresses").and_then(Json::as_str), Some(format!("127.0.0.1:{port}").as_str()));
     let spec = openapi();
-    for path in ["/metrics", "/health", "/queryStats", "/config"] {
+    for path in ["/metrics", "/health", "/queryStats", "/config", "/debug/tasks"] {
         for headers in ["", "Authorization: Bearer wrong\r\n", "Authorization: s3cret-token\r\n"] {
             let answer = request_with(port, "GET", path, headers);
             assert_eq!(answer.status, 401, "{path} with {headers:?}");
@@ -568,4 +577,46 @@ fn security_txt_names_the_configured_contact_without_a_token_and_is_absent_other
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+/// `/debug/tasks` lists the operations in flight, longest-running first, with their
+/// correlation IDs, beside the runtime's and the blocking pool's figures.
+// Multi-threaded: the polling below blocks its thread while the held find runs on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_debug_tasks_shows_what_the_server_is_doing() {
+    let server = TestServer::start(&["--setParameter", "enableTestCommands=1"]);
+    let port = admin_port(&server);
+    let spec = openapi();
+    let idle = get(port, "/debug/tasks");
+    assert_eq!(idle.status, 200, "{}", idle.body);
+    check(&spec, response_schema(&spec, "/debug/tasks", "200", "application/json"), &idle.json(), "/debug/tasks");
+    assert!(idle.json()["runtime"]["workers"].as_u64() >= Some(1), "{}", idle.body);
+
+    server
+        .admin(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["find"], "blockConnection": true, "blockTimeMS": 3000 },
+        })
+        .await
+        .expect("fail point");
+    let client = server.client("appName=reports").await;
+    let coll = client.database("db").collection::<mongodb::bson::Document>("c");
+    let held = tokio::spawn(async move {
+        let comment = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        coll.find_one(doc! {}).comment(mongodb::bson::Bson::String(comment.into())).await.map(|_| ())
+    });
+    let mut answer = Json::Null;
+    let shown = eventually(Duration::from_secs(10), || {
+        answer = get(port, "/debug/tasks").json();
+        answer["operations"].as_array().is_some_and(|ops| ops.iter().any(|op| op["ns"] == "db.c"))
+    });
+    assert!(shown, "the held find never showed: {answer}");
+    check(&spec, response_schema(&spec, "/debug/tasks", "200", "application/json"), &answer, "/debug/tasks");
+    let find = answer["operations"].as_array().and_then(|ops| ops.iter().find(|op| op["ns"] == "db.c")).expect("find");
+    assert_eq!(find["op"], "query", "{find}");
+    assert_eq!(find["appName"], "reports", "{find}");
+    assert_eq!(find["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736", "{find}");
+    assert!(find["opid"].as_u64().is_some(), "{find}");
+    held.await.expect("join").expect("the held find");
 }

@@ -143,3 +143,101 @@ async fn observability_max_time_ms_interrupts_a_scan_that_returns_nothing() {
     assert_eq!(code(&err), Some(50), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// Correlation IDs: an operation's opid, comment, application name and the trace id of a
+/// `traceparent` in its comment are on the lines it logs, its slow-query line, its profiler
+/// entry and its `currentOp` entry.
+#[tokio::test]
+async fn observability_correlation_ids_follow_an_operation_everywhere() {
+    let server = TestServer::start(&[
+        "--slowms",
+        "0",
+        "--redactClientLogData",
+        "false",
+        "--setParameter",
+        "enableTestCommands=1",
+    ]);
+    let client = server.client("appName=checkout").await;
+    let db = client.database("corr");
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    db.run_command(
+        doc! { "create": "orders", "validator": { "total": { "$type": "int" } }, "validationAction": "warn" },
+    )
+    .await
+    .expect("create");
+    db.run_command(doc! { "profile": 2 }).await.expect("profile");
+    // A line the insert's handler logs: validationAction warn lets the document through.
+    db.run_command(doc! { "insert": "orders", "documents": [{ "_id": 1, "total": "x" }], "comment": { "traceparent": traceparent } })
+        .await
+        .expect("insert");
+    assert!(server.wait_for_log("Document would fail validation", Duration::from_secs(5)));
+    let parsed = |needle: &str| -> Vec<serde_json::Value> {
+        server
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect()
+    };
+    let warning = parsed("Document would fail validation").pop().expect("the warning");
+    let attr = &warning["attr"];
+    assert_eq!(attr["traceId"], trace_id, "{warning}");
+    assert_eq!(attr["appName"], "checkout", "{warning}");
+    assert_eq!(attr["comment"]["traceparent"], traceparent, "{warning}");
+    let opid = attr["opid"].as_u64().expect("opid");
+    assert!(warning["ctx"].as_str().is_some_and(|ctx| ctx.starts_with("conn")), "{warning}");
+    // A line logged through tracing inside another operation: the `profile` command's.
+    let profile = parsed("Profiler settings changed").pop().expect("the profile command's line");
+    assert_eq!(profile["attr"]["appName"], "checkout", "{profile}");
+    assert!(profile["attr"]["opid"].as_u64().is_some_and(|other| other != opid), "{profile}");
+    assert_eq!(profile["ctx"], warning["ctx"], "{profile}");
+    // The same operation's slow-query line.
+    assert!(server.wait_for_log("\"corr.orders\"", Duration::from_secs(5)));
+    let slow = common::eventually(Duration::from_secs(5), || {
+        parsed("\"Slow query\"").iter().any(|line| line["attr"]["ns"] == "corr.orders" && line["attr"]["opid"] == opid)
+    });
+    assert!(slow, "no slow-query line with opid {opid}");
+    let slow = parsed("\"Slow query\"").into_iter().find(|line| line["attr"]["opid"] == opid).expect("slow line");
+    assert_eq!(slow["attr"]["traceId"], trace_id, "{slow}");
+    assert_eq!(slow["attr"]["appName"], "checkout", "{slow}");
+    // Its profiler entry.
+    let entry = db
+        .collection::<Document>("system.profile")
+        .find_one(doc! { "op": "insert", "ns": "corr.orders" })
+        .await
+        .expect("profile")
+        .expect("the insert's entry");
+    assert_eq!(entry.get_i64("opid").ok(), i64::try_from(opid).ok(), "{entry}");
+    assert_eq!(entry.get_str("traceId").ok(), Some(trace_id), "{entry}");
+    assert_eq!(entry.get_str("appName").ok(), Some("checkout"), "{entry}");
+
+    // currentOp of an operation held by a fail point.
+    server
+        .admin(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": { "failCommands": ["find"], "blockConnection": true, "blockTimeMS": 3000, "appName": "checkout" },
+        })
+        .await
+        .expect("fail point");
+    let held = tokio::spawn({
+        let orders = db.collection::<Document>("orders");
+        let comment = format!("cart 7 traceparent={traceparent}");
+        async move { orders.find_one(doc! {}).comment(Bson::String(comment)).await.map(|_| ()) }
+    });
+    let admin = server.client("").await.database("admin");
+    let started = Instant::now();
+    let shown = loop {
+        let reply = admin.run_command(doc! { "currentOp": 1, "ns": "corr.orders" }).await.expect("currentOp");
+        if let Some(op) = reply.get_array("inprog").ok().and_then(|ops| ops.first()).and_then(Bson::as_document) {
+            break op.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the held find never showed in currentOp");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(shown.get_str("traceId").ok(), Some(trace_id), "{shown}");
+    assert_eq!(shown.get_str("appName").ok(), Some("checkout"), "{shown}");
+    assert!(shown.get_i64("opid").is_ok(), "{shown}");
+    held.await.expect("join").expect("the held find");
+}

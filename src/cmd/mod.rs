@@ -1046,6 +1046,8 @@ fn call(
     awaited: bool,
 ) -> (Result<Reply>, Option<ReplyWait>) {
     ctx.with_awaited(awaited, |ctx| {
+        // What the handler logs carries the operation's connection and correlation IDs.
+        let _op_scope = crate::obs::correlation::enter(ctx.op, ctx.state.config.redact_client_log_data);
         // A cursor parked by this request keeps no database transaction until its next batch.
         let _views = crate::storage::RequestViews::collect();
         ctx.session = request.lsid();

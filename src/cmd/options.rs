@@ -268,7 +268,11 @@ pub static GENERIC_ARGUMENTS: &[Field] = &[
         "stmtId",
         "the first statement's id in a retryable write (the others count up from it; 0 when absent)",
     ),
-    Field::honoured("comment", "recorded with the command in `currentOp`, the profiler and the slow-query log"),
+    Field::honoured(
+        "comment",
+        "recorded with the command in `currentOp`, the profiler and the slow-query log, and on the lines its handler \
+         logs; a W3C `traceparent` in it gives `traceId` in all four",
+    ),
     Field::honoured(
         "$readPreference",
         "a mode other than `primary` lets a replica-set member that is not primary serve reads (13435 without \

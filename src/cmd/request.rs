@@ -164,6 +164,7 @@ impl CommandRequest {
 
     /// This request from `client`, decoded at `started`, as an operation to register.
     pub fn op_start(&self, client: &ClientInfo, started: std::time::Instant) -> OpStart<'_> {
+        let comment = self.get("comment").and_then(|comment| bson::Bson::try_from(comment).ok());
         OpStart {
             connection_id: client.connection_id,
             client: client.remote,
@@ -174,6 +175,8 @@ impl CommandRequest {
             collection: self.collection_name().map(str::to_owned),
             users: client.auth.names.clone(),
             command: self.tracked_body(),
+            trace_id: comment.as_ref().and_then(crate::obs::correlation::trace_id_in),
+            comment,
         }
     }
 

@@ -198,6 +198,8 @@ const DEFAULT_QUERY_STATS: usize = 20;
 
 /// Where RFC 9116 puts the security contact.
 const SECURITY_TXT: &str = "/.well-known/security.txt";
+/// What the runtime, the blocking pool and each operation in flight are doing.
+const DEBUG_TASKS: &str = "/debug/tasks";
 
 /// How long a served security.txt stays valid (RFC 9116 asks for less than a year).
 const SECURITY_TXT_VALIDITY_DAYS: i64 = 364;
@@ -234,7 +236,10 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
-    if !matches!(path, "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats" | "/config" | SECURITY_TXT) {
+    if !matches!(
+        path,
+        "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats" | "/config" | DEBUG_TASKS | SECURITY_TXT
+    ) {
         return Ok(json(
             StatusCode::NOT_FOUND,
             &Unavailable { status: "error", reason: format!("no endpoint {path}") },
@@ -270,6 +275,7 @@ async fn handle(
             Err(reason) => json(StatusCode::SERVICE_UNAVAILABLE, &Unavailable { status: "unavailable", reason }),
         },
         "/queryStats" => query_stats(&admin, request.uri().query()),
+        DEBUG_TASKS => json(StatusCode::OK, &super::debug_tasks::tasks(&admin.state)),
         SECURITY_TXT => security_txt(&admin.state.config),
         // The settings in use, as `monarchd --validate-config` prints them (secrets masked).
         "/config" => {

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod connection;
+mod debug_tasks;
 pub mod listener;
 mod metered;
 pub mod tls;

@@ -448,6 +448,8 @@ mod tests {
                     db: "db".into(),
                     collection: Some("c".into()),
                     command: RawDocumentBuf::try_from(&doc! { "find": "c", "filter": { "a": 1 } }).unwrap(),
+                    comment: None,
+                    trace_id: None,
                 },
                 true,
             );

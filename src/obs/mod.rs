@@ -6,6 +6,7 @@
 //! come in the same way, as a [`metrics::ServerFigures`] the caller reads.
 
 pub mod audit;
+pub mod correlation;
 pub mod latency;
 pub mod metrics;
 pub mod process;

@@ -243,6 +243,11 @@ pub fn entry(summary: &OpSummary<'_>) -> Document {
     if let Some(app) = &op.app_name {
         entry.insert("appName", app.as_str());
     }
+    // Monarch's own: the correlation IDs (crate::obs::correlation).
+    entry.insert("opid", i64::from(op.op_id));
+    if let Some(trace) = &op.trace_id {
+        entry.insert("traceId", trace.as_str());
+    }
     entry.insert("allUsers", Vec::<Bson>::new());
     entry.insert("user", "");
     entry

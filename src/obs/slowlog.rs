@@ -117,6 +117,12 @@ impl SlowLog {
         }
         attr.insert("reslen".into(), Value::from(summary.bytes_out));
         attr.insert("remote".into(), Value::from(op.client.to_string()));
+        // Monarch's own: the correlation IDs (crate::obs::correlation); the comment is in
+        // `command`, the application's name in `appName`.
+        attr.insert("opid".into(), Value::from(op.op_id));
+        if let Some(trace) = &op.trace_id {
+            attr.insert("traceId".into(), Value::from(trace.as_str()));
+        }
         attr.insert("protocol".into(), Value::from("op_msg"));
         let micros = |d: std::time::Duration| Value::from(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let phases = &summary.phases;

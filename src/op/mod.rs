@@ -96,6 +96,10 @@ pub struct Operation {
     pub client: SocketAddr,
     /// The driver's application name, if it sent one.
     pub app_name: Option<String>,
+    /// The command's `comment`, if it has one.
+    pub comment: Option<bson::Bson>,
+    /// The W3C trace id of a `traceparent` in the comment (see `crate::obs::correlation`).
+    pub trace_id: Option<String>,
     /// When its message was decoded.
     pub started: Instant,
     /// The database (`$db`).
@@ -154,6 +158,8 @@ impl Operation {
             connection_id: start.connection_id,
             client: start.client,
             app_name: start.app_name,
+            trace_id: start.trace_id,
+            comment: start.comment,
             started: start.started,
             db: start.db,
             ns,

@@ -38,6 +38,10 @@ pub struct OpStart<'a> {
     pub users: crate::auth::UserNames,
     /// The request body.
     pub command: RawDocumentBuf,
+    /// The command's `comment`, if it has one.
+    pub comment: Option<bson::Bson>,
+    /// The W3C trace id of a `traceparent` in the comment.
+    pub trace_id: Option<String>,
 }
 
 impl OpRegistry {
@@ -117,6 +121,8 @@ mod tests {
             db: "db".into(),
             collection: Some("c".into()),
             command: RawDocumentBuf::new(),
+            comment: None,
+            trace_id: None,
         }
     }
 
