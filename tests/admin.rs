@@ -37,11 +37,17 @@ fn request(port: u16, method: &str, path: &str) -> Answer {
 
 /// [`request`] with extra header lines (each ending in `\r\n`).
 fn request_with(port: u16, method: &str, path: &str, headers: &str) -> Answer {
+    send(port, method, path, headers, "")
+}
+
+/// [`request_with`] with a body.
+fn send(port: u16, method: &str, path: &str, headers: &str, body: &str) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect admin port");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let length = body.len();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\nContent-Length: {length}\r\n\r\n{body}"
     )
     .expect("send request");
     let mut raw = String::new();
@@ -71,11 +77,16 @@ fn openapi() -> Yaml {
     serde_norway::from_str(&text).expect("openapi.yaml parses")
 }
 
-/// The schema of `path`'s `status` answer with `content_type`, with `$ref`s resolved.
-#[allow(clippy::indexing_slicing)] // YAML indexing by key never panics (Null when missing)
+/// The schema of `path`'s `status` answer to GET with `content_type`, with `$ref`s resolved.
 fn response_schema<'a>(spec: &'a Yaml, path: &str, status: &str, content_type: &str) -> &'a Yaml {
-    let schema = &spec["paths"][path]["get"]["responses"][status]["content"][content_type]["schema"];
-    assert!(!schema.is_null(), "openapi.yaml has no {content_type} schema for {status} {path}");
+    operation_schema(spec, path, "get", status, content_type)
+}
+
+/// [`response_schema`] for `method` (lower case, as openapi.yaml spells it).
+#[allow(clippy::indexing_slicing)] // YAML indexing by key never panics (Null when missing)
+fn operation_schema<'a>(spec: &'a Yaml, path: &str, method: &str, status: &str, content_type: &str) -> &'a Yaml {
+    let schema = &spec["paths"][path][method]["responses"][status]["content"][content_type]["schema"];
+    assert!(!schema.is_null(), "openapi.yaml has no {content_type} schema for {status} {method} {path}");
     resolve(spec, schema)
 }
 
@@ -619,4 +630,189 @@ async fn admin_debug_tasks_shows_what_the_server_is_doing() {
     assert_eq!(find["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736", "{find}");
     assert!(find["opid"].as_u64().is_some(), "{find}");
     held.await.expect("join").expect("the held find");
+}
+
+/// Checks an answer's status and its JSON body against the schema `openapi.yaml` gives it.
+fn checked(spec: &Yaml, answer: &Answer, path: &str, method: &str, status: u16) -> Json {
+    assert_eq!(answer.status, status, "{method} {path}: {}", answer.body);
+    assert_eq!(answer.content_type, "application/json", "{method} {path}");
+    let schema = operation_schema(spec, path, method, &status.to_string(), "application/json");
+    let json = answer.json();
+    check(spec, schema, &json, path);
+    json
+}
+
+#[tokio::test]
+async fn console_pages_answer_from_the_servers_own_commands() {
+    let server = TestServer::start(&[]);
+    let port = admin_port(&server);
+    let spec = openapi();
+    // The page: / leads to it, every /ui/<page> is it, its files carry the policy.
+    assert_eq!(get(port, "/").status, 302);
+    let page = get(port, "/ui/queries");
+    assert_eq!((page.status, page.content_type.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(page.body.contains("/ui/console.js"), "{}", page.body);
+    assert_eq!(get(port, "/ui/vendor/uPlot.iife.min.js").status, 200);
+    assert_eq!(get(port, "/ui/nope.js").status, 404);
+
+    let client = server.client("").await;
+    let things = client.database("consoletest").collection::<mongodb::bson::Document>("things");
+    let docs: Vec<_> = (0..500).map(|x| doc! { "x": x }).collect();
+    things.insert_many(docs).await.expect("insert");
+    things.create_index(mongodb::IndexModel::builder().keys(doc! { "y": 1 }).build()).await.expect("index");
+    for _ in 0..3 {
+        let found: Vec<_> =
+            things.find(doc! { "x": { "$gt": 495 } }).await.expect("find").try_collect().await.expect("batch");
+        assert_eq!(found.len(), 4);
+    }
+    client
+        .database("consoletest")
+        .create_collection("recent")
+        .pipeline(vec![doc! { "$match": { "x": 1 } }])
+        .view_on("things".to_owned())
+        .await
+        .expect("view");
+
+    // The overview fills once a second; the finds above show as reads.
+    let mut overview = Json::Null;
+    let sampled = eventually(Duration::from_secs(10), || {
+        overview = checked(&spec, &get(port, "/api/overview"), "/api/overview", "get", 200);
+        overview["samples"].as_array().is_some_and(|s| s.iter().any(|s| s["opsPerSecond"]["find"].as_f64() > Some(0.0)))
+    });
+    assert!(sampled, "no sample counted the finds: {overview}");
+    assert_eq!(overview["server"]["engine"], "fjall");
+    assert_eq!(overview["server"]["operator"], false, "nothing guards the port: read-only");
+    let reads = overview["samples"]
+        .as_array()
+        .and_then(|s| s.iter().rev().find(|s| s["latencyMicros"]["reads"]["ops"].as_u64() > Some(0)));
+    assert!(reads.is_some_and(|s| s["latencyMicros"]["reads"]["p99"].as_u64() > Some(0)), "{overview}");
+
+    // The find's shape, in full, with the read that draws its plan.
+    let mut shapes = Json::Null;
+    let listed = eventually(Duration::from_secs(10), || {
+        shapes = checked(&spec, &get(port, "/api/shapes"), "/api/shapes", "get", 200);
+        shapes["shapes"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["ns"] == "consoletest.things" && s["count"] == 3))
+    });
+    assert!(listed, "{shapes}");
+    let hash = shapes["shapes"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["count"] == 3))
+        .map(|s| s["queryShapeHash"].clone())
+        .expect("shape");
+    let path = format!("/api/shapes/{}", hash.as_str().expect("hash"));
+    let shape = checked(&spec, &get(port, &path), "/api/shapes/{queryShapeHash}", "get", 200);
+    assert_eq!(shape["plans"][0]["summary"], "COLLSCAN");
+    assert_eq!(shape["plans"][0]["count"], 3);
+    assert_eq!(shape["samples"].as_array().map(Vec::len), Some(3));
+    assert_eq!(shape["samples"][0]["command"]["filter"]["x"]["$gt"], "###", "redacted");
+    assert_eq!(
+        shape["explainable"]["command"],
+        serde_json::json!({ "find": "things", "filter": { "x": { "$gt": "###" } } })
+    );
+    checked(&spec, &get(port, "/api/shapes/0000000000000000"), "/api/shapes/{queryShapeHash}", "get", 404);
+
+    // Explain with the hint: a scan of 500 to return 4 wants an index on x.
+    let body =
+        r#"{"db":"consoletest","command":{"find":"things","filter":{"x":{"$gt":495}}},"verbosity":"executionStats"}"#;
+    let explained = checked(&spec, &send(port, "POST", "/api/explain", "", body), "/api/explain", "post", 200);
+    assert_eq!(explained["explain"]["executionStats"]["totalDocsExamined"], 500);
+    assert_eq!(explained["hint"]["suggestedIndex"], serde_json::json!({ "x": 1 }));
+    assert_eq!(explained["hint"]["returned"], 4);
+    let indexed =
+        r#"{"db":"consoletest","command":{"find":"things","filter":{"y":{"$gt":1}}},"verbosity":"executionStats"}"#;
+    let explained = checked(&spec, &send(port, "POST", "/api/explain", "", indexed), "/api/explain", "post", 200);
+    assert_eq!(explained["hint"], Json::Null, "an index scan earns no hint");
+    let write = r#"{"db":"consoletest","command":{"delete":"things","deletes":[{"q":{},"limit":0}]}}"#;
+    let refused = checked(&spec, &send(port, "POST", "/api/explain", "", write), "/api/explain", "post", 400);
+    assert_eq!((refused["code"].as_i64(), refused["codeName"].as_str()), (Some(2), Some("BadValue")));
+    let bad = r#"{"db":"consoletest","command":{"find":"things","filter":{"$bad":1}}}"#;
+    let failed = checked(&spec, &send(port, "POST", "/api/explain", "", bad), "/api/explain", "post", 400);
+    assert_eq!(failed["codeName"], "BadValue", "mongod's own error for the filter: {failed}");
+    assert_eq!(things.count_documents(doc! {}).await.expect("count"), 500, "nothing was deleted");
+    assert_eq!(get(port, "/api/explain").status, 405);
+
+    // Collections with their indexes' use; the view without figures.
+    let listing = checked(&spec, &get(port, "/api/collections"), "/api/collections", "get", 200);
+    let collections = listing["databases"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == "consoletest"))
+        .map(|d| d["collections"].clone())
+        .expect("db");
+    let named = |name: &str| {
+        collections.as_array().and_then(|c| c.iter().find(|c| c["name"] == name)).cloned().expect("collection")
+    };
+    assert_eq!(named("things")["count"], 500);
+    let indexes: Vec<_> =
+        named("things")["indexes"].as_array().expect("indexes").iter().map(|i| i["name"].clone()).collect();
+    assert_eq!(indexes, ["_id_", "y_1"]);
+    assert_eq!((named("recent")["type"].as_str(), named("recent")["count"].is_null()), (Some("view"), true));
+
+    // The log tail, filtered.
+    let log = checked(&spec, &get(port, "/api/log?level=W"), "/api/log", "get", 200);
+    assert!(
+        log["lines"].as_array().is_some_and(|l| !l.is_empty() && l.iter().all(|l| l["s"] == "W" || l["s"] == "E")),
+        "{log}"
+    );
+    let network = checked(&spec, &get(port, "/api/log?component=NETWORK&limit=2"), "/api/log", "get", 200);
+    assert_eq!(network["lines"].as_array().map(Vec::len), Some(2));
+
+    checked(&spec, &get(port, "/api/operations"), "/api/operations", "get", 200);
+    // Without a guard, nobody is an operator.
+    let refused = send(port, "POST", "/api/killOp", "", r#"{"op":1}"#);
+    checked(&spec, &refused, "/api/killOp", "post", 403);
+}
+
+// Multi-threaded: the scan's task runs while this one polls the admin port synchronously.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_operator_stops_an_operation_and_a_viewer_needs_the_token() {
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let token_file = secrets.path().join("admin-token");
+    std::fs::write(&token_file, "s3cret-token\n").expect("token file");
+    let token_path = token_file.to_string_lossy().into_owned();
+    let server = TestServer::start(&["--adminTokenFile", &token_path, "--auth"]);
+    let port = admin_port(&server);
+    let spec = openapi();
+    let bearer = "Authorization: Bearer s3cret-token\r\n";
+    // The page loads without the token; its data does not.
+    assert_eq!(get(port, "/ui/").status, 200);
+    for path in ["/api/overview", "/api/operations", "/api/collections"] {
+        checked(&spec, &get(port, path), path, "get", 401);
+    }
+    let overview = checked(&spec, &request_with(port, "GET", "/api/overview", bearer), "/api/overview", "get", 200);
+    assert_eq!(overview["server"]["operator"], true);
+
+    // Under --auth the console's own client reads without a user of its own.
+    server.admin(doc! { "createUser": "admin", "pwd": "pw", "roles": ["root"] }).await.expect("user");
+    let mut options = mongodb::options::ClientOptions::parse(server.uri("appName=reports")).await.expect("options");
+    let credential = mongodb::options::Credential::builder().username("admin".to_owned()).password("pw".to_owned());
+    options.credential = Some(credential.source("admin".to_owned()).build());
+    let client = mongodb::Client::with_options(options).expect("client");
+    let coll = client.database("obs").collection::<mongodb::bson::Document>("big");
+    let docs: Vec<_> = (0..20_000).map(|i| doc! { "s": format!("value-{i:06}") }).collect();
+    coll.insert_many(docs).await.expect("seed");
+    let listing =
+        checked(&spec, &request_with(port, "GET", "/api/collections", bearer), "/api/collections", "get", 200);
+    assert!(listing.to_string().contains("\"big\""), "{listing}");
+
+    // A scan that runs for seconds, listed by the operations page, stopped by its killOp.
+    let clauses: Vec<_> =
+        (0..300).map(|i| mongodb::bson::Bson::Document(doc! { "s": { "$regex": format!("^zz{i}.*q+$") } })).collect();
+    let scan = tokio::spawn(async move { coll.count_documents(doc! { "$or": clauses }).await });
+    let mut opid = None;
+    let listed = eventually(Duration::from_secs(20), || {
+        let ops = checked(&spec, &request_with(port, "GET", "/api/operations", bearer), "/api/operations", "get", 200);
+        opid = ops["inprog"]
+            .as_array()
+            .and_then(|ops| ops.iter().find(|op| op["ns"] == "obs.big" && op["appName"] == "reports"))
+            .and_then(|op| op["opid"].as_i64());
+        opid.is_some()
+    });
+    assert!(listed, "the scan never showed on the operations page");
+    let body = format!(r#"{{"op":{}}}"#, opid.expect("opid"));
+    checked(&spec, &send(port, "POST", "/api/killOp", bearer, &body), "/api/killOp", "post", 200);
+    let error = scan.await.expect("join").expect_err("the scan was killed");
+    assert_eq!(code(&error), Some(11601), "{error}");
+    checked(&spec, &send(port, "POST", "/api/killOp", bearer, "{}"), "/api/killOp", "post", 400);
 }

@@ -40,12 +40,28 @@ pub struct Session {
     pub privileges: Arc<PrivilegeSet>,
     /// The [`Authorization::generation`] the privileges were resolved at.
     pub generation: u64,
+    /// A client inside the server (the web console) whose privileges were given, not
+    /// resolved from the user catalog: they are never re-resolved.
+    pub internal: bool,
 }
 
 impl Session {
     /// Whether a user of this name and database is authenticated here.
     pub fn is(&self, name: &str, db: &str) -> bool {
         self.users.iter().any(|u| u.name == name && u.db == db)
+    }
+
+    /// A client inside the server, named `name` (in `admin`), holding `privileges`.
+    pub fn internal(name: &str, privileges: PrivilegeSet) -> Self {
+        let user = AuthenticatedUser {
+            name: name.to_owned(),
+            db: "admin".to_owned(),
+            roles: Vec::new(),
+            all_roles: Vec::new(),
+        };
+        let mut session = Session { internal: true, ..Session::default() };
+        session.set_users(vec![user], privileges, 0);
+        session
     }
 
     /// Replaces the authenticated users and what they may do, resolved at `generation`.

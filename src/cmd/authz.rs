@@ -154,7 +154,7 @@ pub(super) async fn authorize(ctx: &OwnedCtx, spec: &CommandSpec, request: &Comm
             // Nothing to re-resolve.
             client.auth.generation = generation;
         }
-        if client.auth.generation == generation {
+        if client.auth.generation == generation || client.auth.internal {
             return check(ctx, spec, request, &client);
         }
     }

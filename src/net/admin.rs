@@ -1,6 +1,7 @@
 //! The admin HTTP server (`--adminPort`, default 28017, on the loopback address and the
 //! `--adminBindIp` addresses): `/metrics` for Prometheus, `/livez` and `/readyz` for
-//! orchestrators' probes, `/health` for people, `/config` for the settings in use. With
+//! orchestrators' probes, `/health` for people, `/config` for the settings in use, and the
+//! web console (`/ui/`, its data under `/api/`; see [`super::console`]). With
 //! `--adminTokenFile`, every endpoint but the probes requires `Authorization: Bearer <token>`.
 //! With `--adminTls` the port speaks HTTPS only, and when `--tlsCAFile` is set a client
 //! certificate it verifies opens those endpoints as the token does. The bodies are described
@@ -10,6 +11,7 @@
 //! never stalls the async workers that serve clients.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::http::response;
 use crate::obs::Observers;
 use crate::obs::metrics::ServerFigures;
 use crate::state::State;
@@ -45,7 +48,12 @@ struct AdminContext {
     observers: Arc<Observers>,
     /// Cancelled when shutdown begins: `/readyz` turns 503 while connections drain.
     draining: CancellationToken,
+    /// The web console's samples.
+    console: super::console::Console,
 }
+
+/// The largest request body the admin port reads (the console's explain and killOp).
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// `/livez`'s body; also the `status` of the others.
 #[derive(Serialize)]
@@ -107,7 +115,8 @@ pub async fn serve(
     draining: CancellationToken,
     stop: CancellationToken,
 ) {
-    let admin = Arc::new(AdminContext { state, observers, draining });
+    let console = super::console::Console::start(state.clone(), observers.clone(), stop.clone());
+    let admin = Arc::new(AdminContext { state, observers, draining, console });
     let limiter = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let connections = TaskTracker::new();
     let loops: Vec<_> = listeners
@@ -135,8 +144,8 @@ async fn accept_loop(
             () = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(target: "NETWORK", id = 22988, error = %error, "Error accepting admin HTTP connection");
@@ -154,7 +163,7 @@ async fn accept_loop(
         connections.spawn(async move {
             let _permit = permit;
             let Some(acceptor) = acceptor else {
-                return serve_http(stream, admin, Peer::Uncertified, stop).await;
+                return serve_http(stream, admin, (remote, Peer::Uncertified), stop).await;
             };
             // A handshake that fails or stalls ends only this connection.
             let Ok(Ok(tls)) = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await else {
@@ -163,7 +172,7 @@ async fn accept_loop(
             // rustls has verified any certificate the client presented against --tlsCAFile.
             let certified = tls.get_ref().1.peer_certificates().is_some_and(|chain| !chain.is_empty());
             let peer = if certified { Peer::Certified } else { Peer::Uncertified };
-            serve_http(tls, admin, peer, stop).await;
+            serve_http(tls, admin, (remote, peer), stop).await;
         });
     }
 }
@@ -177,8 +186,9 @@ enum Peer {
     Uncertified,
 }
 
-/// Serves HTTP/1.1 requests on `stream` until the client hangs up or the server stops.
-async fn serve_http<S>(stream: S, admin: Arc<AdminContext>, peer: Peer, stop: CancellationToken)
+/// Serves HTTP/1.1 requests on `stream` from `peer` until the client hangs up or the server
+/// stops.
+async fn serve_http<S>(stream: S, admin: Arc<AdminContext>, peer: (SocketAddr, Peer), stop: CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -232,20 +242,28 @@ fn security_txt(config: &crate::config::Config) -> Response<Full<Bytes>> {
 
 async fn handle(
     admin: Arc<AdminContext>,
-    peer: Peer,
+    (remote, peer): (SocketAddr, Peer),
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = request.uri().path();
-    if !matches!(
-        path,
-        "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats" | "/config" | DEBUG_TASKS | SECURITY_TXT
-    ) {
+    let path = request.uri().path().to_owned();
+    let path = path.as_str();
+    let api = path.starts_with("/api/");
+    if super::console::is_asset(path) && request.method() == Method::GET {
+        return Ok(super::console::asset(path));
+    }
+    if !api
+        && !matches!(
+            path,
+            "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats" | "/config" | DEBUG_TASKS | SECURITY_TXT
+        )
+        && !super::console::is_asset(path)
+    {
         return Ok(json(
             StatusCode::NOT_FOUND,
             &Unavailable { status: "error", reason: format!("no endpoint {path}") },
         ));
     }
-    if request.method() != Method::GET {
+    if request.method() != Method::GET && !api {
         let mut response = json(
             StatusCode::METHOD_NOT_ALLOWED,
             &Unavailable { status: "error", reason: format!("{} supports only GET", path) },
@@ -267,6 +285,9 @@ async fn handle(
         response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"monarch\""));
         return Ok(response);
     }
+    if api {
+        return Ok(console_api(&admin, remote, request).await);
+    }
     Ok(match path {
         "/metrics" => metrics(&admin).await,
         "/livez" => json(StatusCode::OK, &Status { status: "ok" }),
@@ -283,6 +304,35 @@ async fn handle(
         }
         _ => health(&admin).await,
     })
+}
+
+/// A console endpoint: read-only unless the request proved itself to a configured guard.
+async fn console_api(admin: &AdminContext, remote: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    use super::console::{ApiCall, Rights, Server};
+    use http_body_util::BodyExt;
+    // Past the guard, a request to a guarded port proved itself: it may stop operations.
+    let guarded = admin.state.config.admin_token.is_some() || admin.state.tls.admin_client_certificates();
+    let rights = if guarded { Rights::Operator } else { Rights::Viewer };
+    let (parts, body) = request.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            let reason = format!("cannot read the request body (at most {MAX_BODY_BYTES} bytes): {error}");
+            return json(StatusCode::PAYLOAD_TOO_LARGE, &Unavailable { status: "error", reason });
+        }
+    };
+    let call = ApiCall {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        body,
+        peer: remote,
+        rights,
+        // The probe writes through the engine: only the overview shows it.
+        ready: if parts.uri.path() == "/api/overview" { readiness(admin).await } else { Ok(()) },
+    };
+    let server = Server { state: &admin.state, observers: &admin.observers, console: &admin.console };
+    super::console::answer(&server, call).await
 }
 
 /// Whether `request` may read the guarded endpoints: nothing guards them, or its client
@@ -430,11 +480,4 @@ fn json(status: StatusCode, body: &impl Serialize) -> Response<Full<Bytes>> {
     // These bodies are plain structs of strings, numbers and booleans: serializing cannot fail.
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     response(status, JSON, Bytes::from(bytes))
-}
-
-fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
 }

@@ -74,6 +74,25 @@ const BUCKET_LOWER_BOUNDS: [u64; 51] = [
     1_099_511_627_776,
 ];
 
+/// Buckets in one class's histogram.
+pub const BUCKETS: usize = BUCKET_LOWER_BOUNDS.len();
+/// One class's bucket counts at one moment, in [`BUCKET_LOWER_BOUNDS`]'s order.
+pub type ClassBuckets = [u64; BUCKETS];
+
+/// The exclusive upper bound, in microseconds, of bucket `bucket` (the last one's is taken
+/// as twice its lower bound).
+pub fn bucket_upper_bound(bucket: usize) -> u64 {
+    match BUCKET_LOWER_BOUNDS.get(bucket + 1) {
+        Some(&next) => next,
+        None => BUCKET_LOWER_BOUNDS.last().map_or(u64::MAX, |last| last.saturating_mul(2)),
+    }
+}
+
+/// Plans remembered per query shape (the least recently seen goes first).
+const PLANS_KEPT: usize = 5;
+/// Sample commands kept per query shape: those of its slowest runs.
+const SAMPLES_KEPT: usize = 3;
+
 /// Most query shapes kept; past it, the shape with the least total time is evicted.
 pub const MAX_SHAPES: usize = 1_000;
 /// Most collections with their own latency statistics (a bound against namespace churn).
@@ -95,7 +114,8 @@ pub enum OpClass {
 }
 
 impl OpClass {
-    const ALL: [OpClass; 4] = [OpClass::Reads, OpClass::Writes, OpClass::Commands, OpClass::Transactions];
+    /// The classes, in the order of their histograms.
+    pub const ALL: [OpClass; 4] = [OpClass::Reads, OpClass::Writes, OpClass::Commands, OpClass::Transactions];
 
     /// The class of a command (by its command-table name).
     pub fn of(command: &str) -> Self {
@@ -106,7 +126,8 @@ impl OpClass {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The class's name in `opLatencies`.
+    pub fn name(self) -> &'static str {
         match self {
             OpClass::Reads => "reads",
             OpClass::Writes => "writes",
@@ -172,6 +193,10 @@ impl OpHistogram {
         out.insert("ops", long(self.ops.load(Ordering::Relaxed)));
         out
     }
+
+    fn bucket_counts(&self) -> ClassBuckets {
+        std::array::from_fn(|i| self.buckets.get(i).map_or(0, |n| n.load(Ordering::Relaxed)))
+    }
 }
 
 /// Histograms for the four classes.
@@ -204,6 +229,71 @@ struct ShapeStats {
     total_micros: u64,
     docs_examined: u64,
     returned: u64,
+    /// The plans it ran with, at most [`PLANS_KEPT`].
+    plans: Vec<PlanSeen>,
+    /// Its slowest runs' commands (redacted) and their latencies, slowest first.
+    slowest: Vec<(u64, Document)>,
+}
+
+/// A plan a query shape ran with.
+#[derive(Debug)]
+struct PlanSeen {
+    summary: String,
+    count: u64,
+    last_seen: bson::DateTime,
+}
+
+impl ShapeStats {
+    fn report(&self, hash: &str) -> ShapeReport {
+        let h = &self.histogram;
+        ShapeReport {
+            query_shape_hash: hash.to_owned(),
+            ns: self.ns.clone(),
+            command: self.example.clone(),
+            count: h.len(),
+            total_millis: self.total_micros as f64 / 1000.0,
+            p50_micros: h.value_at_quantile(0.50),
+            p95_micros: h.value_at_quantile(0.95),
+            p99_micros: h.value_at_quantile(0.99),
+            max_micros: h.max(),
+            docs_examined_per_returned: if self.returned == 0 {
+                self.docs_examined as f64
+            } else {
+                self.docs_examined as f64 / self.returned as f64
+            },
+        }
+    }
+
+    /// Counts a run with the plan `summary`; a new plan past [`PLANS_KEPT`] replaces the one
+    /// seen least recently.
+    fn note_plan(&mut self, summary: &str) {
+        let now = bson::DateTime::now();
+        if let Some(seen) = self.plans.iter_mut().find(|p| p.summary == summary) {
+            seen.count += 1;
+            seen.last_seen = now;
+            return;
+        }
+        if self.plans.len() >= PLANS_KEPT
+            && let Some(oldest) = self.plans.iter().enumerate().min_by_key(|(_, p)| p.last_seen).map(|(i, _)| i)
+        {
+            self.plans.swap_remove(oldest);
+        }
+        self.plans.push(PlanSeen { summary: summary.to_owned(), count: 1, last_seen: now });
+    }
+}
+
+/// One query shape in full: its row, its latency histogram, the plans it ran with and the
+/// commands of its slowest runs (redacted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeDetail {
+    /// The shape's row, as [`LatencyStats::top_shapes`] lists it.
+    pub report: ShapeReport,
+    /// Latency buckets with runs in them: `(upper bound in microseconds, runs)`, ascending.
+    pub histogram: Vec<(u64, u64)>,
+    /// `(plan summary, runs, last run)`, most runs first.
+    pub plans: Vec<(String, u64, bson::DateTime)>,
+    /// The slowest runs' commands, slowest first, with their latencies in microseconds.
+    pub slowest: Vec<(u64, Document)>,
 }
 
 /// One row of the query-shape report.
@@ -324,6 +414,8 @@ impl LatencyStats {
                     total_micros: 0,
                     docs_examined: 0,
                     returned: 0,
+                    plans: Vec::new(),
+                    slowest: Vec::new(),
                 },
             );
         }
@@ -332,7 +424,23 @@ impl LatencyStats {
             shape.total_micros = shape.total_micros.saturating_add(micros);
             shape.docs_examined = shape.docs_examined.saturating_add(summary.docs_examined);
             shape.returned = shape.returned.saturating_add(returned);
+            if let Some(plan) = &summary.plan {
+                shape.note_plan(&plan.summary);
+            }
+            // Past the first few runs, only a new slowest run pays for a copy of its command.
+            let slower = shape.slowest.len() < SAMPLES_KEPT || shape.slowest.last().is_some_and(|(m, _)| micros > *m);
+            if slower {
+                let command = Document::try_from(summary.op.command.as_ref()).unwrap_or_default();
+                shape.slowest.truncate(SAMPLES_KEPT - 1);
+                let at = shape.slowest.partition_point(|(m, _)| *m >= micros);
+                shape.slowest.insert(at, (micros, redact(&command)));
+            }
         }
+    }
+
+    /// Each class's bucket counts now, in [`OpClass::ALL`]'s order.
+    pub fn class_buckets(&self) -> [ClassBuckets; 4] {
+        std::array::from_fn(|i| self.global.0.get(i).map_or([0; BUCKETS], OpHistogram::bucket_counts))
     }
 
     /// `serverStatus.opLatencies`.
@@ -354,29 +462,22 @@ impl LatencyStats {
         let shapes = self.shapes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut ranked: Vec<(&String, &ShapeStats)> = shapes.iter().collect();
         ranked.sort_by(|a, b| b.1.total_micros.cmp(&a.1.total_micros).then_with(|| a.0.cmp(b.0)));
-        ranked
-            .into_iter()
-            .take(limit)
-            .map(|(hash, shape)| {
-                let h = &shape.histogram;
-                ShapeReport {
-                    query_shape_hash: hash.clone(),
-                    ns: shape.ns.clone(),
-                    command: shape.example.clone(),
-                    count: h.len(),
-                    total_millis: shape.total_micros as f64 / 1000.0,
-                    p50_micros: h.value_at_quantile(0.50),
-                    p95_micros: h.value_at_quantile(0.95),
-                    p99_micros: h.value_at_quantile(0.99),
-                    max_micros: h.max(),
-                    docs_examined_per_returned: if shape.returned == 0 {
-                        shape.docs_examined as f64
-                    } else {
-                        shape.docs_examined as f64 / shape.returned as f64
-                    },
-                }
-            })
-            .collect()
+        ranked.into_iter().take(limit).map(|(hash, shape)| shape.report(hash)).collect()
+    }
+
+    /// The query shape `hash` in full, if it is kept.
+    pub fn shape_detail(&self, hash: &str) -> Option<ShapeDetail> {
+        let shapes = self.shapes.lock().unwrap_or_else(PoisonError::into_inner);
+        let shape = shapes.get(hash)?;
+        let histogram = shape
+            .histogram
+            .iter_log(1, 2.0)
+            .filter(|step| step.count_since_last_iteration() > 0)
+            .map(|step| (step.value_iterated_to(), step.count_since_last_iteration()))
+            .collect();
+        let mut plans: Vec<_> = shape.plans.iter().map(|p| (p.summary.clone(), p.count, p.last_seen)).collect();
+        plans.sort_by_key(|plan| std::cmp::Reverse(plan.1));
+        Some(ShapeDetail { report: shape.report(hash), histogram, plans, slowest: shape.slowest.clone() })
     }
 
     /// [`Self::top_shapes`] as a JSON array, for the admin server's `/queryStats`.

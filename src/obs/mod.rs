@@ -71,6 +71,21 @@ impl Observers {
         self
     }
 
+    /// The journal-sync histogram now: `(upper bound in seconds, syncs at or below it)`,
+    /// cumulative, ending with `(+∞, all syncs)`.
+    pub fn journal_sync_buckets(&self) -> Vec<(f64, u64)> {
+        use prometheus::core::Collector;
+        let mut buckets = Vec::new();
+        for family in self.metrics.journal_sync().collect() {
+            for metric in family.get_metric() {
+                let histogram = metric.get_histogram();
+                buckets.extend(histogram.get_bucket().iter().map(|b| (b.upper_bound(), b.cumulative_count())));
+                buckets.push((f64::INFINITY, histogram.get_sample_count()));
+            }
+        }
+        buckets
+    }
+
     /// Whether the profiler may want a request before its reply is sent: one atomic load, so
     /// a request pays nothing more while no database is profiled.
     pub fn profiling(&self) -> bool {
