@@ -154,13 +154,14 @@ struct Flags {
     #[arg(long = "adminBindIp", env = "MONARCH_ADMIN_BIND_IP")]
     admin_bind_ip: Option<String>,
     /// File holding the bearer token that /metrics, /health, /queryStats, /config,
-    /// /debug/tasks and the web console's /api/ then require (/livez and /readyz stay open);
+    /// /debug/tasks, /debug/pprof/* and the web console's /api/ then require (/livez and /readyz stay open);
     /// the console lets a request carrying it stop operations.
     #[arg(long = "adminTokenFile", env = "MONARCH_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
     /// Serve the admin HTTP port over HTTPS with --tlsCertificateKeyFile; with --tlsCAFile, a
     /// client certificate signed by that CA opens /metrics, /health, /queryStats, /config,
-    /// /debug/tasks and the console's /api/ as the bearer token does (the probes need none).
+    /// /debug/tasks, /debug/pprof/* and the console's /api/ as the bearer token does (the
+    /// probes need none).
     #[arg(long = "adminTls", env = "MONARCH_ADMIN_TLS", num_args = 0..=1, default_missing_value = "true")]
     admin_tls: Option<bool>,
     /// Check the configuration (flags, variables, config file, certificate files), print the

@@ -22,6 +22,8 @@ struct Answer {
     status: u16,
     content_type: String,
     body: String,
+    /// The body as sent (`body` is it as text, lossily).
+    bytes: Vec<u8>,
 }
 
 impl Answer {
@@ -50,9 +52,12 @@ fn send(port: u16, method: &str, path: &str, headers: &str, body: &str) -> Answe
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\nContent-Length: {length}\r\n\r\n{body}"
     )
     .expect("send request");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read answer");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("header end");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read answer");
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let (head, rest) = raw.split_at(end);
+    let (head, bytes) = (String::from_utf8_lossy(head).into_owned(), rest.get(4..).unwrap_or_default().to_vec());
+    let body = String::from_utf8_lossy(&bytes).into_owned();
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status line");
     let content_type = lines
@@ -60,7 +65,7 @@ fn send(port: u16, method: &str, path: &str, headers: &str, body: &str) -> Answe
         .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
         .map(|(_, value)| value.trim().to_owned())
         .unwrap_or_default();
-    Answer { status, content_type, body: body.to_owned() }
+    Answer { status, content_type, body, bytes }
 }
 
 fn get(port: u16, path: &str) -> Answer {
@@ -526,7 +531,7 @@ fn admin_endpoints_stay_on_loopback_and_need_the_bearer_token_when_configured() 
     let parsed: Json = serde_json::from_str(&listening).expect("json log line");
     assert_eq!(parsed.pointer("/attr/addresses").and_then(Json::as_str), Some(format!("127.0.0.1:{port}").as_str()));
     let spec = openapi();
-    for path in ["/metrics", "/health", "/queryStats", "/config", "/debug/tasks"] {
+    for path in ["/metrics", "/health", "/queryStats", "/config", "/debug/tasks", "/debug/pprof/heap"] {
         for headers in ["", "Authorization: Bearer wrong\r\n", "Authorization: s3cret-token\r\n"] {
             let answer = request_with(port, "GET", path, headers);
             assert_eq!(answer.status, 401, "{path} with {headers:?}");
@@ -815,4 +820,53 @@ async fn console_operator_stops_an_operation_and_a_viewer_needs_the_token() {
     let error = scan.await.expect("join").expect_err("the scan was killed");
     assert_eq!(code(&error), Some(11601), "{error}");
     checked(&spec, &send(port, "POST", "/api/killOp", bearer, "{}"), "/api/killOp", "post", 400);
+}
+
+// Multi-threaded: the load's tasks run while this one waits on the admin port synchronously.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_pprof_profiles_name_monarchs_functions_under_load() {
+    let server = TestServer::start(&[]);
+    let port = admin_port(&server);
+    let spec = openapi();
+    let client = server.client("").await;
+    let coll = client.database("prof").collection::<mongodb::bson::Document>("c");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                coll.insert_one(doc! { "a": 1 }).await.expect("insert");
+                coll.find_one(doc! { "a": 1 }).await.expect("find");
+            }
+        }
+    });
+    let svg = get(port, "/debug/pprof/profile?seconds=2&format=svg");
+    assert_eq!((svg.status, svg.content_type.as_str()), (200, "image/svg+xml"), "{}", svg.body);
+    assert!(svg.body.contains("monarch::cmd::"), "the flame graph names no command handling");
+
+    // pprof's protobuf, gzipped; its string table holds the function names. Of two profiles
+    // asked for at once, one is refused: the sampler is process-wide.
+    let both: Vec<_> =
+        (0..2).map(|_| std::thread::spawn(move || get(port, "/debug/pprof/profile?seconds=2"))).collect();
+    let mut answers: Vec<Answer> = both.into_iter().map(|answer| answer.join().expect("profile")).collect();
+    answers.sort_by_key(|answer| answer.status);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.expect("load");
+    assert_eq!(answers.iter().map(|a| a.status).collect::<Vec<_>>(), [200, 409]);
+    check(&spec, &spec["components"]["schemas"]["Problem"], &answers[1].json(), "409");
+    let profile = &answers[0];
+    assert_eq!(profile.content_type, "application/octet-stream");
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(profile.bytes.as_slice()).read_to_end(&mut decoded).expect("gzip");
+    assert!(decoded.windows(13).any(|w| w == b"monarch::cmd:"), "the profile names no command handling");
+
+    let bad = get(port, "/debug/pprof/profile?seconds=0");
+    assert_eq!(bad.status, 400);
+    check(&spec, &spec["components"]["schemas"]["Problem"], &bad.json(), "400");
+
+    // jemalloc's heap profile: the sampled live allocations with their stacks.
+    let heap = get(port, "/debug/pprof/heap");
+    assert_eq!((heap.status, heap.content_type.as_str()), (200, "text/plain; charset=utf-8"), "{}", heap.body);
+    assert!(heap.body.starts_with("heap_v2/524288"), "{}", heap.body.lines().next().unwrap_or_default());
+    assert!(heap.body.contains("\n@ 0x"), "no sampled stack in the heap profile");
 }

@@ -1,6 +1,7 @@
 //! The admin HTTP server (`--adminPort`, default 28017, on the loopback address and the
 //! `--adminBindIp` addresses): `/metrics` for Prometheus, `/livez` and `/readyz` for
-//! orchestrators' probes, `/health` for people, `/config` for the settings in use, and the
+//! orchestrators' probes, `/health` for people, `/config` for the settings in use,
+//! `/debug/tasks` and `/debug/pprof/{profile,heap}` for what the process is doing, and the
 //! web console (`/ui/`, its data under `/api/`; see [`super::console`]). With
 //! `--adminTokenFile`, every endpoint but the probes requires `Authorization: Bearer <token>`.
 //! With `--adminTls` the port speaks HTTPS only, and when `--tlsCAFile` is set a client
@@ -27,7 +28,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::http::response;
+use super::http::{query_param, response};
 use crate::obs::Observers;
 use crate::obs::metrics::ServerFigures;
 use crate::state::State;
@@ -210,6 +211,9 @@ const DEFAULT_QUERY_STATS: usize = 20;
 const SECURITY_TXT: &str = "/.well-known/security.txt";
 /// What the runtime, the blocking pool and each operation in flight are doing.
 const DEBUG_TASKS: &str = "/debug/tasks";
+/// A CPU profile, and the allocator's heap profile.
+const CPU_PROFILE: &str = "/debug/pprof/profile";
+const HEAP_PROFILE: &str = "/debug/pprof/heap";
 
 /// How long a served security.txt stays valid (RFC 9116 asks for less than a year).
 const SECURITY_TXT_VALIDITY_DAYS: i64 = 364;
@@ -254,7 +258,16 @@ async fn handle(
     if !api
         && !matches!(
             path,
-            "/metrics" | "/livez" | "/readyz" | "/health" | "/queryStats" | "/config" | DEBUG_TASKS | SECURITY_TXT
+            "/metrics"
+                | "/livez"
+                | "/readyz"
+                | "/health"
+                | "/queryStats"
+                | "/config"
+                | DEBUG_TASKS
+                | CPU_PROFILE
+                | HEAP_PROFILE
+                | SECURITY_TXT
         )
         && !super::console::is_asset(path)
     {
@@ -297,6 +310,14 @@ async fn handle(
         },
         "/queryStats" => query_stats(&admin, request.uri().query()),
         DEBUG_TASKS => json(StatusCode::OK, &super::debug_tasks::tasks(&admin.state)),
+        CPU_PROFILE | HEAP_PROFILE => {
+            let profile = if path == CPU_PROFILE {
+                super::debug_pprof::cpu_profile(request.uri().query()).await
+            } else {
+                super::debug_pprof::heap_profile().await
+            };
+            profile.unwrap_or_else(|e| json(e.status, &Unavailable { status: "error", reason: e.reason }))
+        }
         SECURITY_TXT => security_txt(&admin.state.config),
         // The settings in use, as `monarchd --validate-config` prints them (secrets masked).
         "/config" => {
@@ -357,10 +378,7 @@ fn allowed(admin: &AdminContext, peer: Peer, request: &Request<Incoming>) -> boo
 /// Query shapes that took the most total time (`?limit=N`, default 20): the same list as the
 /// `monarchQueryStats` command.
 fn query_stats(admin: &AdminContext, query: Option<&str>) -> Response<Full<Bytes>> {
-    let limit = query
-        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("limit=")))
-        .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(DEFAULT_QUERY_STATS);
+    let limit = query_param(query, "limit").and_then(|n| n.parse::<usize>().ok()).unwrap_or(DEFAULT_QUERY_STATS);
     let body = serde_json::json!({ "queryStats": admin.observers.latency.top_shapes_json(limit) });
     response(StatusCode::OK, "application/json", Bytes::from(body.to_string()))
 }

@@ -12,3 +12,8 @@ pub fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> 
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
+
+/// The value of `name` in a URL's query string (`a=1&b=2`), as written.
+pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}

@@ -6,7 +6,9 @@
 pub mod admin;
 pub mod connection;
 mod console;
+mod debug_pprof;
 mod debug_tasks;
+mod flame_graph;
 mod http;
 pub mod listener;
 mod metered;

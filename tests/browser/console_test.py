@@ -6,8 +6,17 @@ Usage: console_test.py <monarchd> [--screenshots DIR]
 Starts monarchd on free ports with a temporary --dbpath, waits for /readyz, loads data with
 pymongo (3000 documents in consoletest.things, a background load, a collection scan run a few
 times), then opens every console page with Selenium and checks what it shows, that the browser
-logged no error or warning, and saves a screenshot of each page (1400x1000). Exits non-zero
-with a message on the first failure; the server is stopped and the dbpath removed in any case.
+logged no error or warning, and saves a screenshot of each page (1400x1000).
+
+Then, in the same browser, the operator scenario: a second monarchd with --adminTokenFile. The
+console must ask for the token, refuse a wrong one, load the overview with the right one, and,
+since a token holder is an operator, stop a long count on obs.big from the operations page (Kill,
+then Confirm kill): the count fails with Interrupted (11601) and its row goes away. Chrome logs
+each API call answered 401 as a SEVERE entry: those of the token server's /api/ calls are accepted
+until the right token is submitted, and nothing else is.
+
+Exits non-zero with a message on the first failure; the servers are stopped and their dbpaths
+removed in any case.
 
 .ci/browser-tests installs what this needs (Debian's chromium and chromium-driver, selenium and
 pymongo in a venv) and runs it. The element ids and classes used here are listed at the top of
@@ -16,6 +25,7 @@ src/net/console/assets/console.js.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,6 +39,7 @@ import urllib.error
 import urllib.request
 
 from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -40,6 +51,19 @@ QUERY = {"x": {"$gt": 2990}}
 QUERY_RETURNS = 9
 READY_TIMEOUT = 60
 WAIT = 30
+
+# The operator scenario.
+TOKEN = "console-test-token"
+TOKEN_KEY = "monarch.console.token"  # console.js keeps the token under this sessionStorage key
+BIG_DOCS = 20000
+KILL_APP = "console-kill-test"
+# The operation to stop is a count over obs.big with an $or of regexes that match nothing. Its
+# cost grows with the number of clauses, which is sized from a probe count (a debug build is
+# some 15 times slower than a release one) so that the count would run about COUNT_TARGET s.
+PROBE_CLAUSES = 30
+COUNT_TARGET = 20
+MIN_CLAUSES = 300
+MAX_CLAUSES = 20000
 
 
 class TestFailure(Exception):
@@ -69,8 +93,9 @@ def tail(path, lines=40):
 class Server:
     """monarchd on free ports with a temporary dbpath."""
 
-    def __init__(self, binary, root):
+    def __init__(self, binary, root, extra_args=()):
         self.binary = binary
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.admin_port = free_port()
         while self.admin_port == self.port:
@@ -82,7 +107,7 @@ class Server:
 
     def start(self):
         args = [self.binary, "--port", str(self.port), "--adminPort", str(self.admin_port),
-                "--dbpath", self.dbpath, "--bind_ip", "127.0.0.1"]
+                "--dbpath", self.dbpath, "--bind_ip", "127.0.0.1"] + self.extra_args
         print("== starting", " ".join(args), flush=True)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -210,15 +235,34 @@ class Console:
         """Waits for the first element matching css."""
         return self.until(what, lambda d: (d.find_elements(By.CSS_SELECTOR, css) or [False])[0])
 
-    def finish_page(self, name):
-        """No browser error or warning since the last page; the page's screenshot."""
-        entries = self.driver.get_log("browser")
-        bad = [e for e in entries if e.get("level") in ("SEVERE", "WARNING")]
+    def screenshot(self, name):
         path = os.path.join(self.screenshots, f"{name}.png")
         self.driver.save_screenshot(path)
+        return path
+
+    def check_log(self, name, allow=None):
+        """No browser error or warning since the last check but those allow(entry) accepts.
+        Returns how many were accepted."""
+        entries = self.driver.get_log("browser")
+        noisy = [e for e in entries if e.get("level") in ("SEVERE", "WARNING")]
+        bad = [e for e in noisy if not (allow and allow(e))]
         check(not bad, f"page {name}: the browser logged:\n" +
               "\n".join(f"  {e.get('level')} {e.get('source', '')}: {e.get('message')}" for e in bad))
+        return len(noisy)
+
+    def finish_page(self, name, allow=None):
+        """No browser error or warning since the last page (but those allow accepts); the page's
+        screenshot."""
+        path = self.screenshot(name)
+        self.check_log(name, allow)
         print(f"ok   {name} ({path})", flush=True)
+
+    def click(self, what, css):
+        """Clicks the element matching css, again when a redraw replaced it meanwhile."""
+        def go(d):
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        self.until(what, go)
 
     def error_box(self):
         boxes = self.find("#error-box")
@@ -400,6 +444,193 @@ def test_log(c):
     c.finish_page("log")
 
 
+# ------------------------------------------------------------------ the operator scenario
+
+
+def refused_calls(base, before_ms=None):
+    """Accepts the browser log entries of base's /api/ calls answered 401, which Chrome logs as
+    SEVERE "<url> - Failed to load resource: the server responded with a status of 401
+    (Unauthorized)"; with before_ms, only those logged before it (the page's clock, ms)."""
+    pattern = re.compile(re.escape(f"{base}/api/") + r"\S* .*\b401\b")
+
+    def allow(entry):
+        return (entry.get("level") == "SEVERE" and pattern.match(entry.get("message") or "") is not None
+                and (before_ms is None or entry.get("timestamp", before_ms + 1) <= before_ms))
+
+    return allow
+
+
+def slow_filter(clauses):
+    return {"$or": [{"s": {"$regex": "^zz%d.*q+$" % i}} for i in range(clauses)]}
+
+
+def load_big(port):
+    """BIG_DOCS documents in obs.big; returns the number of $or clauses that make a count over
+    them last about COUNT_TARGET s, from the time a count with PROBE_CLAUSES took."""
+    client = MongoClient("127.0.0.1", port, directConnection=True, appname="console-test",
+                         serverSelectionTimeoutMS=10000)
+    try:
+        big = client.obs.big
+        big.insert_many([{"s": "value-%06d" % i} for i in range(BIG_DOCS)])
+        start = time.monotonic()
+        n = big.count_documents(slow_filter(PROBE_CLAUSES))
+        probe = time.monotonic() - start
+        check(n == 0, f"obs.big: the probe count matched {n} documents, not 0")
+    finally:
+        client.close()
+    clauses = int(PROBE_CLAUSES * COUNT_TARGET / max(probe, 0.001))
+    clauses = min(MAX_CLAUSES, max(MIN_CLAUSES, clauses))
+    print(f"     obs.big: {BIG_DOCS} documents; a count with {PROBE_CLAUSES} regexes took {probe:.2f} s:"
+          f" the one to stop gets {clauses} (about {probe * clauses / PROBE_CLAUSES:.0f} s)", flush=True)
+    return clauses
+
+
+class SlowCount(threading.Thread):
+    """count_documents on obs.big under appName KILL_APP, which the test stops from the page."""
+
+    def __init__(self, port, clauses):
+        super().__init__(name="slow-count", daemon=True)
+        self.port = port
+        self.clauses = clauses
+        self.result = None
+        self.error = None
+        self.seconds = None
+
+    def run(self):
+        client = MongoClient("127.0.0.1", self.port, directConnection=True, appname=KILL_APP,
+                             retryReads=False, serverSelectionTimeoutMS=10000)
+        start = time.monotonic()
+        try:
+            self.result = client.obs.big.count_documents(slow_filter(self.clauses))
+        except Exception as e:  # noqa: BLE001 - checked by the main thread
+            self.error = e
+        finally:
+            self.seconds = time.monotonic() - start
+            client.close()
+
+    def outcome(self):
+        if self.seconds is None:
+            return "is still running"
+        if isinstance(self.error, OperationFailure):
+            name = (self.error.details or {}).get("codeName")
+            return f"failed after {self.seconds:.1f} s with OperationFailure code {self.error.code} ({name})"
+        if self.error is not None:
+            return f"failed after {self.seconds:.1f} s with {self.error!r}"
+        return f"returned {self.result} after {self.seconds:.1f} s"
+
+
+def submit_token(c, token):
+    box = c.driver.find_element(By.ID, "token-input")
+    box.clear()
+    box.send_keys(token)
+    c.driver.find_element(By.ID, "token-submit").click()
+
+
+def test_token(c, base):
+    """The token form on a server with --adminTokenFile: shown on the first 401, back after a
+    wrong token saying it was refused, gone with the right one, and the overview loads."""
+    c.base = base  # a new origin: its sessionStorage holds no token
+    c.open("overview")
+    form = c.one("#token-form", "#token-form")
+    c.until("the token form to be shown (the API answers 401 without the token)", lambda d: form.is_displayed())
+    message = c.driver.find_element(By.ID, "token-message").text
+    check("requires the admin token" in message, f"token: the form says {message!r}")
+    check(not c.find("#tiles[data-loaded]"), "token: the overview tiles were filled without the token")
+    during_token_steps = refused_calls(base)
+    accepted = c.check_log("token", during_token_steps)
+    c.screenshot("token")
+
+    submit_token(c, "not-" + TOKEN)
+
+    def refused(d):
+        text = d.find_element(By.ID, "token-message").text
+        return text if form.is_displayed() and "refused" in text else False
+
+    message = c.until("the token form back saying the wrong token was refused", refused)
+    forgotten = c.driver.execute_script(f"return sessionStorage.getItem('{TOKEN_KEY}');")
+    check(forgotten is None, f"token: the refused token is still kept ({forgotten!r})")
+    accepted += c.check_log("token (wrong token)", during_token_steps)
+
+    # From here on no 401 is expected: those logged later than this fail the test.
+    submitted = c.driver.execute_script("return Date.now();")
+    submit_token(c, TOKEN)
+    c.until("the token form hidden after the right token", lambda d: not form.is_displayed())
+    c.one("the overview tiles (with the right token)", "#tiles[data-loaded]")
+
+    def version_shown(d):
+        if form.is_displayed():
+            raise TestFailure("token: the form is back after the right token: "
+                              f"{d.find_element(By.ID, 'token-message').text!r}")
+        text = d.find_element(By.CSS_SELECTOR, '.tile[data-tile="version"] .tile-value').text.strip()
+        return text if text[:1].isdigit() else False
+
+    version = c.until("a version in the version tile", version_shown)
+    stored = c.driver.execute_script(f"return sessionStorage.getItem('{TOKEN_KEY}');")
+    check(stored == TOKEN, f"token: sessionStorage holds {stored!r}, not the token given")
+    check(c.driver.find_element(By.ID, "token-clear").is_displayed(), "token: no 'Forget token' button")
+    check(not c.error_box(), f"overview (operator): error shown: {c.error_box()}")
+    print(f"     refused token: {message!r}; version {version}; browser log entries"
+          f" accepted for 401 answers: {accepted} before the right token", flush=True)
+    print(f"ok   token ({os.path.join(c.screenshots, 'token.png')})", flush=True)
+    c.finish_page("overview-operator", refused_calls(base, before_ms=submitted))
+
+
+def test_kill(c, server, clauses):
+    """Stops a long count from the operations page, as an operator: Kill, then Confirm kill."""
+    count = SlowCount(server.port, clauses)
+    count.start()
+    c.open("operations")
+    c.one("#page-operations", "#page-operations")
+    c.one("the operations table", "#ops-table[data-loaded]")
+
+    def big_row(d):
+        if not count.is_alive():
+            raise TestFailure(f"operations: the count on obs.big {count.outcome()}, before the page showed it "
+                              f"(it should have lasted about {COUNT_TARGET} s)")
+        if c.error_box():
+            raise TestFailure(f"operations (operator): error shown: {c.error_box()}")
+        # Read in one go: the table is redrawn every 2 s. The appName cell is the 6th.
+        rows = d.execute_script(
+            "return [...document.querySelectorAll('#ops-table tr.op-row')].map((r) => ({"
+            "opid: r.dataset.opid, ns: r.querySelector('td.ns').textContent.trim(),"
+            "app: r.children[5].textContent.trim()}));")
+        return next((r for r in rows if r["ns"] == "obs.big" and r["app"] == KILL_APP), False)
+
+    row = c.until(f"a row for the count on obs.big (appName {KILL_APP}; the table polls every 2 s)", big_row)
+    opid = row["opid"]
+    button = f'#ops-table tr.op-row[data-opid="{opid}"] button.kill-op'
+    kill = c.one(f"the Kill button in the row of operation {opid} (this session holds the token: an operator)",
+                 button)
+    check(kill.text.strip() == "Kill", f"operations: the row's button says {kill.text!r}, not 'Kill'")
+    c.screenshot("operations-operator")
+    c.click("a click on Kill", button)
+    c.one("the button turned into 'Confirm kill'", f"{button}.confirm")
+    label = c.until("the confirm button's label", lambda d: d.find_element(By.CSS_SELECTOR, f"{button}.confirm").text)
+    check(label.strip() == "Confirm kill", f"operations: after a click on Kill the button says {label!r}")
+    check(count.is_alive(), f"operations: the count on obs.big {count.outcome()}, before Confirm kill")
+    c.click("a click on Confirm kill", f"{button}.confirm")
+
+    def answered(d):
+        el = d.find_element(By.ID, "killop-result")
+        classes = (el.get_attribute("class") or "").split()
+        return (classes, el.text) if el.is_displayed() and ("ok" in classes or "failed" in classes) else False
+
+    classes, text = c.until("the answer to killOp in #killop-result", answered)
+    check("ok" in classes and f"killOp {opid}:" in text and '"ok": 1' in text,
+          f"operations: #killop-result (class {' '.join(classes)}) says {text!r}, not a success")
+    count.join(WAIT)
+    check(not count.is_alive(), f"operations: the count on obs.big still runs {WAIT} s after killOp answered ok")
+    code = getattr(count.error, "code", None)
+    check(code == 11601,
+          f"operations: the count on obs.big {count.outcome()}, not failed with code 11601 (Interrupted)")
+    c.until(f"the row of the killed operation {opid} to go away",
+            lambda d: not d.find_elements(By.CSS_SELECTOR, f'#ops-table tr.op-row[data-opid="{opid}"]'))
+    check(not c.error_box(), f"operations (operator): error shown: {c.error_box()}")
+    c.check_log("operations-operator")
+    print(f"     killed operation {opid}: {text!r}; the count {count.outcome()}")
+    print(f"ok   operations-operator ({os.path.join(c.screenshots, 'operations-operator.png')})", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("monarchd", help="the monarchd binary")
@@ -416,6 +647,7 @@ def main():
 
     root = tempfile.mkdtemp(prefix="monarch-console-")
     server = Server(binary, root)
+    operator_server = None
     load = None
     console = None
     page = "setup"
@@ -432,6 +664,19 @@ def main():
         load.stop()
         check(load.error is None, f"the background load failed: {load.error!r}")
         check(load.ops > 0, "the background load did nothing")
+
+        page = "operator"
+        operator_root = os.path.join(root, "operator")
+        os.mkdir(operator_root)
+        token_file = os.path.join(operator_root, "admin-token")
+        with open(os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(TOKEN + "\n")
+        operator_server = Server(binary, operator_root, ["--adminTokenFile", token_file])
+        operator_server.start()
+        page = "token"
+        test_token(console, f"http://127.0.0.1:{operator_server.admin_port}")
+        page = "operations-operator"
+        test_kill(console, operator_server, load_big(operator_server.port))
         print(f"PASS: console test ({load.ops} background operations; screenshots in {args.screenshots})")
         return 0
     except Exception as e:  # noqa: BLE001 - every failure is reported alike
@@ -449,6 +694,9 @@ def main():
             except Exception:  # noqa: BLE001 - the browser may be gone
                 pass
         print(f"--- the server's log, last lines:\n{tail(server.log_path)}", file=sys.stderr)
+        if operator_server is not None:
+            print(f"--- the token server's log (--adminTokenFile), last lines:\n{tail(operator_server.log_path)}",
+                  file=sys.stderr)
         return 1
     finally:
         if console is not None:
@@ -458,6 +706,9 @@ def main():
                 pass
         if load is not None and load.is_alive():
             load.stop()
+        if operator_server is not None:
+            operator_server.stop()
+            shutil.rmtree(operator_server.dbpath, ignore_errors=True)
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
 

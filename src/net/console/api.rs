@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::Console;
 use super::commands::{self, Answer, Rights};
 use super::plan_hint;
+use crate::net::http::query_param;
 use crate::obs::Observers;
 use crate::state::State;
 
@@ -332,10 +333,6 @@ fn severity_rank(severity: &str) -> u8 {
         "F" => 4,
         _ => 0,
     }
-}
-
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
 fn first_batch(reply: &Document) -> Vec<Document> {

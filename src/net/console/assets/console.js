@@ -230,7 +230,7 @@
   function askToken(reason, refused) {
     const form = $('#token-form');
     $('#token-message').textContent = (refused ? 'The admin token was refused' : 'This server requires the admin token') +
-      (reason ? ` (${reason})` : '') + '.';
+      (reason ? `: ${reason}` : '') + '.';
     const wasHidden = form.hidden;
     form.hidden = false;
     if (wasHidden) $('#token-input').focus();
@@ -302,6 +302,11 @@
       if (resp.status === 401) {
         // Another call may have stored a new token meanwhile: retry with it before asking.
         if (storedToken() !== token) continue;
+        // A refused token is forgotten: the form asks for another.
+        if (token) {
+          try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* nothing kept */ }
+          updateTokenClear();
+        }
         await askToken(data && data.reason, !!token);
         continue;
       }
