@@ -64,7 +64,8 @@ pub async fn run(
         Some(request) => request,
         None => return Answer::Failed(error_reply(2, "BadValue", "the command is not a valid BSON document")),
     };
-    let guard = state.ops.begin(request.op_start(&client, std::time::Instant::now()), true);
+    let listed = state.config.parameters.observability;
+    let guard = state.ops.begin(request.op_start(&client, std::time::Instant::now()), listed);
     let ctx = OwnedCtx {
         state: state.clone(),
         observers: observers.clone(),
