@@ -148,7 +148,7 @@ fn shape_detail(server: &Server<'_>, hash: &str) -> Response<Full<Bytes>> {
 async fn explain(server: &Server<'_>, call: &ApiCall<'_>) -> Response<Full<Bytes>> {
     let request = match explain_request(&call.body) {
         Ok(request) => request,
-        Err(message) => return refused(2, "BadValue", &message),
+        Err(message) => return refused(&message),
     };
     let (db, command, verbosity) = request;
     let filter = plan_hint::query_of(&command);
@@ -212,7 +212,7 @@ async fn kill_op(server: &Server<'_>, call: &ApiCall<'_>) -> Response<Full<Bytes
         );
     }
     let op = serde_json::from_slice::<Value>(&call.body).ok().and_then(|v| v.get("op").and_then(Value::as_i64));
-    let Some(op) = op else { return refused(2, "BadValue", "the request must be {\"op\": <opid>}") };
+    let Some(op) = op else { return refused("the request must be {\"op\": <opid>}") };
     let body = doc! { "killOp": 1, "op": op, "$db": "admin" };
     match commands::run(server.state, server.observers, call.peer, call.rights, body).await {
         Answer::Ok(_) => ok(json!({ "ok": 1 })),
@@ -358,9 +358,9 @@ fn failed(reply: Document) -> Response<Full<Bytes>> {
     super::super::http::response(StatusCode::BAD_REQUEST, "application/json", Bytes::from(body))
 }
 
-/// A request the console refuses before running anything, in mongod's error shape (400).
-fn refused(code: i32, code_name: &str, message: &str) -> Response<Full<Bytes>> {
-    failed(commands::error_reply(code, code_name, message))
+/// A request the console refuses before running anything: mongod's `BadValue` (400).
+fn refused(message: &str) -> Response<Full<Bytes>> {
+    failed(commands::bad_value(message))
 }
 
 /// The admin server's `{status: "error", reason}` answer.

@@ -12,6 +12,7 @@ use bson::Document;
 
 use crate::auth::privilege::PrivilegeSet;
 use crate::cmd::{self, ClientInfo, CommandRequest, OwnedCtx};
+use crate::error::{Error, ErrorCode};
 use crate::obs::Observers;
 use crate::state::State;
 
@@ -62,7 +63,7 @@ pub async fn run(
     let request = match bytes_of(&body).and_then(|bytes| CommandRequest::from_msg(monarch_wire::OpMsg::new(bytes)).ok())
     {
         Some(request) => request,
-        None => return Answer::Failed(error_reply(2, "BadValue", "the command is not a valid BSON document")),
+        None => return Answer::Failed(bad_value("the command is not a valid BSON document")),
     };
     let listed = state.config.parameters.observability;
     let guard = state.ops.begin(request.op_start(&client, std::time::Instant::now()), listed);
@@ -76,7 +77,7 @@ pub async fn run(
     match executed.reply.to_document() {
         Ok(reply) if executed.error.is_none() => Answer::Ok(reply),
         Ok(reply) => Answer::Failed(reply),
-        Err(_) => Answer::Failed(error_reply(1, "InternalError", "the reply could not be read")),
+        Err(_) => Answer::Failed(Error::new(ErrorCode::InternalError, "the reply could not be read").to_reply()),
     }
 }
 
@@ -84,7 +85,7 @@ fn bytes_of(body: &Document) -> Option<monarch_wire::DocumentBytes> {
     monarch_wire::DocumentBytes::try_from(body).ok()
 }
 
-/// An error reply in mongod's shape.
-pub fn error_reply(code: i32, code_name: &str, message: &str) -> Document {
-    bson::doc! { "ok": 0.0, "errmsg": message, "code": code, "codeName": code_name }
+/// mongod's `BadValue` reply with `message`.
+pub fn bad_value(message: &str) -> Document {
+    Error::new(ErrorCode::BadValue, message).to_reply()
 }
