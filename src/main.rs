@@ -65,7 +65,11 @@ fn main() -> ExitCode {
             return ExitCode::from(100);
         }
     };
-    match runtime.block_on(server::serve(config, sink, shutdown_signal())) {
+    let shutdown = {
+        let _inside_runtime = runtime.enter();
+        shutdown_signal()
+    };
+    match runtime.block_on(server::serve(config, sink, shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(target: "CONTROL", id = 20557, %error, "Server failed to start");
@@ -139,25 +143,35 @@ fn audit_tool(args: &[std::ffi::OsString]) -> ExitCode {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Registers for SIGINT and SIGTERM now, inside the runtime, and returns a future that
+/// completes on the first of them. Registering before `serve` binds its ports matters: the
+/// future is first polled only after the listeners accept, and a SIGTERM arriving in between
+/// would otherwise take the default action and kill the process without a clean shutdown.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let wait = |registered: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match registered {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
         };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+        let interrupt = wait(signal(SignalKind::interrupt()));
+        let terminate = wait(signal(SignalKind::terminate()));
+        async move {
+            tokio::select! {
+                () = interrupt => {}
+                () = terminate => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
