@@ -145,6 +145,16 @@ struct Flags {
     /// commands are audited too (authCheck events), so it can select CRUD.
     #[arg(long = "auditFilter", env = "MONARCH_AUDIT_FILTER")]
     audit_filter: Option<String>,
+    /// Export an OpenTelemetry span for each operation, with child spans for its phases, to
+    /// this OTLP/HTTP (protobuf) collector: http://collector:4318 (a URL without a path gets
+    /// /v1/traces) or the full traces URL [default: no tracing].
+    #[arg(long = "otlpEndpoint", env = "MONARCH_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// With --otlpEndpoint: the fraction of operations traced, 0.0..=1.0, drawn from the trace
+    /// id; an operation whose comment carries a traceparent follows that caller's sampled flag
+    /// instead [default: 1.0].
+    #[arg(long = "otlpSamplingRatio", env = "MONARCH_OTLP_SAMPLING_RATIO")]
+    otlp_sampling_ratio: Option<f64>,
     /// Port of the admin HTTP server (/metrics, /livez, /readyz, /health), on the --bind_ip
     /// addresses, or "disabled" [default: 28017].
     #[arg(long = "adminPort", env = "MONARCH_ADMIN_PORT")]
@@ -291,6 +301,16 @@ struct FileConfig {
     replication: ReplicationSection,
     #[serde(default)]
     backup: BackupSection,
+    #[serde(default)]
+    tracing: TracingSection,
+}
+
+/// Monarch's own: OpenTelemetry tracing (`--otlpEndpoint`, `--otlpSamplingRatio`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TracingSection {
+    otlp_endpoint: Option<String>,
+    sampling_ratio: Option<f64>,
 }
 
 /// Monarch's own: scheduled backups (`--backupSchedule`, `--backupPath`, `--backupRetention`).
@@ -520,6 +540,15 @@ impl TlsProtocol {
             })
             .collect()
     }
+}
+
+/// OpenTelemetry tracing (`--otlpEndpoint`, `--otlpSamplingRatio`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingConfig {
+    /// The collector's OTLP/HTTP traces URL.
+    pub endpoint: String,
+    /// The fraction of operations traced when no caller's trace decides.
+    pub sampling_ratio: f64,
 }
 
 /// The slow-query log and profiler settings at start (`operationProfiling`).
@@ -808,6 +837,8 @@ pub struct Config {
     pub backup_schedule: Option<ScheduleConfig>,
     /// The key backups are encrypted with (`--backupEncryptionKeyFile`); `None`: not encrypted.
     pub backup_key: Option<BackupKey>,
+    /// Where operations' spans go, and how many (`--otlpEndpoint`); `None`: no tracing.
+    pub tracing: Option<TracingConfig>,
     /// Startup warnings about accepted but meaningless options.
     pub warnings: Vec<String>,
     /// The command line as given, for `getCmdLineOpts`.
@@ -1177,6 +1208,10 @@ impl Config {
             .map(|path| BackupKey::read(&path))
             .transpose()
             .map_err(|e| ConfigError::invalid("backup.encryptionKeyFile", e.to_string()))?;
+        let tracing = tracing_config(
+            flags.otlp_endpoint.or(file.tracing.otlp_endpoint),
+            flags.otlp_sampling_ratio.or(file.tracing.sampling_ratio),
+        )?;
         let oplog_size_mb = flags.oplog_size.or(file.replication.oplog_size_mb);
         if oplog_size_mb == Some(0) {
             return Err(ConfigError::invalid("replication.oplogSizeMB", "the oplog size must be at least 1 MB"));
@@ -1239,6 +1274,7 @@ impl Config {
             oplog_size_mb,
             backup_schedule,
             backup_key,
+            tracing,
             warnings,
             argv,
             validate_only: flags.validate_config,
@@ -1334,6 +1370,10 @@ impl Config {
                 (Some(name), None) => doc! { "replSetName": name },
                 (None, _) => Document::new(),
             },
+            "tracing": self.tracing.as_ref().map_or_else(Document::new, |tracing| doc! {
+                "otlpEndpoint": &tracing.endpoint,
+                "samplingRatio": tracing.sampling_ratio,
+            }),
             "warnings": self.warnings.clone(),
         }
     }
@@ -1400,6 +1440,10 @@ impl Config {
                 backup.insert("encrypted", true);
             }
         }
+        if let Some(tracing) = &self.tracing {
+            parsed
+                .insert("tracing", doc! { "otlpEndpoint": &tracing.endpoint, "samplingRatio": tracing.sampling_ratio });
+        }
         parsed.extend(doc! { "systemLog": system_log, "setParameter": self.parameters_document() });
         parsed
     }
@@ -1426,6 +1470,37 @@ impl Config {
             "monarchTLSHandshakeTimeoutMillis": self.parameters.tls_handshake_timeout_millis.to_string(),
         }
     }
+}
+
+/// `--otlpEndpoint` and `--otlpSamplingRatio`: a ratio without an endpoint is refused (it
+/// would be ignored); a URL without a path gets OTLP's traces path, as the collector's
+/// address alone means (`OTEL_EXPORTER_OTLP_ENDPOINT`'s rule).
+fn tracing_config(endpoint: Option<String>, ratio: Option<f64>) -> Result<Option<TracingConfig>, ConfigError> {
+    let Some(endpoint) = endpoint else {
+        return match ratio {
+            Some(_) => Err(ConfigError::invalid(
+                "tracing.samplingRatio",
+                "needs tracing.otlpEndpoint: without a collector no operation is traced",
+            )),
+            None => Ok(None),
+        };
+    };
+    let sampling_ratio = ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sampling_ratio) {
+        return Err(ConfigError::invalid("tracing.samplingRatio", format!("{sampling_ratio} is outside 0.0..=1.0")));
+    }
+    let after_scheme = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://"));
+    let Some((host, path)) = after_scheme.map(|rest| rest.split_once('/').unwrap_or((rest, ""))) else {
+        return Err(ConfigError::invalid(
+            "tracing.otlpEndpoint",
+            format!("'{endpoint}' is not an http:// or https:// URL"),
+        ));
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(ConfigError::invalid("tracing.otlpEndpoint", format!("'{endpoint}' has no valid host")));
+    }
+    let endpoint = if path.is_empty() { format!("{}/v1/traces", endpoint.trim_end_matches('/')) } else { endpoint };
+    Ok(Some(TracingConfig { endpoint, sampling_ratio }))
 }
 
 /// The scheduled backups' settings: all three or none, a schedule and a retention that parse,
@@ -1851,6 +1926,39 @@ mod tests {
         assert_eq!(c.port, 4321);
         assert_eq!(c.bind_ip, vec!["0.0.0.0"]);
         assert_eq!(c.dbpath, PathBuf::from("/x"));
+        Ok(())
+    }
+
+    #[test]
+    fn config_tracing_needs_an_endpoint_and_completes_a_bare_one() -> Result<(), Box<dyn std::error::Error>> {
+        assert_eq!(config(&[])?.tracing, None);
+        let bare = config(&["--otlpEndpoint", "http://collector:4318/"])?.tracing.ok_or("no tracing")?;
+        assert_eq!(bare, TracingConfig { endpoint: "http://collector:4318/v1/traces".into(), sampling_ratio: 1.0 });
+        let full = config(&["--otlpEndpoint", "https://otel.example/api/traces", "--otlpSamplingRatio", "0.01"])?;
+        assert_eq!(
+            full.tracing,
+            Some(TracingConfig { endpoint: "https://otel.example/api/traces".into(), sampling_ratio: 0.01 })
+        );
+        assert_eq!(
+            full.parsed().get_document("tracing")?,
+            &doc! { "otlpEndpoint": "https://otel.example/api/traces", "samplingRatio": 0.01 }
+        );
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("monarch.toml");
+        std::fs::write(&path, "[tracing]\notlpEndpoint = \"http://c:4318\"\nsamplingRatio = 0.5\n")?;
+        let from_file = config(&["--config", path.to_str().unwrap_or_default()])?.tracing.ok_or("no tracing")?;
+        assert_eq!(from_file, TracingConfig { endpoint: "http://c:4318/v1/traces".into(), sampling_ratio: 0.5 });
+        for (args, message) in [
+            (&["--otlpSamplingRatio", "0.5"][..], "tracing.samplingRatio"),
+            (&["--otlpEndpoint", "http://c:4318", "--otlpSamplingRatio", "1.5"], "tracing.samplingRatio"),
+            (&["--otlpEndpoint", "http://c:4318", "--otlpSamplingRatio", "NaN"], "tracing.samplingRatio"),
+            (&["--otlpEndpoint", "collector:4318"], "tracing.otlpEndpoint"),
+            (&["--otlpEndpoint", "grpc://c:4317"], "tracing.otlpEndpoint"),
+            (&["--otlpEndpoint", "http:///v1/traces"], "tracing.otlpEndpoint"),
+        ] {
+            let err = config(args).err().ok_or("accepted")?;
+            assert!(err.to_string().contains(message), "{args:?}: {err}");
+        }
         Ok(())
     }
 

@@ -51,6 +51,9 @@ pub enum StartError {
     /// The audit log could not be opened, or its filter is not a valid query.
     #[error("audit log: {0}")]
     Audit(String),
+    /// The OTLP span exporter could not be built.
+    #[error(transparent)]
+    Tracing(#[from] crate::obs::otel::TracingError),
     /// The blocking pool's threads could not be started.
     #[error("cannot start the blocking pool's threads: {0}")]
     Threads(std::io::Error),
@@ -106,7 +109,12 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
         ),
         None => None,
     };
-    let observers = Arc::new(Observers::new(&config, log.clone(), storage.clone()).with_audit(audit));
+    let port = listeners.first().and_then(|l| l.local_addr().ok()).map_or(config.port, |a| a.port());
+    let observers = Arc::new(
+        Observers::new(&config, log.clone(), storage.clone())
+            .with_audit(audit)
+            .with_tracing(config.tracing.as_ref(), port)?,
+    );
     let pool = BlockingPool::for_host().map_err(StartError::Threads)?;
     let pool_size = pool.stats();
     tracing::info!(
@@ -291,6 +299,7 @@ pub async fn serve(config: Config, log: Arc<LogSink>, shutdown: impl Future<Outp
     let _ = admin.await;
     let storage = state.storage.clone();
     let _ = tokio::task::spawn_blocking(move || storage.flush()).await;
+    let _ = tokio::task::spawn_blocking(move || observers.flush_spans()).await;
     tracing::info!(target: "CONTROL", id = 23138, exitCode = 0, "Shutting down");
     Ok(())
 }

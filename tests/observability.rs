@@ -61,7 +61,7 @@ async fn observability_slow_query_log_line_has_mongod_fields() {
     assert_eq!(attr["keysExamined"], 0);
     assert_eq!(attr["nreturned"], 1);
     assert!(attr["durationMillis"].is_u64());
-    for phase in ["read", "parse", "plan", "execute", "encode", "write"] {
+    for phase in ["read", "parse", "plan", "execute", "storage", "journal", "encode", "write"] {
         assert!(attr["phasesMicros"][phase].is_u64(), "{phase} in {attr}");
     }
     assert_eq!(attr["queryShapeHash"].as_str().map(str::len), Some(16));

@@ -66,6 +66,11 @@ pub(crate) struct Args {
     /// with `--server-arg=--pgSharedNodes`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     pub(crate) nodes: u16,
+    /// Starts an OTLP/HTTP receiver in the harness that counts spans and points every monarchd
+    /// at it (`--otlpEndpoint`), to measure tracing's cost; set the ratio with
+    /// `--server-arg=--otlpSamplingRatio --server-arg=0.01`.
+    #[arg(long)]
+    pub(crate) otlp_sink: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long = "bench", hide = true)]
     pub(crate) _bench: bool,

@@ -53,6 +53,9 @@ mod floors;
 mod goals;
 mod measure;
 mod ops;
+#[path = "../../tests/common/otlp_receiver.rs"]
+mod otlp_receiver;
+mod otlp_sink;
 mod postgres_floor;
 mod process;
 mod report;
@@ -87,8 +90,11 @@ fn main() -> BenchResult<()> {
     // with each workload's.
     let runtime = tokio::runtime::Runtime::new()?;
     let mut echo = ServerProcess::echo()?;
+    let sink = args.otlp_sink.then(otlp_sink::OtlpSink::start).transpose()?;
+    let server_args: Vec<String> =
+        config.server_args.iter().cloned().chain(sink.iter().flat_map(otlp_sink::OtlpSink::server_args)).collect();
     let mut servers = (0..config.nodes)
-        .map(|_| ServerProcess::monarchd(&config.monarchd, &config.server_args))
+        .map(|_| ServerProcess::monarchd(&config.monarchd, &server_args))
         .collect::<BenchResult<Vec<_>>>()?;
     let outcome = runtime.block_on(run::run_workloads(&config, &mut servers, &echo, &selection.workloads));
     servers.iter_mut().for_each(ServerProcess::stop);
@@ -108,6 +114,11 @@ fn main() -> BenchResult<()> {
     goals::print_table(&goals, config.guard);
     let mut json = report.to_json();
     json["goals"] = goals::to_json(&goals);
+    if let Some(sink) = &sink {
+        let received = sink.summary();
+        println!("OTLP sink received: {received}");
+        json["otlp_sink"] = received;
+    }
     println!("JSON:");
     println!("{json}");
     if let Some(path) = &args.json {

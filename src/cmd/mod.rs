@@ -1069,12 +1069,12 @@ fn internal_error(spec: &CommandSpec) -> Error {
     Error::new(ErrorCode::InternalError, format!("internal error while running {}", spec.name))
 }
 
-/// Awaits the journal sync a reply waits for, counting the time as the request's storage
+/// Awaits the journal sync a reply waits for, counting the time as the request's journal
 /// phase.
 async fn finish_wait(ctx: &OwnedCtx, ticket: crate::storage::DurabilityTicket) -> Result<()> {
     let started = std::time::Instant::now();
     let outcome = ctx.state.storage.durable(ticket).await;
-    ctx.op.add_phase(|p| &mut p.storage, started.elapsed());
+    ctx.op.add_phase(|p| &mut p.journal, started.elapsed());
     outcome
 }
 

@@ -119,9 +119,9 @@ fn describe(op: &Operation) -> Document {
         entry.insert("effectiveUsers", users);
     }
     entry.insert("opid", i64::from(op.op_id));
-    if let Some(trace) = &op.trace_id {
+    if let Some(trace) = &op.trace {
         // Monarch's own: the trace of a `traceparent` in the comment (crate::obs::correlation).
-        entry.insert("traceId", trace.as_str());
+        entry.insert("traceId", trace.trace_id.as_str());
     }
     entry.insert("secs_running", i64::try_from(running.as_secs()).unwrap_or(i64::MAX));
     entry.insert("microsecs_running", i64::try_from(running.as_micros()).unwrap_or(i64::MAX));

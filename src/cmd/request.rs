@@ -175,7 +175,7 @@ impl CommandRequest {
             collection: self.collection_name().map(str::to_owned),
             users: client.auth.names.clone(),
             command: self.tracked_body(),
-            trace_id: comment.as_ref().and_then(crate::obs::correlation::trace_id_in),
+            trace: comment.as_ref().and_then(crate::op::trace_parent::in_comment),
             comment,
         }
     }

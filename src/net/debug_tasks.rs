@@ -42,7 +42,7 @@ fn operation(op: &Operation) -> Value {
         "connectionId": op.connection_id,
         "client": op.client.to_string(),
         "appName": op.app_name,
-        "traceId": op.trace_id,
+        "traceId": op.trace.as_ref().map(|t| t.trace_id.as_str()),
         "op": op.kind.name(),
         "ns": op.ns,
         "runningMicros": micros(op.started.elapsed()),
@@ -53,6 +53,7 @@ fn operation(op: &Operation) -> Value {
             "plan": micros(phases.plan),
             "execute": micros(phases.execute),
             "storage": micros(phases.storage),
+            "journal": micros(phases.journal),
         },
     })
 }

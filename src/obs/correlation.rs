@@ -4,40 +4,14 @@
 //!
 //! A client puts a trace in the `comment` field, as a string holding a `traceparent`
 //! (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, alone or inside other text) or as
-//! a document with a `traceparent` string field; the trace id is the second part.
+//! a document with a `traceparent` string field (`crate::op::trace_parent`).
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use bson::Bson;
 use serde_json::{Map, Value};
 
 use crate::op::Operation;
-
-/// The trace id of the W3C `traceparent` that `comment` carries, if it carries one.
-pub fn trace_id_in(comment: &Bson) -> Option<String> {
-    match comment {
-        Bson::String(text) => text.split(|c: char| !c.is_ascii_alphanumeric() && c != '-').find_map(trace_id_of),
-        Bson::Document(fields) => fields.get_str("traceparent").ok().and_then(trace_id_of),
-        _ => None,
-    }
-}
-
-/// The trace id of `traceparent` (version 00's layout), lower-case; none for an invalid one
-/// (the all-zero trace id is invalid, as the W3C says).
-fn trace_id_of(traceparent: &str) -> Option<String> {
-    let mut parts = traceparent.split('-');
-    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit());
-    let valid = parts.next().is_none()
-        && hex(version, 2)
-        && version != "ff"
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0');
-    valid.then(|| trace.to_ascii_lowercase())
-}
 
 thread_local! {
     /// The operation whose handler runs on this thread, and whether its comment is redacted.
@@ -81,32 +55,8 @@ pub fn add_current(attr: &mut Map<String, Value>) {
         if let Some(comment) = op.comment.as_ref().filter(|_| !redact) {
             attr.entry("comment").or_insert_with(|| comment.clone().into_relaxed_extjson());
         }
-        if let Some(trace) = &op.trace_id {
-            attr.entry("traceId").or_insert_with(|| Value::from(trace.as_str()));
+        if let Some(trace) = &op.trace {
+            attr.entry("traceId").or_insert_with(|| Value::from(trace.trace_id.as_str()));
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trace_ids_come_from_a_traceparent_in_the_comment() {
-        let traceparent = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";
-        let expected = Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned());
-        assert_eq!(trace_id_in(&Bson::String(traceparent.into())), expected);
-        assert_eq!(trace_id_in(&Bson::String(format!("checkout page; traceparent={traceparent}"))), expected);
-        assert_eq!(trace_id_in(&Bson::Document(bson::doc! { "traceparent": traceparent, "user": 7 })), expected);
-        for invalid in [
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
-            "a plain comment",
-        ] {
-            assert_eq!(trace_id_in(&Bson::String(invalid.into())), None, "{invalid}");
-        }
-        assert_eq!(trace_id_in(&Bson::Int32(7)), None);
-    }
 }

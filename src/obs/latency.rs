@@ -550,7 +550,7 @@ mod tests {
                     collection: Some("c".into()),
                     command: RawDocumentBuf::try_from(&doc! { "find": "c", "filter": { "a": 1 } }).unwrap(),
                     comment: None,
-                    trace_id: None,
+                    trace: None,
                 },
                 true,
             );

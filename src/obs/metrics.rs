@@ -103,6 +103,19 @@ impl Metrics {
         self.journal_sync.clone()
     }
 
+    /// `monarch_tracing_spans_total`, registered now: exported only by a server that traces
+    /// (`--otlpEndpoint`), so its absence says tracing is off.
+    pub fn tracing_spans(&self) -> IntCounterVec {
+        let spans = counter(
+            "monarch_tracing_spans_total",
+            "OpenTelemetry spans by outcome: recorded (sampled), exported (accepted by the collector), failed (export failed); recorded minus the others is queued or dropped from a full queue",
+            &["outcome"],
+        );
+        // Registered once per server, under a name no other family has: cannot fail.
+        let _ = self.registry.register(Box::new(spans.clone()));
+        spans
+    }
+
     /// Counts a slow (logged) operation.
     pub fn record_slow(&self) {
         self.slow_queries.inc();

@@ -245,8 +245,8 @@ pub fn entry(summary: &OpSummary<'_>) -> Document {
     }
     // Monarch's own: the correlation IDs (crate::obs::correlation).
     entry.insert("opid", i64::from(op.op_id));
-    if let Some(trace) = &op.trace_id {
-        entry.insert("traceId", trace.as_str());
+    if let Some(trace) = &op.trace {
+        entry.insert("traceId", trace.trace_id.as_str());
     }
     entry.insert("allUsers", Vec::<Bson>::new());
     entry.insert("user", "");

@@ -120,8 +120,8 @@ impl SlowLog {
         // Monarch's own: the correlation IDs (crate::obs::correlation); the comment is in
         // `command`, the application's name in `appName`.
         attr.insert("opid".into(), Value::from(op.op_id));
-        if let Some(trace) = &op.trace_id {
-            attr.insert("traceId".into(), Value::from(trace.as_str()));
+        if let Some(trace) = &op.trace {
+            attr.insert("traceId".into(), Value::from(trace.trace_id.as_str()));
         }
         attr.insert("protocol".into(), Value::from("op_msg"));
         let micros = |d: std::time::Duration| Value::from(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
@@ -133,6 +133,7 @@ impl SlowLog {
             ("plan", phases.plan),
             ("execute", phases.execute),
             ("storage", phases.storage),
+            ("journal", phases.journal),
             ("encode", phases.encode),
             ("write", phases.write),
         ] {

@@ -9,6 +9,7 @@
 mod exec_stats;
 mod interrupt;
 mod registry;
+pub mod trace_parent;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -98,8 +99,10 @@ pub struct Operation {
     pub app_name: Option<String>,
     /// The command's `comment`, if it has one.
     pub comment: Option<bson::Bson>,
-    /// The W3C trace id of a `traceparent` in the comment (see `crate::obs::correlation`).
-    pub trace_id: Option<String>,
+    /// The W3C `traceparent` in the comment, if it holds one (see [`trace_parent`]):
+    /// its trace id goes into every record the operation leaves, and its span is the parent of
+    /// the operation's span.
+    pub trace: Option<trace_parent::TraceParent>,
     /// When its message was decoded.
     pub started: Instant,
     /// The database (`$db`).
@@ -133,9 +136,12 @@ pub struct Phases {
     pub plan: Duration,
     /// Running the handler (plan included).
     pub execute: Duration,
-    /// Committing writes and waiting for their journal sync (inside `execute`; a read's
-    /// storage time is not separated from its execution).
+    /// Committing writes (inside `execute`; a read's storage time is not separated from its
+    /// execution).
     pub storage: Duration,
+    /// Waiting for the journal sync the write concern asked for (`j: true`), after the
+    /// handler (inside `execute`).
+    pub journal: Duration,
     /// Encoding the reply.
     pub encode: Duration,
     /// Writing the reply to the socket.
@@ -158,7 +164,7 @@ impl Operation {
             connection_id: start.connection_id,
             client: start.client,
             app_name: start.app_name,
-            trace_id: start.trace_id,
+            trace: start.trace,
             comment: start.comment,
             started: start.started,
             db: start.db,

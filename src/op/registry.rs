@@ -40,8 +40,8 @@ pub struct OpStart<'a> {
     pub command: RawDocumentBuf,
     /// The command's `comment`, if it has one.
     pub comment: Option<bson::Bson>,
-    /// The W3C trace id of a `traceparent` in the comment.
-    pub trace_id: Option<String>,
+    /// The W3C `traceparent` in the comment, if it holds one.
+    pub trace: Option<super::trace_parent::TraceParent>,
 }
 
 impl OpRegistry {
@@ -122,7 +122,7 @@ mod tests {
             collection: Some("c".into()),
             command: RawDocumentBuf::new(),
             comment: None,
-            trace_id: None,
+            trace: None,
         }
     }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses a different part of this helper")]
 #![expect(clippy::expect_used, reason = "a failed setup step must fail the test loudly")]
 
+pub mod otlp_receiver;
 pub mod pipeline;
 pub mod s3;
 pub mod tools;
