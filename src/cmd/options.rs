@@ -271,7 +271,8 @@ pub static GENERIC_ARGUMENTS: &[Field] = &[
     Field::honoured(
         "comment",
         "recorded with the command in `currentOp`, the profiler and the slow-query log, and on the lines its handler \
-         logs; a W3C `traceparent` in it gives `traceId` in all four",
+         logs; a W3C `traceparent` in it gives `traceId` in all four, and with `--otlpEndpoint` it is the parent \
+         of the operation's span ([tracing](../operations/tracing.md))",
     ),
     Field::honoured(
         "$readPreference",
