@@ -38,6 +38,7 @@ pub mod log;
 pub mod net;
 pub mod obs;
 pub mod op;
+pub mod pem;
 pub mod query;
 pub mod reload;
 pub mod repl;

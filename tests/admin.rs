@@ -755,6 +755,16 @@ async fn console_pages_answer_from_the_servers_own_commands() {
         named("things")["indexes"].as_array().expect("indexes").iter().map(|i| i["name"].clone()).collect();
     assert_eq!(indexes, ["_id_", "y_1"]);
     assert_eq!((named("recent")["type"].as_str(), named("recent")["count"].is_null()), (Some("view"), true));
+    // More collections than a find's first batch (101): listCollections answers them all in its
+    // first batch, as mongod does without a batchSize, so all are listed and no cursor stays open.
+    let many = client.database("consolemany");
+    for i in 0..105 {
+        many.create_collection(format!("c{i:03}")).await.expect("create");
+    }
+    let listing = checked(&spec, &get(port, "/api/collections"), "/api/collections", "get", 200);
+    let listed = listing["databases"].as_array().and_then(|d| d.iter().find(|d| d["name"] == "consolemany")).cloned();
+    assert_eq!(listed.and_then(|d| d["collections"].as_array().map(Vec::len)), Some(105));
+    assert_eq!(server.metric("monarch_cursors_open"), Some(0.0), "the console closed its cursors");
 
     // The log tail, filtered.
     let log = checked(&spec, &get(port, "/api/log?level=W"), "/api/log", "get", 200);

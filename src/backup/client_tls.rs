@@ -83,13 +83,5 @@ pub fn handshake(stream: &mut TlsStream) -> std::io::Result<()> {
 
 /// The certificates in the PEM file at `path` (at least one).
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, BackupError> {
-    let bad = |e: String| BackupError::BadArgument(format!("{}: {e}", path.display()));
-    let found = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if found.is_empty() {
-        return Err(bad("no certificate in it".to_owned()));
-    }
-    Ok(found)
+    crate::pem::certificates(path).map_err(|e| BackupError::BadArgument(format!("{}: {e}", path.display())))
 }

@@ -241,18 +241,11 @@ fn server_config(
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certificates = CertificateDer::pem_file_iter(path)
-        .map_err(|e| pem_error("certificates", path, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error("certificates", path, e))?;
-    if certificates.is_empty() {
-        return Err(TlsError::Pem {
-            what: "certificates",
-            path: path.to_owned(),
-            message: "no certificate found".into(),
-        });
-    }
-    Ok(certificates)
+    crate::pem::certificates(path).map_err(|message| TlsError::Pem {
+        what: "certificates",
+        path: path.to_owned(),
+        message,
+    })
 }
 
 fn pem_error(what: &'static str, path: &Path, error: impl std::fmt::Display) -> TlsError {

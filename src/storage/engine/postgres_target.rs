@@ -264,15 +264,7 @@ fn roots(mode: TlsMode, root: Option<&Path>) -> Result<RootCertStore, String> {
 
 /// The certificates in the PEM file at `path` (at least one), named `option` in errors.
 fn certificates(option: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bad = |error: String| format!("{option} {}: {error}", path.display());
-    let found = CertificateDer::pem_file_iter(path)
-        .map_err(|error| bad(error.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| bad(error.to_string()))?;
-    if found.is_empty() {
-        return Err(bad("no certificate in it".into()));
-    }
-    Ok(found)
+    crate::pem::certificates(path).map_err(|error| format!("{option} {}: {error}", path.display()))
 }
 
 /// How the server's certificate is checked, after `sslmode`: not at all (`prefer`,
