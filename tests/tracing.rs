@@ -96,6 +96,14 @@ fn children<'a>(spans: &'a [Received], parent: &Span) -> Vec<&'a Span> {
     spans.iter().map(|r| &r.span).filter(|s| s.parent_span_id == parent.span_id).collect()
 }
 
+/// A server exporting its spans to `endpoint`, with `args` besides, and a short batch delay
+/// (the SDK's `OTEL_BSP_SCHEDULE_DELAY`, in ms) so that spans arrive within a test's polls.
+fn traced_server(endpoint: &str, args: &[&str]) -> TestServer {
+    let dir = tempfile::tempdir().expect("dir");
+    let args: Vec<&str> = ["--otlpEndpoint", endpoint].into_iter().chain(args.iter().copied()).collect();
+    TestServer::start_with_env(dir, &[("OTEL_BSP_SCHEDULE_DELAY", "100")], &args)
+}
+
 fn traceparent(trace_id: &str, flags: &str) -> String {
     format!("00-{trace_id}-{PARENT_ID}-{flags}")
 }
@@ -104,9 +112,7 @@ fn traceparent(trace_id: &str, flags: &str) -> String {
 async fn tracing_exports_a_find_span_whose_parent_is_the_comments_traceparent() {
     let receiver = Receiver::start();
     let endpoint = format!("http://127.0.0.1:{}", receiver.port);
-    let dir = tempfile::tempdir().expect("dir");
-    // A short batch delay (the SDK's OTEL_BSP_SCHEDULE_DELAY) so spans arrive within the poll.
-    let server = TestServer::start_with_env(dir, &[("OTEL_BSP_SCHEDULE_DELAY", "100")], &["--otlpEndpoint", &endpoint]);
+    let server = traced_server(&endpoint, &[]);
     let client = server.client("").await;
     let db = client.database("tracing");
     let orders = db.collection::<Document>("orders");
@@ -188,8 +194,7 @@ async fn tracing_to_an_unreachable_collector_logs_once_and_counts_the_lost_spans
     // A port nothing listens on: every export is refused.
     let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
     let endpoint = format!("http://127.0.0.1:{closed}");
-    let dir = tempfile::tempdir().expect("dir");
-    let server = TestServer::start_with_env(dir, &[("OTEL_BSP_SCHEDULE_DELAY", "50")], &["--otlpEndpoint", &endpoint]);
+    let server = traced_server(&endpoint, &[]);
     let client = server.client("").await;
     let coll = client.database("tracing").collection::<Document>("lost");
     let failed = || server.metric("monarch_tracing_spans_total{outcome=\"failed\"}").unwrap_or(0.0);
@@ -213,8 +218,7 @@ async fn tracing_to_an_unreachable_collector_logs_once_and_counts_the_lost_spans
 async fn tracing_shows_a_writes_commit_and_journal_wait_and_a_failures_code() {
     let receiver = Receiver::start();
     let endpoint = format!("http://127.0.0.1:{}/v1/traces", receiver.port);
-    let dir = tempfile::tempdir().expect("dir");
-    let server = TestServer::start_with_env(dir, &[("OTEL_BSP_SCHEDULE_DELAY", "100")], &["--otlpEndpoint", &endpoint]);
+    let server = traced_server(&endpoint, &[]);
     let client = server.client("").await;
     let db = client.database("tracing");
     let journaled = mongodb::options::WriteConcern::builder().journal(true).build();
@@ -255,12 +259,7 @@ async fn tracing_shows_a_writes_commit_and_journal_wait_and_a_failures_code() {
 async fn tracing_at_ratio_zero_follows_only_sampled_callers() {
     let receiver = Receiver::start();
     let endpoint = format!("http://127.0.0.1:{}", receiver.port);
-    let dir = tempfile::tempdir().expect("dir");
-    let server = TestServer::start_with_env(
-        dir,
-        &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
-        &["--otlpEndpoint", &endpoint, "--otlpSamplingRatio", "0"],
-    );
+    let server = traced_server(&endpoint, &["--otlpSamplingRatio", "0"]);
     let client = server.client("").await;
     let coll = client.database("tracing").collection::<Document>("ratio");
     for _ in 0..50 {

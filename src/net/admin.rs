@@ -310,14 +310,8 @@ async fn handle(
         },
         "/queryStats" => query_stats(&admin, request.uri().query()),
         DEBUG_TASKS => json(StatusCode::OK, &super::debug_tasks::tasks(&admin.state)),
-        CPU_PROFILE | HEAP_PROFILE => {
-            let profile = if path == CPU_PROFILE {
-                super::debug_pprof::cpu_profile(request.uri().query()).await
-            } else {
-                super::debug_pprof::heap_profile().await
-            };
-            profile.unwrap_or_else(|e| json(e.status, &Unavailable { status: "error", reason: e.reason }))
-        }
+        CPU_PROFILE => profile_answer(super::debug_pprof::cpu_profile(request.uri().query()).await),
+        HEAP_PROFILE => profile_answer(super::debug_pprof::heap_profile().await),
         SECURITY_TXT => security_txt(&admin.state.config),
         // The settings in use, as `monarchd --validate-config` prints them (secrets masked).
         "/config" => {
@@ -373,6 +367,11 @@ fn allowed(admin: &AdminContext, peer: Peer, request: &Request<Incoming>) -> boo
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     bool::from(given.as_bytes().ct_eq(token.expose().as_bytes()))
+}
+
+/// A profile, or the admin server's `{status: "error", reason}` with the status that says why not.
+fn profile_answer(profile: Result<Response<Full<Bytes>>, super::debug_pprof::ProfileError>) -> Response<Full<Bytes>> {
+    profile.unwrap_or_else(|e| json(e.status, &Unavailable { status: "error", reason: e.reason }))
 }
 
 /// Query shapes that took the most total time (`?limit=N`, default 20): the same list as the

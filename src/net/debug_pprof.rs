@@ -45,6 +45,11 @@ impl ProfileError {
     fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         Self { status, reason: reason.into() }
     }
+
+    /// A 500: `what` failed because of `error`.
+    fn internal(what: &str, error: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {error}"))
+    }
 }
 
 /// How a CPU profile is answered.
@@ -91,10 +96,7 @@ pub async fn cpu_profile(query: Option<&str>) -> Result<Response<Full<Bytes>>, P
     });
     if let Err(error) = started {
         CPU_PROFILE_RUNNING.store(false, Ordering::Release);
-        return Err(ProfileError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot start the profiler: {error}"),
-        ));
+        return Err(ProfileError::internal("cannot start the profiler", error));
     }
     let body = answer.await.map_err(|_| {
         ProfileError::new(StatusCode::INTERNAL_SERVER_ERROR, "the profiler thread ended without a profile")
@@ -107,17 +109,14 @@ pub async fn cpu_profile(query: Option<&str>) -> Result<Response<Full<Bytes>>, P
 
 /// Samples for `length`, then encodes the report.
 fn record(length: Duration, format: Format) -> Result<Vec<u8>, ProfileError> {
-    let failed = |what: &str, error: pprof::Error| {
-        ProfileError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {error}"))
-    };
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(FREQUENCY)
         // Frames inside the C library and the unwinder say nothing about Monarch's work.
         .blocklist(&["libc", "libgcc", "pthread", "vdso"])
         .build()
-        .map_err(|e| failed("cannot start the profiler", e))?;
+        .map_err(|e| ProfileError::internal("cannot start the profiler", e))?;
     std::thread::sleep(length);
-    let report = guard.report().build().map_err(|e| failed("cannot build the report", e))?;
+    let report = guard.report().build().map_err(|e| ProfileError::internal("cannot build the report", e))?;
     drop(guard);
     match format {
         Format::FlameGraph => {
@@ -131,10 +130,8 @@ fn record(length: Duration, format: Format) -> Result<Vec<u8>, ProfileError> {
         }
         Format::Protobuf => {
             use pprof::protos::Message;
-            let profile = report.pprof().map_err(|e| failed("cannot encode the profile", e))?;
-            let bytes = profile.write_to_bytes().map_err(|e| {
-                ProfileError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the profile: {e}"))
-            })?;
+            let profile = report.pprof().map_err(|e| ProfileError::internal("cannot encode the profile", e))?;
+            let bytes = profile.write_to_bytes().map_err(|e| ProfileError::internal("cannot encode the profile", e))?;
             gzip(&bytes)
         }
     }
@@ -146,7 +143,7 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>, ProfileError> {
     encoder
         .write_all(bytes)
         .and_then(|()| encoder.finish())
-        .map_err(|e| ProfileError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot compress the profile: {e}")))
+        .map_err(|e| ProfileError::internal("cannot compress the profile", e))
 }
 
 /// Heap dumps go one at a time to one file, named once (jemalloc wants a C string that
@@ -159,18 +156,16 @@ static HEAP_DUMP_PATH: OnceLock<(std::path::PathBuf, &'static [u8])> = OnceLock:
 /// # Errors
 /// 501 when the allocator runs without its profiler; 500 when the dump fails.
 pub async fn heap_profile() -> Result<Response<Full<Bytes>>, ProfileError> {
-    let dump = tokio::task::spawn_blocking(dump_heap).await.map_err(|e| {
-        ProfileError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the heap dump did not finish: {e}"))
-    })??;
+    let dump = tokio::task::spawn_blocking(dump_heap)
+        .await
+        .map_err(|e| ProfileError::internal("the heap dump did not finish", e))??;
     Ok(attachment(dump, "text/plain; charset=utf-8", "attachment; filename=\"monarchd.heap\""))
 }
 
 fn dump_heap() -> Result<Vec<u8>, ProfileError> {
     use tikv_jemalloc_ctl::{Access, AsName};
-    let failed = |what: &str, error: &dyn std::fmt::Display| {
-        ProfileError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{what}: {error}"))
-    };
-    let profiling = tikv_jemalloc_ctl::profiling::prof::read().map_err(|e| failed("cannot ask the allocator", &e))?;
+    let profiling = tikv_jemalloc_ctl::profiling::prof::read()
+        .map_err(|e| ProfileError::internal("cannot ask the allocator", e))?;
     if !profiling {
         return Err(ProfileError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -184,8 +179,11 @@ fn dump_heap() -> Result<Vec<u8>, ProfileError> {
         (file, c_path.leak())
     });
     let _one_at_a_time = HEAP_DUMP.lock().unwrap_or_else(PoisonError::into_inner);
-    b"prof.dump\0".name().write(*c_path).map_err(|e| failed("jemalloc could not dump the heap profile", &e))?;
-    let dump = std::fs::read(file).map_err(|e| failed("cannot read the heap dump", &e))?;
+    b"prof.dump\0"
+        .name()
+        .write(*c_path)
+        .map_err(|e| ProfileError::internal("jemalloc could not dump the heap profile", e))?;
+    let dump = std::fs::read(file).map_err(|e| ProfileError::internal("cannot read the heap dump", e))?;
     let _ = std::fs::remove_file(file);
     Ok(dump)
 }

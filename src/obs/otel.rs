@@ -14,7 +14,6 @@
 //! Attributes follow OpenTelemetry's database semantic conventions (`db.*`, `server.*`,
 //! `error.type`); Monarch's own are under `monarch.`.
 
-use std::borrow::Cow;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -129,10 +128,10 @@ impl Tracing {
         if let Some(code) = summary.error {
             root.set_status(Status::error(code.name()));
         }
+        self.recorded.inc();
         let operation = parent.with_span(root);
-        let phases = phase_spans(&self.tracer, &operation, start, &summary.phases);
+        phase_spans(&self.tracer, &self.recorded, &operation, start, &summary.phases);
         operation.span().end_with_timestamp(end);
-        self.recorded.inc_by(1 + phases);
     }
 
     /// The operation span's attributes.
@@ -202,32 +201,22 @@ fn remote_parent(trace: &TraceParent) -> Option<SpanContext> {
 }
 
 /// The phase spans under `operation`, which started at `start` (see the module's comment for
-/// how they are laid out), and how many there are. Phases that took no time get no span.
-fn phase_spans(tracer: &SdkTracer, operation: &Context, start: SystemTime, phases: &Phases) -> u64 {
-    let made = std::cell::Cell::new(0);
+/// how they are laid out), each counted in `recorded`. Phases that took no time get no span.
+fn phase_spans(tracer: &SdkTracer, recorded: &IntCounter, operation: &Context, start: SystemTime, phases: &Phases) {
+    let begin = |parent: &Context, name: &'static str, from: SystemTime| {
+        recorded.inc();
+        tracer.span_builder(name).with_kind(SpanKind::Internal).with_start_time(from).start_with_context(tracer, parent)
+    };
     let child = |parent: &Context, name: &'static str, from: SystemTime, spent: Duration| {
-        if spent.is_zero() {
-            return;
+        if !spent.is_zero() {
+            begin(parent, name, from).end_with_timestamp(from + spent);
         }
-        made.set(made.get() + 1);
-        tracer
-            .span_builder(Cow::Borrowed(name))
-            .with_kind(SpanKind::Internal)
-            .with_start_time(from)
-            .start_with_context(tracer, parent)
-            .end_with_timestamp(from + spent);
     };
     child(operation, "parse", start, phases.parse);
     let execute_start = start + phases.parse;
     let execute_end = execute_start + phases.execute;
     if !phases.execute.is_zero() {
-        let execute = tracer
-            .span_builder("execute")
-            .with_kind(SpanKind::Internal)
-            .with_start_time(execute_start)
-            .start_with_context(tracer, operation);
-        made.set(made.get() + 1);
-        let execution = operation.with_span(execute);
+        let execution = operation.with_span(begin(operation, "execute", execute_start));
         child(&execution, "plan", execute_start, phases.plan);
         let journal_start = execute_end.checked_sub(phases.journal).unwrap_or(execute_start).max(execute_start);
         let storage_start = journal_start.checked_sub(phases.storage).unwrap_or(execute_start).max(execute_start);
@@ -236,7 +225,6 @@ fn phase_spans(tracer: &SdkTracer, operation: &Context, start: SystemTime, phase
         execution.span().end_with_timestamp(execute_end);
     }
     child(operation, "encode", execute_end, phases.encode);
-    made.get()
 }
 
 /// The OTLP exporter, counting the spans it exports and fails to, and logging failures at
